@@ -1,0 +1,353 @@
+package protocol
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/ipfs/go-cid"
+)
+
+// Field limits. Counts are entries, lengths are bytes of UTF-8.
+const (
+	MaxNameLen       = 200
+	MaxLicenceLen    = 200
+	MaxTitleLen      = 300
+	MaxSummaryLen    = 16 << 10
+	MaxKindLen       = 64
+	MaxRationaleLen  = 8 << 10
+	MaxKeys          = 256 // association, maintainers, revoked: each
+	MaxBootstrap     = 32
+	MaxMultiaddrLen  = 512
+	MaxPrev          = 16
+	MaxPayload       = 64
+	MaxFileNameLen   = 255
+	DefaultBlobLimit = 64 << 20 // payload blob size when the manifest sets none
+)
+
+// Provenance values of a contribution.
+const (
+	ProvenanceVolunteer = "volunteer"
+	ProvenancePaid      = "paid"
+)
+
+// Review decisions.
+const (
+	DecisionAccept  = "accept"
+	DecisionReject  = "reject"
+	DecisionRetract = "retract"
+)
+
+// Policy holds a commons' limits.
+type Policy struct {
+	// MaxBlobBytes caps each payload blob; 0 means DefaultBlobLimit.
+	MaxBlobBytes uint64 `cbor:"max_blob_bytes,omitempty"`
+}
+
+// Manifest is the for-benefit association's licence manifest. The genesis
+// manifest (no commons, no prev, version 0) founds a commons; its CID is the
+// commons ID. An update names its predecessors in Prev and must be signed by
+// Threshold keys of each predecessor's Association.
+type Manifest struct {
+	Name         string      `cbor:"name"`
+	Licence      string      `cbor:"licence"`
+	LicenceText  *Link       `cbor:"licence_text,omitempty"`
+	Association  []PublicKey `cbor:"association"`
+	Threshold    uint64      `cbor:"threshold"`
+	Maintainers  []PublicKey `cbor:"maintainers,omitempty"`
+	Quorum       uint64      `cbor:"quorum,omitempty"`
+	RejectQuorum uint64      `cbor:"reject_quorum,omitempty"`
+	Revoked      []PublicKey `cbor:"revoked,omitempty"`
+	Bootstrap    []string    `cbor:"bootstrap,omitempty"`
+	Policy       *Policy     `cbor:"policy,omitempty"`
+	Prev         []Link      `cbor:"prev,omitempty"`
+	Version      uint64      `cbor:"version,omitempty"`
+}
+
+// Type implements Body.
+func (*Manifest) Type() Type { return TypeManifest }
+
+func (m *Manifest) links() []cid.Cid {
+	out := make([]cid.Cid, 0, len(m.Prev))
+	for _, p := range m.Prev {
+		out = append(out, p.Cid)
+	}
+	return out
+}
+
+// BlobLimit returns the payload blob size limit of this manifest version.
+func (m *Manifest) BlobLimit() uint64 {
+	if m.Policy == nil || m.Policy.MaxBlobBytes == 0 {
+		return DefaultBlobLimit
+	}
+	return m.Policy.MaxBlobBytes
+}
+
+// IsMaintainer reports whether k is among the version's maintainers.
+func (m *Manifest) IsMaintainer(k PublicKey) bool { return containsKey(m.Maintainers, k) }
+
+// IsAssociation reports whether k is among the version's association keys.
+func (m *Manifest) IsAssociation(k PublicKey) bool { return containsKey(m.Association, k) }
+
+func containsKey(ks []PublicKey, k PublicKey) bool {
+	for _, x := range ks {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Manifest) validate() error {
+	if err := checkText("body.name", m.Name, MaxNameLen, true); err != nil {
+		return err
+	}
+	if err := checkLicence(m.Licence); err != nil {
+		return err
+	}
+	if m.LicenceText != nil {
+		if err := checkCID(m.LicenceText.Cid, CodecRaw); err != nil {
+			return fieldErr("body.licence_text", ErrInvalid, "%v", err)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		keys []PublicKey
+	}{{"body.association", m.Association}, {"body.maintainers", m.Maintainers}, {"body.revoked", m.Revoked}} {
+		if err := checkKeySet(f.name, f.keys); err != nil {
+			return err
+		}
+	}
+	if len(m.Association) == 0 {
+		return fieldErr("body.association", ErrMissing, "a manifest needs at least one association key")
+	}
+	if m.Threshold < 1 || m.Threshold > uint64(len(m.Association)) {
+		return fieldErr("body.threshold", ErrInvalid, "%d, want 1..%d (the association's size)", m.Threshold, len(m.Association))
+	}
+	if len(m.Maintainers) == 0 {
+		if m.Quorum != 0 || m.RejectQuorum != 0 {
+			return fieldErr("body.quorum", ErrInvalid, "a quorum needs maintainers")
+		}
+	} else {
+		if m.Quorum < 1 || m.Quorum > uint64(len(m.Maintainers)) {
+			return fieldErr("body.quorum", ErrInvalid, "%d, want 1..%d (the number of maintainers)", m.Quorum, len(m.Maintainers))
+		}
+		if m.RejectQuorum < 1 || m.RejectQuorum > uint64(len(m.Maintainers)) {
+			return fieldErr("body.reject_quorum", ErrInvalid, "%d, want 1..%d (the number of maintainers)", m.RejectQuorum, len(m.Maintainers))
+		}
+	}
+	if len(m.Bootstrap) > MaxBootstrap {
+		return fieldErr("body.bootstrap", ErrTooLarge, "%d addresses, limit %d", len(m.Bootstrap), MaxBootstrap)
+	}
+	for i, a := range m.Bootstrap {
+		if a == "" || a[0] != '/' || len(a) > MaxMultiaddrLen || strings.ContainsFunc(a, unicode.IsSpace) {
+			return fieldErr(fmt.Sprintf("body.bootstrap[%d]", i), ErrInvalid, "%q is not a multiaddr", a)
+		}
+	}
+	if m.Policy != nil && *m.Policy == (Policy{}) {
+		return fieldErr("body.policy", ErrInvalid, "an empty policy must be omitted")
+	}
+	if len(m.Prev) > MaxPrev {
+		return fieldErr("body.prev", ErrTooLarge, "%d predecessors, limit %d", len(m.Prev), MaxPrev)
+	}
+	for i, p := range m.Prev {
+		if err := checkCID(p.Cid, CodecDagCBOR); err != nil {
+			return fieldErr(fmt.Sprintf("body.prev[%d]", i), ErrInvalid, "%v", err)
+		}
+		if i > 0 && bytes.Compare(m.Prev[i-1].Bytes(), p.Bytes()) >= 0 {
+			return fieldErr("body.prev", ErrInvalid, "must be sorted by CID bytes, without duplicates")
+		}
+	}
+	return nil
+}
+
+// validateEnvelope checks what ties a manifest body to its envelope.
+func (m *Manifest) validateEnvelope(r *Record) error {
+	if !r.Commons.Defined() {
+		if len(m.Prev) != 0 || m.Version != 0 {
+			return fieldErr("body.prev", ErrInvalid, "a genesis manifest (no commons) has no prev and version 0")
+		}
+		if !m.IsAssociation(r.Author) {
+			return fieldErr("author", ErrInvalid, "a genesis manifest is signed by one of its own association keys")
+		}
+		return nil
+	}
+	if len(m.Prev) == 0 {
+		return fieldErr("body.prev", ErrMissing, "a manifest update names its predecessors")
+	}
+	if m.Version == 0 {
+		return fieldErr("body.version", ErrInvalid, "a manifest update has version 1 or more")
+	}
+	return nil
+}
+
+// PayloadRef names one payload blob of a contribution.
+type PayloadRef struct {
+	CID  Link   `cbor:"cid"`
+	Name string `cbor:"name,omitempty"`
+	Size uint64 `cbor:"size"`
+}
+
+// Contribution is a contributor's signed work: open input to the commons.
+// Licence is the manifest version the author contributes under (assent to
+// its licence).
+type Contribution struct {
+	Title      string       `cbor:"title"`
+	Summary    string       `cbor:"summary,omitempty"`
+	Kind       string       `cbor:"kind,omitempty"`
+	Payload    []PayloadRef `cbor:"payload,omitempty"`
+	Licence    Link         `cbor:"licence"`
+	Revises    *Link        `cbor:"revises,omitempty"`
+	Provenance string       `cbor:"provenance"`
+	Sponsor    *PublicKey   `cbor:"sponsor,omitempty"`
+}
+
+// Type implements Body.
+func (*Contribution) Type() Type { return TypeContribution }
+
+func (c *Contribution) links() []cid.Cid {
+	out := []cid.Cid{c.Licence.Cid}
+	if c.Revises != nil {
+		out = append(out, c.Revises.Cid)
+	}
+	return out
+}
+
+func (c *Contribution) validate() error {
+	if err := checkText("body.title", c.Title, MaxTitleLen, true); err != nil {
+		return err
+	}
+	if err := checkText("body.summary", c.Summary, MaxSummaryLen, false); err != nil {
+		return err
+	}
+	if len(c.Kind) > MaxKindLen || strings.IndexFunc(c.Kind, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	}) >= 0 {
+		return fieldErr("body.kind", ErrInvalid, "%q: use up to %d of a-z 0-9 - _ .", c.Kind, MaxKindLen)
+	}
+	if len(c.Payload) > MaxPayload {
+		return fieldErr("body.payload", ErrTooLarge, "%d blobs, limit %d", len(c.Payload), MaxPayload)
+	}
+	seen := make(map[cid.Cid]bool, len(c.Payload))
+	for i, p := range c.Payload {
+		f := fmt.Sprintf("body.payload[%d]", i)
+		if !p.CID.Defined() {
+			return fieldErr(f+".cid", ErrMissing, "")
+		}
+		if err := checkCID(p.CID.Cid, CodecRaw); err != nil {
+			return fieldErr(f+".cid", ErrInvalid, "%v", err)
+		}
+		if seen[p.CID.Cid] {
+			return fieldErr(f+".cid", ErrInvalid, "duplicate payload %s", p.CID)
+		}
+		seen[p.CID.Cid] = true
+		if err := checkText(f+".name", p.Name, MaxFileNameLen, false); err != nil {
+			return err
+		}
+		if strings.ContainsAny(p.Name, "/\\\x00") {
+			return fieldErr(f+".name", ErrInvalid, "%q: a file name, not a path", p.Name)
+		}
+	}
+	if !c.Licence.Defined() {
+		return fieldErr("body.licence", ErrMissing, "a contribution names the manifest it is licensed under")
+	}
+	if err := checkCID(c.Licence.Cid, CodecDagCBOR); err != nil {
+		return fieldErr("body.licence", ErrInvalid, "%v", err)
+	}
+	if c.Revises != nil {
+		if err := checkCID(c.Revises.Cid, CodecDagCBOR); err != nil {
+			return fieldErr("body.revises", ErrInvalid, "%v", err)
+		}
+	}
+	switch c.Provenance {
+	case ProvenanceVolunteer:
+		if c.Sponsor != nil {
+			return fieldErr("body.sponsor", ErrInvalid, "volunteer work has no sponsor")
+		}
+	case ProvenancePaid:
+	case "":
+		return fieldErr("body.provenance", ErrMissing, "")
+	default:
+		return fieldErr("body.provenance", ErrInvalid, "%q, want %q or %q", c.Provenance, ProvenanceVolunteer, ProvenancePaid)
+	}
+	return nil
+}
+
+// Review is a maintainer's decision on a contribution, made under a manifest
+// version (Under) that names them as maintainer.
+type Review struct {
+	Target    Link   `cbor:"target"`
+	Decision  string `cbor:"decision"`
+	Rationale string `cbor:"rationale,omitempty"`
+	Under     Link   `cbor:"under"`
+}
+
+// Type implements Body.
+func (*Review) Type() Type { return TypeReview }
+
+func (v *Review) links() []cid.Cid { return []cid.Cid{v.Target.Cid, v.Under.Cid} }
+
+func (v *Review) validate() error {
+	if !v.Target.Defined() {
+		return fieldErr("body.target", ErrMissing, "")
+	}
+	if err := checkCID(v.Target.Cid, CodecDagCBOR); err != nil {
+		return fieldErr("body.target", ErrInvalid, "%v", err)
+	}
+	if !v.Under.Defined() {
+		return fieldErr("body.under", ErrMissing, "")
+	}
+	if err := checkCID(v.Under.Cid, CodecDagCBOR); err != nil {
+		return fieldErr("body.under", ErrInvalid, "%v", err)
+	}
+	switch v.Decision {
+	case DecisionAccept, DecisionReject, DecisionRetract:
+	case "":
+		return fieldErr("body.decision", ErrMissing, "")
+	default:
+		return fieldErr("body.decision", ErrInvalid, "%q, want accept, reject or retract", v.Decision)
+	}
+	return checkText("body.rationale", v.Rationale, MaxRationaleLen, false)
+}
+
+func checkText(field, s string, max int, required bool) error {
+	if required && strings.TrimSpace(s) == "" {
+		return fieldErr(field, ErrMissing, "")
+	}
+	if len(s) > max {
+		return fieldErr(field, ErrTooLarge, "%d bytes, limit %d", len(s), max)
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) {
+		return fieldErr(field, ErrInvalid, "control characters are not allowed")
+	}
+	return nil
+}
+
+// checkLicence accepts an SPDX license expression: identifiers (letters,
+// digits, '.', '-', '+', "LicenseRef-…"), the operators AND, OR and WITH,
+// and parentheses.
+func checkLicence(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return fieldErr("body.licence", ErrMissing, "an SPDX licence expression, e.g. CC-BY-SA-4.0")
+	}
+	if len(s) > MaxLicenceLen {
+		return fieldErr("body.licence", ErrTooLarge, "%d bytes, limit %d", len(s), MaxLicenceLen)
+	}
+	if err := parseSPDX(s); err != nil {
+		return fieldErr("body.licence", ErrInvalid, "%q is not an SPDX expression: %v", s, err)
+	}
+	return nil
+}
+
+func checkKeySet(field string, ks []PublicKey) error {
+	if len(ks) > MaxKeys {
+		return fieldErr(field, ErrTooLarge, "%d keys, limit %d", len(ks), MaxKeys)
+	}
+	for i := 1; i < len(ks); i++ {
+		if ks[i-1].Compare(ks[i]) >= 0 {
+			return fieldErr(field, ErrInvalid, "keys must be sorted by bytes, without duplicates")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,295 @@
+package protocol
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/ipfs/go-cid"
+)
+
+// MaxRecordSize is the largest encoded record, in bytes. Payloads live in
+// blobs, so records stay small.
+const MaxRecordSize = 64 << 10
+
+// Type names a record type; it is the envelope's "type" field.
+type Type string
+
+// The record types.
+const (
+	TypeManifest     Type = "manifest"
+	TypeContribution Type = "contribution"
+	TypeReview       Type = "review"
+)
+
+// Body is the per-type part of a record: *Manifest, *Contribution or *Review.
+type Body interface {
+	// Type returns the record type this body belongs to.
+	Type() Type
+	// links returns the record CIDs the body references.
+	links() []cid.Cid
+	// validate checks the body's fields statelessly.
+	validate() error
+}
+
+// Cosig is an additional signature on a manifest by another association
+// key, so that updates can meet a threshold above one.
+type Cosig struct {
+	Key PublicKey `cbor:"key"`
+	Sig Signature `cbor:"sig"`
+}
+
+// Record is a decoded record. Commons is cid.Undef for a genesis manifest,
+// whose own CID is the commons ID. Links, the envelope's dependency list, is
+// derived from the body and so has no field of its own.
+type Record struct {
+	Commons cid.Cid
+	Author  PublicKey
+	Time    HLC
+	Body    Body
+	Sig     Signature
+	Cosigs  []Cosig
+}
+
+// Type returns the record's type.
+func (r *Record) Type() Type { return r.Body.Type() }
+
+// Links returns the sorted, duplicate-free CIDs of the records this record
+// depends on (a manifest's predecessors, a contribution's licence manifest
+// and revised contribution, a review's target and manifest).
+func (r *Record) Links() []cid.Cid { return sortLinks(r.Body.links()) }
+
+// IsGenesis reports whether r is a genesis manifest.
+func (r *Record) IsGenesis() bool { return r.Type() == TypeManifest && !r.Commons.Defined() }
+
+// Manifest returns the body as a manifest, or nil.
+func (r *Record) Manifest() *Manifest { m, _ := r.Body.(*Manifest); return m }
+
+// Contribution returns the body as a contribution, or nil.
+func (r *Record) Contribution() *Contribution { c, _ := r.Body.(*Contribution); return c }
+
+// Review returns the body as a review, or nil.
+func (r *Record) Review() *Review { v, _ := r.Body.(*Review); return v }
+
+// wireRecord is the envelope as it is encoded.
+type wireRecord struct {
+	Type    string          `cbor:"type"`
+	Commons *Link           `cbor:"commons,omitempty"`
+	Author  []byte          `cbor:"author"`
+	Time    uint64          `cbor:"time"`
+	Links   []Link          `cbor:"links,omitempty"`
+	Body    cbor.RawMessage `cbor:"body"`
+	Sig     []byte          `cbor:"sig,omitempty"`
+	Cosigs  []Cosig         `cbor:"cosigs,omitempty"`
+}
+
+// MarshalCBOR encodes a key as a 32-byte byte string.
+func (k PublicKey) MarshalCBOR() ([]byte, error) { return encMode.Marshal(k[:]) }
+
+// UnmarshalCBOR decodes a key, insisting on 32 bytes.
+func (k *PublicKey) UnmarshalCBOR(data []byte) error {
+	var b []byte
+	if err := decMode.Unmarshal(data, &b); err != nil {
+		return err
+	}
+	if len(b) != PublicKeySize {
+		return fmt.Errorf("public key has %d bytes, want %d", len(b), PublicKeySize)
+	}
+	copy(k[:], b)
+	return nil
+}
+
+// MarshalCBOR encodes a signature as a 64-byte byte string.
+func (s Signature) MarshalCBOR() ([]byte, error) { return encMode.Marshal(s[:]) }
+
+// UnmarshalCBOR decodes a signature, insisting on 64 bytes.
+func (s *Signature) UnmarshalCBOR(data []byte) error {
+	var b []byte
+	if err := decMode.Unmarshal(data, &b); err != nil {
+		return err
+	}
+	if len(b) != SignatureSize {
+		return fmt.Errorf("signature has %d bytes, want %d", len(b), SignatureSize)
+	}
+	copy(s[:], b)
+	return nil
+}
+
+// encode produces the canonical bytes of r; with signed false, the bytes
+// omit sig and cosigs (the bytes that signatures cover, before the prefix).
+func (r *Record) encode(signed bool) ([]byte, error) {
+	body, err := encMode.Marshal(r.Body)
+	if err != nil {
+		return nil, fmt.Errorf("encode body: %w", err)
+	}
+	w := wireRecord{
+		Type:   string(r.Type()),
+		Author: r.Author[:],
+		Time:   uint64(r.Time),
+		Body:   body,
+	}
+	if r.Commons.Defined() {
+		w.Commons = &Link{r.Commons}
+	}
+	for _, l := range r.Links() {
+		w.Links = append(w.Links, Link{l})
+	}
+	if signed {
+		w.Sig = r.Sig[:]
+		w.Cosigs = r.Cosigs
+	}
+	return encMode.Marshal(&w)
+}
+
+// Encode validates r and returns its canonical DAG-CBOR bytes and CID.
+// It does not check signatures; Sign fills them.
+func Encode(r *Record) ([]byte, cid.Cid, error) {
+	if err := r.validate(); err != nil {
+		return nil, cid.Undef, err
+	}
+	raw, err := r.encode(true)
+	if err != nil {
+		return nil, cid.Undef, fmt.Errorf("protocol: encode record: %w", err)
+	}
+	if len(raw) > MaxRecordSize {
+		return nil, cid.Undef, fieldErr("record", ErrTooLarge, "%d bytes, limit %d", len(raw), MaxRecordSize)
+	}
+	return raw, RecordCID(raw), nil
+}
+
+// Block is a record together with its exact bytes and CID.
+type Block struct {
+	CID    cid.Cid
+	Raw    []byte
+	Record *Record
+
+	signing []byte // prefixed signing bytes, computed by Parse
+}
+
+// Parse decodes raw into a record and checks everything that does not need a
+// signature check or a clock: size, DAG-CBOR shape and canonical form, type,
+// required fields and field limits. It computes the CID.
+func Parse(raw []byte) (*Block, error) {
+	if len(raw) > MaxRecordSize {
+		return nil, fieldErr("record", ErrTooLarge, "%d bytes, limit %d", len(raw), MaxRecordSize)
+	}
+	var w wireRecord
+	if err := decMode.Unmarshal(raw, &w); err != nil {
+		return nil, fieldErr("record", ErrMalformed, "%v", err)
+	}
+	r, err := fromWire(&w)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.validate(); err != nil {
+		return nil, err
+	}
+	again, err := r.encode(true)
+	if err != nil {
+		return nil, fieldErr("record", ErrMalformed, "%v", err)
+	}
+	if !bytes.Equal(again, raw) {
+		return nil, fieldErr("record", ErrNonCanonical, "re-encoding gives different bytes")
+	}
+	signing, err := r.signingBytes()
+	if err != nil {
+		return nil, fieldErr("record", ErrMalformed, "%v", err)
+	}
+	return &Block{CID: RecordCID(raw), Raw: raw, Record: r, signing: signing}, nil
+}
+
+func fromWire(w *wireRecord) (*Record, error) {
+	r := &Record{Time: HLC(w.Time), Cosigs: w.Cosigs}
+	if w.Commons != nil {
+		r.Commons = w.Commons.Cid
+	}
+	if len(w.Author) != PublicKeySize {
+		return nil, fieldErr("author", ErrInvalid, "%d bytes, want %d", len(w.Author), PublicKeySize)
+	}
+	copy(r.Author[:], w.Author)
+	if len(w.Sig) != SignatureSize {
+		return nil, fieldErr("sig", ErrInvalid, "%d bytes, want %d", len(w.Sig), SignatureSize)
+	}
+	copy(r.Sig[:], w.Sig)
+	switch Type(w.Type) {
+	case TypeManifest:
+		r.Body = new(Manifest)
+	case TypeContribution:
+		r.Body = new(Contribution)
+	case TypeReview:
+		r.Body = new(Review)
+	default:
+		return nil, fieldErr("type", ErrUnknownType, "%q", w.Type)
+	}
+	if len(w.Body) == 0 {
+		return nil, fieldErr("body", ErrMissing, "")
+	}
+	if err := decMode.Unmarshal(w.Body, r.Body); err != nil {
+		return nil, fieldErr("body", ErrMalformed, "%v", err)
+	}
+	links := make([]cid.Cid, len(w.Links))
+	for i, l := range w.Links {
+		links[i] = l.Cid
+	}
+	if want := r.Links(); !slices.EqualFunc(links, want, cid.Cid.Equals) {
+		return nil, fieldErr("links", ErrInvalid, "must list exactly the record CIDs the body references, sorted")
+	}
+	return r, nil
+}
+
+// validate checks the envelope and body statelessly.
+func (r *Record) validate() error {
+	if r.Body == nil {
+		return fieldErr("body", ErrMissing, "")
+	}
+	if r.Time == 0 {
+		return fieldErr("time", ErrMissing, "")
+	}
+	if r.Commons.Defined() {
+		if err := checkCID(r.Commons, CodecDagCBOR); err != nil {
+			return fieldErr("commons", ErrInvalid, "%v", err)
+		}
+	} else if r.Type() != TypeManifest {
+		return fieldErr("commons", ErrMissing, "a %s must name its commons", r.Type())
+	}
+	if len(r.Cosigs) > 0 && r.Type() != TypeManifest {
+		return fieldErr("cosigs", ErrInvalid, "only manifests carry co-signatures")
+	}
+	for i, c := range r.Cosigs {
+		if c.Key == r.Author {
+			return fieldErr(fmt.Sprintf("cosigs[%d].key", i), ErrInvalid, "the author signs in sig, not in cosigs")
+		}
+		if i > 0 && r.Cosigs[i-1].Key.Compare(c.Key) >= 0 {
+			return fieldErr("cosigs", ErrInvalid, "must be sorted by key, without duplicates")
+		}
+	}
+	if err := r.Body.validate(); err != nil {
+		return err
+	}
+	if m := r.Manifest(); m != nil {
+		if err := m.validateEnvelope(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckTime reports ErrFutureTime if the record's time is more than
+// MaxClockSkew ahead of nowMillis. The caller supplies the clock; a record
+// that fails may be valid later and must only be delayed.
+func CheckTime(r *Record, nowMillis int64) error {
+	if r.Time.Millis() > nowMillis+MaxClockSkewMillis {
+		return fieldErr("time", ErrFutureTime, "%d ms ahead of this node's clock", r.Time.Millis()-nowMillis)
+	}
+	return nil
+}
+
+// MaxClockSkewMillis is how far ahead of the local clock a record's time may
+// be before it is delayed: five minutes.
+const MaxClockSkewMillis = 5 * 60 * 1000
+
+func sortLinks(ls []cid.Cid) []cid.Cid {
+	slices.SortFunc(ls, func(a, b cid.Cid) int { return bytes.Compare(a.Bytes(), b.Bytes()) })
+	return slices.CompactFunc(ls, cid.Cid.Equals)
+}
