@@ -1,0 +1,91 @@
+// Package store persists a node's data: records and payload blobs by CID,
+// the local feed log of each commons (arrival order, with cursors), and the
+// list of commons the node replicates.
+//
+// The Store interface is deliberately narrow. Package badgerstore is the
+// embedded default; package memstore is an in-memory implementation for
+// tests. Both pass the conformance suite in package storetest.
+//
+// A store holds only records that passed validation: restarting a node
+// rebuilds its view from the store without verifying signatures again.
+//
+// This package does no networking and imports neither libp2p nor crdt.
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/ipfs/go-cid"
+)
+
+// ErrNotFound is returned when a record, blob or commons is not stored.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrClosed is returned by every method after Close.
+var ErrClosed = errors.New("store: closed")
+
+// Entry is a validated record to store.
+type Entry struct {
+	CID     cid.Cid // the record's CID
+	Commons cid.Cid // the commons it belongs to (a genesis manifest: its own CID)
+	Raw     []byte  // the record's exact bytes
+}
+
+// Stored is a record as the feed log returns it.
+type Stored struct {
+	Cursor  uint64 // position in its commons' feed log, from 1
+	CID     cid.Cid
+	Commons cid.Cid
+	Raw     []byte
+}
+
+// Store persists records, blobs and the feed log. Implementations are safe
+// for concurrent use.
+type Store interface {
+	// PutRecords stores entries atomically and durably: when it returns nil,
+	// every entry survives a crash (kill -9, power loss aside from disk
+	// lies). A call costs one sync however many entries it holds (group
+	// commit). Entries already stored, or repeated within the call, are
+	// skipped. The result has one cursor per entry: the feed position newly
+	// assigned in the entry's commons, or 0 if it was already stored.
+	// Cursors in a commons increase by one with each new record and are
+	// never reused.
+	PutRecords(ctx context.Context, entries []Entry) ([]uint64, error)
+
+	// GetRecord returns a record's bytes, or ErrNotFound.
+	GetRecord(ctx context.Context, c cid.Cid) ([]byte, error)
+
+	// HasRecord reports whether a record is stored.
+	HasRecord(ctx context.Context, c cid.Cid) (bool, error)
+
+	// Feed returns up to limit records of a commons with cursors greater
+	// than after, in cursor order. Resuming from the last cursor returned
+	// never skips or repeats a record. An empty result means the caller is
+	// up to date. A commons with no records gives an empty result.
+	Feed(ctx context.Context, commons cid.Cid, after uint64, limit int) ([]Stored, error)
+
+	// FeedHead returns the highest cursor assigned in a commons (0 if none),
+	// which is also its number of records.
+	FeedHead(ctx context.Context, commons cid.Cid) (uint64, error)
+
+	// PutBlob stores a payload blob under its CID (CIDv1, raw, sha2-256),
+	// durably, and returns the CID. Storing the same blob twice is a no-op.
+	PutBlob(ctx context.Context, data []byte) (cid.Cid, error)
+
+	// GetBlob returns a blob, or ErrNotFound.
+	GetBlob(ctx context.Context, c cid.Cid) ([]byte, error)
+
+	// HasBlob reports whether a blob is stored.
+	HasBlob(ctx context.Context, c cid.Cid) (bool, error)
+
+	// AddCommons records, durably, that this node replicates a commons.
+	// Adding one twice is a no-op.
+	AddCommons(ctx context.Context, commons cid.Cid) error
+
+	// Commons lists the replicated commons in the order they were added.
+	Commons(ctx context.Context) ([]cid.Cid, error)
+
+	// Close flushes and releases the store. Later calls return ErrClosed.
+	Close() error
+}
