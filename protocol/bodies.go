@@ -165,8 +165,11 @@ func (m *Manifest) validate() error {
 // validateEnvelope checks what ties a manifest body to its envelope.
 func (m *Manifest) validateEnvelope(r *Record) error {
 	if !r.Commons.Defined() {
-		if len(m.Prev) != 0 || m.Version != 0 {
-			return fieldErr("body.prev", ErrInvalid, "a genesis manifest (no commons) has no prev and version 0")
+		if len(m.Prev) != 0 {
+			return fieldErr("body.prev", ErrInvalid, "a genesis manifest (no commons) has no prev")
+		}
+		if m.Version != 0 {
+			return fieldErr("body.version", ErrInvalid, "a genesis manifest (no commons) has version 0")
 		}
 		if !m.IsAssociation(r.Author) {
 			return fieldErr("author", ErrInvalid, "a genesis manifest is signed by one of its own association keys")

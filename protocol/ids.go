@@ -14,3 +14,9 @@ const (
 
 // Topic returns the gossipsub topic name of a commons.
 func Topic(commons cid.Cid) string { return TopicPrefix + commons.String() }
+
+// MessageID returns the gossipsub message ID of a message whose data is an
+// encoded record: the binary form of the record's CID (RecordCID over the
+// data, as cid.Cid.KeyString gives it). Two peers publishing the same record
+// produce the same ID, so pubsub delivers it once.
+func MessageID(data []byte) string { return RecordCID(data).KeyString() }

@@ -178,12 +178,17 @@ func Parse(raw []byte) (*Block, error) {
 	if err := decMode.Unmarshal(raw, &w); err != nil {
 		return nil, fieldErr("record", ErrMalformed, "%v", err)
 	}
-	r, err := fromWire(&w)
+	r, links, err := fromWire(&w)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.validate(); err != nil {
 		return nil, err
+	}
+	// Checked after validate, so that a body missing a link it must hold
+	// is reported under the body field, not as a links mismatch.
+	if want := r.Links(); !slices.EqualFunc(links, want, cid.Cid.Equals) {
+		return nil, fieldErr("links", ErrInvalid, "must list exactly the record CIDs the body references, sorted")
 	}
 	again, err := r.encode(true)
 	if err != nil {
@@ -199,17 +204,26 @@ func Parse(raw []byte) (*Block, error) {
 	return &Block{CID: RecordCID(raw), Raw: raw, Record: r, signing: signing}, nil
 }
 
-func fromWire(w *wireRecord) (*Record, error) {
+// fromWire builds the record from its decoded envelope and returns it with
+// the envelope's links, which Parse checks against the body once the body
+// has been validated.
+func fromWire(w *wireRecord) (*Record, []cid.Cid, error) {
 	r := &Record{Time: HLC(w.Time), Cosigs: w.Cosigs}
 	if w.Commons != nil {
 		r.Commons = w.Commons.Cid
 	}
+	if len(w.Author) == 0 {
+		return nil, nil, fieldErr("author", ErrMissing, "")
+	}
 	if len(w.Author) != PublicKeySize {
-		return nil, fieldErr("author", ErrInvalid, "%d bytes, want %d", len(w.Author), PublicKeySize)
+		return nil, nil, fieldErr("author", ErrInvalid, "%d bytes, want %d", len(w.Author), PublicKeySize)
 	}
 	copy(r.Author[:], w.Author)
+	if len(w.Sig) == 0 {
+		return nil, nil, fieldErr("sig", ErrMissing, "")
+	}
 	if len(w.Sig) != SignatureSize {
-		return nil, fieldErr("sig", ErrInvalid, "%d bytes, want %d", len(w.Sig), SignatureSize)
+		return nil, nil, fieldErr("sig", ErrInvalid, "%d bytes, want %d", len(w.Sig), SignatureSize)
 	}
 	copy(r.Sig[:], w.Sig)
 	switch Type(w.Type) {
@@ -220,22 +234,19 @@ func fromWire(w *wireRecord) (*Record, error) {
 	case TypeReview:
 		r.Body = new(Review)
 	default:
-		return nil, fieldErr("type", ErrUnknownType, "%q", w.Type)
+		return nil, nil, fieldErr("type", ErrUnknownType, "%q", w.Type)
 	}
 	if len(w.Body) == 0 {
-		return nil, fieldErr("body", ErrMissing, "")
+		return nil, nil, fieldErr("body", ErrMissing, "")
 	}
 	if err := decMode.Unmarshal(w.Body, r.Body); err != nil {
-		return nil, fieldErr("body", ErrMalformed, "%v", err)
+		return nil, nil, fieldErr("body", ErrMalformed, "%v", err)
 	}
 	links := make([]cid.Cid, len(w.Links))
 	for i, l := range w.Links {
 		links[i] = l.Cid
 	}
-	if want := r.Links(); !slices.EqualFunc(links, want, cid.Cid.Equals) {
-		return nil, fieldErr("links", ErrInvalid, "must list exactly the record CIDs the body references, sorted")
-	}
-	return r, nil
+	return r, links, nil
 }
 
 // validate checks the envelope and body statelessly.
@@ -252,6 +263,9 @@ func (r *Record) validate() error {
 		}
 	} else if r.Type() != TypeManifest {
 		return fieldErr("commons", ErrMissing, "a %s must name its commons", r.Type())
+	}
+	if len(r.Cosigs) > MaxKeys {
+		return fieldErr("cosigs", ErrTooLarge, "%d co-signatures, limit %d", len(r.Cosigs), MaxKeys)
 	}
 	if len(r.Cosigs) > 0 && r.Type() != TypeManifest {
 		return fieldErr("cosigs", ErrInvalid, "only manifests carry co-signatures")

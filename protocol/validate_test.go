@@ -1,0 +1,622 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func sortedKeys(n int) []PublicKey {
+	ks := make([]PublicKey, n)
+	for i := range ks {
+		ks[i][0], ks[i][1] = byte(i>>8), byte(i)
+	}
+	return ks
+}
+
+var (
+	testCommons = RecordCID([]byte("commons"))
+	testOther   = RecordCID([]byte("other"))
+	testBlob    = BlobCID([]byte("blob"))
+)
+
+func genesisRecord(author PublicKey) *Record {
+	return &Record{Author: author, Time: HLCFromMillis(vectorTime, 0), Body: &Manifest{
+		Name: "Commons", Licence: "MIT", Association: []PublicKey{author}, Threshold: 1,
+	}}
+}
+
+func updateRecord(author PublicKey) *Record {
+	r := genesisRecord(author)
+	r.Commons = testCommons
+	m := r.Manifest()
+	m.Prev, m.Version = []Link{{testCommons}}, 1
+	return r
+}
+
+func contributionRecord() *Record {
+	return &Record{Commons: testCommons, Author: testKey(9).Public(), Time: HLCFromMillis(vectorTime, 0), Body: &Contribution{
+		Title: "Title", Licence: Link{testCommons}, Provenance: ProvenanceVolunteer,
+	}}
+}
+
+func reviewRecord() *Record {
+	return &Record{Commons: testCommons, Author: testKey(9).Public(), Time: HLCFromMillis(vectorTime, 0), Body: &Review{
+		Target: Link{testOther}, Decision: DecisionReject, Under: Link{testCommons},
+	}}
+}
+
+type validationCase struct {
+	name   string
+	record func() *Record
+	err    error  // nil: valid
+	field  string // FieldError.Field when err != nil
+}
+
+func TestValidateEnvelope(t *testing.T) {
+	author := testKey(1).Public()
+	runValidation(t, []validationCase{
+		{"genesis ok", func() *Record { return genesisRecord(author) }, nil, ""},
+		{"update ok", func() *Record { return updateRecord(author) }, nil, ""},
+		{"time zero", func() *Record { r := genesisRecord(author); r.Time = 0; return r }, ErrMissing, "time"},
+		{"no body", func() *Record { r := genesisRecord(author); r.Body = nil; return r }, ErrMissing, "body"},
+		{"contribution without commons", func() *Record { r := contributionRecord(); r.Commons = cid.Undef; return r }, ErrMissing, "commons"},
+		{"review without commons", func() *Record { r := reviewRecord(); r.Commons = cid.Undef; return r }, ErrMissing, "commons"},
+		{"commons is a raw CID", func() *Record { r := contributionRecord(); r.Commons = testBlob; return r }, ErrInvalid, "commons"},
+		{"cosigs on a review", func() *Record {
+			r := reviewRecord()
+			r.Cosigs = []Cosig{{Key: testKey(2).Public()}}
+			return r
+		}, ErrInvalid, "cosigs"},
+		{"cosig by the author", func() *Record {
+			r := genesisRecord(author)
+			r.Cosigs = []Cosig{{Key: author}}
+			return r
+		}, ErrInvalid, "cosigs[0].key"},
+		{"cosigs unsorted", func() *Record {
+			r := genesisRecord(author)
+			r.Cosigs = []Cosig{{Key: sortedKeys(3)[2]}, {Key: sortedKeys(3)[1]}}
+			return r
+		}, ErrInvalid, "cosigs"},
+		{"cosigs duplicate", func() *Record {
+			r := genesisRecord(author)
+			r.Cosigs = []Cosig{{Key: sortedKeys(3)[1]}, {Key: sortedKeys(3)[1]}}
+			return r
+		}, ErrInvalid, "cosigs"},
+		{"cosigs at the limit", func() *Record {
+			r := genesisRecord(author)
+			for _, k := range sortedKeys(MaxKeys) {
+				r.Cosigs = append(r.Cosigs, Cosig{Key: k})
+			}
+			return r
+		}, nil, ""},
+		{"cosigs over the limit", func() *Record {
+			r := genesisRecord(author)
+			for _, k := range sortedKeys(MaxKeys + 1) {
+				r.Cosigs = append(r.Cosigs, Cosig{Key: k})
+			}
+			return r
+		}, ErrTooLarge, "cosigs"},
+		{"record over MaxRecordSize", func() *Record {
+			r := genesisRecord(author)
+			m := r.Manifest()
+			m.Association = append(sortedKeys(MaxKeys-1), author)
+			m.Maintainers, m.Revoked = sortedKeys(MaxKeys), sortedKeys(MaxKeys)
+			m.Quorum, m.RejectQuorum = 1, 1
+			for i := range MaxBootstrap {
+				m.Bootstrap = append(m.Bootstrap, fmt.Sprintf("/dns4/%03d", i)+strings.Repeat("x", MaxMultiaddrLen-9))
+			}
+			for _, k := range sortedKeys(MaxKeys - 1) {
+				r.Cosigs = append(r.Cosigs, Cosig{Key: k})
+			}
+			return r
+		}, ErrTooLarge, "record"},
+	})
+}
+
+func TestValidateManifest(t *testing.T) {
+	author := testKey(1).Public()
+	g := func(f func(m *Manifest)) func() *Record {
+		return func() *Record { r := genesisRecord(author); f(r.Manifest()); return r }
+	}
+	u := func(f func(m *Manifest)) func() *Record {
+		return func() *Record { r := updateRecord(author); f(r.Manifest()); return r }
+	}
+	prevs := func(n int) []Link {
+		ls := make([]Link, n)
+		for i := range ls {
+			ls[i] = Link{RecordCID([]byte{byte(i)})}
+		}
+		slices.SortFunc(ls, func(a, b Link) int { return bytes.Compare(a.Bytes(), b.Bytes()) })
+		return ls
+	}
+	withAuthor := func(ks []PublicKey) []PublicKey {
+		ks = append(ks, author)
+		slices.SortFunc(ks, PublicKey.Compare)
+		return ks
+	}
+	runValidation(t, []validationCase{
+		{"name empty", g(func(m *Manifest) { m.Name = "" }), ErrMissing, "body.name"},
+		{"name blank", g(func(m *Manifest) { m.Name = " \t\n" }), ErrMissing, "body.name"},
+		{"name at limit", g(func(m *Manifest) { m.Name = strings.Repeat("n", MaxNameLen) }), nil, ""},
+		{"name over limit", g(func(m *Manifest) { m.Name = strings.Repeat("n", MaxNameLen+1) }), ErrTooLarge, "body.name"},
+		{"name with newline", g(func(m *Manifest) { m.Name = "a\nb" }), nil, ""},
+		{"name with control character", g(func(m *Manifest) { m.Name = "a\x1bb" }), ErrInvalid, "body.name"},
+		{"name with DEL", g(func(m *Manifest) { m.Name = "a\x7fb" }), ErrInvalid, "body.name"},
+		{"licence empty", g(func(m *Manifest) { m.Licence = "" }), ErrMissing, "body.licence"},
+		{"licence over limit", g(func(m *Manifest) { m.Licence = strings.Repeat("A", MaxLicenceLen+1) }), ErrTooLarge, "body.licence"},
+		{"licence not SPDX", g(func(m *Manifest) { m.Licence = "MIT AND" }), ErrInvalid, "body.licence"},
+		{"licence text raw", g(func(m *Manifest) { m.LicenceText = &Link{testBlob} }), nil, ""},
+		{"licence text dag-cbor", g(func(m *Manifest) { m.LicenceText = &Link{testOther} }), ErrInvalid, "body.licence_text"},
+		{"association empty", g(func(m *Manifest) { m.Association = nil }), ErrMissing, "body.association"},
+		{"association over limit", g(func(m *Manifest) { m.Association = sortedKeys(MaxKeys + 1) }), ErrTooLarge, "body.association"},
+		{"association at limit", g(func(m *Manifest) { m.Association = withAuthor(sortedKeys(MaxKeys - 1)) }), nil, ""},
+		{"association unsorted", g(func(m *Manifest) { m.Association = []PublicKey{author, sortedKeys(1)[0]} }), ErrInvalid, "body.association"},
+		{"association duplicate", g(func(m *Manifest) { m.Association = []PublicKey{author, author} }), ErrInvalid, "body.association"},
+		{"maintainers unsorted", g(func(m *Manifest) {
+			m.Maintainers, m.Quorum, m.RejectQuorum = []PublicKey{sortedKeys(2)[1], sortedKeys(2)[0]}, 1, 1
+		}), ErrInvalid, "body.maintainers"},
+		{"maintainers over limit", g(func(m *Manifest) { m.Maintainers, m.Quorum, m.RejectQuorum = sortedKeys(MaxKeys+1), 1, 1 }), ErrTooLarge, "body.maintainers"},
+		{"revoked over limit", g(func(m *Manifest) { m.Revoked = sortedKeys(MaxKeys + 1) }), ErrTooLarge, "body.revoked"},
+		{"revoked duplicate", g(func(m *Manifest) { m.Revoked = []PublicKey{author, author} }), ErrInvalid, "body.revoked"},
+		{"threshold zero", g(func(m *Manifest) { m.Threshold = 0 }), ErrInvalid, "body.threshold"},
+		{"threshold above association", g(func(m *Manifest) { m.Threshold = 2 }), ErrInvalid, "body.threshold"},
+		{"quorum without maintainers", g(func(m *Manifest) { m.Quorum = 1 }), ErrInvalid, "body.quorum"},
+		{"reject quorum without maintainers", g(func(m *Manifest) { m.RejectQuorum = 1 }), ErrInvalid, "body.quorum"},
+		{"quorum zero", g(func(m *Manifest) { m.Maintainers, m.RejectQuorum = sortedKeys(2), 1 }), ErrInvalid, "body.quorum"},
+		{"quorum above maintainers", g(func(m *Manifest) { m.Maintainers, m.Quorum, m.RejectQuorum = sortedKeys(2), 3, 1 }), ErrInvalid, "body.quorum"},
+		{"reject quorum zero", g(func(m *Manifest) { m.Maintainers, m.Quorum = sortedKeys(2), 2 }), ErrInvalid, "body.reject_quorum"},
+		{"reject quorum above maintainers", g(func(m *Manifest) { m.Maintainers, m.Quorum, m.RejectQuorum = sortedKeys(2), 1, 3 }), ErrInvalid, "body.reject_quorum"},
+		{"quorums at maintainers", g(func(m *Manifest) { m.Maintainers, m.Quorum, m.RejectQuorum = sortedKeys(2), 2, 2 }), nil, ""},
+		{"bootstrap at limit", g(func(m *Manifest) { m.Bootstrap = slices.Repeat([]string{"/ip4/10.0.0.1/tcp/4001"}, MaxBootstrap) }), nil, ""},
+		{"bootstrap over limit", g(func(m *Manifest) { m.Bootstrap = slices.Repeat([]string{"/ip4/10.0.0.1/tcp/4001"}, MaxBootstrap+1) }), ErrTooLarge, "body.bootstrap"},
+		{"bootstrap empty string", g(func(m *Manifest) { m.Bootstrap = []string{"/ip4/10.0.0.1/tcp/1", ""} }), ErrInvalid, "body.bootstrap[1]"},
+		{"bootstrap without slash", g(func(m *Manifest) { m.Bootstrap = []string{"ip4/10.0.0.1"} }), ErrInvalid, "body.bootstrap[0]"},
+		{"bootstrap with space", g(func(m *Manifest) { m.Bootstrap = []string{"/ip4/10.0.0.1 /tcp/1"} }), ErrInvalid, "body.bootstrap[0]"},
+		{"bootstrap address at limit", g(func(m *Manifest) { m.Bootstrap = []string{"/" + strings.Repeat("a", MaxMultiaddrLen-1)} }), nil, ""},
+		{"bootstrap address over limit", g(func(m *Manifest) { m.Bootstrap = []string{"/" + strings.Repeat("a", MaxMultiaddrLen)} }), ErrInvalid, "body.bootstrap[0]"},
+		{"policy empty", g(func(m *Manifest) { m.Policy = &Policy{} }), ErrInvalid, "body.policy"},
+		{"policy set", g(func(m *Manifest) { m.Policy = &Policy{MaxBlobBytes: 1} }), nil, ""},
+		{"genesis with prev", g(func(m *Manifest) { m.Prev = []Link{{testOther}} }), ErrInvalid, "body.prev"},
+		{"genesis with version", g(func(m *Manifest) { m.Version = 1 }), ErrInvalid, "body.version"},
+		{"genesis by a non-member", func() *Record {
+			r := genesisRecord(author)
+			r.Manifest().Association = []PublicKey{testKey(2).Public()}
+			return r
+		}, ErrInvalid, "author"},
+		{"update without prev", u(func(m *Manifest) { m.Prev = nil }), ErrMissing, "body.prev"},
+		{"update with version 0", u(func(m *Manifest) { m.Version = 0 }), ErrInvalid, "body.version"},
+		{"update by a non-member", func() *Record {
+			r := updateRecord(author)
+			r.Manifest().Association = []PublicKey{testKey(2).Public()}
+			return r // authority is crdt's business: statelessly valid
+		}, nil, ""},
+		{"prev at limit", u(func(m *Manifest) { m.Prev = prevs(MaxPrev) }), nil, ""},
+		{"prev over limit", u(func(m *Manifest) { m.Prev = prevs(MaxPrev + 1) }), ErrTooLarge, "body.prev"},
+		{"prev unsorted", u(func(m *Manifest) { p := prevs(2); m.Prev = []Link{p[1], p[0]} }), ErrInvalid, "body.prev"},
+		{"prev duplicate", u(func(m *Manifest) { m.Prev = []Link{{testOther}, {testOther}} }), ErrInvalid, "body.prev"},
+		{"prev raw CID", u(func(m *Manifest) { m.Prev = []Link{{testBlob}} }), ErrInvalid, "body.prev[0]"},
+	})
+}
+
+func TestValidateContribution(t *testing.T) {
+	c := func(f func(c *Contribution)) func() *Record {
+		return func() *Record { r := contributionRecord(); f(r.Contribution()); return r }
+	}
+	blobs := func(n int) []PayloadRef {
+		ps := make([]PayloadRef, n)
+		for i := range ps {
+			ps[i] = PayloadRef{CID: Link{BlobCID([]byte{byte(i)})}}
+		}
+		return ps
+	}
+	sponsor := testKey(3).Public()
+	runValidation(t, []validationCase{
+		{"ok", c(func(*Contribution) {}), nil, ""},
+		{"title empty", c(func(c *Contribution) { c.Title = "" }), ErrMissing, "body.title"},
+		{"title at limit", c(func(c *Contribution) { c.Title = strings.Repeat("t", MaxTitleLen) }), nil, ""},
+		{"title over limit", c(func(c *Contribution) { c.Title = strings.Repeat("t", MaxTitleLen+1) }), ErrTooLarge, "body.title"},
+		{"title with NUL", c(func(c *Contribution) { c.Title = "a\x00" }), ErrInvalid, "body.title"},
+		{"summary at limit", c(func(c *Contribution) { c.Summary = strings.Repeat("s", MaxSummaryLen) }), nil, ""},
+		{"summary over limit", c(func(c *Contribution) { c.Summary = strings.Repeat("s", MaxSummaryLen+1) }), ErrTooLarge, "body.summary"},
+		{"summary with tab and newline", c(func(c *Contribution) { c.Summary = "a\tb\nc" }), nil, ""},
+		{"summary with carriage return", c(func(c *Contribution) { c.Summary = "a\r\nb" }), ErrInvalid, "body.summary"},
+		{"kind at limit", c(func(c *Contribution) { c.Kind = strings.Repeat("k", MaxKindLen) }), nil, ""},
+		{"kind over limit", c(func(c *Contribution) { c.Kind = strings.Repeat("k", MaxKindLen+1) }), ErrInvalid, "body.kind"},
+		{"kind upper case", c(func(c *Contribution) { c.Kind = "Code" }), ErrInvalid, "body.kind"},
+		{"kind punctuation", c(func(c *Contribution) { c.Kind = "a-b_c.d9" }), nil, ""},
+		{"payload at limit", c(func(c *Contribution) { c.Payload = blobs(MaxPayload) }), nil, ""},
+		{"payload over limit", c(func(c *Contribution) { c.Payload = blobs(MaxPayload + 1) }), ErrTooLarge, "body.payload"},
+		{"payload CID undefined", c(func(c *Contribution) { c.Payload = []PayloadRef{{Name: "x"}} }), ErrMissing, "body.payload[0].cid"},
+		{"payload CID dag-cbor", c(func(c *Contribution) { c.Payload = []PayloadRef{{CID: Link{testOther}}} }), ErrInvalid, "body.payload[0].cid"},
+		{"payload duplicate", c(func(c *Contribution) { c.Payload = append(blobs(2), blobs(1)...) }), ErrInvalid, "body.payload[2].cid"},
+		{"payload name at limit", c(func(c *Contribution) { c.Payload = blobs(1); c.Payload[0].Name = strings.Repeat("f", MaxFileNameLen) }), nil, ""},
+		{"payload name over limit", c(func(c *Contribution) { c.Payload = blobs(1); c.Payload[0].Name = strings.Repeat("f", MaxFileNameLen+1) }), ErrTooLarge, "body.payload[0].name"},
+		{"payload name is a path", c(func(c *Contribution) { c.Payload = blobs(2); c.Payload[1].Name = "a/b" }), ErrInvalid, "body.payload[1].name"},
+		{"payload name with backslash", c(func(c *Contribution) { c.Payload = blobs(1); c.Payload[0].Name = `a\b` }), ErrInvalid, "body.payload[0].name"},
+		{"payload name with control character", c(func(c *Contribution) { c.Payload = blobs(1); c.Payload[0].Name = "a\x01b" }), ErrInvalid, "body.payload[0].name"},
+		{"licence undefined", c(func(c *Contribution) { c.Licence = Link{} }), ErrMissing, "body.licence"},
+		{"licence raw", c(func(c *Contribution) { c.Licence = Link{testBlob} }), ErrInvalid, "body.licence"},
+		{"revises", c(func(c *Contribution) { c.Revises = &Link{testOther} }), nil, ""},
+		{"revises raw", c(func(c *Contribution) { c.Revises = &Link{testBlob} }), ErrInvalid, "body.revises"},
+		{"provenance empty", c(func(c *Contribution) { c.Provenance = "" }), ErrMissing, "body.provenance"},
+		{"provenance unknown", c(func(c *Contribution) { c.Provenance = "Volunteer" }), ErrInvalid, "body.provenance"},
+		{"volunteer with sponsor", c(func(c *Contribution) { c.Sponsor = &sponsor }), ErrInvalid, "body.sponsor"},
+		{"paid with sponsor", c(func(c *Contribution) { c.Provenance, c.Sponsor = ProvenancePaid, &sponsor }), nil, ""},
+		{"paid without sponsor", c(func(c *Contribution) { c.Provenance = ProvenancePaid }), nil, ""},
+	})
+}
+
+func TestValidateReview(t *testing.T) {
+	v := func(f func(v *Review)) func() *Record {
+		return func() *Record { r := reviewRecord(); f(r.Review()); return r }
+	}
+	runValidation(t, []validationCase{
+		{"ok", v(func(*Review) {}), nil, ""},
+		{"accept", v(func(v *Review) { v.Decision = DecisionAccept }), nil, ""},
+		{"retract", v(func(v *Review) { v.Decision = DecisionRetract }), nil, ""},
+		{"target undefined", v(func(v *Review) { v.Target = Link{} }), ErrMissing, "body.target"},
+		{"target raw", v(func(v *Review) { v.Target = Link{testBlob} }), ErrInvalid, "body.target"},
+		{"under undefined", v(func(v *Review) { v.Under = Link{} }), ErrMissing, "body.under"},
+		{"under raw", v(func(v *Review) { v.Under = Link{testBlob} }), ErrInvalid, "body.under"},
+		{"decision empty", v(func(v *Review) { v.Decision = "" }), ErrMissing, "body.decision"},
+		{"decision unknown", v(func(v *Review) { v.Decision = "ACCEPT" }), ErrInvalid, "body.decision"},
+		{"rationale at limit", v(func(v *Review) { v.Rationale = strings.Repeat("r", MaxRationaleLen) }), nil, ""},
+		{"rationale over limit", v(func(v *Review) { v.Rationale = strings.Repeat("r", MaxRationaleLen+1) }), ErrTooLarge, "body.rationale"},
+		{"same target and under", v(func(v *Review) { v.Target = v.Under }), nil, ""},
+	})
+}
+
+// runValidation checks each case through Encode (the write path) and, for
+// valid records, through Sign, NewBlock and Validate (the read path).
+func runValidation(t *testing.T, cases []validationCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := Encode(tc.record())
+			if tc.err == nil {
+				if err != nil {
+					t.Fatalf("Encode: %v", err)
+				}
+				return
+			}
+			checkFieldErr(t, err, tc.err, tc.field)
+			if !Permanent(err) {
+				t.Errorf("Permanent(%v) = false", err)
+			}
+		})
+	}
+}
+
+// TestParseNamesBodyField checks, through Parse, that a body lacking a link
+// it must hold is reported under that body field and not as a links
+// mismatch.
+func TestParseNamesBodyField(t *testing.T) {
+	for _, tc := range []struct {
+		name, field string
+		body        []byte
+	}{
+		{"contribution without licence", "body.licence", mustEncode(t, map[string]any{"title": "t", "provenance": "paid"})},
+		{"review without target", "body.target", mustEncode(t, map[string]any{"decision": "accept", "under": Link{testCommons}})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			typ := "contribution"
+			if strings.HasPrefix(tc.name, "review") {
+				typ = "review"
+			}
+			env := cborMap{}.set("type", cborText(typ)).set("commons", cborLink(testCommons, true)).
+				set("author", cborBytes(make([]byte, 32))).set("time", []byte{0x01}).
+				set("body", tc.body).set("sig", cborBytes(make([]byte, 64)))
+			_, err := Parse(env.encode())
+			checkFieldErr(t, err, ErrMissing, tc.field)
+		})
+	}
+}
+
+func mustEncode(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := encMode.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParseTooLarge(t *testing.T) {
+	_, err := Parse(make([]byte, MaxRecordSize+1))
+	checkFieldErr(t, err, ErrTooLarge, "record")
+	_, err = Parse(nil)
+	checkFieldErr(t, err, ErrMalformed, "record")
+}
+
+func TestSPDX(t *testing.T) {
+	for _, s := range []string{
+		"MIT", "CC-BY-SA-4.0", "CC0-1.0", "GPL-2.0+", "GPL-2.0-or-later", "LicenseRef-my-licence",
+		"DocumentRef-spdx-tool-1.2:LicenseRef-MIT-Style-2", "MIT OR Apache-2.0",
+		"(MIT OR Apache-2.0) AND BSD-3-Clause", "GPL-2.0-only WITH Classpath-exception-2.0",
+		"((MIT))", "Apache-2.0 AND (MIT OR GPL-2.0-only WITH GCC-exception-2.0)",
+		"MIT AND Apache-2.0 OR BSD-2-Clause", "  MIT  ", "(MIT)AND(Apache-2.0)",
+	} {
+		t.Run("accept "+s, func(t *testing.T) {
+			if err := checkLicence(s); err != nil {
+				t.Fatalf("%q rejected: %v", s, err)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		s   string
+		err error
+	}{
+		{"", ErrMissing}, {"   ", ErrMissing},
+		{"MIT AND", ErrInvalid}, {"AND MIT", ErrInvalid}, {"MIT OR OR Apache-2.0", ErrInvalid},
+		{"(MIT", ErrInvalid}, {"MIT)", ErrInvalid}, {"()", ErrInvalid}, {"MIT WITH", ErrInvalid},
+		{"MIT WITH AND", ErrInvalid}, {"MIT Apache-2.0", ErrInvalid}, {"MIT and Apache-2.0", ErrInvalid},
+		{"MIT/Apache-2.0", ErrInvalid}, {"GPL-2.0++", ErrInvalid}, {"+", ErrInvalid},
+		{"(MIT) WITH Classpath-exception-2.0", ErrInvalid}, {"MIT,Apache-2.0", ErrInvalid},
+		{"Lizenz-ä", ErrInvalid}, {"MIT WITH A WITH B", ErrInvalid},
+		{strings.Repeat("(", 98) + "MIT" + strings.Repeat(")", 98), nil},
+		{strings.Repeat("(", 101) + "MIT" + strings.Repeat(")", 101), ErrTooLarge},
+	} {
+		t.Run("reject "+tc.s, func(t *testing.T) {
+			err := checkLicence(tc.s)
+			if tc.err == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			checkFieldErr(t, err, tc.err, "body.licence")
+		})
+	}
+}
+
+func TestParsePublicKey(t *testing.T) {
+	k := testKey(7).Public()
+	upper := strings.ToUpper(k.Hex())
+	for _, s := range []string{k.String(), k.Hex(), upper} {
+		got, err := ParsePublicKey(s)
+		if err != nil || got != k {
+			t.Errorf("ParsePublicKey(%q) = %v, %v; want %v", s, got, err, k)
+		}
+	}
+	var u PublicKey
+	text, _ := k.MarshalText()
+	if err := u.UnmarshalText(text); err != nil || u != k {
+		t.Errorf("text round trip: %v, %v", u, err)
+	}
+	if got, err := PublicKeyFromPeerID(k.PeerID()); err != nil || got != k {
+		t.Errorf("PublicKeyFromPeerID = %v, %v", got, err)
+	}
+	if !strings.HasPrefix(k.String(), "12D3KooW") {
+		t.Errorf("peer ID %s: want an identity-multihash ed25519 ID", k)
+	}
+
+	secp, _, err := crypto.GenerateSecp256k1Key(bytes.NewReader(bytes.Repeat([]byte{1}, 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secpID, err := peer.IDFromPrivateKey(secp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{
+		"", "zz" + k.Hex()[2:], k.Hex()[:62], k.Hex() + "00", "12D3KooW", k.String() + "x",
+		secpID.String(),
+		"QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N", // sha2-256 ID: no key inside
+	} {
+		if _, err := ParsePublicKey(s); err == nil {
+			t.Errorf("ParsePublicKey(%q) succeeded", s)
+		}
+		if err := u.UnmarshalText([]byte(s)); err == nil {
+			t.Errorf("UnmarshalText(%q) succeeded", s)
+		}
+	}
+	if _, err := PrivateKeyFromLibp2p(secp); err == nil {
+		t.Error("PrivateKeyFromLibp2p accepted a secp256k1 key")
+	}
+	edPriv, _, err := crypto.GenerateEd25519Key(bytes.NewReader(bytes.Repeat([]byte{2}, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := PrivateKeyFromLibp2p(edPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := peer.IDFromPrivateKey(edPriv); pk.Public().PeerID() != id {
+		t.Errorf("libp2p key's peer ID %s, protocol's %s", id, pk.Public().PeerID())
+	}
+	if s := fmt.Sprint(pk); strings.Contains(s, fmt.Sprintf("%x", []byte(pk)[:8])) {
+		t.Errorf("private key printed: %s", s)
+	}
+}
+
+func TestHLC(t *testing.T) {
+	if h := HLCFromMillis(1234, 5); h.Millis() != 1234 || h.Counter() != 5 {
+		t.Errorf("HLCFromMillis(1234, 5) = %d/%d", h.Millis(), h.Counter())
+	}
+	if h := HLCFromMillis(-5, 1); h.Millis() != 0 || h.Counter() != 1 {
+		t.Errorf("negative millis: %d/%d", h.Millis(), h.Counter())
+	}
+	for _, tc := range []struct {
+		name string
+		now  int64
+		last HLC
+		want HLC
+	}{
+		{"clock ahead", 2000, HLCFromMillis(1000, 7), HLCFromMillis(2000, 0)},
+		{"same millisecond", 1000, HLCFromMillis(1000, 7), HLCFromMillis(1000, 8)},
+		{"clock behind", 500, HLCFromMillis(1000, 7), HLCFromMillis(1000, 8)},
+		{"counter carries", 1000, HLCFromMillis(1000, 0xffff), HLCFromMillis(1001, 0)},
+		{"zero last", 1, 0, HLCFromMillis(1, 0)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := NextHLC(tc.now, tc.last); got != tc.want {
+				t.Errorf("NextHLC(%d, %d/%d) = %d/%d, want %d/%d", tc.now, tc.last.Millis(), tc.last.Counter(),
+					got.Millis(), got.Counter(), tc.want.Millis(), tc.want.Counter())
+			}
+		})
+	}
+	// Properties over a random walk of a clock that jumps back and forth
+	// and of timestamps received from others.
+	rng := rand.New(rand.NewPCG(1, 2))
+	var last HLC
+	now := int64(vectorTime)
+	for range 100_000 {
+		now += rng.Int64N(11) - 5
+		if rng.IntN(10) == 0 { // receive a remote timestamp
+			remote := HLCFromMillis(now+rng.Int64N(2001)-1000, uint16(rng.Uint32()))
+			last = max(last, remote)
+		}
+		next := NextHLC(now, last)
+		if next <= last {
+			t.Fatalf("NextHLC(%d, %d) = %d, not after last", now, last, next)
+		}
+		if next.Millis() < now {
+			t.Fatalf("NextHLC(%d, %d) = %d, behind the wall clock", now, last, next)
+		}
+		if next.Millis() > max(now, last.Millis()+1) {
+			t.Fatalf("NextHLC(%d, %d) = %d, jumps ahead", now, last, next)
+		}
+		last = next
+	}
+}
+
+func TestCheckTime(t *testing.T) {
+	r := contributionRecord()
+	now := r.Time.Millis()
+	for _, tc := range []struct {
+		name string
+		now  int64
+		err  bool
+	}{
+		{"same time", now, false},
+		{"record in the past", now + 1e9, false},
+		{"ahead within skew", now - MaxClockSkewMillis, false},
+		{"ahead beyond skew", now - MaxClockSkewMillis - 1, true},
+		{"far ahead", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckTime(r, tc.now)
+			if !tc.err {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			checkFieldErr(t, err, ErrFutureTime, "time")
+			if Permanent(err) {
+				t.Error("ErrFutureTime must not be permanent")
+			}
+		})
+	}
+	if Permanent(nil) {
+		t.Error("Permanent(nil)")
+	}
+}
+
+func TestCosign(t *testing.T) {
+	keys := make([]PrivateKey, 6)
+	pubs := make([]PublicKey, len(keys))
+	for i := range keys {
+		keys[i] = testKey(byte(40 + i))
+		pubs[i] = keys[i].Public()
+	}
+	slices.SortFunc(pubs, PublicKey.Compare)
+	r := genesisRecord(keys[0].Public())
+	r.Manifest().Association, r.Manifest().Threshold = pubs, 4
+	if err := Sign(r, keys[0]); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{4, 1, 5, 2, 3} {
+		if err := Cosign(r, keys[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.IsSortedFunc(r.Cosigs, func(a, b Cosig) int { return a.Key.Compare(b.Key) }) || len(r.Cosigs) != 5 {
+		t.Fatalf("cosigs not sorted: %v", r.Cosigs)
+	}
+	b, err := NewBlock(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := Validate(b.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pb.Record.Signers(); len(got) != 6 || got[0] != keys[0].Public() {
+		t.Errorf("Signers = %v", got)
+	}
+
+	err = Cosign(r, keys[2])
+	checkFieldErr(t, err, ErrInvalid, "cosigs")
+	err = Cosign(r, keys[0])
+	checkFieldErr(t, err, ErrInvalid, "cosigs")
+	err = Cosign(contributionRecord(), keys[1])
+	checkFieldErr(t, err, ErrInvalid, "cosigs")
+
+	// Re-signing clears co-signatures: they covered the old bytes.
+	r.Manifest().Name = "Renamed"
+	if err := Sign(r, keys[0]); err != nil || r.Cosigs != nil {
+		t.Fatalf("Sign: %v, cosigs %v", err, r.Cosigs)
+	}
+	// A cosig over other bytes fails verification, named by index.
+	stale := *pb.Record
+	stale.Cosigs = slices.Clone(pb.Record.Cosigs)
+	stale.Cosigs[3].Sig[5] ^= 1
+	sb, err := NewBlock(&stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFieldErr(t, sb.Verify(), ErrBadSignature, "cosigs[3].sig")
+	errs := VerifyBatch([]*Block{pb, sb, pb})
+	if errs[0] != nil || errs[2] != nil {
+		t.Fatalf("VerifyBatch: %v", errs)
+	}
+	checkFieldErr(t, errs[1], ErrBadSignature, "cosigs[3].sig")
+}
+
+func TestVerifyBatchSizes(t *testing.T) {
+	if errs := VerifyBatch(nil); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	g := genesis(t, testKey(1))
+	bad := *g
+	bad.Record = &Record{}
+	*bad.Record = *g.Record
+	bad.Record.Sig[0] ^= 1
+	for n := 1; n <= 9; n++ {
+		blocks := slices.Repeat([]*Block{g}, n)
+		blocks[n/2] = &bad
+		for i, err := range VerifyBatch(blocks) {
+			if i == n/2 {
+				checkFieldErr(t, err, ErrBadSignature, "sig")
+			} else if err != nil {
+				t.Fatalf("n=%d: block %d: %v", n, i, err)
+			}
+		}
+	}
+}
+
+func TestTopic(t *testing.T) {
+	if got := Topic(testCommons); got != TopicPrefix+testCommons.String() || !strings.HasPrefix(got, "/commons/1.0.0/records/bafy") {
+		t.Errorf("Topic = %q", got)
+	}
+	if !errors.Is(fieldErr("x", ErrInvalid, ""), ErrInvalid) {
+		t.Error("fieldErr without detail does not wrap")
+	}
+}
+
+func TestMessageID(t *testing.T) {
+	g := genesis(t, testKey(1))
+	if got := MessageID(g.Raw); got != string(g.CID.Bytes()) {
+		t.Errorf("MessageID = %x, want the CID bytes %x", got, g.CID.Bytes())
+	}
+}
