@@ -1,0 +1,126 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/commons-p2p/commons/node"
+)
+
+func (a *app) idCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "id",
+		Short: "Print this node's peer ID, public key and addresses",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withAPI(cmd, func(api node.API) error {
+				id, err := api.ID(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return a.printJSON(id)
+				}
+				fmt.Fprintf(a.stdout, "peer_id:    %s\npublic_key: %s\n", id.PeerID, id.PublicKey)
+				for _, ad := range id.Addresses {
+					fmt.Fprintf(a.stdout, "address:    %s\n", ad)
+				}
+				if len(id.Addresses) == 0 {
+					fmt.Fprintln(a.stdout, "addresses:  (none: the daemon is not running)")
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) statusCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the node, its peers and each commons: records, statuses, state root",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withAPI(cmd, func(api node.API) error {
+				st, err := api.Status(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return a.printJSON(st)
+				}
+				a.printStatus(st)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) printStatus(st node.StatusInfo) {
+	w := a.stdout
+	state := fmt.Sprintf("online, %d peers", st.Peers)
+	if !st.Online {
+		state = "offline (no daemon running)"
+	}
+	fmt.Fprintf(w, "peer_id: %s\nnode:    %s\n", st.PeerID, state)
+	if len(st.Commons) == 0 {
+		fmt.Fprintln(w, "commons: none yet (commons manifest create, or commons join ID)")
+	}
+	for _, c := range st.Commons {
+		name := c.Name
+		if name == "" {
+			name = "(manifest not received yet)"
+		}
+		fmt.Fprintf(w, "\ncommons %s\n", c.ID)
+		fmt.Fprintf(w, "  name:          %s\n", name)
+		fmt.Fprintf(w, "  records:       %d\n", c.Records)
+		fmt.Fprintf(w, "  contributions: %d pending, %d accepted, %d rejected\n", c.Pending, c.Accepted, c.Rejected)
+		fmt.Fprintf(w, "  state_root:    %s\n", c.StateRoot)
+		fmt.Fprintf(w, "  manifest_head: %s\n", c.ManifestHead)
+		if len(c.Forks) > 0 {
+			fmt.Fprintf(w, "  forks:         %s\n", strings.Join(c.Forks, ", "))
+		}
+		if c.Inert > 0 || c.Waiting > 0 {
+			fmt.Fprintf(w, "  inert:         %d (records claiming authority they lack)\n  waiting:       %d (for records not received yet)\n", c.Inert, c.Waiting)
+		}
+		if st.Online {
+			fmt.Fprintf(w, "  topic peers:   %d\n", c.Peers)
+		}
+	}
+}
+
+func (a *app) peersCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "peers",
+		Short: "List connected peers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.withAPI(cmd, func(api node.API) error {
+				ps, err := api.Peers(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return a.printJSON(ps)
+				}
+				if len(ps) == 0 {
+					fmt.Fprintln(a.stderr, "no peers connected")
+				}
+				for _, p := range ps {
+					fmt.Fprintf(a.stdout, "%s  %s\n", p.ID, strings.Join(p.Addresses, " "))
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/protocol"
+)
+
+func (a *app) manifestCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "manifest",
+		Short: "Create, update or show a commons' licence manifest",
+	}
+	cmd.AddCommand(a.manifestCreateCmd(), a.manifestUpdateCmd(), a.manifestShowCmd())
+	return cmd
+}
+
+// manifestFlags are the settings shared by create and update.
+type manifestFlags struct {
+	name, licence                    string
+	maintainers, association, revoke []string
+	bootstrap                        []string
+	quorum, rejectQuorum, threshold  uint64
+	maxBlob                          uint64
+}
+
+func (f *manifestFlags) register(fs *pflag.FlagSet, update bool) {
+	fs.StringVar(&f.name, "name", "", "the commons' name")
+	fs.StringVar(&f.licence, "licence", "", "SPDX licence expression, e.g. CC-BY-SA-4.0 or (MIT OR Apache-2.0)")
+	fs.StringArrayVar(&f.maintainers, "maintainer", nil, "maintainer peer ID; repeatable")
+	fs.Uint64Var(&f.quorum, "quorum", 0, "accepts needed to accept a contribution (default 1 when there are maintainers)")
+	fs.Uint64Var(&f.rejectQuorum, "reject-quorum", 0, "rejects needed to reject a contribution (default: the quorum)")
+	fs.StringArrayVar(&f.association, "association", nil, "association key (peer ID) that signs manifest updates; repeatable (default: this node's key)")
+	fs.Uint64Var(&f.threshold, "threshold", 0, "association signatures an update needs (default 1)")
+	fs.StringArrayVar(&f.bootstrap, "bootstrap", nil, "bootstrap peer multiaddr (ending in /p2p/<peer-id>) for the commons; repeatable")
+	fs.Uint64Var(&f.maxBlob, "max-blob-bytes", 0, "largest payload file the commons accepts (default 64 MiB)")
+	if update {
+		fs.StringArrayVar(&f.revoke, "revoke", nil, "compromised key (peer ID) whose reviews and signatures then count nowhere, retroactively; repeatable")
+	}
+}
+
+// params turns the flags that were given into manifest parameters.
+func (f *manifestFlags) params(fs *pflag.FlagSet) (node.ManifestParams, error) {
+	var p node.ManifestParams
+	var err error
+	if fs.Changed("name") {
+		p.Name = &f.name
+	}
+	if fs.Changed("licence") {
+		p.Licence = &f.licence
+	}
+	if fs.Changed("maintainer") {
+		if p.Maintainers, err = parseKeys("maintainer", f.maintainers); err != nil {
+			return p, err
+		}
+	}
+	if fs.Changed("association") {
+		if p.Association, err = parseKeys("association", f.association); err != nil {
+			return p, err
+		}
+	}
+	if fs.Changed("revoke") {
+		if p.Revoke, err = parseKeys("revoke", f.revoke); err != nil {
+			return p, err
+		}
+	}
+	if fs.Changed("bootstrap") {
+		p.Bootstrap = []string{}
+		for _, b := range f.bootstrap {
+			if !strings.Contains(b, "/p2p/") {
+				return p, fmt.Errorf("--bootstrap %q: give a multiaddr ending in /p2p/<peer-id> (see commons id)", b)
+			}
+			p.Bootstrap = append(p.Bootstrap, b)
+		}
+	}
+	for name, dst := range map[string]**uint64{"quorum": &p.Quorum, "reject-quorum": &p.RejectQuorum, "threshold": &p.Threshold, "max-blob-bytes": &p.MaxBlobBytes} {
+		if fs.Changed(name) {
+			v, _ := fs.GetUint64(name)
+			*dst = &v
+		}
+	}
+	return p, nil
+}
+
+func (a *app) manifestCreateCmd() *cobra.Command {
+	var f manifestFlags
+	cmd := &cobra.Command{
+		Use:   "create --name NAME --licence SPDX [flags]",
+		Short: "Found a commons: publish its genesis manifest; prints the commons ID",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.name == "" || f.licence == "" {
+				return fmt.Errorf("--name and --licence are required")
+			}
+			p, err := f.params(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			return a.withAPI(cmd, func(api node.API) error {
+				c, err := api.CreateManifest(cmd.Context(), p)
+				if err == nil {
+					a.printCID(c)
+				}
+				return err
+			})
+		},
+	}
+	f.register(cmd.Flags(), false)
+	return cmd
+}
+
+func (a *app) manifestUpdateCmd() *cobra.Command {
+	var f manifestFlags
+	var commons string
+	cmd := &cobra.Command{
+		Use:   "update --commons ID [flags]",
+		Short: "Publish a new manifest version; flags given replace the previous values",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if commons == "" {
+				return fmt.Errorf("--commons is required")
+			}
+			p, err := f.params(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			return a.withAPI(cmd, func(api node.API) error {
+				c, err := api.UpdateManifest(cmd.Context(), commons, p)
+				if err == nil {
+					a.printCID(c)
+				}
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&commons, "commons", "", "commons ID (its genesis manifest CID)")
+	f.register(cmd.Flags(), true)
+	return cmd
+}
+
+func (a *app) manifestShowCmd() *cobra.Command {
+	var commons string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show --commons ID",
+		Short: "Show a commons' current manifest and its history",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if commons == "" {
+				return fmt.Errorf("--commons is required")
+			}
+			return a.withAPI(cmd, func(api node.API) error {
+				info, err := api.Manifest(cmd.Context(), commons)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return a.printJSON(info)
+				}
+				a.printManifest(info)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&commons, "commons", "", "commons ID")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) printManifest(info node.ManifestInfo) {
+	m := info.Manifest
+	w := a.stdout
+	fmt.Fprintf(w, "commons:       %s\n", info.Commons)
+	fmt.Fprintf(w, "name:          %s\n", m.Name)
+	fmt.Fprintf(w, "licence:       %s\n", m.Licence)
+	fmt.Fprintf(w, "head:          %s (version %d)\n", info.Head, m.Version)
+	fmt.Fprintf(w, "association:   %s (threshold %d)\n", keyList(m.Association), m.Threshold)
+	fmt.Fprintf(w, "maintainers:   %s\n", keyList(m.Maintainers))
+	fmt.Fprintf(w, "quorum:        accept %d, reject %d\n", m.Quorum, m.RejectQuorum)
+	if len(info.Revoked) > 0 {
+		fmt.Fprintf(w, "revoked:       %s\n", keyList(info.Revoked))
+	}
+	for _, b := range m.Bootstrap {
+		fmt.Fprintf(w, "bootstrap:     %s\n", b)
+	}
+	fmt.Fprintf(w, "blob limit:    %d bytes\n", m.BlobLimit())
+	if len(info.Forks) > 0 {
+		fmt.Fprintf(w, "FORK:          %d concurrent heads: %s (resolved to the first; an update merges them)\n", len(info.Forks), strings.Join(info.Forks, ", "))
+	}
+	fmt.Fprintln(w, "history:")
+	for _, v := range info.History {
+		mark := " "
+		if v.Head {
+			mark = "*"
+		}
+		fmt.Fprintf(w, " %s v%-3d %s  %s  by %s\n", mark, v.Version, v.CID, v.Time.Format("2006-01-02 15:04:05Z"), v.Author)
+	}
+}
+
+func keyList(ks []protocol.PublicKey) string {
+	if len(ks) == 0 {
+		return "(none)"
+	}
+	s := make([]string, len(ks))
+	for i, k := range ks {
+		s[i] = k.String()
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/protocol"
+)
+
+func (a *app) joinCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "join COMMONS-ID",
+		Short: "Replicate an existing commons (remembered across restarts)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withAPI(cmd, func(api node.API) error {
+				if err := api.Join(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "replicating %s\n", args[0])
+				return nil
+			})
+		},
+	}
+}
+
+func (a *app) contributeCmd() *cobra.Command {
+	var p node.ContributeParams
+	var files []string
+	var revises, sponsor string
+	cmd := &cobra.Command{
+		Use:   "contribute --commons ID --title T [flags]",
+		Short: "Publish a signed contribution; prints its CID",
+		Long: `Publish a signed contribution to a commons, under its current manifest (and so
+its licence). Files given with --file are stored as payload blobs and referenced
+by CID.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if p.Commons == "" || p.Title == "" {
+				return fmt.Errorf("--commons and --title are required")
+			}
+			p.Revises = revises
+			if sponsor != "" {
+				k, err := protocol.ParsePublicKey(sponsor)
+				if err != nil {
+					return fmt.Errorf("--sponsor %q: not a peer ID", sponsor)
+				}
+				p.Sponsor = &k
+			}
+			blobs := make([][]byte, len(files))
+			for i, f := range files {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					return fmt.Errorf("--file: %w", err)
+				}
+				blobs[i] = data
+			}
+			return a.withAPI(cmd, func(api node.API) error {
+				for i, data := range blobs {
+					c, err := api.PutBlob(cmd.Context(), data)
+					if err != nil {
+						return fmt.Errorf("store %s: %w", files[i], err)
+					}
+					p.Payload = append(p.Payload, node.PayloadParam{CID: c, Name: filepath.Base(files[i])})
+				}
+				c, err := api.Contribute(cmd.Context(), p)
+				if err == nil {
+					a.printCID(c)
+				}
+				return err
+			})
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&p.Commons, "commons", "", "commons ID")
+	fs.StringVar(&p.Title, "title", "", "title")
+	fs.StringVar(&p.Summary, "summary", "", "summary")
+	fs.StringVar(&p.Kind, "kind", "", "kind, e.g. code, design, data, text (a-z 0-9 - _ .)")
+	fs.StringArrayVar(&files, "file", nil, "file to attach as payload; repeatable")
+	fs.StringVar(&revises, "revises", "", "CID of a contribution this one revises")
+	fs.StringVar(&sponsor, "sponsor", "", "peer ID of whoever paid for the work (implies --paid)")
+	fs.BoolVar(&p.Paid, "paid", false, "the work was paid for (default: volunteer)")
+	return cmd
+}
+
+func (a *app) reviewCmd() *cobra.Command {
+	var rationale string
+	cmd := &cobra.Command{
+		Use:       "review accept|reject|retract CONTRIBUTION-CID",
+		Short:     "Sign a maintainer's decision on a contribution; prints the review's CID",
+		Args:      cobra.ExactArgs(2),
+		ValidArgs: []string{"accept", "reject", "retract"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch args[0] {
+			case protocol.DecisionAccept, protocol.DecisionReject, protocol.DecisionRetract:
+			default:
+				return fmt.Errorf("review decision %q: want accept, reject or retract", args[0])
+			}
+			return a.withAPI(cmd, func(api node.API) error {
+				c, err := api.Review(cmd.Context(), node.ReviewParams{Target: args[1], Decision: args[0], Rationale: rationale})
+				if err == nil {
+					a.printCID(c)
+				}
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&rationale, "rationale", "", "why")
+	return cmd
+}
+
+func (a *app) showCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show CID",
+		Short: "Show a record; for a contribution, its status and reviews",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withAPI(cmd, func(api node.API) error {
+				info, err := api.Show(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return a.printJSON(info)
+				}
+				a.printRecord(info)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) printRecord(r node.RecordInfo) {
+	w := a.stdout
+	fmt.Fprintf(w, "cid:      %s\n", r.CID)
+	fmt.Fprintf(w, "type:     %s\n", r.Type)
+	fmt.Fprintf(w, "commons:  %s\n", r.Commons)
+	fmt.Fprintf(w, "author:   %s\n", r.Author)
+	fmt.Fprintf(w, "time:     %s\n", r.Time.Format("2006-01-02 15:04:05.000Z"))
+	switch {
+	case r.Contribution != nil:
+		c := r.Contribution
+		fmt.Fprintf(w, "title:    %s\n", c.Title)
+		if c.Summary != "" {
+			fmt.Fprintf(w, "summary:  %s\n", c.Summary)
+		}
+		if c.Kind != "" {
+			fmt.Fprintf(w, "kind:     %s\n", c.Kind)
+		}
+		fmt.Fprintf(w, "licence:  under manifest %s\n", c.Licence)
+		prov := c.Provenance
+		if c.Sponsor != nil {
+			prov += ", sponsored by " + c.Sponsor.String()
+		}
+		fmt.Fprintf(w, "work:     %s\n", prov)
+		if c.Revises != nil {
+			fmt.Fprintf(w, "revises:  %s\n", c.Revises)
+		}
+		for _, p := range c.Payload {
+			fmt.Fprintf(w, "payload:  %s  %s (%d bytes)\n", p.CID, p.Name, p.Size)
+		}
+		fmt.Fprintf(w, "status:   %s\n", r.Status)
+		for _, v := range r.Reviews {
+			note := ""
+			switch {
+			case v.Inert != "":
+				note = " (does not count: " + v.Inert + ")"
+			case !v.Counts:
+				note = " (superseded)"
+			}
+			fmt.Fprintf(w, "review:   %s by %s%s\n", v.Decision, v.Maintainer, note)
+			if v.Rationale != "" {
+				fmt.Fprintf(w, "          %q\n", v.Rationale)
+			}
+		}
+	case r.Review != nil:
+		fmt.Fprintf(w, "decision: %s\n", r.Review.Decision)
+		fmt.Fprintf(w, "target:   %s\n", r.Review.Target)
+		fmt.Fprintf(w, "under:    %s\n", r.Review.Under)
+		if r.Review.Rationale != "" {
+			fmt.Fprintf(w, "rationale: %s\n", r.Review.Rationale)
+		}
+	case r.Manifest != nil:
+		m := r.Manifest
+		fmt.Fprintf(w, "name:     %s\nlicence:  %s\nversion:  %d\n", m.Name, m.Licence, m.Version)
+		fmt.Fprintf(w, "maintainers: %s (quorum %d, reject quorum %d)\n", keyList(m.Maintainers), m.Quorum, m.RejectQuorum)
+		fmt.Fprintf(w, "association: %s (threshold %d)\n", keyList(m.Association), m.Threshold)
+	}
+	if r.Inert != "" && r.Contribution == nil {
+		fmt.Fprintf(w, "inert:    %s\n", r.Inert)
+	} else if r.Inert != "" {
+		fmt.Fprintf(w, "inert:    %s\n", r.Inert)
+	}
+}

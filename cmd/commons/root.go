@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// app holds what every command shares.
+type app struct {
+	stdout, stderr io.Writer
+	repoDir        string
+	logLevel       string
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	a := &app{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "commons",
+		Short: "A peer-to-peer node for commons-based peer production",
+		Long: `Commons replicates a commons — signed contributions, maintainers' reviews and
+the association's licence manifest — between peers, with no central server.
+
+Start a node with "commons daemon"; the other commands talk to it (or, when no
+daemon runs, act on the repo directly).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	def := os.Getenv("COMMONS_REPO")
+	if def == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			def = filepath.Join(home, ".commons")
+		}
+	}
+	root.PersistentFlags().StringVar(&a.repoDir, "repo", def, "repo directory (default $COMMONS_REPO, else ~/.commons)")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "log level: debug, info, warn, error (default info for the daemon, warn otherwise)")
+	root.AddCommand(
+		a.initCmd(), a.daemonCmd(), a.idCmd(), a.manifestCmd(), a.joinCmd(),
+		a.contributeCmd(), a.reviewCmd(), a.showCmd(), a.feedCmd(), a.statusCmd(),
+		a.peersCmd(), a.exportCmd(), a.importCmd(),
+	)
+	return root
+}
+
+func (a *app) logger(def slog.Level) (*slog.Logger, error) {
+	lvl := def
+	if a.logLevel != "" {
+		if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {
+			return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", a.logLevel)
+		}
+	}
+	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+func (a *app) checkRepoFlag() error {
+	if a.repoDir == "" {
+		return errors.New("no repo directory: set --repo or $COMMONS_REPO")
+	}
+	return nil
+}
+
+// connect returns the API of the repo's running daemon, or, when none
+// answers, an offline node on the repo itself. done releases it.
+func (a *app) connect(ctx context.Context) (api node.API, done func(), err error) {
+	if err := a.checkRepoFlag(); err != nil {
+		return nil, nil, err
+	}
+	repo, err := node.OpenRepo(a.repoDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if addr, token, ok := repo.API(); ok {
+		c := node.NewClient(addr, token)
+		if err := c.Ping(ctx); err == nil {
+			return c, func() {}, nil
+		}
+	}
+	log, err := a.logger(slog.LevelWarn)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := repo.OpenStore(log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("no daemon answers for %s, and opening the repo directly failed: %w", a.repoDir, err)
+	}
+	key, err := repo.Key()
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	n, err := node.New(node.Config{Store: st, Key: key, Offline: true, Logger: log})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	if err := n.Start(ctx); err != nil {
+		n.Close()
+		return nil, nil, err
+	}
+	return n, func() {
+		if err := n.Close(); err != nil {
+			fmt.Fprintf(a.stderr, "commons: closing repo: %v\n", err)
+		}
+	}, nil
+}
+
+// withAPI runs fn against the node and releases it afterwards.
+func (a *app) withAPI(cmd *cobra.Command, fn func(api node.API) error) error {
+	api, done, err := a.connect(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer done()
+	return fn(api)
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// printCID prints a new record's CID, alone on stdout.
+func (a *app) printCID(c string) { fmt.Fprintln(a.stdout, c) }
+
+func parseKeys(flag string, vals []string) ([]protocol.PublicKey, error) {
+	out := make([]protocol.PublicKey, 0, len(vals))
+	for _, v := range vals {
+		for _, s := range strings.Split(v, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			k, err := protocol.ParsePublicKey(s)
+			if err != nil {
+				return nil, fmt.Errorf("--%s %q: not a peer ID (12D3KooW…) or hex ed25519 key", flag, s)
+			}
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,204 @@
+package node
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// API is what the CLI can ask of a node. *Node implements it directly (in
+// process, for a repo whose daemon is not running) and *Client implements it
+// over the daemon's HTTP API.
+type API interface {
+	ID(ctx context.Context) (IDInfo, error)
+	Status(ctx context.Context) (StatusInfo, error)
+	Peers(ctx context.Context) ([]PeerInfo, error)
+	CreateManifest(ctx context.Context, p ManifestParams) (string, error)
+	UpdateManifest(ctx context.Context, commons string, p ManifestParams) (string, error)
+	Manifest(ctx context.Context, commons string) (ManifestInfo, error)
+	Join(ctx context.Context, commons string) error
+	PutBlob(ctx context.Context, data []byte) (string, error)
+	GetBlob(ctx context.Context, c string) ([]byte, error)
+	Contribute(ctx context.Context, p ContributeParams) (string, error)
+	Review(ctx context.Context, p ReviewParams) (string, error)
+	Show(ctx context.Context, c string) (RecordInfo, error)
+	Feed(ctx context.Context, q FeedQuery) ([]FeedItem, error)
+	Export(ctx context.Context, commons string, w io.Writer) error
+	Import(ctx context.Context, r io.Reader) (ImportReport, error)
+}
+
+// IDInfo identifies a node.
+type IDInfo struct {
+	PeerID    string   `json:"peer_id"`
+	PublicKey string   `json:"public_key"` // hex
+	Addresses []string `json:"addresses"`  // with /p2p/<peer_id>
+}
+
+// PeerInfo is a connected peer.
+type PeerInfo struct {
+	ID        string   `json:"id"`
+	Addresses []string `json:"addresses"`
+}
+
+// CommonsStatus summarises one replicated commons.
+type CommonsStatus struct {
+	ID           string   `json:"id"`
+	Name         string   `json:"name"`
+	Records      int      `json:"records"`
+	Pending      int      `json:"pending"`
+	Accepted     int      `json:"accepted"`
+	Rejected     int      `json:"rejected"`
+	StateRoot    string   `json:"state_root"`
+	ManifestHead string   `json:"manifest_head"`
+	Forks        []string `json:"forks"`
+	Inert        int      `json:"inert"`
+	Waiting      int      `json:"waiting"`
+	Peers        int      `json:"peers"` // peers in the commons' gossip topic
+}
+
+// StatusInfo is the node's state.
+type StatusInfo struct {
+	PeerID  string          `json:"peer_id"`
+	Peers   int             `json:"peers"`
+	Online  bool            `json:"online"`
+	Commons []CommonsStatus `json:"commons"`
+}
+
+// ManifestParams are a manifest's settings. In an update, a nil pointer or
+// nil slice keeps the previous version's value; a given value replaces it.
+// Revoke adds keys to the previous version's revoked list.
+type ManifestParams struct {
+	Name         *string              `json:"name"`
+	Licence      *string              `json:"licence"`
+	Association  []protocol.PublicKey `json:"association"`
+	Threshold    *uint64              `json:"threshold"`
+	Maintainers  []protocol.PublicKey `json:"maintainers"`
+	Quorum       *uint64              `json:"quorum"`
+	RejectQuorum *uint64              `json:"reject_quorum"`
+	Bootstrap    []string             `json:"bootstrap"`
+	Revoke       []protocol.PublicKey `json:"revoke"`
+	MaxBlobBytes *uint64              `json:"max_blob_bytes"`
+}
+
+// ManifestInfo is a commons' current manifest and its history.
+type ManifestInfo struct {
+	Commons  string               `json:"commons"`
+	Head     string               `json:"head"`
+	Manifest *protocol.Manifest   `json:"manifest"`
+	Forks    []string             `json:"forks"`
+	Revoked  []protocol.PublicKey `json:"revoked"`
+	History  []ManifestVersion    `json:"history"`
+}
+
+// ManifestVersion is one on-chain manifest version.
+type ManifestVersion struct {
+	CID     string             `json:"cid"`
+	Version uint64             `json:"version"`
+	Author  protocol.PublicKey `json:"author"`
+	Time    time.Time          `json:"time"`
+	Head    bool               `json:"head"`
+}
+
+// ContributeParams describe a new contribution. Payload CIDs must name
+// blobs already stored (PutBlob).
+type ContributeParams struct {
+	Commons string              `json:"commons"`
+	Title   string              `json:"title"`
+	Summary string              `json:"summary"`
+	Kind    string              `json:"kind"`
+	Payload []PayloadParam      `json:"payload"`
+	Revises string              `json:"revises"`
+	Sponsor *protocol.PublicKey `json:"sponsor"`
+	Paid    bool                `json:"paid"`
+}
+
+// PayloadParam names one stored blob of a contribution.
+type PayloadParam struct {
+	CID  string `json:"cid"`
+	Name string `json:"name"`
+}
+
+// ReviewParams describe a review.
+type ReviewParams struct {
+	Target    string `json:"target"`
+	Decision  string `json:"decision"`
+	Rationale string `json:"rationale"`
+}
+
+// RecordInfo is a decoded record and, for a contribution, its status.
+type RecordInfo struct {
+	CID          string                 `json:"cid"`
+	Type         string                 `json:"type"`
+	Commons      string                 `json:"commons"`
+	Author       protocol.PublicKey     `json:"author"`
+	Time         time.Time              `json:"time"`
+	HLC          uint64                 `json:"hlc"`
+	Links        []string               `json:"links"`
+	Manifest     *protocol.Manifest     `json:"manifest,omitempty"`
+	Contribution *protocol.Contribution `json:"contribution,omitempty"`
+	Review       *protocol.Review       `json:"review,omitempty"`
+	Cosigners    []protocol.PublicKey   `json:"cosigners,omitempty"`
+	Status       string                 `json:"status,omitempty"`
+	Inert        string                 `json:"inert,omitempty"`
+	Reviews      []ReviewInfo           `json:"reviews,omitempty"`
+}
+
+// ReviewInfo is one review of a contribution.
+type ReviewInfo struct {
+	CID        string             `json:"cid"`
+	Maintainer protocol.PublicKey `json:"maintainer"`
+	Decision   string             `json:"decision"`
+	Under      string             `json:"under"`
+	Time       time.Time          `json:"time"`
+	Rationale  string             `json:"rationale,omitempty"`
+	Counts     bool               `json:"counts"`
+	Inert      string             `json:"inert,omitempty"`
+}
+
+// FeedQuery selects feed entries. Commons "" means every replicated commons;
+// Since applies per commons. Wait > 0 blocks up to that long until at least
+// one entry matches.
+type FeedQuery struct {
+	Commons string        `json:"commons"`
+	Status  string        `json:"status"`
+	Since   uint64        `json:"since"`
+	Limit   int           `json:"limit"`
+	Wait    time.Duration `json:"wait"`
+}
+
+// FeedItem is one record in a commons' feed, in arrival order.
+type FeedItem struct {
+	Cursor   uint64             `json:"cursor"`
+	CID      string             `json:"cid"`
+	Type     string             `json:"type"`
+	Author   protocol.PublicKey `json:"author"`
+	Commons  string             `json:"commons"`
+	Time     time.Time          `json:"time"`
+	Title    string             `json:"title,omitempty"`
+	Status   string             `json:"status,omitempty"`
+	Target   string             `json:"target,omitempty"`
+	Decision string             `json:"decision,omitempty"`
+}
+
+// ImportReport says what an import did.
+type ImportReport struct {
+	Imported   int              `json:"imported"`
+	Duplicates int              `json:"duplicates"`
+	Rejected   []RejectedRecord `json:"rejected"`
+	Commons    []string         `json:"commons"`
+}
+
+// RejectedRecord is a record an import refused, and why.
+type RejectedRecord struct {
+	CID    string `json:"cid"`
+	Reason string `json:"reason"`
+}
+
+// Limits of the API.
+const (
+	DefaultFeedLimit = 1000
+	MaxFeedLimit     = 10000
+	MaxFeedWait      = 60 * time.Second
+)

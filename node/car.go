@@ -1,0 +1,143 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/ipfs/go-cid"
+	carv2 "github.com/ipld/go-car/v2"
+	"github.com/ipld/go-car/v2/storage"
+
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// Export writes every record of a commons, in feed order, as a CARv1 file
+// whose root is the commons ID.
+func (n *Node) Export(ctx context.Context, commons string, w io.Writer) error {
+	var id cid.Cid
+	var ierr error
+	if err := n.do(ctx, func() {
+		rep, err := n.replicaFor(commons)
+		if err != nil {
+			ierr = err
+			return
+		}
+		id = rep.id
+	}); err != nil {
+		return err
+	}
+	if ierr != nil {
+		return ierr
+	}
+	car, err := storage.NewWritable(w, []cid.Cid{id}, carv2.WriteAsCarV1(true))
+	if err != nil {
+		return fmt.Errorf("node: start CAR: %w", err)
+	}
+	var after uint64
+	for {
+		page, err := n.st.Feed(ctx, id, after, 4096)
+		if err != nil {
+			return fmt.Errorf("node: read feed: %w", err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, s := range page {
+			if err := car.Put(ctx, s.CID.KeyString(), s.Raw); err != nil {
+				return fmt.Errorf("node: write CAR: %w", err)
+			}
+			after = s.Cursor
+		}
+	}
+	return car.Finalize()
+}
+
+// importBatch is how many records an import verifies and commits at once.
+const importBatch = 256
+
+// Import reads a CAR file of records, validates every one (CID, encoding,
+// signatures, clock), and stores the valid ones, replicating their commons.
+// Every rejected record is listed with its reason; the rest are imported.
+func (n *Node) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
+	rep := ImportReport{Rejected: []RejectedRecord{}, Commons: []string{}}
+	br, err := carv2.NewBlockReader(r, carv2.WithTrustedCAR(true), carv2.MaxAllowedSectionSize(protocol.MaxRecordSize+128))
+	if err != nil {
+		return rep, badRequest("not a CAR file: %v", err)
+	}
+	seenCommons := map[cid.Cid]bool{}
+	var batch []*protocol.Block
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		good := n.checkImported(batch, &rep)
+		batch = batch[:0]
+		if len(good) == 0 {
+			return nil
+		}
+		res, err := n.ingest(ctx, good, true)
+		if err != nil {
+			return err
+		}
+		for i, b := range good {
+			if res.added[i] {
+				rep.Imported++
+			} else {
+				rep.Duplicates++
+			}
+			if id := commonsOf(b); !seenCommons[id] {
+				seenCommons[id] = true
+				rep.Commons = append(rep.Commons, id.String())
+			}
+		}
+		return nil
+	}
+	for {
+		blk, err := br.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return rep, badRequest("CAR file is damaged after %d records: %v", rep.Imported+rep.Duplicates+len(rep.Rejected)+len(batch), err)
+		}
+		c, raw := blk.Cid(), blk.RawData()
+		if !protocol.RecordCID(raw).Equals(c) {
+			rep.Rejected = append(rep.Rejected, RejectedRecord{CID: c.String(), Reason: "bytes do not match the CID (tampered or corrupt)"})
+			continue
+		}
+		b, err := protocol.Parse(raw)
+		if err != nil {
+			rep.Rejected = append(rep.Rejected, RejectedRecord{CID: c.String(), Reason: err.Error()})
+			continue
+		}
+		batch = append(batch, b)
+		if len(batch) == importBatch {
+			if err := flush(); err != nil {
+				return rep, err
+			}
+		}
+	}
+	return rep, flush()
+}
+
+// checkImported verifies signatures and clock of parsed blocks, recording
+// rejections in rep.
+func (n *Node) checkImported(batch []*protocol.Block, rep *ImportReport) []*protocol.Block {
+	errs := protocol.VerifyBatch(batch)
+	now := n.nowMillis()
+	var good []*protocol.Block
+	for i, b := range batch {
+		err := errs[i]
+		if err == nil {
+			err = protocol.CheckTime(b.Record, now)
+		}
+		if err != nil {
+			rep.Rejected = append(rep.Rejected, RejectedRecord{CID: b.CID.String(), Reason: err.Error()})
+			continue
+		}
+		good = append(good, b)
+	}
+	return good
+}

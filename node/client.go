@@ -1,0 +1,274 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Client talks to a running daemon's HTTP API. It implements API.
+type Client struct {
+	base  string // http://host:port
+	token string
+	http  *http.Client
+}
+
+var _ API = (*Client)(nil)
+var _ API = (*Node)(nil)
+
+// NewClient returns a client for the API at addr (host:port).
+func NewClient(addr, token string) *Client {
+	return &Client{base: "http://" + addr, token: token, http: &http.Client{}}
+}
+
+// Ping reports whether the daemon answers.
+func (c *Client) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := c.ID(ctx)
+	return err
+}
+
+// do sends a request and decodes a JSON answer into out (unless nil).
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
+	resp, err := c.send(ctx, method, path, body, contentType)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("daemon API %s %s: bad response: %w", method, path, err)
+	}
+	return nil
+}
+
+// send sends a request and returns a successful response; an error status
+// becomes an error wrapping the matching sentinel.
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, contentType string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("daemon API: %w", err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if method != http.MethodGet {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("daemon API at %s: %w", c.base, err)
+	}
+	if resp.StatusCode < 300 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	var e apiError
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+		e.Error = fmt.Sprintf("%s %s: HTTP %d", method, path, resp.StatusCode)
+	}
+	return nil, &remoteError{sentinel: sentinelFor(resp.StatusCode), msg: e.Error}
+}
+
+// remoteError is an error reported by the daemon.
+type remoteError struct {
+	sentinel error
+	msg      string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.sentinel }
+
+func sentinelFor(code int) error {
+	switch code {
+	case http.StatusBadRequest:
+		return ErrBadRequest
+	case http.StatusNotFound:
+		return ErrNotFound
+	case http.StatusForbidden:
+		return ErrForbidden
+	case http.StatusServiceUnavailable:
+		return ErrClosed
+	case http.StatusUnauthorized:
+		return ErrUnauthorized
+	}
+	return errors.New("daemon error")
+}
+
+// ErrUnauthorized: the API token was missing or wrong.
+var ErrUnauthorized = errors.New("node: unauthorised")
+
+func (c *Client) postJSON(ctx context.Context, path string, in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("daemon API: encode request: %w", err)
+	}
+	return c.do(ctx, http.MethodPost, path, bytes.NewReader(b), "application/json", out)
+}
+
+func (c *Client) created(ctx context.Context, path string, in any) (string, error) {
+	var out cidResponse
+	err := c.postJSON(ctx, path, in, &out)
+	return out.CID, err
+}
+
+// ID implements API.
+func (c *Client) ID(ctx context.Context) (IDInfo, error) {
+	var v IDInfo
+	return v, c.do(ctx, http.MethodGet, "/api/v1/id", nil, "", &v)
+}
+
+// Status implements API.
+func (c *Client) Status(ctx context.Context) (StatusInfo, error) {
+	var v StatusInfo
+	return v, c.do(ctx, http.MethodGet, "/api/v1/status", nil, "", &v)
+}
+
+// Peers implements API.
+func (c *Client) Peers(ctx context.Context) ([]PeerInfo, error) {
+	var v []PeerInfo
+	return v, c.do(ctx, http.MethodGet, "/api/v1/peers", nil, "", &v)
+}
+
+// CreateManifest implements API.
+func (c *Client) CreateManifest(ctx context.Context, p ManifestParams) (string, error) {
+	return c.created(ctx, "/api/v1/manifests", p)
+}
+
+// UpdateManifest implements API.
+func (c *Client) UpdateManifest(ctx context.Context, commons string, p ManifestParams) (string, error) {
+	return c.created(ctx, "/api/v1/commons/"+url.PathEscape(commons)+"/manifest", p)
+}
+
+// Manifest implements API.
+func (c *Client) Manifest(ctx context.Context, commons string) (ManifestInfo, error) {
+	var v ManifestInfo
+	return v, c.do(ctx, http.MethodGet, "/api/v1/commons/"+url.PathEscape(commons)+"/manifest", nil, "", &v)
+}
+
+// Join implements API.
+func (c *Client) Join(ctx context.Context, commons string) error {
+	return c.do(ctx, http.MethodPut, "/api/v1/commons/"+url.PathEscape(commons), nil, "", nil)
+}
+
+// PutBlob implements API.
+func (c *Client) PutBlob(ctx context.Context, data []byte) (string, error) {
+	var out cidResponse
+	err := c.do(ctx, http.MethodPost, "/api/v1/blobs", bytes.NewReader(data), "application/octet-stream", &out)
+	return out.CID, err
+}
+
+// GetBlob implements API.
+func (c *Client) GetBlob(ctx context.Context, id string) ([]byte, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/api/v1/blobs/"+url.PathEscape(id), nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+// Contribute implements API.
+func (c *Client) Contribute(ctx context.Context, p ContributeParams) (string, error) {
+	return c.created(ctx, "/api/v1/contributions", p)
+}
+
+// Review implements API.
+func (c *Client) Review(ctx context.Context, p ReviewParams) (string, error) {
+	return c.created(ctx, "/api/v1/reviews", p)
+}
+
+// Show implements API.
+func (c *Client) Show(ctx context.Context, id string) (RecordInfo, error) {
+	var v RecordInfo
+	return v, c.do(ctx, http.MethodGet, "/api/v1/records/"+url.PathEscape(id), nil, "", &v)
+}
+
+// Feed implements API.
+func (c *Client) Feed(ctx context.Context, q FeedQuery) ([]FeedItem, error) {
+	v := url.Values{}
+	if q.Commons != "" {
+		v.Set("commons", q.Commons)
+	}
+	if q.Status != "" {
+		v.Set("status", q.Status)
+	}
+	if q.Since > 0 {
+		v.Set("since", strconv.FormatUint(q.Since, 10))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Wait > 0 {
+		v.Set("wait", q.Wait.String())
+	}
+	var items []FeedItem
+	return items, c.do(ctx, http.MethodGet, "/api/v1/feed?"+v.Encode(), nil, "", &items)
+}
+
+// Export implements API.
+func (c *Client) Export(ctx context.Context, commons string, w io.Writer) error {
+	resp, err := c.send(ctx, http.MethodGet, "/api/v1/commons/"+url.PathEscape(commons)+"/car", nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("export interrupted: %w", err)
+	}
+	return nil
+}
+
+// Import implements API.
+func (c *Client) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
+	var rep ImportReport
+	resp, err := c.sendRaw(ctx, r)
+	if err != nil {
+		return rep, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		ImportReport
+		Error  string       `json:"error"`
+		Report ImportReport `json:"report"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return rep, fmt.Errorf("daemon API import: bad response: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		return body.Report, &remoteError{sentinel: sentinelFor(resp.StatusCode), msg: body.Error}
+	}
+	return body.ImportReport, nil
+}
+
+func (c *Client) sendRaw(ctx context.Context, r io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/api/v1/import", r)
+	if err != nil {
+		return nil, fmt.Errorf("daemon API: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/vnd.ipld.car")
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("daemon API at %s: %w", c.base, err)
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusBadRequest {
+		defer resp.Body.Close()
+		var e apiError
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return nil, &remoteError{sentinel: sentinelFor(resp.StatusCode), msg: e.Error}
+	}
+	return resp, nil
+}

@@ -1,0 +1,105 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/commons-p2p/commons/store"
+)
+
+// DefaultListen are the addresses a daemon listens on when none are given:
+// TCP and QUIC on port 4040, all interfaces.
+var DefaultListen = []string{"/ip4/0.0.0.0/tcp/4040", "/ip4/0.0.0.0/udp/4040/quic-v1"}
+
+// Config configures a Node. Zero values take the documented defaults.
+type Config struct {
+	// Store persists records and blobs. Required. Close closes it.
+	Store store.Store
+	// Key is the node's ed25519 identity: it signs the node's records and,
+	// when Host is nil, is the libp2p identity. Required unless Host is
+	// set, in which case the host's own key is used.
+	Key crypto.PrivKey
+	// Host is the libp2p host to use. Nil: a host is built from Key and
+	// Listen with go-libp2p's default transports (TCP, QUIC) and security,
+	// and closed by Close. A given host is not closed by Close.
+	Host host.Host
+	// Listen are the multiaddrs to listen on when Host is nil.
+	// Default DefaultListen.
+	Listen []string
+	// Bootstrap are peers (multiaddrs ending in /p2p/<id>) to connect to at
+	// start, besides those named in manifests.
+	Bootstrap []string
+	// Offline runs without a host: no gossip, no exchange. Records made
+	// offline are sent to peers by the exchange when the daemon next runs.
+	Offline bool
+	// Logger receives the node's logs. Default: discard.
+	Logger *slog.Logger
+	// Now is the wall clock. Default time.Now.
+	Now func() time.Time
+	// ExchangeInterval is how often the node runs a full exchange with one
+	// random peer, besides on every new connection. Default 30s.
+	ExchangeInterval time.Duration
+	// MaxBatch is the most records one ingest batch (one group commit)
+	// holds. Default 512.
+	MaxBatch int
+	// Seed seeds the node's random choices (which peer to exchange with).
+	// Default 1.
+	Seed uint64
+}
+
+func (c *Config) validate() error {
+	if c.Store == nil {
+		return errors.New("node: config: Store is required")
+	}
+	if c.Key == nil && c.Host == nil && !c.Offline {
+		return errors.New("node: config: Key or Host is required")
+	}
+	if c.Key == nil && c.Host != nil {
+		c.Key = c.Host.Peerstore().PrivKey(c.Host.ID())
+		if c.Key == nil {
+			return errors.New("node: config: the host's peerstore has no private key for it")
+		}
+	}
+	if c.Key == nil {
+		return errors.New("node: config: Key is required")
+	}
+	if c.Key.Type() != crypto.Ed25519 {
+		return fmt.Errorf("node: config: Key is %v; Commons identities are ed25519", c.Key.Type())
+	}
+	if len(c.Listen) == 0 {
+		c.Listen = DefaultListen
+	}
+	for _, a := range c.Listen {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			return fmt.Errorf("node: config: listen address %q: %w", a, err)
+		}
+	}
+	for _, a := range c.Bootstrap {
+		if _, err := parsePeerAddr(a); err != nil {
+			return fmt.Errorf("node: config: bootstrap: %w", err)
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.ExchangeInterval <= 0 {
+		c.ExchangeInterval = 30 * time.Second
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 512
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	return nil
+}

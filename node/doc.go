@@ -1,0 +1,15 @@
+// Package node is the running Commons daemon: the libp2p host, one
+// gossipsub topic per commons, the record exchange stream protocol, the
+// ingest pipeline (decode, verify, store with group commit, merge into the
+// CRDT view), the repo on disk, and the HTTP API on loopback that the CLI
+// talks to.
+//
+// Node owns every goroutine of the daemon. One event loop owns the mutable
+// state (the commons views and the hybrid logical clock); everything else
+// hands it work over channels. New does no I/O; Start launches the
+// goroutines; Close stops them, waits, and only then closes the store.
+//
+// The same Node also runs offline (Config.Offline): no host, no gossip, just
+// the store and the views, which is how the CLI acts on a repo whose daemon
+// is not running.
+package node

@@ -1,0 +1,322 @@
+package node
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// maxJSONBody caps a JSON request body.
+const maxJSONBody = 1 << 20
+
+// apiError is the body of every error response.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+// cidResponse answers a request that created something.
+type cidResponse struct {
+	CID string `json:"cid"`
+}
+
+// Handler returns the HTTP API over api. Writes (POST, PUT) need the bearer
+// token; reads do not (the API listens on loopback).
+func Handler(api API, token string) http.Handler {
+	h := &handler{api: api, token: token}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/id", h.id)
+	mux.HandleFunc("GET /api/v1/status", h.status)
+	mux.HandleFunc("GET /api/v1/peers", h.peers)
+	mux.HandleFunc("POST /api/v1/manifests", h.auth(h.createManifest))
+	mux.HandleFunc("GET /api/v1/commons/{id}/manifest", h.manifest)
+	mux.HandleFunc("POST /api/v1/commons/{id}/manifest", h.auth(h.updateManifest))
+	mux.HandleFunc("PUT /api/v1/commons/{id}", h.auth(h.join))
+	mux.HandleFunc("GET /api/v1/commons/{id}/car", h.export)
+	mux.HandleFunc("POST /api/v1/blobs", h.auth(h.putBlob))
+	mux.HandleFunc("GET /api/v1/blobs/{cid}", h.getBlob)
+	mux.HandleFunc("POST /api/v1/contributions", h.auth(h.contribute))
+	mux.HandleFunc("POST /api/v1/reviews", h.auth(h.review))
+	mux.HandleFunc("GET /api/v1/records/{cid}", h.show)
+	mux.HandleFunc("GET /api/v1/feed", h.feed)
+	mux.HandleFunc("POST /api/v1/import", h.auth(h.importCAR))
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no API route %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+type handler struct {
+	api   API
+	token string
+}
+
+func (h *handler) auth(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		const prefix = "Bearer "
+		got := r.Header.Get("Authorization")
+		if len(got) <= len(prefix) || got[:len(prefix)] != prefix {
+			writeError(w, http.StatusUnauthorized, errors.New("missing API token: send Authorization: Bearer <token from the repo's api.token>"))
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(got[len(prefix):]), []byte(h.token)) != 1 {
+			writeError(w, http.StatusUnauthorized, errors.New("wrong API token"))
+			return
+		}
+		next(w, r)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, apiError{Error: err.Error()})
+}
+
+// fail maps a node error onto an HTTP status.
+func fail(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrBadRequest):
+		code = http.StatusBadRequest
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrUnknownCommons):
+		code = http.StatusNotFound
+	case errors.Is(err, ErrForbidden):
+		code = http.StatusForbidden
+	case errors.Is(err, ErrClosed):
+		code = http.StatusServiceUnavailable
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		code = http.StatusServiceUnavailable
+	}
+	writeError(w, code, err)
+}
+
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("request body: %w", err))
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, errors.New("request body: trailing data after the JSON object"))
+		return false
+	}
+	return true
+}
+
+func (h *handler) id(w http.ResponseWriter, r *http.Request) {
+	if v, err := h.api.ID(r.Context()); err != nil {
+		fail(w, err)
+	} else {
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request) {
+	if v, err := h.api.Status(r.Context()); err != nil {
+		fail(w, err)
+	} else {
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func (h *handler) peers(w http.ResponseWriter, r *http.Request) {
+	if v, err := h.api.Peers(r.Context()); err != nil {
+		fail(w, err)
+	} else {
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func (h *handler) created(w http.ResponseWriter, c string, err error) {
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, cidResponse{CID: c})
+}
+
+func (h *handler) createManifest(w http.ResponseWriter, r *http.Request) {
+	var p ManifestParams
+	if decodeJSON(w, r, &p) {
+		c, err := h.api.CreateManifest(r.Context(), p)
+		h.created(w, c, err)
+	}
+}
+
+func (h *handler) updateManifest(w http.ResponseWriter, r *http.Request) {
+	var p ManifestParams
+	if decodeJSON(w, r, &p) {
+		c, err := h.api.UpdateManifest(r.Context(), r.PathValue("id"), p)
+		h.created(w, c, err)
+	}
+}
+
+func (h *handler) manifest(w http.ResponseWriter, r *http.Request) {
+	if v, err := h.api.Manifest(r.Context(), r.PathValue("id")); err != nil {
+		fail(w, err)
+	} else {
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func (h *handler) join(w http.ResponseWriter, r *http.Request) {
+	if err := h.api.Join(r.Context(), r.PathValue("id")); err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"commons": r.PathValue("id")})
+}
+
+func (h *handler) export(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/vnd.ipld.car; version=1")
+	lw := &lazyWriter{w: w}
+	if err := h.api.Export(r.Context(), r.PathValue("id"), lw); err != nil {
+		if lw.written {
+			// Too late for a status: cut the response so the client sees
+			// an error rather than a short file.
+			panic(http.ErrAbortHandler)
+		}
+		w.Header().Del("Content-Type")
+		fail(w, err)
+	}
+}
+
+// lazyWriter defers the 200 header until the first byte, so an early error
+// can still be reported with its status.
+type lazyWriter struct {
+	w       http.ResponseWriter
+	written bool
+}
+
+func (l *lazyWriter) Write(p []byte) (int, error) {
+	l.written = true
+	return l.w.Write(p)
+}
+
+func (h *handler) putBlob(w http.ResponseWriter, r *http.Request) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBlobSize))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("blob body: %w", err))
+		return
+	}
+	c, err := h.api.PutBlob(r.Context(), data)
+	h.created(w, c, err)
+}
+
+func (h *handler) getBlob(w http.ResponseWriter, r *http.Request) {
+	data, err := h.api.GetBlob(r.Context(), r.PathValue("cid"))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(data)
+}
+
+func (h *handler) contribute(w http.ResponseWriter, r *http.Request) {
+	var p ContributeParams
+	if decodeJSON(w, r, &p) {
+		c, err := h.api.Contribute(r.Context(), p)
+		h.created(w, c, err)
+	}
+}
+
+func (h *handler) review(w http.ResponseWriter, r *http.Request) {
+	var p ReviewParams
+	if decodeJSON(w, r, &p) {
+		c, err := h.api.Review(r.Context(), p)
+		h.created(w, c, err)
+	}
+}
+
+func (h *handler) show(w http.ResponseWriter, r *http.Request) {
+	if v, err := h.api.Show(r.Context(), r.PathValue("cid")); err != nil {
+		fail(w, err)
+	} else {
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func (h *handler) feed(w http.ResponseWriter, r *http.Request) {
+	q := FeedQuery{Commons: r.URL.Query().Get("commons"), Status: r.URL.Query().Get("status")}
+	var err error
+	if s := r.URL.Query().Get("since"); s != "" {
+		if q.Since, err = strconv.ParseUint(s, 10, 64); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("since %q is not a cursor (a whole number)", s))
+			return
+		}
+	}
+	if s := r.URL.Query().Get("limit"); s != "" {
+		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 1 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("limit %q is not a positive whole number", s))
+			return
+		}
+	}
+	if s := r.URL.Query().Get("wait"); s != "" {
+		if q.Wait, err = time.ParseDuration(s); err != nil || q.Wait < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("wait %q is not a duration such as 30s", s))
+			return
+		}
+	}
+	if v, err := h.api.Feed(r.Context(), q); err != nil {
+		fail(w, err)
+	} else {
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func (h *handler) importCAR(w http.ResponseWriter, r *http.Request) {
+	rep, err := h.api.Import(r.Context(), r.Body)
+	if err != nil {
+		if errors.Is(err, ErrBadRequest) {
+			writeJSON(w, http.StatusBadRequest, struct {
+				apiError
+				Report ImportReport `json:"report"`
+			}{apiError{err.Error()}, rep})
+			return
+		}
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+// ServeAPI serves the HTTP API on addr (host:port; port 0 picks one) until
+// the node stops. It returns the address it listens on.
+func (n *Node) ServeAPI(addr, token string) (net.Addr, error) {
+	if n.ctx == nil {
+		return nil, ErrClosed
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("node: API listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: Handler(n, token), ReadHeaderTimeout: 10 * time.Second}
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("API server", "err", err)
+		}
+	}()
+	go func() {
+		defer n.wg.Done()
+		<-n.ctx.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+	return ln.Addr(), nil
+}

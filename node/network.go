@@ -1,0 +1,324 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// startNetwork builds the host (unless given) and gossipsub. Before the loop
+// runs, so it may touch loop-owned state.
+func (n *Node) startNetwork(ctx context.Context) error {
+	if n.cfg.Host != nil {
+		n.host = n.cfg.Host
+	} else {
+		h, err := libp2p.New(libp2p.Identity(n.cfg.Key), libp2p.ListenAddrStrings(n.cfg.Listen...))
+		if err != nil {
+			return fmt.Errorf("node: start libp2p host on %v: %w", n.cfg.Listen, err)
+		}
+		n.host, n.ownHost = h, true
+	}
+	ps, err := pubsub.NewGossipSub(n.ctx, n.host,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithMessageIdFn(func(m *pb.Message) string { return string(protocol.RecordCID(m.Data).Bytes()) }),
+		pubsub.WithMaxMessageSize(protocol.MaxRecordSize+4096),
+		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
+		pubsub.WithLogger(n.cfg.Logger.With("component", "pubsub")),
+	)
+	if err != nil {
+		return fmt.Errorf("node: start gossipsub: %w", err)
+	}
+	n.ps = ps
+	n.host.SetStreamHandler(protocol.ExchangeProtocol, n.serveExchange)
+	for _, id := range n.order {
+		if err := n.joinTopic(n.commons[id]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startBackground starts the goroutines that keep the node connected and in
+// sync: exchange on every new connection, periodic exchange, bootstrap.
+func (n *Node) startBackground() {
+	n.host.Network().Notify(&network.NotifyBundle{
+		ConnectedF: func(_ network.Network, c network.Conn) {
+			n.onConnected(c.RemotePeer())
+		},
+	})
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.connectAll(n.cfg.Bootstrap)
+		t := time.NewTicker(n.cfg.ExchangeInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-t.C:
+				n.periodicExchange()
+			}
+		}
+	}()
+}
+
+func (n *Node) onConnected(p peer.ID) {
+	select {
+	case <-n.ctx.Done():
+		return
+	default:
+	}
+	// The notifiee must not block; ask the loop for the commons list from a
+	// goroutine of our own.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for _, id := range n.commonsIDs() {
+			n.goExchange(p, id)
+		}
+	}()
+}
+
+// commonsIDs returns the replicated commons; nil once the node stops.
+func (n *Node) commonsIDs() []cid.Cid {
+	var ids []cid.Cid
+	_ = n.do(n.ctx, func() { ids = append(ids, n.order...) })
+	return ids
+}
+
+func (n *Node) periodicExchange() {
+	peers := n.host.Network().Peers()
+	if len(peers) == 0 {
+		return
+	}
+	var p peer.ID
+	_ = n.do(n.ctx, func() { p = peers[n.rng.IntN(len(peers))] })
+	for _, id := range n.commonsIDs() {
+		n.goExchange(p, id)
+	}
+}
+
+// goExchange pulls a commons from a peer in the background, unless such an
+// exchange is already running.
+func (n *Node) goExchange(p peer.ID, id cid.Cid) {
+	key := p.String() + "/" + id.String()
+	n.exMu.Lock()
+	if n.exInFlight[key] {
+		n.exMu.Unlock()
+		return
+	}
+	n.exInFlight[key] = true
+	n.exMu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer func() {
+			n.exMu.Lock()
+			delete(n.exInFlight, key)
+			n.exMu.Unlock()
+		}()
+		got, err := n.pull(n.ctx, p, id)
+		switch {
+		case err != nil && n.ctx.Err() == nil:
+			n.log.Debug("exchange failed", "peer", p, "commons", id, "err", err)
+		case got > 0:
+			n.log.Info("exchange", "peer", p, "commons", id, "records", got)
+		}
+	}()
+}
+
+// joinTopic joins a commons' gossip topic with its validator and starts the
+// goroutine that ingests what arrives.
+func (n *Node) joinTopic(rep *replica) error {
+	name := protocol.Topic(rep.id)
+	if err := n.ps.RegisterTopicValidator(name, n.validator(rep.id)); err != nil {
+		return fmt.Errorf("node: register validator for %s: %w", name, err)
+	}
+	t, err := n.ps.Join(name)
+	if err != nil {
+		return fmt.Errorf("node: join topic %s: %w", name, err)
+	}
+	if err := t.SetScoreParams(topicScoreParams()); err != nil {
+		return fmt.Errorf("node: topic score params: %w", err)
+	}
+	sub, err := t.Subscribe()
+	if err != nil {
+		return fmt.Errorf("node: subscribe %s: %w", name, err)
+	}
+	rep.topic, rep.sub = t, sub
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.readTopic(sub)
+	}()
+	return nil
+}
+
+func (n *Node) readTopic(sub *pubsub.Subscription) {
+	for {
+		msg, err := sub.Next(n.ctx)
+		if err != nil {
+			return
+		}
+		b, ok := msg.ValidatorData.(*protocol.Block)
+		if !ok || msg.Local {
+			continue
+		}
+		select {
+		case n.ingestCh <- &ingestReq{blocks: []*protocol.Block{b}}:
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}
+
+// validator is the inline gossipsub validator of a commons' topic: full
+// stateless validation before anything is delivered or forwarded. Invalid
+// records are rejected (the sender's score drops); records from the future
+// are ignored, to be fetched again by a later exchange.
+func (n *Node) validator(id cid.Cid) pubsub.ValidatorEx {
+	return func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+		b, err := protocol.Validate(msg.Data)
+		if err == nil && !commonsOf(b).Equals(id) {
+			err = fmt.Errorf("record of commons %s on the topic of %s", commonsOf(b), id)
+		}
+		if err == nil {
+			err = protocol.CheckTime(b.Record, n.nowMillis())
+		}
+		if err != nil {
+			if errors.Is(err, protocol.ErrFutureTime) {
+				n.log.Debug("gossip record delayed", "from", from, "err", err)
+				return pubsub.ValidationIgnore
+			}
+			n.log.Warn("gossip record rejected", "from", from, "err", err)
+			return pubsub.ValidationReject
+		}
+		msg.ValidatorData = b
+		return pubsub.ValidationAccept
+	}
+}
+
+// publish sends a locally made record to a commons' topic.
+func (n *Node) publish(id cid.Cid, raw []byte) {
+	var t *pubsub.Topic
+	_ = n.do(n.ctx, func() {
+		if rep := n.commons[id]; rep != nil {
+			t = rep.topic
+		}
+	})
+	if t == nil {
+		return
+	}
+	if err := t.Publish(n.ctx, raw); err != nil && n.ctx.Err() == nil {
+		n.log.Warn("publish", "commons", id, "err", err)
+	}
+}
+
+// dialManifestPeers connects to the bootstrap peers a commons' manifest
+// names, once each. Loop only.
+func (n *Node) dialManifestPeers(rep *replica) {
+	if n.host == nil {
+		return
+	}
+	_, m := rep.state.Head()
+	if m == nil {
+		return
+	}
+	var addrs []string
+	for _, a := range m.Bootstrap {
+		if !rep.dials[a] {
+			rep.dials[a] = true
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.connectAll(addrs)
+	}()
+}
+
+// connectAll dials peers given as multiaddrs with /p2p/.
+func (n *Node) connectAll(addrs []string) {
+	for _, a := range addrs {
+		ai, err := parsePeerAddr(a)
+		if err != nil {
+			n.log.Warn("bootstrap address", "addr", a, "err", err)
+			continue
+		}
+		if ai.ID == n.host.ID() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, 15*time.Second)
+		err = n.host.Connect(ctx, *ai)
+		cancel()
+		if err != nil && n.ctx.Err() == nil {
+			n.log.Warn("cannot reach bootstrap peer", "addr", a, "err", err)
+		}
+	}
+}
+
+// parsePeerAddr parses a multiaddr that ends in /p2p/<peer-id>.
+func parsePeerAddr(s string) (*peer.AddrInfo, error) {
+	m, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a multiaddr: %w", s, err)
+	}
+	ai, err := peer.AddrInfoFromP2pAddr(m)
+	if err != nil {
+		return nil, fmt.Errorf("%q does not end in /p2p/<peer-id>: %w", s, err)
+	}
+	return ai, nil
+}
+
+// peerScoreParams penalise peers that send invalid records (P4) and little
+// else: Commons topics are low-rate.
+func peerScoreParams() *pubsub.PeerScoreParams {
+	return &pubsub.PeerScoreParams{
+		Topics:           map[string]*pubsub.TopicScoreParams{},
+		AppSpecificScore: func(peer.ID) float64 { return 0 },
+		DecayInterval:    time.Second,
+		DecayToZero:      0.01,
+		RetainScore:      10 * time.Minute,
+		TopicScoreCap:    100,
+	}
+}
+
+func topicScoreParams() *pubsub.TopicScoreParams {
+	return &pubsub.TopicScoreParams{
+		TopicWeight:                    1,
+		TimeInMeshWeight:               0.01,
+		TimeInMeshQuantum:              time.Second,
+		TimeInMeshCap:                  10,
+		FirstMessageDeliveriesWeight:   1,
+		FirstMessageDeliveriesDecay:    pubsub.ScoreParameterDecay(10 * time.Minute),
+		FirstMessageDeliveriesCap:      50,
+		InvalidMessageDeliveriesWeight: -100,
+		InvalidMessageDeliveriesDecay:  pubsub.ScoreParameterDecay(time.Hour),
+	}
+}
+
+func peerScoreThresholds() *pubsub.PeerScoreThresholds {
+	return &pubsub.PeerScoreThresholds{
+		GossipThreshold:             -100,
+		PublishThreshold:            -500,
+		GraylistThreshold:           -1000,
+		AcceptPXThreshold:           10,
+		OpportunisticGraftThreshold: 5,
+	}
+}

@@ -1,0 +1,275 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+
+	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
+)
+
+// Errors returned by Node methods.
+var (
+	// ErrClosed: the node is not running.
+	ErrClosed = errors.New("node: closed")
+	// ErrUnknownCommons: this node does not replicate the commons, or does
+	// not have its genesis manifest yet.
+	ErrUnknownCommons = errors.New("node: unknown commons")
+	// ErrNotFound: no such record or blob here.
+	ErrNotFound = errors.New("node: not found")
+	// ErrBadRequest: the request's parameters are invalid; the message says
+	// which.
+	ErrBadRequest = errors.New("node: bad request")
+	// ErrForbidden: this node's key lacks the authority the action needs
+	// (a review by a non-maintainer, a manifest update by a non-member).
+	ErrForbidden = errors.New("node: not authorised")
+)
+
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, args...))
+}
+
+// Node is a Commons node. Create it with New, run it with Start, stop it
+// with Close.
+type Node struct {
+	cfg  Config
+	log  *slog.Logger
+	key  protocol.PrivateKey
+	self protocol.PublicKey
+	st   store.Store
+
+	host    host.Host
+	ownHost bool
+	ps      *pubsub.PubSub
+
+	work     chan func()
+	ingestCh chan *ingestReq
+	stopped  chan struct{}
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	exMu       sync.Mutex
+	exInFlight map[string]bool // peer+commons exchanges running
+
+	// Owned by the event loop.
+	commons map[cid.Cid]*replica
+	order   []cid.Cid // commons in the order they were added
+	hlc     protocol.HLC
+	changed chan struct{} // closed and replaced whenever records are added
+	rng     *rand.Rand
+}
+
+// replica is one replicated commons.
+type replica struct {
+	id    cid.Cid
+	state *crdt.State
+	topic *pubsub.Topic
+	sub   *pubsub.Subscription
+	dials map[string]bool // manifest bootstrap addresses already dialled
+}
+
+// New returns a node for cfg. It does no I/O.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	key, err := protocol.PrivateKeyFromLibp2p(cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	return &Node{
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "node"),
+		key:        key,
+		self:       key.Public(),
+		st:         cfg.Store,
+		work:       make(chan func()),
+		ingestCh:   make(chan *ingestReq, 64),
+		stopped:    make(chan struct{}),
+		exInFlight: make(map[string]bool),
+		commons:    make(map[cid.Cid]*replica),
+		changed:    make(chan struct{}),
+		rng:        rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+	}, nil
+}
+
+// Self returns the node's public key.
+func (n *Node) Self() protocol.PublicKey { return n.self }
+
+// Host returns the libp2p host, or nil when offline or not started.
+func (n *Node) Host() host.Host { return n.host }
+
+// Start loads the replicated commons from the store, starts networking
+// (unless offline) and the event loop. ctx bounds only the start itself.
+func (n *Node) Start(ctx context.Context) error {
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	ids, err := n.st.Commons(ctx)
+	if err != nil {
+		return fmt.Errorf("node: list commons: %w", err)
+	}
+	for _, id := range ids {
+		rep, err := n.loadReplica(ctx, id)
+		if err != nil {
+			return err
+		}
+		n.commons[id] = rep
+		n.order = append(n.order, id)
+		for _, c := range rep.state.CIDs() {
+			if t := rep.state.Block(c).Record.Time; t > n.hlc && t.Millis() <= n.nowMillis()+protocol.MaxClockSkewMillis {
+				n.hlc = t
+			}
+		}
+	}
+	if !n.cfg.Offline {
+		if err := n.startNetwork(ctx); err != nil {
+			n.cancel()
+			return err
+		}
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.loop()
+	}()
+	if !n.cfg.Offline {
+		n.startBackground()
+	}
+	return nil
+}
+
+// loadReplica rebuilds a commons' view from the store. Stored records were
+// validated on the way in, so signatures are not checked again.
+func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
+	rep := &replica{id: id, state: crdt.New(id), dials: map[string]bool{}}
+	var after uint64
+	for {
+		page, err := n.st.Feed(ctx, id, after, 4096)
+		if err != nil {
+			return nil, fmt.Errorf("node: load commons %s: %w", id, err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		blocks := make([]*protocol.Block, 0, len(page))
+		for _, s := range page {
+			b, err := protocol.Parse(s.Raw)
+			if err != nil {
+				return nil, fmt.Errorf("node: load commons %s: stored record %s: %w", id, s.CID, err)
+			}
+			blocks = append(blocks, b)
+			after = s.Cursor
+		}
+		if _, err := rep.state.AddBatch(blocks); err != nil {
+			return nil, fmt.Errorf("node: load commons %s: %w", id, err)
+		}
+	}
+	n.log.Info("loaded commons", "commons", id, "records", rep.state.Len())
+	return rep, nil
+}
+
+// Close stops the node: it cancels every goroutine, waits for them, closes
+// the host if the node built it, and then closes the store.
+func (n *Node) Close() error {
+	if n.cancel == nil {
+		return n.st.Close()
+	}
+	n.cancel()
+	var errs []error
+	if n.ownHost && n.host != nil {
+		errs = append(errs, n.host.Close())
+	}
+	n.wg.Wait()
+	for _, rep := range n.commons {
+		if rep.sub != nil {
+			rep.sub.Cancel()
+		}
+	}
+	errs = append(errs, n.st.Close())
+	return errors.Join(errs...)
+}
+
+// loop is the event loop: it owns n.commons, n.hlc and n.changed.
+func (n *Node) loop() {
+	defer close(n.stopped)
+	for {
+		select {
+		case fn := <-n.work:
+			fn()
+		case req := <-n.ingestCh:
+			reqs, total := []*ingestReq{req}, len(req.blocks)
+		drain:
+			for total < n.cfg.MaxBatch {
+				select {
+				case r := <-n.ingestCh:
+					reqs = append(reqs, r)
+					total += len(r.blocks)
+				default:
+					break drain
+				}
+			}
+			n.processIngest(reqs)
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}
+
+// do runs fn on the event loop and waits for it.
+func (n *Node) do(ctx context.Context, fn func()) error {
+	if n.ctx == nil {
+		return ErrClosed
+	}
+	done := make(chan struct{})
+	select {
+	case n.work <- func() { fn(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.stopped:
+		return ErrClosed
+	}
+	select {
+	case <-done:
+		return nil
+	case <-n.stopped:
+		return ErrClosed
+	}
+}
+
+func (n *Node) nowMillis() int64 { return n.cfg.Now().UnixMilli() }
+
+// nextTime issues a timestamp for a local record. Loop only.
+func (n *Node) nextTime() protocol.HLC {
+	n.hlc = protocol.NextHLC(n.nowMillis(), n.hlc)
+	return n.hlc
+}
+
+// commonsOf returns the commons a record belongs to.
+func commonsOf(b *protocol.Block) cid.Cid {
+	if b.Record.IsGenesis() {
+		return b.CID
+	}
+	return b.Record.Commons
+}
+
+// replicaFor returns the replica of a commons by its string ID. Loop only.
+func (n *Node) replicaFor(id string) (*replica, error) {
+	c, err := cid.Decode(id)
+	if err != nil {
+		return nil, badRequest("commons ID %q is not a CID: %v", id, err)
+	}
+	rep := n.commons[c]
+	if rep == nil {
+		return nil, fmt.Errorf("%w: %s is not replicated here (commons join %s)", ErrUnknownCommons, id, id)
+	}
+	return rep, nil
+}

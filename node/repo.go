@@ -1,0 +1,217 @@
+package node
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/commons-p2p/commons/store"
+	"github.com/commons-p2p/commons/store/badgerstore"
+)
+
+// Files in a repo directory.
+const (
+	keyFile    = "key"         // libp2p-marshalled ed25519 private key, mode 0600
+	configFile = "config.json" // RepoConfig
+	storeDir   = "store"       // badger
+	apiFile    = "api"         // host:port of the running daemon's API
+	tokenFile  = "api.token"   // the API's bearer token, mode 0600
+)
+
+// ErrNoRepo: the directory holds no initialised repo.
+var ErrNoRepo = errors.New("node: no repo")
+
+// ErrRepoExists: init found a repo already there.
+var ErrRepoExists = errors.New("node: repo already exists")
+
+// Repo is a node's directory: identity key, config, store, and the running
+// daemon's API address and token.
+type Repo struct {
+	Dir string
+}
+
+// RepoConfig is the repo's config.json.
+type RepoConfig struct {
+	// Listen are the libp2p listen multiaddrs. Default DefaultListen.
+	Listen []string `json:"listen"`
+	// API is the HTTP API address (host:port on loopback; port 0 picks a
+	// free one). Default "127.0.0.1:0".
+	API string `json:"api"`
+	// Bootstrap are peers to connect to at start (multiaddrs with /p2p/).
+	Bootstrap []string `json:"bootstrap"`
+}
+
+// DefaultAPIAddr is the API address a new repo gets.
+const DefaultAPIAddr = "127.0.0.1:0"
+
+// InitRepo creates a repo in dir: a new ed25519 key, a default config and an
+// empty store. It refuses to touch an existing repo.
+func InitRepo(dir string, logger *slog.Logger) (*Repo, peer.ID, error) {
+	r := &Repo{Dir: dir}
+	if r.exists() {
+		return nil, "", fmt.Errorf("%w at %s: refusing to overwrite it", ErrRepoExists, dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("node: create repo: %w", err)
+	}
+	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, "", fmt.Errorf("node: generate key: %w", err)
+	}
+	b, err := crypto.MarshalPrivateKey(priv)
+	if err != nil {
+		return nil, "", fmt.Errorf("node: encode key: %w", err)
+	}
+	cfg := RepoConfig{Listen: DefaultListen, API: DefaultAPIAddr, Bootstrap: []string{}}
+	cb, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, "", err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, configFile), append(cb, '\n'), 0o644); err != nil {
+		return nil, "", fmt.Errorf("node: write config: %w", err)
+	}
+	st, err := badgerstore.Open(r.StoreDir(), logger)
+	if err != nil {
+		return nil, "", fmt.Errorf("node: create store: %w", err)
+	}
+	if err := st.Close(); err != nil {
+		return nil, "", fmt.Errorf("node: create store: %w", err)
+	}
+	// The key goes last: its presence marks a complete repo.
+	if err := writeFileAtomic(filepath.Join(dir, keyFile), b, 0o600); err != nil {
+		return nil, "", fmt.Errorf("node: write key: %w", err)
+	}
+	id, err := peer.IDFromPrivateKey(priv)
+	if err != nil {
+		return nil, "", err
+	}
+	return r, id, nil
+}
+
+func (r *Repo) exists() bool {
+	_, err := os.Stat(filepath.Join(r.Dir, keyFile))
+	return err == nil
+}
+
+// OpenRepo opens an initialised repo.
+func OpenRepo(dir string) (*Repo, error) {
+	r := &Repo{Dir: dir}
+	if !r.exists() {
+		return nil, fmt.Errorf("%w at %s (create one with: commons init --repo %s)", ErrNoRepo, dir, dir)
+	}
+	return r, nil
+}
+
+// StoreDir is where the badger store lives.
+func (r *Repo) StoreDir() string { return filepath.Join(r.Dir, storeDir) }
+
+// Key reads the node's identity key.
+func (r *Repo) Key() (crypto.PrivKey, error) {
+	b, err := os.ReadFile(filepath.Join(r.Dir, keyFile))
+	if err != nil {
+		return nil, fmt.Errorf("node: read key: %w", err)
+	}
+	k, err := crypto.UnmarshalPrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("node: key file %s is damaged: %w", filepath.Join(r.Dir, keyFile), err)
+	}
+	return k, nil
+}
+
+// Config reads config.json, filling defaults for missing settings.
+func (r *Repo) Config() (RepoConfig, error) {
+	var cfg RepoConfig
+	path := filepath.Join(r.Dir, configFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		b = []byte("{}")
+	} else if err != nil {
+		return cfg, fmt.Errorf("node: read config: %w", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("node: config %s: %w", path, err)
+	}
+	if len(cfg.Listen) == 0 {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.API == "" {
+		cfg.API = DefaultAPIAddr
+	}
+	return cfg, nil
+}
+
+// OpenStore opens the repo's badger store.
+func (r *Repo) OpenStore(logger *slog.Logger) (store.Store, error) {
+	return badgerstore.Open(r.StoreDir(), logger)
+}
+
+// NewToken returns a fresh random API token.
+func NewToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// WriteAPI records the running daemon's API address and token.
+func (r *Repo) WriteAPI(addr, token string) error {
+	if err := writeFileAtomic(filepath.Join(r.Dir, tokenFile), []byte(token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("node: write API token: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(r.Dir, apiFile), []byte(addr+"\n"), 0o644); err != nil {
+		return fmt.Errorf("node: write API address: %w", err)
+	}
+	return nil
+}
+
+// RemoveAPI removes the API address file when the daemon stops.
+func (r *Repo) RemoveAPI() { _ = os.Remove(filepath.Join(r.Dir, apiFile)) }
+
+// API returns the recorded API address and token; ok is false when no
+// daemon has recorded one.
+func (r *Repo) API() (addr, token string, ok bool) {
+	a, err := os.ReadFile(filepath.Join(r.Dir, apiFile))
+	if err != nil {
+		return "", "", false
+	}
+	t, err := os.ReadFile(filepath.Join(r.Dir, tokenFile))
+	if err != nil {
+		return "", "", false
+	}
+	return strings.TrimSpace(string(a)), strings.TrimSpace(string(t)), true
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

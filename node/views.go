@@ -1,0 +1,284 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// ID returns the node's identity and addresses.
+func (n *Node) ID(context.Context) (IDInfo, error) {
+	info := IDInfo{PeerID: n.self.String(), PublicKey: n.self.Hex(), Addresses: []string{}}
+	if n.host != nil {
+		for _, a := range n.host.Addrs() {
+			info.Addresses = append(info.Addresses, fmt.Sprintf("%s/p2p/%s", a, n.host.ID()))
+		}
+	}
+	return info, nil
+}
+
+// Peers lists connected peers.
+func (n *Node) Peers(context.Context) ([]PeerInfo, error) {
+	out := []PeerInfo{}
+	if n.host == nil {
+		return out, nil
+	}
+	for _, p := range n.host.Network().Peers() {
+		pi := PeerInfo{ID: p.String(), Addresses: []string{}}
+		for _, c := range n.host.Network().ConnsToPeer(p) {
+			pi.Addresses = append(pi.Addresses, c.RemoteMultiaddr().String())
+		}
+		out = append(out, pi)
+	}
+	return out, nil
+}
+
+// Status summarises the node and each replicated commons.
+func (n *Node) Status(ctx context.Context) (StatusInfo, error) {
+	info := StatusInfo{PeerID: n.self.String(), Online: n.host != nil, Commons: []CommonsStatus{}}
+	if n.host != nil {
+		info.Peers = len(n.host.Network().Peers())
+	}
+	err := n.do(ctx, func() {
+		for _, id := range n.order {
+			info.Commons = append(info.Commons, n.commonsStatus(n.commons[id]))
+		}
+	})
+	return info, err
+}
+
+// commonsStatus summarises one commons. Loop only.
+func (n *Node) commonsStatus(rep *replica) CommonsStatus {
+	s := rep.state
+	cs := CommonsStatus{ID: rep.id.String(), Records: s.Len(), StateRoot: s.Root().String(), Forks: cidStrings(s.Forks()), Inert: len(s.Inert()), Waiting: s.Waiting()}
+	cs.Pending, cs.Accepted, cs.Rejected = s.Counts()
+	if h, m := s.Head(); m != nil {
+		cs.Name, cs.ManifestHead = m.Name, h.String()
+	}
+	if rep.topic != nil {
+		cs.Peers = len(rep.topic.ListPeers())
+	}
+	return cs
+}
+
+func cidStrings(cs []cid.Cid) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.String()
+	}
+	return out
+}
+
+// Manifest returns a commons' current manifest and its history.
+func (n *Node) Manifest(ctx context.Context, commons string) (ManifestInfo, error) {
+	var info ManifestInfo
+	var ierr error
+	err := n.do(ctx, func() {
+		rep, err := n.replicaFor(commons)
+		if err != nil {
+			ierr = err
+			return
+		}
+		h, m := rep.state.Head()
+		if m == nil {
+			ierr = fmt.Errorf("%w: the genesis manifest of %s has not arrived yet", ErrUnknownCommons, commons)
+			return
+		}
+		info = ManifestInfo{Commons: rep.id.String(), Head: h.String(), Manifest: m, Forks: cidStrings(rep.state.Forks()), Revoked: rep.state.Revoked()}
+		for _, v := range rep.state.History() {
+			info.History = append(info.History, ManifestVersion{
+				CID: v.CID.String(), Version: v.Manifest.Version, Author: v.Author, Time: hlcTime(v.Time), Head: v.Head,
+			})
+		}
+	})
+	if err != nil {
+		return info, err
+	}
+	return info, ierr
+}
+
+func hlcTime(h protocol.HLC) time.Time { return time.UnixMilli(h.Millis()).UTC() }
+
+// Show returns a record, and for a contribution its status and reviews.
+func (n *Node) Show(ctx context.Context, c string) (RecordInfo, error) {
+	id, err := cid.Decode(c)
+	if err != nil {
+		return RecordInfo{}, badRequest("%q is not a CID: %v", c, err)
+	}
+	var info RecordInfo
+	found := false
+	err = n.do(ctx, func() {
+		for _, cid := range n.order {
+			rep := n.commons[cid]
+			b := rep.state.Block(id)
+			if b == nil {
+				continue
+			}
+			found = true
+			info = recordInfo(b)
+			if cv, ok := rep.state.Contribution(id); ok {
+				info.Status, info.Inert = string(cv.Status), cv.Inert
+				for _, r := range cv.Reviews {
+					info.Reviews = append(info.Reviews, ReviewInfo{
+						CID: r.CID.String(), Maintainer: r.Maintainer, Decision: r.Decision, Under: r.Under.String(),
+						Time: hlcTime(r.Time), Rationale: r.Rationale, Counts: r.Counts, Inert: r.Inert,
+					})
+				}
+			}
+			for _, in := range rep.state.Inert() {
+				if in.CID.Equals(id) {
+					info.Inert = in.Reason
+				}
+			}
+			return
+		}
+	})
+	if err != nil {
+		return info, err
+	}
+	if !found {
+		return info, fmt.Errorf("%w: no record %s here", ErrNotFound, c)
+	}
+	return info, nil
+}
+
+func recordInfo(b *protocol.Block) RecordInfo {
+	r := b.Record
+	info := RecordInfo{
+		CID: b.CID.String(), Type: string(r.Type()), Commons: commonsOf(b).String(), Author: r.Author,
+		Time: hlcTime(r.Time), HLC: uint64(r.Time), Links: cidStrings(r.Links()),
+		Manifest: r.Manifest(), Contribution: r.Contribution(), Review: r.Review(),
+	}
+	for _, cs := range r.Cosigs {
+		info.Cosigners = append(info.Cosigners, cs.Key)
+	}
+	return info
+}
+
+// Feed returns feed entries in arrival order, per commons.
+func (n *Node) Feed(ctx context.Context, q FeedQuery) ([]FeedItem, error) {
+	if q.Limit <= 0 {
+		q.Limit = DefaultFeedLimit
+	}
+	if q.Limit > MaxFeedLimit {
+		return nil, badRequest("limit %d exceeds %d", q.Limit, MaxFeedLimit)
+	}
+	switch crdt.Status(q.Status) {
+	case "", crdt.StatusPending, crdt.StatusAccepted, crdt.StatusRejected:
+	default:
+		return nil, badRequest("status %q: want pending, accepted or rejected", q.Status)
+	}
+	if q.Wait > MaxFeedWait {
+		q.Wait = MaxFeedWait
+	}
+	deadline := time.Now().Add(q.Wait)
+	for {
+		var ids []cid.Cid
+		var changed chan struct{}
+		var ierr error
+		if err := n.do(ctx, func() {
+			changed = n.changed
+			if q.Commons == "" {
+				ids = append(ids, n.order...)
+				return
+			}
+			rep, err := n.replicaFor(q.Commons)
+			if err != nil {
+				ierr = err
+				return
+			}
+			ids = []cid.Cid{rep.id}
+		}); err != nil {
+			return nil, err
+		}
+		if ierr != nil {
+			return nil, ierr
+		}
+		items, err := n.feedPage(ctx, ids, q)
+		if err != nil || len(items) > 0 || q.Wait <= 0 {
+			return items, err
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return items, nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+			t.Stop()
+		case <-t.C:
+			return items, nil
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-n.stopped:
+			t.Stop()
+			return nil, ErrClosed
+		}
+	}
+}
+
+// feedPage reads the feed logs of the given commons after q.Since and
+// keeps the entries that match q, up to q.Limit.
+func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q FeedQuery) ([]FeedItem, error) {
+	items := []FeedItem{}
+	for _, id := range ids {
+		after := q.Since
+		for len(items) < q.Limit {
+			page, err := n.st.Feed(ctx, id, after, 1024)
+			if err != nil {
+				return nil, fmt.Errorf("node: read feed: %w", err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			var batch []FeedItem
+			var blocks []*protocol.Block
+			for _, s := range page {
+				after = s.Cursor
+				b, err := protocol.Parse(s.Raw)
+				if err != nil {
+					return nil, fmt.Errorf("node: stored record %s: %w", s.CID, err)
+				}
+				if q.Status != "" && b.Record.Type() != protocol.TypeContribution {
+					continue
+				}
+				it := FeedItem{Cursor: s.Cursor, CID: s.CID.String(), Type: string(b.Record.Type()), Author: b.Record.Author, Commons: id.String(), Time: hlcTime(b.Record.Time)}
+				switch body := b.Record.Body.(type) {
+				case *protocol.Contribution:
+					it.Title = body.Title
+				case *protocol.Review:
+					it.Target, it.Decision = body.Target.String(), body.Decision
+				case *protocol.Manifest:
+					it.Title = body.Name
+				}
+				batch = append(batch, it)
+				blocks = append(blocks, b)
+			}
+			if err := n.do(ctx, func() {
+				st := n.commons[id].state
+				for i := range batch {
+					if s, ok := st.Status(blocks[i].CID); ok {
+						batch[i].Status = string(s)
+					}
+				}
+			}); err != nil {
+				return nil, err
+			}
+			for _, it := range batch {
+				if q.Status == "" || it.Status == q.Status {
+					items = append(items, it)
+					if len(items) == q.Limit {
+						break
+					}
+				}
+			}
+		}
+	}
+	return items, nil
+}
