@@ -50,7 +50,11 @@ type Store interface {
 	// skipped. The result has one cursor per entry: the feed position newly
 	// assigned in the entry's commons, or 0 if it was already stored.
 	// Cursors in a commons increase by one with each new record and are
-	// never reused.
+	// never reused. An entry with an undefined CID or commons fails the
+	// call before anything is stored. A call that fails may have stored a
+	// prefix of its new entries, each at the cursor it would have had (see
+	// the implementation's doc); calling again with the same entries is
+	// always safe.
 	PutRecords(ctx context.Context, entries []Entry) ([]uint64, error)
 
 	// GetRecord returns a record's bytes, or ErrNotFound.
@@ -62,7 +66,8 @@ type Store interface {
 	// Feed returns up to limit records of a commons with cursors greater
 	// than after, in cursor order. Resuming from the last cursor returned
 	// never skips or repeats a record. An empty result means the caller is
-	// up to date. A commons with no records gives an empty result.
+	// up to date. A commons with no records, or a limit of zero or less,
+	// gives an empty result.
 	Feed(ctx context.Context, commons cid.Cid, after uint64, limit int) ([]Stored, error)
 
 	// FeedHead returns the highest cursor assigned in a commons (0 if none),

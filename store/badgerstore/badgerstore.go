@@ -1,0 +1,230 @@
+package badgerstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/commons-p2p/commons/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// ErrLocked is returned, wrapped with the cause, by Open when another
+// process has the directory open.
+var ErrLocked = errors.New("badgerstore: repo is in use by another commons process (is a daemon running?)")
+
+// formatVersion is the value of the 'v' key; Open refuses any other.
+const formatVersion = "commons-store/1"
+
+// Store is a store.Store kept in a badger database. It is safe for
+// concurrent use. PutRecords calls run one at a time; reads run in
+// parallel with each other and with writes.
+type Store struct {
+	log    *slog.Logger
+	db     *badger.DB
+	unlock func() error
+
+	closeMu sync.RWMutex // held for reading by every operation, for writing by Close
+	closed  bool
+
+	writeMu   sync.Mutex // serialises PutRecords: cursor assignment
+	commonsMu sync.Mutex // serialises AddCommons: sequence assignment
+	nextSeq   uint64     // next 'c' sequence number; 0 means not loaded yet
+}
+
+// Open opens, creating it if needed, the store in directory dir. logger
+// receives badger's log (see the package doc); nil discards it.
+//
+// Open returns an error wrapping ErrLocked if another process has dir
+// open, and an error naming dir and wrapping the cause if the directory
+// cannot be created or read or is not a commons store.
+func Open(dir string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "badgerstore")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("badgerstore: create store directory: %w", err)
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	db, err := badger.Open(options(dir, logger))
+	if err != nil {
+		_ = unlock()
+		if strings.Contains(err.Error(), "acquire directory lock") {
+			return nil, fmt.Errorf("open store %s: %w: %w", dir, ErrLocked, err)
+		}
+		return nil, fmt.Errorf("badgerstore: open store %s (damaged or unreadable?): %w", dir, err)
+	}
+	s := &Store{log: logger, db: db, unlock: unlock}
+	if err := s.checkFormat(); err != nil {
+		_ = db.Close()
+		_ = unlock()
+		return nil, fmt.Errorf("badgerstore: open store %s: %w", dir, err)
+	}
+	logger.Debug("store opened", "dir", dir)
+	return s, nil
+}
+
+// options returns badger's options for a desktop daemon.
+func options(dir string, logger *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{logger}).
+		WithSyncWrites(true).
+		WithDetectConflicts(false). // writers are serialised by Store's mutexes
+		WithMetricsEnabled(false).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(3).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(10).
+		WithNumCompactors(2).
+		WithBlockCacheSize(32 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithValueLogFileSize(256 << 20).
+		WithValueThreshold(128 << 10) // records (at most 64 KiB) stay in the LSM tree
+}
+
+// checkFormat writes the format version into an empty database and
+// refuses a database with another version, or with data but no version.
+func (s *Store) checkFormat() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(versionKey())
+		if err == nil {
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("read format version: %w", err)
+			}
+			if string(v) != formatVersion {
+				return fmt.Errorf("unsupported format version %q (want %q)", v, formatVersion)
+			}
+			return nil
+		}
+		if !errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("read format version: %w", err)
+		}
+		it := txn.NewIterator(badger.IteratorOptions{})
+		it.Rewind()
+		empty := !it.Valid()
+		it.Close()
+		if !empty {
+			return errors.New("database has data but no format version: not a commons store")
+		}
+		return txn.Set(versionKey(), []byte(formatVersion))
+	})
+}
+
+// Close closes the database and releases the directory. Later calls,
+// Close included, return store.ErrClosed. It waits for running calls.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	s.closed = true
+	err := s.db.Close()
+	if uerr := s.unlock(); err == nil && uerr != nil {
+		err = fmt.Errorf("badgerstore: release lock: %w", uerr)
+	}
+	if err != nil {
+		return fmt.Errorf("badgerstore: close: %w", err)
+	}
+	s.log.Debug("store closed")
+	return nil
+}
+
+// begin takes the read side of closeMu and checks ctx. On success the
+// caller must call s.end.
+func (s *Store) begin(ctx context.Context) error {
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return store.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		s.closeMu.RUnlock()
+		return err
+	}
+	return nil
+}
+
+func (s *Store) end() { s.closeMu.RUnlock() }
+
+// get reads one key's value, translating badger.ErrKeyNotFound.
+func get(txn *badger.Txn, key []byte) ([]byte, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
+
+// has reports whether a key exists.
+func (s *Store) has(ctx context.Context, key []byte) (bool, error) {
+	if err := s.begin(ctx); err != nil {
+		return false, err
+	}
+	defer s.end()
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(key)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("badgerstore: read: %w", err)
+	}
+	return true, nil
+}
+
+// getValue reads one key's value, or store.ErrNotFound.
+func (s *Store) getValue(ctx context.Context, key []byte) ([]byte, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	var v []byte
+	err := s.db.View(func(txn *badger.Txn) (err error) {
+		v, err = get(txn, key)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("badgerstore: read: %w", err)
+	}
+	return v, nil
+}
+
+// badgerLogger routes badger's log to slog: errors at Warn (the error
+// that matters reaches the caller as a return value), the rest at Debug.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelWarn, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelDebug, f, a) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) }
+
+func (b badgerLogger) log(level slog.Level, format string, args []any) {
+	ctx := context.Background()
+	if !b.l.Enabled(ctx, level) {
+		return
+	}
+	msg := string(bytes.TrimSpace([]byte(fmt.Sprintf(format, args...))))
+	b.l.Log(ctx, level, msg, "source", "badger")
+}

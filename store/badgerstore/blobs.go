@@ -1,0 +1,149 @@
+package badgerstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// PutBlob implements store.Store. Blobs of 128 KiB or more go to badger's
+// value log; a blob may not exceed the value log file size (256 MiB).
+func (s *Store) PutBlob(ctx context.Context, data []byte) (cid.Cid, error) {
+	c := protocol.BlobCID(data)
+	ok, err := s.has(ctx, blobKey(c))
+	if err != nil || ok {
+		if err != nil {
+			return cid.Undef, err
+		}
+		return c, nil
+	}
+	if err := s.begin(ctx); err != nil {
+		return cid.Undef, err
+	}
+	defer s.end()
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(blobKey(c), data)
+	}); err != nil {
+		return cid.Undef, fmt.Errorf("badgerstore: put blob %s: %w", c, err)
+	}
+	return c, nil
+}
+
+// GetBlob implements store.Store.
+func (s *Store) GetBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
+	return s.getValue(ctx, blobKey(c))
+}
+
+// HasBlob implements store.Store.
+func (s *Store) HasBlob(ctx context.Context, c cid.Cid) (bool, error) {
+	return s.has(ctx, blobKey(c))
+}
+
+// AddCommons implements store.Store.
+func (s *Store) AddCommons(ctx context.Context, commons cid.Cid) error {
+	if !commons.Defined() {
+		return errors.New("badgerstore: add commons: undefined CID")
+	}
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	s.commonsMu.Lock()
+	defer s.commonsMu.Unlock()
+	err := s.db.Update(func(txn *badger.Txn) error {
+		_, err := txn.Get(commonsKey(commons))
+		if err == nil {
+			return nil // already joined
+		}
+		if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		if s.nextSeq == 0 {
+			list, err := listCommons(txn)
+			if err != nil {
+				return err
+			}
+			s.nextSeq = uint64(len(list)) + 1
+			if len(list) > 0 {
+				s.nextSeq = list[len(list)-1].seq + 1
+			}
+		}
+		if err := txn.Set(commonsKey(commons), encodeUint(s.nextSeq)); err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		s.nextSeq = 0 // reload: the commit may or may not have happened
+		return fmt.Errorf("badgerstore: add commons %s: %w", commons, err)
+	}
+	if s.nextSeq != 0 {
+		s.nextSeq++
+	}
+	return nil
+}
+
+// Commons implements store.Store.
+func (s *Store) Commons(ctx context.Context) ([]cid.Cid, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	var list []joined
+	err := s.db.View(func(txn *badger.Txn) (err error) {
+		list, err = listCommons(txn)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("badgerstore: list commons: %w", err)
+	}
+	out := make([]cid.Cid, len(list))
+	for i, j := range list {
+		out[i] = j.cid
+	}
+	return out, nil
+}
+
+type joined struct {
+	seq uint64
+	cid cid.Cid
+}
+
+// listCommons returns the joined commons sorted by sequence number.
+func listCommons(txn *badger.Txn) ([]joined, error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tagCommons}})
+	defer it.Close()
+	var list []joined
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		c, err := cid.Cast(item.Key()[1:])
+		if err != nil {
+			return nil, fmt.Errorf("commons key %x: %w", item.Key(), err)
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return nil, err
+		}
+		if len(v) != 8 {
+			return nil, fmt.Errorf("commons %s: sequence of %d bytes", c, len(v))
+		}
+		list = append(list, joined{seq: binary.BigEndian.Uint64(v), cid: c})
+	}
+	slices.SortFunc(list, func(a, b joined) int {
+		switch {
+		case a.seq < b.seq:
+			return -1
+		case a.seq > b.seq:
+			return 1
+		}
+		return 0
+	})
+	return list, nil
+}

@@ -1,0 +1,72 @@
+// Package badgerstore is the embedded, persistent store.Store, built on
+// badger v4. It is the only package in the module that imports badger.
+//
+// # Key layout
+//
+// Every key starts with a one-byte table tag. CIDs are stored in their
+// binary form; a commons CID inside a longer key carries a one-byte length
+// prefix so that one commons' keys never share a prefix with another's.
+// Integers are 8-byte big-endian, so byte order is numeric order.
+//
+//	'v'                          → format version ("commons-store/1")
+//	'r' record CID               → record bytes
+//	'b' blob CID                 → blob bytes
+//	'f' len commons cursor       → record CID      (feed log, one per record)
+//	'h' commons                  → cursor          (feed head of a commons)
+//	'c' commons                  → sequence number (joined commons)
+//
+// The feed log maps cursors to CIDs and Feed looks the bytes up under 'r':
+// records are written once, not twice. Measured with 512-byte records on a
+// 2-core machine, storing the bytes inline in the feed entry as well made
+// Feed about 2.5x faster (0.6-0.9 µs instead of 1.9 µs per record) but
+// PutRecords about 1.5x slower at batch 1024 (17-24 µs instead of 13 µs per
+// record) and doubled the space; ingest is the hot path, so the lookup wins.
+// Commons lists the 'c' table sorted by sequence number, which is the order
+// of AddCommons calls.
+//
+// # Durability
+//
+// The database runs with SyncWrites: a transaction's commit returns after
+// its write-ahead log (and value log, for values of ValueThreshold bytes
+// or more) is synced. Each PutRecords call writes all its new records,
+// their feed entries and the updated heads in one transaction, so it costs
+// one sync and is all-or-nothing. This was measured against SyncWrites
+// off plus an explicit DB.Sync after the commit: the speed is the same
+// within noise (both pay the one fsync, about 0.2 ms on the test machine),
+// and DB.Sync only syncs the active memtable's log, so a memtable rotated
+// in the middle of a call could lose its unsynced part on power loss.
+//
+// A call too large for one badger transaction (about 15% of the memtable
+// size, 2.4 MiB here, or several thousand records) is split, in entry
+// order, into consecutive transactions, each committed and synced in turn
+// and each carrying the heads of the commons it touched. The guarantees:
+//
+//   - When PutRecords returns nil, every entry is durable, including after
+//     kill -9 or power loss (disks that lie about flushes aside).
+//   - A feed never has a gap or a repeated cursor, and a commons' head always
+//     equals its highest stored cursor: a record, its feed entry and its
+//     head update are always in the same transaction, and transactions
+//     are applied in order on recovery.
+//   - A call that fails or is interrupted by a crash has stored a prefix of
+//     its new entries (possibly empty; exactly none if it fitted in one
+//     transaction), each with the cursor the complete call would have given
+//     it. Calling again with the same entries is safe: the stored ones give
+//     cursor 0 and the rest get the next cursors.
+//   - Cursors are never reused: heads only grow.
+//
+// PutBlob and AddCommons commit one synced transaction each.
+//
+// # Resources
+//
+// Options are sized for a desktop daemon: 16 MiB memtables (at most 3),
+// a 32 MiB block cache, a 16 MiB index cache and 256 MiB value log files,
+// so the resident size stays in the tens of MiB rather than badger's
+// default of several hundred. Badger's own log goes to the slog logger
+// given to Open: errors at Warn, everything else at Debug.
+//
+// Open refuses a directory that another process has open (ErrLocked), and
+// returns badger's error, wrapped, for a damaged or unreadable one. Beyond
+// badger's own crash recovery (which drops a torn, never-acknowledged tail
+// of its write-ahead log), it never deletes or rewrites files to make a
+// damaged directory open.
+package badgerstore

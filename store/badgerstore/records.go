@@ -1,0 +1,281 @@
+package badgerstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/store"
+)
+
+// txnFill is the share of badger's transaction limits that PutRecords
+// fills before it starts a new transaction; the rest is slack for the
+// estimate.
+const txnFill = 0.9
+
+// PutRecords implements store.Store. See the package doc for what is
+// guaranteed when it fails or the process dies during the call.
+func (s *Store) PutRecords(ctx context.Context, entries []store.Entry) ([]uint64, error) {
+	for i, e := range entries {
+		if !e.CID.Defined() || !e.Commons.Defined() {
+			return nil, fmt.Errorf("badgerstore: entry %d: undefined CID or commons", i)
+		}
+		if len(e.Commons.Bytes()) > 255 {
+			return nil, fmt.Errorf("badgerstore: entry %d: commons CID longer than 255 bytes", i)
+		}
+	}
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+
+	cursors := make([]uint64, len(entries))
+	fresh, err := s.assign(entries, cursors)
+	if err != nil {
+		return nil, fmt.Errorf("badgerstore: put records: %w", err)
+	}
+	if err := s.write(ctx, entries, cursors, fresh); err != nil {
+		return nil, fmt.Errorf("badgerstore: put records: %w", err)
+	}
+	return cursors, nil
+}
+
+// assign sets cursors[i] for every entry not yet stored and not repeated
+// earlier in entries, and returns the indexes of those entries. The
+// caller holds writeMu, so the heads it reads cannot move.
+func (s *Store) assign(entries []store.Entry, cursors []uint64) (fresh []int, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		seen := make(map[cid.Cid]bool, len(entries))
+		heads := make(map[cid.Cid]uint64)
+		for i, e := range entries {
+			if seen[e.CID] {
+				continue
+			}
+			seen[e.CID] = true
+			_, err := txn.Get(recordKey(e.CID))
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, badger.ErrKeyNotFound) {
+				return fmt.Errorf("read record: %w", err)
+			}
+			head, ok := heads[e.Commons]
+			if !ok {
+				if head, err = readHead(txn, e.Commons); err != nil {
+					return err
+				}
+			}
+			heads[e.Commons] = head + 1
+			cursors[i] = head + 1
+			fresh = append(fresh, i)
+		}
+		return nil
+	})
+	return fresh, err
+}
+
+// readHead returns a commons' head, 0 if it has none.
+func readHead(txn *badger.Txn, commons cid.Cid) (uint64, error) {
+	v, err := get(txn, headKey(commons))
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read head: %w", err)
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("head of %s: %d bytes, want 8", commons, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// write stores the fresh entries with their cursors, in as few
+// transactions as badger allows, each committed (and synced) in order.
+func (s *Store) write(ctx context.Context, entries []store.Entry, cursors []uint64, fresh []int) error {
+	lim := limits{
+		size:      int64(float64(s.db.MaxBatchSize()) * txnFill),
+		count:     int64(float64(s.db.MaxBatchCount()) * txnFill),
+		threshold: s.db.Opts().ValueThreshold,
+	}
+	var ch chunk
+	for n, i := range fresh {
+		e := entries[i]
+		size, count := ch.cost(e, cursors[i], lim.threshold)
+		if ch.txn != nil && (ch.size+size > lim.size || ch.count+count > lim.count) {
+			if err := ch.commit(); err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("stored %d of %d new records: %w", n, len(fresh), err)
+			}
+			ch = chunk{}
+			size, count = ch.cost(e, cursors[i], lim.threshold)
+		}
+		if ch.txn == nil {
+			ch = chunk{txn: s.db.NewTransaction(true), heads: make(map[cid.Cid]uint64)}
+		}
+		if err := ch.add(e, cursors[i], size, count); err != nil {
+			return err
+		}
+	}
+	if ch.txn == nil {
+		return nil
+	}
+	return ch.commit()
+}
+
+// limits are the bounds of one transaction.
+type limits struct {
+	size, count, threshold int64
+}
+
+// chunk is one transaction of a PutRecords call.
+type chunk struct {
+	txn         *badger.Txn
+	heads       map[cid.Cid]uint64 // commons → highest cursor staged
+	size, count int64              // estimated as badger does
+}
+
+// cost estimates what adding e to the chunk costs, as badger's
+// Txn.checkSize counts it, including e's head if its commons is new here.
+func (ch *chunk) cost(e store.Entry, cursor uint64, threshold int64) (size, count int64) {
+	size = entrySize(recordKey(e.CID), len(e.Raw), threshold) +
+		entrySize(feedKey(e.Commons, cursor), len(e.CID.Bytes()), threshold)
+	count = 2
+	if _, ok := ch.heads[e.Commons]; !ok {
+		size += entrySize(headKey(e.Commons), 8, threshold)
+		count++
+	}
+	return size, count
+}
+
+// add stages a record and its feed entry. On error it discards the txn.
+func (ch *chunk) add(e store.Entry, cursor uint64, size, count int64) error {
+	if err := ch.txn.Set(recordKey(e.CID), e.Raw); err != nil {
+		ch.txn.Discard()
+		return fmt.Errorf("stage record: %w", err)
+	}
+	if err := ch.txn.Set(feedKey(e.Commons, cursor), e.CID.Bytes()); err != nil {
+		ch.txn.Discard()
+		return fmt.Errorf("stage feed entry: %w", err)
+	}
+	ch.heads[e.Commons] = cursor
+	ch.size += size
+	ch.count += count
+	return nil
+}
+
+// commit stages the heads and commits. A failed commit stores nothing of
+// the chunk.
+func (ch *chunk) commit() error {
+	defer ch.txn.Discard()
+	for commons, head := range ch.heads {
+		if err := ch.txn.Set(headKey(commons), encodeUint(head)); err != nil {
+			return fmt.Errorf("stage head: %w", err)
+		}
+	}
+	if err := ch.txn.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// entrySize mirrors badger's estimate of one entry's size in a
+// transaction (Entry.estimateSizeAndSetThreshold plus the version).
+func entrySize(key []byte, valueLen int, threshold int64) int64 {
+	if int64(valueLen) < threshold {
+		return int64(len(key)+valueLen) + 2 + 10
+	}
+	return int64(len(key)) + 12 + 2 + 10
+}
+
+// GetRecord implements store.Store.
+func (s *Store) GetRecord(ctx context.Context, c cid.Cid) ([]byte, error) {
+	return s.getValue(ctx, recordKey(c))
+}
+
+// HasRecord implements store.Store.
+func (s *Store) HasRecord(ctx context.Context, c cid.Cid) (bool, error) {
+	return s.has(ctx, recordKey(c))
+}
+
+// FeedHead implements store.Store.
+func (s *Store) FeedHead(ctx context.Context, commons cid.Cid) (uint64, error) {
+	if err := s.begin(ctx); err != nil {
+		return 0, err
+	}
+	defer s.end()
+	var head uint64
+	err := s.db.View(func(txn *badger.Txn) (err error) {
+		head, err = readHead(txn, commons)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("badgerstore: feed head: %w", err)
+	}
+	return head, nil
+}
+
+// Feed implements store.Store. A limit of zero or less gives an empty
+// result. It reads from one snapshot, so a page is consistent even while
+// records are added.
+func (s *Store) Feed(ctx context.Context, commons cid.Cid, after uint64, limit int) ([]store.Stored, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	if limit <= 0 || after == ^uint64(0) {
+		return nil, nil
+	}
+	var out []store.Stored
+	err := s.db.View(func(txn *badger.Txn) error {
+		prefix := feedPrefix(commons)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Seek(feedKey(commons, after+1)); it.Valid() && len(out) < limit; it.Next() {
+			if len(out)%256 == 255 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			st, err := readFeedItem(txn, it.Item(), commons, len(prefix))
+			if err != nil {
+				return err
+			}
+			out = append(out, st)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("badgerstore: feed: %w", err)
+	}
+	return out, nil
+}
+
+// readFeedItem decodes a feed entry and looks up its record's bytes.
+func readFeedItem(txn *badger.Txn, item *badger.Item, commons cid.Cid, prefixLen int) (store.Stored, error) {
+	key := item.Key()
+	if len(key) != prefixLen+8 {
+		return store.Stored{}, fmt.Errorf("feed key %x: bad length", key)
+	}
+	cursor := binary.BigEndian.Uint64(key[prefixLen:])
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return store.Stored{}, fmt.Errorf("feed entry %d: %w", cursor, err)
+	}
+	c, err := cid.Cast(v)
+	if err != nil {
+		return store.Stored{}, fmt.Errorf("feed entry %d: %w", cursor, err)
+	}
+	raw, err := get(txn, recordKey(c))
+	if err != nil {
+		return store.Stored{}, fmt.Errorf("record %s of feed entry %d: %w", c, cursor, err)
+	}
+	return store.Stored{Cursor: cursor, CID: c, Commons: commons, Raw: raw}, nil
+}

@@ -1,0 +1,212 @@
+// Package memstore is an in-memory store.Store for tests and tools.
+//
+// It keeps everything in maps behind one lock, copies every byte slice
+// that crosses its API, and loses everything when the process ends, so
+// its "durably" is trivially true only for the life of the process.
+// It imports neither badger nor libp2p.
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Store is an in-memory store.Store. The zero value is not usable; call New.
+type Store struct {
+	mu      sync.RWMutex
+	closed  bool
+	records map[cid.Cid][]byte
+	feeds   map[cid.Cid][]cid.Cid // commons → record CIDs; index i is cursor i+1
+	blobs   map[cid.Cid][]byte
+	commons []cid.Cid
+	joined  map[cid.Cid]bool
+}
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{
+		records: make(map[cid.Cid][]byte),
+		feeds:   make(map[cid.Cid][]cid.Cid),
+		blobs:   make(map[cid.Cid][]byte),
+		joined:  make(map[cid.Cid]bool),
+	}
+}
+
+// begin checks ctx and the closed flag; the caller holds s.mu.
+func (s *Store) begin(ctx context.Context) error {
+	if s.closed {
+		return store.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// PutRecords implements store.Store.
+func (s *Store) PutRecords(ctx context.Context, entries []store.Entry) ([]uint64, error) {
+	for i, e := range entries {
+		if !e.CID.Defined() || !e.Commons.Defined() {
+			return nil, fmt.Errorf("memstore: entry %d: undefined CID or commons", i)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	cursors := make([]uint64, len(entries))
+	for i, e := range entries {
+		if _, ok := s.records[e.CID]; ok {
+			continue
+		}
+		s.records[e.CID] = slices.Clone(e.Raw)
+		s.feeds[e.Commons] = append(s.feeds[e.Commons], e.CID)
+		cursors[i] = uint64(len(s.feeds[e.Commons]))
+	}
+	return cursors, nil
+}
+
+// GetRecord implements store.Store.
+func (s *Store) GetRecord(ctx context.Context, c cid.Cid) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	raw, ok := s.records[c]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return slices.Clone(raw), nil
+}
+
+// HasRecord implements store.Store.
+func (s *Store) HasRecord(ctx context.Context, c cid.Cid) (bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return false, err
+	}
+	_, ok := s.records[c]
+	return ok, nil
+}
+
+// Feed implements store.Store. A limit of zero or less gives an empty
+// result.
+func (s *Store) Feed(ctx context.Context, commons cid.Cid, after uint64, limit int) ([]store.Stored, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	log := s.feeds[commons]
+	if limit <= 0 || after >= uint64(len(log)) {
+		return nil, nil
+	}
+	end := uint64(len(log))
+	if uint64(limit) < end-after {
+		end = after + uint64(limit)
+	}
+	out := make([]store.Stored, 0, end-after)
+	for cur := after + 1; cur <= end; cur++ {
+		c := log[cur-1]
+		out = append(out, store.Stored{Cursor: cur, CID: c, Commons: commons, Raw: slices.Clone(s.records[c])})
+	}
+	return out, nil
+}
+
+// FeedHead implements store.Store.
+func (s *Store) FeedHead(ctx context.Context, commons cid.Cid) (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return 0, err
+	}
+	return uint64(len(s.feeds[commons])), nil
+}
+
+// PutBlob implements store.Store.
+func (s *Store) PutBlob(ctx context.Context, data []byte) (cid.Cid, error) {
+	c := protocol.BlobCID(data)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin(ctx); err != nil {
+		return cid.Undef, err
+	}
+	if _, ok := s.blobs[c]; !ok {
+		s.blobs[c] = slices.Clone(data)
+	}
+	return c, nil
+}
+
+// GetBlob implements store.Store.
+func (s *Store) GetBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	data, ok := s.blobs[c]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return slices.Clone(data), nil
+}
+
+// HasBlob implements store.Store.
+func (s *Store) HasBlob(ctx context.Context, c cid.Cid) (bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return false, err
+	}
+	_, ok := s.blobs[c]
+	return ok, nil
+}
+
+// AddCommons implements store.Store.
+func (s *Store) AddCommons(ctx context.Context, commons cid.Cid) error {
+	if !commons.Defined() {
+		return fmt.Errorf("memstore: add commons: undefined CID")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	if !s.joined[commons] {
+		s.joined[commons] = true
+		s.commons = append(s.commons, commons)
+	}
+	return nil
+}
+
+// Commons implements store.Store.
+func (s *Store) Commons(ctx context.Context) ([]cid.Cid, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	return slices.Clone(s.commons), nil
+}
+
+// Close implements store.Store. It drops the data; a second Close returns
+// store.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	s.closed = true
+	s.records, s.feeds, s.blobs, s.commons, s.joined = nil, nil, nil, nil, nil
+	return nil
+}

@@ -1,0 +1,385 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
+)
+
+var bg = context.Background()
+
+func testPutGetHas(t *testing.T, s store.Store) {
+	a := CommonsID("a")
+	es := Entries(a, "pgh", 3)
+	wantCursors(t, put(t, s, es), 1, 2, 3)
+	for _, e := range es {
+		raw, err := s.GetRecord(bg, e.CID)
+		if err != nil || !bytes.Equal(raw, e.Raw) {
+			t.Fatalf("GetRecord(%s) = %q, %v; want %q", e.CID, raw, err, e.Raw)
+		}
+		if ok, err := s.HasRecord(bg, e.CID); !ok || err != nil {
+			t.Fatalf("HasRecord(%s) = %v, %v; want true", e.CID, ok, err)
+		}
+	}
+	other := Entry(a, "never stored")
+	if ok, err := s.HasRecord(bg, other.CID); ok || err != nil {
+		t.Fatalf("HasRecord(unstored) = %v, %v; want false, nil", ok, err)
+	}
+	// A record is not a blob.
+	if ok, err := s.HasBlob(bg, es[0].CID); ok || err != nil {
+		t.Fatalf("HasBlob(record CID) = %v, %v; want false, nil", ok, err)
+	}
+}
+
+func testEmptyPut(t *testing.T, s store.Store) {
+	for _, es := range [][]store.Entry{nil, {}} {
+		cursors, err := s.PutRecords(bg, es)
+		if err != nil || len(cursors) != 0 {
+			t.Fatalf("PutRecords(%v) = %v, %v; want empty, nil", es, cursors, err)
+		}
+	}
+	// An empty record body is still a record.
+	raw := []byte{}
+	e := store.Entry{CID: protocol.RecordCID(raw), Commons: CommonsID("a"), Raw: raw}
+	wantCursors(t, put(t, s, []store.Entry{e}), 1)
+	if got, err := s.GetRecord(bg, e.CID); err != nil || len(got) != 0 {
+		t.Fatalf("GetRecord(empty) = %q, %v", got, err)
+	}
+}
+
+func testInvalidEntry(t *testing.T, s store.Store) {
+	a := CommonsID("a")
+	good := Entry(a, "good")
+	for name, bad := range map[string]store.Entry{
+		"undefined CID":     {Commons: a, Raw: []byte("x")},
+		"undefined commons": {CID: protocol.RecordCID([]byte("x")), Raw: []byte("x")},
+	} {
+		if _, err := s.PutRecords(bg, []store.Entry{good, bad}); err == nil {
+			t.Errorf("PutRecords with %s: no error", name)
+		}
+	}
+	if ok, _ := s.HasRecord(bg, good.CID); ok {
+		t.Fatalf("a rejected call stored its valid entry")
+	}
+	if head, _ := s.FeedHead(bg, a); head != 0 {
+		t.Fatalf("FeedHead after rejected calls = %d, want 0", head)
+	}
+}
+
+func testDuplicatesWithinCall(t *testing.T, s store.Store) {
+	a := CommonsID("a")
+	x, y := Entry(a, "x"), Entry(a, "y")
+	wantCursors(t, put(t, s, []store.Entry{x, x, y, x, y}), 1, 0, 2, 0, 0)
+	checkFeed(t, feedAll(t, s, a, 10), []store.Entry{x, y})
+}
+
+func testDuplicatesAcrossCalls(t *testing.T, s store.Store) {
+	a := CommonsID("a")
+	es := Entries(a, "dup", 4)
+	wantCursors(t, put(t, s, es[:2]), 1, 2)
+	wantCursors(t, put(t, s, es[:2]), 0, 0)
+	wantCursors(t, put(t, s, es), 0, 0, 3, 4)
+	wantCursors(t, put(t, s, es[3:]), 0)
+	checkFeed(t, feedAll(t, s, a, 3), es)
+	if head, err := s.FeedHead(bg, a); head != 4 || err != nil {
+		t.Fatalf("FeedHead = %d, %v; want 4", head, err)
+	}
+}
+
+func testCursorsPerCommons(t *testing.T, s store.Store) {
+	a, b := CommonsID("a"), CommonsID("b")
+	ea, eb := Entries(a, "pc", 3), Entries(b, "pc", 3)
+	wantCursors(t, put(t, s, []store.Entry{ea[0], eb[0], eb[1], ea[1]}), 1, 1, 2, 2)
+	wantCursors(t, put(t, s, []store.Entry{eb[2], ea[2]}), 3, 3)
+	checkFeed(t, feedAll(t, s, a, 2), ea)
+	checkFeed(t, feedAll(t, s, b, 2), eb)
+}
+
+func testFeedPaging(t *testing.T, s store.Store) {
+	a := CommonsID("a")
+	es := Entries(a, "page", 100)
+	for i := 0; i < len(es); i += 13 {
+		put(t, s, es[i:min(i+13, len(es))])
+	}
+	for _, page := range []int{1, 7, 50, 100, 1000} {
+		t.Run(fmt.Sprintf("limit=%d", page), func(t *testing.T) {
+			checkFeed(t, feedAll(t, s, a, page), es)
+		})
+	}
+	// Resuming while the feed grows neither skips nor repeats.
+	got, _ := s.Feed(bg, a, 0, 60)
+	more := Entries(a, "page-more", 10)
+	put(t, s, more)
+	for after := got[len(got)-1].Cursor; ; {
+		page, err := s.Feed(bg, a, after, 30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		got = append(got, page...)
+		after = page[len(page)-1].Cursor
+	}
+	checkFeed(t, got, append(append([]store.Entry{}, es...), more...))
+}
+
+func testFeedEdges(t *testing.T, s store.Store) {
+	a := CommonsID("a")
+	es := Entries(a, "edge", 5)
+	put(t, s, es)
+	for _, tc := range []struct {
+		name  string
+		c     cid.Cid
+		after uint64
+		limit int
+		want  int
+	}{
+		{"unknown commons", CommonsID("nobody"), 0, 10, 0},
+		{"after head", a, 5, 10, 0},
+		{"far beyond head", a, 1 << 62, 10, 0},
+		{"max cursor", a, ^uint64(0), 10, 0},
+		{"limit zero", a, 0, 0, 0},
+		{"limit negative", a, 0, -1, 0},
+		{"middle", a, 2, 2, 2},
+		{"tail", a, 3, 10, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Feed(bg, tc.c, tc.after, tc.limit)
+			if err != nil || len(got) != tc.want {
+				t.Fatalf("Feed(after=%d, limit=%d) = %d records, %v; want %d", tc.after, tc.limit, len(got), err, tc.want)
+			}
+			for i, g := range got {
+				if g.Cursor != tc.after+uint64(i)+1 {
+					t.Fatalf("record %d has cursor %d, want %d", i, g.Cursor, tc.after+uint64(i)+1)
+				}
+			}
+		})
+	}
+}
+
+func testFeedHead(t *testing.T, s store.Store) {
+	a, b := CommonsID("a"), CommonsID("b")
+	if head, err := s.FeedHead(bg, a); head != 0 || err != nil {
+		t.Fatalf("FeedHead(empty) = %d, %v; want 0, nil", head, err)
+	}
+	put(t, s, Entries(a, "head", 7))
+	put(t, s, Entries(b, "head", 2))
+	put(t, s, Entries(a, "head", 9)) // 7 duplicates, 2 new
+	for c, want := range map[cid.Cid]uint64{a: 9, b: 2} {
+		if head, err := s.FeedHead(bg, c); head != want || err != nil {
+			t.Fatalf("FeedHead = %d, %v; want %d", head, err, want)
+		}
+	}
+}
+
+func testBlobs(t *testing.T, s store.Store) {
+	for _, data := range [][]byte{[]byte("payload"), {}, bytes.Repeat([]byte{7}, 300<<10)} {
+		c, err := s.PutBlob(bg, data)
+		if err != nil {
+			t.Fatalf("PutBlob: %v", err)
+		}
+		if want := protocol.BlobCID(data); !c.Equals(want) {
+			t.Fatalf("PutBlob CID = %s, want %s", c, want)
+		}
+		if p := c.Prefix(); p.Version != 1 || p.Codec != cid.Raw {
+			t.Fatalf("PutBlob CID prefix = %+v, want CIDv1 raw", p)
+		}
+		if c2, err := s.PutBlob(bg, data); err != nil || !c2.Equals(c) {
+			t.Fatalf("PutBlob twice = %s, %v", c2, err)
+		}
+		got, err := s.GetBlob(bg, c)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("GetBlob = %d bytes, %v; want %d bytes", len(got), err, len(data))
+		}
+		if ok, err := s.HasBlob(bg, c); !ok || err != nil {
+			t.Fatalf("HasBlob = %v, %v", ok, err)
+		}
+		if ok, err := s.HasRecord(bg, c); ok || err != nil {
+			t.Fatalf("HasRecord(blob CID) = %v, %v; want false", ok, err)
+		}
+	}
+	if ok, err := s.HasBlob(bg, protocol.BlobCID([]byte("absent"))); ok || err != nil {
+		t.Fatalf("HasBlob(absent) = %v, %v", ok, err)
+	}
+}
+
+func testCommons(t *testing.T, s store.Store) {
+	if got, err := s.Commons(bg); len(got) != 0 || err != nil {
+		t.Fatalf("Commons(empty) = %v, %v", got, err)
+	}
+	// Insertion order, not CID order.
+	ids := []cid.Cid{CommonsID("z"), CommonsID("a"), CommonsID("m"), CommonsID("b")}
+	for _, c := range append(append([]cid.Cid{}, ids...), ids[2], ids[0]) {
+		if err := s.AddCommons(bg, c); err != nil {
+			t.Fatalf("AddCommons: %v", err)
+		}
+	}
+	got, err := s.Commons(bg)
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(ids) {
+		t.Fatalf("Commons = %v, %v; want %v", got, err, ids)
+	}
+}
+
+func testNotFound(t *testing.T, s store.Store) {
+	if _, err := s.GetRecord(bg, CommonsID("absent")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetRecord(absent) error = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetBlob(bg, protocol.BlobCID([]byte("absent"))); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetBlob(absent) error = %v, want ErrNotFound", err)
+	}
+}
+
+func testCopies(t *testing.T, s store.Store) {
+	a := CommonsID("a")
+	e := Entry(a, "copy")
+	raw := append([]byte{}, e.Raw...)
+	in := store.Entry{CID: e.CID, Commons: a, Raw: raw}
+	put(t, s, []store.Entry{in})
+	raw[0] ^= 0xff // the caller reuses its buffer
+	got, _ := s.GetRecord(bg, e.CID)
+	if !bytes.Equal(got, e.Raw) {
+		t.Fatalf("store kept the caller's buffer")
+	}
+	got[0] ^= 0xff // the caller scribbles on a result
+	if again, _ := s.GetRecord(bg, e.CID); !bytes.Equal(again, e.Raw) {
+		t.Fatalf("store returned its own buffer")
+	}
+	data := []byte("blob")
+	c, _ := s.PutBlob(bg, data)
+	data[0] = 'X'
+	if got, _ := s.GetBlob(bg, c); string(got) != "blob" {
+		t.Fatalf("store kept the caller's blob buffer")
+	}
+}
+
+func testClosed(t *testing.T, s store.Store) {
+	a := CommonsID("a")
+	e := Entry(a, "closed")
+	put(t, s, []store.Entry{e})
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	errs := map[string]error{}
+	_, errs["PutRecords"] = s.PutRecords(bg, []store.Entry{Entry(a, "after")})
+	_, errs["GetRecord"] = s.GetRecord(bg, e.CID)
+	_, errs["HasRecord"] = s.HasRecord(bg, e.CID)
+	_, errs["Feed"] = s.Feed(bg, a, 0, 10)
+	_, errs["FeedHead"] = s.FeedHead(bg, a)
+	_, errs["PutBlob"] = s.PutBlob(bg, []byte("b"))
+	_, errs["GetBlob"] = s.GetBlob(bg, e.CID)
+	_, errs["HasBlob"] = s.HasBlob(bg, e.CID)
+	errs["AddCommons"] = s.AddCommons(bg, a)
+	_, errs["Commons"] = s.Commons(bg)
+	errs["Close"] = s.Close()
+	for name, err := range errs {
+		if !errors.Is(err, store.ErrClosed) {
+			t.Errorf("%s after Close: error = %v, want ErrClosed", name, err)
+		}
+	}
+}
+
+func testContextCanceled(t *testing.T, s store.Store) {
+	a := CommonsID("a")
+	e := Entry(a, "stored")
+	put(t, s, []store.Entry{e})
+	ctx, cancel := context.WithCancel(bg)
+	cancel()
+	errs := map[string]error{}
+	_, errs["PutRecords"] = s.PutRecords(ctx, []store.Entry{Entry(a, "canceled")})
+	_, errs["GetRecord"] = s.GetRecord(ctx, e.CID)
+	_, errs["HasRecord"] = s.HasRecord(ctx, e.CID)
+	_, errs["Feed"] = s.Feed(ctx, a, 0, 10)
+	_, errs["FeedHead"] = s.FeedHead(ctx, a)
+	_, errs["PutBlob"] = s.PutBlob(ctx, []byte("b"))
+	_, errs["GetBlob"] = s.GetBlob(ctx, e.CID)
+	_, errs["HasBlob"] = s.HasBlob(ctx, e.CID)
+	errs["AddCommons"] = s.AddCommons(ctx, a)
+	_, errs["Commons"] = s.Commons(ctx)
+	for name, err := range errs {
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with canceled context: error = %v, want context.Canceled", name, err)
+		}
+	}
+	// A canceled call writes nothing.
+	if head, _ := s.FeedHead(bg, a); head != 1 {
+		t.Fatalf("FeedHead after canceled PutRecords = %d, want 1", head)
+	}
+	if ok, _ := s.HasBlob(bg, protocol.BlobCID([]byte("b"))); ok {
+		t.Fatalf("canceled PutBlob stored its blob")
+	}
+	if got, _ := s.Commons(bg); len(got) != 0 {
+		t.Fatalf("canceled AddCommons added %v", got)
+	}
+}
+
+// testConcurrentPutRecords runs writers whose batches overlap: every record
+// must get exactly one nonzero cursor, and the cursors of each commons must
+// be exactly 1..n.
+func testConcurrentPutRecords(t *testing.T, s store.Store) {
+	const writers, calls, batch = 8, 10, 16
+	ids := []cid.Cid{CommonsID("a"), CommonsID("b")}
+	var mu sync.Mutex
+	assigned := map[cid.Cid][]uint64{} // record → nonzero cursors it got
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for c := range calls {
+				var es []store.Entry
+				for i := range batch {
+					// Writers w and w^1 write the same records.
+					tag := fmt.Sprintf("w%d-c%d-i%d", w/2, c, i)
+					es = append(es, Entry(ids[(w/2+i)%2], tag))
+				}
+				cursors, err := s.PutRecords(bg, es)
+				if err != nil {
+					t.Errorf("PutRecords: %v", err)
+					return
+				}
+				mu.Lock()
+				for i, cur := range cursors {
+					if cur != 0 {
+						assigned[es[i].CID] = append(assigned[es[i].CID], cur)
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	total := 0
+	for _, c := range ids {
+		feed := feedAll(t, s, c, 50)
+		total += len(feed)
+		for i, st := range feed {
+			got := assigned[st.CID]
+			if st.Cursor != uint64(i+1) || len(got) != 1 || got[0] != st.Cursor {
+				t.Fatalf("feed[%d] cursor %d; PutRecords assigned %v", i, st.Cursor, got)
+			}
+		}
+	}
+	if want := writers / 2 * calls * batch; total != want || len(assigned) != want {
+		t.Fatalf("feeds hold %d records, %d assigned; want %d", total, len(assigned), want)
+	}
+	heads := []uint64{}
+	for _, c := range ids {
+		h, _ := s.FeedHead(bg, c)
+		heads = append(heads, h)
+	}
+	sort.Slice(heads, func(i, j int) bool { return heads[i] < heads[j] })
+	if heads[0]+heads[1] != uint64(total) {
+		t.Fatalf("heads %v do not add up to %d", heads, total)
+	}
+}
