@@ -60,6 +60,8 @@ const importBatch = 256
 // Import reads a CAR file of records, validates every one (CID, encoding,
 // signatures, clock), and stores the valid ones, replicating their commons.
 // Every rejected record is listed with its reason; the rest are imported.
+// A CAR damaged part way keeps the records before the damage and returns
+// ErrBadRequest.
 func (n *Node) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
 	rep := ImportReport{Rejected: []RejectedRecord{}, Commons: []string{}}
 	br, err := carv2.NewBlockReader(r, carv2.WithTrustedCAR(true), carv2.MaxAllowedSectionSize(protocol.MaxRecordSize+128))
@@ -100,7 +102,12 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
 			break
 		}
 		if err != nil {
-			return rep, badRequest("CAR file is damaged after %d records: %v", rep.Imported+rep.Duplicates+len(rep.Rejected)+len(batch), err)
+			// Keep the records read so far, as earlier batches were kept.
+			read := rep.Imported + rep.Duplicates + len(rep.Rejected) + len(batch)
+			if ferr := flush(); ferr != nil {
+				return rep, ferr
+			}
+			return rep, badRequest("CAR file is damaged after %d records: %v", read, err)
 		}
 		c, raw := blk.Cid(), blk.RawData()
 		if !protocol.RecordCID(raw).Equals(c) {

@@ -108,7 +108,8 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("request body: %w", err))
 		return false
 	}
-	if dec.More() {
+	// dec.More misses a stray '}' or ']', so demand a clean EOF.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		writeError(w, http.StatusBadRequest, errors.New("request body: trailing data after the JSON object"))
 		return false
 	}

@@ -1,0 +1,828 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	carv2 "github.com/ipld/go-car/v2"
+	"github.com/ipld/go-car/v2/storage"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store/memstore"
+)
+
+const testToken = "test-token"
+
+func testKey(t *testing.T) crypto.PrivKey {
+	t.Helper()
+	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// startNode starts a node on an in-memory store and closes it at cleanup.
+func startNode(t *testing.T, cfg Config) *Node {
+	t.Helper()
+	cfg.Store = memstore.New()
+	if cfg.Key == nil {
+		cfg.Key = testKey(t)
+	}
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("close node: %v", err)
+		}
+	})
+	return n
+}
+
+func startOffline(t *testing.T) *Node { return startNode(t, Config{Offline: true}) }
+
+// apiServer is a node behind Handler on an httptest server.
+type apiServer struct {
+	n   *Node
+	url string
+	c   *Client
+}
+
+func serve(t *testing.T, n *Node) *apiServer {
+	t.Helper()
+	srv := httptest.NewServer(Handler(n, testToken))
+	t.Cleanup(srv.Close)
+	return &apiServer{n: n, url: srv.URL, c: NewClient(strings.TrimPrefix(srv.URL, "http://"), testToken)}
+}
+
+// Auth modes of a raw request: the right token (""), none, or a literal
+// Authorization header.
+const noAuth = "none"
+
+// raw sends one request and returns the status and body.
+func (s *apiServer) raw(t *testing.T, method, path, auth string, body io.Reader) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, s.url+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch auth {
+	case "":
+		req.Header.Set("Authorization", "Bearer "+testToken)
+	case noAuth:
+	default:
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func must[T any](t *testing.T) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func decodeBody[T any](t *testing.T, b []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("decode %q: %v", b, err)
+	}
+	return v
+}
+
+// world is a node with two commons and reviewed contributions, built
+// through the Client.
+type world struct {
+	*apiServer
+	self     protocol.PublicKey
+	commons  string // maintained by self, quorum 1
+	open     string // no maintainers
+	blob     []byte
+	blobCID  string
+	accepted string
+	rejected string
+	pending  string
+	openC    string // a contribution in open
+	reviews  []string
+}
+
+// Feed order of w.commons: 1 manifest, 2 accepted, 3 rejected, 4 pending,
+// 5 accept review, 6 reject review. Of w.open: 1 manifest, 2 openC.
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	w := &world{apiServer: serve(t, startOffline(t)), blob: []byte("hello payload")}
+	w.self = w.n.Self()
+	ctx, c, s := t.Context(), w.c, must[string](t)
+	w.commons = s(c.CreateManifest(ctx, ManifestParams{Name: ptr("Test commons"), Licence: ptr("CC-BY-SA-4.0"), Maintainers: []protocol.PublicKey{w.self}}))
+	w.open = s(c.CreateManifest(ctx, ManifestParams{Name: ptr("Open commons"), Licence: ptr("MIT")}))
+	w.blobCID = s(c.PutBlob(ctx, w.blob))
+	w.accepted = s(c.Contribute(ctx, ContributeParams{Commons: w.commons, Title: "to accept", Kind: "text", Payload: []PayloadParam{{CID: w.blobCID, Name: "hello.txt"}}}))
+	w.rejected = s(c.Contribute(ctx, ContributeParams{Commons: w.commons, Title: "to reject"}))
+	w.pending = s(c.Contribute(ctx, ContributeParams{Commons: w.commons, Title: "left pending"}))
+	w.reviews = append(w.reviews,
+		s(c.Review(ctx, ReviewParams{Target: w.accepted, Decision: protocol.DecisionAccept, Rationale: "good"})),
+		s(c.Review(ctx, ReviewParams{Target: w.rejected, Decision: protocol.DecisionReject})))
+	w.openC = s(c.Contribute(ctx, ContributeParams{Commons: w.open, Title: "in the open"}))
+	return w
+}
+
+// absentCID is a dag-cbor CIDv1 of no record.
+var absentCID = protocol.RecordCID([]byte("no such record")).String()
+
+func rawCID(t *testing.T) string {
+	t.Helper()
+	h, err := mh.Sum([]byte("raw"), mh.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cid.NewCidV1(cid.Raw, h).String()
+}
+
+func TestClientRoutes(t *testing.T) {
+	w := newWorld(t)
+	ctx, c := t.Context(), w.c
+	t.Run("id", func(t *testing.T) {
+		id := must[IDInfo](t)(c.ID(ctx))
+		if id.PeerID != w.self.String() || id.PublicKey != w.self.Hex() || len(id.Addresses) != 0 {
+			t.Errorf("ID = %+v, want peer %s, no addresses offline", id, w.self)
+		}
+	})
+	t.Run("peers", func(t *testing.T) {
+		if ps := must[[]PeerInfo](t)(c.Peers(ctx)); len(ps) != 0 {
+			t.Errorf("Peers offline = %v, want none", ps)
+		}
+	})
+	t.Run("status", func(t *testing.T) {
+		st := must[StatusInfo](t)(c.Status(ctx))
+		if st.PeerID != w.self.String() || st.Online || len(st.Commons) != 2 {
+			t.Fatalf("Status = %+v", st)
+		}
+		got := st.Commons[0]
+		want := CommonsStatus{ID: w.commons, Name: "Test commons", Records: 6, Pending: 1, Accepted: 1, Rejected: 1, ManifestHead: w.commons}
+		if got.ID != want.ID || got.Name != want.Name || got.Records != want.Records || got.Pending != want.Pending ||
+			got.Accepted != want.Accepted || got.Rejected != want.Rejected || got.ManifestHead != want.ManifestHead || got.StateRoot == "" {
+			t.Errorf("commons status = %+v, want %+v", got, want)
+		}
+	})
+	t.Run("manifest", func(t *testing.T) {
+		m := must[ManifestInfo](t)(c.Manifest(ctx, w.commons))
+		if m.Commons != w.commons || m.Head != w.commons || m.Manifest.Name != "Test commons" || !m.Manifest.IsMaintainer(w.self) ||
+			m.Manifest.Quorum != 1 || len(m.History) != 1 || !m.History[0].Head || m.History[0].Author != w.self {
+			t.Errorf("Manifest = %+v", m)
+		}
+	})
+	t.Run("blob", func(t *testing.T) {
+		if b := must[[]byte](t)(c.GetBlob(ctx, w.blobCID)); !bytes.Equal(b, w.blob) {
+			t.Errorf("GetBlob = %q, want %q", b, w.blob)
+		}
+	})
+	t.Run("show accepted", func(t *testing.T) {
+		r := must[RecordInfo](t)(c.Show(ctx, w.accepted))
+		if r.Type != "contribution" || r.Commons != w.commons || r.Author != w.self || r.Status != "accepted" {
+			t.Fatalf("Show = %+v", r)
+		}
+		p := r.Contribution.Payload
+		if len(p) != 1 || p[0].Name != "hello.txt" || p[0].CID.String() != w.blobCID || p[0].Size != uint64(len(w.blob)) {
+			t.Errorf("payload = %+v", p)
+		}
+		if len(r.Reviews) != 1 || r.Reviews[0].CID != w.reviews[0] || r.Reviews[0].Decision != "accept" ||
+			!r.Reviews[0].Counts || r.Reviews[0].Rationale != "good" || r.Reviews[0].Maintainer != w.self {
+			t.Errorf("reviews = %+v", r.Reviews)
+		}
+	})
+	t.Run("show review", func(t *testing.T) {
+		r := must[RecordInfo](t)(c.Show(ctx, w.reviews[1]))
+		if r.Type != "review" || r.Review.Decision != "reject" || r.Review.Target.String() != w.rejected || r.Status != "" {
+			t.Errorf("Show = %+v", r)
+		}
+	})
+}
+
+// TestRawRoutes checks each route's success answer over plain HTTP.
+func TestRawRoutes(t *testing.T) {
+	w := newWorld(t)
+	tests := []struct {
+		name, method, path string
+		body               string
+		want               int
+		check              func(t *testing.T, b []byte)
+	}{
+		{"id", "GET", "/api/v1/id", "", 200, func(t *testing.T, b []byte) {
+			if id := decodeBody[IDInfo](t, b); id.PeerID != w.self.String() {
+				t.Errorf("peer_id = %q", id.PeerID)
+			}
+		}},
+		{"status", "GET", "/api/v1/status", "", 200, func(t *testing.T, b []byte) {
+			if st := decodeBody[StatusInfo](t, b); len(st.Commons) != 2 {
+				t.Errorf("status = %s", b)
+			}
+		}},
+		{"peers", "GET", "/api/v1/peers", "", 200, func(t *testing.T, b []byte) {
+			if strings.TrimSpace(string(b)) != "[]" {
+				t.Errorf("peers = %s, want []", b)
+			}
+		}},
+		{"manifest", "GET", "/api/v1/commons/" + w.open + "/manifest", "", 200, func(t *testing.T, b []byte) {
+			if m := decodeBody[ManifestInfo](t, b); m.Manifest.Name != "Open commons" {
+				t.Errorf("manifest = %s", b)
+			}
+		}},
+		{"create manifest", "POST", "/api/v1/manifests", `{"name":"Raw","licence":"MIT","max_blob_bytes":1024}`, 201, func(t *testing.T, b []byte) {
+			r := decodeBody[cidResponse](t, b)
+			m := must[ManifestInfo](t)(w.c.Manifest(t.Context(), r.CID))
+			if m.Manifest.Name != "Raw" || m.Manifest.BlobLimit() != 1024 {
+				t.Errorf("created manifest = %+v", m.Manifest)
+			}
+		}},
+		{"update manifest", "POST", "/api/v1/commons/" + w.open + "/manifest", `{"licence":"Apache-2.0"}`, 201, func(t *testing.T, b []byte) {
+			r := decodeBody[cidResponse](t, b)
+			m := must[ManifestInfo](t)(w.c.Manifest(t.Context(), w.open))
+			if m.Head != r.CID || m.Manifest.Licence != "Apache-2.0" || m.Manifest.Name != "Open commons" {
+				t.Errorf("after update: %+v", m)
+			}
+		}},
+		{"join", "PUT", "/api/v1/commons/" + absentCID, "", 200, func(t *testing.T, b []byte) {
+			if m := decodeBody[map[string]string](t, b); m["commons"] != absentCID {
+				t.Errorf("join = %s", b)
+			}
+		}},
+		{"put blob", "POST", "/api/v1/blobs", "raw blob bytes", 201, func(t *testing.T, b []byte) {
+			r := decodeBody[cidResponse](t, b)
+			if got := must[[]byte](t)(w.c.GetBlob(t.Context(), r.CID)); string(got) != "raw blob bytes" {
+				t.Errorf("blob = %q", got)
+			}
+		}},
+		{"get blob", "GET", "/api/v1/blobs/" + w.blobCID, "", 200, func(t *testing.T, b []byte) {
+			if !bytes.Equal(b, w.blob) {
+				t.Errorf("blob = %q", b)
+			}
+		}},
+		{"contribute", "POST", "/api/v1/contributions", `{"commons":"` + w.commons + `","title":"raw","payload":[{"cid":"` + w.blobCID + `","name":"a.txt"}],"revises":"` + w.pending + `","paid":true}`, 201, func(t *testing.T, b []byte) {
+			r := must[RecordInfo](t)(w.c.Show(t.Context(), decodeBody[cidResponse](t, b).CID))
+			if r.Status != "pending" || r.Contribution.Provenance != protocol.ProvenancePaid || r.Contribution.Revises.String() != w.pending {
+				t.Errorf("contribution = %+v", r.Contribution)
+			}
+		}},
+		{"review", "POST", "/api/v1/reviews", `{"target":"` + w.pending + `","decision":"reject","rationale":"no"}`, 201, func(t *testing.T, b []byte) {
+			if r := must[RecordInfo](t)(w.c.Show(t.Context(), w.pending)); r.Status != "rejected" {
+				t.Errorf("status after reject = %q", r.Status)
+			}
+		}},
+		{"show", "GET", "/api/v1/records/" + w.rejected, "", 200, func(t *testing.T, b []byte) {
+			if r := decodeBody[RecordInfo](t, b); r.Status != "rejected" || len(r.Reviews) != 1 {
+				t.Errorf("show = %s", b)
+			}
+		}},
+		{"feed", "GET", "/api/v1/feed?commons=" + w.open, "", 200, func(t *testing.T, b []byte) {
+			if items := decodeBody[[]FeedItem](t, b); len(items) < 2 || items[1].CID != w.openC {
+				t.Errorf("feed = %s", b)
+			}
+		}},
+		{"export", "GET", "/api/v1/commons/" + w.open + "/car", "", 200, func(t *testing.T, b []byte) {
+			roots, blocks := readCAR(t, b)
+			if len(roots) != 1 || roots[0].String() != w.open || len(blocks) < 2 {
+				t.Errorf("CAR roots %v, %d blocks", roots, len(blocks))
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, b := w.raw(t, tt.method, tt.path, "", strings.NewReader(tt.body))
+			if code != tt.want {
+				t.Fatalf("%s %s = %d %s, want %d", tt.method, tt.path, code, b, tt.want)
+			}
+			tt.check(t, b)
+		})
+	}
+}
+
+func TestReviewLifecycle(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	target := must[string](t)(w.c.Contribute(ctx, ContributeParams{Commons: w.commons, Title: "under review"}))
+	steps := []struct {
+		decision   string
+		wantStatus string
+		wantCounts []bool // per review, in order
+	}{
+		{protocol.DecisionAccept, "accepted", []bool{true}},
+		{protocol.DecisionRetract, "pending", []bool{false, true}},
+		{protocol.DecisionReject, "rejected", []bool{false, false, true}},
+	}
+	for _, s := range steps {
+		t.Run(s.decision, func(t *testing.T) {
+			rc := must[string](t)(w.c.Review(ctx, ReviewParams{Target: target, Decision: s.decision}))
+			r := must[RecordInfo](t)(w.c.Show(ctx, target))
+			if r.Status != s.wantStatus {
+				t.Errorf("status = %q, want %q", r.Status, s.wantStatus)
+			}
+			var counts []bool
+			for _, v := range r.Reviews {
+				counts = append(counts, v.Counts)
+			}
+			if len(r.Reviews) == 0 || r.Reviews[len(r.Reviews)-1].CID != rc {
+				t.Errorf("reviews = %+v, want the last to be %s", r.Reviews, rc)
+			}
+			if !slices.Equal(counts, s.wantCounts) {
+				t.Errorf("reviews counting = %v, want %v (only the latest review of a maintainer counts)", counts, s.wantCounts)
+			}
+		})
+	}
+}
+
+func TestManifestUpdate(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	revoked, err := protocol.PublicKeyFromPeerID(must[peer.ID](t)(peer.IDFromPrivateKey(testKey(t))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := must[string](t)(w.c.UpdateManifest(ctx, w.commons, ManifestParams{Name: ptr("Renamed"), Revoke: []protocol.PublicKey{revoked}, Quorum: ptr[uint64](1)}))
+	m := must[ManifestInfo](t)(w.c.Manifest(ctx, w.commons))
+	if m.Head != head || m.Manifest.Name != "Renamed" || m.Manifest.Licence != "CC-BY-SA-4.0" || m.Manifest.Version != 1 {
+		t.Errorf("manifest after update = %+v", m.Manifest)
+	}
+	if !slices.Contains(m.Revoked, revoked) || !slices.Contains(m.Manifest.Revoked, revoked) {
+		t.Errorf("revoked = %v / %v, want %s", m.Revoked, m.Manifest.Revoked, revoked)
+	}
+	if len(m.History) != 2 || m.History[0].CID != w.commons || m.History[1].CID != head || !m.History[1].Head || m.History[0].Head {
+		t.Errorf("history = %+v", m.History)
+	}
+	if len(m.Manifest.Prev) != 1 || m.Manifest.Prev[0].String() != w.commons {
+		t.Errorf("prev = %v, want the genesis", m.Manifest.Prev)
+	}
+	st := must[StatusInfo](t)(w.c.Status(ctx))
+	if st.Commons[0].ManifestHead != head || st.Commons[0].Name != "Renamed" {
+		t.Errorf("status = %+v", st.Commons[0])
+	}
+	// The maintainer still reviews under the new head.
+	if _, err := w.c.Review(ctx, ReviewParams{Target: w.pending, Decision: protocol.DecisionAccept}); err != nil {
+		t.Errorf("review under the updated manifest: %v", err)
+	}
+}
+
+func TestJoin(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	for i := range 2 { // joining twice is a no-op
+		if err := w.c.Join(ctx, absentCID); err != nil {
+			t.Fatalf("join #%d: %v", i+1, err)
+		}
+	}
+	st := must[StatusInfo](t)(w.c.Status(ctx))
+	if len(st.Commons) != 3 || st.Commons[2].ID != absentCID || st.Commons[2].Name != "" || st.Commons[2].Records != 0 {
+		t.Errorf("status after join = %+v", st.Commons)
+	}
+	if _, err := w.c.Manifest(ctx, absentCID); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "not arrived yet") {
+		t.Errorf("manifest of a joined commons without genesis: %v", err)
+	}
+	if items := must[[]FeedItem](t)(w.c.Feed(ctx, FeedQuery{Commons: absentCID})); len(items) != 0 {
+		t.Errorf("feed = %v, want empty", items)
+	}
+}
+
+func TestFeed(t *testing.T) {
+	w := newWorld(t)
+	tests := []struct {
+		name    string
+		q       FeedQuery
+		raw     string
+		cursors []uint64
+		cids    []string
+	}{
+		{"all of one commons", FeedQuery{Commons: w.commons}, "commons=" + w.commons, []uint64{1, 2, 3, 4, 5, 6}, nil},
+		{"accepted", FeedQuery{Commons: w.commons, Status: "accepted"}, "commons=" + w.commons + "&status=accepted", []uint64{2}, []string{w.accepted}},
+		{"rejected", FeedQuery{Commons: w.commons, Status: "rejected"}, "commons=" + w.commons + "&status=rejected", []uint64{3}, []string{w.rejected}},
+		{"pending", FeedQuery{Commons: w.commons, Status: "pending"}, "commons=" + w.commons + "&status=pending", []uint64{4}, []string{w.pending}},
+		{"since", FeedQuery{Commons: w.commons, Since: 4}, "commons=" + w.commons + "&since=4", []uint64{5, 6}, w.reviews},
+		{"limit", FeedQuery{Commons: w.commons, Limit: 2}, "commons=" + w.commons + "&limit=2", []uint64{1, 2}, []string{w.commons, w.accepted}},
+		{"since and limit", FeedQuery{Commons: w.commons, Since: 2, Limit: 1}, "commons=" + w.commons + "&since=2&limit=1", []uint64{3}, []string{w.rejected}},
+		{"since past the end", FeedQuery{Commons: w.commons, Since: 99}, "commons=" + w.commons + "&since=99", []uint64{}, nil},
+		{"every commons", FeedQuery{}, "", []uint64{1, 2, 3, 4, 5, 6, 1, 2}, nil},
+		{"every commons, pending", FeedQuery{Status: "pending"}, "status=pending", []uint64{4, 2}, []string{w.pending, w.openC}},
+		{"wait with a match returns at once", FeedQuery{Commons: w.open, Wait: time.Minute}, "commons=" + w.open + "&wait=1m", []uint64{1, 2}, []string{w.open, w.openC}},
+	}
+	check := func(t *testing.T, items []FeedItem, cursors []uint64, cids []string) {
+		t.Helper()
+		got := []uint64{}
+		var gotCIDs []string
+		for _, it := range items {
+			got = append(got, it.Cursor)
+			gotCIDs = append(gotCIDs, it.CID)
+		}
+		if !slices.Equal(got, cursors) {
+			t.Errorf("cursors = %v, want %v", got, cursors)
+		}
+		if cids != nil && !slices.Equal(gotCIDs, cids) {
+			t.Errorf("cids = %v, want %v", gotCIDs, cids)
+		}
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"/client", func(t *testing.T) {
+			check(t, must[[]FeedItem](t)(w.c.Feed(t.Context(), tt.q)), tt.cursors, tt.cids)
+		})
+		t.Run(tt.name+"/raw", func(t *testing.T) {
+			code, b := w.raw(t, "GET", "/api/v1/feed?"+tt.raw, noAuth, nil)
+			if code != 200 {
+				t.Fatalf("feed = %d %s", code, b)
+			}
+			if len(tt.cursors) == 0 && strings.TrimSpace(string(b)) != "[]" {
+				t.Errorf("empty feed = %s, want []", b)
+			}
+			check(t, decodeBody[[]FeedItem](t, b), tt.cursors, tt.cids)
+		})
+	}
+	t.Run("item fields", func(t *testing.T) {
+		items := must[[]FeedItem](t)(w.c.Feed(t.Context(), FeedQuery{Commons: w.commons}))
+		want := []FeedItem{
+			{Type: "manifest", Title: "Test commons"},
+			{Type: "contribution", Title: "to accept", Status: "accepted"},
+			{Type: "contribution", Title: "to reject", Status: "rejected"},
+			{Type: "contribution", Title: "left pending", Status: "pending"},
+			{Type: "review", Target: w.accepted, Decision: "accept"},
+			{Type: "review", Target: w.rejected, Decision: "reject"},
+		}
+		for i, it := range items {
+			if it.Type != want[i].Type || it.Title != want[i].Title || it.Status != want[i].Status || it.Target != want[i].Target ||
+				it.Decision != want[i].Decision || it.Author != w.self || it.Commons != w.commons || it.Time.IsZero() {
+				t.Errorf("item %d = %+v, want %+v", i, it, want[i])
+			}
+		}
+	})
+}
+
+// TestFeedWaitClient long-polls through the Client while a record arrives.
+func TestFeedWaitClient(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	type result struct {
+		items []FeedItem
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		items, err := w.c.Feed(ctx, FeedQuery{Commons: w.commons, Since: 6, Wait: 30 * time.Second})
+		done <- result{items, err}
+	}()
+	c := must[string](t)(w.c.Contribute(ctx, ContributeParams{Commons: w.commons, Title: "late"}))
+	r := <-done
+	if r.err != nil || len(r.items) != 1 || r.items[0].CID != c || r.items[0].Cursor != 7 {
+		t.Errorf("Feed(wait) = %+v, %v; want the new contribution %s", r.items, r.err, c)
+	}
+}
+
+// TestFeedWait runs the long poll in a synctest bubble, so "blocked until a
+// record arrives" and "returns after wait" are exact.
+func TestFeedWait(t *testing.T) {
+	tests := []struct {
+		name     string
+		query    string
+		arrive   bool
+		wantN    int
+		wantTime time.Duration
+	}{
+		{"returns when a record arrives", "since=1&wait=30s", true, 1, 0},
+		{"returns empty after wait", "since=1&wait=5s", false, 0, 5 * time.Second},
+		{"wait is capped at MaxFeedWait", "since=1&wait=10m", false, 0, MaxFeedWait},
+		{"status filter keeps waiting past other records", "since=1&status=accepted&wait=7s", true, 0, 7 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				n := startOffline(t)
+				h := Handler(n, testToken)
+				id := must[string](t)(n.CreateManifest(t.Context(), ManifestParams{Name: ptr("W"), Licence: ptr("MIT")}))
+				done := make(chan *httptest.ResponseRecorder, 1)
+				start := time.Now()
+				go func() {
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/feed?commons="+id+"&"+tt.query, nil))
+					done <- rec
+				}()
+				synctest.Wait()
+				select {
+				case rec := <-done:
+					t.Fatalf("feed returned before anything arrived: %d %s", rec.Code, rec.Body)
+				default:
+				}
+				if tt.arrive {
+					must[string](t)(n.Contribute(t.Context(), ContributeParams{Commons: id, Title: "arrived"}))
+				}
+				rec := <-done
+				if rec.Code != 200 {
+					t.Fatalf("feed = %d %s", rec.Code, rec.Body)
+				}
+				if items := decodeBody[[]FeedItem](t, rec.Body.Bytes()); len(items) != tt.wantN {
+					t.Errorf("items = %+v, want %d", items, tt.wantN)
+				}
+				if got := time.Since(start); got != tt.wantTime {
+					t.Errorf("returned after %v, want %v", got, tt.wantTime)
+				}
+			})
+		})
+	}
+}
+
+// TestFeedWaitInterrupted ends a long poll early: the client gives up, or
+// the node stops. Either way the handler answers 503 at once.
+func TestFeedWaitInterrupted(t *testing.T) {
+	tests := []struct {
+		name    string
+		stop    func(t *testing.T, n *Node, cancel context.CancelFunc)
+		wantErr string
+	}{
+		{"client gives up", func(_ *testing.T, _ *Node, cancel context.CancelFunc) { cancel() }, "context canceled"},
+		{"node closes", func(t *testing.T, n *Node, _ context.CancelFunc) {
+			if err := n.Close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+		}, "closed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				n, err := New(Config{Store: memstore.New(), Key: testKey(t), Offline: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := n.Start(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				closed := false
+				t.Cleanup(func() {
+					if !closed {
+						n.Close()
+					}
+				})
+				h := Handler(n, testToken)
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				done := make(chan *httptest.ResponseRecorder, 1)
+				start := time.Now()
+				go func() {
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/api/v1/feed?wait=60s", nil))
+					done <- rec
+				}()
+				synctest.Wait()
+				tt.stop(t, n, cancel)
+				closed = tt.name == "node closes"
+				rec := <-done
+				if e := decodeBody[apiError](t, rec.Body.Bytes()); rec.Code != http.StatusServiceUnavailable || !strings.Contains(e.Error, tt.wantErr) {
+					t.Errorf("feed = %d %q, want 503 containing %q", rec.Code, e.Error, tt.wantErr)
+				}
+				if d := time.Since(start); d != 0 {
+					t.Errorf("returned after %v, want at once", d)
+				}
+			})
+		})
+	}
+}
+
+func TestExportImport(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	var car bytes.Buffer
+	if err := w.c.Export(ctx, w.commons, &car); err != nil {
+		t.Fatal(err)
+	}
+	code, rawCAR := w.raw(t, "GET", "/api/v1/commons/"+w.commons+"/car", noAuth, nil)
+	if code != 200 || !bytes.Equal(rawCAR, car.Bytes()) {
+		t.Fatalf("raw export = %d, %d bytes; client export %d bytes", code, len(rawCAR), car.Len())
+	}
+	want := must[StatusInfo](t)(w.c.Status(ctx)).Commons[0]
+
+	b := serve(t, startOffline(t))
+	rep := must[ImportReport](t)(b.c.Import(ctx, bytes.NewReader(car.Bytes())))
+	if rep.Imported != 6 || rep.Duplicates != 0 || len(rep.Rejected) != 0 || !slices.Equal(rep.Commons, []string{w.commons}) {
+		t.Errorf("import report = %+v", rep)
+	}
+	st := must[StatusInfo](t)(b.c.Status(ctx))
+	if len(st.Commons) != 1 {
+		t.Fatalf("second node status = %+v", st)
+	}
+	got := st.Commons[0]
+	if got.StateRoot != want.StateRoot || got.Records != want.Records || got.Accepted != 1 || got.Rejected != 1 || got.Pending != 1 || got.ManifestHead != want.ManifestHead {
+		t.Errorf("imported status = %+v, want %+v", got, want)
+	}
+	if r := must[RecordInfo](t)(b.c.Show(ctx, w.accepted)); r.Status != "accepted" {
+		t.Errorf("imported contribution status %q", r.Status)
+	}
+
+	code, body := b.raw(t, "POST", "/api/v1/import", "", bytes.NewReader(car.Bytes()))
+	if rep := decodeBody[ImportReport](t, body); code != 200 || rep.Duplicates != 6 || rep.Imported != 0 {
+		t.Errorf("re-import = %d %s, want 6 duplicates", code, body)
+	}
+}
+
+type carBlock struct {
+	cid cid.Cid
+	raw []byte
+}
+
+func readCAR(t *testing.T, data []byte) ([]cid.Cid, []carBlock) {
+	t.Helper()
+	br, err := carv2.NewBlockReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []carBlock
+	for {
+		b, err := br.Next()
+		if errors.Is(err, io.EOF) {
+			return br.Roots, out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, carBlock{b.Cid(), b.RawData()})
+	}
+}
+
+func writeCAR(t *testing.T, roots []cid.Cid, blocks []carBlock) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := storage.NewWritable(&buf, roots, carv2.WriteAsCarV1(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range blocks {
+		if err := w.Put(context.Background(), b.cid.KeyString(), b.raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Finalize(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestImportTampered(t *testing.T) {
+	w := newWorld(t)
+	var car bytes.Buffer
+	if err := w.c.Export(t.Context(), w.commons, &car); err != nil {
+		t.Fatal(err)
+	}
+	roots, blocks := readCAR(t, car.Bytes())
+	tests := []struct {
+		name       string
+		recompute  bool // give the tampered bytes their own CID
+		wantReason string
+	}{
+		{"bytes changed, CID kept", false, "do not match the CID"},
+		{"bytes changed, CID recomputed", true, "signature"},
+	}
+	for _, tt := range tests {
+		for _, via := range []string{"client", "raw"} {
+			t.Run(tt.name+"/"+via, func(t *testing.T) {
+				tampered := slices.Clone(blocks)
+				var bad string
+				for i, b := range tampered {
+					if c := b.cid.String(); c == w.pending {
+						raw := bytes.Replace(b.raw, []byte("left pending"), []byte("LEFT PENDING"), 1)
+						if bytes.Equal(raw, b.raw) {
+							t.Fatal("title not found in the record bytes")
+						}
+						tampered[i].raw = raw
+						bad = c
+						if tt.recompute {
+							tampered[i].cid = protocol.RecordCID(raw)
+							bad = tampered[i].cid.String()
+						}
+					}
+				}
+				data := writeCAR(t, roots, tampered)
+				b := serve(t, startOffline(t))
+				var rep ImportReport
+				if via == "client" {
+					rep = must[ImportReport](t)(b.c.Import(t.Context(), bytes.NewReader(data)))
+				} else {
+					code, body := b.raw(t, "POST", "/api/v1/import", "", bytes.NewReader(data))
+					if code != 200 {
+						t.Fatalf("import = %d %s", code, body)
+					}
+					rep = decodeBody[ImportReport](t, body)
+				}
+				if rep.Imported != len(blocks)-1 || len(rep.Rejected) != 1 {
+					t.Fatalf("report = %+v, want %d imported and 1 rejected", rep, len(blocks)-1)
+				}
+				if r := rep.Rejected[0]; r.CID != bad || !strings.Contains(r.Reason, tt.wantReason) {
+					t.Errorf("rejected = %+v, want %s with reason containing %q", r, bad, tt.wantReason)
+				}
+				if _, err := b.c.Show(t.Context(), bad); !errors.Is(err, ErrNotFound) {
+					t.Errorf("tampered record was stored: Show = %v", err)
+				}
+				if r := must[RecordInfo](t)(b.c.Show(t.Context(), w.accepted)); r.Status != "accepted" {
+					t.Errorf("untampered record status = %q", r.Status)
+				}
+			})
+		}
+	}
+}
+
+func TestOnline(t *testing.T) {
+	a := serve(t, startNode(t, Config{Listen: []string{"/ip4/127.0.0.1/tcp/0"}}))
+	b := startNode(t, Config{Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	ctx := t.Context()
+	if err := a.n.Host().Connect(ctx, peer.AddrInfo{ID: b.Host().ID(), Addrs: b.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	id := must[IDInfo](t)(a.c.ID(ctx))
+	if len(id.Addresses) == 0 {
+		t.Fatal("online node lists no addresses")
+	}
+	for _, ad := range id.Addresses {
+		if !strings.HasPrefix(ad, "/ip4/127.0.0.1/tcp/") || !strings.HasSuffix(ad, "/p2p/"+id.PeerID) {
+			t.Errorf("address %q: want loopback TCP ending in /p2p/%s", ad, id.PeerID)
+		}
+	}
+	ps := must[[]PeerInfo](t)(a.c.Peers(ctx))
+	if len(ps) != 1 || ps[0].ID != b.Host().ID().String() || len(ps[0].Addresses) == 0 {
+		t.Errorf("peers = %+v, want %s", ps, b.Host().ID())
+	}
+	st := must[StatusInfo](t)(a.c.Status(ctx))
+	if !st.Online || st.Peers != 1 {
+		t.Errorf("status = %+v, want online with 1 peer", st)
+	}
+}
+
+// TestImportTruncated: a CAR cut short imports the records before the
+// damage, whatever the batch size, and reports the damage.
+func TestImportTruncated(t *testing.T) {
+	w := newWorld(t)
+	var car bytes.Buffer
+	if err := w.c.Export(t.Context(), w.commons, &car); err != nil {
+		t.Fatal(err)
+	}
+	truncated := car.Bytes()[:car.Len()-20] // inside the last record
+	for _, via := range []string{"client", "raw"} {
+		t.Run(via, func(t *testing.T) {
+			b := serve(t, startOffline(t))
+			var rep ImportReport
+			var msg string
+			if via == "client" {
+				var err error
+				rep, err = b.c.Import(t.Context(), bytes.NewReader(truncated))
+				if !errors.Is(err, ErrBadRequest) {
+					t.Fatalf("Import = %v, want ErrBadRequest", err)
+				}
+				msg = err.Error()
+			} else {
+				code, body := b.raw(t, "POST", "/api/v1/import", "", bytes.NewReader(truncated))
+				if code != 400 {
+					t.Fatalf("import = %d %s, want 400", code, body)
+				}
+				v := decodeBody[struct {
+					Error  string       `json:"error"`
+					Report ImportReport `json:"report"`
+				}](t, body)
+				rep, msg = v.Report, v.Error
+			}
+			if !strings.Contains(msg, "CAR file is damaged after 5 records") {
+				t.Errorf("error = %q", msg)
+			}
+			if rep.Imported != 5 || !slices.Equal(rep.Commons, []string{w.commons}) {
+				t.Errorf("report = %+v, want the 5 whole records imported", rep)
+			}
+			if st := must[StatusInfo](t)(b.c.Status(t.Context())); len(st.Commons) != 1 || st.Commons[0].Records != 5 {
+				t.Errorf("status = %+v, want 5 records", st.Commons)
+			}
+		})
+	}
+}

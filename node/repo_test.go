@@ -1,0 +1,179 @@
+package node
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+func fileMode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Mode().Perm()
+}
+
+func TestInitRepo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	r, id, err := InitRepo(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := fileMode(t, filepath.Join(dir, keyFile)); m != 0o600 {
+		t.Errorf("key mode = %v, want 0600", m)
+	}
+	key, err := r.Key()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := peer.IDFromPrivateKey(key); err != nil || got != id {
+		t.Errorf("key's peer ID = %s, %v; InitRepo said %s", got, err, id)
+	}
+	if _, err := os.Stat(r.StoreDir()); err != nil {
+		t.Errorf("store: %v", err)
+	}
+	cfg, err := r.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cfg.Listen, DefaultListen) || cfg.API != DefaultAPIAddr || cfg.Bootstrap == nil {
+		t.Errorf("initial config = %+v", cfg)
+	}
+
+	keyBefore, _ := os.ReadFile(filepath.Join(dir, keyFile))
+	if _, _, err := InitRepo(dir, nil); !errors.Is(err, ErrRepoExists) || !strings.Contains(err.Error(), dir) {
+		t.Errorf("second InitRepo = %v, want ErrRepoExists naming %s", err, dir)
+	}
+	if keyAfter, _ := os.ReadFile(filepath.Join(dir, keyFile)); string(keyAfter) != string(keyBefore) {
+		t.Error("second InitRepo changed the key")
+	}
+	if _, err := OpenRepo(dir); err != nil {
+		t.Errorf("OpenRepo after init: %v", err)
+	}
+}
+
+func TestOpenRepo(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(dir string) error
+	}{
+		{"empty dir", func(string) error { return nil }},
+		{"missing dir", func(dir string) error { return os.Remove(dir) }},
+		{"config but no key", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, configFile), []byte("{}"), 0o644)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := tt.setup(dir); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := OpenRepo(dir); !errors.Is(err, ErrNoRepo) || !strings.Contains(err.Error(), "commons init") {
+				t.Errorf("OpenRepo = %v, want ErrNoRepo with a hint", err)
+			}
+		})
+	}
+}
+
+func TestRepoKeyDamaged(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, keyFile)
+	if err := os.WriteFile(path, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenRepo(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Key(); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("Key = %v, want an error naming %s", err, path)
+	}
+}
+
+func TestRepoConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    *string // nil: no config.json
+		want    RepoConfig
+		wantErr string // substring; the file's path is always expected too
+	}{
+		{"no file", nil, RepoConfig{Listen: DefaultListen, API: DefaultAPIAddr}, ""},
+		{"empty object", ptr(`{}`), RepoConfig{Listen: DefaultListen, API: DefaultAPIAddr}, ""},
+		{"api only", ptr(`{"api":"127.0.0.1:5001"}`), RepoConfig{Listen: DefaultListen, API: "127.0.0.1:5001"}, ""},
+		{"everything", ptr(`{"listen":["/ip4/127.0.0.1/tcp/1"],"api":"127.0.0.1:2","bootstrap":["/ip4/1.2.3.4/tcp/1/p2p/x"]}`),
+			RepoConfig{Listen: []string{"/ip4/127.0.0.1/tcp/1"}, API: "127.0.0.1:2", Bootstrap: []string{"/ip4/1.2.3.4/tcp/1/p2p/x"}}, ""},
+		{"unknown field", ptr(`{"api":"127.0.0.1:0","apii":"x"}`), RepoConfig{}, `unknown field "apii"`},
+		{"bad JSON", ptr(`{"api":`), RepoConfig{}, "unexpected EOF"},
+		{"wrong type", ptr(`{"listen":"/ip4/127.0.0.1/tcp/1"}`), RepoConfig{}, "cannot unmarshal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Repo{Dir: t.TempDir()}
+			path := filepath.Join(r.Dir, configFile)
+			if tt.file != nil {
+				if err := os.WriteFile(path, []byte(*tt.file), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := r.Config()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path) {
+					t.Errorf("Config = %v, want an error naming %s and containing %q", err, path, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got.Listen, tt.want.Listen) || got.API != tt.want.API || !slices.Equal(got.Bootstrap, tt.want.Bootstrap) {
+				t.Errorf("Config = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRepoAPIFile(t *testing.T) {
+	r := &Repo{Dir: t.TempDir()}
+	if _, _, ok := r.API(); ok {
+		t.Fatal("API reported a daemon before WriteAPI")
+	}
+	token := NewToken()
+	if len(token) != 64 || token == NewToken() {
+		t.Errorf("NewToken = %q: want 64 hex digits, fresh each time", token)
+	}
+	if err := r.WriteAPI("127.0.0.1:4321", token); err != nil {
+		t.Fatal(err)
+	}
+	addr, got, ok := r.API()
+	if !ok || addr != "127.0.0.1:4321" || got != token {
+		t.Errorf("API = %q, %q, %v; want 127.0.0.1:4321, %q, true", addr, got, ok, token)
+	}
+	if m := fileMode(t, filepath.Join(r.Dir, tokenFile)); m != 0o600 {
+		t.Errorf("token mode = %v, want 0600", m)
+	}
+	// A second daemon overwrites both files.
+	if err := r.WriteAPI("127.0.0.1:1", "t2"); err != nil {
+		t.Fatal(err)
+	}
+	if addr, got, _ := r.API(); addr != "127.0.0.1:1" || got != "t2" {
+		t.Errorf("after rewrite API = %q, %q", addr, got)
+	}
+	r.RemoveAPI()
+	if _, _, ok := r.API(); ok {
+		t.Error("API still reported after RemoveAPI")
+	}
+	entries, _ := os.ReadDir(r.Dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp") {
+			t.Errorf("temporary file %s left behind", e.Name())
+		}
+	}
+}
