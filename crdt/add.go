@@ -1,0 +1,156 @@
+package crdt
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// Add merges one validated block (signatures already checked by the caller)
+// into the set. It is idempotent. It returns the status changes the block
+// caused, sorted by contribution CID bytes: a new contribution appears with
+// From == "", and existing contributions whose status moved appear with
+// their old and new status. A block of another commons returns
+// ErrWrongCommons, a nil block ErrNilBlock; either changes nothing.
+func (s *State) Add(b *protocol.Block) ([]Change, error) {
+	if err := s.check(b); err != nil {
+		return nil, err
+	}
+	s.add(b)
+	s.settle()
+	return s.changes(), nil
+}
+
+// AddBatch adds every block as Add does and returns the net changes: From is
+// a contribution's status before the batch, To after it, and contributions
+// whose status ended where it started are omitted (new contributions are
+// always listed, with From == ""). If any block belongs to another commons
+// or is nil, AddBatch returns the error and adds nothing.
+func (s *State) AddBatch(bs []*protocol.Block) ([]Change, error) {
+	for _, b := range bs {
+		if err := s.check(b); err != nil {
+			return nil, err
+		}
+	}
+	for _, b := range bs {
+		s.add(b)
+		s.settle()
+	}
+	return s.changes(), nil
+}
+
+// check verifies that b belongs to this commons.
+func (s *State) check(b *protocol.Block) error {
+	if b == nil || b.Record == nil || b.Record.Body == nil {
+		return ErrNilBlock
+	}
+	r := b.Record
+	if !r.Commons.Defined() {
+		if r.Type() != protocol.TypeManifest || b.CID != s.id {
+			return fmt.Errorf("%w: %s is a genesis manifest, not %s", ErrWrongCommons, b.CID, s.id)
+		}
+		return nil
+	}
+	if r.Commons != s.id {
+		return fmt.Errorf("%w: %s names commons %s, not %s", ErrWrongCommons, b.CID, r.Commons, s.id)
+	}
+	return nil
+}
+
+// add inserts b and classifies it and the reviews that target it.
+func (s *State) add(b *protocol.Block) {
+	if _, ok := s.recs[b.CID]; ok {
+		return
+	}
+	e := &entry{cid: b.CID, blk: b}
+	switch body := b.Record.Body.(type) {
+	case *protocol.Manifest:
+		e.man = &manInfo{m: body}
+	case *protocol.Contribution:
+		e.con = &conInfo{}
+		s.tx[b.CID] = ""
+	case *protocol.Review:
+		s.byTarget[body.Target.Cid] = append(s.byTarget[body.Target.Cid], e)
+	}
+	s.recs[b.CID] = e
+	s.root.add(b.CID)
+	s.reclassify(e)
+	for _, r := range s.byTarget[b.CID] {
+		s.reclassifyReview(r)
+	}
+	s.queue = append(s.queue, b.CID)
+}
+
+// settle re-examines the records waiting for whatever arrived or resolved,
+// until nothing more moves, then applies new revocations to reviews.
+func (s *State) settle() {
+	for i := 0; i < len(s.queue); i++ {
+		x := s.queue[i]
+		deps := s.waitingOn[x]
+		if deps == nil {
+			continue
+		}
+		delete(s.waitingOn, x)
+		for _, d := range deps {
+			if unwait(d, x) {
+				s.reclassify(d)
+			}
+		}
+	}
+	s.queue = s.queue[:0]
+	if len(s.fresh) > 0 {
+		s.rescanRevoked()
+	}
+}
+
+// rescanRevoked re-examines every review whose author was newly revoked.
+func (s *State) rescanRevoked() {
+	fresh := make(map[protocol.PublicKey]struct{}, len(s.fresh))
+	for _, k := range s.fresh {
+		fresh[k] = struct{}{}
+	}
+	s.fresh = s.fresh[:0]
+	for _, e := range s.recs {
+		if e.blk.Record.Review() == nil {
+			continue
+		}
+		if _, ok := fresh[e.blk.Record.Author]; ok {
+			s.reclassifyReview(e)
+		}
+	}
+}
+
+// reclassify re-derives e's standing from the current set.
+func (s *State) reclassify(e *entry) {
+	switch {
+	case e.man != nil:
+		s.reclassifyManifest(e)
+	case e.con != nil:
+		s.reclassifyContribution(e)
+	case e.blk.Record.Review() != nil:
+		s.reclassifyReview(e)
+	default:
+		s.setClass(e, clsInert, reasonUnknownType)
+	}
+}
+
+// changes returns the status changes of the current Add and resets them.
+func (s *State) changes() []Change {
+	if len(s.tx) == 0 {
+		return nil
+	}
+	var out []Change
+	for c, from := range s.tx {
+		to := s.recs[c].con.status
+		if from == "" || from != to {
+			out = append(out, Change{Contribution: c, From: from, To: to})
+		}
+	}
+	clear(s.tx)
+	slices.SortFunc(out, func(a, b Change) int {
+		return strings.Compare(a.Contribution.KeyString(), b.Contribution.KeyString())
+	})
+	return out
+}

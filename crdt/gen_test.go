@@ -1,0 +1,157 @@
+package crdt
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/ipfs/go-cid"
+	"pgregory.net/rapid"
+)
+
+// gen draws a random commons history: a genesis, manifest updates (forks,
+// merges, co-signatures, revocations, bad versions, short signatures),
+// contributions, reviews of every decision by maintainers and others, and
+// duplicates. Some records are drawn but never emitted ("hidden"), so that
+// what depends on them waits forever.
+type gen struct {
+	t       *rapid.T
+	id      cid.Cid
+	mans    []*protocol.Block // every manifest drawn, hidden ones included
+	cons    []*protocol.Block // every contribution drawn, hidden ones included
+	emitted []*protocol.Block // in draw order, with duplicates
+	n       int
+}
+
+func drawHistory(t *rapid.T) (cid.Cid, []*protocol.Block) {
+	g := &gen{t: t}
+	g.genesis()
+	steps := rapid.IntRange(1, 30).Draw(t, "steps")
+	for range steps {
+		switch k := rapid.IntRange(0, 9).Draw(t, "kind"); {
+		case k <= 1:
+			g.update()
+		case k <= 4:
+			g.contribution()
+		case k <= 8:
+			g.review()
+		default:
+			g.emit(rapid.SampledFrom(g.emitted).Draw(t, "dup"))
+		}
+	}
+	return g.id, g.emitted
+}
+
+func (g *gen) emit(b *protocol.Block) { g.emitted = append(g.emitted, b) }
+
+// maybeEmit emits b unless the draw hides it.
+func (g *gen) maybeEmit(b *protocol.Block) {
+	if rapid.IntRange(0, 11).Draw(g.t, "hide") != 0 {
+		g.emit(b)
+	}
+}
+
+func (g *gen) keys(label string, min, max int) []int {
+	return rapid.SliceOfNDistinct(rapid.IntRange(0, nKeys-1), min, max, rapid.ID[int]).Draw(g.t, label)
+}
+
+func (g *gen) time() protocol.HLC {
+	return protocol.HLC(rapid.Uint64Range(1, 12).Draw(g.t, "time"))
+}
+
+// body draws a manifest body.
+func (g *gen) body() *protocol.Manifest {
+	assoc := g.keys("assoc", 1, 4)
+	maint := g.keys("maint", 0, 4)
+	m := manifest(assoc, rapid.Uint64Range(1, uint64(len(assoc))).Draw(g.t, "threshold"), maint, 0, 0)
+	if n := uint64(len(m.Maintainers)); n > 0 {
+		m.Quorum = rapid.Uint64Range(1, n).Draw(g.t, "quorum")
+		m.RejectQuorum = rapid.Uint64Range(1, n).Draw(g.t, "rejectQuorum")
+	}
+	if rapid.IntRange(0, 3).Draw(g.t, "revokes") == 0 {
+		m.Revoked = pubs(g.keys("revoked", 1, 2)...)
+	}
+	return m
+}
+
+// signers draws an author (one of want when possible) and co-signers,
+// usually enough of want to meet a threshold.
+func (g *gen) signers(want []protocol.PublicKey) (int, []int) {
+	var idx []int
+	for i := range nKeys {
+		if slices.Contains(want, key(i).Public()) {
+			idx = append(idx, i)
+		}
+	}
+	co := g.keys("cosigners", 0, 3)
+	if rapid.IntRange(0, 3).Draw(g.t, "enough") != 0 {
+		co = append(co, idx...)
+	}
+	author := rapid.IntRange(0, nKeys-1).Draw(g.t, "author")
+	if len(idx) > 0 && rapid.Bool().Draw(g.t, "authorIn") {
+		author = rapid.SampledFrom(idx).Draw(g.t, "authorKey")
+	}
+	return author, co
+}
+
+func (g *gen) genesis() {
+	m := g.body()
+	author, co := g.signers(m.Association)
+	if !m.IsAssociation(key(author).Public()) {
+		author = keyIndex(m.Association[0])
+	}
+	b := seal(g.t, &protocol.Record{Time: g.time(), Body: m}, author, co...)
+	g.id = b.CID
+	g.mans = append(g.mans, b)
+	g.emit(b)
+}
+
+func (g *gen) update() {
+	prev := rapid.SliceOfNDistinct(rapid.SampledFrom(g.mans), 1, 3, func(b *protocol.Block) string { return b.CID.KeyString() }).Draw(g.t, "prev")
+	var cs []cid.Cid
+	var maxV uint64
+	for _, p := range prev {
+		cs = append(cs, p.CID)
+		maxV = max(maxV, p.Record.Manifest().Version)
+	}
+	if len(g.cons) > 0 && rapid.IntRange(0, 15).Draw(g.t, "prevCon") == 0 {
+		cs = append(cs, rapid.SampledFrom(g.cons).Draw(g.t, "con").CID)
+	}
+	v := max(1, maxV+[]uint64{0, 1, 1, 1, 2}[rapid.IntRange(0, 4).Draw(g.t, "bump")])
+	author, co := g.signers(prev[0].Record.Manifest().Association)
+	b := update(g.t, g.id, g.time(), g.body(), v, cs, author, co...)
+	g.mans = append(g.mans, b)
+	g.maybeEmit(b)
+}
+
+func (g *gen) contribution() {
+	lic := rapid.SampledFrom(g.mans).Draw(g.t, "licence").CID
+	if len(g.cons) > 0 && rapid.IntRange(0, 15).Draw(g.t, "licCon") == 0 {
+		lic = rapid.SampledFrom(g.cons).Draw(g.t, "con").CID
+	}
+	g.n++
+	b := contribution(g.t, g.id, lic, g.time(), rapid.IntRange(0, nKeys-1).Draw(g.t, "author"), fmt.Sprint("c", g.n))
+	g.cons = append(g.cons, b)
+	g.maybeEmit(b)
+}
+
+func (g *gen) review() {
+	if len(g.cons) == 0 {
+		g.contribution()
+	}
+	target := rapid.SampledFrom(g.cons).Draw(g.t, "target").CID
+	if rapid.IntRange(0, 15).Draw(g.t, "targetMan") == 0 {
+		target = rapid.SampledFrom(g.mans).Draw(g.t, "man").CID
+	}
+	under := rapid.SampledFrom(g.mans).Draw(g.t, "under")
+	if rapid.IntRange(0, 15).Draw(g.t, "underCon") == 0 {
+		under = rapid.SampledFrom(g.cons).Draw(g.t, "con")
+	}
+	author := rapid.IntRange(0, nKeys-1).Draw(g.t, "author")
+	if m := under.Record.Manifest(); m != nil && len(m.Maintainers) > 0 && rapid.IntRange(0, 3).Draw(g.t, "byMaint") != 0 {
+		want := rapid.SampledFrom(m.Maintainers).Draw(g.t, "maintainer")
+		author = keyIndex(want)
+	}
+	d := rapid.SampledFrom([]string{protocol.DecisionAccept, protocol.DecisionAccept, protocol.DecisionReject, protocol.DecisionRetract}).Draw(g.t, "decision")
+	g.maybeEmit(review(g.t, g.id, target, under.CID, g.time(), author, d))
+}

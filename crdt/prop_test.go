@@ -1,0 +1,161 @@
+package crdt
+
+import (
+	"testing"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/ipfs/go-cid"
+	"pgregory.net/rapid"
+)
+
+// Failures print a -rapid.seed=… flag (and save a fail file under
+// testdata/rapid); rerun with it to replay the exact history.
+
+// build adds blocks to a fresh state, in chunks of random size through
+// Add or AddBatch.
+func build(t *rapid.T, id cid.Cid, bs []*protocol.Block) *State {
+	s := New(id)
+	for len(bs) > 0 {
+		n := rapid.IntRange(1, len(bs)).Draw(t, "chunk")
+		var err error
+		if n == 1 {
+			_, err = s.Add(bs[0])
+		} else {
+			_, err = s.AddBatch(bs[:n])
+		}
+		if err != nil {
+			t.Fatalf("add: %v", err)
+		}
+		bs = bs[n:]
+	}
+	return s
+}
+
+// TestReference checks the fast state against the from-scratch reference
+// after every step, and checks that the reported changes track statuses.
+func TestReference(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		id, bs := drawHistory(t)
+		s := New(id)
+		set := map[cid.Cid]*protocol.Block{}
+		shadow := map[string]Status{}
+		for len(bs) > 0 {
+			n := rapid.IntRange(1, min(4, len(bs))).Draw(t, "chunk")
+			chunk := bs[:n]
+			bs = bs[n:]
+			var changes []Change
+			var err error
+			if n == 1 {
+				changes, err = s.Add(chunk[0])
+			} else {
+				changes, err = s.AddBatch(chunk)
+			}
+			if err != nil {
+				t.Fatalf("add: %v", err)
+			}
+			for _, b := range chunk {
+				set[b.CID] = b
+			}
+			checkChanges(t, shadow, changes)
+			want, got := reference(set), snap(s)
+			if d := got.diff(want); d != "" {
+				t.Fatalf("after %d records, fast != reference:\n%s", len(set), d)
+			}
+			if len(shadow) != len(got.Status) {
+				t.Fatalf("changes announced %d contributions, state has %d", len(shadow), len(got.Status))
+			}
+			for c, st := range got.Status {
+				if shadow[c] != st {
+					t.Fatalf("contribution %s: changes say %q, state says %q", c, shadow[c], st)
+				}
+			}
+		}
+	})
+}
+
+// checkChanges applies changes to shadow, checking each From and the order.
+func checkChanges(t *rapid.T, shadow map[string]Status, changes []Change) {
+	for i, c := range changes {
+		if i > 0 && compareCID(changes[i-1].Contribution, c.Contribution) >= 0 {
+			t.Fatalf("changes not sorted by CID: %v", changes)
+		}
+		k := c.Contribution.String()
+		old, known := shadow[k]
+		if (c.From == "") == known || known && old != c.From {
+			t.Fatalf("change %v: shadow has %q (known %v)", c, old, known)
+		}
+		if c.From != "" && c.From == c.To {
+			t.Fatalf("no-op change %v", c)
+		}
+		shadow[k] = c.To
+	}
+}
+
+// TestOrderIndependence checks that permutation, duplication and
+// split-then-merge of the same records give the same state.
+func TestOrderIndependence(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		id, bs := drawHistory(t)
+		want := snap(build(t, id, bs))
+
+		perm := rapid.Permutation(bs).Draw(t, "perm")
+		dups := rapid.SliceOfN(rapid.SampledFrom(bs), 0, 5).Draw(t, "dups")
+		perm = append(perm, dups...)
+		perm = rapid.Permutation(perm).Draw(t, "perm2")
+		if d := snap(build(t, id, perm)).diff(want); d != "" {
+			t.Fatalf("permuted history differs:\n%s", d)
+		}
+
+		var left, right []*protocol.Block
+		for _, b := range bs {
+			switch rapid.IntRange(0, 2).Draw(t, "side") {
+			case 0:
+				left = append(left, b)
+			case 1:
+				right = append(right, b)
+			default:
+				left, right = append(left, b), append(right, b)
+			}
+		}
+		m := Merge(build(t, id, left), build(t, id, right))
+		if d := snap(m).diff(want); d != "" {
+			t.Fatalf("split-then-merge differs:\n%s", d)
+		}
+	})
+}
+
+// TestMergeLaws checks that Merge is commutative, associative and
+// idempotent, and leaves its inputs alone.
+func TestMergeLaws(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		id, bs := drawHistory(t)
+		part := func(label string) *State {
+			var sub []*protocol.Block
+			for _, b := range bs {
+				if rapid.Bool().Draw(t, label) {
+					sub = append(sub, b)
+				}
+			}
+			return build(t, id, sub)
+		}
+		a, b, c := part("a"), part("b"), part("c")
+		sa, sb, sc := snap(a), snap(b), snap(c)
+		if d := snap(Merge(a, b)).diff(snap(Merge(b, a))); d != "" {
+			t.Fatalf("not commutative:\n%s", d)
+		}
+		if d := snap(Merge(Merge(a, b), c)).diff(snap(Merge(a, Merge(b, c)))); d != "" {
+			t.Fatalf("not associative:\n%s", d)
+		}
+		if d := snap(Merge(a, a)).diff(sa); d != "" {
+			t.Fatalf("not idempotent:\n%s", d)
+		}
+		for _, x := range []struct {
+			s    *State
+			want snapshot
+		}{{a, sa}, {b, sb}, {c, sc}} {
+			if d := snap(x.s).diff(x.want); d != "" {
+				t.Fatalf("merge mutated an input:\n%s", d)
+			}
+		}
+	})
+}

@@ -1,0 +1,254 @@
+package crdt
+
+import (
+	"errors"
+	"slices"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/ipfs/go-cid"
+)
+
+// Status is a contribution's standing in the commons.
+type Status string
+
+// Contribution statuses.
+const (
+	StatusPending  Status = "pending"
+	StatusAccepted Status = "accepted"
+	StatusRejected Status = "rejected"
+)
+
+// ErrWrongCommons is returned by Add and AddBatch for a record that belongs
+// to another commons (or a genesis manifest other than this commons').
+var ErrWrongCommons = errors.New("crdt: record belongs to another commons")
+
+// ErrNilBlock is returned by Add and AddBatch for a nil block or a block
+// without a decoded record.
+var ErrNilBlock = errors.New("crdt: nil block or record")
+
+// Change is one contribution's status change caused by Add or AddBatch.
+// From is "" for a contribution that was not in the set before.
+type Change struct {
+	Contribution cid.Cid
+	From, To     Status
+}
+
+// class is where a record stands in the derivation.
+type class uint8
+
+const (
+	clsNone    class = iota // not classified yet
+	clsWaiting              // waits for a missing or unresolved record
+	clsOK                   // on the chain (manifest), eligible (review), live (contribution)
+	clsInert                // carries no authority, for good (or until revocation, for reviews)
+)
+
+// entry is one record of the set with its derived standing.
+type entry struct {
+	cid    cid.Cid
+	blk    *protocol.Block
+	cls    class
+	reason string    // why inert
+	waitOn []cid.Cid // the keys of State.waitingOn this entry is registered under
+	man    *manInfo
+	con    *conInfo
+}
+
+type manInfo struct {
+	m       *protocol.Manifest
+	lineage map[protocol.PublicKey]struct{} // keys revoked in its lineage; set once on chain
+}
+
+type conInfo struct {
+	status Status
+	latest []*entry // latest eligible review per maintainer
+}
+
+// State is the state of one commons: a grow-only set of records and what
+// follows from it. The zero value is not usable; call New. A State is not
+// safe for concurrent use.
+type State struct {
+	id        cid.Cid
+	recs      map[cid.Cid]*entry
+	byTarget  map[cid.Cid][]*entry // reviews by Target, present or not
+	waitingOn map[cid.Cid][]*entry // waiting records by the CID they wait for
+	queue     []cid.Cid            // CIDs that arrived or resolved, whose waiters to re-examine
+
+	nWaiting int
+	inert    map[cid.Cid]struct{}
+	counts   [3]int // pending, accepted, rejected
+
+	heads     map[cid.Cid]struct{}
+	headOrder []cid.Cid // heads, resolved first
+	revoked   map[protocol.PublicKey]struct{}
+	fresh     []protocol.PublicKey // revoked since the last rescan of reviews
+
+	tx map[cid.Cid]Status // status before the current Add/AddBatch, "" for new
+
+	root rootCache
+}
+
+// New returns an empty state for the commons whose ID (genesis manifest CID)
+// is commons.
+func New(commons cid.Cid) *State {
+	return &State{
+		id:        commons,
+		recs:      make(map[cid.Cid]*entry),
+		byTarget:  make(map[cid.Cid][]*entry),
+		waitingOn: make(map[cid.Cid][]*entry),
+		inert:     make(map[cid.Cid]struct{}),
+		heads:     make(map[cid.Cid]struct{}),
+		revoked:   make(map[protocol.PublicKey]struct{}),
+		tx:        make(map[cid.Cid]Status),
+	}
+}
+
+// ID returns the commons ID.
+func (s *State) ID() cid.Cid { return s.id }
+
+// Has reports whether the record c is in the set.
+func (s *State) Has(c cid.Cid) bool { _, ok := s.recs[c]; return ok }
+
+// Len returns the number of records in the set.
+func (s *State) Len() int { return len(s.recs) }
+
+// Block returns the record c, or nil if it is not in the set.
+func (s *State) Block(c cid.Cid) *protocol.Block {
+	if e := s.recs[c]; e != nil {
+		return e.blk
+	}
+	return nil
+}
+
+// Waiting returns the number of records waiting for a missing or unresolved
+// dependency.
+func (s *State) Waiting() int { return s.nWaiting }
+
+// Counts returns how many contributions are pending (including inert and
+// waiting ones), accepted and rejected.
+func (s *State) Counts() (pending, accepted, rejected int) {
+	return s.counts[0], s.counts[1], s.counts[2]
+}
+
+// Status returns the status of a contribution; false if c is not a
+// contribution in the set.
+func (s *State) Status(c cid.Cid) (Status, bool) {
+	e := s.recs[c]
+	if e == nil || e.con == nil {
+		return "", false
+	}
+	return e.con.status, true
+}
+
+// OnChain reports whether c is a manifest on the chain.
+func (s *State) OnChain(c cid.Cid) bool {
+	e := s.recs[c]
+	return e != nil && e.man != nil && e.cls == clsOK
+}
+
+// Genesis returns the genesis manifest, or nil if it is absent. It is
+// returned even when it is inert (short of its threshold).
+func (s *State) Genesis() *protocol.Manifest {
+	if e := s.recs[s.id]; e != nil && e.man != nil {
+		return e.man.m
+	}
+	return nil
+}
+
+// Head returns the resolved head of the manifest chain: the current
+// manifest. It returns cid.Undef, nil while no manifest is on the chain.
+func (s *State) Head() (cid.Cid, *protocol.Manifest) {
+	if len(s.headOrder) == 0 {
+		return cid.Undef, nil
+	}
+	h := s.headOrder[0]
+	return h, s.recs[h].man.m
+}
+
+// Forks returns the heads of the manifest chain, resolved head first, when
+// there is more than one; nil otherwise.
+func (s *State) Forks() []cid.Cid {
+	if len(s.headOrder) < 2 {
+		return nil
+	}
+	return append([]cid.Cid(nil), s.headOrder...)
+}
+
+// setClass moves e to class c, keeping the waiting and inert indexes.
+func (s *State) setClass(e *entry, c class, reason string) {
+	switch e.cls {
+	case clsWaiting:
+		s.nWaiting--
+	case clsInert:
+		delete(s.inert, e.cid)
+	}
+	e.cls, e.reason = c, reason
+	switch c {
+	case clsWaiting:
+		s.nWaiting++
+	case clsInert:
+		s.inert[e.cid] = struct{}{}
+	}
+}
+
+// wait registers e to be re-examined when on arrives or resolves; with on
+// undefined, e waits for nothing here (a review's target is tracked through
+// byTarget instead).
+func (s *State) wait(e *entry, on cid.Cid) {
+	var one [1]cid.Cid
+	ons := one[:0]
+	if on.Defined() {
+		ons = append(ons, on)
+	}
+	s.waitAll(e, ons)
+}
+
+// waitAll registers e to be re-examined when any of ons arrives or
+// resolves, and forgets its other registrations (their list entries go
+// stale and are skipped).
+func (s *State) waitAll(e *entry, ons []cid.Cid) {
+	for _, on := range ons {
+		if !slices.Contains(e.waitOn, on) {
+			s.waitingOn[on] = append(s.waitingOn[on], e)
+		}
+	}
+	e.waitOn = append(e.waitOn[:0], ons...)
+}
+
+// unwait removes x from e's registrations; false if e was not (or no
+// longer) registered on x.
+func unwait(e *entry, x cid.Cid) bool {
+	i := slices.Index(e.waitOn, x)
+	if i < 0 {
+		return false
+	}
+	e.waitOn = slices.Delete(e.waitOn, i, i+1)
+	return true
+}
+
+// setStatus records a contribution's new status, noting the old one for the
+// change list of the current Add.
+func (s *State) setStatus(e *entry, st Status) {
+	old := e.con.status
+	if old == st {
+		return
+	}
+	if _, ok := s.tx[e.cid]; !ok {
+		s.tx[e.cid] = old
+	}
+	if old != "" {
+		s.counts[statusIndex(old)]--
+	}
+	s.counts[statusIndex(st)]++
+	e.con.status = st
+}
+
+func statusIndex(st Status) int {
+	switch st {
+	case StatusAccepted:
+		return 1
+	case StatusRejected:
+		return 2
+	}
+	return 0
+}

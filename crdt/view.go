@@ -1,0 +1,185 @@
+package crdt
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/ipfs/go-cid"
+)
+
+// ManifestVersion is one on-chain manifest.
+type ManifestVersion struct {
+	CID      cid.Cid
+	Manifest *protocol.Manifest
+	Author   protocol.PublicKey
+	Time     protocol.HLC
+	// Head is true for every head of the chain (no on-chain manifest
+	// supersedes it); with a fork several versions are heads, and Head()
+	// names the resolved one.
+	Head bool
+}
+
+// ContributionView is a contribution with its status and reviews.
+type ContributionView struct {
+	CID    cid.Cid
+	Author protocol.PublicKey
+	Time   protocol.HLC
+	Body   *protocol.Contribution
+	Status Status
+	// Inert says why the contribution can never be accepted; "" if it can.
+	Inert string
+	// Reviews lists every review of it in the set, sorted by (time, CID).
+	Reviews []ReviewView
+}
+
+// ReviewView is one review of a contribution.
+type ReviewView struct {
+	CID        cid.Cid
+	Maintainer protocol.PublicKey // the review's author
+	Decision   string
+	Under      cid.Cid
+	Time       protocol.HLC
+	Rationale  string
+	// Counts is true when this is its maintainer's latest eligible review
+	// of the contribution (a latest retract counts but casts no vote).
+	Counts bool
+	// Inert says why the review carries no authority; "" if it does or
+	// is still waiting.
+	Inert string
+}
+
+// InertRecord is a record that stays in the set but carries no authority.
+type InertRecord struct {
+	CID    cid.Cid
+	Type   protocol.Type
+	Reason string
+}
+
+// byTimeCID orders entries by record time, then CID bytes.
+func byTimeCID(a, b *entry) int {
+	if c := cmp.Compare(a.blk.Record.Time, b.blk.Record.Time); c != 0 {
+		return c
+	}
+	return compareCID(a.cid, b.cid)
+}
+
+// History returns every on-chain manifest, sorted by (Version, CID).
+func (s *State) History() []ManifestVersion {
+	var out []ManifestVersion
+	for _, e := range s.recs {
+		if e.man == nil || e.cls != clsOK {
+			continue
+		}
+		_, head := s.heads[e.cid]
+		r := e.blk.Record
+		out = append(out, ManifestVersion{CID: e.cid, Manifest: e.man.m, Author: r.Author, Time: r.Time, Head: head})
+	}
+	slices.SortFunc(out, func(a, b ManifestVersion) int {
+		if c := cmp.Compare(a.Manifest.Version, b.Manifest.Version); c != 0 {
+			return c
+		}
+		return compareCID(a.CID, b.CID)
+	})
+	return out
+}
+
+// Revoked returns the revoked keys (over all on-chain manifests), sorted.
+func (s *State) Revoked() []protocol.PublicKey {
+	out := make([]protocol.PublicKey, 0, len(s.revoked))
+	for k := range s.revoked {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, protocol.PublicKey.Compare)
+	return out
+}
+
+// Contribution returns the view of a contribution; false if c is not a
+// contribution in the set.
+func (s *State) Contribution(c cid.Cid) (ContributionView, bool) {
+	e := s.recs[c]
+	if e == nil || e.con == nil {
+		return ContributionView{}, false
+	}
+	return s.contributionView(e), true
+}
+
+func (s *State) contributionView(e *entry) ContributionView {
+	r := e.blk.Record
+	v := ContributionView{CID: e.cid, Author: r.Author, Time: r.Time, Body: r.Contribution(), Status: e.con.status}
+	if e.cls == clsInert {
+		v.Inert = e.reason
+	}
+	rs := slices.Clone(s.byTarget[e.cid])
+	slices.SortFunc(rs, byTimeCID)
+	for _, x := range rs {
+		v.Reviews = append(v.Reviews, s.reviewView(e, x))
+	}
+	return v
+}
+
+func (s *State) reviewView(t, e *entry) ReviewView {
+	r := e.blk.Record
+	b := r.Review()
+	v := ReviewView{CID: e.cid, Maintainer: r.Author, Decision: b.Decision, Under: b.Under.Cid, Time: r.Time, Rationale: b.Rationale}
+	v.Counts = e.cls == clsOK && slices.Contains(t.con.latest, e)
+	if e.cls == clsInert {
+		v.Inert = e.reason
+	}
+	return v
+}
+
+// Contributions returns every contribution in the set, sorted by (time,
+// CID).
+func (s *State) Contributions() []ContributionView {
+	var es []*entry
+	for _, e := range s.recs {
+		if e.con != nil {
+			es = append(es, e)
+		}
+	}
+	slices.SortFunc(es, byTimeCID)
+	out := make([]ContributionView, len(es))
+	for i, e := range es {
+		out[i] = s.contributionView(e)
+	}
+	return out
+}
+
+// Inert returns the inert records, sorted by CID.
+func (s *State) Inert() []InertRecord {
+	out := make([]InertRecord, 0, len(s.inert))
+	for c := range s.inert {
+		e := s.recs[c]
+		out = append(out, InertRecord{CID: c, Type: e.blk.Record.Type(), Reason: e.reason})
+	}
+	slices.SortFunc(out, func(a, b InertRecord) int { return compareCID(a.CID, b.CID) })
+	return out
+}
+
+// Merge returns a new state whose set is the union of a's and b's. It never
+// modifies a or b (the new state shares their immutable blocks). It panics
+// if a and b belong to different commons.
+func Merge(a, b *State) *State {
+	if a.id != b.id {
+		panic("crdt: Merge of states of different commons " + a.id.String() + " and " + b.id.String())
+	}
+	s := New(a.id)
+	var bs []*protocol.Block
+	for _, e := range a.recs {
+		bs = append(bs, e.blk)
+	}
+	for c, e := range b.recs {
+		if a.recs[c] == nil {
+			bs = append(bs, e.blk)
+		}
+	}
+	// Sorted, so that a bug that depends on order replays exactly.
+	slices.SortFunc(bs, func(x, y *protocol.Block) int { return compareCID(x.CID, y.CID) })
+	for _, blk := range bs {
+		s.add(blk)
+		s.settle()
+	}
+	clear(s.tx)
+	return s
+}
