@@ -15,6 +15,16 @@ import (
 // create builds a record on the event loop (where the views and the clock
 // live), signs it, stores it, merges it and publishes it.
 func (n *Node) create(ctx context.Context, build func() (*protocol.Record, error)) (*protocol.Block, error) {
+	blk, err := n.sign(ctx, build)
+	if err != nil {
+		return nil, err
+	}
+	return blk, n.commit(ctx, blk, true)
+}
+
+// sign builds a record on the event loop, stamps it with the clock and
+// signs it with the node's key, without storing it.
+func (n *Node) sign(ctx context.Context, build func() (*protocol.Record, error)) (*protocol.Block, error) {
 	var rec *protocol.Record
 	var berr error
 	if err := n.do(ctx, func() {
@@ -34,8 +44,19 @@ func (n *Node) create(ctx context.Context, build func() (*protocol.Record, error
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
-	if _, err := n.ingest(ctx, []*protocol.Block{blk}, true); err != nil {
-		return nil, err
+	return blk, nil
+}
+
+// commit stores and merges a valid block, then publishes it to its
+// commons' topic. join makes the node replicate the block's commons if it
+// does not yet.
+func (n *Node) commit(ctx context.Context, blk *protocol.Block, join bool) error {
+	res, err := n.ingest(ctx, []*protocol.Block{blk}, join)
+	if err != nil {
+		return err
+	}
+	if res.skipped[0] {
+		return fmt.Errorf("%w: record %s belongs to commons %s, which is not replicated here", ErrUnknownCommons, blk.CID, commonsOf(blk))
 	}
 	if n.ps != nil {
 		id := commonsOf(blk)
@@ -45,7 +66,7 @@ func (n *Node) create(ctx context.Context, build func() (*protocol.Record, error
 			n.publish(id, blk.Raw)
 		}()
 	}
-	return blk, nil
+	return nil
 }
 
 // CreateManifest founds a new commons with a genesis manifest signed by
@@ -77,45 +98,166 @@ func (n *Node) CreateManifest(ctx context.Context, p ManifestParams) (string, er
 
 // UpdateManifest publishes a new manifest version on top of every current
 // head (so it also merges a fork). Parameters not given keep their values.
+// It needs a predecessor whose threshold this node's key meets alone; for a
+// higher threshold use DraftManifest and CosignManifest.
 func (n *Node) UpdateManifest(ctx context.Context, commons string, p ManifestParams) (string, error) {
-	blk, err := n.create(ctx, func() (*protocol.Record, error) {
-		rep, err := n.replicaFor(commons)
-		if err != nil {
-			return nil, err
-		}
-		headCID, head := rep.state.Head()
-		if head == nil {
-			return nil, fmt.Errorf("%w: the genesis manifest of %s has not arrived yet", ErrUnknownCommons, commons)
-		}
-		heads := rep.state.Forks()
-		if len(heads) == 0 {
-			heads = []cid.Cid{headCID}
-		}
-		m := *head
-		m.Prev, m.Version, m.Revoked = nil, 0, slices.Clone(head.Revoked)
-		for _, h := range heads {
-			hm := rep.state.Block(h).Record.Manifest()
-			if !hm.IsAssociation(n.self) {
-				return nil, fmt.Errorf("%w: this node's key %s is not an association key of manifest %s", ErrForbidden, n.self, h)
-			}
-			if hm.Threshold > 1 {
-				return nil, fmt.Errorf("%w: manifest %s needs %d association signatures; this command signs with one key", ErrForbidden, h, hm.Threshold)
-			}
-			m.Prev = append(m.Prev, protocol.Link{Cid: h})
-			m.Version = max(m.Version, hm.Version+1)
-			m.Revoked = append(m.Revoked, hm.Revoked...)
-		}
-		slices.SortFunc(m.Prev, func(a, b protocol.Link) int { return compareBytes(a.Bytes(), b.Bytes()) })
-		applyManifestParams(&m, p)
-		if p.Maintainers != nil {
-			fixQuorums(&m, head, p)
-		}
-		return &protocol.Record{Commons: rep.id, Body: &m}, nil
-	})
+	blk, err := n.create(ctx, func() (*protocol.Record, error) { return n.buildUpdate(commons, p, true) })
 	if err != nil {
 		return "", err
 	}
 	return blk.CID.String(), nil
+}
+
+// DraftManifest is UpdateManifest without publishing: it returns the new
+// version signed by this node alone, for other association keys to
+// co-sign (CosignManifest) before anyone publishes it (Publish).
+func (n *Node) DraftManifest(ctx context.Context, commons string, p ManifestParams) ([]byte, error) {
+	blk, err := n.sign(ctx, func() (*protocol.Record, error) { return n.buildUpdate(commons, p, false) })
+	if err != nil {
+		return nil, err
+	}
+	return blk.Raw, nil
+}
+
+// buildUpdate makes the next manifest version of a commons. Loop only.
+func (n *Node) buildUpdate(commons string, p ManifestParams, alone bool) (*protocol.Record, error) {
+	rep, err := n.replicaFor(commons)
+	if err != nil {
+		return nil, err
+	}
+	headCID, head := rep.state.Head()
+	if head == nil {
+		return nil, fmt.Errorf("%w: the genesis manifest of %s has not arrived yet", ErrUnknownCommons, commons)
+	}
+	heads := rep.state.Forks()
+	if len(heads) == 0 {
+		heads = []cid.Cid{headCID}
+	}
+	m := *head
+	m.Prev, m.Version, m.Revoked = nil, 0, slices.Clone(head.Revoked)
+	for _, h := range heads {
+		hm := rep.state.Block(h).Record.Manifest()
+		if !hm.IsAssociation(n.self) {
+			return nil, fmt.Errorf("%w: this node's key %s is not an association key of manifest %s", ErrForbidden, n.self, h)
+		}
+		if alone && hm.Threshold > 1 {
+			return nil, fmt.Errorf("%w: manifest %s needs %d association signatures: draft the update, have it co-signed, then publish it", ErrForbidden, h, hm.Threshold)
+		}
+		m.Prev = append(m.Prev, protocol.Link{Cid: h})
+		m.Version = max(m.Version, hm.Version+1)
+		m.Revoked = append(m.Revoked, hm.Revoked...)
+	}
+	slices.SortFunc(m.Prev, func(a, b protocol.Link) int { return compareBytes(a.Bytes(), b.Bytes()) })
+	applyManifestParams(&m, p)
+	if p.Maintainers != nil {
+		fixQuorums(&m, head, p)
+	}
+	return &protocol.Record{Commons: rep.id, Body: &m}, nil
+}
+
+// CosignManifest adds this node's signature to a drafted manifest update
+// and returns the new bytes. The key must be an association key of every
+// predecessor the draft names.
+func (n *Node) CosignManifest(ctx context.Context, raw []byte) ([]byte, error) {
+	blk, err := protocol.Validate(raw)
+	if err != nil {
+		return nil, badRequest("draft: %v", err)
+	}
+	m := blk.Record.Manifest()
+	if m == nil || blk.Record.IsGenesis() {
+		return nil, badRequest("draft %s is a %s, not a manifest update", blk.CID, blk.Record.Type())
+	}
+	var ferr error
+	if err := n.do(ctx, func() {
+		rep := n.commons[blk.Record.Commons]
+		if rep == nil {
+			ferr = fmt.Errorf("%w: %s is not replicated here", ErrUnknownCommons, blk.Record.Commons)
+			return
+		}
+		for _, p := range m.Prev {
+			b := rep.state.Block(p.Cid)
+			if b == nil || b.Record.Manifest() == nil {
+				ferr = fmt.Errorf("%w: the draft's predecessor %s is not a manifest known here", ErrUnknownCommons, p.Cid)
+				return
+			}
+			if !b.Record.Manifest().IsAssociation(n.self) {
+				ferr = fmt.Errorf("%w: this node's key %s is not an association key of manifest %s", ErrForbidden, n.self, p.Cid)
+				return
+			}
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if ferr != nil {
+		return nil, ferr
+	}
+	if err := protocol.Cosign(blk.Record, n.key); err != nil {
+		return nil, badRequest("cosign: %v", err)
+	}
+	out, _, err := protocol.Encode(blk.Record)
+	if err != nil {
+		return nil, badRequest("cosign: %v", err)
+	}
+	return out, nil
+}
+
+// Publish validates a record signed elsewhere (a co-signed manifest, a
+// record from another tool), stores it and gossips it. A genesis manifest
+// makes the node replicate its commons; any other record must belong to a
+// commons replicated here.
+func (n *Node) Publish(ctx context.Context, raw []byte) (string, error) {
+	blk, err := protocol.Validate(raw)
+	if err != nil {
+		return "", badRequest("record: %v", err)
+	}
+	if err := protocol.CheckTime(blk.Record, n.nowMillis()); err != nil {
+		return "", badRequest("record: %v", err)
+	}
+	if err := n.checkThreshold(ctx, blk); err != nil {
+		return "", err
+	}
+	if err := n.commit(ctx, blk, blk.Record.IsGenesis()); err != nil {
+		return "", err
+	}
+	return blk.CID.String(), nil
+}
+
+// checkThreshold refuses to publish a manifest update that has fewer
+// association signatures than a predecessor known here needs: stored, it
+// would only be inert.
+func (n *Node) checkThreshold(ctx context.Context, blk *protocol.Block) error {
+	m := blk.Record.Manifest()
+	if m == nil || blk.Record.IsGenesis() {
+		return nil
+	}
+	var terr error
+	err := n.do(ctx, func() {
+		rep := n.commons[blk.Record.Commons]
+		if rep == nil {
+			return
+		}
+		for _, p := range m.Prev {
+			b := rep.state.Block(p.Cid)
+			if b == nil || b.Record.Manifest() == nil {
+				continue
+			}
+			pm := b.Record.Manifest()
+			have := 0
+			for _, k := range blk.Record.Signers() {
+				if pm.IsAssociation(k) {
+					have++
+				}
+			}
+			if uint64(have) < pm.Threshold {
+				terr = badRequest("manifest update %s has %d of the %d association signatures manifest %s needs; co-sign it first", blk.CID, have, pm.Threshold, p.Cid)
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return terr
 }
 
 // applyManifestParams overwrites m's fields with those given in p.

@@ -17,6 +17,9 @@ type API interface {
 	Peers(ctx context.Context) ([]PeerInfo, error)
 	CreateManifest(ctx context.Context, p ManifestParams) (string, error)
 	UpdateManifest(ctx context.Context, commons string, p ManifestParams) (string, error)
+	DraftManifest(ctx context.Context, commons string, p ManifestParams) ([]byte, error)
+	CosignManifest(ctx context.Context, draft []byte) ([]byte, error)
+	Publish(ctx context.Context, record []byte) (string, error)
 	Manifest(ctx context.Context, commons string) (ManifestInfo, error)
 	Join(ctx context.Context, commons string) error
 	PutBlob(ctx context.Context, data []byte) (string, error)

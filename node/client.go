@@ -152,6 +152,37 @@ func (c *Client) UpdateManifest(ctx context.Context, commons string, p ManifestP
 	return c.created(ctx, "/api/v1/commons/"+url.PathEscape(commons)+"/manifest", p)
 }
 
+// DraftManifest implements API.
+func (c *Client) DraftManifest(ctx context.Context, commons string, p ManifestParams) ([]byte, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("daemon API: encode request: %w", err)
+	}
+	return c.bytes(ctx, "/api/v1/commons/"+url.PathEscape(commons)+"/manifest/draft", bytes.NewReader(b), "application/json")
+}
+
+// CosignManifest implements API.
+func (c *Client) CosignManifest(ctx context.Context, draft []byte) ([]byte, error) {
+	return c.bytes(ctx, "/api/v1/manifests/cosign", bytes.NewReader(draft), dagCBOR)
+}
+
+// Publish implements API.
+func (c *Client) Publish(ctx context.Context, record []byte) (string, error) {
+	var out cidResponse
+	err := c.do(ctx, http.MethodPost, "/api/v1/records", bytes.NewReader(record), dagCBOR, &out)
+	return out.CID, err
+}
+
+// bytes posts a body and returns the raw response body.
+func (c *Client) bytes(ctx context.Context, path string, body io.Reader, contentType string) ([]byte, error) {
+	resp, err := c.send(ctx, http.MethodPost, path, body, contentType)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+}
+
 // Manifest implements API.
 func (c *Client) Manifest(ctx context.Context, commons string) (ManifestInfo, error) {
 	var v ManifestInfo

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/commons-p2p/commons/protocol"
 )
 
 // maxJSONBody caps a JSON request body.
@@ -37,6 +39,9 @@ func Handler(api API, token string) http.Handler {
 	mux.HandleFunc("POST /api/v1/manifests", h.auth(h.createManifest))
 	mux.HandleFunc("GET /api/v1/commons/{id}/manifest", h.manifest)
 	mux.HandleFunc("POST /api/v1/commons/{id}/manifest", h.auth(h.updateManifest))
+	mux.HandleFunc("POST /api/v1/commons/{id}/manifest/draft", h.auth(h.draftManifest))
+	mux.HandleFunc("POST /api/v1/manifests/cosign", h.auth(h.cosignManifest))
+	mux.HandleFunc("POST /api/v1/records", h.auth(h.publish))
 	mux.HandleFunc("PUT /api/v1/commons/{id}", h.auth(h.join))
 	mux.HandleFunc("GET /api/v1/commons/{id}/car", h.export)
 	mux.HandleFunc("POST /api/v1/blobs", h.auth(h.putBlob))
@@ -162,6 +167,60 @@ func (h *handler) updateManifest(w http.ResponseWriter, r *http.Request) {
 		c, err := h.api.UpdateManifest(r.Context(), r.PathValue("id"), p)
 		h.created(w, c, err)
 	}
+}
+
+// dagCBOR is the media type of a raw record.
+const dagCBOR = "application/vnd.ipld.dag-cbor"
+
+func writeRecord(w http.ResponseWriter, raw []byte) {
+	w.Header().Set("Content-Type", dagCBOR)
+	_, _ = w.Write(raw)
+}
+
+// readRecord reads a raw record body, refusing one over the record size
+// limit.
+func readRecord(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, protocol.MaxRecordSize))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("record body (raw DAG-CBOR, at most %d bytes): %w", protocol.MaxRecordSize, err))
+		return nil, false
+	}
+	return raw, true
+}
+
+func (h *handler) draftManifest(w http.ResponseWriter, r *http.Request) {
+	var p ManifestParams
+	if !decodeJSON(w, r, &p) {
+		return
+	}
+	raw, err := h.api.DraftManifest(r.Context(), r.PathValue("id"), p)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeRecord(w, raw)
+}
+
+func (h *handler) cosignManifest(w http.ResponseWriter, r *http.Request) {
+	draft, ok := readRecord(w, r)
+	if !ok {
+		return
+	}
+	raw, err := h.api.CosignManifest(r.Context(), draft)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeRecord(w, raw)
+}
+
+func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
+	raw, ok := readRecord(w, r)
+	if !ok {
+		return
+	}
+	c, err := h.api.Publish(r.Context(), raw)
+	h.created(w, c, err)
 }
 
 func (h *handler) manifest(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"github.com/commons-p2p/commons/protocol"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -144,6 +145,20 @@ func TestAPIErrors(t *testing.T) {
 		{"feed, bad status", "GET", "/api/v1/feed?status=done", noAuth, "", 400, `status "done"`},
 		{"feed, bad commons", "GET", "/api/v1/feed?commons=notacid", noAuth, "", 400, "is not a CID"},
 		{"feed, unknown commons", "GET", "/api/v1/feed?commons=" + absentCID, noAuth, "", 404, "not replicated here"},
+
+		// POST /commons/{id}/manifest/draft, /manifests/cosign, /records.
+		{"draft, no token", "POST", "/api/v1/commons/" + rc + "/manifest/draft", noAuth, `{}`, 401, "missing API token"},
+		{"draft, bad JSON", "POST", "/api/v1/commons/" + rc + "/manifest/draft", "", `{"name":`, 400, "request body"},
+		{"draft, unknown commons", "POST", "/api/v1/commons/" + absentCID + "/manifest/draft", "", `{}`, 404, "not replicated here"},
+		{"draft, bad quorum", "POST", "/api/v1/commons/" + rc + "/manifest/draft", "", `{"quorum":9}`, 400, "body.quorum"},
+		{"cosign, no token", "POST", "/api/v1/manifests/cosign", noAuth, "x", 401, "missing API token"},
+		{"cosign, garbage", "POST", "/api/v1/manifests/cosign", "", "garbage", 400, "draft: record: protocol: malformed"},
+		{"cosign, too large", "POST", "/api/v1/manifests/cosign", "", strings.Repeat("a", protocol.MaxRecordSize+1), 400, "record body"},
+		{"publish, no token", "POST", "/api/v1/records", noAuth, "x", 401, "missing API token"},
+		{"publish, wrong token", "POST", "/api/v1/records", "Bearer nope", "x", 401, "wrong API token"},
+		{"publish, garbage", "POST", "/api/v1/records", "", "garbage", 400, "record: record: protocol: malformed"},
+		{"publish, empty", "POST", "/api/v1/records", "", "", 400, "record:"},
+		{"publish, too large", "POST", "/api/v1/records", "", strings.Repeat("a", protocol.MaxRecordSize+1), 400, "record body"},
 
 		// POST /import.
 		{"import, garbage", "POST", "/api/v1/import", "", "this is not a CAR file", 400, "not a CAR file"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,7 +17,7 @@ func (a *app) manifestCmd() *cobra.Command {
 		Use:   "manifest",
 		Short: "Create, update or show a commons' licence manifest",
 	}
-	cmd.AddCommand(a.manifestCreateCmd(), a.manifestUpdateCmd(), a.manifestShowCmd())
+	cmd.AddCommand(a.manifestCreateCmd(), a.manifestUpdateCmd(), a.manifestShowCmd(), a.manifestCosignCmd(), a.manifestPublishCmd())
 	return cmd
 }
 
@@ -116,11 +117,19 @@ func (a *app) manifestCreateCmd() *cobra.Command {
 
 func (a *app) manifestUpdateCmd() *cobra.Command {
 	var f manifestFlags
-	var commons string
+	var commons, draft string
 	cmd := &cobra.Command{
 		Use:   "update --commons ID [flags]",
 		Short: "Publish a new manifest version; flags given replace the previous values",
-		Args:  cobra.NoArgs,
+		Long: `Publish a new manifest version on top of the current one (and of every fork
+head, which the update merges). Flags given replace the previous values; the
+others are kept. --revoke adds to the revoked keys.
+
+When the association's threshold is above 1, write a draft instead:
+  commons manifest update --commons ID ... --draft update.cbor
+  commons manifest cosign update.cbor      (by other association members)
+  commons manifest publish update.cbor`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if commons == "" {
 				return fmt.Errorf("--commons is required")
@@ -130,6 +139,17 @@ func (a *app) manifestUpdateCmd() *cobra.Command {
 				return err
 			}
 			return a.withAPI(cmd, func(api node.API) error {
+				if draft != "" {
+					raw, err := api.DraftManifest(cmd.Context(), commons, p)
+					if err != nil {
+						return err
+					}
+					if err := os.WriteFile(draft, raw, 0o644); err != nil {
+						return fmt.Errorf("--draft: %w", err)
+					}
+					fmt.Fprintf(a.stderr, "draft written to %s: have it co-signed (commons manifest cosign %s), then publish it\n", draft, draft)
+					return nil
+				}
 				c, err := api.UpdateManifest(cmd.Context(), commons, p)
 				if err == nil {
 					a.printCID(c)
@@ -139,8 +159,59 @@ func (a *app) manifestUpdateCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&commons, "commons", "", "commons ID (its genesis manifest CID)")
+	cmd.Flags().StringVar(&draft, "draft", "", "write the signed update to this file instead of publishing it, for co-signing")
 	f.register(cmd.Flags(), true)
 	return cmd
+}
+
+func (a *app) manifestCosignCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "cosign DRAFT-FILE",
+		Short: "Add this node's association signature to a drafted manifest update (in place)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			draft, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			return a.withAPI(cmd, func(api node.API) error {
+				raw, err := api.CosignManifest(cmd.Context(), draft)
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(args[0], raw, 0o644); err != nil {
+					return err
+				}
+				blk, err := protocol.Parse(raw)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stderr, "co-signed: %d signatures (%s)\n", len(blk.Record.Signers()), keyList(blk.Record.Signers()))
+				return nil
+			})
+		},
+	}
+}
+
+func (a *app) manifestPublishCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "publish RECORD-FILE",
+		Short: "Validate and publish a signed record from a file (e.g. a co-signed manifest); prints its CID",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			raw, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			return a.withAPI(cmd, func(api node.API) error {
+				c, err := api.Publish(cmd.Context(), raw)
+				if err == nil {
+					a.printCID(c)
+				}
+				return err
+			})
+		},
+	}
 }
 
 func (a *app) manifestShowCmd() *cobra.Command {

@@ -45,7 +45,7 @@ daemon runs, act on the repo directly).`,
 			def = filepath.Join(home, ".commons")
 		}
 	}
-	root.PersistentFlags().StringVar(&a.repoDir, "repo", def, "repo directory (default $COMMONS_REPO, else ~/.commons)")
+	root.PersistentFlags().StringVar(&a.repoDir, "repo", def, "repo directory ($COMMONS_REPO, else ~/.commons)")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "log level: debug, info, warn, error (default info for the daemon, warn otherwise)")
 	root.AddCommand(
 		a.initCmd(), a.daemonCmd(), a.idCmd(), a.manifestCmd(), a.joinCmd(),

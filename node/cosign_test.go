@@ -1,0 +1,104 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// copyCommons makes dst hold every record of commons that src holds.
+func copyCommons(t *testing.T, src, dst *Node, commons string) {
+	t.Helper()
+	var car bytes.Buffer
+	if err := src.Export(context.Background(), commons, &car); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := dst.Import(context.Background(), &car); err != nil || len(rep.Rejected) > 0 {
+		t.Fatalf("import: %v %+v", err, rep)
+	}
+}
+
+func TestThresholdUpdateNeedsCosignatures(t *testing.T) {
+	ctx := context.Background()
+	a, b := startOffline(t), startOffline(t)
+	id, err := a.CreateManifest(ctx, ManifestParams{Name: ptr("T"), Licence: ptr("MIT"), Association: []protocol.PublicKey{a.Self(), b.Self()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.UpdateManifest(ctx, id, ManifestParams{Threshold: ptr(uint64(2))}); err != nil {
+		t.Fatal(err)
+	}
+	// Now one key alone cannot update.
+	_, err = a.UpdateManifest(ctx, id, ManifestParams{Name: ptr("T2")})
+	if !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "co-signed") {
+		t.Fatalf("update with threshold 2 by one key: %v", err)
+	}
+	draft, err := a.DraftManifest(ctx, id, ManifestParams{Name: ptr("T2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Publish(ctx, draft); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "1 of the 2") {
+		t.Fatalf("publish with one signature: %v", err)
+	}
+	if _, err := a.CosignManifest(ctx, draft); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("author co-signing its own draft: %v", err)
+	}
+	copyCommons(t, a, b, id)
+	cosigned, err := b.CosignManifest(ctx, draft)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := a.Publish(ctx, cosigned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := a.Manifest(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Head != c || info.Manifest.Name != "T2" || info.Manifest.Version != 2 {
+		t.Fatalf("head %s (want %s), name %q, version %d", info.Head, c, info.Manifest.Name, info.Manifest.Version)
+	}
+	// A stranger's key cannot co-sign.
+	if _, err := offlineNodeWith(t, a, id).CosignManifest(ctx, draft); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("co-sign by a non-member: %v", err)
+	}
+	if _, err := a.Publish(ctx, []byte("not a record")); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("publish garbage: %v", err)
+	}
+}
+
+// offlineNodeWith is a fresh node holding src's copy of a commons.
+func offlineNodeWith(t *testing.T, src *Node, commons string) *Node {
+	n := startOffline(t)
+	copyCommons(t, src, n, commons)
+	return n
+}
+
+// TestCosignOverHTTP runs the draft, co-sign and publish routes through
+// the Client against two nodes.
+func TestCosignOverHTTP(t *testing.T) {
+	ctx := t.Context()
+	a, b := serve(t, startOffline(t)), serve(t, startOffline(t))
+	id := must[string](t)(a.c.CreateManifest(ctx, ManifestParams{Name: ptr("T"), Licence: ptr("MIT"), Association: []protocol.PublicKey{a.n.Self(), b.n.Self()}}))
+	must[string](t)(a.c.UpdateManifest(ctx, id, ManifestParams{Threshold: ptr(uint64(2))}))
+	draft := must[[]byte](t)(a.c.DraftManifest(ctx, id, ManifestParams{Licence: ptr("MIT OR Apache-2.0")}))
+	if _, err := a.c.Publish(ctx, draft); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("publish before co-signing: %v", err)
+	}
+	copyCommons(t, a.n, b.n, id)
+	cosigned := must[[]byte](t)(b.c.CosignManifest(ctx, draft))
+	c := must[string](t)(b.c.Publish(ctx, cosigned))
+	info := must[ManifestInfo](t)(b.c.Manifest(ctx, id))
+	if info.Head != c || info.Manifest.Licence != "MIT OR Apache-2.0" {
+		t.Fatalf("head %s (want %s), licence %q", info.Head, c, info.Manifest.Licence)
+	}
+	// The same bytes published again are a no-op with the same CID.
+	if again := must[string](t)(b.c.Publish(ctx, cosigned)); again != c {
+		t.Fatalf("republish gave %s, want %s", again, c)
+	}
+}
