@@ -74,7 +74,9 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
 		if len(batch) == 0 {
 			return nil
 		}
-		good := n.checkImported(batch, &rep)
+		good := n.screen(batch, cid.Undef, func(b *protocol.Block, err error) {
+			rep.Rejected = append(rep.Rejected, RejectedRecord{CID: b.CID.String(), Reason: err.Error()})
+		})
 		batch = batch[:0]
 		if len(good) == 0 {
 			return nil
@@ -127,24 +129,4 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
 		}
 	}
 	return rep, flush()
-}
-
-// checkImported verifies signatures and clock of parsed blocks, recording
-// rejections in rep.
-func (n *Node) checkImported(batch []*protocol.Block, rep *ImportReport) []*protocol.Block {
-	errs := protocol.VerifyBatch(batch)
-	now := n.nowMillis()
-	var good []*protocol.Block
-	for i, b := range batch {
-		err := errs[i]
-		if err == nil {
-			err = protocol.CheckTime(b.Record, now)
-		}
-		if err != nil {
-			rep.Rejected = append(rep.Rejected, RejectedRecord{CID: b.CID.String(), Reason: err.Error()})
-			continue
-		}
-		good = append(good, b)
-	}
-	return good
 }

@@ -228,8 +228,14 @@ func (n *Node) receiveRecords(ctx context.Context, r *bufio.Reader, wanted map[c
 		if len(batch) == 0 {
 			return nil
 		}
-		good, bad := n.verifyBatch(batch, id)
-		invalid += bad
+		good := n.screen(batch, id, func(b *protocol.Block, err error) {
+			if errors.Is(err, protocol.ErrFutureTime) {
+				n.log.Debug("exchange: record delayed", "cid", b.CID, "err", err)
+				return
+			}
+			invalid++
+			n.log.Warn("exchange: invalid record from peer", "cid", b.CID, "err", err)
+		})
 		batch = batch[:0]
 		if len(good) == 0 {
 			return nil
@@ -278,29 +284,26 @@ func (n *Node) receiveRecords(ctx context.Context, r *bufio.Reader, wanted map[c
 	return added, flush()
 }
 
-// verifyBatch checks signatures (batch verification), the commons and the
-// clock; it returns the blocks that pass and how many were invalid.
-func (n *Node) verifyBatch(blocks []*protocol.Block, id cid.Cid) ([]*protocol.Block, int) {
+// screen verifies a batch of parsed blocks: signatures (batch
+// verification), the commons when want is defined, and the clock. It
+// returns the blocks that pass and calls reject with each other one and why.
+func (n *Node) screen(blocks []*protocol.Block, want cid.Cid, reject func(*protocol.Block, error)) []*protocol.Block {
 	errs := protocol.VerifyBatch(blocks)
 	now := n.nowMillis()
-	good, bad := blocks[:0:0], 0
+	good := blocks[:0:0]
 	for i, b := range blocks {
 		err := errs[i]
-		if err == nil && !commonsOf(b).Equals(id) {
-			err = fmt.Errorf("record %s belongs to commons %s, not %s", b.CID, commonsOf(b), id)
+		if err == nil && want.Defined() && !commonsOf(b).Equals(want) {
+			err = fmt.Errorf("record %s belongs to commons %s, not %s", b.CID, commonsOf(b), want)
 		}
 		if err == nil {
 			err = protocol.CheckTime(b.Record, now)
 		}
-		switch {
-		case err == nil:
-			good = append(good, b)
-		case errors.Is(err, protocol.ErrFutureTime):
-			n.log.Debug("exchange: record delayed", "cid", b.CID, "err", err)
-		default:
-			bad++
-			n.log.Warn("exchange: invalid record from peer", "cid", b.CID, "err", err)
+		if err != nil {
+			reject(b, err)
+			continue
 		}
+		good = append(good, b)
 	}
-	return good, bad
+	return good
 }

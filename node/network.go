@@ -153,7 +153,7 @@ func (n *Node) joinTopic(rep *replica) error {
 	if err := t.SetScoreParams(topicScoreParams()); err != nil {
 		return fmt.Errorf("node: topic score params: %w", err)
 	}
-	sub, err := t.Subscribe()
+	sub, err := t.Subscribe(pubsub.WithBufferSize(4096))
 	if err != nil {
 		return fmt.Errorf("node: subscribe %s: %w", name, err)
 	}

@@ -94,7 +94,7 @@ func New(cfg Config) (*Node, error) {
 		self:       key.Public(),
 		st:         cfg.Store,
 		work:       make(chan func()),
-		ingestCh:   make(chan *ingestReq, 64),
+		ingestCh:   make(chan *ingestReq, 1024),
 		stopped:    make(chan struct{}),
 		exInFlight: make(map[string]bool),
 		commons:    make(map[cid.Cid]*replica),
