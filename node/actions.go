@@ -363,19 +363,6 @@ func (n *Node) PutBlob(ctx context.Context, data []byte) (string, error) {
 // MaxBlobSize is the largest blob a node stores, whatever a manifest allows.
 const MaxBlobSize = 1 << 30
 
-// GetBlob returns a stored blob.
-func (n *Node) GetBlob(ctx context.Context, c string) ([]byte, error) {
-	id, err := cid.Decode(c)
-	if err != nil {
-		return nil, badRequest("%q is not a CID: %v", c, err)
-	}
-	b, err := n.st.GetBlob(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: blob %s is not stored here", ErrNotFound, c)
-	}
-	return b, err
-}
-
 // Contribute publishes a contribution under the commons' current manifest.
 func (n *Node) Contribute(ctx context.Context, p ContributeParams) (string, error) {
 	payload := make([]protocol.PayloadRef, 0, len(p.Payload))

@@ -95,6 +95,7 @@ func (n *Node) processIngest(reqs []*ingestReq) {
 			return
 		}
 		n.merge(fresh)
+		n.noteBlobs(fresh)
 	}
 	n.reply(reqs, results)
 	for id := range joined {

@@ -52,6 +52,7 @@ func (n *Node) startNetwork(ctx context.Context) error {
 // startBackground starts the goroutines that keep the node connected and in
 // sync: exchange on every new connection, periodic exchange, bootstrap.
 func (n *Node) startBackground() {
+	n.startBlobs()
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) {
 			n.onConnected(c.RemotePeer())

@@ -58,6 +58,8 @@ type Node struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 
+	blobs blobState // blob exchange (blob.go)
+
 	exMu       sync.Mutex
 	exInFlight map[string]bool // peer+commons exchanges running
 
@@ -172,6 +174,7 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 		if _, err := rep.state.AddBatch(blocks); err != nil {
 			return nil, fmt.Errorf("node: load commons %s: %w", id, err)
 		}
+		n.noteBlobs(blocks)
 	}
 	n.log.Info("loaded commons", "commons", id, "records", rep.state.Len())
 	return rep, nil

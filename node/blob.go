@@ -1,0 +1,510 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
+)
+
+// Blob exchange limits (SPEC.md §14).
+const (
+	// blobServePerPeer bounds the blob streams served to one peer at once.
+	blobServePerPeer = 4
+	// blobFetchPerPeer bounds the blob requests sent to one peer at once.
+	blobFetchPerPeer = 2
+	// blobWorkers is how many background fetches run at once.
+	blobWorkers = 4
+	// blobTimeout bounds one attempt to fetch a blob from one peer.
+	blobTimeout = 2 * time.Minute
+	// blobRetry is how long a failed background fetch waits before it is
+	// tried again.
+	blobRetry = 30 * time.Second
+)
+
+// ErrBlobTooLarge: a blob is larger than the policy of the commons that
+// references it allows (or a peer announced more bytes than the record
+// says). Returned wrapped together with ErrBadRequest.
+var ErrBlobTooLarge = errors.New("node: blob over the commons' size limit")
+
+// blobRef is one record's reference to a blob.
+type blobRef struct {
+	commons cid.Cid
+	size    uint64
+	known   bool // size is stated (a payload); a licence text's is not
+}
+
+// blobState is the node's blob exchange state. Its own mutex guards it, so
+// the stream handlers need not go through the event loop.
+type blobState struct {
+	mu       sync.Mutex
+	refs     map[cid.Cid][]blobRef // blobs referenced by replicated records
+	queue    []cid.Cid             // background fetches to run
+	queued   map[cid.Cid]bool      // in queue or running
+	retry    map[cid.Cid]bool      // failed, to be queued again
+	inflight map[cid.Cid]*blobCall // fetches running, for deduplication
+	serving  map[peer.ID]int       // streams served per peer
+	asking   map[peer.ID]int       // requests sent per peer
+	bad      map[peer.ID]int       // bad answers per peer
+	wake     chan struct{}
+}
+
+type blobCall struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+func (b *blobState) init() {
+	if b.refs == nil {
+		b.refs = map[cid.Cid][]blobRef{}
+		b.queued = map[cid.Cid]bool{}
+		b.retry = map[cid.Cid]bool{}
+		b.inflight = map[cid.Cid]*blobCall{}
+		b.serving = map[peer.ID]int{}
+		b.asking = map[peer.ID]int{}
+		b.bad = map[peer.ID]int{}
+		b.wake = make(chan struct{}, 1)
+	}
+}
+
+// noteBlobs indexes the blobs that newly stored blocks reference and queues
+// the missing ones for a background fetch. Called from the event loop (and
+// from Start before it runs).
+func (n *Node) noteBlobs(blocks []*protocol.Block) {
+	b := &n.blobs
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	var added []cid.Cid
+	for _, blk := range blocks {
+		id := commonsOf(blk)
+		switch {
+		case blk.Record.Contribution() != nil:
+			for _, p := range blk.Record.Contribution().Payload {
+				b.refs[p.CID.Cid] = append(b.refs[p.CID.Cid], blobRef{commons: id, size: p.Size, known: true})
+				added = append(added, p.CID.Cid)
+			}
+		case blk.Record.Manifest() != nil && blk.Record.Manifest().LicenceText != nil:
+			c := blk.Record.Manifest().LicenceText.Cid
+			b.refs[c] = append(b.refs[c], blobRef{commons: id})
+			added = append(added, c)
+		}
+	}
+	for _, c := range added {
+		if !b.queued[c] {
+			b.queued[c] = true
+			b.queue = append(b.queue, c)
+		}
+	}
+	if len(added) > 0 {
+		select {
+		case b.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// startBlobs serves the blob protocol and starts the background fetchers.
+func (n *Node) startBlobs() {
+	n.blobs.mu.Lock()
+	n.blobs.init()
+	n.blobs.mu.Unlock()
+	n.host.SetStreamHandler(protocol.BlobProtocol, n.serveBlob)
+	for range blobWorkers {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.blobWorker()
+		}()
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		t := time.NewTicker(blobRetry)
+		defer t.Stop()
+		for {
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-t.C:
+				n.requeueBlobs()
+			}
+		}
+	}()
+}
+
+// requeueBlobs queues the failed background fetches again.
+func (n *Node) requeueBlobs() {
+	b := &n.blobs
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for c := range b.retry {
+		delete(b.retry, c)
+		if !b.queued[c] {
+			b.queued[c] = true
+			b.queue = append(b.queue, c)
+		}
+	}
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// nextQueued pops a queued blob, or waits for one. ok is false once the
+// node stops.
+func (n *Node) nextQueued() (cid.Cid, bool) {
+	b := &n.blobs
+	for {
+		b.mu.Lock()
+		if len(b.queue) > 0 {
+			c := b.queue[0]
+			b.queue = b.queue[1:]
+			b.mu.Unlock()
+			return c, true
+		}
+		b.mu.Unlock()
+		select {
+		case <-b.wake:
+		case <-n.ctx.Done():
+			return cid.Undef, false
+		}
+	}
+}
+
+func (n *Node) blobWorker() {
+	for {
+		c, ok := n.nextQueued()
+		if !ok {
+			return
+		}
+		// Pass the wake-up on: there may be more work than one worker.
+		select {
+		case n.blobs.wake <- struct{}{}:
+		default:
+		}
+		has, err := n.st.HasBlob(n.ctx, c)
+		if err == nil && !has {
+			_, err = n.fetchBlob(n.ctx, c)
+		}
+		n.blobs.mu.Lock()
+		delete(n.blobs.queued, c)
+		if err != nil && n.ctx.Err() == nil && !errors.Is(err, ErrBlobTooLarge) {
+			n.blobs.retry[c] = true
+		}
+		n.blobs.mu.Unlock()
+		if err != nil && n.ctx.Err() == nil {
+			n.log.Debug("blob fetch failed", "cid", c, "err", err)
+		}
+	}
+}
+
+// GetBlob returns a blob: the stored one, or else one fetched from a peer,
+// if a record replicated here references it (SPEC.md §14).
+func (n *Node) GetBlob(ctx context.Context, c string) ([]byte, error) {
+	id, err := cid.Decode(c)
+	if err != nil {
+		return nil, badRequest("%q is not a CID: %v", c, err)
+	}
+	data, err := n.st.GetBlob(ctx, id)
+	if err == nil {
+		return data, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("node: read blob: %w", err)
+	}
+	if protocol.CheckBlobCID(id) != nil {
+		return nil, fmt.Errorf("%w: blob %s is not stored here (and is not a blob CID: CIDv1, raw, sha2-256)", ErrNotFound, c)
+	}
+	if n.host == nil || n.ctx == nil {
+		return nil, fmt.Errorf("%w: blob %s is not stored here, and the node is offline", ErrNotFound, c)
+	}
+	return n.fetchBlob(ctx, id)
+}
+
+// fetchBlob fetches a referenced blob from peers, verifies and stores it.
+// Concurrent fetches of one blob share one attempt.
+func (n *Node) fetchBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
+	b := &n.blobs
+	b.mu.Lock()
+	b.init()
+	if call := b.inflight[c]; call != nil {
+		b.mu.Unlock()
+		select {
+		case <-call.done:
+			return call.data, call.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	call := &blobCall{done: make(chan struct{})}
+	b.inflight[c] = call
+	refs := slices.Clone(b.refs[c])
+	b.mu.Unlock()
+
+	call.data, call.err = n.fetchFromPeers(ctx, c, refs)
+	b.mu.Lock()
+	delete(b.inflight, c)
+	b.mu.Unlock()
+	close(call.done)
+	return call.data, call.err
+}
+
+// blobPlan is what a fetch accepts and whom it asks.
+type blobPlan struct {
+	sizes []uint64 // sizes the referencing records state
+	limit uint64   // largest size accepted
+	peers []peer.ID
+}
+
+func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid, refs []blobRef) ([]byte, error) {
+	if len(refs) == 0 {
+		return nil, fmt.Errorf("%w: blob %s is not stored here, and no record replicated here references it", ErrNotFound, c)
+	}
+	plan, err := n.planBlob(ctx, c, refs)
+	if err != nil {
+		return nil, err
+	}
+	if len(plan.peers) == 0 {
+		return nil, fmt.Errorf("%w: blob %s is not stored here, and no peer is connected", ErrNotFound, c)
+	}
+	var errs []error
+	for _, p := range plan.peers {
+		data, err := n.fetchFrom(ctx, p, c, plan)
+		if err == nil {
+			if _, err := n.st.PutBlob(ctx, data); err != nil {
+				return nil, fmt.Errorf("node: store blob: %w", err)
+			}
+			n.log.Debug("blob fetched", "cid", c, "peer", p, "bytes", len(data))
+			return data, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
+	}
+	return nil, fmt.Errorf("%w: blob %s: no connected peer served it: %w", ErrNotFound, c, errors.Join(errs...))
+}
+
+// planBlob works out the sizes and limit a fetch accepts (from the records
+// and the commons' current manifests) and the peers to ask, in order:
+// peers in the commons' topics, then other connected peers; peers that
+// served bad data last.
+func (n *Node) planBlob(ctx context.Context, c cid.Cid, refs []blobRef) (blobPlan, error) {
+	var plan blobPlan
+	var topicPeers []peer.ID
+	err := n.do(ctx, func() {
+		for _, r := range refs {
+			rep := n.commons[r.commons]
+			if rep == nil {
+				continue
+			}
+			limit := uint64(protocol.DefaultBlobLimit)
+			if _, head := rep.state.Head(); head != nil {
+				limit = head.BlobLimit()
+			}
+			plan.limit = max(plan.limit, min(limit, MaxBlobSize))
+			if rep.topic != nil {
+				topicPeers = append(topicPeers, rep.topic.ListPeers()...)
+			}
+		}
+	})
+	if err != nil {
+		return plan, err
+	}
+	unknown := false
+	var over []uint64
+	for _, r := range refs {
+		switch {
+		case !r.known:
+			unknown = true
+		case r.size <= plan.limit:
+			plan.sizes = append(plan.sizes, r.size)
+		default:
+			over = append(over, r.size)
+		}
+	}
+	if len(plan.sizes) == 0 && !unknown {
+		return plan, fmt.Errorf("%w: %w: blob %s is %d bytes; the commons allows %d", ErrBadRequest, ErrBlobTooLarge, c, slices.Max(over), plan.limit)
+	}
+	if !unknown {
+		plan.limit = slices.Max(plan.sizes)
+	}
+	seen := map[peer.ID]bool{n.host.ID(): true}
+	var first, rest []peer.ID
+	for _, group := range [][]peer.ID{topicPeers, n.host.Network().Peers()} {
+		for _, p := range group {
+			if seen[p] || n.host.Network().Connectedness(p) != network.Connected {
+				continue
+			}
+			seen[p] = true
+			first = append(first, p)
+		}
+	}
+	n.blobs.mu.Lock()
+	for _, p := range first {
+		if n.blobs.bad[p] == 0 {
+			plan.peers = append(plan.peers, p)
+		} else {
+			rest = append(rest, p)
+		}
+	}
+	n.blobs.mu.Unlock()
+	plan.peers = append(plan.peers, rest...)
+	return plan, nil
+}
+
+// errBusy: the peer has too many of our requests (or we of its) running.
+var errBusy = errors.New("peer busy")
+
+// fetchFrom asks one peer for a blob and verifies what it sends.
+func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, plan blobPlan) ([]byte, error) {
+	b := &n.blobs
+	b.mu.Lock()
+	if b.asking[p] >= blobFetchPerPeer {
+		b.mu.Unlock()
+		return nil, errBusy
+	}
+	b.asking[p]++
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.asking[p]--
+		b.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(ctx, blobTimeout)
+	defer cancel()
+	s, err := n.host.NewStream(ctx, p, protocol.BlobProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("open blob stream: %w", err)
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(blobTimeout))
+	data, err := n.fetchOn(s, c, plan)
+	if err != nil {
+		_ = s.Reset()
+		if errors.Is(err, errBadBlob) {
+			b.mu.Lock()
+			b.bad[p]++
+			b.mu.Unlock()
+			n.log.Warn("peer served a bad blob", "peer", p, "cid", c, "err", err)
+		}
+	}
+	return data, err
+}
+
+// errBadBlob: a peer broke the protocol or sent bytes that do not match.
+var errBadBlob = errors.New("bad blob answer")
+
+func (n *Node) fetchOn(s io.ReadWriter, c cid.Cid, plan blobPlan) ([]byte, error) {
+	req, err := protocol.EncodeBlobRequest(&protocol.BlobRequest{CID: protocol.Link{Cid: c}})
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFrame(s, req); err != nil {
+		return nil, fmt.Errorf("send request: %w", err)
+	}
+	r := bufio.NewReader(s)
+	msg, err := readFrame(r, protocol.MaxBlobMessage)
+	if err != nil {
+		return nil, fmt.Errorf("read answer: %w", err)
+	}
+	resp, err := protocol.DecodeBlobResponse(msg)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", errBadBlob, err)
+	case resp.Missing:
+		return nil, errors.New("peer does not have it")
+	case resp.Busy:
+		return nil, errBusy
+	}
+	size := *resp.Size
+	if size > plan.limit || (len(plan.sizes) > 0 && !slices.Contains(plan.sizes, size)) {
+		return nil, fmt.Errorf("%w: %w: peer announced %d bytes; the records state %v (limit %d)", errBadBlob, ErrBlobTooLarge, size, plan.sizes, plan.limit)
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return nil, fmt.Errorf("read blob: %w", err)
+	}
+	if got := protocol.BlobCID(data); !got.Equals(c) {
+		return nil, fmt.Errorf("%w: bytes hash to %s, not %s", errBadBlob, got, c)
+	}
+	return data, nil
+}
+
+// serveBlob answers a peer's blob request: only blobs that a replicated
+// record references, a bounded number of streams per peer.
+func (n *Node) serveBlob(s network.Stream) {
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(blobTimeout))
+	p := s.Conn().RemotePeer()
+	b := &n.blobs
+	b.mu.Lock()
+	busy := b.serving[p] >= blobServePerPeer
+	if !busy {
+		b.serving[p]++
+	}
+	b.mu.Unlock()
+	if !busy {
+		defer func() {
+			b.mu.Lock()
+			b.serving[p]--
+			b.mu.Unlock()
+		}()
+	}
+	if err := n.serveBlobOn(s, busy); err != nil {
+		n.log.Debug("serve blob", "peer", p, "err", err)
+		_ = s.Reset()
+	}
+}
+
+func (n *Node) serveBlobOn(s io.ReadWriter, busy bool) error {
+	msg, err := readFrame(bufio.NewReader(s), protocol.MaxBlobMessage)
+	if err != nil {
+		return fmt.Errorf("read request: %w", err)
+	}
+	req, err := protocol.DecodeBlobRequest(msg)
+	if err != nil {
+		return err
+	}
+	resp := protocol.BlobResponse{Busy: busy}
+	var data []byte
+	if !busy {
+		n.blobs.mu.Lock()
+		referenced := len(n.blobs.refs[req.CID.Cid]) > 0
+		n.blobs.mu.Unlock()
+		if referenced {
+			data, err = n.st.GetBlob(n.ctx, req.CID.Cid)
+		}
+		if referenced && err == nil {
+			size := uint64(len(data))
+			resp.Size = &size
+		} else {
+			resp.Missing = true
+		}
+	}
+	out, err := protocol.EncodeBlobResponse(&resp)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(s)
+	if err := writeFrame(w, out); err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		return err
+	}
+	return w.Flush()
+}
