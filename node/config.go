@@ -49,6 +49,10 @@ type Config struct {
 	// MaxBatch is the most records one ingest batch (one group commit)
 	// holds. Default 512.
 	MaxBatch int
+	// FeedBuffer is how many events of a commons the node keeps in memory
+	// for live feed subscribers; a subscriber further behind than this
+	// has its stream ended with the position to resume from. Default 4096.
+	FeedBuffer int
 	// Seed seeds the node's random choices (which peer to exchange with).
 	// Default 1.
 	Seed uint64
@@ -97,6 +101,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 512
+	}
+	if c.FeedBuffer <= 0 {
+		c.FeedBuffer = 4096
 	}
 	if c.Seed == 0 {
 		c.Seed = 1

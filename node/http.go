@@ -51,6 +51,7 @@ func Handler(api API, token string) http.Handler {
 	mux.HandleFunc("GET /api/v1/records/{cid}", h.show)
 	mux.HandleFunc("GET /api/v1/feed", h.feed)
 	mux.HandleFunc("POST /api/v1/import", h.auth(h.importCAR))
+	registerV1(mux, h)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no API route %s %s", r.Method, r.URL.Path))
 	})
@@ -302,6 +303,9 @@ func (h *handler) review(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) show(w http.ResponseWriter, r *http.Request) {
+	if h.showRaw(w, r) {
+		return
+	}
 	if v, err := h.api.Show(r.Context(), r.PathValue("cid")); err != nil {
 		fail(w, err)
 	} else {

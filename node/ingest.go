@@ -85,7 +85,8 @@ func (n *Node) processIngest(reqs []*ingestReq) {
 		results[i] = res
 	}
 	if len(entries) > 0 {
-		if _, err := n.st.PutRecords(n.ctx, entries); err != nil {
+		cursors, err := n.st.PutRecords(n.ctx, entries)
+		if err != nil {
 			err = fmt.Errorf("node: store records: %w", err)
 			n.log.Error("ingest failed", "records", len(entries), "err", err)
 			for i := range results {
@@ -94,7 +95,7 @@ func (n *Node) processIngest(reqs []*ingestReq) {
 			n.reply(reqs, results)
 			return
 		}
-		n.merge(fresh)
+		n.merge(fresh, cursors)
 		n.noteBlobs(fresh)
 	}
 	n.reply(reqs, results)
@@ -112,13 +113,15 @@ func (n *Node) reply(reqs []*ingestReq, results []ingestResult) {
 }
 
 // merge adds stored blocks to their commons' views. Loop only.
-func (n *Node) merge(fresh []*protocol.Block) {
+func (n *Node) merge(fresh []*protocol.Block, cursors []uint64) {
 	byCommons := make(map[cid.Cid][]*protocol.Block)
+	cursorsOf := make(map[cid.Cid][]uint64)
 	limit := n.nowMillis() + protocol.MaxClockSkewMillis
 	manifests := map[cid.Cid]bool{}
-	for _, b := range fresh {
+	for i, b := range fresh {
 		id := commonsOf(b)
 		byCommons[id] = append(byCommons[id], b)
+		cursorsOf[id] = append(cursorsOf[id], cursors[i])
 		if t := b.Record.Time; t > n.hlc && t.Millis() <= limit {
 			n.hlc = t
 		}
@@ -127,7 +130,7 @@ func (n *Node) merge(fresh []*protocol.Block) {
 		}
 	}
 	for id, bs := range byCommons {
-		changes, err := n.commons[id].state.AddBatch(bs)
+		changes, err := n.mergeFeed(n.commons[id], bs, cursorsOf[id])
 		if err != nil {
 			// Unreachable: blocks were grouped by their commons.
 			n.log.Error("merge", "commons", id, "err", err)

@@ -191,14 +191,16 @@ func (n *Node) readTopic(sub *pubsub.Subscription) {
 // are ignored, to be fetched again by a later exchange.
 func (n *Node) validator(id cid.Cid) pubsub.ValidatorEx {
 	return func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+		defer n.metrics.ValidationTook(time.Now())
 		b, err := protocol.Validate(msg.Data)
 		if err == nil && !commonsOf(b).Equals(id) {
-			err = fmt.Errorf("record of commons %s on the topic of %s", commonsOf(b), id)
+			err = fmt.Errorf("%w: record of commons %s on the topic of %s", errWrongCommons, commonsOf(b), id)
 		}
 		if err == nil {
 			err = protocol.CheckTime(b.Record, n.nowMillis())
 		}
 		if err != nil {
+			n.metrics.Rejected(err)
 			if errors.Is(err, protocol.ErrFutureTime) {
 				n.log.Debug("gossip record delayed", "from", from, "err", err)
 				return pubsub.ValidationIgnore

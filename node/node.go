@@ -60,6 +60,9 @@ type Node struct {
 
 	blobs blobState // blob exchange (blob.go)
 
+	feeds   *feedHub // live feed (events.go)
+	metrics *Metrics // Prometheus metrics (metrics.go)
+
 	exMu       sync.Mutex
 	exInFlight map[string]bool // peer+commons exchanges running
 
@@ -89,7 +92,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	return &Node{
+	n := &Node{
 		cfg:        cfg,
 		log:        cfg.Logger.With("component", "node"),
 		key:        key,
@@ -102,7 +105,10 @@ func New(cfg Config) (*Node, error) {
 		commons:    make(map[cid.Cid]*replica),
 		changed:    make(chan struct{}),
 		rng:        rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
-	}, nil
+	}
+	n.metrics = newMetrics(n)
+	n.feeds = newFeedHub(cfg.FeedBuffer, n.metrics)
+	return n, nil
 }
 
 // Self returns the node's public key.
@@ -138,6 +144,7 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	n.startFeed()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -171,7 +178,7 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 			blocks = append(blocks, b)
 			after = s.Cursor
 		}
-		if _, err := rep.state.AddBatch(blocks); err != nil {
+		if err := n.loadFeed(rep, page, blocks); err != nil {
 			return nil, fmt.Errorf("node: load commons %s: %w", id, err)
 		}
 		n.noteBlobs(blocks)

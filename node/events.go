@@ -1,0 +1,597 @@
+package node
+
+// The live feed.
+//
+// # Event positions
+//
+// Every event of a commons' feed has a position (cursor, seq), written as its
+// SSE id: "C" for the record the store's feed log holds at cursor C, and "C.k"
+// for the k-th status change that record caused (k from 1). Positions are
+// totally ordered (by cursor, then seq) and a stream delivers events in that
+// order. A subscriber that sends Last-Event-ID "C.k" gets every event after
+// it, once.
+//
+// Status changes get their positions without any change to the store: a
+// commons' state is a pure function of its record set (package crdt), so the
+// status changes that record C causes are the difference between the states
+// of the feed log's prefixes 1..C-1 and 1..C. The node merges records one at a
+// time in cursor order, both live and when it rebuilds a commons at start, so
+// it attributes each change to the same record every time, and a restart
+// gives the same positions. The status changes are kept in memory per commons
+// (one small entry per change; new contributions are not changes, their record
+// event carries the status they arrived with).
+//
+// # Delivery
+//
+// The event loop appends each merged record's events to a bounded ring per
+// commons and wakes subscribers through a notifier that coalesces wake-ups
+// (at most one per feedCoalesce); it never waits for a subscriber and its
+// cost does not grow with their number. Each subscriber reads from its own
+// position: from the ring while its position is in the ring, and from the
+// store's feed log plus the status-change list when it is behind (a resume).
+// A subscriber that is live and falls further behind than the ring holds
+// (Config.FeedBuffer events) has overflowed: its stream ends with an
+// "overflow" event naming the position to resume from.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
+)
+
+// Event types besides the record types (manifest, contribution, review).
+const (
+	// EventStatus is a contribution's status change.
+	EventStatus = "status"
+)
+
+// Pos is a position in a commons' event stream: a feed cursor and the
+// index of a status change that record caused (0 for the record itself).
+type Pos struct {
+	Cursor uint64
+	Seq    int
+}
+
+// String formats p as an SSE event id: "C" or "C.k".
+func (p Pos) String() string {
+	if p.Seq == 0 {
+		return strconv.FormatUint(p.Cursor, 10)
+	}
+	return strconv.FormatUint(p.Cursor, 10) + "." + strconv.Itoa(p.Seq)
+}
+
+// ParsePos parses an event id ("C" or "C.k"); "" is the start.
+func ParsePos(s string) (Pos, error) {
+	if s == "" {
+		return Pos{}, nil
+	}
+	c, k, dot := strings.Cut(s, ".")
+	var p Pos
+	var err error
+	if p.Cursor, err = strconv.ParseUint(c, 10, 64); err != nil {
+		return Pos{}, fmt.Errorf("event id %q: want CURSOR or CURSOR.SEQ", s)
+	}
+	if dot {
+		if p.Seq, err = strconv.Atoi(k); err != nil || p.Seq < 1 {
+			return Pos{}, fmt.Errorf("event id %q: want CURSOR or CURSOR.SEQ with SEQ ≥ 1", s)
+		}
+	}
+	return p, nil
+}
+
+func (p Pos) less(q Pos) bool {
+	return p.Cursor < q.Cursor || p.Cursor == q.Cursor && p.Seq < q.Seq
+}
+
+// Event is one entry of a commons' live feed: a record's arrival, or a
+// contribution's status change.
+type Event struct {
+	ID      string             `json:"id"` // Pos as "C" or "C.k"
+	Cursor  uint64             `json:"cursor"`
+	Seq     int                `json:"seq,omitempty"`
+	Type    string             `json:"type"` // manifest, contribution, review or status
+	CID     string             `json:"cid"`  // the record; for status, the contribution
+	Commons string             `json:"commons"`
+	Author  protocol.PublicKey `json:"author"` // for status, the contribution's author
+	Time    time.Time          `json:"time"`   // record time (for status, the causing record's)
+	Title   string             `json:"title,omitempty"`
+	Kind    string             `json:"kind,omitempty"`
+	// Status is a contribution's status when it arrived, or for a status
+	// event the new status.
+	Status   string `json:"status,omitempty"`
+	From     string `json:"from,omitempty"`  // status events: the old status
+	Cause    string `json:"cause,omitempty"` // status events: the record that caused it
+	Target   string `json:"target,omitempty"`
+	Decision string `json:"decision,omitempty"`
+}
+
+// EventFilter selects events; empty fields match everything.
+type EventFilter struct {
+	Type   string // manifest, contribution, review, status
+	Status string // pending, accepted, rejected
+	Kind   string
+	Author string // peer ID or hex key
+}
+
+func (f EventFilter) validate() (EventFilter, error) {
+	switch f.Type {
+	case "", string(protocol.TypeManifest), string(protocol.TypeContribution), string(protocol.TypeReview), EventStatus:
+	default:
+		return f, badRequest("type %q: want manifest, contribution, review or status", f.Type)
+	}
+	switch crdt.Status(f.Status) {
+	case "", crdt.StatusPending, crdt.StatusAccepted, crdt.StatusRejected:
+	default:
+		return f, badRequest("status %q: want pending, accepted or rejected", f.Status)
+	}
+	if f.Author != "" {
+		k, err := protocol.ParsePublicKey(f.Author)
+		if err != nil {
+			return f, badRequest("author %q is not a peer ID or hex ed25519 key", f.Author)
+		}
+		f.Author = k.Hex()
+	}
+	return f, nil
+}
+
+func (f EventFilter) match(e *Event) bool {
+	return (f.Type == "" || f.Type == e.Type) && (f.Status == "" || f.Status == e.Status) &&
+		(f.Kind == "" || f.Kind == e.Kind) && (f.Author == "" || f.Author == e.Author.Hex())
+}
+
+// feedEvent is an event in the ring, encoded once on first use.
+type feedEvent struct {
+	pos  Pos
+	ev   Event
+	once sync.Once
+	data []byte // "id: …\ndata: {…}\n\n"
+}
+
+func (fe *feedEvent) sse() []byte {
+	fe.once.Do(func() {
+		b, _ := json.Marshal(&fe.ev)
+		fe.data = make([]byte, 0, len(b)+32)
+		fe.data = append(fe.data, "id: "...)
+		fe.data = append(fe.data, fe.ev.ID...)
+		fe.data = append(fe.data, "\ndata: "...)
+		fe.data = append(fe.data, b...)
+		fe.data = append(fe.data, "\n\n"...)
+	})
+	return fe.data
+}
+
+// contribEntry indexes one contribution in arrival order.
+type contribEntry struct {
+	cursor uint64
+	cid    cid.Cid
+	author protocol.PublicKey
+	time   protocol.HLC
+	title  string
+	kind   string
+}
+
+// commonsFeed is the event state of one commons. The event loop writes it;
+// subscribers and list queries read it under mu.
+type commonsFeed struct {
+	id       cid.Cid
+	mu       sync.RWMutex
+	head     Pos                     // last event appended
+	status   []*feedEvent            // every status change, in position order
+	arrival  map[cid.Cid]crdt.Status // contribution status on arrival
+	contribs []contribEntry          // contributions in arrival order
+	ring     []*feedEvent            // the latest events, oldest first, at most cap
+	ringCap  int
+	counts   map[protocol.Type]uint64 // records by type
+}
+
+// feedHub holds every commons' feed and wakes subscribers.
+type feedHub struct {
+	mu      sync.RWMutex
+	commons map[cid.Cid]*commonsFeed
+	ringCap int
+
+	wake    sync.Mutex
+	notify  chan struct{} // closed and replaced to wake subscribers
+	kick    chan struct{}
+	subs    atomic.Int64
+	metrics *Metrics
+}
+
+// feedCoalesce is the shortest time between two wake-ups of subscribers:
+// events arriving closer together are delivered together.
+const feedCoalesce = 10 * time.Millisecond
+
+func newFeedHub(ringCap int, m *Metrics) *feedHub {
+	return &feedHub{commons: map[cid.Cid]*commonsFeed{}, ringCap: ringCap, notify: make(chan struct{}), kick: make(chan struct{}, 1), metrics: m}
+}
+
+// run is the notifier: it wakes subscribers when kicked, at most once per
+// feedCoalesce, until ctx ends.
+func (h *feedHub) run(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.kick:
+		}
+		h.wake.Lock()
+		close(h.notify)
+		h.notify = make(chan struct{})
+		h.wake.Unlock()
+		t.Reset(feedCoalesce)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (h *feedHub) waiter() <-chan struct{} {
+	h.wake.Lock()
+	defer h.wake.Unlock()
+	return h.notify
+}
+
+// feed returns a commons' feed, creating it. Loop only (creation).
+func (h *feedHub) feed(id cid.Cid) *commonsFeed {
+	h.mu.RLock()
+	f := h.commons[id]
+	h.mu.RUnlock()
+	if f != nil {
+		return f
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if f = h.commons[id]; f == nil {
+		f = &commonsFeed{id: id, arrival: map[cid.Cid]crdt.Status{}, ringCap: h.ringCap, counts: map[protocol.Type]uint64{}}
+		h.commons[id] = f
+	}
+	return f
+}
+
+func (h *feedHub) lookup(id cid.Cid) *commonsFeed {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.commons[id]
+}
+
+// added records the events of a record merged at cursor with the status
+// changes it caused. live appends to the ring and wakes subscribers; at
+// start (live false) only the status list and indexes are built. Loop only.
+func (h *feedHub) added(f *commonsFeed, cursor uint64, b *protocol.Block, changes []crdt.Change, st *crdt.State, live bool) {
+	if cursor == 0 {
+		return
+	}
+	rec := recordEvent(f.id, cursor, b)
+	var evs []*feedEvent
+	if live {
+		evs = append(evs, &feedEvent{pos: Pos{Cursor: cursor}, ev: rec})
+	}
+	f.mu.Lock()
+	f.counts[b.Record.Type()]++
+	k := 0
+	for _, ch := range changes {
+		if ch.From == "" {
+			if ch.Contribution == b.CID {
+				f.arrival[b.CID] = ch.To
+				if live {
+					evs[0].ev.Status = string(ch.To)
+				}
+			}
+			continue
+		}
+		k++
+		fe := &feedEvent{pos: Pos{Cursor: cursor, Seq: k}, ev: statusEvent(f.id, Pos{cursor, k}, b, ch, st)}
+		f.status = append(f.status, fe)
+		if live {
+			evs = append(evs, fe)
+		}
+	}
+	if c := b.Record.Contribution(); c != nil {
+		f.contribs = append(f.contribs, contribEntry{cursor: cursor, cid: b.CID, author: b.Record.Author, time: b.Record.Time, title: c.Title, kind: c.Kind})
+	}
+	f.head = Pos{Cursor: cursor, Seq: k}
+	if live {
+		f.ring = append(f.ring, evs...)
+		if over := len(f.ring) - f.ringCap; over > 0 {
+			// Drop the oldest; copy down now and then rather than every time.
+			if over > f.ringCap/4 || cap(f.ring) > 2*f.ringCap {
+				f.ring = append(make([]*feedEvent, 0, f.ringCap+f.ringCap/2), f.ring[over:]...)
+			}
+		}
+	}
+	f.mu.Unlock()
+	if live {
+		if h.metrics != nil {
+			h.metrics.feedEvents.Add(float64(len(evs)))
+		}
+		select {
+		case h.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// ringWindow returns the ring's events that are still within capacity.
+// Caller holds f.mu.
+func (f *commonsFeed) ringWindow() []*feedEvent {
+	if n := len(f.ring); n > f.ringCap {
+		return f.ring[n-f.ringCap:]
+	}
+	return f.ring
+}
+
+func recordEvent(commons cid.Cid, cursor uint64, b *protocol.Block) Event {
+	r := b.Record
+	e := Event{ID: strconv.FormatUint(cursor, 10), Cursor: cursor, Type: string(r.Type()), CID: b.CID.String(), Commons: commons.String(), Author: r.Author, Time: hlcTime(r.Time)}
+	switch body := r.Body.(type) {
+	case *protocol.Contribution:
+		e.Title, e.Kind = body.Title, body.Kind
+	case *protocol.Review:
+		e.Target, e.Decision = body.Target.String(), body.Decision
+	case *protocol.Manifest:
+		e.Title = body.Name
+	}
+	return e
+}
+
+func statusEvent(commons cid.Cid, p Pos, cause *protocol.Block, ch crdt.Change, st *crdt.State) Event {
+	e := Event{ID: p.String(), Cursor: p.Cursor, Seq: p.Seq, Type: EventStatus, CID: ch.Contribution.String(), Commons: commons.String(),
+		Time: hlcTime(cause.Record.Time), Status: string(ch.To), From: string(ch.From), Cause: cause.CID.String()}
+	if cb := st.Block(ch.Contribution); cb != nil {
+		e.Author = cb.Record.Author
+		if c := cb.Record.Contribution(); c != nil {
+			e.Title, e.Kind = c.Title, c.Kind
+		}
+	}
+	return e
+}
+
+// errOverflow ends a subscription whose reader fell too far behind.
+var errOverflow = errors.New("node: feed subscriber fell behind")
+
+// subscription reads one commons' events from a position.
+type subscription struct {
+	n      *Node
+	f      *commonsFeed
+	filter EventFilter
+	pos    Pos  // last event passed (delivered or filtered out)
+	live   bool // has reached the ring once
+}
+
+// next returns the events after s.pos (at most max, fewer when caught up),
+// advancing s.pos. It returns errOverflow if s was live and the ring moved
+// past it.
+func (s *subscription) next(ctx context.Context, max int, out [][]byte) ([][]byte, error) {
+	s.f.mu.RLock()
+	if !s.pos.less(s.f.head) {
+		s.f.mu.RUnlock()
+		s.live = true
+		return out, nil
+	}
+	win := s.f.ringWindow()
+	if len(win) == 0 || s.pos.less(prevPos(win[0].pos, s.f)) {
+		// The next event is older than the ring.
+		s.f.mu.RUnlock()
+		if s.live {
+			return out, errOverflow
+		}
+		return s.replay(ctx, max, out)
+	}
+	i := sort.Search(len(win), func(i int) bool { return s.pos.less(win[i].pos) })
+	for ; i < len(win) && len(out) < max; i++ {
+		s.pos = win[i].pos
+		if s.filter.match(&win[i].ev) {
+			out = append(out, win[i].sse())
+		}
+	}
+	s.f.mu.RUnlock()
+	s.live = true
+	return out, nil
+}
+
+// prevPos is the position just before p in the stream, as far as the ring
+// can tell: the previous status change of the same record, or the record
+// itself, or the last event of the previous record (its status changes
+// found in f.status). Caller holds f.mu.
+func prevPos(p Pos, f *commonsFeed) Pos {
+	if p.Seq > 0 {
+		return Pos{p.Cursor, p.Seq - 1}
+	}
+	if p.Cursor <= 1 {
+		return Pos{}
+	}
+	prev := Pos{Cursor: p.Cursor - 1}
+	i := sort.Search(len(f.status), func(i int) bool { return !f.status[i].pos.less(p) })
+	if i > 0 && f.status[i-1].pos.Cursor == p.Cursor-1 {
+		prev = f.status[i-1].pos
+	}
+	return prev
+}
+
+// replay reads events after s.pos from the store's feed log and the status
+// list, up to the ring's start (or the head).
+func (s *subscription) replay(ctx context.Context, max int, out [][]byte) ([][]byte, error) {
+	page, err := s.n.st.Feed(ctx, s.f.id, s.pos.Cursor, min(max, 512))
+	if err != nil {
+		return out, fmt.Errorf("node: read feed: %w", err)
+	}
+	s.f.mu.RLock()
+	defer s.f.mu.RUnlock()
+	// Status changes of the record at s.pos.Cursor not passed yet.
+	out = s.replayStatus(s.pos.Cursor, out)
+	for _, st := range page {
+		if st.Cursor > s.f.head.Cursor {
+			break // stored but not merged yet
+		}
+		b, err := protocol.Parse(st.Raw)
+		if err != nil {
+			return out, fmt.Errorf("node: stored record %s: %w", st.CID, err)
+		}
+		ev := recordEvent(s.f.id, st.Cursor, b)
+		if b.Record.Type() == protocol.TypeContribution {
+			ev.Status = string(s.f.arrival[b.CID])
+		}
+		s.pos = Pos{Cursor: st.Cursor}
+		if s.filter.match(&ev) {
+			fe := &feedEvent{pos: s.pos, ev: ev}
+			out = append(out, fe.sse())
+		}
+		out = s.replayStatus(st.Cursor, out)
+	}
+	return out, nil
+}
+
+// replayStatus appends the status changes of the record at cursor after
+// s.pos. Caller holds f.mu.
+func (s *subscription) replayStatus(cursor uint64, out [][]byte) [][]byte {
+	i := sort.Search(len(s.f.status), func(i int) bool { return s.pos.less(s.f.status[i].pos) })
+	for ; i < len(s.f.status) && s.f.status[i].pos.Cursor == cursor; i++ {
+		fe := s.f.status[i]
+		s.pos = fe.pos
+		if s.filter.match(&fe.ev) {
+			out = append(out, fe.sse())
+		}
+	}
+	return out
+}
+
+// Subscribe opens a commons' event stream after position from ("" for the
+// start), keeping the events filter matches. The stream's reader calls
+// Next.
+func (n *Node) Subscribe(ctx context.Context, commons, from string, filter EventFilter) (*Subscription, error) {
+	pos, err := ParsePos(from)
+	if err != nil {
+		return nil, badRequest("Last-Event-ID: %v", err)
+	}
+	if filter, err = filter.validate(); err != nil {
+		return nil, err
+	}
+	var f *commonsFeed
+	var ierr error
+	if err := n.do(ctx, func() {
+		rep, err := n.replicaFor(commons)
+		if err != nil {
+			ierr = err
+			return
+		}
+		f = n.feeds.feed(rep.id)
+	}); err != nil {
+		return nil, err
+	}
+	if ierr != nil {
+		return nil, ierr
+	}
+	n.feeds.subs.Add(1)
+	n.metrics.feedSubscribers.Inc()
+	return &Subscription{s: subscription{n: n, f: f, filter: filter, pos: pos}}, nil
+}
+
+// Subscription is an open event stream of one commons. It is not safe for
+// concurrent use.
+type Subscription struct {
+	s      subscription
+	closed bool
+}
+
+// ErrOverflow is returned by Subscription.Next when the reader fell further
+// behind than the node buffers; resume from Subscription.Pos.
+var ErrOverflow = errOverflow
+
+// Next waits until events follow the subscription's position and returns
+// them (at most max) as SSE frames, or returns ctx's error, ErrClosed when
+// the node stops, or ErrOverflow.
+func (s *Subscription) Next(ctx context.Context, max int) ([][]byte, error) {
+	hub := s.s.n.feeds
+	for {
+		wait := hub.waiter()
+		before := s.s.pos
+		out, err := s.s.next(ctx, max, nil)
+		if err != nil || len(out) > 0 {
+			if errors.Is(err, errOverflow) {
+				s.s.n.metrics.feedOverflows.Inc()
+			}
+			return out, err
+		}
+		if s.s.pos != before {
+			continue // a page of filtered-out events: read on
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.s.n.stopped:
+			return nil, ErrClosed
+		}
+	}
+}
+
+// Pos returns the position of the last event passed to the reader (or
+// filtered out): the Last-Event-ID to resume from.
+func (s *Subscription) Pos() Pos { return s.s.pos }
+
+// Close releases the subscription.
+func (s *Subscription) Close() {
+	if !s.closed {
+		s.closed = true
+		s.s.n.feeds.subs.Add(-1)
+		s.s.n.metrics.feedSubscribers.Dec()
+	}
+}
+
+// startFeed starts the subscribers' notifier.
+func (n *Node) startFeed() {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.feeds.run(n.ctx)
+	}()
+}
+
+// loadFeed merges a page of stored records into a commons being rebuilt at
+// start, one at a time in cursor order, so that status changes get the
+// positions they had when the records first arrived.
+func (n *Node) loadFeed(rep *replica, page []store.Stored, blocks []*protocol.Block) error {
+	f := n.feeds.feed(rep.id)
+	for i, b := range blocks {
+		changes, err := rep.state.Add(b)
+		if err != nil {
+			return err
+		}
+		n.feeds.added(f, page[i].Cursor, b, changes, rep.state, false)
+	}
+	return nil
+}
+
+// mergeFeed merges freshly stored blocks of one commons, in cursor order,
+// and publishes their events. It returns every status change. Loop only.
+func (n *Node) mergeFeed(rep *replica, bs []*protocol.Block, cursors []uint64) ([]crdt.Change, error) {
+	f := n.feeds.feed(rep.id)
+	var all []crdt.Change
+	for i, b := range bs {
+		changes, err := rep.state.Add(b)
+		if err != nil {
+			return all, err
+		}
+		n.feeds.added(f, cursors[i], b, changes, rep.state, true)
+		all = append(all, changes...)
+	}
+	n.metrics.Ingested(len(bs))
+	return all, nil
+}

@@ -1,0 +1,258 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store/badgerstore"
+)
+
+// drain reads every event available now from a subscription.
+func drain(t *testing.T, s *Subscription) []Event {
+	t.Helper()
+	var out []Event
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		frames, err := s.Next(ctx, 7)
+		cancel()
+		for _, f := range frames {
+			out = append(out, parseFrame(t, f))
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+	}
+}
+
+func parseFrame(t *testing.T, f []byte) Event {
+	t.Helper()
+	_, data, ok := strings.Cut(string(f), "\ndata: ")
+	if !ok {
+		t.Fatalf("frame %q has no data", f)
+	}
+	var ev Event
+	if err := json.Unmarshal([]byte(strings.TrimSpace(data)), &ev); err != nil {
+		t.Fatalf("frame %q: %v", f, err)
+	}
+	return ev
+}
+
+func ids(evs []Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.ID
+	}
+	return out
+}
+
+// TestEventsResume checks that the stream of w.commons is in order, has the
+// status changes at their positions, and that resuming from any position
+// gives exactly the rest.
+func TestEventsResume(t *testing.T) {
+	w := newWorld(t)
+	sub := must[*Subscription](t)(w.n.Subscribe(t.Context(), w.commons, "", EventFilter{}))
+	defer sub.Close()
+	all := drain(t, sub)
+	// 1 manifest, 2..4 contributions, 5 accept review (2 becomes accepted),
+	// 6 reject review (3 becomes rejected).
+	want := []string{"1", "2", "3", "4", "5", "5.1", "6", "6.1"}
+	if !slices.Equal(ids(all), want) {
+		t.Fatalf("ids = %v, want %v", ids(all), want)
+	}
+	if e := all[5]; e.Type != EventStatus || e.CID != w.accepted || e.From != "pending" || e.Status != "accepted" || e.Cause != w.reviews[0] || e.Title != "to accept" {
+		t.Errorf("status event = %+v", e)
+	}
+	if e := all[1]; e.Type != "contribution" || e.Status != "pending" || e.Kind != "text" || e.Author != w.self {
+		t.Errorf("contribution event = %+v", e)
+	}
+	for i, from := range append([]string{""}, want...) {
+		s := must[*Subscription](t)(w.n.Subscribe(t.Context(), w.commons, from, EventFilter{}))
+		if got := ids(drain(t, s)); !slices.Equal(got, want[i:]) && !(len(got) == 0 && i == len(want)) {
+			t.Errorf("resume after %q = %v, want %v", from, got, want[i:])
+		}
+		s.Close()
+	}
+	// Live: a review makes the pending contribution accepted.
+	must[string](t)(w.c.Review(t.Context(), ReviewParams{Target: w.pending, Decision: "accept"}))
+	live := drain(t, sub)
+	if !slices.Equal(ids(live), []string{"7", "7.1"}) || live[1].CID != w.pending || live[1].Status != "accepted" {
+		t.Errorf("live events = %+v", live)
+	}
+}
+
+func TestEventsFilter(t *testing.T) {
+	w := newWorld(t)
+	tests := []struct {
+		f    EventFilter
+		want []string
+	}{
+		{EventFilter{Type: "status"}, []string{"5.1", "6.1"}},
+		{EventFilter{Type: "review"}, []string{"5", "6"}},
+		{EventFilter{Status: "accepted"}, []string{"5.1"}},
+		{EventFilter{Status: "pending", Type: "contribution"}, []string{"2", "3", "4"}},
+		{EventFilter{Kind: "text"}, []string{"2", "5.1"}},
+		{EventFilter{Author: w.self.String()}, []string{"1", "2", "3", "4", "5", "5.1", "6", "6.1"}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%+v", tt.f), func(t *testing.T) {
+			s := must[*Subscription](t)(w.n.Subscribe(t.Context(), w.commons, "", tt.f))
+			defer s.Close()
+			if got := ids(drain(t, s)); !slices.Equal(got, tt.want) {
+				t.Errorf("ids = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestEventsOverflow checks that a live subscriber that falls behind the
+// buffer gets ErrOverflow and resumes exactly from its position.
+func TestEventsOverflow(t *testing.T) {
+	n := startNode(t, Config{Offline: true, FeedBuffer: 4})
+	c := serve(t, n).c
+	ctx := t.Context()
+	id := must[string](t)(c.CreateManifest(ctx, ManifestParams{Name: ptr("x"), Licence: ptr("MIT")}))
+	sub := must[*Subscription](t)(n.Subscribe(ctx, id, "", EventFilter{}))
+	defer sub.Close()
+	if got := ids(drain(t, sub)); !slices.Equal(got, []string{"1"}) {
+		t.Fatalf("ids = %v", got)
+	}
+	for i := range 10 {
+		must[string](t)(c.Contribute(ctx, ContributeParams{Commons: id, Title: fmt.Sprint("c", i)}))
+	}
+	if _, err := sub.Next(ctx, 100); !errors.Is(err, ErrOverflow) {
+		t.Fatalf("Next after falling behind: %v, want ErrOverflow", err)
+	}
+	if sub.Pos().String() != "1" {
+		t.Errorf("resume position %v, want 1", sub.Pos())
+	}
+	again := must[*Subscription](t)(n.Subscribe(ctx, id, sub.Pos().String(), EventFilter{}))
+	defer again.Close()
+	if got := ids(drain(t, again)); !slices.Equal(got, []string{"2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}) {
+		t.Errorf("after resume: %v", got)
+	}
+}
+
+// TestEventsRestart checks that positions, status changes included, are
+// the same after a restart.
+func TestEventsRestart(t *testing.T) {
+	dir := t.TempDir()
+	key := testKey(t)
+	open := func() *Node {
+		st, err := badgerstore.Open(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := New(Config{Store: st, Key: key, Offline: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	n := open()
+	ctx := t.Context()
+	id := must[string](t)(n.CreateManifest(ctx, ManifestParams{Name: ptr("x"), Licence: ptr("MIT"), Maintainers: []protocol.PublicKey{n.Self()}}))
+	c1 := must[string](t)(n.Contribute(ctx, ContributeParams{Commons: id, Title: "one"}))
+	must[string](t)(n.Review(ctx, ReviewParams{Target: c1, Decision: "accept"}))
+	c2 := must[string](t)(n.Contribute(ctx, ContributeParams{Commons: id, Title: "two"}))
+	must[string](t)(n.Review(ctx, ReviewParams{Target: c2, Decision: "reject"}))
+	sub := must[*Subscription](t)(n.Subscribe(ctx, id, "", EventFilter{}))
+	before := drain(t, sub)
+	sub.Close()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n = open()
+	defer n.Close()
+	for _, from := range []string{"", "3", "3.1", "4"} {
+		sub = must[*Subscription](t)(n.Subscribe(ctx, id, from, EventFilter{}))
+		after := drain(t, sub)
+		sub.Close()
+		i := slices.IndexFunc(before, func(e Event) bool { return e.ID == from }) + 1
+		b1, _ := json.Marshal(before[i:])
+		b2, _ := json.Marshal(after)
+		if string(b1) != string(b2) {
+			t.Errorf("after restart, from %q:\n got %s\nwant %s", from, b2, b1)
+		}
+	}
+}
+
+// TestEventsSSE follows the feed over HTTP with the Client, drops the
+// connection midway and checks every event arrives once, in order.
+func TestEventsSSE(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var got []string
+	errc := make(chan error, 1)
+	go func() {
+		errc <- w.c.Events(ctx, w.commons, "3", EventFilter{}, func(e Event) error {
+			got = append(got, e.ID)
+			if e.ID == "7.1" {
+				cancel()
+			}
+			return nil
+		})
+	}()
+	must[string](t)(w.c.Review(t.Context(), ReviewParams{Target: w.pending, Decision: "accept"}))
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event 7.1")
+	}
+	if want := []string{"4", "5", "5.1", "6", "6.1", "7", "7.1"}; !slices.Equal(got, want) {
+		t.Errorf("events = %v, want %v", got, want)
+	}
+}
+
+func TestEventsHTTPErrors(t *testing.T) {
+	w := newWorld(t)
+	tests := []struct {
+		name, path, lastID string
+		want               int
+		wantErr            string
+	}{
+		{"bad commons", "/api/v1/commons/notacid/events", "", 400, "is not a CID"},
+		{"unknown commons", "/api/v1/commons/" + absentCID + "/events", "", 404, "not replicated here"},
+		{"bad type", "/api/v1/commons/" + w.commons + "/events?type=blob", "", 400, `type "blob"`},
+		{"bad status", "/api/v1/commons/" + w.commons + "/events?status=done", "", 400, `status "done"`},
+		{"bad author", "/api/v1/commons/" + w.commons + "/events?author=bob", "", 400, `author "bob"`},
+		{"bad Last-Event-ID", "/api/v1/commons/" + w.commons + "/events", "x", 400, `event id "x"`},
+		{"bad seq", "/api/v1/commons/" + w.commons + "/events", "3.0", 400, `event id "3.0"`},
+		{"bad after", "/api/v1/commons/" + w.commons + "/events?after=-1", "", 400, `event id "-1"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(t.Context(), "GET", w.url+tt.path, nil)
+			if tt.lastID != "" {
+				req.Header.Set("Last-Event-ID", tt.lastID)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var e apiError
+			_ = json.NewDecoder(resp.Body).Decode(&e)
+			if resp.StatusCode != tt.want || !strings.Contains(e.Error, tt.wantErr) {
+				t.Errorf("= %d %q, want %d containing %q", resp.StatusCode, e.Error, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
