@@ -3,7 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"time"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -19,8 +19,11 @@ func (a *app) feedCmd() *cobra.Command {
 		Long: `List a commons' records in the order this node received them. Each has a
 cursor; --since CURSOR resumes after it without skipping or repeating. Without
 --commons, every replicated commons is listed (cursors are per commons).
---status keeps contributions with that current status. --follow waits for new
-records until interrupted (it needs a running daemon).`,
+--status keeps contributions with that current status. --follow streams the
+live feed (Server-Sent Events) until interrupted, resuming by itself after a
+dropped connection: records as they arrive and contributions' status changes
+(with --status, those that reach or arrive with that status); it needs a
+running daemon.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch q.Status {
@@ -45,46 +48,61 @@ records until interrupted (it needs a running daemon).`,
 func (a *app) runFeed(cmd *cobra.Command, api node.API, q node.FeedQuery, follow, asJSON bool) error {
 	ctx := cmd.Context()
 	if follow {
-		if _, offline := api.(*node.Node); offline {
-			return fmt.Errorf("--follow needs a running daemon (commons daemon)")
-		}
-		if q.Commons == "" {
-			st, err := api.Status(ctx)
-			if err != nil {
-				return err
-			}
-			if len(st.Commons) != 1 {
-				return fmt.Errorf("--follow needs --commons ID when this node replicates %d commons", len(st.Commons))
-			}
-			q.Commons = st.Commons[0].ID
-		}
+		return a.followFeed(cmd, api, q, asJSON)
+	}
+	items, err := api.Feed(ctx, q)
+	if err != nil {
+		return err
 	}
 	enc := json.NewEncoder(a.stdout)
-	for {
-		items, err := api.Feed(ctx, q)
-		if err != nil {
-			if ctx.Err() != nil && follow {
-				return nil
+	for _, it := range items {
+		if asJSON {
+			if err := enc.Encode(it); err != nil {
+				return err
 			}
+			continue
+		}
+		a.printFeedItem(it)
+	}
+	return nil
+}
+
+// followFeed prints a commons' live feed (Server-Sent Events) after
+// --since until interrupted: records, and status changes of contributions.
+// It reconnects and resumes by itself when the stream ends.
+func (a *app) followFeed(cmd *cobra.Command, api node.API, q node.FeedQuery, asJSON bool) error {
+	ctx := cmd.Context()
+	c, ok := api.(*node.Client)
+	if !ok {
+		return fmt.Errorf("--follow needs a running daemon (commons daemon)")
+	}
+	if q.Commons == "" {
+		st, err := api.Status(ctx)
+		if err != nil {
 			return err
 		}
-		for _, it := range items {
-			if asJSON {
-				if err := enc.Encode(it); err != nil {
-					return err
-				}
-				continue
-			}
-			a.printFeedItem(it)
+		if len(st.Commons) != 1 {
+			return fmt.Errorf("--follow needs --commons ID when this node replicates %d commons", len(st.Commons))
 		}
-		if !follow {
+		q.Commons = st.Commons[0].ID
+	}
+	from := ""
+	if q.Since > 0 {
+		from = strconv.FormatUint(q.Since, 10)
+	}
+	enc := json.NewEncoder(a.stdout)
+	return c.Events(ctx, q.Commons, from, node.EventFilter{Status: q.Status}, func(e node.Event) error {
+		if asJSON {
+			return enc.Encode(e)
+		}
+		if e.Type == node.EventStatus {
+			fmt.Fprintf(a.stdout, "%6s  %s  %-12s [%s] %s: %s -> %s  (%s)\n", e.ID, e.Time.Format("2006-01-02 15:04:05"), "status", e.Status, e.Title, e.From, e.Status, e.CID)
 			return nil
 		}
-		if len(items) > 0 {
-			q.Since = items[len(items)-1].Cursor
-		}
-		q.Wait = 30 * time.Second
-	}
+		a.printFeedItem(node.FeedItem{Cursor: e.Cursor, CID: e.CID, Type: e.Type, Author: e.Author, Commons: e.Commons,
+			Time: e.Time, Title: e.Title, Status: e.Status, Target: e.Target, Decision: e.Decision})
+		return nil
+	})
 }
 
 func (a *app) printFeedItem(it node.FeedItem) {

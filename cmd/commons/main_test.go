@@ -515,10 +515,12 @@ func TestDaemon(t *testing.T) {
 	if !strings.Contains(idOut, "address:    /ip4/127.0.0.1/tcp/") {
 		t.Errorf("id through the daemon = %q", idOut)
 	}
-	// feed --follow needs the daemon; it stops cleanly when ctx ends.
+	// feed --follow needs the daemon; it streams the records and the
+	// contribution's status change (3.1), and stops cleanly when ctx ends.
 	fctx, fcancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer fcancel()
-	if r := runCLI(t, fctx, "--repo", dir, "feed", "--follow", "--json"); r.code != 0 || strings.Count(r.stdout, "\n") != 3 {
+	if r := runCLI(t, fctx, "--repo", dir, "feed", "--follow", "--json"); r.code != 0 || strings.Count(r.stdout, "\n") != 4 ||
+		decodeJSON[node.Event](t, strings.Split(r.stdout, "\n")[3]).ID != "3.1" {
 		t.Errorf("feed --follow = %+v", r)
 	}
 
