@@ -1,0 +1,148 @@
+package node
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// chromium returns the browser to test with. Under CI=true a missing
+// browser fails the test (.ci/run installs it); elsewhere it skips.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium not found: .ci/run installs Debian's chromium; set $CHROMIUM to another binary")
+	}
+	t.Skip("chromium not found (apt-get install chromium, or set $CHROMIUM)")
+	return ""
+}
+
+// browser starts headless Chromium and returns a chromedp context.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 900),
+	}
+	actx, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	ctx, cancel3 := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(cancel3)
+	return ctx
+}
+
+// TestExplorerLive opens the web explorer in headless Chromium, makes a
+// contribution through the API and checks that it appears without a
+// reload, then becomes accepted when reviewed, on the list and on its page.
+func TestExplorerLive(t *testing.T) {
+	ctx := browser(t)
+	s := serve(t, startOffline(t))
+	c, self := s.c, s.n.Self()
+	api := t.Context()
+	commons := must[string](t)(c.CreateManifest(api, ManifestParams{Name: ptr("Open Seed Library"), Licence: ptr("CC-BY-SA-4.0"), Maintainers: []protocol.PublicKey{self}}))
+	blob := must[string](t)(c.PutBlob(api, []byte("maize,yield\nA,3.1\n")))
+	for i, title := range []string{"Germination log", "Storage humidity study"} {
+		id := must[string](t)(c.Contribute(api, ContributeParams{Commons: commons, Title: title, Kind: "data"}))
+		if i == 0 {
+			must[string](t)(c.Review(api, ReviewParams{Target: id, Decision: "reject"}))
+		}
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.url+"/"),
+		chromedp.WaitVisible(`#live.on`),
+		chromedp.WaitVisible(`#licence`),
+	); err != nil {
+		t.Fatalf("open explorer: %v", err)
+	}
+	if licence, err := chromedp.Run(ctx, chromedp.Text(`#licence`)); err != nil || licence != "CC-BY-SA-4.0" {
+		t.Errorf("licence shown = %q, %v", licence, err)
+	}
+
+	id := must[string](t)(c.Contribute(api, ContributeParams{Commons: commons, Title: "Drought-tolerant maize notes",
+		Summary: "Three seasons of trials", Kind: "data", Payload: []PayloadParam{{CID: blob, Name: "trials.csv"}}}))
+	row := `#contributions li[data-cid="` + id + `"]`
+	if err := chromedp.Do(ctx,
+		chromedp.WaitVisible(`#feed li[data-cid="`+id+`"]`),
+		chromedp.WaitVisible(row+` .badge.pending`),
+	); err != nil {
+		t.Fatalf("new contribution not shown live: %v", err)
+	}
+	must[string](t)(c.Review(api, ReviewParams{Target: id, Decision: "accept", Rationale: "Reproduced"}))
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(row+` .badge.accepted`)); err != nil {
+		t.Fatalf("status change not shown live: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash = "#/c/` + id + `"`)); err != nil {
+		t.Fatalf("go to the contribution page: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(`#detail-status .badge.accepted`)); err != nil {
+		t.Fatalf("contribution page: %v", err)
+	}
+	reviews, err := chromedp.Run(ctx, chromedp.Text(`table.reviews`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := chromedp.Run(ctx, chromedp.AttributeValue(`a[download="trials.csv"]`, "href"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := link.Value
+	if !strings.Contains(reviews, self.String()) || !strings.Contains(reviews, "accept") {
+		t.Errorf("reviews table %q does not name the signer %s", reviews, self)
+	}
+	if payload != "/api/v1/blobs/"+blob {
+		t.Errorf("payload link %q", payload)
+	}
+	if dir := os.Getenv("COMMONS_SCREENSHOTS"); dir != "" {
+		screenshots(t, ctx, s.url, id, dir)
+	}
+}
+
+// screenshots saves the overview and the contribution page, desktop and
+// phone width (COMMONS_SCREENSHOTS=dir go test -run TestExplorerLive).
+func screenshots(t *testing.T, ctx context.Context, url, id, dir string) {
+	shots := []struct {
+		name, hash string
+		w, h       int64
+	}{{"overview", "#/", 1200, 900}, {"contribution", "#/c/" + id, 1200, 900}, {"phone-overview", "#/", 390, 844}, {"phone-contribution", "#/c/" + id, 390, 844}}
+	for _, s := range shots {
+		if err := chromedp.Do(ctx,
+			chromedp.EmulateViewport(s.w, s.h),
+			chromedp.Navigate(url+"/"+s.hash),
+			chromedp.WaitVisible(`#live.on`),
+			chromedp.Sleep(300*time.Millisecond),
+		); err != nil {
+			t.Fatalf("screenshot %s: %v", s.name, err)
+		}
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", s.name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, s.name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
