@@ -95,7 +95,7 @@ func TestExplorerLive(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(row+` .badge.accepted`)); err != nil {
 		t.Fatalf("status change not shown live: %v", err)
 	}
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash = "#/c/` + id + `"`)); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash = "#/c/`+id+`"`)); err != nil {
 		t.Fatalf("go to the contribution page: %v", err)
 	}
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(`#detail-status .badge.accepted`)); err != nil {
