@@ -1,0 +1,270 @@
+package node
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// handlerRoutes finds every route Handler registers: the string literal
+// patterns of mux.Handle and mux.HandleFunc calls in the package's files.
+func handlerRoutes(t *testing.T) []string {
+	t.Helper()
+	files, _ := filepath.Glob("*.go")
+	fset := token.NewFileSet()
+	var out []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		af, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(af, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok || len(call.Args) == 0 {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok || (sel.Sel.Name != "Handle" && sel.Sel.Name != "HandleFunc") {
+				return true
+			}
+			if x, ok := sel.X.(*ast.Ident); !ok || x.Name != "mux" {
+				return true
+			}
+			lit, ok := call.Args[0].(*ast.BasicLit)
+			if !ok {
+				t.Errorf("%s: route pattern is not a literal", fset.Position(call.Pos()))
+				return true
+			}
+			p, _ := strconv.Unquote(lit.Value)
+			method, path, ok := strings.Cut(p, " ")
+			if !ok {
+				return true // the /api/ catch-all
+			}
+			path = strings.TrimSuffix(path, "{$}")
+			if strings.HasSuffix(path, "/web/") {
+				path += "{path}"
+			}
+			out = append(out, method+" "+path)
+			return true
+		})
+	}
+	slices.Sort(out)
+	return out
+}
+
+type openAPIDocument struct {
+	Paths      map[string]map[string]json.RawMessage `json:"paths"`
+	Components struct {
+		Schemas map[string]json.RawMessage `json:"schemas"`
+	} `json:"components"`
+}
+
+func loadOpenAPI(t *testing.T) openAPIDocument {
+	t.Helper()
+	var doc openAPIDocument
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	return doc
+}
+
+// TestOpenAPIRoutes checks that the OpenAPI document describes exactly the
+// routes Handler serves, and that the served document is the embedded one.
+func TestOpenAPIRoutes(t *testing.T) {
+	doc := loadOpenAPI(t)
+	var documented []string
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			documented = append(documented, strings.ToUpper(method)+" "+path)
+		}
+	}
+	slices.Sort(documented)
+	served := handlerRoutes(t)
+	if len(served) < 20 {
+		t.Fatalf("found only %d routes in the source: %v", len(served), served)
+	}
+	for _, r := range served {
+		if !slices.Contains(documented, r) {
+			t.Errorf("route %s is served but not in openapi.json", r)
+		}
+	}
+	for _, r := range documented {
+		if !slices.Contains(served, r) {
+			t.Errorf("openapi.json documents %s, which Handler does not serve", r)
+		}
+	}
+	s := serve(t, startOffline(t))
+	code, b := s.raw(t, "GET", "/api/v1/openapi.json", noAuth, nil)
+	if code != 200 || string(b) != string(openAPIDoc) {
+		t.Errorf("GET /api/v1/openapi.json = %d, %d bytes", code, len(b))
+	}
+}
+
+// TestOpenAPIResponses validates responses of the read routes against the
+// document's schemas.
+func TestOpenAPIResponses(t *testing.T) {
+	doc := loadOpenAPI(t)
+	w := newWorld(t)
+	tests := []struct {
+		path, schema string
+		code         int
+	}{
+		{"/api/v1/id", "IDInfo", 200},
+		{"/api/v1/status", "StatusInfo", 200},
+		{"/api/v1/peers", "[PeerInfo]", 200},
+		{"/api/v1/commons/" + w.commons + "/manifest", "ManifestInfo", 200},
+		{"/api/v1/records/" + w.accepted, "RecordInfo", 200},
+		{"/api/v1/records/" + w.reviews[0], "RecordInfo", 200},
+		{"/api/v1/records/" + w.commons, "RecordInfo", 200},
+		{"/api/v1/feed?commons=" + w.commons, "[FeedItem]", 200},
+		{"/api/v1/commons/" + w.commons + "/contributions?limit=2", "ContributionPage", 200},
+		{"/api/v1/records/notacid", "Error", 400},
+		{"/api/v1/commons/" + absentCID + "/contributions", "Error", 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			code, b := w.raw(t, "GET", tt.path, noAuth, nil)
+			if code != tt.code {
+				t.Fatalf("status %d, want %d: %s", code, tt.code, b)
+			}
+			var v any
+			if err := json.Unmarshal(b, &v); err != nil {
+				t.Fatal(err)
+			}
+			sch := map[string]any{"$ref": "#/components/schemas/" + strings.Trim(tt.schema, "[]")}
+			if strings.HasPrefix(tt.schema, "[") {
+				sch = map[string]any{"type": "array", "items": sch}
+			}
+			if err := validate(doc, sch, v, "$"); err != nil {
+				t.Errorf("%s: %v\n%s", tt.path, err, b)
+			}
+		})
+	}
+	t.Run("events", func(t *testing.T) {
+		resp, err := http.Get(w.url + "/api/v1/commons/" + w.commons + "/events?type=status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				var v any
+				if err := json.Unmarshal([]byte(data), &v); err != nil {
+					t.Fatal(err)
+				}
+				if err := validate(doc, map[string]any{"$ref": "#/components/schemas/Event"}, v, "$"); err != nil {
+					t.Errorf("event %s: %v", data, err)
+				}
+				return
+			}
+		}
+		t.Error("no event")
+	})
+}
+
+// validate checks v against a JSON Schema subset: $ref, type (one or a
+// list), properties, required, items, enum.
+func validate(doc openAPIDocument, sch map[string]any, v any, at string) error {
+	if ref, ok := sch["$ref"].(string); ok {
+		name := strings.TrimPrefix(ref, "#/components/schemas/")
+		raw, ok := doc.Components.Schemas[name]
+		if !ok {
+			return fmt.Errorf("%s: no schema %s", at, name)
+		}
+		var s map[string]any
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return err
+		}
+		return validate(doc, s, v, at)
+	}
+	if ty, ok := sch["type"]; ok {
+		var types []string
+		switch x := ty.(type) {
+		case string:
+			types = []string{x}
+		case []any:
+			for _, e := range x {
+				types = append(types, e.(string))
+			}
+		}
+		if !slices.Contains(types, jsonType(v)) && !(jsonType(v) == "integer" && slices.Contains(types, "number")) {
+			return fmt.Errorf("%s: %s, want %v", at, jsonType(v), types)
+		}
+	}
+	if enum, ok := sch["enum"].([]any); ok && !slices.Contains(enum, v) {
+		return fmt.Errorf("%s: %v not in %v", at, v, enum)
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		props, _ := sch["properties"].(map[string]any)
+		for _, r := range asStrings(sch["required"]) {
+			if _, ok := x[r]; !ok {
+				return fmt.Errorf("%s: required %q missing", at, r)
+			}
+		}
+		for k, val := range x {
+			p, ok := props[k].(map[string]any)
+			if !ok {
+				if props != nil {
+					return fmt.Errorf("%s: property %q not in the schema", at, k)
+				}
+				continue
+			}
+			if err := validate(doc, p, val, at+"."+k); err != nil {
+				return err
+			}
+		}
+	case []any:
+		if items, ok := sch["items"].(map[string]any); ok {
+			for i, e := range x {
+				if err := validate(doc, items, e, fmt.Sprintf("%s[%d]", at, i)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func asStrings(v any) []string {
+	l, _ := v.([]any)
+	out := make([]string, 0, len(l))
+	for _, e := range l {
+		out = append(out, e.(string))
+	}
+	return out
+}
+
+func jsonType(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case float64:
+		if x == float64(int64(x)) {
+			return "integer"
+		}
+		return "number"
+	case string:
+		return "string"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return "unknown"
+}
