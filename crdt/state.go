@@ -86,6 +86,7 @@ type State struct {
 	tx map[cid.Cid]Status // status before the current Add/AddBatch, "" for new
 
 	root rootCache
+	idx  Index // the records by (time, digest), for set reconciliation
 }
 
 // New returns an empty state for the commons whose ID (genesis manifest CID)
@@ -105,6 +106,11 @@ func New(commons cid.Cid) *State {
 
 // ID returns the commons ID.
 func (s *State) ID() cid.Cid { return s.id }
+
+// Index returns the records ordered by (time, digest) with cached range
+// sums, for set reconciliation (NewSession). It is kept as records are
+// added; the caller must not use it concurrently with Add.
+func (s *State) Index() *Index { return &s.idx }
 
 // Has reports whether the record c is in the set.
 func (s *State) Has(c cid.Cid) bool { _, ok := s.recs[c]; return ok }

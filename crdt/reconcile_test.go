@@ -1,0 +1,405 @@
+package crdt
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"math"
+	"slices"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// synthItem makes the i-th item of a family: a digest from (seed, i) and a
+// time in [0, spread) (small spreads force equal times).
+func synthItem(seed uint64, i int, spread uint64) Item {
+	var buf [16]byte
+	binary.LittleEndian.PutUint64(buf[:], seed)
+	binary.LittleEndian.PutUint64(buf[8:], uint64(i))
+	d := protocol.Digest(sha256.Sum256(buf[:]))
+	t := binary.LittleEndian.Uint64(d[24:]) % spread
+	return Item{Time: 1_700_000_000_000<<16 + t, Digest: d, Block: &protocol.Block{CID: d.CID()}}
+}
+
+// simResult is what one simulated session did.
+type simResult struct {
+	turns     int            // turns sent, both sides
+	gotA      map[string]int // records A received, by CID key
+	gotB      map[string]int
+	maxFrames int // most control frames in one turn
+	maxRanges int
+	bytes     int // control frame bytes, both directions
+	pushed    int
+}
+
+// simulate runs a session between a (initiator) and b in memory, carrying
+// every turn through the wire encoding, and delivers pushed records (into
+// the receiver's index).
+func simulate(t fataler, a, b *Index, p SyncParams) simResult {
+	t.Helper()
+	sides := [2]*Session{NewSession(a, p), NewSession(b, p)}
+	res := simResult{gotA: map[string]int{}, gotB: map[string]int{}}
+	got := [2]map[string]int{res.gotA, res.gotB}
+	turn, push := sides[0].Begin(), []*protocol.Block(nil)
+	from := 0
+	for {
+		res.turns++
+		to := 1 - from
+		for _, blk := range push {
+			d, _ := protocol.RecordDigest(blk.CID)
+			it := findItem(t, [2]*Index{a, b}[from], d)
+			if err := sides[to].Accept(it.Time, d); err != nil {
+				t.Fatalf("turn %d: side %d rejects pushed record: %v", res.turns, to, err)
+			}
+			got[to][blk.CID.KeyString()]++
+			// As a node does: received records are ingested before the
+			// turn's control frames are answered.
+			[2]*Index{a, b}[to].Insert(*it)
+		}
+		res.pushed += len(push)
+		turn = wire(t, turn, &res)
+		if turn.Empty() {
+			break
+		}
+		if res.turns > 20000 {
+			t.Fatalf("no end after %d turns", res.turns)
+		}
+		var err error
+		turn, push, err = sides[to].Receive(turn)
+		if err != nil {
+			t.Fatalf("turn %d: side %d: %v", res.turns, to, err)
+		}
+		from = to
+	}
+	return res
+}
+
+// wire encodes a turn into frames and decodes it back.
+func wire(t fataler, turn Turn, res *simResult) Turn {
+	t.Helper()
+	frames := protocol.SyncFrames(nil, turn.Ranges, turn.Want)
+	res.maxFrames = max(res.maxFrames, len(frames))
+	res.maxRanges = max(res.maxRanges, len(turn.Ranges))
+	var back Turn
+	for _, f := range frames {
+		raw, err := protocol.EncodeSync(f)
+		if err != nil {
+			t.Fatalf("encode: %v", err)
+		}
+		res.bytes += len(raw) + 4
+		m, err := protocol.DecodeSync(raw)
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		back.Ranges = append(back.Ranges, m.Ranges...)
+		for k := 0; k < len(m.Want); k += protocol.DigestSize {
+			back.Want = append(back.Want, protocol.Digest(m.Want[k:]))
+		}
+	}
+	return back
+}
+
+func findItem(t fataler, x *Index, d protocol.Digest) *Item {
+	for r := range x.Len() {
+		if it := x.At(r); it.Digest == d {
+			return it
+		}
+	}
+	t.Fatalf("pushed record %x not in the sender's index", d[:4])
+	return nil
+}
+
+// checkDiff checks that each side received exactly what it lacked, once.
+func checkDiff(t fataler, a, b []Item, res simResult) {
+	t.Helper()
+	keys := func(items []Item) map[string]bool {
+		m := map[string]bool{}
+		for _, it := range items {
+			m[it.Block.CID.KeyString()] = true
+		}
+		return m
+	}
+	ka, kb := keys(a), keys(b)
+	for _, c := range [2]struct {
+		got       map[string]int
+		mine, oth map[string]bool
+		name      string
+	}{{res.gotA, ka, kb, "A"}, {res.gotB, kb, ka, "B"}} {
+		want := 0
+		for k := range c.oth {
+			if !c.mine[k] {
+				want++
+				if c.got[k] != 1 {
+					t.Fatalf("%s received a record it lacked %d times, want once", c.name, c.got[k])
+				}
+			}
+		}
+		if len(c.got) != want {
+			t.Fatalf("%s received %d distinct records, lacked %d", c.name, len(c.got), want)
+		}
+	}
+}
+
+func index(items []Item) *Index {
+	var x Index
+	for _, it := range items {
+		x.Insert(it)
+	}
+	return &x
+}
+
+// After a session, each side has received exactly the records it lacked,
+// each once; messages respect the frame limits; the number of turns grows
+// with the logarithm of the set size.
+func TestReconcileProperty(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		seed := rapid.Uint64().Draw(t, "seed")
+		shared := rapid.IntRange(0, 3000).Draw(t, "shared")
+		onlyA := rapid.IntRange(0, 200).Draw(t, "onlyA")
+		onlyB := rapid.IntRange(0, 200).Draw(t, "onlyB")
+		spread := rapid.SampledFrom([]uint64{1, 3, 100, 1 << 40}).Draw(t, "spread")
+		small := rapid.Bool().Draw(t, "smallParams")
+		var p SyncParams
+		if small {
+			p = SyncParams{
+				Branch:        rapid.IntRange(2, 5).Draw(t, "branch"),
+				IDListMax:     rapid.IntRange(1, 6).Draw(t, "idlist"),
+				MaxTurnRanges: rapid.IntRange(1, 40).Draw(t, "maxRanges"),
+				MaxTurnIDs:    rapid.IntRange(1, 40).Draw(t, "maxIDs"),
+				MaxTurns:      1000,
+			}
+		}
+		var a, b []Item
+		for i := range shared {
+			it := synthItem(seed, i, spread)
+			a, b = append(a, it), append(b, it)
+		}
+		for i := range onlyA {
+			a = append(a, synthItem(seed, shared+i, spread))
+		}
+		for i := range onlyB {
+			b = append(b, synthItem(seed, shared+onlyA+i, spread))
+		}
+		res := simulate(t, index(a), index(b), p)
+		checkDiff(t, a, b, res)
+		if !small {
+			n := float64(max(len(a), len(b), 1))
+			limit := 2*int(math.Ceil(max(0, math.Log(n/32)/math.Log(16)))) + 4
+			if res.turns > limit {
+				t.Fatalf("%d turns for %d records, limit %d", res.turns, int(n), limit)
+			}
+		}
+		p.fill()
+		if res.maxRanges > p.MaxTurnRanges {
+			t.Fatalf("a turn of %d ranges, limit %d", res.maxRanges, p.MaxTurnRanges)
+		}
+	})
+}
+
+// Repair at scale: 100k shared records, 10 or 1000 missing on each side.
+// Logs the turns and control bytes.
+func TestReconcileRepair(t *testing.T) {
+	n := 100_000
+	if testing.Short() {
+		n = 20_000
+	}
+	for _, miss := range []int{10, 1000} {
+		var a, b []Item
+		for i := range n {
+			it := synthItem(7, i, 1<<40)
+			if i < miss {
+				a = append(a, it)
+			} else if i < 2*miss {
+				b = append(b, it)
+			} else {
+				a, b = append(a, it), append(b, it)
+			}
+		}
+		res := simulate(t, index(a), index(b), SyncParams{})
+		checkDiff(t, a, b, res)
+		rt := (res.turns + 1) / 2
+		t.Logf("n=%d, %d missing each side: %d turns (%d round trips), %d control bytes (%.0f per missing record), %d records pushed",
+			n, miss, res.turns, rt, res.bytes, float64(res.bytes)/float64(2*miss), res.pushed)
+		if rt > 6 {
+			t.Errorf("%d round trips, want at most 6", rt)
+		}
+	}
+}
+
+// Join: an empty initiator gets everything in one round trip, and a full
+// initiator sends everything to an empty peer in two.
+func TestReconcileJoin(t *testing.T) {
+	var all []Item
+	for i := range 5000 {
+		all = append(all, synthItem(3, i, 1<<40))
+	}
+	res := simulate(t, index(nil), index(all), SyncParams{})
+	checkDiff(t, nil, all, res)
+	if res.turns != 2 {
+		t.Errorf("empty initiator: %d turns, want 2", res.turns)
+	}
+	res = simulate(t, index(all), index(nil), SyncParams{})
+	checkDiff(t, all, nil, res)
+	if res.turns != 3 {
+		t.Errorf("empty responder: %d turns, want 3", res.turns)
+	}
+}
+
+// A hostile peer's turns (random bounds, modes, data, wants) never panic
+// the session; they are answered or refused with ErrSyncViolation, and the
+// answer stays within the limits.
+func TestReconcileHostileTurns(t *testing.T) {
+	var mine []Item
+	for i := range 500 {
+		mine = append(mine, synthItem(9, i, 50))
+	}
+	x := index(mine)
+	rapid.Check(t, func(t *rapid.T) {
+		s := NewSession(x, SyncParams{MaxTurnRanges: 64, MaxTurnIDs: 64, MaxTurns: 4})
+		if rapid.Bool().Draw(t, "begin") {
+			s.Begin()
+		}
+		for range rapid.IntRange(1, 6).Draw(t, "turns") {
+			var in Turn
+			for range rapid.IntRange(0, 80).Draw(t, "ranges") {
+				r := protocol.SyncRange{
+					Time:   1_700_000_000_000<<16 + rapid.Uint64Range(0, 60).Draw(t, "time"),
+					Prefix: rapid.SliceOfN(rapid.Byte(), 0, 3).Draw(t, "prefix"),
+					Mode:   uint8(rapid.IntRange(0, 2).Draw(t, "mode")),
+				}
+				switch r.Mode {
+				case protocol.ModeFingerprint:
+					r.Data = rapid.SliceOfN(rapid.Byte(), 16, 16).Draw(t, "fp")
+				case protocol.ModeIDList:
+					for range rapid.IntRange(0, 4).Draw(t, "ids") {
+						d := mine[rapid.IntRange(0, len(mine)-1).Draw(t, "id")].Digest
+						if rapid.Bool().Draw(t, "foreign") {
+							d[0] ^= 1
+						}
+						r.Data = append(r.Data, d[:]...)
+					}
+				}
+				in.Ranges = append(in.Ranges, r)
+			}
+			if rapid.Bool().Draw(t, "sorted") {
+				slices.SortFunc(in.Ranges, func(a, b protocol.SyncRange) int { return a.Upper().Compare(b.Upper()) })
+			}
+			out, _, err := s.Receive(in)
+			if err != nil {
+				if !errors.Is(err, ErrSyncViolation) {
+					t.Fatalf("error %v is not ErrSyncViolation", err)
+				}
+				return
+			}
+			if len(out.Ranges) > 64 {
+				t.Fatalf("answer of %d ranges, limit 64", len(out.Ranges))
+			}
+			if rapid.Bool().Draw(t, "stray") {
+				it := synthItem(99, 0, 50)
+				if err := s.Accept(it.Time, it.Digest); err == nil {
+					// Only acceptable inside a range we listed.
+					ok := false
+					for _, sp := range s.listed {
+						ok = ok || (!sp.lo.Below(it.Time, &it.Digest) && sp.hi.Below(it.Time, &it.Digest))
+					}
+					if !ok {
+						t.Fatalf("stray record accepted outside every listed range")
+					}
+				}
+			}
+		}
+	})
+}
+
+// The index's range sums match a slow recount, whatever the insertion
+// order.
+func TestIndexSums(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		seed := rapid.Uint64().Draw(t, "seed")
+		n := rapid.IntRange(0, 3000).Draw(t, "n")
+		spread := rapid.SampledFrom([]uint64{1, 5, 1 << 40}).Draw(t, "spread")
+		items := make([]Item, n)
+		for i := range items {
+			items[i] = synthItem(seed, i, spread)
+		}
+		var x Index
+		for _, i := range rapid.Permutation(seqInts(n)).Draw(t, "order") {
+			if !x.Insert(items[i]) {
+				t.Fatalf("item %d not new", i)
+			}
+		}
+		if n > 0 && x.Insert(items[0]) {
+			t.Fatalf("duplicate inserted")
+		}
+		slices.SortFunc(items, func(a, b Item) int {
+			if a.less(&b) {
+				return -1
+			}
+			return 1
+		})
+		if x.Len() != n {
+			t.Fatalf("Len %d, want %d", x.Len(), n)
+		}
+		for k := 0; k < 20 && n > 0; k++ {
+			r := rapid.IntRange(0, n-1).Draw(t, "rank")
+			if got := x.At(r); got.Digest != items[r].Digest {
+				t.Fatalf("At(%d) wrong", r)
+			}
+			var want Agg
+			for i := range r {
+				want.addItem(&items[i])
+			}
+			if got := x.Prefix(r); got != want {
+				t.Fatalf("Prefix(%d) = %v, want %v", r, got, want)
+			}
+			b := protocol.Bound{Time: items[r].Time, Prefix: items[r].Digest[:rapid.IntRange(0, 32).Draw(t, "plen")]}
+			var wb Agg
+			for i := range items {
+				if b.Below(items[i].Time, &items[i].Digest) {
+					wb.addItem(&items[i])
+				}
+			}
+			if got := x.Below(b); got != wb {
+				t.Fatalf("Below wrong: %v, want %v", got, wb)
+			}
+			var seen int
+			x.Range(r, n, func(it *Item) bool {
+				if it.Digest != items[r+seen].Digest {
+					t.Fatalf("Range out of order")
+				}
+				seen++
+				return true
+			})
+			if seen != n-r {
+				t.Fatalf("Range visited %d, want %d", seen, n-r)
+			}
+		}
+	})
+}
+
+func seqInts(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}
+
+// Sums wrap modulo 2^256.
+func TestSumWraps(t *testing.T) {
+	var s Sum
+	var ff protocol.Digest
+	for i := range ff {
+		ff[i] = 0xff
+	}
+	s.add(&ff)
+	var one protocol.Digest
+	one[0] = 1
+	s.add(&one)
+	if s != (Sum{}) {
+		t.Fatalf("2^256-1 + 1 = %v, want 0", s)
+	}
+}
