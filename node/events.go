@@ -212,7 +212,7 @@ type feedHub struct {
 
 // feedCoalesce is the shortest time between two wake-ups of subscribers:
 // events arriving closer together are delivered together.
-const feedCoalesce = 10 * time.Millisecond
+const feedCoalesce = 25 * time.Millisecond
 
 func newFeedHub(ringCap int, m *Metrics) *feedHub {
 	return &feedHub{commons: map[cid.Cid]*commonsFeed{}, ringCap: ringCap, notify: make(chan struct{}), kick: make(chan struct{}, 1), metrics: m}
