@@ -43,6 +43,10 @@ func simulate(t fataler, a, b *Index, p SyncParams) simResult {
 	sides := [2]*Session{NewSession(a, p), NewSession(b, p)}
 	res := simResult{gotA: map[string]int{}, gotB: map[string]int{}}
 	got := [2]map[string]int{res.gotA, res.gotB}
+	times := map[protocol.Digest]uint64{}
+	for _, x := range []*Index{a, b} {
+		x.Range(0, x.Len(), func(it *Item) bool { times[it.Digest] = it.Time; return true })
+	}
 	turn, push := sides[0].Begin(), []*protocol.Block(nil)
 	from := 0
 	for {
@@ -50,14 +54,17 @@ func simulate(t fataler, a, b *Index, p SyncParams) simResult {
 		to := 1 - from
 		for _, blk := range push {
 			d, _ := protocol.RecordDigest(blk.CID)
-			it := findItem(t, [2]*Index{a, b}[from], d)
-			if err := sides[to].Accept(it.Time, d); err != nil {
+			tm, ok := times[d]
+			if !ok {
+				t.Fatalf("pushed record %x is on neither side", d[:4])
+			}
+			if err := sides[to].Accept(tm, d); err != nil {
 				t.Fatalf("turn %d: side %d rejects pushed record: %v", res.turns, to, err)
 			}
 			got[to][blk.CID.KeyString()]++
 			// As a node does: received records are ingested before the
 			// turn's control frames are answered.
-			[2]*Index{a, b}[to].Insert(*it)
+			[2]*Index{a, b}[to].Insert(Item{Time: tm, Digest: d, Block: blk})
 		}
 		res.pushed += len(push)
 		turn = wire(t, turn, &res)
@@ -100,16 +107,6 @@ func wire(t fataler, turn Turn, res *simResult) Turn {
 		}
 	}
 	return back
-}
-
-func findItem(t fataler, x *Index, d protocol.Digest) *Item {
-	for r := range x.Len() {
-		if it := x.At(r); it.Digest == d {
-			return it
-		}
-	}
-	t.Fatalf("pushed record %x not in the sender's index", d[:4])
-	return nil
 }
 
 // checkDiff checks that each side received exactly what it lacked, once.
