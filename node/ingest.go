@@ -176,13 +176,13 @@ func (n *Node) addReplica(id cid.Cid) (*replica, error) {
 	return rep, nil
 }
 
-// afterJoin pulls a newly joined commons from every connected peer. Loop
+// afterJoin syncs a newly joined commons with every connected peer. Loop
 // only.
 func (n *Node) afterJoin(id cid.Cid) {
 	if n.host == nil {
 		return
 	}
 	for _, p := range n.host.Network().Peers() {
-		n.goExchange(p, id)
+		n.goSync(p, id)
 	}
 }

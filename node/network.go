@@ -40,7 +40,7 @@ func (n *Node) startNetwork(ctx context.Context) error {
 		return fmt.Errorf("node: start gossipsub: %w", err)
 	}
 	n.ps = ps
-	n.host.SetStreamHandler(protocol.ExchangeProtocol, n.serveExchange)
+	n.host.SetStreamHandler(protocol.SyncProtocol, n.serveSync)
 	for _, id := range n.order {
 		if err := n.joinTopic(n.commons[id]); err != nil {
 			return err
@@ -50,7 +50,7 @@ func (n *Node) startNetwork(ctx context.Context) error {
 }
 
 // startBackground starts the goroutines that keep the node connected and in
-// sync: exchange on every new connection, periodic exchange, bootstrap.
+// sync: sync on every new connection, periodic sync, bootstrap.
 func (n *Node) startBackground() {
 	n.startBlobs()
 	n.host.Network().Notify(&network.NotifyBundle{
@@ -69,25 +69,8 @@ func (n *Node) startBackground() {
 			case <-n.ctx.Done():
 				return
 			case <-t.C:
-				n.periodicExchange()
+				n.periodicSync()
 			}
-		}
-	}()
-}
-
-func (n *Node) onConnected(p peer.ID) {
-	select {
-	case <-n.ctx.Done():
-		return
-	default:
-	}
-	// The notifiee must not block; ask the loop for the commons list from a
-	// goroutine of our own.
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		for _, id := range n.commonsIDs() {
-			n.goExchange(p, id)
 		}
 	}()
 }
@@ -97,47 +80,6 @@ func (n *Node) commonsIDs() []cid.Cid {
 	var ids []cid.Cid
 	_ = n.do(n.ctx, func() { ids = append(ids, n.order...) })
 	return ids
-}
-
-func (n *Node) periodicExchange() {
-	peers := n.host.Network().Peers()
-	if len(peers) == 0 {
-		return
-	}
-	var p peer.ID
-	_ = n.do(n.ctx, func() { p = peers[n.rng.IntN(len(peers))] })
-	for _, id := range n.commonsIDs() {
-		n.goExchange(p, id)
-	}
-}
-
-// goExchange pulls a commons from a peer in the background, unless such an
-// exchange is already running.
-func (n *Node) goExchange(p peer.ID, id cid.Cid) {
-	key := p.String() + "/" + id.String()
-	n.exMu.Lock()
-	if n.exInFlight[key] {
-		n.exMu.Unlock()
-		return
-	}
-	n.exInFlight[key] = true
-	n.exMu.Unlock()
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer func() {
-			n.exMu.Lock()
-			delete(n.exInFlight, key)
-			n.exMu.Unlock()
-		}()
-		got, err := n.pull(n.ctx, p, id)
-		switch {
-		case err != nil && n.ctx.Err() == nil:
-			n.log.Debug("exchange failed", "peer", p, "commons", id, "err", err)
-		case got > 0:
-			n.log.Info("exchange", "peer", p, "commons", id, "records", got)
-		}
-	}()
 }
 
 // joinTopic joins a commons' gossip topic with its validator and starts the
@@ -188,7 +130,7 @@ func (n *Node) readTopic(sub *pubsub.Subscription) {
 // validator is the inline gossipsub validator of a commons' topic: full
 // stateless validation before anything is delivered or forwarded. Invalid
 // records are rejected (the sender's score drops); records from the future
-// are ignored, to be fetched again by a later exchange.
+// are ignored, to be fetched again by a later sync.
 func (n *Node) validator(id cid.Cid) pubsub.ValidatorEx {
 	return func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 		defer n.metrics.ValidationTook(time.Now())

@@ -64,7 +64,8 @@ type Node struct {
 	metrics *Metrics // Prometheus metrics (metrics.go)
 
 	exMu       sync.Mutex
-	exInFlight map[string]bool // peer+commons exchanges running
+	exInFlight map[string]bool // peer+commons sync sessions running
+	syncSem    chan struct{}   // sessions served (guarded by exMu)
 
 	// Owned by the event loop.
 	commons map[cid.Cid]*replica

@@ -21,7 +21,7 @@ import (
 
 // A raw host publishes invalid records on the commons topic (a bad
 // signature, garbage bytes, a valid record of another commons) and serves
-// them, and plain garbage, on the exchange protocol; it also sends garbage
+// them, and plain garbage, on the sync protocol; it also sends garbage
 // requests. Honest nodes never store any of it and stay converged.
 func TestHostilePeer(t *testing.T) {
 	logs := newLogCounter()
@@ -37,7 +37,7 @@ func TestHostilePeer(t *testing.T) {
 
 		evil := n.AddHost()
 		bad := hostileRecords(t, n, evil, id)
-		n.Host(evil).SetStreamHandler(protocol.ExchangeProtocol, serveHostileExchange(bad, n.Seed()))
+		n.Host(evil).SetStreamHandler(protocol.SyncProtocol, serveHostileSync(bad, n.Seed()))
 		ps, err := pubsub.NewGossipSub(ctx, n.Host(evil),
 			pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 			pubsub.WithMessageIdFn(func(m *pb.Message) string { return string(protocol.RecordCID(m.Data).Bytes()) }),
@@ -52,7 +52,8 @@ func TestHostilePeer(t *testing.T) {
 		if _, err := topic.Subscribe(); err != nil {
 			t.Fatal(err)
 		}
-		// Connecting makes every honest node pull from the hostile host.
+		// Honest nodes sync with the hostile host on connecting (those with
+		// the lower peer ID) and periodically.
 		n.ConnectStar(evil, honest...)
 		n.WaitFor("the hostile host sees every honest node in the topic", func() bool { return len(topic.ListPeers()) == len(honest) })
 		for _, raw := range bad {
@@ -60,9 +61,9 @@ func TestHostilePeer(t *testing.T) {
 				t.Fatalf("hostile publish: %v", err)
 			}
 		}
-		// Garbage requests on the exchange protocol.
+		// Garbage requests on the sync protocol.
 		for _, i := range honest {
-			s, err := n.Host(evil).NewStream(ctx, n.ID(i), protocol.ExchangeProtocol)
+			s, err := n.Host(evil).NewStream(ctx, n.ID(i), protocol.SyncProtocol)
 			if err != nil {
 				t.Fatalf("hostile stream to %d: %v", i, err)
 			}
@@ -75,7 +76,7 @@ func TestHostilePeer(t *testing.T) {
 		n.WaitStatus(x, "pending")
 		review(t, n, 0, x, protocol.DecisionAccept)
 		n.WaitStatus(x, "accepted")
-		n.Settle(time.Minute) // periodic exchanges, some with the hostile host
+		n.Settle(time.Minute) // periodic syncs, some with the hostile host
 		st := converged(t, n, id)
 		if st.Records != 3 {
 			t.Errorf("honest nodes hold %d records, want 3", st.Records)
@@ -88,7 +89,7 @@ func TestHostilePeer(t *testing.T) {
 				}
 			}
 		}
-		for _, msg := range []string{"gossip record rejected", "exchange: invalid record from peer"} {
+		for _, msg := range []string{"gossip record rejected", "sync: invalid record from peer"} {
 			if logs.count(msg) == 0 {
 				t.Errorf("no node logged %q: the attack did not reach them", msg)
 			}
@@ -99,7 +100,7 @@ func TestHostilePeer(t *testing.T) {
 
 // hostileRecords returns records no honest node may store: a contribution
 // with a broken signature, garbage bytes, and a valid genesis of another
-// commons (invalid on this commons' topic and exchange).
+// commons (invalid on this commons' topic and in its sync).
 func hostileRecords(t *testing.T, n *Net, evil int, commons string) [][]byte {
 	t.Helper()
 	key, err := protocol.PrivateKeyFromLibp2p(n.Key(evil))
@@ -139,17 +140,14 @@ func hostileRecords(t *testing.T, n *Net, evil int, commons string) [][]byte {
 	return [][]byte{badSig, garbage, foreign}
 }
 
-// serveHostileExchange answers exchange requests alternately by the book,
-// offering and sending the bad records, and with random bytes.
-func serveHostileExchange(bad [][]byte, seed uint64) network.StreamHandler {
+// serveHostileSync answers sync sessions alternately by the book, sending
+// the bad records (starting with a different one each time) as records the
+// initiator lacks, and with random bytes.
+func serveHostileSync(bad [][]byte, seed uint64) network.StreamHandler {
 	var calls atomic.Uint64
 	return func(s network.Stream) {
 		defer s.Close()
 		r := bufio.NewReader(s)
-		if _, err := readRawFrame(r); err != nil {
-			_ = s.Reset()
-			return
-		}
 		call := calls.Add(1)
 		if call%2 == 0 {
 			rng := rand.New(rand.NewPCG(seed, call))
@@ -160,64 +158,50 @@ func serveHostileExchange(bad [][]byte, seed uint64) network.StreamHandler {
 			_, _ = s.Write(junk)
 			return
 		}
-		offer := &protocol.ExchangeMsg{}
-		byCID := map[string][]byte{}
-		for _, raw := range bad {
-			c := protocol.RecordCID(raw)
-			offer.CIDs = append(offer.CIDs, protocol.Link{Cid: c})
-			byCID[c.KeyString()] = raw
-		}
-		for _, m := range []*protocol.ExchangeMsg{offer, {Done: true}} {
-			if writeRawMsg(s, m) != nil {
-				return
-			}
-		}
-		var want [][]byte
+		// Read the initiator's first turn.
 		for {
-			b, err := readRawFrame(r)
+			kind, b, err := readRawFrame(r)
 			if err != nil {
 				return
 			}
-			m, err := protocol.DecodeExchange(b)
-			if err != nil || m.Done {
+			if kind != protocol.SyncFrameControl {
+				continue
+			}
+			m, err := protocol.DecodeSync(b)
+			if err != nil || m.End {
 				break
 			}
-			for _, l := range m.Want {
-				want = append(want, byCID[l.Cid.KeyString()])
-			}
 		}
-		for _, raw := range want {
-			if writeRawFrame(s, raw) != nil {
+		for k := range bad {
+			if writeRawFrame(s, protocol.SyncFrameRecord, bad[(k+int(call/2))%len(bad)]) != nil {
 				return
 			}
 		}
+		end, _ := protocol.EncodeSync(&protocol.SyncMsg{End: true})
+		_ = writeRawFrame(s, protocol.SyncFrameControl, end)
 	}
 }
 
-func readRawFrame(r *bufio.Reader) ([]byte, error) {
+func readRawFrame(r *bufio.Reader) (byte, []byte, error) {
 	size, err := binary.ReadUvarint(r)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
-	if size > protocol.MaxExchangeMessage {
-		return nil, io.ErrShortBuffer
+	if size == 0 || size > protocol.MaxSyncMessage+1 {
+		return 0, nil, io.ErrShortBuffer
 	}
 	b := make([]byte, size)
-	_, err = io.ReadFull(r, b)
-	return b, err
-}
-
-func writeRawFrame(w io.Writer, b []byte) error {
-	_, err := w.Write(append(binary.AppendUvarint(nil, uint64(len(b))), b...))
-	return err
-}
-
-func writeRawMsg(w io.Writer, m *protocol.ExchangeMsg) error {
-	b, err := protocol.EncodeExchange(m)
-	if err != nil {
-		return err
+	if _, err = io.ReadFull(r, b); err != nil {
+		return 0, nil, err
 	}
-	return writeRawFrame(w, b)
+	return b[0], b[1:], nil
+}
+
+func writeRawFrame(w io.Writer, kind byte, b []byte) error {
+	frame := binary.AppendUvarint(nil, uint64(len(b)+1))
+	frame = append(frame, kind)
+	_, err := w.Write(append(frame, b...))
+	return err
 }
 
 // logCounter is a slog handler that counts records by message.

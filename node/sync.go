@@ -1,0 +1,567 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// Sync session limits (SPEC.md §11.5).
+const (
+	// syncIdle is the longest wait for the peer's next frame, or for a
+	// frame to be written.
+	syncIdle = 30 * time.Second
+	// syncMax bounds one whole session.
+	syncMax = 30 * time.Minute
+	// syncBatch is how many received records are verified and stored
+	// together.
+	syncBatch = 128
+	// maxServedSyncs caps the sessions a node serves at once.
+	maxServedSyncs = 16
+)
+
+// SyncReport says what an on-demand sync did.
+type SyncReport struct {
+	Sessions []SyncSession `json:"sessions"`
+	Received int           `json:"received"` // records added, over all sessions
+	Sent     int           `json:"sent"`     // records sent, over all sessions
+}
+
+// SyncSession is one reconciliation session with one peer over one commons.
+type SyncSession struct {
+	Peer          string `json:"peer"`
+	Commons       string `json:"commons"`
+	Received      int    `json:"received"` // records added here
+	Sent          int    `json:"sent"`     // records sent to the peer
+	Turns         int    `json:"turns"`    // turns, both directions
+	RoundTrips    int    `json:"round_trips"`
+	BytesSent     int64  `json:"bytes_sent"`
+	BytesReceived int64  `json:"bytes_received"`
+	Error         string `json:"error,omitempty"`
+}
+
+// Sync reconciles every replicated commons (or those listed) with a
+// connected peer, given by peer ID, or with every connected peer when
+// peer is "". It waits for the sessions to end.
+func (n *Node) Sync(ctx context.Context, peerID string, commons ...string) (SyncReport, error) {
+	if n.host == nil {
+		return SyncReport{}, badRequest("the node is offline")
+	}
+	var ids []cid.Cid
+	if len(commons) == 0 {
+		ids = n.commonsIDs()
+	}
+	for _, c := range commons {
+		var rp *replica
+		var rerr error
+		if err := n.do(ctx, func() { rp, rerr = n.replicaFor(c) }); err != nil {
+			return SyncReport{}, err
+		}
+		if rerr != nil {
+			return SyncReport{}, rerr
+		}
+		ids = append(ids, rp.id)
+	}
+	peers := n.host.Network().Peers()
+	if peerID != "" {
+		p, err := peer.Decode(peerID)
+		if err != nil {
+			return SyncReport{}, badRequest("peer %q is not a peer ID: %v", peerID, err)
+		}
+		if n.host.Network().Connectedness(p) != network.Connected {
+			return SyncReport{}, fmt.Errorf("%w: peer %s is not connected", ErrNotFound, p)
+		}
+		peers = []peer.ID{p}
+	}
+	var rep SyncReport
+	for _, p := range peers {
+		for _, id := range ids {
+			s, err := n.syncWith(ctx, p, id)
+			if err != nil {
+				s.Error = err.Error()
+			}
+			rep.Sessions = append(rep.Sessions, s)
+			rep.Received += s.Received
+			rep.Sent += s.Sent
+		}
+	}
+	return rep, nil
+}
+
+// onConnected starts a sync of every replicated commons with a new peer.
+// Of the two ends of a connection only the one with the lower peer ID
+// starts: a session carries records both ways.
+func (n *Node) onConnected(p peer.ID) {
+	select {
+	case <-n.ctx.Done():
+		return
+	default:
+	}
+	if n.host.ID() > p {
+		return
+	}
+	// The notifiee must not block; ask the loop for the commons list from a
+	// goroutine of our own.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for _, id := range n.commonsIDs() {
+			n.goSync(p, id)
+		}
+	}()
+}
+
+// periodicSync syncs every replicated commons with one random peer.
+func (n *Node) periodicSync() {
+	peers := n.host.Network().Peers()
+	if len(peers) == 0 {
+		return
+	}
+	var p peer.ID
+	_ = n.do(n.ctx, func() { p = peers[n.rng.IntN(len(peers))] })
+	for _, id := range n.commonsIDs() {
+		n.goSync(p, id)
+	}
+}
+
+// goSync syncs a commons with a peer in the background, unless such a
+// session is already running.
+func (n *Node) goSync(p peer.ID, id cid.Cid) {
+	key := p.String() + "/" + id.String()
+	n.exMu.Lock()
+	if n.exInFlight[key] {
+		n.exMu.Unlock()
+		return
+	}
+	n.exInFlight[key] = true
+	n.exMu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer func() {
+			n.exMu.Lock()
+			delete(n.exInFlight, key)
+			n.exMu.Unlock()
+		}()
+		s, err := n.syncWith(n.ctx, p, id)
+		switch {
+		case err != nil && n.ctx.Err() == nil:
+			n.log.Debug("sync failed", "peer", p, "commons", id, "err", err)
+		case s.Received > 0 || s.Sent > 0:
+			n.log.Info("sync", "peer", p, "commons", id, "received", s.Received, "sent", s.Sent, "round_trips", s.RoundTrips)
+		}
+	}()
+}
+
+// syncWith runs a session with p over commons id, as initiator.
+func (n *Node) syncWith(ctx context.Context, p peer.ID, id cid.Cid) (SyncSession, error) {
+	rep := SyncSession{Peer: p.String(), Commons: id.String()}
+	ctx, cancel := context.WithTimeout(ctx, syncMax)
+	defer cancel()
+	s, err := n.host.NewStream(ctx, p, protocol.SyncProtocol)
+	if err != nil {
+		return rep, fmt.Errorf("open sync stream: %w", err)
+	}
+	err = n.runSync(ctx, s, id, &rep)
+	return rep, err
+}
+
+// serveSync answers a peer's session.
+func (n *Node) serveSync(s network.Stream) {
+	select {
+	case n.syncSlots() <- struct{}{}:
+		defer func() { <-n.syncSlots() }()
+	default:
+		n.log.Debug("sync: too many sessions", "peer", s.Conn().RemotePeer())
+		_ = s.Reset()
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, syncMax)
+	defer cancel()
+	rep := SyncSession{Peer: s.Conn().RemotePeer().String()}
+	if err := n.runSync(ctx, s, cid.Undef, &rep); err != nil && n.ctx.Err() == nil {
+		n.log.Debug("serve sync", "peer", rep.Peer, "commons", rep.Commons, "err", err)
+	} else if rep.Received > 0 || rep.Sent > 0 {
+		n.log.Info("sync served", "peer", rep.Peer, "commons", rep.Commons, "received", rep.Received, "sent", rep.Sent)
+	}
+}
+
+// syncSlots returns the semaphore of served sessions.
+func (n *Node) syncSlots() chan struct{} {
+	n.exMu.Lock()
+	defer n.exMu.Unlock()
+	if n.syncSem == nil {
+		n.syncSem = make(chan struct{}, maxServedSyncs)
+	}
+	return n.syncSem
+}
+
+// runSync runs one session on s: as initiator over commons id, or, with id
+// undefined, as responder over the commons the peer's first frame names.
+// The stream is closed, or reset on error.
+func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *SyncSession) (err error) {
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	c := &countingStream{Stream: s}
+	defer func() {
+		rep.BytesSent, rep.BytesReceived = c.sent, c.received
+		rep.RoundTrips = (rep.Turns + 1) / 2
+		if err != nil {
+			_ = s.Reset()
+			if ctx.Err() != nil {
+				err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+			}
+			return
+		}
+		_ = s.Close()
+	}()
+	r, w := bufio.NewReaderSize(c, 64<<10), bufio.NewWriterSize(c, 64<<10)
+	var first *protocol.SyncMsg
+	if !id.Defined() {
+		_ = s.SetReadDeadline(time.Now().Add(syncIdle))
+		if first, err = readControl(r); err != nil {
+			return fmt.Errorf("read first frame: %w", err)
+		}
+		if first.Commons == nil {
+			return fmt.Errorf("%w: first frame names no commons", crdt.ErrSyncViolation)
+		}
+		id = first.Commons.Cid
+		rep.Commons = id.String()
+	}
+	var sess *crdt.Session
+	var turn crdt.Turn
+	known := true
+	if err := n.do(ctx, func() {
+		rp := n.commons[id]
+		if rp == nil {
+			known = false
+			return
+		}
+		sess = crdt.NewSession(rp.state.Index(), crdt.SyncParams{})
+		if first == nil {
+			turn = sess.Begin()
+		}
+	}); err != nil {
+		return err
+	}
+	if !known {
+		if first == nil {
+			return fmt.Errorf("%w: %s", ErrUnknownCommons, id)
+		}
+		// Not replicated here: an empty turn ends the session.
+		return n.writeTurn(s, w, nil, crdt.Turn{}, nil, rep)
+	}
+	if first == nil {
+		link := &protocol.Link{Cid: id}
+		if err := n.writeTurn(s, w, link, turn, nil, rep); err != nil {
+			return err
+		}
+	}
+	for {
+		in, err := n.readTurn(ctx, s, r, sess, id, first, rep)
+		first = nil
+		if err != nil {
+			return err
+		}
+		if in.Empty() {
+			return nil
+		}
+		var push []*protocol.Block
+		var rerr error
+		if err := n.do(ctx, func() { turn, push, rerr = sess.Receive(in) }); err != nil {
+			return err
+		}
+		if rerr != nil {
+			return rerr
+		}
+		if err := n.writeTurn(s, w, nil, turn, push, rep); err != nil {
+			return err
+		}
+		if turn.Empty() {
+			return nil
+		}
+	}
+}
+
+// writeTurn sends the records the peer lacks, then the turn's control
+// frames.
+func (n *Node) writeTurn(s network.Stream, w *bufio.Writer, commons *protocol.Link, turn crdt.Turn, push []*protocol.Block, rep *SyncSession) error {
+	rep.Turns++
+	deadline := func() { _ = s.SetWriteDeadline(time.Now().Add(syncIdle)) }
+	deadline()
+	for i, b := range push {
+		if i%256 == 0 {
+			deadline()
+		}
+		if err := writeKindFrame(w, protocol.SyncFrameRecord, b.Raw); err != nil {
+			return fmt.Errorf("send record: %w", err)
+		}
+	}
+	rep.Sent += len(push)
+	for _, m := range protocol.SyncFrames(commons, turn.Ranges, turn.Want) {
+		b, err := protocol.EncodeSync(m)
+		if err != nil {
+			return err
+		}
+		deadline()
+		if err := writeKindFrame(w, protocol.SyncFrameControl, b); err != nil {
+			return fmt.Errorf("send control frame: %w", err)
+		}
+	}
+	return w.Flush()
+}
+
+// readTurn reads the peer's turn: records, checked against the session and
+// validated and stored in batches as they come, then control frames up to
+// the one marked End. first, if set, is the turn's first control frame,
+// read already.
+func (n *Node) readTurn(ctx context.Context, s network.Stream, r *bufio.Reader, sess *crdt.Session, id cid.Cid, first *protocol.SyncMsg, rep *SyncSession) (crdt.Turn, error) {
+	rep.Turns++
+	var in crdt.Turn
+	batch := make([]*protocol.Block, 0, syncBatch)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		added, err := n.ingestSynced(ctx, batch, id)
+		rep.Received += added
+		batch = batch[:0]
+		return err
+	}
+	m := first
+	for m == nil || !m.End {
+		if m != nil {
+			if err := addControl(&in, m); err != nil {
+				return in, err
+			}
+		}
+		m = nil
+		_ = s.SetReadDeadline(time.Now().Add(syncIdle))
+		kind, body, err := readKindFrame(r)
+		if err != nil {
+			return in, errors.Join(fmt.Errorf("read frame: %w", err), flush())
+		}
+		switch kind {
+		case protocol.SyncFrameRecord:
+			b, err := protocol.Parse(body)
+			if err != nil {
+				n.log.Warn("sync: invalid record from peer", "peer", rep.Peer, "err", err)
+				return in, errors.Join(fmt.Errorf("invalid record: %w", err), flush())
+			}
+			d, _ := protocol.RecordDigest(b.CID)
+			if err := sess.Accept(uint64(b.Record.Time), d); err != nil {
+				return in, errors.Join(err, flush())
+			}
+			batch = append(batch, b)
+			if len(batch) == syncBatch {
+				if err := flush(); err != nil {
+					return in, err
+				}
+			}
+		case protocol.SyncFrameControl:
+			if m, err = protocol.DecodeSync(body); err != nil {
+				return in, errors.Join(err, flush())
+			}
+			if m.Commons != nil {
+				return in, errors.Join(errors.New("commons named after the first frame"), flush())
+			}
+		}
+	}
+	if err := addControl(&in, m); err != nil {
+		return in, err
+	}
+	// Records are in before the turn is answered, so that the answer
+	// reflects them.
+	return in, flush()
+}
+
+// addControl appends a control frame's ranges and wants to a turn, within
+// the engine's turn limits (checked again by Session.Receive).
+func addControl(in *crdt.Turn, m *protocol.SyncMsg) error {
+	const limit = 1 << 18 // crdt.SyncParams defaults
+	if len(in.Ranges)+len(m.Ranges) > limit || len(in.Want)+len(m.Want)/protocol.DigestSize > limit {
+		return fmt.Errorf("%w: turn over %d ranges or wants", crdt.ErrSyncViolation, limit)
+	}
+	in.Ranges = append(in.Ranges, m.Ranges...)
+	for k := 0; k < len(m.Want); k += protocol.DigestSize {
+		in.Want = append(in.Want, protocol.Digest(m.Want[k:]))
+	}
+	return nil
+}
+
+// ingestSynced validates records received by sync exactly as gossip
+// would, in one batch (batch signature verification), and stores the good
+// ones with one group commit. Any invalid record is an error: the session
+// ends. Records from the future are skipped, to be fetched again later.
+func (n *Node) ingestSynced(ctx context.Context, batch []*protocol.Block, id cid.Cid) (int, error) {
+	// Skip what we have (gossip may have been faster) before verifying.
+	var fresh []*protocol.Block
+	if err := n.do(ctx, func() {
+		rp := n.commons[id]
+		for _, b := range batch {
+			if rp == nil || !rp.state.Has(b.CID) {
+				fresh = append(fresh, b)
+			}
+		}
+	}); err != nil {
+		return 0, err
+	}
+	var bad error
+	good := n.screen(fresh, id, func(b *protocol.Block, err error) {
+		if errors.Is(err, protocol.ErrFutureTime) {
+			n.log.Debug("sync: record delayed", "cid", b.CID, "err", err)
+			return
+		}
+		n.log.Warn("sync: invalid record from peer", "cid", b.CID, "err", err)
+		if bad == nil {
+			bad = fmt.Errorf("invalid record %s: %w", b.CID, err)
+		}
+	})
+	if bad != nil {
+		return 0, bad
+	}
+	if len(good) == 0 {
+		return 0, nil
+	}
+	res, err := n.ingest(ctx, good, false)
+	if err != nil {
+		return 0, err
+	}
+	added := 0
+	for _, a := range res.added {
+		if a {
+			added++
+		}
+	}
+	return added, nil
+}
+
+// screen verifies a batch of parsed blocks: signatures (batch
+// verification), the commons when want is defined, and the clock. It
+// returns the blocks that pass and calls reject with each other one and why.
+func (n *Node) screen(blocks []*protocol.Block, want cid.Cid, reject func(*protocol.Block, error)) []*protocol.Block {
+	errs := protocol.VerifyBatch(blocks)
+	now := n.nowMillis()
+	good := blocks[:0:0]
+	for i, b := range blocks {
+		err := errs[i]
+		if err == nil && want.Defined() && !commonsOf(b).Equals(want) {
+			err = fmt.Errorf("record %s belongs to commons %s, not %s", b.CID, commonsOf(b), want)
+		}
+		if err == nil {
+			err = protocol.CheckTime(b.Record, now)
+		}
+		if err != nil {
+			reject(b, err)
+			continue
+		}
+		good = append(good, b)
+	}
+	return good
+}
+
+// readControl reads one frame that must be a control frame.
+func readControl(r *bufio.Reader) (*protocol.SyncMsg, error) {
+	kind, body, err := readKindFrame(r)
+	if err != nil {
+		return nil, err
+	}
+	if kind != protocol.SyncFrameControl {
+		return nil, errors.New("first frame is not a control frame")
+	}
+	return protocol.DecodeSync(body)
+}
+
+// writeKindFrame writes a sync frame: varint length, kind byte, body.
+func writeKindFrame(w io.Writer, kind byte, body []byte) error {
+	var hdr [binary.MaxVarintLen64 + 1]byte
+	k := binary.PutUvarint(hdr[:], uint64(len(body)+1))
+	hdr[k] = kind
+	if _, err := w.Write(hdr[:k+1]); err != nil {
+		return err
+	}
+	_, err := w.Write(body)
+	return err
+}
+
+// readKindFrame reads a sync frame within the limit of its kind.
+func readKindFrame(r *bufio.Reader) (byte, []byte, error) {
+	size, err := binary.ReadUvarint(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if size == 0 || size > protocol.MaxRecordSize+1 {
+		return 0, nil, fmt.Errorf("%w: frame of %d bytes", crdt.ErrSyncViolation, size)
+	}
+	kind, err := r.ReadByte()
+	if err != nil {
+		return 0, nil, err
+	}
+	switch {
+	case kind == protocol.SyncFrameControl && size-1 <= protocol.MaxSyncMessage:
+	case kind == protocol.SyncFrameRecord:
+	default:
+		return 0, nil, fmt.Errorf("%w: frame of kind %d and %d bytes", crdt.ErrSyncViolation, kind, size)
+	}
+	b := make([]byte, size-1)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return 0, nil, err
+	}
+	return kind, b, nil
+}
+
+// writeFrame writes a varint-length-prefixed frame.
+func writeFrame(w io.Writer, b []byte) error {
+	var hdr [binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(hdr[:], uint64(len(b)))
+	if _, err := w.Write(hdr[:k]); err != nil {
+		return err
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+// readFrame reads a varint-length-prefixed frame of at most limit bytes.
+func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
+	size, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, err
+	}
+	if size > uint64(limit) {
+		return nil, fmt.Errorf("frame of %d bytes, limit %d", size, limit)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// countingStream counts the bytes of a stream.
+type countingStream struct {
+	network.Stream
+	sent, received int64
+}
+
+func (c *countingStream) Read(p []byte) (int, error) {
+	k, err := c.Stream.Read(p)
+	c.received += int64(k)
+	return k, err
+}
+
+func (c *countingStream) Write(p []byte) (int, error) {
+	k, err := c.Stream.Write(p)
+	c.sent += int64(k)
+	return k, err
+}
