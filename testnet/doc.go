@@ -24,6 +24,10 @@
 // Heal rejoins them and redials the links a test made; Stop and Start (or
 // Restart) take a node down and bring it back on the same store.
 //
-// testnet may import every package of the module; nothing outside tests
-// may import testnet.
+// Synthetic commons (Generate) and benchmarks (Scenarios: ingest, join,
+// repair, propagate, partition) live here too, so that tests, go test
+// -bench and the "commons testnet" command share them.
+//
+// testnet may import every package of the module; outside tests, only the
+// commons binary's testnet command imports it.
 package testnet

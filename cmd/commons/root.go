@@ -52,6 +52,8 @@ daemon runs, act on the repo directly).`,
 		a.contributeCmd(), a.reviewCmd(), a.showCmd(), a.feedCmd(), a.statusCmd(),
 		a.peersCmd(), a.exportCmd(), a.importCmd(),
 	)
+	root.AddCommand(a.getCmd())
+	root.AddCommand(a.testnetCmd())
 	return root
 }
 

@@ -1,0 +1,491 @@
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store/badgerstore"
+)
+
+// BenchOptions configures a benchmark scenario. Zero values take each
+// scenario's defaults.
+type BenchOptions struct {
+	// Records is the size of the commons: 10000 by default for ingest,
+	// join and repair, 200 for propagate and partition.
+	Records int
+	// Nodes is the number of nodes of propagate (default 50) and partition
+	// (default 10).
+	Nodes int
+	// Rounds is how many records propagate times (default 20).
+	Rounds int
+	// Seed seeds the commons and every random choice. Default 1.
+	Seed uint64
+	// Dir holds the badger stores. Default: a new temporary directory,
+	// removed afterwards.
+	Dir string
+	// Logger receives the nodes' logs. Default: discard.
+	Logger *slog.Logger
+}
+
+func (o *BenchOptions) fill(records, nodes int) {
+	if o.Records <= 0 {
+		o.Records = records
+	}
+	if o.Nodes <= 0 {
+		o.Nodes = nodes
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 20
+	}
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Figure is one measured value.
+type Figure struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit,omitempty"`
+}
+
+// BenchResult holds a scenario's figures, the baselines measured in the
+// same run, and their ratios.
+type BenchResult struct {
+	Scenario string   `json:"scenario"`
+	Records  int      `json:"records"`
+	Nodes    int      `json:"nodes,omitempty"`
+	Cores    int      `json:"cores"`
+	Figures  []Figure `json:"figures"`
+	Notes    []string `json:"notes,omitempty"`
+}
+
+func newResult(name string, records int) *BenchResult {
+	return &BenchResult{Scenario: name, Records: records, Cores: runtime.GOMAXPROCS(0)}
+}
+
+func (r *BenchResult) add(name string, v float64, unit string) {
+	r.Figures = append(r.Figures, Figure{Name: name, Value: v, Unit: unit})
+}
+
+func (r *BenchResult) note(format string, args ...any) {
+	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
+
+// Get returns a figure's value by name, and false if it is absent.
+func (r *BenchResult) Get(name string) (float64, bool) {
+	for _, f := range r.Figures {
+		if f.Name == name {
+			return f.Value, true
+		}
+	}
+	return 0, false
+}
+
+// WriteText prints the result for people.
+func (r *BenchResult) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "%s: %d records", r.Scenario, r.Records)
+	if r.Nodes > 0 {
+		fmt.Fprintf(w, ", %d nodes", r.Nodes)
+	}
+	fmt.Fprintf(w, ", %d cores\n", r.Cores)
+	width := 0
+	for _, f := range r.Figures {
+		width = max(width, len(f.Name))
+	}
+	for _, f := range r.Figures {
+		fmt.Fprintf(w, "  %-*s  %s %s\n", width, f.Name, formatFigure(f.Value), f.Unit)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
+}
+
+func formatFigure(v float64) string {
+	switch {
+	case v == float64(int64(v)) && v < 1e15:
+		return fmt.Sprintf("%d", int64(v))
+	case v >= 100:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.4g", v)
+	}
+}
+
+// WriteJSON prints the result as one JSON object.
+func (r *BenchResult) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// Scenario runs one benchmark.
+type Scenario func(ctx context.Context, o BenchOptions) (*BenchResult, error)
+
+// Scenarios are the benchmarks by name.
+var Scenarios = map[string]Scenario{
+	"ingest":    BenchIngest,
+	"join":      BenchJoin,
+	"repair":    BenchRepair,
+	"propagate": BenchPropagate,
+	"partition": BenchPartition,
+}
+
+// ScenarioNames lists the scenarios, sorted.
+func ScenarioNames() []string {
+	var out []string
+	for k := range Scenarios {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// tempDir returns o.Dir or a new temporary directory, and its cleanup.
+func (o *BenchOptions) tempDir() (string, func(), error) {
+	if o.Dir != "" {
+		d, err := os.MkdirTemp(o.Dir, "bench")
+		return d, func() { _ = os.RemoveAll(d) }, err
+	}
+	d, err := os.MkdirTemp("", "commons-bench")
+	return d, func() { _ = os.RemoveAll(d) }, err
+}
+
+// BenchIngest imports N records into a fresh node on badger and compares
+// the time with a bare crypto/ed25519.Verify loop over the same signatures.
+func BenchIngest(ctx context.Context, o BenchOptions) (*BenchResult, error) {
+	o.fill(10_000, 0)
+	res := newResult("ingest", o.Records)
+	g, err := Generate(GenOptions{Records: o.Records, Authors: 200, Seed: o.Seed, NoPayloads: true})
+	if err != nil {
+		return nil, err
+	}
+	car, err := g.CAR()
+	if err != nil {
+		return nil, err
+	}
+	blocks := make([]*protocol.Block, len(g.Records))
+	for i, raw := range g.Records {
+		if blocks[i], err = protocol.Parse(raw); err != nil {
+			return nil, fmt.Errorf("parse generated record: %w", err)
+		}
+	}
+	start := time.Now()
+	for _, b := range blocks {
+		if !ed25519.Verify(b.Record.Author[:], b.SigningBytes(), b.Record.Sig[:]) {
+			return nil, fmt.Errorf("record %s does not verify", b.CID)
+		}
+	}
+	verify := time.Since(start)
+
+	dir, cleanup, err := o.tempDir()
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	nd, err := benchNode(dir, "n", o, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer nd.Close()
+	start = time.Now()
+	rep, err := nd.Import(ctx, bytes.NewReader(car))
+	took := time.Since(start)
+	if err != nil {
+		return nil, err
+	}
+	if rep.Imported != o.Records {
+		return nil, fmt.Errorf("imported %d of %d records (%d rejected)", rep.Imported, o.Records, len(rep.Rejected))
+	}
+	res.add("import", took.Seconds(), "s")
+	res.add("import rate", float64(o.Records)/took.Seconds(), "records/s")
+	res.add("baseline: ed25519.Verify loop", verify.Seconds(), "s")
+	res.add("baseline rate", float64(o.Records)/verify.Seconds(), "records/s")
+	res.add("import / verify loop", took.Seconds()/verify.Seconds(), "x")
+	return res, nil
+}
+
+// benchNode starts a node on a badger store in dir/name, offline when h is
+// nil.
+func benchNode(dir, name string, o BenchOptions, h host.Host) (*node.Node, error) {
+	st, err := badgerstore.Open(dir+"/"+name, o.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	cfg := node.Config{Store: st, Logger: o.Logger, Seed: o.Seed}
+	if h == nil {
+		cfg.Offline = true
+		cfg.Key = NodeKey(o.Seed, 999)
+	} else {
+		cfg.Host = h
+	}
+	nd, err := node.New(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := nd.Start(context.Background()); err != nil {
+		nd.Close()
+		return nil, err
+	}
+	return nd, nil
+}
+
+// loopbackPeer is a node on its own libp2p host on loopback TCP, with a
+// bandwidth counter.
+type loopbackPeer struct {
+	host host.Host
+	node *node.Node
+	bw   *metrics.BandwidthCounter
+}
+
+func newLoopbackPeer(dir, name string, idx int, o BenchOptions) (*loopbackPeer, error) {
+	bw := metrics.NewBandwidthCounter()
+	h, err := libp2p.New(
+		libp2p.Identity(NodeKey(o.Seed, idx)),
+		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.BandwidthReporter(bw),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("loopback host: %w", err)
+	}
+	nd, err := benchNode(dir, name, o, h)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return &loopbackPeer{host: h, node: nd, bw: bw}, nil
+}
+
+func (p *loopbackPeer) close() {
+	_ = p.node.Close()
+	_ = p.host.Close()
+}
+
+// wireBytes returns the bytes sent and received so far. The counter's
+// totals lag by up to a second (go-flow-metrics updates them once a
+// second), so it waits that long first.
+func (p *loopbackPeer) wireBytes() int64 {
+	time.Sleep(1100 * time.Millisecond)
+	t := p.bw.GetBandwidthTotals()
+	return t.TotalIn + t.TotalOut
+}
+
+func (p *loopbackPeer) connect(ctx context.Context, q *loopbackPeer) error {
+	return p.host.Connect(ctx, peer.AddrInfo{ID: q.host.ID(), Addrs: q.host.Addrs()})
+}
+
+// records returns how many records of a commons the node holds.
+func records(ctx context.Context, nd *node.Node, id string) int {
+	st, err := nd.Status(ctx)
+	if err != nil {
+		return -1
+	}
+	for _, c := range st.Commons {
+		if c.ID == id {
+			return c.Records
+		}
+	}
+	return 0
+}
+
+// waitRecords waits until the node holds want records of the commons,
+// checking every millisecond.
+func waitRecords(ctx context.Context, nd *node.Node, id string, want int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for records(ctx, nd, id) < want {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d records after %v", records(ctx, nd, id), want, timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+// BenchJoin has a fresh node sync a commons of N records from one peer over
+// loopback TCP, and compares with a local import of the same CAR and with
+// the records' own size.
+func BenchJoin(ctx context.Context, o BenchOptions) (*BenchResult, error) {
+	o.fill(10_000, 0)
+	res := newResult("join", o.Records)
+	g, err := Generate(GenOptions{Records: o.Records, Authors: 200, Seed: o.Seed, NoPayloads: true})
+	if err != nil {
+		return nil, err
+	}
+	car, err := g.CAR()
+	if err != nil {
+		return nil, err
+	}
+	dir, cleanup, err := o.tempDir()
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	a, err := newLoopbackPeer(dir, "a", 1, o)
+	if err != nil {
+		return nil, err
+	}
+	defer a.close()
+	start := time.Now()
+	if _, err := a.node.Import(ctx, bytes.NewReader(car)); err != nil {
+		return nil, err
+	}
+	imported := time.Since(start)
+	id := g.ID.String()
+	if got := records(ctx, a.node, id); got != o.Records {
+		return nil, fmt.Errorf("the serving node imported %d of %d records", got, o.Records)
+	}
+
+	b, err := newLoopbackPeer(dir, "b", 2, o)
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	if err := b.node.Join(ctx, id); err != nil {
+		return nil, err
+	}
+	start = time.Now() // b's host has had no traffic yet
+	if err := b.connect(ctx, a); err != nil {
+		return nil, err
+	}
+	if err := waitRecords(ctx, b.node, id, o.Records, 30*time.Minute); err != nil {
+		return nil, fmt.Errorf("join: %w", err)
+	}
+	took := time.Since(start)
+	wire := b.wireBytes()
+	size := g.Bytes()
+	res.add("join", took.Seconds(), "s")
+	res.add("baseline: local import of the CAR", imported.Seconds(), "s")
+	res.add("join / local import", took.Seconds()/imported.Seconds(), "x")
+	res.add("bytes on the wire", float64(wire), "B")
+	res.add("records' own size", float64(size), "B")
+	res.add("wire / records' size", float64(wire)/float64(size), "x")
+	res.note("round trips: n/a (the sync layer does not report them yet)")
+	return res, nil
+}
+
+// BenchRepair gives two nodes the same N records but for a fraction each
+// misses of the other's, connects them, and measures the bytes on the wire
+// until both hold everything, over the size of the missing records. It
+// runs for 1% and 0.01%.
+func BenchRepair(ctx context.Context, o BenchOptions) (*BenchResult, error) {
+	o.fill(10_000, 0)
+	res := newResult("repair", o.Records)
+	g, err := Generate(GenOptions{Records: o.Records, Authors: 200, Seed: o.Seed, NoPayloads: true})
+	if err != nil {
+		return nil, err
+	}
+	dir, cleanup, err := o.tempDir()
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	for k, frac := range []float64{0.01, 0.0001} {
+		label := fmt.Sprintf("%g%%", frac*100)
+		if err := repairOnce(ctx, o, g, dir, k, frac, label, res); err != nil {
+			return nil, fmt.Errorf("repair %s: %w", label, err)
+		}
+	}
+	res.note("round trips: n/a (the sync layer does not report them yet)")
+	return res, nil
+}
+
+func repairOnce(ctx context.Context, o BenchOptions, g *Generated, dir string, k int, frac float64, label string, res *BenchResult) error {
+	miss := max(1, int(float64(len(g.Records)-1)*frac))
+	// Records 1.. are split: every step-th one is missing on a, the one
+	// after it on b; the genesis is on both.
+	step := max(2, (len(g.Records)-1)/miss)
+	var rawA, rawB [][]byte
+	missing := 0
+	for i, raw := range g.Records {
+		switch {
+		case i > 0 && i%step == 0 && i/step <= miss:
+			rawB = append(rawB, raw)
+			missing += len(raw)
+		case i > 0 && i%step == 1 && i/step <= miss:
+			rawA = append(rawA, raw)
+			missing += len(raw)
+		default:
+			rawA = append(rawA, raw)
+			rawB = append(rawB, raw)
+		}
+	}
+	a, err := newLoopbackPeer(dir, fmt.Sprintf("ra%d", k), 10+2*k, o)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	b, err := newLoopbackPeer(dir, fmt.Sprintf("rb%d", k), 11+2*k, o)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	for _, x := range []struct {
+		p    *loopbackPeer
+		raws [][]byte
+	}{{a, rawA}, {b, rawB}} {
+		car, err := CAR(x.raws...)
+		if err != nil {
+			return err
+		}
+		if _, err := x.p.node.Import(ctx, bytes.NewReader(car)); err != nil {
+			return err
+		}
+	}
+	id := g.ID.String()
+	start := time.Now() // a's host has had no traffic yet
+	if err := a.connect(ctx, b); err != nil {
+		return err
+	}
+	for _, p := range []*loopbackPeer{a, b} {
+		if err := waitRecords(ctx, p.node, id, len(g.Records), 30*time.Minute); err != nil {
+			return err
+		}
+	}
+	took := time.Since(start)
+	wire := a.wireBytes()
+	res.add("repair "+label+": missing records", float64(2*len(g.Records)-len(rawA)-len(rawB)), "")
+	res.add("repair "+label+": time", took.Seconds(), "s")
+	res.add("repair "+label+": bytes on the wire", float64(wire), "B")
+	res.add("repair "+label+": missing records' size", float64(missing), "B")
+	res.add("repair "+label+": wire / missing size", float64(wire)/float64(missing), "x")
+	return nil
+}
+
+// percentile returns the p-th percentile (0..100) of sorted durations.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted)-1) * p / 100)
+	return sorted[i]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// sortedDurations sorts a copy.
+func sortedDurations(ds []time.Duration) []time.Duration {
+	out := slices.Clone(ds)
+	slices.Sort(out)
+	return out
+}

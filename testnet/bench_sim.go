@@ -1,0 +1,346 @@
+package testnet
+
+import (
+	"context"
+	crand "crypto/rand"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+
+	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// runT runs fn as a test of its own (testing.RunTests), so that scenarios
+// that need a *testing.T (a Net, a synctest bubble) run from benchmarks
+// and from the commons binary alike. It reports whether fn passed.
+func runT(name string, fn func(t *testing.T)) error {
+	testing.Init()
+	ok := testing.RunTests(func(string, string) (bool, error) { return true, nil },
+		[]testing.InternalTest{{Name: name, F: fn}})
+	if !ok {
+		return fmt.Errorf("%s failed (see the log above)", name)
+	}
+	return nil
+}
+
+// randomEdges returns a connected topology of n members: a ring plus extra
+// random links, about degree links per member in all.
+func randomEdges(n, degree int, seed uint64) [][2]int {
+	rng := rand.New(rand.NewPCG(seed, 0xed9e))
+	seen := map[[2]int]bool{}
+	var out [][2]int
+	add := func(i, j int) {
+		if i == j {
+			return
+		}
+		k := linkKey(i, j)
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	for i := range n {
+		add(i, (i+1)%n)
+	}
+	for i := range n {
+		for range max(0, degree-2) / 2 {
+			add(i, rng.IntN(n))
+		}
+	}
+	return out
+}
+
+// connectEdges connects the edges (offset added to both ends) in parallel.
+func (n *Net) connectEdges(edges [][2]int, offset int) {
+	n.t.Helper()
+	for _, e := range edges {
+		n.links[linkKey(e[0]+offset, e[1]+offset)] = true
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(edges))
+	for k, e := range edges {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[k] = n.dial(e[0]+offset, e[1]+offset)
+		}()
+	}
+	wg.Wait()
+	for k, err := range errs {
+		if err != nil {
+			n.t.Fatalf("testnet: connect %v: %v", edges[k], err)
+		}
+	}
+}
+
+// foundCommons makes a commons on node i and hands its genesis to every
+// other node (as an import), so that no node waits for a sync to get it.
+func foundCommons(t *testing.T, n *Net, i int) string {
+	t.Helper()
+	ctx := context.Background()
+	name, licence := "bench", "CC-BY-SA-4.0"
+	id, err := n.Node(i).CreateManifest(ctx, node.ManifestParams{Name: &name, Licence: &licence})
+	if err != nil {
+		t.Fatalf("create manifest: %v", err)
+	}
+	raws, err := Records(ctx, n.Node(i), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range n.Running() {
+		if k == i {
+			continue
+		}
+		if _, err := Deliver(ctx, n.Node(k), raws...); err != nil {
+			t.Fatalf("node %d: import genesis: %v", k, err)
+		}
+	}
+	return id
+}
+
+// BenchPropagate measures how long a new record takes to reach every node
+// of a simulated network (20–80 ms per packet), against raw gossipsub with
+// a message of the same size on the same network, in the same run: once in
+// real time (CPU costs count) and once under testing/synctest (virtual
+// time: network delays only).
+func BenchPropagate(_ context.Context, o BenchOptions) (*BenchResult, error) {
+	o.fill(0, 50)
+	res := newResult("propagate", o.Rounds)
+	res.Nodes = o.Nodes
+	opts := Options{Nodes: o.Nodes, Seed: o.Seed, Latency: 20 * time.Millisecond, Jitter: 60 * time.Millisecond,
+		Timeout: 2 * time.Minute, Logger: o.Logger}
+	if err := runT("propagate/realtime", func(t *testing.T) {
+		propagate(t, New(t, opts), o, res, "real time")
+	}); err != nil {
+		return nil, err
+	}
+	if err := runT("propagate/synctest", func(t *testing.T) {
+		Run(t, opts, func(t *testing.T, n *Net) { propagate(t, n, o, res, "virtual") })
+	}); err != nil {
+		return nil, err
+	}
+	res.note("records: one contribution per round, %d rounds; latency 20-80 ms per packet, 100 Mbit/s links, about 6 links per node", o.Rounds)
+	return res, nil
+}
+
+func propagate(t *testing.T, n *Net, o BenchOptions, res *BenchResult, label string) {
+	ctx := t.Context() // stops the raw pubsub instances
+	nodes := n.Nodes()
+	edges := randomEdges(len(nodes), 6, o.Seed)
+	id := foundCommons(t, n, 0) // before connecting: each link's first sync brings the genesis
+	n.connectEdges(edges, 0)
+	n.WaitConverged(id)
+	n.WaitTopicPeers(id, 2)
+
+	// Raw gossipsub on as many raw hosts, linked the same way.
+	raw := make([]int, len(nodes))
+	subs := make([]*pubsub.Subscription, len(nodes))
+	topics := make([]*pubsub.Topic, len(nodes))
+	for k := range nodes {
+		raw[k] = n.AddHost()
+	}
+	for k := range nodes {
+		ps, err := pubsub.NewGossipSub(ctx, n.Host(raw[k]),
+			pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+			pubsub.WithMessageIdFn(func(m *pb.Message) string { return string(protocol.BlobCID(m.Data).Bytes()) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if topics[k], err = ps.Join("bench"); err != nil {
+			t.Fatal(err)
+		}
+		if subs[k], err = topics[k].Subscribe(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.connectEdges(edges, raw[0])
+	n.WaitFor("raw gossipsub mesh", func() bool {
+		for _, tp := range topics {
+			if len(tp.ListPeers()) < 2 {
+				return false
+			}
+		}
+		return true
+	})
+	n.Settle(2 * time.Second) // meshes settle
+
+	cursors := make([]uint64, len(nodes))
+	for k := range nodes {
+		cursors[k] = uint64(n.MustCommons(k, id).Records)
+	}
+	rng := rand.New(rand.NewPCG(o.Seed, 0x9e0))
+	var commonsDelays, rawDelays []time.Duration
+	missed := 0
+	for r := range o.Rounds {
+		p := rng.IntN(len(nodes))
+		// Commons: a contribution, seen in each node's feed.
+		arrivals := make([]time.Duration, len(nodes))
+		var wg sync.WaitGroup
+		start := time.Now()
+		for k := range nodes {
+			if k == p {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				nd := n.members[k].node
+				for time.Since(start) < time.Minute {
+					items, err := nd.Feed(ctx, node.FeedQuery{Commons: id, Since: cursors[k], Wait: time.Minute})
+					if err != nil {
+						return
+					}
+					if len(items) > 0 {
+						arrivals[k] = time.Since(start)
+						return
+					}
+				}
+			}()
+		}
+		c, err := n.Node(p).Contribute(ctx, node.ContributeParams{Commons: id, Title: fmt.Sprintf("propagate round %d", r), Kind: "code"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		size := 300
+		if b, err := n.Store(p).GetRecord(ctx, cidOf(t, c)); err == nil {
+			size = len(b)
+		}
+		for k := range nodes {
+			cursors[k]++
+			if k == p {
+				continue
+			}
+			if arrivals[k] == 0 {
+				missed++
+				continue
+			}
+			commonsDelays = append(commonsDelays, arrivals[k])
+		}
+
+		// Raw gossipsub: a message of the same size.
+		msg := make([]byte, size)
+		_, _ = crand.Read(msg)
+		rawArrivals := make([]time.Duration, len(nodes))
+		start = time.Now()
+		for k := range nodes {
+			if k == p {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				mctx, cancel := context.WithTimeout(ctx, time.Minute)
+				defer cancel()
+				if _, err := subs[k].Next(mctx); err == nil {
+					rawArrivals[k] = time.Since(start)
+				}
+			}()
+		}
+		if err := topics[p].Publish(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := subs[p].Next(ctx); err != nil { // its own copy
+			t.Fatal(err)
+		}
+		wg.Wait()
+		for k := range nodes {
+			if k != p && rawArrivals[k] > 0 {
+				rawDelays = append(rawDelays, rawArrivals[k])
+			}
+		}
+	}
+	cd, rd := sortedDurations(commonsDelays), sortedDurations(rawDelays)
+	res.add(label+": commons p50", ms(percentile(cd, 50)), "ms")
+	res.add(label+": commons p99", ms(percentile(cd, 99)), "ms")
+	res.add(label+": baseline raw gossipsub p50", ms(percentile(rd, 50)), "ms")
+	res.add(label+": baseline raw gossipsub p99", ms(percentile(rd, 99)), "ms")
+	if len(rd) > 0 && percentile(rd, 99) > 0 {
+		res.add(label+": p99 commons / raw", float64(percentile(cd, 99))/float64(percentile(rd, 99)), "x")
+	}
+	res.add(label+": deliveries missed", float64(missed), "")
+}
+
+func cidOf(t *testing.T, s string) cid.Cid {
+	t.Helper()
+	c, err := cid.Decode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// BenchPartition splits the nodes into two halves that both write, heals
+// the partition and measures (in virtual time) how long until every node
+// shows the same state root, and whether any record is missing.
+func BenchPartition(_ context.Context, o BenchOptions) (*BenchResult, error) {
+	o.fill(200, 10)
+	res := newResult("partition", o.Records)
+	res.Nodes = o.Nodes
+	opts := Options{Nodes: o.Nodes, Seed: o.Seed, Latency: 20 * time.Millisecond, Jitter: 20 * time.Millisecond,
+		Timeout: 30 * time.Minute, Logger: o.Logger}
+	if err := runT("partition", func(t *testing.T) {
+		Run(t, opts, func(t *testing.T, n *Net) { partition(t, n, o, res) })
+	}); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func partition(t *testing.T, n *Net, o BenchOptions, res *BenchResult) {
+	ctx := context.Background()
+	nodes := n.Nodes()
+	id := foundCommons(t, n, 0)
+	n.connectEdges(randomEdges(len(nodes), 4, o.Seed), 0)
+	n.WaitConverged(id)
+	n.WaitTopicPeers(id, 1)
+	half := len(nodes) / 2
+	left, right := nodes[:half], nodes[half:]
+	n.Partition(left, right)
+	rng := rand.New(rand.NewPCG(o.Seed, 0x9a7))
+	perSide := o.Records / 2
+	for k := range perSide {
+		for _, side := range [][]int{left, right} {
+			i := side[rng.IntN(len(side))]
+			if _, err := n.Node(i).Contribute(ctx, node.ContributeParams{Commons: id, Title: fmt.Sprintf("side write %d", k)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	n.WaitRecords(id, 1+perSide, left...)
+	n.WaitRecords(id, 1+perSide, right...)
+	rootsApart := n.MustCommons(left[0], id).StateRoot != n.MustCommons(right[0], id).StateRoot
+	start := time.Now()
+	n.Heal()
+	want := 1 + 2*perSide
+	err := n.waitFor(func() bool {
+		ok, _ := n.Converged(id)
+		return ok && n.MustCommons(nodes[0], id).Records == want
+	})
+	took := time.Since(start)
+	missing := 0
+	roots := map[string]bool{}
+	for _, i := range nodes {
+		st := n.MustCommons(i, id)
+		missing = max(missing, want-st.Records)
+		roots[st.StateRoot] = true
+	}
+	res.add("heal to same root (virtual)", took.Seconds(), "s")
+	res.add("records per side", float64(perSide), "")
+	res.add("records missing on some node", float64(missing), "")
+	res.add("distinct state roots after heal", float64(len(roots)), "")
+	if !rootsApart {
+		res.note("the two sides had the same root before healing: the partition leaked")
+	}
+	if err != nil {
+		res.note("not converged: %v", err)
+	}
+	res.note("baseline: none in-run; the goal is every record on every node and one root")
+}

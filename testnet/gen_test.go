@@ -1,0 +1,78 @@
+package testnet
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/store/memstore"
+)
+
+// offlineNode starts an offline node on a memory store.
+func offlineNode(t testing.TB) *node.Node {
+	t.Helper()
+	nd, err := node.New(node.Config{Store: memstore.New(), Offline: true, Key: NodeKey(1, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nd.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nd.Close() })
+	return nd
+}
+
+// The same seed gives the same bytes; every record is valid; the statuses
+// are a realistic mix.
+func TestGenerate(t *testing.T) {
+	opts := GenOptions{Records: 3000, Authors: 40, Maintainers: 5, Seed: 7}
+	a, err := Generate(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Generate(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carA, err := a.CAR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	carB, err := b.CAR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(carA, carB) {
+		t.Fatal("the same seed gave different CAR bytes")
+	}
+	opts.Seed = 8
+	if c, err := Generate(opts); err != nil || c.ID.Equals(a.ID) {
+		t.Fatalf("another seed: %v, same commons %v", err, c.ID)
+	}
+	if len(a.Records) != 3000 || a.Manifests < 2 || a.Contributions == 0 || a.Reviews == 0 {
+		t.Fatalf("generated %d records: %d manifests, %d contributions, %d reviews", len(a.Records), a.Manifests, a.Contributions, a.Reviews)
+	}
+
+	nd := offlineNode(t)
+	rep, err := nd.Import(context.Background(), bytes.NewReader(carA))
+	if err != nil || rep.Imported != 3000 || len(rep.Rejected) != 0 {
+		t.Fatalf("import: %d imported, %d rejected (%v), err %v", rep.Imported, len(rep.Rejected), rep.Rejected[:min(3, len(rep.Rejected))], err)
+	}
+	st, err := nd.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := st.Commons[0]
+	t.Logf("3000 records: %d manifests, %d contributions (%d pending, %d accepted, %d rejected), %d reviews, %d inert, %d waiting",
+		a.Manifests, a.Contributions, c.Pending, c.Accepted, c.Rejected, a.Reviews, c.Inert, c.Waiting)
+	if c.Records != 3000 || c.Waiting != 0 || c.Inert != 0 || len(c.Forks) != 0 {
+		t.Errorf("status %+v: want 3000 records, none waiting or inert, no fork", c)
+	}
+	total := c.Pending + c.Accepted + c.Rejected
+	for name, k := range map[string]int{"pending": c.Pending, "accepted": c.Accepted, "rejected": c.Rejected} {
+		if k < total/20 {
+			t.Errorf("%d of %d contributions %s: want a realistic mix", k, total, name)
+		}
+	}
+}
