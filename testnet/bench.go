@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -252,11 +253,62 @@ func benchNode(dir, name string, o BenchOptions, h host.Host) (*node.Node, error
 }
 
 // loopbackPeer is a node on its own libp2p host on loopback TCP, with a
-// bandwidth counter.
+// bandwidth counter and a probe of its sync sessions.
 type loopbackPeer struct {
-	host host.Host
-	node *node.Node
-	bw   *metrics.BandwidthCounter
+	host  host.Host
+	node  *node.Node
+	bw    *metrics.BandwidthCounter
+	probe *syncProbe
+}
+
+// syncProbe is a slog handler that keeps the round trips of the sync
+// sessions a node ran as initiator (its "sync" log lines) and drops the
+// rest.
+type syncProbe struct {
+	mu     sync.Mutex
+	rounds []int64
+}
+
+func (p *syncProbe) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+func (p *syncProbe) WithAttrs([]slog.Attr) slog.Handler           { return p }
+func (p *syncProbe) WithGroup(string) slog.Handler                { return p }
+func (p *syncProbe) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "sync" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "round_trips" {
+			p.mu.Lock()
+			p.rounds = append(p.rounds, a.Value.Int64())
+			p.mu.Unlock()
+			return false
+		}
+		return true
+	})
+	return nil
+}
+
+// roundTrips returns the sessions both peers ran as initiators and the
+// most round trips one took.
+func roundTrips(ps ...*loopbackPeer) (sessions int, most int64) {
+	for _, p := range ps {
+		p.probe.mu.Lock()
+		for _, r := range p.probe.rounds {
+			sessions++
+			most = max(most, r)
+		}
+		p.probe.mu.Unlock()
+	}
+	return sessions, most
+}
+
+func addRoundTrips(res *BenchResult, prefix string, ps ...*loopbackPeer) {
+	if sessions, most := roundTrips(ps...); sessions > 0 {
+		res.add(prefix+"sync sessions", float64(sessions), "")
+		res.add(prefix+"round trips (most in one session)", float64(most), "")
+	} else {
+		res.note("%sround trips: n/a (no sync session reported them)", prefix)
+	}
 }
 
 func newLoopbackPeer(dir, name string, idx int, o BenchOptions) (*loopbackPeer, error) {
@@ -269,12 +321,15 @@ func newLoopbackPeer(dir, name string, idx int, o BenchOptions) (*loopbackPeer, 
 	if err != nil {
 		return nil, fmt.Errorf("loopback host: %w", err)
 	}
-	nd, err := benchNode(dir, name, o, h)
+	probe := &syncProbe{}
+	po := o
+	po.Logger = slog.New(probe)
+	nd, err := benchNode(dir, name, po, h)
 	if err != nil {
 		h.Close()
 		return nil, err
 	}
-	return &loopbackPeer{host: h, node: nd, bw: bw}, nil
+	return &loopbackPeer{host: h, node: nd, bw: bw, probe: probe}, nil
 }
 
 func (p *loopbackPeer) close() {
@@ -380,7 +435,7 @@ func BenchJoin(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	res.add("bytes on the wire", float64(wire), "B")
 	res.add("records' own size", float64(size), "B")
 	res.add("wire / records' size", float64(wire)/float64(size), "x")
-	res.note("round trips: n/a (the sync layer does not report them yet)")
+	addRoundTrips(res, "", a, b)
 	return res, nil
 }
 
@@ -406,7 +461,6 @@ func BenchRepair(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 			return nil, fmt.Errorf("repair %s: %w", label, err)
 		}
 	}
-	res.note("round trips: n/a (the sync layer does not report them yet)")
 	return res, nil
 }
 
@@ -469,6 +523,7 @@ func repairOnce(ctx context.Context, o BenchOptions, g *Generated, dir string, k
 	res.add("repair "+label+": bytes on the wire", float64(wire), "B")
 	res.add("repair "+label+": missing records' size", float64(missing), "B")
 	res.add("repair "+label+": wire / missing size", float64(wire)/float64(missing), "x")
+	addRoundTrips(res, "repair "+label+": ", a, b)
 	return nil
 }
 
