@@ -30,6 +30,7 @@ type API interface {
 	Feed(ctx context.Context, q FeedQuery) ([]FeedItem, error)
 	Export(ctx context.Context, commons string, w io.Writer) error
 	Import(ctx context.Context, r io.Reader) (ImportReport, error)
+	Sync(ctx context.Context, peer string, commons ...string) (SyncReport, error)
 }
 
 // IDInfo identifies a node.

@@ -303,3 +303,10 @@ func (c *Client) sendRaw(ctx context.Context, r io.Reader) (*http.Response, erro
 	}
 	return resp, nil
 }
+
+// Sync implements API.
+func (c *Client) Sync(ctx context.Context, peer string, commons ...string) (SyncReport, error) {
+	var out SyncReport
+	err := c.postJSON(ctx, "/api/v1/sync", syncRequest{Peer: peer, Commons: commons}, &out)
+	return out, err
+}

@@ -51,6 +51,7 @@ func Handler(api API, token string) http.Handler {
 	mux.HandleFunc("GET /api/v1/records/{cid}", h.show)
 	mux.HandleFunc("GET /api/v1/feed", h.feed)
 	mux.HandleFunc("POST /api/v1/import", h.auth(h.importCAR))
+	mux.HandleFunc("POST /api/v1/sync", h.auth(h.sync))
 	registerV1(mux, h)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no API route %s %s", r.Method, r.URL.Path))
@@ -383,4 +384,23 @@ func (n *Node) ServeAPI(addr, token string) (net.Addr, error) {
 		_ = srv.Shutdown(ctx)
 	}()
 	return ln.Addr(), nil
+}
+
+// syncRequest is the body of POST /api/v1/sync.
+type syncRequest struct {
+	Peer    string   `json:"peer"`
+	Commons []string `json:"commons"`
+}
+
+func (h *handler) sync(w http.ResponseWriter, r *http.Request) {
+	var req syncRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	rep, err := h.api.Sync(r.Context(), req.Peer, req.Commons...)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
 }

@@ -56,7 +56,7 @@ type SyncSession struct {
 // peer is "". It waits for the sessions to end.
 func (n *Node) Sync(ctx context.Context, peerID string, commons ...string) (SyncReport, error) {
 	if n.host == nil {
-		return SyncReport{}, badRequest("the node is offline")
+		return SyncReport{}, badRequest("the node is offline: sync needs a running daemon (commons daemon)")
 	}
 	var ids []cid.Cid
 	if len(commons) == 0 {

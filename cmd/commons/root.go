@@ -54,6 +54,7 @@ daemon runs, act on the repo directly).`,
 	)
 	root.AddCommand(a.getCmd())
 	root.AddCommand(a.testnetCmd())
+	root.AddCommand(a.syncCmd())
 	return root
 }
 
