@@ -119,6 +119,18 @@
 // only that contribution's status; a manifest re-examines only the records
 // waiting for it, and a new revocation re-examines every review once.
 //
+// # Set reconciliation
+//
+// [State.Index] keeps the records ordered by (time, digest) in a B+tree
+// whose inner nodes cache each child's count and digest sum modulo 2^256,
+// updated as records are added, so that the fingerprint of any range costs
+// O(log n). A [Session] runs one side of range-based set reconciliation
+// over it (protocol/SPEC.md §11): it answers the peer's turns of
+// fingerprinted ranges and ID lists, says which of our records the peer
+// lacks and which of its records we want, and checks every record the peer
+// sends against what our previous turn asked for. It does no I/O; package
+// node carries turns and records over a stream.
+//
 // # Purity
 //
 // This package performs no I/O, reads no clock, draws no random numbers,

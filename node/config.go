@@ -43,8 +43,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the wall clock. Default time.Now.
 	Now func() time.Time
-	// ExchangeInterval is how often the node runs a full exchange with one
-	// random peer, besides on every new connection. Default 30s.
+	// ExchangeInterval is how often the node syncs (set reconciliation)
+	// with one random peer, besides on every new connection. Default 30s.
 	ExchangeInterval time.Duration
 	// MaxBatch is the most records one ingest batch (one group commit)
 	// holds. Default 512.
