@@ -38,6 +38,9 @@ options give the same bytes. Import it with "commons import FILE.car".`,
 			if out == "" {
 				return fmt.Errorf("--out is required")
 			}
+			if o.Records < 1 || o.Authors < 1 || o.Maintainers < 1 {
+				return fmt.Errorf("--records, --authors and --maintainers must be at least 1")
+			}
 			start := time.Now()
 			g, err := testnet.Generate(o)
 			if err != nil {
