@@ -265,14 +265,49 @@ type loopbackPeer struct {
 // sessions a node ran as initiator (its "sync" log lines) and drops the
 // rest.
 type syncProbe struct {
+	next   slog.Handler // also gets every record
 	mu     sync.Mutex
 	rounds []int64
 }
 
-func (p *syncProbe) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
-func (p *syncProbe) WithAttrs([]slog.Attr) slog.Handler           { return p }
-func (p *syncProbe) WithGroup(string) slog.Handler                { return p }
-func (p *syncProbe) Handle(_ context.Context, r slog.Record) error {
+func (p *syncProbe) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || p.next.Enabled(ctx, l)
+}
+
+func (p *syncProbe) WithAttrs(as []slog.Attr) slog.Handler {
+	return &syncAttrs{p: p, next: p.next.WithAttrs(as)}
+}
+
+func (p *syncProbe) WithGroup(g string) slog.Handler {
+	return &syncAttrs{p: p, next: p.next.WithGroup(g)}
+}
+
+func (p *syncProbe) Handle(ctx context.Context, r slog.Record) error { return p.handle(ctx, r, p.next) }
+
+// syncAttrs is a syncProbe under attributes.
+type syncAttrs struct {
+	p    *syncProbe
+	next slog.Handler
+}
+
+func (s *syncAttrs) Enabled(ctx context.Context, l slog.Level) bool { return s.p.Enabled(ctx, l) }
+
+func (s *syncAttrs) WithAttrs(as []slog.Attr) slog.Handler {
+	return &syncAttrs{p: s.p, next: s.next.WithAttrs(as)}
+}
+
+func (s *syncAttrs) WithGroup(g string) slog.Handler {
+	return &syncAttrs{p: s.p, next: s.next.WithGroup(g)}
+}
+
+func (s *syncAttrs) Handle(ctx context.Context, r slog.Record) error {
+	return s.p.handle(ctx, r, s.next)
+}
+
+func (p *syncProbe) handle(ctx context.Context, r slog.Record, next slog.Handler) error {
+	if next.Enabled(ctx, r.Level) {
+		_ = next.Handle(ctx, r)
+	}
 	if r.Message != "sync" {
 		return nil
 	}
@@ -321,7 +356,7 @@ func newLoopbackPeer(dir, name string, idx int, o BenchOptions) (*loopbackPeer, 
 	if err != nil {
 		return nil, fmt.Errorf("loopback host: %w", err)
 	}
-	probe := &syncProbe{}
+	probe := &syncProbe{next: o.Logger.With("node", name).Handler()}
 	po := o
 	po.Logger = slog.New(probe)
 	nd, err := benchNode(dir, name, po, h)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,6 +108,11 @@ measured in the same run:
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: testnet.ScenarioNames(),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := a.logger(slog.LevelError)
+			if err != nil {
+				return err
+			}
+			o.Logger = log
 			run, ok := testnet.Scenarios[args[0]]
 			if !ok {
 				return fmt.Errorf("no scenario %q: want one of %s", args[0], strings.Join(testnet.ScenarioNames(), ", "))
