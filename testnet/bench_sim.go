@@ -18,12 +18,19 @@ import (
 )
 
 // runT runs fn as a test of its own (testing.RunTests), so that scenarios
-// that need a *testing.T (a Net, a synctest bubble) run from benchmarks
-// and from the commons binary alike. It reports whether fn passed.
+// that need a *testing.T (a Net, a synctest bubble) run from go test
+// -bench. In the commons binary testing.RunTests runs nothing (the testing
+// flags are never parsed), and runT says so.
 func runT(name string, fn func(t *testing.T)) error {
 	testing.Init()
+	ran := false
 	ok := testing.RunTests(func(string, string) (bool, error) { return true, nil },
-		[]testing.InternalTest{{Name: name, F: fn}})
+		[]testing.InternalTest{{Name: name, F: func(t *testing.T) { ran = true; fn(t) }}})
+	if !ran {
+		// Outside a test binary the testing package has not parsed its
+		// flags and runs nothing.
+		return fmt.Errorf("%s needs a test binary: run go test -run '^$' -bench . ./testnet", name)
+	}
 	if !ok {
 		return fmt.Errorf("%s failed (see the log above)", name)
 	}
