@@ -501,7 +501,7 @@ func readKindFrame(r *bufio.Reader) (byte, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if size == 0 || size > protocol.MaxRecordSize+1 {
+	if size == 0 || size > max(protocol.MaxRecordSize, protocol.MaxSyncMessage)+1 {
 		return 0, nil, fmt.Errorf("%w: frame of %d bytes", crdt.ErrSyncViolation, size)
 	}
 	kind, err := r.ReadByte()
@@ -510,7 +510,7 @@ func readKindFrame(r *bufio.Reader) (byte, []byte, error) {
 	}
 	switch {
 	case kind == protocol.SyncFrameControl && size-1 <= protocol.MaxSyncMessage:
-	case kind == protocol.SyncFrameRecord:
+	case kind == protocol.SyncFrameRecord && size-1 <= protocol.MaxRecordSize:
 	default:
 		return 0, nil, fmt.Errorf("%w: frame of kind %d and %d bytes", crdt.ErrSyncViolation, kind, size)
 	}
