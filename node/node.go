@@ -64,8 +64,8 @@ type Node struct {
 	metrics *Metrics // Prometheus metrics (metrics.go)
 
 	exMu       sync.Mutex
-	exInFlight map[string]bool // peer+commons sync sessions running
-	syncSem    chan struct{}   // sessions served (guarded by exMu)
+	exInFlight map[string]*syncRun // sync sessions running, by peer and commons
+	syncSem    chan struct{}       // sessions served (guarded by exMu)
 
 	// Owned by the event loop.
 	commons map[cid.Cid]*replica
@@ -102,7 +102,7 @@ func New(cfg Config) (*Node, error) {
 		work:       make(chan func()),
 		ingestCh:   make(chan *ingestReq, 1024),
 		stopped:    make(chan struct{}),
-		exInFlight: make(map[string]bool),
+		exInFlight: make(map[string]*syncRun),
 		commons:    make(map[cid.Cid]*replica),
 		changed:    make(chan struct{}),
 		rng:        rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),

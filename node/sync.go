@@ -117,7 +117,7 @@ func (n *Node) onConnected(p peer.ID) {
 	go func() {
 		defer n.wg.Done()
 		for _, id := range n.commonsIDs() {
-			n.goSync(p, id)
+			n.startSync(p, id, true)
 		}
 	}()
 }
@@ -137,26 +137,47 @@ func (n *Node) periodicSync() {
 
 // goSync syncs a commons with a peer in the background, unless such a
 // session is already running.
-func (n *Node) goSync(p peer.ID, id cid.Cid) {
+func (n *Node) goSync(p peer.ID, id cid.Cid) { n.startSync(p, id, false) }
+
+// syncRun is a sync session in the background.
+type syncRun struct {
+	peer   peer.ID
+	cancel context.CancelFunc
+}
+
+// startSync runs a session with p over commons id in the background, unless
+// one is already running; with replace, a running one is cancelled and
+// started afresh (a new connection: the old one may be dead without either
+// side knowing yet, and its session would hold the slot until it times out).
+func (n *Node) startSync(p peer.ID, id cid.Cid, replace bool) {
 	key := p.String() + "/" + id.String()
+	ctx, cancel := context.WithCancel(n.ctx)
+	run := &syncRun{peer: p, cancel: cancel}
 	n.exMu.Lock()
-	if n.exInFlight[key] {
-		n.exMu.Unlock()
-		return
+	if old := n.exInFlight[key]; old != nil {
+		if !replace {
+			n.exMu.Unlock()
+			cancel()
+			return
+		}
+		old.cancel()
 	}
-	n.exInFlight[key] = true
+	n.exInFlight[key] = run
 	n.exMu.Unlock()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		defer func() {
+			cancel()
 			n.exMu.Lock()
-			delete(n.exInFlight, key)
+			if n.exInFlight[key] == run {
+				delete(n.exInFlight, key)
+			}
 			n.exMu.Unlock()
 		}()
-		s, err := n.syncWith(n.ctx, p, id)
+		s, err := n.syncWith(ctx, p, id)
 		switch {
-		case err != nil && n.ctx.Err() == nil:
+		case err != nil && ctx.Err() == nil:
 			n.log.Debug("sync failed", "peer", p, "commons", id, "err", err)
 		case s.Received > 0 || s.Sent > 0:
 			n.log.Info("sync", "peer", p, "commons", id, "received", s.Received, "sent", s.Sent, "round_trips", s.RoundTrips)
