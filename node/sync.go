@@ -351,38 +351,61 @@ func (n *Node) readTurn(ctx context.Context, s network.Stream, r *bufio.Reader, 
 	rep.Turns++
 	var in crdt.Turn
 	batch := make([]*protocol.Block, 0, syncBatch)
-	flush := func() error {
-		if len(batch) == 0 {
+	// Batches are verified and stored in the background while the next one
+	// is read and parsed; at most one is outstanding, and every return
+	// path waits for it (finish).
+	type result struct {
+		added int
+		err   error
+	}
+	var pending chan result
+	wait := func() error {
+		if pending == nil {
 			return nil
 		}
-		added, err := n.ingestSynced(ctx, batch, id)
-		rep.Received += added
-		batch = batch[:0]
-		return err
+		r := <-pending
+		pending = nil
+		rep.Received += r.added
+		return r.err
 	}
+	flush := func() error {
+		if err := wait(); err != nil || len(batch) == 0 {
+			return err
+		}
+		full := batch
+		batch = make([]*protocol.Block, 0, syncBatch)
+		ch := make(chan result, 1)
+		pending = ch
+		go func() {
+			added, err := n.ingestSynced(ctx, full, id)
+			ch <- result{added, err}
+		}()
+		return nil
+	}
+	finish := func() error { return errors.Join(flush(), wait()) }
 	m := first
 	for m == nil || !m.End {
 		if m != nil {
 			if err := addControl(&in, m); err != nil {
-				return in, err
+				return in, errors.Join(err, finish())
 			}
 		}
 		m = nil
 		_ = s.SetReadDeadline(time.Now().Add(syncIdle))
 		kind, body, err := readKindFrame(r)
 		if err != nil {
-			return in, errors.Join(fmt.Errorf("read frame: %w", err), flush())
+			return in, errors.Join(fmt.Errorf("read frame: %w", err), finish())
 		}
 		switch kind {
 		case protocol.SyncFrameRecord:
 			b, err := protocol.Parse(body)
 			if err != nil {
 				n.log.Warn("sync: invalid record from peer", "peer", rep.Peer, "err", err)
-				return in, errors.Join(fmt.Errorf("invalid record: %w", err), flush())
+				return in, errors.Join(fmt.Errorf("invalid record: %w", err), finish())
 			}
 			d, _ := protocol.RecordDigest(b.CID)
 			if err := sess.Accept(uint64(b.Record.Time), d); err != nil {
-				return in, errors.Join(err, flush())
+				return in, errors.Join(err, finish())
 			}
 			batch = append(batch, b)
 			if len(batch) == syncBatch {
@@ -392,19 +415,19 @@ func (n *Node) readTurn(ctx context.Context, s network.Stream, r *bufio.Reader, 
 			}
 		case protocol.SyncFrameControl:
 			if m, err = protocol.DecodeSync(body); err != nil {
-				return in, errors.Join(err, flush())
+				return in, errors.Join(err, finish())
 			}
 			if m.Commons != nil {
-				return in, errors.Join(errors.New("commons named after the first frame"), flush())
+				return in, errors.Join(errors.New("commons named after the first frame"), finish())
 			}
 		}
 	}
 	if err := addControl(&in, m); err != nil {
-		return in, err
+		return in, errors.Join(err, finish())
 	}
 	// Records are in before the turn is answered, so that the answer
 	// reflects them.
-	return in, flush()
+	return in, finish()
 }
 
 // addControl appends a control frame's ranges and wants to a turn, within
