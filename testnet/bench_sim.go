@@ -4,7 +4,9 @@ import (
 	"context"
 	crand "crypto/rand"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,22 +20,82 @@ import (
 )
 
 // runT runs fn as a test of its own (testing.RunTests), so that scenarios
-// that need a *testing.T (a Net, a synctest bubble) run from go test
-// -bench. In the commons binary testing.RunTests runs nothing (the testing
-// flags are never parsed), and runT says so.
+// that need a *testing.T (a synctest bubble) run from go test -bench. Only
+// inside a test binary (testing.Testing); elsewhere see standalone.
 func runT(name string, fn func(t *testing.T)) error {
-	testing.Init()
+	if !testing.Testing() {
+		return fmt.Errorf("%s needs a test binary: go test -run '^$' -bench . ./testnet", name)
+	}
 	ran := false
 	ok := testing.RunTests(func(string, string) (bool, error) { return true, nil },
 		[]testing.InternalTest{{Name: name, F: func(t *testing.T) { ran = true; fn(t) }}})
 	if !ran {
-		// Outside a test binary the testing package has not parsed its
-		// flags and runs nothing.
-		return fmt.Errorf("%s needs a test binary: run go test -run '^$' -bench . ./testnet", name)
+		return fmt.Errorf("%s did not run", name)
 	}
 	if !ok {
 		return fmt.Errorf("%s failed (see the log above)", name)
 	}
+	return nil
+}
+
+// runReal runs fn in real time: as a test inside a test binary, else with
+// a standalone T (the commons binary, where no *testing.T exists).
+func runReal(name string, log *slog.Logger, fn func(t T)) error {
+	if testing.Testing() {
+		return runT(name, func(t *testing.T) { fn(t) })
+	}
+	return standalone(name, log, fn)
+}
+
+// runner is the T of standalone: Fatal ends the run with an error, Cleanup
+// functions run at its end, logs go to the logger.
+type runner struct {
+	name     string
+	log      *slog.Logger
+	ctx      context.Context
+	cleanups []func()
+	errs     []string
+}
+
+// runnerFatal is the panic with which a runner's Fatal unwinds.
+type runnerFatal struct{ msg string }
+
+func (r *runner) Helper()                         {}
+func (r *runner) Logf(format string, args ...any) { r.log.Info(fmt.Sprintf(format, args...)) }
+func (r *runner) Errorf(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+func (r *runner) Fatal(args ...any) { panic(runnerFatal{fmt.Sprint(args...)}) }
+func (r *runner) Fatalf(format string, args ...any) {
+	panic(runnerFatal{fmt.Sprintf(format, args...)})
+}
+func (r *runner) Cleanup(f func())         { r.cleanups = append(r.cleanups, f) }
+func (r *runner) Failed() bool             { return len(r.errs) > 0 }
+func (r *runner) Name() string             { return r.name }
+func (r *runner) Context() context.Context { return r.ctx }
+
+// standalone runs fn with a runner, on the calling goroutine (Fatal must be
+// called there, as with testing.T), and reports its failure as an error.
+func standalone(name string, log *slog.Logger, fn func(t T)) (err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runner{name: name, log: log, ctx: ctx}
+	defer func() {
+		if p := recover(); p != nil {
+			f, ok := p.(runnerFatal)
+			if !ok {
+				panic(p)
+			}
+			r.errs = append(r.errs, f.msg)
+		}
+		cancel() // as testing does, before the cleanups
+		for i := len(r.cleanups) - 1; i >= 0; i-- {
+			r.cleanups[i]()
+		}
+		if len(r.errs) > 0 {
+			err = fmt.Errorf("%s: %s", name, strings.Join(r.errs, "; "))
+		}
+	}()
+	fn(r)
 	return nil
 }
 
@@ -89,7 +151,7 @@ func (n *Net) connectEdges(edges [][2]int, offset int) {
 
 // foundCommons makes a commons on node i and hands its genesis to every
 // other node (as an import), so that no node waits for a sync to get it.
-func foundCommons(t *testing.T, n *Net, i int) string {
+func foundCommons(t T, n *Net, i int) string {
 	t.Helper()
 	ctx := context.Background()
 	name, licence := "bench", "CC-BY-SA-4.0"
@@ -123,12 +185,14 @@ func BenchPropagate(_ context.Context, o BenchOptions) (*BenchResult, error) {
 	res.Nodes = o.Nodes
 	opts := Options{Nodes: o.Nodes, Seed: o.Seed, Latency: 20 * time.Millisecond, Jitter: 60 * time.Millisecond,
 		Timeout: 2 * time.Minute, Logger: o.Logger}
-	if err := runT("propagate/realtime", func(t *testing.T) {
+	if err := runReal("propagate/realtime", o.Logger, func(t T) {
 		propagate(t, New(t, opts), o, res, "real time")
 	}); err != nil {
 		return nil, err
 	}
-	if err := runT("propagate/synctest", func(t *testing.T) {
+	if !testing.Testing() {
+		res.note("the virtual-time run (testing/synctest) needs a test binary: go test -run '^$' -bench Propagate -benchtime 1x -v ./testnet")
+	} else if err := runT("propagate/synctest", func(t *testing.T) {
 		Run(t, opts, func(t *testing.T, n *Net) { propagate(t, n, o, res, "virtual") })
 	}); err != nil {
 		return nil, err
@@ -137,7 +201,7 @@ func BenchPropagate(_ context.Context, o BenchOptions) (*BenchResult, error) {
 	return res, nil
 }
 
-func propagate(t *testing.T, n *Net, o BenchOptions, res *BenchResult, label string) {
+func propagate(t T, n *Net, o BenchOptions, res *BenchResult, label string) {
 	ctx := t.Context() // stops the raw pubsub instances
 	nodes := n.Nodes()
 	edges := randomEdges(len(nodes), 6, o.Seed)
@@ -275,7 +339,7 @@ func propagate(t *testing.T, n *Net, o BenchOptions, res *BenchResult, label str
 	res.add(label+": deliveries missed", float64(missed), "")
 }
 
-func cidOf(t *testing.T, s string) cid.Cid {
+func cidOf(t T, s string) cid.Cid {
 	t.Helper()
 	c, err := cid.Decode(s)
 	if err != nil {
@@ -293,15 +357,22 @@ func BenchPartition(_ context.Context, o BenchOptions) (*BenchResult, error) {
 	res.Nodes = o.Nodes
 	opts := Options{Nodes: o.Nodes, Seed: o.Seed, Latency: 20 * time.Millisecond, Jitter: 20 * time.Millisecond,
 		Timeout: 30 * time.Minute, Logger: o.Logger}
+	if !testing.Testing() {
+		// No synctest bubble outside a test binary: run in real time.
+		if err := standalone("partition", o.Logger, func(t T) { partition(t, New(t, opts), o, res, "real time") }); err != nil {
+			return nil, err
+		}
+		return res, nil
+	}
 	if err := runT("partition", func(t *testing.T) {
-		Run(t, opts, func(t *testing.T, n *Net) { partition(t, n, o, res) })
+		Run(t, opts, func(t *testing.T, n *Net) { partition(t, n, o, res, "virtual") })
 	}); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-func partition(t *testing.T, n *Net, o BenchOptions, res *BenchResult) {
+func partition(t T, n *Net, o BenchOptions, res *BenchResult, label string) {
 	ctx := context.Background()
 	nodes := n.Nodes()
 	id := foundCommons(t, n, 0)
@@ -339,7 +410,7 @@ func partition(t *testing.T, n *Net, o BenchOptions, res *BenchResult) {
 		missing = max(missing, want-st.Records)
 		roots[st.StateRoot] = true
 	}
-	res.add("heal to same root (virtual)", took.Seconds(), "s")
+	res.add("heal to same root ("+label+")", took.Seconds(), "s")
 	res.add("records per side", float64(perSide), "")
 	res.add("records missing on some node", float64(missing), "")
 	res.add("distinct state roots after heal", float64(len(roots)), "")

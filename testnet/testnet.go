@@ -103,11 +103,25 @@ func Run(t *testing.T, opts Options, fn func(t *testing.T, n *Net)) {
 	})
 }
 
+// T is what the harness needs of a test: a *testing.T, or outside a test
+// binary the runner that `commons testnet bench` uses (real time only).
+type T interface {
+	Helper()
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	Failed() bool
+	Name() string
+	Context() context.Context
+}
+
 // Net is a simulated network of Commons nodes and raw hosts. Its methods
 // must be called from the test's goroutine, inside the bubble it was made
 // in.
 type Net struct {
-	t       *testing.T
+	t       T
 	opts    Options
 	sim     *simnet.Simnet
 	link    simnet.NodeBiDiLinkSettings
@@ -135,11 +149,13 @@ type member struct {
 // called inside a synctest bubble (see Run); it registers the Net's
 // shutdown with t.Cleanup. It makes crypto/rand deterministic for the rest
 // of the test (testing/cryptotest.SetGlobalRandom).
-func New(t *testing.T, opts Options) *Net {
+func New(t T, opts Options) *Net {
 	t.Helper()
 	opts.validate()
 	t.Logf("testnet: seed %d (rerun: go test -run '%s' -testnet.seed %d)", opts.Seed, runPattern(t.Name()), opts.Seed)
-	cryptotest.SetGlobalRandom(t, opts.Seed)
+	if tt, ok := t.(*testing.T); ok {
+		cryptotest.SetGlobalRandom(tt, opts.Seed)
+	}
 	n := &Net{
 		t:      t,
 		opts:   opts,
