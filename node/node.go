@@ -65,6 +65,7 @@ type Node struct {
 
 	exMu       sync.Mutex
 	exInFlight map[string]*syncRun // sync sessions running, by peer and commons
+	served     map[string]int      // sessions being served, by peer and commons
 	syncSem    chan struct{}       // sessions served (guarded by exMu)
 
 	// Owned by the event loop.
@@ -103,6 +104,7 @@ func New(cfg Config) (*Node, error) {
 		ingestCh:   make(chan *ingestReq, 1024),
 		stopped:    make(chan struct{}),
 		exInFlight: make(map[string]*syncRun),
+		served:     make(map[string]int),
 		commons:    make(map[cid.Cid]*replica),
 		changed:    make(chan struct{}),
 		rng:        rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),

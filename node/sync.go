@@ -154,13 +154,17 @@ func (n *Node) startSync(p peer.ID, id cid.Cid, replace bool) {
 	ctx, cancel := context.WithCancel(n.ctx)
 	run := &syncRun{peer: p, cancel: cancel}
 	n.exMu.Lock()
-	if old := n.exInFlight[key]; old != nil {
+	if old := n.exInFlight[key]; old != nil || n.served[key] > 0 {
+		// A session with p over this commons runs already, started by
+		// either side: one carries records both ways.
 		if !replace {
 			n.exMu.Unlock()
 			cancel()
 			return
 		}
-		old.cancel()
+		if old != nil {
+			old.cancel()
+		}
 	}
 	n.exInFlight[key] = run
 	n.exMu.Unlock()
@@ -183,6 +187,23 @@ func (n *Node) startSync(p peer.ID, id cid.Cid, replace bool) {
 			n.log.Info("sync", "peer", p, "commons", id, "received", s.Received, "sent", s.Sent, "round_trips", s.RoundTrips)
 		}
 	}()
+}
+
+// serving records that a session from p over commons id is being served,
+// so that this node starts none of its own with p meanwhile; the result
+// ends the record.
+func (n *Node) serving(p peer.ID, id cid.Cid) func() {
+	key := p.String() + "/" + id.String()
+	n.exMu.Lock()
+	n.served[key]++
+	n.exMu.Unlock()
+	return func() {
+		n.exMu.Lock()
+		if n.served[key]--; n.served[key] <= 0 {
+			delete(n.served, key)
+		}
+		n.exMu.Unlock()
+	}
 }
 
 // syncWith runs a session with p over commons id, as initiator.
@@ -259,6 +280,7 @@ func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *S
 		}
 		id = first.Commons.Cid
 		rep.Commons = id.String()
+		defer n.serving(s.Conn().RemotePeer(), id)()
 	}
 	var sess *crdt.Session
 	var turn crdt.Turn
