@@ -106,12 +106,22 @@
 //
 // # State root
 //
-// The state root is SHA-256 over the ASCII prefix "commons/crdt/root/v1\n"
-// followed, for each record CID in ascending order of its binary form, by
-// the CID's length as an unsigned LEB128 varint and then the CID's binary
-// form. The encoding is prefix-free, so two states have equal roots exactly
-// when they hold the same set of records. The root is computed lazily and
-// cached until the set changes.
+// The state root hashes the set of record digests (the sha2-256 inside each
+// record CID; every record CID is CIDv1, dag-cbor, sha2-256) through a
+// canonical 16-ary hash trie. A trie node at depth d (in nibbles) holding
+// the digests that share its prefix is a leaf if it holds at most 64 of
+// them (or d is 63), hashed as SHA-256 over the byte 0x00, their count as
+// an unsigned LEB128 varint and the digests in ascending order; otherwise
+// it is an inner node, hashed as SHA-256 over the byte 0x01 and, for each
+// value 0 to 15 of the digest's nibble d (high nibble of byte d/2 first),
+// the hash of the child holding those digests, or 32 zero bytes where there
+// are none. The root is SHA-256 over the ASCII prefix
+// "commons/crdt/root/v2\n", the number of records as a varint, and the
+// hash of the trie's top node. The shape of the trie depends only on the
+// set, so two states have equal roots exactly when they hold the same
+// records (up to SHA-256 collisions). Hashes are cached per node and only
+// the paths of records added since the last call are hashed again, so the
+// root costs time in proportion to what changed, not to the set's size.
 //
 // # Cost
 //

@@ -151,18 +151,49 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 }
 
 func refRoot(set map[cid.Cid]*protocol.Block) string {
-	var cs [][]byte
+	var ds [][]byte
 	for c := range set {
-		cs = append(cs, c.Bytes())
+		b := c.Bytes()
+		ds = append(ds, b[len(b)-32:]) // the sha2-256 digest
 	}
-	sort.Slice(cs, func(i, j int) bool { return bytes.Compare(cs[i], cs[j]) < 0 })
+	sort.Slice(ds, func(i, j int) bool { return bytes.Compare(ds[i], ds[j]) < 0 })
+	top := refTrieHash(ds, 0)
 	h := sha256.New()
-	h.Write([]byte("commons/crdt/root/v1\n"))
-	for _, c := range cs {
-		h.Write(binary.AppendUvarint(nil, uint64(len(c))))
-		h.Write(c)
-	}
+	h.Write([]byte("commons/crdt/root/v2\n"))
+	h.Write(binary.AppendUvarint(nil, uint64(len(ds))))
+	h.Write(top)
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// refTrieHash hashes sorted digests as the trie node at depth (in nibbles)
+// would: a leaf of up to 64, else 16 children by the depth-th nibble.
+func refTrieHash(ds [][]byte, depth int) []byte {
+	h := sha256.New()
+	if len(ds) <= 64 || depth >= 63 {
+		h.Write([]byte{0})
+		h.Write(binary.AppendUvarint(nil, uint64(len(ds))))
+		for _, d := range ds {
+			h.Write(d)
+		}
+		return h.Sum(nil)
+	}
+	groups := make([][][]byte, 16)
+	for _, d := range ds {
+		n := d[depth/2] >> 4
+		if depth%2 == 1 {
+			n = d[depth/2] & 0x0f
+		}
+		groups[n] = append(groups[n], d)
+	}
+	h.Write([]byte{1})
+	for _, g := range groups {
+		if len(g) == 0 {
+			h.Write(make([]byte, 32))
+			continue
+		}
+		h.Write(refTrieHash(g, depth+1))
+	}
+	return h.Sum(nil)
 }
 
 type refChainResult struct {
