@@ -100,13 +100,37 @@ func (n *Node) joinTopic(rep *replica) error {
 	if err != nil {
 		return fmt.Errorf("node: subscribe %s: %w", name, err)
 	}
+	events, err := t.EventHandler()
+	if err != nil {
+		return fmt.Errorf("node: topic events %s: %w", name, err)
+	}
 	rep.topic, rep.sub = t, sub
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
 		n.readTopic(sub)
 	}()
+	go func() {
+		defer n.wg.Done()
+		n.watchTopicPeers(events, rep.id)
+	}()
 	return nil
+}
+
+// watchTopicPeers syncs a commons with every peer that joins its topic: a
+// peer that shares the commons has appeared (a new connection, a healed
+// partition, a peer that joined the commons later than it connected).
+func (n *Node) watchTopicPeers(events *pubsub.TopicEventHandler, id cid.Cid) {
+	defer events.Cancel()
+	for {
+		ev, err := events.NextPeerEvent(n.ctx)
+		if err != nil {
+			return
+		}
+		if ev.Type == pubsub.PeerJoin && n.host.ID() < ev.Peer {
+			n.goSync(ev.Peer, id)
+		}
+	}
 }
 
 func (n *Node) readTopic(sub *pubsub.Subscription) {
