@@ -29,9 +29,28 @@ const (
 	// blobTimeout bounds one attempt to fetch a blob from one peer.
 	blobTimeout = 2 * time.Minute
 	// blobRetry is how long a failed background fetch waits before it is
-	// tried again.
-	blobRetry = 30 * time.Second
+	// tried again the first time; each further failure doubles the wait,
+	// up to blobRetryMax.
+	blobRetry    = 30 * time.Second
+	blobRetryMax = time.Hour
 )
+
+// blobBackoff is the wait before the next attempt after failures failed
+// attempts: blobRetry doubled for each failure after the first, at most
+// blobRetryMax.
+func blobBackoff(failures int) time.Duration {
+	d := blobRetry
+	for i := 1; i < failures && d < blobRetryMax; i++ {
+		d *= 2
+	}
+	return min(d, blobRetryMax)
+}
+
+// blobRetryState is a failed background fetch waiting to be tried again.
+type blobRetryState struct {
+	failures int
+	next     time.Time
+}
 
 // ErrBlobTooLarge: a blob is larger than the policy of the commons that
 // references it allows (or a peer announced more bytes than the record
@@ -49,14 +68,14 @@ type blobRef struct {
 // the stream handlers need not go through the event loop.
 type blobState struct {
 	mu       sync.Mutex
-	refs     map[cid.Cid][]blobRef // blobs referenced by replicated records
-	queue    []cid.Cid             // background fetches to run
-	queued   map[cid.Cid]bool      // in queue or running
-	retry    map[cid.Cid]bool      // failed, to be queued again
-	inflight map[cid.Cid]*blobCall // fetches running, for deduplication
-	serving  map[peer.ID]int       // streams served per peer
-	asking   map[peer.ID]int       // requests sent per peer
-	bad      map[peer.ID]int       // bad answers per peer
+	refs     map[cid.Cid][]blobRef       // blobs referenced by replicated records
+	queue    []cid.Cid                   // background fetches to run
+	queued   map[cid.Cid]bool            // in queue or running
+	retry    map[cid.Cid]*blobRetryState // failed, to be queued again
+	inflight map[cid.Cid]*blobCall       // fetches running, for deduplication
+	serving  map[peer.ID]int             // streams served per peer
+	asking   map[peer.ID]int             // requests sent per peer
+	bad      map[peer.ID]int             // bad answers per peer
 	wake     chan struct{}
 }
 
@@ -70,7 +89,7 @@ func (b *blobState) init() {
 	if b.refs == nil {
 		b.refs = map[cid.Cid][]blobRef{}
 		b.queued = map[cid.Cid]bool{}
-		b.retry = map[cid.Cid]bool{}
+		b.retry = map[cid.Cid]*blobRetryState{}
 		b.inflight = map[cid.Cid]*blobCall{}
 		b.serving = map[peer.ID]int{}
 		b.asking = map[peer.ID]int{}
@@ -150,8 +169,11 @@ func (n *Node) requeueBlobs() {
 	b := &n.blobs
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for c := range b.retry {
-		delete(b.retry, c)
+	now := n.cfg.Now()
+	for c, r := range b.retry {
+		if now.Before(r.next) {
+			continue
+		}
 		if !b.queued[c] {
 			b.queued[c] = true
 			b.queue = append(b.queue, c)
@@ -201,8 +223,17 @@ func (n *Node) blobWorker() {
 		}
 		n.blobs.mu.Lock()
 		delete(n.blobs.queued, c)
-		if err != nil && n.ctx.Err() == nil && !errors.Is(err, ErrBlobTooLarge) {
-			n.blobs.retry[c] = true
+		switch {
+		case err == nil || errors.Is(err, ErrBlobTooLarge):
+			delete(n.blobs.retry, c)
+		case n.ctx.Err() == nil:
+			r := n.blobs.retry[c]
+			if r == nil {
+				r = &blobRetryState{}
+				n.blobs.retry[c] = r
+			}
+			r.failures++
+			r.next = n.cfg.Now().Add(blobBackoff(r.failures))
 		}
 		n.blobs.mu.Unlock()
 		if err != nil && n.ctx.Err() == nil {
