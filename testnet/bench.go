@@ -172,16 +172,23 @@ func (o *BenchOptions) tempDir() (string, func(), error) {
 	return d, func() { _ = os.RemoveAll(d) }, err
 }
 
+// commons generates the benchmark's synthetic commons of o.Records records
+// (200 authors, no payloads) and, with withCAR, its CAR file.
+func (o *BenchOptions) commons(withCAR bool) (*Generated, []byte, error) {
+	g, err := Generate(GenOptions{Records: o.Records, Authors: 200, Seed: o.Seed, NoPayloads: true})
+	if err != nil || !withCAR {
+		return g, nil, err
+	}
+	car, err := g.CAR()
+	return g, car, err
+}
+
 // BenchIngest imports N records into a fresh node on badger and compares
 // the time with a bare crypto/ed25519.Verify loop over the same signatures.
 func BenchIngest(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	o.fill(10_000, 0)
 	res := newResult("ingest", o.Records)
-	g, err := Generate(GenOptions{Records: o.Records, Authors: 200, Seed: o.Seed, NoPayloads: true})
-	if err != nil {
-		return nil, err
-	}
-	car, err := g.CAR()
+	g, car, err := o.commons(true)
 	if err != nil {
 		return nil, err
 	}
@@ -418,11 +425,7 @@ func waitRecords(ctx context.Context, nd *node.Node, id string, want int, timeou
 func BenchJoin(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	o.fill(10_000, 0)
 	res := newResult("join", o.Records)
-	g, err := Generate(GenOptions{Records: o.Records, Authors: 200, Seed: o.Seed, NoPayloads: true})
-	if err != nil {
-		return nil, err
-	}
-	car, err := g.CAR()
+	g, car, err := o.commons(true)
 	if err != nil {
 		return nil, err
 	}
@@ -481,7 +484,7 @@ func BenchJoin(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 func BenchRepair(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	o.fill(10_000, 0)
 	res := newResult("repair", o.Records)
-	g, err := Generate(GenOptions{Records: o.Records, Authors: 200, Seed: o.Seed, NoPayloads: true})
+	g, _, err := o.commons(false)
 	if err != nil {
 		return nil, err
 	}
