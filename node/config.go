@@ -36,8 +36,8 @@ type Config struct {
 	// Bootstrap are peers (multiaddrs ending in /p2p/<id>) to connect to at
 	// start, besides those named in manifests.
 	Bootstrap []string
-	// Offline runs without a host: no gossip, no exchange. Records made
-	// offline are sent to peers by the exchange when the daemon next runs.
+	// Offline runs without a host: no gossip, no sync. Records made
+	// offline reach peers by sync when the daemon next runs.
 	Offline bool
 	// Logger receives the node's logs. Default: discard.
 	Logger *slog.Logger
@@ -53,7 +53,7 @@ type Config struct {
 	// for live feed subscribers; a subscriber further behind than this
 	// has its stream ended with the position to resume from. Default 4096.
 	FeedBuffer int
-	// Seed seeds the node's random choices (which peer to exchange with).
+	// Seed seeds the node's random choices (which peer to sync with).
 	// Default 1.
 	Seed uint64
 }

@@ -1,5 +1,5 @@
 // Package node is the running Commons daemon: the libp2p host, one
-// gossipsub topic per commons, the record exchange stream protocol, the
+// gossipsub topic per commons, set-reconciliation sync and blob exchange, the
 // ingest pipeline (decode, verify, store with group commit, merge into the
 // CRDT view), the repo on disk, and the HTTP API on loopback that the CLI
 // talks to.

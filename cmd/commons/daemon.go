@@ -41,7 +41,7 @@ func (a *app) daemonCmd() *cobra.Command {
 		Use:   "daemon",
 		Short: "Run the node (creates the repo if it does not exist)",
 		Long: `Run the node: listen for peers, replicate every joined commons over gossip and
-full exchange, and serve the HTTP API on loopback for the other commands.
+set-reconciliation sync, and serve the HTTP API on loopback for the other commands.
 Creates the repo first if there is none. Stops cleanly on Ctrl-C or SIGTERM.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
