@@ -44,6 +44,30 @@ type IDInfo struct {
 type PeerInfo struct {
 	ID        string   `json:"id"`
 	Addresses []string `json:"addresses"`
+	// Relayed: every connection to the peer goes through a circuit relay.
+	Relayed     bool       `json:"relayed"`
+	Connections []ConnInfo `json:"connections"`
+}
+
+// ConnInfo is one connection to a peer.
+type ConnInfo struct {
+	Address   string `json:"address"`   // the peer's end
+	Direction string `json:"direction"` // inbound or outbound
+	// Relayed: through a circuit relay (limited; hole punching may
+	// replace it with a direct connection).
+	Relayed bool `json:"relayed"`
+}
+
+// PeerConn is a connection in StatusInfo.
+type PeerConn struct {
+	Peer string `json:"peer"`
+	ConnInfo
+}
+
+// DHTInfo is the state of the node's DHT client or server.
+type DHTInfo struct {
+	Mode         string `json:"mode"` // client or server
+	RoutingTable int    `json:"routing_table"`
 }
 
 // CommonsStatus summarises one replicated commons.
@@ -64,10 +88,19 @@ type CommonsStatus struct {
 
 // StatusInfo is the node's state.
 type StatusInfo struct {
-	PeerID  string          `json:"peer_id"`
-	Peers   int             `json:"peers"`
-	Online  bool            `json:"online"`
-	Commons []CommonsStatus `json:"commons"`
+	PeerID string `json:"peer_id"`
+	Peers  int    `json:"peers"`
+	Online bool   `json:"online"`
+	// Reachability is how others reach this node: public, private
+	// (behind NAT or a firewall: through a relay, or by hole punching),
+	// unknown (not learnt yet) or offline.
+	Reachability string `json:"reachability"`
+	// Addresses are the addresses the node announces, relayed ones
+	// included.
+	Addresses   []string        `json:"addresses"`
+	Connections []PeerConn      `json:"connections"`
+	DHT         *DHTInfo        `json:"dht,omitempty"` // nil: DHT off
+	Commons     []CommonsStatus `json:"commons"`
 }
 
 // ManifestParams are a manifest's settings. In an update, a nil pointer or

@@ -53,6 +53,9 @@ type Config struct {
 	// for live feed subscribers; a subscriber further behind than this
 	// has its stream ended with the position to resume from. Default 4096.
 	FeedBuffer int
+	// Network says how the node reaches peers across real networks: DHT,
+	// mDNS, NAT traversal, relays, limits. The zero value is a plain host.
+	Network NetworkConfig
 	// Seed seeds the node's random choices (which peer to sync with).
 	// Default 1.
 	Seed uint64
@@ -104,6 +107,9 @@ func (c *Config) validate() error {
 	}
 	if c.FeedBuffer <= 0 {
 		c.FeedBuffer = 4096
+	}
+	if err := c.Network.validate(); err != nil {
+		return err
 	}
 	if c.Seed == 0 {
 		c.Seed = 1

@@ -173,6 +173,10 @@ func (n *Node) addReplica(id cid.Cid) (*replica, error) {
 	n.commons[id] = rep
 	n.order = append(n.order, id)
 	n.log.Info("replicating commons", "commons", id)
+	select {
+	case n.joined <- struct{}{}:
+	default:
+	}
 	return rep, nil
 }
 

@@ -23,11 +23,25 @@ func (n *Node) startNetwork(ctx context.Context) error {
 	if n.cfg.Host != nil {
 		n.host = n.cfg.Host
 	} else {
-		h, err := libp2p.New(libp2p.Identity(n.cfg.Key), libp2p.ListenAddrStrings(n.cfg.Listen...))
+		opts, err := n.hostOptions()
+		if err != nil {
+			return err
+		}
+		h, err := libp2p.New(opts...)
 		if err != nil {
 			return fmt.Errorf("node: start libp2p host on %v: %w", n.cfg.Listen, err)
 		}
 		n.host, n.ownHost = h, true
+	}
+	if n.cfg.Host != nil && n.cfg.Network.dhtOn() {
+		d, err := n.newDHT(n.host)
+		if err != nil {
+			return err
+		}
+		n.net.dht = d
+	}
+	if err := n.startDiscovery(); err != nil {
+		return err
 	}
 	ps, err := pubsub.NewGossipSub(n.ctx, n.host,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
@@ -55,7 +69,12 @@ func (n *Node) startBackground() {
 	n.startBlobs()
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) {
-			n.onConnected(c.RemotePeer())
+			// A relayed connection is limited in time and bytes: it
+			// serves hole punching, not sync. The direct connection
+			// that follows starts the sync.
+			if !c.Stat().Limited {
+				n.onConnected(c.RemotePeer())
+			}
 		},
 	})
 	n.wg.Add(1)

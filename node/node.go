@@ -59,6 +59,9 @@ type Node struct {
 	wg       sync.WaitGroup
 
 	blobs blobState // blob exchange (blob.go)
+	net   netState  // DHT, mDNS, reachability (host.go)
+
+	joined chan struct{} // a commons was joined (wakes DHT discovery)
 
 	feeds   *feedHub // live feed (events.go)
 	metrics *Metrics // Prometheus metrics (metrics.go)
@@ -107,6 +110,7 @@ func New(cfg Config) (*Node, error) {
 		served:     make(map[string]int),
 		commons:    make(map[cid.Cid]*replica),
 		changed:    make(chan struct{}),
+		joined:     make(chan struct{}, 1),
 		rng:        rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 	}
 	n.metrics = newMetrics(n)
@@ -197,6 +201,7 @@ func (n *Node) Close() error {
 		return n.st.Close()
 	}
 	n.cancel()
+	n.closeDiscovery()
 	var errs []error
 	if n.ownHost && n.host != nil {
 		errs = append(errs, n.host.Close())

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -40,17 +39,6 @@ type Repo struct {
 	Dir string
 }
 
-// RepoConfig is the repo's config.json.
-type RepoConfig struct {
-	// Listen are the libp2p listen multiaddrs. Default DefaultListen.
-	Listen []string `json:"listen"`
-	// API is the HTTP API address (host:port on loopback; port 0 picks a
-	// free one). Default "127.0.0.1:0".
-	API string `json:"api"`
-	// Bootstrap are peers to connect to at start (multiaddrs with /p2p/).
-	Bootstrap []string `json:"bootstrap"`
-}
-
 // DefaultAPIAddr is the API address a new repo gets.
 const DefaultAPIAddr = "127.0.0.1:0"
 
@@ -72,13 +60,14 @@ func InitRepo(dir string, logger *slog.Logger) (*Repo, peer.ID, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("node: encode key: %w", err)
 	}
-	cfg := RepoConfig{Listen: DefaultListen, API: DefaultAPIAddr, Bootstrap: []string{}}
-	cb, err := json.MarshalIndent(cfg, "", "  ")
+	cb, err := json.Marshal(DefaultListen)
 	if err != nil {
 		return nil, "", err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, configFile), append(cb, '\n'), 0o644); err != nil {
-		return nil, "", fmt.Errorf("node: write config: %w", err)
+	if err := r.writeConfigValues(map[string]json.RawMessage{
+		"listen": cb, "api": json.RawMessage(`"` + DefaultAPIAddr + `"`), "bootstrap": json.RawMessage(`[]`),
+	}); err != nil {
+		return nil, "", err
 	}
 	st, err := badgerstore.Open(r.StoreDir(), logger)
 	if err != nil {
@@ -126,30 +115,6 @@ func (r *Repo) Key() (crypto.PrivKey, error) {
 		return nil, fmt.Errorf("node: key file %s is damaged: %w", filepath.Join(r.Dir, keyFile), err)
 	}
 	return k, nil
-}
-
-// Config reads config.json, filling defaults for missing settings.
-func (r *Repo) Config() (RepoConfig, error) {
-	var cfg RepoConfig
-	path := filepath.Join(r.Dir, configFile)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		b = []byte("{}")
-	} else if err != nil {
-		return cfg, fmt.Errorf("node: read config: %w", err)
-	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return cfg, fmt.Errorf("node: config %s: %w", path, err)
-	}
-	if len(cfg.Listen) == 0 {
-		cfg.Listen = DefaultListen
-	}
-	if cfg.API == "" {
-		cfg.API = DefaultAPIAddr
-	}
-	return cfg, nil
 }
 
 // OpenStore opens the repo's badger store.

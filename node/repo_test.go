@@ -39,7 +39,7 @@ func TestInitRepo(t *testing.T) {
 	if _, err := os.Stat(r.StoreDir()); err != nil {
 		t.Errorf("store: %v", err)
 	}
-	cfg, err := r.Config()
+	cfg, _, err := r.Settings(nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,47 +98,6 @@ func TestRepoKeyDamaged(t *testing.T) {
 	}
 }
 
-func TestRepoConfig(t *testing.T) {
-	tests := []struct {
-		name    string
-		file    *string // nil: no config.json
-		want    RepoConfig
-		wantErr string // substring; the file's path is always expected too
-	}{
-		{"no file", nil, RepoConfig{Listen: DefaultListen, API: DefaultAPIAddr}, ""},
-		{"empty object", ptr(`{}`), RepoConfig{Listen: DefaultListen, API: DefaultAPIAddr}, ""},
-		{"api only", ptr(`{"api":"127.0.0.1:5001"}`), RepoConfig{Listen: DefaultListen, API: "127.0.0.1:5001"}, ""},
-		{"everything", ptr(`{"listen":["/ip4/127.0.0.1/tcp/1"],"api":"127.0.0.1:2","bootstrap":["/ip4/1.2.3.4/tcp/1/p2p/x"]}`),
-			RepoConfig{Listen: []string{"/ip4/127.0.0.1/tcp/1"}, API: "127.0.0.1:2", Bootstrap: []string{"/ip4/1.2.3.4/tcp/1/p2p/x"}}, ""},
-		{"unknown field", ptr(`{"api":"127.0.0.1:0","apii":"x"}`), RepoConfig{}, `unknown field "apii"`},
-		{"bad JSON", ptr(`{"api":`), RepoConfig{}, "unexpected EOF"},
-		{"wrong type", ptr(`{"listen":"/ip4/127.0.0.1/tcp/1"}`), RepoConfig{}, "cannot unmarshal"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := &Repo{Dir: t.TempDir()}
-			path := filepath.Join(r.Dir, configFile)
-			if tt.file != nil {
-				if err := os.WriteFile(path, []byte(*tt.file), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			got, err := r.Config()
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), path) {
-					t.Errorf("Config = %v, want an error naming %s and containing %q", err, path, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Equal(got.Listen, tt.want.Listen) || got.API != tt.want.API || !slices.Equal(got.Bootstrap, tt.want.Bootstrap) {
-				t.Errorf("Config = %+v, want %+v", got, tt.want)
-			}
-		})
-	}
-}
 
 func TestRepoAPIFile(t *testing.T) {
 	r := &Repo{Dir: t.TempDir()}

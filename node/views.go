@@ -3,9 +3,12 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/commons-p2p/commons/crdt"
 	"github.com/commons-p2p/commons/protocol"
@@ -29,20 +32,43 @@ func (n *Node) Peers(context.Context) ([]PeerInfo, error) {
 		return out, nil
 	}
 	for _, p := range n.host.Network().Peers() {
-		pi := PeerInfo{ID: p.String(), Addresses: []string{}}
+		pi := PeerInfo{ID: p.String(), Addresses: []string{}, Connections: []ConnInfo{}, Relayed: true}
 		for _, c := range n.host.Network().ConnsToPeer(p) {
-			pi.Addresses = append(pi.Addresses, c.RemoteMultiaddr().String())
+			ci := connInfo(c)
+			pi.Addresses = append(pi.Addresses, ci.Address)
+			pi.Connections = append(pi.Connections, ci)
+			pi.Relayed = pi.Relayed && ci.Relayed
 		}
+		pi.Relayed = pi.Relayed && len(pi.Connections) > 0
 		out = append(out, pi)
 	}
+	slices.SortFunc(out, func(a, b PeerInfo) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
+}
+
+func connInfo(c network.Conn) ConnInfo {
+	dir := "outbound"
+	if c.Stat().Direction == network.DirInbound {
+		dir = "inbound"
+	}
+	a := c.RemoteMultiaddr()
+	return ConnInfo{Address: a.String(), Direction: dir, Relayed: c.Stat().Limited || isRelayed(a)}
 }
 
 // Status summarises the node and each replicated commons.
 func (n *Node) Status(ctx context.Context) (StatusInfo, error) {
-	info := StatusInfo{PeerID: n.self.String(), Online: n.host != nil, Commons: []CommonsStatus{}}
+	info := StatusInfo{PeerID: n.self.String(), Online: n.host != nil, Commons: []CommonsStatus{},
+		Reachability: n.Reachability(), Addresses: []string{}, Connections: []PeerConn{}}
 	if n.host != nil {
 		info.Peers = len(n.host.Network().Peers())
+		for _, a := range n.host.Addrs() {
+			info.Addresses = append(info.Addresses, a.String())
+		}
+		for _, c := range n.host.Network().Conns() {
+			info.Connections = append(info.Connections, PeerConn{Peer: c.RemotePeer().String(), ConnInfo: connInfo(c)})
+		}
+		slices.SortFunc(info.Connections, func(a, b PeerConn) int { return strings.Compare(a.Peer+a.Address, b.Peer+b.Address) })
+		info.DHT = n.dhtInfo()
 	}
 	err := n.do(ctx, func() {
 		for _, id := range n.order {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -35,35 +36,54 @@ func (a *app) initCmd() *cobra.Command {
 }
 
 func (a *app) daemonCmd() *cobra.Command {
-	var listen, bootstrap []string
-	var apiAddr string
+	var listen, bootstrap, announce []string
+	var apiAddr, profile string
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the node (creates the repo if it does not exist)",
 		Long: `Run the node: listen for peers, replicate every joined commons over gossip and
 set-reconciliation sync, and serve the HTTP API on loopback for the other commands.
-Creates the repo first if there is none. Stops cleanly on Ctrl-C or SIGTERM.`,
+Creates the repo first if there is none. Stops cleanly on Ctrl-C or SIGTERM.
+
+Settings come from the repo's config file (commons config show), then COMMONS_*
+environment variables, then these flags. Peers are found through the bootstrap
+peers (config and manifests), the Kademlia DHT and mDNS on the local network;
+behind a NAT the node reserves a relay slot and upgrades relayed connections by
+hole punching.
+
+Profiles:
+  default    a contributor's daemon (DHT client until publicly reachable)
+  bootstrap  a foundation's always-on node with a public address: DHT server,
+             circuit relay v2 service, public reachability assumed, higher
+             connection limits; give its public addresses with --announce`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runDaemon(cmd, listen, bootstrap, apiAddr)
+			return a.runDaemon(cmd, daemonFlags{listen, bootstrap, announce, apiAddr, profile})
 		},
 	}
 	cmd.Flags().StringArrayVar(&listen, "listen", nil, "libp2p listen multiaddr, repeatable (default from config: TCP and QUIC on port 4040)")
-	cmd.Flags().StringArrayVar(&bootstrap, "bootstrap", nil, "peer to connect to, as a multiaddr ending in /p2p/<peer-id>; repeatable")
+	cmd.Flags().StringArrayVar(&bootstrap, "bootstrap", nil, "peer to connect to, as a multiaddr ending in /p2p/<peer-id>; repeatable, added to the config's")
+	cmd.Flags().StringArrayVar(&announce, "announce", nil, "address to announce instead of the detected ones, repeatable (a bootstrap node's public address)")
 	cmd.Flags().StringVar(&apiAddr, "api", "", "HTTP API address host:port (default from config: 127.0.0.1 on a free port)")
+	cmd.Flags().StringVar(&profile, "profile", "", "settings profile: default or bootstrap (default from config)")
 	return cmd
 }
 
-func (a *app) runDaemon(cmd *cobra.Command, listen, bootstrap []string, apiAddr string) error {
+type daemonFlags struct {
+	listen, bootstrap, announce []string
+	api, profile                string
+}
+
+func (a *app) runDaemon(cmd *cobra.Command, f daemonFlags) error {
 	if err := a.checkRepoFlag(); err != nil {
-		return err
-	}
-	log, err := a.logger(slog.LevelInfo)
-	if err != nil {
 		return err
 	}
 	repo, err := node.OpenRepo(a.repoDir)
 	if errors.Is(err, node.ErrNoRepo) {
+		log, lerr := a.logger(slog.LevelInfo)
+		if lerr != nil {
+			return lerr
+		}
 		var id fmt.Stringer
 		if repo, id, err = node.InitRepo(a.repoDir, log); err != nil {
 			return err
@@ -72,16 +92,25 @@ func (a *app) runDaemon(cmd *cobra.Command, listen, bootstrap []string, apiAddr 
 	} else if err != nil {
 		return err
 	}
-	cfg, err := repo.Config()
+	cfg, _, err := repo.Settings(os.LookupEnv, f.profile)
 	if err != nil {
 		return err
 	}
-	if len(listen) > 0 {
-		cfg.Listen = listen
+	if len(f.listen) > 0 {
+		cfg.Listen = f.listen
 	}
-	cfg.Bootstrap = append(cfg.Bootstrap, bootstrap...)
-	if apiAddr != "" {
-		cfg.API = apiAddr
+	cfg.Bootstrap = append(cfg.Bootstrap, f.bootstrap...)
+	if len(f.announce) > 0 {
+		cfg.Announce = f.announce
+	}
+	if f.api != "" {
+		cfg.API = f.api
+	}
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	log, err := a.logger(lvl)
+	if err != nil {
+		return err
 	}
 	key, err := repo.Key()
 	if err != nil {
@@ -91,7 +120,10 @@ func (a *app) runDaemon(cmd *cobra.Command, listen, bootstrap []string, apiAddr 
 	if err != nil {
 		return err
 	}
-	n, err := node.New(node.Config{Store: st, Key: key, Listen: cfg.Listen, Bootstrap: cfg.Bootstrap, Logger: log})
+	n, err := node.New(node.Config{
+		Store: st, Key: key, Listen: cfg.Listen, Bootstrap: cfg.Bootstrap, Logger: log,
+		ExchangeInterval: cfg.SyncInterval, Network: cfg.Network(),
+	})
 	if err != nil {
 		st.Close()
 		return err
@@ -115,6 +147,7 @@ func (a *app) runDaemon(cmd *cobra.Command, listen, bootstrap []string, apiAddr 
 	for _, a2 := range id.Addresses {
 		fmt.Fprintf(a.stdout, "listening on %s\n", a2)
 	}
+	fmt.Fprintf(a.stdout, "profile %s, DHT %s, mDNS %v, reachability %s\n", cfg.Profile, cfg.DHT, cfg.MDNS, n.Reachability())
 	fmt.Fprintf(a.stdout, "API on http://%s\n", addr)
 	<-ctx.Done()
 	fmt.Fprintln(a.stderr, "shutting down")

@@ -70,6 +70,18 @@ func (a *app) printStatus(st node.StatusInfo) {
 		state = "offline (no daemon running)"
 	}
 	fmt.Fprintf(w, "peer_id: %s\nnode:    %s\n", st.PeerID, state)
+	if st.Online {
+		fmt.Fprintf(w, "reachability: %s\n", reachabilityText(st.Reachability))
+		if st.DHT != nil {
+			fmt.Fprintf(w, "dht:     %s, %d peers in the routing table\n", st.DHT.Mode, st.DHT.RoutingTable)
+		}
+		for _, ad := range st.Addresses {
+			fmt.Fprintf(w, "address: %s\n", ad)
+		}
+		for _, c := range st.Connections {
+			fmt.Fprintf(w, "peer:    %s  %s %s %s\n", c.Peer, connKind(c.ConnInfo), c.Direction, c.Address)
+		}
+	}
 	if len(st.Commons) == 0 {
 		fmt.Fprintln(w, "commons: none yet (commons manifest create, or commons join ID)")
 	}
@@ -115,7 +127,11 @@ func (a *app) peersCmd() *cobra.Command {
 					fmt.Fprintln(a.stderr, "no peers connected")
 				}
 				for _, p := range ps {
-					fmt.Fprintf(a.stdout, "%s  %s\n", p.ID, strings.Join(p.Addresses, " "))
+					kinds := make([]string, len(p.Connections))
+					for i, c := range p.Connections {
+						kinds[i] = connKind(c) + " " + c.Direction + " " + c.Address
+					}
+					fmt.Fprintf(a.stdout, "%s  %s\n", p.ID, strings.Join(kinds, ", "))
 				}
 				return nil
 			})
@@ -123,4 +139,24 @@ func (a *app) peersCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// connKind says how a connection reaches a peer.
+func connKind(c node.ConnInfo) string {
+	if c.Relayed {
+		return "relayed"
+	}
+	return "direct"
+}
+
+func reachabilityText(r string) string {
+	switch r {
+	case "public":
+		return "public (peers dial this node directly)"
+	case "private":
+		return "private (behind NAT or a firewall: reached through a relay, then by hole punching)"
+	case "unknown":
+		return "unknown (not learnt yet: AutoNAT needs a peer with a public address)"
+	}
+	return r
 }

@@ -55,6 +55,7 @@ daemon runs, act on the repo directly).`,
 	root.AddCommand(a.getCmd())
 	root.AddCommand(a.testnetCmd())
 	root.AddCommand(a.syncCmd())
+	root.AddCommand(a.configCmd())
 	return root
 }
 

@@ -1,0 +1,464 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// DHTPrefix is the protocol prefix of the Commons DHT: its protocol is
+// /commons/kad/1.0.0, apart from the IPFS DHT.
+const DHTPrefix = "/commons"
+
+// MDNSService is the service name under which nodes find each other on
+// the local network.
+const MDNSService = "commons"
+
+// NetworkConfig says how a node reaches peers across real networks. The
+// zero value is a plain host: no DHT, no mDNS, no relay, no hole punching,
+// reachability learnt by AutoNAT — what in-process tests want. A daemon
+// takes its values from the repo's Settings.
+type NetworkConfig struct {
+	// Announce replaces the addresses the host announces (a bootstrap
+	// node's public addresses). Empty: the detected ones.
+	Announce []string
+	// DHT runs the Kademlia DHT: "auto", "client", "server"; "" or "off":
+	// none.
+	DHT string
+	// MDNS finds peers on the local network.
+	MDNS bool
+	// AutoNATService answers other peers' dial-back requests.
+	AutoNATService bool
+	// RelayClient reserves a slot on a circuit relay when the node is not
+	// publicly reachable.
+	RelayClient bool
+	// RelayService offers circuit relay v2 to others.
+	RelayService bool
+	// HolePunching upgrades relayed connections (DCUtR).
+	HolePunching bool
+	// Reachability: "public" or "private" assume it; "" or "auto" learn it.
+	Reachability string
+	// ConnLow and ConnHigh bound the connection manager; 0: 100 and 400.
+	ConnLow, ConnHigh int
+	// DiscoveryInterval is how often the node looks for each commons' peers
+	// in the DHT once it has some; 0: 5 minutes.
+	DiscoveryInterval time.Duration
+}
+
+// Settings → NetworkConfig.
+func (s Settings) Network() NetworkConfig {
+	return NetworkConfig{
+		Announce:       s.Announce,
+		DHT:            s.DHT,
+		MDNS:           s.MDNS,
+		AutoNATService: s.AutoNAT,
+		RelayClient:    s.RelayClient,
+		RelayService:   s.RelayService,
+		HolePunching:   s.HolePunching,
+		Reachability:   s.Reachability,
+		ConnLow:        s.ConnLow,
+		ConnHigh:       s.ConnHigh,
+	}
+}
+
+func (c *NetworkConfig) validate() error {
+	if c.ConnLow <= 0 {
+		c.ConnLow = 100
+	}
+	if c.ConnHigh <= 0 {
+		c.ConnHigh = max(400, c.ConnLow)
+	}
+	if c.ConnHigh < c.ConnLow {
+		return fmt.Errorf("node: config: ConnHigh %d is below ConnLow %d", c.ConnHigh, c.ConnLow)
+	}
+	if c.DiscoveryInterval <= 0 {
+		c.DiscoveryInterval = 5 * time.Minute
+	}
+	switch c.DHT {
+	case "", "off", "auto", "client", "server":
+	default:
+		return fmt.Errorf("node: config: DHT mode %q: want auto, client, server or off", c.DHT)
+	}
+	switch c.Reachability {
+	case "", "auto", "public", "private":
+	default:
+		return fmt.Errorf("node: config: reachability %q: want auto, public or private", c.Reachability)
+	}
+	for _, a := range c.Announce {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			return fmt.Errorf("node: config: announce address %q: %w", a, err)
+		}
+	}
+	return nil
+}
+
+func (c NetworkConfig) dhtOn() bool { return c.DHT != "" && c.DHT != "off" }
+
+// netState is what the node knows of its place in the network. Its fields
+// are safe for concurrent use.
+type netState struct {
+	dht          *dht.IpfsDHT
+	reachability atomic.Value // string: unknown, public, private
+	mdns         mdns.Service
+}
+
+// hostOptions are the libp2p options of a host the node builds itself.
+func (n *Node) hostOptions() ([]libp2p.Option, error) {
+	nc := n.cfg.Network
+	cm, err := connmgr.NewConnManager(nc.ConnLow, nc.ConnHigh, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("node: connection manager: %w", err)
+	}
+	rm, err := resourceManager(nc.ConnHigh)
+	if err != nil {
+		return nil, err
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(n.cfg.Key),
+		libp2p.ListenAddrStrings(n.cfg.Listen...),
+		libp2p.ConnectionManager(cm),
+		libp2p.ResourceManager(rm),
+		libp2p.UserAgent("commons"),
+	}
+	if len(nc.Announce) > 0 {
+		announce := make([]ma.Multiaddr, 0, len(nc.Announce))
+		for _, a := range nc.Announce {
+			m, err := ma.NewMultiaddr(a)
+			if err != nil {
+				return nil, fmt.Errorf("node: announce address %q: %w", a, err)
+			}
+			announce = append(announce, m)
+		}
+		opts = append(opts, libp2p.AddrsFactory(func(detected []ma.Multiaddr) []ma.Multiaddr {
+			// Keep relayed addresses: they are how a private node is reached.
+			out := slices.Clone(announce)
+			for _, a := range detected {
+				if isRelayed(a) {
+					out = append(out, a)
+				}
+			}
+			return out
+		}))
+	}
+	if nc.AutoNATService {
+		opts = append(opts, libp2p.EnableNATService(), libp2p.EnableAutoNATv2())
+	}
+	switch nc.Reachability {
+	case "public":
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	case "private":
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
+	}
+	if nc.RelayService {
+		opts = append(opts, libp2p.EnableRelayService())
+	}
+	if nc.RelayClient {
+		opts = append(opts, libp2p.EnableAutoRelayWithPeerSource(n.relayCandidates))
+	}
+	if nc.HolePunching {
+		opts = append(opts, libp2p.EnableHolePunching())
+	}
+	if nc.dhtOn() {
+		opts = append(opts, libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
+			d, err := n.newDHT(h)
+			n.net.dht = d
+			return d, err
+		}))
+	}
+	return opts, nil
+}
+
+// resourceManager scales libp2p's default limits to the machine, then
+// raises the connection limits to what the connection manager allows.
+func resourceManager(connHigh int) (network.ResourceManager, error) {
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	scaled := limits.AutoScale()
+	conns := rcmgr.LimitVal(2 * connHigh)
+	partial := rcmgr.PartialLimitConfig{
+		System: rcmgr.ResourceLimits{
+			Conns: conns, ConnsInbound: conns, ConnsOutbound: conns,
+			Streams: rcmgr.LimitVal(16 * connHigh), StreamsInbound: rcmgr.LimitVal(8 * connHigh), StreamsOutbound: rcmgr.LimitVal(8 * connHigh),
+			FD: conns,
+		},
+		Transient: rcmgr.ResourceLimits{Conns: conns, ConnsInbound: conns, ConnsOutbound: conns},
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(scaled)))
+	if err != nil {
+		return nil, fmt.Errorf("node: resource manager: %w", err)
+	}
+	return rm, nil
+}
+
+func (n *Node) newDHT(h host.Host) (*dht.IpfsDHT, error) {
+	mode := dht.ModeAuto
+	switch n.cfg.Network.DHT {
+	case "client":
+		mode = dht.ModeClient
+	case "server":
+		mode = dht.ModeServer
+	}
+	d, err := dht.New(h,
+		dht.Mode(mode),
+		dht.ProtocolPrefix(DHTPrefix),
+		dht.DisableValues(),
+		dht.BootstrapPeersFunc(n.bootstrapInfos),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("node: start DHT: %w", err)
+	}
+	return d, nil
+}
+
+// bootstrapInfos are the configured bootstrap peers and those the
+// manifests of the replicated commons name.
+func (n *Node) bootstrapInfos() []peer.AddrInfo {
+	addrs := slices.Clone(n.cfg.Bootstrap)
+	_ = n.do(n.ctx, func() {
+		for _, id := range n.order {
+			if _, m := n.commons[id].state.Head(); m != nil {
+				addrs = append(addrs, m.Bootstrap...)
+			}
+		}
+	})
+	var out []peer.AddrInfo
+	for _, a := range addrs {
+		ai, err := parsePeerAddr(a)
+		if err != nil || ai.ID == n.host.ID() {
+			continue
+		}
+		out = append(out, *ai)
+	}
+	return out
+}
+
+// relayCandidates feeds AutoRelay: the bootstrap peers, then connected
+// peers; AutoRelay itself checks which offer the relay service.
+func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
+	ch := make(chan peer.AddrInfo, num)
+	go func() {
+		defer close(ch)
+		seen := map[peer.ID]bool{}
+		send := func(ai peer.AddrInfo) bool {
+			if seen[ai.ID] || len(seen) >= num {
+				return len(seen) < num
+			}
+			seen[ai.ID] = true
+			select {
+			case ch <- ai:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		if n.host == nil {
+			return
+		}
+		for _, ai := range n.bootstrapInfos() {
+			if !send(ai) {
+				return
+			}
+		}
+		for _, p := range n.host.Network().Peers() {
+			if !send(peer.AddrInfo{ID: p, Addrs: n.host.Peerstore().Addrs(p)}) {
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// startDiscovery tracks reachability and runs mDNS and the DHT's
+// announcing and finding of each commons' peers.
+func (n *Node) startDiscovery() error {
+	r := "unknown"
+	switch n.cfg.Network.Reachability {
+	case "public", "private":
+		r = n.cfg.Network.Reachability
+	}
+	n.net.reachability.Store(r)
+	sub, err := n.host.EventBus().Subscribe([]any{new(event.EvtLocalReachabilityChanged), new(event.EvtLocalAddressesUpdated)})
+	if err != nil {
+		return fmt.Errorf("node: subscribe to host events: %w", err)
+	}
+	addrsChanged := make(chan struct{}, 1)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer sub.Close()
+		for {
+			select {
+			case <-n.ctx.Done():
+				return
+			case e := <-sub.Out():
+				switch e := e.(type) {
+				case event.EvtLocalReachabilityChanged:
+					r := strings.ToLower(e.Reachability.String())
+					n.net.reachability.Store(r)
+					n.log.Info("reachability", "now", r)
+				case event.EvtLocalAddressesUpdated:
+					select {
+					case addrsChanged <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	if n.cfg.Network.MDNS {
+		n.net.mdns = mdns.NewMdnsService(n.host, MDNSService, mdnsNotifee{n})
+		if err := n.net.mdns.Start(); err != nil {
+			return fmt.Errorf("node: start mDNS: %w", err)
+		}
+	}
+	if n.net.dht != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.runDHT(addrsChanged)
+		}()
+	}
+	return nil
+}
+
+type mdnsNotifee struct{ n *Node }
+
+// HandlePeerFound connects to a peer found on the local network; the
+// connection starts a sync of every commons both replicate.
+func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	n := m.n
+	if ai.ID == n.host.ID() || n.host.Network().Connectedness(ai.ID) == network.Connected {
+		return
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, 15*time.Second)
+	defer cancel()
+	if err := n.host.Connect(ctx, ai); err != nil {
+		n.log.Debug("mDNS peer", "peer", ai.ID, "err", err)
+		return
+	}
+	n.log.Info("found peer on the local network", "peer", ai.ID)
+}
+
+// runDHT announces this node as a provider of each commons it replicates
+// (keyed by the commons ID) and connects to the other providers: soon
+// after start, whenever this node's addresses change (a relay reservation,
+// a new observed address), when a commons is joined, and then every
+// DiscoveryInterval.
+func (n *Node) runDHT(addrsChanged <-chan struct{}) {
+	d := n.net.dht
+	if err := d.Bootstrap(n.ctx); err != nil {
+		n.log.Warn("DHT bootstrap", "err", err)
+	}
+	provided := map[cid.Cid]time.Time{}
+	const reprovide = 12 * time.Hour
+	// Quick rounds at first: the routing table fills as connections come.
+	delay := 2 * time.Second
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-addrsChanged:
+			clear(provided) // peers must learn the new addresses
+		case <-n.joined:
+		case <-t.C:
+		}
+		for _, id := range n.commonsIDs() {
+			if d.RoutingTable().Size() == 0 {
+				break
+			}
+			if at, ok := provided[id]; !ok || time.Since(at) > reprovide {
+				ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
+				err := d.Provide(ctx, id, true)
+				cancel()
+				if err != nil {
+					n.log.Debug("DHT provide", "commons", id, "err", err)
+				} else {
+					provided[id] = time.Now()
+				}
+			}
+			n.findProviders(id)
+		}
+		delay = min(2*delay, n.cfg.Network.DiscoveryInterval)
+		t.Reset(delay)
+	}
+}
+
+// findProviders connects to the peers the DHT names as replicating a
+// commons.
+func (n *Node) findProviders(id cid.Cid) {
+	ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
+	defer cancel()
+	for ai := range n.net.dht.FindProvidersAsync(ctx, id, 20) {
+		if ai.ID == n.host.ID() || n.host.Network().Connectedness(ai.ID) == network.Connected {
+			continue
+		}
+		n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+		cctx, ccancel := context.WithTimeout(ctx, 20*time.Second)
+		if err := n.host.Connect(cctx, ai); err != nil {
+			n.log.Debug("DHT provider", "commons", id, "peer", ai.ID, "err", err)
+		} else {
+			n.log.Info("found peer through the DHT", "commons", id, "peer", ai.ID)
+		}
+		ccancel()
+	}
+}
+
+func isRelayed(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
+
+// Reachability is how others reach this node: public, private or unknown
+// (AutoNAT has not decided yet); "offline" without a host.
+func (n *Node) Reachability() string {
+	if n.host == nil {
+		return "offline"
+	}
+	if r, ok := n.net.reachability.Load().(string); ok {
+		return r
+	}
+	return "unknown"
+}
+
+// closeDiscovery stops mDNS and the DHT.
+func (n *Node) closeDiscovery() {
+	if n.net.mdns != nil {
+		_ = n.net.mdns.Close()
+	}
+	if n.net.dht != nil {
+		_ = n.net.dht.Close()
+	}
+}
+
+func (n *Node) dhtInfo() *DHTInfo {
+	d := n.net.dht
+	if d == nil {
+		return nil
+	}
+	// In auto mode the DHT serves only once the node is publicly
+	// reachable: it then handles the DHT protocol.
+	mode := "client"
+	if slices.Contains(n.host.Mux().Protocols(), protocol.ID(DHTPrefix+"/kad/1.0.0")) {
+		mode = "server"
+	}
+	return &DHTInfo{Mode: mode, RoutingTable: d.RoutingTable().Size()}
+}
