@@ -98,7 +98,6 @@ func TestRepoKeyDamaged(t *testing.T) {
 	}
 }
 
-
 func TestRepoAPIFile(t *testing.T) {
 	r := &Repo{Dir: t.TempDir()}
 	if _, _, ok := r.API(); ok {
