@@ -1,10 +1,12 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"sort"
@@ -242,9 +244,17 @@ func (h *handler) contributions(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// feedKeepAlive is how long an SSE stream stays silent before the handler
+// sends a comment line, so that proxies and clients see it is alive.
+var feedKeepAlive = 15 * time.Second
+
+// keepAliveFrame is the SSE comment sent after feedKeepAlive of silence.
+var keepAliveFrame = []byte(": keep-alive\n\n")
+
 // events serves a commons' live feed as Server-Sent Events. It resumes
 // after the Last-Event-ID header (or the after query parameter, for the
-// first connection).
+// first connection). Each wake-up's events go out in one write and one
+// flush; a stream silent for feedKeepAlive gets a ": keep-alive" comment.
 func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	s, ok := h.streamer(w)
 	if !ok {
@@ -266,24 +276,54 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("X-Accel-Buffering", "no")
+	// No chunking: the body ends when the connection closes, as the SSE
+	// specification suggests, and a write is one system call, not three.
+	hd.Set("Transfer-Encoding", "identity")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	_, _ = w.Write([]byte("retry: 1000\n\n"))
-	if rc.Flush() != nil {
+	if _, err := w.Write([]byte("retry: 1000\n\n")); err != nil || rc.Flush() != nil {
 		return
 	}
+	idle := time.NewTimer(feedKeepAlive)
+	defer idle.Stop()
+	var chunks [][]byte
+	var buf []byte
 	for {
-		frames, err := sub.Next(r.Context(), 256)
-		for _, f := range frames {
-			if _, werr := w.Write(f); werr != nil {
-				return
-			}
+		chunks, err = sub.read(r.Context(), 1024, idle.C, chunks[:0])
+		if len(chunks) == 0 && err == nil {
+			chunks = append(chunks, keepAliveFrame)
 		}
 		if errors.Is(err, ErrOverflow) {
-			fmt.Fprintf(w, "id: %s\nevent: overflow\ndata: {\"resume\":%q}\n\n", sub.Pos(), sub.Pos())
+			chunks = append(chunks, fmt.Appendf(nil, "id: %s\nevent: overflow\ndata: {\"resume\":%q}\n\n", sub.Pos(), sub.Pos()))
 		}
-		if rc.Flush() != nil || err != nil {
+		if buf, err = writeChunks(w, chunks, buf, err); err != nil || rc.Flush() != nil {
 			return
 		}
+		idle.Reset(feedKeepAlive)
 	}
+}
+
+// writeChunks writes chunks to w, joined in buf (returned for reuse) when
+// there are several, so that a wake-up costs one write. It returns rerr,
+// or the write's error.
+func writeChunks(w io.Writer, chunks [][]byte, buf []byte, rerr error) ([]byte, error) {
+	const maxJoin = 256 << 10
+	if len(chunks) == 1 {
+		_, err := w.Write(chunks[0])
+		return buf, cmp.Or(err, rerr)
+	}
+	buf = buf[:0]
+	for i, c := range chunks {
+		buf = append(buf, c...)
+		if len(buf) >= maxJoin || i == len(chunks)-1 {
+			if _, err := w.Write(buf); err != nil {
+				return buf[:0], err
+			}
+			buf = buf[:0]
+		}
+	}
+	if cap(buf) > maxJoin {
+		buf = nil // a catch-up's buffer: do not keep it
+	}
+	return buf, rerr
 }

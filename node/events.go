@@ -24,16 +24,19 @@ package node
 // # Delivery
 //
 // The event loop appends each merged record's events to a bounded ring per
-// commons and wakes subscribers through a notifier that coalesces wake-ups
-// (at most one per feedCoalesce); it never waits for a subscriber and its
-// cost does not grow with their number. Each subscriber reads from its own
-// position: from the ring while its position is in the ring, and from the
-// store's feed log plus the status-change list when it is behind (a resume).
-// A subscriber that is live and falls further behind than the ring holds
-// (Config.FeedBuffer events) has overflowed: its stream ends with an
-// "overflow" event naming the position to resume from.
+// commons and queues the commons with a notifier that publishes them to
+// subscribers in segments, at most one per feedCoalesce (feed_publish.go);
+// the loop never waits for a subscriber and its cost does not grow with
+// their number. Each subscriber reads from its own position: whole
+// segments, encoded once per filter, while it keeps up; the ring event by
+// event while its position is in the ring; and the store's feed log plus
+// the status-change list when it is behind (a resume). A subscriber that
+// is live and falls further behind than the ring holds (Config.FeedBuffer
+// events) has overflowed: its stream ends with an "overflow" event naming
+// the position to resume from.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -195,6 +198,15 @@ type commonsFeed struct {
 	ring     []*feedEvent            // the latest events, oldest first, at most cap
 	ringCap  int
 	counts   map[protocol.Type]uint64 // records by type
+
+	// Written by the notifier (feed_publish.go) under mu.
+	pub  Pos        // last event published to subscribers
+	segs []*segment // recent publications, oldest first
+	// waiters are the caught-up subscriptions, woken (queued for a turn,
+	// feed_turns.go) at the next publication.
+	waiters []*Subscription
+	queued  bool                // in feedHub.queued (guarded by feedHub.qmu)
+	filter  map[EventFilter]int // subscribers' filters, with their counts
 }
 
 // feedHub holds every commons' feed and wakes subscribers.
@@ -203,49 +215,16 @@ type feedHub struct {
 	commons map[cid.Cid]*commonsFeed
 	ringCap int
 
-	wake    sync.Mutex
-	notify  chan struct{} // closed and replaced to wake subscribers
+	qmu     sync.Mutex
+	queued  []*commonsFeed // with events to publish
 	kick    chan struct{}
+	turns   turns
 	subs    atomic.Int64
 	metrics *Metrics
 }
 
-// feedCoalesce is the shortest time between two wake-ups of subscribers:
-// events arriving closer together are delivered together.
-const feedCoalesce = 25 * time.Millisecond
-
 func newFeedHub(ringCap int, m *Metrics) *feedHub {
-	return &feedHub{commons: map[cid.Cid]*commonsFeed{}, ringCap: ringCap, notify: make(chan struct{}), kick: make(chan struct{}, 1), metrics: m}
-}
-
-// run is the notifier: it wakes subscribers when kicked, at most once per
-// feedCoalesce, until ctx ends.
-func (h *feedHub) run(ctx context.Context) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-h.kick:
-		}
-		h.wake.Lock()
-		close(h.notify)
-		h.notify = make(chan struct{})
-		h.wake.Unlock()
-		t.Reset(feedCoalesce)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (h *feedHub) waiter() <-chan struct{} {
-	h.wake.Lock()
-	defer h.wake.Unlock()
-	return h.notify
+	return &feedHub{commons: map[cid.Cid]*commonsFeed{}, ringCap: ringCap, kick: make(chan struct{}, 1), metrics: m, turns: turns{free: feedTurns}}
 }
 
 // feed returns a commons' feed, creating it. Loop only (creation).
@@ -259,7 +238,8 @@ func (h *feedHub) feed(id cid.Cid) *commonsFeed {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if f = h.commons[id]; f == nil {
-		f = &commonsFeed{id: id, arrival: map[cid.Cid]crdt.Status{}, ringCap: h.ringCap, counts: map[protocol.Type]uint64{}}
+		f = &commonsFeed{id: id, arrival: map[cid.Cid]crdt.Status{}, ringCap: h.ringCap, counts: map[protocol.Type]uint64{},
+			filter: map[EventFilter]int{}}
 		h.commons[id] = f
 	}
 	return f
@@ -272,8 +252,9 @@ func (h *feedHub) lookup(id cid.Cid) *commonsFeed {
 }
 
 // added records the events of a record merged at cursor with the status
-// changes it caused. live appends to the ring and wakes subscribers; at
-// start (live false) only the status list and indexes are built. Loop only.
+// changes it caused. live appends to the ring and queues the commons for
+// publication; at start (live false) only the status list and indexes are
+// built, and the events count as published. Loop only.
 func (h *feedHub) added(f *commonsFeed, cursor uint64, b *protocol.Block, changes []crdt.Change, st *crdt.State, live bool) {
 	if cursor == 0 {
 		return
@@ -315,16 +296,15 @@ func (h *feedHub) added(f *commonsFeed, cursor uint64, b *protocol.Block, change
 				f.ring = append(make([]*feedEvent, 0, f.ringCap+f.ringCap/2), f.ring[over:]...)
 			}
 		}
+	} else {
+		f.pub = f.head
 	}
 	f.mu.Unlock()
 	if live {
 		if h.metrics != nil {
 			h.metrics.feedEvents.Add(float64(len(evs)))
 		}
-		select {
-		case h.kick <- struct{}{}:
-		default:
-		}
+		h.queue(f)
 	}
 }
 
@@ -371,37 +351,48 @@ type subscription struct {
 	n      *Node
 	f      *commonsFeed
 	filter EventFilter
-	pos    Pos  // last event passed (delivered or filtered out)
-	live   bool // has reached the ring once
+	pos    Pos // last event passed (delivered or filtered out)
+	// live is set once s reads from the ring or reaches the head (not
+	// merely the last published event: events not yet published are ahead
+	// of it, and if they leave the ring before they are published it
+	// replays them from the store).
+	live bool
 }
 
-// next returns the events after s.pos (at most max, fewer when caught up),
-// advancing s.pos. It returns errOverflow if s was live and the ring moved
-// past it.
+// next appends the SSE bytes of the published events after s.pos (about
+// max events: whole segments, fewer when caught up), each element one or
+// more whole frames, advancing s.pos. It returns errOverflow if s was live
+// and the ring moved past it.
 func (s *subscription) next(ctx context.Context, max int, out [][]byte) ([][]byte, error) {
-	s.f.mu.RLock()
-	if !s.pos.less(s.f.head) {
-		s.f.mu.RUnlock()
-		s.live = true
+	f := s.f
+	f.mu.RLock()
+	if !s.pos.less(f.pub) {
+		if !s.pos.less(f.head) {
+			s.live = true
+		}
+		f.mu.RUnlock()
 		return out, nil
 	}
-	win := s.f.ringWindow()
-	if len(win) == 0 || s.pos.less(prevPos(win[0].pos, s.f)) {
+	win := f.ringWindow()
+	if len(win) == 0 || s.pos.less(prevPos(win[0].pos, f)) {
 		// The next event is older than the ring.
-		s.f.mu.RUnlock()
+		f.mu.RUnlock()
 		if s.live {
 			return out, errOverflow
 		}
 		return s.replay(ctx, max, out)
 	}
-	i := sort.Search(len(win), func(i int) bool { return s.pos.less(win[i].pos) })
-	for ; i < len(win) && len(out) < max; i++ {
-		s.pos = win[i].pos
-		if s.filter.match(&win[i].ev) {
-			out = append(out, win[i].sse())
+	out, ok := s.fromSegments(max, out)
+	if !ok {
+		i := sort.Search(len(win), func(i int) bool { return s.pos.less(win[i].pos) })
+		for n := 0; i < len(win) && n < max && !f.pub.less(win[i].pos); i, n = i+1, n+1 {
+			s.pos = win[i].pos
+			if s.filter.match(&win[i].ev) {
+				out = append(out, win[i].sse())
+			}
 		}
 	}
-	s.f.mu.RUnlock()
+	f.mu.RUnlock()
 	s.live = true
 	return out, nil
 }
@@ -426,7 +417,7 @@ func prevPos(p Pos, f *commonsFeed) Pos {
 }
 
 // replay reads events after s.pos from the store's feed log and the status
-// list, up to the ring's start (or the head).
+// list, up to the ring's start (or the last published event).
 func (s *subscription) replay(ctx context.Context, max int, out [][]byte) ([][]byte, error) {
 	page, err := s.n.st.Feed(ctx, s.f.id, s.pos.Cursor, min(max, 512))
 	if err != nil {
@@ -437,8 +428,8 @@ func (s *subscription) replay(ctx context.Context, max int, out [][]byte) ([][]b
 	// Status changes of the record at s.pos.Cursor not passed yet.
 	out = s.replayStatus(s.pos.Cursor, out)
 	for _, st := range page {
-		if st.Cursor > s.f.head.Cursor {
-			break // stored but not merged yet
+		if st.Cursor > s.f.pub.Cursor {
+			break // stored but not merged or published yet
 		}
 		b, err := protocol.Parse(st.Raw)
 		if err != nil {
@@ -498,9 +489,12 @@ func (n *Node) Subscribe(ctx context.Context, commons, from string, filter Event
 	if ierr != nil {
 		return nil, ierr
 	}
+	f.mu.Lock()
+	f.filter[filter]++
+	f.mu.Unlock()
 	n.feeds.subs.Add(1)
 	n.metrics.feedSubscribers.Inc()
-	return &Subscription{s: subscription{n: n, f: f, filter: filter, pos: pos}}, nil
+	return &Subscription{s: subscription{n: n, f: f, filter: filter, pos: pos}, turn: make(chan struct{}, 1)}, nil
 }
 
 // Subscription is an open event stream of one commons. It is not safe for
@@ -508,6 +502,12 @@ func (n *Node) Subscribe(ctx context.Context, commons, from string, filter Event
 type Subscription struct {
 	s      subscription
 	closed bool
+
+	turn    chan struct{} // a turn to read, from feedHub.turns
+	holding bool          // received a turn not given back yet
+	waiting bool          // in s.f.waiters (guarded by s.f.mu)
+	queued  bool          // in the hub's turn queue (guarded by turns.mu)
+	granted bool          // handed a turn (guarded by turns.mu)
 }
 
 // ErrOverflow is returned by Subscription.Next when the reader fell further
@@ -515,29 +515,54 @@ type Subscription struct {
 var ErrOverflow = errOverflow
 
 // Next waits until events follow the subscription's position and returns
-// them (at most max) as SSE frames, or returns ctx's error, ErrClosed when
-// the node stops, or ErrOverflow.
+// them as SSE frames, one event each (about max: the events one wake-up
+// published come together), or returns ctx's error, ErrClosed when the node
+// stops, or ErrOverflow.
 func (s *Subscription) Next(ctx context.Context, max int) ([][]byte, error) {
-	hub := s.s.n.feeds
+	chunks, err := s.read(ctx, max, nil, nil)
+	var frames [][]byte
+	for _, c := range chunks {
+		for len(c) > 0 {
+			i := bytes.Index(c, []byte("\n\n")) + 2
+			frames = append(frames, c[:i:i])
+			c = c[i:]
+		}
+	}
+	return frames, err
+}
+
+// read waits until events follow the subscription's position and appends
+// their SSE bytes to out, each element one or more whole frames (about max
+// events). It returns out unchanged and no error if idle fires first.
+func (s *Subscription) read(ctx context.Context, max int, idle <-chan time.Time, out [][]byte) ([][]byte, error) {
+	n := len(out)
 	for {
-		wait := hub.waiter()
 		before := s.s.pos
-		out, err := s.s.next(ctx, max, nil)
-		if err != nil || len(out) > 0 {
+		var err error
+		out, err = s.s.next(ctx, max, out)
+		if err != nil || len(out) > n {
+			s.endTurn()
 			if errors.Is(err, errOverflow) {
 				s.s.n.metrics.feedOverflows.Inc()
 			}
 			return out, err
 		}
-		if s.s.pos != before {
-			continue // a page of filtered-out events: read on
+		if s.s.pos != before || s.wait() {
+			continue // a page of filtered-out events, or a publication: read on
 		}
+		s.endTurn()
 		select {
-		case <-wait:
+		case <-s.turn:
+			s.holding = true
+		case <-idle:
+			s.leave()
+			return out, nil
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			s.leave()
+			return out, ctx.Err()
 		case <-s.s.n.stopped:
-			return nil, ErrClosed
+			s.leave()
+			return out, ErrClosed
 		}
 	}
 }
@@ -550,6 +575,13 @@ func (s *Subscription) Pos() Pos { return s.s.pos }
 func (s *Subscription) Close() {
 	if !s.closed {
 		s.closed = true
+		s.leave()
+		f := s.s.f
+		f.mu.Lock()
+		if f.filter[s.s.filter]--; f.filter[s.s.filter] == 0 {
+			delete(f.filter, s.s.filter)
+		}
+		f.mu.Unlock()
 		s.s.n.feeds.subs.Add(-1)
 		s.s.n.metrics.feedSubscribers.Dec()
 	}

@@ -1,14 +1,18 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/commons-p2p/commons/protocol"
@@ -255,4 +259,191 @@ func TestEventsHTTPErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// follower reads a subscription in its own goroutine until its context
+// ends, keeping the event ids.
+type follower struct {
+	filter   EventFilter
+	from     string
+	cancel   context.CancelFunc
+	done     chan struct{}
+	progress chan struct{}
+	mu       sync.Mutex
+	got      []string
+}
+
+func follow(t *testing.T, n *Node, commons, from string, f EventFilter) *follower {
+	t.Helper()
+	sub := must[*Subscription](t)(n.Subscribe(t.Context(), commons, from, f))
+	ctx, cancel := context.WithCancel(t.Context())
+	fl := &follower{filter: f, from: from, cancel: cancel, done: make(chan struct{}), progress: make(chan struct{}, 1)}
+	go func() {
+		defer close(fl.done)
+		defer sub.Close()
+		for {
+			frames, err := sub.Next(ctx, 100)
+			fl.mu.Lock()
+			for _, f := range frames {
+				fl.got = append(fl.got, parseFrame(t, f).ID)
+			}
+			fl.mu.Unlock()
+			select {
+			case fl.progress <- struct{}{}:
+			default:
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return fl
+}
+
+// await waits until fl has n events and returns them.
+func (fl *follower) await(t *testing.T, n int) []string {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		fl.mu.Lock()
+		got := slices.Clone(fl.got)
+		fl.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-fl.progress:
+		case <-timeout:
+			t.Fatalf("filter %+v from %q: %d events after 10 s, want %d: %v", fl.filter, fl.from, len(got), n, got)
+		}
+	}
+}
+
+// TestEventsManySubscribers follows one commons with more subscribers than
+// turns (feed_turns.go), with several filters (some subscribed only after
+// the publications began, so not joined in their segments), from several
+// positions, some leaving midway, and checks that each gets exactly the
+// events a fresh replay of its filter gives, in order.
+func TestEventsManySubscribers(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	filters := []EventFilter{{}, {Type: "status"}, {Type: "contribution"}, {Kind: "text"}, {Status: "accepted"}}
+	froms := []string{"", "3", "5.1", "6.1"}
+	var fls []*follower
+	for i := range 40 {
+		fls = append(fls, follow(t, w.n, w.commons, froms[i%len(froms)], filters[i%len(filters)]))
+	}
+	var contribs []string
+	for i := range 12 {
+		kind := []string{"text", "code"}[i%2]
+		contribs = append(contribs, must[string](t)(w.c.Contribute(ctx, ContributeParams{Commons: w.commons, Title: fmt.Sprint("live ", i), Kind: kind})))
+		if i == 5 {
+			// Leave while events flow, and join with new filters.
+			for _, fl := range fls[:10] {
+				fl.cancel()
+				<-fl.done
+			}
+			fls = fls[10:]
+			for i := range 10 {
+				f := EventFilter{Kind: "code", Type: []string{"contribution", "status"}[i%2]}
+				fls = append(fls, follow(t, w.n, w.commons, froms[i%len(froms)], f))
+			}
+		}
+	}
+	for i, c := range contribs {
+		if i%3 != 2 {
+			must[string](t)(w.c.Review(ctx, ReviewParams{Target: c, Decision: []string{"accept", "reject"}[i%3]}))
+		}
+	}
+	for _, fl := range fls {
+		ref := must[*Subscription](t)(w.n.Subscribe(ctx, w.commons, fl.from, fl.filter))
+		want := ids(drain(t, ref))
+		ref.Close()
+		if got := fl.await(t, len(want)); !slices.Equal(got, want) {
+			t.Errorf("filter %+v from %q:\n got %v\nwant %v", fl.filter, fl.from, got, want)
+		}
+	}
+	for _, fl := range fls {
+		fl.cancel()
+		<-fl.done
+	}
+	if n := w.n.feeds.turns.free; n != feedTurns {
+		t.Errorf("free turns after every subscriber left = %d, want %d", n, feedTurns)
+	}
+}
+
+// streamRecorder is a ResponseWriter whose body can be read while the
+// handler writes.
+type streamRecorder struct {
+	mu   sync.Mutex
+	hdr  http.Header
+	code int
+	body bytes.Buffer
+}
+
+func (r *streamRecorder) Header() http.Header { return r.hdr }
+func (r *streamRecorder) WriteHeader(code int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.code = code
+}
+func (r *streamRecorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.body.Write(p)
+}
+func (r *streamRecorder) Flush() {}
+
+func (r *streamRecorder) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.body.String()
+}
+
+// TestEventsKeepAlive checks, in a synctest bubble, that a silent stream
+// gets a ": keep-alive" comment every feedKeepAlive and that events put
+// the next one off.
+func TestEventsKeepAlive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := startOffline(t)
+		h := Handler(n, testToken)
+		id := must[string](t)(n.CreateManifest(t.Context(), ManifestParams{Name: ptr("K"), Licence: ptr("MIT")}))
+		ctx, cancel := context.WithCancel(t.Context())
+		rec := &streamRecorder{hdr: http.Header{}}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/api/v1/commons/"+id+"/events", nil))
+		}()
+		start := time.Now()
+		check := func(at time.Duration, wantEvents, wantKeepAlives int) {
+			t.Helper()
+			time.Sleep(at - time.Since(start))
+			synctest.Wait()
+			body := rec.String()
+			if got := strings.Count(body, "\ndata: "); got != wantEvents {
+				t.Errorf("at %v: %d events, want %d:\n%s", at, got, wantEvents, body)
+			}
+			if got := strings.Count(body, ": keep-alive\n\n"); got != wantKeepAlives {
+				t.Errorf("at %v: %d keep-alives, want %d:\n%s", at, got, wantKeepAlives, body)
+			}
+		}
+		check(0, 1, 0)
+		check(feedKeepAlive-time.Millisecond, 1, 0)
+		check(feedKeepAlive, 1, 1)
+		check(2*feedKeepAlive-time.Millisecond, 1, 1)
+		check(2*feedKeepAlive, 1, 2)
+		const later = 5 * time.Second
+		time.Sleep(later)
+		must[string](t)(n.Contribute(t.Context(), ContributeParams{Commons: id, Title: "breaks the silence"}))
+		check(2*feedKeepAlive+later, 2, 2)
+		check(3*feedKeepAlive, 2, 2) // counted from the event, not the last comment
+		check(3*feedKeepAlive+later-time.Millisecond, 2, 2)
+		check(3*feedKeepAlive+later, 2, 3)
+		cancel()
+		<-done
+		if rec.code != http.StatusOK || rec.hdr.Get("Content-Type") != "text/event-stream" {
+			t.Errorf("response %d %v", rec.code, rec.hdr)
+		}
+	})
 }

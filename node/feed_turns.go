@@ -1,0 +1,130 @@
+package node
+
+// Waking subscribers a few at a time.
+//
+// A caught-up subscriber waits in its commons' waiter list. A publication
+// moves the list to the hub's queue, and the hub hands out turns from the
+// queue's front, at most feedTurns at once: a subscriber woken with a turn
+// reads its events and gives the turn back before it writes them, which
+// wakes the next one. So a publication to a thousand subscribers makes a
+// few goroutines runnable at a time rather than a thousand, and the event
+// loop and ingestion, which share the cores, wait behind a few
+// subscribers' reads rather than behind all of them. A subscriber holds a
+// turn only inside Subscription.read, never while it writes, so a slow
+// connection cannot hold one up.
+
+import (
+	"runtime"
+	"slices"
+	"sync"
+)
+
+// feedTurns is how many subscribers may read at once after a publication.
+var feedTurns = max(2, runtime.GOMAXPROCS(0))
+
+// turns hands out turns to queued subscriptions in order.
+type turns struct {
+	mu    sync.Mutex
+	queue []*Subscription
+	free  int
+}
+
+// enqueue queues ss for a turn each and hands out the free turns.
+func (t *turns) enqueue(ss []*Subscription) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range ss {
+		s.queued = true
+	}
+	t.queue = append(t.queue, ss...)
+	t.dispatch()
+}
+
+// dispatch hands free turns to the queue's front. Caller holds t.mu.
+func (t *turns) dispatch() {
+	i := 0
+	for ; t.free > 0 && i < len(t.queue); i++ {
+		s := t.queue[i]
+		s.queued, s.granted = false, true
+		t.free--
+		s.turn <- struct{}{} // never blocks: one turn at a time
+	}
+	if i > 0 {
+		n := copy(t.queue, t.queue[i:])
+		clear(t.queue[n:])
+		t.queue = t.queue[:n]
+	}
+}
+
+// done gives back s's turn, received or not, and hands it on.
+func (t *turns) done(s *Subscription) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s.queued {
+		s.queued = false
+		if i := slices.Index(t.queue, s); i >= 0 {
+			t.queue = slices.Delete(t.queue, i, i+1)
+		}
+	}
+	if s.granted {
+		select {
+		case <-s.turn:
+		default:
+		}
+		s.granted, s.holding = false, false
+		t.free++
+		t.dispatch()
+	}
+}
+
+// wait registers s as a waiter of its commons unless events were published
+// after its position meanwhile, which it reports.
+func (s *Subscription) wait() (published bool) {
+	f := s.s.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s.s.pos.less(f.pub) {
+		return true
+	}
+	if !s.waiting {
+		s.waiting = true
+		f.waiters = append(f.waiters, s)
+	}
+	return false
+}
+
+// endTurn gives back the turn s holds, if any.
+func (s *Subscription) endTurn() {
+	if s.holding {
+		s.s.n.feeds.turns.done(s)
+	}
+}
+
+// leave takes s out of its commons' waiters and the hub's queue, and gives
+// back any turn it was handed.
+func (s *Subscription) leave() {
+	f := s.s.f
+	f.mu.Lock()
+	if s.waiting {
+		s.waiting = false
+		if i := slices.Index(f.waiters, s); i >= 0 {
+			f.waiters = slices.Delete(f.waiters, i, i+1)
+		}
+	}
+	f.mu.Unlock()
+	s.s.n.feeds.turns.done(s)
+}
+
+// wakeWaiters moves f's waiters to the hub's queue. Caller holds f.mu for
+// writing; h.turns.mu is taken inside.
+func (h *feedHub) wakeWaiters(f *commonsFeed) {
+	if len(f.waiters) == 0 {
+		return
+	}
+	for _, s := range f.waiters {
+		s.waiting = false
+	}
+	h.turns.enqueue(f.waiters)
+	clear(f.waiters)
+	f.waiters = f.waiters[:0]
+}
