@@ -2,16 +2,21 @@ package node
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
-	"net/http"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
-	"sync"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,15 +27,34 @@ import (
 )
 
 // BenchmarkFeedSubscribers measures the live feed under load: one node
-// ingests gossip-sized records one at a time at 1,000 records/s, first with
-// no subscribers, then with 1,000 SSE subscribers on loopback. It reports
-// the p50/p99/max delay from handing a record to the node to its event
-// reaching a subscriber's reader, and the node's ingest rate (records per
-// second of time spent validating and ingesting, validation included) with
-// and without the subscribers. Everything shares the machine's cores, the
-// subscribers' HTTP clients included.
+// ingests gossip-sized records one at a time at 1,000 records/s (a fifth of
+// them reviews, each causing a status event), first with no subscribers,
+// then with N SSE subscribers on loopback, in the same run. The subscribers
+// live in a separate OS process (this test binary, re-run as
+// TestFeedClients), so that their CPU use is the client process's, each on
+// its own TCP connection: it reads the body's raw bytes and looks only at
+// the "id:" lines, checking that every record's event arrives once and in
+// order. Both processes share the machine's cores.
 //
 //	go test -run '^$' -bench FeedSubscribers -benchtime 1x ./node
+//
+// It reports:
+//   - p50-ms, p99-ms, max-ms: the delay from handing a record to the node
+//     (before validation) to a subscriber reading its event's bytes, over
+//     every (record, subscriber) pair; delivered-fraction and order-errors,
+//     which must be 1 and 0;
+//   - ingest-rec/s-alone, ingest-rec/s-with-subs and ingest-ratio: the
+//     ingest path's rate, records per second of time spent inside
+//     validate+ingest (which returns once the event loop has stored and
+//     merged the record), at 1,000 records/s without and with the
+//     subscribers: how much serving them slows ingestion down;
+//     ingest-p99-us-alone and -with-subs: the 99th percentile of one
+//     record's validate+ingest;
+//   - node-cpu-us/rec-alone and -with-subs: the node process's CPU time
+//     (user+system, pacing and validation included) per ingested record in
+//     each phase, which counts the delivery work itself;
+//     clients-cpu-cores: the client process's CPU use while it received;
+//     cores: runtime.NumCPU().
 //
 // COMMONS_FEED_BENCH_SECONDS sets each phase's length (default 3),
 // COMMONS_FEED_BENCH_SUBSCRIBERS the number of subscribers (default 1000).
@@ -62,31 +86,29 @@ func BenchmarkFeedSubscribers(b *testing.B) {
 		}
 		commons := gb.CID.String()
 
-		base := paceIngest(b, n, raws[1:1+per], sent, 2, rate)
+		alone := paceIngest(b, n, raws[1:1+per], sent, 2, rate)
 
-		ctx, cancel := context.WithCancel(context.Background())
-		subs := startSubscribers(b, ctx, srv.URL+"/api/v1/commons/"+commons+"/events", strconv.Itoa(1+per), subscribers, sent)
-		loaded := paceIngest(b, n, raws[1+per:], sent, uint64(2+per), rate)
-		time.Sleep(200 * time.Millisecond)
-		cancel()
-		delays, received := subs.wait()
+		first, last := uint64(2+per), uint64(1+2*per)
+		cl := startFeedClients(b, strings.TrimPrefix(srv.URL, "http://"), commons, subscribers, first, last)
+		loaded := paceIngest(b, n, raws[1+per:], sent, first, rate)
+		res := cl.finish(b, sent[first:last+1])
 		srv.Close()
 		n.Close()
 
-		slices.Sort(delays)
-		q := func(f float64) float64 {
-			if len(delays) == 0 {
-				return 0
-			}
-			return float64(delays[int(f*float64(len(delays)-1))]) / 1e6
-		}
-		b.ReportMetric(q(0.5), "p50-ms")
-		b.ReportMetric(q(0.99), "p99-ms")
-		b.ReportMetric(q(1), "max-ms")
-		b.ReportMetric(float64(received)/float64(subscribers*per), "delivered-fraction")
-		b.ReportMetric(base, "ingest-rec/s-alone")
-		b.ReportMetric(loaded, "ingest-rec/s-with-subs")
-		b.ReportMetric(loaded/base, "ingest-ratio")
+		b.ReportMetric(float64(res.P50)/1e6, "p50-ms")
+		b.ReportMetric(float64(res.P99)/1e6, "p99-ms")
+		b.ReportMetric(float64(res.Max)/1e6, "max-ms")
+		b.ReportMetric(float64(res.Received)/float64(subscribers*per), "delivered-fraction")
+		b.ReportMetric(float64(res.OrderErrors), "order-errors")
+		b.ReportMetric(alone.rate(), "ingest-rec/s-alone")
+		b.ReportMetric(loaded.rate(), "ingest-rec/s-with-subs")
+		b.ReportMetric(loaded.rate()/alone.rate(), "ingest-ratio")
+		b.ReportMetric(alone.p99(), "ingest-p99-us-alone")
+		b.ReportMetric(loaded.p99(), "ingest-p99-us-with-subs")
+		b.ReportMetric(alone.cpuPerRecord(), "node-cpu-us/rec-alone")
+		b.ReportMetric(loaded.cpuPerRecord(), "node-cpu-us/rec-with-subs")
+		b.ReportMetric(res.CPU/res.Wall, "clients-cpu-cores")
+		b.ReportMetric(float64(runtime.NumCPU()), "cores")
 	}
 }
 
@@ -98,11 +120,29 @@ func testKeyB(b *testing.B) crypto.PrivKey {
 	return k
 }
 
+// ingestPhase is what paceIngest measured.
+type ingestPhase struct {
+	records int
+	busy    time.Duration   // inside validate+ingest
+	took    []time.Duration // each record's validate+ingest, sorted
+	cpu     time.Duration   // the process's user+system time over the phase
+}
+
+func (p ingestPhase) rate() float64 { return float64(p.records) / p.busy.Seconds() }
+
+func (p ingestPhase) p99() float64 {
+	return float64(p.took[len(p.took)*99/100].Microseconds())
+}
+
+func (p ingestPhase) cpuPerRecord() float64 {
+	return float64(p.cpu.Microseconds()) / float64(p.records)
+}
+
 // paceIngest validates and ingests records one at a time at rate per
-// second, noting each one's hand-over time by cursor (from first), and
-// returns records per second of time spent inside validate+ingest.
-func paceIngest(b *testing.B, n *Node, raws [][]byte, sent []atomic.Int64, first uint64, rate int) float64 {
-	var busy time.Duration
+// second, noting each one's hand-over time by cursor (from first).
+func paceIngest(b *testing.B, n *Node, raws [][]byte, sent []atomic.Int64, first uint64, rate int) ingestPhase {
+	p := ingestPhase{records: len(raws)}
+	cpu0 := processCPU()
 	start := time.Now()
 	for i, raw := range raws {
 		if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); d > 0 {
@@ -117,70 +157,99 @@ func paceIngest(b *testing.B, n *Node, raws [][]byte, sent []atomic.Int64, first
 		if _, err := n.ingest(context.Background(), []*protocol.Block{blk}, false); err != nil {
 			b.Fatal(err)
 		}
-		busy += time.Since(t0)
+		d := time.Since(t0)
+		p.busy += d
+		p.took = append(p.took, d)
 	}
-	return float64(len(raws)) / busy.Seconds()
+	slices.Sort(p.took)
+	p.cpu = processCPU() - cpu0
+	return p
 }
 
-type subscriberSet struct {
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	delays   []int64
-	received int
-}
-
-// startSubscribers opens n SSE streams after event id from and waits until
-// all are connected.
-func startSubscribers(b *testing.B, ctx context.Context, url, from string, n int, sent []atomic.Int64) *subscriberSet {
-	s := &subscriberSet{}
-	var ready sync.WaitGroup
-	tr := &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true}
-	client := &http.Client{Transport: tr}
-	for range n {
-		s.wg.Add(1)
-		ready.Add(1)
-		go func() {
-			defer s.wg.Done()
-			req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-			req.Header.Set("Last-Event-ID", from)
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Error(err)
-				ready.Done()
-				return
-			}
-			defer resp.Body.Close()
-			ready.Done()
-			r := bufio.NewReaderSize(resp.Body, 64<<10)
-			delays := make([]int64, 0, len(sent))
-			for {
-				line, err := r.ReadSlice('\n')
-				if err != nil {
-					break
-				}
-				id, ok := bytes.CutPrefix(line, []byte("id: "))
-				if !ok {
-					continue
-				}
-				c, err := strconv.ParseUint(string(bytes.TrimSpace(id)), 10, 64)
-				if err != nil {
-					continue // a status change
-				}
-				if t := sent[c].Load(); t != 0 {
-					delays = append(delays, time.Now().UnixNano()-t)
-				}
-			}
-			s.mu.Lock()
-			s.delays = append(s.delays, delays...)
-			s.received += len(delays)
-			s.mu.Unlock()
-		}()
+// processCPU returns the process's user+system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
 	}
-	ready.Wait()
-	return s
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func (s *subscriberSet) wait() ([]int64, int) {
-	s.wg.Wait()
-	return s.delays, s.received
+// feedClients is the client process of BenchmarkFeedSubscribers.
+type feedClients struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+// feedClientsResult is the client process's report: delays in
+// nanoseconds, CPU and wall time in seconds.
+type feedClientsResult struct {
+	P50, P99, Max int64
+	Received      int
+	OrderErrors   int
+	CPU, Wall     float64
+	Err           string
+}
+
+const feedClientsMark = "feed-clients: "
+
+// startFeedClients runs the test binary as TestFeedClients with n
+// subscribers to commons at addr, resuming after record first-1, and waits
+// until all are connected.
+func startFeedClients(b *testing.B, addr, commons string, n int, first, last uint64) *feedClients {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFeedClients$", "-test.bench=^$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "COMMONS_FEED_CLIENTS="+fmt.Sprintf("%s %s %d %d %d", addr, commons, n, first, last))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	c := &feedClients{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	if line := c.line(b); line != "ready" {
+		b.Fatalf("client process: %s", line)
+	}
+	return c
+}
+
+func (c *feedClients) line(b *testing.B) string {
+	for c.out.Scan() {
+		if s, ok := strings.CutPrefix(c.out.Text(), feedClientsMark); ok {
+			return s
+		}
+	}
+	b.Fatalf("client process ended: %v", c.out.Err())
+	return ""
+}
+
+// finish sends the records' hand-over times to the client process and
+// returns its report once every subscriber has the last record (or it gave
+// up waiting).
+func (c *feedClients) finish(b *testing.B, sent []atomic.Int64) feedClientsResult {
+	buf := make([]byte, 8*len(sent))
+	for i := range sent {
+		binary.LittleEndian.PutUint64(buf[8*i:], uint64(sent[i].Load()))
+	}
+	if _, err := c.in.Write(buf); err != nil {
+		b.Fatal(err)
+	}
+	c.in.Close()
+	var res feedClientsResult
+	if err := json.Unmarshal([]byte(c.line(b)), &res); err != nil {
+		b.Fatal(err)
+	}
+	if err := c.cmd.Wait(); err != nil {
+		b.Fatalf("client process: %v", err)
+	}
+	if res.Err != "" {
+		b.Fatalf("client process: %s", res.Err)
+	}
+	return res
 }
