@@ -48,19 +48,58 @@ func (a *Agg) addAgg(o *Agg)    { a.Count += o.Count; a.Sum.addSum(&o.Sum) }
 func (a *Agg) subAgg(o *Agg)    { a.Count -= o.Count; a.Sum.subSum(&o.Sum) }
 func (a *Agg) addItem(it *Item) { a.Count++; a.Sum.add(&it.Digest) }
 
-// Fingerprint returns the fingerprint of the set: the first
-// protocol.FingerprintSize bytes of sha256(sum as 32 little-endian bytes ||
-// count as an unsigned LEB128 varint). See SPEC.md §11.3.
-func (a *Agg) Fingerprint() [protocol.FingerprintSize]byte {
+// Fingerprint returns the set's check (SPEC.md §11.3): the first
+// protocol.CheckSize bytes of sha256(sum as 32 little-endian bytes || count
+// as an unsigned LEB128 varint).
+func (a *Agg) Fingerprint() [protocol.CheckSize]byte {
 	var buf [32 + binary.MaxVarintLen64]byte
-	for i := range 4 {
-		binary.LittleEndian.PutUint64(buf[8*i:], a.Sum[i])
-	}
-	n := binary.PutUvarint(buf[32:], uint64(a.Count))
-	h := sha256.Sum256(buf[:32+n])
+	n := a.put(buf[:0])
+	h := sha256.Sum256(n)
+	var fp [protocol.CheckSize]byte
+	copy(fp[:], h[:])
+	return fp
+}
+
+// RangeFingerprint returns the set's range fingerprint in a session with
+// salt, in pass pass (SPEC.md §11.3): the first protocol.FingerprintSize
+// bytes of sha256("commons/sync/fp" || salt || varint(pass) || sum ||
+// varint(count)).
+func (a *Agg) RangeFingerprint(salt []byte, pass int) [protocol.FingerprintSize]byte {
+	var buf [64 + protocol.SaltSize + 2*binary.MaxVarintLen64]byte
+	b := append(buf[:0], fpDomain...)
+	b = append(b, salt...)
+	b = binary.AppendUvarint(b, uint64(pass))
+	h := sha256.Sum256(a.put(b))
 	var fp [protocol.FingerprintSize]byte
 	copy(fp[:], h[:])
 	return fp
+}
+
+const (
+	fpDomain  = "commons/sync/fp"
+	sidDomain = "commons/sync/id"
+)
+
+// put appends the sum as 32 little-endian bytes and the count as a varint.
+func (a *Agg) put(b []byte) []byte {
+	for i := range 4 {
+		b = binary.LittleEndian.AppendUint64(b, a.Sum[i])
+	}
+	return binary.AppendUvarint(b, uint64(a.Count))
+}
+
+// ShortID returns a record's short ID in a session with salt, in pass
+// pass (SPEC.md §11.3): the first width bytes (at most 8) of
+// sha256("commons/sync/id" || salt || varint(pass) || digest), as a
+// big-endian integer.
+func ShortID(d *protocol.Digest, salt []byte, pass, width int) uint64 {
+	var buf [64 + protocol.SaltSize + binary.MaxVarintLen64]byte
+	b := append(buf[:0], sidDomain...)
+	b = append(b, salt...)
+	b = binary.AppendUvarint(b, uint64(pass))
+	b = append(b, d[:]...)
+	h := sha256.Sum256(b)
+	return binary.BigEndian.Uint64(h[:]) >> (64 - 8*width)
 }
 
 // Item is one record in the index: its time, its digest (the sha2-256 in

@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -284,6 +285,13 @@ func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *S
 	}
 	var sess *crdt.Session
 	var turn crdt.Turn
+	// The salt keys the session's fingerprints and short IDs; it comes
+	// from crypto/rand, not the node's seeded source, so that no third
+	// party can predict it and mint records that collide under it.
+	salt := make([]byte, protocol.SaltSize)
+	if _, err := rand.Read(salt); err != nil {
+		return fmt.Errorf("sync salt: %w", err)
+	}
 	known := true
 	if err := n.do(ctx, func() {
 		rp := n.commons[id]
@@ -293,7 +301,7 @@ func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *S
 		}
 		sess = crdt.NewSession(rp.state.Index(), crdt.SyncParams{})
 		if first == nil {
-			turn = sess.Begin()
+			turn = sess.Begin(salt)
 		}
 	}); err != nil {
 		return err
@@ -352,7 +360,9 @@ func (n *Node) writeTurn(s network.Stream, w *bufio.Writer, commons *protocol.Li
 		}
 	}
 	rep.Sent += len(push)
-	for _, m := range protocol.SyncFrames(commons, turn.Ranges, turn.Want) {
+	msg := turn.Msg()
+	msg.Commons = commons
+	for _, m := range protocol.SyncFrames(msg) {
 		b, err := protocol.EncodeSync(m)
 		if err != nil {
 			return err
@@ -452,17 +462,14 @@ func (n *Node) readTurn(ctx context.Context, s network.Stream, r *bufio.Reader, 
 	return in, finish()
 }
 
-// addControl appends a control frame's ranges and wants to a turn, within
-// the engine's turn limits (checked again by Session.Receive).
+// addControl appends a control frame to a turn, within the engine's turn
+// limits (checked again by Session.Receive).
 func addControl(in *crdt.Turn, m *protocol.SyncMsg) error {
 	const limit = 1 << 18 // crdt.SyncParams defaults
-	if len(in.Ranges)+len(m.Ranges) > limit || len(in.Want)+len(m.Want)/protocol.DigestSize > limit {
+	if len(in.Ranges)+len(m.Ranges) > limit || len(in.Want)+len(m.Want) > limit {
 		return fmt.Errorf("%w: turn over %d ranges or wants", crdt.ErrSyncViolation, limit)
 	}
-	in.Ranges = append(in.Ranges, m.Ranges...)
-	for k := 0; k < len(m.Want); k += protocol.DigestSize {
-		in.Want = append(in.Want, protocol.Digest(m.Want[k:]))
-	}
+	in.AddMsg(m)
 	return nil
 }
 

@@ -2,8 +2,11 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
@@ -11,20 +14,31 @@ import (
 
 // SyncProtocol is the stream protocol of range-based set reconciliation
 // (SPEC.md §11).
-const SyncProtocol = "/commons/sync/1.0.0"
+const SyncProtocol = "/commons/sync/2.0.0"
 
-// Sync protocol limits (SPEC.md §11.2).
+// Sync protocol limits and sizes (SPEC.md §11.2).
 const (
 	// MaxSyncMessage caps one control frame's CBOR bytes.
 	MaxSyncMessage = 256 << 10
 	// MaxSyncRanges caps the ranges of one control frame.
-	MaxSyncRanges = 4096
-	// MaxSyncIDs caps the digests of one ID list, and of one want list.
+	MaxSyncRanges = 1 << 16
+	// MaxSyncIDs caps the short IDs of one ID list.
 	MaxSyncIDs = 4096
+	// MaxSyncWants caps the wants of one control frame.
+	MaxSyncWants = 1 << 16
 	// FingerprintSize is the length of a range fingerprint.
-	FingerprintSize = 16
-	// DigestSize is the length of a record ID on the sync wire: the
-	// sha2-256 digest of the record's bytes.
+	FingerprintSize = 4
+	// CheckSize is the length of a turn's check: the fingerprint of the
+	// sender's whole set.
+	CheckSize = 16
+	// SaltSize is the length of the session salt the initiator picks.
+	SaltSize = 16
+	// ShortIDSize is the length of a record's short ID in ID lists.
+	ShortIDSize = 4
+	// MaxShortIDSize bounds the short ID width an ID list may use.
+	MaxShortIDSize = 8
+	// DigestSize is the length of a record digest: the sha2-256 digest of
+	// the record's bytes, inside its CID.
 	DigestSize = 32
 )
 
@@ -38,10 +52,10 @@ const (
 const (
 	ModeSkip        = 0 // nothing to do for this range
 	ModeFingerprint = 1 // Data is the sender's fingerprint of the range
-	ModeIDList      = 2 // Data is the sender's digests in the range, ascending
+	ModeIDList      = 2 // Data is the sender's short IDs in the range, in key order
 )
 
-// Digest is a record's ID on the sync wire: the sha2-256 digest in its CID.
+// Digest is a record's digest: the sha2-256 digest in its CID.
 type Digest [DigestSize]byte
 
 // RecordDigest returns the digest of a record CID (CIDv1, dag-cbor,
@@ -113,11 +127,10 @@ func (b Bound) Below(t uint64, d *Digest) bool {
 	return bytes.Compare(d[:], b.Prefix) < 0
 }
 
-// SyncRange is one range of a reconciliation message: from the previous
+// SyncRange is one range of a reconciliation turn: from the previous
 // range's upper bound (or the lowest key, for the first) up to Upper,
-// excluded. It is encoded as a CBOR array [time, prefix, mode, data].
+// excluded.
 type SyncRange struct {
-	_      struct{} `cbor:",toarray"`
 	Time   uint64
 	Prefix []byte
 	Mode   uint8
@@ -127,14 +140,32 @@ type SyncRange struct {
 // Upper returns the range's upper bound.
 func (r *SyncRange) Upper() Bound { return Bound{Time: r.Time, Prefix: r.Prefix} }
 
-// SyncMsg is a control frame of the sync protocol: part of a turn's ranges
-// and wants. Commons is set only in the session's first frame; End marks
-// the last frame of a turn.
+// SyncMsg is a control frame of the sync protocol: part of a turn. Commons
+// and Salt are set only in the session's first frame, Pass only in the
+// first frame of a turn that starts a new pass; Check and End only in the
+// last frame of a turn.
 type SyncMsg struct {
-	Commons *Link       `cbor:"commons,omitempty"`
-	Ranges  []SyncRange `cbor:"ranges,omitempty"`
-	Want    []byte      `cbor:"want,omitempty"`
-	End     bool        `cbor:"end,omitempty"`
+	Commons *Link
+	Salt    []byte
+	Pass    uint64
+	Ranges  []SyncRange
+	// Want lists indices into the short IDs of the receiver's previous
+	// turn's ID lists (counted over the whole turn), ascending.
+	Want  []int
+	Check []byte
+	End   bool
+}
+
+// syncWire is a SyncMsg as it is encoded: ranges and wants packed into
+// byte strings (SPEC.md §11.2).
+type syncWire struct {
+	Commons *Link  `cbor:"commons,omitempty"`
+	Salt    []byte `cbor:"salt,omitempty"`
+	Pass    uint64 `cbor:"pass,omitempty"`
+	Ranges  []byte `cbor:"ranges,omitempty"`
+	Want    []byte `cbor:"want,omitempty"`
+	Check   []byte `cbor:"check,omitempty"`
+	End     bool   `cbor:"end,omitempty"`
 }
 
 // EncodeSync encodes a control frame's message.
@@ -142,7 +173,15 @@ func EncodeSync(m *SyncMsg) ([]byte, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
-	b, err := encMode.Marshal(m)
+	w := syncWire{Commons: m.Commons, Salt: m.Salt, Pass: m.Pass, Check: m.Check, End: m.End}
+	var err error
+	if w.Ranges, err = appendRanges(nil, m.Ranges); err != nil {
+		return nil, err
+	}
+	if w.Want, err = appendWants(nil, m.Want); err != nil {
+		return nil, err
+	}
+	b, err := encMode.Marshal(&w)
 	if err != nil {
 		return nil, fmt.Errorf("protocol: sync message: %w", err)
 	}
@@ -152,28 +191,47 @@ func EncodeSync(m *SyncMsg) ([]byte, error) {
 	return b, nil
 }
 
-// DecodeSync decodes and checks a control frame's message: sizes, modes,
-// fingerprint and ID-list lengths. Bound order is the reconciler's to check.
+// DecodeSync decodes and checks a control frame's message: canonical
+// encoding, sizes, modes, fingerprint lengths. Bound order (beyond times
+// not decreasing within the frame), ID widths and want indices are the
+// reconciler's to check.
 func DecodeSync(b []byte) (*SyncMsg, error) {
 	if len(b) > MaxSyncMessage {
 		return nil, fmt.Errorf("protocol: sync message of %d bytes, limit %d", len(b), MaxSyncMessage)
 	}
-	var m SyncMsg
-	if err := decMode.Unmarshal(b, &m); err != nil {
+	var w syncWire
+	if err := decMode.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("protocol: sync message: %w", err)
+	}
+	if again, err := encMode.Marshal(&w); err != nil || !bytes.Equal(again, b) {
+		return nil, errors.New("protocol: sync message is not canonical DAG-CBOR")
+	}
+	m := &SyncMsg{Commons: w.Commons, Salt: w.Salt, Pass: w.Pass, Check: w.Check, End: w.End}
+	var err error
+	if m.Ranges, err = readRanges(w.Ranges); err != nil {
+		return nil, err
+	}
+	if m.Want, err = readWants(w.Want); err != nil {
+		return nil, err
 	}
 	if err := m.check(); err != nil {
 		return nil, err
 	}
-	return &m, nil
+	return m, nil
 }
 
 func (m *SyncMsg) check() error {
+	if m.Salt != nil && len(m.Salt) != SaltSize {
+		return fmt.Errorf("protocol: sync salt of %d bytes, want %d", len(m.Salt), SaltSize)
+	}
+	if m.Check != nil && len(m.Check) != CheckSize {
+		return fmt.Errorf("protocol: sync check of %d bytes, want %d", len(m.Check), CheckSize)
+	}
 	if len(m.Ranges) > MaxSyncRanges {
 		return fmt.Errorf("protocol: sync message with %d ranges, limit %d", len(m.Ranges), MaxSyncRanges)
 	}
-	if len(m.Want)%DigestSize != 0 || len(m.Want)/DigestSize > MaxSyncIDs {
-		return fmt.Errorf("protocol: sync want list of %d bytes: not a multiple of %d or over %d digests", len(m.Want), DigestSize, MaxSyncIDs)
+	if len(m.Want) > MaxSyncWants {
+		return fmt.Errorf("protocol: sync message with %d wants, limit %d", len(m.Want), MaxSyncWants)
 	}
 	for i := range m.Ranges {
 		r := &m.Ranges[i]
@@ -190,8 +248,8 @@ func (m *SyncMsg) check() error {
 				return fmt.Errorf("protocol: sync range %d: fingerprint of %d bytes, want %d", i, len(r.Data), FingerprintSize)
 			}
 		case ModeIDList:
-			if len(r.Data)%DigestSize != 0 || len(r.Data)/DigestSize > MaxSyncIDs {
-				return fmt.Errorf("protocol: sync range %d: ID list of %d bytes: not a multiple of %d or over %d digests", i, len(r.Data), DigestSize, MaxSyncIDs)
+			if len(r.Data) > MaxSyncIDs*MaxShortIDSize {
+				return fmt.Errorf("protocol: sync range %d: ID list of %d bytes, limit %d", i, len(r.Data), MaxSyncIDs*MaxShortIDSize)
 			}
 		default:
 			return fmt.Errorf("protocol: sync range %d: unknown mode %d", i, r.Mode)
@@ -200,42 +258,207 @@ func (m *SyncMsg) check() error {
 	return nil
 }
 
-// SyncFrames splits one turn's ranges and wants into control messages that
-// each respect MaxSyncMessage, MaxSyncRanges and MaxSyncIDs, in order; the
-// last has End set. commons, if not nil, goes in the first.
-func SyncFrames(commons *Link, ranges []SyncRange, want []Digest) []*SyncMsg {
-	const budget = MaxSyncMessage - 512 // room for the map, keys and headers
+// maxShift is the largest power of two a range's time delta is scaled by.
+const maxShift = 31
+
+// appendRanges packs ranges (SPEC.md §11.2): per range a head byte (mode
+// in bits 0–1, bit 2 set if a prefix follows, the time delta's shift z in
+// bits 3–7), the varint q of the time delta from the previous range's
+// bound (0 for the first) divided by 2^z, the prefix (a length byte and
+// its bytes) if any, then the data: a fingerprint, or for an ID list a
+// varint length and its bytes.
+func appendRanges(b []byte, rs []SyncRange) ([]byte, error) {
+	prev := uint64(0)
+	for i := range rs {
+		r := &rs[i]
+		if r.Time < prev {
+			return nil, fmt.Errorf("protocol: sync range %d: time below the previous range's", i)
+		}
+		b = appendRange(b, r, prev)
+		prev = r.Time
+	}
+	return b, nil
+}
+
+func appendRange(b []byte, r *SyncRange, prev uint64) []byte {
+	delta := r.Time - prev
+	z := 0
+	if delta != 0 {
+		z = min(bits.TrailingZeros64(delta), maxShift)
+	}
+	h := r.Mode | byte(z)<<3
+	if len(r.Prefix) > 0 {
+		h |= 4
+	}
+	b = append(b, h)
+	b = binary.AppendUvarint(b, delta>>z)
+	if len(r.Prefix) > 0 {
+		b = append(b, byte(len(r.Prefix)))
+		b = append(b, r.Prefix...)
+	}
+	switch r.Mode {
+	case ModeFingerprint:
+		b = append(b, r.Data...)
+	case ModeIDList:
+		b = binary.AppendUvarint(b, uint64(len(r.Data)))
+		b = append(b, r.Data...)
+	}
+	return b
+}
+
+// rangeSize is the packed size of r after a bound of time prev.
+func rangeSize(r *SyncRange, prev uint64) int {
+	var buf [3 * binary.MaxVarintLen64]byte
+	head := appendRange(buf[:0], &SyncRange{Time: r.Time, Mode: ModeSkip}, prev)
+	n := len(head)
+	if len(r.Prefix) > 0 {
+		n += 1 + len(r.Prefix)
+	}
+	switch r.Mode {
+	case ModeFingerprint:
+		n += len(r.Data)
+	case ModeIDList:
+		n += uvarintLen(uint64(len(r.Data))) + len(r.Data)
+	}
+	return n
+}
+
+func uvarintLen(v uint64) int { return max(1, (bits.Len64(v)+6)/7) }
+
+var errPacked = errors.New("protocol: sync message: malformed packed ranges or wants")
+
+// readUvarint reads a minimal unsigned varint.
+func readUvarint(b []byte) (uint64, []byte, error) {
+	v, k := binary.Uvarint(b)
+	if k <= 0 || (k > 1 && b[k-1] == 0) {
+		return 0, nil, errPacked
+	}
+	return v, b[k:], nil
+}
+
+// readRanges unpacks ranges, accepting only the encoding appendRanges
+// gives.
+func readRanges(b []byte) ([]SyncRange, error) {
+	var out []SyncRange
+	prev := uint64(0)
+	for len(b) > 0 {
+		if len(out) == MaxSyncRanges {
+			return nil, fmt.Errorf("protocol: sync message with over %d ranges", MaxSyncRanges)
+		}
+		h := b[0]
+		mode, hasPrefix, z := h&3, h&4 != 0, int(h>>3)
+		q, rest, err := readUvarint(b[1:])
+		if err != nil {
+			return nil, err
+		}
+		b = rest
+		// The shift is the delta's trailing zeros, capped: q is odd unless
+		// the shift is the cap; a zero delta has no shift.
+		if (q == 0 && z != 0) || (q != 0 && q&1 == 0 && z != maxShift) || bits.Len64(q)+z > 64 {
+			return nil, errPacked
+		}
+		t, carry := bits.Add64(prev, q<<z, 0)
+		if carry != 0 {
+			return nil, errPacked
+		}
+		r := SyncRange{Time: t, Mode: mode}
+		if hasPrefix {
+			if len(b) < 1 || b[0] == 0 || int(b[0]) > DigestSize || len(b) < 1+int(b[0]) {
+				return nil, errPacked
+			}
+			r.Prefix, b = b[1:1+b[0]], b[1+b[0]:]
+		}
+		switch mode {
+		case ModeSkip:
+		case ModeFingerprint:
+			if len(b) < FingerprintSize {
+				return nil, errPacked
+			}
+			r.Data, b = b[:FingerprintSize], b[FingerprintSize:]
+		case ModeIDList:
+			n, rest, err := readUvarint(b)
+			if err != nil || n > uint64(len(rest)) {
+				return nil, errPacked
+			}
+			r.Data, b = rest[:n], rest[n:]
+		default:
+			return nil, fmt.Errorf("protocol: sync range %d: unknown mode %d", len(out), mode)
+		}
+		out = append(out, r)
+		prev = t
+	}
+	return out, nil
+}
+
+// appendWants packs ascending indices: the first as a varint, each next
+// one as a varint of its gap to the previous less one.
+func appendWants(b []byte, want []int) ([]byte, error) {
+	prev := -1
+	for _, w := range want {
+		if w <= prev || w > math.MaxInt32 {
+			return nil, fmt.Errorf("protocol: sync wants not ascending or over 2^31")
+		}
+		b = binary.AppendUvarint(b, uint64(w-prev-1))
+		prev = w
+	}
+	return b, nil
+}
+
+func readWants(b []byte) ([]int, error) {
+	var out []int
+	prev := -1
+	for len(b) > 0 {
+		if len(out) == MaxSyncWants {
+			return nil, fmt.Errorf("protocol: sync message with over %d wants", MaxSyncWants)
+		}
+		gap, rest, err := readUvarint(b)
+		if err != nil || gap > math.MaxInt32 || int64(prev)+1+int64(gap) > math.MaxInt32 {
+			return nil, errPacked
+		}
+		prev += 1 + int(gap)
+		out = append(out, prev)
+		b = rest
+	}
+	return out, nil
+}
+
+// SyncFrames splits one turn, given as a single message, into control
+// messages that each respect MaxSyncMessage, MaxSyncRanges and
+// MaxSyncWants, in order. Commons, Salt and Pass go in the first, Check
+// and End (set) in the last.
+func SyncFrames(m *SyncMsg) []*SyncMsg {
+	const budget = MaxSyncMessage - 512 // room for the map, keys, salt, check, headers
 	var out []*SyncMsg
-	cur := &SyncMsg{Commons: commons}
-	size := 0
+	cur := &SyncMsg{Commons: m.Commons, Salt: m.Salt, Pass: m.Pass}
+	size, prev := 0, uint64(0)
 	flush := func() {
 		out = append(out, cur)
-		cur, size = &SyncMsg{}, 0
+		cur, size, prev = &SyncMsg{}, 0, 0
 	}
-	for i := range ranges {
-		r := ranges[i]
-		// array header, uint64, two byte-string headers, mode
-		n := 1 + 9 + 5 + len(r.Prefix) + 1 + 5 + len(r.Data)
+	for i := range m.Ranges {
+		r := &m.Ranges[i]
+		n := rangeSize(r, prev)
 		if len(cur.Ranges) == MaxSyncRanges || size+n > budget {
 			flush()
+			n = rangeSize(r, prev)
 		}
-		cur.Ranges = append(cur.Ranges, r)
+		cur.Ranges = append(cur.Ranges, *r)
 		size += n
+		prev = r.Time
 	}
-	for len(want) > 0 {
-		room := min((budget-size)/DigestSize, MaxSyncIDs)
-		if room <= 0 {
+	last := -1
+	for _, w := range m.Want {
+		n := uvarintLen(uint64(w - last - 1))
+		if len(cur.Want) == MaxSyncWants || size+n > budget {
 			flush()
-			continue
+			last = -1
+			n = uvarintLen(uint64(w))
 		}
-		k := min(room, len(want))
-		for _, d := range want[:k] {
-			cur.Want = append(cur.Want, d[:]...)
-		}
-		size += k * DigestSize
-		want = want[k:]
+		cur.Want = append(cur.Want, w)
+		size += n
+		last = w
 	}
-	cur.End = true
+	cur.Check, cur.End = m.Check, true
 	out = append(out, cur)
 	return out
 }
