@@ -375,10 +375,11 @@ func TestEventsManySubscribers(t *testing.T) {
 // streamRecorder is a ResponseWriter whose body can be read while the
 // handler writes.
 type streamRecorder struct {
-	mu   sync.Mutex
-	hdr  http.Header
-	code int
-	body bytes.Buffer
+	block chan struct{} // if not nil, each Write waits for a receive
+	mu    sync.Mutex
+	hdr   http.Header
+	code  int
+	body  bytes.Buffer
 }
 
 func (r *streamRecorder) Header() http.Header { return r.hdr }
@@ -388,6 +389,9 @@ func (r *streamRecorder) WriteHeader(code int) {
 	r.code = code
 }
 func (r *streamRecorder) Write(p []byte) (int, error) {
+	if r.block != nil {
+		<-r.block
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.body.Write(p)
@@ -444,6 +448,87 @@ func TestEventsKeepAlive(t *testing.T) {
 		<-done
 		if rec.code != http.StatusOK || rec.hdr.Get("Content-Type") != "text/event-stream" {
 			t.Errorf("response %d %v", rec.code, rec.hdr)
+		}
+	})
+}
+
+// TestSharedFilters checks which filters a segment joins its events for:
+// those of two subscribers or more, the maxJoined most subscribed.
+func TestSharedFilters(t *testing.T) {
+	kinds := func(counts ...int) map[EventFilter]int {
+		m := map[EventFilter]int{}
+		for i, n := range counts {
+			m[EventFilter{Kind: fmt.Sprint(i)}] = n
+		}
+		return m
+	}
+	tests := []struct {
+		name   string
+		filter map[EventFilter]int
+		want   []string // kinds, in any order
+	}{
+		{"none", kinds(), nil},
+		{"single subscribers are not joined", kinds(1, 2, 1, 3), []string{"1", "3"}},
+		{"the most subscribed", kinds(2, 9, 3, 4, 5, 6, 7, 8, 10, 11), []string{"1", "3", "4", "5", "6", "7", "8", "9"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &commonsFeed{filter: tt.filter}
+			var got []string
+			for _, fl := range f.sharedFilters() {
+				got = append(got, fl.Kind)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("shared = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestEventsHTTPOverflow checks, in a synctest bubble, that an SSE stream
+// whose writes stall while the ring moves past it ends with an overflow
+// event naming the position to resume from, which resumes exactly.
+func TestEventsHTTPOverflow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := startNode(t, Config{Offline: true, FeedBuffer: 4})
+		h := Handler(n, testToken)
+		ctx := t.Context()
+		id := must[string](t)(n.CreateManifest(ctx, ManifestParams{Name: ptr("O"), Licence: ptr("MIT")}))
+		rec := &streamRecorder{hdr: http.Header{}, block: make(chan struct{})}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/api/v1/commons/"+id+"/events", nil))
+		}()
+		write := func() { rec.block <- struct{}{} }
+		write() // retry
+		write() // event 1
+		must[string](t)(n.Contribute(ctx, ContributeParams{Commons: id, Title: "stalls"}))
+		time.Sleep(time.Second)
+		synctest.Wait() // the handler is writing event 2
+		for i := range 9 {
+			must[string](t)(n.Contribute(ctx, ContributeParams{Commons: id, Title: fmt.Sprint("c", i)}))
+		}
+		time.Sleep(time.Second)
+		write() // event 2: the ring now holds 8..11
+		write() // the overflow event
+		<-done
+		body := rec.String()
+		if want := "id: 2\nevent: overflow\ndata: {\"resume\":\"2\"}\n\n"; !strings.HasSuffix(body, want) || strings.Count(body, "\ndata: {\"id\"") != 2 {
+			t.Fatalf("body:\n%s\nwant events 1 and 2, then %q", body, want)
+		}
+		sub := must[*Subscription](t)(n.Subscribe(ctx, id, "2", EventFilter{}))
+		defer sub.Close()
+		var got []string
+		for len(got) < 9 {
+			frames := must[[][]byte](t)(sub.Next(ctx, 100))
+			for _, f := range frames {
+				got = append(got, parseFrame(t, f).ID)
+			}
+		}
+		if want := []string{"3", "4", "5", "6", "7", "8", "9", "10", "11"}; !slices.Equal(got, want) {
+			t.Errorf("resumed = %v, want %v", got, want)
 		}
 	})
 }

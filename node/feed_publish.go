@@ -33,14 +33,20 @@ const feedCoalesce = 25 * time.Millisecond
 // have all left the ring are dropped sooner.
 const maxSegments = 64
 
+// maxJoined bounds the filters a segment joins its events for: those with
+// the most subscribers, at least two. Other subscribers read the
+// segment's events one by one. So a segment's memory is at most
+// maxJoined+1 times its events' bytes, whatever the subscribers' filters.
+const maxJoined = 8
+
 // segment is the events of one publication: those after from, up to and
 // including to, oldest first.
 type segment struct {
 	from, to Pos
 	evs      []*feedEvent
-	// batches holds, per filter subscribed when the segment was made, the
-	// SSE frames of the events it matches, joined (nil when none match).
-	// Read-only once published.
+	// batches holds, per filter shared by subscribers when the segment was
+	// made (at most maxJoined), the SSE frames of the events it matches,
+	// joined (nil when none match). Read-only once published.
 	batches map[EventFilter][]byte
 }
 
@@ -113,10 +119,7 @@ func (h *feedHub) publishFeed(f *commonsFeed) {
 		// overflow or replay.
 		seg.from = prevPos(win[0].pos, f)
 	}
-	filters := make([]EventFilter, 0, len(f.filter))
-	for fl := range f.filter {
-		filters = append(filters, fl)
-	}
+	filters := f.sharedFilters()
 	f.mu.RUnlock()
 
 	seg.batches = make(map[EventFilter][]byte, len(filters))
@@ -130,6 +133,22 @@ func (h *feedHub) publishFeed(f *commonsFeed) {
 	f.pub = seg.to
 	h.wakeWaiters(f)
 	f.mu.Unlock()
+}
+
+// sharedFilters returns the filters of at least two subscribers, the
+// maxJoined with the most. Caller holds f.mu.
+func (f *commonsFeed) sharedFilters() []EventFilter {
+	var fs []EventFilter
+	for fl, n := range f.filter {
+		if n >= 2 {
+			fs = append(fs, fl)
+		}
+	}
+	if len(fs) > maxJoined {
+		slices.SortFunc(fs, func(a, b EventFilter) int { return f.filter[b] - f.filter[a] })
+		fs = fs[:maxJoined]
+	}
+	return fs
 }
 
 // join returns the SSE frames of the segment's events that fl matches,
