@@ -532,3 +532,43 @@ func TestEventsHTTPOverflow(t *testing.T) {
 		}
 	})
 }
+
+// TestTurns checks that turns go to queued subscriptions in order, at most
+// free at once, and come back when a holder is done or a queued one
+// leaves.
+func TestTurns(t *testing.T) {
+	subs := make([]*Subscription, 5)
+	for i := range subs {
+		subs[i] = &Subscription{turn: make(chan struct{}, 1)}
+	}
+	has := func() (got []int) {
+		for i, s := range subs {
+			select {
+			case <-s.turn:
+				got = append(got, i)
+				s.holding = true
+			default:
+			}
+		}
+		return got
+	}
+	tr := &turns{free: 2}
+	tr.enqueue(subs)
+	if got := has(); !slices.Equal(got, []int{0, 1}) {
+		t.Fatalf("first turns to %v, want [0 1]", got)
+	}
+	tr.done(subs[3]) // leaves while queued: skipped
+	tr.done(subs[0])
+	if got := has(); !slices.Equal(got, []int{2}) {
+		t.Fatalf("after 0 is done, turn to %v, want [2]", got)
+	}
+	tr.done(subs[1])
+	tr.done(subs[2])
+	if got := has(); !slices.Equal(got, []int{4}) {
+		t.Fatalf("after 1 and 2 are done, turns to %v, want [4]", got)
+	}
+	tr.done(subs[4])
+	if tr.free != 2 || len(tr.queue) != 0 {
+		t.Errorf("at rest: %d free, %d queued; want 2 and 0", tr.free, len(tr.queue))
+	}
+}

@@ -25,7 +25,8 @@ var feedTurns = max(2, runtime.GOMAXPROCS(0))
 // turns hands out turns to queued subscriptions in order.
 type turns struct {
 	mu    sync.Mutex
-	queue []*Subscription
+	queue []*Subscription // waiting from queue[head]
+	head  int
 	free  int
 }
 
@@ -42,17 +43,17 @@ func (t *turns) enqueue(ss []*Subscription) {
 
 // dispatch hands free turns to the queue's front. Caller holds t.mu.
 func (t *turns) dispatch() {
-	i := 0
-	for ; t.free > 0 && i < len(t.queue); i++ {
-		s := t.queue[i]
+	for ; t.free > 0 && t.head < len(t.queue); t.head++ {
+		s := t.queue[t.head]
+		t.queue[t.head] = nil
 		s.queued, s.granted = false, true
 		t.free--
 		s.turn <- struct{}{} // never blocks: one turn at a time
 	}
-	if i > 0 {
-		n := copy(t.queue, t.queue[i:])
+	if t.head == len(t.queue) || t.head >= 1024 && t.head >= len(t.queue)/2 {
+		n := copy(t.queue, t.queue[t.head:])
 		clear(t.queue[n:])
-		t.queue = t.queue[:n]
+		t.queue, t.head = t.queue[:n], 0
 	}
 }
 
@@ -62,8 +63,8 @@ func (t *turns) done(s *Subscription) {
 	defer t.mu.Unlock()
 	if s.queued {
 		s.queued = false
-		if i := slices.Index(t.queue, s); i >= 0 {
-			t.queue = slices.Delete(t.queue, i, i+1)
+		if i := slices.Index(t.queue[t.head:], s); i >= 0 {
+			t.queue = slices.Delete(t.queue, t.head+i, t.head+i+1)
 		}
 	}
 	if s.granted {
