@@ -129,12 +129,13 @@ type SyncStats struct {
 	Passes         int // passes started after the first
 	RangesSent     int
 	RangesReceived int
-	IDsSent        int // short IDs in our ID lists
-	IDsReceived    int // short IDs in the peer's ID lists
-	Pushed         int // records we send: the peer lacks them
-	Wanted         int // records we ask for: we lack them
-	Expected       int // records received that we expected (Accept)
-	Verified       bool
+	IDsSent        int  // short IDs in our ID lists
+	IDsReceived    int  // short IDs in the peer's ID lists
+	Pushed         int  // records we send: the peer lacks them
+	Wanted         int  // records we ask for: we lack them
+	Expected       int  // records received that we expected (Accept)
+	Verified       bool // the peer's check matched ours
+	GaveUp         bool // the checks still differed after the last pass
 }
 
 // Session is one side of a reconciliation session over an Index (SPEC.md
@@ -286,7 +287,8 @@ func (s *Session) Receive(in Turn) (Turn, []*protocol.Block, error) {
 		// The peer asked nothing and its check differs from ours: a
 		// collision, or records that were refused or arrived meanwhile.
 		if s.pass+1 >= s.p.MaxPasses {
-			return Turn{}, push, nil // give up; a later session completes it
+			s.Stats.GaveUp = true
+			return Turn{}, push, nil // a later session completes it
 		}
 		s.pass++
 		s.Stats.Passes++

@@ -33,6 +33,7 @@ type simResult struct {
 	maxRanges int
 	bytes     int // control frame bytes, both directions
 	pushed    int
+	passes    int // passes started after the first, both sides
 }
 
 // simulate runs a session between a (initiator) and b in memory, carrying
@@ -81,6 +82,7 @@ func simulate(t fataler, a, b *Index, p SyncParams) simResult {
 		}
 		from = to
 	}
+	res.passes = sides[0].Stats.Passes + sides[1].Stats.Passes
 	return res
 }
 
@@ -253,6 +255,9 @@ func TestReconcileRepair(t *testing.T) {
 			n, miss, res.turns, rt, res.bytes, float64(res.bytes)/float64(2*miss), res.pushed)
 		if rt > 6 {
 			t.Errorf("%d round trips, want at most 6", rt)
+		}
+		if res.passes != 0 {
+			t.Errorf("%d passes after the first, want none", res.passes)
 		}
 	}
 }
@@ -449,4 +454,51 @@ func TestSumWraps(t *testing.T) {
 	if s != (Sum{}) {
 		t.Fatalf("2^256-1 + 1 = %v, want 0", s)
 	}
+}
+
+// A record the receiver refuses to store (one from the future, say) keeps
+// the checks apart: the session makes its passes, then gives up with an
+// empty turn instead of running to the turn limit.
+func TestReconcileGivesUp(t *testing.T) {
+	var a, b []Item
+	for i := range 2000 {
+		it := synthItem(13, i, 1<<40)
+		a = append(a, it)
+		if i != 7 {
+			b = append(b, it)
+		}
+	}
+	refused := a[7].Digest
+	xa, xb := index(a), index(b)
+	sa, sb := NewSession(xa, SyncParams{}), NewSession(xb, SyncParams{})
+	turn := sa.Begin(testSalt)
+	sides, turns, pushes := [2]*Session{sb, sa}, 1, 0
+	for ; !turn.Empty(); turns++ {
+		if turns > 64 {
+			t.Fatal("no end after 64 turns")
+		}
+		out, push, err := sides[(turns+1)%2].Receive(turn)
+		if err != nil {
+			t.Fatalf("turn %d: %v", turns, err)
+		}
+		for _, blk := range push {
+			if d, _ := protocol.RecordDigest(blk.CID); d != refused {
+				t.Fatalf("pushed %x, want only the refused record", d[:4])
+			}
+			pushes++
+		}
+		turn = out
+	}
+	p := SyncParams{}
+	p.fill()
+	if !sb.Stats.GaveUp && !sa.Stats.GaveUp {
+		t.Errorf("neither side gave up")
+	}
+	if got := sa.Stats.Passes + sb.Stats.Passes + 1; got != p.MaxPasses {
+		t.Errorf("%d passes, want %d", got, p.MaxPasses)
+	}
+	if pushes != p.MaxPasses {
+		t.Errorf("refused record pushed %d times, want once per pass (%d)", pushes, p.MaxPasses)
+	}
+	t.Logf("%d turns", turns)
 }

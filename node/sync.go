@@ -340,6 +340,9 @@ func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *S
 			return err
 		}
 		if turn.Empty() {
+			if sess.Stats.GaveUp {
+				n.log.Debug("sync: sets still differ after the last pass", "peer", rep.Peer, "commons", rep.Commons, "passes", sess.Stats.Passes+1)
+			}
 			return nil
 		}
 	}
