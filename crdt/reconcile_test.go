@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -501,4 +502,40 @@ func TestReconcileGivesUp(t *testing.T) {
 		t.Errorf("refused record pushed %d times, want once per pass (%d)", pushes, p.MaxPasses)
 	}
 	t.Logf("%d turns", turns)
+}
+
+// Two replicas, each missing ten of the other's records, reconcile: turns
+// go back and forth until one is empty, and the records each answer
+// pushes are stored by the peer before it answers in turn. (A node also
+// checks each record with Accept and validates it before storing it.)
+func ExampleSession() {
+	var a, b Index
+	times := map[protocol.Digest]uint64{}
+	for i := range 1010 {
+		it := synthItem(1, i, 1<<40)
+		times[it.Digest] = it.Time
+		if i >= 10 {
+			b.Insert(it)
+		}
+		if i < 1000 {
+			a.Insert(it)
+		}
+	}
+	sides := [2]*Session{NewSession(&b, SyncParams{}), NewSession(&a, SyncParams{})}
+	stores := [2]*Index{&a, &b} // where the records pushed by sides[k] go
+	turn := sides[1].Begin([]byte("sixteen bytes!!!"))
+	k := 0
+	for ; !turn.Empty(); k++ {
+		out, push, err := sides[k%2].Receive(turn)
+		if err != nil {
+			panic(err)
+		}
+		for _, blk := range push {
+			d, _ := protocol.RecordDigest(blk.CID)
+			stores[k%2].Insert(Item{Time: times[d], Digest: d, Block: blk})
+		}
+		turn = out
+	}
+	fmt.Println(a.Len(), b.Len(), a.All() == b.All(), k+1, "turns")
+	// Output: 1010 1010 true 5 turns
 }
