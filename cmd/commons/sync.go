@@ -18,7 +18,7 @@ func (a *app) syncCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sync",
 		Short: "Reconcile commons with connected peers now",
-		Long: `Run set reconciliation (/commons/sync/1.0.0) with a connected peer, or with
+		Long: `Run set reconciliation (/commons/sync/2.0.0) with a connected peer, or with
 every connected peer, over every replicated commons or those named with
 --commons, and print what moved. Needs a running daemon.`,
 		Args: cobra.NoArgs,
