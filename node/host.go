@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	ma "github.com/multiformats/go-multiaddr"
@@ -170,7 +171,10 @@ func (n *Node) hostOptions() ([]libp2p.Option, error) {
 		opts = append(opts, libp2p.EnableRelayService())
 	}
 	if nc.RelayClient {
-		opts = append(opts, libp2p.EnableAutoRelayWithPeerSource(n.relayCandidates))
+		// One relay candidate is enough (a commons may have a single
+		// bootstrap node); libp2p's default waits minutes for four.
+		opts = append(opts, libp2p.EnableAutoRelayWithPeerSource(n.relayCandidates,
+			autorelay.WithMinCandidates(1), autorelay.WithBootDelay(0)))
 	}
 	if nc.HolePunching {
 		opts = append(opts, libp2p.EnableHolePunching())
@@ -200,7 +204,14 @@ func resourceManager(connHigh int) (network.ResourceManager, error) {
 		},
 		Transient: rcmgr.ResourceLimits{Conns: conns, ConnsInbound: conns, ConnsOutbound: conns},
 	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(scaled)))
+	// libp2p allows 8 connections per IPv4 address by default; behind a
+	// carrier-grade NAT many peers share one. Scale it with the limits.
+	perIP := max(8, connHigh/32)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(scaled)),
+		rcmgr.WithLimitPerSubnet(
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: perIP}},
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: perIP}, {PrefixLength: 48, ConnCount: 8 * perIP}},
+		))
 	if err != nil {
 		return nil, fmt.Errorf("node: resource manager: %w", err)
 	}
@@ -219,7 +230,13 @@ func (n *Node) newDHT(h host.Host) (*dht.IpfsDHT, error) {
 		dht.Mode(mode),
 		dht.ProtocolPrefix(DHTPrefix),
 		dht.DisableValues(),
-		dht.BootstrapPeersFunc(n.bootstrapInfos),
+		dht.BootstrapPeersFunc(func() []peer.AddrInfo {
+			infos := n.bootstrapInfos()
+			for i := range infos {
+				infos[i] = preferQUIC(infos[i]) // see dialBootstrap
+			}
+			return infos
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("node: start DHT: %w", err)
@@ -238,15 +255,7 @@ func (n *Node) bootstrapInfos() []peer.AddrInfo {
 			}
 		}
 	})
-	var out []peer.AddrInfo
-	for _, a := range addrs {
-		ai, err := parsePeerAddr(a)
-		if err != nil || ai.ID == n.host.ID() {
-			continue
-		}
-		out = append(out, *ai)
-	}
-	return out
+	return n.groupPeerAddrs(addrs)
 }
 
 // relayCandidates feeds AutoRelay: the bootstrap peers, then connected
@@ -335,7 +344,86 @@ func (n *Node) startDiscovery() error {
 			n.runDHT(addrsChanged)
 		}()
 	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.maintainConnections()
+	}()
 	return nil
+}
+
+// maintainInterval is how often the node redials lost bootstrap peers and
+// retries hole punching to peers it reaches only through a relay.
+const maintainInterval = 10 * time.Second
+
+// maintainConnections keeps the node connected: it redials bootstrap peers
+// (config and manifests) it has lost, so that a healed link or a restarted
+// bootstrap node is used again within seconds, and retries hole punching
+// for peers reached only through a relay.
+func (n *Node) maintainConnections() {
+	punch := map[peer.ID]*retry{}
+	t := time.NewTicker(maintainInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, ai := range n.bootstrapInfos() {
+			if n.host.Network().Connectedness(ai.ID) == network.Connected {
+				continue
+			}
+			err := n.dialBootstrap(ai)
+			n.log.Debug("redial bootstrap peer", "peer", ai.ID, "err", err)
+		}
+		if n.cfg.Network.HolePunching {
+			n.repunch(punch)
+		}
+	}
+}
+
+// retry is a backoff: the next attempt and the wait after it.
+type retry struct {
+	next time.Time
+	wait time.Duration
+}
+
+// repunch retries hole punching with peers reached only through a relay
+// for a while: the first attempt fails when it starts before one side
+// knows its public address, and libp2p does not try again on that
+// connection. Closing the relayed connection and dialling the peer again
+// through the relay makes the other side start hole punching anew.
+// Attempts back off from 30 s to 10 minutes per peer.
+func (n *Node) repunch(state map[peer.ID]*retry) {
+	now := time.Now()
+	for p := range state {
+		if n.host.Network().Connectedness(p) != network.Limited {
+			delete(state, p) // direct now, or gone
+		}
+	}
+	for _, p := range n.host.Network().Peers() {
+		if n.host.Network().Connectedness(p) != network.Limited {
+			continue
+		}
+		conns := n.host.Network().ConnsToPeer(p)
+		young := slices.ContainsFunc(conns, func(c network.Conn) bool { return now.Sub(c.Stat().Opened) < 20*time.Second })
+		r := state[p]
+		if r == nil {
+			r = &retry{wait: 30 * time.Second}
+			state[p] = r
+		}
+		if young || now.Before(r.next) {
+			continue
+		}
+		r.next, r.wait = now.Add(r.wait), min(2*r.wait, 10*time.Minute)
+		addrs := n.host.Peerstore().Addrs(p)
+		_ = n.host.Network().ClosePeer(p)
+		ctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(n.ctx, "hole punching"), maintainInterval)
+		err := n.host.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs})
+		cancel()
+		n.log.Debug("relayed peer redialled for hole punching", "peer", p, "err", err)
+	}
 }
 
 type mdnsNotifee struct{ n *Node }

@@ -243,22 +243,73 @@ func (n *Node) dialManifestPeers(rep *replica) {
 
 // connectAll dials peers given as multiaddrs with /p2p/.
 func (n *Node) connectAll(addrs []string) {
+	for _, ai := range n.groupPeerAddrs(addrs) {
+		if n.host.Network().Connectedness(ai.ID) == network.Connected {
+			continue
+		}
+		if err := n.dialBootstrap(ai); err != nil && n.ctx.Err() == nil {
+			n.log.Warn("cannot reach bootstrap peer", "peer", ai.ID, "addrs", ai.Addrs, "err", err)
+		}
+	}
+}
+
+// dialBootstrap connects to a bootstrap peer over QUIC when it has QUIC
+// addresses, and over any of its addresses when that fails. Peers behind
+// NAT learn their public address (as the bootstrap peer observes it) only
+// for the transport they reach it by, and hole punching between two of
+// them works only when both know it for the same transport: left to
+// libp2p's dial race, one would get QUIC and the other TCP.
+func (n *Node) dialBootstrap(ai peer.AddrInfo) error {
+	if q := preferQUIC(ai); len(q.Addrs) < len(ai.Addrs) {
+		ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+		err := n.host.Connect(ctx, q)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		n.log.Debug("bootstrap peer over QUIC", "peer", ai.ID, "err", err)
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, 15*time.Second)
+	defer cancel()
+	return n.host.Connect(ctx, ai)
+}
+
+// preferQUIC keeps a peer's QUIC addresses, or all if it has none.
+func preferQUIC(ai peer.AddrInfo) peer.AddrInfo {
+	var q []ma.Multiaddr
+	for _, a := range ai.Addrs {
+		if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil && !isRelayed(a) {
+			q = append(q, a)
+		}
+	}
+	if len(q) == 0 {
+		return ai
+	}
+	return peer.AddrInfo{ID: ai.ID, Addrs: q}
+}
+
+// groupPeerAddrs parses multiaddrs with /p2p/ into one AddrInfo per peer,
+// in the order peers first appear, leaving out this node and bad addresses.
+func (n *Node) groupPeerAddrs(addrs []string) []peer.AddrInfo {
+	var out []peer.AddrInfo
+	at := map[peer.ID]int{}
 	for _, a := range addrs {
 		ai, err := parsePeerAddr(a)
 		if err != nil {
-			n.log.Warn("bootstrap address", "addr", a, "err", err)
+			n.log.Debug("bootstrap address", "addr", a, "err", err)
 			continue
 		}
 		if ai.ID == n.host.ID() {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(n.ctx, 15*time.Second)
-		err = n.host.Connect(ctx, *ai)
-		cancel()
-		if err != nil && n.ctx.Err() == nil {
-			n.log.Warn("cannot reach bootstrap peer", "addr", a, "err", err)
+		if i, ok := at[ai.ID]; ok {
+			out[i].Addrs = append(out[i].Addrs, ai.Addrs...)
+			continue
 		}
+		at[ai.ID] = len(out)
+		out = append(out, *ai)
 	}
+	return out
 }
 
 // parsePeerAddr parses a multiaddr that ends in /p2p/<peer-id>.
