@@ -24,6 +24,15 @@
 // Heal rejoins them and redials the links a test made; Stop and Start (or
 // Restart) take a node down and bring it back on the same store.
 //
+// Real networks: Lab (netns.go) builds Linux network namespaces — a
+// public segment on a bridge, NAT routers masquerading private LANs with
+// nftables, hosts — and deletes them afterwards; TestNetns runs real
+// commons daemons in them (a bootstrap node, peers behind two NATs) to
+// check bootstrap, AutoNAT, relaying, hole punching, the DHT, mDNS and a
+// partition's heal, and the NetnsFirstRecord and NetnsBootstrap50
+// benchmarks measure them. They need root, ip and nft; under CI=true they
+// fail without them rather than skip.
+//
 // Synthetic commons (Generate) and benchmarks (Scenarios: ingest, join,
 // repair, propagate, partition) live here too, so that tests, go test
 // -bench and the "commons testnet" command share them.
