@@ -336,7 +336,7 @@ func (r *Repo) Settings(env func(string) (string, bool), profile string) (Settin
 			}
 			values[k.Name], sources[k.Name] = v, "config"
 		}
-		if s, ok := env(k.EnvName()); ok {
+		if s, ok := env(k.EnvName()); ok && s != "" { // empty: unset
 			v, err := k.parseText(s)
 			if err != nil {
 				return Settings{}, nil, fmt.Errorf("node: $%s: %w", k.EnvName(), err)
