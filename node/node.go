@@ -70,6 +70,7 @@ type Node struct {
 	exInFlight map[string]*syncRun // sync sessions running, by peer and commons
 	served     map[string]int      // sessions being served, by peer and commons
 	syncSem    chan struct{}       // sessions served (guarded by exMu)
+	syncAgain  map[string]bool     // sessions asked for while one ran: run another after it
 
 	// Owned by the event loop.
 	commons map[cid.Cid]*replica

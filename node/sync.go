@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -159,6 +160,13 @@ func (n *Node) startSync(p peer.ID, id cid.Cid, replace bool) {
 		// A session with p over this commons runs already, started by
 		// either side: one carries records both ways.
 		if !replace {
+			// The running session may have started before what
+			// prompted this one (records that came since): run
+			// another once it ends.
+			if n.syncAgain == nil {
+				n.syncAgain = map[string]bool{}
+			}
+			n.syncAgain[key] = true
 			n.exMu.Unlock()
 			cancel()
 			return
@@ -178,7 +186,11 @@ func (n *Node) startSync(p peer.ID, id cid.Cid, replace bool) {
 			if n.exInFlight[key] == run {
 				delete(n.exInFlight, key)
 			}
+			again := n.takeAgain(key)
 			n.exMu.Unlock()
+			if again {
+				n.goSync(p, id)
+			}
 		}()
 		s, err := n.syncWith(ctx, p, id)
 		switch {
@@ -187,7 +199,33 @@ func (n *Node) startSync(p peer.ID, id cid.Cid, replace bool) {
 		case s.Received > 0 || s.Sent > 0:
 			n.log.Info("sync", "peer", p, "commons", id, "received", s.Received, "sent", s.Sent, "round_trips", s.RoundTrips)
 		}
+		if s.Received > 0 {
+			n.spread(p, id)
+		}
 	}()
+}
+
+// spread syncs a commons with every other peer of its topic after a
+// session brought records new to this node. Records that arrive by sync
+// are not gossiped again, so without it the rest of a healed partition, or
+// the neighbours of a node that was offline, would wait for their periodic
+// sync. Peers that lack nothing cost one round trip; a node that receives
+// nothing new spreads no further.
+func (n *Node) spread(from peer.ID, id cid.Cid) {
+	var t *pubsub.Topic
+	_ = n.do(n.ctx, func() {
+		if rep := n.commons[id]; rep != nil {
+			t = rep.topic
+		}
+	})
+	if t == nil {
+		return
+	}
+	for _, p := range t.ListPeers() {
+		if p != from {
+			n.goSync(p, id)
+		}
+	}
 }
 
 // serving records that a session from p over commons id is being served,
@@ -200,11 +238,26 @@ func (n *Node) serving(p peer.ID, id cid.Cid) func() {
 	n.exMu.Unlock()
 	return func() {
 		n.exMu.Lock()
+		again := false
 		if n.served[key]--; n.served[key] <= 0 {
 			delete(n.served, key)
+			again = n.takeAgain(key)
 		}
 		n.exMu.Unlock()
+		if again {
+			n.goSync(p, id)
+		}
 	}
+}
+
+// takeAgain reports and clears a session asked for while key's ran; only
+// when no session over key runs any more. exMu held.
+func (n *Node) takeAgain(key string) bool {
+	if !n.syncAgain[key] || n.exInFlight[key] != nil || n.served[key] > 0 {
+		return false
+	}
+	delete(n.syncAgain, key)
+	return true
 }
 
 // syncWith runs a session with p over commons id, as initiator.
@@ -237,6 +290,9 @@ func (n *Node) serveSync(s network.Stream) {
 		n.log.Debug("serve sync", "peer", rep.Peer, "commons", rep.Commons, "err", err)
 	} else if rep.Received > 0 || rep.Sent > 0 {
 		n.log.Info("sync served", "peer", rep.Peer, "commons", rep.Commons, "received", rep.Received, "sent", rep.Sent)
+	}
+	if id, err := cid.Decode(rep.Commons); err == nil && rep.Received > 0 {
+		n.spread(s.Conn().RemotePeer(), id)
 	}
 }
 

@@ -20,8 +20,9 @@ func TestContributionReachesAll(t *testing.T) {
 		n.ConnectRing()
 		id := found(t, n, 0, nil, 0)
 		n.JoinAll(id)
-		n.WaitConverged(id) // the genesis spreads by exchange
+		n.WaitConverged(id) // the genesis spreads by sync
 		n.WaitTopicPeers(id, 2)
+		time.Sleep(2 * time.Second) // gossipsub's heartbeats graft the meshes
 
 		start := time.Now()
 		c := contribute(t, n, 5, id, "hello, ring")

@@ -188,3 +188,37 @@ func TestSyncInterruptedResumes(t *testing.T) {
 		}
 	})
 }
+
+// A healed partition converges through the one link that crosses it, in
+// seconds, not at the next periodic sync: a node that receives records by
+// sync reconciles with its other peers at once, and they with theirs.
+// Nodes 0-3 and 4-7 are lines joined by the link 3-4; the periodic sync
+// is an hour away.
+func TestHealSpreadsBySync(t *testing.T) {
+	Run(t, Options{Nodes: 8, ExchangeInterval: time.Hour}, func(t *testing.T, n *Net) {
+		for i := range 7 {
+			n.Connect(i, i+1)
+		}
+		id := found(t, n, 0, nil, 0)
+		n.JoinAll(id)
+		n.WaitConverged(id)
+		n.WaitTopicPeers(id, 2, 1, 2, 3, 4, 5, 6)
+		time.Sleep(3 * time.Second) // gossipsub heartbeats graft the meshes
+		n.Partition([]int{0, 1, 2, 3}, []int{4, 5, 6, 7})
+		for k := range 20 {
+			contribute(t, n, k%4, id, fmt.Sprintf("left %d", k))
+			contribute(t, n, 4+k%4, id, fmt.Sprintf("right %d", k))
+		}
+		n.WaitRecords(id, 21, 0, 1, 2, 3)
+		n.WaitRecords(id, 21, 4, 5, 6, 7)
+		start := time.Now()
+		n.Heal()
+		n.WaitRecords(id, 41)
+		n.WaitConverged(id)
+		took := time.Since(start)
+		t.Logf("healed in %v (virtual)", took)
+		if took > time.Minute {
+			t.Errorf("heal took %v: the far ends waited for a periodic sync", took)
+		}
+	})
+}
