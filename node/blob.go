@@ -148,20 +148,7 @@ func (n *Node) startBlobs() {
 			n.blobWorker()
 		}()
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		t := time.NewTicker(blobRetry)
-		defer t.Stop()
-		for {
-			select {
-			case <-n.ctx.Done():
-				return
-			case <-t.C:
-				n.requeueBlobs()
-			}
-		}
-	}()
+	n.goEvery(blobRetry, n.requeueBlobs)
 }
 
 // requeueBlobs queues the failed background fetches again.

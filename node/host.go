@@ -344,11 +344,8 @@ func (n *Node) startDiscovery() error {
 			n.runDHT(addrsChanged)
 		}()
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		n.maintainConnections()
-	}()
+	punch := map[peer.ID]*retry{} // owned by maintainConnections
+	n.goEvery(maintainInterval, func() { n.maintainConnections(punch) })
 	return nil
 }
 
@@ -359,27 +356,17 @@ const maintainInterval = 10 * time.Second
 // maintainConnections keeps the node connected: it redials bootstrap peers
 // (config and manifests) it has lost, so that a healed link or a restarted
 // bootstrap node is used again within seconds, and retries hole punching
-// for peers reached only through a relay.
-func (n *Node) maintainConnections() {
-	punch := map[peer.ID]*retry{}
-	t := time.NewTicker(maintainInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
+// for peers reached only through a relay (punch: their backoffs).
+func (n *Node) maintainConnections(punch map[peer.ID]*retry) {
+	for _, ai := range n.bootstrapInfos() {
+		if n.host.Network().Connectedness(ai.ID) == network.Connected {
+			continue
 		}
-		for _, ai := range n.bootstrapInfos() {
-			if n.host.Network().Connectedness(ai.ID) == network.Connected {
-				continue
-			}
-			err := n.dialBootstrap(ai)
-			n.log.Debug("redial bootstrap peer", "peer", ai.ID, "err", err)
-		}
-		if n.cfg.Network.HolePunching {
-			n.repunch(punch)
-		}
+		err := n.dialBootstrap(ai)
+		n.log.Debug("redial bootstrap peer", "peer", ai.ID, "err", err)
+	}
+	if n.cfg.Network.HolePunching {
+		n.repunch(punch)
 	}
 }
 

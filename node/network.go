@@ -81,17 +81,8 @@ func (n *Node) startBackground() {
 	go func() {
 		defer n.wg.Done()
 		n.connectAll(n.cfg.Bootstrap)
-		t := time.NewTicker(n.cfg.ExchangeInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-n.ctx.Done():
-				return
-			case <-t.C:
-				n.periodicSync()
-			}
-		}
 	}()
+	n.goEvery(n.cfg.ExchangeInterval, n.periodicSync)
 }
 
 // commonsIDs returns the replicated commons; nil once the node stops.

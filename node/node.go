@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -291,4 +292,22 @@ func (n *Node) replicaFor(id string) (*replica, error) {
 		return nil, fmt.Errorf("%w: %s is not replicated here (commons join %s)", ErrUnknownCommons, id, id)
 	}
 	return rep, nil
+}
+
+// goEvery runs fn every d on a goroutine of the node's until it stops.
+func (n *Node) goEvery(d time.Duration, fn func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-t.C:
+				fn()
+			}
+		}
+	}()
 }
