@@ -69,7 +69,7 @@ type ConfigKey struct {
 type ConfigSetting struct {
 	Key    string `json:"key"`
 	Value  any    `json:"value"`
-	Source string `json:"source"` // default, profile, config, env
+	Source string `json:"source"` // default, profile, config, env, flag
 	Doc    string `json:"doc"`
 }
 
