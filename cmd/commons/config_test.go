@@ -8,6 +8,7 @@ import (
 )
 
 func TestConfigCommands(t *testing.T) {
+	t.Setenv("COMMONS_MDNS", "") // TestMain's; empty counts as unset
 	dir, _ := initTestRepo(t)
 	mustRun(t, dir, "config", "set", "mdns", "false")
 	mustRun(t, dir, "config", "set", "bootstrap", "/ip4/7.0.0.2/tcp/4040/p2p/12D3KooWHHzSeKaY8xuZVzkLbKFfvNgPPeKhFBGrMbNzbm5akpqu")

@@ -74,9 +74,7 @@ func startDaemon(t *testing.T, bin, repo string, bootstrap ...string) *daemon {
 		args = append(args, "--bootstrap", b)
 	}
 	d := &daemon{repo: repo, log: &bytes.Buffer{}}
-	d.cmd = exec.Command(bin, args...)
-	// Tests reach only loopback: no multicast DNS on the host's networks.
-	d.cmd.Env = append(os.Environ(), "COMMONS_MDNS=false")
+	d.cmd = exec.Command(bin, args...) // COMMONS_MDNS=false from TestMain
 	d.cmd.Stderr = d.log
 	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {
