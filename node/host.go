@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -168,7 +169,13 @@ func (n *Node) hostOptions() ([]libp2p.Option, error) {
 		opts = append(opts, libp2p.ForceReachabilityPrivate())
 	}
 	if nc.RelayService {
-		opts = append(opts, libp2p.EnableRelayService())
+		// Reservations scale with the connection limits, like
+		// connections per IP (peers behind one NAT share an address).
+		r := relayv2.DefaultResources()
+		r.MaxReservations = max(r.MaxReservations, nc.ConnHigh/2)
+		r.MaxReservationsPerIP = max(r.MaxReservationsPerIP, perIPLimit(nc.ConnHigh))
+		r.MaxReservationsPerASN = max(r.MaxReservationsPerASN, 4*perIPLimit(nc.ConnHigh))
+		opts = append(opts, libp2p.EnableRelayService(relayv2.WithResources(r)))
 	}
 	if nc.RelayClient {
 		// One relay candidate is enough (a commons may have a single
@@ -206,7 +213,7 @@ func resourceManager(connHigh int) (network.ResourceManager, error) {
 	}
 	// libp2p allows 8 connections per IPv4 address by default; behind a
 	// carrier-grade NAT many peers share one. Scale it with the limits.
-	perIP := max(8, connHigh/32)
+	perIP := perIPLimit(connHigh)
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(scaled)),
 		rcmgr.WithLimitPerSubnet(
 			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: perIP}},
@@ -217,6 +224,10 @@ func resourceManager(connHigh int) (network.ResourceManager, error) {
 	}
 	return rm, nil
 }
+
+// perIPLimit is how many connections (and relay reservations) one IP
+// address may hold.
+func perIPLimit(connHigh int) int { return max(8, connHigh/32) }
 
 func (n *Node) newDHT(h host.Host) (*dht.IpfsDHT, error) {
 	mode := dht.ModeAuto
