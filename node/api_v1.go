@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"sort"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -272,6 +274,10 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Close()
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		directEvents(r.Context(), conn, sub)
+		return
+	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "no-store")
@@ -294,13 +300,76 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 			chunks = append(chunks, keepAliveFrame)
 		}
 		if errors.Is(err, ErrOverflow) {
-			chunks = append(chunks, fmt.Appendf(nil, "id: %s\nevent: overflow\ndata: {\"resume\":%q}\n\n", sub.Pos(), sub.Pos()))
+			chunks = append(chunks, overflowFrame(sub.Pos()))
 		}
 		if buf, err = writeChunks(w, chunks, buf, err); err != nil || rc.Flush() != nil {
 			return
 		}
 		idle.Reset(feedKeepAlive)
 	}
+}
+
+// directEvents serves an event stream on its own connection, taken from
+// the HTTP server: the notifier writes the stream while sub is caught up
+// (feed_direct.go), and this goroutine writes it otherwise. The body ends
+// when the connection closes.
+func directEvents(ctx context.Context, conn net.Conn, sub *Subscription) {
+	defer conn.Close()
+	raw, err := conn.(syscall.Conn).SyscallConn()
+	if err != nil || conn.SetDeadline(time.Time{}) != nil {
+		return
+	}
+	const head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n" +
+		"X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: 1000\n\n"
+	if _, err := io.WriteString(conn, head); err != nil {
+		return
+	}
+	// The server no longer watches the connection: a read ending (the
+	// client hung up) ends the stream.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		io.Copy(io.Discard, conn)
+		cancel()
+	}()
+	sub.setDirect(func(b []byte) (n int, err error) {
+		werr := raw.Write(func(fd uintptr) bool {
+			n, err = syscall.Write(int(fd), b)
+			return true // one attempt: never wait for the socket
+		})
+		n = max(n, 0)
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
+			err = nil
+		}
+		return n, cmp.Or(werr, err)
+	})
+	idle := time.NewTimer(feedKeepAlive)
+	defer idle.Stop()
+	var chunks [][]byte
+	var buf []byte
+	for {
+		chunks, err = sub.read(ctx, 1024, idle.C, chunks[:0])
+		if len(chunks) == 0 && err == nil {
+			if sub.wroteWithin(feedKeepAlive) {
+				idle.Reset(feedKeepAlive)
+				continue
+			}
+			chunks = append(chunks, keepAliveFrame)
+		}
+		if errors.Is(err, ErrOverflow) {
+			chunks = append(chunks, overflowFrame(sub.Pos()))
+		}
+		if buf, err = writeChunks(conn, chunks, buf, err); err != nil {
+			return
+		}
+		idle.Reset(feedKeepAlive)
+	}
+}
+
+// overflowFrame is the event that ends an overflowed stream, naming the
+// position to resume from.
+func overflowFrame(p Pos) []byte {
+	return fmt.Appendf(nil, "id: %s\nevent: overflow\ndata: {\"resume\":%q}\n\n", p, p)
 }
 
 // writeChunks writes chunks to w, joined in buf (returned for reuse) when

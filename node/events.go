@@ -30,10 +30,12 @@ package node
 // their number. Each subscriber reads from its own position: whole
 // segments, encoded once per filter, while it keeps up; the ring event by
 // event while its position is in the ring; and the store's feed log plus
-// the status-change list when it is behind (a resume). A subscriber that
-// is live and falls further behind than the ring holds (Config.FeedBuffer
-// events) has overflowed: its stream ends with an "overflow" event naming
-// the position to resume from.
+// the status-change list when it is behind (a resume). The streams of
+// caught-up SSE subscribers are written by the notifier itself, without
+// waking their goroutines (feed_direct.go). A subscriber that is live and
+// falls further behind than the ring holds (Config.FeedBuffer events) has
+// overflowed: its stream ends with an "overflow" event naming the position
+// to resume from.
 
 import (
 	"bytes"
@@ -508,6 +510,13 @@ type Subscription struct {
 	waiting bool          // in s.f.waiters (guarded by s.f.mu)
 	queued  bool          // in the hub's turn queue (guarded by turns.mu)
 	granted bool          // handed a turn (guarded by turns.mu)
+
+	// A direct subscription's stream is written by the notifier while its
+	// reader waits (feed_direct.go).
+	direct  func([]byte) (int, error) // the stream's non-blocking write, or nil
+	wmu     sync.Mutex                // held by the reader except while it waits in read
+	pending []byte                    // the rest of a direct write, for the reader to write
+	wrote   atomic.Int64              // when the notifier last wrote, in Unix nanoseconds
 }
 
 // ErrOverflow is returned by Subscription.Next when the reader fell further
@@ -537,6 +546,10 @@ func (s *Subscription) Next(ctx context.Context, max int) ([][]byte, error) {
 func (s *Subscription) read(ctx context.Context, max int, idle <-chan time.Time, out [][]byte) ([][]byte, error) {
 	n := len(out)
 	for {
+		if s.pending != nil {
+			out = append(out, s.pending)
+			s.pending = nil
+		}
 		before := s.s.pos
 		var err error
 		out, err = s.s.next(ctx, max, out)
@@ -551,16 +564,21 @@ func (s *Subscription) read(ctx context.Context, max int, idle <-chan time.Time,
 			continue // a page of filtered-out events, or a publication: read on
 		}
 		s.endTurn()
+		s.release()
 		select {
 		case <-s.turn:
+			s.acquire()
 			s.holding = true
 		case <-idle:
+			s.acquire()
 			s.leave()
 			return out, nil
 		case <-ctx.Done():
+			s.acquire()
 			s.leave()
 			return out, ctx.Err()
 		case <-s.s.n.stopped:
+			s.acquire()
 			s.leave()
 			return out, ErrClosed
 		}
@@ -584,6 +602,7 @@ func (s *Subscription) Close() {
 		f.mu.Unlock()
 		s.s.n.feeds.subs.Add(-1)
 		s.s.n.metrics.feedSubscribers.Dec()
+		s.release()
 	}
 }
 

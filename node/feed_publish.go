@@ -7,7 +7,9 @@ package node
 // notifier wakes at most once per feedCoalesce and publishes, for each
 // queued commons, one segment: the events since the last segment, encoded
 // once, and joined once per filter that subscribers use into the bytes of
-// one write. It then wakes that commons' subscribers (and no others). A
+// one write. It then writes the segment to that commons' caught-up SSE
+// streams itself (feed_direct.go) and wakes its other subscribers (and no
+// others'). A
 // subscriber whose position is a segment's start sends the segment's bytes
 // for its filter as they are, so the work per subscriber and wake-up is a
 // lookup and one write, whatever the number of events; a subscriber
@@ -131,8 +133,9 @@ func (h *feedHub) publishFeed(f *commonsFeed) {
 	f.segs = append(f.segs, seg)
 	f.pruneSegments()
 	f.pub = seg.to
-	h.wakeWaiters(f)
+	direct := h.wakeWaiters(f, seg)
 	f.mu.Unlock()
+	h.writeDirect(f, seg, direct)
 }
 
 // sharedFilters returns the filters of at least two subscribers, the

@@ -116,16 +116,28 @@ func (s *Subscription) leave() {
 	s.s.n.feeds.turns.done(s)
 }
 
-// wakeWaiters moves f's waiters to the hub's queue. Caller holds f.mu for
-// writing; h.turns.mu is taken inside.
-func (h *feedHub) wakeWaiters(f *commonsFeed) {
+// wakeWaiters takes f's waiters out of its list after a publication of
+// seg: it returns those the notifier can write seg to directly, their wmu
+// held (feed_direct.go), and moves the others to the hub's queue. Caller
+// holds f.mu for writing; h.turns.mu is taken inside.
+func (h *feedHub) wakeWaiters(f *commonsFeed, seg *segment) []*Subscription {
 	if len(f.waiters) == 0 {
-		return
+		return nil
 	}
+	var direct []*Subscription
+	wake := f.waiters[:0]
 	for _, s := range f.waiters {
 		s.waiting = false
+		if s.claim(seg) {
+			direct = append(direct, s)
+		} else {
+			wake = append(wake, s)
+		}
 	}
-	h.turns.enqueue(f.waiters)
+	if len(wake) > 0 {
+		h.turns.enqueue(wake)
+	}
 	clear(f.waiters)
 	f.waiters = f.waiters[:0]
+	return direct
 }

@@ -1,0 +1,140 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// directStream is the byte stream of a direct subscription in a test. Its
+// non-blocking writes (the notifier's) take, in turn, everything, half, or
+// nothing, like a socket whose buffer fills; its blocking writes (the
+// reader's) take everything.
+type directStream struct {
+	mu                      sync.Mutex
+	buf                     bytes.Buffer
+	calls                   int
+	whole, partial, refused int
+}
+
+func (d *directStream) try(b []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls++
+	n := len(b)
+	switch d.calls % 3 {
+	case 0:
+		d.whole++
+	case 1:
+		n /= 2
+		d.partial++
+	case 2:
+		n = 0
+		d.refused++
+	}
+	d.buf.Write(b[:n])
+	return n, nil
+}
+
+func (d *directStream) write(b []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.buf.Write(b)
+}
+
+// ids returns the ids of the stream's whole events, and whether it ends
+// between two events.
+func (d *directStream) ids(t *testing.T) ([]string, bool) {
+	d.mu.Lock()
+	s := d.buf.String()
+	d.mu.Unlock()
+	var out []string
+	for {
+		i := strings.Index(s, "\n\n")
+		if i < 0 {
+			return out, s == ""
+		}
+		out = append(out, parseFrame(t, []byte(s[:i+2])).ID)
+		s = s[i+2:]
+	}
+}
+
+// TestFeedDirect follows a commons with direct subscriptions (several per
+// filter, so that segments are joined for them, and one alone), whose
+// notifier writes are taken whole, in part or not at all in turn, while
+// records arrive one at a time. Each stream must carry exactly the events
+// a fresh replay of its filter gives, in order, and the notifier must have
+// written to them, whole and in part.
+func TestFeedDirect(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	type follower struct {
+		filter EventFilter
+		from   string
+		stream *directStream
+		done   chan struct{}
+	}
+	filters := []EventFilter{{}, {}, {}, {Type: "status"}, {Type: "status"}, {Kind: "code"}, {Kind: "code"}, {Kind: "text"}}
+	var fls []*follower
+	for i, f := range filters {
+		fl := &follower{filter: f, from: []string{"", "4"}[i%2], stream: &directStream{}, done: make(chan struct{})}
+		sub := must[*Subscription](t)(w.n.Subscribe(ctx, w.commons, fl.from, f))
+		sub.setDirect(fl.stream.try)
+		go func() {
+			defer close(fl.done)
+			defer sub.Close()
+			for {
+				chunks, err := sub.read(ctx, 100, nil, nil)
+				for _, c := range chunks {
+					fl.stream.write(c)
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		fls = append(fls, fl)
+	}
+	for i := range 30 {
+		c := must[string](t)(w.c.Contribute(ctx, ContributeParams{Commons: w.commons, Title: fmt.Sprint("direct ", i), Kind: []string{"text", "code"}[i%2]}))
+		if i%3 == 0 {
+			must[string](t)(w.c.Review(ctx, ReviewParams{Target: c, Decision: "accept"}))
+		}
+		time.Sleep(feedCoalesce) // one publication each, most of the time
+	}
+	for _, fl := range fls {
+		ref := must[*Subscription](t)(w.n.Subscribe(ctx, w.commons, fl.from, fl.filter))
+		want := ids(drain(t, ref))
+		ref.Close()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, whole := fl.stream.ids(t)
+			if whole && len(got) >= len(want) || time.Now().After(deadline) {
+				if !slices.Equal(got, want) {
+					t.Errorf("filter %+v from %q:\n got %v\nwant %v", fl.filter, fl.from, got, want)
+				}
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	cancel()
+	var whole, partial int
+	for _, fl := range fls {
+		<-fl.done
+		whole += fl.stream.whole
+		partial += fl.stream.partial
+	}
+	if whole == 0 || partial == 0 {
+		t.Errorf("the notifier wrote %d segments whole and %d in part: want some of each", whole, partial)
+	}
+	if n := w.n.feeds.turns.free; n != feedTurns {
+		t.Errorf("free turns after every subscriber left = %d, want %d", n, feedTurns)
+	}
+}
