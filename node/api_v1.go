@@ -343,15 +343,23 @@ func directEvents(ctx context.Context, conn net.Conn, sub *Subscription) {
 		}
 		return n, cmp.Or(werr, err)
 	})
+	serveDirect(ctx, conn, sub)
+}
+
+// serveDirect writes sub's stream to w whenever the notifier does not:
+// catching up, the rest of a write that would have blocked, keep-alives,
+// and the end.
+func serveDirect(ctx context.Context, w io.Writer, sub *Subscription) {
 	idle := time.NewTimer(feedKeepAlive)
 	defer idle.Stop()
 	var chunks [][]byte
 	var buf []byte
+	var err error
 	for {
 		chunks, err = sub.read(ctx, 1024, idle.C, chunks[:0])
 		if len(chunks) == 0 && err == nil {
-			if sub.wroteWithin(feedKeepAlive) {
-				idle.Reset(feedKeepAlive)
+			if d := sub.sinceDirect(); d < feedKeepAlive {
+				idle.Reset(feedKeepAlive - d)
 				continue
 			}
 			chunks = append(chunks, keepAliveFrame)
@@ -359,7 +367,7 @@ func directEvents(ctx context.Context, conn net.Conn, sub *Subscription) {
 		if errors.Is(err, ErrOverflow) {
 			chunks = append(chunks, overflowFrame(sub.Pos()))
 		}
-		if buf, err = writeChunks(conn, chunks, buf, err); err != nil {
+		if buf, err = writeChunks(w, chunks, buf, err); err != nil {
 			return
 		}
 		idle.Reset(feedKeepAlive)

@@ -19,7 +19,10 @@ package node
 // the subscriber is in its commons' waiter list, so it never waits for a
 // reader.
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // setDirect makes s a direct subscription: write writes the stream
 // without blocking, returning how many bytes it wrote (an error only for
@@ -43,10 +46,14 @@ func (s *Subscription) release() {
 	}
 }
 
-// wroteWithin reports whether the notifier wrote s's stream within d.
-func (s *Subscription) wroteWithin(d time.Duration) bool {
+// sinceDirect returns the time since the notifier last wrote s's stream
+// (a long time if never).
+func (s *Subscription) sinceDirect() time.Duration {
 	w := s.wrote.Load()
-	return w != 0 && time.Since(time.Unix(0, w)) < d
+	if w == 0 {
+		return math.MaxInt64
+	}
+	return time.Since(time.Unix(0, w))
 }
 
 // claim reports whether the notifier can write seg to s directly, taking

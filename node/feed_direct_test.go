@@ -8,14 +8,16 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
 // directStream is the byte stream of a direct subscription in a test. Its
 // non-blocking writes (the notifier's) take, in turn, everything, half, or
-// nothing, like a socket whose buffer fills; its blocking writes (the
-// reader's) take everything.
+// nothing, like a socket whose buffer fills (everything if roomy); its
+// blocking writes (the reader's) take everything.
 type directStream struct {
+	roomy                   bool
 	mu                      sync.Mutex
 	buf                     bytes.Buffer
 	calls                   int
@@ -27,13 +29,13 @@ func (d *directStream) try(b []byte) (int, error) {
 	defer d.mu.Unlock()
 	d.calls++
 	n := len(b)
-	switch d.calls % 3 {
-	case 0:
+	switch {
+	case d.roomy || d.calls%3 == 0:
 		d.whole++
-	case 1:
+	case d.calls%3 == 1:
 		n /= 2
 		d.partial++
-	case 2:
+	default:
 		n = 0
 		d.refused++
 	}
@@ -41,18 +43,22 @@ func (d *directStream) try(b []byte) (int, error) {
 	return n, nil
 }
 
-func (d *directStream) write(b []byte) {
+func (d *directStream) Write(b []byte) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.buf.Write(b)
+	return d.buf.Write(b)
+}
+
+func (d *directStream) String() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.buf.String()
 }
 
 // ids returns the ids of the stream's whole events, and whether it ends
 // between two events.
 func (d *directStream) ids(t *testing.T) ([]string, bool) {
-	d.mu.Lock()
-	s := d.buf.String()
-	d.mu.Unlock()
+	s := d.String()
 	var out []string
 	for {
 		i := strings.Index(s, "\n\n")
@@ -92,7 +98,7 @@ func TestFeedDirect(t *testing.T) {
 			for {
 				chunks, err := sub.read(ctx, 100, nil, nil)
 				for _, c := range chunks {
-					fl.stream.write(c)
+					fl.stream.Write(c)
 				}
 				if err != nil {
 					return
@@ -137,4 +143,54 @@ func TestFeedDirect(t *testing.T) {
 	if n := w.n.feeds.turns.free; n != feedTurns {
 		t.Errorf("free turns after every subscriber left = %d, want %d", n, feedTurns)
 	}
+}
+
+// TestFeedDirectKeepAlive checks, in a synctest bubble, that a direct
+// stream gets a ": keep-alive" comment only after feedKeepAlive without a
+// write, whether the notifier or the reader made the last one.
+func TestFeedDirectKeepAlive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := startOffline(t)
+		id := must[string](t)(n.CreateManifest(t.Context(), ManifestParams{Name: ptr("K"), Licence: ptr("MIT")}))
+		ctx, cancel := context.WithCancel(t.Context())
+		sub := must[*Subscription](t)(n.Subscribe(ctx, id, "", EventFilter{}))
+		// A second subscriber of the filter, so that segments are joined
+		// for it; it never reads.
+		defer must[*Subscription](t)(n.Subscribe(ctx, id, "", EventFilter{})).Close()
+		stream := &directStream{roomy: true}
+		sub.setDirect(stream.try)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer sub.Close()
+			serveDirect(ctx, stream, sub)
+		}()
+		start := time.Now()
+		check := func(at time.Duration, wantEvents, wantKeepAlives int) {
+			t.Helper()
+			time.Sleep(at - time.Since(start))
+			synctest.Wait()
+			body := stream.String()
+			if got := strings.Count(body, "\ndata: "); got != wantEvents {
+				t.Errorf("at %v: %d events, want %d:\n%s", at, got, wantEvents, body)
+			}
+			if got := strings.Count(body, ": keep-alive\n\n"); got != wantKeepAlives {
+				t.Errorf("at %v: %d keep-alives, want %d:\n%s", at, got, wantKeepAlives, body)
+			}
+		}
+		check(0, 1, 0) // the manifest, written by the reader
+		const later = 10 * time.Second
+		for i := range 3 { // events every 10 s, written by the notifier
+			time.Sleep(later)
+			must[string](t)(n.Contribute(t.Context(), ContributeParams{Commons: id, Title: fmt.Sprint("c", i)}))
+		}
+		check(3*later+feedKeepAlive-time.Millisecond, 4, 0)
+		check(3*later+feedKeepAlive+feedCoalesce, 4, 1)
+		check(3*later+2*feedKeepAlive+feedCoalesce, 4, 2)
+		cancel()
+		<-done
+		if stream.whole < 3 {
+			t.Errorf("the notifier wrote %d publications, want the 3 contributions' at least", stream.whole)
+		}
+	})
 }
