@@ -419,19 +419,7 @@ func TestEventsKeepAlive(t *testing.T) {
 			defer close(done)
 			h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/api/v1/commons/"+id+"/events", nil))
 		}()
-		start := time.Now()
-		check := func(at time.Duration, wantEvents, wantKeepAlives int) {
-			t.Helper()
-			time.Sleep(at - time.Since(start))
-			synctest.Wait()
-			body := rec.String()
-			if got := strings.Count(body, "\ndata: "); got != wantEvents {
-				t.Errorf("at %v: %d events, want %d:\n%s", at, got, wantEvents, body)
-			}
-			if got := strings.Count(body, ": keep-alive\n\n"); got != wantKeepAlives {
-				t.Errorf("at %v: %d keep-alives, want %d:\n%s", at, got, wantKeepAlives, body)
-			}
-		}
+		check := streamChecker(t, rec)
 		check(0, 1, 0)
 		check(feedKeepAlive-time.Millisecond, 1, 0)
 		check(feedKeepAlive, 1, 1)
@@ -450,6 +438,25 @@ func TestEventsKeepAlive(t *testing.T) {
 			t.Errorf("response %d %v", rec.code, rec.hdr)
 		}
 	})
+}
+
+// streamChecker returns a function that waits, in a synctest bubble, until
+// at after now and checks that the stream's body has so many events and
+// keep-alive comments.
+func streamChecker(t *testing.T, stream fmt.Stringer) func(at time.Duration, wantEvents, wantKeepAlives int) {
+	start := time.Now()
+	return func(at time.Duration, wantEvents, wantKeepAlives int) {
+		t.Helper()
+		time.Sleep(at - time.Since(start))
+		synctest.Wait()
+		body := stream.String()
+		if got := strings.Count(body, "\ndata: "); got != wantEvents {
+			t.Errorf("at %v: %d events, want %d:\n%s", at, got, wantEvents, body)
+		}
+		if got := strings.Count(body, ": keep-alive\n\n"); got != wantKeepAlives {
+			t.Errorf("at %v: %d keep-alives, want %d:\n%s", at, got, wantKeepAlives, body)
+		}
+	}
 }
 
 // TestSharedFilters checks which filters a segment joins its events for:

@@ -165,19 +165,7 @@ func TestFeedDirectKeepAlive(t *testing.T) {
 			defer sub.Close()
 			serveDirect(ctx, stream, sub)
 		}()
-		start := time.Now()
-		check := func(at time.Duration, wantEvents, wantKeepAlives int) {
-			t.Helper()
-			time.Sleep(at - time.Since(start))
-			synctest.Wait()
-			body := stream.String()
-			if got := strings.Count(body, "\ndata: "); got != wantEvents {
-				t.Errorf("at %v: %d events, want %d:\n%s", at, got, wantEvents, body)
-			}
-			if got := strings.Count(body, ": keep-alive\n\n"); got != wantKeepAlives {
-				t.Errorf("at %v: %d keep-alives, want %d:\n%s", at, got, wantKeepAlives, body)
-			}
-		}
+		check := streamChecker(t, stream)
 		check(0, 1, 0) // the manifest, written by the reader
 		const later = 10 * time.Second
 		for i := range 3 { // events every 10 s, written by the notifier
