@@ -290,23 +290,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	if _, err := w.Write([]byte("retry: 1000\n\n")); err != nil || rc.Flush() != nil {
 		return
 	}
-	idle := time.NewTimer(feedKeepAlive)
-	defer idle.Stop()
-	var chunks [][]byte
-	var buf []byte
-	for {
-		chunks, err = sub.read(r.Context(), 1024, idle.C, chunks[:0])
-		if len(chunks) == 0 && err == nil {
-			chunks = append(chunks, keepAliveFrame)
-		}
-		if errors.Is(err, ErrOverflow) {
-			chunks = append(chunks, overflowFrame(sub.Pos()))
-		}
-		if buf, err = writeChunks(w, chunks, buf, err); err != nil || rc.Flush() != nil {
-			return
-		}
-		idle.Reset(feedKeepAlive)
-	}
+	serveStream(r.Context(), w, rc.Flush, sub)
 }
 
 // directEvents serves an event stream on its own connection, taken from
@@ -343,13 +327,14 @@ func directEvents(ctx context.Context, conn net.Conn, sub *Subscription) {
 		}
 		return n, cmp.Or(werr, err)
 	})
-	serveDirect(ctx, conn, sub)
+	serveStream(ctx, conn, func() error { return nil }, sub)
 }
 
-// serveDirect writes sub's stream to w whenever the notifier does not:
-// catching up, the rest of a write that would have blocked, keep-alives,
-// and the end.
-func serveDirect(ctx context.Context, w io.Writer, sub *Subscription) {
+// serveStream writes sub's stream to w, flushing after each write,
+// whenever the notifier does not (feed_direct.go): catching up, the rest of
+// a write that would have blocked, keep-alives after feedKeepAlive without
+// a write, and the end.
+func serveStream(ctx context.Context, w io.Writer, flush func() error, sub *Subscription) {
 	idle := time.NewTimer(feedKeepAlive)
 	defer idle.Stop()
 	var chunks [][]byte
@@ -367,7 +352,7 @@ func serveDirect(ctx context.Context, w io.Writer, sub *Subscription) {
 		if errors.Is(err, ErrOverflow) {
 			chunks = append(chunks, overflowFrame(sub.Pos()))
 		}
-		if buf, err = writeChunks(w, chunks, buf, err); err != nil {
+		if buf, err = writeChunks(w, chunks, buf, err); err != nil || flush() != nil {
 			return
 		}
 		idle.Reset(feedKeepAlive)

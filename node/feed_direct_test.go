@@ -163,7 +163,7 @@ func TestFeedDirectKeepAlive(t *testing.T) {
 		go func() {
 			defer close(done)
 			defer sub.Close()
-			serveDirect(ctx, stream, sub)
+			serveStream(ctx, stream, func() error { return nil }, sub)
 		}()
 		check := streamChecker(t, stream)
 		check(0, 1, 0) // the manifest, written by the reader
