@@ -217,12 +217,14 @@ type feedHub struct {
 	commons map[cid.Cid]*commonsFeed
 	ringCap int
 
-	qmu     sync.Mutex
-	queued  []*commonsFeed // with events to publish
-	kick    chan struct{}
-	turns   turns
-	subs    atomic.Int64
-	metrics *Metrics
+	qmu    sync.Mutex
+	queued []*commonsFeed // with events to publish
+	kick   chan struct{}
+	turns  turns
+	subs   atomic.Int64
+	// published counts the segments published, all commons together.
+	published atomic.Int64
+	metrics   *Metrics
 }
 
 func newFeedHub(ringCap int, m *Metrics) *feedHub {

@@ -28,9 +28,10 @@ import (
 
 // BenchmarkFeedSubscribers measures the live feed under load: one node
 // ingests gossip-sized records one at a time at 1,000 records/s (a fifth of
-// them reviews, each causing a status event), in phases alone and with N SSE
-// subscribers on loopback, alternating (alone, with, alone, with, …, alone)
-// so that the machine's drift and its neighbours' load fall on both sides
+// them reviews, each causing a status event), in phases alone, with N SSE
+// subscribers on loopback, and with a raw TCP load standing for the
+// delivery, alternating (alone, with, alone, raw, alone, with, …, alone)
+// so that the machine's drift and its neighbours' load fall on every kind
 // alike. The subscribers live in a separate OS process (this test binary,
 // re-run as TestFeedClients), started afresh for each phase with them, so
 // that their CPU use is the client process's, each on its own TCP
@@ -39,6 +40,15 @@ import (
 // record's event arrives once and in order. It runs at the lowest CPU
 // priority (nice 19): the subscribers stand for clients on other machines,
 // and on the shared cores the node comes first.
+//
+// The raw TCP phases are the reference: the same traffic without the
+// node's part in it. Another process (runRawLoad) writes N loopback
+// connections from one thread, as many bytes per record, as often as the
+// node published during the phases with subscribers (or every
+// COMMONS_FEED_BENCH_RAW_PERIOD), and reads them as the client process
+// does, while the node ingests with no subscriber. What the raw load
+// costs the node's ingestion is what that much loopback TCP on the same
+// cores costs, whatever delivers it.
 //
 //	go test -run '^$' -bench FeedSubscribers -benchtime 1x ./node
 //
@@ -54,16 +64,23 @@ import (
 //     with the subscribers: how much serving them slows ingestion down;
 //     ingest-p99-us-alone and -with-subs: the 99th percentile of one
 //     record's validate+ingest;
-//   - node-cpu-us/rec-alone and -with-subs: the node process's CPU time
-//     (user+system, pacing and validation included) per ingested record in
-//     each kind of phase, which counts the delivery work itself;
-//     clients-cpu-cores: the client process's CPU use while it received;
+//   - ingest-rec/s-raw-tcp and ingest-ratio-raw-tcp: the same over the raw
+//     TCP phases; ingest-ratio-vs-raw-tcp: with subscribers against raw
+//     TCP, the slowdown that is the node's own;
+//   - publish-ms: the mean time between the node's publications (writes to
+//     each subscriber) while it had subscribers; bytes/record: the stream
+//     bytes per record and subscriber; both set the raw load;
+//   - node-cpu-us/rec-alone, -with-subs and -raw-tcp: the node process's
+//     CPU time (user+system, pacing and validation included) per ingested
+//     record in each kind of phase, which counts the delivery work itself;
+//     clients-cpu-cores and raw-tcp-cpu-cores: the client and raw load
+//     processes' CPU use while they ran;
 //     cores: runtime.NumCPU().
 //
 // COMMONS_FEED_BENCH_SECONDS sets each phase's length (default 1),
-// COMMONS_FEED_BENCH_ROUNDS the number of phases with subscribers (default
-// 4), COMMONS_FEED_BENCH_SUBSCRIBERS the number of subscribers (default
-// 1000).
+// COMMONS_FEED_BENCH_ROUNDS the number of phases with subscribers, and of
+// raw TCP phases (default 4), COMMONS_FEED_BENCH_SUBSCRIBERS the number of
+// subscribers (default 1000).
 func BenchmarkFeedSubscribers(b *testing.B) {
 	const rate = 1000
 	subscribers, secs, rounds := 1000, 1, 4
@@ -75,10 +92,13 @@ func BenchmarkFeedSubscribers(b *testing.B) {
 	env("COMMONS_FEED_BENCH_SUBSCRIBERS", &subscribers)
 	env("COMMONS_FEED_BENCH_SECONDS", &secs)
 	env("COMMONS_FEED_BENCH_ROUNDS", &rounds)
+	rawPeriod, _ := time.ParseDuration(os.Getenv("COMMONS_FEED_BENCH_RAW_PERIOD"))
 	per := secs * rate
-	raws := benchSet(b)[:1+rate+(2*rounds+1)*per]
+	raws := benchSet(b)[:1+rate+(4*rounds+1)*per]
 	for b.Loop() {
-		alone, loaded, res := runFeedBench(b, raws, subscribers, rate, per, rounds)
+		fb := &feedBench{subscribers: subscribers, rate: rate, per: per, rawPeriod: rawPeriod}
+		fb.run(b, raws, rounds)
+		alone, loaded, raw, res := fb.alone, fb.loaded, fb.raw, fb.res
 		if len(res.delays) == 0 {
 			b.Fatal("no subscriber received any record's event")
 		}
@@ -92,19 +112,36 @@ func BenchmarkFeedSubscribers(b *testing.B) {
 		b.ReportMetric(alone.rate(), "ingest-rec/s-alone")
 		b.ReportMetric(loaded.rate(), "ingest-rec/s-with-subs")
 		b.ReportMetric(loaded.rate()/alone.rate(), "ingest-ratio")
+		b.ReportMetric(raw.rate(), "ingest-rec/s-raw-tcp")
+		b.ReportMetric(raw.rate()/alone.rate(), "ingest-ratio-raw-tcp")
+		b.ReportMetric(loaded.rate()/raw.rate(), "ingest-ratio-vs-raw-tcp")
+		b.ReportMetric(fb.period().Seconds()*1e3, "publish-ms")
+		b.ReportMetric(float64(fb.recordBytes()), "bytes/record")
 		b.ReportMetric(alone.p99(), "ingest-p99-us-alone")
 		b.ReportMetric(loaded.p99(), "ingest-p99-us-with-subs")
 		b.ReportMetric(alone.cpuPerRecord(), "node-cpu-us/rec-alone")
 		b.ReportMetric(loaded.cpuPerRecord(), "node-cpu-us/rec-with-subs")
+		b.ReportMetric(raw.cpuPerRecord(), "node-cpu-us/rec-raw-tcp")
 		b.ReportMetric(res.CPU/res.Wall, "clients-cpu-cores")
+		b.ReportMetric(fb.rawRes.CPU/fb.rawRes.Wall, "raw-tcp-cpu-cores")
 		b.ReportMetric(float64(runtime.NumCPU()), "cores")
 	}
 }
 
-// runFeedBench runs the benchmark's phases on a fresh node: a second of
-// warm-up, then per records alone, and rounds times per records with the
-// subscribers followed by per alone. The phases of each kind are pooled.
-func runFeedBench(b *testing.B, raws [][]byte, subscribers, rate, per, rounds int) (alone, loaded ingestPhase, res feedClientsResult) {
+// feedBench is one run of BenchmarkFeedSubscribers.
+type feedBench struct {
+	subscribers, rate, per int
+	rawPeriod              time.Duration // the raw load's, if set
+
+	alone, loaded, raw ingestPhase // pooled by kind
+	published          int64       // publications in the phases with subscribers
+	res, rawRes        feedClientsResult
+}
+
+// run runs the benchmark's phases on a fresh node: a second of warm-up,
+// then per records alone, and rounds times per records with the
+// subscribers, alone, with the raw TCP load and alone again.
+func (fb *feedBench) run(b *testing.B, raws [][]byte, rounds int) {
 	n, err := New(Config{Store: memstore.New(), Key: testKeyB(b), Offline: true})
 	if err != nil {
 		b.Fatal(err)
@@ -121,25 +158,55 @@ func runFeedBench(b *testing.B, raws [][]byte, subscribers, rate, per, rounds in
 		b.Fatal(err)
 	}
 	next := 1 // the next record of raws, at cursor next+1
-	phase := func(count int) ingestPhase {
-		p := paceIngest(b, n, raws[next:next+count], sent, uint64(next+1), rate)
+	phaseOf := func(count int) ingestPhase {
+		p := paceIngest(b, n, raws[next:next+count], sent, uint64(next+1), fb.rate)
 		next += count
 		return p
 	}
-	phase(rate)
-	alone = phase(per)
+	phase := func() ingestPhase { return phaseOf(fb.per) }
+	phaseOf(fb.rate)
+	fb.alone = phase()
 	for range rounds {
-		first, last := uint64(next+1), uint64(next+per)
-		cl := startFeedClients(b, strings.TrimPrefix(srv.URL, "http://"), gb.CID.String(), subscribers, first, last)
-		loaded = loaded.pool(phase(per))
+		first, last := uint64(next+1), uint64(next+fb.per)
+		cl := startFeedClients(b, strings.TrimPrefix(srv.URL, "http://"), gb.CID.String(), fb.subscribers, first, last)
+		pub := n.feeds.published.Load()
+		fb.loaded = fb.loaded.pool(phase())
+		fb.published += n.feeds.published.Load() - pub
 		r := cl.finish(b, sent[first:last+1])
-		res.delays = append(res.delays, r.delays...)
-		res.OrderErrors += r.OrderErrors
-		res.CPU += r.CPU
-		res.Wall += r.Wall
-		alone = alone.pool(phase(per))
+		fb.res.delays = append(fb.res.delays, r.delays...)
+		fb.res.OrderErrors += r.OrderErrors
+		fb.res.CPU += r.CPU
+		fb.res.Wall += r.Wall
+		fb.res.Bytes += r.Bytes
+		fb.alone = fb.alone.pool(phase())
+
+		first, last = uint64(next+1), uint64(next+fb.per)
+		period := fb.rawPeriod
+		if period == 0 {
+			period = fb.period()
+		}
+		rl := startRawLoad(b, fb.subscribers, first, last, fb.rate, period, fb.recordBytes())
+		fb.raw = fb.raw.pool(phase())
+		r = rl.finish(b, nil)
+		if r.OrderErrors > 0 {
+			b.Fatalf("raw TCP load: %d order errors", r.OrderErrors)
+		}
+		fb.rawRes.CPU += r.CPU
+		fb.rawRes.Wall += r.Wall
+		fb.alone = fb.alone.pool(phase())
 	}
-	return alone, loaded, res
+}
+
+// period returns the mean time between publications in the phases with
+// subscribers.
+func (fb *feedBench) period() time.Duration {
+	return fb.loaded.wall / time.Duration(max(fb.published, 1))
+}
+
+// recordBytes returns the stream bytes per record and subscriber in the
+// phases with subscribers.
+func (fb *feedBench) recordBytes() int {
+	return int(fb.res.Bytes / int64(max(fb.loaded.records*fb.subscribers, 1)))
 }
 
 func testKeyB(b *testing.B) crypto.PrivKey {
@@ -153,6 +220,7 @@ func testKeyB(b *testing.B) crypto.PrivKey {
 // ingestPhase is what paceIngest measured.
 type ingestPhase struct {
 	records int
+	wall    time.Duration   // the phase's length
 	busy    time.Duration   // inside validate+ingest
 	took    []time.Duration // each record's validate+ingest, sorted
 	cpu     time.Duration   // the process's user+system time over the phase
@@ -161,6 +229,7 @@ type ingestPhase struct {
 // pool returns the measurements of p and q together.
 func (p ingestPhase) pool(q ingestPhase) ingestPhase {
 	p.records += q.records
+	p.wall += q.wall
 	p.busy += q.busy
 	p.cpu += q.cpu
 	p.took = append(slices.Clone(p.took), q.took...)
@@ -203,6 +272,7 @@ func paceIngest(b *testing.B, n *Node, raws [][]byte, sent []atomic.Int64, first
 	}
 	slices.Sort(p.took)
 	p.cpu = processCPU() - cpu0
+	p.wall = time.Since(start)
 	return p
 }
 
@@ -229,6 +299,7 @@ type feedClientsResult struct {
 	Delays      int
 	OrderErrors int
 	CPU, Wall   float64
+	Bytes       int64 // read, all streams together
 	Err         string
 	delays      []int64
 }
@@ -241,6 +312,12 @@ const feedClientsMark = "feed-clients: "
 func startFeedClients(b *testing.B, addr, commons string, n int, first, last uint64) *feedClients {
 	cmd := exec.Command("nice", "-n", "19", os.Args[0], "-test.run=^TestFeedClients$", "-test.bench=^$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "COMMONS_FEED_CLIENTS="+fmt.Sprintf("%s %s %d %d %d", addr, commons, n, first, last))
+	return startClientProcess(b, cmd)
+}
+
+// startClientProcess starts cmd, a client process, and waits until it is
+// ready.
+func startClientProcess(b *testing.B, cmd *exec.Cmd) *feedClients {
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -258,6 +335,14 @@ func startFeedClients(b *testing.B, addr, commons string, n int, first, last uin
 		b.Fatalf("client process: %s", line)
 	}
 	return c
+}
+
+// startRawLoad runs the test binary as TestFeedClients with the raw TCP
+// load (runRawLoad) and waits until it is connected.
+func startRawLoad(b *testing.B, n int, first, last uint64, rate int, period time.Duration, size int) *feedClients {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFeedClients$", "-test.bench=^$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("COMMONS_FEED_RAW=%d %d %d %d %s %d", n, first, last, rate, period, size))
+	return startClientProcess(b, cmd)
 }
 
 func (c *feedClients) line(b *testing.B) string {

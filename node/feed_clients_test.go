@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -31,12 +32,19 @@ import (
 // (epoll) once per feedClientPoll rather than being woken by each write.
 // An event counts as arrived when that thread reads it, so the wait until
 // the next poll is part of the delays.
+//
+// With COMMONS_FEED_RAW instead, it is the benchmark's raw TCP load
+// (runRawLoad).
 func TestFeedClients(t *testing.T) {
-	env := os.Getenv("COMMONS_FEED_CLIENTS")
-	if env == "" {
+	var res feedClientsResult
+	switch {
+	case os.Getenv("COMMONS_FEED_CLIENTS") != "":
+		res = runFeedClients(os.Getenv("COMMONS_FEED_CLIENTS"))
+	case os.Getenv("COMMONS_FEED_RAW") != "":
+		res = runRawLoad(os.Getenv("COMMONS_FEED_RAW"))
+	default:
 		t.Skip("the client process of BenchmarkFeedSubscribers")
 	}
-	res := runFeedClients(env)
 	out, _ := json.Marshal(res)
 	w := bufio.NewWriter(os.Stdout)
 	fmt.Fprintf(w, "%s%s\n", feedClientsMark, out)
@@ -68,17 +76,11 @@ func runFeedClients(env string) feedClientsResult {
 		defer s.f.Close()
 		streams[i] = s
 	}
-	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	ep, err := pollStreams(streams)
 	if err != nil {
-		return feedClientsResult{Err: "epoll: " + err.Error()}
+		return feedClientsResult{Err: err.Error()}
 	}
 	defer syscall.Close(ep)
-	for i, s := range streams {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(i)}
-		if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
-			return feedClientsResult{Err: "epoll: " + err.Error()}
-		}
-	}
 	cpu0, start := processCPU(), time.Now()
 	var stop atomic.Bool
 	done := make(chan error, 1)
@@ -100,6 +102,7 @@ func runFeedClients(env string) feedClientsResult {
 	}
 	for _, s := range streams {
 		res.OrderErrors += s.orderErrors
+		res.Bytes += s.bytes
 		for i, r := range s.recv {
 			if r != 0 {
 				res.delays = append(res.delays, r-sent[i])
@@ -110,11 +113,162 @@ func runFeedClients(env string) feedClientsResult {
 	return res
 }
 
+// pollStreams returns an epoll instance watching every stream for input,
+// each by its index.
+func pollStreams(streams []*feedStream) (int, error) {
+	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return 0, fmt.Errorf("epoll: %w", err)
+	}
+	for i, s := range streams {
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(i)}
+		if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+			syscall.Close(ep)
+			return 0, fmt.Errorf("epoll: %w", err)
+		}
+	}
+	return ep, nil
+}
+
+// runRawLoad is the benchmark's raw TCP load, run with
+// COMMONS_FEED_RAW="N FIRST LAST RATE PERIOD SIZE": the traffic of the
+// feed's delivery without the node. It opens N loopback TCP connections
+// to itself. One thread, at normal priority like the node, numbers
+// records from FIRST at RATE a second (up to LAST) and, once every PERIOD,
+// writes the new ones to every connection, one write each, each record an
+// SSE frame of SIZE bytes with its "id:" line; another, at nice 19 like
+// the client process, reads every connection as that process does
+// (readStreams). It prints "ready" when connected and runs until its
+// stdin closes, then reports, with no delays.
+func runRawLoad(env string) feedClientsResult {
+	var n, rate, size int
+	var first, last uint64
+	var period time.Duration
+	var ps string
+	if _, err := fmt.Sscan(env, &n, &first, &last, &rate, &ps, &size); err != nil {
+		return feedClientsResult{Err: "COMMONS_FEED_RAW: " + err.Error()}
+	}
+	period, err := time.ParseDuration(ps)
+	if err != nil || period <= 0 || rate <= 0 {
+		return feedClientsResult{Err: fmt.Sprintf("COMMONS_FEED_RAW: bad rate %d or period %q", rate, ps)}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return feedClientsResult{Err: err.Error()}
+	}
+	defer ln.Close()
+	streams := make([]*feedStream, n)
+	far := make([]int, n) // the written ends
+	for i := range streams {
+		s := &feedStream{first: first, last: last, next: first, recv: make([]int64, last-first+1)}
+		w, err := s.dialRaw(ln)
+		if err != nil {
+			return feedClientsResult{Err: err.Error()}
+		}
+		defer w.Close()
+		defer s.f.Close()
+		streams[i], far[i] = s, int(w.Fd())
+	}
+	ep, err := pollStreams(streams)
+	if err != nil {
+		return feedClientsResult{Err: err.Error()}
+	}
+	defer syscall.Close(ep)
+	cpu0, start := processCPU(), time.Now()
+	var stop atomic.Bool
+	done := make(chan error, 1)
+	go func() { done <- readStreams(ep, streams, &stop) }()
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		stop.Store(true)
+	}()
+	fmt.Printf("%sready\n", feedClientsMark)
+	werr := writeRaw(far, first, last, rate, period, size, &stop)
+	stop.Store(true)
+	err = <-done
+	res := feedClientsResult{CPU: (processCPU() - cpu0).Seconds(), Wall: time.Since(start).Seconds()}
+	if err = errors.Join(werr, err); err != nil {
+		res.Err = err.Error()
+	}
+	for _, s := range streams {
+		res.OrderErrors += s.orderErrors
+		res.Bytes += s.bytes
+	}
+	return res
+}
+
+// dialRaw connects s to ln, returning the accepted end, in blocking mode,
+// for writing; s reads its end without blocking.
+func (s *feedStream) dialRaw(ln net.Listener) (*os.File, error) {
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	a, err := ln.Accept()
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	if s.f, err = c.(*net.TCPConn).File(); err != nil {
+		return nil, err
+	}
+	s.fd = int(s.f.Fd())
+	w, err := a.(*net.TCPConn).File()
+	if err == nil {
+		err = errors.Join(syscall.SetNonblock(s.fd, true), syscall.SetNonblock(int(w.Fd()), false))
+	}
+	return w, err
+}
+
+// writeRaw is runRawLoad's writing thread.
+func writeRaw(fds []int, first, last uint64, rate int, period time.Duration, size int, stop *atomic.Bool) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start := time.Now()
+	next := first
+	var buf []byte
+	for k := 1; !stop.Load(); k++ {
+		upto := min(last, first+uint64(time.Since(start).Seconds()*float64(rate)))
+		buf = buf[:0]
+		for ; next <= upto; next++ {
+			buf = appendRawFrame(buf, next, size)
+		}
+		for _, fd := range fds {
+			for b := buf; len(b) > 0; {
+				m, err := syscall.Write(fd, b)
+				if err != nil && !errors.Is(err, syscall.EINTR) {
+					return fmt.Errorf("raw write: %w", err)
+				}
+				b = b[max(m, 0):]
+			}
+		}
+		time.Sleep(time.Until(start.Add(time.Duration(k) * period)))
+	}
+	return nil
+}
+
+// appendRawFrame appends record c's frame of about size bytes: an SSE
+// event with its "id:" line, padded in its data line.
+func appendRawFrame(b []byte, c uint64, size int) []byte {
+	n := len(b)
+	b = append(b, "event: record\nid: "...)
+	b = strconv.AppendUint(b, c, 10)
+	b = append(b, "\ndata: "...)
+	for len(b)-n < size-2 {
+		b = append(b, 'x')
+	}
+	return append(b, "\n\n"...)
+}
+
 // readStreams reads the streams on one thread, once per feedClientPoll,
 // until each has its last record or stop is set.
 func readStreams(ep int, streams []*feedStream, stop *atomic.Bool) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	// Clients come after the node (and the raw load's writer) on the
+	// shared cores.
+	syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), 19)
 	events := make([]syscall.EpollEvent, 256)
 	buf := make([]byte, 64<<10)
 	pause := syscall.NsecToTimespec(feedClientPoll.Nanoseconds())
@@ -164,9 +318,10 @@ type feedStream struct {
 	seq         int    // the last status event's seq, of record next-1
 	orderErrors int
 
-	f    *os.File // the connection, read without blocking
-	fd   int
-	part []byte // a line cut by the end of a read
+	f     *os.File // the connection, read without blocking
+	fd    int
+	bytes int64  // read so far
+	part  []byte // a line cut by the end of a read
 }
 
 // open opens the stream after record s.first-1 and reads the response's
@@ -205,6 +360,7 @@ func (s *feedStream) open(addr, commons string) error {
 
 // feed parses bytes read from the stream at now.
 func (s *feedStream) feed(data []byte, now int64) {
+	s.bytes += int64(len(data))
 	if len(s.part) > 0 {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {

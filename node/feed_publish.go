@@ -133,6 +133,7 @@ func (h *feedHub) publishFeed(f *commonsFeed) {
 	f.segs = append(f.segs, seg)
 	f.pruneSegments()
 	f.pub = seg.to
+	h.published.Add(1)
 	direct := h.wakeWaiters(f, seg)
 	f.mu.Unlock()
 	h.writeDirect(f, seg, direct)
