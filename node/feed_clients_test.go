@@ -76,33 +76,20 @@ func runFeedClients(env string) feedClientsResult {
 		defer s.f.Close()
 		streams[i] = s
 	}
-	ep, err := pollStreams(streams)
+	r, err := startReading(streams)
 	if err != nil {
 		return feedClientsResult{Err: err.Error()}
 	}
-	defer syscall.Close(ep)
-	cpu0, start := processCPU(), time.Now()
-	var stop atomic.Bool
-	done := make(chan error, 1)
-	go func() { done <- readStreams(ep, streams, &stop) }()
-	fmt.Printf("%sready\n", feedClientsMark)
-
 	sent := make([]int64, last-first+1)
 	if err := binary.Read(os.Stdin, binary.LittleEndian, sent); err != nil {
 		return feedClientsResult{Err: "read hand-over times: " + err.Error()}
 	}
 	// Every stream should have the last record within a second of its
 	// ingestion; cut the stragglers after 10 s.
-	cut := time.AfterFunc(10*time.Second, func() { stop.Store(true) })
-	err = <-done
+	cut := time.AfterFunc(10*time.Second, func() { r.stop.Store(true) })
+	res := r.finish(nil)
 	cut.Stop()
-	res := feedClientsResult{CPU: (processCPU() - cpu0).Seconds(), Wall: time.Since(start).Seconds()}
-	if err != nil {
-		res.Err = err.Error()
-	}
 	for _, s := range streams {
-		res.OrderErrors += s.orderErrors
-		res.Bytes += s.bytes
 		for i, r := range s.recv {
 			if r != 0 {
 				res.delays = append(res.delays, r-sent[i])
@@ -169,28 +156,51 @@ func runRawLoad(env string) feedClientsResult {
 		defer s.f.Close()
 		streams[i], far[i] = s, int(w.Fd())
 	}
-	ep, err := pollStreams(streams)
+	r, err := startReading(streams)
 	if err != nil {
 		return feedClientsResult{Err: err.Error()}
 	}
-	defer syscall.Close(ep)
-	cpu0, start := processCPU(), time.Now()
-	var stop atomic.Bool
-	done := make(chan error, 1)
-	go func() { done <- readStreams(ep, streams, &stop) }()
 	go func() {
 		io.Copy(io.Discard, os.Stdin)
-		stop.Store(true)
+		r.stop.Store(true)
 	}()
+	werr := writeRaw(far, first, last, rate, period, size, &r.stop)
+	r.stop.Store(true)
+	return r.finish(werr)
+}
+
+// reading is a client process's reading thread (readStreams) at work.
+type reading struct {
+	streams []*feedStream
+	ep      int
+	stop    atomic.Bool
+	done    chan error
+	cpu0    time.Duration
+	start   time.Time
+}
+
+// startReading starts reading streams and prints "ready".
+func startReading(streams []*feedStream) (*reading, error) {
+	ep, err := pollStreams(streams)
+	if err != nil {
+		return nil, err
+	}
+	r := &reading{streams: streams, ep: ep, done: make(chan error, 1), cpu0: processCPU(), start: time.Now()}
+	go func() { r.done <- readStreams(ep, streams, &r.stop) }()
 	fmt.Printf("%sready\n", feedClientsMark)
-	werr := writeRaw(far, first, last, rate, period, size, &stop)
-	stop.Store(true)
-	err = <-done
-	res := feedClientsResult{CPU: (processCPU() - cpu0).Seconds(), Wall: time.Since(start).Seconds()}
-	if err = errors.Join(werr, err); err != nil {
+	return r, nil
+}
+
+// finish waits until the reading ends (every stream has its last record, or
+// r.stop is set) and returns the report without delays, with err too.
+func (r *reading) finish(err error) feedClientsResult {
+	err = errors.Join(err, <-r.done)
+	syscall.Close(r.ep)
+	res := feedClientsResult{CPU: (processCPU() - r.cpu0).Seconds(), Wall: time.Since(r.start).Seconds()}
+	if err != nil {
 		res.Err = err.Error()
 	}
-	for _, s := range streams {
+	for _, s := range r.streams {
 		res.OrderErrors += s.orderErrors
 		res.Bytes += s.bytes
 	}
