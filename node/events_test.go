@@ -459,9 +459,9 @@ func streamChecker(t *testing.T, stream fmt.Stringer) func(at time.Duration, wan
 	}
 }
 
-// TestSharedFilters checks which filters a segment joins its events for:
-// those of two subscribers or more, the maxJoined most subscribed.
-func TestSharedFilters(t *testing.T) {
+// TestJoinedFilters checks which filters a segment joins its events for:
+// every subscriber's, or the maxJoined most subscribed.
+func TestJoinedFilters(t *testing.T) {
 	kinds := func(counts ...int) map[EventFilter]int {
 		m := map[EventFilter]int{}
 		for i, n := range counts {
@@ -475,19 +475,19 @@ func TestSharedFilters(t *testing.T) {
 		want   []string // kinds, in any order
 	}{
 		{"none", kinds(), nil},
-		{"single subscribers are not joined", kinds(1, 2, 1, 3), []string{"1", "3"}},
+		{"every filter", kinds(1, 2, 1, 3), []string{"0", "1", "2", "3"}},
 		{"the most subscribed", kinds(2, 9, 3, 4, 5, 6, 7, 8, 10, 11), []string{"1", "3", "4", "5", "6", "7", "8", "9"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &commonsFeed{filter: tt.filter}
 			var got []string
-			for _, fl := range f.sharedFilters() {
+			for _, fl := range f.joinedFilters() {
 				got = append(got, fl.Kind)
 			}
 			slices.Sort(got)
 			if !slices.Equal(got, tt.want) {
-				t.Errorf("shared = %v, want %v", got, tt.want)
+				t.Errorf("joined = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -71,11 +71,12 @@ func (d *directStream) ids(t *testing.T) ([]string, bool) {
 }
 
 // TestFeedDirect follows a commons with direct subscriptions (several per
-// filter, so that segments are joined for them, and one alone), whose
+// filter for some filters, one for others, and more filters than segments
+// join, so that some subscribers are served by their readers only), whose
 // notifier writes are taken whole, in part or not at all in turn, while
 // records arrive one at a time. Each stream must carry exactly the events
 // a fresh replay of its filter gives, in order, and the notifier must have
-// written to them, whole and in part.
+// written to them, whole and in part, but not to every one.
 func TestFeedDirect(t *testing.T) {
 	w := newWorld(t)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -86,7 +87,12 @@ func TestFeedDirect(t *testing.T) {
 		stream *directStream
 		done   chan struct{}
 	}
-	filters := []EventFilter{{}, {}, {}, {Type: "status"}, {Type: "status"}, {Kind: "code"}, {Kind: "code"}, {Kind: "text"}}
+	filters := []EventFilter{{}, {}, {}, {Type: "status"}, {Type: "status"}, {Kind: "code"}, {Kind: "code"}, {Kind: "text"},
+		{Type: "contribution"}, {Type: "review"}, {Status: "accepted"}, {Status: "pending"},
+		{Type: "status", Status: "accepted"}, {Type: "contribution", Kind: "code"}}
+	if n := len(slices.Compact(slices.Clone(filters))); n <= maxJoined {
+		t.Fatalf("%d filters: want more than maxJoined (%d)", n, maxJoined)
+	}
 	var fls []*follower
 	for i, f := range filters {
 		fl := &follower{filter: f, from: []string{"", "4"}[i%2], stream: &directStream{}, done: make(chan struct{})}
@@ -131,14 +137,20 @@ func TestFeedDirect(t *testing.T) {
 		}
 	}
 	cancel()
-	var whole, partial int
+	var whole, partial, unwritten int
 	for _, fl := range fls {
 		<-fl.done
 		whole += fl.stream.whole
 		partial += fl.stream.partial
+		if fl.stream.calls == 0 {
+			unwritten++
+		}
 	}
 	if whole == 0 || partial == 0 {
 		t.Errorf("the notifier wrote %d segments whole and %d in part: want some of each", whole, partial)
+	}
+	if unwritten == 0 {
+		t.Errorf("the notifier wrote to every stream: want those of the filters beyond maxJoined left to their readers")
 	}
 	if n := w.n.feeds.turns.free; n != feedTurns {
 		t.Errorf("free turns after every subscriber left = %d, want %d", n, feedTurns)
@@ -154,9 +166,6 @@ func TestFeedDirectKeepAlive(t *testing.T) {
 		id := must[string](t)(n.CreateManifest(t.Context(), ManifestParams{Name: ptr("K"), Licence: ptr("MIT")}))
 		ctx, cancel := context.WithCancel(t.Context())
 		sub := must[*Subscription](t)(n.Subscribe(ctx, id, "", EventFilter{}))
-		// A second subscriber of the filter, so that segments are joined
-		// for it; it never reads.
-		defer must[*Subscription](t)(n.Subscribe(ctx, id, "", EventFilter{})).Close()
 		stream := &directStream{roomy: true}
 		sub.setDirect(stream.try)
 		done := make(chan struct{})

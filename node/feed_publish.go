@@ -21,6 +21,7 @@ package node
 // at most one coalescing interval.
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sort"
@@ -36,8 +37,8 @@ const feedCoalesce = 25 * time.Millisecond
 const maxSegments = 64
 
 // maxJoined bounds the filters a segment joins its events for: those with
-// the most subscribers, at least two. Other subscribers read the
-// segment's events one by one. So a segment's memory is at most
+// the most subscribers. Other subscribers read the segment's events one by
+// one. So a segment's memory is at most
 // maxJoined+1 times its events' bytes, whatever the subscribers' filters.
 const maxJoined = 8
 
@@ -46,8 +47,8 @@ const maxJoined = 8
 type segment struct {
 	from, to Pos
 	evs      []*feedEvent
-	// batches holds, per filter shared by subscribers when the segment was
-	// made (at most maxJoined), the SSE frames of the events it matches,
+	// batches holds, per filter of subscribers when the segment was made
+	// (at most maxJoined), the SSE frames of the events it matches,
 	// joined (nil when none match). Read-only once published.
 	batches map[EventFilter][]byte
 }
@@ -121,7 +122,7 @@ func (h *feedHub) publishFeed(f *commonsFeed) {
 		// overflow or replay.
 		seg.from = prevPos(win[0].pos, f)
 	}
-	filters := f.sharedFilters()
+	filters := f.joinedFilters()
 	f.mu.RUnlock()
 
 	seg.batches = make(map[EventFilter][]byte, len(filters))
@@ -139,17 +140,20 @@ func (h *feedHub) publishFeed(f *commonsFeed) {
 	h.writeDirect(f, seg, direct)
 }
 
-// sharedFilters returns the filters of at least two subscribers, the
-// maxJoined with the most. Caller holds f.mu.
-func (f *commonsFeed) sharedFilters() []EventFilter {
-	var fs []EventFilter
-	for fl, n := range f.filter {
-		if n >= 2 {
-			fs = append(fs, fl)
-		}
+// joinedFilters returns the subscribers' filters, the maxJoined with the
+// most subscribers if there are more. Caller holds f.mu.
+func (f *commonsFeed) joinedFilters() []EventFilter {
+	fs := make([]EventFilter, 0, len(f.filter))
+	for fl := range f.filter {
+		fs = append(fs, fl)
 	}
 	if len(fs) > maxJoined {
-		slices.SortFunc(fs, func(a, b EventFilter) int { return f.filter[b] - f.filter[a] })
+		// The same ones from one segment to the next while the counts
+		// hold: ties go by the filters' fields.
+		slices.SortFunc(fs, func(a, b EventFilter) int {
+			return cmp.Or(f.filter[b]-f.filter[a], cmp.Compare(a.Type, b.Type), cmp.Compare(a.Status, b.Status),
+				cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Author, b.Author))
+		})
 		fs = fs[:maxJoined]
 	}
 	return fs
