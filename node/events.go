@@ -225,6 +225,7 @@ type feedHub struct {
 	// published counts the segments published, all commons together.
 	published atomic.Int64
 	metrics   *Metrics
+	ownThread bool // the notifier holds its OS thread (feed_direct.go)
 }
 
 func newFeedHub(ringCap int, m *Metrics) *feedHub {

@@ -23,6 +23,7 @@ package node
 import (
 	"cmp"
 	"context"
+	"runtime"
 	"slices"
 	"sort"
 	"time"
@@ -59,6 +60,11 @@ type segment struct {
 func (h *feedHub) run(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	defer func() {
+		if h.ownThread {
+			runtime.UnlockOSThread()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
