@@ -225,7 +225,7 @@ type feedHub struct {
 	// published counts the segments published, all commons together.
 	published atomic.Int64
 	metrics   *Metrics
-	ownThread bool // the notifier holds its OS thread (feed_direct.go)
+	ownThread bool // the notifier holds its OS thread (feed_direct.go); notifier only
 }
 
 func newFeedHub(ringCap int, m *Metrics) *feedHub {

@@ -39,8 +39,8 @@ const maxSegments = 64
 
 // maxJoined bounds the filters a segment joins its events for: those with
 // the most subscribers. Other subscribers read the segment's events one by
-// one. So a segment's memory is at most
-// maxJoined+1 times its events' bytes, whatever the subscribers' filters.
+// one. So a segment's memory is at most maxJoined+1 times its events'
+// bytes, whatever the subscribers' filters.
 const maxJoined = 8
 
 // segment is the events of one publication: those after from, up to and
