@@ -71,8 +71,10 @@ func (s *State) add(b *protocol.Block) {
 	case *protocol.Contribution:
 		e.con = &conInfo{}
 		s.tx[b.CID] = ""
+		s.byLicence[body.Licence.Cid] = append(s.byLicence[body.Licence.Cid], e)
 	case *protocol.Review:
 		s.byTarget[body.Target.Cid] = append(s.byTarget[body.Target.Cid], e)
+		s.byUnder[body.Under.Cid] = append(s.byUnder[body.Under.Cid], e)
 	}
 	s.recs[b.CID] = e
 	s.root.add(b.CID)
@@ -87,7 +89,8 @@ func (s *State) add(b *protocol.Block) {
 }
 
 // settle re-examines the records waiting for whatever arrived or resolved,
-// until nothing more moves, then applies new revocations to reviews.
+// until nothing more moves, then labels the manifest chain anew if a
+// candidate arrived, carrying the new labels through.
 func (s *State) settle() {
 	for i := 0; i < len(s.queue); i++ {
 		x := s.queue[i]
@@ -103,23 +106,24 @@ func (s *State) settle() {
 		}
 	}
 	s.queue = s.queue[:0]
-	if len(s.fresh) > 0 {
-		s.rescanRevoked()
+	if s.relabelPending {
+		s.relabelPending = false
+		s.relabel()
 	}
 }
 
-// rescanRevoked re-examines every review whose author was newly revoked.
-func (s *State) rescanRevoked() {
-	fresh := make(map[protocol.PublicKey]struct{}, len(s.fresh))
-	for _, k := range s.fresh {
-		fresh[k] = struct{}{}
+// rescanAuthors re-examines every review by one of keys (whose revocation
+// came or went).
+func (s *State) rescanAuthors(keys []protocol.PublicKey) {
+	set := make(map[protocol.PublicKey]struct{}, len(keys))
+	for _, k := range keys {
+		set[k] = struct{}{}
 	}
-	s.fresh = s.fresh[:0]
 	for _, e := range s.recs {
 		if e.blk.Record.Review() == nil {
 			continue
 		}
-		if _, ok := fresh[e.blk.Record.Author]; ok {
+		if _, ok := set[e.blk.Record.Author]; ok {
 			s.reclassifyReview(e)
 		}
 	}

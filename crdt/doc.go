@@ -19,90 +19,69 @@
 // the one whose CID is the ID. Adding anything else fails with
 // [ErrWrongCommons] and changes nothing.
 //
-// # Manifest chain
+// # Authority
 //
-// The genesis is on the chain if it is present and its distinct signers (the
-// author and the co-signers) include at least Threshold keys of its own
-// Association. An update (a manifest with Commons set) is classified by
-// looking at its Prev list, in this order:
+// The rules are those of protocol/SPEC.md §12, which gives their reasoning
+// and the threat model: an attacker who holds some keys, forks from any
+// manifest, and picks any version and time. In short:
 //
-//  1. If Prev is empty, or names a present record that is not a manifest, or
-//     a manifest that is inert, the update is inert.
-//  2. Otherwise, if some predecessor is missing or still waiting, the update
-//     waits.
-//  3. Otherwise it is on the chain iff its Version is greater than every
-//     predecessor's Version and, for EVERY predecessor P, its distinct signers
-//     that are in P.Association and are not revoked in P's lineage number at
-//     least P.Threshold. P's lineage is P and all its ancestors; the keys
-//     revoked in it are the union of their Revoked lists. If not, it is inert.
+//   - A manifest is a candidate when its chain is well formed and it is
+//     signed by every predecessor's threshold of association keys; that
+//     depends on its ancestors only, so it is decided once. Otherwise it is
+//     inert for good, or waits for a missing predecessor.
+//   - A candidate R attacks a candidate M when R revokes a key M counts
+//     toward a predecessor's threshold and M is not in R's past (R and
+//     everything reachable through Prev).
+//   - The chain is the grounded labelling of the candidates: accepted once
+//     every predecessor is accepted and the threshold holds without the keys
+//     of every attacker not rejected; rejected once a predecessor is
+//     rejected or the threshold fails without the keys of the accepted
+//     attackers; contested if neither ever applies. [State.OnChain] and
+//     [State.History] give the accepted manifests, [State.Contested] and
+//     [State.ContestedManifests] the contested ones; rejected ones are
+//     inert.
+//   - The heads are the accepted manifests no accepted manifest names in
+//     Prev; the resolved head ([State.Head]) is the one with the largest
+//     past, then the lowest CID. Versions decide nothing.
+//   - The revoked keys are those listed by accepted manifests; their
+//     reviews count nowhere.
+//   - A contribution is live when its licence is accepted; a review is
+//     eligible when its Under is accepted, lists its author as a
+//     maintainer, and has the contribution's licence in its past. The
+//     latest eligible review per (maintainer, contribution) counts; a
+//     contribution is rejected when some version's reject quorum is met by
+//     counting rejects naming it, else accepted when some version's quorum
+//     is met by counting accepts naming it, else pending.
 //
-// Whether a manifest is on the chain depends only on its ancestors, which
-// are fixed by content addressing, so the answer never changes once all of
-// them are present: a manifest goes from waiting to on-chain or inert, and
-// stays there.
+// [State.Classify] answers, without adding anything, how a record would
+// stand if added now (what a node asks before it signs or publishes), and
+// [State.ReviewUnder] which manifest a maintainer's review must name to
+// count.
 //
-// The heads are the on-chain manifests that no on-chain manifest names in
-// Prev. More than one head is a fork, visible through [State.Forks]. The
-// resolved head — the current manifest, [State.Head] — is the head with the
-// highest Version, then the lowest CID (comparing the CIDs' binary forms). An
-// update that names several heads in Prev (and is signed for each) merges
-// them. [State.History] lists every on-chain manifest and marks every head.
+// # How the chain is kept
 //
-// # Revocation
-//
-// The revoked set is the union of Revoked over all on-chain manifests,
-// forks included. Revocation is retroactive: a revoked key's reviews count
-// nowhere, whenever they were made. A key revoked in one manifest also stops
-// counting towards the association threshold for updates of that manifest
-// and its descendants (rule 3 above).
-//
-// # Reviews
-//
-// A review is classified by the first rule that applies:
-//
-//  1. its author is in the revoked set: inert;
-//  2. its Under is present but not a manifest: inert;
-//  3. its Target is present but not a contribution: inert;
-//  4. its Under is an inert manifest: inert;
-//  5. its Under is on the chain and does not list the author among its
-//     Maintainers: inert;
-//  6. its Under is missing or waiting, or its Target is missing: waiting;
-//  7. otherwise it is eligible.
-//
-// For each (maintainer, contribution) pair only the latest eligible review
-// counts, ordering reviews by record Time and then by CID bytes (the greater
-// wins). A latest review with decision retract means that maintainer
-// currently casts no vote. A review counts only toward the manifest version it
-// names in Under. Removing a maintainer in a later version is not
-// retroactive: their review under the older version still counts toward the
-// older version.
-//
-// # Contributions
-//
-// A contribution whose Licence names a present record that is not a
-// manifest, or an inert manifest, is inert: it stays in the set and is never
-// accepted. If its Licence is missing or waiting, the contribution waits and
-// is pending. Otherwise its status is:
-//
-//   - rejected if for some on-chain version V the counting reviews with
-//     decision reject and Under == V number at least V.RejectQuorum;
-//   - else accepted if for some on-chain version V the counting reviews with
-//     decision accept and Under == V number at least V.Quorum;
-//   - else pending.
-//
-// A version with a zero quorum (no maintainers) never accepts or rejects.
-// When both quorums are met, rejection wins: maintainers guard the commons'
-// integrity, so a sufficient objection outweighs acceptance. Lowering a
-// quorum in a later version does not turn old reviews into an acceptance,
-// since they count only toward the version they name. Inert and waiting
-// contributions report [StatusPending] (and [ContributionView.Inert] says
-// why an inert one will never move). A contribution's Revises link is not a
-// dependency: a missing revised contribution makes nothing wait.
+// Each candidate gets an ordinal in arrival order (a predecessor always
+// before its successors), its past as a bitset of ordinals, what it needs
+// of each predecessor (its signers there and the threshold) and its
+// attackers, found through indexes of candidates by the keys they count and
+// by the keys they revoke. Ordinals only name candidates internally; no
+// result depends on them. When a candidate arrives the labelling is
+// recomputed from scratch over all candidates with a work list (a
+// candidate is re-examined when a predecessor or an attacker is decided),
+// in time linear in candidates and edges; manifests are few next to the
+// other records. The labels that moved are carried through: the heads and
+// the revoked keys are recomputed, and the contributions naming a moved
+// manifest as licence, the reviews naming it as Under, the reviews of a
+// contribution whose standing moved, and the reviews by a key whose
+// revocation came or went are re-examined.
 //
 // Records that wait are kept and re-examined when what they wait for
 // arrives; nothing is dropped for arriving early, and the final state does
 // not depend on arrival order. [State.Waiting] counts them and
-// [State.Inert] lists the inert records with a reason.
+// [State.Inert] lists the inert records with a reason. A contribution's
+// Revises link is not a dependency. Inert and waiting contributions report
+// [StatusPending] (and [ContributionView.Inert] says why an inert one does
+// not move).
 //
 // # State root
 //
@@ -125,9 +104,11 @@
 //
 // # Cost
 //
-// Indexes are kept incrementally: adding a contribution or review touches
-// only that contribution's status; a manifest re-examines only the records
-// waiting for it, and a new revocation re-examines every review once.
+// Adding a contribution or review touches only that contribution's status.
+// A manifest re-examines the records waiting for it; a new candidate costs
+// a relabel (linear in candidates and attack edges) and re-examines only
+// the records tied to labels that moved, except that a key whose revocation
+// came or went re-examines every review once.
 //
 // # Set reconciliation
 //

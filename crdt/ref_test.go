@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -20,8 +21,9 @@ type snapshot struct {
 	Root     string
 	Len      int
 	Head     string
-	Forks    []string
-	OnChain  []string // sorted
+	Forks     []string
+	OnChain   []string // sorted
+	Contested []string // sorted
 	Revoked  []string // sorted hex
 	Status   map[string]Status
 	Counting map[string]bool // reviews that count
@@ -58,6 +60,10 @@ func snap(s *State) snapshot {
 		out.OnChain = append(out.OnChain, v.CID.String())
 	}
 	sort.Strings(out.OnChain)
+	for _, v := range s.ContestedManifests() {
+		out.Contested = append(out.Contested, v.CID.String())
+	}
+	sort.Strings(out.Contested)
 	for _, k := range s.Revoked() {
 		out.Revoked = append(out.Revoked, k.Hex())
 	}
@@ -87,6 +93,8 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 		switch st {
 		case "chain":
 			out.OnChain = append(out.OnChain, c.String())
+		case "contested":
+			out.Contested = append(out.Contested, c.String())
 		case "wait":
 			out.Waiting++
 		default:
@@ -94,6 +102,7 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 		}
 	}
 	sort.Strings(out.OnChain)
+	sort.Strings(out.Contested)
 	for k := range ch.revoked {
 		out.Revoked = append(out.Revoked, k.Hex())
 	}
@@ -124,30 +133,44 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 	}
 	// Contributions.
 	for c, b := range set {
-		con := b.Record.Contribution()
-		if con == nil {
+		if b.Record.Contribution() == nil {
 			continue
 		}
-		// Which reviews count does not depend on the licence.
 		decided := refDecide(set, eligible[c], out.Counting)
 		st := StatusPending
-		lic, ok := set[con.Licence.Cid]
-		switch {
-		case !ok:
-			out.Waiting++
-		case lic.Record.Manifest() == nil:
-			out.Inert[c.String()] = reasonLicenceNotMan
-		case ch.state[con.Licence.Cid] == "wait":
-			out.Waiting++
-		case ch.state[con.Licence.Cid] != "chain":
-			out.Inert[c.String()] = reasonLicenceInert
-		default:
+		switch cs := refContribution(set, ch, b); cs {
+		case "ok":
 			st = decided
+		case "wait":
+			out.Waiting++
+		default:
+			out.Inert[c.String()] = cs
 		}
 		out.Status[c.String()] = st
 		out.Counts[map[Status]int{StatusPending: 0, StatusAccepted: 1, StatusRejected: 2}[st]]++
 	}
 	return out
+}
+
+// refContribution returns "ok", "wait" or an inert reason.
+func refContribution(set map[cid.Cid]*protocol.Block, ch refChainResult, b *protocol.Block) string {
+	lic := b.Record.Contribution().Licence.Cid
+	l, ok := set[lic]
+	switch {
+	case !ok:
+		return "wait"
+	case l.Record.Manifest() == nil:
+		return reasonLicenceNotMan
+	}
+	switch st := ch.state[lic]; st {
+	case "wait":
+		return "wait"
+	case "contested":
+		return reasonLicenceContested
+	case "chain":
+		return "ok"
+	}
+	return reasonLicenceInert
 }
 
 func refRoot(set map[cid.Cid]*protocol.Block) string {
@@ -197,49 +220,39 @@ func refTrieHash(ds [][]byte, depth int) []byte {
 }
 
 type refChainResult struct {
-	state   map[cid.Cid]string // "chain", "wait" or an inert reason
+	state   map[cid.Cid]string // "chain", "contested", "wait" or an inert reason
+	past    map[cid.Cid]map[cid.Cid]bool
 	revoked map[protocol.PublicKey]bool
 	heads   []cid.Cid // resolved first
 }
 
+// refChain labels the manifests by SPEC §12.2, literally: candidates by
+// recursion on prev, pasts by walking prev, every pair of candidates tested
+// for an attack, and the grounded labelling by applying its two rules to
+// every undecided candidate until a whole pass changes nothing.
 func refChain(set map[cid.Cid]*protocol.Block) refChainResult {
-	res := refChainResult{state: map[cid.Cid]string{}, revoked: map[protocol.PublicKey]bool{}}
-	var classify func(c cid.Cid) string
-	var lineage func(c cid.Cid) map[protocol.PublicKey]bool
-	lineage = func(c cid.Cid) map[protocol.PublicKey]bool {
-		m := set[c].Record.Manifest()
-		out := map[protocol.PublicKey]bool{}
-		for _, k := range m.Revoked {
-			out[k] = true
-		}
-		for _, p := range m.Prev {
-			for k := range lineage(p.Cid) {
-				out[k] = true
+	res := refChainResult{state: map[cid.Cid]string{}, past: map[cid.Cid]map[cid.Cid]bool{}, revoked: map[protocol.PublicKey]bool{}}
+	signers := func(r *protocol.Record, assoc []protocol.PublicKey) []protocol.PublicKey {
+		var out []protocol.PublicKey
+		for _, k := range r.Signers() {
+			if slices.Contains(assoc, k) && !slices.Contains(out, k) {
+				out = append(out, k)
 			}
 		}
 		return out
 	}
-	signers := func(r *protocol.Record, assoc []protocol.PublicKey, revoked map[protocol.PublicKey]bool) uint64 {
-		seen := map[protocol.PublicKey]bool{}
-		for _, k := range r.Signers() {
-			for _, a := range assoc {
-				if a == k && !revoked[k] {
-					seen[k] = true
-				}
-			}
-		}
-		return uint64(len(seen))
-	}
-	classify = func(c cid.Cid) string {
-		if st, ok := res.state[c]; ok {
+	var structural func(c cid.Cid) string // "cand", "wait" or an inert reason
+	memo := map[cid.Cid]string{}
+	structural = func(c cid.Cid) string {
+		if st, ok := memo[c]; ok {
 			return st
 		}
 		r := set[c].Record
 		m := r.Manifest()
 		st := func() string {
 			if !r.Commons.Defined() {
-				if signers(r, m.Association, nil) >= m.Threshold {
-					return "chain"
+				if uint64(len(signers(r, m.Association))) >= m.Threshold {
+					return "cand"
 				}
 				return reasonGenesisSigners
 			}
@@ -254,12 +267,12 @@ func refChain(set map[cid.Cid]*protocol.Block) refChainResult {
 				if pb.Record.Manifest() == nil {
 					return reasonPrev
 				}
-				if s := classify(p.Cid); s != "chain" && s != "wait" {
+				if s := structural(p.Cid); s != "cand" && s != "wait" {
 					return reasonPrev
 				}
 			}
 			for _, p := range m.Prev {
-				if _, ok := set[p.Cid]; !ok || classify(p.Cid) == "wait" {
+				if _, ok := set[p.Cid]; !ok || structural(p.Cid) == "wait" {
 					return "wait"
 				}
 			}
@@ -270,18 +283,122 @@ func refChain(set map[cid.Cid]*protocol.Block) refChainResult {
 			}
 			for _, p := range m.Prev {
 				pm := set[p.Cid].Record.Manifest()
-				if signers(r, pm.Association, lineage(p.Cid)) < pm.Threshold {
+				if uint64(len(signers(r, pm.Association))) < pm.Threshold {
 					return reasonSigners
 				}
 			}
-			return "chain"
+			return "cand"
 		}()
-		res.state[c] = st
+		memo[c] = st
 		return st
 	}
+	var cands []cid.Cid
 	for c, b := range set {
-		if b.Record.Manifest() != nil {
-			classify(c)
+		if b.Record.Manifest() == nil {
+			continue
+		}
+		if st := structural(c); st == "cand" {
+			cands = append(cands, c)
+		} else {
+			res.state[c] = st
+		}
+	}
+	var pastOf func(c cid.Cid) map[cid.Cid]bool
+	pastOf = func(c cid.Cid) map[cid.Cid]bool {
+		if p, ok := res.past[c]; ok {
+			return p
+		}
+		p := map[cid.Cid]bool{c: true}
+		for _, q := range set[c].Record.Manifest().Prev {
+			for x := range pastOf(q.Cid) {
+				p[x] = true
+			}
+		}
+		res.past[c] = p
+		return p
+	}
+	// meets reports whether m's signers meet every predecessor's threshold
+	// without the keys in gone.
+	meets := func(c cid.Cid, gone map[protocol.PublicKey]bool) bool {
+		r := set[c].Record
+		for _, p := range r.Manifest().Prev {
+			pm := set[p.Cid].Record.Manifest()
+			n := uint64(0)
+			for _, k := range signers(r, pm.Association) {
+				if !gone[k] {
+					n++
+				}
+			}
+			if n < pm.Threshold {
+				return false
+			}
+		}
+		return true
+	}
+	attacks := func(r, m cid.Cid) bool {
+		if pastOf(r)[m] {
+			return false
+		}
+		rec := set[m].Record
+		for _, k := range set[r].Record.Manifest().Revoked {
+			for _, p := range rec.Manifest().Prev {
+				if slices.Contains(signers(rec, set[p.Cid].Record.Manifest().Association), k) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, c := range cands {
+		pastOf(c)
+	}
+	lab := map[cid.Cid]string{} // "in", "out"; absent: undecided
+	for changed := true; changed; {
+		changed = false
+		for _, m := range cands {
+			if lab[m] != "" {
+				continue
+			}
+			predOut, allIn := false, true
+			for _, p := range set[m].Record.Manifest().Prev {
+				predOut = predOut || lab[p.Cid] == "out"
+				allIn = allIn && lab[p.Cid] == "in"
+			}
+			byIn, byLive := map[protocol.PublicKey]bool{}, map[protocol.PublicKey]bool{}
+			for _, r := range cands {
+				if !attacks(r, m) {
+					continue
+				}
+				for _, k := range set[r].Record.Manifest().Revoked {
+					if lab[r] == "in" {
+						byIn[k] = true
+					}
+					if lab[r] != "out" {
+						byLive[k] = true
+					}
+				}
+			}
+			switch {
+			case predOut || !meets(m, byIn):
+				lab[m], changed = "out", true
+			case allIn && meets(m, byLive):
+				lab[m], changed = "in", true
+			}
+		}
+	}
+	for _, m := range cands {
+		switch lab[m] {
+		case "in":
+			res.state[m] = "chain"
+		case "":
+			res.state[m] = "contested"
+		default:
+			res.state[m] = reasonSignersRevoked
+			for _, p := range set[m].Record.Manifest().Prev {
+				if lab[p.Cid] == "out" {
+					res.state[m] = reasonPrevRejected
+				}
+			}
 		}
 	}
 	named := map[cid.Cid]bool{}
@@ -301,22 +418,23 @@ func refChain(set map[cid.Cid]*protocol.Block) refChainResult {
 		}
 	}
 	sort.Slice(res.heads, func(i, j int) bool {
-		vi := set[res.heads[i]].Record.Manifest().Version
-		vj := set[res.heads[j]].Record.Manifest().Version
-		if vi != vj {
-			return vi > vj
+		pi, pj := len(pastOf(res.heads[i])), len(pastOf(res.heads[j]))
+		if pi != pj {
+			return pi > pj
 		}
 		return bytes.Compare(res.heads[i].Bytes(), res.heads[j].Bytes()) < 0
 	})
 	return res
 }
 
-// refReview returns "ok", "wait" or an inert reason.
+// refReview returns "ok", "wait" or an inert reason, by the rules of SPEC
+// §12.4 in their order.
 func refReview(set map[cid.Cid]*protocol.Block, ch refChainResult, b *protocol.Block) string {
 	r := b.Record
 	v := r.Review()
 	under, hasUnder := set[v.Under.Cid]
 	target, hasTarget := set[v.Target.Cid]
+	ust := ch.state[v.Under.Cid]
 	switch {
 	case ch.revoked[r.Author]:
 		return reasonRevoked
@@ -324,12 +442,24 @@ func refReview(set map[cid.Cid]*protocol.Block, ch refChainResult, b *protocol.B
 		return reasonUnderNotMan
 	case hasTarget && target.Record.Contribution() == nil:
 		return reasonTargetNotCon
-	case hasUnder && ch.state[v.Under.Cid] != "chain" && ch.state[v.Under.Cid] != "wait":
+	case hasUnder && ust == "contested":
+		return reasonUnderContested
+	case hasUnder && ust != "chain" && ust != "wait":
 		return reasonUnderInert
-	case hasUnder && ch.state[v.Under.Cid] == "chain" && !under.Record.Manifest().IsMaintainer(r.Author):
+	case hasUnder && ust == "chain" && !under.Record.Manifest().IsMaintainer(r.Author):
 		return reasonNotMaintainer
-	case !hasUnder || ch.state[v.Under.Cid] == "wait" || !hasTarget:
+	case !hasUnder || ust == "wait" || !hasTarget:
 		return "wait"
+	}
+	switch cs := refContribution(set, ch, target); cs {
+	case "ok":
+	case "wait":
+		return "wait"
+	default:
+		return reasonTargetInert
+	}
+	if !ch.past[v.Under.Cid][target.Record.Contribution().Licence.Cid] {
+		return reasonUnderNotLater
 	}
 	return "ok"
 }

@@ -25,9 +25,11 @@ func (s *State) reclassifyReview(e *entry) {
 	s.recount(t)
 }
 
-// classifyReview applies the review rules (see the package doc) to e. The
-// CID it returns is the Under manifest whenever that is missing or waiting,
-// even for an inert review: Under's arrival may change the reason.
+// classifyReview applies the review rules (SPEC §12.4) to e. The CID it
+// returns is the Under manifest whenever that is missing or pending, even
+// for an inert review: Under's arrival may change the reason. A review
+// waiting for its target, or for its target's licence, is re-examined
+// through byTarget instead.
 func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
 	r := e.blk.Record
 	v := r.Review()
@@ -36,7 +38,7 @@ func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
 	}
 	u, t := s.recs[v.Under.Cid], s.recs[v.Target.Cid]
 	var on cid.Cid
-	if u == nil || u.man != nil && u.cls == clsWaiting {
+	if u == nil || u.man != nil && u.man.st == manPending {
 		on = v.Under.Cid
 	}
 	switch {
@@ -46,10 +48,16 @@ func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
 		return clsInert, reasonTargetNotCon, on
 	case u != nil && u.cls == clsInert:
 		return clsInert, reasonUnderInert, cid.Undef
+	case u != nil && u.cls == clsContested:
+		return clsInert, reasonUnderContested, cid.Undef
 	case u != nil && u.cls == clsOK && !u.man.m.IsMaintainer(r.Author):
 		return clsInert, reasonNotMaintainer, cid.Undef
-	case on.Defined() || t == nil:
-		return clsWaiting, "", on // a missing target is re-examined through byTarget
+	case u == nil || u.cls == clsWaiting || t == nil || t.cls == clsWaiting:
+		return clsWaiting, "", on // an unlabelled Under is re-examined through byUnder
+	case t.cls != clsOK:
+		return clsInert, reasonTargetInert, cid.Undef
+	case !u.man.anc.has(s.recs[t.blk.Record.Contribution().Licence.Cid].man.ord):
+		return clsInert, reasonUnderNotLater, cid.Undef
 	}
 	return clsOK, "", cid.Undef
 }
@@ -100,11 +108,18 @@ func (s *State) dropLatest(t *entry, e *entry) {
 	}
 }
 
-// reclassifyContribution re-derives a contribution's standing and status.
+// reclassifyContribution re-derives a contribution's standing and status,
+// and its reviews' when its standing moved.
 func (s *State) reclassifyContribution(e *entry) {
+	was := e.cls
 	c, reason, on := s.classifyContribution(e)
 	s.setClass(e, c, reason)
 	s.wait(e, on)
+	if c != was {
+		for _, r := range s.byTarget[e.cid] {
+			s.reclassifyReview(r)
+		}
+	}
 	s.recount(e)
 }
 
@@ -119,8 +134,12 @@ func (s *State) classifyContribution(e *entry) (class, string, cid.Cid) {
 		return clsInert, reasonLicenceNotMan, cid.Undef
 	case l.cls == clsInert:
 		return clsInert, reasonLicenceInert, cid.Undef
-	case l.cls == clsWaiting:
+	case l.cls == clsContested:
+		return clsInert, reasonLicenceContested, cid.Undef
+	case l.man.st == manPending:
 		return clsWaiting, "", lic
+	case l.cls == clsWaiting:
+		return clsWaiting, "", cid.Undef // not labelled yet: re-examined through byLicence
 	}
 	return clsOK, "", cid.Undef
 }

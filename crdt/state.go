@@ -39,8 +39,9 @@ type class uint8
 const (
 	clsNone    class = iota // not classified yet
 	clsWaiting              // waits for a missing or unresolved record
-	clsOK                   // on the chain (manifest), eligible (review), live (contribution)
-	clsInert                // carries no authority, for good (or until revocation, for reviews)
+	clsOK                   // accepted (manifest), eligible (review), live (contribution)
+	clsInert                // carries no authority (for good, or until what it depends on moves)
+	clsContested            // a contested manifest (SPEC §12.6)
 )
 
 // entry is one record of the set with its derived standing.
@@ -55,8 +56,19 @@ type entry struct {
 }
 
 type manInfo struct {
-	m       *protocol.Manifest
-	lineage map[protocol.PublicKey]struct{} // keys revoked in its lineage; set once on chain
+	m  *protocol.Manifest
+	st manState
+
+	// Set when the manifest becomes a candidate:
+	ord       int                  // its index in State.mans
+	preds     []int                // its predecessors' ordinals
+	anc       bitset               // the ordinals of its past, itself included
+	depth     int                  // the number of manifests in its past
+	reqs      []req                // per predecessor: its signers there, and the threshold
+	keys      []protocol.PublicKey // every signer some req counts
+	attackers []int                // the candidates that attack it
+	label     label
+	labelled  bool
 }
 
 type conInfo struct {
@@ -78,10 +90,15 @@ type State struct {
 	inert    map[cid.Cid]struct{}
 	counts   [3]int // pending, accepted, rejected
 
-	heads     map[cid.Cid]struct{}
-	headOrder []cid.Cid // heads, resolved first
-	revoked   map[protocol.PublicKey]struct{}
-	fresh     []protocol.PublicKey // revoked since the last rescan of reviews
+	byUnder   map[cid.Cid][]*entry // reviews by Under, present or not
+	byLicence map[cid.Cid][]*entry // contributions by Licence, present or not
+
+	mans           []*entry                        // the candidate manifests, by ordinal
+	bySigner       map[protocol.PublicKey][]*entry // candidates by the keys they count
+	byRevoker      map[protocol.PublicKey][]*entry // candidates by the keys they revoke
+	relabelPending bool                            // a candidate arrived since the last labelling
+	headOrder      []cid.Cid                       // heads, resolved first
+	revoked        map[protocol.PublicKey]struct{} // keys revoked by accepted manifests
 
 	tx map[cid.Cid]Status // status before the current Add/AddBatch, "" for new
 
@@ -97,8 +114,11 @@ func New(commons cid.Cid) *State {
 		recs:      make(map[cid.Cid]*entry),
 		byTarget:  make(map[cid.Cid][]*entry),
 		waitingOn: make(map[cid.Cid][]*entry),
+		byUnder:   make(map[cid.Cid][]*entry),
+		byLicence: make(map[cid.Cid][]*entry),
+		bySigner:  make(map[protocol.PublicKey][]*entry),
+		byRevoker: make(map[protocol.PublicKey][]*entry),
 		inert:     make(map[cid.Cid]struct{}),
-		heads:     make(map[cid.Cid]struct{}),
 		revoked:   make(map[protocol.PublicKey]struct{}),
 		tx:        make(map[cid.Cid]Status),
 	}
@@ -146,10 +166,16 @@ func (s *State) Status(c cid.Cid) (Status, bool) {
 	return e.con.status, true
 }
 
-// OnChain reports whether c is a manifest on the chain.
+// OnChain reports whether c is a manifest on the chain (accepted).
 func (s *State) OnChain(c cid.Cid) bool {
 	e := s.recs[c]
 	return e != nil && e.man != nil && e.cls == clsOK
+}
+
+// Contested reports whether c is a contested manifest (SPEC §12.6).
+func (s *State) Contested(c cid.Cid) bool {
+	e := s.recs[c]
+	return e != nil && e.man != nil && e.cls == clsContested
 }
 
 // Genesis returns the genesis manifest, or nil if it is absent. It is
@@ -171,8 +197,9 @@ func (s *State) Head() (cid.Cid, *protocol.Manifest) {
 	return h, s.recs[h].man.m
 }
 
-// Forks returns the heads of the manifest chain, resolved head first, when
-// there is more than one; nil otherwise.
+// Forks returns the heads of the manifest chain (accepted manifests that no
+// accepted manifest names in Prev), resolved head first, when there is more
+// than one; nil otherwise.
 func (s *State) Forks() []cid.Cid {
 	if len(s.headOrder) < 2 {
 		return nil

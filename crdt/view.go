@@ -8,16 +8,22 @@ import (
 	"github.com/ipfs/go-cid"
 )
 
-// ManifestVersion is one on-chain manifest.
+// ManifestVersion is one accepted or contested manifest.
 type ManifestVersion struct {
 	CID      cid.Cid
 	Manifest *protocol.Manifest
 	Author   protocol.PublicKey
 	Time     protocol.HLC
-	// Head is true for every head of the chain (no on-chain manifest
+	// Head is true for every head of the chain (no accepted manifest
 	// supersedes it); with a fork several versions are heads, and Head()
 	// names the resolved one.
 	Head bool
+	// Contested is true for a contested manifest (SPEC §12.6).
+	Contested bool
+	// AttackedBy lists the accepted or contested manifests that revoke a
+	// key this one needs without having it in their past, sorted by CID:
+	// for a contested manifest, the other side of the contest.
+	AttackedBy []cid.Cid
 }
 
 // ContributionView is a contribution with its status and reviews.
@@ -64,16 +70,33 @@ func byTimeCID(a, b *entry) int {
 	return compareCID(a.cid, b.cid)
 }
 
-// History returns every on-chain manifest, sorted by (Version, CID).
+// History returns every accepted manifest, sorted by (Version, CID).
 func (s *State) History() []ManifestVersion {
+	return s.versions(clsOK)
+}
+
+// ContestedManifests returns every contested manifest, sorted by (Version,
+// CID); empty when nothing is contested.
+func (s *State) ContestedManifests() []ManifestVersion {
+	return s.versions(clsContested)
+}
+
+func (s *State) versions(c class) []ManifestVersion {
 	var out []ManifestVersion
-	for _, e := range s.recs {
-		if e.man == nil || e.cls != clsOK {
+	for _, e := range s.mans {
+		if e.cls != c {
 			continue
 		}
-		_, head := s.heads[e.cid]
 		r := e.blk.Record
-		out = append(out, ManifestVersion{CID: e.cid, Manifest: e.man.m, Author: r.Author, Time: r.Time, Head: head})
+		v := ManifestVersion{CID: e.cid, Manifest: e.man.m, Author: r.Author, Time: r.Time,
+			Head: c == clsOK && slices.Contains(s.headOrder, e.cid), Contested: c == clsContested}
+		for _, a := range e.man.attackers {
+			if ae := s.mans[a]; ae.man.label != rejected {
+				v.AttackedBy = append(v.AttackedBy, ae.cid)
+			}
+		}
+		slices.SortFunc(v.AttackedBy, compareCID)
+		out = append(out, v)
 	}
 	slices.SortFunc(out, func(a, b ManifestVersion) int {
 		if c := cmp.Compare(a.Manifest.Version, b.Manifest.Version); c != 0 {
@@ -84,7 +107,7 @@ func (s *State) History() []ManifestVersion {
 	return out
 }
 
-// Revoked returns the revoked keys (over all on-chain manifests), sorted.
+// Revoked returns the revoked keys (listed by accepted manifests), sorted.
 func (s *State) Revoked() []protocol.PublicKey {
 	out := make([]protocol.PublicKey, 0, len(s.revoked))
 	for k := range s.revoked {

@@ -1,0 +1,144 @@
+package crdt
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/ipfs/go-cid"
+)
+
+// Class is how a record stands in the commons.
+type Class string
+
+// Record classes.
+const (
+	// ClassEffective: an accepted manifest, an eligible review, a live
+	// contribution (one whose licence is accepted).
+	ClassEffective Class = "effective"
+	// ClassWaiting: something it links to is missing or unresolved.
+	ClassWaiting Class = "waiting"
+	// ClassContested: a contested manifest (SPEC §12.6).
+	ClassContested Class = "contested"
+	// ClassInert: it carries no authority; Verdict.Reason says why.
+	ClassInert Class = "inert"
+)
+
+// Verdict is a record's class, and for an inert record the reason.
+type Verdict struct {
+	Class  Class
+	Reason string
+}
+
+// ErrNoAuthority is returned by ReviewUnder when the maintainer cannot
+// review the contribution under any accepted manifest.
+var ErrNoAuthority = errors.New("crdt: no authority")
+
+func verdictOf(c class, reason string) Verdict {
+	switch c {
+	case clsOK:
+		return Verdict{Class: ClassEffective}
+	case clsInert:
+		return Verdict{Class: ClassInert, Reason: reason}
+	case clsContested:
+		return Verdict{Class: ClassContested}
+	}
+	return Verdict{Class: ClassWaiting}
+}
+
+// Classify says how b would stand if it were added now, by exactly the
+// rules Add applies, without adding it; for a record already in the set, how
+// it stands. A manifest is labelled together with every candidate already
+// here, so an update that a revocation here condemns is inert, and one that
+// would start a contest is contested. It returns ErrWrongCommons or
+// ErrNilBlock as Add does.
+func (s *State) Classify(b *protocol.Block) (Verdict, error) {
+	if err := s.check(b); err != nil {
+		return Verdict{}, err
+	}
+	if e := s.recs[b.CID]; e != nil {
+		return verdictOf(e.cls, e.reason), nil
+	}
+	e := &entry{cid: b.CID, blk: b}
+	switch body := b.Record.Body.(type) {
+	case *protocol.Manifest:
+		return s.classifyNewManifest(b.Record, body), nil
+	case *protocol.Contribution:
+		e.con = &conInfo{}
+		c, reason, _ := s.classifyContribution(e)
+		return verdictOf(c, reason), nil
+	case *protocol.Review:
+		c, reason, _ := s.classifyReview(e)
+		return verdictOf(c, reason), nil
+	}
+	return verdictOf(clsInert, reasonUnknownType), nil
+}
+
+// classifyNewManifest labels the candidates with r added, leaving the state
+// as it is.
+func (s *State) classifyNewManifest(r *protocol.Record, m *protocol.Manifest) Verdict {
+	switch st, reason, _ := s.classifyManifest(r, m); st {
+	case manPending:
+		return verdictOf(clsWaiting, "")
+	case manBad:
+		return verdictOf(clsInert, reason)
+	}
+	ord := len(s.mans)
+	mi := s.candidate(r, m, ord)
+	mi.attackers = s.attackersOf(mi.keys, ord)
+	ms := s.infos()
+	for _, x := range s.targetsOf(m.Revoked, mi.anc) {
+		cp := *x.man
+		cp.attackers = append(slices.Clip(cp.attackers), ord)
+		ms[cp.ord] = &cp
+	}
+	ms = append(ms, mi)
+	lab := ground(ms)
+	switch lab[ord] {
+	case accepted:
+		return verdictOf(clsOK, "")
+	case rejected:
+		return verdictOf(clsInert, rejectReason(ms, lab, ord))
+	}
+	return verdictOf(clsContested, "")
+}
+
+// ReviewUnder returns the manifest a maintainer's review of contribution c
+// should name to count: an accepted manifest that lists the maintainer and
+// is the version c assented to or a later one. It prefers the resolved head,
+// then the other heads, then the accepted manifest with the largest past
+// (then the lowest CID). It returns an error wrapping ErrNoAuthority when
+// there is none, or c is not a live contribution, naming why.
+func (s *State) ReviewUnder(c cid.Cid, maintainer protocol.PublicKey) (cid.Cid, error) {
+	t := s.recs[c]
+	switch {
+	case t == nil || t.con == nil:
+		return cid.Undef, fmt.Errorf("%w: %s is not a contribution of this commons", ErrNoAuthority, c)
+	case t.cls == clsWaiting:
+		return cid.Undef, fmt.Errorf("%w: contribution %s waits for the manifest it assents to", ErrNoAuthority, c)
+	case t.cls != clsOK:
+		return cid.Undef, fmt.Errorf("%w: contribution %s is inert (%s)", ErrNoAuthority, c, t.reason)
+	}
+	lic := t.blk.Record.Contribution().Licence.Cid
+	lord := s.recs[lic].man.ord
+	fits := func(e *entry) bool {
+		return e.cls == clsOK && e.man.anc.has(lord) && e.man.m.IsMaintainer(maintainer)
+	}
+	for _, h := range s.headOrder {
+		if fits(s.recs[h]) {
+			return h, nil
+		}
+	}
+	var best *entry
+	for _, e := range s.mans {
+		if fits(e) && (best == nil || e.man.depth > best.man.depth ||
+			e.man.depth == best.man.depth && compareCID(e.cid, best.cid) < 0) {
+			best = e
+		}
+	}
+	if best == nil {
+		return cid.Undef, fmt.Errorf("%w: key %s is not a maintainer in manifest %s, which contribution %s assented to, nor in any later accepted version", ErrNoAuthority, maintainer, lic, c)
+	}
+	return best.cid, nil
+}
