@@ -18,18 +18,18 @@ import (
 // snapshot is everything the state derives, in a form that compares with
 // reflect.DeepEqual.
 type snapshot struct {
-	Root     string
-	Len      int
-	Head     string
+	Root      string
+	Len       int
+	Head      string
 	Forks     []string
 	OnChain   []string // sorted
 	Contested []string // sorted
-	Revoked  []string // sorted hex
-	Status   map[string]Status
-	Counting map[string]bool // reviews that count
-	Inert    map[string]string
-	Waiting  int
-	Counts   [3]int
+	Revoked   []string // sorted hex
+	Status    map[string]Status
+	Counting  map[string]bool // reviews that count
+	Inert     map[string]string
+	Waiting   int
+	Counts    [3]int
 }
 
 func (a snapshot) diff(b snapshot) string {

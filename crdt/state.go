@@ -37,11 +37,11 @@ type Change struct {
 type class uint8
 
 const (
-	clsNone    class = iota // not classified yet
-	clsWaiting              // waits for a missing or unresolved record
-	clsOK                   // accepted (manifest), eligible (review), live (contribution)
-	clsInert                // carries no authority (for good, or until what it depends on moves)
-	clsContested            // a contested manifest (SPEC §12.6)
+	clsNone      class = iota // not classified yet
+	clsWaiting                // waits for a missing or unresolved record
+	clsOK                     // accepted (manifest), eligible (review), live (contribution)
+	clsInert                  // carries no authority (for good, or until what it depends on moves)
+	clsContested              // a contested manifest (SPEC §12.6)
 )
 
 // entry is one record of the set with its derived standing.
