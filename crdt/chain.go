@@ -25,6 +25,7 @@ const (
 	reasonTargetNotCon     = "target: not a contribution"
 	reasonUnderInert       = "under: manifest is not on the chain"
 	reasonUnderContested   = "under: manifest is contested"
+	reasonSuspended        = "author: key is suspended (its revocation is contested)"
 	reasonNotMaintainer    = "author: not a maintainer under that manifest"
 	reasonTargetInert      = "target: contribution is inert"
 	reasonUnderNotLater    = "under: neither the version the contribution assented to nor a later one"
@@ -414,28 +415,42 @@ func (s *State) resolvedFirst(a, b cid.Cid) int {
 	return strings.Compare(a.KeyString(), b.KeyString())
 }
 
-// resolveRevoked recomputes the revoked keys (those listed by accepted
-// manifests) and returns the keys that came or went.
+// resolveRevoked recomputes the revoked keys (listed by accepted
+// manifests) and the suspended ones (listed by contested manifests only),
+// and returns the keys whose standing moved.
 func (s *State) resolveRevoked() []protocol.PublicKey {
-	now := map[protocol.PublicKey]struct{}{}
+	rev, sus := map[protocol.PublicKey]struct{}{}, map[protocol.PublicKey]struct{}{}
 	for _, e := range s.mans {
-		if e.man.label == accepted {
+		if e.man.labelled && e.man.label == accepted {
 			for _, k := range e.man.m.Revoked {
-				now[k] = struct{}{}
+				rev[k] = struct{}{}
+			}
+		}
+	}
+	for _, e := range s.mans {
+		if e.man.labelled && e.man.label == undecided {
+			for _, k := range e.man.m.Revoked {
+				if _, ok := rev[k]; !ok {
+					sus[k] = struct{}{}
+				}
 			}
 		}
 	}
 	var moved []protocol.PublicKey
-	for k := range now {
-		if _, ok := s.revoked[k]; !ok {
+	note := func(k protocol.PublicKey) {
+		_, r0 := s.revoked[k]
+		_, s0 := s.suspended[k]
+		_, r1 := rev[k]
+		_, s1 := sus[k]
+		if (r0 != r1 || s0 != s1) && !slices.Contains(moved, k) {
 			moved = append(moved, k)
 		}
 	}
-	for k := range s.revoked {
-		if _, ok := now[k]; !ok {
-			moved = append(moved, k)
+	for _, m := range []map[protocol.PublicKey]struct{}{s.revoked, s.suspended, rev, sus} {
+		for k := range m {
+			note(k)
 		}
 	}
-	s.revoked = now
+	s.revoked, s.suspended = rev, sus
 	return moved
 }

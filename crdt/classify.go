@@ -21,6 +21,9 @@ const (
 	ClassWaiting Class = "waiting"
 	// ClassContested: a contested manifest (SPEC §12.6).
 	ClassContested Class = "contested"
+	// ClassSuspended: a review whose vote a contest holds undecided
+	// (SPEC §12.4); Verdict.Reason says why.
+	ClassSuspended Class = "suspended"
 	// ClassInert: it carries no authority; Verdict.Reason says why.
 	ClassInert Class = "inert"
 )
@@ -43,6 +46,8 @@ func verdictOf(c class, reason string) Verdict {
 		return Verdict{Class: ClassInert, Reason: reason}
 	case clsContested:
 		return Verdict{Class: ClassContested}
+	case clsSuspended:
+		return Verdict{Class: ClassSuspended, Reason: reason}
 	}
 	return Verdict{Class: ClassWaiting}
 }

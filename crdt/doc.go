@@ -44,14 +44,19 @@
 //     Prev; the resolved head ([State.Head]) is the one with the largest
 //     past, then the lowest CID. Versions decide nothing.
 //   - The revoked keys are those listed by accepted manifests; their
-//     reviews count nowhere.
+//     reviews count nowhere. Keys listed only by contested manifests are
+//     suspended ([State.Suspended]).
 //   - A contribution is live when its licence is accepted; a review is
 //     eligible when its Under is accepted, lists its author as a
-//     maintainer, and has the contribution's licence in its past. The
-//     latest eligible review per (maintainer, contribution) counts; a
+//     maintainer, and has the contribution's licence in its past; it is
+//     suspended instead when its Under is contested or its author
+//     suspended. The latest eligible or suspended review per (maintainer,
+//     contribution) is that maintainer's vote, definite or undecided. A
 //     contribution is rejected when some version's reject quorum is met by
-//     counting rejects naming it, else accepted when some version's quorum
-//     is met by counting accepts naming it, else pending.
+//     definite rejects naming it, else accepted when some version's quorum
+//     is met by definite accepts naming it and no reject quorum could be
+//     met with the undecided rejects added, else pending; held
+//     ([ContributionView.Held]) when the undecided votes could decide it.
 //
 // [State.Classify] answers, without adding anything, how a record would
 // stand if added now (what a node asks before it signs or publishes), and

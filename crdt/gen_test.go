@@ -55,6 +55,15 @@ func (g *gen) keys(label string, min, max int) []int {
 	return rapid.SliceOfNDistinct(rapid.IntRange(0, nKeys-1), min, max, rapid.ID[int]).Draw(g.t, label)
 }
 
+// keyIndexes draws a non-empty subset of the test keys among ks.
+func (g *gen) keyIndexes(ks []protocol.PublicKey, label string) []int {
+	var idx []int
+	for _, k := range ks {
+		idx = append(idx, keyIndex(k))
+	}
+	return rapid.SliceOfNDistinct(rapid.SampledFrom(idx), 1, len(idx), rapid.ID[int]).Draw(g.t, label)
+}
+
 func (g *gen) time() protocol.HLC {
 	return protocol.HLC(rapid.Uint64Range(1, 12).Draw(g.t, "time"))
 }
@@ -119,7 +128,13 @@ func (g *gen) update() {
 	}
 	v := max(1, maxV+[]uint64{0, 1, 1, 1, 2}[rapid.IntRange(0, 4).Draw(g.t, "bump")])
 	author, co := g.signers(prev[0].Record.Manifest().Association)
-	b := update(g.t, g.id, g.time(), g.body(), v, cs, author, co...)
+	m := g.body()
+	if rapid.IntRange(0, 2).Draw(g.t, "revokeAssoc") == 0 {
+		// Revoke keys of the predecessor's association: what attacks
+		// concurrent branches, and with luck starts a contest.
+		m.Revoked = pubs(append(g.keyIndexes(prev[0].Record.Manifest().Association, "revokedAssoc"), g.keys("revokedMore", 0, 1)...)...)
+	}
+	b := update(g.t, g.id, g.time(), m, v, cs, author, co...)
 	g.mans = append(g.mans, b)
 	g.maybeEmit(b)
 }

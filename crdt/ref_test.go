@@ -25,8 +25,11 @@ type snapshot struct {
 	OnChain   []string // sorted
 	Contested []string // sorted
 	Revoked   []string // sorted hex
+	Suspended []string // sorted hex
 	Status    map[string]Status
-	Counting  map[string]bool // reviews that count
+	Held      map[string]bool   // contributions held pending by a contest
+	Counting  map[string]bool   // reviews that count
+	Undecided map[string]string // suspended reviews, with the reason
 	Inert     map[string]string
 	Waiting   int
 	Counts    [3]int
@@ -48,8 +51,8 @@ func (a snapshot) diff(b snapshot) string {
 
 // snap reads a fast State through its public API only.
 func snap(s *State) snapshot {
-	out := snapshot{Root: s.Root().String(), Len: s.Len(), Status: map[string]Status{},
-		Counting: map[string]bool{}, Inert: map[string]string{}, Waiting: s.Waiting()}
+	out := snapshot{Root: s.Root().String(), Len: s.Len(), Status: map[string]Status{}, Held: map[string]bool{},
+		Counting: map[string]bool{}, Undecided: map[string]string{}, Inert: map[string]string{}, Waiting: s.Waiting()}
 	if h, _ := s.Head(); h.Defined() {
 		out.Head = h.String()
 	}
@@ -68,11 +71,21 @@ func snap(s *State) snapshot {
 		out.Revoked = append(out.Revoked, k.Hex())
 	}
 	sort.Strings(out.Revoked)
+	for _, k := range s.Suspended() {
+		out.Suspended = append(out.Suspended, k.Hex())
+	}
+	sort.Strings(out.Suspended)
 	for _, c := range s.Contributions() {
 		out.Status[c.CID.String()] = c.Status
+		if c.Held {
+			out.Held[c.CID.String()] = true
+		}
 		for _, r := range c.Reviews {
 			if r.Counts {
 				out.Counting[r.CID.String()] = true
+			}
+			if r.Suspended != "" {
+				out.Undecided[r.CID.String()] = r.Suspended
 			}
 		}
 	}
@@ -86,7 +99,8 @@ func snap(s *State) snapshot {
 // reference recomputes everything from the record set, by the rules in
 // doc.go, as plainly as possible.
 func reference(set map[cid.Cid]*protocol.Block) snapshot {
-	out := snapshot{Len: len(set), Status: map[string]Status{}, Counting: map[string]bool{}, Inert: map[string]string{}}
+	out := snapshot{Len: len(set), Status: map[string]Status{}, Held: map[string]bool{}, Counting: map[string]bool{},
+		Undecided: map[string]string{}, Inert: map[string]string{}}
 	out.Root = refRoot(set)
 	ch := refChain(set)
 	for c, st := range ch.state {
@@ -107,6 +121,10 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 		out.Revoked = append(out.Revoked, k.Hex())
 	}
 	sort.Strings(out.Revoked)
+	for k := range ch.suspended {
+		out.Suspended = append(out.Suspended, k.Hex())
+	}
+	sort.Strings(out.Suspended)
 	if len(ch.heads) > 0 {
 		out.Head = ch.heads[0].String()
 	}
@@ -116,19 +134,25 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 		}
 	}
 	// Reviews.
-	eligible := map[cid.Cid][]*protocol.Block{} // by target
+	voting := map[cid.Cid][]*protocol.Block{} // eligible and suspended, by target
+	suspended := map[cid.Cid]bool{}
 	for c, b := range set {
 		if b.Record.Review() == nil {
 			continue
 		}
-		switch st := refReview(set, ch, b); st {
-		case "ok":
+		st, reason := refReview(set, ch, b)
+		switch st {
+		case "ok", "suspended":
 			t := b.Record.Review().Target.Cid
-			eligible[t] = append(eligible[t], b)
+			voting[t] = append(voting[t], b)
+			if st == "suspended" {
+				suspended[c] = true
+				out.Undecided[c.String()] = reason
+			}
 		case "wait":
 			out.Waiting++
 		default:
-			out.Inert[c.String()] = st
+			out.Inert[c.String()] = reason
 		}
 	}
 	// Contributions.
@@ -136,11 +160,14 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 		if b.Record.Contribution() == nil {
 			continue
 		}
-		decided := refDecide(set, eligible[c], out.Counting)
+		decided, held := refDecide(set, voting[c], suspended, out.Counting)
 		st := StatusPending
 		switch cs := refContribution(set, ch, b); cs {
 		case "ok":
 			st = decided
+			if held {
+				out.Held[c.String()] = true
+			}
 		case "wait":
 			out.Waiting++
 		default:
@@ -220,10 +247,11 @@ func refTrieHash(ds [][]byte, depth int) []byte {
 }
 
 type refChainResult struct {
-	state   map[cid.Cid]string // "chain", "contested", "wait" or an inert reason
-	past    map[cid.Cid]map[cid.Cid]bool
-	revoked map[protocol.PublicKey]bool
-	heads   []cid.Cid // resolved first
+	state     map[cid.Cid]string // "chain", "contested", "wait" or an inert reason
+	past      map[cid.Cid]map[cid.Cid]bool
+	revoked   map[protocol.PublicKey]bool
+	suspended map[protocol.PublicKey]bool
+	heads     []cid.Cid // resolved first
 }
 
 // refChain labels the manifests by SPEC §12.2, literally: candidates by
@@ -231,7 +259,8 @@ type refChainResult struct {
 // for an attack, and the grounded labelling by applying its two rules to
 // every undecided candidate until a whole pass changes nothing.
 func refChain(set map[cid.Cid]*protocol.Block) refChainResult {
-	res := refChainResult{state: map[cid.Cid]string{}, past: map[cid.Cid]map[cid.Cid]bool{}, revoked: map[protocol.PublicKey]bool{}}
+	res := refChainResult{state: map[cid.Cid]string{}, past: map[cid.Cid]map[cid.Cid]bool{},
+		revoked: map[protocol.PublicKey]bool{}, suspended: map[protocol.PublicKey]bool{}}
 	signers := func(r *protocol.Record, assoc []protocol.PublicKey) []protocol.PublicKey {
 		var out []protocol.PublicKey
 		for _, k := range r.Signers() {
@@ -413,6 +442,15 @@ func refChain(set map[cid.Cid]*protocol.Block) refChainResult {
 		}
 	}
 	for c, st := range res.state {
+		if st == "contested" {
+			for _, k := range set[c].Record.Manifest().Revoked {
+				if !res.revoked[k] {
+					res.suspended[k] = true
+				}
+			}
+		}
+	}
+	for c, st := range res.state {
 		if st == "chain" && !named[c] {
 			res.heads = append(res.heads, c)
 		}
@@ -427,9 +465,9 @@ func refChain(set map[cid.Cid]*protocol.Block) refChainResult {
 	return res
 }
 
-// refReview returns "ok", "wait" or an inert reason, by the rules of SPEC
-// §12.4 in their order.
-func refReview(set map[cid.Cid]*protocol.Block, ch refChainResult, b *protocol.Block) string {
+// refReview returns "ok", "wait", "suspended" (with a reason) or "inert"
+// (with a reason), by the rules of SPEC §12.4 in their order.
+func refReview(set map[cid.Cid]*protocol.Block, ch refChainResult, b *protocol.Block) (string, string) {
 	r := b.Record
 	v := r.Review()
 	under, hasUnder := set[v.Under.Cid]
@@ -437,36 +475,41 @@ func refReview(set map[cid.Cid]*protocol.Block, ch refChainResult, b *protocol.B
 	ust := ch.state[v.Under.Cid]
 	switch {
 	case ch.revoked[r.Author]:
-		return reasonRevoked
+		return "inert", reasonRevoked
 	case hasUnder && under.Record.Manifest() == nil:
-		return reasonUnderNotMan
+		return "inert", reasonUnderNotMan
 	case hasTarget && target.Record.Contribution() == nil:
-		return reasonTargetNotCon
-	case hasUnder && ust == "contested":
-		return reasonUnderContested
-	case hasUnder && ust != "chain" && ust != "wait":
-		return reasonUnderInert
-	case hasUnder && ust == "chain" && !under.Record.Manifest().IsMaintainer(r.Author):
-		return reasonNotMaintainer
+		return "inert", reasonTargetNotCon
+	case hasUnder && ust != "chain" && ust != "contested" && ust != "wait":
+		return "inert", reasonUnderInert
+	case hasUnder && (ust == "chain" || ust == "contested") && !under.Record.Manifest().IsMaintainer(r.Author):
+		return "inert", reasonNotMaintainer
 	case !hasUnder || ust == "wait" || !hasTarget:
-		return "wait"
+		return "wait", ""
 	}
-	switch cs := refContribution(set, ch, target); cs {
+	switch refContribution(set, ch, target) {
 	case "ok":
 	case "wait":
-		return "wait"
+		return "wait", ""
 	default:
-		return reasonTargetInert
+		return "inert", reasonTargetInert
 	}
-	if !ch.past[v.Under.Cid][target.Record.Contribution().Licence.Cid] {
-		return reasonUnderNotLater
+	switch {
+	case !ch.past[v.Under.Cid][target.Record.Contribution().Licence.Cid]:
+		return "inert", reasonUnderNotLater
+	case ust == "contested":
+		return "suspended", reasonUnderContested
+	case ch.suspended[r.Author]:
+		return "suspended", reasonSuspended
 	}
-	return "ok"
+	return "ok", ""
 }
 
-// refDecide picks each maintainer's latest eligible review, marks it in
-// counting, and tallies the votes per version.
-func refDecide(set map[cid.Cid]*protocol.Block, reviews []*protocol.Block, counting map[string]bool) Status {
+// refDecide picks each maintainer's latest review among the eligible and
+// suspended ones, marks the eligible latest ones in counting, and decides
+// by SPEC §12.5: the status every way of settling the undecided votes
+// agrees on, else pending (held if they could decide it).
+func refDecide(set map[cid.Cid]*protocol.Block, reviews []*protocol.Block, suspended map[cid.Cid]bool, counting map[string]bool) (Status, bool) {
 	latest := map[protocol.PublicKey]*protocol.Block{}
 	for _, b := range reviews {
 		cur, ok := latest[b.Record.Author]
@@ -475,9 +518,40 @@ func refDecide(set map[cid.Cid]*protocol.Block, reviews []*protocol.Block, count
 			latest[b.Record.Author] = b
 		}
 	}
-	accepts, rejects := map[cid.Cid]uint64{}, map[cid.Cid]uint64{}
+	var sure, undecided []*protocol.Block
 	for _, b := range latest {
-		counting[b.CID.String()] = true
+		if suspended[b.CID] {
+			undecided = append(undecided, b)
+		} else {
+			sure = append(sure, b)
+			counting[b.CID.String()] = true
+		}
+	}
+	// Every way to settle the undecided votes: each counted or not.
+	outcomes := map[Status]bool{}
+	for mask := 0; mask < 1<<len(undecided); mask++ {
+		votes := slices.Clone(sure)
+		for i, b := range undecided {
+			if mask&(1<<i) != 0 {
+				votes = append(votes, b)
+			}
+		}
+		outcomes[refStatus(set, votes)] = true
+	}
+	if len(outcomes) == 1 {
+		for st := range outcomes {
+			return st, false
+		}
+	}
+	return StatusPending, true
+}
+
+// refStatus is the plain rule: rejected if some version's reject quorum is
+// met by the rejects naming it, else accepted if some version's quorum is
+// met by the accepts naming it, else pending.
+func refStatus(set map[cid.Cid]*protocol.Block, votes []*protocol.Block) Status {
+	accepts, rejects := map[cid.Cid]uint64{}, map[cid.Cid]uint64{}
+	for _, b := range votes {
 		v := b.Record.Review()
 		switch v.Decision {
 		case protocol.DecisionAccept:

@@ -5,31 +5,35 @@ import (
 	"github.com/ipfs/go-cid"
 )
 
-// reclassifyReview re-derives a review's standing and, when its eligibility
-// changed, its target's latest reviews and status.
+// votes reports whether a review of class c takes its place among its
+// maintainer's reviews: eligible (a definite vote) or suspended (undecided).
+func votes(c class) bool { return c == clsOK || c == clsSuspended }
+
+// reclassifyReview re-derives a review's standing and, when that moved, its
+// target's latest reviews and status.
 func (s *State) reclassifyReview(e *entry) {
-	was := e.cls == clsOK
+	was := e.cls
 	c, reason, on := s.classifyReview(e)
 	s.setClass(e, c, reason)
 	s.wait(e, on)
-	now := c == clsOK
-	if was == now {
+	if was == c || !votes(was) && !votes(c) {
 		return
 	}
 	t := s.recs[e.blk.Record.Review().Target.Cid]
-	if now {
+	switch {
+	case votes(c) && !votes(was):
 		offerLatest(t.con, e)
-	} else {
+	case !votes(c) && votes(was):
 		s.dropLatest(t, e)
 	}
 	s.recount(t)
 }
 
-// classifyReview applies the review rules (SPEC §12.4) to e. The CID it
-// returns is the Under manifest whenever that is missing or pending, even
-// for an inert review: Under's arrival may change the reason. A review
-// waiting for its target, or for its target's licence, is re-examined
-// through byTarget instead.
+// classifyReview applies the review rules (SPEC §12.4) to e, in their
+// order. The CID it returns is the Under manifest whenever that is missing
+// or pending, even for an inert review: Under's arrival may change the
+// reason. A review waiting for its target, its target's licence or an
+// unlabelled Under is re-examined through byTarget or byUnder instead.
 func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
 	r := e.blk.Record
 	v := r.Review()
@@ -48,16 +52,19 @@ func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
 		return clsInert, reasonTargetNotCon, on
 	case u != nil && u.cls == clsInert:
 		return clsInert, reasonUnderInert, cid.Undef
-	case u != nil && u.cls == clsContested:
-		return clsInert, reasonUnderContested, cid.Undef
-	case u != nil && u.cls == clsOK && !u.man.m.IsMaintainer(r.Author):
+	case u != nil && (u.cls == clsOK || u.cls == clsContested) && !u.man.m.IsMaintainer(r.Author):
 		return clsInert, reasonNotMaintainer, cid.Undef
 	case u == nil || u.cls == clsWaiting || t == nil || t.cls == clsWaiting:
-		return clsWaiting, "", on // an unlabelled Under is re-examined through byUnder
+		return clsWaiting, "", on
 	case t.cls != clsOK:
 		return clsInert, reasonTargetInert, cid.Undef
 	case !u.man.anc.has(s.recs[t.blk.Record.Contribution().Licence.Cid].man.ord):
 		return clsInert, reasonUnderNotLater, cid.Undef
+	case u.cls == clsContested:
+		return clsSuspended, reasonUnderContested, cid.Undef
+	}
+	if _, ok := s.suspended[r.Author]; ok {
+		return clsSuspended, reasonSuspended, cid.Undef
 	}
 	return clsOK, "", cid.Undef
 }
@@ -72,8 +79,8 @@ func later(a, b *entry) bool {
 	return a.cid.KeyString() > b.cid.KeyString()
 }
 
-// offerLatest makes e its maintainer's latest review of c if it is later
-// than the one held.
+// offerLatest makes e (eligible or suspended) its maintainer's latest
+// review of c if it is later than the one held.
 func offerLatest(c *conInfo, e *entry) {
 	author := e.blk.Record.Author
 	for i, x := range c.latest {
@@ -87,8 +94,9 @@ func offerLatest(c *conInfo, e *entry) {
 	c.latest = append(c.latest, e)
 }
 
-// dropLatest removes e, no longer eligible, from its target's latest
-// reviews, falling back to the maintainer's latest remaining eligible one.
+// dropLatest removes e, neither eligible nor suspended any more, from its
+// target's latest reviews, falling back to the maintainer's latest
+// remaining eligible or suspended one.
 func (s *State) dropLatest(t *entry, e *entry) {
 	c := t.con
 	i := -1
@@ -102,7 +110,7 @@ func (s *State) dropLatest(t *entry, e *entry) {
 	}
 	c.latest = append(c.latest[:i], c.latest[i+1:]...)
 	for _, r := range s.byTarget[t.cid] {
-		if r.cls == clsOK && r.blk.Record.Author == e.blk.Record.Author {
+		if votes(r.cls) && r.blk.Record.Author == e.blk.Record.Author {
 			offerLatest(c, r)
 		}
 	}
@@ -146,56 +154,65 @@ func (s *State) classifyContribution(e *entry) (class, string, cid.Cid) {
 
 // recount sets a contribution's status from its latest reviews.
 func (s *State) recount(t *entry) {
-	s.setStatus(t, s.decide(t))
+	st, held := s.decide(t)
+	t.con.held = held
+	s.setStatus(t, st)
 }
 
-// decide computes a contribution's status: rejected if some version's
-// reject quorum is met by counting rejects naming it, else accepted if some
-// version's quorum is met by counting accepts naming it, else pending.
-func (s *State) decide(t *entry) Status {
+// tally is the votes naming one version: definite and undecided.
+type tally struct{ acc, rej, uAcc, uRej uint64 }
+
+// decide computes a contribution's status (SPEC §12.5): rejected if some
+// version's reject quorum is met by definite rejects naming it; else
+// accepted if some version's quorum is met by definite accepts naming it
+// and no version's reject quorum could be met with the undecided rejects
+// added; else pending. held is true when it is pending only because the
+// undecided votes could go either way.
+func (s *State) decide(t *entry) (st Status, held bool) {
 	if t.cls != clsOK {
-		return StatusPending
+		return StatusPending, false
 	}
-	latest := t.con.latest
-	accepted := false
-	for i, r := range latest {
-		under := r.blk.Record.Review().Under.Cid
-		if firstUnder(latest[:i], under) {
-			continue // this version was tallied already
+	byUnder := map[cid.Cid]*tally{}
+	for _, r := range t.con.latest {
+		v := r.blk.Record.Review()
+		x := byUnder[v.Under.Cid]
+		if x == nil {
+			x = &tally{}
+			byUnder[v.Under.Cid] = x
 		}
-		var acc, rej uint64
-		for _, x := range latest[i:] {
-			v := x.blk.Record.Review()
-			if v.Under.Cid != under {
-				continue
+		sure := r.cls == clsOK
+		switch v.Decision {
+		case protocol.DecisionAccept:
+			if sure {
+				x.acc++
+			} else {
+				x.uAcc++
 			}
-			switch v.Decision {
-			case protocol.DecisionAccept:
-				acc++
-			case protocol.DecisionReject:
-				rej++
+		case protocol.DecisionReject:
+			if sure {
+				x.rej++
+			} else {
+				x.uRej++
 			}
 		}
-		m := s.recs[under].man.m
-		if m.RejectQuorum > 0 && rej >= m.RejectQuorum {
-			return StatusRejected
-		}
-		if m.Quorum > 0 && acc >= m.Quorum {
-			accepted = true
-		}
 	}
-	if accepted {
-		return StatusAccepted
-	}
-	return StatusPending
-}
-
-// firstUnder reports whether some review in rs names under.
-func firstUnder(rs []*entry, under cid.Cid) bool {
-	for _, r := range rs {
-		if r.blk.Record.Review().Under.Cid == under {
-			return true
+	var rejSure, rejMaybe, accSure, accMaybe bool
+	for u, x := range byUnder {
+		m := s.recs[u].man.m
+		if q := m.RejectQuorum; q > 0 {
+			rejSure = rejSure || x.rej >= q
+			rejMaybe = rejMaybe || x.rej+x.uRej >= q
+		}
+		if q := m.Quorum; q > 0 {
+			accSure = accSure || x.acc >= q
+			accMaybe = accMaybe || x.acc+x.uAcc >= q
 		}
 	}
-	return false
+	switch {
+	case rejSure:
+		return StatusRejected, false
+	case accSure && !rejMaybe:
+		return StatusAccepted, false
+	}
+	return StatusPending, rejMaybe || accMaybe
 }

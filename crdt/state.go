@@ -42,6 +42,7 @@ const (
 	clsOK                     // accepted (manifest), eligible (review), live (contribution)
 	clsInert                  // carries no authority (for good, or until what it depends on moves)
 	clsContested              // a contested manifest (SPEC §12.6)
+	clsSuspended              // a review held by a contest: an undecided vote (SPEC §12.4)
 )
 
 // entry is one record of the set with its derived standing.
@@ -73,7 +74,8 @@ type manInfo struct {
 
 type conInfo struct {
 	status Status
-	latest []*entry // latest eligible review per maintainer
+	held   bool     // pending because undecided votes could go either way
+	latest []*entry // latest eligible or suspended review per maintainer
 }
 
 // State is the state of one commons: a grow-only set of records and what
@@ -99,6 +101,7 @@ type State struct {
 	relabelPending bool                            // a candidate arrived since the last labelling
 	headOrder      []cid.Cid                       // heads, resolved first
 	revoked        map[protocol.PublicKey]struct{} // keys revoked by accepted manifests
+	suspended      map[protocol.PublicKey]struct{} // keys revoked by contested manifests only
 
 	tx map[cid.Cid]Status // status before the current Add/AddBatch, "" for new
 
@@ -120,6 +123,7 @@ func New(commons cid.Cid) *State {
 		byRevoker: make(map[protocol.PublicKey][]*entry),
 		inert:     make(map[cid.Cid]struct{}),
 		revoked:   make(map[protocol.PublicKey]struct{}),
+		suspended: make(map[protocol.PublicKey]struct{}),
 		tx:        make(map[cid.Cid]Status),
 	}
 }

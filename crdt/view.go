@@ -33,7 +33,10 @@ type ContributionView struct {
 	Time   protocol.HLC
 	Body   *protocol.Contribution
 	Status Status
-	// Inert says why the contribution can never be accepted; "" if it can.
+	// Held is true when the contribution is pending only because votes a
+	// contest holds undecided could go either way (SPEC §12.5).
+	Held bool
+	// Inert says why the contribution cannot be accepted; "" if it can.
 	Inert string
 	// Reviews lists every review of it in the set, sorted by (time, CID).
 	Reviews []ReviewView
@@ -47,9 +50,13 @@ type ReviewView struct {
 	Under      cid.Cid
 	Time       protocol.HLC
 	Rationale  string
-	// Counts is true when this is its maintainer's latest eligible review
-	// of the contribution (a latest retract counts but casts no vote).
+	// Counts is true when this is its maintainer's latest review of the
+	// contribution and it is eligible: a definite vote (a latest retract
+	// counts but casts no vote).
 	Counts bool
+	// Suspended says why a contest holds this review's vote undecided;
+	// "" if none does. A suspended latest review is an undecided vote.
+	Suspended string
 	// Inert says why the review carries no authority; "" if it does or
 	// is still waiting.
 	Inert string
@@ -117,6 +124,17 @@ func (s *State) Revoked() []protocol.PublicKey {
 	return out
 }
 
+// Suspended returns the suspended keys (listed by contested manifests and
+// by no accepted one), sorted.
+func (s *State) Suspended() []protocol.PublicKey {
+	out := make([]protocol.PublicKey, 0, len(s.suspended))
+	for k := range s.suspended {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, protocol.PublicKey.Compare)
+	return out
+}
+
 // Contribution returns the view of a contribution; false if c is not a
 // contribution in the set.
 func (s *State) Contribution(c cid.Cid) (ContributionView, bool) {
@@ -129,7 +147,7 @@ func (s *State) Contribution(c cid.Cid) (ContributionView, bool) {
 
 func (s *State) contributionView(e *entry) ContributionView {
 	r := e.blk.Record
-	v := ContributionView{CID: e.cid, Author: r.Author, Time: r.Time, Body: r.Contribution(), Status: e.con.status}
+	v := ContributionView{CID: e.cid, Author: r.Author, Time: r.Time, Body: r.Contribution(), Status: e.con.status, Held: e.con.held}
 	if e.cls == clsInert {
 		v.Inert = e.reason
 	}
@@ -146,8 +164,11 @@ func (s *State) reviewView(t, e *entry) ReviewView {
 	b := r.Review()
 	v := ReviewView{CID: e.cid, Maintainer: r.Author, Decision: b.Decision, Under: b.Under.Cid, Time: r.Time, Rationale: b.Rationale}
 	v.Counts = e.cls == clsOK && slices.Contains(t.con.latest, e)
-	if e.cls == clsInert {
+	switch e.cls {
+	case clsInert:
 		v.Inert = e.reason
+	case clsSuspended:
+		v.Suspended = e.reason
 	}
 	return v
 }
