@@ -505,70 +505,74 @@ func refReview(set map[cid.Cid]*protocol.Block, ch refChainResult, b *protocol.B
 	return "ok", ""
 }
 
-// refDecide picks each maintainer's latest review among the eligible and
-// suspended ones, marks the eligible latest ones in counting, and decides
-// by SPEC §12.5: the status every way of settling the undecided votes
-// agrees on, else pending (held if they could decide it).
+// refDecide works out each maintainer's possible votes from their
+// eligible and suspended reviews (SPEC §12.4), marks each maintainer's
+// latest review in counting when it is eligible, and decides by SPEC §12.5.
 func refDecide(set map[cid.Cid]*protocol.Block, reviews []*protocol.Block, suspended map[cid.Cid]bool, counting map[string]bool) (Status, bool) {
-	latest := map[protocol.PublicKey]*protocol.Block{}
+	byMaintainer := map[protocol.PublicKey][]*protocol.Block{}
 	for _, b := range reviews {
-		cur, ok := latest[b.Record.Author]
-		if !ok || b.Record.Time > cur.Record.Time ||
-			b.Record.Time == cur.Record.Time && bytes.Compare(b.CID.Bytes(), cur.CID.Bytes()) > 0 {
-			latest[b.Record.Author] = b
-		}
+		byMaintainer[b.Record.Author] = append(byMaintainer[b.Record.Author], b)
 	}
-	var sure, undecided []*protocol.Block
-	for _, b := range latest {
-		if suspended[b.CID] {
-			undecided = append(undecided, b)
-		} else {
-			sure = append(sure, b)
-			counting[b.CID.String()] = true
-		}
+	type vote struct {
+		decision string
+		under    cid.Cid
 	}
-	// Every way to settle the undecided votes: each counted or not.
-	outcomes := map[Status]bool{}
-	for mask := 0; mask < 1<<len(undecided); mask++ {
-		votes := slices.Clone(sure)
-		for i, b := range undecided {
-			if mask&(1<<i) != 0 {
-				votes = append(votes, b)
+	certain, possible := map[vote]uint64{}, map[vote]uint64{}
+	for _, rs := range byMaintainer {
+		sort.Slice(rs, func(i, j int) bool { // latest first
+			if rs[i].Record.Time != rs[j].Record.Time {
+				return rs[i].Record.Time > rs[j].Record.Time
+			}
+			return bytes.Compare(rs[i].CID.Bytes(), rs[j].CID.Bytes()) > 0
+		})
+		if !suspended[rs[0].CID] {
+			counting[rs[0].CID.String()] = true
+		}
+		opts := map[vote]bool{}
+		settled := false
+		for _, b := range rs {
+			v := b.Record.Review()
+			if v.Decision == protocol.DecisionRetract {
+				opts[vote{}] = true
+			} else {
+				opts[vote{v.Decision, v.Under.Cid}] = true
+			}
+			if !suspended[b.CID] {
+				settled = true
+				break
 			}
 		}
-		outcomes[refStatus(set, votes)] = true
-	}
-	if len(outcomes) == 1 {
-		for st := range outcomes {
-			return st, false
+		if !settled {
+			opts[vote{}] = true
+		}
+		for v := range opts {
+			possible[v]++
+			if len(opts) == 1 {
+				certain[v]++
+			}
 		}
 	}
-	return StatusPending, true
-}
-
-// refStatus is the plain rule: rejected if some version's reject quorum is
-// met by the rejects naming it, else accepted if some version's quorum is
-// met by the accepts naming it, else pending.
-func refStatus(set map[cid.Cid]*protocol.Block, votes []*protocol.Block) Status {
-	accepts, rejects := map[cid.Cid]uint64{}, map[cid.Cid]uint64{}
-	for _, b := range votes {
-		v := b.Record.Review()
-		switch v.Decision {
-		case protocol.DecisionAccept:
-			accepts[v.Under.Cid]++
-		case protocol.DecisionReject:
-			rejects[v.Under.Cid]++
+	met := func(n map[vote]uint64, decision string) bool {
+		for v, k := range n {
+			if v.decision != decision {
+				continue
+			}
+			m := set[v.under].Record.Manifest()
+			q := m.Quorum
+			if decision == protocol.DecisionReject {
+				q = m.RejectQuorum
+			}
+			if q > 0 && k >= q {
+				return true
+			}
 		}
+		return false
 	}
-	for u, n := range rejects {
-		if q := set[u].Record.Manifest().RejectQuorum; q > 0 && n >= q {
-			return StatusRejected
-		}
+	switch {
+	case met(certain, protocol.DecisionReject):
+		return StatusRejected, false
+	case met(certain, protocol.DecisionAccept) && !met(possible, protocol.DecisionReject):
+		return StatusAccepted, false
 	}
-	for u, n := range accepts {
-		if q := set[u].Record.Manifest().Quorum; q > 0 && n >= q {
-			return StatusAccepted
-		}
-	}
-	return StatusPending
+	return StatusPending, met(possible, protocol.DecisionReject) || met(possible, protocol.DecisionAccept)
 }

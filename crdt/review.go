@@ -1,6 +1,8 @@
 package crdt
 
 import (
+	"slices"
+
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/ipfs/go-cid"
 )
@@ -159,53 +161,92 @@ func (s *State) recount(t *entry) {
 	s.setStatus(t, st)
 }
 
-// tally is the votes naming one version: definite and undecided.
-type tally struct{ acc, rej, uAcc, uRej uint64 }
+// vote is a possible vote: a decision naming a version, or none (a retract,
+// or no review that stands).
+type vote struct {
+	decision string // accept or reject; "" for no vote
+	under    cid.Cid
+}
 
-// decide computes a contribution's status (SPEC §12.5): rejected if some
-// version's reject quorum is met by definite rejects naming it; else
-// accepted if some version's quorum is met by definite accepts naming it
-// and no version's reject quorum could be met with the undecided rejects
-// added; else pending. held is true when it is pending only because the
-// undecided votes could go either way.
+func voteOf(r *entry) vote {
+	v := r.blk.Record.Review()
+	if v.Decision == protocol.DecisionRetract {
+		return vote{}
+	}
+	return vote{decision: v.Decision, under: v.Under.Cid}
+}
+
+// possible returns a maintainer's possible votes on t (SPEC §12.4), given
+// their latest eligible or suspended review: its vote if it is eligible;
+// otherwise the votes of their eligible and suspended reviews from the
+// latest back to the latest eligible one, or to the end and no vote.
+func (s *State) possible(t, latest *entry) []vote {
+	if latest.cls == clsOK {
+		return []vote{voteOf(latest)}
+	}
+	author := latest.blk.Record.Author
+	var rs []*entry
+	for _, r := range s.byTarget[t.cid] {
+		if votes(r.cls) && r.blk.Record.Author == author {
+			rs = append(rs, r)
+		}
+	}
+	slices.SortFunc(rs, func(a, b *entry) int { return -byTimeCID(a, b) })
+	var out []vote
+	for _, r := range rs {
+		if v := voteOf(r); !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+		if r.cls == clsOK {
+			return out
+		}
+	}
+	if !slices.Contains(out, vote{}) {
+		out = append(out, vote{})
+	}
+	return out
+}
+
+// decide computes a contribution's status (SPEC §12.5) from its
+// maintainers' possible votes: rejected if some version's reject quorum is
+// met by certain rejects naming it; else accepted if some version's quorum
+// is met by certain accepts naming it and no version's reject quorum by
+// possible rejects; else pending. held is true when it is pending but the
+// possible votes could decide it.
 func (s *State) decide(t *entry) (st Status, held bool) {
 	if t.cls != clsOK {
 		return StatusPending, false
 	}
-	byUnder := map[cid.Cid]*tally{}
+	type count struct{ certain, possible uint64 }
+	tally := map[vote]*count{}
 	for _, r := range t.con.latest {
-		v := r.blk.Record.Review()
-		x := byUnder[v.Under.Cid]
-		if x == nil {
-			x = &tally{}
-			byUnder[v.Under.Cid] = x
-		}
-		sure := r.cls == clsOK
-		switch v.Decision {
-		case protocol.DecisionAccept:
-			if sure {
-				x.acc++
-			} else {
-				x.uAcc++
+		opts := s.possible(t, r)
+		for _, v := range opts {
+			if v.decision == "" {
+				continue
 			}
-		case protocol.DecisionReject:
-			if sure {
-				x.rej++
-			} else {
-				x.uRej++
+			c := tally[v]
+			if c == nil {
+				c = &count{}
+				tally[v] = c
+			}
+			c.possible++
+			if len(opts) == 1 {
+				c.certain++
 			}
 		}
 	}
 	var rejSure, rejMaybe, accSure, accMaybe bool
-	for u, x := range byUnder {
-		m := s.recs[u].man.m
-		if q := m.RejectQuorum; q > 0 {
-			rejSure = rejSure || x.rej >= q
-			rejMaybe = rejMaybe || x.rej+x.uRej >= q
-		}
-		if q := m.Quorum; q > 0 {
-			accSure = accSure || x.acc >= q
-			accMaybe = accMaybe || x.acc+x.uAcc >= q
+	for v, c := range tally {
+		m := s.recs[v.under].man.m
+		switch q := m.Quorum; v.decision {
+		case protocol.DecisionReject:
+			q = m.RejectQuorum
+			rejSure = rejSure || q > 0 && c.certain >= q
+			rejMaybe = rejMaybe || q > 0 && c.possible >= q
+		case protocol.DecisionAccept:
+			accSure = accSure || q > 0 && c.certain >= q
+			accMaybe = accMaybe || q > 0 && c.possible >= q
 		}
 	}
 	switch {
