@@ -130,3 +130,27 @@ func ExampleState_Head() {
 	// false true
 	// true Example commons
 }
+
+// A node asks before it publishes: an update signed by a key the
+// association has revoked would be inert, whatever version it claims.
+func ExampleState_Classify() {
+	g := founding()
+	revoke := &protocol.Manifest{
+		Name: "Example commons", Licence: "CC-BY-SA-4.0",
+		Association: []protocol.PublicKey{exampleKey(1).Public()}, Threshold: 1,
+		Revoked: []protocol.PublicKey{exampleKey(2).Public()},
+		Prev:    []protocol.Link{{Cid: g.CID}}, Version: 1,
+	}
+	r := sign(&protocol.Record{Commons: g.CID, Time: g.Record.Time + 1, Body: revoke}, exampleKey(1))
+	s := crdt.New(g.CID)
+	must(s.AddBatch([]*protocol.Block{g, r}))
+	c := contribute(g, "Plant the seeds")
+	must(s.Add(c))
+	v, _ := s.Classify(decide(g, c, 2, protocol.DecisionAccept))
+	fmt.Println(v.Class, "-", v.Reason)
+	v, _ = s.Classify(decide(g, c, 3, protocol.DecisionAccept))
+	fmt.Println(v.Class)
+	// Output:
+	// inert - author: key is revoked
+	// effective
+}

@@ -159,7 +159,7 @@ func TestRules(t *testing.T) {
 			f.wantHead(lo)
 			c2 := update(t, f.id, 14, manifest([]int{0}, 1, []int{3}, 1, 1), 2, []cid.Cid{b.CID}, 0)
 			f.add(c2)
-			f.wantHead(c2.CID) // higher version wins
+			f.wantHead(c2.CID) // the larger past wins
 			m := update(t, f.id, 15, manifest([]int{0}, 1, []int{1}, 1, 1), 3, []cid.Cid{a.CID, c2.CID}, 0)
 			f.add(m)
 			f.wantHead(m.CID)
