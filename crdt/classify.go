@@ -147,3 +147,33 @@ func (s *State) ReviewUnder(c cid.Cid, maintainer protocol.PublicKey) (cid.Cid, 
 	}
 	return best.cid, nil
 }
+
+// ClassifyDraft classifies a manifest update as Classify would once every
+// key of its predecessors' associations had co-signed it: whether a draft
+// can ever take effect, whoever still has to sign. A draft that is inert
+// even so (it builds on a rejected version, its version is not above its
+// predecessors', a revocation here condemns it) should not be passed round
+// for signatures. Any other record is classified as by Classify.
+func (s *State) ClassifyDraft(b *protocol.Block) (Verdict, error) {
+	if err := s.check(b); err != nil {
+		return Verdict{}, err
+	}
+	m := b.Record.Manifest()
+	if m == nil || b.Record.IsGenesis() || s.recs[b.CID] != nil {
+		return s.Classify(b)
+	}
+	r := *b.Record
+	r.Cosigs = slices.Clone(r.Cosigs)
+	for _, p := range m.Prev {
+		pe := s.recs[p.Cid]
+		if pe == nil || pe.man == nil {
+			continue
+		}
+		for _, k := range pe.man.m.Association {
+			if !slices.Contains(r.Signers(), k) {
+				r.Cosigs = append(r.Cosigs, protocol.Cosig{Key: k})
+			}
+		}
+	}
+	return s.classifyNewManifest(&r, m), nil
+}

@@ -364,3 +364,34 @@ func TestReviewUnder(t *testing.T) {
 		})
 	}
 }
+
+// ClassifyDraft says whether a draft short of signatures can ever take
+// effect.
+func TestClassifyDraft(t *testing.T) {
+	g := genesisBlock(t, manifest([]int{0, 1, 2}, 1, []int{4}, 1, 1), 0)
+	rm := manifest([]int{0, 1}, 2, []int{4}, 1, 1)
+	rm.Revoked = pubs(2)
+	r := update(t, g.CID, 20, rm, 1, []cid.Cid{g.CID}, 0)
+	fork := update(t, g.CID, 21, manifest([]int{2, 3}, 2, []int{3}, 1, 1), 1, []cid.Cid{g.CID}, 2)
+	s := New(g.CID)
+	mustAdd(t, s, g, r, fork)
+	for _, tt := range []struct {
+		name  string
+		b     *protocol.Block
+		class Class
+	}{
+		{"one signature of two, honest", update(t, g.CID, 30, manifest([]int{0, 1}, 2, []int{4}, 1, 1), 2, []cid.Cid{r.CID}, 0), ClassEffective},
+		{"on a rejected fork", update(t, g.CID, 30, manifest([]int{2, 3}, 2, []int{3}, 1, 1), 9, []cid.Cid{fork.CID}, 2), ClassInert},
+		{"version not above", update(t, g.CID, 30, manifest([]int{0, 1}, 2, []int{4}, 1, 1), 1, []cid.Cid{r.CID}, 0), ClassInert},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := s.ClassifyDraft(tt.b)
+			if err != nil || v.Class != tt.class {
+				t.Fatalf("ClassifyDraft: %+v, %v; want %s", v, err, tt.class)
+			}
+			if v, _ := s.Classify(tt.b); v.Class != ClassInert {
+				t.Fatalf("Classify of the draft itself: %+v, want inert (short of signatures)", v)
+			}
+		})
+	}
+}
