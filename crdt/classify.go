@@ -177,3 +177,10 @@ func (s *State) ClassifyDraft(b *protocol.Block) (Verdict, error) {
 	}
 	return s.classifyNewManifest(&r, m), nil
 }
+
+// RulesVersion numbers the authority rules this package applies (SPEC §12).
+// It grows whenever a change to the rules can classify a stored record
+// differently, so that a node can tell that its derived state was computed
+// under other rules. Version 1 resolved forks by version and revoked only in
+// a manifest's lineage; version 2 is the grounded labelling.
+const RulesVersion = 2

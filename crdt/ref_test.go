@@ -93,6 +93,9 @@ func snap(s *State) snapshot {
 		out.Inert[r.CID.String()] = r.Reason
 	}
 	out.Counts[0], out.Counts[1], out.Counts[2] = s.Counts()
+	if s.Held() != len(out.Held) {
+		out.Held["(count)"] = true // Held() disagrees with the contributions' views
+	}
 	return out
 }
 

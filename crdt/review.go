@@ -157,7 +157,14 @@ func (s *State) classifyContribution(e *entry) (class, string, cid.Cid) {
 // recount sets a contribution's status from its latest reviews.
 func (s *State) recount(t *entry) {
 	st, held := s.decide(t)
-	t.con.held = held
+	if held != t.con.held {
+		t.con.held = held
+		if held {
+			s.nHeld++
+		} else {
+			s.nHeld--
+		}
+	}
 	s.setStatus(t, st)
 }
 

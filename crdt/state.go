@@ -89,6 +89,7 @@ type State struct {
 	queue     []cid.Cid            // CIDs that arrived or resolved, whose waiters to re-examine
 
 	nWaiting int
+	nHeld    int // contributions a contest holds pending
 	inert    map[cid.Cid]struct{}
 	counts   [3]int // pending, accepted, rejected
 
@@ -153,6 +154,9 @@ func (s *State) Block(c cid.Cid) *protocol.Block {
 // Waiting returns the number of records waiting for a missing or unresolved
 // dependency.
 func (s *State) Waiting() int { return s.nWaiting }
+
+// Held returns how many contributions a contest holds pending (SPEC §12.5).
+func (s *State) Held() int { return s.nHeld }
 
 // Counts returns how many contributions are pending (including inert and
 // waiting ones), accepted and rejected.

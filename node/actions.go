@@ -8,18 +8,72 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/commons-p2p/commons/crdt"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
 )
 
 // create builds a record on the event loop (where the views and the clock
-// live), signs it, stores it, merges it and publishes it.
-func (n *Node) create(ctx context.Context, build func() (*protocol.Record, error)) (*protocol.Block, error) {
+// live), signs it, asks the commons how it would stand, and unless it would
+// be inert (or force is set) stores, merges and publishes it.
+func (n *Node) create(ctx context.Context, force bool, build func() (*protocol.Record, error)) (Published, error) {
 	blk, err := n.sign(ctx, build)
 	if err != nil {
-		return nil, err
+		return Published{}, err
 	}
-	return blk, n.commit(ctx, blk, true)
+	return n.publishChecked(ctx, blk, force, false)
+}
+
+// publishChecked classifies blk against its commons (crdt's Classify, or
+// ClassifyDraft with draft), refuses it with crdt's reason when it would be
+// inert unless force is set, and otherwise commits and publishes it.
+func (n *Node) publishChecked(ctx context.Context, blk *protocol.Block, force, draft bool) (Published, error) {
+	v, err := n.classify(ctx, blk, draft)
+	if err != nil {
+		return Published{}, err
+	}
+	pub := Published{CID: blk.CID.String(), Class: string(v.Class), Reason: v.Reason}
+	if v.Class == crdt.ClassInert && !force {
+		return pub, fmt.Errorf("%w: the commons would hold %s %s inert (%s); nothing was published (force publishes it anyway)",
+			ErrForbidden, blk.Record.Type(), blk.CID, v.Reason)
+	}
+	if draft {
+		return pub, nil
+	}
+	if err := n.commit(ctx, blk, blk.Record.IsGenesis()); err != nil {
+		return Published{}, err
+	}
+	return pub, nil
+}
+
+// classify asks the commons of blk how blk would stand if added now. A
+// genesis manifest is classified in a commons of its own.
+func (n *Node) classify(ctx context.Context, blk *protocol.Block, draft bool) (crdt.Verdict, error) {
+	var v crdt.Verdict
+	var cerr error
+	err := n.do(ctx, func() {
+		st := crdt.New(blk.CID)
+		if id := commonsOf(blk); !blk.Record.IsGenesis() {
+			rep := n.commons[id]
+			if rep == nil {
+				cerr = fmt.Errorf("%w: record %s belongs to commons %s, which is not replicated here", ErrUnknownCommons, blk.CID, id)
+				return
+			}
+			st = rep.state
+		}
+		if draft {
+			v, cerr = st.ClassifyDraft(blk)
+		} else {
+			v, cerr = st.Classify(blk)
+		}
+	})
+	if err != nil {
+		return v, err
+	}
+	if cerr != nil && !errors.Is(cerr, ErrUnknownCommons) {
+		cerr = badRequest("record %s: %v", blk.CID, cerr)
+	}
+	return v, cerr
 }
 
 // sign builds a record on the event loop, stamps it with the clock and
@@ -87,33 +141,60 @@ func (n *Node) CreateManifest(ctx context.Context, p ManifestParams) (string, er
 	if m.Threshold > 1 {
 		return "", badRequest("a genesis signed by one key needs threshold 1; raise the threshold in a manifest update")
 	}
-	blk, err := n.create(ctx, func() (*protocol.Record, error) {
+	pub, err := n.create(ctx, false, func() (*protocol.Record, error) {
 		return &protocol.Record{Body: m}, nil
 	})
 	if err != nil {
 		return "", err
 	}
-	return blk.CID.String(), nil
+	return pub.CID, nil
+}
+
+// OneKeyActs reports whether one key alone can act for an association of
+// several (threshold 1): if it is stolen, the thief can contest every
+// update of the others (SPEC §12.6).
+func OneKeyActs(m *protocol.Manifest) bool {
+	return m.Threshold <= 1 && len(m.Association) > 1
+}
+
+// oneKeyWarning is the warning for a manifest where OneKeyActs.
+func oneKeyWarning(m *protocol.Manifest) string {
+	return fmt.Sprintf("any one of the %d association keys can act alone (threshold 1): if one is stolen, the thief can contest the others' updates; a threshold of 2 or more prevents that", len(m.Association))
 }
 
 // UpdateManifest publishes a new manifest version on top of every current
 // head (so it also merges a fork). Parameters not given keep their values.
 // It needs a predecessor whose threshold this node's key meets alone; for a
 // higher threshold use DraftManifest and CosignManifest.
-func (n *Node) UpdateManifest(ctx context.Context, commons string, p ManifestParams) (string, error) {
-	blk, err := n.create(ctx, func() (*protocol.Record, error) { return n.buildUpdate(commons, p, true) })
-	if err != nil {
-		return "", err
+//
+// The node asks the commons how the update would stand before publishing
+// it: one that would be inert is refused with the reason, unless p.Force.
+func (n *Node) UpdateManifest(ctx context.Context, commons string, p ManifestParams) (Published, error) {
+	var m *protocol.Manifest
+	pub, err := n.create(ctx, p.Force, func() (*protocol.Record, error) {
+		r, err := n.buildUpdate(commons, p, true)
+		if err == nil {
+			m = r.Manifest()
+		}
+		return r, err
+	})
+	if err == nil && OneKeyActs(m) {
+		pub.Warnings = append(pub.Warnings, oneKeyWarning(m))
 	}
-	return blk.CID.String(), nil
+	return pub, err
 }
 
 // DraftManifest is UpdateManifest without publishing: it returns the new
 // version signed by this node alone, for other association keys to
 // co-sign (CosignManifest) before anyone publishes it (Publish).
+// A draft that could not take effect even once every association key had
+// co-signed it is refused, unless p.Force.
 func (n *Node) DraftManifest(ctx context.Context, commons string, p ManifestParams) ([]byte, error) {
 	blk, err := n.sign(ctx, func() (*protocol.Record, error) { return n.buildUpdate(commons, p, false) })
 	if err != nil {
+		return nil, err
+	}
+	if _, err := n.publishChecked(ctx, blk, p.Force, true); err != nil {
 		return nil, err
 	}
 	return blk.Raw, nil
@@ -157,8 +238,9 @@ func (n *Node) buildUpdate(commons string, p ManifestParams, alone bool) (*proto
 
 // CosignManifest adds this node's signature to a drafted manifest update
 // and returns the new bytes. The key must be an association key of every
-// predecessor the draft names.
-func (n *Node) CosignManifest(ctx context.Context, raw []byte) ([]byte, error) {
+// predecessor the draft names, and the draft must be able to take effect
+// once fully signed (crdt's ClassifyDraft), unless force.
+func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]byte, error) {
 	blk, err := protocol.Validate(raw)
 	if err != nil {
 		return nil, badRequest("draft: %v", err)
@@ -191,6 +273,9 @@ func (n *Node) CosignManifest(ctx context.Context, raw []byte) ([]byte, error) {
 	if ferr != nil {
 		return nil, ferr
 	}
+	if _, err := n.publishChecked(ctx, blk, force, true); err != nil {
+		return nil, err
+	}
 	if err := protocol.Cosign(blk.Record, n.key); err != nil {
 		return nil, badRequest("cosign: %v", err)
 	}
@@ -204,60 +289,18 @@ func (n *Node) CosignManifest(ctx context.Context, raw []byte) ([]byte, error) {
 // Publish validates a record signed elsewhere (a co-signed manifest, a
 // record from another tool), stores it and gossips it. A genesis manifest
 // makes the node replicate its commons; any other record must belong to a
-// commons replicated here.
-func (n *Node) Publish(ctx context.Context, raw []byte) (string, error) {
+// commons replicated here. A record the commons would hold inert (a manifest
+// update short of signatures, a review by a revoked key) is refused with
+// the reason, unless force.
+func (n *Node) Publish(ctx context.Context, raw []byte, force bool) (Published, error) {
 	blk, err := protocol.Validate(raw)
 	if err != nil {
-		return "", badRequest("record: %v", err)
+		return Published{}, badRequest("record: %v", err)
 	}
 	if err := protocol.CheckTime(blk.Record, n.nowMillis()); err != nil {
-		return "", badRequest("record: %v", err)
+		return Published{}, badRequest("record: %v", err)
 	}
-	if err := n.checkThreshold(ctx, blk); err != nil {
-		return "", err
-	}
-	if err := n.commit(ctx, blk, blk.Record.IsGenesis()); err != nil {
-		return "", err
-	}
-	return blk.CID.String(), nil
-}
-
-// checkThreshold refuses to publish a manifest update that has fewer
-// association signatures than a predecessor known here needs: stored, it
-// would only be inert.
-func (n *Node) checkThreshold(ctx context.Context, blk *protocol.Block) error {
-	m := blk.Record.Manifest()
-	if m == nil || blk.Record.IsGenesis() {
-		return nil
-	}
-	var terr error
-	err := n.do(ctx, func() {
-		rep := n.commons[blk.Record.Commons]
-		if rep == nil {
-			return
-		}
-		for _, p := range m.Prev {
-			b := rep.state.Block(p.Cid)
-			if b == nil || b.Record.Manifest() == nil {
-				continue
-			}
-			pm := b.Record.Manifest()
-			have := 0
-			for _, k := range blk.Record.Signers() {
-				if pm.IsAssociation(k) {
-					have++
-				}
-			}
-			if uint64(have) < pm.Threshold {
-				terr = badRequest("manifest update %s has %d of the %d association signatures manifest %s needs; co-sign it first", blk.CID, have, pm.Threshold, p.Cid)
-				return
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
-	return terr
+	return n.publishChecked(ctx, blk, force, false)
 }
 
 // applyManifestParams overwrites m's fields with those given in p.
@@ -381,7 +424,7 @@ func (n *Node) Contribute(ctx context.Context, p ContributeParams) (string, erro
 		payload = append(payload, protocol.PayloadRef{CID: protocol.Link{Cid: c}, Name: f.Name, Size: uint64(len(data))})
 		sizes = append(sizes, uint64(len(data)))
 	}
-	blk, err := n.create(ctx, func() (*protocol.Record, error) {
+	pub, err := n.create(ctx, false, func() (*protocol.Record, error) {
 		rep, err := n.replicaFor(p.Commons)
 		if err != nil {
 			return nil, err
@@ -417,20 +460,24 @@ func (n *Node) Contribute(ctx context.Context, p ContributeParams) (string, erro
 	if err != nil {
 		return "", err
 	}
-	return blk.CID.String(), nil
+	return pub.CID, nil
 }
 
-// Review signs a maintainer's decision on a contribution under the
-// commons' current manifest.
-func (n *Node) Review(ctx context.Context, p ReviewParams) (string, error) {
+// Review signs a maintainer's decision on a contribution, naming the
+// manifest version under which it counts: the current one if it lists this
+// node's key, else the latest that does and is the version the
+// contribution assented to or a later one (crdt's ReviewUnder). With none,
+// it is refused with the reason, unless p.Force (then it names the current
+// version, and the commons holds it inert).
+func (n *Node) Review(ctx context.Context, p ReviewParams) (Published, error) {
 	target, err := cid.Decode(p.Target)
 	if err != nil {
-		return "", badRequest("%q is not a CID: %v", p.Target, err)
+		return Published{}, badRequest("%q is not a CID: %v", p.Target, err)
 	}
-	blk, err := n.create(ctx, func() (*protocol.Record, error) {
+	return n.create(ctx, p.Force, func() (*protocol.Record, error) {
 		var rep *replica
 		for _, id := range n.order {
-			if _, ok := n.commons[id].state.Status(target); ok {
+			if n.commons[id].state.Has(target) {
 				rep = n.commons[id]
 				break
 			}
@@ -438,16 +485,18 @@ func (n *Node) Review(ctx context.Context, p ReviewParams) (string, error) {
 		if rep == nil {
 			return nil, fmt.Errorf("%w: no contribution %s here", ErrNotFound, p.Target)
 		}
-		headCID, head := rep.state.Head()
-		if head == nil || !head.IsMaintainer(n.self) {
-			return nil, fmt.Errorf("%w: this node's key %s is not a maintainer under the current manifest %s", ErrForbidden, n.self, headCID)
+		if _, ok := rep.state.Status(target); !ok {
+			return nil, badRequest("%s is a %s, not a contribution: only contributions are reviewed", p.Target, rep.state.Block(target).Record.Type())
+		}
+		under, err := rep.state.ReviewUnder(target, n.self)
+		if err != nil {
+			if !p.Force {
+				return nil, fmt.Errorf("%w: %w", ErrForbidden, err)
+			}
+			under, _ = rep.state.Head()
 		}
 		return &protocol.Record{Commons: rep.id, Body: &protocol.Review{
-			Target: protocol.Link{Cid: target}, Decision: p.Decision, Rationale: p.Rationale, Under: protocol.Link{Cid: headCID},
+			Target: protocol.Link{Cid: target}, Decision: p.Decision, Rationale: p.Rationale, Under: protocol.Link{Cid: under},
 		}}, nil
 	})
-	if err != nil {
-		return "", err
-	}
-	return blk.CID.String(), nil
 }

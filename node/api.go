@@ -16,16 +16,16 @@ type API interface {
 	Status(ctx context.Context) (StatusInfo, error)
 	Peers(ctx context.Context) ([]PeerInfo, error)
 	CreateManifest(ctx context.Context, p ManifestParams) (string, error)
-	UpdateManifest(ctx context.Context, commons string, p ManifestParams) (string, error)
+	UpdateManifest(ctx context.Context, commons string, p ManifestParams) (Published, error)
 	DraftManifest(ctx context.Context, commons string, p ManifestParams) ([]byte, error)
-	CosignManifest(ctx context.Context, draft []byte) ([]byte, error)
-	Publish(ctx context.Context, record []byte) (string, error)
+	CosignManifest(ctx context.Context, draft []byte, force bool) ([]byte, error)
+	Publish(ctx context.Context, record []byte, force bool) (Published, error)
 	Manifest(ctx context.Context, commons string) (ManifestInfo, error)
 	Join(ctx context.Context, commons string) error
 	PutBlob(ctx context.Context, data []byte) (string, error)
 	GetBlob(ctx context.Context, c string) ([]byte, error)
 	Contribute(ctx context.Context, p ContributeParams) (string, error)
-	Review(ctx context.Context, p ReviewParams) (string, error)
+	Review(ctx context.Context, p ReviewParams) (Published, error)
 	Show(ctx context.Context, c string) (RecordInfo, error)
 	Feed(ctx context.Context, q FeedQuery) ([]FeedItem, error)
 	Export(ctx context.Context, commons string, w io.Writer) error
@@ -81,9 +81,14 @@ type CommonsStatus struct {
 	StateRoot    string   `json:"state_root"`
 	ManifestHead string   `json:"manifest_head"`
 	Forks        []string `json:"forks"`
-	Inert        int      `json:"inert"`
-	Waiting      int      `json:"waiting"`
-	Peers        int      `json:"peers"` // peers in the commons' gossip topic
+	// Contested lists the contested manifests (SPEC §12.6): keys that
+	// together meet a threshold act against each other.
+	Contested []string `json:"contested"`
+	// Held counts the contributions a contest holds pending.
+	Held    int `json:"held"`
+	Inert   int `json:"inert"`
+	Waiting int `json:"waiting"`
+	Peers   int `json:"peers"` // peers in the commons' gossip topic
 }
 
 // StatusInfo is the node's state.
@@ -117,6 +122,21 @@ type ManifestParams struct {
 	Bootstrap    []string             `json:"bootstrap"`
 	Revoke       []protocol.PublicKey `json:"revoke"`
 	MaxBlobBytes *uint64              `json:"max_blob_bytes"`
+	// Force is no setting: it publishes (or drafts) an update even when
+	// the commons would hold it inert.
+	Force bool `json:"force,omitempty"`
+}
+
+// Published is what publishing a record did: its CID and how the commons
+// classifies it (crdt's Classify): effective, waiting (for a record it
+// links to), contested (a manifest, SPEC §12.6), suspended (a review a
+// contest holds undecided) or, only when forced, inert. Reason says why
+// for inert and suspended records.
+type Published struct {
+	CID      string   `json:"cid"`
+	Class    string   `json:"class,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ManifestInfo is a commons' current manifest and its history.
@@ -126,16 +146,25 @@ type ManifestInfo struct {
 	Manifest *protocol.Manifest   `json:"manifest"`
 	Forks    []string             `json:"forks"`
 	Revoked  []protocol.PublicKey `json:"revoked"`
-	History  []ManifestVersion    `json:"history"`
+	// Suspended keys are revoked only by contested manifests: their
+	// reviews count neither way until the contest is decided.
+	Suspended []protocol.PublicKey `json:"suspended"`
+	History   []ManifestVersion    `json:"history"`
+	// Contested lists the contested manifests, each with the manifests
+	// it is contested with (SPEC §12.6).
+	Contested []ManifestVersion `json:"contested"`
 }
 
-// ManifestVersion is one on-chain manifest version.
+// ManifestVersion is one accepted (on-chain) or contested manifest version.
 type ManifestVersion struct {
 	CID     string             `json:"cid"`
 	Version uint64             `json:"version"`
 	Author  protocol.PublicKey `json:"author"`
 	Time    time.Time          `json:"time"`
 	Head    bool               `json:"head"`
+	// ContestedWith lists, for a contested version, the manifests that
+	// revoke a key it needs and that it may revoke in turn.
+	ContestedWith []string `json:"contested_with,omitempty"`
 }
 
 // ContributeParams describe a new contribution. Payload CIDs must name
@@ -162,6 +191,9 @@ type ReviewParams struct {
 	Target    string `json:"target"`
 	Decision  string `json:"decision"`
 	Rationale string `json:"rationale"`
+	// Force publishes the review even when the commons would hold it
+	// inert (this key is no maintainer for this contribution).
+	Force bool `json:"force,omitempty"`
 }
 
 // RecordInfo is a decoded record and, for a contribution, its status.
@@ -178,8 +210,12 @@ type RecordInfo struct {
 	Review       *protocol.Review       `json:"review,omitempty"`
 	Cosigners    []protocol.PublicKey   `json:"cosigners,omitempty"`
 	Status       string                 `json:"status,omitempty"`
-	Inert        string                 `json:"inert,omitempty"`
-	Reviews      []ReviewInfo           `json:"reviews,omitempty"`
+	// Held: a contribution a contest holds pending (SPEC §12.5).
+	Held bool `json:"held,omitempty"`
+	// Contested: a manifest that is contested (SPEC §12.6).
+	Contested bool         `json:"contested,omitempty"`
+	Inert     string       `json:"inert,omitempty"`
+	Reviews   []ReviewInfo `json:"reviews,omitempty"`
 }
 
 // ReviewInfo is one review of a contribution.
@@ -191,7 +227,9 @@ type ReviewInfo struct {
 	Time       time.Time          `json:"time"`
 	Rationale  string             `json:"rationale,omitempty"`
 	Counts     bool               `json:"counts"`
-	Inert      string             `json:"inert,omitempty"`
+	// Suspended says why a contest holds this review's vote undecided.
+	Suspended string `json:"suspended,omitempty"`
+	Inert     string `json:"inert,omitempty"`
 }
 
 // FeedQuery selects feed entries. Commons "" means every replicated commons;

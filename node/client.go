@@ -148,8 +148,10 @@ func (c *Client) CreateManifest(ctx context.Context, p ManifestParams) (string, 
 }
 
 // UpdateManifest implements API.
-func (c *Client) UpdateManifest(ctx context.Context, commons string, p ManifestParams) (string, error) {
-	return c.created(ctx, "/api/v1/commons/"+url.PathEscape(commons)+"/manifest", p)
+func (c *Client) UpdateManifest(ctx context.Context, commons string, p ManifestParams) (Published, error) {
+	var out Published
+	err := c.postJSON(ctx, "/api/v1/commons/"+url.PathEscape(commons)+"/manifest", p, &out)
+	return out, err
 }
 
 // DraftManifest implements API.
@@ -162,15 +164,22 @@ func (c *Client) DraftManifest(ctx context.Context, commons string, p ManifestPa
 }
 
 // CosignManifest implements API.
-func (c *Client) CosignManifest(ctx context.Context, draft []byte) ([]byte, error) {
-	return c.bytes(ctx, "/api/v1/manifests/cosign", bytes.NewReader(draft), dagCBOR)
+func (c *Client) CosignManifest(ctx context.Context, draft []byte, force bool) ([]byte, error) {
+	return c.bytes(ctx, "/api/v1/manifests/cosign"+forceQuery(force), bytes.NewReader(draft), dagCBOR)
 }
 
 // Publish implements API.
-func (c *Client) Publish(ctx context.Context, record []byte) (string, error) {
-	var out cidResponse
-	err := c.do(ctx, http.MethodPost, "/api/v1/records", bytes.NewReader(record), dagCBOR, &out)
-	return out.CID, err
+func (c *Client) Publish(ctx context.Context, record []byte, force bool) (Published, error) {
+	var out Published
+	err := c.do(ctx, http.MethodPost, "/api/v1/records"+forceQuery(force), bytes.NewReader(record), dagCBOR, &out)
+	return out, err
+}
+
+func forceQuery(force bool) string {
+	if force {
+		return "?force=true"
+	}
+	return ""
 }
 
 // bytes posts a body and returns the raw response body.
@@ -217,8 +226,10 @@ func (c *Client) Contribute(ctx context.Context, p ContributeParams) (string, er
 }
 
 // Review implements API.
-func (c *Client) Review(ctx context.Context, p ReviewParams) (string, error) {
-	return c.created(ctx, "/api/v1/reviews", p)
+func (c *Client) Review(ctx context.Context, p ReviewParams) (Published, error) {
+	var out Published
+	err := c.postJSON(ctx, "/api/v1/reviews", p, &out)
+	return out, err
 }
 
 // Show implements API.

@@ -41,21 +41,22 @@ func TestThresholdUpdateNeedsCosignatures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Publish(ctx, draft); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "1 of the 2") {
+	if _, err := a.Publish(ctx, draft, false); !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "signers: fewer than a predecessor's threshold") {
 		t.Fatalf("publish with one signature: %v", err)
 	}
-	if _, err := a.CosignManifest(ctx, draft); !errors.Is(err, ErrBadRequest) {
+	if _, err := a.CosignManifest(ctx, draft, false); !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("author co-signing its own draft: %v", err)
 	}
 	copyCommons(t, a, b, id)
-	cosigned, err := b.CosignManifest(ctx, draft)
+	cosigned, err := b.CosignManifest(ctx, draft, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := a.Publish(ctx, cosigned)
-	if err != nil {
-		t.Fatal(err)
+	pub, err := a.Publish(ctx, cosigned, false)
+	if err != nil || pub.Class != "effective" {
+		t.Fatal(pub, err)
 	}
+	c := pub.CID
 	info, err := a.Manifest(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -64,10 +65,10 @@ func TestThresholdUpdateNeedsCosignatures(t *testing.T) {
 		t.Fatalf("head %s (want %s), name %q, version %d", info.Head, c, info.Manifest.Name, info.Manifest.Version)
 	}
 	// A stranger's key cannot co-sign.
-	if _, err := offlineNodeWith(t, a, id).CosignManifest(ctx, draft); !errors.Is(err, ErrForbidden) {
+	if _, err := offlineNodeWith(t, a, id).CosignManifest(ctx, draft, false); !errors.Is(err, ErrForbidden) {
 		t.Fatalf("co-sign by a non-member: %v", err)
 	}
-	if _, err := a.Publish(ctx, []byte("not a record")); !errors.Is(err, ErrBadRequest) {
+	if _, err := a.Publish(ctx, []byte("not a record"), false); !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("publish garbage: %v", err)
 	}
 }
@@ -85,20 +86,20 @@ func TestCosignOverHTTP(t *testing.T) {
 	ctx := t.Context()
 	a, b := serve(t, startOffline(t)), serve(t, startOffline(t))
 	id := must[string](t)(a.c.CreateManifest(ctx, ManifestParams{Name: ptr("T"), Licence: ptr("MIT"), Association: []protocol.PublicKey{a.n.Self(), b.n.Self()}}))
-	must[string](t)(a.c.UpdateManifest(ctx, id, ManifestParams{Threshold: ptr(uint64(2))}))
+	must[Published](t)(a.c.UpdateManifest(ctx, id, ManifestParams{Threshold: ptr(uint64(2))}))
 	draft := must[[]byte](t)(a.c.DraftManifest(ctx, id, ManifestParams{Licence: ptr("MIT OR Apache-2.0")}))
-	if _, err := a.c.Publish(ctx, draft); !errors.Is(err, ErrBadRequest) {
+	if _, err := a.c.Publish(ctx, draft, false); !errors.Is(err, ErrForbidden) {
 		t.Fatalf("publish before co-signing: %v", err)
 	}
 	copyCommons(t, a.n, b.n, id)
-	cosigned := must[[]byte](t)(b.c.CosignManifest(ctx, draft))
-	c := must[string](t)(b.c.Publish(ctx, cosigned))
+	cosigned := must[[]byte](t)(b.c.CosignManifest(ctx, draft, false))
+	c := must[Published](t)(b.c.Publish(ctx, cosigned, false)).CID
 	info := must[ManifestInfo](t)(b.c.Manifest(ctx, id))
 	if info.Head != c || info.Manifest.Licence != "MIT OR Apache-2.0" {
 		t.Fatalf("head %s (want %s), licence %q", info.Head, c, info.Manifest.Licence)
 	}
 	// The same bytes published again are a no-op with the same CID.
-	if again := must[string](t)(b.c.Publish(ctx, cosigned)); again != c {
+	if again := must[Published](t)(b.c.Publish(ctx, cosigned, false)).CID; again != c {
 		t.Fatalf("republish gave %s, want %s", again, c)
 	}
 }

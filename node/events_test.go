@@ -88,7 +88,7 @@ func TestEventsResume(t *testing.T) {
 		s.Close()
 	}
 	// Live: a review makes the pending contribution accepted.
-	must[string](t)(w.c.Review(t.Context(), ReviewParams{Target: w.pending, Decision: "accept"}))
+	must[Published](t)(w.c.Review(t.Context(), ReviewParams{Target: w.pending, Decision: "accept"}))
 	live := drain(t, sub)
 	if !slices.Equal(ids(live), []string{"7", "7.1"}) || live[1].CID != w.pending || live[1].Status != "accepted" {
 		t.Errorf("live events = %+v", live)
@@ -170,9 +170,9 @@ func TestEventsRestart(t *testing.T) {
 	ctx := t.Context()
 	id := must[string](t)(n.CreateManifest(ctx, ManifestParams{Name: ptr("x"), Licence: ptr("MIT"), Maintainers: []protocol.PublicKey{n.Self()}}))
 	c1 := must[string](t)(n.Contribute(ctx, ContributeParams{Commons: id, Title: "one"}))
-	must[string](t)(n.Review(ctx, ReviewParams{Target: c1, Decision: "accept"}))
+	must[Published](t)(n.Review(ctx, ReviewParams{Target: c1, Decision: "accept"}))
 	c2 := must[string](t)(n.Contribute(ctx, ContributeParams{Commons: id, Title: "two"}))
-	must[string](t)(n.Review(ctx, ReviewParams{Target: c2, Decision: "reject"}))
+	must[Published](t)(n.Review(ctx, ReviewParams{Target: c2, Decision: "reject"}))
 	sub := must[*Subscription](t)(n.Subscribe(ctx, id, "", EventFilter{}))
 	before := drain(t, sub)
 	sub.Close()
@@ -211,7 +211,7 @@ func TestEventsSSE(t *testing.T) {
 			return nil
 		})
 	}()
-	must[string](t)(w.c.Review(t.Context(), ReviewParams{Target: w.pending, Decision: "accept"}))
+	must[Published](t)(w.c.Review(t.Context(), ReviewParams{Target: w.pending, Decision: "accept"}))
 	select {
 	case err := <-errc:
 		if err != nil {
@@ -352,7 +352,7 @@ func TestEventsManySubscribers(t *testing.T) {
 	}
 	for i, c := range contribs {
 		if i%3 != 2 {
-			must[string](t)(w.c.Review(ctx, ReviewParams{Target: c, Decision: []string{"accept", "reject"}[i%3]}))
+			must[Published](t)(w.c.Review(ctx, ReviewParams{Target: c, Decision: []string{"accept", "reject"}[i%3]}))
 		}
 	}
 	for _, fl := range fls {

@@ -116,7 +116,7 @@ func TestFeedDirect(t *testing.T) {
 	for i := range 30 {
 		c := must[string](t)(w.c.Contribute(ctx, ContributeParams{Commons: w.commons, Title: fmt.Sprint("direct ", i), Kind: []string{"text", "code"}[i%2]}))
 		if i%3 == 0 {
-			must[string](t)(w.c.Review(ctx, ReviewParams{Target: c, Decision: "accept"}))
+			must[Published](t)(w.c.Review(ctx, ReviewParams{Target: c, Decision: "accept"}))
 		}
 		time.Sleep(feedCoalesce) // one publication each, most of the time
 	}

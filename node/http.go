@@ -166,8 +166,31 @@ func (h *handler) createManifest(w http.ResponseWriter, r *http.Request) {
 func (h *handler) updateManifest(w http.ResponseWriter, r *http.Request) {
 	var p ManifestParams
 	if decodeJSON(w, r, &p) {
-		c, err := h.api.UpdateManifest(r.Context(), r.PathValue("id"), p)
-		h.created(w, c, err)
+		pub, err := h.api.UpdateManifest(r.Context(), r.PathValue("id"), p)
+		h.published(w, pub, err)
+	}
+}
+
+// published answers a write that published a record: its CID and how the
+// commons classifies it.
+func (h *handler) published(w http.ResponseWriter, pub Published, err error) {
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, pub)
+}
+
+// forceParam reads the force query parameter: absent, true or false.
+func forceParam(w http.ResponseWriter, r *http.Request) (force, ok bool) {
+	switch v := r.URL.Query().Get("force"); v {
+	case "", "false":
+		return false, true
+	case "true":
+		return true, true
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Errorf("force=%q: want true or false", v))
+		return false, false
 	}
 }
 
@@ -208,7 +231,11 @@ func (h *handler) cosignManifest(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	raw, err := h.api.CosignManifest(r.Context(), draft)
+	force, ok := forceParam(w, r)
+	if !ok {
+		return
+	}
+	raw, err := h.api.CosignManifest(r.Context(), draft, force)
 	if err != nil {
 		fail(w, err)
 		return
@@ -221,8 +248,12 @@ func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c, err := h.api.Publish(r.Context(), raw)
-	h.created(w, c, err)
+	force, ok := forceParam(w, r)
+	if !ok {
+		return
+	}
+	pub, err := h.api.Publish(r.Context(), raw, force)
+	h.published(w, pub, err)
 }
 
 func (h *handler) manifest(w http.ResponseWriter, r *http.Request) {
@@ -298,8 +329,8 @@ func (h *handler) contribute(w http.ResponseWriter, r *http.Request) {
 func (h *handler) review(w http.ResponseWriter, r *http.Request) {
 	var p ReviewParams
 	if decodeJSON(w, r, &p) {
-		c, err := h.api.Review(r.Context(), p)
-		h.created(w, c, err)
+		pub, err := h.api.Review(r.Context(), p)
+		h.published(w, pub, err)
 	}
 }
 

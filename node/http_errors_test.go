@@ -124,7 +124,7 @@ func TestAPIErrors(t *testing.T) {
 		{"review, trailing data", "POST", "/api/v1/reviews", "", `{"target":"` + w.pending + `","decision":"accept"} 1`, 400, "trailing data"},
 		{"review, bad target CID", "POST", "/api/v1/reviews", "", `{"target":"notacid","decision":"accept"}`, 400, `"notacid" is not a CID`},
 		{"review, unknown target", "POST", "/api/v1/reviews", "", `{"target":"` + absentCID + `","decision":"accept"}`, 404, "no contribution"},
-		{"review, target is a review", "POST", "/api/v1/reviews", "", `{"target":"` + w.reviews[0] + `","decision":"accept"}`, 404, "no contribution"},
+		{"review, target is a review", "POST", "/api/v1/reviews", "", `{"target":"` + w.reviews[0] + `","decision":"accept"}`, 400, "is a review, not a contribution"},
 		{"review, bad decision", "POST", "/api/v1/reviews", "", `{"target":"` + w.pending + `","decision":"maybe"}`, 400, "decision"},
 		{"review, not a maintainer", "POST", "/api/v1/reviews", "", `{"target":"` + w.openC + `","decision":"accept"}`, 403, "not a maintainer"},
 

@@ -107,6 +107,9 @@ func (s *apiServer) raw(t *testing.T, method, path, auth string, body io.Reader)
 
 func ptr[T any](v T) *T { return &v }
 
+// cidOf passes on a published record's CID and the error.
+func cidOf(p Published, err error) (string, error) { return p.CID, err }
+
 func must[T any](t *testing.T) func(T, error) T {
 	return func(v T, err error) T {
 		t.Helper()
@@ -156,8 +159,8 @@ func newWorld(t *testing.T) *world {
 	w.rejected = s(c.Contribute(ctx, ContributeParams{Commons: w.commons, Title: "to reject"}))
 	w.pending = s(c.Contribute(ctx, ContributeParams{Commons: w.commons, Title: "left pending"}))
 	w.reviews = append(w.reviews,
-		s(c.Review(ctx, ReviewParams{Target: w.accepted, Decision: protocol.DecisionAccept, Rationale: "good"})),
-		s(c.Review(ctx, ReviewParams{Target: w.rejected, Decision: protocol.DecisionReject})))
+		s(cidOf(c.Review(ctx, ReviewParams{Target: w.accepted, Decision: protocol.DecisionAccept, Rationale: "good"}))),
+		s(cidOf(c.Review(ctx, ReviewParams{Target: w.rejected, Decision: protocol.DecisionReject}))))
 	w.openC = s(c.Contribute(ctx, ContributeParams{Commons: w.open, Title: "in the open"}))
 	return w
 }
@@ -347,7 +350,7 @@ func TestReviewLifecycle(t *testing.T) {
 	}
 	for _, s := range steps {
 		t.Run(s.decision, func(t *testing.T) {
-			rc := must[string](t)(w.c.Review(ctx, ReviewParams{Target: target, Decision: s.decision}))
+			rc := must[Published](t)(w.c.Review(ctx, ReviewParams{Target: target, Decision: s.decision})).CID
 			r := must[RecordInfo](t)(w.c.Show(ctx, target))
 			if r.Status != s.wantStatus {
 				t.Errorf("status = %q, want %q", r.Status, s.wantStatus)
@@ -373,7 +376,7 @@ func TestManifestUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	head := must[string](t)(w.c.UpdateManifest(ctx, w.commons, ManifestParams{Name: ptr("Renamed"), Revoke: []protocol.PublicKey{revoked}, Quorum: ptr[uint64](1)}))
+	head := must[Published](t)(w.c.UpdateManifest(ctx, w.commons, ManifestParams{Name: ptr("Renamed"), Revoke: []protocol.PublicKey{revoked}, Quorum: ptr[uint64](1)})).CID
 	m := must[ManifestInfo](t)(w.c.Manifest(ctx, w.commons))
 	if m.Head != head || m.Manifest.Name != "Renamed" || m.Manifest.Licence != "CC-BY-SA-4.0" || m.Manifest.Version != 1 {
 		t.Errorf("manifest after update = %+v", m.Manifest)

@@ -139,6 +139,9 @@ func (n *Node) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if err := n.noteRules(ctx, rep); err != nil {
+			return err
+		}
 		n.commons[id] = rep
 		n.order = append(n.order, id)
 		for _, c := range rep.state.CIDs() {
@@ -212,6 +215,10 @@ func (n *Node) Close() error {
 	for _, rep := range n.commons {
 		if rep.sub != nil {
 			rep.sub.Cancel()
+		}
+		// The loop has stopped: the state is ours to read.
+		if err := n.recordDerived(context.Background(), rep); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	errs = append(errs, n.st.Close())

@@ -81,7 +81,11 @@ func (n *Node) Status(ctx context.Context) (StatusInfo, error) {
 // commonsStatus summarises one commons. Loop only.
 func (n *Node) commonsStatus(rep *replica) CommonsStatus {
 	s := rep.state
-	cs := CommonsStatus{ID: rep.id.String(), Records: s.Len(), StateRoot: s.Root().String(), Forks: cidStrings(s.Forks()), Inert: len(s.Inert()), Waiting: s.Waiting()}
+	cs := CommonsStatus{ID: rep.id.String(), Records: s.Len(), StateRoot: s.Root().String(), Forks: cidStrings(s.Forks()),
+		Contested: []string{}, Held: s.Held(), Inert: len(s.Inert()), Waiting: s.Waiting()}
+	for _, v := range s.ContestedManifests() {
+		cs.Contested = append(cs.Contested, v.CID.String())
+	}
 	cs.Pending, cs.Accepted, cs.Rejected = s.Counts()
 	if h, m := s.Head(); m != nil {
 		cs.Name, cs.ManifestHead = m.Name, h.String()
@@ -115,17 +119,27 @@ func (n *Node) Manifest(ctx context.Context, commons string) (ManifestInfo, erro
 			ierr = fmt.Errorf("%w: the genesis manifest of %s has not arrived yet", ErrUnknownCommons, commons)
 			return
 		}
-		info = ManifestInfo{Commons: rep.id.String(), Head: h.String(), Manifest: m, Forks: cidStrings(rep.state.Forks()), Revoked: rep.state.Revoked()}
+		info = ManifestInfo{Commons: rep.id.String(), Head: h.String(), Manifest: m, Forks: cidStrings(rep.state.Forks()),
+			Revoked: rep.state.Revoked(), Suspended: rep.state.Suspended(), Contested: []ManifestVersion{}}
 		for _, v := range rep.state.History() {
-			info.History = append(info.History, ManifestVersion{
-				CID: v.CID.String(), Version: v.Manifest.Version, Author: v.Author, Time: hlcTime(v.Time), Head: v.Head,
-			})
+			info.History = append(info.History, manifestVersion(v))
+		}
+		for _, v := range rep.state.ContestedManifests() {
+			info.Contested = append(info.Contested, manifestVersion(v))
 		}
 	})
 	if err != nil {
 		return info, err
 	}
 	return info, ierr
+}
+
+func manifestVersion(v crdt.ManifestVersion) ManifestVersion {
+	mv := ManifestVersion{CID: v.CID.String(), Version: v.Manifest.Version, Author: v.Author, Time: hlcTime(v.Time), Head: v.Head}
+	if v.Contested {
+		mv.ContestedWith = cidStrings(v.AttackedBy)
+	}
+	return mv
 }
 
 func hlcTime(h protocol.HLC) time.Time { return time.UnixMilli(h.Millis()).UTC() }
@@ -148,19 +162,18 @@ func (n *Node) Show(ctx context.Context, c string) (RecordInfo, error) {
 			found = true
 			info = recordInfo(b)
 			if cv, ok := rep.state.Contribution(id); ok {
-				info.Status, info.Inert = string(cv.Status), cv.Inert
+				info.Status, info.Held, info.Inert = string(cv.Status), cv.Held, cv.Inert
 				for _, r := range cv.Reviews {
 					info.Reviews = append(info.Reviews, ReviewInfo{
 						CID: r.CID.String(), Maintainer: r.Maintainer, Decision: r.Decision, Under: r.Under.String(),
-						Time: hlcTime(r.Time), Rationale: r.Rationale, Counts: r.Counts, Inert: r.Inert,
+						Time: hlcTime(r.Time), Rationale: r.Rationale, Counts: r.Counts, Suspended: r.Suspended, Inert: r.Inert,
 					})
 				}
 			}
-			for _, in := range rep.state.Inert() {
-				if in.CID.Equals(id) {
-					info.Inert = in.Reason
-				}
+			if v, err := rep.state.Classify(b); err == nil && v.Class == crdt.ClassInert {
+				info.Inert = v.Reason
 			}
+			info.Contested = rep.state.Contested(id)
 			return
 		}
 	})

@@ -68,7 +68,7 @@ func TestExplorerLive(t *testing.T) {
 	for i, title := range []string{"Germination log", "Storage humidity study"} {
 		id := must[string](t)(c.Contribute(api, ContributeParams{Commons: commons, Title: title, Kind: "data"}))
 		if i == 0 {
-			must[string](t)(c.Review(api, ReviewParams{Target: id, Decision: "reject"}))
+			must[Published](t)(c.Review(api, ReviewParams{Target: id, Decision: "reject"}))
 		}
 	}
 	if err := chromedp.Do(ctx,
@@ -91,7 +91,7 @@ func TestExplorerLive(t *testing.T) {
 	); err != nil {
 		t.Fatalf("new contribution not shown live: %v", err)
 	}
-	must[string](t)(c.Review(api, ReviewParams{Target: id, Decision: "accept", Rationale: "Reproduced"}))
+	must[Published](t)(c.Review(api, ReviewParams{Target: id, Decision: "accept", Rationale: "Reproduced"}))
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(row+` .badge.accepted`)); err != nil {
 		t.Fatalf("status change not shown live: %v", err)
 	}

@@ -25,6 +25,9 @@ var ErrNotFound = errors.New("store: not found")
 // ErrClosed is returned by every method after Close.
 var ErrClosed = errors.New("store: closed")
 
+// MaxMetaSize is the largest value PutMeta stores.
+const MaxMetaSize = 64 << 10
+
 // Entry is a validated record to store.
 type Entry struct {
 	CID     cid.Cid // the record's CID
@@ -90,6 +93,16 @@ type Store interface {
 
 	// Commons lists the replicated commons in the order they were added.
 	Commons(ctx context.Context) ([]cid.Cid, error)
+
+	// PutMeta stores a small value (at most MaxMetaSize bytes) under a
+	// metadata key, durably, replacing any previous value. Keys are the
+	// caller's (node/ keeps, for instance, the rules its derived state
+	// was computed under). An empty key or an oversized value fails.
+	PutMeta(ctx context.Context, key string, value []byte) error
+
+	// GetMeta returns the value stored under a metadata key, or
+	// ErrNotFound.
+	GetMeta(ctx context.Context, key string) ([]byte, error)
 
 	// Close flushes and releases the store. Later calls return ErrClosed.
 	Close() error

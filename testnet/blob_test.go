@@ -205,7 +205,8 @@ func TestBlobOversize(t *testing.T) {
 		ctx := context.Background()
 		id := found(t, n, 0, nil, 0)
 		_, big := contributeBlob(t, n, 0, id, blobData(2000, 3))
-		v1, err := n.Node(0).UpdateManifest(ctx, id, node.ManifestParams{MaxBlobBytes: ptr[uint64](1000)})
+		pub, err := n.Node(0).UpdateManifest(ctx, id, node.ManifestParams{MaxBlobBytes: ptr[uint64](1000)})
+		v1 := pub.CID
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -60,7 +60,7 @@ func review(t *testing.T, n *Net, i int, target, decision string) string {
 	if err != nil {
 		t.Fatalf("node %d: review %s: %v", i, target, err)
 	}
-	return c
+	return c.CID
 }
 
 // forgeReview signs, with member i's key, a review naming the given

@@ -72,9 +72,10 @@ func TestAcceptanceByQuorum(t *testing.T) {
 }
 
 // A manifest update that replaces maintainer 1 by maintainer 3: reviews
-// count only toward the version they name. Maintainer 1's earlier accepts
-// under v0 still count toward v0; its later review naming v1 is inert;
-// maintainer 3's review under v1 counts.
+// count only toward the version they name. Maintainer 1's accepts under v0
+// of work made under v0 still count toward v0; its review naming v1 is
+// inert, and its node refuses to review work made under v1; maintainer 3's
+// review under v1 counts.
 func TestMaintainerChange(t *testing.T) {
 	Run(t, Options{Nodes: 5, ExchangeInterval: 10 * time.Second}, func(t *testing.T, n *Net) {
 		ctx := context.Background()
@@ -95,7 +96,8 @@ func TestMaintainerChange(t *testing.T) {
 
 		// Maintainer 2 is cut off and misses the update: its head stays v0.
 		n.Partition([]int{2})
-		v1, err := n.Node(0).UpdateManifest(ctx, id, node.ManifestParams{Maintainers: keys(n, []int{2, 3}), Quorum: ptr[uint64](2)})
+		pub, err := n.Node(0).UpdateManifest(ctx, id, node.ManifestParams{Maintainers: keys(n, []int{2, 3}), Quorum: ptr[uint64](2)})
+		v1 := pub.CID
 		if err != nil {
 			t.Fatalf("update manifest: %v", err)
 		}
@@ -107,8 +109,17 @@ func TestMaintainerChange(t *testing.T) {
 			}
 			return true
 		})
-		if _, err := n.Node(1).Review(ctx, node.ReviewParams{Target: x, Decision: protocol.DecisionAccept}); !errors.Is(err, node.ErrForbidden) {
-			t.Fatalf("review by a removed maintainer: err %v, want ErrForbidden", err)
+		// Removal is not retroactive: maintainer 1 may still review X,
+		// made under v0, and its node names v0. It binds new work: Z,
+		// made under v1, is refused.
+		r1x := review(t, n, 1, x, protocol.DecisionAccept)
+		if u := show(t, n, 1, r1x).Review.Under.String(); u != v0 {
+			t.Fatalf("removed maintainer reviewed X under %s, want v0 %s", u, v0)
+		}
+		z := contribute(t, n, 4, id, "Z")
+		n.WaitFor("node 1 has Z", func() bool { return n.Status(1, z) == "pending" })
+		if _, err := n.Node(1).Review(ctx, node.ReviewParams{Target: z, Decision: protocol.DecisionAccept}); !errors.Is(err, node.ErrForbidden) {
+			t.Fatalf("review of new work by a removed maintainer: err %v, want ErrForbidden", err)
 		}
 		// Maintainer 2 accepts Y under v0, the version it still sees.
 		r2y := review(t, n, 2, y, protocol.DecisionAccept)
@@ -129,7 +140,7 @@ func TestMaintainerChange(t *testing.T) {
 			t.Fatalf("import forged review: %+v, %v", rep, err)
 		}
 		review(t, n, 2, x, protocol.DecisionAccept) // under v1
-		n.WaitRecords(id, 9)
+		n.WaitRecords(id, 11)
 		n.WaitConverged(id)
 		info := sameEverywhere(t, n, x)
 		if info.Status != "pending" {
@@ -144,8 +155,8 @@ func TestMaintainerChange(t *testing.T) {
 		review(t, n, 3, x, protocol.DecisionAccept)
 		n.WaitStatus(x, "accepted")
 		st := converged(t, n, id)
-		if st.Accepted != 2 || st.Records != 10 || st.ManifestHead != v1 {
-			t.Errorf("status %+v; want 10 records, 2 accepted, head v1", st)
+		if st.Accepted != 2 || st.Records != 12 || st.ManifestHead != v1 {
+			t.Errorf("status %+v; want 12 records, 2 accepted, head v1", st)
 		}
 	})
 }
@@ -328,7 +339,8 @@ func TestPartitionHeal(t *testing.T) {
 		n.WaitStatus(b, "pending", 3, 4, 5)
 		review(t, n, 0, a, protocol.DecisionAccept)
 		review(t, n, 3, b, protocol.DecisionReject)
-		v1, err := n.Node(0).UpdateManifest(ctx, id, node.ManifestParams{Name: ptr("left renamed it")})
+		pub, err := n.Node(0).UpdateManifest(ctx, id, node.ManifestParams{Name: ptr("left renamed it")})
+		v1 := pub.CID
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -99,6 +99,10 @@ func (a *app) printStatus(st node.StatusInfo) {
 		if len(c.Forks) > 0 {
 			fmt.Fprintf(w, "  forks:         %s\n", strings.Join(c.Forks, ", "))
 		}
+		if len(c.Contested) > 0 {
+			fmt.Fprintf(w, "  CONTESTED:     %s (keys that together meet a threshold revoke each other; commons manifest show)\n", strings.Join(c.Contested, ", "))
+			fmt.Fprintf(w, "  held:          %d contributions pending until the contest is decided\n", c.Held)
+		}
 		if c.Inert > 0 || c.Waiting > 0 {
 			fmt.Fprintf(w, "  inert:         %d (records claiming authority they lack)\n  waiting:       %d (for records not received yet)\n", c.Inert, c.Waiting)
 		}

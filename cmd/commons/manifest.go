@@ -28,6 +28,7 @@ type manifestFlags struct {
 	bootstrap                        []string
 	quorum, rejectQuorum, threshold  uint64
 	maxBlob                          uint64
+	force                            bool
 }
 
 func (f *manifestFlags) register(fs *pflag.FlagSet, update bool) {
@@ -41,13 +42,14 @@ func (f *manifestFlags) register(fs *pflag.FlagSet, update bool) {
 	fs.StringArrayVar(&f.bootstrap, "bootstrap", nil, "bootstrap peer multiaddr (ending in /p2p/<peer-id>) for the commons; repeatable")
 	fs.Uint64Var(&f.maxBlob, "max-blob-bytes", 0, "largest payload file the commons accepts (default 64 MiB)")
 	if update {
-		fs.StringArrayVar(&f.revoke, "revoke", nil, "compromised key (peer ID) whose reviews and signatures then count nowhere, retroactively; repeatable")
+		fs.StringArrayVar(&f.revoke, "revoke", nil, "compromised key (peer ID): its reviews count nowhere, and its signature on any manifest this update does not build on counts for nothing; repeatable")
+		fs.BoolVar(&f.force, "force", false, "publish (or draft) the update even if the commons would hold it inert")
 	}
 }
 
 // params turns the flags that were given into manifest parameters.
 func (f *manifestFlags) params(fs *pflag.FlagSet) (node.ManifestParams, error) {
-	var p node.ManifestParams
+	p := node.ManifestParams{Force: f.force}
 	var err error
 	if fs.Changed("name") {
 		p.Name = &f.name
@@ -104,10 +106,14 @@ func (a *app) manifestCreateCmd() *cobra.Command {
 			}
 			return a.withAPI(cmd, func(api node.API) error {
 				c, err := api.CreateManifest(cmd.Context(), p)
-				if err == nil {
-					a.printCID(c)
+				if err != nil {
+					return err
 				}
-				return err
+				a.printCID(c)
+				if len(p.Association) > 1 && (p.Threshold == nil || *p.Threshold <= 1) {
+					fmt.Fprintf(a.stderr, "warning: any one of the %d association keys can act alone (threshold 1): if one is stolen, the thief can contest the others' updates; raise the threshold with commons manifest update --threshold 2\n", len(p.Association))
+				}
+				return nil
 			})
 		},
 	}
@@ -150,9 +156,9 @@ When the association's threshold is above 1, write a draft instead:
 					fmt.Fprintf(a.stderr, "draft written to %s: have it co-signed (commons manifest cosign %s), then publish it\n", draft, draft)
 					return nil
 				}
-				c, err := api.UpdateManifest(cmd.Context(), commons, p)
+				pub, err := api.UpdateManifest(cmd.Context(), commons, p)
 				if err == nil {
-					a.printCID(c)
+					a.printPublished(pub)
 				}
 				return err
 			})
@@ -165,17 +171,22 @@ When the association's threshold is above 1, write a draft instead:
 }
 
 func (a *app) manifestCosignCmd() *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use:   "cosign DRAFT-FILE",
 		Short: "Add this node's association signature to a drafted manifest update (in place)",
-		Args:  cobra.ExactArgs(1),
+		Long: `Add this node's association signature to a drafted manifest update, in place.
+A draft that could not take effect even with every association signature (it
+builds on a rejected version, or a revocation condemns it) is refused with the
+reason, unless --force.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			draft, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
 			}
 			return a.withAPI(cmd, func(api node.API) error {
-				raw, err := api.CosignManifest(cmd.Context(), draft)
+				raw, err := api.CosignManifest(cmd.Context(), draft, force)
 				if err != nil {
 					return err
 				}
@@ -191,27 +202,36 @@ func (a *app) manifestCosignCmd() *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "co-sign even if the update could never take effect")
+	return cmd
 }
 
 func (a *app) manifestPublishCmd() *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use:   "publish RECORD-FILE",
 		Short: "Validate and publish a signed record from a file (e.g. a co-signed manifest); prints its CID",
-		Args:  cobra.ExactArgs(1),
+		Long: `Validate and publish a signed record from a file (e.g. a co-signed manifest);
+prints its CID. A record the commons would hold inert (an update short of
+signatures, a review by a revoked key) is refused with the reason, unless
+--force.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			raw, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
 			}
 			return a.withAPI(cmd, func(api node.API) error {
-				c, err := api.Publish(cmd.Context(), raw)
+				pub, err := api.Publish(cmd.Context(), raw, force)
 				if err == nil {
-					a.printCID(c)
+					a.printPublished(pub)
 				}
 				return err
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "publish even if the commons would hold the record inert")
+	return cmd
 }
 
 func (a *app) manifestShowCmd() *cobra.Command {
@@ -256,6 +276,9 @@ func (a *app) printManifest(info node.ManifestInfo) {
 	if len(info.Revoked) > 0 {
 		fmt.Fprintf(w, "revoked:       %s\n", keyList(info.Revoked))
 	}
+	if len(info.Suspended) > 0 {
+		fmt.Fprintf(w, "suspended:     %s (revoked only by contested versions: their reviews count neither way)\n", keyList(info.Suspended))
+	}
 	for _, b := range m.Bootstrap {
 		fmt.Fprintf(w, "bootstrap:     %s\n", b)
 	}
@@ -270,6 +293,13 @@ func (a *app) printManifest(info node.ManifestInfo) {
 			mark = "*"
 		}
 		fmt.Fprintf(w, " %s v%-3d %s  %s  by %s\n", mark, v.Version, v.CID, v.Time.Format("2006-01-02 15:04:05Z"), v.Author)
+	}
+	if len(info.Contested) > 0 {
+		fmt.Fprintf(w, "CONTESTED:     %d versions: keys that together meet a threshold revoke each other, and neither side counts\n", len(info.Contested))
+		fmt.Fprintln(w, "               until one revocation is undisputed (README: when an association is contested)")
+		for _, v := range info.Contested {
+			fmt.Fprintf(w, " ! v%-3d %s  %s  by %s, contested with %s\n", v.Version, v.CID, v.Time.Format("2006-01-02 15:04:05Z"), v.Author, strings.Join(v.ContestedWith, ", "))
+		}
 	}
 }
 

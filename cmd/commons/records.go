@@ -89,9 +89,19 @@ by CID.`,
 
 func (a *app) reviewCmd() *cobra.Command {
 	var rationale string
+	var force bool
 	cmd := &cobra.Command{
-		Use:       "review accept|reject|retract CONTRIBUTION-CID",
-		Short:     "Sign a maintainer's decision on a contribution; prints the review's CID",
+		Use:   "review accept|reject|retract CONTRIBUTION-CID",
+		Short: "Sign a maintainer's decision on a contribution; prints the review's CID",
+		Long: `Sign a maintainer's decision on a contribution; prints the review's CID.
+
+The review names the manifest version it acts under: the current one if it
+lists this node's key as a maintainer, else the latest that does and is the
+version the contribution assented to or a later one. A review counts only
+under such a version, so a maintainer removed from the commons cannot decide
+work contributed after the removal. When no version qualifies (this key is no
+maintainer for this contribution, or is revoked), the review is refused with
+the reason, unless --force.`,
 		Args:      cobra.ExactArgs(2),
 		ValidArgs: []string{"accept", "reject", "retract"},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -101,15 +111,16 @@ func (a *app) reviewCmd() *cobra.Command {
 				return fmt.Errorf("review decision %q: want accept, reject or retract", args[0])
 			}
 			return a.withAPI(cmd, func(api node.API) error {
-				c, err := api.Review(cmd.Context(), node.ReviewParams{Target: args[1], Decision: args[0], Rationale: rationale})
+				pub, err := api.Review(cmd.Context(), node.ReviewParams{Target: args[1], Decision: args[0], Rationale: rationale, Force: force})
 				if err == nil {
-					a.printCID(c)
+					a.printPublished(pub)
 				}
 				return err
 			})
 		},
 	}
 	cmd.Flags().StringVar(&rationale, "rationale", "", "why")
+	cmd.Flags().BoolVar(&force, "force", false, "publish even if the commons would hold the review inert (this key is no maintainer for it)")
 	return cmd
 }
 
@@ -166,12 +177,18 @@ func (a *app) printRecord(r node.RecordInfo) {
 		for _, p := range c.Payload {
 			fmt.Fprintf(w, "payload:  %s  %s (%d bytes)\n", p.CID, p.Name, p.Size)
 		}
-		fmt.Fprintf(w, "status:   %s\n", r.Status)
+		status := r.Status
+		if r.Held {
+			status += " (held: a contest leaves votes undecided that could decide it; see commons manifest show)"
+		}
+		fmt.Fprintf(w, "status:   %s\n", status)
 		for _, v := range r.Reviews {
 			note := ""
 			switch {
 			case v.Inert != "":
 				note = " (does not count: " + v.Inert + ")"
+			case v.Suspended != "":
+				note = " (undecided while contested: " + v.Suspended + ")"
 			case !v.Counts:
 				note = " (superseded)"
 			}
@@ -192,10 +209,14 @@ func (a *app) printRecord(r node.RecordInfo) {
 		fmt.Fprintf(w, "name:     %s\nlicence:  %s\nversion:  %d\n", m.Name, m.Licence, m.Version)
 		fmt.Fprintf(w, "maintainers: %s (quorum %d, reject quorum %d)\n", keyList(m.Maintainers), m.Quorum, m.RejectQuorum)
 		fmt.Fprintf(w, "association: %s (threshold %d)\n", keyList(m.Association), m.Threshold)
+		if len(m.Revoked) > 0 {
+			fmt.Fprintf(w, "revokes:  %s\n", keyList(m.Revoked))
+		}
+		if r.Contested {
+			fmt.Fprintf(w, "CONTESTED: keys that together meet a threshold act against each other (commons manifest show --commons %s)\n", r.Commons)
+		}
 	}
-	if r.Inert != "" && r.Contribution == nil {
-		fmt.Fprintf(w, "inert:    %s\n", r.Inert)
-	} else if r.Inert != "" {
+	if r.Inert != "" {
 		fmt.Fprintf(w, "inert:    %s\n", r.Inert)
 	}
 }

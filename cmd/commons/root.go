@@ -140,6 +140,26 @@ func (a *app) printJSON(v any) error {
 // printCID prints a new record's CID, alone on stdout.
 func (a *app) printCID(c string) { fmt.Fprintln(a.stdout, c) }
 
+// printPublished prints a published record's CID on stdout and, on
+// stderr, anything the user must know: that the commons holds it inert
+// (forced), that it waits, is contested or suspended, and any warning.
+func (a *app) printPublished(p node.Published) {
+	a.printCID(p.CID)
+	switch p.Class {
+	case "inert":
+		fmt.Fprintf(a.stderr, "published as forced, but the commons holds it inert: %s\n", p.Reason)
+	case "waiting":
+		fmt.Fprintf(a.stderr, "note: it waits for a record it links to, which has not arrived here; it takes effect when that arrives\n")
+	case "contested":
+		fmt.Fprintf(a.stderr, "note: this manifest is contested: keys that together meet a threshold act against each other, and neither side counts until one revocation is undisputed (see commons manifest show)\n")
+	case "suspended":
+		fmt.Fprintf(a.stderr, "note: a contest holds this review undecided (%s); it counts once the contest is decided\n", p.Reason)
+	}
+	for _, w := range p.Warnings {
+		fmt.Fprintf(a.stderr, "warning: %s\n", w)
+	}
+}
+
 func parseKeys(flag string, vals []string) ([]protocol.PublicKey, error) {
 	out := make([]protocol.PublicKey, 0, len(vals))
 	for _, v := range vals {

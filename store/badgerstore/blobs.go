@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
 )
 
 // PutBlob implements store.Store. Blobs of 128 KiB or more go to badger's
@@ -146,4 +147,26 @@ func listCommons(txn *badger.Txn) ([]joined, error) {
 		return 0
 	})
 	return list, nil
+}
+
+// PutMeta implements store.Store.
+func (s *Store) PutMeta(ctx context.Context, key string, value []byte) error {
+	if key == "" || len(value) > store.MaxMetaSize {
+		return fmt.Errorf("badgerstore: put meta %q: empty key or value over %d bytes", key, store.MaxMetaSize)
+	}
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(metaKey(key), slices.Clone(value))
+	}); err != nil {
+		return fmt.Errorf("badgerstore: put meta %q: %w", key, err)
+	}
+	return nil
+}
+
+// GetMeta implements store.Store.
+func (s *Store) GetMeta(ctx context.Context, key string) ([]byte, error) {
+	return s.getValue(ctx, metaKey(key))
 }

@@ -14,6 +14,7 @@
 //	'f' len commons cursor       → record CID      (feed log, one per record)
 //	'h' commons                  → cursor          (feed head of a commons)
 //	'c' commons                  → sequence number (joined commons)
+//	'm' key                      → value           (PutMeta: the caller's metadata)
 //
 // The feed log maps cursors to CIDs and Feed looks the bytes up under 'r':
 // records are written once, not twice. Measured with 512-byte records on a
@@ -54,7 +55,7 @@
 //     cursor 0 and the rest get the next cursors.
 //   - Cursors are never reused: heads only grow.
 //
-// PutBlob and AddCommons commit one synced transaction each.
+// PutBlob, AddCommons and PutMeta commit one synced transaction each.
 //
 // # Resources
 //

@@ -14,9 +14,12 @@ const (
 	tagFeed    = 'f'
 	tagHead    = 'h'
 	tagCommons = 'c'
+	tagMeta    = 'm'
 )
 
 func versionKey() []byte { return []byte{tagVersion} }
+
+func metaKey(key string) []byte { return append([]byte{tagMeta}, key...) }
 
 // cidKey returns tag followed by c's binary form.
 func cidKey(tag byte, c cid.Cid) []byte {

@@ -29,6 +29,7 @@ type Store struct {
 	blobs   map[cid.Cid][]byte
 	commons []cid.Cid
 	joined  map[cid.Cid]bool
+	meta    map[string][]byte
 }
 
 // New returns an empty store.
@@ -196,6 +197,37 @@ func (s *Store) Commons(ctx context.Context) ([]cid.Cid, error) {
 		return nil, err
 	}
 	return slices.Clone(s.commons), nil
+}
+
+// PutMeta implements store.Store.
+func (s *Store) PutMeta(ctx context.Context, key string, value []byte) error {
+	if key == "" || len(value) > store.MaxMetaSize {
+		return fmt.Errorf("memstore: put meta %q: empty key or value over %d bytes", key, store.MaxMetaSize)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	if s.meta == nil {
+		s.meta = map[string][]byte{}
+	}
+	s.meta[key] = slices.Clone(value)
+	return nil
+}
+
+// GetMeta implements store.Store.
+func (s *Store) GetMeta(ctx context.Context, key string) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	v, ok := s.meta[key]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return slices.Clone(v), nil
 }
 
 // Close implements store.Store. It drops the data; a second Close returns

@@ -280,6 +280,8 @@ func testClosed(t *testing.T, s store.Store) {
 	_, errs["HasBlob"] = s.HasBlob(bg, e.CID)
 	errs["AddCommons"] = s.AddCommons(bg, a)
 	_, errs["Commons"] = s.Commons(bg)
+	errs["PutMeta"] = s.PutMeta(bg, "k", []byte("v"))
+	_, errs["GetMeta"] = s.GetMeta(bg, "k")
 	errs["Close"] = s.Close()
 	for name, err := range errs {
 		if !errors.Is(err, store.ErrClosed) {
@@ -305,6 +307,8 @@ func testContextCanceled(t *testing.T, s store.Store) {
 	_, errs["HasBlob"] = s.HasBlob(ctx, e.CID)
 	errs["AddCommons"] = s.AddCommons(ctx, a)
 	_, errs["Commons"] = s.Commons(ctx)
+	errs["PutMeta"] = s.PutMeta(ctx, "k", []byte("v"))
+	_, errs["GetMeta"] = s.GetMeta(ctx, "k")
 	for name, err := range errs {
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("%s with canceled context: error = %v, want context.Canceled", name, err)
@@ -381,5 +385,34 @@ func testConcurrentPutRecords(t *testing.T, s store.Store) {
 	sort.Slice(heads, func(i, j int) bool { return heads[i] < heads[j] })
 	if heads[0]+heads[1] != uint64(total) {
 		t.Fatalf("heads %v do not add up to %d", heads, total)
+	}
+}
+
+func testMeta(t *testing.T, s store.Store) {
+	if _, err := s.GetMeta(bg, "rules"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetMeta of an absent key: %v, want ErrNotFound", err)
+	}
+	v := []byte("2")
+	if err := s.PutMeta(bg, "rules", v); err != nil {
+		t.Fatalf("PutMeta: %v", err)
+	}
+	v[0] = 'X'
+	if got, err := s.GetMeta(bg, "rules"); err != nil || string(got) != "2" {
+		t.Fatalf("GetMeta: %q, %v; want \"2\" (and not the caller's buffer)", got, err)
+	}
+	if err := s.PutMeta(bg, "rules", []byte("3")); err != nil {
+		t.Fatalf("PutMeta again: %v", err)
+	}
+	if got, _ := s.GetMeta(bg, "rules"); string(got) != "3" {
+		t.Fatalf("GetMeta after a second PutMeta: %q, want \"3\"", got)
+	}
+	if _, err := s.GetMeta(bg, "rule"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetMeta of a prefix of a key: %v, want ErrNotFound", err)
+	}
+	if err := s.PutMeta(bg, "", []byte("x")); err == nil {
+		t.Fatal("PutMeta with an empty key succeeded")
+	}
+	if err := s.PutMeta(bg, "big", make([]byte, store.MaxMetaSize+1)); err == nil {
+		t.Fatal("PutMeta of an oversized value succeeded")
 	}
 }

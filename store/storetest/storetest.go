@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"FeedHead", testFeedHead},
 		{"Blobs", testBlobs},
 		{"Commons", testCommons},
+		{"Meta", testMeta},
 		{"NotFound", testNotFound},
 		{"Copies", testCopies},
 		{"Closed", testClosed},
