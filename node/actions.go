@@ -163,7 +163,8 @@ func oneKeyWarning(m *protocol.Manifest) string {
 }
 
 // UpdateManifest publishes a new manifest version on top of every current
-// head (so it also merges a fork). Parameters not given keep their values.
+// head (so it also merges a fork), or of the versions p.On names.
+// Parameters not given keep their values.
 // It needs a predecessor whose threshold this node's key meets alone; for a
 // higher threshold use DraftManifest and CosignManifest.
 //
@@ -214,12 +215,28 @@ func (n *Node) buildUpdate(commons string, p ManifestParams, alone bool) (*proto
 	if len(heads) == 0 {
 		heads = []cid.Cid{headCID}
 	}
+	if len(p.On) > 0 {
+		heads = heads[:0]
+		for _, s := range p.On {
+			c, err := cid.Decode(s)
+			if err != nil {
+				return nil, badRequest("on %q: not a CID: %v", s, err)
+			}
+			if !rep.state.OnChain(c) && !rep.state.Contested(c) {
+				return nil, badRequest("on %s: not an accepted or contested manifest version of commons %s", s, commons)
+			}
+			if !slices.Contains(heads, c) {
+				heads = append(heads, c)
+			}
+		}
+		head = rep.state.Block(heads[0]).Record.Manifest()
+	}
 	m := *head
 	m.Prev, m.Version, m.Revoked = nil, 0, slices.Clone(head.Revoked)
 	for _, h := range heads {
 		hm := rep.state.Block(h).Record.Manifest()
 		if !hm.IsAssociation(n.self) {
-			return nil, fmt.Errorf("%w: this node's key %s is not an association key of manifest %s", ErrForbidden, n.self, h)
+			return nil, fmt.Errorf("%w: this node's key %s is not an association key of manifest %s; if that version was made with a stolen key, build on the last version this key can sign (on, --on CID) and revoke the stolen key", ErrForbidden, n.self, h)
 		}
 		if alone && hm.Threshold > 1 {
 			return nil, fmt.Errorf("%w: manifest %s needs %d association signatures: draft the update, have it co-signed, then publish it", ErrForbidden, h, hm.Threshold)

@@ -122,6 +122,11 @@ type ManifestParams struct {
 	Bootstrap    []string             `json:"bootstrap"`
 	Revoke       []protocol.PublicKey `json:"revoke"`
 	MaxBlobBytes *uint64              `json:"max_blob_bytes"`
+	// On is no setting: the manifest versions (CIDs) an update builds on,
+	// accepted or contested ones. Default: every accepted head. An
+	// association member answering an update made with a stolen key
+	// builds on the version before it.
+	On []string `json:"on,omitempty"`
 	// Force is no setting: it publishes (or drafts) an update even when
 	// the commons would hold it inert.
 	Force bool `json:"force,omitempty"`

@@ -29,6 +29,7 @@ type manifestFlags struct {
 	quorum, rejectQuorum, threshold  uint64
 	maxBlob                          uint64
 	force                            bool
+	on                               []string
 }
 
 func (f *manifestFlags) register(fs *pflag.FlagSet, update bool) {
@@ -44,12 +45,13 @@ func (f *manifestFlags) register(fs *pflag.FlagSet, update bool) {
 	if update {
 		fs.StringArrayVar(&f.revoke, "revoke", nil, "compromised key (peer ID): its reviews count nowhere, and its signature on any manifest this update does not build on counts for nothing; repeatable")
 		fs.BoolVar(&f.force, "force", false, "publish (or draft) the update even if the commons would hold it inert")
+		fs.StringArrayVar(&f.on, "on", nil, "build on this manifest version (CID) instead of the current heads, e.g. the last one before an update made with a stolen key; repeatable")
 	}
 }
 
 // params turns the flags that were given into manifest parameters.
 func (f *manifestFlags) params(fs *pflag.FlagSet) (node.ManifestParams, error) {
-	p := node.ManifestParams{Force: f.force}
+	p := node.ManifestParams{Force: f.force, On: f.on}
 	var err error
 	if fs.Changed("name") {
 		p.Name = &f.name
@@ -130,6 +132,12 @@ func (a *app) manifestUpdateCmd() *cobra.Command {
 		Long: `Publish a new manifest version on top of the current one (and of every fork
 head, which the update merges). Flags given replace the previous values; the
 others are kept. --revoke adds to the revoked keys.
+
+The node asks the commons how the update would stand before publishing it: one
+it would hold inert is refused with the reason (unless --force); one that
+starts a contest is published and reported as contested. If an update was made
+with a stolen association key, build on the last version before it and revoke
+that key: --on CID --revoke PEERID (see the README on stolen keys).
 
 When the association's threshold is above 1, write a draft instead:
   commons manifest update --commons ID ... --draft update.cbor
