@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/ipfs/go-cid"
 
 	"github.com/commons-p2p/commons/protocol"
 )
@@ -144,5 +145,66 @@ func screenshots(t *testing.T, ctx context.Context, url, id, dir string) {
 		if err := os.WriteFile(filepath.Join(dir, s.name+".png"), png, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestExplorerContested opens the explorer on a commons whose association
+// keys revoke each other: the manifest panel, the sync panel and the held
+// contribution's page say so.
+func TestExplorerContested(t *testing.T) {
+	ctx := browser(t)
+	s := serve(t, startOffline(t))
+	c, self := s.c, s.n.Self()
+	api := t.Context()
+	thief, err := protocol.PrivateKeyFromLibp2p(testKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assoc := []protocol.PublicKey{self, thief.Public()}
+	commons := must[string](t)(c.CreateManifest(api, ManifestParams{Name: ptr("Contested commons"), Licence: ptr("MIT"),
+		Association: assoc, Threshold: ptr[uint64](1), Maintainers: []protocol.PublicKey{self}}))
+	id := must[string](t)(c.Contribute(api, ContributeParams{Commons: commons, Title: "Seed bank census"}))
+	g, err := cid.Decode(commons)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fork := &protocol.Record{Commons: g, Time: protocol.HLCFromMillis(time.Now().UnixMilli(), 0), Body: &protocol.Manifest{
+		Name: "taken", Licence: "MIT", Association: []protocol.PublicKey{thief.Public()}, Threshold: 1,
+		Revoked: []protocol.PublicKey{self}, Prev: []protocol.Link{{Cid: g}}, Version: 1,
+	}}
+	if err := protocol.Sign(fork, thief); err != nil {
+		t.Fatal(err)
+	}
+	raw, _, err := protocol.Encode(fork)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must[Published](t)(c.Publish(api, raw, false))
+	if p := must[Published](t)(c.UpdateManifest(api, commons, ManifestParams{On: []string{commons}, Revoke: []protocol.PublicKey{thief.Public()}})); p.Class != "contested" {
+		t.Fatalf("the answer to the thief: %+v, want contested", p)
+	}
+	if p := must[Published](t)(c.Review(api, ReviewParams{Target: id, Decision: "accept"})); p.Class != "suspended" {
+		t.Fatalf("review by a key the contest suspends: %+v", p)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.url+"/"),
+		chromedp.WaitVisible(`#contest-warning`),
+		chromedp.WaitVisible(`#status-contested`),
+	); err != nil {
+		t.Fatalf("open explorer: %v", err)
+	}
+	warning, err := chromedp.Run(ctx, chromedp.Text(`#contest-warning`))
+	if err != nil || !strings.Contains(warning, "Contested") || !strings.Contains(warning, "2 manifest versions") {
+		t.Errorf("contest warning %q, %v", warning, err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash = "#/c/`+id+`"`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(`#held`), chromedp.WaitVisible(`#detail-status .badge.pending`)); err != nil {
+		t.Fatalf("held contribution's page: %v", err)
+	}
+	reviews, err := chromedp.Run(ctx, chromedp.Text(`table.reviews`))
+	if err != nil || !strings.Contains(reviews, "undecided") {
+		t.Errorf("reviews table %q, %v; want the review undecided", reviews, err)
 	}
 }

@@ -78,7 +78,12 @@ async function loadManifest() {
     );
     const kids = [];
     if (mi.forks && mi.forks.length) kids.push(h("div", { class: "warn", id: "fork-warning", text: "⚠ The manifest chain is forked: " + mi.forks.length + " concurrent heads. Every node resolves to the same head; the next update that names them all merges the fork." }));
+    if (mi.contested && mi.contested.length) kids.push(h("div", { class: "warn", id: "contest-warning" },
+      h("strong", { text: "⚠ Contested: " }),
+      h("span", { text: mi.contested.length + " manifest versions revoke each other's keys, and nothing in the records says which key was stolen. They count for nothing until one revocation is undisputed; contributions they could decide are held pending. " }),
+      ...mi.contested.map((v) => h("div", { class: "mono", text: "v" + v.version + " " + short(v.cid) + " by " + v.author + ", contested with " + (v.contested_with || []).map((x) => short(x)).join(", ") }))));
     if (mi.revoked && mi.revoked.length) kids.push(h("div", { class: "warn", text: "Revoked keys: " + mi.revoked.join(", ") }));
+    if (mi.suspended && mi.suspended.length) kids.push(h("div", { class: "warn", text: "Suspended keys (revoked only by contested versions; their reviews count neither way): " + mi.suspended.join(", ") }));
     el.replaceChildren(...kids, dl);
   } catch (e) { el.textContent = e.message; }
 }
@@ -152,6 +157,7 @@ async function loadSync() {
       h("dt", { text: "records" }), h("dd", { id: "records", text: `${c.records ?? 0} (${c.accepted ?? 0} accepted, ${c.pending ?? 0} pending, ${c.rejected ?? 0} rejected)` }),
       h("dt", { text: "gossip" }), h("dd", { text: `${c.peers ?? 0} peer${c.peers === 1 ? "" : "s"} in this commons' topic` }),
       h("dt", { text: "waiting" }), h("dd", { text: `${c.waiting ?? 0} record(s) wait for what they depend on; ${c.inert ?? 0} inert` }),
+      ...(c.contested && c.contested.length ? [h("dt", { text: "contested" }), h("dd", { class: "warn", id: "status-contested", text: `${c.contested.length} manifest version(s) contested; ${c.held ?? 0} contribution(s) held pending` })] : []),
       h("dt", { text: "state root" }), h("dd", { class: "mono", text: c.state_root || "" }),
       h("dt", { text: "peers" }), h("dd", {}, ...(peers.length ? peers.map((p) => h("div", { class: "mono", text: p.id + (p.addresses[0] ? " · " + p.addresses[0] : "") })) : [h("span", { class: "muted", text: "none" })])),
     ));
@@ -199,6 +205,7 @@ async function showContribution(cid) {
   const reviews = r.reviews || [];
   el.replaceChildren(...[
     h("h1", {}, h("span", { text: c.Title + " " }), h("span", { id: "detail-status" }, badge(r.status))),
+    r.held ? h("p", { class: "warn", id: "held", text: "Held: a contest over the association's keys leaves votes undecided that could decide this contribution; it stays pending until the contest is decided." }) : null,
     c.Summary ? h("p", { text: c.Summary }) : null,
     h("dl", {},
       h("dt", { text: "author" }), h("dd", { class: "mono", text: r.author }),
@@ -212,7 +219,7 @@ async function showContribution(cid) {
     ),
     h("h2", { text: "Reviews" }),
     reviews.length ? h("table", { class: "reviews" }, h("tr", {}, h("th", { text: "signed by" }), h("th", { text: "decision" }), h("th", { text: "counts" }), h("th", { text: "rationale" })),
-      ...reviews.map((v) => h("tr", {}, h("td", { class: "mono", text: v.maintainer }), h("td", { text: v.decision }), h("td", { text: v.counts ? "yes" : "no" + (v.inert ? " (" + v.inert + ")" : "") }), h("td", { text: v.rationale || "" }))))
+      ...reviews.map((v) => h("tr", {}, h("td", { class: "mono", text: v.maintainer }), h("td", { text: v.decision }), h("td", { text: v.counts ? "yes" : v.suspended ? "undecided (" + v.suspended + ")" : "no" + (v.inert ? " (" + v.inert + ")" : "") }), h("td", { text: v.rationale || "" }))))
       : h("p", { class: "muted", text: "No reviews yet." }),
     r.inert ? h("p", { class: "warn", text: "Inert: " + r.inert }) : null,
   ].filter((x) => x));
