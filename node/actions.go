@@ -236,7 +236,7 @@ func (n *Node) buildUpdate(commons string, p ManifestParams, alone bool) (*proto
 	for _, h := range heads {
 		hm := rep.state.Block(h).Record.Manifest()
 		if !hm.IsAssociation(n.self) {
-			return nil, fmt.Errorf("%w: this node's key %s is not an association key of manifest %s; if that version was made with a stolen key, build on the last version this key can sign (on, --on CID) and revoke the stolen key", ErrForbidden, n.self, h)
+			return nil, fmt.Errorf("%w: this node's key %s is not an association key of manifest %s; if that version was made with a stolen key, build on the last version this key can sign (manifest update --on CID) and revoke the stolen key", ErrForbidden, n.self, h)
 		}
 		if alone && hm.Threshold > 1 {
 			return nil, fmt.Errorf("%w: manifest %s needs %d association signatures: draft the update, have it co-signed, then publish it", ErrForbidden, h, hm.Threshold)
@@ -250,7 +250,39 @@ func (n *Node) buildUpdate(commons string, p ManifestParams, alone bool) (*proto
 	if p.Maintainers != nil {
 		fixQuorums(&m, head, p)
 	}
+	if err := dropRevoked(&m, head, p); err != nil {
+		return nil, err
+	}
 	return &protocol.Record{Commons: rep.id, Body: &m}, nil
+}
+
+// dropRevoked takes the revoked keys out of the association and the
+// maintainers: a revoked key in those lists would count for nothing, and
+// would only mislead whoever reads the manifest. A threshold the remaining
+// keys cannot meet is an error naming the fix; quorums are capped.
+func dropRevoked(m, prev *protocol.Manifest, p ManifestParams) error {
+	if len(m.Revoked) == 0 {
+		return nil
+	}
+	keep := func(ks []protocol.PublicKey) []protocol.PublicKey {
+		return slices.DeleteFunc(slices.Clone(ks), func(k protocol.PublicKey) bool { return slices.Contains(m.Revoked, k) })
+	}
+	m.Association = keep(m.Association)
+	if len(m.Association) == 0 {
+		return badRequest("the update revokes every association key; list at least one other with --association")
+	}
+	if m.Threshold > uint64(len(m.Association)) {
+		return badRequest("without the revoked keys the association has %d keys, fewer than its threshold of %d; lower it with --threshold", len(m.Association), m.Threshold)
+	}
+	if maint := keep(m.Maintainers); len(maint) != len(m.Maintainers) {
+		m.Maintainers = maint
+		if len(maint) == 0 {
+			m.Quorum, m.RejectQuorum = 0, 0
+		} else {
+			fixQuorums(m, prev, ManifestParams{Quorum: p.Quorum, RejectQuorum: p.RejectQuorum})
+		}
+	}
+	return nil
 }
 
 // CosignManifest adds this node's signature to a drafted manifest update

@@ -398,6 +398,30 @@ func TestManifestUpdate(t *testing.T) {
 	if _, err := w.c.Review(ctx, ReviewParams{Target: w.pending, Decision: protocol.DecisionAccept}); err != nil {
 		t.Errorf("review under the updated manifest: %v", err)
 	}
+
+	// A revoked key leaves the association and the maintainers; revoking
+	// the last association key is refused.
+	other := must[peer.ID](t)(peer.IDFromPrivateKey(testKey(t)))
+	second, err := protocol.PublicKeyFromPeerID(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := must[Published](t)(w.c.UpdateManifest(ctx, w.commons, ManifestParams{Association: []protocol.PublicKey{w.self, second}, Maintainers: []protocol.PublicKey{w.self, second}}))
+	if len(pub.Warnings) != 1 || !strings.Contains(pub.Warnings[0], "can act alone") {
+		t.Errorf("a 1-of-2 association: warnings %q", pub.Warnings)
+	}
+	_, err = w.c.UpdateManifest(ctx, w.commons, ManifestParams{Revoke: []protocol.PublicKey{second}, Threshold: ptr[uint64](2)})
+	if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "fewer than its threshold of 2") {
+		t.Fatalf("revoking down to fewer keys than the threshold: %v", err)
+	}
+	must[Published](t)(w.c.UpdateManifest(ctx, w.commons, ManifestParams{Revoke: []protocol.PublicKey{second}}))
+	m = must[ManifestInfo](t)(w.c.Manifest(ctx, w.commons))
+	if !slices.Equal(m.Manifest.Association, []protocol.PublicKey{w.self}) || !slices.Equal(m.Manifest.Maintainers, []protocol.PublicKey{w.self}) || m.Manifest.Quorum != 1 {
+		t.Errorf("after revoking %s: association %v, maintainers %v, quorum %d", second, m.Manifest.Association, m.Manifest.Maintainers, m.Manifest.Quorum)
+	}
+	if _, err := w.c.UpdateManifest(ctx, w.commons, ManifestParams{Revoke: []protocol.PublicKey{w.self}}); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "revokes every association key") {
+		t.Errorf("revoking the last association key: %v", err)
+	}
 }
 
 func TestJoin(t *testing.T) {

@@ -43,7 +43,7 @@ func (f *manifestFlags) register(fs *pflag.FlagSet, update bool) {
 	fs.StringArrayVar(&f.bootstrap, "bootstrap", nil, "bootstrap peer multiaddr (ending in /p2p/<peer-id>) for the commons; repeatable")
 	fs.Uint64Var(&f.maxBlob, "max-blob-bytes", 0, "largest payload file the commons accepts (default 64 MiB)")
 	if update {
-		fs.StringArrayVar(&f.revoke, "revoke", nil, "compromised key (peer ID): its reviews count nowhere, and its signature on any manifest this update does not build on counts for nothing; repeatable")
+		fs.StringArrayVar(&f.revoke, "revoke", nil, "compromised key (peer ID): its reviews count nowhere, its signature on any manifest this update does not build on counts for nothing, and it leaves the association and the maintainers; repeatable")
 		fs.BoolVar(&f.force, "force", false, "publish (or draft) the update even if the commons would hold it inert")
 		fs.StringArrayVar(&f.on, "on", nil, "build on this manifest version (CID) instead of the current heads, e.g. the last one before an update made with a stolen key; repeatable")
 	}
@@ -304,7 +304,7 @@ func (a *app) printManifest(info node.ManifestInfo) {
 	}
 	if len(info.Contested) > 0 {
 		fmt.Fprintf(w, "CONTESTED:     %d versions: keys that together meet a threshold revoke each other, and neither side counts\n", len(info.Contested))
-		fmt.Fprintln(w, "               until one revocation is undisputed (README: when an association is contested)")
+		fmt.Fprintln(w, "               until one revocation is undisputed (README: "When a key is stolen")")
 		for _, v := range info.Contested {
 			fmt.Fprintf(w, " ! v%-3d %s  %s  by %s, contested with %s\n", v.Version, v.CID, v.Time.Format("2006-01-02 15:04:05Z"), v.Author, strings.Join(v.ContestedWith, ", "))
 		}
