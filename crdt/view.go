@@ -115,20 +115,15 @@ func (s *State) versions(c class) []ManifestVersion {
 }
 
 // Revoked returns the revoked keys (listed by accepted manifests), sorted.
-func (s *State) Revoked() []protocol.PublicKey {
-	out := make([]protocol.PublicKey, 0, len(s.revoked))
-	for k := range s.revoked {
-		out = append(out, k)
-	}
-	slices.SortFunc(out, protocol.PublicKey.Compare)
-	return out
-}
+func (s *State) Revoked() []protocol.PublicKey { return sortedKeys(s.revoked) }
 
 // Suspended returns the suspended keys (listed by contested manifests and
 // by no accepted one), sorted.
-func (s *State) Suspended() []protocol.PublicKey {
-	out := make([]protocol.PublicKey, 0, len(s.suspended))
-	for k := range s.suspended {
+func (s *State) Suspended() []protocol.PublicKey { return sortedKeys(s.suspended) }
+
+func sortedKeys(set map[protocol.PublicKey]struct{}) []protocol.PublicKey {
+	out := make([]protocol.PublicKey, 0, len(set))
+	for k := range set {
 		out = append(out, k)
 	}
 	slices.SortFunc(out, protocol.PublicKey.Compare)

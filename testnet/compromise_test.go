@@ -26,26 +26,6 @@ const (
 
 var honestMembers = []int{memberH1, memberMaint, memberContrib}
 
-// sealRecord signs rec with member i's key and returns its bytes.
-func sealRecord(t *testing.T, n *Net, i int, rec *protocol.Record) []byte {
-	t.Helper()
-	key, err := protocol.PrivateKeyFromLibp2p(n.Key(i))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rec.Time == 0 {
-		rec.Time = protocol.HLCFromMillis(time.Now().UnixMilli(), 0)
-	}
-	if err := protocol.Sign(rec, key); err != nil {
-		t.Fatalf("sign: %v", err)
-	}
-	blk, err := protocol.NewBlock(rec)
-	if err != nil {
-		t.Fatalf("encode: %v", err)
-	}
-	return blk.Raw
-}
-
 // forgeFork signs, with member i's key, a manifest update naming prev,
 // with any version, appointing maintainers and revoking keys.
 func forgeFork(t *testing.T, n *Net, i int, commons, prev string, version uint64, maintainers, revoked []int) []byte {

@@ -67,17 +67,22 @@ func review(t *testing.T, n *Net, i int, target, decision string) string {
 // manifest version, bypassing the node's own checks.
 func forgeReview(t *testing.T, n *Net, i int, commons, target, under, decision string) []byte {
 	t.Helper()
+	return sealRecord(t, n, i, &protocol.Record{Commons: mustCID(t, commons), Body: &protocol.Review{
+		Target: protocol.Link{Cid: mustCID(t, target)}, Decision: decision,
+		Rationale: "forged", Under: protocol.Link{Cid: mustCID(t, under)},
+	}})
+}
+
+// sealRecord signs rec with member i's key (stamping it now if it has no
+// time) and returns its bytes.
+func sealRecord(t *testing.T, n *Net, i int, rec *protocol.Record) []byte {
+	t.Helper()
 	key, err := protocol.PrivateKeyFromLibp2p(n.Key(i))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &protocol.Record{
-		Commons: mustCID(t, commons),
-		Time:    protocol.HLCFromMillis(time.Now().UnixMilli(), 0),
-		Body: &protocol.Review{
-			Target: protocol.Link{Cid: mustCID(t, target)}, Decision: decision,
-			Rationale: "forged", Under: protocol.Link{Cid: mustCID(t, under)},
-		},
+	if rec.Time == 0 {
+		rec.Time = protocol.HLCFromMillis(time.Now().UnixMilli(), 0)
 	}
 	if err := protocol.Sign(rec, key); err != nil {
 		t.Fatalf("sign: %v", err)

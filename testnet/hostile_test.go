@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/commons-p2p/commons/protocol"
@@ -38,20 +36,7 @@ func TestHostilePeer(t *testing.T) {
 		evil := n.AddHost()
 		bad := hostileRecords(t, n, evil, id)
 		n.Host(evil).SetStreamHandler(protocol.SyncProtocol, serveHostileSync(bad, n.Seed()))
-		ps, err := pubsub.NewGossipSub(ctx, n.Host(evil),
-			pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
-			pubsub.WithMessageIdFn(func(m *pb.Message) string { return string(protocol.RecordCID(m.Data).Bytes()) }),
-		)
-		if err != nil {
-			t.Fatal(err)
-		}
-		topic, err := ps.Join(protocol.Topic(mustCID(t, id)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := topic.Subscribe(); err != nil {
-			t.Fatal(err)
-		}
+		topic := joinTopic(t, n, evil, id)
 		// Honest nodes sync with the hostile host on connecting (those with
 		// the lower peer ID) and periodically.
 		n.ConnectStar(evil, honest...)

@@ -48,6 +48,21 @@ func TestStolenKeyEndToEnd(t *testing.T) {
 			d.stop(t)
 		}
 	}()
+	// until runs a command until it succeeds (while records are still on
+	// their way) and returns its stdout.
+	until := func(who string, args ...string) string {
+		t.Helper()
+		var out string
+		eventually(t, who+": commons "+strings.Join(args, " "), func() error {
+			o, errOut, code := cliCode(t, bin, repos[who], args...)
+			if code != 0 {
+				return fmt.Errorf("exit %d: %s", code, errOut)
+			}
+			out = strings.TrimSpace(o)
+			return nil
+		})
+		return out
+	}
 	run := func(who string, args ...string) (string, string, int) {
 		t.Helper()
 		out, errOut, code := cliCode(t, bin, repos[who], args...)
@@ -64,52 +79,20 @@ func TestStolenKeyEndToEnd(t *testing.T) {
 	for _, n := range names[1:] {
 		cli(t, bin, repos[n], "join", commons)
 	}
-	var c0 string
-	eventually(t, "contribute on c", func() error {
-		out, errOut, code := cliCode(t, bin, repos["c"], "contribute", "--commons", commons, "--title", "before the theft")
-		if code != 0 {
-			return fmt.Errorf("exit %d: %s", code, errOut)
-		}
-		c0 = strings.TrimSpace(out)
-		return nil
-	})
-	eventually(t, "review on b", func() error {
-		if _, errOut, code := cliCode(t, bin, repos["b"], "review", "accept", c0); code != 0 {
-			return fmt.Errorf("exit %d: %s", code, errOut)
-		}
-		return nil
-	})
+	c0 := until("c", "contribute", "--commons", commons, "--title", "before the theft")
+	until("b", "review", "accept", c0)
 
 	// v1: revokes x and removes c, co-signed by x before the theft is known.
 	draft := filepath.Join(dir, "v1.cbor")
 	cli(t, bin, repos["a"], "manifest", "update", "--commons", commons, "--association", ids["a"], "--maintainer", ids["b"], "--revoke", ids["x"], "--draft", draft)
-	eventually(t, "x co-signs", func() error {
-		if _, errOut, code := cliCode(t, bin, repos["x"], "manifest", "cosign", draft); code != 0 {
-			return fmt.Errorf("exit %d: %s", code, errOut)
-		}
-		return nil
-	})
+	until("x", "manifest", "cosign", draft)
 	v1, _, code := run("a", "manifest", "publish", draft)
 	if code != 0 {
 		t.Fatal("publish v1")
 	}
 	eventually(t, "v1 everywhere", func() error { return headEverywhere(t, bin, repos, v1) })
-	var c2 string
-	eventually(t, "contribute after the removal", func() error {
-		out, errOut, code := cliCode(t, bin, repos["a"], "contribute", "--commons", commons, "--title", "after the removal")
-		if code != 0 {
-			return fmt.Errorf("exit %d: %s", code, errOut)
-		}
-		c2 = strings.TrimSpace(out)
-		return nil
-	})
-	eventually(t, "c2 on c", func() error {
-		_, errOut, code := cliCode(t, bin, repos["c"], "show", c2)
-		if code != 0 {
-			return fmt.Errorf("exit %d: %s", code, errOut)
-		}
-		return nil
-	})
+	c2 := until("a", "contribute", "--commons", commons, "--title", "after the removal")
+	until("c", "show", c2)
 
 	// The thief, with its own daemon and CLI.
 	refusals := []struct {
