@@ -224,29 +224,42 @@ func (s *State) decide(t *entry) (st Status, held bool) {
 	if t.cls != clsOK {
 		return StatusPending, false
 	}
-	type count struct{ certain, possible uint64 }
-	tally := map[vote]*count{}
+	// The distinct votes are few (one per version and decision): a slice
+	// on the stack, searched linearly, costs less than a map.
+	type count struct {
+		v                 vote
+		certain, possible uint64
+	}
+	var buf [8]count
+	tally := buf[:0]
+	add := func(v vote, certain bool) {
+		if v.decision == "" {
+			return
+		}
+		i := slices.IndexFunc(tally, func(c count) bool { return c.v == v })
+		if i < 0 {
+			tally = append(tally, count{v: v})
+			i = len(tally) - 1
+		}
+		tally[i].possible++
+		if certain {
+			tally[i].certain++
+		}
+	}
 	for _, r := range t.con.latest {
+		if r.cls == clsOK {
+			add(voteOf(r), true)
+			continue
+		}
 		opts := s.possible(t, r)
 		for _, v := range opts {
-			if v.decision == "" {
-				continue
-			}
-			c := tally[v]
-			if c == nil {
-				c = &count{}
-				tally[v] = c
-			}
-			c.possible++
-			if len(opts) == 1 {
-				c.certain++
-			}
+			add(v, len(opts) == 1)
 		}
 	}
 	var rejSure, rejMaybe, accSure, accMaybe bool
-	for v, c := range tally {
-		m := s.recs[v.under].man.m
-		switch q := m.Quorum; v.decision {
+	for _, c := range tally {
+		m := s.recs[c.v.under].man.m
+		switch q := m.Quorum; c.v.decision {
 		case protocol.DecisionReject:
 			q = m.RejectQuorum
 			rejSure = rejSure || q > 0 && c.certain >= q
