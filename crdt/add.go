@@ -75,6 +75,7 @@ func (s *State) add(b *protocol.Block) {
 	case *protocol.Review:
 		s.byTarget[body.Target.Cid] = append(s.byTarget[body.Target.Cid], e)
 		s.byUnder[body.Under.Cid] = append(s.byUnder[body.Under.Cid], e)
+		s.byAuthor[b.Record.Author] = append(s.byAuthor[b.Record.Author], e)
 	}
 	s.recs[b.CID] = e
 	s.root.add(b.CID)
@@ -106,26 +107,8 @@ func (s *State) settle() {
 		}
 	}
 	s.queue = s.queue[:0]
-	if s.relabelPending {
-		s.relabelPending = false
+	if len(s.fresh) > 0 {
 		s.relabel()
-	}
-}
-
-// rescanAuthors re-examines every review by one of keys (whose revocation
-// came or went).
-func (s *State) rescanAuthors(keys []protocol.PublicKey) {
-	set := make(map[protocol.PublicKey]struct{}, len(keys))
-	for _, k := range keys {
-		set[k] = struct{}{}
-	}
-	for _, e := range s.recs {
-		if e.blk.Record.Review() == nil {
-			continue
-		}
-		if _, ok := set[e.blk.Record.Author]; ok {
-			s.reclassifyReview(e)
-		}
 	}
 }
 

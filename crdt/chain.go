@@ -209,169 +209,73 @@ func (s *State) candidate(r *protocol.Record, m *protocol.Manifest, ord int) *ma
 	return mi
 }
 
-// attackersOf returns the candidates (among s.mans) that attack a manifest
-// needing keys and outside their past, which is candidate ord.
-func (s *State) attackersOf(keys []protocol.PublicKey, ord int) []int {
-	var out []int
-	for _, k := range keys {
-		for _, r := range s.byRevoker[k] {
-			if r.man.ord != ord && !r.man.anc.has(ord) && !slices.Contains(out, r.man.ord) {
-				out = append(out, r.man.ord)
-			}
-		}
-	}
-	return out
-}
-
-// targetsOf returns the candidates (among s.mans) that a manifest revoking
-// revoked, with past anc, attacks.
-func (s *State) targetsOf(revoked []protocol.PublicKey, anc bitset) []*entry {
-	var out []*entry
-	for _, k := range revoked {
-		for _, x := range s.bySigner[k] {
-			if !anc.has(x.man.ord) && !slices.Contains(out, x) {
-				out = append(out, x)
-			}
-		}
-	}
-	return out
-}
-
-// addCandidate gives a new candidate its ordinal, past and attack edges,
-// and asks for a relabel.
+// addCandidate gives a new candidate its ordinal, past and indexes, and
+// asks for a relabel.
 func (s *State) addCandidate(e *entry) {
 	ord := len(s.mans)
 	mi := s.candidate(e.blk.Record, e.man.m, ord)
-	mi.attackers = s.attackersOf(mi.keys, ord)
-	for _, x := range s.targetsOf(mi.m.Revoked, mi.anc) {
-		x.man.attackers = append(x.man.attackers, ord)
-	}
 	e.man = mi
 	s.mans = append(s.mans, e)
+	s.g.ms = append(s.g.ms, mi)
+	s.g.lab = append(s.g.lab, undecided)
+	for _, p := range mi.preds {
+		s.g.ms[p].children = append(s.g.ms[p].children, ord)
+	}
 	for _, k := range mi.keys {
-		s.bySigner[k] = append(s.bySigner[k], e)
+		s.g.needers[k] = append(s.g.needers[k], ord)
 	}
 	for _, k := range mi.m.Revoked {
-		s.byRevoker[k] = append(s.byRevoker[k], e)
+		s.g.revokers[k] = append(s.g.revokers[k], ord)
 	}
-	s.relabelPending = true
+	s.fresh = append(s.fresh, ord)
 }
 
-// ground computes the grounded labelling of the candidates (SPEC §12.2):
-// from all undecided, a candidate becomes accepted once its predecessors
-// are accepted and it meets their thresholds without the keys revoked by
-// its attackers that are not rejected, and rejected once a predecessor is
-// rejected or it falls short without the keys revoked by its accepted
-// attackers. Each candidate is re-examined when a predecessor or an
-// attacker is decided, so the cost is linear in candidates and edges.
-func ground(ms []*manInfo) []label {
-	lab := make([]label, len(ms))
-	deps := make([][]int, len(ms))
-	for i, m := range ms {
-		for _, p := range m.preds {
-			deps[p] = append(deps[p], i)
-		}
-		for _, a := range m.attackers {
-			deps[a] = append(deps[a], i)
-		}
-	}
-	queue := make([]int, len(ms))
-	for i := range queue {
-		queue[i] = i
-	}
-	for h := 0; h < len(queue); h++ {
-		i := queue[h]
-		if lab[i] != undecided {
-			continue
-		}
-		if lab[i] = decideLabel(ms, lab, i); lab[i] != undecided {
-			queue = append(queue, deps[i]...)
-		}
-	}
-	return lab
-}
-
-// decideLabel applies the two labelling rules to candidate i.
-func decideLabel(ms []*manInfo, lab []label, i int) label {
-	m := ms[i]
-	allIn := true
-	for _, p := range m.preds {
-		switch lab[p] {
-		case rejected:
-			return rejected
-		case undecided:
-			allIn = false
-		}
-	}
-	revokedBy := func(ok func(label) bool) func(protocol.PublicKey) bool {
-		return func(k protocol.PublicKey) bool {
-			for _, a := range m.attackers {
-				if ok(lab[a]) && slices.Contains(ms[a].m.Revoked, k) {
-					return true
-				}
-			}
-			return false
-		}
-	}
-	if !meets(m.reqs, revokedBy(func(l label) bool { return l == accepted })) {
-		return rejected
-	}
-	if allIn && meets(m.reqs, revokedBy(func(l label) bool { return l != rejected })) {
-		return accepted
-	}
-	return undecided
-}
-
-// rejectReason says why a rejected candidate is rejected.
-func rejectReason(ms []*manInfo, lab []label, i int) string {
-	for _, p := range ms[i].preds {
-		if lab[p] == rejected {
-			return reasonPrevRejected
-		}
-	}
-	return reasonSignersRevoked
-}
-
-// infos returns the candidates' labelling data, by ordinal.
-func (s *State) infos() []*manInfo {
-	out := make([]*manInfo, len(s.mans))
-	for i, e := range s.mans {
-		out[i] = e.man
-	}
-	return out
-}
-
-// relabel recomputes the labelling after new candidates and carries every
-// change through: heads, the revoked keys, and the contributions and
-// reviews that name a manifest whose label moved or are by a key whose
-// revocation did.
+// relabel labels the candidates that arrived since the last labelling and
+// every candidate whose label may depend on theirs (graph.closure), and
+// carries every change through: the heads and the revoked keys when an
+// accepted or revoking candidate moved, and the contributions naming a
+// moved manifest as licence, the reviews naming it as Under, and the
+// reviews by a key whose revocation came or went.
 func (s *State) relabel() {
-	ms := s.infos()
-	lab := ground(ms)
+	g := &s.g
+	fresh := s.fresh
+	s.fresh = nil
+	cl := g.closure(fresh)
+	old := make([]label, len(cl))
+	for k, i := range cl {
+		old[k] = g.lab[i]
+	}
+	g.ground(cl)
 	var changed []*entry
-	for i, e := range s.mans {
-		if e.man.labelled && e.man.label == lab[i] {
-			if lab[i] == rejected {
-				e.reason = rejectReason(ms, lab, i) // its cause may have moved
+	heads, revs := false, false
+	for k, i := range cl {
+		e := s.mans[i]
+		isNew := e.cls == clsWaiting // a fresh candidate, not labelled yet
+		if !isNew && old[k] == g.lab[i] {
+			if g.lab[i] == rejected {
+				e.reason = g.rejectReason(i) // its cause may have moved
 			}
 			continue
 		}
-		e.man.label, e.man.labelled = lab[i], true
-		switch lab[i] {
+		switch g.lab[i] {
 		case accepted:
 			s.setClass(e, clsOK, "")
 		case rejected:
-			s.setClass(e, clsInert, rejectReason(ms, lab, i))
+			s.setClass(e, clsInert, g.rejectReason(i))
 		default:
 			s.setClass(e, clsContested, "")
 		}
+		heads = heads || g.lab[i] == accepted || !isNew && old[k] == accepted
+		revs = revs || len(e.man.m.Revoked) > 0
 		changed = append(changed, e)
 	}
-	if len(changed) == 0 {
-		return
+	if heads {
+		s.resolveHeads()
 	}
-	s.resolveHeads()
-	moved := s.resolveRevoked()
+	var moved []protocol.PublicKey
+	if revs {
+		moved = s.resolveRevoked()
+	}
 	for _, e := range changed {
 		for _, c := range s.byLicence[e.cid] {
 			s.reclassifyContribution(c)
@@ -380,25 +284,26 @@ func (s *State) relabel() {
 			s.reclassifyReview(r)
 		}
 	}
-	if len(moved) > 0 {
-		s.rescanAuthors(moved)
+	for _, k := range moved {
+		for _, r := range s.byAuthor[k] {
+			s.reclassifyReview(r)
+		}
 	}
 }
 
 // resolveHeads recomputes the heads: accepted manifests no accepted
 // manifest names in Prev, resolved first.
 func (s *State) resolveHeads() {
-	named := map[int]bool{}
-	for _, e := range s.mans {
-		if e.man.label == accepted {
-			for _, p := range e.man.preds {
-				named[p] = true
-			}
-		}
-	}
 	s.headOrder = s.headOrder[:0]
-	for _, e := range s.mans {
-		if e.man.label == accepted && !named[e.man.ord] {
+	for i, e := range s.mans {
+		if s.g.lab[i] != accepted || e.cls != clsOK {
+			continue
+		}
+		superseded := false
+		for _, c := range s.g.ms[i].children {
+			superseded = superseded || s.g.lab[c] == accepted && s.mans[c].cls == clsOK
+		}
+		if !superseded {
 			s.headOrder = append(s.headOrder, e.cid)
 		}
 	}
@@ -420,15 +325,15 @@ func (s *State) resolvedFirst(a, b cid.Cid) int {
 // and returns the keys whose standing moved.
 func (s *State) resolveRevoked() []protocol.PublicKey {
 	rev, sus := map[protocol.PublicKey]struct{}{}, map[protocol.PublicKey]struct{}{}
-	for _, e := range s.mans {
-		if e.man.labelled && e.man.label == accepted {
+	for i, e := range s.mans {
+		if e.cls == clsOK && s.g.lab[i] == accepted {
 			for _, k := range e.man.m.Revoked {
 				rev[k] = struct{}{}
 			}
 		}
 	}
-	for _, e := range s.mans {
-		if e.man.labelled && e.man.label == undecided {
+	for i, e := range s.mans {
+		if e.cls == clsContested && s.g.lab[i] == undecided {
 			for _, k := range e.man.m.Revoked {
 				if _, ok := rev[k]; !ok {
 					sus[k] = struct{}{}

@@ -91,20 +91,16 @@ func (s *State) classifyNewManifest(r *protocol.Record, m *protocol.Manifest) Ve
 	}
 	ord := len(s.mans)
 	mi := s.candidate(r, m, ord)
-	mi.attackers = s.attackersOf(mi.keys, ord)
-	ms := s.infos()
-	for _, x := range s.targetsOf(m.Revoked, mi.anc) {
-		cp := *x.man
-		cp.attackers = append(slices.Clip(cp.attackers), ord)
-		ms[cp.ord] = &cp
+	g := graph{
+		ms: append(slices.Clip(s.g.ms), mi), lab: append(slices.Clone(s.g.lab), undecided),
+		revokers: s.g.revokers, needers: s.g.needers, extra: mi,
 	}
-	ms = append(ms, mi)
-	lab := ground(ms)
-	switch lab[ord] {
+	g.ground(g.closure([]int{ord}))
+	switch g.lab[ord] {
 	case accepted:
 		return verdictOf(clsOK, "")
 	case rejected:
-		return verdictOf(clsInert, rejectReason(ms, lab, ord))
+		return verdictOf(clsInert, g.rejectReason(ord))
 	}
 	return verdictOf(clsContested, "")
 }

@@ -24,9 +24,9 @@ func (s *State) reclassifyReview(e *entry) {
 	t := s.recs[e.blk.Record.Review().Target.Cid]
 	switch {
 	case votes(c) && !votes(was):
-		offerLatest(t.con, e)
+		t.con.offer(e)
 	case !votes(c) && votes(was):
-		s.dropLatest(t, e)
+		t.con.drop(e)
 	}
 	s.recount(t)
 }
@@ -81,41 +81,49 @@ func later(a, b *entry) bool {
 	return a.cid.KeyString() > b.cid.KeyString()
 }
 
-// offerLatest makes e (eligible or suspended) its maintainer's latest
-// review of c if it is later than the one held.
-func offerLatest(c *conInfo, e *entry) {
-	author := e.blk.Record.Author
-	for i, x := range c.latest {
-		if x.blk.Record.Author == author {
-			if later(e, x) {
-				c.latest[i] = e
-			}
-			return
-		}
-	}
-	c.latest = append(c.latest, e)
+// voter is one maintainer's eligible and suspended reviews of a
+// contribution, latest first.
+type voter struct {
+	author  protocol.PublicKey
+	reviews []*entry
 }
 
-// dropLatest removes e, neither eligible nor suspended any more, from its
-// target's latest reviews, falling back to the maintainer's latest
-// remaining eligible or suspended one.
-func (s *State) dropLatest(t *entry, e *entry) {
-	c := t.con
-	i := -1
-	for j, x := range c.latest {
-		if x == e {
-			i = j
-		}
+// offer adds e, now eligible or suspended, to its maintainer's reviews.
+func (c *conInfo) offer(e *entry) {
+	author := e.blk.Record.Author
+	i := slices.IndexFunc(c.voters, func(v voter) bool { return v.author == author })
+	if i < 0 {
+		c.voters = append(c.voters, voter{author: author, reviews: []*entry{e}})
+		return
 	}
+	rs := c.voters[i].reviews
+	j, _ := slices.BinarySearchFunc(rs, e, func(x, y *entry) int { return -byTimeCID(x, y) })
+	c.voters[i].reviews = slices.Insert(rs, j, e)
+}
+
+// drop removes e, neither eligible nor suspended any more, from its
+// maintainer's reviews.
+func (c *conInfo) drop(e *entry) {
+	author := e.blk.Record.Author
+	i := slices.IndexFunc(c.voters, func(v voter) bool { return v.author == author })
 	if i < 0 {
 		return
 	}
-	c.latest = append(c.latest[:i], c.latest[i+1:]...)
-	for _, r := range s.byTarget[t.cid] {
-		if votes(r.cls) && r.blk.Record.Author == e.blk.Record.Author {
-			offerLatest(c, r)
+	c.voters[i].reviews = slices.DeleteFunc(c.voters[i].reviews, func(x *entry) bool { return x == e })
+	if len(c.voters[i].reviews) == 0 {
+		c.voters = slices.Delete(c.voters, i, i+1)
+	}
+}
+
+// latest reports whether e is its maintainer's latest eligible or
+// suspended review of c.
+func (c *conInfo) latest(e *entry) bool {
+	for _, v := range c.voters {
+		if v.reviews[0] == e {
+			return true
 		}
 	}
+	return false
 }
 
 // reclassifyContribution re-derives a contribution's standing and status,
@@ -183,26 +191,18 @@ func voteOf(r *entry) vote {
 	return vote{decision: v.Decision, under: v.Under.Cid}
 }
 
-// possible returns a maintainer's possible votes on t (SPEC §12.4), given
-// their latest eligible or suspended review: its vote if it is eligible;
-// otherwise the votes of their eligible and suspended reviews from the
-// latest back to the latest eligible one, or to the end and no vote.
-func (s *State) possible(t, latest *entry) []vote {
-	if latest.cls == clsOK {
-		return []vote{voteOf(latest)}
+// possible returns a maintainer's possible votes (SPEC §12.4): the vote
+// of their latest review if it is eligible; otherwise the votes of their
+// reviews from the latest back to the latest eligible one, or to the end
+// and no vote.
+func possible(v voter) []vote {
+	if v.reviews[0].cls == clsOK {
+		return []vote{voteOf(v.reviews[0])}
 	}
-	author := latest.blk.Record.Author
-	var rs []*entry
-	for _, r := range s.byTarget[t.cid] {
-		if votes(r.cls) && r.blk.Record.Author == author {
-			rs = append(rs, r)
-		}
-	}
-	slices.SortFunc(rs, func(a, b *entry) int { return -byTimeCID(a, b) })
 	var out []vote
-	for _, r := range rs {
-		if v := voteOf(r); !slices.Contains(out, v) {
-			out = append(out, v)
+	for _, r := range v.reviews {
+		if x := voteOf(r); !slices.Contains(out, x) {
+			out = append(out, x)
 		}
 		if r.cls == clsOK {
 			return out
@@ -246,12 +246,12 @@ func (s *State) decide(t *entry) (st Status, held bool) {
 			tally[i].certain++
 		}
 	}
-	for _, r := range t.con.latest {
-		if r.cls == clsOK {
+	for _, v := range t.con.voters {
+		if r := v.reviews[0]; r.cls == clsOK {
 			add(voteOf(r), true)
 			continue
 		}
-		opts := s.possible(t, r)
+		opts := possible(v)
 		for _, v := range opts {
 			add(v, len(opts) == 1)
 		}

@@ -61,21 +61,19 @@ type manInfo struct {
 	st manState
 
 	// Set when the manifest becomes a candidate:
-	ord       int                  // its index in State.mans
-	preds     []int                // its predecessors' ordinals
-	anc       bitset               // the ordinals of its past, itself included
-	depth     int                  // the number of manifests in its past
-	reqs      []req                // per predecessor: its signers there, and the threshold
-	keys      []protocol.PublicKey // every signer some req counts
-	attackers []int                // the candidates that attack it
-	label     label
-	labelled  bool
+	ord      int                  // its index in State.mans
+	preds    []int                // its predecessors' ordinals
+	anc      bitset               // the ordinals of its past, itself included
+	depth    int                  // the number of manifests in its past
+	reqs     []req                // per predecessor: its signers there, and the threshold
+	keys     []protocol.PublicKey // every signer some req counts
+	children []int                // the candidates naming it in Prev
 }
 
 type conInfo struct {
 	status Status
-	held   bool     // pending because undecided votes could go either way
-	latest []*entry // latest eligible or suspended review per maintainer
+	held   bool    // pending because undecided votes could go either way
+	voters []voter // per maintainer, their eligible and suspended reviews
 }
 
 // State is the state of one commons: a grow-only set of records and what
@@ -96,13 +94,14 @@ type State struct {
 	byUnder   map[cid.Cid][]*entry // reviews by Under, present or not
 	byLicence map[cid.Cid][]*entry // contributions by Licence, present or not
 
-	mans           []*entry                        // the candidate manifests, by ordinal
-	bySigner       map[protocol.PublicKey][]*entry // candidates by the keys they count
-	byRevoker      map[protocol.PublicKey][]*entry // candidates by the keys they revoke
-	relabelPending bool                            // a candidate arrived since the last labelling
-	headOrder      []cid.Cid                       // heads, resolved first
-	revoked        map[protocol.PublicKey]struct{} // keys revoked by accepted manifests
-	suspended      map[protocol.PublicKey]struct{} // keys revoked by contested manifests only
+	byAuthor map[protocol.PublicKey][]*entry // reviews by author
+
+	mans      []*entry                        // the candidate manifests, by ordinal
+	g         graph                           // the candidates' labelling data and labels, by ordinal
+	fresh     []int                           // candidates not labelled yet
+	headOrder []cid.Cid                       // heads, resolved first
+	revoked   map[protocol.PublicKey]struct{} // keys revoked by accepted manifests
+	suspended map[protocol.PublicKey]struct{} // keys revoked by contested manifests only
 
 	tx map[cid.Cid]Status // status before the current Add/AddBatch, "" for new
 
@@ -120,8 +119,8 @@ func New(commons cid.Cid) *State {
 		waitingOn: make(map[cid.Cid][]*entry),
 		byUnder:   make(map[cid.Cid][]*entry),
 		byLicence: make(map[cid.Cid][]*entry),
-		bySigner:  make(map[protocol.PublicKey][]*entry),
-		byRevoker: make(map[protocol.PublicKey][]*entry),
+		byAuthor:  make(map[protocol.PublicKey][]*entry),
+		g:         graph{revokers: map[protocol.PublicKey][]int{}, needers: map[protocol.PublicKey][]int{}},
 		inert:     make(map[cid.Cid]struct{}),
 		revoked:   make(map[protocol.PublicKey]struct{}),
 		suspended: make(map[protocol.PublicKey]struct{}),

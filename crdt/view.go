@@ -97,10 +97,8 @@ func (s *State) versions(c class) []ManifestVersion {
 		r := e.blk.Record
 		v := ManifestVersion{CID: e.cid, Manifest: e.man.m, Author: r.Author, Time: r.Time,
 			Head: c == clsOK && slices.Contains(s.headOrder, e.cid), Contested: c == clsContested}
-		for _, a := range e.man.attackers {
-			if ae := s.mans[a]; ae.man.label != rejected {
-				v.AttackedBy = append(v.AttackedBy, ae.cid)
-			}
+		for _, a := range s.g.attackers(e.man.ord) {
+			v.AttackedBy = append(v.AttackedBy, s.mans[a].cid)
 		}
 		slices.SortFunc(v.AttackedBy, compareCID)
 		out = append(out, v)
@@ -158,7 +156,7 @@ func (s *State) reviewView(t, e *entry) ReviewView {
 	r := e.blk.Record
 	b := r.Review()
 	v := ReviewView{CID: e.cid, Maintainer: r.Author, Decision: b.Decision, Under: b.Under.Cid, Time: r.Time, Rationale: b.Rationale}
-	v.Counts = e.cls == clsOK && slices.Contains(t.con.latest, e)
+	v.Counts = e.cls == clsOK && t.con.latest(e)
 	switch e.cls {
 	case clsInert:
 		v.Inert = e.reason
