@@ -217,7 +217,7 @@ func (s *State) addCandidate(e *entry) {
 	e.man = mi
 	s.mans = append(s.mans, e)
 	s.g.ms = append(s.g.ms, mi)
-	s.g.lab = append(s.g.lab, undecided)
+	s.g.addLabel(mi)
 	for _, p := range mi.preds {
 		s.g.ms[p].children = append(s.g.ms[p].children, ord)
 	}

@@ -3,6 +3,7 @@ package crdt
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/commons-p2p/commons/protocol"
@@ -92,9 +93,11 @@ func (s *State) classifyNewManifest(r *protocol.Record, m *protocol.Manifest) Ve
 	ord := len(s.mans)
 	mi := s.candidate(r, m, ord)
 	g := graph{
-		ms: append(slices.Clip(s.g.ms), mi), lab: append(slices.Clone(s.g.lab), undecided),
+		ms: append(slices.Clip(s.g.ms), mi), lab: slices.Clone(s.g.lab),
 		revokers: s.g.revokers, needers: s.g.needers, extra: mi,
+		nAccepted: maps.Clone(s.g.nAccepted), nLive: maps.Clone(s.g.nLive),
 	}
+	g.addLabel(mi)
 	g.ground(g.closure([]int{ord}))
 	switch g.lab[ord] {
 	case accepted:

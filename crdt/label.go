@@ -23,6 +23,43 @@ type graph struct {
 	extra    *manInfo                     // a hypothetical last candidate, or nil
 	in       []uint32                     // in[i] == gen: i is in the closure being labelled
 	gen      uint32
+
+	// Per key, how many of the candidates revoking it are accepted, and
+	// how many are not rejected: most questions "is k revoked against i"
+	// are answered by a zero, without looking at the revokers.
+	nAccepted map[protocol.PublicKey]int
+	nLive     map[protocol.PublicKey]int
+}
+
+// setLabel sets candidate i's label, keeping the per-key counts.
+func (g *graph) setLabel(i int, l label) {
+	old := g.lab[i]
+	if old == l {
+		return
+	}
+	for _, k := range g.ms[i].m.Revoked {
+		if old == accepted {
+			g.nAccepted[k]--
+		}
+		if old == rejected {
+			g.nLive[k]++
+		}
+		if l == accepted {
+			g.nAccepted[k]++
+		}
+		if l == rejected {
+			g.nLive[k]--
+		}
+	}
+	g.lab[i] = l
+}
+
+// addLabel counts a new candidate, undecided.
+func (g *graph) addLabel(mi *manInfo) {
+	g.lab = append(g.lab, undecided)
+	for _, k := range mi.m.Revoked {
+		g.nLive[k]++
+	}
 }
 
 func (g *graph) revokersOf(k protocol.PublicKey) []int {
@@ -74,14 +111,19 @@ func (g *graph) closure(seeds []int) []int {
 	for _, i := range seeds {
 		add(i)
 	}
+	// A key's counters are reached once, all of them: the closure may hold
+	// a few candidates that do not depend on the seeds (a revoker's own
+	// past), which only costs their relabelling, never a wrong label.
+	done := map[protocol.PublicKey]bool{}
 	for h := 0; h < len(out); h++ {
 		i := out[h]
 		for _, c := range g.childrenOf(i) {
 			add(c)
 		}
 		for _, k := range g.ms[i].m.Revoked {
-			for _, j := range g.needersOf(k) {
-				if !g.ms[i].anc.has(j) {
+			if !done[k] {
+				done[k] = true
+				for _, j := range g.needersOf(k) {
 					add(j)
 				}
 			}
@@ -101,7 +143,7 @@ func (g *graph) closure(seeds []int) []int {
 // revoking one of its keys is decided (found per key, once per round).
 func (g *graph) ground(cl []int) {
 	for _, i := range cl {
-		g.lab[i] = undecided
+		g.setLabel(i, undecided)
 	}
 	queue := slices.Clone(cl)
 	dirty := map[protocol.PublicKey]struct{}{}
@@ -111,9 +153,11 @@ func (g *graph) ground(cl []int) {
 			if g.lab[i] != undecided {
 				continue
 			}
-			if g.lab[i] = g.decide(i); g.lab[i] == undecided {
+			l := g.decide(i)
+			if l == undecided {
 				continue
 			}
+			g.setLabel(i, l)
 			for _, c := range g.childrenOf(i) {
 				if g.inClosure(c) && g.lab[c] == undecided {
 					queue = append(queue, c)
@@ -159,6 +203,9 @@ func (g *graph) decide(i int) label {
 // revokedAgainst reports whether a candidate that does not have i in its
 // past revokes k and is accepted (onlyAccepted), or is not rejected.
 func (g *graph) revokedAgainst(i int, k protocol.PublicKey, onlyAccepted bool) bool {
+	if onlyAccepted && g.nAccepted[k] == 0 || g.nLive[k] == 0 {
+		return false
+	}
 	for _, r := range g.revokersOf(k) {
 		l := g.lab[r]
 		if (l == accepted || !onlyAccepted && l == undecided) && !g.ms[r].anc.has(i) {
