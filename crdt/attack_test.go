@@ -230,8 +230,8 @@ func shuffled(t *rapid.T, id cid.Cid, bs []*protocol.Block, label string) *State
 //     rejected, no honest key is revoked, and the head is honest;
 //   - whatever differs from the honest world (the same records without the
 //     attacker's manifests and reviews) is visible: a contested manifest,
-//     and for a contribution a status held pending (or a licence that is
-//     contested), never another decision;
+//     and for a contribution a status held pending, never another
+//     decision;
 //   - with no contest, the state is the honest world's: head, chain,
 //     revoked keys and every status; and an attacker that revokes no honest
 //     key never starts a contest;
@@ -282,7 +282,7 @@ func TestAttackerHoldingKeys(t *testing.T) {
 			if got.Status == want.Status {
 				continue
 			}
-			if !contested || got.Status != StatusPending || !got.Held && got.Inert != reasonLicenceContested {
+			if !contested || got.Status != StatusPending || !got.Held {
 				t.Fatalf("contribution %s: %s (held %v, inert %q), honest world's %s; contested manifests: %d",
 					c.CID, got.Status, got.Held, got.Inert, want.Status, len(full.ContestedManifests()))
 			}

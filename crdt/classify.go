@@ -158,9 +158,11 @@ func (s *State) ClassifyDraft(b *protocol.Block) (Verdict, error) {
 		return Verdict{}, err
 	}
 	m := b.Record.Manifest()
-	if m == nil || b.Record.IsGenesis() || s.recs[b.CID] != nil {
+	if e := s.recs[b.CID]; m == nil || b.Record.IsGenesis() || e != nil && e.man != nil && e.man.st == manCand {
 		return s.Classify(b)
 	}
+	// Not here, or here short of signatures (someone published the
+	// half-signed draft): what would its fully signed form be?
 	r := *b.Record
 	r.Cosigs = slices.Clone(r.Cosigs)
 	for _, p := range m.Prev {

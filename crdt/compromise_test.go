@@ -392,6 +392,13 @@ func TestClassifyDraft(t *testing.T) {
 			if v, _ := s.Classify(tt.b); v.Class != ClassInert {
 				t.Fatalf("Classify of the draft itself: %+v, want inert (short of signatures)", v)
 			}
+			// Someone publishes the half-signed draft: co-signing it is
+			// still worth it.
+			s2 := Merge(s, New(g.CID))
+			mustAdd(t, s2, tt.b)
+			if v, err := s2.ClassifyDraft(tt.b); err != nil || v.Class != tt.class {
+				t.Fatalf("ClassifyDraft once the half-signed draft is published: %+v, %v; want %s", v, err, tt.class)
+			}
 		})
 	}
 }

@@ -175,6 +175,9 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 			out.Waiting++
 		default:
 			out.Inert[c.String()] = cs
+			if cs == reasonLicenceContested {
+				out.Held[c.String()] = true
+			}
 		}
 		out.Status[c.String()] = st
 		out.Counts[map[Status]int{StatusPending: 0, StatusAccepted: 1, StatusRejected: 2}[st]]++

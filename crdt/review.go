@@ -218,11 +218,12 @@ func possible(v voter) []vote {
 // maintainers' possible votes: rejected if some version's reject quorum is
 // met by certain rejects naming it; else accepted if some version's quorum
 // is met by certain accepts naming it and no version's reject quorum by
-// possible rejects; else pending. held is true when it is pending but the
-// possible votes could decide it.
+// possible rejects; else pending. held is true when it is pending because
+// of a contest: its licence is contested, or the possible votes could
+// decide it.
 func (s *State) decide(t *entry) (st Status, held bool) {
 	if t.cls != clsOK {
-		return StatusPending, false
+		return StatusPending, t.cls == clsInert && t.reason == reasonLicenceContested
 	}
 	// The distinct votes are few (one per version and decision): a slice
 	// on the stack, searched linearly, costs less than a map.

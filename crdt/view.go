@@ -33,8 +33,9 @@ type ContributionView struct {
 	Time   protocol.HLC
 	Body   *protocol.Contribution
 	Status Status
-	// Held is true when the contribution is pending only because votes a
-	// contest holds undecided could go either way (SPEC §12.5).
+	// Held is true when the contribution is pending because of a contest:
+	// its licence is contested, or votes a contest holds undecided could
+	// decide it (SPEC §12.5).
 	Held bool
 	// Inert says why the contribution cannot be accepted; "" if it can.
 	Inert string

@@ -215,7 +215,8 @@ type RecordInfo struct {
 	Review       *protocol.Review       `json:"review,omitempty"`
 	Cosigners    []protocol.PublicKey   `json:"cosigners,omitempty"`
 	Status       string                 `json:"status,omitempty"`
-	// Held: a contribution a contest holds pending (SPEC §12.5).
+	// Held: a contribution a contest holds pending: its licence version is
+	// contested, or undecided votes could decide it (SPEC §12.5).
 	Held bool `json:"held,omitempty"`
 	// Contested: a manifest that is contested (SPEC §12.6).
 	Contested bool         `json:"contested,omitempty"`

@@ -179,7 +179,7 @@ func (a *app) printRecord(r node.RecordInfo) {
 		}
 		status := r.Status
 		if r.Held {
-			status += " (held: a contest leaves votes undecided that could decide it; see commons manifest show)"
+			status += " (held by a contest over the association's keys: its licence version is contested, or votes the contest leaves undecided could decide it; see commons manifest show)"
 		}
 		fmt.Fprintf(w, "status:   %s\n", status)
 		for _, v := range r.Reviews {

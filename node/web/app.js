@@ -205,7 +205,7 @@ async function showContribution(cid) {
   const reviews = r.reviews || [];
   el.replaceChildren(...[
     h("h1", {}, h("span", { text: c.Title + " " }), h("span", { id: "detail-status" }, badge(r.status))),
-    r.held ? h("p", { class: "warn", id: "held", text: "Held: a contest over the association's keys leaves votes undecided that could decide this contribution; it stays pending until the contest is decided." }) : null,
+    r.held ? h("p", { class: "warn", id: "held", text: "Held: a contest over the association's keys holds this contribution pending (its licence version is contested, or votes the contest leaves undecided could decide it) until the contest is decided." }) : null,
     c.Summary ? h("p", { text: c.Summary }) : null,
     h("dl", {},
       h("dt", { text: "author" }), h("dd", { class: "mono", text: r.author }),
