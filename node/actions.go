@@ -231,6 +231,9 @@ func (n *Node) buildUpdate(commons string, p ManifestParams, alone bool) (*proto
 		}
 		head = rep.state.Block(heads[0]).Record.Manifest()
 	}
+	if err := vouchesForRevoked(rep, heads, p); err != nil {
+		return nil, err
+	}
 	m := *head
 	m.Prev, m.Version, m.Revoked = nil, 0, slices.Clone(head.Revoked)
 	for _, h := range heads {
@@ -254,6 +257,27 @@ func (n *Node) buildUpdate(commons string, p ManifestParams, alone bool) (*proto
 		return nil, err
 	}
 	return &protocol.Record{Commons: rep.id, Body: &m}, nil
+}
+
+// vouchesForRevoked refuses an update that revokes a key and builds, by
+// default, on a head that key signed: the head, and what it changed (its
+// association, its maintainers), would stay in force, in the revoking
+// update's own past. If the head was signed before the key was stolen,
+// naming it with p.On says so; if after, the update must build on the
+// version before it.
+func vouchesForRevoked(rep *replica, heads []cid.Cid, p ManifestParams) error {
+	if len(p.On) > 0 || p.Force {
+		return nil
+	}
+	for _, h := range heads {
+		signers := rep.state.Block(h).Record.Signers()
+		for _, k := range p.Revoke {
+			if slices.Contains(signers, k) {
+				return fmt.Errorf("%w: the current version %s was signed by %s, the key this update revokes; building on it keeps it and all it changed in force. If it was signed before the key was stolen, name it: --on %s; if after, build on the version before it (manifest show lists them)", ErrForbidden, h, k, h)
+			}
+		}
+	}
+	return nil
 }
 
 // dropRevoked takes the revoked keys out of the association and the

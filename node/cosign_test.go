@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/commons-p2p/commons/protocol"
 )
@@ -101,5 +104,37 @@ func TestCosignOverHTTP(t *testing.T) {
 	// The same bytes published again are a no-op with the same CID.
 	if again := must[Published](t)(b.c.Publish(ctx, cosigned, false)).CID; again != c {
 		t.Fatalf("republish gave %s, want %s", again, c)
+	}
+}
+
+// Revoking a key on top of a version that key signed would keep that
+// version, and all it changed, in force: the node refuses unless the
+// version is named (--on), and the revocation built on the version before
+// it rejects the thief's update.
+func TestRevokeOnTheThiefsVersion(t *testing.T) {
+	ctx := t.Context()
+	a, thief := startOffline(t), startOffline(t)
+	x, err := protocol.PublicKeyFromPeerID(must[peer.ID](t)(peer.IDFromPrivateKey(testKey(t))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := must[string](t)(a.CreateManifest(ctx, ManifestParams{Name: ptr("T"), Licence: ptr("MIT"),
+		Association: []protocol.PublicKey{a.Self(), thief.Self()}, Maintainers: []protocol.PublicKey{a.Self()}}))
+	copyCommons(t, a, thief, id)
+	// The thief keeps both keys, adds its own and appoints it maintainer.
+	taken := must[Published](t)(thief.UpdateManifest(ctx, id, ManifestParams{
+		Association: []protocol.PublicKey{a.Self(), thief.Self(), x}, Maintainers: []protocol.PublicKey{x}}))
+	copyCommons(t, thief, a, id)
+	_, err = a.UpdateManifest(ctx, id, ManifestParams{Revoke: []protocol.PublicKey{thief.Self()}})
+	if !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "--on") || !strings.Contains(err.Error(), taken.CID) {
+		t.Fatalf("revoking the thief on its own version: %v; want refused, naming the version and --on", err)
+	}
+	answer := must[Published](t)(a.UpdateManifest(ctx, id, ManifestParams{Revoke: []protocol.PublicKey{thief.Self()}, On: []string{id}}))
+	if answer.Class != "effective" {
+		t.Fatalf("revocation on the genesis: %+v", answer)
+	}
+	info := must[ManifestInfo](t)(a.Manifest(ctx, id))
+	if info.Head != answer.CID || slices.ContainsFunc(info.History, func(v ManifestVersion) bool { return v.CID == taken.CID }) {
+		t.Fatalf("head %s (want %s), history %+v: the thief's version must be rejected", info.Head, answer.CID, info.History)
 	}
 }

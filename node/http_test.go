@@ -419,7 +419,7 @@ func TestManifestUpdate(t *testing.T) {
 	if !slices.Equal(m.Manifest.Association, []protocol.PublicKey{w.self}) || !slices.Equal(m.Manifest.Maintainers, []protocol.PublicKey{w.self}) || m.Manifest.Quorum != 1 {
 		t.Errorf("after revoking %s: association %v, maintainers %v, quorum %d", second, m.Manifest.Association, m.Manifest.Maintainers, m.Manifest.Quorum)
 	}
-	if _, err := w.c.UpdateManifest(ctx, w.commons, ManifestParams{Revoke: []protocol.PublicKey{w.self}}); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "revokes every association key") {
+	if _, err := w.c.UpdateManifest(ctx, w.commons, ManifestParams{Revoke: []protocol.PublicKey{w.self}, On: []string{m.Head}}); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "revokes every association key") {
 		t.Errorf("revoking the last association key: %v", err)
 	}
 }
