@@ -147,8 +147,9 @@ func (s *State) ReviewUnder(c cid.Cid, maintainer protocol.PublicKey) (cid.Cid, 
 	return best.cid, nil
 }
 
-// ClassifyDraft classifies a manifest update as Classify would once every
-// key of its predecessors' associations had co-signed it: whether a draft
+// ClassifyDraft classifies a manifest as Classify would once every key of
+// its predecessors' associations (for a genesis, of its own) had co-signed
+// it: whether a draft
 // can ever take effect, whoever still has to sign. A draft that is inert
 // even so (it builds on a rejected version, its version is not above its
 // predecessors', a revocation here condemns it) should not be passed round
@@ -158,22 +159,26 @@ func (s *State) ClassifyDraft(b *protocol.Block) (Verdict, error) {
 		return Verdict{}, err
 	}
 	m := b.Record.Manifest()
-	if e := s.recs[b.CID]; m == nil || b.Record.IsGenesis() || e != nil && e.man != nil && e.man.st == manCand {
+	if e := s.recs[b.CID]; m == nil || e != nil && e.man != nil && e.man.st == manCand {
 		return s.Classify(b)
 	}
 	// Not here, or here short of signatures (someone published the
 	// half-signed draft): what would its fully signed form be?
 	r := *b.Record
 	r.Cosigs = slices.Clone(r.Cosigs)
-	for _, p := range m.Prev {
-		pe := s.recs[p.Cid]
-		if pe == nil || pe.man == nil {
-			continue
-		}
-		for _, k := range pe.man.m.Association {
+	sign := func(assoc []protocol.PublicKey) {
+		for _, k := range assoc {
 			if !slices.Contains(r.Signers(), k) {
 				r.Cosigs = append(r.Cosigs, protocol.Cosig{Key: k})
 			}
+		}
+	}
+	if r.IsGenesis() {
+		sign(m.Association)
+	}
+	for _, p := range m.Prev {
+		if pe := s.recs[p.Cid]; pe != nil && pe.man != nil {
+			sign(pe.man.m.Association)
 		}
 	}
 	return s.classifyNewManifest(&r, m), nil

@@ -127,19 +127,12 @@ func (n *Node) commit(ctx context.Context, blk *protocol.Block, join bool) error
 // this node's key, which is by default the association's only key. It
 // returns the commons ID.
 func (n *Node) CreateManifest(ctx context.Context, p ManifestParams) (string, error) {
-	if p.Name == nil || p.Licence == nil {
-		return "", badRequest("a manifest needs a name and a licence")
-	}
-	if len(p.Revoke) > 0 {
-		return "", badRequest("a new commons has no keys to revoke")
-	}
-	m := &protocol.Manifest{Association: []protocol.PublicKey{n.self}, Threshold: 1}
-	applyManifestParams(m, p)
-	if !m.IsAssociation(n.self) {
-		return "", badRequest("this node's key %s must be one of the association keys: it signs the genesis manifest", n.self)
+	m, err := n.genesis(p)
+	if err != nil {
+		return "", err
 	}
 	if m.Threshold > 1 {
-		return "", badRequest("a genesis signed by one key needs threshold 1; raise the threshold in a manifest update")
+		return "", badRequest("a genesis with threshold %d needs that many signatures: draft it (manifest create --draft FILE), have it co-signed, then publish it", m.Threshold)
 	}
 	pub, err := n.create(ctx, false, func() (*protocol.Record, error) {
 		return &protocol.Record{Body: m}, nil
@@ -150,16 +143,33 @@ func (n *Node) CreateManifest(ctx context.Context, p ManifestParams) (string, er
 	return pub.CID, nil
 }
 
+// genesis builds a genesis manifest body from p: by default this node's
+// key is the association's only key.
+func (n *Node) genesis(p ManifestParams) (*protocol.Manifest, error) {
+	if p.Name == nil || p.Licence == nil {
+		return nil, badRequest("a manifest needs a name and a licence")
+	}
+	if len(p.Revoke) > 0 || len(p.On) > 0 {
+		return nil, badRequest("a new commons has no keys to revoke and no version to build on")
+	}
+	m := &protocol.Manifest{Association: []protocol.PublicKey{n.self}, Threshold: 1}
+	applyManifestParams(m, p)
+	if !m.IsAssociation(n.self) {
+		return nil, badRequest("this node's key %s must be one of the association keys: it signs the genesis manifest", n.self)
+	}
+	return m, nil
+}
+
 // OneKeyActs reports whether one key alone can act for an association of
-// several (threshold 1): if it is stolen, the thief can contest every
-// update of the others (SPEC §12.6).
+// several (threshold 1): if it is stolen, the thief can contest every later
+// version, even once revoked (SPEC §12.1).
 func OneKeyActs(m *protocol.Manifest) bool {
 	return m.Threshold <= 1 && len(m.Association) > 1
 }
 
 // oneKeyWarning is the warning for a manifest where OneKeyActs.
 func oneKeyWarning(m *protocol.Manifest) string {
-	return fmt.Sprintf("any one of the %d association keys can act alone (threshold 1): if one is stolen, the thief can contest the others' updates; a threshold of 2 or more prevents that", len(m.Association))
+	return fmt.Sprintf("any one of the %d association keys can act alone (threshold 1): a thief holding one can contest every later version, even after it is revoked; raise the threshold to 2 or more early", len(m.Association))
 }
 
 // UpdateManifest publishes a new manifest version on top of every current
@@ -190,8 +200,20 @@ func (n *Node) UpdateManifest(ctx context.Context, commons string, p ManifestPar
 // co-sign (CosignManifest) before anyone publishes it (Publish).
 // A draft that could not take effect even once every association key had
 // co-signed it is refused, unless p.Force.
+//
+// With commons "", it drafts a genesis manifest instead, for an
+// association of several keys to found a commons together: signed by this
+// node, to be co-signed by the others up to its threshold.
 func (n *Node) DraftManifest(ctx context.Context, commons string, p ManifestParams) ([]byte, error) {
-	blk, err := n.sign(ctx, func() (*protocol.Record, error) { return n.buildUpdate(commons, p, false) })
+	build := func() (*protocol.Record, error) { return n.buildUpdate(commons, p, false) }
+	if commons == "" {
+		m, err := n.genesis(p)
+		if err != nil {
+			return nil, err
+		}
+		build = func() (*protocol.Record, error) { return &protocol.Record{Body: m}, nil }
+	}
+	blk, err := n.sign(ctx, build)
 	if err != nil {
 		return nil, err
 	}
@@ -319,11 +341,17 @@ func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]by
 		return nil, badRequest("draft: %v", err)
 	}
 	m := blk.Record.Manifest()
-	if m == nil || blk.Record.IsGenesis() {
-		return nil, badRequest("draft %s is a %s, not a manifest update", blk.CID, blk.Record.Type())
+	if m == nil {
+		return nil, badRequest("draft %s is a %s, not a manifest", blk.CID, blk.Record.Type())
+	}
+	if blk.Record.IsGenesis() && !m.IsAssociation(n.self) {
+		return nil, fmt.Errorf("%w: this node's key %s is not an association key of the drafted genesis %s", ErrForbidden, n.self, blk.CID)
 	}
 	var ferr error
 	if err := n.do(ctx, func() {
+		if blk.Record.IsGenesis() {
+			return
+		}
 		rep := n.commons[blk.Record.Commons]
 		if rep == nil {
 			ferr = fmt.Errorf("%w: %s is not replicated here", ErrUnknownCommons, blk.Record.Commons)

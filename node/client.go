@@ -160,7 +160,11 @@ func (c *Client) DraftManifest(ctx context.Context, commons string, p ManifestPa
 	if err != nil {
 		return nil, fmt.Errorf("daemon API: encode request: %w", err)
 	}
-	return c.bytes(ctx, "/api/v1/commons/"+url.PathEscape(commons)+"/manifest/draft", bytes.NewReader(b), "application/json")
+	path := "/api/v1/commons/" + url.PathEscape(commons) + "/manifest/draft"
+	if commons == "" {
+		path = "/api/v1/manifests/draft"
+	}
+	return c.bytes(ctx, path, bytes.NewReader(b), "application/json")
 }
 
 // CosignManifest implements API.

@@ -138,3 +138,32 @@ func TestRevokeOnTheThiefsVersion(t *testing.T) {
 		t.Fatalf("head %s (want %s), history %+v: the thief's version must be rejected", info.Head, answer.CID, info.History)
 	}
 }
+
+// Several members found a commons together: a genesis drafted with a
+// threshold of 2, co-signed, published (over the HTTP API, as the CLI
+// does).
+func TestGenesisDraft(t *testing.T) {
+	ctx := t.Context()
+	a, b, stranger := serve(t, startOffline(t)), serve(t, startOffline(t)), serve(t, startOffline(t))
+	p := ManifestParams{Name: ptr("Founded together"), Licence: ptr("MIT"),
+		Association: []protocol.PublicKey{a.n.Self(), b.n.Self()}, Threshold: ptr[uint64](2)}
+	if _, err := a.c.CreateManifest(ctx, p); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "--draft") {
+		t.Fatalf("create with threshold 2: %v; want a pointer to --draft", err)
+	}
+	draft := must[[]byte](t)(a.c.DraftManifest(ctx, "", p))
+	if _, err := a.c.Publish(ctx, draft, false); !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "genesis threshold") {
+		t.Fatalf("publish the genesis with one signature of two: %v", err)
+	}
+	if _, err := stranger.c.CosignManifest(ctx, draft, false); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("co-sign by a key outside the association: %v", err)
+	}
+	cosigned := must[[]byte](t)(b.c.CosignManifest(ctx, draft, false))
+	pub := must[Published](t)(a.c.Publish(ctx, cosigned, false))
+	if pub.Class != "effective" {
+		t.Fatalf("publish the co-signed genesis: %+v", pub)
+	}
+	info := must[ManifestInfo](t)(a.c.Manifest(ctx, pub.CID))
+	if info.Head != pub.CID || info.Manifest.Threshold != 2 || len(info.Manifest.Association) != 2 {
+		t.Fatalf("the new commons' manifest: %+v", info)
+	}
+}

@@ -40,6 +40,7 @@ func Handler(api API, token string) http.Handler {
 	mux.HandleFunc("GET /api/v1/commons/{id}/manifest", h.manifest)
 	mux.HandleFunc("POST /api/v1/commons/{id}/manifest", h.auth(h.updateManifest))
 	mux.HandleFunc("POST /api/v1/commons/{id}/manifest/draft", h.auth(h.draftManifest))
+	mux.HandleFunc("POST /api/v1/manifests/draft", h.auth(h.draftGenesis))
 	mux.HandleFunc("POST /api/v1/manifests/cosign", h.auth(h.cosignManifest))
 	mux.HandleFunc("POST /api/v1/records", h.auth(h.publish))
 	mux.HandleFunc("PUT /api/v1/commons/{id}", h.auth(h.join))
@@ -219,6 +220,19 @@ func (h *handler) draftManifest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	raw, err := h.api.DraftManifest(r.Context(), r.PathValue("id"), p)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeRecord(w, raw)
+}
+
+func (h *handler) draftGenesis(w http.ResponseWriter, r *http.Request) {
+	var p ManifestParams
+	if !decodeJSON(w, r, &p) {
+		return
+	}
+	raw, err := h.api.DraftManifest(r.Context(), "", p)
 	if err != nil {
 		fail(w, err)
 		return

@@ -73,7 +73,7 @@ func TestStolenKeyEndToEnd(t *testing.T) {
 	commons, errOut, code := run("a", "manifest", "create", "--name", "Stolen keys", "--licence", "CC-BY-SA-4.0",
 		"--association", ids["a"], "--association", ids["x"], "--threshold", "1",
 		"--maintainer", ids["b"], "--maintainer", ids["c"], "--maintainer", ids["x"], "--quorum", "1")
-	if code != 0 || !strings.Contains(errOut, "warning: any one of the 2 association keys can act alone") {
+	if code != 0 || !strings.Contains(errOut, "warning: any one of the 2 association keys can act alone") || !strings.Contains(errOut, "even after it is revoked") {
 		t.Fatalf("manifest create: exit %d, stderr %q; want the one-key warning", code, errOut)
 	}
 	for _, n := range names[1:] {

@@ -94,10 +94,21 @@ func (f *manifestFlags) params(fs *pflag.FlagSet) (node.ManifestParams, error) {
 
 func (a *app) manifestCreateCmd() *cobra.Command {
 	var f manifestFlags
+	var draft string
 	cmd := &cobra.Command{
 		Use:   "create --name NAME --licence SPDX [flags]",
 		Short: "Found a commons: publish its genesis manifest; prints the commons ID",
-		Args:  cobra.NoArgs,
+		Long: `Found a commons: publish its genesis manifest; prints the commons ID.
+
+By default this node's key is the association's only key. Keys that can sign
+a version alone can always contest the versions after it, even once revoked
+(protocol/SPEC.md §12.1), so a foundation of several members founds with all
+their keys and a threshold of 2 or more, drafted and co-signed:
+  commons manifest create --name N --licence L --association K1 --association K2 \
+      --association K3 --threshold 2 --draft genesis.cbor
+  commons manifest cosign genesis.cbor       (by another member)
+  commons manifest publish genesis.cbor      (prints the commons ID)`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.name == "" || f.licence == "" {
 				return fmt.Errorf("--name and --licence are required")
@@ -107,19 +118,34 @@ func (a *app) manifestCreateCmd() *cobra.Command {
 				return err
 			}
 			return a.withAPI(cmd, func(api node.API) error {
+				if draft != "" {
+					raw, err := api.DraftManifest(cmd.Context(), "", p)
+					if err != nil {
+						return err
+					}
+					if err := os.WriteFile(draft, raw, 0o644); err != nil {
+						return fmt.Errorf("--draft: %w", err)
+					}
+					fmt.Fprintf(a.stderr, "genesis draft written to %s: have it co-signed (commons manifest cosign %s) up to the threshold, then publish it (commons manifest publish %s), which prints the commons ID\n", draft, draft, draft)
+					return nil
+				}
 				c, err := api.CreateManifest(cmd.Context(), p)
 				if err != nil {
 					return err
 				}
 				a.printCID(c)
-				if len(p.Association) > 1 && (p.Threshold == nil || *p.Threshold <= 1) {
-					fmt.Fprintf(a.stderr, "warning: any one of the %d association keys can act alone (threshold 1): if one is stolen, the thief can contest the others' updates; raise the threshold with commons manifest update --threshold 2\n", len(p.Association))
+				switch {
+				case len(p.Association) > 1 && (p.Threshold == nil || *p.Threshold <= 1):
+					fmt.Fprintf(a.stderr, "warning: any one of the %d association keys can act alone (threshold 1): a thief holding one can contest every later version, even after it is revoked; found with --threshold 2 and --draft instead (see commons manifest create --help)\n", len(p.Association))
+				case len(p.Association) <= 1:
+					fmt.Fprintln(a.stderr, "note: this node's key alone founds the commons: whoever holds it can contest every later version, even after it is revoked; a foundation of several members founds with several keys instead (see commons manifest create --help)")
 				}
 				return nil
 			})
 		},
 	}
 	f.register(cmd.Flags(), false)
+	cmd.Flags().StringVar(&draft, "draft", "", "write the signed genesis to this file instead of publishing it, for co-signing (a threshold above 1)")
 	return cmd
 }
 
