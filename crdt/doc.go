@@ -68,17 +68,23 @@
 // Each candidate gets an ordinal in arrival order (a predecessor always
 // before its successors), its past as a bitset of ordinals, what it needs
 // of each predecessor (its signers there and the threshold) and its
-// attackers, found through indexes of candidates by the keys they count and
-// by the keys they revoke. Ordinals only name candidates internally; no
-// result depends on them. When a candidate arrives the labelling is
-// recomputed from scratch over all candidates with a work list (a
-// candidate is re-examined when a predecessor or an attacker is decided),
-// in time linear in candidates and edges; manifests are few next to the
-// other records. The labels that moved are carried through: the heads and
-// the revoked keys are recomputed, and the contributions naming a moved
-// manifest as licence, the reviews naming it as Under, the reviews of a
-// contribution whose standing moved, and the reviews by a key whose
-// revocation came or went are re-examined.
+// children. Ordinals only name candidates internally; no result depends on
+// them. No attack is stored: per key, the state keeps the candidates that
+// revoke it and those that count it, and how many of the revokers are
+// accepted and how many are not rejected, so that "is this key revoked
+// against this candidate" is mostly answered by a zero. When candidates
+// arrive, only those whose label may depend on theirs are labelled again:
+// the forward closure of the new ones over children and revoked keys
+// (grounded labels depend only on what precedes or attacks a candidate),
+// with a work list that examines a candidate again when a predecessor, or
+// a revoker of one of its keys, is decided. The labels that moved are
+// carried through: the heads when an accepted candidate moved, the revoked
+// and suspended keys when a revoking one did, the contributions naming a
+// moved manifest as licence, the reviews naming it as Under, the reviews
+// of a contribution whose standing moved, and the reviews by a key whose
+// revocation came or went (reviews are indexed by author). Each
+// contribution keeps, per maintainer, their eligible and suspended reviews
+// latest first.
 //
 // Records that wait are kept and re-examined when what they wait for
 // arrives; nothing is dropped for arriving early, and the final state does
@@ -111,9 +117,14 @@
 //
 // Adding a contribution or review touches only that contribution's status.
 // A manifest re-examines the records waiting for it; a new candidate costs
-// a relabel (linear in candidates and attack edges) and re-examines only
-// the records tied to labels that moved, except that a key whose revocation
-// came or went re-examines every review once.
+// the labelling of its forward closure, usually itself alone. A key holder
+// can still make that closure large: the benchmarks in attack_bench_test.go
+// measure the shapes that cost most (forks that revoke their own key,
+// thousands of children of a rejected fork, updates naming many versions
+// and revoking many keys, suspended reviews by many maintainers); each grows
+// about quadratically with the attack's size. The past of a candidate is a
+// bitset over all earlier candidates, so their memory grows with the
+// square of their number.
 //
 // # Set reconciliation
 //
