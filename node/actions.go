@@ -71,7 +71,7 @@ func (n *Node) classify(ctx context.Context, blk *protocol.Block, draft bool) (c
 		return v, err
 	}
 	if cerr != nil && !errors.Is(cerr, ErrUnknownCommons) {
-		cerr = badRequest("record %s: %v", blk.CID, cerr)
+		cerr = fmt.Errorf("%w: record %s: %w", ErrBadRequest, blk.CID, cerr)
 	}
 	return v, cerr
 }
@@ -160,14 +160,14 @@ func (n *Node) genesis(p ManifestParams) (*protocol.Manifest, error) {
 	return m, nil
 }
 
-// OneKeyActs reports whether one key alone can act for an association of
+// oneKeyActs reports whether one key alone can act for an association of
 // several (threshold 1): if it is stolen, the thief can contest every later
 // version, even once revoked (SPEC §12.1).
-func OneKeyActs(m *protocol.Manifest) bool {
+func oneKeyActs(m *protocol.Manifest) bool {
 	return m.Threshold <= 1 && len(m.Association) > 1
 }
 
-// oneKeyWarning is the warning for a manifest where OneKeyActs.
+// oneKeyWarning is the warning for a manifest where oneKeyActs.
 func oneKeyWarning(m *protocol.Manifest) string {
 	return fmt.Sprintf("any one of the %d association keys can act alone (threshold 1): a thief holding one can contest every later version, even after it is revoked; raise the threshold to 2 or more early", len(m.Association))
 }
@@ -189,7 +189,7 @@ func (n *Node) UpdateManifest(ctx context.Context, commons string, p ManifestPar
 		}
 		return r, err
 	})
-	if err == nil && OneKeyActs(m) {
+	if err == nil && oneKeyActs(m) {
 		pub.Warnings = append(pub.Warnings, oneKeyWarning(m))
 	}
 	return pub, err
