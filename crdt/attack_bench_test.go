@@ -173,3 +173,105 @@ func BenchmarkAttackSuspendedReviews(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAttackChainThenRevokers: stolen key 2, not yet revoked, signs a
+// chain of N/2 updates, then N/2 children of its tip that each revoke key 2:
+// every revoker has the whole chain in its past.
+func BenchmarkAttackChainThenRevokers(b *testing.B) {
+	for _, n := range []int{1000, 2000, 4000} {
+		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
+			benchAttack(b, func(b *testing.B) (*State, []*protocol.Block) {
+				g := genesisBlock(b, manifest([]int{0, 2}, 1, []int{1}, 1, 1), 0)
+				s := New(g.CID)
+				mustAdd(b, s, g)
+				thief := key(2).Public()
+				var bs []*protocol.Block
+				prev := g.CID
+				for j := range n / 2 {
+					blk := signedBy(b, &protocol.Record{Commons: g.CID, Time: 10, Body: &protocol.Manifest{
+						Name: fmt.Sprint("L", j), Licence: "MIT", Association: []protocol.PublicKey{thief}, Threshold: 1,
+						Prev: links(prev), Version: uint64(j + 1),
+					}}, thief)
+					bs = append(bs, blk)
+					prev = blk.CID
+				}
+				for i := range n / 2 {
+					bs = append(bs, signedBy(b, &protocol.Record{Commons: g.CID, Time: 10, Body: &protocol.Manifest{
+						Name: fmt.Sprint("R", i), Licence: "MIT", Association: []protocol.PublicKey{thief}, Threshold: 1,
+						Prev: links(prev), Version: uint64(n/2 + 1), Revoked: []protocol.PublicKey{thief},
+					}}, thief))
+				}
+				return s, bs
+			})
+		})
+	}
+}
+
+// BenchmarkAttackFlips: stolen key 2 appoints maintainer X, who reviews one
+// contribution R times; then N updates R_j on forks F_j, each revoking the
+// key of R_{j-1} (R_1 revokes X): each new one flips the labels of the
+// whole chain, and X's standing with them.
+func BenchmarkAttackFlips(b *testing.B) {
+	for _, c := range []struct{ flips, reviews int }{{1000, 10}, {2000, 20}, {1000, 1000}, {2000, 2000}} {
+		b.Run(fmt.Sprintf("flips=%d/reviews=%d", c.flips, c.reviews), func(b *testing.B) {
+			benchAttack(b, func(b *testing.B) (*State, []*protocol.Block) {
+				g := genesisBlock(b, manifest([]int{0, 2}, 1, []int{1}, 1, 1), 0)
+				s := New(g.CID)
+				thief, x := key(2).Public(), freshKey(900000)
+				f0 := signedBy(b, &protocol.Record{Commons: g.CID, Time: 10, Body: &protocol.Manifest{
+					Name: "F0", Licence: "MIT", Association: []protocol.PublicKey{thief}, Threshold: 1,
+					Maintainers: []protocol.PublicKey{x}, Quorum: 1, RejectQuorum: 1, Prev: links(g.CID), Version: 1,
+				}}, thief)
+				con := contribution(b, g.CID, g.CID, 11, 5, "c")
+				mustAdd(b, s, g, f0, con)
+				for i := range c.reviews {
+					mustAdd(b, s, signedBy(b, &protocol.Record{Commons: g.CID, Time: protocol.HLC(100 + i), Body: &protocol.Review{
+						Target: protocol.Link{Cid: con.CID}, Decision: protocol.DecisionAccept, Under: protocol.Link{Cid: f0.CID},
+					}}, x))
+				}
+				var bs []*protocol.Block
+				last := x
+				for j := range c.flips {
+					y := freshKey(910000 + j)
+					fj := signedBy(b, &protocol.Record{Commons: g.CID, Time: 10, Body: &protocol.Manifest{
+						Name: fmt.Sprint("F", j+1), Licence: "MIT", Association: []protocol.PublicKey{y}, Threshold: 1, Prev: links(g.CID), Version: 1,
+					}}, thief)
+					mustAdd(b, s, fj)
+					bs = append(bs, signedBy(b, &protocol.Record{Commons: g.CID, Time: 10, Body: &protocol.Manifest{
+						Name: fmt.Sprint("R", j+1), Licence: "MIT", Association: []protocol.PublicKey{y}, Threshold: 1,
+						Prev: links(fj.CID), Version: 2, Revoked: []protocol.PublicKey{last},
+					}}, y))
+					last = y
+				}
+				return s, bs
+			})
+		})
+	}
+}
+
+// BenchmarkAttackContestedView: after the honest revocation of key 2, N
+// forks by key 2 revoke keys 0 and 2, all contested; one op is one
+// ContestedManifests call, as manifest show makes.
+func BenchmarkAttackContestedView(b *testing.B) {
+	for _, n := range []int{1000, 2000, 4000} {
+		b.Run(fmt.Sprintf("forks=%d", n), func(b *testing.B) {
+			g := genesisBlock(b, manifest([]int{0, 2}, 1, []int{1}, 1, 1), 0)
+			rm := manifest([]int{0}, 1, []int{1}, 1, 1)
+			rm.Revoked = pubs(2)
+			s := New(g.CID)
+			mustAdd(b, s, g, update(b, g.CID, 5, rm, 1, []cid.Cid{g.CID}, 0))
+			for i := range n {
+				mustAdd(b, s, signedBy(b, &protocol.Record{Commons: g.CID, Time: 10, Body: &protocol.Manifest{
+					Name: fmt.Sprint("F", i), Licence: "MIT", Association: pubs(2), Threshold: 1,
+					Prev: links(g.CID), Version: 1, Revoked: pubs(0, 2),
+				}}, key(2).Public()))
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if len(s.ContestedManifests()) != n+1 {
+					b.Fatal("not all contested")
+				}
+			}
+		})
+	}
+}

@@ -247,7 +247,8 @@ func (s *State) relabel() {
 	}
 	g.ground(cl)
 	var changed []*entry
-	heads, revs := false, false
+	var touched []int                         // changed candidates and their predecessors: heads may move
+	keys := map[protocol.PublicKey]struct{}{} // keys revoked by changed candidates
 	for k, i := range cl {
 		e := s.mans[i]
 		isNew := e.cls == clsWaiting // a fresh candidate, not labelled yet
@@ -265,17 +266,16 @@ func (s *State) relabel() {
 		default:
 			s.setClass(e, clsContested, "")
 		}
-		heads = heads || g.lab[i] == accepted || !isNew && old[k] == accepted
-		revs = revs || len(e.man.m.Revoked) > 0
+		touched = append(append(touched, i), g.ms[i].preds...)
+		for _, r := range e.man.m.Revoked {
+			keys[r] = struct{}{}
+		}
 		changed = append(changed, e)
 	}
-	if heads {
-		s.resolveHeads()
-	}
-	var moved []protocol.PublicKey
-	if revs {
-		moved = s.resolveRevoked()
-	}
+	s.resolveHeads(touched)
+	moved := s.resolveRevoked(keys)
+	// Each contribution is recounted once, after all its reviews moved.
+	s.deferring = true
 	for _, e := range changed {
 		for _, c := range s.byLicence[e.cid] {
 			s.reclassifyContribution(c)
@@ -289,25 +289,36 @@ func (s *State) relabel() {
 			s.reclassifyReview(r)
 		}
 	}
+	s.deferring = false
+	for t := range s.deferred {
+		s.recount(t)
+	}
+	clear(s.deferred)
 }
 
-// resolveHeads recomputes the heads: accepted manifests no accepted
-// manifest names in Prev, resolved first.
-func (s *State) resolveHeads() {
-	s.headOrder = s.headOrder[:0]
-	for i, e := range s.mans {
-		if s.g.lab[i] != accepted || e.cls != clsOK {
+// resolveHeads updates the heads (accepted manifests no accepted manifest
+// names in Prev), resolved first, for the candidates whose label, or a
+// child's, may have moved.
+func (s *State) resolveHeads(touched []int) {
+	for _, i := range touched {
+		head := s.g.lab[i] == accepted && !slices.ContainsFunc(s.g.ms[i].children, func(c int) bool { return s.g.lab[c] == accepted })
+		if head == s.heads[i] {
 			continue
 		}
-		superseded := false
-		for _, c := range s.g.ms[i].children {
-			superseded = superseded || s.g.lab[c] == accepted && s.mans[c].cls == clsOK
-		}
-		if !superseded {
-			s.headOrder = append(s.headOrder, e.cid)
+		c := s.mans[i].cid
+		j, found := slices.BinarySearchFunc(s.headOrder, c, s.resolvedFirst)
+		if head {
+			s.heads[i] = true
+			if !found {
+				s.headOrder = slices.Insert(s.headOrder, j, c)
+			}
+		} else {
+			delete(s.heads, i)
+			if found {
+				s.headOrder = slices.Delete(s.headOrder, j, j+1)
+			}
 		}
 	}
-	slices.SortFunc(s.headOrder, s.resolvedFirst)
 }
 
 // resolvedFirst orders heads by the size of their past, largest first, then
@@ -320,42 +331,29 @@ func (s *State) resolvedFirst(a, b cid.Cid) int {
 	return strings.Compare(a.KeyString(), b.KeyString())
 }
 
-// resolveRevoked recomputes the revoked keys (listed by accepted
-// manifests) and the suspended ones (listed by contested manifests only),
-// and returns the keys whose standing moved.
-func (s *State) resolveRevoked() []protocol.PublicKey {
-	rev, sus := map[protocol.PublicKey]struct{}{}, map[protocol.PublicKey]struct{}{}
-	for i, e := range s.mans {
-		if e.cls == clsOK && s.g.lab[i] == accepted {
-			for _, k := range e.man.m.Revoked {
-				rev[k] = struct{}{}
-			}
-		}
-	}
-	for i, e := range s.mans {
-		if e.cls == clsContested && s.g.lab[i] == undecided {
-			for _, k := range e.man.m.Revoked {
-				if _, ok := rev[k]; !ok {
-					sus[k] = struct{}{}
-				}
-			}
-		}
-	}
+// resolveRevoked updates the revoked keys (listed by accepted manifests)
+// and the suspended ones (listed by contested manifests only) for keys, from
+// the per-key counts of the labelling, and returns the keys whose standing
+// moved.
+func (s *State) resolveRevoked(keys map[protocol.PublicKey]struct{}) []protocol.PublicKey {
 	var moved []protocol.PublicKey
-	note := func(k protocol.PublicKey) {
+	for k := range keys {
+		r1 := s.g.nAccepted[k] > 0
+		s1 := !r1 && s.g.nLive[k] > 0
 		_, r0 := s.revoked[k]
 		_, s0 := s.suspended[k]
-		_, r1 := rev[k]
-		_, s1 := sus[k]
-		if (r0 != r1 || s0 != s1) && !slices.Contains(moved, k) {
-			moved = append(moved, k)
+		if r0 == r1 && s0 == s1 {
+			continue
+		}
+		moved = append(moved, k)
+		delete(s.revoked, k)
+		delete(s.suspended, k)
+		if r1 {
+			s.revoked[k] = struct{}{}
+		}
+		if s1 {
+			s.suspended[k] = struct{}{}
 		}
 	}
-	for _, m := range []map[protocol.PublicKey]struct{}{s.revoked, s.suspended, rev, sus} {
-		for k := range m {
-			note(k)
-		}
-	}
-	s.revoked, s.suspended = rev, sus
 	return moved
 }

@@ -1,7 +1,10 @@
 package crdt
 
 import (
+	"math/bits"
 	"slices"
+
+	"github.com/ipfs/go-cid"
 
 	"github.com/commons-p2p/commons/protocol"
 )
@@ -111,21 +114,46 @@ func (g *graph) closure(seeds []int) []int {
 	for _, i := range seeds {
 		add(i)
 	}
-	// A key's counters are reached once, all of them: the closure may hold
-	// a few candidates that do not depend on the seeds (a revoker's own
-	// past), which only costs their relabelling, never a wrong label.
-	done := map[protocol.PublicKey]bool{}
+	// The candidates a revoker of k attacks are those counting k outside
+	// its past. Per key, keep the intersection of the pasts of the revokers
+	// expanded so far: the needers already added are all those outside it,
+	// so a further revoker adds only the needers that leave it (those in
+	// the intersection but not in its own past), found by the bits that
+	// drop, not by walking every needer again.
+	inter := map[protocol.PublicKey]bitset{}
+	owned := map[protocol.PublicKey]bool{} // inter[k] is a copy, not a revoker's own past
 	for h := 0; h < len(out); h++ {
 		i := out[h]
 		for _, c := range g.childrenOf(i) {
 			add(c)
 		}
+		anc := g.ms[i].anc
 		for _, k := range g.ms[i].m.Revoked {
-			if !done[k] {
-				done[k] = true
+			prev, seen := inter[k]
+			if !seen {
 				for _, j := range g.needersOf(k) {
-					add(j)
+					if !anc.has(j) {
+						add(j)
+					}
 				}
+				inter[k] = anc // copied only if another revoker of k narrows it
+				continue
+			}
+			if !owned[k] {
+				prev = slices.Clone(prev)
+				inter[k], owned[k] = prev, true
+			}
+			for w := range prev {
+				var keep uint64
+				if w < len(anc) {
+					keep = anc[w]
+				}
+				for dropped := prev[w] &^ keep; dropped != 0; dropped &= dropped - 1 {
+					if j := w*64 + bits.TrailingZeros64(dropped); j < len(g.ms) && slices.Contains(g.ms[j].keys, k) {
+						add(j)
+					}
+				}
+				prev[w] &= keep
 			}
 		}
 	}
@@ -215,17 +243,30 @@ func (g *graph) revokedAgainst(i int, k protocol.PublicKey, onlyAccepted bool) b
 	return false
 }
 
-// attackers returns the candidates that attack i and are not rejected.
-func (g *graph) attackers(i int) []int {
+// attackers returns up to max candidates that attack i and are not
+// rejected, those with the lowest CIDs (cid gives a candidate's CID), and
+// how many there are in all.
+func (g *graph) attackers(i, max int, cidOf func(int) cid.Cid) ([]int, int) {
+	seen := map[int]bool{}
 	var out []int
+	less := func(a, b int) int { return compareCID(cidOf(a), cidOf(b)) }
 	for _, k := range g.ms[i].keys {
 		for _, r := range g.revokersOf(k) {
-			if g.lab[r] != rejected && !g.ms[r].anc.has(i) && !slices.Contains(out, r) {
-				out = append(out, r)
+			if seen[r] || g.lab[r] == rejected || g.ms[r].anc.has(i) {
+				continue
+			}
+			seen[r] = true
+			if len(out) == max && less(r, out[max-1]) > 0 {
+				continue
+			}
+			j, _ := slices.BinarySearchFunc(out, r, less)
+			out = slices.Insert(out, j, r)
+			if len(out) > max {
+				out = out[:max]
 			}
 		}
 	}
-	return out
+	return out, len(seen)
 }
 
 // rejectReason says why a rejected candidate is rejected.

@@ -28,7 +28,7 @@ func (s *State) reclassifyReview(e *entry) {
 	case !votes(c) && votes(was):
 		t.con.drop(e)
 	}
-	s.recount(t)
+	s.touch(t)
 }
 
 // classifyReview applies the review rules (SPEC §12.4) to e, in their
@@ -138,7 +138,7 @@ func (s *State) reclassifyContribution(e *entry) {
 			s.reclassifyReview(r)
 		}
 	}
-	s.recount(e)
+	s.touch(e)
 }
 
 // classifyContribution applies the licence rule to e.
@@ -160,6 +160,16 @@ func (s *State) classifyContribution(e *entry) (class, string, cid.Cid) {
 		return clsWaiting, "", cid.Undef // not labelled yet: re-examined through byLicence
 	}
 	return clsOK, "", cid.Undef
+}
+
+// touch recounts a contribution now, or at the end of the relabel that is
+// carrying its changes.
+func (s *State) touch(t *entry) {
+	if s.deferring {
+		s.deferred[t] = struct{}{}
+		return
+	}
+	s.recount(t)
 }
 
 // recount sets a contribution's status from its latest reviews.

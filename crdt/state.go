@@ -96,10 +96,14 @@ type State struct {
 
 	byAuthor map[protocol.PublicKey][]*entry // reviews by author
 
-	mans      []*entry                        // the candidate manifests, by ordinal
-	g         graph                           // the candidates' labelling data and labels, by ordinal
-	fresh     []int                           // candidates not labelled yet
-	headOrder []cid.Cid                       // heads, resolved first
+	mans      []*entry     // the candidate manifests, by ordinal
+	g         graph        // the candidates' labelling data and labels, by ordinal
+	fresh     []int        // candidates not labelled yet
+	heads     map[int]bool // the heads' ordinals
+	headOrder []cid.Cid    // heads, resolved first
+
+	deferring bool                            // a relabel is carrying its changes: recount once, at the end
+	deferred  map[*entry]struct{}             // contributions to recount then
 	revoked   map[protocol.PublicKey]struct{} // keys revoked by accepted manifests
 	suspended map[protocol.PublicKey]struct{} // keys revoked by contested manifests only
 
@@ -120,6 +124,8 @@ func New(commons cid.Cid) *State {
 		byUnder:   make(map[cid.Cid][]*entry),
 		byLicence: make(map[cid.Cid][]*entry),
 		byAuthor:  make(map[protocol.PublicKey][]*entry),
+		heads:     make(map[int]bool),
+		deferred:  make(map[*entry]struct{}),
 		g: graph{revokers: map[protocol.PublicKey][]int{}, needers: map[protocol.PublicKey][]int{},
 			nAccepted: map[protocol.PublicKey]int{}, nLive: map[protocol.PublicKey]int{}},
 		inert:     make(map[cid.Cid]struct{}),

@@ -22,9 +22,14 @@ type ManifestVersion struct {
 	Contested bool
 	// AttackedBy lists the accepted or contested manifests that revoke a
 	// key this one needs without having it in their past, sorted by CID:
-	// for a contested manifest, the other side of the contest.
+	// for a contested manifest, the other side of the contest. It holds
+	// the first MaxAttackedBy of them; Attackers counts them all.
 	AttackedBy []cid.Cid
+	Attackers  int
 }
+
+// MaxAttackedBy is how many attackers ManifestVersion.AttackedBy lists.
+const MaxAttackedBy = 16
 
 // ContributionView is a contribution with its status and reviews.
 type ContributionView struct {
@@ -83,6 +88,18 @@ func (s *State) History() []ManifestVersion {
 	return s.versions(clsOK)
 }
 
+// ContestedCIDs returns the contested manifests' CIDs, sorted by CID.
+func (s *State) ContestedCIDs() []cid.Cid {
+	var out []cid.Cid
+	for _, e := range s.mans {
+		if e.cls == clsContested {
+			out = append(out, e.cid)
+		}
+	}
+	slices.SortFunc(out, compareCID)
+	return out
+}
+
 // ContestedManifests returns every contested manifest, sorted by (Version,
 // CID); empty when nothing is contested.
 func (s *State) ContestedManifests() []ManifestVersion {
@@ -98,10 +115,13 @@ func (s *State) versions(c class) []ManifestVersion {
 		r := e.blk.Record
 		v := ManifestVersion{CID: e.cid, Manifest: e.man.m, Author: r.Author, Time: r.Time,
 			Head: c == clsOK && slices.Contains(s.headOrder, e.cid), Contested: c == clsContested}
-		for _, a := range s.g.attackers(e.man.ord) {
-			v.AttackedBy = append(v.AttackedBy, s.mans[a].cid)
+		if c == clsContested {
+			as, n := s.g.attackers(e.man.ord, MaxAttackedBy, func(i int) cid.Cid { return s.mans[i].cid })
+			for _, a := range as {
+				v.AttackedBy = append(v.AttackedBy, s.mans[a].cid)
+			}
+			v.Attackers = n
 		}
-		slices.SortFunc(v.AttackedBy, compareCID)
 		out = append(out, v)
 	}
 	slices.SortFunc(out, func(a, b ManifestVersion) int {

@@ -168,8 +168,10 @@ type ManifestVersion struct {
 	Time    time.Time          `json:"time"`
 	Head    bool               `json:"head"`
 	// ContestedWith lists, for a contested version, the manifests that
-	// revoke a key it needs and that it may revoke in turn.
-	ContestedWith []string `json:"contested_with,omitempty"`
+	// revoke a key it needs and that it may revoke in turn: the first 16
+	// by CID; ContestedWithTotal counts them all.
+	ContestedWith      []string `json:"contested_with,omitempty"`
+	ContestedWithTotal int      `json:"contested_with_total,omitempty"`
 }
 
 // ContributeParams describe a new contribution. Payload CIDs must name

@@ -83,8 +83,8 @@ func (n *Node) commonsStatus(rep *replica) CommonsStatus {
 	s := rep.state
 	cs := CommonsStatus{ID: rep.id.String(), Records: s.Len(), StateRoot: s.Root().String(), Forks: cidStrings(s.Forks()),
 		Contested: []string{}, Held: s.Held(), Inert: len(s.Inert()), Waiting: s.Waiting()}
-	for _, v := range s.ContestedManifests() {
-		cs.Contested = append(cs.Contested, v.CID.String())
+	for _, c := range s.ContestedCIDs() {
+		cs.Contested = append(cs.Contested, c.String())
 	}
 	cs.Pending, cs.Accepted, cs.Rejected = s.Counts()
 	if h, m := s.Head(); m != nil {
@@ -137,7 +137,7 @@ func (n *Node) Manifest(ctx context.Context, commons string) (ManifestInfo, erro
 func manifestVersion(v crdt.ManifestVersion) ManifestVersion {
 	mv := ManifestVersion{CID: v.CID.String(), Version: v.Manifest.Version, Author: v.Author, Time: hlcTime(v.Time), Head: v.Head}
 	if v.Contested {
-		mv.ContestedWith = cidStrings(v.AttackedBy)
+		mv.ContestedWith, mv.ContestedWithTotal = cidStrings(v.AttackedBy), v.Attackers
 	}
 	return mv
 }

@@ -332,7 +332,11 @@ func (a *app) printManifest(info node.ManifestInfo) {
 		fmt.Fprintf(w, "CONTESTED:     %d versions: keys that together meet a threshold revoke each other, and neither side counts\n", len(info.Contested))
 		fmt.Fprintln(w, "               until one revocation is undisputed (README: \"When a key is stolen\")")
 		for _, v := range info.Contested {
-			fmt.Fprintf(w, " ! v%-3d %s  %s  by %s, contested with %s\n", v.Version, v.CID, v.Time.Format("2006-01-02 15:04:05Z"), v.Author, strings.Join(v.ContestedWith, ", "))
+			with := strings.Join(v.ContestedWith, ", ")
+			if more := v.ContestedWithTotal - len(v.ContestedWith); more > 0 {
+				with += fmt.Sprintf(" and %d more", more)
+			}
+			fmt.Fprintf(w, " ! v%-3d %s  %s  by %s, contested with %s\n", v.Version, v.CID, v.Time.Format("2006-01-02 15:04:05Z"), v.Author, with)
 		}
 	}
 }
