@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"math/bits"
 	"slices"
-	"strings"
 
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/ipfs/go-cid"
@@ -305,12 +304,11 @@ func (s *State) resolveHeads(touched []int) {
 		if head == s.heads[i] {
 			continue
 		}
-		c := s.mans[i].cid
-		j, found := slices.BinarySearchFunc(s.headOrder, c, s.resolvedFirst)
+		j, found := slices.BinarySearchFunc(s.headOrder, i, s.resolvedFirst)
 		if head {
 			s.heads[i] = true
 			if !found {
-				s.headOrder = slices.Insert(s.headOrder, j, c)
+				s.headOrder = slices.Insert(s.headOrder, j, i)
 			}
 		} else {
 			delete(s.heads, i)
@@ -321,14 +319,13 @@ func (s *State) resolveHeads(touched []int) {
 	}
 }
 
-// resolvedFirst orders heads by the size of their past, largest first, then
-// by ascending CID bytes.
-func (s *State) resolvedFirst(a, b cid.Cid) int {
-	da, db := s.recs[a].man.depth, s.recs[b].man.depth
-	if c := cmp.Compare(db, da); c != 0 {
+// resolvedFirst orders heads (by ordinal) by the size of their past,
+// largest first, then by ascending CID bytes.
+func (s *State) resolvedFirst(a, b int) int {
+	if c := cmp.Compare(s.g.ms[b].depth, s.g.ms[a].depth); c != 0 {
 		return c
 	}
-	return strings.Compare(a.KeyString(), b.KeyString())
+	return compareCID(s.mans[a].cid, s.mans[b].cid)
 }
 
 // resolveRevoked updates the revoked keys (listed by accepted manifests)

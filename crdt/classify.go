@@ -130,8 +130,8 @@ func (s *State) ReviewUnder(c cid.Cid, maintainer protocol.PublicKey) (cid.Cid, 
 		return e.cls == clsOK && e.man.anc.has(lord) && e.man.m.IsMaintainer(maintainer)
 	}
 	for _, h := range s.headOrder {
-		if fits(s.recs[h]) {
-			return h, nil
+		if e := s.mans[h]; fits(e) {
+			return e.cid, nil
 		}
 	}
 	var best *entry

@@ -109,7 +109,10 @@ func (c *conInfo) drop(e *entry) {
 	if i < 0 {
 		return
 	}
-	c.voters[i].reviews = slices.DeleteFunc(c.voters[i].reviews, func(x *entry) bool { return x == e })
+	rs := c.voters[i].reviews
+	if j, found := slices.BinarySearchFunc(rs, e, func(x, y *entry) int { return -byTimeCID(x, y) }); found && rs[j] == e {
+		c.voters[i].reviews = slices.Delete(rs, j, j+1)
+	}
 	if len(c.voters[i].reviews) == 0 {
 		c.voters = slices.Delete(c.voters, i, i+1)
 	}

@@ -100,7 +100,7 @@ type State struct {
 	g         graph        // the candidates' labelling data and labels, by ordinal
 	fresh     []int        // candidates not labelled yet
 	heads     map[int]bool // the heads' ordinals
-	headOrder []cid.Cid    // heads, resolved first
+	headOrder []int        // the heads' ordinals, resolved first
 
 	deferring bool                            // a relabel is carrying its changes: recount once, at the end
 	deferred  map[*entry]struct{}             // contributions to recount then
@@ -207,8 +207,8 @@ func (s *State) Head() (cid.Cid, *protocol.Manifest) {
 	if len(s.headOrder) == 0 {
 		return cid.Undef, nil
 	}
-	h := s.headOrder[0]
-	return h, s.recs[h].man.m
+	h := s.mans[s.headOrder[0]]
+	return h.cid, h.man.m
 }
 
 // Forks returns the heads of the manifest chain (accepted manifests that no
@@ -218,7 +218,11 @@ func (s *State) Forks() []cid.Cid {
 	if len(s.headOrder) < 2 {
 		return nil
 	}
-	return append([]cid.Cid(nil), s.headOrder...)
+	out := make([]cid.Cid, len(s.headOrder))
+	for i, h := range s.headOrder {
+		out[i] = s.mans[h].cid
+	}
+	return out
 }
 
 // setClass moves e to class c, keeping the waiting and inert indexes.

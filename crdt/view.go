@@ -114,7 +114,7 @@ func (s *State) versions(c class) []ManifestVersion {
 		}
 		r := e.blk.Record
 		v := ManifestVersion{CID: e.cid, Manifest: e.man.m, Author: r.Author, Time: r.Time,
-			Head: c == clsOK && slices.Contains(s.headOrder, e.cid), Contested: c == clsContested}
+			Head: c == clsOK && s.heads[e.man.ord], Contested: c == clsContested}
 		if c == clsContested {
 			as, n := s.g.attackers(e.man.ord, MaxAttackedBy, func(i int) cid.Cid { return s.mans[i].cid })
 			for _, a := range as {
