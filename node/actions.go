@@ -253,7 +253,7 @@ func (n *Node) buildUpdate(commons string, p ManifestParams, alone bool) (*proto
 		}
 		head = rep.state.Block(heads[0]).Record.Manifest()
 	}
-	if err := vouchesForRevoked(rep, heads, p); err != nil {
+	if err := vouchesForRevoked(n, rep, heads, p); err != nil {
 		return nil, err
 	}
 	m := *head
@@ -282,21 +282,36 @@ func (n *Node) buildUpdate(commons string, p ManifestParams, alone bool) (*proto
 }
 
 // vouchesForRevoked refuses an update that revokes a key and builds, by
-// default, on a head that key signed: the head, and what it changed (its
-// association, its maintainers), would stay in force, in the revoking
-// update's own past. If the head was signed before the key was stolen,
-// naming it with p.On says so; if after, the update must build on the
-// version before it.
-func vouchesForRevoked(rep *replica, heads []cid.Cid, p ManifestParams) error {
-	if len(p.On) > 0 || p.Force {
+// default, on versions that key signed since this node's key last signed
+// one: those versions, and what they changed (the association, the
+// maintainers), would stay in force, in the revoking update's own past.
+// Naming the versions to build on (p.On) says they are to be kept; else the
+// update must build on the version before the first of them.
+func vouchesForRevoked(n *Node, rep *replica, heads []cid.Cid, p ManifestParams) error {
+	if len(p.On) > 0 || p.Force || len(p.Revoke) == 0 {
 		return nil
 	}
-	for _, h := range heads {
-		signers := rep.state.Block(h).Record.Signers()
+	seen := map[cid.Cid]bool{}
+	walk := slices.Clone(heads)
+	for len(walk) > 0 {
+		c := walk[len(walk)-1]
+		walk = walk[:len(walk)-1]
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		r := rep.state.Block(c).Record
+		signers := r.Signers()
+		if slices.Contains(signers, n.self) {
+			continue // this node's key vouched for it and what came before
+		}
 		for _, k := range p.Revoke {
 			if slices.Contains(signers, k) {
-				return fmt.Errorf("%w: the current version %s was signed by %s, the key this update revokes; building on it keeps it and all it changed in force. If it was signed before the key was stolen, name it: --on %s; if after, build on the version before it (manifest show lists them)", ErrForbidden, h, k, h)
+				return fmt.Errorf("%w: version %s, which this update would build on, was signed by %s, the key it revokes, after this node's key last signed a version; building on it keeps it and all it changed in force. If it was signed before the key was stolen, name the version to build on: --on %s; if after, build on the version before it (manifest show lists them)", ErrForbidden, c, k, heads[0])
 			}
+		}
+		for _, l := range r.Manifest().Prev {
+			walk = append(walk, l.Cid)
 		}
 	}
 	return nil

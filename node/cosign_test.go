@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -113,11 +111,8 @@ func TestCosignOverHTTP(t *testing.T) {
 // it rejects the thief's update.
 func TestRevokeOnTheThiefsVersion(t *testing.T) {
 	ctx := t.Context()
-	a, thief := startOffline(t), startOffline(t)
-	x, err := protocol.PublicKeyFromPeerID(must[peer.ID](t)(peer.IDFromPrivateKey(testKey(t))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, thief, accomplice := startOffline(t), startOffline(t), startOffline(t)
+	x := accomplice.Self()
 	id := must[string](t)(a.CreateManifest(ctx, ManifestParams{Name: ptr("T"), Licence: ptr("MIT"),
 		Association: []protocol.PublicKey{a.Self(), thief.Self()}, Maintainers: []protocol.PublicKey{a.Self()}}))
 	copyCommons(t, a, thief, id)
@@ -125,9 +120,17 @@ func TestRevokeOnTheThiefsVersion(t *testing.T) {
 	taken := must[Published](t)(thief.UpdateManifest(ctx, id, ManifestParams{
 		Association: []protocol.PublicKey{a.Self(), thief.Self(), x}, Maintainers: []protocol.PublicKey{x}}))
 	copyCommons(t, thief, a, id)
-	_, err = a.UpdateManifest(ctx, id, ManifestParams{Revoke: []protocol.PublicKey{thief.Self()}})
+	_, err := a.UpdateManifest(ctx, id, ManifestParams{Revoke: []protocol.PublicKey{thief.Self()}})
 	if !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "--on") || !strings.Contains(err.Error(), taken.CID) {
 		t.Fatalf("revoking the thief on its own version: %v; want refused, naming the version and --on", err)
+	}
+	// Through a later version signed by the key the thief appointed, it is
+	// the same.
+	copyCommons(t, thief, accomplice, id)
+	must[Published](t)(accomplice.UpdateManifest(ctx, id, ManifestParams{Name: ptr("T, renamed")}))
+	copyCommons(t, accomplice, a, id)
+	if _, err := a.UpdateManifest(ctx, id, ManifestParams{Revoke: []protocol.PublicKey{thief.Self()}}); !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), taken.CID) {
+		t.Fatalf("revoking the thief on a later version: %v; want refused, naming the thief's version %s", err, taken.CID)
 	}
 	answer := must[Published](t)(a.UpdateManifest(ctx, id, ManifestParams{Revoke: []protocol.PublicKey{thief.Self()}, On: []string{id}}))
 	if answer.Class != "effective" {
