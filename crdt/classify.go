@@ -58,7 +58,9 @@ func verdictOf(c class, reason string) Verdict {
 // it stands. A manifest is labelled together with every candidate already
 // here, so an update that a revocation here condemns is inert, and one that
 // would start a contest is contested. It returns ErrWrongCommons or
-// ErrNilBlock as Add does.
+// ErrNilBlock as Add does. Records already here that wait for b are not
+// considered: once b arrives they may resolve and move its class (never
+// from effective to inert, since what b unlocks descends from b).
 func (s *State) Classify(b *protocol.Block) (Verdict, error) {
 	if err := s.check(b); err != nil {
 		return Verdict{}, err

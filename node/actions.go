@@ -367,6 +367,10 @@ func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]by
 		if blk.Record.IsGenesis() {
 			return
 		}
+		if rep := n.commons[blk.Record.Commons]; rep != nil && rep.state.OnChain(blk.CID) && !force {
+			ferr = badRequest("draft %s is already published and on the chain: co-signing it would make another record, a fork of the same update", blk.CID)
+			return
+		}
 		rep := n.commons[blk.Record.Commons]
 		if rep == nil {
 			ferr = fmt.Errorf("%w: %s is not replicated here", ErrUnknownCommons, blk.Record.Commons)
