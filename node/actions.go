@@ -24,10 +24,18 @@ func (n *Node) create(ctx context.Context, force bool, build func() (*protocol.R
 	return n.publishChecked(ctx, blk, force, false)
 }
 
-// publishChecked classifies blk against its commons (crdt's Classify, or
+// publishChecked admits blk (admit.go; not a draft, which lacks
+// signatures), classifies it against its commons (crdt's Classify, or
 // ClassifyDraft with draft), refuses it with crdt's reason when it would be
 // inert unless force is set, and otherwise commits and publishes it.
 func (n *Node) publishChecked(ctx context.Context, blk *protocol.Block, force, draft bool) (Published, error) {
+	if !draft {
+		var aerr error
+		n.admit([]*protocol.Block{blk}, cid.Undef, func(_ *protocol.Block, err error) { aerr = err })
+		if aerr != nil {
+			return Published{}, fmt.Errorf("%w: record: %w", ErrBadRequest, aerr)
+		}
+	}
 	v, err := n.classify(ctx, blk, draft)
 	if err != nil {
 		return Published{}, err
@@ -53,7 +61,7 @@ func (n *Node) classify(ctx context.Context, blk *protocol.Block, draft bool) (c
 	var cerr error
 	err := n.do(ctx, func() {
 		st := crdt.New(blk.CID)
-		if id := commonsOf(blk); !blk.Record.IsGenesis() {
+		if id := blk.CommonsID(); !blk.Record.IsGenesis() {
 			rep := n.commons[id]
 			if rep == nil {
 				cerr = fmt.Errorf("%w: record %s belongs to commons %s, which is not replicated here", ErrUnknownCommons, blk.CID, id)
@@ -110,10 +118,10 @@ func (n *Node) commit(ctx context.Context, blk *protocol.Block, join bool) error
 		return err
 	}
 	if res.skipped[0] {
-		return fmt.Errorf("%w: record %s belongs to commons %s, which is not replicated here", ErrUnknownCommons, blk.CID, commonsOf(blk))
+		return fmt.Errorf("%w: record %s belongs to commons %s, which is not replicated here", ErrUnknownCommons, blk.CID, blk.CommonsID())
 	}
 	if n.ps != nil {
-		id := commonsOf(blk)
+		id := blk.CommonsID()
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
@@ -413,12 +421,9 @@ func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]by
 // update short of signatures, a review by a revoked key) is refused with
 // the reason, unless force.
 func (n *Node) Publish(ctx context.Context, raw []byte, force bool) (Published, error) {
-	blk, err := protocol.Validate(raw)
+	blk, err := n.parse(raw, cid.Undef)
 	if err != nil {
-		return Published{}, badRequest("record: %v", err)
-	}
-	if err := protocol.CheckTime(blk.Record, n.nowMillis()); err != nil {
-		return Published{}, badRequest("record: %v", err)
+		return Published{}, fmt.Errorf("%w: record: %w", ErrBadRequest, err)
 	}
 	return n.publishChecked(ctx, blk, force, false)
 }

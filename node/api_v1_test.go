@@ -137,7 +137,7 @@ func TestMetrics(t *testing.T) {
 	reject(raw) // a record of another commons
 	m := w.n.Metrics()
 	m.SyncSession()
-	m.SyncRound()
+	m.SyncRounds(1)
 	m.SyncBytes(true, 100)
 	m.SyncBytes(false, 50)
 	code, b := w.raw(t, "GET", "/metrics", noAuth, nil)

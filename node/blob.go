@@ -108,7 +108,7 @@ func (n *Node) noteBlobs(blocks []*protocol.Block) {
 	b.init()
 	var added []cid.Cid
 	for _, blk := range blocks {
-		id := commonsOf(blk)
+		id := blk.CommonsID()
 		switch {
 		case blk.Record.Contribution() != nil:
 			for _, p := range blk.Record.Contribution().Payload {

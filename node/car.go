@@ -74,7 +74,7 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
 		if len(batch) == 0 {
 			return nil
 		}
-		good := n.screen(batch, cid.Undef, func(b *protocol.Block, err error) {
+		good := n.admit(batch, cid.Undef, func(b *protocol.Block, err error) {
 			rep.Rejected = append(rep.Rejected, RejectedRecord{CID: b.CID.String(), Reason: err.Error()})
 		})
 		batch = batch[:0]
@@ -91,7 +91,7 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
 			} else {
 				rep.Duplicates++
 			}
-			if id := commonsOf(b); !seenCommons[id] {
+			if id := b.CommonsID(); !seenCommons[id] {
 				seenCommons[id] = true
 				rep.Commons = append(rep.Commons, id.String())
 			}
@@ -111,12 +111,8 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
 			}
 			return rep, badRequest("CAR file is damaged after %d records: %v", read, err)
 		}
-		c, raw := blk.Cid(), blk.RawData()
-		if !protocol.RecordCID(raw).Equals(c) {
-			rep.Rejected = append(rep.Rejected, RejectedRecord{CID: c.String(), Reason: "bytes do not match the CID (tampered or corrupt)"})
-			continue
-		}
-		b, err := protocol.Parse(raw)
+		c := blk.Cid()
+		b, err := n.parse(blk.RawData(), c)
 		if err != nil {
 			rep.Rejected = append(rep.Rejected, RejectedRecord{CID: c.String(), Reason: err.Error()})
 			continue

@@ -60,7 +60,7 @@ func (n *Node) processIngest(reqs []*ingestReq) {
 	for i, req := range reqs {
 		res := ingestResult{added: make([]bool, len(req.blocks)), skipped: make([]bool, len(req.blocks))}
 		for j, b := range req.blocks {
-			id := commonsOf(b)
+			id := b.CommonsID()
 			rep := n.commons[id]
 			if rep == nil && req.join {
 				var err error
@@ -119,7 +119,7 @@ func (n *Node) merge(fresh []*protocol.Block, cursors []uint64) {
 	limit := n.nowMillis() + protocol.MaxClockSkewMillis
 	manifests := map[cid.Cid]bool{}
 	for i, b := range fresh {
-		id := commonsOf(b)
+		id := b.CommonsID()
 		byCommons[id] = append(byCommons[id], b)
 		cursorsOf[id] = append(cursorsOf[id], cursors[i])
 		if t := b.Record.Time; t > n.hlc && t.Millis() <= limit {

@@ -25,6 +25,7 @@ type Metrics struct {
 	syncSessions    prometheus.Counter
 	syncRounds      prometheus.Counter
 	syncBytes       *prometheus.CounterVec
+	syncIn, syncOut prometheus.Counter // syncBytes' two series
 	feedSubscribers prometheus.Gauge
 	feedEvents      prometheus.Counter
 	feedOverflows   prometheus.Counter
@@ -57,8 +58,7 @@ func newMetrics(n *Node) *Metrics {
 	for _, r := range []string{ReasonBadSignature, ReasonMalformed, ReasonTooLarge, ReasonInvalid, ReasonWrongCommons, ReasonFutureTime} {
 		m.rejected.WithLabelValues(r)
 	}
-	m.syncBytes.WithLabelValues("in")
-	m.syncBytes.WithLabelValues("out")
+	m.syncIn, m.syncOut = m.syncBytes.WithLabelValues("in"), m.syncBytes.WithLabelValues("out")
 	f(m.ingested)
 	f(m.rejected)
 	f(m.validation)
@@ -92,29 +92,26 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Ingested(n int) { m.ingested.Add(float64(n)) }
 
 // Rejected counts a record refused by validation, classified by err (a
-// protocol validation error, or errWrongCommons).
+// protocol validation error).
 func (m *Metrics) Rejected(err error) { m.rejected.WithLabelValues(rejectReason(err)).Inc() }
 
 // ValidationTook observes the time one gossip validation took since start.
 func (m *Metrics) ValidationTook(start time.Time) { m.validation.Observe(time.Since(start).Seconds()) }
 
-// SyncSession counts one sync session with a peer.
+// SyncSession counts one sync session with a peer, as it starts.
 func (m *Metrics) SyncSession() { m.syncSessions.Inc() }
 
-// SyncRound counts one sync round trip.
-func (m *Metrics) SyncRound() { m.syncRounds.Inc() }
+// SyncRounds counts the round trips of a sync session, as it ends.
+func (m *Metrics) SyncRounds(n int) { m.syncRounds.Add(float64(n)) }
 
 // SyncBytes counts sync traffic; in is true for received bytes.
 func (m *Metrics) SyncBytes(in bool, n int) {
-	dir := "out"
 	if in {
-		dir = "in"
+		m.syncIn.Add(float64(n))
+	} else {
+		m.syncOut.Add(float64(n))
 	}
-	m.syncBytes.WithLabelValues(dir).Add(float64(n))
 }
-
-// errWrongCommons: a gossiped record of another commons than its topic's.
-var errWrongCommons = errors.New("node: record of another commons")
 
 func rejectReason(err error) string {
 	switch {
@@ -124,7 +121,7 @@ func rejectReason(err error) string {
 		return ReasonBadSignature
 	case errors.Is(err, protocol.ErrTooLarge):
 		return ReasonTooLarge
-	case errors.Is(err, errWrongCommons):
+	case errors.Is(err, protocol.ErrWrongCommons):
 		return ReasonWrongCommons
 	case errors.Is(err, protocol.ErrMalformed), errors.Is(err, protocol.ErrNonCanonical), errors.Is(err, protocol.ErrUnknownType):
 		return ReasonMalformed

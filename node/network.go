@@ -2,7 +2,7 @@ package node
 
 import (
 	"context"
-	"errors"
+
 	"fmt"
 	"time"
 
@@ -45,7 +45,7 @@ func (n *Node) startNetwork(ctx context.Context) error {
 	}
 	ps, err := pubsub.NewGossipSub(n.ctx, n.host,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
-		pubsub.WithMessageIdFn(func(m *pb.Message) string { return string(protocol.RecordCID(m.Data).Bytes()) }),
+		pubsub.WithMessageIdFn(func(m *pb.Message) string { return protocol.MessageID(m.Data) }),
 		pubsub.WithMaxMessageSize(protocol.MaxRecordSize+4096),
 		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
 		pubsub.WithLogger(n.cfg.Logger.With("component", "pubsub")),
@@ -168,16 +168,9 @@ func (n *Node) readTopic(sub *pubsub.Subscription) {
 func (n *Node) validator(id cid.Cid) pubsub.ValidatorEx {
 	return func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 		defer n.metrics.ValidationTook(time.Now())
-		b, err := protocol.Validate(msg.Data)
-		if err == nil && !commonsOf(b).Equals(id) {
-			err = fmt.Errorf("%w: record of commons %s on the topic of %s", errWrongCommons, commonsOf(b), id)
-		}
-		if err == nil {
-			err = protocol.CheckTime(b.Record, n.nowMillis())
-		}
+		b, err := n.admitRaw(msg.Data, id)
 		if err != nil {
-			n.metrics.Rejected(err)
-			if errors.Is(err, protocol.ErrFutureTime) {
+			if !protocol.Permanent(err) {
 				n.log.Debug("gossip record delayed", "from", from, "err", err)
 				return pubsub.ValidationIgnore
 			}

@@ -280,14 +280,6 @@ func (n *Node) nextTime() protocol.HLC {
 	return n.hlc
 }
 
-// commonsOf returns the commons a record belongs to.
-func commonsOf(b *protocol.Block) cid.Cid {
-	if b.Record.IsGenesis() {
-		return b.CID
-	}
-	return b.Record.Commons
-}
-
 // replicaFor returns the replica of a commons by its string ID. Loop only.
 func (n *Node) replicaFor(id string) (*replica, error) {
 	c, err := cid.Decode(id)

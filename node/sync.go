@@ -312,10 +312,12 @@ func (n *Node) syncSlots() chan struct{} {
 func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *SyncSession) (err error) {
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
-	c := &countingStream{Stream: s}
+	c := &countingStream{Stream: s, m: n.metrics}
+	n.metrics.SyncSession()
 	defer func() {
 		rep.BytesSent, rep.BytesReceived = c.sent, c.received
 		rep.RoundTrips = (rep.Turns + 1) / 2
+		n.metrics.SyncRounds(rep.RoundTrips)
 		if err != nil {
 			_ = s.Reset()
 			if ctx.Err() != nil {
@@ -489,7 +491,7 @@ func (n *Node) readTurn(ctx context.Context, s network.Stream, r *bufio.Reader, 
 		}
 		switch kind {
 		case protocol.SyncFrameRecord:
-			b, err := protocol.Parse(body)
+			b, err := n.parse(body, cid.Undef)
 			if err != nil {
 				n.log.Warn("sync: invalid record from peer", "peer", rep.Peer, "err", err)
 				return in, errors.Join(fmt.Errorf("invalid record: %w", err), finish())
@@ -550,8 +552,8 @@ func (n *Node) ingestSynced(ctx context.Context, batch []*protocol.Block, id cid
 		return 0, err
 	}
 	var bad error
-	good := n.screen(fresh, id, func(b *protocol.Block, err error) {
-		if errors.Is(err, protocol.ErrFutureTime) {
+	good := n.admit(fresh, id, func(b *protocol.Block, err error) {
+		if !protocol.Permanent(err) {
 			n.log.Debug("sync: record delayed", "cid", b.CID, "err", err)
 			return
 		}
@@ -577,30 +579,6 @@ func (n *Node) ingestSynced(ctx context.Context, batch []*protocol.Block, id cid
 		}
 	}
 	return added, nil
-}
-
-// screen verifies a batch of parsed blocks: signatures (batch
-// verification), the commons when want is defined, and the clock. It
-// returns the blocks that pass and calls reject with each other one and why.
-func (n *Node) screen(blocks []*protocol.Block, want cid.Cid, reject func(*protocol.Block, error)) []*protocol.Block {
-	errs := protocol.VerifyBatch(blocks)
-	now := n.nowMillis()
-	good := blocks[:0:0]
-	for i, b := range blocks {
-		err := errs[i]
-		if err == nil && want.Defined() && !commonsOf(b).Equals(want) {
-			err = fmt.Errorf("record %s belongs to commons %s, not %s", b.CID, commonsOf(b), want)
-		}
-		if err == nil {
-			err = protocol.CheckTime(b.Record, now)
-		}
-		if err != nil {
-			reject(b, err)
-			continue
-		}
-		good = append(good, b)
-	}
-	return good
 }
 
 // readControl reads one frame that must be a control frame.
@@ -680,20 +658,24 @@ func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
 	return b, nil
 }
 
-// countingStream counts the bytes of a stream.
+// countingStream counts the bytes of a stream, for the session's report
+// and in the node's metrics as they move.
 type countingStream struct {
 	network.Stream
+	m              *Metrics
 	sent, received int64
 }
 
 func (c *countingStream) Read(p []byte) (int, error) {
 	k, err := c.Stream.Read(p)
 	c.received += int64(k)
+	c.m.SyncBytes(true, k)
 	return k, err
 }
 
 func (c *countingStream) Write(p []byte) (int, error) {
 	k, err := c.Stream.Write(p)
 	c.sent += int64(k)
+	c.m.SyncBytes(false, k)
 	return k, err
 }

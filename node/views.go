@@ -189,7 +189,7 @@ func (n *Node) Show(ctx context.Context, c string) (RecordInfo, error) {
 func recordInfo(b *protocol.Block) RecordInfo {
 	r := b.Record
 	info := RecordInfo{
-		CID: b.CID.String(), Type: string(r.Type()), Commons: commonsOf(b).String(), Author: r.Author,
+		CID: b.CID.String(), Type: string(r.Type()), Commons: b.CommonsID().String(), Author: r.Author,
 		Time: hlcTime(r.Time), HLC: uint64(r.Time), Links: cidStrings(r.Links()),
 		Manifest: r.Manifest(), Contribution: r.Contribution(), Review: r.Review(),
 	}

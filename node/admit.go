@@ -1,0 +1,64 @@
+package node
+
+import (
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// The way in.
+//
+// Every record enters through the functions below, whatever brought it:
+// gossip (network.go), sync (sync.go), a CAR import (car.go), a record
+// posted to the API or made here (actions.go). They apply the stateless
+// rules of protocol.Admit and count every refusal in
+// commons_records_rejected_total by reason. What they admit goes to ingest
+// (ingest.go), which stores it and applies it to the commons' state.
+
+// parse decodes bytes a peer or a file claims to be a record, and counts a
+// failure. claimed, if defined, is the CID the bytes were delivered under
+// (a CAR section); bytes that hash to another CID are refused.
+func (n *Node) parse(raw []byte, claimed cid.Cid) (*protocol.Block, error) {
+	if claimed.Defined() && !protocol.RecordCID(raw).Equals(claimed) {
+		var err error = errCIDMismatch{}
+		n.metrics.Rejected(err)
+		return nil, err
+	}
+	b, err := protocol.Parse(raw)
+	if err != nil {
+		n.metrics.Rejected(err)
+	}
+	return b, err
+}
+
+// admit applies the stateless rules to parsed blocks (signatures verified
+// in one batch) for commons, when defined. It returns the admitted blocks
+// and calls refused with each other one and why, after counting it.
+func (n *Node) admit(blocks []*protocol.Block, commons cid.Cid, refused func(*protocol.Block, error)) []*protocol.Block {
+	errs := protocol.AdmitBatch(blocks, commons, n.nowMillis())
+	good := blocks[:0:0]
+	for i, b := range blocks {
+		if errs[i] != nil {
+			n.metrics.Rejected(errs[i])
+			refused(b, errs[i])
+			continue
+		}
+		good = append(good, b)
+	}
+	return good
+}
+
+// admitRaw is parse and admit for one record's bytes.
+func (n *Node) admitRaw(raw []byte, commons cid.Cid) (*protocol.Block, error) {
+	b, err := protocol.Admit(raw, commons, n.nowMillis())
+	if err != nil {
+		n.metrics.Rejected(err)
+	}
+	return b, err
+}
+
+// errCIDMismatch: bytes delivered under a CID they do not hash to.
+type errCIDMismatch struct{}
+
+func (errCIDMismatch) Error() string { return "bytes do not match the CID (tampered or corrupt)" }
+func (errCIDMismatch) Unwrap() error { return protocol.ErrMalformed }
