@@ -54,7 +54,6 @@ import (
 
 	"github.com/commons-p2p/commons/crdt"
 	"github.com/commons-p2p/commons/protocol"
-	"github.com/commons-p2p/commons/store"
 )
 
 // Event types besides the record types (manifest, contribution, review).
@@ -217,6 +216,9 @@ type feedHub struct {
 	commons map[cid.Cid]*commonsFeed
 	ringCap int
 
+	cmu     sync.Mutex
+	changed chan struct{} // closed and replaced when records are added live
+
 	qmu    sync.Mutex
 	queued []*commonsFeed // with events to publish
 	kick   chan struct{}
@@ -229,7 +231,7 @@ type feedHub struct {
 }
 
 func newFeedHub(ringCap int, m *Metrics) *feedHub {
-	return &feedHub{commons: map[cid.Cid]*commonsFeed{}, ringCap: ringCap, kick: make(chan struct{}, 1), metrics: m, turns: turns{free: feedTurns}}
+	return &feedHub{commons: map[cid.Cid]*commonsFeed{}, changed: make(chan struct{}), ringCap: ringCap, kick: make(chan struct{}, 1), metrics: m, turns: turns{free: feedTurns}}
 }
 
 // feed returns a commons' feed, creating it. Loop only (creation).
@@ -256,11 +258,33 @@ func (h *feedHub) lookup(id cid.Cid) *commonsFeed {
 	return h.commons[id]
 }
 
-// added records the events of a record merged at cursor with the status
+// added records the events of records applied to a commons, with the
+// status changes each caused. Loop only.
+func (h *feedHub) added(rep *replica, done []applied, live bool) {
+	f := h.feed(rep.id)
+	for _, a := range done {
+		h.add(f, a.cursor, a.block, a.changes, rep.state, live)
+	}
+	if live {
+		h.cmu.Lock()
+		close(h.changed)
+		h.changed = make(chan struct{})
+		h.cmu.Unlock()
+	}
+}
+
+// Changed returns a channel closed when records are next added live.
+func (h *feedHub) Changed() <-chan struct{} {
+	h.cmu.Lock()
+	defer h.cmu.Unlock()
+	return h.changed
+}
+
+// add records the events of a record merged at cursor with the status
 // changes it caused. live appends to the ring and queues the commons for
 // publication; at start (live false) only the status list and indexes are
-// built, and the events count as published. Loop only.
-func (h *feedHub) added(f *commonsFeed, cursor uint64, b *protocol.Block, changes []crdt.Change, st *crdt.State, live bool) {
+// built, and the events count as published.
+func (h *feedHub) add(f *commonsFeed, cursor uint64, b *protocol.Block, changes []crdt.Change, st *crdt.State, live bool) {
 	if cursor == 0 {
 		return
 	}
@@ -616,36 +640,4 @@ func (n *Node) startFeed() {
 		defer n.wg.Done()
 		n.feeds.run(n.ctx)
 	}()
-}
-
-// loadFeed merges a page of stored records into a commons being rebuilt at
-// start, one at a time in cursor order, so that status changes get the
-// positions they had when the records first arrived.
-func (n *Node) loadFeed(rep *replica, page []store.Stored, blocks []*protocol.Block) error {
-	f := n.feeds.feed(rep.id)
-	for i, b := range blocks {
-		changes, err := rep.state.Add(b)
-		if err != nil {
-			return err
-		}
-		n.feeds.added(f, page[i].Cursor, b, changes, rep.state, false)
-	}
-	return nil
-}
-
-// mergeFeed merges freshly stored blocks of one commons, in cursor order,
-// and publishes their events. It returns every status change. Loop only.
-func (n *Node) mergeFeed(rep *replica, bs []*protocol.Block, cursors []uint64) ([]crdt.Change, error) {
-	f := n.feeds.feed(rep.id)
-	var all []crdt.Change
-	for i, b := range bs {
-		changes, err := rep.state.Add(b)
-		if err != nil {
-			return all, err
-		}
-		n.feeds.added(f, cursors[i], b, changes, rep.state, true)
-		all = append(all, changes...)
-	}
-	n.metrics.Ingested(len(bs))
-	return all, nil
 }

@@ -11,6 +11,19 @@ import (
 	"github.com/commons-p2p/commons/store"
 )
 
+// From admission to the commons' state.
+//
+// Admitted blocks (admit.go) reach the event loop as ingest requests. The
+// loop groups the waiting requests into a batch, leaves out what its
+// commons already holds or an earlier batch carries, and hands the batch to
+// the committer, a goroutine of its own that writes it to the store with
+// one group commit (the fsync happens there, never on the loop). The batch
+// comes back to the loop, which applies it (apply: the commons' states, the
+// clock, the live feed) and only then answers the requests. Batches are
+// committed and applied one after another, in the order they were made, so
+// every request is answered in order, after what it carried is durable and
+// visible.
+
 // ingestReq asks the event loop to store and merge validated blocks.
 type ingestReq struct {
 	blocks []*protocol.Block
@@ -27,8 +40,24 @@ type ingestResult struct {
 	err     error
 }
 
+// batch is a group of requests on its way through the committer.
+type batch struct {
+	reqs    []*ingestReq
+	results []ingestResult
+	entries []store.Entry     // to store
+	fresh   []*protocol.Block // the entries' blocks
+	joined  map[cid.Cid]bool  // commons first replicated by this batch
+	cursors []uint64          // the entries' feed cursors, once committed
+	err     error             // the commit's error
+}
+
+// maxInFlight is how many batches may be with the committer at once: one
+// being written, one waiting. Requests wait in ingestCh meanwhile, and form
+// the next batch, all the larger, when one comes back.
+const maxInFlight = 2
+
 // ingest hands validated blocks to the event loop and waits until they are
-// durably stored and merged.
+// durably stored and applied.
 func (n *Node) ingest(ctx context.Context, blocks []*protocol.Block, join bool) (ingestResult, error) {
 	if n.ctx == nil {
 		return ingestResult{}, ErrClosed
@@ -49,18 +78,30 @@ func (n *Node) ingest(ctx context.Context, blocks []*protocol.Block, join bool) 
 	}
 }
 
-// processIngest stores and merges one group of requests with a single group
-// commit. Loop only.
-func (n *Node) processIngest(reqs []*ingestReq) {
-	results := make([]ingestResult, len(reqs))
-	var entries []store.Entry
-	var fresh []*protocol.Block
-	inBatch := make(map[cid.Cid]bool)
-	joined := map[cid.Cid]bool{}
+// takeRequests drains the waiting requests that follow first, up to
+// MaxBatch blocks in all. Loop only.
+func (n *Node) takeRequests(first *ingestReq) []*ingestReq {
+	reqs, total := []*ingestReq{first}, len(first.blocks)
+	for total < n.cfg.MaxBatch {
+		select {
+		case r := <-n.ingestCh:
+			reqs = append(reqs, r)
+			total += len(r.blocks)
+		default:
+			return reqs
+		}
+	}
+	return reqs
+}
+
+// prepare makes a batch of requests: the blocks not held yet, nor carried
+// by a batch in flight, and the commons to replicate. Loop only.
+func (n *Node) prepare(reqs []*ingestReq) *batch {
+	b := &batch{reqs: reqs, results: make([]ingestResult, len(reqs)), joined: map[cid.Cid]bool{}}
 	for i, req := range reqs {
 		res := ingestResult{added: make([]bool, len(req.blocks)), skipped: make([]bool, len(req.blocks))}
-		for j, b := range req.blocks {
-			id := b.CommonsID()
+		for j, blk := range req.blocks {
+			id := blk.CommonsID()
 			rep := n.commons[id]
 			if rep == nil && req.join {
 				var err error
@@ -68,89 +109,146 @@ func (n *Node) processIngest(reqs []*ingestReq) {
 					res.err = err
 					break
 				}
-				joined[id] = true
+				b.joined[id] = true
 			}
 			if rep == nil {
 				res.skipped[j] = true
 				continue
 			}
-			if rep.state.Has(b.CID) || inBatch[b.CID] {
+			if rep.state.Has(blk.CID) || n.inFlight[blk.CID] {
 				continue
 			}
-			inBatch[b.CID] = true
+			n.inFlight[blk.CID] = true
 			res.added[j] = true
-			entries = append(entries, store.Entry{CID: b.CID, Commons: id, Raw: b.Raw})
-			fresh = append(fresh, b)
+			b.entries = append(b.entries, store.Entry{CID: blk.CID, Commons: id, Raw: blk.Raw})
+			b.fresh = append(b.fresh, blk)
 		}
-		results[i] = res
+		b.results[i] = res
 	}
-	if len(entries) > 0 {
-		cursors, err := n.st.PutRecords(n.ctx, entries)
-		if err != nil {
-			err = fmt.Errorf("node: store records: %w", err)
-			n.log.Error("ingest failed", "records", len(entries), "err", err)
-			for i := range results {
-				results[i] = ingestResult{err: err}
+	return b
+}
+
+// committer writes batches to the store, one group commit each, in order,
+// and hands them back to the loop.
+func (n *Node) committer() {
+	for {
+		select {
+		case b := <-n.toCommit:
+			if len(b.entries) > 0 {
+				b.cursors, b.err = n.st.PutRecords(n.ctx, b.entries)
 			}
-			n.reply(reqs, results)
+			select {
+			case n.committed <- b:
+			case <-n.ctx.Done():
+				return
+			}
+		case <-n.ctx.Done():
 			return
 		}
-		n.merge(fresh, cursors)
-		n.noteBlobs(fresh)
 	}
-	n.reply(reqs, results)
-	for id := range joined {
+}
+
+// finish applies a committed batch and answers its requests. Loop only.
+func (n *Node) finish(b *batch) {
+	for _, blk := range b.fresh {
+		delete(n.inFlight, blk.CID)
+	}
+	if b.err != nil {
+		err := fmt.Errorf("node: store records: %w", b.err)
+		n.log.Error("ingest failed", "records", len(b.entries), "err", err)
+		for i := range b.results {
+			b.results[i] = ingestResult{err: err}
+		}
+	} else if len(b.fresh) > 0 {
+		n.applyLive(b.fresh, b.cursors)
+		n.noteBlobs(b.fresh)
+	}
+	for i, req := range b.reqs {
+		if req.done != nil {
+			req.done <- b.results[i]
+		}
+	}
+	for id := range b.joined {
 		n.afterJoin(id)
 	}
 }
 
-func (n *Node) reply(reqs []*ingestReq, results []ingestResult) {
-	for i, req := range reqs {
-		if req.done != nil {
-			req.done <- results[i]
-		}
-	}
+// applied is one stored record and the status changes applying it caused.
+type applied struct {
+	cursor  uint64
+	block   *protocol.Block
+	changes []crdt.Change
 }
 
-// merge adds stored blocks to their commons' views. Loop only.
-func (n *Node) merge(fresh []*protocol.Block, cursors []uint64) {
-	byCommons := make(map[cid.Cid][]*protocol.Block)
-	cursorsOf := make(map[cid.Cid][]uint64)
+// apply adds stored records of one commons to its state, one at a time in
+// cursor order, so that each status change is attributed to the record
+// that caused it, the same way live and at start. It also moves the clock
+// past every record that is not from the future. Loop only (or before the
+// loop starts).
+func (n *Node) apply(rep *replica, blocks []*protocol.Block, cursors []uint64) ([]applied, error) {
+	out := make([]applied, 0, len(blocks))
 	limit := n.nowMillis() + protocol.MaxClockSkewMillis
-	manifests := map[cid.Cid]bool{}
-	for i, b := range fresh {
-		id := b.CommonsID()
-		byCommons[id] = append(byCommons[id], b)
-		cursorsOf[id] = append(cursorsOf[id], cursors[i])
+	for i, b := range blocks {
+		changes, err := rep.state.Add(b)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, applied{cursor: cursors[i], block: b, changes: changes})
 		if t := b.Record.Time; t > n.hlc && t.Millis() <= limit {
 			n.hlc = t
 		}
-		if b.Record.Type() == protocol.TypeManifest {
-			manifests[id] = true
-		}
 	}
-	for id, bs := range byCommons {
-		changes, err := n.mergeFeed(n.commons[id], bs, cursorsOf[id])
+	return out, nil
+}
+
+// applyLive applies freshly stored blocks, by commons, and publishes what
+// changed: the live feed, the log, and the manifests' bootstrap peers.
+// Loop only.
+func (n *Node) applyLive(fresh []*protocol.Block, cursors []uint64) {
+	var order []cid.Cid
+	byCommons := make(map[cid.Cid][]*protocol.Block)
+	cursorsOf := make(map[cid.Cid][]uint64)
+	for i, b := range fresh {
+		id := b.CommonsID()
+		if byCommons[id] == nil {
+			order = append(order, id)
+		}
+		byCommons[id] = append(byCommons[id], b)
+		cursorsOf[id] = append(cursorsOf[id], cursors[i])
+	}
+	for _, id := range order {
+		rep := n.commons[id]
+		done, err := n.apply(rep, byCommons[id], cursorsOf[id])
 		if err != nil {
 			// Unreachable: blocks were grouped by their commons.
-			n.log.Error("merge", "commons", id, "err", err)
-			continue
+			n.log.Error("apply", "commons", id, "err", err)
 		}
-		n.logChanges(id, changes)
-	}
-	close(n.changed)
-	n.changed = make(chan struct{})
-	for id := range manifests {
-		n.dialManifestPeers(n.commons[id])
+		n.feeds.added(rep, done, true)
+		n.metrics.Ingested(len(done))
+		n.logChanges(id, done)
+		if manifestIn(done) {
+			n.dialManifestPeers(rep)
+		}
 	}
 }
 
-func (n *Node) logChanges(id cid.Cid, changes []crdt.Change) {
-	for _, ch := range changes {
-		if ch.From == "" {
-			n.log.Debug("contribution added", "commons", id, "cid", ch.Contribution, "status", ch.To)
-		} else {
-			n.log.Info("contribution status", "commons", id, "cid", ch.Contribution, "from", ch.From, "to", ch.To)
+func manifestIn(done []applied) bool {
+	for _, a := range done {
+		if a.block.Record.Type() == protocol.TypeManifest {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *Node) logChanges(id cid.Cid, done []applied) {
+	for _, a := range done {
+		for _, ch := range a.changes {
+			if ch.From == "" {
+				n.log.Debug("contribution added", "commons", id, "cid", ch.Contribution, "status", ch.To)
+			} else {
+				n.log.Info("contribution status", "commons", id, "cid", ch.Contribution, "from", ch.From, "to", ch.To)
+			}
 		}
 	}
 }

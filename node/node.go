@@ -52,12 +52,14 @@ type Node struct {
 	ownHost bool
 	ps      *pubsub.PubSub
 
-	work     chan func()
-	ingestCh chan *ingestReq
-	stopped  chan struct{}
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	work      chan func()
+	ingestCh  chan *ingestReq
+	toCommit  chan *batch // loop → committer
+	committed chan *batch // committer → loop
+	stopped   chan struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 
 	blobs blobState // blob exchange (blob.go)
 	net   netState  // DHT, mDNS, reachability (host.go)
@@ -74,11 +76,12 @@ type Node struct {
 	syncAgain  map[string]bool     // sessions asked for while one ran: run another after it
 
 	// Owned by the event loop.
-	commons map[cid.Cid]*replica
-	order   []cid.Cid // commons in the order they were added
-	hlc     protocol.HLC
-	changed chan struct{} // closed and replaced whenever records are added
-	rng     *rand.Rand
+	commons  map[cid.Cid]*replica
+	order    []cid.Cid // commons in the order they were added
+	hlc      protocol.HLC
+	inFlight map[cid.Cid]bool // records in batches with the committer
+	batches  int              // batches with the committer
+	rng      *rand.Rand
 }
 
 // replica is one replicated commons.
@@ -107,11 +110,13 @@ func New(cfg Config) (*Node, error) {
 		st:         cfg.Store,
 		work:       make(chan func()),
 		ingestCh:   make(chan *ingestReq, 1024),
+		toCommit:   make(chan *batch, maxInFlight),
+		committed:  make(chan *batch, maxInFlight),
+		inFlight:   make(map[cid.Cid]bool),
 		stopped:    make(chan struct{}),
 		exInFlight: make(map[string]*syncRun),
 		served:     make(map[string]int),
 		commons:    make(map[cid.Cid]*replica),
-		changed:    make(chan struct{}),
 		joined:     make(chan struct{}, 1),
 		rng:        rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 	}
@@ -144,11 +149,6 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 		n.commons[id] = rep
 		n.order = append(n.order, id)
-		for _, c := range rep.state.CIDs() {
-			if t := rep.state.Block(c).Record.Time; t > n.hlc && t.Millis() <= n.nowMillis()+protocol.MaxClockSkewMillis {
-				n.hlc = t
-			}
-		}
 	}
 	if !n.cfg.Offline {
 		if err := n.startNetwork(ctx); err != nil {
@@ -157,10 +157,14 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}
 	n.startFeed()
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
 		n.loop()
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.committer()
 	}()
 	if !n.cfg.Offline {
 		n.startBackground()
@@ -182,17 +186,21 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 			break
 		}
 		blocks := make([]*protocol.Block, 0, len(page))
+		cursors := make([]uint64, 0, len(page))
 		for _, s := range page {
 			b, err := protocol.Parse(s.Raw)
 			if err != nil {
 				return nil, fmt.Errorf("node: load commons %s: stored record %s: %w", id, s.CID, err)
 			}
 			blocks = append(blocks, b)
+			cursors = append(cursors, s.Cursor)
 			after = s.Cursor
 		}
-		if err := n.loadFeed(rep, page, blocks); err != nil {
+		done, err := n.apply(rep, blocks, cursors)
+		if err != nil {
 			return nil, fmt.Errorf("node: load commons %s: %w", id, err)
 		}
+		n.feeds.added(rep, done, false)
 		n.noteBlobs(blocks)
 	}
 	n.log.Info("loaded commons", "commons", id, "records", rep.state.Len())
@@ -225,26 +233,25 @@ func (n *Node) Close() error {
 	return errors.Join(errs...)
 }
 
-// loop is the event loop: it owns n.commons, n.hlc and n.changed.
+// loop is the event loop: it owns the fields marked so in Node. It never
+// waits for the disk: batches go to the committer (ingest.go), and it takes
+// new ingest requests only while fewer than maxInFlight are there.
 func (n *Node) loop() {
 	defer close(n.stopped)
 	for {
+		ingest := n.ingestCh
+		if n.batches >= maxInFlight {
+			ingest = nil
+		}
 		select {
 		case fn := <-n.work:
 			fn()
-		case req := <-n.ingestCh:
-			reqs, total := []*ingestReq{req}, len(req.blocks)
-		drain:
-			for total < n.cfg.MaxBatch {
-				select {
-				case r := <-n.ingestCh:
-					reqs = append(reqs, r)
-					total += len(r.blocks)
-				default:
-					break drain
-				}
-			}
-			n.processIngest(reqs)
+		case req := <-ingest:
+			n.batches++
+			n.toCommit <- n.prepare(n.takeRequests(req)) // never blocks: fewer than maxInFlight are out
+		case b := <-n.committed:
+			n.batches--
+			n.finish(b)
 		case <-n.ctx.Done():
 			return
 		}

@@ -218,10 +218,10 @@ func (n *Node) Feed(ctx context.Context, q FeedQuery) ([]FeedItem, error) {
 	deadline := time.Now().Add(q.Wait)
 	for {
 		var ids []cid.Cid
-		var changed chan struct{}
+		var changed <-chan struct{}
 		var ierr error
 		if err := n.do(ctx, func() {
-			changed = n.changed
+			changed = n.feeds.Changed()
 			if q.Commons == "" {
 				ids = append(ids, n.order...)
 				return
