@@ -253,16 +253,19 @@ type FeedQuery struct {
 
 // FeedItem is one record in a commons' feed, in arrival order.
 type FeedItem struct {
-	Cursor   uint64             `json:"cursor"`
-	CID      string             `json:"cid"`
-	Type     string             `json:"type"`
-	Author   protocol.PublicKey `json:"author"`
-	Commons  string             `json:"commons"`
-	Time     time.Time          `json:"time"`
-	Title    string             `json:"title,omitempty"`
-	Status   string             `json:"status,omitempty"`
-	Target   string             `json:"target,omitempty"`
-	Decision string             `json:"decision,omitempty"`
+	Cursor  uint64             `json:"cursor"`
+	CID     string             `json:"cid"`
+	Type    string             `json:"type"`
+	Author  protocol.PublicKey `json:"author"`
+	Commons string             `json:"commons"`
+	Time    time.Time          `json:"time"`
+	Title   string             `json:"title,omitempty"`
+	// Status is a contribution's status now. (The live feed's record
+	// events carry the status on arrival instead, and its status events
+	// each later change: a stream is a log, a page a snapshot.)
+	Status   string `json:"status,omitempty"`
+	Target   string `json:"target,omitempty"`
+	Decision string `json:"decision,omitempty"`
 }
 
 // ImportReport says what an import did.

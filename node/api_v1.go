@@ -1,22 +1,18 @@
 package node
 
 import (
-	"cmp"
 	"context"
 	"embed"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"net"
 	"net/http"
-	"sort"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
 )
@@ -24,7 +20,7 @@ import (
 // Streamer is what the routes beyond API need: the live feed, contribution
 // lists, raw records and metrics. *Node implements it.
 type Streamer interface {
-	Subscribe(ctx context.Context, commons, from string, filter EventFilter) (*Subscription, error)
+	Subscribe(ctx context.Context, commons, from string, filter feed.EventFilter) (*feed.Subscription, error)
 	Contributions(ctx context.Context, q ContributionQuery) (ContributionPage, error)
 	RawRecord(ctx context.Context, c string) ([]byte, error)
 	Metrics() *Metrics
@@ -72,9 +68,9 @@ func (n *Node) Contributions(ctx context.Context, q ContributionQuery) (Contribu
 	if q.Limit > MaxFeedLimit {
 		return page, badRequest("limit %d exceeds %d", q.Limit, MaxFeedLimit)
 	}
-	filter, err := EventFilter{Status: q.Status, Author: q.Author}.validate()
+	filter, err := feed.EventFilter{Status: q.Status, Author: q.Author}.Validate()
 	if err != nil {
-		return page, err
+		return page, fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	var ierr error
 	err = n.do(ctx, func() {
@@ -83,36 +79,61 @@ func (n *Node) Contributions(ctx context.Context, q ContributionQuery) (Contribu
 			ierr = err
 			return
 		}
-		f := n.feeds.feed(rep.id)
-		f.mu.RLock()
-		defer f.mu.RUnlock()
-		i := sort.Search(len(f.contribs), func(i int) bool { return f.contribs[i].cursor > q.After })
-		for ; i < len(f.contribs); i++ {
-			c := &f.contribs[i]
-			if q.Kind != "" && c.kind != q.Kind || filter.Author != "" && c.author.Hex() != filter.Author {
-				continue
+		n.feeds.Contributions(rep.id, q.After, func(c *feed.Contribution) bool {
+			if q.Kind != "" && c.Kind != q.Kind || filter.Author != "" && c.Author.Hex() != filter.Author {
+				return true
 			}
-			t := hlcTime(c.time)
+			t := c.Time.Time()
 			if !q.Since.IsZero() && t.Before(q.Since) || !q.Until.IsZero() && !t.Before(q.Until) {
-				continue
+				return true
 			}
-			st, _ := rep.state.Status(c.cid)
+			st, _ := rep.state.Status(c.CID)
 			if filter.Status != "" && string(st) != filter.Status {
-				continue
+				return true
 			}
 			if len(page.Contributions) == q.Limit {
 				page.Next = page.Contributions[q.Limit-1].Cursor
-				return
+				return false
 			}
 			page.Contributions = append(page.Contributions, ContributionItem{
-				Cursor: c.cursor, CID: c.cid.String(), Title: c.title, Kind: c.kind, Author: c.author, Time: t, Status: string(st),
+				Cursor: c.Cursor, CID: c.CID.String(), Title: c.Title, Kind: c.Kind, Author: c.Author, Time: t, Status: string(st),
 			})
-		}
+			return true
+		})
 	})
 	if err != nil {
 		return page, err
 	}
 	return page, ierr
+}
+
+// Subscribe opens a commons' event stream after position from ("" for the
+// start), keeping the events filter matches. The stream's reader calls
+// Next.
+func (n *Node) Subscribe(ctx context.Context, commons, from string, filter feed.EventFilter) (*feed.Subscription, error) {
+	pos, err := feed.ParsePos(from)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Last-Event-ID: %w", ErrBadRequest, err)
+	}
+	if filter, err = filter.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	var id cid.Cid
+	var ierr error
+	if err := n.do(ctx, func() {
+		rep, err := n.replicaFor(commons)
+		if err != nil {
+			ierr = err
+			return
+		}
+		id = rep.id
+	}); err != nil {
+		return nil, err
+	}
+	if ierr != nil {
+		return nil, ierr
+	}
+	return n.feeds.Subscribe(id, pos, filter), nil
 }
 
 // RawRecord returns a stored record's DAG-CBOR bytes.
@@ -246,13 +267,6 @@ func (h *handler) contributions(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// feedKeepAlive is how long an SSE stream stays silent before the handler
-// sends a comment line, so that proxies and clients see it is alive.
-var feedKeepAlive = 15 * time.Second
-
-// keepAliveFrame is the SSE comment sent after feedKeepAlive of silence.
-var keepAliveFrame = []byte(": keep-alive\n\n")
-
 // events serves a commons' live feed as Server-Sent Events. It resumes
 // after the Last-Event-ID header (or the after query parameter, for the
 // first connection). Each wake-up's events go out in one write and one
@@ -263,7 +277,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := r.URL.Query()
-	filter := EventFilter{Type: v.Get("type"), Status: v.Get("status"), Kind: v.Get("kind"), Author: v.Get("author")}
+	filter := feed.EventFilter{Type: v.Get("type"), Status: v.Get("status"), Kind: v.Get("kind"), Author: v.Get("author")}
 	from := r.Header.Get("Last-Event-ID")
 	if from == "" {
 		from = v.Get("after")
@@ -275,7 +289,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	}
 	defer sub.Close()
 	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-		directEvents(r.Context(), conn, sub)
+		feed.ServeConn(r.Context(), conn, sub)
 		return
 	}
 	hd := w.Header()
@@ -290,102 +304,5 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	if _, err := w.Write([]byte("retry: 1000\n\n")); err != nil || rc.Flush() != nil {
 		return
 	}
-	serveStream(r.Context(), w, rc.Flush, sub)
-}
-
-// directEvents serves an event stream on its own connection, taken from
-// the HTTP server: the notifier writes the stream while sub is caught up
-// (feed_direct.go), and this goroutine writes it otherwise. The body ends
-// when the connection closes.
-func directEvents(ctx context.Context, conn net.Conn, sub *Subscription) {
-	defer conn.Close()
-	raw, err := conn.(syscall.Conn).SyscallConn()
-	if err != nil || conn.SetDeadline(time.Time{}) != nil {
-		return
-	}
-	const head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n" +
-		"X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: 1000\n\n"
-	if _, err := io.WriteString(conn, head); err != nil {
-		return
-	}
-	// The server no longer watches the connection: a read ending (the
-	// client hung up) ends the stream.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		io.Copy(io.Discard, conn)
-		cancel()
-	}()
-	sub.setDirect(func(b []byte) (n int, err error) {
-		werr := raw.Write(func(fd uintptr) bool {
-			n, err = syscall.Write(int(fd), b)
-			return true // one attempt: never wait for the socket
-		})
-		n = max(n, 0)
-		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
-			err = nil
-		}
-		return n, cmp.Or(werr, err)
-	})
-	serveStream(ctx, conn, func() error { return nil }, sub)
-}
-
-// serveStream writes sub's stream to w, flushing after each write,
-// whenever the notifier does not (feed_direct.go): catching up, the rest of
-// a write that would have blocked, keep-alives after feedKeepAlive without
-// a write, and the end.
-func serveStream(ctx context.Context, w io.Writer, flush func() error, sub *Subscription) {
-	idle := time.NewTimer(feedKeepAlive)
-	defer idle.Stop()
-	var chunks [][]byte
-	var buf []byte
-	var err error
-	for {
-		chunks, err = sub.read(ctx, 1024, idle.C, chunks[:0])
-		if len(chunks) == 0 && err == nil {
-			if d := sub.sinceDirect(); d < feedKeepAlive {
-				idle.Reset(feedKeepAlive - d)
-				continue
-			}
-			chunks = append(chunks, keepAliveFrame)
-		}
-		if errors.Is(err, ErrOverflow) {
-			chunks = append(chunks, overflowFrame(sub.Pos()))
-		}
-		if buf, err = writeChunks(w, chunks, buf, err); err != nil || flush() != nil {
-			return
-		}
-		idle.Reset(feedKeepAlive)
-	}
-}
-
-// overflowFrame is the event that ends an overflowed stream, naming the
-// position to resume from.
-func overflowFrame(p Pos) []byte {
-	return fmt.Appendf(nil, "id: %s\nevent: overflow\ndata: {\"resume\":%q}\n\n", p, p)
-}
-
-// writeChunks writes chunks to w, joined in buf (returned for reuse) when
-// there are several, so that a wake-up costs one write. It returns rerr,
-// or the write's error.
-func writeChunks(w io.Writer, chunks [][]byte, buf []byte, rerr error) ([]byte, error) {
-	const maxJoin = 256 << 10
-	if len(chunks) == 1 {
-		_, err := w.Write(chunks[0])
-		return buf, cmp.Or(err, rerr)
-	}
-	buf = buf[:0]
-	for i, c := range chunks {
-		buf = append(buf, c...)
-		if len(buf) >= maxJoin || i == len(chunks)-1 {
-			if _, err := w.Write(buf); err != nil {
-				return buf[:0], err
-			}
-			buf = buf[:0]
-		}
-	}
-	if cap(buf) > maxJoin {
-		buf = nil // a catch-up's buffer: do not keep it
-	}
-	return buf, rerr
+	feed.Serve(r.Context(), w, rc.Flush, sub)
 }

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/commons-p2p/commons/node/feed"
 )
 
 // Contributions lists a commons' contributions (GET
@@ -59,7 +61,7 @@ func (c *Client) RawRecord(ctx context.Context, id string) ([]byte, error) {
 // Last-Event-ID when the stream ends (an overflow, a restart, a dropped
 // connection), and returns when ctx ends (nil), fn fails (its error) or the
 // daemon refuses the request.
-func (c *Client) Events(ctx context.Context, commons, from string, filter EventFilter, fn func(Event) error) error {
+func (c *Client) Events(ctx context.Context, commons, from string, filter feed.EventFilter, fn func(feed.Event) error) error {
 	v := url.Values{}
 	for k, s := range map[string]string{"type": filter.Type, "status": filter.Status, "kind": filter.Kind, "author": filter.Author} {
 		if s != "" {
@@ -98,7 +100,7 @@ type fnError struct{ err error }
 func (e fnError) Error() string { return e.err.Error() }
 
 // stream reads one SSE connection until it ends, updating last.
-func (c *Client) stream(ctx context.Context, path string, last *string, fn func(Event) error) error {
+func (c *Client) stream(ctx context.Context, path string, last *string, fn func(feed.Event) error) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
 		return fmt.Errorf("daemon API: %w", err)
@@ -131,7 +133,7 @@ func (c *Client) stream(ctx context.Context, path string, last *string, fn func(
 				*last = id
 			}
 			if kind == "" && len(data) > 0 {
-				var ev Event
+				var ev feed.Event
 				if err := json.Unmarshal(data, &ev); err != nil {
 					return fmt.Errorf("daemon API: bad event %q: %w", data, err)
 				}

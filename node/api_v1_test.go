@@ -13,6 +13,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 
+	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -128,7 +129,7 @@ func TestAPIv1Errors(t *testing.T) {
 // activity, and none of the global registry's process metrics.
 func TestMetrics(t *testing.T) {
 	w := newWorld(t)
-	sub := must[*Subscription](t)(w.n.Subscribe(t.Context(), w.commons, "", EventFilter{}))
+	sub := must[*feed.Subscription](t)(w.n.Subscribe(t.Context(), w.commons, "", feed.EventFilter{}))
 	defer sub.Close()
 	v := w.n.validator(must[cid.Cid](t)(cid.Decode(w.commons)))
 	reject := func(data []byte) { v(t.Context(), "", &pubsub.Message{Message: &pb.Message{Data: data}}) }

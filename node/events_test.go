@@ -15,14 +15,15 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store/badgerstore"
 )
 
 // drain reads every event available now from a subscription.
-func drain(t *testing.T, s *Subscription) []Event {
+func drain(t *testing.T, s *feed.Subscription) []feed.Event {
 	t.Helper()
-	var out []Event
+	var out []feed.Event
 	for {
 		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 		frames, err := s.Next(ctx, 7)
@@ -39,20 +40,20 @@ func drain(t *testing.T, s *Subscription) []Event {
 	}
 }
 
-func parseFrame(t *testing.T, f []byte) Event {
+func parseFrame(t *testing.T, f []byte) feed.Event {
 	t.Helper()
 	_, data, ok := strings.Cut(string(f), "\ndata: ")
 	if !ok {
 		t.Fatalf("frame %q has no data", f)
 	}
-	var ev Event
+	var ev feed.Event
 	if err := json.Unmarshal([]byte(strings.TrimSpace(data)), &ev); err != nil {
 		t.Fatalf("frame %q: %v", f, err)
 	}
 	return ev
 }
 
-func ids(evs []Event) []string {
+func ids(evs []feed.Event) []string {
 	out := make([]string, len(evs))
 	for i, e := range evs {
 		out[i] = e.ID
@@ -65,7 +66,7 @@ func ids(evs []Event) []string {
 // gives exactly the rest.
 func TestEventsResume(t *testing.T) {
 	w := newWorld(t)
-	sub := must[*Subscription](t)(w.n.Subscribe(t.Context(), w.commons, "", EventFilter{}))
+	sub := must[*feed.Subscription](t)(w.n.Subscribe(t.Context(), w.commons, "", feed.EventFilter{}))
 	defer sub.Close()
 	all := drain(t, sub)
 	// 1 manifest, 2..4 contributions, 5 accept review (2 becomes accepted),
@@ -74,14 +75,14 @@ func TestEventsResume(t *testing.T) {
 	if !slices.Equal(ids(all), want) {
 		t.Fatalf("ids = %v, want %v", ids(all), want)
 	}
-	if e := all[5]; e.Type != EventStatus || e.CID != w.accepted || e.From != "pending" || e.Status != "accepted" || e.Cause != w.reviews[0] || e.Title != "to accept" {
+	if e := all[5]; e.Type != feed.EventStatus || e.CID != w.accepted || e.From != "pending" || e.Status != "accepted" || e.Cause != w.reviews[0] || e.Title != "to accept" {
 		t.Errorf("status event = %+v", e)
 	}
 	if e := all[1]; e.Type != "contribution" || e.Status != "pending" || e.Kind != "text" || e.Author != w.self {
 		t.Errorf("contribution event = %+v", e)
 	}
 	for i, from := range append([]string{""}, want...) {
-		s := must[*Subscription](t)(w.n.Subscribe(t.Context(), w.commons, from, EventFilter{}))
+		s := must[*feed.Subscription](t)(w.n.Subscribe(t.Context(), w.commons, from, feed.EventFilter{}))
 		if got := ids(drain(t, s)); !slices.Equal(got, want[i:]) && !(len(got) == 0 && i == len(want)) {
 			t.Errorf("resume after %q = %v, want %v", from, got, want[i:])
 		}
@@ -98,19 +99,19 @@ func TestEventsResume(t *testing.T) {
 func TestEventsFilter(t *testing.T) {
 	w := newWorld(t)
 	tests := []struct {
-		f    EventFilter
+		f    feed.EventFilter
 		want []string
 	}{
-		{EventFilter{Type: "status"}, []string{"5.1", "6.1"}},
-		{EventFilter{Type: "review"}, []string{"5", "6"}},
-		{EventFilter{Status: "accepted"}, []string{"5.1"}},
-		{EventFilter{Status: "pending", Type: "contribution"}, []string{"2", "3", "4"}},
-		{EventFilter{Kind: "text"}, []string{"2", "5.1"}},
-		{EventFilter{Author: w.self.String()}, []string{"1", "2", "3", "4", "5", "5.1", "6", "6.1"}},
+		{feed.EventFilter{Type: "status"}, []string{"5.1", "6.1"}},
+		{feed.EventFilter{Type: "review"}, []string{"5", "6"}},
+		{feed.EventFilter{Status: "accepted"}, []string{"5.1"}},
+		{feed.EventFilter{Status: "pending", Type: "contribution"}, []string{"2", "3", "4"}},
+		{feed.EventFilter{Kind: "text"}, []string{"2", "5.1"}},
+		{feed.EventFilter{Author: w.self.String()}, []string{"1", "2", "3", "4", "5", "5.1", "6", "6.1"}},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%+v", tt.f), func(t *testing.T) {
-			s := must[*Subscription](t)(w.n.Subscribe(t.Context(), w.commons, "", tt.f))
+			s := must[*feed.Subscription](t)(w.n.Subscribe(t.Context(), w.commons, "", tt.f))
 			defer s.Close()
 			if got := ids(drain(t, s)); !slices.Equal(got, tt.want) {
 				t.Errorf("ids = %v, want %v", got, tt.want)
@@ -120,13 +121,13 @@ func TestEventsFilter(t *testing.T) {
 }
 
 // TestEventsOverflow checks that a live subscriber that falls behind the
-// buffer gets ErrOverflow and resumes exactly from its position.
+// buffer gets feed.ErrOverflow and resumes exactly from its position.
 func TestEventsOverflow(t *testing.T) {
 	n := startNode(t, Config{Offline: true, FeedBuffer: 4})
 	c := serve(t, n).c
 	ctx := t.Context()
 	id := must[string](t)(c.CreateManifest(ctx, ManifestParams{Name: ptr("x"), Licence: ptr("MIT")}))
-	sub := must[*Subscription](t)(n.Subscribe(ctx, id, "", EventFilter{}))
+	sub := must[*feed.Subscription](t)(n.Subscribe(ctx, id, "", feed.EventFilter{}))
 	defer sub.Close()
 	if got := ids(drain(t, sub)); !slices.Equal(got, []string{"1"}) {
 		t.Fatalf("ids = %v", got)
@@ -134,13 +135,13 @@ func TestEventsOverflow(t *testing.T) {
 	for i := range 10 {
 		must[string](t)(c.Contribute(ctx, ContributeParams{Commons: id, Title: fmt.Sprint("c", i)}))
 	}
-	if _, err := sub.Next(ctx, 100); !errors.Is(err, ErrOverflow) {
-		t.Fatalf("Next after falling behind: %v, want ErrOverflow", err)
+	if _, err := sub.Next(ctx, 100); !errors.Is(err, feed.ErrOverflow) {
+		t.Fatalf("Next after falling behind: %v, want feed.ErrOverflow", err)
 	}
 	if sub.Pos().String() != "1" {
 		t.Errorf("resume position %v, want 1", sub.Pos())
 	}
-	again := must[*Subscription](t)(n.Subscribe(ctx, id, sub.Pos().String(), EventFilter{}))
+	again := must[*feed.Subscription](t)(n.Subscribe(ctx, id, sub.Pos().String(), feed.EventFilter{}))
 	defer again.Close()
 	if got := ids(drain(t, again)); !slices.Equal(got, []string{"2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}) {
 		t.Errorf("after resume: %v", got)
@@ -173,7 +174,7 @@ func TestEventsRestart(t *testing.T) {
 	must[Published](t)(n.Review(ctx, ReviewParams{Target: c1, Decision: "accept"}))
 	c2 := must[string](t)(n.Contribute(ctx, ContributeParams{Commons: id, Title: "two"}))
 	must[Published](t)(n.Review(ctx, ReviewParams{Target: c2, Decision: "reject"}))
-	sub := must[*Subscription](t)(n.Subscribe(ctx, id, "", EventFilter{}))
+	sub := must[*feed.Subscription](t)(n.Subscribe(ctx, id, "", feed.EventFilter{}))
 	before := drain(t, sub)
 	sub.Close()
 	if err := n.Close(); err != nil {
@@ -182,10 +183,10 @@ func TestEventsRestart(t *testing.T) {
 	n = open()
 	defer n.Close()
 	for _, from := range []string{"", "3", "3.1", "4"} {
-		sub = must[*Subscription](t)(n.Subscribe(ctx, id, from, EventFilter{}))
+		sub = must[*feed.Subscription](t)(n.Subscribe(ctx, id, from, feed.EventFilter{}))
 		after := drain(t, sub)
 		sub.Close()
-		i := slices.IndexFunc(before, func(e Event) bool { return e.ID == from }) + 1
+		i := slices.IndexFunc(before, func(e feed.Event) bool { return e.ID == from }) + 1
 		b1, _ := json.Marshal(before[i:])
 		b2, _ := json.Marshal(after)
 		if string(b1) != string(b2) {
@@ -203,7 +204,7 @@ func TestEventsSSE(t *testing.T) {
 	var got []string
 	errc := make(chan error, 1)
 	go func() {
-		errc <- w.c.Events(ctx, w.commons, "3", EventFilter{}, func(e Event) error {
+		errc <- w.c.Events(ctx, w.commons, "3", feed.EventFilter{}, func(e feed.Event) error {
 			got = append(got, e.ID)
 			if e.ID == "7.1" {
 				cancel()
@@ -264,7 +265,7 @@ func TestEventsHTTPErrors(t *testing.T) {
 // follower reads a subscription in its own goroutine until its context
 // ends, keeping the event ids.
 type follower struct {
-	filter   EventFilter
+	filter   feed.EventFilter
 	from     string
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -273,9 +274,9 @@ type follower struct {
 	got      []string
 }
 
-func follow(t *testing.T, n *Node, commons, from string, f EventFilter) *follower {
+func follow(t *testing.T, n *Node, commons, from string, f feed.EventFilter) *follower {
 	t.Helper()
-	sub := must[*Subscription](t)(n.Subscribe(t.Context(), commons, from, f))
+	sub := must[*feed.Subscription](t)(n.Subscribe(t.Context(), commons, from, f))
 	ctx, cancel := context.WithCancel(t.Context())
 	fl := &follower{filter: f, from: from, cancel: cancel, done: make(chan struct{}), progress: make(chan struct{}, 1)}
 	go func() {
@@ -327,7 +328,7 @@ func (fl *follower) await(t *testing.T, n int) []string {
 func TestEventsManySubscribers(t *testing.T) {
 	w := newWorld(t)
 	ctx := t.Context()
-	filters := []EventFilter{{}, {Type: "status"}, {Type: "contribution"}, {Kind: "text"}, {Status: "accepted"}}
+	filters := []feed.EventFilter{{}, {Type: "status"}, {Type: "contribution"}, {Kind: "text"}, {Status: "accepted"}}
 	froms := []string{"", "3", "5.1", "6.1"}
 	var fls []*follower
 	for i := range 40 {
@@ -345,7 +346,7 @@ func TestEventsManySubscribers(t *testing.T) {
 			}
 			fls = fls[10:]
 			for i := range 10 {
-				f := EventFilter{Kind: "code", Type: []string{"contribution", "status"}[i%2]}
+				f := feed.EventFilter{Kind: "code", Type: []string{"contribution", "status"}[i%2]}
 				fls = append(fls, follow(t, w.n, w.commons, froms[i%len(froms)], f))
 			}
 		}
@@ -356,7 +357,7 @@ func TestEventsManySubscribers(t *testing.T) {
 		}
 	}
 	for _, fl := range fls {
-		ref := must[*Subscription](t)(w.n.Subscribe(ctx, w.commons, fl.from, fl.filter))
+		ref := must[*feed.Subscription](t)(w.n.Subscribe(ctx, w.commons, fl.from, fl.filter))
 		want := ids(drain(t, ref))
 		ref.Close()
 		if got := fl.await(t, len(want)); !slices.Equal(got, want) {
@@ -367,8 +368,8 @@ func TestEventsManySubscribers(t *testing.T) {
 		fl.cancel()
 		<-fl.done
 	}
-	if n := w.n.feeds.turns.free; n != feedTurns {
-		t.Errorf("free turns after every subscriber left = %d, want %d", n, feedTurns)
+	if n := w.n.feeds.Stats(); n.FreeTurns != n.Turns {
+		t.Errorf("free turns after every subscriber left = %d, want %d", n.FreeTurns, n.Turns)
 	}
 }
 
@@ -405,7 +406,7 @@ func (r *streamRecorder) String() string {
 }
 
 // TestEventsKeepAlive checks, in a synctest bubble, that a silent stream
-// gets a ": keep-alive" comment every feedKeepAlive and that events put
+// gets a ": keep-alive" comment every feed.KeepAlive and that events put
 // the next one off.
 func TestEventsKeepAlive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -421,17 +422,17 @@ func TestEventsKeepAlive(t *testing.T) {
 		}()
 		check := streamChecker(t, rec)
 		check(0, 1, 0)
-		check(feedKeepAlive-time.Millisecond, 1, 0)
-		check(feedKeepAlive, 1, 1)
-		check(2*feedKeepAlive-time.Millisecond, 1, 1)
-		check(2*feedKeepAlive, 1, 2)
+		check(feed.KeepAlive-time.Millisecond, 1, 0)
+		check(feed.KeepAlive, 1, 1)
+		check(2*feed.KeepAlive-time.Millisecond, 1, 1)
+		check(2*feed.KeepAlive, 1, 2)
 		const later = 5 * time.Second
 		time.Sleep(later)
 		must[string](t)(n.Contribute(t.Context(), ContributeParams{Commons: id, Title: "breaks the silence"}))
-		check(2*feedKeepAlive+later, 2, 2)
-		check(3*feedKeepAlive, 2, 2) // counted from the event, not the last comment
-		check(3*feedKeepAlive+later-time.Millisecond, 2, 2)
-		check(3*feedKeepAlive+later, 2, 3)
+		check(2*feed.KeepAlive+later, 2, 2)
+		check(3*feed.KeepAlive, 2, 2) // counted from the event, not the last comment
+		check(3*feed.KeepAlive+later-time.Millisecond, 2, 2)
+		check(3*feed.KeepAlive+later, 2, 3)
 		cancel()
 		<-done
 		if rec.code != http.StatusOK || rec.hdr.Get("Content-Type") != "text/event-stream" {
@@ -456,40 +457,6 @@ func streamChecker(t *testing.T, stream fmt.Stringer) func(at time.Duration, wan
 		if got := strings.Count(body, ": keep-alive\n\n"); got != wantKeepAlives {
 			t.Errorf("at %v: %d keep-alives, want %d:\n%s", at, got, wantKeepAlives, body)
 		}
-	}
-}
-
-// TestJoinedFilters checks which filters a segment joins its events for:
-// every subscriber's, or the maxJoined most subscribed.
-func TestJoinedFilters(t *testing.T) {
-	kinds := func(counts ...int) map[EventFilter]int {
-		m := map[EventFilter]int{}
-		for i, n := range counts {
-			m[EventFilter{Kind: fmt.Sprint(i)}] = n
-		}
-		return m
-	}
-	tests := []struct {
-		name   string
-		filter map[EventFilter]int
-		want   []string // kinds, in any order
-	}{
-		{"none", kinds(), nil},
-		{"every filter", kinds(1, 2, 1, 3), []string{"0", "1", "2", "3"}},
-		{"the most subscribed", kinds(2, 9, 3, 4, 5, 6, 7, 8, 10, 11), []string{"1", "3", "4", "5", "6", "7", "8", "9"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := &commonsFeed{filter: tt.filter}
-			var got []string
-			for _, fl := range f.joinedFilters() {
-				got = append(got, fl.Kind)
-			}
-			slices.Sort(got)
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("joined = %v, want %v", got, tt.want)
-			}
-		})
 	}
 }
 
@@ -525,7 +492,7 @@ func TestEventsHTTPOverflow(t *testing.T) {
 		if want := "id: 2\nevent: overflow\ndata: {\"resume\":\"2\"}\n\n"; !strings.HasSuffix(body, want) || strings.Count(body, "\ndata: {\"id\"") != 2 {
 			t.Fatalf("body:\n%s\nwant events 1 and 2, then %q", body, want)
 		}
-		sub := must[*Subscription](t)(n.Subscribe(ctx, id, "2", EventFilter{}))
+		sub := must[*feed.Subscription](t)(n.Subscribe(ctx, id, "2", feed.EventFilter{}))
 		defer sub.Close()
 		var got []string
 		for len(got) < 9 {
@@ -540,42 +507,3 @@ func TestEventsHTTPOverflow(t *testing.T) {
 	})
 }
 
-// TestTurns checks that turns go to queued subscriptions in order, at most
-// free at once, and come back when a holder is done or a queued one
-// leaves.
-func TestTurns(t *testing.T) {
-	subs := make([]*Subscription, 5)
-	for i := range subs {
-		subs[i] = &Subscription{turn: make(chan struct{}, 1)}
-	}
-	has := func() (got []int) {
-		for i, s := range subs {
-			select {
-			case <-s.turn:
-				got = append(got, i)
-				s.holding = true
-			default:
-			}
-		}
-		return got
-	}
-	tr := &turns{free: 2}
-	tr.enqueue(subs)
-	if got := has(); !slices.Equal(got, []int{0, 1}) {
-		t.Fatalf("first turns to %v, want [0 1]", got)
-	}
-	tr.done(subs[3]) // leaves while queued: skipped
-	tr.done(subs[0])
-	if got := has(); !slices.Equal(got, []int{2}) {
-		t.Fatalf("after 0 is done, turn to %v, want [2]", got)
-	}
-	tr.done(subs[1])
-	tr.done(subs[2])
-	if got := has(); !slices.Equal(got, []int{4}) {
-		t.Fatalf("after 1 and 2 are done, turns to %v, want [4]", got)
-	}
-	tr.done(subs[4])
-	if tr.free != 2 || len(tr.queue) != 0 {
-		t.Errorf("at rest: %d free, %d queued; want 2 and 0", tr.free, len(tr.queue))
-	}
-}

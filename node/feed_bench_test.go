@@ -169,9 +169,9 @@ func (fb *feedBench) run(b *testing.B, raws [][]byte, rounds int) {
 	for range rounds {
 		first, last := uint64(next+1), uint64(next+fb.per)
 		cl := startFeedClients(b, strings.TrimPrefix(srv.URL, "http://"), gb.CID.String(), fb.subscribers, first, last)
-		pub := n.feeds.published.Load()
+		pub := n.feeds.Stats().Published
 		fb.loaded = fb.loaded.pool(phase())
-		fb.published += n.feeds.published.Load() - pub
+		fb.published += n.feeds.Stats().Published - pub
 		r := cl.finish(b, sent[first:last+1])
 		fb.res.delays = append(fb.res.delays, r.delays...)
 		fb.res.OrderErrors += r.OrderErrors

@@ -5,13 +5,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"github.com/commons-p2p/commons/protocol"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/commons-p2p/commons/protocol"
 
 	"github.com/ipfs/go-cid"
 )

@@ -7,6 +7,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
 )
@@ -173,27 +174,27 @@ func (n *Node) finish(b *batch) {
 	}
 }
 
-// applied is one stored record and the status changes applying it caused.
-type applied struct {
-	cursor  uint64
-	block   *protocol.Block
-	changes []crdt.Change
-}
-
 // apply adds stored records of one commons to its state, one at a time in
 // cursor order, so that each status change is attributed to the record
 // that caused it, the same way live and at start. It also moves the clock
 // past every record that is not from the future. Loop only (or before the
 // loop starts).
-func (n *Node) apply(rep *replica, blocks []*protocol.Block, cursors []uint64) ([]applied, error) {
-	out := make([]applied, 0, len(blocks))
+func (n *Node) apply(rep *replica, blocks []*protocol.Block, cursors []uint64) ([]feed.Applied, error) {
+	out := make([]feed.Applied, 0, len(blocks))
 	limit := n.nowMillis() + protocol.MaxClockSkewMillis
 	for i, b := range blocks {
 		changes, err := rep.state.Add(b)
 		if err != nil {
 			return out, err
 		}
-		out = append(out, applied{cursor: cursors[i], block: b, changes: changes})
+		a := feed.Applied{Cursor: cursors[i], Block: b, Changes: make([]feed.Change, len(changes))}
+		for j, ch := range changes {
+			a.Changes[j].Change = ch
+			if ch.From != "" {
+				a.Changes[j].Subject = rep.state.Block(ch.Contribution)
+			}
+		}
+		out = append(out, a)
 		if t := b.Record.Time; t > n.hlc && t.Millis() <= limit {
 			n.hlc = t
 		}
@@ -223,7 +224,7 @@ func (n *Node) applyLive(fresh []*protocol.Block, cursors []uint64) {
 			// Unreachable: blocks were grouped by their commons.
 			n.log.Error("apply", "commons", id, "err", err)
 		}
-		n.feeds.added(rep, done, true)
+		n.feeds.Added(id, done, true)
 		n.metrics.Ingested(len(done))
 		n.logChanges(id, done)
 		if manifestIn(done) {
@@ -232,18 +233,18 @@ func (n *Node) applyLive(fresh []*protocol.Block, cursors []uint64) {
 	}
 }
 
-func manifestIn(done []applied) bool {
+func manifestIn(done []feed.Applied) bool {
 	for _, a := range done {
-		if a.block.Record.Type() == protocol.TypeManifest {
+		if a.Block.Record.Type() == protocol.TypeManifest {
 			return true
 		}
 	}
 	return false
 }
 
-func (n *Node) logChanges(id cid.Cid, done []applied) {
+func (n *Node) logChanges(id cid.Cid, done []feed.Applied) {
 	for _, a := range done {
-		for _, ch := range a.changes {
+		for _, ch := range a.Changes {
 			if ch.From == "" {
 				n.log.Debug("contribution added", "commons", id, "cid", ch.Contribution, "status", ch.To)
 			} else {

@@ -5,10 +5,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -26,9 +29,7 @@ type Metrics struct {
 	syncRounds      prometheus.Counter
 	syncBytes       *prometheus.CounterVec
 	syncIn, syncOut prometheus.Counter // syncBytes' two series
-	feedSubscribers prometheus.Gauge
-	feedEvents      prometheus.Counter
-	feedOverflows   prometheus.Counter
+	feedCounters    feed.Counters
 }
 
 // Rejection reasons, the values of commons_records_rejected_total's reason
@@ -52,9 +53,11 @@ func newMetrics(n *Node) *Metrics {
 	m.syncSessions = prometheus.NewCounter(prometheus.CounterOpts{Name: "commons_sync_sessions_total", Help: "Sync sessions with peers (either side)."})
 	m.syncRounds = prometheus.NewCounter(prometheus.CounterOpts{Name: "commons_sync_rounds_total", Help: "Sync round trips."})
 	m.syncBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commons_sync_bytes_total", Help: "Bytes sent and received by sync, by direction (in, out)."}, []string{"direction"})
-	m.feedSubscribers = prometheus.NewGauge(prometheus.GaugeOpts{Name: "commons_feed_subscribers", Help: "Open live feed (SSE) subscriptions."})
-	m.feedEvents = prometheus.NewCounter(prometheus.CounterOpts{Name: "commons_feed_events_total", Help: "Live feed events published (records and status changes)."})
-	m.feedOverflows = prometheus.NewCounter(prometheus.CounterOpts{Name: "commons_feed_overflows_total", Help: "Feed streams ended because the subscriber fell too far behind."})
+	m.feedCounters = feed.Counters{
+		Subscribers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "commons_feed_subscribers", Help: "Open live feed (SSE) subscriptions."}),
+		Events:      prometheus.NewCounter(prometheus.CounterOpts{Name: "commons_feed_events_total", Help: "Live feed events published (records and status changes)."}),
+		Overflows:   prometheus.NewCounter(prometheus.CounterOpts{Name: "commons_feed_overflows_total", Help: "Feed streams ended because the subscriber fell too far behind."}),
+	}
 	for _, r := range []string{ReasonBadSignature, ReasonMalformed, ReasonTooLarge, ReasonInvalid, ReasonWrongCommons, ReasonFutureTime} {
 		m.rejected.WithLabelValues(r)
 	}
@@ -65,9 +68,9 @@ func newMetrics(n *Node) *Metrics {
 	f(m.syncSessions)
 	f(m.syncRounds)
 	f(m.syncBytes)
-	f(m.feedSubscribers)
-	f(m.feedEvents)
-	f(m.feedOverflows)
+	f(m.feedCounters.Subscribers)
+	f(m.feedCounters.Events)
+	f(m.feedCounters.Overflows)
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "commons_peers", Help: "Connected libp2p peers."}, func() float64 {
 		if h := n.host; h != nil {
 			return float64(len(h.Network().Peers()))
@@ -139,20 +142,11 @@ type storeCollector struct {
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
-	h := c.n.feeds
-	h.mu.RLock()
-	feeds := make([]*commonsFeed, 0, len(h.commons))
-	for _, f := range h.commons {
-		feeds = append(feeds, f)
-	}
-	h.mu.RUnlock()
-	for _, f := range feeds {
-		f.mu.RLock()
+	c.n.feeds.Counts(func(id cid.Cid, counts map[protocol.Type]uint64) {
 		for _, t := range []protocol.Type{protocol.TypeManifest, protocol.TypeContribution, protocol.TypeReview} {
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(f.counts[t]), f.id.String(), string(t))
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[t]), id.String(), string(t))
 		}
-		f.mu.RUnlock()
-	}
+	})
 }
 
 // Metrics returns the node's metrics.

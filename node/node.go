@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
 )
@@ -66,8 +67,8 @@ type Node struct {
 
 	joined chan struct{} // a commons was joined (wakes DHT discovery)
 
-	feeds   *feedHub // live feed (events.go)
-	metrics *Metrics // Prometheus metrics (metrics.go)
+	feeds   *feed.Hub // live feed
+	metrics *Metrics  // Prometheus metrics (metrics.go)
 
 	exMu       sync.Mutex
 	exInFlight map[string]*syncRun // sync sessions running, by peer and commons
@@ -121,7 +122,7 @@ func New(cfg Config) (*Node, error) {
 		rng:        rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 	}
 	n.metrics = newMetrics(n)
-	n.feeds = newFeedHub(cfg.FeedBuffer, n.metrics)
+	n.feeds = feed.New(cfg.FeedBuffer, cfg.Store, n.metrics.feedCounters)
 	return n, nil
 }
 
@@ -156,8 +157,11 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	n.startFeed()
-	n.wg.Add(2)
+	n.wg.Add(3)
+	go func() {
+		defer n.wg.Done()
+		n.feeds.Run(n.ctx)
+	}()
 	go func() {
 		defer n.wg.Done()
 		n.loop()
@@ -200,7 +204,7 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 		if err != nil {
 			return nil, fmt.Errorf("node: load commons %s: %w", id, err)
 		}
-		n.feeds.added(rep, done, false)
+		n.feeds.Added(rep.id, done, false)
 		n.noteBlobs(blocks)
 	}
 	n.log.Info("loaded commons", "commons", id, "records", rep.state.Len())

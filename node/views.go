@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -135,14 +136,12 @@ func (n *Node) Manifest(ctx context.Context, commons string) (ManifestInfo, erro
 }
 
 func manifestVersion(v crdt.ManifestVersion) ManifestVersion {
-	mv := ManifestVersion{CID: v.CID.String(), Version: v.Manifest.Version, Author: v.Author, Time: hlcTime(v.Time), Head: v.Head}
+	mv := ManifestVersion{CID: v.CID.String(), Version: v.Manifest.Version, Author: v.Author, Time: v.Time.Time(), Head: v.Head}
 	if v.Contested {
 		mv.ContestedWith, mv.ContestedWithTotal = cidStrings(v.AttackedBy), v.Attackers
 	}
 	return mv
 }
-
-func hlcTime(h protocol.HLC) time.Time { return time.UnixMilli(h.Millis()).UTC() }
 
 // Show returns a record, and for a contribution its status and reviews.
 func (n *Node) Show(ctx context.Context, c string) (RecordInfo, error) {
@@ -166,7 +165,7 @@ func (n *Node) Show(ctx context.Context, c string) (RecordInfo, error) {
 				for _, r := range cv.Reviews {
 					info.Reviews = append(info.Reviews, ReviewInfo{
 						CID: r.CID.String(), Maintainer: r.Maintainer, Decision: r.Decision, Under: r.Under.String(),
-						Time: hlcTime(r.Time), Rationale: r.Rationale, Counts: r.Counts, Suspended: r.Suspended, Inert: r.Inert,
+						Time: r.Time.Time(), Rationale: r.Rationale, Counts: r.Counts, Suspended: r.Suspended, Inert: r.Inert,
 					})
 				}
 			}
@@ -190,7 +189,7 @@ func recordInfo(b *protocol.Block) RecordInfo {
 	r := b.Record
 	info := RecordInfo{
 		CID: b.CID.String(), Type: string(r.Type()), Commons: b.CommonsID().String(), Author: r.Author,
-		Time: hlcTime(r.Time), HLC: uint64(r.Time), Links: cidStrings(r.Links()),
+		Time: r.Time.Time(), HLC: uint64(r.Time), Links: cidStrings(r.Links()),
 		Manifest: r.Manifest(), Contribution: r.Contribution(), Review: r.Review(),
 	}
 	for _, cs := range r.Cosigs {
@@ -287,16 +286,9 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q FeedQuery) ([]Feed
 				if q.Status != "" && b.Record.Type() != protocol.TypeContribution {
 					continue
 				}
-				it := FeedItem{Cursor: s.Cursor, CID: s.CID.String(), Type: string(b.Record.Type()), Author: b.Record.Author, Commons: id.String(), Time: hlcTime(b.Record.Time)}
-				switch body := b.Record.Body.(type) {
-				case *protocol.Contribution:
-					it.Title = body.Title
-				case *protocol.Review:
-					it.Target, it.Decision = body.Target.String(), body.Decision
-				case *protocol.Manifest:
-					it.Title = body.Name
-				}
-				batch = append(batch, it)
+				e := feed.RecordEvent(id, s.Cursor, b)
+				batch = append(batch, FeedItem{Cursor: e.Cursor, CID: e.CID, Type: e.Type, Author: e.Author, Commons: e.Commons, Time: e.Time,
+					Title: e.Title, Target: e.Target, Decision: e.Decision})
 				blocks = append(blocks, b)
 			}
 			if err := n.do(ctx, func() {

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -140,6 +141,9 @@ func HLCFromMillis(ms int64, counter uint16) HLC {
 
 // Millis returns the physical part: Unix time in milliseconds.
 func (h HLC) Millis() int64 { return int64(h >> 16) }
+
+// Time returns h's wall-clock part as a time, in UTC.
+func (h HLC) Time() time.Time { return time.UnixMilli(h.Millis()).UTC() }
 
 // Counter returns the logical part.
 func (h HLC) Counter() uint16 { return uint16(h) }

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/feed"
 )
 
 func (a *app) feedCmd() *cobra.Command {
@@ -91,11 +92,11 @@ func (a *app) followFeed(cmd *cobra.Command, api node.API, q node.FeedQuery, asJ
 		from = strconv.FormatUint(q.Since, 10)
 	}
 	enc := json.NewEncoder(a.stdout)
-	return c.Events(ctx, q.Commons, from, node.EventFilter{Status: q.Status}, func(e node.Event) error {
+	return c.Events(ctx, q.Commons, from, feed.EventFilter{Status: q.Status}, func(e feed.Event) error {
 		if asJSON {
 			return enc.Encode(e)
 		}
-		if e.Type == node.EventStatus {
+		if e.Type == feed.EventStatus {
 			fmt.Fprintf(a.stdout, "%6s  %s  %-12s [%s] %s: %s -> %s  (%s)\n", e.ID, e.Time.Format("2006-01-02 15:04:05"), "status", e.Status, e.Title, e.From, e.Status, e.CID)
 			return nil
 		}

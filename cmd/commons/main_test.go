@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/feed"
 )
 
 // cliResult is one run of the CLI.
@@ -520,7 +521,7 @@ func TestDaemon(t *testing.T) {
 	fctx, fcancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer fcancel()
 	if r := runCLI(t, fctx, "--repo", dir, "feed", "--follow", "--json"); r.code != 0 || strings.Count(r.stdout, "\n") != 4 ||
-		decodeJSON[node.Event](t, strings.Split(r.stdout, "\n")[3]).ID != "3.1" {
+		decodeJSON[feed.Event](t, strings.Split(r.stdout, "\n")[3]).ID != "3.1" {
 		t.Errorf("feed --follow = %+v", r)
 	}
 

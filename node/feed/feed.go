@@ -1,6 +1,6 @@
-package node
-
-// The live feed.
+// Package feed is a node's live feed: the events of each replicated
+// commons (records as they are applied, contributions' status changes),
+// their positions, and the subscribers that stream them (SSE, sse.go).
 //
 // # Event positions
 //
@@ -25,17 +25,18 @@ package node
 //
 // The event loop appends each merged record's events to a bounded ring per
 // commons and queues the commons with a notifier that publishes them to
-// subscribers in segments, at most one per feedCoalesce (feed_publish.go);
+// subscribers in segments, at most one per feedCoalesce (publish.go);
 // the loop never waits for a subscriber and its cost does not grow with
 // their number. Each subscriber reads from its own position: whole
 // segments, encoded once per filter, while it keeps up; the ring event by
 // event while its position is in the ring; and the store's feed log plus
 // the status-change list when it is behind (a resume). The streams of
 // caught-up SSE subscribers are written by the notifier itself, without
-// waking their goroutines (feed_direct.go). A subscriber that is live and
-// falls further behind than the ring holds (Config.FeedBuffer events) has
+// waking their goroutines (direct.go). A subscriber that is live and
+// falls further behind than the ring holds (the ring capacity given to New: the node's Config.FeedBuffer) has
 // overflowed: its stream ends with an "overflow" event naming the position
 // to resume from.
+package feed
 
 import (
 	"bytes"
@@ -43,6 +44,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,8 +54,11 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/commons-p2p/commons/crdt"
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
 )
 
 // Event types besides the record types (manifest, contribution, review).
@@ -113,8 +118,10 @@ type Event struct {
 	Time    time.Time          `json:"time"`   // record time (for status, the causing record's)
 	Title   string             `json:"title,omitempty"`
 	Kind    string             `json:"kind,omitempty"`
-	// Status is a contribution's status when it arrived, or for a status
-	// event the new status.
+	// Status is a contribution's status when it arrived (the status
+	// events that follow it in the stream say each later change), or for a
+	// status event the new status. A feed page (the node's FeedItem) gives
+	// the status now instead.
 	Status   string `json:"status,omitempty"`
 	From     string `json:"from,omitempty"`  // status events: the old status
 	Cause    string `json:"cause,omitempty"` // status events: the record that caused it
@@ -130,21 +137,23 @@ type EventFilter struct {
 	Author string // peer ID or hex key
 }
 
-func (f EventFilter) validate() (EventFilter, error) {
+// Validate checks f's fields and returns it in canonical form (an author
+// as a hex key).
+func (f EventFilter) Validate() (EventFilter, error) {
 	switch f.Type {
 	case "", string(protocol.TypeManifest), string(protocol.TypeContribution), string(protocol.TypeReview), EventStatus:
 	default:
-		return f, badRequest("type %q: want manifest, contribution, review or status", f.Type)
+		return f, fmt.Errorf("type %q: want manifest, contribution, review or status", f.Type)
 	}
 	switch crdt.Status(f.Status) {
 	case "", crdt.StatusPending, crdt.StatusAccepted, crdt.StatusRejected:
 	default:
-		return f, badRequest("status %q: want pending, accepted or rejected", f.Status)
+		return f, fmt.Errorf("status %q: want pending, accepted or rejected", f.Status)
 	}
 	if f.Author != "" {
 		k, err := protocol.ParsePublicKey(f.Author)
 		if err != nil {
-			return f, badRequest("author %q is not a peer ID or hex ed25519 key", f.Author)
+			return f, fmt.Errorf("author %q is not a peer ID or hex ed25519 key", f.Author)
 		}
 		f.Author = k.Hex()
 	}
@@ -177,14 +186,14 @@ func (fe *feedEvent) sse() []byte {
 	return fe.data
 }
 
-// contribEntry indexes one contribution in arrival order.
-type contribEntry struct {
-	cursor uint64
-	cid    cid.Cid
-	author protocol.PublicKey
-	time   protocol.HLC
-	title  string
-	kind   string
+// Contribution is one entry of a commons' contributions in arrival order.
+type Contribution struct {
+	Cursor uint64
+	CID    cid.Cid
+	Author protocol.PublicKey
+	Time   protocol.HLC
+	Title  string
+	Kind   string
 }
 
 // commonsFeed is the event state of one commons. The event loop writes it;
@@ -195,23 +204,23 @@ type commonsFeed struct {
 	head     Pos                     // last event appended
 	status   []*feedEvent            // every status change, in position order
 	arrival  map[cid.Cid]crdt.Status // contribution status on arrival
-	contribs []contribEntry          // contributions in arrival order
+	contribs []Contribution          // contributions in arrival order
 	ring     []*feedEvent            // the latest events, oldest first, at most cap
 	ringCap  int
 	counts   map[protocol.Type]uint64 // records by type
 
-	// Written by the notifier (feed_publish.go) under mu.
+	// Written by the notifier (publish.go) under mu.
 	pub  Pos        // last event published to subscribers
 	segs []*segment // recent publications, oldest first
 	// waiters are the caught-up subscriptions, woken (queued for a turn,
-	// feed_turns.go) at the next publication.
+	// turns.go) at the next publication.
 	waiters []*Subscription
-	queued  bool                // in feedHub.queued (guarded by feedHub.qmu)
+	queued  bool                // in Hub.queued (guarded by Hub.qmu)
 	filter  map[EventFilter]int // subscribers' filters, with their counts
 }
 
-// feedHub holds every commons' feed and wakes subscribers.
-type feedHub struct {
+// Hub holds every commons' feed and wakes subscribers.
+type Hub struct {
 	mu      sync.RWMutex
 	commons map[cid.Cid]*commonsFeed
 	ringCap int
@@ -226,16 +235,34 @@ type feedHub struct {
 	subs   atomic.Int64
 	// published counts the segments published, all commons together.
 	published atomic.Int64
-	metrics   *Metrics
-	ownThread bool // the notifier holds its OS thread (feed_direct.go); notifier only
+	log       Log
+	counters  Counters
+	done      chan struct{} // closed when Run returns
+	ownThread bool          // the notifier holds its OS thread (direct.go); notifier only
 }
 
-func newFeedHub(ringCap int, m *Metrics) *feedHub {
-	return &feedHub{commons: map[cid.Cid]*commonsFeed{}, changed: make(chan struct{}), ringCap: ringCap, kick: make(chan struct{}, 1), metrics: m, turns: turns{free: feedTurns}}
+// Log is the store's feed log, from which subscribers that are behind
+// replay (store.Store implements it).
+type Log interface {
+	Feed(ctx context.Context, commons cid.Cid, after uint64, limit int) ([]store.Stored, error)
+}
+
+// Counters are the hub's metrics. Every field must be set.
+type Counters struct {
+	Events      prometheus.Counter // events published
+	Overflows   prometheus.Counter // streams ended by overflow
+	Subscribers prometheus.Gauge   // open subscriptions
+}
+
+// New returns a hub that keeps the latest ringCap events of each commons
+// in memory and replays older ones from log. Run publishes its events.
+func New(ringCap int, log Log, c Counters) *Hub {
+	return &Hub{commons: map[cid.Cid]*commonsFeed{}, changed: make(chan struct{}), ringCap: ringCap, kick: make(chan struct{}, 1),
+		log: log, counters: c, done: make(chan struct{}), turns: turns{free: feedTurns}}
 }
 
 // feed returns a commons' feed, creating it. Loop only (creation).
-func (h *feedHub) feed(id cid.Cid) *commonsFeed {
+func (h *Hub) feed(id cid.Cid) *commonsFeed {
 	h.mu.RLock()
 	f := h.commons[id]
 	h.mu.RUnlock()
@@ -252,18 +279,35 @@ func (h *feedHub) feed(id cid.Cid) *commonsFeed {
 	return f
 }
 
-func (h *feedHub) lookup(id cid.Cid) *commonsFeed {
+func (h *Hub) lookup(id cid.Cid) *commonsFeed {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return h.commons[id]
 }
 
-// added records the events of records applied to a commons, with the
-// status changes each caused. Loop only.
-func (h *feedHub) added(rep *replica, done []applied, live bool) {
-	f := h.feed(rep.id)
+// Applied is a record applied to a commons' state, at its cursor in the
+// store's feed log, with the status changes applying it caused, in order.
+type Applied struct {
+	Cursor  uint64
+	Block   *protocol.Block
+	Changes []Change
+}
+
+// Change is a contribution's status change (crdt.Change) and, unless the
+// contribution is new, the contribution's block.
+type Change struct {
+	crdt.Change
+	Subject *protocol.Block
+}
+
+// Added records the events of records applied to commons id, in cursor
+// order. live appends them to the ring and publishes them; at start (live
+// false) it only builds the status list and indexes, and the events count
+// as published. One writer at a time (the node's event loop).
+func (h *Hub) Added(id cid.Cid, done []Applied, live bool) {
+	f := h.feed(id)
 	for _, a := range done {
-		h.add(f, a.cursor, a.block, a.changes, rep.state, live)
+		h.add(f, a, live)
 	}
 	if live {
 		h.cmu.Lock()
@@ -273,8 +317,55 @@ func (h *feedHub) added(rep *replica, done []applied, live bool) {
 	}
 }
 
+// Contributions calls fn with commons id's contributions after cursor
+// after, in arrival order, until fn returns false. fn must not call the
+// hub.
+func (h *Hub) Contributions(id cid.Cid, after uint64, fn func(*Contribution) bool) {
+	f := h.lookup(id)
+	if f == nil {
+		return
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	i := sort.Search(len(f.contribs), func(i int) bool { return f.contribs[i].Cursor > after })
+	for ; i < len(f.contribs) && fn(&f.contribs[i]); i++ {
+	}
+}
+
+// Counts calls fn with each commons' number of records of each type.
+func (h *Hub) Counts(fn func(id cid.Cid, counts map[protocol.Type]uint64)) {
+	h.mu.RLock()
+	feeds := make([]*commonsFeed, 0, len(h.commons))
+	for _, f := range h.commons {
+		feeds = append(feeds, f)
+	}
+	h.mu.RUnlock()
+	for _, f := range feeds {
+		f.mu.RLock()
+		counts := maps.Clone(f.counts)
+		f.mu.RUnlock()
+		fn(f.id, counts)
+	}
+}
+
+// Stats are a hub's counts at one moment.
+type Stats struct {
+	Subscribers int64 // open subscriptions
+	Published   int64 // segments published, all commons together
+	Turns       int   // subscribers that may read at once
+	FreeTurns   int   // turns not handed out
+}
+
+// Stats returns the hub's counts now.
+func (h *Hub) Stats() Stats {
+	h.turns.mu.Lock()
+	free := h.turns.free
+	h.turns.mu.Unlock()
+	return Stats{Subscribers: h.subs.Load(), Published: h.published.Load(), Turns: feedTurns, FreeTurns: free}
+}
+
 // Changed returns a channel closed when records are next added live.
-func (h *feedHub) Changed() <-chan struct{} {
+func (h *Hub) Changed() <-chan struct{} {
 	h.cmu.Lock()
 	defer h.cmu.Unlock()
 	return h.changed
@@ -284,11 +375,12 @@ func (h *feedHub) Changed() <-chan struct{} {
 // changes it caused. live appends to the ring and queues the commons for
 // publication; at start (live false) only the status list and indexes are
 // built, and the events count as published.
-func (h *feedHub) add(f *commonsFeed, cursor uint64, b *protocol.Block, changes []crdt.Change, st *crdt.State, live bool) {
+func (h *Hub) add(f *commonsFeed, a Applied, live bool) {
+	cursor, b := a.Cursor, a.Block
 	if cursor == 0 {
 		return
 	}
-	rec := recordEvent(f.id, cursor, b)
+	rec := RecordEvent(f.id, cursor, b)
 	var evs []*feedEvent
 	if live {
 		evs = append(evs, &feedEvent{pos: Pos{Cursor: cursor}, ev: rec})
@@ -296,7 +388,7 @@ func (h *feedHub) add(f *commonsFeed, cursor uint64, b *protocol.Block, changes 
 	f.mu.Lock()
 	f.counts[b.Record.Type()]++
 	k := 0
-	for _, ch := range changes {
+	for _, ch := range a.Changes {
 		if ch.From == "" {
 			if ch.Contribution == b.CID {
 				f.arrival[b.CID] = ch.To
@@ -307,14 +399,14 @@ func (h *feedHub) add(f *commonsFeed, cursor uint64, b *protocol.Block, changes 
 			continue
 		}
 		k++
-		fe := &feedEvent{pos: Pos{Cursor: cursor, Seq: k}, ev: statusEvent(f.id, Pos{cursor, k}, b, ch, st)}
+		fe := &feedEvent{pos: Pos{Cursor: cursor, Seq: k}, ev: statusEvent(f.id, Pos{cursor, k}, b, ch)}
 		f.status = append(f.status, fe)
 		if live {
 			evs = append(evs, fe)
 		}
 	}
 	if c := b.Record.Contribution(); c != nil {
-		f.contribs = append(f.contribs, contribEntry{cursor: cursor, cid: b.CID, author: b.Record.Author, time: b.Record.Time, title: c.Title, kind: c.Kind})
+		f.contribs = append(f.contribs, Contribution{Cursor: cursor, CID: b.CID, Author: b.Record.Author, Time: b.Record.Time, Title: c.Title, Kind: c.Kind})
 	}
 	f.head = Pos{Cursor: cursor, Seq: k}
 	if live {
@@ -330,9 +422,7 @@ func (h *feedHub) add(f *commonsFeed, cursor uint64, b *protocol.Block, changes 
 	}
 	f.mu.Unlock()
 	if live {
-		if h.metrics != nil {
-			h.metrics.feedEvents.Add(float64(len(evs)))
-		}
+		h.counters.Events.Add(float64(len(evs)))
 		h.queue(f)
 	}
 }
@@ -346,9 +436,12 @@ func (f *commonsFeed) ringWindow() []*feedEvent {
 	return f.ring
 }
 
-func recordEvent(commons cid.Cid, cursor uint64, b *protocol.Block) Event {
+// RecordEvent is the event of record b at cursor in commons' feed log: the
+// one summary of a record that the feed, its pages and its streams share.
+// Its Status is left for the caller.
+func RecordEvent(commons cid.Cid, cursor uint64, b *protocol.Block) Event {
 	r := b.Record
-	e := Event{ID: strconv.FormatUint(cursor, 10), Cursor: cursor, Type: string(r.Type()), CID: b.CID.String(), Commons: commons.String(), Author: r.Author, Time: hlcTime(r.Time)}
+	e := Event{ID: strconv.FormatUint(cursor, 10), Cursor: cursor, Type: string(r.Type()), CID: b.CID.String(), Commons: commons.String(), Author: r.Author, Time: r.Time.Time()}
 	switch body := r.Body.(type) {
 	case *protocol.Contribution:
 		e.Title, e.Kind = body.Title, body.Kind
@@ -360,10 +453,10 @@ func recordEvent(commons cid.Cid, cursor uint64, b *protocol.Block) Event {
 	return e
 }
 
-func statusEvent(commons cid.Cid, p Pos, cause *protocol.Block, ch crdt.Change, st *crdt.State) Event {
+func statusEvent(commons cid.Cid, p Pos, cause *protocol.Block, ch Change) Event {
 	e := Event{ID: p.String(), Cursor: p.Cursor, Seq: p.Seq, Type: EventStatus, CID: ch.Contribution.String(), Commons: commons.String(),
-		Time: hlcTime(cause.Record.Time), Status: string(ch.To), From: string(ch.From), Cause: cause.CID.String()}
-	if cb := st.Block(ch.Contribution); cb != nil {
+		Time: cause.Record.Time.Time(), Status: string(ch.To), From: string(ch.From), Cause: cause.CID.String()}
+	if cb := ch.Subject; cb != nil {
 		e.Author = cb.Record.Author
 		if c := cb.Record.Contribution(); c != nil {
 			e.Title, e.Kind = c.Title, c.Kind
@@ -373,11 +466,11 @@ func statusEvent(commons cid.Cid, p Pos, cause *protocol.Block, ch crdt.Change, 
 }
 
 // errOverflow ends a subscription whose reader fell too far behind.
-var errOverflow = errors.New("node: feed subscriber fell behind")
+var errOverflow = errors.New("feed: subscriber fell behind")
 
 // subscription reads one commons' events from a position.
 type subscription struct {
-	n      *Node
+	h      *Hub
 	f      *commonsFeed
 	filter EventFilter
 	pos    Pos // last event passed (delivered or filtered out)
@@ -448,9 +541,9 @@ func prevPos(p Pos, f *commonsFeed) Pos {
 // replay reads events after s.pos from the store's feed log and the status
 // list, up to the ring's start (or the last published event).
 func (s *subscription) replay(ctx context.Context, max int, out [][]byte) ([][]byte, error) {
-	page, err := s.n.st.Feed(ctx, s.f.id, s.pos.Cursor, min(max, 512))
+	page, err := s.h.log.Feed(ctx, s.f.id, s.pos.Cursor, min(max, 512))
 	if err != nil {
-		return out, fmt.Errorf("node: read feed: %w", err)
+		return out, fmt.Errorf("feed: read the feed log: %w", err)
 	}
 	s.f.mu.RLock()
 	defer s.f.mu.RUnlock()
@@ -462,9 +555,9 @@ func (s *subscription) replay(ctx context.Context, max int, out [][]byte) ([][]b
 		}
 		b, err := protocol.Parse(st.Raw)
 		if err != nil {
-			return out, fmt.Errorf("node: stored record %s: %w", st.CID, err)
+			return out, fmt.Errorf("feed: stored record %s: %w", st.CID, err)
 		}
-		ev := recordEvent(s.f.id, st.Cursor, b)
+		ev := RecordEvent(s.f.id, st.Cursor, b)
 		if b.Record.Type() == protocol.TypeContribution {
 			ev.Status = string(s.f.arrival[b.CID])
 		}
@@ -492,38 +585,17 @@ func (s *subscription) replayStatus(cursor uint64, out [][]byte) [][]byte {
 	return out
 }
 
-// Subscribe opens a commons' event stream after position from ("" for the
-// start), keeping the events filter matches. The stream's reader calls
-// Next.
-func (n *Node) Subscribe(ctx context.Context, commons, from string, filter EventFilter) (*Subscription, error) {
-	pos, err := ParsePos(from)
-	if err != nil {
-		return nil, badRequest("Last-Event-ID: %v", err)
-	}
-	if filter, err = filter.validate(); err != nil {
-		return nil, err
-	}
-	var f *commonsFeed
-	var ierr error
-	if err := n.do(ctx, func() {
-		rep, err := n.replicaFor(commons)
-		if err != nil {
-			ierr = err
-			return
-		}
-		f = n.feeds.feed(rep.id)
-	}); err != nil {
-		return nil, err
-	}
-	if ierr != nil {
-		return nil, ierr
-	}
+// Subscribe opens commons id's event stream after position from, keeping
+// the events filter (validated: EventFilter.Validate) matches. The
+// stream's reader calls Next.
+func (h *Hub) Subscribe(id cid.Cid, from Pos, filter EventFilter) *Subscription {
+	f := h.feed(id)
 	f.mu.Lock()
 	f.filter[filter]++
 	f.mu.Unlock()
-	n.feeds.subs.Add(1)
-	n.metrics.feedSubscribers.Inc()
-	return &Subscription{s: subscription{n: n, f: f, filter: filter, pos: pos}, turn: make(chan struct{}, 1)}, nil
+	h.subs.Add(1)
+	h.counters.Subscribers.Inc()
+	return &Subscription{s: subscription{h: h, f: f, filter: filter, pos: from}, turn: make(chan struct{}, 1)}
 }
 
 // Subscription is an open event stream of one commons. It is not safe for
@@ -532,19 +604,22 @@ type Subscription struct {
 	s      subscription
 	closed bool
 
-	turn    chan struct{} // a turn to read, from feedHub.turns
+	turn    chan struct{} // a turn to read, from Hub.turns
 	holding bool          // received a turn not given back yet
 	waiting bool          // in s.f.waiters (guarded by s.f.mu)
 	queued  bool          // in the hub's turn queue (guarded by turns.mu)
 	granted bool          // handed a turn (guarded by turns.mu)
 
 	// A direct subscription's stream is written by the notifier while its
-	// reader waits (feed_direct.go).
+	// reader waits (direct.go).
 	direct  func([]byte) (int, error) // the stream's non-blocking write, or nil
 	wmu     sync.Mutex                // held by the reader except while it waits in read
 	pending []byte                    // the rest of a direct write, for the reader to write
 	wrote   atomic.Int64              // when the notifier last wrote, in Unix nanoseconds
 }
+
+// ErrClosed is returned by Subscription.Next once the hub has stopped.
+var ErrClosed = errors.New("feed: closed")
 
 // ErrOverflow is returned by Subscription.Next when the reader fell further
 // behind than the node buffers; resume from Subscription.Pos.
@@ -583,7 +658,7 @@ func (s *Subscription) read(ctx context.Context, max int, idle <-chan time.Time,
 		if err != nil || len(out) > n {
 			s.endTurn()
 			if errors.Is(err, errOverflow) {
-				s.s.n.metrics.feedOverflows.Inc()
+				s.s.h.counters.Overflows.Inc()
 			}
 			return out, err
 		}
@@ -604,7 +679,7 @@ func (s *Subscription) read(ctx context.Context, max int, idle <-chan time.Time,
 			s.acquire()
 			s.leave()
 			return out, ctx.Err()
-		case <-s.s.n.stopped:
+		case <-s.s.h.done:
 			s.acquire()
 			s.leave()
 			return out, ErrClosed
@@ -627,17 +702,8 @@ func (s *Subscription) Close() {
 			delete(f.filter, s.s.filter)
 		}
 		f.mu.Unlock()
-		s.s.n.feeds.subs.Add(-1)
-		s.s.n.metrics.feedSubscribers.Dec()
+		s.s.h.subs.Add(-1)
+		s.s.h.counters.Subscribers.Dec()
 		s.release()
 	}
-}
-
-// startFeed starts the subscribers' notifier.
-func (n *Node) startFeed() {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		n.feeds.run(n.ctx)
-	}()
 }

@@ -1,14 +1,14 @@
-package node
+package feed
 
 // Publishing the live feed to subscribers.
 //
 // The event loop appends events to a commons' ring and queues the commons
-// with the notifier (feedHub.run); that is all it does for subscribers. The
+// with the notifier (Hub.Run); that is all it does for subscribers. The
 // notifier wakes at most once per feedCoalesce and publishes, for each
 // queued commons, one segment: the events since the last segment, encoded
 // once, and joined once per filter that subscribers use into the bytes of
 // one write. It then writes the segment to that commons' caught-up SSE
-// streams itself (feed_direct.go) and wakes its other subscribers (and no
+// streams itself (direct.go) and wakes its other subscribers (and no
 // others'). A
 // subscriber whose position is a segment's start sends the segment's bytes
 // for its filter as they are, so the work per subscriber and wake-up is a
@@ -54,10 +54,11 @@ type segment struct {
 	batches map[EventFilter][]byte
 }
 
-// run is the notifier: when kicked it publishes the queued commons' new
+// Run is the notifier: when kicked it publishes the queued commons' new
 // events and wakes their subscribers, at most once per feedCoalesce, until
-// ctx ends.
-func (h *feedHub) run(ctx context.Context) {
+// ctx ends; then every subscription's Next returns ErrClosed.
+func (h *Hub) Run(ctx context.Context) {
+	defer close(h.done)
 	t := time.NewTimer(0)
 	defer t.Stop()
 	defer func() {
@@ -83,7 +84,7 @@ func (h *feedHub) run(ctx context.Context) {
 
 // queue marks f as having events to publish and kicks the notifier. Loop
 // only.
-func (h *feedHub) queue(f *commonsFeed) {
+func (h *Hub) queue(f *commonsFeed) {
 	h.qmu.Lock()
 	if !f.queued {
 		f.queued = true
@@ -97,7 +98,7 @@ func (h *feedHub) queue(f *commonsFeed) {
 }
 
 // publish publishes every queued commons. Notifier only.
-func (h *feedHub) publish() {
+func (h *Hub) publish() {
 	h.qmu.Lock()
 	fs := h.queued
 	h.queued = nil
@@ -112,7 +113,7 @@ func (h *feedHub) publish() {
 
 // publishFeed makes the events after f.pub into a segment, publishes it
 // and wakes f's waiting subscribers. Notifier only.
-func (h *feedHub) publishFeed(f *commonsFeed) {
+func (h *Hub) publishFeed(f *commonsFeed) {
 	f.mu.RLock()
 	seg := &segment{from: f.pub, to: f.head}
 	if !seg.from.less(seg.to) {

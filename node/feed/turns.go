@@ -1,4 +1,4 @@
-package node
+package feed
 
 // Waking subscribers a few at a time.
 //
@@ -97,7 +97,7 @@ func (s *Subscription) wait() (published bool) {
 // endTurn gives back the turn s holds, if any.
 func (s *Subscription) endTurn() {
 	if s.holding {
-		s.s.n.feeds.turns.done(s)
+		s.s.h.turns.done(s)
 	}
 }
 
@@ -113,14 +113,14 @@ func (s *Subscription) leave() {
 		}
 	}
 	f.mu.Unlock()
-	s.s.n.feeds.turns.done(s)
+	s.s.h.turns.done(s)
 }
 
 // wakeWaiters takes f's waiters out of its list after a publication of
 // seg: it returns those the notifier can write seg to directly, their wmu
-// held (feed_direct.go), and moves the others to the hub's queue. Caller
+// held (direct.go), and moves the others to the hub's queue. Caller
 // holds f.mu for writing; h.turns.mu is taken inside.
-func (h *feedHub) wakeWaiters(f *commonsFeed, seg *segment) []*Subscription {
+func (h *Hub) wakeWaiters(f *commonsFeed, seg *segment) []*Subscription {
 	if len(f.waiters) == 0 {
 		return nil
 	}

@@ -1,16 +1,16 @@
-package node
+package feed
 
 // Writing caught-up subscribers' streams from the notifier.
 //
 // Most subscribers are caught up: each publication is, for them, one
 // segment to write, already joined for their filter. For a subscriber
 // whose stream can be written without blocking (an SSE stream on its own
-// connection, api_v1.go), the notifier writes the segment itself, right
+// connection, sse.go), the notifier writes the segment itself, right
 // after publishing it, and leaves the subscriber waiting for the next one:
 // no goroutine wakes, and a publication to a thousand subscribers is a
 // thousand non-blocking writes on one goroutine rather than a thousand
 // goroutines' wake-ups, reads and writes spread over every core. Anything
-// else goes the usual way (feed_turns.go): a subscriber that is not caught
+// else goes the usual way (turns.go): a subscriber that is not caught
 // up, whose filter the segment has not joined, or whose reader is busy;
 // and a write that would block, whose rest the reader writes itself.
 //
@@ -75,7 +75,7 @@ func (s *Subscription) claim(seg *segment) bool {
 // Those it wrote whole wait again for the next publication; the others
 // (the write would block, or failed) are queued for a turn, and their
 // readers write the rest or meet the error. Notifier only.
-func (h *feedHub) writeDirect(f *commonsFeed, seg *segment, direct []*Subscription) {
+func (h *Hub) writeDirect(f *commonsFeed, seg *segment, direct []*Subscription) {
 	if len(direct) == 0 {
 		return
 	}
