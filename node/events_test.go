@@ -506,4 +506,3 @@ func TestEventsHTTPOverflow(t *testing.T) {
 		}
 	})
 }
-

@@ -181,4 +181,3 @@ func ids(evs []Event) []string {
 	}
 	return out
 }
-
