@@ -23,6 +23,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/commons-p2p/commons/node/repo"
 )
 
 // DHTPrefix is the protocol prefix of the Commons DHT: its protocol is
@@ -36,7 +38,7 @@ const MDNSService = "commons"
 // NetworkConfig says how a node reaches peers across real networks. The
 // zero value is a plain host: no DHT, no mDNS, no relay, no hole punching,
 // reachability learnt by AutoNAT — what in-process tests want. A daemon
-// takes its values from the repo's Settings.
+// takes its values from the repo's Settings (ConfigFromSettings).
 type NetworkConfig struct {
 	// Announce replaces the addresses the host announces (a bootstrap
 	// node's public addresses). Empty: the detected ones.
@@ -57,35 +59,21 @@ type NetworkConfig struct {
 	HolePunching bool
 	// Reachability: "public" or "private" assume it; "" or "auto" learn it.
 	Reachability string
-	// ConnLow and ConnHigh bound the connection manager; 0: 100 and 400.
+	// ConnLow and ConnHigh bound the connection manager; 0: the default
+	// profile's conn_low and conn_high (repo.Defaults: 100 and 400).
 	ConnLow, ConnHigh int
 	// DiscoveryInterval is how often the node looks for each commons' peers
 	// in the DHT once it has some; 0: 5 minutes.
 	DiscoveryInterval time.Duration
 }
 
-// Settings → NetworkConfig.
-func (s Settings) Network() NetworkConfig {
-	return NetworkConfig{
-		Announce:       s.Announce,
-		DHT:            s.DHT,
-		MDNS:           s.MDNS,
-		AutoNATService: s.AutoNAT,
-		RelayClient:    s.RelayClient,
-		RelayService:   s.RelayService,
-		HolePunching:   s.HolePunching,
-		Reachability:   s.Reachability,
-		ConnLow:        s.ConnLow,
-		ConnHigh:       s.ConnHigh,
-	}
-}
-
 func (c *NetworkConfig) validate() error {
+	def := repo.Defaults(repo.ProfileDefault)
 	if c.ConnLow <= 0 {
-		c.ConnLow = 100
+		c.ConnLow = def.ConnLow
 	}
 	if c.ConnHigh <= 0 {
-		c.ConnHigh = max(400, c.ConnLow)
+		c.ConnHigh = max(def.ConnHigh, c.ConnLow)
 	}
 	if c.ConnHigh < c.ConnLow {
 		return fmt.Errorf("node: config: ConnHigh %d is below ConnLow %d", c.ConnHigh, c.ConnLow)

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/repo"
 )
 
 func (a *app) initCmd() *cobra.Command {
@@ -24,7 +25,7 @@ func (a *app) initCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, id, err := node.InitRepo(a.repoDir, log)
+			_, id, err := repo.InitRepo(a.repoDir, log)
 			if err != nil {
 				return err
 			}
@@ -78,21 +79,21 @@ func (a *app) runDaemon(cmd *cobra.Command, f daemonFlags) error {
 	if err := a.checkRepoFlag(); err != nil {
 		return err
 	}
-	repo, err := node.OpenRepo(a.repoDir)
-	if errors.Is(err, node.ErrNoRepo) {
+	r, err := repo.OpenRepo(a.repoDir)
+	if errors.Is(err, repo.ErrNoRepo) {
 		log, lerr := a.logger(slog.LevelInfo)
 		if lerr != nil {
 			return lerr
 		}
 		var id fmt.Stringer
-		if repo, id, err = node.InitRepo(a.repoDir, log); err != nil {
+		if r, id, err = repo.InitRepo(a.repoDir, log); err != nil {
 			return err
 		}
 		fmt.Fprintf(a.stderr, "initialised new repo at %s (peer ID %s)\n", a.repoDir, id)
 	} else if err != nil {
 		return err
 	}
-	cfg, _, err := repo.Settings(os.LookupEnv, f.profile)
+	cfg, _, err := r.Settings(os.LookupEnv, f.profile)
 	if err != nil {
 		return err
 	}
@@ -112,18 +113,17 @@ func (a *app) runDaemon(cmd *cobra.Command, f daemonFlags) error {
 	if err != nil {
 		return err
 	}
-	key, err := repo.Key()
+	key, err := r.Key()
 	if err != nil {
 		return err
 	}
-	st, err := repo.OpenStore(log)
+	st, err := r.OpenStore(log)
 	if err != nil {
 		return err
 	}
-	n, err := node.New(node.Config{
-		Store: st, Key: key, Listen: cfg.Listen, Bootstrap: cfg.Bootstrap, Logger: log,
-		ExchangeInterval: cfg.SyncInterval, Network: cfg.Network(),
-	})
+	ncfg := node.ConfigFromSettings(cfg)
+	ncfg.Store, ncfg.Key, ncfg.Logger = st, key, log
+	n, err := node.New(ncfg)
 	if err != nil {
 		st.Close()
 		return err
@@ -133,13 +133,13 @@ func (a *app) runDaemon(cmd *cobra.Command, f daemonFlags) error {
 		n.Close()
 		return err
 	}
-	token := node.NewToken()
+	token := repo.NewToken()
 	addr, err := n.ServeAPI(cfg.API, token)
 	if err != nil {
 		n.Close()
 		return err
 	}
-	if err := repo.WriteAPI(addr.String(), token); err != nil {
+	if err := r.WriteAPI(addr.String(), token); err != nil {
 		n.Close()
 		return err
 	}
@@ -151,6 +151,6 @@ func (a *app) runDaemon(cmd *cobra.Command, f daemonFlags) error {
 	fmt.Fprintf(a.stdout, "API on http://%s\n", addr)
 	<-ctx.Done()
 	fmt.Fprintln(a.stderr, "shutting down")
-	repo.RemoveAPI()
+	r.RemoveAPI()
 	return n.Close()
 }
