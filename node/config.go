@@ -11,12 +11,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/commons-p2p/commons/node/repo"
 	"github.com/commons-p2p/commons/store"
 )
-
-// DefaultListen are the addresses a daemon listens on when none are given:
-// TCP and QUIC on port 4040, all interfaces.
-var DefaultListen = []string{"/ip4/0.0.0.0/tcp/4040", "/ip4/0.0.0.0/udp/4040/quic-v1"}
 
 // Config configures a Node. Zero values take the documented defaults.
 type Config struct {
@@ -31,7 +28,7 @@ type Config struct {
 	// and closed by Close. A given host is not closed by Close.
 	Host host.Host
 	// Listen are the multiaddrs to listen on when Host is nil.
-	// Default DefaultListen.
+	// Default repo.DefaultListen.
 	Listen []string
 	// Bootstrap are peers (multiaddrs ending in /p2p/<id>) to connect to at
 	// start, besides those named in manifests.
@@ -44,7 +41,8 @@ type Config struct {
 	// Now is the wall clock. Default time.Now.
 	Now func() time.Time
 	// ExchangeInterval is how often the node syncs (set reconciliation)
-	// with one random peer, besides on every new connection. Default 30s.
+	// with one random peer, besides on every new connection. Default 30s
+	// (repo.Defaults' SyncInterval).
 	ExchangeInterval time.Duration
 	// MaxBatch is the most records one ingest batch (one group commit)
 	// holds. Default 512.
@@ -80,8 +78,9 @@ func (c *Config) validate() error {
 	if c.Key.Type() != crypto.Ed25519 {
 		return fmt.Errorf("node: config: Key is %v; Commons identities are ed25519", c.Key.Type())
 	}
+	def := repo.Defaults(repo.ProfileDefault)
 	if len(c.Listen) == 0 {
-		c.Listen = DefaultListen
+		c.Listen = def.Listen
 	}
 	for _, a := range c.Listen {
 		if _, err := ma.NewMultiaddr(a); err != nil {
@@ -89,7 +88,7 @@ func (c *Config) validate() error {
 		}
 	}
 	for _, a := range c.Bootstrap {
-		if _, err := parsePeerAddr(a); err != nil {
+		if _, err := repo.ParsePeerAddr(a); err != nil {
 			return fmt.Errorf("node: config: bootstrap: %w", err)
 		}
 	}
@@ -100,7 +99,7 @@ func (c *Config) validate() error {
 		c.Now = time.Now
 	}
 	if c.ExchangeInterval <= 0 {
-		c.ExchangeInterval = 30 * time.Second
+		c.ExchangeInterval = def.SyncInterval
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 512
@@ -115,4 +114,27 @@ func (c *Config) validate() error {
 		c.Seed = 1
 	}
 	return nil
+}
+
+// ConfigFromSettings returns the Config a daemon runs with under a repo's
+// settings: listen and bootstrap addresses, sync interval and network.
+// The caller adds Store, Key and Logger.
+func ConfigFromSettings(s repo.Settings) Config {
+	return Config{
+		Listen:           s.Listen,
+		Bootstrap:        s.Bootstrap,
+		ExchangeInterval: s.SyncInterval,
+		Network: NetworkConfig{
+			Announce:       s.Announce,
+			DHT:            s.DHT,
+			MDNS:           s.MDNS,
+			AutoNATService: s.AutoNAT,
+			RelayClient:    s.RelayClient,
+			RelayService:   s.RelayService,
+			HolePunching:   s.HolePunching,
+			Reachability:   s.Reachability,
+			ConnLow:        s.ConnLow,
+			ConnHigh:       s.ConnHigh,
+		},
+	}
 }

@@ -1,8 +1,10 @@
 // Package node is the running Commons daemon: the libp2p host, one
 // gossipsub topic per commons, set-reconciliation sync and blob exchange, the
 // ingest pipeline (decode, verify, store with group commit, merge into the
-// CRDT view), the repo on disk, and the HTTP API on loopback that the CLI
-// talks to.
+// CRDT view), and the HTTP API on loopback that the CLI talks to. The repo
+// on disk and its typed settings are package node/repo, which node reads
+// its defaults from (ConfigFromSettings turns a repo's settings into a
+// Config).
 //
 // Node owns every goroutine of the daemon. One event loop owns the mutable
 // state (the commons views and the hybrid logical clock); everything else

@@ -23,6 +23,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/commons-p2p/commons/node/repo"
 )
 
 // DHTPrefix is the protocol prefix of the Commons DHT: its protocol is
@@ -36,7 +38,7 @@ const MDNSService = "commons"
 // NetworkConfig says how a node reaches peers across real networks. The
 // zero value is a plain host: no DHT, no mDNS, no relay, no hole punching,
 // reachability learnt by AutoNAT — what in-process tests want. A daemon
-// takes its values from the repo's Settings.
+// takes its values from the repo's Settings (ConfigFromSettings).
 type NetworkConfig struct {
 	// Announce replaces the addresses the host announces (a bootstrap
 	// node's public addresses). Empty: the detected ones.
@@ -57,35 +59,21 @@ type NetworkConfig struct {
 	HolePunching bool
 	// Reachability: "public" or "private" assume it; "" or "auto" learn it.
 	Reachability string
-	// ConnLow and ConnHigh bound the connection manager; 0: 100 and 400.
+	// ConnLow and ConnHigh bound the connection manager; 0: the default
+	// profile's conn_low and conn_high (repo.Defaults: 100 and 400).
 	ConnLow, ConnHigh int
 	// DiscoveryInterval is how often the node looks for each commons' peers
 	// in the DHT once it has some; 0: 5 minutes.
 	DiscoveryInterval time.Duration
 }
 
-// Settings → NetworkConfig.
-func (s Settings) Network() NetworkConfig {
-	return NetworkConfig{
-		Announce:       s.Announce,
-		DHT:            s.DHT,
-		MDNS:           s.MDNS,
-		AutoNATService: s.AutoNAT,
-		RelayClient:    s.RelayClient,
-		RelayService:   s.RelayService,
-		HolePunching:   s.HolePunching,
-		Reachability:   s.Reachability,
-		ConnLow:        s.ConnLow,
-		ConnHigh:       s.ConnHigh,
-	}
-}
-
 func (c *NetworkConfig) validate() error {
+	def := repo.Defaults(repo.ProfileDefault)
 	if c.ConnLow <= 0 {
-		c.ConnLow = 100
+		c.ConnLow = def.ConnLow
 	}
 	if c.ConnHigh <= 0 {
-		c.ConnHigh = max(400, c.ConnLow)
+		c.ConnHigh = max(def.ConnHigh, c.ConnLow)
 	}
 	if c.ConnHigh < c.ConnLow {
 		return fmt.Errorf("node: config: ConnHigh %d is below ConnLow %d", c.ConnHigh, c.ConnLow)
@@ -121,8 +109,32 @@ type netState struct {
 	mdns         mdns.Service
 }
 
-// hostOptions are the libp2p options of a host the node builds itself.
+// hostOptions are the libp2p options of a host the node builds itself:
+// identity, listen addresses and limits, then the addresses to announce,
+// NAT traversal, relaying and the DHT as NetworkConfig asks.
 func (n *Node) hostOptions() ([]libp2p.Option, error) {
+	nc := n.cfg.Network
+	opts, err := n.baseHostOptions()
+	if err != nil {
+		return nil, err
+	}
+	announce, err := announceOptions(nc.Announce)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, announce...)
+	opts = append(opts, natOptions(nc)...)
+	opts = append(opts, n.relayOptions(nc)...)
+	if nc.dhtOn() {
+		opts = append(opts, n.dhtRouting())
+	}
+	return opts, nil
+}
+
+// baseHostOptions are what every host the node builds has: its identity,
+// listen addresses, connection and resource managers sized by
+// ConnLow and ConnHigh, and user agent.
+func (n *Node) baseHostOptions() ([]libp2p.Option, error) {
 	nc := n.cfg.Network
 	cm, err := connmgr.NewConnManager(nc.ConnLow, nc.ConnHigh, connmgr.WithGracePeriod(time.Minute))
 	if err != nil {
@@ -132,33 +144,45 @@ func (n *Node) hostOptions() ([]libp2p.Option, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []libp2p.Option{
+	return []libp2p.Option{
 		libp2p.Identity(n.cfg.Key),
 		libp2p.ListenAddrStrings(n.cfg.Listen...),
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
 		libp2p.UserAgent("commons"),
+	}, nil
+}
+
+// announceOptions make the host announce the given addresses instead of
+// the detected ones, keeping relayed addresses; none without any.
+func announceOptions(addrs []string) ([]libp2p.Option, error) {
+	if len(addrs) == 0 {
+		return nil, nil
 	}
-	if len(nc.Announce) > 0 {
-		announce := make([]ma.Multiaddr, 0, len(nc.Announce))
-		for _, a := range nc.Announce {
-			m, err := ma.NewMultiaddr(a)
-			if err != nil {
-				return nil, fmt.Errorf("node: announce address %q: %w", a, err)
-			}
-			announce = append(announce, m)
+	announce := make([]ma.Multiaddr, 0, len(addrs))
+	for _, a := range addrs {
+		m, err := ma.NewMultiaddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("node: announce address %q: %w", a, err)
 		}
-		opts = append(opts, libp2p.AddrsFactory(func(detected []ma.Multiaddr) []ma.Multiaddr {
-			// Keep relayed addresses: they are how a private node is reached.
-			out := slices.Clone(announce)
-			for _, a := range detected {
-				if isRelayed(a) {
-					out = append(out, a)
-				}
-			}
-			return out
-		}))
+		announce = append(announce, m)
 	}
+	return []libp2p.Option{libp2p.AddrsFactory(func(detected []ma.Multiaddr) []ma.Multiaddr {
+		// Keep relayed addresses: they are how a private node is reached.
+		out := slices.Clone(announce)
+		for _, a := range detected {
+			if isRelayed(a) {
+				out = append(out, a)
+			}
+		}
+		return out
+	})}, nil
+}
+
+// natOptions answer other peers' AutoNAT dial-back requests and force the
+// reachability when NetworkConfig assumes one.
+func natOptions(nc NetworkConfig) []libp2p.Option {
+	var opts []libp2p.Option
 	if nc.AutoNATService {
 		opts = append(opts, libp2p.EnableNATService(), libp2p.EnableAutoNATv2())
 	}
@@ -168,14 +192,16 @@ func (n *Node) hostOptions() ([]libp2p.Option, error) {
 	case "private":
 		opts = append(opts, libp2p.ForceReachabilityPrivate())
 	}
+	return opts
+}
+
+// relayOptions offer circuit relay v2 to others, reserve a slot on a relay
+// when this node is not publicly reachable, and upgrade relayed
+// connections by hole punching, as NetworkConfig asks.
+func (n *Node) relayOptions(nc NetworkConfig) []libp2p.Option {
+	var opts []libp2p.Option
 	if nc.RelayService {
-		// Reservations scale with the connection limits, like
-		// connections per IP (peers behind one NAT share an address).
-		r := relayv2.DefaultResources()
-		r.MaxReservations = max(r.MaxReservations, nc.ConnHigh/2)
-		r.MaxReservationsPerIP = max(r.MaxReservationsPerIP, perIPLimit(nc.ConnHigh))
-		r.MaxReservationsPerASN = max(r.MaxReservationsPerASN, 4*perIPLimit(nc.ConnHigh))
-		opts = append(opts, libp2p.EnableRelayService(relayv2.WithResources(r)))
+		opts = append(opts, libp2p.EnableRelayService(relayv2.WithResources(relayResources(nc.ConnHigh))))
 	}
 	if nc.RelayClient {
 		// One relay candidate is enough (a commons may have a single
@@ -186,14 +212,28 @@ func (n *Node) hostOptions() ([]libp2p.Option, error) {
 	if nc.HolePunching {
 		opts = append(opts, libp2p.EnableHolePunching())
 	}
-	if nc.dhtOn() {
-		opts = append(opts, libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
-			d, err := n.newDHT(h)
-			n.net.dht = d
-			return d, err
-		}))
-	}
-	return opts, nil
+	return opts
+}
+
+// relayResources are the relay service's limits: reservations scale with
+// the connection limits, like connections per IP (peers behind one NAT
+// share an address).
+func relayResources(connHigh int) relayv2.Resources {
+	r := relayv2.DefaultResources()
+	r.MaxReservations = max(r.MaxReservations, connHigh/2)
+	r.MaxReservationsPerIP = max(r.MaxReservationsPerIP, perIPLimit(connHigh))
+	r.MaxReservationsPerASN = max(r.MaxReservationsPerASN, 4*perIPLimit(connHigh))
+	return r
+}
+
+// dhtRouting makes the host route through the Commons DHT, which the node
+// keeps in n.net.dht.
+func (n *Node) dhtRouting() libp2p.Option {
+	return libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
+		d, err := n.newDHT(h)
+		n.net.dht = d
+		return d, err
+	})
 }
 
 // resourceManager scales libp2p's default limits to the machine, then

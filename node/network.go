@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/commons-p2p/commons/node/repo"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -278,7 +279,7 @@ func (n *Node) groupPeerAddrs(addrs []string) []peer.AddrInfo {
 	var out []peer.AddrInfo
 	at := map[peer.ID]int{}
 	for _, a := range addrs {
-		ai, err := parsePeerAddr(a)
+		ai, err := repo.ParsePeerAddr(a)
 		if err != nil {
 			n.log.Debug("bootstrap address", "addr", a, "err", err)
 			continue
@@ -294,19 +295,6 @@ func (n *Node) groupPeerAddrs(addrs []string) []peer.AddrInfo {
 		out = append(out, *ai)
 	}
 	return out
-}
-
-// parsePeerAddr parses a multiaddr that ends in /p2p/<peer-id>.
-func parsePeerAddr(s string) (*peer.AddrInfo, error) {
-	m, err := ma.NewMultiaddr(s)
-	if err != nil {
-		return nil, fmt.Errorf("%q is not a multiaddr: %w", s, err)
-	}
-	ai, err := peer.AddrInfoFromP2pAddr(m)
-	if err != nil {
-		return nil, fmt.Errorf("%q does not end in /p2p/<peer-id>: %w", s, err)
-	}
-	return ai, nil
 }
 
 // peerScoreParams penalise peers that send invalid records (P4) and little

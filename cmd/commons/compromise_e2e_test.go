@@ -12,6 +12,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/repo"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/testnet"
 )
@@ -122,11 +123,11 @@ func TestStolenKeyEndToEnd(t *testing.T) {
 	}
 
 	// A fork with version 1000, by CAR import on c.
-	repo, err := node.OpenRepo(repos["x"])
+	rx, err := repo.OpenRepo(repos["x"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	lk, err := repo.Key()
+	lk, err := rx.Key()
 	if err != nil {
 		t.Fatal(err)
 	}

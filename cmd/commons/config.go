@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/repo"
 )
 
 func (a *app) configCmd() *cobra.Command {
@@ -32,7 +32,7 @@ Keys:
 
 func configKeysHelp() string {
 	var b strings.Builder
-	for _, k := range node.ConfigKeys() {
+	for _, k := range repo.ConfigKeys() {
 		fmt.Fprintf(&b, "  %-14s %s: %s\n", k.Name, k.Kind, k.Doc)
 	}
 	return b.String()
@@ -46,16 +46,16 @@ func (a *app) configShowCmd() *cobra.Command {
 		Short: "Print the effective settings and where each comes from (default, profile, config, env)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			repo, err := a.openRepo()
+			r, err := a.openRepo()
 			if err != nil {
 				return err
 			}
-			_, list, err := repo.Settings(os.LookupEnv, profile)
+			_, list, err := r.Settings(os.LookupEnv, profile)
 			if err != nil {
 				return err
 			}
 			if len(args) == 1 {
-				var found []node.ConfigSetting
+				var found []repo.ConfigSetting
 				for _, s := range list {
 					if s.Key == args[0] {
 						found = append(found, s)
@@ -108,14 +108,14 @@ func (a *app) configSetCmd() *cobra.Command {
   commons config set sync_interval 1m`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
-			repo, err := a.openRepo()
+			r, err := a.openRepo()
 			if err != nil {
 				return err
 			}
-			if err := repo.SetConfig(args[0], args[1]); err != nil {
+			if err := r.SetConfig(args[0], args[1]); err != nil {
 				return err
 			}
-			if _, _, ok := repo.API(); ok {
+			if _, _, ok := r.API(); ok {
 				fmt.Fprintln(a.stderr, "saved; restart the daemon for it to take effect")
 			}
 			return nil
@@ -129,18 +129,18 @@ func (a *app) configUnsetCmd() *cobra.Command {
 		Short: "Remove a key from the repo's config file: it takes its default again",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			repo, err := a.openRepo()
+			r, err := a.openRepo()
 			if err != nil {
 				return err
 			}
-			return repo.UnsetConfig(args[0])
+			return r.UnsetConfig(args[0])
 		},
 	}
 }
 
-func (a *app) openRepo() (*node.Repo, error) {
+func (a *app) openRepo() (*repo.Repo, error) {
 	if err := a.checkRepoFlag(); err != nil {
 		return nil, err
 	}
-	return node.OpenRepo(a.repoDir)
+	return repo.OpenRepo(a.repoDir)
 }

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/repo"
 )
 
 func TestConfigCommands(t *testing.T) {
@@ -22,7 +22,7 @@ func TestConfigCommands(t *testing.T) {
 			t.Errorf("config show --profile bootstrap lacks %q:\n%s", want, table)
 		}
 	}
-	list := decodeJSON[[]node.ConfigSetting](t, mustRun(t, dir, "config", "show", "--json").stdout)
+	list := decodeJSON[[]repo.ConfigSetting](t, mustRun(t, dir, "config", "show", "--json").stdout)
 	sources := map[string]string{}
 	for _, s := range list {
 		sources[s.Key] = s.Source

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/repo"
 )
 
 func (a *app) initCmd() *cobra.Command {
@@ -24,7 +27,7 @@ func (a *app) initCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, id, err := node.InitRepo(a.repoDir, log)
+			_, id, err := repo.InitRepo(a.repoDir, log)
 			if err != nil {
 				return err
 			}
@@ -69,88 +72,133 @@ Profiles:
 	return cmd
 }
 
+// daemonFlags are the daemon's flags that override its settings.
 type daemonFlags struct {
 	listen, bootstrap, announce []string
 	api, profile                string
 }
 
+// apply lays the flags over the settings: listen, announce and api replace
+// theirs, bootstrap peers add to the configured ones.
+func (f daemonFlags) apply(s *repo.Settings) {
+	if len(f.listen) > 0 {
+		s.Listen = f.listen
+	}
+	s.Bootstrap = append(s.Bootstrap, f.bootstrap...)
+	if len(f.announce) > 0 {
+		s.Announce = f.announce
+	}
+	if f.api != "" {
+		s.API = f.api
+	}
+}
+
+// runDaemon runs the node until the command's context ends: it opens the
+// repo (creating it if need be), resolves the settings, starts the node and
+// its API, says where to reach them, and on shutdown removes the API file
+// and closes the node.
 func (a *app) runDaemon(cmd *cobra.Command, f daemonFlags) error {
 	if err := a.checkRepoFlag(); err != nil {
 		return err
 	}
-	repo, err := node.OpenRepo(a.repoDir)
-	if errors.Is(err, node.ErrNoRepo) {
-		log, lerr := a.logger(slog.LevelInfo)
-		if lerr != nil {
-			return lerr
-		}
-		var id fmt.Stringer
-		if repo, id, err = node.InitRepo(a.repoDir, log); err != nil {
-			return err
-		}
-		fmt.Fprintf(a.stderr, "initialised new repo at %s (peer ID %s)\n", a.repoDir, id)
-	} else if err != nil {
-		return err
-	}
-	cfg, _, err := repo.Settings(os.LookupEnv, f.profile)
+	r, err := a.openOrInitRepo()
 	if err != nil {
 		return err
 	}
-	if len(f.listen) > 0 {
-		cfg.Listen = f.listen
+	s, _, err := r.Settings(os.LookupEnv, f.profile)
+	if err != nil {
+		return err
 	}
-	cfg.Bootstrap = append(cfg.Bootstrap, f.bootstrap...)
-	if len(f.announce) > 0 {
-		cfg.Announce = f.announce
-	}
-	if f.api != "" {
-		cfg.API = f.api
-	}
+	f.apply(&s)
 	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	_ = lvl.UnmarshalText([]byte(s.LogLevel)) // log_level is validated
 	log, err := a.logger(lvl)
 	if err != nil {
 		return err
 	}
-	key, err := repo.Key()
-	if err != nil {
-		return err
-	}
-	st, err := repo.OpenStore(log)
-	if err != nil {
-		return err
-	}
-	n, err := node.New(node.Config{
-		Store: st, Key: key, Listen: cfg.Listen, Bootstrap: cfg.Bootstrap, Logger: log,
-		ExchangeInterval: cfg.SyncInterval, Network: cfg.Network(),
-	})
-	if err != nil {
-		st.Close()
-		return err
-	}
 	ctx := cmd.Context()
-	if err := n.Start(ctx); err != nil {
-		n.Close()
+	n, err := startNode(ctx, r, s, log)
+	if err != nil {
 		return err
 	}
-	token := node.NewToken()
-	addr, err := n.ServeAPI(cfg.API, token)
+	addr, err := serveAPI(n, r, s.API)
 	if err != nil {
 		n.Close()
 		return err
 	}
-	if err := repo.WriteAPI(addr.String(), token); err != nil {
-		n.Close()
-		return err
-	}
-	id, _ := n.ID(ctx)
-	for _, a2 := range id.Addresses {
-		fmt.Fprintf(a.stdout, "listening on %s\n", a2)
-	}
-	fmt.Fprintf(a.stdout, "profile %s, DHT %s, mDNS %v, reachability %s\n", cfg.Profile, cfg.DHT, cfg.MDNS, n.Reachability())
-	fmt.Fprintf(a.stdout, "API on http://%s\n", addr)
+	a.printReady(ctx, n, s, addr)
 	<-ctx.Done()
 	fmt.Fprintln(a.stderr, "shutting down")
-	repo.RemoveAPI()
+	r.RemoveAPI()
 	return n.Close()
+}
+
+// openOrInitRepo opens the repo, or creates it when there is none and says
+// so on stderr.
+func (a *app) openOrInitRepo() (*repo.Repo, error) {
+	r, err := repo.OpenRepo(a.repoDir)
+	if !errors.Is(err, repo.ErrNoRepo) {
+		return r, err
+	}
+	log, err := a.logger(slog.LevelInfo)
+	if err != nil {
+		return nil, err
+	}
+	r, id, err := repo.InitRepo(a.repoDir, log)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(a.stderr, "initialised new repo at %s (peer ID %s)\n", a.repoDir, id)
+	return r, nil
+}
+
+// startNode starts a node on the repo's key and store under settings s.
+// On error nothing is left open.
+func startNode(ctx context.Context, r *repo.Repo, s repo.Settings, log *slog.Logger) (*node.Node, error) {
+	key, err := r.Key()
+	if err != nil {
+		return nil, err
+	}
+	st, err := r.OpenStore(log)
+	if err != nil {
+		return nil, err
+	}
+	cfg := node.ConfigFromSettings(s)
+	cfg.Store, cfg.Key, cfg.Logger = st, key, log
+	n, err := node.New(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := n.Start(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// serveAPI serves the node's HTTP API on addr with a fresh token, and
+// records the address it got and the token in the repo for the other
+// commands.
+func serveAPI(n *node.Node, r *repo.Repo, addr string) (net.Addr, error) {
+	token := repo.NewToken()
+	got, err := n.ServeAPI(addr, token)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.WriteAPI(got.String(), token); err != nil {
+		return nil, err
+	}
+	return got, nil
+}
+
+// printReady prints, on stdout, the node's listen addresses, how it takes
+// part in the network, and the API's URL.
+func (a *app) printReady(ctx context.Context, n *node.Node, s repo.Settings, api net.Addr) {
+	id, _ := n.ID(ctx)
+	for _, addr := range id.Addresses {
+		fmt.Fprintf(a.stdout, "listening on %s\n", addr)
+	}
+	fmt.Fprintf(a.stdout, "profile %s, DHT %s, mDNS %v, reachability %s\n", s.Profile, s.DHT, s.MDNS, n.Reachability())
+	fmt.Fprintf(a.stdout, "API on http://%s\n", api)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/commons-p2p/commons/node"
 	"github.com/commons-p2p/commons/node/feed"
+	"github.com/commons-p2p/commons/node/repo"
 )
 
 // cliResult is one run of the CLI.
@@ -333,11 +334,11 @@ func tamperCAR(t *testing.T, src, dst, c, old, new string) {
 // the commands, which then act on the repo directly.
 func TestStaleAPIFile(t *testing.T) {
 	dir, id := initTestRepo(t)
-	repo, err := node.OpenRepo(dir)
+	r, err := repo.OpenRepo(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := repo.WriteAPI("127.0.0.1:1", "stale"); err != nil {
+	if err := r.WriteAPI("127.0.0.1:1", "stale"); err != nil {
 		t.Fatal(err)
 	}
 	if st := statusJSON(t, dir); st.Online || st.PeerID != id {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/repo"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -82,11 +83,11 @@ func (a *app) connect(ctx context.Context) (api node.API, done func(), err error
 	if err := a.checkRepoFlag(); err != nil {
 		return nil, nil, err
 	}
-	repo, err := node.OpenRepo(a.repoDir)
+	r, err := repo.OpenRepo(a.repoDir)
 	if err != nil {
 		return nil, nil, err
 	}
-	if addr, token, ok := repo.API(); ok {
+	if addr, token, ok := r.API(); ok {
 		c := node.NewClient(addr, token)
 		if err := c.Ping(ctx); err == nil {
 			return c, func() {}, nil
@@ -96,11 +97,11 @@ func (a *app) connect(ctx context.Context) (api node.API, done func(), err error
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := repo.OpenStore(log)
+	st, err := r.OpenStore(log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("no daemon answers for %s, and opening the repo directly failed: %w", a.repoDir, err)
 	}
-	key, err := repo.Key()
+	key, err := r.Key()
 	if err != nil {
 		st.Close()
 		return nil, nil, err

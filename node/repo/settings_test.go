@@ -1,4 +1,4 @@
-package node
+package repo
 
 import (
 	"os"
@@ -140,5 +140,31 @@ func TestSetConfig(t *testing.T) {
 	}
 	if s, _, _ := r.Settings(nil, ""); !s.MDNS {
 		t.Error("unset mdns did not restore the default")
+	}
+}
+
+// TestDefaultsValid: every profile's defaults pass their keys' checks.
+func TestDefaultsValid(t *testing.T) {
+	for _, prof := range []string{ProfileDefault, ProfileBootstrap} {
+		t.Run(prof, func(t *testing.T) {
+			d := Defaults(prof)
+			if d.Profile != prof {
+				t.Errorf("Defaults(%q).Profile = %q", prof, d.Profile)
+			}
+			if d.ConnHigh < d.ConnLow {
+				t.Errorf("conn_high %d below conn_low %d", d.ConnHigh, d.ConnLow)
+			}
+			for _, k := range ConfigKeys() {
+				if err := k.validate(k.value(&d)); err != nil {
+					t.Errorf("default of %s: %v", k.Name, err)
+				}
+			}
+		})
+	}
+	// Defaults are fresh values: changing one leaves the next call's alone.
+	d := Defaults(ProfileDefault)
+	d.Listen[0] = "changed"
+	if got := Defaults(ProfileDefault).Listen[0]; got != DefaultListen[0] || DefaultListen[0] == "changed" {
+		t.Errorf("Defaults shares its Listen slice: %q", got)
 	}
 }

@@ -1,9 +1,8 @@
-package node
+package repo
 
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,10 +27,10 @@ const (
 )
 
 // ErrNoRepo: the directory holds no initialised repo.
-var ErrNoRepo = errors.New("node: no repo")
+var ErrNoRepo = errors.New("repo: no repo")
 
 // ErrRepoExists: init found a repo already there.
-var ErrRepoExists = errors.New("node: repo already exists")
+var ErrRepoExists = errors.New("repo: repo already exists")
 
 // Repo is a node's directory: identity key, config, store, and the running
 // daemon's API address and token.
@@ -39,50 +38,42 @@ type Repo struct {
 	Dir string
 }
 
-// DefaultAPIAddr is the API address a new repo gets.
-const DefaultAPIAddr = "127.0.0.1:0"
-
-// InitRepo creates a repo in dir: a new ed25519 key, a default config and an
-// empty store. It refuses to touch an existing repo.
+// InitRepo creates a repo in dir: a new ed25519 key, a config file with
+// the default listen, API and bootstrap settings, and an empty store. It
+// refuses to touch an existing repo (ErrRepoExists).
 func InitRepo(dir string, logger *slog.Logger) (*Repo, peer.ID, error) {
 	r := &Repo{Dir: dir}
 	if r.exists() {
 		return nil, "", fmt.Errorf("%w at %s: refusing to overwrite it", ErrRepoExists, dir)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, "", fmt.Errorf("node: create repo: %w", err)
+		return nil, "", fmt.Errorf("repo: create directory: %w", err)
 	}
 	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
-		return nil, "", fmt.Errorf("node: generate key: %w", err)
+		return nil, "", fmt.Errorf("repo: generate key: %w", err)
 	}
 	b, err := crypto.MarshalPrivateKey(priv)
 	if err != nil {
-		return nil, "", fmt.Errorf("node: encode key: %w", err)
+		return nil, "", fmt.Errorf("repo: encode key: %w", err)
 	}
-	cb, err := json.Marshal(DefaultListen)
-	if err != nil {
-		return nil, "", err
-	}
-	if err := r.writeConfigValues(map[string]json.RawMessage{
-		"listen": cb, "api": json.RawMessage(`"` + DefaultAPIAddr + `"`), "bootstrap": json.RawMessage(`[]`),
-	}); err != nil {
+	if err := r.writeInitialConfig(); err != nil {
 		return nil, "", err
 	}
 	st, err := badgerstore.Open(r.StoreDir(), logger)
 	if err != nil {
-		return nil, "", fmt.Errorf("node: create store: %w", err)
+		return nil, "", fmt.Errorf("repo: create store: %w", err)
 	}
 	if err := st.Close(); err != nil {
-		return nil, "", fmt.Errorf("node: create store: %w", err)
+		return nil, "", fmt.Errorf("repo: create store: %w", err)
 	}
 	// The key goes last: its presence marks a complete repo.
 	if err := writeFileAtomic(filepath.Join(dir, keyFile), b, 0o600); err != nil {
-		return nil, "", fmt.Errorf("node: write key: %w", err)
+		return nil, "", fmt.Errorf("repo: write key: %w", err)
 	}
 	id, err := peer.IDFromPrivateKey(priv)
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("repo: peer ID of the new key: %w", err)
 	}
 	return r, id, nil
 }
@@ -92,7 +83,7 @@ func (r *Repo) exists() bool {
 	return err == nil
 }
 
-// OpenRepo opens an initialised repo.
+// OpenRepo opens an initialised repo; ErrNoRepo when dir holds none.
 func OpenRepo(dir string) (*Repo, error) {
 	r := &Repo{Dir: dir}
 	if !r.exists() {
@@ -108,16 +99,18 @@ func (r *Repo) StoreDir() string { return filepath.Join(r.Dir, storeDir) }
 func (r *Repo) Key() (crypto.PrivKey, error) {
 	b, err := os.ReadFile(filepath.Join(r.Dir, keyFile))
 	if err != nil {
-		return nil, fmt.Errorf("node: read key: %w", err)
+		return nil, fmt.Errorf("repo: read key: %w", err)
 	}
 	k, err := crypto.UnmarshalPrivateKey(b)
 	if err != nil {
-		return nil, fmt.Errorf("node: key file %s is damaged: %w", filepath.Join(r.Dir, keyFile), err)
+		return nil, fmt.Errorf("repo: key file %s is damaged: %w", filepath.Join(r.Dir, keyFile), err)
 	}
 	return k, nil
 }
 
-// OpenStore opens the repo's badger store.
+// OpenStore opens the repo's badger store. Its errors name the store's
+// directory and wrap badgerstore's (badgerstore.ErrLocked while another
+// process holds it).
 func (r *Repo) OpenStore(logger *slog.Logger) (store.Store, error) {
 	return badgerstore.Open(r.StoreDir(), logger)
 }
@@ -132,10 +125,10 @@ func NewToken() string {
 // WriteAPI records the running daemon's API address and token.
 func (r *Repo) WriteAPI(addr, token string) error {
 	if err := writeFileAtomic(filepath.Join(r.Dir, tokenFile), []byte(token+"\n"), 0o600); err != nil {
-		return fmt.Errorf("node: write API token: %w", err)
+		return fmt.Errorf("repo: write API token: %w", err)
 	}
 	if err := writeFileAtomic(filepath.Join(r.Dir, apiFile), []byte(addr+"\n"), 0o644); err != nil {
-		return fmt.Errorf("node: write API address: %w", err)
+		return fmt.Errorf("repo: write API address: %w", err)
 	}
 	return nil
 }
@@ -157,6 +150,9 @@ func (r *Repo) API() (addr, token string, ok bool) {
 	return strings.TrimSpace(string(a)), strings.TrimSpace(string(t)), true
 }
 
+// writeFileAtomic writes data to path through a synced temporary file in
+// the same directory, so that a reader sees the old content or the new,
+// never a part.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
