@@ -9,6 +9,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
 )
@@ -16,10 +17,10 @@ import (
 // create builds a record on the event loop (where the views and the clock
 // live), signs it, asks the commons how it would stand, and unless it would
 // be inert (or force is set) stores, merges and publishes it.
-func (n *Node) create(ctx context.Context, force bool, build func() (*protocol.Record, error)) (Published, error) {
+func (n *Node) create(ctx context.Context, force bool, build func() (*protocol.Record, error)) (api.Published, error) {
 	blk, err := n.sign(ctx, build)
 	if err != nil {
-		return Published{}, err
+		return api.Published{}, err
 	}
 	return n.publishChecked(ctx, blk, force, false)
 }
@@ -28,28 +29,28 @@ func (n *Node) create(ctx context.Context, force bool, build func() (*protocol.R
 // signatures), classifies it against its commons (crdt's Classify, or
 // ClassifyDraft with draft), refuses it with crdt's reason when it would be
 // inert unless force is set, and otherwise commits and publishes it.
-func (n *Node) publishChecked(ctx context.Context, blk *protocol.Block, force, draft bool) (Published, error) {
+func (n *Node) publishChecked(ctx context.Context, blk *protocol.Block, force, draft bool) (api.Published, error) {
 	if !draft {
 		var aerr error
 		n.admit([]*protocol.Block{blk}, cid.Undef, func(_ *protocol.Block, err error) { aerr = err })
 		if aerr != nil {
-			return Published{}, fmt.Errorf("%w: record: %w", ErrBadRequest, aerr)
+			return api.Published{}, fmt.Errorf("%w: record: %w", api.ErrBadRequest, aerr)
 		}
 	}
 	v, err := n.classify(ctx, blk, draft)
 	if err != nil {
-		return Published{}, err
+		return api.Published{}, err
 	}
-	pub := Published{CID: blk.CID.String(), Class: string(v.Class), Reason: v.Reason}
+	pub := api.Published{CID: blk.CID.String(), Class: string(v.Class), Reason: v.Reason}
 	if v.Class == crdt.ClassInert && !force {
 		return pub, fmt.Errorf("%w: the commons would hold %s %s inert (%s); nothing was published (force publishes it anyway)",
-			ErrForbidden, blk.Record.Type(), blk.CID, v.Reason)
+			api.ErrForbidden, blk.Record.Type(), blk.CID, v.Reason)
 	}
 	if draft {
 		return pub, nil
 	}
 	if err := n.commit(ctx, blk, blk.Record.IsGenesis()); err != nil {
-		return Published{}, err
+		return api.Published{}, err
 	}
 	return pub, nil
 }
@@ -64,7 +65,7 @@ func (n *Node) classify(ctx context.Context, blk *protocol.Block, draft bool) (c
 		if id := blk.CommonsID(); !blk.Record.IsGenesis() {
 			rep := n.commons[id]
 			if rep == nil {
-				cerr = fmt.Errorf("%w: record %s belongs to commons %s, which is not replicated here", ErrUnknownCommons, blk.CID, id)
+				cerr = fmt.Errorf("%w: record %s belongs to commons %s, which is not replicated here", api.ErrUnknownCommons, blk.CID, id)
 				return
 			}
 			st = rep.state
@@ -78,8 +79,8 @@ func (n *Node) classify(ctx context.Context, blk *protocol.Block, draft bool) (c
 	if err != nil {
 		return v, err
 	}
-	if cerr != nil && !errors.Is(cerr, ErrUnknownCommons) {
-		cerr = fmt.Errorf("%w: record %s: %w", ErrBadRequest, blk.CID, cerr)
+	if cerr != nil && !errors.Is(cerr, api.ErrUnknownCommons) {
+		cerr = fmt.Errorf("%w: record %s: %w", api.ErrBadRequest, blk.CID, cerr)
 	}
 	return v, cerr
 }
@@ -100,11 +101,11 @@ func (n *Node) sign(ctx context.Context, build func() (*protocol.Record, error))
 		return nil, berr
 	}
 	if err := protocol.Sign(rec, n.key); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 	}
 	blk, err := protocol.NewBlock(rec)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 	}
 	return blk, nil
 }
@@ -118,7 +119,7 @@ func (n *Node) commit(ctx context.Context, blk *protocol.Block, join bool) error
 		return err
 	}
 	if res.skipped[0] {
-		return fmt.Errorf("%w: record %s belongs to commons %s, which is not replicated here", ErrUnknownCommons, blk.CID, blk.CommonsID())
+		return fmt.Errorf("%w: record %s belongs to commons %s, which is not replicated here", api.ErrUnknownCommons, blk.CID, blk.CommonsID())
 	}
 	if n.ps != nil {
 		id := blk.CommonsID()
@@ -134,7 +135,7 @@ func (n *Node) commit(ctx context.Context, blk *protocol.Block, join bool) error
 // CreateManifest founds a new commons with a genesis manifest signed by
 // this node's key, which is by default the association's only key. It
 // returns the commons ID.
-func (n *Node) CreateManifest(ctx context.Context, p ManifestParams) (string, error) {
+func (n *Node) CreateManifest(ctx context.Context, p api.ManifestParams) (string, error) {
 	m, err := n.genesis(p)
 	if err != nil {
 		return "", err
@@ -153,7 +154,7 @@ func (n *Node) CreateManifest(ctx context.Context, p ManifestParams) (string, er
 
 // genesis builds a genesis manifest body from p: by default this node's
 // key is the association's only key.
-func (n *Node) genesis(p ManifestParams) (*protocol.Manifest, error) {
+func (n *Node) genesis(p api.ManifestParams) (*protocol.Manifest, error) {
 	if p.Name == nil || p.Licence == nil {
 		return nil, badRequest("a manifest needs a name and a licence")
 	}
@@ -188,7 +189,7 @@ func oneKeyWarning(m *protocol.Manifest) string {
 //
 // The node asks the commons how the update would stand before publishing
 // it: one that would be inert is refused with the reason, unless p.Force.
-func (n *Node) UpdateManifest(ctx context.Context, commons string, p ManifestParams) (Published, error) {
+func (n *Node) UpdateManifest(ctx context.Context, commons string, p api.ManifestParams) (api.Published, error) {
 	var m *protocol.Manifest
 	pub, err := n.create(ctx, p.Force, func() (*protocol.Record, error) {
 		r, err := n.buildUpdate(commons, p, true)
@@ -212,7 +213,7 @@ func (n *Node) UpdateManifest(ctx context.Context, commons string, p ManifestPar
 // With commons "", it drafts a genesis manifest instead, for an
 // association of several keys to found a commons together: signed by this
 // node, to be co-signed by the others up to its threshold.
-func (n *Node) DraftManifest(ctx context.Context, commons string, p ManifestParams) ([]byte, error) {
+func (n *Node) DraftManifest(ctx context.Context, commons string, p api.ManifestParams) ([]byte, error) {
 	build := func() (*protocol.Record, error) { return n.buildUpdate(commons, p, false) }
 	if commons == "" {
 		m, err := n.genesis(p)
@@ -232,14 +233,14 @@ func (n *Node) DraftManifest(ctx context.Context, commons string, p ManifestPara
 }
 
 // buildUpdate makes the next manifest version of a commons. Loop only.
-func (n *Node) buildUpdate(commons string, p ManifestParams, alone bool) (*protocol.Record, error) {
+func (n *Node) buildUpdate(commons string, p api.ManifestParams, alone bool) (*protocol.Record, error) {
 	rep, err := n.replicaFor(commons)
 	if err != nil {
 		return nil, err
 	}
 	headCID, head := rep.state.Head()
 	if head == nil {
-		return nil, fmt.Errorf("%w: the genesis manifest of %s has not arrived yet", ErrUnknownCommons, commons)
+		return nil, fmt.Errorf("%w: the genesis manifest of %s has not arrived yet", api.ErrUnknownCommons, commons)
 	}
 	heads := rep.state.Forks()
 	if len(heads) == 0 {
@@ -269,10 +270,10 @@ func (n *Node) buildUpdate(commons string, p ManifestParams, alone bool) (*proto
 	for _, h := range heads {
 		hm := rep.state.Block(h).Record.Manifest()
 		if !hm.IsAssociation(n.self) {
-			return nil, fmt.Errorf("%w: this node's key %s is not an association key of manifest %s; if that version was made with a stolen key, build on the last version this key can sign (manifest update --on CID) and revoke the stolen key", ErrForbidden, n.self, h)
+			return nil, fmt.Errorf("%w: this node's key %s is not an association key of manifest %s; if that version was made with a stolen key, build on the last version this key can sign (manifest update --on CID) and revoke the stolen key", api.ErrForbidden, n.self, h)
 		}
 		if alone && hm.Threshold > 1 {
-			return nil, fmt.Errorf("%w: manifest %s needs %d association signatures: draft the update, have it co-signed, then publish it", ErrForbidden, h, hm.Threshold)
+			return nil, fmt.Errorf("%w: manifest %s needs %d association signatures: draft the update, have it co-signed, then publish it", api.ErrForbidden, h, hm.Threshold)
 		}
 		m.Prev = append(m.Prev, protocol.Link{Cid: h})
 		m.Version = max(m.Version, hm.Version+1)
@@ -295,7 +296,7 @@ func (n *Node) buildUpdate(commons string, p ManifestParams, alone bool) (*proto
 // maintainers), would stay in force, in the revoking update's own past.
 // Naming the versions to build on (p.On) says they are to be kept; else the
 // update must build on the version before the first of them.
-func vouchesForRevoked(n *Node, rep *replica, heads []cid.Cid, p ManifestParams) error {
+func vouchesForRevoked(n *Node, rep *replica, heads []cid.Cid, p api.ManifestParams) error {
 	if len(p.On) > 0 || p.Force || len(p.Revoke) == 0 {
 		return nil
 	}
@@ -315,7 +316,7 @@ func vouchesForRevoked(n *Node, rep *replica, heads []cid.Cid, p ManifestParams)
 		}
 		for _, k := range p.Revoke {
 			if slices.Contains(signers, k) {
-				return fmt.Errorf("%w: version %s, which this update would build on, was signed by %s, the key it revokes, after this node's key last signed a version; building on it keeps it and all it changed in force. If it was signed before the key was stolen, name the version to build on: --on %s; if after, build on the version before it (manifest show lists them)", ErrForbidden, c, k, heads[0])
+				return fmt.Errorf("%w: version %s, which this update would build on, was signed by %s, the key it revokes, after this node's key last signed a version; building on it keeps it and all it changed in force. If it was signed before the key was stolen, name the version to build on: --on %s; if after, build on the version before it (manifest show lists them)", api.ErrForbidden, c, k, heads[0])
 			}
 		}
 		for _, l := range r.Manifest().Prev {
@@ -329,7 +330,7 @@ func vouchesForRevoked(n *Node, rep *replica, heads []cid.Cid, p ManifestParams)
 // maintainers: a revoked key in those lists would count for nothing, and
 // would only mislead whoever reads the manifest. A threshold the remaining
 // keys cannot meet is an error naming the fix; quorums are capped.
-func dropRevoked(m, prev *protocol.Manifest, p ManifestParams) error {
+func dropRevoked(m, prev *protocol.Manifest, p api.ManifestParams) error {
 	if len(m.Revoked) == 0 {
 		return nil
 	}
@@ -348,7 +349,7 @@ func dropRevoked(m, prev *protocol.Manifest, p ManifestParams) error {
 		if len(maint) == 0 {
 			m.Quorum, m.RejectQuorum = 0, 0
 		} else {
-			fixQuorums(m, prev, ManifestParams{Quorum: p.Quorum, RejectQuorum: p.RejectQuorum})
+			fixQuorums(m, prev, api.ManifestParams{Quorum: p.Quorum, RejectQuorum: p.RejectQuorum})
 		}
 	}
 	return nil
@@ -368,7 +369,7 @@ func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]by
 		return nil, badRequest("draft %s is a %s, not a manifest", blk.CID, blk.Record.Type())
 	}
 	if blk.Record.IsGenesis() && !m.IsAssociation(n.self) {
-		return nil, fmt.Errorf("%w: this node's key %s is not an association key of the drafted genesis %s", ErrForbidden, n.self, blk.CID)
+		return nil, fmt.Errorf("%w: this node's key %s is not an association key of the drafted genesis %s", api.ErrForbidden, n.self, blk.CID)
 	}
 	var ferr error
 	if err := n.do(ctx, func() {
@@ -381,17 +382,17 @@ func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]by
 		}
 		rep := n.commons[blk.Record.Commons]
 		if rep == nil {
-			ferr = fmt.Errorf("%w: %s is not replicated here", ErrUnknownCommons, blk.Record.Commons)
+			ferr = fmt.Errorf("%w: %s is not replicated here", api.ErrUnknownCommons, blk.Record.Commons)
 			return
 		}
 		for _, p := range m.Prev {
 			b := rep.state.Block(p.Cid)
 			if b == nil || b.Record.Manifest() == nil {
-				ferr = fmt.Errorf("%w: the draft's predecessor %s is not a manifest known here", ErrUnknownCommons, p.Cid)
+				ferr = fmt.Errorf("%w: the draft's predecessor %s is not a manifest known here", api.ErrUnknownCommons, p.Cid)
 				return
 			}
 			if !b.Record.Manifest().IsAssociation(n.self) {
-				ferr = fmt.Errorf("%w: this node's key %s is not an association key of manifest %s", ErrForbidden, n.self, p.Cid)
+				ferr = fmt.Errorf("%w: this node's key %s is not an association key of manifest %s", api.ErrForbidden, n.self, p.Cid)
 				return
 			}
 		}
@@ -420,16 +421,16 @@ func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]by
 // commons replicated here. A record the commons would hold inert (a manifest
 // update short of signatures, a review by a revoked key) is refused with
 // the reason, unless force.
-func (n *Node) Publish(ctx context.Context, raw []byte, force bool) (Published, error) {
+func (n *Node) Publish(ctx context.Context, raw []byte, force bool) (api.Published, error) {
 	blk, err := n.parse(raw, cid.Undef)
 	if err != nil {
-		return Published{}, fmt.Errorf("%w: record: %w", ErrBadRequest, err)
+		return api.Published{}, fmt.Errorf("%w: record: %w", api.ErrBadRequest, err)
 	}
 	return n.publishChecked(ctx, blk, force, false)
 }
 
 // applyManifestParams overwrites m's fields with those given in p.
-func applyManifestParams(m *protocol.Manifest, p ManifestParams) {
+func applyManifestParams(m *protocol.Manifest, p api.ManifestParams) {
 	if p.Name != nil {
 		m.Name = *p.Name
 	}
@@ -474,7 +475,7 @@ func applyManifestParams(m *protocol.Manifest, p ManifestParams) {
 
 // fixQuorums keeps quorums valid when an update changes the maintainers
 // without naming quorums: the old quorum, capped at the new number.
-func fixQuorums(m, prev *protocol.Manifest, p ManifestParams) {
+func fixQuorums(m, prev *protocol.Manifest, p api.ManifestParams) {
 	k := uint64(len(m.Maintainers))
 	if p.Quorum == nil {
 		m.Quorum = min(max(prev.Quorum, 1), k)
@@ -518,8 +519,8 @@ func (n *Node) Join(ctx context.Context, commons string) error {
 
 // PutBlob stores a payload blob and returns its CID.
 func (n *Node) PutBlob(ctx context.Context, data []byte) (string, error) {
-	if uint64(len(data)) > MaxBlobSize {
-		return "", badRequest("blob of %d bytes exceeds this node's limit of %d", len(data), MaxBlobSize)
+	if uint64(len(data)) > api.MaxBlobSize {
+		return "", badRequest("blob of %d bytes exceeds this node's limit of %d", len(data), api.MaxBlobSize)
 	}
 	c, err := n.st.PutBlob(ctx, data)
 	if err != nil {
@@ -528,11 +529,8 @@ func (n *Node) PutBlob(ctx context.Context, data []byte) (string, error) {
 	return c.String(), nil
 }
 
-// MaxBlobSize is the largest blob a node stores, whatever a manifest allows.
-const MaxBlobSize = 1 << 30
-
 // Contribute publishes a contribution under the commons' current manifest.
-func (n *Node) Contribute(ctx context.Context, p ContributeParams) (string, error) {
+func (n *Node) Contribute(ctx context.Context, p api.ContributeParams) (string, error) {
 	payload := make([]protocol.PayloadRef, 0, len(p.Payload))
 	var sizes []uint64
 	for _, f := range p.Payload {
@@ -556,7 +554,7 @@ func (n *Node) Contribute(ctx context.Context, p ContributeParams) (string, erro
 		}
 		headCID, head := rep.state.Head()
 		if head == nil {
-			return nil, fmt.Errorf("%w: the manifest of %s has not arrived yet", ErrUnknownCommons, p.Commons)
+			return nil, fmt.Errorf("%w: the manifest of %s has not arrived yet", api.ErrUnknownCommons, p.Commons)
 		}
 		for i, s := range sizes {
 			if s > head.BlobLimit() {
@@ -594,10 +592,10 @@ func (n *Node) Contribute(ctx context.Context, p ContributeParams) (string, erro
 // contribution assented to or a later one (crdt's ReviewUnder). With none,
 // it is refused with the reason, unless p.Force (then it names the current
 // version, and the commons holds it inert).
-func (n *Node) Review(ctx context.Context, p ReviewParams) (Published, error) {
+func (n *Node) Review(ctx context.Context, p api.ReviewParams) (api.Published, error) {
 	target, err := cid.Decode(p.Target)
 	if err != nil {
-		return Published{}, badRequest("%q is not a CID: %v", p.Target, err)
+		return api.Published{}, badRequest("%q is not a CID: %v", p.Target, err)
 	}
 	return n.create(ctx, p.Force, func() (*protocol.Record, error) {
 		var rep *replica
@@ -608,7 +606,7 @@ func (n *Node) Review(ctx context.Context, p ReviewParams) (Published, error) {
 			}
 		}
 		if rep == nil {
-			return nil, fmt.Errorf("%w: no contribution %s here", ErrNotFound, p.Target)
+			return nil, fmt.Errorf("%w: no contribution %s here", api.ErrNotFound, p.Target)
 		}
 		if _, ok := rep.state.Status(target); !ok {
 			return nil, badRequest("%s is a %s, not a contribution: only contributions are reviewed", p.Target, rep.state.Block(target).Record.Type())
@@ -616,7 +614,7 @@ func (n *Node) Review(ctx context.Context, p ReviewParams) (Published, error) {
 		under, err := rep.state.ReviewUnder(target, n.self)
 		if err != nil {
 			if !p.Force {
-				return nil, fmt.Errorf("%w: %w", ErrForbidden, err)
+				return nil, fmt.Errorf("%w: %w", api.ErrForbidden, err)
 			}
 			under, _ = rep.state.Head()
 		}

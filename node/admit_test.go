@@ -13,6 +13,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -63,9 +64,9 @@ func TestAdmissionOnePath(t *testing.T) {
 	gossip := func(raw []byte) pubsub.ValidationResult {
 		return w.n.validator(commons)(ctx, "", &pubsub.Message{Message: &pb.Message{Data: raw}})
 	}
-	imports := func(raw []byte) ImportReport {
+	imports := func(raw []byte) api.ImportReport {
 		c := protocol.RecordCID(raw)
-		return must[ImportReport](t)(w.n.Import(ctx, bytes.NewReader(writeCAR(t, []cid.Cid{c}, []carBlock{{c, raw}}))))
+		return must[api.ImportReport](t)(w.n.Import(ctx, bytes.NewReader(writeCAR(t, []cid.Cid{c}, []carBlock{{c, raw}}))))
 	}
 	for _, tt := range []struct {
 		name   string
@@ -86,7 +87,7 @@ func TestAdmissionOnePath(t *testing.T) {
 				t.Errorf("import: %+v, want the record refused", rep)
 			}
 			_, err := w.n.Publish(ctx, tt.raw, true)
-			if !errors.Is(err, ErrBadRequest) || !errors.Is(err, tt.is) {
+			if !errors.Is(err, api.ErrBadRequest) || !errors.Is(err, tt.is) {
 				t.Errorf("publish: %v, want ErrBadRequest wrapping %v", err, tt.is)
 			}
 			var fe *protocol.FieldError
@@ -96,7 +97,7 @@ func TestAdmissionOnePath(t *testing.T) {
 			if got := w.rejections(t, tt.reason) - before; got != 3 {
 				t.Errorf("%d rejections counted for %s, want 3 (gossip, import, publish)", got, tt.reason)
 			}
-			if _, err := w.n.Show(context.Background(), protocol.RecordCID(tt.raw).String()); !errors.Is(err, ErrNotFound) {
+			if _, err := w.n.Show(context.Background(), protocol.RecordCID(tt.raw).String()); !errors.Is(err, api.ErrNotFound) {
 				t.Errorf("refused record stored: Show = %v", err)
 			}
 		})

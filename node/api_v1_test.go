@@ -13,6 +13,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
 )
@@ -20,7 +21,7 @@ import (
 func TestContributionsRoute(t *testing.T) {
 	w := newWorld(t)
 	ctx := t.Context()
-	cids := func(p ContributionPage) []string {
+	cids := func(p api.ContributionPage) []string {
 		var out []string
 		for _, c := range p.Contributions {
 			out = append(out, c.CID)
@@ -30,32 +31,32 @@ func TestContributionsRoute(t *testing.T) {
 	now := time.Now().UTC()
 	tests := []struct {
 		name string
-		q    ContributionQuery
+		q    api.ContributionQuery
 		want []string
 		next uint64
 	}{
-		{"all", ContributionQuery{}, []string{w.accepted, w.rejected, w.pending}, 0},
-		{"accepted", ContributionQuery{Status: "accepted"}, []string{w.accepted}, 0},
-		{"rejected", ContributionQuery{Status: "rejected"}, []string{w.rejected}, 0},
-		{"kind", ContributionQuery{Kind: "text"}, []string{w.accepted}, 0},
-		{"author", ContributionQuery{Author: w.self.String()}, []string{w.accepted, w.rejected, w.pending}, 0},
-		{"other author", ContributionQuery{Author: protocol.NewPrivateKeyFromSeed(make([]byte, 32)).Public().Hex()}, nil, 0},
-		{"page 1", ContributionQuery{Limit: 2}, []string{w.accepted, w.rejected}, 3},
-		{"page 2", ContributionQuery{Limit: 2, After: 3}, []string{w.pending}, 0},
-		{"since future", ContributionQuery{Since: now.Add(time.Hour)}, nil, 0},
-		{"until past", ContributionQuery{Until: now.Add(-time.Hour)}, nil, 0},
-		{"time range", ContributionQuery{Since: now.Add(-time.Hour), Until: now.Add(time.Hour)}, []string{w.accepted, w.rejected, w.pending}, 0},
+		{"all", api.ContributionQuery{}, []string{w.accepted, w.rejected, w.pending}, 0},
+		{"accepted", api.ContributionQuery{Status: "accepted"}, []string{w.accepted}, 0},
+		{"rejected", api.ContributionQuery{Status: "rejected"}, []string{w.rejected}, 0},
+		{"kind", api.ContributionQuery{Kind: "text"}, []string{w.accepted}, 0},
+		{"author", api.ContributionQuery{Author: w.self.String()}, []string{w.accepted, w.rejected, w.pending}, 0},
+		{"other author", api.ContributionQuery{Author: protocol.NewPrivateKeyFromSeed(make([]byte, 32)).Public().Hex()}, nil, 0},
+		{"page 1", api.ContributionQuery{Limit: 2}, []string{w.accepted, w.rejected}, 3},
+		{"page 2", api.ContributionQuery{Limit: 2, After: 3}, []string{w.pending}, 0},
+		{"since future", api.ContributionQuery{Since: now.Add(time.Hour)}, nil, 0},
+		{"until past", api.ContributionQuery{Until: now.Add(-time.Hour)}, nil, 0},
+		{"time range", api.ContributionQuery{Since: now.Add(-time.Hour), Until: now.Add(time.Hour)}, []string{w.accepted, w.rejected, w.pending}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.q.Commons = w.commons
-			p := must[ContributionPage](t)(w.c.Contributions(ctx, tt.q))
+			p := must[api.ContributionPage](t)(w.c.Contributions(ctx, tt.q))
 			if !slices.Equal(cids(p), tt.want) || p.Next != tt.next {
 				t.Errorf("= %v next %d, want %v next %d", cids(p), p.Next, tt.want, tt.next)
 			}
 		})
 	}
-	p := must[ContributionPage](t)(w.c.Contributions(ctx, ContributionQuery{Commons: w.commons, Status: "accepted"}))
+	p := must[api.ContributionPage](t)(w.c.Contributions(ctx, api.ContributionQuery{Commons: w.commons, Status: "accepted"}))
 	if c := p.Contributions[0]; c.Title != "to accept" || c.Kind != "text" || c.Status != "accepted" || c.Cursor != 2 || c.Author != w.self {
 		t.Errorf("item = %+v", c)
 	}
@@ -69,7 +70,7 @@ func TestRawRecordRoute(t *testing.T) {
 		t.Fatalf("raw record: %v, CID %v", err, b)
 	}
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", w.url+"/api/v1/records/"+w.accepted, nil)
-	req.Header.Set("Accept", dagCBOR)
+	req.Header.Set("Accept", api.MediaTypeCBOR)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -77,11 +78,11 @@ func TestRawRecordRoute(t *testing.T) {
 	defer resp.Body.Close()
 	var got bytes.Buffer
 	_, _ = got.ReadFrom(resp.Body)
-	if resp.Header.Get("Content-Type") != dagCBOR || !bytes.Equal(got.Bytes(), raw) {
+	if resp.Header.Get("Content-Type") != api.MediaTypeCBOR || !bytes.Equal(got.Bytes(), raw) {
 		t.Errorf("Accept: dag-cbor gave %s, %d bytes", resp.Header.Get("Content-Type"), got.Len())
 	}
 	code, body := w.raw(t, "GET", "/api/v1/records/"+w.accepted+"?format=json", noAuth, nil)
-	if code != 200 || decodeBody[RecordInfo](t, body).CID != w.accepted {
+	if code != 200 || decodeBody[api.RecordInfo](t, body).CID != w.accepted {
 		t.Errorf("format=json: %d %s", code, body)
 	}
 }
@@ -117,7 +118,7 @@ func TestAPIv1Errors(t *testing.T) {
 				method, path = "POST", p
 			}
 			code, b := w.raw(t, method, path, noAuth, nil)
-			var e apiError
+			var e api.ErrorBody
 			if err := json.Unmarshal(b, &e); err != nil || code != tt.want || !strings.Contains(e.Error, tt.wantErr) {
 				t.Errorf("%s %s = %d %s, want %d containing %q", method, path, code, b, tt.want, tt.wantErr)
 			}

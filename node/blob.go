@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
 )
@@ -244,10 +245,10 @@ func (n *Node) GetBlob(ctx context.Context, c string) ([]byte, error) {
 		return nil, fmt.Errorf("node: read blob: %w", err)
 	}
 	if protocol.CheckBlobCID(id) != nil {
-		return nil, fmt.Errorf("%w: blob %s is not stored here (and is not a blob CID: CIDv1, raw, sha2-256)", ErrNotFound, c)
+		return nil, fmt.Errorf("%w: blob %s is not stored here (and is not a blob CID: CIDv1, raw, sha2-256)", api.ErrNotFound, c)
 	}
 	if n.host == nil || n.ctx == nil {
-		return nil, fmt.Errorf("%w: blob %s is not stored here, and the node is offline", ErrNotFound, c)
+		return nil, fmt.Errorf("%w: blob %s is not stored here, and the node is offline", api.ErrNotFound, c)
 	}
 	return n.fetchBlob(ctx, id)
 }
@@ -289,14 +290,14 @@ type blobPlan struct {
 
 func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid, refs []blobRef) ([]byte, error) {
 	if len(refs) == 0 {
-		return nil, fmt.Errorf("%w: blob %s is not stored here, and no record replicated here references it", ErrNotFound, c)
+		return nil, fmt.Errorf("%w: blob %s is not stored here, and no record replicated here references it", api.ErrNotFound, c)
 	}
 	plan, err := n.planBlob(ctx, c, refs)
 	if err != nil {
 		return nil, err
 	}
 	if len(plan.peers) == 0 {
-		return nil, fmt.Errorf("%w: blob %s is not stored here, and no peer is connected", ErrNotFound, c)
+		return nil, fmt.Errorf("%w: blob %s is not stored here, and no peer is connected", api.ErrNotFound, c)
 	}
 	var errs []error
 	for _, p := range plan.peers {
@@ -313,7 +314,7 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid, refs []blobRef) ([
 		}
 		errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
 	}
-	return nil, fmt.Errorf("%w: blob %s: no connected peer served it: %w", ErrNotFound, c, errors.Join(errs...))
+	return nil, fmt.Errorf("%w: blob %s: no connected peer served it: %w", api.ErrNotFound, c, errors.Join(errs...))
 }
 
 // planBlob works out the sizes and limit a fetch accepts (from the records
@@ -333,7 +334,7 @@ func (n *Node) planBlob(ctx context.Context, c cid.Cid, refs []blobRef) (blobPla
 			if _, head := rep.state.Head(); head != nil {
 				limit = head.BlobLimit()
 			}
-			plan.limit = max(plan.limit, min(limit, MaxBlobSize))
+			plan.limit = max(plan.limit, min(limit, api.MaxBlobSize))
 			if rep.topic != nil {
 				topicPeers = append(topicPeers, rep.topic.ListPeers()...)
 			}
@@ -355,7 +356,7 @@ func (n *Node) planBlob(ctx context.Context, c cid.Cid, refs []blobRef) (blobPla
 		}
 	}
 	if len(plan.sizes) == 0 && !unknown {
-		return plan, fmt.Errorf("%w: %w: blob %s is %d bytes; the commons allows %d", ErrBadRequest, ErrBlobTooLarge, c, slices.Max(over), plan.limit)
+		return plan, fmt.Errorf("%w: %w: blob %s is %d bytes; the commons allows %d", api.ErrBadRequest, ErrBlobTooLarge, c, slices.Max(over), plan.limit)
 	}
 	if !unknown {
 		plan.limit = slices.Max(plan.sizes)

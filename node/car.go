@@ -10,6 +10,7 @@ import (
 	carv2 "github.com/ipld/go-car/v2"
 	"github.com/ipld/go-car/v2/storage"
 
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -62,8 +63,8 @@ const importBatch = 256
 // Every rejected record is listed with its reason; the rest are imported.
 // A CAR damaged part way keeps the records before the damage and returns
 // ErrBadRequest.
-func (n *Node) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
-	rep := ImportReport{Rejected: []RejectedRecord{}, Commons: []string{}}
+func (n *Node) Import(ctx context.Context, r io.Reader) (api.ImportReport, error) {
+	rep := api.ImportReport{Rejected: []api.RejectedRecord{}, Commons: []string{}}
 	br, err := carv2.NewBlockReader(r, carv2.WithTrustedCAR(true), carv2.MaxAllowedSectionSize(protocol.MaxRecordSize+128))
 	if err != nil {
 		return rep, badRequest("not a CAR file: %v", err)
@@ -75,7 +76,7 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
 			return nil
 		}
 		good := n.admit(batch, cid.Undef, func(b *protocol.Block, err error) {
-			rep.Rejected = append(rep.Rejected, RejectedRecord{CID: b.CID.String(), Reason: err.Error()})
+			rep.Rejected = append(rep.Rejected, api.RejectedRecord{CID: b.CID.String(), Reason: err.Error()})
 		})
 		batch = batch[:0]
 		if len(good) == 0 {
@@ -114,7 +115,7 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
 		c := blk.Cid()
 		b, err := n.parse(blk.RawData(), c)
 		if err != nil {
-			rep.Rejected = append(rep.Rejected, RejectedRecord{CID: c.String(), Reason: err.Error()})
+			rep.Rejected = append(rep.Rejected, api.RejectedRecord{CID: c.String(), Reason: err.Error()})
 			continue
 		}
 		batch = append(batch, b)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -26,26 +27,26 @@ func copyCommons(t *testing.T, src, dst *Node, commons string) {
 func TestThresholdUpdateNeedsCosignatures(t *testing.T) {
 	ctx := context.Background()
 	a, b := startOffline(t), startOffline(t)
-	id, err := a.CreateManifest(ctx, ManifestParams{Name: ptr("T"), Licence: ptr("MIT"), Association: []protocol.PublicKey{a.Self(), b.Self()}})
+	id, err := a.CreateManifest(ctx, api.ManifestParams{Name: ptr("T"), Licence: ptr("MIT"), Association: []protocol.PublicKey{a.Self(), b.Self()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.UpdateManifest(ctx, id, ManifestParams{Threshold: ptr(uint64(2))}); err != nil {
+	if _, err := a.UpdateManifest(ctx, id, api.ManifestParams{Threshold: ptr(uint64(2))}); err != nil {
 		t.Fatal(err)
 	}
 	// Now one key alone cannot update.
-	_, err = a.UpdateManifest(ctx, id, ManifestParams{Name: ptr("T2")})
-	if !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "co-signed") {
+	_, err = a.UpdateManifest(ctx, id, api.ManifestParams{Name: ptr("T2")})
+	if !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "co-signed") {
 		t.Fatalf("update with threshold 2 by one key: %v", err)
 	}
-	draft, err := a.DraftManifest(ctx, id, ManifestParams{Name: ptr("T2")})
+	draft, err := a.DraftManifest(ctx, id, api.ManifestParams{Name: ptr("T2")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Publish(ctx, draft, false); !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "signers: fewer than a predecessor's threshold") {
+	if _, err := a.Publish(ctx, draft, false); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "signers: fewer than a predecessor's threshold") {
 		t.Fatalf("publish with one signature: %v", err)
 	}
-	if _, err := a.CosignManifest(ctx, draft, false); !errors.Is(err, ErrBadRequest) {
+	if _, err := a.CosignManifest(ctx, draft, false); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("author co-signing its own draft: %v", err)
 	}
 	copyCommons(t, a, b, id)
@@ -66,10 +67,10 @@ func TestThresholdUpdateNeedsCosignatures(t *testing.T) {
 		t.Fatalf("head %s (want %s), name %q, version %d", info.Head, c, info.Manifest.Name, info.Manifest.Version)
 	}
 	// A stranger's key cannot co-sign.
-	if _, err := offlineNodeWith(t, a, id).CosignManifest(ctx, draft, false); !errors.Is(err, ErrForbidden) {
+	if _, err := offlineNodeWith(t, a, id).CosignManifest(ctx, draft, false); !errors.Is(err, api.ErrForbidden) {
 		t.Fatalf("co-sign by a non-member: %v", err)
 	}
-	if _, err := a.Publish(ctx, []byte("not a record"), false); !errors.Is(err, ErrBadRequest) {
+	if _, err := a.Publish(ctx, []byte("not a record"), false); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("publish garbage: %v", err)
 	}
 }
@@ -86,21 +87,21 @@ func offlineNodeWith(t *testing.T, src *Node, commons string) *Node {
 func TestCosignOverHTTP(t *testing.T) {
 	ctx := t.Context()
 	a, b := serve(t, startOffline(t)), serve(t, startOffline(t))
-	id := must[string](t)(a.c.CreateManifest(ctx, ManifestParams{Name: ptr("T"), Licence: ptr("MIT"), Association: []protocol.PublicKey{a.n.Self(), b.n.Self()}}))
-	must[Published](t)(a.c.UpdateManifest(ctx, id, ManifestParams{Threshold: ptr(uint64(2))}))
-	draft := must[[]byte](t)(a.c.DraftManifest(ctx, id, ManifestParams{Licence: ptr("MIT OR Apache-2.0")}))
-	if _, err := a.c.Publish(ctx, draft, false); !errors.Is(err, ErrForbidden) {
+	id := must[string](t)(a.c.CreateManifest(ctx, api.ManifestParams{Name: ptr("T"), Licence: ptr("MIT"), Association: []protocol.PublicKey{a.n.Self(), b.n.Self()}}))
+	must[api.Published](t)(a.c.UpdateManifest(ctx, id, api.ManifestParams{Threshold: ptr(uint64(2))}))
+	draft := must[[]byte](t)(a.c.DraftManifest(ctx, id, api.ManifestParams{Licence: ptr("MIT OR Apache-2.0")}))
+	if _, err := a.c.Publish(ctx, draft, false); !errors.Is(err, api.ErrForbidden) {
 		t.Fatalf("publish before co-signing: %v", err)
 	}
 	copyCommons(t, a.n, b.n, id)
 	cosigned := must[[]byte](t)(b.c.CosignManifest(ctx, draft, false))
-	c := must[Published](t)(b.c.Publish(ctx, cosigned, false)).CID
-	info := must[ManifestInfo](t)(b.c.Manifest(ctx, id))
+	c := must[api.Published](t)(b.c.Publish(ctx, cosigned, false)).CID
+	info := must[api.ManifestInfo](t)(b.c.Manifest(ctx, id))
 	if info.Head != c || info.Manifest.Licence != "MIT OR Apache-2.0" {
 		t.Fatalf("head %s (want %s), licence %q", info.Head, c, info.Manifest.Licence)
 	}
 	// The same bytes published again are a no-op with the same CID.
-	if again := must[Published](t)(b.c.Publish(ctx, cosigned, false)).CID; again != c {
+	if again := must[api.Published](t)(b.c.Publish(ctx, cosigned, false)).CID; again != c {
 		t.Fatalf("republish gave %s, want %s", again, c)
 	}
 }
@@ -113,31 +114,31 @@ func TestRevokeOnTheThiefsVersion(t *testing.T) {
 	ctx := t.Context()
 	a, thief, accomplice := startOffline(t), startOffline(t), startOffline(t)
 	x := accomplice.Self()
-	id := must[string](t)(a.CreateManifest(ctx, ManifestParams{Name: ptr("T"), Licence: ptr("MIT"),
+	id := must[string](t)(a.CreateManifest(ctx, api.ManifestParams{Name: ptr("T"), Licence: ptr("MIT"),
 		Association: []protocol.PublicKey{a.Self(), thief.Self()}, Maintainers: []protocol.PublicKey{a.Self()}}))
 	copyCommons(t, a, thief, id)
 	// The thief keeps both keys, adds its own and appoints it maintainer.
-	taken := must[Published](t)(thief.UpdateManifest(ctx, id, ManifestParams{
+	taken := must[api.Published](t)(thief.UpdateManifest(ctx, id, api.ManifestParams{
 		Association: []protocol.PublicKey{a.Self(), thief.Self(), x}, Maintainers: []protocol.PublicKey{x}}))
 	copyCommons(t, thief, a, id)
-	_, err := a.UpdateManifest(ctx, id, ManifestParams{Revoke: []protocol.PublicKey{thief.Self()}})
-	if !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "--on") || !strings.Contains(err.Error(), taken.CID) {
+	_, err := a.UpdateManifest(ctx, id, api.ManifestParams{Revoke: []protocol.PublicKey{thief.Self()}})
+	if !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "--on") || !strings.Contains(err.Error(), taken.CID) {
 		t.Fatalf("revoking the thief on its own version: %v; want refused, naming the version and --on", err)
 	}
 	// Through a later version signed by the key the thief appointed, it is
 	// the same.
 	copyCommons(t, thief, accomplice, id)
-	must[Published](t)(accomplice.UpdateManifest(ctx, id, ManifestParams{Name: ptr("T, renamed")}))
+	must[api.Published](t)(accomplice.UpdateManifest(ctx, id, api.ManifestParams{Name: ptr("T, renamed")}))
 	copyCommons(t, accomplice, a, id)
-	if _, err := a.UpdateManifest(ctx, id, ManifestParams{Revoke: []protocol.PublicKey{thief.Self()}}); !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), taken.CID) {
+	if _, err := a.UpdateManifest(ctx, id, api.ManifestParams{Revoke: []protocol.PublicKey{thief.Self()}}); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), taken.CID) {
 		t.Fatalf("revoking the thief on a later version: %v; want refused, naming the thief's version %s", err, taken.CID)
 	}
-	answer := must[Published](t)(a.UpdateManifest(ctx, id, ManifestParams{Revoke: []protocol.PublicKey{thief.Self()}, On: []string{id}}))
+	answer := must[api.Published](t)(a.UpdateManifest(ctx, id, api.ManifestParams{Revoke: []protocol.PublicKey{thief.Self()}, On: []string{id}}))
 	if answer.Class != "effective" {
 		t.Fatalf("revocation on the genesis: %+v", answer)
 	}
-	info := must[ManifestInfo](t)(a.Manifest(ctx, id))
-	if info.Head != answer.CID || slices.ContainsFunc(info.History, func(v ManifestVersion) bool { return v.CID == taken.CID }) {
+	info := must[api.ManifestInfo](t)(a.Manifest(ctx, id))
+	if info.Head != answer.CID || slices.ContainsFunc(info.History, func(v api.ManifestVersion) bool { return v.CID == taken.CID }) {
 		t.Fatalf("head %s (want %s), history %+v: the thief's version must be rejected", info.Head, answer.CID, info.History)
 	}
 }
@@ -148,24 +149,24 @@ func TestRevokeOnTheThiefsVersion(t *testing.T) {
 func TestGenesisDraft(t *testing.T) {
 	ctx := t.Context()
 	a, b, stranger := serve(t, startOffline(t)), serve(t, startOffline(t)), serve(t, startOffline(t))
-	p := ManifestParams{Name: ptr("Founded together"), Licence: ptr("MIT"),
+	p := api.ManifestParams{Name: ptr("Founded together"), Licence: ptr("MIT"),
 		Association: []protocol.PublicKey{a.n.Self(), b.n.Self()}, Threshold: ptr[uint64](2)}
-	if _, err := a.c.CreateManifest(ctx, p); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "--draft") {
+	if _, err := a.c.CreateManifest(ctx, p); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "--draft") {
 		t.Fatalf("create with threshold 2: %v; want a pointer to --draft", err)
 	}
 	draft := must[[]byte](t)(a.c.DraftManifest(ctx, "", p))
-	if _, err := a.c.Publish(ctx, draft, false); !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), "genesis threshold") {
+	if _, err := a.c.Publish(ctx, draft, false); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "genesis threshold") {
 		t.Fatalf("publish the genesis with one signature of two: %v", err)
 	}
-	if _, err := stranger.c.CosignManifest(ctx, draft, false); !errors.Is(err, ErrForbidden) {
+	if _, err := stranger.c.CosignManifest(ctx, draft, false); !errors.Is(err, api.ErrForbidden) {
 		t.Fatalf("co-sign by a key outside the association: %v", err)
 	}
 	cosigned := must[[]byte](t)(b.c.CosignManifest(ctx, draft, false))
-	pub := must[Published](t)(a.c.Publish(ctx, cosigned, false))
+	pub := must[api.Published](t)(a.c.Publish(ctx, cosigned, false))
 	if pub.Class != "effective" {
 		t.Fatalf("publish the co-signed genesis: %+v", pub)
 	}
-	info := must[ManifestInfo](t)(a.c.Manifest(ctx, pub.CID))
+	info := must[api.ManifestInfo](t)(a.c.Manifest(ctx, pub.CID))
 	if info.Head != pub.CID || info.Manifest.Threshold != 2 || len(info.Manifest.Association) != 2 {
 		t.Fatalf("the new commons' manifest: %+v", info)
 	}

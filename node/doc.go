@@ -1,15 +1,40 @@
 // Package node is the running Commons daemon: the libp2p host, one
-// gossipsub topic per commons, set-reconciliation sync and blob exchange, the
-// ingest pipeline (decode, verify, store with group commit, merge into the
-// CRDT view), and the HTTP API on loopback that the CLI talks to. The repo
-// on disk and its typed settings are package node/repo, which node reads
-// its defaults from (ConfigFromSettings turns a repo's settings into a
-// Config).
+// gossipsub topic per commons, set-reconciliation sync and blob exchange,
+// the one way records come in, and the loop that applies them. It is split
+// by job:
+//
+//   - node (this package): the host and discovery (host.go), gossip
+//     (network.go), sync (sync.go), blobs (blob.go), CAR import and export
+//     (car.go), local actions (actions.go), views (views.go), metrics.
+//   - node/feed: the live feed: events, positions, subscribers, SSE.
+//   - node/api: the API interface and types, HTTP handlers, client,
+//     OpenAPI document and the explorer's files.
+//   - node/repo: the repo on disk and its typed settings, where every
+//     default is written once (ConfigFromSettings turns them into a
+//     Config).
+//
+// # The way in
+//
+// Every record, whatever brings it, takes the same hops:
+//
+//  1. admission (admit.go): parse, then protocol.Admit's stateless rules
+//     (signatures, commons, clock), each refusal counted by reason;
+//  2. ingest (ingest.go): the event loop batches admitted records and
+//     leaves out those already held or in flight;
+//  3. the committer goroutine stores the batch with one group commit;
+//  4. back on the loop, apply adds the records to their commons' crdt
+//     state and returns what changed, which the feed (node/feed) publishes;
+//  5. the requests are answered, and local records gossiped.
+//
+// Records this node makes, or is given to publish, are first classified by
+// crdt (Classify) and refused if the commons would hold them inert: node/
+// keeps no copy of any governance rule.
 //
 // Node owns every goroutine of the daemon. One event loop owns the mutable
 // state (the commons views and the hybrid logical clock); everything else
-// hands it work over channels. New does no I/O; Start launches the
-// goroutines; Close stops them, waits, and only then closes the store.
+// hands it work over channels, and it never waits for the disk. New does no
+// I/O; Start launches the goroutines; Close stops them, waits, and only then
+// closes the store.
 //
 // The same Node also runs offline (Config.Offline): no host, no gossip, just
 // the store and the views, which is how the CLI acts on a repo whose daemon

@@ -15,6 +15,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store/badgerstore"
@@ -89,7 +90,7 @@ func TestEventsResume(t *testing.T) {
 		s.Close()
 	}
 	// Live: a review makes the pending contribution accepted.
-	must[Published](t)(w.c.Review(t.Context(), ReviewParams{Target: w.pending, Decision: "accept"}))
+	must[api.Published](t)(w.c.Review(t.Context(), api.ReviewParams{Target: w.pending, Decision: "accept"}))
 	live := drain(t, sub)
 	if !slices.Equal(ids(live), []string{"7", "7.1"}) || live[1].CID != w.pending || live[1].Status != "accepted" {
 		t.Errorf("live events = %+v", live)
@@ -126,14 +127,14 @@ func TestEventsOverflow(t *testing.T) {
 	n := startNode(t, Config{Offline: true, FeedBuffer: 4})
 	c := serve(t, n).c
 	ctx := t.Context()
-	id := must[string](t)(c.CreateManifest(ctx, ManifestParams{Name: ptr("x"), Licence: ptr("MIT")}))
+	id := must[string](t)(c.CreateManifest(ctx, api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT")}))
 	sub := must[*feed.Subscription](t)(n.Subscribe(ctx, id, "", feed.EventFilter{}))
 	defer sub.Close()
 	if got := ids(drain(t, sub)); !slices.Equal(got, []string{"1"}) {
 		t.Fatalf("ids = %v", got)
 	}
 	for i := range 10 {
-		must[string](t)(c.Contribute(ctx, ContributeParams{Commons: id, Title: fmt.Sprint("c", i)}))
+		must[string](t)(c.Contribute(ctx, api.ContributeParams{Commons: id, Title: fmt.Sprint("c", i)}))
 	}
 	if _, err := sub.Next(ctx, 100); !errors.Is(err, feed.ErrOverflow) {
 		t.Fatalf("Next after falling behind: %v, want feed.ErrOverflow", err)
@@ -169,11 +170,11 @@ func TestEventsRestart(t *testing.T) {
 	}
 	n := open()
 	ctx := t.Context()
-	id := must[string](t)(n.CreateManifest(ctx, ManifestParams{Name: ptr("x"), Licence: ptr("MIT"), Maintainers: []protocol.PublicKey{n.Self()}}))
-	c1 := must[string](t)(n.Contribute(ctx, ContributeParams{Commons: id, Title: "one"}))
-	must[Published](t)(n.Review(ctx, ReviewParams{Target: c1, Decision: "accept"}))
-	c2 := must[string](t)(n.Contribute(ctx, ContributeParams{Commons: id, Title: "two"}))
-	must[Published](t)(n.Review(ctx, ReviewParams{Target: c2, Decision: "reject"}))
+	id := must[string](t)(n.CreateManifest(ctx, api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT"), Maintainers: []protocol.PublicKey{n.Self()}}))
+	c1 := must[string](t)(n.Contribute(ctx, api.ContributeParams{Commons: id, Title: "one"}))
+	must[api.Published](t)(n.Review(ctx, api.ReviewParams{Target: c1, Decision: "accept"}))
+	c2 := must[string](t)(n.Contribute(ctx, api.ContributeParams{Commons: id, Title: "two"}))
+	must[api.Published](t)(n.Review(ctx, api.ReviewParams{Target: c2, Decision: "reject"}))
 	sub := must[*feed.Subscription](t)(n.Subscribe(ctx, id, "", feed.EventFilter{}))
 	before := drain(t, sub)
 	sub.Close()
@@ -212,7 +213,7 @@ func TestEventsSSE(t *testing.T) {
 			return nil
 		})
 	}()
-	must[Published](t)(w.c.Review(t.Context(), ReviewParams{Target: w.pending, Decision: "accept"}))
+	must[api.Published](t)(w.c.Review(t.Context(), api.ReviewParams{Target: w.pending, Decision: "accept"}))
 	select {
 	case err := <-errc:
 		if err != nil {
@@ -253,7 +254,7 @@ func TestEventsHTTPErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			var e apiError
+			var e api.ErrorBody
 			_ = json.NewDecoder(resp.Body).Decode(&e)
 			if resp.StatusCode != tt.want || !strings.Contains(e.Error, tt.wantErr) {
 				t.Errorf("= %d %q, want %d containing %q", resp.StatusCode, e.Error, tt.want, tt.wantErr)
@@ -337,7 +338,7 @@ func TestEventsManySubscribers(t *testing.T) {
 	var contribs []string
 	for i := range 12 {
 		kind := []string{"text", "code"}[i%2]
-		contribs = append(contribs, must[string](t)(w.c.Contribute(ctx, ContributeParams{Commons: w.commons, Title: fmt.Sprint("live ", i), Kind: kind})))
+		contribs = append(contribs, must[string](t)(w.c.Contribute(ctx, api.ContributeParams{Commons: w.commons, Title: fmt.Sprint("live ", i), Kind: kind})))
 		if i == 5 {
 			// Leave while events flow, and join with new filters.
 			for _, fl := range fls[:10] {
@@ -353,7 +354,7 @@ func TestEventsManySubscribers(t *testing.T) {
 	}
 	for i, c := range contribs {
 		if i%3 != 2 {
-			must[Published](t)(w.c.Review(ctx, ReviewParams{Target: c, Decision: []string{"accept", "reject"}[i%3]}))
+			must[api.Published](t)(w.c.Review(ctx, api.ReviewParams{Target: c, Decision: []string{"accept", "reject"}[i%3]}))
 		}
 	}
 	for _, fl := range fls {
@@ -411,8 +412,8 @@ func (r *streamRecorder) String() string {
 func TestEventsKeepAlive(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := startOffline(t)
-		h := Handler(n, testToken)
-		id := must[string](t)(n.CreateManifest(t.Context(), ManifestParams{Name: ptr("K"), Licence: ptr("MIT")}))
+		h := api.Handler(n, testToken)
+		id := must[string](t)(n.CreateManifest(t.Context(), api.ManifestParams{Name: ptr("K"), Licence: ptr("MIT")}))
 		ctx, cancel := context.WithCancel(t.Context())
 		rec := &streamRecorder{hdr: http.Header{}}
 		done := make(chan struct{})
@@ -428,7 +429,7 @@ func TestEventsKeepAlive(t *testing.T) {
 		check(2*feed.KeepAlive, 1, 2)
 		const later = 5 * time.Second
 		time.Sleep(later)
-		must[string](t)(n.Contribute(t.Context(), ContributeParams{Commons: id, Title: "breaks the silence"}))
+		must[string](t)(n.Contribute(t.Context(), api.ContributeParams{Commons: id, Title: "breaks the silence"}))
 		check(2*feed.KeepAlive+later, 2, 2)
 		check(3*feed.KeepAlive, 2, 2) // counted from the event, not the last comment
 		check(3*feed.KeepAlive+later-time.Millisecond, 2, 2)
@@ -466,9 +467,9 @@ func streamChecker(t *testing.T, stream fmt.Stringer) func(at time.Duration, wan
 func TestEventsHTTPOverflow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := startNode(t, Config{Offline: true, FeedBuffer: 4})
-		h := Handler(n, testToken)
+		h := api.Handler(n, testToken)
 		ctx := t.Context()
-		id := must[string](t)(n.CreateManifest(ctx, ManifestParams{Name: ptr("O"), Licence: ptr("MIT")}))
+		id := must[string](t)(n.CreateManifest(ctx, api.ManifestParams{Name: ptr("O"), Licence: ptr("MIT")}))
 		rec := &streamRecorder{hdr: http.Header{}, block: make(chan struct{})}
 		done := make(chan struct{})
 		go func() {
@@ -478,11 +479,11 @@ func TestEventsHTTPOverflow(t *testing.T) {
 		write := func() { rec.block <- struct{}{} }
 		write() // retry
 		write() // event 1
-		must[string](t)(n.Contribute(ctx, ContributeParams{Commons: id, Title: "stalls"}))
+		must[string](t)(n.Contribute(ctx, api.ContributeParams{Commons: id, Title: "stalls"}))
 		time.Sleep(time.Second)
 		synctest.Wait() // the handler is writing event 2
 		for i := range 9 {
-			must[string](t)(n.Contribute(ctx, ContributeParams{Commons: id, Title: fmt.Sprint("c", i)}))
+			must[string](t)(n.Contribute(ctx, api.ContributeParams{Commons: id, Title: fmt.Sprint("c", i)}))
 		}
 		time.Sleep(time.Second)
 		write() // event 2: the ring now holds 8..11

@@ -22,6 +22,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store/memstore"
 )
@@ -150,7 +151,7 @@ func (fb *feedBench) run(b *testing.B, raws [][]byte, rounds int) {
 		b.Fatal(err)
 	}
 	defer n.Close()
-	srv := httptest.NewServer(Handler(n, "t"))
+	srv := httptest.NewServer(api.Handler(n, "t"))
 	defer srv.Close()
 	sent := make([]atomic.Int64, len(raws)+1) // by cursor: when the record was handed over
 	gb, _ := protocol.Validate(raws[0])

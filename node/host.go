@@ -24,6 +24,7 @@ import (
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/repo"
 )
 
@@ -575,7 +576,7 @@ func (n *Node) closeDiscovery() {
 	}
 }
 
-func (n *Node) dhtInfo() *DHTInfo {
+func (n *Node) dhtInfo() *api.DHTInfo {
 	d := n.net.dht
 	if d == nil {
 		return nil
@@ -586,5 +587,5 @@ func (n *Node) dhtInfo() *DHTInfo {
 	if slices.Contains(n.host.Mux().Protocols(), protocol.ID(DHTPrefix+"/kad/1.0.0")) {
 		mode = "server"
 	}
-	return &DHTInfo{Mode: mode, RoutingTable: d.RoutingTable().Size()}
+	return &api.DHTInfo{Mode: mode, RoutingTable: d.RoutingTable().Size()}
 }

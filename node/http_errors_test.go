@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 
 	"github.com/ipfs/go-cid"
@@ -21,7 +22,7 @@ import (
 // status and that the JSON error names the problem.
 func TestAPIErrors(t *testing.T) {
 	w := newWorld(t)
-	huge := `{"name":"` + strings.Repeat("a", maxJSONBody) + `","licence":"MIT"}`
+	huge := `{"name":"` + strings.Repeat("a", api.MaxJSONBody) + `","licence":"MIT"}`
 	emptyCAR := writeCAR(t, []cid.Cid{must[cid.Cid](t)(cid.Decode(w.commons))}, nil)
 	oversized := binary.AppendUvarint(slices.Clone(emptyCAR), 10<<20)
 	oversized = append(oversized, make([]byte, 64)...)
@@ -109,7 +110,7 @@ func TestAPIErrors(t *testing.T) {
 		{"contribute, bad JSON", "POST", "/api/v1/contributions", "", mc, 400, "request body"},
 		{"contribute, unknown field", "POST", "/api/v1/contributions", "", mc + `,"tittle":"x"}`, 400, `unknown field "tittle"`},
 		{"contribute, trailing data", "POST", "/api/v1/contributions", "", mc + `}{}`, 400, "trailing data"},
-		{"contribute, huge body", "POST", "/api/v1/contributions", "", mc + `,"summary":"` + strings.Repeat("s", maxJSONBody) + `"}`, 400, "too large"},
+		{"contribute, huge body", "POST", "/api/v1/contributions", "", mc + `,"summary":"` + strings.Repeat("s", api.MaxJSONBody) + `"}`, 400, "too large"},
 		{"contribute, bad commons CID", "POST", "/api/v1/contributions", "", `{"commons":"notacid","title":"t"}`, 400, "is not a CID"},
 		{"contribute, unknown commons", "POST", "/api/v1/contributions", "", `{"commons":"` + absentCID + `","title":"t"}`, 404, "not replicated here"},
 		{"contribute, no title", "POST", "/api/v1/contributions", "", `{"commons":"` + rc + `"}`, 400, "title"},
@@ -170,7 +171,7 @@ func TestAPIErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, b := w.raw(t, tt.method, tt.path, tt.auth, strings.NewReader(tt.body))
-			var e apiError
+			var e api.ErrorBody
 			if err := json.Unmarshal(b, &e); err != nil {
 				t.Fatalf("%d %q: body is not a JSON error: %v", code, b, err)
 			}
@@ -180,7 +181,7 @@ func TestAPIErrors(t *testing.T) {
 		})
 	}
 	t.Run("nothing was created", func(t *testing.T) {
-		st := must[StatusInfo](t)(w.c.Status(t.Context()))
+		st := must[api.StatusInfo](t)(w.c.Status(t.Context()))
 		if len(st.Commons) != 2 || st.Commons[0].Records != 6 || st.Commons[1].Records != 2 {
 			t.Errorf("status after bad requests = %+v", st.Commons)
 		}
@@ -192,7 +193,7 @@ func TestAPIErrors(t *testing.T) {
 func TestClientErrors(t *testing.T) {
 	w := newWorld(t)
 	ctx := t.Context()
-	wrong := NewClient(strings.TrimPrefix(w.url, "http://"), "wrong")
+	wrong := api.NewClient(strings.TrimPrefix(w.url, "http://"), "wrong")
 	err2 := func(_ any, err error) error { return err }
 	tests := []struct {
 		name    string
@@ -200,23 +201,23 @@ func TestClientErrors(t *testing.T) {
 		want    error
 		wantMsg string
 	}{
-		{"show bad CID", err2(w.c.Show(ctx, "notacid")), ErrBadRequest, "is not a CID"},
-		{"show absent", err2(w.c.Show(ctx, absentCID)), ErrNotFound, "no record"},
-		{"manifest unknown commons", err2(w.c.Manifest(ctx, absentCID)), ErrNotFound, "not replicated here"},
-		{"update unknown commons", err2(w.c.UpdateManifest(ctx, absentCID, ManifestParams{})), ErrNotFound, "not replicated here"},
-		{"create without name", err2(w.c.CreateManifest(ctx, ManifestParams{Licence: ptr("MIT")})), ErrBadRequest, "needs a name"},
-		{"join bad CID", w.c.Join(ctx, "notacid"), ErrBadRequest, "not a CID"},
-		{"get blob absent", err2(w.c.GetBlob(ctx, rawCID(t))), ErrNotFound, "not stored here"},
-		{"contribute unknown commons", err2(w.c.Contribute(ctx, ContributeParams{Commons: absentCID, Title: "t"})), ErrNotFound, "not replicated here"},
-		{"review non-maintainer", err2(w.c.Review(ctx, ReviewParams{Target: w.openC, Decision: "accept"})), ErrForbidden, "not a maintainer"},
-		{"feed bad status", err2(w.c.Feed(ctx, FeedQuery{Status: "done"})), ErrBadRequest, `status "done"`},
-		{"feed limit too high", err2(w.c.Feed(ctx, FeedQuery{Limit: MaxFeedLimit + 1})), ErrBadRequest, "exceeds"},
-		{"export unknown commons", w.c.Export(ctx, absentCID, io.Discard), ErrNotFound, "not replicated here"},
-		{"import garbage", err2(w.c.Import(ctx, strings.NewReader("garbage"))), ErrBadRequest, "not a CAR file"},
-		{"wrong token, write", err2(wrong.CreateManifest(ctx, ManifestParams{Name: ptr("x"), Licence: ptr("MIT")})), ErrUnauthorized, "wrong API token"},
-		{"wrong token, blob", err2(wrong.PutBlob(ctx, []byte("x"))), ErrUnauthorized, "wrong API token"},
-		{"wrong token, import", err2(wrong.Import(ctx, strings.NewReader("x"))), ErrUnauthorized, "wrong API token"},
-		{"wrong token, join", wrong.Join(ctx, absentCID), ErrUnauthorized, "wrong API token"},
+		{"show bad CID", err2(w.c.Show(ctx, "notacid")), api.ErrBadRequest, "is not a CID"},
+		{"show absent", err2(w.c.Show(ctx, absentCID)), api.ErrNotFound, "no record"},
+		{"manifest unknown commons", err2(w.c.Manifest(ctx, absentCID)), api.ErrNotFound, "not replicated here"},
+		{"update unknown commons", err2(w.c.UpdateManifest(ctx, absentCID, api.ManifestParams{})), api.ErrNotFound, "not replicated here"},
+		{"create without name", err2(w.c.CreateManifest(ctx, api.ManifestParams{Licence: ptr("MIT")})), api.ErrBadRequest, "needs a name"},
+		{"join bad CID", w.c.Join(ctx, "notacid"), api.ErrBadRequest, "not a CID"},
+		{"get blob absent", err2(w.c.GetBlob(ctx, rawCID(t))), api.ErrNotFound, "not stored here"},
+		{"contribute unknown commons", err2(w.c.Contribute(ctx, api.ContributeParams{Commons: absentCID, Title: "t"})), api.ErrNotFound, "not replicated here"},
+		{"review non-maintainer", err2(w.c.Review(ctx, api.ReviewParams{Target: w.openC, Decision: "accept"})), api.ErrForbidden, "not a maintainer"},
+		{"feed bad status", err2(w.c.Feed(ctx, api.FeedQuery{Status: "done"})), api.ErrBadRequest, `status "done"`},
+		{"feed limit too high", err2(w.c.Feed(ctx, api.FeedQuery{Limit: api.MaxFeedLimit + 1})), api.ErrBadRequest, "exceeds"},
+		{"export unknown commons", w.c.Export(ctx, absentCID, io.Discard), api.ErrNotFound, "not replicated here"},
+		{"import garbage", err2(w.c.Import(ctx, strings.NewReader("garbage"))), api.ErrBadRequest, "not a CAR file"},
+		{"wrong token, write", err2(wrong.CreateManifest(ctx, api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT")})), api.ErrUnauthorized, "wrong API token"},
+		{"wrong token, blob", err2(wrong.PutBlob(ctx, []byte("x"))), api.ErrUnauthorized, "wrong API token"},
+		{"wrong token, import", err2(wrong.Import(ctx, strings.NewReader("x"))), api.ErrUnauthorized, "wrong API token"},
+		{"wrong token, join", wrong.Join(ctx, absentCID), api.ErrUnauthorized, "wrong API token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,7 +235,7 @@ func TestClientErrors(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
 		addr := strings.TrimPrefix(srv.URL, "http://")
 		srv.Close()
-		if err := NewClient(addr, testToken).Ping(ctx); err == nil {
+		if err := api.NewClient(addr, testToken).Ping(ctx); err == nil {
 			t.Error("Ping of a closed server succeeded")
 		}
 	})

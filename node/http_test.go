@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
 
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store/memstore"
 )
@@ -65,14 +66,14 @@ func startOffline(t *testing.T) *Node { return startNode(t, Config{Offline: true
 type apiServer struct {
 	n   *Node
 	url string
-	c   *Client
+	c   *api.Client
 }
 
 func serve(t *testing.T, n *Node) *apiServer {
 	t.Helper()
-	srv := httptest.NewServer(Handler(n, testToken))
+	srv := httptest.NewServer(api.Handler(n, testToken))
 	t.Cleanup(srv.Close)
-	return &apiServer{n: n, url: srv.URL, c: NewClient(strings.TrimPrefix(srv.URL, "http://"), testToken)}
+	return &apiServer{n: n, url: srv.URL, c: api.NewClient(strings.TrimPrefix(srv.URL, "http://"), testToken)}
 }
 
 // Auth modes of a raw request: the right token (""), none, or a literal
@@ -108,7 +109,7 @@ func (s *apiServer) raw(t *testing.T, method, path, auth string, body io.Reader)
 func ptr[T any](v T) *T { return &v }
 
 // cidOf passes on a published record's CID and the error.
-func cidOf(p Published, err error) (string, error) { return p.CID, err }
+func cidOf(p api.Published, err error) (string, error) { return p.CID, err }
 
 func must[T any](t *testing.T) func(T, error) T {
 	return func(v T, err error) T {
@@ -152,16 +153,16 @@ func newWorld(t *testing.T) *world {
 	w := &world{apiServer: serve(t, startOffline(t)), blob: []byte("hello payload")}
 	w.self = w.n.Self()
 	ctx, c, s := t.Context(), w.c, must[string](t)
-	w.commons = s(c.CreateManifest(ctx, ManifestParams{Name: ptr("Test commons"), Licence: ptr("CC-BY-SA-4.0"), Maintainers: []protocol.PublicKey{w.self}}))
-	w.open = s(c.CreateManifest(ctx, ManifestParams{Name: ptr("Open commons"), Licence: ptr("MIT")}))
+	w.commons = s(c.CreateManifest(ctx, api.ManifestParams{Name: ptr("Test commons"), Licence: ptr("CC-BY-SA-4.0"), Maintainers: []protocol.PublicKey{w.self}}))
+	w.open = s(c.CreateManifest(ctx, api.ManifestParams{Name: ptr("Open commons"), Licence: ptr("MIT")}))
 	w.blobCID = s(c.PutBlob(ctx, w.blob))
-	w.accepted = s(c.Contribute(ctx, ContributeParams{Commons: w.commons, Title: "to accept", Kind: "text", Payload: []PayloadParam{{CID: w.blobCID, Name: "hello.txt"}}}))
-	w.rejected = s(c.Contribute(ctx, ContributeParams{Commons: w.commons, Title: "to reject"}))
-	w.pending = s(c.Contribute(ctx, ContributeParams{Commons: w.commons, Title: "left pending"}))
+	w.accepted = s(c.Contribute(ctx, api.ContributeParams{Commons: w.commons, Title: "to accept", Kind: "text", Payload: []api.PayloadParam{{CID: w.blobCID, Name: "hello.txt"}}}))
+	w.rejected = s(c.Contribute(ctx, api.ContributeParams{Commons: w.commons, Title: "to reject"}))
+	w.pending = s(c.Contribute(ctx, api.ContributeParams{Commons: w.commons, Title: "left pending"}))
 	w.reviews = append(w.reviews,
-		s(cidOf(c.Review(ctx, ReviewParams{Target: w.accepted, Decision: protocol.DecisionAccept, Rationale: "good"}))),
-		s(cidOf(c.Review(ctx, ReviewParams{Target: w.rejected, Decision: protocol.DecisionReject}))))
-	w.openC = s(c.Contribute(ctx, ContributeParams{Commons: w.open, Title: "in the open"}))
+		s(cidOf(c.Review(ctx, api.ReviewParams{Target: w.accepted, Decision: protocol.DecisionAccept, Rationale: "good"}))),
+		s(cidOf(c.Review(ctx, api.ReviewParams{Target: w.rejected, Decision: protocol.DecisionReject}))))
+	w.openC = s(c.Contribute(ctx, api.ContributeParams{Commons: w.open, Title: "in the open"}))
 	return w
 }
 
@@ -181,30 +182,30 @@ func TestClientRoutes(t *testing.T) {
 	w := newWorld(t)
 	ctx, c := t.Context(), w.c
 	t.Run("id", func(t *testing.T) {
-		id := must[IDInfo](t)(c.ID(ctx))
+		id := must[api.IDInfo](t)(c.ID(ctx))
 		if id.PeerID != w.self.String() || id.PublicKey != w.self.Hex() || len(id.Addresses) != 0 {
 			t.Errorf("ID = %+v, want peer %s, no addresses offline", id, w.self)
 		}
 	})
 	t.Run("peers", func(t *testing.T) {
-		if ps := must[[]PeerInfo](t)(c.Peers(ctx)); len(ps) != 0 {
+		if ps := must[[]api.PeerInfo](t)(c.Peers(ctx)); len(ps) != 0 {
 			t.Errorf("Peers offline = %v, want none", ps)
 		}
 	})
 	t.Run("status", func(t *testing.T) {
-		st := must[StatusInfo](t)(c.Status(ctx))
+		st := must[api.StatusInfo](t)(c.Status(ctx))
 		if st.PeerID != w.self.String() || st.Online || len(st.Commons) != 2 {
 			t.Fatalf("Status = %+v", st)
 		}
 		got := st.Commons[0]
-		want := CommonsStatus{ID: w.commons, Name: "Test commons", Records: 6, Pending: 1, Accepted: 1, Rejected: 1, ManifestHead: w.commons}
+		want := api.CommonsStatus{ID: w.commons, Name: "Test commons", Records: 6, Pending: 1, Accepted: 1, Rejected: 1, ManifestHead: w.commons}
 		if got.ID != want.ID || got.Name != want.Name || got.Records != want.Records || got.Pending != want.Pending ||
 			got.Accepted != want.Accepted || got.Rejected != want.Rejected || got.ManifestHead != want.ManifestHead || got.StateRoot == "" {
 			t.Errorf("commons status = %+v, want %+v", got, want)
 		}
 	})
 	t.Run("manifest", func(t *testing.T) {
-		m := must[ManifestInfo](t)(c.Manifest(ctx, w.commons))
+		m := must[api.ManifestInfo](t)(c.Manifest(ctx, w.commons))
 		if m.Commons != w.commons || m.Head != w.commons || m.Manifest.Name != "Test commons" || !m.Manifest.IsMaintainer(w.self) ||
 			m.Manifest.Quorum != 1 || len(m.History) != 1 || !m.History[0].Head || m.History[0].Author != w.self {
 			t.Errorf("Manifest = %+v", m)
@@ -216,7 +217,7 @@ func TestClientRoutes(t *testing.T) {
 		}
 	})
 	t.Run("show accepted", func(t *testing.T) {
-		r := must[RecordInfo](t)(c.Show(ctx, w.accepted))
+		r := must[api.RecordInfo](t)(c.Show(ctx, w.accepted))
 		if r.Type != "contribution" || r.Commons != w.commons || r.Author != w.self || r.Status != "accepted" {
 			t.Fatalf("Show = %+v", r)
 		}
@@ -230,7 +231,7 @@ func TestClientRoutes(t *testing.T) {
 		}
 	})
 	t.Run("show review", func(t *testing.T) {
-		r := must[RecordInfo](t)(c.Show(ctx, w.reviews[1]))
+		r := must[api.RecordInfo](t)(c.Show(ctx, w.reviews[1]))
 		if r.Type != "review" || r.Review.Decision != "reject" || r.Review.Target.String() != w.rejected || r.Status != "" {
 			t.Errorf("Show = %+v", r)
 		}
@@ -247,12 +248,12 @@ func TestRawRoutes(t *testing.T) {
 		check              func(t *testing.T, b []byte)
 	}{
 		{"id", "GET", "/api/v1/id", "", 200, func(t *testing.T, b []byte) {
-			if id := decodeBody[IDInfo](t, b); id.PeerID != w.self.String() {
+			if id := decodeBody[api.IDInfo](t, b); id.PeerID != w.self.String() {
 				t.Errorf("peer_id = %q", id.PeerID)
 			}
 		}},
 		{"status", "GET", "/api/v1/status", "", 200, func(t *testing.T, b []byte) {
-			if st := decodeBody[StatusInfo](t, b); len(st.Commons) != 2 {
+			if st := decodeBody[api.StatusInfo](t, b); len(st.Commons) != 2 {
 				t.Errorf("status = %s", b)
 			}
 		}},
@@ -262,20 +263,20 @@ func TestRawRoutes(t *testing.T) {
 			}
 		}},
 		{"manifest", "GET", "/api/v1/commons/" + w.open + "/manifest", "", 200, func(t *testing.T, b []byte) {
-			if m := decodeBody[ManifestInfo](t, b); m.Manifest.Name != "Open commons" {
+			if m := decodeBody[api.ManifestInfo](t, b); m.Manifest.Name != "Open commons" {
 				t.Errorf("manifest = %s", b)
 			}
 		}},
 		{"create manifest", "POST", "/api/v1/manifests", `{"name":"Raw","licence":"MIT","max_blob_bytes":1024}`, 201, func(t *testing.T, b []byte) {
-			r := decodeBody[cidResponse](t, b)
-			m := must[ManifestInfo](t)(w.c.Manifest(t.Context(), r.CID))
+			r := decodeBody[api.CIDResponse](t, b)
+			m := must[api.ManifestInfo](t)(w.c.Manifest(t.Context(), r.CID))
 			if m.Manifest.Name != "Raw" || m.Manifest.BlobLimit() != 1024 {
 				t.Errorf("created manifest = %+v", m.Manifest)
 			}
 		}},
 		{"update manifest", "POST", "/api/v1/commons/" + w.open + "/manifest", `{"licence":"Apache-2.0"}`, 201, func(t *testing.T, b []byte) {
-			r := decodeBody[cidResponse](t, b)
-			m := must[ManifestInfo](t)(w.c.Manifest(t.Context(), w.open))
+			r := decodeBody[api.CIDResponse](t, b)
+			m := must[api.ManifestInfo](t)(w.c.Manifest(t.Context(), w.open))
 			if m.Head != r.CID || m.Manifest.Licence != "Apache-2.0" || m.Manifest.Name != "Open commons" {
 				t.Errorf("after update: %+v", m)
 			}
@@ -286,7 +287,7 @@ func TestRawRoutes(t *testing.T) {
 			}
 		}},
 		{"put blob", "POST", "/api/v1/blobs", "raw blob bytes", 201, func(t *testing.T, b []byte) {
-			r := decodeBody[cidResponse](t, b)
+			r := decodeBody[api.CIDResponse](t, b)
 			if got := must[[]byte](t)(w.c.GetBlob(t.Context(), r.CID)); string(got) != "raw blob bytes" {
 				t.Errorf("blob = %q", got)
 			}
@@ -297,23 +298,23 @@ func TestRawRoutes(t *testing.T) {
 			}
 		}},
 		{"contribute", "POST", "/api/v1/contributions", `{"commons":"` + w.commons + `","title":"raw","payload":[{"cid":"` + w.blobCID + `","name":"a.txt"}],"revises":"` + w.pending + `","paid":true}`, 201, func(t *testing.T, b []byte) {
-			r := must[RecordInfo](t)(w.c.Show(t.Context(), decodeBody[cidResponse](t, b).CID))
+			r := must[api.RecordInfo](t)(w.c.Show(t.Context(), decodeBody[api.CIDResponse](t, b).CID))
 			if r.Status != "pending" || r.Contribution.Provenance != protocol.ProvenancePaid || r.Contribution.Revises.String() != w.pending {
 				t.Errorf("contribution = %+v", r.Contribution)
 			}
 		}},
 		{"review", "POST", "/api/v1/reviews", `{"target":"` + w.pending + `","decision":"reject","rationale":"no"}`, 201, func(t *testing.T, b []byte) {
-			if r := must[RecordInfo](t)(w.c.Show(t.Context(), w.pending)); r.Status != "rejected" {
+			if r := must[api.RecordInfo](t)(w.c.Show(t.Context(), w.pending)); r.Status != "rejected" {
 				t.Errorf("status after reject = %q", r.Status)
 			}
 		}},
 		{"show", "GET", "/api/v1/records/" + w.rejected, "", 200, func(t *testing.T, b []byte) {
-			if r := decodeBody[RecordInfo](t, b); r.Status != "rejected" || len(r.Reviews) != 1 {
+			if r := decodeBody[api.RecordInfo](t, b); r.Status != "rejected" || len(r.Reviews) != 1 {
 				t.Errorf("show = %s", b)
 			}
 		}},
 		{"feed", "GET", "/api/v1/feed?commons=" + w.open, "", 200, func(t *testing.T, b []byte) {
-			if items := decodeBody[[]FeedItem](t, b); len(items) < 2 || items[1].CID != w.openC {
+			if items := decodeBody[[]api.FeedItem](t, b); len(items) < 2 || items[1].CID != w.openC {
 				t.Errorf("feed = %s", b)
 			}
 		}},
@@ -338,7 +339,7 @@ func TestRawRoutes(t *testing.T) {
 func TestReviewLifecycle(t *testing.T) {
 	w := newWorld(t)
 	ctx := t.Context()
-	target := must[string](t)(w.c.Contribute(ctx, ContributeParams{Commons: w.commons, Title: "under review"}))
+	target := must[string](t)(w.c.Contribute(ctx, api.ContributeParams{Commons: w.commons, Title: "under review"}))
 	steps := []struct {
 		decision   string
 		wantStatus string
@@ -350,8 +351,8 @@ func TestReviewLifecycle(t *testing.T) {
 	}
 	for _, s := range steps {
 		t.Run(s.decision, func(t *testing.T) {
-			rc := must[Published](t)(w.c.Review(ctx, ReviewParams{Target: target, Decision: s.decision})).CID
-			r := must[RecordInfo](t)(w.c.Show(ctx, target))
+			rc := must[api.Published](t)(w.c.Review(ctx, api.ReviewParams{Target: target, Decision: s.decision})).CID
+			r := must[api.RecordInfo](t)(w.c.Show(ctx, target))
 			if r.Status != s.wantStatus {
 				t.Errorf("status = %q, want %q", r.Status, s.wantStatus)
 			}
@@ -376,8 +377,8 @@ func TestManifestUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	head := must[Published](t)(w.c.UpdateManifest(ctx, w.commons, ManifestParams{Name: ptr("Renamed"), Revoke: []protocol.PublicKey{revoked}, Quorum: ptr[uint64](1)})).CID
-	m := must[ManifestInfo](t)(w.c.Manifest(ctx, w.commons))
+	head := must[api.Published](t)(w.c.UpdateManifest(ctx, w.commons, api.ManifestParams{Name: ptr("Renamed"), Revoke: []protocol.PublicKey{revoked}, Quorum: ptr[uint64](1)})).CID
+	m := must[api.ManifestInfo](t)(w.c.Manifest(ctx, w.commons))
 	if m.Head != head || m.Manifest.Name != "Renamed" || m.Manifest.Licence != "CC-BY-SA-4.0" || m.Manifest.Version != 1 {
 		t.Errorf("manifest after update = %+v", m.Manifest)
 	}
@@ -390,12 +391,12 @@ func TestManifestUpdate(t *testing.T) {
 	if len(m.Manifest.Prev) != 1 || m.Manifest.Prev[0].String() != w.commons {
 		t.Errorf("prev = %v, want the genesis", m.Manifest.Prev)
 	}
-	st := must[StatusInfo](t)(w.c.Status(ctx))
+	st := must[api.StatusInfo](t)(w.c.Status(ctx))
 	if st.Commons[0].ManifestHead != head || st.Commons[0].Name != "Renamed" {
 		t.Errorf("status = %+v", st.Commons[0])
 	}
 	// The maintainer still reviews under the new head.
-	if _, err := w.c.Review(ctx, ReviewParams{Target: w.pending, Decision: protocol.DecisionAccept}); err != nil {
+	if _, err := w.c.Review(ctx, api.ReviewParams{Target: w.pending, Decision: protocol.DecisionAccept}); err != nil {
 		t.Errorf("review under the updated manifest: %v", err)
 	}
 
@@ -406,20 +407,20 @@ func TestManifestUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := must[Published](t)(w.c.UpdateManifest(ctx, w.commons, ManifestParams{Association: []protocol.PublicKey{w.self, second}, Maintainers: []protocol.PublicKey{w.self, second}}))
+	pub := must[api.Published](t)(w.c.UpdateManifest(ctx, w.commons, api.ManifestParams{Association: []protocol.PublicKey{w.self, second}, Maintainers: []protocol.PublicKey{w.self, second}}))
 	if len(pub.Warnings) != 1 || !strings.Contains(pub.Warnings[0], "can act alone") {
 		t.Errorf("a 1-of-2 association: warnings %q", pub.Warnings)
 	}
-	_, err = w.c.UpdateManifest(ctx, w.commons, ManifestParams{Revoke: []protocol.PublicKey{second}, Threshold: ptr[uint64](2)})
-	if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "fewer than its threshold of 2") {
+	_, err = w.c.UpdateManifest(ctx, w.commons, api.ManifestParams{Revoke: []protocol.PublicKey{second}, Threshold: ptr[uint64](2)})
+	if !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "fewer than its threshold of 2") {
 		t.Fatalf("revoking down to fewer keys than the threshold: %v", err)
 	}
-	must[Published](t)(w.c.UpdateManifest(ctx, w.commons, ManifestParams{Revoke: []protocol.PublicKey{second}}))
-	m = must[ManifestInfo](t)(w.c.Manifest(ctx, w.commons))
+	must[api.Published](t)(w.c.UpdateManifest(ctx, w.commons, api.ManifestParams{Revoke: []protocol.PublicKey{second}}))
+	m = must[api.ManifestInfo](t)(w.c.Manifest(ctx, w.commons))
 	if !slices.Equal(m.Manifest.Association, []protocol.PublicKey{w.self}) || !slices.Equal(m.Manifest.Maintainers, []protocol.PublicKey{w.self}) || m.Manifest.Quorum != 1 {
 		t.Errorf("after revoking %s: association %v, maintainers %v, quorum %d", second, m.Manifest.Association, m.Manifest.Maintainers, m.Manifest.Quorum)
 	}
-	if _, err := w.c.UpdateManifest(ctx, w.commons, ManifestParams{Revoke: []protocol.PublicKey{w.self}, On: []string{m.Head}}); !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "revokes every association key") {
+	if _, err := w.c.UpdateManifest(ctx, w.commons, api.ManifestParams{Revoke: []protocol.PublicKey{w.self}, On: []string{m.Head}}); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "revokes every association key") {
 		t.Errorf("revoking the last association key: %v", err)
 	}
 }
@@ -432,14 +433,14 @@ func TestJoin(t *testing.T) {
 			t.Fatalf("join #%d: %v", i+1, err)
 		}
 	}
-	st := must[StatusInfo](t)(w.c.Status(ctx))
+	st := must[api.StatusInfo](t)(w.c.Status(ctx))
 	if len(st.Commons) != 3 || st.Commons[2].ID != absentCID || st.Commons[2].Name != "" || st.Commons[2].Records != 0 {
 		t.Errorf("status after join = %+v", st.Commons)
 	}
-	if _, err := w.c.Manifest(ctx, absentCID); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "not arrived yet") {
+	if _, err := w.c.Manifest(ctx, absentCID); !errors.Is(err, api.ErrNotFound) || !strings.Contains(err.Error(), "not arrived yet") {
 		t.Errorf("manifest of a joined commons without genesis: %v", err)
 	}
-	if items := must[[]FeedItem](t)(w.c.Feed(ctx, FeedQuery{Commons: absentCID})); len(items) != 0 {
+	if items := must[[]api.FeedItem](t)(w.c.Feed(ctx, api.FeedQuery{Commons: absentCID})); len(items) != 0 {
 		t.Errorf("feed = %v, want empty", items)
 	}
 }
@@ -448,24 +449,24 @@ func TestFeed(t *testing.T) {
 	w := newWorld(t)
 	tests := []struct {
 		name    string
-		q       FeedQuery
+		q       api.FeedQuery
 		raw     string
 		cursors []uint64
 		cids    []string
 	}{
-		{"all of one commons", FeedQuery{Commons: w.commons}, "commons=" + w.commons, []uint64{1, 2, 3, 4, 5, 6}, nil},
-		{"accepted", FeedQuery{Commons: w.commons, Status: "accepted"}, "commons=" + w.commons + "&status=accepted", []uint64{2}, []string{w.accepted}},
-		{"rejected", FeedQuery{Commons: w.commons, Status: "rejected"}, "commons=" + w.commons + "&status=rejected", []uint64{3}, []string{w.rejected}},
-		{"pending", FeedQuery{Commons: w.commons, Status: "pending"}, "commons=" + w.commons + "&status=pending", []uint64{4}, []string{w.pending}},
-		{"since", FeedQuery{Commons: w.commons, Since: 4}, "commons=" + w.commons + "&since=4", []uint64{5, 6}, w.reviews},
-		{"limit", FeedQuery{Commons: w.commons, Limit: 2}, "commons=" + w.commons + "&limit=2", []uint64{1, 2}, []string{w.commons, w.accepted}},
-		{"since and limit", FeedQuery{Commons: w.commons, Since: 2, Limit: 1}, "commons=" + w.commons + "&since=2&limit=1", []uint64{3}, []string{w.rejected}},
-		{"since past the end", FeedQuery{Commons: w.commons, Since: 99}, "commons=" + w.commons + "&since=99", []uint64{}, nil},
-		{"every commons", FeedQuery{}, "", []uint64{1, 2, 3, 4, 5, 6, 1, 2}, nil},
-		{"every commons, pending", FeedQuery{Status: "pending"}, "status=pending", []uint64{4, 2}, []string{w.pending, w.openC}},
-		{"wait with a match returns at once", FeedQuery{Commons: w.open, Wait: time.Minute}, "commons=" + w.open + "&wait=1m", []uint64{1, 2}, []string{w.open, w.openC}},
+		{"all of one commons", api.FeedQuery{Commons: w.commons}, "commons=" + w.commons, []uint64{1, 2, 3, 4, 5, 6}, nil},
+		{"accepted", api.FeedQuery{Commons: w.commons, Status: "accepted"}, "commons=" + w.commons + "&status=accepted", []uint64{2}, []string{w.accepted}},
+		{"rejected", api.FeedQuery{Commons: w.commons, Status: "rejected"}, "commons=" + w.commons + "&status=rejected", []uint64{3}, []string{w.rejected}},
+		{"pending", api.FeedQuery{Commons: w.commons, Status: "pending"}, "commons=" + w.commons + "&status=pending", []uint64{4}, []string{w.pending}},
+		{"since", api.FeedQuery{Commons: w.commons, Since: 4}, "commons=" + w.commons + "&since=4", []uint64{5, 6}, w.reviews},
+		{"limit", api.FeedQuery{Commons: w.commons, Limit: 2}, "commons=" + w.commons + "&limit=2", []uint64{1, 2}, []string{w.commons, w.accepted}},
+		{"since and limit", api.FeedQuery{Commons: w.commons, Since: 2, Limit: 1}, "commons=" + w.commons + "&since=2&limit=1", []uint64{3}, []string{w.rejected}},
+		{"since past the end", api.FeedQuery{Commons: w.commons, Since: 99}, "commons=" + w.commons + "&since=99", []uint64{}, nil},
+		{"every commons", api.FeedQuery{}, "", []uint64{1, 2, 3, 4, 5, 6, 1, 2}, nil},
+		{"every commons, pending", api.FeedQuery{Status: "pending"}, "status=pending", []uint64{4, 2}, []string{w.pending, w.openC}},
+		{"wait with a match returns at once", api.FeedQuery{Commons: w.open, Wait: time.Minute}, "commons=" + w.open + "&wait=1m", []uint64{1, 2}, []string{w.open, w.openC}},
 	}
-	check := func(t *testing.T, items []FeedItem, cursors []uint64, cids []string) {
+	check := func(t *testing.T, items []api.FeedItem, cursors []uint64, cids []string) {
 		t.Helper()
 		got := []uint64{}
 		var gotCIDs []string
@@ -482,7 +483,7 @@ func TestFeed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"/client", func(t *testing.T) {
-			check(t, must[[]FeedItem](t)(w.c.Feed(t.Context(), tt.q)), tt.cursors, tt.cids)
+			check(t, must[[]api.FeedItem](t)(w.c.Feed(t.Context(), tt.q)), tt.cursors, tt.cids)
 		})
 		t.Run(tt.name+"/raw", func(t *testing.T) {
 			code, b := w.raw(t, "GET", "/api/v1/feed?"+tt.raw, noAuth, nil)
@@ -492,12 +493,12 @@ func TestFeed(t *testing.T) {
 			if len(tt.cursors) == 0 && strings.TrimSpace(string(b)) != "[]" {
 				t.Errorf("empty feed = %s, want []", b)
 			}
-			check(t, decodeBody[[]FeedItem](t, b), tt.cursors, tt.cids)
+			check(t, decodeBody[[]api.FeedItem](t, b), tt.cursors, tt.cids)
 		})
 	}
 	t.Run("item fields", func(t *testing.T) {
-		items := must[[]FeedItem](t)(w.c.Feed(t.Context(), FeedQuery{Commons: w.commons}))
-		want := []FeedItem{
+		items := must[[]api.FeedItem](t)(w.c.Feed(t.Context(), api.FeedQuery{Commons: w.commons}))
+		want := []api.FeedItem{
 			{Type: "manifest", Title: "Test commons"},
 			{Type: "contribution", Title: "to accept", Status: "accepted"},
 			{Type: "contribution", Title: "to reject", Status: "rejected"},
@@ -519,15 +520,15 @@ func TestFeedWaitClient(t *testing.T) {
 	w := newWorld(t)
 	ctx := t.Context()
 	type result struct {
-		items []FeedItem
+		items []api.FeedItem
 		err   error
 	}
 	done := make(chan result, 1)
 	go func() {
-		items, err := w.c.Feed(ctx, FeedQuery{Commons: w.commons, Since: 6, Wait: 30 * time.Second})
+		items, err := w.c.Feed(ctx, api.FeedQuery{Commons: w.commons, Since: 6, Wait: 30 * time.Second})
 		done <- result{items, err}
 	}()
-	c := must[string](t)(w.c.Contribute(ctx, ContributeParams{Commons: w.commons, Title: "late"}))
+	c := must[string](t)(w.c.Contribute(ctx, api.ContributeParams{Commons: w.commons, Title: "late"}))
 	r := <-done
 	if r.err != nil || len(r.items) != 1 || r.items[0].CID != c || r.items[0].Cursor != 7 {
 		t.Errorf("Feed(wait) = %+v, %v; want the new contribution %s", r.items, r.err, c)
@@ -546,15 +547,15 @@ func TestFeedWait(t *testing.T) {
 	}{
 		{"returns when a record arrives", "since=1&wait=30s", true, 1, 0},
 		{"returns empty after wait", "since=1&wait=5s", false, 0, 5 * time.Second},
-		{"wait is capped at MaxFeedWait", "since=1&wait=10m", false, 0, MaxFeedWait},
+		{"wait is capped at MaxFeedWait", "since=1&wait=10m", false, 0, api.MaxFeedWait},
 		{"status filter keeps waiting past other records", "since=1&status=accepted&wait=7s", true, 0, 7 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				n := startOffline(t)
-				h := Handler(n, testToken)
-				id := must[string](t)(n.CreateManifest(t.Context(), ManifestParams{Name: ptr("W"), Licence: ptr("MIT")}))
+				h := api.Handler(n, testToken)
+				id := must[string](t)(n.CreateManifest(t.Context(), api.ManifestParams{Name: ptr("W"), Licence: ptr("MIT")}))
 				done := make(chan *httptest.ResponseRecorder, 1)
 				start := time.Now()
 				go func() {
@@ -569,13 +570,13 @@ func TestFeedWait(t *testing.T) {
 				default:
 				}
 				if tt.arrive {
-					must[string](t)(n.Contribute(t.Context(), ContributeParams{Commons: id, Title: "arrived"}))
+					must[string](t)(n.Contribute(t.Context(), api.ContributeParams{Commons: id, Title: "arrived"}))
 				}
 				rec := <-done
 				if rec.Code != 200 {
 					t.Fatalf("feed = %d %s", rec.Code, rec.Body)
 				}
-				if items := decodeBody[[]FeedItem](t, rec.Body.Bytes()); len(items) != tt.wantN {
+				if items := decodeBody[[]api.FeedItem](t, rec.Body.Bytes()); len(items) != tt.wantN {
 					t.Errorf("items = %+v, want %d", items, tt.wantN)
 				}
 				if got := time.Since(start); got != tt.wantTime {
@@ -617,7 +618,7 @@ func TestFeedWaitInterrupted(t *testing.T) {
 						n.Close()
 					}
 				})
-				h := Handler(n, testToken)
+				h := api.Handler(n, testToken)
 				ctx, cancel := context.WithCancel(t.Context())
 				defer cancel()
 				done := make(chan *httptest.ResponseRecorder, 1)
@@ -631,7 +632,7 @@ func TestFeedWaitInterrupted(t *testing.T) {
 				tt.stop(t, n, cancel)
 				closed = tt.name == "node closes"
 				rec := <-done
-				if e := decodeBody[apiError](t, rec.Body.Bytes()); rec.Code != http.StatusServiceUnavailable || !strings.Contains(e.Error, tt.wantErr) {
+				if e := decodeBody[api.ErrorBody](t, rec.Body.Bytes()); rec.Code != http.StatusServiceUnavailable || !strings.Contains(e.Error, tt.wantErr) {
 					t.Errorf("feed = %d %q, want 503 containing %q", rec.Code, e.Error, tt.wantErr)
 				}
 				if d := time.Since(start); d != 0 {
@@ -653,14 +654,14 @@ func TestExportImport(t *testing.T) {
 	if code != 200 || !bytes.Equal(rawCAR, car.Bytes()) {
 		t.Fatalf("raw export = %d, %d bytes; client export %d bytes", code, len(rawCAR), car.Len())
 	}
-	want := must[StatusInfo](t)(w.c.Status(ctx)).Commons[0]
+	want := must[api.StatusInfo](t)(w.c.Status(ctx)).Commons[0]
 
 	b := serve(t, startOffline(t))
-	rep := must[ImportReport](t)(b.c.Import(ctx, bytes.NewReader(car.Bytes())))
+	rep := must[api.ImportReport](t)(b.c.Import(ctx, bytes.NewReader(car.Bytes())))
 	if rep.Imported != 6 || rep.Duplicates != 0 || len(rep.Rejected) != 0 || !slices.Equal(rep.Commons, []string{w.commons}) {
 		t.Errorf("import report = %+v", rep)
 	}
-	st := must[StatusInfo](t)(b.c.Status(ctx))
+	st := must[api.StatusInfo](t)(b.c.Status(ctx))
 	if len(st.Commons) != 1 {
 		t.Fatalf("second node status = %+v", st)
 	}
@@ -668,12 +669,12 @@ func TestExportImport(t *testing.T) {
 	if got.StateRoot != want.StateRoot || got.Records != want.Records || got.Accepted != 1 || got.Rejected != 1 || got.Pending != 1 || got.ManifestHead != want.ManifestHead {
 		t.Errorf("imported status = %+v, want %+v", got, want)
 	}
-	if r := must[RecordInfo](t)(b.c.Show(ctx, w.accepted)); r.Status != "accepted" {
+	if r := must[api.RecordInfo](t)(b.c.Show(ctx, w.accepted)); r.Status != "accepted" {
 		t.Errorf("imported contribution status %q", r.Status)
 	}
 
 	code, body := b.raw(t, "POST", "/api/v1/import", "", bytes.NewReader(car.Bytes()))
-	if rep := decodeBody[ImportReport](t, body); code != 200 || rep.Duplicates != 6 || rep.Imported != 0 {
+	if rep := decodeBody[api.ImportReport](t, body); code != 200 || rep.Duplicates != 6 || rep.Imported != 0 {
 		t.Errorf("re-import = %d %s, want 6 duplicates", code, body)
 	}
 }
@@ -756,15 +757,15 @@ func TestImportTampered(t *testing.T) {
 				}
 				data := writeCAR(t, roots, tampered)
 				b := serve(t, startOffline(t))
-				var rep ImportReport
+				var rep api.ImportReport
 				if via == "client" {
-					rep = must[ImportReport](t)(b.c.Import(t.Context(), bytes.NewReader(data)))
+					rep = must[api.ImportReport](t)(b.c.Import(t.Context(), bytes.NewReader(data)))
 				} else {
 					code, body := b.raw(t, "POST", "/api/v1/import", "", bytes.NewReader(data))
 					if code != 200 {
 						t.Fatalf("import = %d %s", code, body)
 					}
-					rep = decodeBody[ImportReport](t, body)
+					rep = decodeBody[api.ImportReport](t, body)
 				}
 				if rep.Imported != len(blocks)-1 || len(rep.Rejected) != 1 {
 					t.Fatalf("report = %+v, want %d imported and 1 rejected", rep, len(blocks)-1)
@@ -772,10 +773,10 @@ func TestImportTampered(t *testing.T) {
 				if r := rep.Rejected[0]; r.CID != bad || !strings.Contains(r.Reason, tt.wantReason) {
 					t.Errorf("rejected = %+v, want %s with reason containing %q", r, bad, tt.wantReason)
 				}
-				if _, err := b.c.Show(t.Context(), bad); !errors.Is(err, ErrNotFound) {
+				if _, err := b.c.Show(t.Context(), bad); !errors.Is(err, api.ErrNotFound) {
 					t.Errorf("tampered record was stored: Show = %v", err)
 				}
-				if r := must[RecordInfo](t)(b.c.Show(t.Context(), w.accepted)); r.Status != "accepted" {
+				if r := must[api.RecordInfo](t)(b.c.Show(t.Context(), w.accepted)); r.Status != "accepted" {
 					t.Errorf("untampered record status = %q", r.Status)
 				}
 			})
@@ -790,7 +791,7 @@ func TestOnline(t *testing.T) {
 	if err := a.n.Host().Connect(ctx, peer.AddrInfo{ID: b.Host().ID(), Addrs: b.Host().Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	id := must[IDInfo](t)(a.c.ID(ctx))
+	id := must[api.IDInfo](t)(a.c.ID(ctx))
 	if len(id.Addresses) == 0 {
 		t.Fatal("online node lists no addresses")
 	}
@@ -799,11 +800,11 @@ func TestOnline(t *testing.T) {
 			t.Errorf("address %q: want loopback TCP ending in /p2p/%s", ad, id.PeerID)
 		}
 	}
-	ps := must[[]PeerInfo](t)(a.c.Peers(ctx))
+	ps := must[[]api.PeerInfo](t)(a.c.Peers(ctx))
 	if len(ps) != 1 || ps[0].ID != b.Host().ID().String() || len(ps[0].Addresses) == 0 {
 		t.Errorf("peers = %+v, want %s", ps, b.Host().ID())
 	}
-	st := must[StatusInfo](t)(a.c.Status(ctx))
+	st := must[api.StatusInfo](t)(a.c.Status(ctx))
 	if !st.Online || st.Peers != 1 {
 		t.Errorf("status = %+v, want online with 1 peer", st)
 	}
@@ -821,12 +822,12 @@ func TestImportTruncated(t *testing.T) {
 	for _, via := range []string{"client", "raw"} {
 		t.Run(via, func(t *testing.T) {
 			b := serve(t, startOffline(t))
-			var rep ImportReport
+			var rep api.ImportReport
 			var msg string
 			if via == "client" {
 				var err error
 				rep, err = b.c.Import(t.Context(), bytes.NewReader(truncated))
-				if !errors.Is(err, ErrBadRequest) {
+				if !errors.Is(err, api.ErrBadRequest) {
 					t.Fatalf("Import = %v, want ErrBadRequest", err)
 				}
 				msg = err.Error()
@@ -836,8 +837,8 @@ func TestImportTruncated(t *testing.T) {
 					t.Fatalf("import = %d %s, want 400", code, body)
 				}
 				v := decodeBody[struct {
-					Error  string       `json:"error"`
-					Report ImportReport `json:"report"`
+					Error  string           `json:"error"`
+					Report api.ImportReport `json:"report"`
 				}](t, body)
 				rep, msg = v.Report, v.Error
 			}
@@ -847,7 +848,7 @@ func TestImportTruncated(t *testing.T) {
 			if rep.Imported != 5 || !slices.Equal(rep.Commons, []string{w.commons}) {
 				t.Errorf("report = %+v, want the 5 whole records imported", rep)
 			}
-			if st := must[StatusInfo](t)(b.c.Status(t.Context())); len(st.Commons) != 1 || st.Commons[0].Records != 5 {
+			if st := must[api.StatusInfo](t)(b.c.Status(t.Context())); len(st.Commons) != 1 || st.Commons[0].Records != 5 {
 				t.Errorf("status = %+v, want 5 records", st.Commons)
 			}
 		})

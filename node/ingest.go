@@ -7,6 +7,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
@@ -61,7 +62,7 @@ const maxInFlight = 2
 // durably stored and applied.
 func (n *Node) ingest(ctx context.Context, blocks []*protocol.Block, join bool) (ingestResult, error) {
 	if n.ctx == nil {
-		return ingestResult{}, ErrClosed
+		return ingestResult{}, api.ErrClosed
 	}
 	req := &ingestReq{blocks: blocks, join: join, done: make(chan ingestResult, 1)}
 	select {
@@ -69,13 +70,13 @@ func (n *Node) ingest(ctx context.Context, blocks []*protocol.Block, join bool) 
 	case <-ctx.Done():
 		return ingestResult{}, ctx.Err()
 	case <-n.stopped:
-		return ingestResult{}, ErrClosed
+		return ingestResult{}, api.ErrClosed
 	}
 	select {
 	case res := <-req.done:
 		return res, res.err
 	case <-n.stopped:
-		return ingestResult{}, ErrClosed
+		return ingestResult{}, api.ErrClosed
 	}
 }
 

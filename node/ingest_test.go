@@ -6,6 +6,7 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/store"
 	"github.com/commons-p2p/commons/store/memstore"
 )
@@ -51,7 +52,7 @@ func TestCommitOffTheLoop(t *testing.T) {
 
 		created := make(chan error, 1)
 		go func() {
-			_, err := n.CreateManifest(ctx, ManifestParams{Name: ptr("Slow disk"), Licence: ptr("MIT")})
+			_, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("Slow disk"), Licence: ptr("MIT")})
 			created <- err
 		}()
 		if k := <-disk.entered; k != 1 {
@@ -84,7 +85,7 @@ func TestCommitOffTheLoop(t *testing.T) {
 		// is applied.
 		disk.fail = errors.New("disk full")
 		go func() { disk.release <- struct{}{} }()
-		_, err = n.Contribute(ctx, ContributeParams{Commons: st.Commons[0].ID, Title: "lost"})
+		_, err = n.Contribute(ctx, api.ContributeParams{Commons: st.Commons[0].ID, Title: "lost"})
 		<-disk.entered
 		if !errors.Is(err, disk.fail) {
 			t.Fatalf("contribute on a failing disk: %v, want the disk's error", err)

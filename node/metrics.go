@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
 )
@@ -151,3 +152,12 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 
 // Metrics returns the node's metrics.
 func (n *Node) Metrics() *Metrics { return n.metrics }
+
+// MetricsHandler serves the node's metrics (api.Streamer).
+func (n *Node) MetricsHandler() http.Handler { return n.metrics.Handler() }
+
+// The node is what the HTTP API serves.
+var (
+	_ api.API      = (*Node)(nil)
+	_ api.Streamer = (*Node)(nil)
+)

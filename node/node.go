@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -14,30 +16,14 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
 )
 
-// Errors returned by Node methods.
-var (
-	// ErrClosed: the node is not running.
-	ErrClosed = errors.New("node: closed")
-	// ErrUnknownCommons: this node does not replicate the commons, or does
-	// not have its genesis manifest yet.
-	ErrUnknownCommons = errors.New("node: unknown commons")
-	// ErrNotFound: no such record or blob here.
-	ErrNotFound = errors.New("node: not found")
-	// ErrBadRequest: the request's parameters are invalid; the message says
-	// which.
-	ErrBadRequest = errors.New("node: bad request")
-	// ErrForbidden: this node's key lacks the authority the action needs
-	// (a review by a non-maintainer, a manifest update by a non-member).
-	ErrForbidden = errors.New("node: not authorised")
-)
-
 func badRequest(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", api.ErrBadRequest, fmt.Sprintf(format, args...))
 }
 
 // Node is a Commons node. Create it with New, run it with Start, stop it
@@ -265,7 +251,7 @@ func (n *Node) loop() {
 // do runs fn on the event loop and waits for it.
 func (n *Node) do(ctx context.Context, fn func()) error {
 	if n.ctx == nil {
-		return ErrClosed
+		return api.ErrClosed
 	}
 	done := make(chan struct{})
 	select {
@@ -273,13 +259,13 @@ func (n *Node) do(ctx context.Context, fn func()) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-n.stopped:
-		return ErrClosed
+		return api.ErrClosed
 	}
 	select {
 	case <-done:
 		return nil
 	case <-n.stopped:
-		return ErrClosed
+		return api.ErrClosed
 	}
 }
 
@@ -299,7 +285,7 @@ func (n *Node) replicaFor(id string) (*replica, error) {
 	}
 	rep := n.commons[c]
 	if rep == nil {
-		return nil, fmt.Errorf("%w: %s is not replicated here (commons join %s)", ErrUnknownCommons, id, id)
+		return nil, fmt.Errorf("%w: %s is not replicated here (commons join %s)", api.ErrUnknownCommons, id, id)
 	}
 	return rep, nil
 }
@@ -320,4 +306,32 @@ func (n *Node) goEvery(d time.Duration, fn func()) {
 			}
 		}
 	}()
+}
+
+// ServeAPI serves the HTTP API on addr (host:port; port 0 picks one) until
+// the node stops. It returns the address it listens on.
+func (n *Node) ServeAPI(addr, token string) (net.Addr, error) {
+	if n.ctx == nil {
+		return nil, api.ErrClosed
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("node: API listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: api.Handler(n, token), ReadHeaderTimeout: 10 * time.Second}
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("API server", "err", err)
+		}
+	}()
+	go func() {
+		defer n.wg.Done()
+		<-n.ctx.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+	return ln.Addr(), nil
 }

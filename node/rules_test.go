@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
 	"github.com/commons-p2p/commons/store/badgerstore"
@@ -44,9 +45,9 @@ func TestRederiveOnStart(t *testing.T) {
 
 	var first syncBuf
 	n := start(&first)
-	id := must[string](t)(n.CreateManifest(t.Context(), ManifestParams{Name: ptr("R"), Licence: ptr("MIT"), Maintainers: []protocol.PublicKey{n.Self()}}))
-	c := must[string](t)(n.Contribute(t.Context(), ContributeParams{Commons: id, Title: "c"}))
-	must[Published](t)(n.Review(t.Context(), ReviewParams{Target: c, Decision: "accept"}))
+	id := must[string](t)(n.CreateManifest(t.Context(), api.ManifestParams{Name: ptr("R"), Licence: ptr("MIT"), Maintainers: []protocol.PublicKey{n.Self()}}))
+	c := must[string](t)(n.Contribute(t.Context(), api.ContributeParams{Commons: id, Title: "c"}))
+	must[api.Published](t)(n.Review(t.Context(), api.ReviewParams{Target: c, Decision: "accept"}))
 	stop(n)
 	if strings.Contains(first.String(), line) {
 		t.Fatalf("a new repo logged a re-derivation:\n%s", first.String())

@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -33,32 +34,12 @@ const (
 	maxServedSyncs = 16
 )
 
-// SyncReport says what an on-demand sync did.
-type SyncReport struct {
-	Sessions []SyncSession `json:"sessions"`
-	Received int           `json:"received"` // records added, over all sessions
-	Sent     int           `json:"sent"`     // records sent, over all sessions
-}
-
-// SyncSession is one reconciliation session with one peer over one commons.
-type SyncSession struct {
-	Peer          string `json:"peer"`
-	Commons       string `json:"commons"`
-	Received      int    `json:"received"` // records added here
-	Sent          int    `json:"sent"`     // records sent to the peer
-	Turns         int    `json:"turns"`    // turns, both directions
-	RoundTrips    int    `json:"round_trips"`
-	BytesSent     int64  `json:"bytes_sent"`
-	BytesReceived int64  `json:"bytes_received"`
-	Error         string `json:"error,omitempty"`
-}
-
 // Sync reconciles every replicated commons (or those listed) with a
 // connected peer, given by peer ID, or with every connected peer when
 // peer is "". It waits for the sessions to end.
-func (n *Node) Sync(ctx context.Context, peerID string, commons ...string) (SyncReport, error) {
+func (n *Node) Sync(ctx context.Context, peerID string, commons ...string) (api.SyncReport, error) {
 	if n.host == nil {
-		return SyncReport{}, badRequest("the node is offline: sync needs a running daemon (commons daemon)")
+		return api.SyncReport{}, badRequest("the node is offline: sync needs a running daemon (commons daemon)")
 	}
 	var ids []cid.Cid
 	if len(commons) == 0 {
@@ -68,10 +49,10 @@ func (n *Node) Sync(ctx context.Context, peerID string, commons ...string) (Sync
 		var rp *replica
 		var rerr error
 		if err := n.do(ctx, func() { rp, rerr = n.replicaFor(c) }); err != nil {
-			return SyncReport{}, err
+			return api.SyncReport{}, err
 		}
 		if rerr != nil {
-			return SyncReport{}, rerr
+			return api.SyncReport{}, rerr
 		}
 		ids = append(ids, rp.id)
 	}
@@ -79,14 +60,14 @@ func (n *Node) Sync(ctx context.Context, peerID string, commons ...string) (Sync
 	if peerID != "" {
 		p, err := peer.Decode(peerID)
 		if err != nil {
-			return SyncReport{}, badRequest("peer %q is not a peer ID: %v", peerID, err)
+			return api.SyncReport{}, badRequest("peer %q is not a peer ID: %v", peerID, err)
 		}
 		if n.host.Network().Connectedness(p) != network.Connected {
-			return SyncReport{}, fmt.Errorf("%w: peer %s is not connected", ErrNotFound, p)
+			return api.SyncReport{}, fmt.Errorf("%w: peer %s is not connected", api.ErrNotFound, p)
 		}
 		peers = []peer.ID{p}
 	}
-	var rep SyncReport
+	var rep api.SyncReport
 	for _, p := range peers {
 		for _, id := range ids {
 			s, err := n.syncWith(ctx, p, id)
@@ -261,8 +242,8 @@ func (n *Node) takeAgain(key string) bool {
 }
 
 // syncWith runs a session with p over commons id, as initiator.
-func (n *Node) syncWith(ctx context.Context, p peer.ID, id cid.Cid) (SyncSession, error) {
-	rep := SyncSession{Peer: p.String(), Commons: id.String()}
+func (n *Node) syncWith(ctx context.Context, p peer.ID, id cid.Cid) (api.SyncSession, error) {
+	rep := api.SyncSession{Peer: p.String(), Commons: id.String()}
 	ctx, cancel := context.WithTimeout(ctx, syncMax)
 	defer cancel()
 	s, err := n.host.NewStream(ctx, p, protocol.SyncProtocol)
@@ -285,7 +266,7 @@ func (n *Node) serveSync(s network.Stream) {
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, syncMax)
 	defer cancel()
-	rep := SyncSession{Peer: s.Conn().RemotePeer().String()}
+	rep := api.SyncSession{Peer: s.Conn().RemotePeer().String()}
 	if err := n.runSync(ctx, s, cid.Undef, &rep); err != nil && n.ctx.Err() == nil {
 		n.log.Debug("serve sync", "peer", rep.Peer, "commons", rep.Commons, "err", err)
 	} else if rep.Received > 0 || rep.Sent > 0 {
@@ -309,7 +290,7 @@ func (n *Node) syncSlots() chan struct{} {
 // runSync runs one session on s: as initiator over commons id, or, with id
 // undefined, as responder over the commons the peer's first frame names.
 // The stream is closed, or reset on error.
-func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *SyncSession) (err error) {
+func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *api.SyncSession) (err error) {
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 	c := &countingStream{Stream: s, m: n.metrics}
@@ -366,7 +347,7 @@ func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *S
 	}
 	if !known {
 		if first == nil {
-			return fmt.Errorf("%w: %s", ErrUnknownCommons, id)
+			return fmt.Errorf("%w: %s", api.ErrUnknownCommons, id)
 		}
 		// Not replicated here: an empty turn ends the session.
 		return n.writeTurn(s, w, nil, crdt.Turn{}, nil, rep)
@@ -408,7 +389,7 @@ func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *S
 
 // writeTurn sends the records the peer lacks, then the turn's control
 // frames.
-func (n *Node) writeTurn(s network.Stream, w *bufio.Writer, commons *protocol.Link, turn crdt.Turn, push []*protocol.Block, rep *SyncSession) error {
+func (n *Node) writeTurn(s network.Stream, w *bufio.Writer, commons *protocol.Link, turn crdt.Turn, push []*protocol.Block, rep *api.SyncSession) error {
 	rep.Turns++
 	deadline := func() { _ = s.SetWriteDeadline(time.Now().Add(syncIdle)) }
 	deadline()
@@ -440,7 +421,7 @@ func (n *Node) writeTurn(s network.Stream, w *bufio.Writer, commons *protocol.Li
 // validated and stored in batches as they come, then control frames up to
 // the one marked End. first, if set, is the turn's first control frame,
 // read already.
-func (n *Node) readTurn(ctx context.Context, s network.Stream, r *bufio.Reader, sess *crdt.Session, id cid.Cid, first *protocol.SyncMsg, rep *SyncSession) (crdt.Turn, error) {
+func (n *Node) readTurn(ctx context.Context, s network.Stream, r *bufio.Reader, sess *crdt.Session, id cid.Cid, first *protocol.SyncMsg, rep *api.SyncSession) (crdt.Turn, error) {
 	rep.Turns++
 	var in crdt.Turn
 	batch := make([]*protocol.Block, 0, syncBatch)

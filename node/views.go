@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,13 +12,15 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
 )
 
 // ID returns the node's identity and addresses.
-func (n *Node) ID(context.Context) (IDInfo, error) {
-	info := IDInfo{PeerID: n.self.String(), PublicKey: n.self.Hex(), Addresses: []string{}}
+func (n *Node) ID(context.Context) (api.IDInfo, error) {
+	info := api.IDInfo{PeerID: n.self.String(), PublicKey: n.self.Hex(), Addresses: []string{}}
 	if n.host != nil {
 		for _, a := range n.host.Addrs() {
 			info.Addresses = append(info.Addresses, fmt.Sprintf("%s/p2p/%s", a, n.host.ID()))
@@ -27,13 +30,13 @@ func (n *Node) ID(context.Context) (IDInfo, error) {
 }
 
 // Peers lists connected peers.
-func (n *Node) Peers(context.Context) ([]PeerInfo, error) {
-	out := []PeerInfo{}
+func (n *Node) Peers(context.Context) ([]api.PeerInfo, error) {
+	out := []api.PeerInfo{}
 	if n.host == nil {
 		return out, nil
 	}
 	for _, p := range n.host.Network().Peers() {
-		pi := PeerInfo{ID: p.String(), Addresses: []string{}, Connections: []ConnInfo{}, Relayed: true}
+		pi := api.PeerInfo{ID: p.String(), Addresses: []string{}, Connections: []api.ConnInfo{}, Relayed: true}
 		for _, c := range n.host.Network().ConnsToPeer(p) {
 			ci := connInfo(c)
 			pi.Addresses = append(pi.Addresses, ci.Address)
@@ -43,32 +46,32 @@ func (n *Node) Peers(context.Context) ([]PeerInfo, error) {
 		pi.Relayed = pi.Relayed && len(pi.Connections) > 0
 		out = append(out, pi)
 	}
-	slices.SortFunc(out, func(a, b PeerInfo) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b api.PeerInfo) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
-func connInfo(c network.Conn) ConnInfo {
+func connInfo(c network.Conn) api.ConnInfo {
 	dir := "outbound"
 	if c.Stat().Direction == network.DirInbound {
 		dir = "inbound"
 	}
 	a := c.RemoteMultiaddr()
-	return ConnInfo{Address: a.String(), Direction: dir, Relayed: c.Stat().Limited || isRelayed(a)}
+	return api.ConnInfo{Address: a.String(), Direction: dir, Relayed: c.Stat().Limited || isRelayed(a)}
 }
 
 // Status summarises the node and each replicated commons.
-func (n *Node) Status(ctx context.Context) (StatusInfo, error) {
-	info := StatusInfo{PeerID: n.self.String(), Online: n.host != nil, Commons: []CommonsStatus{},
-		Reachability: n.Reachability(), Addresses: []string{}, Connections: []PeerConn{}}
+func (n *Node) Status(ctx context.Context) (api.StatusInfo, error) {
+	info := api.StatusInfo{PeerID: n.self.String(), Online: n.host != nil, Commons: []api.CommonsStatus{},
+		Reachability: n.Reachability(), Addresses: []string{}, Connections: []api.PeerConn{}}
 	if n.host != nil {
 		info.Peers = len(n.host.Network().Peers())
 		for _, a := range n.host.Addrs() {
 			info.Addresses = append(info.Addresses, a.String())
 		}
 		for _, c := range n.host.Network().Conns() {
-			info.Connections = append(info.Connections, PeerConn{Peer: c.RemotePeer().String(), ConnInfo: connInfo(c)})
+			info.Connections = append(info.Connections, api.PeerConn{Peer: c.RemotePeer().String(), ConnInfo: connInfo(c)})
 		}
-		slices.SortFunc(info.Connections, func(a, b PeerConn) int { return strings.Compare(a.Peer+a.Address, b.Peer+b.Address) })
+		slices.SortFunc(info.Connections, func(a, b api.PeerConn) int { return strings.Compare(a.Peer+a.Address, b.Peer+b.Address) })
 		info.DHT = n.dhtInfo()
 	}
 	err := n.do(ctx, func() {
@@ -80,9 +83,9 @@ func (n *Node) Status(ctx context.Context) (StatusInfo, error) {
 }
 
 // commonsStatus summarises one commons. Loop only.
-func (n *Node) commonsStatus(rep *replica) CommonsStatus {
+func (n *Node) commonsStatus(rep *replica) api.CommonsStatus {
 	s := rep.state
-	cs := CommonsStatus{ID: rep.id.String(), Records: s.Len(), StateRoot: s.Root().String(), Forks: cidStrings(s.Forks()),
+	cs := api.CommonsStatus{ID: rep.id.String(), Records: s.Len(), StateRoot: s.Root().String(), Forks: cidStrings(s.Forks()),
 		Contested: []string{}, Held: s.Held(), Inert: len(s.Inert()), Waiting: s.Waiting()}
 	for _, c := range s.ContestedCIDs() {
 		cs.Contested = append(cs.Contested, c.String())
@@ -106,8 +109,8 @@ func cidStrings(cs []cid.Cid) []string {
 }
 
 // Manifest returns a commons' current manifest and its history.
-func (n *Node) Manifest(ctx context.Context, commons string) (ManifestInfo, error) {
-	var info ManifestInfo
+func (n *Node) Manifest(ctx context.Context, commons string) (api.ManifestInfo, error) {
+	var info api.ManifestInfo
 	var ierr error
 	err := n.do(ctx, func() {
 		rep, err := n.replicaFor(commons)
@@ -117,11 +120,11 @@ func (n *Node) Manifest(ctx context.Context, commons string) (ManifestInfo, erro
 		}
 		h, m := rep.state.Head()
 		if m == nil {
-			ierr = fmt.Errorf("%w: the genesis manifest of %s has not arrived yet", ErrUnknownCommons, commons)
+			ierr = fmt.Errorf("%w: the genesis manifest of %s has not arrived yet", api.ErrUnknownCommons, commons)
 			return
 		}
-		info = ManifestInfo{Commons: rep.id.String(), Head: h.String(), Manifest: m, Forks: cidStrings(rep.state.Forks()),
-			Revoked: rep.state.Revoked(), Suspended: rep.state.Suspended(), Contested: []ManifestVersion{}}
+		info = api.ManifestInfo{Commons: rep.id.String(), Head: h.String(), Manifest: m, Forks: cidStrings(rep.state.Forks()),
+			Revoked: rep.state.Revoked(), Suspended: rep.state.Suspended(), Contested: []api.ManifestVersion{}}
 		for _, v := range rep.state.History() {
 			info.History = append(info.History, manifestVersion(v))
 		}
@@ -135,8 +138,8 @@ func (n *Node) Manifest(ctx context.Context, commons string) (ManifestInfo, erro
 	return info, ierr
 }
 
-func manifestVersion(v crdt.ManifestVersion) ManifestVersion {
-	mv := ManifestVersion{CID: v.CID.String(), Version: v.Manifest.Version, Author: v.Author, Time: v.Time.Time(), Head: v.Head}
+func manifestVersion(v crdt.ManifestVersion) api.ManifestVersion {
+	mv := api.ManifestVersion{CID: v.CID.String(), Version: v.Manifest.Version, Author: v.Author, Time: v.Time.Time(), Head: v.Head}
 	if v.Contested {
 		mv.ContestedWith, mv.ContestedWithTotal = cidStrings(v.AttackedBy), v.Attackers
 	}
@@ -144,12 +147,12 @@ func manifestVersion(v crdt.ManifestVersion) ManifestVersion {
 }
 
 // Show returns a record, and for a contribution its status and reviews.
-func (n *Node) Show(ctx context.Context, c string) (RecordInfo, error) {
+func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 	id, err := cid.Decode(c)
 	if err != nil {
-		return RecordInfo{}, badRequest("%q is not a CID: %v", c, err)
+		return api.RecordInfo{}, badRequest("%q is not a CID: %v", c, err)
 	}
-	var info RecordInfo
+	var info api.RecordInfo
 	found := false
 	err = n.do(ctx, func() {
 		for _, cid := range n.order {
@@ -163,7 +166,7 @@ func (n *Node) Show(ctx context.Context, c string) (RecordInfo, error) {
 			if cv, ok := rep.state.Contribution(id); ok {
 				info.Status, info.Held, info.Inert = string(cv.Status), cv.Held, cv.Inert
 				for _, r := range cv.Reviews {
-					info.Reviews = append(info.Reviews, ReviewInfo{
+					info.Reviews = append(info.Reviews, api.ReviewInfo{
 						CID: r.CID.String(), Maintainer: r.Maintainer, Decision: r.Decision, Under: r.Under.String(),
 						Time: r.Time.Time(), Rationale: r.Rationale, Counts: r.Counts, Suspended: r.Suspended, Inert: r.Inert,
 					})
@@ -180,14 +183,14 @@ func (n *Node) Show(ctx context.Context, c string) (RecordInfo, error) {
 		return info, err
 	}
 	if !found {
-		return info, fmt.Errorf("%w: no record %s here", ErrNotFound, c)
+		return info, fmt.Errorf("%w: no record %s here", api.ErrNotFound, c)
 	}
 	return info, nil
 }
 
-func recordInfo(b *protocol.Block) RecordInfo {
+func recordInfo(b *protocol.Block) api.RecordInfo {
 	r := b.Record
-	info := RecordInfo{
+	info := api.RecordInfo{
 		CID: b.CID.String(), Type: string(r.Type()), Commons: b.CommonsID().String(), Author: r.Author,
 		Time: r.Time.Time(), HLC: uint64(r.Time), Links: cidStrings(r.Links()),
 		Manifest: r.Manifest(), Contribution: r.Contribution(), Review: r.Review(),
@@ -199,20 +202,20 @@ func recordInfo(b *protocol.Block) RecordInfo {
 }
 
 // Feed returns feed entries in arrival order, per commons.
-func (n *Node) Feed(ctx context.Context, q FeedQuery) ([]FeedItem, error) {
+func (n *Node) Feed(ctx context.Context, q api.FeedQuery) ([]api.FeedItem, error) {
 	if q.Limit <= 0 {
-		q.Limit = DefaultFeedLimit
+		q.Limit = api.DefaultFeedLimit
 	}
-	if q.Limit > MaxFeedLimit {
-		return nil, badRequest("limit %d exceeds %d", q.Limit, MaxFeedLimit)
+	if q.Limit > api.MaxFeedLimit {
+		return nil, badRequest("limit %d exceeds %d", q.Limit, api.MaxFeedLimit)
 	}
 	switch crdt.Status(q.Status) {
 	case "", crdt.StatusPending, crdt.StatusAccepted, crdt.StatusRejected:
 	default:
 		return nil, badRequest("status %q: want pending, accepted or rejected", q.Status)
 	}
-	if q.Wait > MaxFeedWait {
-		q.Wait = MaxFeedWait
+	if q.Wait > api.MaxFeedWait {
+		q.Wait = api.MaxFeedWait
 	}
 	deadline := time.Now().Add(q.Wait)
 	for {
@@ -256,15 +259,15 @@ func (n *Node) Feed(ctx context.Context, q FeedQuery) ([]FeedItem, error) {
 			return nil, ctx.Err()
 		case <-n.stopped:
 			t.Stop()
-			return nil, ErrClosed
+			return nil, api.ErrClosed
 		}
 	}
 }
 
 // feedPage reads the feed logs of the given commons after q.Since and
 // keeps the entries that match q, up to q.Limit.
-func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q FeedQuery) ([]FeedItem, error) {
-	items := []FeedItem{}
+func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q api.FeedQuery) ([]api.FeedItem, error) {
+	items := []api.FeedItem{}
 	for _, id := range ids {
 		after := q.Since
 		for len(items) < q.Limit {
@@ -275,7 +278,7 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q FeedQuery) ([]Feed
 			if len(page) == 0 {
 				break
 			}
-			var batch []FeedItem
+			var batch []api.FeedItem
 			var blocks []*protocol.Block
 			for _, s := range page {
 				after = s.Cursor
@@ -287,7 +290,7 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q FeedQuery) ([]Feed
 					continue
 				}
 				e := feed.RecordEvent(id, s.Cursor, b)
-				batch = append(batch, FeedItem{Cursor: e.Cursor, CID: e.CID, Type: e.Type, Author: e.Author, Commons: e.Commons, Time: e.Time,
+				batch = append(batch, api.FeedItem{Cursor: e.Cursor, CID: e.CID, Type: e.Type, Author: e.Author, Commons: e.Commons, Time: e.Time,
 					Title: e.Title, Target: e.Target, Decision: e.Decision})
 				blocks = append(blocks, b)
 			}
@@ -312,4 +315,97 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q FeedQuery) ([]Feed
 		}
 	}
 	return items, nil
+}
+
+// Contributions lists a commons' contributions that match q.
+func (n *Node) Contributions(ctx context.Context, q api.ContributionQuery) (api.ContributionPage, error) {
+	page := api.ContributionPage{Contributions: []api.ContributionItem{}}
+	if q.Limit <= 0 {
+		q.Limit = api.DefaultFeedLimit
+	}
+	if q.Limit > api.MaxFeedLimit {
+		return page, badRequest("limit %d exceeds %d", q.Limit, api.MaxFeedLimit)
+	}
+	filter, err := feed.EventFilter{Status: q.Status, Author: q.Author}.Validate()
+	if err != nil {
+		return page, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
+	}
+	var ierr error
+	err = n.do(ctx, func() {
+		rep, err := n.replicaFor(q.Commons)
+		if err != nil {
+			ierr = err
+			return
+		}
+		n.feeds.Contributions(rep.id, q.After, func(c *feed.Contribution) bool {
+			if q.Kind != "" && c.Kind != q.Kind || filter.Author != "" && c.Author.Hex() != filter.Author {
+				return true
+			}
+			t := c.Time.Time()
+			if !q.Since.IsZero() && t.Before(q.Since) || !q.Until.IsZero() && !t.Before(q.Until) {
+				return true
+			}
+			st, _ := rep.state.Status(c.CID)
+			if filter.Status != "" && string(st) != filter.Status {
+				return true
+			}
+			if len(page.Contributions) == q.Limit {
+				page.Next = page.Contributions[q.Limit-1].Cursor
+				return false
+			}
+			page.Contributions = append(page.Contributions, api.ContributionItem{
+				Cursor: c.Cursor, CID: c.CID.String(), Title: c.Title, Kind: c.Kind, Author: c.Author, Time: t, Status: string(st),
+			})
+			return true
+		})
+	})
+	if err != nil {
+		return page, err
+	}
+	return page, ierr
+}
+
+// Subscribe opens a commons' event stream after position from ("" for the
+// start), keeping the events filter matches. The stream's reader calls
+// Next.
+func (n *Node) Subscribe(ctx context.Context, commons, from string, filter feed.EventFilter) (*feed.Subscription, error) {
+	pos, err := feed.ParsePos(from)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Last-Event-ID: %w", api.ErrBadRequest, err)
+	}
+	if filter, err = filter.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
+	}
+	var id cid.Cid
+	var ierr error
+	if err := n.do(ctx, func() {
+		rep, err := n.replicaFor(commons)
+		if err != nil {
+			ierr = err
+			return
+		}
+		id = rep.id
+	}); err != nil {
+		return nil, err
+	}
+	if ierr != nil {
+		return nil, ierr
+	}
+	return n.feeds.Subscribe(id, pos, filter), nil
+}
+
+// RawRecord returns a stored record's DAG-CBOR bytes.
+func (n *Node) RawRecord(ctx context.Context, c string) ([]byte, error) {
+	id, err := cid.Decode(c)
+	if err != nil {
+		return nil, badRequest("%q is not a CID: %v", c, err)
+	}
+	raw, err := n.st.GetRecord(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: no record %s here", api.ErrNotFound, c)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("node: read record: %w", err)
+	}
+	return raw, nil
 }

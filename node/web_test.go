@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/ipfs/go-cid"
 
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -63,13 +64,13 @@ func TestExplorerLive(t *testing.T) {
 	ctx := browser(t)
 	s := serve(t, startOffline(t))
 	c, self := s.c, s.n.Self()
-	api := t.Context()
-	commons := must[string](t)(c.CreateManifest(api, ManifestParams{Name: ptr("Open Seed Library"), Licence: ptr("CC-BY-SA-4.0"), Maintainers: []protocol.PublicKey{self}}))
-	blob := must[string](t)(c.PutBlob(api, []byte("maize,yield\nA,3.1\n")))
+	actx := t.Context()
+	commons := must[string](t)(c.CreateManifest(actx, api.ManifestParams{Name: ptr("Open Seed Library"), Licence: ptr("CC-BY-SA-4.0"), Maintainers: []protocol.PublicKey{self}}))
+	blob := must[string](t)(c.PutBlob(actx, []byte("maize,yield\nA,3.1\n")))
 	for i, title := range []string{"Germination log", "Storage humidity study"} {
-		id := must[string](t)(c.Contribute(api, ContributeParams{Commons: commons, Title: title, Kind: "data"}))
+		id := must[string](t)(c.Contribute(actx, api.ContributeParams{Commons: commons, Title: title, Kind: "data"}))
 		if i == 0 {
-			must[Published](t)(c.Review(api, ReviewParams{Target: id, Decision: "reject"}))
+			must[api.Published](t)(c.Review(actx, api.ReviewParams{Target: id, Decision: "reject"}))
 		}
 	}
 	if err := chromedp.Do(ctx,
@@ -83,8 +84,8 @@ func TestExplorerLive(t *testing.T) {
 		t.Errorf("licence shown = %q, %v", licence, err)
 	}
 
-	id := must[string](t)(c.Contribute(api, ContributeParams{Commons: commons, Title: "Drought-tolerant maize notes",
-		Summary: "Three seasons of trials", Kind: "data", Payload: []PayloadParam{{CID: blob, Name: "trials.csv"}}}))
+	id := must[string](t)(c.Contribute(actx, api.ContributeParams{Commons: commons, Title: "Drought-tolerant maize notes",
+		Summary: "Three seasons of trials", Kind: "data", Payload: []api.PayloadParam{{CID: blob, Name: "trials.csv"}}}))
 	row := `#contributions li[data-cid="` + id + `"]`
 	if err := chromedp.Do(ctx,
 		chromedp.WaitVisible(`#feed li[data-cid="`+id+`"]`),
@@ -92,7 +93,7 @@ func TestExplorerLive(t *testing.T) {
 	); err != nil {
 		t.Fatalf("new contribution not shown live: %v", err)
 	}
-	must[Published](t)(c.Review(api, ReviewParams{Target: id, Decision: "accept", Rationale: "Reproduced"}))
+	must[api.Published](t)(c.Review(actx, api.ReviewParams{Target: id, Decision: "accept", Rationale: "Reproduced"}))
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(row+` .badge.accepted`)); err != nil {
 		t.Fatalf("status change not shown live: %v", err)
 	}
@@ -155,15 +156,15 @@ func TestExplorerContested(t *testing.T) {
 	ctx := browser(t)
 	s := serve(t, startOffline(t))
 	c, self := s.c, s.n.Self()
-	api := t.Context()
+	actx := t.Context()
 	thief, err := protocol.PrivateKeyFromLibp2p(testKey(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	assoc := []protocol.PublicKey{self, thief.Public()}
-	commons := must[string](t)(c.CreateManifest(api, ManifestParams{Name: ptr("Contested commons"), Licence: ptr("MIT"),
+	commons := must[string](t)(c.CreateManifest(actx, api.ManifestParams{Name: ptr("Contested commons"), Licence: ptr("MIT"),
 		Association: assoc, Threshold: ptr[uint64](1), Maintainers: []protocol.PublicKey{self}}))
-	id := must[string](t)(c.Contribute(api, ContributeParams{Commons: commons, Title: "Seed bank census"}))
+	id := must[string](t)(c.Contribute(actx, api.ContributeParams{Commons: commons, Title: "Seed bank census"}))
 	g, err := cid.Decode(commons)
 	if err != nil {
 		t.Fatal(err)
@@ -179,11 +180,11 @@ func TestExplorerContested(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	must[Published](t)(c.Publish(api, raw, false))
-	if p := must[Published](t)(c.UpdateManifest(api, commons, ManifestParams{On: []string{commons}, Revoke: []protocol.PublicKey{thief.Public()}})); p.Class != "contested" {
+	must[api.Published](t)(c.Publish(actx, raw, false))
+	if p := must[api.Published](t)(c.UpdateManifest(actx, commons, api.ManifestParams{On: []string{commons}, Revoke: []protocol.PublicKey{thief.Public()}})); p.Class != "contested" {
 		t.Fatalf("the answer to the thief: %+v, want contested", p)
 	}
-	if p := must[Published](t)(c.Review(api, ReviewParams{Target: id, Decision: "accept"})); p.Class != "suspended" {
+	if p := must[api.Published](t)(c.Review(actx, api.ReviewParams{Target: id, Decision: "accept"})); p.Class != "suspended" {
 		t.Fatalf("review by a key the contest suspends: %+v", p)
 	}
 	if err := chromedp.Do(ctx,

@@ -15,7 +15,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -155,7 +155,7 @@ func foundCommons(t T, n *Net, i int) string {
 	t.Helper()
 	ctx := context.Background()
 	name, licence := "bench", "CC-BY-SA-4.0"
-	id, err := n.Node(i).CreateManifest(ctx, node.ManifestParams{Name: &name, Licence: &licence})
+	id, err := n.Node(i).CreateManifest(ctx, api.ManifestParams{Name: &name, Licence: &licence})
 	if err != nil {
 		t.Fatalf("create manifest: %v", err)
 	}
@@ -264,7 +264,7 @@ func propagate(t T, n *Net, o BenchOptions, res *BenchResult, label string) {
 				defer wg.Done()
 				nd := n.members[k].node
 				for time.Since(start) < time.Minute {
-					items, err := nd.Feed(ctx, node.FeedQuery{Commons: id, Since: cursors[k], Wait: time.Minute})
+					items, err := nd.Feed(ctx, api.FeedQuery{Commons: id, Since: cursors[k], Wait: time.Minute})
 					if err != nil {
 						return
 					}
@@ -275,7 +275,7 @@ func propagate(t T, n *Net, o BenchOptions, res *BenchResult, label string) {
 				}
 			}()
 		}
-		c, err := n.Node(p).Contribute(ctx, node.ContributeParams{Commons: id, Title: fmt.Sprintf("propagate round %d", r), Kind: "code"})
+		c, err := n.Node(p).Contribute(ctx, api.ContributeParams{Commons: id, Title: fmt.Sprintf("propagate round %d", r), Kind: "code"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -387,7 +387,7 @@ func partition(t T, n *Net, o BenchOptions, res *BenchResult, label string) {
 	for k := range perSide {
 		for _, side := range [][]int{left, right} {
 			i := side[rng.IntN(len(side))]
-			if _, err := n.Node(i).Contribute(ctx, node.ContributeParams{Commons: id, Title: fmt.Sprintf("side write %d", k)}); err != nil {
+			if _, err := n.Node(i).Contribute(ctx, api.ContributeParams{Commons: id, Title: fmt.Sprintf("side write %d", k)}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -34,7 +35,7 @@ func contributeBlob(t *testing.T, n *Net, i int, commons string, data []byte) (c
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := n.Node(i).Contribute(ctx, node.ContributeParams{Commons: commons, Title: "with payload", Payload: []node.PayloadParam{{CID: b, Name: "data.bin"}}})
+	c, err := n.Node(i).Contribute(ctx, api.ContributeParams{Commons: commons, Title: "with payload", Payload: []api.PayloadParam{{CID: b, Name: "data.bin"}}})
 	if err != nil {
 		t.Fatalf("node %d: contribute: %v", i, err)
 	}
@@ -85,7 +86,7 @@ func TestBlobFetched(t *testing.T) {
 			t.Fatal(err)
 		}
 		n.Settle(time.Second)
-		if _, err := n.Node(4).GetBlob(ctx, b); !errors.Is(err, node.ErrNotFound) {
+		if _, err := n.Node(4).GetBlob(ctx, b); !errors.Is(err, api.ErrNotFound) {
 			t.Fatalf("GetBlob with no peer: %v, want ErrNotFound", err)
 		}
 		n.Connect(4, 2)
@@ -101,7 +102,7 @@ func TestBlobFetched(t *testing.T) {
 			t.Error("the fetched blob was not stored")
 		}
 		// An unreferenced blob is neither served nor fetched.
-		if _, err := n.Node(4).GetBlob(ctx, protocol.BlobCID([]byte("nobody references this")).String()); !errors.Is(err, node.ErrNotFound) {
+		if _, err := n.Node(4).GetBlob(ctx, protocol.BlobCID([]byte("nobody references this")).String()); !errors.Is(err, api.ErrNotFound) {
 			t.Errorf("GetBlob of an unreferenced blob: %v, want ErrNotFound", err)
 		}
 	})
@@ -153,7 +154,7 @@ func TestBlobWrongBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 		n.Connect(1, evil)
-		if _, err := n.Node(1).GetBlob(ctx, b); !errors.Is(err, node.ErrNotFound) {
+		if _, err := n.Node(1).GetBlob(ctx, b); !errors.Is(err, api.ErrNotFound) {
 			t.Fatalf("GetBlob from a lying peer only: %v, want ErrNotFound", err)
 		}
 		if served.Load() == 0 {
@@ -205,7 +206,7 @@ func TestBlobOversize(t *testing.T) {
 		ctx := context.Background()
 		id := found(t, n, 0, nil, 0)
 		_, big := contributeBlob(t, n, 0, id, blobData(2000, 3))
-		pub, err := n.Node(0).UpdateManifest(ctx, id, node.ManifestParams{MaxBlobBytes: ptr[uint64](1000)})
+		pub, err := n.Node(0).UpdateManifest(ctx, id, api.ManifestParams{MaxBlobBytes: ptr[uint64](1000)})
 		v1 := pub.CID
 		if err != nil {
 			t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -75,7 +75,7 @@ func setUp(t *testing.T, n *Net) stolenKeyHistory {
 	t.Helper()
 	ctx := context.Background()
 	var h stolenKeyHistory
-	id, err := n.Node(memberH1).CreateManifest(ctx, node.ManifestParams{
+	id, err := n.Node(memberH1).CreateManifest(ctx, api.ManifestParams{
 		Name: ptr("stolen keys"), Licence: ptr("CC-BY-SA-4.0"),
 		Association: keys(n, []int{memberH1, memberThief}), Threshold: ptr[uint64](1),
 		Maintainers: keys(n, []int{memberMaint, memberThief, memberRemoved}), Quorum: ptr[uint64](1),
@@ -97,7 +97,7 @@ func setUp(t *testing.T, n *Net) stolenKeyHistory {
 	// the thief cannot reach it, since A2's signature counts in v1's own
 	// past. Signed by H1 alone, it would be contested (see
 	// TestMutualRevocationContested).
-	draft, err := n.Node(memberH1).DraftManifest(ctx, id, node.ManifestParams{
+	draft, err := n.Node(memberH1).DraftManifest(ctx, id, api.ManifestParams{
 		Association: keys(n, []int{memberH1}), Maintainers: keys(n, []int{memberMaint}),
 		Revoke: keys(n, []int{memberThief}),
 	})
@@ -202,7 +202,7 @@ func (h stolenKeyHistory) check(t *testing.T, n *Net) {
 		t.Errorf("converged status %+v, want 2 accepted", st)
 	}
 	// The honest side acts as before the attack.
-	pub, err := n.Node(memberH1).UpdateManifest(ctx, h.id, node.ManifestParams{Name: ptr("still ours")})
+	pub, err := n.Node(memberH1).UpdateManifest(ctx, h.id, api.ManifestParams{Name: ptr("still ours")})
 	if err != nil || pub.Class != "effective" {
 		t.Fatalf("H1's update after the attack: %+v, %v", pub, err)
 	}
@@ -273,7 +273,7 @@ func TestStolenKeys(t *testing.T) {
 					n.Heal()
 				case "api":
 					for _, raw := range h.attack {
-						if _, err := n.Node(memberThief).Publish(ctx, raw, false); !errors.Is(err, node.ErrForbidden) {
+						if _, err := n.Node(memberThief).Publish(ctx, raw, false); !errors.Is(err, api.ErrForbidden) {
 							t.Fatalf("thief's node published an inert record unforced: %v", err)
 						}
 						pub, err := n.Node(memberThief).Publish(ctx, raw, true)
@@ -305,15 +305,15 @@ func TestInertRefused(t *testing.T) {
 			want string
 		}{
 			{"thief updates the manifest", func() (string, error) {
-				p, err := n.Node(memberThief).UpdateManifest(ctx, h.id, node.ManifestParams{Name: ptr("mine")})
+				p, err := n.Node(memberThief).UpdateManifest(ctx, h.id, api.ManifestParams{Name: ptr("mine")})
 				return p.CID, err
 			}, "not an association key"},
 			{"thief reviews old work", func() (string, error) {
-				p, err := n.Node(memberThief).Review(ctx, node.ReviewParams{Target: h.c0, Decision: protocol.DecisionReject})
+				p, err := n.Node(memberThief).Review(ctx, api.ReviewParams{Target: h.c0, Decision: protocol.DecisionReject})
 				return p.CID, err
 			}, "author: key is revoked"},
 			{"removed maintainer reviews new work", func() (string, error) {
-				p, err := n.Node(memberRemoved).Review(ctx, node.ReviewParams{Target: h.c2, Decision: protocol.DecisionAccept})
+				p, err := n.Node(memberRemoved).Review(ctx, api.ReviewParams{Target: h.c2, Decision: protocol.DecisionAccept})
 				return p.CID, err
 			}, "is not a maintainer in manifest"},
 			{"honest node publishes the thief's fork", func() (string, error) {
@@ -324,7 +324,7 @@ func TestInertRefused(t *testing.T) {
 		before, _ := n.Commons(memberH1, h.id)
 		for _, c := range cases {
 			cid, err := c.try()
-			if !errors.Is(err, node.ErrForbidden) || !strings.Contains(err.Error(), c.want) {
+			if !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("%s: %v; want ErrForbidden naming %q", c.name, err, c.want)
 			}
 			if cid != "" {
@@ -353,7 +353,7 @@ func TestMutualRevocationContested(t *testing.T) {
 		ctx := context.Background()
 		n.ConnectAll()
 		evil := n.AddHost()
-		id, err := n.Node(memberH1).CreateManifest(ctx, node.ManifestParams{
+		id, err := n.Node(memberH1).CreateManifest(ctx, api.ManifestParams{
 			Name: ptr("contested"), Licence: ptr("MIT"),
 			Association: keys(n, []int{memberH1, memberContrib, memberThief}), Threshold: ptr[uint64](1),
 			Maintainers: keys(n, []int{memberMaint}), Quorum: ptr[uint64](1),
@@ -383,10 +383,10 @@ func TestMutualRevocationContested(t *testing.T) {
 		if cs := n.MustCommons(memberH1, id); cs.ManifestHead != protocol.RecordCID(fork).String() {
 			t.Fatalf("head %s before H1 answers, want the thief's update", cs.ManifestHead)
 		}
-		if _, err := n.Node(memberH1).UpdateManifest(ctx, id, node.ManifestParams{Revoke: keys(n, []int{memberThief})}); !errors.Is(err, node.ErrForbidden) || !strings.Contains(err.Error(), "--on") {
+		if _, err := n.Node(memberH1).UpdateManifest(ctx, id, api.ManifestParams{Revoke: keys(n, []int{memberThief})}); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "--on") {
 			t.Fatalf("H1's update on the thief's head: %v; want refused, naming --on", err)
 		}
-		pub, err := n.Node(memberH1).UpdateManifest(ctx, id, node.ManifestParams{On: []string{id}, Revoke: keys(n, []int{memberThief})})
+		pub, err := n.Node(memberH1).UpdateManifest(ctx, id, api.ManifestParams{On: []string{id}, Revoke: keys(n, []int{memberThief})})
 		if err != nil || pub.Class != "contested" {
 			t.Fatalf("H1's revocation: %+v, %v; want published and contested", pub, err)
 		}
@@ -404,7 +404,7 @@ func TestMutualRevocationContested(t *testing.T) {
 			}
 		}
 		// Member 2 holds the third key, which the thief did not revoke.
-		rec, err := n.Node(memberContrib).UpdateManifest(ctx, id, node.ManifestParams{Revoke: keys(n, []int{memberThief})})
+		rec, err := n.Node(memberContrib).UpdateManifest(ctx, id, api.ManifestParams{Revoke: keys(n, []int{memberThief})})
 		if err != nil || rec.Class != "effective" {
 			t.Fatalf("third key's revocation: %+v, %v", rec, err)
 		}
@@ -416,7 +416,7 @@ func TestMutualRevocationContested(t *testing.T) {
 				t.Errorf("node %d after the third key's revocation: contested %v, forks %v", i, cs.Contested, cs.Forks)
 			}
 		}
-		merge, err := n.Node(memberH1).UpdateManifest(ctx, id, node.ManifestParams{Name: ptr("merged")})
+		merge, err := n.Node(memberH1).UpdateManifest(ctx, id, api.ManifestParams{Name: ptr("merged")})
 		if err != nil || merge.Class != "effective" {
 			t.Fatalf("merge: %+v, %v", merge, err)
 		}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -17,7 +17,7 @@ func ptr[T any](v T) *T { return &v }
 // and returns its ID.
 func found(t *testing.T, n *Net, i int, maintainers []int, quorum uint64) string {
 	t.Helper()
-	p := node.ManifestParams{Name: ptr("testnet commons"), Licence: ptr("CC-BY-SA-4.0")}
+	p := api.ManifestParams{Name: ptr("testnet commons"), Licence: ptr("CC-BY-SA-4.0")}
 	if len(maintainers) > 0 {
 		p.Maintainers = keys(n, maintainers)
 		p.Quorum = ptr(quorum)
@@ -47,7 +47,7 @@ func publicKey(n *Net, i int) protocol.PublicKey {
 
 func contribute(t *testing.T, n *Net, i int, commons, title string) string {
 	t.Helper()
-	c, err := n.Node(i).Contribute(context.Background(), node.ContributeParams{Commons: commons, Title: title, Kind: "code"})
+	c, err := n.Node(i).Contribute(context.Background(), api.ContributeParams{Commons: commons, Title: title, Kind: "code"})
 	if err != nil {
 		t.Fatalf("node %d: contribute %q: %v", i, title, err)
 	}
@@ -56,7 +56,7 @@ func contribute(t *testing.T, n *Net, i int, commons, title string) string {
 
 func review(t *testing.T, n *Net, i int, target, decision string) string {
 	t.Helper()
-	c, err := n.Node(i).Review(context.Background(), node.ReviewParams{Target: target, Decision: decision, Rationale: "testnet"})
+	c, err := n.Node(i).Review(context.Background(), api.ReviewParams{Target: target, Decision: decision, Rationale: "testnet"})
 	if err != nil {
 		t.Fatalf("node %d: review %s: %v", i, target, err)
 	}
@@ -104,7 +104,7 @@ func mustCID(t *testing.T, s string) cid.Cid {
 }
 
 // show returns node i's view of record c.
-func show(t *testing.T, n *Net, i int, c string) node.RecordInfo {
+func show(t *testing.T, n *Net, i int, c string) api.RecordInfo {
 	t.Helper()
 	info, err := n.Node(i).Show(context.Background(), c)
 	if err != nil {
@@ -115,9 +115,9 @@ func show(t *testing.T, n *Net, i int, c string) node.RecordInfo {
 
 // sameEverywhere fails unless every running node reports the same status
 // and the same counting reviews for contribution c.
-func sameEverywhere(t *testing.T, n *Net, c string) node.RecordInfo {
+func sameEverywhere(t *testing.T, n *Net, c string) api.RecordInfo {
 	t.Helper()
-	var first node.RecordInfo
+	var first api.RecordInfo
 	for k, i := range n.Running() {
 		info := show(t, n, i, c)
 		if k == 0 {
@@ -132,7 +132,7 @@ func sameEverywhere(t *testing.T, n *Net, c string) node.RecordInfo {
 	return first
 }
 
-func countingReviews(info node.RecordInfo) int {
+func countingReviews(info api.RecordInfo) int {
 	k := 0
 	for _, r := range info.Reviews {
 		if r.Counts {
@@ -143,7 +143,7 @@ func countingReviews(info node.RecordInfo) int {
 }
 
 // converged fails the test unless the nodes have converged.
-func converged(t *testing.T, n *Net, commons string) node.CommonsStatus {
+func converged(t *testing.T, n *Net, commons string) api.CommonsStatus {
 	t.Helper()
 	n.WaitConverged(commons)
 	return n.MustCommons(n.Running()[0], commons)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 )
 
 // metric reads one series from a node's /metrics, served by its API
@@ -17,7 +17,7 @@ import (
 func metric(t *testing.T, n *Net, i int, series string) float64 {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	node.Handler(n.Node(i), "").ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	api.Handler(n.Node(i), "").ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindSubmatch(body)
 	if rec.Code != 200 || m == nil {

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 )
 
 // The namespace testnet runs the real commons binary, one daemon per host
@@ -293,8 +293,8 @@ func (d *nsDaemon) mustCLI(args ...string) string {
 	return out
 }
 
-func (d *nsDaemon) status() (node.StatusInfo, error) {
-	var st node.StatusInfo
+func (d *nsDaemon) status() (api.StatusInfo, error) {
+	var st api.StatusInfo
 	out, err := d.cli("status", "--json")
 	if err != nil {
 		return st, err
@@ -306,26 +306,26 @@ func (d *nsDaemon) status() (node.StatusInfo, error) {
 }
 
 // commons returns the node's status of one commons.
-func (d *nsDaemon) commons(id string) (node.CommonsStatus, error) {
+func (d *nsDaemon) commons(id string) (api.CommonsStatus, error) {
 	st, err := d.status()
 	if err != nil {
-		return node.CommonsStatus{}, err
+		return api.CommonsStatus{}, err
 	}
 	for _, c := range st.Commons {
 		if c.ID == id {
 			return c, nil
 		}
 	}
-	return node.CommonsStatus{}, fmt.Errorf("%s does not replicate %s", d.name, id)
+	return api.CommonsStatus{}, fmt.Errorf("%s does not replicate %s", d.name, id)
 }
 
 // conns returns the node's connections to the peer of another node.
-func (d *nsDaemon) conns(to *nsDaemon) ([]node.ConnInfo, error) {
+func (d *nsDaemon) conns(to *nsDaemon) ([]api.ConnInfo, error) {
 	st, err := d.status()
 	if err != nil {
 		return nil, err
 	}
-	var cs []node.ConnInfo
+	var cs []api.ConnInfo
 	for _, c := range st.Connections {
 		if c.Peer == to.id {
 			cs = append(cs, c.ConnInfo)

@@ -12,6 +12,7 @@ import (
 	"github.com/ipld/go-car/v2/storage"
 
 	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -66,10 +67,10 @@ func CAR(raws ...[]byte) ([]byte, error) {
 // Deliver hands records to node nd in the given order, as one import
 // (node.Import of a CAR file): the way to inject records a test made by
 // hand, or to replay another node's records in an order of its choosing.
-func Deliver(ctx context.Context, nd *node.Node, raws ...[]byte) (node.ImportReport, error) {
+func Deliver(ctx context.Context, nd *node.Node, raws ...[]byte) (api.ImportReport, error) {
 	car, err := CAR(raws...)
 	if err != nil {
-		return node.ImportReport{}, err
+		return api.ImportReport{}, err
 	}
 	return nd.Import(ctx, bytes.NewReader(car))
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -96,7 +96,7 @@ func TestMaintainerChange(t *testing.T) {
 
 		// Maintainer 2 is cut off and misses the update: its head stays v0.
 		n.Partition([]int{2})
-		pub, err := n.Node(0).UpdateManifest(ctx, id, node.ManifestParams{Maintainers: keys(n, []int{2, 3}), Quorum: ptr[uint64](2)})
+		pub, err := n.Node(0).UpdateManifest(ctx, id, api.ManifestParams{Maintainers: keys(n, []int{2, 3}), Quorum: ptr[uint64](2)})
 		v1 := pub.CID
 		if err != nil {
 			t.Fatalf("update manifest: %v", err)
@@ -118,7 +118,7 @@ func TestMaintainerChange(t *testing.T) {
 		}
 		z := contribute(t, n, 4, id, "Z")
 		n.WaitFor("node 1 has Z", func() bool { return n.Status(1, z) == "pending" })
-		if _, err := n.Node(1).Review(ctx, node.ReviewParams{Target: z, Decision: protocol.DecisionAccept}); !errors.Is(err, node.ErrForbidden) {
+		if _, err := n.Node(1).Review(ctx, api.ReviewParams{Target: z, Decision: protocol.DecisionAccept}); !errors.Is(err, api.ErrForbidden) {
 			t.Fatalf("review of new work by a removed maintainer: err %v, want ErrForbidden", err)
 		}
 		// Maintainer 2 accepts Y under v0, the version it still sees.
@@ -171,12 +171,12 @@ func TestOutOfOrderDelivery(t *testing.T) {
 		id := found(t, n, 0, []int{0}, 1)
 		c1 := contribute(t, n, 0, id, "one")
 		review(t, n, 0, c1, protocol.DecisionAccept)
-		if _, err := n.Node(0).UpdateManifest(ctx, id, node.ManifestParams{Maintainers: keys(n, []int{0, 1}), Quorum: ptr[uint64](1)}); err != nil {
+		if _, err := n.Node(0).UpdateManifest(ctx, id, api.ManifestParams{Maintainers: keys(n, []int{0, 1}), Quorum: ptr[uint64](1)}); err != nil {
 			t.Fatal(err)
 		}
 		c2 := contribute(t, n, 0, id, "two")
 		review(t, n, 0, c2, protocol.DecisionReject)
-		if _, err := n.Node(0).UpdateManifest(ctx, id, node.ManifestParams{Name: ptr("renamed")}); err != nil {
+		if _, err := n.Node(0).UpdateManifest(ctx, id, api.ManifestParams{Name: ptr("renamed")}); err != nil {
 			t.Fatal(err)
 		}
 		c3 := contribute(t, n, 0, id, "three")
@@ -339,7 +339,7 @@ func TestPartitionHeal(t *testing.T) {
 		n.WaitStatus(b, "pending", 3, 4, 5)
 		review(t, n, 0, a, protocol.DecisionAccept)
 		review(t, n, 3, b, protocol.DecisionReject)
-		pub, err := n.Node(0).UpdateManifest(ctx, id, node.ManifestParams{Name: ptr("left renamed it")})
+		pub, err := n.Node(0).UpdateManifest(ctx, id, api.ManifestParams{Name: ptr("left renamed it")})
 		v1 := pub.CID
 		if err != nil {
 			t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -39,7 +39,7 @@ func deliver(t *testing.T, n *Net, i int, raws [][]byte) {
 	}
 }
 
-func syncOnce(t *testing.T, n *Net, from, to int) node.SyncSession {
+func syncOnce(t *testing.T, n *Net, from, to int) api.SyncSession {
 	t.Helper()
 	rep, err := n.Node(from).Sync(context.Background(), n.ID(to).String())
 	if err != nil || len(rep.Sessions) != 1 || rep.Sessions[0].Error != "" {
@@ -122,7 +122,7 @@ func TestSyncStalledPeer(t *testing.T) {
 		})
 		n.Connect(1, evil)
 		type result struct {
-			rep     node.SyncReport
+			rep     api.SyncReport
 			err     error
 			elapsed time.Duration
 		}
@@ -179,7 +179,7 @@ func TestSyncInterruptedResumes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		feed, err := n.Node(1).Feed(ctx, node.FeedQuery{Commons: id, Limit: node.MaxFeedLimit})
+		feed, err := n.Node(1).Feed(ctx, api.FeedQuery{Commons: id, Limit: api.MaxFeedLimit})
 		if err != nil {
 			t.Fatal(err)
 		}

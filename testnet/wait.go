@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 )
 
 // pollInterval is how often WaitFor checks its condition, in virtual time.
@@ -38,25 +38,25 @@ func (n *Net) Settle(d time.Duration) { time.Sleep(d) }
 
 // Commons returns node i's status of a commons, and false if the node is
 // stopped or does not replicate it.
-func (n *Net) Commons(i int, commons string) (node.CommonsStatus, bool) {
+func (n *Net) Commons(i int, commons string) (api.CommonsStatus, bool) {
 	m := n.nodeMember(i)
 	if m.node == nil {
-		return node.CommonsStatus{}, false
+		return api.CommonsStatus{}, false
 	}
 	st, err := m.node.Status(context.Background())
 	if err != nil {
-		return node.CommonsStatus{}, false
+		return api.CommonsStatus{}, false
 	}
 	for _, c := range st.Commons {
 		if c.ID == commons {
 			return c, true
 		}
 	}
-	return node.CommonsStatus{}, false
+	return api.CommonsStatus{}, false
 }
 
 // MustCommons is Commons failing the test when the status is missing.
-func (n *Net) MustCommons(i int, commons string) node.CommonsStatus {
+func (n *Net) MustCommons(i int, commons string) api.CommonsStatus {
 	n.t.Helper()
 	c, ok := n.Commons(i, commons)
 	if !ok {
@@ -73,7 +73,7 @@ func (n *Net) Converged(commons string, nodes ...int) (bool, string) {
 	if len(nodes) == 0 {
 		nodes = n.Running()
 	}
-	var first node.CommonsStatus
+	var first api.CommonsStatus
 	var lines []string
 	ok := true
 	for k, i := range nodes {

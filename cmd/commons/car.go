@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 )
 
 func (a *app) exportCmd() *cobra.Command {
@@ -20,7 +20,7 @@ func (a *app) exportCmd() *cobra.Command {
 			if commons == "" || out == "" {
 				return fmt.Errorf("--commons and --out are required")
 			}
-			return a.withAPI(cmd, func(api node.API) error {
+			return a.withAPI(cmd, func(d api.API) error {
 				// Write beside the target and rename, so a failed export
 				// never leaves a truncated file under the requested name.
 				tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp*")
@@ -32,7 +32,7 @@ func (a *app) exportCmd() *cobra.Command {
 					tmp.Close()
 					return fmt.Errorf("--out: %w", err)
 				}
-				if err := api.Export(cmd.Context(), commons, tmp); err != nil {
+				if err := d.Export(cmd.Context(), commons, tmp); err != nil {
 					tmp.Close()
 					return err
 				}
@@ -68,8 +68,8 @@ record was rejected.`,
 				return err
 			}
 			defer f.Close()
-			return a.withAPI(cmd, func(api node.API) error {
-				rep, err := api.Import(cmd.Context(), f)
+			return a.withAPI(cmd, func(d api.API) error {
+				rep, err := d.Import(cmd.Context(), f)
 				if asJSON {
 					if jerr := a.printJSON(rep); jerr != nil {
 						return jerr

@@ -11,7 +11,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/repo"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/testnet"
@@ -184,7 +184,7 @@ func TestStolenKeyEndToEnd(t *testing.T) {
 	})
 	for _, n := range names {
 		st := status(t, bin, repos[n]).Commons[0]
-		var info node.RecordInfo
+		var info api.RecordInfo
 		for _, f := range []string{fork, blk.CID.String()} {
 			if err := json.Unmarshal([]byte(cli(t, bin, repos[n], "show", f, "--json")), &info); err != nil {
 				t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 )
 
 // The end-to-end test runs the real binary: three daemons, each with its own
@@ -114,9 +114,9 @@ func (d *daemon) stop(t *testing.T) {
 	}
 }
 
-func status(t *testing.T, bin, repo string) node.StatusInfo {
+func status(t *testing.T, bin, repo string) api.StatusInfo {
 	t.Helper()
-	var st node.StatusInfo
+	var st api.StatusInfo
 	if err := json.Unmarshal([]byte(cli(t, bin, repo, "status", "--json")), &st); err != nil {
 		t.Fatalf("status --json: %v", err)
 	}

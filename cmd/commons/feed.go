@@ -7,12 +7,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/feed"
 )
 
 func (a *app) feedCmd() *cobra.Command {
-	var q node.FeedQuery
+	var q api.FeedQuery
 	var follow, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "feed [--commons ID] [--status S] [--since CURSOR] [--follow] [--json]",
@@ -32,8 +32,8 @@ running daemon.`,
 			default:
 				return fmt.Errorf("--status %q: want pending, accepted or rejected", q.Status)
 			}
-			return a.withAPI(cmd, func(api node.API) error {
-				return a.runFeed(cmd, api, q, follow, asJSON)
+			return a.withAPI(cmd, func(d api.API) error {
+				return a.runFeed(cmd, d, q, follow, asJSON)
 			})
 		},
 	}
@@ -46,12 +46,12 @@ running daemon.`,
 	return cmd
 }
 
-func (a *app) runFeed(cmd *cobra.Command, api node.API, q node.FeedQuery, follow, asJSON bool) error {
+func (a *app) runFeed(cmd *cobra.Command, d api.API, q api.FeedQuery, follow, asJSON bool) error {
 	ctx := cmd.Context()
 	if follow {
-		return a.followFeed(cmd, api, q, asJSON)
+		return a.followFeed(cmd, d, q, asJSON)
 	}
-	items, err := api.Feed(ctx, q)
+	items, err := d.Feed(ctx, q)
 	if err != nil {
 		return err
 	}
@@ -71,14 +71,14 @@ func (a *app) runFeed(cmd *cobra.Command, api node.API, q node.FeedQuery, follow
 // followFeed prints a commons' live feed (Server-Sent Events) after
 // --since until interrupted: records, and status changes of contributions.
 // It reconnects and resumes by itself when the stream ends.
-func (a *app) followFeed(cmd *cobra.Command, api node.API, q node.FeedQuery, asJSON bool) error {
+func (a *app) followFeed(cmd *cobra.Command, d api.API, q api.FeedQuery, asJSON bool) error {
 	ctx := cmd.Context()
-	c, ok := api.(*node.Client)
+	c, ok := d.(*api.Client)
 	if !ok {
 		return fmt.Errorf("--follow needs a running daemon (commons daemon)")
 	}
 	if q.Commons == "" {
-		st, err := api.Status(ctx)
+		st, err := d.Status(ctx)
 		if err != nil {
 			return err
 		}
@@ -100,13 +100,13 @@ func (a *app) followFeed(cmd *cobra.Command, api node.API, q node.FeedQuery, asJ
 			fmt.Fprintf(a.stdout, "%6s  %s  %-12s [%s] %s: %s -> %s  (%s)\n", e.ID, e.Time.Format("2006-01-02 15:04:05"), "status", e.Status, e.Title, e.From, e.Status, e.CID)
 			return nil
 		}
-		a.printFeedItem(node.FeedItem{Cursor: e.Cursor, CID: e.CID, Type: e.Type, Author: e.Author, Commons: e.Commons,
+		a.printFeedItem(api.FeedItem{Cursor: e.Cursor, CID: e.CID, Type: e.Type, Author: e.Author, Commons: e.Commons,
 			Time: e.Time, Title: e.Title, Status: e.Status, Target: e.Target, Decision: e.Decision})
 		return nil
 	})
 }
 
-func (a *app) printFeedItem(it node.FeedItem) {
+func (a *app) printFeedItem(it api.FeedItem) {
 	what := it.Title
 	switch it.Type {
 	case "review":

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 )
 
 func (a *app) getCmd() *cobra.Command {
@@ -21,8 +21,8 @@ running daemon, if a record of a replicated commons references it; it is
 verified against its CID and the commons' size limit.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withAPI(cmd, func(api node.API) error {
-				data, err := api.GetBlob(cmd.Context(), args[0])
+			return a.withAPI(cmd, func(d api.API) error {
+				data, err := d.GetBlob(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 )
 
 func (a *app) idCmd() *cobra.Command {
@@ -16,8 +16,8 @@ func (a *app) idCmd() *cobra.Command {
 		Short: "Print this node's peer ID, public key and addresses",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withAPI(cmd, func(api node.API) error {
-				id, err := api.ID(cmd.Context())
+			return a.withAPI(cmd, func(d api.API) error {
+				id, err := d.ID(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -46,8 +46,8 @@ func (a *app) statusCmd() *cobra.Command {
 		Short: "Show the node, its peers and each commons: records, statuses, state root",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withAPI(cmd, func(api node.API) error {
-				st, err := api.Status(cmd.Context())
+			return a.withAPI(cmd, func(d api.API) error {
+				st, err := d.Status(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -63,7 +63,7 @@ func (a *app) statusCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) printStatus(st node.StatusInfo) {
+func (a *app) printStatus(st api.StatusInfo) {
 	w := a.stdout
 	state := fmt.Sprintf("online, %d peers", st.Peers)
 	if !st.Online {
@@ -119,8 +119,8 @@ func (a *app) peersCmd() *cobra.Command {
 		Short: "List connected peers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withAPI(cmd, func(api node.API) error {
-				ps, err := api.Peers(cmd.Context())
+			return a.withAPI(cmd, func(d api.API) error {
+				ps, err := d.Peers(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -146,7 +146,7 @@ func (a *app) peersCmd() *cobra.Command {
 }
 
 // connKind says how a connection reaches a peer.
-func connKind(c node.ConnInfo) string {
+func connKind(c api.ConnInfo) string {
 	if c.Relayed {
 		return "relayed"
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/ipld/go-car/v2/storage"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/node/repo"
 )
@@ -126,7 +126,7 @@ func TestOffline(t *testing.T) {
 	o := newOfflineRepo(t)
 
 	t.Run("show --json", func(t *testing.T) {
-		r := decodeJSON[node.RecordInfo](t, mustRun(t, o.dir, "show", "--json", o.accepted).stdout)
+		r := decodeJSON[api.RecordInfo](t, mustRun(t, o.dir, "show", "--json", o.accepted).stdout)
 		if r.CID != o.accepted || r.Type != "contribution" || r.Status != "accepted" || r.Contribution.Title != "first" ||
 			len(r.Contribution.Payload) != 1 || r.Contribution.Payload[0].Name != "notes.txt" ||
 			len(r.Reviews) != 1 || r.Reviews[0].Decision != "accept" || r.Reviews[0].Rationale != "fine" {
@@ -181,7 +181,7 @@ func TestOffline(t *testing.T) {
 			t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 				var got []string
 				for l := range strings.Lines(mustRun(t, o.dir, append([]string{"feed", "--json"}, tt.args...)...).stdout) {
-					got = append(got, decodeJSON[node.FeedItem](t, l).CID)
+					got = append(got, decodeJSON[api.FeedItem](t, l).CID)
 				}
 				if !slices.Equal(got, tt.want) {
 					t.Errorf("feed %v = %v, want %v", tt.args, got, tt.want)
@@ -202,16 +202,16 @@ func TestOffline(t *testing.T) {
 	})
 	t.Run("manifest show and update", func(t *testing.T) {
 		head := cidOut(t, mustRun(t, o.dir, "manifest", "update", "--commons", o.commons, "--name", "Renamed", "--revoke", newPeerID(t)))
-		info := decodeJSON[node.ManifestInfo](t, mustRun(t, o.dir, "manifest", "show", "--json", "--commons", o.commons).stdout)
+		info := decodeJSON[api.ManifestInfo](t, mustRun(t, o.dir, "manifest", "show", "--json", "--commons", o.commons).stdout)
 		if info.Head != head || info.Manifest.Name != "Renamed" || len(info.Revoked) != 1 || len(info.History) != 2 {
 			t.Errorf("manifest = %+v", info)
 		}
 	})
 }
 
-func statusJSON(t *testing.T, dir string) node.StatusInfo {
+func statusJSON(t *testing.T, dir string) api.StatusInfo {
 	t.Helper()
-	return decodeJSON[node.StatusInfo](t, mustRun(t, dir, "status", "--json").stdout)
+	return decodeJSON[api.StatusInfo](t, mustRun(t, dir, "status", "--json").stdout)
 }
 
 func newPeerID(t *testing.T) string {
@@ -239,7 +239,7 @@ func TestExportImport(t *testing.T) {
 		if len(st.Commons) != 1 || st.Commons[0].StateRoot != want.StateRoot || st.Commons[0].Records != 6 {
 			t.Errorf("imported status = %+v, want state root %s", st.Commons, want.StateRoot)
 		}
-		rep := decodeJSON[node.ImportReport](t, mustRun(t, dir, "import", "--json", car).stdout)
+		rep := decodeJSON[api.ImportReport](t, mustRun(t, dir, "import", "--json", car).stdout)
 		if rep.Duplicates != 6 || rep.Imported != 0 {
 			t.Errorf("re-import report = %+v", rep)
 		}
@@ -502,12 +502,12 @@ func TestDaemon(t *testing.T) {
 	commons := cidOut(t, mustRun(t, dir, "manifest", "create", "--name", "Daemon commons", "--licence", "MIT", "--maintainer", id))
 	c := cidOut(t, mustRun(t, dir, "contribute", "--commons", commons, "--title", "via the API"))
 	cidOut(t, mustRun(t, dir, "review", "accept", c))
-	if r := decodeJSON[node.RecordInfo](t, mustRun(t, dir, "show", "--json", c).stdout); r.Status != "accepted" {
+	if r := decodeJSON[api.RecordInfo](t, mustRun(t, dir, "show", "--json", c).stdout); r.Status != "accepted" {
 		t.Errorf("status = %q, want accepted", r.Status)
 	}
 	var lines int
 	for l := range strings.Lines(mustRun(t, dir, "feed", "--json", "--commons", commons).stdout) {
-		decodeJSON[node.FeedItem](t, l)
+		decodeJSON[api.FeedItem](t, l)
 		lines++
 	}
 	if lines != 3 {

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -50,8 +50,8 @@ func (f *manifestFlags) register(fs *pflag.FlagSet, update bool) {
 }
 
 // params turns the flags that were given into manifest parameters.
-func (f *manifestFlags) params(fs *pflag.FlagSet) (node.ManifestParams, error) {
-	p := node.ManifestParams{Force: f.force, On: f.on}
+func (f *manifestFlags) params(fs *pflag.FlagSet) (api.ManifestParams, error) {
+	p := api.ManifestParams{Force: f.force, On: f.on}
 	var err error
 	if fs.Changed("name") {
 		p.Name = &f.name
@@ -117,9 +117,9 @@ their keys and a threshold of 2 or more, drafted and co-signed:
 			if err != nil {
 				return err
 			}
-			return a.withAPI(cmd, func(api node.API) error {
+			return a.withAPI(cmd, func(d api.API) error {
 				if draft != "" {
-					raw, err := api.DraftManifest(cmd.Context(), "", p)
+					raw, err := d.DraftManifest(cmd.Context(), "", p)
 					if err != nil {
 						return err
 					}
@@ -129,7 +129,7 @@ their keys and a threshold of 2 or more, drafted and co-signed:
 					fmt.Fprintf(a.stderr, "genesis draft written to %s: have it co-signed (commons manifest cosign %s) up to the threshold, then publish it (commons manifest publish %s), which prints the commons ID\n", draft, draft, draft)
 					return nil
 				}
-				c, err := api.CreateManifest(cmd.Context(), p)
+				c, err := d.CreateManifest(cmd.Context(), p)
 				if err != nil {
 					return err
 				}
@@ -178,9 +178,9 @@ When the association's threshold is above 1, write a draft instead:
 			if err != nil {
 				return err
 			}
-			return a.withAPI(cmd, func(api node.API) error {
+			return a.withAPI(cmd, func(d api.API) error {
 				if draft != "" {
-					raw, err := api.DraftManifest(cmd.Context(), commons, p)
+					raw, err := d.DraftManifest(cmd.Context(), commons, p)
 					if err != nil {
 						return err
 					}
@@ -190,7 +190,7 @@ When the association's threshold is above 1, write a draft instead:
 					fmt.Fprintf(a.stderr, "draft written to %s: have it co-signed (commons manifest cosign %s), then publish it\n", draft, draft)
 					return nil
 				}
-				pub, err := api.UpdateManifest(cmd.Context(), commons, p)
+				pub, err := d.UpdateManifest(cmd.Context(), commons, p)
 				if err == nil {
 					a.printPublished(pub)
 				}
@@ -219,8 +219,8 @@ reason, unless --force.`,
 			if err != nil {
 				return err
 			}
-			return a.withAPI(cmd, func(api node.API) error {
-				raw, err := api.CosignManifest(cmd.Context(), draft, force)
+			return a.withAPI(cmd, func(d api.API) error {
+				raw, err := d.CosignManifest(cmd.Context(), draft, force)
 				if err != nil {
 					return err
 				}
@@ -255,8 +255,8 @@ signatures, a review by a revoked key) is refused with the reason, unless
 			if err != nil {
 				return err
 			}
-			return a.withAPI(cmd, func(api node.API) error {
-				pub, err := api.Publish(cmd.Context(), raw, force)
+			return a.withAPI(cmd, func(d api.API) error {
+				pub, err := d.Publish(cmd.Context(), raw, force)
 				if err == nil {
 					a.printPublished(pub)
 				}
@@ -279,8 +279,8 @@ func (a *app) manifestShowCmd() *cobra.Command {
 			if commons == "" {
 				return fmt.Errorf("--commons is required")
 			}
-			return a.withAPI(cmd, func(api node.API) error {
-				info, err := api.Manifest(cmd.Context(), commons)
+			return a.withAPI(cmd, func(d api.API) error {
+				info, err := d.Manifest(cmd.Context(), commons)
 				if err != nil {
 					return err
 				}
@@ -297,7 +297,7 @@ func (a *app) manifestShowCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) printManifest(info node.ManifestInfo) {
+func (a *app) printManifest(info api.ManifestInfo) {
 	m := info.Manifest
 	w := a.stdout
 	fmt.Fprintf(w, "commons:       %s\n", info.Commons)

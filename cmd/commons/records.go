@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -17,8 +17,8 @@ func (a *app) joinCmd() *cobra.Command {
 		Short: "Replicate an existing commons (remembered across restarts)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withAPI(cmd, func(api node.API) error {
-				if err := api.Join(cmd.Context(), args[0]); err != nil {
+			return a.withAPI(cmd, func(d api.API) error {
+				if err := d.Join(cmd.Context(), args[0]); err != nil {
 					return err
 				}
 				fmt.Fprintf(a.stderr, "replicating %s\n", args[0])
@@ -29,7 +29,7 @@ func (a *app) joinCmd() *cobra.Command {
 }
 
 func (a *app) contributeCmd() *cobra.Command {
-	var p node.ContributeParams
+	var p api.ContributeParams
 	var files []string
 	var revises, sponsor string
 	cmd := &cobra.Command{
@@ -59,15 +59,15 @@ by CID.`,
 				}
 				blobs[i] = data
 			}
-			return a.withAPI(cmd, func(api node.API) error {
+			return a.withAPI(cmd, func(d api.API) error {
 				for i, data := range blobs {
-					c, err := api.PutBlob(cmd.Context(), data)
+					c, err := d.PutBlob(cmd.Context(), data)
 					if err != nil {
 						return fmt.Errorf("store %s: %w", files[i], err)
 					}
-					p.Payload = append(p.Payload, node.PayloadParam{CID: c, Name: filepath.Base(files[i])})
+					p.Payload = append(p.Payload, api.PayloadParam{CID: c, Name: filepath.Base(files[i])})
 				}
-				c, err := api.Contribute(cmd.Context(), p)
+				c, err := d.Contribute(cmd.Context(), p)
 				if err == nil {
 					a.printCID(c)
 				}
@@ -110,8 +110,8 @@ the reason, unless --force.`,
 			default:
 				return fmt.Errorf("review decision %q: want accept, reject or retract", args[0])
 			}
-			return a.withAPI(cmd, func(api node.API) error {
-				pub, err := api.Review(cmd.Context(), node.ReviewParams{Target: args[1], Decision: args[0], Rationale: rationale, Force: force})
+			return a.withAPI(cmd, func(d api.API) error {
+				pub, err := d.Review(cmd.Context(), api.ReviewParams{Target: args[1], Decision: args[0], Rationale: rationale, Force: force})
 				if err == nil {
 					a.printPublished(pub)
 				}
@@ -131,8 +131,8 @@ func (a *app) showCmd() *cobra.Command {
 		Short: "Show a record; for a contribution, its status and reviews",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withAPI(cmd, func(api node.API) error {
-				info, err := api.Show(cmd.Context(), args[0])
+			return a.withAPI(cmd, func(d api.API) error {
+				info, err := d.Show(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
@@ -148,7 +148,7 @@ func (a *app) showCmd() *cobra.Command {
 	return cmd
 }
 
-func (a *app) printRecord(r node.RecordInfo) {
+func (a *app) printRecord(r api.RecordInfo) {
 	w := a.stdout
 	fmt.Fprintf(w, "cid:      %s\n", r.CID)
 	fmt.Fprintf(w, "type:     %s\n", r.Type)

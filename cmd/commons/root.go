@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/repo"
 	"github.com/commons-p2p/commons/protocol"
 )
@@ -79,7 +80,7 @@ func (a *app) checkRepoFlag() error {
 
 // connect returns the API of the repo's running daemon, or, when none
 // answers, an offline node on the repo itself. done releases it.
-func (a *app) connect(ctx context.Context) (api node.API, done func(), err error) {
+func (a *app) connect(ctx context.Context) (d api.API, done func(), err error) {
 	if err := a.checkRepoFlag(); err != nil {
 		return nil, nil, err
 	}
@@ -88,7 +89,7 @@ func (a *app) connect(ctx context.Context) (api node.API, done func(), err error
 		return nil, nil, err
 	}
 	if addr, token, ok := r.API(); ok {
-		c := node.NewClient(addr, token)
+		c := api.NewClient(addr, token)
 		if err := c.Ping(ctx); err == nil {
 			return c, func() {}, nil
 		}
@@ -123,13 +124,13 @@ func (a *app) connect(ctx context.Context) (api node.API, done func(), err error
 }
 
 // withAPI runs fn against the node and releases it afterwards.
-func (a *app) withAPI(cmd *cobra.Command, fn func(api node.API) error) error {
-	api, done, err := a.connect(cmd.Context())
+func (a *app) withAPI(cmd *cobra.Command, fn func(d api.API) error) error {
+	d, done, err := a.connect(cmd.Context())
 	if err != nil {
 		return err
 	}
 	defer done()
-	return fn(api)
+	return fn(d)
 }
 
 func (a *app) printJSON(v any) error {
@@ -144,7 +145,7 @@ func (a *app) printCID(c string) { fmt.Fprintln(a.stdout, c) }
 // printPublished prints a published record's CID on stdout and, on
 // stderr, anything the user must know: that the commons holds it inert
 // (forced), that it waits, is contested or suspended, and any warning.
-func (a *app) printPublished(p node.Published) {
+func (a *app) printPublished(p api.Published) {
 	a.printCID(p.CID)
 	switch p.Class {
 	case "inert":

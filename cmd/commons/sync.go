@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 )
 
 func (a *app) syncCmd() *cobra.Command {
@@ -23,8 +23,8 @@ every connected peer, over every replicated commons or those named with
 --commons, and print what moved. Needs a running daemon.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withAPI(cmd, func(api node.API) error {
-				rep, err := api.Sync(cmd.Context(), peer, commons...)
+			return a.withAPI(cmd, func(d api.API) error {
+				rep, err := d.Sync(cmd.Context(), peer, commons...)
 				if err != nil {
 					return err
 				}

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"bufio"
@@ -115,7 +115,7 @@ func (c *Client) stream(ctx context.Context, path string, last *string, fn func(
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		var e apiError
+		var e ErrorBody
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e)
 		if e.Error == "" {
 			e.Error = fmt.Sprintf("GET %s: HTTP %d", path, resp.StatusCode)

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -15,16 +14,16 @@ import (
 	"github.com/commons-p2p/commons/protocol"
 )
 
-// maxJSONBody caps a JSON request body.
-const maxJSONBody = 1 << 20
+// MaxJSONBody caps a JSON request body, in bytes.
+const MaxJSONBody = 1 << 20
 
-// apiError is the body of every error response.
-type apiError struct {
+// ErrorBody is the body of every error response.
+type ErrorBody struct {
 	Error string `json:"error"`
 }
 
-// cidResponse answers a request that created something.
-type cidResponse struct {
+// CIDResponse is the body that answers a request that created something.
+type CIDResponse struct {
 	CID string `json:"cid"`
 }
 
@@ -88,7 +87,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, apiError{Error: err.Error()})
+	writeJSON(w, code, ErrorBody{Error: err.Error()})
 }
 
 // fail maps a node error onto an HTTP status.
@@ -110,7 +109,7 @@ func fail(w http.ResponseWriter, err error) {
 }
 
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxJSONBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("request body: %w", err))
@@ -153,7 +152,7 @@ func (h *handler) created(w http.ResponseWriter, c string, err error) {
 		fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, cidResponse{CID: c})
+	writeJSON(w, http.StatusCreated, CIDResponse{CID: c})
 }
 
 func (h *handler) createManifest(w http.ResponseWriter, r *http.Request) {
@@ -195,11 +194,11 @@ func forceParam(w http.ResponseWriter, r *http.Request) (force, ok bool) {
 	}
 }
 
-// dagCBOR is the media type of a raw record.
-const dagCBOR = "application/vnd.ipld.dag-cbor"
+// MediaTypeCBOR is the media type of a raw record (DAG-CBOR).
+const MediaTypeCBOR = "application/vnd.ipld.dag-cbor"
 
 func writeRecord(w http.ResponseWriter, raw []byte) {
-	w.Header().Set("Content-Type", dagCBOR)
+	w.Header().Set("Content-Type", MediaTypeCBOR)
 	_, _ = w.Write(raw)
 }
 
@@ -392,43 +391,15 @@ func (h *handler) importCAR(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if errors.Is(err, ErrBadRequest) {
 			writeJSON(w, http.StatusBadRequest, struct {
-				apiError
+				ErrorBody
 				Report ImportReport `json:"report"`
-			}{apiError{err.Error()}, rep})
+			}{ErrorBody{err.Error()}, rep})
 			return
 		}
 		fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)
-}
-
-// ServeAPI serves the HTTP API on addr (host:port; port 0 picks one) until
-// the node stops. It returns the address it listens on.
-func (n *Node) ServeAPI(addr, token string) (net.Addr, error) {
-	if n.ctx == nil {
-		return nil, ErrClosed
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("node: API listen on %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: Handler(n, token), ReadHeaderTimeout: 10 * time.Second}
-	n.wg.Add(2)
-	go func() {
-		defer n.wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Error("API server", "err", err)
-		}
-	}()
-	go func() {
-		defer n.wg.Done()
-		<-n.ctx.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}()
-	return ln.Addr(), nil
 }
 
 // syncRequest is the body of POST /api/v1/sync.

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"bytes"
@@ -21,7 +21,6 @@ type Client struct {
 }
 
 var _ API = (*Client)(nil)
-var _ API = (*Node)(nil)
 
 // NewClient returns a client for the API at addr (host:port).
 func NewClient(addr, token string) *Client {
@@ -74,7 +73,7 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	var e apiError
+	var e ErrorBody
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if json.Unmarshal(b, &e) != nil || e.Error == "" {
 		e.Error = fmt.Sprintf("%s %s: HTTP %d", method, path, resp.StatusCode)
@@ -108,7 +107,7 @@ func sentinelFor(code int) error {
 }
 
 // ErrUnauthorized: the API token was missing or wrong.
-var ErrUnauthorized = errors.New("node: unauthorised")
+var ErrUnauthorized = errors.New("api: unauthorised")
 
 func (c *Client) postJSON(ctx context.Context, path string, in, out any) error {
 	b, err := json.Marshal(in)
@@ -119,7 +118,7 @@ func (c *Client) postJSON(ctx context.Context, path string, in, out any) error {
 }
 
 func (c *Client) created(ctx context.Context, path string, in any) (string, error) {
-	var out cidResponse
+	var out CIDResponse
 	err := c.postJSON(ctx, path, in, &out)
 	return out.CID, err
 }
@@ -169,13 +168,13 @@ func (c *Client) DraftManifest(ctx context.Context, commons string, p ManifestPa
 
 // CosignManifest implements API.
 func (c *Client) CosignManifest(ctx context.Context, draft []byte, force bool) ([]byte, error) {
-	return c.bytes(ctx, "/api/v1/manifests/cosign"+forceQuery(force), bytes.NewReader(draft), dagCBOR)
+	return c.bytes(ctx, "/api/v1/manifests/cosign"+forceQuery(force), bytes.NewReader(draft), MediaTypeCBOR)
 }
 
 // Publish implements API.
 func (c *Client) Publish(ctx context.Context, record []byte, force bool) (Published, error) {
 	var out Published
-	err := c.do(ctx, http.MethodPost, "/api/v1/records"+forceQuery(force), bytes.NewReader(record), dagCBOR, &out)
+	err := c.do(ctx, http.MethodPost, "/api/v1/records"+forceQuery(force), bytes.NewReader(record), MediaTypeCBOR, &out)
 	return out, err
 }
 
@@ -209,7 +208,7 @@ func (c *Client) Join(ctx context.Context, commons string) error {
 
 // PutBlob implements API.
 func (c *Client) PutBlob(ctx context.Context, data []byte) (string, error) {
-	var out cidResponse
+	var out CIDResponse
 	err := c.do(ctx, http.MethodPost, "/api/v1/blobs", bytes.NewReader(data), "application/octet-stream", &out)
 	return out.CID, err
 }
@@ -312,7 +311,7 @@ func (c *Client) sendRaw(ctx context.Context, r io.Reader) (*http.Response, erro
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusBadRequest {
 		defer resp.Body.Close()
-		var e apiError
+		var e ErrorBody
 		_ = json.NewDecoder(resp.Body).Decode(&e)
 		return nil, &remoteError{sentinel: sentinelFor(resp.StatusCode), msg: e.Error}
 	}

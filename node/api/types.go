@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"context"
@@ -288,3 +288,26 @@ const (
 	MaxFeedLimit     = 10000
 	MaxFeedWait      = 60 * time.Second
 )
+
+// SyncReport says what an on-demand sync did.
+type SyncReport struct {
+	Sessions []SyncSession `json:"sessions"`
+	Received int           `json:"received"` // records added, over all sessions
+	Sent     int           `json:"sent"`     // records sent, over all sessions
+}
+
+// SyncSession is one reconciliation session with one peer over one commons.
+type SyncSession struct {
+	Peer          string `json:"peer"`
+	Commons       string `json:"commons"`
+	Received      int    `json:"received"` // records added here
+	Sent          int    `json:"sent"`     // records sent to the peer
+	Turns         int    `json:"turns"`    // turns, both directions
+	RoundTrips    int    `json:"round_trips"`
+	BytesSent     int64  `json:"bytes_sent"`
+	BytesReceived int64  `json:"bytes_received"`
+	Error         string `json:"error,omitempty"`
+}
+
+// MaxBlobSize is the largest blob a node stores, whatever a manifest allows.
+const MaxBlobSize = 1 << 30

@@ -1,6 +1,7 @@
-package node
+package api
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"errors"
@@ -10,11 +11,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ipfs/go-cid"
-
 	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
-	"github.com/commons-p2p/commons/store"
 )
 
 // Streamer is what the routes beyond API need: the live feed, contribution
@@ -23,10 +21,9 @@ type Streamer interface {
 	Subscribe(ctx context.Context, commons, from string, filter feed.EventFilter) (*feed.Subscription, error)
 	Contributions(ctx context.Context, q ContributionQuery) (ContributionPage, error)
 	RawRecord(ctx context.Context, c string) ([]byte, error)
-	Metrics() *Metrics
+	// MetricsHandler serves the node's metrics in Prometheus' text format.
+	MetricsHandler() http.Handler
 }
-
-var _ Streamer = (*Node)(nil)
 
 // ContributionQuery selects a commons' contributions, in arrival order.
 // Empty fields match everything.
@@ -59,101 +56,12 @@ type ContributionPage struct {
 	Next          uint64             `json:"next,omitempty"`
 }
 
-// Contributions lists a commons' contributions that match q.
-func (n *Node) Contributions(ctx context.Context, q ContributionQuery) (ContributionPage, error) {
-	page := ContributionPage{Contributions: []ContributionItem{}}
-	if q.Limit <= 0 {
-		q.Limit = DefaultFeedLimit
-	}
-	if q.Limit > MaxFeedLimit {
-		return page, badRequest("limit %d exceeds %d", q.Limit, MaxFeedLimit)
-	}
-	filter, err := feed.EventFilter{Status: q.Status, Author: q.Author}.Validate()
-	if err != nil {
-		return page, fmt.Errorf("%w: %w", ErrBadRequest, err)
-	}
-	var ierr error
-	err = n.do(ctx, func() {
-		rep, err := n.replicaFor(q.Commons)
-		if err != nil {
-			ierr = err
-			return
-		}
-		n.feeds.Contributions(rep.id, q.After, func(c *feed.Contribution) bool {
-			if q.Kind != "" && c.Kind != q.Kind || filter.Author != "" && c.Author.Hex() != filter.Author {
-				return true
-			}
-			t := c.Time.Time()
-			if !q.Since.IsZero() && t.Before(q.Since) || !q.Until.IsZero() && !t.Before(q.Until) {
-				return true
-			}
-			st, _ := rep.state.Status(c.CID)
-			if filter.Status != "" && string(st) != filter.Status {
-				return true
-			}
-			if len(page.Contributions) == q.Limit {
-				page.Next = page.Contributions[q.Limit-1].Cursor
-				return false
-			}
-			page.Contributions = append(page.Contributions, ContributionItem{
-				Cursor: c.Cursor, CID: c.CID.String(), Title: c.Title, Kind: c.Kind, Author: c.Author, Time: t, Status: string(st),
-			})
-			return true
-		})
-	})
-	if err != nil {
-		return page, err
-	}
-	return page, ierr
-}
-
-// Subscribe opens a commons' event stream after position from ("" for the
-// start), keeping the events filter matches. The stream's reader calls
-// Next.
-func (n *Node) Subscribe(ctx context.Context, commons, from string, filter feed.EventFilter) (*feed.Subscription, error) {
-	pos, err := feed.ParsePos(from)
-	if err != nil {
-		return nil, fmt.Errorf("%w: Last-Event-ID: %w", ErrBadRequest, err)
-	}
-	if filter, err = filter.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
-	}
-	var id cid.Cid
-	var ierr error
-	if err := n.do(ctx, func() {
-		rep, err := n.replicaFor(commons)
-		if err != nil {
-			ierr = err
-			return
-		}
-		id = rep.id
-	}); err != nil {
-		return nil, err
-	}
-	if ierr != nil {
-		return nil, ierr
-	}
-	return n.feeds.Subscribe(id, pos, filter), nil
-}
-
-// RawRecord returns a stored record's DAG-CBOR bytes.
-func (n *Node) RawRecord(ctx context.Context, c string) ([]byte, error) {
-	id, err := cid.Decode(c)
-	if err != nil {
-		return nil, badRequest("%q is not a CID: %v", c, err)
-	}
-	raw, err := n.st.GetRecord(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: no record %s here", ErrNotFound, c)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("node: read record: %w", err)
-	}
-	return raw, nil
-}
-
 //go:embed openapi.json
 var openAPIDoc []byte
+
+// OpenAPI returns the API's OpenAPI document (JSON), served at
+// /api/v1/openapi.json.
+func OpenAPI() []byte { return bytes.Clone(openAPIDoc) }
 
 //go:embed web
 var webFS embed.FS
@@ -170,7 +78,7 @@ func registerV1(mux *http.ServeMux, h *handler) {
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		s, ok := h.streamer(w)
 		if ok {
-			s.Metrics().Handler().ServeHTTP(w, r)
+			s.MetricsHandler().ServeHTTP(w, r)
 		}
 	})
 	sub, _ := fs.Sub(webFS, "web")
@@ -199,7 +107,7 @@ func wantsCBOR(r *http.Request) (bool, error) {
 	case "json":
 		return false, nil
 	case "":
-		return r.Header.Get("Accept") == dagCBOR, nil
+		return r.Header.Get("Accept") == MediaTypeCBOR, nil
 	default:
 		return false, fmt.Errorf("format %q: want json or cbor", f)
 	}
