@@ -251,7 +251,7 @@ func (n *Node) buildUpdate(commons string, p api.ManifestParams, alone bool) (*p
 		for _, s := range p.On {
 			c, err := cid.Decode(s)
 			if err != nil {
-				return nil, badRequest("on %q: not a CID: %v", s, err)
+				return nil, badRequest("on %q: not a CID: %w", s, err)
 			}
 			if !rep.state.OnChain(c) && !rep.state.Contested(c) {
 				return nil, badRequest("on %s: not an accepted or contested manifest version of commons %s", s, commons)
@@ -362,7 +362,7 @@ func dropRevoked(m, prev *protocol.Manifest, p api.ManifestParams) error {
 func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]byte, error) {
 	blk, err := protocol.Validate(raw)
 	if err != nil {
-		return nil, badRequest("draft: %v", err)
+		return nil, badRequest("draft: %w", err)
 	}
 	m := blk.Record.Manifest()
 	if m == nil {
@@ -406,11 +406,11 @@ func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]by
 		return nil, err
 	}
 	if err := protocol.Cosign(blk.Record, n.key); err != nil {
-		return nil, badRequest("cosign: %v", err)
+		return nil, badRequest("cosign: %w", err)
 	}
 	out, _, err := protocol.Encode(blk.Record)
 	if err != nil {
-		return nil, badRequest("cosign: %v", err)
+		return nil, badRequest("cosign: %w", err)
 	}
 	return out, nil
 }
@@ -498,7 +498,7 @@ func compareBytes(a, b []byte) int { return slices.Compare(a, b) }
 func (n *Node) Join(ctx context.Context, commons string) error {
 	c, err := cid.Decode(commons)
 	if err != nil {
-		return badRequest("commons ID %q is not a CID: %v", commons, err)
+		return badRequest("commons ID %q is not a CID: %w", commons, err)
 	}
 	if c.Version() != 1 || c.Type() != protocol.CodecDagCBOR {
 		return badRequest("commons ID %s is not a dag-cbor CIDv1 (a genesis manifest's CID)", commons)
@@ -536,7 +536,7 @@ func (n *Node) Contribute(ctx context.Context, p api.ContributeParams) (string, 
 	for _, f := range p.Payload {
 		c, err := cid.Decode(f.CID)
 		if err != nil {
-			return "", badRequest("payload %q is not a CID: %v", f.CID, err)
+			return "", badRequest("payload %q is not a CID: %w", f.CID, err)
 		}
 		data, err := n.st.GetBlob(ctx, c)
 		if errors.Is(err, store.ErrNotFound) {
@@ -571,7 +571,7 @@ func (n *Node) Contribute(ctx context.Context, p api.ContributeParams) (string, 
 		if p.Revises != "" {
 			r, err := cid.Decode(p.Revises)
 			if err != nil {
-				return nil, badRequest("--revises %q is not a CID: %v", p.Revises, err)
+				return nil, badRequest("--revises %q is not a CID: %w", p.Revises, err)
 			}
 			if _, ok := rep.state.Status(r); !ok {
 				return nil, badRequest("--revises %s is not a contribution of this commons", p.Revises)
@@ -595,7 +595,7 @@ func (n *Node) Contribute(ctx context.Context, p api.ContributeParams) (string, 
 func (n *Node) Review(ctx context.Context, p api.ReviewParams) (api.Published, error) {
 	target, err := cid.Decode(p.Target)
 	if err != nil {
-		return api.Published{}, badRequest("%q is not a CID: %v", p.Target, err)
+		return api.Published{}, badRequest("%q is not a CID: %w", p.Target, err)
 	}
 	return n.create(ctx, p.Force, func() (*protocol.Record, error) {
 		var rep *replica

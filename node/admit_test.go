@@ -94,8 +94,14 @@ func TestAdmissionOnePath(t *testing.T) {
 			if !errors.As(err, &fe) {
 				t.Errorf("publish: %v carries no FieldError", err)
 			}
-			if got := w.rejections(t, tt.reason) - before; got != 3 {
-				t.Errorf("%d rejections counted for %s, want 3 (gossip, import, publish)", got, tt.reason)
+			// Over HTTP the client gives back the same chain.
+			_, cerr := w.c.Publish(ctx, tt.raw, true)
+			var cfe *protocol.FieldError
+			if !errors.Is(cerr, api.ErrBadRequest) || !errors.Is(cerr, tt.is) || !errors.As(cerr, &cfe) || fe == nil || cfe.Field != fe.Field {
+				t.Errorf("publish through the client: %v, want ErrBadRequest wrapping %v in field %v", cerr, tt.is, fe)
+			}
+			if got := w.rejections(t, tt.reason) - before; got != 4 {
+				t.Errorf("%d rejections counted for %s, want 4 (gossip, import, publish twice)", got, tt.reason)
 			}
 			if _, err := w.n.Show(context.Background(), protocol.RecordCID(tt.raw).String()); !errors.Is(err, api.ErrNotFound) {
 				t.Errorf("refused record stored: Show = %v", err)

@@ -235,7 +235,7 @@ func (n *Node) blobWorker() {
 func (n *Node) GetBlob(ctx context.Context, c string) ([]byte, error) {
 	id, err := cid.Decode(c)
 	if err != nil {
-		return nil, badRequest("%q is not a CID: %v", c, err)
+		return nil, badRequest("%q is not a CID: %w", c, err)
 	}
 	data, err := n.st.GetBlob(ctx, id)
 	if err == nil {

@@ -67,7 +67,7 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (api.ImportReport, error
 	rep := api.ImportReport{Rejected: []api.RejectedRecord{}, Commons: []string{}}
 	br, err := carv2.NewBlockReader(r, carv2.WithTrustedCAR(true), carv2.MaxAllowedSectionSize(protocol.MaxRecordSize+128))
 	if err != nil {
-		return rep, badRequest("not a CAR file: %v", err)
+		return rep, badRequest("not a CAR file: %w", err)
 	}
 	seenCommons := map[cid.Cid]bool{}
 	var batch []*protocol.Block
@@ -110,7 +110,7 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (api.ImportReport, error
 			if ferr := flush(); ferr != nil {
 				return rep, ferr
 			}
-			return rep, badRequest("CAR file is damaged after %d records: %v", read, err)
+			return rep, badRequest("CAR file is damaged after %d records: %w", read, err)
 		}
 		c := blk.Cid()
 		b, err := n.parse(blk.RawData(), c)

@@ -22,8 +22,10 @@ import (
 	"github.com/commons-p2p/commons/store"
 )
 
+// badRequest is an api.ErrBadRequest saying what is wrong; error
+// arguments formatted with %w keep their chain.
 func badRequest(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", api.ErrBadRequest, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: "+format, append([]any{api.ErrBadRequest}, args...)...)
 }
 
 // Node is a Commons node. Create it with New, run it with Start, stop it
@@ -281,7 +283,7 @@ func (n *Node) nextTime() protocol.HLC {
 func (n *Node) replicaFor(id string) (*replica, error) {
 	c, err := cid.Decode(id)
 	if err != nil {
-		return nil, badRequest("commons ID %q is not a CID: %v", id, err)
+		return nil, badRequest("commons ID %q is not a CID: %w", id, err)
 	}
 	rep := n.commons[c]
 	if rep == nil {

@@ -60,7 +60,7 @@ func (n *Node) Sync(ctx context.Context, peerID string, commons ...string) (api.
 	if peerID != "" {
 		p, err := peer.Decode(peerID)
 		if err != nil {
-			return api.SyncReport{}, badRequest("peer %q is not a peer ID: %v", peerID, err)
+			return api.SyncReport{}, badRequest("peer %q is not a peer ID: %w", peerID, err)
 		}
 		if n.host.Network().Connectedness(p) != network.Connected {
 			return api.SyncReport{}, fmt.Errorf("%w: peer %s is not connected", api.ErrNotFound, p)

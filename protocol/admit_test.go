@@ -98,3 +98,22 @@ func TestAdmit(t *testing.T) {
 		t.Errorf("Admit with no commons: %v", err)
 	}
 }
+
+// Every sentinel has one code, and the code gives the sentinel back, also
+// through a FieldError; an error wrapping none has no code.
+func TestErrorCodes(t *testing.T) {
+	seen := map[string]bool{}
+	for _, e := range []error{ErrTooLarge, ErrMalformed, ErrNonCanonical, ErrUnknownType, ErrMissing, ErrInvalid, ErrBadSignature, ErrFutureTime, ErrWrongCommons} {
+		code := ErrorCode(fieldErr("body.title", e, "detail"))
+		if code == "" || seen[code] || ErrorOf(code) != e {
+			t.Errorf("%v: code %q (seen %v), back to %v", e, code, seen[code], ErrorOf(code))
+		}
+		seen[code] = true
+	}
+	if c := ErrorCode(errors.New("other")); c != "" {
+		t.Errorf("unrelated error has code %q", c)
+	}
+	if ErrorOf("nonsense") != nil {
+		t.Error("an unknown code gives an error")
+	}
+}

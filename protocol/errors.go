@@ -50,3 +50,41 @@ func fieldErr(field string, sentinel error, format string, args ...any) error {
 // forever (reject, penalise the sender), as opposed to invalid only for now
 // (ErrFutureTime: ignore, retry later).
 func Permanent(err error) bool { return err != nil && !errors.Is(err, ErrFutureTime) }
+
+// errorCodes name the sentinels above, for carrying them across a wire
+// (the HTTP API's error bodies).
+var errorCodes = []struct {
+	code string
+	err  error
+}{
+	{"too_large", ErrTooLarge},
+	{"malformed", ErrMalformed},
+	{"non_canonical", ErrNonCanonical},
+	{"unknown_type", ErrUnknownType},
+	{"missing", ErrMissing},
+	{"invalid", ErrInvalid},
+	{"bad_signature", ErrBadSignature},
+	{"future_time", ErrFutureTime},
+	{"wrong_commons", ErrWrongCommons},
+}
+
+// ErrorCode returns the code of the sentinel err wraps ("future_time" for
+// ErrFutureTime, and so on), or "" if it wraps none. ErrorOf reverses it.
+func ErrorCode(err error) string {
+	for _, c := range errorCodes {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return ""
+}
+
+// ErrorOf returns the sentinel named by code, or nil for an unknown code.
+func ErrorOf(code string) error {
+	for _, c := range errorCodes {
+		if c.code == code {
+			return c.err
+		}
+	}
+	return nil
+}

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/commons-p2p/commons/protocol"
 )
 
 // Client talks to a running daemon's HTTP API. It implements API.
@@ -78,17 +80,31 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 	if json.Unmarshal(b, &e) != nil || e.Error == "" {
 		e.Error = fmt.Sprintf("%s %s: HTTP %d", method, path, resp.StatusCode)
 	}
-	return nil, &remoteError{sentinel: sentinelFor(resp.StatusCode), msg: e.Error}
+	re := &remoteError{sentinel: sentinelFor(resp.StatusCode), msg: e.Error}
+	if cause := protocol.ErrorOf(e.Reason); cause != nil {
+		re.cause = cause
+		if e.Field != "" {
+			re.cause = &protocol.FieldError{Field: e.Field, Err: cause}
+		}
+	}
+	return nil, re
 }
 
-// remoteError is an error reported by the daemon.
+// remoteError is an error reported by the daemon: the API error its status
+// means and, for a record refused by validation, the protocol error.
 type remoteError struct {
 	sentinel error
+	cause    error // nil, a protocol sentinel, or a *protocol.FieldError
 	msg      string
 }
 
 func (e *remoteError) Error() string { return e.msg }
-func (e *remoteError) Unwrap() error { return e.sentinel }
+func (e *remoteError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.sentinel}
+	}
+	return []error{e.sentinel, e.cause}
+}
 
 func sentinelFor(code int) error {
 	switch code {

@@ -17,9 +17,14 @@ import (
 // MaxJSONBody caps a JSON request body, in bytes.
 const MaxJSONBody = 1 << 20
 
-// ErrorBody is the body of every error response.
+// ErrorBody is the body of every error response. For a record refused by
+// validation, Reason names the protocol error (protocol.ErrorCode) and
+// Field the field at fault, so that Client gives back errors that
+// errors.Is and errors.As can test as in process.
 type ErrorBody struct {
-	Error string `json:"error"`
+	Error  string `json:"error"`
+	Reason string `json:"reason,omitempty"`
+	Field  string `json:"field,omitempty"`
 }
 
 // CIDResponse is the body that answers a request that created something.
@@ -87,7 +92,11 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, ErrorBody{Error: err.Error()})
+	body := ErrorBody{Error: err.Error(), Reason: protocol.ErrorCode(err)}
+	if fe := (*protocol.FieldError)(nil); errors.As(err, &fe) {
+		body.Field = fe.Field
+	}
+	writeJSON(w, code, body)
 }
 
 // fail maps a node error onto an HTTP status.
@@ -393,7 +402,7 @@ func (h *handler) importCAR(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, struct {
 				ErrorBody
 				Report ImportReport `json:"report"`
-			}{ErrorBody{err.Error()}, rep})
+			}{ErrorBody{Error: err.Error()}, rep})
 			return
 		}
 		fail(w, err)
