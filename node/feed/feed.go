@@ -465,8 +465,6 @@ func statusEvent(commons cid.Cid, p Pos, cause *protocol.Block, ch Change) Event
 	return e
 }
 
-// errOverflow ends a subscription whose reader fell too far behind.
-var errOverflow = errors.New("feed: subscriber fell behind")
 
 // subscription reads one commons' events from a position.
 type subscription struct {
@@ -483,7 +481,7 @@ type subscription struct {
 
 // next appends the SSE bytes of the published events after s.pos (about
 // max events: whole segments, fewer when caught up), each element one or
-// more whole frames, advancing s.pos. It returns errOverflow if s was live
+// more whole frames, advancing s.pos. It returns ErrOverflow if s was live
 // and the ring moved past it.
 func (s *subscription) next(ctx context.Context, max int, out [][]byte) ([][]byte, error) {
 	f := s.f
@@ -500,7 +498,7 @@ func (s *subscription) next(ctx context.Context, max int, out [][]byte) ([][]byt
 		// The next event is older than the ring.
 		f.mu.RUnlock()
 		if s.live {
-			return out, errOverflow
+			return out, ErrOverflow
 		}
 		return s.replay(ctx, max, out)
 	}
@@ -621,9 +619,9 @@ type Subscription struct {
 // ErrClosed is returned by Subscription.Next once the hub has stopped.
 var ErrClosed = errors.New("feed: closed")
 
-// ErrOverflow is returned by Subscription.Next when the reader fell further
-// behind than the node buffers; resume from Subscription.Pos.
-var ErrOverflow = errOverflow
+// ErrOverflow ends a subscription whose reader fell further behind than
+// the hub buffers; resume from Subscription.Pos.
+var ErrOverflow = errors.New("feed: subscriber fell behind")
 
 // Next waits until events follow the subscription's position and returns
 // them as SSE frames, one event each (about max: the events one wake-up
@@ -657,7 +655,7 @@ func (s *Subscription) read(ctx context.Context, max int, idle <-chan time.Time,
 		out, err = s.s.next(ctx, max, out)
 		if err != nil || len(out) > n {
 			s.endTurn()
-			if errors.Is(err, errOverflow) {
+			if errors.Is(err, ErrOverflow) {
 				s.s.h.counters.Overflows.Inc()
 			}
 			return out, err
