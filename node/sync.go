@@ -293,56 +293,18 @@ func (n *Node) syncSlots() chan struct{} {
 func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *api.SyncSession) (err error) {
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
-	c := &countingStream{Stream: s, m: n.metrics}
-	n.metrics.SyncSession()
-	defer func() {
-		rep.BytesSent, rep.BytesReceived = c.sent, c.received
-		rep.RoundTrips = (rep.Turns + 1) / 2
-		n.metrics.SyncRounds(rep.RoundTrips)
-		if err != nil {
-			_ = s.Reset()
-			if ctx.Err() != nil {
-				err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
-			}
-			return
-		}
-		_ = s.Close()
-	}()
-	r, w := bufio.NewReaderSize(c, 64<<10), bufio.NewWriterSize(c, 64<<10)
-	var first *protocol.SyncMsg
+	sc := n.openSync(s, rep)
+	defer func() { err = sc.close(ctx, err) }()
+	var first *protocol.SyncMsg // the peer's opening frame, when responding
 	if !id.Defined() {
-		_ = s.SetReadDeadline(time.Now().Add(syncIdle))
-		if first, err = readControl(r); err != nil {
-			return fmt.Errorf("read first frame: %w", err)
-		}
-		if first.Commons == nil {
-			return fmt.Errorf("%w: first frame names no commons", crdt.ErrSyncViolation)
+		if first, err = sc.readOpening(); err != nil {
+			return err
 		}
 		id = first.Commons.Cid
-		rep.Commons = id.String()
 		defer n.serving(s.Conn().RemotePeer(), id)()
 	}
-	var sess *crdt.Session
-	var turn crdt.Turn
-	// The salt keys the session's fingerprints and short IDs; it comes
-	// from crypto/rand, not the node's seeded source, so that no third
-	// party can predict it and mint records that collide under it.
-	salt := make([]byte, protocol.SaltSize)
-	if _, err := rand.Read(salt); err != nil {
-		return fmt.Errorf("sync salt: %w", err)
-	}
-	known := true
-	if err := n.do(ctx, func() {
-		rp := n.commons[id]
-		if rp == nil {
-			known = false
-			return
-		}
-		sess = crdt.NewSession(rp.state.Index(), crdt.SyncParams{})
-		if first == nil {
-			turn = sess.Begin(salt)
-		}
-	}); err != nil {
+	turn, known, err := sc.begin(ctx, id, first == nil)
+	if err != nil {
 		return err
 	}
 	if !known {
@@ -350,16 +312,99 @@ func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *a
 			return fmt.Errorf("%w: %s", api.ErrUnknownCommons, id)
 		}
 		// Not replicated here: an empty turn ends the session.
-		return n.writeTurn(s, w, nil, crdt.Turn{}, nil, rep)
+		return sc.writeTurn(nil, crdt.Turn{}, nil)
 	}
 	if first == nil {
-		link := &protocol.Link{Cid: id}
-		if err := n.writeTurn(s, w, link, turn, nil, rep); err != nil {
+		if err := sc.writeTurn(&protocol.Link{Cid: id}, turn, nil); err != nil {
 			return err
 		}
 	}
+	return sc.exchange(ctx, first)
+}
+
+// syncConn is this node's side of one sync session.
+type syncConn struct {
+	n    *Node
+	s    network.Stream
+	c    *countingStream
+	r    *bufio.Reader
+	w    *bufio.Writer
+	id   cid.Cid
+	sess *crdt.Session // set by begin
+	rep  *api.SyncSession
+}
+
+// openSync wraps a session's stream, counting its bytes, and counts the
+// session.
+func (n *Node) openSync(s network.Stream, rep *api.SyncSession) *syncConn {
+	c := &countingStream{Stream: s, m: n.metrics}
+	n.metrics.SyncSession()
+	return &syncConn{n: n, s: s, c: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriterSize(c, 64<<10), rep: rep}
+}
+
+// close ends the session with the outcome err, which it returns (naming
+// the context's cause if it ended the session): it fills the report, counts
+// the round trips, and closes the stream, or resets it on error.
+func (sc *syncConn) close(ctx context.Context, err error) error {
+	sc.rep.BytesSent, sc.rep.BytesReceived = sc.c.sent, sc.c.received
+	sc.rep.RoundTrips = (sc.rep.Turns + 1) / 2
+	sc.n.metrics.SyncRounds(sc.rep.RoundTrips)
+	if err == nil {
+		_ = sc.s.Close()
+		return nil
+	}
+	_ = sc.s.Reset()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+	}
+	return err
+}
+
+// readOpening reads a responder's first frame, which must name the commons.
+func (sc *syncConn) readOpening() (*protocol.SyncMsg, error) {
+	_ = sc.s.SetReadDeadline(time.Now().Add(syncIdle))
+	first, err := readControl(sc.r)
+	if err != nil {
+		return nil, fmt.Errorf("read first frame: %w", err)
+	}
+	if first.Commons == nil {
+		return nil, fmt.Errorf("%w: first frame names no commons", crdt.ErrSyncViolation)
+	}
+	sc.rep.Commons = first.Commons.Cid.String()
+	return first, nil
+}
+
+// begin starts the reconciliation engine over commons id, on the event
+// loop. The initiator also gets its opening turn. known is false when the
+// commons is not replicated here.
+func (sc *syncConn) begin(ctx context.Context, id cid.Cid, initiator bool) (turn crdt.Turn, known bool, err error) {
+	sc.id = id
+	// The salt keys the session's fingerprints and short IDs; it comes
+	// from crypto/rand, not the node's seeded source, so that no third
+	// party can predict it and mint records that collide under it.
+	salt := make([]byte, protocol.SaltSize)
+	if _, err := rand.Read(salt); err != nil {
+		return turn, false, fmt.Errorf("sync salt: %w", err)
+	}
+	err = sc.n.do(ctx, func() {
+		rp := sc.n.commons[id]
+		if rp == nil {
+			return
+		}
+		known = true
+		sc.sess = crdt.NewSession(rp.state.Index(), crdt.SyncParams{})
+		if initiator {
+			turn = sc.sess.Begin(salt)
+		}
+	})
+	return turn, known, err
+}
+
+// exchange answers the peer's turns until one side's turn is empty. first,
+// if set, is the peer's first turn's opening frame, read already.
+func (sc *syncConn) exchange(ctx context.Context, first *protocol.SyncMsg) error {
 	for {
-		in, err := n.readTurn(ctx, s, r, sess, id, first, rep)
+		in, err := sc.readTurn(ctx, first)
 		first = nil
 		if err != nil {
 			return err
@@ -367,20 +412,21 @@ func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *a
 		if in.Empty() {
 			return nil
 		}
+		var turn crdt.Turn
 		var push []*protocol.Block
 		var rerr error
-		if err := n.do(ctx, func() { turn, push, rerr = sess.Receive(in) }); err != nil {
+		if err := sc.n.do(ctx, func() { turn, push, rerr = sc.sess.Receive(in) }); err != nil {
 			return err
 		}
 		if rerr != nil {
 			return rerr
 		}
-		if err := n.writeTurn(s, w, nil, turn, push, rep); err != nil {
+		if err := sc.writeTurn(nil, turn, push); err != nil {
 			return err
 		}
 		if turn.Empty() {
-			if sess.Stats.GaveUp {
-				n.log.Debug("sync: sets still differ after the last pass", "peer", rep.Peer, "commons", rep.Commons, "passes", sess.Stats.Passes+1)
+			if sc.sess.Stats.GaveUp {
+				sc.n.log.Debug("sync: sets still differ after the last pass", "peer", sc.rep.Peer, "commons", sc.rep.Commons, "passes", sc.sess.Stats.Passes+1)
 			}
 			return nil
 		}
@@ -388,20 +434,20 @@ func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *a
 }
 
 // writeTurn sends the records the peer lacks, then the turn's control
-// frames.
-func (n *Node) writeTurn(s network.Stream, w *bufio.Writer, commons *protocol.Link, turn crdt.Turn, push []*protocol.Block, rep *api.SyncSession) error {
-	rep.Turns++
-	deadline := func() { _ = s.SetWriteDeadline(time.Now().Add(syncIdle)) }
+// frames, the first naming commons when set.
+func (sc *syncConn) writeTurn(commons *protocol.Link, turn crdt.Turn, push []*protocol.Block) error {
+	sc.rep.Turns++
+	deadline := func() { _ = sc.s.SetWriteDeadline(time.Now().Add(syncIdle)) }
 	deadline()
 	for i, b := range push {
 		if i%256 == 0 {
 			deadline()
 		}
-		if err := writeKindFrame(w, protocol.SyncFrameRecord, b.Raw); err != nil {
+		if err := writeKindFrame(sc.w, protocol.SyncFrameRecord, b.Raw); err != nil {
 			return fmt.Errorf("send record: %w", err)
 		}
 	}
-	rep.Sent += len(push)
+	sc.rep.Sent += len(push)
 	msg := turn.Msg()
 	msg.Commons = commons
 	for _, m := range protocol.SyncFrames(msg) {
@@ -410,99 +456,122 @@ func (n *Node) writeTurn(s network.Stream, w *bufio.Writer, commons *protocol.Li
 			return err
 		}
 		deadline()
-		if err := writeKindFrame(w, protocol.SyncFrameControl, b); err != nil {
+		if err := writeKindFrame(sc.w, protocol.SyncFrameControl, b); err != nil {
 			return fmt.Errorf("send control frame: %w", err)
 		}
 	}
-	return w.Flush()
+	return sc.w.Flush()
 }
 
 // readTurn reads the peer's turn: records, checked against the session and
-// validated and stored in batches as they come, then control frames up to
-// the one marked End. first, if set, is the turn's first control frame,
-// read already.
-func (n *Node) readTurn(ctx context.Context, s network.Stream, r *bufio.Reader, sess *crdt.Session, id cid.Cid, first *protocol.SyncMsg, rep *api.SyncSession) (crdt.Turn, error) {
-	rep.Turns++
+// admitted and stored in batches as they come (syncBatches), then control
+// frames up to the one marked End. first, if set, is the turn's first
+// control frame, read already. Records are in before the turn is answered,
+// so that the answer reflects them.
+func (sc *syncConn) readTurn(ctx context.Context, first *protocol.SyncMsg) (crdt.Turn, error) {
+	sc.rep.Turns++
 	var in crdt.Turn
-	batch := make([]*protocol.Block, 0, syncBatch)
-	// Batches are verified and stored in the background while the next one
-	// is read and parsed; at most one is outstanding, and every return
-	// path waits for it (finish).
-	type result struct {
-		added int
-		err   error
-	}
-	var pending chan result
-	wait := func() error {
-		if pending == nil {
-			return nil
-		}
-		r := <-pending
-		pending = nil
-		rep.Received += r.added
-		return r.err
-	}
-	flush := func() error {
-		if err := wait(); err != nil || len(batch) == 0 {
-			return err
-		}
-		full := batch
-		batch = make([]*protocol.Block, 0, syncBatch)
-		ch := make(chan result, 1)
-		pending = ch
-		go func() {
-			added, err := n.ingestSynced(ctx, full, id)
-			ch <- result{added, err}
-		}()
-		return nil
-	}
-	finish := func() error { return errors.Join(flush(), wait()) }
+	batches := &syncBatches{sc: sc, ctx: ctx}
 	m := first
 	for m == nil || !m.End {
 		if m != nil {
 			if err := addControl(&in, m); err != nil {
-				return in, errors.Join(err, finish())
+				return in, errors.Join(err, batches.finish())
 			}
 		}
-		m = nil
-		_ = s.SetReadDeadline(time.Now().Add(syncIdle))
-		kind, body, err := readKindFrame(r)
-		if err != nil {
-			return in, errors.Join(fmt.Errorf("read frame: %w", err), finish())
-		}
-		switch kind {
-		case protocol.SyncFrameRecord:
-			b, err := n.parse(body, cid.Undef)
-			if err != nil {
-				n.log.Warn("sync: invalid record from peer", "peer", rep.Peer, "err", err)
-				return in, errors.Join(fmt.Errorf("invalid record: %w", err), finish())
-			}
-			d, _ := protocol.RecordDigest(b.CID)
-			if err := sess.Accept(uint64(b.Record.Time), d); err != nil {
-				return in, errors.Join(err, finish())
-			}
-			batch = append(batch, b)
-			if len(batch) == syncBatch {
-				if err := flush(); err != nil {
-					return in, err
-				}
-			}
-		case protocol.SyncFrameControl:
-			if m, err = protocol.DecodeSync(body); err != nil {
-				return in, errors.Join(err, finish())
-			}
-			if m.Commons != nil {
-				return in, errors.Join(errors.New("commons named after the first frame"), finish())
-			}
+		var err error
+		if m, err = sc.readFrame(batches); err != nil {
+			return in, errors.Join(err, batches.finish())
 		}
 	}
 	if err := addControl(&in, m); err != nil {
-		return in, errors.Join(err, finish())
+		return in, errors.Join(err, batches.finish())
 	}
-	// Records are in before the turn is answered, so that the answer
-	// reflects them.
-	return in, finish()
+	return in, batches.finish()
 }
+
+// readFrame reads one frame of a turn: a record goes to batches (m is
+// nil), a control frame is returned.
+func (sc *syncConn) readFrame(batches *syncBatches) (m *protocol.SyncMsg, err error) {
+	_ = sc.s.SetReadDeadline(time.Now().Add(syncIdle))
+	kind, body, err := readKindFrame(sc.r)
+	if err != nil {
+		return nil, fmt.Errorf("read frame: %w", err)
+	}
+	if kind == protocol.SyncFrameControl {
+		if m, err = protocol.DecodeSync(body); err != nil {
+			return nil, err
+		}
+		if m.Commons != nil {
+			return nil, errors.New("commons named after the first frame")
+		}
+		return m, nil
+	}
+	b, err := sc.n.parse(body, cid.Undef)
+	if err != nil {
+		sc.n.log.Warn("sync: invalid record from peer", "peer", sc.rep.Peer, "err", err)
+		return nil, fmt.Errorf("invalid record: %w", err)
+	}
+	d, _ := protocol.RecordDigest(b.CID)
+	if err := sc.sess.Accept(uint64(b.Record.Time), d); err != nil {
+		return nil, err
+	}
+	return nil, batches.add(b)
+}
+
+// syncBatches admits and stores a turn's records in batches of syncBatch,
+// each in the background while the next is read and parsed; at most one is
+// outstanding, and finish waits for it.
+type syncBatches struct {
+	sc      *syncConn
+	ctx     context.Context
+	batch   []*protocol.Block
+	pending chan syncBatchResult
+}
+
+type syncBatchResult struct {
+	added int
+	err   error
+}
+
+// add queues a record, and hands a full batch to the background.
+func (sb *syncBatches) add(b *protocol.Block) error {
+	sb.batch = append(sb.batch, b)
+	if len(sb.batch) < syncBatch {
+		return nil
+	}
+	return sb.flush()
+}
+
+// wait waits for the outstanding batch, counting what it added.
+func (sb *syncBatches) wait() error {
+	if sb.pending == nil {
+		return nil
+	}
+	r := <-sb.pending
+	sb.pending = nil
+	sb.sc.rep.Received += r.added
+	return r.err
+}
+
+// flush waits for the outstanding batch, then starts the queued one.
+func (sb *syncBatches) flush() error {
+	if err := sb.wait(); err != nil || len(sb.batch) == 0 {
+		return err
+	}
+	full := sb.batch
+	sb.batch = make([]*protocol.Block, 0, syncBatch)
+	ch := make(chan syncBatchResult, 1)
+	sb.pending = ch
+	go func() {
+		added, err := sb.sc.n.ingestSynced(sb.ctx, full, sb.sc.id)
+		ch <- syncBatchResult{added, err}
+	}()
+	return nil
+}
+
+// finish stores what is queued and waits for every batch.
+func (sb *syncBatches) finish() error { return errors.Join(sb.flush(), sb.wait()) }
 
 // addControl appends a control frame to a turn, within the engine's turn
 // limits (checked again by Session.Receive).

@@ -465,7 +465,6 @@ func statusEvent(commons cid.Cid, p Pos, cause *protocol.Block, ch Change) Event
 	return e
 }
 
-
 // subscription reads one commons' events from a position.
 type subscription struct {
 	h      *Hub
