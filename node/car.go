@@ -17,20 +17,9 @@ import (
 // Export writes every record of a commons, in feed order, as a CARv1 file
 // whose root is the commons ID.
 func (n *Node) Export(ctx context.Context, commons string, w io.Writer) error {
-	var id cid.Cid
-	var ierr error
-	if err := n.do(ctx, func() {
-		rep, err := n.replicaFor(commons)
-		if err != nil {
-			ierr = err
-			return
-		}
-		id = rep.id
-	}); err != nil {
+	id, err := n.replicated(ctx, commons)
+	if err != nil {
 		return err
-	}
-	if ierr != nil {
-		return ierr
 	}
 	car, err := storage.NewWritable(w, []cid.Cid{id}, carv2.WriteAsCarV1(true))
 	if err != nil {

@@ -292,6 +292,23 @@ func (n *Node) replicaFor(id string) (*replica, error) {
 	return rep, nil
 }
 
+// replicated returns the ID of a commons replicated here, given as a
+// string (replicaFor, on the event loop).
+func (n *Node) replicated(ctx context.Context, commons string) (cid.Cid, error) {
+	var id cid.Cid
+	var ierr error
+	if err := n.do(ctx, func() {
+		rep, err := n.replicaFor(commons)
+		if err == nil {
+			id = rep.id
+		}
+		ierr = err
+	}); err != nil {
+		return id, err
+	}
+	return id, ierr
+}
+
 // goEvery runs fn every d on a goroutine of the node's until it stops.
 func (n *Node) goEvery(d time.Duration, fn func()) {
 	n.wg.Add(1)

@@ -376,20 +376,9 @@ func (n *Node) Subscribe(ctx context.Context, commons, from string, filter feed.
 	if filter, err = filter.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 	}
-	var id cid.Cid
-	var ierr error
-	if err := n.do(ctx, func() {
-		rep, err := n.replicaFor(commons)
-		if err != nil {
-			ierr = err
-			return
-		}
-		id = rep.id
-	}); err != nil {
+	id, err := n.replicated(ctx, commons)
+	if err != nil {
 		return nil, err
-	}
-	if ierr != nil {
-		return nil, ierr
 	}
 	return n.feeds.Subscribe(id, pos, filter), nil
 }
