@@ -21,24 +21,26 @@ import (
 	"github.com/commons-p2p/commons/store/badgerstore"
 )
 
-// drain reads every event available now from a subscription.
+// drain reads every event of the subscription up to its commons' head
+// when called, awaiting their publication.
 func drain(t *testing.T, s *feed.Subscription) []feed.Event {
 	t.Helper()
 	var out []feed.Event
-	for {
-		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	head := s.Head()
+	for !s.CaughtUp(head) {
+		// Next returns once matching events are published; those that
+		// follow, filtered out, move the position on without returning.
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
 		frames, err := s.Next(ctx, 7)
 		cancel()
 		for _, f := range frames {
 			out = append(out, parseFrame(t, f))
 		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			return out
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Next: %v", err)
 		}
 	}
+	return out
 }
 
 func parseFrame(t *testing.T, f []byte) feed.Event {

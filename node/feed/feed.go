@@ -688,6 +688,18 @@ func (s *Subscription) read(ctx context.Context, max int, idle <-chan time.Time,
 // filtered out): the Last-Event-ID to resume from.
 func (s *Subscription) Pos() Pos { return s.s.pos }
 
+// Head returns the position of the last event added to the subscription's
+// commons, published or not: once Pos reaches it, the reader has seen every
+// event there was when Head was called.
+func (s *Subscription) Head() Pos {
+	s.s.f.mu.RLock()
+	defer s.s.f.mu.RUnlock()
+	return s.s.f.head
+}
+
+// CaughtUp reports whether the reader has passed position p (Head, say).
+func (s *Subscription) CaughtUp(p Pos) bool { return !s.s.pos.less(p) }
+
 // Close releases the subscription.
 func (s *Subscription) Close() {
 	if !s.closed {
