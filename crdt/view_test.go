@@ -2,7 +2,10 @@ package crdt
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/commons-p2p/commons/protocol"
@@ -61,4 +64,174 @@ func TestAttackedByListsLowestCIDs(t *testing.T) {
 	if hs := s.History(); len(hs) != 1 || hs[0].CID != g.CID || !hs[0].Head || hs[0].AttackedBy != nil || hs[0].Attackers != 0 {
 		t.Fatalf("history %+v, want the genesis alone, a head attacked by nothing", hs)
 	}
+}
+
+// Merge of states of different commons panics, as its doc comment says,
+// whichever side is empty, and leaves both states as they were: nothing of
+// one commons reaches the other.
+func TestMergeOfAnotherCommons(t *testing.T) {
+	f := newFx(t, 1, 1)
+	c := f.con("here")
+	f.add(c, f.rev(c, f.g, 11, 1, protocol.DecisionAccept))
+	og := genesisBlock(t, manifest([]int{1}, 1, []int{2}, 1, 1), 1)
+	o := New(og.CID)
+	oc := contribution(t, og.CID, og.CID, 5, 3, "elsewhere")
+	mustAdd(t, o, og, oc, review(t, og.CID, oc.CID, og.CID, 6, 2, protocol.DecisionReject))
+	before, obefore := snap(f.s), snap(o)
+
+	for _, tc := range []struct {
+		name string
+		a, b *State
+	}{
+		{"ours then theirs", f.s, o},
+		{"theirs then ours", o, f.s},
+		{"an empty state of another commons", f.s, New(og.CID)},
+		{"into an empty state of another commons", New(og.CID), f.s},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m *State
+			p := func() (p any) {
+				defer func() { p = recover() }()
+				m = Merge(tc.a, tc.b)
+				return nil
+			}()
+			if msg := fmt.Sprint(p); p == nil || !strings.Contains(msg, "different commons") {
+				t.Fatalf("Merge returned %v (panic %v), want a panic about different commons", m, p)
+			}
+			if d := snap(f.s).diff(before); d != "" {
+				t.Fatalf("our state changed:\n%s", d)
+			}
+			if d := snap(o).diff(obefore); d != "" {
+				t.Fatalf("their state changed:\n%s", d)
+			}
+			for _, x := range o.CIDs() {
+				if f.s.Has(x) {
+					t.Fatalf("their record %s is in our state", x)
+				}
+			}
+		})
+	}
+}
+
+// protocol forbids a zero quorum in a manifest with maintainers, and a
+// manifest without maintainers has both quorums 0 and decides nothing.
+// crdt does not validate (the caller does, doc.go), so a zero quorum can
+// only reach it in a block whose validation was skipped; it decides
+// nothing there either (SPEC §12.5: a version without maintainers never
+// accepts or rejects).
+func TestZeroQuorum(t *testing.T) {
+	t.Run("protocol refuses it", func(t *testing.T) {
+		for _, tc := range []struct {
+			field string
+			q, rq uint64
+		}{{"body.quorum", 0, 1}, {"body.reject_quorum", 1, 0}} {
+			g := genesisBlock(t, manifest([]int{0}, 1, nil, 0, 0), 0)
+			r := &protocol.Record{Commons: g.CID, Time: 2, Body: manifest([]int{0}, 1, []int{1, 2}, tc.q, tc.rq)}
+			r.Manifest().Prev, r.Manifest().Version = links(g.CID), 1
+			err := protocol.Sign(r, key(0))
+			var fe *protocol.FieldError
+			if !errors.As(err, &fe) || fe.Field != tc.field || !errors.Is(err, protocol.ErrInvalid) {
+				t.Fatalf("quorum %d, reject quorum %d: sign gave %v, want invalid %s", tc.q, tc.rq, err, tc.field)
+			}
+		}
+	})
+	t.Run("no maintainers decide nothing", func(t *testing.T) {
+		g := genesisBlock(t, manifest([]int{0}, 1, nil, 0, 0), 0)
+		c := contribution(t, g.CID, g.CID, 10, 5, "c")
+		acc := review(t, g.CID, c.CID, g.CID, 11, 0, protocol.DecisionAccept) // an association key
+		rej := review(t, g.CID, c.CID, g.CID, 12, 1, protocol.DecisionReject)
+		scenario{g.CID, []*protocol.Block{g, c, acc, rej}}.check(t, func(s *State) {
+			wantStatus(t, s, c, StatusPending)
+			wantInert(t, s, acc.CID, reasonNotMaintainer)
+			wantInert(t, s, rej.CID, reasonNotMaintainer)
+			if v, _ := s.Contribution(c.CID); v.Held || v.Inert != "" || len(v.Reviews) != 2 || v.Reviews[0].Counts || v.Reviews[1].Counts {
+				t.Fatalf("view %+v", v)
+			}
+			if p, a, r := s.Counts(); p != 1 || a != 0 || r != 0 {
+				t.Fatalf("counts %d %d %d", p, a, r)
+			}
+		})
+	})
+	t.Run("unvalidated zero quorums decide nothing", func(t *testing.T) {
+		g := genesisBlock(t, manifest([]int{0}, 1, []int{1, 2}, 1, 1), 0)
+		m := g.Record.Manifest()
+		m.Quorum, m.RejectQuorum = 0, 0 // after signing: what validation would refuse
+		acc := contribution(t, g.CID, g.CID, 10, 5, "accepted by one")
+		rej := contribution(t, g.CID, g.CID, 10, 5, "rejected by one")
+		bs := []*protocol.Block{g, acc, rej,
+			review(t, g.CID, acc.CID, g.CID, 11, 1, protocol.DecisionAccept),
+			review(t, g.CID, rej.CID, g.CID, 11, 2, protocol.DecisionReject)}
+		scenario{g.CID, bs}.check(t, func(s *State) {
+			for _, c := range []*protocol.Block{acc, rej} {
+				v, _ := s.Contribution(c.CID)
+				if v.Status != StatusPending || v.Held || len(v.Reviews) != 1 || !v.Reviews[0].Counts {
+					t.Fatalf("%s: %+v, want pending, its review counting", c.Record.Contribution().Title, v)
+				}
+			}
+		})
+	})
+}
+
+// revision signs a contribution to id under lic that revises revises.
+func revision(tb fataler, id, lic, revises cid.Cid, t protocol.HLC, author int, title string) *protocol.Block {
+	tb.Helper()
+	return seal(tb, &protocol.Record{Commons: id, Time: t, Body: &protocol.Contribution{
+		Title: title, Licence: protocol.Link{Cid: lic}, Revises: &protocol.Link{Cid: revises},
+		Provenance: protocol.ProvenanceVolunteer,
+	}}, author)
+}
+
+// A contribution's Revises link is shown as it is (Body.Revises) and is no
+// dependency (doc.go, SPEC §12.4): a revision of a missing record does not
+// wait, one of a manifest is not inert, and a revision neither inherits
+// the status or reviews of what it revises nor changes them.
+func TestRevises(t *testing.T) {
+	f := newFx(t, 1, 1)
+	orig := f.con("orig")
+	accOrig := f.rev(orig, f.g, 11, 1, protocol.DecisionAccept)
+	rev := revision(t, f.id, f.id, orig.CID, 12, 4, "revises the accepted one")
+	missing := f.con("never added")
+	ofMissing := revision(t, f.id, f.id, missing.CID, 12, 4, "revises a missing record")
+	accMissing := f.rev(ofMissing, f.g, 13, 2, protocol.DecisionAccept)
+	ofManifest := revision(t, f.id, f.id, f.id, 12, 4, "revises a manifest")
+	rejManifest := f.rev(ofManifest, f.g, 13, 3, protocol.DecisionReject)
+	sc := scenario{f.id, []*protocol.Block{f.g, orig, accOrig, rev, ofMissing, accMissing, ofManifest, rejManifest}}
+	sc.check(t, func(s *State) {
+		if s.Waiting() != 0 || len(s.Inert()) != 0 {
+			t.Fatalf("waiting %d, inert %v: a Revises link is no dependency", s.Waiting(), s.Inert())
+		}
+		for _, tc := range []struct {
+			c       *protocol.Block
+			revises cid.Cid
+			status  Status
+			reviews []cid.Cid
+		}{
+			{orig, cid.Undef, StatusAccepted, []cid.Cid{accOrig.CID}},
+			{rev, orig.CID, StatusPending, nil},
+			{ofMissing, missing.CID, StatusAccepted, []cid.Cid{accMissing.CID}},
+			{ofManifest, f.id, StatusRejected, []cid.Cid{rejManifest.CID}},
+		} {
+			v, ok := s.Contribution(tc.c.CID)
+			var revises cid.Cid
+			if v.Body != nil && v.Body.Revises != nil {
+				revises = v.Body.Revises.Cid
+			}
+			var reviews []cid.Cid
+			for _, r := range v.Reviews {
+				reviews = append(reviews, r.CID)
+			}
+			if !ok || revises != tc.revises || v.Status != tc.status || v.Inert != "" || !slices.Equal(reviews, tc.reviews) {
+				t.Fatalf("%s: revises %s, %s, inert %q, reviews %v; want revises %s, %s, reviews %v",
+					tc.c.Record.Contribution().Title, revises, v.Status, v.Inert, reviews, tc.revises, tc.status, tc.reviews)
+			}
+		}
+	})
+	// The revised record arriving later changes nothing of its revision.
+	s := New(f.id)
+	mustAdd(t, s, sc.recs...)
+	ch, err := s.Add(missing)
+	if err != nil || !slices.Equal(ch, []Change{{missing.CID, "", StatusPending}}) {
+		t.Fatalf("adding the revised record: changes %v, %v", ch, err)
+	}
+	wantStatus(t, s, ofMissing, StatusAccepted)
 }
