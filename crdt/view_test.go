@@ -235,3 +235,99 @@ func TestRevises(t *testing.T) {
 	}
 	wantStatus(t, s, ofMissing, StatusAccepted)
 }
+
+// Every list comes in its documented order, whatever the arrival order,
+// with ties in time broken by CID: Contributions and each contribution's
+// Reviews by (time, CID), Inert by CID, Revoked by key bytes, History by
+// (version, CID). The random histories check the same against the
+// reference (TestReference); this one does not depend on what they draw.
+func TestListOrder(t *testing.T) {
+	g := genesisBlock(t, manifest([]int{0}, 1, []int{1, 2}, 2, 2), 0)
+	vm := manifest([]int{0}, 1, []int{1, 2}, 2, 2)
+	vm.Revoked = pubs(3, 4, 5)
+	v1 := update(t, g.CID, 2, vm, 1, []cid.Cid{g.CID}, 0)
+	fork := update(t, g.CID, 3, manifest([]int{0}, 1, []int{1, 2}, 2, 2), 1, []cid.Cid{g.CID}, 0)
+	var cons, inert []*protocol.Block
+	for i, tm := range []protocol.HLC{10, 5, 10, 5, 10} {
+		cons = append(cons, contribution(t, g.CID, g.CID, tm, 5, fmt.Sprint("c", i)))
+	}
+	c := cons[0]
+	var revs []*protocol.Block
+	for i, tm := range []protocol.HLC{12, 11, 12, 11} {
+		d := []string{protocol.DecisionAccept, protocol.DecisionReject}[i/2]
+		revs = append(revs, review(t, g.CID, c.CID, g.CID, tm, 1+i%2, d))
+	}
+	for i := range 3 { // licensed under a contribution: inert
+		inert = append(inert, contribution(t, g.CID, c.CID, 7, 5, fmt.Sprint("i", i)))
+	}
+	inert = append(inert, review(t, g.CID, c.CID, g.CID, 12, 3, protocol.DecisionReject)) // revoked, no maintainer
+	recs := append(append(append([]*protocol.Block{g, v1, fork}, cons...), revs...), inert...)
+
+	byTime := func(bs []*protocol.Block) []cid.Cid {
+		bs = slices.Clone(bs)
+		slices.SortFunc(bs, func(a, b *protocol.Block) int {
+			if a.Record.Time != b.Record.Time {
+				return int(a.Record.Time) - int(b.Record.Time)
+			}
+			return bytes.Compare(a.CID.Bytes(), b.CID.Bytes())
+		})
+		var out []cid.Cid
+		for _, b := range bs {
+			out = append(out, b.CID)
+		}
+		return out
+	}
+	wantCons := byTime(append(slices.Clone(cons), inert[:3]...))
+	wantRevs := byTime(append(slices.Clone(revs), inert[3]))
+	var wantInert []cid.Cid
+	for _, b := range inert {
+		wantInert = append(wantInert, b.CID)
+	}
+	wantInert = byBytes(wantInert)
+	var wantRevoked []protocol.PublicKey
+	for _, i := range []int{5, 3, 4} {
+		wantRevoked = append(wantRevoked, key(i).Public())
+	}
+	slices.SortFunc(wantRevoked, func(a, b protocol.PublicKey) int { return bytes.Compare(a[:], b[:]) })
+	wantHistory := append([]cid.Cid{g.CID}, byBytes([]cid.Cid{v1.CID, fork.CID})...)
+
+	for _, order := range [][]*protocol.Block{recs, reversed(recs), rotated(recs, 5), reversed(rotated(recs, 9))} {
+		s := New(g.CID)
+		mustAdd(t, s, order...)
+		var gotCons, gotRevs, gotInert, gotHistory []cid.Cid
+		for _, v := range s.Contributions() {
+			gotCons = append(gotCons, v.CID)
+		}
+		v, _ := s.Contribution(c.CID)
+		for _, r := range v.Reviews {
+			gotRevs = append(gotRevs, r.CID)
+		}
+		for _, r := range s.Inert() {
+			gotInert = append(gotInert, r.CID)
+		}
+		for _, v := range s.History() {
+			gotHistory = append(gotHistory, v.CID)
+		}
+		for _, l := range []struct {
+			name      string
+			got, want []cid.Cid
+		}{{"Contributions", gotCons, wantCons}, {"Reviews", gotRevs, wantRevs}, {"Inert", gotInert, wantInert}, {"History", gotHistory, wantHistory}} {
+			if !slices.Equal(l.got, l.want) {
+				t.Fatalf("%s %v, want %v", l.name, l.got, l.want)
+			}
+		}
+		if got := s.Revoked(); !slices.Equal(got, wantRevoked) {
+			t.Fatalf("Revoked %v, want %v", got, wantRevoked)
+		}
+	}
+}
+
+func reversed(bs []*protocol.Block) []*protocol.Block {
+	out := slices.Clone(bs)
+	slices.Reverse(out)
+	return out
+}
+
+func rotated(bs []*protocol.Block, i int) []*protocol.Block {
+	return append(slices.Clone(bs[i:]), bs[:i]...)
+}
