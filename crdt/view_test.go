@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -267,7 +268,7 @@ func TestListOrder(t *testing.T) {
 		bs = slices.Clone(bs)
 		slices.SortFunc(bs, func(a, b *protocol.Block) int {
 			if a.Record.Time != b.Record.Time {
-				return int(a.Record.Time) - int(b.Record.Time)
+				return cmp.Compare(a.Record.Time, b.Record.Time)
 			}
 			return bytes.Compare(a.CID.Bytes(), b.CID.Bytes())
 		})
