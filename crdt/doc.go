@@ -94,6 +94,13 @@
 // [StatusPending] (and [ContributionView.Inert] says why an inert one does
 // not move).
 //
+// # Order
+//
+// Every list the state returns comes in the fixed order its doc comment
+// gives, a function of the set alone: CIDs compare by their binary form,
+// keys by their bytes, times and versions as numbers. No order depends on
+// arrival, and ties never fall to it.
+//
 // # State root
 //
 // The state root hashes the set of record digests (the sha2-256 inside each

@@ -11,7 +11,7 @@ import (
 
 // gen draws a random commons history: a genesis, manifest updates (forks,
 // merges, co-signatures, revocations, bad versions, short signatures),
-// contributions, reviews of every decision by maintainers and others, and
+// contributions (some revising a record), reviews of every decision by maintainers and others, and
 // duplicates. Some records are drawn but never emitted ("hidden"), so that
 // what depends on them waits forever.
 type gen struct {
@@ -145,7 +145,18 @@ func (g *gen) contribution() {
 		lic = rapid.SampledFrom(g.cons).Draw(g.t, "con").CID
 	}
 	g.n++
-	b := contribution(g.t, g.id, lic, g.time(), rapid.IntRange(0, nKeys-1).Draw(g.t, "author"), fmt.Sprint("c", g.n))
+	t, author, title := g.time(), rapid.IntRange(0, nKeys-1).Draw(g.t, "author"), fmt.Sprint("c", g.n)
+	b := contribution(g.t, g.id, lic, t, author, title)
+	// Revises is no dependency: it may name a contribution (hidden ones
+	// included, so never arriving) or a manifest, and changes nothing.
+	switch rapid.IntRange(0, 5).Draw(g.t, "revises") {
+	case 0:
+		if len(g.cons) > 0 {
+			b = revision(g.t, g.id, lic, rapid.SampledFrom(g.cons).Draw(g.t, "revised").CID, t, author, title)
+		}
+	case 1:
+		b = revision(g.t, g.id, lic, rapid.SampledFrom(g.mans).Draw(g.t, "revisedMan").CID, t, author, title)
+	}
 	g.cons = append(g.cons, b)
 	g.maybeEmit(b)
 }

@@ -16,23 +16,70 @@ import (
 )
 
 // snapshot is everything the state derives, in a form that compares with
-// reflect.DeepEqual.
+// reflect.DeepEqual. Every list is kept in the order the state returns it
+// (the order its doc comment promises), so that a comparison pins the order
+// too, not just the elements.
 type snapshot struct {
-	Root      string
-	Len       int
-	Head      string
-	Forks     []string
-	OnChain   []string // sorted
-	Contested []string // sorted
-	Revoked   []string // sorted hex
-	Suspended []string // sorted hex
-	Status    map[string]Status
-	Held      map[string]bool   // contributions held pending by a contest
-	Counting  map[string]bool   // reviews that count
-	Undecided map[string]string // suspended reviews, with the reason
-	Inert     map[string]string
-	Waiting   int
-	Counts    [3]int
+	Root          string
+	Len           int
+	CIDs          []string // CIDs(): by CID bytes
+	Head          string
+	Forks         []string            // resolved first
+	OnChain       []string            // History(): by (version, CID), see versionEntry
+	Contested     []string            // ContestedManifests(): by (version, CID), see versionEntry
+	ContestedCIDs []string            // ContestedCIDs(): by CID
+	Revoked       []string            // Revoked(): hex, by key bytes
+	Suspended     []string            // Suspended(): hex, by key bytes
+	Contributions []string            // Contributions(): by (time, CID), see contributionEntry
+	Reviews       map[string][]string // per contribution with reviews, its Reviews: by (time, CID), see reviewEntry
+	Status        map[string]Status
+	Held          map[string]bool   // contributions held pending by a contest
+	Counting      map[string]bool   // reviews that count
+	Undecided     map[string]string // suspended reviews, with the reason
+	Inert         []string          // Inert(): "CID: reason", by CID
+	Waiting       int
+	Counts        [3]int
+}
+
+// versionEntry renders one ManifestVersion (its CID, version, Head and
+// Contested flags, attackers listed and counted).
+func versionEntry(c cid.Cid, version uint64, head, contested bool, attackedBy []cid.Cid, attackers int) string {
+	e := fmt.Sprintf("%s v%d", c, version)
+	if head {
+		e += " head"
+	}
+	if contested {
+		e += " contested"
+	}
+	if attackedBy != nil || attackers != 0 {
+		e += fmt.Sprintf(" attacked by %d: %v", attackers, attackedBy)
+	}
+	return e
+}
+
+// contributionEntry renders one ContributionView in Contributions(): its
+// CID, and why it is inert if it is.
+func contributionEntry(c cid.Cid, inert string) string {
+	if inert != "" {
+		return c.String() + " inert: " + inert
+	}
+	return c.String()
+}
+
+// reviewEntry renders one ReviewView: its CID and whether it counts, is
+// suspended or is inert (with the reason).
+func reviewEntry(c cid.Cid, counts bool, suspended, inert string) string {
+	e := c.String()
+	if counts {
+		e += " counts"
+	}
+	if suspended != "" {
+		e += " suspended: " + suspended
+	}
+	if inert != "" {
+		e += " inert: " + inert
+	}
+	return e
 }
 
 func (a snapshot) diff(b snapshot) string {
@@ -49,10 +96,14 @@ func (a snapshot) diff(b snapshot) string {
 	return strings.Join(out, "\n")
 }
 
-// snap reads a fast State through its public API only.
+// snap reads a fast State through its public API only, keeping every list
+// in the order the API returns it.
 func snap(s *State) snapshot {
-	out := snapshot{Root: s.Root().String(), Len: s.Len(), Status: map[string]Status{}, Held: map[string]bool{},
-		Counting: map[string]bool{}, Undecided: map[string]string{}, Inert: map[string]string{}, Waiting: s.Waiting()}
+	out := snapshot{Root: s.Root().String(), Len: s.Len(), Reviews: map[string][]string{}, Status: map[string]Status{},
+		Held: map[string]bool{}, Counting: map[string]bool{}, Undecided: map[string]string{}, Waiting: s.Waiting()}
+	for _, c := range s.CIDs() {
+		out.CIDs = append(out.CIDs, c.String())
+	}
 	if h, _ := s.Head(); h.Defined() {
 		out.Head = h.String()
 	}
@@ -60,27 +111,28 @@ func snap(s *State) snapshot {
 		out.Forks = append(out.Forks, f.String())
 	}
 	for _, v := range s.History() {
-		out.OnChain = append(out.OnChain, v.CID.String())
+		out.OnChain = append(out.OnChain, versionEntry(v.CID, v.Manifest.Version, v.Head, v.Contested, v.AttackedBy, v.Attackers))
 	}
-	sort.Strings(out.OnChain)
 	for _, v := range s.ContestedManifests() {
-		out.Contested = append(out.Contested, v.CID.String())
+		out.Contested = append(out.Contested, versionEntry(v.CID, v.Manifest.Version, v.Head, v.Contested, v.AttackedBy, v.Attackers))
 	}
-	sort.Strings(out.Contested)
+	for _, c := range s.ContestedCIDs() {
+		out.ContestedCIDs = append(out.ContestedCIDs, c.String())
+	}
 	for _, k := range s.Revoked() {
 		out.Revoked = append(out.Revoked, k.Hex())
 	}
-	sort.Strings(out.Revoked)
 	for _, k := range s.Suspended() {
 		out.Suspended = append(out.Suspended, k.Hex())
 	}
-	sort.Strings(out.Suspended)
 	for _, c := range s.Contributions() {
+		out.Contributions = append(out.Contributions, contributionEntry(c.CID, c.Inert))
 		out.Status[c.CID.String()] = c.Status
 		if c.Held {
 			out.Held[c.CID.String()] = true
 		}
 		for _, r := range c.Reviews {
+			out.Reviews[c.CID.String()] = append(out.Reviews[c.CID.String()], reviewEntry(r.CID, r.Counts, r.Suspended, r.Inert))
 			if r.Counts {
 				out.Counting[r.CID.String()] = true
 			}
@@ -90,7 +142,7 @@ func snap(s *State) snapshot {
 		}
 	}
 	for _, r := range s.Inert() {
-		out.Inert[r.CID.String()] = r.Reason
+		out.Inert = append(out.Inert, r.CID.String()+": "+r.Reason)
 	}
 	out.Counts[0], out.Counts[1], out.Counts[2] = s.Counts()
 	if s.Held() != len(out.Held) {
@@ -100,34 +152,54 @@ func snap(s *State) snapshot {
 }
 
 // reference recomputes everything from the record set, by the rules in
-// doc.go, as plainly as possible.
+// doc.go, as plainly as possible, and lists everything in the order the
+// view's doc comments promise (refSort and its callers), worked out here
+// from the records, not taken from the state.
 func reference(set map[cid.Cid]*protocol.Block) snapshot {
-	out := snapshot{Len: len(set), Status: map[string]Status{}, Held: map[string]bool{}, Counting: map[string]bool{},
-		Undecided: map[string]string{}, Inert: map[string]string{}}
+	out := snapshot{Len: len(set), Reviews: map[string][]string{}, Status: map[string]Status{}, Held: map[string]bool{},
+		Counting: map[string]bool{}, Undecided: map[string]string{}}
+	inert := map[cid.Cid]string{}
 	out.Root = refRoot(set)
+	var all []cid.Cid
+	for c := range set {
+		all = append(all, c)
+	}
+	refSort(all, nil)
+	for _, c := range all {
+		out.CIDs = append(out.CIDs, c.String())
+	}
 	ch := refChain(set)
+	var onChain, contested []cid.Cid
 	for c, st := range ch.state {
 		switch st {
 		case "chain":
-			out.OnChain = append(out.OnChain, c.String())
+			onChain = append(onChain, c)
 		case "contested":
-			out.Contested = append(out.Contested, c.String())
+			contested = append(contested, c)
 		case "wait":
 			out.Waiting++
 		default:
-			out.Inert[c.String()] = st
+			inert[c] = st
 		}
 	}
-	sort.Strings(out.OnChain)
-	sort.Strings(out.Contested)
-	for k := range ch.revoked {
-		out.Revoked = append(out.Revoked, k.Hex())
+	version := func(c cid.Cid) uint64 { return set[c].Record.Manifest().Version }
+	refSort(onChain, version)
+	for _, c := range onChain {
+		out.OnChain = append(out.OnChain, versionEntry(c, version(c), slices.Contains(ch.heads, c), false, nil, 0))
 	}
-	sort.Strings(out.Revoked)
-	for k := range ch.suspended {
-		out.Suspended = append(out.Suspended, k.Hex())
+	refSort(contested, version)
+	for _, c := range contested {
+		as := ch.attackers[c]
+		n := len(as)
+		as = as[:min(n, MaxAttackedBy)]
+		out.Contested = append(out.Contested, versionEntry(c, version(c), false, true, as, n))
 	}
-	sort.Strings(out.Suspended)
+	refSort(contested, nil)
+	for _, c := range contested {
+		out.ContestedCIDs = append(out.ContestedCIDs, c.String())
+	}
+	out.Revoked = refKeys(ch.revoked)
+	out.Suspended = refKeys(ch.suspended)
 	if len(ch.heads) > 0 {
 		out.Head = ch.heads[0].String()
 	}
@@ -155,14 +227,16 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 		case "wait":
 			out.Waiting++
 		default:
-			out.Inert[c.String()] = reason
+			inert[c] = reason
 		}
 	}
 	// Contributions.
+	var cons []cid.Cid
 	for c, b := range set {
 		if b.Record.Contribution() == nil {
 			continue
 		}
+		cons = append(cons, c)
 		decided, held := refDecide(set, voting[c], suspended, out.Counting)
 		st := StatusPending
 		switch cs := refContribution(set, ch, b); cs {
@@ -174,7 +248,7 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 		case "wait":
 			out.Waiting++
 		default:
-			out.Inert[c.String()] = cs
+			inert[c] = cs
 			if cs == reasonLicenceContested {
 				out.Held[c.String()] = true
 			}
@@ -182,7 +256,61 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 		out.Status[c.String()] = st
 		out.Counts[map[Status]int{StatusPending: 0, StatusAccepted: 1, StatusRejected: 2}[st]]++
 	}
+	// The lists, in order.
+	refSort(cons, refTime(set))
+	for _, c := range cons {
+		out.Contributions = append(out.Contributions, contributionEntry(c, inert[c]))
+		var rs []cid.Cid // every review of c in the set, whatever its class
+		for r, b := range set {
+			if v := b.Record.Review(); v != nil && v.Target.Cid == c {
+				rs = append(rs, r)
+			}
+		}
+		refSort(rs, refTime(set))
+		for _, r := range rs {
+			out.Reviews[c.String()] = append(out.Reviews[c.String()],
+				reviewEntry(r, out.Counting[r.String()], out.Undecided[r.String()], inert[r]))
+		}
+	}
+	var ic []cid.Cid
+	for c := range inert {
+		ic = append(ic, c)
+	}
+	refSort(ic, nil)
+	for _, c := range ic {
+		out.Inert = append(out.Inert, c.String()+": "+inert[c])
+	}
 	return out
+}
+
+// refSort sorts cs by key (ascending), then by CID bytes; with key nil, by
+// CID bytes alone.
+func refSort(cs []cid.Cid, key func(cid.Cid) uint64) {
+	sort.Slice(cs, func(i, j int) bool {
+		if key != nil && key(cs[i]) != key(cs[j]) {
+			return key(cs[i]) < key(cs[j])
+		}
+		return bytes.Compare(cs[i].Bytes(), cs[j].Bytes()) < 0
+	})
+}
+
+// refTime is the key of a record's time, for refSort.
+func refTime(set map[cid.Cid]*protocol.Block) func(cid.Cid) uint64 {
+	return func(c cid.Cid) uint64 { return uint64(set[c].Record.Time) }
+}
+
+// refKeys lists keys in hex, ordered by their bytes.
+func refKeys(ks map[protocol.PublicKey]bool) []string {
+	var out [][]byte
+	for k := range ks {
+		out = append(out, bytes.Clone(k[:]))
+	}
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i], out[j]) < 0 })
+	var hs []string
+	for _, k := range out {
+		hs = append(hs, hex.EncodeToString(k))
+	}
+	return hs
 }
 
 // refContribution returns "ok", "wait" or an inert reason.
@@ -257,7 +385,8 @@ type refChainResult struct {
 	past      map[cid.Cid]map[cid.Cid]bool
 	revoked   map[protocol.PublicKey]bool
 	suspended map[protocol.PublicKey]bool
-	heads     []cid.Cid // resolved first
+	heads     []cid.Cid             // resolved first
+	attackers map[cid.Cid][]cid.Cid // per contested manifest, its accepted or contested attackers, by CID
 }
 
 // refChain labels the manifests by SPEC §12.2, literally: candidates by
@@ -266,7 +395,7 @@ type refChainResult struct {
 // every undecided candidate until a whole pass changes nothing.
 func refChain(set map[cid.Cid]*protocol.Block) refChainResult {
 	res := refChainResult{state: map[cid.Cid]string{}, past: map[cid.Cid]map[cid.Cid]bool{},
-		revoked: map[protocol.PublicKey]bool{}, suspended: map[protocol.PublicKey]bool{}}
+		revoked: map[protocol.PublicKey]bool{}, suspended: map[protocol.PublicKey]bool{}, attackers: map[cid.Cid][]cid.Cid{}}
 	signers := func(r *protocol.Record, assoc []protocol.PublicKey) []protocol.PublicKey {
 		var out []protocol.PublicKey
 		for _, k := range r.Signers() {
@@ -446,6 +575,17 @@ func refChain(set map[cid.Cid]*protocol.Block) refChainResult {
 				res.revoked[k] = true
 			}
 		}
+	}
+	for c, st := range res.state {
+		if st != "contested" {
+			continue
+		}
+		for _, r := range cands {
+			if st := res.state[r]; (st == "chain" || st == "contested") && attacks(r, c) {
+				res.attackers[c] = append(res.attackers[c], r)
+			}
+		}
+		refSort(res.attackers[c], nil)
 	}
 	for c, st := range res.state {
 		if st == "contested" {

@@ -212,8 +212,9 @@ func (s *State) Head() (cid.Cid, *protocol.Manifest) {
 }
 
 // Forks returns the heads of the manifest chain (accepted manifests that no
-// accepted manifest names in Prev), resolved head first, when there is more
-// than one; nil otherwise.
+// accepted manifest names in Prev), when there is more than one, in the
+// order that resolves the fork: most manifests in their past first, then
+// lowest CID, so the resolved head comes first; nil otherwise.
 func (s *State) Forks() []cid.Cid {
 	if len(s.headOrder) < 2 {
 		return nil

@@ -22,8 +22,9 @@ type ManifestVersion struct {
 	Contested bool
 	// AttackedBy lists the accepted or contested manifests that revoke a
 	// key this one needs without having it in their past, sorted by CID:
-	// for a contested manifest, the other side of the contest. It holds
-	// the first MaxAttackedBy of them; Attackers counts them all.
+	// for a contested manifest, the other side of the contest (nil for an
+	// accepted one). It holds the MaxAttackedBy of them with the lowest
+	// CIDs; Attackers counts them all.
 	AttackedBy []cid.Cid
 	Attackers  int
 }
@@ -44,7 +45,8 @@ type ContributionView struct {
 	Held bool
 	// Inert says why the contribution cannot be accepted; "" if it can.
 	Inert string
-	// Reviews lists every review of it in the set, sorted by (time, CID).
+	// Reviews lists every review of it in the set, whatever its standing
+	// (counting or not, suspended, inert, waiting), sorted by (time, CID).
 	Reviews []ReviewView
 }
 
@@ -133,11 +135,12 @@ func (s *State) versions(c class) []ManifestVersion {
 	return out
 }
 
-// Revoked returns the revoked keys (listed by accepted manifests), sorted.
+// Revoked returns the revoked keys (listed by accepted manifests), sorted by
+// their bytes.
 func (s *State) Revoked() []protocol.PublicKey { return sortedKeys(s.revoked) }
 
 // Suspended returns the suspended keys (listed by contested manifests and
-// by no accepted one), sorted.
+// by no accepted one), sorted by their bytes.
 func (s *State) Suspended() []protocol.PublicKey { return sortedKeys(s.suspended) }
 
 func sortedKeys(set map[protocol.PublicKey]struct{}) []protocol.PublicKey {
