@@ -503,12 +503,19 @@ func (n *Node) Join(ctx context.Context, commons string) error {
 	if c.Version() != 1 || c.Type() != protocol.CodecDagCBOR {
 		return badRequest("commons ID %s is not a dag-cbor CIDv1 (a genesis manifest's CID)", commons)
 	}
+	// Listed durably first, off the event loop; then replicated.
+	if err := n.st.AddCommons(ctx, c); err != nil {
+		return fmt.Errorf("node: join %s: %w", c, err)
+	}
 	var jerr error
 	if err := n.do(ctx, func() {
-		if n.commons[c] != nil {
+		if rep := n.commons[c]; rep != nil {
+			rep.listed = true
 			return
 		}
-		if _, jerr = n.addReplica(c); jerr == nil {
+		var rep *replica
+		if rep, jerr = n.addReplica(c); jerr == nil {
+			rep.listed = true
 			n.afterJoin(c)
 		}
 	}); err != nil {

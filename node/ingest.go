@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/ipfs/go-cid"
 
@@ -48,9 +49,12 @@ type batch struct {
 	results []ingestResult
 	entries []store.Entry     // to store
 	fresh   []*protocol.Block // the entries' blocks
-	joined  map[cid.Cid]bool  // commons first replicated by this batch
-	cursors []uint64          // the entries' feed cursors, once committed
+	list    []cid.Cid         // commons to list durably as replicated (new here, or listing failed before)
+	cursors []uint64          // per entry: its feed cursor, 0 if not stored by this batch
 	err     error             // the commit's error
+	// listedOK are the commons of list that the committer listed.
+	listedOK []cid.Cid
+	touched  []cid.Cid // every commons the batch stores or lists for
 }
 
 // maxInFlight is how many batches may be with the committer at once: one
@@ -97,25 +101,37 @@ func (n *Node) takeRequests(first *ingestReq) []*ingestReq {
 }
 
 // prepare makes a batch of requests: the blocks not held yet, nor carried
-// by a batch in flight, and the commons to replicate. Loop only.
+// by a batch in flight, and the commons to replicate. A request whose
+// commons cannot be replicated fails whole: none of its blocks is stored.
+// Loop only.
 func (n *Node) prepare(reqs []*ingestReq) *batch {
-	b := &batch{reqs: reqs, results: make([]ingestResult, len(reqs)), joined: map[cid.Cid]bool{}}
+	b := &batch{reqs: reqs, results: make([]ingestResult, len(reqs))}
+	touched := map[cid.Cid]bool{}
 	for i, req := range reqs {
 		res := ingestResult{added: make([]bool, len(req.blocks)), skipped: make([]bool, len(req.blocks))}
+		start := len(b.entries)
 		for j, blk := range req.blocks {
 			id := blk.CommonsID()
 			rep := n.commons[id]
 			if rep == nil && req.join {
 				var err error
 				if rep, err = n.addReplica(id); err != nil {
-					res.err = err
+					res = ingestResult{err: err}
+					n.unprepare(b, start)
 					break
 				}
-				b.joined[id] = true
 			}
 			if rep == nil {
 				res.skipped[j] = true
 				continue
+			}
+			if !touched[id] {
+				touched[id] = true
+				b.touched = append(b.touched, id)
+				rep.batches++
+				if !rep.listed {
+					b.list = append(b.list, id)
+				}
 			}
 			if rep.state.Has(blk.CID) || n.inFlight[blk.CID] {
 				continue
@@ -130,48 +146,216 @@ func (n *Node) prepare(reqs []*ingestReq) *batch {
 	return b
 }
 
+// unprepare takes the entries from start on back out of b. Loop only.
+func (n *Node) unprepare(b *batch, start int) {
+	for _, blk := range b.fresh[start:] {
+		delete(n.inFlight, blk.CID)
+	}
+	b.entries, b.fresh = b.entries[:start], b.fresh[:start]
+}
+
 // committer writes batches to the store, one group commit each, in order,
-// and hands them back to the loop.
+// and hands them back to the loop, until the loop closes toCommit.
 func (n *Node) committer() {
-	for {
-		select {
-		case b := <-n.toCommit:
-			if len(b.entries) > 0 {
-				b.cursors, b.err = n.st.PutRecords(n.ctx, b.entries)
-			}
-			select {
-			case n.committed <- b:
-			case <-n.ctx.Done():
-				return
-			}
-		case <-n.ctx.Done():
+	for b := range n.toCommit {
+		n.commitBatch(b)
+		n.committed <- b // never blocks: room for maxInFlight
+	}
+}
+
+// commitBatch lists the commons the batch replicates anew, then stores its
+// records. A commit is not cut short when the node stops (Close waits for
+// it). When it fails, the records it stored all the same (a failed group
+// commit may keep a prefix) get their cursors, found in the feed log, so
+// that the loop applies exactly what the store holds; a commons listed for
+// it of which nothing was stored is unlisted again.
+func (n *Node) commitBatch(b *batch) {
+	ctx := context.Background()
+	b.cursors = make([]uint64, len(b.entries))
+	var listed []cid.Cid
+	for _, id := range b.list {
+		if err := n.st.AddCommons(ctx, id); err != nil {
+			b.err = fmt.Errorf("node: list commons %s: %w", id, err)
+			n.unlist(ctx, listed)
 			return
+		}
+		listed = append(listed, id)
+	}
+	if len(b.entries) > 0 {
+		heads := n.feedHeads(ctx, b.entries)
+		cursors, err := n.st.PutRecords(ctx, b.entries)
+		if err == nil {
+			b.cursors = cursors
+		} else {
+			b.err = fmt.Errorf("node: store records: %w", err)
+			n.storedAnyway(ctx, b, heads)
+			stored := listed[:0:0]
+			for _, id := range listed {
+				if n.storesFor(b, id) {
+					stored = append(stored, id)
+				} else {
+					n.unlist(ctx, []cid.Cid{id})
+				}
+			}
+			listed = stored
+		}
+	}
+	b.listedOK = listed
+}
+
+// unlist takes commons a failed commit listed back off the store's list
+// (committer only).
+func (n *Node) unlist(ctx context.Context, ids []cid.Cid) {
+	for _, id := range ids {
+		if err := n.st.RemoveCommons(ctx, id); err != nil {
+			n.log.Error("a commons listed for a failed commit stays listed, with no record", "commons", id, "err", err)
 		}
 	}
 }
 
-// finish applies a committed batch and answers its requests. Loop only.
+// feedHeads returns the feed head of every commons the entries belong to,
+// before they are stored (committer only).
+func (n *Node) feedHeads(ctx context.Context, entries []store.Entry) map[cid.Cid]uint64 {
+	heads := map[cid.Cid]uint64{}
+	for _, e := range entries {
+		if _, ok := heads[e.Commons]; ok {
+			continue
+		}
+		h, err := n.st.FeedHead(ctx, e.Commons)
+		if err != nil {
+			h = ^uint64(0) // unknown: find nothing stored anyway
+		}
+		heads[e.Commons] = h
+	}
+	return heads
+}
+
+// storedAnyway fills b.cursors for the entries that a failed commit stored
+// all the same: the feed log's records after each commons' head (committer
+// only).
+func (n *Node) storedAnyway(ctx context.Context, b *batch, heads map[cid.Cid]uint64) {
+	index := make(map[cid.Cid]int, len(b.entries))
+	for i, e := range b.entries {
+		index[e.CID] = i
+	}
+	for id, head := range heads {
+		if head == ^uint64(0) {
+			continue
+		}
+		page, err := n.st.Feed(ctx, id, head, len(b.entries))
+		if err != nil {
+			n.log.Error("after a failed commit, the feed log cannot be read: records it stored stay unapplied until restart", "commons", id, "err", err)
+			continue
+		}
+		for _, s := range page {
+			if i, ok := index[s.CID]; ok {
+				b.cursors[i] = s.Cursor
+			}
+		}
+	}
+}
+
+// storesFor reports whether b stored a record of commons id.
+func (n *Node) storesFor(b *batch, id cid.Cid) bool {
+	for i, e := range b.entries {
+		if b.cursors[i] > 0 && e.Commons.Equals(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// finish applies what a committed batch stored and answers its requests.
+// Loop only.
 func (n *Node) finish(b *batch) {
 	for _, blk := range b.fresh {
 		delete(n.inFlight, blk.CID)
 	}
-	if b.err != nil {
-		err := fmt.Errorf("node: store records: %w", b.err)
-		n.log.Error("ingest failed", "records", len(b.entries), "err", err)
-		for i := range b.results {
-			b.results[i] = ingestResult{err: err}
-		}
-	} else if len(b.fresh) > 0 {
-		n.applyLive(b.fresh, b.cursors)
-		n.noteBlobs(b.fresh)
+	for _, id := range b.touched {
+		n.commons[id].batches--
 	}
+	for _, id := range b.listedOK {
+		n.commons[id].listed = true
+	}
+	var stored []*protocol.Block
+	var cursors []uint64
+	for i, blk := range b.fresh {
+		switch {
+		case b.cursors[i] > 0:
+			stored = append(stored, blk)
+			cursors = append(cursors, b.cursors[i])
+		case b.err == nil:
+			// Stored before, yet not in the state: only a failed commit
+			// whose records could not be found leaves that.
+			n.log.Error("record stored earlier but not applied; it is applied now without its feed event (a restart restores it)", "cid", blk.CID)
+			stored = append(stored, blk)
+			cursors = append(cursors, 0)
+		}
+	}
+	if len(stored) > 0 {
+		n.applyLive(stored, cursors)
+		n.noteBlobs(stored)
+	}
+	if b.err != nil {
+		n.log.Error("ingest failed", "records", len(b.entries), "stored anyway", len(stored), "err", b.err)
+		for i := range b.results {
+			b.results[i] = ingestResult{err: b.err}
+		}
+		n.dropEmpty(b)
+	}
+	n.checkCarried(b)
 	for i, req := range b.reqs {
 		if req.done != nil {
 			req.done <- b.results[i]
 		}
 	}
-	for id := range b.joined {
-		n.afterJoin(id)
+	if n.ctx.Err() == nil {
+		for _, id := range b.listedOK {
+			n.afterJoin(id)
+		}
+	}
+}
+
+// checkCarried fails the requests whose blocks were left out of b because
+// an earlier batch carried them, if that batch did not store them: its
+// requests were told, and so must these be. Batches finish in order, so
+// the state says. Loop only.
+func (n *Node) checkCarried(b *batch) {
+	for i, req := range b.reqs {
+		res := &b.results[i]
+		if res.err != nil {
+			continue
+		}
+		for j, blk := range req.blocks {
+			if res.added[j] || res.skipped[j] {
+				continue
+			}
+			if rep := n.commons[blk.CommonsID()]; rep == nil || !rep.state.Has(blk.CID) {
+				res.err = fmt.Errorf("node: record %s was not stored: the commit that carried it failed", blk.CID)
+				break
+			}
+		}
+	}
+}
+
+// dropEmpty stops replicating the commons a failed batch would have added
+// and that hold nothing, unless a batch still in flight may list them:
+// they are not listed durably. Loop only.
+func (n *Node) dropEmpty(b *batch) {
+	for _, id := range b.list {
+		rep := n.commons[id]
+		if rep == nil || rep.listed || rep.state.Len() > 0 || rep.batches > 0 {
+			continue // or a later batch may still list it
+		}
+		if rep.sub != nil {
+			rep.sub.Cancel()
+		}
+		if rep.topic != nil {
+			_ = rep.topic.Close()
+		}
+		delete(n.commons, id)
+		n.order = slices.DeleteFunc(n.order, func(c cid.Cid) bool { return c.Equals(id) })
+		n.log.Info("not replicating commons: nothing of it could be stored", "commons", id)
 	}
 }
 
@@ -228,7 +412,7 @@ func (n *Node) applyLive(fresh []*protocol.Block, cursors []uint64) {
 		n.feeds.Added(id, done, true)
 		n.metrics.Ingested(len(done))
 		n.logChanges(id, done)
-		if manifestIn(done) {
+		if manifestIn(done) && n.ctx.Err() == nil {
 			n.dialManifestPeers(rep)
 		}
 	}
@@ -255,14 +439,12 @@ func (n *Node) logChanges(id cid.Cid, done []feed.Applied) {
 	}
 }
 
-// addReplica starts replicating a commons: durably listed in the store,
-// an empty view, and (online) its gossip topic. Loop only.
+// addReplica starts replicating a commons in memory: an empty view and
+// (online) its gossip topic. The commons is listed in the store with the
+// first records stored for it (commitBatch), or by Join. Loop only.
 func (n *Node) addReplica(id cid.Cid) (*replica, error) {
 	if rep := n.commons[id]; rep != nil {
 		return rep, nil
-	}
-	if err := n.st.AddCommons(n.ctx, id); err != nil {
-		return nil, fmt.Errorf("node: join %s: %w", id, err)
 	}
 	rep := &replica{id: id, state: crdt.New(id), dials: map[string]bool{}}
 	if n.ps != nil {

@@ -46,7 +46,7 @@ func (n *Node) startNetwork(ctx context.Context) error {
 	}
 	ps, err := pubsub.NewGossipSub(n.ctx, n.host,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
-		pubsub.WithMessageIdFn(func(m *pb.Message) string { return protocol.MessageID(m.Data) }),
+		pubsub.WithMessageIdFn(func(m *pb.Message) string { return protocol.MessageID(m.GetTopic(), m.Data) }),
 		pubsub.WithMaxMessageSize(protocol.MaxRecordSize+4096),
 		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
 		pubsub.WithLogger(n.cfg.Logger.With("component", "pubsub")),

@@ -80,6 +80,10 @@ type replica struct {
 	topic *pubsub.Topic
 	sub   *pubsub.Subscription
 	dials map[string]bool // manifest bootstrap addresses already dialled
+	// listed: the store lists the commons as replicated (store.AddCommons).
+	listed bool
+	// batches counts the batches in flight that store or list for it.
+	batches int
 }
 
 // New returns a node for cfg. It does no I/O.
@@ -167,7 +171,7 @@ func (n *Node) Start(ctx context.Context) error {
 // loadReplica rebuilds a commons' view from the store. Stored records were
 // validated on the way in, so signatures are not checked again.
 func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
-	rep := &replica{id: id, state: crdt.New(id), dials: map[string]bool{}}
+	rep := &replica{id: id, state: crdt.New(id), dials: map[string]bool{}, listed: true}
 	var after uint64
 	for {
 		page, err := n.st.Feed(ctx, id, after, 4096)
@@ -227,7 +231,9 @@ func (n *Node) Close() error {
 
 // loop is the event loop: it owns the fields marked so in Node. It never
 // waits for the disk: batches go to the committer (ingest.go), and it takes
-// new ingest requests only while fewer than maxInFlight are there.
+// new ingest requests only while fewer than maxInFlight are there. When the
+// node stops, it waits for the batches the committer holds and answers
+// their requests before it returns.
 func (n *Node) loop() {
 	defer close(n.stopped)
 	for {
@@ -245,6 +251,12 @@ func (n *Node) loop() {
 			n.batches--
 			n.finish(b)
 		case <-n.ctx.Done():
+			// Answer what is with the committer with its real outcome,
+			// then let the committer go.
+			for ; n.batches > 0; n.batches-- {
+				n.finish(<-n.committed)
+			}
+			close(n.toCommit)
 			return
 		}
 	}

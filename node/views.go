@@ -270,8 +270,10 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q api.FeedQuery) ([]
 	items := []api.FeedItem{}
 	for _, id := range ids {
 		after := q.Since
-		for len(items) < q.Limit {
-			page, err := n.st.Feed(ctx, id, after, 1024)
+		// Records past the feed's head are stored but not applied yet.
+		applied := n.feeds.Head(id).Cursor
+		for len(items) < q.Limit && after < applied {
+			page, err := n.st.Feed(ctx, id, after, min(1024, int(applied-after)))
 			if err != nil {
 				return nil, fmt.Errorf("node: read feed: %w", err)
 			}

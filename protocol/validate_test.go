@@ -616,7 +616,11 @@ func TestTopic(t *testing.T) {
 
 func TestMessageID(t *testing.T) {
 	g := genesis(t, testKey(1))
-	if got := MessageID(g.Raw); got != string(g.CID.Bytes()) {
-		t.Errorf("MessageID = %x, want the CID bytes %x", got, g.CID.Bytes())
+	topic := Topic(g.CID)
+	if got := MessageID(topic, g.Raw); got != topic+"\x00"+string(g.CID.Bytes()) {
+		t.Errorf("MessageID = %q, want the topic, NUL and the CID bytes %x", got, g.CID.Bytes())
+	}
+	if MessageID(Topic(testOther), g.Raw) == MessageID(topic, g.Raw) {
+		t.Error("the same record has the same message ID on two topics")
 	}
 }

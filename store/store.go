@@ -91,6 +91,11 @@ type Store interface {
 	// Adding one twice is a no-op.
 	AddCommons(ctx context.Context, commons cid.Cid) error
 
+	// RemoveCommons records, durably, that this node no longer replicates
+	// a commons. Its records and feed log stay stored; adding it again
+	// lists it last. Removing one not listed is a no-op.
+	RemoveCommons(ctx context.Context, commons cid.Cid) error
+
 	// Commons lists the replicated commons in the order they were added.
 	Commons(ctx context.Context) ([]cid.Cid, error)
 

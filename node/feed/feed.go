@@ -348,6 +348,18 @@ func (h *Hub) Counts(fn func(id cid.Cid, counts map[protocol.Type]uint64)) {
 	}
 }
 
+// Head returns the position of the last event added to commons id: its
+// records up to Head().Cursor are applied.
+func (h *Hub) Head(id cid.Cid) Pos {
+	f := h.lookup(id)
+	if f == nil {
+		return Pos{}
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.head
+}
+
 // Stats are a hub's counts at one moment.
 type Stats struct {
 	Subscribers int64 // open subscriptions

@@ -91,6 +91,20 @@ func (s *Store) AddCommons(ctx context.Context, commons cid.Cid) error {
 	return nil
 }
 
+// RemoveCommons implements store.Store.
+func (s *Store) RemoveCommons(ctx context.Context, commons cid.Cid) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	s.commonsMu.Lock()
+	defer s.commonsMu.Unlock()
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(commonsKey(commons)) }); err != nil {
+		return fmt.Errorf("badgerstore: remove commons %s: %w", commons, err)
+	}
+	return nil
+}
+
 // Commons implements store.Store.
 func (s *Store) Commons(ctx context.Context) ([]cid.Cid, error) {
 	if err := s.begin(ctx); err != nil {

@@ -189,6 +189,20 @@ func (s *Store) AddCommons(ctx context.Context, commons cid.Cid) error {
 	return nil
 }
 
+// RemoveCommons implements store.Store.
+func (s *Store) RemoveCommons(ctx context.Context, commons cid.Cid) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	if s.joined[commons] {
+		delete(s.joined, commons)
+		s.commons = slices.DeleteFunc(s.commons, func(c cid.Cid) bool { return c.Equals(commons) })
+	}
+	return nil
+}
+
 // Commons implements store.Store.
 func (s *Store) Commons(ctx context.Context) ([]cid.Cid, error) {
 	s.mu.RLock()

@@ -228,6 +228,28 @@ func testCommons(t *testing.T, s store.Store) {
 	if err != nil || fmt.Sprint(got) != fmt.Sprint(ids) {
 		t.Fatalf("Commons = %v, %v; want %v", got, err, ids)
 	}
+	// Removing keeps the records and the order of the rest; adding again
+	// lists it last; removing what is not listed does nothing.
+	put(t, s, []store.Entry{Entry(ids[1], "kept")})
+	for _, c := range []cid.Cid{ids[1], ids[1], CommonsID("never listed")} {
+		if err := s.RemoveCommons(bg, c); err != nil {
+			t.Fatalf("RemoveCommons: %v", err)
+		}
+	}
+	want := []cid.Cid{ids[0], ids[2], ids[3]}
+	if got, err := s.Commons(bg); err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Commons after RemoveCommons = %v, %v; want %v", got, err, want)
+	}
+	if head, err := s.FeedHead(bg, ids[1]); head != 1 || err != nil {
+		t.Fatalf("FeedHead of a removed commons = %d, %v; want its record kept", head, err)
+	}
+	if err := s.AddCommons(bg, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, ids[1])
+	if got, err := s.Commons(bg); err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Commons after adding again = %v, %v; want %v", got, err, want)
+	}
 }
 
 func testNotFound(t *testing.T, s store.Store) {
@@ -279,6 +301,7 @@ func testClosed(t *testing.T, s store.Store) {
 	_, errs["GetBlob"] = s.GetBlob(bg, e.CID)
 	_, errs["HasBlob"] = s.HasBlob(bg, e.CID)
 	errs["AddCommons"] = s.AddCommons(bg, a)
+	errs["RemoveCommons"] = s.RemoveCommons(bg, a)
 	_, errs["Commons"] = s.Commons(bg)
 	errs["PutMeta"] = s.PutMeta(bg, "k", []byte("v"))
 	_, errs["GetMeta"] = s.GetMeta(bg, "k")
@@ -306,6 +329,7 @@ func testContextCanceled(t *testing.T, s store.Store) {
 	_, errs["GetBlob"] = s.GetBlob(ctx, e.CID)
 	_, errs["HasBlob"] = s.HasBlob(ctx, e.CID)
 	errs["AddCommons"] = s.AddCommons(ctx, a)
+	errs["RemoveCommons"] = s.RemoveCommons(ctx, a)
 	_, errs["Commons"] = s.Commons(ctx)
 	errs["PutMeta"] = s.PutMeta(ctx, "k", []byte("v"))
 	_, errs["GetMeta"] = s.GetMeta(ctx, "k")
