@@ -57,10 +57,10 @@ type batch struct {
 	touched  []cid.Cid // every commons the batch stores or lists for
 }
 
-// maxInFlight is how many batches may be with the committer at once: one
-// being written, one waiting. Requests wait in ingestCh meanwhile, and form
-// the next batch, all the larger, when one comes back.
-const maxInFlight = 2
+// maxInFlight is how many batches may be with the committer at once; it
+// writes those waiting together, in one group commit. Beyond that, requests
+// wait in ingestCh.
+const maxInFlight = 4
 
 // ingest hands validated blocks to the event loop and waits until they are
 // durably stored and applied.
@@ -154,12 +154,60 @@ func (n *Node) unprepare(b *batch, start int) {
 	b.entries, b.fresh = b.entries[:start], b.fresh[:start]
 }
 
-// committer writes batches to the store, one group commit each, in order,
-// and hands them back to the loop, until the loop closes toCommit.
+// committer writes batches to the store, in order, and hands them back to
+// the loop, until the loop closes toCommit. The batches waiting when it
+// starts a commit go into that one commit.
 func (n *Node) committer() {
 	for b := range n.toCommit {
-		n.commitBatch(b)
-		n.committed <- b // never blocks: room for maxInFlight
+		group := []*batch{b}
+	gather:
+		for {
+			select {
+			case more, ok := <-n.toCommit:
+				if !ok {
+					break gather
+				}
+				group = append(group, more)
+			default:
+				break gather
+			}
+		}
+		n.commitGroup(group)
+		for _, b := range group {
+			n.committed <- b // never blocks: room for maxInFlight
+		}
+	}
+}
+
+// commitGroup commits batches together (commitBatch on their union) and
+// gives each its part of the outcome.
+func (n *Node) commitGroup(group []*batch) {
+	if len(group) == 1 {
+		n.commitBatch(group[0])
+		return
+	}
+	all := &batch{}
+	listing := map[cid.Cid]bool{}
+	for _, b := range group {
+		all.entries = append(all.entries, b.entries...)
+		for _, id := range b.list {
+			if !listing[id] {
+				listing[id] = true
+				all.list = append(all.list, id)
+			}
+		}
+	}
+	n.commitBatch(all)
+	off := 0
+	for _, b := range group {
+		b.cursors = all.cursors[off : off+len(b.entries)]
+		off += len(b.entries)
+		b.err = all.err
+		for _, id := range all.listedOK {
+			if slices.ContainsFunc(b.list, id.Equals) {
+				b.listedOK = append(b.listedOK, id)
+			}
+		}
 	}
 }
 
