@@ -23,6 +23,7 @@ import (
 	"github.com/commons-p2p/commons/node"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store/badgerstore"
+	"github.com/commons-p2p/commons/testnet/gen"
 )
 
 // BenchOptions configures a benchmark scenario. Zero values take each
@@ -174,8 +175,8 @@ func (o *BenchOptions) tempDir() (string, func(), error) {
 
 // commons generates the benchmark's synthetic commons of o.Records records
 // (200 authors, no payloads) and, with withCAR, its CAR file.
-func (o *BenchOptions) commons(withCAR bool) (*Generated, []byte, error) {
-	g, err := Generate(GenOptions{Records: o.Records, Authors: 200, Seed: o.Seed, NoPayloads: true})
+func (o *BenchOptions) commons(withCAR bool) (*gen.Generated, []byte, error) {
+	g, err := gen.Generate(gen.Options{Records: o.Records, Authors: 200, Seed: o.Seed, NoPayloads: true})
 	if err != nil || !withCAR {
 		return g, nil, err
 	}
@@ -243,7 +244,7 @@ func benchNode(dir, name string, o BenchOptions, h host.Host) (*node.Node, error
 	cfg := node.Config{Store: st, Logger: o.Logger, Seed: o.Seed}
 	if h == nil {
 		cfg.Offline = true
-		cfg.Key = NodeKey(o.Seed, 999)
+		cfg.Key = gen.NodeKey(o.Seed, 999)
 	} else {
 		cfg.Host = h
 	}
@@ -356,7 +357,7 @@ func addRoundTrips(res *BenchResult, prefix string, ps ...*loopbackPeer) {
 func newLoopbackPeer(dir, name string, idx int, o BenchOptions) (*loopbackPeer, error) {
 	bw := metrics.NewBandwidthCounter()
 	h, err := libp2p.New(
-		libp2p.Identity(NodeKey(o.Seed, idx)),
+		libp2p.Identity(gen.NodeKey(o.Seed, idx)),
 		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
 		libp2p.BandwidthReporter(bw),
 	)
@@ -502,7 +503,7 @@ func BenchRepair(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	return res, nil
 }
 
-func repairOnce(ctx context.Context, o BenchOptions, g *Generated, dir string, k int, frac float64, label string, res *BenchResult) error {
+func repairOnce(ctx context.Context, o BenchOptions, g *gen.Generated, dir string, k int, frac float64, label string, res *BenchResult) error {
 	miss := max(1, int(float64(len(g.Records)-1)*frac))
 	// Records 1.. are split: every step-th one is missing on a, the one
 	// after it on b; the genesis is on both.

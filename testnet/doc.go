@@ -33,9 +33,10 @@
 // benchmarks measure them. They need root, ip and nft; under CI=true they
 // fail without them rather than skip.
 //
-// Synthetic commons (Generate) and benchmarks (Scenarios: ingest, join,
-// repair, propagate, partition) live here too, so that tests, go test
-// -bench and the "commons testnet" command share them.
+// Synthetic commons live in testnet/gen, which the "commons testnet gen"
+// command shares. Benchmarks (Scenarios: ingest, join, repair, propagate,
+// partition) live here too, so that tests, go test -bench and the
+// "commons testnet bench" command share them.
 //
 // testnet may import every package of the module; outside tests, only the
 // commons binary's testnet command imports it.

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/commons-p2p/commons/testnet"
+	"github.com/commons-p2p/commons/testnet/gen"
 )
 
 func (a *app) testnetCmd() *cobra.Command {
@@ -24,7 +25,7 @@ func (a *app) testnetCmd() *cobra.Command {
 }
 
 func (a *app) testnetGenCmd() *cobra.Command {
-	var o testnet.GenOptions
+	var o gen.Options
 	var out string
 	cmd := &cobra.Command{
 		Use:   "gen --records N --authors K [--maintainers M] [--seed S] --out FILE.car",
@@ -43,7 +44,7 @@ options give the same bytes. Import it with "commons import FILE.car".`,
 				return fmt.Errorf("--records, --authors and --maintainers must be at least 1")
 			}
 			start := time.Now()
-			g, err := testnet.Generate(o)
+			g, err := gen.Generate(o)
 			if err != nil {
 				return err
 			}
