@@ -24,6 +24,7 @@ import (
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store/badgerstore"
 	"github.com/commons-p2p/commons/testnet/gen"
+	"github.com/commons-p2p/commons/testnet/sim"
 )
 
 // BenchOptions configures a benchmark scenario. Zero values take each
@@ -537,7 +538,7 @@ func repairOnce(ctx context.Context, o BenchOptions, g *gen.Generated, dir strin
 		p    *loopbackPeer
 		raws [][]byte
 	}{{a, rawA}, {b, rawB}} {
-		car, err := CAR(x.raws...)
+		car, err := sim.CAR(x.raws...)
 		if err != nil {
 			return err
 		}

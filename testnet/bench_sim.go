@@ -17,6 +17,7 @@ import (
 
 	"github.com/commons-p2p/commons/node"
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/testnet/sim"
 )
 
 // runT runs fn as a test of its own (testing.RunTests), so that scenarios
@@ -40,7 +41,7 @@ func runT(name string, fn func(t *testing.T)) error {
 
 // runReal runs fn in real time: as a test inside a test binary, else with
 // a standalone T (the commons binary, where no *testing.T exists).
-func runReal(name string, log *slog.Logger, fn func(t T)) error {
+func runReal(name string, log *slog.Logger, fn func(t sim.T)) error {
 	if testing.Testing() {
 		return runT(name, func(t *testing.T) { fn(t) })
 	}
@@ -76,7 +77,7 @@ func (r *runner) Context() context.Context { return r.ctx }
 
 // standalone runs fn with a runner, on the calling goroutine (Fatal must be
 // called there, as with testing.T), and reports its failure as an error.
-func standalone(name string, log *slog.Logger, fn func(t T)) (err error) {
+func standalone(name string, log *slog.Logger, fn func(t sim.T)) (err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runner{name: name, log: log, ctx: ctx}
 	defer func() {
@@ -99,59 +100,9 @@ func standalone(name string, log *slog.Logger, fn func(t T)) (err error) {
 	return nil
 }
 
-// randomEdges returns a connected topology of n members: a ring plus extra
-// random links, about degree links per member in all.
-func randomEdges(n, degree int, seed uint64) [][2]int {
-	rng := rand.New(rand.NewPCG(seed, 0xed9e))
-	seen := map[[2]int]bool{}
-	var out [][2]int
-	add := func(i, j int) {
-		if i == j {
-			return
-		}
-		k := linkKey(i, j)
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, k)
-		}
-	}
-	for i := range n {
-		add(i, (i+1)%n)
-	}
-	for i := range n {
-		for range max(0, degree-2) / 2 {
-			add(i, rng.IntN(n))
-		}
-	}
-	return out
-}
-
-// connectEdges connects the edges (offset added to both ends) in parallel.
-func (n *Net) connectEdges(edges [][2]int, offset int) {
-	n.t.Helper()
-	for _, e := range edges {
-		n.links[linkKey(e[0]+offset, e[1]+offset)] = true
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(edges))
-	for k, e := range edges {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[k] = n.dial(e[0]+offset, e[1]+offset)
-		}()
-	}
-	wg.Wait()
-	for k, err := range errs {
-		if err != nil {
-			n.t.Fatalf("testnet: connect %v: %v", edges[k], err)
-		}
-	}
-}
-
 // foundCommons makes a commons on node i and hands its genesis to every
 // other node (as an import), so that no node waits for a sync to get it.
-func foundCommons(t T, n *Net, i int) string {
+func foundCommons(t sim.T, n *Net, i int) string {
 	t.Helper()
 	ctx := context.Background()
 	name, licence := "bench", "CC-BY-SA-4.0"
@@ -159,7 +110,7 @@ func foundCommons(t T, n *Net, i int) string {
 	if err != nil {
 		t.Fatalf("create manifest: %v", err)
 	}
-	raws, err := Records(ctx, n.Node(i), id)
+	raws, err := sim.Records(ctx, n.Node(i), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +118,7 @@ func foundCommons(t T, n *Net, i int) string {
 		if k == i {
 			continue
 		}
-		if _, err := Deliver(ctx, n.Node(k), raws...); err != nil {
+		if _, err := sim.Deliver(ctx, n.Node(k), raws...); err != nil {
 			t.Fatalf("node %d: import genesis: %v", k, err)
 		}
 	}
@@ -183,17 +134,17 @@ func BenchPropagate(_ context.Context, o BenchOptions) (*BenchResult, error) {
 	o.fill(0, 50)
 	res := newResult("propagate", o.Rounds)
 	res.Nodes = o.Nodes
-	opts := Options{Nodes: o.Nodes, Seed: o.Seed, Latency: 20 * time.Millisecond, Jitter: 60 * time.Millisecond,
+	opts := sim.Options{Nodes: o.Nodes, Seed: o.Seed, Latency: 20 * time.Millisecond, Jitter: 60 * time.Millisecond,
 		Timeout: 2 * time.Minute, Logger: o.Logger}
-	if err := runReal("propagate/realtime", o.Logger, func(t T) {
-		propagate(t, New(t, opts), o, res, "real time")
+	if err := runReal("propagate/realtime", o.Logger, func(t sim.T) {
+		propagate(t, sim.New(t, opts), o, res, "real time")
 	}); err != nil {
 		return nil, err
 	}
 	if !testing.Testing() {
 		res.note("the virtual-time run (testing/synctest) needs a test binary: go test -run '^$' -bench Propagate -benchtime 1x -v ./testnet")
 	} else if err := runT("propagate/synctest", func(t *testing.T) {
-		Run(t, opts, func(t *testing.T, n *Net) { propagate(t, n, o, res, "virtual") })
+		Run(t, opts, func(t *testing.T, n *sim.Net) { propagate(t, n, o, res, "virtual") })
 	}); err != nil {
 		return nil, err
 	}
@@ -201,12 +152,12 @@ func BenchPropagate(_ context.Context, o BenchOptions) (*BenchResult, error) {
 	return res, nil
 }
 
-func propagate(t T, n *Net, o BenchOptions, res *BenchResult, label string) {
+func propagate(t sim.T, n *Net, o BenchOptions, res *BenchResult, label string) {
 	ctx := t.Context() // stops the raw pubsub instances
 	nodes := n.Nodes()
-	edges := randomEdges(len(nodes), 6, o.Seed)
+	edges := sim.RandomEdges(len(nodes), 6, o.Seed)
 	id := foundCommons(t, n, 0) // before connecting: each link's first sync brings the genesis
-	n.connectEdges(edges, 0)
+	n.ConnectEdges(edges)
 	n.WaitConverged(id)
 	n.WaitTopicPeers(id, 2)
 
@@ -231,7 +182,7 @@ func propagate(t T, n *Net, o BenchOptions, res *BenchResult, label string) {
 			t.Fatal(err)
 		}
 	}
-	n.connectEdges(edges, raw[0])
+	n.ConnectEdges(shift(edges, raw[0]))
 	n.WaitFor("raw gossipsub mesh", func() bool {
 		for _, tp := range topics {
 			if len(tp.ListPeers()) < 2 {
@@ -252,6 +203,10 @@ func propagate(t T, n *Net, o BenchOptions, res *BenchResult, label string) {
 	for r := range o.Rounds {
 		p := rng.IntN(len(nodes))
 		// Commons: a contribution, seen in each node's feed.
+		nds := make([]*node.Node, len(nodes))
+		for k := range nodes {
+			nds[k] = n.Node(k)
+		}
 		arrivals := make([]time.Duration, len(nodes))
 		var wg sync.WaitGroup
 		start := time.Now()
@@ -262,7 +217,7 @@ func propagate(t T, n *Net, o BenchOptions, res *BenchResult, label string) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				nd := n.members[k].node
+				nd := nds[k]
 				for time.Since(start) < time.Minute {
 					items, err := nd.Feed(ctx, node.FeedQuery{Commons: id, Since: cursors[k], Wait: time.Minute})
 					if err != nil {
@@ -339,7 +294,7 @@ func propagate(t T, n *Net, o BenchOptions, res *BenchResult, label string) {
 	res.add(label+": deliveries missed", float64(missed), "")
 }
 
-func cidOf(t T, s string) cid.Cid {
+func cidOf(t sim.T, s string) cid.Cid {
 	t.Helper()
 	c, err := cid.Decode(s)
 	if err != nil {
@@ -355,28 +310,28 @@ func BenchPartition(_ context.Context, o BenchOptions) (*BenchResult, error) {
 	o.fill(200, 10)
 	res := newResult("partition", o.Records)
 	res.Nodes = o.Nodes
-	opts := Options{Nodes: o.Nodes, Seed: o.Seed, Latency: 20 * time.Millisecond, Jitter: 20 * time.Millisecond,
+	opts := sim.Options{Nodes: o.Nodes, Seed: o.Seed, Latency: 20 * time.Millisecond, Jitter: 20 * time.Millisecond,
 		Timeout: 30 * time.Minute, Logger: o.Logger}
 	if !testing.Testing() {
 		// No synctest bubble outside a test binary: run in real time.
-		if err := standalone("partition", o.Logger, func(t T) { partition(t, New(t, opts), o, res, "real time") }); err != nil {
+		if err := standalone("partition", o.Logger, func(t sim.T) { partition(t, sim.New(t, opts), o, res, "real time") }); err != nil {
 			return nil, err
 		}
 		return res, nil
 	}
 	if err := runT("partition", func(t *testing.T) {
-		Run(t, opts, func(t *testing.T, n *Net) { partition(t, n, o, res, "virtual") })
+		Run(t, opts, func(t *testing.T, n *sim.Net) { partition(t, n, o, res, "virtual") })
 	}); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-func partition(t T, n *Net, o BenchOptions, res *BenchResult, label string) {
+func partition(t sim.T, n *Net, o BenchOptions, res *BenchResult, label string) {
 	ctx := context.Background()
 	nodes := n.Nodes()
 	id := foundCommons(t, n, 0)
-	n.connectEdges(randomEdges(len(nodes), 4, o.Seed), 0)
+	n.ConnectEdges(sim.RandomEdges(len(nodes), 4, o.Seed))
 	n.WaitConverged(id)
 	n.WaitTopicPeers(id, 1)
 	half := len(nodes) / 2
@@ -398,7 +353,7 @@ func partition(t T, n *Net, o BenchOptions, res *BenchResult, label string) {
 	start := time.Now()
 	n.Heal()
 	want := 1 + 2*perSide
-	err := n.waitFor(func() bool {
+	err := n.Poll(func() bool {
 		ok, _ := n.Converged(id)
 		return ok && n.MustCommons(nodes[0], id).Records == want
 	})
@@ -421,4 +376,13 @@ func partition(t T, n *Net, o BenchOptions, res *BenchResult, label string) {
 		res.note("not converged: %v", err)
 	}
 	res.note("baseline: none in-run; the goal is every record on every node and one root")
+}
+
+// shift returns the edges with offset added to both ends.
+func shift(edges [][2]int, offset int) [][2]int {
+	out := make([][2]int, len(edges))
+	for k, e := range edges {
+		out[k] = [2]int{e[0] + offset, e[1] + offset}
+	}
+	return out
 }
