@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/commons-p2p/commons/node"
 	"github.com/commons-p2p/commons/protocol"
@@ -30,147 +31,228 @@ var Propagate = &SimScenario{
 	run: propagate,
 }
 
-func propagate(t sim.T, n *sim.Net, o Options, res *Result, label string) {
+// propagate times o.Rounds records, each from a random node, until they
+// reach every other node: on the commons, and on raw gossipsub linked the
+// same way with a message of the record's size.
+func propagate(t sim.T, n *sim.Net, o Options, res *Result, clock string) {
 	ctx := t.Context() // stops the raw pubsub instances
-	nodes := n.Nodes()
-	edges := sim.RandomEdges(len(nodes), 6, o.Seed)
+	edges := sim.RandomEdges(len(n.Nodes()), 6, o.Seed)
+	id := meshCommons(t, n, edges)
+	raw := meshRawGossip(t, ctx, n, edges)
+	n.Settle(2 * time.Second) // meshes settle
+
+	m := newPropagation(t, ctx, n, id, raw)
+	rng := rand.New(rand.NewPCG(o.Seed, 0x9e0))
+	for r := range o.Rounds {
+		p := rng.IntN(len(m.cursors))
+		size := m.commonsRound(p, r)
+		m.rawRound(p, size)
+	}
+	m.report(res, clock)
+	res.note("records: one contribution per round, %d rounds; latency 20-80 ms per packet, 100 Mbit/s links, about 6 links per node", o.Rounds)
+}
+
+// meshCommons founds a commons on node 0, links the nodes along edges, and
+// waits until they all hold it and each has 2 peers in its topic.
+func meshCommons(t sim.T, n *sim.Net, edges [][2]int) string {
+	t.Helper()
 	id := foundCommons(t, n, 0) // before connecting: each link's first sync brings the genesis
 	n.ConnectEdges(edges)
 	n.WaitConverged(id)
 	n.WaitTopicPeers(id, 2)
+	return id
+}
 
-	// Raw gossipsub on as many raw hosts, linked the same way.
-	raw := make([]int, len(nodes))
-	subs := make([]*pubsub.Subscription, len(nodes))
-	topics := make([]*pubsub.Topic, len(nodes))
-	for k := range nodes {
-		raw[k] = n.AddHost()
+// rawGossip is propagate's baseline: plain gossipsub on raw hosts, one
+// per node, linked as the nodes are. Entry k stands for node k.
+type rawGossip struct {
+	topics []*pubsub.Topic
+	subs   []*pubsub.Subscription
+}
+
+// meshRawGossip adds a raw host per node, joins each to one gossipsub
+// topic, links them along edges, and waits until each has 2 topic peers.
+func meshRawGossip(t sim.T, ctx context.Context, n *sim.Net, edges [][2]int) *rawGossip {
+	t.Helper()
+	hosts := make([]int, len(n.Nodes()))
+	for k := range hosts {
+		hosts[k] = n.AddHost()
 	}
-	for k := range nodes {
-		ps, err := pubsub.NewGossipSub(ctx, n.Host(raw[k]),
-			pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
-			pubsub.WithMessageIdFn(func(m *pb.Message) string { return string(protocol.BlobCID(m.Data).Bytes()) }))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if topics[k], err = ps.Join("bench"); err != nil {
-			t.Fatal(err)
-		}
-		if subs[k], err = topics[k].Subscribe(); err != nil {
-			t.Fatal(err)
-		}
+	g := &rawGossip{topics: make([]*pubsub.Topic, len(hosts)), subs: make([]*pubsub.Subscription, len(hosts))}
+	for k, h := range hosts {
+		g.topics[k], g.subs[k] = joinRawTopic(t, ctx, n.Host(h))
 	}
-	n.ConnectEdges(shift(edges, raw[0]))
+	n.ConnectEdges(shift(edges, hosts[0]))
 	n.WaitFor("raw gossipsub mesh", func() bool {
-		for _, tp := range topics {
+		for _, tp := range g.topics {
 			if len(tp.ListPeers()) < 2 {
 				return false
 			}
 		}
 		return true
 	})
-	n.Settle(2 * time.Second) // meshes settle
+	return g
+}
 
-	cursors := make([]uint64, len(nodes))
+// joinRawTopic starts gossipsub on h as the nodes configure theirs (no
+// signing; the message ID is the data's CID) and subscribes to a topic.
+func joinRawTopic(t sim.T, ctx context.Context, h host.Host) (*pubsub.Topic, *pubsub.Subscription) {
+	t.Helper()
+	ps, err := pubsub.NewGossipSub(ctx, h,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithMessageIdFn(func(m *pb.Message) string { return string(protocol.BlobCID(m.Data).Bytes()) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, err := ps.Join("bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := topic.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topic, sub
+}
+
+// propagation runs propagate's rounds and keeps their delays.
+type propagation struct {
+	t       sim.T
+	ctx     context.Context
+	n       *sim.Net
+	commons string
+	raw     *rawGossip
+	cursors []uint64 // per node: its feed's position before this round's record
+
+	commonsDelays, rawDelays []time.Duration
+	missed                   int // commons records that did not reach a node
+}
+
+func newPropagation(t sim.T, ctx context.Context, n *sim.Net, commons string, raw *rawGossip) *propagation {
+	m := &propagation{t: t, ctx: ctx, n: n, commons: commons, raw: raw, cursors: make([]uint64, len(n.Nodes()))}
+	for k := range m.cursors {
+		m.cursors[k] = uint64(n.MustCommons(k, commons).Records)
+	}
+	return m
+}
+
+// commonsRound has node p contribute a record, times its arrival in every
+// other node's feed, and returns its size in bytes.
+func (m *propagation) commonsRound(p, round int) int {
+	nodes := make([]*node.Node, len(m.cursors))
 	for k := range nodes {
-		cursors[k] = uint64(n.MustCommons(k, id).Records)
+		nodes[k] = m.n.Node(k)
 	}
-	rng := rand.New(rand.NewPCG(o.Seed, 0x9e0))
-	var commonsDelays, rawDelays []time.Duration
-	missed := 0
-	for r := range o.Rounds {
-		p := rng.IntN(len(nodes))
-		// Commons: a contribution, seen in each node's feed.
-		nds := make([]*node.Node, len(nodes))
-		for k := range nodes {
-			nds[k] = n.Node(k)
-		}
-		arrivals := make([]time.Duration, len(nodes))
-		var wg sync.WaitGroup
-		start := time.Now()
-		for k := range nodes {
-			if k == p {
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				nd := nds[k]
-				for time.Since(start) < time.Minute {
-					items, err := nd.Feed(ctx, node.FeedQuery{Commons: id, Since: cursors[k], Wait: time.Minute})
-					if err != nil {
-						return
-					}
-					if len(items) > 0 {
-						arrivals[k] = time.Since(start)
-						return
-					}
-				}
-			}()
-		}
-		c, err := n.Node(p).Contribute(ctx, node.ContributeParams{Commons: id, Title: fmt.Sprintf("propagate round %d", r), Kind: "code"})
+	var c string
+	arrived := arrivals(len(nodes), p, func(k int) bool { return m.inFeed(nodes[k], k) }, func() {
+		var err error
+		c, err = nodes[p].Contribute(m.ctx, node.ContributeParams{Commons: m.commons, Title: fmt.Sprintf("propagate round %d", round), Kind: "code"})
 		if err != nil {
-			t.Fatal(err)
+			m.t.Fatal(err)
 		}
-		wg.Wait()
-		size := 300
-		if b, err := n.Store(p).GetRecord(ctx, cidOf(t, c)); err == nil {
-			size = len(b)
+	})
+	for k, d := range arrived {
+		m.cursors[k]++
+		switch {
+		case k == p:
+		case d == 0:
+			m.missed++
+		default:
+			m.commonsDelays = append(m.commonsDelays, d)
 		}
-		for k := range nodes {
-			cursors[k]++
-			if k == p {
-				continue
-			}
-			if arrivals[k] == 0 {
-				missed++
-				continue
-			}
-			commonsDelays = append(commonsDelays, arrivals[k])
-		}
+	}
+	return m.recordSize(p, c)
+}
 
-		// Raw gossipsub: a message of the same size.
-		msg := make([]byte, size)
-		_, _ = crand.Read(msg)
-		rawArrivals := make([]time.Duration, len(nodes))
-		start = time.Now()
-		for k := range nodes {
-			if k == p {
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				mctx, cancel := context.WithTimeout(ctx, time.Minute)
-				defer cancel()
-				if _, err := subs[k].Next(mctx); err == nil {
-					rawArrivals[k] = time.Since(start)
-				}
-			}()
+// inFeed waits up to a minute for a record past node k's cursor in its
+// feed, and reports whether one came.
+func (m *propagation) inFeed(nd *node.Node, k int) bool {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		items, err := nd.Feed(m.ctx, node.FeedQuery{Commons: m.commons, Since: m.cursors[k], Wait: time.Minute})
+		if err != nil {
+			return false
 		}
-		if err := topics[p].Publish(ctx, msg); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := subs[p].Next(ctx); err != nil { // its own copy
-			t.Fatal(err)
-		}
-		wg.Wait()
-		for k := range nodes {
-			if k != p && rawArrivals[k] > 0 {
-				rawDelays = append(rawDelays, rawArrivals[k])
-			}
+		if len(items) > 0 {
+			return true
 		}
 	}
-	cd, rd := sortedDurations(commonsDelays), sortedDurations(rawDelays)
-	res.add(label+": commons p50", ms(percentile(cd, 50)), "ms")
-	res.add(label+": commons p99", ms(percentile(cd, 99)), "ms")
-	res.add(label+": baseline raw gossipsub p50", ms(percentile(rd, 50)), "ms")
-	res.add(label+": baseline raw gossipsub p99", ms(percentile(rd, 99)), "ms")
+	return false
+}
+
+// recordSize returns the size of record c in node p's store, or 300 bytes
+// if the store does not have it.
+func (m *propagation) recordSize(p int, c string) int {
+	b, err := m.n.Store(p).GetRecord(m.ctx, cidOf(m.t, c))
+	if err != nil {
+		return 300
+	}
+	return len(b)
+}
+
+// rawRound has raw host p publish a random message of size bytes and
+// times its arrival at every other raw host.
+func (m *propagation) rawRound(p, size int) {
+	msg := make([]byte, size)
+	_, _ = crand.Read(msg)
+	receive := func(k int) bool {
+		ctx, cancel := context.WithTimeout(m.ctx, time.Minute)
+		defer cancel()
+		_, err := m.raw.subs[k].Next(ctx)
+		return err == nil
+	}
+	arrived := arrivals(len(m.raw.subs), p, receive, func() {
+		if err := m.raw.topics[p].Publish(m.ctx, msg); err != nil {
+			m.t.Fatal(err)
+		}
+		if _, err := m.raw.subs[p].Next(m.ctx); err != nil { // its own copy
+			m.t.Fatal(err)
+		}
+	})
+	for k, d := range arrived {
+		if k != p && d > 0 {
+			m.rawDelays = append(m.rawDelays, d)
+		}
+	}
+}
+
+// arrivals calls publish, which has member p send something, on the
+// calling goroutine, and waits until each other member of count has it or
+// gave up: arrived(k) blocks until then and reports whether it came. It
+// returns each member's delay from just before publish; 0 for p and for
+// the members it did not reach.
+func arrivals(count, p int, arrived func(k int) bool, publish func()) []time.Duration {
+	delays := make([]time.Duration, count)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for k := range count {
+		if k == p {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if arrived(k) {
+				delays[k] = time.Since(start)
+			}
+		}()
+	}
+	publish()
+	wg.Wait()
+	return delays
+}
+
+// report adds the delays' percentiles, labelled with clock, to res.
+func (m *propagation) report(res *Result, clock string) {
+	cd, rd := sortedDurations(m.commonsDelays), sortedDurations(m.rawDelays)
+	res.add(clock+": commons p50", ms(percentile(cd, 50)), "ms")
+	res.add(clock+": commons p99", ms(percentile(cd, 99)), "ms")
+	res.add(clock+": baseline raw gossipsub p50", ms(percentile(rd, 50)), "ms")
+	res.add(clock+": baseline raw gossipsub p99", ms(percentile(rd, 99)), "ms")
 	if len(rd) > 0 && percentile(rd, 99) > 0 {
-		res.add(label+": p99 commons / raw", float64(percentile(cd, 99))/float64(percentile(rd, 99)), "x")
+		res.add(clock+": p99 commons / raw", float64(percentile(cd, 99))/float64(percentile(rd, 99)), "x")
 	}
-	res.add(label+": deliveries missed", float64(missed), "")
-	res.note("records: one contribution per round, %d rounds; latency 20-80 ms per packet, 100 Mbit/s links, about 6 links per node", o.Rounds)
+	res.add(clock+": deliveries missed", float64(m.missed), "")
 }
 
 func cidOf(t sim.T, s string) cid.Cid {
