@@ -17,13 +17,13 @@ var Partition = &SimScenario{
 	name:    "partition",
 	records: 200,
 	nodes:   10,
-	net: func(o Options) sim.Options {
-		return sim.Options{Nodes: o.Nodes, Seed: o.Seed, Latency: 20 * time.Millisecond, Jitter: 20 * time.Millisecond,
-			Timeout: 30 * time.Minute, Logger: o.Logger}
-	},
-	run: partition,
+	jitter:  20 * time.Millisecond,
+	timeout: 30 * time.Minute,
+	run:     partition,
 }
 
+// partition splits the nodes into halves, writes o.Records records (half
+// on each side), heals, and times the wait for one state root everywhere.
 func partition(t sim.T, n *sim.Net, o Options, res *Result, label string) {
 	ctx := context.Background()
 	nodes := n.Nodes()

@@ -22,13 +22,11 @@ import (
 // simulated network (20–80 ms per packet), against raw gossipsub with a
 // message of the same size on the same network, in the same run.
 var Propagate = &SimScenario{
-	name:  "propagate",
-	nodes: 50,
-	net: func(o Options) sim.Options {
-		return sim.Options{Nodes: o.Nodes, Seed: o.Seed, Latency: 20 * time.Millisecond, Jitter: 60 * time.Millisecond,
-			Timeout: 2 * time.Minute, Logger: o.Logger}
-	},
-	run: propagate,
+	name:    "propagate",
+	nodes:   50,
+	jitter:  60 * time.Millisecond,
+	timeout: 2 * time.Minute,
+	run:     propagate,
 }
 
 // propagate times o.Rounds records, each from a random node, until they

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/commons-p2p/commons/node"
 	"github.com/commons-p2p/commons/testnet/sim"
@@ -19,8 +20,9 @@ import (
 //	})
 type SimScenario struct {
 	name           string
-	records, nodes int // defaults of Options.Records and Options.Nodes
-	net            func(o Options) sim.Options
+	records, nodes int           // defaults of Options.Records and Options.Nodes
+	jitter         time.Duration // at most this much, at random, on top of every packet's 20ms
+	timeout        time.Duration // bounds every wait on the network
 	run            func(t sim.T, n *sim.Net, o Options, res *Result, clock string)
 }
 
@@ -37,7 +39,9 @@ func (s *SimScenario) Prepare(o Options) (Options, *Result, sim.Options) {
 	}
 	res := newResult(s.name, records)
 	res.Nodes = o.Nodes
-	return o, res, s.net(o)
+	net := sim.Options{Nodes: o.Nodes, Seed: o.Seed, Latency: 20 * time.Millisecond, Jitter: s.jitter,
+		Timeout: s.timeout, Logger: o.Logger}
+	return o, res, net
 }
 
 // Run runs the scenario on n, made from Prepare's network options, and
