@@ -16,6 +16,7 @@ import (
 	"github.com/commons-p2p/commons/node"
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/testnet/sim"
 )
 
 // blobData returns size deterministic bytes.
@@ -78,11 +79,11 @@ func TestBlobFetched(t *testing.T) {
 
 		// Node 4 gets the records while alone: the background fetch finds
 		// no peer. Connected, GetBlob fetches at once.
-		raws, err := Records(ctx, n.Node(0), id)
+		raws, err := sim.Records(ctx, n.Node(0), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Deliver(ctx, n.Node(4), raws...); err != nil {
+		if _, err := sim.Deliver(ctx, n.Node(4), raws...); err != nil {
 			t.Fatal(err)
 		}
 		n.Settle(time.Second)
@@ -146,11 +147,11 @@ func TestBlobWrongBytes(t *testing.T) {
 			_, _ = s.Write(blobData(len(data), 99))
 		})
 
-		raws, err := Records(ctx, n.Node(0), id)
+		raws, err := sim.Records(ctx, n.Node(0), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Deliver(ctx, n.Node(1), raws...); err != nil {
+		if _, err := sim.Deliver(ctx, n.Node(1), raws...); err != nil {
 			t.Fatal(err)
 		}
 		n.Connect(1, evil)
@@ -215,14 +216,14 @@ func TestBlobOversize(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Deliver(ctx, n.Node(0), forgeContribution(t, n, 0, id, v1, small, 100)); err != nil {
+		if _, err := sim.Deliver(ctx, n.Node(0), forgeContribution(t, n, 0, id, v1, small, 100)); err != nil {
 			t.Fatal(err)
 		}
-		raws, err := Records(ctx, n.Node(0), id)
+		raws, err := sim.Records(ctx, n.Node(0), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Deliver(ctx, n.Node(1), raws...); err != nil {
+		if _, err := sim.Deliver(ctx, n.Node(1), raws...); err != nil {
 			t.Fatal(err)
 		}
 		n.Connect(1, 0)

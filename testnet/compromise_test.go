@@ -14,6 +14,7 @@ import (
 
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/testnet/sim"
 )
 
 // Members of the stolen-key tests: 0 is the honest association member
@@ -266,7 +267,7 @@ func TestStolenKeys(t *testing.T) {
 					}
 				case "sync":
 					n.Partition([]int{memberThief})
-					if rep, err := Deliver(ctx, n.Node(memberThief), h.attack...); err != nil || rep.Imported != len(h.attack) {
+					if rep, err := sim.Deliver(ctx, n.Node(memberThief), h.attack...); err != nil || rep.Imported != len(h.attack) {
 						t.Fatalf("thief's node: import %+v, %v", rep, err)
 					}
 					n.Settle(time.Second)
@@ -282,7 +283,7 @@ func TestStolenKeys(t *testing.T) {
 						}
 					}
 				case "import":
-					if rep, err := Deliver(ctx, n.Node(memberContrib), h.attack...); err != nil || rep.Imported != len(h.attack) {
+					if rep, err := sim.Deliver(ctx, n.Node(memberContrib), h.attack...); err != nil || rep.Imported != len(h.attack) {
 						t.Fatalf("import on node 2: %+v, %v", rep, err)
 					}
 				}

@@ -1,28 +1,19 @@
-// Package testnet runs many Commons nodes at once, in process, for
-// scenario tests.
+// Package testnet runs many Commons nodes at once, for scenario tests.
 //
-// A Net is a set of members on go-libp2p's simulated network
-// (x/simlibp2p, github.com/marcopolo/simnet): each member has a QUIC host
-// on a simulated UDP endpoint with its own address, and is either a full
-// node (node.Node on an in-memory store) or a raw host that a test drives
-// by hand (a hostile peer, say). A Net must live inside a testing/synctest
-// bubble (Run makes one), so that every timer is virtual: sleeps cost
+// In process: the simulated network of testnet/sim (Net, Options; the
+// aliases here keep the tests' names short) inside a testing/synctest
+// bubble, which Run makes, so that every timer is virtual: sleeps cost
 // nothing, a run of minutes of protocol time takes milliseconds, and
 // waiting for a condition never polls the wall clock.
 //
 // All randomness the harness controls comes from one seed: the members'
 // keys, the nodes' own random choices, latency jitter, and (through
 // testing/cryptotest) the process' cryptographic randomness, which QUIC
-// and TLS draw on. The seed is logged at the start of every Net and again
+// and TLS draw on. Run logs the seed at the start of every Net and again
 // when the test fails; rerun with -testnet.seed to pick another.
 // Goroutine scheduling is not under the seed's control, so two runs of one
 // seed may interleave differently; tests assert outcomes (convergence,
 // statuses, state roots), which must not depend on the interleaving.
-//
-// Faults: Partition splits members into groups (a connection gater
-// refuses connections across groups and the existing ones are closed),
-// Heal rejoins them and redials the links a test made; Stop and Start (or
-// Restart) take a node down and bring it back on the same store.
 //
 // Real networks: Lab (netns.go) builds Linux network namespaces — a
 // public segment on a bridge, NAT routers masquerading private LANs with
@@ -33,10 +24,14 @@
 // benchmarks measure them. They need root, ip and nft; under CI=true they
 // fail without them rather than skip.
 //
-// Synthetic commons (Generate) and benchmarks (Scenarios: ingest, join,
-// repair, propagate, partition) live here too, so that tests, go test
-// -bench and the "commons testnet" command share them.
+// What the commons binary offers lives in subpackages that import no
+// testing, so that the binary links no test machinery: testnet/gen (the
+// synthetic commons of "commons testnet gen"), testnet/bench (the
+// scenarios of "commons testnet bench") and testnet/sim (the simulated
+// network the propagate and partition scenarios run on, in real time
+// there). This package's Go benchmarks run the same scenarios, propagate
+// and partition in virtual time.
 //
-// testnet may import every package of the module; outside tests, only the
-// commons binary's testnet command imports it.
+// testnet may import every package of the module, and testing; nothing
+// outside tests imports it.
 package testnet

@@ -11,6 +11,7 @@ import (
 
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/testnet/sim"
 )
 
 // A contribution made on one node of a ring of 8 reaches all 8 by gossip,
@@ -136,7 +137,7 @@ func TestMaintainerChange(t *testing.T) {
 		// X: maintainer 1 signs an accept naming v1 (its node refuses, so
 		// the record is made by hand); it is stored and spread but inert.
 		forged := forgeReview(t, n, 1, id, x, v1, protocol.DecisionAccept)
-		if rep, err := Deliver(ctx, n.Node(1), forged); err != nil || rep.Imported != 1 {
+		if rep, err := sim.Deliver(ctx, n.Node(1), forged); err != nil || rep.Imported != 1 {
 			t.Fatalf("import forged review: %+v, %v", rep, err)
 		}
 		review(t, n, 2, x, protocol.DecisionAccept) // under v1
@@ -180,7 +181,7 @@ func TestOutOfOrderDelivery(t *testing.T) {
 			t.Fatal(err)
 		}
 		c3 := contribute(t, n, 0, id, "three")
-		raws, err := Records(ctx, n.Node(0), id)
+		raws, err := sim.Records(ctx, n.Node(0), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,7 +201,7 @@ func TestOutOfOrderDelivery(t *testing.T) {
 				continue
 			}
 			for k, raw := range order {
-				rep, err := Deliver(ctx, n.Node(i), raw)
+				rep, err := sim.Deliver(ctx, n.Node(i), raw)
 				if err != nil || rep.Imported != 1 {
 					t.Fatalf("node %d: deliver record %d: %+v, %v", i, k, rep, err)
 				}

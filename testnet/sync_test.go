@@ -12,6 +12,7 @@ import (
 
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/testnet/sim"
 )
 
 // source makes a commons with k contributions on node i, alone, and
@@ -22,7 +23,7 @@ func source(t *testing.T, n *Net, i, k int) (string, [][]byte) {
 	for c := range k {
 		contribute(t, n, i, id, fmt.Sprintf("record %d", c))
 	}
-	raws, err := Records(context.Background(), n.Node(i), id)
+	raws, err := sim.Records(context.Background(), n.Node(i), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func source(t *testing.T, n *Net, i, k int) (string, [][]byte) {
 
 func deliver(t *testing.T, n *Net, i int, raws [][]byte) {
 	t.Helper()
-	if _, err := Deliver(context.Background(), n.Node(i), raws...); err != nil {
+	if _, err := sim.Deliver(context.Background(), n.Node(i), raws...); err != nil {
 		t.Fatalf("deliver to node %d: %v", i, err)
 	}
 }
@@ -175,7 +176,7 @@ func TestSyncInterruptedResumes(t *testing.T) {
 		t.Logf("cut after %d of %d records", part, len(raws))
 		n.Connect(1, 2)
 		n.WaitConverged(id, 0, 1, 2)
-		got, err := Records(ctx, n.Node(1), id)
+		got, err := sim.Records(ctx, n.Node(1), id)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,7 +14,7 @@ import (
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/repo"
 	"github.com/commons-p2p/commons/protocol"
-	"github.com/commons-p2p/commons/testnet"
+	"github.com/commons-p2p/commons/testnet/sim"
 )
 
 // TestStolenKeyEndToEnd runs, with the real binary and four daemons on
@@ -149,7 +149,7 @@ func TestStolenKeyEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	car, err := testnet.CAR(blk.Raw)
+	car, err := sim.CAR(blk.Raw)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/commons-p2p/commons/testnet"
+	"github.com/commons-p2p/commons/testnet/bench"
+	"github.com/commons-p2p/commons/testnet/gen"
 )
 
 func (a *app) testnetCmd() *cobra.Command {
@@ -24,7 +25,7 @@ func (a *app) testnetCmd() *cobra.Command {
 }
 
 func (a *app) testnetGenCmd() *cobra.Command {
-	var o testnet.GenOptions
+	var o gen.Options
 	var out string
 	cmd := &cobra.Command{
 		Use:   "gen --records N --authors K [--maintainers M] [--seed S] --out FILE.car",
@@ -43,7 +44,7 @@ options give the same bytes. Import it with "commons import FILE.car".`,
 				return fmt.Errorf("--records, --authors and --maintainers must be at least 1")
 			}
 			start := time.Now()
-			g, err := testnet.Generate(o)
+			g, err := gen.Generate(o)
 			if err != nil {
 				return err
 			}
@@ -87,11 +88,11 @@ options give the same bytes. Import it with "commons import FILE.car".`,
 }
 
 func (a *app) testnetBenchCmd() *cobra.Command {
-	var o testnet.BenchOptions
+	var o bench.Options
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "bench SCENARIO [--records N] [--json]",
-		Short: "Run a benchmark: " + strings.Join(testnet.ScenarioNames(), ", "),
+		Short: "Run a benchmark: " + strings.Join(bench.ScenarioNames(), ", "),
 		Long: `Run a benchmark scenario and print its figures together with the baseline
 measured in the same run:
 
@@ -102,20 +103,24 @@ measured in the same run:
   repair     two nodes each missing 1% / 0.01% of the other's records:
              bytes on the wire vs the missing records' size
   propagate  time for a record to reach every node of a simulated network
-             (p50, p99) vs raw gossipsub, in real time and virtual time
+             (p50, p99) vs raw gossipsub
   partition  two halves write apart, then heal: time to one state root,
-             records missing`,
+             records missing
+
+propagate and partition run in real time here, where CPU costs count; their
+Go benchmarks run them in virtual time (network delays only):
+go test -run '^$' -bench 'Propagate|Partition' -benchtime 1x -v ./testnet`,
 		Args:      cobra.ExactArgs(1),
-		ValidArgs: testnet.ScenarioNames(),
+		ValidArgs: bench.ScenarioNames(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := a.logger(slog.LevelError)
 			if err != nil {
 				return err
 			}
 			o.Logger = log
-			run, ok := testnet.Scenarios[args[0]]
+			run, ok := bench.Scenarios[args[0]]
 			if !ok {
-				return fmt.Errorf("no scenario %q: want one of %s", args[0], strings.Join(testnet.ScenarioNames(), ", "))
+				return fmt.Errorf("no scenario %q: want one of %s", args[0], strings.Join(bench.ScenarioNames(), ", "))
 			}
 			res, err := run(cmd.Context(), o)
 			if err != nil {

@@ -1,4 +1,4 @@
-package testnet
+package sim
 
 import (
 	"context"
@@ -9,20 +9,23 @@ import (
 	"github.com/commons-p2p/commons/node/api"
 )
 
-// pollInterval is how often WaitFor checks its condition, in virtual time.
+// pollInterval is how often Poll checks its condition.
 const pollInterval = 50 * time.Millisecond
 
-// WaitFor advances virtual time until cond holds, checking it every 50ms of
-// virtual time, and fails the test if it does not hold within
-// Options.Timeout. what names the condition in the failure.
+// WaitFor lets time pass (virtual inside a synctest bubble) until cond
+// holds, checking it every 50ms, and fails the test if it does not hold
+// within Options.Timeout. what names the condition in the failure.
 func (n *Net) WaitFor(what string, cond func() bool) {
 	n.t.Helper()
-	if err := n.waitFor(cond); err != nil {
-		n.t.Fatalf("testnet: seed %d: %s: %v", n.opts.Seed, what, err)
+	if err := n.Poll(cond); err != nil {
+		n.t.Fatalf("sim: seed %d: %s: %v", n.opts.Seed, what, err)
 	}
 }
 
-func (n *Net) waitFor(cond func() bool) error {
+// Poll checks cond every 50ms of the Net's time until it holds, and
+// returns an error if it does not within Options.Timeout. WaitFor is Poll
+// failing the test.
+func (n *Net) Poll(cond func() bool) error {
 	deadline := time.Now().Add(n.opts.Timeout)
 	for !cond() {
 		if !time.Now().Before(deadline) {
@@ -33,7 +36,8 @@ func (n *Net) waitFor(cond func() bool) error {
 	return nil
 }
 
-// Settle lets d of virtual time pass, with the network running.
+// Settle lets d pass (virtual inside a synctest bubble), with the network
+// running.
 func (n *Net) Settle(d time.Duration) { time.Sleep(d) }
 
 // Commons returns node i's status of a commons, and false if the node is
@@ -60,7 +64,7 @@ func (n *Net) MustCommons(i int, commons string) api.CommonsStatus {
 	n.t.Helper()
 	c, ok := n.Commons(i, commons)
 	if !ok {
-		n.t.Fatalf("testnet: node %d has no status for commons %s", i, commons)
+		n.t.Fatalf("sim: node %d has no status for commons %s", i, commons)
 	}
 	return c
 }
@@ -101,13 +105,13 @@ func (n *Net) Converged(commons string, nodes ...int) (bool, string) {
 func (n *Net) WaitConverged(commons string, nodes ...int) {
 	n.t.Helper()
 	var why string
-	err := n.waitFor(func() bool {
+	err := n.Poll(func() bool {
 		var ok bool
 		ok, why = n.Converged(commons, nodes...)
 		return ok
 	})
 	if err != nil {
-		n.t.Fatalf("testnet: seed %d: nodes did not converge on %s: %v\n%s", n.opts.Seed, commons, err, why)
+		n.t.Fatalf("sim: seed %d: nodes did not converge on %s: %v\n%s", n.opts.Seed, commons, err, why)
 	}
 }
 
@@ -167,7 +171,7 @@ func (n *Net) WaitStatus(c, want string, nodes ...int) {
 		nodes = n.Running()
 	}
 	var got []string
-	err := n.waitFor(func() bool {
+	err := n.Poll(func() bool {
 		got = got[:0]
 		ok := true
 		for _, i := range nodes {
@@ -178,7 +182,7 @@ func (n *Net) WaitStatus(c, want string, nodes ...int) {
 		return ok
 	})
 	if err != nil {
-		n.t.Fatalf("testnet: seed %d: %s is not %s everywhere: %v\n%s", n.opts.Seed, c, want, err, strings.Join(got, "\n"))
+		n.t.Fatalf("sim: seed %d: %s is not %s everywhere: %v\n%s", n.opts.Seed, c, want, err, strings.Join(got, "\n"))
 	}
 }
 
@@ -191,7 +195,7 @@ func (n *Net) JoinAll(commons string, nodes ...int) {
 	}
 	for _, i := range nodes {
 		if err := n.Node(i).Join(context.Background(), commons); err != nil {
-			n.t.Fatalf("testnet: node %d join %s: %v", i, commons, err)
+			n.t.Fatalf("sim: node %d join %s: %v", i, commons, err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package testnet
+package bench
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,13 +24,16 @@ import (
 	"github.com/commons-p2p/commons/node"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store/badgerstore"
+	"github.com/commons-p2p/commons/testnet/gen"
+	"github.com/commons-p2p/commons/testnet/sim"
 )
 
-// BenchOptions configures a benchmark scenario. Zero values take each
+// Options configures a benchmark scenario. Zero values take each
 // scenario's defaults.
-type BenchOptions struct {
+type Options struct {
 	// Records is the size of the commons: 10000 by default for ingest,
-	// join and repair, 200 for propagate and partition.
+	// join and repair, 200 for partition; propagate times Rounds records
+	// instead.
 	Records int
 	// Nodes is the number of nodes of propagate (default 50) and partition
 	// (default 10).
@@ -45,7 +49,7 @@ type BenchOptions struct {
 	Logger *slog.Logger
 }
 
-func (o *BenchOptions) fill(records, nodes int) {
+func (o *Options) fill(records, nodes int) {
 	if o.Records <= 0 {
 		o.Records = records
 	}
@@ -70,9 +74,14 @@ type Figure struct {
 	Unit  string  `json:"unit,omitempty"`
 }
 
-// BenchResult holds a scenario's figures, the baselines measured in the
+// String returns the figure as "name: value unit".
+func (f Figure) String() string {
+	return strings.TrimSpace(fmt.Sprintf("%s: %s %s", f.Name, formatValue(f.Value), f.Unit))
+}
+
+// Result holds a scenario's figures, the baselines measured in the
 // same run, and their ratios.
-type BenchResult struct {
+type Result struct {
 	Scenario string   `json:"scenario"`
 	Records  int      `json:"records"`
 	Nodes    int      `json:"nodes,omitempty"`
@@ -81,20 +90,20 @@ type BenchResult struct {
 	Notes    []string `json:"notes,omitempty"`
 }
 
-func newResult(name string, records int) *BenchResult {
-	return &BenchResult{Scenario: name, Records: records, Cores: runtime.GOMAXPROCS(0)}
+func newResult(name string, records int) *Result {
+	return &Result{Scenario: name, Records: records, Cores: runtime.GOMAXPROCS(0)}
 }
 
-func (r *BenchResult) add(name string, v float64, unit string) {
+func (r *Result) add(name string, v float64, unit string) {
 	r.Figures = append(r.Figures, Figure{Name: name, Value: v, Unit: unit})
 }
 
-func (r *BenchResult) note(format string, args ...any) {
+func (r *Result) note(format string, args ...any) {
 	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
 }
 
 // Get returns a figure's value by name, and false if it is absent.
-func (r *BenchResult) Get(name string) (float64, bool) {
+func (r *Result) Get(name string) (float64, bool) {
 	for _, f := range r.Figures {
 		if f.Name == name {
 			return f.Value, true
@@ -104,7 +113,7 @@ func (r *BenchResult) Get(name string) (float64, bool) {
 }
 
 // WriteText prints the result for people.
-func (r *BenchResult) WriteText(w io.Writer) {
+func (r *Result) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "%s: %d records", r.Scenario, r.Records)
 	if r.Nodes > 0 {
 		fmt.Fprintf(w, ", %d nodes", r.Nodes)
@@ -115,14 +124,14 @@ func (r *BenchResult) WriteText(w io.Writer) {
 		width = max(width, len(f.Name))
 	}
 	for _, f := range r.Figures {
-		fmt.Fprintf(w, "  %-*s  %s %s\n", width, f.Name, formatFigure(f.Value), f.Unit)
+		fmt.Fprintf(w, "  %-*s  %s %s\n", width, f.Name, formatValue(f.Value), f.Unit)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
 	}
 }
 
-func formatFigure(v float64) string {
+func formatValue(v float64) string {
 	switch {
 	case v == float64(int64(v)) && v < 1e15:
 		return fmt.Sprintf("%d", int64(v))
@@ -134,22 +143,23 @@ func formatFigure(v float64) string {
 }
 
 // WriteJSON prints the result as one JSON object.
-func (r *BenchResult) WriteJSON(w io.Writer) error {
+func (r *Result) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
 }
 
 // Scenario runs one benchmark.
-type Scenario func(ctx context.Context, o BenchOptions) (*BenchResult, error)
+type Scenario func(ctx context.Context, o Options) (*Result, error)
 
-// Scenarios are the benchmarks by name.
+// Scenarios are the benchmarks by name, as the commons binary runs them:
+// propagate and partition in real time.
 var Scenarios = map[string]Scenario{
-	"ingest":    BenchIngest,
-	"join":      BenchJoin,
-	"repair":    BenchRepair,
-	"propagate": BenchPropagate,
-	"partition": BenchPartition,
+	"ingest":    Ingest,
+	"join":      Join,
+	"repair":    Repair,
+	"propagate": Propagate.RealTime,
+	"partition": Partition.RealTime,
 }
 
 // ScenarioNames lists the scenarios, sorted.
@@ -163,7 +173,7 @@ func ScenarioNames() []string {
 }
 
 // tempDir returns o.Dir or a new temporary directory, and its cleanup.
-func (o *BenchOptions) tempDir() (string, func(), error) {
+func (o *Options) tempDir() (string, func(), error) {
 	if o.Dir != "" {
 		d, err := os.MkdirTemp(o.Dir, "bench")
 		return d, func() { _ = os.RemoveAll(d) }, err
@@ -174,8 +184,8 @@ func (o *BenchOptions) tempDir() (string, func(), error) {
 
 // commons generates the benchmark's synthetic commons of o.Records records
 // (200 authors, no payloads) and, with withCAR, its CAR file.
-func (o *BenchOptions) commons(withCAR bool) (*Generated, []byte, error) {
-	g, err := Generate(GenOptions{Records: o.Records, Authors: 200, Seed: o.Seed, NoPayloads: true})
+func (o *Options) commons(withCAR bool) (*gen.Generated, []byte, error) {
+	g, err := gen.Generate(gen.Options{Records: o.Records, Authors: 200, Seed: o.Seed, NoPayloads: true})
 	if err != nil || !withCAR {
 		return g, nil, err
 	}
@@ -183,9 +193,9 @@ func (o *BenchOptions) commons(withCAR bool) (*Generated, []byte, error) {
 	return g, car, err
 }
 
-// BenchIngest imports N records into a fresh node on badger and compares
+// Ingest imports N records into a fresh node on badger and compares
 // the time with a bare crypto/ed25519.Verify loop over the same signatures.
-func BenchIngest(ctx context.Context, o BenchOptions) (*BenchResult, error) {
+func Ingest(ctx context.Context, o Options) (*Result, error) {
 	o.fill(10_000, 0)
 	res := newResult("ingest", o.Records)
 	g, car, err := o.commons(true)
@@ -235,7 +245,7 @@ func BenchIngest(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 
 // benchNode starts a node on a badger store in dir/name, offline when h is
 // nil.
-func benchNode(dir, name string, o BenchOptions, h host.Host) (*node.Node, error) {
+func benchNode(dir, name string, o Options, h host.Host) (*node.Node, error) {
 	st, err := badgerstore.Open(dir+"/"+name, o.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -243,7 +253,7 @@ func benchNode(dir, name string, o BenchOptions, h host.Host) (*node.Node, error
 	cfg := node.Config{Store: st, Logger: o.Logger, Seed: o.Seed}
 	if h == nil {
 		cfg.Offline = true
-		cfg.Key = NodeKey(o.Seed, 999)
+		cfg.Key = gen.NodeKey(o.Seed, 999)
 	} else {
 		cfg.Host = h
 	}
@@ -344,7 +354,7 @@ func roundTrips(ps ...*loopbackPeer) (sessions int, most int64) {
 	return sessions, most
 }
 
-func addRoundTrips(res *BenchResult, prefix string, ps ...*loopbackPeer) {
+func addRoundTrips(res *Result, prefix string, ps ...*loopbackPeer) {
 	if sessions, most := roundTrips(ps...); sessions > 0 {
 		res.add(prefix+"sync sessions", float64(sessions), "")
 		res.add(prefix+"round trips (most in one session)", float64(most), "")
@@ -353,10 +363,10 @@ func addRoundTrips(res *BenchResult, prefix string, ps ...*loopbackPeer) {
 	}
 }
 
-func newLoopbackPeer(dir, name string, idx int, o BenchOptions) (*loopbackPeer, error) {
+func newLoopbackPeer(dir, name string, idx int, o Options) (*loopbackPeer, error) {
 	bw := metrics.NewBandwidthCounter()
 	h, err := libp2p.New(
-		libp2p.Identity(NodeKey(o.Seed, idx)),
+		libp2p.Identity(gen.NodeKey(o.Seed, idx)),
 		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
 		libp2p.BandwidthReporter(bw),
 	)
@@ -419,10 +429,10 @@ func waitRecords(ctx context.Context, nd *node.Node, id string, want int, timeou
 	return nil
 }
 
-// BenchJoin has a fresh node sync a commons of N records from one peer over
+// Join has a fresh node sync a commons of N records from one peer over
 // loopback TCP, and compares with a local import of the same CAR and with
 // the records' own size.
-func BenchJoin(ctx context.Context, o BenchOptions) (*BenchResult, error) {
+func Join(ctx context.Context, o Options) (*Result, error) {
 	o.fill(10_000, 0)
 	res := newResult("join", o.Records)
 	g, car, err := o.commons(true)
@@ -477,11 +487,11 @@ func BenchJoin(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	return res, nil
 }
 
-// BenchRepair gives two nodes the same N records but for a fraction each
+// Repair gives two nodes the same N records but for a fraction each
 // misses of the other's, connects them, and measures the bytes on the wire
 // until both hold everything, over the size of the missing records. It
 // runs for 1% and 0.01%.
-func BenchRepair(ctx context.Context, o BenchOptions) (*BenchResult, error) {
+func Repair(ctx context.Context, o Options) (*Result, error) {
 	o.fill(10_000, 0)
 	res := newResult("repair", o.Records)
 	g, _, err := o.commons(false)
@@ -502,7 +512,7 @@ func BenchRepair(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	return res, nil
 }
 
-func repairOnce(ctx context.Context, o BenchOptions, g *Generated, dir string, k int, frac float64, label string, res *BenchResult) error {
+func repairOnce(ctx context.Context, o Options, g *gen.Generated, dir string, k int, frac float64, label string, res *Result) error {
 	miss := max(1, int(float64(len(g.Records)-1)*frac))
 	// Records 1.. are split: every step-th one is missing on a, the one
 	// after it on b; the genesis is on both.
@@ -536,11 +546,7 @@ func repairOnce(ctx context.Context, o BenchOptions, g *Generated, dir string, k
 		p    *loopbackPeer
 		raws [][]byte
 	}{{a, rawA}, {b, rawB}} {
-		car, err := CAR(x.raws...)
-		if err != nil {
-			return err
-		}
-		if _, err := x.p.node.Import(ctx, bytes.NewReader(car)); err != nil {
+		if _, err := sim.Deliver(ctx, x.p.node, x.raws...); err != nil {
 			return err
 		}
 	}

@@ -1,4 +1,4 @@
-package testnet
+package gen
 
 import (
 	"bytes"
@@ -20,8 +20,8 @@ import (
 	"github.com/commons-p2p/commons/protocol"
 )
 
-// GenOptions configures Generate. Zero values take the documented defaults.
-type GenOptions struct {
+// Options configures Generate. Zero values take the documented defaults.
+type Options struct {
 	// Records is how many records the commons holds, genesis included.
 	// Default 1000.
 	Records int
@@ -42,7 +42,7 @@ type GenOptions struct {
 	NoPayloads bool
 }
 
-func (o *GenOptions) validate() error {
+func (o *Options) validate() error {
 	if o.Records == 0 {
 		o.Records = 1000
 	}
@@ -60,11 +60,11 @@ func (o *GenOptions) validate() error {
 	}
 	switch {
 	case o.Records < 1:
-		return fmt.Errorf("testnet: gen: %d records, want at least 1", o.Records)
+		return fmt.Errorf("gen: %d records, want at least 1", o.Records)
 	case o.Authors < 1:
-		return fmt.Errorf("testnet: gen: %d authors, want at least 1", o.Authors)
+		return fmt.Errorf("gen: %d authors, want at least 1", o.Authors)
 	case o.Maintainers < 1 || o.Maintainers > protocol.MaxKeys/2:
-		return fmt.Errorf("testnet: gen: %d maintainers, want 1 to %d", o.Maintainers, protocol.MaxKeys/2)
+		return fmt.Errorf("gen: %d maintainers, want 1 to %d", o.Maintainers, protocol.MaxKeys/2)
 	}
 	return nil
 }
@@ -94,11 +94,11 @@ func (g *Generated) Bytes() int {
 func (g *Generated) WriteCAR(w io.Writer) error {
 	car, err := storage.NewWritable(w, []cid.Cid{g.ID}, carv2.WriteAsCarV1(true))
 	if err != nil {
-		return fmt.Errorf("testnet: start CAR: %w", err)
+		return fmt.Errorf("gen: start CAR: %w", err)
 	}
 	for i, raw := range g.Records {
 		if err := car.Put(context.Background(), g.CIDs[i].KeyString(), raw); err != nil {
-			return fmt.Errorf("testnet: write CAR: %w", err)
+			return fmt.Errorf("gen: write CAR: %w", err)
 		}
 	}
 	return car.Finalize()
@@ -119,7 +119,7 @@ const genChunk = 256
 
 // generator holds the state of one Generate run.
 type generator struct {
-	opts  GenOptions
+	opts  Options
 	rng   *rand.Rand
 	assoc protocol.PrivateKey
 	pool  []protocol.PrivateKey // maintainer keys, current and future
@@ -159,7 +159,7 @@ func genKey(seed uint64, role string, i int) protocol.PrivateKey {
 // revising earlier ones) and reviews (accept, reject, retract) from the
 // maintainers of the time, some reaching quorum. Signing runs on every
 // core.
-func Generate(opts GenOptions) (*Generated, error) {
+func Generate(opts Options) (*Generated, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
@@ -316,7 +316,7 @@ func (g *generator) chunk(k int) error {
 	parallel(k, func(i int) { items[i].sign() })
 	for i, it := range items {
 		if it.err != nil {
-			return fmt.Errorf("testnet: gen: record %d: %w", len(g.out.Records), it.err)
+			return fmt.Errorf("gen: record %d: %w", len(g.out.Records), it.err)
 		}
 		g.add(it.blk)
 		if contribs[i] {
@@ -475,7 +475,7 @@ var genRationales = []string{
 }
 
 // NodeKey returns a libp2p identity derived from a seed and an index, for
-// nodes a benchmark or tool builds outside a Net.
+// nodes a benchmark or tool builds outside a simulated network.
 func NodeKey(seed uint64, i int) crypto.PrivKey {
 	k, err := crypto.UnmarshalEd25519PrivateKey(genKey(seed, "node", i))
 	if err != nil {

@@ -1,4 +1,4 @@
-package testnet
+package gen
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ func offlineNode(t testing.TB) *node.Node {
 // The same seed gives the same bytes; every record is valid; the statuses
 // are a realistic mix.
 func TestGenerate(t *testing.T) {
-	opts := GenOptions{Records: 3000, Authors: 40, Maintainers: 5, Seed: 7}
+	opts := Options{Records: 3000, Authors: 40, Maintainers: 5, Seed: 7}
 	a, err := Generate(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -1,10 +1,12 @@
-package testnet
+package sim
 
 import (
 	"cmp"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"sync"
 
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -52,11 +54,11 @@ func linkKey(i, j int) [2]int {
 func (n *Net) Connect(i, j int) {
 	n.t.Helper()
 	if i == j {
-		n.t.Fatalf("testnet: connect %d to itself", i)
+		n.t.Fatalf("sim: connect %d to itself", i)
 	}
 	n.links[linkKey(i, j)] = true
 	if err := n.dial(i, j); err != nil {
-		n.t.Fatalf("testnet: connect %d to %d: %v", i, j, err)
+		n.t.Fatalf("sim: connect %d to %d: %v", i, j, err)
 	}
 }
 
@@ -187,7 +189,59 @@ func (n *Net) redial(match func(i, j int) bool) {
 			continue
 		}
 		if err := n.dial(i, j); err != nil {
-			n.t.Fatalf("testnet: redial %d to %d: %v", i, j, err)
+			n.t.Fatalf("sim: redial %d to %d: %v", i, j, err)
 		}
 	}
+}
+
+// ConnectEdges connects the given pairs of members, all dials at once, and
+// remembers the links as Connect does. It fails the test if a dial fails.
+func (n *Net) ConnectEdges(edges [][2]int) {
+	n.t.Helper()
+	for _, e := range edges {
+		n.links[linkKey(e[0], e[1])] = true
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(edges))
+	for k, e := range edges {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[k] = n.dial(e[0], e[1])
+		}()
+	}
+	wg.Wait()
+	for k, err := range errs {
+		if err != nil {
+			n.t.Fatalf("sim: connect %v: %v", edges[k], err)
+		}
+	}
+}
+
+// RandomEdges returns a connected topology of members 0 to n-1, drawn from
+// seed: a ring plus extra random links, about degree links per member in
+// all. Each pair is listed once, lower index first.
+func RandomEdges(n, degree int, seed uint64) [][2]int {
+	rng := rand.New(rand.NewPCG(seed, 0xed9e))
+	seen := map[[2]int]bool{}
+	var out [][2]int
+	add := func(i, j int) {
+		if i == j {
+			return
+		}
+		k := linkKey(i, j)
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	for i := range n {
+		add(i, (i+1)%n)
+	}
+	for i := range n {
+		for range max(0, degree-2) / 2 {
+			add(i, rng.IntN(n))
+		}
+	}
+	return out
 }
