@@ -17,6 +17,19 @@ import (
 	"github.com/commons-p2p/commons/store/memstore"
 )
 
+// startOn starts an offline node on st; the caller closes it.
+func startOn(t *testing.T, st store.Store) *Node {
+	t.Helper()
+	n, err := New(Config{Offline: true, Store: st, Key: testKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // slowDisk is a store whose group commits wait until the test lets them
 // through, as a slow fsync would.
 type slowDisk struct {
@@ -46,13 +59,7 @@ func (d *slowDisk) PutRecords(ctx context.Context, es []store.Entry) ([]uint64, 
 func TestCommitOffTheLoop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		disk := &slowDisk{Store: memstore.New(), entered: make(chan int, 4), release: make(chan struct{})}
-		n, err := New(Config{Offline: true, Store: disk, Key: testKey(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		n := startOn(t, disk)
 		defer n.Close()
 		ctx := t.Context()
 
@@ -132,13 +139,7 @@ func contribBlock(t *testing.T, n *Node, id cid.Cid, title string) *protocol.Blo
 func TestFailedCommitFailsCarriedRecords(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		disk := &slowDisk{Store: memstore.New(), entered: make(chan int, 4), release: make(chan struct{})}
-		n, err := New(Config{Offline: true, Store: disk, Key: testKey(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		n := startOn(t, disk)
 		defer n.Close()
 		ctx := t.Context()
 		go func() { disk.release <- struct{}{} }()
@@ -205,13 +206,7 @@ func (d *prefixDisk) PutRecords(ctx context.Context, es []store.Entry) ([]uint64
 func TestPartialCommitApplied(t *testing.T) {
 	mem := memstore.New()
 	disk := &prefixDisk{Store: keepOpen{mem}}
-	n, err := New(Config{Offline: true, Store: disk, Key: testKey(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	n := startOn(t, disk)
 	ctx := t.Context()
 	idStr, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT")})
 	if err != nil {
@@ -304,13 +299,7 @@ func (d *addReplicaFails) AddCommons(ctx context.Context, id cid.Cid) error {
 // before the one that failed are not stored either.
 func TestJoinFailureStoresNothingOfTheRequest(t *testing.T) {
 	disk := &addReplicaFails{Store: memstore.New()}
-	n, err := New(Config{Offline: true, Store: disk, Key: testKey(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	n := startOn(t, disk)
 	defer n.Close()
 	ctx := t.Context()
 	idStr, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT")})
@@ -359,13 +348,7 @@ func (d *storedThenSlow) PutRecords(ctx context.Context, es []store.Entry) ([]ui
 func TestFeedPageStopsAtApplied(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		disk := &storedThenSlow{Store: memstore.New(), entered: make(chan struct{}), release: make(chan struct{})}
-		n, err := New(Config{Offline: true, Store: disk, Key: testKey(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		n := startOn(t, disk)
 		defer n.Close()
 		ctx := t.Context()
 		idStr, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT")})
@@ -409,13 +392,7 @@ func TestCloseAnswersCommitsTruly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mem := memstore.New()
 		disk := &storedThenSlow{Store: keepOpen{mem}, entered: make(chan struct{}), release: make(chan struct{})}
-		n, err := New(Config{Offline: true, Store: disk, Key: testKey(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		n := startOn(t, disk)
 		ctx := t.Context()
 		idStr, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT")})
 		if err != nil {
@@ -470,16 +447,10 @@ func TestFailedGenesisJoinsNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mem := memstore.New()
 		disk := &slowDisk{Store: keepOpen{mem}, entered: make(chan int, 4), release: make(chan struct{}), fail: errors.New("disk full")}
-		n, err := New(Config{Offline: true, Store: disk, Key: testKey(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		n := startOn(t, disk)
 		defer n.Close()
 		go func() { <-disk.entered; disk.release <- struct{}{} }()
-		_, err = n.CreateManifest(t.Context(), api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT")})
+		_, err := n.CreateManifest(t.Context(), api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT")})
 		if !errors.Is(err, disk.fail) {
 			t.Fatalf("create on a failing disk: %v, want the disk's error", err)
 		}
