@@ -8,20 +8,19 @@ import (
 
 	"github.com/ipfs/go-cid"
 	carv2 "github.com/ipld/go-car/v2"
-	"github.com/ipld/go-car/v2/storage"
 
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
 
 // Export writes every record of a commons, in feed order, as a CARv1 file
-// whose root is the commons ID.
+// whose root is the commons ID, in memory that does not grow with it.
 func (n *Node) Export(ctx context.Context, commons string, w io.Writer) error {
 	id, err := n.replicated(ctx, commons)
 	if err != nil {
 		return err
 	}
-	car, err := storage.NewWritable(w, []cid.Cid{id}, carv2.WriteAsCarV1(true))
+	car, err := protocol.NewCARWriter(w, id)
 	if err != nil {
 		return fmt.Errorf("node: start CAR: %w", err)
 	}
@@ -35,13 +34,13 @@ func (n *Node) Export(ctx context.Context, commons string, w io.Writer) error {
 			break
 		}
 		for _, s := range page {
-			if err := car.Put(ctx, s.CID.KeyString(), s.Raw); err != nil {
+			if err := car.Put(s.CID, s.Raw); err != nil {
 				return fmt.Errorf("node: write CAR: %w", err)
 			}
 			after = s.Cursor
 		}
 	}
-	return car.Finalize()
+	return nil
 }
 
 // importBatch is how many records an import verifies and commits at once.

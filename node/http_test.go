@@ -721,6 +721,23 @@ func writeCAR(t *testing.T, roots []cid.Cid, blocks []carBlock) []byte {
 	return buf.Bytes()
 }
 
+// Export writes the same bytes go-car's own CARv1 writer writes for the
+// same root and sections.
+func TestExportBytesAreCARv1(t *testing.T) {
+	w := newWorld(t)
+	var car bytes.Buffer
+	if err := w.n.Export(t.Context(), w.commons, &car); err != nil {
+		t.Fatal(err)
+	}
+	roots, blocks := readCAR(t, car.Bytes())
+	if len(roots) != 1 || roots[0].String() != w.commons || len(blocks) != 6 {
+		t.Fatalf("export: roots %v, %d sections; want the commons and its 6 records", roots, len(blocks))
+	}
+	if want := writeCAR(t, roots, blocks); !bytes.Equal(car.Bytes(), want) {
+		t.Errorf("export differs from go-car's CARv1 bytes:\n got %x\nwant %x", car.Bytes()[:min(80, car.Len())], want[:min(80, len(want))])
+	}
+}
+
 func TestImportTampered(t *testing.T) {
 	w := newWorld(t)
 	var car bytes.Buffer

@@ -44,18 +44,13 @@ options give the same bytes. Import it with "commons import FILE.car".`,
 				return fmt.Errorf("--records, --authors and --maintainers must be at least 1")
 			}
 			start := time.Now()
-			g, err := gen.Generate(o)
-			if err != nil {
-				return err
-			}
-			took := time.Since(start)
 			tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp*")
 			if err != nil {
 				return fmt.Errorf("--out: %w", err)
 			}
 			defer os.Remove(tmp.Name())
 			w := bufio.NewWriterSize(tmp, 1<<20)
-			err = g.WriteCAR(w)
+			g, err := gen.WriteCAR(o, w) // streams: memory does not grow with --records
 			if err == nil {
 				err = w.Flush()
 			}
@@ -72,7 +67,7 @@ options give the same bytes. Import it with "commons import FILE.car".`,
 				return fmt.Errorf("--out: %w", err)
 			}
 			fmt.Fprintf(a.stderr, "commons %s: %d records (%d manifests, %d contributions, %d reviews), %d bytes, generated in %v\n",
-				g.ID, len(g.Records), g.Manifests, g.Contributions, g.Reviews, g.Bytes(), took.Round(time.Millisecond))
+				g.ID, g.Records, g.Manifests, g.Contributions, g.Reviews, g.Bytes, time.Since(start).Round(time.Millisecond))
 			a.printCID(g.ID.String())
 			return nil
 		},

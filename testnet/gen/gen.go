@@ -2,7 +2,6 @@ package gen
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -13,8 +12,6 @@ import (
 	"sync"
 
 	"github.com/ipfs/go-cid"
-	carv2 "github.com/ipld/go-car/v2"
-	"github.com/ipld/go-car/v2/storage"
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/commons-p2p/commons/protocol"
@@ -69,39 +66,41 @@ func (o *Options) validate() error {
 	return nil
 }
 
-// Generated is a synthetic commons.
-type Generated struct {
+// Summary says what a generator made.
+type Summary struct {
 	// ID is the commons ID: the genesis manifest's CID.
 	ID cid.Cid
-	// Records are the records' bytes in the order they were made (every
-	// record after the records it links to); CIDs are their CIDs.
-	Records [][]byte
-	CIDs    []cid.Cid
+	// Records is how many records, Bytes their total size.
+	Records, Bytes int
 	// Contributions, Reviews and Manifests count the records by type.
 	Contributions, Reviews, Manifests int
 }
 
-// Bytes returns the total size of the records.
-func (g *Generated) Bytes() int {
-	total := 0
-	for _, r := range g.Records {
-		total += len(r)
-	}
-	return total
+// Generated is a synthetic commons held in memory (Generate); Stream and
+// WriteCAR make the same records without holding them.
+type Generated struct {
+	Summary
+	// Records are the records' bytes in the order they were made (every
+	// record after the records it links to); CIDs are their CIDs.
+	Records [][]byte
+	CIDs    []cid.Cid
 }
+
+// Bytes returns the total size of the records.
+func (g *Generated) Bytes() int { return g.Summary.Bytes }
 
 // WriteCAR writes the records as a CARv1 file whose root is the commons ID.
 func (g *Generated) WriteCAR(w io.Writer) error {
-	car, err := storage.NewWritable(w, []cid.Cid{g.ID}, carv2.WriteAsCarV1(true))
+	car, err := protocol.NewCARWriter(w, g.ID)
 	if err != nil {
-		return fmt.Errorf("gen: start CAR: %w", err)
+		return fmt.Errorf("gen: %w", err)
 	}
 	for i, raw := range g.Records {
-		if err := car.Put(context.Background(), g.CIDs[i].KeyString(), raw); err != nil {
-			return fmt.Errorf("gen: write CAR: %w", err)
+		if err := car.Put(g.CIDs[i], raw); err != nil {
+			return fmt.Errorf("gen: %w", err)
 		}
 	}
-	return car.Finalize()
+	return nil
 }
 
 // CAR returns the records as CARv1 bytes.
@@ -109,6 +108,36 @@ func (g *Generated) CAR() ([]byte, error) {
 	var buf bytes.Buffer
 	err := g.WriteCAR(&buf)
 	return buf.Bytes(), err
+}
+
+// Generate makes the commons Stream makes and keeps it in memory.
+func Generate(opts Options) (*Generated, error) {
+	g := &Generated{}
+	sum, err := Stream(opts, func(b *protocol.Block) error {
+		g.Records = append(g.Records, b.Raw)
+		g.CIDs = append(g.CIDs, b.CID)
+		return nil
+	})
+	g.Summary = sum
+	return g, err
+}
+
+// WriteCAR streams the commons Stream makes to w as a CARv1 file whose
+// root is the commons ID, in memory that does not grow with its size.
+func WriteCAR(opts Options, w io.Writer) (Summary, error) {
+	var car *protocol.CARWriter
+	return Stream(opts, func(b *protocol.Block) error {
+		if car == nil { // the genesis comes first: its CID is the root
+			var err error
+			if car, err = protocol.NewCARWriter(w, b.CID); err != nil {
+				return fmt.Errorf("gen: %w", err)
+			}
+		}
+		if err := car.Put(b.CID, b.Raw); err != nil {
+			return fmt.Errorf("gen: %w", err)
+		}
+		return nil
+	})
 }
 
 // genChunk is how many records are planned, then signed in parallel, at
@@ -125,7 +154,8 @@ type generator struct {
 	pool  []protocol.PrivateKey // maintainer keys, current and future
 	maint []int                 // indexes into pool of the current maintainers
 	auth  []protocol.PrivateKey
-	out   *Generated
+	out   Summary
+	emit  func(*protocol.Block) error
 
 	head     cid.Cid // current manifest head
 	manifest protocol.Manifest
@@ -153,21 +183,23 @@ func genKey(seed uint64, role string, i int) protocol.PrivateKey {
 	return protocol.NewPrivateKeyFromSeed(h.Sum(nil))
 }
 
-// Generate makes a valid, realistic commons, deterministic for its
-// options: a genesis manifest, manifest updates that rotate maintainers,
+// Stream makes a valid, realistic commons, deterministic for its options,
+// and hands each record to emit in order (every record after those it
+// links to): a genesis manifest, manifest updates that rotate maintainers,
 // contributions from many authors (some with payloads, some paid, some
 // revising earlier ones) and reviews (accept, reject, retract) from the
 // maintainers of the time, some reaching quorum. Signing runs on every
-// core.
-func Generate(opts Options) (*Generated, error) {
+// core. It holds only what planning needs (the contributions under
+// review), not the records.
+func Stream(opts Options, emit func(*protocol.Block) error) (Summary, error) {
 	if err := opts.validate(); err != nil {
-		return nil, err
+		return Summary{}, err
 	}
 	g := &generator{
 		opts:    opts,
 		rng:     rand.New(rand.NewPCG(opts.Seed, 0xc0ffee)),
 		assoc:   genKey(opts.Seed, "association", 0),
-		out:     &Generated{},
+		emit:    emit,
 		updates: map[int]bool{},
 		now:     opts.StartMillis,
 	}
@@ -188,13 +220,13 @@ func Generate(opts Options) (*Generated, error) {
 	g.next = opts.Maintainers
 
 	if err := g.genesis(); err != nil {
-		return nil, err
+		return g.out, err
 	}
-	for len(g.out.Records) < opts.Records {
-		i := len(g.out.Records)
+	for g.out.Records < opts.Records {
+		i := g.out.Records
 		if g.updates[i] {
 			if err := g.update(); err != nil {
-				return nil, err
+				return g.out, err
 			}
 			continue
 		}
@@ -206,7 +238,7 @@ func Generate(opts Options) (*Generated, error) {
 			}
 		}
 		if err := g.chunk(end - i); err != nil {
-			return nil, err
+			return g.out, err
 		}
 	}
 	return g.out, nil
@@ -280,13 +312,13 @@ func (g *generator) commitOne(rec *protocol.Record) error {
 	}
 	g.head = it.blk.CID
 	g.out.Manifests++
-	g.add(it.blk)
-	return nil
+	return g.add(it.blk)
 }
 
-func (g *generator) add(b *protocol.Block) {
-	g.out.Records = append(g.out.Records, b.Raw)
-	g.out.CIDs = append(g.out.CIDs, b.CID)
+func (g *generator) add(b *protocol.Block) error {
+	g.out.Records++
+	g.out.Bytes += len(b.Raw)
+	return g.emit(b)
 }
 
 func (it *genItem) sign() {
@@ -316,9 +348,11 @@ func (g *generator) chunk(k int) error {
 	parallel(k, func(i int) { items[i].sign() })
 	for i, it := range items {
 		if it.err != nil {
-			return fmt.Errorf("gen: record %d: %w", len(g.out.Records), it.err)
+			return fmt.Errorf("gen: record %d: %w", g.out.Records, it.err)
 		}
-		g.add(it.blk)
+		if err := g.add(it.blk); err != nil {
+			return err
+		}
 		if contribs[i] {
 			g.out.Contributions++
 			if g.rng.IntN(100) < 30 {
@@ -337,7 +371,7 @@ func (g *generator) chunk(k int) error {
 func (g *generator) planContribution() *genItem {
 	// A few authors write most contributions.
 	a := int(float64(g.opts.Authors) * g.rng.Float64() * g.rng.Float64())
-	n := len(g.out.Records)
+	n := g.out.Records
 	c := &protocol.Contribution{
 		Title:      fmt.Sprintf("Contribution %d: %s", n, genTitles[g.rng.IntN(len(genTitles))]),
 		Kind:       genKinds[g.rng.IntN(len(genKinds))],
