@@ -273,7 +273,11 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q api.FeedQuery) ([]
 		// Records past the feed's head are stored but not applied yet.
 		applied := n.feeds.Head(id).Cursor
 		for len(items) < q.Limit && after < applied {
-			page, err := n.st.Feed(ctx, id, after, min(1024, int(applied-after)))
+			size := min(1024, int(applied-after))
+			if q.Status == "" {
+				size = min(size, q.Limit-len(items)) // every record read is kept
+			}
+			page, err := n.st.Feed(ctx, id, after, size)
 			if err != nil {
 				return nil, fmt.Errorf("node: read feed: %w", err)
 			}

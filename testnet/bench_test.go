@@ -2,6 +2,12 @@ package testnet
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/commons-p2p/commons/testnet/bench"
@@ -15,15 +21,50 @@ var tiny = map[string]bench.Options{
 	"repair":    {Records: 300},
 	"propagate": {Nodes: 6, Rounds: 2},
 	"partition": {Nodes: 4, Records: 10},
+	"scale":     {Records: 500},
 }
 
 // benchOptions returns a scenario's options: its defaults, or tiny ones
-// under -short.
-func benchOptions(name string) bench.Options {
+// under -short. Scale runs the commons binary, built for the test.
+func benchOptions(tb testing.TB, name string) bench.Options {
+	o := bench.Options{}
 	if testing.Short() {
-		return tiny[name]
+		o = tiny[name]
 	}
-	return bench.Options{}
+	if name == "scale" {
+		o.Binary = commonsBinary(tb)
+		if n, err := strconv.Atoi(os.Getenv("COMMONS_SCALE_RECORDS")); err == nil {
+			o.Records = n
+		}
+	}
+	return o
+}
+
+var built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// commonsBinary builds the commons binary once per test process.
+func commonsBinary(tb testing.TB) string {
+	tb.Helper()
+	built.once.Do(func() {
+		dir, err := os.MkdirTemp("", "commons-bin")
+		if err != nil {
+			built.err = err
+			return
+		}
+		built.path = filepath.Join(dir, "commons")
+		out, err := exec.Command("go", "build", "-o", built.path, "../cmd/commons").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		tb.Fatal(built.err)
+	}
+	return built.path
 }
 
 // virtual runs a simulated scenario in virtual time: its body inside a
@@ -63,7 +104,7 @@ func logResult(tb testing.TB, res *bench.Result) {
 // benchScenario runs a scenario as the commons binary does.
 func benchScenario(b *testing.B, name string) {
 	for b.Loop() {
-		res, err := bench.Scenarios[name](context.Background(), benchOptions(name))
+		res, err := bench.Scenarios[name](context.Background(), benchOptions(b, name))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -75,7 +116,7 @@ func benchScenario(b *testing.B, name string) {
 func benchVirtual(b *testing.B, s *bench.SimScenario) {
 	for b.Loop() {
 		var res *bench.Result
-		asTest(b, s.Name()+"/virtual", func(t *testing.T) { res = virtual(t, s, benchOptions(s.Name())) })
+		asTest(b, s.Name()+"/virtual", func(t *testing.T) { res = virtual(t, s, benchOptions(b, s.Name())) })
 		logResult(b, res)
 	}
 }
@@ -86,6 +127,12 @@ func BenchmarkRepair(b *testing.B)    { benchScenario(b, "repair") }
 func BenchmarkPropagate(b *testing.B) { benchVirtual(b, bench.Propagate) }
 func BenchmarkPartition(b *testing.B) { benchVirtual(b, bench.Partition) }
 
+// BenchmarkScale runs the scale scenario (default 10,000 records; set
+// COMMONS_SCALE_RECORDS for another size):
+//
+//	COMMONS_SCALE_RECORDS=100000 go test -run '^$' -bench Scale -benchtime 1x -v ./testnet
+func BenchmarkScale(b *testing.B) { benchScenario(b, "scale") }
+
 // Every scenario runs at a tiny size, so that CI exercises them: each as
 // the commons binary runs it, and the simulated ones in virtual time too.
 func TestBenchSmoke(t *testing.T) {
@@ -93,6 +140,9 @@ func TestBenchSmoke(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			o := tiny[name]
 			o.Dir = t.TempDir()
+			if name == "scale" {
+				o.Binary = commonsBinary(t)
+			}
 			if name == "partition" {
 				// One node a side: a record written on one side sometimes
 				// reaches the side's other nodes only at the next periodic
@@ -128,6 +178,14 @@ func checkResult(t *testing.T, res *bench.Result, clock string) {
 		want["distinct state roots after heal"] = 1
 	case "propagate":
 		want[clock+": deliveries missed"] = 0
+	case "scale":
+		// Every step ran: the join figure comes last, once the second
+		// daemon holds every record.
+		for _, name := range []string{"import rate", "start", "status p99", "contribution p99", "feed page p99", "join"} {
+			if v, ok := res.Get(name); !ok || v <= 0 {
+				t.Errorf("%s = %v (present %v), want a positive figure", name, v, ok)
+			}
+		}
 	}
 	for name, v := range want {
 		if got, ok := res.Get(name); !ok || got != v {

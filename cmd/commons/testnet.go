@@ -101,6 +101,12 @@ measured in the same run:
              (p50, p99) vs raw gossipsub
   partition  two halves write apart, then heal: time to one state root,
              records missing
+  scale      each step a process of this binary, as users run it: generate
+             N records, import them (time, rate vs a batch-verify of the
+             same signatures on every core, peak memory, disk use), start a
+             daemon (time, memory), query it (status, contribution, feed
+             page: p50, p99), and join them from a second daemon over
+             loopback (time vs the import, peak memory)
 
 propagate and partition run in real time here, where CPU costs count; their
 Go benchmarks run them in virtual time (network delays only):
@@ -129,7 +135,7 @@ go test -run '^$' -bench 'Propagate|Partition' -benchtime 1x -v ./testnet`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.IntVar(&o.Records, "records", 0, "records in the commons (default: 10000 for ingest, join, repair; 200 for partition)")
+	fs.IntVar(&o.Records, "records", 0, "records in the commons (default: 10000 for ingest, join, repair and scale; 200 for partition)")
 	fs.IntVar(&o.Nodes, "nodes", 0, "nodes (propagate: default 50; partition: default 10)")
 	fs.IntVar(&o.Rounds, "rounds", 0, "records timed by propagate (default 20)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed")

@@ -32,8 +32,8 @@ import (
 // scenario's defaults.
 type Options struct {
 	// Records is the size of the commons: 10000 by default for ingest,
-	// join and repair, 200 for partition; propagate times Rounds records
-	// instead.
+	// join, repair and scale, 200 for partition; propagate times Rounds
+	// records instead.
 	Records int
 	// Nodes is the number of nodes of propagate (default 50) and partition
 	// (default 10).
@@ -47,6 +47,9 @@ type Options struct {
 	Dir string
 	// Logger receives the nodes' logs. Default: discard.
 	Logger *slog.Logger
+	// Binary is the commons binary that scale runs its steps with, each
+	// a process of its own. Default: this process' executable.
+	Binary string
 }
 
 func (o *Options) fill(records, nodes int) {
@@ -160,6 +163,7 @@ var Scenarios = map[string]Scenario{
 	"repair":    Repair,
 	"propagate": Propagate.RealTime,
 	"partition": Partition.RealTime,
+	"scale":     Scale,
 }
 
 // ScenarioNames lists the scenarios, sorted.

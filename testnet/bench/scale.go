@@ -1,0 +1,427 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	carv2 "github.com/ipld/go-car/v2"
+
+	"github.com/commons-p2p/commons/node/api"
+	"github.com/commons-p2p/commons/node/repo"
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// Scale measures a commons of o.Records records the way its users meet it,
+// each step a process of the commons binary (o.Binary) so that memory is
+// measured per process: generate it (streaming) to a CAR file, import it
+// into a fresh repo, start a daemon on it, query it, and have a second
+// daemon join it over loopback. Baseline: the bare batch verification of
+// the same signatures on every core.
+func Scale(ctx context.Context, o Options) (*Result, error) {
+	o.fill(10_000, 0)
+	if o.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("scale: the commons binary: %w", err)
+		}
+		o.Binary = exe
+	}
+	res := newResult("scale", o.Records)
+	dir, cleanup, err := o.tempDir()
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	s := &scale{o: o, res: res, dir: dir, car: filepath.Join(dir, "commons.car")}
+	for _, step := range []func(context.Context) error{s.generate, s.verifyBaseline, s.importCAR, s.serve, s.query, s.join} {
+		if err := step(ctx); err != nil {
+			s.stop()
+			return res, err
+		}
+	}
+	s.stop()
+	return res, nil
+}
+
+// scale is one run of Scale.
+type scale struct {
+	o        Options
+	res      *Result
+	dir      string
+	car      string
+	id       string    // the commons ID
+	bytes    int64     // the records' bytes
+	sample   []cid.Cid // contributions to look up
+	verify   float64   // baseline records/s
+	imported time.Duration
+	daemons  []*daemonProc
+}
+
+// generate writes the commons with "commons testnet gen".
+func (s *scale) generate(ctx context.Context) error {
+	authors := max(50, s.o.Records/2000)
+	p, err := s.run(ctx, "", "testnet", "gen", "--records", strconv.Itoa(s.o.Records), "--authors", strconv.Itoa(authors),
+		"--seed", strconv.FormatUint(s.o.Seed, 10), "--no-payloads", "--out", s.car)
+	if err != nil {
+		return err
+	}
+	s.id = strings.TrimSpace(p.out)
+	s.res.add("gen", p.took.Seconds(), "s")
+	s.res.add("gen peak RSS", p.peakMB, "MB")
+	return nil
+}
+
+// verifyBaseline reads the CAR back and batch-verifies every signature on
+// every core, keeping a sample of contributions to look up later.
+func (s *scale) verifyBaseline(context.Context) error {
+	f, err := os.Open(s.car)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	br, err := carv2.NewBlockReader(bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return fmt.Errorf("scale: read CAR: %w", err)
+	}
+	rng := rand.New(rand.NewPCG(s.o.Seed, 5))
+	var blocks []*protocol.Block
+	var took time.Duration
+	flush := func() error {
+		start := time.Now()
+		err := verifyParallel(blocks)
+		took += time.Since(start)
+		blocks = blocks[:0]
+		return err
+	}
+	seen := 0
+	for {
+		blk, err := br.Next()
+		if err != nil {
+			break
+		}
+		b, err := protocol.Parse(blk.RawData())
+		if err != nil {
+			return fmt.Errorf("scale: record %s: %w", blk.Cid(), err)
+		}
+		s.bytes += int64(len(b.Raw))
+		if b.Record.Type() == protocol.TypeContribution {
+			// A uniform sample of at most 500 (reservoir).
+			if seen++; len(s.sample) < 500 {
+				s.sample = append(s.sample, b.CID)
+			} else if k := rng.IntN(seen); k < 500 {
+				s.sample[k] = b.CID
+			}
+		}
+		if blocks = append(blocks, b); len(blocks) == 4096 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	s.verify = float64(s.o.Records) / took.Seconds()
+	s.res.add("verify baseline", s.verify, "records/s")
+	return nil
+}
+
+// verifyParallel batch-verifies blocks in batches of 64 on every core.
+func verifyParallel(blocks []*protocol.Block) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	next := make(chan []*protocol.Block)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for bs := range next {
+				for _, err := range protocol.VerifyBatch(bs) {
+					if err != nil {
+						select {
+						case errs <- err:
+						default:
+						}
+					}
+				}
+			}
+		}()
+	}
+	for i := 0; i < len(blocks); i += 64 {
+		next <- blocks[i:min(i+64, len(blocks))]
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return fmt.Errorf("scale: baseline: %w", err)
+	default:
+		return nil
+	}
+}
+
+// importCAR imports the CAR into a fresh repo with "commons import", no
+// daemon running.
+func (s *scale) importCAR(ctx context.Context) error {
+	r := filepath.Join(s.dir, "a")
+	if _, err := s.run(ctx, r, "init"); err != nil {
+		return err
+	}
+	p, err := s.run(ctx, r, "import", s.car)
+	if err != nil {
+		return err
+	}
+	s.imported = p.took
+	rate := float64(s.o.Records) / p.took.Seconds()
+	s.res.add("import", p.took.Seconds(), "s")
+	s.res.add("import rate", rate, "records/s")
+	s.res.add("import/verify", rate/s.verify, "x")
+	s.res.add("import peak RSS", p.peakMB, "MB")
+	disk, err := dirBytes(filepath.Join(r, "store"))
+	if err != nil {
+		return err
+	}
+	s.res.add("disk/records", float64(disk)/float64(s.bytes), "x")
+	return nil
+}
+
+// serve starts a daemon on the imported repo and times its start.
+func (s *scale) serve(ctx context.Context) error {
+	d, err := s.startDaemon(ctx, filepath.Join(s.dir, "a"))
+	if err != nil {
+		return err
+	}
+	s.res.add("start", d.started.Seconds(), "s")
+	rss, _ := d.memory()
+	s.res.add("daemon RSS after start", rss, "MB")
+	return nil
+}
+
+// query times status, contribution lookups and feed pages on the daemon.
+func (s *scale) query(ctx context.Context) error {
+	c := s.daemons[0].client
+	rng := rand.New(rand.NewPCG(s.o.Seed, 7))
+	const calls = 200
+	timed := func(name string, call func(i int) error) error {
+		lat := make([]time.Duration, 0, calls)
+		for i := range calls {
+			start := time.Now()
+			if err := call(i); err != nil {
+				return fmt.Errorf("scale: %s: %w", name, err)
+			}
+			lat = append(lat, time.Since(start))
+		}
+		slices.Sort(lat)
+		s.res.add(name+" p50", ms(lat[calls/2]), "ms")
+		s.res.add(name+" p99", ms(lat[calls*99/100]), "ms")
+		return nil
+	}
+	if err := timed("status", func(int) error { _, err := c.Status(ctx); return err }); err != nil {
+		return err
+	}
+	if err := timed("contribution", func(i int) error {
+		_, err := c.Show(ctx, s.sample[i%len(s.sample)].String())
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := timed("feed page", func(int) error {
+		_, err := c.Feed(ctx, api.FeedQuery{Commons: s.id, Since: uint64(rng.IntN(s.o.Records)), Limit: 100})
+		return err
+	}); err != nil {
+		return err
+	}
+	rss, _ := s.daemons[0].memory()
+	s.res.add("daemon RSS after queries", rss, "MB")
+	return nil
+}
+
+// join has a second daemon, on a fresh repo, join the commons from the
+// first over loopback, and times it until it holds every record.
+func (s *scale) join(ctx context.Context) error {
+	a := s.daemons[0]
+	id, err := a.client.ID(ctx)
+	if err != nil {
+		return err
+	}
+	var boot string
+	for _, addr := range id.Addresses {
+		if strings.Contains(addr, "/ip4/127.0.0.1/tcp/") {
+			boot = addr
+		}
+	}
+	if boot == "" {
+		return fmt.Errorf("scale: the first daemon has no loopback TCP address in %v", id.Addresses)
+	}
+	r := filepath.Join(s.dir, "b")
+	if _, err := s.run(ctx, r, "init"); err != nil {
+		return err
+	}
+	b, err := s.startDaemon(ctx, r, "--bootstrap", boot)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := b.client.Join(ctx, s.id); err != nil {
+		return err
+	}
+	for {
+		st, err := b.client.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if len(st.Commons) == 1 && st.Commons[0].Records == s.o.Records {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	took := time.Since(start)
+	s.res.add("join", took.Seconds(), "s")
+	s.res.add("join/import", took.Seconds()/s.imported.Seconds(), "x")
+	_, peak := b.memory()
+	s.res.add("join peak RSS", peak, "MB")
+	return nil
+}
+
+// proc is a finished process of the commons binary.
+type proc struct {
+	took   time.Duration
+	peakMB float64
+	out    string
+}
+
+// run runs the commons binary on repo r (none if "") and waits for it.
+func (s *scale) run(ctx context.Context, r string, args ...string) (proc, error) {
+	if r != "" {
+		args = append([]string{"--repo", r}, args...)
+	}
+	cmd := exec.CommandContext(ctx, s.o.Binary, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	out, err := cmd.Output()
+	p := proc{took: time.Since(start), out: string(out)}
+	if err != nil {
+		return p, fmt.Errorf("scale: commons %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		p.peakMB = float64(ru.Maxrss) / 1024 // kilobytes on Linux
+	}
+	return p, nil
+}
+
+// daemonProc is a running daemon.
+type daemonProc struct {
+	cmd     *exec.Cmd
+	client  *api.Client
+	started time.Duration // until its API answered
+}
+
+// startDaemon starts "commons daemon" on repo r, listening on loopback,
+// and waits until its API answers.
+func (s *scale) startDaemon(ctx context.Context, r string, extra ...string) (*daemonProc, error) {
+	args := append([]string{"--repo", r, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
+	cmd := exec.Command(s.o.Binary, args...)
+	cmd.Env = append(os.Environ(), "COMMONS_MDNS=false", "COMMONS_DHT=off")
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("scale: start daemon: %w", err)
+	}
+	d := &daemonProc{cmd: cmd}
+	s.daemons = append(s.daemons, d)
+	rp, err := repo.OpenRepo(r)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		if addr, token, ok := rp.API(); ok {
+			c := api.NewClient(addr, token)
+			if c.Ping(ctx) == nil {
+				d.client, d.started = c, time.Since(start)
+				return d, nil
+			}
+		}
+		if time.Since(start) > 10*time.Minute {
+			return nil, errors.New("scale: the daemon's API did not answer within 10 minutes")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// memory returns the daemon's resident and peak resident memory in MB
+// (Linux: /proc; elsewhere 0).
+func (d *daemonProc) memory() (rss, peak float64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb / 1024
+		case "VmHWM:":
+			peak = kb / 1024
+		}
+	}
+	return rss, peak
+}
+
+// stop stops the daemons.
+func (s *scale) stop() {
+	for _, d := range s.daemons {
+		_ = d.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = d.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = d.cmd.Process.Kill()
+			<-done
+		}
+	}
+	s.daemons = nil
+}
+
+// dirBytes sums the sizes of the files under dir.
+func dirBytes(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		info, err := e.Info()
+		if err == nil {
+			total += info.Size()
+		}
+		return err
+	})
+	return total, err
+}
