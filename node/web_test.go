@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,6 +84,10 @@ func TestExplorerLive(t *testing.T) {
 	if licence, err := chromedp.Run(ctx, chromedp.Text(`#licence`)); err != nil || licence != "CC-BY-SA-4.0" {
 		t.Errorf("licence shown = %q, %v", licence, err)
 	}
+	// The live feed starts with the recent history only.
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#feed li").length`)); err != nil || n != 5 {
+		t.Errorf("live feed shows %d events at first, %v; want the 4 records and the status change", n, err)
+	}
 
 	id := must[string](t)(c.Contribute(actx, api.ContributeParams{Commons: commons, Title: "Drought-tolerant maize notes",
 		Summary: "Three seasons of trials", Kind: "data", Payload: []api.PayloadParam{{CID: blob, Name: "trials.csv"}}}))
@@ -120,6 +125,38 @@ func TestExplorerLive(t *testing.T) {
 	}
 	if dir := os.Getenv("COMMONS_SCREENSHOTS"); dir != "" {
 		screenshots(t, ctx, s.url, id, dir)
+	}
+}
+
+// TestExplorerDoesNotReplayHistory opens the explorer on a commons with
+// more records than the live feed replays: the feed shows the latest ones,
+// the list every contribution, and new records still arrive live.
+func TestExplorerDoesNotReplayHistory(t *testing.T) {
+	ctx := browser(t)
+	s := serve(t, startOffline(t))
+	actx := t.Context()
+	commons := must[string](t)(s.c.CreateManifest(actx, api.ManifestParams{Name: ptr("Busy"), Licence: ptr("MIT")}))
+	for i := range 120 {
+		must[string](t)(s.c.Contribute(actx, api.ContributeParams{Commons: commons, Title: fmt.Sprint("old ", i)}))
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.url+"/"), chromedp.WaitVisible(`#live.on`), chromedp.WaitVisible(`#contributions li[data-cid]`)); err != nil {
+		t.Fatalf("open explorer: %v", err)
+	}
+	id := must[string](t)(s.c.Contribute(actx, api.ContributeParams{Commons: commons, Title: "new"}))
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(`#feed li[data-cid="`+id+`"]`)); err != nil {
+		t.Fatalf("new contribution not shown live: %v", err)
+	}
+	feed, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#feed li").length`))
+	if err != nil || feed != 51 {
+		t.Errorf("live feed holds %d events, %v; want the 50 latest of history and the new one", feed, err)
+	}
+	oldest, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#feed li:last-child").dataset.id`))
+	if err != nil || oldest != "72" {
+		t.Errorf("oldest event in the live feed: %q, %v; want cursor 72 (121 records, the 50 latest replayed)", oldest, err)
+	}
+	listed, err := chromedp.Run(ctx, chromedp.Evaluate[int](`S.contribs.size`))
+	if err != nil || listed != 121 {
+		t.Errorf("the list knows %d contributions, %v; want 121", listed, err)
 	}
 }
 

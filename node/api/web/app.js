@@ -53,11 +53,20 @@ async function route() {
   if (commons && commons !== S.commons) { sel.value = commons; await openCommons(commons); }
 }
 
+// recentEvents is how many records of history the live feed replays when
+// a commons opens; older ones are in the lists, not replayed one by one.
+const recentEvents = 50;
+
 async function openCommons(id) {
   S.commons = id; S.contribs.clear();
   $("#feed").replaceChildren();
+  // The position to follow from is taken before the lists load, so that
+  // nothing added meanwhile is missed (what comes twice is set twice).
+  const st = await api("/status");
+  const c = st.commons.find((x) => x.id === id) || {};
+  const from = Math.max(0, (c.records || 0) - recentEvents);
   await Promise.all([loadManifest(), loadContribs(), loadSync()]);
-  follow();
+  follow(from);
 }
 
 async function loadManifest() {
@@ -164,12 +173,12 @@ async function loadSync() {
   } catch (e) { $("#sync").textContent = e.message; }
 }
 
-// follow opens the live feed; EventSource resumes by itself with
-// Last-Event-ID after a drop or an overflow.
-function follow() {
+// follow opens the live feed after cursor from; EventSource resumes by
+// itself with Last-Event-ID after a drop or an overflow.
+function follow(from) {
   if (S.es) S.es.close();
   const live = $("#live");
-  const es = new EventSource("/api/v1/commons/" + S.commons + "/events");
+  const es = new EventSource("/api/v1/commons/" + S.commons + "/events?after=" + from);
   S.es = es;
   es.onopen = () => { live.textContent = "live"; live.classList.add("on"); };
   es.onerror = () => { live.textContent = "reconnecting…"; live.classList.remove("on"); };
@@ -188,11 +197,19 @@ function onEvent(e) {
   while (feed.children.length > 200) feed.lastChild.remove();
   if (e.type === "contribution") S.contribs.set(e.cid, { cursor: e.cursor, cid: e.cid, title: e.title, kind: e.kind, author: e.author, time: e.time, status: e.status });
   if (e.type === "status" && S.contribs.has(e.cid)) S.contribs.get(e.cid).status = e.status;
-  if (e.type === "contribution" || e.type === "status") { renderContribs(); renderChart(); }
+  if (e.type === "contribution" || e.type === "status") scheduleRender();
   clearTimeout(S.syncTimer); S.syncTimer = setTimeout(loadSync, 300);
   if (e.type === "manifest") loadManifest();
   const m = location.hash.match(/^#\/c\/([a-z0-9]+)/);
   if (m && (m[1] === e.cid || m[1] === e.target)) showContribution(m[1]);
+}
+
+// scheduleRender redraws the list and the chart once per frame, however
+// many events arrived in it.
+function scheduleRender() {
+  if (S.renderPending) return;
+  S.renderPending = true;
+  requestAnimationFrame(() => { S.renderPending = false; renderContribs(); renderChart(); });
 }
 
 async function showContribution(cid) {
