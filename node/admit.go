@@ -35,7 +35,12 @@ func (n *Node) parse(raw []byte, claimed cid.Cid) (*protocol.Block, error) {
 // in one batch) for commons, when defined. It returns the admitted blocks
 // and calls refused with each other one and why, after counting it.
 func (n *Node) admit(blocks []*protocol.Block, commons cid.Cid, refused func(*protocol.Block, error)) []*protocol.Block {
-	errs := protocol.AdmitBatch(blocks, commons, n.nowMillis())
+	return n.admitted(blocks, protocol.AdmitBatch(blocks, commons, n.nowMillis()), refused)
+}
+
+// admitted is admit with protocol.AdmitBatch's verdicts given (errs),
+// for callers that verify elsewhere, such as in parallel.
+func (n *Node) admitted(blocks []*protocol.Block, errs []error, refused func(*protocol.Block, error)) []*protocol.Block {
 	good := blocks[:0:0]
 	for i, b := range blocks {
 		if errs[i] != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 
 	"github.com/ipfs/go-cid"
 	carv2 "github.com/ipld/go-car/v2"
@@ -51,67 +52,120 @@ const importBatch = 256
 // Every rejected record is listed with its reason; the rest are imported.
 // A CAR damaged part way keeps the records before the damage and returns
 // ErrBadRequest.
+//
+// It streams: batches are verified in the background, on every core, while
+// earlier ones are stored in order; at most a few batches are held at once,
+// whatever the file's size.
 func (n *Node) Import(ctx context.Context, r io.Reader) (api.ImportReport, error) {
 	rep := api.ImportReport{Rejected: []api.RejectedRecord{}, Commons: []string{}}
 	br, err := carv2.NewBlockReader(r, carv2.WithTrustedCAR(true), carv2.MaxAllowedSectionSize(protocol.MaxRecordSize+128))
 	if err != nil {
 		return rep, badRequest("not a CAR file: %w", err)
 	}
-	seenCommons := map[cid.Cid]bool{}
-	var batch []*protocol.Block
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+	im := &importer{n: n, ctx: ctx, rep: &rep, seen: map[cid.Cid]bool{}, queue: make(chan *importItem, runtime.GOMAXPROCS(0)), done: make(chan error, 1)}
+	go func() { im.done <- im.store() }()
+	item := &importItem{}
+	for {
+		blk, rerr := br.Next()
+		if errors.Is(rerr, io.EOF) {
+			break
 		}
-		good := n.admit(batch, cid.Undef, func(b *protocol.Block, err error) {
-			rep.Rejected = append(rep.Rejected, api.RejectedRecord{CID: b.CID.String(), Reason: err.Error()})
+		if rerr != nil {
+			// Keep the records read so far, as earlier batches were kept.
+			im.send(item)
+			if err := im.finish(); err != nil {
+				return rep, err
+			}
+			read := rep.Imported + rep.Duplicates + len(rep.Rejected)
+			return rep, badRequest("CAR file is damaged after %d records: %w", read, rerr)
+		}
+		c := blk.Cid()
+		if b, err := n.parse(blk.RawData(), c); err != nil {
+			item.refused = append(item.refused, api.RejectedRecord{CID: c.String(), Reason: err.Error()})
+		} else {
+			item.blocks = append(item.blocks, b)
+		}
+		if len(item.blocks) == importBatch {
+			if !im.send(item) {
+				break
+			}
+			item = &importItem{}
+		}
+	}
+	im.send(item)
+	return rep, im.finish()
+}
+
+// importer is one Import's pipeline: the reading goroutine sends batches,
+// each verified by a goroutine of its own, and store takes them in order.
+type importer struct {
+	n      *Node
+	ctx    context.Context
+	rep    *api.ImportReport // written by store alone until finish
+	seen   map[cid.Cid]bool  // commons listed in rep
+	queue  chan *importItem
+	done   chan error // store's end
+	failed bool       // store ended early
+}
+
+// importItem is a batch of an import.
+type importItem struct {
+	blocks  []*protocol.Block
+	refused []api.RejectedRecord // records read with the batch that did not parse
+	errs    chan []error         // the blocks' admission verdicts, once verified
+}
+
+// send starts verifying item and queues it for store; it returns false
+// when store has ended early (an error) and the import should stop.
+func (im *importer) send(item *importItem) bool {
+	if im.failed || len(item.blocks) == 0 && len(item.refused) == 0 {
+		return !im.failed
+	}
+	item.errs = make(chan []error, 1)
+	go func() { item.errs <- protocol.AdmitBatch(item.blocks, cid.Undef, im.n.nowMillis()) }()
+	select {
+	case im.queue <- item:
+		return true
+	case err := <-im.done:
+		im.done <- err // for finish
+		im.failed = true
+		return false
+	}
+}
+
+// finish waits for store to take every queued batch.
+func (im *importer) finish() error {
+	close(im.queue)
+	return <-im.done
+}
+
+// store takes the verified batches in order: it reports the refused
+// records, and stores and applies the rest (ingest), until the queue
+// closes or a batch cannot be stored.
+func (im *importer) store() error {
+	for item := range im.queue {
+		im.rep.Rejected = append(im.rep.Rejected, item.refused...)
+		good := im.n.admitted(item.blocks, <-item.errs, func(b *protocol.Block, err error) {
+			im.rep.Rejected = append(im.rep.Rejected, api.RejectedRecord{CID: b.CID.String(), Reason: err.Error()})
 		})
-		batch = batch[:0]
 		if len(good) == 0 {
-			return nil
+			continue
 		}
-		res, err := n.ingest(ctx, good, true)
+		res, err := im.n.ingest(im.ctx, good, true)
 		if err != nil {
-			return err
+			return err // send sees it, and the reader stops
 		}
 		for i, b := range good {
 			if res.added[i] {
-				rep.Imported++
+				im.rep.Imported++
 			} else {
-				rep.Duplicates++
+				im.rep.Duplicates++
 			}
-			if id := b.CommonsID(); !seenCommons[id] {
-				seenCommons[id] = true
-				rep.Commons = append(rep.Commons, id.String())
-			}
-		}
-		return nil
-	}
-	for {
-		blk, err := br.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			// Keep the records read so far, as earlier batches were kept.
-			read := rep.Imported + rep.Duplicates + len(rep.Rejected) + len(batch)
-			if ferr := flush(); ferr != nil {
-				return rep, ferr
-			}
-			return rep, badRequest("CAR file is damaged after %d records: %w", read, err)
-		}
-		c := blk.Cid()
-		b, err := n.parse(blk.RawData(), c)
-		if err != nil {
-			rep.Rejected = append(rep.Rejected, api.RejectedRecord{CID: c.String(), Reason: err.Error()})
-			continue
-		}
-		batch = append(batch, b)
-		if len(batch) == importBatch {
-			if err := flush(); err != nil {
-				return rep, err
+			if id := b.CommonsID(); !im.seen[id] {
+				im.seen[id] = true
+				im.rep.Commons = append(im.rep.Commons, id.String())
 			}
 		}
 	}
-	return rep, flush()
+	return nil
 }

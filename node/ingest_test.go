@@ -1,10 +1,12 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
 	"github.com/commons-p2p/commons/store/memstore"
+	"github.com/commons-p2p/commons/testnet/gen"
 )
 
 // startOn starts an offline node on st; the caller closes it.
@@ -460,4 +463,54 @@ func TestFailedGenesisJoinsNothing(t *testing.T) {
 			t.Errorf("failed genesis left commons joined: stored %v, status %+v", ids, st.Commons)
 		}
 	})
+}
+
+// failAfter is a store whose group commits fail after the first ok ones.
+type failAfter struct {
+	store.Store
+	ok int
+}
+
+func (d *failAfter) PutRecords(ctx context.Context, es []store.Entry) ([]uint64, error) {
+	if d.ok == 0 {
+		return nil, errors.New("disk full")
+	}
+	d.ok--
+	return d.Store.PutRecords(ctx, es)
+}
+
+// An import streams: a CAR larger than a batch is verified and stored in
+// batches, in order, and a store that fails part way ends the import with
+// its error, keeping the batches stored before, without hanging.
+func TestImportStreamsAndStopsOnError(t *testing.T) {
+	g, err := gen.Generate(gen.Options{Records: 5 * importBatch, Authors: 20, NoPayloads: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	car, err := g.CAR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startOn(t, memstore.New())
+	defer n.Close()
+	rep, err := n.Import(t.Context(), bytes.NewReader(car))
+	if err != nil || rep.Imported != len(g.Records) || len(rep.Rejected) != 0 {
+		t.Fatalf("import: %+v, %v; want every record", rep, err)
+	}
+	st, err := n.Status(t.Context())
+	if err != nil || st.Commons[0].Records != len(g.Records) {
+		t.Fatalf("status after import: %+v, %v", st, err)
+	}
+
+	disk := &failAfter{Store: memstore.New(), ok: 2}
+	m := startOn(t, disk)
+	defer m.Close()
+	rep, err = m.Import(t.Context(), bytes.NewReader(car))
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("import on a failing disk: %v, want its error", err)
+	}
+	st, serr := m.Status(t.Context())
+	if serr != nil || len(st.Commons) != 1 || st.Commons[0].Records != rep.Imported || rep.Imported == 0 || rep.Imported >= len(g.Records) {
+		t.Fatalf("after the failure: %+v, report %+v; want what the report counts stored, some but not all", st.Commons, rep)
+	}
 }
