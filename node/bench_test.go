@@ -100,13 +100,15 @@ func benchNode(b *testing.B, st store.Store) *Node {
 func BenchmarkVerifyStdlib(b *testing.B) {
 	raws := benchSet(b)
 	blocks := make([]*protocol.Block, len(raws))
+	msgs := make([][]byte, len(raws))
 	for i, r := range raws {
 		blocks[i], _ = protocol.Parse(r)
+		msgs[i] = blocks[i].SigningBytes() // outside the timer: the bare verify alone
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		blk := blocks[i%len(blocks)]
-		if !ed25519.Verify(blk.Record.Author[:], blk.SigningBytes(), blk.Record.Sig[:]) {
+		if !ed25519.Verify(blk.Record.Author[:], msgs[i%len(blocks)], blk.Record.Sig[:]) {
 			b.Fatal("verify failed")
 		}
 	}

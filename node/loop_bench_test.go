@@ -1,10 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/commons-p2p/commons/testnet/gen"
 )
 
 // BenchmarkLoopDuringIngest measures how long the event loop takes to run
@@ -50,4 +54,36 @@ func BenchmarkLoopDuringIngest(b *testing.B) {
 	b.ReportMetric(q(0.99), "p99-µs")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
 	b.ReportMetric(rate/float64(b.N), "records/s")
+}
+
+// BenchmarkHeapPerRecord imports a synthetic commons of 50,000 records into
+// a node on badger and reports the live heap it then holds, per record:
+// what memory grows by with the commons' history (the goal: nothing but
+// bounded caches).
+//
+//	go test -run '^$' -bench HeapPerRecord -benchtime 1x ./node
+func BenchmarkHeapPerRecord(b *testing.B) {
+	const records = 50_000
+	g, err := gen.Generate(gen.Options{Records: records, Authors: 200, NoPayloads: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	car, err := g.CAR()
+	if err != nil {
+		b.Fatal(err)
+	}
+	g = nil
+	for range b.N {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		n := benchNode(b, badgerFactory(b)())
+		if _, err := n.Import(context.Background(), bytes.NewReader(car)); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/records, "heap-B/record")
+		n.Close()
+	}
 }

@@ -158,13 +158,13 @@ func Encode(r *Record) ([]byte, cid.Cid, error) {
 	return raw, RecordCID(raw), nil
 }
 
-// Block is a record together with its exact bytes and CID.
+// Block is a record together with its exact bytes and CID. It holds no
+// more: the bytes its signatures cover are derived when they are checked
+// (SigningBytes), not kept, since a node holds many blocks.
 type Block struct {
 	CID    cid.Cid
 	Raw    []byte
 	Record *Record
-
-	signing []byte // prefixed signing bytes, computed by Parse
 }
 
 // Parse decodes raw into a record and checks everything that does not need a
@@ -197,11 +197,7 @@ func Parse(raw []byte) (*Block, error) {
 	if !bytes.Equal(again, raw) {
 		return nil, fieldErr("record", ErrNonCanonical, "re-encoding gives different bytes")
 	}
-	signing, err := r.signingBytes()
-	if err != nil {
-		return nil, fieldErr("record", ErrMalformed, "%v", err)
-	}
-	return &Block{CID: RecordCID(raw), Raw: raw, Record: r, signing: signing}, nil
+	return &Block{CID: RecordCID(raw), Raw: raw, Record: r}, nil
 }
 
 // fromWire builds the record from its decoded envelope and returns it with

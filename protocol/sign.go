@@ -90,19 +90,36 @@ func VerifySignature(key PublicKey, msg []byte, sig Signature) bool {
 
 // Verify checks every signature on the block (author and co-signers).
 func (b *Block) Verify() error {
-	if !VerifySignature(b.Record.Author, b.signing, b.Record.Sig) {
+	signing, err := b.Record.signingBytes()
+	if err != nil {
+		return fieldErr("record", ErrMalformed, "%v", err)
+	}
+	return verifyWith(b, signing)
+}
+
+// verifyWith checks b's signatures over signing.
+func verifyWith(b *Block, signing []byte) error {
+	if !VerifySignature(b.Record.Author, signing, b.Record.Sig) {
 		return fieldErr("sig", ErrBadSignature, "author %s", b.Record.Author)
 	}
 	for i, c := range b.Record.Cosigs {
-		if !VerifySignature(c.Key, b.signing, c.Sig) {
+		if !VerifySignature(c.Key, signing, c.Sig) {
 			return fieldErr(fmt.Sprintf("cosigs[%d].sig", i), ErrBadSignature, "co-signer %s", c.Key)
 		}
 	}
 	return nil
 }
 
-// SigningBytes returns the exact bytes the block's signatures cover.
-func (b *Block) SigningBytes() []byte { return b.signing }
+// SigningBytes returns the exact bytes the block's signatures cover,
+// derived from the record each time (nil if it cannot be encoded, which a
+// parsed record always can).
+func (b *Block) SigningBytes() []byte {
+	signing, err := b.Record.signingBytes()
+	if err != nil {
+		return nil
+	}
+	return signing
+}
 
 // VerifyBatch checks the signatures of many blocks at once with batch
 // verification, which costs less per signature than one by one and follows
@@ -110,33 +127,51 @@ func (b *Block) SigningBytes() []byte { return b.signing }
 // verified.
 func VerifyBatch(blocks []*Block) []error {
 	errs := make([]error, len(blocks))
-	if len(blocks) == 0 {
-		return errs
+	signing := make([][]byte, len(blocks))
+	for i, b := range blocks {
+		var err error
+		if signing[i], err = b.Record.signingBytes(); err != nil {
+			errs[i] = fieldErr("record", ErrMalformed, "%v", err)
+		}
 	}
+	return verifyBatchWith(blocks, signing, errs)
+}
+
+// verifyBatchWith is VerifyBatch over the given signing bytes, keeping the
+// errors already in errs.
+func verifyBatchWith(blocks []*Block, signing [][]byte, errs []error) []error {
 	if len(blocks) == 1 {
-		errs[0] = blocks[0].Verify()
+		if errs[0] == nil {
+			errs[0] = verifyWith(blocks[0], signing[0])
+		}
 		return errs
 	}
 	bv := voi.NewBatchVerifier()
 	owner := make([]int, 0, len(blocks))
 	for i, b := range blocks {
-		bv.AddWithOptions(voi.PublicKey(b.Record.Author[:]), b.signing, b.Record.Sig[:], zip215)
+		if errs[i] != nil {
+			continue
+		}
+		bv.AddWithOptions(voi.PublicKey(b.Record.Author[:]), signing[i], b.Record.Sig[:], zip215)
 		owner = append(owner, i)
 		for _, c := range b.Record.Cosigs {
-			bv.AddWithOptions(voi.PublicKey(c.Key[:]), b.signing, c.Sig[:], zip215)
+			bv.AddWithOptions(voi.PublicKey(c.Key[:]), signing[i], c.Sig[:], zip215)
 			owner = append(owner, i)
 		}
+	}
+	if len(owner) == 0 {
+		return errs
 	}
 	ok, valid := bv.Verify(nil)
 	if ok {
 		return errs
 	}
 	for j, v := range valid {
-		if !v && errs[owner[j]] == nil {
+		if i := owner[j]; !v && errs[i] == nil {
 			// Name the exact failing signature.
-			errs[owner[j]] = blocks[owner[j]].Verify()
-			if errs[owner[j]] == nil {
-				errs[owner[j]] = fieldErr("sig", ErrBadSignature, "batch verification")
+			errs[i] = verifyWith(blocks[i], signing[i])
+			if errs[i] == nil {
+				errs[i] = fieldErr("sig", ErrBadSignature, "batch verification")
 			}
 		}
 	}
@@ -162,9 +197,5 @@ func NewBlock(r *Record) (*Block, error) {
 	if err != nil {
 		return nil, err
 	}
-	signing, err := r.signingBytes()
-	if err != nil {
-		return nil, fmt.Errorf("protocol: %w", err)
-	}
-	return &Block{CID: c, Raw: raw, Record: r, signing: signing}, nil
+	return &Block{CID: c, Raw: raw, Record: r}, nil
 }
