@@ -32,7 +32,11 @@ func benchOptions(tb testing.TB, name string) bench.Options {
 		o = tiny[name]
 	}
 	if name == "scale" {
-		o.Binary = commonsBinary(tb)
+		// COMMONS_SCALE_BINARY measures another build (an older one, side
+		// by side with this one).
+		if o.Binary = os.Getenv("COMMONS_SCALE_BINARY"); o.Binary == "" {
+			o.Binary = commonsBinary(tb)
+		}
 		if n, err := strconv.Atoi(os.Getenv("COMMONS_SCALE_RECORDS")); err == nil {
 			o.Records = n
 		}
@@ -128,7 +132,8 @@ func BenchmarkPropagate(b *testing.B) { benchVirtual(b, bench.Propagate) }
 func BenchmarkPartition(b *testing.B) { benchVirtual(b, bench.Partition) }
 
 // BenchmarkScale runs the scale scenario (default 10,000 records; set
-// COMMONS_SCALE_RECORDS for another size):
+// COMMONS_SCALE_RECORDS for another size, COMMONS_SCALE_BINARY for another
+// build of the commons binary):
 //
 //	COMMONS_SCALE_RECORDS=100000 go test -run '^$' -bench Scale -benchtime 1x -v ./testnet
 func BenchmarkScale(b *testing.B) { benchScenario(b, "scale") }
