@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -512,5 +513,43 @@ func TestImportStreamsAndStopsOnError(t *testing.T) {
 	st, serr := m.Status(t.Context())
 	if serr != nil || len(st.Commons) != 1 || st.Commons[0].Records != rep.Imported || rep.Imported == 0 || rep.Imported >= len(g.Records) {
 		t.Fatalf("after the failure: %+v, report %+v; want what the report counts stored, some but not all", st.Commons, rep)
+	}
+}
+
+// A store records its format: a new one gets this version's; one written
+// by a newer version is refused at start with a clear error, and nothing
+// in it is touched; a damaged format value is named.
+func TestStoreFormat(t *testing.T) {
+	mem := memstore.New()
+	n := startOn(t, keepOpen{mem})
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := mem.GetMeta(t.Context(), formatKey); err != nil || string(v) != strconv.Itoa(StoreFormat) {
+		t.Fatalf("format recorded %q, %v; want %d", v, err, StoreFormat)
+	}
+	for _, tc := range []struct {
+		value string
+		is    error
+		says  string
+	}{
+		{strconv.Itoa(StoreFormat + 1), ErrStoreFormat, "run a newer commons"},
+		{"two", nil, "not a version number"},
+	} {
+		if err := mem.PutMeta(t.Context(), formatKey, []byte(tc.value)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := New(Config{Offline: true, Store: keepOpen{mem}, Key: testKey(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = m.Start(t.Context())
+		if err == nil || (tc.is != nil && !errors.Is(err, tc.is)) || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("start on format %q: %v; want an error saying %q", tc.value, err, tc.says)
+		}
+		_ = m.Close()
+		if v, _ := mem.GetMeta(t.Context(), formatKey); string(v) != tc.value {
+			t.Errorf("the refused store's format became %q", v)
+		}
 	}
 }

@@ -127,6 +127,9 @@ func (n *Node) Host() host.Host { return n.host }
 // Start loads the replicated commons from the store, starts networking
 // (unless offline) and the event loop. ctx bounds only the start itself.
 func (n *Node) Start(ctx context.Context) error {
+	if err := n.checkFormat(ctx); err != nil {
+		return err
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	ids, err := n.st.Commons(ctx)
 	if err != nil {
