@@ -86,14 +86,39 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (api.ImportReport, error
 			item.blocks = append(item.blocks, b)
 		}
 		if len(item.blocks) == importBatch {
+			if err := im.dropHeld(item); err != nil {
+				_ = im.finish()
+				return rep, err
+			}
 			if !im.send(item) {
 				break
 			}
 			item = &importItem{}
 		}
 	}
+	if err := im.dropHeld(item); err != nil {
+		_ = im.finish()
+		return rep, err
+	}
 	im.send(item)
 	return rep, im.finish()
+}
+
+// dropHeld takes out of item the records this node holds already, before
+// they are verified again (importing a file twice, or again after an
+// interruption, costs little), and counts them.
+func (im *importer) dropHeld(item *importItem) error {
+	return im.n.do(im.ctx, func() {
+		kept := item.blocks[:0]
+		for _, b := range item.blocks {
+			if rep := im.n.commons[b.CommonsID()]; rep != nil && rep.state.Has(b.CID) {
+				item.held = append(item.held, b)
+				continue
+			}
+			kept = append(kept, b)
+		}
+		item.blocks = kept
+	})
 }
 
 // importer is one Import's pipeline: the reading goroutine sends batches,
@@ -111,6 +136,7 @@ type importer struct {
 // importItem is a batch of an import.
 type importItem struct {
 	blocks  []*protocol.Block
+	held    []*protocol.Block    // records read with the batch that this node holds already
 	refused []api.RejectedRecord // records read with the batch that did not parse
 	errs    chan []error         // the blocks' admission verdicts, once verified
 }
@@ -118,7 +144,7 @@ type importItem struct {
 // send starts verifying item and queues it for store; it returns false
 // when store has ended early (an error) and the import should stop.
 func (im *importer) send(item *importItem) bool {
-	if im.failed || len(item.blocks) == 0 && len(item.refused) == 0 {
+	if im.failed || len(item.blocks) == 0 && len(item.refused) == 0 && len(item.held) == 0 {
 		return !im.failed
 	}
 	item.errs = make(chan []error, 1)
@@ -145,6 +171,10 @@ func (im *importer) finish() error {
 func (im *importer) store() error {
 	for item := range im.queue {
 		im.rep.Rejected = append(im.rep.Rejected, item.refused...)
+		im.rep.Duplicates += len(item.held)
+		for _, b := range item.held {
+			im.noteCommons(b)
+		}
 		good := im.n.admitted(item.blocks, <-item.errs, func(b *protocol.Block, err error) {
 			im.rep.Rejected = append(im.rep.Rejected, api.RejectedRecord{CID: b.CID.String(), Reason: err.Error()})
 		})
@@ -161,11 +191,16 @@ func (im *importer) store() error {
 			} else {
 				im.rep.Duplicates++
 			}
-			if id := b.CommonsID(); !im.seen[id] {
-				im.seen[id] = true
-				im.rep.Commons = append(im.rep.Commons, id.String())
-			}
+			im.noteCommons(b)
 		}
 	}
 	return nil
+}
+
+// noteCommons lists b's commons in the report, once.
+func (im *importer) noteCommons(b *protocol.Block) {
+	if id := b.CommonsID(); !im.seen[id] {
+		im.seen[id] = true
+		im.rep.Commons = append(im.rep.Commons, id.String())
+	}
 }
