@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -21,7 +22,8 @@ func (n *Node) Export(ctx context.Context, commons string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	car, err := protocol.NewCARWriter(w, id)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	car, err := protocol.NewCARWriter(bw, id)
 	if err != nil {
 		return fmt.Errorf("node: start CAR: %w", err)
 	}
@@ -40,6 +42,9 @@ func (n *Node) Export(ctx context.Context, commons string, w io.Writer) error {
 			}
 			after = s.Cursor
 		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("node: write CAR: %w", err)
 	}
 	return nil
 }
@@ -91,7 +96,8 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (api.ImportReport, error
 				return rep, err
 			}
 			if !im.send(item) {
-				break
+				err := im.finish() // store failed: its error
+				return rep, err
 			}
 			item = &importItem{}
 		}
@@ -101,7 +107,8 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (api.ImportReport, error
 		return rep, err
 	}
 	im.send(item)
-	return rep, im.finish()
+	err = im.finish()
+	return rep, err
 }
 
 // dropHeld takes out of item the records this node holds already, before
@@ -147,8 +154,17 @@ func (im *importer) send(item *importItem) bool {
 	if im.failed || len(item.blocks) == 0 && len(item.refused) == 0 && len(item.held) == 0 {
 		return !im.failed
 	}
+	select {
+	case err := <-im.done: // store has ended: verify nothing more
+		im.done <- err // for finish
+		im.failed = true
+		return false
+	default:
+	}
 	item.errs = make(chan []error, 1)
-	go func() { item.errs <- protocol.AdmitBatch(item.blocks, cid.Undef, im.n.nowMillis()) }()
+	go func(blocks []*protocol.Block, now int64) {
+		item.errs <- protocol.AdmitBatch(blocks, cid.Undef, now)
+	}(item.blocks, im.n.nowMillis())
 	select {
 	case im.queue <- item:
 		return true

@@ -29,7 +29,10 @@ func (n *Node) checkFormat(ctx context.Context) error {
 	raw, err := n.st.GetMeta(ctx, formatKey)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return n.st.PutMeta(ctx, formatKey, []byte(strconv.Itoa(StoreFormat)))
+		if err := n.st.PutMeta(ctx, formatKey, []byte(strconv.Itoa(StoreFormat))); err != nil {
+			return fmt.Errorf("node: record the store's format: %w", err)
+		}
+		return nil
 	case err != nil:
 		return fmt.Errorf("node: read the store's format: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -15,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -48,13 +48,12 @@ func Scale(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer cleanup()
 	s := &scale{o: o, res: res, dir: dir, car: filepath.Join(dir, "commons.car")}
+	defer s.stop()
 	for _, step := range []func(context.Context) error{s.generate, s.verifyBaseline, s.importCAR, s.serve, s.query, s.join} {
 		if err := step(ctx); err != nil {
-			s.stop()
 			return res, err
 		}
 	}
-	s.stop()
 	return res, nil
 }
 
@@ -111,8 +110,11 @@ func (s *scale) verifyBaseline(context.Context) error {
 	seen := 0
 	for {
 		blk, err := br.Next()
-		if err != nil {
+		if errors.Is(err, io.EOF) {
 			break
+		}
+		if err != nil {
+			return fmt.Errorf("scale: read CAR: %w", err)
 		}
 		b, err := protocol.Parse(blk.RawData())
 		if err != nil {
@@ -234,6 +236,9 @@ func (s *scale) query(ctx context.Context) error {
 	if err := timed("status", func(int) error { _, err := c.Status(ctx); return err }); err != nil {
 		return err
 	}
+	if len(s.sample) == 0 {
+		return errors.New("scale: the commons has no contribution to look up (more records, please)")
+	}
 	if err := timed("contribution", func(i int) error {
 		_, err := c.Show(ctx, s.sample[i%len(s.sample)].String())
 		return err
@@ -280,7 +285,17 @@ func (s *scale) join(ctx context.Context) error {
 	if err := b.client.Join(ctx, s.id); err != nil {
 		return err
 	}
+	// As long as an import of the records, ten times over, and a minute.
+	deadline := start.Add(10*s.imported + time.Minute)
 	for {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("scale: the joining daemon did not get every record within %v", deadline.Sub(start).Round(time.Second))
+		}
+		select {
+		case <-b.exited:
+			return fmt.Errorf("scale: the joining daemon exited: %s", b.log.String())
+		default:
+		}
 		st, err := b.client.Status(ctx)
 		if err != nil {
 			return err
@@ -323,9 +338,7 @@ func (s *scale) run(ctx context.Context, r string, args ...string) (proc, error)
 	if err != nil {
 		return p, fmt.Errorf("scale: commons %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		p.peakMB = float64(ru.Maxrss) / 1024 // kilobytes on Linux
-	}
+	p.peakMB = peakMB(cmd.ProcessState)
 	return p, nil
 }
 
@@ -333,7 +346,9 @@ func (s *scale) run(ctx context.Context, r string, args ...string) (proc, error)
 type daemonProc struct {
 	cmd     *exec.Cmd
 	client  *api.Client
-	started time.Duration // until its API answered
+	started time.Duration   // until its API answered
+	exited  chan struct{}   // closed once it has exited
+	log     strings.Builder // its standard error, for errors
 }
 
 // startDaemon starts "commons daemon" on repo r, listening on loopback,
@@ -342,11 +357,14 @@ func (s *scale) startDaemon(ctx context.Context, r string, extra ...string) (*da
 	args := append([]string{"--repo", r, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0"}, extra...)
 	cmd := exec.Command(s.o.Binary, args...)
 	cmd.Env = append(os.Environ(), "COMMONS_MDNS=false", "COMMONS_DHT=off")
+	cmd.SysProcAttr = daemonAttr() // dies with this process
+	d := &daemonProc{cmd: cmd, exited: make(chan struct{})}
+	cmd.Stderr = &lockedWriter{b: &d.log}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("scale: start daemon: %w", err)
 	}
-	d := &daemonProc{cmd: cmd}
+	go func() { _ = cmd.Wait(); close(d.exited) }()
 	s.daemons = append(s.daemons, d)
 	rp, err := repo.OpenRepo(r)
 	if err != nil {
@@ -366,6 +384,8 @@ func (s *scale) startDaemon(ctx context.Context, r string, extra ...string) (*da
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-d.exited:
+			return nil, fmt.Errorf("scale: the daemon exited before its API answered: %s", d.log.String())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -394,20 +414,34 @@ func (d *daemonProc) memory() (rss, peak float64) {
 	return rss, peak
 }
 
-// stop stops the daemons.
+// stop stops the daemons and waits for them.
 func (s *scale) stop() {
 	for _, d := range s.daemons {
 		_ = d.cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = d.cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-d.exited:
 		case <-time.After(30 * time.Second):
 			_ = d.cmd.Process.Kill()
-			<-done
+			<-d.exited
 		}
 	}
 	s.daemons = nil
+}
+
+// lockedWriter is a strings.Builder safe to write from the process' copier
+// while another goroutine reads it.
+type lockedWriter struct {
+	mu sync.Mutex
+	b  *strings.Builder
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.b.Len() > 64<<10 {
+		return len(p), nil // keep the start: enough to say why
+	}
+	return w.b.Write(p)
 }
 
 // dirBytes sums the sizes of the files under dir.

@@ -76,3 +76,30 @@ func TestGenerate(t *testing.T) {
 		}
 	}
 }
+
+// WriteCAR streams exactly the bytes and counts of Generate and its CAR,
+// for several option sets.
+func TestWriteCARStreamsTheSameCommons(t *testing.T) {
+	for _, o := range []Options{
+		{Records: 1},
+		{Records: 700, Authors: 3, Maintainers: 1, Seed: 2},
+		{Records: 3000, Authors: 40, Seed: 9, NoPayloads: true},
+	} {
+		g, err := Generate(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := g.CAR()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		sum, err := WriteCAR(o, &got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want) || sum != g.Summary {
+			t.Errorf("options %+v: WriteCAR wrote %d bytes (%+v), Generate's CAR %d (%+v)", o, got.Len(), sum, len(want), g.Summary)
+		}
+	}
+}
