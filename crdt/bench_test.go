@@ -1,7 +1,10 @@
 package crdt
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/commons-p2p/commons/protocol"
@@ -92,5 +95,36 @@ func BenchmarkRoot(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		mustAdd(b, s, bs[i])
 		_ = s.Root()
+	}
+}
+
+// BenchmarkIndexMemory inserts 1,000,000 items (random times and digests)
+// into the reconciliation index and reports the heap it holds per item,
+// the blocks they point to aside: the figure that decides whether the
+// index can stay in memory at 10,000,000 records.
+//
+//	go test -run '^$' -bench IndexMemory -benchtime 1x ./crdt
+func BenchmarkIndexMemory(b *testing.B) {
+	const n = 1_000_000
+	rng := rand.New(rand.NewPCG(1, 2))
+	items := make([]Item, n)
+	for i := range items {
+		items[i].Time = rng.Uint64() >> 20
+		for j := 0; j < len(items[i].Digest); j += 8 {
+			binary.LittleEndian.PutUint64(items[i].Digest[j:], rng.Uint64())
+		}
+	}
+	for range b.N {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		var x Index
+		for _, it := range items {
+			x.Insert(it)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-B/item")
+		runtime.KeepAlive(&x)
 	}
 }
