@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -520,13 +521,15 @@ func (sc *syncConn) readFrame(batches *syncBatches) (m *protocol.SyncMsg, err er
 }
 
 // syncBatches admits and stores a turn's records in batches of syncBatch,
-// each in the background while the next is read and parsed; at most one is
-// outstanding, and finish waits for it.
+// in the background while the next are read and parsed: batches are
+// verified side by side, on every core, and stored one after another in
+// the order they came; finish waits for every one.
 type syncBatches struct {
 	sc      *syncConn
 	ctx     context.Context
 	batch   []*protocol.Block
-	pending chan syncBatchResult
+	pending []chan syncBatchResult // oldest first
+	stored  chan struct{}          // closed once the newest batch is stored (or failed)
 }
 
 type syncBatchResult struct {
@@ -543,35 +546,51 @@ func (sb *syncBatches) add(b *protocol.Block) error {
 	return sb.flush()
 }
 
-// wait waits for the outstanding batch, counting what it added.
-func (sb *syncBatches) wait() error {
-	if sb.pending == nil {
-		return nil
-	}
-	r := <-sb.pending
-	sb.pending = nil
+// waitOldest waits for the oldest outstanding batch, counting what it
+// added.
+func (sb *syncBatches) waitOldest() error {
+	r := <-sb.pending[0]
+	sb.pending = sb.pending[1:]
 	sb.sc.rep.Received += r.added
 	return r.err
 }
 
-// flush waits for the outstanding batch, then starts the queued one.
+// flush starts the queued batch, once fewer than one per core are
+// outstanding.
 func (sb *syncBatches) flush() error {
-	if err := sb.wait(); err != nil || len(sb.batch) == 0 {
-		return err
+	for len(sb.pending) >= runtime.GOMAXPROCS(0) {
+		if err := sb.waitOldest(); err != nil {
+			return err
+		}
+	}
+	if len(sb.batch) == 0 {
+		return nil
 	}
 	full := sb.batch
 	sb.batch = make([]*protocol.Block, 0, syncBatch)
 	ch := make(chan syncBatchResult, 1)
-	sb.pending = ch
+	sb.pending = append(sb.pending, ch)
+	prev, stored := sb.stored, make(chan struct{})
+	sb.stored = stored
 	go func() {
-		added, err := sb.sc.n.ingestSynced(sb.ctx, full, sb.sc.id)
+		added, err := sb.sc.n.ingestSynced(sb.ctx, full, sb.sc.id, prev)
+		if prev != nil {
+			<-prev // batches count as stored in order, also when one fails early
+		}
+		close(stored)
 		ch <- syncBatchResult{added, err}
 	}()
 	return nil
 }
 
 // finish stores what is queued and waits for every batch.
-func (sb *syncBatches) finish() error { return errors.Join(sb.flush(), sb.wait()) }
+func (sb *syncBatches) finish() error {
+	errs := []error{sb.flush()}
+	for len(sb.pending) > 0 {
+		errs = append(errs, sb.waitOldest())
+	}
+	return errors.Join(errs...)
+}
 
 // addControl appends a control frame to a turn, within the engine's turn
 // limits (checked again by Session.Receive).
@@ -586,9 +605,10 @@ func addControl(in *crdt.Turn, m *protocol.SyncMsg) error {
 
 // ingestSynced validates records received by sync exactly as gossip
 // would, in one batch (batch signature verification), and stores the good
-// ones with one group commit. Any invalid record is an error: the session
-// ends. Records from the future are skipped, to be fetched again later.
-func (n *Node) ingestSynced(ctx context.Context, batch []*protocol.Block, id cid.Cid) (int, error) {
+// ones with one group commit, once after is closed (the batch before is
+// stored; nil: at once). Any invalid record is an error: the session ends.
+// Records from the future are skipped, to be fetched again later.
+func (n *Node) ingestSynced(ctx context.Context, batch []*protocol.Block, id cid.Cid, after <-chan struct{}) (int, error) {
 	// Skip what we have (gossip may have been faster) before verifying.
 	var fresh []*protocol.Block
 	if err := n.do(ctx, func() {
@@ -617,6 +637,9 @@ func (n *Node) ingestSynced(ctx context.Context, batch []*protocol.Block, id cid
 	}
 	if len(good) == 0 {
 		return 0, nil
+	}
+	if after != nil {
+		<-after // stored in the order received
 	}
 	res, err := n.ingest(ctx, good, false)
 	if err != nil {
