@@ -64,18 +64,18 @@ func (s *State) add(b *protocol.Block) {
 	if _, ok := s.recs[b.CID]; ok {
 		return
 	}
-	e := &entry{cid: b.CID, blk: b}
-	switch body := b.Record.Body.(type) {
-	case *protocol.Manifest:
-		e.man = &manInfo{m: body}
-	case *protocol.Contribution:
-		e.con = &conInfo{}
+	e := newEntry(b)
+	switch {
+	case e.con != nil:
 		s.tx[b.CID] = ""
-		s.byLicence[body.Licence.Cid] = append(s.byLicence[body.Licence.Cid], e)
-	case *protocol.Review:
-		s.byTarget[body.Target.Cid] = append(s.byTarget[body.Target.Cid], e)
-		s.byUnder[body.Under.Cid] = append(s.byUnder[body.Under.Cid], e)
-		s.byAuthor[b.Record.Author] = append(s.byAuthor[b.Record.Author], e)
+		s.byLicence[e.con.licence] = append(s.byLicence[e.con.licence], e)
+	case e.rev != nil:
+		s.byTarget[e.rev.target] = append(s.byTarget[e.rev.target], e)
+		s.byUnder[e.rev.under] = append(s.byUnder[e.rev.under], e)
+		s.byAuthor[e.rev.author] = append(s.byAuthor[e.rev.author], e)
+	}
+	if s.mem != nil {
+		s.mem[b.CID] = b
 	}
 	s.recs[b.CID] = e
 	s.root.add(b.CID)
@@ -119,7 +119,7 @@ func (s *State) reclassify(e *entry) {
 		s.reclassifyManifest(e)
 	case e.con != nil:
 		s.reclassifyContribution(e)
-	case e.blk.Record.Review() != nil:
+	case e.rev != nil:
 		s.reclassifyReview(e)
 	default:
 		s.setClass(e, clsInert, reasonUnknownType)

@@ -277,8 +277,8 @@ func TestAttackerHoldingKeys(t *testing.T) {
 			t.Fatalf("an attacker that revokes no honest key started a contest: %v", full.ContestedManifests())
 		}
 		for _, c := range a.cons {
-			got, _ := full.Contribution(c.CID)
-			want, _ := honest.Contribution(c.CID)
+			got, _ := viewOf(t, full, c.CID)
+			want, _ := viewOf(t, honest, c.CID)
 			if got.Status == want.Status {
 				continue
 			}
@@ -304,8 +304,8 @@ func (a *attack) checkRemoval(t *rapid.T, full *State, contested bool) {
 		if li < a.removes {
 			continue
 		}
-		got, _ := full.Contribution(c.CID)
-		want, _ := without.Contribution(c.CID)
+		got, _ := viewOf(t, full, c.CID)
+		want, _ := viewOf(t, without, c.CID)
 		if got.Status != want.Status && (!contested || got.Status != StatusPending) {
 			t.Fatalf("contribution %s made under version %d (the removal is at %d): %s with the removed maintainer's reviews, %s without",
 				c.CID, li, a.removes, got.Status, want.Status)
@@ -317,12 +317,12 @@ func (a *attack) checkRemoval(t *rapid.T, full *State, contested bool) {
 	for _, r := range a.rogue {
 		v := r.Record.Review()
 		ui := a.chainIndex(v.Under.Cid)
-		tgt := full.Block(v.Target.Cid)
+		tgt := recordOf(t, full, v.Target.Cid)
 		li := a.chainIndex(tgt.Record.Contribution().Licence.Cid)
 		if ui < 0 || li < 0 || li > ui {
 			continue
 		}
-		cv, _ := full.Contribution(v.Target.Cid)
+		cv, _ := viewOf(t, full, v.Target.Cid)
 		for _, rv := range cv.Reviews {
 			if rv.CID == r.CID && rv.Inert != "" {
 				t.Fatalf("the removed maintainer's review under version %d (which lists it) of a contribution made under version %d is inert: %s", ui, li, rv.Inert)
@@ -430,7 +430,7 @@ func checkSound(t fataler, s *State, records []*protocol.Block) {
 			t.Fatalf("key %s is revoked, but no accepted manifest lists it", k)
 		}
 	}
-	for _, c := range s.Contributions() {
+	for _, c := range viewsOf(t, s) {
 		checkSoundContribution(t, s, set, c, accepted, revoked, past)
 	}
 }
@@ -510,13 +510,13 @@ func TestAttackReach(t *testing.T) {
 			seen["contest"]++
 		}
 		for _, f := range a.forged {
-			if !s.OnChain(f.CID) && !s.Contested(f.CID) && s.Block(f.CID) != nil {
+			if !s.OnChain(f.CID) && !s.Contested(f.CID) && recordOf(t, s, f.CID) != nil {
 				if _, ok := s.inert[f.CID]; ok && s.recs[f.CID].man.st == manCand {
 					seen["forgery rejected"]++
 				}
 			}
 		}
-		for _, c := range s.Contributions() {
+		for _, c := range viewsOf(t, s) {
 			seen[string(c.Status)]++
 			if c.Held {
 				seen["held"]++

@@ -110,7 +110,7 @@ func (s *State) reclassifyManifest(e *entry) {
 	if e.man.st != manPending {
 		return
 	}
-	st, reason, ons := s.classifyManifest(e.blk.Record, e.man.m)
+	st, reason, ons := s.classifyManifest(e.man.blk.Record, e.man.m)
 	s.waitAll(e, ons)
 	switch st {
 	case manPending:
@@ -212,7 +212,8 @@ func (s *State) candidate(r *protocol.Record, m *protocol.Manifest, ord int) *ma
 // asks for a relabel.
 func (s *State) addCandidate(e *entry) {
 	ord := len(s.mans)
-	mi := s.candidate(e.blk.Record, e.man.m, ord)
+	mi := s.candidate(e.man.blk.Record, e.man.m, ord)
+	mi.blk = e.man.blk
 	e.man = mi
 	s.mans = append(s.mans, e)
 	s.g.ms = append(s.g.ms, mi)

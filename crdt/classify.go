@@ -68,15 +68,14 @@ func (s *State) Classify(b *protocol.Block) (Verdict, error) {
 	if e := s.recs[b.CID]; e != nil {
 		return verdictOf(e.cls, e.reason), nil
 	}
-	e := &entry{cid: b.CID, blk: b}
-	switch body := b.Record.Body.(type) {
-	case *protocol.Manifest:
-		return s.classifyNewManifest(b.Record, body), nil
-	case *protocol.Contribution:
-		e.con = &conInfo{}
+	e := newEntry(b)
+	switch {
+	case e.man != nil:
+		return s.classifyNewManifest(b.Record, e.man.m), nil
+	case e.con != nil:
 		c, reason, _ := s.classifyContribution(e)
 		return verdictOf(c, reason), nil
-	case *protocol.Review:
+	case e.rev != nil:
 		c, reason, _ := s.classifyReview(e)
 		return verdictOf(c, reason), nil
 	}
@@ -126,7 +125,7 @@ func (s *State) ReviewUnder(c cid.Cid, maintainer protocol.PublicKey) (cid.Cid, 
 	case t.cls != clsOK:
 		return cid.Undef, fmt.Errorf("%w: contribution %s is inert (%s)", ErrNoAuthority, c, t.reason)
 	}
-	lic := t.blk.Record.Contribution().Licence.Cid
+	lic := t.con.licence
 	lord := s.recs[lic].man.ord
 	fits := func(e *entry) bool {
 		return e.cls == clsOK && e.man.anc.has(lord) && e.man.m.IsMaintainer(maintainer)

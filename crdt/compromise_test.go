@@ -73,7 +73,7 @@ func wantStatus(t *testing.T, s *State, c *protocol.Block, want Status) {
 
 func wantInert(t *testing.T, s *State, c cid.Cid, reason string) {
 	t.Helper()
-	if v, _ := s.Classify(s.Block(c)); v.Class != ClassInert || v.Reason != reason {
+	if v, _ := s.Classify(recordOf(t, s, c)); v.Class != ClassInert || v.Reason != reason {
 		t.Fatalf("record %s: %+v, want inert (%s)", c, v, reason)
 	}
 }
@@ -149,7 +149,7 @@ func TestRejectedForkRevokesNothing(t *testing.T) {
 		if got := s.Revoked(); !slices.Equal(got, pubs(2)) {
 			t.Fatalf("revoked %v, want only the stolen key", got)
 		}
-		if v, _ := s.Contribution(c.CID); !v.Reviews[0].Counts {
+		if v, _ := viewOf(t, s, c.CID); !v.Reviews[0].Counts {
 			t.Fatalf("the honest maintainer's accept does not count: %+v", v.Reviews)
 		}
 	})
@@ -220,7 +220,7 @@ func TestMutualRevocationIsContested(t *testing.T) {
 		wantStatus(t, s, before, StatusAccepted)
 		wantInert(t, s, underH.CID, reasonLicenceContested)
 		wantStatus(t, s, thief, StatusPending)
-		if v, _ := s.Contribution(thief.CID); !v.Held || v.Reviews[0].Suspended != reasonUnderContested {
+		if v, _ := viewOf(t, s, thief.CID); !v.Held || v.Reviews[0].Suspended != reasonUnderContested {
 			t.Fatalf("the thief's accept under its contested update: %+v", v)
 		}
 	})
@@ -316,7 +316,7 @@ func TestClassify(t *testing.T) {
 			if d := snap(s).diff(before); d != "" {
 				t.Fatalf("Classify changed the state:\n%s", d)
 			}
-			s2 := Merge(s, New(g.CID))
+			s2 := merge(t, s, New(g.CID))
 			mustAdd(t, s2, tt.b)
 			if got, _ := s2.Classify(tt.b); got != v {
 				t.Fatalf("after Add: %+v, Classify said %+v", got, v)
@@ -394,7 +394,7 @@ func TestClassifyDraft(t *testing.T) {
 			}
 			// Someone publishes the half-signed draft: co-signing it is
 			// still worth it.
-			s2 := Merge(s, New(g.CID))
+			s2 := merge(t, s, New(g.CID))
 			mustAdd(t, s2, tt.b)
 			if v, err := s2.ClassifyDraft(tt.b); err != nil || v.Class != tt.class {
 				t.Fatalf("ClassifyDraft once the half-signed draft is published: %+v, %v; want %s", v, err, tt.class)

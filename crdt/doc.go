@@ -145,9 +145,20 @@
 // sends against what our previous turn asked for. It does no I/O; package
 // node carries turns and records over a stream.
 //
+// # Memory
+//
+// A State keeps of each contribution and review only what the rules read
+// (its time, links, author and decision) and its derived standing; views
+// that show a record's content ([State.Contribution], [State.Record]) read
+// the record through the [Records] the State was made with ([NewWith]): the
+// node's store, which holds every record before it is added. Manifests are
+// held whole, since the chain is labelled from them. [New] keeps the
+// records in memory, for tests and tools.
+//
 // # Purity
 //
-// This package performs no I/O, reads no clock, draws no random numbers,
+// This package performs no I/O of its own (it reads records only through
+// the Records it is given), reads no clock, draws no random numbers,
 // starts no goroutines and takes no locks. A State is not safe for
 // concurrent use, not even for reads: Root and CIDs update a cache. It may
 // import only the standard library's pure packages, go-cid and package

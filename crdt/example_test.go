@@ -111,9 +111,16 @@ func ExampleMerge() {
 	a, b := crdt.New(g.CID), crdt.New(g.CID)
 	must(a.AddBatch([]*protocol.Block{g, c}))
 	must(b.AddBatch([]*protocol.Block{g, decide(g, c, 2, protocol.DecisionAccept)}))
-	m := crdt.Merge(a, b)
+	m, err := crdt.Merge(a, b)
+	if err != nil {
+		panic(err)
+	}
+	m2, err := crdt.Merge(b, a)
+	if err != nil {
+		panic(err)
+	}
 	st, _ := m.Status(c.CID)
-	fmt.Println(a.Len(), b.Len(), m.Len(), st, m.Root() == crdt.Merge(b, a).Root())
+	fmt.Println(a.Len(), b.Len(), m.Len(), st, m.Root() == m2.Root())
 	// Output:
 	// 2 2 3 accepted true
 }

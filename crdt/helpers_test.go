@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"sync"
 
@@ -136,3 +137,58 @@ func mustAdd(tb fataler, s *State, bs ...*protocol.Block) {
 		}
 	}
 }
+
+// viewOf returns s.Contribution(c), failing t if a read fails.
+func viewOf(t fataler, s *State, c cid.Cid) (ContributionView, bool) {
+	t.Helper()
+	v, ok, err := s.Contribution(c)
+	if err != nil {
+		t.Fatalf("Contribution(%s): %v", c, err)
+	}
+	return v, ok
+}
+
+// viewsOf returns s.Contributions(), failing t if a read fails.
+func viewsOf(t fataler, s *State) []ContributionView {
+	t.Helper()
+	vs, err := s.Contributions()
+	if err != nil {
+		t.Fatalf("Contributions: %v", err)
+	}
+	return vs
+}
+
+// recordOf returns s.Record(c), failing t if a read fails.
+func recordOf(t fataler, s *State, c cid.Cid) *protocol.Block {
+	t.Helper()
+	b, err := s.Record(c)
+	if err != nil {
+		t.Fatalf("Record(%s): %v", c, err)
+	}
+	return b
+}
+
+// merge returns Merge(a, b), failing t if a read fails.
+func merge(t fataler, a, b *State) *State {
+	t.Helper()
+	m, err := Merge(a, b)
+	if err != nil {
+		t.Fatalf("Merge: %v", err)
+	}
+	return m
+}
+
+// rawRecords holds records as bytes and parses them anew at every read, as
+// a node's store does: a State reading through it shares no decoded record
+// with the blocks it was given.
+type rawRecords map[cid.Cid][]byte
+
+func (r rawRecords) Record(c cid.Cid) (*protocol.Block, error) {
+	raw, ok := r[c]
+	if !ok {
+		return nil, errNotHeld
+	}
+	return protocol.Parse(raw)
+}
+
+var errNotHeld = errors.New("not held")

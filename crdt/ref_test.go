@@ -125,7 +125,11 @@ func snap(s *State) snapshot {
 	for _, k := range s.Suspended() {
 		out.Suspended = append(out.Suspended, k.Hex())
 	}
-	for _, c := range s.Contributions() {
+	cs, err := s.Contributions()
+	if err != nil {
+		panic(err) // a State made by New reads from memory
+	}
+	for _, c := range cs {
 		out.Contributions = append(out.Contributions, contributionEntry(c.CID, c.Inert))
 		out.Status[c.CID.String()] = c.Status
 		if c.Held {

@@ -21,7 +21,7 @@ func (s *State) reclassifyReview(e *entry) {
 	if was == c || !votes(was) && !votes(c) {
 		return
 	}
-	t := s.recs[e.blk.Record.Review().Target.Cid]
+	t := s.recs[e.rev.target]
 	switch {
 	case votes(c) && !votes(was):
 		t.con.offer(e)
@@ -37,15 +37,14 @@ func (s *State) reclassifyReview(e *entry) {
 // reason. A review waiting for its target, its target's licence or an
 // unlabelled Under is re-examined through byTarget or byUnder instead.
 func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
-	r := e.blk.Record
-	v := r.Review()
-	if _, ok := s.revoked[r.Author]; ok {
+	v := e.rev
+	if _, ok := s.revoked[v.author]; ok {
 		return clsInert, reasonRevoked, cid.Undef
 	}
-	u, t := s.recs[v.Under.Cid], s.recs[v.Target.Cid]
+	u, t := s.recs[v.under], s.recs[v.target]
 	var on cid.Cid
 	if u == nil || u.man != nil && u.man.st == manPending {
-		on = v.Under.Cid
+		on = v.under
 	}
 	switch {
 	case u != nil && u.man == nil:
@@ -54,18 +53,18 @@ func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
 		return clsInert, reasonTargetNotCon, on
 	case u != nil && u.cls == clsInert:
 		return clsInert, reasonUnderInert, cid.Undef
-	case u != nil && (u.cls == clsOK || u.cls == clsContested) && !u.man.m.IsMaintainer(r.Author):
+	case u != nil && (u.cls == clsOK || u.cls == clsContested) && !u.man.m.IsMaintainer(v.author):
 		return clsInert, reasonNotMaintainer, cid.Undef
 	case u == nil || u.cls == clsWaiting || t == nil || t.cls == clsWaiting:
 		return clsWaiting, "", on
 	case t.cls != clsOK:
 		return clsInert, reasonTargetInert, cid.Undef
-	case !u.man.anc.has(s.recs[t.blk.Record.Contribution().Licence.Cid].man.ord):
+	case !u.man.anc.has(s.recs[t.con.licence].man.ord):
 		return clsInert, reasonUnderNotLater, cid.Undef
 	case u.cls == clsContested:
 		return clsSuspended, reasonUnderContested, cid.Undef
 	}
-	if _, ok := s.suspended[r.Author]; ok {
+	if _, ok := s.suspended[v.author]; ok {
 		return clsSuspended, reasonSuspended, cid.Undef
 	}
 	return clsOK, "", cid.Undef
@@ -74,7 +73,7 @@ func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
 // later reports whether review a is later than review b: by record time,
 // then CID bytes.
 func later(a, b *entry) bool {
-	ta, tb := a.blk.Record.Time, b.blk.Record.Time
+	ta, tb := a.time, b.time
 	if ta != tb {
 		return ta > tb
 	}
@@ -90,7 +89,7 @@ type voter struct {
 
 // offer adds e, now eligible or suspended, to its maintainer's reviews.
 func (c *conInfo) offer(e *entry) {
-	author := e.blk.Record.Author
+	author := e.rev.author
 	i := slices.IndexFunc(c.voters, func(v voter) bool { return v.author == author })
 	if i < 0 {
 		c.voters = append(c.voters, voter{author: author, reviews: []*entry{e}})
@@ -104,7 +103,7 @@ func (c *conInfo) offer(e *entry) {
 // drop removes e, neither eligible nor suspended any more, from its
 // maintainer's reviews.
 func (c *conInfo) drop(e *entry) {
-	author := e.blk.Record.Author
+	author := e.rev.author
 	i := slices.IndexFunc(c.voters, func(v voter) bool { return v.author == author })
 	if i < 0 {
 		return
@@ -146,7 +145,7 @@ func (s *State) reclassifyContribution(e *entry) {
 
 // classifyContribution applies the licence rule to e.
 func (s *State) classifyContribution(e *entry) (class, string, cid.Cid) {
-	lic := e.blk.Record.Contribution().Licence.Cid
+	lic := e.con.licence
 	l := s.recs[lic]
 	switch {
 	case l == nil:
@@ -197,11 +196,11 @@ type vote struct {
 }
 
 func voteOf(r *entry) vote {
-	v := r.blk.Record.Review()
-	if v.Decision == protocol.DecisionRetract {
+	v := r.rev
+	if v.decision == protocol.DecisionRetract {
 		return vote{}
 	}
-	return vote{decision: v.Decision, under: v.Under.Cid}
+	return vote{decision: v.decision, under: v.under}
 }
 
 // possible returns a maintainer's possible votes (SPEC §12.4): the vote

@@ -97,7 +97,7 @@ func TestRules(t *testing.T) {
 			r := f.rev(c, f.g, 12, 2, protocol.DecisionRetract)
 			f.add(r)
 			f.wantStatus(c, StatusPending)
-			v, _ := f.s.Contribution(c.CID)
+			v, _ := viewOf(t, f.s, c.CID)
 			if n := len(v.Reviews); n != 3 || !v.Reviews[2].Counts || v.Reviews[2].CID != r.CID || v.Reviews[1].Counts != (v.Reviews[1].Maintainer == key(1).Public()) {
 				t.Fatalf("reviews %+v", v.Reviews)
 			}
@@ -317,7 +317,7 @@ func TestRoot(t *testing.T) {
 	if got := s1.CIDs(); len(got) != 3 || !slices.IsSortedFunc(got, compareCID) {
 		t.Fatalf("cids %v", got)
 	}
-	if s1.Block(a.CID) != a || s1.Block(f.con("z").CID) != nil || !s1.Has(a.CID) || s1.ID() != f.id {
+	if recordOf(t, s1, a.CID) != a || recordOf(t, s1, f.con("z").CID) != nil || !s1.Has(a.CID) || s1.ID() != f.id {
 		t.Fatal("lookups")
 	}
 }

@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/commons-p2p/commons/protocol"
@@ -45,20 +46,70 @@ const (
 	clsSuspended              // a review held by a contest: an undecided vote (SPEC §12.4)
 )
 
-// entry is one record of the set with its derived standing.
+// entry is one record of the set with its derived standing. It holds what
+// the rules read of the record, not the record: a contribution's or a
+// review's bytes are read through Records when a view needs them. A
+// manifest is held whole (manInfo.blk): the chain is labelled from them.
 type entry struct {
 	cid    cid.Cid
-	blk    *protocol.Block
+	time   protocol.HLC
+	typ    protocol.Type
 	cls    class
 	reason string    // why inert
 	waitOn []cid.Cid // the keys of State.waitingOn this entry is registered under
 	man    *manInfo
 	con    *conInfo
+	rev    *revInfo
+}
+
+// newEntry returns the entry of a record not classified yet.
+func newEntry(b *protocol.Block) *entry {
+	r := b.Record
+	e := &entry{cid: b.CID, time: r.Time, typ: internType(r.Type())}
+	switch body := r.Body.(type) {
+	case *protocol.Manifest:
+		e.man = &manInfo{m: body, blk: b}
+	case *protocol.Contribution:
+		e.con = &conInfo{licence: body.Licence.Cid}
+	case *protocol.Review:
+		e.rev = &revInfo{author: r.Author, target: body.Target.Cid, under: body.Under.Cid, decision: internDecision(body.Decision)}
+	}
+	return e
+}
+
+// internType returns t, sharing the constant's bytes when it is a known
+// type, so that an entry does not keep the decoded record's string alive.
+func internType(t protocol.Type) protocol.Type {
+	for _, k := range [...]protocol.Type{protocol.TypeManifest, protocol.TypeContribution, protocol.TypeReview} {
+		if t == k {
+			return k
+		}
+	}
+	return t
+}
+
+// internDecision does for a review's decision what internType does for a
+// type.
+func internDecision(d string) string {
+	for _, k := range [...]string{protocol.DecisionAccept, protocol.DecisionReject, protocol.DecisionRetract} {
+		if d == k {
+			return k
+		}
+	}
+	return d
+}
+
+// revInfo is what the review rules read of a review.
+type revInfo struct {
+	author        protocol.PublicKey
+	target, under cid.Cid
+	decision      string
 }
 
 type manInfo struct {
-	m  *protocol.Manifest
-	st manState
+	m   *protocol.Manifest
+	blk *protocol.Block // the manifest record, kept for its signers and views
+	st  manState
 
 	// Set when the manifest becomes a candidate:
 	ord      int                  // its index in State.mans
@@ -71,9 +122,10 @@ type manInfo struct {
 }
 
 type conInfo struct {
-	status Status
-	held   bool    // pending because undecided votes could go either way
-	voters []voter // per maintainer, their eligible and suspended reviews
+	licence cid.Cid // the manifest it assents to
+	status  Status
+	held    bool    // pending because undecided votes could go either way
+	voters  []voter // per maintainer, their eligible and suspended reviews
 }
 
 // State is the state of one commons: a grow-only set of records and what
@@ -111,12 +163,46 @@ type State struct {
 
 	root rootCache
 	idx  Index // the records by (time, digest), for set reconciliation
+
+	src Records    // where views read records
+	mem memRecords // the records, for a State made by New; nil otherwise
+}
+
+// Records reads the records of the set by CID. The rules read only what a
+// State keeps of each record; views (Contribution, Record) read a
+// contribution's or a review's record through Records. A node passes its
+// store, which holds every record before it is added (NewWith); New keeps
+// the records in memory.
+type Records interface {
+	// Record returns the record c, which the set holds.
+	Record(c cid.Cid) (*protocol.Block, error)
+}
+
+// memRecords is the Records of a State made by New.
+type memRecords map[cid.Cid]*protocol.Block
+
+func (m memRecords) Record(c cid.Cid) (*protocol.Block, error) {
+	if b := m[c]; b != nil {
+		return b, nil
+	}
+	return nil, fmt.Errorf("crdt: record %s is not held", c)
 }
 
 // New returns an empty state for the commons whose ID (genesis manifest CID)
-// is commons.
+// is commons. It keeps the records it is given in memory.
 func New(commons cid.Cid) *State {
+	m := memRecords{}
+	s := NewWith(commons, m)
+	s.mem = m
+	return s
+}
+
+// NewWith returns an empty state for the commons whose ID is commons, which
+// reads records through recs: every record added must be readable there by
+// the time Add returns, for as long as the State is used.
+func NewWith(commons cid.Cid, recs Records) *State {
 	return &State{
+		src:       recs,
 		id:        commons,
 		recs:      make(map[cid.Cid]*entry),
 		byTarget:  make(map[cid.Cid][]*entry),
@@ -149,12 +235,47 @@ func (s *State) Has(c cid.Cid) bool { _, ok := s.recs[c]; return ok }
 // Len returns the number of records in the set.
 func (s *State) Len() int { return len(s.recs) }
 
-// Block returns the record c, or nil if it is not in the set.
-func (s *State) Block(c cid.Cid) *protocol.Block {
-	if e := s.recs[c]; e != nil {
-		return e.blk
+// Record returns the record c, or nil if it is not in the set. A manifest
+// is held in memory; any other record is read through Records, whose error
+// it returns.
+func (s *State) Record(c cid.Cid) (*protocol.Block, error) {
+	e := s.recs[c]
+	switch {
+	case e == nil:
+		return nil, nil
+	case e.man != nil:
+		return e.man.blk, nil
+	}
+	return s.read(c)
+}
+
+// read reads the record c, held in the set, through Records.
+func (s *State) read(c cid.Cid) (*protocol.Block, error) {
+	b, err := s.src.Record(c)
+	if err != nil {
+		return nil, fmt.Errorf("crdt: reading record %s: %w", c, err)
+	}
+	if b.CID != c {
+		return nil, fmt.Errorf("crdt: reading record %s: got record %s", c, b.CID)
+	}
+	return b, nil
+}
+
+// Manifest returns the manifest record c, or nil if c is not a manifest in
+// the set (on the chain or not).
+func (s *State) Manifest(c cid.Cid) *protocol.Block {
+	if e := s.recs[c]; e != nil && e.man != nil {
+		return e.man.blk
 	}
 	return nil
+}
+
+// Type returns the type of the record c; false if c is not in the set.
+func (s *State) Type(c cid.Cid) (protocol.Type, bool) {
+	if e := s.recs[c]; e != nil {
+		return e.typ, true
+	}
+	return "", false
 }
 
 // Waiting returns the number of records waiting for a missing or unresolved

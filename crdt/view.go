@@ -79,7 +79,7 @@ type InertRecord struct {
 
 // byTimeCID orders entries by record time, then CID bytes.
 func byTimeCID(a, b *entry) int {
-	if c := cmp.Compare(a.blk.Record.Time, b.blk.Record.Time); c != 0 {
+	if c := cmp.Compare(a.time, b.time); c != 0 {
 		return c
 	}
 	return compareCID(a.cid, b.cid)
@@ -114,7 +114,7 @@ func (s *State) versions(c class) []ManifestVersion {
 		if e.cls != c {
 			continue
 		}
-		r := e.blk.Record
+		r := e.man.blk.Record
 		v := ManifestVersion{CID: e.cid, Manifest: e.man.m, Author: r.Author, Time: r.Time,
 			Head: c == clsOK && s.heads[e.man.ord], Contested: c == clsContested}
 		if c == clsContested {
@@ -153,17 +153,23 @@ func sortedKeys(set map[protocol.PublicKey]struct{}) []protocol.PublicKey {
 }
 
 // Contribution returns the view of a contribution; false if c is not a
-// contribution in the set.
-func (s *State) Contribution(c cid.Cid) (ContributionView, bool) {
+// contribution in the set. It reads the contribution and its reviews
+// through Records, and returns the error of a read that fails.
+func (s *State) Contribution(c cid.Cid) (ContributionView, bool, error) {
 	e := s.recs[c]
 	if e == nil || e.con == nil {
-		return ContributionView{}, false
+		return ContributionView{}, false, nil
 	}
-	return s.contributionView(e), true
+	v, err := s.contributionView(e)
+	return v, err == nil, err
 }
 
-func (s *State) contributionView(e *entry) ContributionView {
-	r := e.blk.Record
+func (s *State) contributionView(e *entry) (ContributionView, error) {
+	b, err := s.read(e.cid)
+	if err != nil {
+		return ContributionView{}, err
+	}
+	r := b.Record
 	v := ContributionView{CID: e.cid, Author: r.Author, Time: r.Time, Body: r.Contribution(), Status: e.con.status, Held: e.con.held}
 	if e.cls == clsInert {
 		v.Inert = e.reason
@@ -171,15 +177,21 @@ func (s *State) contributionView(e *entry) ContributionView {
 	rs := slices.Clone(s.byTarget[e.cid])
 	slices.SortFunc(rs, byTimeCID)
 	for _, x := range rs {
-		v.Reviews = append(v.Reviews, s.reviewView(e, x))
+		rv, err := s.reviewView(e, x)
+		if err != nil {
+			return ContributionView{}, err
+		}
+		v.Reviews = append(v.Reviews, rv)
 	}
-	return v
+	return v, nil
 }
 
-func (s *State) reviewView(t, e *entry) ReviewView {
-	r := e.blk.Record
-	b := r.Review()
-	v := ReviewView{CID: e.cid, Maintainer: r.Author, Decision: b.Decision, Under: b.Under.Cid, Time: r.Time, Rationale: b.Rationale}
+func (s *State) reviewView(t, e *entry) (ReviewView, error) {
+	b, err := s.read(e.cid)
+	if err != nil {
+		return ReviewView{}, err
+	}
+	v := ReviewView{CID: e.cid, Maintainer: e.rev.author, Decision: e.rev.decision, Under: e.rev.under, Time: e.time, Rationale: b.Record.Review().Rationale}
 	v.Counts = e.cls == clsOK && t.con.latest(e)
 	switch e.cls {
 	case clsInert:
@@ -187,12 +199,12 @@ func (s *State) reviewView(t, e *entry) ReviewView {
 	case clsSuspended:
 		v.Suspended = e.reason
 	}
-	return v
+	return v, nil
 }
 
 // Contributions returns every contribution in the set, sorted by (time,
-// CID).
-func (s *State) Contributions() []ContributionView {
+// CID), reading each through Records as Contribution does.
+func (s *State) Contributions() ([]ContributionView, error) {
 	var es []*entry
 	for _, e := range s.recs {
 		if e.con != nil {
@@ -202,9 +214,13 @@ func (s *State) Contributions() []ContributionView {
 	slices.SortFunc(es, byTimeCID)
 	out := make([]ContributionView, len(es))
 	for i, e := range es {
-		out[i] = s.contributionView(e)
+		v, err := s.contributionView(e)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
 	}
-	return out
+	return out, nil
 }
 
 // Inert returns the inert records, sorted by CID.
@@ -212,35 +228,40 @@ func (s *State) Inert() []InertRecord {
 	out := make([]InertRecord, 0, len(s.inert))
 	for c := range s.inert {
 		e := s.recs[c]
-		out = append(out, InertRecord{CID: c, Type: e.blk.Record.Type(), Reason: e.reason})
+		out = append(out, InertRecord{CID: c, Type: e.typ, Reason: e.reason})
 	}
 	slices.SortFunc(out, func(a, b InertRecord) int { return compareCID(a.CID, b.CID) })
 	return out
 }
 
-// Merge returns a new state whose set is the union of a's and b's. It never
-// modifies a or b (the new state shares their immutable blocks). It panics
-// if a and b belong to different commons.
-func Merge(a, b *State) *State {
+// Merge returns a new state, made by New, whose set is the union of a's and
+// b's, reading their records through their Records. It never modifies a or
+// b (the new state shares their immutable blocks). It panics if a and b
+// belong to different commons.
+func Merge(a, b *State) (*State, error) {
 	if a.id != b.id {
 		panic("crdt: Merge of states of different commons " + a.id.String() + " and " + b.id.String())
 	}
-	s := New(a.id)
 	var bs []*protocol.Block
-	for _, e := range a.recs {
-		bs = append(bs, e.blk)
-	}
-	for c, e := range b.recs {
-		if a.recs[c] == nil {
-			bs = append(bs, e.blk)
+	for i, from := range []*State{a, b} {
+		for c := range from.recs {
+			if i == 1 && a.recs[c] != nil {
+				continue
+			}
+			blk, err := from.Record(c)
+			if err != nil {
+				return nil, err
+			}
+			bs = append(bs, blk)
 		}
 	}
 	// Sorted, so that a bug that depends on order replays exactly.
 	slices.SortFunc(bs, func(x, y *protocol.Block) int { return compareCID(x.CID, y.CID) })
+	s := New(a.id)
 	for _, blk := range bs {
 		s.add(blk)
 		s.settle()
 	}
 	clear(s.tx)
-	return s
+	return s, nil
 }

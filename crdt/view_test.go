@@ -93,7 +93,7 @@ func TestMergeOfAnotherCommons(t *testing.T) {
 			var m *State
 			p := func() (p any) {
 				defer func() { p = recover() }()
-				m = Merge(tc.a, tc.b)
+				m = merge(t, tc.a, tc.b)
 				return nil
 			}()
 			if msg := fmt.Sprint(p); p == nil || !strings.Contains(msg, "different commons") {
@@ -145,7 +145,7 @@ func TestZeroQuorum(t *testing.T) {
 			wantStatus(t, s, c, StatusPending)
 			wantInert(t, s, acc.CID, reasonNotMaintainer)
 			wantInert(t, s, rej.CID, reasonNotMaintainer)
-			if v, _ := s.Contribution(c.CID); v.Held || v.Inert != "" || len(v.Reviews) != 2 || v.Reviews[0].Counts || v.Reviews[1].Counts {
+			if v, _ := viewOf(t, s, c.CID); v.Held || v.Inert != "" || len(v.Reviews) != 2 || v.Reviews[0].Counts || v.Reviews[1].Counts {
 				t.Fatalf("view %+v", v)
 			}
 			if p, a, r := s.Counts(); p != 1 || a != 0 || r != 0 {
@@ -164,7 +164,7 @@ func TestZeroQuorum(t *testing.T) {
 			review(t, g.CID, rej.CID, g.CID, 11, 2, protocol.DecisionReject)}
 		scenario{g.CID, bs}.check(t, func(s *State) {
 			for _, c := range []*protocol.Block{acc, rej} {
-				v, _ := s.Contribution(c.CID)
+				v, _ := viewOf(t, s, c.CID)
 				if v.Status != StatusPending || v.Held || len(v.Reviews) != 1 || !v.Reviews[0].Counts {
 					t.Fatalf("%s: %+v, want pending, its review counting", c.Record.Contribution().Title, v)
 				}
@@ -212,7 +212,7 @@ func TestRevises(t *testing.T) {
 			{ofMissing, missing.CID, StatusAccepted, []cid.Cid{accMissing.CID}},
 			{ofManifest, f.id, StatusRejected, []cid.Cid{rejManifest.CID}},
 		} {
-			v, ok := s.Contribution(tc.c.CID)
+			v, ok := viewOf(t, s, tc.c.CID)
 			var revises cid.Cid
 			if v.Body != nil && v.Body.Revises != nil {
 				revises = v.Body.Revises.Cid
@@ -296,10 +296,10 @@ func TestListOrder(t *testing.T) {
 		s := New(g.CID)
 		mustAdd(t, s, order...)
 		var gotCons, gotRevs, gotInert, gotHistory []cid.Cid
-		for _, v := range s.Contributions() {
+		for _, v := range viewsOf(t, s) {
 			gotCons = append(gotCons, v.CID)
 		}
-		v, _ := s.Contribution(c.CID)
+		v, _ := viewOf(t, s, c.CID)
 		for _, r := range v.Reviews {
 			gotRevs = append(gotRevs, r.CID)
 		}
@@ -331,4 +331,45 @@ func reversed(bs []*protocol.Block) []*protocol.Block {
 
 func rotated(bs []*protocol.Block, i int) []*protocol.Block {
 	return append(slices.Clone(bs[i:]), bs[:i]...)
+}
+
+// TestViewsReadThroughRecords checks that a State made by NewWith reads a
+// contribution's and a review's record through its Records, and returns the
+// error of a read that fails instead of a view without them; manifests are
+// held, and the rules need no read.
+func TestViewsReadThroughRecords(t *testing.T) {
+	f := newFx(t, 1, 1)
+	c := f.con("a")
+	r := f.rev(c, f.g, 5, 1, protocol.DecisionAccept)
+	raw := rawRecords{}
+	for _, b := range []*protocol.Block{f.g, c, r} {
+		raw[b.CID] = b.Raw
+	}
+	s := NewWith(f.id, raw)
+	mustAdd(t, s, f.g, c, r)
+	v, ok := viewOf(t, s, c.CID)
+	if !ok || v.Body.Title != "a" || len(v.Reviews) != 1 || !v.Reviews[0].Counts || v.Status != StatusAccepted {
+		t.Fatalf("view %+v", v)
+	}
+	if b := recordOf(t, s, r.CID); b == nil || b.CID != r.CID || b == r {
+		t.Fatalf("Record(%s) = %v: want the review, parsed anew", r.CID, b)
+	}
+
+	delete(raw, r.CID)
+	if _, _, err := s.Contribution(c.CID); !errors.Is(err, errNotHeld) {
+		t.Fatalf("Contribution with a review unreadable: %v, want errNotHeld", err)
+	}
+	if _, err := s.Contributions(); !errors.Is(err, errNotHeld) {
+		t.Fatalf("Contributions with a review unreadable: %v, want errNotHeld", err)
+	}
+	if _, err := s.Record(r.CID); !errors.Is(err, errNotHeld) {
+		t.Fatalf("Record of an unreadable review: %v, want errNotHeld", err)
+	}
+	delete(raw, f.g.CID)
+	if b, err := s.Record(f.g.CID); err != nil || b != f.g {
+		t.Fatalf("Record of the genesis: %v, %v: want it from memory", b, err)
+	}
+	if st, _ := s.Status(c.CID); st != StatusAccepted {
+		t.Fatalf("status %s after the records became unreadable, want accepted", st)
+	}
 }

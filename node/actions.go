@@ -260,7 +260,7 @@ func (n *Node) buildUpdate(commons string, p api.ManifestParams, alone bool) (*p
 				heads = append(heads, c)
 			}
 		}
-		head = rep.state.Block(heads[0]).Record.Manifest()
+		head = rep.state.Manifest(heads[0]).Record.Manifest()
 	}
 	if err := vouchesForRevoked(n, rep, heads, p); err != nil {
 		return nil, err
@@ -268,7 +268,7 @@ func (n *Node) buildUpdate(commons string, p api.ManifestParams, alone bool) (*p
 	m := *head
 	m.Prev, m.Version, m.Revoked = nil, 0, slices.Clone(head.Revoked)
 	for _, h := range heads {
-		hm := rep.state.Block(h).Record.Manifest()
+		hm := rep.state.Manifest(h).Record.Manifest()
 		if !hm.IsAssociation(n.self) {
 			return nil, fmt.Errorf("%w: this node's key %s is not an association key of manifest %s; if that version was made with a stolen key, build on the last version this key can sign (manifest update --on CID) and revoke the stolen key", api.ErrForbidden, n.self, h)
 		}
@@ -309,7 +309,7 @@ func vouchesForRevoked(n *Node, rep *replica, heads []cid.Cid, p api.ManifestPar
 			continue
 		}
 		seen[c] = true
-		r := rep.state.Block(c).Record
+		r := rep.state.Manifest(c).Record
 		signers := r.Signers()
 		if slices.Contains(signers, n.self) {
 			continue // this node's key vouched for it and what came before
@@ -386,8 +386,8 @@ func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]by
 			return
 		}
 		for _, p := range m.Prev {
-			b := rep.state.Block(p.Cid)
-			if b == nil || b.Record.Manifest() == nil {
+			b := rep.state.Manifest(p.Cid)
+			if b == nil {
 				ferr = fmt.Errorf("%w: the draft's predecessor %s is not a manifest known here", api.ErrUnknownCommons, p.Cid)
 				return
 			}
@@ -616,7 +616,8 @@ func (n *Node) Review(ctx context.Context, p api.ReviewParams) (api.Published, e
 			return nil, fmt.Errorf("%w: no contribution %s here", api.ErrNotFound, p.Target)
 		}
 		if _, ok := rep.state.Status(target); !ok {
-			return nil, badRequest("%s is a %s, not a contribution: only contributions are reviewed", p.Target, rep.state.Block(target).Record.Type())
+			typ, _ := rep.state.Type(target)
+			return nil, badRequest("%s is a %s, not a contribution: only contributions are reviewed", p.Target, typ)
 		}
 		under, err := rep.state.ReviewUnder(target, n.self)
 		if err != nil {

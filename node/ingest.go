@@ -424,7 +424,9 @@ func (n *Node) apply(rep *replica, blocks []*protocol.Block, cursors []uint64) (
 		for j, ch := range changes {
 			a.Changes[j].Change = ch
 			if ch.From != "" {
-				a.Changes[j].Subject = rep.state.Block(ch.Contribution)
+				if a.Changes[j].Subject, err = rep.state.Record(ch.Contribution); err != nil {
+					return out, err
+				}
 			}
 		}
 		out = append(out, a)
@@ -494,7 +496,7 @@ func (n *Node) addReplica(id cid.Cid) (*replica, error) {
 	if rep := n.commons[id]; rep != nil {
 		return rep, nil
 	}
-	rep := &replica{id: id, state: crdt.New(id), dials: map[string]bool{}}
+	rep := &replica{id: id, state: crdt.NewWith(id, storeRecords{n.st}), dials: map[string]bool{}}
 	if n.ps != nil {
 		if err := n.joinTopic(rep); err != nil {
 			return nil, err

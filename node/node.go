@@ -73,6 +73,19 @@ type Node struct {
 	rng      *rand.Rand
 }
 
+// storeRecords reads records from the store for a commons' crdt.State,
+// which keeps only what its rules read of each record. Records are stored
+// before they are added to the state, so the record is there.
+type storeRecords struct{ st store.Store }
+
+func (r storeRecords) Record(c cid.Cid) (*protocol.Block, error) {
+	raw, err := r.st.GetRecord(context.Background(), c)
+	if err != nil {
+		return nil, err
+	}
+	return protocol.Parse(raw)
+}
+
 // replica is one replicated commons.
 type replica struct {
 	id    cid.Cid
@@ -174,7 +187,7 @@ func (n *Node) Start(ctx context.Context) error {
 // loadReplica rebuilds a commons' view from the store. Stored records were
 // validated on the way in, so signatures are not checked again.
 func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
-	rep := &replica{id: id, state: crdt.New(id), dials: map[string]bool{}, listed: true}
+	rep := &replica{id: id, state: crdt.NewWith(id, storeRecords{n.st}), dials: map[string]bool{}, listed: true}
 	var after uint64
 	for {
 		page, err := n.st.Feed(ctx, id, after, 4096)

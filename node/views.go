@@ -154,16 +154,26 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 	}
 	var info api.RecordInfo
 	found := false
+	var rerr error
 	err = n.do(ctx, func() {
 		for _, cid := range n.order {
 			rep := n.commons[cid]
-			b := rep.state.Block(id)
+			b, err := rep.state.Record(id)
+			if err != nil {
+				rerr = err
+				return
+			}
 			if b == nil {
 				continue
 			}
 			found = true
 			info = recordInfo(b)
-			if cv, ok := rep.state.Contribution(id); ok {
+			cv, ok, err := rep.state.Contribution(id)
+			if err != nil {
+				rerr = err
+				return
+			}
+			if ok {
 				info.Status, info.Held, info.Inert = string(cv.Status), cv.Held, cv.Inert
 				for _, r := range cv.Reviews {
 					info.Reviews = append(info.Reviews, api.ReviewInfo{
@@ -179,6 +189,9 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 			return
 		}
 	})
+	if err == nil {
+		err = rerr
+	}
 	if err != nil {
 		return info, err
 	}

@@ -110,7 +110,10 @@ func (c *testCommons) add(rec *protocol.Record) string {
 	for _, ch := range changes {
 		fc := Change{Change: ch}
 		if ch.From != "" {
-			fc.Subject = c.state.Block(ch.Contribution)
+			var err error
+			if fc.Subject, err = c.state.Record(ch.Contribution); err != nil {
+				c.t.Fatal(err)
+			}
 		}
 		a.Changes = append(a.Changes, fc)
 	}
