@@ -245,7 +245,7 @@ func TestPartialCommitApplied(t *testing.T) {
 	titles := func(n *Node) []string {
 		var out []string
 		_ = n.do(ctx, func() {
-			n.feeds.Contributions(id, 0, func(c *feed.Contribution) bool { out = append(out, c.Title); return true })
+			n.feeds.Contributions(id, 0, func(c *feed.Contribution) bool { out = append(out, c.CID.String()); return true })
 		})
 		return out
 	}

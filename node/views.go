@@ -373,15 +373,48 @@ func (n *Node) Contributions(ctx context.Context, q api.ContributionQuery) (api.
 				return false
 			}
 			page.Contributions = append(page.Contributions, api.ContributionItem{
-				Cursor: c.Cursor, CID: c.CID.String(), Title: c.Title, Kind: c.Kind, Author: c.Author, Time: t, Status: string(st),
+				Cursor: c.Cursor, CID: c.CID.String(), Kind: c.Kind, Author: c.Author, Time: t, Status: string(st),
 			})
 			return true
 		})
 	})
+	if err == nil {
+		err = ierr
+	}
 	if err != nil {
 		return page, err
 	}
-	return page, ierr
+	// The titles are read from the store, off the loop.
+	for i := range page.Contributions {
+		it := &page.Contributions[i]
+		b, err := n.contributionRecord(ctx, it.CID)
+		if err != nil {
+			return page, err
+		}
+		it.Title = b.Record.Contribution().Title
+	}
+	return page, nil
+}
+
+// contributionRecord reads the stored contribution c (a CID string the
+// node made).
+func (n *Node) contributionRecord(ctx context.Context, c string) (*protocol.Block, error) {
+	id, err := cid.Decode(c)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := n.st.GetRecord(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("read record %s: %w", c, err)
+	}
+	b, err := protocol.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("stored record %s: %w", c, err)
+	}
+	if b.Record.Contribution() == nil {
+		return nil, fmt.Errorf("stored record %s is a %s, not a contribution", c, b.Record.Type())
+	}
+	return b, nil
 }
 
 // Subscribe opens a commons' event stream after position from ("" for the

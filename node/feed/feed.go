@@ -17,9 +17,11 @@
 // of the feed log's prefixes 1..C-1 and 1..C. The node merges records one at a
 // time in cursor order, both live and when it rebuilds a commons at start, so
 // it attributes each change to the same record every time, and a restart
-// gives the same positions. The status changes are kept in memory per commons
-// (one small entry per change; new contributions are not changes, their record
-// event carries the status they arrived with).
+// gives the same positions. The status changes are kept in memory per commons,
+// one 56-byte entry per change (position, contribution, old and new status;
+// new contributions are not changes, their record event carries the status
+// they arrived with, kept beside the contribution list); a replay builds their
+// events again from the records in the store.
 //
 // # Delivery
 //
@@ -45,6 +47,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -187,13 +190,43 @@ func (fe *feedEvent) sse() []byte {
 }
 
 // Contribution is one entry of a commons' contributions in arrival order.
+// Its title is not held in memory: read the record for it.
 type Contribution struct {
 	Cursor uint64
 	CID    cid.Cid
 	Author protocol.PublicKey
 	Time   protocol.HLC
-	Title  string
 	Kind   string
+}
+
+// contrib is a contribution as the hub keeps it: what the contribution
+// list filters on, and the status it arrived with (for replays).
+type contrib struct {
+	cursor  uint64
+	con     protocol.Digest
+	author  protocol.PublicKey
+	time    protocol.HLC
+	kind    string // interned: commonsFeed.kinds
+	arrival uint8  // statusCode
+}
+
+// statusChange is a status change kept for replays: its event is built
+// again, from the store, when a subscriber that is behind reads it.
+type statusChange struct {
+	pos      Pos
+	con      protocol.Digest
+	from, to uint8 // statusCode
+}
+
+var statuses = [...]crdt.Status{"", crdt.StatusPending, crdt.StatusAccepted, crdt.StatusRejected}
+
+func statusCode(st crdt.Status) uint8 {
+	for i, x := range statuses {
+		if x == st {
+			return uint8(i)
+		}
+	}
+	panic("feed: unknown status " + string(st))
 }
 
 // commonsFeed is the event state of one commons. The event loop writes it;
@@ -201,11 +234,11 @@ type Contribution struct {
 type commonsFeed struct {
 	id       cid.Cid
 	mu       sync.RWMutex
-	head     Pos                     // last event appended
-	status   []*feedEvent            // every status change, in position order
-	arrival  map[cid.Cid]crdt.Status // contribution status on arrival
-	contribs []Contribution          // contributions in arrival order
-	ring     []*feedEvent            // the latest events, oldest first, at most cap
+	head     Pos               // last event appended
+	status   []statusChange    // every status change, in position order
+	contribs []contrib         // contributions in arrival order
+	kinds    map[string]string // the contributions' kinds, each held once
+	ring     []*feedEvent      // the latest events, oldest first, at most cap
 	ringCap  int
 	counts   map[protocol.Type]uint64 // records by type
 
@@ -245,6 +278,7 @@ type Hub struct {
 // replay (store.Store implements it).
 type Log interface {
 	Feed(ctx context.Context, commons cid.Cid, after uint64, limit int) ([]store.Stored, error)
+	GetRecord(ctx context.Context, c cid.Cid) ([]byte, error)
 }
 
 // Counters are the hub's metrics. Every field must be set.
@@ -272,7 +306,7 @@ func (h *Hub) feed(id cid.Cid) *commonsFeed {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if f = h.commons[id]; f == nil {
-		f = &commonsFeed{id: id, arrival: map[cid.Cid]crdt.Status{}, ringCap: h.ringCap, counts: map[protocol.Type]uint64{},
+		f = &commonsFeed{id: id, kinds: map[string]string{}, ringCap: h.ringCap, counts: map[protocol.Type]uint64{},
 			filter: map[EventFilter]int{}}
 		h.commons[id] = f
 	}
@@ -327,8 +361,12 @@ func (h *Hub) Contributions(id cid.Cid, after uint64, fn func(*Contribution) boo
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	i := sort.Search(len(f.contribs), func(i int) bool { return f.contribs[i].Cursor > after })
-	for ; i < len(f.contribs) && fn(&f.contribs[i]); i++ {
+	i := sort.Search(len(f.contribs), func(i int) bool { return f.contribs[i].cursor > after })
+	for ; i < len(f.contribs); i++ {
+		c := &f.contribs[i]
+		if !fn(&Contribution{Cursor: c.cursor, CID: c.con.CID(), Author: c.author, Time: c.time, Kind: c.kind}) {
+			return
+		}
 	}
 }
 
@@ -400,10 +438,11 @@ func (h *Hub) add(f *commonsFeed, a Applied, live bool) {
 	f.mu.Lock()
 	f.counts[b.Record.Type()]++
 	k := 0
+	var arrival crdt.Status
 	for _, ch := range a.Changes {
 		if ch.From == "" {
 			if ch.Contribution == b.CID {
-				f.arrival[b.CID] = ch.To
+				arrival = ch.To
 				if live {
 					evs[0].ev.Status = string(ch.To)
 				}
@@ -411,14 +450,20 @@ func (h *Hub) add(f *commonsFeed, a Applied, live bool) {
 			continue
 		}
 		k++
-		fe := &feedEvent{pos: Pos{Cursor: cursor, Seq: k}, ev: statusEvent(f.id, Pos{cursor, k}, b, ch)}
-		f.status = append(f.status, fe)
+		d, _ := protocol.RecordDigest(ch.Contribution)
+		f.status = append(f.status, statusChange{pos: Pos{Cursor: cursor, Seq: k}, con: d, from: statusCode(ch.From), to: statusCode(ch.To)})
 		if live {
-			evs = append(evs, fe)
+			evs = append(evs, &feedEvent{pos: Pos{Cursor: cursor, Seq: k}, ev: statusEvent(f.id, Pos{cursor, k}, b, ch.Change, ch.Subject)})
 		}
 	}
 	if c := b.Record.Contribution(); c != nil {
-		f.contribs = append(f.contribs, Contribution{Cursor: cursor, CID: b.CID, Author: b.Record.Author, Time: b.Record.Time, Title: c.Title, Kind: c.Kind})
+		kind, ok := f.kinds[c.Kind]
+		if !ok {
+			kind = strings.Clone(c.Kind)
+			f.kinds[kind] = kind
+		}
+		d, _ := protocol.RecordDigest(b.CID)
+		f.contribs = append(f.contribs, contrib{cursor: cursor, con: d, author: b.Record.Author, time: b.Record.Time, kind: kind, arrival: statusCode(arrival)})
 	}
 	f.head = Pos{Cursor: cursor, Seq: k}
 	if live {
@@ -465,10 +510,12 @@ func RecordEvent(commons cid.Cid, cursor uint64, b *protocol.Block) Event {
 	return e
 }
 
-func statusEvent(commons cid.Cid, p Pos, cause *protocol.Block, ch Change) Event {
+// statusEvent is the event of status change ch at p, caused by record
+// cause; subject is the contribution's record, if known.
+func statusEvent(commons cid.Cid, p Pos, cause *protocol.Block, ch crdt.Change, subject *protocol.Block) Event {
 	e := Event{ID: p.String(), Cursor: p.Cursor, Seq: p.Seq, Type: EventStatus, CID: ch.Contribution.String(), Commons: commons.String(),
 		Time: cause.Record.Time.Time(), Status: string(ch.To), From: string(ch.From), Cause: cause.CID.String()}
-	if cb := ch.Subject; cb != nil {
+	if cb := subject; cb != nil {
 		e.Author = cb.Record.Author
 		if c := cb.Record.Contribution(); c != nil {
 			e.Title, e.Kind = c.Title, c.Kind
@@ -548,50 +595,106 @@ func prevPos(p Pos, f *commonsFeed) Pos {
 }
 
 // replay reads events after s.pos from the store's feed log and the status
-// list, up to the ring's start (or the last published event).
+// list, up to the ring's start (or the last published event). It holds
+// f.mu only to copy what it needs, not while it reads the store.
 func (s *subscription) replay(ctx context.Context, max int, out [][]byte) ([][]byte, error) {
-	page, err := s.h.log.Feed(ctx, s.f.id, s.pos.Cursor, min(max, 512))
+	f := s.f
+	page, err := s.h.log.Feed(ctx, f.id, s.pos.Cursor, min(max, 512))
 	if err != nil {
 		return out, fmt.Errorf("feed: read the feed log: %w", err)
 	}
-	s.f.mu.RLock()
-	defer s.f.mu.RUnlock()
-	// Status changes of the record at s.pos.Cursor not passed yet.
-	out = s.replayStatus(s.pos.Cursor, out)
-	for _, st := range page {
-		if st.Cursor > s.f.pub.Cursor {
-			break // stored but not merged or published yet
+	f.mu.RLock()
+	pub := f.pub.Cursor
+	for len(page) > 0 && page[len(page)-1].Cursor > pub {
+		page = page[:len(page)-1] // stored but not merged or published yet
+	}
+	last := s.pos.Cursor
+	if len(page) > 0 {
+		last = page[len(page)-1].Cursor
+	}
+	i := sort.Search(len(f.status), func(i int) bool { return s.pos.less(f.status[i].pos) })
+	j := i + sort.Search(len(f.status)-i, func(j int) bool { return f.status[i+j].pos.Cursor > last })
+	changes := slices.Clone(f.status[i:j])
+	arrival := make([]uint8, len(page))
+	for k, st := range page {
+		if c, ok := f.contribAt(st.Cursor); ok {
+			arrival[k] = c.arrival
 		}
+	}
+	f.mu.RUnlock()
+
+	// Status changes of the record at s.pos.Cursor not passed yet.
+	if len(changes) > 0 && changes[0].pos.Cursor == s.pos.Cursor {
+		at, err := s.h.log.Feed(ctx, f.id, s.pos.Cursor-1, 1)
+		if err != nil {
+			return out, fmt.Errorf("feed: read the feed log: %w", err)
+		}
+		if len(at) != 1 || at[0].Cursor != s.pos.Cursor {
+			return out, fmt.Errorf("feed: the feed log has no record at cursor %d", s.pos.Cursor)
+		}
+		cause, err := protocol.Parse(at[0].Raw)
+		if err != nil {
+			return out, fmt.Errorf("feed: stored record %s: %w", at[0].CID, err)
+		}
+		if out, changes, err = s.replayStatus(ctx, cause, s.pos.Cursor, changes, out); err != nil {
+			return out, err
+		}
+	}
+	for k, st := range page {
 		b, err := protocol.Parse(st.Raw)
 		if err != nil {
 			return out, fmt.Errorf("feed: stored record %s: %w", st.CID, err)
 		}
-		ev := RecordEvent(s.f.id, st.Cursor, b)
+		ev := RecordEvent(f.id, st.Cursor, b)
 		if b.Record.Type() == protocol.TypeContribution {
-			ev.Status = string(s.f.arrival[b.CID])
+			ev.Status = string(statuses[arrival[k]])
 		}
 		s.pos = Pos{Cursor: st.Cursor}
 		if s.filter.match(&ev) {
 			fe := &feedEvent{pos: s.pos, ev: ev}
 			out = append(out, fe.sse())
 		}
-		out = s.replayStatus(st.Cursor, out)
+		if out, changes, err = s.replayStatus(ctx, b, st.Cursor, changes, out); err != nil {
+			return out, err
+		}
 	}
 	return out, nil
 }
 
-// replayStatus appends the status changes of the record at cursor after
-// s.pos. Caller holds f.mu.
-func (s *subscription) replayStatus(cursor uint64, out [][]byte) [][]byte {
-	i := sort.Search(len(s.f.status), func(i int) bool { return s.pos.less(s.f.status[i].pos) })
-	for ; i < len(s.f.status) && s.f.status[i].pos.Cursor == cursor; i++ {
-		fe := s.f.status[i]
-		s.pos = fe.pos
-		if s.filter.match(&fe.ev) {
+// contribAt returns the contribution at cursor, if the record there is
+// one. Caller holds f.mu.
+func (f *commonsFeed) contribAt(cursor uint64) (contrib, bool) {
+	i := sort.Search(len(f.contribs), func(i int) bool { return f.contribs[i].cursor >= cursor })
+	if i < len(f.contribs) && f.contribs[i].cursor == cursor {
+		return f.contribs[i], true
+	}
+	return contrib{}, false
+}
+
+// replayStatus appends the events of the status changes at the head of
+// changes that cause (the record at cursor) caused, reading each
+// contribution's record from the store, and returns the changes left.
+func (s *subscription) replayStatus(ctx context.Context, cause *protocol.Block, cursor uint64, changes []statusChange, out [][]byte) ([][]byte, []statusChange, error) {
+	for len(changes) > 0 && changes[0].pos.Cursor == cursor {
+		sc := changes[0]
+		changes = changes[1:]
+		c := sc.con.CID()
+		raw, err := s.h.log.GetRecord(ctx, c)
+		if err != nil {
+			return out, changes, fmt.Errorf("feed: read contribution %s: %w", c, err)
+		}
+		subject, err := protocol.Parse(raw)
+		if err != nil {
+			return out, changes, fmt.Errorf("feed: stored record %s: %w", c, err)
+		}
+		ev := statusEvent(s.f.id, sc.pos, cause, crdt.Change{Contribution: c, From: statuses[sc.from], To: statuses[sc.to]}, subject)
+		s.pos = sc.pos
+		if s.filter.match(&ev) {
+			fe := &feedEvent{pos: sc.pos, ev: ev}
 			out = append(out, fe.sse())
 		}
 	}
-	return out
+	return out, changes, nil
 }
 
 // Subscribe opens commons id's event stream after position from, keeping

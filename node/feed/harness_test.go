@@ -48,6 +48,17 @@ func (l *memLog) Feed(_ context.Context, _ cid.Cid, after uint64, limit int) ([]
 	return append([]store.Stored(nil), l.recs[after:end]...), nil
 }
 
+func (l *memLog) GetRecord(_ context.Context, c cid.Cid) ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.recs {
+		if r.CID == c {
+			return r.Raw, nil
+		}
+	}
+	return nil, store.ErrNotFound
+}
+
 // newTestCommons starts a hub keeping ringCap events per commons, and
 // founds a commons on it (event 1).
 func newTestCommons(t *testing.T, ringCap int) *testCommons {
