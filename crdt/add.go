@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/ipfs/go-cid"
 )
 
 // Add merges one validated block (signatures already checked by the caller)
@@ -65,6 +66,7 @@ func (s *State) add(b *protocol.Block) {
 		return
 	}
 	e := newEntry(b)
+	s.share(e)
 	switch {
 	case e.con != nil:
 		s.tx[b.CID] = ""
@@ -87,6 +89,23 @@ func (s *State) add(b *protocol.Block) {
 		s.reclassifyReview(r)
 	}
 	s.queue = append(s.queue, b.CID)
+}
+
+// share makes e's links use the CIDs of the records they name, when those
+// are here, so that the decoded record's copies can be freed.
+func (s *State) share(e *entry) {
+	same := func(c *cid.Cid) {
+		if x := s.recs[*c]; x != nil {
+			*c = x.cid
+		}
+	}
+	switch {
+	case e.con != nil:
+		same(&e.con.licence)
+	case e.rev != nil:
+		same(&e.rev.target)
+		same(&e.rev.under)
+	}
 }
 
 // settle re-examines the records waiting for whatever arrived or resolved,
