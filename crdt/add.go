@@ -82,7 +82,7 @@ func (s *State) add(b *protocol.Block) {
 	s.recs[b.CID] = e
 	s.root.add(b.CID)
 	if d, ok := protocol.RecordDigest(b.CID); ok {
-		s.idx.Insert(Item{Time: uint64(b.Record.Time), Digest: d, Block: b})
+		s.idx.Insert(Item{Time: uint64(b.Record.Time), Digest: d})
 	}
 	s.reclassify(e)
 	for _, r := range s.byTarget[b.CID] {

@@ -99,9 +99,10 @@ func BenchmarkRoot(b *testing.B) {
 }
 
 // BenchmarkIndexMemory inserts 1,000,000 items (random times and digests)
-// into the reconciliation index and reports the heap it holds per item,
-// the blocks they point to aside: the figure that decides whether the
-// index can stay in memory at 10,000,000 records.
+// into the reconciliation index and reports the heap it holds per item
+// (an item is a time and a digest; the index holds no record bytes): the
+// figure that decides whether the index can stay in memory at 10,000,000
+// records.
 //
 //	go test -run '^$' -bench IndexMemory -benchtime 1x ./crdt
 func BenchmarkIndexMemory(b *testing.B) {

@@ -138,12 +138,14 @@
 // [State.Index] keeps the records ordered by (time, digest) in a B+tree
 // whose inner nodes cache each child's count and digest sum modulo 2^256,
 // updated as records are added, so that the fingerprint of any range costs
-// O(log n). A [Session] runs one side of range-based set reconciliation
-// over it (protocol/SPEC.md §11): it answers the peer's turns of
-// fingerprinted ranges and ID lists, says which of our records the peer
-// lacks and which of its records we want, and checks every record the peer
+// O(log n). It holds each record's time and digest only, not its bytes. A
+// [Session] runs one side of range-based set reconciliation over it
+// (protocol/SPEC.md §11): it answers the peer's turns of fingerprinted
+// ranges and ID lists, names by digest the records of ours the peer lacks,
+// says which of its records we want, and checks every record the peer
 // sends against what our previous turn asked for. It does no I/O; package
-// node carries turns and records over a stream.
+// node reads the records it names from its store and carries turns and
+// records over a stream.
 //
 // # Memory
 //

@@ -102,12 +102,12 @@ func ShortID(d *protocol.Digest, salt []byte, pass, width int) uint64 {
 	return binary.BigEndian.Uint64(h[:]) >> (64 - 8*width)
 }
 
-// Item is one record in the index: its time, its digest (the sha2-256 in
-// its CID) and the block itself.
+// Item is one record in the index: its time and its digest (the sha2-256
+// in its CID). The index holds no record's bytes or decoded form; the
+// caller keeps those (Digest.CID names the record).
 type Item struct {
 	Time   uint64
 	Digest protocol.Digest
-	Block  *protocol.Block
 }
 
 func (it *Item) less(o *Item) bool {

@@ -154,17 +154,12 @@ type Session struct {
 
 	// Expectations set by our last turn, checked against the peer's next.
 	listed    []span                       // ranges we sent as ID lists, ascending
-	items     []listedItem                 // our records in them, in list order
+	items     []protocol.Digest            // our records in them, in list order
 	listedSet map[protocol.Digest]struct{} // their digests
 	wanted    map[uint64]int               // short IDs we asked for (this pass), with counts
 }
 
 type span struct{ lo, hi protocol.Bound }
-
-type listedItem struct {
-	d   protocol.Digest
-	blk *protocol.Block
-}
 
 // NewSession returns a session over idx.
 func NewSession(idx *Index, p SyncParams) *Session {
@@ -255,21 +250,23 @@ func (s *Session) Accept(t uint64, d protocol.Digest) error {
 	return violation("peer sent record %x, which is in no range we listed and was not asked for", d[:8])
 }
 
-// Receive processes the peer's turn and returns our answer and the blocks
-// to send the peer (records it lacks), to be sent before the answer. A
-// turn that breaks the protocol returns ErrSyncViolation. If the peer's
-// turn is Empty, the session is over and Receive must not be called; if
-// our answer is Empty, the session is over once it is sent.
-func (s *Session) Receive(in Turn) (Turn, []*protocol.Block, error) {
+// Receive processes the peer's turn and returns our answer and the
+// digests of the records to send the peer (records it lacks, in the order
+// to send them), to be sent before the answer; the caller fetches their
+// bytes (Digest.CID names each). A turn that breaks the protocol returns
+// ErrSyncViolation. If the peer's turn is Empty, the session is over and
+// Receive must not be called; if our answer is Empty, the session is over
+// once it is sent.
+func (s *Session) Receive(in Turn) (Turn, []protocol.Digest, error) {
 	if err := s.admit(&in); err != nil {
 		return Turn{}, nil, err
 	}
-	var push []*protocol.Block
+	var push []protocol.Digest
 	for k, w := range in.Want {
 		if w < 0 || w >= len(s.items) || (k > 0 && w <= in.Want[k-1]) {
 			return Turn{}, nil, violation("want %d: not an ascending index below %d", w, len(s.items))
 		}
-		push = append(push, s.items[w].blk)
+		push = append(push, s.items[w])
 	}
 	s.reset()
 	if in.Check != nil && bytes.Equal(in.Check, s.check()) {
@@ -395,7 +392,7 @@ func (s *Session) reconcileIDs(lo, hi protocol.Bound, data []byte, b *builder) e
 	r0, r1 := s.idx.Below(lo).Count, s.idx.Below(hi).Count
 	if n == 0 {
 		s.idx.Range(r0, r1, func(it *Item) bool {
-			b.push = append(b.push, it.Block)
+			b.push = append(b.push, it.Digest)
 			return true
 		})
 		return nil
@@ -409,7 +406,7 @@ func (s *Session) reconcileIDs(lo, hi protocol.Bound, data []byte, b *builder) e
 		if _, ok := theirs[sid]; ok {
 			theirs[sid] = true
 		} else {
-			b.push = append(b.push, it.Block)
+			b.push = append(b.push, it.Digest)
 		}
 		return true
 	})
@@ -436,7 +433,7 @@ type builder struct {
 	s          *Session
 	out        Turn
 	ids        int
-	push       []*protocol.Block // records found for the peer in its ID lists
+	push       []protocol.Digest // records found for the peer in its ID lists
 	listedBase int               // short IDs of the peer's turn's ID lists so far
 }
 
@@ -481,7 +478,7 @@ func (b *builder) list(lo, hi protocol.Bound, r0, r1 int) {
 		var buf [8]byte
 		binary.BigEndian.PutUint64(buf[:], s.shortID(&it.Digest))
 		data = append(data, buf[8-w:]...)
-		s.items = append(s.items, listedItem{it.Digest, it.Block})
+		s.items = append(s.items, it.Digest)
 		s.listedSet[it.Digest] = struct{}{}
 		return true
 	})

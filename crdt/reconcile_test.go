@@ -22,14 +22,14 @@ func synthItem(seed uint64, i int, spread uint64) Item {
 	binary.LittleEndian.PutUint64(buf[8:], uint64(i))
 	d := protocol.Digest(sha256.Sum256(buf[:]))
 	t := binary.LittleEndian.Uint64(d[24:]) % spread
-	return Item{Time: 1_700_000_000_000<<16 + t, Digest: d, Block: &protocol.Block{CID: d.CID()}}
+	return Item{Time: 1_700_000_000_000<<16 + t, Digest: d}
 }
 
 // simResult is what one simulated session did.
 type simResult struct {
-	turns     int            // turns sent, both sides
-	gotA      map[string]int // records A received, by CID key
-	gotB      map[string]int
+	turns     int                     // turns sent, both sides
+	gotA      map[protocol.Digest]int // records A received, by digest
+	gotB      map[protocol.Digest]int
 	maxFrames int // most control frames in one turn
 	maxRanges int
 	bytes     int // control frame bytes, both directions
@@ -43,19 +43,18 @@ type simResult struct {
 func simulate(t fataler, a, b *Index, p SyncParams) simResult {
 	t.Helper()
 	sides := [2]*Session{NewSession(a, p), NewSession(b, p)}
-	res := simResult{gotA: map[string]int{}, gotB: map[string]int{}}
-	got := [2]map[string]int{res.gotA, res.gotB}
+	res := simResult{gotA: map[protocol.Digest]int{}, gotB: map[protocol.Digest]int{}}
+	got := [2]map[protocol.Digest]int{res.gotA, res.gotB}
 	times := map[protocol.Digest]uint64{}
 	for _, x := range []*Index{a, b} {
 		x.Range(0, x.Len(), func(it *Item) bool { times[it.Digest] = it.Time; return true })
 	}
-	turn, push := sides[0].Begin(testSalt), []*protocol.Block(nil)
+	turn, push := sides[0].Begin(testSalt), []protocol.Digest(nil)
 	from := 0
 	for {
 		res.turns++
 		to := 1 - from
-		for _, blk := range push {
-			d, _ := protocol.RecordDigest(blk.CID)
+		for _, d := range push {
 			tm, ok := times[d]
 			if !ok {
 				t.Fatalf("pushed record %x is on neither side", d[:4])
@@ -63,10 +62,10 @@ func simulate(t fataler, a, b *Index, p SyncParams) simResult {
 			if err := sides[to].Accept(tm, d); err != nil {
 				t.Fatalf("turn %d: side %d rejects pushed record: %v", res.turns, to, err)
 			}
-			got[to][blk.CID.KeyString()]++
+			got[to][d]++
 			// As a node does: received records are ingested before the
 			// turn's control frames are answered.
-			[2]*Index{a, b}[to].Insert(Item{Time: tm, Digest: d, Block: blk})
+			[2]*Index{a, b}[to].Insert(Item{Time: tm, Digest: d})
 		}
 		res.pushed += len(push)
 		turn = wire(t, turn, &res)
@@ -114,17 +113,17 @@ func wire(t fataler, turn Turn, res *simResult) Turn {
 // checkDiff checks that each side received exactly what it lacked, once.
 func checkDiff(t fataler, a, b []Item, res simResult) {
 	t.Helper()
-	keys := func(items []Item) map[string]bool {
-		m := map[string]bool{}
+	keys := func(items []Item) map[protocol.Digest]bool {
+		m := map[protocol.Digest]bool{}
 		for _, it := range items {
-			m[it.Block.CID.KeyString()] = true
+			m[it.Digest] = true
 		}
 		return m
 	}
 	ka, kb := keys(a), keys(b)
 	for _, c := range [2]struct {
-		got       map[string]int
-		mine, oth map[string]bool
+		got       map[protocol.Digest]int
+		mine, oth map[protocol.Digest]bool
 		name      string
 	}{{res.gotA, ka, kb, "A"}, {res.gotB, kb, ka, "B"}} {
 		want := 0
@@ -482,8 +481,8 @@ func TestReconcileGivesUp(t *testing.T) {
 		if err != nil {
 			t.Fatalf("turn %d: %v", turns, err)
 		}
-		for _, blk := range push {
-			if d, _ := protocol.RecordDigest(blk.CID); d != refused {
+		for _, d := range push {
+			if d != refused {
 				t.Fatalf("pushed %x, want only the refused record", d[:4])
 			}
 			pushes++
@@ -530,9 +529,8 @@ func ExampleSession() {
 		if err != nil {
 			panic(err)
 		}
-		for _, blk := range push {
-			d, _ := protocol.RecordDigest(blk.CID)
-			stores[k%2].Insert(Item{Time: times[d], Digest: d, Block: blk})
+		for _, d := range push {
+			stores[k%2].Insert(Item{Time: times[d], Digest: d})
 		}
 		turn = out
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/commons-p2p/commons/crdt"
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
 )
 
 // Sync session limits (SPEC.md §11.5).
@@ -313,10 +314,10 @@ func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *a
 			return fmt.Errorf("%w: %s", api.ErrUnknownCommons, id)
 		}
 		// Not replicated here: an empty turn ends the session.
-		return sc.writeTurn(nil, crdt.Turn{}, nil)
+		return sc.writeTurn(ctx, nil, crdt.Turn{}, nil)
 	}
 	if first == nil {
-		if err := sc.writeTurn(&protocol.Link{Cid: id}, turn, nil); err != nil {
+		if err := sc.writeTurn(ctx, &protocol.Link{Cid: id}, turn, nil); err != nil {
 			return err
 		}
 	}
@@ -414,7 +415,7 @@ func (sc *syncConn) exchange(ctx context.Context, first *protocol.SyncMsg) error
 			return nil
 		}
 		var turn crdt.Turn
-		var push []*protocol.Block
+		var push []protocol.Digest
 		var rerr error
 		if err := sc.n.do(ctx, func() { turn, push, rerr = sc.sess.Receive(in) }); err != nil {
 			return err
@@ -422,7 +423,8 @@ func (sc *syncConn) exchange(ctx context.Context, first *protocol.SyncMsg) error
 		if rerr != nil {
 			return rerr
 		}
-		if err := sc.writeTurn(nil, turn, push); err != nil {
+		// The records to push are read from the store here, off the loop.
+		if err := sc.writeTurn(ctx, nil, turn, push); err != nil {
 			return err
 		}
 		if turn.Empty() {
@@ -434,17 +436,28 @@ func (sc *syncConn) exchange(ctx context.Context, first *protocol.SyncMsg) error
 	}
 }
 
-// writeTurn sends the records the peer lacks, then the turn's control
-// frames, the first naming commons when set.
-func (sc *syncConn) writeTurn(commons *protocol.Link, turn crdt.Turn, push []*protocol.Block) error {
+// writeTurn sends the records the peer lacks (push, by digest: their
+// bytes are read from the store one at a time as they are sent), then the
+// turn's control frames, the first naming commons when set. Every record
+// the session pushes is in the store (records are stored before they
+// reach the state), so one missing there is an internal error.
+func (sc *syncConn) writeTurn(ctx context.Context, commons *protocol.Link, turn crdt.Turn, push []protocol.Digest) error {
 	sc.rep.Turns++
 	deadline := func() { _ = sc.s.SetWriteDeadline(time.Now().Add(syncIdle)) }
 	deadline()
-	for i, b := range push {
+	for i, d := range push {
 		if i%256 == 0 {
 			deadline()
 		}
-		if err := writeKindFrame(sc.w, protocol.SyncFrameRecord, b.Raw); err != nil {
+		c := d.CID()
+		raw, err := sc.n.st.GetRecord(ctx, c)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("node: sync: record %s to send is in the state but not in the store: %w", c, err)
+		}
+		if err != nil {
+			return fmt.Errorf("read record %s to send: %w", c, err)
+		}
+		if err := writeKindFrame(sc.w, protocol.SyncFrameRecord, raw); err != nil {
 			return fmt.Errorf("send record: %w", err)
 		}
 	}

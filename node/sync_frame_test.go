@@ -4,10 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
+	"github.com/commons-p2p/commons/store/memstore"
 )
 
 // TestKindFrameLimits checks each frame kind against its own limit: control
@@ -44,4 +54,98 @@ func TestKindFrameLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bufStream is a sync stream that keeps what is written to it.
+type bufStream struct {
+	network.Stream
+	buf bytes.Buffer
+}
+
+func (s *bufStream) Write(p []byte) (int, error)      { return s.buf.Write(p) }
+func (s *bufStream) SetWriteDeadline(time.Time) error { return nil }
+
+// TestWriteTurnSendsStoredRecords answers a peer that holds nothing: every
+// record the session pushes goes out as a record frame carrying the exact
+// bytes of the record's block, in the order the session gives, read from
+// the store, then the turn's control frames. A record the session pushes
+// that the store lacks fails the turn with an error naming it.
+func TestWriteTurnSendsStoredRecords(t *testing.T) {
+	n := startOn(t, memstore.New())
+	defer n.Close()
+	ctx := t.Context()
+	idStr, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := cid.Decode(idStr)
+	for i := range 3 {
+		if err := n.commit(ctx, contribBlock(t, n, id, fmt.Sprint("c", i)), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unstored := contribBlock(t, n, id, "not stored")
+
+	peer := crdt.NewSession(&crdt.Index{}, crdt.SyncParams{})
+	in := peer.Begin(make([]byte, protocol.SaltSize))
+	var sess *crdt.Session
+	var turn crdt.Turn
+	var push []protocol.Digest
+	var want [][]byte // the bytes of each pushed record's block
+	var rerr error
+	if err := n.do(ctx, func() {
+		st := n.commons[id].state
+		sess = crdt.NewSession(st.Index(), crdt.SyncParams{})
+		turn, push, rerr = sess.Receive(in)
+		for _, d := range push {
+			want = append(want, st.Block(d.CID()).Raw)
+		}
+	}); err != nil || rerr != nil {
+		t.Fatal(err, rerr)
+	}
+	if len(push) != 4 {
+		t.Fatalf("the session pushes %d records to an empty peer, want 4", len(push))
+	}
+
+	t.Run("sent", func(t *testing.T) {
+		s := &bufStream{}
+		sc := n.openSync(s, &api.SyncSession{})
+		sc.sess = sess
+		if err := sc.writeTurn(ctx, nil, turn, push); err != nil {
+			t.Fatal(err)
+		}
+		if sc.rep.Sent != len(push) {
+			t.Errorf("reported %d records sent, want %d", sc.rep.Sent, len(push))
+		}
+		r := bufio.NewReader(&s.buf)
+		for i := range want {
+			kind, body, err := readKindFrame(r)
+			if err != nil || kind != protocol.SyncFrameRecord || !bytes.Equal(body, want[i]) {
+				t.Fatalf("frame %d: kind %d, %d bytes, %v; want the %d bytes of record %s", i, kind, len(body), err, len(want[i]), push[i].CID())
+			}
+		}
+		for i, m := range protocol.SyncFrames(turn.Msg()) {
+			wantCtl, err := protocol.EncodeSync(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kind, body, err := readKindFrame(r)
+			if err != nil || kind != protocol.SyncFrameControl || !bytes.Equal(body, wantCtl) {
+				t.Fatalf("control frame %d: kind %d, %x, %v; want %x", i, kind, body, err, wantCtl)
+			}
+		}
+		if r.Buffered() != 0 {
+			t.Errorf("%d bytes after the turn's last frame", r.Buffered())
+		}
+	})
+
+	t.Run("missing from the store", func(t *testing.T) {
+		d, _ := protocol.RecordDigest(unstored.CID)
+		sc := n.openSync(&bufStream{}, &api.SyncSession{})
+		sc.sess = sess
+		err := sc.writeTurn(ctx, nil, turn, append(slices.Clone(push), d))
+		if !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), unstored.CID.String()) {
+			t.Fatalf("writeTurn = %v, want store.ErrNotFound naming %s", err, unstored.CID)
+		}
+	})
 }
