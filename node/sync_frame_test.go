@@ -98,7 +98,14 @@ func TestWriteTurnSendsStoredRecords(t *testing.T) {
 		sess = crdt.NewSession(st.Index(), crdt.SyncParams{})
 		turn, push, rerr = sess.Receive(in)
 		for _, d := range push {
-			want = append(want, st.Block(d.CID()).Raw)
+			// Record parses what it reads and checks its CID: these are
+			// the bytes of the record with that digest.
+			b, err := st.Record(d.CID())
+			if err != nil || b == nil {
+				rerr = fmt.Errorf("record %s: %v, %v", d.CID(), b, err)
+				return
+			}
+			want = append(want, b.Raw)
 		}
 	}); err != nil || rerr != nil {
 		t.Fatal(err, rerr)
