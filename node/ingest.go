@@ -410,9 +410,10 @@ func (n *Node) dropEmpty(b *batch) {
 // apply adds stored records of one commons to its state, one at a time in
 // cursor order, so that each status change is attributed to the record
 // that caused it, the same way live and at start. It also moves the clock
-// past every record that is not from the future. Loop only (or before the
-// loop starts).
-func (n *Node) apply(rep *replica, blocks []*protocol.Block, cursors []uint64) ([]feed.Applied, error) {
+// past every record that is not from the future. live reads the record of
+// each contribution whose status changed, for its live event (a replay
+// reads it when it needs it). Loop only (or before the loop starts).
+func (n *Node) apply(rep *replica, blocks []*protocol.Block, cursors []uint64, live bool) ([]feed.Applied, error) {
 	out := make([]feed.Applied, 0, len(blocks))
 	limit := n.nowMillis() + protocol.MaxClockSkewMillis
 	for i, b := range blocks {
@@ -423,7 +424,7 @@ func (n *Node) apply(rep *replica, blocks []*protocol.Block, cursors []uint64) (
 		a := feed.Applied{Cursor: cursors[i], Block: b, Changes: make([]feed.Change, len(changes))}
 		for j, ch := range changes {
 			a.Changes[j].Change = ch
-			if ch.From != "" {
+			if live && ch.From != "" {
 				if a.Changes[j].Subject, err = rep.state.Record(ch.Contribution); err != nil {
 					return out, err
 				}
@@ -454,7 +455,7 @@ func (n *Node) applyLive(fresh []*protocol.Block, cursors []uint64) {
 	}
 	for _, id := range order {
 		rep := n.commons[id]
-		done, err := n.apply(rep, byCommons[id], cursorsOf[id])
+		done, err := n.apply(rep, byCommons[id], cursorsOf[id], true)
 		if err != nil {
 			// Unreachable: blocks were grouped by their commons.
 			n.log.Error("apply", "commons", id, "err", err)

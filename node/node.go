@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -185,38 +186,91 @@ func (n *Node) Start(ctx context.Context) error {
 }
 
 // loadReplica rebuilds a commons' view from the store. Stored records were
-// validated on the way in, so signatures are not checked again.
+// validated on the way in, so signatures are not checked again. A goroutine
+// reads and parses the next page of the feed log, on every core, while the
+// state merges the last one.
 func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 	rep := &replica{id: id, state: crdt.NewWith(id, storeRecords{n.st}), dials: map[string]bool{}, listed: true}
-	var after uint64
-	for {
-		page, err := n.st.Feed(ctx, id, after, 4096)
-		if err != nil {
-			return nil, fmt.Errorf("node: load commons %s: %w", id, err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		blocks := make([]*protocol.Block, 0, len(page))
-		cursors := make([]uint64, 0, len(page))
-		for _, s := range page {
-			b, err := protocol.Parse(s.Raw)
-			if err != nil {
-				return nil, fmt.Errorf("node: load commons %s: stored record %s: %w", id, s.CID, err)
+	ctx, cancel := context.WithCancel(ctx)
+	pages := make(chan loadPage, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(pages)
+		var after uint64
+		for {
+			stored, err := n.st.Feed(ctx, id, after, 4096)
+			if err == nil && len(stored) == 0 {
+				return
 			}
-			blocks = append(blocks, b)
-			cursors = append(cursors, s.Cursor)
-			after = s.Cursor
+			p := loadPage{err: err}
+			if err == nil {
+				p = parsePage(stored)
+				after = stored[len(stored)-1].Cursor
+			}
+			select {
+			case pages <- p:
+			case <-ctx.Done():
+				return
+			}
+			if p.err != nil {
+				return
+			}
 		}
-		done, err := n.apply(rep, blocks, cursors)
+	}()
+	defer wg.Wait()
+	defer cancel()
+	for p := range pages {
+		if p.err != nil {
+			return nil, fmt.Errorf("node: load commons %s: %w", id, p.err)
+		}
+		done, err := n.apply(rep, p.blocks, p.cursors, false)
 		if err != nil {
 			return nil, fmt.Errorf("node: load commons %s: %w", id, err)
 		}
 		n.feeds.Added(rep.id, done, false)
-		n.noteBlobs(blocks)
+		n.noteBlobs(p.blocks)
 	}
 	n.log.Info("loaded commons", "commons", id, "records", rep.state.Len())
 	return rep, nil
+}
+
+// loadPage is a page of a commons' feed log, parsed.
+type loadPage struct {
+	blocks  []*protocol.Block
+	cursors []uint64
+	err     error
+}
+
+// parsePage parses stored records on every core.
+func parsePage(stored []store.Stored) loadPage {
+	p := loadPage{blocks: make([]*protocol.Block, len(stored)), cursors: make([]uint64, len(stored))}
+	workers := min(runtime.GOMAXPROCS(0), len(stored))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(stored); i += workers {
+				b, err := protocol.Parse(stored[i].Raw)
+				if err != nil {
+					errs[w] = fmt.Errorf("stored record %s: %w", stored[i].CID, err)
+					return
+				}
+				p.blocks[i], p.cursors[i] = b, stored[i].Cursor
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			p.err = err
+			break
+		}
+	}
+	return p
 }
 
 // Close stops the node: it cancels every goroutine, waits for them, closes

@@ -327,8 +327,8 @@ type Applied struct {
 	Changes []Change
 }
 
-// Change is a contribution's status change (crdt.Change) and, unless the
-// contribution is new, the contribution's block.
+// Change is a contribution's status change (crdt.Change) and, for a change
+// added live (unless the contribution is new), the contribution's block.
 type Change struct {
 	crdt.Change
 	Subject *protocol.Block
