@@ -209,8 +209,10 @@ func (s *scale) serve(ctx context.Context) error {
 		return err
 	}
 	s.res.add("start", d.started.Seconds(), "s")
-	rss, _ := d.memory()
-	s.res.add("daemon RSS after start", rss, "MB")
+	m := d.memory()
+	s.res.add("daemon RSS after start", m.rss, "MB")
+	s.res.add("daemon RSS after start, anonymous", m.anon, "MB")
+	s.res.add("daemon RSS after start, file pages", m.rss-m.anon, "MB")
 	return nil
 }
 
@@ -251,7 +253,7 @@ func (s *scale) query(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	rss, _ := s.daemons[0].memory()
+	rss := s.daemons[0].memory().rss
 	s.res.add("daemon RSS after queries", rss, "MB")
 	return nil
 }
@@ -312,7 +314,7 @@ func (s *scale) join(ctx context.Context) error {
 	took := time.Since(start)
 	s.res.add("join", took.Seconds(), "s")
 	s.res.add("join/import", took.Seconds()/s.imported.Seconds(), "x")
-	_, peak := b.memory()
+	peak := b.memory().peak
 	s.res.add("join peak RSS", peak, "MB")
 	return nil
 }
@@ -391,12 +393,16 @@ func (s *scale) startDaemon(ctx context.Context, r string, extra ...string) (*da
 	}
 }
 
-// memory returns the daemon's resident and peak resident memory in MB
-// (Linux: /proc; elsewhere 0).
-func (d *daemonProc) memory() (rss, peak float64) {
+// procMemory is a process' memory in MB: resident, of it anonymous (the
+// heap, stacks; the rest is pages of mapped files, such as badger's tables,
+// which the kernel can drop), and the peak resident.
+type procMemory struct{ rss, anon, peak float64 }
+
+// memory returns the daemon's memory (Linux: /proc; elsewhere zeros).
+func (d *daemonProc) memory() (m procMemory) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
 	if err != nil {
-		return 0, 0
+		return m
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
@@ -406,12 +412,14 @@ func (d *daemonProc) memory() (rss, peak float64) {
 		kb, _ := strconv.ParseFloat(f[1], 64)
 		switch f[0] {
 		case "VmRSS:":
-			rss = kb / 1024
+			m.rss = kb / 1024
+		case "RssAnon:":
+			m.anon = kb / 1024
 		case "VmHWM:":
-			peak = kb / 1024
+			m.peak = kb / 1024
 		}
 	}
-	return rss, peak
+	return m
 }
 
 // stop stops the daemons and waits for them.
