@@ -65,8 +65,8 @@ func (s *State) Classify(b *protocol.Block) (Verdict, error) {
 	if err := s.check(b); err != nil {
 		return Verdict{}, err
 	}
-	if e := s.recs[b.CID]; e != nil {
-		return verdictOf(e.cls, e.reason), nil
+	if v, ok := s.Verdict(b.CID); ok {
+		return v, nil
 	}
 	e := newEntry(b)
 	switch {
@@ -80,6 +80,16 @@ func (s *State) Classify(b *protocol.Block) (Verdict, error) {
 		return verdictOf(c, reason), nil
 	}
 	return verdictOf(clsInert, reasonUnknownType), nil
+}
+
+// Verdict returns how the record c, held in the set, stands: what Classify
+// returns for it; false if c is not in the set.
+func (s *State) Verdict(c cid.Cid) (Verdict, bool) {
+	e := s.recs[c]
+	if e == nil {
+		return Verdict{}, false
+	}
+	return verdictOf(e.cls, e.reason), true
 }
 
 // classifyNewManifest labels the candidates with r added, leaving the state

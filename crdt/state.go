@@ -250,13 +250,16 @@ func (s *State) Record(c cid.Cid) (*protocol.Block, error) {
 }
 
 // read reads the record c, held in the set, through Records.
-func (s *State) read(c cid.Cid) (*protocol.Block, error) {
-	b, err := s.src.Record(c)
+func (s *State) read(c cid.Cid) (*protocol.Block, error) { return readRecord(s.src, c) }
+
+// readRecord reads the record c through recs, and checks that it is c.
+func readRecord(recs Records, c cid.Cid) (*protocol.Block, error) {
+	b, err := recs.Record(c)
 	if err != nil {
 		return nil, fmt.Errorf("crdt: reading record %s: %w", c, err)
 	}
-	if b.CID != c {
-		return nil, fmt.Errorf("crdt: reading record %s: got record %s", c, b.CID)
+	if b == nil || b.CID != c {
+		return nil, fmt.Errorf("crdt: reading record %s: got another record", c)
 	}
 	return b, nil
 }

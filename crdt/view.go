@@ -156,50 +156,66 @@ func sortedKeys(set map[protocol.PublicKey]struct{}) []protocol.PublicKey {
 // contribution in the set. It reads the contribution and its reviews
 // through Records, and returns the error of a read that fails.
 func (s *State) Contribution(c cid.Cid) (ContributionView, bool, error) {
-	e := s.recs[c]
-	if e == nil || e.con == nil {
-		return ContributionView{}, false, nil
+	v, ok := s.Standing(c)
+	if !ok {
+		return v, false, nil
 	}
-	v, err := s.contributionView(e)
-	return v, err == nil, err
+	if err := v.Fill(s.src); err != nil {
+		return ContributionView{}, false, err
+	}
+	return v, true, nil
 }
 
-func (s *State) contributionView(e *entry) (ContributionView, error) {
-	b, err := s.read(e.cid)
-	if err != nil {
-		return ContributionView{}, err
+// Standing returns the view of a contribution as the state holds it,
+// reading no record: the contribution's Author and Body and its reviews'
+// Rationale are left empty, for Fill to read. False if c is not a
+// contribution in the set.
+func (s *State) Standing(c cid.Cid) (ContributionView, bool) {
+	e := s.recs[c]
+	if e == nil || e.con == nil {
+		return ContributionView{}, false
 	}
-	r := b.Record
-	v := ContributionView{CID: e.cid, Author: r.Author, Time: r.Time, Body: r.Contribution(), Status: e.con.status, Held: e.con.held}
+	return s.standing(e), true
+}
+
+func (s *State) standing(e *entry) ContributionView {
+	v := ContributionView{CID: e.cid, Time: e.time, Status: e.con.status, Held: e.con.held}
 	if e.cls == clsInert {
 		v.Inert = e.reason
 	}
 	rs := slices.Clone(s.byTarget[e.cid])
 	slices.SortFunc(rs, byTimeCID)
 	for _, x := range rs {
-		rv, err := s.reviewView(e, x)
-		if err != nil {
-			return ContributionView{}, err
+		rv := ReviewView{CID: x.cid, Maintainer: x.rev.author, Decision: x.rev.decision, Under: x.rev.under, Time: x.time}
+		rv.Counts = x.cls == clsOK && e.con.latest(x)
+		switch x.cls {
+		case clsInert:
+			rv.Inert = x.reason
+		case clsSuspended:
+			rv.Suspended = x.reason
 		}
 		v.Reviews = append(v.Reviews, rv)
 	}
-	return v, nil
+	return v
 }
 
-func (s *State) reviewView(t, e *entry) (ReviewView, error) {
-	b, err := s.read(e.cid)
+// Fill reads the records of a view that Standing returned through recs,
+// and sets what Standing left empty. It does not use the State, so it may
+// run while the State changes.
+func (v *ContributionView) Fill(recs Records) error {
+	b, err := readRecord(recs, v.CID)
 	if err != nil {
-		return ReviewView{}, err
+		return err
 	}
-	v := ReviewView{CID: e.cid, Maintainer: e.rev.author, Decision: e.rev.decision, Under: e.rev.under, Time: e.time, Rationale: b.Record.Review().Rationale}
-	v.Counts = e.cls == clsOK && t.con.latest(e)
-	switch e.cls {
-	case clsInert:
-		v.Inert = e.reason
-	case clsSuspended:
-		v.Suspended = e.reason
+	v.Author, v.Body = b.Record.Author, b.Record.Contribution()
+	for i := range v.Reviews {
+		r, err := readRecord(recs, v.Reviews[i].CID)
+		if err != nil {
+			return err
+		}
+		v.Reviews[i].Rationale = r.Record.Review().Rationale
 	}
-	return v, nil
+	return nil
 }
 
 // Contributions returns every contribution in the set, sorted by (time,
@@ -214,8 +230,8 @@ func (s *State) Contributions() ([]ContributionView, error) {
 	slices.SortFunc(es, byTimeCID)
 	out := make([]ContributionView, len(es))
 	for i, e := range es {
-		v, err := s.contributionView(e)
-		if err != nil {
+		v := s.standing(e)
+		if err := v.Fill(s.src); err != nil {
 			return nil, err
 		}
 		out[i] = v

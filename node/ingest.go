@@ -425,8 +425,10 @@ func (n *Node) apply(rep *replica, blocks []*protocol.Block, cursors []uint64, l
 		for j, ch := range changes {
 			a.Changes[j].Change = ch
 			if live && ch.From != "" {
+				// The record is only for the event's title, kind and author:
+				// a failed read leaves them out and applies the rest.
 				if a.Changes[j].Subject, err = rep.state.Record(ch.Contribution); err != nil {
-					return out, err
+					n.log.Warn("status event without its contribution's title", "contribution", ch.Contribution, "err", err)
 				}
 			}
 		}

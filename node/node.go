@@ -200,7 +200,7 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 		defer close(pages)
 		var after uint64
 		for {
-			stored, err := n.st.Feed(ctx, id, after, 4096)
+			stored, err := n.st.Feed(ctx, id, after, loadPageSize)
 			if err == nil && len(stored) == 0 {
 				return
 			}
@@ -232,9 +232,17 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 		n.feeds.Added(rep.id, done, false)
 		n.noteBlobs(p.blocks)
 	}
+	if err := ctx.Err(); err != nil {
+		// The reader stopped early: what is loaded is not the whole commons.
+		return nil, fmt.Errorf("node: load commons %s: %w", id, err)
+	}
 	n.log.Info("loaded commons", "commons", id, "records", rep.state.Len())
 	return rep, nil
 }
+
+// loadPageSize is how many records start reads and parses at once: at most
+// three pages are in memory (one merging, one waiting, one being parsed).
+const loadPageSize = 1024
 
 // loadPage is a page of a commons' feed log, parsed.
 type loadPage struct {

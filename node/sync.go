@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -456,6 +457,10 @@ func (sc *syncConn) writeTurn(ctx context.Context, commons *protocol.Link, turn 
 		}
 		if err != nil {
 			return fmt.Errorf("read record %s to send: %w", c, err)
+		}
+		if got := sha256.Sum256(raw); got != d {
+			// Sent, it would cost this node the peer's trust, and spread.
+			return fmt.Errorf("node: sync: the store's bytes for record %s do not hash to its CID: the store is corrupt", c)
 		}
 		if err := writeKindFrame(sc.w, protocol.SyncFrameRecord, raw); err != nil {
 			return fmt.Errorf("send record: %w", err)

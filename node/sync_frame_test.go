@@ -3,10 +3,12 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,9 +71,11 @@ func (s *bufStream) SetWriteDeadline(time.Time) error { return nil }
 // record the session pushes goes out as a record frame carrying the exact
 // bytes of the record's block, in the order the session gives, read from
 // the store, then the turn's control frames. A record the session pushes
-// that the store lacks fails the turn with an error naming it.
+// that the store lacks, or whose stored bytes are not the record's, fails
+// the turn with an error naming it, and nothing of it is sent.
 func TestWriteTurnSendsStoredRecords(t *testing.T) {
-	n := startOn(t, memstore.New())
+	fs := &flipStore{Store: memstore.New()}
+	n := startOn(t, fs)
 	defer n.Close()
 	ctx := t.Context()
 	idStr, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT")})
@@ -155,4 +159,45 @@ func TestWriteTurnSendsStoredRecords(t *testing.T) {
 			t.Fatalf("writeTurn = %v, want store.ErrNotFound naming %s", err, unstored.CID)
 		}
 	})
+
+	t.Run("corrupt in the store", func(t *testing.T) {
+		bad := push[len(push)-1].CID()
+		fs.flip.Store(&bad)
+		defer fs.flip.Store(nil)
+		s := &bufStream{}
+		sc := n.openSync(s, &api.SyncSession{})
+		sc.sess = sess
+		err := sc.writeTurn(ctx, nil, turn, push)
+		if err == nil || !strings.Contains(err.Error(), bad.String()) || !strings.Contains(err.Error(), "corrupt") {
+			t.Fatalf("writeTurn = %v, want an error naming %s as corrupt", err, bad)
+		}
+		if err := sc.w.Flush(); err != nil { // what it had written, buffered
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(&s.buf)
+		for i := range len(push) - 1 {
+			if _, body, err := readKindFrame(r); err != nil || !bytes.Equal(body, want[i]) {
+				t.Fatalf("frame %d: %v", i, err)
+			}
+		}
+		if _, _, err := readKindFrame(r); err == nil {
+			t.Fatal("the corrupt record's frame was sent")
+		}
+	})
+}
+
+// flipStore is a store that returns record flip's bytes with one bit
+// flipped, as a corrupt disk would.
+type flipStore struct {
+	store.Store
+	flip atomic.Pointer[cid.Cid]
+}
+
+func (s *flipStore) GetRecord(ctx context.Context, c cid.Cid) ([]byte, error) {
+	raw, err := s.Store.GetRecord(ctx, c)
+	if f := s.flip.Load(); err == nil && f != nil && *f == c {
+		raw = slices.Clone(raw)
+		raw[len(raw)/2] ^= 1
+	}
+	return raw, err
 }

@@ -152,52 +152,63 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 	if err != nil {
 		return api.RecordInfo{}, badRequest("%q is not a CID: %w", c, err)
 	}
-	var info api.RecordInfo
-	found := false
-	var rerr error
+	// On the loop, what the states hold; the records are read after.
+	var (
+		found, isCon bool
+		manifest     *protocol.Block
+		typ          protocol.Type
+		cv           crdt.ContributionView
+		verdict      crdt.Verdict
+		contested    bool
+	)
 	err = n.do(ctx, func() {
-		for _, cid := range n.order {
-			rep := n.commons[cid]
-			b, err := rep.state.Record(id)
-			if err != nil {
-				rerr = err
-				return
-			}
-			if b == nil {
+		for _, c := range n.order {
+			rep := n.commons[c]
+			if typ, found = rep.state.Type(id); !found {
 				continue
 			}
-			found = true
-			info = recordInfo(b)
-			cv, ok, err := rep.state.Contribution(id)
-			if err != nil {
-				rerr = err
-				return
+			manifest = rep.state.Manifest(id)
+			cv, isCon = rep.state.Standing(id)
+			contested = rep.state.Contested(id)
+			if v, ok := rep.state.Verdict(id); ok {
+				verdict = v
 			}
-			if ok {
-				info.Status, info.Held, info.Inert = string(cv.Status), cv.Held, cv.Inert
-				for _, r := range cv.Reviews {
-					info.Reviews = append(info.Reviews, api.ReviewInfo{
-						CID: r.CID.String(), Maintainer: r.Maintainer, Decision: r.Decision, Under: r.Under.String(),
-						Time: r.Time.Time(), Rationale: r.Rationale, Counts: r.Counts, Suspended: r.Suspended, Inert: r.Inert,
-					})
-				}
-			}
-			if v, err := rep.state.Classify(b); err == nil && v.Class == crdt.ClassInert {
-				info.Inert = v.Reason
-			}
-			info.Contested = rep.state.Contested(id)
 			return
 		}
 	})
-	if err == nil {
-		err = rerr
-	}
 	if err != nil {
-		return info, err
+		return api.RecordInfo{}, err
 	}
 	if !found {
-		return info, fmt.Errorf("%w: no record %s here", api.ErrNotFound, c)
+		return api.RecordInfo{}, fmt.Errorf("%w: no record %s here", api.ErrNotFound, c)
 	}
+	b := manifest
+	if b == nil {
+		raw, err := n.st.GetRecord(ctx, id)
+		if err != nil {
+			return api.RecordInfo{}, fmt.Errorf("read %s %s: %w", typ, c, err)
+		}
+		if b, err = protocol.Parse(raw); err != nil {
+			return api.RecordInfo{}, fmt.Errorf("stored record %s: %w", c, err)
+		}
+	}
+	info := recordInfo(b)
+	if isCon {
+		if err := cv.Fill(storeRecords{n.st}); err != nil {
+			return api.RecordInfo{}, err
+		}
+		info.Status, info.Held, info.Inert = string(cv.Status), cv.Held, cv.Inert
+		for _, r := range cv.Reviews {
+			info.Reviews = append(info.Reviews, api.ReviewInfo{
+				CID: r.CID.String(), Maintainer: r.Maintainer, Decision: r.Decision, Under: r.Under.String(),
+				Time: r.Time.Time(), Rationale: r.Rationale, Counts: r.Counts, Suspended: r.Suspended, Inert: r.Inert,
+			})
+		}
+	}
+	if verdict.Class == crdt.ClassInert {
+		info.Inert = verdict.Reason
+	}
+	info.Contested = contested
 	return info, nil
 }
 

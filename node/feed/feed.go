@@ -168,6 +168,13 @@ func (f EventFilter) match(e *Event) bool {
 		(f.Kind == "" || f.Kind == e.Kind) && (f.Author == "" || f.Author == e.Author.Hex())
 }
 
+// withoutSubject is f without the conditions on what a status event takes
+// from its contribution's record (kind and author).
+func (f EventFilter) withoutSubject() EventFilter {
+	f.Kind, f.Author = "", ""
+	return f
+}
+
 // feedEvent is an event in the ring, encoded once on first use.
 type feedEvent struct {
 	pos  Pos
@@ -678,7 +685,12 @@ func (s *subscription) replayStatus(ctx context.Context, cause *protocol.Block, 
 	for len(changes) > 0 && changes[0].pos.Cursor == cursor {
 		sc := changes[0]
 		changes = changes[1:]
+		s.pos = sc.pos
 		c := sc.con.CID()
+		ch := crdt.Change{Contribution: c, From: statuses[sc.from], To: statuses[sc.to]}
+		if ev := statusEvent(s.f.id, sc.pos, cause, ch, nil); !s.filter.withoutSubject().match(&ev) {
+			continue // filtered out whatever the contribution: not read
+		}
 		raw, err := s.h.log.GetRecord(ctx, c)
 		if err != nil {
 			return out, changes, fmt.Errorf("feed: read contribution %s: %w", c, err)
@@ -687,8 +699,7 @@ func (s *subscription) replayStatus(ctx context.Context, cause *protocol.Block, 
 		if err != nil {
 			return out, changes, fmt.Errorf("feed: stored record %s: %w", c, err)
 		}
-		ev := statusEvent(s.f.id, sc.pos, cause, crdt.Change{Contribution: c, From: statuses[sc.from], To: statuses[sc.to]}, subject)
-		s.pos = sc.pos
+		ev := statusEvent(s.f.id, sc.pos, cause, ch, subject)
 		if s.filter.match(&ev) {
 			fe := &feedEvent{pos: sc.pos, ev: ev}
 			out = append(out, fe.sse())
