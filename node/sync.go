@@ -437,8 +437,11 @@ func (sc *syncConn) exchange(ctx context.Context, first *protocol.SyncMsg) error
 	}
 }
 
+// sendChunk is how many records writeTurn reads from the store at once.
+const sendChunk = 256
+
 // writeTurn sends the records the peer lacks (push, by digest: their
-// bytes are read from the store one at a time as they are sent), then the
+// bytes are read from the store sendChunk at a time), then the
 // turn's control frames, the first naming commons when set. Every record
 // the session pushes is in the store (records are stored before they
 // reach the state), so one missing there is an internal error.
@@ -446,27 +449,33 @@ func (sc *syncConn) writeTurn(ctx context.Context, commons *protocol.Link, turn 
 	sc.rep.Turns++
 	deadline := func() { _ = sc.s.SetWriteDeadline(time.Now().Add(syncIdle)) }
 	deadline()
-	for i, d := range push {
-		if i%256 == 0 {
-			deadline()
+	for len(push) > 0 {
+		// Read a chunk at a time: one snapshot each, bounded memory.
+		chunk := push[:min(len(push), sendChunk)]
+		push = push[len(chunk):]
+		cs := make([]cid.Cid, len(chunk))
+		for i, d := range chunk {
+			cs[i] = d.CID()
 		}
-		c := d.CID()
-		raw, err := sc.n.st.GetRecord(ctx, c)
+		raws, err := sc.n.st.GetRecords(ctx, cs)
 		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("node: sync: record %s to send is in the state but not in the store: %w", c, err)
+			return fmt.Errorf("node: sync: a record to send is in the state but not in the store: %w", err)
 		}
 		if err != nil {
-			return fmt.Errorf("read record %s to send: %w", c, err)
+			return fmt.Errorf("read records to send: %w", err)
 		}
-		if got := sha256.Sum256(raw); got != d {
-			// Sent, it would cost this node the peer's trust, and spread.
-			return fmt.Errorf("node: sync: the store's bytes for record %s do not hash to its CID: the store is corrupt", c)
+		deadline()
+		for i, raw := range raws {
+			if got := sha256.Sum256(raw); got != chunk[i] {
+				// Sent, it would cost this node the peer's trust, and spread.
+				return fmt.Errorf("node: sync: the store's bytes for record %s do not hash to its CID: the store is corrupt", cs[i])
+			}
+			if err := writeKindFrame(sc.w, protocol.SyncFrameRecord, raw); err != nil {
+				return fmt.Errorf("send record: %w", err)
+			}
 		}
-		if err := writeKindFrame(sc.w, protocol.SyncFrameRecord, raw); err != nil {
-			return fmt.Errorf("send record: %w", err)
-		}
+		sc.rep.Sent += len(chunk)
 	}
-	sc.rep.Sent += len(push)
 	msg := turn.Msg()
 	msg.Commons = commons
 	for _, m := range protocol.SyncFrames(msg) {

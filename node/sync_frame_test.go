@@ -195,9 +195,23 @@ type flipStore struct {
 
 func (s *flipStore) GetRecord(ctx context.Context, c cid.Cid) ([]byte, error) {
 	raw, err := s.Store.GetRecord(ctx, c)
-	if f := s.flip.Load(); err == nil && f != nil && *f == c {
-		raw = slices.Clone(raw)
-		raw[len(raw)/2] ^= 1
+	if err == nil {
+		s.corrupt(c, raw)
 	}
 	return raw, err
+}
+
+func (s *flipStore) GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) {
+	raws, err := s.Store.GetRecords(ctx, cs)
+	for i := range raws {
+		s.corrupt(cs[i], raws[i])
+	}
+	return raws, err
+}
+
+// corrupt flips a bit of raw (a copy the store returned) if c is flip.
+func (s *flipStore) corrupt(c cid.Cid, raw []byte) {
+	if f := s.flip.Load(); f != nil && *f == c {
+		raw[len(raw)/2] ^= 1
+	}
 }

@@ -63,6 +63,11 @@ type Store interface {
 	// GetRecord returns a record's bytes, or ErrNotFound.
 	GetRecord(ctx context.Context, c cid.Cid) ([]byte, error)
 
+	// GetRecords returns the bytes of the records cs, in their order, read
+	// together (cheaper than a GetRecord each). A record that is not stored
+	// fails the call with an error that wraps ErrNotFound and names it.
+	GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error)
+
 	// HasRecord reports whether a record is stored.
 	HasRecord(ctx context.Context, c cid.Cid) (bool, error)
 

@@ -200,6 +200,37 @@ func (s *Store) GetRecord(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return s.getValue(ctx, recordKey(c))
 }
 
+// GetRecords implements store.Store. It reads from one snapshot.
+func (s *Store) GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	out := make([][]byte, len(cs))
+	err := s.db.View(func(txn *badger.Txn) error {
+		for i, c := range cs {
+			if i%256 == 255 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			raw, err := get(txn, recordKey(c))
+			if err != nil {
+				return fmt.Errorf("record %s: %w", c, err)
+			}
+			out[i] = raw
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("badgerstore: read: %w", err)
+	}
+	return out, nil
+}
+
 // HasRecord implements store.Store.
 func (s *Store) HasRecord(ctx context.Context, c cid.Cid) (bool, error) {
 	return s.has(ctx, recordKey(c))

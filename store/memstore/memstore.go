@@ -74,6 +74,24 @@ func (s *Store) PutRecords(ctx context.Context, entries []store.Entry) ([]uint64
 	return cursors, nil
 }
 
+// GetRecords implements store.Store.
+func (s *Store) GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(cs))
+	for i, c := range cs {
+		raw, ok := s.records[c]
+		if !ok {
+			return nil, fmt.Errorf("record %s: %w", c, store.ErrNotFound)
+		}
+		out[i] = slices.Clone(raw)
+	}
+	return out, nil
+}
+
 // GetRecord implements store.Store.
 func (s *Store) GetRecord(ctx context.Context, c cid.Cid) ([]byte, error) {
 	s.mu.RLock()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -37,6 +38,33 @@ func testPutGetHas(t *testing.T, s store.Store) {
 	// A record is not a blob.
 	if ok, err := s.HasBlob(bg, es[0].CID); ok || err != nil {
 		t.Fatalf("HasBlob(record CID) = %v, %v; want false, nil", ok, err)
+	}
+}
+
+func testGetRecords(t *testing.T, s store.Store) {
+	a := CommonsID("a")
+	es := Entries(a, "grs", 3)
+	put(t, s, es)
+	got, err := s.GetRecords(bg, []cid.Cid{es[2].CID, es[0].CID, es[2].CID, es[1].CID})
+	if err != nil || len(got) != 4 {
+		t.Fatalf("GetRecords = %d records, %v; want 4", len(got), err)
+	}
+	for i, j := range []int{2, 0, 2, 1} {
+		if !bytes.Equal(got[i], es[j].Raw) {
+			t.Fatalf("GetRecords[%d] = %q, want %q", i, got[i], es[j].Raw)
+		}
+	}
+	got[0][0] ^= 1 // the caller's copy
+	if again, err := s.GetRecord(bg, es[2].CID); err != nil || !bytes.Equal(again, es[2].Raw) {
+		t.Fatalf("after changing what GetRecords returned, GetRecord = %q, %v", again, err)
+	}
+	if got, err := s.GetRecords(bg, nil); err != nil || len(got) != 0 {
+		t.Fatalf("GetRecords(nil) = %v, %v; want empty, nil", got, err)
+	}
+	other := Entry(a, "never stored")
+	_, err = s.GetRecords(bg, []cid.Cid{es[0].CID, other.CID})
+	if !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), other.CID.String()) {
+		t.Fatalf("GetRecords with an unstored record: %v; want ErrNotFound naming %s", err, other.CID)
 	}
 }
 

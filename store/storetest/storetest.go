@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		fn   func(t *testing.T, s store.Store)
 	}{
 		{"PutGetHas", testPutGetHas},
+		{"GetRecords", testGetRecords},
 		{"EmptyPut", testEmptyPut},
 		{"InvalidEntry", testInvalidEntry},
 		{"DuplicatesWithinCall", testDuplicatesWithinCall},
