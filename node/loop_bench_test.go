@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store/badgerstore"
 	"github.com/commons-p2p/commons/testnet/gen"
 )
 
@@ -126,4 +127,60 @@ func BenchmarkHeapPerRecord(b *testing.B) {
 		b.ReportMetric((float64(after)-float64(before))/float64(n1+n2), "total-heap-B/record")
 		b.ReportMetric((float64(state)-float64(before))/float64(n1+n2), "state-B/record")
 	}
+}
+
+// BenchmarkStart imports a synthetic commons into a repo on badger, then
+// measures opening it: a node on the store, started until it answers
+// (start-s), and records loaded per second. COMMONS_START_RECORDS sets the
+// number of records (100,000).
+//
+//	go test -run '^$' -bench Start -benchtime 3x ./node
+func BenchmarkStart(b *testing.B) {
+	records := 100_000
+	if v := os.Getenv("COMMONS_START_RECORDS"); v != "" {
+		var err error
+		if records, err = strconv.Atoi(v); err != nil || records < 1 {
+			b.Fatalf("COMMONS_START_RECORDS=%q: want a number of records ≥ 1", v)
+		}
+	}
+	var car bytes.Buffer
+	if _, err := gen.WriteCAR(gen.Options{Records: records, Authors: 200, NoPayloads: true}, &car); err != nil {
+		b.Fatal(err)
+	}
+	dir, key := b.TempDir(), testKeyB(b)
+	open := func() *Node {
+		st, err := badgerstore.Open(dir, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := New(Config{Store: st, Key: key, Offline: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := n.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	n := open()
+	if _, err := n.Import(context.Background(), &car); err != nil {
+		b.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	var total time.Duration
+	for range b.N {
+		t := time.Now()
+		n := open()
+		total += time.Since(t)
+		b.StopTimer()
+		if err := n.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(total.Seconds()/float64(b.N), "start-s")
+	b.ReportMetric(float64(records)*float64(b.N)/total.Seconds(), "records/s")
 }

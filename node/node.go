@@ -84,7 +84,7 @@ func (r storeRecords) Record(c cid.Cid) (*protocol.Block, error) {
 	if err != nil {
 		return nil, err
 	}
-	return protocol.Parse(raw)
+	return protocol.ParseStored(c, raw)
 }
 
 // replica is one replicated commons.
@@ -262,7 +262,7 @@ func parsePage(stored []store.Stored) loadPage {
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(stored); i += workers {
-				b, err := protocol.Parse(stored[i].Raw)
+				b, err := protocol.ParseStored(stored[i].CID, stored[i].Raw)
 				if err != nil {
 					errs[w] = fmt.Errorf("stored record %s: %w", stored[i].CID, err)
 					return

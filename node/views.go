@@ -188,7 +188,7 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 		if err != nil {
 			return api.RecordInfo{}, fmt.Errorf("read %s %s: %w", typ, c, err)
 		}
-		if b, err = protocol.Parse(raw); err != nil {
+		if b, err = protocol.ParseStored(id, raw); err != nil {
 			return api.RecordInfo{}, fmt.Errorf("stored record %s: %w", c, err)
 		}
 	}
@@ -312,7 +312,7 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q api.FeedQuery) ([]
 			var blocks []*protocol.Block
 			for _, s := range page {
 				after = s.Cursor
-				b, err := protocol.Parse(s.Raw)
+				b, err := protocol.ParseStored(s.CID, s.Raw)
 				if err != nil {
 					return nil, fmt.Errorf("node: stored record %s: %w", s.CID, err)
 				}
@@ -418,7 +418,7 @@ func (n *Node) contributionRecord(ctx context.Context, c string) (*protocol.Bloc
 	if err != nil {
 		return nil, fmt.Errorf("read record %s: %w", c, err)
 	}
-	b, err := protocol.Parse(raw)
+	b, err := protocol.ParseStored(id, raw)
 	if err != nil {
 		return nil, fmt.Errorf("stored record %s: %w", c, err)
 	}

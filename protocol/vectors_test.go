@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -279,6 +280,19 @@ func TestRecordVectors(t *testing.T) {
 			}
 			if errs := VerifyBatch([]*Block{b, b}); errs[0] != nil || errs[1] != nil {
 				t.Errorf("VerifyBatch: %v", errs)
+			}
+			// Read back as stored: the same record, and any changed byte
+			// refused.
+			st, err := ParseStored(b.CID, raw)
+			if err != nil || !st.CID.Equals(b.CID) || !reflect.DeepEqual(st.Record, b.Record) {
+				t.Errorf("ParseStored = %+v, %v; want %+v", st, err, b.Record)
+			}
+			for i := range raw {
+				bad := bytes.Clone(raw)
+				bad[i] ^= 0x40
+				if _, err := ParseStored(b.CID, bad); !errors.Is(err, ErrInvalid) {
+					t.Fatalf("ParseStored with byte %d changed: %v, want ErrInvalid", i, err)
+				}
 			}
 		})
 	}

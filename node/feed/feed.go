@@ -639,7 +639,7 @@ func (s *subscription) replay(ctx context.Context, max int, out [][]byte) ([][]b
 		if len(at) != 1 || at[0].Cursor != s.pos.Cursor {
 			return out, fmt.Errorf("feed: the feed log has no record at cursor %d", s.pos.Cursor)
 		}
-		cause, err := protocol.Parse(at[0].Raw)
+		cause, err := protocol.ParseStored(at[0].CID, at[0].Raw)
 		if err != nil {
 			return out, fmt.Errorf("feed: stored record %s: %w", at[0].CID, err)
 		}
@@ -648,7 +648,7 @@ func (s *subscription) replay(ctx context.Context, max int, out [][]byte) ([][]b
 		}
 	}
 	for k, st := range page {
-		b, err := protocol.Parse(st.Raw)
+		b, err := protocol.ParseStored(st.CID, st.Raw)
 		if err != nil {
 			return out, fmt.Errorf("feed: stored record %s: %w", st.CID, err)
 		}
@@ -695,7 +695,7 @@ func (s *subscription) replayStatus(ctx context.Context, cause *protocol.Block, 
 		if err != nil {
 			return out, changes, fmt.Errorf("feed: read contribution %s: %w", c, err)
 		}
-		subject, err := protocol.Parse(raw)
+		subject, err := protocol.ParseStored(c, raw)
 		if err != nil {
 			return out, changes, fmt.Errorf("feed: stored record %s: %w", c, err)
 		}
