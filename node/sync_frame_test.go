@@ -69,8 +69,8 @@ func (s *bufStream) SetWriteDeadline(time.Time) error { return nil }
 
 // TestWriteTurnSendsStoredRecords answers a peer that holds nothing: every
 // record the session pushes goes out as a record frame carrying the exact
-// bytes of the record's block, in the order the session gives, read from
-// the store, then the turn's control frames. A record the session pushes
+// bytes of the record's block, in digest order, read from the store, then
+// the turn's control frames. A record the session pushes
 // that the store lacks, or whose stored bytes are not the record's, fails
 // the turn with an error naming it, and nothing of it is sent.
 func TestWriteTurnSendsStoredRecords(t *testing.T) {
@@ -95,12 +95,16 @@ func TestWriteTurnSendsStoredRecords(t *testing.T) {
 	var sess *crdt.Session
 	var turn crdt.Turn
 	var push []protocol.Digest
-	var want [][]byte // the bytes of each pushed record's block
+	var want [][]byte           // the bytes of each pushed record's block, in digest order
+	var given []protocol.Digest // push in the session's order
 	var rerr error
 	if err := n.do(ctx, func() {
 		st := n.commons[id].state
 		sess = crdt.NewSession(st.Index(), crdt.SyncParams{})
 		turn, push, rerr = sess.Receive(in)
+		given = slices.Clone(push)
+		// writeTurn sends in digest order.
+		slices.SortFunc(push, func(a, b protocol.Digest) int { return bytes.Compare(a[:], b[:]) })
 		for _, d := range push {
 			// Record parses what it reads and checks its CID: these are
 			// the bytes of the record with that digest.
@@ -122,7 +126,7 @@ func TestWriteTurnSendsStoredRecords(t *testing.T) {
 		s := &bufStream{}
 		sc := n.openSync(s, &api.SyncSession{})
 		sc.sess = sess
-		if err := sc.writeTurn(ctx, nil, turn, push); err != nil {
+		if err := sc.writeTurn(ctx, nil, turn, given); err != nil {
 			t.Fatal(err)
 		}
 		if sc.rep.Sent != len(push) {

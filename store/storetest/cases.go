@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -60,6 +61,28 @@ func testGetRecords(t *testing.T, s store.Store) {
 	}
 	if got, err := s.GetRecords(bg, nil); err != nil || len(got) != 0 {
 		t.Fatalf("GetRecords(nil) = %v, %v; want empty, nil", got, err)
+	}
+	// Far apart and close together, in no order.
+	many := Entries(a, "grs-many", 300)
+	put(t, s, many)
+	var want []store.Entry
+	for i := 0; i < len(many); i += 37 {
+		want = append(want, many[i])
+	}
+	want = append(want, many[100:160]...)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(want), func(i, j int) { want[i], want[j] = want[j], want[i] })
+	cs := make([]cid.Cid, len(want))
+	for i, e := range want {
+		cs[i] = e.CID
+	}
+	got, err = s.GetRecords(bg, cs)
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("GetRecords of %d = %d records, %v", len(want), len(got), err)
+	}
+	for i, e := range want {
+		if !bytes.Equal(got[i], e.Raw) {
+			t.Fatalf("GetRecords[%d] = %q, want %q", i, got[i], e.Raw)
+		}
 	}
 	other := Entry(a, "never stored")
 	_, err = s.GetRecords(bg, []cid.Cid{es[0].CID, other.CID})
