@@ -25,11 +25,14 @@ import (
 // An import killed (SIGKILL) at random moments leaves a repo that opens
 // every time, whose feed log has no gaps, and whose state root is that of
 // a fresh import of the records it holds; importing again completes it.
-// It runs at a size CI affords (20,000 records); the seed is logged, and
-// COMMONS_CRASH_SEED replays it.
+// It runs at a size CI affords (20,000 records, 6 kills); the seed is
+// logged, and COMMONS_CRASH_SEED replays it. COMMONS_CRASH_RECORDS and
+// COMMONS_CRASH_ROUNDS run it larger, for example 1,000,000 records and 20
+// kills.
 func TestKillDuringImport(t *testing.T) {
 	bin := buildBinary(t)
-	g, err := gen.Generate(gen.Options{Records: 20_000, Authors: 100, NoPayloads: true})
+	records, rounds := envInt(t, "COMMONS_CRASH_RECORDS", 20_000), envInt(t, "COMMONS_CRASH_ROUNDS", 6)
+	g, err := gen.Generate(gen.Options{Records: records, Authors: 100, NoPayloads: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +68,7 @@ func TestKillDuringImport(t *testing.T) {
 	t.Logf("seed %d (rerun: COMMONS_CRASH_SEED=%d); a whole import takes %v", seed, seed, whole)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	repo, fresh, held, partway := "", 0, 0, 0
-	for round := range 6 {
+	for round := range rounds {
 		if held == len(g.Records) || repo == "" {
 			// A repo complete (or none yet): start again on a fresh one.
 			fresh++
@@ -99,6 +102,20 @@ func TestKillDuringImport(t *testing.T) {
 	if n := checkCrashedRepo(t, repo, g.ID.String()); n != len(g.Records) {
 		t.Fatalf("after a full import: %d records, want %d", n, len(g.Records))
 	}
+}
+
+// envInt returns the positive integer in the environment variable name, or
+// def if it is unset.
+func envInt(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
 }
 
 // checkCrashedRepo opens a repo's store as a node does and checks it: the
