@@ -34,6 +34,21 @@ func startOn(t *testing.T, st store.Store) *Node {
 	return n
 }
 
+// foundTestCommons founds a commons named x under the MIT licence on n,
+// with the maintainers given, and returns its ID.
+func foundTestCommons(t *testing.T, n *Node, maintainers ...protocol.PublicKey) cid.Cid {
+	t.Helper()
+	s, err := n.CreateManifest(t.Context(), api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT"), Maintainers: maintainers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := cid.Decode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // slowDisk is a store whose group commits wait until the test lets them
 // through, as a slow fsync would.
 type slowDisk struct {
@@ -212,11 +227,7 @@ func TestPartialCommitApplied(t *testing.T) {
 	disk := &prefixDisk{Store: keepOpen{mem}}
 	n := startOn(t, disk)
 	ctx := t.Context()
-	idStr, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := cid.Decode(idStr)
+	id := foundTestCommons(t, n)
 	c1, c2 := contribBlock(t, n, id, "one"), contribBlock(t, n, id, "two")
 
 	sub := n.feeds.Subscribe(id, feed.Pos{Cursor: 1}, feed.EventFilter{})
@@ -306,11 +317,7 @@ func TestJoinFailureStoresNothingOfTheRequest(t *testing.T) {
 	n := startOn(t, disk)
 	defer n.Close()
 	ctx := t.Context()
-	idStr, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := cid.Decode(idStr)
+	id := foundTestCommons(t, n)
 	c := contribBlock(t, n, id, "kept")
 	// Another genesis, of a commons not joined yet.
 	other, err := n.sign(ctx, func() (*protocol.Record, error) {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 
-	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
 	"github.com/commons-p2p/commons/store/memstore"
@@ -37,11 +36,7 @@ func TestApplyGoesOnWhenASubjectCannotBeRead(t *testing.T) {
 	n := startOn(t, disk)
 	defer n.Close()
 	ctx := t.Context()
-	idStr, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT"), Maintainers: []protocol.PublicKey{n.Self()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := cid.Decode(idStr)
+	id := foundTestCommons(t, n, n.Self())
 	c1 := contribBlock(t, n, id, "one")
 	if err := n.commit(ctx, c1, false); err != nil {
 		t.Fatal(err)
@@ -80,11 +75,7 @@ func TestLoadReplicaCancelledFails(t *testing.T) {
 	mem := memstore.New()
 	n := startOn(t, keepOpen{mem})
 	ctx := t.Context()
-	idStr, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := cid.Decode(idStr)
+	id := foundTestCommons(t, n)
 	for i := range 5 {
 		if err := n.commit(ctx, contribBlock(t, n, id, fmt.Sprint("c", i)), false); err != nil {
 			t.Fatal(err)

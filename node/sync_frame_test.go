@@ -78,11 +78,7 @@ func TestWriteTurnSendsStoredRecords(t *testing.T) {
 	n := startOn(t, fs)
 	defer n.Close()
 	ctx := t.Context()
-	idStr, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := cid.Decode(idStr)
+	id := foundTestCommons(t, n)
 	for i := range 3 {
 		if err := n.commit(ctx, contribBlock(t, n, id, fmt.Sprint("c", i)), false); err != nil {
 			t.Fatal(err)
