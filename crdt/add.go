@@ -16,12 +16,7 @@ import (
 // their old and new status. A block of another commons returns
 // ErrWrongCommons, a nil block ErrNilBlock; either changes nothing.
 func (s *State) Add(b *protocol.Block) ([]Change, error) {
-	if err := s.check(b); err != nil {
-		return nil, err
-	}
-	s.add(b)
-	s.settle()
-	return s.changes(), nil
+	return s.AddBatch([]*protocol.Block{b})
 }
 
 // AddBatch adds every block as Add does and returns the net changes: From is
@@ -30,16 +25,30 @@ func (s *State) Add(b *protocol.Block) ([]Change, error) {
 // always listed, with From == ""). If any block belongs to another commons
 // or is nil, AddBatch returns the error and adds nothing.
 func (s *State) AddBatch(bs []*protocol.Block) ([]Change, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
 	for _, b := range bs {
 		if err := s.check(b); err != nil {
 			return nil, err
 		}
 	}
+	s.adding = true
 	for _, b := range bs {
 		s.add(b)
 		s.settle()
 	}
-	return s.changes(), nil
+	ch := s.changes()
+	s.adding = false
+	if s.err != nil {
+		return nil, s.err
+	}
+	if s.mkv != nil {
+		if err := s.flushMem(); err != nil {
+			return nil, err
+		}
+	}
+	return ch, nil
 }
 
 // check verifies that b belongs to this commons.
@@ -62,66 +71,81 @@ func (s *State) check(b *protocol.Block) error {
 
 // add inserts b and classifies it and the reviews that target it.
 func (s *State) add(b *protocol.Block) {
-	if _, ok := s.recs[b.CID]; ok {
+	if s.has(b.CID) || s.err != nil {
+		return
+	}
+	if b.Record.Type() == protocol.TypeManifest {
+		s.addManifest(b)
 		return
 	}
 	e := newEntry(b)
-	s.share(e)
 	switch {
 	case e.con != nil:
 		s.tx[b.CID] = ""
-		s.byLicence[e.con.licence] = append(s.byLicence[e.con.licence], e)
+		s.listAdd(groupKey(tagLicence, e.con.licence), b.CID)
+		s.ov.set([]byte{tagByTime}, timeKey(e.time, b.CID), op{v: []byte{}})
 	case e.rev != nil:
-		s.byTarget[e.rev.target] = append(s.byTarget[e.rev.target], e)
-		s.byUnder[e.rev.under] = append(s.byUnder[e.rev.under], e)
-		s.byAuthor[e.rev.author] = append(s.byAuthor[e.rev.author], e)
+		s.listAdd(groupKey(tagTarget, e.rev.target), b.CID)
+		s.listAdd(groupKey(tagUnder, e.rev.under), b.CID)
+		s.listAdd(authorGroup(e.rev.author), b.CID)
 	}
 	if s.mem != nil {
 		s.mem[b.CID] = b
 	}
-	s.recs[b.CID] = e
-	s.root.add(b.CID)
-	if d, ok := protocol.RecordDigest(b.CID); ok {
-		s.idx.Insert(Item{Time: uint64(b.Record.Time), Digest: d})
-	}
+	s.ents[b.CID] = e
+	s.nRecs++
+	s.index(b.CID, b.Record.Time)
 	s.reclassify(e)
-	for _, r := range s.byTarget[b.CID] {
-		s.reclassifyReview(r)
-	}
-	s.queue = append(s.queue, b.CID)
+	s.arrived(b.CID)
 }
 
-// share makes e's links use the CIDs of the records they name, when those
-// are here, so that the decoded record's copies can be freed.
-func (s *State) share(e *entry) {
-	same := func(c *cid.Cid) {
-		if x := s.recs[*c]; x != nil {
-			*c = x.cid
+// addManifest inserts a manifest and classifies it and the reviews that
+// target it.
+func (s *State) addManifest(b *protocol.Block) {
+	e := newEntry(b)
+	if s.mem != nil {
+		s.mem[b.CID] = b
+	}
+	s.mfs[b.CID] = e
+	if !s.quiet {
+		s.ov.set([]byte{tagManifest}, cidKey(tagManifest, b.CID), op{v: []byte{}})
+		s.index(b.CID, b.Record.Time)
+	}
+	s.reclassify(e)
+	s.arrived(b.CID)
+}
+
+// arrived re-examines the reviews naming c, which just arrived, as their
+// target, and queues c's waiters.
+func (s *State) arrived(c cid.Cid) {
+	if !s.quiet {
+		for _, r := range s.list(groupKey(tagTarget, c)) {
+			if e := s.entry(r); e != nil {
+				s.reclassifyReview(e)
+			}
 		}
 	}
-	switch {
-	case e.con != nil:
-		same(&e.con.licence)
-	case e.rev != nil:
-		same(&e.rev.target)
-		same(&e.rev.under)
-	}
+	s.queue = append(s.queue, c)
 }
 
 // settle re-examines the records waiting for whatever arrived or resolved,
 // until nothing more moves, then labels the manifest chain anew if a
 // candidate arrived, carrying the new labels through.
 func (s *State) settle() {
-	for i := 0; i < len(s.queue); i++ {
+	for i := 0; i < len(s.queue) && s.err == nil; i++ {
 		x := s.queue[i]
-		deps := s.waitingOn[x]
-		if deps == nil {
-			continue
+		g := groupKey(tagWait, x)
+		deps := s.list(g)
+		if len(deps) > 0 {
+			s.clearList(g, deps)
 		}
-		delete(s.waitingOn, x)
 		for _, d := range deps {
-			if unwait(d, x) {
-				s.reclassify(d)
+			e := s.entry(d)
+			if e == nil || s.quiet && e.man == nil {
+				continue
+			}
+			if unwait(e, x) {
+				s.reclassify(e)
 			}
 		}
 	}
@@ -152,7 +176,7 @@ func (s *State) changes() []Change {
 	}
 	var out []Change
 	for c, from := range s.tx {
-		to := s.recs[c].con.status
+		to := s.entry(c).con.status
 		if from == "" || from != to {
 			out = append(out, Change{Contribution: c, From: from, To: to})
 		}

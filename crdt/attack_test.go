@@ -511,7 +511,7 @@ func TestAttackReach(t *testing.T) {
 		}
 		for _, f := range a.forged {
 			if !s.OnChain(f.CID) && !s.Contested(f.CID) && recordOf(t, s, f.CID) != nil {
-				if _, ok := s.inert[f.CID]; ok && s.recs[f.CID].man.st == manCand {
+				if e := s.mfs[f.CID]; e != nil && e.cls == clsInert && e.man.st == manCand {
 					seen["forgery rejected"]++
 				}
 			}

@@ -143,11 +143,13 @@ func (s *State) classifyManifest(r *protocol.Record, m *protocol.Manifest) (manS
 	}
 	var ons []cid.Cid
 	for _, p := range m.Prev {
-		pe := s.recs[p.Cid]
+		pe := s.mfs[p.Cid]
 		switch {
+		case pe == nil && s.entry(p.Cid) != nil:
+			return manBad, reasonPrev, nil
 		case pe == nil:
 			ons = append(ons, p.Cid)
-		case pe.man == nil || pe.man.st == manBad:
+		case pe.man.st == manBad:
 			return manBad, reasonPrev, nil
 		case pe.man.st == manPending:
 			ons = append(ons, p.Cid)
@@ -157,12 +159,12 @@ func (s *State) classifyManifest(r *protocol.Record, m *protocol.Manifest) (manS
 		return manPending, "", ons
 	}
 	for _, p := range m.Prev {
-		if m.Version <= s.recs[p.Cid].man.m.Version {
+		if m.Version <= s.mfs[p.Cid].man.m.Version {
 			return manBad, reasonVersion, nil
 		}
 	}
 	for _, p := range m.Prev {
-		pm := s.recs[p.Cid].man.m
+		pm := s.mfs[p.Cid].man.m
 		if countSigners(r, pm.Association) < pm.Threshold {
 			return manBad, reasonSigners, nil
 		}
@@ -192,7 +194,7 @@ func countSigners(r *protocol.Record, assoc []protocol.PublicKey) uint64 {
 func (s *State) candidate(r *protocol.Record, m *protocol.Manifest, ord int) *manInfo {
 	mi := &manInfo{m: m, st: manCand, ord: ord}
 	for _, p := range m.Prev {
-		pi := s.recs[p.Cid].man
+		pi := s.mfs[p.Cid].man
 		mi.preds = append(mi.preds, pi.ord)
 		mi.anc.or(pi.anc)
 		ks := signersIn(r, pi.m.Association)
@@ -274,20 +276,24 @@ func (s *State) relabel() {
 	}
 	s.resolveHeads(touched)
 	moved := s.resolveRevoked(keys)
+	if s.quiet {
+		return // what rests on the chain is stored as it stands on it
+	}
 	// Each contribution is recounted once, after all its reviews moved.
 	s.deferring = true
-	for _, e := range changed {
-		for _, c := range s.byLicence[e.cid] {
-			s.reclassifyContribution(c)
-		}
-		for _, r := range s.byUnder[e.cid] {
-			s.reclassifyReview(r)
+	each := func(prefix []byte, fn func(*entry)) {
+		for _, c := range s.list(prefix) {
+			if e := s.entry(c); e != nil {
+				fn(e)
+			}
 		}
 	}
+	for _, e := range changed {
+		each(groupKey(tagLicence, e.cid), s.reclassifyContribution)
+		each(groupKey(tagUnder, e.cid), s.reclassifyReview)
+	}
 	for _, k := range moved {
-		for _, r := range s.byAuthor[k] {
-			s.reclassifyReview(r)
-		}
+		each(authorGroup(k), s.reclassifyReview)
 	}
 	s.deferring = false
 	for t := range s.deferred {

@@ -85,7 +85,7 @@ func (s *State) Classify(b *protocol.Block) (Verdict, error) {
 // Verdict returns how the record c, held in the set, stands: what Classify
 // returns for it; false if c is not in the set.
 func (s *State) Verdict(c cid.Cid) (Verdict, bool) {
-	e := s.recs[c]
+	e := s.entry(c)
 	if e == nil {
 		return Verdict{}, false
 	}
@@ -126,8 +126,10 @@ func (s *State) classifyNewManifest(r *protocol.Record, m *protocol.Manifest) Ve
 // (then the lowest CID). It returns an error wrapping ErrNoAuthority when
 // there is none, or c is not a live contribution, naming why.
 func (s *State) ReviewUnder(c cid.Cid, maintainer protocol.PublicKey) (cid.Cid, error) {
-	t := s.recs[c]
+	t := s.entry(c)
 	switch {
+	case s.err != nil:
+		return cid.Undef, s.err
 	case t == nil || t.con == nil:
 		return cid.Undef, fmt.Errorf("%w: %s is not a contribution of this commons", ErrNoAuthority, c)
 	case t.cls == clsWaiting:
@@ -136,7 +138,7 @@ func (s *State) ReviewUnder(c cid.Cid, maintainer protocol.PublicKey) (cid.Cid, 
 		return cid.Undef, fmt.Errorf("%w: contribution %s is inert (%s)", ErrNoAuthority, c, t.reason)
 	}
 	lic := t.con.licence
-	lord := s.recs[lic].man.ord
+	lord := s.mfs[lic].man.ord
 	fits := func(e *entry) bool {
 		return e.cls == clsOK && e.man.anc.has(lord) && e.man.m.IsMaintainer(maintainer)
 	}
@@ -170,7 +172,7 @@ func (s *State) ClassifyDraft(b *protocol.Block) (Verdict, error) {
 		return Verdict{}, err
 	}
 	m := b.Record.Manifest()
-	if e := s.recs[b.CID]; m == nil || e != nil && e.man != nil && e.man.st == manCand {
+	if e := s.entry(b.CID); m == nil || e != nil && e.man != nil && e.man.st == manCand {
 		return s.Classify(b)
 	}
 	// Not here, or here short of signatures (someone published the
@@ -188,7 +190,7 @@ func (s *State) ClassifyDraft(b *protocol.Block) (Verdict, error) {
 		sign(m.Association)
 	}
 	for _, p := range m.Prev {
-		if pe := s.recs[p.Cid]; pe != nil && pe.man != nil {
+		if pe := s.mfs[p.Cid]; pe != nil {
 			sign(pe.man.m.Association)
 		}
 	}

@@ -98,7 +98,11 @@ func ExampleState_Inert() {
 	c := contribute(g, "Add a logo")
 	s := crdt.New(g.CID)
 	must(s.AddBatch([]*protocol.Block{g, c, decide(g, c, 9, protocol.DecisionAccept)}))
-	for _, r := range s.Inert() {
+	inert, err := s.Inert()
+	if err != nil {
+		panic(err)
+	}
+	for _, r := range inert {
 		fmt.Println(r.Type, "-", r.Reason)
 	}
 	// Output:

@@ -192,3 +192,12 @@ func (r rawRecords) Record(c cid.Cid) (*protocol.Block, error) {
 }
 
 var errNotHeld = errors.New("not held")
+
+// inertOf returns s.Inert(), failing t if a read fails.
+func inertOf(t fataler, s *State) []InertRecord {
+	out, err := s.Inert()
+	if err != nil {
+		t.Fatalf("Inert: %v", err)
+	}
+	return out
+}

@@ -34,13 +34,21 @@ func build(t *rapid.T, id cid.Cid, bs []*protocol.Block) *State {
 // TestReference checks the fast state against the from-scratch reference
 // after every step, and checks that the reported changes track statuses.
 // The state keeps its records in memory (New) or reads them as bytes, as
-// from a node's store (NewWith).
+// from a node's store (NewWith), or keeps its derived state in a KV as a
+// node does (Open): it applies the writes of each batch some batches later,
+// and opens the state again from the KV now and then.
 func TestReference(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		id, bs := drawHistory(t)
 		s, raw := New(id), rawRecords{}
-		if rapid.Bool().Draw(t, "records as bytes") {
+		var kv *MemKV
+		var flight []*Ready
+		switch rapid.IntRange(0, 2).Draw(t, "mode") {
+		case 1:
 			s = NewWith(id, raw)
+		case 2:
+			kv = &MemKV{}
+			s = open(t, id, kv, raw)
 		}
 		set := map[cid.Cid]*protocol.Block{}
 		shadow := map[string]Status{}
@@ -60,6 +68,9 @@ func TestReference(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatalf("add: %v", err)
+			}
+			if kv != nil {
+				s, flight = commit(t, s, id, kv, raw, flight)
 			}
 			for _, b := range chunk {
 				set[b.CID] = b
@@ -166,4 +177,40 @@ func TestMergeLaws(t *testing.T) {
 			}
 		}
 	})
+}
+
+// open opens the state kv holds, failing t if it cannot.
+func open(t *rapid.T, id cid.Cid, kv KV, recs Records) *State {
+	s, err := Open(id, kv, recs)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return s
+}
+
+// commit takes the writes of the batch just added, and applies those in
+// flight to kv, oldest first, now or after later batches; then it may open
+// the state anew from kv (having applied everything first).
+func commit(t *rapid.T, s *State, id cid.Cid, kv *MemKV, recs Records, flight []*Ready) (*State, []*Ready) {
+	r, err := s.Ready()
+	if err != nil {
+		t.Fatalf("ready: %v", err)
+	}
+	if r != nil {
+		flight = append(flight, r)
+	}
+	reopen := rapid.IntRange(0, 3).Draw(t, "reopen") == 0
+	n := len(flight)
+	if !reopen {
+		n = rapid.IntRange(0, len(flight)).Draw(t, "apply")
+	}
+	for _, r := range flight[:n] {
+		kv.Apply(r.Writes)
+		s.Advance(r)
+	}
+	flight = flight[n:]
+	if reopen {
+		s = open(t, id, kv, recs)
+	}
+	return s, flight
 }

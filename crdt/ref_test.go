@@ -145,8 +145,15 @@ func snap(s *State) snapshot {
 			}
 		}
 	}
-	for _, r := range s.Inert() {
+	inert, err := s.Inert()
+	if err != nil {
+		panic(err) // a State made by New reads from memory
+	}
+	for _, r := range inert {
 		out.Inert = append(out.Inert, r.CID.String()+": "+r.Reason)
+	}
+	if s.NumInert() != len(inert) {
+		out.Inert = append(out.Inert, "(count)") // NumInert disagrees with Inert
 	}
 	out.Counts[0], out.Counts[1], out.Counts[2] = s.Counts()
 	if s.Held() != len(out.Held) {

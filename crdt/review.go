@@ -1,6 +1,8 @@
 package crdt
 
 import (
+	"cmp"
+	"fmt"
 	"slices"
 
 	"github.com/commons-p2p/commons/protocol"
@@ -21,7 +23,10 @@ func (s *State) reclassifyReview(e *entry) {
 	if was == c || !votes(was) && !votes(c) {
 		return
 	}
-	t := s.recs[e.rev.target]
+	t := s.entry(e.rev.target)
+	if t == nil || t.con == nil {
+		return // unreachable: a review votes only on a contribution here
+	}
 	switch {
 	case votes(c) && !votes(was):
 		t.con.offer(e)
@@ -41,7 +46,10 @@ func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
 	if _, ok := s.revoked[v.author]; ok {
 		return clsInert, reasonRevoked, cid.Undef
 	}
-	u, t := s.recs[v.under], s.recs[v.target]
+	u, t := s.mfs[v.under], s.entry(v.target)
+	if u == nil && s.entry(v.under) != nil {
+		return clsInert, reasonUnderNotMan, cid.Undef
+	}
 	var on cid.Cid
 	if u == nil || u.man != nil && u.man.st == manPending {
 		on = v.under
@@ -59,7 +67,7 @@ func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
 		return clsWaiting, "", on
 	case t.cls != clsOK:
 		return clsInert, reasonTargetInert, cid.Undef
-	case !u.man.anc.has(s.recs[t.con.licence].man.ord):
+	case !u.man.anc.has(s.mfs[t.con.licence].man.ord):
 		return clsInert, reasonUnderNotLater, cid.Undef
 	case u.cls == clsContested:
 		return clsSuspended, reasonUnderContested, cid.Undef
@@ -70,47 +78,53 @@ func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
 	return clsOK, "", cid.Undef
 }
 
-// later reports whether review a is later than review b: by record time,
-// then CID bytes.
-func later(a, b *entry) bool {
-	ta, tb := a.time, b.time
-	if ta != tb {
-		return ta > tb
+// ref names one review in a contribution's voters.
+type ref struct {
+	cid  cid.Cid
+	time protocol.HLC
+}
+
+// latestFirst orders refs by record time, then CID bytes, latest first.
+func latestFirst(a, b ref) int {
+	if c := cmp.Compare(b.time, a.time); c != 0 {
+		return c
 	}
-	return a.cid.KeyString() > b.cid.KeyString()
+	return compareCID(b.cid, a.cid)
 }
 
 // voter is one maintainer's eligible and suspended reviews of a
 // contribution, latest first.
 type voter struct {
 	author  protocol.PublicKey
-	reviews []*entry
+	reviews []ref
 }
 
 // offer adds e, now eligible or suspended, to its maintainer's reviews.
 func (c *conInfo) offer(e *entry) {
-	author := e.rev.author
+	author, r := e.rev.author, ref{cid: e.cid, time: e.time}
+	c.voters = slices.Clone(c.voters)
 	i := slices.IndexFunc(c.voters, func(v voter) bool { return v.author == author })
 	if i < 0 {
-		c.voters = append(c.voters, voter{author: author, reviews: []*entry{e}})
+		c.voters = append(c.voters, voter{author: author, reviews: []ref{r}})
 		return
 	}
 	rs := c.voters[i].reviews
-	j, _ := slices.BinarySearchFunc(rs, e, func(x, y *entry) int { return -byTimeCID(x, y) })
-	c.voters[i].reviews = slices.Insert(rs, j, e)
+	j, _ := slices.BinarySearchFunc(rs, r, latestFirst)
+	c.voters[i].reviews = slices.Insert(slices.Clone(rs), j, r)
 }
 
 // drop removes e, neither eligible nor suspended any more, from its
 // maintainer's reviews.
 func (c *conInfo) drop(e *entry) {
-	author := e.rev.author
+	author, r := e.rev.author, ref{cid: e.cid, time: e.time}
 	i := slices.IndexFunc(c.voters, func(v voter) bool { return v.author == author })
 	if i < 0 {
 		return
 	}
+	c.voters = slices.Clone(c.voters)
 	rs := c.voters[i].reviews
-	if j, found := slices.BinarySearchFunc(rs, e, func(x, y *entry) int { return -byTimeCID(x, y) }); found && rs[j] == e {
-		c.voters[i].reviews = slices.Delete(rs, j, j+1)
+	if j, found := slices.BinarySearchFunc(rs, r, latestFirst); found {
+		c.voters[i].reviews = slices.Delete(slices.Clone(rs), j, j+1)
 	}
 	if len(c.voters[i].reviews) == 0 {
 		c.voters = slices.Delete(c.voters, i, i+1)
@@ -121,7 +135,7 @@ func (c *conInfo) drop(e *entry) {
 // suspended review of c.
 func (c *conInfo) latest(e *entry) bool {
 	for _, v := range c.voters {
-		if v.reviews[0] == e {
+		if v.reviews[0].cid == e.cid {
 			return true
 		}
 	}
@@ -136,8 +150,10 @@ func (s *State) reclassifyContribution(e *entry) {
 	s.setClass(e, c, reason)
 	s.wait(e, on)
 	if c != was {
-		for _, r := range s.byTarget[e.cid] {
-			s.reclassifyReview(r)
+		for _, r := range s.list(groupKey(tagTarget, e.cid)) {
+			if x := s.entry(r); x != nil {
+				s.reclassifyReview(x)
+			}
 		}
 	}
 	s.touch(e)
@@ -146,12 +162,12 @@ func (s *State) reclassifyContribution(e *entry) {
 // classifyContribution applies the licence rule to e.
 func (s *State) classifyContribution(e *entry) (class, string, cid.Cid) {
 	lic := e.con.licence
-	l := s.recs[lic]
+	l := s.mfs[lic]
 	switch {
+	case l == nil && s.entry(lic) != nil:
+		return clsInert, reasonLicenceNotMan, cid.Undef
 	case l == nil:
 		return clsWaiting, "", lic
-	case l.man == nil:
-		return clsInert, reasonLicenceNotMan, cid.Undef
 	case l.cls == clsInert:
 		return clsInert, reasonLicenceInert, cid.Undef
 	case l.cls == clsContested:
@@ -197,6 +213,9 @@ type vote struct {
 
 func voteOf(r *entry) vote {
 	v := r.rev
+	if v == nil {
+		return vote{}
+	}
 	if v.decision == protocol.DecisionRetract {
 		return vote{}
 	}
@@ -207,12 +226,13 @@ func voteOf(r *entry) vote {
 // of their latest review if it is eligible; otherwise the votes of their
 // reviews from the latest back to the latest eligible one, or to the end
 // and no vote.
-func possible(v voter) []vote {
-	if v.reviews[0].cls == clsOK {
-		return []vote{voteOf(v.reviews[0])}
+func (s *State) possible(v voter) []vote {
+	if r := s.review(v.reviews[0]); r.cls == clsOK {
+		return []vote{voteOf(r)}
 	}
 	var out []vote
-	for _, r := range v.reviews {
+	for _, x := range v.reviews {
+		r := s.review(x)
 		if x := voteOf(r); !slices.Contains(out, x) {
 			out = append(out, x)
 		}
@@ -260,18 +280,18 @@ func (s *State) decide(t *entry) (st Status, held bool) {
 		}
 	}
 	for _, v := range t.con.voters {
-		if r := v.reviews[0]; r.cls == clsOK {
+		if r := s.review(v.reviews[0]); r.cls == clsOK {
 			add(voteOf(r), true)
 			continue
 		}
-		opts := possible(v)
+		opts := s.possible(v)
 		for _, v := range opts {
 			add(v, len(opts) == 1)
 		}
 	}
 	var rejSure, rejMaybe, accSure, accMaybe bool
 	for _, c := range tally {
-		m := s.recs[c.v.under].man.m
+		m := s.mfs[c.v.under].man.m
 		switch q := m.Quorum; c.v.decision {
 		case protocol.DecisionReject:
 			q = m.RejectQuorum
@@ -289,4 +309,16 @@ func (s *State) decide(t *entry) (st Status, held bool) {
 		return StatusAccepted, false
 	}
 	return StatusPending, rejMaybe || accMaybe
+}
+
+// review returns the entry of a review a voter lists; after a failed read,
+// an entry that casts no vote.
+func (s *State) review(r ref) *entry {
+	if e := s.entry(r.cid); e != nil {
+		return e
+	}
+	if s.err == nil {
+		s.fail(fmt.Errorf("review %s, listed as a vote, is not in the derived state", r.cid))
+	}
+	return &entry{cid: r.cid, cls: clsInert}
 }

@@ -44,7 +44,7 @@ func (f *fx) wantStatus(c *protocol.Block, want Status) {
 
 func (f *fx) wantInert(c cid.Cid, reason string) {
 	f.t.Helper()
-	for _, r := range f.s.Inert() {
+	for _, r := range inertOf(f.t, f.s) {
 		if r.CID == c {
 			if r.Reason != reason {
 				f.t.Fatalf("inert for %q, want %q", r.Reason, reason)

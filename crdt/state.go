@@ -49,17 +49,19 @@ const (
 // entry is one record of the set with its derived standing. It holds what
 // the rules read of the record, not the record: a contribution's or a
 // review's bytes are read through Records when a view needs them. A
-// manifest is held whole (manInfo.blk): the chain is labelled from them.
+// manifest is held whole (manInfo.blk), in memory: the chain is labelled
+// from them. Other entries live in the KV (persist.go).
 type entry struct {
 	cid    cid.Cid
 	time   protocol.HLC
 	typ    protocol.Type
 	cls    class
 	reason string    // why inert
-	waitOn []cid.Cid // the keys of State.waitingOn this entry is registered under
+	waitOn []cid.Cid // the records this entry waits for (its 'w' lists)
 	man    *manInfo
 	con    *conInfo
 	rev    *revInfo
+	raw    []byte // the bytes it was read from, if it was
 }
 
 // newEntry returns the entry of a record not classified yet.
@@ -129,24 +131,33 @@ type conInfo struct {
 }
 
 // State is the state of one commons: a grow-only set of records and what
-// follows from it. The zero value is not usable; call New. A State is not
-// safe for concurrent use.
+// follows from it. The zero value is not usable; call New, NewWith or Open.
+// A State is not safe for concurrent use.
 type State struct {
-	id        cid.Cid
-	recs      map[cid.Cid]*entry
-	byTarget  map[cid.Cid][]*entry // reviews by Target, present or not
-	waitingOn map[cid.Cid][]*entry // waiting records by the CID they wait for
-	queue     []cid.Cid            // CIDs that arrived or resolved, whose waiters to re-examine
+	id cid.Cid
 
-	nWaiting int
-	nHeld    int // contributions a contest holds pending
-	inert    map[cid.Cid]struct{}
-	counts   [3]int // pending, accepted, rejected
+	kv     KV
+	mkv    *MemKV             // the KV of a State made by New or NewWith, written at the end of each Add
+	ents   map[cid.Cid]*entry // the entries read or made since the last Ready (not manifests)
+	mfs    map[cid.Cid]*entry // the manifests of the set
+	ov     overlay            // the other writes since the last Ready
+	flight []*Ready           // writes handed out and not Advanced yet, oldest first
+	err    error              // the first failed read
+	adding bool               // records are being added: entries read stay in ents
+	quiet  bool               // Open is labelling the stored manifests: derive nothing else
 
-	byUnder   map[cid.Cid][]*entry // reviews by Under, present or not
-	byLicence map[cid.Cid][]*entry // contributions by Licence, present or not
+	queue []cid.Cid // CIDs that arrived or resolved, whose waiters to re-examine
 
-	byAuthor map[protocol.PublicKey][]*entry // reviews by author
+	// Counts of the records that are not manifests, kept in the KV.
+	nRecs     int
+	nWaiting  int
+	nHeld     int // contributions a contest holds pending
+	nInert    int
+	counts    [3]int // pending, accepted, rejected
+	countsRaw []byte // the counts as last written
+
+	manWaiting int                  // manifests waiting
+	manInert   map[cid.Cid]struct{} // inert manifests
 
 	mans      []*entry     // the candidate manifests, by ordinal
 	g         graph        // the candidates' labelling data and labels, by ordinal
@@ -199,25 +210,108 @@ func New(commons cid.Cid) *State {
 
 // NewWith returns an empty state for the commons whose ID is commons, which
 // reads records through recs: every record added must be readable there by
-// the time Add returns, for as long as the State is used.
+// the time Add returns, for as long as the State is used. It keeps its
+// derived state in memory.
 func NewWith(commons cid.Cid, recs Records) *State {
+	s := newState(commons, &MemKV{}, recs)
+	s.mkv = s.kv.(*MemKV)
+	return s
+}
+
+func newState(commons cid.Cid, kv KV, recs Records) *State {
 	return &State{
-		src:       recs,
-		id:        commons,
-		recs:      make(map[cid.Cid]*entry),
-		byTarget:  make(map[cid.Cid][]*entry),
-		waitingOn: make(map[cid.Cid][]*entry),
-		byUnder:   make(map[cid.Cid][]*entry),
-		byLicence: make(map[cid.Cid][]*entry),
-		byAuthor:  make(map[protocol.PublicKey][]*entry),
-		heads:     make(map[int]bool),
-		deferred:  make(map[*entry]struct{}),
+		src:      recs,
+		id:       commons,
+		kv:       kv,
+		ents:     make(map[cid.Cid]*entry),
+		mfs:      make(map[cid.Cid]*entry),
+		manInert: make(map[cid.Cid]struct{}),
+		heads:    make(map[int]bool),
+		deferred: make(map[*entry]struct{}),
 		g: graph{revokers: map[protocol.PublicKey][]int{}, needers: map[protocol.PublicKey][]int{},
 			nAccepted: map[protocol.PublicKey]int{}, nLive: map[protocol.PublicKey]int{}},
-		inert:     make(map[cid.Cid]struct{}),
 		revoked:   make(map[protocol.PublicKey]struct{}),
 		suspended: make(map[protocol.PublicKey]struct{}),
 		tx:        make(map[cid.Cid]Status),
+	}
+}
+
+// Open returns the state of the commons whose ID is commons that kv holds
+// (an empty one if kv holds none), reading records through recs. It reads
+// the counts and the manifests, and labels the chain again in memory; the
+// standing of every other record is read from kv when needed. The caller
+// applies the writes of each Ready to kv, with the records they come from,
+// and then calls Advance.
+func Open(commons cid.Cid, kv KV, recs Records) (*State, error) {
+	s := newState(commons, kv, recs)
+	if raw, err := kv.Get([]byte{tagCounts}); err != nil {
+		return nil, fmt.Errorf("crdt: reading the counts: %w", err)
+	} else if raw != nil {
+		if err := s.decodeCounts(raw); err != nil {
+			return nil, err
+		}
+		s.countsRaw = raw
+	}
+	var mans []cid.Cid
+	err := kv.Scan([]byte{tagManifest}, func(k, _ []byte) error {
+		c, err := cid.Cast(k[1:])
+		mans = append(mans, c)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("crdt: listing the manifests: %w", err)
+	}
+	s.quiet, s.adding = true, true
+	for _, c := range mans {
+		b, err := readRecord(recs, c)
+		if err != nil {
+			return nil, err
+		}
+		s.addManifest(b)
+		s.settle()
+	}
+	s.quiet, s.adding = false, false
+	s.ov = overlay{}
+	clear(s.ents)
+	clear(s.tx)
+	if err := s.indexStored(); err != nil {
+		return nil, err
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	return s, nil
+}
+
+// indexStored fills the root trie and the reconciliation index from the
+// entries in the KV and the manifests.
+func (s *State) indexStored() error {
+	err := s.kv.Scan([]byte{tagEntry}, func(k, v []byte) error {
+		c, err := cid.Cast(k[1:])
+		if err != nil {
+			return err
+		}
+		e, err := decodeEntry(c, v)
+		if err != nil {
+			return err
+		}
+		s.index(c, e.time)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("crdt: reading the entries: %w", err)
+	}
+	for c, e := range s.mfs {
+		s.index(c, e.time)
+	}
+	return nil
+}
+
+// index adds a record to the root trie and the reconciliation index.
+func (s *State) index(c cid.Cid, t protocol.HLC) {
+	s.root.add(c)
+	if d, ok := protocol.RecordDigest(c); ok {
+		s.idx.Insert(Item{Time: uint64(t), Digest: d})
 	}
 }
 
@@ -229,18 +323,21 @@ func (s *State) ID() cid.Cid { return s.id }
 // added; the caller must not use it concurrently with Add.
 func (s *State) Index() *Index { return &s.idx }
 
-// Has reports whether the record c is in the set.
-func (s *State) Has(c cid.Cid) bool { _, ok := s.recs[c]; return ok }
+// Has reports whether the record c is in the set. A failed read reports
+// false and makes the State unusable (Ready returns the error).
+func (s *State) Has(c cid.Cid) bool { return s.has(c) }
 
 // Len returns the number of records in the set.
-func (s *State) Len() int { return len(s.recs) }
+func (s *State) Len() int { return s.nRecs + len(s.mfs) }
 
 // Record returns the record c, or nil if it is not in the set. A manifest
 // is held in memory; any other record is read through Records, whose error
 // it returns.
 func (s *State) Record(c cid.Cid) (*protocol.Block, error) {
-	e := s.recs[c]
+	e := s.entry(c)
 	switch {
+	case s.err != nil:
+		return nil, s.err
 	case e == nil:
 		return nil, nil
 	case e.man != nil:
@@ -267,7 +364,7 @@ func readRecord(recs Records, c cid.Cid) (*protocol.Block, error) {
 // Manifest returns the manifest record c, or nil if c is not a manifest in
 // the set (on the chain or not).
 func (s *State) Manifest(c cid.Cid) *protocol.Block {
-	if e := s.recs[c]; e != nil && e.man != nil {
+	if e := s.mfs[c]; e != nil {
 		return e.man.blk
 	}
 	return nil
@@ -275,7 +372,7 @@ func (s *State) Manifest(c cid.Cid) *protocol.Block {
 
 // Type returns the type of the record c; false if c is not in the set.
 func (s *State) Type(c cid.Cid) (protocol.Type, bool) {
-	if e := s.recs[c]; e != nil {
+	if e := s.entry(c); e != nil {
 		return e.typ, true
 	}
 	return "", false
@@ -283,7 +380,7 @@ func (s *State) Type(c cid.Cid) (protocol.Type, bool) {
 
 // Waiting returns the number of records waiting for a missing or unresolved
 // dependency.
-func (s *State) Waiting() int { return s.nWaiting }
+func (s *State) Waiting() int { return s.nWaiting + s.manWaiting }
 
 // Held returns how many contributions a contest holds pending (SPEC §12.5).
 func (s *State) Held() int { return s.nHeld }
@@ -297,7 +394,7 @@ func (s *State) Counts() (pending, accepted, rejected int) {
 // Status returns the status of a contribution; false if c is not a
 // contribution in the set.
 func (s *State) Status(c cid.Cid) (Status, bool) {
-	e := s.recs[c]
+	e := s.entry(c)
 	if e == nil || e.con == nil {
 		return "", false
 	}
@@ -306,20 +403,20 @@ func (s *State) Status(c cid.Cid) (Status, bool) {
 
 // OnChain reports whether c is a manifest on the chain (accepted).
 func (s *State) OnChain(c cid.Cid) bool {
-	e := s.recs[c]
-	return e != nil && e.man != nil && e.cls == clsOK
+	e := s.mfs[c]
+	return e != nil && e.cls == clsOK
 }
 
 // Contested reports whether c is a contested manifest (SPEC §12.6).
 func (s *State) Contested(c cid.Cid) bool {
-	e := s.recs[c]
-	return e != nil && e.man != nil && e.cls == clsContested
+	e := s.mfs[c]
+	return e != nil && e.cls == clsContested
 }
 
 // Genesis returns the genesis manifest, or nil if it is absent. It is
 // returned even when it is inert (short of its threshold).
 func (s *State) Genesis() *protocol.Manifest {
-	if e := s.recs[s.id]; e != nil && e.man != nil {
+	if e := s.mfs[s.id]; e != nil {
 		return e.man.m
 	}
 	return nil
@@ -350,26 +447,47 @@ func (s *State) Forks() []cid.Cid {
 	return out
 }
 
-// setClass moves e to class c, keeping the waiting and inert indexes.
+// setClass moves e to class c, keeping the waiting and inert counts and
+// lists.
 func (s *State) setClass(e *entry, c class, reason string) {
+	man := e.man != nil
 	switch e.cls {
 	case clsWaiting:
-		s.nWaiting--
+		if man {
+			s.manWaiting--
+		} else {
+			s.nWaiting--
+		}
 	case clsInert:
-		delete(s.inert, e.cid)
+		if man {
+			delete(s.manInert, e.cid)
+		} else if c != clsInert {
+			s.ov.set([]byte{tagInert}, cidKey(tagInert, e.cid), op{del: true})
+			s.nInert--
+		}
 	}
+	was := e.cls
 	e.cls, e.reason = c, reason
 	switch c {
 	case clsWaiting:
-		s.nWaiting++
+		if man {
+			s.manWaiting++
+		} else {
+			s.nWaiting++
+		}
 	case clsInert:
-		s.inert[e.cid] = struct{}{}
+		if man {
+			s.manInert[e.cid] = struct{}{}
+		} else if was != clsInert {
+			s.ov.set([]byte{tagInert}, cidKey(tagInert, e.cid), op{v: []byte{}})
+			s.nInert++
+		}
 	}
 }
 
 // wait registers e to be re-examined when on arrives or resolves; with on
 // undefined, e waits for nothing here (a review's target is tracked through
-// byTarget instead).
+// its 't' list instead).
 func (s *State) wait(e *entry, on cid.Cid) {
 	var one [1]cid.Cid
 	ons := one[:0]
@@ -383,12 +501,15 @@ func (s *State) wait(e *entry, on cid.Cid) {
 // resolves, and forgets its other registrations (their list entries go
 // stale and are skipped).
 func (s *State) waitAll(e *entry, ons []cid.Cid) {
+	if slices.Equal(e.waitOn, ons) {
+		return
+	}
 	for _, on := range ons {
 		if !slices.Contains(e.waitOn, on) {
-			s.waitingOn[on] = append(s.waitingOn[on], e)
+			s.listAdd(groupKey(tagWait, on), e.cid)
 		}
 	}
-	e.waitOn = append(e.waitOn[:0], ons...)
+	e.waitOn = append(e.waitOn[:0:0], ons...)
 }
 
 // unwait removes x from e's registrations; false if e was not (or no
@@ -398,7 +519,7 @@ func unwait(e *entry, x cid.Cid) bool {
 	if i < 0 {
 		return false
 	}
-	e.waitOn = slices.Delete(e.waitOn, i, i+1)
+	e.waitOn = slices.Delete(slices.Clone(e.waitOn), i, i+1)
 	return true
 }
 

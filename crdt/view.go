@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 
 	"github.com/commons-p2p/commons/protocol"
@@ -156,9 +157,9 @@ func sortedKeys(set map[protocol.PublicKey]struct{}) []protocol.PublicKey {
 // contribution in the set. It reads the contribution and its reviews
 // through Records, and returns the error of a read that fails.
 func (s *State) Contribution(c cid.Cid) (ContributionView, bool, error) {
-	v, ok := s.Standing(c)
-	if !ok {
-		return v, false, nil
+	v, ok, err := s.Standing(c)
+	if !ok || err != nil {
+		return v, false, err
 	}
 	if err := v.Fill(s.src); err != nil {
 		return ContributionView{}, false, err
@@ -170,12 +171,16 @@ func (s *State) Contribution(c cid.Cid) (ContributionView, bool, error) {
 // reading no record: the contribution's Author and Body and its reviews'
 // Rationale are left empty, for Fill to read. False if c is not a
 // contribution in the set.
-func (s *State) Standing(c cid.Cid) (ContributionView, bool) {
-	e := s.recs[c]
+func (s *State) Standing(c cid.Cid) (ContributionView, bool, error) {
+	e := s.entry(c)
 	if e == nil || e.con == nil {
-		return ContributionView{}, false
+		return ContributionView{}, false, s.err
 	}
-	return s.standing(e), true
+	v := s.standing(e)
+	if s.err != nil {
+		return ContributionView{}, false, s.err
+	}
+	return v, true, nil
 }
 
 func (s *State) standing(e *entry) ContributionView {
@@ -183,7 +188,12 @@ func (s *State) standing(e *entry) ContributionView {
 	if e.cls == clsInert {
 		v.Inert = e.reason
 	}
-	rs := slices.Clone(s.byTarget[e.cid])
+	var rs []*entry
+	for _, r := range s.list(groupKey(tagTarget, e.cid)) {
+		if x := s.entry(r); x != nil && x.rev != nil {
+			rs = append(rs, x)
+		}
+	}
 	slices.SortFunc(rs, byTimeCID)
 	for _, x := range rs {
 		rv := ReviewView{CID: x.cid, Maintainer: x.rev.author, Decision: x.rev.decision, Under: x.rev.under, Time: x.time}
@@ -221,33 +231,64 @@ func (v *ContributionView) Fill(recs Records) error {
 // Contributions returns every contribution in the set, sorted by (time,
 // CID), reading each through Records as Contribution does.
 func (s *State) Contributions() ([]ContributionView, error) {
-	var es []*entry
-	for _, e := range s.recs {
-		if e.con != nil {
-			es = append(es, e)
+	var out []ContributionView
+	for _, k := range s.scanGroup([]byte{tagByTime}, false) {
+		c, err := cid.Cast([]byte(k[9:]))
+		if err != nil {
+			return nil, fmt.Errorf("crdt: key %x: %w", k, err)
 		}
-	}
-	slices.SortFunc(es, byTimeCID)
-	out := make([]ContributionView, len(es))
-	for i, e := range es {
-		v := s.standing(e)
-		if err := v.Fill(s.src); err != nil {
+		v, ok, err := s.Contribution(c)
+		if err != nil {
 			return nil, err
 		}
-		out[i] = v
+		if ok {
+			out = append(out, v)
+		}
 	}
-	return out, nil
+	return out, s.err
 }
 
 // Inert returns the inert records, sorted by CID.
-func (s *State) Inert() []InertRecord {
-	out := make([]InertRecord, 0, len(s.inert))
-	for c := range s.inert {
-		e := s.recs[c]
+func (s *State) Inert() ([]InertRecord, error) {
+	out := make([]InertRecord, 0, len(s.manInert))
+	for c := range s.manInert {
+		e := s.mfs[c]
 		out = append(out, InertRecord{CID: c, Type: e.typ, Reason: e.reason})
 	}
+	for _, k := range s.scanGroup([]byte{tagInert}, false) {
+		c, err := cid.Cast([]byte(k[1:]))
+		if err != nil {
+			return nil, fmt.Errorf("crdt: key %x: %w", k, err)
+		}
+		if e := s.entry(c); e != nil {
+			out = append(out, InertRecord{CID: c, Type: e.typ, Reason: e.reason})
+		}
+	}
 	slices.SortFunc(out, func(a, b InertRecord) int { return compareCID(a.CID, b.CID) })
-	return out
+	return out, s.err
+}
+
+// NumInert returns the number of inert records.
+func (s *State) NumInert() int { return s.nInert + len(s.manInert) }
+
+// each calls fn with the CID of every record in the set, until fn returns
+// an error.
+func (s *State) each(fn func(cid.Cid) error) error {
+	for c := range s.mfs {
+		if err := fn(c); err != nil {
+			return err
+		}
+	}
+	for _, k := range s.scanGroup([]byte{tagEntry}, false) {
+		c, err := cid.Cast([]byte(k[1:]))
+		if err != nil {
+			return fmt.Errorf("crdt: key %x: %w", k, err)
+		}
+		if err := fn(c); err != nil {
+			return err
+		}
+	}
+	return s.err
 }
 
 // Merge returns a new state, made by New, whose set is the union of a's and
@@ -260,24 +301,28 @@ func Merge(a, b *State) (*State, error) {
 	}
 	var bs []*protocol.Block
 	for i, from := range []*State{a, b} {
-		for c := range from.recs {
-			if i == 1 && a.recs[c] != nil {
-				continue
+		err := from.each(func(c cid.Cid) error {
+			if i == 1 && a.Has(c) {
+				return nil
 			}
 			blk, err := from.Record(c)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			bs = append(bs, blk)
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	// Sorted, so that a bug that depends on order replays exactly.
 	slices.SortFunc(bs, func(x, y *protocol.Block) int { return compareCID(x.CID, y.CID) })
 	s := New(a.id)
 	for _, blk := range bs {
-		s.add(blk)
-		s.settle()
+		if _, err := s.Add(blk); err != nil {
+			return nil, err
+		}
 	}
-	clear(s.tx)
 	return s, nil
 }

@@ -29,7 +29,7 @@ func rulesKey(rep *replica) string { return "derived/" + rep.id.String() }
 // summarise reads a replica's summary. Loop only (or before the loop runs).
 func summarise(rep *replica) derivedSummary {
 	s := rep.state
-	d := derivedSummary{Rules: crdt.RulesVersion, Records: s.Len(), Inert: len(s.Inert()), Contested: len(s.ContestedCIDs())}
+	d := derivedSummary{Rules: crdt.RulesVersion, Records: s.Len(), Inert: s.NumInert(), Contested: len(s.ContestedCIDs())}
 	d.Pending, d.Accepted, d.Rejected = s.Counts()
 	if h, _ := s.Head(); h.Defined() {
 		d.Head = h.String()

@@ -86,7 +86,7 @@ func (n *Node) Status(ctx context.Context) (api.StatusInfo, error) {
 func (n *Node) commonsStatus(rep *replica) api.CommonsStatus {
 	s := rep.state
 	cs := api.CommonsStatus{ID: rep.id.String(), Records: s.Len(), StateRoot: s.Root().String(), Forks: cidStrings(s.Forks()),
-		Contested: []string{}, Held: s.Held(), Inert: len(s.Inert()), Waiting: s.Waiting()}
+		Contested: []string{}, Held: s.Held(), Inert: s.NumInert(), Waiting: s.Waiting()}
 	for _, c := range s.ContestedCIDs() {
 		cs.Contested = append(cs.Contested, c.String())
 	}
@@ -161,6 +161,7 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 		verdict      crdt.Verdict
 		contested    bool
 	)
+	var readErr error
 	err = n.do(ctx, func() {
 		for _, c := range n.order {
 			rep := n.commons[c]
@@ -168,7 +169,7 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 				continue
 			}
 			manifest = rep.state.Manifest(id)
-			cv, isCon = rep.state.Standing(id)
+			cv, isCon, readErr = rep.state.Standing(id)
 			contested = rep.state.Contested(id)
 			if v, ok := rep.state.Verdict(id); ok {
 				verdict = v
@@ -176,6 +177,9 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 			return
 		}
 	})
+	if err == nil {
+		err = readErr
+	}
 	if err != nil {
 		return api.RecordInfo{}, err
 	}

@@ -1,0 +1,516 @@
+package crdt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/ipfs/go-cid"
+)
+
+// What a State keeps in its KV. Every key starts with a tag byte:
+//
+//	'e' cid                     a contribution's, review's or unknown record's entry
+//	'm' cid                     a manifest of the set (manifests are kept in memory)
+//	'c' time cid                a contribution, by (time, CID)
+//	'n' cid                     an inert record that is not a manifest
+//	'l' len licence cid         a contribution, by the manifest it assents to
+//	't' len target cid          a review, by its target
+//	'u' len under cid           a review, by the manifest it names
+//	'a' key cid                 a review, by its author
+//	'w' len on cid              a record waiting for on
+//	's'                         the counts
+//
+// len is the length of the CID after it, as a uvarint; times are 8 bytes
+// big-endian, so that keys sort by time.
+const (
+	tagEntry    = 'e'
+	tagManifest = 'm'
+	tagByTime   = 'c'
+	tagInert    = 'n'
+	tagLicence  = 'l'
+	tagTarget   = 't'
+	tagUnder    = 'u'
+	tagAuthor   = 'a'
+	tagWait     = 'w'
+	tagCounts   = 's'
+)
+
+// entryFormat is the first byte of an encoded entry.
+const entryFormat = 1
+
+func cidKey(tag byte, c cid.Cid) []byte { return append([]byte{tag}, c.Bytes()...) }
+
+// groupKey returns the prefix of a list: its tag and its group's CID.
+func groupKey(tag byte, group cid.Cid) []byte {
+	g := group.Bytes()
+	k := binary.AppendUvarint([]byte{tag}, uint64(len(g)))
+	return append(k, g...)
+}
+
+func authorGroup(k protocol.PublicKey) []byte { return append([]byte{tagAuthor}, k[:]...) }
+
+func timeKey(t protocol.HLC, c cid.Cid) []byte {
+	k := binary.BigEndian.AppendUint64([]byte{tagByTime}, uint64(t))
+	return append(k, c.Bytes()...)
+}
+
+// op is a pending write: a value, or a deletion.
+type op struct {
+	v   []byte
+	del bool
+}
+
+// overlay is the writes of the records added since the last Ready, besides
+// the entries (State.ents): each key once, and per list prefix the keys
+// written under it, for scans.
+type overlay struct {
+	ops    map[string]op
+	groups map[string][]string
+}
+
+func (o *overlay) set(group []byte, key []byte, w op) {
+	if o.ops == nil {
+		o.ops, o.groups = map[string]op{}, map[string][]string{}
+	}
+	k := string(key)
+	if _, ok := o.ops[k]; !ok {
+		g := string(group)
+		o.groups[g] = append(o.groups[g], k)
+	}
+	o.ops[k] = w
+}
+
+// Ready is what a batch of records implies for the KV: the writes to apply
+// with the records. Writes are sorted by key, each key at most once.
+type Ready struct {
+	Writes []Write
+}
+
+// scanReady calls fn with r's writes whose key starts with prefix.
+func (r *Ready) scan(prefix []byte, fn func(w *Write)) {
+	i := sort.Search(len(r.Writes), func(i int) bool { return bytes.Compare(r.Writes[i].Key, prefix) >= 0 })
+	for ; i < len(r.Writes) && bytes.HasPrefix(r.Writes[i].Key, prefix); i++ {
+		fn(&r.Writes[i])
+	}
+}
+
+func (r *Ready) get(key []byte) (*Write, bool) {
+	i := sort.Search(len(r.Writes), func(i int) bool { return bytes.Compare(r.Writes[i].Key, key) >= 0 })
+	if i < len(r.Writes) && bytes.Equal(r.Writes[i].Key, key) {
+		return &r.Writes[i], true
+	}
+	return nil, false
+}
+
+// fail records the first error of a read, after which the State is
+// unusable: what it derived may rest on a read that did not happen.
+func (s *State) fail(err error) {
+	if s.err == nil {
+		s.err = fmt.Errorf("crdt: reading the derived state: %w", err)
+	}
+}
+
+// getKey returns the value of key: pending, in flight (Ready not Advanced
+// yet) or in the KV; nil if none.
+func (s *State) getKey(key []byte) []byte {
+	if w, ok := s.ov.ops[string(key)]; ok {
+		if w.del {
+			return nil
+		}
+		return w.v
+	}
+	for i := len(s.flight) - 1; i >= 0; i-- {
+		if w, ok := s.flight[i].get(key); ok {
+			if w.Delete {
+				return nil
+			}
+			return w.Value
+		}
+	}
+	v, err := s.kv.Get(key)
+	if err != nil {
+		s.fail(err)
+		return nil
+	}
+	return v
+}
+
+// scanGroup returns the members' keys of the list at prefix, with what
+// is pending or in flight applied, in ascending order. A list's prefix is
+// itself a key, written with its first member, so that an empty list
+// costs a Get, not a scan; a tag's whole space (marked false) has none.
+func (s *State) scanGroup(prefix []byte, marked bool) []string {
+	if marked && s.getKey(prefix) == nil {
+		return nil
+	}
+	var keys []string
+	err := s.kv.Scan(prefix, func(k, _ []byte) error {
+		if len(k) > len(prefix) {
+			keys = append(keys, string(k))
+		}
+		return nil
+	})
+	if err != nil {
+		s.fail(err)
+		return nil
+	}
+	pend := s.ov.groups[string(prefix)]
+	if len(s.flight) == 0 && len(pend) == 0 {
+		return keys
+	}
+	set := make(map[string]bool, len(keys)+len(pend))
+	for _, k := range keys {
+		set[k] = true
+	}
+	for _, r := range s.flight {
+		r.scan(prefix, func(w *Write) {
+			if len(w.Key) > len(prefix) {
+				set[string(w.Key)] = !w.Delete
+			}
+		})
+	}
+	for _, k := range pend {
+		set[k] = !s.ov.ops[k].del
+	}
+	out := keys[:0]
+	for k, in := range set {
+		if in {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// list returns the CIDs of a list: the members after prefix.
+func (s *State) list(prefix []byte) []cid.Cid {
+	keys := s.scanGroup(prefix, true)
+	out := make([]cid.Cid, 0, len(keys))
+	for _, k := range keys {
+		c, err := cid.Cast([]byte(k[len(prefix):]))
+		if err != nil {
+			s.fail(fmt.Errorf("key %x: %w", k, err))
+			return nil
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// listAdd adds member to the list at prefix.
+func (s *State) listAdd(prefix []byte, member cid.Cid) {
+	if s.getKey(prefix) == nil {
+		s.ov.set(nil, slices.Clip(prefix), op{v: []byte{}})
+	}
+	s.ov.set(prefix, append(slices.Clip(prefix), member.Bytes()...), op{v: []byte{}})
+}
+
+// clearList empties the list at prefix, whose members are members.
+func (s *State) clearList(prefix []byte, members []cid.Cid) {
+	for _, m := range members {
+		s.ov.set(prefix, append(slices.Clip(prefix), m.Bytes()...), op{del: true})
+	}
+	s.ov.set(nil, slices.Clip(prefix), op{del: true})
+}
+
+// has reports whether c is in the set, reading no entry.
+func (s *State) has(c cid.Cid) bool {
+	if s.mfs[c] != nil || s.ents[c] != nil {
+		return true
+	}
+	return s.getKey(cidKey(tagEntry, c)) != nil
+}
+
+// entry returns the entry of record c, or nil if c is not in the set.
+// While records are being added, the entries read stay in State.ents,
+// where they change, until Ready; otherwise an entry read is a copy.
+func (s *State) entry(c cid.Cid) *entry {
+	if e := s.mfs[c]; e != nil {
+		return e
+	}
+	if e := s.ents[c]; e != nil {
+		return e
+	}
+	raw := s.getKey(cidKey(tagEntry, c))
+	if raw == nil {
+		return nil
+	}
+	e, err := decodeEntry(c, raw)
+	if err != nil {
+		s.fail(err)
+		return nil
+	}
+	if s.adding {
+		s.ents[c] = e
+	}
+	return e
+}
+
+// Ready returns the writes the records added since the previous Ready
+// imply, and keeps reading them until Advance(r); nil when there are none.
+// It returns the error of a read that failed since the State was made,
+// after which the State must be discarded.
+func (s *State) Ready() (*Ready, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	ws := make([]Write, 0, len(s.ov.ops)+len(s.ents)+1)
+	for k, w := range s.ov.ops {
+		ws = append(ws, Write{Key: []byte(k), Value: w.v, Delete: w.del})
+	}
+	for c, e := range s.ents {
+		if v := e.encode(); !bytes.Equal(v, e.raw) {
+			ws = append(ws, Write{Key: cidKey(tagEntry, c), Value: v})
+		}
+	}
+	if cs := s.encodeCounts(); !bytes.Equal(cs, s.countsRaw) {
+		ws = append(ws, Write{Key: []byte{tagCounts}, Value: cs})
+		s.countsRaw = cs
+	}
+	s.ov = overlay{}
+	clear(s.ents)
+	if len(ws) == 0 {
+		return nil, nil
+	}
+	slices.SortFunc(ws, func(a, b Write) int { return bytes.Compare(a.Key, b.Key) })
+	r := &Ready{Writes: ws}
+	s.flight = append(s.flight, r)
+	return r, nil
+}
+
+// Advance tells the State that r's writes are in its KV.
+func (s *State) Advance(r *Ready) {
+	if i := slices.Index(s.flight, r); i >= 0 {
+		s.flight = slices.Delete(s.flight, i, i+1)
+	}
+}
+
+// flushMem applies the pending writes of a State that keeps its KV in
+// memory.
+func (s *State) flushMem() error {
+	r, err := s.Ready()
+	if r != nil {
+		s.mkv.Apply(r.Writes)
+		s.Advance(r)
+	}
+	return err
+}
+
+func (s *State) encodeCounts() []byte {
+	var b []byte
+	for _, n := range []int{s.nRecs, s.counts[0], s.counts[1], s.counts[2], s.nWaiting, s.nHeld, s.nInert} {
+		b = binary.AppendUvarint(b, uint64(n))
+	}
+	return b
+}
+
+func (s *State) decodeCounts(b []byte) error {
+	for _, p := range []*int{&s.nRecs, &s.counts[0], &s.counts[1], &s.counts[2], &s.nWaiting, &s.nHeld, &s.nInert} {
+		n, k := binary.Uvarint(b)
+		if k <= 0 {
+			return errors.New("crdt: the stored counts are damaged")
+		}
+		*p, b = int(n), b[k:]
+	}
+	return nil
+}
+
+// encode returns the entry's bytes (not its CID, which is its key).
+func (e *entry) encode() []byte {
+	b := []byte{entryFormat}
+	b = appendString(b, string(e.typ))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.time))
+	b = append(b, byte(e.cls))
+	b = appendString(b, e.reason)
+	b = binary.AppendUvarint(b, uint64(len(e.waitOn)))
+	for _, c := range e.waitOn {
+		b = appendString(b, c.KeyString())
+	}
+	switch {
+	case e.con != nil:
+		c := e.con
+		b = append(b, 'c')
+		b = appendString(b, c.licence.KeyString())
+		b = append(b, byte(statusIndex(c.status)))
+		b = append(b, boolByte(c.held))
+		b = binary.AppendUvarint(b, uint64(len(c.voters)))
+		for _, v := range c.voters {
+			b = append(b, v.author[:]...)
+			b = binary.AppendUvarint(b, uint64(len(v.reviews)))
+			for _, r := range v.reviews {
+				b = appendString(b, r.cid.KeyString())
+				b = binary.BigEndian.AppendUint64(b, uint64(r.time))
+			}
+		}
+	case e.rev != nil:
+		r := e.rev
+		b = append(b, 'r')
+		b = append(b, r.author[:]...)
+		b = appendString(b, r.target.KeyString())
+		b = appendString(b, r.under.KeyString())
+		b = appendString(b, r.decision)
+	default:
+		b = append(b, '-')
+	}
+	return b
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+var statuses = [...]Status{StatusPending, StatusAccepted, StatusRejected}
+
+// decoder reads an encoded entry; the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil || len(d.b) == 0 {
+		d.err = errors.New("short")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, k := binary.Uvarint(d.b)
+	if k <= 0 {
+		d.err = errors.New("bad varint")
+		return 0
+	}
+	d.b = d.b[k:]
+	return v
+}
+
+func (d *decoder) bytes(n int) []byte {
+	if d.err != nil || n < 0 || len(d.b) < n {
+		d.err = errors.New("short")
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string { return string(d.bytes(int(d.uvarint()))) }
+
+func (d *decoder) u64() uint64 {
+	b := d.bytes(8)
+	if d.err != nil {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+func (d *decoder) cid() cid.Cid {
+	raw := d.bytes(int(d.uvarint()))
+	if d.err != nil {
+		return cid.Undef
+	}
+	if len(raw) == 0 {
+		return cid.Undef
+	}
+	c, err := cid.Cast(raw)
+	if err != nil {
+		d.err = err
+	}
+	return c
+}
+
+func (d *decoder) key() (k protocol.PublicKey) {
+	copy(k[:], d.bytes(len(k)))
+	return k
+}
+
+// decodeEntry decodes the entry of record c.
+func decodeEntry(c cid.Cid, raw []byte) (*entry, error) {
+	d := &decoder{b: raw}
+	if f := d.byte(); d.err == nil && f != entryFormat {
+		return nil, fmt.Errorf("crdt: the entry of %s has format %d, not %d", c, f, entryFormat)
+	}
+	e := &entry{cid: c, raw: raw}
+	e.typ = internType(protocol.Type(d.string()))
+	e.time = protocol.HLC(d.u64())
+	e.cls = class(d.byte())
+	e.reason = internReason(d.string())
+	if n := d.uvarint(); n > 0 && d.err == nil {
+		e.waitOn = make([]cid.Cid, 0, min(n, 16))
+		for range n {
+			if e.waitOn = append(e.waitOn, d.cid()); d.err != nil {
+				break
+			}
+		}
+	}
+	switch d.byte() {
+	case 'c':
+		con := &conInfo{licence: d.cid()}
+		if i := int(d.byte()); i < len(statuses) {
+			con.status = statuses[i]
+		} else {
+			d.err = errors.New("bad status")
+		}
+		con.held = d.byte() == 1
+		for n := d.uvarint(); n > 0 && d.err == nil; n-- {
+			v := voter{author: d.key()}
+			for m := d.uvarint(); m > 0 && d.err == nil; m-- {
+				v.reviews = append(v.reviews, ref{cid: d.cid(), time: protocol.HLC(d.u64())})
+			}
+			con.voters = append(con.voters, v)
+		}
+		e.con = con
+	case 'r':
+		e.rev = &revInfo{author: d.key(), target: d.cid(), under: d.cid(), decision: internDecision(d.string())}
+	case '-':
+	default:
+		if d.err == nil {
+			d.err = errors.New("bad kind")
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = errors.New("trailing bytes")
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("crdt: the entry of %s is damaged: %w", c, d.err)
+	}
+	return e, nil
+}
+
+// reasons are the inert reasons, interned when an entry is decoded.
+var reasons = map[string]string{}
+
+func init() {
+	for _, r := range []string{reasonUnknownType, reasonGenesisSigners, reasonNoPrev, reasonPrev, reasonVersion,
+		reasonSigners, reasonPrevRejected, reasonSignersRevoked, reasonRevoked, reasonUnderNotMan,
+		reasonTargetNotCon, reasonUnderInert, reasonUnderContested, reasonSuspended, reasonNotMaintainer,
+		reasonTargetInert, reasonUnderNotLater, reasonLicenceNotMan, reasonLicenceInert, reasonLicenceContested} {
+		reasons[r] = r
+	}
+}
+
+func internReason(r string) string {
+	if x, ok := reasons[r]; ok {
+		return x
+	}
+	return r
+}
