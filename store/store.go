@@ -1,6 +1,8 @@
 // Package store persists a node's data: records and payload blobs by CID,
-// the local feed log of each commons (arrival order, with cursors), and the
-// list of commons the node replicates.
+// the local feed log of each commons (arrival order, with cursors), the
+// list of commons the node replicates, and each commons' derived state
+// (what package crdt derives from the records, as keys and values the
+// store does not interpret).
 //
 // The Store interface is deliberately narrow. Package badgerstore is the
 // embedded default; package memstore is an in-memory implementation for
@@ -114,6 +116,45 @@ type Store interface {
 	// ErrNotFound.
 	GetMeta(ctx context.Context, key string) ([]byte, error)
 
+	// CommitDerived writes, durably, the changes to the derived state of
+	// each commons in ds, with the feed cursor through which that state
+	// now reflects the commons' records (Applied). The whole call is
+	// atomic: after a crash, either every change and cursor is there, or
+	// none is, however many writes it holds. Within a commons, a later
+	// write to a key replaces an earlier one of the same call.
+	CommitDerived(ctx context.Context, ds []Derived) error
+
+	// Applied returns the cursor a commons' derived state was last
+	// committed with (0 if never): its records up to that cursor are
+	// reflected in it, those after are not.
+	Applied(ctx context.Context, commons cid.Cid) (uint64, error)
+
+	// GetDerived returns the value of key in a commons' derived state, or
+	// nil (and no error) if there is none. A value stored empty is
+	// returned as an empty, non-nil slice.
+	GetDerived(ctx context.Context, commons cid.Cid, key []byte) ([]byte, error)
+
+	// ScanDerived calls fn with every key of a commons' derived state
+	// that starts with prefix, and its value, in ascending byte order,
+	// until fn returns an error, which it returns. fn must not keep key
+	// or value, nor call the store.
+	ScanDerived(ctx context.Context, commons cid.Cid, prefix []byte, fn func(key, value []byte) error) error
+
 	// Close flushes and releases the store. Later calls return ErrClosed.
 	Close() error
+}
+
+// Write is one change to a commons' derived state: Value stored under
+// Key (an empty Value is stored as such), or Key deleted.
+type Write struct {
+	Key    []byte
+	Value  []byte
+	Delete bool
+}
+
+// Derived is what CommitDerived writes of one commons.
+type Derived struct {
+	Commons cid.Cid
+	Writes  []Write
+	Applied uint64 // the feed cursor the state reflects the records through
 }

@@ -72,6 +72,11 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		_ = unlock()
 		return nil, fmt.Errorf("badgerstore: open store %s: %w", dir, err)
 	}
+	if err := s.recoverJournal(); err != nil {
+		_ = db.Close()
+		_ = unlock()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
 	logger.Debug("store opened", "dir", dir)
 	return s, nil
 }

@@ -15,6 +15,10 @@
 //	'h' commons                  → cursor          (feed head of a commons)
 //	'c' commons                  → sequence number (joined commons)
 //	'm' key                      → value           (PutMeta: the caller's metadata)
+//	'd' len commons key          → value           (a commons' derived state)
+//	'a' commons                  → cursor          (the cursor its derived state reflects)
+//	'j' index                    → write           (a CommitDerived too large for one transaction)
+//	'J'                          → ""              (that journal is complete)
 //
 // The feed log maps cursors to CIDs and Feed looks the bytes up under 'r':
 // records are written once, not twice. Measured with 512-byte records on a
@@ -56,6 +60,14 @@
 //   - Cursors are never reused: heads only grow.
 //
 // PutBlob, AddCommons and PutMeta commit one synced transaction each.
+//
+// CommitDerived is all or nothing. A call that fits one transaction is
+// one; a larger one (a manifest update can restate many records at once)
+// is first written whole to the journal ('j', several transactions), then
+// marked complete ('J', one), then applied to its keys, then the journal is
+// dropped, mark first. Open applies a complete journal left by a crash,
+// which is safe to apply twice, and drops an incomplete one, so the
+// derived state is always that of a whole number of calls.
 //
 // # Resources
 //

@@ -15,6 +15,11 @@ const (
 	tagHead    = 'h'
 	tagCommons = 'c'
 	tagMeta    = 'm'
+
+	tagDerived     = 'd'
+	tagApplied     = 'a'
+	tagJournal     = 'j'
+	tagJournalDone = 'J'
 )
 
 func versionKey() []byte { return []byte{tagVersion} }

@@ -30,6 +30,7 @@ type Store struct {
 	commons []cid.Cid
 	joined  map[cid.Cid]bool
 	meta    map[string][]byte
+	derived map[cid.Cid]*derived
 }
 
 // New returns an empty store.

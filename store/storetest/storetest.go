@@ -46,6 +46,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Blobs", testBlobs},
 		{"Commons", testCommons},
 		{"Meta", testMeta},
+		{"Derived", testDerived},
+		{"DerivedRandom", testDerivedRandom},
 		{"NotFound", testNotFound},
 		{"Copies", testCopies},
 		{"Closed", testClosed},

@@ -1,0 +1,299 @@
+package badgerstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/store"
+)
+
+// derivedPrefix returns 'd', the length of the commons CID, and the CID.
+func derivedPrefix(commons cid.Cid) []byte {
+	b := commons.Bytes()
+	k := make([]byte, 0, 2+len(b)+64)
+	return append(append(k, tagDerived, byte(len(b))), b...)
+}
+
+func appliedKey(c cid.Cid) []byte { return cidKey(tagApplied, c) }
+
+func journalKey(i uint64) []byte { return binary.BigEndian.AppendUint64([]byte{tagJournal}, i) }
+
+func journalDoneKey() []byte { return []byte{tagJournalDone} }
+
+// kv is one write of a CommitDerived call, under its store key.
+type kv struct {
+	key, value []byte
+	del        bool
+}
+
+// CommitDerived implements store.Store. A call that fits one badger
+// transaction is one transaction. A larger one is written to a journal
+// first, in as many transactions as it takes, then marked complete in one,
+// then applied, then the journal is removed; Open applies a complete
+// journal that a crash left, and drops an incomplete one.
+func (s *Store) CommitDerived(ctx context.Context, ds []store.Derived) error {
+	var ws []kv
+	for i, d := range ds {
+		if !d.Commons.Defined() || len(d.Commons.Bytes()) > 255 {
+			return fmt.Errorf("badgerstore: derived state %d: undefined or overlong commons CID", i)
+		}
+		p := derivedPrefix(d.Commons)
+		for _, w := range d.Writes {
+			ws = append(ws, kv{key: append(p[:len(p):len(p)], w.Key...), value: w.Value, del: w.Delete})
+		}
+		ws = append(ws, kv{key: appliedKey(d.Commons), value: encodeUint(d.Applied)})
+	}
+	if len(ws) == 0 {
+		return nil
+	}
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	lim := s.limits()
+	if lim.fits(ws) {
+		if err := s.apply(ws, lim); err != nil {
+			return fmt.Errorf("badgerstore: commit derived state: %w", err)
+		}
+		return nil
+	}
+	if err := s.journal(ws, lim); err != nil {
+		return fmt.Errorf("badgerstore: commit derived state (%d writes, through a journal): %w", len(ws), err)
+	}
+	return nil
+}
+
+func (s *Store) limits() limits {
+	return limits{
+		size:      int64(float64(s.db.MaxBatchSize()) * txnFill),
+		count:     int64(float64(s.db.MaxBatchCount()) * txnFill),
+		threshold: s.db.Opts().ValueThreshold,
+	}
+}
+
+func (lim limits) fits(ws []kv) bool {
+	var size int64
+	for _, w := range ws {
+		size += entrySize(w.key, len(w.value), lim.threshold)
+	}
+	return size <= lim.size && int64(len(ws)) <= lim.count
+}
+
+// apply writes ws in as few transactions as the limits allow, in order.
+func (s *Store) apply(ws []kv, lim limits) error {
+	txn := s.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	var size, count int64
+	for _, w := range ws {
+		sz := entrySize(w.key, len(w.value), lim.threshold)
+		if count > 0 && (size+sz > lim.size || count+1 > lim.count) {
+			if err := txn.Commit(); err != nil {
+				return err
+			}
+			txn = s.db.NewTransaction(true)
+			size, count = 0, 0
+		}
+		var err error
+		if w.del {
+			err = txn.Delete(w.key)
+		} else {
+			err = txn.Set(w.key, w.value)
+		}
+		if err != nil {
+			return err
+		}
+		size += sz
+		count++
+	}
+	return txn.Commit()
+}
+
+// journal commits ws, too many for one transaction, atomically.
+func (s *Store) journal(ws []kv, lim limits) error {
+	if err := s.dropJournal(); err != nil {
+		return err
+	}
+	entries := make([]kv, len(ws))
+	for i, w := range ws {
+		entries[i] = kv{key: journalKey(uint64(i)), value: encodeJournal(w)}
+	}
+	if err := s.apply(entries, lim); err != nil {
+		return fmt.Errorf("write the journal: %w", err)
+	}
+	if err := s.apply([]kv{{key: journalDoneKey(), value: []byte{}}}, lim); err != nil {
+		return fmt.Errorf("mark the journal complete: %w", err)
+	}
+	if err := s.apply(ws, lim); err != nil {
+		return fmt.Errorf("apply the journal (it is applied again at the next open): %w", err)
+	}
+	return s.dropJournal()
+}
+
+// dropJournal removes the journal: its completion mark first, so that a
+// crash halfway leaves an incomplete journal, which is dropped.
+func (s *Store) dropJournal() error {
+	var ws []kv
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tagJournal}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			ws = append(ws, kv{key: it.Item().KeyCopy(nil), del: true})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list the journal: %w", err)
+	}
+	lim := s.limits()
+	if err := s.apply([]kv{{key: journalDoneKey(), del: true}}, lim); err != nil {
+		return fmt.Errorf("drop the journal: %w", err)
+	}
+	if len(ws) > 0 {
+		if err := s.apply(ws, lim); err != nil {
+			return fmt.Errorf("drop the journal: %w", err)
+		}
+	}
+	return nil
+}
+
+// recoverJournal applies a complete journal a crash left, and drops any
+// journal. Open calls it before anything else reads the store.
+func (s *Store) recoverJournal() error {
+	var done bool
+	var ws []kv
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(journalDoneKey())
+		switch {
+		case err == nil:
+			done = true
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
+		if !done {
+			return nil
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tagJournal}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			w, err := decodeJournal(v)
+			if err != nil {
+				return fmt.Errorf("journal entry %x: %w", it.Item().Key(), err)
+			}
+			ws = append(ws, w)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("badgerstore: read the journal of derived state: %w", err)
+	}
+	if done {
+		s.log.Info("applying the derived state a crash left half-written", "writes", len(ws))
+		if err := s.apply(ws, s.limits()); err != nil {
+			return fmt.Errorf("badgerstore: apply the journal of derived state: %w", err)
+		}
+	}
+	if err := s.dropJournal(); err != nil {
+		return fmt.Errorf("badgerstore: %w", err)
+	}
+	return nil
+}
+
+func encodeJournal(w kv) []byte {
+	var b []byte
+	if w.del {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(w.key)))
+	b = append(b, w.key...)
+	return append(b, w.value...)
+}
+
+func decodeJournal(b []byte) (kv, error) {
+	if len(b) < 1 || b[0] > 1 {
+		return kv{}, errors.New("bad flag")
+	}
+	n, k := binary.Uvarint(b[1:])
+	if k <= 0 || uint64(len(b)-1-k) < n {
+		return kv{}, errors.New("bad key length")
+	}
+	rest := b[1+k:]
+	return kv{del: b[0] == 1, key: bytes.Clone(rest[:n]), value: bytes.Clone(rest[n:])}, nil
+}
+
+// Applied implements store.Store.
+func (s *Store) Applied(ctx context.Context, commons cid.Cid) (uint64, error) {
+	v, err := s.getValue(ctx, appliedKey(commons))
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("badgerstore: applied cursor of %s: %d bytes, want 8", commons, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// GetDerived implements store.Store.
+func (s *Store) GetDerived(ctx context.Context, commons cid.Cid, key []byte) ([]byte, error) {
+	v, err := s.getValue(ctx, append(derivedPrefix(commons), key...))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v, nil
+}
+
+// ScanDerived implements store.Store.
+func (s *Store) ScanDerived(ctx context.Context, commons cid.Cid, prefix []byte, fn func(key, value []byte) error) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	p := derivedPrefix(commons)
+	n := len(p)
+	p = append(p, prefix...)
+	var fnErr error
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			err := item.Value(func(v []byte) error {
+				fnErr = fn(item.Key()[n:], v)
+				return fnErr
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return fmt.Errorf("badgerstore: scan derived state: %w", err)
+	}
+	return nil
+}

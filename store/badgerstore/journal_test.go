@@ -1,0 +1,110 @@
+package badgerstore
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	badger "github.com/dgraph-io/badger/v4"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/commons-p2p/commons/store"
+)
+
+// TestJournalAfterCrash leaves a journal as a crash would, at each step of
+// a CommitDerived too large for one transaction, and checks what the next
+// Open makes of it: a complete journal is applied whole (even half applied
+// already), an incomplete one is dropped, and the journal is gone after.
+func TestJournalAfterCrash(t *testing.T) {
+	ctx := context.Background()
+	h, _ := mh.Sum([]byte("journal"), mh.SHA2_256, -1)
+	c := cid.NewCidV1(cid.DagCBOR, h)
+	const n = 5000
+	for _, tc := range []struct {
+		name      string
+		complete  bool // the journal was marked complete
+		applied   int  // how many of its writes reached their keys
+		wantWhole bool
+	}{
+		{"incomplete", false, 0, false},
+		{"complete", true, 0, true},
+		{"complete, half applied", true, n / 2, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := store.Derived{Commons: c, Applied: 1, Writes: []store.Write{{Key: []byte("k00000"), Value: []byte("old")}}}
+			if err := s.CommitDerived(ctx, []store.Derived{old}); err != nil {
+				t.Fatal(err)
+			}
+			p := derivedPrefix(c)
+			var ws, entries []kv
+			for i := range n {
+				ws = append(ws, kv{key: append(p[:len(p):len(p)], fmt.Sprintf("k%05d", i)...), value: []byte("new")})
+			}
+			ws = append(ws, kv{key: appliedKey(c), value: encodeUint(2)})
+			for i, w := range ws {
+				entries = append(entries, kv{key: journalKey(uint64(i)), value: encodeJournal(w)})
+			}
+			lim := s.limits()
+			if err := s.apply(entries, lim); err != nil {
+				t.Fatal(err)
+			}
+			if tc.complete {
+				if err := s.apply([]kv{{key: journalDoneKey(), value: []byte{}}}, lim); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.apply(ws[:tc.applied], lim); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			s, err = Open(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var got int
+			if err := s.ScanDerived(ctx, c, []byte("k"), func(_, v []byte) error {
+				if string(v) == "new" {
+					got++
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			applied, _ := s.Applied(ctx, c)
+			want, wantApplied := 0, uint64(1)
+			if tc.wantWhole {
+				want, wantApplied = n, 2
+			}
+			if got != want || applied != wantApplied {
+				t.Fatalf("after reopening: %d new values, applied %d; want %d and %d", got, applied, want, wantApplied)
+			}
+			var left int
+			_ = s.db.View(func(txn *badger.Txn) error {
+				it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tagJournal}})
+				defer it.Close()
+				for it.Rewind(); it.Valid(); it.Next() {
+					left++
+				}
+				_, err := txn.Get(journalDoneKey())
+				if err == nil {
+					left++
+				}
+				return nil
+			})
+			if left != 0 {
+				t.Fatalf("%d journal keys left after Open", left)
+			}
+		})
+	}
+}
+
