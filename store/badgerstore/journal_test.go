@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/ipfs/go-cid"
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/commons-p2p/commons/store"
@@ -107,4 +107,3 @@ func TestJournalAfterCrash(t *testing.T) {
 		})
 	}
 }
-
