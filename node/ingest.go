@@ -7,7 +7,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 
-	"github.com/commons-p2p/commons/crdt"
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
@@ -55,6 +54,10 @@ type batch struct {
 	// listedOK are the commons of list that the committer listed.
 	listedOK []cid.Cid
 	touched  []cid.Cid // every commons the batch stores or lists for
+
+	// save: the batch stores derived state only (derived.go).
+	save  bool
+	saves []saving
 }
 
 // maxInFlight is how many batches may be with the committer at once; it
@@ -172,9 +175,22 @@ func (n *Node) committer() {
 				break gather
 			}
 		}
-		n.commitGroup(group)
+		var recs []*batch
 		for _, b := range group {
-			n.committed <- b // never blocks: room for maxInFlight
+			if !b.save {
+				recs = append(recs, b)
+			}
+		}
+		if len(recs) > 0 {
+			n.commitGroup(recs)
+		}
+		for _, b := range group {
+			if b.save {
+				n.commitSave(b)
+			}
+		}
+		for _, b := range group {
+			n.committed <- b // never blocks: room for every batch in flight
 		}
 	}
 }
@@ -437,7 +453,7 @@ func (n *Node) apply(rep *replica, blocks []*protocol.Block, cursors []uint64, l
 			n.hlc = t
 		}
 	}
-	return out, nil
+	return out, n.derive(rep, out)
 }
 
 // applyLive applies freshly stored blocks, by commons, and publishes what
@@ -459,8 +475,12 @@ func (n *Node) applyLive(fresh []*protocol.Block, cursors []uint64) {
 		rep := n.commons[id]
 		done, err := n.apply(rep, byCommons[id], cursorsOf[id], true)
 		if err != nil {
-			// Unreachable: blocks were grouped by their commons.
-			n.log.Error("apply", "commons", id, "err", err)
+			// The derived state could not be read: what the state would
+			// derive now may rest on a read that failed. Stop, so that a
+			// restart derives it again from the stored records.
+			n.log.Error("the derived state of a commons cannot be read: stopping; a restart derives it again from the stored records", "commons", id, "err", err)
+			n.cancel()
+			return
 		}
 		n.feeds.Added(id, done, true)
 		n.metrics.Ingested(len(done))
@@ -499,7 +519,11 @@ func (n *Node) addReplica(id cid.Cid) (*replica, error) {
 	if rep := n.commons[id]; rep != nil {
 		return rep, nil
 	}
-	rep := &replica{id: id, state: crdt.NewWith(id, storeRecords{n.st}), dials: map[string]bool{}}
+	st, err := n.openState(id)
+	if err != nil {
+		return nil, err
+	}
+	rep := &replica{id: id, state: st, dials: map[string]bool{}}
 	if n.ps != nil {
 		if err := n.joinTopic(rep); err != nil {
 			return nil, err

@@ -71,6 +71,10 @@ type Node struct {
 	hlc      protocol.HLC
 	inFlight map[cid.Cid]bool // records in batches with the committer
 	batches  int              // batches with the committer
+	// savingNow: a save of derived state is with the committer (at most
+	// one is); after a failed one, the next waits until saveRetry.
+	savingNow bool
+	saveRetry time.Time
 	rng      *rand.Rand
 }
 
@@ -98,6 +102,8 @@ type replica struct {
 	listed bool
 	// batches counts the batches in flight that store or list for it.
 	batches int
+	// unsaved is the derived state not committed yet (derived.go).
+	unsaved unsaved
 }
 
 // New returns a node for cfg. It does no I/O.
@@ -117,8 +123,8 @@ func New(cfg Config) (*Node, error) {
 		st:         cfg.Store,
 		work:       make(chan func()),
 		ingestCh:   make(chan *ingestReq, 1024),
-		toCommit:   make(chan *batch, maxInFlight),
-		committed:  make(chan *batch, maxInFlight),
+		toCommit:   make(chan *batch, maxInFlight+1), // and a save
+		committed:  make(chan *batch, maxInFlight+1),
 		inFlight:   make(map[cid.Cid]bool),
 		stopped:    make(chan struct{}),
 		exInFlight: make(map[string]*syncRun),
@@ -185,12 +191,63 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
-// loadReplica rebuilds a commons' view from the store. Stored records were
-// validated on the way in, so signatures are not checked again. A goroutine
-// reads and parses the next page of the feed log, on every core, while the
-// state merges the last one.
+// loadReplica opens a commons' derived state and feed from the store, and
+// applies the records stored after the cursor they reflect: none after a
+// clean stop, those of the last moments after a crash, every record of a
+// repo written before the derived state was stored (a migration, with a
+// progress line). Stored records were validated on the way in, so
+// signatures are not checked again. A goroutine reads and parses the next
+// page of the feed log, on every core, while the state merges the last
+// one.
 func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
-	rep := &replica{id: id, state: crdt.NewWith(id, storeRecords{n.st}), dials: map[string]bool{}, listed: true}
+	applied, err := n.st.Applied(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("node: load commons %s: %w", id, err)
+	}
+	head, err := n.st.FeedHead(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("node: load commons %s: %w", id, err)
+	}
+	if applied > 0 {
+		ok, err := n.derivedCurrent(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			if err := n.dropDerived(ctx, id); err != nil {
+				return nil, err
+			}
+			applied = 0
+		}
+	}
+	st, err := n.openState(id)
+	if err != nil {
+		return nil, err
+	}
+	rep := &replica{id: id, state: st, dials: map[string]bool{}, listed: true}
+	fkv := storeKV{st: n.st, id: id, prefix: prefixFeed}
+	if err := n.feeds.Load(id, applied, fkv.Scan); err != nil {
+		return nil, fmt.Errorf("node: load commons %s: %w", id, err)
+	}
+	rep.unsaved.applied = applied
+	if head > applied {
+		if err := n.replay(ctx, rep, applied, head); err != nil {
+			return nil, err
+		}
+	}
+	n.log.Info("loaded commons", "commons", id, "records", rep.state.Len())
+	return rep, nil
+}
+
+// replay applies a commons' records after cursor from, up to head, and
+// stores what they imply as it goes.
+func (n *Node) replay(ctx context.Context, rep *replica, from, head uint64) error {
+	id := rep.id
+	what := "applying the records stored after the derived state of a commons"
+	if from == 0 {
+		what = "deriving the state of a commons from its records (once: later starts read it)"
+	}
+	n.log.Info(what, "commons", id, "records", head-from)
 	ctx, cancel := context.WithCancel(ctx)
 	pages := make(chan loadPage, 1)
 	var wg sync.WaitGroup
@@ -198,7 +255,7 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 	go func() {
 		defer wg.Done()
 		defer close(pages)
-		var after uint64
+		after := from
 		for {
 			stored, err := n.st.Feed(ctx, id, after, loadPageSize)
 			if err == nil && len(stored) == 0 {
@@ -221,23 +278,31 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 	}()
 	defer wg.Wait()
 	defer cancel()
+	last := time.Now()
 	for p := range pages {
 		if p.err != nil {
-			return nil, fmt.Errorf("node: load commons %s: %w", id, p.err)
+			return fmt.Errorf("node: load commons %s: %w", id, p.err)
 		}
 		done, err := n.apply(rep, p.blocks, p.cursors, false)
 		if err != nil {
-			return nil, fmt.Errorf("node: load commons %s: %w", id, err)
+			return fmt.Errorf("node: load commons %s: %w", id, err)
 		}
 		n.feeds.Added(rep.id, done, false)
 		n.noteBlobs(p.blocks)
+		if err := n.saveNow(ctx); err != nil {
+			return fmt.Errorf("node: load commons %s: %w", id, err)
+		}
+		if time.Since(last) >= 5*time.Second {
+			last = time.Now()
+			at := p.cursors[len(p.cursors)-1]
+			n.log.Info(what, "commons", id, "done", at-from, "of", head-from)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		// The reader stopped early: what is loaded is not the whole commons.
-		return nil, fmt.Errorf("node: load commons %s: %w", id, err)
+		return fmt.Errorf("node: load commons %s: %w", id, err)
 	}
-	n.log.Info("loaded commons", "commons", id, "records", rep.state.Len())
-	return rep, nil
+	return nil
 }
 
 // loadPageSize is how many records start reads and parses at once: at most
@@ -298,7 +363,12 @@ func (n *Node) Close() error {
 		if rep.sub != nil {
 			rep.sub.Cancel()
 		}
-		// The loop has stopped: the state is ours to read.
+	}
+	// The loop has stopped: the states are ours to read.
+	if err := n.saveNow(context.Background()); err != nil {
+		errs = append(errs, err)
+	}
+	for _, rep := range n.commons {
 		if err := n.recordDerived(context.Background(), rep); err != nil {
 			errs = append(errs, err)
 		}
@@ -327,16 +397,39 @@ func (n *Node) loop() {
 			n.toCommit <- n.prepare(n.takeRequests(req)) // never blocks: fewer than maxInFlight are out
 		case b := <-n.committed:
 			n.batches--
-			n.finish(b)
+			n.committedBatch(b)
+			n.save()
 		case <-n.ctx.Done():
 			// Answer what is with the committer with its real outcome,
-			// then let the committer go.
+			// then let the committer go. Close saves what is left.
 			for ; n.batches > 0; n.batches-- {
-				n.finish(<-n.committed)
+				n.committedBatch(<-n.committed)
 			}
 			close(n.toCommit)
 			return
 		}
+	}
+}
+
+// committedBatch takes a batch back from the committer. Loop only.
+func (n *Node) committedBatch(b *batch) {
+	if b.save {
+		n.saved(b)
+		return
+	}
+	n.finish(b)
+}
+
+// save hands the derived state not committed yet to the committer, unless
+// a save is there already. Loop only.
+func (n *Node) save() {
+	if n.savingNow || time.Now().Before(n.saveRetry) || n.ctx.Err() != nil {
+		return
+	}
+	if b := n.saveBatch(); b != nil {
+		n.savingNow = true
+		n.batches++
+		n.toCommit <- b // never blocks: room for maxInFlight and a save
 	}
 }
 

@@ -1,0 +1,352 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/commons-p2p/commons/node/api"
+	"github.com/commons-p2p/commons/node/feed"
+	"github.com/commons-p2p/commons/store"
+	"github.com/commons-p2p/commons/store/badgerstore"
+)
+
+// countingStore counts the feed-log pages read, and fails CommitDerived
+// while failDerived is set.
+type countingStore struct {
+	store.Store
+	feedReads   atomic.Int64
+	failDerived atomic.Bool
+}
+
+func (s *countingStore) Feed(ctx context.Context, c cid.Cid, after uint64, limit int) ([]store.Stored, error) {
+	s.feedReads.Add(1)
+	return s.Store.Feed(ctx, c, after, limit)
+}
+
+func (s *countingStore) CommitDerived(ctx context.Context, ds []store.Derived) error {
+	if s.failDerived.Load() {
+		return errors.New("disk full (test)")
+	}
+	return s.Store.CommitDerived(ctx, ds)
+}
+
+// logBuffer is a logger whose lines a test reads.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// startRepo starts a node with key on the badger repo in dir, through a
+// countingStore, logging to log if it is not nil.
+func startRepo(t *testing.T, dir string, key crypto.PrivKey, log *logBuffer) (*Node, *countingStore) {
+	t.Helper()
+	st, err := badgerstore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingStore{Store: st}
+	cfg := Config{Offline: true, Store: cs, Key: key}
+	if log != nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(log, nil))
+	}
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return n, cs
+}
+
+// commonsView is what a user sees of a commons: its status (records,
+// root, counts), every feed event, and each contribution's status.
+func commonsView(t *testing.T, n *Node, id cid.Cid, cons []string) string {
+	t.Helper()
+	ctx := t.Context()
+	st, err := n.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := n.Subscribe(ctx, id.String(), "", feed.EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := drain(t, sub)
+	sub.Close()
+	var shows []api.RecordInfo
+	for _, c := range cons {
+		r, err := n.Show(ctx, c)
+		if err != nil {
+			t.Fatalf("show %s: %v", c, err)
+		}
+		shows = append(shows, r)
+	}
+	b, err := json.Marshal([]any{st.Commons, evs, shows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// fill founds a commons on n and adds contributions and reviews.
+func fill(t *testing.T, n *Node, rounds int) (cid.Cid, []string) {
+	t.Helper()
+	id := foundTestCommons(t, n, n.Self())
+	return id, more(t, n, id, rounds)
+}
+
+func more(t *testing.T, n *Node, id cid.Cid, rounds int) []string {
+	t.Helper()
+	ctx := t.Context()
+	var cons []string
+	for i := range rounds {
+		c := must[string](t)(n.Contribute(ctx, api.ContributeParams{Commons: id.String(), Title: "c" + string(rune('a'+i%26))}))
+		cons = append(cons, c)
+		if i%3 != 2 {
+			d := "accept"
+			if i%3 == 1 {
+				d = "reject"
+			}
+			must[api.Published](t)(n.Review(ctx, api.ReviewParams{Target: c, Decision: d}))
+		}
+	}
+	return cons
+}
+
+
+// closeNode closes n, failing t on an error.
+func closeNode(t *testing.T, n *Node) {
+	t.Helper()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStartReadsDerivedState: a restart reads the derived state and the
+// feed from the store and merges no record again (no feed-log page read),
+// and shows the commons exactly as before.
+func TestStartReadsDerivedState(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, _ := startRepo(t, dir, key, nil)
+	id, cons := fill(t, n, 30)
+	before := commonsView(t, n, id, cons)
+	closeNode(t, n)
+
+	var log logBuffer
+	n, cs := startRepo(t, dir, key, &log)
+	if r := cs.feedReads.Load(); r != 0 {
+		t.Errorf("start read %d feed-log pages; want none: the derived state is stored", r)
+	}
+	if strings.Contains(log.String(), "applying the records") || strings.Contains(log.String(), "deriving the state") {
+		t.Errorf("start derived records again:\n%s", log.String())
+	}
+	if after := commonsView(t, n, id, cons); after != before {
+		t.Fatalf("after restart:\n got %s\nwant %s", after, before)
+	}
+	// And it goes on from there as if it had never stopped.
+	cons = append(cons, more(t, n, id, 5)...)
+	want := commonsView(t, n, id, cons)
+	closeNode(t, n)
+	n, _ = startRepo(t, dir, key, nil)
+	defer closeNode(t, n)
+	if got := commonsView(t, n, id, cons); got != want {
+		t.Fatalf("after a second restart:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestStartAppliesRecordsAfterDerivedState: records stored whose derived
+// state was not (the disk filled, or the process died, between the two
+// commits) are applied at the next start, and the commons is as if the
+// derived state had been stored all along.
+func TestStartAppliesRecordsAfterDerivedState(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, cs := startRepo(t, dir, key, nil)
+	id, cons := fill(t, n, 12)
+	waitSaved(t, cs, id)
+	cs.failDerived.Store(true)
+	cons = append(cons, more(t, n, id, 12)...)
+	want := commonsView(t, n, id, cons)
+	if err := n.Close(); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("close with the derived state unsaved: %v; want the save's error", err)
+	}
+	st, err := badgerstore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied, _ := st.Applied(t.Context(), id)
+	head, _ := st.FeedHead(t.Context(), id)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if applied == 0 || applied >= head {
+		t.Fatalf("derived state at %d of %d records: want part of them", applied, head)
+	}
+
+	var log logBuffer
+	n, _ = startRepo(t, dir, key, &log)
+	defer closeNode(t, n)
+	if !strings.Contains(log.String(), "applying the records stored after the derived state") {
+		t.Errorf("start did not say it applied the records after the derived state:\n%s", log.String())
+	}
+	if got := commonsView(t, n, id, cons); got != want {
+		t.Fatalf("after restart:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestStartDerivesRepoWithoutDerivedState: a repo written before the
+// derived state was stored (records and feed log only) is derived once,
+// saying so, and then starts from its derived state.
+func TestStartDerivesRepoWithoutDerivedState(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, cs := startRepo(t, dir, key, nil)
+	id, cons := fill(t, n, 20)
+	want := commonsView(t, n, id, cons)
+	closeNode(t, n)
+	st, err := badgerstore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n = &Node{st: st}
+	if err := n.dropDerived(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	var log logBuffer
+	n, cs = startRepo(t, dir, key, &log)
+	if !strings.Contains(log.String(), "deriving the state of a commons from its records") {
+		t.Errorf("start did not say it derives the state:\n%s", log.String())
+	}
+	if got := commonsView(t, n, id, cons); got != want {
+		t.Fatalf("derived:\n got %s\nwant %s", got, want)
+	}
+	closeNode(t, n)
+	n, cs = startRepo(t, dir, key, nil)
+	defer closeNode(t, n)
+	if r := cs.feedReads.Load(); r != 0 {
+		t.Errorf("the next start read %d feed-log pages; want none", r)
+	}
+}
+
+// TestStartRederivesOtherVersion: a derived state written under another
+// layout or other authority rules is dropped and derived again.
+func TestStartRederivesOtherVersion(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, cs := startRepo(t, dir, key, nil)
+	id, cons := fill(t, n, 9)
+	want := commonsView(t, n, id, cons)
+	closeNode(t, n)
+	st, err := badgerstore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A stale layout, and a status that layout got wrong.
+	err = st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: 100, Writes: []store.Write{
+		{Key: versionKey, Value: []byte("layout 0, rules 1")},
+		{Key: []byte{prefixCRDT, 's'}, Value: []byte{1, 1, 1, 1, 1, 1, 1}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var log logBuffer
+	n, cs = startRepo(t, dir, key, &log)
+	defer closeNode(t, n)
+	if !strings.Contains(log.String(), "written by another version") {
+		t.Errorf("start did not say the derived state is stale:\n%s", log.String())
+	}
+	if got := commonsView(t, n, id, cons); got != want {
+		t.Fatalf("re-derived:\n got %s\nwant %s", got, want)
+	}
+	_ = cs
+}
+
+// TestDamagedDerivedStateIsNoAnswer: an entry of the derived state that
+// does not decode makes the start, or the query that reads it, fail,
+// saying so, rather than answer without it.
+func TestDamagedDerivedStateIsNoAnswer(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, _ := startRepo(t, dir, key, nil)
+	id, cons := fill(t, n, 3)
+	closeNode(t, n)
+	st, err := badgerstore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := cid.Decode(cons[0])
+	applied, _ := st.Applied(t.Context(), id)
+	err = st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: applied, Writes: []store.Write{
+		{Key: append([]byte{prefixCRDT, 'e'}, c.Bytes()...), Value: []byte{1, 9, 9}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st2, err := badgerstore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err = New(Config{Offline: true, Store: st2, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err = n.Start(t.Context()); err == nil {
+		_, err = n.Show(t.Context(), cons[0])
+	}
+	if err == nil || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), cons[0]) {
+		t.Fatalf("start, or show, of a contribution whose derived entry is damaged: %v; want an error naming it damaged", err)
+	}
+}
+
+// waitSaved waits until the derived state of commons id reflects every
+// record stored: the saves run on the committer, after the requests that
+// stored the records were answered.
+func waitSaved(t *testing.T, st store.Store, id cid.Cid) {
+	t.Helper()
+	for range 5000 {
+		applied, err := st.Applied(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, err := st.FeedHead(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if applied == head {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("the derived state was not saved within 5 s")
+}
