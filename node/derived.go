@@ -188,7 +188,9 @@ const derivedLayout = 1
 // written under.
 var versionKey = []byte{'v'}
 
-func derivedVersion() string { return fmt.Sprintf("layout %d, rules %d", derivedLayout, crdt.RulesVersion) }
+func derivedVersion() string {
+	return fmt.Sprintf("layout %d, rules %d", derivedLayout, crdt.RulesVersion)
+}
 
 // derivedCurrent reports whether a commons' stored derived state was
 // written under this version's layout and rules.

@@ -137,7 +137,6 @@ func more(t *testing.T, n *Node, id cid.Cid, rounds int) []string {
 	return cons
 }
 
-
 // closeNode closes n, failing t on an error.
 func closeNode(t *testing.T, n *Node) {
 	t.Helper()

@@ -75,7 +75,7 @@ type Node struct {
 	// one is); after a failed one, the next waits until saveRetry.
 	savingNow bool
 	saveRetry time.Time
-	rng      *rand.Rand
+	rng       *rand.Rand
 }
 
 // storeRecords reads records from the store for a commons' crdt.State,

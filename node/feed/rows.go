@@ -91,7 +91,9 @@ func (h *Hub) Load(id cid.Cid, head uint64, scan Scanner) error {
 	if f.head != (Pos{}) {
 		return fmt.Errorf("feed: load commons %s: its feed is not empty", id)
 	}
-	bad := func(what string, k []byte) error { return fmt.Errorf("feed: load commons %s: %s row %x is damaged", id, what, k) }
+	bad := func(what string, k []byte) error {
+		return fmt.Errorf("feed: load commons %s: %s row %x is damaged", id, what, k)
+	}
 	err := scan([]byte{rowStatus}, func(k, v []byte) error {
 		if len(k) != 13 || len(v) != 34 || v[32] >= uint8(len(statuses)) || v[33] >= uint8(len(statuses)) {
 			return bad("status", k)
