@@ -79,20 +79,22 @@ func (s *State) add(b *protocol.Block) {
 		return
 	}
 	e := newEntry(b)
+	if stub := s.lookup(b.CID); stub != nil {
+		e.flags, e.raw = stub.flags, stub.raw
+	}
+	s.ents[b.CID] = e
 	switch {
 	case e.con != nil:
 		s.tx[b.CID] = ""
 		s.listAdd(groupKey(tagLicence, e.con.licence), b.CID)
-		s.ov.set([]byte{tagByTime}, timeKey(e.time, b.CID), op{v: []byte{}})
 	case e.rev != nil:
-		s.listAdd(groupKey(tagTarget, e.rev.target), b.CID)
+		s.listAddFor(tagTarget, e.rev.target, b.CID)
 		s.listAdd(groupKey(tagUnder, e.rev.under), b.CID)
 		s.listAdd(authorGroup(e.rev.author), b.CID)
 	}
 	if s.mem != nil {
 		s.mem[b.CID] = b
 	}
-	s.ents[b.CID] = e
 	s.nRecs++
 	s.index(b.CID, b.Record.Time)
 	s.reclassify(e)
@@ -105,6 +107,10 @@ func (s *State) addManifest(b *protocol.Block) {
 	e := newEntry(b)
 	if s.mem != nil {
 		s.mem[b.CID] = b
+	}
+	if !s.quiet && s.lookup(b.CID) != nil { // a stub: a manifest's lists are read whole
+		delete(s.ents, b.CID)
+		s.ov.set([]byte{tagEntry}, cidKey(tagEntry, b.CID), op{del: true})
 	}
 	s.mfs[b.CID] = e
 	if !s.quiet {
@@ -119,7 +125,7 @@ func (s *State) addManifest(b *protocol.Block) {
 // target, and queues c's waiters.
 func (s *State) arrived(c cid.Cid) {
 	if !s.quiet {
-		for _, r := range s.list(groupKey(tagTarget, c)) {
+		for _, r := range s.listFor(tagTarget, c) {
 			if e := s.entry(r); e != nil {
 				s.reclassifyReview(e)
 			}
@@ -134,10 +140,9 @@ func (s *State) arrived(c cid.Cid) {
 func (s *State) settle() {
 	for i := 0; i < len(s.queue) && s.err == nil; i++ {
 		x := s.queue[i]
-		g := groupKey(tagWait, x)
-		deps := s.list(g)
+		deps := s.listFor(tagWait, x)
 		if len(deps) > 0 {
-			s.clearList(g, deps)
+			s.clearFor(tagWait, x, deps)
 		}
 		for _, d := range deps {
 			e := s.entry(d)

@@ -14,9 +14,9 @@ import (
 
 // What a State keeps in its KV. Every key starts with a tag byte:
 //
-//	'e' cid                     a contribution's, review's or unknown record's entry
+//	'e' cid                     a contribution's, review's or unknown record's entry,
+//	                            or a stub: a CID not in the set that lists name
 //	'm' cid                     a manifest of the set (manifests are kept in memory)
-//	'c' time cid                a contribution, by (time, CID)
 //	'n' cid                     an inert record that is not a manifest
 //	'l' len licence cid         a contribution, by the manifest it assents to
 //	't' len target cid          a review, by its target
@@ -25,12 +25,14 @@ import (
 //	'w' len on cid              a record waiting for on
 //	's'                         the counts
 //
-// len is the length of the CID after it, as a uvarint; times are 8 bytes
-// big-endian, so that keys sort by time.
+// len is the length of the CID after it, as a uvarint. The 't' and 'w'
+// lists of a CID that is not a manifest are read only when its entry (or
+// stub) says they have members, so that a record's arrival costs one read
+// of its own key, not a scan per list; the other lists are read only when
+// a manifest's label moves.
 const (
 	tagEntry    = 'e'
 	tagManifest = 'm'
-	tagByTime   = 'c'
 	tagInert    = 'n'
 	tagLicence  = 'l'
 	tagTarget   = 't'
@@ -53,11 +55,6 @@ func groupKey(tag byte, group cid.Cid) []byte {
 }
 
 func authorGroup(k protocol.PublicKey) []byte { return append([]byte{tagAuthor}, k[:]...) }
-
-func timeKey(t protocol.HLC, c cid.Cid) []byte {
-	k := binary.BigEndian.AppendUint64([]byte{tagByTime}, uint64(t))
-	return append(k, c.Bytes()...)
-}
 
 // op is a pending write: a value, or a deletion.
 type op struct {
@@ -132,22 +129,38 @@ func (s *State) getKey(key []byte) []byte {
 			return w.Value
 		}
 	}
+	if c, ok := s.cache[string(key)]; ok {
+		return c.v
+	}
 	v, err := s.kv.Get(key)
 	if err != nil {
 		s.fail(err)
 		return nil
 	}
+	s.remember(string(key), v)
 	return v
 }
 
-// scanGroup returns the members' keys of the list at prefix, with what
-// is pending or in flight applied, in ascending order. A list's prefix is
-// itself a key, written with its first member, so that an empty list
-// costs a Get, not a scan; a tag's whole space (marked false) has none.
-func (s *State) scanGroup(prefix []byte, marked bool) []string {
-	if marked && s.getKey(prefix) == nil {
-		return nil
+// cached is a KV value as the State last read or wrote it; nil if absent.
+type cached struct{ v []byte }
+
+// cacheMax bounds the cache of KV values: past it, the cache starts
+// afresh. A State is the only writer of its KV, so what it cached stays
+// true: Ready puts every write it hands out in the cache (the latest
+// records are the likeliest to be read again: reviews name recent
+// contributions).
+const cacheMax = 1 << 16
+
+func (s *State) remember(k string, v []byte) {
+	if s.cache == nil || len(s.cache) >= cacheMax {
+		s.cache = make(map[string]cached, 1024)
 	}
+	s.cache[k] = cached{v: v}
+}
+
+// scanGroup returns the keys under prefix (a list's, or a tag's), with
+// what is pending or in flight applied, in ascending order.
+func (s *State) scanGroup(prefix []byte) []string {
 	var keys []string
 	err := s.kv.Scan(prefix, func(k, _ []byte) error {
 		if len(k) > len(prefix) {
@@ -189,7 +202,7 @@ func (s *State) scanGroup(prefix []byte, marked bool) []string {
 
 // list returns the CIDs of a list: the members after prefix.
 func (s *State) list(prefix []byte) []cid.Cid {
-	keys := s.scanGroup(prefix, true)
+	keys := s.scanGroup(prefix)
 	out := make([]cid.Cid, 0, len(keys))
 	for _, k := range keys {
 		c, err := cid.Cast([]byte(k[len(prefix):]))
@@ -204,32 +217,84 @@ func (s *State) list(prefix []byte) []cid.Cid {
 
 // listAdd adds member to the list at prefix.
 func (s *State) listAdd(prefix []byte, member cid.Cid) {
-	if s.getKey(prefix) == nil {
-		s.ov.set(nil, slices.Clip(prefix), op{v: []byte{}})
-	}
 	s.ov.set(prefix, append(slices.Clip(prefix), member.Bytes()...), op{v: []byte{}})
 }
 
-// clearList empties the list at prefix, whose members are members.
-func (s *State) clearList(prefix []byte, members []cid.Cid) {
+// Flags of an entry (or stub): which of its CID's lists have members.
+const (
+	flagTargeted = 1 << iota // its 't' list: reviews naming it as target
+	flagWaited               // its 'w' list: records waiting for it
+)
+
+// flagOf is the flag of a list tag that entries carry.
+func flagOf(tag byte) uint8 {
+	if tag == tagTarget {
+		return flagTargeted
+	}
+	return flagWaited
+}
+
+// listAddFor adds member to c's list tag ('t' or 'w'), and marks c's entry
+// (or a stub, if c is not in the set) as having one. A manifest's lists
+// are always read.
+func (s *State) listAddFor(tag byte, c, member cid.Cid) {
+	s.listAdd(groupKey(tag, c), member)
+	if s.mfs[c] != nil {
+		return
+	}
+	e := s.lookup(c)
+	if e == nil {
+		e = &entry{cid: c, stub: true}
+		s.ents[c] = e
+	}
+	e.flags |= flagOf(tag)
+}
+
+// listFor returns the members of c's list tag ('t' or 'w').
+func (s *State) listFor(tag byte, c cid.Cid) []cid.Cid {
+	if s.mfs[c] == nil {
+		if e := s.lookup(c); e == nil || e.flags&flagOf(tag) == 0 {
+			return nil
+		}
+	}
+	return s.list(groupKey(tag, c))
+}
+
+// clearFor empties c's list tag, whose members are members.
+func (s *State) clearFor(tag byte, c cid.Cid, members []cid.Cid) {
+	prefix := groupKey(tag, c)
 	for _, m := range members {
 		s.ov.set(prefix, append(slices.Clip(prefix), m.Bytes()...), op{del: true})
 	}
-	s.ov.set(nil, slices.Clip(prefix), op{del: true})
+	if e := s.lookup(c); e != nil && e.man == nil {
+		e.flags &^= flagOf(tag)
+	}
 }
 
-// has reports whether c is in the set, reading no entry.
+// has reports whether c is in the set.
 func (s *State) has(c cid.Cid) bool {
-	if s.mfs[c] != nil || s.ents[c] != nil {
+	if s.mfs[c] != nil {
 		return true
 	}
-	return s.getKey(cidKey(tagEntry, c)) != nil
+	if e := s.ents[c]; e != nil {
+		return !e.stub
+	}
+	raw := s.getKey(cidKey(tagEntry, c))
+	return raw != nil && !isStub(raw)
 }
 
 // entry returns the entry of record c, or nil if c is not in the set.
 // While records are being added, the entries read stay in State.ents,
 // where they change, until Ready; otherwise an entry read is a copy.
 func (s *State) entry(c cid.Cid) *entry {
+	if e := s.lookup(c); e != nil && !e.stub {
+		return e
+	}
+	return nil
+}
+
+// lookup returns the entry of c, or its stub, or nil.
+func (s *State) lookup(c cid.Cid) *entry {
 	if e := s.mfs[c]; e != nil {
 		return e
 	}
@@ -278,6 +343,13 @@ func (s *State) Ready() (*Ready, error) {
 		return nil, nil
 	}
 	slices.SortFunc(ws, func(a, b Write) int { return bytes.Compare(a.Key, b.Key) })
+	for _, w := range ws {
+		if w.Delete {
+			s.remember(string(w.Key), nil)
+		} else {
+			s.remember(string(w.Key), w.Value)
+		}
+	}
 	r := &Ready{Writes: ws}
 	s.flight = append(s.flight, r)
 	return r, nil
@@ -322,7 +394,10 @@ func (s *State) decodeCounts(b []byte) error {
 
 // encode returns the entry's bytes (not its CID, which is its key).
 func (e *entry) encode() []byte {
-	b := []byte{entryFormat}
+	if e.stub {
+		return []byte{entryFormat, e.flags, 'S'}
+	}
+	b := []byte{entryFormat, e.flags, 'R'}
 	b = appendString(b, string(e.typ))
 	b = binary.BigEndian.AppendUint64(b, uint64(e.time))
 	b = append(b, byte(e.cls))
@@ -443,13 +518,26 @@ func (d *decoder) key() (k protocol.PublicKey) {
 	return k
 }
 
-// decodeEntry decodes the entry of record c.
+// isStub reports whether an encoded entry is a stub.
+func isStub(raw []byte) bool { return len(raw) >= 3 && raw[2] == 'S' }
+
+// decodeEntry decodes the entry of record c, or its stub.
 func decodeEntry(c cid.Cid, raw []byte) (*entry, error) {
 	d := &decoder{b: raw}
 	if f := d.byte(); d.err == nil && f != entryFormat {
 		return nil, fmt.Errorf("crdt: the entry of %s has format %d, not %d", c, f, entryFormat)
 	}
-	e := &entry{cid: c, raw: raw}
+	e := &entry{cid: c, raw: raw, flags: d.byte()}
+	if d.byte() == 'S' {
+		e.stub = true
+		if d.err == nil && len(d.b) != 0 {
+			d.err = errors.New("trailing bytes")
+		}
+		if d.err != nil {
+			return nil, fmt.Errorf("crdt: the entry of %s is damaged: %w", c, d.err)
+		}
+		return e, nil
+	}
 	e.typ = internType(protocol.Type(d.string()))
 	e.time = protocol.HLC(d.u64())
 	e.cls = class(d.byte())

@@ -150,7 +150,7 @@ func (s *State) reclassifyContribution(e *entry) {
 	s.setClass(e, c, reason)
 	s.wait(e, on)
 	if c != was {
-		for _, r := range s.list(groupKey(tagTarget, e.cid)) {
+		for _, r := range s.listFor(tagTarget, e.cid) {
 			if x := s.entry(r); x != nil {
 				s.reclassifyReview(x)
 			}

@@ -62,6 +62,8 @@ type entry struct {
 	con    *conInfo
 	rev    *revInfo
 	raw    []byte // the bytes it was read from, if it was
+	flags  uint8  // which of its lists have members (flagTargeted, flagWaited)
+	stub   bool   // not a record of the set: only flags, for lists naming it
 }
 
 // newEntry returns the entry of a record not classified yet.
@@ -143,6 +145,7 @@ type State struct {
 	ov     overlay            // the other writes since the last Ready
 	flight []*Ready           // writes handed out and not Advanced yet, oldest first
 	err    error              // the first failed read
+	cache  map[string]cached  // KV values read or written, bounded (cacheMax)
 	adding bool               // records are being added: entries read stay in ents
 	quiet  bool               // Open is labelling the stored manifests: derive nothing else
 
@@ -295,7 +298,9 @@ func (s *State) indexStored() error {
 		if err != nil {
 			return err
 		}
-		s.index(c, e.time)
+		if !e.stub {
+			s.index(c, e.time)
+		}
 		return nil
 	})
 	if err != nil {
@@ -506,7 +511,7 @@ func (s *State) waitAll(e *entry, ons []cid.Cid) {
 	}
 	for _, on := range ons {
 		if !slices.Contains(e.waitOn, on) {
-			s.listAdd(groupKey(tagWait, on), e.cid)
+			s.listAddFor(tagWait, on, e.cid)
 		}
 	}
 	e.waitOn = append(e.waitOn[:0:0], ons...)

@@ -189,7 +189,7 @@ func (s *State) standing(e *entry) ContributionView {
 		v.Inert = e.reason
 	}
 	var rs []*entry
-	for _, r := range s.list(groupKey(tagTarget, e.cid)) {
+	for _, r := range s.listFor(tagTarget, e.cid) {
 		if x := s.entry(r); x != nil && x.rev != nil {
 			rs = append(rs, x)
 		}
@@ -231,19 +231,24 @@ func (v *ContributionView) Fill(recs Records) error {
 // Contributions returns every contribution in the set, sorted by (time,
 // CID), reading each through Records as Contribution does.
 func (s *State) Contributions() ([]ContributionView, error) {
-	var out []ContributionView
-	for _, k := range s.scanGroup([]byte{tagByTime}, false) {
-		c, err := cid.Cast([]byte(k[9:]))
-		if err != nil {
-			return nil, fmt.Errorf("crdt: key %x: %w", k, err)
+	var es []*entry
+	err := s.each(func(c cid.Cid) error {
+		if e := s.entry(c); e != nil && e.con != nil {
+			es = append(es, e)
 		}
-		v, ok, err := s.Contribution(c)
-		if err != nil {
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(es, byTimeCID)
+	out := make([]ContributionView, 0, len(es))
+	for _, e := range es {
+		v := s.standing(e)
+		if err := v.Fill(s.src); err != nil {
 			return nil, err
 		}
-		if ok {
-			out = append(out, v)
-		}
+		out = append(out, v)
 	}
 	return out, s.err
 }
@@ -255,7 +260,7 @@ func (s *State) Inert() ([]InertRecord, error) {
 		e := s.mfs[c]
 		out = append(out, InertRecord{CID: c, Type: e.typ, Reason: e.reason})
 	}
-	for _, k := range s.scanGroup([]byte{tagInert}, false) {
+	for _, k := range s.scanGroup([]byte{tagInert}) {
 		c, err := cid.Cast([]byte(k[1:]))
 		if err != nil {
 			return nil, fmt.Errorf("crdt: key %x: %w", k, err)
@@ -279,10 +284,13 @@ func (s *State) each(fn func(cid.Cid) error) error {
 			return err
 		}
 	}
-	for _, k := range s.scanGroup([]byte{tagEntry}, false) {
+	for _, k := range s.scanGroup([]byte{tagEntry}) {
 		c, err := cid.Cast([]byte(k[1:]))
 		if err != nil {
 			return fmt.Errorf("crdt: key %x: %w", k, err)
+		}
+		if !s.has(c) {
+			continue // a stub
 		}
 		if err := fn(c); err != nil {
 			return err

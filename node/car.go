@@ -117,8 +117,19 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (api.ImportReport, error
 func (im *importer) dropHeld(item *importItem) error {
 	return im.n.do(im.ctx, func() {
 		kept := item.blocks[:0]
+		viewing := map[*replica]bool{}
+		defer func() {
+			for rep := range viewing {
+				rep.kv.end()
+			}
+		}()
 		for _, b := range item.blocks {
-			if rep := im.n.commons[b.CommonsID()]; rep != nil && rep.state.Has(b.CID) {
+			rep := im.n.commons[b.CommonsID()]
+			if rep != nil && !viewing[rep] {
+				viewing[rep] = true
+				rep.kv.begin() // the Has below read through one view
+			}
+			if rep != nil && rep.state.Has(b.CID) {
 				item.held = append(item.held, b)
 				continue
 			}

@@ -34,53 +34,86 @@ const (
 )
 
 // storeKV is a commons' crdt.KV: its derived state in the store, under a
-// prefix.
+// prefix. Between begin and end it reads through one store view, which
+// costs less per read.
 type storeKV struct {
 	st     store.Store
 	id     cid.Cid
 	prefix byte
+	view   store.DerivedView
+	depth  int // begin calls not ended yet
+	buf    []byte
 }
 
-func (kv storeKV) key(k []byte) []byte { return append([]byte{kv.prefix}, k...) }
+func (kv *storeKV) key(k []byte) []byte {
+	kv.buf = append(append(kv.buf[:0], kv.prefix), k...)
+	return kv.buf
+}
 
-func (kv storeKV) Get(key []byte) ([]byte, error) {
+func (kv *storeKV) Get(key []byte) ([]byte, error) {
+	if kv.view != nil {
+		return kv.view.Get(kv.key(key))
+	}
 	return kv.st.GetDerived(context.Background(), kv.id, kv.key(key))
 }
 
-func (kv storeKV) Scan(prefix []byte, fn func(key, value []byte) error) error {
-	return kv.st.ScanDerived(context.Background(), kv.id, kv.key(prefix), func(k, v []byte) error { return fn(k[1:], v) })
+func (kv *storeKV) Scan(prefix []byte, fn func(key, value []byte) error) error {
+	strip := func(k, v []byte) error { return fn(k[1:], v) }
+	if kv.view != nil {
+		return kv.view.Scan(kv.key(prefix), strip)
+	}
+	return kv.st.ScanDerived(context.Background(), kv.id, kv.key(prefix), strip)
+}
+
+// begin opens a view to read through until end; if it cannot, reads go
+// to the store one by one, and fail there if the store does.
+func (kv *storeKV) begin() {
+	kv.depth++
+	if kv.depth > 1 {
+		return
+	}
+	if v, err := kv.st.ReadDerived(context.Background(), kv.id); err == nil {
+		kv.view = v
+	}
+}
+
+func (kv *storeKV) end() {
+	if kv.depth--; kv.depth == 0 && kv.view != nil {
+		kv.view.Close()
+		kv.view = nil
+	}
 }
 
 // unsaved is what a replica derived and has not committed yet: the
 // state's Readies and the feed's rows, oldest first, and the cursor of the
 // last record applied.
 type unsaved struct {
-	readies []*crdt.Ready
+	readies []*crdt.Ready // taken from the state, not saved yet (a save failed, or is with the committer)
+	pending bool          // records were applied since the state's last Ready
 	rows    []store.Write
 	applied uint64
 }
 
-func (u *unsaved) empty() bool { return len(u.readies) == 0 && len(u.rows) == 0 }
+func (u *unsaved) empty() bool { return len(u.readies) == 0 && len(u.rows) == 0 && !u.pending }
 
 // openState opens a commons' state from the store.
-func (n *Node) openState(id cid.Cid) (*crdt.State, error) {
-	s, err := crdt.Open(id, storeKV{st: n.st, id: id, prefix: prefixCRDT}, storeRecords{n.st})
+func (n *Node) openState(id cid.Cid) (*crdt.State, *storeKV, error) {
+	kv := &storeKV{st: n.st, id: id, prefix: prefixCRDT}
+	kv.begin()
+	defer kv.end()
+	s, err := crdt.Open(id, kv, storeRecords{n.st})
 	if err != nil {
-		return nil, fmt.Errorf("node: open the derived state of commons %s: %w", id, err)
+		return nil, nil, fmt.Errorf("node: open the derived state of commons %s: %w", id, err)
 	}
-	return s, nil
+	return s, kv, nil
 }
 
-// derive takes what applying records to rep implied, for the next save.
-// done are the records applied, whose last cursor is now reflected.
+// derive notes what applying records to rep implied, for the next save:
+// the feed's rows (the state keeps its own writes until the save takes
+// them, State.Ready). done are the records applied, whose last cursor is
+// now reflected.
 func (n *Node) derive(rep *replica, done []feed.Applied) error {
-	r, err := rep.state.Ready()
-	if err != nil {
-		return err
-	}
-	if r != nil {
-		rep.unsaved.readies = append(rep.unsaved.readies, r)
-	}
+	rep.unsaved.pending = true
 	rep.unsaved.rows = append(rep.unsaved.rows, feed.Rows(done)...)
 	for _, a := range slices.Backward(done) {
 		if a.Cursor > 0 {
@@ -96,7 +129,11 @@ func (n *Node) derive(rep *replica, done []feed.Applied) error {
 type saving struct {
 	rep           *replica
 	readies, rows int
-	derived       store.Derived
+	applied       uint64
+	// What to write, gathered on the loop and prefixed on the committer.
+	state  []*crdt.Ready
+	feed   []store.Write
+	counts store.Write
 }
 
 // saveBatch returns a batch that commits every replica's unsaved derived
@@ -108,31 +145,56 @@ func (n *Node) saveBatch() *batch {
 		if rep == nil || rep.unsaved.empty() {
 			continue
 		}
+		sv, err := n.saving(rep)
+		if err != nil {
+			n.log.Error("the derived state of a commons cannot be read: stopping; a restart derives it again from the stored records", "commons", id, "err", err)
+			n.cancel()
+			return nil
+		}
 		if b == nil {
 			b = &batch{save: true}
 		}
-		b.saves = append(b.saves, n.saving(rep))
+		b.saves = append(b.saves, sv)
 	}
 	return b
 }
 
-func (n *Node) saving(rep *replica) saving {
+func (n *Node) saving(rep *replica) (saving, error) {
 	u := &rep.unsaved
-	sv := saving{rep: rep, readies: len(u.readies), rows: len(u.rows)}
-	d := store.Derived{Commons: rep.id, Applied: u.applied}
-	for _, r := range u.readies {
+	if u.pending {
+		r, err := rep.state.Ready()
+		if err != nil {
+			return saving{}, err
+		}
+		if r != nil {
+			u.readies = append(u.readies, r)
+		}
+		u.pending = false
+	}
+	return saving{rep: rep, readies: len(u.readies), rows: len(u.rows), applied: u.applied,
+		state: slices.Clone(u.readies), feed: slices.Clone(u.rows), counts: n.feeds.CountsRow(rep.id)}, nil
+}
+
+// derived returns what sv writes (committer only).
+func (sv *saving) derived() store.Derived {
+	n := len(sv.feed) + 2
+	for _, r := range sv.state {
+		n += len(r.Writes)
+	}
+	d := store.Derived{Commons: sv.rep.id, Applied: sv.applied, Writes: make([]store.Write, 0, n)}
+	prefixed := func(p byte, w store.Write) store.Write {
+		return store.Write{Key: append([]byte{p}, w.Key...), Value: w.Value, Delete: w.Delete}
+	}
+	for _, r := range sv.state {
 		for _, w := range r.Writes {
-			d.Writes = append(d.Writes, store.Write{Key: append([]byte{prefixCRDT}, w.Key...), Value: w.Value, Delete: w.Delete})
+			d.Writes = append(d.Writes, prefixed(prefixCRDT, store.Write(w)))
 		}
 	}
-	for _, w := range u.rows {
-		d.Writes = append(d.Writes, store.Write{Key: append([]byte{prefixFeed}, w.Key...), Value: w.Value, Delete: w.Delete})
+	for _, w := range sv.feed {
+		d.Writes = append(d.Writes, prefixed(prefixFeed, w))
 	}
-	c := n.feeds.CountsRow(rep.id)
-	d.Writes = append(d.Writes, store.Write{Key: append([]byte{prefixFeed}, c.Key...), Value: c.Value},
-		store.Write{Key: versionKey, Value: []byte(derivedVersion())})
-	sv.derived = d
-	return sv
+	d.Writes = append(d.Writes, prefixed(prefixFeed, sv.counts), store.Write{Key: versionKey, Value: []byte(derivedVersion())})
+	return d
 }
 
 // saved handles a save the committer is done with: on success the states
@@ -158,8 +220,8 @@ func (n *Node) saved(b *batch) {
 // commitSave commits a save batch (committer only).
 func (n *Node) commitSave(b *batch) {
 	ds := make([]store.Derived, len(b.saves))
-	for i, sv := range b.saves {
-		ds[i] = sv.derived
+	for i := range b.saves {
+		ds[i] = b.saves[i].derived()
 	}
 	if err := n.st.CommitDerived(context.Background(), ds); err != nil {
 		b.err = fmt.Errorf("node: store derived state: %w", err)

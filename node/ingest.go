@@ -110,6 +110,13 @@ func (n *Node) takeRequests(first *ingestReq) []*ingestReq {
 func (n *Node) prepare(reqs []*ingestReq) *batch {
 	b := &batch{reqs: reqs, results: make([]ingestResult, len(reqs))}
 	touched := map[cid.Cid]bool{}
+	defer func() {
+		for _, id := range b.touched {
+			if rep := n.commons[id]; rep != nil {
+				rep.kv.end()
+			}
+		}
+	}()
 	for i, req := range reqs {
 		res := ingestResult{added: make([]bool, len(req.blocks)), skipped: make([]bool, len(req.blocks))}
 		start := len(b.entries)
@@ -131,6 +138,7 @@ func (n *Node) prepare(reqs []*ingestReq) *batch {
 			if !touched[id] {
 				touched[id] = true
 				b.touched = append(b.touched, id)
+				rep.kv.begin() // the Has below read through one view
 				rep.batches++
 				if !rep.listed {
 					b.list = append(b.list, id)
@@ -432,6 +440,8 @@ func (n *Node) dropEmpty(b *batch) {
 func (n *Node) apply(rep *replica, blocks []*protocol.Block, cursors []uint64, live bool) ([]feed.Applied, error) {
 	out := make([]feed.Applied, 0, len(blocks))
 	limit := n.nowMillis() + protocol.MaxClockSkewMillis
+	rep.kv.begin()
+	defer rep.kv.end()
 	for i, b := range blocks {
 		changes, err := rep.state.Add(b)
 		if err != nil {
@@ -519,11 +529,11 @@ func (n *Node) addReplica(id cid.Cid) (*replica, error) {
 	if rep := n.commons[id]; rep != nil {
 		return rep, nil
 	}
-	st, err := n.openState(id)
+	st, kv, err := n.openState(id)
 	if err != nil {
 		return nil, err
 	}
-	rep := &replica{id: id, state: st, dials: map[string]bool{}}
+	rep := &replica{id: id, state: st, kv: kv, dials: map[string]bool{}}
 	if n.ps != nil {
 		if err := n.joinTopic(rep); err != nil {
 			return nil, err

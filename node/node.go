@@ -104,6 +104,7 @@ type replica struct {
 	batches int
 	// unsaved is the derived state not committed yet (derived.go).
 	unsaved unsaved
+	kv      *storeKV // what state reads its derived state through
 }
 
 // New returns a node for cfg. It does no I/O.
@@ -220,12 +221,12 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 			applied = 0
 		}
 	}
-	st, err := n.openState(id)
+	st, kv, err := n.openState(id)
 	if err != nil {
 		return nil, err
 	}
-	rep := &replica{id: id, state: st, dials: map[string]bool{}, listed: true}
-	fkv := storeKV{st: n.st, id: id, prefix: prefixFeed}
+	rep := &replica{id: id, state: st, kv: kv, dials: map[string]bool{}, listed: true}
+	fkv := &storeKV{st: n.st, id: id, prefix: prefixFeed}
 	if err := n.feeds.Load(id, applied, fkv.Scan); err != nil {
 		return nil, fmt.Errorf("node: load commons %s: %w", id, err)
 	}

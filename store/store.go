@@ -140,8 +140,23 @@ type Store interface {
 	// or value, nor call the store.
 	ScanDerived(ctx context.Context, commons cid.Cid, prefix []byte, fn func(key, value []byte) error) error
 
+	// ReadDerived returns a view of a commons' derived state: reading
+	// many keys through one view costs less than through GetDerived each.
+	// What is committed while the view is open may or may not be visible
+	// through it. The caller must Close it; the store's Close waits for
+	// that.
+	ReadDerived(ctx context.Context, commons cid.Cid) (DerivedView, error)
+
 	// Close flushes and releases the store. Later calls return ErrClosed.
 	Close() error
+}
+
+// DerivedView reads a commons' derived state (Store.ReadDerived), as
+// GetDerived and ScanDerived do.
+type DerivedView interface {
+	Get(key []byte) ([]byte, error)
+	Scan(prefix []byte, fn func(key, value []byte) error) error
+	Close()
 }
 
 // Write is one change to a commons' derived state: Value stored under

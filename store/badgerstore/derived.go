@@ -297,3 +297,66 @@ func (s *Store) ScanDerived(ctx context.Context, commons cid.Cid, prefix []byte,
 	}
 	return nil
 }
+
+// ReadDerived implements store.Store: a badger read transaction.
+func (s *Store) ReadDerived(ctx context.Context, commons cid.Cid) (store.DerivedView, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	return &derivedView{s: s, txn: s.db.NewTransaction(false), prefix: derivedPrefix(commons)}, nil
+}
+
+type derivedView struct {
+	s      *Store
+	txn    *badger.Txn
+	prefix []byte
+	key    []byte
+}
+
+func (v *derivedView) Get(key []byte) ([]byte, error) {
+	v.key = append(append(v.key[:0], v.prefix...), key...)
+	item, err := v.txn.Get(v.key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("badgerstore: read derived state: %w", err)
+	}
+	val, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, fmt.Errorf("badgerstore: read derived state: %w", err)
+	}
+	if val == nil {
+		val = []byte{}
+	}
+	return val, nil
+}
+
+func (v *derivedView) Scan(prefix []byte, fn func(key, value []byte) error) error {
+	p := append(v.prefix[:len(v.prefix):len(v.prefix)], prefix...)
+	it := v.txn.NewIterator(badger.IteratorOptions{Prefix: p})
+	defer it.Close()
+	var fnErr error
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		err := item.Value(func(val []byte) error {
+			fnErr = fn(item.Key()[len(v.prefix):], val)
+			return fnErr
+		})
+		if fnErr != nil {
+			return fnErr
+		}
+		if err != nil {
+			return fmt.Errorf("badgerstore: scan derived state: %w", err)
+		}
+	}
+	return nil
+}
+
+func (v *derivedView) Close() {
+	if v.txn != nil {
+		v.txn.Discard()
+		v.txn = nil
+		v.s.end()
+	}
+}

@@ -127,3 +127,29 @@ func (s *Store) ScanDerived(ctx context.Context, commons cid.Cid, prefix []byte,
 	}
 	return nil
 }
+
+// ReadDerived implements store.Store. The view reads the store as it is
+// at each read.
+func (s *Store) ReadDerived(ctx context.Context, commons cid.Cid) (store.DerivedView, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	return memView{s: s, id: commons}, nil
+}
+
+type memView struct {
+	s  *Store
+	id cid.Cid
+}
+
+func (v memView) Get(key []byte) ([]byte, error) {
+	return v.s.GetDerived(context.Background(), v.id, key)
+}
+
+func (v memView) Scan(prefix []byte, fn func(key, value []byte) error) error {
+	return v.s.ScanDerived(context.Background(), v.id, prefix, fn)
+}
+
+func (memView) Close() {}
