@@ -284,14 +284,29 @@ func (s *State) each(fn func(cid.Cid) error) error {
 			return err
 		}
 	}
+	seen := make(map[cid.Cid]bool, len(s.ents))
 	for _, k := range s.scanGroup([]byte{tagEntry}) {
 		c, err := cid.Cast([]byte(k[1:]))
 		if err != nil {
 			return fmt.Errorf("crdt: key %x: %w", k, err)
 		}
+		seen[c] = true
 		if !s.has(c) {
 			continue // a stub
 		}
+		if err := fn(c); err != nil {
+			return err
+		}
+	}
+	// The entries made since the last Ready are not written yet: they are
+	// in s.ents only, not under the overlay's 'e' group.
+	var fresh []cid.Cid
+	for c, e := range s.ents {
+		if !e.stub && !seen[c] {
+			fresh = append(fresh, c)
+		}
+	}
+	for _, c := range fresh {
 		if err := fn(c); err != nil {
 			return err
 		}
