@@ -31,7 +31,7 @@ func TestCrashReplay(t *testing.T) {
 			r    *Ready
 			recs []*protocol.Block
 		}
-		var flight []saved             // Readies taken and not applied, oldest first
+		var flight []saved            // Readies taken and not applied, oldest first
 		var unsaved []*protocol.Block // records added since the last Ready
 		set := map[cid.Cid]*protocol.Block{}
 		check := func(when string) {
