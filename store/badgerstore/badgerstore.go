@@ -72,7 +72,7 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		_ = unlock()
 		return nil, fmt.Errorf("badgerstore: open store %s: %w", dir, err)
 	}
-	if err := s.recoverJournal(); err != nil {
+	if err := s.recoverJournal(true); err != nil {
 		_ = db.Close()
 		_ = unlock()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)

@@ -58,6 +58,12 @@ func (s *Store) CommitDerived(ctx context.Context, ds []store.Derived) error {
 	defer s.end()
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	// A journal that an earlier call completed but failed to apply (it
+	// returned an error) would be applied again at the next Open, over
+	// whatever this call writes: finish it first.
+	if err := s.recoverJournal(false); err != nil {
+		return fmt.Errorf("badgerstore: commit derived state: %w", err)
+	}
 	lim := s.limits()
 	if lim.fits(ws) {
 		if err := s.apply(ws, lim); err != nil {
@@ -164,9 +170,11 @@ func (s *Store) dropJournal() error {
 	return nil
 }
 
-// recoverJournal applies a complete journal a crash left, and drops any
-// journal. Open calls it before anything else reads the store.
-func (s *Store) recoverJournal() error {
+// recoverJournal applies a complete journal a crash (or a failed call)
+// left, and drops it; and an incomplete one if dropIncomplete. Open calls
+// it before anything else reads the store, and CommitDerived before it
+// writes.
+func (s *Store) recoverJournal(dropIncomplete bool) error {
 	var done bool
 	var ws []kv
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -198,8 +206,11 @@ func (s *Store) recoverJournal() error {
 	if err != nil {
 		return fmt.Errorf("badgerstore: read the journal of derived state: %w", err)
 	}
+	if !done && !dropIncomplete {
+		return nil // an incomplete journal is dropped by the next journal, or Open
+	}
 	if done {
-		s.log.Info("applying the derived state a crash left half-written", "writes", len(ws))
+		s.log.Info("applying the derived state a crash or a failed commit left half-written", "writes", len(ws))
 		if err := s.apply(ws, s.limits()); err != nil {
 			return fmt.Errorf("badgerstore: apply the journal of derived state: %w", err)
 		}

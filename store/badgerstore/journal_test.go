@@ -107,3 +107,66 @@ func TestJournalAfterCrash(t *testing.T) {
 		})
 	}
 }
+
+// TestJournalLeftByFailedCall: a CommitDerived through a journal that
+// failed while applying it (disk full, an I/O error) leaves a complete
+// journal, "applied again at the next open". The calls after it must not
+// be undone by that: here the next call, small enough for one
+// transaction, writes newer values of the same keys and a later cursor;
+// the next Open must keep them, not roll them back to the journal's.
+func TestJournalLeftByFailedCall(t *testing.T) {
+	ctx := context.Background()
+	h, _ := mh.Sum([]byte("journal"), mh.SHA2_256, -1)
+	c := cid.NewCidV1(cid.DagCBOR, h)
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What journal() leaves when its apply phase fails halfway.
+	const n = 5000
+	p := derivedPrefix(c)
+	var ws, entries []kv
+	for i := range n {
+		ws = append(ws, kv{key: append(p[:len(p):len(p)], fmt.Sprintf("k%05d", i)...), value: []byte("first")})
+	}
+	ws = append(ws, kv{key: appliedKey(c), value: encodeUint(2)})
+	for i, w := range ws {
+		entries = append(entries, kv{key: journalKey(uint64(i)), value: encodeJournal(w)})
+	}
+	lim := s.limits()
+	if err := s.apply(entries, lim); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.apply([]kv{{key: journalDoneKey(), value: []byte{}}}, lim); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.apply(ws[:n/2], lim); err != nil {
+		t.Fatal(err)
+	}
+	// The node keeps what failed and sends it again with what came after:
+	// here, a small call with newer values.
+	later := store.Derived{Commons: c, Applied: 3, Writes: []store.Write{{Key: []byte("k00000"), Value: []byte("second")}}}
+	if err := s.CommitDerived(ctx, []store.Derived{later}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v, err := s.GetDerived(ctx, c, []byte("k00000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied, err := s.Applied(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(v) != "second" || applied != 3 {
+		t.Fatalf("after reopening: k00000 = %q, applied %d; want \"second\" and 3 (the later call's): the journal of an earlier call was applied over it", v, applied)
+	}
+}
