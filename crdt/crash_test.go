@@ -24,6 +24,10 @@ import (
 func TestCrashReplay(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		id, bs := drawHistory(t)
+		if rapid.Bool().Draw(t, "permute") {
+			// Records before what they name: stubs, waiters and flags.
+			bs = rapid.Permutation(bs).Draw(t, "perm")
+		}
 		raw := rawRecords{}
 		kv := &MemKV{}
 		s := open(t, id, kv, raw)
