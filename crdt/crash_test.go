@@ -200,3 +200,55 @@ func TestContributionsBeforeReady(t *testing.T) {
 		t.Fatalf("Contributions lists %d contributions before Ready, want 1", len(vs))
 	}
 }
+
+// TestReviewWriteBounded: what a review's arrival writes does not grow
+// with how many reviews its author already made of the same contribution.
+// A contribution's entry holds every eligible review of each maintainer
+// (conInfo.voters), so one maintainer key that keeps reviewing one
+// contribution makes each save rewrite (and each read decode) an entry
+// that grows by ~45 bytes per review: quadratic writes.
+func TestReviewWriteBounded(t *testing.T) {
+	g := genesisBlock(t, manifest([]int{0}, 1, []int{1}, 1, 1), 0)
+	kv := &MemKV{}
+	recs := memRecords{}
+	s, err := Open(g.CID, kv, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := contribution(t, g.CID, g.CID, 2, 2, "c")
+	recs[g.CID], recs[c.CID] = g, c
+	mustAdd(t, s, g, c)
+	size := func() int {
+		r, err := s.Ready()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, w := range r.Writes {
+			n += len(w.Key) + len(w.Value)
+		}
+		kv.Apply(r.Writes)
+		s.Advance(r)
+		return n
+	}
+	size()
+	var first, last int
+	const n = 400
+	for i := range n {
+		d := protocol.DecisionAccept
+		if i%2 == 1 {
+			d = protocol.DecisionReject
+		}
+		r := review(t, g.CID, c.CID, g.CID, protocol.HLC(3+i), 1, d)
+		recs[r.CID] = r
+		mustAdd(t, s, r)
+		sz := size()
+		if i == 0 {
+			first = sz
+		}
+		last = sz
+	}
+	if last > 2*first {
+		t.Fatalf("the first review of a contribution by its maintainer wrote %d bytes, the %dth %d bytes", first, n, last)
+	}
+}

@@ -349,3 +349,34 @@ func waitSaved(t *testing.T, st store.Store, id cid.Cid) {
 	}
 	t.Fatal("the derived state was not saved within 5 s")
 }
+
+// TestFailedSaveRetried: saves that fail keep what they carried, and the
+// next one that succeeds stores it with what came after, in order; a
+// restart then reads a derived state equal to the live one, and replays
+// nothing.
+func TestFailedSaveRetried(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, cs := startRepo(t, dir, key, nil)
+	id, cons := fill(t, n, 6)
+	waitSaved(t, cs, id)
+	cs.failDerived.Store(true)
+	cons = append(cons, more(t, n, id, 9)...)
+	time.Sleep(1100 * time.Millisecond) // past the retry delay
+	cons = append(cons, more(t, n, id, 3)...)
+	cs.failDerived.Store(false)
+	time.Sleep(1100 * time.Millisecond)
+	cons = append(cons, more(t, n, id, 4)...)
+	waitSaved(t, cs, id)
+	want := commonsView(t, n, id, cons)
+	closeNode(t, n)
+
+	var log logBuffer
+	n, cs = startRepo(t, dir, key, &log)
+	defer closeNode(t, n)
+	if r := cs.feedReads.Load(); r != 0 {
+		t.Errorf("start read %d feed-log pages; want none", r)
+	}
+	if got := commonsView(t, n, id, cons); got != want {
+		t.Fatalf("after restart:\n got %s\nwant %s", got, want)
+	}
+}
