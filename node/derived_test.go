@@ -380,3 +380,79 @@ func TestFailedSaveRetried(t *testing.T) {
 		t.Fatalf("after restart:\n got %s\nwant %s", got, want)
 	}
 }
+
+// flakyStore stores records and then says it failed (failPut), and fails
+// to read the feed log (failFeed): a commit that failed halfway, whose
+// stored records the node cannot find.
+type flakyStore struct {
+	store.Store
+	failPut, failFeed atomic.Bool
+}
+
+func (s *flakyStore) PutRecords(ctx context.Context, es []store.Entry) ([]uint64, error) {
+	cs, err := s.Store.PutRecords(ctx, es)
+	if err == nil && s.failPut.Load() {
+		return nil, errors.New("i/o error after the write (test)")
+	}
+	return cs, err
+}
+
+func (s *flakyStore) Feed(ctx context.Context, c cid.Cid, after uint64, limit int) ([]store.Stored, error) {
+	if s.failFeed.Load() {
+		return nil, errors.New("i/o error (test)")
+	}
+	return s.Store.Feed(ctx, c, after, limit)
+}
+
+// TestStoredUnappliedRecordAfterRestart: a record that a failed commit
+// stored all the same, and that the node could not find (storedAnyway),
+// "stays unapplied until restart". A restart must then apply it: the
+// commons holds every record of its feed log. With the derived state
+// stored, the start applies only the records after the applied cursor,
+// which later records moved past it.
+func TestStoredUnappliedRecordAfterRestart(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	start := func() (*Node, *flakyStore) {
+		st, err := badgerstore.Open(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs := &flakyStore{Store: st}
+		n, err := New(Config{Offline: true, Store: fs, Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return n, fs
+	}
+	n, fs := start()
+	id, _ := fill(t, n, 2)
+	fs.failPut.Store(true)
+	fs.failFeed.Store(true)
+	if _, err := n.Contribute(t.Context(), api.ContributeParams{Commons: id.String(), Title: "lost"}); err == nil {
+		t.Fatal("contribute: the commit did not fail")
+	}
+	fs.failPut.Store(false)
+	fs.failFeed.Store(false)
+	more(t, n, id, 3)
+	waitSaved(t, fs, id)
+	closeNode(t, n)
+
+	n, fs = start()
+	defer closeNode(t, n)
+	head, err := fs.FeedHead(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := n.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range st.Commons {
+		if c.ID == id.String() && uint64(c.Records) != head {
+			t.Fatalf("after restart the commons holds %d records; its feed log %d", c.Records, head)
+		}
+	}
+}
