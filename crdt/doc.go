@@ -147,20 +147,40 @@
 // node reads the records it names from its store and carries turns and
 // records over a stream.
 //
-// # Memory
+// # State on disk
 //
-// A State keeps of each contribution and review only what the rules read
-// (its time, links, author and decision) and its derived standing; views
-// that show a record's content ([State.Contribution], [State.Record]) read
-// the record through the [Records] the State was made with ([NewWith]): the
-// node's store, which holds every record before it is added. Manifests are
-// held whole, since the chain is labelled from them. [New] keeps the
-// records in memory, for tests and tools.
+// A State keeps what it derives of each contribution and review in a [KV]
+// (its time, links, author and decision, its class and why, a
+// contribution's status and votes), and the lists that find records again
+// (reviews by target, by Under and by author, contributions by licence,
+// records by what they wait for), the inert records and the counts; the
+// key layout is in persist.go. It reads the KV through a narrow
+// interface and never writes it: adding records accumulates the writes
+// they imply, [State.Ready] hands them to the caller, who applies them
+// (package node commits them to its store, with the feed cursor they
+// reflect) and then calls [State.Advance]. Until then the State reads its
+// pending writes first, so the caller may commit in the background. This
+// is the shape of etcd's raft: a pure state machine that says what to
+// persist. A read that fails makes the State unusable (Add and Ready
+// return the error), since what it would derive next could rest on it.
+//
+// Memory holds the manifests (the chain is labelled from them, in memory,
+// again at each [Open]; they are few), the entries read or changed since
+// the last Ready, a bounded cache of what was last read or written (a
+// State is its KV's only writer, so the cache stays true), the state
+// root's trie and the reconciliation index (filled at Open from the
+// entries, one read each). Views that show a record's content
+// ([State.Contribution], [State.Record]) read the record through the
+// [Records] the State was made with: the node's store, which holds every
+// record before it is added. [New] and [NewWith] keep the KV in memory
+// and apply the writes themselves at the end of each Add, for tests and
+// tools.
 //
 // # Purity
 //
 // This package performs no I/O of its own (it reads records only through
-// the Records it is given), reads no clock, draws no random numbers,
+// the Records it is given, and its derived state only through the KV),
+// reads no clock, draws no random numbers,
 // starts no goroutines and takes no locks. A State is not safe for
 // concurrent use, not even for reads: Root and CIDs update a cache. It may
 // import only the standard library's pure packages, go-cid and package

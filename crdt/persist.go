@@ -23,6 +23,7 @@ import (
 //	'u' len under cid           a review, by the manifest it names
 //	'a' key cid                 a review, by its author
 //	'w' len on cid              a record waiting for on
+//	'v' len con key ^time ^cid  a maintainer's eligible or suspended review of con (review.go)
 //	's'                         the counts
 //
 // len is the length of the CID after it, as a uvarint. The 't' and 'w'
@@ -39,8 +40,13 @@ const (
 	tagUnder    = 'u'
 	tagAuthor   = 'a'
 	tagWait     = 'w'
+	tagVote     = 'v'
 	tagCounts   = 's'
 )
+
+// ErrDamaged is wrapped by the errors of reads that find the derived state
+// in a KV not as a State wrote it: a value that does not decode.
+var ErrDamaged = errors.New("crdt: the derived state is damaged")
 
 // entryFormat is the first byte of an encoded entry.
 const entryFormat = 1
@@ -198,6 +204,56 @@ func (s *State) scanGroup(prefix []byte) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// walk calls fn with the keys under prefix in ascending order, with what
+// is pending or in flight applied, until fn returns false; it reads the
+// KV only that far. fn must not keep the key.
+func (s *State) walk(prefix []byte, fn func(key []byte) bool) {
+	pend := map[string]bool{} // pending keys under prefix: true if deleted
+	for _, r := range s.flight {
+		r.scan(prefix, func(w *Write) { pend[string(w.Key)] = w.Delete })
+	}
+	for _, k := range s.ov.groups[string(prefix)] {
+		pend[k] = s.ov.ops[k].del
+	}
+	keys := make([]string, 0, len(pend))
+	for k := range pend {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	i, stopped := 0, false
+	errStop := errors.New("stop")
+	err := s.kv.Scan(prefix, func(k, _ []byte) error {
+		ks := string(k)
+		for ; i < len(keys) && keys[i] < ks; i++ {
+			if !pend[keys[i]] && !fn([]byte(keys[i])) {
+				return errStop
+			}
+		}
+		if i < len(keys) && keys[i] == ks {
+			i++
+			if pend[ks] {
+				return nil // deleted since
+			}
+		}
+		if !fn(k) {
+			return errStop
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errStop):
+		stopped = true
+	case err != nil:
+		s.fail(err)
+		return
+	}
+	for ; !stopped && i < len(keys); i++ {
+		if !pend[keys[i]] && !fn([]byte(keys[i])) {
+			return
+		}
+	}
 }
 
 // list returns the CIDs of a list: the members after prefix.
@@ -385,7 +441,7 @@ func (s *State) decodeCounts(b []byte) error {
 	for _, p := range []*int{&s.nRecs, &s.counts[0], &s.counts[1], &s.counts[2], &s.nWaiting, &s.nHeld, &s.nInert} {
 		n, k := binary.Uvarint(b)
 		if k <= 0 {
-			return errors.New("crdt: the stored counts are damaged")
+			return fmt.Errorf("%w: the counts do not decode", ErrDamaged)
 		}
 		*p, b = int(n), b[k:]
 	}
@@ -415,12 +471,7 @@ func (e *entry) encode() []byte {
 		b = append(b, boolByte(c.held))
 		b = binary.AppendUvarint(b, uint64(len(c.voters)))
 		for _, v := range c.voters {
-			b = append(b, v.author[:]...)
-			b = binary.AppendUvarint(b, uint64(len(v.reviews)))
-			for _, r := range v.reviews {
-				b = appendString(b, r.cid.KeyString())
-				b = binary.BigEndian.AppendUint64(b, uint64(r.time))
-			}
+			b = append(b, v[:]...)
 		}
 	case e.rev != nil:
 		r := e.rev
@@ -525,7 +576,7 @@ func isStub(raw []byte) bool { return len(raw) >= 3 && raw[2] == 'S' }
 func decodeEntry(c cid.Cid, raw []byte) (*entry, error) {
 	d := &decoder{b: raw}
 	if f := d.byte(); d.err == nil && f != entryFormat {
-		return nil, fmt.Errorf("crdt: the entry of %s has format %d, not %d", c, f, entryFormat)
+		return nil, fmt.Errorf("%w: the entry of %s has format %d, not %d", ErrDamaged, c, f, entryFormat)
 	}
 	e := &entry{cid: c, raw: raw, flags: d.byte()}
 	if d.byte() == 'S' {
@@ -534,7 +585,7 @@ func decodeEntry(c cid.Cid, raw []byte) (*entry, error) {
 			d.err = errors.New("trailing bytes")
 		}
 		if d.err != nil {
-			return nil, fmt.Errorf("crdt: the entry of %s is damaged: %w", c, d.err)
+			return nil, fmt.Errorf("%w: the entry of %s: %w", ErrDamaged, c, d.err)
 		}
 		return e, nil
 	}
@@ -560,11 +611,7 @@ func decodeEntry(c cid.Cid, raw []byte) (*entry, error) {
 		}
 		con.held = d.byte() == 1
 		for n := d.uvarint(); n > 0 && d.err == nil; n-- {
-			v := voter{author: d.key()}
-			for m := d.uvarint(); m > 0 && d.err == nil; m-- {
-				v.reviews = append(v.reviews, ref{cid: d.cid(), time: protocol.HLC(d.u64())})
-			}
-			con.voters = append(con.voters, v)
+			con.voters = append(con.voters, d.key())
 		}
 		e.con = con
 	case 'r':
@@ -579,7 +626,7 @@ func decodeEntry(c cid.Cid, raw []byte) (*entry, error) {
 		d.err = errors.New("trailing bytes")
 	}
 	if d.err != nil {
-		return nil, fmt.Errorf("crdt: the entry of %s is damaged: %w", c, d.err)
+		return nil, fmt.Errorf("%w: the entry of %s: %w", ErrDamaged, c, d.err)
 	}
 	return e, nil
 }

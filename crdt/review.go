@@ -1,7 +1,7 @@
 package crdt
 
 import (
-	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -29,9 +29,9 @@ func (s *State) reclassifyReview(e *entry) {
 	}
 	switch {
 	case votes(c) && !votes(was):
-		t.con.offer(e)
+		s.offer(t, e)
 	case !votes(c) && votes(was):
-		t.con.drop(e)
+		s.drop(t, e)
 	}
 	s.touch(t)
 }
@@ -78,68 +78,100 @@ func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
 	return clsOK, "", cid.Undef
 }
 
-// ref names one review in a contribution's voters.
+// ref names one review among a maintainer's votes on a contribution.
 type ref struct {
 	cid  cid.Cid
 	time protocol.HLC
 }
 
-// latestFirst orders refs by record time, then CID bytes, latest first.
-func latestFirst(a, b ref) int {
-	if c := cmp.Compare(b.time, a.time); c != 0 {
-		return c
-	}
-	return compareCID(b.cid, a.cid)
+// A maintainer's eligible and suspended reviews of a contribution are keys
+// of their own, latest first (time and CID inverted), so that a review
+// writes one key, however many the maintainer made before, and the votes
+// are read from the latest down only as far as the rules look. The
+// contribution's entry lists the maintainers who have any (conInfo.voters).
+
+// votePrefix is the prefix of maintainer author's votes on contribution
+// con.
+func votePrefix(con cid.Cid, author protocol.PublicKey) []byte {
+	return append(groupKey(tagVote, con), author[:]...)
 }
 
-// voter is one maintainer's eligible and suspended reviews of a
-// contribution, latest first.
-type voter struct {
-	author  protocol.PublicKey
-	reviews []ref
+func voteKey(prefix []byte, r ref) []byte {
+	k := binary.BigEndian.AppendUint64(slices.Clip(prefix), ^uint64(r.time))
+	for _, b := range r.cid.Bytes() {
+		k = append(k, ^b)
+	}
+	return k
 }
 
-// offer adds e, now eligible or suspended, to its maintainer's reviews.
-func (c *conInfo) offer(e *entry) {
-	author, r := e.rev.author, ref{cid: e.cid, time: e.time}
-	c.voters = slices.Clone(c.voters)
-	i := slices.IndexFunc(c.voters, func(v voter) bool { return v.author == author })
-	if i < 0 {
-		c.voters = append(c.voters, voter{author: author, reviews: []ref{r}})
-		return
+func refOf(prefix, key []byte) (ref, error) {
+	if len(key) < len(prefix)+8 {
+		return ref{}, fmt.Errorf("vote key %x: too short", key)
 	}
-	rs := c.voters[i].reviews
-	j, _ := slices.BinarySearchFunc(rs, r, latestFirst)
-	c.voters[i].reviews = slices.Insert(slices.Clone(rs), j, r)
+	t := ^binary.BigEndian.Uint64(key[len(prefix):])
+	raw := slices.Clone(key[len(prefix)+8:])
+	for i := range raw {
+		raw[i] = ^raw[i]
+	}
+	c, err := cid.Cast(raw)
+	if err != nil {
+		return ref{}, fmt.Errorf("vote key %x: %w", key, err)
+	}
+	return ref{cid: c, time: protocol.HLC(t)}, nil
+}
+
+// offer adds e, now eligible or suspended, to its maintainer's votes on
+// t.
+func (s *State) offer(t, e *entry) {
+	author := e.rev.author
+	p := votePrefix(t.cid, author)
+	s.ov.set(p, voteKey(p, ref{cid: e.cid, time: e.time}), op{v: []byte{}})
+	if i, found := slices.BinarySearchFunc(t.con.voters, author, protocol.PublicKey.Compare); !found {
+		t.con.voters = slices.Insert(slices.Clone(t.con.voters), i, author)
+	}
 }
 
 // drop removes e, neither eligible nor suspended any more, from its
-// maintainer's reviews.
-func (c *conInfo) drop(e *entry) {
-	author, r := e.rev.author, ref{cid: e.cid, time: e.time}
-	i := slices.IndexFunc(c.voters, func(v voter) bool { return v.author == author })
-	if i < 0 {
-		return
-	}
-	c.voters = slices.Clone(c.voters)
-	rs := c.voters[i].reviews
-	if j, found := slices.BinarySearchFunc(rs, r, latestFirst); found {
-		c.voters[i].reviews = slices.Delete(slices.Clone(rs), j, j+1)
-	}
-	if len(c.voters[i].reviews) == 0 {
-		c.voters = slices.Delete(c.voters, i, i+1)
+// maintainer's votes on t.
+func (s *State) drop(t, e *entry) {
+	author := e.rev.author
+	p := votePrefix(t.cid, author)
+	s.ov.set(p, voteKey(p, ref{cid: e.cid, time: e.time}), op{del: true})
+	if _, any := s.latestVote(t.cid, author); !any {
+		if i, found := slices.BinarySearchFunc(t.con.voters, author, protocol.PublicKey.Compare); found {
+			t.con.voters = slices.Delete(slices.Clone(t.con.voters), i, i+1)
+		}
 	}
 }
 
-// latest reports whether e is its maintainer's latest eligible or
-// suspended review of c.
-func (c *conInfo) latest(e *entry) bool {
-	for _, v := range c.voters {
-		if v.reviews[0].cid == e.cid {
-			return true
+// votesOf calls fn with a maintainer's votes on contribution con, latest
+// first, until fn returns false.
+func (s *State) votesOf(con cid.Cid, author protocol.PublicKey, fn func(ref) bool) {
+	p := votePrefix(con, author)
+	s.walk(p, func(k []byte) bool {
+		r, err := refOf(p, k)
+		if err != nil {
+			s.fail(err)
+			return false
 		}
-	}
-	return false
+		return fn(r)
+	})
+}
+
+// latestVote returns a maintainer's latest eligible or suspended review of
+// con; false if there is none.
+func (s *State) latestVote(con cid.Cid, author protocol.PublicKey) (ref, bool) {
+	var out ref
+	var found bool
+	s.votesOf(con, author, func(r ref) bool { out, found = r, true; return false })
+	return out, found
+}
+
+// latest reports whether e is its maintainer's latest eligible or
+// suspended review of t.
+func (s *State) latest(t, e *entry) bool {
+	r, ok := s.latestVote(t.cid, e.rev.author)
+	return ok && r.cid == e.cid
 }
 
 // reclassifyContribution re-derives a contribution's standing and status,
@@ -222,25 +254,23 @@ func voteOf(r *entry) vote {
 	return vote{decision: v.decision, under: v.under}
 }
 
-// possible returns a maintainer's possible votes (SPEC §12.4): the vote
-// of their latest review if it is eligible; otherwise the votes of their
-// reviews from the latest back to the latest eligible one, or to the end
-// and no vote.
-func (s *State) possible(v voter) []vote {
-	if r := s.review(v.reviews[0]); r.cls == clsOK {
-		return []vote{voteOf(r)}
-	}
+// possible returns a maintainer's possible votes on contribution con
+// (SPEC §12.4): the vote of their latest review if it is eligible;
+// otherwise the votes of their reviews from the latest back to the latest
+// eligible one, or to the end and no vote. It reads their reviews only
+// that far.
+func (s *State) possible(con cid.Cid, author protocol.PublicKey) []vote {
 	var out []vote
-	for _, x := range v.reviews {
+	eligible := false
+	s.votesOf(con, author, func(x ref) bool {
 		r := s.review(x)
-		if x := voteOf(r); !slices.Contains(out, x) {
-			out = append(out, x)
+		if v := voteOf(r); !slices.Contains(out, v) {
+			out = append(out, v)
 		}
-		if r.cls == clsOK {
-			return out
-		}
-	}
-	if !slices.Contains(out, vote{}) {
+		eligible = r.cls == clsOK
+		return !eligible
+	})
+	if !eligible && !slices.Contains(out, vote{}) {
 		out = append(out, vote{})
 	}
 	return out
@@ -279,12 +309,8 @@ func (s *State) decide(t *entry) (st Status, held bool) {
 			tally[i].certain++
 		}
 	}
-	for _, v := range t.con.voters {
-		if r := s.review(v.reviews[0]); r.cls == clsOK {
-			add(voteOf(r), true)
-			continue
-		}
-		opts := s.possible(v)
+	for _, author := range t.con.voters {
+		opts := s.possible(t.cid, author)
 		for _, v := range opts {
 			add(v, len(opts) == 1)
 		}

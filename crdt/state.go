@@ -129,7 +129,7 @@ type conInfo struct {
 	licence cid.Cid // the manifest it assents to
 	status  Status
 	held    bool    // pending because undecided votes could go either way
-	voters  []voter // per maintainer, their eligible and suspended reviews
+	voters  []protocol.PublicKey // the maintainers with eligible or suspended reviews of it ('v' keys), sorted
 }
 
 // State is the state of one commons: a grow-only set of records and what

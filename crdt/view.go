@@ -197,7 +197,7 @@ func (s *State) standing(e *entry) ContributionView {
 	slices.SortFunc(rs, byTimeCID)
 	for _, x := range rs {
 		rv := ReviewView{CID: x.cid, Maintainer: x.rev.author, Decision: x.rev.decision, Under: x.rev.under, Time: x.time}
-		rv.Counts = x.cls == clsOK && e.con.latest(x)
+		rv.Counts = x.cls == clsOK && s.latest(e, x)
 		switch x.cls {
 		case clsInert:
 			rv.Inert = x.reason

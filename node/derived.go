@@ -207,6 +207,7 @@ func (n *Node) saved(b *batch) {
 		n.saveRetry = time.Now().Add(time.Second)
 		return
 	}
+	n.saveRetry = time.Time{}
 	for _, sv := range b.saves {
 		u := &sv.rep.unsaved
 		for _, r := range u.readies[:sv.readies] {
@@ -264,7 +265,11 @@ func (n *Node) derivedCurrent(ctx context.Context, id cid.Cid) (bool, error) {
 	if string(v) == derivedVersion() {
 		return true, nil
 	}
-	n.log.Info("the derived state of a commons was written by another version: deriving it again from the records", "commons", id, "stored", string(v), "now", derivedVersion())
+	var layout, rules int
+	if _, err := fmt.Sscanf(string(v), "layout %d, rules %d", &layout, &rules); err == nil && (layout > derivedLayout || rules > crdt.RulesVersion) {
+		return false, fmt.Errorf("%w: the derived state of commons %s was written by a newer version of commons (%s; this one writes %s); run a newer commons on this repo", ErrStoreFormat, id, v, derivedVersion())
+	}
+	n.log.Info("the derived state of a commons was written by an earlier version: deriving it again from the records", "commons", id, "stored", string(v), "now", derivedVersion())
 	return false, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 
+	"github.com/commons-p2p/commons/crdt"
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/store"
@@ -288,13 +290,14 @@ func TestStartRederivesOtherVersion(t *testing.T) {
 	_ = cs
 }
 
-// TestDamagedDerivedStateIsNoAnswer: an entry of the derived state that
-// does not decode makes the start, or the query that reads it, fail,
-// saying so, rather than answer without it.
-func TestDamagedDerivedStateIsNoAnswer(t *testing.T) {
+// TestDamagedDerivedStateDerivedAgain: an entry of the derived state that
+// does not decode is found at start, which says so and derives the state
+// again from the records, rather than answer without it.
+func TestDamagedDerivedStateDerivedAgain(t *testing.T) {
 	dir, key := t.TempDir(), testKey(t)
 	n, _ := startRepo(t, dir, key, nil)
 	id, cons := fill(t, n, 3)
+	want := commonsView(t, n, id, cons)
 	closeNode(t, n)
 	st, err := badgerstore.Open(dir, nil)
 	if err != nil {
@@ -311,20 +314,50 @@ func TestDamagedDerivedStateIsNoAnswer(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	st2, err := badgerstore.Open(dir, nil)
+	var log logBuffer
+	n, _ = startRepo(t, dir, key, &log)
+	defer closeNode(t, n)
+	if l := log.String(); !strings.Contains(l, "is damaged: deriving it again") || !strings.Contains(l, cons[0]) {
+		t.Errorf("start did not say which derived entry is damaged:\n%s", l)
+	}
+	if got := commonsView(t, n, id, cons); got != want {
+		t.Fatalf("derived again:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestNewerDerivedStateRefused: a derived state written by a newer
+// version is not dropped: the start fails, saying to run a newer commons.
+func TestNewerDerivedStateRefused(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, _ := startRepo(t, dir, key, nil)
+	id, _ := fill(t, n, 1)
+	closeNode(t, n)
+	st, err := badgerstore.Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err = New(Config{Offline: true, Store: st2, Key: key})
+	applied, _ := st.Applied(t.Context(), id)
+	newer := fmt.Sprintf("layout %d, rules %d", derivedLayout+1, crdt.RulesVersion)
+	err = st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: applied, Writes: []store.Write{{Key: versionKey, Value: []byte(newer)}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Close()
-	if err = n.Start(t.Context()); err == nil {
-		_, err = n.Show(t.Context(), cons[0])
+	n, err = New(Config{Offline: true, Store: st, Key: key})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err == nil || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), cons[0]) {
-		t.Fatalf("start, or show, of a contribution whose derived entry is damaged: %v; want an error naming it damaged", err)
+	err = n.Start(t.Context())
+	_ = n.Close()
+	if !errors.Is(err, ErrStoreFormat) || !strings.Contains(err.Error(), "run a newer commons") {
+		t.Fatalf("start on a derived state of %q: %v; want ErrStoreFormat, saying to run a newer commons", newer, err)
+	}
+	st, err = badgerstore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if v, _ := st.GetDerived(t.Context(), id, versionKey); string(v) != newer {
+		t.Fatalf("the refused derived state's version became %q", v)
 	}
 }
 
@@ -405,20 +438,20 @@ func (s *flakyStore) Feed(ctx context.Context, c cid.Cid, after uint64, limit in
 }
 
 // TestStoredUnappliedRecordAfterRestart: a record that a failed commit
-// stored all the same, and that the node could not find (storedAnyway),
-// "stays unapplied until restart". A restart must then apply it: the
-// commons holds every record of its feed log. With the derived state
-// stored, the start applies only the records after the applied cursor,
-// which later records moved past it.
+// stored all the same, and that the node could not find in its feed log,
+// is not applied; a save after it would say it is. The node stops, saying
+// why, and the restart applies it: the commons then holds every record of
+// its feed log.
 func TestStoredUnappliedRecordAfterRestart(t *testing.T) {
 	dir, key := t.TempDir(), testKey(t)
+	var log logBuffer
 	start := func() (*Node, *flakyStore) {
 		st, err := badgerstore.Open(dir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		fs := &flakyStore{Store: st}
-		n, err := New(Config{Offline: true, Store: fs, Key: key})
+		n, err := New(Config{Offline: true, Store: fs, Key: key, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -434,10 +467,12 @@ func TestStoredUnappliedRecordAfterRestart(t *testing.T) {
 	if _, err := n.Contribute(t.Context(), api.ContributeParams{Commons: id.String(), Title: "lost"}); err == nil {
 		t.Fatal("contribute: the commit did not fail")
 	}
+	<-n.stopped
+	if !strings.Contains(log.String(), "restart it to apply them") {
+		t.Errorf("the node did not say why it stopped:\n%s", log.String())
+	}
 	fs.failPut.Store(false)
 	fs.failFeed.Store(false)
-	more(t, n, id, 3)
-	waitSaved(t, fs, id)
 	closeNode(t, n)
 
 	n, fs = start()
@@ -455,4 +490,5 @@ func TestStoredUnappliedRecordAfterRestart(t *testing.T) {
 			t.Fatalf("after restart the commons holds %d records; its feed log %d", c.Records, head)
 		}
 	}
+	more(t, n, id, 2) // and it goes on
 }

@@ -24,7 +24,14 @@
 //  3. the committer goroutine stores the batch with one group commit;
 //  4. back on the loop, apply adds the records to their commons' crdt
 //     state and returns what changed, which the feed (node/feed) publishes;
-//  5. the requests are answered, and local records gossiped.
+//  5. the requests are answered, and local records gossiped;
+//  6. what the batch implies for the derived state (crdt's writes, the
+//     feed's rows) goes back to the committer as a save, committed with the
+//     feed cursor it reflects (derived.go).
+//
+// A start opens each commons' derived state and feed from the store and
+// applies only the records stored after the cursor they reflect: none
+// after a clean stop.
 //
 // Records this node makes, or is given to publish, are first classified by
 // crdt (Classify) and refused if the commons would hold them inert: node/

@@ -58,6 +58,9 @@ type batch struct {
 	// save: the batch stores derived state only (derived.go).
 	save  bool
 	saves []saving
+	// unlocated: the commit failed and may have stored records that the
+	// feed log could not be read to find; they are not applied.
+	unlocated bool
 }
 
 // maxInFlight is how many batches may be with the committer at once; it
@@ -316,7 +319,8 @@ func (n *Node) storedAnyway(ctx context.Context, b *batch, heads map[cid.Cid]uin
 		}
 		page, err := n.st.Feed(ctx, id, head, len(b.entries))
 		if err != nil {
-			n.log.Error("after a failed commit, the feed log cannot be read: records it stored stay unapplied until restart", "commons", id, "err", err)
+			n.log.Error("after a failed commit, the feed log cannot be read to find the records it stored", "commons", id, "err", err)
+			b.unlocated = true
 			continue
 		}
 		for _, s := range page {
@@ -380,6 +384,14 @@ func (n *Node) finish(b *batch) {
 		if req.done != nil {
 			req.done <- b.results[i]
 		}
+	}
+	if b.unlocated || b.err == nil && len(stored) > 0 && slices.Contains(cursors, 0) {
+		// Records may be stored that the state does not hold, before
+		// records it does: a save now would say they are applied. Stop;
+		// the restart applies every record after the last save.
+		n.log.Error("records are stored that this node could not apply: stopping; restart it to apply them (nothing is lost)")
+		n.cancel()
+		return
 	}
 	if n.ctx.Err() == nil {
 		for _, id := range b.listedOK {

@@ -222,6 +222,16 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 		}
 	}
 	st, kv, err := n.openState(id)
+	if errors.Is(err, crdt.ErrDamaged) {
+		// The records are whole (each is checked against its CID when
+		// read): derive the state again from them.
+		n.log.Warn("the derived state of a commons is damaged: deriving it again from the records", "commons", id, "err", err)
+		if err := n.dropDerived(ctx, id); err != nil {
+			return nil, err
+		}
+		applied = 0
+		st, kv, err = n.openState(id)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -390,7 +400,13 @@ func (n *Node) loop() {
 		if n.batches >= maxInFlight {
 			ingest = nil
 		}
+		var retry <-chan time.Time // a failed save, tried again when idle
+		if !n.saveRetry.IsZero() && !n.savingNow {
+			retry = time.After(time.Until(n.saveRetry))
+		}
 		select {
+		case <-retry:
+			n.save()
 		case fn := <-n.work:
 			fn()
 		case req := <-ingest:

@@ -8,8 +8,9 @@
 // embedded default; package memstore is an in-memory implementation for
 // tests. Both pass the conformance suite in package storetest.
 //
-// A store holds only records that passed validation: restarting a node
-// rebuilds its view from the store without verifying signatures again.
+// A store holds only records that passed validation: a node that applies
+// stored records again (those its derived state does not reflect yet)
+// does not verify their signatures again.
 //
 // This package does no networking and imports neither libp2p nor crdt.
 package store

@@ -15,13 +15,16 @@
 // commons' state is a pure function of its record set (package crdt), so the
 // status changes that record C causes are the difference between the states
 // of the feed log's prefixes 1..C-1 and 1..C. The node merges records one at a
-// time in cursor order, both live and when it rebuilds a commons at start, so
-// it attributes each change to the same record every time, and a restart
-// gives the same positions. The status changes are kept in memory per commons,
-// one 56-byte entry per change (position, contribution, old and new status;
-// new contributions are not changes, their record event carries the status
-// they arrived with, kept beside the contribution list); a replay builds their
-// events again from the records in the store.
+// time in cursor order, live and when it applies stored records at start, so
+// it attributes each change to the same record every time. The status
+// changes are kept per commons, one 56-byte entry per change in memory
+// (position, contribution, old and new status; new contributions are not
+// changes, their record event carries the status they arrived with, kept
+// beside the contribution list), and as rows in the store (rows.go), which
+// the node commits with the derived state they come from and a start reads
+// back (Load), so that a restart gives the same positions without merging
+// the records again; a replay builds their events again from the records in
+// the store.
 //
 // # Delivery
 //
