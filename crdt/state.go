@@ -128,7 +128,7 @@ type manInfo struct {
 type conInfo struct {
 	licence cid.Cid // the manifest it assents to
 	status  Status
-	held    bool    // pending because undecided votes could go either way
+	held    bool                 // pending because undecided votes could go either way
 	voters  []protocol.PublicKey // the maintainers with eligible or suspended reviews of it ('v' keys), sorted
 }
 

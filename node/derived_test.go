@@ -281,7 +281,7 @@ func TestStartRederivesOtherVersion(t *testing.T) {
 	var log logBuffer
 	n, cs = startRepo(t, dir, key, &log)
 	defer closeNode(t, n)
-	if !strings.Contains(log.String(), "written by another version") {
+	if !strings.Contains(log.String(), "written by an earlier version") {
 		t.Errorf("start did not say the derived state is stale:\n%s", log.String())
 	}
 	if got := commonsView(t, n, id, cons); got != want {
