@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"math/bits"
+	"slices"
 
 	"github.com/commons-p2p/commons/protocol"
 )
@@ -110,6 +111,16 @@ type Item struct {
 	Digest protocol.Digest
 }
 
+func (it *Item) compare(o *Item) int {
+	if it.Time != o.Time {
+		if it.Time < o.Time {
+			return -1
+		}
+		return 1
+	}
+	return bytes.Compare(it.Digest[:], o.Digest[:])
+}
+
 func (it *Item) less(o *Item) bool {
 	if it.Time != o.Time {
 		return it.Time < o.Time
@@ -165,6 +176,35 @@ func (x *Index) All() Agg {
 		return Agg{}
 	}
 	return x.root.agg()
+}
+
+// loadFill is how full load makes each node, leaving room for inserts.
+const loadFill = nodeMax * 3 / 4
+
+// load fills an empty index with items, sorted and distinct, building the
+// tree bottom up: far cheaper than an Insert each.
+func (x *Index) load(items []Item) {
+	if len(items) == 0 {
+		return
+	}
+	var level []*inode
+	for i := 0; i < len(items); i += loadFill {
+		level = append(level, &inode{items: slices.Clone(items[i:min(i+loadFill, len(items))])})
+	}
+	for len(level) > 1 {
+		var up []*inode
+		for i := 0; i < len(level); i += loadFill {
+			kids := slices.Clone(level[i:min(i+loadFill, len(level))])
+			nd := &inode{kids: kids}
+			for _, k := range kids {
+				nd.aggs = append(nd.aggs, k.agg())
+				nd.mins = append(nd.mins, k.min())
+			}
+			up = append(up, nd)
+		}
+		level = up
+	}
+	x.root, x.n = level[0], len(items)
 }
 
 // Insert adds it; false if an item with its key is present already.

@@ -471,7 +471,9 @@ func (e *entry) encode() []byte {
 		b = append(b, boolByte(c.held))
 		b = binary.AppendUvarint(b, uint64(len(c.voters)))
 		for _, v := range c.voters {
-			b = append(b, v[:]...)
+			b = append(b, v.author[:]...)
+			b = appendString(b, v.latest.cid.KeyString())
+			b = binary.BigEndian.AppendUint64(b, uint64(v.latest.time))
 		}
 	case e.rev != nil:
 		r := e.rev
@@ -611,7 +613,7 @@ func decodeEntry(c cid.Cid, raw []byte) (*entry, error) {
 		}
 		con.held = d.byte() == 1
 		for n := d.uvarint(); n > 0 && d.err == nil; n-- {
-			con.voters = append(con.voters, d.key())
+			con.voters = append(con.voters, voter{author: d.key(), latest: ref{cid: d.cid(), time: protocol.HLC(d.u64())}})
 		}
 		e.con = con
 	case 'r':

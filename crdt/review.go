@@ -120,14 +120,37 @@ func refOf(prefix, key []byte) (ref, error) {
 	return ref{cid: c, time: protocol.HLC(t)}, nil
 }
 
+// voter is a maintainer with eligible or suspended reviews of a
+// contribution, and the latest of them.
+type voter struct {
+	author protocol.PublicKey
+	latest ref
+}
+
+// laterRef reports whether a is later than b: by time, then CID bytes.
+func laterRef(a, b ref) bool {
+	if a.time != b.time {
+		return a.time > b.time
+	}
+	return compareCID(a.cid, b.cid) > 0
+}
+
+func (c *conInfo) voter(author protocol.PublicKey) (int, bool) {
+	return slices.BinarySearchFunc(c.voters, author, func(v voter, k protocol.PublicKey) int { return v.author.Compare(k) })
+}
+
 // offer adds e, now eligible or suspended, to its maintainer's votes on
 // t.
 func (s *State) offer(t, e *entry) {
-	author := e.rev.author
+	author, r := e.rev.author, ref{cid: e.cid, time: e.time}
 	p := votePrefix(t.cid, author)
-	s.ov.set(p, voteKey(p, ref{cid: e.cid, time: e.time}), op{v: []byte{}})
-	if i, found := slices.BinarySearchFunc(t.con.voters, author, protocol.PublicKey.Compare); !found {
-		t.con.voters = slices.Insert(slices.Clone(t.con.voters), i, author)
+	s.ov.set(p, voteKey(p, r), op{v: []byte{}})
+	t.con.voters = slices.Clone(t.con.voters)
+	switch i, found := t.con.voter(author); {
+	case !found:
+		t.con.voters = slices.Insert(t.con.voters, i, voter{author: author, latest: r})
+	case laterRef(r, t.con.voters[i].latest):
+		t.con.voters[i].latest = r
 	}
 }
 
@@ -137,10 +160,15 @@ func (s *State) drop(t, e *entry) {
 	author := e.rev.author
 	p := votePrefix(t.cid, author)
 	s.ov.set(p, voteKey(p, ref{cid: e.cid, time: e.time}), op{del: true})
-	if _, any := s.latestVote(t.cid, author); !any {
-		if i, found := slices.BinarySearchFunc(t.con.voters, author, protocol.PublicKey.Compare); found {
-			t.con.voters = slices.Delete(slices.Clone(t.con.voters), i, i+1)
-		}
+	i, found := t.con.voter(author)
+	if !found || t.con.voters[i].latest.cid != e.cid {
+		return
+	}
+	t.con.voters = slices.Clone(t.con.voters)
+	if next, ok := s.latestVote(t.cid, author); ok {
+		t.con.voters[i].latest = next
+	} else {
+		t.con.voters = slices.Delete(t.con.voters, i, i+1)
 	}
 }
 
@@ -170,8 +198,8 @@ func (s *State) latestVote(con cid.Cid, author protocol.PublicKey) (ref, bool) {
 // latest reports whether e is its maintainer's latest eligible or
 // suspended review of t.
 func (s *State) latest(t, e *entry) bool {
-	r, ok := s.latestVote(t.cid, e.rev.author)
-	return ok && r.cid == e.cid
+	i, found := t.con.voter(e.rev.author)
+	return found && t.con.voters[i].latest.cid == e.cid
 }
 
 // reclassifyContribution re-derives a contribution's standing and status,
@@ -259,10 +287,13 @@ func voteOf(r *entry) vote {
 // otherwise the votes of their reviews from the latest back to the latest
 // eligible one, or to the end and no vote. It reads their reviews only
 // that far.
-func (s *State) possible(con cid.Cid, author protocol.PublicKey) []vote {
+func (s *State) possible(con cid.Cid, v voter) []vote {
+	if r := s.review(v.latest); r.cls == clsOK {
+		return []vote{voteOf(r)}
+	}
 	var out []vote
 	eligible := false
-	s.votesOf(con, author, func(x ref) bool {
+	s.votesOf(con, v.author, func(x ref) bool {
 		r := s.review(x)
 		if v := voteOf(r); !slices.Contains(out, v) {
 			out = append(out, v)
@@ -309,8 +340,8 @@ func (s *State) decide(t *entry) (st Status, held bool) {
 			tally[i].certain++
 		}
 	}
-	for _, author := range t.con.voters {
-		opts := s.possible(t.cid, author)
+	for _, v := range t.con.voters {
+		opts := s.possible(t.cid, v)
 		for _, v := range opts {
 			add(v, len(opts) == 1)
 		}

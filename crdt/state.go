@@ -128,8 +128,8 @@ type manInfo struct {
 type conInfo struct {
 	licence cid.Cid // the manifest it assents to
 	status  Status
-	held    bool                 // pending because undecided votes could go either way
-	voters  []protocol.PublicKey // the maintainers with eligible or suspended reviews of it ('v' keys), sorted
+	held    bool    // pending because undecided votes could go either way
+	voters  []voter // the maintainers with eligible or suspended reviews of it ('v' keys), by key, with their latest
 }
 
 // State is the state of one commons: a grow-only set of records and what
@@ -289,17 +289,24 @@ func Open(commons cid.Cid, kv KV, recs Records) (*State, error) {
 // indexStored fills the root trie and the reconciliation index from the
 // entries in the KV and the manifests.
 func (s *State) indexStored() error {
+	var items []Item
+	add := func(c cid.Cid, t protocol.HLC) {
+		s.root.add(c)
+		if d, ok := protocol.RecordDigest(c); ok {
+			items = append(items, Item{Time: uint64(t), Digest: d})
+		}
+	}
 	err := s.kv.Scan([]byte{tagEntry}, func(k, v []byte) error {
 		c, err := cid.Cast(k[1:])
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: key %x: %w", ErrDamaged, k, err)
 		}
 		e, err := decodeEntry(c, v)
 		if err != nil {
 			return err
 		}
 		if !e.stub {
-			s.index(c, e.time)
+			add(c, e.time)
 		}
 		return nil
 	})
@@ -307,8 +314,10 @@ func (s *State) indexStored() error {
 		return fmt.Errorf("crdt: reading the entries: %w", err)
 	}
 	for c, e := range s.mfs {
-		s.index(c, e.time)
+		add(c, e.time)
 	}
+	slices.SortFunc(items, func(a, b Item) int { return a.compare(&b) })
+	s.idx.load(items)
 	return nil
 }
 
