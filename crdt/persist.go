@@ -400,6 +400,9 @@ func (s *State) Ready() (*Ready, error) {
 	}
 	slices.SortFunc(ws, func(a, b Write) int { return bytes.Compare(a.Key, b.Key) })
 	for _, w := range ws {
+		if w.Key[0] != tagEntry {
+			continue // only entries are read by key; lists are scanned
+		}
 		if w.Delete {
 			s.remember(string(w.Key), nil)
 		} else {
