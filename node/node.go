@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -166,6 +167,11 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 		n.commons[id] = rep
 		n.order = append(n.order, id)
+	}
+	if len(ids) > 0 {
+		// Loading read every stored entry once: give the memory that took
+		// back to the system now, not minutes later.
+		debug.FreeOSMemory()
 	}
 	if !n.cfg.Offline {
 		if err := n.startNetwork(ctx); err != nil {
