@@ -150,18 +150,23 @@ func (s *State) getKey(key []byte) []byte {
 // cached is a KV value as the State last read or wrote it; nil if absent.
 type cached struct{ v []byte }
 
-// cacheMax bounds the cache of KV values: past it, the cache starts
-// afresh. A State is the only writer of its KV, so what it cached stays
-// true: Ready puts every write it hands out in the cache (the latest
-// records are the likeliest to be read again: reviews name recent
-// contributions).
-const cacheMax = 1 << 16
+// cacheMax and cacheBytes bound the cache of KV values, in values and in
+// their keys' and values' bytes: past either, the cache starts afresh. A
+// State is the only writer of its KV, so what it cached stays true: Ready
+// puts every entry it writes in the cache (the latest records are the
+// likeliest to be read again: reviews name recent contributions).
+const (
+	cacheMax   = 1 << 16
+	cacheBytes = 16 << 20
+)
 
 func (s *State) remember(k string, v []byte) {
-	if s.cache == nil || len(s.cache) >= cacheMax {
+	if s.cache == nil || len(s.cache) >= cacheMax || s.cacheSize >= cacheBytes {
 		s.cache = make(map[string]cached, 1024)
+		s.cacheSize = 0
 	}
 	s.cache[k] = cached{v: v}
+	s.cacheSize += len(k) + len(v)
 }
 
 // scanGroup returns the keys under prefix (a list's, or a tag's), with
