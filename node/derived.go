@@ -202,9 +202,12 @@ func (sv *saving) derived() store.Derived {
 // save. Loop only.
 func (n *Node) saved(b *batch) {
 	n.savingNow = false
+	if n.savedHook != nil {
+		defer n.savedHook(b.err)
+	}
 	if b.err != nil {
 		n.log.Error("the derived state could not be stored: it is kept in memory and stored with the next save (a restart derives it again from the records)", "err", b.err)
-		n.saveRetry = time.Now().Add(time.Second)
+		n.saveRetry = time.Now().Add(saveRetryDelay)
 		return
 	}
 	n.saveRetry = time.Time{}
@@ -217,6 +220,10 @@ func (n *Node) saved(b *batch) {
 		u.rows = slices.Delete(u.rows, 0, sv.rows)
 	}
 }
+
+// saveRetryDelay is how long the node waits, after a save failed, before
+// it tries again with nothing else to do (a new batch tries at once).
+var saveRetryDelay = time.Second
 
 // commitSave commits a save batch (committer only).
 func (n *Node) commitSave(b *batch) {

@@ -29,6 +29,7 @@ type countingStore struct {
 	store.Store
 	feedReads   atomic.Int64
 	failDerived atomic.Bool
+	saves       chan error // the saves' outcomes, for a test to wait on
 }
 
 func (s *countingStore) Feed(ctx context.Context, c cid.Cid, after uint64, limit int) ([]store.Stored, error) {
@@ -69,7 +70,7 @@ func startRepo(t *testing.T, dir string, key crypto.PrivKey, log *logBuffer) (*N
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := &countingStore{Store: st}
+	cs := &countingStore{Store: st, saves: make(chan error, 64)}
 	cfg := Config{Offline: true, Store: cs, Key: key}
 	if log != nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(log, nil))
@@ -77,6 +78,12 @@ func startRepo(t *testing.T, dir string, key crypto.PrivKey, log *logBuffer) (*N
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	n.savedHook = func(err error) {
+		select {
+		case cs.saves <- err:
+		default: // full: a waiter finds it so and looks again
+		}
 	}
 	if err := n.Start(t.Context()); err != nil {
 		t.Fatal(err)
@@ -364,23 +371,34 @@ func TestNewerDerivedStateRefused(t *testing.T) {
 // waitSaved waits until the derived state of commons id reflects every
 // record stored: the saves run on the committer, after the requests that
 // stored the records were answered.
-func waitSaved(t *testing.T, st store.Store, id cid.Cid) {
+func waitSaved(t *testing.T, cs *countingStore, id cid.Cid) {
 	t.Helper()
-	for range 5000 {
-		applied, err := st.Applied(t.Context(), id)
+	for {
+		applied, err := cs.Applied(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		head, err := st.FeedHead(t.Context(), id)
+		head, err := cs.FeedHead(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if applied == head {
 			return
 		}
-		time.Sleep(time.Millisecond)
+		waitSave(t, cs)
 	}
-	t.Fatal("the derived state was not saved within 5 s")
+}
+
+// waitSave waits for the node's next save and returns its error.
+func waitSave(t *testing.T, cs *countingStore) error {
+	t.Helper()
+	select {
+	case err := <-cs.saves:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("no save within 10 s")
+		return nil
+	}
 }
 
 // TestFailedSaveRetried: saves that fail keep what they carried, and the
@@ -388,16 +406,18 @@ func waitSaved(t *testing.T, st store.Store, id cid.Cid) {
 // restart then reads a derived state equal to the live one, and replays
 // nothing.
 func TestFailedSaveRetried(t *testing.T) {
+	defer func(d time.Duration) { saveRetryDelay = d }(saveRetryDelay)
+	saveRetryDelay = 20 * time.Millisecond
 	dir, key := t.TempDir(), testKey(t)
 	n, cs := startRepo(t, dir, key, nil)
 	id, cons := fill(t, n, 6)
 	waitSaved(t, cs, id)
 	cs.failDerived.Store(true)
 	cons = append(cons, more(t, n, id, 9)...)
-	time.Sleep(1100 * time.Millisecond) // past the retry delay
+	for waitSave(t, cs) == nil {
+	}
 	cons = append(cons, more(t, n, id, 3)...)
 	cs.failDerived.Store(false)
-	time.Sleep(1100 * time.Millisecond)
 	cons = append(cons, more(t, n, id, 4)...)
 	waitSaved(t, cs, id)
 	want := commonsView(t, n, id, cons)

@@ -76,6 +76,7 @@ type Node struct {
 	// one is); after a failed one, the next waits until saveRetry.
 	savingNow bool
 	saveRetry time.Time
+	savedHook func(error) // tests: called on the loop when a save is done
 	rng       *rand.Rand
 }
 
