@@ -146,6 +146,20 @@ func more(t *testing.T, n *Node, id cid.Cid, rounds int) []string {
 	return cons
 }
 
+// onRepo opens the badger repo in dir (no node on it), runs fn on its
+// store, and closes it.
+func onRepo(t *testing.T, dir string, fn func(st *badgerstore.Store)) {
+	t.Helper()
+	st, err := badgerstore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn(st)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // closeNode closes n, failing t on an error.
 func closeNode(t *testing.T, n *Node) {
 	t.Helper()
@@ -201,15 +215,11 @@ func TestStartAppliesRecordsAfterDerivedState(t *testing.T) {
 	if err := n.Close(); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("close with the derived state unsaved: %v; want the save's error", err)
 	}
-	st, err := badgerstore.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	applied, _ := st.Applied(t.Context(), id)
-	head, _ := st.FeedHead(t.Context(), id)
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	var applied, head uint64
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		applied, _ = st.Applied(t.Context(), id)
+		head, _ = st.FeedHead(t.Context(), id)
+	})
 	if applied == 0 || applied >= head {
 		t.Fatalf("derived state at %d of %d records: want part of them", applied, head)
 	}
@@ -234,17 +244,11 @@ func TestStartDerivesRepoWithoutDerivedState(t *testing.T) {
 	id, cons := fill(t, n, 20)
 	want := commonsView(t, n, id, cons)
 	closeNode(t, n)
-	st, err := badgerstore.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n = &Node{st: st}
-	if err := n.dropDerived(t.Context(), id); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		if err := (&Node{st: st}).dropDerived(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+	})
 
 	var log logBuffer
 	n, cs = startRepo(t, dir, key, &log)
@@ -270,21 +274,16 @@ func TestStartRederivesOtherVersion(t *testing.T) {
 	id, cons := fill(t, n, 9)
 	want := commonsView(t, n, id, cons)
 	closeNode(t, n)
-	st, err := badgerstore.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A stale layout, and a status that layout got wrong.
-	err = st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: 100, Writes: []store.Write{
-		{Key: versionKey, Value: []byte("layout 0, rules 1")},
-		{Key: []byte{prefixCRDT, 's'}, Value: []byte{1, 1, 1, 1, 1, 1, 1}},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		err := st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: 100, Writes: []store.Write{
+			{Key: versionKey, Value: []byte("layout 0, rules 1")},
+			{Key: []byte{prefixCRDT, 's'}, Value: []byte{1, 1, 1, 1, 1, 1, 1}},
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
 	var log logBuffer
 	n, cs = startRepo(t, dir, key, &log)
 	defer closeNode(t, n)
@@ -306,21 +305,16 @@ func TestDamagedDerivedStateDerivedAgain(t *testing.T) {
 	id, cons := fill(t, n, 3)
 	want := commonsView(t, n, id, cons)
 	closeNode(t, n)
-	st, err := badgerstore.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	c, _ := cid.Decode(cons[0])
-	applied, _ := st.Applied(t.Context(), id)
-	err = st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: applied, Writes: []store.Write{
-		{Key: append([]byte{prefixCRDT, 'e'}, c.Bytes()...), Value: []byte{1, 9, 9}},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Close(); err != nil {
-		t.Fatal(err)
-	}
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		applied, _ := st.Applied(t.Context(), id)
+		err := st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: applied, Writes: []store.Write{
+			{Key: append([]byte{prefixCRDT, 'e'}, c.Bytes()...), Value: []byte{1, 9, 9}},
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
 	var log logBuffer
 	n, _ = startRepo(t, dir, key, &log)
 	defer closeNode(t, n)
