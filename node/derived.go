@@ -112,7 +112,7 @@ func (n *Node) openState(id cid.Cid) (*crdt.State, *storeKV, error) {
 // the feed's rows (the state keeps its own writes until the save takes
 // them, State.Ready). done are the records applied, whose last cursor is
 // now reflected.
-func (n *Node) derive(rep *replica, done []feed.Applied) error {
+func (n *Node) derive(rep *replica, done []feed.Applied) {
 	rep.unsaved.pending = true
 	rep.unsaved.rows = append(rep.unsaved.rows, feed.Rows(done)...)
 	for _, a := range slices.Backward(done) {
@@ -121,19 +121,17 @@ func (n *Node) derive(rep *replica, done []feed.Applied) error {
 			break
 		}
 	}
-	return nil
 }
 
-// saving is one save: per replica, how many of its readies and rows it
-// carries.
+// saving is what one save carries of a replica: the state's readies and
+// the feed's rows not saved yet (gathered on the loop, prefixed on the
+// committer), its counts row, and the cursor they reflect.
 type saving struct {
-	rep           *replica
-	readies, rows int
-	applied       uint64
-	// What to write, gathered on the loop and prefixed on the committer.
-	state  []*crdt.Ready
-	feed   []store.Write
-	counts store.Write
+	rep     *replica
+	applied uint64
+	state   []*crdt.Ready
+	feed    []store.Write
+	counts  store.Write
 }
 
 // saveBatch returns a batch that commits every replica's unsaved derived
@@ -171,8 +169,8 @@ func (n *Node) saving(rep *replica) (saving, error) {
 		}
 		u.pending = false
 	}
-	return saving{rep: rep, readies: len(u.readies), rows: len(u.rows), applied: u.applied,
-		state: slices.Clone(u.readies), feed: slices.Clone(u.rows), counts: n.feeds.CountsRow(rep.id)}, nil
+	return saving{rep: rep, applied: u.applied, state: slices.Clone(u.readies), feed: slices.Clone(u.rows),
+		counts: n.feeds.CountsRow(rep.id)}, nil
 }
 
 // derived returns what sv writes (committer only).
@@ -213,11 +211,11 @@ func (n *Node) saved(b *batch) {
 	n.saveRetry = time.Time{}
 	for _, sv := range b.saves {
 		u := &sv.rep.unsaved
-		for _, r := range u.readies[:sv.readies] {
+		for _, r := range sv.state {
 			sv.rep.state.Advance(r)
 		}
-		u.readies = slices.Delete(u.readies, 0, sv.readies)
-		u.rows = slices.Delete(u.rows, 0, sv.rows)
+		u.readies = slices.Delete(u.readies, 0, len(sv.state))
+		u.rows = slices.Delete(u.rows, 0, len(sv.feed))
 	}
 }
 

@@ -475,7 +475,8 @@ func (n *Node) apply(rep *replica, blocks []*protocol.Block, cursors []uint64, l
 			n.hlc = t
 		}
 	}
-	return out, n.derive(rep, out)
+	n.derive(rep, out)
+	return out, nil
 }
 
 // applyLive applies freshly stored blocks, by commons, and publishes what
