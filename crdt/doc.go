@@ -133,6 +133,13 @@
 // bitset over all earlier candidates, so their memory grows with the
 // square of their number.
 //
+// In the KV, a record costs one read of its own key (an entry, or a stub
+// whose flags say which of its lists have members) and a few writes: its
+// entry and its list memberships. A manifest whose arrival or label moves
+// reads and rewrites every record waiting for it or naming it, within one
+// batch: until the caller takes them (Ready), they are all in memory, so
+// such a batch's memory grows with them.
+//
 // # Set reconciliation
 //
 // [State.Index] keeps the records ordered by (time, digest) in a B+tree
