@@ -108,6 +108,20 @@ func (n *Node) openState(id cid.Cid) (*crdt.State, *storeKV, error) {
 	return s, kv, nil
 }
 
+// openDerived opens a commons' state and loads its feed from the store,
+// as they reflect the records up to cursor applied.
+func (n *Node) openDerived(id cid.Cid, applied uint64) (*crdt.State, *storeKV, error) {
+	st, kv, err := n.openState(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	fkv := &storeKV{st: n.st, id: id, prefix: prefixFeed}
+	if err := n.feeds.Load(id, applied, fkv.Scan); err != nil {
+		return nil, nil, err
+	}
+	return st, kv, nil
+}
+
 // derive notes what applying records to rep implied, for the next save:
 // the feed's rows (the state keeps its own writes until the save takes
 // them, State.Ready). done are the records applied, whose last cursor is

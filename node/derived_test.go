@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"encoding/json"
 	"errors"
@@ -296,33 +297,46 @@ func TestStartRederivesOtherVersion(t *testing.T) {
 	_ = cs
 }
 
-// TestDamagedDerivedStateDerivedAgain: an entry of the derived state that
-// does not decode is found at start, which says so and derives the state
-// again from the records, rather than answer without it.
+// TestDamagedDerivedStateDerivedAgain: an entry of the derived state, or
+// a row of the stored feed, that does not decode is found at start, which
+// says so, naming it, and derives the state again from the records, rather
+// than answer without it.
 func TestDamagedDerivedStateDerivedAgain(t *testing.T) {
-	dir, key := t.TempDir(), testKey(t)
-	n, _ := startRepo(t, dir, key, nil)
-	id, cons := fill(t, n, 3)
-	want := commonsView(t, n, id, cons)
-	closeNode(t, n)
-	c, _ := cid.Decode(cons[0])
-	onRepo(t, dir, func(st *badgerstore.Store) {
-		applied, _ := st.Applied(t.Context(), id)
-		err := st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: applied, Writes: []store.Write{
-			{Key: append([]byte{prefixCRDT, 'e'}, c.Bytes()...), Value: []byte{1, 9, 9}},
-		}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-	})
-	var log logBuffer
-	n, _ = startRepo(t, dir, key, &log)
-	defer closeNode(t, n)
-	if l := log.String(); !strings.Contains(l, "is damaged: deriving it again") || !strings.Contains(l, cons[0]) {
-		t.Errorf("start did not say which derived entry is damaged:\n%s", l)
-	}
-	if got := commonsView(t, n, id, cons); got != want {
-		t.Fatalf("derived again:\n got %s\nwant %s", got, want)
+	for _, tc := range []struct {
+		name string
+		key  func(c cid.Cid) []byte // the damaged key, for the first contribution c
+		says func(c cid.Cid) string // what the log names
+	}{
+		{"state entry", func(c cid.Cid) []byte { return append([]byte{prefixCRDT, 'e'}, c.Bytes()...) }, cid.Cid.String},
+		{"feed row", func(cid.Cid) []byte { return binary.BigEndian.AppendUint64([]byte{prefixFeed, 'c'}, 2) },
+			func(cid.Cid) string { return "contribution row 630000000000000002" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, key := t.TempDir(), testKey(t)
+			n, _ := startRepo(t, dir, key, nil)
+			id, cons := fill(t, n, 3)
+			want := commonsView(t, n, id, cons)
+			closeNode(t, n)
+			c, _ := cid.Decode(cons[0])
+			onRepo(t, dir, func(st *badgerstore.Store) {
+				applied, _ := st.Applied(t.Context(), id)
+				err := st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: applied, Writes: []store.Write{
+					{Key: tc.key(c), Value: []byte{1, 9, 9}},
+				}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+			})
+			var log logBuffer
+			n, _ = startRepo(t, dir, key, &log)
+			defer closeNode(t, n)
+			if l := log.String(); !strings.Contains(l, "is damaged: deriving it again") || !strings.Contains(l, tc.says(c)) {
+				t.Errorf("start did not say what is damaged (%s):\n%s", tc.says(c), l)
+			}
+			if got := commonsView(t, n, id, cons); got != want {
+				t.Fatalf("derived again:\n got %s\nwant %s", got, want)
+			}
+		})
 	}
 }
 

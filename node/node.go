@@ -228,25 +228,22 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 			applied = 0
 		}
 	}
-	st, kv, err := n.openState(id)
-	if errors.Is(err, crdt.ErrDamaged) {
+	st, kv, err := n.openDerived(id, applied)
+	if errors.Is(err, crdt.ErrDamaged) || errors.Is(err, feed.ErrDamaged) {
 		// The records are whole (each is checked against its CID when
 		// read): derive the state again from them.
 		n.log.Warn("the derived state of a commons is damaged: deriving it again from the records", "commons", id, "err", err)
+		n.feeds.Unload(id)
 		if err := n.dropDerived(ctx, id); err != nil {
 			return nil, err
 		}
 		applied = 0
-		st, kv, err = n.openState(id)
+		st, kv, err = n.openDerived(id, applied)
 	}
 	if err != nil {
-		return nil, err
-	}
-	rep := &replica{id: id, state: st, kv: kv, dials: map[string]bool{}, listed: true}
-	fkv := &storeKV{st: n.st, id: id, prefix: prefixFeed}
-	if err := n.feeds.Load(id, applied, fkv.Scan); err != nil {
 		return nil, fmt.Errorf("node: load commons %s: %w", id, err)
 	}
+	rep := &replica{id: id, state: st, kv: kv, dials: map[string]bool{}, listed: true}
 	rep.unsaved.applied = applied
 	if head > applied {
 		if err := n.replay(ctx, rep, applied, head); err != nil {

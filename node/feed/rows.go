@@ -82,6 +82,17 @@ func (h *Hub) CountsRow(id cid.Cid) store.Write {
 // under the node's prefix).
 type Scanner func(prefix []byte, fn func(key, value []byte) error) error
 
+// ErrDamaged is wrapped by Load's error when a stored row does not decode.
+var ErrDamaged = errors.New("feed: a stored row is damaged")
+
+// Unload forgets commons id's feed (a node that found its rows damaged
+// loads them again). It must have no subscribers.
+func (h *Hub) Unload(id cid.Cid) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.commons, id)
+}
+
 // Load fills commons id's feed, which must be empty, from its rows: the
 // feed of the records up to cursor head, as Added would have made it.
 func (h *Hub) Load(id cid.Cid, head uint64, scan Scanner) error {
@@ -92,7 +103,7 @@ func (h *Hub) Load(id cid.Cid, head uint64, scan Scanner) error {
 		return fmt.Errorf("feed: load commons %s: its feed is not empty", id)
 	}
 	bad := func(what string, k []byte) error {
-		return fmt.Errorf("feed: load commons %s: %s row %x is damaged", id, what, k)
+		return fmt.Errorf("%w: commons %s: %s row %x", ErrDamaged, id, what, k)
 	}
 	err := scan([]byte{rowStatus}, func(k, v []byte) error {
 		if len(k) != 13 || len(v) != 34 || v[32] >= uint8(len(statuses)) || v[33] >= uint8(len(statuses)) {
@@ -148,7 +159,7 @@ func (h *Hub) Load(id cid.Cid, head uint64, scan Scanner) error {
 		f.head.Seq = f.status[n-1].pos.Seq
 	}
 	if n := len(f.status); n > 0 && head < f.status[n-1].pos.Cursor {
-		return errors.New("feed: load commons " + id.String() + ": rows past its head")
+		return fmt.Errorf("%w: commons %s: rows past its head %d", ErrDamaged, id, head)
 	}
 	f.pub = f.head
 	return nil
