@@ -38,6 +38,16 @@ func TestCrashReplay(t *testing.T) {
 		var flight []saved            // Readies taken and not applied, oldest first
 		var unsaved []*protocol.Block // records added since the last Ready
 		set := map[cid.Cid]*protocol.Block{}
+		take := func() { // a save takes the state's writes
+			r, err := s.Ready()
+			if err != nil {
+				t.Fatalf("ready: %v", err)
+			}
+			if r != nil {
+				flight = append(flight, saved{r, unsaved})
+				unsaved = nil
+			}
+		}
 		check := func(when string) {
 			want, got := reference(set), snap(s)
 			if d := got.diff(want); d != "" {
@@ -58,14 +68,7 @@ func TestCrashReplay(t *testing.T) {
 			}
 			switch rapid.IntRange(0, 5).Draw(t, "step") {
 			case 0, 1: // a save that succeeds
-				r, err := s.Ready()
-				if err != nil {
-					t.Fatalf("ready: %v", err)
-				}
-				if r != nil {
-					flight = append(flight, saved{r, unsaved})
-					unsaved = nil
-				}
+				take()
 				for _, f := range flight {
 					kv.Apply(f.r.Writes)
 				}
@@ -74,14 +77,7 @@ func TestCrashReplay(t *testing.T) {
 				}
 				flight = nil
 			case 2: // a save that fails: its Ready stays in flight
-				r, err := s.Ready()
-				if err != nil {
-					t.Fatalf("ready: %v", err)
-				}
-				if r != nil {
-					flight = append(flight, saved{r, unsaved})
-					unsaved = nil
-				}
+				take()
 			case 3: // a crash: what is not applied is lost, then Open and replay
 				var replay []*protocol.Block
 				for _, f := range flight {

@@ -41,24 +41,8 @@ func TestJournalAfterCrash(t *testing.T) {
 			if err := s.CommitDerived(ctx, []store.Derived{old}); err != nil {
 				t.Fatal(err)
 			}
-			p := derivedPrefix(c)
-			var ws, entries []kv
-			for i := range n {
-				ws = append(ws, kv{key: append(p[:len(p):len(p)], fmt.Sprintf("k%05d", i)...), value: []byte("new")})
-			}
-			ws = append(ws, kv{key: appliedKey(c), value: encodeUint(2)})
-			for i, w := range ws {
-				entries = append(entries, kv{key: journalKey(uint64(i)), value: encodeJournal(w)})
-			}
+			ws := leaveJournal(t, s, c, n, "new", tc.complete)
 			lim := s.limits()
-			if err := s.apply(entries, lim); err != nil {
-				t.Fatal(err)
-			}
-			if tc.complete {
-				if err := s.apply([]kv{{key: journalDoneKey(), value: []byte{}}}, lim); err != nil {
-					t.Fatal(err)
-				}
-			}
 			if err := s.apply(ws[:tc.applied], lim); err != nil {
 				t.Fatal(err)
 			}
@@ -125,22 +109,8 @@ func TestJournalLeftByFailedCall(t *testing.T) {
 	}
 	// What journal() leaves when its apply phase fails halfway.
 	const n = 5000
-	p := derivedPrefix(c)
-	var ws, entries []kv
-	for i := range n {
-		ws = append(ws, kv{key: append(p[:len(p):len(p)], fmt.Sprintf("k%05d", i)...), value: []byte("first")})
-	}
-	ws = append(ws, kv{key: appliedKey(c), value: encodeUint(2)})
-	for i, w := range ws {
-		entries = append(entries, kv{key: journalKey(uint64(i)), value: encodeJournal(w)})
-	}
+	ws := leaveJournal(t, s, c, n, "first", true)
 	lim := s.limits()
-	if err := s.apply(entries, lim); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.apply([]kv{{key: journalDoneKey(), value: []byte{}}}, lim); err != nil {
-		t.Fatal(err)
-	}
 	if err := s.apply(ws[:n/2], lim); err != nil {
 		t.Fatal(err)
 	}
@@ -169,4 +139,31 @@ func TestJournalLeftByFailedCall(t *testing.T) {
 	if string(v) != "second" || applied != 3 {
 		t.Fatalf("after reopening: k00000 = %q, applied %d; want \"second\" and 3 (the later call's): the journal of an earlier call was applied over it", v, applied)
 	}
+}
+
+// leaveJournal writes the journal of a call setting n keys of commons c's
+// derived state to value and its applied cursor to 2, marked complete if
+// complete, as a crash inside CommitDerived leaves it; it returns the
+// call's writes.
+func leaveJournal(t *testing.T, s *Store, c cid.Cid, n int, value string, complete bool) []kv {
+	t.Helper()
+	p := derivedPrefix(c)
+	var ws, entries []kv
+	for i := range n {
+		ws = append(ws, kv{key: append(p[:len(p):len(p)], fmt.Sprintf("k%05d", i)...), value: []byte(value)})
+	}
+	ws = append(ws, kv{key: appliedKey(c), value: encodeUint(2)})
+	for i, w := range ws {
+		entries = append(entries, kv{key: journalKey(uint64(i)), value: encodeJournal(w)})
+	}
+	lim := s.limits()
+	if err := s.apply(entries, lim); err != nil {
+		t.Fatal(err)
+	}
+	if complete {
+		if err := s.apply([]kv{{key: journalDoneKey(), value: []byte{}}}, lim); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ws
 }
