@@ -122,6 +122,17 @@ func commonsView(t *testing.T, n *Node, id cid.Cid, cons []string) string {
 	return string(b)
 }
 
+// viewDiff shows where two commons views first differ, with some context.
+func viewDiff(got, want string) string {
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	from := max(i-300, 0)
+	return fmt.Sprintf("views differ at byte %d of %d/%d:\n got …%s\nwant …%s",
+		i, len(got), len(want), got[from:min(i+300, len(got))], want[from:min(i+300, len(want))])
+}
+
 // fill founds a commons on n and adds contributions and reviews.
 func fill(t *testing.T, n *Node, rounds int) (cid.Cid, []string) {
 	t.Helper()
@@ -188,7 +199,7 @@ func TestStartReadsDerivedState(t *testing.T) {
 		t.Errorf("start derived records again:\n%s", log.String())
 	}
 	if after := commonsView(t, n, id, cons); after != before {
-		t.Fatalf("after restart:\n got %s\nwant %s", after, before)
+		t.Fatalf("after restart: %s", viewDiff(after, before))
 	}
 	// And it goes on from there as if it had never stopped.
 	cons = append(cons, more(t, n, id, 5)...)
@@ -197,7 +208,7 @@ func TestStartReadsDerivedState(t *testing.T) {
 	n, _ = startRepo(t, dir, key, nil)
 	defer closeNode(t, n)
 	if got := commonsView(t, n, id, cons); got != want {
-		t.Fatalf("after a second restart:\n got %s\nwant %s", got, want)
+		t.Fatalf("after a second restart: %s", viewDiff(got, want))
 	}
 }
 
@@ -232,7 +243,7 @@ func TestStartAppliesRecordsAfterDerivedState(t *testing.T) {
 		t.Errorf("start did not say it applied the records after the derived state:\n%s", log.String())
 	}
 	if got := commonsView(t, n, id, cons); got != want {
-		t.Fatalf("after restart:\n got %s\nwant %s", got, want)
+		t.Fatalf("after restart: %s", viewDiff(got, want))
 	}
 }
 
@@ -257,7 +268,7 @@ func TestStartDerivesRepoWithoutDerivedState(t *testing.T) {
 		t.Errorf("start did not say it derives the state:\n%s", log.String())
 	}
 	if got := commonsView(t, n, id, cons); got != want {
-		t.Fatalf("derived:\n got %s\nwant %s", got, want)
+		t.Fatalf("derived: %s", viewDiff(got, want))
 	}
 	closeNode(t, n)
 	n, cs = startRepo(t, dir, key, nil)
@@ -292,7 +303,7 @@ func TestStartRederivesOtherVersion(t *testing.T) {
 		t.Errorf("start did not say the derived state is stale:\n%s", log.String())
 	}
 	if got := commonsView(t, n, id, cons); got != want {
-		t.Fatalf("re-derived:\n got %s\nwant %s", got, want)
+		t.Fatalf("re-derived: %s", viewDiff(got, want))
 	}
 	_ = cs
 }
@@ -334,7 +345,7 @@ func TestDamagedDerivedStateDerivedAgain(t *testing.T) {
 				t.Errorf("start did not say what is damaged (%s):\n%s", tc.says(c), l)
 			}
 			if got := commonsView(t, n, id, cons); got != want {
-				t.Fatalf("derived again:\n got %s\nwant %s", got, want)
+				t.Fatalf("derived again: %s", viewDiff(got, want))
 			}
 		})
 	}
@@ -438,7 +449,7 @@ func TestFailedSaveRetried(t *testing.T) {
 		t.Errorf("start read %d feed-log pages; want none", r)
 	}
 	if got := commonsView(t, n, id, cons); got != want {
-		t.Fatalf("after restart:\n got %s\nwant %s", got, want)
+		t.Fatalf("after restart: %s", viewDiff(got, want))
 	}
 }
 

@@ -686,12 +686,13 @@ func (f *commonsFeed) contribAt(cursor uint64) (contrib, bool) {
 // contribution's record from the store, and returns the changes left.
 func (s *subscription) replayStatus(ctx context.Context, cause *protocol.Block, cursor uint64, changes []statusChange, out [][]byte) ([][]byte, []statusChange, error) {
 	for len(changes) > 0 && changes[0].pos.Cursor == cursor {
+		// s.pos moves past the change only once it is passed on (or
+		// filtered out): a failed read leaves it for the next call.
 		sc := changes[0]
-		changes = changes[1:]
-		s.pos = sc.pos
 		c := sc.con.CID()
 		ch := crdt.Change{Contribution: c, From: statuses[sc.from], To: statuses[sc.to]}
 		if ev := statusEvent(s.f.id, sc.pos, cause, ch, nil); !s.filter.withoutSubject().match(&ev) {
+			changes, s.pos = changes[1:], sc.pos
 			continue // filtered out whatever the contribution: not read
 		}
 		raw, err := s.h.log.GetRecord(ctx, c)
@@ -702,6 +703,7 @@ func (s *subscription) replayStatus(ctx context.Context, cause *protocol.Block, 
 		if err != nil {
 			return out, changes, fmt.Errorf("feed: stored record %s: %w", c, err)
 		}
+		changes, s.pos = changes[1:], sc.pos
 		ev := statusEvent(s.f.id, sc.pos, cause, ch, subject)
 		if s.filter.match(&ev) {
 			fe := &feedEvent{pos: sc.pos, ev: ev}

@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
 )
 
 // addAs is testCommons.add signed by key.
@@ -159,4 +162,73 @@ func TestReplaySkipsReadsForFilteredOut(t *testing.T) {
 	if cl.gets > 0 {
 		t.Errorf("a replay for manifests only (%d frames) read %d contribution records for status events it drops", len(frames), cl.gets)
 	}
+}
+
+// failingLog fails about a third of its reads, at random, as reads cut
+// short by their context do.
+type failingLog struct {
+	*memLog
+	rnd *rand.Rand
+}
+
+var errReadCut = errors.New("read cut short (test)")
+
+func (l *failingLog) fail() bool { return l.rnd.IntN(3) == 0 }
+
+func (l *failingLog) Feed(ctx context.Context, c cid.Cid, after uint64, limit int) ([]store.Stored, error) {
+	if l.fail() {
+		return nil, errReadCut
+	}
+	return l.memLog.Feed(ctx, c, after, limit)
+}
+
+func (l *failingLog) GetRecord(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if l.fail() {
+		return nil, errReadCut
+	}
+	return l.memLog.GetRecord(ctx, c)
+}
+
+// TestReplayFailedReadLosesNothing: a replay whose read fails returns the
+// events before it, and the next Next goes on from there: no event is
+// skipped (the position moves only past events passed to the reader).
+func TestReplayFailedReadLosesNothing(t *testing.T) {
+	c := newTestCommons(t, 4)
+	for i := range 30 {
+		x := c.contribute(fmt.Sprint("t", i), "k")
+		if i%3 != 2 {
+			c.review(x, protocol.DecisionAccept)
+		}
+	}
+	s := c.subscribe("", EventFilter{})
+	want := ids(drain(t, s))
+	s.Close()
+
+	for _, max := range []int{1, 2, 5, 64} {
+		seed := time.Now().UnixNano()
+		c.h.log = &failingLog{memLog: c.log, rnd: rand.New(rand.NewPCG(uint64(seed), 0))}
+		s := c.subscribe("", EventFilter{})
+		var got []string
+		failed := 0
+		for head := s.Head(); !s.CaughtUp(head); {
+			frames, err := s.Next(t.Context(), max)
+			for _, f := range frames {
+				got = append(got, parseFrame(t, f).ID)
+			}
+			if err != nil {
+				if !errors.Is(err, errReadCut) {
+					t.Fatalf("Next: %v", err)
+				}
+				failed++
+			}
+		}
+		s.Close()
+		if failed == 0 {
+			t.Fatalf("max %d, seed %d: no read failed; the test tests nothing", max, seed)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("max %d, seed %d, %d reads failed: got events\n%v\nwant\n%v", max, seed, failed, got, want)
+		}
+	}
+	c.h.log = c.log
 }
