@@ -30,7 +30,7 @@ import (
 // state was stored.
 const (
 	prefixCRDT = 'c'
-	prefixFeed = 'f'
+	prefixFeed = feed.RowPrefix
 )
 
 // storeKV is a commons' crdt.KV: its derived state in the store, under a
@@ -62,7 +62,7 @@ func (kv *storeKV) Scan(prefix []byte, fn func(key, value []byte) error) error {
 	if kv.view != nil {
 		return kv.view.Scan(kv.key(prefix), strip)
 	}
-	return kv.st.ScanDerived(context.Background(), kv.id, kv.key(prefix), strip)
+	return kv.st.ScanDerived(context.Background(), kv.id, kv.key(prefix), nil, strip)
 }
 
 // begin opens a view to read through until end; if it cannot, reads go
@@ -115,8 +115,7 @@ func (n *Node) openDerived(id cid.Cid, applied uint64) (*crdt.State, *storeKV, e
 	if err != nil {
 		return nil, nil, err
 	}
-	fkv := &storeKV{st: n.st, id: id, prefix: prefixFeed}
-	if err := n.feeds.Load(id, applied, fkv.Scan); err != nil {
+	if err := n.feeds.Load(context.Background(), id, applied); err != nil {
 		return nil, nil, err
 	}
 	return st, kv, nil
@@ -159,8 +158,7 @@ func (n *Node) saveBatch() *batch {
 		}
 		sv, err := n.saving(rep)
 		if err != nil {
-			n.log.Error("the derived state of a commons cannot be read: stopping; a restart derives it again from the stored records", "commons", id, "err", err)
-			n.cancel()
+			n.unreadable(id, err)
 			return nil
 		}
 		if b == nil {
@@ -230,6 +228,7 @@ func (n *Node) saved(b *batch) {
 		}
 		u.readies = slices.Delete(u.readies, 0, len(sv.state))
 		u.rows = slices.Delete(u.rows, 0, len(sv.feed))
+		n.feeds.Saved(sv.rep.id, sv.applied)
 	}
 }
 
@@ -270,6 +269,38 @@ const derivedLayout = 1
 // written under.
 var versionKey = []byte{'v'}
 
+// damagedKey marks a commons' derived state found damaged while the node
+// ran (its value says how): the next start drops it and derives it again
+// from the records.
+var damagedKey = []byte{'x'}
+
+// unreadable stops the node: commons id's state could not be read, and
+// what it would derive now may rest on the read that failed. The next
+// start derives the state again from the stored records. Loop only.
+func (n *Node) unreadable(id cid.Cid, err error) {
+	n.log.Error("the derived state of a commons cannot be read: stopping", "commons", id, "err", err)
+	n.damaged(id, err)
+	n.cancel()
+}
+
+// damaged marks commons id's derived state damaged (damagedKey), once, so
+// that the next start derives it again from the records, and says so. The
+// feed calls it when a row it reads does not decode. Any goroutine.
+func (n *Node) damaged(id cid.Cid, err error) {
+	if _, dup := n.damagedSeen.LoadOrStore(id, true); dup {
+		return
+	}
+	// Applied 0: the state reflects nothing the next start can trust. A
+	// save still in flight may set it again; the mark stays either way.
+	mark := store.Derived{Commons: id, Writes: []store.Write{{Key: damagedKey, Value: []byte(err.Error())}}}
+	if merr := n.st.CommitDerived(context.Background(), []store.Derived{mark}); merr != nil {
+		n.log.Error("the derived state of a commons is damaged, and could not be marked so: the next start may not derive it again; remove the repo's derived state by importing its records into a fresh repo (commons export, then import)",
+			"commons", id, "err", err, "mark", merr)
+		return
+	}
+	n.log.Error("the derived state of a commons is damaged: the next start derives it again from the records", "commons", id, "err", err)
+}
+
 func derivedVersion() string {
 	return fmt.Sprintf("layout %d, rules %d", derivedLayout, crdt.RulesVersion)
 }
@@ -295,7 +326,7 @@ func (n *Node) derivedCurrent(ctx context.Context, id cid.Cid) (bool, error) {
 // dropDerived deletes a commons' stored derived state.
 func (n *Node) dropDerived(ctx context.Context, id cid.Cid) error {
 	var ws []store.Write
-	err := n.st.ScanDerived(ctx, id, nil, func(k, _ []byte) error {
+	err := n.st.ScanDerived(ctx, id, nil, nil, func(k, _ []byte) error {
 		ws = append(ws, store.Write{Key: slices.Clone(k), Delete: true})
 		return nil
 	})

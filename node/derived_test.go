@@ -308,19 +308,22 @@ func TestStartRederivesOtherVersion(t *testing.T) {
 	_ = cs
 }
 
-// TestDamagedDerivedStateDerivedAgain: an entry of the derived state, or
-// a row of the stored feed, that does not decode is found at start, which
-// says so, naming it, and derives the state again from the records, rather
-// than answer without it.
+// TestDamagedDerivedStateDerivedAgain: an entry of the derived state that
+// does not decode is found at start, which says so, naming it, and derives
+// the state again from the records, rather than answer without it. A row
+// of the stored feed is read only when a replay or a list needs it: the
+// read fails naming it, the node marks the commons' state damaged, and the
+// next start derives it again.
 func TestDamagedDerivedStateDerivedAgain(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		key  func(c cid.Cid) []byte // the damaged key, for the first contribution c
 		says func(c cid.Cid) string // what the log names
+		lazy bool                   // found when read, not at start
 	}{
-		{"state entry", func(c cid.Cid) []byte { return append([]byte{prefixCRDT, 'e'}, c.Bytes()...) }, cid.Cid.String},
+		{"state entry", func(c cid.Cid) []byte { return append([]byte{prefixCRDT, 'e'}, c.Bytes()...) }, cid.Cid.String, false},
 		{"feed row", func(cid.Cid) []byte { return binary.BigEndian.AppendUint64([]byte{prefixFeed, 'c'}, 2) },
-			func(cid.Cid) string { return "contribution row 630000000000000002" }},
+			func(cid.Cid) string { return "contribution row 630000000000000002" }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, key := t.TempDir(), testKey(t)
@@ -340,8 +343,30 @@ func TestDamagedDerivedStateDerivedAgain(t *testing.T) {
 			})
 			var log logBuffer
 			n, _ = startRepo(t, dir, key, &log)
+			if tc.lazy {
+				sub, err := n.Subscribe(t.Context(), id.String(), "", feed.EventFilter{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = sub.Next(t.Context(), 100)
+				sub.Close()
+				if !errors.Is(err, feed.ErrDamaged) || !strings.Contains(err.Error(), tc.says(c)) {
+					t.Fatalf("a replay over the damaged row: %v; want feed.ErrDamaged naming %s", err, tc.says(c))
+				}
+				if l := log.String(); !strings.Contains(l, "is damaged: the next start derives it again") {
+					t.Errorf("the node did not say the damaged state is derived again at the next start:\n%s", l)
+				}
+				closeNode(t, n)
+				log = logBuffer{}
+				n, _ = startRepo(t, dir, key, &log)
+			}
 			defer closeNode(t, n)
-			if l := log.String(); !strings.Contains(l, "is damaged: deriving it again") || !strings.Contains(l, tc.says(c)) {
+			l := log.String()
+			says := "is damaged: deriving it again"
+			if tc.lazy {
+				says = "was found damaged: deriving it again"
+			}
+			if !strings.Contains(l, says) || !strings.Contains(l, tc.says(c)) {
 				t.Errorf("start did not say what is damaged (%s):\n%s", tc.says(c), l)
 			}
 			if got := commonsView(t, n, id, cons); got != want {

@@ -501,8 +501,7 @@ func (n *Node) applyLive(fresh []*protocol.Block, cursors []uint64) {
 			// The derived state could not be read: what the state would
 			// derive now may rest on a read that failed. Stop, so that a
 			// restart derives it again from the stored records.
-			n.log.Error("the derived state of a commons cannot be read: stopping; a restart derives it again from the stored records", "commons", id, "err", err)
-			n.cancel()
+			n.unreadable(id, err)
 			return
 		}
 		n.feeds.Added(id, done, true)

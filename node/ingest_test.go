@@ -255,9 +255,13 @@ func TestPartialCommitApplied(t *testing.T) {
 
 	titles := func(n *Node) []string {
 		var out []string
-		_ = n.do(ctx, func() {
-			n.feeds.Contributions(id, 0, func(c *feed.Contribution) bool { out = append(out, c.CID.String()); return true })
-		})
+		cs, err := n.feeds.Contributions(ctx, id, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			out = append(out, c.CID.String())
+		}
 		return out
 	}
 	var records int

@@ -76,8 +76,11 @@ type Node struct {
 	// one is); after a failed one, the next waits until saveRetry.
 	savingNow bool
 	saveRetry time.Time
-	savedHook func(error) // tests: called on the loop when a save is done
-	rng       *rand.Rand
+	// damagedSeen holds the commons whose derived state was marked
+	// damaged (damaged), each once.
+	damagedSeen sync.Map
+	savedHook   func(error) // tests: called on the loop when a save is done
+	rng         *rand.Rand
 }
 
 // storeRecords reads records from the store for a commons' crdt.State,
@@ -138,6 +141,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.metrics = newMetrics(n)
 	n.feeds = feed.New(cfg.FeedBuffer, cfg.Store, n.metrics.feedCounters)
+	n.feeds.OnDamaged(n.damaged)
 	return n, nil
 }
 
@@ -215,6 +219,17 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 	head, err := n.st.FeedHead(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("node: load commons %s: %w", id, err)
+	}
+	mark, err := n.st.GetDerived(ctx, id, damagedKey)
+	if err != nil {
+		return nil, fmt.Errorf("node: load commons %s: %w", id, err)
+	}
+	if mark != nil {
+		n.log.Warn("the derived state of a commons was found damaged: deriving it again from the records", "commons", id, "found", string(mark))
+		if err := n.dropDerived(ctx, id); err != nil {
+			return nil, err
+		}
+		applied = 0
 	}
 	if applied > 0 {
 		ok, err := n.derivedCurrent(ctx, id)

@@ -364,40 +364,55 @@ func (n *Node) Contributions(ctx context.Context, q api.ContributionQuery) (api.
 	if err != nil {
 		return page, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 	}
-	var ierr error
-	err = n.do(ctx, func() {
-		rep, err := n.replicaFor(q.Commons)
-		if err != nil {
-			ierr = err
-			return
-		}
-		n.feeds.Contributions(rep.id, q.After, func(c *feed.Contribution) bool {
-			if q.Kind != "" && c.Kind != q.Kind || filter.Author != "" && c.Author.Hex() != filter.Author {
-				return true
-			}
-			t := c.Time.Time()
-			if !q.Since.IsZero() && t.Before(q.Since) || !q.Until.IsZero() && !t.Before(q.Until) {
-				return true
-			}
-			st, _ := rep.state.Status(c.CID)
-			if filter.Status != "" && string(st) != filter.Status {
-				return true
-			}
-			if len(page.Contributions) == q.Limit {
-				page.Next = page.Contributions[q.Limit-1].Cursor
-				return false
-			}
-			page.Contributions = append(page.Contributions, api.ContributionItem{
-				Cursor: c.Cursor, CID: c.CID.String(), Kind: c.Kind, Author: c.Author, Time: t, Status: string(st),
-			})
-			return true
-		})
-	})
-	if err == nil {
-		err = ierr
-	}
-	if err != nil {
+	var rep *replica
+	var rerr error
+	if err := n.do(ctx, func() { rep, rerr = n.replicaFor(q.Commons) }); err != nil {
 		return page, err
+	}
+	if rerr != nil {
+		return page, rerr
+	}
+	// The contribution rows are read from the store, off the loop, a chunk
+	// at a time; the loop only looks up the statuses of those that match
+	// the rest of the query.
+	after := q.After
+	for {
+		cs, err := n.feeds.Contributions(ctx, rep.id, after, contributionsRead)
+		if err != nil {
+			return page, err
+		}
+		if len(cs) == 0 {
+			break
+		}
+		after = cs[len(cs)-1].Cursor
+		cs = slices.DeleteFunc(cs, func(c feed.Contribution) bool {
+			t := c.Time.Time()
+			return q.Kind != "" && c.Kind != q.Kind || filter.Author != "" && c.Author.Hex() != filter.Author ||
+				!q.Since.IsZero() && t.Before(q.Since) || !q.Until.IsZero() && !t.Before(q.Until)
+		})
+		full := false
+		err = n.do(ctx, func() {
+			for _, c := range cs {
+				st, _ := rep.state.Status(c.CID)
+				if filter.Status != "" && string(st) != filter.Status {
+					continue
+				}
+				if len(page.Contributions) == q.Limit {
+					page.Next = page.Contributions[q.Limit-1].Cursor
+					full = true
+					return
+				}
+				page.Contributions = append(page.Contributions, api.ContributionItem{
+					Cursor: c.Cursor, CID: c.CID.String(), Kind: c.Kind, Author: c.Author, Time: c.Time.Time(), Status: string(st),
+				})
+			}
+		})
+		if err != nil {
+			return page, err
+		}
+		if full {
+			break
+		}
 	}
 	// The titles are read from the store, off the loop.
 	for i := range page.Contributions {
@@ -410,6 +425,10 @@ func (n *Node) Contributions(ctx context.Context, q api.ContributionQuery) (api.
 	}
 	return page, nil
 }
+
+// contributionsRead is how many contributions a list reads from the store
+// at once.
+const contributionsRead = 512
 
 // contributionRecord reads the stored contribution c (a CID string the
 // node made).

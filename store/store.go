@@ -136,10 +136,11 @@ type Store interface {
 	GetDerived(ctx context.Context, commons cid.Cid, key []byte) ([]byte, error)
 
 	// ScanDerived calls fn with every key of a commons' derived state
-	// that starts with prefix, and its value, in ascending byte order,
-	// until fn returns an error, which it returns. fn must not keep key
-	// or value, nor call the store.
-	ScanDerived(ctx context.Context, commons cid.Cid, prefix []byte, fn func(key, value []byte) error) error
+	// that starts with prefix and is not less than from (nil: every key
+	// under prefix), and its value, in ascending byte order, until fn
+	// returns an error, which it returns. fn must not keep key or value,
+	// nor call the store.
+	ScanDerived(ctx context.Context, commons cid.Cid, prefix, from []byte, fn func(key, value []byte) error) error
 
 	// ReadDerived returns a view of a commons' derived state: reading
 	// many keys through one view costs less than through GetDerived each.

@@ -17,14 +17,15 @@
 // of the feed log's prefixes 1..C-1 and 1..C. The node merges records one at a
 // time in cursor order, live and when it applies stored records at start, so
 // it attributes each change to the same record every time. The status
-// changes are kept per commons, one 56-byte entry per change in memory
-// (position, contribution, old and new status; new contributions are not
-// changes, their record event carries the status they arrived with, kept
-// beside the contribution list), and as rows in the store (rows.go), which
-// the node commits with the derived state they come from and a start reads
-// back (Load), so that a restart gives the same positions without merging
-// the records again; a replay builds their events again from the records in
-// the store.
+// changes (position, contribution, old and new status; new contributions
+// are not changes, their record event carries the status they arrived
+// with, kept in the contribution's row) are rows in the store (rows.go),
+// which the node commits with the derived state they come from. Memory
+// holds only the rows of records applied since the node's last save (the
+// tail; Saved drops them once they are stored), so that neither memory
+// nor a start grows with the commons: a restart gives the same positions
+// without merging the records again, and a replay reads the rows and
+// builds the events again from the records in the store.
 //
 // # Delivery
 //
@@ -35,7 +36,7 @@
 // their number. Each subscriber reads from its own position: whole
 // segments, encoded once per filter, while it keeps up; the ring event by
 // event while its position is in the ring; and the store's feed log plus
-// the status-change list when it is behind (a resume). The streams of
+// the feed's rows when it is behind (a resume). The streams of
 // caught-up SSE subscribers are written by the notifier itself, without
 // waking their goroutines (direct.go). A subscriber that is live and
 // falls further behind than the ring holds (the ring capacity given to New: the node's Config.FeedBuffer) has
@@ -50,7 +51,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -181,6 +182,7 @@ func (f EventFilter) withoutSubject() EventFilter {
 // feedEvent is an event in the ring, encoded once on first use.
 type feedEvent struct {
 	pos  Pos
+	prev Pos // the position of the event before it in the stream
 	ev   Event
 	once sync.Once
 	data []byte // "id: …\ndata: {…}\n\n"
@@ -216,8 +218,8 @@ type contrib struct {
 	con     protocol.Digest
 	author  protocol.PublicKey
 	time    protocol.HLC
-	kind    string // interned: commonsFeed.kinds
-	arrival uint8  // statusCode
+	kind    string
+	arrival uint8 // statusCode
 }
 
 // statusChange is a status change kept for replays: its event is built
@@ -242,15 +244,18 @@ func statusCode(st crdt.Status) uint8 {
 // commonsFeed is the event state of one commons. The event loop writes it;
 // subscribers and list queries read it under mu.
 type commonsFeed struct {
-	id       cid.Cid
-	mu       sync.RWMutex
-	head     Pos               // last event appended
-	status   []statusChange    // every status change, in position order
-	contribs []contrib         // contributions in arrival order
-	kinds    map[string]string // the contributions' kinds, each held once
-	ring     []*feedEvent      // the latest events, oldest first, at most cap
-	ringCap  int
-	counts   map[protocol.Type]uint64 // records by type
+	id   cid.Cid
+	mu   sync.RWMutex
+	head Pos // last event appended
+	// saved is the cursor through which the commons' rows are in the
+	// store (Saved); the tail holds the status changes and contributions
+	// of the records after it, in position order.
+	saved        uint64
+	tailStatus   []statusChange
+	tailContribs []contrib
+	ring         []*feedEvent // the latest events, oldest first, at most cap
+	ringCap      int
+	counts       map[protocol.Type]uint64 // records by type
 
 	// Written by the notifier (publish.go) under mu.
 	pub  Pos        // last event published to subscribers
@@ -279,16 +284,19 @@ type Hub struct {
 	// published counts the segments published, all commons together.
 	published atomic.Int64
 	log       Log
+	damaged   func(id cid.Cid, err error)
 	counters  Counters
 	done      chan struct{} // closed when Run returns
 	ownThread bool          // the notifier holds its OS thread (direct.go); notifier only
 }
 
 // Log is the store's feed log, from which subscribers that are behind
-// replay (store.Store implements it).
+// replay, and the commons' derived state, which holds the feed's rows
+// under RowPrefix (store.Store implements it).
 type Log interface {
 	Feed(ctx context.Context, commons cid.Cid, after uint64, limit int) ([]store.Stored, error)
 	GetRecord(ctx context.Context, c cid.Cid) ([]byte, error)
+	ScanDerived(ctx context.Context, commons cid.Cid, prefix, from []byte, fn func(key, value []byte) error) error
 }
 
 // Counters are the hub's metrics. Every field must be set.
@@ -316,7 +324,7 @@ func (h *Hub) feed(id cid.Cid) *commonsFeed {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if f = h.commons[id]; f == nil {
-		f = &commonsFeed{id: id, kinds: map[string]string{}, ringCap: h.ringCap, counts: map[protocol.Type]uint64{},
+		f = &commonsFeed{id: id, ringCap: h.ringCap, counts: map[protocol.Type]uint64{},
 			filter: map[EventFilter]int{}}
 		h.commons[id] = f
 	}
@@ -346,8 +354,8 @@ type Change struct {
 
 // Added records the events of records applied to commons id, in cursor
 // order. live appends them to the ring and publishes them; at start (live
-// false) it only builds the status list and indexes, and the events count
-// as published. One writer at a time (the node's event loop).
+// false) it only counts them and holds their rows until Saved, and the
+// events count as published. One writer at a time (the node's event loop).
 func (h *Hub) Added(id cid.Cid, done []Applied, live bool) {
 	f := h.feed(id)
 	for _, a := range done {
@@ -361,23 +369,19 @@ func (h *Hub) Added(id cid.Cid, done []Applied, live bool) {
 	}
 }
 
-// Contributions calls fn with commons id's contributions after cursor
-// after, in arrival order, until fn returns false. fn must not call the
-// hub.
-func (h *Hub) Contributions(id cid.Cid, after uint64, fn func(*Contribution) bool) {
+// Contributions returns up to limit of commons id's contributions after
+// cursor after, in arrival order, read from the store (and the tail).
+func (h *Hub) Contributions(ctx context.Context, id cid.Cid, after uint64, limit int) ([]Contribution, error) {
 	f := h.lookup(id)
 	if f == nil {
-		return
+		return nil, nil
 	}
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	i := sort.Search(len(f.contribs), func(i int) bool { return f.contribs[i].cursor > after })
-	for ; i < len(f.contribs); i++ {
-		c := &f.contribs[i]
-		if !fn(&Contribution{Cursor: c.cursor, CID: c.con.CID(), Author: c.author, Time: c.time, Kind: c.kind}) {
-			return
-		}
+	cs, err := h.contribs(ctx, f, after, math.MaxUint64, limit)
+	out := make([]Contribution, len(cs))
+	for i, c := range cs {
+		out[i] = Contribution{Cursor: c.cursor, CID: c.con.CID(), Author: c.author, Time: c.time, Kind: c.kind}
 	}
+	return out, err
 }
 
 // Counts calls fn with each commons' number of records of each type.
@@ -433,8 +437,8 @@ func (h *Hub) Changed() <-chan struct{} {
 
 // add records the events of a record merged at cursor with the status
 // changes it caused. live appends to the ring and queues the commons for
-// publication; at start (live false) only the status list and indexes are
-// built, and the events count as published.
+// publication; at start (live false) it only counts the record and holds
+// its rows until Saved, and the events count as published.
 func (h *Hub) add(f *commonsFeed, a Applied, live bool) {
 	cursor, b := a.Cursor, a.Block
 	if cursor == 0 {
@@ -442,10 +446,10 @@ func (h *Hub) add(f *commonsFeed, a Applied, live bool) {
 	}
 	rec := RecordEvent(f.id, cursor, b)
 	var evs []*feedEvent
-	if live {
-		evs = append(evs, &feedEvent{pos: Pos{Cursor: cursor}, ev: rec})
-	}
 	f.mu.Lock()
+	if live {
+		evs = append(evs, &feedEvent{pos: Pos{Cursor: cursor}, prev: f.head, ev: rec})
+	}
 	f.counts[b.Record.Type()]++
 	k := 0
 	var arrival crdt.Status
@@ -461,19 +465,16 @@ func (h *Hub) add(f *commonsFeed, a Applied, live bool) {
 		}
 		k++
 		d, _ := protocol.RecordDigest(ch.Contribution)
-		f.status = append(f.status, statusChange{pos: Pos{Cursor: cursor, Seq: k}, con: d, from: statusCode(ch.From), to: statusCode(ch.To)})
+		f.tailStatus = append(f.tailStatus, statusChange{pos: Pos{Cursor: cursor, Seq: k}, con: d, from: statusCode(ch.From), to: statusCode(ch.To)})
 		if live {
-			evs = append(evs, &feedEvent{pos: Pos{Cursor: cursor, Seq: k}, ev: statusEvent(f.id, Pos{cursor, k}, b, ch.Change, ch.Subject)})
+			evs = append(evs, &feedEvent{pos: Pos{Cursor: cursor, Seq: k}, prev: Pos{Cursor: cursor, Seq: k - 1},
+				ev: statusEvent(f.id, Pos{cursor, k}, b, ch.Change, ch.Subject)})
 		}
 	}
 	if c := b.Record.Contribution(); c != nil {
-		kind, ok := f.kinds[c.Kind]
-		if !ok {
-			kind = strings.Clone(c.Kind)
-			f.kinds[kind] = kind
-		}
 		d, _ := protocol.RecordDigest(b.CID)
-		f.contribs = append(f.contribs, contrib{cursor: cursor, con: d, author: b.Record.Author, time: b.Record.Time, kind: kind, arrival: statusCode(arrival)})
+		f.tailContribs = append(f.tailContribs, contrib{cursor: cursor, con: d, author: b.Record.Author, time: b.Record.Time,
+			kind: c.Kind, arrival: statusCode(arrival)})
 	}
 	f.head = Pos{Cursor: cursor, Seq: k}
 	if live {
@@ -562,7 +563,7 @@ func (s *subscription) next(ctx context.Context, max int, out [][]byte) ([][]byt
 		return out, nil
 	}
 	win := f.ringWindow()
-	if len(win) == 0 || s.pos.less(prevPos(win[0].pos, f)) {
+	if len(win) == 0 || s.pos.less(win[0].prev) {
 		// The next event is older than the ring.
 		f.mu.RUnlock()
 		if s.live {
@@ -585,25 +586,6 @@ func (s *subscription) next(ctx context.Context, max int, out [][]byte) ([][]byt
 	return out, nil
 }
 
-// prevPos is the position just before p in the stream, as far as the ring
-// can tell: the previous status change of the same record, or the record
-// itself, or the last event of the previous record (its status changes
-// found in f.status). Caller holds f.mu.
-func prevPos(p Pos, f *commonsFeed) Pos {
-	if p.Seq > 0 {
-		return Pos{p.Cursor, p.Seq - 1}
-	}
-	if p.Cursor <= 1 {
-		return Pos{}
-	}
-	prev := Pos{Cursor: p.Cursor - 1}
-	i := sort.Search(len(f.status), func(i int) bool { return !f.status[i].pos.less(p) })
-	if i > 0 && f.status[i-1].pos.Cursor == p.Cursor-1 {
-		prev = f.status[i-1].pos
-	}
-	return prev
-}
-
 // replay reads events after s.pos from the store's feed log and the status
 // list, up to the ring's start (or the last published event). It holds
 // f.mu only to copy what it needs, not while it reads the store.
@@ -618,20 +600,27 @@ func (s *subscription) replay(ctx context.Context, max int, out [][]byte) ([][]b
 	for len(page) > 0 && page[len(page)-1].Cursor > pub {
 		page = page[:len(page)-1] // stored but not merged or published yet
 	}
+	f.mu.RUnlock()
 	last := s.pos.Cursor
 	if len(page) > 0 {
 		last = page[len(page)-1].Cursor
 	}
-	i := sort.Search(len(f.status), func(i int) bool { return s.pos.less(f.status[i].pos) })
-	j := i + sort.Search(len(f.status)-i, func(j int) bool { return f.status[i+j].pos.Cursor > last })
-	changes := slices.Clone(f.status[i:j])
+	changes, err := s.h.statusChanges(ctx, f, s.pos, last)
+	if err != nil {
+		return out, err
+	}
 	arrival := make([]uint8, len(page))
-	for k, st := range page {
-		if c, ok := f.contribAt(st.Cursor); ok {
-			arrival[k] = c.arrival
+	if len(page) > 0 {
+		cs, err := s.h.contribs(ctx, f, page[0].Cursor-1, last, len(page))
+		if err != nil {
+			return out, err
+		}
+		for k, st := range page {
+			if len(cs) > 0 && cs[0].cursor == st.Cursor {
+				arrival[k], cs = cs[0].arrival, cs[1:]
+			}
 		}
 	}
-	f.mu.RUnlock()
 
 	// Status changes of the record at s.pos.Cursor not passed yet.
 	if len(changes) > 0 && changes[0].pos.Cursor == s.pos.Cursor {
@@ -669,16 +658,6 @@ func (s *subscription) replay(ctx context.Context, max int, out [][]byte) ([][]b
 		}
 	}
 	return out, nil
-}
-
-// contribAt returns the contribution at cursor, if the record there is
-// one. Caller holds f.mu.
-func (f *commonsFeed) contribAt(cursor uint64) (contrib, bool) {
-	i := sort.Search(len(f.contribs), func(i int) bool { return f.contribs[i].cursor >= cursor })
-	if i < len(f.contribs) && f.contribs[i].cursor == cursor {
-		return f.contribs[i], true
-	}
-	return contrib{}, false
 }
 
 // replayStatus appends the events of the status changes at the head of

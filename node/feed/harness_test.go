@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -30,12 +31,39 @@ type testCommons struct {
 	state *crdt.State
 	log   *memLog
 	now   int64 // milliseconds of the next record's time
+	// lag is how many records' rows stay unsaved, in the hub's tail,
+	// before they are saved to log (as the node saves after applying).
+	lag     int
+	unsaved []Applied
 }
 
-// memLog is a feed log in memory.
+// memLog is a feed log and the feed's stored rows, in memory.
 type memLog struct {
 	mu   sync.Mutex
 	recs []store.Stored
+	rows map[string][]byte // saved rows, with RowPrefix
+}
+
+func (l *memLog) ScanDerived(_ context.Context, _ cid.Cid, prefix, from []byte, fn func(key, value []byte) error) error {
+	l.mu.Lock()
+	var keys []string
+	for k := range l.rows {
+		if strings.HasPrefix(k, string(prefix)) && k >= string(from) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	vals := make([][]byte, len(keys))
+	for i, k := range keys {
+		vals[i] = l.rows[k]
+	}
+	l.mu.Unlock()
+	for i, k := range keys {
+		if err := fn([]byte(k), vals[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (l *memLog) Feed(_ context.Context, _ cid.Cid, after uint64, limit int) ([]store.Stored, error) {
@@ -129,7 +157,30 @@ func (c *testCommons) add(rec *protocol.Record) string {
 		a.Changes = append(a.Changes, fc)
 	}
 	c.h.Added(b.CommonsID(), []Applied{a}, true)
+	c.unsaved = append(c.unsaved, a)
+	c.save(len(c.unsaved) - c.lag)
 	return b.CID.String()
+}
+
+// save stores the rows of the first n records applied since the last
+// save, as the node does, and tells the hub.
+func (c *testCommons) save(n int) {
+	if n <= 0 {
+		return
+	}
+	done := c.unsaved[:n]
+	id := done[0].Block.CommonsID()
+	ws := append(Rows(done), c.h.CountsRow(id))
+	c.log.mu.Lock()
+	if c.log.rows == nil {
+		c.log.rows = map[string][]byte{}
+	}
+	for _, w := range ws {
+		c.log.rows[string(append([]byte{RowPrefix}, w.Key...))] = w.Value
+	}
+	c.log.mu.Unlock()
+	c.h.Saved(id, done[n-1].Cursor)
+	c.unsaved = slices.Delete(c.unsaved, 0, n)
 }
 
 func (c *testCommons) contribute(title, kind string) string {

@@ -127,7 +127,7 @@ func (h *Hub) publishFeed(f *commonsFeed) {
 		// Events after f.pub left the ring before they were published:
 		// the segment starts at the ring, and subscribers further back
 		// overflow or replay.
-		seg.from = prevPos(win[0].pos, f)
+		seg.from = win[0].prev
 	}
 	filters := f.joinedFilters()
 	f.mu.RUnlock()

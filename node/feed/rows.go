@@ -1,10 +1,12 @@
 package feed
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
+	"slices"
+	"sort"
 
 	"github.com/ipfs/go-cid"
 
@@ -13,10 +15,12 @@ import (
 )
 
 // What a feed keeps in the store, so that a node starts without merging
-// its records again: per commons, one row per status change and per
-// contribution, and the counts by type. The node stores the rows with the
-// commons' derived state (store.CommitDerived), in the same commit as the
-// state they come from, under a prefix of its own; Load reads them back.
+// its records again and memory does not grow with the commons: per
+// commons, one row per status change and per contribution, and the counts
+// by type. The node stores the rows with the commons' derived state
+// (store.CommitDerived), in the same commit as the state they come from,
+// under RowPrefix, and then says so (Saved); replays and contribution
+// lists read them from there, Load reads the counts back.
 //
 //	's' cursor seq   → contribution digest, from, to (status codes)
 //	'c' cursor       → contribution digest, author, time, arrival status, kind
@@ -28,6 +32,135 @@ const (
 	rowContrib = 'c'
 	rowCounts  = 'n'
 )
+
+// RowPrefix begins the keys of the feed's rows in a commons' derived
+// state: Rows and CountsRow give keys without it, the node prepends it.
+const RowPrefix = 'f'
+
+func statusKey(p Pos) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64([]byte{RowPrefix, rowStatus}, p.Cursor), uint32(p.Seq))
+}
+
+func contribKey(cursor uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{RowPrefix, rowContrib}, cursor)
+}
+
+// decodeStatus decodes a status row (key with RowPrefix).
+func decodeStatus(k, v []byte) (statusChange, bool) {
+	if len(k) != 14 || len(v) != 34 || v[32] >= uint8(len(statuses)) || v[33] >= uint8(len(statuses)) {
+		return statusChange{}, false
+	}
+	pos := Pos{Cursor: binary.BigEndian.Uint64(k[2:]), Seq: int(binary.BigEndian.Uint32(k[10:]))}
+	return statusChange{pos: pos, con: protocol.Digest(v[:32]), from: v[32], to: v[33]}, true
+}
+
+// decodeContrib decodes a contribution row (key with RowPrefix).
+func decodeContrib(k, v []byte) (contrib, bool) {
+	if len(k) != 10 || len(v) < 73 || v[72] >= uint8(len(statuses)) {
+		return contrib{}, false
+	}
+	return contrib{cursor: binary.BigEndian.Uint64(k[2:]), con: protocol.Digest(v[:32]), author: protocol.PublicKey(v[32:64]),
+		time: protocol.HLC(binary.BigEndian.Uint64(v[64:72])), arrival: v[72], kind: string(v[73:])}, true
+}
+
+// errDone stops a scan early.
+var errDone = errors.New("done")
+
+// rowsRead is how many rows a read takes at once from the store.
+const rowsRead = 256
+
+// statusChanges returns commons f's status changes after position from,
+// through cursor last, in position order: the stored rows (through the
+// saved cursor), then the tail.
+func (h *Hub) statusChanges(ctx context.Context, f *commonsFeed, from Pos, last uint64) ([]statusChange, error) {
+	f.mu.RLock()
+	saved := f.saved
+	i := sort.Search(len(f.tailStatus), func(i int) bool { return from.less(f.tailStatus[i].pos) })
+	j := i + sort.Search(len(f.tailStatus)-i, func(j int) bool { return f.tailStatus[i+j].pos.Cursor > last })
+	tail := slices.Clone(f.tailStatus[i:j])
+	f.mu.RUnlock()
+	var out []statusChange
+	if upto := min(saved, last); from.Cursor <= upto {
+		err := h.log.ScanDerived(ctx, f.id, []byte{RowPrefix, rowStatus}, statusKey(Pos{from.Cursor, from.Seq + 1}), func(k, v []byte) error {
+			sc, ok := decodeStatus(k, v)
+			if !ok {
+				return fmt.Errorf("%w: commons %s: status row %x", ErrDamaged, f.id, k[1:])
+			}
+			if sc.pos.Cursor > upto {
+				return errDone
+			}
+			out = append(out, sc)
+			return nil
+		})
+		if err != nil && err != errDone {
+			return nil, h.rowsErr(f, "status changes", err)
+		}
+	}
+	return append(out, tail...), nil
+}
+
+// contribs returns up to limit of commons f's contributions after cursor
+// after, through cursor last, in cursor order: the stored rows (through
+// the saved cursor), then the tail.
+func (h *Hub) contribs(ctx context.Context, f *commonsFeed, after, last uint64, limit int) ([]contrib, error) {
+	f.mu.RLock()
+	saved := f.saved
+	i := sort.Search(len(f.tailContribs), func(i int) bool { return f.tailContribs[i].cursor > after })
+	j := i + sort.Search(len(f.tailContribs)-i, func(j int) bool { return f.tailContribs[i+j].cursor > last })
+	tail := slices.Clone(f.tailContribs[i:min(j, i+limit)])
+	f.mu.RUnlock()
+	var out []contrib
+	if upto := min(saved, last); after < upto {
+		err := h.log.ScanDerived(ctx, f.id, []byte{RowPrefix, rowContrib}, contribKey(after+1), func(k, v []byte) error {
+			c, ok := decodeContrib(k, v)
+			if !ok {
+				return fmt.Errorf("%w: commons %s: contribution row %x", ErrDamaged, f.id, k[1:])
+			}
+			if c.cursor > upto || len(out) == limit {
+				return errDone
+			}
+			out = append(out, c)
+			return nil
+		})
+		if err != nil && err != errDone {
+			return nil, h.rowsErr(f, "contributions", err)
+		}
+	}
+	out = append(out, tail...)
+	return out[:min(len(out), limit)], nil
+}
+
+// OnDamaged sets fn to be called, from any goroutine, when a read finds a
+// stored row of commons id that does not decode (err wraps ErrDamaged).
+// Call it before the hub is used.
+func (h *Hub) OnDamaged(fn func(id cid.Cid, err error)) { h.damaged = fn }
+
+// rowsErr wraps a read's error, and reports a damaged row.
+func (h *Hub) rowsErr(f *commonsFeed, what string, err error) error {
+	if errors.Is(err, ErrDamaged) && h.damaged != nil {
+		h.damaged(f.id, err)
+	}
+	return fmt.Errorf("feed: read the %s: %w", what, err)
+}
+
+// Saved tells the hub that commons id's rows through cursor are in the
+// store: it stops holding them. The node calls it after each save.
+func (h *Hub) Saved(id cid.Cid, cursor uint64) {
+	f := h.lookup(id)
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if cursor <= f.saved {
+		return
+	}
+	f.saved = cursor
+	i := sort.Search(len(f.tailStatus), func(i int) bool { return f.tailStatus[i].pos.Cursor > cursor })
+	f.tailStatus = slices.Delete(f.tailStatus, 0, i)
+	i = sort.Search(len(f.tailContribs), func(i int) bool { return f.tailContribs[i].cursor > cursor })
+	f.tailContribs = slices.Delete(f.tailContribs, 0, i)
+}
 
 // Rows returns the rows the records just applied add (see Load).
 func Rows(done []Applied) []store.Write {
@@ -78,10 +211,6 @@ func (h *Hub) CountsRow(id cid.Cid) store.Write {
 	return store.Write{Key: []byte{rowCounts}, Value: v}
 }
 
-// Scanner reads rows by prefix, in key order (the store's ScanDerived,
-// under the node's prefix).
-type Scanner func(prefix []byte, fn func(key, value []byte) error) error
-
 // ErrDamaged is wrapped by Load's error when a stored row does not decode.
 var ErrDamaged = errors.New("feed: a stored row is damaged")
 
@@ -93,9 +222,11 @@ func (h *Hub) Unload(id cid.Cid) {
 	delete(h.commons, id)
 }
 
-// Load fills commons id's feed, which must be empty, from its rows: the
-// feed of the records up to cursor head, as Added would have made it.
-func (h *Hub) Load(id cid.Cid, head uint64, scan Scanner) error {
+// Load opens commons id's feed, which must be empty, from its rows: the
+// feed of the records up to cursor head, whose rows are all stored, as
+// Added would have made it. It reads the counts and the rows at head, not
+// every row: the others are read when a replay or a list needs them.
+func (h *Hub) Load(ctx context.Context, id cid.Cid, head uint64) error {
 	f := h.feed(id)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -103,64 +234,51 @@ func (h *Hub) Load(id cid.Cid, head uint64, scan Scanner) error {
 		return fmt.Errorf("feed: load commons %s: its feed is not empty", id)
 	}
 	bad := func(what string, k []byte) error {
-		return fmt.Errorf("%w: commons %s: %s row %x", ErrDamaged, id, what, k)
-	}
-	err := scan([]byte{rowStatus}, func(k, v []byte) error {
-		if len(k) != 13 || len(v) != 34 || v[32] >= uint8(len(statuses)) || v[33] >= uint8(len(statuses)) {
-			return bad("status", k)
-		}
-		pos := Pos{Cursor: binary.BigEndian.Uint64(k[1:]), Seq: int(binary.BigEndian.Uint32(k[9:]))}
-		f.status = append(f.status, statusChange{pos: pos, con: protocol.Digest(v[:32]), from: v[32], to: v[33]})
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	err = scan([]byte{rowContrib}, func(k, v []byte) error {
-		if len(k) != 9 || len(v) < 73 || v[72] >= uint8(len(statuses)) {
-			return bad("contribution", k)
-		}
-		kind := string(v[73:])
-		if x, ok := f.kinds[kind]; ok {
-			kind = x
-		} else {
-			kind = strings.Clone(kind)
-			f.kinds[kind] = kind
-		}
-		f.contribs = append(f.contribs, contrib{cursor: binary.BigEndian.Uint64(k[1:]), con: protocol.Digest(v[:32]),
-			author: protocol.PublicKey(v[32:64]), time: protocol.HLC(binary.BigEndian.Uint64(v[64:72])), arrival: v[72], kind: kind})
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	err = scan([]byte{rowCounts}, func(k, v []byte) error {
-		for len(v) > 0 {
-			n, w := binary.Uvarint(v)
-			if w <= 0 || uint64(len(v)-w) < n {
-				return bad("counts", k)
-			}
-			t := protocol.Type(v[w : w+int(n)])
-			v = v[w+int(n):]
-			c, w := binary.Uvarint(v)
-			if w <= 0 {
-				return bad("counts", k)
-			}
-			v = v[w:]
-			f.counts[t] = c
-		}
-		return nil
-	})
-	if err != nil {
-		return err
+		return fmt.Errorf("%w: commons %s: %s row %x", ErrDamaged, id, what, k[1:])
 	}
 	f.head = Pos{Cursor: head}
-	if n := len(f.status); n > 0 && f.status[n-1].pos.Cursor == head {
-		f.head.Seq = f.status[n-1].pos.Seq
+	// The head's status changes give its last position; a row past the
+	// head is not a state the node wrote.
+	err := h.log.ScanDerived(ctx, id, []byte{RowPrefix, rowStatus}, statusKey(Pos{Cursor: head}), func(k, v []byte) error {
+		sc, ok := decodeStatus(k, v)
+		if !ok || sc.pos.Cursor > head {
+			return bad("status", k)
+		}
+		f.head = sc.pos
+		return nil
+	})
+	if err == nil {
+		err = h.log.ScanDerived(ctx, id, []byte{RowPrefix, rowContrib}, contribKey(head), func(k, v []byte) error {
+			if c, ok := decodeContrib(k, v); !ok || c.cursor > head {
+				return bad("contribution", k)
+			}
+			return nil
+		})
 	}
-	if n := len(f.status); n > 0 && head < f.status[n-1].pos.Cursor {
-		return fmt.Errorf("%w: commons %s: rows past its head %d", ErrDamaged, id, head)
+	if err == nil {
+		err = h.log.ScanDerived(ctx, id, []byte{RowPrefix, rowCounts}, nil, func(k, v []byte) error {
+			for len(v) > 0 {
+				n, w := binary.Uvarint(v)
+				if w <= 0 || uint64(len(v)-w) < n {
+					return bad("counts", k)
+				}
+				t := protocol.Type(v[w : w+int(n)])
+				v = v[w+int(n):]
+				c, w := binary.Uvarint(v)
+				if w <= 0 {
+					return bad("counts", k)
+				}
+				v = v[w:]
+				f.counts[t] = c
+			}
+			return nil
+		})
 	}
+	if err != nil {
+		f.head = Pos{}
+		return fmt.Errorf("feed: load commons %s: %w", id, err)
+	}
+	f.saved = head
 	f.pub = f.head
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
@@ -276,19 +277,23 @@ func (s *Store) GetDerived(ctx context.Context, commons cid.Cid, key []byte) ([]
 }
 
 // ScanDerived implements store.Store.
-func (s *Store) ScanDerived(ctx context.Context, commons cid.Cid, prefix []byte, fn func(key, value []byte) error) error {
+func (s *Store) ScanDerived(ctx context.Context, commons cid.Cid, prefix, from []byte, fn func(key, value []byte) error) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
 	defer s.end()
 	p := derivedPrefix(commons)
 	n := len(p)
+	start := append(slices.Clip(p), from...)
 	p = append(p, prefix...)
+	if bytes.Compare(start, p) < 0 {
+		start = p
+	}
 	var fnErr error
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: false})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		for it.Seek(start); it.Valid(); it.Next() {
 			item := it.Item()
 			err := item.Value(func(v []byte) error {
 				fnErr = fn(item.Key()[n:], v)

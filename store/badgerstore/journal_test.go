@@ -56,7 +56,7 @@ func TestJournalAfterCrash(t *testing.T) {
 			}
 			defer s.Close()
 			var got int
-			if err := s.ScanDerived(ctx, c, []byte("k"), func(_, v []byte) error {
+			if err := s.ScanDerived(ctx, c, []byte("k"), nil, func(_, v []byte) error {
 				if string(v) == "new" {
 					got++
 				}

@@ -93,7 +93,7 @@ func (s *Store) GetDerived(ctx context.Context, commons cid.Cid, key []byte) ([]
 
 // ScanDerived implements store.Store. It holds the write lock, to sort
 // the keys when a write made them stale.
-func (s *Store) ScanDerived(ctx context.Context, commons cid.Cid, prefix []byte, fn func(key, value []byte) error) error {
+func (s *Store) ScanDerived(ctx context.Context, commons cid.Cid, prefix, from []byte, fn func(key, value []byte) error) error {
 	s.mu.Lock()
 	if err := s.begin(ctx); err != nil {
 		s.mu.Unlock()
@@ -112,7 +112,7 @@ func (s *Store) ScanDerived(ctx context.Context, commons cid.Cid, prefix []byte,
 		slices.Sort(d.sorted)
 	}
 	p := string(prefix)
-	i, _ := slices.BinarySearch(d.sorted, p)
+	i, _ := slices.BinarySearch(d.sorted, max(p, string(from)))
 	var keys []string
 	var values [][]byte
 	for ; i < len(d.sorted) && strings.HasPrefix(d.sorted[i], p); i++ {
@@ -149,7 +149,7 @@ func (v memView) Get(key []byte) ([]byte, error) {
 }
 
 func (v memView) Scan(prefix []byte, fn func(key, value []byte) error) error {
-	return v.s.ScanDerived(context.Background(), v.id, prefix, fn)
+	return v.s.ScanDerived(context.Background(), v.id, prefix, nil, fn)
 }
 
 func (memView) Close() {}

@@ -17,8 +17,14 @@ import (
 // values, in the order ScanDerived gives them.
 func scanDerived(t *testing.T, s store.Store, c cid.Cid, prefix string) (keys []string, values map[string]string) {
 	t.Helper()
+	return scanDerivedFrom(t, s, c, prefix, "")
+}
+
+// scanDerivedFrom is scanDerived of the keys not less than from.
+func scanDerivedFrom(t *testing.T, s store.Store, c cid.Cid, prefix, from string) (keys []string, values map[string]string) {
+	t.Helper()
 	values = map[string]string{}
-	err := s.ScanDerived(bg, c, []byte(prefix), func(k, v []byte) error {
+	err := s.ScanDerived(bg, c, []byte(prefix), []byte(from), func(k, v []byte) error {
 		keys = append(keys, string(k))
 		values[string(k)] = string(v)
 		return nil
@@ -62,6 +68,21 @@ func testDerived(t *testing.T, s store.Store) {
 	if keys, vals := scanDerived(t, s, a, "t"); !slices.Equal(keys, []string{"t1", "t2", "t3"}) || vals["t3"] != "three" {
 		t.Fatalf("ScanDerived(t): %q %q", keys, vals)
 	}
+	for _, tc := range []struct {
+		prefix, from string
+		want         []string
+	}{
+		{"t", "t2", []string{"t2", "t3"}},
+		{"t", "t20", []string{"t3"}},
+		{"t", "t4", nil},
+		{"t", "a", []string{"t1", "t2", "t3"}}, // from before the prefix
+		{"t", "u", nil},                        // from past it
+		{"", "t3", []string{"t3", "u"}},
+	} {
+		if keys, _ := scanDerivedFrom(t, s, a, tc.prefix, tc.from); !slices.Equal(keys, tc.want) {
+			t.Fatalf("ScanDerived(%q from %q): %q; want %q", tc.prefix, tc.from, keys, tc.want)
+		}
+	}
 	if keys, _ := scanDerived(t, s, b, ""); !slices.Equal(keys, []string{"t1"}) {
 		t.Fatalf("ScanDerived of the other commons: %q; want its own key only", keys)
 	}
@@ -77,7 +98,7 @@ func testDerived(t *testing.T, s store.Store) {
 	}
 	stop := fmt.Errorf("stop")
 	var seen int
-	if err := s.ScanDerived(bg, a, nil, func(_, _ []byte) error { seen++; return stop }); err != stop || seen != 1 {
+	if err := s.ScanDerived(bg, a, nil, nil, func(_, _ []byte) error { seen++; return stop }); err != stop || seen != 1 {
 		t.Fatalf("ScanDerived whose fn fails: %v after %d keys; want fn's error after 1", err, seen)
 	}
 	if err := s.CommitDerived(bg, []store.Derived{{Writes: []store.Write{set("k", "v")}}}); err == nil {
