@@ -129,7 +129,7 @@ func checkKV(t *rapid.T, kv *MemKV) {
 		return v != nil
 	}
 	for _, tag := range []byte{tagTarget, tagWait} {
-		_ = kv.Scan([]byte{tag}, func(k, _ []byte) error {
+		_ = kv.Scan([]byte{tag}, nil, func(k, _ []byte) error {
 			rest := k[1:]
 			n, w := uvarint(rest)
 			group, err := cid.Cast(rest[w : w+int(n)])

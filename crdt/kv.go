@@ -22,10 +22,11 @@ type KV interface {
 	// Get returns the value stored under key, or nil if there is none
 	// (a stored value is never nil, though it may be empty).
 	Get(key []byte) ([]byte, error)
-	// Scan calls fn with each key that starts with prefix, and its value,
-	// in ascending byte order, until fn returns an error, which Scan
-	// returns. fn must not keep key or value after it returns.
-	Scan(prefix []byte, fn func(key, value []byte) error) error
+	// Scan calls fn with each key that starts with prefix and is not less
+	// than from (nil: every key under prefix), and its value, in ascending
+	// byte order, until fn returns an error, which Scan returns. fn must
+	// not keep key or value after it returns.
+	Scan(prefix, from []byte, fn func(key, value []byte) error) error
 }
 
 // Write is one change to a KV: Value stored under Key, or Key deleted.
@@ -51,9 +52,9 @@ func (m *MemKV) Get(key []byte) ([]byte, error) { return m.m[string(key)], nil }
 func (m *MemKV) Len() int { return len(m.m) }
 
 // Scan implements KV.
-func (m *MemKV) Scan(prefix []byte, fn func(key, value []byte) error) error {
+func (m *MemKV) Scan(prefix, from []byte, fn func(key, value []byte) error) error {
 	p := string(prefix)
-	i, j := m.find(p)
+	i, j := m.find(max(p, string(from)))
 	for ; i < len(m.chunks); i, j = i+1, 0 {
 		for _, k := range m.chunks[i][j:] {
 			if !strings.HasPrefix(k, p) {

@@ -173,7 +173,7 @@ func (s *State) remember(k string, v []byte) {
 // what is pending or in flight applied, in ascending order.
 func (s *State) scanGroup(prefix []byte) []string {
 	var keys []string
-	err := s.kv.Scan(prefix, func(k, _ []byte) error {
+	err := s.kv.Scan(prefix, nil, func(k, _ []byte) error {
 		if len(k) > len(prefix) {
 			keys = append(keys, string(k))
 		}
@@ -229,7 +229,7 @@ func (s *State) walk(prefix []byte, fn func(key []byte) bool) {
 	slices.Sort(keys)
 	i, stopped := 0, false
 	errStop := errors.New("stop")
-	err := s.kv.Scan(prefix, func(k, _ []byte) error {
+	err := s.kv.Scan(prefix, nil, func(k, _ []byte) error {
 		ks := string(k)
 		for ; i < len(keys) && keys[i] < ks; i++ {
 			if !pend[keys[i]] && !fn([]byte(keys[i])) {

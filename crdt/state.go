@@ -257,7 +257,7 @@ func Open(commons cid.Cid, kv KV, recs Records) (*State, error) {
 		s.countsRaw = raw
 	}
 	var mans []cid.Cid
-	err := kv.Scan([]byte{tagManifest}, func(k, _ []byte) error {
+	err := kv.Scan([]byte{tagManifest}, nil, func(k, _ []byte) error {
 		c, err := cid.Cast(k[1:])
 		mans = append(mans, c)
 		return err
@@ -297,7 +297,7 @@ func (s *State) indexStored() error {
 			items = append(items, Item{Time: uint64(t), Digest: d})
 		}
 	}
-	err := s.kv.Scan([]byte{tagEntry}, func(k, v []byte) error {
+	err := s.kv.Scan([]byte{tagEntry}, nil, func(k, v []byte) error {
 		c, err := cid.Cast(k[1:])
 		if err != nil {
 			return fmt.Errorf("%w: key %x: %w", ErrDamaged, k, err)

@@ -57,12 +57,16 @@ func (kv *storeKV) Get(key []byte) ([]byte, error) {
 	return kv.st.GetDerived(context.Background(), kv.id, kv.key(key))
 }
 
-func (kv *storeKV) Scan(prefix []byte, fn func(key, value []byte) error) error {
+func (kv *storeKV) Scan(prefix, from []byte, fn func(key, value []byte) error) error {
 	strip := func(k, v []byte) error { return fn(k[1:], v) }
-	if kv.view != nil {
-		return kv.view.Scan(kv.key(prefix), strip)
+	var f []byte
+	if from != nil {
+		f = append([]byte{kv.prefix}, from...)
 	}
-	return kv.st.ScanDerived(context.Background(), kv.id, kv.key(prefix), nil, strip)
+	if kv.view != nil {
+		return kv.view.Scan(kv.key(prefix), f, strip)
+	}
+	return kv.st.ScanDerived(context.Background(), kv.id, kv.key(prefix), f, strip)
 }
 
 // begin opens a view to read through until end; if it cannot, reads go

@@ -157,7 +157,7 @@ type Store interface {
 // GetDerived and ScanDerived do.
 type DerivedView interface {
 	Get(key []byte) ([]byte, error)
-	Scan(prefix []byte, fn func(key, value []byte) error) error
+	Scan(prefix, from []byte, fn func(key, value []byte) error) error
 	Close()
 }
 

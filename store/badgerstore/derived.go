@@ -348,12 +348,16 @@ func (v *derivedView) Get(key []byte) ([]byte, error) {
 	return val, nil
 }
 
-func (v *derivedView) Scan(prefix []byte, fn func(key, value []byte) error) error {
+func (v *derivedView) Scan(prefix, from []byte, fn func(key, value []byte) error) error {
 	p := append(v.prefix[:len(v.prefix):len(v.prefix)], prefix...)
+	start := append(v.prefix[:len(v.prefix):len(v.prefix)], from...)
+	if bytes.Compare(start, p) < 0 {
+		start = p
+	}
 	it := v.txn.NewIterator(badger.IteratorOptions{Prefix: p})
 	defer it.Close()
 	var fnErr error
-	for it.Rewind(); it.Valid(); it.Next() {
+	for it.Seek(start); it.Valid(); it.Next() {
 		item := it.Item()
 		err := item.Value(func(val []byte) error {
 			fnErr = fn(item.Key()[len(v.prefix):], val)

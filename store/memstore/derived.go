@@ -148,8 +148,8 @@ func (v memView) Get(key []byte) ([]byte, error) {
 	return v.s.GetDerived(context.Background(), v.id, key)
 }
 
-func (v memView) Scan(prefix []byte, fn func(key, value []byte) error) error {
-	return v.s.ScanDerived(context.Background(), v.id, prefix, nil, fn)
+func (v memView) Scan(prefix, from []byte, fn func(key, value []byte) error) error {
+	return v.s.ScanDerived(context.Background(), v.id, prefix, from, fn)
 }
 
 func (memView) Close() {}

@@ -82,6 +82,16 @@ func testDerived(t *testing.T, s store.Store) {
 		if keys, _ := scanDerivedFrom(t, s, a, tc.prefix, tc.from); !slices.Equal(keys, tc.want) {
 			t.Fatalf("ScanDerived(%q from %q): %q; want %q", tc.prefix, tc.from, keys, tc.want)
 		}
+		v, err := s.ReadDerived(bg, a)
+		if err != nil {
+			t.Fatalf("ReadDerived: %v", err)
+		}
+		var keys []string
+		err = v.Scan([]byte(tc.prefix), []byte(tc.from), func(k, _ []byte) error { keys = append(keys, string(k)); return nil })
+		if got, gerr := v.Get([]byte("t3")); err != nil || gerr != nil || !slices.Equal(keys, tc.want) || string(got) != "three" {
+			t.Fatalf("a view's Scan(%q from %q): %q, %v; Get(t3): %q, %v; want %q and \"three\"", tc.prefix, tc.from, keys, err, got, gerr, tc.want)
+		}
+		v.Close()
 	}
 	if keys, _ := scanDerived(t, s, b, ""); !slices.Equal(keys, []string{"t1"}) {
 		t.Fatalf("ScanDerived of the other commons: %q; want its own key only", keys)
