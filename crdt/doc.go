@@ -145,7 +145,21 @@
 // [State.Index] keeps the records ordered by (time, digest) in a B+tree
 // whose inner nodes cache each child's count and digest sum modulo 2^256,
 // updated as records are added, so that the fingerprint of any range costs
-// O(log n). It holds each record's time and digest only, not its bytes. A
+// O(log n). It holds each record's time and digest only, not its bytes.
+//
+// The index lives in the KV: one key per record (its time and digest) and
+// one per leaf of up to 128 of them (its lower bound, count and sum).
+// Memory holds the inner nodes and each leaf's bound, count and sum, about
+// 130 bytes per leaf (1.4 bytes per record), and the items of the 1,024
+// leaves read or changed last; a leaf changed since its writes were last
+// stored stays in memory until they are. Open reads the leaves' keys, not
+// the records'. Kept whole in memory instead, the index held 65 bytes per
+// record (BenchmarkIndexMemory): 650 MB at 10,000,000 records, beyond what
+// a laptop's daemon may hold. The price is paid by sessions, which read
+// the leaves they need: BenchmarkSessionStoredIndex, two sets of 200,000
+// records differing by 100 on each side, took 1.5 ms with the index in
+// memory and 15 ms with its leaves in a KV in memory, reading 535 leaves;
+// a store's leaf read costs tens of microseconds more. A
 // [Session] runs one side of range-based set reconciliation over it
 // (protocol/SPEC.md §11): it answers the peer's turns of fingerprinted
 // ranges and ID lists, names by digest the records of ours the peer lacks,
@@ -175,8 +189,8 @@
 // again at each [Open]; they are few), the entries read or changed since
 // the last Ready, a bounded cache of what was last read or written (a
 // State is its KV's only writer, so the cache stays true), the state
-// root's trie and the reconciliation index (filled at Open from the
-// entries, one read each). Views that show a record's content
+// root's trie (filled at Open from the entries, one read each) and the
+// reconciliation index's inner nodes and leaf summaries. Views that show a record's content
 // ([State.Contribution], [State.Record]) read the record through the
 // [Records] the State was made with: the node's store, which holds every
 // record before it is added. [New] and [NewWith] keep the KV in memory

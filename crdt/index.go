@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
+	"math"
 	"math/bits"
 	"slices"
 
@@ -81,6 +83,23 @@ const (
 	sidDomain = "commons/sync/id"
 )
 
+// parseAgg parses what put wrote.
+func parseAgg(b []byte) (Agg, bool) {
+	if len(b) < 33 {
+		return Agg{}, false
+	}
+	var a Agg
+	for i := range 4 {
+		a.Sum[i] = binary.LittleEndian.Uint64(b[8*i:])
+	}
+	n, w := binary.Uvarint(b[32:])
+	if w <= 0 || 32+w != len(b) || n > math.MaxInt32 {
+		return Agg{}, false
+	}
+	a.Count = int(n)
+	return a, true
+}
+
 // put appends the sum as 32 little-endian bytes and the count as a varint.
 func (a *Agg) put(b []byte) []byte {
 	for i := range 4 {
@@ -131,29 +150,72 @@ func (it *Item) less(o *Item) bool {
 // Index is the set of a commons' records ordered by (time, digest), a
 // B+tree whose inner nodes cache each child's count and digest sum, so
 // that the count and sum of any range, the rank of a bound and the item at
-// a rank cost O(log n). It only grows. The zero value is empty and ready.
+// a rank cost O(log n). It only grows. The zero value is empty and ready,
+// and keeps every item in memory.
+//
+// An Index made with a store (a State's: keys 'i' and 'j', persist.go)
+// keeps its leaves' items there: memory holds the inner nodes and each
+// leaf's bounds, count and sum (about 130 bytes per leaf of up to leafMax
+// items), and the items of at most leafCache leaves read or changed
+// lately. A leaf changed since its writes were last stored stays in
+// memory until they are, so a leaf read from the store is never missing a
+// write.
 type Index struct {
 	root *inode
 	n    int
+
+	st     leafStore // nil: every leaf keeps its items
+	loaded int       // leaves whose items are in memory (with a store)
+	lru    inode     // sentinel of the loaded leaves, least recently used first
+	cap    int       // leaves kept loaded; leafCache if 0
+}
+
+// leafMax is the most items a leaf holds before it splits in two.
+const leafMax = 128
+
+// leafCache is how many leaves an Index with a store keeps loaded.
+const leafCache = 1024
+
+// leafStore keeps an Index's items and leaves (a State's KV).
+type leafStore interface {
+	// items calls fn with the stored items not below lo and below hi (hi
+	// nil: to the end), in order.
+	items(lo Item, hi *Item, fn func(Item)) error
+	// putItem and putLeaf note the writes of an item added and of a
+	// leaf's bound, count and sum, to be stored with the next batch.
+	putItem(it Item)
+	putLeaf(lo Item, a Agg)
+	// seqs returns the number of the batch of writes being gathered, and
+	// the oldest that is not stored yet (the first if all are).
+	seqs() (gathering, unstored uint64)
+	// fail makes the store's owner unusable after a failed read.
+	fail(err error)
 }
 
 type inode struct {
-	items []Item   // leaf
-	kids  []*inode // inner
-	aggs  []Agg    // per kid
-	mins  []Item   // per kid: its smallest item (key only)
+	// leaf
+	lo     Item   // every item of the leaf is not below lo; the first leaf's is the zero Item
+	a      Agg    // the leaf's count and sum
+	items  []Item // when loaded (always without a store)
+	loaded bool
+	next   *inode // the next leaf in order
+	touch  uint64 // the batch of writes that carries the leaf's latest change
+	older  *inode // the loaded leaves' list (Index.lru)
+	newer  *inode
+
+	// inner
+	kids []*inode
+	aggs []Agg  // per kid
+	mins []Item // per kid: its lower bound
 }
 
 func (nd *inode) leaf() bool { return nd.kids == nil }
 
 func (nd *inode) agg() Agg {
-	var a Agg
 	if nd.leaf() {
-		for i := range nd.items {
-			a.addItem(&nd.items[i])
-		}
-		return a
+		return nd.a
 	}
+	var a Agg
 	for i := range nd.aggs {
 		a.addAgg(&nd.aggs[i])
 	}
@@ -162,7 +224,7 @@ func (nd *inode) agg() Agg {
 
 func (nd *inode) min() Item {
 	if nd.leaf() {
-		return Item{Time: nd.items[0].Time, Digest: nd.items[0].Digest}
+		return nd.lo
 	}
 	return nd.mins[0]
 }
@@ -181,16 +243,34 @@ func (x *Index) All() Agg {
 // loadFill is how full load makes each node, leaving room for inserts.
 const loadFill = nodeMax * 3 / 4
 
-// load fills an empty index with items, sorted and distinct, building the
-// tree bottom up: far cheaper than an Insert each.
+// load fills an empty index without a store with items, sorted and
+// distinct, building the tree bottom up: far cheaper than an Insert each.
 func (x *Index) load(items []Item) {
-	if len(items) == 0 {
+	var leaves []*inode
+	for i := 0; i < len(items); i += loadFill {
+		nd := &inode{items: slices.Clone(items[i:min(i+loadFill, len(items))]), loaded: true, lo: items[i]}
+		for k := range nd.items {
+			nd.a.addItem(&nd.items[k])
+		}
+		leaves = append(leaves, nd)
+	}
+	x.build(leaves)
+}
+
+// build makes the tree over leaves, in order, of an empty index.
+func (x *Index) build(leaves []*inode) {
+	if len(leaves) == 0 {
 		return
 	}
-	var level []*inode
-	for i := 0; i < len(items); i += loadFill {
-		level = append(level, &inode{items: slices.Clone(items[i:min(i+loadFill, len(items))])})
+	leaves[0].lo = Item{}
+	x.n = 0
+	for i, l := range leaves {
+		if i+1 < len(leaves) {
+			l.next = leaves[i+1]
+		}
+		x.n += l.a.Count
 	}
+	level := leaves
 	for len(level) > 1 {
 		var up []*inode
 		for i := 0; i < len(level); i += loadFill {
@@ -204,17 +284,95 @@ func (x *Index) load(items []Item) {
 		}
 		level = up
 	}
-	x.root, x.n = level[0], len(items)
+	x.root = level[0]
+}
+
+// open fills an empty index from its store's leaves (lo and count and
+// sum each, in order), whose items stay in the store until read.
+func (x *Index) open(st leafStore, leaves []*inode) {
+	x.st = st
+	x.build(leaves)
+}
+
+// items returns leaf's items, reading them from the store if they are not
+// in memory; nil if the read fails (the store's owner is then unusable).
+func (x *Index) items(leaf *inode) []Item {
+	if leaf.loaded {
+		x.use(leaf)
+		return leaf.items
+	}
+	var hi *Item
+	if leaf.next != nil {
+		hi = &leaf.next.lo
+	}
+	items := make([]Item, 0, leaf.a.Count+1)
+	err := x.st.items(leaf.lo, hi, func(it Item) { items = append(items, it) })
+	if err == nil && len(items) != leaf.a.Count {
+		err = fmt.Errorf("%w: the reconciliation index's leaf at %d/%x holds %d items; its summary says %d", ErrDamaged, leaf.lo.Time, leaf.lo.Digest, len(items), leaf.a.Count)
+	}
+	if err != nil {
+		x.st.fail(err)
+		return nil
+	}
+	leaf.items, leaf.loaded = items, true
+	x.loaded++
+	x.use(leaf)
+	x.evict()
+	return leaf.items
+}
+
+// use moves a loaded leaf to the newest end of the list (with a store).
+func (x *Index) use(leaf *inode) {
+	if x.st == nil {
+		return
+	}
+	if x.lru.newer == nil {
+		x.lru.newer, x.lru.older = &x.lru, &x.lru
+	}
+	if leaf.newer != nil { // unlink
+		leaf.newer.older, leaf.older.newer = leaf.older, leaf.newer
+	}
+	leaf.older, leaf.newer = x.lru.older, &x.lru
+	x.lru.older.newer = leaf
+	x.lru.older = leaf
+}
+
+// evict drops the items of the least recently used leaves beyond the
+// cache's size whose changes are all stored.
+func (x *Index) evict() {
+	limit := x.cap
+	if limit == 0 {
+		limit = leafCache
+	}
+	_, unstored := x.st.seqs()
+	// The newest, just used, stays.
+	for l := x.lru.newer; x.loaded > limit && l != &x.lru && l != x.lru.older; {
+		next := l.newer
+		if l.touch < unstored {
+			l.newer.older, l.older.newer = l.older, l.newer
+			l.newer, l.older = nil, nil
+			l.items, l.loaded = nil, false
+			x.loaded--
+		}
+		l = next
+	}
 }
 
 // Insert adds it; false if an item with its key is present already.
 func (x *Index) Insert(it Item) bool {
 	if x.root == nil {
-		x.root = &inode{items: []Item{it}}
+		x.root = &inode{items: []Item{it}, loaded: true}
+		x.root.a.addItem(&it)
 		x.n = 1
+		x.changed(x.root)
+		if x.st != nil {
+			x.st.putItem(it)
+			x.loaded++
+			x.use(x.root)
+		}
 		return true
 	}
-	added, sib := x.root.insert(it)
+	added, sib := x.insert(x.root, it)
 	if added {
 		x.n++
 	}
@@ -229,33 +387,58 @@ func (x *Index) Insert(it Item) bool {
 	return added
 }
 
-func (nd *inode) insert(it Item) (bool, *inode) {
+// changed notes that leaf changed: its summary is written, and it stays
+// loaded until that is stored.
+func (x *Index) changed(leaf *inode) {
+	if x.st == nil {
+		return
+	}
+	leaf.touch, _ = x.st.seqs()
+	x.st.putLeaf(leaf.lo, leaf.a)
+}
+
+func (x *Index) insert(nd *inode, it Item) (bool, *inode) {
 	if nd.leaf() {
-		i, found := nd.searchItems(&it)
+		items := x.items(nd)
+		if items == nil && nd.a.Count > 0 {
+			return false, nil // the read failed
+		}
+		i, found := searchItems(items, &it)
 		if found {
 			return false, nil
 		}
-		nd.items = append(nd.items, Item{})
-		copy(nd.items[i+1:], nd.items[i:])
-		nd.items[i] = it
-		if len(nd.items) <= nodeMax {
+		nd.items = insertAt(nd.items, i, it)
+		nd.a.addItem(&it)
+		if x.st != nil {
+			x.st.putItem(it)
+		}
+		if len(nd.items) <= leafMax {
+			x.changed(nd)
 			return true, nil
 		}
 		h := len(nd.items) / 2
-		sib := &inode{items: append(make([]Item, 0, nodeMax+1), nd.items[h:]...)}
+		sib := &inode{items: append(make([]Item, 0, leafMax+1), nd.items[h:]...), lo: nd.items[h], loaded: true, next: nd.next}
+		for k := range sib.items {
+			sib.a.addItem(&sib.items[k])
+		}
 		clear(nd.items[h:])
 		nd.items = nd.items[:h]
+		nd.a.subAgg(&sib.a)
+		nd.next = sib
+		x.changed(nd)
+		x.changed(sib)
+		if x.st != nil {
+			x.loaded++
+			x.use(sib)
+		}
 		return true, sib
 	}
 	i := nd.childFor(&it)
-	added, sib := nd.kids[i].insert(it)
+	added, sib := x.insert(nd.kids[i], it)
 	if !added {
 		return false, nil
 	}
 	nd.aggs[i].addItem(&it)
-	if it.less(&nd.mins[i]) {
-		nd.mins[i] = Item{Time: it.Time, Digest: it.Digest}
-	}
 	if sib == nil {
 		return true, nil
 	}
@@ -287,17 +470,17 @@ func insertAt[T any](s []T, i int, v T) []T {
 
 // searchItems returns the position of the first item not below it, and
 // whether that item has it's key.
-func (nd *inode) searchItems(it *Item) (int, bool) {
-	lo, hi := 0, len(nd.items)
+func searchItems(items []Item, it *Item) (int, bool) {
+	lo, hi := 0, len(items)
 	for lo < hi {
 		m := (lo + hi) / 2
-		if nd.items[m].less(it) {
+		if items[m].less(it) {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
-	return lo, lo < len(nd.items) && !it.less(&nd.items[lo])
+	return lo, lo < len(items) && !it.less(&items[lo])
 }
 
 // childFor returns the kid whose key range holds it: the last kid whose
@@ -320,11 +503,12 @@ func (x *Index) Below(b protocol.Bound) Agg {
 	var a Agg
 	for nd := x.root; nd != nil; {
 		if nd.leaf() {
-			for i := range nd.items {
-				if !b.Below(nd.items[i].Time, &nd.items[i].Digest) {
+			items := x.items(nd)
+			for i := range items {
+				if !b.Below(items[i].Time, &items[i].Digest) {
 					break
 				}
-				a.addItem(&nd.items[i])
+				a.addItem(&items[i])
 			}
 			return a
 		}
@@ -355,8 +539,9 @@ func (x *Index) Prefix(r int) Agg {
 	var a Agg
 	for nd := x.root; nd != nil && r > 0; {
 		if nd.leaf() {
-			for i := range min(r, len(nd.items)) {
-				a.addItem(&nd.items[i])
+			items := x.items(nd)
+			for i := range min(r, len(items)) {
+				a.addItem(&items[i])
 			}
 			return a
 		}
@@ -370,7 +555,8 @@ func (x *Index) Prefix(r int) Agg {
 	return a
 }
 
-// At returns the item of rank r (0-based); r must be below Len.
+// At returns the item of rank r (0-based); r must be below Len. It
+// returns the zero Item if the store's read fails.
 func (x *Index) At(r int) *Item {
 	nd := x.root
 	for !nd.leaf() {
@@ -380,21 +566,26 @@ func (x *Index) At(r int) *Item {
 		}
 		nd = nd.kids[i]
 	}
-	return &nd.items[r]
+	items := x.items(nd)
+	if r >= len(items) {
+		return &Item{}
+	}
+	return &items[r]
 }
 
 // Range calls fn with the items of ranks lo to hi-1, in order, until fn
 // returns false.
 func (x *Index) Range(lo, hi int, fn func(*Item) bool) {
 	if x.root != nil && lo < hi {
-		x.root.walk(lo, hi, fn)
+		x.walk(x.root, lo, hi, fn)
 	}
 }
 
-func (nd *inode) walk(lo, hi int, fn func(*Item) bool) bool {
+func (x *Index) walk(nd *inode, lo, hi int, fn func(*Item) bool) bool {
 	if nd.leaf() {
-		for i := max(lo, 0); i < min(hi, len(nd.items)); i++ {
-			if !fn(&nd.items[i]) {
+		items := x.items(nd)
+		for i := max(lo, 0); i < min(hi, len(items)); i++ {
+			if !fn(&items[i]) {
 				return false
 			}
 		}
@@ -404,7 +595,7 @@ func (nd *inode) walk(lo, hi int, fn func(*Item) bool) bool {
 	for i, kid := range nd.kids {
 		n := nd.aggs[i].Count
 		if base+n > lo && base < hi {
-			if !kid.walk(lo-base, hi-base, fn) {
+			if !x.walk(kid, lo-base, hi-base, fn) {
 				return false
 			}
 		}

@@ -24,6 +24,9 @@ import (
 //	'a' key cid                 a review, by its author
 //	'w' len on cid              a record waiting for on
 //	'v' len con key ^time ^cid  a maintainer's eligible or suspended review of con (review.go)
+//	'i' time digest             a record of the set, for the reconciliation index (index.go)
+//	'j' time digest             a leaf of that index, by the bound its items are not below
+//	                            (the first leaf's is all zeros) → its digest sum and count
 //	's'                         the counts
 //
 // len is the length of the CID after it, as a uvarint. The 't' and 'w'
@@ -41,6 +44,8 @@ const (
 	tagAuthor   = 'a'
 	tagWait     = 'w'
 	tagVote     = 'v'
+	tagItem     = 'i'
+	tagLeaf     = 'j'
 	tagCounts   = 's'
 )
 
@@ -92,6 +97,7 @@ func (o *overlay) set(group []byte, key []byte, w op) {
 // with the records. Writes are sorted by key, each key at most once.
 type Ready struct {
 	Writes []Write
+	seq    uint64 // its number, from 1 (State.readySeq)
 }
 
 // scanReady calls fn with r's writes whose key starts with prefix.
@@ -414,7 +420,8 @@ func (s *State) Ready() (*Ready, error) {
 			s.remember(string(w.Key), w.Value)
 		}
 	}
-	r := &Ready{Writes: ws}
+	s.readySeq++
+	r := &Ready{Writes: ws, seq: s.readySeq}
 	s.flight = append(s.flight, r)
 	return r, nil
 }
@@ -658,4 +665,97 @@ func internReason(r string) string {
 		return x
 	}
 	return r
+}
+
+// itemKey is the key of an index item, or of a leaf bound: tag, time as 8
+// big-endian bytes, digest.
+func itemKey(tag byte, it *Item) []byte {
+	return append(binary.BigEndian.AppendUint64([]byte{tag}, it.Time), it.Digest[:]...)
+}
+
+func parseItemKey(k []byte) (Item, bool) {
+	if len(k) != 1+8+protocol.DigestSize {
+		return Item{}, false
+	}
+	return Item{Time: binary.BigEndian.Uint64(k[1:]), Digest: protocol.Digest(k[9:])}, true
+}
+
+// indexStore is the leafStore of a State's Index: its KV.
+type indexStore struct{ s *State }
+
+func (x indexStore) items(lo Item, hi *Item, fn func(Item)) error {
+	err := x.s.kv.Scan([]byte{tagItem}, itemKey(tagItem, &lo), func(k, _ []byte) error {
+		it, ok := parseItemKey(k)
+		if !ok {
+			return fmt.Errorf("%w: index item key %x", ErrDamaged, k)
+		}
+		if hi != nil && !it.less(hi) {
+			return errStopScan
+		}
+		fn(it)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopScan) {
+		return err
+	}
+	return nil
+}
+
+var errStopScan = errors.New("stop")
+
+func (x indexStore) putItem(it Item) {
+	x.s.ov.set([]byte{tagItem}, itemKey(tagItem, &it), op{v: []byte{}})
+}
+
+func (x indexStore) putLeaf(lo Item, a Agg) {
+	x.s.ov.set([]byte{tagLeaf}, itemKey(tagLeaf, &lo), op{v: a.put(nil)})
+}
+
+func (x indexStore) seqs() (gathering, unstored uint64) {
+	gathering = x.s.readySeq + 1
+	unstored = gathering
+	for _, r := range x.s.flight {
+		unstored = min(unstored, r.seq)
+	}
+	return gathering, unstored
+}
+
+func (x indexStore) fail(err error) { x.s.fail(err) }
+
+// openIndex opens the reconciliation index from its leaves in the KV,
+// checking that they add up to the set.
+func (s *State) openIndex() error {
+	leaves, n, err := readLeaves(s.kv)
+	if err != nil {
+		return err
+	}
+	if n != s.Len() {
+		return fmt.Errorf("%w: the reconciliation index holds %d records; the set, %d", ErrDamaged, n, s.Len())
+	}
+	s.idx.open(indexStore{s}, leaves)
+	return nil
+}
+
+// readLeaves reads the reconciliation index's leaves from kv, and the
+// number of items they hold.
+func readLeaves(kv KV) ([]*inode, int, error) {
+	var leaves []*inode
+	n := 0
+	err := kv.Scan([]byte{tagLeaf}, nil, func(k, v []byte) error {
+		lo, ok := parseItemKey(k)
+		var a Agg
+		if ok {
+			a, ok = parseAgg(v)
+		}
+		if !ok || a.Count < 1 || a.Count > leafMax || len(leaves) == 0 && lo != (Item{}) {
+			return fmt.Errorf("%w: index leaf %x: %x", ErrDamaged, k, v)
+		}
+		leaves = append(leaves, &inode{lo: lo, a: a})
+		n += a.Count
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("crdt: reading the reconciliation index: %w", err)
+	}
+	return leaves, n, nil
 }

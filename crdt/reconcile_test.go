@@ -403,44 +403,51 @@ func TestIndexSums(t *testing.T) {
 			}
 			return 1
 		})
-		if x.Len() != n {
-			t.Fatalf("Len %d, want %d", x.Len(), n)
-		}
-		for k := 0; k < 20 && n > 0; k++ {
-			r := rapid.IntRange(0, n-1).Draw(t, "rank")
-			if got := x.At(r); got.Digest != items[r].Digest {
-				t.Fatalf("At(%d) wrong", r)
-			}
-			var want Agg
-			for i := range r {
-				want.addItem(&items[i])
-			}
-			if got := x.Prefix(r); got != want {
-				t.Fatalf("Prefix(%d) = %v, want %v", r, got, want)
-			}
-			b := protocol.Bound{Time: items[r].Time, Prefix: items[r].Digest[:rapid.IntRange(0, 32).Draw(t, "plen")]}
-			var wb Agg
-			for i := range items {
-				if b.Below(items[i].Time, &items[i].Digest) {
-					wb.addItem(&items[i])
-				}
-			}
-			if got := x.Below(b); got != wb {
-				t.Fatalf("Below wrong: %v, want %v", got, wb)
-			}
-			var seen int
-			x.Range(r, n, func(it *Item) bool {
-				if it.Digest != items[r+seen].Digest {
-					t.Fatalf("Range out of order")
-				}
-				seen++
-				return true
-			})
-			if seen != n-r {
-				t.Fatalf("Range visited %d, want %d", seen, n-r)
-			}
-		}
+		checkIndex(t, &x, items)
 	})
+}
+
+// checkIndex checks x's ranks, prefix sums, bounds and ranges against
+// items, sorted.
+func checkIndex(t *rapid.T, x *Index, items []Item) {
+	n := len(items)
+	if x.Len() != n {
+		t.Fatalf("Len %d, want %d", x.Len(), n)
+	}
+	for k := 0; k < 20 && n > 0; k++ {
+		r := rapid.IntRange(0, n-1).Draw(t, "rank")
+		if got := x.At(r); got.Digest != items[r].Digest {
+			t.Fatalf("At(%d) wrong", r)
+		}
+		var want Agg
+		for i := range r {
+			want.addItem(&items[i])
+		}
+		if got := x.Prefix(r); got != want {
+			t.Fatalf("Prefix(%d) = %v, want %v", r, got, want)
+		}
+		b := protocol.Bound{Time: items[r].Time, Prefix: items[r].Digest[:rapid.IntRange(0, 32).Draw(t, "plen")]}
+		var wb Agg
+		for i := range items {
+			if b.Below(items[i].Time, &items[i].Digest) {
+				wb.addItem(&items[i])
+			}
+		}
+		if got := x.Below(b); got != wb {
+			t.Fatalf("Below wrong: %v, want %v", got, wb)
+		}
+		var seen int
+		x.Range(r, n, func(it *Item) bool {
+			if it.Digest != items[r+seen].Digest {
+				t.Fatalf("Range out of order")
+			}
+			seen++
+			return true
+		})
+		if seen != n-r {
+			t.Fatalf("Range visited %d, want %d", seen, n-r)
+		}
+	}
 }
 
 func seqInts(n int) []int {

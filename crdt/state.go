@@ -176,8 +176,9 @@ type State struct {
 
 	tx map[cid.Cid]Status // status before the current Add/AddBatch, "" for new
 
-	root rootCache
-	idx  Index // the records by (time, digest), for set reconciliation
+	root     rootCache
+	idx      Index  // the records by (time, digest), for set reconciliation
+	readySeq uint64 // Readies handed out
 
 	src Records    // where views read records
 	mem memRecords // the records, for a State made by New; nil otherwise
@@ -223,7 +224,7 @@ func NewWith(commons cid.Cid, recs Records) *State {
 }
 
 func newState(commons cid.Cid, kv KV, recs Records) *State {
-	return &State{
+	s := &State{
 		src:      recs,
 		id:       commons,
 		kv:       kv,
@@ -238,6 +239,8 @@ func newState(commons cid.Cid, kv KV, recs Records) *State {
 		suspended: make(map[protocol.PublicKey]struct{}),
 		tx:        make(map[cid.Cid]Status),
 	}
+	s.idx.st = indexStore{s}
+	return s
 }
 
 // Open returns the state of the commons whose ID is commons that kv holds
@@ -287,15 +290,14 @@ func Open(commons cid.Cid, kv KV, recs Records) (*State, error) {
 	return s, nil
 }
 
-// indexStored fills the root trie and the reconciliation index from the
-// entries in the KV and the manifests.
+// indexStored fills the root trie from the entries in the KV and the
+// manifests, and opens the reconciliation index from its leaves.
 func (s *State) indexStored() error {
-	var items []Item
+	if err := s.openIndex(); err != nil {
+		return err
+	}
 	add := func(c cid.Cid, t protocol.HLC) {
 		s.root.add(c)
-		if d, ok := protocol.RecordDigest(c); ok {
-			items = append(items, Item{Time: uint64(t), Digest: d})
-		}
 	}
 	err := s.kv.Scan([]byte{tagEntry}, nil, func(k, v []byte) error {
 		c, err := cid.Cast(k[1:])
@@ -317,8 +319,6 @@ func (s *State) indexStored() error {
 	for c, e := range s.mfs {
 		add(c, e.time)
 	}
-	slices.SortFunc(items, func(a, b Item) int { return a.compare(&b) })
-	s.idx.load(items)
 	return nil
 }
 
