@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
@@ -282,34 +281,36 @@ func (s *Store) ScanDerived(ctx context.Context, commons cid.Cid, prefix, from [
 		return err
 	}
 	defer s.end()
-	p := derivedPrefix(commons)
-	n := len(p)
-	start := append(slices.Clip(p), from...)
-	p = append(p, prefix...)
+	var err error
+	_ = s.db.View(func(txn *badger.Txn) error {
+		err = scanDerived(txn, derivedPrefix(commons), prefix, from, fn)
+		return nil
+	})
+	return err
+}
+
+// scanDerived is ScanDerived in txn, under base: the commons' prefix.
+func scanDerived(txn *badger.Txn, base, prefix, from []byte, fn func(key, value []byte) error) error {
+	p := append(base[:len(base):len(base)], prefix...)
+	start := append(base[:len(base):len(base)], from...)
 	if bytes.Compare(start, p) < 0 {
 		start = p
 	}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+	defer it.Close()
 	var fnErr error
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: p, PrefetchValues: false})
-		defer it.Close()
-		for it.Seek(start); it.Valid(); it.Next() {
-			item := it.Item()
-			err := item.Value(func(v []byte) error {
-				fnErr = fn(item.Key()[n:], v)
-				return fnErr
-			})
-			if err != nil {
-				return err
-			}
+	for it.Seek(start); it.Valid(); it.Next() {
+		item := it.Item()
+		err := item.Value(func(val []byte) error {
+			fnErr = fn(item.Key()[len(base):], val)
+			return fnErr
+		})
+		if fnErr != nil {
+			return fnErr
 		}
-		return nil
-	})
-	if fnErr != nil {
-		return fnErr
-	}
-	if err != nil {
-		return fmt.Errorf("badgerstore: scan derived state: %w", err)
+		if err != nil {
+			return fmt.Errorf("badgerstore: scan derived state: %w", err)
+		}
 	}
 	return nil
 }
@@ -349,28 +350,7 @@ func (v *derivedView) Get(key []byte) ([]byte, error) {
 }
 
 func (v *derivedView) Scan(prefix, from []byte, fn func(key, value []byte) error) error {
-	p := append(v.prefix[:len(v.prefix):len(v.prefix)], prefix...)
-	start := append(v.prefix[:len(v.prefix):len(v.prefix)], from...)
-	if bytes.Compare(start, p) < 0 {
-		start = p
-	}
-	it := v.txn.NewIterator(badger.IteratorOptions{Prefix: p})
-	defer it.Close()
-	var fnErr error
-	for it.Seek(start); it.Valid(); it.Next() {
-		item := it.Item()
-		err := item.Value(func(val []byte) error {
-			fnErr = fn(item.Key()[len(v.prefix):], val)
-			return fnErr
-		})
-		if fnErr != nil {
-			return fnErr
-		}
-		if err != nil {
-			return fmt.Errorf("badgerstore: scan derived state: %w", err)
-		}
-	}
-	return nil
+	return scanDerived(v.txn, v.prefix, prefix, from, fn)
 }
 
 func (v *derivedView) Close() {
