@@ -25,6 +25,17 @@ import (
 //	'w' len on cid              a record waiting for on
 //	'v' len con key ^time ^cid  a maintainer's eligible or suspended review of con (review.go)
 //	's'                         the counts
+//	'r' digest                  a record of the set (any kind), by its 32-byte digest
+//	'k' depth prefix            a leaf of the root trie: uvarint(count), then its hash if known
+//
+// The 'r' and 'k' keys hold the root trie (root.go): a leaf at depth d (in
+// nibbles, one byte) has the key 'k' d and its d nibbles packed two a
+// byte, high first (the low nibble of an odd d's last byte is 0); its
+// value is the number of digests it holds, as a uvarint, followed by its
+// 32-byte hash once known (a value of only the count: not hashed yet). Its
+// digests are the 'r' keys with its prefix. When a leaf splits, its key is
+// deleted and its children's are written; the inner nodes are in memory
+// only, rebuilt at Open from the 'k' keys.
 //
 // len is the length of the CID after it, as a uvarint. The 't' and 'w'
 // lists of a CID that is not a manifest are read only when its entry (or
@@ -42,6 +53,8 @@ const (
 	tagWait     = 'w'
 	tagVote     = 'v'
 	tagCounts   = 's'
+	tagRecord   = 'r'
+	tagLeaf     = 'k'
 )
 
 // ErrDamaged is wrapped by the errors of reads that find the derived state
@@ -394,6 +407,7 @@ func (s *State) Ready() (*Ready, error) {
 			ws = append(ws, Write{Key: cidKey(tagEntry, c), Value: v})
 		}
 	}
+	ws = s.root.rootWrites(ws)
 	if cs := s.encodeCounts(); !bytes.Equal(cs, s.countsRaw) {
 		ws = append(ws, Write{Key: []byte{tagCounts}, Value: cs})
 		s.countsRaw = cs

@@ -278,6 +278,9 @@ func Open(commons cid.Cid, kv KV, recs Records) (*State, error) {
 	s.ov = overlay{}
 	clear(s.ents)
 	clear(s.tx)
+	if err := s.openRoot(s.Len()); err != nil {
+		return nil, err
+	}
 	if err := s.indexStored(); err != nil {
 		return nil, err
 	}
@@ -287,12 +290,11 @@ func Open(commons cid.Cid, kv KV, recs Records) (*State, error) {
 	return s, nil
 }
 
-// indexStored fills the root trie and the reconciliation index from the
-// entries in the KV and the manifests.
+// indexStored fills the reconciliation index from the entries in the KV
+// and the manifests.
 func (s *State) indexStored() error {
 	var items []Item
 	add := func(c cid.Cid, t protocol.HLC) {
-		s.root.add(c)
 		if d, ok := protocol.RecordDigest(c); ok {
 			items = append(items, Item{Time: uint64(t), Digest: d})
 		}
@@ -324,7 +326,7 @@ func (s *State) indexStored() error {
 
 // index adds a record to the root trie and the reconciliation index.
 func (s *State) index(c cid.Cid, t protocol.HLC) {
-	s.root.add(c)
+	s.indexRoot(c)
 	if d, ok := protocol.RecordDigest(c); ok {
 		s.idx.Insert(Item{Time: uint64(t), Digest: d})
 	}
