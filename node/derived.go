@@ -267,7 +267,9 @@ func (n *Node) saveNow(ctx context.Context) error {
 // writes (crdt's keys and the feed's rows, under their prefixes). A stored
 // state of another layout, or derived under other authority rules
 // (crdt.RulesVersion), is dropped and derived again from the records.
-const derivedLayout = 1
+// Layout 2 added crdt's root-trie keys (its records and leaves, 'r' and
+// 'k'), which a layout-1 state lacks.
+const derivedLayout = 2
 
 // versionKey is the derived-state key of the layout and rules it was
 // written under.
