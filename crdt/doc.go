@@ -145,7 +145,8 @@
 //
 // In the KV, a record costs one read of its own key (an entry, or a stub
 // whose flags say which of its lists have members) and a few writes: its
-// entry and its list memberships. A manifest whose arrival or label moves
+// entry, its list memberships, its digest's key and its trie leaf's
+// summary (a leaf that splits reads its 65 digests once). A manifest whose arrival or label moves
 // reads and rewrites every record waiting for it or naming it, within one
 // batch: until the caller takes them (Ready), they are all in memory, so
 // such a batch's memory grows with them.

@@ -28,6 +28,12 @@ import (
 //	'r' digest                  a record of the set (any kind), by its 32-byte digest
 //	'k' depth prefix            a leaf of the root trie: uvarint(count), then its hash if known
 //
+// len is the length of the CID after it, as a uvarint. The 't' and 'w'
+// lists of a CID that is not a manifest are read only when its entry (or
+// stub) says they have members, so that a record's arrival costs one read
+// of its own key, not a scan per list; the other lists are read only when
+// a manifest's label moves.
+//
 // The 'r' and 'k' keys hold the root trie (root.go): a leaf at depth d (in
 // nibbles, one byte) has the key 'k' d and its d nibbles packed two a
 // byte, high first (the low nibble of an odd d's last byte is 0); its
@@ -36,12 +42,6 @@ import (
 // digests are the 'r' keys with its prefix. When a leaf splits, its key is
 // deleted and its children's are written; the inner nodes are in memory
 // only, rebuilt at Open from the 'k' keys.
-//
-// len is the length of the CID after it, as a uvarint. The 't' and 'w'
-// lists of a CID that is not a manifest are read only when its entry (or
-// stub) says they have members, so that a record's arrival costs one read
-// of its own key, not a scan per list; the other lists are read only when
-// a manifest's label moves.
 const (
 	tagEntry    = 'e'
 	tagManifest = 'm'
