@@ -85,21 +85,6 @@ func (t *memTrie) sum() [sha256.Size]byte {
 	return t.hash
 }
 
-// walk calls fn for every digest in ascending order.
-func (t *memTrie) walk(fn func(d protocol.Digest)) {
-	if t.children == nil {
-		for _, d := range t.digests {
-			fn(d)
-		}
-		return
-	}
-	for _, c := range t.children {
-		if c != nil {
-			c.walk(fn)
-		}
-	}
-}
-
 // root returns the state root of the digests in the trie.
 func (t *memTrie) root() Root {
 	var r Root
