@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/ipfs/go-cid"
@@ -127,5 +128,53 @@ func BenchmarkIndexMemory(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-B/item")
 		runtime.KeepAlive(&x)
+	}
+}
+
+// BenchmarkTrieMemory adds 500,000 random digests to a root trie whose
+// leaves are in a MemKV, applying its writes every 10,000, and reports the
+// heap the State holds per digest beyond its KV (trie-B/digest: its inner
+// nodes and their leaf summaries), and the time of a root after Open.
+//
+//	go test -run '^$' -bench TrieMemory -benchtime 1x ./crdt
+func BenchmarkTrieMemory(b *testing.B) {
+	const n = 500_000
+	rng := rand.New(rand.NewPCG(1, 2))
+	ds := make([]protocol.Digest, n)
+	for i := range ds {
+		for j := 0; j < len(ds[i]); j += 8 {
+			binary.LittleEndian.PutUint64(ds[i][j:], rng.Uint64())
+		}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	for range b.N {
+		kv := &MemKV{}
+		s := openTrie(b, kv, 0)
+		for i := range ds {
+			s.addDigest(ds[i])
+			if i%10_000 == 9_999 || i == n-1 {
+				_ = s.Root()
+				r, err := s.Ready()
+				if err != nil {
+					b.Fatal(err)
+				}
+				kv.Apply(r.Writes)
+				s.Advance(r)
+			}
+		}
+		s = nil
+		without := heap()
+		s = openTrie(b, kv, n)
+		with := heap()
+		start := time.Now()
+		_ = s.Root()
+		b.ReportMetric(float64(time.Since(start).Microseconds()), "root-after-open-µs")
+		b.ReportMetric((float64(with)-float64(without))/n, "trie-B/digest")
+		runtime.KeepAlive(s)
 	}
 }

@@ -116,9 +116,19 @@
 // "commons/crdt/root/v2\n", the number of records as a varint, and the
 // hash of the trie's top node. The shape of the trie depends only on the
 // set, so two states have equal roots exactly when they hold the same
-// records (up to SHA-256 collisions). Hashes are cached per node and only
-// the paths of records added since the last call are hashed again, so the
-// root costs time in proportion to what changed, not to the set's size.
+// records (up to SHA-256 collisions). (The empty set's top hash is 32 zero
+// bytes.) Hashes are cached per node and only the paths of records added
+// since the last call are hashed again, so the root costs time in
+// proportion to what changed, not to the set's size.
+//
+// The trie's leaves are in the KV (persist.go): each digest under its own
+// key, and each leaf's count and hash under the leaf's key; memory holds
+// the inner nodes, with each leaf child's count and hash, so its size
+// grows with the number of leaves (a few per hundred records), not with
+// the digests. Open rebuilds the inner nodes from the leaves' keys alone.
+// A leaf's digests are read back (one scan) only when it splits or when
+// its hash is needed and not known: it grew since, or it was written
+// before its hash was computed.
 //
 // # Cost
 //
@@ -135,7 +145,8 @@
 //
 // In the KV, a record costs one read of its own key (an entry, or a stub
 // whose flags say which of its lists have members) and a few writes: its
-// entry and its list memberships. A manifest whose arrival or label moves
+// entry, its list memberships, its digest's key and its trie leaf's
+// summary (a leaf that splits reads its 65 digests once). A manifest whose arrival or label moves
 // reads and rewrites every record waiting for it or naming it, within one
 // batch: until the caller takes them (Ready), they are all in memory, so
 // such a batch's memory grows with them.
@@ -188,9 +199,11 @@
 // Memory holds the manifests (the chain is labelled from them, in memory,
 // again at each [Open]; they are few), the entries read or changed since
 // the last Ready, a bounded cache of what was last read or written (a
-// State is its KV's only writer, so the cache stays true), the state
-// root's trie (filled at Open from the entries, one read each) and the
-// reconciliation index's inner nodes and leaf summaries. Views that show a record's content
+// State is its KV's only writer, so the cache stays true), the inner nodes
+// of the state root's trie (its leaves are in the KV) and the
+// reconciliation index's inner nodes and leaf summaries. Open reads the
+// manifests and the two structures' leaf keys, not every record's. Views
+// that show a record's content
 // ([State.Contribution], [State.Record]) read the record through the
 // [Records] the State was made with: the node's store, which holds every
 // record before it is added. [New] and [NewWith] keep the KV in memory

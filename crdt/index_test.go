@@ -29,7 +29,7 @@ func (l *testLeaves) putItem(it Item) {
 }
 
 func (l *testLeaves) putLeaf(lo Item, a Agg) {
-	l.pend = append(l.pend, Write{Key: itemKey(tagLeaf, &lo), Value: a.put(nil)})
+	l.pend = append(l.pend, Write{Key: itemKey(tagIdxLeaf, &lo), Value: a.put(nil)})
 }
 
 func (l *testLeaves) seqs() (gathering, unstored uint64) {

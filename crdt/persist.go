@@ -28,12 +28,23 @@ import (
 //	'j' time digest             a leaf of that index, by the bound its items are not below
 //	                            (the first leaf's is all zeros) → its digest sum and count
 //	's'                         the counts
+//	'r' digest                  a record of the set (any kind), by its 32-byte digest
+//	'k' depth prefix            a leaf of the root trie: uvarint(count), then its hash if known
 //
 // len is the length of the CID after it, as a uvarint. The 't' and 'w'
 // lists of a CID that is not a manifest are read only when its entry (or
 // stub) says they have members, so that a record's arrival costs one read
 // of its own key, not a scan per list; the other lists are read only when
 // a manifest's label moves.
+//
+// The 'r' and 'k' keys hold the root trie (root.go): a leaf at depth d (in
+// nibbles, one byte) has the key 'k' d and its d nibbles packed two a
+// byte, high first (the low nibble of an odd d's last byte is 0); its
+// value is the number of digests it holds, as a uvarint, followed by its
+// 32-byte hash once known (a value of only the count: not hashed yet). Its
+// digests are the 'r' keys with its prefix. When a leaf splits, its key is
+// deleted and its children's are written; the inner nodes are in memory
+// only, rebuilt at Open from the 'k' keys.
 const (
 	tagEntry    = 'e'
 	tagManifest = 'm'
@@ -45,8 +56,10 @@ const (
 	tagWait     = 'w'
 	tagVote     = 'v'
 	tagItem     = 'i'
-	tagLeaf     = 'j'
+	tagIdxLeaf  = 'j'
 	tagCounts   = 's'
+	tagRecord   = 'r'
+	tagTrieLeaf = 'k'
 )
 
 // ErrDamaged is wrapped by the errors of reads that find the derived state
@@ -123,6 +136,11 @@ func (s *State) fail(err error) {
 		s.err = fmt.Errorf("crdt: reading the derived state: %w", err)
 	}
 }
+
+// Err returns the error of the first read that failed, after which the
+// State must be discarded: what it answered or derived since may rest on
+// the read that did not happen.
+func (s *State) Err() error { return s.err }
 
 // getKey returns the value of key: pending, in flight (Ready not Advanced
 // yet) or in the KV; nil if none.
@@ -400,6 +418,7 @@ func (s *State) Ready() (*Ready, error) {
 			ws = append(ws, Write{Key: cidKey(tagEntry, c), Value: v})
 		}
 	}
+	ws = s.root.rootWrites(ws)
 	if cs := s.encodeCounts(); !bytes.Equal(cs, s.countsRaw) {
 		ws = append(ws, Write{Key: []byte{tagCounts}, Value: cs})
 		s.countsRaw = cs
@@ -708,7 +727,7 @@ func (x indexStore) putItem(it Item) {
 }
 
 func (x indexStore) putLeaf(lo Item, a Agg) {
-	x.s.ov.set([]byte{tagLeaf}, itemKey(tagLeaf, &lo), op{v: a.put(nil)})
+	x.s.ov.set([]byte{tagIdxLeaf}, itemKey(tagIdxLeaf, &lo), op{v: a.put(nil)})
 }
 
 func (x indexStore) seqs() (gathering, unstored uint64) {
@@ -741,7 +760,7 @@ func (s *State) openIndex() error {
 func readLeaves(kv KV) ([]*inode, int, error) {
 	var leaves []*inode
 	n := 0
-	err := kv.Scan([]byte{tagLeaf}, nil, func(k, v []byte) error {
+	err := kv.Scan([]byte{tagIdxLeaf}, nil, func(k, v []byte) error {
 		lo, ok := parseItemKey(k)
 		var a Agg
 		if ok {

@@ -1,10 +1,14 @@
 package crdt
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/ipfs/go-cid"
@@ -18,6 +22,10 @@ const rootPrefix = "commons/crdt/root/v2\n"
 // trieLeafMax is the most digests a trie leaf holds; one more splits it.
 const trieLeafMax = 64
 
+// trieMaxDepth is the depth (in nibbles) of the deepest trie nodes, which
+// are leaves whatever they hold (at most 16 digests: one nibble is left).
+const trieMaxDepth = 2*protocol.DigestSize - 1
+
 // Root is the state root: a hash of the set of record digests through a
 // canonical hash trie (see the package doc for the exact bytes). Two states
 // have equal roots exactly when they hold the same records.
@@ -26,18 +34,46 @@ type Root [sha256.Size]byte
 // String returns the root in hex.
 func (r Root) String() string { return hex.EncodeToString(r[:]) }
 
-// trieNode is a node of the root trie: a leaf holding up to trieLeafMax
-// sorted digests, or an inner node with 16 children, one per value of the
-// digest's nibble at the node's depth. A node is inner exactly when more
-// than trieLeafMax digests of the set share its prefix, so the shape, and
-// with it every hash, depends on the set alone, not on the order of
-// insertion. Hashes are cached and recomputed along dirty paths only.
-type trieNode struct {
-	digests  []protocol.Digest // leaf, ascending
-	children *[16]*trieNode    // inner
-	count    int
-	hash     [sha256.Size]byte
-	dirty    bool
+// The root trie (package doc, "State root") is a 16-ary trie over the
+// record digests: a node at depth d holds the digests that share its first
+// d nibbles; it is a leaf if it holds at most trieLeafMax of them (or d is
+// trieMaxDepth), else an inner node with one child per value of nibble d.
+// The shape depends on the set alone, not on the order of insertion.
+//
+// Memory holds the inner nodes only, each with a summary of its leaf
+// children: their counts and, when known, their hashes. The digests are in
+// the KV, one 'r' key each, and each leaf's summary under its 'k' key
+// (persist.go), from which Open rebuilds the inner nodes without reading
+// the digests. A leaf's digests are read (one scan of its 'r' keys, with
+// what is pending or in flight) only when its hash is needed and unknown,
+// or when it splits.
+type trieInner struct {
+	count  int               // digests under the node
+	hash   [sha256.Size]byte // its hash, unless dirty
+	dirty  bool              // a digest was added under it since hash
+	known  uint16            // the leaf children whose hash is in hashes, one bit each
+	n      [16]uint8         // the leaf children's counts (0: an inner child, or none)
+	kids   [16]*trieInner    // the inner children
+	hashes [16][sha256.Size]byte
+}
+
+// rootCache is the root trie: its inner nodes, or its top leaf's summary
+// while the set holds at most trieLeafMax digests, and what changed since
+// the last Ready.
+type rootCache struct {
+	top      *trieInner // nil while the top is a leaf
+	topN     int        // the top leaf's count
+	topKnown bool       // topHash is the top leaf's hash
+	topHash  [sha256.Size]byte
+
+	// Per leaf key ('k' key), the digests added under it since the last
+	// Ready: they are pending in the overlay too, but a leaf's reads find
+	// them here without filtering every pending digest.
+	pend map[string][]protocol.Digest
+	// The leaf keys whose summary changed since the last Ready: a leaf
+	// that grew, got its hash, was made by a split, or split (its key is
+	// deleted then). Ready writes their summaries from the trie.
+	changed map[string]struct{}
 }
 
 func nibble(d *protocol.Digest, depth int) int {
@@ -48,116 +84,483 @@ func nibble(d *protocol.Digest, depth int) int {
 	return int(b & 0x0f)
 }
 
-// insert adds a digest not yet in the trie.
-func (t *trieNode) insert(d protocol.Digest, depth int) {
-	t.count++
-	t.dirty = true
-	if t.children != nil {
-		k := nibble(&d, depth)
-		if t.children[k] == nil {
-			t.children[k] = &trieNode{}
-		}
-		t.children[k].insert(d, depth+1)
-		return
+// setNibble sets nibble depth of d to v.
+func setNibble(d *protocol.Digest, depth, v int) {
+	i := depth / 2
+	if depth%2 == 0 {
+		d[i] = d[i]&0x0f | byte(v)<<4
+	} else {
+		d[i] = d[i]&0xf0 | byte(v)
 	}
-	i, _ := slices.BinarySearchFunc(t.digests, d, compareDigest)
-	t.digests = slices.Insert(t.digests, i, d)
-	if len(t.digests) <= trieLeafMax || depth >= 2*protocol.DigestSize-1 {
-		return
-	}
-	t.children = new([16]*trieNode)
-	for _, x := range t.digests {
-		k := nibble(&x, depth)
-		if t.children[k] == nil {
-			t.children[k] = &trieNode{}
-		}
-		t.children[k].insert(x, depth+1)
-	}
-	t.digests = nil
 }
 
 func compareDigest(a, b protocol.Digest) int { return slices.Compare(a[:], b[:]) }
 
-// sum returns the node's hash: for a leaf, SHA-256 over 0x00, the count as
-// a varint and the digests in order; for an inner node, SHA-256 over 0x01
-// and, for each of the 16 children in nibble order, its hash or 32 zero
-// bytes where there is none.
-func (t *trieNode) sum() [sha256.Size]byte {
-	if !t.dirty {
-		return t.hash
+// leafKey returns the 'k' key of the trie node at depth whose prefix is
+// the first depth nibbles of d: the tag, the depth, and the nibbles packed
+// two a byte, high first (the low nibble of an odd depth's last byte 0).
+func leafKey(depth int, d *protocol.Digest) string {
+	n := (depth + 1) / 2
+	k := make([]byte, 2+n)
+	k[0], k[1] = tagTrieLeaf, byte(depth)
+	copy(k[2:], d[:n])
+	if depth%2 == 1 {
+		k[len(k)-1] &= 0xf0
 	}
+	return string(k)
+}
+
+// recordKey is the 'r' key of a digest.
+func recordKey(d *protocol.Digest) []byte { return append([]byte{tagRecord}, d[:]...) }
+
+// leafHash is the hash of a leaf holding ds, ascending.
+func leafHash(ds []protocol.Digest) [sha256.Size]byte {
 	h := sha256.New()
-	if t.children == nil {
-		buf := binary.AppendUvarint([]byte{0}, uint64(len(t.digests)))
-		h.Write(buf)
-		for i := range t.digests {
-			h.Write(t.digests[i][:])
-		}
-	} else {
-		var zero [sha256.Size]byte
-		h.Write([]byte{1})
-		for _, c := range t.children {
-			if c == nil {
-				h.Write(zero[:])
-				continue
-			}
-			s := c.sum()
-			h.Write(s[:])
-		}
+	h.Write(binary.AppendUvarint([]byte{0}, uint64(len(ds))))
+	for i := range ds {
+		h.Write(ds[i][:])
 	}
-	h.Sum(t.hash[:0])
-	t.dirty = false
-	return t.hash
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
 }
 
-// walk calls fn for every digest in ascending order.
-func (t *trieNode) walk(fn func(d protocol.Digest)) {
-	if t.children == nil {
-		for _, d := range t.digests {
-			fn(d)
-		}
-		return
+func (rc *rootCache) count() int {
+	if rc.top != nil {
+		return rc.top.count
 	}
-	for _, c := range t.children {
-		if c != nil {
-			c.walk(fn)
-		}
-	}
+	return rc.topN
 }
 
-// rootCache is the trie of the set's record digests.
-type rootCache struct {
-	trie trieNode
+func (rc *rootCache) note(key string) {
+	if rc.changed == nil {
+		rc.changed = map[string]struct{}{}
+	}
+	rc.changed[key] = struct{}{}
 }
 
-func (rc *rootCache) add(c cid.Cid) {
+// indexRoot adds a record to the root trie: its 'r' key, and the counts
+// and summary of the leaf it falls in, which splits if it now holds too
+// many digests.
+func (s *State) indexRoot(c cid.Cid) {
 	d, ok := protocol.RecordDigest(c)
 	if !ok {
 		// Unreachable: protocol.Parse accepts only dag-cbor sha2-256 CIDs.
 		panic("crdt: record CID " + c.String() + " is not CIDv1/dag-cbor/sha2-256")
 	}
-	rc.trie.insert(d, 0)
+	s.addDigest(d)
 }
 
-func (rc *rootCache) get() Root {
+// addDigest adds a digest not yet in the set to the root trie.
+func (s *State) addDigest(d protocol.Digest) {
+	rc := &s.root
+	s.ov.set([]byte{tagRecord}, recordKey(&d), op{v: []byte{}})
+	var p *trieInner // the leaf's parent; nil: the leaf is the top
+	depth := 0
+	for n := rc.top; n != nil; {
+		n.count++
+		n.dirty = true
+		p, n = n, n.kids[nibble(&d, depth)]
+		depth++
+	}
+	key := leafKey(depth, &d)
+	if rc.pend == nil {
+		rc.pend = map[string][]protocol.Digest{}
+	}
+	rc.pend[key] = append(rc.pend[key], d)
+	rc.note(key)
+	var count int
+	if p == nil {
+		rc.topN++
+		rc.topKnown = false
+		count = rc.topN
+	} else {
+		i := nibble(&d, depth-1)
+		p.n[i]++
+		p.known &^= 1 << i
+		count = int(p.n[i])
+	}
+	if count > trieLeafMax && depth < trieMaxDepth {
+		s.split(p, depth, &d, key, count)
+	}
+}
+
+// split turns the leaf at depth on d's path (a child of p, or the top)
+// into an inner node: it reads its count digests and makes its children,
+// splitting those that hold too many in turn.
+func (s *State) split(p *trieInner, depth int, d *protocol.Digest, key string, count int) {
+	rc := &s.root
+	ds := s.leafDigests(depth, d, key)
+	if s.err != nil {
+		return
+	}
+	if len(ds) != count {
+		s.fail(fmt.Errorf("%w: the trie leaf %x holds %d records, its summary says %d", ErrDamaged, key, len(ds), count))
+		return
+	}
+	n := rc.build(ds, depth)
+	if p == nil {
+		rc.top, rc.topN, rc.topKnown = n, 0, false
+	} else {
+		i := nibble(d, depth-1)
+		p.kids[i], p.n[i] = n, 0
+		p.known &^= 1 << i
+	}
+	pend := rc.pend[key]
+	delete(rc.pend, key)
+	for _, x := range pend { // still pending: under the leaves they are in now
+		k := rc.leafOf(&x)
+		rc.pend[k] = append(rc.pend[k], x)
+	}
+}
+
+// build returns the inner node at depth holding ds (ascending, more than
+// trieLeafMax, depth < trieMaxDepth), with its leaves' summaries noted.
+func (rc *rootCache) build(ds []protocol.Digest, depth int) *trieInner {
+	n := &trieInner{count: len(ds), dirty: true}
+	for i := 0; i < len(ds); {
+		k := nibble(&ds[i], depth)
+		j := i + 1
+		for j < len(ds) && nibble(&ds[j], depth) == k {
+			j++
+		}
+		g := ds[i:j]
+		if len(g) > trieLeafMax && depth+1 < trieMaxDepth {
+			n.kids[k] = rc.build(g, depth+1)
+		} else {
+			n.n[k] = uint8(len(g))
+			n.hashes[k] = leafHash(g)
+			n.known |= 1 << k
+			rc.note(leafKey(depth+1, &g[0]))
+		}
+		i = j
+	}
+	return n
+}
+
+// leafOf returns the key of the leaf d falls in.
+func (rc *rootCache) leafOf(d *protocol.Digest) string {
+	depth := 0
+	for n := rc.top; n != nil; n = n.kids[nibble(d, depth-1)] {
+		depth++
+	}
+	return leafKey(depth, d)
+}
+
+var errStop = errors.New("stop")
+
+// leafDigests returns the digests of the leaf at depth on d's path, whose
+// key is key, ascending: those in the KV, in flight and pending.
+func (s *State) leafDigests(depth int, d *protocol.Digest, key string) []protocol.Digest {
+	nb := depth / 2
+	prefix := append([]byte{tagRecord}, d[:nb]...)
+	from := prefix
+	odd := depth%2 == 1
+	var hi byte // the leaf's last nibble, high, when depth is odd
+	if odd {
+		hi = d[nb] & 0xf0
+		from = append(slices.Clip(prefix), hi)
+	}
+	var out []protocol.Digest
+	var bad []byte
+	in := func(k []byte) bool { return !odd || k[1+nb]&0xf0 == hi }
+	err := s.kv.Scan(prefix, from, func(k, _ []byte) error {
+		if len(k) != 1+protocol.DigestSize {
+			bad = bytes.Clone(k)
+			return errStop
+		}
+		if !in(k) {
+			return errStop
+		}
+		out = append(out, protocol.Digest(k[1:]))
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		s.fail(err)
+		return nil
+	}
+	if bad != nil {
+		s.fail(fmt.Errorf("%w: key %x", ErrDamaged, bad))
+		return nil
+	}
+	for _, r := range s.flight {
+		ws := r.Writes
+		i := sort.Search(len(ws), func(i int) bool { return bytes.Compare(ws[i].Key, from) >= 0 })
+		for ; i < len(ws) && bytes.HasPrefix(ws[i].Key, prefix) && len(ws[i].Key) == 1+protocol.DigestSize && in(ws[i].Key); i++ {
+			if !ws[i].Delete {
+				out = append(out, protocol.Digest(ws[i].Key[1:]))
+			}
+		}
+	}
+	out = append(out, s.root.pend[key]...)
+	slices.SortFunc(out, compareDigest)
+	return slices.Compact(out)
+}
+
+// Root returns the state root. It costs time in proportion to the records
+// added since the last call, not to the size of the set: it hashes the
+// inner nodes on their paths, and reads the digests of the leaves whose
+// hash is not known (grown since, or never hashed since Open). A failed
+// read makes the State unusable (Ready returns the error), and Root
+// returns the zero Root then.
+func (s *State) Root() Root {
+	if s.err != nil {
+		return Root{}
+	}
+	rc := &s.root
+	var top [sha256.Size]byte // the empty set's: 32 zero bytes
+	var path protocol.Digest
+	switch {
+	case rc.top != nil:
+		top = s.sumInner(rc.top, 0, path)
+	case rc.topN > 0:
+		if !rc.topKnown {
+			key := leafKey(0, &path)
+			ds := s.leafDigests(0, &path, key)
+			if s.err == nil && len(ds) != rc.topN {
+				s.fail(fmt.Errorf("%w: the trie leaf %x holds %d records, its summary says %d", ErrDamaged, key, len(ds), rc.topN))
+			}
+			if s.err != nil {
+				return Root{}
+			}
+			rc.topHash, rc.topKnown = leafHash(ds), true
+			rc.note(key)
+		}
+		top = rc.topHash
+	}
+	if s.err != nil {
+		return Root{}
+	}
 	var r Root
-	top := rc.trie.sum()
-	buf := binary.AppendUvarint([]byte(rootPrefix), uint64(rc.trie.count))
 	h := sha256.New()
-	h.Write(buf)
+	h.Write(binary.AppendUvarint([]byte(rootPrefix), uint64(rc.count())))
 	h.Write(top[:])
 	h.Sum(r[:0])
 	return r
 }
 
-// Root returns the state root. It costs time in proportion to the records
-// added since the last call, not to the size of the set.
-func (s *State) Root() Root { return s.root.get() }
+// sumInner returns the hash of the inner node n at depth, whose prefix is
+// the first depth nibbles of path.
+func (s *State) sumInner(n *trieInner, depth int, path protocol.Digest) [sha256.Size]byte {
+	if !n.dirty {
+		return n.hash
+	}
+	var zero [sha256.Size]byte
+	h := sha256.New()
+	h.Write([]byte{1})
+	for k := range 16 {
+		setNibble(&path, depth, k)
+		switch {
+		case n.kids[k] != nil:
+			x := s.sumInner(n.kids[k], depth+1, path)
+			h.Write(x[:])
+		case n.n[k] > 0:
+			if n.known&(1<<k) == 0 {
+				key := leafKey(depth+1, &path)
+				ds := s.leafDigests(depth+1, &path, key)
+				if s.err == nil && len(ds) != int(n.n[k]) {
+					s.fail(fmt.Errorf("%w: the trie leaf %x holds %d records, its summary says %d", ErrDamaged, key, len(ds), n.n[k]))
+				}
+				if s.err != nil {
+					return zero
+				}
+				n.hashes[k] = leafHash(ds)
+				n.known |= 1 << k
+				s.root.note(key)
+			}
+			h.Write(n.hashes[k][:])
+		default:
+			h.Write(zero[:])
+		}
+	}
+	h.Sum(n.hash[:0])
+	n.dirty = false
+	return n.hash
+}
 
-// CIDs returns every record CID in the set, sorted by bytes.
+// rootWrites appends the summaries of the leaves that changed since the
+// last Ready to ws, deleting the keys of those that split, and forgets
+// the pending digests, which are in flight with ws.
+func (rc *rootCache) rootWrites(ws []Write) []Write {
+	for key := range rc.changed {
+		count, hash, ok := rc.summary(key)
+		if !ok {
+			ws = append(ws, Write{Key: []byte(key), Delete: true})
+			continue
+		}
+		v := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+sha256.Size), uint64(count))
+		if hash != nil {
+			v = append(v, hash[:]...)
+		}
+		ws = append(ws, Write{Key: []byte(key), Value: v})
+	}
+	rc.changed, rc.pend = nil, nil
+	return ws
+}
+
+// summary returns the count of the leaf whose key is key, and its hash if
+// known; false if no leaf has that key (it split).
+func (rc *rootCache) summary(key string) (int, *[sha256.Size]byte, bool) {
+	depth := int(key[1])
+	prefix := key[2:]
+	nib := func(j int) int {
+		if j%2 == 0 {
+			return int(prefix[j/2] >> 4)
+		}
+		return int(prefix[j/2] & 0x0f)
+	}
+	if rc.top == nil {
+		switch {
+		case depth != 0 || rc.topN == 0:
+			return 0, nil, false
+		case rc.topKnown:
+			return rc.topN, &rc.topHash, true
+		}
+		return rc.topN, nil, true
+	}
+	n := rc.top
+	for j := 0; j < depth-1; j++ {
+		if n = n.kids[nib(j)]; n == nil {
+			return 0, nil, false
+		}
+	}
+	if depth == 0 {
+		return 0, nil, false
+	}
+	k := nib(depth - 1)
+	if n.n[k] == 0 {
+		return 0, nil, false
+	}
+	if n.known&(1<<k) != 0 {
+		return int(n.n[k]), &n.hashes[k], true
+	}
+	return int(n.n[k]), nil, true
+}
+
+// openRoot rebuilds the inner nodes of the root trie from the leaves'
+// summaries in the KV (its 'k' keys), which must account for total
+// digests.
+func (s *State) openRoot(total int) error {
+	rc := &s.root
+	damaged := func(k []byte, why string) error {
+		return fmt.Errorf("%w: the trie leaf %x: %s", ErrDamaged, k, why)
+	}
+	err := s.kv.Scan([]byte{tagTrieLeaf}, nil, func(k, v []byte) error {
+		if len(k) < 2 || int(k[1]) > trieMaxDepth || len(k) != 2+(int(k[1])+1)/2 {
+			return damaged(k, "not a key of a trie node")
+		}
+		depth := int(k[1])
+		if depth%2 == 1 && k[len(k)-1]&0x0f != 0 {
+			return damaged(k, "not a key of a trie node")
+		}
+		count, w := binary.Uvarint(v)
+		if w <= 0 || len(v) != w && len(v) != w+sha256.Size {
+			return damaged(k, "its summary does not decode")
+		}
+		most := uint64(trieLeafMax)
+		if depth == trieMaxDepth {
+			most = 16 // one nibble left
+		}
+		if count == 0 || count > most {
+			return damaged(k, fmt.Sprintf("it holds %d records", count))
+		}
+		hash := v[w:]
+		if depth == 0 {
+			if rc.top != nil || rc.topN > 0 {
+				return damaged(k, "it overlaps another")
+			}
+			rc.topN = int(count)
+			if rc.topKnown = len(hash) != 0; rc.topKnown {
+				copy(rc.topHash[:], hash)
+			}
+			return nil
+		}
+		if rc.topN > 0 {
+			return damaged(k, "it overlaps another")
+		}
+		var path protocol.Digest
+		copy(path[:], k[2:])
+		if rc.top == nil {
+			rc.top = &trieInner{dirty: true}
+		}
+		n := rc.top
+		for j := 0; j < depth-1; j++ {
+			i := nibble(&path, j)
+			if n.n[i] > 0 {
+				return damaged(k, "it overlaps another")
+			}
+			if n.kids[i] == nil {
+				n.kids[i] = &trieInner{dirty: true}
+			}
+			n = n.kids[i]
+		}
+		i := nibble(&path, depth-1)
+		if n.kids[i] != nil || n.n[i] > 0 {
+			return damaged(k, "it overlaps another")
+		}
+		n.n[i] = uint8(count)
+		if len(hash) != 0 {
+			copy(n.hashes[i][:], hash)
+			n.known |= 1 << i
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrDamaged) {
+			return err
+		}
+		return fmt.Errorf("crdt: reading the root trie: %w", err)
+	}
+	if rc.top != nil {
+		if err := countInner(rc.top); err != nil {
+			return err
+		}
+	}
+	if n := rc.count(); n != total {
+		return fmt.Errorf("%w: the root trie holds %d records, the counts say %d", ErrDamaged, n, total)
+	}
+	return nil
+}
+
+// countInner sets the counts of n and the inner nodes under it, each of
+// which must hold more than trieLeafMax digests.
+func countInner(n *trieInner) error {
+	n.count = 0
+	for k := range 16 {
+		if c := n.kids[k]; c != nil {
+			if err := countInner(c); err != nil {
+				return err
+			}
+			n.count += c.count
+		} else {
+			n.count += int(n.n[k])
+		}
+	}
+	if n.count <= trieLeafMax {
+		return fmt.Errorf("%w: an inner node of the root trie holds %d records, a leaf's worth", ErrDamaged, n.count)
+	}
+	return nil
+}
+
+// CIDs returns every record CID in the set, sorted by bytes. It reads them
+// from the KV (with what is pending or in flight); a failed read makes the
+// State unusable (Ready returns the error), and CIDs returns nil then.
 func (s *State) CIDs() []cid.Cid {
-	out := make([]cid.Cid, 0, s.root.trie.count)
-	s.root.trie.walk(func(d protocol.Digest) { out = append(out, d.CID()) })
+	if s.err != nil {
+		return nil
+	}
+	out := make([]cid.Cid, 0, s.root.count())
+	s.walk([]byte{tagRecord}, func(k []byte) bool {
+		if len(k) != 1+protocol.DigestSize {
+			s.fail(fmt.Errorf("%w: key %x", ErrDamaged, k))
+			return false
+		}
+		out = append(out, protocol.Digest(k[1:]).CID())
+		return true
+	})
+	if s.err != nil {
+		return nil
+	}
 	return out
 }
 

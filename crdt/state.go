@@ -281,7 +281,10 @@ func Open(commons cid.Cid, kv KV, recs Records) (*State, error) {
 	s.ov = overlay{}
 	clear(s.ents)
 	clear(s.tx)
-	if err := s.indexStored(); err != nil {
+	if err := s.openRoot(s.Len()); err != nil {
+		return nil, err
+	}
+	if err := s.openIndex(); err != nil {
 		return nil, err
 	}
 	if s.err != nil {
@@ -290,41 +293,9 @@ func Open(commons cid.Cid, kv KV, recs Records) (*State, error) {
 	return s, nil
 }
 
-// indexStored fills the root trie from the entries in the KV and the
-// manifests, and opens the reconciliation index from its leaves.
-func (s *State) indexStored() error {
-	if err := s.openIndex(); err != nil {
-		return err
-	}
-	add := func(c cid.Cid, t protocol.HLC) {
-		s.root.add(c)
-	}
-	err := s.kv.Scan([]byte{tagEntry}, nil, func(k, v []byte) error {
-		c, err := cid.Cast(k[1:])
-		if err != nil {
-			return fmt.Errorf("%w: key %x: %w", ErrDamaged, k, err)
-		}
-		e, err := decodeEntry(c, v)
-		if err != nil {
-			return err
-		}
-		if !e.stub {
-			add(c, e.time)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("crdt: reading the entries: %w", err)
-	}
-	for c, e := range s.mfs {
-		add(c, e.time)
-	}
-	return nil
-}
-
 // index adds a record to the root trie and the reconciliation index.
 func (s *State) index(c cid.Cid, t protocol.HLC) {
-	s.root.add(c)
+	s.indexRoot(c)
 	if d, ok := protocol.RecordDigest(c); ok {
 		s.idx.Insert(Item{Time: uint64(t), Digest: d})
 	}

@@ -267,6 +267,9 @@ func (n *Node) saveNow(ctx context.Context) error {
 // writes (crdt's keys and the feed's rows, under their prefixes). A stored
 // state of another layout, or derived under other authority rules
 // (crdt.RulesVersion), is dropped and derived again from the records.
+// Layout 2 added crdt's root-trie keys (its records and leaves, 'r' and
+// 'k') and its reconciliation index's ('i' and 'j'), which a layout-1
+// state lacks.
 const derivedLayout = 2
 
 // versionKey is the derived-state key of the layout and rules it was
@@ -282,7 +285,9 @@ var damagedKey = []byte{'x'}
 // what it would derive now may rest on the read that failed. The next
 // start derives the state again from the stored records. Loop only.
 func (n *Node) unreadable(id cid.Cid, err error) {
-	n.log.Error("the derived state of a commons cannot be read: stopping", "commons", id, "err", err)
+	if _, seen := n.damagedSeen.Load(id); !seen {
+		n.log.Error("the derived state of a commons cannot be read: stopping", "commons", id, "err", err)
+	}
 	n.damaged(id, err)
 	n.cancel()
 }

@@ -475,8 +475,9 @@ func (n *Node) do(ctx context.Context, fn func()) error {
 		return api.ErrClosed
 	}
 	done := make(chan struct{})
+	var serr error
 	select {
-	case n.work <- func() { fn(); close(done) }:
+	case n.work <- func() { fn(); serr = n.checkStates(); close(done) }:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-n.stopped:
@@ -484,10 +485,25 @@ func (n *Node) do(ctx context.Context, fn func()) error {
 	}
 	select {
 	case <-done:
-		return nil
+		return serr
 	case <-n.stopped:
 		return api.ErrClosed
 	}
+}
+
+// checkStates returns the error of a commons' state whose read failed
+// (crdt.State.Err), after it stopped the node (unreadable): what fn read
+// of it may be wrong. Loop only.
+func (n *Node) checkStates() error {
+	for _, id := range n.order {
+		if rep := n.commons[id]; rep != nil {
+			if err := rep.state.Err(); err != nil {
+				n.unreadable(id, err)
+				return fmt.Errorf("node: the derived state of commons %s cannot be read: %w", id, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (n *Node) nowMillis() int64 { return n.cfg.Now().UnixMilli() }

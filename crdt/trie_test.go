@@ -1,0 +1,344 @@
+package crdt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"pgregory.net/rapid"
+
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// openTrie returns a State whose root trie is read from kv, which must
+// hold total digests; the State holds no records, only digests added
+// through addDigest.
+func openTrie(t fataler, kv KV, total int) *State {
+	s := newState(cid.Undef, kv, nil)
+	if err := s.openRoot(total); err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return s
+}
+
+// drawDigests returns n digests, each sharing a prefix of a drawn length
+// (in nibbles, up to all but the last) with one of the bases: deep splits,
+// leaves at the deepest level (63) and digests drawn twice.
+func drawDigests(t *rapid.T, bases []protocol.Digest, n int) []protocol.Digest {
+	rng := rand.New(rand.NewPCG(rapid.Uint64().Draw(t, "seed"), 0))
+	lens := []int{0, 0, 1, 2, 3, 5, 12, 40, 61, 62, 63}
+	base := bases[rapid.IntRange(0, len(bases)-1).Draw(t, "base")]
+	shared := lens[rapid.IntRange(0, len(lens)-1).Draw(t, "shared")]
+	out := make([]protocol.Digest, n)
+	for i := range out {
+		for j := 0; j < len(out[i]); j += 8 {
+			binary.LittleEndian.PutUint64(out[i][j:], rng.Uint64())
+		}
+		for j := range shared {
+			setNibble(&out[i], j, nibble(&base, j))
+		}
+	}
+	return out
+}
+
+func digestCIDs(set map[protocol.Digest]bool) []cid.Cid {
+	ds := slices.SortedFunc(maps.Keys(set), compareDigest)
+	out := make([]cid.Cid, len(ds))
+	for i, d := range ds {
+		out[i] = d.CID()
+	}
+	return out
+}
+
+// TestTrieOnDisk checks the root trie whose leaves are in the KV against
+// the in-memory trie it replaced (memTrie, which shares none of its code):
+// digests are added in batches (many sharing long prefixes, so that leaves
+// split deep and fill the deepest level); the writes of each batch are
+// taken (Ready) and applied to the KV some steps later, in order; the root
+// is asked for at random moments (which hashes leaves, and writes their
+// hashes with the next Ready), or not; and the process may crash at any
+// moment: the Readies not applied are lost, the trie is opened again from
+// the KV, and the lost digests may be added again. After every step, the
+// root (when asked) and the CIDs must be those of the set.
+func TestTrieOnDisk(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		bases := drawDigests(t, []protocol.Digest{{}}, 3)
+		kv := &MemKV{}
+		s := openTrie(t, kv, 0)
+		set := map[protocol.Digest]bool{}     // in s
+		applied := map[protocol.Digest]bool{} // in kv
+		type saved struct {
+			r  *Ready
+			ds []protocol.Digest
+		}
+		var flight []saved
+		var unsaved []protocol.Digest
+		add := func(ds []protocol.Digest) {
+			for _, d := range ds {
+				if !set[d] {
+					set[d] = true
+					s.addDigest(d)
+					unsaved = append(unsaved, d)
+				}
+			}
+		}
+		check := func(when string) {
+			ref := &memTrie{}
+			for _, d := range slices.SortedFunc(maps.Keys(set), compareDigest) {
+				ref.insert(d, 0)
+			}
+			if got, want := s.Root(), ref.root(); got != want {
+				t.Fatalf("%s, %d digests: root %s, reference %s (err %v)", when, len(set), got, want, s.err)
+			}
+		}
+		steps := rapid.IntRange(1, 40).Draw(t, "steps")
+		for range steps {
+			switch rapid.IntRange(0, 6).Draw(t, "op") {
+			case 0, 1: // a batch
+				add(drawDigests(t, bases, rapid.IntRange(1, 150).Draw(t, "n")))
+			case 2: // the root
+				check("live")
+			case 3: // a save takes the writes
+				r, err := s.Ready()
+				if err != nil {
+					t.Fatalf("ready: %v", err)
+				}
+				if r != nil {
+					flight = append(flight, saved{r, unsaved})
+					unsaved = nil
+				}
+			case 4: // some saves are applied, oldest first
+				n := rapid.IntRange(0, len(flight)).Draw(t, "apply")
+				for _, f := range flight[:n] {
+					kv.Apply(f.r.Writes)
+					for _, d := range f.ds {
+						applied[d] = true
+					}
+				}
+				for _, f := range flight[:n] {
+					s.Advance(f.r)
+				}
+				flight = flight[n:]
+			case 5: // a crash
+				var lost []protocol.Digest
+				for _, f := range flight {
+					lost = append(lost, f.ds...)
+				}
+				lost = append(lost, unsaved...)
+				flight, unsaved = nil, nil
+				s = openTrie(t, kv, len(applied))
+				set = maps.Clone(applied)
+				if rapid.Bool().Draw(t, "replay") {
+					add(lost)
+				}
+			case 6:
+				if got, want := s.CIDs(), digestCIDs(set); !slices.Equal(got, want) {
+					t.Fatalf("CIDs: %d, want %d", len(got), len(want))
+				}
+			}
+		}
+		check("end")
+		// A clean stop: everything applied, opened again.
+		r, err := s.Ready()
+		if err != nil {
+			t.Fatalf("ready: %v", err)
+		}
+		for _, f := range flight {
+			kv.Apply(f.r.Writes)
+		}
+		if r != nil {
+			kv.Apply(r.Writes)
+		}
+		s = openTrie(t, kv, len(set))
+		check("reopened")
+		if got, want := s.CIDs(), digestCIDs(set); !slices.Equal(got, want) {
+			t.Fatalf("CIDs after reopening: %d, want %d", len(got), len(want))
+		}
+	})
+}
+
+// trieKV returns a KV holding the derived state of a commons of n
+// contributions and its genesis, all applied (with the leaves' hashes if
+// hashed: the root was asked for before the writes were taken), and its
+// records.
+func trieKV(t *testing.T, n int, hashed bool) (cid.Cid, *MemKV, memRecords) {
+	g := genesisBlock(t, manifest([]int{0}, 1, []int{1}, 1, 1), 0)
+	recs := memRecords{g.CID: g}
+	kv := &MemKV{}
+	s, err := Open(g.CID, kv, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := []*protocol.Block{g}
+	for i := range n {
+		r := &protocol.Record{Commons: g.CID, Time: protocol.HLC(1000 + i), Body: &protocol.Contribution{
+			Title: fmt.Sprint("contribution ", i), Licence: protocol.Link{Cid: g.CID}, Provenance: protocol.ProvenanceVolunteer,
+		}}
+		r.Author = key(4).Public()
+		blk, err := protocol.NewBlock(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs[blk.CID] = blk
+		bs = append(bs, blk)
+	}
+	mustAdd(t, s, bs...)
+	if hashed {
+		_ = s.Root()
+	}
+	r, err := s.Ready()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv.Apply(r.Writes)
+	return g.CID, kv, recs
+}
+
+// leafKeys returns the 'k' keys of kv and their values.
+func leafKeys(kv *MemKV) (keys [][]byte, vals [][]byte) {
+	_ = kv.Scan([]byte{tagTrieLeaf}, nil, func(k, v []byte) error {
+		keys, vals = append(keys, bytes.Clone(k)), append(vals, bytes.Clone(v))
+		return nil
+	})
+	return keys, vals
+}
+
+// TestTrieDamaged: Open finds a root trie in the KV that is not as a State
+// wrote it: the leaves' summaries must decode, hold what a leaf may hold,
+// not overlap, make inner nodes that hold more than a leaf's worth, and
+// add up to the records the counts say. A derived state written before
+// the trie's leaves were kept (no 'r' or 'k' keys) is found so too.
+func TestTrieDamaged(t *testing.T) {
+	id, kv0, recs := trieKV(t, 300, true)
+	if _, err := Open(id, kv0, recs); err != nil {
+		t.Fatalf("open undamaged: %v", err)
+	}
+	keys, vals := leafKeys(kv0)
+	if len(keys) < 2 || keys[0][1] != 1 {
+		t.Fatalf("want leaves at depth 1, have %d leaves, the first %x", len(keys), keys[0])
+	}
+	count := func(v []byte) uint64 { n, _ := binary.Uvarint(v); return n }
+	uv := func(n uint64, rest ...byte) []byte { return append(binary.AppendUvarint(nil, n), rest...) }
+	var ws0 []Write // every 'k' key deleted
+	for _, k := range keys {
+		ws0 = append(ws0, Write{Key: k, Delete: true})
+	}
+	cases := []struct {
+		name string
+		ws   []Write
+		why  string
+	}{
+		{"bad varint", []Write{{Key: keys[0], Value: []byte{0x80}}}, "does not decode"},
+		{"trailing bytes", []Write{{Key: keys[0], Value: append(slices.Clone(vals[0]), 1)}}, "does not decode"},
+		{"short hash", []Write{{Key: keys[0], Value: uv(count(vals[0]), 1, 2, 3)}}, "does not decode"},
+		{"count 0", []Write{{Key: keys[0], Value: uv(0)}}, "holds 0"},
+		{"count 65", []Write{{Key: keys[0], Value: uv(65)}}, "holds 65"},
+		{"17 at depth 63", []Write{{Key: append([]byte{tagTrieLeaf, 63}, make([]byte, 32)...), Value: uv(17)}}, "holds 17"},
+		{"depth 64", []Write{{Key: append([]byte{tagTrieLeaf, 64}, make([]byte, 32)...), Value: uv(1)}}, "not a key"},
+		{"key length", []Write{{Key: []byte{tagTrieLeaf, 2, 0x10, 0}, Value: uv(1)}}, "not a key"},
+		{"odd depth, low nibble", []Write{{Key: []byte{tagTrieLeaf, 3, 0x10, 0x01}, Value: uv(1)}}, "not a key"},
+		{"no key", []Write{{Key: []byte{tagTrieLeaf}, Value: uv(1)}}, "not a key"},
+		{"a top leaf too", []Write{{Key: []byte{tagTrieLeaf, 0}, Value: uv(1)}}, "overlaps"},
+		{"under a leaf", []Write{{Key: []byte{tagTrieLeaf, 2, keys[0][2] | 0x03}, Value: uv(1)}}, "overlaps"},
+		{"one more", []Write{{Key: keys[0], Value: uv(count(vals[0]) + 1)}}, "counts say"},
+		{"one less", []Write{{Key: keys[0], Value: uv(count(vals[0]) - 1)}}, "counts say"},
+		{"a leaf lost", []Write{{Key: keys[0], Delete: true}}, "counts say"},
+		{"no trie", ws0, "counts say"},
+		{"inner node of a leaf's worth", append(slices.Clone(ws0),
+			Write{Key: []byte{tagTrieLeaf, 1, 0x00}, Value: uv(30)}, Write{Key: []byte{tagTrieLeaf, 1, 0x10}, Value: uv(30)}), "a leaf's worth"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			kv := &MemKV{}
+			_ = kv0.Scan(nil, nil, func(k, v []byte) error {
+				kv.Apply([]Write{{Key: k, Value: v}})
+				return nil
+			})
+			kv.Apply(tc.ws)
+			_, err := Open(id, kv, recs)
+			if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), tc.why) {
+				t.Fatalf("open: %v; want ErrDamaged, %q", err, tc.why)
+			}
+		})
+	}
+	// A leaf whose hash is not known and whose records are not all there:
+	// Open cannot tell, the root can (and the State is unusable then).
+	t.Run("record lost", func(t *testing.T) {
+		kv := &MemKV{}
+		_ = kv0.Scan(nil, nil, func(k, v []byte) error {
+			kv.Apply([]Write{{Key: k, Value: v}})
+			return nil
+		})
+		kv.Apply([]Write{{Key: keys[0], Value: uv(count(vals[0]))}})
+		var lost []byte
+		_ = kv.Scan([]byte{tagRecord}, nil, func(k, _ []byte) error {
+			if lost == nil && k[1]>>4 == keys[0][2]>>4 {
+				lost = bytes.Clone(k)
+			}
+			return nil
+		})
+		kv.Apply([]Write{{Key: lost, Delete: true}})
+		s, err := Open(id, kv, recs)
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		if r := s.Root(); r != (Root{}) {
+			t.Fatalf("root %s, want the zero root", r)
+		}
+		if _, err := s.Ready(); !errors.Is(err, ErrDamaged) {
+			t.Fatalf("ready: %v, want ErrDamaged", err)
+		}
+	})
+}
+
+// TestTrieReopenRoot: a State opened from its KV gives the root it gave
+// before, whether the leaves' hashes were written (Root before Ready) or
+// not, and Open reads no 'r' key.
+func TestTrieReopenRoot(t *testing.T) {
+	for _, hashed := range []bool{false, true} {
+		id, kv, recs := trieKV(t, 2000, hashed)
+		counting := &countKV{KV: kv}
+		s, err := Open(id, counting, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counting.records != 0 {
+			t.Fatalf("Open read %d 'r' keys", counting.records)
+		}
+		root := s.Root()
+		if hashed && counting.records != 0 {
+			t.Fatalf("Root read %d 'r' keys, with every leaf's hash in the KV", counting.records)
+		}
+		ref := &memTrie{}
+		cs := s.CIDs()
+		for _, c := range cs {
+			d, _ := protocol.RecordDigest(c)
+			ref.insert(d, 0)
+		}
+		if len(cs) != 2001 || root != ref.root() {
+			t.Fatalf("hashed %v: %d CIDs, root %s, reference %s", hashed, len(cs), root, ref.root())
+		}
+	}
+}
+
+// countKV counts the 'r' keys scanned.
+type countKV struct {
+	KV
+	records int
+}
+
+func (c *countKV) Scan(prefix, from []byte, fn func(k, v []byte) error) error {
+	return c.KV.Scan(prefix, from, func(k, v []byte) error {
+		if k[0] == tagRecord {
+			c.records++
+		}
+		return fn(k, v)
+	})
+}
