@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/ristretto/v2/z"
 
 	"github.com/commons-p2p/commons/store"
 )
@@ -59,6 +60,14 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	db, err := badger.Open(options(dir, logger))
+	if err != nil && strings.Contains(err.Error(), z.NewFile.Error()) {
+		// A process killed just after it created a memtable file leaves
+		// it empty, and badger's next Open fails on it, having sized it
+		// (dgraph-io/badger#2207); it holds nothing, and the Open after
+		// that reads it as an empty memtable.
+		logger.Info("store: an empty memtable file was left by a crash: opening again", "err", err)
+		db, err = badger.Open(options(dir, logger))
+	}
 	if err != nil {
 		_ = unlock()
 		if strings.Contains(err.Error(), "acquire directory lock") {

@@ -261,3 +261,37 @@ func BenchmarkFeed(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/record")
 }
+
+// TestOpenAfterEmptyMemtable: a process killed just after it created a
+// memtable file leaves it empty; the store opens anyway, with what it
+// held (dgraph-io/badger#2207: badger's own Open fails on such a file).
+func TestOpenAfterEmptyMemtable(t *testing.T) {
+	dir := t.TempDir()
+	a := storetest.CommonsID("a")
+	s := open(t, dir)
+	if _, err := s.PutRecords(bg, storetest.Entries(a, "memtable", 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mems, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
+	next := 1
+	for _, m := range mems {
+		var fid int
+		if _, err := fmt.Sscanf(filepath.Base(m), "%05d.mem", &fid); err == nil && fid >= next {
+			next = fid + 1
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%05d.mem", next)), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := badgerstore.Open(dir, nil)
+	if err != nil {
+		t.Fatalf("open after an empty memtable file: %v", err)
+	}
+	defer s.Close()
+	if n, err := s.FeedHead(bg, a); err != nil || n != 3 {
+		t.Fatalf("after reopening: feed head %d, %v; want the 3 records", n, err)
+	}
+}
