@@ -487,7 +487,12 @@ func (n *Node) do(ctx context.Context, fn func()) error {
 	case <-done:
 		return serr
 	case <-n.stopped:
-		return api.ErrClosed
+		select {
+		case <-done: // fn ran, and the loop stopped after it (checkStates)
+			return serr
+		default:
+			return api.ErrClosed
+		}
 	}
 }
 
