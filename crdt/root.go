@@ -297,6 +297,12 @@ func (s *State) leafDigests(depth int, d *protocol.Digest, key string) []protoco
 	return slices.Compact(out)
 }
 
+// TrieUnsaved reports whether the next Ready would write summaries of the
+// root trie's leaves: ones that grew or split, or whose hash Root computed
+// since. A caller that stores them after Root keeps the next Open from
+// hashing those leaves again.
+func (s *State) TrieUnsaved() bool { return len(s.root.changed) > 0 }
+
 // Root returns the state root. It costs time in proportion to the records
 // added since the last call, not to the size of the set: it hashes the
 // inner nodes on their paths, and reads the digests of the leaves whose

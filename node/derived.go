@@ -236,6 +236,20 @@ func (n *Node) saved(b *batch) {
 	}
 }
 
+// hashIdle computes the state roots of the commons a save carried, now
+// that nothing waits on the loop, and saves again the trie leaves that
+// hashed: a start then finds their hashes instead of reading the leaves'
+// records at its first status. Loop only.
+func (n *Node) hashIdle(b *batch) {
+	for _, sv := range b.saves {
+		sv.rep.state.Root()
+		if sv.rep.state.TrieUnsaved() {
+			sv.rep.unsaved.pending = true
+		}
+	}
+	n.save()
+}
+
 // saveRetryDelay is how long the node waits, after a save failed, before
 // it tries again with nothing else to do (a new batch tries at once).
 var saveRetryDelay = time.Second

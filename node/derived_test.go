@@ -29,6 +29,7 @@ import (
 type countingStore struct {
 	store.Store
 	feedReads   atomic.Int64
+	trieScans   atomic.Int64 // scans of the root trie's record keys
 	failDerived atomic.Bool
 	saves       chan error // the saves' outcomes, for a test to wait on
 }
@@ -36,6 +37,13 @@ type countingStore struct {
 func (s *countingStore) Feed(ctx context.Context, c cid.Cid, after uint64, limit int) ([]store.Stored, error) {
 	s.feedReads.Add(1)
 	return s.Store.Feed(ctx, c, after, limit)
+}
+
+func (s *countingStore) ScanDerived(ctx context.Context, c cid.Cid, prefix, from []byte, fn func(key, value []byte) error) error {
+	if bytes.HasPrefix(prefix, []byte{prefixCRDT, 'r'}) {
+		s.trieScans.Add(1)
+	}
+	return s.Store.ScanDerived(ctx, c, prefix, from, fn)
 }
 
 func (s *countingStore) CommitDerived(ctx context.Context, ds []store.Derived) error {
@@ -556,4 +564,43 @@ func TestStoredUnappliedRecordAfterRestart(t *testing.T) {
 		}
 	}
 	more(t, n, id, 2) // and it goes on
+}
+
+// TestIdleNodeStoresTrieHashes: once the node is idle it hashes the root
+// trie's leaves that changed and stores their hashes, so that the first
+// status after a restart reads no leaf's records.
+func TestIdleNodeStoresTrieHashes(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, cs := startRepo(t, dir, key, nil)
+	id, _ := fill(t, n, 40)
+	for {
+		var idle bool
+		if err := n.do(t.Context(), func() {
+			rep := n.commons[id]
+			idle = rep.unsaved.empty() && !n.savingNow && !rep.state.TrieUnsaved()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if idle {
+			break
+		}
+		waitSave(t, cs)
+	}
+	want, err := n.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeNode(t, n)
+	n, cs = startRepo(t, dir, key, nil)
+	defer closeNode(t, n)
+	got, err := n.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Commons[0].StateRoot != want.Commons[0].StateRoot {
+		t.Fatalf("root after restart %s, want %s", got.Commons[0].StateRoot, want.Commons[0].StateRoot)
+	}
+	if s := cs.trieScans.Load(); s != 0 {
+		t.Errorf("the first status after a restart read %d trie leaves' records; want none: their hashes were stored", s)
+	}
 }

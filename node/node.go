@@ -451,6 +451,9 @@ func (n *Node) loop() {
 func (n *Node) committedBatch(b *batch) {
 	if b.save {
 		n.saved(b)
+		if b.err == nil && n.batches == 0 {
+			n.hashIdle(b)
+		}
 		return
 	}
 	n.finish(b)
