@@ -1,8 +1,10 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -73,5 +75,71 @@ func TestDamageFoundWhileReplayingAtStart(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log("every start fails on the damage found while replaying; want the state derived again (as when Open finds damage)")
+	}
+}
+
+// flakyDerived fails derived-state reads while armed, as a disk that
+// returns EIO once would.
+type flakyDerived struct {
+	store.Store
+	armed atomic.Bool
+}
+
+var errEIO = errors.New("input/output error (test)")
+
+func (f *flakyDerived) GetDerived(ctx context.Context, id cid.Cid, key []byte) ([]byte, error) {
+	if f.armed.Load() {
+		return nil, errEIO
+	}
+	return f.Store.GetDerived(ctx, id, key)
+}
+
+func (f *flakyDerived) ReadDerived(ctx context.Context, id cid.Cid) (store.DerivedView, error) {
+	if f.armed.Load() {
+		return nil, errEIO
+	}
+	return f.Store.ReadDerived(ctx, id)
+}
+
+// TestTransientReadErrorRederivesEverything: one derived-state read that
+// fails with an I/O error, not damage, stops the node (as it should: what
+// the state answered may rest on it) and also writes the 'x' mark, so the
+// next start drops the whole derived state and merges every record again
+// (hours for a large commons), and logs that the state "was found
+// damaged" when nothing on disk is. Nothing the State derived after the
+// failed read reached the store (Ready refuses once Err is set), so the
+// stored state is a good prefix; the feed marks only ErrDamaged
+// (Hub.rowsErr), the node marks any error (Node.unreadable).
+func TestTransientReadErrorRederivesEverything(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, _ := startRepo(t, dir, key, nil)
+	_, cons := fill(t, n, 6)
+	closeNode(t, n)
+
+	st, err := badgerstore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flaky := &flakyDerived{Store: st}
+	n, err = New(Config{Offline: true, Store: flaky, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	flaky.armed.Store(true)
+	_, err = n.Show(t.Context(), cons[0])
+	flaky.armed.Store(false)
+	if !errors.Is(err, errEIO) {
+		t.Fatalf("show with the disk failing: %v; want the I/O error", err)
+	}
+	_ = n.Close()
+
+	var log logBuffer
+	n, cs := startRepo(t, dir, key, &log)
+	defer closeNode(t, n)
+	if l := log.String(); strings.Contains(l, "found damaged") || cs.feedReads.Load() > 0 {
+		t.Errorf("after one failed read (not damage), the start re-derived the commons from its %d feed-log pages:\n%s", cs.feedReads.Load(), l)
 	}
 }
