@@ -143,3 +143,46 @@ func TestTransientReadErrorRederivesEverything(t *testing.T) {
 		t.Errorf("after one failed read (not damage), the start re-derived the commons from its %d feed-log pages:\n%s", cs.feedReads.Load(), l)
 	}
 }
+
+// TestReplayAtStartSavesAsItGoes: replay says it "stores what they imply
+// as it goes" (a page at a time, saveNow), but saveNow saves the replicas
+// in n.order, and Start adds the one being loaded to n.order only after
+// loadReplica returns. So a start that applies records (after a crash, a
+// migration, a layout change or an 'x' mark: every record of the commons)
+// saves none of them: the State's pending writes, every index leaf it
+// touched (unevictable until stored) and the feed's tail of rows all stay
+// in memory until the loop's first save, which is what keeping the
+// derived state on disk was meant to avoid.
+func TestReplayAtStartSavesAsItGoes(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, cs := startRepo(t, dir, key, nil)
+	id, _ := fill(t, n, 6)
+	waitSaved(t, cs, id)
+	cs.failDerived.Store(true)
+	more(t, n, id, 6)
+	_ = n.Close() // the save fails: "disk full"
+
+	st, err := badgerstore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	before, _ := st.Applied(t.Context(), id)
+	head, _ := st.FeedHead(t.Context(), id)
+	if before >= head {
+		t.Fatalf("derived state at %d of %d: want records after it", before, head)
+	}
+	m, err := New(Config{Offline: true, Store: keepOpen{st}, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := m.loadReplica(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := st.Applied(t.Context(), id)
+	if after != head {
+		t.Errorf("after loadReplica applied records %d..%d, the stored derived state reflects %d; want %d (saved as it goes); unsaved: %d readies, %d feed rows, pending %v",
+			before+1, head, after, head, len(rep.unsaved.readies), len(rep.unsaved.rows), rep.unsaved.pending)
+	}
+}
