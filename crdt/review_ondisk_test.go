@@ -44,3 +44,35 @@ func TestHostileTurnLeafReads(t *testing.T) {
 		t.Errorf("one turn of one range read %d leaves from the store on the caller's goroutine; want the work of a turn bounded (a budget of leaf reads per Receive, or the walk done off the loop)", st.reads)
 	}
 }
+
+// TestIndexLoadedLeavesBounded: the doc says memory holds "the items of
+// the 1,024 leaves read or changed last", a leaf changed since its writes
+// were stored staying until they are. But evict runs only when a leaf is
+// read from the store: leaves made by splits are loaded and never
+// evicted. A State that derives its records (a start after a layout
+// change or an 'x' mark, a fresh node syncing a commons) inserts into
+// leaves it made itself, reads none, and so keeps every leaf's items in
+// memory however often its writes are stored, until something first
+// reads a leaf from the store.
+func TestIndexLoadedLeavesBounded(t *testing.T) {
+	const n = 200_000
+	st := &testLeaves{}
+	x := &Index{st: st}
+	for i := range n {
+		x.Insert(synthItem(5, i, 1<<40))
+		if i%1000 == 999 { // a save a page, as the node does
+			st.ready()
+			st.store()
+		}
+	}
+	st.ready()
+	st.store()
+	leaves, _, err := readLeaves(&st.kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d leaves, %d loaded, every write stored", len(leaves), x.loaded)
+	if x.loaded > leafCache {
+		t.Errorf("%d leaves' items in memory after every write was stored; want at most leafCache (%d)", x.loaded, leafCache)
+	}
+}
