@@ -430,6 +430,7 @@ func (x *Index) insert(nd *inode, it Item) (bool, *inode) {
 		if x.st != nil {
 			x.loaded++
 			x.use(sib)
+			x.evict() // the leaves made by splits count toward the cache too
 		}
 		return true, sib
 	}

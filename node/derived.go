@@ -152,23 +152,34 @@ type saving struct {
 }
 
 // saveBatch returns a batch that commits every replica's unsaved derived
-// state, or nil if there is none. Loop only.
-func (n *Node) saveBatch() *batch {
+// state, and loading's (a replica Start is loading, not in n.order yet),
+// or nil if there is none. Loop only.
+func (n *Node) saveBatch(loading ...*replica) *batch {
 	var b *batch
-	for _, id := range n.order {
-		rep := n.commons[id]
+	add := func(rep *replica) bool {
 		if rep == nil || rep.unsaved.empty() {
-			continue
+			return true
 		}
 		sv, err := n.saving(rep)
 		if err != nil {
-			n.unreadable(id, err)
-			return nil
+			n.unreadable(rep.id, err)
+			return false
 		}
 		if b == nil {
 			b = &batch{save: true}
 		}
 		b.saves = append(b.saves, sv)
+		return true
+	}
+	for _, id := range n.order {
+		if !add(n.commons[id]) {
+			return nil
+		}
+	}
+	for _, rep := range loading {
+		if !add(rep) {
+			return nil
+		}
 	}
 	return b
 }
@@ -265,10 +276,10 @@ func (n *Node) commitSave(b *batch) {
 	}
 }
 
-// saveNow commits every replica's unsaved derived state and waits (before
-// the loop runs, or after it stopped).
-func (n *Node) saveNow(ctx context.Context) error {
-	b := n.saveBatch()
+// saveNow commits every replica's unsaved derived state, and loading's,
+// and waits (before the loop runs, or after it stopped).
+func (n *Node) saveNow(ctx context.Context, loading ...*replica) error {
+	b := n.saveBatch(loading...)
 	if b == nil {
 		return nil
 	}

@@ -319,7 +319,7 @@ func (n *Node) replay(ctx context.Context, rep *replica, from, head uint64) erro
 		}
 		n.feeds.Added(rep.id, done, false)
 		n.noteBlobs(p.blocks)
-		if err := n.saveNow(ctx); err != nil {
+		if err := n.saveNow(ctx, rep); err != nil {
 			return fmt.Errorf("node: load commons %s: %w", id, err)
 		}
 		if time.Since(last) >= 5*time.Second {
