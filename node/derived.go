@@ -307,13 +307,18 @@ var versionKey = []byte{'v'}
 var damagedKey = []byte{'x'}
 
 // unreadable stops the node: commons id's state could not be read, and
-// what it would derive now may rest on the read that failed. The next
-// start derives the state again from the stored records. Loop only.
+// what it would derive now may rest on the read that failed. Nothing
+// derived since reaches the store (the State's Ready fails), so the
+// stored state is still that of a prefix of the records: the next start
+// reads it again, unless the read found it damaged, in which case it is
+// marked so and derived again from the records. Loop only.
 func (n *Node) unreadable(id cid.Cid, err error) {
-	if _, seen := n.damagedSeen.Load(id); !seen {
+	if n.ctx.Err() == nil { // said once: the node stops
 		n.log.Error("the derived state of a commons cannot be read: stopping", "commons", id, "err", err)
 	}
-	n.damaged(id, err)
+	if isDamaged(err) {
+		n.damaged(id, err)
+	}
 	n.cancel()
 }
 

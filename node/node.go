@@ -243,8 +243,8 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 			applied = 0
 		}
 	}
-	st, kv, err := n.openDerived(id, applied)
-	if errors.Is(err, crdt.ErrDamaged) || errors.Is(err, feed.ErrDamaged) {
+	rep, err := n.openReplica(ctx, id, applied, head)
+	if isDamaged(err) {
 		// The records are whole (each is checked against its CID when
 		// read): derive the state again from them.
 		n.log.Warn("the derived state of a commons is damaged: deriving it again from the records", "commons", id, "err", err)
@@ -252,9 +252,25 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 		if err := n.dropDerived(ctx, id); err != nil {
 			return nil, err
 		}
-		applied = 0
-		st, kv, err = n.openDerived(id, applied)
+		rep, err = n.openReplica(ctx, id, 0, head)
 	}
+	if err != nil {
+		return nil, err
+	}
+	n.log.Info("loaded commons", "commons", id, "records", rep.state.Len())
+	return rep, nil
+}
+
+// isDamaged reports whether err says the derived state is not as the
+// node wrote it (not that a read failed).
+func isDamaged(err error) bool {
+	return errors.Is(err, crdt.ErrDamaged) || errors.Is(err, feed.ErrDamaged)
+}
+
+// openReplica opens a commons' derived state, which reflects its records
+// through cursor applied, and applies the records after it, up to head.
+func (n *Node) openReplica(ctx context.Context, id cid.Cid, applied, head uint64) (*replica, error) {
+	st, kv, err := n.openDerived(id, applied)
 	if err != nil {
 		return nil, fmt.Errorf("node: load commons %s: %w", id, err)
 	}
@@ -265,7 +281,6 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 			return nil, err
 		}
 	}
-	n.log.Info("loaded commons", "commons", id, "records", rep.state.Len())
 	return rep, nil
 }
 
