@@ -153,33 +153,29 @@ type saving struct {
 
 // saveBatch returns a batch that commits every replica's unsaved derived
 // state, and loading's (a replica Start is loading, not in n.order yet),
-// or nil if there is none. Loop only.
+// or nil if there is none. A replica whose state cannot be read stops the
+// node (unreadable); the others are saved all the same. Loop only.
 func (n *Node) saveBatch(loading ...*replica) *batch {
 	var b *batch
-	add := func(rep *replica) bool {
+	add := func(rep *replica) {
 		if rep == nil || rep.unsaved.empty() {
-			return true
+			return
 		}
 		sv, err := n.saving(rep)
 		if err != nil {
 			n.unreadable(rep.id, err)
-			return false
+			return
 		}
 		if b == nil {
 			b = &batch{save: true}
 		}
 		b.saves = append(b.saves, sv)
-		return true
 	}
 	for _, id := range n.order {
-		if !add(n.commons[id]) {
-			return nil
-		}
+		add(n.commons[id])
 	}
 	for _, rep := range loading {
-		if !add(rep) {
-			return nil
-		}
+		add(rep)
 	}
 	return b
 }
