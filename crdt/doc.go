@@ -146,7 +146,8 @@
 // In the KV, a record costs one read of its own key (an entry, or a stub
 // whose flags say which of its lists have members) and a few writes: its
 // entry, its list memberships, its digest's key and its trie leaf's
-// summary (a leaf that splits reads its 65 digests once). A manifest whose arrival or label moves
+// summary (a leaf that splits reads its 65 digests once), its index key
+// and its index leaf's summary. A manifest whose arrival or label moves
 // reads and rewrites every record waiting for it or naming it, within one
 // batch: until the caller takes them (Ready), they are all in memory, so
 // such a batch's memory grows with them.
@@ -175,9 +176,12 @@
 // (protocol/SPEC.md §11): it answers the peer's turns of fingerprinted
 // ranges and ID lists, names by digest the records of ours the peer lacks,
 // says which of its records we want, and checks every record the peer
-// sends against what our previous turn asked for. It does no I/O; package
-// node reads the records it names from its store and carries turns and
-// records over a stream.
+// sends against what our previous turn asked for. An answer names at most
+// MaxTurnPush records for the peer's ID lists, the rest in later turns
+// (§11.5), so that a turn's work and memory stay bounded however large
+// the commons, even for a joining peer's one empty ID list over
+// everything. It does no I/O; package node reads the records it names
+// from its store and carries turns and records over a stream.
 //
 // # State on disk
 //

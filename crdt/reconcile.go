@@ -33,6 +33,10 @@ type SyncParams struct {
 	// MaxTurnIDs caps the short IDs in one turn's ID lists and its wants,
 	// sent or received. Default 1<<18.
 	MaxTurnIDs int
+	// MaxTurnPush caps the records one answer pushes for the peer's ID
+	// lists: a range holding more of ours is answered in parts over later
+	// turns. Default 1<<18.
+	MaxTurnPush int
 	// MaxTurns caps the turns received in one session. Default 64.
 	MaxTurns int
 	// MaxPasses caps the passes of a session: a pass starts again from
@@ -63,6 +67,10 @@ func (p *SyncParams) fill() {
 		p.MaxTurnIDs = 1 << 18
 	}
 	p.MaxTurnIDs = max(p.MaxTurnIDs, 2*p.IDListMax)
+	if p.MaxTurnPush <= 0 {
+		p.MaxTurnPush = 1 << 18
+	}
+	p.MaxTurnPush = max(p.MaxTurnPush, p.IDListMax+1)
 	if p.MaxTurns <= 0 {
 		p.MaxTurns = 64
 	}
@@ -365,10 +373,13 @@ func (s *Session) answerRanges(rs []protocol.SyncRange, b *builder) error {
 				b.mismatch(lo, hi, below.Count, upto.Count)
 			}
 		case protocol.ModeIDList:
-			if err := s.reconcileIDs(lo, hi, r.Data, b); err != nil {
+			more, err := s.reconcileIDs(lo, hi, r.Data, b)
+			if err != nil {
 				return fmt.Errorf("range %d: %w", i, err)
 			}
-			b.skip(hi)
+			if !more {
+				return nil // the turn's pushes are spent: the rest later
+			}
 		}
 		lo = hi
 	}
@@ -380,22 +391,53 @@ func (s *Session) answerRanges(rs []protocol.SyncRange, b *builder) error {
 // pushed, its short IDs that match none of ours are wanted. Two records
 // that share a short ID may both be missed here; the check at the end of
 // the pass finds that out.
-func (s *Session) reconcileIDs(lo, hi protocol.Bound, data []byte, b *builder) error {
+//
+// The answer pushes at most MaxTurnPush records (§11.5). Where the range
+// holds more of ours: if the peer listed none, the first of them are
+// pushed and the answer ends with a fingerprint of the rest, from the
+// bound after them up (more is false: the caller answers no more ranges);
+// else the range is split, as if its fingerprints differed, and nothing
+// is pushed for it now. A range that does not fit what is left of the
+// turn's pushes ends the answer the same way, from lo.
+func (s *Session) reconcileIDs(lo, hi protocol.Bound, data []byte, b *builder) (more bool, err error) {
 	w := s.p.idBytes
 	if len(data)%w != 0 || len(data)/w > protocol.MaxSyncIDs {
-		return violation("ID list of %d bytes: not a multiple of %d or over %d IDs", len(data), w, protocol.MaxSyncIDs)
+		return false, violation("ID list of %d bytes: not a multiple of %d or over %d IDs", len(data), w, protocol.MaxSyncIDs)
 	}
 	n := len(data) / w
+	r0, r1 := s.idx.Below(lo).Count, s.idx.Below(hi).Count
+	room := s.p.MaxTurnPush - len(b.push)
+	switch {
+	case r1-r0 <= room:
+	case n == 0 && len(b.push) == 0:
+		// Push the first room of ours, the rest later.
+		s.idx.Range(r0, r0+room, func(it *Item) bool {
+			b.push = append(b.push, it.Digest)
+			return true
+		})
+		bound := between(s.idx.At(r0+room-1), s.idx.At(r0+room))
+		b.skip(bound)
+		b.rest(bound)
+		return false, nil
+	case r1-r0 > s.p.MaxTurnPush:
+		b.mismatch(lo, hi, r0, r1)
+		s.Stats.IDsReceived += n
+		b.listedBase += n
+		return true, nil
+	default:
+		b.rest(lo)
+		return false, nil
+	}
 	s.Stats.IDsReceived += n
 	base := b.listedBase
 	b.listedBase += n
-	r0, r1 := s.idx.Below(lo).Count, s.idx.Below(hi).Count
 	if n == 0 {
 		s.idx.Range(r0, r1, func(it *Item) bool {
 			b.push = append(b.push, it.Digest)
 			return true
 		})
-		return nil
+		b.skip(hi)
+		return true, nil
 	}
 	theirs := make(map[uint64]bool, n) // short ID: matched by one of ours
 	for k := range n {
@@ -417,7 +459,8 @@ func (s *Session) reconcileIDs(lo, hi protocol.Bound, data []byte, b *builder) e
 			s.Stats.Wanted++
 		}
 	}
-	return nil
+	b.skip(hi)
+	return true, nil
 }
 
 func readSID(b []byte, w int) uint64 {

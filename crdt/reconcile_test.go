@@ -34,6 +34,7 @@ type simResult struct {
 	maxRanges int
 	bytes     int // control frame bytes, both directions
 	pushed    int
+	maxPush   int // most records pushed in one turn
 	passes    int // passes started after the first, both sides
 }
 
@@ -68,6 +69,7 @@ func simulate(t fataler, a, b *Index, p SyncParams) simResult {
 			[2]*Index{a, b}[to].Insert(Item{Time: tm, Digest: d})
 		}
 		res.pushed += len(push)
+		res.maxPush = max(res.maxPush, len(push))
 		turn = wire(t, turn, &res)
 		if turn.Empty() {
 			break
@@ -171,6 +173,7 @@ func TestReconcileProperty(t *testing.T) {
 				IDListMax:     rapid.IntRange(1, 6).Draw(t, "idlist"),
 				MaxTurnRanges: rapid.IntRange(1, 40).Draw(t, "maxRanges"),
 				MaxTurnIDs:    rapid.IntRange(1, 40).Draw(t, "maxIDs"),
+				MaxTurnPush:   rapid.IntRange(1, 300).Draw(t, "maxPush"),
 				MaxTurns:      100000,
 			}
 		}
@@ -202,6 +205,10 @@ func TestReconcileProperty(t *testing.T) {
 		p.fill()
 		if res.maxRanges > p.MaxTurnRanges {
 			t.Fatalf("a turn of %d ranges, limit %d", res.maxRanges, p.MaxTurnRanges)
+		}
+		// Pushes for ID lists are capped; wants (at most MaxTurnIDs) come on top.
+		if res.maxPush > p.MaxTurnPush+p.MaxTurnIDs {
+			t.Fatalf("a turn pushed %d records, limit %d and %d wanted", res.maxPush, p.MaxTurnPush, p.MaxTurnIDs)
 		}
 	})
 }
@@ -284,6 +291,28 @@ func TestReconcileJoin(t *testing.T) {
 	checkDiff(t, all, all, res)
 	if res.turns != 2 {
 		t.Errorf("equal sets: %d turns, want 2", res.turns)
+	}
+	// With a turn's pushes capped, the records come in parts, each turn
+	// within the cap, both ways.
+	for _, p := range []SyncParams{{MaxTurnPush: 700}, {MaxTurnPush: 700, IDListMax: 4}} {
+		for _, empty := range []bool{true, false} {
+			a, b := index(nil), index(all)
+			if !empty {
+				a, b = b, a
+			}
+			res = simulate(t, a, b, p)
+			if empty {
+				checkDiff(t, nil, all, res)
+			} else {
+				checkDiff(t, all, nil, res)
+			}
+			if res.maxPush > 700 {
+				t.Errorf("%+v, empty initiator %v: a turn pushed %d records; want at most 700", p, empty, res.maxPush)
+			}
+			if least := 2*len(all)/700 - 1; res.turns < least {
+				t.Errorf("%+v, empty initiator %v: %d turns; want at least %d for parts of 700", p, empty, res.turns, least)
+			}
+		}
 	}
 }
 
