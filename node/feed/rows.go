@@ -66,9 +66,6 @@ func decodeContrib(k, v []byte) (contrib, bool) {
 // errDone stops a scan early.
 var errDone = errors.New("done")
 
-// rowsRead is how many rows a read takes at once from the store.
-const rowsRead = 256
-
 // statusChanges returns commons f's status changes after position from,
 // through cursor last, in position order: the stored rows (through the
 // saved cursor), then the tail.
@@ -92,7 +89,7 @@ func (h *Hub) statusChanges(ctx context.Context, f *commonsFeed, from Pos, last 
 			out = append(out, sc)
 			return nil
 		})
-		if err != nil && err != errDone {
+		if err != nil && !errors.Is(err, errDone) {
 			return nil, h.rowsErr(f, "status changes", err)
 		}
 	}
@@ -122,7 +119,7 @@ func (h *Hub) contribs(ctx context.Context, f *commonsFeed, after, last uint64, 
 			out = append(out, c)
 			return nil
 		})
-		if err != nil && err != errDone {
+		if err != nil && !errors.Is(err, errDone) {
 			return nil, h.rowsErr(f, "contributions", err)
 		}
 	}
