@@ -13,11 +13,62 @@ import (
 )
 
 // derived is one commons' derived state: its keys and values, and its
-// keys sorted (nil when a write made them stale).
+// keys in order.
 type derived struct {
 	kv      map[string][]byte
-	sorted  []string
+	keys    sortedKeys
 	applied uint64
+}
+
+// sortedKeys keeps keys in order, in chunks of at most keysChunk, so that
+// an insert or a delete moves a chunk, not every key.
+type sortedKeys struct {
+	chunks [][]string
+}
+
+const keysChunk = 512
+
+// find returns the chunk and position of the first key not below k.
+func (s *sortedKeys) find(k string) (int, int) {
+	i, _ := slices.BinarySearchFunc(s.chunks, k, func(c []string, k string) int {
+		return strings.Compare(c[len(c)-1], k)
+	})
+	if i == len(s.chunks) {
+		return i, 0
+	}
+	j, _ := slices.BinarySearch(s.chunks[i], k)
+	return i, j
+}
+
+// insert adds k, which is not there.
+func (s *sortedKeys) insert(k string) {
+	i, j := s.find(k)
+	if i == len(s.chunks) {
+		if i == 0 || len(s.chunks[i-1]) >= keysChunk {
+			s.chunks = append(s.chunks, []string{k})
+			return
+		}
+		i--
+		j = len(s.chunks[i])
+	}
+	c := slices.Insert(s.chunks[i], j, k)
+	if len(c) > keysChunk {
+		h := len(c) / 2
+		s.chunks = slices.Insert(s.chunks, i+1, slices.Clone(c[h:]))
+		c = slices.Clip(c[:h])
+	}
+	s.chunks[i] = c
+}
+
+// remove deletes k, which is there.
+func (s *sortedKeys) remove(k string) {
+	i, j := s.find(k)
+	if i == len(s.chunks) || j >= len(s.chunks[i]) || s.chunks[i][j] != k {
+		return
+	}
+	if s.chunks[i] = slices.Delete(s.chunks[i], j, j+1); len(s.chunks[i]) == 0 {
+		s.chunks = slices.Delete(s.chunks, i, i+1)
+	}
 }
 
 func (s *Store) derivedOf(c cid.Cid, create bool) *derived {
@@ -49,13 +100,15 @@ func (s *Store) CommitDerived(ctx context.Context, ds []store.Derived) error {
 		for _, w := range d.Writes {
 			k := string(w.Key)
 			_, had := st.kv[k]
-			if w.Delete {
+			switch {
+			case w.Delete && had:
 				delete(st.kv, k)
-			} else {
+				st.keys.remove(k)
+			case !w.Delete:
+				if !had {
+					st.keys.insert(k)
+				}
 				st.kv[k] = append([]byte{}, w.Value...)
-			}
-			if had == w.Delete {
-				st.sorted = nil
 			}
 		}
 		st.applied = d.Applied
@@ -91,41 +144,46 @@ func (s *Store) GetDerived(ctx context.Context, commons cid.Cid, key []byte) ([]
 	return nil, nil
 }
 
-// ScanDerived implements store.Store. It holds the write lock, to sort
-// the keys when a write made them stale.
+// ScanDerived implements store.Store. It reads the keys a chunk at a
+// time under the read lock, and calls fn without it.
 func (s *Store) ScanDerived(ctx context.Context, commons cid.Cid, prefix, from []byte, fn func(key, value []byte) error) error {
-	s.mu.Lock()
-	if err := s.begin(ctx); err != nil {
-		s.mu.Unlock()
-		return err
-	}
-	d := s.derivedOf(commons, false)
-	if d == nil {
-		s.mu.Unlock()
-		return nil
-	}
-	if d.sorted == nil {
-		d.sorted = make([]string, 0, len(d.kv))
-		for k := range d.kv {
-			d.sorted = append(d.sorted, k)
-		}
-		slices.Sort(d.sorted)
-	}
 	p := string(prefix)
-	i, _ := slices.BinarySearch(d.sorted, max(p, string(from)))
-	var keys []string
-	var values [][]byte
-	for ; i < len(d.sorted) && strings.HasPrefix(d.sorted[i], p); i++ {
-		keys = append(keys, d.sorted[i])
-		values = append(values, bytes.Clone(d.kv[d.sorted[i]]))
-	}
-	s.mu.Unlock()
-	for j, k := range keys {
-		if err := fn([]byte(k), values[j]); err != nil {
+	start := max(p, string(from))
+	for {
+		s.mu.RLock()
+		if err := s.begin(ctx); err != nil {
+			s.mu.RUnlock()
 			return err
 		}
+		d := s.derivedOf(commons, false)
+		if d == nil {
+			s.mu.RUnlock()
+			return nil
+		}
+		var keys []string
+		var values [][]byte
+		i, j := d.keys.find(start)
+	collect:
+		for ; i < len(d.keys.chunks); i, j = i+1, 0 {
+			for _, k := range d.keys.chunks[i][j:] {
+				if !strings.HasPrefix(k, p) || len(keys) == keysChunk {
+					break collect
+				}
+				keys = append(keys, k)
+				values = append(values, bytes.Clone(d.kv[k]))
+			}
+		}
+		s.mu.RUnlock()
+		for n, k := range keys {
+			if err := fn([]byte(k), values[n]); err != nil {
+				return err
+			}
+		}
+		if len(keys) < keysChunk {
+			return nil
+		}
+		start = keys[len(keys)-1] + "\x00"
 	}
-	return nil
 }
 
 // ReadDerived implements store.Store. The view reads the store as it is
