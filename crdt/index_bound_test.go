@@ -8,11 +8,10 @@ import (
 
 // BenchmarkHostileTurnLeafReads measures what a peer's first turn of a
 // few bytes (the salt and one empty ID list over the whole key space,
-// which SPEC.md §11.6 lets a joining node send) costs the responder: it
-// walks its whole index in one Receive, on the node's event loop, reading
-// the leaves it does not hold from the KV, and lists every record to push. The in-memory index walked memory
-// instead; both build the whole push list. Bounding a turn's pushes is
-// for the sync protocol's limits.
+// which SPEC.md §11.6 lets a joining node send) costs the responder, on
+// the node's event loop: it walks its index up to MaxTurnPush records (all
+// of the 100,000 here), reading the leaves it does not hold from the KV,
+// and lists them to push.
 //
 //	go test -run '^$' -bench HostileTurnLeafReads -benchtime 3x ./crdt
 func BenchmarkHostileTurnLeafReads(b *testing.B) {
@@ -44,15 +43,11 @@ func BenchmarkHostileTurnLeafReads(b *testing.B) {
 	b.ReportMetric(float64(pushed)/float64(b.N), "pushed/turn")
 }
 
-// TestIndexLoadedLeavesBounded: the doc says memory holds "the items of
-// the 1,024 leaves read or changed last", a leaf changed since its writes
-// were stored staying until they are. But evict runs only when a leaf is
-// read from the store: leaves made by splits are loaded and never
-// evicted. A State that derives its records (a start after a layout
+// TestIndexLoadedLeavesBounded: memory holds the items of at most
+// leafCache leaves once their writes are stored, leaves made by splits
+// included: a State that derives its records (a start after a layout
 // change or an 'x' mark, a fresh node syncing a commons) inserts into
-// leaves it made itself, reads none, and so keeps every leaf's items in
-// memory however often its writes are stored, until something first
-// reads a leaf from the store.
+// leaves it made itself and reads none from the store.
 func TestIndexLoadedLeavesBounded(t *testing.T) {
 	const n = 200_000
 	st := &testLeaves{}

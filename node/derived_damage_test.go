@@ -35,12 +35,11 @@ func startRepoErr(t *testing.T, dir string, key crypto.PrivKey) error {
 
 // TestDamageFoundWhileReplayingAtStart: the derived state holds a damaged
 // entry, and the process died before the derived state of the last
-// records was saved. The next start applies those records again; one of
-// them (a review of the damaged contribution) reads the damaged entry.
-// That read is the only place the damage is found now that Open reads no
-// entry, and loadReplica does not treat it as it treats damage found by
-// Open: the start fails, writes no 'x' mark, and every later start fails
-// the same way. The node never starts again without an operator.
+// records was saved. The next start applies those records again, and one
+// of them (a review of the damaged contribution) reads the damaged entry:
+// Open reads no entry, so that read is where the damage is found. The
+// start derives the state again from the records, as it does for damage
+// Open finds, and starts; so do the starts after it.
 func TestDamageFoundWhileReplayingAtStart(t *testing.T) {
 	dir, key := t.TempDir(), testKey(t)
 	n, cs := startRepo(t, dir, key, nil)
@@ -101,16 +100,13 @@ func (f *flakyDerived) ReadDerived(ctx context.Context, id cid.Cid) (store.Deriv
 	return f.Store.ReadDerived(ctx, id)
 }
 
-// TestTransientReadErrorRederivesEverything: one derived-state read that
-// fails with an I/O error, not damage, stops the node (as it should: what
-// the state answered may rest on it) and also writes the 'x' mark, so the
-// next start drops the whole derived state and merges every record again
-// (hours for a large commons), and logs that the state "was found
-// damaged" when nothing on disk is. Nothing the State derived after the
-// failed read reached the store (Ready refuses once Err is set), so the
-// stored state is a good prefix; the feed marks only ErrDamaged
-// (Hub.rowsErr), the node marks any error (Node.unreadable).
-func TestTransientReadErrorRederivesEverything(t *testing.T) {
+// TestTransientReadErrorKeepsDerivedState: one derived-state read that
+// fails with an I/O error, not damage, stops the node (what the state
+// answered may rest on it) but does not mark the state damaged: nothing
+// the State derived after the failed read reached the store (Ready
+// refuses once Err is set), so the stored state is a good prefix, and the
+// next start reads it again instead of merging every record.
+func TestTransientReadErrorKeepsDerivedState(t *testing.T) {
 	dir, key := t.TempDir(), testKey(t)
 	n, _ := startRepo(t, dir, key, nil)
 	_, cons := fill(t, n, 6)
@@ -144,15 +140,12 @@ func TestTransientReadErrorRederivesEverything(t *testing.T) {
 	}
 }
 
-// TestReplayAtStartSavesAsItGoes: replay says it "stores what they imply
-// as it goes" (a page at a time, saveNow), but saveNow saves the replicas
-// in n.order, and Start adds the one being loaded to n.order only after
-// loadReplica returns. So a start that applies records (after a crash, a
-// migration, a layout change or an 'x' mark: every record of the commons)
-// saves none of them: the State's pending writes, every index leaf it
-// touched (unevictable until stored) and the feed's tail of rows all stay
-// in memory until the loop's first save, which is what keeping the
-// derived state on disk was meant to avoid.
+// TestReplayAtStartSavesAsItGoes: a start that applies records (after a
+// crash, a migration, a layout change or an 'x' mark: every record of the
+// commons) saves what they imply a page at a time, the replica it is
+// loading included, although Start adds it to n.order only once loaded;
+// else the State's pending writes, every index leaf it touched and the
+// feed's tail of rows would stay in memory until the loop's first save.
 func TestReplayAtStartSavesAsItGoes(t *testing.T) {
 	dir, key := t.TempDir(), testKey(t)
 	n, cs := startRepo(t, dir, key, nil)
