@@ -243,19 +243,31 @@ func (n *Node) saved(b *batch) {
 	}
 }
 
-// hashIdle computes the state roots of the commons a save carried, now
-// that nothing waits on the loop, and saves again the trie leaves that
-// hashed: a start then finds their hashes instead of reading the leaves'
-// records at its first status. Loop only.
-func (n *Node) hashIdle(b *batch) {
-	for _, sv := range b.saves {
-		sv.rep.state.Root()
-		if sv.rep.state.TrieUnsaved() {
-			sv.rep.unsaved.pending = true
+// hashIdle computes the state roots of the commons whose saved records
+// changed them, now that nothing has come for idleHashDelay, and saves
+// again the trie leaves that hashed: a start then finds their hashes
+// instead of reading the leaves' records at its first status. It waits for
+// a pause because a leaf changed by each batch of an import or a join
+// would be read and hashed again after each one. Loop only.
+func (n *Node) hashIdle() {
+	for rep := range n.toHash {
+		delete(n.toHash, rep)
+		if n.commons[rep.id] != rep {
+			continue // dropped since
 		}
+		rep.state.Root()
+		if rep.state.TrieUnsaved() {
+			rep.unsaved.pending = true
+		}
+	}
+	if n.checkStates() != nil {
+		return // a leaf could not be read: the node stops
 	}
 	n.save()
 }
+
+// idleHashDelay is how long no batch must have come before hashIdle runs.
+var idleHashDelay = 2 * time.Second
 
 // saveRetryDelay is how long the node waits, after a save failed, before
 // it tries again with nothing else to do (a new batch tries at once).

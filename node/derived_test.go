@@ -566,25 +566,56 @@ func TestStoredUnappliedRecordAfterRestart(t *testing.T) {
 	more(t, n, id, 2) // and it goes on
 }
 
+// TestBusyNodeDefersHashing: while batches keep coming, the node does not
+// hash the trie leaves they change after each save (an import would read
+// every changed leaf again after each batch); it waits for a pause.
+func TestBusyNodeDefersHashing(t *testing.T) {
+	defer func(d time.Duration) { idleHashDelay = d }(idleHashDelay)
+	idleHashDelay = time.Hour
+	n, cs := startRepo(t, t.TempDir(), testKey(t), nil)
+	defer closeNode(t, n)
+	id, _ := fill(t, n, 40)
+	waitSaved(t, cs, id)
+	var pending int
+	if err := n.do(t.Context(), func() { pending = len(n.toHash) }); err != nil {
+		t.Fatal(err)
+	}
+	if s := cs.trieScans.Load(); s != 0 {
+		t.Errorf("a busy node read %d trie leaves' records to hash them; want none before a pause", s)
+	}
+	if pending != 1 {
+		t.Errorf("%d commons wait to be hashed; want 1", pending)
+	}
+}
+
 // TestIdleNodeStoresTrieHashes: once the node is idle it hashes the root
 // trie's leaves that changed and stores their hashes, so that the first
 // status after a restart reads no leaf's records.
 func TestIdleNodeStoresTrieHashes(t *testing.T) {
+	defer func(d time.Duration) { idleHashDelay = d }(idleHashDelay)
+	idleHashDelay = 20 * time.Millisecond
 	dir, key := t.TempDir(), testKey(t)
 	n, cs := startRepo(t, dir, key, nil)
 	id, _ := fill(t, n, 40)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var idle bool
 		if err := n.do(t.Context(), func() {
 			rep := n.commons[id]
-			idle = rep.unsaved.empty() && !n.savingNow && !rep.state.TrieUnsaved()
+			idle = len(n.toHash) == 0 && rep.unsaved.empty() && !n.savingNow && !rep.state.TrieUnsaved()
 		}); err != nil {
 			t.Fatal(err)
 		}
 		if idle {
 			break
 		}
-		waitSave(t, cs)
+		if time.Now().After(deadline) {
+			t.Fatal("the node did not hash and store its trie within 10 s of idling")
+		}
+		select { // a save, or the pause before the hashing
+		case <-cs.saves:
+		case <-time.After(idleHashDelay):
+		}
 	}
 	want, err := n.Status(t.Context())
 	if err != nil {

@@ -76,6 +76,11 @@ type Node struct {
 	// one is); after a failed one, the next waits until saveRetry.
 	savingNow bool
 	saveRetry time.Time
+	// toHash holds the replicas whose saved records changed their state
+	// root's trie since it was last hashed; hashIdle hashes them at
+	// hashAt, once no batch has come for idleHashDelay.
+	toHash map[*replica]bool
+	hashAt time.Time
 	// damagedSeen holds the commons whose derived state was marked
 	// damaged (damaged), each once.
 	damagedSeen sync.Map
@@ -132,6 +137,7 @@ func New(cfg Config) (*Node, error) {
 		toCommit:   make(chan *batch, maxInFlight+1), // and a save
 		committed:  make(chan *batch, maxInFlight+1),
 		inFlight:   make(map[cid.Cid]bool),
+		toHash:     make(map[*replica]bool),
 		stopped:    make(chan struct{}),
 		exInFlight: make(map[string]*syncRun),
 		served:     make(map[string]int),
@@ -438,9 +444,15 @@ func (n *Node) loop() {
 		if !n.saveRetry.IsZero() && !n.savingNow {
 			retry = time.After(time.Until(n.saveRetry))
 		}
+		var hash <-chan time.Time // trie hashes to store, once idle
+		if len(n.toHash) > 0 && n.batches == 0 {
+			hash = time.After(time.Until(n.hashAt))
+		}
 		select {
 		case <-retry:
 			n.save()
+		case <-hash:
+			n.hashIdle()
 		case fn := <-n.work:
 			fn()
 		case req := <-ingest:
@@ -464,10 +476,13 @@ func (n *Node) loop() {
 
 // committedBatch takes a batch back from the committer. Loop only.
 func (n *Node) committedBatch(b *batch) {
+	n.hashAt = time.Now().Add(idleHashDelay)
 	if b.save {
 		n.saved(b)
-		if b.err == nil && n.batches == 0 {
-			n.hashIdle(b)
+		if b.err == nil {
+			for _, sv := range b.saves {
+				n.toHash[sv.rep] = true
+			}
 		}
 		return
 	}
