@@ -1,8 +1,11 @@
 package node
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +19,43 @@ import (
 	"github.com/commons-p2p/commons/store/badgerstore"
 )
 
+// askBlob asks n for blob c as a peer would (serveBlobOn), and returns
+// the blob, or nil if n answers that it does not serve it.
+func askBlob(t *testing.T, n *Node, c cid.Cid) []byte {
+	t.Helper()
+	req, err := protocol.EncodeBlobRequest(&protocol.BlobRequest{CID: protocol.Link{Cid: c}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in, out bytes.Buffer
+	if err := writeFrame(&in, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.serveBlobOn(struct {
+		io.Reader
+		io.Writer
+	}{&in, &out}, false); err != nil {
+		t.Fatalf("serve blob %s: %v", c, err)
+	}
+	r := bufio.NewReader(&out)
+	msg, err := readFrame(r, protocol.MaxBlobMessage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := protocol.DecodeBlobResponse(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Missing {
+		return nil
+	}
+	data, err := io.ReadAll(r)
+	if err != nil || uint64(len(data)) != *resp.Size {
+		t.Fatalf("blob %s: %d bytes of %d announced, %v", c, len(data), *resp.Size, err)
+	}
+	return data
+}
+
 // contributePayload stores data on n and contributes it as a payload to
 // commons id.
 func contributePayload(t *testing.T, n *Node, id cid.Cid, data []byte) cid.Cid {
@@ -27,6 +67,56 @@ func contributePayload(t *testing.T, n *Node, id cid.Cid, data []byte) cid.Cid {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestBlobRefsServedAfterRestart: a node serves a blob that a record of a
+// commons it replicates references, after a restart as before it (the
+// references are stored with the derived state); it serves neither a blob
+// nobody references nor one only a commons not replicated here references,
+// though it stores both.
+func TestBlobRefsServedAfterRestart(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, _ := startRepo(t, dir, key, nil)
+	id := foundTestCommons(t, n, n.Self())
+	data := []byte("a payload of a replicated commons")
+	payload := contributePayload(t, n, id, data)
+	loose := []byte("stored, referenced by nobody")
+	if _, err := n.PutBlob(t.Context(), loose); err != nil {
+		t.Fatal(err)
+	}
+	if got := askBlob(t, n, payload); !bytes.Equal(got, data) {
+		t.Fatalf("before the restart: served %q, want the payload", got)
+	}
+	closeNode(t, n)
+
+	// The store also holds a reference of a commons not replicated here.
+	other := []byte("referenced by a commons not replicated here")
+	otherCommons := protocol.BlobCID([]byte("some other commons"))
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		if _, err := st.PutBlob(t.Context(), other); err != nil {
+			t.Fatal(err)
+		}
+		key := append([]byte{prefixBlob}, protocol.BlobCID(other).Bytes()...)
+		key = append(key, protocol.BlobCID([]byte("a record")).Bytes()...)
+		row := store.Derived{Commons: otherCommons, Writes: []store.Write{{Key: key, Value: []byte{1, byte(len(other))}}}}
+		if err := st.CommitDerived(t.Context(), []store.Derived{row}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	n, _ = startRepo(t, dir, key, nil)
+	defer closeNode(t, n)
+	if got := askBlob(t, n, payload); !bytes.Equal(got, data) {
+		t.Fatalf("after the restart: served %q, want the payload", got)
+	}
+	for name, b := range map[string][]byte{"an unreferenced blob": loose, "a blob of a commons not replicated here": other} {
+		if got := askBlob(t, n, protocol.BlobCID(b)); got != nil {
+			t.Errorf("%s was served", name)
+		}
+	}
+	if _, err := n.fetchFromPeers(t.Context(), protocol.BlobCID(other)); err == nil || !strings.Contains(err.Error(), "no record replicated here references it") {
+		t.Errorf("fetch of a blob only a commons not replicated here references: %v", err)
+	}
 }
 
 // blobRowCount counts the stored blob references of commons id.

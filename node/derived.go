@@ -187,6 +187,9 @@ func (n *Node) saveBatch(loading ...*replica) *batch {
 	for _, rep := range loading {
 		add(rep)
 	}
+	if b != nil {
+		b.sweep, n.sweepAfterSave = n.sweepAfterSave, false
+	}
 	return b
 }
 
@@ -242,9 +245,13 @@ func (n *Node) saved(b *batch) {
 	if b.err != nil {
 		n.log.Error("the derived state could not be stored: it is kept in memory and stored with the next save (a restart derives it again from the records)", "err", b.err)
 		n.saveRetry = time.Now().Add(saveRetryDelay)
+		n.sweepAfterSave = n.sweepAfterSave || b.sweep
 		return
 	}
 	n.saveRetry = time.Time{}
+	if b.sweep {
+		signal(n.blobs.sweepNow)
+	}
 	for _, sv := range b.saves {
 		u := &sv.rep.unsaved
 		for _, r := range sv.state {
