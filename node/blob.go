@@ -117,6 +117,7 @@ type blobState struct {
 	asking   map[peer.ID]int             // requests sent per peer
 	bad      map[peer.ID]int             // bad answers per peer
 	wake     chan struct{}               // the queue has work
+	freed    chan struct{}               // closed (and replaced) when a request to a peer ends
 	room     chan struct{}               // the queue has room (a sweep waits for it)
 	sweepNow chan struct{}               // wakes the sweeper
 }
@@ -137,6 +138,7 @@ func (b *blobState) init(bounds blobBounds) {
 	b.asking = map[peer.ID]int{}
 	b.bad = map[peer.ID]int{}
 	b.wake = make(chan struct{}, 1)
+	b.freed = make(chan struct{})
 	b.room = make(chan struct{}, 1)
 	b.sweepNow = make(chan struct{}, 1)
 }
@@ -260,14 +262,35 @@ func (n *Node) blobWorker() {
 		signal(n.blobs.wake)
 		has, err := n.st.HasBlob(n.ctx, c)
 		if err == nil && !has {
-			if f := n.blobs.bounds.attempted; f != nil {
-				f(c)
-			}
-			_, err = n.fetchBlob(n.ctx, c)
+			err = n.fetchQueued(c)
 		}
 		n.fetched(c, err)
 		if err != nil && n.ctx.Err() == nil {
 			n.log.Debug("blob fetch failed", "cid", c, "err", err)
+		}
+	}
+}
+
+// fetchQueued fetches a queued blob. When every peer it could ask has our
+// most requests running, it waits for one of them to end and tries again:
+// that is no failure of the blob, and counting it one would let the first
+// blobs a sweep queues take every request while the others only fail.
+func (n *Node) fetchQueued(c cid.Cid) error {
+	if f := n.blobs.bounds.attempted; f != nil {
+		f(c)
+	}
+	for {
+		n.blobs.mu.Lock()
+		freed := n.blobs.freed
+		n.blobs.mu.Unlock()
+		_, err := n.fetchBlob(n.ctx, c)
+		if !errors.Is(err, errNoSlot) {
+			return err
+		}
+		select {
+		case <-freed:
+		case <-n.ctx.Done():
+			return err
 		}
 	}
 }
@@ -391,6 +414,7 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid) ([]byte, error) {
 		return nil, fmt.Errorf("%w: blob %s is not stored here, and no peer is connected", api.ErrNotFound, c)
 	}
 	var errs []error
+	full := 0 // peers with our most requests running
 	for _, p := range plan.peers {
 		data, err := n.fetchFrom(ctx, p, c, plan)
 		if err == nil {
@@ -403,7 +427,13 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid) ([]byte, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if errors.Is(err, errMaxAsking) {
+			full++
+		}
 		errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
+	}
+	if full == len(plan.peers) {
+		errs = append(errs, errNoSlot)
 	}
 	return nil, fmt.Errorf("%w: blob %s: no connected peer served it: %w", api.ErrNotFound, c, errors.Join(errs...))
 }
@@ -478,19 +508,30 @@ func (n *Node) planBlob(ctx context.Context, c cid.Cid, sum blobSummary) (blobPl
 // errBusy: the peer has too many of our requests (or we of its) running.
 var errBusy = errors.New("peer busy")
 
+// errMaxAsking: blobFetchPerPeer of our requests to the peer are running
+// already; it was not asked.
+var errMaxAsking = fmt.Errorf("%w: %d of our requests to it are running", errBusy, blobFetchPerPeer)
+
+// errNoSlot: every peer a fetch could ask has blobFetchPerPeer of our
+// requests running already. A background fetch waits for one to end
+// (fetchQueued) rather than count it a failure.
+var errNoSlot = errors.New("no peer asked")
+
 // fetchFrom asks one peer for a blob and verifies what it sends.
 func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, plan blobPlan) ([]byte, error) {
 	b := &n.blobs
 	b.mu.Lock()
 	if b.asking[p] >= blobFetchPerPeer {
 		b.mu.Unlock()
-		return nil, errBusy
+		return nil, errMaxAsking
 	}
 	b.asking[p]++
 	b.mu.Unlock()
 	defer func() {
 		b.mu.Lock()
 		b.asking[p]--
+		close(b.freed)
+		b.freed = make(chan struct{})
 		b.mu.Unlock()
 	}()
 	ctx, cancel := context.WithTimeout(ctx, blobTimeout)

@@ -17,15 +17,16 @@ import (
 // it cannot fetch than its blob exchange's caps keeps its queue and retry
 // map within them, holds no reference in memory once saved, and still
 // tries every payload, again and again, through sweeps of the stored
-// references.
+// references; those a peer has later arrive.
 func TestBlobMemoryBounded(t *testing.T) {
 	const (
 		queueCap, retryCap, chunk = 4, 8, 3
 		blobs                     = 120
+		given                     = 5 // payloads a peer has later
 	)
 	var mu sync.Mutex
 	attempts := map[cid.Cid]int{}
-	opts := testnet.Options{Nodes: 2, Configure: func(i int, cfg *node.Config) {
+	opts := testnet.Options{Nodes: 3, Configure: func(i int, cfg *node.Config) {
 		if i == 0 {
 			node.SetBlobBounds(cfg, queueCap, retryCap, chunk, func(c cid.Cid) {
 				mu.Lock()
@@ -86,6 +87,28 @@ func TestBlobMemoryBounded(t *testing.T) {
 		n.WaitFor("no blob reference unsaved", func() bool {
 			_, _, _, unsaved := node.BlobMemory(n.Node(0))
 			return unsaved == 0
+		})
+
+		// Node 2 gets the records and some of the payloads, and node 0 a
+		// peer: those arrive.
+		if _, err := sim.Deliver(ctx, n.Node(2), raws...); err != nil {
+			t.Fatal(err)
+		}
+		some := want[:given]
+		for i := range given {
+			if _, err := n.Node(2).PutBlob(ctx, payload(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n.Connect(0, 2)
+		n.WaitFor("the payloads a peer has fetched", func() bool {
+			within()
+			for _, b := range some {
+				if ok, err := n.Store(0).HasBlob(ctx, cid.MustParse(b)); err != nil || !ok {
+					return false
+				}
+			}
+			return true
 		})
 	})
 }
