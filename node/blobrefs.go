@@ -25,8 +25,8 @@ import (
 //	                           1, uvarint size (a payload: its stated size)
 //
 // CIDs are self-delimiting, so a scan of 'b' and a blob's CID lists the
-// records that reference it, and a scan of 'b' the referenced blobs in
-// CID order, each once with all its references together. Until a save
+// records that reference it, and a scan of 'b' lists the referenced
+// blobs in CID order, the references of each together. Until a save
 // commits them, a replica keeps its rows in unsaved.blobs; lookups
 // (eachBlobRef) read those and then the store, so memory holds no more
 // than what is not saved yet.
