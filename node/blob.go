@@ -58,26 +58,68 @@ type blobRetryState struct {
 // says). Returned wrapped together with ErrBadRequest.
 var ErrBlobTooLarge = errors.New("node: blob over the commons' size limit")
 
-// blobRef is one record's reference to a blob.
+// blobRef is one record's reference to a blob (a row of blobrefs.go).
 type blobRef struct {
 	commons cid.Cid
 	size    uint64
 	known   bool // size is stated (a payload); a licence text's is not
 }
 
+// Bounds of the blob exchange's memory (blobBounds' defaults).
+const (
+	// blobQueueCap bounds the background fetches waiting to run.
+	blobQueueCap = 1024
+	// blobRetryCap bounds the failed fetches kept for a later retry.
+	blobRetryCap = 4096
+	// blobSweepChunk is how many blobs a sweep reads from the store at once.
+	blobSweepChunk = 256
+)
+
+// blobBounds bounds what the blob exchange keeps in memory. Config holds
+// them (zero: the defaults above) so that tests can make them small.
+type blobBounds struct {
+	queue int
+	retry int
+	chunk int
+	// attempted, if set, is called before each background fetch (tests).
+	attempted func(cid.Cid)
+}
+
+func (bb *blobBounds) fill() {
+	if bb.queue <= 0 {
+		bb.queue = blobQueueCap
+	}
+	if bb.retry <= 0 {
+		bb.retry = blobRetryCap
+	}
+	if bb.chunk <= 0 {
+		bb.chunk = blobSweepChunk
+	}
+}
+
 // blobState is the node's blob exchange state. Its own mutex guards it, so
-// the stream handlers need not go through the event loop.
+// the stream handlers need not go through the event loop. What blobs the
+// records reference is not here but in the store (blobrefs.go); nothing
+// here grows with the commons' history: the queue and the retry map have
+// fixed caps, and what does not fit is found again by a sweep of the
+// stored references (blobsweep.go).
 type blobState struct {
 	mu       sync.Mutex
-	refs     map[cid.Cid][]blobRef       // blobs referenced by replicated records
-	queue    []cid.Cid                   // background fetches to run
+	bounds   blobBounds
+	queue    []cid.Cid                   // background fetches to run, at most bounds.queue
 	queued   map[cid.Cid]bool            // in queue or running
-	retry    map[cid.Cid]*blobRetryState // failed, to be queued again
+	retry    map[cid.Cid]*blobRetryState // failed, to be queued again; at most bounds.retry
+	sweep    bool                        // a blob was left out of the retry map (or a sweep failed): sweep at a retry tick
+	sweepAt  time.Time                   // not before then (forgotten failures back off as a whole)
+	forgets  int                         // sweeps in a row after which failures were left out of the retry map
 	inflight map[cid.Cid]*blobCall       // fetches running, for deduplication
 	serving  map[peer.ID]int             // streams served per peer
 	asking   map[peer.ID]int             // requests sent per peer
 	bad      map[peer.ID]int             // bad answers per peer
-	wake     chan struct{}
+	wake     chan struct{}               // the queue has work
+	freed    chan struct{}               // closed (and replaced) when a request to a peer ends
+	room     chan struct{}               // the queue has room (a sweep waits for it)
+	sweepNow chan struct{}               // wakes the sweeper
 }
 
 type blobCall struct {
@@ -86,61 +128,67 @@ type blobCall struct {
 	err  error
 }
 
-func (b *blobState) init() {
-	if b.refs == nil {
-		b.refs = map[cid.Cid][]blobRef{}
-		b.queued = map[cid.Cid]bool{}
-		b.retry = map[cid.Cid]*blobRetryState{}
-		b.inflight = map[cid.Cid]*blobCall{}
-		b.serving = map[peer.ID]int{}
-		b.asking = map[peer.ID]int{}
-		b.bad = map[peer.ID]int{}
-		b.wake = make(chan struct{}, 1)
+func (b *blobState) init(bounds blobBounds) {
+	bounds.fill()
+	b.bounds = bounds
+	b.queued = map[cid.Cid]bool{}
+	b.retry = map[cid.Cid]*blobRetryState{}
+	b.inflight = map[cid.Cid]*blobCall{}
+	b.serving = map[peer.ID]int{}
+	b.asking = map[peer.ID]int{}
+	b.bad = map[peer.ID]int{}
+	b.wake = make(chan struct{}, 1)
+	b.freed = make(chan struct{})
+	b.room = make(chan struct{}, 1)
+	b.sweepNow = make(chan struct{}, 1)
+}
+
+// signal wakes whoever waits on ch, if no wake-up is pending already.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
-// noteBlobs indexes the blobs that newly stored blocks reference and queues
-// the missing ones for a background fetch. Called from the event loop (and
-// from Start before it runs).
+// enqueue queues c for a background fetch unless it is queued or running;
+// it reports false if the queue is full. b.mu held.
+func (b *blobState) enqueue(c cid.Cid) bool {
+	if b.queued[c] {
+		return true
+	}
+	if len(b.queue) >= b.bounds.queue {
+		return false
+	}
+	b.queued[c] = true
+	b.queue = append(b.queue, c)
+	signal(b.wake)
+	return true
+}
+
+// noteBlobs queues for a background fetch the blobs that newly applied
+// blocks reference (the worker skips those stored). What does not fit in
+// the queue is left to a sweep, once the blocks' references are saved
+// (saved). Loop only.
 func (n *Node) noteBlobs(blocks []*protocol.Block) {
+	if n.cfg.Offline {
+		return
+	}
 	b := &n.blobs
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.init()
-	var added []cid.Cid
 	for _, blk := range blocks {
-		id := blk.CommonsID()
-		switch {
-		case blk.Record.Contribution() != nil:
-			for _, p := range blk.Record.Contribution().Payload {
-				b.refs[p.CID.Cid] = append(b.refs[p.CID.Cid], blobRef{commons: id, size: p.Size, known: true})
-				added = append(added, p.CID.Cid)
+		eachBlob(blk, func(c cid.Cid, _ uint64, _ bool) {
+			if !b.enqueue(c) {
+				n.sweepAfterSave = true
 			}
-		case blk.Record.Manifest() != nil && blk.Record.Manifest().LicenceText != nil:
-			c := blk.Record.Manifest().LicenceText.Cid
-			b.refs[c] = append(b.refs[c], blobRef{commons: id})
-			added = append(added, c)
-		}
-	}
-	for _, c := range added {
-		if !b.queued[c] {
-			b.queued[c] = true
-			b.queue = append(b.queue, c)
-		}
-	}
-	if len(added) > 0 {
-		select {
-		case b.wake <- struct{}{}:
-		default:
-		}
+		})
 	}
 }
 
-// startBlobs serves the blob protocol and starts the background fetchers.
+// startBlobs serves the blob protocol and starts the background fetchers
+// and the sweeper, which sweeps once at start.
 func (n *Node) startBlobs() {
-	n.blobs.mu.Lock()
-	n.blobs.init()
-	n.blobs.mu.Unlock()
 	n.host.SetStreamHandler(protocol.BlobProtocol, n.serveBlob)
 	for range blobWorkers {
 		n.wg.Add(1)
@@ -149,27 +197,32 @@ func (n *Node) startBlobs() {
 			n.blobWorker()
 		}()
 	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.blobSweeper()
+	}()
 	n.goEvery(blobRetry, n.requeueBlobs)
 }
 
-// requeueBlobs queues the failed background fetches again.
+// requeueBlobs queues again the failed background fetches whose wait is
+// over, as the queue has room (the others wait for the next tick), and
+// starts a sweep if one is needed and its wait is over.
 func (n *Node) requeueBlobs() {
 	b := &n.blobs
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := n.cfg.Now()
 	for c, r := range b.retry {
-		if now.Before(r.next) {
-			continue
-		}
-		if !b.queued[c] {
-			b.queued[c] = true
-			b.queue = append(b.queue, c)
+		if !now.Before(r.next) && !b.enqueue(c) {
+			break
 		}
 	}
-	select {
-	case b.wake <- struct{}{}:
-	default:
+	switch {
+	case !b.sweep:
+		b.forgets = 0 // nothing was left out since the last sweep began
+	case !now.Before(b.sweepAt):
+		signal(b.sweepNow)
 	}
 }
 
@@ -181,8 +234,13 @@ func (n *Node) nextQueued() (cid.Cid, bool) {
 		b.mu.Lock()
 		if len(b.queue) > 0 {
 			c := b.queue[0]
+			b.queue[0] = cid.Undef
 			b.queue = b.queue[1:]
+			if len(b.queue) == 0 {
+				b.queue = nil // let the array go
+			}
 			b.mu.Unlock()
+			signal(b.room)
 			return c, true
 		}
 		b.mu.Unlock()
@@ -201,32 +259,72 @@ func (n *Node) blobWorker() {
 			return
 		}
 		// Pass the wake-up on: there may be more work than one worker.
-		select {
-		case n.blobs.wake <- struct{}{}:
-		default:
-		}
+		signal(n.blobs.wake)
 		has, err := n.st.HasBlob(n.ctx, c)
 		if err == nil && !has {
-			_, err = n.fetchBlob(n.ctx, c)
+			err = n.fetchQueued(c)
 		}
-		n.blobs.mu.Lock()
-		delete(n.blobs.queued, c)
-		switch {
-		case err == nil || errors.Is(err, ErrBlobTooLarge):
-			delete(n.blobs.retry, c)
-		case n.ctx.Err() == nil:
-			r := n.blobs.retry[c]
-			if r == nil {
-				r = &blobRetryState{}
-				n.blobs.retry[c] = r
-			}
-			r.failures++
-			r.next = n.cfg.Now().Add(blobBackoff(r.failures))
-		}
-		n.blobs.mu.Unlock()
+		n.fetched(c, err)
 		if err != nil && n.ctx.Err() == nil {
 			n.log.Debug("blob fetch failed", "cid", c, "err", err)
 		}
+	}
+}
+
+// fetchQueued fetches a queued blob. When every peer it could ask has our
+// most requests running, it waits for one of them to end and tries again:
+// that is no failure of the blob, and counting it one would let the first
+// blobs a sweep queues take every request while the others only fail.
+func (n *Node) fetchQueued(c cid.Cid) error {
+	if f := n.blobs.bounds.attempted; f != nil {
+		f(c)
+	}
+	for {
+		n.blobs.mu.Lock()
+		freed := n.blobs.freed
+		n.blobs.mu.Unlock()
+		_, err := n.fetchBlob(n.ctx, c)
+		if !errors.Is(err, errNoSlot) {
+			return err
+		}
+		select {
+		case <-freed:
+		case <-n.ctx.Done():
+			return err
+		}
+	}
+}
+
+// fetched records the outcome of a background fetch: a failure waits to
+// be tried again (blobBackoff), in the retry map if it has room; if not,
+// it is forgotten, and a later sweep finds the blob again. Forgotten
+// failures back off together: the sweep for them waits blobBackoff of the
+// number of sweeps in a row that were followed by one, so that a commons
+// whose payloads are nowhere to be had is not swept every blobRetry.
+func (n *Node) fetched(c cid.Cid, err error) {
+	b := &n.blobs
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.queued, c)
+	switch {
+	case err == nil || errors.Is(err, ErrBlobTooLarge):
+		delete(b.retry, c)
+	case n.ctx.Err() == nil:
+		r := b.retry[c]
+		if r == nil {
+			if len(b.retry) >= b.bounds.retry {
+				if !b.sweep {
+					b.forgets++
+					b.sweepAt = n.cfg.Now().Add(blobBackoff(b.forgets))
+				}
+				b.sweep = true
+				return
+			}
+			r = &blobRetryState{}
+			b.retry[c] = r
+		}
+		r.failures++
+		r.next = n.cfg.Now().Add(blobBackoff(r.failures))
 	}
 }
 
@@ -258,7 +356,6 @@ func (n *Node) GetBlob(ctx context.Context, c string) ([]byte, error) {
 func (n *Node) fetchBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
 	b := &n.blobs
 	b.mu.Lock()
-	b.init()
 	if call := b.inflight[c]; call != nil {
 		b.mu.Unlock()
 		select {
@@ -270,10 +367,9 @@ func (n *Node) fetchBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
 	}
 	call := &blobCall{done: make(chan struct{})}
 	b.inflight[c] = call
-	refs := slices.Clone(b.refs[c])
 	b.mu.Unlock()
 
-	call.data, call.err = n.fetchFromPeers(ctx, c, refs)
+	call.data, call.err = n.fetchFromPeers(ctx, c)
 	b.mu.Lock()
 	delete(b.inflight, c)
 	b.mu.Unlock()
@@ -283,16 +379,34 @@ func (n *Node) fetchBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
 
 // blobPlan is what a fetch accepts and whom it asks.
 type blobPlan struct {
-	sizes []uint64 // sizes the referencing records state
+	sizes []uint64 // sizes the referencing records state, within limit (the smallest, if there are many)
 	limit uint64   // largest size accepted
 	peers []peer.ID
+	// stated, if the records state more sizes than sizes holds, reports
+	// whether one states the given size.
+	stated func(size uint64) bool
 }
 
-func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid, refs []blobRef) ([]byte, error) {
-	if len(refs) == 0 {
+// accepts reports whether a peer may announce size.
+func (p *blobPlan) accepts(size uint64) bool {
+	switch {
+	case size > p.limit:
+		return false
+	case len(p.sizes) == 0 || slices.Contains(p.sizes, size):
+		return true
+	}
+	return p.stated != nil && p.stated(size)
+}
+
+func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid) ([]byte, error) {
+	sum, err := n.summarize(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if len(sum.commons) == 0 {
 		return nil, fmt.Errorf("%w: blob %s is not stored here, and no record replicated here references it", api.ErrNotFound, c)
 	}
-	plan, err := n.planBlob(ctx, c, refs)
+	plan, err := n.planBlob(ctx, c, sum)
 	if err != nil {
 		return nil, err
 	}
@@ -300,6 +414,7 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid, refs []blobRef) ([
 		return nil, fmt.Errorf("%w: blob %s is not stored here, and no peer is connected", api.ErrNotFound, c)
 	}
 	var errs []error
+	full := 0 // peers with our most requests running
 	for _, p := range plan.peers {
 		data, err := n.fetchFrom(ctx, p, c, plan)
 		if err == nil {
@@ -312,7 +427,13 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid, refs []blobRef) ([
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if errors.Is(err, errMaxAsking) {
+			full++
+		}
 		errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
+	}
+	if full == len(plan.peers) {
+		errs = append(errs, errNoSlot)
 	}
 	return nil, fmt.Errorf("%w: blob %s: no connected peer served it: %w", api.ErrNotFound, c, errors.Join(errs...))
 }
@@ -321,12 +442,12 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid, refs []blobRef) ([
 // and the commons' current manifests) and the peers to ask, in order:
 // peers in the commons' topics, then other connected peers; peers that
 // served bad data last.
-func (n *Node) planBlob(ctx context.Context, c cid.Cid, refs []blobRef) (blobPlan, error) {
+func (n *Node) planBlob(ctx context.Context, c cid.Cid, sum blobSummary) (blobPlan, error) {
 	var plan blobPlan
 	var topicPeers []peer.ID
 	err := n.do(ctx, func() {
-		for _, r := range refs {
-			rep := n.commons[r.commons]
+		for _, id := range sum.commons {
+			rep := n.commons[id]
 			if rep == nil {
 				continue
 			}
@@ -343,22 +464,21 @@ func (n *Node) planBlob(ctx context.Context, c cid.Cid, refs []blobRef) (blobPla
 	if err != nil {
 		return plan, err
 	}
-	unknown := false
-	var over []uint64
-	for _, r := range refs {
-		switch {
-		case !r.known:
-			unknown = true
-		case r.size <= plan.limit:
-			plan.sizes = append(plan.sizes, r.size)
-		default:
-			over = append(over, r.size)
+	// sum.sizes are the smallest sizes stated: if none is within the
+	// limit, no size is.
+	for _, s := range sum.sizes {
+		if s <= plan.limit {
+			plan.sizes = append(plan.sizes, s)
 		}
 	}
-	if len(plan.sizes) == 0 && !unknown {
-		return plan, fmt.Errorf("%w: %w: blob %s is %d bytes; the commons allows %d", api.ErrBadRequest, ErrBlobTooLarge, c, slices.Max(over), plan.limit)
+	if len(plan.sizes) == 0 && !sum.unknown {
+		return plan, fmt.Errorf("%w: %w: blob %s is stated to be %d bytes or more; the commons allows %d", api.ErrBadRequest, ErrBlobTooLarge, c, sum.sizes[0], plan.limit)
 	}
-	if !unknown {
+	if sum.more && len(plan.sizes) == len(sum.sizes) {
+		// Sizes within the limit may be stated beyond those kept: ask the
+		// records about any other size announced.
+		plan.stated = func(size uint64) bool { return n.statesSize(ctx, c, size) }
+	} else if !sum.unknown {
 		plan.limit = slices.Max(plan.sizes)
 	}
 	seen := map[peer.ID]bool{n.host.ID(): true}
@@ -388,19 +508,30 @@ func (n *Node) planBlob(ctx context.Context, c cid.Cid, refs []blobRef) (blobPla
 // errBusy: the peer has too many of our requests (or we of its) running.
 var errBusy = errors.New("peer busy")
 
+// errMaxAsking: blobFetchPerPeer of our requests to the peer are running
+// already; it was not asked.
+var errMaxAsking = fmt.Errorf("%w: %d of our requests to it are running", errBusy, blobFetchPerPeer)
+
+// errNoSlot: every peer a fetch could ask has blobFetchPerPeer of our
+// requests running already. A background fetch waits for one to end
+// (fetchQueued) rather than count it a failure.
+var errNoSlot = errors.New("no peer asked")
+
 // fetchFrom asks one peer for a blob and verifies what it sends.
 func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, plan blobPlan) ([]byte, error) {
 	b := &n.blobs
 	b.mu.Lock()
 	if b.asking[p] >= blobFetchPerPeer {
 		b.mu.Unlock()
-		return nil, errBusy
+		return nil, errMaxAsking
 	}
 	b.asking[p]++
 	b.mu.Unlock()
 	defer func() {
 		b.mu.Lock()
 		b.asking[p]--
+		close(b.freed)
+		b.freed = make(chan struct{})
 		b.mu.Unlock()
 	}()
 	ctx, cancel := context.WithTimeout(ctx, blobTimeout)
@@ -450,7 +581,7 @@ func (n *Node) fetchOn(s io.ReadWriter, c cid.Cid, plan blobPlan) ([]byte, error
 		return nil, errBusy
 	}
 	size := *resp.Size
-	if size > plan.limit || (len(plan.sizes) > 0 && !slices.Contains(plan.sizes, size)) {
+	if !plan.accepts(size) {
 		return nil, fmt.Errorf("%w: %w: peer announced %d bytes; the records state %v (limit %d)", errBadBlob, ErrBlobTooLarge, size, plan.sizes, plan.limit)
 	}
 	data := make([]byte, size)
@@ -489,6 +620,25 @@ func (n *Node) serveBlob(s network.Stream) {
 	}
 }
 
+// servable returns blob c if it is stored here and a record replicated
+// here references it, or else nil. The store is asked first: a request
+// for a blob not stored here costs no lookup of its references.
+func (n *Node) servable(c cid.Cid) ([]byte, error) {
+	has, err := n.st.HasBlob(n.ctx, c)
+	if err != nil || !has {
+		return nil, err
+	}
+	ok, err := n.referenced(n.ctx, c)
+	if err != nil || !ok {
+		return nil, err
+	}
+	data, err := n.st.GetBlob(n.ctx, c)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return data, err
+}
+
 func (n *Node) serveBlobOn(s io.ReadWriter, busy bool) error {
 	msg, err := readFrame(bufio.NewReader(s), protocol.MaxBlobMessage)
 	if err != nil {
@@ -501,13 +651,10 @@ func (n *Node) serveBlobOn(s io.ReadWriter, busy bool) error {
 	resp := protocol.BlobResponse{Busy: busy}
 	var data []byte
 	if !busy {
-		n.blobs.mu.Lock()
-		referenced := len(n.blobs.refs[req.CID.Cid]) > 0
-		n.blobs.mu.Unlock()
-		if referenced {
-			data, err = n.st.GetBlob(n.ctx, req.CID.Cid)
+		if data, err = n.servable(req.CID.Cid); err != nil {
+			return err
 		}
-		if referenced && err == nil {
+		if data != nil {
 			size := uint64(len(data))
 			resp.Size = &size
 		} else {

@@ -57,6 +57,10 @@ type Config struct {
 	// Seed seeds the node's random choices (which peer to sync with).
 	// Default 1.
 	Seed uint64
+
+	// blob bounds the blob exchange's memory (zero: the defaults; tests
+	// make them small).
+	blob blobBounds
 }
 
 func (c *Config) validate() error {

@@ -16,10 +16,11 @@ import (
 // The derived state on disk.
 //
 // What a commons' records imply (package crdt's standing of every record,
-// and the feed's status changes and contribution rows, node/feed) lives in
-// the store's derived state of that commons, beside the records, under two
-// prefixes: prefixCRDT for the crdt.State's KV, prefixFeed for the feed's
-// rows. The loop applies a committed batch of records to the states, then
+// the feed's status changes and contribution rows, node/feed, and the
+// blobs the records reference, blobrefs.go) lives in the store's derived
+// state of that commons, beside the records, under three prefixes:
+// prefixCRDT for the crdt.State's KV, prefixFeed for the feed's rows,
+// prefixBlob for the blob references. The loop applies a committed batch of records to the states, then
 // hands what that implies to the committer, which commits it with the
 // cursor through which the commons' records are now reflected
 // (store.CommitDerived, all or nothing). So the derived state on disk is
@@ -31,6 +32,7 @@ import (
 const (
 	prefixCRDT = 'c'
 	prefixFeed = feed.RowPrefix
+	prefixBlob = 'b'
 )
 
 // storeKV is a commons' crdt.KV: its derived state in the store, under a
@@ -89,16 +91,19 @@ func (kv *storeKV) end() {
 }
 
 // unsaved is what a replica derived and has not committed yet: the
-// state's Readies and the feed's rows, oldest first, and the cursor of the
-// last record applied.
+// state's Readies, the feed's rows and the blob references, oldest first,
+// and the cursor of the last record applied.
 type unsaved struct {
 	readies []*crdt.Ready // taken from the state, not saved yet (a save failed, or is with the committer)
 	pending bool          // records were applied since the state's last Ready
 	rows    []store.Write
+	blobs   []store.Write // blob references (blobRows)
 	applied uint64
 }
 
-func (u *unsaved) empty() bool { return len(u.readies) == 0 && len(u.rows) == 0 && !u.pending }
+func (u *unsaved) empty() bool {
+	return len(u.readies) == 0 && len(u.rows) == 0 && len(u.blobs) == 0 && !u.pending
+}
 
 // openState opens a commons' state from the store.
 func (n *Node) openState(id cid.Cid) (*crdt.State, *storeKV, error) {
@@ -126,12 +131,15 @@ func (n *Node) openDerived(id cid.Cid, applied uint64) (*crdt.State, *storeKV, e
 }
 
 // derive notes what applying records to rep implied, for the next save:
-// the feed's rows (the state keeps its own writes until the save takes
-// them, State.Ready). done are the records applied, whose last cursor is
-// now reflected.
+// the feed's rows and the blob references (the state keeps its own writes
+// until the save takes them, State.Ready). done are the records applied,
+// whose last cursor is now reflected.
 func (n *Node) derive(rep *replica, done []feed.Applied) {
 	rep.unsaved.pending = true
 	rep.unsaved.rows = append(rep.unsaved.rows, feed.Rows(done)...)
+	for _, a := range done {
+		rep.unsaved.blobs = append(rep.unsaved.blobs, blobRows(a.Block)...)
+	}
 	for _, a := range slices.Backward(done) {
 		if a.Cursor > 0 {
 			rep.unsaved.applied = max(rep.unsaved.applied, a.Cursor)
@@ -140,14 +148,16 @@ func (n *Node) derive(rep *replica, done []feed.Applied) {
 	}
 }
 
-// saving is what one save carries of a replica: the state's readies and
-// the feed's rows not saved yet (gathered on the loop, prefixed on the
-// committer), its counts row, and the cursor they reflect.
+// saving is what one save carries of a replica: the state's readies, the
+// feed's rows and the blob references not saved yet (gathered on the
+// loop, prefixed on the committer), its counts row, and the cursor they
+// reflect.
 type saving struct {
 	rep     *replica
 	applied uint64
 	state   []*crdt.Ready
 	feed    []store.Write
+	blobs   []store.Write
 	counts  store.Write
 }
 
@@ -177,6 +187,9 @@ func (n *Node) saveBatch(loading ...*replica) *batch {
 	for _, rep := range loading {
 		add(rep)
 	}
+	if b != nil {
+		b.sweep, n.sweepAfterSave = n.sweepAfterSave, false
+	}
 	return b
 }
 
@@ -193,12 +206,12 @@ func (n *Node) saving(rep *replica) (saving, error) {
 		u.pending = false
 	}
 	return saving{rep: rep, applied: u.applied, state: slices.Clone(u.readies), feed: slices.Clone(u.rows),
-		counts: n.feeds.CountsRow(rep.id)}, nil
+		blobs: slices.Clone(u.blobs), counts: n.feeds.CountsRow(rep.id)}, nil
 }
 
 // derived returns what sv writes (committer only).
 func (sv *saving) derived() store.Derived {
-	n := len(sv.feed) + 2
+	n := len(sv.feed) + len(sv.blobs) + 2
 	for _, r := range sv.state {
 		n += len(r.Writes)
 	}
@@ -213,6 +226,9 @@ func (sv *saving) derived() store.Derived {
 	}
 	for _, w := range sv.feed {
 		d.Writes = append(d.Writes, prefixed(prefixFeed, w))
+	}
+	for _, w := range sv.blobs {
+		d.Writes = append(d.Writes, prefixed(prefixBlob, w))
 	}
 	d.Writes = append(d.Writes, prefixed(prefixFeed, sv.counts), store.Write{Key: versionKey, Value: []byte(derivedVersion())})
 	return d
@@ -229,9 +245,13 @@ func (n *Node) saved(b *batch) {
 	if b.err != nil {
 		n.log.Error("the derived state could not be stored: it is kept in memory and stored with the next save (a restart derives it again from the records)", "err", b.err)
 		n.saveRetry = time.Now().Add(saveRetryDelay)
+		n.sweepAfterSave = n.sweepAfterSave || b.sweep
 		return
 	}
 	n.saveRetry = time.Time{}
+	if b.sweep {
+		signal(n.blobs.sweepNow)
+	}
 	for _, sv := range b.saves {
 		u := &sv.rep.unsaved
 		for _, r := range sv.state {
@@ -239,6 +259,7 @@ func (n *Node) saved(b *batch) {
 		}
 		u.readies = slices.Delete(u.readies, 0, len(sv.state))
 		u.rows = slices.Delete(u.rows, 0, len(sv.feed))
+		u.blobs = slices.Delete(u.blobs, 0, len(sv.blobs))
 		n.feeds.Saved(sv.rep.id, sv.applied)
 	}
 }
@@ -297,13 +318,14 @@ func (n *Node) saveNow(ctx context.Context, loading ...*replica) error {
 }
 
 // derivedLayout numbers the layout of the derived state this version
-// writes (crdt's keys and the feed's rows, under their prefixes). A stored
-// state of another layout, or derived under other authority rules
-// (crdt.RulesVersion), is dropped and derived again from the records.
-// Layout 2 added crdt's root-trie keys (its records and leaves, 'r' and
-// 'k') and its reconciliation index's ('i' and 'j'), which a layout-1
-// state lacks.
-const derivedLayout = 2
+// writes (crdt's keys, the feed's rows and the blob references, under
+// their prefixes). A stored state of another layout, or derived under
+// other authority rules (crdt.RulesVersion), is dropped and derived again
+// from the records. Layout 2 added crdt's root-trie keys (its records and
+// leaves, 'r' and 'k') and its reconciliation index's ('i' and 'j'),
+// which a layout-1 state lacks; layout 3 the blob references
+// (prefixBlob).
+const derivedLayout = 3
 
 // versionKey is the derived-state key of the layout and rules it was
 // written under.

@@ -4,8 +4,11 @@
 // by job:
 //
 //   - node (this package): the host and discovery (host.go), gossip
-//     (network.go), sync (sync.go), blobs (blob.go), CAR import and export
-//     (car.go), local actions (actions.go), views (views.go), metrics.
+//     (network.go), sync (sync.go), blobs (blob.go: the exchange;
+//     blobrefs.go: which blobs the records reference, stored as derived
+//     state; blobsweep.go: finding the missing ones), CAR import and
+//     export (car.go), local actions (actions.go), views (views.go),
+//     metrics.
 //   - node/feed: the live feed: events, positions, subscribers, SSE.
 //   - node/api: the API interface and types, HTTP handlers, client,
 //     OpenAPI document and the explorer's files.
@@ -26,12 +29,15 @@
 //     state and returns what changed, which the feed (node/feed) publishes;
 //  5. the requests are answered, and local records gossiped;
 //  6. what the batch implies for the derived state (crdt's writes, the
-//     feed's rows) goes back to the committer as a save, committed with the
-//     feed cursor it reflects (derived.go).
+//     feed's rows, the blob references) goes back to the committer as a
+//     save, committed with the feed cursor it reflects (derived.go).
 //
 // A start opens each commons' derived state and feed from the store and
 // applies only the records stored after the cursor they reflect: none
-// after a clean stop.
+// after a clean stop. Online, it then sweeps the stored blob references
+// for the payloads it lacks, and fetches them in the background
+// (blobsweep.go); memory holds a bounded queue of them, never one entry
+// per record.
 //
 // Records this node makes, or is given to publish, are first classified by
 // crdt (Classify) and refused if the commons would hold them inert: node/

@@ -58,6 +58,9 @@ type batch struct {
 	// save: the batch stores derived state only (derived.go).
 	save  bool
 	saves []saving
+	// sweep: a blob sweep is to start once the save is stored
+	// (sweepAfterSave).
+	sweep bool
 	// unlocated: the commit failed and may have stored records that the
 	// feed log could not be read to find; they are not applied.
 	unlocated bool

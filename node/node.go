@@ -81,6 +81,9 @@ type Node struct {
 	// hashAt, once no batch has come for idleHashDelay.
 	toHash map[*replica]bool
 	hashAt time.Time
+	// sweepAfterSave: blobs newly referenced did not fit in the fetch
+	// queue; the save that stores their references starts a sweep.
+	sweepAfterSave bool
 	// damagedSeen holds the commons whose derived state was marked
 	// damaged (damaged), each once.
 	damagedSeen sync.Map
@@ -145,6 +148,7 @@ func New(cfg Config) (*Node, error) {
 		joined:     make(chan struct{}, 1),
 		rng:        rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 	}
+	n.blobs.init(cfg.blob)
 	n.metrics = newMetrics(n)
 	n.feeds = feed.New(cfg.FeedBuffer, cfg.Store, n.metrics.feedCounters)
 	n.feeds.OnDamaged(n.damaged)
@@ -339,7 +343,6 @@ func (n *Node) replay(ctx context.Context, rep *replica, from, head uint64) erro
 			return fmt.Errorf("node: load commons %s: %w", id, err)
 		}
 		n.feeds.Added(rep.id, done, false)
-		n.noteBlobs(p.blocks)
 		if err := n.saveNow(ctx, rep); err != nil {
 			return fmt.Errorf("node: load commons %s: %w", id, err)
 		}

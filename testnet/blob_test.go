@@ -43,6 +43,17 @@ func contributeBlob(t *testing.T, n *Net, i int, commons string, data []byte) (c
 	return c, b
 }
 
+// copyRecords gives node to every record node from holds of a commons, as
+// a file would (import): not over the network.
+func copyRecords(t *testing.T, n *Net, from, to int, commons string) {
+	t.Helper()
+	raws, err := sim.Records(context.Background(), n.Node(from), commons)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, n, to, raws)
+}
+
 func hasBlob(n *Net, i int, c string, t *testing.T) bool {
 	ok, err := n.Store(i).HasBlob(context.Background(), mustCID(t, c))
 	return err == nil && ok
@@ -79,13 +90,7 @@ func TestBlobFetched(t *testing.T) {
 
 		// Node 4 gets the records while alone: the background fetch finds
 		// no peer. Connected, GetBlob fetches at once.
-		raws, err := sim.Records(ctx, n.Node(0), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := sim.Deliver(ctx, n.Node(4), raws...); err != nil {
-			t.Fatal(err)
-		}
+		copyRecords(t, n, 0, 4, id)
 		n.Settle(time.Second)
 		if _, err := n.Node(4).GetBlob(ctx, b); !errors.Is(err, api.ErrNotFound) {
 			t.Fatalf("GetBlob with no peer: %v, want ErrNotFound", err)
@@ -147,13 +152,7 @@ func TestBlobWrongBytes(t *testing.T) {
 			_, _ = s.Write(blobData(len(data), 99))
 		})
 
-		raws, err := sim.Records(ctx, n.Node(0), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := sim.Deliver(ctx, n.Node(1), raws...); err != nil {
-			t.Fatal(err)
-		}
+		copyRecords(t, n, 0, 1, id)
 		n.Connect(1, evil)
 		if _, err := n.Node(1).GetBlob(ctx, b); !errors.Is(err, api.ErrNotFound) {
 			t.Fatalf("GetBlob from a lying peer only: %v, want ErrNotFound", err)
@@ -219,13 +218,7 @@ func TestBlobOversize(t *testing.T) {
 		if _, err := sim.Deliver(ctx, n.Node(0), forgeContribution(t, n, 0, id, v1, small, 100)); err != nil {
 			t.Fatal(err)
 		}
-		raws, err := sim.Records(ctx, n.Node(0), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := sim.Deliver(ctx, n.Node(1), raws...); err != nil {
-			t.Fatal(err)
-		}
+		copyRecords(t, n, 0, 1, id)
 		n.Connect(1, 0)
 		n.Settle(time.Minute) // background fetches and a retry
 		for _, b := range []string{big, small} {
@@ -235,6 +228,67 @@ func TestBlobOversize(t *testing.T) {
 			if hasBlob(n, 1, b, t) {
 				t.Errorf("blob %s over its limit was stored", b)
 			}
+		}
+	})
+}
+
+// A node restarted after it stored a payload still serves it: what a blob
+// is referenced by is stored with the commons' derived state, not only
+// learnt when records arrive. Node 1 got the records while alone, so the
+// payload can come from node 0 only.
+func TestBlobServedAfterRestart(t *testing.T) {
+	Run(t, Options{Nodes: 2}, func(t *testing.T, n *Net) {
+		ctx := context.Background()
+		id := found(t, n, 0, nil, 0)
+		data := blobData(100_000, 5)
+		_, b := contributeBlob(t, n, 0, id, data)
+		n.Restart(0)
+
+		copyRecords(t, n, 0, 1, id)
+		n.Connect(1, 0)
+		got, err := n.Node(1).GetBlob(ctx, b)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("node 1: GetBlob from the restarted node 0: %d bytes, %v", len(got), err)
+		}
+	})
+}
+
+// A node that received a contribution while alone, and so could not fetch
+// its payload, fetches it in the background after a restart once it has a
+// peer: a start looks for the missing payloads of the records it holds.
+func TestBlobFetchedInBackgroundAfterRestart(t *testing.T) {
+	Run(t, Options{Nodes: 2}, func(t *testing.T, n *Net) {
+		id := found(t, n, 0, nil, 0)
+		_, b := contributeBlob(t, n, 0, id, blobData(80_000, 6))
+		copyRecords(t, n, 0, 1, id)
+		n.Settle(time.Second) // the background fetch finds no peer
+		if hasBlob(n, 1, b, t) {
+			t.Fatal("node 1 holds the payload while alone")
+		}
+		n.Restart(1)
+		n.Connect(1, 0)
+		n.WaitFor("node 1 fetches the payload in the background", func() bool { return hasBlob(n, 1, b, t) })
+	})
+}
+
+// GetBlob fetches on demand, after a restart, a payload that a record
+// stored before the restart references.
+func TestBlobOnDemandAfterRestart(t *testing.T) {
+	Run(t, Options{Nodes: 2}, func(t *testing.T, n *Net) {
+		ctx := context.Background()
+		id := found(t, n, 0, nil, 0)
+		data := blobData(60_000, 7)
+		_, b := contributeBlob(t, n, 0, id, data)
+		copyRecords(t, n, 0, 1, id)
+		n.Restart(1)
+		n.Connect(1, 0)
+		start := time.Now()
+		got, err := n.Node(1).GetBlob(ctx, b)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("node 1: GetBlob after a restart: %d bytes, %v", len(got), err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("GetBlob on demand took %v", d)
 		}
 	})
 }

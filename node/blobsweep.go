@@ -1,0 +1,136 @@
+package node
+
+import (
+	"errors"
+	"slices"
+
+	"github.com/ipfs/go-cid"
+)
+
+// Sweeps.
+//
+// The background fetch queue and the retry map have fixed caps, so a
+// missing blob may be in neither: its record arrived while the queue was
+// full, its fetch failed while the retry map was full, or it was
+// referenced before the node last started. A sweep finds such blobs
+// again: it walks the stored references (prefixBlob) of each replicated
+// commons, a chunk of blobs at a time, and queues those not stored here,
+// not queued and not waiting to be retried, waiting for room in the queue
+// as the workers take from it. The sweeper sweeps once at start, after
+// the save that stores references left out of a full queue, and at a
+// retry tick after a failure was left out of the retry map (those back
+// off as a whole: fetched).
+
+// blobSweeper sweeps at start, and again whenever woken (sweepNow).
+func (n *Node) blobSweeper() {
+	for {
+		n.blobs.mu.Lock()
+		n.blobs.sweep = false
+		n.blobs.mu.Unlock()
+		n.sweepBlobs()
+		select {
+		case <-n.blobs.sweepNow:
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}
+
+// sweepBlobs sweeps every replicated commons. A commons whose references
+// cannot be read is swept again at the next retry tick.
+func (n *Node) sweepBlobs() {
+	for _, id := range n.commonsIDs() {
+		if err := n.sweepCommons(id); err != nil {
+			if n.ctx.Err() != nil {
+				return
+			}
+			n.log.Warn("the blobs a commons references could not be read to fetch the missing ones; trying again later", "commons", id, "err", err)
+			n.blobs.mu.Lock()
+			n.blobs.sweep = true
+			n.blobs.mu.Unlock()
+		}
+	}
+}
+
+// sweepCommons queues the missing blobs that commons id's stored records
+// reference.
+func (n *Node) sweepCommons(id cid.Cid) error {
+	var from []byte
+	for {
+		chunk, next, err := n.blobChunk(id, from)
+		if err != nil {
+			return err
+		}
+		for _, c := range chunk {
+			if err := n.sweepBlob(c); err != nil {
+				return err
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		from = next
+	}
+}
+
+// blobChunk returns up to bounds.chunk blobs of commons id's stored
+// references, from key from on (nil: the first), and the key to go on
+// from (nil: none is left).
+func (n *Node) blobChunk(id cid.Cid, from []byte) (chunk []cid.Cid, next []byte, err error) {
+	size := n.blobs.bounds.chunk
+	var bad []byte
+	err = n.st.ScanDerived(n.ctx, id, []byte{prefixBlob}, from, func(k, _ []byte) error {
+		_, c, err := cid.CidFromBytes(k[1:])
+		if err != nil {
+			bad = slices.Clone(k)
+			return nil
+		}
+		if len(chunk) > 0 && chunk[len(chunk)-1].Equals(c) {
+			return nil // another reference to the same blob
+		}
+		if len(chunk) == size {
+			next = slices.Clone(k)
+			return errStop
+		}
+		chunk = append(chunk, c)
+		return nil
+	})
+	if bad != nil {
+		n.damaged(id, damagedBlobKey(id, bad))
+	}
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	return chunk, next, err
+}
+
+// sweepBlob queues blob c for a background fetch if it is missing, not
+// queued and not waiting to be retried, waiting for room in the queue. It
+// fails only if the node stops.
+func (n *Node) sweepBlob(c cid.Cid) error {
+	b := &n.blobs
+	b.mu.Lock()
+	r := b.retry[c]
+	skip := b.queued[c] || r != nil && n.cfg.Now().Before(r.next)
+	b.mu.Unlock()
+	if skip {
+		return nil
+	}
+	has, err := n.st.HasBlob(n.ctx, c)
+	if err != nil || has {
+		return err
+	}
+	for {
+		b.mu.Lock()
+		ok := b.enqueue(c)
+		b.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-b.room:
+		case <-n.ctx.Done():
+			return n.ctx.Err()
+		}
+	}
+}

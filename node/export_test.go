@@ -1,0 +1,36 @@
+package node
+
+import (
+	"context"
+
+	"github.com/ipfs/go-cid"
+)
+
+// What the external tests of this package (package node_test, which may
+// import testnet) read and set of a node's insides.
+
+// BlobWorkers is how many background blob fetches run at once.
+const BlobWorkers = blobWorkers
+
+// SetBlobBounds makes the blob exchange of a node built from cfg keep at
+// most queue fetches waiting and retry failures waiting to be retried,
+// sweep chunk blobs at a time, and call attempted before each background
+// fetch.
+func SetBlobBounds(cfg *Config, queue, retry, chunk int, attempted func(cid.Cid)) {
+	cfg.blob = blobBounds{queue: queue, retry: retry, chunk: chunk, attempted: attempted}
+}
+
+// BlobMemory returns what n's blob exchange holds in memory: fetches
+// waiting, blobs queued or being fetched, failures waiting to be retried,
+// and blob references applied and not saved yet.
+func BlobMemory(n *Node) (queue, queued, retry, unsaved int) {
+	n.blobs.mu.Lock()
+	queue, queued, retry = len(n.blobs.queue), len(n.blobs.queued), len(n.blobs.retry)
+	n.blobs.mu.Unlock()
+	_ = n.do(context.Background(), func() {
+		for _, rep := range n.commons {
+			unsaved += len(rep.unsaved.blobs)
+		}
+	})
+	return queue, queued, retry, unsaved
+}
