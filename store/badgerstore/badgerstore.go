@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	badger "github.com/dgraph-io/badger/v4"
+	boptions "github.com/dgraph-io/badger/v4/options"
 	"github.com/dgraph-io/ristretto/v2/z"
 
 	"github.com/commons-p2p/commons/store"
@@ -102,10 +103,14 @@ func options(dir string, logger *slog.Logger) badger.Options {
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(10).
 		WithNumCompactors(2).
-		WithBlockCacheSize(32 << 20).
 		WithIndexCacheSize(16 << 20).
 		WithValueLogFileSize(256 << 20).
-		WithValueThreshold(128 << 10) // records (at most 64 KiB) stay in the LSM tree
+		WithValueThreshold(128 << 10). // records (at most 64 KiB) stay in the LSM tree
+		// No block compression, and 1 MiB tables: a compaction then holds
+		// about half as much in memory, and a soft memory limit costs little
+		// time (package doc, Resources).
+		WithCompression(boptions.None).
+		WithBaseTableSize(1 << 20)
 }
 
 // checkFormat writes the format version into an empty database and
