@@ -99,7 +99,7 @@ func valueText(v any) string {
 }
 
 func (a *app) configSetCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "set KEY VALUE",
 		Short: "Set a key in the repo's config file (lists: comma-separated or a JSON array; empty clears)",
 		Example: `  commons config set profile bootstrap
@@ -121,6 +121,10 @@ func (a *app) configSetCmd() *cobra.Command {
 			return nil
 		},
 	}
+	// A value that starts with '-' (conn_low -3) is a value to check, not
+	// a flag: flags go before KEY.
+	cmd.Flags().SetInterspersed(false)
+	return cmd
 }
 
 func (a *app) configUnsetCmd() *cobra.Command {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"math"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -62,5 +64,26 @@ func TestConfigCommands(t *testing.T) {
 	mustRun(t, dir, "config", "unset", "mdns")
 	if got := mustRun(t, dir, "config", "show", "mdns").stdout; got != "true\n" {
 		t.Errorf("after unset, config show mdns = %q, want the default true", got)
+	}
+}
+
+// TestMemoryLimit: a command that opens the repo sets the Go runtime's soft
+// memory limit to the memory_limit setting, unless $GOMEMLIMIT is set.
+func TestMemoryLimit(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	dir, _ := initTestRepo(t)
+	mustRun(t, dir, "config", "set", "memory_limit", "300")
+	mustRun(t, dir, "status")
+	if got := debug.SetMemoryLimit(-1); got != 300<<20 {
+		t.Errorf("after status with memory_limit 300, the limit is %d B, want %d", got, 300<<20)
+	}
+	debug.SetMemoryLimit(math.MaxInt64)
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	mustRun(t, dir, "status")
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("with $GOMEMLIMIT set, status changed the limit to %d B", got)
+	}
+	if r := runCLI(t, t.Context(), "--repo", dir, "config", "set", "memory_limit", "-1"); r.code == 0 || !strings.Contains(r.stderr, "memory_limit") {
+		t.Errorf("config set memory_limit -1: exit %d, %q", r.code, r.stderr)
 	}
 }

@@ -110,6 +110,7 @@ func (a *app) runDaemon(cmd *cobra.Command, f daemonFlags) error {
 		return err
 	}
 	f.apply(&s)
+	limitMemory(s)
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(s.LogLevel)) // log_level is validated
 	log, err := a.logger(lvl)

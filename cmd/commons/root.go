@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -94,6 +95,11 @@ func (a *app) connect(ctx context.Context) (d api.API, done func(), err error) {
 			return c, func() {}, nil
 		}
 	}
+	s, _, err := r.Settings(os.LookupEnv, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	limitMemory(s)
 	log, err := a.logger(slog.LevelWarn)
 	if err != nil {
 		return nil, nil, err
@@ -178,4 +184,13 @@ func parseKeys(flag string, vals []string) ([]protocol.PublicKey, error) {
 		}
 	}
 	return out, nil
+}
+
+// limitMemory sets the Go runtime's soft memory limit to the memory_limit
+// setting, unless $GOMEMLIMIT sets one (the runtime read it at start).
+func limitMemory(s repo.Settings) {
+	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok || s.MemoryLimit == 0 {
+		return
+	}
+	debug.SetMemoryLimit(int64(s.MemoryLimit) << 20)
 }

@@ -83,6 +83,8 @@ var configKeys = []ConfigKey{
 		func(s *Settings) any { return &s.SyncInterval }, atLeastOneSecond),
 	setting("log_level", "the daemon's log level: debug, info, warn or error (--log-level wins)",
 		func(s *Settings) any { return &s.LogLevel }, oneOf("debug", "info", "warn", "error")),
+	setting("memory_limit", "soft limit of the process's Go heap, in MiB: the garbage collector works harder as the heap nears it, so a large import or join stays near it (0: no limit; $GOMEMLIMIT, when set, wins)",
+		func(s *Settings) any { return &s.MemoryLimit }, notNegative),
 }
 
 func oneOf(vals ...string) func(any) error {
@@ -129,6 +131,13 @@ func ParsePeerAddr(s string) (*peer.AddrInfo, error) {
 func hostPort(v any) error {
 	if _, _, err := net.SplitHostPort(v.(string)); err != nil {
 		return fmt.Errorf("%q is not host:port", v)
+	}
+	return nil
+}
+
+func notNegative(v any) error {
+	if v.(int) < 0 {
+		return fmt.Errorf("%d: want 0 or more", v)
 	}
 	return nil
 }

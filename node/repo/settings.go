@@ -47,6 +47,7 @@ type Settings struct {
 	ConnHigh     int           // conn_high
 	SyncInterval time.Duration // sync_interval
 	LogLevel     string        // log_level
+	MemoryLimit  int           // memory_limit (MiB)
 }
 
 // DefaultListen are the addresses a daemon listens on when none are given:
@@ -78,6 +79,7 @@ func Defaults(profile string) Settings {
 		ConnHigh:     400,
 		SyncInterval: 30 * time.Second,
 		LogLevel:     "info",
+		MemoryLimit:  256,
 	}
 	if profile == ProfileBootstrap {
 		s.Profile = ProfileBootstrap
@@ -86,6 +88,7 @@ func Defaults(profile string) Settings {
 		s.RelayService = true
 		s.Reachability = "public"
 		s.ConnLow, s.ConnHigh = 800, 2000
+		s.MemoryLimit = 1024
 	}
 	return s
 }
