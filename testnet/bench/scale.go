@@ -82,6 +82,7 @@ func (s *scale) generate(ctx context.Context) error {
 	s.id = strings.TrimSpace(p.out)
 	s.res.add("gen", p.took.Seconds(), "s")
 	s.res.add("gen peak RSS", p.peakMB, "MB")
+	s.res.add("gen peak RSS, anonymous", p.peakAnonMB, "MB")
 	return nil
 }
 
@@ -194,6 +195,7 @@ func (s *scale) importCAR(ctx context.Context) error {
 	s.res.add("import rate", rate, "records/s")
 	s.res.add("import/verify", rate/s.verify, "x")
 	s.res.add("import peak RSS", p.peakMB, "MB")
+	s.res.add("import peak RSS, anonymous", p.peakAnonMB, "MB")
 	disk, err := dirBytes(filepath.Join(r, "store"))
 	if err != nil {
 		return err
@@ -289,7 +291,9 @@ func (s *scale) join(ctx context.Context) error {
 	}
 	// As long as an import of the records, ten times over, and a minute.
 	deadline := start.Add(10*s.imported + time.Minute)
+	var anon float64 // the joining daemon's peak anonymous memory, sampled
 	for {
+		anon = max(anon, b.memory().anon)
 		if time.Now().After(deadline) {
 			return fmt.Errorf("scale: the joining daemon did not get every record within %v", deadline.Sub(start).Round(time.Second))
 		}
@@ -316,32 +320,60 @@ func (s *scale) join(ctx context.Context) error {
 	s.res.add("join/import", took.Seconds()/s.imported.Seconds(), "x")
 	peak := b.memory().peak
 	s.res.add("join peak RSS", peak, "MB")
+	s.res.add("join peak RSS, anonymous", anon, "MB")
 	return nil
 }
 
 // proc is a finished process of the commons binary.
 type proc struct {
-	took   time.Duration
-	peakMB float64
-	out    string
+	took       time.Duration
+	peakMB     float64 // resident, pages of mapped files included (getrusage)
+	peakAnonMB float64 // anonymous, sampled
+	out        string
 }
 
-// run runs the commons binary on repo r (none if "") and waits for it.
+// run runs the commons binary on repo r (none if "") and waits for it,
+// sampling its anonymous memory as it runs.
 func (s *scale) run(ctx context.Context, r string, args ...string) (proc, error) {
 	if r != "" {
 		args = append([]string{"--repo", r}, args...)
 	}
 	cmd := exec.CommandContext(ctx, s.o.Binary, args...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
-	out, err := cmd.Output()
-	p := proc{took: time.Since(start), out: string(out)}
+	err := cmd.Start()
+	var p proc
+	if err == nil {
+		sampled := make(chan float64, 1)
+		done := make(chan struct{})
+		go func() { sampled <- peakAnon(cmd.Process.Pid, done) }()
+		err = cmd.Wait()
+		close(done)
+		p.peakAnonMB = <-sampled
+	}
+	p.took, p.out = time.Since(start), stdout.String()
 	if err != nil {
 		return p, fmt.Errorf("scale: commons %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
 	}
 	p.peakMB = peakMB(cmd.ProcessState)
 	return p, nil
+}
+
+// peakAnon samples process pid's anonymous memory every 100 ms until done
+// is closed, and returns the largest sample in MB.
+func peakAnon(pid int, done <-chan struct{}) float64 {
+	var peak float64
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		peak = max(peak, procStatus(pid).anon)
+		select {
+		case <-done:
+			return peak
+		case <-t.C:
+		}
+	}
 }
 
 // daemonProc is a running daemon.
@@ -399,8 +431,12 @@ func (s *scale) startDaemon(ctx context.Context, r string, extra ...string) (*da
 type procMemory struct{ rss, anon, peak float64 }
 
 // memory returns the daemon's memory (Linux: /proc; elsewhere zeros).
-func (d *daemonProc) memory() (m procMemory) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+func (d *daemonProc) memory() procMemory { return procStatus(d.cmd.Process.Pid) }
+
+// procStatus returns process pid's memory (Linux: /proc; elsewhere, or once
+// it has exited, zeros).
+func procStatus(pid int) (m procMemory) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return m
 	}
