@@ -588,6 +588,47 @@ func TestBusyNodeDefersHashing(t *testing.T) {
 	}
 }
 
+// TestCloseStoresTrieHashes: a node closed before it paused (a short
+// import) hashes the trie leaves that changed as it closes, so that the
+// first status after a restart reads no leaf's records.
+func TestCloseStoresTrieHashes(t *testing.T) {
+	defer func(d time.Duration) { idleHashDelay = d }(idleHashDelay)
+	idleHashDelay = time.Hour
+	dir, key := t.TempDir(), testKey(t)
+	n, _ := startRepo(t, dir, key, nil)
+	id, _ := fill(t, n, 40)
+	closeNode(t, n)
+	n, cs := startRepo(t, dir, key, nil)
+	got, err := n.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cs.trieScans.Load(); s != 0 {
+		t.Errorf("the first status after a restart read %d trie leaves' records; want none: their hashes were stored at close", s)
+	}
+	closeNode(t, n)
+	// The root the records give, derived again from them.
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		applied, err := st.Applied(t.Context(), id)
+		if err == nil {
+			err = st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: applied,
+				Writes: []store.Write{{Key: versionKey, Value: fmt.Appendf(nil, "layout 1, rules %d", crdt.RulesVersion)}}}})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	n, _ = startRepo(t, dir, key, nil)
+	defer closeNode(t, n)
+	want, err := n.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Commons[0].StateRoot != want.Commons[0].StateRoot {
+		t.Fatalf("root from the hashes stored at close %s, derived again from the records %s", got.Commons[0].StateRoot, want.Commons[0].StateRoot)
+	}
+}
+
 // TestIdleNodeStoresTrieHashes: once the node is idle it hashes the root
 // trie's leaves that changed and stores their hashes, so that the first
 // status after a restart reads no leaf's records.

@@ -418,7 +418,16 @@ func (n *Node) Close() error {
 			rep.sub.Cancel()
 		}
 	}
-	// The loop has stopped: the states are ours to read.
+	// The loop has stopped: the states are ours to read. Hash what changed
+	// since the last pause (hashIdle), so that a start finds the hashes.
+	for _, id := range n.order {
+		if rep := n.commons[id]; rep != nil && (n.toHash[rep] || !rep.unsaved.empty()) {
+			rep.state.Root()
+			if rep.state.TrieUnsaved() {
+				rep.unsaved.pending = true
+			}
+		}
+	}
 	if err := n.saveNow(context.Background()); err != nil {
 		errs = append(errs, err)
 	}
