@@ -255,8 +255,9 @@ func (s *scale) query(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	rss := s.daemons[0].memory().rss
-	s.res.add("daemon RSS after queries", rss, "MB")
+	m := s.daemons[0].memory()
+	s.res.add("daemon RSS after queries", m.rss, "MB")
+	s.res.add("daemon RSS after queries, anonymous", m.anon, "MB")
 	return nil
 }
 
