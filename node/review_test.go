@@ -77,3 +77,37 @@ func TestDamagedBlobRowDerivedAgain(t *testing.T) {
 		t.Fatalf("after the start that derives again: served %q, want the payload\n%s", got, log.String())
 	}
 }
+
+// TestDropDerivedInChunks: the first start after a layout change drops
+// the stored derived state a chunk of keys at a time (its memory does not
+// grow with the commons), and derives it again; a drop cut short (its mark
+// left, some keys left) is finished at the next start.
+func TestDropDerivedInChunks(t *testing.T) {
+	defer func(c int) { dropChunk = c }(dropChunk)
+	dropChunk = 7
+	dir, key := t.TempDir(), testKey(t)
+	n, cs := startRepo(t, dir, key, nil)
+	id, cons := fill(t, n, 12)
+	want := commonsView(t, n, id, cons)
+	waitSaved(t, cs, id)
+	closeNode(t, n)
+	for _, cut := range []bool{false, true} {
+		onRepo(t, dir, func(st *badgerstore.Store) {
+			ws := []store.Write{{Key: versionKey, Value: []byte("layout 2, rules 1")}, {Key: []byte{prefixCRDT, 's'}, Value: []byte{1, 1, 1, 1, 1, 1, 1}}}
+			if cut { // a drop that stopped after its mark and a first chunk
+				ws = append(ws, store.Write{Key: damagedKey, Value: []byte("being dropped")})
+			}
+			if err := st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: 100, Writes: ws}}); err != nil {
+				t.Fatal(err)
+			}
+		})
+		n, _ = startRepo(t, dir, key, nil)
+		if got := commonsView(t, n, id, cons); got != want {
+			t.Fatalf("cut %v: derived again: %s", cut, viewDiff(got, want))
+		}
+		if mark, err := n.st.GetDerived(t.Context(), id, damagedKey); err != nil || mark != nil {
+			t.Fatalf("cut %v: mark left after the drop: %q, %v", cut, mark, err)
+		}
+		closeNode(t, n)
+	}
+}
