@@ -226,6 +226,20 @@ func (n *Node) requeueBlobs() {
 	}
 }
 
+// overflowed notes that blobs newly referenced did not fit in the queue
+// and their references are now stored: a sweep is to find them. It starts
+// at once unless forgotten failures are backing off (sweepAt); then at the
+// first retry tick after sweepAt, so that records arriving faster than
+// sweeps end do not sweep every missing blob again after each save.
+func (b *blobState) overflowed(now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sweep = true
+	if !now.Before(b.sweepAt) {
+		signal(b.sweepNow)
+	}
+}
+
 // nextQueued pops a queued blob, or waits for one. ok is false once the
 // node stops.
 func (n *Node) nextQueued() (cid.Cid, bool) {
@@ -307,7 +321,10 @@ func (n *Node) fetched(c cid.Cid, err error) {
 	defer b.mu.Unlock()
 	delete(b.queued, c)
 	switch {
-	case err == nil || errors.Is(err, ErrBlobTooLarge):
+	case err == nil || errors.Is(err, ErrBlobTooLarge) && !errors.Is(err, errBadBlob):
+		// Over the limit by what the records state: final. A peer that
+		// announced a size no record states (errBadBlob) is that peer's
+		// fault, not the blob's: it is tried again like any failure.
 		delete(b.retry, c)
 	case n.ctx.Err() == nil:
 		r := b.retry[c]

@@ -1,7 +1,9 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -250,7 +252,7 @@ func (n *Node) saved(b *batch) {
 	}
 	n.saveRetry = time.Time{}
 	if b.sweep {
-		signal(n.blobs.sweepNow)
+		n.blobs.overflowed(n.cfg.Now())
 	}
 	for _, sv := range b.saves {
 		u := &sv.rep.unsaved
@@ -289,6 +291,11 @@ func (n *Node) hashIdle() {
 
 // idleHashDelay is how long no batch must have come before hashIdle runs.
 var idleHashDelay = 2 * time.Second
+
+// hashDeferMax is the longest hashIdle waits for a pause after a save: a
+// steady trickle of records (one every second, say) never pauses, and
+// would otherwise keep the trie's hashes from ever being stored.
+func hashDeferMax() time.Duration { return 10 * idleHashDelay }
 
 // saveRetryDelay is how long the node waits, after a save failed, before
 // it tries again with nothing else to do (a new batch tries at once).
@@ -392,18 +399,47 @@ func (n *Node) derivedCurrent(ctx context.Context, id cid.Cid) (bool, error) {
 	return false, nil
 }
 
-// dropDerived deletes a commons' stored derived state.
+// dropDerived deletes a commons' stored derived state, dropChunk keys at
+// a time, so that its memory does not grow with the commons (a layout
+// change drops every commons' state at the first start of a new version).
+// It marks the state damaged (damagedKey) first and unmarks it last: a
+// start that finds the mark, after a crash part way, drops the rest.
 func (n *Node) dropDerived(ctx context.Context, id cid.Cid) error {
-	var ws []store.Write
-	err := n.st.ScanDerived(ctx, id, nil, nil, func(k, _ []byte) error {
-		ws = append(ws, store.Write{Key: slices.Clone(k), Delete: true})
-		return nil
-	})
+	mark := store.Write{Key: damagedKey, Value: []byte("being dropped, to be derived again from the records")}
+	err := n.st.CommitDerived(ctx, []store.Derived{{Commons: id, Writes: []store.Write{mark}}})
+	var from []byte
+	for err == nil {
+		var ws []store.Write
+		var next []byte
+		err = n.st.ScanDerived(ctx, id, nil, from, func(k, _ []byte) error {
+			if len(ws) == dropChunk {
+				next = slices.Clone(k)
+				return errStop
+			}
+			if !bytes.Equal(k, damagedKey) {
+				ws = append(ws, store.Write{Key: slices.Clone(k), Delete: true})
+			}
+			return nil
+		})
+		if errors.Is(err, errStop) {
+			err = nil
+		}
+		if err == nil && len(ws) > 0 {
+			err = n.st.CommitDerived(ctx, []store.Derived{{Commons: id, Writes: ws}})
+		}
+		if err == nil && next == nil {
+			break
+		}
+		from = next
+	}
 	if err == nil {
-		err = n.st.CommitDerived(ctx, []store.Derived{{Commons: id, Writes: ws}})
+		err = n.st.CommitDerived(ctx, []store.Derived{{Commons: id, Writes: []store.Write{{Key: damagedKey, Delete: true}}}})
 	}
 	if err != nil {
 		return fmt.Errorf("node: drop the derived state of commons %s: %w", id, err)
 	}
 	return nil
 }
+
+// dropChunk is how many keys dropDerived deletes at once.
+var dropChunk = 16384

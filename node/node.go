@@ -81,6 +81,9 @@ type Node struct {
 	// hashAt, once no batch has come for idleHashDelay.
 	toHash map[*replica]bool
 	hashAt time.Time
+	// hashDue: hashIdle runs by then even without a pause, when no batch
+	// is with the committer (hashDeferMax after toHash was last empty).
+	hashDue time.Time
 	// sweepAfterSave: blobs newly referenced did not fit in the fetch
 	// queue; the save that stores their references starts a sweep.
 	sweepAfterSave bool
@@ -458,7 +461,11 @@ func (n *Node) loop() {
 		}
 		var hash <-chan time.Time // trie hashes to store, once idle
 		if len(n.toHash) > 0 && n.batches == 0 {
-			hash = time.After(time.Until(n.hashAt))
+			at := n.hashAt
+			if n.hashDue.Before(at) {
+				at = n.hashDue
+			}
+			hash = time.After(time.Until(at))
 		}
 		select {
 		case <-retry:
@@ -492,6 +499,9 @@ func (n *Node) committedBatch(b *batch) {
 	if b.save {
 		n.saved(b)
 		if b.err == nil {
+			if len(n.toHash) == 0 && len(b.saves) > 0 {
+				n.hashDue = time.Now().Add(hashDeferMax())
+			}
 			for _, sv := range b.saves {
 				n.toHash[sv.rep] = true
 			}
