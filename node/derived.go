@@ -294,8 +294,11 @@ var idleHashDelay = 2 * time.Second
 
 // hashDeferMax is the longest hashIdle waits for a pause after a save: a
 // steady trickle of records (one every second, say) never pauses, and
-// would otherwise keep the trie's hashes from ever being stored.
-func hashDeferMax() time.Duration { return 10 * idleHashDelay }
+// would otherwise keep the trie's hashes from being stored until Close
+// (after a crash, the first status would read every leaf changed since).
+// It is long, because hashing a large import's changed leaves reads most
+// of the trie's keys, on the loop.
+var hashDeferMax = 5 * time.Minute
 
 // saveRetryDelay is how long the node waits, after a save failed, before
 // it tries again with nothing else to do (a new batch tries at once).

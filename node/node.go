@@ -500,7 +500,7 @@ func (n *Node) committedBatch(b *batch) {
 		n.saved(b)
 		if b.err == nil {
 			if len(n.toHash) == 0 && len(b.saves) > 0 {
-				n.hashDue = time.Now().Add(hashDeferMax())
+				n.hashDue = time.Now().Add(hashDeferMax)
 			}
 			for _, sv := range b.saves {
 				n.toHash[sv.rep] = true

@@ -16,19 +16,19 @@ import (
 // being computed and stored for ever (after a crash, the first status
 // would read every leaf changed since the last pause).
 func TestTrickleStillHashes(t *testing.T) {
-	defer func(d time.Duration) { idleHashDelay = d }(idleHashDelay)
-	idleHashDelay = 300 * time.Millisecond
+	defer func(d, m time.Duration) { idleHashDelay, hashDeferMax = d, m }(idleHashDelay, hashDeferMax)
+	idleHashDelay, hashDeferMax = time.Hour, 200*time.Millisecond
 	n, cs := startRepo(t, t.TempDir(), testKey(t), nil)
 	defer closeNode(t, n)
 	id := foundTestCommons(t, n, n.Self())
 	before := cs.trieScans.Load()
-	deadline := time.Now().Add(30 * idleHashDelay)
+	deadline := time.Now().Add(5 * hashDeferMax)
 	for i := 0; time.Now().Before(deadline); i++ {
 		must[string](t)(n.Contribute(t.Context(), api.ContributeParams{Commons: id.String(), Title: fmt.Sprintf("t%d", i)}))
-		time.Sleep(idleHashDelay / 10)
+		time.Sleep(hashDeferMax / 10)
 	}
 	if got := cs.trieScans.Load() - before; got == 0 {
-		t.Errorf("records arrived every %v for %v and the trie was never hashed (idleHashDelay %v)", idleHashDelay/10, 30*idleHashDelay, idleHashDelay)
+		t.Errorf("records arrived every %v for %v and the trie was never hashed (hashDeferMax %v)", hashDeferMax/10, 5*hashDeferMax, hashDeferMax)
 	}
 }
 
