@@ -1,9 +1,6 @@
 package testnet
 
 import (
-	"bufio"
-	"encoding/binary"
-	"io"
 	"sync/atomic"
 	"testing"
 
@@ -25,14 +22,7 @@ func TestBlobWrongAnnouncementNotFinal(t *testing.T) {
 		var asked atomic.Int32
 		n.Host(evil).SetStreamHandler(protocol.BlobProtocol, func(s network.Stream) {
 			defer s.Close()
-			r := bufio.NewReader(s)
-			size, err := binary.ReadUvarint(r)
-			if err != nil || size > 1024 {
-				_ = s.Reset()
-				return
-			}
-			if _, err := io.ReadFull(r, make([]byte, size)); err != nil {
-				_ = s.Reset()
+			if !readBlobRequest(s) {
 				return
 			}
 			asked.Add(1)

@@ -114,6 +114,22 @@ func TestBlobFetched(t *testing.T) {
 	})
 }
 
+// readBlobRequest reads a blob request off s, as a hostile peer's handler
+// does before it answers; false, with s reset, if none comes.
+func readBlobRequest(s network.Stream) bool {
+	r := bufio.NewReader(s)
+	size, err := binary.ReadUvarint(r)
+	if err != nil || size > 1024 {
+		_ = s.Reset()
+		return false
+	}
+	if _, err := io.ReadFull(r, make([]byte, size)); err != nil {
+		_ = s.Reset()
+		return false
+	}
+	return true
+}
+
 // writeTestFrame writes a varint-length-prefixed frame.
 func writeTestFrame(w io.Writer, b []byte) {
 	var hdr [binary.MaxVarintLen64]byte
@@ -135,14 +151,7 @@ func TestBlobWrongBytes(t *testing.T) {
 		var served atomic.Int32
 		n.Host(evil).SetStreamHandler(protocol.BlobProtocol, func(s network.Stream) {
 			defer s.Close()
-			r := bufio.NewReader(s)
-			size, err := binary.ReadUvarint(r)
-			if err != nil || size > 1024 {
-				_ = s.Reset()
-				return
-			}
-			if _, err := io.ReadFull(r, make([]byte, size)); err != nil {
-				_ = s.Reset()
+			if !readBlobRequest(s) {
 				return
 			}
 			served.Add(1)
