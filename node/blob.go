@@ -402,6 +402,10 @@ type blobPlan struct {
 	// stated, if the records state more sizes than sizes holds, reports
 	// whether one states the given size.
 	stated func(size uint64) bool
+	// unknown: a referencing record states no size (a licence text), so
+	// any size within limit is accepted: another record's wrong size must
+	// not make the blob impossible to fetch.
+	unknown bool
 }
 
 // accepts reports whether a peer may announce size.
@@ -409,7 +413,7 @@ func (p *blobPlan) accepts(size uint64) bool {
 	switch {
 	case size > p.limit:
 		return false
-	case len(p.sizes) == 0 || slices.Contains(p.sizes, size):
+	case p.unknown || len(p.sizes) == 0 || slices.Contains(p.sizes, size):
 		return true
 	}
 	return p.stated != nil && p.stated(size)
@@ -460,7 +464,7 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid) ([]byte, error) {
 // peers in the commons' topics, then other connected peers; peers that
 // served bad data last.
 func (n *Node) planBlob(ctx context.Context, c cid.Cid, sum blobSummary) (blobPlan, error) {
-	var plan blobPlan
+	plan := blobPlan{unknown: sum.unknown}
 	var topicPeers []peer.ID
 	err := n.do(ctx, func() {
 		for _, id := range sum.commons {

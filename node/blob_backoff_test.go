@@ -23,3 +23,28 @@ func TestBlobBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestBlobPlanAccepts: a fetch accepts an announced size that a
+// referencing record states, within the limit; when one of the records
+// states no size (a licence text), any size within the limit, so that a
+// record naming the licence text with a wrong size cannot make it
+// unfetchable.
+func TestBlobPlanAccepts(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		plan blobPlan
+		size uint64
+		want bool
+	}{
+		{"a stated size", blobPlan{limit: 100, sizes: []uint64{10, 40}}, 40, true},
+		{"a size no record states", blobPlan{limit: 100, sizes: []uint64{10, 40}}, 50, false},
+		{"no size stated", blobPlan{limit: 100}, 50, true},
+		{"no size stated, over the limit", blobPlan{limit: 100}, 101, false},
+		{"a licence text another record sizes wrongly", blobPlan{limit: 100, sizes: []uint64{10}, unknown: true}, 50, true},
+		{"a licence text over the limit", blobPlan{limit: 100, sizes: []uint64{10}, unknown: true}, 101, false},
+	} {
+		if got := c.plan.accepts(c.size); got != c.want {
+			t.Errorf("%s: accepts(%d) = %v, want %v", c.name, c.size, got, c.want)
+		}
+	}
+}
