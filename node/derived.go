@@ -398,7 +398,9 @@ func (n *Node) derivedCurrent(ctx context.Context, id cid.Cid) (bool, error) {
 	if _, err := fmt.Sscanf(string(v), "layout %d, rules %d", &layout, &rules); err == nil && (layout > derivedLayout || rules > crdt.RulesVersion) {
 		return false, fmt.Errorf("%w: the derived state of commons %s was written by a newer version of commons (%s; this one writes %s); run a newer commons on this repo", ErrStoreFormat, id, v, derivedVersion())
 	}
-	n.log.Info("the derived state of a commons was written by an earlier version: deriving it again from the records", "commons", id, "stored", string(v), "now", derivedVersion())
+	// Warn: a command run on the repo shows it, and the user waits while
+	// every record is read again (about as long as an import of them).
+	n.log.Warn("the derived state of a commons was written by an earlier version: deriving it again from the records, once (about as long as importing them)", "commons", id, "stored", string(v), "now", derivedVersion())
 	return false, nil
 }
 
