@@ -278,7 +278,7 @@ func (n *Node) hashIdle() {
 		if n.commons[rep.id] != rep {
 			continue // dropped since
 		}
-		rep.state.Root()
+		rep.hashRoot()
 		if rep.state.TrieUnsaved() {
 			rep.unsaved.pending = true
 		}

@@ -121,6 +121,7 @@ type replica struct {
 	// unsaved is the derived state not committed yet (derived.go).
 	unsaved unsaved
 	kv      *storeKV // what state reads its derived state through
+	root    rootCache
 }
 
 // New returns a node for cfg. It does no I/O.
@@ -425,7 +426,7 @@ func (n *Node) Close() error {
 	// since the last pause (hashIdle), so that a start finds the hashes.
 	for _, id := range n.order {
 		if rep := n.commons[id]; rep != nil && (n.toHash[rep] || !rep.unsaved.empty()) {
-			rep.state.Root()
+			rep.hashRoot()
 			if rep.state.TrieUnsaved() {
 				rep.unsaved.pending = true
 			}

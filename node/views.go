@@ -85,8 +85,9 @@ func (n *Node) Status(ctx context.Context) (api.StatusInfo, error) {
 // commonsStatus summarises one commons. Loop only.
 func (n *Node) commonsStatus(rep *replica) api.CommonsStatus {
 	s := rep.state
-	cs := api.CommonsStatus{ID: rep.id.String(), Records: s.Len(), StateRoot: s.Root().String(), Forks: cidStrings(s.Forks()),
-		Contested: []string{}, Held: s.Held(), Inert: s.NumInert(), Waiting: s.Waiting()}
+	root, of := rep.rootNow()
+	cs := api.CommonsStatus{ID: rep.id.String(), Records: s.Len(), StateRoot: root.String(), StateRootRecords: of,
+		Forks: cidStrings(s.Forks()), Contested: []string{}, Held: s.Held(), Inert: s.NumInert(), Waiting: s.Waiting()}
 	for _, c := range s.ContestedCIDs() {
 		cs.Contested = append(cs.Contested, c.String())
 	}

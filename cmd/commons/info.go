@@ -94,7 +94,11 @@ func (a *app) printStatus(st api.StatusInfo) {
 		fmt.Fprintf(w, "  name:          %s\n", name)
 		fmt.Fprintf(w, "  records:       %d\n", c.Records)
 		fmt.Fprintf(w, "  contributions: %d pending, %d accepted, %d rejected\n", c.Pending, c.Accepted, c.Rejected)
-		fmt.Fprintf(w, "  state_root:    %s\n", c.StateRoot)
+		if c.StateRootRecords != c.Records {
+			fmt.Fprintf(w, "  state_root:    %s (of the first %d records held: records are arriving, and the root is computed again shortly)\n", c.StateRoot, c.StateRootRecords)
+		} else {
+			fmt.Fprintf(w, "  state_root:    %s\n", c.StateRoot)
+		}
 		fmt.Fprintf(w, "  manifest_head: %s\n", c.ManifestHead)
 		if len(c.Forks) > 0 {
 			fmt.Fprintf(w, "  forks:         %s\n", strings.Join(c.Forks, ", "))

@@ -72,15 +72,19 @@ type DHTInfo struct {
 
 // CommonsStatus summarises one replicated commons.
 type CommonsStatus struct {
-	ID           string   `json:"id"`
-	Name         string   `json:"name"`
-	Records      int      `json:"records"`
-	Pending      int      `json:"pending"`
-	Accepted     int      `json:"accepted"`
-	Rejected     int      `json:"rejected"`
-	StateRoot    string   `json:"state_root"`
-	ManifestHead string   `json:"manifest_head"`
-	Forks        []string `json:"forks"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Records   int    `json:"records"`
+	Pending   int    `json:"pending"`
+	Accepted  int    `json:"accepted"`
+	Rejected  int    `json:"rejected"`
+	StateRoot string `json:"state_root"`
+	// StateRootRecords is how many records StateRoot is the root of:
+	// Records, unless records are arriving faster than the node computes
+	// roots for status; then the root of the set when it held that many.
+	StateRootRecords int      `json:"state_root_records"`
+	ManifestHead     string   `json:"manifest_head"`
+	Forks            []string `json:"forks"`
 	// Contested lists the contested manifests (SPEC §12.6): keys that
 	// together meet a threshold act against each other.
 	Contested []string `json:"contested"`

@@ -167,7 +167,7 @@ async function loadSync() {
       h("dt", { text: "gossip" }), h("dd", { text: `${c.peers ?? 0} peer${c.peers === 1 ? "" : "s"} in this commons' topic` }),
       h("dt", { text: "waiting" }), h("dd", { text: `${c.waiting ?? 0} record(s) wait for what they depend on; ${c.inert ?? 0} inert` }),
       ...(c.contested && c.contested.length ? [h("dt", { text: "contested" }), h("dd", { class: "warn", id: "status-contested", text: `${c.contested.length} manifest version(s) contested; ${c.held ?? 0} contribution(s) held pending` })] : []),
-      h("dt", { text: "state root" }), h("dd", { class: "mono", text: c.state_root || "" }),
+      h("dt", { text: "state root" }), h("dd", { class: "mono", text: (c.state_root || "") + (c.state_root_records !== undefined && c.state_root_records !== c.records ? ` (of the first ${c.state_root_records} records: more are arriving)` : "") }),
       h("dt", { text: "peers" }), h("dd", {}, ...(peers.length ? peers.map((p) => h("div", { class: "mono", text: p.id + (p.addresses[0] ? " · " + p.addresses[0] : "") })) : [h("span", { class: "muted", text: "none" })])),
     ));
   } catch (e) { $("#sync").textContent = e.message; }
