@@ -1,11 +1,13 @@
 package badgerstore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -293,5 +295,47 @@ func TestOpenAfterEmptyMemtable(t *testing.T) {
 	defer s.Close()
 	if n, err := s.FeedHead(bg, a); err != nil || n != 3 {
 		t.Fatalf("after reopening: feed head %d, %v; want the 3 records", n, err)
+	}
+}
+
+// BenchmarkGetRecords reads 256 records at a time out of 100,000 and
+// reports ns/record: spread over the store (a sync turn in time order),
+// and every record of a key range (one in digest order).
+func BenchmarkGetRecords(b *testing.B) {
+	s := open(b, b.TempDir())
+	defer s.Close()
+	c := storetest.CommonsID("bench")
+	const n = 100_000
+	var all []cid.Cid
+	for i := 0; i < n; i += 1000 {
+		es := make([]store.Entry, 1000)
+		for k := range es {
+			raw := make([]byte, storetest.BenchRecordSize)
+			copy(raw, fmt.Sprint("get bench ", i+k))
+			es[k] = store.Entry{CID: protocol.RecordCID(raw), Commons: c, Raw: raw}
+			all = append(all, es[k].CID)
+		}
+		if _, err := s.PutRecords(bg, es); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sorted := slices.Clone(all)
+	slices.SortFunc(sorted, func(x, y cid.Cid) int { return bytes.Compare(x.Bytes(), y.Bytes()) })
+	for _, shape := range []struct {
+		name  string
+		chunk func(i int) []cid.Cid
+	}{
+		{"spread", func(i int) []cid.Cid { return all[(i*256)%(n-256):][:256] }}, // insertion order: random digests
+		{"range", func(i int) []cid.Cid { return sorted[(i*256)%(n-256):][:256] }},
+	} {
+		b.Run(shape.name, func(b *testing.B) {
+			for i := range b.N {
+				got, err := s.GetRecords(bg, shape.chunk(i))
+				if err != nil || len(got) != 256 {
+					b.Fatalf("%d records, %v", len(got), err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*256), "ns/record")
+		})
 	}
 }
