@@ -21,8 +21,14 @@ import (
 
 // Blob exchange limits (SPEC.md §14).
 const (
-	// blobServePerPeer bounds the blob streams served to one peer at once.
+	// blobServePerPeer bounds the blob streams served to one peer at once,
+	// and blobServeTotal to all peers: each holds a blob in memory while
+	// it is sent, and peer IDs cost nothing to make.
 	blobServePerPeer = 4
+	blobServeTotal   = 32
+	// blobBadPeers bounds how many peers' bad answers are remembered (to
+	// ask them last); beyond it, an arbitrary one is forgotten.
+	blobBadPeers = 1024
 	// blobFetchPerPeer bounds the blob requests sent to one peer at once.
 	blobFetchPerPeer = 2
 	// blobWorkers is how many background fetches run at once.
@@ -113,9 +119,10 @@ type blobState struct {
 	sweepAt  time.Time                   // not before then (forgotten failures back off as a whole)
 	forgets  int                         // sweeps in a row after which failures were left out of the retry map
 	inflight map[cid.Cid]*blobCall       // fetches running, for deduplication
-	serving  map[peer.ID]int             // streams served per peer
-	asking   map[peer.ID]int             // requests sent per peer
-	bad      map[peer.ID]int             // bad answers per peer
+	serving  map[peer.ID]int             // streams served per peer (no zeros)
+	served   int                         // streams served in all
+	asking   map[peer.ID]int             // requests sent per peer (no zeros)
+	bad      map[peer.ID]int             // bad answers per peer, at most blobBadPeers
 	wake     chan struct{}               // the queue has work
 	freed    chan struct{}               // closed (and replaced) when a request to a peer ends
 	room     chan struct{}               // the queue has room (a sweep waits for it)
@@ -550,7 +557,7 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, plan blobPla
 	b.mu.Unlock()
 	defer func() {
 		b.mu.Lock()
-		b.asking[p]--
+		dec(b.asking, p)
 		close(b.freed)
 		b.freed = make(chan struct{})
 		b.mu.Unlock()
@@ -568,7 +575,7 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, plan blobPla
 		_ = s.Reset()
 		if errors.Is(err, errBadBlob) {
 			b.mu.Lock()
-			b.bad[p]++
+			b.markBad(p)
 			b.mu.Unlock()
 			n.log.Warn("peer served a bad blob", "peer", p, "cid", c, "err", err)
 		}
@@ -605,9 +612,14 @@ func (n *Node) fetchOn(s io.ReadWriter, c cid.Cid, plan blobPlan) ([]byte, error
 	if !plan.accepts(size) {
 		return nil, fmt.Errorf("%w: %w: peer announced %d bytes; the records state %v (limit %d)", errBadBlob, ErrBlobTooLarge, size, plan.sizes, plan.limit)
 	}
-	data := make([]byte, size)
-	if _, err := io.ReadFull(r, data); err != nil {
+	// Read as it comes, not allocated up front: a peer that announces
+	// the limit and sends nothing costs nothing.
+	data, err := io.ReadAll(io.LimitReader(r, int64(size)))
+	if err != nil {
 		return nil, fmt.Errorf("read blob: %w", err)
+	}
+	if uint64(len(data)) != size {
+		return nil, fmt.Errorf("read blob: %w after %d of the %d bytes announced", io.ErrUnexpectedEOF, len(data), size)
 	}
 	if got := protocol.BlobCID(data); !got.Equals(c) {
 		return nil, fmt.Errorf("%w: bytes hash to %s, not %s", errBadBlob, got, c)
@@ -622,18 +634,9 @@ func (n *Node) serveBlob(s network.Stream) {
 	_ = s.SetDeadline(time.Now().Add(blobTimeout))
 	p := s.Conn().RemotePeer()
 	b := &n.blobs
-	b.mu.Lock()
-	busy := b.serving[p] >= blobServePerPeer
+	busy := !b.startServing(p)
 	if !busy {
-		b.serving[p]++
-	}
-	b.mu.Unlock()
-	if !busy {
-		defer func() {
-			b.mu.Lock()
-			b.serving[p]--
-			b.mu.Unlock()
-		}()
+		defer b.stopServing(p)
 	}
 	if err := n.serveBlobOn(s, busy); err != nil {
 		n.log.Debug("serve blob", "peer", p, "err", err)
@@ -694,4 +697,47 @@ func (n *Node) serveBlobOn(s io.ReadWriter, busy bool) error {
 		return err
 	}
 	return w.Flush()
+}
+
+// startServing takes a slot to serve peer p a blob, and reports whether
+// there was one (within blobServePerPeer and blobServeTotal).
+func (b *blobState) startServing(p peer.ID) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.serving[p] >= blobServePerPeer || b.served >= blobServeTotal {
+		return false
+	}
+	b.serving[p]++
+	b.served++
+	return true
+}
+
+// stopServing gives back a slot startServing took.
+func (b *blobState) stopServing(p peer.ID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	dec(b.serving, p)
+	b.served--
+}
+
+// markBad counts a bad answer from p, forgetting an arbitrary other peer
+// when blobBadPeers are remembered already. Caller holds b.mu.
+func (b *blobState) markBad(p peer.ID) {
+	if _, ok := b.bad[p]; !ok && len(b.bad) >= blobBadPeers {
+		for q := range b.bad {
+			delete(b.bad, q)
+			break
+		}
+	}
+	b.bad[p]++
+}
+
+// dec decrements m[p], removing it at zero: a map of per-peer counts
+// holds only the peers with something running.
+func dec(m map[peer.ID]int, p peer.ID) {
+	if m[p] <= 1 {
+		delete(m, p)
+		return
+	}
+	m[p]--
 }
