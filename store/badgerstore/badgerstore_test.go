@@ -233,17 +233,7 @@ func BenchmarkFeed(b *testing.B) {
 	defer s.Close()
 	c := storetest.CommonsID("bench")
 	const n = 10000
-	for i := 0; i < n; i += 1000 {
-		es := make([]store.Entry, 1000)
-		for k := range es {
-			raw := make([]byte, storetest.BenchRecordSize)
-			copy(raw, fmt.Sprint("feed bench ", i+k))
-			es[k] = store.Entry{CID: protocol.RecordCID(raw), Commons: c, Raw: raw}
-		}
-		if _, err := s.PutRecords(bg, es); err != nil {
-			b.Fatal(err)
-		}
-	}
+	putBenchRecords(b, s, c, n)
 	b.ResetTimer()
 	for range b.N {
 		var after uint64
@@ -304,21 +294,8 @@ func TestOpenAfterEmptyMemtable(t *testing.T) {
 func BenchmarkGetRecords(b *testing.B) {
 	s := open(b, b.TempDir())
 	defer s.Close()
-	c := storetest.CommonsID("bench")
 	const n = 100_000
-	var all []cid.Cid
-	for i := 0; i < n; i += 1000 {
-		es := make([]store.Entry, 1000)
-		for k := range es {
-			raw := make([]byte, storetest.BenchRecordSize)
-			copy(raw, fmt.Sprint("get bench ", i+k))
-			es[k] = store.Entry{CID: protocol.RecordCID(raw), Commons: c, Raw: raw}
-			all = append(all, es[k].CID)
-		}
-		if _, err := s.PutRecords(bg, es); err != nil {
-			b.Fatal(err)
-		}
-	}
+	all := putBenchRecords(b, s, storetest.CommonsID("bench"), n)
 	sorted := slices.Clone(all)
 	slices.SortFunc(sorted, func(x, y cid.Cid) int { return bytes.Compare(x.Bytes(), y.Bytes()) })
 	for _, shape := range []struct {
@@ -338,4 +315,23 @@ func BenchmarkGetRecords(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*256), "ns/record")
 		})
 	}
+}
+
+// putBenchRecords stores n records of storetest.BenchRecordSize bytes in
+// commons c, 1,000 per call, and returns their CIDs in the order stored.
+func putBenchRecords(b *testing.B, s *badgerstore.Store, c cid.Cid, n int) []cid.Cid {
+	var all []cid.Cid
+	for i := 0; i < n; i += 1000 {
+		es := make([]store.Entry, min(1000, n-i))
+		for k := range es {
+			raw := make([]byte, storetest.BenchRecordSize)
+			copy(raw, fmt.Sprint("bench record ", i+k))
+			es[k] = store.Entry{CID: protocol.RecordCID(raw), Commons: c, Raw: raw}
+			all = append(all, es[k].CID)
+		}
+		if _, err := s.PutRecords(bg, es); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return all
 }
