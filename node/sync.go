@@ -34,8 +34,8 @@ const (
 	// together, or fewer, up to syncBatchBytes. Each batch is verified on
 	// a goroutine of its own, and up to two per core are in flight (being
 	// verified, or waiting to be stored) while the next is read: with one
-	// per core, a join spent a quarter of its time with every batch
-	// waiting for its commit and nothing verified or read.
+	// per core, of 128 records, a join of 300,000 records from one peer
+	// took a third longer.
 	syncBatch      = 256
 	syncBatchBytes = 1 << 20
 	// maxServedSyncs caps the sessions a node serves at once.
