@@ -2,7 +2,9 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/commons-p2p/commons/node"
 	"github.com/commons-p2p/commons/node/api"
+	"github.com/commons-p2p/commons/store"
 	"github.com/commons-p2p/commons/testnet"
 	"github.com/commons-p2p/commons/testnet/sim"
 )
@@ -112,6 +115,48 @@ func TestBlobSweepsBackOffUnderTrickle(t *testing.T) {
 		// The first retry waits blobRetry (30 s), and later ones longer.
 		if limit := trickle/30 + 2; most > limit {
 			t.Errorf("a payload nobody has was tried %d times in %d s of trickle; want at most %d (back-off)", most, trickle, limit)
+		}
+	})
+}
+
+// scanFailingStore fails every scan of the blob references ('b' rows).
+type scanFailingStore struct {
+	store.Store
+	scans *atomic.Int64
+}
+
+func (s scanFailingStore) ScanDerived(ctx context.Context, c cid.Cid, prefix, from []byte, fn func(key, value []byte) error) error {
+	if len(prefix) > 0 && prefix[0] == 'b' {
+		s.scans.Add(1)
+		return errors.New("read error (test)")
+	}
+	return s.Store.ScanDerived(ctx, c, prefix, from, fn)
+}
+
+// TestBlobSweepReadErrorsBackOff: when the blob references cannot be
+// read, the sweep that would fetch the missing payloads is tried again
+// with a growing wait, not at every retry tick (each try reads the disk
+// and logs a warning).
+func TestBlobSweepReadErrorsBackOff(t *testing.T) {
+	var scans atomic.Int64
+	opts := testnet.Options{Nodes: 1, Configure: func(i int, cfg *node.Config) {
+		cfg.Store = scanFailingStore{Store: cfg.Store, scans: &scans}
+	}}
+	testnet.Run(t, opts, func(t *testing.T, n *testnet.Net) {
+		if _, err := n.Node(0).CreateManifest(context.Background(), api.ManifestParams{Name: ptr("unreadable"), Licence: ptr("MIT")}); err != nil {
+			t.Fatal(err)
+		}
+		n.Restart(0) // it sweeps at start: the commons is there now
+		time.Sleep(time.Second)
+		start := scans.Load()
+		if start == 0 {
+			t.Fatal("no sweep at start")
+		}
+		time.Sleep(time.Hour)
+		// A retry tick every 30 s would be 120 tries; backing off from
+		// 30 s, doubling, is 7.
+		if got := scans.Load() - start; got > 10 {
+			t.Errorf("%d sweeps of unreadable references in an hour; want a back-off (at most 10)", got)
 		}
 	})
 }

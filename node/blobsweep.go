@@ -36,18 +36,24 @@ func (n *Node) blobSweeper() {
 	}
 }
 
-// sweepBlobs sweeps every replicated commons. A commons whose references
-// cannot be read is swept again at the next retry tick.
+// sweepBlobs sweeps every replicated commons. When a commons' references
+// cannot be read, all are swept again later, backing off like forgotten
+// failures (a disk that keeps failing is not read, nor logged, every
+// retry tick).
 func (n *Node) sweepBlobs() {
 	for _, id := range n.commonsIDs() {
 		if err := n.sweepCommons(id); err != nil {
 			if n.ctx.Err() != nil {
 				return
 			}
-			n.log.Warn("the blobs a commons references could not be read to fetch the missing ones; trying again later", "commons", id, "err", err)
-			n.blobs.mu.Lock()
-			n.blobs.sweep = true
-			n.blobs.mu.Unlock()
+			b := &n.blobs
+			b.mu.Lock()
+			b.forgets++
+			wait := blobBackoff(b.forgets)
+			b.sweepAt = n.cfg.Now().Add(wait)
+			b.sweep = true
+			b.mu.Unlock()
+			n.log.Warn("the blobs a commons references could not be read to fetch the missing ones", "commons", id, "err", err, "retry_in", wait)
 		}
 	}
 }
