@@ -21,13 +21,10 @@ import (
 
 // Blob exchange limits (SPEC.md §14).
 const (
-	// blobServePerPeer bounds the blob streams served to one peer at once,
-	// and blobServeTotal to all peers: each holds a blob in memory while
-	// it is sent, and peer IDs cost nothing to make.
+	// blobServePerPeer bounds the blob streams served to one peer at once.
 	blobServePerPeer = 4
-	blobServeTotal   = 32
 	// blobBadPeers bounds how many peers' bad answers are remembered (to
-	// ask them last); beyond it, an arbitrary one is forgotten.
+	// ask them last); beyond it, one with the fewest is forgotten.
 	blobBadPeers = 1024
 	// blobFetchPerPeer bounds the blob requests sent to one peer at once.
 	blobFetchPerPeer = 2
@@ -120,7 +117,6 @@ type blobState struct {
 	forgets  int                         // sweeps in a row after which failures were left out of the retry map
 	inflight map[cid.Cid]*blobCall       // fetches running, for deduplication
 	serving  map[peer.ID]int             // streams served per peer (no zeros)
-	served   int                         // streams served in all
 	asking   map[peer.ID]int             // requests sent per peer (no zeros)
 	bad      map[peer.ID]int             // bad answers per peer, at most blobBadPeers
 	wake     chan struct{}               // the queue has work
@@ -612,14 +608,9 @@ func (n *Node) fetchOn(s io.ReadWriter, c cid.Cid, plan blobPlan) ([]byte, error
 	if !plan.accepts(size) {
 		return nil, fmt.Errorf("%w: %w: peer announced %d bytes; the records state %v (limit %d)", errBadBlob, ErrBlobTooLarge, size, plan.sizes, plan.limit)
 	}
-	// Read as it comes, not allocated up front: a peer that announces
-	// the limit and sends nothing costs nothing.
-	data, err := io.ReadAll(io.LimitReader(r, int64(size)))
+	data, err := readBlob(r, size)
 	if err != nil {
 		return nil, fmt.Errorf("read blob: %w", err)
-	}
-	if uint64(len(data)) != size {
-		return nil, fmt.Errorf("read blob: %w after %d of the %d bytes announced", io.ErrUnexpectedEOF, len(data), size)
 	}
 	if got := protocol.BlobCID(data); !got.Equals(c) {
 		return nil, fmt.Errorf("%w: bytes hash to %s, not %s", errBadBlob, got, c)
@@ -700,15 +691,14 @@ func (n *Node) serveBlobOn(s io.ReadWriter, busy bool) error {
 }
 
 // startServing takes a slot to serve peer p a blob, and reports whether
-// there was one (within blobServePerPeer and blobServeTotal).
+// there was one (within blobServePerPeer).
 func (b *blobState) startServing(p peer.ID) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.serving[p] >= blobServePerPeer || b.served >= blobServeTotal {
+	if b.serving[p] >= blobServePerPeer {
 		return false
 	}
 	b.serving[p]++
-	b.served++
 	return true
 }
 
@@ -717,17 +707,21 @@ func (b *blobState) stopServing(p peer.ID) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	dec(b.serving, p)
-	b.served--
 }
 
-// markBad counts a bad answer from p, forgetting an arbitrary other peer
-// when blobBadPeers are remembered already. Caller holds b.mu.
+// markBad counts a bad answer from p. When blobBadPeers are remembered
+// already, it forgets one with the fewest: new peer IDs, each with one bad
+// answer, cannot wash out a peer that gave many. Caller holds b.mu.
 func (b *blobState) markBad(p peer.ID) {
 	if _, ok := b.bad[p]; !ok && len(b.bad) >= blobBadPeers {
-		for q := range b.bad {
-			delete(b.bad, q)
-			break
+		var least peer.ID
+		fewest := -1
+		for q, k := range b.bad {
+			if fewest < 0 || k < fewest {
+				least, fewest = q, k
+			}
 		}
+		delete(b.bad, least)
 	}
 	b.bad[p]++
 }
@@ -740,4 +734,28 @@ func dec(m map[peer.ID]int, p peer.ID) {
 		return
 	}
 	m[p]--
+}
+
+// readBlob reads exactly size bytes from r, allocating as they arrive (at
+// most twice what arrived, never more than size): a peer that announces a
+// large blob and sends little costs what it sent. The last growth holds
+// the blob and half of it at once.
+func readBlob(r io.Reader, size uint64) ([]byte, error) {
+	data := make([]byte, 0, min(size, 64<<10))
+	for uint64(len(data)) < size {
+		if len(data) == cap(data) {
+			data = slices.Grow(data, int(min(uint64(cap(data)), size-uint64(cap(data)))))
+		}
+		k, err := r.Read(data[len(data):min(uint64(cap(data)), size)])
+		data = data[:len(data)+k]
+		switch {
+		case uint64(len(data)) == size:
+			return data, nil
+		case err == io.EOF:
+			return nil, fmt.Errorf("%w after %d of the %d bytes announced", io.ErrUnexpectedEOF, len(data), size)
+		case err != nil:
+			return nil, err
+		}
+	}
+	return data, nil
 }
