@@ -107,22 +107,24 @@ func (bb *blobBounds) fill() {
 // fixed caps, and what does not fit is found again by a sweep of the
 // stored references (blobsweep.go).
 type blobState struct {
-	mu       sync.Mutex
-	bounds   blobBounds
-	queue    []cid.Cid                   // background fetches to run, at most bounds.queue
-	queued   map[cid.Cid]bool            // in queue or running
-	retry    map[cid.Cid]*blobRetryState // failed, to be queued again; at most bounds.retry
-	sweep    bool                        // a blob was left out of the retry map (or a sweep failed): sweep at a retry tick
-	sweepAt  time.Time                   // not before then (forgotten failures back off as a whole)
-	forgets  int                         // sweeps in a row after which failures were left out of the retry map
-	inflight map[cid.Cid]*blobCall       // fetches running, for deduplication
-	serving  map[peer.ID]int             // streams served per peer (no zeros)
-	asking   map[peer.ID]int             // requests sent per peer (no zeros)
-	bad      map[peer.ID]int             // bad answers per peer, at most blobBadPeers
-	wake     chan struct{}               // the queue has work
-	freed    chan struct{}               // closed (and replaced) when a request to a peer ends
-	room     chan struct{}               // the queue has room (a sweep waits for it)
-	sweepNow chan struct{}               // wakes the sweeper
+	mu        sync.Mutex
+	bounds    blobBounds
+	queue     []cid.Cid                   // background fetches to run, at most bounds.queue
+	queued    map[cid.Cid]bool            // in queue or running
+	retry     map[cid.Cid]*blobRetryState // failed, to be queued again; at most bounds.retry
+	sweep     bool                        // a blob was left out of the retry map (or a sweep failed): sweep at a retry tick
+	sweepAt   time.Time                   // not before then (forgotten failures back off as a whole)
+	forgets   int                         // sweeps in a row after which failures were left out of the retry map
+	readFails int                         // sweeps in a row that could not read some commons' references
+	readRetry time.Time                   // when to sweep again for them, if readFails > 0
+	inflight  map[cid.Cid]*blobCall       // fetches running, for deduplication
+	serving   map[peer.ID]int             // streams served per peer (no zeros)
+	asking    map[peer.ID]int             // requests sent per peer (no zeros)
+	bad       map[peer.ID]int             // bad answers per peer, at most blobBadPeers
+	wake      chan struct{}               // the queue has work
+	freed     chan struct{}               // closed (and replaced) when a request to a peer ends
+	room      chan struct{}               // the queue has room (a sweep waits for it)
+	sweepNow  chan struct{}               // wakes the sweeper
 }
 
 type blobCall struct {
@@ -225,6 +227,9 @@ func (n *Node) requeueBlobs() {
 	case !b.sweep:
 		b.forgets = 0 // nothing was left out since the last sweep began
 	case !now.Before(b.sweepAt):
+		signal(b.sweepNow)
+	}
+	if b.readFails > 0 && !now.Before(b.readRetry) {
 		signal(b.sweepNow)
 	}
 }

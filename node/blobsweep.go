@@ -37,25 +37,30 @@ func (n *Node) blobSweeper() {
 }
 
 // sweepBlobs sweeps every replicated commons. When a commons' references
-// cannot be read, all are swept again later, backing off like forgotten
-// failures (a disk that keeps failing is not read, nor logged, every
-// retry tick).
+// cannot be read, the others are swept all the same, and all are swept
+// again later, with a back-off of its own (a disk that keeps failing is
+// not read, nor logged, at every retry tick; nor does it delay the sweeps
+// that find blobs a full queue left out).
 func (n *Node) sweepBlobs() {
+	failed := false
 	for _, id := range n.commonsIDs() {
 		if err := n.sweepCommons(id); err != nil {
 			if n.ctx.Err() != nil {
 				return
 			}
-			b := &n.blobs
-			b.mu.Lock()
-			b.forgets++
-			wait := blobBackoff(b.forgets)
-			b.sweepAt = n.cfg.Now().Add(wait)
-			b.sweep = true
-			b.mu.Unlock()
-			n.log.Warn("the blobs a commons references could not be read to fetch the missing ones", "commons", id, "err", err, "retry_in", wait)
+			failed = true
+			n.log.Warn("the blobs a commons references could not be read to fetch the missing ones; trying again later", "commons", id, "err", err)
 		}
 	}
+	b := &n.blobs
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !failed {
+		b.readFails = 0
+		return
+	}
+	b.readFails++
+	b.readRetry = n.cfg.Now().Add(blobBackoff(b.readFails))
 }
 
 // sweepCommons queues the missing blobs that commons id's stored records
