@@ -437,6 +437,9 @@ func hasRecords(commons string, records int, ds ...*nsDaemon) error {
 		if c.Records != records {
 			return fmt.Errorf("%s holds %d records, not %d", d.name, c.Records, records)
 		}
+		if c.StateRootRecords != c.Records {
+			return fmt.Errorf("%s: its state root is of %d of its %d records (records still arriving)", d.name, c.StateRootRecords, c.Records)
+		}
 		if root != "" && c.StateRoot != root {
 			return fmt.Errorf("%s: state root %s differs from %s's %s", d.name, c.StateRoot, ds[0].name, root)
 		}

@@ -94,7 +94,7 @@ func (a *app) printStatus(st api.StatusInfo) {
 		fmt.Fprintf(w, "  name:          %s\n", name)
 		fmt.Fprintf(w, "  records:       %d\n", c.Records)
 		fmt.Fprintf(w, "  contributions: %d pending, %d accepted, %d rejected\n", c.Pending, c.Accepted, c.Rejected)
-		if c.StateRootRecords != c.Records {
+		if c.StateRootRecords > 0 && c.StateRootRecords != c.Records { // 0: a daemon that does not say
 			fmt.Fprintf(w, "  state_root:    %s (of the first %d records held: records are arriving, and the root is computed again shortly)\n", c.StateRoot, c.StateRootRecords)
 		} else {
 			fmt.Fprintf(w, "  state_root:    %s\n", c.StateRoot)

@@ -88,8 +88,8 @@ func (n *Net) Converged(commons string, nodes ...int) (bool, string) {
 			continue
 		}
 		lines = append(lines, fmt.Sprintf("node %d: records %d root %s head %s waiting %d", i, c.Records, c.StateRoot, c.ManifestHead, c.Waiting))
-		if c.Waiting != 0 {
-			ok = false
+		if c.Waiting != 0 || c.StateRootRecords != c.Records {
+			ok = false // still merging, or its root is of fewer records
 		}
 		if k == 0 {
 			first = c
