@@ -81,7 +81,7 @@ func (n *Node) Import(ctx context.Context, r io.Reader) (api.ImportReport, error
 			if err := im.finish(); err != nil {
 				return rep, err
 			}
-			read := rep.Imported + rep.Duplicates + len(rep.Rejected)
+			read := rep.Imported + rep.Duplicates + rep.RejectedTotal
 			return rep, badRequest("CAR file is damaged after %d records: %w", read, rerr)
 		}
 		c := blk.Cid()
@@ -197,13 +197,15 @@ func (im *importer) finish() error {
 // closes or a batch cannot be stored.
 func (im *importer) store() error {
 	for item := range im.queue {
-		im.rep.Rejected = append(im.rep.Rejected, item.refused...)
+		for _, r := range item.refused {
+			im.rep.Reject(r)
+		}
 		im.rep.Duplicates += len(item.held)
 		for _, b := range item.held {
 			im.noteCommons(b)
 		}
 		good := im.n.admitted(item.blocks, <-item.errs, func(b *protocol.Block, err error) {
-			im.rep.Rejected = append(im.rep.Rejected, api.RejectedRecord{CID: b.CID.String(), Reason: err.Error()})
+			im.rep.Reject(api.RejectedRecord{CID: b.CID.String(), Reason: err.Error()})
 		})
 		if len(good) == 0 {
 			continue

@@ -59,8 +59,8 @@ func (a *app) importCmd() *cobra.Command {
 		Short: "Validate and store the records of a CAR file; lists every rejected record",
 		Long: `Read a CAR file of records (as commons export writes), validate every record
 (CID, canonical encoding, signatures), store the valid ones and replicate their
-commons. Every rejected record is named with the reason. Exits non-zero if any
-record was rejected.`,
+commons. Every rejected record is counted, and the first 1,000 are named with
+the reason. Exits non-zero if any record was rejected.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := os.Open(args[0])
@@ -78,13 +78,16 @@ record was rejected.`,
 					for _, r := range rep.Rejected {
 						fmt.Fprintf(a.stderr, "rejected %s: %s\n", r.CID, r.Reason)
 					}
-					fmt.Fprintf(a.stderr, "imported %d records (%d already present, %d rejected)\n", rep.Imported, rep.Duplicates, len(rep.Rejected))
+					if more := rep.Rejects() - len(rep.Rejected); more > 0 {
+						fmt.Fprintf(a.stderr, "... and %d more rejected records, not listed (the first %d are)\n", more, len(rep.Rejected))
+					}
+					fmt.Fprintf(a.stderr, "imported %d records (%d already present, %d rejected)\n", rep.Imported, rep.Duplicates, rep.Rejects())
 				}
 				if err != nil {
 					return err
 				}
-				if len(rep.Rejected) > 0 {
-					return fmt.Errorf("%d records of %s were rejected", len(rep.Rejected), args[0])
+				if n := rep.Rejects(); n > 0 {
+					return fmt.Errorf("%d records of %s were rejected", n, args[0])
 				}
 				return nil
 			})

@@ -274,11 +274,31 @@ type FeedItem struct {
 
 // ImportReport says what an import did.
 type ImportReport struct {
-	Imported   int              `json:"imported"`
-	Duplicates int              `json:"duplicates"`
-	Rejected   []RejectedRecord `json:"rejected"`
-	Commons    []string         `json:"commons"`
+	Imported   int `json:"imported"`
+	Duplicates int `json:"duplicates"`
+	// Rejected names the first MaxListedRejects records refused, and
+	// RejectedTotal counts them all: a file of millions of bad records
+	// costs no memory for each.
+	Rejected      []RejectedRecord `json:"rejected"`
+	RejectedTotal int              `json:"rejected_total"`
+	Commons       []string         `json:"commons"`
 }
+
+// MaxListedRejects is how many refused records an ImportReport names.
+const MaxListedRejects = 1000
+
+// Reject counts a refused record, and names it while fewer than
+// MaxListedRejects are.
+func (r *ImportReport) Reject(rec RejectedRecord) {
+	r.RejectedTotal++
+	if len(r.Rejected) < MaxListedRejects {
+		r.Rejected = append(r.Rejected, rec)
+	}
+}
+
+// Rejects returns how many records were refused (a report from a node
+// that does not count them beyond those it names: those).
+func (r *ImportReport) Rejects() int { return max(r.RejectedTotal, len(r.Rejected)) }
 
 // RejectedRecord is a record an import refused, and why.
 type RejectedRecord struct {

@@ -239,7 +239,7 @@ func Ingest(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	if rep.Imported != o.Records {
-		return nil, fmt.Errorf("imported %d of %d records (%d rejected)", rep.Imported, o.Records, len(rep.Rejected))
+		return nil, fmt.Errorf("imported %d of %d records (%d rejected)", rep.Imported, o.Records, rep.Rejects())
 	}
 	res.add("import", took.Seconds(), "s")
 	res.add("import rate", float64(o.Records)/took.Seconds(), "records/s")
