@@ -31,7 +31,9 @@ type Options struct {
 	// Default 1.
 	Seed uint64
 	// StartMillis is the genesis time, Unix milliseconds; later records
-	// follow 1 ms to 60 s apart. Default 1700000000000 (November 2023).
+	// follow 1 ms to 60 s apart, or closer for more than about 2,100,000
+	// records, so that they span about two years (a node refuses records
+	// dated in its future). Default 1700000000000 (November 2023).
 	StartMillis int64
 	// NoPayloads leaves payload references out. By default about one
 	// contribution in four names 1 to 3 payload blobs, whose bytes do not
@@ -165,7 +167,13 @@ type generator struct {
 	done    []cid.Cid    // contributions that may be revised
 	updates map[int]bool // record indexes that are manifest updates
 	now     int64
+	gap     int64 // records follow 1 ms to gap ms apart
 }
+
+// genSpan is about the longest time a commons' records span, in
+// milliseconds: two years, so that from the default start they all lie in
+// the past.
+var genSpan int64 = 2 * 365 * 24 * 3600 * 1000
 
 // genTarget is a contribution the maintainers review.
 type genTarget struct {
@@ -202,6 +210,7 @@ func Stream(opts Options, emit func(*protocol.Block) error) (Summary, error) {
 		emit:    emit,
 		updates: map[int]bool{},
 		now:     opts.StartMillis,
+		gap:     min(60_000, max(1, 2*genSpan/int64(opts.Records))),
 	}
 	nUpdates := 0
 	if opts.Records >= 50 {
@@ -253,7 +262,7 @@ type genItem struct {
 }
 
 func (g *generator) tick() protocol.HLC {
-	g.now += 1 + g.rng.Int64N(60_000)
+	g.now += 1 + g.rng.Int64N(g.gap)
 	return protocol.HLCFromMillis(g.now, 0)
 }
 

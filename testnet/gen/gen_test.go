@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store/memstore"
 )
 
@@ -101,5 +102,30 @@ func TestWriteCARStreamsTheSameCommons(t *testing.T) {
 		if !bytes.Equal(got.Bytes(), want) || sum != g.Summary {
 			t.Errorf("options %+v: WriteCAR wrote %d bytes (%+v), Generate's CAR %d (%+v)", o, got.Len(), sum, len(want), g.Summary)
 		}
+	}
+}
+
+// However many records, a commons spans about genSpan: a node refuses
+// records dated in its future, and ten million records 1 ms to 60 s apart
+// would reach years past the default start.
+func TestGenerateSpan(t *testing.T) {
+	defer func(s int64) { genSpan = s }(genSpan)
+	genSpan = 60_000 // a minute: 2,000 records then follow 1 to 60 ms apart
+	const n = 2000
+	g, err := Generate(Options{Records: n, NoPayloads: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := protocol.Parse(g.Records[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := protocol.Parse(g.Records[n-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	span := last.Record.Time.Millis() - first.Record.Time.Millis()
+	if span > 2*genSpan || span < genSpan/2 {
+		t.Errorf("%d records span %d ms; want about %d", n, span, genSpan)
 	}
 }
