@@ -56,7 +56,7 @@ func (a *app) importCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "import FILE.car",
-		Short: "Validate and store the records of a CAR file; lists every rejected record",
+		Short: "Validate and store the records of a CAR file; counts the rejected ones and names the first 1,000",
 		Long: `Read a CAR file of records (as commons export writes), validate every record
 (CID, canonical encoding, signatures), store the valid ones and replicate their
 commons. Every rejected record is counted, and the first 1,000 are named with
