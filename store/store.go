@@ -104,6 +104,16 @@ type Store interface {
 	// lists it last. Removing one not listed is a no-op.
 	RemoveCommons(ctx context.Context, commons cid.Cid) error
 
+	// DropRecords deletes, durably, every record of a commons and its feed
+	// log, newest first, in as many transactions as it takes, and returns
+	// how many it deleted. A call that fails or a crash part-way leaves the
+	// commons holding its records of cursors 1 to k, with head k, for some
+	// k: calling again finishes the job. It is the one way a cursor is
+	// reused: the commons' next record, if any, gets cursor 1 again. It
+	// touches neither the commons' listing nor its derived state nor
+	// blobs.
+	DropRecords(ctx context.Context, commons cid.Cid) (int, error)
+
 	// Commons lists the replicated commons in the order they were added.
 	Commons(ctx context.Context) ([]cid.Cid, error)
 

@@ -354,3 +354,73 @@ func readFeedItem(txn *badger.Txn, item *badger.Item, commons cid.Cid, prefixLen
 	}
 	return store.Stored{Cursor: cursor, CID: c, Commons: commons, Raw: raw}, nil
 }
+
+// dropChunk is how many records DropRecords deletes per transaction.
+const dropChunk = 2048
+
+// DropRecords implements store.Store: each transaction deletes the newest
+// dropChunk records of the commons, with their feed entries, and lowers
+// its head to the newest one left.
+func (s *Store) DropRecords(ctx context.Context, commons cid.Cid) (int, error) {
+	if err := s.begin(ctx); err != nil {
+		return 0, err
+	}
+	defer s.end()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	dropped := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return dropped, fmt.Errorf("badgerstore: drop records: %w", err)
+		}
+		n, err := s.dropNewest(commons)
+		dropped += n
+		if err != nil {
+			return dropped, fmt.Errorf("badgerstore: drop records of %s: %w", commons, err)
+		}
+		if n == 0 {
+			return dropped, nil
+		}
+	}
+}
+
+// dropNewest deletes up to dropChunk of a commons' newest records in one
+// transaction and returns how many. The caller holds writeMu.
+func (s *Store) dropNewest(commons cid.Cid) (int, error) {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	head, err := readHead(txn, commons)
+	if err != nil || head == 0 {
+		return 0, err
+	}
+	low := head - min(head, dropChunk) // the new head
+	for cur := head; cur > low; cur-- {
+		k := feedKey(commons, cur)
+		v, err := get(txn, k)
+		if err != nil {
+			return 0, fmt.Errorf("read feed entry %d: %w", cur, err)
+		}
+		c, err := cid.Cast(v)
+		if err != nil {
+			return 0, fmt.Errorf("feed entry %d: %w", cur, err)
+		}
+		if err := txn.Delete(recordKey(c)); err != nil {
+			return 0, fmt.Errorf("stage deletion: %w", err)
+		}
+		if err := txn.Delete(k); err != nil {
+			return 0, fmt.Errorf("stage deletion: %w", err)
+		}
+	}
+	if low == 0 {
+		err = txn.Delete(headKey(commons))
+	} else {
+		err = txn.Set(headKey(commons), encodeUint(low))
+	}
+	if err != nil {
+		return 0, fmt.Errorf("stage head: %w", err)
+	}
+	if err := txn.Commit(); err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	return int(head - low), nil
+}

@@ -222,6 +222,21 @@ func (s *Store) RemoveCommons(ctx context.Context, commons cid.Cid) error {
 	return nil
 }
 
+// DropRecords implements store.Store.
+func (s *Store) DropRecords(ctx context.Context, commons cid.Cid) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin(ctx); err != nil {
+		return 0, err
+	}
+	log := s.feeds[commons]
+	for _, c := range log {
+		delete(s.records, c)
+	}
+	delete(s.feeds, commons)
+	return len(log), nil
+}
+
 // Commons implements store.Store.
 func (s *Store) Commons(ctx context.Context) ([]cid.Cid, error) {
 	s.mu.RLock()

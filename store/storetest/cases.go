@@ -233,6 +233,55 @@ func testFeedHead(t *testing.T, s store.Store) {
 	}
 }
 
+func testDropRecords(t *testing.T, s store.Store) {
+	a, b := CommonsID("a"), CommonsID("b")
+	ea, eb := Entries(a, "drop", 5000), Entries(b, "drop", 3)
+	put(t, s, ea)
+	put(t, s, eb)
+	if err := s.AddCommons(bg, a); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := s.PutBlob(bg, []byte("kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := store.Derived{Commons: a, Applied: 5000, Writes: []store.Write{{Key: []byte("k"), Value: []byte("v")}}}
+	if err := s.CommitDerived(bg, []store.Derived{mark}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DropRecords(bg, a); n != len(ea) || err != nil {
+		t.Fatalf("DropRecords = %d, %v; want %d, nil", n, err, len(ea))
+	}
+	if head, err := s.FeedHead(bg, a); head != 0 || err != nil {
+		t.Fatalf("FeedHead after DropRecords = %d, %v; want 0", head, err)
+	}
+	if got := feedAll(t, s, a, 100); len(got) != 0 {
+		t.Fatalf("Feed after DropRecords: %d records", len(got))
+	}
+	for _, e := range []store.Entry{ea[0], ea[2047], ea[2048], ea[4999]} {
+		if ok, err := s.HasRecord(bg, e.CID); ok || err != nil {
+			t.Fatalf("HasRecord(%s) after DropRecords = %v, %v", e.CID, ok, err)
+		}
+	}
+	// The other commons, the listing, blobs and derived state stay.
+	checkFeed(t, feedAll(t, s, b, 2), eb)
+	if cs, err := s.Commons(bg); err != nil || len(cs) != 1 || !cs[0].Equals(a) {
+		t.Fatalf("Commons after DropRecords = %v, %v; want [a]", cs, err)
+	}
+	if ok, err := s.HasBlob(bg, blob); !ok || err != nil {
+		t.Fatalf("HasBlob after DropRecords = %v, %v", ok, err)
+	}
+	if v, err := s.GetDerived(bg, a, []byte("k")); string(v) != "v" || err != nil {
+		t.Fatalf("GetDerived after DropRecords = %q, %v", v, err)
+	}
+	if n, err := s.DropRecords(bg, a); n != 0 || err != nil {
+		t.Fatalf("DropRecords again = %d, %v; want 0, nil", n, err)
+	}
+	// Stored again, the records get cursors from 1.
+	wantCursors(t, put(t, s, ea[:2]), 1, 2)
+	checkFeed(t, feedAll(t, s, a, 100), ea[:2])
+}
+
 func testBlobs(t *testing.T, s store.Store) {
 	for _, data := range [][]byte{[]byte("payload"), {}, bytes.Repeat([]byte{7}, 300<<10)} {
 		c, err := s.PutBlob(bg, data)

@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"FeedPaging", testFeedPaging},
 		{"FeedEdges", testFeedEdges},
 		{"FeedHead", testFeedHead},
+		{"DropRecords", testDropRecords},
 		{"Blobs", testBlobs},
 		{"Commons", testCommons},
 		{"Meta", testMeta},
