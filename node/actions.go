@@ -496,19 +496,27 @@ func compareBytes(a, b []byte) int { return slices.Compare(a, b) }
 // Join makes the node replicate a commons: it is listed durably, its topic
 // joined, and its records pulled from every connected peer.
 func (n *Node) Join(ctx context.Context, commons string) error {
-	c, err := cid.Decode(commons)
+	c, err := commonsID(commons)
 	if err != nil {
 		return badRequest("commons ID %q is not a CID: %w", commons, err)
 	}
-	if c.Version() != 1 || c.Type() != protocol.CodecDagCBOR {
-		return badRequest("commons ID %s is not a dag-cbor CIDv1 (a genesis manifest's CID)", commons)
+	var jerr error
+	if err := n.do(ctx, func() {
+		if n.leaving[c] != nil {
+			jerr = errBeingLeft(c)
+		}
+	}); err != nil || jerr != nil {
+		return errors.Join(err, jerr)
 	}
 	// Listed durably first, off the event loop; then replicated.
 	if err := n.st.AddCommons(ctx, c); err != nil {
 		return fmt.Errorf("node: join %s: %w", c, err)
 	}
-	var jerr error
 	if err := n.do(ctx, func() {
+		if n.leaving[c] != nil {
+			jerr = errBeingLeft(c)
+			return
+		}
 		if rep := n.commons[c]; rep != nil {
 			rep.listed = true
 			return

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/commons-p2p/commons/crdt"
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
@@ -128,6 +129,15 @@ func (n *Node) prepare(reqs []*ingestReq) *batch {
 		start := len(b.entries)
 		for j, blk := range req.blocks {
 			id := blk.CommonsID()
+			if n.leaving[id] != nil {
+				if req.join {
+					res = ingestResult{err: errBeingLeft(id)}
+					n.unprepare(b, start)
+					break
+				}
+				res.skipped[j] = true
+				continue
+			}
 			rep := n.commons[id]
 			if rep == nil && req.join {
 				var err error
@@ -537,18 +547,28 @@ func (n *Node) logChanges(id cid.Cid, done []feed.Applied) {
 	}
 }
 
-// addReplica starts replicating a commons in memory: an empty view and
-// (online) its gossip topic. The commons is listed in the store with the
-// first records stored for it (commitBatch), or by Join. Loop only.
+// addReplica starts replicating a commons in memory: its view (empty, or
+// what is stored of a commons left earlier) and (online) its gossip topic.
+// The commons is listed in the store with the first records stored for it
+// (commitBatch), or by Join. Loop only.
 func (n *Node) addReplica(id cid.Cid) (*replica, error) {
 	if rep := n.commons[id]; rep != nil {
 		return rep, nil
 	}
-	st, kv, err := n.openState(id)
+	applied, err := n.rejoinable(id)
+	if err != nil {
+		return nil, err
+	}
+	open := n.openState
+	if applied > 0 {
+		open = func(id cid.Cid) (*crdt.State, *storeKV, error) { return n.openDerived(id, applied) }
+	}
+	st, kv, err := open(id)
 	if err != nil {
 		return nil, err
 	}
 	rep := &replica{id: id, state: st, kv: kv, dials: map[string]bool{}}
+	rep.unsaved.applied = applied
 	if n.ps != nil {
 		if err := n.joinTopic(rep); err != nil {
 			return nil, err
@@ -562,6 +582,36 @@ func (n *Node) addReplica(id cid.Cid) (*replica, error) {
 	default:
 	}
 	return rep, nil
+}
+
+// rejoinable returns the cursor through which the stored derived state of
+// a commons not replicated reflects its records (0 if none are stored: a
+// commons never replicated, or left and purged), or an error if that state
+// cannot be taken up as it is: the records of a commons left earlier whose
+// derived state is not theirs (a purge cut short, a layout of an earlier
+// version), which a start derives again. Loop only.
+func (n *Node) rejoinable(id cid.Cid) (uint64, error) {
+	ctx := context.Background()
+	head, err := n.st.FeedHead(ctx, id)
+	if err != nil || head == 0 {
+		return 0, err
+	}
+	applied, err := n.st.Applied(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	current, err := n.derivedCurrent(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	mark, err := n.st.GetDerived(ctx, id, damagedKey)
+	if err != nil {
+		return 0, err
+	}
+	if applied != head || !current || mark != nil {
+		return 0, fmt.Errorf("the %d records of commons %s stored earlier need their state derived again, which the node does as it starts: join it, then restart the node (or leave --purge deletes them)", head, id)
+	}
+	return applied, nil
 }
 
 // afterJoin syncs a newly joined commons with every connected peer. Loop

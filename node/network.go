@@ -115,7 +115,8 @@ func (n *Node) joinTopic(rep *replica) error {
 	if err != nil {
 		return fmt.Errorf("node: topic events %s: %w", name, err)
 	}
-	rep.topic, rep.sub = t, sub
+	ctx, stop := context.WithCancel(n.ctx)
+	rep.topic, rep.sub, rep.peers, rep.stopTopic = t, sub, events, stop
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
@@ -123,7 +124,7 @@ func (n *Node) joinTopic(rep *replica) error {
 	}()
 	go func() {
 		defer n.wg.Done()
-		n.watchTopicPeers(events, rep.id)
+		n.watchTopicPeers(ctx, events, rep.id)
 	}()
 	return nil
 }
@@ -131,10 +132,10 @@ func (n *Node) joinTopic(rep *replica) error {
 // watchTopicPeers syncs a commons with every peer that joins its topic: a
 // peer that shares the commons has appeared (a new connection, a healed
 // partition, a peer that joined the commons later than it connected).
-func (n *Node) watchTopicPeers(events *pubsub.TopicEventHandler, id cid.Cid) {
+func (n *Node) watchTopicPeers(ctx context.Context, events *pubsub.TopicEventHandler, id cid.Cid) {
 	defer events.Cancel()
 	for {
-		ev, err := events.NextPeerEvent(n.ctx)
+		ev, err := events.NextPeerEvent(ctx)
 		if err != nil {
 			return
 		}

@@ -80,7 +80,10 @@ type Node struct {
 	// root's trie since it was last hashed; hashIdle hashes them at
 	// hashAt, once no batch has come for idleHashDelay.
 	toHash map[*replica]bool
-	hashAt time.Time
+	// leaving holds the commons a Leave is taking away (leave.go): until
+	// it is done, no record of theirs is stored and they cannot be joined.
+	leaving map[cid.Cid]*leave
+	hashAt  time.Time
 	// hashDue: hashIdle runs by then even without a pause, when no batch
 	// is with the committer (hashDeferMax after toHash was last empty).
 	hashDue time.Time
@@ -113,7 +116,10 @@ type replica struct {
 	state *crdt.State
 	topic *pubsub.Topic
 	sub   *pubsub.Subscription
-	dials map[string]bool // manifest bootstrap addresses already dialled
+	peers *pubsub.TopicEventHandler
+	// stopTopic ends the goroutines of the topic (leaveTopic).
+	stopTopic context.CancelFunc
+	dials     map[string]bool // manifest bootstrap addresses already dialled
 	// listed: the store lists the commons as replicated (store.AddCommons).
 	listed bool
 	// batches counts the batches in flight that store or list for it.
@@ -145,6 +151,7 @@ func New(cfg Config) (*Node, error) {
 		committed:  make(chan *batch, maxInFlight+1),
 		inFlight:   make(map[cid.Cid]bool),
 		toHash:     make(map[*replica]bool),
+		leaving:    make(map[cid.Cid]*leave),
 		stopped:    make(chan struct{}),
 		exInFlight: make(map[string]*syncRun),
 		served:     make(map[string]int),
@@ -504,12 +511,17 @@ func (n *Node) committedBatch(b *batch) {
 				n.hashDue = time.Now().Add(hashDeferMax)
 			}
 			for _, sv := range b.saves {
-				n.toHash[sv.rep] = true
+				if n.commons[sv.rep.id] == sv.rep {
+					n.toHash[sv.rep] = true
+				}
 			}
 		}
-		return
+	} else {
+		n.finish(b)
 	}
-	n.finish(b)
+	if len(n.leaving) > 0 {
+		n.tryLeaves()
+	}
 }
 
 // save hands the derived state not committed yet to the committer, unless

@@ -222,6 +222,16 @@ func (c *Client) Join(ctx context.Context, commons string) error {
 	return c.do(ctx, http.MethodPut, "/api/v1/commons/"+url.PathEscape(commons), nil, "", nil)
 }
 
+// Leave implements API.
+func (c *Client) Leave(ctx context.Context, commons string, purge bool) (LeaveReport, error) {
+	var v LeaveReport
+	path := "/api/v1/commons/" + url.PathEscape(commons)
+	if purge {
+		path += "?purge=true"
+	}
+	return v, c.do(ctx, http.MethodDelete, path, nil, "", &v)
+}
+
 // PutBlob implements API.
 func (c *Client) PutBlob(ctx context.Context, data []byte) (string, error) {
 	var out CIDResponse

@@ -48,6 +48,7 @@ func Handler(api API, token string) http.Handler {
 	mux.HandleFunc("POST /api/v1/manifests/cosign", h.auth(h.cosignManifest))
 	mux.HandleFunc("POST /api/v1/records", h.auth(h.publish))
 	mux.HandleFunc("PUT /api/v1/commons/{id}", h.auth(h.join))
+	mux.HandleFunc("DELETE /api/v1/commons/{id}", h.auth(h.leave))
 	mux.HandleFunc("GET /api/v1/commons/{id}/car", h.export)
 	mux.HandleFunc("POST /api/v1/blobs", h.auth(h.putBlob))
 	mux.HandleFunc("GET /api/v1/blobs/{cid}", h.getBlob)
@@ -190,15 +191,15 @@ func (h *handler) published(w http.ResponseWriter, pub Published, err error) {
 	writeJSON(w, http.StatusCreated, pub)
 }
 
-// forceParam reads the force query parameter: absent, true or false.
-func forceParam(w http.ResponseWriter, r *http.Request) (force, ok bool) {
-	switch v := r.URL.Query().Get("force"); v {
+// boolParam reads a boolean query parameter: absent, true or false.
+func boolParam(w http.ResponseWriter, r *http.Request, name string) (v, ok bool) {
+	switch s := r.URL.Query().Get(name); s {
 	case "", "false":
 		return false, true
 	case "true":
 		return true, true
 	default:
-		writeError(w, http.StatusBadRequest, fmt.Errorf("force=%q: want true or false", v))
+		writeError(w, http.StatusBadRequest, fmt.Errorf("%s=%q: want true or false", name, s))
 		return false, false
 	}
 }
@@ -253,7 +254,7 @@ func (h *handler) cosignManifest(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	force, ok := forceParam(w, r)
+	force, ok := boolParam(w, r, "force")
 	if !ok {
 		return
 	}
@@ -270,7 +271,7 @@ func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	force, ok := forceParam(w, r)
+	force, ok := boolParam(w, r, "force")
 	if !ok {
 		return
 	}
@@ -292,6 +293,18 @@ func (h *handler) join(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"commons": r.PathValue("id")})
+}
+
+func (h *handler) leave(w http.ResponseWriter, r *http.Request) {
+	purge, ok := boolParam(w, r, "purge")
+	if !ok {
+		return
+	}
+	if v, err := h.api.Leave(r.Context(), r.PathValue("id"), purge); err != nil {
+		fail(w, err)
+	} else {
+		writeJSON(w, http.StatusOK, v)
+	}
 }
 
 func (h *handler) export(w http.ResponseWriter, r *http.Request) {

@@ -22,6 +22,7 @@ type API interface {
 	Publish(ctx context.Context, record []byte, force bool) (Published, error)
 	Manifest(ctx context.Context, commons string) (ManifestInfo, error)
 	Join(ctx context.Context, commons string) error
+	Leave(ctx context.Context, commons string, purge bool) (LeaveReport, error)
 	PutBlob(ctx context.Context, data []byte) (string, error)
 	GetBlob(ctx context.Context, c string) ([]byte, error)
 	Contribute(ctx context.Context, p ContributeParams) (string, error)
@@ -68,6 +69,17 @@ type PeerConn struct {
 type DHTInfo struct {
 	Mode         string `json:"mode"` // client or server
 	RoutingTable int    `json:"routing_table"`
+}
+
+// LeaveReport is what leaving a commons did.
+type LeaveReport struct {
+	Commons string `json:"commons"`
+	// Records is how many records of the commons were stored when it was
+	// left.
+	Records int `json:"records"`
+	// Purged: they were deleted, with the commons' feed log and derived
+	// state.
+	Purged bool `json:"purged"`
 }
 
 // CommonsStatus summarises one replicated commons.
