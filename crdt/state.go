@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/ipfs/go-cid"
@@ -354,6 +355,18 @@ func (s *State) Manifest(c cid.Cid) *protocol.Block {
 		return e.man.blk
 	}
 	return nil
+}
+
+// ManifestRecords returns every manifest record of the set (on the chain
+// or not), by CID: what a node needs to judge the commons' authority, with
+// nothing else of it.
+func (s *State) ManifestRecords() []*protocol.Block {
+	out := make([]*protocol.Block, 0, len(s.mfs))
+	for _, e := range s.mfs {
+		out = append(out, e.man.blk)
+	}
+	slices.SortFunc(out, func(a, b *protocol.Block) int { return strings.Compare(a.CID.KeyString(), b.CID.KeyString()) })
+	return out
 }
 
 // Type returns the type of the record c; false if c is not in the set.

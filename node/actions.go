@@ -229,7 +229,17 @@ func (n *Node) DraftManifest(ctx context.Context, commons string, p api.Manifest
 	if _, err := n.publishChecked(ctx, blk, p.Force, true); err != nil {
 		return nil, err
 	}
-	return blk.Raw, nil
+	b := bundle{draft: blk}
+	if commons != "" {
+		if err := n.do(ctx, func() {
+			if rep := n.commons[blk.Record.Commons]; rep != nil {
+				b.carried = rep.state.ManifestRecords()
+			}
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return encodeBundle(b)
 }
 
 // buildUpdate makes the next manifest version of a commons. Loop only.
@@ -355,64 +365,92 @@ func dropRevoked(m, prev *protocol.Manifest, p api.ManifestParams) error {
 	return nil
 }
 
-// CosignManifest adds this node's signature to a drafted manifest update
-// and returns the new bytes. The key must be an association key of every
-// predecessor the draft names, and the draft must be able to take effect
-// once fully signed (crdt's ClassifyDraft), unless force.
+// CosignManifest adds this node's association signature to a drafted
+// manifest: a bare record, or a draft bundle (bundle.go), returned in the
+// same form. The node judges the draft by its own state of the commons
+// when that holds the draft's predecessors, else by the manifests the
+// bundle carries: this node's key must be an association key of each
+// predecessor, and a draft that could not take effect even with every
+// signature is refused unless force.
 func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]byte, error) {
-	blk, err := protocol.Validate(raw)
+	b, err := decodeBundle(raw)
 	if err != nil {
-		return nil, badRequest("draft: %w", err)
+		return nil, err
 	}
+	blk := b.draft
 	m := blk.Record.Manifest()
 	if m == nil {
 		return nil, badRequest("draft %s is a %s, not a manifest", blk.CID, blk.Record.Type())
 	}
-	if blk.Record.IsGenesis() && !m.IsAssociation(n.self) {
-		return nil, fmt.Errorf("%w: this node's key %s is not an association key of the drafted genesis %s", api.ErrForbidden, n.self, blk.CID)
-	}
-	var ferr error
-	if err := n.do(ctx, func() {
-		if blk.Record.IsGenesis() {
-			return
+	if blk.Record.IsGenesis() {
+		if !m.IsAssociation(n.self) {
+			return nil, fmt.Errorf("%w: this node's key %s is not an association key of the drafted genesis %s", api.ErrForbidden, n.self, blk.CID)
 		}
-		if rep := n.commons[blk.Record.Commons]; rep != nil && rep.state.OnChain(blk.CID) && !force {
-			ferr = badRequest("draft %s is already published and on the chain: co-signing it would make another record, a fork of the same update", blk.CID)
-			return
-		}
-		rep := n.commons[blk.Record.Commons]
-		if rep == nil {
-			ferr = fmt.Errorf("%w: %s is not replicated here", api.ErrUnknownCommons, blk.Record.Commons)
-			return
-		}
-		for _, p := range m.Prev {
-			b := rep.state.Manifest(p.Cid)
-			if b == nil {
-				ferr = fmt.Errorf("%w: the draft's predecessor %s is not a manifest known here", api.ErrUnknownCommons, p.Cid)
-				return
+		err = n.judgeDraft(crdt.New(blk.CID), blk, force)
+	} else {
+		var judged bool
+		if err := n.do(ctx, func() {
+			if rep := n.commons[blk.Record.Commons]; rep != nil && (knowsAll(rep.state, m.Prev) || len(b.carried) == 0) {
+				judged, err = true, n.judgeDraft(rep.state, blk, force)
 			}
-			if !b.Record.Manifest().IsAssociation(n.self) {
-				ferr = fmt.Errorf("%w: this node's key %s is not an association key of manifest %s", api.ErrForbidden, n.self, p.Cid)
-				return
-			}
+		}); err != nil {
+			return nil, err
 		}
-	}); err != nil {
-		return nil, err
+		if !judged {
+			if len(b.carried) == 0 {
+				return nil, fmt.Errorf("%w: commons %s is not replicated here, and the draft carries none of its manifests to judge it by: co-sign the draft file that manifest update --draft writes (it carries them), or join the commons first (commons join %s)",
+					api.ErrUnknownCommons, blk.Record.Commons, blk.Record.Commons)
+			}
+			st, serr := b.carriedState()
+			if serr != nil {
+				return nil, serr
+			}
+			err = n.judgeDraft(st, blk, force)
+		}
 	}
-	if ferr != nil {
-		return nil, ferr
-	}
-	if _, err := n.publishChecked(ctx, blk, force, true); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	if err := protocol.Cosign(blk.Record, n.key); err != nil {
 		return nil, badRequest("cosign: %w", err)
 	}
-	out, _, err := protocol.Encode(blk.Record)
+	signed, err := protocol.NewBlock(blk.Record)
 	if err != nil {
 		return nil, badRequest("cosign: %w", err)
 	}
-	return out, nil
+	if !isCAR(raw) {
+		return signed.Raw, nil
+	}
+	return encodeBundle(bundle{draft: signed, carried: b.carried})
+}
+
+// judgeDraft checks a drafted manifest against st, the state of its
+// commons (or of itself, for a genesis): not on the chain already, its
+// predecessors known there and each naming this node's key in its
+// association, and able to take effect once fully signed (unless force).
+// On the loop when st is a replica's.
+func (n *Node) judgeDraft(st *crdt.State, blk *protocol.Block, force bool) error {
+	m := blk.Record.Manifest()
+	if st.OnChain(blk.CID) && !force {
+		return badRequest("draft %s is already published and on the chain: co-signing it would make another record, a fork of the same update", blk.CID)
+	}
+	if miss := missingPrev(st, m.Prev); len(miss) > 0 {
+		return fmt.Errorf("%w: the draft's predecessor %s is not a manifest known here: this node has not synced the commons yet (commons sync), or co-sign the draft file that manifest update --draft writes, which carries the manifests", api.ErrUnknownCommons, miss[0])
+	}
+	for _, p := range m.Prev {
+		if !st.Manifest(p.Cid).Record.Manifest().IsAssociation(n.self) {
+			return fmt.Errorf("%w: this node's key %s is not an association key of manifest %s", api.ErrForbidden, n.self, p.Cid)
+		}
+	}
+	v, err := st.ClassifyDraft(blk)
+	if err != nil {
+		return fmt.Errorf("%w: record %s: %w", api.ErrBadRequest, blk.CID, err)
+	}
+	if v.Class == crdt.ClassInert && !force {
+		return fmt.Errorf("%w: the commons would hold manifest %s inert even with every signature (%s); not co-signed (force co-signs it anyway)",
+			api.ErrForbidden, blk.CID, v.Reason)
+	}
+	return nil
 }
 
 // Publish validates a record signed elsewhere (a co-signed manifest, a
@@ -422,6 +460,13 @@ func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]by
 // update short of signatures, a review by a revoked key) is refused with
 // the reason, unless force.
 func (n *Node) Publish(ctx context.Context, raw []byte, force bool) (api.Published, error) {
+	if isCAR(raw) { // a draft bundle: its draft
+		b, err := decodeBundle(raw)
+		if err != nil {
+			return api.Published{}, err
+		}
+		raw = b.draft.Raw
+	}
 	blk, err := n.parse(raw, cid.Undef)
 	if err != nil {
 		return api.Published{}, fmt.Errorf("%w: record: %w", api.ErrBadRequest, err)
@@ -498,7 +543,7 @@ func compareBytes(a, b []byte) int { return slices.Compare(a, b) }
 func (n *Node) Join(ctx context.Context, commons string) error {
 	c, err := commonsID(commons)
 	if err != nil {
-		return badRequest("commons ID %q is not a CID: %w", commons, err)
+		return err
 	}
 	var jerr error
 	if err := n.do(ctx, func() {

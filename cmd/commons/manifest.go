@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -105,9 +106,9 @@ a version alone can always contest the versions after it, even once revoked
 (protocol/SPEC.md §12.1), so a foundation of several members founds with all
 their keys and a threshold of 2 or more, drafted and co-signed:
   commons manifest create --name N --licence L --association K1 --association K2 \
-      --association K3 --threshold 2 --draft genesis.cbor
-  commons manifest cosign genesis.cbor       (by another member)
-  commons manifest publish genesis.cbor      (prints the commons ID)`,
+      --association K3 --threshold 2 --draft genesis.car
+  commons manifest cosign genesis.car       (by another member)
+  commons manifest publish genesis.car      (prints the commons ID)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.name == "" || f.licence == "" {
@@ -166,9 +167,12 @@ with a stolen association key, build on the last version before it and revoke
 that key: --on CID --revoke PEERID (see the README on stolen keys).
 
 When the association's threshold is above 1, write a draft instead:
-  commons manifest update --commons ID ... --draft update.cbor
-  commons manifest cosign update.cbor      (by other association members)
-  commons manifest publish update.cbor`,
+  commons manifest update --commons ID ... --draft update.car
+  commons manifest cosign update.car      (by other association members)
+  commons manifest publish update.car
+The draft file (a CAR file) carries every manifest of the commons besides the
+draft, so a member whose node does not replicate the commons, or has not
+synced it, can judge and co-sign it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if commons == "" {
@@ -209,10 +213,14 @@ func (a *app) manifestCosignCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cosign DRAFT-FILE",
 		Short: "Add this node's association signature to a drafted manifest update (in place)",
-		Long: `Add this node's association signature to a drafted manifest update, in place.
-A draft that could not take effect even with every association signature (it
-builds on a rejected version, or a revocation condemns it) is refused with the
-reason, unless --force.`,
+		Long: `Add this node's association signature to a drafted manifest (a genesis or an
+update), in place. The node judges the draft by its own copy of the commons when
+that holds the versions the draft builds on, else by the manifests the draft file
+carries: this node's key must be an association key of each version the draft
+builds on, and a draft that could not take effect even with every association
+signature (it builds on a rejected version, or a revocation condemns it) is
+refused with the reason, unless --force. It says what the draft would set
+before it signs.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			draft, err := os.ReadFile(args[0])
@@ -224,13 +232,18 @@ reason, unless --force.`,
 				if err != nil {
 					return err
 				}
-				if err := os.WriteFile(args[0], raw, 0o644); err != nil {
-					return err
-				}
-				blk, err := protocol.Parse(raw)
+				rec, err := api.DraftRecord(raw)
 				if err != nil {
 					return err
 				}
+				blk, err := protocol.Parse(rec)
+				if err != nil {
+					return err
+				}
+				if err := writeFileAtomic(args[0], raw); err != nil {
+					return err
+				}
+				a.describeDraft(blk)
 				fmt.Fprintf(a.stderr, "co-signed: %d signatures (%s)\n", len(blk.Record.Signers()), keyList(blk.Record.Signers()))
 				return nil
 			})
@@ -350,4 +363,41 @@ func keyList(ks []protocol.PublicKey) string {
 		s[i] = k.String()
 	}
 	return strings.Join(s, ", ")
+}
+
+// describeDraft says what a drafted manifest sets.
+func (a *app) describeDraft(blk *protocol.Block) {
+	m := blk.Record.Manifest()
+	if m == nil {
+		return
+	}
+	what := "genesis"
+	if !blk.Record.IsGenesis() {
+		what = fmt.Sprintf("version %d, on %d earlier version(s)", m.Version, len(m.Prev))
+	}
+	fmt.Fprintf(a.stderr, "manifest %s (%s): %q, licence %s, %d association keys (threshold %d), %d maintainers (quorum %d), %d keys revoked\n",
+		blk.CID, what, m.Name, m.Licence, len(m.Association), m.Threshold, len(m.Maintainers), m.Quorum, len(m.Revoked))
+}
+
+// writeFileAtomic replaces path with data: written beside it, then
+// renamed, so that a failure leaves the old file whole.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+	}
+	return err
 }

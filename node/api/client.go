@@ -184,13 +184,13 @@ func (c *Client) DraftManifest(ctx context.Context, commons string, p ManifestPa
 
 // CosignManifest implements API.
 func (c *Client) CosignManifest(ctx context.Context, draft []byte, force bool) ([]byte, error) {
-	return c.bytes(ctx, "/api/v1/manifests/cosign"+forceQuery(force), bytes.NewReader(draft), MediaTypeCBOR)
+	return c.bytes(ctx, "/api/v1/manifests/cosign"+forceQuery(force), bytes.NewReader(draft), draftType(draft))
 }
 
 // Publish implements API.
 func (c *Client) Publish(ctx context.Context, record []byte, force bool) (Published, error) {
 	var out Published
-	err := c.do(ctx, http.MethodPost, "/api/v1/records"+forceQuery(force), bytes.NewReader(record), MediaTypeCBOR, &out)
+	err := c.do(ctx, http.MethodPost, "/api/v1/records"+forceQuery(force), bytes.NewReader(record), draftType(record), &out)
 	return out, err
 }
 

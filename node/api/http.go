@@ -212,15 +212,25 @@ func writeRecord(w http.ResponseWriter, raw []byte) {
 	_, _ = w.Write(raw)
 }
 
-// readRecord reads a raw record body, refusing one over the record size
-// limit.
-func readRecord(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, protocol.MaxRecordSize))
+// readDraft reads a body that is a raw record or a draft bundle (a CAR
+// file), refusing one over MaxDraftSize.
+func readDraft(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxDraftSize))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("record body (raw DAG-CBOR, at most %d bytes): %w", protocol.MaxRecordSize, err))
+		writeError(w, http.StatusBadRequest, fmt.Errorf("body (a raw DAG-CBOR record, or a draft bundle of at most %d bytes): %w", MaxDraftSize, err))
 		return nil, false
 	}
 	return raw, true
+}
+
+// writeDraft writes a raw record or a draft bundle, with its media type.
+func writeDraft(w http.ResponseWriter, raw []byte) {
+	if draftType(raw) == MediaTypeCAR {
+		w.Header().Set("Content-Type", MediaTypeCAR)
+		_, _ = w.Write(raw)
+		return
+	}
+	writeRecord(w, raw)
 }
 
 func (h *handler) draftManifest(w http.ResponseWriter, r *http.Request) {
@@ -233,7 +243,7 @@ func (h *handler) draftManifest(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	writeRecord(w, raw)
+	writeDraft(w, raw)
 }
 
 func (h *handler) draftGenesis(w http.ResponseWriter, r *http.Request) {
@@ -246,11 +256,11 @@ func (h *handler) draftGenesis(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	writeRecord(w, raw)
+	writeDraft(w, raw)
 }
 
 func (h *handler) cosignManifest(w http.ResponseWriter, r *http.Request) {
-	draft, ok := readRecord(w, r)
+	draft, ok := readDraft(w, r)
 	if !ok {
 		return
 	}
@@ -263,11 +273,11 @@ func (h *handler) cosignManifest(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	writeRecord(w, raw)
+	writeDraft(w, raw)
 }
 
 func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
-	raw, ok := readRecord(w, r)
+	raw, ok := readDraft(w, r)
 	if !ok {
 		return
 	}
