@@ -47,7 +47,9 @@ commons is remembered and fetched when the daemon runs.`,
 }
 
 // awaitCommons waits until a joined commons' manifest has arrived, saying
-// which peers the node asks, or says why nothing came.
+// which peers the node asks, or says why nothing came. While peers are
+// connected it reconciles the commons with them (as commons sync does), so
+// that when it returns the node holds what they held.
 func (a *app) awaitCommons(ctx context.Context, d api.API, id string, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	said := -1 // peers last said
@@ -57,18 +59,29 @@ func (a *app) awaitCommons(ctx context.Context, d api.API, id string, wait time.
 		if st, err = d.Status(ctx); err != nil {
 			return err
 		}
-		if cs := findCommons(st, id); cs != nil && cs.ManifestHead != "" {
-			fmt.Fprintf(a.stderr, "replicating %s (%s): %d records so far; the rest arrives in the background (commons status)\n",
-				id, cs.Name, cs.Records)
-			return nil
-		}
 		if st.Peers != said {
 			said = st.Peers
 			if st.Peers == 0 {
 				fmt.Fprintf(a.stderr, "replicating %s; no peer connected yet: looking for one (bootstrap peers, DHT, mDNS)\n", id)
 			} else {
-				fmt.Fprintf(a.stderr, "replicating %s; asking %d connected peers: %s\n", id, st.Peers, peerList(st))
+				fmt.Fprintf(a.stderr, "replicating %s; asking %s: %s\n", id, plural(st.Peers, "connected peer"), peerList(st))
 			}
+		}
+		if st.Peers > 0 {
+			sctx, cancel := context.WithDeadline(ctx, deadline)
+			_, err := d.Sync(sctx, "", id)
+			cancel()
+			if err != nil && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if st, err = d.Status(ctx); err != nil {
+				return err
+			}
+		}
+		if cs := findCommons(st, id); cs != nil && cs.ManifestHead != "" {
+			fmt.Fprintf(a.stderr, "replicating %s (%s): %s; more arrive in the background (commons status)\n",
+				id, cs.Name, plural(cs.Records, "record"))
+			return nil
 		}
 		if !time.Now().Before(deadline) {
 			break
@@ -81,16 +94,16 @@ func (a *app) awaitCommons(ctx context.Context, d api.API, id string, wait time.
 	}
 	dht := "the DHT is off"
 	if st.DHT != nil {
-		dht = fmt.Sprintf("the DHT knows %d peers", st.DHT.RoutingTable)
+		dht = "the DHT knows " + plural(st.DHT.RoutingTable, "peer")
 	}
-	fmt.Fprintf(a.stderr, `no peer sent the manifest of %s within %s (connected to %d peers; %s).
+	fmt.Fprintf(a.stderr, `no peer sent the manifest of %s within %s (connected to %s; %s).
 The commons stays joined: its records arrive when a peer that has them connects. To reach one:
   - restart the daemon with --bootstrap ADDR, the address of a node that replicates the commons
     (its foundation publishes one, like /ip4/203.0.113.7/tcp/4040/p2p/12D3KooW...),
     or keep it in the repo: commons config set bootstrap ADDR;
-  - on the same network, mDNS finds such a node by itself (commons config set mdns true);
+  - on the same network, mDNS finds such a node by itself, unless it is off (commons config show mdns);
   - check the ID: a mistyped one matches no commons (commons leave %s undoes the join).
-`, id, wait, st.Peers, dht, id)
+`, id, wait, plural(st.Peers, "peer"), dht, id)
 	return fmt.Errorf("join %s: nothing received yet", id)
 }
 
@@ -137,9 +150,9 @@ commons may reference them).`,
 				}
 				switch {
 				case r.Purged:
-					fmt.Fprintf(a.stderr, "left %s and deleted its %d records\n", r.Commons, r.Records)
+					fmt.Fprintf(a.stderr, "left %s and deleted its %s\n", r.Commons, plural(r.Records, "record"))
 				case r.Records > 0:
-					fmt.Fprintf(a.stderr, "left %s; its %d records stay stored (leave --purge deletes them)\n", r.Commons, r.Records)
+					fmt.Fprintf(a.stderr, "left %s; its records stay stored (%s; leave --purge deletes them)\n", r.Commons, plural(r.Records, "record"))
 				default:
 					fmt.Fprintf(a.stderr, "left %s\n", r.Commons)
 				}
@@ -149,4 +162,12 @@ commons may reference them).`,
 	}
 	cmd.Flags().BoolVar(&purge, "purge", false, "also delete the commons' records, feed and derived state")
 	return cmd
+}
+
+// plural says n things: "1 record", "2 records".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
