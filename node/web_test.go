@@ -1,20 +1,25 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
 
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/testnet/gen"
 )
 
 // chromium returns the browser to test with. Under CI=true a missing
@@ -55,6 +60,12 @@ func browser(t *testing.T) context.Context {
 	t.Cleanup(cancel2)
 	ctx, cancel3 := context.WithTimeout(ctx, 60*time.Second)
 	t.Cleanup(cancel3)
+	// The first run starts the browser, which lives as long as its context:
+	// a shorter deadline for one step, derived from ctx, then ends only that
+	// step.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
 	return ctx
 }
 
@@ -84,7 +95,10 @@ func TestExplorerLive(t *testing.T) {
 	if licence, err := chromedp.Run(ctx, chromedp.Text(`#licence`)); err != nil || licence != "CC-BY-SA-4.0" {
 		t.Errorf("licence shown = %q, %v", licence, err)
 	}
-	// The live feed starts with the recent history only.
+	// The live feed starts with the recent history only, shown together.
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll("#feed li").length >= 5`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Errorf("live feed history not shown: %v", err)
+	}
 	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#feed li").length`)); err != nil || n != 5 {
 		t.Errorf("live feed shows %d events at first, %v; want the 4 records and the status change", n, err)
 	}
@@ -244,5 +258,275 @@ func TestExplorerContested(t *testing.T) {
 	reviews, err := chromedp.Run(ctx, chromedp.Text(`table.reviews`))
 	if err != nil || !strings.Contains(reviews, "undecided") {
 		t.Errorf("reviews table %q, %v; want the review undecided", reviews, err)
+	}
+}
+
+// importGenerated imports the generated records [lo, hi) into n, as a CAR.
+func importGenerated(ctx context.Context, n *Node, g *gen.Generated, lo, hi int) error {
+	var buf bytes.Buffer
+	w, err := protocol.NewCARWriter(&buf, g.ID)
+	if err != nil {
+		return err
+	}
+	for i := lo; i < hi; i++ {
+		if err := w.Put(g.CIDs[i], g.Records[i]); err != nil {
+			return err
+		}
+	}
+	rep, err := n.Import(ctx, &buf)
+	if err != nil {
+		return fmt.Errorf("import records %d to %d: %w", lo, hi, err)
+	}
+	if rep.Imported != hi-lo {
+		return fmt.Errorf("import records %d to %d: %d imported, refused %+v", lo, hi, rep.Imported, rep.Rejected)
+	}
+	return nil
+}
+
+// contributionCIDs returns the CIDs of the contributions among records, in
+// their order.
+func contributionCIDs(t *testing.T, records [][]byte) []string {
+	t.Helper()
+	var out []string
+	for _, raw := range records {
+		b, err := protocol.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Record.Type() == protocol.TypeContribution {
+			out = append(out, b.CID.String())
+		}
+	}
+	return out
+}
+
+// answers evaluates a script in the page and fails the test unless the
+// page answers within within; it returns the script's value and how long
+// the answer took.
+func answers(t *testing.T, ctx context.Context, within time.Duration, script string) (string, time.Duration) {
+	t.Helper()
+	ectx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	start := time.Now()
+	v, err := chromedp.Run(ectx, chromedp.Evaluate[string](script))
+	took := time.Since(start)
+	if ectx.Err() != nil {
+		t.Fatalf("the page did not answer a script within %v: %v", within, err)
+	}
+	if err != nil {
+		t.Fatalf("script %s: %v", script, err)
+	}
+	return v, took
+}
+
+// legendSum is a script that adds up the contributions the chart's legend
+// counts.
+const legendSum = `String([...document.querySelectorAll("#chart .legend span")].reduce((n, s) => n + parseInt(s.textContent.split(" ").pop()), 0))`
+
+// TestExplorerLargeCommons opens the explorer on a commons of 20,000
+// records, then imports 2,000 more while it is open. The page shows the
+// newest contribution first and counts every one, its live feed starts at
+// the recent records instead of replaying the commons, it answers scripts
+// within a few seconds all along, and the records that arrive show.
+func TestExplorerLargeCommons(t *testing.T) {
+	const loaded, total = 20_000, 22_000
+	g, err := gen.Generate(gen.Options{Records: total, Authors: 20, NoPayloads: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, all := contributionCIDs(t, g.Records[:loaded]), contributionCIDs(t, g.Records)
+	n := startOffline(t)
+	if err := importGenerated(t.Context(), n, g, 0, loaded); err != nil {
+		t.Fatal(err)
+	}
+	s := serve(t, n)
+	ctx := browser(t)
+
+	start := time.Now()
+	first, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(first,
+		chromedp.Navigate(s.url+"/"),
+		chromedp.WaitVisible(`#contributions li:first-child[data-cid="`+before[len(before)-1]+`"]`),
+		chromedp.WaitVisible(`#live.on`),
+	); err != nil {
+		t.Fatalf("the newest of %d contributions not first on the list after %v: %v", len(before), time.Since(start), err)
+	}
+	t.Logf("first page of %d records in %v", loaded, time.Since(start))
+	// Every contribution is counted, not only the first page of the list.
+	counted, _ := answers(t, ctx, 5*time.Second, legendSum)
+	if counted != strconv.Itoa(len(before)) {
+		t.Errorf("the chart counts %s contributions, want %d", counted, len(before))
+	}
+	note, _ := answers(t, ctx, 5*time.Second, `document.querySelector("#contributions-note")?.textContent ?? ""`)
+	if want := fmt.Sprintf("of %d contributions", len(before)); !strings.Contains(note, want) {
+		t.Errorf("the list says %q, want it to say %q", note, want)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll("#feed li").length > 0`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Fatalf("the live feed shows no recent records: %v", err)
+	}
+	oldest, _ := answers(t, ctx, 5*time.Second, `document.querySelector("#feed li:last-child").dataset.id`)
+	if c, err := strconv.Atoi(strings.Split(oldest, ".")[0]); err != nil || c <= loaded-60 {
+		t.Errorf("oldest event on the live feed %q, %v; want one of the latest records, not a replay of the commons", oldest, err)
+	}
+
+	imported := make(chan error, 1)
+	go func() { imported <- importGenerated(t.Context(), n, g, loaded, total) }()
+	// The page answers all along, until the last record shows on the live
+	// feed and the sync panel counts them all.
+	last := g.CIDs[total-1].String()
+	script := `[!!document.querySelector('#feed li[data-cid="` + last + `"]'), parseInt(document.querySelector("#records").textContent)].join(" ")`
+	want := fmt.Sprint("true ", total)
+	var slowest time.Duration
+	evals := 0
+	for deadline := time.Now().Add(40 * time.Second); ; {
+		got, took := answers(t, ctx, 5*time.Second, script)
+		slowest, evals = max(slowest, took), evals+1
+		if got == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("40 s after the import began the page shows %q (last record on the live feed, records), want %q", got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := <-imported; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d more records shown %v after the page opened; %d scripts answered meanwhile, the slowest in %v", total-loaded, time.Since(start), evals, slowest)
+	shown := `document.querySelector("#contributions li[data-cid]").dataset.cid + " " + ` + legendSum
+	want = fmt.Sprint(all[len(all)-1], " ", len(all))
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(`+shown+`) == "`+want+`"`, chromedp.WithPollingTimeout(5*time.Second))); err != nil {
+		got, _ := answers(t, ctx, 5*time.Second, shown)
+		t.Errorf("after the import the list and chart show %q (newest contribution, count), want %q", got, want)
+	}
+}
+
+// TestExplorerEmptyNode opens the explorer on a node that replicates no
+// commons: it says so and what to do instead of loading forever, shows a
+// commons founded while it is open, and says when the node stops
+// answering.
+func TestExplorerEmptyNode(t *testing.T) {
+	ctx := browser(t)
+	n := startOffline(t)
+	srv := httptest.NewServer(api.Handler(n, testToken))
+	t.Cleanup(srv.Close)
+	c := api.NewClient(strings.TrimPrefix(srv.URL, "http://"), testToken)
+	open, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := chromedp.Do(open, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(`#empty`)); err != nil {
+		t.Fatalf("open explorer on an empty node: %v", err)
+	}
+	text, _ := answers(t, ctx, 5*time.Second, `document.body.innerText`)
+	for _, want := range []string{"This node replicates no commons yet", "commons join", "commons manifest create", must[api.IDInfo](t)(n.ID(t.Context())).PeerID} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the empty node's page does not say %q:\n%s", want, text)
+		}
+	}
+	for _, stuck := range []string{"Loading…", "connecting…"} {
+		if strings.Contains(text, stuck) {
+			t.Errorf("the empty node's page still says %q:\n%s", stuck, text)
+		}
+	}
+
+	must[string](t)(c.CreateManifest(t.Context(), api.ManifestParams{Name: ptr("Late commons"), Licence: ptr("MIT")}))
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(`#licence`), chromedp.WaitVisible(`#live.on`), chromedp.WaitNotVisible(`#empty`)); err != nil {
+		t.Fatalf("a commons founded while the page is open is not shown: %v", err)
+	}
+
+	srv.CloseClientConnections()
+	srv.Close()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("#notice").innerText.includes("The node does not answer")`, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		t.Errorf("the page does not say that the node stopped answering: %v", err)
+	}
+}
+
+// TestExplorerRecordPages opens record pages the node cannot show (an
+// unknown CID, text that is no CID, a commons it does not replicate) and
+// one whose hlc needs more than 53 bits: the page says what is wrong in
+// words, and shows the record's JSON with every digit.
+func TestExplorerRecordPages(t *testing.T) {
+	ctx := browser(t)
+	s := serve(t, startOffline(t))
+	actx := t.Context()
+	commons := must[string](t)(s.c.CreateManifest(actx, api.ManifestParams{Name: ptr("Exact"), Licence: ptr("MIT")}))
+	g, err := cid.Decode(commons)
+	if err != nil {
+		t.Fatal(err)
+	}
+	author, err := protocol.PrivateKeyFromLibp2p(testKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hlc := protocol.HLCFromMillis(time.Now().UnixMilli(), 0x1235)
+	if uint64(float64(hlc)) == uint64(hlc) {
+		t.Fatalf("hlc %d fits a float64: it tests no precision", hlc)
+	}
+	publish := func(body protocol.Body, commons cid.Cid) string {
+		t.Helper()
+		rec := &protocol.Record{Commons: commons, Time: hlc, Body: body}
+		if err := protocol.Sign(rec, author); err != nil {
+			t.Fatal(err)
+		}
+		raw, _, err := protocol.Encode(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return must[api.Published](t)(s.c.Publish(actx, raw, false)).CID
+	}
+	genesis := publish(&protocol.Manifest{Name: "Precise", Licence: "MIT", Association: []protocol.PublicKey{author.Public()}, Threshold: 1}, cid.Undef)
+	contribution := publish(&protocol.Contribution{Title: "Precise timing", Licence: protocol.Link{Cid: g}, Provenance: protocol.ProvenanceVolunteer}, g)
+	sum, err := multihash.Sum([]byte("no record has these bytes"), multihash.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknown := cid.NewCidV1(cid.DagCBOR, sum).String()
+
+	// page opens hash and returns the page's text once it says ready.
+	page := func(hash, ready string) string {
+		t.Helper()
+		shown := fmt.Sprintf(`document.querySelector("#main").innerText.includes(%q)`, ready)
+		if err := chromedp.Do(ctx, chromedp.Navigate(s.url+"/"+hash)); err != nil {
+			t.Fatalf("open %s: %v", hash, err)
+		}
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](shown, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+			text, _ := answers(t, ctx, 5*time.Second, `document.querySelector("#main").innerText`)
+			t.Fatalf("%s does not say %q: %v\n%s", hash, ready, err, text)
+		}
+		text, _ := answers(t, ctx, 5*time.Second, `document.querySelector("#main").innerText`)
+		return text
+	}
+	for _, tc := range []struct{ hash, ready string }{
+		{"#/c/" + genesis, "manifest " + genesis[:10]},
+		{"#/c/" + contribution, "Precise timing"},
+	} {
+		page(tc.hash, tc.ready)
+		json, _ := answers(t, ctx, 5*time.Second, `document.querySelector("#contribution pre").textContent`)
+		if want := fmt.Sprintf(`"hlc": %d,`, uint64(hlc)); !strings.Contains(json, want) {
+			t.Errorf("%s: the record's JSON does not hold %s:\n%s", tc.hash, want, json)
+		}
+	}
+
+	for _, tc := range []struct {
+		name, hash string
+		says, not  []string
+	}{
+		{"unknown CID", "#/c/" + unknown, []string{"Record not found", "This node holds no record " + unknown}, nil},
+		{"not a CID", "#/c/notacid", []string{"Not a record ID", "“notacid” is not a record ID"}, []string{"encoding", "not a CID"}},
+		{"unknown commons", "#/commons/" + unknown, []string{"This node does not replicate the commons " + unknown, "commons join " + unknown}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := page(tc.hash, tc.says[0])
+			for _, want := range tc.says {
+				if !strings.Contains(text, want) {
+					t.Errorf("the page does not say %q:\n%s", want, text)
+				}
+			}
+			for _, raw := range tc.not {
+				if strings.Contains(text, raw) {
+					t.Errorf("the page shows the API's words %q:\n%s", raw, text)
+				}
+			}
+		})
 	}
 }

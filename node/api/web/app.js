@@ -10,124 +10,309 @@ const h = (tag, attrs = {}, ...kids) => {
   for (const k of kids) if (k != null) el.append(k);
   return el;
 };
-async function api(path) {
-  const r = await fetch("/api/v1" + path, { headers: { Accept: "application/json" } });
-  const body = await r.json();
-  if (!r.ok) throw new Error(body.error || r.statusText);
-  return body;
+
+// APIError is a request the node refused (status is the HTTP status) or
+// did not answer (status 0).
+class APIError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
 }
+
+// apiText returns the body of GET /api/v1 + path as text, so that a caller
+// can show it without converting its numbers.
+async function apiText(path) {
+  let r, text;
+  try {
+    r = await fetch("/api/v1" + path, { headers: { Accept: "application/json" } });
+    text = await r.text();
+  } catch {
+    throw new APIError(0, "The node does not answer: is its daemon still running? This page tries again by itself.");
+  }
+  if (!r.ok) {
+    let msg = r.status + " " + r.statusText;
+    try { msg = JSON.parse(text).error || msg; } catch { /* not JSON: keep the status line */ }
+    throw new APIError(r.status, msg);
+  }
+  return text;
+}
+const api = async (path) => JSON.parse(await apiText(path));
+
 const short = (s, n = 10) => (s && s.length > n + 4 ? s.slice(0, n) + "…" + s.slice(-4) : s || "");
-const when = (t) => new Date(t).toLocaleString([], { dateStyle: "short", timeStyle: "short" });
+// when formats a time; one formatter serves every row (making one per
+// call costs more than the row).
+const dateTime = new Intl.DateTimeFormat([], { dateStyle: "short", timeStyle: "short" });
+const fullTime = new Intl.DateTimeFormat([], { dateStyle: "medium", timeStyle: "short" });
+const when = (t) => dateTime.format(new Date(t));
 const badge = (status) => h("span", { class: "badge " + status, text: status, "data-status": status });
 const cidLink = (cid) => h("a", { href: "#/c/" + cid, class: "mono", text: short(cid) });
+const problem = (text) => h("p", { class: "problem", text });
+const plural = (n, one) => n + " " + one + (n === 1 ? "" : "s");
 
-const S = { commons: "", contribs: new Map(), es: null, filter: "", manifestNames: new Map() };
+// recentEvents is how many records of history the live feed replays when
+// a commons opens, to fill its panel; the lists hold the older ones.
+const recentEvents = 50;
+// feedRows and listRows are how many rows the live feed and the list show.
+const feedRows = 200, listRows = 300;
+// pageSize is how many contributions one list request asks for (the
+// API's most).
+const pageSize = 10000;
+// batchMillis is how long live events gather before the page shows them,
+// all at once; pollMillis how often the page asks for the node's status.
+const batchMillis = 100, pollMillis = 5000;
+
+const S = {
+  node: null,          // the node's last status
+  routed: false,       // the location has been followed once
+  listed: "",          // the commons the selector lists, as a key
+  commons: "",         // the commons shown
+  gen: 0,              // counts the commons opened: an older one's loads stop
+  contribs: new Map(), // CID → contribution
+  order: [],           // the contributions, in arrival order
+  loading: false,      // the contributions are still being listed
+  filter: "",
+  manifestNames: new Map(),
+  es: null, lastId: "", queue: [], flushTimer: 0, renderPending: false, syncTimer: 0,
+  notices: { node: "", route: "" },
+};
 
 async function init() {
-  const st = await api("/status");
   const sel = $("#commons-select");
-  sel.replaceChildren(...st.commons.map((c) => h("option", { value: c.id, text: (c.name || "(no manifest yet)") + " · " + short(c.id, 8) })));
-  sel.onchange = () => { location.hash = "#/commons/" + sel.value; };
+  sel.onchange = () => { if (sel.value) location.hash = "#/commons/" + sel.value; };
   document.querySelectorAll("#status-filters button").forEach((b) => b.onclick = () => {
     S.filter = b.dataset.status;
     document.querySelectorAll("#status-filters button").forEach((x) => x.classList.toggle("on", x === b));
     renderContribs();
   });
-  if (!st.commons.length) { $("#manifest").textContent = "This node replicates no commons yet."; }
   window.onhashchange = route;
+  await poll();
   await route();
-  setInterval(() => S.commons && loadSync(), 5000);
+  setInterval(poll, pollMillis);
+}
+
+// poll asks for the node's status: it says when the node does not answer,
+// lists the commons (one may have arrived), opens one when none is open,
+// and refreshes the sync panel.
+async function poll() {
+  let st;
+  try { st = await api("/status"); } catch (e) {
+    notice("node", e.status ? "The node answered its status with an error: " + e.message : e.message);
+    return;
+  }
+  notice("node", "");
+  S.node = st;
+  listCommons(st);
+  showView();
+  if (!st.commons.length) showEmpty(st);
+  else if (S.commons) loadSync(st);
+  else if (S.routed) await route();
+}
+
+// notice shows text of a kind (node, route) above the page, or clears it.
+function notice(kind, text) {
+  S.notices[kind] = text;
+  const all = Object.values(S.notices).filter(Boolean);
+  const el = $("#notice");
+  el.hidden = !all.length;
+  el.replaceChildren(...all.map((t) => h("p", { text: t })));
+}
+
+function listCommons(st) {
+  const sel = $("#commons-select");
+  const opts = st.commons.map((c) => [c.id, (c.name || "(no manifest yet)") + " · " + short(c.id, 8)]);
+  const key = JSON.stringify(opts);
+  if (key !== S.listed) {
+    S.listed = key;
+    sel.replaceChildren(...(opts.length ? opts.map(([value, text]) => h("option", { value, text })) : [h("option", { value: "", text: "none yet" })]));
+  }
+  if (S.commons) sel.value = S.commons;
+}
+
+// showView shows the record page, the commons, or what to do when the
+// node replicates none.
+function showView() {
+  const detail = /^#\/c\//.test(location.hash);
+  const none = !!S.node && !S.node.commons.length;
+  $("#detail").hidden = !detail;
+  $("#empty").hidden = detail || !none;
+  $("#overview").hidden = detail || none;
+}
+
+function showEmpty(st) {
+  if (S.commons) closeCommons();
+  live("no commons", false);
+  $("#empty-node").textContent = "This node is " + st.peer_id + ", " +
+    (st.online ? "online with " + plural(st.peers, "peer") + " connected." : "offline.");
+}
+
+function live(text, on) {
+  const el = $("#live");
+  el.textContent = text; el.classList.toggle("on", on);
+}
+
+// hashTarget returns what the location names: ["c", CID], ["commons", ID]
+// or [].
+function hashTarget() {
+  const m = location.hash.match(/^#\/(commons|c)\/([^/?#]+)/);
+  if (!m) return [];
+  try { return [m[1], decodeURIComponent(m[2])]; } catch { return [m[1], m[2]]; }
 }
 
 async function route() {
-  const m = location.hash.match(/^#\/(commons|c)\/([a-z0-9]+)/);
-  const sel = $("#commons-select");
-  let commons = m && m[1] === "commons" ? m[2] : (S.commons || sel.value);
-  if (m && m[1] === "c") {
-    $("#overview").hidden = true; $("#detail").hidden = false;
-    const rec = await showContribution(m[2]);
+  S.routed = true;
+  const [kind, what] = hashTarget();
+  notice("route", "");
+  showView();
+  let commons = kind === "commons" ? what : S.commons || $("#commons-select").value;
+  if (kind === "c") {
+    const rec = await showRecord(what);
     if (rec && rec.commons) commons = rec.commons;
-  } else {
-    $("#overview").hidden = false; $("#detail").hidden = true;
   }
-  if (commons && commons !== S.commons) { sel.value = commons; await openCommons(commons); }
+  if (!S.node || (commons && commons === S.commons)) return;
+  const known = () => S.node.commons.some((c) => c.id === commons);
+  if (!known()) {
+    // The node may have taken it up since the last poll.
+    try { S.node = await api("/status"); listCommons(S.node); showView(); } catch { /* poll says why */ }
+  }
+  if (!S.node.commons.length) { showEmpty(S.node); return; }
+  if (!known()) {
+    if (commons) notice("route", "This node does not replicate the commons " + commons + ". To replicate it: commons join " + commons);
+    commons = S.commons || S.node.commons[0].id;
+    if (commons === S.commons) return;
+  }
+  $("#commons-select").value = commons;
+  await openCommons(commons);
 }
 
-// recentEvents is how many records of history the live feed replays when
-// a commons opens; older ones are in the lists, not replayed one by one.
-const recentEvents = 50;
+// closeCommons stops the live feed and forgets the commons shown.
+function closeCommons() {
+  S.gen++;
+  if (S.es) S.es.close();
+  clearTimeout(S.flushTimer);
+  Object.assign(S, { es: null, lastId: "", queue: [], flushTimer: 0, commons: "", contribs: new Map(), order: [] });
+  $("#feed").replaceChildren();
+}
 
 async function openCommons(id) {
-  S.commons = id; S.contribs.clear();
-  $("#feed").replaceChildren();
+  closeCommons();
+  const gen = S.gen;
+  S.commons = id;
+  $("#manifest").textContent = "Loading…"; $("#sync").textContent = "Loading…";
+  live("connecting…", false);
   // The position to follow from is taken before the lists load, so that
   // nothing added meanwhile is missed (what comes twice is set twice).
-  const st = await api("/status");
-  const c = st.commons.find((x) => x.id === id) || {};
-  const from = Math.max(0, (c.records || 0) - recentEvents);
-  await Promise.all([loadManifest(), loadContribs(), loadSync()]);
-  follow(from);
+  let from = 0;
+  try {
+    const st = await api("/status");
+    const c = st.commons.find((x) => x.id === id) || {};
+    from = Math.max(0, (c.records || 0) - recentEvents);
+  } catch { /* the lists say what failed */ }
+  if (gen !== S.gen) return;
+  await Promise.all([loadManifest(), loadContribs(gen), loadSync()]);
+  if (gen === S.gen) follow(from);
 }
 
 async function loadManifest() {
-  const el = $("#manifest");
+  const id = S.commons, el = $("#manifest");
   try {
-    const mi = await api("/commons/" + S.commons + "/manifest");
-    const m = mi.manifest;
-    for (const v of mi.history) S.manifestNames.set(v.cid, "v" + v.version + " · " + m.Licence);
-    const keys = (ks) => (ks && ks.length ? h("div", {}, ...ks.map((k) => h("div", { class: "mono", text: k }))) : h("span", { class: "muted", text: "none" }));
-    const dl = h("dl", {},
-      h("dt", { text: "name" }), h("dd", { text: m.Name }),
-      h("dt", { text: "licence" }), h("dd", {}, h("strong", { text: m.Licence, id: "licence" })),
-      h("dt", { text: "maintainers" }), h("dd", {}, keys(m.Maintainers)),
-      h("dt", { text: "quorum" }), h("dd", { id: "quorum", text: m.Quorum + " to accept · " + m.RejectQuorum + " to reject" }),
-      h("dt", { text: "association" }), h("dd", {}, keys(m.Association), h("span", { class: "muted", text: "threshold " + m.Threshold })),
-      h("dt", { text: "version" }), h("dd", {}, h("span", { text: "v" + m.Version + " " }), h("span", { class: "mono", text: short(mi.head) })),
-      h("dt", { text: "history" }), h("dd", {}, ...mi.history.map((v) => h("div", {}, h("span", { text: "v" + v.version + " · " + when(v.time) + " " }), h("span", { class: "mono", text: short(v.cid) }), v.head ? h("span", { class: "badge type", text: "head" }) : null))),
-    );
-    const kids = [];
-    if (mi.forks && mi.forks.length) kids.push(h("div", { class: "warn", id: "fork-warning", text: "⚠ The manifest chain is forked: " + mi.forks.length + " concurrent heads. Every node resolves to the same head; the next update that names them all merges the fork." }));
-    if (mi.contested && mi.contested.length) kids.push(h("div", { class: "warn", id: "contest-warning" },
-      h("strong", { text: "⚠ Contested: " }),
-      h("span", { text: mi.contested.length + " manifest versions revoke each other's keys, and nothing in the records says which key was stolen. They count for nothing until one revocation is undisputed; contributions they could decide are held pending. " }),
-      ...mi.contested.map((v) => h("div", { class: "mono", text: "v" + v.version + " " + short(v.cid) + " by " + v.author + ", contested with " + (v.contested_with || []).map((x) => short(x)).join(", ") }))));
-    if (mi.revoked && mi.revoked.length) kids.push(h("div", { class: "warn", text: "Revoked keys: " + mi.revoked.join(", ") }));
-    if (mi.suspended && mi.suspended.length) kids.push(h("div", { class: "warn", text: "Suspended keys (revoked only by contested versions; their reviews count neither way): " + mi.suspended.join(", ") }));
-    el.replaceChildren(...kids, dl);
-  } catch (e) { el.textContent = e.message; }
+    const mi = await api("/commons/" + id + "/manifest");
+    if (id === S.commons) el.replaceChildren(...manifestPanel(mi));
+  } catch (e) {
+    if (id !== S.commons) return;
+    el.replaceChildren(problem(e.status === 404
+      ? "No manifest of this commons has arrived yet. It comes from a peer that holds the commons: if none is on this network, start the daemon with --bootstrap <address of such a peer>."
+      : "Cannot read the manifest: " + e.message));
+  }
 }
 
-async function loadContribs() {
+function manifestPanel(mi) {
+  const m = mi.manifest;
+  for (const v of mi.history) S.manifestNames.set(v.cid, "v" + v.version + " · " + m.Licence);
+  const keys = (ks) => (ks && ks.length ? h("div", {}, ...ks.map((k) => h("div", { class: "mono", text: k }))) : h("span", { class: "muted", text: "none" }));
+  const dl = h("dl", {},
+    h("dt", { text: "name" }), h("dd", { text: m.Name }),
+    h("dt", { text: "licence" }), h("dd", {}, h("strong", { text: m.Licence, id: "licence" })),
+    h("dt", { text: "maintainers" }), h("dd", {}, keys(m.Maintainers)),
+    h("dt", { text: "quorum" }), h("dd", { id: "quorum", text: m.Quorum + " to accept · " + m.RejectQuorum + " to reject" }),
+    h("dt", { text: "association" }), h("dd", {}, keys(m.Association), h("span", { class: "muted", text: "threshold " + m.Threshold })),
+    h("dt", { text: "version" }), h("dd", {}, h("span", { text: "v" + m.Version + " " }), cidLink(mi.head)),
+    h("dt", { text: "history" }), h("dd", {}, ...mi.history.map((v) => h("div", {}, h("span", { text: "v" + v.version + " · " + when(v.time) + " " }), cidLink(v.cid), v.head ? h("span", { class: "badge type", text: "head" }) : null))),
+  );
+  const kids = [];
+  if (mi.forks && mi.forks.length) kids.push(h("div", { class: "warn", id: "fork-warning", text: "⚠ The manifest chain is forked: " + mi.forks.length + " concurrent heads. Every node resolves to the same head; the next update that names them all merges the fork." }));
+  if (mi.contested && mi.contested.length) kids.push(h("div", { class: "warn", id: "contest-warning" },
+    h("strong", { text: "⚠ Contested: " }),
+    h("span", { text: mi.contested.length + " manifest versions revoke each other's keys, and nothing in the records says which key was stolen. They count for nothing until one revocation is undisputed; contributions they could decide are held pending. " }),
+    ...mi.contested.map((v) => h("div", { class: "mono", text: "v" + v.version + " " + short(v.cid) + " by " + v.author + ", contested with " + (v.contested_with || []).map((x) => short(x)).join(", ") }))));
+  if (mi.revoked && mi.revoked.length) kids.push(h("div", { class: "warn", text: "Revoked keys: " + mi.revoked.join(", ") }));
+  if (mi.suspended && mi.suspended.length) kids.push(h("div", { class: "warn", text: "Suspended keys (revoked only by contested versions; their reviews count neither way): " + mi.suspended.join(", ") }));
+  return [...kids, dl];
+}
+
+// loadContribs lists every contribution, a page at a time, showing each
+// page as it comes.
+async function loadContribs(gen) {
+  S.loading = true;
+  renderContribs(); renderChart();
+  let after = 0;
   try {
-    const page = await api("/commons/" + S.commons + "/contributions?limit=10000");
-    for (const c of page.contributions) S.contribs.set(c.cid, c);
-  } catch (e) { $("#contributions").textContent = e.message; }
+    for (;;) {
+      const page = await api("/commons/" + S.commons + "/contributions?limit=" + pageSize + "&after=" + after);
+      if (gen !== S.gen) return;
+      for (const c of page.contributions) addContrib(c);
+      if (!page.next || !page.contributions.length) break;
+      after = page.next;
+      renderContribs(); renderChart();
+    }
+  } catch (e) {
+    if (gen !== S.gen) return;
+    $("#contributions-note").replaceChildren(problem("Cannot list the contributions: " + e.message));
+    S.loading = false;
+    return;
+  }
+  S.loading = false;
   renderContribs(); renderChart();
 }
 
+// addContrib adds a contribution to the lists, or sets its status.
+function addContrib(c) {
+  const had = S.contribs.get(c.cid);
+  if (had) { had.status = c.status; return; }
+  const e = { cid: c.cid, title: c.title, kind: c.kind, time: c.time, t: Date.parse(c.time), status: c.status };
+  S.contribs.set(c.cid, e);
+  S.order.push(e);
+}
+
 function renderContribs() {
-  const rows = [...S.contribs.values()].filter((c) => !S.filter || c.status === S.filter).reverse().slice(0, 300);
+  const rows = [];
+  for (let i = S.order.length - 1; i >= 0 && rows.length < listRows; i--) {
+    if (!S.filter || S.order[i].status === S.filter) rows.push(S.order[i]);
+  }
+  const empty = S.loading ? "Loading contributions…" : S.filter ? "No " + S.filter + " contributions." : "No contributions yet.";
   $("#contributions").replaceChildren(...(rows.length ? rows.map((c) => h("li", { "data-cid": c.cid },
-    badge(c.status), h("a", { class: "what", href: "#/c/" + c.cid, text: c.title }), c.kind ? h("span", { class: "badge type", text: c.kind }) : null, h("span", { class: "when", text: when(c.time) }))) : [h("li", { class: "muted", text: "No contributions." })]));
+    badge(c.status), h("a", { class: "what", href: "#/c/" + c.cid, text: c.title }), c.kind ? h("span", { class: "badge type", text: c.kind }) : null, h("span", { class: "when", text: when(c.time) })))
+    : [h("li", { class: "muted", text: empty })]));
+  const n = S.order.length;
+  $("#contributions-note").textContent = S.loading && n ? "Loading… " + plural(n, "contribution") + " so far." :
+    n > rows.length ? "The latest " + rows.length + (S.filter ? " " + S.filter : "") + " of " + plural(n, "contribution") + "." : "";
 }
 
 function renderChart() {
-  const items = [...S.contribs.values()];
-  const box = $("#chart");
-  if (!items.length) { box.replaceChildren(h("p", { class: "muted", text: "No contributions yet." })); return; }
-  const times = items.map((c) => Date.parse(c.time));
-  const lo = Math.min(...times), hi = Math.max(...times);
+  const items = S.order, box = $("#chart");
+  if (!items.length) { box.replaceChildren(h("p", { class: "muted", text: S.loading ? "Loading…" : "No contributions yet." })); return; }
+  let lo = Infinity, hi = -Infinity;
+  for (const c of items) { if (c.t < lo) lo = c.t; if (c.t > hi) hi = c.t; }
   const span = Math.max(hi - lo, 1);
   const unit = span > 4 * 86400e3 ? 86400e3 : span > 4 * 3600e3 ? 3600e3 : 60e3;
   const start = Math.floor(lo / unit) * unit;
   const n = Math.min(Math.floor((hi - start) / unit) + 1, 60);
   const step = Math.ceil((Math.floor((hi - start) / unit) + 1) / n) * unit;
   const buckets = Array.from({ length: n }, () => ({ pending: 0, accepted: 0, rejected: 0 }));
+  const totals = { pending: 0, accepted: 0, rejected: 0 };
   for (const c of items) {
-    const i = Math.min(Math.floor((Date.parse(c.time) - start) / step), n - 1);
+    const i = Math.min(Math.floor((c.t - start) / step), n - 1);
     buckets[i][c.status] = (buckets[i][c.status] || 0) + 1;
+    totals[c.status] = (totals[c.status] || 0) + 1;
   }
-  const max = Math.max(...buckets.map((b) => b.pending + b.accepted + b.rejected));
+  const max = Math.max(...buckets.map((b) => b.pending + b.accepted + b.rejected), 1);
   const W = 600, H = 160, pad = 22, bw = Math.min((W - pad) / n, 48);
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
@@ -145,82 +330,180 @@ function renderChart() {
       if (!hgt) continue;
       y -= hgt;
       const r = add("rect", { x: pad + i * bw + 1, y, width: Math.max(bw - 2, 1), height: hgt, fill: color[s], rx: 1.5, class: "bar " + s });
-      const t = document.createElementNS(ns, "title"); t.textContent = `${b[s]} ${s} · ${new Date(start + i * step).toLocaleString()}`; r.append(t);
+      const t = document.createElementNS(ns, "title"); t.textContent = `${b[s]} ${s} · ${fullTime.format(new Date(start + i * step))}`; r.append(t);
     }
   });
   const fmt = (t) => new Date(t).toLocaleString([], unit >= 86400e3 ? { dateStyle: "short" } : { timeStyle: "short" });
   add("text", { x: pad, y: H + 13 }).textContent = fmt(start);
   const last = add("text", { x: W, y: H + 13, "text-anchor": "end" }); last.textContent = fmt(start + (n - 1) * step);
   const legend = h("div", { class: "legend" }, ...["accepted", "pending", "rejected"].map((s) =>
-    h("span", {}, h("i", { style: "background:" + color[s] }), s + " " + items.filter((c) => c.status === s).length)));
+    h("span", { "data-status": s }, h("i", { style: "background:" + color[s] }), s + " " + totals[s])));
   box.replaceChildren(svg, legend);
 }
 
-async function loadSync() {
+// loadSync shows the node's status (st, or asked for) on the sync panel.
+async function loadSync(st) {
+  const id = S.commons;
   try {
-    const [st, peers] = await Promise.all([api("/status"), api("/peers")]);
-    const c = st.commons.find((x) => x.id === S.commons) || {};
-    $("#sync").replaceChildren(h("dl", {},
-      h("dt", { text: "this node" }), h("dd", { class: "mono", text: st.peer_id }),
-      h("dt", { text: "network" }), h("dd", { text: st.online ? `online · ${st.peers} peer${st.peers === 1 ? "" : "s"} connected` : "offline" }),
-      h("dt", { text: "records" }), h("dd", { id: "records", text: `${c.records ?? 0} (${c.accepted ?? 0} accepted, ${c.pending ?? 0} pending, ${c.rejected ?? 0} rejected)` }),
-      h("dt", { text: "gossip" }), h("dd", { text: `${c.peers ?? 0} peer${c.peers === 1 ? "" : "s"} in this commons' topic` }),
-      h("dt", { text: "waiting" }), h("dd", { text: `${c.waiting ?? 0} record(s) wait for what they depend on; ${c.inert ?? 0} inert` }),
-      ...(c.contested && c.contested.length ? [h("dt", { text: "contested" }), h("dd", { class: "warn", id: "status-contested", text: `${c.contested.length} manifest version(s) contested; ${c.held ?? 0} contribution(s) held pending` })] : []),
-      h("dt", { text: "state root" }), h("dd", { class: "mono", text: (c.state_root || "") + (c.state_root_records !== undefined && c.state_root_records !== c.records ? ` (of the first ${c.state_root_records} records: more are arriving)` : "") }),
-      h("dt", { text: "peers" }), h("dd", {}, ...(peers.length ? peers.map((p) => h("div", { class: "mono", text: p.id + (p.addresses[0] ? " · " + p.addresses[0] : "") })) : [h("span", { class: "muted", text: "none" })])),
-    ));
-  } catch (e) { $("#sync").textContent = e.message; }
+    const [s, peers] = await Promise.all([st || api("/status"), api("/peers")]);
+    if (id !== S.commons) return;
+    const c = s.commons.find((x) => x.id === id) || {};
+    $("#sync").replaceChildren(syncPanel(s, c, peers));
+  } catch (e) {
+    if (id === S.commons) $("#sync").replaceChildren(problem("Cannot read the node's status: " + e.message));
+  }
 }
 
-// follow opens the live feed after cursor from; EventSource resumes by
-// itself with Last-Event-ID after a drop or an overflow.
+function syncPanel(st, c, peers) {
+  return h("dl", {},
+    h("dt", { text: "this node" }), h("dd", { class: "mono", text: st.peer_id }),
+    h("dt", { text: "network" }), h("dd", { text: st.online ? "online · " + plural(st.peers, "peer") + " connected" : "offline" }),
+    h("dt", { text: "records" }), h("dd", { id: "records", text: `${c.records ?? 0} (${c.accepted ?? 0} accepted, ${c.pending ?? 0} pending, ${c.rejected ?? 0} rejected)` }),
+    h("dt", { text: "gossip" }), h("dd", { text: plural(c.peers ?? 0, "peer") + " in this commons' topic" }),
+    h("dt", { text: "waiting" }), h("dd", { text: `${c.waiting ?? 0} record(s) wait for what they depend on; ${c.inert ?? 0} inert` }),
+    ...(c.contested && c.contested.length ? [h("dt", { text: "contested" }), h("dd", { class: "warn", id: "status-contested", text: `${c.contested.length} manifest version(s) contested; ${c.held ?? 0} contribution(s) held pending` })] : []),
+    h("dt", { text: "state root" }), h("dd", { class: "mono", text: (c.state_root || "") + (c.state_root_records !== undefined && c.state_root_records !== c.records ? ` (of the first ${c.state_root_records} records: more are arriving)` : "") }),
+    h("dt", { text: "peers" }), h("dd", {}, ...(peers.length ? peers.map((p) => h("div", { class: "mono", text: p.id + (p.addresses[0] ? " · " + p.addresses[0] : "") })) : [h("span", { class: "muted", text: "none" })])),
+  );
+}
+
+// syncSoon refreshes the sync panel within a second, however many events
+// arrive meanwhile.
+function syncSoon() {
+  if (S.syncTimer) return;
+  S.syncTimer = setTimeout(() => { S.syncTimer = 0; if (S.commons) loadSync(); }, 1000);
+}
+
+// follow opens the live feed after position from; EventSource resumes by
+// itself with Last-Event-ID after a drop or an overflow. Events gather for
+// batchMillis and are shown together (flush).
 function follow(from) {
-  if (S.es) S.es.close();
-  const live = $("#live");
+  const gen = S.gen;
   const es = new EventSource("/api/v1/commons/" + S.commons + "/events?after=" + from);
   S.es = es;
-  es.onopen = () => { live.textContent = "live"; live.classList.add("on"); };
-  es.onerror = () => { live.textContent = "reconnecting…"; live.classList.remove("on"); };
-  es.onmessage = (m) => onEvent(JSON.parse(m.data));
+  $("#feed-note").textContent = $("#feed").children.length ? "" : "New records show here as they arrive.";
+  es.onopen = () => live("live", true);
+  es.onerror = () => {
+    if (es.readyState !== EventSource.CLOSED) { live("reconnecting…", false); return; }
+    // The node refused the stream, and EventSource gives up: try again
+    // later, from the last event shown.
+    live("live feed unavailable · retrying", false);
+    setTimeout(() => { if (gen === S.gen) follow(S.lastId || from); }, pollMillis);
+  };
+  es.onmessage = (m) => {
+    S.lastId = m.lastEventId;
+    S.queue.push(m.data);
+    if (!S.flushTimer) S.flushTimer = setTimeout(flush, batchMillis);
+  };
 }
 
-function onEvent(e) {
-  const feed = $("#feed");
+// flush shows the events gathered since the last flush: the newest of them
+// on the live feed, and their effect on the lists and panels, redrawn once.
+function flush() {
+  S.flushTimer = 0;
+  const events = S.queue.map((d) => JSON.parse(d));
+  S.queue = [];
+  if (!events.length) return;
+  const feed = $("#feed"), rows = document.createDocumentFragment();
+  // A few new rows are marked fresh (a brief highlight); a burst is not.
+  const fresh = events.length <= 20;
+  for (const e of events.slice(-feedRows).reverse()) rows.append(feedRow(e, fresh));
+  feed.prepend(rows);
+  while (feed.children.length > feedRows) feed.lastChild.remove();
+  $("#feed-note").textContent = "";
+  const [kind, shown] = hashTarget();
+  let lists = false, manifest = false, page = false;
+  for (const e of events) {
+    if (e.type === "contribution") { addContrib(e); lists = true; }
+    if (e.type === "status" && S.contribs.has(e.cid)) { S.contribs.get(e.cid).status = e.status; lists = true; }
+    if (e.type === "manifest") manifest = true;
+    if (kind === "c" && (shown === e.cid || shown === e.target)) page = true;
+  }
+  if (lists) scheduleRender();
+  if (manifest) loadManifest();
+  if (page) showRecord(shown);
+  syncSoon();
+}
+
+function feedRow(e, fresh) {
   let what;
   if (e.type === "status") what = h("span", { class: "what" }, h("a", { href: "#/c/" + e.cid, text: e.title || short(e.cid) }), h("span", { text: ` ${e.from} → ` }), badge(e.status));
   else if (e.type === "review") what = h("span", { class: "what" }, h("span", { text: e.decision + " " }), cidLink(e.target));
   else if (e.type === "contribution") what = h("span", { class: "what" }, h("a", { href: "#/c/" + e.cid, text: e.title }), h("span", { text: " " }), badge(e.status));
-  else what = h("span", { class: "what", text: "manifest: " + e.title });
-  const li = h("li", { "data-id": e.id, "data-cid": e.cid, class: "fresh" }, h("span", { class: "badge type", text: e.type }), what, h("span", { class: "when", text: when(e.time) }));
-  feed.prepend(li);
-  while (feed.children.length > 200) feed.lastChild.remove();
-  if (e.type === "contribution") S.contribs.set(e.cid, { cursor: e.cursor, cid: e.cid, title: e.title, kind: e.kind, author: e.author, time: e.time, status: e.status });
-  if (e.type === "status" && S.contribs.has(e.cid)) S.contribs.get(e.cid).status = e.status;
-  if (e.type === "contribution" || e.type === "status") scheduleRender();
-  clearTimeout(S.syncTimer); S.syncTimer = setTimeout(loadSync, 300);
-  if (e.type === "manifest") loadManifest();
-  const m = location.hash.match(/^#\/c\/([a-z0-9]+)/);
-  if (m && (m[1] === e.cid || m[1] === e.target)) showContribution(m[1]);
+  else what = h("span", { class: "what" }, h("a", { href: "#/c/" + e.cid, text: "manifest: " + e.title }));
+  return h("li", { "data-id": e.id, "data-cid": e.cid, class: fresh ? "fresh" : "" }, h("span", { class: "badge type", text: e.type }), what, h("span", { class: "when", text: when(e.time) }));
 }
 
 // scheduleRender redraws the list and the chart once per frame, however
-// many events arrived in it.
+// many batches arrived in it.
 function scheduleRender() {
   if (S.renderPending) return;
   S.renderPending = true;
   requestAnimationFrame(() => { S.renderPending = false; renderContribs(); renderChart(); });
 }
 
-async function showContribution(cid) {
+// prettyJSON indents JSON text as JSON.stringify(v, null, 2) would, but
+// copies every number as written: JSON.parse would round integers above
+// 2^53, such as a record's hlc.
+function prettyJSON(text) {
+  let out = "", depth = 0;
+  const nl = () => "\n" + "  ".repeat(depth);
+  for (let i = 0; i < text.length;) {
+    const ch = text[i];
+    if (ch === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
+      const s = text.slice(i, j + 1);
+      try { out += JSON.stringify(JSON.parse(s)); } catch { out += s; }
+      i = j + 1;
+      continue;
+    }
+    i++;
+    if (" \t\r\n".includes(ch)) continue;
+    if (ch === "{" || ch === "[") {
+      let j = i;
+      while (j < text.length && " \t\r\n".includes(text[j])) j++;
+      if (text[j] === (ch === "{" ? "}" : "]")) { out += ch + text[j]; i = j + 1; continue; }
+      depth++; out += ch + nl();
+    } else if (ch === "}" || ch === "]") { depth--; out += nl() + ch; }
+    else if (ch === ",") out += "," + nl();
+    else if (ch === ":") out += ": ";
+    else out += ch;
+  }
+  return out;
+}
+
+// recordProblem says why the record cid cannot be shown.
+function recordProblem(cid, e) {
+  const [title, text] =
+    e.status === 404 ? ["Record not found", "This node holds no record " + cid + ". It may not have arrived yet, or it may belong to a commons this node does not replicate."]
+      : e.status === 400 ? ["Not a record ID", "“" + cid + "” is not a record ID. A record ID is a CID such as bafyreib…, as the live feed and commons show print them."]
+        : e.status === 0 ? ["The node does not answer", e.message]
+          : ["Cannot show this record", "The node answered: " + e.message];
+  return [h("h1", { text: title }), h("p", { id: "record-problem", text })];
+}
+
+async function showRecord(cid) {
   const el = $("#contribution");
-  let r;
-  try { r = await api("/records/" + cid); } catch (e) { el.replaceChildren(h("p", { text: e.message })); return null; }
-  if (r.type !== "contribution") { el.replaceChildren(h("h1", { text: r.type + " " + short(cid) }), h("pre", { class: "mono", text: JSON.stringify(r, null, 2) })); return r; }
+  const current = () => { const [k, c] = hashTarget(); return k === "c" && c === cid; };
+  let text;
+  try { text = await apiText("/records/" + encodeURIComponent(cid)); } catch (e) {
+    if (current()) el.replaceChildren(...recordProblem(cid, e));
+    return null;
+  }
+  const r = JSON.parse(text);
+  if (!current()) return r;
+  const json = h("pre", { class: "mono json", id: "record-json", text: prettyJSON(text) });
+  if (r.type !== "contribution") el.replaceChildren(h("h1", { text: r.type + " " + short(cid) }), json);
+  else el.replaceChildren(...contributionPage(r), h("details", {}, h("summary", { text: "The record as JSON" }), json));
+  return r;
+}
+
+function contributionPage(r) {
   const c = r.contribution;
   const lic = c.Licence && c.Licence["/"];
   const reviews = r.reviews || [];
-  el.replaceChildren(...[
+  return [
     h("h1", {}, h("span", { text: c.Title + " " }), h("span", { id: "detail-status" }, badge(r.status))),
     r.held ? h("p", { class: "warn", id: "held", text: "Held: a contest over the association's keys holds this contribution pending (its licence version is contested, or votes the contest leaves undecided could decide it) until the contest is decided." }) : null,
     c.Summary ? h("p", { text: c.Summary }) : null,
@@ -239,8 +522,7 @@ async function showContribution(cid) {
       ...reviews.map((v) => h("tr", {}, h("td", { class: "mono", text: v.maintainer }), h("td", { text: v.decision }), h("td", { text: v.counts ? "yes" : v.suspended ? "undecided (" + v.suspended + ")" : "no" + (v.inert ? " (" + v.inert + ")" : "") }), h("td", { text: v.rationale || "" }))))
       : h("p", { class: "muted", text: "No reviews yet." }),
     r.inert ? h("p", { class: "warn", text: "Inert: " + r.inert }) : null,
-  ].filter((x) => x));
-  return r;
+  ].filter((x) => x);
 }
 
-init().catch((e) => { $("#manifest").textContent = e.message; });
+init().catch((e) => notice("node", "The explorer could not start: " + e.message));
