@@ -39,7 +39,9 @@ Start a node with "commons daemon"; the other commands talk to it (or, when no
 daemon runs, act on the repo directly).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionText(readBuildInfo()),
 	}
+	root.SetVersionTemplate("{{.Version}}")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	def := os.Getenv("COMMONS_REPO")
@@ -59,6 +61,7 @@ daemon runs, act on the repo directly).`,
 	root.AddCommand(a.testnetCmd())
 	root.AddCommand(a.syncCmd())
 	root.AddCommand(a.configCmd())
+	root.AddCommand(a.versionCmd())
 	return root
 }
 
