@@ -596,7 +596,7 @@ func (n *Node) Contribute(ctx context.Context, p api.ContributeParams) (string, 
 	for _, f := range p.Payload {
 		c, err := cid.Decode(f.CID)
 		if err != nil {
-			return "", badRequest("payload %q is not a CID: %w", f.CID, err)
+			return "", badRequest("payload %q is not a CID", f.CID)
 		}
 		data, err := n.st.GetBlob(ctx, c)
 		if errors.Is(err, store.ErrNotFound) {
@@ -631,7 +631,7 @@ func (n *Node) Contribute(ctx context.Context, p api.ContributeParams) (string, 
 		if p.Revises != "" {
 			r, err := cid.Decode(p.Revises)
 			if err != nil {
-				return nil, badRequest("--revises %q is not a CID: %w", p.Revises, err)
+				return nil, badRequest("--revises %q is not a CID", p.Revises)
 			}
 			if _, ok := rep.state.Status(r); !ok {
 				return nil, badRequest("--revises %s is not a contribution of this commons", p.Revises)
@@ -655,7 +655,7 @@ func (n *Node) Contribute(ctx context.Context, p api.ContributeParams) (string, 
 func (n *Node) Review(ctx context.Context, p api.ReviewParams) (api.Published, error) {
 	target, err := cid.Decode(p.Target)
 	if err != nil {
-		return api.Published{}, badRequest("%q is not a CID: %w", p.Target, err)
+		return api.Published{}, badRequest("%q is not a CID", p.Target)
 	}
 	return n.create(ctx, p.Force, func() (*protocol.Record, error) {
 		var rep *replica

@@ -358,7 +358,7 @@ func (n *Node) fetched(c cid.Cid, err error) {
 func (n *Node) GetBlob(ctx context.Context, c string) ([]byte, error) {
 	id, err := cid.Decode(c)
 	if err != nil {
-		return nil, badRequest("%q is not a CID: %w", c, err)
+		return nil, badRequest("%q is not a CID", c)
 	}
 	data, err := n.st.GetBlob(ctx, id)
 	if err == nil {

@@ -591,7 +591,7 @@ func (n *Node) nextTime() protocol.HLC {
 func (n *Node) replicaFor(id string) (*replica, error) {
 	c, err := cid.Decode(id)
 	if err != nil {
-		return nil, badRequest("commons ID %q is not a CID: %w", id, err)
+		return nil, badRequest("commons ID %q is not a CID", id)
 	}
 	rep := n.commons[c]
 	if rep == nil {

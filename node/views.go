@@ -151,7 +151,7 @@ func manifestVersion(v crdt.ManifestVersion) api.ManifestVersion {
 func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 	id, err := cid.Decode(c)
 	if err != nil {
-		return api.RecordInfo{}, badRequest("%q is not a CID: %w", c, err)
+		return api.RecordInfo{}, badRequest("%q is not a CID", c)
 	}
 	// On the loop, what the states hold; the records are read after.
 	var (
@@ -474,7 +474,7 @@ func (n *Node) Subscribe(ctx context.Context, commons, from string, filter feed.
 func (n *Node) RawRecord(ctx context.Context, c string) ([]byte, error) {
 	id, err := cid.Decode(c)
 	if err != nil {
-		return nil, badRequest("%q is not a CID: %w", c, err)
+		return nil, badRequest("%q is not a CID", c)
 	}
 	raw, err := n.st.GetRecord(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
