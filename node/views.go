@@ -269,6 +269,9 @@ func (n *Node) Feed(ctx context.Context, q api.FeedQuery) ([]api.FeedItem, error
 		if ierr != nil {
 			return nil, ierr
 		}
+		if err := n.checkSince(ctx, ids, q); err != nil {
+			return nil, err
+		}
 		items, err := n.feedPage(ctx, ids, q)
 		if err != nil || len(items) > 0 || q.Wait <= 0 {
 			return items, err
@@ -295,6 +298,31 @@ func (n *Node) Feed(ctx context.Context, q api.FeedQuery) ([]api.FeedItem, error
 
 // feedPage reads the feed logs of the given commons after q.Since and
 // keeps the entries that match q, up to q.Limit.
+// checkSince refuses a cursor past the end of the feed of every commons
+// in ids: it names no record there, so the entries after it would be ones
+// that have not arrived, and a reader waiting for them would miss those
+// that come first. A cursor at the end is the reader's place to wait at.
+func (n *Node) checkSince(ctx context.Context, ids []cid.Cid, q api.FeedQuery) error {
+	if q.Since == 0 || len(ids) == 0 {
+		return nil
+	}
+	var end uint64
+	for _, id := range ids {
+		head, err := n.st.FeedHead(ctx, id)
+		if err != nil {
+			return fmt.Errorf("node: read feed: %w", err)
+		}
+		if q.Since <= head {
+			return nil
+		}
+		end = max(end, head)
+	}
+	if len(ids) == 1 {
+		return badRequest("cursor %d is past the end of the feed of commons %s, which ends at cursor %d", q.Since, ids[0], end)
+	}
+	return badRequest("cursor %d is past the end of the feed of every commons here (the longest ends at cursor %d)", q.Since, end)
+}
+
 func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q api.FeedQuery) ([]api.FeedItem, error) {
 	items := []api.FeedItem{}
 	for _, id := range ids {

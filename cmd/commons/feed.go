@@ -89,6 +89,11 @@ func (a *app) followFeed(cmd *cobra.Command, d api.API, q api.FeedQuery, asJSON 
 	}
 	from := ""
 	if q.Since > 0 {
+		// The stream would wait past the end for records that have not
+		// arrived, and skip those that come first: say so, as feed does.
+		if _, err := d.Feed(ctx, api.FeedQuery{Commons: q.Commons, Since: q.Since, Limit: 1}); err != nil {
+			return err
+		}
 		from = strconv.FormatUint(q.Since, 10)
 	}
 	enc := json.NewEncoder(a.stdout)

@@ -257,8 +257,10 @@ type ReviewInfo struct {
 }
 
 // FeedQuery selects feed entries. Commons "" means every replicated commons;
-// Since applies per commons. Wait > 0 blocks up to that long until at least
-// one entry matches.
+// Since applies per commons, and a Since past the end of the feed of every
+// commons selected is refused (ErrBadRequest, saying where the end is): no
+// record has it. Wait > 0 blocks up to that long until at least one entry
+// matches.
 type FeedQuery struct {
 	Commons string        `json:"commons"`
 	Status  string        `json:"status"`
