@@ -535,16 +535,11 @@ func manifestIn(done []feed.Applied) bool {
 	return false
 }
 
+// logChanges logs contributions' status changes: each at Debug, and at
+// Info one by one while they are rare, or summed up every few seconds
+// while many arrive (statusLog).
 func (n *Node) logChanges(id cid.Cid, done []feed.Applied) {
-	for _, a := range done {
-		for _, ch := range a.Changes {
-			if ch.From == "" {
-				n.log.Debug("contribution added", "commons", id, "cid", ch.Contribution, "status", ch.To)
-			} else {
-				n.log.Info("contribution status", "commons", id, "cid", ch.Contribution, "from", ch.From, "to", ch.To)
-			}
-		}
-	}
+	n.statusLog.add(n.log, id, done, n.cfg.Now())
 }
 
 // addReplica starts replicating a commons in memory: its view (empty, or

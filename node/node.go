@@ -39,6 +39,10 @@ type Node struct {
 	self protocol.PublicKey
 	st   store.Store
 
+	// statusLog logs contributions' status changes, summed up while many
+	// arrive.
+	statusLog statusLog
+
 	host    host.Host
 	ownHost bool
 	ps      *pubsub.PubSub
@@ -218,6 +222,7 @@ func (n *Node) Start(ctx context.Context) error {
 		defer n.wg.Done()
 		n.committer()
 	}()
+	n.goEvery(time.Second, func() { n.statusLog.flushDue(n.log, n.cfg.Now()) })
 	if !n.cfg.Offline {
 		n.startBackground()
 	}
@@ -424,6 +429,7 @@ func (n *Node) Close() error {
 		errs = append(errs, n.host.Close())
 	}
 	n.wg.Wait()
+	n.statusLog.flush(n.log, n.cfg.Now())
 	for _, rep := range n.commons {
 		if rep.sub != nil {
 			rep.sub.Cancel()
