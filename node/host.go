@@ -2,10 +2,14 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -115,6 +119,9 @@ type netState struct {
 // NAT traversal, relaying and the DHT as NetworkConfig asks.
 func (n *Node) hostOptions() ([]libp2p.Option, error) {
 	nc := n.cfg.Network
+	if err := probeListen(n.cfg.Listen); err != nil {
+		return nil, err
+	}
 	opts, err := n.baseHostOptions()
 	if err != nil {
 		return nil, err
@@ -152,6 +159,61 @@ func (n *Node) baseHostOptions() ([]libp2p.Option, error) {
 		libp2p.ResourceManager(rm),
 		libp2p.UserAgent("commons"),
 	}, nil
+}
+
+// probeListen binds, and lets go at once, the port of each listen address
+// that names an IP and a port, so that the node refuses to start on a port
+// another program holds. libp2p alone would not: its TCP transport binds
+// with SO_REUSEPORT (to dial from the listening port, which NAT traversal
+// needs), so a second daemon on a TCP port shares it without an error and
+// the kernel hands each connection to either; and it starts when any one
+// address works, so a QUIC port taken elsewhere goes unsaid. The probe
+// binds without SO_REUSEPORT, which fails while any socket listens there.
+func probeListen(addrs []string) error {
+	for _, s := range addrs {
+		m, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return fmt.Errorf("node: listen address %q: %w", s, err)
+		}
+		network, hostPort, ok := portOf(m)
+		if !ok {
+			continue
+		}
+		var c io.Closer
+		if network == "tcp" {
+			c, err = net.Listen("tcp", hostPort)
+		} else {
+			c, err = net.ListenPacket("udp", hostPort)
+		}
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("node: listen on %s: %w (another program, perhaps another commons daemon, listens there; choose another port with --listen)", s, syscall.EADDRINUSE)
+		}
+		if err != nil {
+			return fmt.Errorf("node: listen on %s: %w", s, err)
+		}
+		_ = c.Close()
+	}
+	return nil
+}
+
+// portOf returns the network ("tcp" or "udp") and host:port an address
+// binds, when it names an IP address and a port other than 0.
+func portOf(m ma.Multiaddr) (network, hostPort string, ok bool) {
+	ip, err := m.ValueForProtocol(ma.P_IP4)
+	if err != nil {
+		if ip, err = m.ValueForProtocol(ma.P_IP6); err != nil {
+			return "", "", false
+		}
+	}
+	for _, p := range []struct {
+		code    int
+		network string
+	}{{ma.P_TCP, "tcp"}, {ma.P_UDP, "udp"}} {
+		if port, err := m.ValueForProtocol(p.code); err == nil && port != "0" {
+			return p.network, net.JoinHostPort(ip, port), true
+		}
+	}
+	return "", "", false
 }
 
 // announceOptions make the host announce the given addresses instead of
@@ -564,6 +626,22 @@ func (n *Node) Reachability() string {
 		return r
 	}
 	return "unknown"
+}
+
+// ListenAddrs are the addresses the node's host listens on, as bound: a
+// port 0 is the port chosen, and an unspecified IP (0.0.0.0, ::) stays,
+// for every interface. Each ends in /p2p/ and the peer ID. None offline.
+func (n *Node) ListenAddrs() []string {
+	if n.host == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range n.host.Network().ListenAddresses() {
+		if !isRelayed(a) { // the relay transport's /p2p-circuit binds nothing
+			out = append(out, fmt.Sprintf("%s/p2p/%s", a, n.host.ID()))
+		}
+	}
+	return out
 }
 
 // closeDiscovery stops mDNS and the DHT.
