@@ -254,6 +254,16 @@ func (k ConfigKey) parseText(s string) (any, error) {
 
 // parseJSON parses a value as stored in the config file.
 func (k ConfigKey) parseJSON(raw json.RawMessage) (any, error) {
+	v, err := k.decodeJSON(raw)
+	if err != nil {
+		return nil, err
+	}
+	return v, k.validate(v)
+}
+
+// decodeJSON decodes a value of the key's kind, without checking its
+// range.
+func (k ConfigKey) decodeJSON(raw json.RawMessage) (any, error) {
 	var v any
 	var err error
 	switch k.Kind {
@@ -280,7 +290,7 @@ func (k ConfigKey) parseJSON(raw json.RawMessage) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %s: want a %s: %s", k.Name, kindWord(k.Kind), raw)
 	}
-	return v, k.validate(v)
+	return v, nil
 }
 
 func kindWord(kind string) string {

@@ -24,6 +24,7 @@ const (
 	storeDir   = "store"       // badger
 	apiFile    = "api"         // host:port of the running daemon's API
 	tokenFile  = "api.token"   // the API's bearer token, mode 0600
+	daemonFile = "daemon.json" // the running daemon's settings, []ConfigSetting
 )
 
 // ErrNoRepo: the directory holds no initialised repo.

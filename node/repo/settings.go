@@ -203,6 +203,58 @@ func defaultSetting(k ConfigKey, profile string) ConfigSetting {
 	return ConfigSetting{Value: v, Source: "default"}
 }
 
+// WriteDaemonSettings records the settings a daemon runs with, its flags
+// included, for commons config show while it runs. The daemon writes them
+// before its API address and removes them (RemoveDaemonSettings) when it
+// stops.
+func (r *Repo) WriteDaemonSettings(list []ConfigSetting) error {
+	b, err := json.MarshalIndent(list, "", "  ")
+	if err != nil {
+		return fmt.Errorf("repo: encode the daemon's settings: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(r.Dir, daemonFile), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("repo: write the daemon's settings: %w", err)
+	}
+	return nil
+}
+
+// RemoveDaemonSettings removes what WriteDaemonSettings wrote.
+func (r *Repo) RemoveDaemonSettings() { _ = os.Remove(filepath.Join(r.Dir, daemonFile)) }
+
+// DaemonSettings returns the settings the daemon recorded with
+// WriteDaemonSettings, each value of its key's type; ok is false when
+// there are none. A daemon that died may have left them: ask whether one
+// answers on the API before taking them for its settings.
+func (r *Repo) DaemonSettings() (list []ConfigSetting, ok bool, err error) {
+	path := filepath.Join(r.Dir, daemonFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("repo: read the daemon's settings: %w", err)
+	}
+	var raw []struct {
+		ConfigSetting
+		Value json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, false, fmt.Errorf("repo: the daemon's settings %s: %w", path, err)
+	}
+	for _, s := range raw {
+		k, err := lookupKey(s.Key)
+		if err != nil {
+			return nil, false, fmt.Errorf("repo: the daemon's settings %s: %w", path, err)
+		}
+		v, err := k.decodeJSON(s.Value) // as the daemon took it (--log-level warning)
+		if err != nil {
+			return nil, false, fmt.Errorf("repo: the daemon's settings %s: %w", path, err)
+		}
+		list = append(list, ConfigSetting{Key: s.Key, Value: v, Source: s.Source, Doc: k.Doc})
+	}
+	return list, true, nil
+}
+
 // SetConfig validates value for key and writes it into the config file,
 // keeping the other settings. An empty value for a list clears it.
 func (r *Repo) SetConfig(key, value string) error {

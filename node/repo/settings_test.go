@@ -3,6 +3,7 @@ package repo
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -166,5 +167,37 @@ func TestDefaultsValid(t *testing.T) {
 	d.Listen[0] = "changed"
 	if got := Defaults(ProfileDefault).Listen[0]; got != DefaultListen[0] || DefaultListen[0] == "changed" {
 		t.Errorf("Defaults shares its Listen slice: %q", got)
+	}
+}
+
+// TestDaemonSettings: the settings a daemon records read back as they
+// were, each value of its key's type, until it removes them.
+func TestDaemonSettings(t *testing.T) {
+	r := &Repo{Dir: t.TempDir()}
+	if _, ok, err := r.DaemonSettings(); ok || err != nil {
+		t.Fatalf("DaemonSettings with none recorded = %v, %v", ok, err)
+	}
+	_, list, err := r.Settings(envOf(map[string]string{"COMMONS_MDNS": "false"}), ProfileBootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range list {
+		if list[i].Key == "log_level" {
+			list[i].Value, list[i].Source = "warning", "flag" // as --log-level gives it
+		}
+	}
+	if err := r.WriteDaemonSettings(list); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := r.DaemonSettings()
+	if !ok || err != nil {
+		t.Fatalf("DaemonSettings = %v, %v", ok, err)
+	}
+	if !reflect.DeepEqual(got, list) {
+		t.Errorf("DaemonSettings = %+v\nwant %+v", got, list)
+	}
+	r.RemoveDaemonSettings()
+	if _, ok, err := r.DaemonSettings(); ok || err != nil {
+		t.Errorf("DaemonSettings after RemoveDaemonSettings = %v, %v", ok, err)
 	}
 }
