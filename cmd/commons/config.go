@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/repo"
 )
 
@@ -18,10 +21,12 @@ func (a *app) configCmd() *cobra.Command {
 		Short: "Show or change the repo's settings (config.json)",
 		Long: `Show or change the repo's settings, kept in config.json in the repo.
 
-Each setting takes, in order: its default, the profile's default (profile
-bootstrap), the config file, then the environment variable COMMONS_<KEY>
-(for example COMMONS_MDNS=false). The daemon's flags win over all of them.
-A running daemon reads its settings when it starts: restart it after a change.
+Each setting comes from one of five sources, each winning over those before
+it: its default, the profile's default (profile bootstrap), the config file,
+the environment variable COMMONS_<KEY> (for example COMMONS_MDNS=false), and
+the daemon's flags (--listen, --announce, --api, --bootstrap, --profile,
+--log-level). A running daemon reads its settings when it starts: restart it
+after a change.
 
 Keys:
 ` + configKeysHelp(),
@@ -43,28 +48,32 @@ func (a *app) configShowCmd() *cobra.Command {
 	var profile string
 	cmd := &cobra.Command{
 		Use:   "show [KEY]",
-		Short: "Print the effective settings and where each comes from (default, profile, config, env)",
-		Args:  cobra.MaximumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		Short: "Print the effective settings and where each comes from (default, profile, config, env, flag)",
+		Long: `Print the effective settings and where each comes from: default, profile,
+config (the file), env (COMMONS_<KEY>) or flag (the daemon's).
+
+While a daemon runs on the repo, these are the settings it runs with, its
+flags included, as it started. Otherwise, and with --profile, they are the
+settings the repo gives now: what a daemon started now without flags would
+run with.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := a.openRepo()
 			if err != nil {
 				return err
 			}
-			_, list, err := r.Settings(os.LookupEnv, profile)
+			list, running, err := a.shownSettings(cmd.Context(), r, profile)
 			if err != nil {
 				return err
 			}
 			if len(args) == 1 {
-				var found []repo.ConfigSetting
-				for _, s := range list {
-					if s.Key == args[0] {
-						found = append(found, s)
-					}
-				}
-				if len(found) == 0 {
+				list = slices.DeleteFunc(list, func(s repo.ConfigSetting) bool { return s.Key != args[0] })
+				if len(list) == 0 {
 					return fmt.Errorf("unknown key %q (commons config --help lists them)", args[0])
 				}
-				list = found
+			}
+			if running {
+				fmt.Fprintln(a.stderr, "the running daemon's settings, as it started")
 			}
 			if asJSON {
 				return a.printJSON(list)
@@ -82,8 +91,24 @@ func (a *app) configShowCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, with each key's documentation")
-	cmd.Flags().StringVar(&profile, "profile", "", "show the settings under this profile (default or bootstrap)")
+	cmd.Flags().StringVar(&profile, "profile", "", "show the settings the repo gives under this profile (default or bootstrap), not the running daemon's")
 	return cmd
+}
+
+// shownSettings are the settings config show prints: those of the daemon
+// running on the repo (running is then true), or, when none answers or
+// profile is given, those the repo gives now.
+func (a *app) shownSettings(ctx context.Context, r *repo.Repo, profile string) (list []repo.ConfigSetting, running bool, err error) {
+	if profile == "" {
+		if addr, token, ok := r.API(); ok && api.NewClient(addr, token).Ping(ctx) == nil {
+			list, ok, err := r.DaemonSettings()
+			if err != nil || ok {
+				return list, ok, err
+			}
+		}
+	}
+	_, list, err = r.Settings(os.LookupEnv, profile)
+	return list, false, err
 }
 
 // valueText prints lists comma-separated, as config set takes them.

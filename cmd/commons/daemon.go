@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/commons-p2p/commons/node"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/repo"
 )
 
@@ -48,8 +51,9 @@ func (a *app) daemonCmd() *cobra.Command {
 set-reconciliation sync, and serve the HTTP API on loopback for the other commands.
 Creates the repo first if there is none. Stops cleanly on Ctrl-C or SIGTERM.
 
-Settings come from the repo's config file (commons config show), then COMMONS_*
-environment variables, then these flags. Peers are found through the bootstrap
+Settings come from their defaults (and the profile's), the repo's config file,
+COMMONS_* environment variables, then these flags; commons config show lists
+them and where each comes from. Peers are found through the bootstrap
 peers (config and manifests), the Kademlia DHT and mDNS on the local network;
 behind a NAT the node reserves a relay slot and upgrades relayed connections by
 hole punching.
@@ -64,8 +68,8 @@ Profiles:
 			return a.runDaemon(cmd, daemonFlags{listen, bootstrap, announce, apiAddr, profile})
 		},
 	}
-	cmd.Flags().StringArrayVar(&listen, "listen", nil, "libp2p listen multiaddr, repeatable (default from config: TCP and QUIC on port 4040)")
-	cmd.Flags().StringArrayVar(&bootstrap, "bootstrap", nil, "peer to connect to, as a multiaddr ending in /p2p/<peer-id>; repeatable, added to the config's")
+	cmd.Flags().StringArrayVar(&listen, "listen", nil, "libp2p listen multiaddr, repeatable (default from config: TCP and QUIC on port 4040, every interface)")
+	cmd.Flags().StringArrayVar(&bootstrap, "bootstrap", nil, "peer to connect to, as a multiaddr ending in /p2p/<peer-id>; repeatable, added to the bootstrap peers of the config")
 	cmd.Flags().StringArrayVar(&announce, "announce", nil, "address to announce instead of the detected ones, repeatable (a bootstrap node's public address)")
 	cmd.Flags().StringVar(&apiAddr, "api", "", "HTTP API address host:port (default from config: 127.0.0.1 on a free port)")
 	cmd.Flags().StringVar(&profile, "profile", "", "settings profile: default or bootstrap (default from config)")
@@ -78,18 +82,44 @@ type daemonFlags struct {
 	api, profile                string
 }
 
-// apply lays the flags over the settings: listen, announce and api replace
-// theirs, bootstrap peers add to the configured ones.
-func (f daemonFlags) apply(s *repo.Settings) {
+// apply lays the flags over the settings s, and over list, where each
+// setting a flag gives takes the source "flag": listen, announce and api
+// replace theirs, bootstrap peers add to the configured ones (their source
+// is then, say, "config+flag"), and logLevel (--log-level) replaces
+// log_level.
+func (f daemonFlags) apply(s *repo.Settings, list []repo.ConfigSetting, logLevel string) {
+	set := func(key string, v any, add bool) {
+		for i := range list {
+			if list[i].Key != key {
+				continue
+			}
+			if prev, ok := list[i].Value.([]string); add && ok && len(prev) > 0 {
+				list[i].Source += "+flag"
+			} else {
+				list[i].Source = "flag"
+			}
+			list[i].Value = v
+		}
+	}
 	if len(f.listen) > 0 {
 		s.Listen = f.listen
+		set("listen", s.Listen, false)
 	}
-	s.Bootstrap = append(s.Bootstrap, f.bootstrap...)
+	if len(f.bootstrap) > 0 {
+		s.Bootstrap = append(slices.Clone(s.Bootstrap), f.bootstrap...)
+		set("bootstrap", s.Bootstrap, true)
+	}
 	if len(f.announce) > 0 {
 		s.Announce = f.announce
+		set("announce", s.Announce, false)
 	}
 	if f.api != "" {
 		s.API = f.api
+		set("api", s.API, false)
+	}
+	if logLevel != "" {
+		s.LogLevel = strings.ToLower(logLevel)
+		set("log_level", s.LogLevel, false)
 	}
 }
 
@@ -105,25 +135,35 @@ func (a *app) runDaemon(cmd *cobra.Command, f daemonFlags) error {
 	if err != nil {
 		return err
 	}
-	s, _, err := r.Settings(os.LookupEnv, f.profile)
+	if addr, token, ok := r.API(); ok && api.NewClient(addr, token).Ping(cmd.Context()) == nil {
+		return fmt.Errorf("a daemon already runs on the repo %s (its API is on http://%s): stop it first, or give another --repo", a.repoDir, addr)
+	}
+	s, list, err := r.Settings(os.LookupEnv, f.profile)
 	if err != nil {
 		return err
 	}
-	f.apply(&s)
-	limitMemory(s)
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(s.LogLevel)) // log_level is validated
-	log, err := a.logger(lvl)
+	log, err := a.logger(lvl)                 // --log-level, checked here, wins
 	if err != nil {
 		return err
 	}
+	f.apply(&s, list, a.logLevel)
+	limitMemory(s)
 	ctx := cmd.Context()
 	n, err := startNode(ctx, r, s, log)
 	if err != nil {
 		return err
 	}
+	// What config show prints while the daemon runs: written before the
+	// API address, by which the other commands know a daemon runs.
+	if err := r.WriteDaemonSettings(list); err != nil {
+		n.Close()
+		return err
+	}
 	addr, err := serveAPI(n, r, s.API)
 	if err != nil {
+		r.RemoveDaemonSettings()
 		n.Close()
 		return err
 	}
@@ -131,6 +171,7 @@ func (a *app) runDaemon(cmd *cobra.Command, f daemonFlags) error {
 	<-ctx.Done()
 	fmt.Fprintln(a.stderr, "shutting down")
 	r.RemoveAPI()
+	r.RemoveDaemonSettings()
 	return n.Close()
 }
 
@@ -193,13 +234,24 @@ func serveAPI(n *node.Node, r *repo.Repo, addr string) (net.Addr, error) {
 	return got, nil
 }
 
-// printReady prints, on stdout, the node's listen addresses, how it takes
-// part in the network, and the API's URL.
-func (a *app) printReady(ctx context.Context, n *node.Node, s repo.Settings, api net.Addr) {
+// printReady prints, on stdout, the addresses the node listens on (as
+// bound), those it announces when told which, how it takes part in the
+// network, and the API's URL.
+func (a *app) printReady(ctx context.Context, n *node.Node, s repo.Settings, apiAddr net.Addr) {
+	for _, addr := range n.ListenAddrs() {
+		where := ""
+		if strings.HasPrefix(addr, "/ip4/0.0.0.0/") || strings.HasPrefix(addr, "/ip6/::/") {
+			where = " (every interface)"
+		}
+		fmt.Fprintf(a.stdout, "listening on %s%s\n", addr, where)
+	}
 	id, _ := n.ID(ctx)
-	for _, addr := range id.Addresses {
-		fmt.Fprintf(a.stdout, "listening on %s\n", addr)
+	for _, addr := range s.Announce {
+		if !strings.Contains(addr, "/p2p/") {
+			addr += "/p2p/" + id.PeerID
+		}
+		fmt.Fprintf(a.stdout, "announcing %s\n", addr)
 	}
 	fmt.Fprintf(a.stdout, "profile %s, DHT %s, mDNS %v, reachability %s\n", s.Profile, s.DHT, s.MDNS, n.Reachability())
-	fmt.Fprintf(a.stdout, "API on http://%s\n", api)
+	fmt.Fprintf(a.stdout, "API on http://%s\n", apiAddr)
 }
