@@ -530,3 +530,38 @@ func TestExplorerRecordPages(t *testing.T) {
 		})
 	}
 }
+
+// TestExplorerWindow opens a commons larger than the explorer's window
+// (?window=1000 over 3,000 records): the list and chart cover the
+// contributions among the latest 1,000 records, not the whole history, and
+// say so.
+func TestExplorerWindow(t *testing.T) {
+	const records, window = 3000, 1000
+	g, err := gen.Generate(gen.Options{Records: records, Authors: 10, NoPayloads: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inWindow := contributionCIDs(t, g.Records[records-window:])
+	n := startOffline(t)
+	if err := importGenerated(t.Context(), n, g, 0, records); err != nil {
+		t.Fatal(err)
+	}
+	s := serve(t, n)
+	ctx := browser(t)
+	open, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(open,
+		chromedp.Navigate(s.url+"/?window="+strconv.Itoa(window)),
+		chromedp.WaitVisible(`#contributions li:first-child[data-cid="`+inWindow[len(inWindow)-1]+`"]`),
+	); err != nil {
+		t.Fatalf("open the explorer with a window: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](legendSum+` == "`+strconv.Itoa(len(inWindow))+`"`, chromedp.WithPollingTimeout(5*time.Second))); err != nil {
+		got, _ := answers(t, ctx, 5*time.Second, legendSum)
+		t.Fatalf("the chart counts %s contributions, want the %d among the latest %d records", got, len(inWindow), window)
+	}
+	note, _ := answers(t, ctx, 5*time.Second, `document.querySelector("#contributions-note")?.textContent ?? ""`)
+	if !strings.Contains(note, "among the latest 1,000 records") {
+		t.Errorf("the list says %q, want it to say it covers the latest 1,000 records", note)
+	}
+}

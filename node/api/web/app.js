@@ -52,6 +52,11 @@ const plural = (n, one) => n + " " + one + (n === 1 ? "" : "s");
 const recentEvents = 50;
 // feedRows and listRows are how many rows the live feed and the list show.
 const feedRows = 200, listRows = 300;
+// windowRecords is how many of the latest records the list and the chart
+// cover: past it, the page would hold the whole history of a large
+// commons (?window=N sets another).
+const windowRecords = Number(new URLSearchParams(location.search).get("window")) || 50000;
+
 // pageSize is how many contributions one list request asks for (the
 // API's most).
 const pageSize = 10000;
@@ -68,6 +73,7 @@ const S = {
   contribs: new Map(), // CID → contribution
   order: [],           // the contributions, in arrival order
   loading: false,      // the contributions are still being listed
+  start: 0,            // the feed cursor the contributions are listed after (windowRecords)
   filter: "",
   manifestNames: new Map(),
   es: null, lastId: "", queue: [], flushTimer: 0, renderPending: false, syncTimer: 0,
@@ -199,14 +205,16 @@ async function openCommons(id) {
   live("connecting…", false);
   // The position to follow from is taken before the lists load, so that
   // nothing added meanwhile is missed (what comes twice is set twice).
-  let from = 0;
+  let from = 0, start = 0;
   try {
     const st = await api("/status");
     const c = st.commons.find((x) => x.id === id) || {};
     from = Math.max(0, (c.records || 0) - recentEvents);
+    start = Math.max(0, (c.records || 0) - windowRecords);
   } catch { /* the lists say what failed */ }
   if (gen !== S.gen) return;
-  await Promise.all([loadManifest(), loadContribs(gen), loadSync()]);
+  S.start = start;
+  await Promise.all([loadManifest(), loadContribs(gen, start), loadSync()]);
   if (gen === S.gen) follow(from);
 }
 
@@ -247,12 +255,13 @@ function manifestPanel(mi) {
   return [...kids, dl];
 }
 
-// loadContribs lists every contribution, a page at a time, showing each
-// page as it comes.
-async function loadContribs(gen) {
+// loadContribs lists the contributions that arrived after cursor start
+// (the window of the latest records), a page at a time, showing each page
+// as it comes.
+async function loadContribs(gen, start) {
   S.loading = true;
   renderContribs(); renderChart();
-  let after = 0;
+  let after = start;
   try {
     for (;;) {
       const page = await api("/commons/" + S.commons + "/contributions?limit=" + pageSize + "&after=" + after);
@@ -291,8 +300,10 @@ function renderContribs() {
     badge(c.status), h("a", { class: "what", href: "#/c/" + c.cid, text: c.title }), c.kind ? h("span", { class: "badge type", text: c.kind }) : null, h("span", { class: "when", text: when(c.time) })))
     : [h("li", { class: "muted", text: empty })]));
   const n = S.order.length;
+  const scope = S.start > 0 ? " among the latest " + windowRecords.toLocaleString("en") + " records (the header counts them all)" : "";
   $("#contributions-note").textContent = S.loading && n ? "Loading… " + plural(n, "contribution") + " so far." :
-    n > rows.length ? "The latest " + rows.length + (S.filter ? " " + S.filter : "") + " of " + plural(n, "contribution") + "." : "";
+    n > rows.length ? "The latest " + rows.length + (S.filter ? " " + S.filter : "") + " of " + plural(n, "contribution") + scope + "." :
+    scope ? "The contributions" + scope + "." : "";
 }
 
 function renderChart() {
