@@ -42,6 +42,7 @@ func TestConfigCommands(t *testing.T) {
 		{[]string{"config", "set", "no_such_key", "1"}, []string{`unknown key "no_such_key"`}},
 		{[]string{"config", "set", "bootstrap", "/ip4/1.2.3.4/tcp/1"}, []string{"bootstrap", "/p2p/"}},
 		{[]string{"config", "set", "mdns"}, []string{"accepts 2 arg"}},
+		{[]string{"config", "set", "conn_low", "-3"}, []string{"conn_low: -3: want at least 1"}},
 		{[]string{"config", "show", "nope"}, []string{`unknown key "nope"`}},
 	} {
 		r := runCLI(t, t.Context(), append([]string{"--repo", dir}, bad.args...)...)

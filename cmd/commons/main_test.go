@@ -103,6 +103,7 @@ type offlineRepo struct {
 	dir, id                     string
 	commons                     string
 	accepted, rejected, pending string
+	review                      string // of accepted
 }
 
 func newOfflineRepo(t *testing.T) offlineRepo {
@@ -117,7 +118,7 @@ func newOfflineRepo(t *testing.T) offlineRepo {
 	o.accepted = cidOut(t, mustRun(t, o.dir, "contribute", "--commons", o.commons, "--title", "first", "--file", file, "--kind", "text"))
 	o.rejected = cidOut(t, mustRun(t, o.dir, "contribute", "--commons", o.commons, "--title", "second"))
 	o.pending = cidOut(t, mustRun(t, o.dir, "contribute", "--commons", o.commons, "--title", "third"))
-	cidOut(t, mustRun(t, o.dir, "review", "accept", o.accepted, "--rationale", "fine"))
+	o.review = cidOut(t, mustRun(t, o.dir, "review", "accept", o.accepted, "--rationale", "fine"))
 	cidOut(t, mustRun(t, o.dir, "review", "reject", o.rejected))
 	return o
 }
@@ -187,6 +188,26 @@ func TestOffline(t *testing.T) {
 					t.Errorf("feed %v = %v, want %v", tt.args, got, tt.want)
 				}
 			})
+		}
+	})
+	t.Run("feed past the end", func(t *testing.T) {
+		// Cursor 6 is the end: nothing after it (feed filters). Past it,
+		// no record has the cursor: an error says where the end is.
+		for _, args := range [][]string{{"feed", "--since", "7"}, {"feed", "--since", "7", "--commons", o.commons}} {
+			r := runCLI(t, t.Context(), append([]string{"--repo", o.dir}, args...)...)
+			want := "cursor 7 is past the end of the feed of commons " + o.commons + ", which ends at cursor 6\n"
+			if r.code != 1 || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, want) {
+				t.Errorf("commons %v = %+v, want exit 1 and %q", args, r, want)
+			}
+		}
+	})
+	t.Run("review of a record not a contribution", func(t *testing.T) {
+		for _, c := range []struct{ cid, typ string }{{o.commons, "manifest"}, {o.review, "review"}} {
+			r := runCLI(t, t.Context(), "--repo", o.dir, "review", "accept", c.cid)
+			want := c.cid + " is a " + c.typ + ", not a contribution"
+			if r.code != 1 || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, want) {
+				t.Errorf("review accept of a %s = %+v, want exit 1 and %q", c.typ, r, want)
+			}
 		}
 	})
 	t.Run("status --json", func(t *testing.T) {
@@ -268,8 +289,9 @@ func TestExportImport(t *testing.T) {
 		}
 		dir, _ := initTestRepo(t)
 		r := runCLI(t, t.Context(), "--repo", dir, "import", cut)
-		if r.code != 1 || !strings.Contains(r.stderr, "imported 5 records") || !strings.Contains(r.stderr, "CAR file is damaged after 5 records") {
-			t.Errorf("truncated import = %+v", r)
+		if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "CAR file is damaged after 5 records") ||
+			!strings.Contains(r.stderr, "imported 5 records") {
+			t.Errorf("truncated import = %+v, want one line saying where the file is damaged and what was imported before", r)
 		}
 	})
 	t.Run("garbage", func(t *testing.T) {
@@ -278,9 +300,45 @@ func TestExportImport(t *testing.T) {
 			t.Fatal(err)
 		}
 		dir, _ := initTestRepo(t)
-		r := runCLI(t, t.Context(), "--repo", dir, "import", bad)
-		if r.code != 1 || !strings.Contains(r.stderr, "not a CAR file") {
-			t.Errorf("garbage import = %+v", r)
+		for _, args := range [][]string{{"import", bad}, {"import", "--json", bad}} {
+			r := runCLI(t, t.Context(), append([]string{"--repo", dir}, args...)...)
+			if r.code != 1 || r.stdout != "" || !strings.HasPrefix(r.stderr, "commons: ") || strings.Count(r.stderr, "\n") != 1 ||
+				!strings.Contains(r.stderr, "not a CAR file") || strings.Contains(r.stderr, "imported") {
+				t.Errorf("commons %v = %+v, want exit 1 and one line saying it is not a CAR file", args, r)
+			}
+		}
+	})
+	t.Run("unknown commons", func(t *testing.T) {
+		// A failed export writes nothing under the name, and leaves a
+		// file already there as it was.
+		dir := t.TempDir()
+		out := filepath.Join(dir, "old.car")
+		if err := os.WriteFile(out, []byte("old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		unknown := "bafyreigyootrod62vdola6jjzbq5kzzm53rxa23elu6hy5fwzqqilaff3q"
+		for _, out := range []string{out, filepath.Join(dir, "new.car")} {
+			r := runCLI(t, t.Context(), "--repo", o.dir, "export", "--commons", unknown, "--out", out)
+			if r.code != 1 || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, unknown+" is not replicated here") {
+				t.Errorf("export of an unknown commons = %+v, want exit 1 and one line naming it", r)
+			}
+		}
+		if b, err := os.ReadFile(out); err != nil || string(b) != "old" {
+			t.Errorf("the file already there holds %q (%v), want it as it was", b, err)
+		}
+		if files, _ := os.ReadDir(dir); len(files) != 1 {
+			t.Errorf("the directory holds %v, want only the file that was there", files)
+		}
+	})
+	t.Run("no progress line off a terminal", func(t *testing.T) {
+		// The tests' stderr is a buffer, as a pipe or a file would be:
+		// no line rewritten with \r goes there.
+		dir, _ := initTestRepo(t)
+		for _, args := range [][]string{{"import", car}, {"import", "--quiet", car}, {"export", "--commons", o.commons, "--out", filepath.Join(t.TempDir(), "x.car")}} {
+			r := runCLI(t, t.Context(), append([]string{"--repo", dir}, args...)...)
+			if r.code != 0 || strings.ContainsAny(r.stderr, "\r\x1b") {
+				t.Errorf("commons %v = %+v, want exit 0 and no progress line", args, r)
+			}
 		}
 	})
 }
@@ -365,20 +423,22 @@ func TestBadInvocations(t *testing.T) {
 		{"update without commons", []string{"manifest", "update", "--name", "x"}, "--commons is required"},
 		{"revoke on create", []string{"manifest", "create", "--name", "x", "--licence", "MIT", "--revoke", "x"}, "unknown flag: --revoke"},
 		{"show without commons", []string{"manifest", "show"}, "--commons is required"},
-		{"contribute without title", []string{"contribute", "--commons", someCID}, "--commons and --title are required"},
+		{"contribute without title", []string{"contribute", "--commons", someCID}, "commons: --title is required\n"},
+		{"contribute without commons", []string{"contribute", "--title", "t"}, "commons: --commons is required\n"},
+		{"contribute without either", []string{"contribute"}, "commons: --commons and --title are required\n"},
 		{"contribute missing file", []string{"contribute", "--commons", someCID, "--title", "t", "--file", "/nonexistent/x"}, "--file"},
 		{"contribute bad sponsor", []string{"contribute", "--commons", someCID, "--title", "t", "--sponsor", "bob"}, `--sponsor "bob": not a peer ID`},
 		{"contribute unknown commons", []string{"contribute", "--commons", someCID, "--title", "t"}, "not replicated here"},
 		{"review bad decision", []string{"review", "maybe", someCID}, `review decision "maybe": want accept, reject or retract`},
 		{"review missing CID", []string{"review", "accept"}, "accepts 2 arg(s), received 1"},
 		{"review bad CID", []string{"review", "accept", "notacid"}, `"notacid" is not a CID`},
-		{"show bad CID", []string{"show", "notacid"}, `"notacid" is not a CID`},
+		{"show bad CID", []string{"show", "notacid"}, `"notacid" is not a CID` + "\n"},
 		{"show absent", []string{"show", someCID}, "no record"},
 		{"feed bad status", []string{"feed", "--status", "done"}, `--status "done"`},
 		{"feed bad since", []string{"feed", "--since", "-1"}, `invalid argument "-1" for "--since"`},
 		{"feed follow offline", []string{"feed", "--follow"}, "--follow needs a running daemon"},
 		{"join bad CID", []string{"join", "notacid"}, "is not a CID"},
-		{"export without out", []string{"export", "--commons", someCID}, "--commons and --out are required"},
+		{"export without out", []string{"export", "--commons", someCID}, "commons: --out is required\n"},
 		{"import missing file", []string{"import", "/nonexistent/x.car"}, "no such file"},
 		{"bad log level", []string{"--log-level", "loud", "status"}, `--log-level "loud"`},
 		{"no repo", []string{"--repo", "/nonexistent/repo", "status"}, "no repo at /nonexistent/repo"},

@@ -23,8 +23,8 @@ its licence). Files given with --file are stored as payload blobs and referenced
 by CID.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if p.Commons == "" || p.Title == "" {
-				return fmt.Errorf("--commons and --title are required")
+			if err := requireFlags("--commons", p.Commons, "--title", p.Title); err != nil {
+				return err
 			}
 			p.Revises = revises
 			if sponsor != "" {

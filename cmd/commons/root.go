@@ -171,6 +171,25 @@ func (a *app) printPublished(p api.Published) {
 	}
 }
 
+// requireFlags takes pairs of a flag's name and its value, and says which
+// of the flags have no value: "--title is required", "--commons and
+// --title are required".
+func requireFlags(nameValues ...string) error {
+	var missing []string
+	for i := 0; i+1 < len(nameValues); i += 2 {
+		if nameValues[i+1] == "" {
+			missing = append(missing, nameValues[i])
+		}
+	}
+	switch len(missing) {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("%s is required", missing[0])
+	}
+	return fmt.Errorf("%s and %s are required", strings.Join(missing[:len(missing)-1], ", "), missing[len(missing)-1])
+}
+
 func parseKeys(flag string, vals []string) ([]protocol.PublicKey, error) {
 	out := make([]protocol.PublicKey, 0, len(vals))
 	for _, v := range vals {
