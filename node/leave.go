@@ -197,7 +197,7 @@ func (n *Node) leaveTopic(rep *replica) {
 func commonsID(s string) (cid.Cid, error) {
 	c, err := cid.Decode(s)
 	if err != nil {
-		return cid.Undef, badRequest("commons ID %q is not a CID: %w", s, err)
+		return cid.Undef, badRequest("commons ID %q is not a CID", s)
 	}
 	if c.Version() != 1 || c.Type() != protocol.CodecDagCBOR {
 		return cid.Undef, badRequest("commons ID %s is not a dag-cbor CIDv1 (a genesis manifest's CID)", s)
