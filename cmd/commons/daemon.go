@@ -44,12 +44,15 @@ func (a *app) initCmd() *cobra.Command {
 func (a *app) daemonCmd() *cobra.Command {
 	var listen, bootstrap, announce []string
 	var apiAddr, profile string
+	var detach bool
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the node (creates the repo if it does not exist)",
 		Long: `Run the node: listen for peers, replicate every joined commons over gossip and
 set-reconciliation sync, and serve the HTTP API on loopback for the other commands.
 Creates the repo first if there is none. Stops cleanly on Ctrl-C or SIGTERM.
+With --detach it runs in the background: the command returns once the daemon
+answers (so the next command finds it), and prints its process ID.
 
 Settings come from their defaults (and the profile's), the repo's config file,
 COMMONS_* environment variables, then these flags; commons config show lists
@@ -65,9 +68,13 @@ Profiles:
              connection limits; give its public addresses with --announce`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if detach {
+				return a.detachDaemon(cmd)
+			}
 			return a.runDaemon(cmd, daemonFlags{listen, bootstrap, announce, apiAddr, profile})
 		},
 	}
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background: return once the daemon answers, its output in the repo's daemon.log")
 	cmd.Flags().StringArrayVar(&listen, "listen", nil, "libp2p listen multiaddr, repeatable (default from config: TCP and QUIC on port 4040, every interface)")
 	cmd.Flags().StringArrayVar(&bootstrap, "bootstrap", nil, "peer to connect to, as a multiaddr ending in /p2p/<peer-id>; repeatable, added to the bootstrap peers of the config")
 	cmd.Flags().StringArrayVar(&announce, "announce", nil, "address to announce instead of the detected ones, repeatable (a bootstrap node's public address)")
@@ -138,6 +145,8 @@ func (a *app) runDaemon(cmd *cobra.Command, f daemonFlags) error {
 	if addr, token, ok := r.API(); ok && api.NewClient(addr, token).Ping(cmd.Context()) == nil {
 		return fmt.Errorf("a daemon already runs on the repo %s (its API is on http://%s): stop it first, or give another --repo", a.repoDir, addr)
 	}
+	unmark := markStarting(r.Dir) // until the API answers
+	defer unmark()
 	s, list, err := r.Settings(os.LookupEnv, f.profile)
 	if err != nil {
 		return err
@@ -167,6 +176,7 @@ func (a *app) runDaemon(cmd *cobra.Command, f daemonFlags) error {
 		n.Close()
 		return err
 	}
+	unmark()
 	a.printReady(ctx, n, s, addr)
 	<-ctx.Done()
 	fmt.Fprintln(a.stderr, "shutting down")
@@ -201,7 +211,7 @@ func startNode(ctx context.Context, r *repo.Repo, s repo.Settings, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	st, err := r.OpenStore(log)
+	st, err := openStoreWaiting(ctx, r, log)
 	if err != nil {
 		return nil, err
 	}

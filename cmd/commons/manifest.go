@@ -373,10 +373,11 @@ func (a *app) describeDraft(blk *protocol.Block) {
 	}
 	what := "genesis"
 	if !blk.Record.IsGenesis() {
-		what = fmt.Sprintf("version %d, on %d earlier version(s)", m.Version, len(m.Prev))
+		what = fmt.Sprintf("version %d, building on %s", m.Version, plural(len(m.Prev), "earlier version"))
 	}
-	fmt.Fprintf(a.stderr, "manifest %s (%s): %q, licence %s, %d association keys (threshold %d), %d maintainers (quorum %d), %d keys revoked\n",
-		blk.CID, what, m.Name, m.Licence, len(m.Association), m.Threshold, len(m.Maintainers), m.Quorum, len(m.Revoked))
+	fmt.Fprintf(a.stderr, "manifest %s (%s): %q, licence %s, %s (threshold %d), %s (quorum %d), %s revoked\n",
+		blk.CID, what, m.Name, m.Licence, plural(len(m.Association), "association key"), m.Threshold,
+		plural(len(m.Maintainers), "maintainer"), m.Quorum, plural(len(m.Revoked), "key"))
 }
 
 // writeFileAtomic replaces path with data: written beside it, then

@@ -18,6 +18,7 @@ import (
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/repo"
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store/badgerstore"
 )
 
 // app holds what every command shares.
@@ -98,6 +99,13 @@ func (a *app) connect(ctx context.Context) (d api.API, done func(), err error) {
 			return c, func() {}, nil
 		}
 	}
+	if daemonStarting(r.Dir) {
+		c, err := a.awaitDaemon(ctx, r, errors.New("a daemon is starting on it"))
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, func() {}, nil
+	}
 	s, _, err := r.Settings(os.LookupEnv, "")
 	if err != nil {
 		return nil, nil, err
@@ -108,6 +116,14 @@ func (a *app) connect(ctx context.Context) (d api.API, done func(), err error) {
 		return nil, nil, err
 	}
 	st, err := r.OpenStore(log)
+	if errors.Is(err, badgerstore.ErrLocked) {
+		// A daemon starting (or another command) holds the store.
+		c, werr := a.awaitDaemon(ctx, r, err)
+		if werr != nil {
+			return nil, nil, werr
+		}
+		return c, func() {}, nil
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("no daemon answers for %s, and opening the repo directly failed: %w", a.repoDir, err)
 	}

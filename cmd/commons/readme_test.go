@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/commons-p2p/commons/node/api"
+)
+
+// walkthroughMark precedes each README code block that the walkthroughs
+// test runs.
+const walkthroughMark = "<!-- walkthrough -->"
+
+// readmeWalkthroughs returns the README's marked shell blocks, in order.
+func readmeWalkthroughs(t *testing.T) []string {
+	t.Helper()
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks []string
+	sc := bufio.NewScanner(strings.NewReader(string(raw)))
+	marked, in := false, false
+	var cur []string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == walkthroughMark:
+			marked = true
+		case marked && !in && line == "```sh":
+			in = true
+		case in && line == "```":
+			blocks = append(blocks, strings.Join(cur, "\n"))
+			cur, in, marked = nil, false, false
+		case in:
+			cur = append(cur, line)
+		case marked && strings.TrimSpace(line) != "":
+			t.Fatalf("README: %s is followed by %q, not a ```sh block", walkthroughMark, line)
+		}
+	}
+	if len(blocks) == 0 {
+		t.Fatal("README: no walkthrough blocks")
+	}
+	return blocks
+}
+
+// freePorts returns n TCP ports on loopback that were free a moment ago.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// TestREADMEWalkthroughs runs the README's walkthroughs as written, in
+// order, in one bash, with the binary on PATH and a scratch home directory:
+// the foundation founds a commons (alone, then as three members co-signing
+// drafts), a contributor publishes, the maintainer accepts, an entrepreneur
+// follows and exports. Only the ports change (4040 to 4043 become free
+// ones), so that the test runs beside anything. It then checks what the
+// walkthroughs promise: the contribution becomes accepted on the
+// contributor's node, and every node holds the same commons.
+func TestREADMEWalkthroughs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test runs real processes")
+	}
+	blocks := readmeWalkthroughs(t)
+	bin := buildBinary(t)
+	home := t.TempDir()
+	script := strings.Join(blocks, "\n")
+	for i, p := range freePorts(t, 4) {
+		script = strings.ReplaceAll(script, fmt.Sprintf("tcp/%d", 4040+i), fmt.Sprintf("tcp/%d", p))
+	}
+	vars := filepath.Join(home, "vars")
+	script = "set -euo pipefail\n" + script + "\n" +
+		`printf 'ID=%s\nID2=%s\nC=%s\n' "$ID" "$ID2" "$C" > ` + vars + "\n"
+	out, err := os.Create(filepath.Join(home, "walkthrough.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = home
+	cmd.Env = append(os.Environ(), "HOME="+home, "PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"), "COMMONS_REPO=")
+	cmd.Stdout, cmd.Stderr = out, out // files: the daemons it leaves running keep them open
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	t.Cleanup(func() {
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		stopUnder(t, home) // the detached daemons, each in a session of its own
+	})
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(5 * time.Minute):
+		err = fmt.Errorf("still running after 5 minutes")
+	}
+	log := func() string { b, _ := os.ReadFile(out.Name()); return string(b) }
+	if err != nil {
+		t.Fatalf("the walkthroughs failed: %v\n%s", err, log())
+	}
+	v := map[string]string{}
+	raw, err := os.ReadFile(vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		k, val, _ := strings.Cut(l, "=")
+		v[k] = val
+	}
+	repo := func(name string) string { return filepath.Join(home, name) }
+
+	// "status: pending, then accepted", on the contributor's node.
+	eventually(t, "the contribution accepted on the contributor's node", func() error {
+		o, e, code := cliCode(t, bin, repo("contributor"), "show", v["C"])
+		if code != 0 || !strings.Contains(o, "accepted") {
+			return fmt.Errorf("show %s on the contributor's node: exit %d\n%s%s", v["C"], code, o, e)
+		}
+		return nil
+	})
+	// Every node of the commons holds the same records.
+	eventually(t, "every node holds the same commons", func() error {
+		var roots []string
+		for _, r := range []string{"foundation", "contributor", "maintainer", "entrepreneur"} {
+			var st api.StatusInfo
+			if err := json.Unmarshal([]byte(cli(t, bin, repo(r), "status", "--json")), &st); err != nil {
+				return err
+			}
+			c := findCommons(st, v["ID"])
+			if c == nil {
+				return fmt.Errorf("%s does not replicate %s", r, v["ID"])
+			}
+			roots = append(roots, fmt.Sprintf("%s: %d records, root %s", r, c.Records, c.StateRoot))
+		}
+		for _, r := range roots[1:] {
+			if r[strings.Index(r, ":"):] != roots[0][strings.Index(roots[0], ":"):] {
+				return fmt.Errorf("the nodes differ:\n%s", strings.Join(roots, "\n"))
+			}
+		}
+		return nil
+	})
+	// The co-signed update is on the chain of the members' commons.
+	var info api.ManifestInfo
+	if err := json.Unmarshal([]byte(cli(t, bin, repo("member-a"), "manifest", "show", "--commons", v["ID2"], "--json")), &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Manifest == nil || info.Manifest.Version != 1 || len(info.Manifest.Maintainers) != 2 {
+		t.Fatalf("the co-signed update is not the head of %s: %+v", v["ID2"], info)
+	}
+	if _, err := os.Stat(filepath.Join(home, "commons.car")); err != nil {
+		t.Fatalf("the entrepreneur's export: %v", err)
+	}
+}
+
+// stopUnder stops, with SIGTERM and then SIGKILL, every process whose
+// command line names a path under dir: the daemons a walkthrough detached.
+func stopUnder(t *testing.T, dir string) {
+	t.Helper()
+	find := func() []int {
+		var pids []int
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			raw, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			if err == nil && strings.Contains(string(raw), dir+"/") {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	for _, pid := range find() {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	for range 100 {
+		if len(find()) == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, pid := range find() {
+		t.Logf("process %d did not stop on SIGTERM: killing it", pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
