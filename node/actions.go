@@ -233,7 +233,7 @@ func (n *Node) DraftManifest(ctx context.Context, commons string, p api.Manifest
 	if commons != "" {
 		if err := n.do(ctx, func() {
 			if rep := n.commons[blk.Record.Commons]; rep != nil {
-				b.carried = rep.state.ManifestRecords()
+				b.carried = authority(rep.state)
 			}
 		}); err != nil {
 			return nil, err
@@ -388,20 +388,31 @@ func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]by
 		}
 		err = n.judgeDraft(crdt.New(blk.CID), blk, force)
 	} else {
-		var judged bool
+		// The node's own state judges when it holds what the draft builds
+		// on; else the manifests the draft carries, with the node's own
+		// (a revocation it holds counts, whatever the file leaves out).
+		var judged, replicated bool
+		var own []*protocol.Block
 		if err := n.do(ctx, func() {
-			if rep := n.commons[blk.Record.Commons]; rep != nil && (knowsAll(rep.state, m.Prev) || len(b.carried) == 0) {
-				judged, err = true, n.judgeDraft(rep.state, blk, force)
+			rep := n.commons[blk.Record.Commons]
+			if rep == nil {
+				return
 			}
+			replicated = true
+			if knowsAll(rep.state, m.Prev) || len(b.carried) == 0 {
+				judged, err = true, n.judgeDraft(rep.state, blk, force)
+				return
+			}
+			own = authority(rep.state)
 		}); err != nil {
 			return nil, err
 		}
 		if !judged {
-			if len(b.carried) == 0 {
+			if len(b.carried) == 0 && !replicated {
 				return nil, fmt.Errorf("%w: commons %s is not replicated here, and the draft carries none of its manifests to judge it by: co-sign the draft file that manifest update --draft writes (it carries them), or join the commons first (commons join %s)",
 					api.ErrUnknownCommons, blk.Record.Commons, blk.Record.Commons)
 			}
-			st, serr := b.carriedState()
+			st, serr := bundle{draft: blk, carried: append(own, b.carried...)}.carriedState()
 			if serr != nil {
 				return nil, serr
 			}
@@ -460,12 +471,12 @@ func (n *Node) judgeDraft(st *crdt.State, blk *protocol.Block, force bool) error
 // update short of signatures, a review by a revoked key) is refused with
 // the reason, unless force.
 func (n *Node) Publish(ctx context.Context, raw []byte, force bool) (api.Published, error) {
-	if isCAR(raw) { // a draft bundle: its draft
-		b, err := decodeBundle(raw)
+	if isCAR(raw) { // a draft bundle: its draft, the root
+		root, err := api.DraftRecord(raw)
 		if err != nil {
-			return api.Published{}, err
+			return api.Published{}, badRequest("%w", err)
 		}
-		raw = b.draft.Raw
+		raw = root
 	}
 	blk, err := n.parse(raw, cid.Undef)
 	if err != nil {
@@ -549,19 +560,24 @@ func (n *Node) Join(ctx context.Context, commons string) error {
 	if err := n.do(ctx, func() {
 		if n.leaving[c] != nil {
 			jerr = errBeingLeft(c)
+			return
 		}
+		n.joining[c]++ // a Leave waits until the join is done
 	}); err != nil || jerr != nil {
 		return errors.Join(err, jerr)
 	}
+	defer func() {
+		_ = n.do(context.Background(), func() {
+			if n.joining[c]--; n.joining[c] == 0 {
+				delete(n.joining, c)
+			}
+		})
+	}()
 	// Listed durably first, off the event loop; then replicated.
 	if err := n.st.AddCommons(ctx, c); err != nil {
 		return fmt.Errorf("node: join %s: %w", c, err)
 	}
 	if err := n.do(ctx, func() {
-		if n.leaving[c] != nil {
-			jerr = errBeingLeft(c)
-			return
-		}
 		if rep := n.commons[c]; rep != nil {
 			rep.listed = true
 			return

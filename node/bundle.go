@@ -9,6 +9,7 @@ import (
 	carv2 "github.com/ipld/go-car/v2"
 
 	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -19,8 +20,22 @@ import (
 // then judge the draft (who may sign it, whether it could take effect)
 // from the manifests it carries, which are signed records like any other.
 
-// maxBundle bounds a bundle's records: manifests are few.
+// maxBundle bounds a bundle's records: a commons' manifests on the chain
+// are few.
 const maxBundle = 4096
+
+// authority returns the manifests of st that bear on who may sign what:
+// those on the chain and the contested ones (a rejected or waiting
+// manifest revokes nothing). Loop only, for a replica's state.
+func authority(st *crdt.State) []*protocol.Block {
+	var out []*protocol.Block
+	for _, b := range st.ManifestRecords() {
+		if st.OnChain(b.CID) || st.Contested(b.CID) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
 
 // bundle is a draft and the manifests it carries.
 type bundle struct {
@@ -30,6 +45,13 @@ type bundle struct {
 
 // encodeBundle writes b as a CAR file.
 func encodeBundle(b bundle) ([]byte, error) {
+	size := len(b.draft.Raw)
+	for _, m := range b.carried {
+		size += len(m.Raw)
+	}
+	if len(b.carried)+1 > maxBundle || size > api.MaxDraftSize-64<<10 {
+		return nil, badRequest("the commons has %d manifests on its chain (%d bytes), more than a draft file carries: co-sign the bare record from nodes that replicate the commons", len(b.carried), size)
+	}
 	var buf bytes.Buffer
 	w, err := protocol.NewCARWriter(&buf, b.draft.CID)
 	if err != nil {

@@ -3,11 +3,15 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/ipfs/go-cid"
 )
 
 // thresholdTwo founds, on a, a commons whose association is a and b with
@@ -122,5 +126,122 @@ func TestCosignBundleAttacks(t *testing.T) {
 	}
 	if _, err := b.CosignManifest(ctx, short, false); !errors.Is(err, api.ErrUnknownCommons) || !strings.Contains(err.Error(), "predecessor") {
 		t.Fatalf("a draft file without the version the draft builds on: %v", err)
+	}
+}
+
+func strangerKey(i int) protocol.PrivateKey {
+	s := make([]byte, 32)
+	s[0], s[1], s[2] = byte(i), byte(i>>8), 0xAA
+	return protocol.NewPrivateKeyFromSeed(s)
+}
+
+// bigInert makes a manifest of commons id, signed by a stranger, as large
+// as the protocol's field limits allow (about 45 KB): inert, yet in the set.
+func bigInert(t *testing.T, id cid.Cid, i int, big bool) *protocol.Block {
+	t.Helper()
+	keys := func(off, n int) []protocol.PublicKey {
+		var ks []protocol.PublicKey
+		for j := range n {
+			ks = append(ks, strangerKey(off+j).Public())
+		}
+		slices.SortFunc(ks, protocol.PublicKey.Compare)
+		return ks
+	}
+	m := &protocol.Manifest{Name: fmt.Sprintf("spam %d", i), Licence: "MIT", Association: keys(10000, 1), Threshold: 1,
+		Prev: []protocol.Link{{Cid: id}}, Version: 1}
+	if big {
+		m.Association = keys(10000, 256)
+		m.Maintainers, m.Quorum, m.RejectQuorum = keys(20000, 256), 1, 1
+		m.Revoked = keys(30000, 256)
+		for j := range protocol.MaxBootstrap {
+			m.Bootstrap = append(m.Bootstrap, "/dns/"+strings.Repeat(string(rune('a'+j%26)), 480)+fmt.Sprint(i))
+		}
+	}
+	r := &protocol.Record{Commons: id, Time: protocol.HLCFromMillis(time.Now().UnixMilli(), uint16(i)), Body: m}
+	return mustBlock(t, r, strangerKey(50000+i))
+}
+
+// A stranger's manifests, inert in the commons (any peer can add such),
+// are not carried by a draft file: it carries the manifests on the chain,
+// and comes whole through the client however many there are.
+func TestDraftCarriesTheChainOnly(t *testing.T) {
+	ctx := context.Background()
+	a, b := startOffline(t), startOffline(t)
+	idS := thresholdTwo(t, a, b)
+	id := cid.MustParse(idS)
+	var spam []*protocol.Block
+	for i := range 30 {
+		spam = append(spam, bigInert(t, id, i, true))
+	}
+	if _, err := a.ingest(ctx, spam, false); err != nil {
+		t.Fatal(err)
+	}
+	sa, sb := serve(t, a), serve(t, b)
+	draft, err := sa.c.DraftManifest(ctx, idS, api.ManifestParams{Name: ptr("T2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bd, err := decodeBundle(draft)
+	if err != nil || len(bd.carried) != 2 {
+		t.Fatalf("draft file through the client: %d manifests carried, %v; want the 2 on the chain", len(bd.carried), err)
+	}
+	cos, err := sb.c.CosignManifest(ctx, draft, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeBundle(cos); err != nil {
+		t.Fatalf("the co-signed file does not decode: %v", err)
+	}
+}
+
+// A file cut short is refused before anything is rewritten.
+func TestDraftRecordNeedsTheWholeFile(t *testing.T) {
+	ctx := context.Background()
+	a, b := startOffline(t), startOffline(t)
+	draft, err := a.DraftManifest(ctx, thresholdTwo(t, a, b), api.ManifestParams{Name: ptr("T2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.DraftRecord(draft); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.DraftRecord(draft[:len(draft)-10]); err == nil {
+		t.Fatal("DraftRecord of a file cut short: no error")
+	}
+}
+
+// A member whose node holds the revocation of a stolen key is sent a draft
+// built on the thief's secret fork, in a file that leaves the revocation
+// out: the node judges by its own manifests too, and refuses.
+func TestCosignSeesOwnRevocations(t *testing.T) {
+	ctx := context.Background()
+	a := startOffline(t)
+	thief := strangerKey(777)
+	idS, err := a.CreateManifest(ctx, api.ManifestParams{Name: ptr("T"), Licence: ptr("MIT"),
+		Association: []protocol.PublicKey{a.Self(), thief.Public()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cid.MustParse(idS)
+	if _, err := a.UpdateManifest(ctx, idS, api.ManifestParams{Revoke: []protocol.PublicKey{thief.Public()}}); err != nil {
+		t.Fatal(err)
+	}
+	var g *protocol.Block
+	if err := a.do(ctx, func() { g = a.commons[id].state.Manifest(id) }); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	assoc := []protocol.PublicKey{a.Self(), thief.Public()}
+	slices.SortFunc(assoc, protocol.PublicKey.Compare)
+	fork := mustBlock(t, &protocol.Record{Commons: id, Time: protocol.HLCFromMillis(now-2000, 0), Body: &protocol.Manifest{
+		Name: "T", Licence: "MIT", Association: assoc, Threshold: 2, Prev: []protocol.Link{{Cid: id}}, Version: 1}}, thief)
+	d := mustBlock(t, &protocol.Record{Commons: id, Time: protocol.HLCFromMillis(now-1000, 0), Body: &protocol.Manifest{
+		Name: "T", Licence: "MIT", Association: []protocol.PublicKey{thief.Public()}, Threshold: 1, Prev: []protocol.Link{{Cid: fork.CID}}, Version: 2}}, thief)
+	file, err := encodeBundle(bundle{draft: d, carried: []*protocol.Block{g, fork}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CosignManifest(ctx, file, false); !errors.Is(err, api.ErrForbidden) {
+		t.Fatalf("co-signing the thief's draft from a file that leaves out the revocation: %v; want it refused", err)
 	}
 }

@@ -111,8 +111,8 @@ their keys and a threshold of 2 or more, drafted and co-signed:
   commons manifest publish genesis.car      (prints the commons ID)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.name == "" || f.licence == "" {
-				return fmt.Errorf("--name and --licence are required")
+			if err := requireFlags("--name", f.name, "--licence", f.licence); err != nil {
+				return err
 			}
 			p, err := f.params(cmd.Flags())
 			if err != nil {
@@ -219,20 +219,25 @@ that holds the versions the draft builds on, else by the manifests the draft fil
 carries: this node's key must be an association key of each version the draft
 builds on, and a draft that could not take effect even with every association
 signature (it builds on a rejected version, or a revocation condemns it) is
-refused with the reason, unless --force. It says what the draft would set
-before it signs.`,
+refused with the reason, unless --force. It says what the draft sets before it
+signs.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			draft, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
 			}
+			if rec, err := api.DraftRecord(draft); err == nil {
+				if blk, err := protocol.Parse(rec); err == nil {
+					a.describeDraft(blk) // what is about to be signed
+				}
+			}
 			return a.withAPI(cmd, func(d api.API) error {
 				raw, err := d.CosignManifest(cmd.Context(), draft, force)
 				if err != nil {
 					return err
 				}
-				rec, err := api.DraftRecord(raw)
+				rec, err := api.DraftRecord(raw) // the whole file, before it replaces the old one
 				if err != nil {
 					return err
 				}
@@ -243,7 +248,6 @@ before it signs.`,
 				if err := writeFileAtomic(args[0], raw); err != nil {
 					return err
 				}
-				a.describeDraft(blk)
 				fmt.Fprintf(a.stderr, "co-signed: %d signatures (%s)\n", len(blk.Record.Signers()), keyList(blk.Record.Signers()))
 				return nil
 			})

@@ -208,7 +208,14 @@ func (c *Client) bytes(ctx context.Context, path string, body io.Reader, content
 		return nil, err
 	}
 	defer resp.Body.Close()
-	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxDraftSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("api: reading the answer to %s: %w", path, err)
+	}
+	if len(raw) > MaxDraftSize {
+		return nil, fmt.Errorf("api: the answer to %s is larger than %d bytes", path, MaxDraftSize)
+	}
+	return raw, nil
 }
 
 // Manifest implements API.

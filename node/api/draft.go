@@ -2,7 +2,9 @@ package api
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 
 	carv2 "github.com/ipld/go-car/v2"
 
@@ -27,7 +29,8 @@ func draftType(raw []byte) string {
 
 // DraftRecord returns the drafted record of a draft file: the file itself
 // if it is a bare record, else the root of the draft bundle, which comes
-// first. It checks nothing else (the node validates what it is given).
+// first. It reads the whole bundle, so that a file cut short fails; it
+// checks no signature (the node validates what it is given).
 func DraftRecord(file []byte) ([]byte, error) {
 	if draftType(file) == MediaTypeCBOR {
 		return file, nil
@@ -36,9 +39,21 @@ func DraftRecord(file []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("draft: neither a record nor a CAR file: %w", err)
 	}
-	blk, err := br.Next()
-	if err != nil {
-		return nil, fmt.Errorf("draft: %w", err)
+	var root []byte
+	for n := 0; ; n++ {
+		blk, err := br.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("draft: the file is damaged after %d records: %w", n, err)
+		}
+		if n == 0 {
+			root = blk.RawData()
+		}
 	}
-	return blk.RawData(), nil
+	if root == nil {
+		return nil, errors.New("draft: an empty CAR file")
+	}
+	return root, nil
 }
