@@ -444,12 +444,7 @@ func (n *Node) dropEmpty(b *batch) {
 		if rep == nil || rep.listed || rep.state.Len() > 0 || rep.batches > 0 {
 			continue // or a later batch may still list it
 		}
-		if rep.sub != nil {
-			rep.sub.Cancel()
-		}
-		if rep.topic != nil {
-			_ = rep.topic.Close()
-		}
+		n.dropTopic(rep)
 		delete(n.commons, id)
 		n.order = slices.DeleteFunc(n.order, func(c cid.Cid) bool { return c.Equals(id) })
 		n.log.Info("not replicating commons: nothing of it could be stored", "commons", id)

@@ -42,6 +42,10 @@ func (n *Node) Leave(ctx context.Context, commons string, purge bool) (api.Leave
 			lerr = badRequest("commons %s is being left already", c)
 			return
 		}
+		if n.joining[c] > 0 {
+			lerr = badRequest("commons %s is being joined: leave it once join is done", c)
+			return
+		}
 		l = &leave{rep: n.commons[c], out: make(chan struct{})}
 		if l.rep == nil {
 			close(l.out)
@@ -97,14 +101,20 @@ func (n *Node) finishLeave(c cid.Cid, l *leave, purge bool) (api.LeaveReport, er
 	}
 	report.Records = int(head)
 	if l.rep == nil {
+		// Not replicated: listed still (a join that failed), or with
+		// records stored (a leave without purge, a purge cut short).
 		applied, err := n.st.Applied(ctx, c)
 		if err != nil {
 			return report, fmt.Errorf("node: leave %s: %w", c, err)
 		}
+		listed, err := n.listed(ctx, c)
+		if err != nil {
+			return report, fmt.Errorf("node: leave %s: %w", c, err)
+		}
 		switch {
-		case head == 0 && applied == 0:
+		case head == 0 && applied == 0 && !listed:
 			return report, fmt.Errorf("%w: %s is not replicated here, and nothing of it is stored", api.ErrUnknownCommons, c)
-		case !purge:
+		case !purge && !listed:
 			return report, fmt.Errorf("%w: %s is not replicated here; %d of its records are still stored (leave --purge deletes them)", api.ErrUnknownCommons, c, head)
 		}
 	} else {
@@ -191,6 +201,34 @@ func (n *Node) leaveTopic(rep *replica) {
 	if err := n.ps.UnregisterTopicValidator(protocol.Topic(rep.id)); err != nil {
 		n.log.Warn("the validator of a gossip topic left could not be removed: joining it again fails until a restart", "commons", rep.id, "err", err)
 	}
+}
+
+// listed reports whether the store lists commons c as replicated.
+func (n *Node) listed(ctx context.Context, c cid.Cid) (bool, error) {
+	ids, err := n.st.Commons(ctx)
+	return slices.ContainsFunc(ids, c.Equals), err
+}
+
+// dropTopic leaves the topic of a replica dropped on the loop, off the
+// loop; the commons counts as being left until then, so that it is not
+// joined again before its topic can be. Loop only.
+func (n *Node) dropTopic(rep *replica) {
+	if rep.topic == nil {
+		return
+	}
+	l := &leave{rep: rep, out: make(chan struct{})}
+	close(l.out)
+	n.leaving[rep.id] = l
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.leaveTopic(rep)
+		_ = n.do(context.Background(), func() {
+			if n.leaving[rep.id] == l {
+				delete(n.leaving, rep.id)
+			}
+		})
+	}()
 }
 
 // commonsID parses a commons ID: a genesis manifest's CID.

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/commons-p2p/commons/node/api"
+	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
 	"github.com/commons-p2p/commons/store/memstore"
@@ -136,6 +138,14 @@ func TestLeavePurgeCutShort(t *testing.T) {
 	if err := n.Join(ctx, id.String()); err == nil || !strings.Contains(err.Error(), "derived again") {
 		t.Fatalf("Join of a commons half purged = %v; want it to say its state must be derived again", err)
 	}
+	// The failed Join listed it; leave (without purge) takes it off the
+	// list, so that a restart does not replicate it.
+	if _, err := n.Leave(ctx, id.String(), false); err != nil {
+		t.Fatalf("Leave of a commons whose join failed: %v", err)
+	}
+	if listed, err := n.listed(ctx, id); listed || err != nil {
+		t.Fatalf("after leave, listed = %v, %v", listed, err)
+	}
 	r, err := n.Leave(ctx, id.String(), true)
 	if err != nil || !r.Purged || r.Records != 200 {
 		t.Fatalf("Leave --purge to finish = %+v, %v", r, err)
@@ -161,5 +171,73 @@ func TestLeaveUnknown(t *testing.T) {
 	}
 	if _, err := n.Leave(t.Context(), "notacid", true); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("Leave of a malformed ID = %v; want ErrBadRequest", err)
+	}
+}
+
+// A live feed stream open when its commons is left ends, saying so,
+// instead of waiting for events that will never come.
+func TestLeaveEndsFeedStreams(t *testing.T) {
+	n := startOn(t, memstore.New())
+	defer n.Close()
+	ctx := t.Context()
+	id, _ := importGen(t, n, 50)
+	sub, err := n.Subscribe(ctx, id.String(), "50", feed.EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if _, err := n.Leave(ctx, id.String(), false); err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := sub.Next(wait, 10); !errors.Is(err, feed.ErrGone) {
+		t.Fatalf("a stream open when its commons was left: %v; want feed.ErrGone", err)
+	}
+}
+
+// slowAdd returns from AddCommons a while after it listed the commons, as
+// an fsync slow to return would.
+type slowAdd struct {
+	store.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *slowAdd) AddCommons(ctx context.Context, c cid.Cid) error {
+	err := s.Store.AddCommons(ctx, c)
+	if s.entered != nil {
+		s.entered <- struct{}{}
+		<-s.release
+	}
+	return err
+}
+
+// A Leave while a Join of the same commons is under way is refused, so
+// that the two cannot both succeed and leave the commons replicated but
+// not listed (or the reverse).
+func TestLeaveDuringJoin(t *testing.T) {
+	st := &slowAdd{Store: memstore.New()}
+	n := startOn(t, st)
+	defer n.Close()
+	ctx := t.Context()
+	id := foundTestCommons(t, n).String()
+	st.entered, st.release = make(chan struct{}), make(chan struct{})
+	joined := make(chan error, 1)
+	go func() { joined <- n.Join(ctx, id) }()
+	<-st.entered
+	_, lerr := n.Leave(ctx, id, false)
+	close(st.release)
+	if err := <-joined; err != nil {
+		t.Fatal(err)
+	}
+	if lerr == nil || !strings.Contains(lerr.Error(), "being joined") {
+		t.Fatalf("Leave during a Join: %v; want it refused", lerr)
+	}
+	listed, err := n.listed(ctx, cid.MustParse(id))
+	var inMem bool
+	_ = n.do(ctx, func() { inMem = n.commons[cid.MustParse(id)] != nil })
+	if err != nil || !listed || !inMem {
+		t.Fatalf("after the Join: listed %v, replicated %v, %v", listed, inMem, err)
 	}
 }

@@ -87,6 +87,7 @@ type Node struct {
 	// leaving holds the commons a Leave is taking away (leave.go): until
 	// it is done, no record of theirs is stored and they cannot be joined.
 	leaving map[cid.Cid]*leave
+	joining map[cid.Cid]int // Joins in progress, by commons (a Leave waits for them)
 	hashAt  time.Time
 	// hashDue: hashIdle runs by then even without a pause, when no batch
 	// is with the committer (hashDeferMax after toHash was last empty).
@@ -156,6 +157,7 @@ func New(cfg Config) (*Node, error) {
 		inFlight:   make(map[cid.Cid]bool),
 		toHash:     make(map[*replica]bool),
 		leaving:    make(map[cid.Cid]*leave),
+		joining:    make(map[cid.Cid]int),
 		stopped:    make(chan struct{}),
 		exInFlight: make(map[string]*syncRun),
 		served:     make(map[string]int),

@@ -140,7 +140,8 @@ func (a *app) leaveCmd() *cobra.Command {
 longer replicates it after a restart. Its records stay stored unless --purge is
 given, so that joining it again takes up where it was. With --purge, its records,
 its feed and everything derived from them are deleted (payload blobs stay: other
-commons may reference them).`,
+commons may reference them); joined again, its feed cursors start again at 1. A
+live feed open on the commons ends.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withAPI(cmd, func(d api.API) error {

@@ -265,6 +265,9 @@ type commonsFeed struct {
 	waiters []*Subscription
 	queued  bool                // in Hub.queued (guarded by Hub.qmu)
 	filter  map[EventFilter]int // subscribers' filters, with their counts
+	// gone is closed when the feed is unloaded (Hub.Unload): its
+	// subscriptions end with ErrGone.
+	gone chan struct{}
 }
 
 // Hub holds every commons' feed and wakes subscribers.
@@ -325,7 +328,7 @@ func (h *Hub) feed(id cid.Cid) *commonsFeed {
 	defer h.mu.Unlock()
 	if f = h.commons[id]; f == nil {
 		f = &commonsFeed{id: id, ringCap: h.ringCap, counts: map[protocol.Type]uint64{},
-			filter: map[EventFilter]int{}}
+			filter: map[EventFilter]int{}, gone: make(chan struct{})}
 		h.commons[id] = f
 	}
 	return f
@@ -728,6 +731,10 @@ type Subscription struct {
 // ErrClosed is returned by Subscription.Next once the hub has stopped.
 var ErrClosed = errors.New("feed: closed")
 
+// ErrGone is returned by Subscription.Next once its commons' feed is
+// unloaded: the node no longer replicates the commons.
+var ErrGone = errors.New("feed: the commons is no longer replicated here")
+
 // ErrOverflow ends a subscription whose reader fell further behind than
 // the hub buffers; resume from Subscription.Pos.
 var ErrOverflow = errors.New("feed: subscriber fell behind")
@@ -790,6 +797,10 @@ func (s *Subscription) read(ctx context.Context, max int, idle <-chan time.Time,
 			s.acquire()
 			s.leave()
 			return out, ErrClosed
+		case <-s.s.f.gone:
+			s.acquire()
+			s.leave()
+			return out, ErrGone
 		}
 	}
 }

@@ -212,11 +212,15 @@ func (h *Hub) CountsRow(id cid.Cid) store.Write {
 var ErrDamaged = errors.New("feed: a stored row is damaged")
 
 // Unload forgets commons id's feed (a node that found its rows damaged
-// loads them again). It must have no subscribers.
+// loads them again; a node that leaves the commons). Its subscriptions end
+// with ErrGone.
 func (h *Hub) Unload(id cid.Cid) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.commons, id)
+	if f := h.commons[id]; f != nil {
+		close(f.gone)
+		delete(h.commons, id)
+	}
 }
 
 // Load opens commons id's feed, which must be empty, from its rows: the

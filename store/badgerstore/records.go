@@ -366,8 +366,6 @@ func (s *Store) DropRecords(ctx context.Context, commons cid.Cid) (int, error) {
 		return 0, err
 	}
 	defer s.end()
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
 	dropped := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -385,8 +383,11 @@ func (s *Store) DropRecords(ctx context.Context, commons cid.Cid) (int, error) {
 }
 
 // dropNewest deletes up to dropChunk of a commons' newest records in one
-// transaction and returns how many. The caller holds writeMu.
+// transaction and returns how many. It holds writeMu for that transaction
+// only, so that other commons' records are stored between two.
 func (s *Store) dropNewest(commons cid.Cid) (int, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
 	head, err := readHead(txn, commons)
