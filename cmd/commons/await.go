@@ -90,8 +90,8 @@ func openStoreWaiting(ctx context.Context, r *repo.Repo, log *slog.Logger) (stor
 		if !errors.Is(err, badgerstore.ErrLocked) || !time.Now().Before(deadline) {
 			return st, err
 		}
-		if addr, token, ok := r.API(); ok && api.NewClient(addr, token).Ping(ctx) == nil {
-			return nil, fmt.Errorf("a daemon already runs on the repo %s (its API is on http://%s): stop it first, or give another --repo", r.Dir, addr)
+		if err := daemonRuns(ctx, r); err != nil {
+			return nil, err
 		}
 		if !said {
 			said = true
@@ -112,15 +112,9 @@ const detachedLog = "daemon.log"
 // its own, writing to the repo's daemon.log, and returns once it answers
 // on its API, or fails with the end of its log if it stopped first.
 func (a *app) detachDaemon(cmd *cobra.Command) error {
-	if err := a.checkRepoFlag(); err != nil {
-		return err
-	}
-	r, err := a.openOrInitRepo()
+	r, err := a.daemonRepo(cmd.Context())
 	if err != nil {
 		return err
-	}
-	if addr, token, ok := r.API(); ok && api.NewClient(addr, token).Ping(cmd.Context()) == nil {
-		return fmt.Errorf("a daemon already runs on the repo %s (its API is on http://%s): stop it first, or give another --repo", a.repoDir, addr)
 	}
 	exe, err := os.Executable()
 	if err != nil {

@@ -135,15 +135,9 @@ func (f daemonFlags) apply(s *repo.Settings, list []repo.ConfigSetting, logLevel
 // its API, says where to reach them, and on shutdown removes the API file
 // and closes the node.
 func (a *app) runDaemon(cmd *cobra.Command, f daemonFlags) error {
-	if err := a.checkRepoFlag(); err != nil {
-		return err
-	}
-	r, err := a.openOrInitRepo()
+	r, err := a.daemonRepo(cmd.Context())
 	if err != nil {
 		return err
-	}
-	if addr, token, ok := r.API(); ok && api.NewClient(addr, token).Ping(cmd.Context()) == nil {
-		return fmt.Errorf("a daemon already runs on the repo %s (its API is on http://%s): stop it first, or give another --repo", a.repoDir, addr)
 	}
 	unmark := markStarting(r.Dir) // until the API answers
 	defer unmark()
@@ -183,6 +177,30 @@ func (a *app) runDaemon(cmd *cobra.Command, f daemonFlags) error {
 	r.RemoveAPI()
 	r.RemoveDaemonSettings()
 	return n.Close()
+}
+
+// daemonRepo opens the repo for a daemon, creating it if need be, and
+// refuses one where a daemon answers already.
+func (a *app) daemonRepo(ctx context.Context) (*repo.Repo, error) {
+	if err := a.checkRepoFlag(); err != nil {
+		return nil, err
+	}
+	r, err := a.openOrInitRepo()
+	if err != nil {
+		return nil, err
+	}
+	if err := daemonRuns(ctx, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// daemonRuns returns an error saying so if a daemon answers on r's API.
+func daemonRuns(ctx context.Context, r *repo.Repo) error {
+	if addr, token, ok := r.API(); ok && api.NewClient(addr, token).Ping(ctx) == nil {
+		return fmt.Errorf("a daemon already runs on the repo %s (its API is on http://%s): stop it first, or give another --repo", r.Dir, addr)
+	}
+	return nil
 }
 
 // openOrInitRepo opens the repo, or creates it when there is none and says

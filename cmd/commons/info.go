@@ -65,7 +65,7 @@ func (a *app) statusCmd() *cobra.Command {
 
 func (a *app) printStatus(st api.StatusInfo) {
 	w := a.stdout
-	state := fmt.Sprintf("online, %d peers", st.Peers)
+	state := "online, " + plural(st.Peers, "peer")
 	if !st.Online {
 		state = "offline (no daemon running)"
 	}
@@ -73,7 +73,7 @@ func (a *app) printStatus(st api.StatusInfo) {
 	if st.Online {
 		fmt.Fprintf(w, "reachability: %s\n", reachabilityText(st.Reachability))
 		if st.DHT != nil {
-			fmt.Fprintf(w, "dht:     %s, %d peers in the routing table\n", st.DHT.Mode, st.DHT.RoutingTable)
+			fmt.Fprintf(w, "dht:     %s, %s in the routing table\n", st.DHT.Mode, plural(st.DHT.RoutingTable, "peer"))
 		}
 		for _, ad := range st.Addresses {
 			fmt.Fprintf(w, "address: %s\n", ad)
