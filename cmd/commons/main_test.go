@@ -417,7 +417,7 @@ func TestBadInvocations(t *testing.T) {
 		{"unknown flag", []string{"status", "--bogus"}, "unknown flag: --bogus"},
 		{"quorum not a number", []string{"manifest", "create", "--name", "x", "--licence", "MIT", "--quorum", "abc"}, `invalid argument "abc" for "--quorum"`},
 		{"negative quorum", []string{"manifest", "create", "--name", "x", "--licence", "MIT", "--quorum", "-1"}, `invalid argument "-1" for "--quorum"`},
-		{"manifest without name", []string{"manifest", "create", "--licence", "MIT"}, "--name and --licence are required"},
+		{"manifest without name", []string{"manifest", "create", "--licence", "MIT"}, "commons: --name is required\n"},
 		{"bad maintainer", []string{"manifest", "create", "--name", "x", "--licence", "MIT", "--maintainer", "notapeer"}, `--maintainer "notapeer": not a peer ID`},
 		{"bad bootstrap", []string{"manifest", "create", "--name", "x", "--licence", "MIT", "--bootstrap", "/ip4/1.2.3.4/tcp/1"}, "--bootstrap"},
 		{"update without commons", []string{"manifest", "update", "--name", "x"}, "--commons is required"},
