@@ -13,6 +13,7 @@ import (
 
 func (a *app) joinCmd() *cobra.Command {
 	var wait time.Duration
+	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "join COMMONS-ID [--wait 30s]",
 		Short: "Replicate an existing commons (remembered across restarts)",
@@ -21,8 +22,9 @@ gossip, and asks its peers for its records. With a running daemon, join waits up
 to --wait for the commons' manifest to arrive from a peer and says what it
 found; if none arrives, it says why and how to reach a peer that has the
 commons, and exits non-zero (the commons stays joined: its records arrive when
-such a peer connects; "commons leave ID" undoes a join). Without a daemon, the
-commons is remembered and fetched when the daemon runs.`,
+such a peer connects; "commons leave ID" undoes a join). On a terminal, a
+progress line counts the records that arrive. Without a daemon, the commons is
+remembered and fetched when the daemon runs.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withAPI(cmd, func(d api.API) error {
@@ -38,11 +40,12 @@ commons is remembered and fetched when the daemon runs.`,
 					fmt.Fprintf(a.stderr, "replicating %s\n", id)
 					return nil
 				}
-				return a.awaitCommons(cmd.Context(), d, id, wait)
+				return a.awaitCommons(cmd.Context(), d, id, wait, quiet)
 			})
 		},
 	}
 	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the commons' manifest from a peer (0: do not wait)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress line")
 	return cmd
 }
 
@@ -50,7 +53,7 @@ commons is remembered and fetched when the daemon runs.`,
 // which peers the node asks, or says why nothing came. While peers are
 // connected it reconciles the commons with them (as commons sync does), so
 // that when it returns the node holds what they held.
-func (a *app) awaitCommons(ctx context.Context, d api.API, id string, wait time.Duration) error {
+func (a *app) awaitCommons(ctx context.Context, d api.API, id string, wait time.Duration, quiet bool) error {
 	deadline := time.Now().Add(wait)
 	said := -1 // peers last said
 	var st api.StatusInfo
@@ -68,11 +71,8 @@ func (a *app) awaitCommons(ctx context.Context, d api.API, id string, wait time.
 			}
 		}
 		if st.Peers > 0 {
-			sctx, cancel := context.WithDeadline(ctx, deadline)
-			_, err := d.Sync(sctx, "", id)
-			cancel()
-			if err != nil && ctx.Err() != nil {
-				return ctx.Err()
+			if err := a.syncShowing(ctx, d, id, deadline, quiet); err != nil {
+				return err
 			}
 			if st, err = d.Status(ctx); err != nil {
 				return err
@@ -105,6 +105,39 @@ The commons stays joined: its records arrive when a peer that has them connects.
   - check the ID: a mistyped one matches no commons (commons leave %s undoes the join).
 `, id, wait, plural(st.Peers, "peer"), dht, id)
 	return fmt.Errorf("join %s: nothing received yet", id)
+}
+
+// syncShowing reconciles commons id with the connected peers until
+// deadline, drawing on a terminal the records that arrive meanwhile.
+func (a *app) syncShowing(ctx context.Context, d api.API, id string, deadline time.Time, quiet bool) error {
+	sctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { _, err := d.Sync(sctx, "", id); done <- err }()
+	p := a.newProgress(quiet, "joining "+id, 0)
+	defer p.end()
+	first := -1
+	for {
+		select {
+		case err := <-done:
+			if err != nil && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return nil // a sync cut by the deadline or refused by a peer: what came is there
+		case <-time.After(500 * time.Millisecond):
+		}
+		if p == nil {
+			continue
+		}
+		if st, err := d.Status(ctx); err == nil {
+			if cs := findCommons(st, id); cs != nil {
+				if first < 0 {
+					first = cs.Records
+				}
+				p.count(int64(cs.Records - first))
+			}
+		}
+	}
 }
 
 func findCommons(st api.StatusInfo, id string) *api.CommonsStatus {

@@ -209,3 +209,23 @@ func (c *carCounter) count() int64 {
 	}
 	return c.blocks
 }
+
+// count redraws the line, when it is due, for work that counts records
+// itself (a join: the records arrived): n so far, and their rate.
+// Nil-safe.
+func (p *progress) count(n int64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ended {
+		return
+	}
+	if now := p.now(); now.Sub(p.drawnAt) >= progressEvery {
+		p.drawnAt = now
+		p.drawn = true
+		secs := max(now.Sub(p.start).Seconds(), 0.001)
+		fmt.Fprintf(p.term, "\r%s: %s records, %s records/s\x1b[K", p.verb, thousands(n), thousands(int64(float64(n)/secs)))
+	}
+}
