@@ -182,7 +182,11 @@ func (n *Node) leaveTopic(rep *replica) {
 	}
 	rep.stopTopic()
 	rep.sub.Cancel()
-	rep.peers.Cancel()
+	select {
+	case <-rep.topicWatched: // its event handler is cancelled
+	case <-n.ctx.Done():
+		return
+	}
 	var err error
 	for range 500 {
 		if err = rep.topic.Close(); err == nil {

@@ -116,7 +116,8 @@ func (n *Node) joinTopic(rep *replica) error {
 		return fmt.Errorf("node: topic events %s: %w", name, err)
 	}
 	ctx, stop := context.WithCancel(n.ctx)
-	rep.topic, rep.sub, rep.peers, rep.stopTopic = t, sub, events, stop
+	watched := make(chan struct{})
+	rep.topic, rep.sub, rep.stopTopic, rep.topicWatched = t, sub, stop, watched
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
@@ -124,6 +125,7 @@ func (n *Node) joinTopic(rep *replica) error {
 	}()
 	go func() {
 		defer n.wg.Done()
+		defer close(watched)
 		n.watchTopicPeers(ctx, events, rep.id)
 	}()
 	return nil

@@ -121,10 +121,11 @@ type replica struct {
 	state *crdt.State
 	topic *pubsub.Topic
 	sub   *pubsub.Subscription
-	peers *pubsub.TopicEventHandler
-	// stopTopic ends the goroutines of the topic (leaveTopic).
-	stopTopic context.CancelFunc
-	dials     map[string]bool // manifest bootstrap addresses already dialled
+	// stopTopic ends the goroutine watching the topic's peers, which closes
+	// topicWatched once it has cancelled its event handler (leaveTopic).
+	stopTopic    context.CancelFunc
+	topicWatched chan struct{}
+	dials        map[string]bool // manifest bootstrap addresses already dialled
 	// listed: the store lists the commons as replicated (store.AddCommons).
 	listed bool
 	// batches counts the batches in flight that store or list for it.
