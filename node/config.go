@@ -33,6 +33,9 @@ type Config struct {
 	// Bootstrap are peers (multiaddrs ending in /p2p/<id>) to connect to at
 	// start, besides those named in manifests.
 	Bootstrap []string
+	// APIHosts are the host names the HTTP API answers besides loopback
+	// names and IP addresses (ServeAPI, api.CheckHost).
+	APIHosts []string
 	// Offline runs without a host: no gossip, no sync. Records made
 	// offline reach peers by sync when the daemon next runs.
 	Offline bool
@@ -127,6 +130,7 @@ func ConfigFromSettings(s repo.Settings) Config {
 	return Config{
 		Listen:           s.Listen,
 		Bootstrap:        s.Bootstrap,
+		APIHosts:         s.APIHosts,
 		ExchangeInterval: s.SyncInterval,
 		Network: NetworkConfig{
 			Announce:       s.Announce,

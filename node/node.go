@@ -654,7 +654,7 @@ func (n *Node) ServeAPI(addr, token string) (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: API listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: api.Handler(n, token), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: api.CheckHost(api.Handler(n, token), n.cfg.APIHosts), ReadHeaderTimeout: 10 * time.Second}
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()

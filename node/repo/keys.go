@@ -57,6 +57,8 @@ var configKeys = []ConfigKey{
 		func(s *Settings) any { return &s.Announce }, eachMultiaddr),
 	setting("api", "HTTP API address host:port (port 0: a free port); loopback unless you mean it",
 		func(s *Settings) any { return &s.API }, hostPort),
+	setting("api_hosts", "host names the HTTP API answers besides loopback ones (localhost, IP addresses): a browser sends the name it was given, so a page served by another name (DNS rebinding) is refused",
+		func(s *Settings) any { return &s.APIHosts }, eachHostName),
 	setting("bootstrap", "peers to connect to at start (multiaddrs ending in /p2p/<peer-id>), besides those the manifests name",
 		func(s *Settings) any { return &s.Bootstrap }, eachPeerAddr),
 	setting("profile", "default (a contributor's daemon) or bootstrap (a foundation's always-on node: DHT server, relay service, public reachability, higher limits)",
@@ -100,6 +102,15 @@ func eachMultiaddr(v any) error {
 	for _, s := range v.([]string) {
 		if _, err := ma.NewMultiaddr(s); err != nil {
 			return fmt.Errorf("%q is not a multiaddr: %w", s, err)
+		}
+	}
+	return nil
+}
+
+func eachHostName(v any) error {
+	for _, s := range v.([]string) {
+		if s == "" || strings.ContainsAny(s, ":/ ") {
+			return fmt.Errorf("%q is not a host name (no port, no scheme)", s)
 		}
 	}
 	return nil

@@ -34,6 +34,7 @@ type Settings struct {
 	Listen       []string      // listen
 	Announce     []string      // announce
 	API          string        // api
+	APIHosts     []string      // api_hosts
 	Bootstrap    []string      // bootstrap
 	Profile      string        // profile
 	MDNS         bool          // mdns
@@ -66,6 +67,7 @@ func Defaults(profile string) Settings {
 		Listen:       slices.Clone(DefaultListen),
 		Announce:     []string{},
 		API:          DefaultAPIAddr,
+		APIHosts:     []string{},
 		Bootstrap:    []string{},
 		Profile:      ProfileDefault,
 		MDNS:         true,
