@@ -321,7 +321,14 @@ func (n *Node) replay(ctx context.Context, rep *replica, from, head uint64) erro
 	if from == 0 {
 		what = "deriving the state of a commons from its records (once: later starts read it)"
 	}
-	n.log.Info(what, "commons", id, "records", head-from)
+	// A derivation takes about as long as an import: said at Warn, so that
+	// a command opening the repo shows why it waits, and how far it is.
+	say := n.log.Info
+	if from == 0 {
+		say = n.log.Warn
+	}
+	say(what, "commons", id, "records", head-from)
+	began := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	pages := make(chan loadPage, 1)
 	var wg sync.WaitGroup
@@ -368,7 +375,8 @@ func (n *Node) replay(ctx context.Context, rep *replica, from, head uint64) erro
 		if time.Since(last) >= 5*time.Second {
 			last = time.Now()
 			at := p.cursors[len(p.cursors)-1]
-			n.log.Info(what, "commons", id, "done", at-from, "of", head-from)
+			say(what, "commons", id, "done", at-from, "of", head-from,
+				"per_second", int(float64(at-from)/time.Since(began).Seconds()))
 		}
 	}
 	if err := ctx.Err(); err != nil {

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -12,6 +15,7 @@ import (
 func (a *app) syncCmd() *cobra.Command {
 	var (
 		asJSON  bool
+		quiet   bool
 		peer    string
 		commons []string
 	)
@@ -20,11 +24,12 @@ func (a *app) syncCmd() *cobra.Command {
 		Short: "Reconcile commons with connected peers now",
 		Long: `Run set reconciliation (/commons/sync/2.0.0) with a connected peer, or with
 every connected peer, over every replicated commons or those named with
---commons, and print what moved. Needs a running daemon.`,
+--commons, and print what moved. Needs a running daemon. On a terminal, a
+progress line counts the records that arrive meanwhile.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withAPI(cmd, func(d api.API) error {
-				rep, err := d.Sync(cmd.Context(), peer, commons...)
+				rep, err := a.syncProgress(cmd.Context(), d, peer, commons, quiet || asJSON)
 				if err != nil {
 					return err
 				}
@@ -52,7 +57,46 @@ every connected peer, over every replicated commons or those named with
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress line")
 	cmd.Flags().StringVar(&peer, "peer", "", "peer ID to sync with (default: every connected peer)")
 	cmd.Flags().StringSliceVar(&commons, "commons", nil, "commons ID to sync (repeatable; default: every replicated commons)")
 	return cmd
+}
+
+// syncProgress runs a sync, drawing on a terminal the records that arrive
+// meanwhile in the commons synced (every replicated one if none is named).
+func (a *app) syncProgress(ctx context.Context, d api.API, peer string, commons []string, quiet bool) (api.SyncReport, error) {
+	p := a.newProgress(quiet, "syncing", 0)
+	if p == nil {
+		return d.Sync(ctx, peer, commons...)
+	}
+	defer p.end()
+	type result struct {
+		rep api.SyncReport
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { r, err := d.Sync(ctx, peer, commons...); done <- result{r, err} }()
+	held := func() int {
+		st, err := d.Status(ctx)
+		if err != nil {
+			return 0
+		}
+		n := 0
+		for _, c := range st.Commons {
+			if len(commons) == 0 || slices.Contains(commons, c.ID) {
+				n += c.Records
+			}
+		}
+		return n
+	}
+	first := held()
+	for {
+		select {
+		case r := <-done:
+			return r.rep, r.err
+		case <-time.After(500 * time.Millisecond):
+			p.count(int64(held() - first))
+		}
+	}
 }
