@@ -44,7 +44,7 @@ func (a *app) initCmd() *cobra.Command {
 func (a *app) daemonCmd() *cobra.Command {
 	var listen, bootstrap, announce []string
 	var apiAddr, profile string
-	var detach bool
+	var detach, rotateToken bool
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the node (creates the repo if it does not exist)",
@@ -71,9 +71,10 @@ Profiles:
 			if detach {
 				return a.detachDaemon(cmd)
 			}
-			return a.runDaemon(cmd, daemonFlags{listen, bootstrap, announce, apiAddr, profile})
+			return a.runDaemon(cmd, daemonFlags{listen, bootstrap, announce, apiAddr, profile, rotateToken})
 		},
 	}
+	cmd.Flags().BoolVar(&rotateToken, "rotate-token", false, "make a new API token (the repo's api.token) instead of keeping the last one: clients that read the old one are refused")
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background: return once the daemon answers, its output in the repo's daemon.log")
 	cmd.Flags().StringArrayVar(&listen, "listen", nil, "libp2p listen multiaddr, repeatable (default from config: TCP and QUIC on port 4040, every interface)")
 	cmd.Flags().StringArrayVar(&bootstrap, "bootstrap", nil, "peer to connect to, as a multiaddr ending in /p2p/<peer-id>; repeatable, added to the bootstrap peers of the config")
@@ -87,6 +88,7 @@ Profiles:
 type daemonFlags struct {
 	listen, bootstrap, announce []string
 	api, profile                string
+	rotateToken                 bool
 }
 
 // apply lays the flags over the settings s, and over list, where each
@@ -164,7 +166,7 @@ func (a *app) runDaemon(cmd *cobra.Command, f daemonFlags) error {
 		n.Close()
 		return err
 	}
-	addr, err := serveAPI(n, r, s.API)
+	addr, err := serveAPI(n, r, s.API, f.rotateToken)
 	if err != nil {
 		r.RemoveDaemonSettings()
 		n.Close()
@@ -250,8 +252,11 @@ func startNode(ctx context.Context, r *repo.Repo, s repo.Settings, log *slog.Log
 // serveAPI serves the node's HTTP API on addr with a fresh token, and
 // records the address it got and the token in the repo for the other
 // commands.
-func serveAPI(n *node.Node, r *repo.Repo, addr string) (net.Addr, error) {
-	token := repo.NewToken()
+func serveAPI(n *node.Node, r *repo.Repo, addr string, rotate bool) (net.Addr, error) {
+	token, ok := r.Token()
+	if !ok || rotate {
+		token = repo.NewToken()
+	}
 	got, err := n.ServeAPI(addr, token)
 	if err != nil {
 		return nil, err

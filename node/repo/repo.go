@@ -123,6 +123,21 @@ func NewToken() string {
 	return hex.EncodeToString(b)
 }
 
+// Token returns the API token a daemon of this repo used last, if one is
+// recorded and well formed (as NewToken makes them): a daemon keeps it
+// across restarts, so that a client that read it once keeps working.
+func (r *Repo) Token() (string, bool) {
+	raw, err := os.ReadFile(filepath.Join(r.Dir, tokenFile))
+	if err != nil {
+		return "", false
+	}
+	t := strings.TrimSpace(string(raw))
+	if b, err := hex.DecodeString(t); err != nil || len(b) != 32 {
+		return "", false
+	}
+	return t, true
+}
+
 // WriteAPI records the running daemon's API address and token.
 func (r *Repo) WriteAPI(addr, token string) error {
 	if err := writeFileAtomic(filepath.Join(r.Dir, tokenFile), []byte(token+"\n"), 0o600); err != nil {
