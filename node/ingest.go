@@ -454,12 +454,12 @@ func (n *Node) dropEmpty(b *batch) {
 // apply adds stored records of one commons to its state, one at a time in
 // cursor order, so that each status change is attributed to the record
 // that caused it, the same way live and at start. It also moves the clock
-// past every record that is not from the future. live reads the record of
+// past every record dated at most maxClockStep ahead of the wall clock. live reads the record of
 // each contribution whose status changed, for its live event (a replay
 // reads it when it needs it). Loop only (or before the loop starts).
 func (n *Node) apply(rep *replica, blocks []*protocol.Block, cursors []uint64, live bool) ([]feed.Applied, error) {
 	out := make([]feed.Applied, 0, len(blocks))
-	limit := n.nowMillis() + protocol.MaxClockSkewMillis
+	limit := n.nowMillis() + maxClockStep
 	rep.kv.begin()
 	defer rep.kv.end()
 	for i, b := range blocks {
@@ -486,6 +486,13 @@ func (n *Node) apply(rep *replica, blocks []*protocol.Block, cursors []uint64, l
 	n.derive(rep, out)
 	return out, nil
 }
+
+// maxClockStep is how far ahead of the wall clock a received record may
+// move the node's clock. A record dated further ahead (the protocol
+// accepts up to MaxClockSkewMillis, for clocks that drift) does not: a
+// peer could otherwise push every node's clock minutes ahead, and a review
+// stamped by the pushed clock would outrank its author's later ones.
+const maxClockStep = 1000
 
 // applyLive applies freshly stored blocks, by commons, and publishes what
 // changed: the live feed, the log, and the manifests' bootstrap peers.
