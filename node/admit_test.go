@@ -66,7 +66,7 @@ func TestAdmissionOnePath(t *testing.T) {
 	}
 	imports := func(raw []byte) api.ImportReport {
 		c := protocol.RecordCID(raw)
-		return must[api.ImportReport](t)(w.n.Import(ctx, bytes.NewReader(writeCAR(t, []cid.Cid{c}, []carBlock{{c, raw}}))))
+		return must[api.ImportReport](t)(w.n.Import(ctx, bytes.NewReader(writeCAR(t, []cid.Cid{c}, []carBlock{{c, raw}})), true))
 	}
 	for _, tt := range []struct {
 		name   string

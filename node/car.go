@@ -53,7 +53,9 @@ func (n *Node) Export(ctx context.Context, commons string, w io.Writer) error {
 const importBatch = 256
 
 // Import reads a CAR file of records, validates every one (CID, encoding,
-// signatures, clock), and stores the valid ones, replicating their commons.
+// signatures, clock), and stores the valid ones of the commons replicated
+// here; with join, it replicates the others too, else it counts their
+// records as skipped.
 // Every rejected record is listed with its reason; the rest are imported.
 // A CAR damaged part way keeps the records before the damage and returns
 // ErrBadRequest.
@@ -61,13 +63,13 @@ const importBatch = 256
 // It streams: batches are verified in the background, on every core, while
 // earlier ones are stored in order; at most a few batches are held at once,
 // whatever the file's size.
-func (n *Node) Import(ctx context.Context, r io.Reader) (api.ImportReport, error) {
-	rep := api.ImportReport{Rejected: []api.RejectedRecord{}, Commons: []string{}}
+func (n *Node) Import(ctx context.Context, r io.Reader, join bool) (api.ImportReport, error) {
+	rep := api.ImportReport{Rejected: []api.RejectedRecord{}, Commons: []string{}, NotReplicated: []string{}}
 	br, err := carv2.NewBlockReader(r, carv2.WithTrustedCAR(true), carv2.MaxAllowedSectionSize(protocol.MaxRecordSize+128))
 	if err != nil {
 		return rep, badRequest("not a CAR file: %w", err)
 	}
-	im := &importer{n: n, ctx: ctx, rep: &rep, seen: map[cid.Cid]bool{}, queue: make(chan *importItem, runtime.GOMAXPROCS(0)), done: make(chan error, 1)}
+	im := &importer{n: n, ctx: ctx, join: join, rep: &rep, seen: map[cid.Cid]bool{}, skipped: map[cid.Cid]bool{}, queue: make(chan *importItem, runtime.GOMAXPROCS(0)), done: make(chan error, 1)}
 	go func() { im.done <- im.store() }()
 	item := &importItem{}
 	for {
@@ -142,8 +144,10 @@ func (im *importer) dropHeld(item *importItem) error {
 // importer is one Import's pipeline: the reading goroutine sends batches,
 // each verified by a goroutine of its own, and store takes them in order.
 type importer struct {
-	n      *Node
-	ctx    context.Context
+	n       *Node
+	ctx     context.Context
+	join    bool               // replicate the commons the file's records belong to
+	skipped map[cid.Cid]bool   // commons listed in rep.NotReplicated
 	rep    *api.ImportReport // written by store alone until finish
 	seen   map[cid.Cid]bool  // commons listed in rep
 	queue  chan *importItem
@@ -210,11 +214,19 @@ func (im *importer) store() error {
 		if len(good) == 0 {
 			continue
 		}
-		res, err := im.n.ingest(im.ctx, good, true)
+		res, err := im.n.ingest(im.ctx, good, im.join)
 		if err != nil {
 			return err // send sees it, and the reader stops
 		}
 		for i, b := range good {
+			if res.skipped[i] {
+				im.rep.Skipped++
+				if id := b.CommonsID(); !im.skipped[id] {
+					im.skipped[id] = true
+					im.rep.NotReplicated = append(im.rep.NotReplicated, id.String())
+				}
+				continue
+			}
 			if res.added[i] {
 				im.rep.Imported++
 			} else {

@@ -19,7 +19,7 @@ func copyCommons(t *testing.T, src, dst *Node, commons string) {
 	if err := src.Export(context.Background(), commons, &car); err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := dst.Import(context.Background(), &car); err != nil || len(rep.Rejected) > 0 {
+	if rep, err := dst.Import(context.Background(), &car, true); err != nil || len(rep.Rejected) > 0 {
 		t.Fatalf("import: %v %+v", err, rep)
 	}
 }

@@ -215,10 +215,10 @@ func TestClientErrors(t *testing.T) {
 		{"feed bad status", err2(w.c.Feed(ctx, api.FeedQuery{Status: "done"})), api.ErrBadRequest, `status "done"`},
 		{"feed limit too high", err2(w.c.Feed(ctx, api.FeedQuery{Limit: api.MaxFeedLimit + 1})), api.ErrBadRequest, "exceeds"},
 		{"export unknown commons", w.c.Export(ctx, absentCID, io.Discard), api.ErrNotFound, "not replicated here"},
-		{"import garbage", err2(w.c.Import(ctx, strings.NewReader("garbage"))), api.ErrBadRequest, "not a CAR file"},
+		{"import garbage", err2(w.c.Import(ctx, strings.NewReader("garbage"), true)), api.ErrBadRequest, "not a CAR file"},
 		{"wrong token, write", err2(wrong.CreateManifest(ctx, api.ManifestParams{Name: ptr("x"), Licence: ptr("MIT")})), api.ErrUnauthorized, "wrong API token"},
 		{"wrong token, blob", err2(wrong.PutBlob(ctx, []byte("x"))), api.ErrUnauthorized, "wrong API token"},
-		{"wrong token, import", err2(wrong.Import(ctx, strings.NewReader("x"))), api.ErrUnauthorized, "wrong API token"},
+		{"wrong token, import", err2(wrong.Import(ctx, strings.NewReader("x"), true)), api.ErrUnauthorized, "wrong API token"},
 		{"wrong token, join", wrong.Join(ctx, absentCID), api.ErrUnauthorized, "wrong API token"},
 	}
 	for _, tt := range tests {

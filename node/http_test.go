@@ -657,7 +657,7 @@ func TestExportImport(t *testing.T) {
 	want := must[api.StatusInfo](t)(w.c.Status(ctx)).Commons[0]
 
 	b := serve(t, startOffline(t))
-	rep := must[api.ImportReport](t)(b.c.Import(ctx, bytes.NewReader(car.Bytes())))
+	rep := must[api.ImportReport](t)(b.c.Import(ctx, bytes.NewReader(car.Bytes()), true))
 	if rep.Imported != 6 || rep.Duplicates != 0 || len(rep.Rejected) != 0 || !slices.Equal(rep.Commons, []string{w.commons}) {
 		t.Errorf("import report = %+v", rep)
 	}
@@ -776,7 +776,7 @@ func TestImportTampered(t *testing.T) {
 				b := serve(t, startOffline(t))
 				var rep api.ImportReport
 				if via == "client" {
-					rep = must[api.ImportReport](t)(b.c.Import(t.Context(), bytes.NewReader(data)))
+					rep = must[api.ImportReport](t)(b.c.Import(t.Context(), bytes.NewReader(data), true))
 				} else {
 					code, body := b.raw(t, "POST", "/api/v1/import", "", bytes.NewReader(data))
 					if code != 200 {
@@ -843,7 +843,7 @@ func TestImportTruncated(t *testing.T) {
 			var msg string
 			if via == "client" {
 				var err error
-				rep, err = b.c.Import(t.Context(), bytes.NewReader(truncated))
+				rep, err = b.c.Import(t.Context(), bytes.NewReader(truncated), true)
 				if !errors.Is(err, api.ErrBadRequest) {
 					t.Fatalf("Import = %v, want ErrBadRequest", err)
 				}

@@ -26,7 +26,7 @@ func TestImportReportCapsRejects(t *testing.T) {
 		blocks = append(blocks, carBlock{cid: protocol.RecordCID([]byte(fmt.Sprint("other bytes ", i))), raw: raw})
 	}
 	dst := startOffline(t)
-	rep, err := dst.Import(t.Context(), bytes.NewReader(writeCAR(t, roots, blocks)))
+	rep, err := dst.Import(t.Context(), bytes.NewReader(writeCAR(t, roots, blocks)), true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -505,7 +505,7 @@ func TestImportStreamsAndStopsOnError(t *testing.T) {
 	}
 	n := startOn(t, memstore.New())
 	defer n.Close()
-	rep, err := n.Import(t.Context(), bytes.NewReader(car))
+	rep, err := n.Import(t.Context(), bytes.NewReader(car), true)
 	if err != nil || rep.Imported != len(g.Records) || len(rep.Rejected) != 0 {
 		t.Fatalf("import: %+v, %v; want every record", rep, err)
 	}
@@ -517,7 +517,7 @@ func TestImportStreamsAndStopsOnError(t *testing.T) {
 	disk := &failAfter{Store: memstore.New(), ok: 2}
 	m := startOn(t, disk)
 	defer m.Close()
-	rep, err = m.Import(t.Context(), bytes.NewReader(car))
+	rep, err = m.Import(t.Context(), bytes.NewReader(car), true)
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("import on a failing disk: %v, want its error", err)
 	}

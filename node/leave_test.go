@@ -30,7 +30,7 @@ func importGen(t *testing.T, n *Node, records int) (cid.Cid, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := n.Import(t.Context(), bytes.NewReader(car))
+	rep, err := n.Import(t.Context(), bytes.NewReader(car), true)
 	if err != nil || rep.Imported != records {
 		t.Fatalf("import: %+v, %v", rep, err)
 	}

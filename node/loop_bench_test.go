@@ -110,7 +110,7 @@ func BenchmarkHeapPerRecord(b *testing.B) {
 		n := benchNode(b, badgerFactory(b)())
 		var mid uint64
 		for i, car := range cars {
-			if _, err := n.Import(context.Background(), bytes.NewReader(car)); err != nil {
+			if _, err := n.Import(context.Background(), bytes.NewReader(car), true); err != nil {
 				b.Fatal(err)
 			}
 			if i == 0 {
@@ -163,7 +163,7 @@ func BenchmarkStart(b *testing.B) {
 		return n
 	}
 	n := open()
-	if _, err := n.Import(context.Background(), &car); err != nil {
+	if _, err := n.Import(context.Background(), &car, true); err != nil {
 		b.Fatal(err)
 	}
 	if err := n.Close(); err != nil {

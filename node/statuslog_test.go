@@ -113,7 +113,7 @@ func TestImportLogsSummaries(t *testing.T) {
 	}
 	var c logCapture
 	n := startNode(t, Config{Offline: true, Logger: slog.New(&c)})
-	if _, err := n.Import(t.Context(), &car); err != nil {
+	if _, err := n.Import(t.Context(), &car, true); err != nil {
 		t.Fatal(err)
 	}
 	// Each change, at Debug here, or at Info where each has a line.

@@ -273,7 +273,7 @@ func importGenerated(ctx context.Context, n *Node, g *gen.Generated, lo, hi int)
 			return err
 		}
 	}
-	rep, err := n.Import(ctx, &buf)
+	rep, err := n.Import(ctx, &buf, true)
 	if err != nil {
 		return fmt.Errorf("import records %d to %d: %w", lo, hi, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -68,14 +69,17 @@ func (a *app) export(ctx context.Context, d api.API, commons, out string, quiet 
 }
 
 func (a *app) importCmd() *cobra.Command {
-	var asJSON, quiet bool
+	var asJSON, quiet, join bool
 	cmd := &cobra.Command{
-		Use:   "import FILE.car",
+		Use:   "import FILE.car [--join]",
 		Short: "Validate and store the records of a CAR file; counts the rejected ones and names the first 1,000",
 		Long: `Read a CAR file of records (as commons export writes), validate every record
-(CID, canonical encoding, signatures), store the valid ones and replicate their
-commons. Every rejected record is counted, and the first 1,000 are named with
-the reason. Exits non-zero if any record was rejected, or if the file is no
+(CID, canonical encoding, signatures), and store the valid ones of the commons
+this node replicates. With --join, it replicates the commons the file's records
+belong to (as commons join does) and stores them all; without, the records of
+other commons are skipped and counted, and an import that stores nothing for
+that reason fails. Every rejected record is counted, and the first 1,000 are
+named with the reason. Exits non-zero if any record was rejected, or if the file is no
 CAR or is damaged (then the records before the damage are kept). On a
 terminal, a progress line counts the records read.`,
 		Args: cobra.ExactArgs(1),
@@ -91,7 +95,7 @@ terminal, a progress line counts the records read.`,
 			}
 			return a.withAPI(cmd, func(d api.API) error {
 				p := a.newProgress(quiet, "importing "+args[0], size)
-				rep, err := d.Import(cmd.Context(), p.reader(f))
+				rep, err := d.Import(cmd.Context(), p.reader(f), join)
 				p.end()
 				return a.reportImport(args[0], rep, err, asJSON)
 			})
@@ -99,6 +103,7 @@ terminal, a progress line counts the records read.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress line")
+	cmd.Flags().BoolVar(&join, "join", false, "replicate the commons the file's records belong to")
 	return cmd
 }
 
@@ -109,6 +114,10 @@ terminal, a progress line counts the records read.`,
 func (a *app) reportImport(file string, rep api.ImportReport, err error, asJSON bool) error {
 	if err != nil && rep.Imported == 0 && rep.Duplicates == 0 && rep.Rejects() == 0 {
 		return err
+	}
+	if err == nil && !asJSON && rep.Skipped > 0 && rep.Imported == 0 && rep.Duplicates == 0 && rep.Rejects() == 0 {
+		return fmt.Errorf("nothing of %s was imported: its %d records belong to commons not replicated here (%s); import --join replicates them",
+			file, rep.Skipped, strings.Join(rep.NotReplicated, ", "))
 	}
 	if asJSON {
 		if jerr := a.printJSON(rep); jerr != nil {
@@ -123,6 +132,10 @@ func (a *app) reportImport(file string, rep api.ImportReport, err error, asJSON 
 		}
 	}
 	summary := fmt.Sprintf("imported %d records (%d already present, %d rejected)", rep.Imported, rep.Duplicates, rep.Rejects())
+	if rep.Skipped > 0 {
+		summary += fmt.Sprintf("; skipped %d records of %s not replicated here (%s): import --join replicates them",
+			rep.Skipped, fmt.Sprint(len(rep.NotReplicated), " commons"), strings.Join(rep.NotReplicated, ", "))
+	}
 	if err != nil {
 		return fmt.Errorf("%w; before that, %s", err, summary)
 	}
@@ -131,6 +144,9 @@ func (a *app) reportImport(file string, rep api.ImportReport, err error, asJSON 
 	}
 	if n := rep.Rejects(); n > 0 {
 		return fmt.Errorf("%d records of %s were rejected", n, file)
+	}
+	if rep.Skipped > 0 && rep.Imported == 0 && rep.Duplicates == 0 {
+		return fmt.Errorf("nothing of %s was imported: its records belong to commons not replicated here (import --join replicates them)", file)
 	}
 	return nil
 }

@@ -45,7 +45,7 @@ func TestKillDuringImport(t *testing.T) {
 	if err := os.WriteFile(car, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	importer := func(repo string) *exec.Cmd { return exec.Command(bin, "--repo", repo, "import", car) }
+	importer := func(repo string) *exec.Cmd { return exec.Command(bin, "--repo", repo, "import", "--join", car) }
 	initRepo := func(repo string) {
 		if out, err := exec.Command(bin, "--repo", repo, "init").CombinedOutput(); err != nil {
 			t.Fatalf("init: %v\n%s", err, out)
@@ -176,7 +176,7 @@ func checkCrashedRepo(t *testing.T, repo, commons string) int {
 		t.Fatal(err)
 	}
 	defer fresh.Close()
-	if _, err := fresh.Import(ctx, &exported); err != nil {
+	if _, err := fresh.Import(ctx, &exported, true); err != nil {
 		t.Fatal(err)
 	}
 	want, err := fresh.Status(ctx)

@@ -219,7 +219,7 @@ func TestThreeDaemonsEndToEnd(t *testing.T) {
 	cli(t, bin, repos[0], "export", "--commons", commons, "--out", car)
 	fresh := filepath.Join(dir, "fresh")
 	cli(t, bin, fresh, "init")
-	cli(t, bin, fresh, "import", car)
+	cli(t, bin, fresh, "import", "--join", car)
 	if err := converged(t, bin, []string{repos[0], fresh}, 3); err != nil {
 		t.Fatalf("import: %v", err)
 	}
@@ -237,7 +237,7 @@ func TestThreeDaemonsEndToEnd(t *testing.T) {
 	}
 	other := filepath.Join(dir, "other")
 	cli(t, bin, other, "init")
-	_, errOut, code := cliCode(t, bin, other, "import", bad)
+	_, errOut, code := cliCode(t, bin, other, "import", "--join", bad)
 	if code == 0 || !strings.Contains(errOut, contribution) || !strings.Contains(errOut, "imported 2 records") {
 		t.Fatalf("tampered import: exit %d, stderr:\n%s", code, errOut)
 	}

@@ -252,7 +252,7 @@ func TestExportImport(t *testing.T) {
 
 	t.Run("clean", func(t *testing.T) {
 		dir, _ := initTestRepo(t)
-		r := mustRun(t, dir, "import", car)
+		r := mustRun(t, dir, "import", "--join", car)
 		if !strings.Contains(r.stderr, "imported 6 records (0 already present, 0 rejected)") {
 			t.Errorf("import stderr = %q", r.stderr)
 		}
@@ -260,7 +260,7 @@ func TestExportImport(t *testing.T) {
 		if len(st.Commons) != 1 || st.Commons[0].StateRoot != want.StateRoot || st.Commons[0].Records != 6 {
 			t.Errorf("imported status = %+v, want state root %s", st.Commons, want.StateRoot)
 		}
-		rep := decodeJSON[api.ImportReport](t, mustRun(t, dir, "import", "--json", car).stdout)
+		rep := decodeJSON[api.ImportReport](t, mustRun(t, dir, "import", "--join", "--json", car).stdout)
 		if rep.Duplicates != 6 || rep.Imported != 0 {
 			t.Errorf("re-import report = %+v", rep)
 		}
@@ -269,7 +269,7 @@ func TestExportImport(t *testing.T) {
 		bad := filepath.Join(t.TempDir(), "bad.car")
 		tamperCAR(t, car, bad, o.pending, "third", "THIRD")
 		dir, _ := initTestRepo(t)
-		r := runCLI(t, t.Context(), "--repo", dir, "import", bad)
+		r := runCLI(t, t.Context(), "--repo", dir, "import", "--join", bad)
 		if r.code != 1 || !strings.Contains(r.stderr, "rejected "+o.pending+": bytes do not match the CID") ||
 			!strings.Contains(r.stderr, "imported 5 records (0 already present, 1 rejected)") {
 			t.Errorf("tampered import = %+v", r)
@@ -288,7 +288,7 @@ func TestExportImport(t *testing.T) {
 			t.Fatal(err)
 		}
 		dir, _ := initTestRepo(t)
-		r := runCLI(t, t.Context(), "--repo", dir, "import", cut)
+		r := runCLI(t, t.Context(), "--repo", dir, "import", "--join", cut)
 		if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "CAR file is damaged after 5 records") ||
 			!strings.Contains(r.stderr, "imported 5 records") {
 			t.Errorf("truncated import = %+v, want one line saying where the file is damaged and what was imported before", r)
@@ -334,7 +334,7 @@ func TestExportImport(t *testing.T) {
 		// The tests' stderr is a buffer, as a pipe or a file would be:
 		// no line rewritten with \r goes there.
 		dir, _ := initTestRepo(t)
-		for _, args := range [][]string{{"import", car}, {"import", "--quiet", car}, {"export", "--commons", o.commons, "--out", filepath.Join(t.TempDir(), "x.car")}} {
+		for _, args := range [][]string{{"import", "--join", car}, {"import", "--join", "--quiet", car}, {"export", "--commons", o.commons, "--out", filepath.Join(t.TempDir(), "x.car")}} {
 			r := runCLI(t, t.Context(), append([]string{"--repo", dir}, args...)...)
 			if r.code != 0 || strings.ContainsAny(r.stderr, "\r\x1b") {
 				t.Errorf("commons %v = %+v, want exit 0 and no progress line", args, r)

@@ -56,7 +56,7 @@ func TestTestnetGen(t *testing.T) {
 		t.Error("the same seed wrote different files")
 	}
 	repo, _ := initTestRepo(t)
-	mustRun(t, repo, "import", filepath.Join(dir, "a.car"))
+	mustRun(t, repo, "import", "--join", filepath.Join(dir, "a.car"))
 	if r := runCLI(t, t.Context(), "testnet", "gen", "--records", "0", "--out", filepath.Join(dir, "c.car")); r.code == 0 {
 		t.Error("gen --records 0 succeeded")
 	}

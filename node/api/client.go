@@ -310,9 +310,9 @@ func (c *Client) Export(ctx context.Context, commons string, w io.Writer) error 
 }
 
 // Import implements API.
-func (c *Client) Import(ctx context.Context, r io.Reader) (ImportReport, error) {
+func (c *Client) Import(ctx context.Context, r io.Reader, join bool) (ImportReport, error) {
 	var rep ImportReport
-	resp, err := c.sendRaw(ctx, r)
+	resp, err := c.sendRaw(ctx, r, join)
 	if err != nil {
 		return rep, err
 	}
@@ -331,8 +331,12 @@ func (c *Client) Import(ctx context.Context, r io.Reader) (ImportReport, error) 
 	return body.ImportReport, nil
 }
 
-func (c *Client) sendRaw(ctx context.Context, r io.Reader) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/api/v1/import", r)
+func (c *Client) sendRaw(ctx context.Context, r io.Reader, join bool) (*http.Response, error) {
+	path := "/api/v1/import"
+	if join {
+		path += "?join=true"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, r)
 	if err != nil {
 		return nil, fmt.Errorf("daemon API: %w", err)
 	}

@@ -419,7 +419,11 @@ func (h *handler) feed(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) importCAR(w http.ResponseWriter, r *http.Request) {
-	rep, err := h.api.Import(r.Context(), r.Body)
+	join, ok := boolParam(w, r, "join")
+	if !ok {
+		return
+	}
+	rep, err := h.api.Import(r.Context(), r.Body, join)
 	if err != nil {
 		if errors.Is(err, ErrBadRequest) {
 			writeJSON(w, http.StatusBadRequest, struct {

@@ -30,7 +30,7 @@ type API interface {
 	Show(ctx context.Context, c string) (RecordInfo, error)
 	Feed(ctx context.Context, q FeedQuery) ([]FeedItem, error)
 	Export(ctx context.Context, commons string, w io.Writer) error
-	Import(ctx context.Context, r io.Reader) (ImportReport, error)
+	Import(ctx context.Context, r io.Reader, join bool) (ImportReport, error)
 	Sync(ctx context.Context, peer string, commons ...string) (SyncReport, error)
 }
 
@@ -296,6 +296,11 @@ type ImportReport struct {
 	Rejected      []RejectedRecord `json:"rejected"`
 	RejectedTotal int              `json:"rejected_total"`
 	Commons       []string         `json:"commons"`
+	// Skipped counts the valid records of commons this node does not
+	// replicate, left out (import with join replicates them); NotReplicated
+	// names those commons.
+	Skipped       int      `json:"skipped"`
+	NotReplicated []string `json:"not_replicated"`
 }
 
 // MaxListedRejects is how many refused records an ImportReport names.

@@ -233,7 +233,7 @@ func Ingest(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer nd.Close()
 	start = time.Now()
-	rep, err := nd.Import(ctx, bytes.NewReader(car))
+	rep, err := nd.Import(ctx, bytes.NewReader(car), true)
 	took := time.Since(start)
 	if err != nil {
 		return nil, err
@@ -456,7 +456,7 @@ func Join(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer a.close()
 	start := time.Now()
-	if _, err := a.node.Import(ctx, bytes.NewReader(car)); err != nil {
+	if _, err := a.node.Import(ctx, bytes.NewReader(car), true); err != nil {
 		return nil, err
 	}
 	imported := time.Since(start)

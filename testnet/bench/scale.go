@@ -185,7 +185,7 @@ func (s *scale) importCAR(ctx context.Context) error {
 	if _, err := s.run(ctx, r, "init"); err != nil {
 		return err
 	}
-	p, err := s.run(ctx, r, "import", s.car)
+	p, err := s.run(ctx, r, "import", "--join", s.car)
 	if err != nil {
 		return err
 	}

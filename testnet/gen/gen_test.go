@@ -56,7 +56,7 @@ func TestGenerate(t *testing.T) {
 	}
 
 	nd := offlineNode(t)
-	rep, err := nd.Import(context.Background(), bytes.NewReader(carA))
+	rep, err := nd.Import(context.Background(), bytes.NewReader(carA), true)
 	if err != nil || rep.Imported != 3000 || len(rep.Rejected) != 0 {
 		t.Fatalf("import: %d imported, %d rejected (%v), err %v", rep.Imported, len(rep.Rejected), rep.Rejected[:min(3, len(rep.Rejected))], err)
 	}

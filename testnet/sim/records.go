@@ -72,5 +72,5 @@ func Deliver(ctx context.Context, nd *node.Node, raws ...[]byte) (api.ImportRepo
 	if err != nil {
 		return api.ImportReport{}, err
 	}
-	return nd.Import(ctx, bytes.NewReader(car))
+	return nd.Import(ctx, bytes.NewReader(car), true)
 }
