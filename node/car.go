@@ -146,13 +146,13 @@ func (im *importer) dropHeld(item *importItem) error {
 type importer struct {
 	n       *Node
 	ctx     context.Context
-	join    bool               // replicate the commons the file's records belong to
-	skipped map[cid.Cid]bool   // commons listed in rep.NotReplicated
-	rep    *api.ImportReport // written by store alone until finish
-	seen   map[cid.Cid]bool  // commons listed in rep
-	queue  chan *importItem
-	done   chan error // store's end
-	failed bool       // store ended early
+	join    bool              // replicate the commons the file's records belong to
+	skipped map[cid.Cid]bool  // commons listed in rep.NotReplicated
+	rep     *api.ImportReport // written by store alone until finish
+	seen    map[cid.Cid]bool  // commons listed in rep
+	queue   chan *importItem
+	done    chan error // store's end
+	failed  bool       // store ended early
 }
 
 // importItem is a batch of an import.
