@@ -511,6 +511,11 @@ func (n *Node) applyLive(fresh []*protocol.Block, cursors []uint64) {
 	}
 	for _, id := range order {
 		rep := n.commons[id]
+		var was authorityView
+		manifests := slices.ContainsFunc(byCommons[id], func(b *protocol.Block) bool { return b.Record.Type() == protocol.TypeManifest })
+		if manifests {
+			was = viewAuthority(rep.state)
+		}
 		done, err := n.apply(rep, byCommons[id], cursorsOf[id], true)
 		if err != nil {
 			// The derived state could not be read: what the state would
@@ -522,6 +527,9 @@ func (n *Node) applyLive(fresh []*protocol.Block, cursors []uint64) {
 		n.feeds.Added(id, done, true)
 		n.metrics.Ingested(len(done))
 		n.logChanges(id, done)
+		if manifests {
+			n.logAuthority(id, was, viewAuthority(rep.state))
+		}
 		if manifestIn(done) && n.ctx.Err() == nil {
 			n.dialManifestPeers(rep)
 		}

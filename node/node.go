@@ -662,7 +662,9 @@ func (n *Node) ServeAPI(addr, token string) (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: API listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: api.CheckHost(api.Handler(n, token), n.cfg.APIHosts), ReadHeaderTimeout: 10 * time.Second}
+	rl := &refusedLog{log: n.log, now: n.cfg.Now}
+	h := api.CheckHost(rl.wrap(api.Handler(n, token)), n.cfg.APIHosts, rl.foreignHost)
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()

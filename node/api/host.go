@@ -14,9 +14,13 @@ import (
 // would otherwise read, in the user's browser, what the API answers. A
 // browser sends the name it was given as Host; an IP address there is
 // what was dialled, no name to rebind.
-func CheckHost(next http.Handler, hosts []string) http.Handler {
+// refused, if not nil, is told of each request refused.
+func CheckHost(next http.Handler, hosts []string, refused func(*http.Request)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !hostAllowed(r.Host, hosts) {
+			if refused != nil {
+				refused(r)
+			}
 			writeError(w, http.StatusForbidden, fmt.Errorf("the API does not answer for host %q: it answers for localhost and IP addresses; to reach it by that name, commons config set api_hosts %s", r.Host, hostname(r.Host)))
 			return
 		}

@@ -10,7 +10,7 @@ import (
 // reaches the API with that name as Host: refused, unless configured.
 func TestCheckHost(t *testing.T) {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	h := CheckHost(ok, []string{"node.lan"})
+	h := CheckHost(ok, []string{"node.lan"}, nil)
 	for _, tt := range []struct {
 		host string
 		want int
