@@ -16,6 +16,7 @@ import (
 	"github.com/ipfs/go-cid"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/commons-p2p/commons/crdt"
 	"github.com/commons-p2p/commons/node/api"
@@ -65,10 +66,12 @@ type Node struct {
 	metrics *Metrics  // Prometheus metrics (metrics.go)
 
 	exMu       sync.Mutex
-	exInFlight map[string]*syncRun // sync sessions running, by peer and commons
-	served     map[string]int      // sessions being served, by peer and commons
-	syncSem    chan struct{}       // sessions served (guarded by exMu)
-	syncAgain  map[string]bool     // sessions asked for while one ran: run another after it
+	exInFlight map[string]*syncRun    // sync sessions running, by peer and commons
+	served     map[string]int         // sessions being served, by peer and commons
+	syncSem    chan struct{}          // sessions served (guarded by exMu)
+	servedBy   map[peer.ID]int        // sessions served, by peer (guarded by exMu)
+	overShare  map[peer.ID]*overShare // refusals over a peer's share (guarded by exMu)
+	syncAgain  map[string]bool        // sessions asked for while one ran: run another after it
 
 	// Owned by the event loop.
 	commons  map[cid.Cid]*replica

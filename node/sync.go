@@ -38,8 +38,15 @@ const (
 	// took a third longer.
 	syncBatch      = 256
 	syncBatchBytes = 1 << 20
-	// maxServedSyncs caps the sessions a node serves at once.
-	maxServedSyncs = 16
+	// maxServedSyncs caps the sessions a node serves at once, and
+	// maxServedPerPeer those it serves one peer: one peer cannot take every
+	// slot. An honest peer runs one session per commons at a time.
+	maxServedSyncs   = 16
+	maxServedPerPeer = 4
+	// disconnectAfterRefused is how many sessions over its share a peer may
+	// ask for within refusedWindow before the node closes its connections.
+	disconnectAfterRefused = 16
+	refusedWindow          = time.Minute
 )
 
 // Sync reconciles every replicated commons (or those listed) with a
@@ -264,6 +271,12 @@ func (n *Node) syncWith(ctx context.Context, p peer.ID, id cid.Cid) (api.SyncSes
 
 // serveSync answers a peer's session.
 func (n *Node) serveSync(s network.Stream) {
+	p := s.Conn().RemotePeer()
+	if !n.takePeerSlot(p) {
+		_ = s.Reset()
+		return
+	}
+	defer n.givePeerSlot(p)
 	select {
 	case n.syncSlots() <- struct{}{}:
 		defer func() { <-n.syncSlots() }()
@@ -284,6 +297,60 @@ func (n *Node) serveSync(s network.Stream) {
 		n.spread(s.Conn().RemotePeer(), id)
 	}
 }
+
+// takePeerSlot counts a session served to p, unless p has its share
+// already: then it logs so (the first time in refusedWindow) and, past
+// disconnectAfterRefused such refusals in the window, closes the
+// connections to p.
+func (n *Node) takePeerSlot(p peer.ID) bool {
+	n.exMu.Lock()
+	if n.servedBy == nil {
+		n.servedBy, n.overShare = map[peer.ID]int{}, map[peer.ID]*overShare{}
+	}
+	if n.servedBy[p] < maxServedPerPeer {
+		n.servedBy[p]++
+		n.exMu.Unlock()
+		return true
+	}
+	now := time.Now()
+	o := n.overShare[p]
+	if o == nil || now.Sub(o.since) > refusedWindow {
+		if len(n.overShare) >= maxOverShare {
+			clear(n.overShare) // bounded: forget every peer's count
+		}
+		o = &overShare{since: now}
+		n.overShare[p] = o
+	}
+	o.count++
+	count := o.count
+	n.exMu.Unlock()
+	switch count {
+	case 1:
+		n.log.Warn("sync: a peer asks for more sessions at once than its share: refused", "peer", p, "share", maxServedPerPeer)
+	case disconnectAfterRefused:
+		n.log.Warn("sync: a peer keeps asking for more sessions than its share: disconnecting it", "peer", p, "refused", count, "within", refusedWindow)
+		go func() { _ = n.host.Network().ClosePeer(p) }()
+	}
+	return false
+}
+
+// givePeerSlot ends a session served to p.
+func (n *Node) givePeerSlot(p peer.ID) {
+	n.exMu.Lock()
+	defer n.exMu.Unlock()
+	if n.servedBy[p]--; n.servedBy[p] <= 0 {
+		delete(n.servedBy, p)
+	}
+}
+
+// overShare counts a peer's sessions refused over its share since a time.
+type overShare struct {
+	since time.Time
+	count int
+}
+
+// maxOverShare bounds the peers whose refusals are counted.
+const maxOverShare = 1024
 
 // syncSlots returns the semaphore of served sessions.
 func (n *Node) syncSlots() chan struct{} {
