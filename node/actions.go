@@ -598,6 +598,9 @@ func (n *Node) PutBlob(ctx context.Context, data []byte) (string, error) {
 	if uint64(len(data)) > api.MaxBlobSize {
 		return "", badRequest("blob of %d bytes exceeds this node's limit of %d", len(data), api.MaxBlobSize)
 	}
+	if err := n.diskOK(); err != nil {
+		return "", err
+	}
 	c, err := n.st.PutBlob(ctx, data)
 	if err != nil {
 		return "", fmt.Errorf("node: store blob: %w", err)

@@ -33,6 +33,13 @@ type Config struct {
 	// Bootstrap are peers (multiaddrs ending in /p2p/<id>) to connect to at
 	// start, besides those named in manifests.
 	Bootstrap []string
+	// FreeSpace returns the bytes free on the disk that holds the store
+	// (nil: not checked), and DiskMargin how many the node keeps free: below
+	// it, nothing is written (ErrDiskFull) until space returns. A store
+	// that fills its disk fails in ways that stop the process (badger
+	// writes through memory-mapped files).
+	FreeSpace  func() (uint64, error)
+	DiskMargin uint64
 	// APIHosts are the host names the HTTP API answers besides loopback
 	// names and IP addresses (ServeAPI, api.CheckHost).
 	APIHosts []string
@@ -131,6 +138,7 @@ func ConfigFromSettings(s repo.Settings) Config {
 		Listen:           s.Listen,
 		Bootstrap:        s.Bootstrap,
 		APIHosts:         s.APIHosts,
+		DiskMargin:       uint64(s.DiskMargin) << 20,
 		ExchangeInterval: s.SyncInterval,
 		Network: NetworkConfig{
 			Announce:       s.Announce,

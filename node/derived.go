@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/store"
 )
@@ -245,7 +246,9 @@ func (n *Node) saved(b *batch) {
 		defer n.savedHook(b.err)
 	}
 	if b.err != nil {
-		n.log.Error("the derived state could not be stored: it is kept in memory and stored with the next save (a restart derives it again from the records)", "err", b.err)
+		if !errors.Is(b.err, api.ErrDiskFull) { // logged as the disk fills (diskOK)
+			n.log.Error("the derived state could not be stored: it is kept in memory and stored with the next save (a restart derives it again from the records)", "err", b.err)
+		}
 		n.saveRetry = time.Now().Add(saveRetryDelay)
 		n.sweepAfterSave = n.sweepAfterSave || b.sweep
 		return
@@ -306,6 +309,10 @@ var saveRetryDelay = time.Second
 
 // commitSave commits a save batch (committer only).
 func (n *Node) commitSave(b *batch) {
+	if err := n.diskOK(); err != nil {
+		b.err = err // kept in memory, and saved once there is room
+		return
+	}
 	ds := make([]store.Derived, len(b.saves))
 	for i := range b.saves {
 		ds[i] = b.saves[i].derived()

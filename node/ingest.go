@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -260,6 +261,10 @@ func (n *Node) commitGroup(group []*batch) {
 func (n *Node) commitBatch(b *batch) {
 	ctx := context.Background()
 	b.cursors = make([]uint64, len(b.entries))
+	if err := n.diskOK(); err != nil && len(b.entries) > 0 {
+		b.err = err
+		return
+	}
 	var listed []cid.Cid
 	for _, id := range b.list {
 		if err := n.st.AddCommons(ctx, id); err != nil {
@@ -385,8 +390,10 @@ func (n *Node) finish(b *batch) {
 		n.applyLive(stored, cursors)
 		n.noteBlobs(stored)
 	}
-	if b.err != nil {
+	if b.err != nil && !errors.Is(b.err, api.ErrDiskFull) { // a full disk is logged as it fills (diskOK)
 		n.log.Error("ingest failed", "records", len(b.entries), "stored anyway", len(stored), "err", b.err)
+	}
+	if b.err != nil {
 		for i := range b.results {
 			b.results[i] = ingestResult{err: b.err}
 		}

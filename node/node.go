@@ -40,6 +40,8 @@ type Node struct {
 	self protocol.PublicKey
 	st   store.Store
 
+	disk diskGuard // whether the store's disk has room (disk.go)
+
 	// statusLog logs contributions' status changes, summed up while many
 	// arrive.
 	statusLog statusLog

@@ -236,7 +236,7 @@ func startNode(ctx context.Context, r *repo.Repo, s repo.Settings, log *slog.Log
 		return nil, err
 	}
 	cfg := node.ConfigFromSettings(s)
-	cfg.Store, cfg.Key, cfg.Logger = st, key, log
+	cfg.Store, cfg.Key, cfg.Logger, cfg.FreeSpace = st, key, log, r.FreeSpace
 	n, err := node.New(cfg)
 	if err != nil {
 		st.Close()

@@ -132,7 +132,8 @@ func (a *app) connect(ctx context.Context) (d api.API, done func(), err error) {
 		st.Close()
 		return nil, nil, err
 	}
-	n, err := node.New(node.Config{Store: st, Key: key, Offline: true, Logger: log})
+	n, err := node.New(node.Config{Store: st, Key: key, Offline: true, Logger: log,
+		FreeSpace: r.FreeSpace, DiskMargin: uint64(s.DiskMargin) << 20})
 	if err != nil {
 		st.Close()
 		return nil, nil, err
@@ -142,7 +143,10 @@ func (a *app) connect(ctx context.Context) (d api.API, done func(), err error) {
 		return nil, nil, err
 	}
 	return n, func() {
-		if err := n.Close(); err != nil {
+		switch err := n.Close(); {
+		case errors.Is(err, api.ErrDiskFull):
+			fmt.Fprintln(a.stderr, "commons: the disk is full: what the last records imply was not saved, and the next start derives it again from them")
+		case err != nil:
 			fmt.Fprintf(a.stderr, "commons: closing repo: %v\n", err)
 		}
 	}, nil

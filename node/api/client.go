@@ -118,6 +118,8 @@ func sentinelFor(code int) error {
 		return ErrClosed
 	case http.StatusUnauthorized:
 		return ErrUnauthorized
+	case http.StatusInsufficientStorage:
+		return ErrDiskFull
 	}
 	return errors.New("daemon error")
 }

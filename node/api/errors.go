@@ -18,4 +18,7 @@ var (
 	// ErrForbidden: this node's key lacks the authority the action needs
 	// (a review by a non-maintainer, a manifest update by a non-member).
 	ErrForbidden = errors.New("api: not authorised")
+	// ErrDiskFull: the disk holding the repo has less free space than
+	// the node keeps in reserve; nothing was written.
+	ErrDiskFull = errors.New("api: disk full")
 )

@@ -49,6 +49,7 @@ type Settings struct {
 	SyncInterval time.Duration // sync_interval
 	LogLevel     string        // log_level
 	MemoryLimit  int           // memory_limit (MiB)
+	DiskMargin   int           // disk_margin (MiB)
 }
 
 // DefaultListen are the addresses a daemon listens on when none are given:
@@ -82,6 +83,7 @@ func Defaults(profile string) Settings {
 		SyncInterval: 30 * time.Second,
 		LogLevel:     "info",
 		MemoryLimit:  256,
+		DiskMargin:   256,
 	}
 	if profile == ProfileBootstrap {
 		s.Profile = ProfileBootstrap
