@@ -778,7 +778,7 @@ func TestImportTampered(t *testing.T) {
 				if via == "client" {
 					rep = must[api.ImportReport](t)(b.c.Import(t.Context(), bytes.NewReader(data), true))
 				} else {
-					code, body := b.raw(t, "POST", "/api/v1/import", "", bytes.NewReader(data))
+					code, body := b.raw(t, "POST", "/api/v1/import?join=true", "", bytes.NewReader(data))
 					if code != 200 {
 						t.Fatalf("import = %d %s", code, body)
 					}
@@ -849,7 +849,7 @@ func TestImportTruncated(t *testing.T) {
 				}
 				msg = err.Error()
 			} else {
-				code, body := b.raw(t, "POST", "/api/v1/import", "", bytes.NewReader(truncated))
+				code, body := b.raw(t, "POST", "/api/v1/import?join=true", "", bytes.NewReader(truncated))
 				if code != 400 {
 					t.Fatalf("import = %d %s, want 400", code, body)
 				}

@@ -92,7 +92,8 @@ func TestExplorerLive(t *testing.T) {
 	); err != nil {
 		t.Fatalf("open explorer: %v", err)
 	}
-	if licence, err := chromedp.Run(ctx, chromedp.Text(`#licence`)); err != nil || licence != "CC-BY-SA-4.0" {
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("#licence")?.textContent === "CC-BY-SA-4.0"`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		licence, _ := chromedp.Run(ctx, chromedp.Text(`#licence`))
 		t.Errorf("licence shown = %q, %v", licence, err)
 	}
 	// The live feed starts with the recent history only, shown together.
