@@ -49,6 +49,7 @@ func (n *Node) startNetwork(ctx context.Context) error {
 		pubsub.WithMessageIdFn(func(m *pb.Message) string { return protocol.MessageID(m.GetTopic(), m.Data) }),
 		pubsub.WithMaxMessageSize(protocol.MaxRecordSize+4096),
 		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
+		pubsub.WithPeerScoreInspect(n.inspectScores, time.Second),
 		pubsub.WithLogger(n.cfg.Logger.With("component", "pubsub")),
 	)
 	if err != nil {
@@ -70,6 +71,10 @@ func (n *Node) startBackground() {
 	n.startBlobs()
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) {
+			if n.banned(c.RemotePeer()) {
+				go func() { _ = c.Close() }()
+				return
+			}
 			// A relayed connection is limited in time and bytes: it
 			// serves hole punching, not sync. The direct connection
 			// that follows starts the sync.
@@ -315,14 +320,16 @@ func peerScoreParams() *pubsub.PeerScoreParams {
 
 func topicScoreParams() *pubsub.TopicScoreParams {
 	return &pubsub.TopicScoreParams{
-		TopicWeight:                    1,
-		TimeInMeshWeight:               0.01,
-		TimeInMeshQuantum:              time.Second,
-		TimeInMeshCap:                  10,
-		FirstMessageDeliveriesWeight:   1,
-		FirstMessageDeliveriesDecay:    pubsub.ScoreParameterDecay(10 * time.Minute),
-		FirstMessageDeliveriesCap:      50,
-		InvalidMessageDeliveriesWeight: -100,
+		TopicWeight:                  1,
+		TimeInMeshWeight:             0.01,
+		TimeInMeshQuantum:            time.Second,
+		TimeInMeshCap:                10,
+		FirstMessageDeliveriesWeight: 1,
+		FirstMessageDeliveriesDecay:  pubsub.ScoreParameterDecay(10 * time.Minute),
+		FirstMessageDeliveriesCap:    50,
+		// One invalid record puts a peer below the graylist threshold
+		// (the counter is squared): it is then banned (inspectScores).
+		InvalidMessageDeliveriesWeight: -2000,
 		InvalidMessageDeliveriesDecay:  pubsub.ScoreParameterDecay(time.Hour),
 	}
 }

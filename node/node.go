@@ -41,6 +41,7 @@ type Node struct {
 	st   store.Store
 
 	disk diskGuard // whether the store's disk has room (disk.go)
+	pen  penalties // banned peers, and sync strikes (penalty.go)
 
 	// statusLog logs contributions' status changes, summed up while many
 	// arrive.

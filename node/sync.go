@@ -148,6 +148,9 @@ type syncRun struct {
 // started afresh (a new connection: the old one may be dead without either
 // side knowing yet, and its session would hold the slot until it times out).
 func (n *Node) startSync(p peer.ID, id cid.Cid, replace bool) {
+	if n.banned(p) {
+		return
+	}
 	key := p.String() + "/" + id.String()
 	ctx, cancel := context.WithCancel(n.ctx)
 	run := &syncRun{peer: p, cancel: cancel}
@@ -259,6 +262,9 @@ func (n *Node) takeAgain(key string) bool {
 // syncWith runs a session with p over commons id, as initiator.
 func (n *Node) syncWith(ctx context.Context, p peer.ID, id cid.Cid) (api.SyncSession, error) {
 	rep := api.SyncSession{Peer: p.String(), Commons: id.String()}
+	if n.banned(p) {
+		return rep, fmt.Errorf("peer %s is banned for misbehaving", p)
+	}
 	ctx, cancel := context.WithTimeout(ctx, syncMax)
 	defer cancel()
 	s, err := n.host.NewStream(ctx, p, protocol.SyncProtocol)
@@ -266,13 +272,16 @@ func (n *Node) syncWith(ctx context.Context, p peer.ID, id cid.Cid) (api.SyncSes
 		return rep, fmt.Errorf("open sync stream: %w", err)
 	}
 	err = n.runSync(ctx, s, id, &rep)
+	if err != nil {
+		n.strike(p, err)
+	}
 	return rep, err
 }
 
 // serveSync answers a peer's session.
 func (n *Node) serveSync(s network.Stream) {
 	p := s.Conn().RemotePeer()
-	if !n.takePeerSlot(p) {
+	if n.banned(p) || !n.takePeerSlot(p) {
 		_ = s.Reset()
 		return
 	}
@@ -290,6 +299,7 @@ func (n *Node) serveSync(s network.Stream) {
 	rep := api.SyncSession{Peer: s.Conn().RemotePeer().String()}
 	if err := n.runSync(ctx, s, cid.Undef, &rep); err != nil && n.ctx.Err() == nil {
 		n.log.Debug("serve sync", "peer", rep.Peer, "commons", rep.Commons, "err", err)
+		n.strike(p, err)
 	} else if rep.Received > 0 || rep.Sent > 0 {
 		n.log.Info("sync served", "peer", rep.Peer, "commons", rep.Commons, "received", rep.Received, "sent", rep.Sent)
 	}
@@ -615,7 +625,7 @@ func (sc *syncConn) readFrame(batches *syncBatches) (m *protocol.SyncMsg, err er
 	b, err := sc.n.parse(body, cid.Undef)
 	if err != nil {
 		sc.n.log.Warn("sync: invalid record from peer", "peer", sc.rep.Peer, "err", err)
-		return nil, fmt.Errorf("invalid record: %w", err)
+		return nil, fmt.Errorf("%w: %w", errInvalidRecord, err)
 	}
 	d, _ := protocol.RecordDigest(b.CID)
 	if err := sc.sess.Accept(uint64(b.Record.Time), d); err != nil {
@@ -735,7 +745,7 @@ func (n *Node) ingestSynced(ctx context.Context, batch []*protocol.Block, id cid
 		}
 		n.log.Warn("sync: invalid record from peer", "cid", b.CID, "err", err)
 		if bad == nil {
-			bad = fmt.Errorf("invalid record %s: %w", b.CID, err)
+			bad = fmt.Errorf("%w %s: %w", errInvalidRecord, b.CID, err)
 		}
 	})
 	if bad != nil {
