@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 
 	"fmt"
 	"time"
@@ -179,7 +180,9 @@ func (n *Node) validator(id cid.Cid) pubsub.ValidatorEx {
 		defer n.metrics.ValidationTook(time.Now())
 		b, err := n.admitRaw(msg.Data, id)
 		if err != nil {
-			if !protocol.Permanent(err) {
+			// A record of a type this version does not know may be valid
+			// to a newer node: ignored, so that its sender is not banned.
+			if !protocol.Permanent(err) || errors.Is(err, protocol.ErrUnknownType) {
 				n.log.Debug("gossip record delayed", "from", from, "err", err)
 				return pubsub.ValidationIgnore
 			}

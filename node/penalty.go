@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/protocol"
 )
 
 // Peers that misbehave are shut out for a while: a peer gossiping an
@@ -72,8 +73,8 @@ func (n *Node) ban(p peer.ID, why string) {
 // invalid record (err), and bans p at syncStrikes within strikeWindow.
 // Errors of other kinds (a timeout, a reset) are no strike. Any goroutine.
 func (n *Node) strike(p peer.ID, err error) {
-	if !errors.Is(err, crdt.ErrSyncViolation) && !errors.Is(err, errInvalidRecord) {
-		return
+	if !errors.Is(err, crdt.ErrSyncViolation) && !errors.Is(err, errInvalidRecord) || errors.Is(err, protocol.ErrUnknownType) {
+		return // a record of a type a newer version knows is no strike
 	}
 	now := time.Now()
 	n.pen.mu.Lock()
