@@ -25,6 +25,11 @@ import (
 // ErrNotFound is returned when a record, blob or commons is not stored.
 var ErrNotFound = errors.New("store: not found")
 
+// ErrCorrupt is wrapped by the errors of reads that find the store
+// damaged: a record whose bytes do not hash to its CID, a table whose
+// checksum fails.
+var ErrCorrupt = errors.New("store: damaged")
+
 // ErrClosed is returned by every method after Close.
 var ErrClosed = errors.New("store: closed")
 

@@ -74,7 +74,7 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		if strings.Contains(err.Error(), "acquire directory lock") {
 			return nil, fmt.Errorf("open store %s: %w: %w", dir, ErrLocked, err)
 		}
-		return nil, fmt.Errorf("badgerstore: open store %s (damaged or unreadable?): %w", dir, err)
+		return nil, fmt.Errorf("badgerstore: the store %s cannot be opened, and may be damaged (its records can be had again from peers: move the repo aside, commons init a fresh one and join the commons): %w", dir, err)
 	}
 	s := &Store{log: logger, db: db, unlock: unlock}
 	if err := s.checkFormat(); err != nil {
@@ -112,6 +112,10 @@ func options(dir string, logger *slog.Logger) badger.Options {
 		// time (package doc, Resources).
 		WithCompression(boptions.None).
 		WithBaseTableSize(1 << 20)
+	// Table blocks are not checked against their checksums as they are
+	// read: a compaction that met a damaged block would drop the rest of its
+	// table without a word. Records are checked against their CIDs as they
+	// are read instead, and Verify checks every block.
 }
 
 // checkFormat writes the format version into an empty database and

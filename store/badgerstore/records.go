@@ -11,6 +11,7 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
 
+	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
 )
 
@@ -197,9 +198,22 @@ func entrySize(key []byte, valueLen int, threshold int64) int64 {
 	return int64(len(key)) + 12 + 2 + 10
 }
 
-// GetRecord implements store.Store.
+// GetRecord implements store.Store. It checks the bytes against the CID.
 func (s *Store) GetRecord(ctx context.Context, c cid.Cid) ([]byte, error) {
-	return s.getValue(ctx, recordKey(c))
+	raw, err := s.getValue(ctx, recordKey(c))
+	if err != nil {
+		return nil, err
+	}
+	return raw, checkRecord(c, raw)
+}
+
+// checkRecord returns an error wrapping store.ErrCorrupt if raw is not the
+// record c names: the store is damaged.
+func checkRecord(c cid.Cid, raw []byte) error {
+	if !protocol.RecordCID(raw).Equals(c) {
+		return fmt.Errorf("%w: record %s: its bytes do not match its CID (commons repo verify checks the whole store)", store.ErrCorrupt, c)
+	}
+	return nil
 }
 
 // GetRecords implements store.Store. It reads from one snapshot, in key
@@ -254,11 +268,14 @@ func (s *Store) GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) 
 			if err != nil {
 				return fmt.Errorf("record %s: %w", cs[i], err)
 			}
+			if err := checkRecord(cs[i], v); err != nil {
+				return err
+			}
 			out[i] = v
 		}
 		return nil
 	})
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrCorrupt) {
 		return nil, err
 	}
 	if err != nil {
@@ -351,6 +368,9 @@ func readFeedItem(txn *badger.Txn, item *badger.Item, commons cid.Cid, prefixLen
 	raw, err := get(txn, recordKey(c))
 	if err != nil {
 		return store.Stored{}, fmt.Errorf("record %s of feed entry %d: %w", c, cursor, err)
+	}
+	if err := checkRecord(c, raw); err != nil {
+		return store.Stored{}, err
 	}
 	return store.Stored{Cursor: cursor, CID: c, Commons: commons, Raw: raw}, nil
 }

@@ -1,0 +1,122 @@
+package badgerstore
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// VerifyReport is what Verify found.
+type VerifyReport struct {
+	Records     int      `json:"records"`      // records read whole
+	FeedEntries int      `json:"feed_entries"` // feed entries whose record is there
+	Damaged     []string `json:"damaged"`      // what is wrong, one line each, the first maxDamaged
+	DamagedAll  int      `json:"damaged_total"`
+}
+
+const maxDamaged = 100
+
+func (r *VerifyReport) damage(format string, args ...any) {
+	r.DamagedAll++
+	if len(r.Damaged) < maxDamaged {
+		r.Damaged = append(r.Damaged, fmt.Sprintf(format, args...))
+	}
+}
+
+// Verify checks the whole store: every table block against its checksum
+// (naming the first damaged table file), every record against its CID,
+// and every commons' feed log against its head and its records. It reads
+// everything once; the store stays usable meanwhile.
+func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
+	var rep VerifyReport
+	if err := s.begin(ctx); err != nil {
+		return rep, err
+	}
+	defer s.end()
+	if err := s.db.VerifyChecksum(); err != nil {
+		rep.damage("%v", err)
+	}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tagRecord}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if rep.Records%4096 == 4095 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			item := it.Item()
+			c, err := cid.Cast(item.KeyCopy(nil)[1:])
+			if err != nil {
+				rep.damage("record key %x: %v", item.Key(), err)
+				continue
+			}
+			raw, err := item.ValueCopy(nil)
+			if err != nil {
+				rep.damage("record %s: %v", c, err)
+				continue
+			}
+			if !protocol.RecordCID(raw).Equals(c) {
+				rep.damage("record %s: its bytes do not match its CID", c)
+				continue
+			}
+			rep.Records++
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	err = s.db.View(func(txn *badger.Txn) error {
+		heads := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tagHead}})
+		defer heads.Close()
+		for heads.Rewind(); heads.Valid(); heads.Next() {
+			commons, err := cid.Cast(heads.Item().KeyCopy(nil)[1:])
+			if err != nil {
+				rep.damage("feed head key %x: %v", heads.Item().Key(), err)
+				continue
+			}
+			head, err := readHead(txn, commons)
+			if err != nil {
+				rep.damage("feed head of %s: %v", commons, err)
+				continue
+			}
+			prefix := feedPrefix(commons)
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			want := uint64(1)
+			for it.Rewind(); it.Valid(); it.Next() {
+				key := it.Item().Key()
+				if len(key) != len(prefix)+8 {
+					rep.damage("feed key %x: bad length", key)
+					continue
+				}
+				cur := binary.BigEndian.Uint64(key[len(prefix):])
+				if cur != want {
+					rep.damage("feed of %s: entries %d to %d are missing", commons, want, cur-1)
+				}
+				want = cur + 1
+				st, err := readFeedItem(txn, it.Item(), commons, len(prefix))
+				if err != nil {
+					rep.damage("feed of %s, entry %d: %v", commons, cur, err)
+					continue
+				}
+				_ = st
+				rep.FeedEntries++
+			}
+			it.Close()
+			if want-1 != head {
+				rep.damage("feed of %s: its head says %d entries, its log ends at %d", commons, head, want-1)
+			}
+		}
+		return nil
+	})
+	if err == nil && rep.FeedEntries != rep.Records && rep.DamagedAll == 0 {
+		rep.damage("the feed logs list %d records and the store holds %d: a table could not be read to its end", rep.FeedEntries, rep.Records)
+	}
+	return rep, err
+}
