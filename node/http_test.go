@@ -29,7 +29,7 @@ import (
 
 const testToken = "test-token"
 
-func testKey(t *testing.T) crypto.PrivKey {
+func testKey(t testing.TB) crypto.PrivKey {
 	t.Helper()
 	k, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
