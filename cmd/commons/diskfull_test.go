@@ -9,9 +9,10 @@ import (
 	"testing"
 )
 
-// TestFullDisk imports into a repo on a 64 MiB tmpfs more records than fit
-// (with disk_margin 16 MiB): the import stops with one clear error naming
-// the free space, the repo keeps what was stored and answers reads, and
+// TestFullDisk imports into a repo on a 400 MiB tmpfs more records than fit
+// above the default disk_margin of 256 MiB (which leaves room for badger's
+// largest writes: a memtable flush, a compaction out of level 0): the
+// import stops with one clear error naming the free space, the repo keeps what was stored and answers reads, and
 // once the filesystem grows the same import completes. Before, badger died
 // with SIGBUS inside its memory-mapped writes. It needs root, to mount the
 // tmpfs; under CI=true, not having it fails the test.
@@ -23,7 +24,7 @@ func TestFullDisk(t *testing.T) {
 	if err := os.Mkdir(disk, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mount("tmpfs", disk, "tmpfs", 0, "size=64m"); err != nil {
+	if err := syscall.Mount("tmpfs", disk, "tmpfs", 0, "size=400m"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("CI=true, but a tmpfs cannot be mounted (CI runs as root): %v", err)
 		}
@@ -37,7 +38,7 @@ func TestFullDisk(t *testing.T) {
 	cli(t, bin, repo, "init")
 	run := func(args ...string) (string, string, int) {
 		cmd := exec.Command(bin, append([]string{"--repo", repo}, args...)...)
-		cmd.Env = append(os.Environ(), "COMMONS_DISK_MARGIN=16")
+		cmd.Env = os.Environ() // the default disk_margin
 		var out, errOut strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &errOut
 		err := cmd.Run()
@@ -54,7 +55,7 @@ func TestFullDisk(t *testing.T) {
 	}
 
 	_, errOut, code := run("import", "--join", car)
-	if code != 1 || !strings.Contains(errOut, "disk full") || !strings.Contains(errOut, "below the 16 MiB") || strings.Contains(errOut, "panic") {
+	if code != 1 || !strings.Contains(errOut, "disk full") || !strings.Contains(errOut, "below the 256 MiB") || strings.Contains(errOut, "panic") {
 		t.Fatalf("import onto a full disk: exit %d\n%s", code, errOut)
 	}
 	t.Logf("stopped with: %s", lastLine(errOut))
@@ -63,7 +64,7 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("status after the disk filled: exit %d\n%s%s", code, out, errOut)
 	}
 
-	if err := syscall.Mount("tmpfs", disk, "tmpfs", syscall.MS_REMOUNT, "size=512m"); err != nil {
+	if err := syscall.Mount("tmpfs", disk, "tmpfs", syscall.MS_REMOUNT, "size=1g"); err != nil {
 		t.Fatal(err)
 	}
 	_, errOut, code = run("import", "--join", car)

@@ -87,7 +87,7 @@ var configKeys = []ConfigKey{
 		func(s *Settings) any { return &s.LogLevel }, oneOf("debug", "info", "warn", "error")),
 	setting("memory_limit", "soft limit of the process's Go heap, in MiB: the garbage collector works harder as the heap nears it, so a large import or join stays near it (0: no limit; $GOMEMLIMIT, when set, wins)",
 		func(s *Settings) any { return &s.MemoryLimit }, notNegative),
-	setting("disk_margin", "space, in MiB, kept free on the disk that holds the repo: below it the node stores nothing (the API answers 507, commands exit 1 saying so) and keeps serving reads, until space returns (0: no margin, not advised: a full disk stops badger's memory-mapped writes)",
+	setting("disk_margin", "space, in MiB, kept free on the disk that holds the repo: below it the node stores nothing (the API answers 507, commands exit 1 saying so) and keeps serving reads, until space returns (0: no margin, not advised: badger's largest writes, a memtable flush and a compaction out of level 0, take up to about 200 MiB at once, and a full disk stops its memory-mapped writes)",
 		func(s *Settings) any { return &s.DiskMargin }, notNegative),
 }
 
