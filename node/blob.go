@@ -30,8 +30,14 @@ const (
 	blobFetchPerPeer = 2
 	// blobWorkers is how many background fetches run at once.
 	blobWorkers = 4
-	// blobTimeout bounds one attempt to fetch a blob from one peer.
+	// blobTimeout bounds one attempt to fetch a blob from one peer, but
+	// for the blob's bytes, which must keep coming: no byte for blobStall
+	// ends the attempt, and counts against the peer.
 	blobTimeout = 2 * time.Minute
+	blobStall   = 20 * time.Second
+	// blobMinRate is the slowest a blob may come on the whole: a peer
+	// sending a byte every blobStall cannot hold a fetch for good.
+	blobMinRate = 16 << 10 // bytes a second
 	// blobRetry is how long a failed background fetch waits before it is
 	// tried again the first time; each further failure doubles the wait,
 	// up to blobRetryMax.
@@ -571,7 +577,7 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, plan blobPla
 	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(blobTimeout))
-	data, err := n.fetchOn(s, c, plan)
+	data, err := n.fetchOn(&stallStream{Stream: s}, c, plan)
 	if err != nil {
 		_ = s.Reset()
 		if errors.Is(err, errBadBlob) {
@@ -582,6 +588,36 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, plan blobPla
 		}
 	}
 	return data, err
+}
+
+// stallStream is a blob stream whose reads, once expect is called, must
+// each bring bytes within blobStall, and all of them by a deadline that
+// allows blobMinRate.
+type stallStream struct {
+	network.Stream
+	end time.Time // zero until expect
+}
+
+// expect starts the blob's bytes: size of them.
+func (s *stallStream) expect(size uint64) {
+	s.end = time.Now().Add(blobTimeout + time.Duration(size/blobMinRate)*time.Second)
+	s.progress()
+}
+
+func (s *stallStream) progress() {
+	d := time.Now().Add(blobStall)
+	if d.After(s.end) {
+		d = s.end
+	}
+	_ = s.SetReadDeadline(d)
+}
+
+func (s *stallStream) Read(b []byte) (int, error) {
+	n, err := s.Stream.Read(b)
+	if n > 0 && !s.end.IsZero() {
+		s.progress()
+	}
+	return n, err
 }
 
 // errBadBlob: a peer broke the protocol or sent bytes that do not match.
@@ -613,9 +649,14 @@ func (n *Node) fetchOn(s io.ReadWriter, c cid.Cid, plan blobPlan) ([]byte, error
 	if !plan.accepts(size) {
 		return nil, fmt.Errorf("%w: %w: peer announced %d bytes; the records state %v (limit %d)", errBadBlob, ErrBlobTooLarge, size, plan.sizes, plan.limit)
 	}
+	if st, ok := s.(*stallStream); ok {
+		st.expect(size) // from now on, bytes must keep coming
+	}
 	data, err := readBlob(r, size)
 	if err != nil {
-		return nil, fmt.Errorf("read blob: %w", err)
+		// Announced, then not sent whole: a stall, or a peer that
+		// claims blobs it does not have.
+		return nil, fmt.Errorf("%w: read blob of %d bytes: %w", errBadBlob, size, err)
 	}
 	if got := protocol.BlobCID(data); !got.Equals(c) {
 		return nil, fmt.Errorf("%w: bytes hash to %s, not %s", errBadBlob, got, c)

@@ -38,8 +38,8 @@ func TestBlobFetchAllocatesWhatArrives(t *testing.T) {
 		io.Writer
 	}{&in, io.Discard}, c, blobPlan{limit: announced, unknown: true})
 	runtime.ReadMemStats(&after)
-	if !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Errorf("a blob cut short after 1000 of %d bytes: err %v, want io.ErrUnexpectedEOF", announced, err)
+	if !errors.Is(err, io.ErrUnexpectedEOF) || !errors.Is(err, errBadBlob) {
+		t.Errorf("a blob cut short after 1000 of %d bytes: err %v, want io.ErrUnexpectedEOF, counted against the peer", announced, err)
 	}
 	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
 		t.Errorf("fetching it allocated %d bytes; the peer sent 1000", got)
