@@ -171,7 +171,13 @@
 // the leaves they need: BenchmarkSessionStoredIndex, two sets of 200,000
 // records differing by 100 on each side, took 1.5 ms with the index in
 // memory and 15 ms with its leaves in a KV in memory, reading 535 leaves;
-// a store's leaf read costs tens of microseconds more. A
+// a store's leaf read costs tens of microseconds more. Measured during an
+// import of 8.3M records (heap profiles, the leaves changed since the last
+// save still held), the index's part of memory was 52 MB, about 6 bytes a
+// record, and the root trie's inner nodes 56 MB: the trie's grow in steps,
+// a level at a time (about 70,000 nodes from 4.2M records to 67M), and
+// each holds its leaf children's hashes, 512 bytes, which the KV holds
+// too. A
 // [Session] runs one side of range-based set reconciliation over it
 // (protocol/SPEC.md §11): it answers the peer's turns of fingerprinted
 // ranges and ID lists, names by digest the records of ours the peer lacks,
