@@ -58,10 +58,18 @@ func (p *progress) add(b []byte) {
 	}
 	p.bytes += int64(len(b))
 	p.car.Write(b)
+	p.draw(func(elapsed time.Duration) string {
+		return progressLine(p.verb, p.car.count(), p.bytes, p.total, elapsed)
+	})
+}
+
+// draw rewrites the line with what line says for the time elapsed, when a
+// drawing is due. p.mu held.
+func (p *progress) draw(line func(elapsed time.Duration) string) {
 	if now := p.now(); now.Sub(p.drawnAt) >= progressEvery {
 		p.drawnAt = now
 		p.drawn = true
-		fmt.Fprintf(p.term, "\r%s\x1b[K", progressLine(p.verb, p.car.count(), p.bytes, p.total, now.Sub(p.start)))
+		fmt.Fprintf(p.term, "\r%s\x1b[K", line(now.Sub(p.start)))
 	}
 }
 
@@ -222,10 +230,8 @@ func (p *progress) count(n int64) {
 	if p.ended {
 		return
 	}
-	if now := p.now(); now.Sub(p.drawnAt) >= progressEvery {
-		p.drawnAt = now
-		p.drawn = true
-		secs := max(now.Sub(p.start).Seconds(), 0.001)
-		fmt.Fprintf(p.term, "\r%s: %s records, %s records/s\x1b[K", p.verb, thousands(n), thousands(int64(float64(n)/secs)))
-	}
+	p.draw(func(elapsed time.Duration) string {
+		secs := max(elapsed.Seconds(), 0.001)
+		return fmt.Sprintf("%s: %s records, %s records/s", p.verb, thousands(n), thousands(int64(float64(n)/secs)))
+	})
 }
