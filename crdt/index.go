@@ -155,9 +155,10 @@ func (it *Item) less(o *Item) bool {
 //
 // An Index made with a store (a State's: keys 'i' and 'j', persist.go)
 // keeps its leaves' items there: memory holds the inner nodes and each
-// leaf's bounds, count and sum (about 130 bytes per leaf of up to leafMax
-// items), and the items of at most leafCache leaves read or changed
-// lately. A leaf changed since its writes were last stored stays in
+// leaf's bounds, count and sum (about 360 bytes per leaf of up to leafMax
+// items, 3.2 bytes per item with leaves filled in time order:
+// BenchmarkStoredIndexMemory), and the items of at most leafCache leaves
+// read or changed lately. A leaf changed since its writes were last stored stays in
 // memory until they are, so a leaf read from the store is never missing a
 // write.
 type Index struct {
@@ -173,8 +174,20 @@ type Index struct {
 // leafMax is the most items a leaf holds before it splits in two.
 const leafMax = 128
 
-// leafCache is how many leaves an Index with a store keeps loaded.
+// leafCache is how many leaves an Index with a store keeps loaded: their
+// items take about leafCache*leafMax*40 bytes (5 MB).
 const leafCache = 1024
+
+// A node that splits as an item is added after every other keeps
+// leafMax-edgeSlack items (nodeMax-edgeSlack kids) and gives the rest to
+// its new right sibling, rather than half: records arrive mostly in time
+// order (an import, a join, gossip of what was just made), so most splits
+// happen at the right edge, where a half split would leave every leaf
+// half full for good. The slack takes records that arrive a little late.
+const (
+	leafEdgeSlack = leafMax / 8
+	nodeEdgeSlack = nodeMax / 8
+)
 
 // leafStore keeps an Index's items and leaves (a State's KV).
 type leafStore interface {
@@ -372,7 +385,7 @@ func (x *Index) Insert(it Item) bool {
 		}
 		return true
 	}
-	added, sib := x.insert(x.root, it)
+	added, sib := x.insert(x.root, it, true)
 	if added {
 		x.n++
 	}
@@ -397,7 +410,9 @@ func (x *Index) changed(leaf *inode) {
 	x.st.putLeaf(leaf.lo, leaf.a)
 }
 
-func (x *Index) insert(nd *inode, it Item) (bool, *inode) {
+// insert adds it under nd, the last node of its level if edge; it returns
+// whether it was added, and nd's new right sibling if nd split.
+func (x *Index) insert(nd *inode, it Item, edge bool) (bool, *inode) {
 	if nd.leaf() {
 		items := x.items(nd)
 		if items == nil && nd.a.Count > 0 {
@@ -407,6 +422,7 @@ func (x *Index) insert(nd *inode, it Item) (bool, *inode) {
 		if found {
 			return false, nil
 		}
+		last := edge && i == len(nd.items)
 		nd.items = insertAt(nd.items, i, it)
 		nd.a.addItem(&it)
 		if x.st != nil {
@@ -417,6 +433,9 @@ func (x *Index) insert(nd *inode, it Item) (bool, *inode) {
 			return true, nil
 		}
 		h := len(nd.items) / 2
+		if last {
+			h = leafMax - leafEdgeSlack
+		}
 		sib := &inode{items: append(make([]Item, 0, leafMax+1), nd.items[h:]...), lo: nd.items[h], loaded: true, next: nd.next}
 		for k := range sib.items {
 			sib.a.addItem(&sib.items[k])
@@ -435,7 +454,8 @@ func (x *Index) insert(nd *inode, it Item) (bool, *inode) {
 		return true, sib
 	}
 	i := nd.childFor(&it)
-	added, sib := x.insert(nd.kids[i], it)
+	edge = edge && i == len(nd.kids)-1
+	added, sib := x.insert(nd.kids[i], it, edge)
 	if !added {
 		return false, nil
 	}
@@ -451,6 +471,9 @@ func (x *Index) insert(nd *inode, it Item) (bool, *inode) {
 		return true, nil
 	}
 	h := len(nd.kids) / 2
+	if edge {
+		h = nodeMax - nodeEdgeSlack
+	}
 	right := &inode{
 		kids: append(make([]*inode, 0, nodeMax+1), nd.kids[h:]...),
 		aggs: append(make([]Agg, 0, nodeMax+1), nd.aggs[h:]...),

@@ -1,7 +1,10 @@
 package crdt
 
 import (
+	"runtime"
+	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/commons-p2p/commons/protocol"
 )
@@ -61,6 +64,7 @@ func TestIndexLoadedLeavesBounded(t *testing.T) {
 	}
 	st.ready()
 	st.store()
+	x.evict() // as the next leaf read or split does
 	leaves, _, err := readLeaves(&st.kv)
 	if err != nil {
 		t.Fatal(err)
@@ -68,5 +72,117 @@ func TestIndexLoadedLeavesBounded(t *testing.T) {
 	t.Logf("%d leaves, %d loaded, every write stored", len(leaves), x.loaded)
 	if x.loaded > leafCache {
 		t.Errorf("%d leaves' items in memory after every write was stored; want at most leafCache (%d)", x.loaded, leafCache)
+	}
+}
+
+// BenchmarkStoredIndexMemory inserts 1,000,000 items into an index whose
+// items are in a KV, storing its writes every 1,000 as a node does, and
+// reports the heap the index itself holds per item once every write is
+// stored (heap-B/item: its inner nodes, its leaves' summaries and the
+// items of the leaves it keeps loaded, a bounded cache; unloaded-B/item:
+// the same less those items, the part that grows with the index), and its
+// leaves' mean fill.
+// "ordered" inserts in time order, as an import or a join does; "random"
+// in random order.
+//
+//	go test -run '^$' -bench StoredIndexMemory -benchtime 1x ./crdt
+func BenchmarkStoredIndexMemory(b *testing.B) {
+	const n = 1_000_000
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	for _, order := range []string{"ordered", "random"} {
+		b.Run(order, func(b *testing.B) {
+			items := make([]Item, n)
+			for i := range items {
+				items[i] = synthItem(7, i, 1<<40)
+			}
+			if order == "ordered" {
+				slices.SortFunc(items, func(a, b Item) int { return a.compare(&b) })
+			}
+			for range b.N {
+				st := &testLeaves{}
+				x := &Index{st: st}
+				for i, it := range items {
+					x.Insert(it)
+					if i%1000 == 999 {
+						st.ready()
+						st.store()
+					}
+				}
+				st.ready()
+				st.store()
+				x.Insert(items[0]) // present: a read that lets the cache evict
+				with := heap()
+				leaves, loaded := 0, 0
+				first := x.root
+				for !first.leaf() {
+					first = first.kids[0]
+				}
+				for l := first; l != nil; l = l.next {
+					leaves++
+					loaded += cap(l.items) * int(unsafe.Sizeof(Item{}))
+				}
+				x = nil
+				without := heap()
+				b.ReportMetric(float64(with-without)/n, "heap-B/item")
+				b.ReportMetric(float64(int(with-without)-loaded)/n, "unloaded-B/item")
+				b.ReportMetric(float64(n)/float64(leaves), "items/leaf")
+				runtime.KeepAlive(st)
+			}
+		})
+	}
+}
+
+// TestIndexEdgeSplitsFill: items added in time order, as an import or a
+// join adds them, leave leaves about 7/8 full, not half; items added
+// anywhere else still split leaves in half, so no order of insertion
+// leaves a leaf other than the last below half full.
+func TestIndexEdgeSplitsFill(t *testing.T) {
+	const n = 50_000
+	items := make([]Item, n)
+	for i := range items {
+		items[i] = synthItem(11, i, 1<<40)
+	}
+	slices.SortFunc(items, func(a, b Item) int { return a.compare(&b) })
+	fill := func(x *Index) (minFill, leaves int) {
+		first := x.root
+		for !first.leaf() {
+			first = first.kids[0]
+		}
+		minFill = leafMax
+		for l := first; l != nil; l = l.next {
+			leaves++
+			if l.next != nil && l.a.Count < minFill {
+				minFill = l.a.Count
+			}
+		}
+		return minFill, leaves
+	}
+	var ordered Index
+	for _, it := range items {
+		ordered.Insert(it)
+	}
+	if m, leaves := fill(&ordered); n/leaves < leafMax-leafEdgeSlack-1 || m < leafMax-leafEdgeSlack {
+		t.Errorf("in time order: %d leaves for %d items, the emptiest but the last holding %d; want about %d each", leaves, n, m, leafMax-leafEdgeSlack)
+	}
+	var reversed Index
+	for i := n - 1; i >= 0; i-- {
+		reversed.Insert(items[i])
+	}
+	if m, _ := fill(&reversed); m < leafMax/2 {
+		t.Errorf("in reverse order: a leaf holds %d items; want at least %d", m, leafMax/2)
+	}
+	var want Agg
+	for i := range items {
+		want.addItem(&items[i])
+	}
+	for _, x := range []*Index{&ordered, &reversed} {
+		if x.Len() != n || x.All() != want {
+			t.Fatalf("the index holds %d items, or the wrong ones; want %d", x.Len(), n)
+		}
 	}
 }
