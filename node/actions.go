@@ -617,14 +617,15 @@ func (n *Node) Contribute(ctx context.Context, p api.ContributeParams) (string, 
 		if err != nil {
 			return "", badRequest("payload %q is not a CID", f.CID)
 		}
-		data, err := n.st.GetBlob(ctx, c)
+		var size uint64 // read where the store holds it, not copied
+		err = n.st.ReadBlob(ctx, c, func(data []byte) error { size = uint64(len(data)); return nil })
 		if errors.Is(err, store.ErrNotFound) {
 			return "", badRequest("payload %s is not stored here; upload it first", f.CID)
 		} else if err != nil {
 			return "", fmt.Errorf("node: read blob: %w", err)
 		}
-		payload = append(payload, protocol.PayloadRef{CID: protocol.Link{Cid: c}, Name: f.Name, Size: uint64(len(data))})
-		sizes = append(sizes, uint64(len(data)))
+		payload = append(payload, protocol.PayloadRef{CID: protocol.Link{Cid: c}, Name: f.Name, Size: size})
+		sizes = append(sizes, size)
 	}
 	pub, err := n.create(ctx, false, func() (*protocol.Record, error) {
 		rep, err := n.replicaFor(p.Commons)

@@ -669,6 +669,9 @@ func (n *Node) fetchOn(s io.ReadWriter, c cid.Cid, plan blobPlan) ([]byte, error
 func (n *Node) serveBlob(s network.Stream) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(blobTimeout))
+	// A blob is written while the store holds it for us: a node that
+	// closes ends the stream rather than wait for the peer to read.
+	defer context.AfterFunc(n.ctx, func() { _ = s.Reset() })()
 	p := s.Conn().RemotePeer()
 	b := &n.blobs
 	busy := !b.startServing(p)
@@ -681,25 +684,20 @@ func (n *Node) serveBlob(s network.Stream) {
 	}
 }
 
-// servable returns blob c if it is stored here and a record replicated
-// here references it, or else nil. The store is asked first: a request
-// for a blob not stored here costs no lookup of its references.
-func (n *Node) servable(c cid.Cid) ([]byte, error) {
+// servable reports whether blob c is stored here and a record replicated
+// here references it. The store is asked first: a request for a blob not
+// stored here costs no lookup of its references.
+func (n *Node) servable(c cid.Cid) (bool, error) {
 	has, err := n.st.HasBlob(n.ctx, c)
 	if err != nil || !has {
-		return nil, err
+		return false, err
 	}
-	ok, err := n.referenced(n.ctx, c)
-	if err != nil || !ok {
-		return nil, err
-	}
-	data, err := n.st.GetBlob(n.ctx, c)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	return data, err
+	return n.referenced(n.ctx, c)
 }
 
+// serveBlobOn answers one blob request on s. A blob is written from where
+// the store holds it, with no copy in memory: what serving costs in
+// memory does not grow with the blobs' size or with the streams served.
 func (n *Node) serveBlobOn(s io.ReadWriter, busy bool) error {
 	msg, err := readFrame(bufio.NewReader(s), protocol.MaxBlobMessage)
 	if err != nil {
@@ -709,31 +707,38 @@ func (n *Node) serveBlobOn(s io.ReadWriter, busy bool) error {
 	if err != nil {
 		return err
 	}
-	resp := protocol.BlobResponse{Busy: busy}
-	var data []byte
-	if !busy {
-		if data, err = n.servable(req.CID.Cid); err != nil {
+	answer := func(resp protocol.BlobResponse, data []byte) error {
+		out, err := protocol.EncodeBlobResponse(&resp)
+		if err != nil {
 			return err
 		}
-		if data != nil {
-			size := uint64(len(data))
-			resp.Size = &size
-		} else {
-			resp.Missing = true
+		w := bufio.NewWriter(s)
+		if err := writeFrame(w, out); err != nil {
+			return err
 		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		_, err = s.Write(data)
+		return err
 	}
-	out, err := protocol.EncodeBlobResponse(&resp)
+	if busy {
+		return answer(protocol.BlobResponse{Busy: true}, nil)
+	}
+	ok, err := n.servable(req.CID.Cid)
 	if err != nil {
 		return err
 	}
-	w := bufio.NewWriter(s)
-	if err := writeFrame(w, out); err != nil {
-		return err
+	if ok {
+		err = n.st.ReadBlob(n.ctx, req.CID.Cid, func(data []byte) error {
+			size := uint64(len(data))
+			return answer(protocol.BlobResponse{Size: &size}, data)
+		})
+		if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 	}
-	if _, err := w.Write(data); err != nil {
-		return err
-	}
-	return w.Flush()
+	return answer(protocol.BlobResponse{Missing: true}, nil)
 }
 
 // startServing takes a slot to serve peer p a blob, and reports whether

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -210,5 +211,92 @@ func TestBlobRows(t *testing.T) {
 	s.add(blobRef{commons: id})
 	if len(s.commons) != 2 || !s.unknown || !s.more || len(s.sizes) != maxStatedSizes || s.sizes[0] != 901 || s.sizes[maxStatedSizes-1] != 916 {
 		t.Errorf("summary of 200 references: %+v", s)
+	}
+}
+
+// stallingWriter takes the first 1 KiB written (an answer's frame) at
+// once; at the first write past it (the blob), it says so on blocked and
+// waits for release.
+type stallingWriter struct {
+	bytes.Buffer
+	blocked chan<- struct{}
+	release <-chan struct{}
+	stalled bool
+}
+
+func (w *stallingWriter) Write(p []byte) (int, error) {
+	if !w.stalled && w.Len()+len(p) > 1<<10 {
+		w.stalled = true
+		w.blocked <- struct{}{}
+		<-w.release
+	}
+	return w.Buffer.Write(p)
+}
+
+// TestServedBlobNotCopied: a node serving a blob to peers that read
+// slowly holds no copy of it per stream: 4 streams each part way through
+// a 16 MiB blob grow the heap by far less than one copy (they grew it by
+// 4 copies, 64 MiB, when a served blob was read whole into memory).
+func TestServedBlobNotCopied(t *testing.T) {
+	const size, streams = 16 << 20, 4
+	n, _ := startRepo(t, t.TempDir(), testKey(t), nil)
+	defer closeNode(t, n)
+	id := foundTestCommons(t, n, n.Self())
+	data := bytes.Repeat([]byte("commons "), size/8)
+	c := contributePayload(t, n, id, data)
+	req, err := protocol.EncodeBlobRequest(&protocol.BlobRequest{CID: protocol.Link{Cid: c}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	blocked, release := make(chan struct{}), make(chan struct{})
+	outs := make([]*stallingWriter, streams)
+	errs := make(chan error, streams)
+	for i := range outs {
+		var in bytes.Buffer
+		if err := writeFrame(&in, req); err != nil {
+			t.Fatal(err)
+		}
+		outs[i] = &stallingWriter{blocked: blocked, release: release}
+		go func() {
+			errs <- n.serveBlobOn(struct {
+				io.Reader
+				io.Writer
+			}{&in, outs[i]}, false)
+		}()
+	}
+	for range streams {
+		<-blocked
+	}
+	during := heap()
+	close(release)
+	for range streams {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("heap: %d MiB before, %d MiB while %d streams serve a %d MiB blob", before>>20, during>>20, streams, size>>20)
+	if during > before+size/2 {
+		t.Errorf("the heap grew by %d MiB while %d streams served a %d MiB blob; want less than half a copy", (during-before)>>20, streams, size>>20)
+	}
+	for i, out := range outs {
+		r := bufio.NewReader(&out.Buffer)
+		msg, err := readFrame(r, protocol.MaxBlobMessage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := protocol.DecodeBlobResponse(msg)
+		if err != nil || resp.Size == nil || *resp.Size != size {
+			t.Fatalf("stream %d: answer %+v, %v; want the size %d", i, resp, err, size)
+		}
+		if got, _ := io.ReadAll(r); !bytes.Equal(got, data) {
+			t.Fatalf("stream %d: %d bytes served, not the blob", i, len(got))
+		}
 	}
 }

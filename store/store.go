@@ -97,6 +97,12 @@ type Store interface {
 	// GetBlob returns a blob, or ErrNotFound.
 	GetBlob(ctx context.Context, c cid.Cid) ([]byte, error)
 
+	// ReadBlob calls fn with a blob's bytes, or returns ErrNotFound, and
+	// returns fn's error. The bytes are the store's own, not a copy: fn
+	// must not change them or keep them past its return. Serving a blob
+	// this way holds no copy of it in memory, however long fn takes.
+	ReadBlob(ctx context.Context, c cid.Cid, fn func(data []byte) error) error
+
 	// HasBlob reports whether a blob is stored.
 	HasBlob(ctx context.Context, c cid.Cid) (bool, error)
 

@@ -42,6 +42,39 @@ func (s *Store) GetBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return s.getValue(ctx, blobKey(c))
 }
 
+// ReadBlob implements store.Store. fn reads the blob where badger holds
+// it, in its memory-mapped value log (or table, for a small one), within
+// a read transaction; Close waits for fn to return.
+func (s *Store) ReadBlob(ctx context.Context, c cid.Cid, fn func(data []byte) error) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	var fnErr error
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(blobKey(c))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			fnErr = fn(v)
+			return fnErr
+		})
+	})
+	switch {
+	case fnErr != nil:
+		return fnErr
+	case errors.Is(err, store.ErrNotFound):
+		return store.ErrNotFound
+	case err != nil:
+		return fmt.Errorf("badgerstore: read blob %s: %w", c, err)
+	}
+	return nil
+}
+
 // HasBlob implements store.Store.
 func (s *Store) HasBlob(ctx context.Context, c cid.Cid) (bool, error) {
 	return s.has(ctx, blobKey(c))

@@ -180,6 +180,22 @@ func (s *Store) GetBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return slices.Clone(data), nil
 }
 
+// ReadBlob implements store.Store. A stored blob is never changed, so fn
+// runs without the store's lock.
+func (s *Store) ReadBlob(ctx context.Context, c cid.Cid, fn func(data []byte) error) error {
+	s.mu.RLock()
+	err := s.begin(ctx)
+	data, ok := s.blobs[c]
+	s.mu.RUnlock()
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return store.ErrNotFound
+	}
+	return fn(data)
+}
+
 // HasBlob implements store.Store.
 func (s *Store) HasBlob(ctx context.Context, c cid.Cid) (bool, error) {
 	s.mu.RLock()

@@ -301,6 +301,14 @@ func testBlobs(t *testing.T, s store.Store) {
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("GetBlob = %d bytes, %v; want %d bytes", len(got), err, len(data))
 		}
+		var read []byte
+		if err := s.ReadBlob(bg, c, func(b []byte) error { read = bytes.Clone(b); return nil }); err != nil || !bytes.Equal(read, data) {
+			t.Fatalf("ReadBlob = %d bytes, %v; want %d bytes", len(read), err, len(data))
+		}
+		stop := errors.New("stop")
+		if err := s.ReadBlob(bg, c, func([]byte) error { return stop }); err != stop {
+			t.Fatalf("ReadBlob whose fn fails = %v; want fn's error", err)
+		}
 		if ok, err := s.HasBlob(bg, c); !ok || err != nil {
 			t.Fatalf("HasBlob = %v, %v", ok, err)
 		}
@@ -310,6 +318,10 @@ func testBlobs(t *testing.T, s store.Store) {
 	}
 	if ok, err := s.HasBlob(bg, protocol.BlobCID([]byte("absent"))); ok || err != nil {
 		t.Fatalf("HasBlob(absent) = %v, %v", ok, err)
+	}
+	called := false
+	if err := s.ReadBlob(bg, protocol.BlobCID([]byte("absent")), func([]byte) error { called = true; return nil }); !errors.Is(err, store.ErrNotFound) || called {
+		t.Fatalf("ReadBlob(absent) = %v, fn called: %v; want ErrNotFound, not called", err, called)
 	}
 }
 
