@@ -30,6 +30,13 @@ const (
 	syncIdle = 30 * time.Second
 	// syncMax bounds one whole session.
 	syncMax = 30 * time.Minute
+	// A session must move bytes: past syncGrace it may last one second
+	// more for each syncMinRate bytes sent and received, so that a peer
+	// that drips frames, each within syncIdle, cannot hold a slot for
+	// syncMax. A session of nodes in step takes a few round trips of a few
+	// KiB; one that sends records moves far faster than syncMinRate.
+	syncGrace   = time.Minute
+	syncMinRate = 16 << 10 // bytes per second
 	// syncBatch is how many received records are verified and stored
 	// together, or fewer, up to syncBatchBytes. Each batch is verified on
 	// a goroutine of its own, and up to two per core are in flight (being
@@ -409,14 +416,53 @@ func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *a
 
 // syncConn is this node's side of one sync session.
 type syncConn struct {
-	n    *Node
-	s    network.Stream
-	c    *countingStream
-	r    *bufio.Reader
-	w    *bufio.Writer
-	id   cid.Cid
-	sess *crdt.Session // set by begin
-	rep  *api.SyncSession
+	n     *Node
+	s     network.Stream
+	c     *countingStream
+	r     *bufio.Reader
+	w     *bufio.Writer
+	id    cid.Cid
+	sess  *crdt.Session // set by begin
+	rep   *api.SyncSession
+	start time.Time
+}
+
+// errSyncStalled ends a session that moved too few bytes for its length.
+var errSyncStalled = errors.New("the sync session made too little progress")
+
+// allowed is when the session will have lasted longer than its bytes
+// allow (syncGrace, syncMinRate).
+func (sc *syncConn) allowed() time.Time {
+	return sc.start.Add(syncGrace + time.Duration(sc.c.sent+sc.c.received)*time.Second/syncMinRate)
+}
+
+// readDeadline sets the deadline of the next read: syncIdle from now, or
+// sooner, when the session would outlast what its bytes allow; an error
+// if that time has come.
+func (sc *syncConn) readDeadline() error {
+	now, until := time.Now(), sc.allowed()
+	if !now.Before(until) {
+		return sc.stalled(now)
+	}
+	if idle := now.Add(syncIdle); idle.Before(until) {
+		until = idle
+	}
+	_ = sc.s.SetReadDeadline(until)
+	return nil
+}
+
+// readErr is the error of a failed read: errSyncStalled if the session
+// has outlasted what its bytes allow, which is why the read was cut.
+func (sc *syncConn) readErr(what string, err error) error {
+	if now := time.Now(); !now.Before(sc.allowed()) {
+		return errors.Join(sc.stalled(now), err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func (sc *syncConn) stalled(now time.Time) error {
+	return fmt.Errorf("%w: %d bytes sent and received in %v, less than %d KiB/s past the first %v", errSyncStalled,
+		sc.c.sent+sc.c.received, now.Sub(sc.start).Round(time.Second), syncMinRate>>10, syncGrace)
 }
 
 // openSync wraps a session's stream, counting its bytes, and counts the
@@ -424,7 +470,7 @@ type syncConn struct {
 func (n *Node) openSync(s network.Stream, rep *api.SyncSession) *syncConn {
 	c := &countingStream{Stream: s, m: n.metrics}
 	n.metrics.SyncSession()
-	return &syncConn{n: n, s: s, c: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriterSize(c, 64<<10), rep: rep}
+	return &syncConn{n: n, s: s, c: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriterSize(c, 64<<10), rep: rep, start: time.Now()}
 }
 
 // close ends the session with the outcome err, which it returns (naming
@@ -447,10 +493,12 @@ func (sc *syncConn) close(ctx context.Context, err error) error {
 
 // readOpening reads a responder's first frame, which must name the commons.
 func (sc *syncConn) readOpening() (*protocol.SyncMsg, error) {
-	_ = sc.s.SetReadDeadline(time.Now().Add(syncIdle))
+	if err := sc.readDeadline(); err != nil {
+		return nil, err
+	}
 	first, err := readControl(sc.r)
 	if err != nil {
-		return nil, fmt.Errorf("read first frame: %w", err)
+		return nil, sc.readErr("read first frame", err)
 	}
 	if first.Commons == nil {
 		return nil, fmt.Errorf("%w: first frame names no commons", crdt.ErrSyncViolation)
@@ -608,10 +656,12 @@ func (sc *syncConn) readTurn(ctx context.Context, first *protocol.SyncMsg) (crdt
 // readFrame reads one frame of a turn: a record goes to batches (m is
 // nil), a control frame is returned.
 func (sc *syncConn) readFrame(batches *syncBatches) (m *protocol.SyncMsg, err error) {
-	_ = sc.s.SetReadDeadline(time.Now().Add(syncIdle))
+	if err := sc.readDeadline(); err != nil {
+		return nil, err
+	}
 	kind, body, err := readKindFrame(sc.r)
 	if err != nil {
-		return nil, fmt.Errorf("read frame: %w", err)
+		return nil, sc.readErr("read frame", err)
 	}
 	if kind == protocol.SyncFrameControl {
 		if m, err = protocol.DecodeSync(body); err != nil {

@@ -2,9 +2,12 @@ package testnet
 
 import (
 	"context"
+	"encoding/binary"
+	"io"
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/commons-p2p/commons/protocol"
@@ -45,6 +48,59 @@ func TestSyncSlotsPerPeer(t *testing.T) {
 		}
 		for _, s := range held {
 			_ = s.Reset()
+		}
+	})
+}
+
+// A peer that opens a sync session and then drips control frames, each
+// well within the wait for the next frame, never ending its turn, holds
+// its slot for about a minute, not for the 30 minutes a session may
+// last: a session must move bytes.
+func TestSyncDripEnds(t *testing.T) {
+	Run(t, Options{Nodes: 1, ExchangeInterval: time.Hour}, func(t *testing.T, n *Net) {
+		ctx := context.Background()
+		id := found(t, n, 0, []int{0}, 1)
+		evil := n.AddHost()
+		n.Connect(evil, 0)
+		s, err := n.Host(evil).NewStream(ctx, n.ID(0), protocol.SyncProtocol)
+		if err != nil {
+			t.Fatalf("hostile stream: %v", err)
+		}
+		defer s.Reset()
+		frame := func(m *protocol.SyncMsg) error {
+			b, err := protocol.EncodeSync(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hdr := binary.AppendUvarint(nil, uint64(len(b)+1))
+			_, err = s.Write(append(append(hdr, protocol.SyncFrameControl), b...))
+			return err
+		}
+		if err := frame(&protocol.SyncMsg{Commons: &protocol.Link{Cid: cid.MustParse(id)}, Salt: make([]byte, protocol.SaltSize)}); err != nil {
+			t.Fatalf("opening frame: %v", err)
+		}
+		ended := make(chan time.Duration, 1)
+		start := time.Now()
+		go func() {
+			_, _ = io.Copy(io.Discard, s) // until the node ends the stream
+			ended <- time.Since(start)
+		}()
+		tick := time.NewTicker(20 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case took := <-ended:
+				t.Logf("the node ended the dripping session after %v", took)
+				if took > 2*time.Minute {
+					t.Errorf("the dripping session lasted %v; want about a minute", took)
+				}
+				return
+			case <-tick.C:
+				if time.Since(start) > 35*time.Minute {
+					t.Fatal("the dripping session outlasted a session's longest life")
+				}
+				_ = frame(&protocol.SyncMsg{})
+			}
 		}
 	})
 }
