@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/commons-p2p/commons/node/api"
@@ -132,6 +134,61 @@ func FuzzSyncFrame(f *testing.F) {
 			if len(body) > len(raw) {
 				t.Fatalf("a frame of %d bytes out of %d", len(body), len(raw))
 			}
+		}
+	})
+}
+
+// FuzzAPIBody sends any body to each API route that reads one, with the
+// right token, to a node holding two commons: the answer is never a 5xx
+// (a body, however bad, is the client's error, and says so), an error
+// answer is a JSON object whose error names the problem, and the node
+// keeps answering.
+func FuzzAPIBody(f *testing.F) {
+	w := newWorld(f)
+	h := api.Handler(w.n, testToken)
+	routes := []struct{ method, path string }{
+		{"POST", "/api/v1/manifests"},
+		{"POST", "/api/v1/commons/" + w.commons + "/manifest"},
+		{"POST", "/api/v1/commons/" + w.commons + "/manifest/draft"},
+		{"POST", "/api/v1/manifests/draft"},
+		{"POST", "/api/v1/manifests/cosign"},
+		{"POST", "/api/v1/records"},
+		{"POST", "/api/v1/contributions"},
+		{"POST", "/api/v1/reviews"},
+		{"POST", "/api/v1/import"},
+		{"POST", "/api/v1/sync"},
+		{"PUT", "/api/v1/commons/" + w.open},
+	}
+	bodies := [][]byte{
+		nil, []byte("{}"), []byte("null"), []byte(`{"name":"n","licence":"MIT"}`),
+		[]byte(`{"commons":"` + w.commons + `","title":"t"}`),
+		[]byte(`{"target":"` + w.pending + `","decision":"accept"}`),
+		[]byte(`{"name":"renamed"}`), []byte(`{"peer":"x"}`),
+	}
+	bodies = append(bodies, fuzzSeeds(f)...)
+	for i := range routes {
+		for _, b := range bodies {
+			f.Add(uint8(i), b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
+		r := routes[int(route)%len(routes)]
+		req := httptest.NewRequest(r.method, r.path, bytes.NewReader(body))
+		req.Host = "127.0.0.1"
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%s %s with a body of %d bytes: %d %s", r.method, r.path, len(body), rec.Code, rec.Body)
+		}
+		if rec.Code >= 400 {
+			var e api.ErrorBody
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" {
+				t.Fatalf("%s %s: %d with a body that is no JSON error: %q", r.method, r.path, rec.Code, rec.Body)
+			}
+		}
+		if _, err := w.n.Status(t.Context()); err != nil {
+			t.Fatalf("the node stopped answering after %s %s: %v", r.method, r.path, err)
 		}
 	})
 }

@@ -39,7 +39,7 @@ func testKey(t testing.TB) crypto.PrivKey {
 }
 
 // startNode starts a node on an in-memory store and closes it at cleanup.
-func startNode(t *testing.T, cfg Config) *Node {
+func startNode(t testing.TB, cfg Config) *Node {
 	t.Helper()
 	cfg.Store = memstore.New()
 	if cfg.Key == nil {
@@ -60,7 +60,7 @@ func startNode(t *testing.T, cfg Config) *Node {
 	return n
 }
 
-func startOffline(t *testing.T) *Node { return startNode(t, Config{Offline: true}) }
+func startOffline(t testing.TB) *Node { return startNode(t, Config{Offline: true}) }
 
 // apiServer is a node behind Handler on an httptest server.
 type apiServer struct {
@@ -69,7 +69,7 @@ type apiServer struct {
 	c   *api.Client
 }
 
-func serve(t *testing.T, n *Node) *apiServer {
+func serve(t testing.TB, n *Node) *apiServer {
 	t.Helper()
 	srv := httptest.NewServer(api.Handler(n, testToken))
 	t.Cleanup(srv.Close)
@@ -111,7 +111,7 @@ func ptr[T any](v T) *T { return &v }
 // cidOf passes on a published record's CID and the error.
 func cidOf(p api.Published, err error) (string, error) { return p.CID, err }
 
-func must[T any](t *testing.T) func(T, error) T {
+func must[T any](t testing.TB) func(T, error) T {
 	return func(v T, err error) T {
 		t.Helper()
 		if err != nil {
@@ -148,7 +148,7 @@ type world struct {
 
 // Feed order of w.commons: 1 manifest, 2 accepted, 3 rejected, 4 pending,
 // 5 accept review, 6 reject review. Of w.open: 1 manifest, 2 openC.
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	w := &world{apiServer: serve(t, startOffline(t)), blob: []byte("hello payload")}
 	w.self = w.n.Self()
