@@ -140,6 +140,8 @@ go test -run '^$' -bench 'Propagate|Partition' -benchtime 1x -v ./testnet`,
 	fs.IntVar(&o.Rounds, "rounds", 0, "records timed by propagate (default 20)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed")
 	fs.StringVar(&o.Dir, "dir", "", "directory for the badger stores (default: a temporary one)")
+	fs.StringVar(&o.CAR, "car", "", "scale: import this commons (a CAR from testnet gen or export) instead of generating one; --records is ignored")
+	fs.BoolVar(&o.NoJoin, "no-join", false, "scale: leave out the join")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -50,6 +50,13 @@ type Options struct {
 	// Binary is the commons binary that scale runs its steps with, each
 	// a process of its own. Default: this process' executable.
 	Binary string
+	// CAR is a commons scale imports instead of generating one (a large
+	// one takes minutes to generate); its records are counted, and
+	// Records is ignored.
+	CAR string
+	// NoJoin leaves out scale's last step, the join, which takes about as
+	// long as the import and, at millions of records, is often not wanted.
+	NoJoin bool
 }
 
 func (o *Options) fill(records, nodes int) {

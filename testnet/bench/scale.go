@@ -49,7 +49,15 @@ func Scale(ctx context.Context, o Options) (*Result, error) {
 	defer cleanup()
 	s := &scale{o: o, res: res, dir: dir, car: filepath.Join(dir, "commons.car")}
 	defer s.stop()
-	for _, step := range []func(context.Context) error{s.generate, s.verifyBaseline, s.importCAR, s.serve, s.query, s.join} {
+	steps := []func(context.Context) error{s.generate, s.verifyBaseline, s.importCAR, s.serve, s.query, s.join}
+	if o.CAR != "" {
+		s.car = o.CAR
+		steps = steps[1:]
+	}
+	if o.NoJoin {
+		steps = steps[:len(steps)-1]
+	}
+	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return res, err
 		}
@@ -98,7 +106,14 @@ func (s *scale) verifyBaseline(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("scale: read CAR: %w", err)
 	}
+	if s.o.CAR != "" { // the commons is the CAR's root, as generated or exported
+		if len(br.Roots) != 1 {
+			return fmt.Errorf("scale: %s has %d roots; want one, the commons' ID", s.car, len(br.Roots))
+		}
+		s.id = br.Roots[0].String()
+	}
 	rng := rand.New(rand.NewPCG(s.o.Seed, 5))
+	records := 0
 	var blocks []*protocol.Block
 	var took time.Duration
 	flush := func() error {
@@ -122,6 +137,7 @@ func (s *scale) verifyBaseline(context.Context) error {
 			return fmt.Errorf("scale: record %s: %w", blk.Cid(), err)
 		}
 		s.bytes += int64(len(b.Raw))
+		records++
 		if b.Record.Type() == protocol.TypeContribution {
 			// A uniform sample of at most 500 (reservoir).
 			if seen++; len(s.sample) < 500 {
@@ -138,6 +154,10 @@ func (s *scale) verifyBaseline(context.Context) error {
 	}
 	if err := flush(); err != nil {
 		return err
+	}
+	if s.o.CAR != "" {
+		s.o.Records = records
+		s.res.Records = records
 	}
 	s.verify = float64(s.o.Records) / took.Seconds()
 	s.res.add("verify baseline", s.verify, "records/s")
