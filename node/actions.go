@@ -617,15 +617,14 @@ func (n *Node) Contribute(ctx context.Context, p api.ContributeParams) (string, 
 		if err != nil {
 			return "", badRequest("payload %q is not a CID", f.CID)
 		}
-		var size uint64 // read where the store holds it, not copied
-		err = n.st.ReadBlob(ctx, c, func(data []byte) error { size = uint64(len(data)); return nil })
+		_, size, err := n.st.ReadBlob(ctx, c, 0, nil) // its size only
 		if errors.Is(err, store.ErrNotFound) {
 			return "", badRequest("payload %s is not stored here; upload it first", f.CID)
 		} else if err != nil {
 			return "", fmt.Errorf("node: read blob: %w", err)
 		}
-		payload = append(payload, protocol.PayloadRef{CID: protocol.Link{Cid: c}, Name: f.Name, Size: size})
-		sizes = append(sizes, size)
+		payload = append(payload, protocol.PayloadRef{CID: protocol.Link{Cid: c}, Name: f.Name, Size: uint64(size)})
+		sizes = append(sizes, uint64(size))
 	}
 	pub, err := n.create(ctx, false, func() (*protocol.Record, error) {
 		rep, err := n.replicaFor(p.Commons)

@@ -669,8 +669,8 @@ func (n *Node) fetchOn(s io.ReadWriter, c cid.Cid, plan blobPlan) ([]byte, error
 func (n *Node) serveBlob(s network.Stream) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(blobTimeout))
-	// A blob is written while the store holds it for us: a node that
-	// closes ends the stream rather than wait for the peer to read.
+	// A node that closes ends the streams it serves rather than wait for
+	// their peers to read.
 	defer context.AfterFunc(n.ctx, func() { _ = s.Reset() })()
 	p := s.Conn().RemotePeer()
 	b := &n.blobs
@@ -695,9 +695,14 @@ func (n *Node) servable(c cid.Cid) (bool, error) {
 	return n.referenced(n.ctx, c)
 }
 
-// serveBlobOn answers one blob request on s. A blob is written from where
-// the store holds it, with no copy in memory: what serving costs in
-// memory does not grow with the blobs' size or with the streams served.
+// blobServeChunk is how much of a blob a served stream reads from the
+// store at a time.
+const blobServeChunk = 256 << 10
+
+// serveBlobOn answers one blob request on s. A blob is read from the store
+// a chunk at a time as it is written: what serving costs in memory does
+// not grow with the blobs' size, and the store is held for no longer than
+// a chunk's copy, however slowly the peer reads.
 func (n *Node) serveBlobOn(s io.ReadWriter, busy bool) error {
 	msg, err := readFrame(bufio.NewReader(s), protocol.MaxBlobMessage)
 	if err != nil {
@@ -707,38 +712,54 @@ func (n *Node) serveBlobOn(s io.ReadWriter, busy bool) error {
 	if err != nil {
 		return err
 	}
-	answer := func(resp protocol.BlobResponse, data []byte) error {
+	answer := func(resp protocol.BlobResponse) error {
 		out, err := protocol.EncodeBlobResponse(&resp)
 		if err != nil {
 			return err
 		}
-		w := bufio.NewWriter(s)
-		if err := writeFrame(w, out); err != nil {
-			return err
-		}
-		if err := w.Flush(); err != nil {
-			return err
-		}
-		_, err = s.Write(data)
-		return err
+		return writeFrame(s, out)
 	}
 	if busy {
-		return answer(protocol.BlobResponse{Busy: true}, nil)
+		return answer(protocol.BlobResponse{Busy: true})
 	}
 	ok, err := n.servable(req.CID.Cid)
 	if err != nil {
 		return err
 	}
+	var buf []byte
+	var k int
+	var size int64
 	if ok {
-		err = n.st.ReadBlob(n.ctx, req.CID.Cid, func(data []byte) error {
-			size := uint64(len(data))
-			return answer(protocol.BlobResponse{Size: &size}, data)
-		})
-		if !errors.Is(err, store.ErrNotFound) {
+		buf = make([]byte, blobServeChunk)
+		k, size, err = n.st.ReadBlob(n.ctx, req.CID.Cid, 0, buf)
+		if errors.Is(err, store.ErrNotFound) {
+			ok = false
+		} else if err != nil {
 			return err
 		}
 	}
-	return answer(protocol.BlobResponse{Missing: true}, nil)
+	if !ok {
+		return answer(protocol.BlobResponse{Missing: true})
+	}
+	usize := uint64(size)
+	if err := answer(protocol.BlobResponse{Size: &usize}); err != nil {
+		return err
+	}
+	for off := int64(0); ; {
+		if _, err := s.Write(buf[:k]); err != nil {
+			return err
+		}
+		if off += int64(k); off >= size {
+			return nil
+		}
+		var again int64
+		if k, again, err = n.st.ReadBlob(n.ctx, req.CID.Cid, off, buf); err != nil {
+			return err
+		}
+		if again != size || k == 0 {
+			return fmt.Errorf("blob %s changed size in the store while served (%d bytes, now %d)", req.CID.Cid, size, again)
+		}
+	}
 }
 
 // startServing takes a slot to serve peer p a blob, and reports whether

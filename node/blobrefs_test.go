@@ -234,9 +234,10 @@ func (w *stallingWriter) Write(p []byte) (int, error) {
 }
 
 // TestServedBlobNotCopied: a node serving a blob to peers that read
-// slowly holds no copy of it per stream: 4 streams each part way through
-// a 16 MiB blob grow the heap by far less than one copy (they grew it by
-// 4 copies, 64 MiB, when a served blob was read whole into memory).
+// slowly holds a chunk of it per stream, not a copy: 4 streams each part
+// way through a 16 MiB blob grow the heap by far less than one copy (they
+// grew it by 4 copies, 64 MiB, when a served blob was read whole into
+// memory), and the blob arrives whole.
 func TestServedBlobNotCopied(t *testing.T) {
 	const size, streams = 16 << 20, 4
 	n, _ := startRepo(t, t.TempDir(), testKey(t), nil)

@@ -97,11 +97,12 @@ type Store interface {
 	// GetBlob returns a blob, or ErrNotFound.
 	GetBlob(ctx context.Context, c cid.Cid) ([]byte, error)
 
-	// ReadBlob calls fn with a blob's bytes, or returns ErrNotFound, and
-	// returns fn's error. The bytes are the store's own, not a copy: fn
-	// must not change them or keep them past its return. Serving a blob
-	// this way holds no copy of it in memory, however long fn takes.
-	ReadBlob(ctx context.Context, c cid.Cid, fn func(data []byte) error) error
+	// ReadBlob copies into p the bytes of a blob from offset off (as many
+	// as fit, fewer at its end), and returns how many, and the blob's size;
+	// ErrNotFound if it is not stored. A blob is served a piece at a time
+	// this way, so that serving it holds no copy of it in memory, and the
+	// store is held for no longer than a copy of p takes.
+	ReadBlob(ctx context.Context, c cid.Cid, off int64, p []byte) (n int, size int64, err error)
 
 	// HasBlob reports whether a blob is stored.
 	HasBlob(ctx context.Context, c cid.Cid) (bool, error)

@@ -42,15 +42,18 @@ func (s *Store) GetBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return s.getValue(ctx, blobKey(c))
 }
 
-// ReadBlob implements store.Store. fn reads the blob where badger holds
-// it, in its memory-mapped value log (or table, for a small one), within
-// a read transaction; Close waits for fn to return.
-func (s *Store) ReadBlob(ctx context.Context, c cid.Cid, fn func(data []byte) error) error {
+// ReadBlob implements store.Store. It copies from where badger holds the
+// blob (its memory-mapped value log, or a table for a small one) within a
+// read transaction that lasts no longer than the copy: badger holds the
+// value log file's lock meanwhile, which its writer needs when it starts a
+// new file.
+func (s *Store) ReadBlob(ctx context.Context, c cid.Cid, off int64, p []byte) (int, int64, error) {
 	if err := s.begin(ctx); err != nil {
-		return err
+		return 0, 0, err
 	}
 	defer s.end()
-	var fnErr error
+	var n int
+	var size int64
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(blobKey(c))
 		if errors.Is(err, badger.ErrKeyNotFound) {
@@ -59,20 +62,23 @@ func (s *Store) ReadBlob(ctx context.Context, c cid.Cid, fn func(data []byte) er
 		if err != nil {
 			return err
 		}
+		// Not item.ValueSize: for a value in the value log it is an
+		// estimate.
 		return item.Value(func(v []byte) error {
-			fnErr = fn(v)
-			return fnErr
+			size = int64(len(v))
+			if off >= 0 && off < size {
+				n = copy(p, v[off:])
+			}
+			return nil
 		})
 	})
 	switch {
-	case fnErr != nil:
-		return fnErr
 	case errors.Is(err, store.ErrNotFound):
-		return store.ErrNotFound
+		return 0, 0, store.ErrNotFound
 	case err != nil:
-		return fmt.Errorf("badgerstore: read blob %s: %w", c, err)
+		return 0, 0, fmt.Errorf("badgerstore: read blob %s: %w", c, err)
 	}
-	return nil
+	return n, size, nil
 }
 
 // HasBlob implements store.Store.

@@ -180,20 +180,26 @@ func (s *Store) GetBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return slices.Clone(data), nil
 }
 
-// ReadBlob implements store.Store. A stored blob is never changed, so fn
-// runs without the store's lock.
-func (s *Store) ReadBlob(ctx context.Context, c cid.Cid, fn func(data []byte) error) error {
+// ReadBlob implements store.Store.
+func (s *Store) ReadBlob(ctx context.Context, c cid.Cid, off int64, p []byte) (int, int64, error) {
 	s.mu.RLock()
-	err := s.begin(ctx)
-	data, ok := s.blobs[c]
-	s.mu.RUnlock()
-	switch {
-	case err != nil:
-		return err
-	case !ok:
-		return store.ErrNotFound
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return 0, 0, err
 	}
-	return fn(data)
+	data, ok := s.blobs[c]
+	if !ok {
+		return 0, 0, store.ErrNotFound
+	}
+	return copyAt(p, data, off), int64(len(data)), nil
+}
+
+// copyAt copies into p what data holds from off (nothing past its end).
+func copyAt(p, data []byte, off int64) int {
+	if off < 0 || off >= int64(len(data)) {
+		return 0
+	}
+	return copy(p, data[off:])
 }
 
 // HasBlob implements store.Store.

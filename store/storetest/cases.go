@@ -301,13 +301,24 @@ func testBlobs(t *testing.T, s store.Store) {
 		if err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("GetBlob = %d bytes, %v; want %d bytes", len(got), err, len(data))
 		}
+		// A piece at a time, pieces of a size that does not divide it.
 		var read []byte
-		if err := s.ReadBlob(bg, c, func(b []byte) error { read = bytes.Clone(b); return nil }); err != nil || !bytes.Equal(read, data) {
-			t.Fatalf("ReadBlob = %d bytes, %v; want %d bytes", len(read), err, len(data))
+		buf := make([]byte, 100<<10+7)
+		for {
+			n, size, err := s.ReadBlob(bg, c, int64(len(read)), buf)
+			if err != nil || size != int64(len(data)) {
+				t.Fatalf("ReadBlob at %d = %d, size %d, %v; want size %d", len(read), n, size, err, len(data))
+			}
+			if n == 0 {
+				break
+			}
+			read = append(read, buf[:n]...)
 		}
-		stop := errors.New("stop")
-		if err := s.ReadBlob(bg, c, func([]byte) error { return stop }); err != stop {
-			t.Fatalf("ReadBlob whose fn fails = %v; want fn's error", err)
+		if !bytes.Equal(read, data) {
+			t.Fatalf("ReadBlob read %d bytes, not the blob's %d", len(read), len(data))
+		}
+		if n, size, err := s.ReadBlob(bg, c, int64(len(data))+5, buf); n != 0 || size != int64(len(data)) || err != nil {
+			t.Fatalf("ReadBlob past the end = %d, size %d, %v; want 0, %d, nil", n, size, err, len(data))
 		}
 		if ok, err := s.HasBlob(bg, c); !ok || err != nil {
 			t.Fatalf("HasBlob = %v, %v", ok, err)
@@ -319,9 +330,8 @@ func testBlobs(t *testing.T, s store.Store) {
 	if ok, err := s.HasBlob(bg, protocol.BlobCID([]byte("absent"))); ok || err != nil {
 		t.Fatalf("HasBlob(absent) = %v, %v", ok, err)
 	}
-	called := false
-	if err := s.ReadBlob(bg, protocol.BlobCID([]byte("absent")), func([]byte) error { called = true; return nil }); !errors.Is(err, store.ErrNotFound) || called {
-		t.Fatalf("ReadBlob(absent) = %v, fn called: %v; want ErrNotFound, not called", err, called)
+	if n, _, err := s.ReadBlob(bg, protocol.BlobCID([]byte("absent")), 0, make([]byte, 8)); !errors.Is(err, store.ErrNotFound) || n != 0 {
+		t.Fatalf("ReadBlob(absent) = %d, %v; want ErrNotFound", n, err)
 	}
 }
 
