@@ -30,11 +30,15 @@ const (
 	syncIdle = 30 * time.Second
 	// syncMax bounds one whole session.
 	syncMax = 30 * time.Minute
-	// A session must move bytes: past syncGrace it may last one second
-	// more for each syncMinRate bytes sent and received, so that a peer
-	// that drips frames, each within syncIdle, cannot hold a slot for
-	// syncMax. A session of nodes in step takes a few round trips of a few
-	// KiB; one that sends records moves far faster than syncMinRate.
+	// A session must move bytes. It starts with syncGrace of credit;
+	// waiting on the peer (blocked reading from it or writing to it)
+	// spends credit, and each syncMinRate bytes sent or received earns a
+	// second of it, up to syncGrace: a peer that drips frames, each
+	// within syncIdle, or reads what it asked for a trickle at a time,
+	// cannot hold a slot for syncMax, nor bank credit by a fast start and
+	// then drip. Time this node spends on its own work (its event loop,
+	// its disk) costs no credit. A session of nodes in step takes a few
+	// round trips of a few KiB; one that moves records moves far faster.
 	syncGrace   = time.Minute
 	syncMinRate = 16 << 10 // bytes per second
 	// syncBatch is how many received records are verified and stored
@@ -425,44 +429,56 @@ type syncConn struct {
 	sess  *crdt.Session // set by begin
 	rep   *api.SyncSession
 	start time.Time
+
+	credit  time.Duration // what the peer may still make us wait
+	counted int64         // the bytes credited so far
+	charged time.Duration // the waits charged so far
 }
 
-// errSyncStalled ends a session that moved too few bytes for its length.
+// errSyncStalled ends a session that moved too few bytes for the time it
+// made this node wait.
 var errSyncStalled = errors.New("the sync session made too little progress")
 
-// allowed is when the session will have lasted longer than its bytes
-// allow (syncGrace, syncMinRate).
-func (sc *syncConn) allowed() time.Time {
-	return sc.start.Add(syncGrace + time.Duration(sc.c.sent+sc.c.received)*time.Second/syncMinRate)
+// balance brings the session's credit up to date and returns it.
+func (sc *syncConn) balance() time.Duration {
+	moved := sc.c.sent + sc.c.received
+	sc.credit += time.Duration(float64(moved-sc.counted) * float64(time.Second) / syncMinRate)
+	sc.credit -= sc.c.waited - sc.charged
+	sc.counted, sc.charged = moved, sc.c.waited
+	sc.credit = min(sc.credit, syncGrace)
+	return sc.credit
 }
 
-// readDeadline sets the deadline of the next read: syncIdle from now, or
-// sooner, when the session would outlast what its bytes allow; an error
-// if that time has come.
-func (sc *syncConn) readDeadline() error {
-	now, until := time.Now(), sc.allowed()
-	if !now.Before(until) {
-		return sc.stalled(now)
+// deadline sets the deadline of the next read (write false) or write on
+// the stream: syncIdle from now, or sooner if the session's credit ends
+// sooner; errSyncStalled if it has ended.
+func (sc *syncConn) deadline(write bool) error {
+	b := sc.balance()
+	if b <= 0 {
+		return sc.stalled()
 	}
-	if idle := now.Add(syncIdle); idle.Before(until) {
-		until = idle
+	until := time.Now().Add(min(syncIdle, b))
+	if write {
+		_ = sc.s.SetWriteDeadline(until)
+	} else {
+		_ = sc.s.SetReadDeadline(until)
 	}
-	_ = sc.s.SetReadDeadline(until)
 	return nil
 }
 
-// readErr is the error of a failed read: errSyncStalled if the session
-// has outlasted what its bytes allow, which is why the read was cut.
-func (sc *syncConn) readErr(what string, err error) error {
-	if now := time.Now(); !now.Before(sc.allowed()) {
-		return errors.Join(sc.stalled(now), err)
+// ioErr is the error of a failed read or write, what it was: naming
+// errSyncStalled too if the session's credit is spent, which is why it
+// was cut.
+func (sc *syncConn) ioErr(what string, err error) error {
+	if sc.balance() <= 0 {
+		return fmt.Errorf("%s: %w (%w)", what, sc.stalled(), err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-func (sc *syncConn) stalled(now time.Time) error {
-	return fmt.Errorf("%w: %d bytes sent and received in %v, less than %d KiB/s past the first %v", errSyncStalled,
-		sc.c.sent+sc.c.received, now.Sub(sc.start).Round(time.Second), syncMinRate>>10, syncGrace)
+func (sc *syncConn) stalled() error {
+	return fmt.Errorf("%w: %d bytes sent and received in %v, of which %v waiting on the peer (at least %d KiB a second of waiting is wanted, past the first %v)",
+		errSyncStalled, sc.c.sent+sc.c.received, time.Since(sc.start).Round(time.Second), sc.c.waited.Round(time.Second), syncMinRate>>10, syncGrace)
 }
 
 // openSync wraps a session's stream, counting its bytes, and counts the
@@ -470,7 +486,7 @@ func (sc *syncConn) stalled(now time.Time) error {
 func (n *Node) openSync(s network.Stream, rep *api.SyncSession) *syncConn {
 	c := &countingStream{Stream: s, m: n.metrics}
 	n.metrics.SyncSession()
-	return &syncConn{n: n, s: s, c: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriterSize(c, 64<<10), rep: rep, start: time.Now()}
+	return &syncConn{n: n, s: s, c: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriterSize(c, 64<<10), rep: rep, start: time.Now(), credit: syncGrace}
 }
 
 // close ends the session with the outcome err, which it returns (naming
@@ -493,12 +509,12 @@ func (sc *syncConn) close(ctx context.Context, err error) error {
 
 // readOpening reads a responder's first frame, which must name the commons.
 func (sc *syncConn) readOpening() (*protocol.SyncMsg, error) {
-	if err := sc.readDeadline(); err != nil {
+	if err := sc.deadline(false); err != nil {
 		return nil, err
 	}
 	first, err := readControl(sc.r)
 	if err != nil {
-		return nil, sc.readErr("read first frame", err)
+		return nil, sc.ioErr("read first frame", err)
 	}
 	if first.Commons == nil {
 		return nil, fmt.Errorf("%w: first frame names no commons", crdt.ErrSyncViolation)
@@ -577,8 +593,9 @@ const sendChunk = 256
 // reach the state), so one missing there is an internal error.
 func (sc *syncConn) writeTurn(ctx context.Context, commons *protocol.Link, turn crdt.Turn, push []protocol.Digest) error {
 	sc.rep.Turns++
-	deadline := func() { _ = sc.s.SetWriteDeadline(time.Now().Add(syncIdle)) }
-	deadline()
+	if err := sc.deadline(true); err != nil {
+		return err
+	}
 	// In the session's order, which is time order: the peer then merges
 	// most reviews after their contribution and most contributions after
 	// their manifest, and few records wait in its derived state (in digest
@@ -599,14 +616,16 @@ func (sc *syncConn) writeTurn(ctx context.Context, commons *protocol.Link, turn 
 		if err != nil {
 			return fmt.Errorf("read records to send: %w", err)
 		}
-		deadline()
+		if err := sc.deadline(true); err != nil {
+			return err
+		}
 		for i, raw := range raws {
 			if got := sha256.Sum256(raw); got != chunk[i] {
 				// Sent, it would cost this node the peer's trust, and spread.
 				return fmt.Errorf("node: sync: the store's bytes for record %s do not hash to its CID: the store is corrupt", cs[i])
 			}
 			if err := writeKindFrame(sc.w, protocol.SyncFrameRecord, raw); err != nil {
-				return fmt.Errorf("send record: %w", err)
+				return sc.ioErr("send record", err)
 			}
 		}
 		sc.rep.Sent += len(chunk)
@@ -618,12 +637,17 @@ func (sc *syncConn) writeTurn(ctx context.Context, commons *protocol.Link, turn 
 		if err != nil {
 			return err
 		}
-		deadline()
+		if err := sc.deadline(true); err != nil {
+			return err
+		}
 		if err := writeKindFrame(sc.w, protocol.SyncFrameControl, b); err != nil {
-			return fmt.Errorf("send control frame: %w", err)
+			return sc.ioErr("send control frame", err)
 		}
 	}
-	return sc.w.Flush()
+	if err := sc.w.Flush(); err != nil {
+		return sc.ioErr("send turn", err)
+	}
+	return nil
 }
 
 // readTurn reads the peer's turn: records, checked against the session and
@@ -656,12 +680,14 @@ func (sc *syncConn) readTurn(ctx context.Context, first *protocol.SyncMsg) (crdt
 // readFrame reads one frame of a turn: a record goes to batches (m is
 // nil), a control frame is returned.
 func (sc *syncConn) readFrame(batches *syncBatches) (m *protocol.SyncMsg, err error) {
-	if err := sc.readDeadline(); err != nil {
-		return nil, err
+	if sc.r.Buffered() == 0 { // else the frame, or its start, is here
+		if err := sc.deadline(false); err != nil {
+			return nil, err
+		}
 	}
 	kind, body, err := readKindFrame(sc.r)
 	if err != nil {
-		return nil, sc.readErr("read frame", err)
+		return nil, sc.ioErr("read frame", err)
 	}
 	if kind == protocol.SyncFrameControl {
 		if m, err = protocol.DecodeSync(body); err != nil {
@@ -903,17 +929,22 @@ type countingStream struct {
 	network.Stream
 	m              *Metrics
 	sent, received int64
+	waited         time.Duration // blocked in Read and Write
 }
 
 func (c *countingStream) Read(p []byte) (int, error) {
+	start := time.Now()
 	k, err := c.Stream.Read(p)
+	c.waited += time.Since(start)
 	c.received += int64(k)
 	c.m.SyncBytes(true, k)
 	return k, err
 }
 
 func (c *countingStream) Write(p []byte) (int, error) {
+	start := time.Now()
 	k, err := c.Stream.Write(p)
+	c.waited += time.Since(start)
 	c.sent += int64(k)
 	c.m.SyncBytes(false, k)
 	return k, err

@@ -3,6 +3,7 @@ package testnet
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -67,15 +68,7 @@ func TestSyncDripEnds(t *testing.T) {
 			t.Fatalf("hostile stream: %v", err)
 		}
 		defer s.Reset()
-		frame := func(m *protocol.SyncMsg) error {
-			b, err := protocol.EncodeSync(m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			hdr := binary.AppendUvarint(nil, uint64(len(b)+1))
-			_, err = s.Write(append(append(hdr, protocol.SyncFrameControl), b...))
-			return err
-		}
+		frame := func(m *protocol.SyncMsg) error { return controlFrame(t, s, m) }
 		if err := frame(&protocol.SyncMsg{Commons: &protocol.Link{Cid: cid.MustParse(id)}, Salt: make([]byte, protocol.SaltSize)}); err != nil {
 			t.Fatalf("opening frame: %v", err)
 		}
@@ -101,6 +94,63 @@ func TestSyncDripEnds(t *testing.T) {
 				}
 				_ = frame(&protocol.SyncMsg{})
 			}
+		}
+	})
+}
+
+// controlFrame writes m to s as a sync control frame.
+func controlFrame(t *testing.T, s network.Stream, m *protocol.SyncMsg) error {
+	b, err := protocol.EncodeSync(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := binary.AppendUvarint(nil, uint64(len(b)+1))
+	_, err = s.Write(append(append(hdr, protocol.SyncFrameControl), b...))
+	return err
+}
+
+// A peer that asks a node for every record of a commons in one turn and
+// then reads the answer a trickle at a time (8 KiB/s, each write of it
+// ending within the wait for a write) holds its slot for about two
+// minutes, not until it has read it all: waiting on a peer
+// that reads costs the session's credit as waiting on one that writes.
+func TestSyncSlowReaderEnds(t *testing.T) {
+	Run(t, Options{Nodes: 1, ExchangeInterval: time.Hour}, func(t *testing.T, n *Net) {
+		ctx := context.Background()
+		id := found(t, n, 0, []int{0}, 1)
+		for i := range 6000 { // about 2 MB of records
+			contribute(t, n, 0, id, fmt.Sprintf("contribution %d, with a title long enough to weigh a little", i))
+		}
+		evil := n.AddHost()
+		n.Connect(evil, 0)
+		s, err := n.Host(evil).NewStream(ctx, n.ID(0), protocol.SyncProtocol)
+		if err != nil {
+			t.Fatalf("hostile stream: %v", err)
+		}
+		defer s.Reset()
+		all := &protocol.SyncMsg{Commons: &protocol.Link{Cid: cid.MustParse(id)}, Salt: make([]byte, protocol.SaltSize),
+			Ranges: []protocol.SyncRange{{Time: protocol.Inf.Time, Mode: protocol.ModeIDList}}, End: true}
+		if err := controlFrame(t, s, all); err != nil {
+			t.Fatalf("opening turn: %v", err)
+		}
+		start := time.Now()
+		buf := make([]byte, 4096)
+		read := 0
+		for {
+			k, err := s.Read(buf)
+			read += k
+			if err != nil {
+				took := time.Since(start)
+				t.Logf("the node ended the session after %v; %d bytes read", took, read)
+				if took > 3*time.Minute {
+					t.Errorf("a peer reading 8 KiB a second held the session for %v; want about two minutes", took)
+				}
+				return
+			}
+			if time.Since(start) > 35*time.Minute {
+				t.Fatal("the session outlasted a session's longest life")
+			}
+			time.Sleep(500 * time.Millisecond) // 8 KiB/s: each chunk of records within the wait for a write
 		}
 	})
 }
