@@ -6,6 +6,8 @@ import (
 	"testing"
 	"unsafe"
 
+	"pgregory.net/rapid"
+
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -185,4 +187,33 @@ func TestIndexEdgeSplitsFill(t *testing.T) {
 			t.Fatalf("the index holds %d items, or the wrong ones; want %d", x.Len(), n)
 		}
 	}
+}
+
+// TestIndexEdgeSplitsRanks: an index filled mostly in time order, deep
+// enough for its inner nodes to split at the edge too (over 128 leaves of
+// up to 128 items), with a drawn share of items arriving late, answers
+// ranks, prefix sums, bounds and ranges as the sorted items do.
+func TestIndexEdgeSplitsRanks(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(leafMax*nodeMax, 3*leafMax*nodeMax).Draw(t, "n")
+		seed := rapid.Uint64().Draw(t, "seed")
+		sorted := make([]Item, n)
+		for i := range sorted {
+			sorted[i] = synthItem(seed, i, 1<<40)
+		}
+		slices.SortFunc(sorted, func(a, b Item) int { return a.compare(&b) })
+		order := slices.Clone(sorted)
+		late := rapid.IntRange(0, 20).Draw(t, "late percent")
+		for i := range order { // an item swaps with one up to 50 places on
+			if int(sorted[i].Digest[0])%100 < late {
+				j := min(n-1, i+1+int(sorted[i].Digest[1])%50)
+				order[i], order[j] = order[j], order[i]
+			}
+		}
+		var x Index
+		for _, it := range order {
+			x.Insert(it)
+		}
+		checkIndex(t, &x, sorted)
+	})
 }
