@@ -246,9 +246,12 @@ func TestExplorerContested(t *testing.T) {
 	); err != nil {
 		t.Fatalf("open explorer: %v", err)
 	}
-	warning, err := chromedp.Run(ctx, chromedp.Text(`#contest-warning`))
-	if err != nil || !strings.Contains(warning, "Contested") || !strings.Contains(warning, "2 manifest versions") {
-		t.Errorf("contest warning %q, %v", warning, err)
+	// Polled: a live update may draw the page again between a query and
+	// the read of the node it found.
+	warned := `((document.querySelector("#contest-warning") || {}).textContent || "")`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](warned+`.includes("Contested") && `+warned+`.includes("2 manifest versions")`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		warning, _ := chromedp.Run(ctx, chromedp.Evaluate[string](warned))
+		t.Errorf("contest warning %q: %v", warning, err)
 	}
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash = "#/c/`+id+`"`)); err != nil {
 		t.Fatal(err)
