@@ -59,14 +59,8 @@ func TestSyncSlotsPerPeer(t *testing.T) {
 // last: a session must move bytes.
 func TestSyncDripEnds(t *testing.T) {
 	Run(t, Options{Nodes: 1, ExchangeInterval: time.Hour}, func(t *testing.T, n *Net) {
-		ctx := context.Background()
 		id := found(t, n, 0, []int{0}, 1)
-		evil := n.AddHost()
-		n.Connect(evil, 0)
-		s, err := n.Host(evil).NewStream(ctx, n.ID(0), protocol.SyncProtocol)
-		if err != nil {
-			t.Fatalf("hostile stream: %v", err)
-		}
+		s := hostileSync(t, n)
 		defer s.Reset()
 		frame := func(m *protocol.SyncMsg) error { return controlFrame(t, s, m) }
 		if err := frame(&protocol.SyncMsg{Commons: &protocol.Link{Cid: cid.MustParse(id)}, Salt: make([]byte, protocol.SaltSize)}); err != nil {
@@ -98,6 +92,17 @@ func TestSyncDripEnds(t *testing.T) {
 	})
 }
 
+// hostileSync opens a sync stream to node 0 from a new host.
+func hostileSync(t *testing.T, n *Net) network.Stream {
+	evil := n.AddHost()
+	n.Connect(evil, 0)
+	s, err := n.Host(evil).NewStream(context.Background(), n.ID(0), protocol.SyncProtocol)
+	if err != nil {
+		t.Fatalf("hostile stream: %v", err)
+	}
+	return s
+}
+
 // controlFrame writes m to s as a sync control frame.
 func controlFrame(t *testing.T, s network.Stream, m *protocol.SyncMsg) error {
 	b, err := protocol.EncodeSync(m)
@@ -116,17 +121,11 @@ func controlFrame(t *testing.T, s network.Stream, m *protocol.SyncMsg) error {
 // that reads costs the session's credit as waiting on one that writes.
 func TestSyncSlowReaderEnds(t *testing.T) {
 	Run(t, Options{Nodes: 1, ExchangeInterval: time.Hour}, func(t *testing.T, n *Net) {
-		ctx := context.Background()
 		id := found(t, n, 0, []int{0}, 1)
 		for i := range 6000 { // about 2 MB of records
 			contribute(t, n, 0, id, fmt.Sprintf("contribution %d, with a title long enough to weigh a little", i))
 		}
-		evil := n.AddHost()
-		n.Connect(evil, 0)
-		s, err := n.Host(evil).NewStream(ctx, n.ID(0), protocol.SyncProtocol)
-		if err != nil {
-			t.Fatalf("hostile stream: %v", err)
-		}
+		s := hostileSync(t, n)
 		defer s.Reset()
 		all := &protocol.SyncMsg{Commons: &protocol.Link{Cid: cid.MustParse(id)}, Salt: make([]byte, protocol.SaltSize),
 			Ranges: []protocol.SyncRange{{Time: protocol.Inf.Time, Mode: protocol.ModeIDList}}, End: true}
