@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 	carv2 "github.com/ipld/go-car/v2"
@@ -60,12 +61,13 @@ const importBatch = 256
 // A CAR damaged part way keeps the records before the damage and returns
 // ErrBadRequest.
 //
-// It streams: batches are verified in the background, on every core, while
-// earlier ones are stored in order; at most a few batches are held at once,
-// whatever the file's size.
+// It streams: the reading goroutine cuts the file into batches; each
+// batch is parsed and verified by a goroutine of its own, on every core,
+// while earlier ones are stored in order, several in flight; at most a few
+// batches are held at once, whatever the file's size.
 func (n *Node) Import(ctx context.Context, r io.Reader, join bool) (api.ImportReport, error) {
 	rep := api.ImportReport{Rejected: []api.RejectedRecord{}, Commons: []string{}, NotReplicated: []string{}}
-	br, err := carv2.NewBlockReader(r, carv2.WithTrustedCAR(true), carv2.MaxAllowedSectionSize(protocol.MaxRecordSize+128))
+	br, err := carv2.NewBlockReader(bufio.NewReaderSize(r, 256<<10), carv2.WithTrustedCAR(true), carv2.MaxAllowedSectionSize(protocol.MaxRecordSize+128))
 	if err != nil {
 		return rep, badRequest("not a CAR file: %w", err)
 	}
@@ -86,17 +88,8 @@ func (n *Node) Import(ctx context.Context, r io.Reader, join bool) (api.ImportRe
 			read := rep.Imported + rep.Duplicates + rep.RejectedTotal
 			return rep, badRequest("CAR file is damaged after %d records: %w", read, rerr)
 		}
-		c := blk.Cid()
-		if b, err := n.parse(blk.RawData(), c); err != nil {
-			item.refused = append(item.refused, api.RejectedRecord{CID: c.String(), Reason: err.Error()})
-		} else {
-			item.blocks = append(item.blocks, b)
-		}
-		if len(item.blocks) == importBatch {
-			if err := im.dropHeld(item); err != nil {
-				_ = im.finish()
-				return rep, err
-			}
+		item.raw = append(item.raw, rawBlock{blk.Cid(), blk.RawData()})
+		if len(item.raw) == importBatch {
 			if !im.send(item) {
 				err := im.finish() // store failed: its error
 				return rep, err
@@ -104,18 +97,39 @@ func (n *Node) Import(ctx context.Context, r io.Reader, join bool) (api.ImportRe
 			item = &importItem{}
 		}
 	}
-	if err := im.dropHeld(item); err != nil {
-		_ = im.finish()
-		return rep, err
-	}
 	im.send(item)
 	err = im.finish()
 	return rep, err
 }
 
+// prepare parses item's records, takes out those this node holds already
+// (importing a file twice, or again after an interruption, costs little)
+// and verifies the rest. It runs on a goroutine of item's own. Once a
+// batch holds nothing this node has, the rest of the file is taken as
+// new and not looked up twice (ingest leaves out what is held anyway).
+func (im *importer) prepare(item *importItem, now int64) {
+	defer close(item.ready)
+	for _, r := range item.raw {
+		if b, err := im.n.parse(r.data, r.c); err != nil {
+			item.refused = append(item.refused, api.RejectedRecord{CID: r.c.String(), Reason: err.Error()})
+		} else {
+			item.blocks = append(item.blocks, b)
+		}
+	}
+	item.raw = nil
+	if !im.fresh.Load() {
+		if item.err = im.dropHeld(item); item.err != nil {
+			return
+		}
+		if len(item.held) == 0 {
+			im.fresh.Store(true)
+		}
+	}
+	item.errs = protocol.AdmitBatch(item.blocks, cid.Undef, now)
+}
+
 // dropHeld takes out of item the records this node holds already, before
-// they are verified again (importing a file twice, or again after an
-// interruption, costs little), and counts them.
+// they are verified, and lists them in item.held.
 func (im *importer) dropHeld(item *importItem) error {
 	return im.n.do(im.ctx, func() {
 		kept := item.blocks[:0]
@@ -142,7 +156,7 @@ func (im *importer) dropHeld(item *importItem) error {
 }
 
 // importer is one Import's pipeline: the reading goroutine sends batches,
-// each verified by a goroutine of its own, and store takes them in order.
+// each prepared by a goroutine of its own, and store takes them in order.
 type importer struct {
 	n       *Node
 	ctx     context.Context
@@ -151,22 +165,38 @@ type importer struct {
 	rep     *api.ImportReport // written by store alone until finish
 	seen    map[cid.Cid]bool  // commons listed in rep
 	queue   chan *importItem
-	done    chan error // store's end
-	failed  bool       // store ended early
+	done    chan error  // store's end
+	failed  bool        // store ended early
+	fresh   atomic.Bool // a batch held no record this node has: dropHeld is skipped
 }
 
-// importItem is a batch of an import.
+// rawBlock is a record as read from the file.
+type rawBlock struct {
+	c    cid.Cid
+	data []byte
+}
+
+// importItem is a batch of an import. The reader fills raw; prepare the
+// rest, before it closes ready.
 type importItem struct {
+	raw     []rawBlock
 	blocks  []*protocol.Block
 	held    []*protocol.Block    // records read with the batch that this node holds already
 	refused []api.RejectedRecord // records read with the batch that did not parse
-	errs    chan []error         // the blocks' admission verdicts, once verified
+	errs    []error              // the blocks' admission verdicts
+	err     error                // prepare could not finish (the import was cancelled, the node stopped)
+	ready   chan struct{}
 }
 
-// send starts verifying item and queues it for store; it returns false
+// importInFlight is how many batches an import has with the event loop
+// at once: while one is committed, the next is applied, and those waiting
+// together are committed together.
+const importInFlight = 4
+
+// send starts preparing item and queues it for store; it returns false
 // when store has ended early (an error) and the import should stop.
 func (im *importer) send(item *importItem) bool {
-	if im.failed || len(item.blocks) == 0 && len(item.refused) == 0 && len(item.held) == 0 {
+	if im.failed || len(item.raw) == 0 {
 		return !im.failed
 	}
 	select {
@@ -176,10 +206,8 @@ func (im *importer) send(item *importItem) bool {
 		return false
 	default:
 	}
-	item.errs = make(chan []error, 1)
-	go func(blocks []*protocol.Block, now int64) {
-		item.errs <- protocol.AdmitBatch(blocks, cid.Undef, now)
-	}(item.blocks, im.n.nowMillis())
+	item.ready = make(chan struct{})
+	go im.prepare(item, im.n.nowMillis())
 	select {
 	case im.queue <- item:
 		return true
@@ -196,11 +224,37 @@ func (im *importer) finish() error {
 	return <-im.done
 }
 
-// store takes the verified batches in order: it reports the refused
-// records, and stores and applies the rest (ingest), until the queue
-// closes or a batch cannot be stored.
+// submitted is a batch handed to the event loop, not yet answered.
+type submitted struct {
+	req  *ingestReq
+	good []*protocol.Block
+}
+
+// store takes the prepared batches in order: it reports the refused
+// records, and hands the rest to the event loop to store and apply, up to
+// importInFlight batches at once, until the queue closes or a batch
+// cannot be stored. After an error it hands over no more, but still waits
+// for (and counts) those handed over before it.
 func (im *importer) store() error {
+	var flight []submitted
+	failed := im.handOver(&flight)
+	for _, s := range flight {
+		if err := im.answered(s); err != nil && failed == nil {
+			failed = err
+		}
+	}
+	return failed
+}
+
+// handOver is store's first part: it takes the batches and hands them
+// over, and returns at the first error or once the queue closes, leaving
+// in flight those not answered yet.
+func (im *importer) handOver(flight *[]submitted) error {
 	for item := range im.queue {
+		<-item.ready
+		if item.err != nil {
+			return item.err
+		}
 		for _, r := range item.refused {
 			im.rep.Reject(r)
 		}
@@ -208,32 +262,49 @@ func (im *importer) store() error {
 		for _, b := range item.held {
 			im.noteCommons(b)
 		}
-		good := im.n.admitted(item.blocks, <-item.errs, func(b *protocol.Block, err error) {
+		good := im.n.admitted(item.blocks, item.errs, func(b *protocol.Block, err error) {
 			im.rep.Reject(api.RejectedRecord{CID: b.CID.String(), Reason: err.Error()})
 		})
 		if len(good) == 0 {
 			continue
 		}
-		res, err := im.n.ingest(im.ctx, good, im.join)
+		req, err := im.n.submit(im.ctx, good, im.join)
 		if err != nil {
-			return err // send sees it, and the reader stops
+			return err
 		}
-		for i, b := range good {
-			if res.skipped[i] {
-				im.rep.Skipped++
-				if id := b.CommonsID(); !im.skipped[id] {
-					im.skipped[id] = true
-					im.rep.NotReplicated = append(im.rep.NotReplicated, id.String())
-				}
-				continue
+		*flight = append(*flight, submitted{req, good})
+		if len(*flight) == importInFlight {
+			s := (*flight)[0]
+			*flight = (*flight)[1:]
+			if err := im.answered(s); err != nil {
+				return err
 			}
-			if res.added[i] {
-				im.rep.Imported++
-			} else {
-				im.rep.Duplicates++
-			}
-			im.noteCommons(b)
 		}
+	}
+	return nil
+}
+
+// answered waits for a submitted batch and counts its records.
+func (im *importer) answered(s submitted) error {
+	res, err := im.n.await(s.req)
+	if err != nil {
+		return err
+	}
+	for i, b := range s.good {
+		if res.skipped[i] {
+			im.rep.Skipped++
+			if id := b.CommonsID(); !im.skipped[id] {
+				im.skipped[id] = true
+				im.rep.NotReplicated = append(im.rep.NotReplicated, id.String())
+			}
+			continue
+		}
+		if res.added[i] {
+			im.rep.Imported++
+		} else {
+			im.rep.Duplicates++
+		}
+		im.noteCommons(b)
 	}
 	return nil
 }

@@ -76,17 +76,34 @@ const maxInFlight = 4
 // ingest hands validated blocks to the event loop and waits until they are
 // durably stored and applied.
 func (n *Node) ingest(ctx context.Context, blocks []*protocol.Block, join bool) (ingestResult, error) {
+	req, err := n.submit(ctx, blocks, join)
+	if err != nil {
+		return ingestResult{}, err
+	}
+	return n.await(req)
+}
+
+// submit hands validated blocks to the event loop and returns at once;
+// await waits for them to be stored and applied. A caller may submit
+// several before awaiting the first: they are answered in order, and
+// those waiting together are committed together.
+func (n *Node) submit(ctx context.Context, blocks []*protocol.Block, join bool) (*ingestReq, error) {
 	if n.ctx == nil {
-		return ingestResult{}, api.ErrClosed
+		return nil, api.ErrClosed
 	}
 	req := &ingestReq{blocks: blocks, join: join, done: make(chan ingestResult, 1)}
 	select {
 	case n.ingestCh <- req:
+		return req, nil
 	case <-ctx.Done():
-		return ingestResult{}, ctx.Err()
+		return nil, ctx.Err()
 	case <-n.stopped:
-		return ingestResult{}, api.ErrClosed
+		return nil, api.ErrClosed
 	}
+}
+
+// await waits for a submitted request's result.
+func (n *Node) await(req *ingestReq) (ingestResult, error) {
 	select {
 	case res := <-req.done:
 		return res, res.err
