@@ -131,6 +131,50 @@ func (t *Turn) AddMsg(m *protocol.SyncMsg) {
 	t.Want = append(t.Want, m.Want...)
 }
 
+// TurnReader gathers a peer's turn from its control frames, and refuses a
+// frame that would take the turn past the limits Session.Receive checks
+// (ranges, wants, short IDs), as the frame comes: reading a turn never
+// holds more than a session would accept.
+type TurnReader struct {
+	Turn Turn
+	p    SyncParams
+	ids  int // short IDs in Turn's ID lists
+}
+
+// NewTurnReader returns a TurnReader for a session with parameters p.
+func NewTurnReader(p SyncParams) *TurnReader {
+	p.fill()
+	return &TurnReader{p: p}
+}
+
+// Add appends a control frame's contents to the turn, or returns an error
+// wrapping ErrSyncViolation, and appends nothing, if the turn would then
+// exceed the session's limits.
+func (r *TurnReader) Add(m *protocol.SyncMsg) error {
+	t := &r.Turn
+	if len(t.Ranges)+len(m.Ranges) > r.p.MaxTurnRanges {
+		return violation("turn of over %d ranges", r.p.MaxTurnRanges)
+	}
+	ids := r.ids + shortIDs(m.Ranges, r.p.idBytes)
+	if ids+len(t.Want)+len(m.Want) > r.p.MaxTurnIDs {
+		return violation("turn of over %d short IDs and wants", r.p.MaxTurnIDs)
+	}
+	r.ids = ids
+	t.AddMsg(m)
+	return nil
+}
+
+// shortIDs counts the short IDs, of idBytes each, in the ID lists of rs.
+func shortIDs(rs []protocol.SyncRange, idBytes int) int {
+	n := 0
+	for i := range rs {
+		if rs[i].Mode == protocol.ModeIDList {
+			n += len(rs[i].Data) / idBytes
+		}
+	}
+	return n
+}
+
 // SyncStats count one side's work in a session.
 type SyncStats struct {
 	Turns          int // turns received
@@ -314,13 +358,7 @@ func (s *Session) admit(in *Turn) error {
 	if len(in.Ranges) > s.p.MaxTurnRanges {
 		return violation("turn of %d ranges, limit %d", len(in.Ranges), s.p.MaxTurnRanges)
 	}
-	ids := len(in.Want)
-	for i := range in.Ranges {
-		if in.Ranges[i].Mode == protocol.ModeIDList {
-			ids += len(in.Ranges[i].Data) / s.p.idBytes
-		}
-	}
-	if ids > s.p.MaxTurnIDs {
+	if ids := len(in.Want) + shortIDs(in.Ranges, s.p.idBytes); ids > s.p.MaxTurnIDs {
 		return violation("turn of %d short IDs and wants, limit %d", ids, s.p.MaxTurnIDs)
 	}
 	switch {

@@ -584,3 +584,46 @@ func ExampleSession() {
 	fmt.Println(a.Len(), b.Len(), a.All() == b.All(), k+1, "turns")
 	// Output: 1010 1010 true 5 turns
 }
+
+// A TurnReader takes frames while the turn stays within the session's
+// limits and refuses, appending nothing, the first frame that would take
+// it past one; what it holds is then always a turn the session admits.
+func TestTurnReaderLimits(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		p := SyncParams{MaxTurnRanges: rapid.IntRange(34, 200).Draw(t, "ranges"), MaxTurnIDs: rapid.IntRange(64, 2000).Draw(t, "ids")}
+		r := NewTurnReader(p)
+		ranges, ids := 0, 0
+		for range rapid.IntRange(1, 30).Draw(t, "frames") {
+			m := &protocol.SyncMsg{}
+			frameIDs := 0
+			for range rapid.IntRange(0, 20).Draw(t, "frame ranges") {
+				rg := protocol.SyncRange{Mode: protocol.ModeFingerprint, Data: make([]byte, protocol.FingerprintSize)}
+				if rapid.Bool().Draw(t, "id list") {
+					k := rapid.IntRange(0, 100).Draw(t, "list")
+					rg = protocol.SyncRange{Mode: protocol.ModeIDList, Data: make([]byte, k*protocol.ShortIDSize+rapid.IntRange(0, protocol.ShortIDSize-1).Draw(t, "odd bytes"))}
+					frameIDs += k
+				}
+				m.Ranges = append(m.Ranges, rg)
+			}
+			m.Want = make([]int, rapid.IntRange(0, 50).Draw(t, "wants"))
+			frameIDs += len(m.Want)
+			before := len(r.Turn.Ranges)
+			err := r.Add(m)
+			over := ranges+len(m.Ranges) > r.p.MaxTurnRanges || ids+frameIDs > r.p.MaxTurnIDs
+			if over != (err != nil) {
+				t.Fatalf("frame of %d ranges, %d IDs and wants onto %d, %d (limits %d, %d): %v", len(m.Ranges), frameIDs, ranges, ids, r.p.MaxTurnRanges, r.p.MaxTurnIDs, err)
+			}
+			if err != nil {
+				if !errors.Is(err, ErrSyncViolation) || len(r.Turn.Ranges) != before {
+					t.Fatalf("refused frame: %v, ranges %d → %d", err, before, len(r.Turn.Ranges))
+				}
+				continue
+			}
+			ranges += len(m.Ranges)
+			ids += frameIDs
+		}
+		if len(r.Turn.Ranges) != ranges || len(r.Turn.Want)+shortIDs(r.Turn.Ranges, protocol.ShortIDSize) != ids {
+			t.Fatalf("turn holds %d ranges and %d IDs and wants; want %d, %d", len(r.Turn.Ranges), len(r.Turn.Want)+shortIDs(r.Turn.Ranges, protocol.ShortIDSize), ranges, ids)
+		}
+	})
+}

@@ -541,7 +541,7 @@ func (sc *syncConn) begin(ctx context.Context, id cid.Cid, initiator bool) (turn
 			return
 		}
 		known = true
-		sc.sess = crdt.NewSession(rp.state.Index(), crdt.SyncParams{})
+		sc.sess = crdt.NewSession(rp.state.Index(), syncParams)
 		if initiator {
 			turn = sc.sess.Begin(salt)
 		}
@@ -650,6 +650,10 @@ func (sc *syncConn) writeTurn(ctx context.Context, commons *protocol.Link, turn 
 	return nil
 }
 
+// syncParams are the parameters of this node's sync sessions: the
+// engine's defaults.
+var syncParams = crdt.SyncParams{}
+
 // readTurn reads the peer's turn: records, checked against the session and
 // admitted and stored in batches as they come (syncBatches), then control
 // frames up to the one marked End. first, if set, is the turn's first
@@ -657,24 +661,24 @@ func (sc *syncConn) writeTurn(ctx context.Context, commons *protocol.Link, turn 
 // so that the answer reflects them.
 func (sc *syncConn) readTurn(ctx context.Context, first *protocol.SyncMsg) (crdt.Turn, error) {
 	sc.rep.Turns++
-	var in crdt.Turn
+	in := crdt.NewTurnReader(syncParams)
 	batches := &syncBatches{sc: sc, ctx: ctx}
 	m := first
 	for m == nil || !m.End {
 		if m != nil {
-			if err := addControl(&in, m); err != nil {
-				return in, errors.Join(err, batches.finish())
+			if err := in.Add(m); err != nil {
+				return in.Turn, errors.Join(err, batches.finish())
 			}
 		}
 		var err error
 		if m, err = sc.readFrame(batches); err != nil {
-			return in, errors.Join(err, batches.finish())
+			return in.Turn, errors.Join(err, batches.finish())
 		}
 	}
-	if err := addControl(&in, m); err != nil {
-		return in, errors.Join(err, batches.finish())
+	if err := in.Add(m); err != nil {
+		return in.Turn, errors.Join(err, batches.finish())
 	}
-	return in, batches.finish()
+	return in.Turn, batches.finish()
 }
 
 // readFrame reads one frame of a turn: a record goes to batches (m is
@@ -782,17 +786,6 @@ func (sb *syncBatches) finish() error {
 		errs = append(errs, sb.waitOldest())
 	}
 	return errors.Join(errs...)
-}
-
-// addControl appends a control frame to a turn, within the engine's turn
-// limits (checked again by Session.Receive).
-func addControl(in *crdt.Turn, m *protocol.SyncMsg) error {
-	const limit = 1 << 18 // crdt.SyncParams defaults
-	if len(in.Ranges)+len(m.Ranges) > limit || len(in.Want)+len(m.Want) > limit {
-		return fmt.Errorf("%w: turn over %d ranges or wants", crdt.ErrSyncViolation, limit)
-	}
-	in.AddMsg(m)
-	return nil
 }
 
 // ingestSynced validates records received by sync exactly as gossip

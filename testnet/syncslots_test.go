@@ -153,3 +153,53 @@ func TestSyncSlowReaderEnds(t *testing.T) {
 		}
 	})
 }
+
+// A peer cannot make a node hold a turn larger than a session accepts: a
+// turn of full ID lists, a control frame at a time, never ended, is
+// refused at the frame that takes it past the turn's short IDs (2^18),
+// about 1 MiB in, not after 2^18 ranges of 32 KiB each (8 GiB held).
+func TestSyncTurnBoundedAsRead(t *testing.T) {
+	Run(t, Options{Nodes: 1, ExchangeInterval: time.Hour}, func(t *testing.T, n *Net) {
+		id := found(t, n, 0, []int{0}, 1)
+		s := hostileSync(t, n)
+		defer s.Reset()
+		ended := make(chan struct{})
+		go func() {
+			_, _ = io.Copy(io.Discard, s) // until the node ends the stream
+			close(ended)
+		}()
+		// Each frame: 7 ranges, each an ID list of the most bytes a range
+		// may hold (8,192 short IDs of 4 bytes), under the frame's 256 KiB.
+		full := make([]byte, protocol.MaxSyncIDs*protocol.MaxShortIDSize)
+		frame := &protocol.SyncMsg{Commons: &protocol.Link{Cid: cid.MustParse(id)}, Salt: make([]byte, protocol.SaltSize)}
+		var time0 uint64
+		sent := 0
+	send:
+		for sent < 64 { // 16 MiB
+			select {
+			case <-ended:
+				break send
+			default:
+			}
+			frame.Ranges = frame.Ranges[:0]
+			for range 7 {
+				time0++
+				frame.Ranges = append(frame.Ranges, protocol.SyncRange{Time: time0, Mode: protocol.ModeIDList, Data: full})
+			}
+			if controlFrame(t, s, frame) != nil {
+				break
+			}
+			frame.Commons, frame.Salt = nil, nil
+			sent++
+		}
+		select {
+		case <-ended:
+		case <-time.After(time.Minute):
+			t.Fatalf("the node still reads a turn of %d frames of full ID lists (%d short IDs)", sent, sent*7*protocol.MaxSyncIDs*protocol.MaxShortIDSize/protocol.ShortIDSize)
+		}
+		t.Logf("the node ended the session after %d frames of full ID lists were sent", sent)
+		if sent > 8 {
+			t.Errorf("the node read %d frames of full ID lists (%d short IDs) before it ended the session; want it ended at the fifth", sent, sent*7*protocol.MaxSyncIDs*protocol.MaxShortIDSize/protocol.ShortIDSize)
+		}
+	})
+}
