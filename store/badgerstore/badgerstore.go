@@ -104,14 +104,17 @@ func options(dir string, logger *slog.Logger) badger.Options {
 		WithNumLevelZeroTablesStall(16). // and a larger first level below it: an
 		WithBaseLevelSize(64 << 20).     // import of 1M records takes about 0.75 of the time
 		WithNumCompactors(2).
-		WithIndexCacheSize(16 << 20).
 		WithValueLogFileSize(256 << 20).
 		WithValueThreshold(128 << 10). // records (at most 64 KiB) stay in the LSM tree
 		// No block compression, and 1 MiB tables: a compaction then holds
 		// about half as much in memory, and a soft memory limit costs little
 		// time (package doc, Resources).
 		WithCompression(boptions.None).
-		WithBaseTableSize(1 << 20)
+		WithBaseTableSize(1 << 20).
+		// 16 KiB blocks: a table's index names each block by its first key,
+		// and badger reads every table's index at Open and keeps its pages
+		// (package doc, Resources).
+		WithBlockSize(16 << 10)
 	// Table blocks are not checked against their checksums as they are
 	// read: a compaction that met a damaged block would drop the rest of its
 	// table without a word. Records are checked against their CIDs as they

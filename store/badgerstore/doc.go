@@ -71,8 +71,8 @@
 //
 // # Resources
 //
-// Options are sized for a desktop daemon: 16 MiB memtables (at most 3),
-// a 16 MiB index cache and 256 MiB value log files, so the resident size
+// Options are sized for a desktop daemon: 16 MiB memtables (at most 3)
+// and 256 MiB value log files, so the resident size
 // stays in the tens of MiB rather than badger's default of several
 // hundred. Tables are 1 MiB at the first level and blocks are not
 // compressed: a compaction builds its tables in memory, several at once,
@@ -85,8 +85,15 @@
 // into a first level of 64 MiB (badger's defaults: 5 tables, 10 MiB): compactions are
 // fewer and write less in all, which is most of what an import of a large
 // commons costs; a read checks a few more tables, each behind its bloom
-// filter. Badger's own log goes to the slog logger given to Open:
-// errors at Warn, everything else at Debug.
+// filter. Blocks are 16 KiB (badger's default: 4 KiB): a table's index
+// holds each block's first key (derived keys are long, 50 to 90 bytes)
+// and the table's bloom filter, and Open reads the index of every table,
+// whose pages then stay mapped. Measured on 300,000 records, the indexes
+// came to 4.2 MB instead of 10.5 MB (14 bytes a record instead of 35,
+// 140 MB instead of 350 MB at 10 million records); blocks are read
+// from the mapped files uncompressed, so a larger one costs a lookup only
+// a few more steps of binary search inside it. Badger's own log goes to
+// the slog logger given to Open: errors at Warn, everything else at Debug.
 //
 // Records stay in the tables, not in badger's value log: with a value
 // threshold of 256 bytes (every record in the value log, a pointer in the
