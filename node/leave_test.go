@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	libp2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/feed"
@@ -239,5 +242,38 @@ func TestLeaveDuringJoin(t *testing.T) {
 	_ = n.do(ctx, func() { inMem = n.commons[cid.MustParse(id)] != nil })
 	if err != nil || !listed || !inMem {
 		t.Fatalf("after the Join: listed %v, replicated %v, %v", listed, inMem, err)
+	}
+}
+
+// A node started on the caller's host leaves the host without its
+// protocols when it closes: a stream opened to the host afterwards is
+// refused rather than handed to a closed node.
+func TestCloseRemovesHandlersFromCallersHost(t *testing.T) {
+	mn := mocknet.New()
+	defer mn.Close()
+	h, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Config{Store: memstore.New(), Key: testKey(t), Host: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ours := []libp2pprotocol.ID{protocol.SyncProtocol, protocol.BlobProtocol}
+	for _, p := range ours {
+		if !slices.Contains(h.Mux().Protocols(), p) {
+			t.Fatalf("a running node does not serve %s on its host: %v", p, h.Mux().Protocols())
+		}
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ours {
+		if slices.Contains(h.Mux().Protocols(), p) {
+			t.Errorf("the host still hands %s to the closed node", p)
+		}
 	}
 }

@@ -439,6 +439,12 @@ func (n *Node) Close() error {
 	if n.cancel == nil {
 		return n.st.Close()
 	}
+	if !n.ownHost && n.host != nil {
+		// The caller's host outlives the node: it stops handing the
+		// node's protocols to it.
+		n.host.RemoveStreamHandler(protocol.SyncProtocol)
+		n.host.RemoveStreamHandler(protocol.BlobProtocol)
+	}
 	n.cancel()
 	n.closeDiscovery()
 	var errs []error
