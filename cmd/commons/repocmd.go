@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -14,10 +15,118 @@ import (
 func (a *app) repoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "repo",
-		Short: "Check the repo's store",
+		Short: "Check the repo's store, and repair damaged records",
 	}
-	cmd.AddCommand(a.repoVerifyCmd())
+	cmd.AddCommand(a.repoVerifyCmd(), a.repoRepairCmd())
 	return cmd
+}
+
+func (a *app) repoRepairCmd() *cobra.Command {
+	var from string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "repair --from FILE.car",
+		Short: "Write damaged records again from a file a peer exported",
+		Long: `Read a CAR file of records (one a peer wrote with commons export, or any
+export of the commons) and, for every record of it that this repo's store
+holds damaged (its bytes no longer hash to its CID: repo verify names them),
+write the file's bytes in their place. Records the store does not hold are
+not added (commons import adds them); blocks of the file that do not hash to
+their CID are left out. Then checks the whole store, as repo verify does, and
+exits 1 if anything is still wrong. Runs on a repo whose daemon is stopped.`,
+		Example: `  commons repo verify                      # names the damaged records
+  commons --repo ~/peer export --commons ID --out peer.car   # on a peer
+  commons repo repair --from peer.car`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if from == "" {
+				return errors.New("--from is required: a CAR file of the commons' records, such as a peer's commons export")
+			}
+			if err := a.checkRepoFlag(); err != nil {
+				return err
+			}
+			f, err := os.Open(from)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			bs, done, err := a.openStoreStopped(cmd, "repair")
+			if err != nil {
+				return err
+			}
+			defer func() { done() }()
+			rep, err := repo.Repair(cmd.Context(), bs, f)
+			if err != nil {
+				return fmt.Errorf("repair from %s: %w (%s written again before)", from, err, plural(rep.RepairedTotal, "record"))
+			}
+			if rep.RepairedTotal > 0 {
+				// The repaired records are in the memtable: closing
+				// writes them to a table, and compacting merges it with
+				// those that held the damaged bytes, which go.
+				if !asJSON {
+					fmt.Fprintln(a.stderr, "compacting the store: its tables are written again (minutes for a large repo)")
+				}
+				done()
+				if bs, done, err = a.openStoreStopped(cmd, "repair"); err != nil {
+					done = func() {}
+					return err
+				}
+				if err := bs.Compact(cmd.Context()); err != nil {
+					return err
+				}
+			}
+			after, err := bs.Verify(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := a.printJSON(struct {
+					repo.RepairReport
+					Verify badgerstore.VerifyReport `json:"verify"`
+				}{rep, after}); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(a.stdout, "records read from %s: %d\nrepaired:              %d\n", from, rep.Read, rep.RepairedTotal)
+				for _, c := range rep.Repaired {
+					fmt.Fprintf(a.stdout, "repaired: %s\n", c)
+				}
+				if rep.Unusable > 0 {
+					fmt.Fprintf(a.stdout, "left out: %s of the file whose bytes do not hash to their CID\n", plural(rep.Unusable, "block"))
+				}
+			}
+			return a.reportDamage(after, asJSON, "still damaged", "repair from a file that holds those records, or start a fresh repo that joins the commons")
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "CAR file of the commons' records (a peer's commons export)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+// openStoreStopped opens the repo's store for a command that reads it
+// itself (what), refusing while a daemon runs on the repo; done closes it.
+func (a *app) openStoreStopped(cmd *cobra.Command, what string) (*badgerstore.Store, func(), error) {
+	r, err := repo.OpenRepo(a.repoDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := daemonRuns(cmd.Context(), r); err != nil {
+		return nil, nil, fmt.Errorf("%w; %s reads the store itself", err, what)
+	}
+	log, err := a.logger(slog.LevelWarn)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := r.OpenStore(log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the store cannot be opened: %w", err)
+	}
+	bs, ok := st.(*badgerstore.Store)
+	if !ok {
+		_ = st.Close()
+		return nil, nil, fmt.Errorf("this store cannot be checked by %s", what)
+	}
+	return bs, func() { _ = bs.Close() }, nil
 }
 
 func (a *app) repoVerifyCmd() *cobra.Command {
@@ -31,33 +140,19 @@ CID, and each commons' feed log against its head and its records. Prints what
 it checked and each thing found wrong (the first 100), and exits 1 if anything
 is. Runs on a repo whose daemon is stopped.
 
-A damaged repo's records can be had again from peers: export what reads whole
-(commons export), or start a fresh repo, join the commons and let it sync.`,
+A damaged repo's records can be had again from peers: repo repair writes them
+again from a file a peer exported (commons export), or start a fresh repo,
+join the commons and let it sync.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.checkRepoFlag(); err != nil {
 				return err
 			}
-			r, err := repo.OpenRepo(a.repoDir)
+			bs, done, err := a.openStoreStopped(cmd, "verify")
 			if err != nil {
 				return err
 			}
-			if err := daemonRuns(cmd.Context(), r); err != nil {
-				return fmt.Errorf("%w; verify reads the store itself", err)
-			}
-			log, err := a.logger(slog.LevelWarn)
-			if err != nil {
-				return err
-			}
-			st, err := r.OpenStore(log)
-			if err != nil {
-				return fmt.Errorf("the store cannot be opened: %w", err)
-			}
-			defer st.Close()
-			bs, ok := st.(*badgerstore.Store)
-			if !ok {
-				return errors.New("this store cannot be verified")
-			}
+			defer done()
 			rep, err := bs.Verify(cmd.Context())
 			if err != nil {
 				return err
@@ -68,22 +163,30 @@ A damaged repo's records can be had again from peers: export what reads whole
 				}
 			} else {
 				fmt.Fprintf(a.stdout, "records read whole: %d\nfeed entries:       %d\n", rep.Records, rep.FeedEntries)
-				for _, d := range rep.Damaged {
-					fmt.Fprintf(a.stdout, "damaged: %s\n", d)
-				}
-				if more := rep.DamagedAll - len(rep.Damaged); more > 0 {
-					fmt.Fprintf(a.stdout, "... and %d more\n", more)
-				}
 			}
-			if rep.DamagedAll > 0 {
-				return fmt.Errorf("the store of %s is damaged (%s found): its records can be had again from peers, in a fresh repo that joins the commons", a.repoDir, plural(rep.DamagedAll, "problem"))
-			}
-			if !asJSON {
-				fmt.Fprintln(a.stderr, "the store is whole")
-			}
-			return nil
+			return a.reportDamage(rep, asJSON, "damaged", "its records can be had again from peers (commons repo repair --from a file a peer exported), or in a fresh repo that joins the commons")
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
+}
+
+// reportDamage prints what Verify found damaged (unless asJSON), each
+// line headed so, and returns an error giving advice if anything is.
+func (a *app) reportDamage(rep badgerstore.VerifyReport, asJSON bool, head, advice string) error {
+	if !asJSON {
+		for _, d := range rep.Damaged {
+			fmt.Fprintf(a.stdout, "%s: %s\n", head, d)
+		}
+		if more := rep.DamagedAll - len(rep.Damaged); more > 0 {
+			fmt.Fprintf(a.stdout, "... and %d more\n", more)
+		}
+	}
+	if rep.DamagedAll > 0 {
+		return fmt.Errorf("the store of %s is %s (%s found): %s", a.repoDir, head, plural(rep.DamagedAll, "problem"), advice)
+	}
+	if !asJSON {
+		fmt.Fprintln(a.stderr, "the store is whole")
+	}
+	return nil
 }

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	carv2 "github.com/ipld/go-car/v2"
 )
 
 // repo verify reads a whole store and says so; on a repo whose daemon
@@ -18,5 +23,83 @@ func TestRepoVerify(t *testing.T) {
 	r = runCLI(t, t.Context(), "--repo", dir, "repo", "verify")
 	if r.code != 1 || !strings.Contains(r.stderr, "a daemon already runs") {
 		t.Fatalf("repo verify while the daemon runs = %+v", r)
+	}
+}
+
+// A byte flipped inside a record in a table file: repo verify names the
+// record and exits 1; repo repair writes it again from a file exported
+// before, says so, and the store is whole again, with the same state.
+// A file that is not a CAR, and a missing --from, are refused.
+func TestRepoRepair(t *testing.T) {
+	o := newOfflineRepo(t)
+	car := filepath.Join(t.TempDir(), "peer.car")
+	mustRun(t, o.dir, "export", "--commons", o.commons, "--out", car)
+	want := statusJSON(t, o.dir).Commons[0]
+	data, err := os.ReadFile(car)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br, err := carv2.NewBlockReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim []byte
+	var victimCID string
+	for {
+		blk, err := br.Next()
+		if err != nil {
+			break
+		}
+		victim, victimCID = blk.RawData(), blk.Cid().String() // the last: a contribution or a review
+	}
+	tables, _ := filepath.Glob(filepath.Join(o.dir, "store", "*.sst"))
+	flipped := false
+	for _, f := range tables {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(raw, victim); i >= 0 {
+			raw[i+len(victim)/2] ^= 0x04
+			if err := os.WriteFile(f, raw, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			flipped = true
+			break
+		}
+	}
+	if !flipped {
+		t.Fatalf("record %s is in no table file of %v", victimCID, tables)
+	}
+
+	r := runCLI(t, t.Context(), "--repo", o.dir, "repo", "verify")
+	if r.code != 1 || !strings.Contains(r.stdout, victimCID) || !strings.Contains(r.stderr, "repo repair --from") {
+		t.Fatalf("repo verify of the damaged repo = %+v; want the record named and repair advised", r)
+	}
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"repo", "repair"}, "--from is required"},
+		{[]string{"repo", "repair", "--from", filepath.Join(t.TempDir(), "absent.car")}, "no such file"},
+		{[]string{"repo", "repair", "--from", filepath.Join(o.dir, "config.json")}, "not a CAR file"},
+	} {
+		r := runCLI(t, t.Context(), append([]string{"--repo", o.dir}, bad.args...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, bad.want) {
+			t.Errorf("%v = %+v; want it refused saying %q", bad.args, r, bad.want)
+		}
+	}
+	r = mustRun(t, o.dir, "repo", "repair", "--from", car)
+	if !strings.Contains(r.stdout, "repaired:              1") || !strings.Contains(r.stdout, "repaired: "+victimCID) || !strings.Contains(r.stderr, "the store is whole") {
+		t.Fatalf("repo repair = %+v; want the record repaired", r)
+	}
+	mustRun(t, o.dir, "repo", "verify")
+	if got := statusJSON(t, o.dir).Commons[0]; got.StateRoot != want.StateRoot || got.Records != want.Records {
+		t.Errorf("after the repair: %+v; want %+v", got, want)
+	}
+	// Again: nothing is damaged, nothing is written.
+	r = mustRun(t, o.dir, "repo", "repair", "--from", car)
+	if !strings.Contains(r.stdout, "repaired:              0") {
+		t.Errorf("a second repair = %+v; want nothing repaired", r)
 	}
 }

@@ -3,12 +3,14 @@ package badgerstore
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
 
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
 )
 
 // VerifyReport is what Verify found.
@@ -119,4 +121,54 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 		rep.damage("the feed logs list %d records and the store holds %d: a table could not be read to its end", rep.FeedEntries, rep.Records)
 	}
 	return rep, err
+}
+
+// RepairRecord writes raw, the bytes of record c, in place of the bytes
+// the store holds for c, if those are damaged (they do not hash to c),
+// and reports whether it did. A record the store does not hold, or holds
+// whole, is left as it is: repairing adds nothing. raw that is not c's
+// bytes is refused.
+func (s *Store) RepairRecord(ctx context.Context, c cid.Cid, raw []byte) (bool, error) {
+	if !protocol.RecordCID(raw).Equals(c) {
+		return false, fmt.Errorf("badgerstore: repair %s: the bytes given do not hash to it", c)
+	}
+	if err := s.begin(ctx); err != nil {
+		return false, err
+	}
+	defer s.end()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	repaired := false
+	err := s.db.Update(func(txn *badger.Txn) error {
+		stored, err := get(txn, recordKey(c))
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if checkRecord(c, stored) == nil {
+			return nil
+		}
+		repaired = true
+		return txn.Set(recordKey(c), raw)
+	})
+	if err != nil {
+		return false, fmt.Errorf("badgerstore: repair %s: %w", c, err)
+	}
+	return repaired, nil
+}
+
+// Compact has badger compact its tables into one level, writing each
+// table again (the damaged bytes a repair superseded go with the tables
+// that held them).
+func (s *Store) Compact(ctx context.Context) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	if err := s.db.Flatten(2); err != nil {
+		return fmt.Errorf("badgerstore: compact: %w", err)
+	}
+	return nil
 }
