@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -25,77 +24,103 @@ func (a *app) repoRepairCmd() *cobra.Command {
 	var from string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "repair --from FILE.car",
-		Short: "Write damaged records again from a file a peer exported",
-		Long: `Read a CAR file of records (one a peer wrote with commons export, or any
-export of the commons) and, for every record of it that this repo's store
-holds damaged (its bytes no longer hash to its CID: repo verify names them),
-write the file's bytes in their place. Records the store does not hold are
-not added (commons import adds them); blocks of the file that do not hash to
-their CID are left out. Then checks the whole store, as repo verify does, and
-exits 1 if anything is still wrong. Runs on a repo whose daemon is stopped.`,
-		Example: `  commons repo verify                      # names the damaged records
+		Use:   "repair [--from FILE.car]",
+		Short: "Repair a damaged store: records from a peer's export, the rest from the records",
+		Long: `Repair the repo's store, with its daemon stopped:
+
+ 1. With --from, read a CAR file of records (one a peer wrote with commons
+    export) and, for every record of it that the store holds damaged (its
+    bytes no longer hash to its CID: repo verify names them), write the
+    file's bytes in their place. Records the store does not hold are not
+    added (commons import adds them); blocks of the file that do not hash
+    to their CID are left out.
+ 2. Check the whole store, as repo verify does. If anything is damaged,
+    write the store again, into a new directory, from the newest value of
+    each key: the tables that fail their checksums go, and the derived
+    state (statuses, lists, the feed's rows, indexes) is left out, to be
+    computed again from the records at the next start. The old store is
+    moved aside, whole, beside the new one (delete it once the repo works).
+ 3. Check the new store, and exit 1 if anything is still wrong (a damaged
+    record no file given held).`,
+		Example: `  commons repo verify                      # names what is damaged
   commons --repo ~/peer export --commons ID --out peer.car   # on a peer
   commons repo repair --from peer.car`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if from == "" {
-				return errors.New("--from is required: a CAR file of the commons' records, such as a peer's commons export")
-			}
 			if err := a.checkRepoFlag(); err != nil {
 				return err
 			}
-			f, err := os.Open(from)
+			var f *os.File
+			if from != "" {
+				var err error
+				if f, err = os.Open(from); err != nil {
+					return err
+				}
+				defer f.Close()
+			}
+			r, err := repo.OpenRepo(a.repoDir)
 			if err != nil {
 				return err
 			}
-			defer f.Close()
+			storeDir := r.StoreDir()
 			bs, done, err := a.openStoreStopped(cmd, "repair")
 			if err != nil {
 				return err
 			}
 			defer func() { done() }()
-			rep, err := repo.Repair(cmd.Context(), bs, f)
-			if err != nil {
-				return fmt.Errorf("repair from %s: %w (%s written again before)", from, err, plural(rep.RepairedTotal, "record"))
+			out := struct {
+				repo.RepairReport
+				Rebuilt string                   `json:"rebuilt_aside,omitempty"` // where the old store was moved
+				Verify  badgerstore.VerifyReport `json:"verify"`
+			}{RepairReport: repo.RepairReport{Repaired: []string{}}}
+			if f != nil {
+				if out.RepairReport, err = repo.Repair(cmd.Context(), bs, f); err != nil {
+					return fmt.Errorf("repair from %s: %w (%s written again before)", from, err, plural(out.RepairedTotal, "record"))
+				}
 			}
-			if rep.RepairedTotal > 0 {
-				// The repaired records are in the memtable: closing
-				// writes them to a table, and compacting merges it with
-				// those that held the damaged bytes, which go.
+			if out.Verify, err = bs.Verify(cmd.Context()); err != nil {
+				return err
+			}
+			if out.Verify.DamagedAll > 0 {
 				if !asJSON {
-					fmt.Fprintln(a.stderr, "compacting the store: its tables are written again (minutes for a large repo)")
+					fmt.Fprintln(a.stderr, "writing the store again from its records (minutes for a large repo)")
 				}
 				done()
+				done = func() {}
+				log, err := a.logger(slog.LevelWarn)
+				if err != nil {
+					return err
+				}
+				if out.Rebuilt, err = badgerstore.Rebuild(cmd.Context(), storeDir, log); err != nil {
+					return err
+				}
 				if bs, done, err = a.openStoreStopped(cmd, "repair"); err != nil {
 					done = func() {}
 					return err
 				}
-				if err := bs.Compact(cmd.Context()); err != nil {
+				if out.Verify, err = bs.Verify(cmd.Context()); err != nil {
 					return err
 				}
 			}
-			after, err := bs.Verify(cmd.Context())
-			if err != nil {
-				return err
-			}
 			if asJSON {
-				if err := a.printJSON(struct {
-					repo.RepairReport
-					Verify badgerstore.VerifyReport `json:"verify"`
-				}{rep, after}); err != nil {
+				if err := a.printJSON(out); err != nil {
 					return err
 				}
 			} else {
-				fmt.Fprintf(a.stdout, "records read from %s: %d\nrepaired:              %d\n", from, rep.Read, rep.RepairedTotal)
-				for _, c := range rep.Repaired {
+				if f != nil {
+					fmt.Fprintf(a.stdout, "records read from %s: %d\nrepaired:              %d\n", from, out.Read, out.RepairedTotal)
+				}
+				for _, c := range out.Repaired {
 					fmt.Fprintf(a.stdout, "repaired: %s\n", c)
 				}
-				if rep.Unusable > 0 {
-					fmt.Fprintf(a.stdout, "left out: %s of the file whose bytes do not hash to their CID\n", plural(rep.Unusable, "block"))
+				if out.Unusable > 0 {
+					fmt.Fprintf(a.stdout, "left out: %s of the file whose bytes do not hash to their CID\n", plural(out.Unusable, "block"))
+				}
+				if out.Rebuilt != "" {
+					fmt.Fprintf(a.stdout, "written again: the old store is at %s (delete it once the repo works); the derived state is computed again at the next start\n", out.Rebuilt)
 				}
 			}
-			return a.reportDamage(after, asJSON, "still damaged", "repair from a file that holds those records, or start a fresh repo that joins the commons")
+			return a.reportDamage(out.Verify, asJSON, "still damaged", "repair --from a file that holds those records (a peer's commons export), or start a fresh repo that joins the commons")
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "CAR file of the commons' records (a peer's commons export)")

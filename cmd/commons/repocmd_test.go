@@ -26,10 +26,13 @@ func TestRepoVerify(t *testing.T) {
 	}
 }
 
-// A byte flipped inside a record in a table file: repo verify names the
-// record and exits 1; repo repair writes it again from a file exported
-// before, says so, and the store is whole again, with the same state.
-// A file that is not a CAR, and a missing --from, are refused.
+// A byte flipped inside a record in a table file, as a bad disk would:
+// repo verify names the record and the table and exits 1. repo repair
+// without a file writes the store again (the table that fails its
+// checksum goes, the old store is kept aside) but cannot mend the record
+// and says so; with a file exported before, it writes the record again,
+// and the store is whole, with the same state once the derived state is
+// computed again. A file that is not a CAR, or not there, is refused.
 func TestRepoRepair(t *testing.T) {
 	o := newOfflineRepo(t)
 	car := filepath.Join(t.TempDir(), "peer.car")
@@ -53,7 +56,7 @@ func TestRepoRepair(t *testing.T) {
 		victim, victimCID = blk.RawData(), blk.Cid().String() // the last: a contribution or a review
 	}
 	tables, _ := filepath.Glob(filepath.Join(o.dir, "store", "*.sst"))
-	flipped := false
+	flipped := ""
 	for _, f := range tables {
 		raw, err := os.ReadFile(f)
 		if err != nil {
@@ -64,23 +67,22 @@ func TestRepoRepair(t *testing.T) {
 			if err := os.WriteFile(f, raw, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			flipped = true
+			flipped = filepath.Base(f)
 			break
 		}
 	}
-	if !flipped {
+	if flipped == "" {
 		t.Fatalf("record %s is in no table file of %v", victimCID, tables)
 	}
 
 	r := runCLI(t, t.Context(), "--repo", o.dir, "repo", "verify")
-	if r.code != 1 || !strings.Contains(r.stdout, victimCID) || !strings.Contains(r.stderr, "repo repair --from") {
-		t.Fatalf("repo verify of the damaged repo = %+v; want the record named and repair advised", r)
+	if r.code != 1 || !strings.Contains(r.stdout, victimCID) || !strings.Contains(r.stdout, flipped) || !strings.Contains(r.stderr, "repo repair --from") {
+		t.Fatalf("repo verify of the damaged repo = %+v; want the record and %s named, and repair advised", r, flipped)
 	}
 	for _, bad := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"repo", "repair"}, "--from is required"},
 		{[]string{"repo", "repair", "--from", filepath.Join(t.TempDir(), "absent.car")}, "no such file"},
 		{[]string{"repo", "repair", "--from", filepath.Join(o.dir, "config.json")}, "not a CAR file"},
 	} {
@@ -89,17 +91,26 @@ func TestRepoRepair(t *testing.T) {
 			t.Errorf("%v = %+v; want it refused saying %q", bad.args, r, bad.want)
 		}
 	}
+	r = runCLI(t, t.Context(), "--repo", o.dir, "repo", "repair")
+	if r.code != 1 || !strings.Contains(r.stdout, "written again: the old store is at") || strings.Contains(r.stdout, "checksum") ||
+		!strings.Contains(r.stdout, "still damaged: record "+victimCID) || !strings.Contains(r.stderr, "repair --from") {
+		t.Fatalf("repo repair without a file = %+v; want the store written again, the table gone, the record still damaged", r)
+	}
+	asides, _ := filepath.Glob(filepath.Join(o.dir, "store.damaged-*", flipped))
+	if len(asides) != 1 {
+		t.Errorf("the old store, with %s, is not kept aside: %v", flipped, asides)
+	}
 	r = mustRun(t, o.dir, "repo", "repair", "--from", car)
 	if !strings.Contains(r.stdout, "repaired:              1") || !strings.Contains(r.stdout, "repaired: "+victimCID) || !strings.Contains(r.stderr, "the store is whole") {
-		t.Fatalf("repo repair = %+v; want the record repaired", r)
+		t.Fatalf("repo repair --from = %+v; want the record repaired", r)
 	}
 	mustRun(t, o.dir, "repo", "verify")
-	if got := statusJSON(t, o.dir).Commons[0]; got.StateRoot != want.StateRoot || got.Records != want.Records {
+	if got := statusJSON(t, o.dir).Commons[0]; got.StateRoot != want.StateRoot || got.Records != want.Records || got.Accepted != want.Accepted || got.Pending != want.Pending || got.Rejected != want.Rejected {
 		t.Errorf("after the repair: %+v; want %+v", got, want)
 	}
 	// Again: nothing is damaged, nothing is written.
 	r = mustRun(t, o.dir, "repo", "repair", "--from", car)
-	if !strings.Contains(r.stdout, "repaired:              0") {
-		t.Errorf("a second repair = %+v; want nothing repaired", r)
+	if !strings.Contains(r.stdout, "repaired:              0") || strings.Contains(r.stdout, "written again") {
+		t.Errorf("a second repair = %+v; want nothing done", r)
 	}
 }

@@ -158,17 +158,3 @@ func (s *Store) RepairRecord(ctx context.Context, c cid.Cid, raw []byte) (bool, 
 	}
 	return repaired, nil
 }
-
-// Compact has badger compact its tables into one level, writing each
-// table again (the damaged bytes a repair superseded go with the tables
-// that held them).
-func (s *Store) Compact(ctx context.Context) error {
-	if err := s.begin(ctx); err != nil {
-		return err
-	}
-	defer s.end()
-	if err := s.db.Flatten(2); err != nil {
-		return fmt.Errorf("badgerstore: compact: %w", err)
-	}
-	return nil
-}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/commons-p2p/commons/store"
+	"github.com/commons-p2p/commons/store/badgerstore"
 	"github.com/commons-p2p/commons/store/storetest"
 	"github.com/ipfs/go-cid"
 )
@@ -129,4 +130,72 @@ func flipInTable(t *testing.T, dir string, raw []byte) string {
 	}
 	t.Fatal("the record is in no table file")
 	return ""
+}
+
+// Rebuild writes a store again: records, feed logs, heads, blobs,
+// listings and metadata as they were, the derived state left out (to be
+// computed again), a table that failed its checksum gone, and the old
+// store kept whole aside.
+func TestRebuild(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	ctx := context.Background()
+	s := open(t, dir)
+	a := storetest.CommonsID("a")
+	es := storetest.Entries(a, "rebuild", 300)
+	if _, err := s.PutRecords(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := s.PutBlob(ctx, []byte("a payload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddCommons(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutMeta(ctx, "rules", []byte("7")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitDerived(ctx, []store.Derived{{Commons: a, Applied: 300, Writes: []store.Write{{Key: []byte("x"), Value: []byte("derived")}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	flipped := flipInTable(t, dir, es[42].Raw)
+
+	aside, err := badgerstore.Rebuild(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(aside, flipped)); err != nil {
+		t.Errorf("the old store is not kept whole at %s: %v", aside, err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	rep, err := s.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The damaged record is copied as it read: its own damage, no table's.
+	if rep.DamagedAll != 2 || strings.Contains(strings.Join(rep.Damaged, "\n"), "checksum") || rep.Records != 299 {
+		t.Errorf("Verify of the rebuilt store = %+v; want the damaged record alone", rep)
+	}
+	if head, err := s.FeedHead(ctx, a); err != nil || head != 300 {
+		t.Errorf("head %d, %v; want 300", head, err)
+	}
+	if got, err := s.GetBlob(ctx, blob); err != nil || string(got) != "a payload" {
+		t.Errorf("blob: %q, %v", got, err)
+	}
+	if ids, err := s.Commons(ctx); err != nil || len(ids) != 1 || !ids[0].Equals(a) {
+		t.Errorf("commons listed: %v, %v", ids, err)
+	}
+	if v, err := s.GetMeta(ctx, "rules"); err != nil || string(v) != "7" {
+		t.Errorf("meta: %q, %v", v, err)
+	}
+	if applied, err := s.Applied(ctx, a); err != nil || applied != 0 {
+		t.Errorf("applied %d, %v; want 0: the derived state is computed again", applied, err)
+	}
+	if v, err := s.GetDerived(ctx, a, []byte("x")); err != nil || v != nil {
+		t.Errorf("derived value %q, %v; want none", v, err)
+	}
 }

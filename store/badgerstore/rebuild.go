@@ -1,0 +1,114 @@
+package badgerstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// Rebuild writes the closed store at dir again, into a new directory: the
+// newest value of every key, except the derived state (the 'd', 'a', 'j'
+// and 'J' tables), which its user computes again from the records (node/
+// replays the feed log into an empty derived state at its next start).
+// Then it moves the old directory aside, to the name it returns, and the
+// new one into its place. Nothing is deleted: the old directory stays
+// whole beside the new one.
+//
+// Every table is read through once and written anew, so badger's tables
+// that fail their checksums go with the old directory; a damaged record
+// is copied as it reads (RepairRecord it first). A damaged block that
+// badger cannot step through ends the rebuild with an error, leaving the
+// store as it was.
+func Rebuild(ctx context.Context, dir string, logger *slog.Logger) (aside string, err error) {
+	old, err := Open(dir, logger)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if old != nil {
+			_ = old.Close()
+		}
+	}()
+	tmp := dir + ".rebuild"
+	if err := os.RemoveAll(tmp); err != nil { // a rebuild cut short: never in use
+		return "", fmt.Errorf("badgerstore: rebuild: %w", err)
+	}
+	fresh, err := Open(tmp, logger)
+	if err != nil {
+		return "", err
+	}
+	if err := copyStore(ctx, old.db, fresh.db); err != nil {
+		_ = fresh.Close()
+		_ = os.RemoveAll(tmp)
+		return "", fmt.Errorf("badgerstore: rebuild %s: %w (the store is as it was)", dir, err)
+	}
+	if err := fresh.Close(); err != nil {
+		return "", fmt.Errorf("badgerstore: rebuild %s: %w (the store is as it was)", dir, err)
+	}
+	if err := old.Close(); err != nil {
+		return "", fmt.Errorf("badgerstore: rebuild %s: %w", dir, err)
+	}
+	old = nil
+	aside = fmt.Sprintf("%s.damaged-%s", dir, time.Now().UTC().Format("20060102T150405"))
+	if err := os.Rename(dir, aside); err != nil {
+		return "", fmt.Errorf("badgerstore: rebuild: move the old store aside: %w (the store is as it was)", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return aside, fmt.Errorf("badgerstore: rebuild: the old store is at %s, the new one at %s, and could not be moved to %s: %w", aside, tmp, dir, err)
+	}
+	if d, err := os.Open(filepath.Dir(dir)); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return aside, nil
+}
+
+// copyStore copies the newest value of every key of src but the derived
+// state into dst.
+func copyStore(ctx context.Context, src, dst *badger.DB) (err error) {
+	defer func() {
+		if r := recover(); r != nil { // badger panics on some damaged blocks
+			err = fmt.Errorf("a table could not be read through: %v", r)
+		}
+	}()
+	wb := dst.NewWriteBatch()
+	defer wb.Cancel()
+	err = src.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		n := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			if n++; n%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			item := it.Item()
+			switch item.Key()[0] {
+			case tagDerived, tagApplied, tagJournal, tagJournalDone:
+				continue
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("read %x: %w", item.Key(), err)
+			}
+			if err := wb.Set(item.KeyCopy(nil), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := wb.Flush(); err != nil {
+		return errors.Join(errors.New("write the new store"), err)
+	}
+	return nil
+}
