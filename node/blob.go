@@ -667,6 +667,11 @@ func (n *Node) fetchOn(s io.ReadWriter, c cid.Cid, plan blobPlan) ([]byte, error
 // serveBlob answers a peer's blob request: only blobs that a replicated
 // record references, a bounded number of streams per peer.
 func (n *Node) serveBlob(s network.Stream) {
+	if !n.track() {
+		_ = s.Reset()
+		return
+	}
+	defer n.wg.Done()
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(blobTimeout))
 	// A node that closes ends the streams it serves rather than wait for

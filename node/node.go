@@ -59,6 +59,11 @@ type Node struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+	// lifeMu guards closing, which Close sets before it waits for wg:
+	// goroutines the node did not start (stream handlers, the host's
+	// notifications) count themselves in wg through track, never after.
+	lifeMu  sync.Mutex
+	closing bool
 
 	blobs blobState // blob exchange (blob.go)
 	net   netState  // DHT, mDNS, reachability (host.go)
@@ -445,6 +450,9 @@ func (n *Node) Close() error {
 		n.host.RemoveStreamHandler(protocol.SyncProtocol)
 		n.host.RemoveStreamHandler(protocol.BlobProtocol)
 	}
+	n.lifeMu.Lock()
+	n.closing = true
+	n.lifeMu.Unlock()
 	n.cancel()
 	n.closeDiscovery()
 	var errs []error
@@ -644,6 +652,20 @@ func (n *Node) replicated(ctx context.Context, commons string) (cid.Cid, error) 
 		return id, err
 	}
 	return id, ierr
+}
+
+// track counts one more goroutine in wg, for one the node did not start
+// (a stream handler, a host notification) or one such a goroutine starts,
+// and reports whether it did: not once Close has begun, which then waits
+// for those it counted. A goroutine tracked calls wg.Done when it ends.
+func (n *Node) track() bool {
+	n.lifeMu.Lock()
+	defer n.lifeMu.Unlock()
+	if n.closing {
+		return false
+	}
+	n.wg.Add(1)
+	return true
 }
 
 // goEvery runs fn every d on a goroutine of the node's until it stops.

@@ -122,7 +122,9 @@ func (n *Node) onConnected(p peer.ID) {
 	}
 	// The notifiee must not block; ask the loop for the commons list from a
 	// goroutine of our own.
-	n.wg.Add(1)
+	if !n.track() {
+		return
+	}
 	go func() {
 		defer n.wg.Done()
 		for _, id := range n.commonsIDs() {
@@ -185,9 +187,13 @@ func (n *Node) startSync(p peer.ID, id cid.Cid, replace bool) {
 			old.cancel()
 		}
 	}
+	if !n.track() {
+		n.exMu.Unlock()
+		cancel()
+		return
+	}
 	n.exInFlight[key] = run
 	n.exMu.Unlock()
-	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		defer func() {
@@ -291,6 +297,11 @@ func (n *Node) syncWith(ctx context.Context, p peer.ID, id cid.Cid) (api.SyncSes
 
 // serveSync answers a peer's session.
 func (n *Node) serveSync(s network.Stream) {
+	if !n.track() {
+		_ = s.Reset()
+		return
+	}
+	defer n.wg.Done()
 	p := s.Conn().RemotePeer()
 	if n.banned(p) || !n.takePeerSlot(p) {
 		_ = s.Reset()
