@@ -211,7 +211,7 @@ func (s *Store) GetRecord(ctx context.Context, c cid.Cid) ([]byte, error) {
 // record c names: the store is damaged.
 func checkRecord(c cid.Cid, raw []byte) error {
 	if !protocol.RecordCID(raw).Equals(c) {
-		return fmt.Errorf("%w: record %s: its bytes do not match its CID (commons repo verify checks the whole store)", store.ErrCorrupt, c)
+		return fmt.Errorf("%w: record %s: its bytes do not match its CID (with the daemon stopped, commons repo verify checks the whole store, and commons repo repair --from a file a peer exported writes damaged records again)", store.ErrCorrupt, c)
 	}
 	return nil
 }
