@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -35,13 +38,22 @@ const (
 	// ends the attempt, and counts against the peer.
 	blobTimeout = 2 * time.Minute
 	blobStall   = 20 * time.Second
+	// blobAnswerWait bounds the wait for a peer's answer to a request (a
+	// size, "missing" or "busy": a lookup on its side, no transfer). A peer
+	// that does not answer in time is asked last from then on.
+	blobAnswerWait = 10 * time.Second
+	// blobHedge: a fetch that has had no blob from the peers it asked for
+	// this long asks the next peer as well, up to blobAsked peers at once;
+	// the first whole blob wins and the other requests are reset.
+	blobHedge = time.Second
+	blobAsked = 3
 	// blobMinRate is the slowest a blob may come on the whole: a peer
 	// sending a byte every blobStall cannot hold a fetch for good.
 	blobMinRate = 16 << 10 // bytes a second
 	// blobRetry is how long a failed background fetch waits before it is
 	// tried again the first time; each further failure doubles the wait,
 	// up to blobRetryMax.
-	blobRetry    = 30 * time.Second
+	blobRetry    = 5 * time.Second
 	blobRetryMax = time.Hour
 )
 
@@ -420,6 +432,9 @@ type blobPlan struct {
 	// any size within limit is accepted: another record's wrong size must
 	// not make the blob impossible to fetch.
 	unknown bool
+	// sending, if set, counts the peers sending the blob's bytes now (an
+	// accepted size announced, the bytes not all read).
+	sending *atomic.Int32
 }
 
 // accepts reports whether a peer may announce size.
@@ -448,29 +463,81 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if len(plan.peers) == 0 {
 		return nil, fmt.Errorf("%w: blob %s is not stored here, and no peer is connected", api.ErrNotFound, c)
 	}
-	var errs []error
-	full := 0 // peers with our most requests running
-	for _, p := range plan.peers {
-		data, err := n.fetchFrom(ctx, p, c, plan)
-		if err == nil {
-			if _, err := n.st.PutBlob(ctx, data); err != nil {
-				return nil, fmt.Errorf("node: store blob: %w", err)
-			}
-			n.log.Debug("blob fetched", "cid", c, "peer", p, "bytes", len(data))
-			return data, nil
+	data, errs, full := n.askPeers(ctx, c, plan)
+	if data != nil {
+		if _, err := n.st.PutBlob(ctx, data); err != nil {
+			return nil, fmt.Errorf("node: store blob: %w", err)
 		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if errors.Is(err, errMaxAsking) {
-			full++
-		}
-		errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
+		return data, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
 	}
 	if full == len(plan.peers) {
 		errs = append(errs, errNoSlot)
 	}
 	return nil, fmt.Errorf("%w: blob %s: no connected peer served it: %w", api.ErrNotFound, c, errors.Join(errs...))
+}
+
+// askPeers asks plan's peers for blob c in order, one at a time while
+// answers come, and, while none has answered with the blob's size for
+// blobHedge, the next one as well (at most blobAsked at once): a peer that
+// is sending the bytes is not doubled, a silent one costs a second. It returns the first
+// verified blob, or every peer's error and how many of them had our most
+// requests running. The requests still running when it returns are reset
+// and waited for.
+func (n *Node) askPeers(ctx context.Context, c cid.Cid, plan blobPlan) (data []byte, errs []error, full int) {
+	type answer struct {
+		p    peer.ID
+		data []byte
+		err  error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	plan.sending = new(atomic.Int32)
+	answers := make(chan answer, len(plan.peers))
+	next, running := 0, 0
+	ask := func() {
+		p := plan.peers[next]
+		next++
+		running++
+		go func() {
+			data, err := n.fetchFrom(ctx, p, c, plan)
+			answers <- answer{p, data, err}
+		}()
+	}
+	defer func() {
+		cancel()
+		for ; running > 0; running-- {
+			<-answers
+		}
+	}()
+	hedge := time.NewTimer(blobHedge)
+	defer hedge.Stop()
+	ask()
+	for running > 0 {
+		select {
+		case a := <-answers:
+			running--
+			if a.err == nil {
+				n.log.Debug("blob fetched", "cid", c, "peer", a.p, "bytes", len(a.data))
+				return a.data, nil, 0
+			}
+			if errors.Is(a.err, errMaxAsking) {
+				full++
+			}
+			errs = append(errs, fmt.Errorf("peer %s: %w", a.p, a.err))
+			if next < len(plan.peers) && ctx.Err() == nil {
+				ask()
+				hedge.Reset(blobHedge)
+			}
+		case <-hedge.C:
+			if next < len(plan.peers) && running < blobAsked && plan.sending.Load() == 0 {
+				ask()
+			}
+			hedge.Reset(blobHedge)
+		}
+	}
+	return nil, errs, full
 }
 
 // planBlob works out the sizes and limit a fetch accepts (from the records
@@ -576,18 +643,39 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, plan blobPla
 		return nil, fmt.Errorf("open blob stream: %w", err)
 	}
 	defer s.Close()
+	// A fetch that got the blob elsewhere resets this request.
+	defer context.AfterFunc(ctx, func() { _ = s.Reset() })()
 	_ = s.SetDeadline(time.Now().Add(blobTimeout))
+	_ = s.SetReadDeadline(time.Now().Add(blobAnswerWait))
 	data, err := n.fetchOn(&stallStream{Stream: s}, c, plan)
 	if err != nil {
 		_ = s.Reset()
-		if errors.Is(err, errBadBlob) {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		stalled := errors.Is(err, errNoAnswer)
+		if stalled || errors.Is(err, errBadBlob) {
 			b.mu.Lock()
 			b.markBad(p)
 			b.mu.Unlock()
+		}
+		switch {
+		case stalled:
+			n.log.Info("peer did not answer a blob request", "peer", p, "cid", c, "wait", blobAnswerWait)
+		case errors.Is(err, errBadBlob):
 			n.log.Warn("peer served a bad blob", "peer", p, "cid", c, "err", err)
 		}
 	}
 	return data, err
+}
+
+// errNoAnswer: a peer did not answer a blob request within blobAnswerWait.
+var errNoAnswer = errors.New("no answer")
+
+// timedOut reports whether err is a read that hit its deadline.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // stallStream is a blob stream whose reads, once expect is called, must
@@ -633,7 +721,10 @@ func (n *Node) fetchOn(s io.ReadWriter, c cid.Cid, plan blobPlan) ([]byte, error
 	}
 	r := bufio.NewReader(s)
 	msg, err := readFrame(r, protocol.MaxBlobMessage)
-	if err != nil {
+	switch {
+	case err != nil && timedOut(err):
+		return nil, fmt.Errorf("read answer: %w within %v: %w", errNoAnswer, blobAnswerWait, err)
+	case err != nil:
 		return nil, fmt.Errorf("read answer: %w", err)
 	}
 	resp, err := protocol.DecodeBlobResponse(msg)
@@ -651,6 +742,10 @@ func (n *Node) fetchOn(s io.ReadWriter, c cid.Cid, plan blobPlan) ([]byte, error
 	}
 	if st, ok := s.(*stallStream); ok {
 		st.expect(size) // from now on, bytes must keep coming
+	}
+	if plan.sending != nil {
+		plan.sending.Add(1)
+		defer plan.sending.Add(-1)
 	}
 	data, err := readBlob(r, size)
 	if err != nil {

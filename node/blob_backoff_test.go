@@ -10,11 +10,11 @@ func TestBlobBackoff(t *testing.T) {
 		failures int
 		want     time.Duration
 	}{
-		{1, 30 * time.Second},
-		{2, time.Minute},
-		{3, 2 * time.Minute},
-		{7, 32 * time.Minute},
-		{8, time.Hour},
+		{1, 5 * time.Second},
+		{2, 10 * time.Second},
+		{3, 20 * time.Second},
+		{10, 5 * time.Second << 9}, // 42m40s
+		{11, time.Hour},
 		{100, time.Hour},
 	}
 	for _, tt := range tests {

@@ -112,8 +112,14 @@ func TestBlobSweepsBackOffUnderTrickle(t *testing.T) {
 			most = max(most, attempts[c])
 		}
 		mu.Unlock()
-		// The first retry waits blobRetry (30 s), and later ones longer.
-		if limit := trickle/30 + 2; most > limit {
+		// The first retry waits blobRetry (5 s), and each later one twice
+		// as long: the attempts that fit in the trickle, and one for slack.
+		limit := 1
+		for wait, d := time.Duration(0), 5*time.Second; wait <= trickle*time.Second; d *= 2 {
+			wait += d
+			limit++
+		}
+		if most > limit {
 			t.Errorf("a payload nobody has was tried %d times in %d s of trickle; want at most %d (back-off)", most, trickle, limit)
 		}
 	})

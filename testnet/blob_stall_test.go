@@ -53,3 +53,89 @@ func TestBlobStallingPeer(t *testing.T) {
 		}
 	})
 }
+
+// blobAnswerWait is node.blobAnswerWait.
+const blobAnswerWait = 10 * time.Second
+
+// A peer that reads a blob request and never answers it holds a fetch for
+// the answer's wait (10 s), not the whole attempt's 2 minutes, and is asked
+// last from then on: the next fetch goes to an honest peer first and does
+// not ask it at all.
+func TestBlobSilentPeer(t *testing.T) {
+	Run(t, Options{Nodes: 2}, func(t *testing.T, n *Net) {
+		ctx := context.Background()
+		id := found(t, n, 0, nil, 0)
+		data1, data2 := blobData(20_000, 4), blobData(20_000, 5)
+		_, b1 := contributeBlob(t, n, 0, id, data1)
+		_, b2 := contributeBlob(t, n, 0, id, data2)
+
+		evil := n.AddHost()
+		asked := make(chan struct{}, 16)
+		n.Host(evil).SetStreamHandler(protocol.BlobProtocol, func(s network.Stream) {
+			defer s.Close()
+			if !readBlobRequest(s) {
+				return
+			}
+			asked <- struct{}{}
+			_, _ = io.Copy(io.Discard, s) // no answer, until the fetcher gives up
+		})
+
+		copyRecords(t, n, 0, 1, id)
+		n.Connect(1, evil)
+		start := time.Now()
+		if _, err := n.Node(1).GetBlob(ctx, b1); !errors.Is(err, api.ErrNotFound) {
+			t.Fatalf("GetBlob from a silent peer only: %v, want ErrNotFound", err)
+		}
+		if took := time.Since(start); took > 15*time.Second {
+			t.Fatalf("a silent peer held the fetch %v", took)
+		}
+		if len(asked) == 0 {
+			t.Fatal("the silent peer was never asked")
+		}
+		n.Settle(blobAnswerWait) // the background fetches of both blobs end too
+		for len(asked) > 0 {
+			<-asked
+		}
+		n.Connect(1, 0)
+		for k, tc := range []struct {
+			b    string
+			data []byte
+		}{{b1, data1}, {b2, data2}} {
+			got, err := n.Node(1).GetBlob(ctx, tc.b)
+			if err != nil || !bytes.Equal(got, tc.data) {
+				t.Fatalf("blob %d with an honest peer too: %d bytes, %v", k+1, len(got), err)
+			}
+		}
+		n.Settle(time.Minute) // background retries, had any been left
+		if len(asked) > 0 {
+			t.Errorf("the silent peer was asked again before the honest one (%d times)", len(asked))
+		}
+	})
+}
+
+// A fetch that has no answer within a second asks the next peer as well:
+// two silent peers, first or not in the order asked, delay a payload by
+// about two seconds, not by two answer waits.
+func TestBlobHedge(t *testing.T) {
+	Run(t, Options{Nodes: 2}, func(t *testing.T, n *Net) {
+		id := found(t, n, 0, nil, 0)
+		_, b := contributeBlob(t, n, 0, id, blobData(30_000, 6))
+		n.JoinAll(id, 1)
+		for range 2 {
+			evil := n.AddHost()
+			n.Host(evil).SetStreamHandler(protocol.BlobProtocol, func(s network.Stream) {
+				defer s.Close()
+				_, _ = io.Copy(io.Discard, s) // no answer, until the fetcher gives up
+			})
+			joinTopic(t, n, evil, id) // in the topic, among the first asked
+			n.Connect(1, evil)
+		}
+		n.WaitTopicPeers(id, 2, 1)
+		start := time.Now()
+		n.Connect(0, 1) // the records come by sync, and the fetch starts
+		n.WaitFor("the payload on node 1", func() bool { return hasBlob(n, 1, b, t) })
+		if took := time.Since(start); took >= blobAnswerWait {
+			t.Errorf("the payload took %v with two silent peers", took)
+		}
+	})
+}
