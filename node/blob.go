@@ -52,16 +52,22 @@ const (
 	blobMinRate = 16 << 10 // bytes a second
 	// blobRetry is how long a failed background fetch waits before it is
 	// tried again the first time; each further failure doubles the wait,
-	// up to blobRetryMax.
-	blobRetry    = 5 * time.Second
+	// up to blobRetryMax. A payload spreads as its record does, so the
+	// first tries come soon: a peer that said "missing" may well have it
+	// a second later.
+	blobRetry    = time.Second
 	blobRetryMax = time.Hour
+	// blobSweepRetry is the same for sweeps of the stored references
+	// (each reads them from the disk): after sweeps whose failures did not
+	// fit the retry map, or that could not read them.
+	blobSweepRetry = 30 * time.Second
 )
 
 // blobBackoff is the wait before the next attempt after failures failed
-// attempts: blobRetry doubled for each failure after the first, at most
+// attempts: first doubled for each failure after the first, at most
 // blobRetryMax.
-func blobBackoff(failures int) time.Duration {
-	d := blobRetry
+func blobBackoff(first time.Duration, failures int) time.Duration {
+	d := first
 	for i := 1; i < failures && d < blobRetryMax; i++ {
 		d *= 2
 	}
@@ -340,7 +346,7 @@ func (n *Node) fetchQueued(c cid.Cid) error {
 // it is forgotten, and a later sweep finds the blob again. Forgotten
 // failures back off together: the sweep for them waits blobBackoff of the
 // number of sweeps in a row that were followed by one, so that a commons
-// whose payloads are nowhere to be had is not swept every blobRetry.
+// whose payloads are nowhere to be had is not swept at every retry tick.
 func (n *Node) fetched(c cid.Cid, err error) {
 	b := &n.blobs
 	b.mu.Lock()
@@ -358,7 +364,7 @@ func (n *Node) fetched(c cid.Cid, err error) {
 			if len(b.retry) >= b.bounds.retry {
 				if !b.sweep {
 					b.forgets++
-					b.sweepAt = n.cfg.Now().Add(blobBackoff(b.forgets))
+					b.sweepAt = n.cfg.Now().Add(blobBackoff(blobSweepRetry, b.forgets))
 				}
 				b.sweep = true
 				return
@@ -367,7 +373,7 @@ func (n *Node) fetched(c cid.Cid, err error) {
 			b.retry[c] = r
 		}
 		r.failures++
-		r.next = n.cfg.Now().Add(blobBackoff(r.failures))
+		r.next = n.cfg.Now().Add(blobBackoff(blobRetry, r.failures))
 	}
 }
 
@@ -482,10 +488,13 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid) ([]byte, error) {
 // askPeers asks plan's peers for blob c in order, one at a time while
 // answers come, and, while none has answered with the blob's size for
 // blobHedge, the next one as well (at most blobAsked at once): a peer that
-// is sending the bytes is not doubled, a silent one costs a second. It returns the first
-// verified blob, or every peer's error and how many of them had our most
-// requests running. The requests still running when it returns are reset
-// and waited for.
+// is sending the bytes is not doubled, a silent one costs a second. It
+// returns the first verified blob (the other requests are then reset), or
+// every peer's error and how many of them had our most requests running.
+// Once every peer has been asked and the only ones left have said nothing
+// for blobHedge, it gives up without them: their requests run on until
+// they answer or time out (which puts them last from then on), and a
+// retry does not wait for them.
 func (n *Node) askPeers(ctx context.Context, c cid.Cid, plan blobPlan) (data []byte, errs []error, full int) {
 	type answer struct {
 		p    peer.ID
@@ -494,31 +503,48 @@ func (n *Node) askPeers(ctx context.Context, c cid.Cid, plan blobPlan) (data []b
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	plan.sending = new(atomic.Int32)
-	answers := make(chan answer, len(plan.peers))
-	next, running := 0, 0
-	ask := func() {
+	answers := make(chan answer, len(plan.peers)) // never blocks a request
+	asked := map[peer.ID]time.Time{}              // the requests running
+	next := 0
+	ask := func() bool {
 		p := plan.peers[next]
 		next++
-		running++
+		if !n.track() {
+			errs = append(errs, fmt.Errorf("peer %s: %w", p, errNodeClosing))
+			return false
+		}
+		asked[p] = time.Now()
 		go func() {
+			defer n.wg.Done()
 			data, err := n.fetchFrom(ctx, p, c, plan)
 			answers <- answer{p, data, err}
 		}()
+		return true
 	}
-	defer func() {
-		cancel()
-		for ; running > 0; running-- {
-			<-answers
+	// silent reports whether every request running has been waiting for
+	// an answer for blobHedge.
+	silent := func() bool {
+		if plan.sending.Load() > 0 {
+			return false
 		}
-	}()
+		for _, t := range asked {
+			if time.Since(t) < blobHedge {
+				return false
+			}
+		}
+		return true
+	}
 	hedge := time.NewTimer(blobHedge)
 	defer hedge.Stop()
-	ask()
-	for running > 0 {
+	for next < len(plan.peers) && len(asked) == 0 {
+		ask()
+	}
+	for len(asked) > 0 {
 		select {
 		case a := <-answers:
-			running--
+			delete(asked, a.p)
 			if a.err == nil {
+				cancel() // the others
 				n.log.Debug("blob fetched", "cid", c, "peer", a.p, "bytes", len(a.data))
 				return a.data, nil, 0
 			}
@@ -526,19 +552,40 @@ func (n *Node) askPeers(ctx context.Context, c cid.Cid, plan blobPlan) (data []b
 				full++
 			}
 			errs = append(errs, fmt.Errorf("peer %s: %w", a.p, a.err))
-			if next < len(plan.peers) && ctx.Err() == nil {
-				ask()
+			if next < len(plan.peers) && ctx.Err() == nil && ask() {
 				hedge.Reset(blobHedge)
 			}
 		case <-hedge.C:
-			if next < len(plan.peers) && running < blobAsked && plan.sending.Load() == 0 {
+			switch {
+			case next < len(plan.peers) && len(asked) < blobAsked && plan.sending.Load() == 0:
 				ask()
+			case next == len(plan.peers) && silent():
+				for p := range asked {
+					errs = append(errs, fmt.Errorf("peer %s: %w for %v (still asked)", p, errNoAnswer, blobHedge))
+				}
+				rest := len(asked)
+				if !n.track() {
+					cancel()
+					return nil, errs, full
+				}
+				go func() { // the requests left run to their end
+					defer n.wg.Done()
+					defer cancel()
+					for range rest {
+						<-answers
+					}
+				}()
+				return nil, errs, full
 			}
 			hedge.Reset(blobHedge)
 		}
 	}
+	cancel()
 	return nil, errs, full
 }
+
+// errNodeClosing: the node is closing, and starts nothing more.
+var errNodeClosing = errors.New("the node is closing")
 
 // planBlob works out the sizes and limit a fetch accepts (from the records
 // and the commons' current manifests) and the peers to ask, in order:
@@ -661,8 +708,10 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, plan blobPla
 		}
 		switch {
 		case stalled:
+			n.metrics.BlobPeerFailed("silent")
 			n.log.Info("peer did not answer a blob request", "peer", p, "cid", c, "wait", blobAnswerWait)
 		case errors.Is(err, errBadBlob):
+			n.metrics.BlobPeerFailed("bad")
 			n.log.Warn("peer served a bad blob", "peer", p, "cid", c, "err", err)
 		}
 	}

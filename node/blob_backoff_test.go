@@ -7,19 +7,23 @@ import (
 
 func TestBlobBackoff(t *testing.T) {
 	tests := []struct {
+		first    time.Duration
 		failures int
 		want     time.Duration
 	}{
-		{1, 5 * time.Second},
-		{2, 10 * time.Second},
-		{3, 20 * time.Second},
-		{10, 5 * time.Second << 9}, // 42m40s
-		{11, time.Hour},
-		{100, time.Hour},
+		{time.Second, 1, time.Second},
+		{time.Second, 2, 2 * time.Second},
+		{time.Second, 3, 4 * time.Second},
+		{time.Second, 12, 2048 * time.Second},
+		{time.Second, 13, time.Hour},
+		{30 * time.Second, 1, 30 * time.Second},
+		{30 * time.Second, 7, 32 * time.Minute},
+		{30 * time.Second, 8, time.Hour},
+		{30 * time.Second, 100, time.Hour},
 	}
 	for _, tt := range tests {
-		if got := blobBackoff(tt.failures); got != tt.want {
-			t.Errorf("blobBackoff(%d) = %v, want %v", tt.failures, got, tt.want)
+		if got := blobBackoff(tt.first, tt.failures); got != tt.want {
+			t.Errorf("blobBackoff(%v, %d) = %v, want %v", tt.first, tt.failures, got, tt.want)
 		}
 	}
 }

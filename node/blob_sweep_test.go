@@ -112,10 +112,10 @@ func TestBlobSweepsBackOffUnderTrickle(t *testing.T) {
 			most = max(most, attempts[c])
 		}
 		mu.Unlock()
-		// The first retry waits blobRetry (5 s), and each later one twice
+		// The first retry waits blobRetry (1 s), and each later one twice
 		// as long: the attempts that fit in the trickle, and one for slack.
 		limit := 1
-		for wait, d := time.Duration(0), 5*time.Second; wait <= trickle*time.Second; d *= 2 {
+		for wait, d := time.Duration(0), time.Second; wait <= trickle*time.Second; d *= 2 {
 			wait += d
 			limit++
 		}

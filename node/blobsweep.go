@@ -60,7 +60,7 @@ func (n *Node) sweepBlobs() {
 		return
 	}
 	b.readFails++
-	b.readRetry = n.cfg.Now().Add(blobBackoff(b.readFails))
+	b.readRetry = n.cfg.Now().Add(blobBackoff(blobSweepRetry, b.readFails))
 }
 
 // sweepCommons queues the missing blobs that commons id's stored records

@@ -21,6 +21,7 @@ var tiny = map[string]bench.Options{
 	"repair":    {Records: 300},
 	"propagate": {Nodes: 6, Rounds: 2},
 	"partition": {Nodes: 4, Records: 10},
+	"byzantine": {Nodes: 10, Rounds: 4},
 	"scale":     {Records: 500},
 }
 
@@ -131,6 +132,10 @@ func BenchmarkRepair(b *testing.B)    { benchScenario(b, "repair") }
 func BenchmarkPropagate(b *testing.B) { benchVirtual(b, bench.Propagate) }
 func BenchmarkPartition(b *testing.B) { benchVirtual(b, bench.Partition) }
 
+// BenchmarkByzantine runs the byzantine scenario in virtual time: 100
+// members, 20 of them hostile.
+func BenchmarkByzantine(b *testing.B) { benchVirtual(b, bench.Byzantine) }
+
 // BenchmarkScale runs the scale scenario (default 10,000 records; set
 // COMMONS_SCALE_RECORDS for another size, COMMONS_SCALE_BINARY for another
 // build of the commons binary):
@@ -161,7 +166,7 @@ func TestBenchSmoke(t *testing.T) {
 			checkResult(t, res, "real time")
 		})
 	}
-	for _, s := range []*bench.SimScenario{bench.Propagate, bench.Partition} {
+	for _, s := range []*bench.SimScenario{bench.Propagate, bench.Partition, bench.Byzantine} {
 		t.Run(s.Name()+"/virtual", func(t *testing.T) {
 			checkResult(t, virtual(t, s, tiny[s.Name()]), "virtual")
 		})
@@ -183,6 +188,12 @@ func checkResult(t *testing.T, res *bench.Result, clock string) {
 		want["distinct state roots after heal"] = 1
 	case "propagate":
 		want[clock+": deliveries missed"] = 0
+	case "byzantine":
+		want[clock+": quiet deliveries missed"] = 0
+		want[clock+": attacked deliveries missed"] = 0
+		want["payload blobs missing on some honest node"] = 0
+		want["distinct state roots among honest nodes"] = 1
+		want["forged records stored (node × record)"] = 0
 	case "scale":
 		// Every step ran: the join figure comes last, once the second
 		// daemon holds every record.

@@ -101,6 +101,11 @@ measured in the same run:
              (p50, p99) vs raw gossipsub
   partition  two halves write apart, then heal: time to one state root,
              records missing
+  byzantine  100 members, a fifth of them hostile (withholding gossip,
+             flooding forgeries and signed junk, stalling syncs and
+             blobs): time for a record and a payload to reach every honest
+             node, attacked vs the same honest nodes alone, state roots,
+             forgeries stored
   scale      each step a process of this binary, as users run it: generate
              N records, import them (time, rate vs a batch-verify of the
              same signatures on every core, peak memory, disk use), start a
@@ -108,9 +113,9 @@ measured in the same run:
              page: p50, p99), and join them from a second daemon over
              loopback (time vs the import, peak memory)
 
-propagate and partition run in real time here, where CPU costs count; their
-Go benchmarks run them in virtual time (network delays only):
-go test -run '^$' -bench 'Propagate|Partition' -benchtime 1x -v ./testnet`,
+propagate, partition and byzantine run in real time here, where CPU costs
+count; their Go benchmarks run them in virtual time (network delays only):
+go test -run '^$' -bench 'Propagate|Partition|Byzantine' -benchtime 1x -v ./testnet`,
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: bench.ScenarioNames(),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -136,8 +141,8 @@ go test -run '^$' -bench 'Propagate|Partition' -benchtime 1x -v ./testnet`,
 	}
 	fs := cmd.Flags()
 	fs.IntVar(&o.Records, "records", 0, "records in the commons (default: 10000 for ingest, join, repair and scale; 200 for partition)")
-	fs.IntVar(&o.Nodes, "nodes", 0, "nodes (propagate: default 50; partition: default 10)")
-	fs.IntVar(&o.Rounds, "rounds", 0, "records timed by propagate (default 20)")
+	fs.IntVar(&o.Nodes, "nodes", 0, "nodes (propagate: default 50; partition: default 10; byzantine: members, default 100, a fifth hostile)")
+	fs.IntVar(&o.Rounds, "rounds", 0, "records timed by propagate, and by each phase of byzantine (default 20)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed")
 	fs.StringVar(&o.Dir, "dir", "", "directory for the badger stores (default: a temporary one)")
 	fs.StringVar(&o.CAR, "car", "", "scale: import this commons (a CAR from testnet gen or export) instead of generating one; --records is ignored")

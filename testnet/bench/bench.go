@@ -36,7 +36,8 @@ type Options struct {
 	// records instead.
 	Records int
 	// Nodes is the number of nodes of propagate (default 50) and partition
-	// (default 10).
+	// (default 10), and of members of byzantine (default 100, a fifth of
+	// them hostile).
 	Nodes int
 	// Rounds is how many records propagate times (default 20).
 	Rounds int
@@ -163,13 +164,14 @@ func (r *Result) WriteJSON(w io.Writer) error {
 type Scenario func(ctx context.Context, o Options) (*Result, error)
 
 // Scenarios are the benchmarks by name, as the commons binary runs them:
-// propagate and partition in real time.
+// propagate, partition and byzantine in real time.
 var Scenarios = map[string]Scenario{
 	"ingest":    Ingest,
 	"join":      Join,
 	"repair":    Repair,
 	"propagate": Propagate.RealTime,
 	"partition": Partition.RealTime,
+	"byzantine": Byzantine.RealTime,
 	"scale":     Scale,
 }
 

@@ -23,7 +23,10 @@ type SimScenario struct {
 	records, nodes int           // defaults of Options.Records and Options.Nodes
 	jitter         time.Duration // at most this much, at random, on top of every packet's 20ms
 	timeout        time.Duration // bounds every wait on the network
-	run            func(t sim.T, n *sim.Net, o Options, res *Result, clock string)
+	// nodesOf, if set, returns how many of Options.Nodes members are
+	// nodes; the scenario adds the others itself (byzantine's attackers).
+	nodesOf func(members int) int
+	run     func(t sim.T, n *sim.Net, o Options, res *Result, clock string)
 }
 
 // Name returns the scenario's name, its key in Scenarios.
@@ -39,7 +42,11 @@ func (s *SimScenario) Prepare(o Options) (Options, *Result, sim.Options) {
 	}
 	res := newResult(s.name, records)
 	res.Nodes = o.Nodes
-	net := sim.Options{Nodes: o.Nodes, Seed: o.Seed, Latency: 20 * time.Millisecond, Jitter: s.jitter,
+	nodes := o.Nodes
+	if s.nodesOf != nil {
+		nodes = s.nodesOf(o.Nodes)
+	}
+	net := sim.Options{Nodes: nodes, Seed: o.Seed, Latency: 20 * time.Millisecond, Jitter: s.jitter,
 		Timeout: s.timeout, Logger: o.Logger}
 	return o, res, net
 }
