@@ -28,11 +28,13 @@ import (
 //
 // The hostile members are raw libp2p hosts, each linked to 6 honest
 // nodes. Each one withholds (it joins the commons' topic and forwards
-// nothing), floods the topic every second with a forged record (a broken
-// signature), garbage, a record of another commons and one validly signed
-// contribution of its own, opens sync sessions to its honest neighbours
-// and never says anything on them, and stalls on every sync and blob
-// request it is sent (it reads the request and never answers).
+// nothing), publishes a validly signed contribution of its own every
+// second, opens sync sessions to its honest neighbours and never says
+// anything on them, and stalls on every sync and blob request it is sent
+// (it reads the request and never answers). Half of them also flood the
+// topic every second with a forged record (a broken signature), garbage
+// and a record of another commons, which gets them banned; the other half
+// break no rule a node can punish.
 var Byzantine = &SimScenario{
 	name:    "byzantine",
 	nodes:   100,
@@ -65,7 +67,7 @@ func byzantine(t sim.T, n *sim.Net, o Options, res *Result, clock string) {
 	var edges [][2]int
 	for k := range hostile {
 		h := n.AddHost()
-		hostile[k] = newAttacker(t, ctx, n, h, commons)
+		hostile[k] = newAttacker(t, ctx, n, h, commons, k%2 == 0)
 		for _, j := range rng.Perm(len(honest))[:byzantineDegree] {
 			edges = append(edges, [2]int{honest[j], h})
 		}
@@ -83,6 +85,10 @@ func byzantine(t sim.T, n *sim.Net, o Options, res *Result, clock string) {
 
 	// The attackers stall every blob request they are sent meanwhile.
 	attacked := m.phase(rng, "attacked", o.Rounds)
+	linksLeft := map[bool]int{} // by whether the attacker forges
+	for _, a := range hostile {
+		linksLeft[a.forges] += len(n.Host(a.member).Network().Peers())
+	}
 
 	stop()
 	wg.Wait()
@@ -127,11 +133,14 @@ func byzantine(t sim.T, n *sim.Net, o Options, res *Result, clock string) {
 		res.add(clock+": every blob attacked / quiet", float64(attacked.blobsTook)/float64(q), "x")
 	}
 	res.add("honest nodes", float64(len(honest)), "")
+	res.add("links per member", byzantineDegree, "")
 	res.add("hostile hosts", float64(len(hostile)), "")
 	res.add("payload blobs missing on some honest node", float64(quiet.blobsMissing+attacked.blobsMissing), "")
 	res.add("distinct state roots among honest nodes", float64(len(roots)), "")
 	res.add(clock+": same root after the attack stopped", convTook.Seconds(), "s")
 	res.add("forged records stored (node × record)", float64(forged), "")
+	res.add("links to honest nodes left at the end, attackers that forge", float64(linksLeft[true]), "")
+	res.add("links to honest nodes left at the end, attackers that do not", float64(linksLeft[false]), "")
 	res.add("valid junk contributions sent", float64(junk), "")
 	if convErr != nil {
 		res.note("honest nodes not converged: %v", convErr)
@@ -277,7 +286,7 @@ type attacker struct {
 	key     protocol.PrivateKey
 	commons cid.Cid
 	topic   *pubsub.Topic
-	bad     [][]byte  // invalid records it floods
+	forges  bool      // it floods invalid records too
 	forged  []cid.Cid // their CIDs, which no honest node may store
 
 	mu    sync.Mutex
@@ -286,14 +295,15 @@ type attacker struct {
 }
 
 // newAttacker sets member h up as an attacker: stalling sync and blob
-// handlers, and a topic on which it forwards nothing.
-func newAttacker(t sim.T, ctx context.Context, n *sim.Net, h int, commons cid.Cid) *attacker {
+// handlers, and a topic on which it forwards nothing; one that forges
+// floods invalid records too.
+func newAttacker(t sim.T, ctx context.Context, n *sim.Net, h int, commons cid.Cid, forges bool) *attacker {
 	t.Helper()
 	key, err := protocol.PrivateKeyFromLibp2p(n.Key(h))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &attacker{t: t, n: n, member: h, key: key, commons: commons}
+	a := &attacker{t: t, n: n, member: h, key: key, commons: commons, forges: forges}
 	host := n.Host(h)
 	stall := func(s network.Stream) {
 		buf := make([]byte, 64)
@@ -338,10 +348,6 @@ func newAttacker(t sim.T, ctx context.Context, n *sim.Net, h int, commons cid.Ci
 			}
 		}
 	}()
-	a.bad = a.invalidRecords()
-	for _, raw := range a.bad {
-		a.forged = append(a.forged, protocol.RecordCID(raw))
-	}
 	return a
 }
 
@@ -356,7 +362,16 @@ func (a *attacker) run(ctx context.Context) {
 		}
 	}()
 	for {
-		for _, raw := range append(a.bad, a.junkRecord()) {
+		msgs := [][]byte{a.junkRecord()}
+		if a.forges {
+			// New ones each time: gossipsub sends a message once.
+			bad := a.invalidRecords()
+			for _, raw := range bad {
+				a.forged = append(a.forged, protocol.RecordCID(raw))
+			}
+			msgs = append(msgs, bad...)
+		}
+		for _, raw := range msgs {
 			_ = a.topic.Publish(ctx, raw)
 		}
 		if len(sessions) < 64 {
@@ -396,9 +411,9 @@ func (a *attacker) encode(rec *protocol.Record) []byte {
 	return raw
 }
 
-// invalidRecords returns a contribution with a broken signature, garbage
-// bytes, and a valid genesis of another commons (invalid on this one's
-// topic).
+// invalidRecords returns new invalid records: a contribution with a broken
+// signature, garbage bytes, and a valid genesis of another commons
+// (invalid on this one's topic).
 func (a *attacker) invalidRecords() [][]byte {
 	forged := a.record(a.commons, &protocol.Contribution{Title: "forged", Kind: "code",
 		Licence: protocol.Link{Cid: a.commons}, Provenance: protocol.ProvenanceVolunteer})
