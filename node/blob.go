@@ -710,7 +710,6 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, plan blobPla
 		case stalled:
 			n.metrics.BlobPeerFailed("silent")
 			n.log.Info("peer did not answer a blob request", "peer", p, "cid", c, "wait", blobAnswerWait)
-			n.strike(p, err)
 		case errors.Is(err, errBadBlob):
 			n.metrics.BlobPeerFailed("bad")
 			n.log.Warn("peer served a bad blob", "peer", p, "cid", c, "err", err)

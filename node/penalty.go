@@ -14,10 +14,9 @@ import (
 
 // Peers that misbehave are shut out for a while: a peer gossiping an
 // invalid record (gossipsub validates before it forwards, so an honest peer
-// never does), or, syncStrikes times within strikeWindow, breaking the sync
-// protocol, sending invalid records or leaving a blob request unanswered
-// (an honest peer answers at once, if only "busy"), is banned for banFor:
-// its connections are closed, new ones closed as they come, its sessions
+// never does), or breaking the sync protocol or sending invalid records in
+// syncStrikes sessions within strikeWindow, is banned for banFor: its
+// connections are closed, new ones closed as they come, its sessions
 // refused and none started with it.
 const (
 	syncStrikes  = 3
@@ -71,12 +70,10 @@ func (n *Node) ban(p peer.ID, why string) {
 }
 
 // strike counts a session with p that broke the protocol or carried an
-// invalid record, or a blob request it left unanswered (err), and bans p
-// at syncStrikes within strikeWindow. Errors of other kinds (a slow
-// session, a reset) are no strike. Any goroutine.
+// invalid record (err), and bans p at syncStrikes within strikeWindow.
+// Errors of other kinds (a timeout, a reset) are no strike. Any goroutine.
 func (n *Node) strike(p peer.ID, err error) {
-	if !errors.Is(err, crdt.ErrSyncViolation) && !errors.Is(err, errInvalidRecord) && !errors.Is(err, errNoAnswer) ||
-		errors.Is(err, protocol.ErrUnknownType) {
+	if !errors.Is(err, crdt.ErrSyncViolation) && !errors.Is(err, errInvalidRecord) || errors.Is(err, protocol.ErrUnknownType) {
 		return // a record of a type a newer version knows is no strike
 	}
 	now := time.Now()
@@ -92,7 +89,7 @@ func (n *Node) strike(p peer.ID, err error) {
 	count := len(s)
 	n.pen.mu.Unlock()
 	if count >= syncStrikes {
-		n.ban(p, "broke the protocol, sent invalid records or left requests unanswered, several times: "+err.Error())
+		n.ban(p, "sync: broke the protocol or sent invalid records in several sessions: "+err.Error())
 	}
 }
 
