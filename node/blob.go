@@ -46,7 +46,7 @@ const (
 	// this long asks the next peer as well, up to blobAsked peers at once;
 	// the first whole blob wins and the other requests are reset.
 	blobHedge = time.Second
-	blobAsked = 3
+	blobAsked = 8
 	// blobMinRate is the slowest a blob may come on the whole: a peer
 	// sending a byte every blobStall cannot hold a fetch for good.
 	blobMinRate = 16 << 10 // bytes a second
@@ -438,8 +438,8 @@ type blobPlan struct {
 	// any size within limit is accepted: another record's wrong size must
 	// not make the blob impossible to fetch.
 	unknown bool
-	// sending, if set, counts the peers sending the blob's bytes now (an
-	// accepted size announced, the bytes not all read).
+	// sending, if set, counts the peers sending the blob now (a size
+	// announced, the bytes not all read).
 	sending *atomic.Int32
 }
 
@@ -492,19 +492,23 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid) ([]byte, error) {
 // returns the first verified blob (the other requests are then reset), or
 // every peer's error and how many of them had our most requests running.
 // Once every peer has been asked and the only ones left have said nothing
-// for blobHedge, it gives up without them: their requests run on until
-// they answer or time out (which puts them last from then on), and a
-// retry does not wait for them.
+// for blobHedge, it gives up without them, so that a retry does not wait
+// for them: their requests run on, whatever becomes of ctx, until they
+// answer or time out (which puts a peer last from then on), and a blob
+// one of them sends is stored all the same. Every request ends when the
+// node closes.
 func (n *Node) askPeers(ctx context.Context, c cid.Cid, plan blobPlan) (data []byte, errs []error, full int) {
-	type answer struct {
-		p    peer.ID
-		data []byte
-		err  error
+	reqCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopCaller := context.AfterFunc(ctx, cancel)
+	stopNode := context.AfterFunc(n.ctx, cancel)
+	done := func() {
+		cancel()
+		stopCaller()
+		stopNode()
 	}
-	ctx, cancel := context.WithCancel(ctx)
 	plan.sending = new(atomic.Int32)
-	answers := make(chan answer, len(plan.peers)) // never blocks a request
-	asked := map[peer.ID]time.Time{}              // the requests running
+	answers := make(chan blobAnswer, len(plan.peers)) // never blocks a request
+	asked := map[peer.ID]time.Time{}                  // the requests running
 	next := 0
 	ask := func() bool {
 		p := plan.peers[next]
@@ -516,8 +520,8 @@ func (n *Node) askPeers(ctx context.Context, c cid.Cid, plan blobPlan) (data []b
 		asked[p] = time.Now()
 		go func() {
 			defer n.wg.Done()
-			data, err := n.fetchFrom(ctx, p, c, plan)
-			answers <- answer{p, data, err}
+			data, err := n.fetchFrom(reqCtx, p, c, plan)
+			answers <- blobAnswer{p, data, err}
 		}()
 		return true
 	}
@@ -544,7 +548,7 @@ func (n *Node) askPeers(ctx context.Context, c cid.Cid, plan blobPlan) (data []b
 		case a := <-answers:
 			delete(asked, a.p)
 			if a.err == nil {
-				cancel() // the others
+				done() // the others
 				n.log.Debug("blob fetched", "cid", c, "peer", a.p, "bytes", len(a.data))
 				return a.data, nil, 0
 			}
@@ -552,36 +556,57 @@ func (n *Node) askPeers(ctx context.Context, c cid.Cid, plan blobPlan) (data []b
 				full++
 			}
 			errs = append(errs, fmt.Errorf("peer %s: %w", a.p, a.err))
-			if next < len(plan.peers) && ctx.Err() == nil && ask() {
+			if next < len(plan.peers) && reqCtx.Err() == nil && ask() {
 				hedge.Reset(blobHedge)
 			}
 		case <-hedge.C:
 			switch {
-			case next < len(plan.peers) && len(asked) < blobAsked && plan.sending.Load() == 0:
+			case next < len(plan.peers) && len(asked) < blobAsked && plan.sending.Load() == 0 && reqCtx.Err() == nil:
 				ask()
-			case next == len(plan.peers) && silent():
+			case next == len(plan.peers) && silent() && reqCtx.Err() == nil:
 				for p := range asked {
 					errs = append(errs, fmt.Errorf("peer %s: %w for %v (still asked)", p, errNoAnswer, blobHedge))
 				}
-				rest := len(asked)
 				if !n.track() {
-					cancel()
+					done()
 					return nil, errs, full
 				}
-				go func() { // the requests left run to their end
-					defer n.wg.Done()
-					defer cancel()
-					for range rest {
-						<-answers
-					}
-				}()
+				stopCaller() // the requests left outlive the caller
+				go n.lateAnswers(c, len(asked), answers, done)
 				return nil, errs, full
 			}
 			hedge.Reset(blobHedge)
 		}
 	}
-	cancel()
+	done()
 	return nil, errs, full
+}
+
+// blobAnswer is how one peer's request of a fetch ended.
+type blobAnswer struct {
+	p    peer.ID
+	data []byte
+	err  error
+}
+
+// lateAnswers waits for the count requests a fetch gave up on, stores the
+// first blob one of them brings and resets the others, then calls done.
+// It runs on a goroutine the caller tracked.
+func (n *Node) lateAnswers(c cid.Cid, count int, answers <-chan blobAnswer, done func()) {
+	defer n.wg.Done()
+	defer done()
+	for range count {
+		a := <-answers
+		if a.err != nil {
+			continue
+		}
+		done()
+		if _, err := n.st.PutBlob(n.ctx, a.data); err != nil {
+			n.log.Warn("store a blob that came late", "cid", c, "peer", a.p, "err", err)
+		} else {
+			n.log.Debug("blob fetched late", "cid", c, "peer", a.p, "bytes", len(a.data))
+		}
+	}
 }
 
 // errNodeClosing: the node is closing, and starts nothing more.
@@ -786,15 +811,15 @@ func (n *Node) fetchOn(s io.ReadWriter, c cid.Cid, plan blobPlan) ([]byte, error
 		return nil, errBusy
 	}
 	size := *resp.Size
+	if plan.sending != nil {
+		plan.sending.Add(1) // from the announcement: the check may wait
+		defer plan.sending.Add(-1)
+	}
 	if !plan.accepts(size) {
 		return nil, fmt.Errorf("%w: %w: peer announced %d bytes; the records state %v (limit %d)", errBadBlob, ErrBlobTooLarge, size, plan.sizes, plan.limit)
 	}
 	if st, ok := s.(*stallStream); ok {
 		st.expect(size) // from now on, bytes must keep coming
-	}
-	if plan.sending != nil {
-		plan.sending.Add(1)
-		defer plan.sending.Add(-1)
 	}
 	data, err := readBlob(r, size)
 	if err != nil {
