@@ -496,7 +496,9 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid) ([]byte, error) {
 // for them: their requests run on, whatever becomes of ctx, until they
 // answer or time out (which puts a peer last from then on), and a blob
 // one of them sends is stored all the same. Every request ends when the
-// node closes.
+// node closes. A retry that starts while such a request runs may ask the
+// same peer again (at most blobFetchPerPeer at once), so a peer slower
+// than the first retry can send a blob twice.
 func (n *Node) askPeers(ctx context.Context, c cid.Cid, plan blobPlan) (data []byte, errs []error, full int) {
 	reqCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stopCaller := context.AfterFunc(ctx, cancel)
@@ -601,7 +603,8 @@ func (n *Node) lateAnswers(c cid.Cid, count int, answers <-chan blobAnswer, done
 			continue
 		}
 		done()
-		if _, err := n.st.PutBlob(n.ctx, a.data); err != nil {
+		// Even as the node closes: the store closes after this returns.
+		if _, err := n.st.PutBlob(context.WithoutCancel(n.ctx), a.data); err != nil {
 			n.log.Warn("store a blob that came late", "cid", c, "peer", a.p, "err", err)
 		} else {
 			n.log.Debug("blob fetched late", "cid", c, "peer", a.p, "bytes", len(a.data))
@@ -651,7 +654,9 @@ func (n *Node) planBlob(ctx context.Context, c cid.Cid, sum blobSummary) (blobPl
 	if sum.more && len(plan.sizes) == len(sum.sizes) {
 		// Sizes within the limit may be stated beyond those kept: ask the
 		// records about any other size announced.
-		plan.stated = func(size uint64) bool { return n.statesSize(ctx, c, size) }
+		// The node's context: requests a fetch gave up on outlive its
+		// caller's, and their sizes are checked all the same.
+		plan.stated = func(size uint64) bool { return n.statesSize(n.ctx, c, size) }
 	} else if !sum.unknown {
 		plan.limit = slices.Max(plan.sizes)
 	}

@@ -224,3 +224,33 @@ func TestBlobHedge(t *testing.T) {
 		}
 	})
 }
+
+// A GetBlob whose caller goes away as soon as it returns (an HTTP request
+// does): the late answer of an honest peer is still checked against the
+// sizes the records state, here more than the 16 kept at hand, which asks
+// the records again, and the blob is stored, the peer not counted bad.
+func TestBlobLateAnswerCallerGone(t *testing.T) {
+	Run(t, Options{Nodes: 2}, func(t *testing.T, n *Net) {
+		id := found(t, n, 0, nil, 0)
+		data := blobData(20_000, 7)
+		_, b := contributeBlob(t, n, 0, id, data)
+		for k := range 16 { // other sizes stated for the same blob
+			deliver(t, n, 0, [][]byte{forgeContribution(t, n, 0, id, id, b, uint64(100+k))})
+		}
+		slow := n.AddHost()
+		var asked, sent atomic.Int32
+		slowBlobServer(n, slow, data, func() time.Duration { return 1500 * time.Millisecond }, &asked, &sent)
+		copyRecords(t, n, 0, 1, id) // no peer: the background fetch fails at once
+		n.Connect(1, slow)
+		ctx, cancel := context.WithCancel(context.Background())
+		_, err := n.Node(1).GetBlob(ctx, b)
+		cancel()
+		if !errors.Is(err, api.ErrNotFound) {
+			t.Fatalf("GetBlob from a peer answering after 1.5 s: %v, want ErrNotFound after a second", err)
+		}
+		n.WaitFor("the late payload on node 1", func() bool { return hasBlob(n, 1, b, t) })
+		if got := metric(t, n, 1, `commons_blob_peer_failures_total{reason="bad"}`); got > 0 {
+			t.Errorf("an honest late peer counted bad %v times", got)
+		}
+	})
+}
