@@ -105,6 +105,13 @@
 // each start read the file whole. In a table, such a byte
 // damages the records of one block, which Verify and every read name.
 //
+// Derived keys carry the commons' whole CID (39 bytes with its tag and
+// length). A 4-byte prefix instead was measured on an import of 300,000
+// records: 47.0 and 45.2 s against 47.0 and 45.3 s with the whole CID, the
+// two builds one after the other. In a CPU profile of that import, badger
+// spends its time building tables (copying into them and msync: a quarter
+// of the CPU), not on key bytes, so the prefix stays as it is.
+//
 // Open refuses a directory that another process has open (ErrLocked), and
 // returns badger's error, wrapped, for a damaged or unreadable one. Beyond
 // badger's own crash recovery (which drops a torn, never-acknowledged tail
