@@ -100,6 +100,9 @@ func (n *Node) sign(ctx context.Context, build func() (*protocol.Record, error))
 	if berr != nil {
 		return nil, berr
 	}
+	if err := n.solveWork(ctx, rec); err != nil {
+		return nil, err
+	}
 	if err := protocol.Sign(rec, n.key); err != nil {
 		return nil, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 	}
@@ -108,6 +111,38 @@ func (n *Node) sign(ctx context.Context, build func() (*protocol.Record, error))
 		return nil, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 	}
 	return blk, nil
+}
+
+// solveWork gives rec the proof of work its commons asks (SPEC §7.4): it
+// moves rec's time forward until the record carries it, then moves the
+// node's clock past that time. A genesis asks nothing of itself.
+func (n *Node) solveWork(ctx context.Context, rec *protocol.Record) error {
+	if rec.IsGenesis() {
+		return nil
+	}
+	bits, err := n.workOf(rec.Commons)
+	if err != nil {
+		return fmt.Errorf("%w: the genesis manifest of %s has not arrived yet, so the proof of work it asks is not known: %w", api.ErrUnknownCommons, rec.Commons, err)
+	}
+	if bits == 0 {
+		return nil
+	}
+	rec.Author, rec.Cosigs = n.self, nil // as Sign sets them: the work covers the signing bytes
+	const chunk = 1 << 16
+	for tried := uint64(0); tried < 1<<(bits+6); tried += chunk {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ok, err := protocol.SolveWork(rec, bits, chunk)
+		if err != nil {
+			return fmt.Errorf("%w: %w", api.ErrBadRequest, err)
+		}
+		if ok {
+			return n.do(ctx, func() { n.hlc = max(n.hlc, rec.Time) })
+		}
+		rec.Time += chunk
+	}
+	return fmt.Errorf("no time carries the %d bits of work commons %s asks, after %d tries", bits, rec.Commons, uint64(1)<<(bits+6))
 }
 
 // commit stores and merges a valid block, then publishes it to its
@@ -275,8 +310,16 @@ func (n *Node) buildUpdate(commons string, p api.ManifestParams, alone bool) (*p
 	if err := vouchesForRevoked(n, rep, heads, p); err != nil {
 		return nil, err
 	}
+	if p.Work != nil {
+		return nil, badRequest("only a new commons' genesis sets the proof of work its records carry; it cannot change later (it is %d bits in commons %s)", rep.state.Genesis().WorkAsked(), commons)
+	}
 	m := *head
 	m.Prev, m.Version, m.Revoked = nil, 0, slices.Clone(head.Revoked)
+	if head.Policy != nil { // the genesis's work is not carried on: it holds anyway
+		pol := *head.Policy
+		pol.Work = 0
+		m.Policy = &pol
+	}
 	for _, h := range heads {
 		hm := rep.state.Manifest(h).Record.Manifest()
 		if !hm.IsAssociation(n.self) {
@@ -521,11 +564,19 @@ func applyManifestParams(m *protocol.Manifest, p api.ManifestParams) {
 	}
 	m.Revoked = sortKeys(append(m.Revoked, p.Revoke...))
 	if p.MaxBlobBytes != nil {
-		if *p.MaxBlobBytes == 0 {
-			m.Policy = nil
-		} else {
-			m.Policy = &protocol.Policy{MaxBlobBytes: *p.MaxBlobBytes}
+		if m.Policy == nil {
+			m.Policy = &protocol.Policy{}
 		}
+		m.Policy.MaxBlobBytes = *p.MaxBlobBytes
+	}
+	if p.Work != nil {
+		if m.Policy == nil {
+			m.Policy = &protocol.Policy{}
+		}
+		m.Policy.Work = *p.Work
+	}
+	if m.Policy != nil && *m.Policy == (protocol.Policy{}) {
+		m.Policy = nil
 	}
 }
 

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"fmt"
+
 	"github.com/ipfs/go-cid"
 
 	"github.com/commons-p2p/commons/protocol"
@@ -14,6 +16,13 @@ import (
 // rules of protocol.Admit and count every refusal in
 // commons_records_rejected_total by reason. What they admit goes to ingest
 // (ingest.go), which stores it and applies it to the commons' state.
+//
+// The proof of work a commons asks (SPEC §7.4) is checked with the rest,
+// before any signature, from the commons' genesis (workOf). A record of a
+// commons whose genesis is not stored here, nor in the same batch, is
+// delayed (protocol.ErrNoGenesis): gossip ignores it, sync and import
+// look again once the batches before it are stored, and a later sync
+// fetches it again.
 
 // parse decodes bytes a peer or a file claims to be a record, and counts a
 // failure. claimed, if defined, is the CID the bytes were delivered under
@@ -35,7 +44,7 @@ func (n *Node) parse(raw []byte, claimed cid.Cid) (*protocol.Block, error) {
 // in one batch) for commons, when defined. It returns the admitted blocks
 // and calls refused with each other one and why, after counting it.
 func (n *Node) admit(blocks []*protocol.Block, commons cid.Cid, refused func(*protocol.Block, error)) []*protocol.Block {
-	return n.admitted(blocks, protocol.AdmitBatch(blocks, commons, n.nowMillis()), refused)
+	return n.admitted(blocks, protocol.AdmitBatch(blocks, commons, n.nowMillis(), n.workOf), refused)
 }
 
 // admitted is admit with protocol.AdmitBatch's verdicts given (errs),
@@ -55,11 +64,35 @@ func (n *Node) admitted(blocks []*protocol.Block, errs []error, refused func(*pr
 
 // admitRaw is parse and admit for one record's bytes.
 func (n *Node) admitRaw(raw []byte, commons cid.Cid) (*protocol.Block, error) {
-	b, err := protocol.Admit(raw, commons, n.nowMillis())
+	b, err := protocol.Admit(raw, commons, n.nowMillis(), n.workOf)
 	if err != nil {
 		n.metrics.Rejected(err)
 	}
 	return b, err
+}
+
+// workOf returns the work the genesis of commons asks of its other
+// records (protocol.WorkFunc), read from the store once and remembered: a
+// genesis never changes. An error, when the genesis is not stored, delays
+// the records that asked.
+func (n *Node) workOf(commons cid.Cid) (int, error) {
+	if w, ok := n.works.Load(commons); ok {
+		return w.(int), nil
+	}
+	raw, err := n.st.GetRecord(n.ctx, commons)
+	if err != nil {
+		return 0, fmt.Errorf("genesis %s: %w", commons, err)
+	}
+	b, err := protocol.Parse(raw)
+	if err != nil {
+		return 0, fmt.Errorf("genesis %s: %w", commons, err)
+	}
+	w := 0 // a commons ID that names no genesis: none asks any work
+	if b.Record.IsGenesis() {
+		w = b.Record.Manifest().WorkAsked()
+	}
+	n.works.Store(commons, w)
+	return w, nil
 }
 
 // errCIDMismatch: bytes delivered under a CID they do not hash to.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync"
 	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
 )
 
 // Export writes every record of a commons, in feed order, as a CARv1 file
@@ -28,6 +30,17 @@ func (n *Node) Export(ctx context.Context, commons string, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("node: start CAR: %w", err)
 	}
+	// The genesis first, so that an import knows the work its commons
+	// asks (SPEC §7.4) before the other records.
+	switch genesis, err := n.st.GetRecord(ctx, id); {
+	case errors.Is(err, store.ErrNotFound): // not arrived yet
+	case err != nil:
+		return fmt.Errorf("node: read the genesis of %s: %w", id, err)
+	default:
+		if err := car.Put(id, genesis); err != nil {
+			return fmt.Errorf("node: write CAR: %w", err)
+		}
+	}
 	var after uint64
 	for {
 		page, err := n.st.Feed(ctx, id, after, 4096)
@@ -38,10 +51,13 @@ func (n *Node) Export(ctx context.Context, commons string, w io.Writer) error {
 			break
 		}
 		for _, s := range page {
+			after = s.Cursor
+			if s.CID.Equals(id) {
+				continue
+			}
 			if err := car.Put(s.CID, s.Raw); err != nil {
 				return fmt.Errorf("node: write CAR: %w", err)
 			}
-			after = s.Cursor
 		}
 	}
 	if err := bw.Flush(); err != nil {
@@ -71,7 +87,7 @@ func (n *Node) Import(ctx context.Context, r io.Reader, join bool) (api.ImportRe
 	if err != nil {
 		return rep, badRequest("not a CAR file: %w", err)
 	}
-	im := &importer{n: n, ctx: ctx, join: join, rep: &rep, seen: map[cid.Cid]bool{}, skipped: map[cid.Cid]bool{}, queue: make(chan *importItem, runtime.GOMAXPROCS(0)), done: make(chan error, 1)}
+	im := &importer{n: n, ctx: ctx, join: join, rep: &rep, seen: map[cid.Cid]bool{}, geneses: map[cid.Cid]readGenesis{}, skipped: map[cid.Cid]bool{}, queue: make(chan *importItem, runtime.GOMAXPROCS(0)), done: make(chan error, 1)}
 	go func() { im.done <- im.store() }()
 	item := &importItem{}
 	for {
@@ -94,7 +110,7 @@ func (n *Node) Import(ctx context.Context, r io.Reader, join bool) (api.ImportRe
 				err := im.finish() // store failed: its error
 				return rep, err
 			}
-			item = &importItem{}
+			item = &importItem{seq: item.seq + 1}
 		}
 	}
 	im.send(item)
@@ -125,7 +141,58 @@ func (im *importer) prepare(item *importItem, now int64) {
 			im.fresh.Store(true)
 		}
 	}
-	item.errs = protocol.AdmitBatch(item.blocks, cid.Undef, now)
+	for _, b := range item.blocks {
+		if b.Record.IsGenesis() {
+			im.genMu.Lock()
+			if g, ok := im.geneses[b.CID]; !ok || item.seq < g.seq {
+				im.geneses[b.CID] = readGenesis{item.seq, b.Record.Manifest().WorkAsked()}
+			}
+			im.genMu.Unlock()
+		}
+	}
+	item.errs = protocol.AdmitBatch(item.blocks, cid.Undef, now, im.workOf(item))
+}
+
+// readGenesis is a genesis an import read: in which batch, and the work
+// it asks.
+type readGenesis struct{ seq, work int }
+
+// workOf is the work rule of an import for item's records (SPEC §7.4): a
+// genesis read before them in the file, or in the same batch, sets its
+// commons' work; the store the others' (Node.workOf). A genesis read
+// later does not count, so that the outcome does not depend on which
+// batches were prepared first.
+func (im *importer) workOf(item *importItem) protocol.WorkFunc {
+	return func(commons cid.Cid) (int, error) {
+		im.genMu.Lock()
+		g, ok := im.geneses[commons]
+		im.genMu.Unlock()
+		if ok && g.seq <= item.seq {
+			return g.work, nil
+		}
+		return im.n.workOf(commons)
+	}
+}
+
+// recheck admits again the records of item that were delayed because
+// their commons' genesis was not at hand when item was prepared, in
+// parallel with the batches before it. Every earlier batch is prepared by
+// now: a genesis read in any of them counts.
+func (im *importer) recheck(item *importItem) {
+	var idx []int
+	var again []*protocol.Block
+	for i, err := range item.errs {
+		if errors.Is(err, protocol.ErrNoGenesis) {
+			idx = append(idx, i)
+			again = append(again, item.blocks[i])
+		}
+	}
+	if len(again) == 0 {
+		return
+	}
+	for j, err := range protocol.AdmitBatch(again, cid.Undef, im.n.nowMillis(), im.workOf(item)) {
+		item.errs[idx[j]] = err
+	}
 }
 
 // dropHeld takes out of item the records this node holds already, before
@@ -168,6 +235,8 @@ type importer struct {
 	done    chan error  // store's end
 	failed  bool        // store ended early
 	fresh   atomic.Bool // a batch held no record this node has: dropHeld is skipped
+	genMu   sync.Mutex
+	geneses map[cid.Cid]readGenesis // the geneses read in the file (workOf)
 }
 
 // rawBlock is a record as read from the file.
@@ -179,6 +248,7 @@ type rawBlock struct {
 // importItem is a batch of an import. The reader fills raw; prepare the
 // rest, before it closes ready.
 type importItem struct {
+	seq     int // its place in the file: 0, 1, ...
 	raw     []rawBlock
 	blocks  []*protocol.Block
 	held    []*protocol.Block    // records read with the batch that this node holds already
@@ -255,6 +325,7 @@ func (im *importer) handOver(flight *[]submitted) error {
 		if item.err != nil {
 			return item.err
 		}
+		im.recheck(item)
 		for _, r := range item.refused {
 			im.rep.Reject(r)
 		}

@@ -40,8 +40,9 @@ type Node struct {
 	self protocol.PublicKey
 	st   store.Store
 
-	disk diskGuard // whether the store's disk has room (disk.go)
-	pen  penalties // banned peers, and sync strikes (penalty.go)
+	disk  diskGuard // whether the store's disk has room (disk.go)
+	pen   penalties // banned peers, and sync strikes (penalty.go)
+	works sync.Map  // commons ID → the work its genesis asks (workOf)
 
 	// statusLog logs contributions' status changes, summed up while many
 	// arrive.

@@ -818,8 +818,13 @@ func (n *Node) ingestSynced(ctx context.Context, batch []*protocol.Block, id cid
 		return 0, err
 	}
 	var bad error
-	good := n.admit(fresh, id, func(b *protocol.Block, err error) {
+	var later []*protocol.Block // delayed for a genesis the batch before may bring
+	refused := func(b *protocol.Block, err error) {
 		if !protocol.Permanent(err) {
+			if after != nil && errors.Is(err, protocol.ErrNoGenesis) {
+				later = append(later, b)
+				return
+			}
 			n.log.Debug("sync: record delayed", "cid", b.CID, "err", err)
 			return
 		}
@@ -827,15 +832,27 @@ func (n *Node) ingestSynced(ctx context.Context, batch []*protocol.Block, id cid
 		if bad == nil {
 			bad = fmt.Errorf("%w %s: %w", errInvalidRecord, b.CID, err)
 		}
-	})
+	}
+	good := n.admit(fresh, id, refused)
 	if bad != nil {
 		return 0, bad
 	}
-	if len(good) == 0 {
+	if len(good) == 0 && len(later) == 0 {
 		return 0, nil
 	}
 	if after != nil {
 		<-after // stored in the order received
+	}
+	if len(later) > 0 {
+		again := later
+		later, after = nil, nil
+		good = append(good, n.admit(again, id, refused)...)
+		if bad != nil {
+			return 0, bad
+		}
+		if len(good) == 0 {
+			return 0, nil
+		}
 	}
 	res, err := n.ingest(ctx, good, false)
 	if err != nil {

@@ -21,37 +21,51 @@ func (b *Block) CommonsID() cid.Cid {
 }
 
 // Admit checks raw bytes against every stateless rule a node applies before
-// it stores or forwards a record: Parse and Verify (Validate), the commons
-// when commons is defined, and the clock at nowMillis (CheckTime). An error
-// for which Permanent is false (ErrFutureTime) only delays the record.
-func Admit(raw []byte, commons cid.Cid, nowMillis int64) (*Block, error) {
-	b, err := Validate(raw)
+// it stores or forwards a record: Parse, the commons when commons is
+// defined, the proof of work its commons asks (work, §7.4; nil: none is
+// asked) before any signature is checked, the signatures (Verify) and the
+// clock at nowMillis (CheckTime). An error for which Permanent is false
+// (ErrFutureTime, ErrNoGenesis) only delays the record.
+func Admit(raw []byte, commons cid.Cid, nowMillis int64, work WorkFunc) (*Block, error) {
+	b, err := Parse(raw)
 	if err != nil {
 		return nil, err
 	}
-	if err := admitted(b, commons, nowMillis); err != nil {
+	if err := AdmitBatch([]*Block{b}, commons, nowMillis, work)[0]; err != nil {
 		return nil, err
 	}
 	return b, nil
 }
 
 // AdmitBatch is Admit for blocks already parsed, with their signatures
-// verified together (VerifyBatch). errs[i] is nil when blocks[i] is
+// verified together (VerifyBatch). A genesis in the batch sets the work
+// its commons asks of the others. errs[i] is nil when blocks[i] is
 // admitted.
-func AdmitBatch(blocks []*Block, commons cid.Cid, nowMillis int64) (errs []error) {
-	errs = VerifyBatch(blocks)
+func AdmitBatch(blocks []*Block, commons cid.Cid, nowMillis int64, work WorkFunc) (errs []error) {
+	errs = make([]error, len(blocks))
+	signing := make([][]byte, len(blocks))
+	delayed := make([]error, len(blocks)) // the genesis is not at hand: checked last, to name a permanent fault first
+	asked := askedIn(blocks, work)
+	for i, b := range blocks {
+		var err error
+		if signing[i], err = b.Record.signingBytes(); err != nil {
+			errs[i] = fieldErr("record", ErrMalformed, "%v", err)
+		} else if commons.Defined() && !b.CommonsID().Equals(commons) {
+			errs[i] = fieldErr("commons", ErrWrongCommons, "record %s belongs to commons %s, not %s", b.CID, b.CommonsID(), commons)
+		} else if err := checkWork(b, signing[i], asked); errors.Is(err, ErrNoGenesis) {
+			delayed[i] = err
+		} else {
+			errs[i] = err
+		}
+	}
+	verifyBatchWith(blocks, signing, errs)
 	for i, b := range blocks {
 		if errs[i] == nil {
-			errs[i] = admitted(b, commons, nowMillis)
+			errs[i] = delayed[i]
+		}
+		if errs[i] == nil {
+			errs[i] = CheckTime(b.Record, nowMillis)
 		}
 	}
 	return errs
-}
-
-// admitted applies the rules of Admit that follow signature verification.
-func admitted(b *Block, commons cid.Cid, nowMillis int64) error {
-	if commons.Defined() && !b.CommonsID().Equals(commons) {
-		return fieldErr("commons", ErrWrongCommons, "record %s belongs to commons %s, not %s", b.CID, b.CommonsID(), commons)
-	}
-	return CheckTime(b.Record, nowMillis)
 }

@@ -58,14 +58,14 @@ func TestAdmit(t *testing.T) {
 	cases := admitCases(t)
 	var blocks []*Block
 	for _, c := range cases {
-		b, err := Admit(c.raw, testCommons, vectorTime)
+		b, err := Admit(c.raw, testCommons, vectorTime, nil)
 		if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) || (err == nil) != (b != nil) {
 			t.Errorf("%s: Admit = %v, %v; want %v", c.name, b, err, c.want)
 		}
 		if Permanent(err) != (c.want != nil && c.want != ErrFutureTime) {
 			t.Errorf("%s: Permanent(%v) = %v", c.name, err, Permanent(err))
 		}
-		if _, err := Admit(c.raw, testCommons, vectorTime); c.want == ErrWrongCommons {
+		if _, err := Admit(c.raw, testCommons, vectorTime, nil); c.want == ErrWrongCommons {
 			var fe *FieldError
 			if !errors.As(err, &fe) || fe.Field != "commons" {
 				t.Errorf("%s: %v names no field commons", c.name, err)
@@ -86,7 +86,7 @@ func TestAdmit(t *testing.T) {
 			idx[i] = rng.IntN(len(blocks))
 			batch[i] = blocks[idx[i]]
 		}
-		for i, err := range AdmitBatch(batch, testCommons, vectorTime) {
+		for i, err := range AdmitBatch(batch, testCommons, vectorTime, nil) {
 			c := cases[idx[i]]
 			if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
 				t.Fatalf("round %d: %s in a batch of %d: %v, want %v", round, c.name, n, err, c.want)
@@ -94,7 +94,7 @@ func TestAdmit(t *testing.T) {
 		}
 	}
 	// Without a commons to match, a record of any commons is admitted.
-	if _, err := Admit(cases[5].raw, cid.Undef, vectorTime); err != nil {
+	if _, err := Admit(cases[5].raw, cid.Undef, vectorTime, nil); err != nil {
 		t.Errorf("Admit with no commons: %v", err)
 	}
 }
@@ -103,7 +103,7 @@ func TestAdmit(t *testing.T) {
 // through a FieldError; an error wrapping none has no code.
 func TestErrorCodes(t *testing.T) {
 	seen := map[string]bool{}
-	for _, e := range []error{ErrTooLarge, ErrMalformed, ErrNonCanonical, ErrUnknownType, ErrMissing, ErrInvalid, ErrBadSignature, ErrFutureTime, ErrWrongCommons} {
+	for _, e := range []error{ErrTooLarge, ErrMalformed, ErrNonCanonical, ErrUnknownType, ErrMissing, ErrInvalid, ErrBadSignature, ErrFutureTime, ErrWrongCommons, ErrNoWork, ErrNoGenesis} {
 		code := ErrorCode(fieldErr("body.title", e, "detail"))
 		if code == "" || seen[code] || ErrorOf(code) != e {
 			t.Errorf("%v: code %q (seen %v), back to %v", e, code, seen[code], ErrorOf(code))

@@ -80,3 +80,26 @@ func BenchmarkParse(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkSolveWork measures what a record's proof of work costs its
+// author: one op is one record solved at 16 bits (expect 2^16 hashes).
+func BenchmarkSolveWork16(b *testing.B) {
+	r := contributionRecord()
+	for b.Loop() {
+		r.Time += 1 << 24
+		if ok, err := SolveWork(r, 16, 1<<26); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}
+
+// BenchmarkCheckWork measures what checking it costs a receiver.
+func BenchmarkCheckWork(b *testing.B) {
+	blk, err := NewBlock(contributionRecord())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		_ = blk.Work()
+	}
+}

@@ -43,6 +43,9 @@ const (
 type Policy struct {
 	// MaxBlobBytes caps each payload blob; 0 means DefaultBlobLimit.
 	MaxBlobBytes uint64 `cbor:"max_blob_bytes,omitempty"`
+	// Work is the proof of work, in bits, every other record of the
+	// commons must carry (§7.4); 0 means none. Only a genesis sets it.
+	Work uint64 `cbor:"work,omitempty"`
 }
 
 // Manifest is the for-benefit association's licence manifest. The genesis
@@ -148,6 +151,9 @@ func (m *Manifest) validate() error {
 	if m.Policy != nil && *m.Policy == (Policy{}) {
 		return fieldErr("body.policy", ErrInvalid, "an empty policy must be omitted")
 	}
+	if m.Policy != nil && m.Policy.Work > MaxWork {
+		return fieldErr("body.policy.work", ErrInvalid, "%d bits, limit %d", m.Policy.Work, MaxWork)
+	}
 	if len(m.Prev) > MaxPrev {
 		return fieldErr("body.prev", ErrTooLarge, "%d predecessors, limit %d", len(m.Prev), MaxPrev)
 	}
@@ -175,6 +181,9 @@ func (m *Manifest) validateEnvelope(r *Record) error {
 			return fieldErr("author", ErrInvalid, "a genesis manifest is signed by one of its own association keys")
 		}
 		return nil
+	}
+	if m.WorkAsked() != 0 {
+		return fieldErr("body.policy.work", ErrInvalid, "only a genesis sets the work its commons asks, for the commons' whole life")
 	}
 	if len(m.Prev) == 0 {
 		return fieldErr("body.prev", ErrMissing, "a manifest update names its predecessors")

@@ -48,8 +48,10 @@ func fieldErr(field string, sentinel error, format string, args ...any) error {
 
 // Permanent reports whether err means the record is invalid for every node
 // forever (reject, penalise the sender), as opposed to invalid only for now
-// (ErrFutureTime: ignore, retry later).
-func Permanent(err error) bool { return err != nil && !errors.Is(err, ErrFutureTime) }
+// (ErrFutureTime, ErrNoGenesis: ignore, retry later).
+func Permanent(err error) bool {
+	return err != nil && !errors.Is(err, ErrFutureTime) && !errors.Is(err, ErrNoGenesis)
+}
 
 // errorCodes name the sentinels above, for carrying them across a wire
 // (the HTTP API's error bodies).
@@ -66,6 +68,8 @@ var errorCodes = []struct {
 	{"bad_signature", ErrBadSignature},
 	{"future_time", ErrFutureTime},
 	{"wrong_commons", ErrWrongCommons},
+	{"no_work", ErrNoWork},
+	{"no_genesis", ErrNoGenesis},
 }
 
 // ErrorCode returns the code of the sentinel err wraps ("future_time" for

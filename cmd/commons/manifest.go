@@ -28,7 +28,7 @@ type manifestFlags struct {
 	maintainers, association, revoke []string
 	bootstrap                        []string
 	quorum, rejectQuorum, threshold  uint64
-	maxBlob                          uint64
+	maxBlob, work                    uint64
 	force                            bool
 	on                               []string
 }
@@ -43,6 +43,9 @@ func (f *manifestFlags) register(fs *pflag.FlagSet, update bool) {
 	fs.Uint64Var(&f.threshold, "threshold", 0, "association signatures an update needs (default 1)")
 	fs.StringArrayVar(&f.bootstrap, "bootstrap", nil, "bootstrap peer multiaddr (ending in /p2p/<peer-id>) for the commons; repeatable")
 	fs.Uint64Var(&f.maxBlob, "max-blob-bytes", 0, "largest payload file the commons accepts (default 64 MiB)")
+	if !update {
+		fs.Uint64Var(&f.work, "work", 0, "proof of work, in bits (0 to 24), that every later record of the commons must carry: each bit doubles what a record costs its author, about 16 ms of one core at 16 bits and 0.25 s at 20, so that a flood of junk costs its sender far more than its receivers; set once, for the commons' life (default 0: none)")
+	}
 	if update {
 		fs.StringArrayVar(&f.revoke, "revoke", nil, "compromised key (peer ID): its reviews count nowhere, its signature on any manifest this update does not build on counts for nothing, and it leaves the association and the maintainers; repeatable")
 		fs.BoolVar(&f.force, "force", false, "publish (or draft) the update even if the commons would hold it inert")
@@ -84,7 +87,7 @@ func (f *manifestFlags) params(fs *pflag.FlagSet) (api.ManifestParams, error) {
 			p.Bootstrap = append(p.Bootstrap, b)
 		}
 	}
-	for name, dst := range map[string]**uint64{"quorum": &p.Quorum, "reject-quorum": &p.RejectQuorum, "threshold": &p.Threshold, "max-blob-bytes": &p.MaxBlobBytes} {
+	for name, dst := range map[string]**uint64{"quorum": &p.Quorum, "reject-quorum": &p.RejectQuorum, "threshold": &p.Threshold, "max-blob-bytes": &p.MaxBlobBytes, "work": &p.Work} {
 		if fs.Changed(name) {
 			v, _ := fs.GetUint64(name)
 			*dst = &v
@@ -334,6 +337,9 @@ func (a *app) printManifest(info api.ManifestInfo) {
 		fmt.Fprintf(w, "bootstrap:     %s\n", b)
 	}
 	fmt.Fprintf(w, "blob limit:    %d bytes\n", m.BlobLimit())
+	if info.Work > 0 {
+		fmt.Fprintf(w, "work:          %d bits of proof of work on every record (set by the genesis)\n", info.Work)
+	}
 	if len(info.Forks) > 0 {
 		fmt.Fprintf(w, "FORK:          %d concurrent heads: %s (resolved to the first; an update merges them)\n", len(info.Forks), strings.Join(info.Forks, ", "))
 	}

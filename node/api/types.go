@@ -138,6 +138,9 @@ type ManifestParams struct {
 	Bootstrap    []string             `json:"bootstrap"`
 	Revoke       []protocol.PublicKey `json:"revoke"`
 	MaxBlobBytes *uint64              `json:"max_blob_bytes"`
+	// Work is the proof of work, in bits, every record of a new commons
+	// but its genesis must carry (SPEC §7.4): a genesis only.
+	Work *uint64 `json:"work"`
 	// On is no setting: the manifest versions (CIDs) an update builds on,
 	// accepted or contested ones. Default: every accepted head. An
 	// association member answering an update made with a stolen key
@@ -174,6 +177,9 @@ type ManifestInfo struct {
 	// Contested lists the contested manifests, each with the manifests
 	// it is contested with (SPEC §12.6).
 	Contested []ManifestVersion `json:"contested"`
+	// Work is the proof of work, in bits, the commons' genesis asks of
+	// every other record (SPEC §7.4); 0: none.
+	Work int `json:"work"`
 }
 
 // ManifestVersion is one accepted (on-chain) or contested manifest version.

@@ -1,0 +1,245 @@
+package protocol
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+)
+
+// zeroBits counts leading zero bits the slow way, bit by bit: the
+// definition of §7.4, written apart from workOf.
+func zeroBits(sum [32]byte) int {
+	for i := range 256 {
+		if sum[i/8]&(0x80>>(i%8)) != 0 {
+			return i
+		}
+	}
+	return 256
+}
+
+// sealed signs r with k and returns its block.
+func sealed(t *testing.T, r *Record, k PrivateKey) *Block {
+	t.Helper()
+	if err := Sign(r, k); err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBlock(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// withWork returns a contribution of testCommons at vectorTime or later
+// whose work is at least bits (solved) or, with bits < 0, below -bits.
+func withWork(t *testing.T, bits int) *Block {
+	t.Helper()
+	r := contributionRecord()
+	if bits >= 0 {
+		ok, err := SolveWork(r, bits, 1<<(bits+8))
+		if err != nil || !ok {
+			t.Fatalf("SolveWork(%d) = %v, %v", bits, ok, err)
+		}
+		return sealed(t, r, testKey(9))
+	}
+	for {
+		b := sealed(t, r, testKey(9))
+		if b.Work() < -bits {
+			return b
+		}
+		r.Time++
+	}
+}
+
+// SolveWork finds a time at which the record carries the work asked,
+// checked here with the bit-by-bit definition over a fresh encoding; the
+// time only moves forward, and nothing but the time changes.
+func TestSolveWork(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, small := range []bool{false, true} {
+		for bits := range 13 {
+			r := contributionRecord()
+			r.Body.(*Contribution).Title = fmt.Sprintf("title %d", rng.Uint64())
+			if small {
+				r.Time = HLC(1 << 20) // a time below 2^32: encoded again for each try
+			}
+			before := r.Time
+			ok, err := SolveWork(r, bits, 1<<(bits+8))
+			if err != nil || !ok {
+				t.Fatalf("bits %d (small %v): %v, %v", bits, small, ok, err)
+			}
+			if r.Time < before {
+				t.Fatalf("bits %d: time moved back from %d to %d", bits, before, r.Time)
+			}
+			msg, err := r.signingBytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := zeroBits(sha256.Sum256(msg)); got < bits {
+				t.Fatalf("bits %d (small %v): the solved record carries %d", bits, small, got)
+			}
+			// The least such time: every earlier one carries less.
+			for tt := before; tt < r.Time && tt < before+64; tt++ {
+				r2 := *r
+				r2.Time = tt
+				m2, _ := r2.signingBytes()
+				if zeroBits(sha256.Sum256(m2)) >= bits {
+					t.Fatalf("bits %d: time %d already carried the work, SolveWork chose %d", bits, tt, r.Time)
+				}
+			}
+			b := sealed(t, r, testKey(9))
+			if b.Work() != zeroBits(sha256.Sum256(msg)) {
+				t.Fatalf("Work = %d, want %d", b.Work(), zeroBits(sha256.Sum256(msg)))
+			}
+		}
+	}
+	// Too few tries: false, and the record is left as it was.
+	r := contributionRecord()
+	for r.Time = HLCFromMillis(vectorTime, 0); ; r.Time++ {
+		m, _ := r.signingBytes()
+		if zeroBits(sha256.Sum256(m)) < 1 {
+			break
+		}
+	}
+	before := r.Time
+	if ok, err := SolveWork(r, 200, 10); ok || err != nil || r.Time != before {
+		t.Fatalf("SolveWork(200 bits, 10 tries) = %v, %v, time %d (was %d)", ok, err, r.Time, before)
+	}
+}
+
+// What a commons asks is enforced before signatures are checked, from the
+// genesis alone: records short of it are refused for good, records of a
+// commons whose genesis is not at hand are delayed, and a genesis in the
+// same batch sets the rule for the others.
+func TestAdmitWork(t *testing.T) {
+	const asked = 10
+	rule := func(c cid.Cid) (int, error) {
+		if c.Equals(testCommons) {
+			return asked, nil
+		}
+		return 0, fmt.Errorf("no genesis of %s here: %w", c, ErrNoGenesis)
+	}
+	enough := withWork(t, asked)
+	short := withWork(t, -asked)
+	forgedShort := withWork(t, -asked)
+	forgedShort.Record.Sig[3] ^= 1
+	forgedShort.Raw, _, _ = Encode(forgedShort.Record)
+	forgedEnough := withWork(t, asked)
+	forgedEnough.Record.Sig[3] ^= 1
+	forgedEnough.Raw, _, _ = Encode(forgedEnough.Record)
+	other := contributionRecord()
+	other.Commons = testOther
+	otherBlk := sealed(t, other, testKey(9))
+
+	cases := []struct {
+		name string
+		b    *Block
+		want error
+	}{
+		{"enough work", enough, nil},
+		{"short of work", short, ErrNoWork},
+		// Work is checked first: a forgery short of work costs a hash,
+		// not a signature check.
+		{"forged, short of work", forgedShort, ErrNoWork},
+		{"forged, enough work", forgedEnough, ErrBadSignature},
+	}
+	for _, c := range cases {
+		_, err := Admit(c.b.Raw, testCommons, vectorTime, rule)
+		if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+			t.Errorf("%s: Admit: %v, want %v", c.name, err, c.want)
+		}
+		if errs := AdmitBatch([]*Block{enough, c.b}, testCommons, vectorTime, rule); !errors.Is(errs[1], c.want) || (c.want == nil) != (errs[1] == nil) || errs[0] != nil {
+			t.Errorf("%s: AdmitBatch: %v, want %v", c.name, errs, c.want)
+		}
+		if Permanent(err) != (c.want != nil) {
+			t.Errorf("%s: Permanent(%v) = %v", c.name, err, Permanent(err))
+		}
+	}
+	// No rule (nil): nothing is asked.
+	if _, err := Admit(short.Raw, testCommons, vectorTime, nil); err != nil {
+		t.Errorf("no rule: %v", err)
+	}
+	// A commons whose genesis is not at hand: delayed, not refused.
+	_, err := Admit(otherBlk.Raw, cid.Undef, vectorTime, rule)
+	if !errors.Is(err, ErrNoGenesis) || Permanent(err) {
+		t.Errorf("unknown genesis: %v (permanent %v), want a delay", err, Permanent(err))
+	}
+	// A fault every node decides the same way is named before the delay.
+	forgedOther := sealed(t, other, testKey(9))
+	forgedOther.Record.Sig[3] ^= 1
+	forgedOther.Raw, _, _ = Encode(forgedOther.Record)
+	if _, err := Admit(forgedOther.Raw, cid.Undef, vectorTime, rule); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("forged, unknown genesis: %v, want a bad signature", err)
+	}
+	// A genesis in the batch sets its commons' rule for the others, and
+	// is itself asked nothing.
+	k := testKey(4)
+	g := genesisRecord(k.Public())
+	g.Body.(*Manifest).Policy = &Policy{Work: asked}
+	gb := sealed(t, g, k)
+	weak := contributionRecord()
+	weak.Commons, weak.Body.(*Contribution).Licence = gb.CID, Link{gb.CID}
+	for ; ; weak.Time++ {
+		if wb := sealed(t, weak, testKey(9)); wb.Work() < asked {
+			break
+		}
+	}
+	weakBlk := sealed(t, weak, testKey(9))
+	strong := contributionRecord()
+	strong.Commons, strong.Body.(*Contribution).Licence = gb.CID, Link{gb.CID}
+	if ok, _ := SolveWork(strong, asked, 1<<20); !ok {
+		t.Fatal("no solution")
+	}
+	strongBlk := sealed(t, strong, testKey(9))
+	errs := AdmitBatch([]*Block{weakBlk, gb, strongBlk}, cid.Undef, vectorTime, rule)
+	if errs[1] != nil || errs[2] != nil || !errors.Is(errs[0], ErrNoWork) {
+		t.Errorf("genesis in the batch: %v; want the weak record refused for its work, the others admitted", errs)
+	}
+	// The genesis may be anywhere in the batch, and with it, rule is not asked.
+	errs = AdmitBatch([]*Block{gb, weakBlk}, gb.CID, vectorTime, nil)
+	if errs[0] != nil || !errors.Is(errs[1], ErrNoWork) {
+		t.Errorf("genesis first, no rule: %v", errs)
+	}
+}
+
+// Only a genesis asks for work, within MaxWork.
+func TestValidatePolicyWork(t *testing.T) {
+	k := testKey(4)
+	for _, c := range []struct {
+		name  string
+		rec   *Record
+		work  uint64
+		field string
+	}{
+		{"genesis", genesisRecord(k.Public()), MaxWork, ""},
+		{"genesis above the limit", genesisRecord(k.Public()), MaxWork + 1, "body.policy.work"},
+		{"update", updateRecord(k.Public()), 1, "body.policy.work"},
+	} {
+		c.rec.Body.(*Manifest).Policy = &Policy{Work: c.work}
+		if err := Sign(c.rec, k); err != nil {
+			if c.field == "" {
+				t.Errorf("%s: %v", c.name, err)
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != c.field || !errors.Is(err, ErrInvalid) {
+				t.Errorf("%s: %v, want %s invalid", c.name, err, c.field)
+			}
+			continue
+		}
+		if c.field != "" {
+			t.Errorf("%s: signed, want %s refused", c.name, c.field)
+			continue
+		}
+		b, err := NewBlock(c.rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(b.Raw); err != nil {
+			t.Errorf("%s: Parse: %v", c.name, err)
+		}
+	}
+}
