@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,9 @@ type recordVector struct {
 	Record       string         `json:"record"`
 	CID          string         `json:"cid"`
 	Expected     string         `json:"expected"`
+	// Work is the proof of work the record's commons asks (§7.4): the
+	// SHA-256 of the signing bytes begins with that many zero bits.
+	Work int `json:"work,omitempty"`
 }
 
 type vectorSigner struct {
@@ -149,7 +153,30 @@ func buildVectors() (*vectorSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("review: %w", err)
 	}
+	// A commons that asks 12 bits of work of its records, and a
+	// contribution that carries them (§7.4).
+	workGenesis, err := mustBlock(&Record{Time: HLCFromMillis(vectorTime, 0), Body: &Manifest{
+		Name: "Example commons with proof of work", Licence: "CC0-1.0",
+		Association: []PublicKey{a1.Public()}, Threshold: 1, Policy: &Policy{Work: 12},
+	}}, a1)
+	if err != nil {
+		return nil, fmt.Errorf("genesis with work: %w", err)
+	}
+	worked := &Record{Commons: workGenesis.CID, Author: c.Public(), Time: HLCFromMillis(vectorTime+60_000, 0), Body: &Contribution{
+		Title: "A record that carries its work", Licence: Link{workGenesis.CID}, Provenance: ProvenanceVolunteer,
+	}}
+	if ok, err := SolveWork(worked, 12, 1<<24); !ok || err != nil {
+		return nil, fmt.Errorf("contribution with work: %v, %w", ok, err)
+	}
+	workContribution, err := mustBlock(worked, c)
+	if err != nil {
+		return nil, fmt.Errorf("contribution with work: %w", err)
+	}
+	withWork := recordVec("contribution-work", "contribution carrying the 12 bits of work its commons asks: SHA-256 of the signing bytes begins with 12 zero bits", seedContributor, workContribution)
+	withWork.Work = 12
 	vs.records = []recordVector{
+		recordVec("genesis-work", "genesis manifest asking 12 bits of proof of work of every other record (policy.work)", seedAssoc1, workGenesis),
+		withWork,
 		recordVec("genesis", "genesis manifest: one association key, one maintainer", seedAssoc1, vs.genesis),
 		recordVec("manifest-update", "manifest update, version 1, signed by association key 1 and co-signed by key 2", seedAssoc1, vs.update, seedAssoc2),
 		recordVec("contribution", "paid contribution with sponsor and two payload blobs, under the update", seedContributor, vs.contribution),
@@ -262,6 +289,9 @@ func TestRecordVectors(t *testing.T) {
 			}
 			if hex.EncodeToString(b.SigningBytes()) != v.SigningBytes {
 				t.Errorf("signing bytes differ")
+			}
+			if sum := sha256.Sum256(unhex(t, v.SigningBytes)); zeroBits(sum) < v.Work || b.Work() < v.Work {
+				t.Errorf("work: the digest %x carries %d zero bits, Work says %d; want %d", sum, zeroBits(sum), b.Work(), v.Work)
 			}
 			if b.Record.Author.Hex() != v.PublicKey || b.Record.Author.String() != v.PeerID {
 				t.Errorf("author = %s, want %s", b.Record.Author.Hex(), v.PublicKey)
