@@ -43,8 +43,10 @@ func (f *manifestFlags) register(fs *pflag.FlagSet, update bool) {
 	fs.Uint64Var(&f.threshold, "threshold", 0, "association signatures an update needs (default 1)")
 	fs.StringArrayVar(&f.bootstrap, "bootstrap", nil, "bootstrap peer multiaddr (ending in /p2p/<peer-id>) for the commons; repeatable")
 	fs.Uint64Var(&f.maxBlob, "max-blob-bytes", 0, "largest payload file the commons accepts (default 64 MiB)")
-	if !update {
-		fs.Uint64Var(&f.work, "work", 0, "proof of work, in bits (0 to 24), that every later record of the commons must carry: each bit doubles what a record costs its author, about 16 ms of one core at 16 bits and 0.25 s at 20, so that a flood of junk costs its sender far more than its receivers; set once, for the commons' life (default 0: none)")
+	fs.Uint64Var(&f.work, "work", 0, "proof of work, in bits (0 to 24), that every later record of the commons must carry: each bit doubles what a record costs its author, about 16 ms of one core at 16 bits and 0.25 s at 20, so that a flood of junk costs its sender far more than its receivers; set once, for the commons' life (default 0: none)")
+	if update {
+		// Only a genesis sets it: given to an update, the node says so.
+		_ = fs.MarkHidden("work")
 	}
 	if update {
 		fs.StringArrayVar(&f.revoke, "revoke", nil, "compromised key (peer ID): its reviews count nowhere, its signature on any manifest this update does not build on counts for nothing, and it leaves the association and the maintainers; repeatable")
