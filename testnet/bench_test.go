@@ -22,6 +22,7 @@ var tiny = map[string]bench.Options{
 	"propagate": {Nodes: 6, Rounds: 2},
 	"partition": {Nodes: 4, Records: 10},
 	"byzantine": {Nodes: 10, Rounds: 4},
+	"flood":     {Nodes: 6, Rounds: 4},
 	"scale":     {Records: 500},
 }
 
@@ -136,6 +137,10 @@ func BenchmarkPartition(b *testing.B) { benchVirtual(b, bench.Partition) }
 // members, 20 of them hostile.
 func BenchmarkByzantine(b *testing.B) { benchVirtual(b, bench.Byzantine) }
 
+// BenchmarkFlood runs the flood scenario in virtual time: junk at 1,000
+// records a second on a commons without work and on one with.
+func BenchmarkFlood(b *testing.B) { benchVirtual(b, bench.Flood) }
+
 // BenchmarkScale runs the scale scenario (default 10,000 records; set
 // COMMONS_SCALE_RECORDS for another size, COMMONS_SCALE_BINARY for another
 // build of the commons binary):
@@ -166,7 +171,7 @@ func TestBenchSmoke(t *testing.T) {
 			checkResult(t, res, "real time")
 		})
 	}
-	for _, s := range []*bench.SimScenario{bench.Propagate, bench.Partition, bench.Byzantine} {
+	for _, s := range []*bench.SimScenario{bench.Propagate, bench.Partition, bench.Byzantine, bench.Flood} {
 		t.Run(s.Name()+"/virtual", func(t *testing.T) {
 			checkResult(t, virtual(t, s, tiny[s.Name()]), "virtual")
 		})
@@ -194,6 +199,17 @@ func checkResult(t *testing.T, res *bench.Result, clock string) {
 		want["payload blobs missing on some honest node"] = 0
 		want["distinct state roots among honest nodes"] = 1
 		want["forged records stored (node × record)"] = 0
+	case "flood":
+		for _, label := range []string{"no work", "16 bits of work"} {
+			want[clock+": "+label+": deliveries missed"] = 0
+		}
+		want[clock+": 16 bits of work: junk records stored (node × record)"] = 0
+		// Junk without work was sent, and, where none is asked, stored.
+		for _, name := range []string{clock + ": 16 bits of work: junk records sent", clock + ": no work: junk records stored (node × record)"} {
+			if v, ok := res.Get(name); !ok || v <= 0 {
+				t.Errorf("%s = %v (present %v), want a positive figure", name, v, ok)
+			}
+		}
 	case "scale":
 		// Every step ran: the join figure comes last, once the second
 		// daemon holds every record.

@@ -106,6 +106,11 @@ measured in the same run:
              blobs): time for a record and a payload to reach every honest
              node, attacked vs the same honest nodes alone, state roots,
              forgeries stored
+  flood      1,000 validly signed junk records a second from peers that
+             come back with new keys once banned: time for an honest
+             record to reach every honest node, flooded vs quiet, on a
+             commons that asks no proof of work and on one that asks 16
+             bits; junk stored
   scale      each step a process of this binary, as users run it: generate
              N records, import them (time, rate vs a batch-verify of the
              same signatures on every core, peak memory, disk use), start a
@@ -113,9 +118,10 @@ measured in the same run:
              page: p50, p99), and join them from a second daemon over
              loopback (time vs the import, peak memory)
 
-propagate, partition and byzantine run in real time here, where CPU costs
-count; their Go benchmarks run them in virtual time (network delays only):
-go test -run '^$' -bench 'Propagate|Partition|Byzantine' -benchtime 1x -v ./testnet`,
+propagate, partition, byzantine and flood run in real time here, where CPU
+costs count; their Go benchmarks run them in virtual time (network delays
+only):
+go test -run '^$' -bench 'Propagate|Partition|Byzantine|Flood' -benchtime 1x -v ./testnet`,
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: bench.ScenarioNames(),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -141,8 +147,8 @@ go test -run '^$' -bench 'Propagate|Partition|Byzantine' -benchtime 1x -v ./test
 	}
 	fs := cmd.Flags()
 	fs.IntVar(&o.Records, "records", 0, "records in the commons (default: 10000 for ingest, join, repair and scale; 200 for partition)")
-	fs.IntVar(&o.Nodes, "nodes", 0, "nodes (propagate: default 50; partition: default 10; byzantine: members, default 100, a fifth hostile)")
-	fs.IntVar(&o.Rounds, "rounds", 0, "records timed by propagate, and by each phase of byzantine (default 20)")
+	fs.IntVar(&o.Nodes, "nodes", 0, "nodes (propagate: default 50; partition: default 10; byzantine: members, default 100, a fifth hostile; flood: honest nodes, default 20)")
+	fs.IntVar(&o.Rounds, "rounds", 0, "records timed by propagate, and by each phase of byzantine and flood (default 20)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed")
 	fs.StringVar(&o.Dir, "dir", "", "directory for the badger stores (default: a temporary one)")
 	fs.StringVar(&o.CAR, "car", "", "scale: import this commons (a CAR from testnet gen or export) instead of generating one; --records is ignored")

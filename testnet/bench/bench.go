@@ -172,6 +172,7 @@ var Scenarios = map[string]Scenario{
 	"propagate": Propagate.RealTime,
 	"partition": Partition.RealTime,
 	"byzantine": Byzantine.RealTime,
+	"flood":     Flood.RealTime,
 	"scale":     Scale,
 }
 

@@ -173,6 +173,7 @@ type rounds struct {
 	honest  []int
 	cursors []uint64
 	cur     phaseResult
+	noBlobs bool // no round carries a payload blob
 }
 
 func newRounds(t sim.T, ctx context.Context, n *sim.Net, commons string, honest []int) *rounds {
@@ -188,7 +189,7 @@ func newRounds(t sim.T, ctx context.Context, n *sim.Net, commons string, honest 
 func (m *rounds) phase(rng *rand.Rand, label string, count int) phaseResult {
 	var blobs []cid.Cid
 	for r := range count {
-		withBlob := r%4 == 3
+		withBlob := r%4 == 3 && !m.noBlobs
 		if c := m.round(rng.IntN(len(m.honest)), fmt.Sprintf("%s round %d", label, r), withBlob); withBlob {
 			blobs = append(blobs, c)
 		}
