@@ -145,6 +145,26 @@ func (n *Node) solveWork(ctx context.Context, rec *protocol.Record) error {
 	return fmt.Errorf("no time carries the %d bits of work commons %s asks, after %d tries", bits, rec.Commons, uint64(1)<<(bits+6))
 }
 
+// checkDraftWork refuses a drafted update short of the work its commons
+// asks (SPEC §7.4): signed as it is, it could never be published. The
+// genesis is the stored one, or one the draft carries (its CID is the
+// commons ID, so the bytes are the commons'); with neither, the rest of
+// the judging says what is missing.
+func checkDraftWork(n *Node, blk *protocol.Block, carried []*protocol.Block) error {
+	want, err := n.workOf(blk.Record.Commons)
+	if err != nil {
+		for _, c := range carried {
+			if c.CID.Equals(blk.Record.Commons) && c.Record.IsGenesis() {
+				want, err = c.Record.Manifest().WorkAsked(), nil
+			}
+		}
+	}
+	if err == nil && blk.Work() < want {
+		return badRequest("draft %s carries %d bits of proof of work; commons %s asks %d of every record, so it could never be published: draft the update again with a version of commons that knows proof of work", blk.CID, blk.Work(), blk.Record.Commons, want)
+	}
+	return nil
+}
+
 // commit stores and merges a valid block, then publishes it to its
 // commons' topic. join makes the node replicate the block's commons if it
 // does not yet.
@@ -430,6 +450,8 @@ func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]by
 			return nil, fmt.Errorf("%w: this node's key %s is not an association key of the drafted genesis %s", api.ErrForbidden, n.self, blk.CID)
 		}
 		err = n.judgeDraft(crdt.New(blk.CID), blk, force)
+	} else if werr := checkDraftWork(n, blk, b.carried); werr != nil {
+		return nil, werr
 	} else {
 		// The node's own state judges when it holds what the draft builds
 		// on; else the manifests the draft carries, with the node's own

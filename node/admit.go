@@ -87,10 +87,10 @@ func (n *Node) workOf(commons cid.Cid) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("genesis %s: %w", commons, err)
 	}
-	w := 0 // a commons ID that names no genesis: none asks any work
-	if b.Record.IsGenesis() {
-		w = b.Record.Manifest().WorkAsked()
+	if !b.Record.IsGenesis() {
+		return 0, fmt.Errorf("record %s is a %s, not a genesis: no commons has that ID", commons, b.Record.Type())
 	}
+	w := b.Record.Manifest().WorkAsked()
 	n.works.Store(commons, w)
 	return w, nil
 }

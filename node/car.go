@@ -141,8 +141,9 @@ func (im *importer) prepare(item *importItem, now int64) {
 			im.fresh.Store(true)
 		}
 	}
-	for _, b := range item.blocks {
-		if b.Record.IsGenesis() {
+	item.errs = protocol.AdmitBatch(item.blocks, cid.Undef, now, im.workOf(item))
+	for i, b := range item.blocks {
+		if b.Record.IsGenesis() && item.errs[i] == nil { // a genesis refused vouches for nothing
 			im.genMu.Lock()
 			if g, ok := im.geneses[b.CID]; !ok || item.seq < g.seq {
 				im.geneses[b.CID] = readGenesis{item.seq, b.Record.Manifest().WorkAsked()}
@@ -150,7 +151,6 @@ func (im *importer) prepare(item *importItem, now int64) {
 			im.genMu.Unlock()
 		}
 	}
-	item.errs = protocol.AdmitBatch(item.blocks, cid.Undef, now, im.workOf(item))
 }
 
 // readGenesis is a genesis an import read: in which batch, and the work

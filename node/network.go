@@ -178,6 +178,15 @@ func (n *Node) readTopic(sub *pubsub.Subscription) {
 func (n *Node) validator(id cid.Cid) pubsub.ValidatorEx {
 	return func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 		defer n.metrics.ValidationTook(time.Now())
+		if !protocol.RecordCID(msg.Data).Equals(id) {
+			// Before the genesis is here, the work its records must carry
+			// is unknown: ignored at the cost of a hash, to come again
+			// by sync, rather than checked down to their signatures.
+			if _, err := n.workOf(id); err != nil {
+				n.log.Debug("gossip record delayed", "from", from, "err", err)
+				return pubsub.ValidationIgnore
+			}
+		}
 		b, err := n.admitRaw(msg.Data, id)
 		if err != nil {
 			// A record of a type this version does not know may be valid

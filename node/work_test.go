@@ -200,3 +200,53 @@ func TestWorkGenesisLater(t *testing.T) {
 		}
 	}
 }
+
+// A drafted update short of the work its commons asks could never be
+// published: co-signing it is refused, naming the work. A commons ID that
+// names a record other than a genesis asks nothing and vouches for
+// nothing: its records wait.
+func TestWorkDraftAndFalseGenesis(t *testing.T) {
+	const bits = 10
+	ctx := t.Context()
+	n := startOn(t, memstore.New())
+	defer n.Close()
+	other := protocol.NewPrivateKeyFromSeed(bytes.Repeat([]byte{9}, 32))
+	s, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("w"), Licence: ptr("MIT"),
+		Association: []protocol.PublicKey{n.Self(), other.Public()}, Threshold: ptr(uint64(1)), Work: ptr(uint64(bits))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cid.MustParse(s)
+	graw, _ := n.st.GetRecord(ctx, id)
+	g, _ := protocol.Parse(graw)
+	m := *g.Record.Manifest()
+	m.Policy, m.Prev, m.Version, m.Name = nil, []protocol.Link{{Cid: id}}, 1, "renamed"
+	rec := &protocol.Record{Commons: id, Time: protocol.HLCFromMillis(n.nowMillis(), 0), Body: &m}
+	var draft *protocol.Block
+	for ; ; rec.Time++ {
+		if err := protocol.Sign(rec, other); err != nil {
+			t.Fatal(err)
+		}
+		if draft, err = protocol.NewBlock(rec); err != nil {
+			t.Fatal(err)
+		}
+		if draft.Work() < bits {
+			break
+		}
+	}
+	raw, err := encodeBundle(bundle{draft: draft, carried: []*protocol.Block{g}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.CosignManifest(ctx, raw, false); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "proof of work") {
+		t.Fatalf("co-signing a draft short of work: %v; want it refused, naming the work", err)
+	}
+
+	c, err := n.Contribute(ctx, api.ContributeParams{Commons: s, Title: "not a genesis"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, err := n.workOf(cid.MustParse(c)); err == nil {
+		t.Fatalf("workOf(a contribution's CID) = %d, nil; want an error: no commons has that ID", w)
+	}
+}

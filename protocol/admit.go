@@ -38,14 +38,65 @@ func Admit(raw []byte, commons cid.Cid, nowMillis int64, work WorkFunc) (*Block,
 }
 
 // AdmitBatch is Admit for blocks already parsed, with their signatures
-// verified together (VerifyBatch). A genesis in the batch sets the work
-// its commons asks of the others. errs[i] is nil when blocks[i] is
-// admitted.
+// verified together (VerifyBatch). A genesis in the batch that is itself
+// admitted sets the work its commons asks of the others. errs[i] is nil
+// when blocks[i] is admitted.
 func AdmitBatch(blocks []*Block, commons cid.Cid, nowMillis int64, work WorkFunc) (errs []error) {
+	var geneses, others []int
+	for i, b := range blocks {
+		if b.Record.IsGenesis() {
+			geneses = append(geneses, i)
+		} else {
+			others = append(others, i)
+		}
+	}
+	if len(geneses) == 0 {
+		return admitBatch(blocks, commons, nowMillis, work)
+	}
+	errs = make([]error, len(blocks))
+	known := map[cid.Cid]int{}
+	for j, err := range admitBatch(pick(blocks, geneses), commons, nowMillis, nil) {
+		i := geneses[j]
+		if errs[i] = err; err == nil {
+			known[blocks[i].CID] = blocks[i].Record.Manifest().WorkAsked()
+		}
+	}
+	asked := func(c cid.Cid) (int, error) {
+		if w, ok := known[c]; ok {
+			return w, nil
+		}
+		if work == nil {
+			return 0, nil
+		}
+		return work(c)
+	}
+	for j, err := range admitBatch(pick(blocks, others), commons, nowMillis, asked) {
+		errs[others[j]] = err
+	}
+	return errs
+}
+
+// pick returns blocks[i] for each i of idx.
+func pick(blocks []*Block, idx []int) []*Block {
+	out := make([]*Block, len(idx))
+	for j, i := range idx {
+		out[j] = blocks[i]
+	}
+	return out
+}
+
+// admitBatch is AdmitBatch with work the whole rule for the blocks'
+// commons.
+func admitBatch(blocks []*Block, commons cid.Cid, nowMillis int64, work WorkFunc) (errs []error) {
 	errs = make([]error, len(blocks))
 	signing := make([][]byte, len(blocks))
 	delayed := make([]error, len(blocks)) // the genesis is not at hand: checked last, to name a permanent fault first
-	asked := askedIn(blocks, work)
+	asked := func(c cid.Cid) (int, error) {
+		if work == nil {
+			return 0, nil
+		}
+		return work(c)
+	}
 	for i, b := range blocks {
 		var err error
 		if signing[i], err = b.Record.signingBytes(); err != nil {

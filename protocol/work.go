@@ -82,30 +82,6 @@ func checkWork(b *Block, signing []byte, asked func(cid.Cid) (int, error)) error
 	return nil
 }
 
-// askedIn returns the work rule for a batch: a genesis among blocks sets
-// its commons' work, work (if not nil) the others'; with neither, none is
-// asked.
-func askedIn(blocks []*Block, work WorkFunc) func(cid.Cid) (int, error) {
-	var known map[cid.Cid]int
-	for _, b := range blocks {
-		if b.Record.IsGenesis() {
-			if known == nil {
-				known = map[cid.Cid]int{}
-			}
-			known[b.CID] = b.Record.Manifest().WorkAsked()
-		}
-	}
-	return func(c cid.Cid) (int, error) {
-		if w, ok := known[c]; ok {
-			return w, nil
-		}
-		if work == nil {
-			return 0, nil
-		}
-		return work(c)
-	}
-}
-
 // SolveWork looks for a time at which r carries bits of work: r.Time, or
 // one of the tries-1 timestamps after it, in order. It sets r.Time to the
 // first that does and returns true, or leaves r unchanged and returns

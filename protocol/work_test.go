@@ -199,6 +199,21 @@ func TestAdmitWork(t *testing.T) {
 	if errs[1] != nil || errs[2] != nil || !errors.Is(errs[0], ErrNoWork) {
 		t.Errorf("genesis in the batch: %v; want the weak record refused for its work, the others admitted", errs)
 	}
+	// A genesis in the batch that is itself refused vouches for nothing.
+	late := genesisRecord(k.Public())
+	late.Body.(*Manifest).Policy = &Policy{Work: asked}
+	late.Time = HLCFromMillis(vectorTime+MaxClockSkewMillis+60_000, 0)
+	lb := sealed(t, late, k)
+	lateRec := contributionRecord()
+	lateRec.Commons, lateRec.Body.(*Contribution).Licence = lb.CID, Link{lb.CID}
+	if ok, _ := SolveWork(lateRec, asked, 1<<20); !ok {
+		t.Fatal("no solution")
+	}
+	lateBlk := sealed(t, lateRec, testKey(9))
+	errs = AdmitBatch([]*Block{lb, lateBlk}, cid.Undef, vectorTime, rule)
+	if !errors.Is(errs[0], ErrFutureTime) || !errors.Is(errs[1], ErrNoGenesis) {
+		t.Errorf("a genesis from the future in the batch: %v; want it delayed, and its record delayed for want of it", errs)
+	}
 	// The genesis may be anywhere in the batch, and with it, rule is not asked.
 	errs = AdmitBatch([]*Block{gb, weakBlk}, gb.CID, vectorTime, nil)
 	if errs[0] != nil || !errors.Is(errs[1], ErrNoWork) {
