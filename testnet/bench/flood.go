@@ -74,7 +74,7 @@ func flood(t sim.T, n *sim.Net, o Options, res *Result, clock string) {
 			before += n.MustCommons(i, id).Records
 		}
 		ctx, stop := context.WithCancel(t.Context())
-		f := &flooder{t: t, n: n, commons: cidOf(t, id), honest: honest, rng: rand.New(rand.NewPCG(o.Seed, 0xf1)), turn: make(chan struct{}, 1)}
+		f := &flooder{n: n, commons: cidOf(t, id), honest: honest, rng: rand.New(rand.NewPCG(o.Seed, 0xf1)), turn: make(chan struct{}, 1)}
 		var wg sync.WaitGroup
 		for range floodHosts {
 			wg.Add(1)
@@ -87,6 +87,9 @@ func flood(t sim.T, n *sim.Net, o Options, res *Result, clock string) {
 		out.flooded = m.phase(rng, "flooded", o.Rounds)
 		stop()
 		wg.Wait()
+		if f.err != nil {
+			t.Fatalf("flood: %v", f.err)
+		}
 		out.junkSent, out.identities = f.sent, f.identities
 		after := 0
 		for _, i := range honest {
@@ -150,12 +153,12 @@ func foundWorkCommons(t sim.T, n *sim.Net, bits uint64) string {
 // publishing a new junk contribution every floodHosts/floodRate seconds.
 // A host that every honest node has cut off is replaced by a new one.
 type flooder struct {
-	t       sim.T
 	n       *sim.Net
 	commons cid.Cid
 	honest  []int
 
 	turn       chan struct{} // held while a host is added
+	err        error         // the first error of a flooder goroutine
 	mu         sync.Mutex
 	rng        *rand.Rand
 	sent       int
@@ -165,7 +168,26 @@ type flooder struct {
 // run is one flooder slot: a host at a time, until ctx ends.
 func (f *flooder) run(ctx context.Context) {
 	for ctx.Err() == nil {
-		f.flood(ctx, f.newHost(ctx))
+		fh, err := f.newHost(ctx)
+		if err == nil {
+			err = f.flood(ctx, fh)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				f.fail(err)
+			}
+			return
+		}
+	}
+}
+
+// fail keeps the first error of a flooder goroutine, for the scenario to
+// report (Fatal belongs to the scenario's goroutine).
+func (f *flooder) fail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
 	}
 }
 
@@ -177,7 +199,7 @@ type floodHost struct {
 	clock protocol.HLC
 }
 
-func (f *flooder) newHost(ctx context.Context) *floodHost {
+func (f *flooder) newHost(ctx context.Context) (*floodHost, error) {
 	// The Net is not safe for concurrent use: one host at a time. A
 	// channel, not a mutex: in a synctest bubble a goroutine waiting on a
 	// mutex keeps virtual time from moving, and ConnectEdges waits on it.
@@ -191,41 +213,41 @@ func (f *flooder) newHost(ctx context.Context) *floodHost {
 	host := f.n.Host(h)
 	key, err := protocol.PrivateKeyFromLibp2p(f.n.Key(h))
 	if err != nil {
-		f.t.Fatal(err)
+		return nil, err
 	}
 	ps, err := pubsub.NewGossipSub(ctx, host,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithMessageIdFn(func(m *pb.Message) string { return protocol.MessageID(m.GetTopic(), m.Data) }),
 		pubsub.WithMaxMessageSize(protocol.MaxRecordSize+4096))
 	if err != nil {
-		f.t.Fatal(err)
+		return nil, fmt.Errorf("flooder gossipsub: %w", err)
 	}
 	topic, err := ps.Join(protocol.Topic(f.commons))
 	if err != nil {
-		f.t.Fatal(err)
+		return nil, fmt.Errorf("flooder topic: %w", err)
 	}
 	var edges [][2]int
 	for _, k := range links {
 		edges = append(edges, [2]int{f.honest[k], h})
 	}
 	f.n.ConnectEdges(edges)
-	return &floodHost{host: host, key: key, topic: topic}
+	return &floodHost{host: host, key: key, topic: topic}, nil
 }
 
 // flood publishes junk from fh until ctx ends or no honest node is
 // connected to it any more.
-func (f *flooder) flood(ctx context.Context, fh *floodHost) {
+func (f *flooder) flood(ctx context.Context, fh *floodHost) error {
 	defer func() { _ = fh.topic.Close() }()
 	tick := time.NewTicker(time.Second * floodHosts / floodRate)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-tick.C:
 		}
 		if len(fh.host.Network().Peers()) == 0 {
-			return // banned everywhere: a new identity (the Net closes this one at the end)
+			return nil // banned everywhere: a new identity (the Net closes this one at the end)
 		}
 		if len(fh.topic.ListPeers()) == 0 {
 			continue // the subscriptions are not known yet
@@ -238,11 +260,11 @@ func (f *flooder) flood(ctx context.Context, fh *floodHost) {
 		rec := &protocol.Record{Commons: f.commons, Time: fh.clock, Body: &protocol.Contribution{Title: fmt.Sprintf("junk %d", k),
 			Kind: "code", Licence: protocol.Link{Cid: f.commons}, Provenance: protocol.ProvenanceVolunteer}}
 		if err := protocol.Sign(rec, fh.key); err != nil {
-			f.t.Fatal(err)
+			return err
 		}
 		raw, _, err := protocol.Encode(rec)
 		if err != nil {
-			f.t.Fatal(err)
+			return err
 		}
 		_ = fh.topic.Publish(ctx, raw)
 	}
