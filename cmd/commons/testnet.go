@@ -106,8 +106,8 @@ measured in the same run:
              blobs): time for a record and a payload to reach every honest
              node, attacked vs the same honest nodes alone, state roots,
              forgeries stored
-  flood      1,000 validly signed junk records a second from peers that
-             come back with new keys once banned: time for an honest
+  flood      1,000 validly signed junk records a second (--rate) from
+             peers that come back with new keys once banned: time for an honest
              record to reach every honest node, flooded vs quiet, on a
              commons that asks no proof of work and on one that asks 16
              bits; junk stored
@@ -149,6 +149,7 @@ go test -run '^$' -bench 'Propagate|Partition|Byzantine|Flood' -benchtime 1x -v 
 	fs.IntVar(&o.Records, "records", 0, "records in the commons (default: 10000 for ingest, join, repair and scale; 200 for partition)")
 	fs.IntVar(&o.Nodes, "nodes", 0, "nodes (propagate: default 50; partition: default 10; byzantine: members, default 100, a fifth hostile; flood: honest nodes, default 20)")
 	fs.IntVar(&o.Rounds, "rounds", 0, "records timed by propagate, and by each phase of byzantine and flood (default 20)")
+	fs.IntVar(&o.Rate, "rate", 0, "flood: junk records a second, all flooders together (default 1000)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed")
 	fs.StringVar(&o.Dir, "dir", "", "directory for the badger stores (default: a temporary one)")
 	fs.StringVar(&o.CAR, "car", "", "scale: import this commons (a CAR from testnet gen or export) instead of generating one; --records is ignored")

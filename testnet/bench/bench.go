@@ -55,6 +55,9 @@ type Options struct {
 	// one takes minutes to generate); its records are counted, and
 	// Records is ignored.
 	CAR string
+	// Rate is the junk records a second flood's flooders send in all
+	// (default 1000).
+	Rate int
 	// NoJoin leaves out scale's last step, the join, which takes about as
 	// long as the import and, at millions of records, is often not wanted.
 	NoJoin bool
@@ -72,6 +75,9 @@ func (o *Options) fill(records, nodes int) {
 	}
 	if o.Seed == 0 {
 		o.Seed = 1
+	}
+	if o.Rate <= 0 {
+		o.Rate = 1000
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -146,7 +146,7 @@ func byzantine(t sim.T, n *sim.Net, o Options, res *Result, clock string) {
 		res.note("honest nodes not converged: %v", convErr)
 	}
 	res.note("%d rounds quiet, then %d attacked, every 4th with a 4 KiB payload blob; the goal: nothing missed, one root, no forgery stored, attacked p99 within 2x of quiet", o.Rounds, o.Rounds)
-	res.note("the attackers' validly signed contributions are stored like any other record: no policy limits valid junk yet")
+	res.note("the attackers' validly signed contributions are stored like any other record: this commons asks no proof of work (the flood scenario measures one that does)")
 }
 
 // phaseResult is what a phase of rounds measured: the arrival delays of

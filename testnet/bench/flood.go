@@ -22,7 +22,8 @@ import (
 // same honest nodes. They replicate two commons: one whose genesis asks no
 // work, one that asks floodWork bits. On each, honest nodes first publish
 // records alone (quiet), then while floodHosts raw hosts publish junk
-// contributions on its topic, floodRate a second in all (flooded); each
+// contributions on its topic, Options.Rate a second in all (default
+// 1,000) (flooded); each
 // phase times how long an honest record takes to reach every honest node
 // (from just before its author's node makes it, the work included).
 //
@@ -41,10 +42,9 @@ var Flood = &SimScenario{
 }
 
 const (
-	floodWork  = 16   // bits asked by the commons that asks any
-	floodRate  = 1000 // junk records a second, all flooders together
-	floodHosts = 10   // flooders at a time
-	floodLinks = 4    // honest nodes each flooder links to
+	floodWork  = 16 // bits asked by the commons that asks any
+	floodHosts = 10 // flooders at a time
+	floodLinks = 4  // honest nodes each flooder links to
 )
 
 func flood(t sim.T, n *sim.Net, o Options, res *Result, clock string) {
@@ -74,7 +74,7 @@ func flood(t sim.T, n *sim.Net, o Options, res *Result, clock string) {
 			before += n.MustCommons(i, id).Records
 		}
 		ctx, stop := context.WithCancel(t.Context())
-		f := &flooder{n: n, commons: cidOf(t, id), honest: honest, rng: rand.New(rand.NewPCG(o.Seed, 0xf1)), turn: make(chan struct{}, 1)}
+		f := &flooder{n: n, rate: o.Rate, commons: cidOf(t, id), honest: honest, rng: rand.New(rand.NewPCG(o.Seed, 0xf1)), turn: make(chan struct{}, 1)}
 		var wg sync.WaitGroup
 		for range floodHosts {
 			wg.Add(1)
@@ -119,7 +119,7 @@ func flood(t sim.T, n *sim.Net, o Options, res *Result, clock string) {
 		res.add(clock+": "+c.label+": flooder identities used", float64(c.out.identities), "")
 	}
 	res.add("honest nodes", float64(len(honest)), "")
-	res.note("%d rounds quiet, then %d flooded, on each commons; %d flooders at a time send %d junk records a second in all, each linked to %d honest nodes; the goal: flooded p99 within 2x of quiet on the commons that asks work", o.Rounds, o.Rounds, floodHosts, floodRate, floodLinks)
+	res.note("%d rounds quiet, then %d flooded, on each commons; %d flooders at a time send %d junk records a second in all, each linked to %d honest nodes; the goal: flooded p99 within 2x of quiet on the commons that asks work", o.Rounds, o.Rounds, floodHosts, o.Rate, floodLinks)
 }
 
 // foundWorkCommons founds, on node 0, a commons that asks bits of work,
@@ -150,13 +150,14 @@ func foundWorkCommons(t sim.T, n *sim.Net, bits uint64) string {
 
 // flooder runs the flooding hosts of a phase: each a raw host with a key
 // of its own, on the commons' topic, linked to floodLinks honest nodes,
-// publishing a new junk contribution every floodHosts/floodRate seconds.
+// publishing a new junk contribution every floodHosts/rate seconds.
 // A host that every honest node has cut off is replaced by a new one.
 type flooder struct {
 	n       *sim.Net
 	commons cid.Cid
 	honest  []int
 
+	rate       int           // junk records a second, all flooders together
 	turn       chan struct{} // held while a host is added
 	err        error         // the first error of a flooder goroutine
 	mu         sync.Mutex
@@ -238,7 +239,7 @@ func (f *flooder) newHost(ctx context.Context) (*floodHost, error) {
 // connected to it any more.
 func (f *flooder) flood(ctx context.Context, fh *floodHost) error {
 	defer func() { _ = fh.topic.Close() }()
-	tick := time.NewTicker(time.Second * floodHosts / floodRate)
+	tick := time.NewTicker(time.Second * floodHosts / time.Duration(f.rate))
 	defer tick.Stop()
 	for {
 		select {
