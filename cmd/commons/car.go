@@ -74,8 +74,11 @@ func (a *app) importCmd() *cobra.Command {
 		Use:   "import FILE.car [--join]",
 		Short: "Validate and store the records of a CAR file; counts the rejected ones and names the first 1,000",
 		Long: `Read a CAR file of records (as commons export writes), validate every record
-(CID, canonical encoding, signatures), and store the valid ones of the commons
-this node replicates. With --join, it replicates the commons the file's records
+(CID, canonical encoding, the proof of work its commons asks, signatures), and
+store the valid ones of the commons this node replicates. A record is checked
+against its commons' genesis, so one that comes before that genesis in the file
+(export writes the genesis first), when this node does not hold it, is refused
+as delayed; importing the file again stores it. With --join, it replicates the commons the file's records
 belong to (as commons join does) and stores them all; without, the records of
 other commons are skipped and counted, and an import that stores nothing for
 that reason fails. Every rejected record is counted, and the first 1,000 are
