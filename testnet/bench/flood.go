@@ -12,7 +12,6 @@ import (
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 
-	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/testnet/sim"
 )
@@ -53,7 +52,8 @@ func flood(t sim.T, n *sim.Net, o Options, res *Result, clock string) {
 		t.Fatalf("flood: %d nodes are too few (at least %d)", len(honest), floodLinks+1)
 	}
 	plain := meshCommons(t, n, sim.RandomEdges(len(honest), 6, o.Seed))
-	worked := foundWorkCommons(t, n, floodWork)
+	worked := foundCommonsWork(t, n, 0, floodWork)
+	n.WaitConverged(worked)
 	n.WaitTopicPeers(worked, 2)
 	n.Settle(2 * time.Second) // the meshes settle
 	rng := rand.New(rand.NewPCG(o.Seed, 0xf100d))
@@ -120,32 +120,6 @@ func flood(t sim.T, n *sim.Net, o Options, res *Result, clock string) {
 	}
 	res.add("honest nodes", float64(len(honest)), "")
 	res.note("%d rounds quiet, then %d flooded, on each commons; %d flooders at a time send %d junk records a second in all, each linked to %d honest nodes; the goal: flooded p99 within 2x of quiet on the commons that asks work", o.Rounds, o.Rounds, floodHosts, o.Rate, floodLinks)
-}
-
-// foundWorkCommons founds, on node 0, a commons that asks bits of work,
-// hands its genesis to every node and has them all join it.
-func foundWorkCommons(t sim.T, n *sim.Net, bits uint64) string {
-	t.Helper()
-	ctx := context.Background()
-	name, licence := "bench with work", "CC-BY-SA-4.0"
-	id, err := n.Node(0).CreateManifest(ctx, api.ManifestParams{Name: &name, Licence: &licence, Work: &bits})
-	if err != nil {
-		t.Fatalf("create manifest: %v", err)
-	}
-	raws, err := sim.Records(ctx, n.Node(0), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range n.Running() {
-		if k == 0 {
-			continue
-		}
-		if _, err := sim.Deliver(ctx, n.Node(k), raws...); err != nil {
-			t.Fatalf("node %d: import genesis: %v", k, err)
-		}
-	}
-	n.WaitConverged(id)
-	return id
 }
 
 // flooder runs the flooding hosts of a phase: each a raw host with a key

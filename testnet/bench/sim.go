@@ -76,11 +76,19 @@ func (s *SimScenario) RealTime(ctx context.Context, o Options) (*Result, error) 
 
 // foundCommons makes a commons on node i and hands its genesis to every
 // other node (as an import), so that no node waits for a sync to get it.
-func foundCommons(t sim.T, n *sim.Net, i int) string {
+func foundCommons(t sim.T, n *sim.Net, i int) string { return foundCommonsWork(t, n, i, 0) }
+
+// foundCommonsWork is foundCommons for a commons that asks work bits of
+// proof of work of its records (0: none).
+func foundCommonsWork(t sim.T, n *sim.Net, i int, work uint64) string {
 	t.Helper()
 	ctx := context.Background()
 	name, licence := "bench", "CC-BY-SA-4.0"
-	id, err := n.Node(i).CreateManifest(ctx, api.ManifestParams{Name: &name, Licence: &licence})
+	p := api.ManifestParams{Name: &name, Licence: &licence}
+	if work > 0 {
+		p.Work = &work
+	}
+	id, err := n.Node(i).CreateManifest(ctx, p)
 	if err != nil {
 		t.Fatalf("create manifest: %v", err)
 	}
