@@ -30,8 +30,9 @@ import (
 // stores and forwards it. On the other it carries no work, as a flooder
 // cannot afford at that rate (floodWork bits cost about 16 ms of one core
 // a record): every node refuses it with one hash, before any signature,
-// and bans its sender; a banned flooder comes back as a new peer, with a
-// new key, linked to honest nodes of its own choosing.
+// and bans its sender; a banned flooder comes back (floodSpares times)
+// as a new peer, with a new key, linked to honest nodes of its own
+// choosing.
 var Flood = &SimScenario{
 	name:    "flood",
 	nodes:   20,
@@ -44,6 +45,10 @@ const (
 	floodWork  = 16 // bits asked by the commons that asks any
 	floodHosts = 10 // flooders at a time
 	floodLinks = 4  // honest nodes each flooder links to
+	// floodSpares is how many times each flooder comes back with a new
+	// identity once cut off; the spares are linked from the start and
+	// silent until used.
+	floodSpares = 3
 )
 
 func flood(t sim.T, n *sim.Net, o Options, res *Result, clock string) {
@@ -74,13 +79,25 @@ func flood(t sim.T, n *sim.Net, o Options, res *Result, clock string) {
 			before += n.MustCommons(i, id).Records
 		}
 		ctx, stop := context.WithCancel(t.Context())
-		f := &flooder{n: n, rate: o.Rate, commons: cidOf(t, id), honest: honest, rng: rand.New(rand.NewPCG(o.Seed, 0xf1)), turn: make(chan struct{}, 1)}
+		f := &flooder{n: n, rate: o.Rate, commons: cidOf(t, id), honest: honest, rng: rand.New(rand.NewPCG(o.Seed, 0xf1))}
+		// Every identity is made here, before the flood: the Net is not
+		// safe for concurrent use, and the rounds use it meanwhile.
+		pools := make([][]*floodHost, floodHosts)
+		for k := range pools {
+			for range 1 + floodSpares {
+				fh, err := f.newHost(ctx)
+				if err != nil {
+					t.Fatalf("flood: %v", err)
+				}
+				pools[k] = append(pools[k], fh)
+			}
+		}
 		var wg sync.WaitGroup
-		for range floodHosts {
+		for _, pool := range pools {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				f.run(ctx)
+				f.run(ctx, pool)
 			}()
 		}
 		n.Settle(2 * time.Second) // the flood is under way before the first round
@@ -131,23 +148,25 @@ type flooder struct {
 	commons cid.Cid
 	honest  []int
 
-	rate       int           // junk records a second, all flooders together
-	turn       chan struct{} // held while a host is added
-	err        error         // the first error of a flooder goroutine
+	rate       int   // junk records a second, all flooders together
+	err        error // the first error of a flooder goroutine
 	mu         sync.Mutex
 	rng        *rand.Rand
 	sent       int
 	identities int
 }
 
-// run is one flooder slot: a host at a time, until ctx ends.
-func (f *flooder) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		fh, err := f.newHost(ctx)
-		if err == nil {
-			err = f.flood(ctx, fh)
+// run is one flooder slot: the identities of pool one at a time, each
+// until every honest node has cut it off, until ctx ends.
+func (f *flooder) run(ctx context.Context, pool []*floodHost) {
+	for _, fh := range pool {
+		if ctx.Err() != nil {
+			return
 		}
-		if err != nil {
+		f.mu.Lock()
+		f.identities++
+		f.mu.Unlock()
+		if err := f.flood(ctx, fh); err != nil {
 			if ctx.Err() == nil {
 				f.fail(err)
 			}
@@ -175,15 +194,7 @@ type floodHost struct {
 }
 
 func (f *flooder) newHost(ctx context.Context) (*floodHost, error) {
-	// The Net is not safe for concurrent use: one host at a time. A
-	// channel, not a mutex: in a synctest bubble a goroutine waiting on a
-	// mutex keeps virtual time from moving, and ConnectEdges waits on it.
-	f.turn <- struct{}{}
-	defer func() { <-f.turn }()
-	f.mu.Lock()
-	f.identities++
 	links := f.rng.Perm(len(f.honest))[:floodLinks]
-	f.mu.Unlock()
 	h := f.n.AddHost()
 	host := f.n.Host(h)
 	key, err := protocol.PrivateKeyFromLibp2p(f.n.Key(h))
