@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -315,10 +316,7 @@ func newAttacker(t sim.T, ctx context.Context, n *sim.Net, h int, commons cid.Ci
 	host.SetStreamHandler(protocol.SyncProtocol, stall)
 	host.SetStreamHandler(protocol.BlobProtocol, stall)
 
-	ps, err := pubsub.NewGossipSub(ctx, host,
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
-		pubsub.WithMessageIdFn(func(m *pb.Message) string { return protocol.MessageID(m.GetTopic(), m.Data) }),
-		pubsub.WithMaxMessageSize(protocol.MaxRecordSize+4096))
+	ps, err := recordGossip(ctx, host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,6 +348,16 @@ func newAttacker(t sim.T, ctx context.Context, n *sim.Net, h int, commons cid.Ci
 		}
 	}()
 	return a
+}
+
+// recordGossip starts gossipsub on a raw host as nodes run it for
+// records (message IDs, no pubsub signatures, the size limit), for a
+// hostile host to speak on commons topics.
+func recordGossip(ctx context.Context, h host.Host) (*pubsub.PubSub, error) {
+	return pubsub.NewGossipSub(ctx, h,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithMessageIdFn(func(m *pb.Message) string { return protocol.MessageID(m.GetTopic(), m.Data) }),
+		pubsub.WithMaxMessageSize(protocol.MaxRecordSize+4096))
 }
 
 // run floods and opens idle sync sessions until ctx ends.

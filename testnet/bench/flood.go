@@ -9,7 +9,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/commons-p2p/commons/protocol"
@@ -201,10 +200,7 @@ func (f *flooder) newHost(ctx context.Context) (*floodHost, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps, err := pubsub.NewGossipSub(ctx, host,
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
-		pubsub.WithMessageIdFn(func(m *pb.Message) string { return protocol.MessageID(m.GetTopic(), m.Data) }),
-		pubsub.WithMaxMessageSize(protocol.MaxRecordSize+4096))
+	ps, err := recordGossip(ctx, host)
 	if err != nil {
 		return nil, fmt.Errorf("flooder gossipsub: %w", err)
 	}
