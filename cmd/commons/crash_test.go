@@ -176,12 +176,17 @@ func checkCrashedRepo(t *testing.T, repo, commons string) int {
 		t.Fatal(err)
 	}
 	defer fresh.Close()
-	if _, err := fresh.Import(ctx, &exported, true); err != nil {
+	exportedLen := exported.Len()
+	rep, err := fresh.Import(ctx, &exported, true)
+	if err != nil {
 		t.Fatal(err)
 	}
 	want, err := fresh.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(want.Commons) != 1 {
+		t.Fatalf("a fresh import of the killed repo's export (%d bytes) replicates %d commons; its report: %+v", exportedLen, len(want.Commons), rep)
 	}
 	if w := want.Commons[0]; w.StateRoot != got.StateRoot || w.Records != got.Records {
 		t.Fatalf("the killed repo: %d records, root %s; a fresh import of them: %d, root %s", got.Records, got.StateRoot, w.Records, w.StateRoot)
