@@ -185,6 +185,12 @@ func checkCrashedRepo(t *testing.T, repo, commons string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got.Records == 0 && len(want.Commons) == 0 {
+		// Killed after the import joined the commons and before it stored
+		// a record: an export holds no record, and importing it joins
+		// nothing.
+		return 0
+	}
 	if len(want.Commons) != 1 {
 		t.Fatalf("a fresh import of the killed repo's export (%d bytes) replicates %d commons; its report: %+v", exportedLen, len(want.Commons), rep)
 	}
