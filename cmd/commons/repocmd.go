@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/commons-p2p/commons/node/repo"
+	"github.com/commons-p2p/commons/store"
 	"github.com/commons-p2p/commons/store/badgerstore"
 )
 
@@ -41,7 +43,13 @@ func (a *app) repoRepairCmd() *cobra.Command {
     computed again from the records at the next start. The old store is
     moved aside, whole, beside the new one (delete it once the repo works).
  3. Check the new store, and exit 1 if anything is still wrong (a damaged
-    record no file given held).`,
+    record no file given held).
+
+A damaged log file (badger's value log or write-ahead log) stops the store
+from opening: the store would lose what was written after the damage. Then
+repair first mends that file, where the damage lies inside one entry (the
+file as it was is kept beside it, as NAME.damaged), and writes the store
+again; the damaged record then shows as such, for step 1 to write again.`,
 		Example: `  commons repo verify                      # names what is damaged
   commons --repo ~/peer export --commons ID --out peer.car   # on a peer
   commons repo repair --from peer.car`,
@@ -63,16 +71,35 @@ func (a *app) repoRepairCmd() *cobra.Command {
 				return err
 			}
 			storeDir := r.StoreDir()
-			bs, done, err := a.openStoreStopped(cmd, "repair")
-			if err != nil {
-				return err
-			}
-			defer func() { done() }()
 			out := struct {
 				repo.RepairReport
 				Rebuilt string                   `json:"rebuilt_aside,omitempty"` // where the old store was moved
 				Verify  badgerstore.VerifyReport `json:"verify"`
 			}{RepairReport: repo.RepairReport{Repaired: []string{}}}
+			rebuild := func() error {
+				log, err := a.logger(slog.LevelWarn)
+				if err != nil {
+					return err
+				}
+				out.Rebuilt, err = badgerstore.Rebuild(cmd.Context(), storeDir, log)
+				return err
+			}
+			bs, done, err := a.openStoreStopped(cmd, "repair")
+			if errors.Is(err, store.ErrCorrupt) {
+				// A log file damaged: the store does not open until
+				// Rebuild has mended it.
+				if !asJSON {
+					fmt.Fprintf(a.stderr, "%v\nmending it and writing the store again (minutes for a large repo)\n", err)
+				}
+				if err := rebuild(); err != nil {
+					return err
+				}
+				bs, done, err = a.openStoreStopped(cmd, "repair")
+			}
+			if err != nil {
+				return err
+			}
+			defer func() { done() }()
 			if f != nil {
 				if out.RepairReport, err = repo.Repair(cmd.Context(), bs, f); err != nil {
 					return fmt.Errorf("repair from %s: %w (%s written again before)", from, err, plural(out.RepairedTotal, "record"))
@@ -81,17 +108,13 @@ func (a *app) repoRepairCmd() *cobra.Command {
 			if out.Verify, err = bs.Verify(cmd.Context()); err != nil {
 				return err
 			}
-			if out.Verify.DamagedAll > 0 {
+			if out.Verify.DamagedAll > 0 && out.Rebuilt == "" {
 				if !asJSON {
 					fmt.Fprintln(a.stderr, "writing the store again from its records (minutes for a large repo)")
 				}
 				done()
 				done = func() {}
-				log, err := a.logger(slog.LevelWarn)
-				if err != nil {
-					return err
-				}
-				if out.Rebuilt, err = badgerstore.Rebuild(cmd.Context(), storeDir, log); err != nil {
+				if err := rebuild(); err != nil {
 					return err
 				}
 				if bs, done, err = a.openStoreStopped(cmd, "repair"); err != nil {

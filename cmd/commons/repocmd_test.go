@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,38 +27,24 @@ func TestRepoVerify(t *testing.T) {
 	}
 }
 
-// A byte flipped inside a record in a table file, as a bad disk would:
-// repo verify names the record and the table and exits 1. repo repair
-// without a file writes the store again (the table that fails its
-// checksum goes, the old store is kept aside) but cannot mend the record
-// and says so; with a file exported before, it writes the record again,
-// and the store is whole, with the same state once the derived state is
-// computed again. A file that is not a CAR, or not there, is refused.
+// A byte flipped inside a record, as a bad disk would. The record lies in
+// one of badger's value log files, not the newest (each start begins a
+// new one): repo verify names the record and exits 1. repo repair
+// without a file writes the store again (the old store is kept aside) but
+// cannot mend the record and says so; with a file exported before, it
+// writes the record again, and the store is whole, with the same state
+// once the derived state is computed again. A file that is not a CAR, or
+// not there, is refused. (Damage in the newest file, which badger's Open
+// would cut short, is badgerstore's TestValueLogDamage.)
 func TestRepoRepair(t *testing.T) {
 	o := newOfflineRepo(t)
 	car := filepath.Join(t.TempDir(), "peer.car")
 	mustRun(t, o.dir, "export", "--commons", o.commons, "--out", car)
 	want := statusJSON(t, o.dir).Commons[0]
-	data, err := os.ReadFile(car)
-	if err != nil {
-		t.Fatal(err)
-	}
-	br, err := carv2.NewBlockReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var victim []byte
-	var victimCID string
-	for {
-		blk, err := br.Next()
-		if err != nil {
-			break
-		}
-		victim, victimCID = blk.RawData(), blk.Cid().String() // the last: a contribution or a review
-	}
-	tables, _ := filepath.Glob(filepath.Join(o.dir, "store", "*.sst"))
+	victim, victimCID := lastRecord(t, car)
+	logs, _ := filepath.Glob(filepath.Join(o.dir, "store", "*.vlog"))
 	flipped := ""
-	for _, f := range tables {
+	for _, f := range logs {
 		raw, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -72,12 +59,12 @@ func TestRepoRepair(t *testing.T) {
 		}
 	}
 	if flipped == "" {
-		t.Fatalf("record %s is in no table file of %v", victimCID, tables)
+		t.Fatalf("record %s is in no value log file of %v", victimCID, logs)
 	}
 
 	r := runCLI(t, t.Context(), "--repo", o.dir, "repo", "verify")
-	if r.code != 1 || !strings.Contains(r.stdout, victimCID) || !strings.Contains(r.stdout, flipped) || !strings.Contains(r.stderr, "repo repair --from") {
-		t.Fatalf("repo verify of the damaged repo = %+v; want the record and %s named, and repair advised", r, flipped)
+	if r.code != 1 || !strings.Contains(r.stdout, "damaged: record "+victimCID) || !strings.Contains(r.stderr, "repo repair --from") {
+		t.Fatalf("repo verify of the damaged repo = %+v; want the record named, and repair advised", r)
 	}
 	for _, bad := range []struct {
 		args []string
@@ -92,9 +79,9 @@ func TestRepoRepair(t *testing.T) {
 		}
 	}
 	r = runCLI(t, t.Context(), "--repo", o.dir, "repo", "repair")
-	if r.code != 1 || !strings.Contains(r.stdout, "written again: the old store is at") || strings.Contains(r.stdout, "checksum") ||
+	if r.code != 1 || !strings.Contains(r.stdout, "written again: the old store is at") ||
 		!strings.Contains(r.stdout, "still damaged: record "+victimCID) || !strings.Contains(r.stderr, "repair --from") {
-		t.Fatalf("repo repair without a file = %+v; want the store written again, the table gone, the record still damaged", r)
+		t.Fatalf("repo repair without a file = %+v; want the store written again, the record still damaged", r)
 	}
 	asides, _ := filepath.Glob(filepath.Join(o.dir, "store.damaged-*", flipped))
 	if len(asides) != 1 {
@@ -113,4 +100,83 @@ func TestRepoRepair(t *testing.T) {
 	if !strings.Contains(r.stdout, "repaired:              0") || strings.Contains(r.stdout, "written again") {
 		t.Errorf("a second repair = %+v; want nothing done", r)
 	}
+}
+
+// A byte flipped inside the last record of the newest value log file,
+// which badger's Open would cut there: repo verify refuses to open the
+// store, naming the file and advising repair; repo repair mends the file
+// (kept as it was in the old store), writes the store again and names the
+// record still damaged; repair --from writes it again, and the repo holds
+// the commons as the peer does.
+func TestRepoRepairDamagedLog(t *testing.T) {
+	o := newOfflineRepo(t)
+	car := filepath.Join(t.TempDir(), "peer.car")
+	mustRun(t, o.dir, "export", "--commons", o.commons, "--out", car)
+	want := statusJSON(t, o.dir).Commons[0]
+	victim, victimCID := lastRecord(t, car)
+	dir, _ := initTestRepo(t)
+	mustRun(t, dir, "import", "--join", car) // the last process to open the store
+	logs, _ := filepath.Glob(filepath.Join(dir, "store", "*.vlog"))
+	slices.Sort(logs) // numbered with leading zeros
+	newest := logs[len(logs)-1]
+	raw, err := os.ReadFile(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(raw, victim)
+	if i < 0 {
+		t.Fatalf("record %s is not in the newest value log file %s", victimCID, newest)
+	}
+	raw[i+len(victim)/2] ^= 0x04
+	if err := os.WriteFile(newest, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	flipped := filepath.Base(newest)
+
+	r := runCLI(t, t.Context(), "--repo", dir, "repo", "verify")
+	if r.code != 1 || !strings.Contains(r.stderr, flipped+" is damaged") || !strings.Contains(r.stderr, "repo repair") {
+		t.Fatalf("repo verify = %+v; want %s named damaged, and repair advised", r, flipped)
+	}
+	r = runCLI(t, t.Context(), "--repo", dir, "repo", "repair")
+	if r.code != 1 || !strings.Contains(r.stderr, "mending it") || !strings.Contains(r.stdout, "written again: the old store is at") ||
+		!strings.Contains(r.stdout, "still damaged: record "+victimCID) || !strings.Contains(r.stderr, "repair --from") {
+		t.Fatalf("repo repair = %+v; want the file mended, the store written again, the record still damaged", r)
+	}
+	if kept, _ := filepath.Glob(filepath.Join(dir, "store.damaged-*", flipped+".damaged")); len(kept) != 1 {
+		t.Errorf("the damaged file is not kept as it was in the old store: %v", kept)
+	}
+	r = mustRun(t, dir, "repo", "repair", "--from", car)
+	if !strings.Contains(r.stdout, "repaired: "+victimCID) || !strings.Contains(r.stderr, "the store is whole") {
+		t.Fatalf("repo repair --from = %+v; want the record repaired", r)
+	}
+	if got := statusJSON(t, dir).Commons[0]; got.StateRoot != want.StateRoot || got.Records != want.Records {
+		t.Errorf("after the repair: %+v; want %+v", got, want)
+	}
+}
+
+// lastRecord returns the bytes and CID of the last record of a CAR file
+// (in an export, a contribution or a review).
+func lastRecord(t *testing.T, car string) ([]byte, string) {
+	t.Helper()
+	data, err := os.ReadFile(car)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br, err := carv2.NewBlockReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	var c string
+	for {
+		blk, err := br.Next()
+		if err != nil {
+			break
+		}
+		raw, c = blk.RawData(), blk.Cid().String()
+	}
+	if raw == nil {
+		t.Fatalf("%s holds no record", car)
+	}
+	return raw, c
 }

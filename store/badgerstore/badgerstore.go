@@ -31,6 +31,7 @@ const formatVersion = "commons-store/1"
 // parallel with each other and with writes.
 type Store struct {
 	log    *slog.Logger
+	dir    string
 	db     *badger.DB
 	unlock func() error
 
@@ -60,6 +61,11 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	clean := closedCleanly(dir)
+	if err := checkLogs(dir, clean); err != nil {
+		_ = unlock()
+		return nil, fmt.Errorf("badgerstore: open store %s: %w (with the daemon stopped, commons repo repair mends it and writes the store again, keeping the damaged file beside it; then commons repo verify names the records damaged, and commons repo repair --from a file a peer exported writes them again)", dir, err)
+	}
 	db, err := badger.Open(options(dir, logger))
 	if err != nil && strings.Contains(err.Error(), z.NewFile.Error()) {
 		// A process killed just after it created a memtable file leaves
@@ -76,7 +82,12 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		}
 		return nil, fmt.Errorf("badgerstore: the store %s cannot be opened, and may be damaged (its records can be had again from peers: move the repo aside, commons init a fresh one and join the commons): %w", dir, err)
 	}
-	s := &Store{log: logger, db: db, unlock: unlock}
+	if err := markOpen(dir); err != nil {
+		_ = db.Close()
+		_ = unlock()
+		return nil, fmt.Errorf("badgerstore: open store %s: %w", dir, err)
+	}
+	s := &Store{log: logger, db: db, unlock: unlock, dir: dir}
 	if err := s.checkFormat(); err != nil {
 		_ = db.Close()
 		_ = unlock()
@@ -91,6 +102,19 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	return s, nil
 }
 
+// valueThreshold is the size from which a value is written to badger's
+// value log rather than into the tree's tables (package doc, Values): a
+// record or a blob, written once and never changed, most of them; not
+// the derived state, whose entries are rewritten as records arrive and are
+// nearly all smaller.
+const valueThreshold = 320
+
+// valueLogFileSize is the size of a value log file. Open reads the last
+// one through to find where it ends, and an append into its sparse,
+// memory-mapped tail needs room on the disk: both stay well inside what
+// a start and the disk margin allow.
+const valueLogFileSize = 32 << 20
+
 // options returns badger's options for a desktop daemon.
 func options(dir string, logger *slog.Logger) badger.Options {
 	return badger.DefaultOptions(dir).
@@ -104,8 +128,8 @@ func options(dir string, logger *slog.Logger) badger.Options {
 		WithNumLevelZeroTablesStall(16). // and a larger first level below it: an
 		WithBaseLevelSize(64 << 20).     // import of 1M records takes about 0.75 of the time
 		WithNumCompactors(2).
-		WithValueLogFileSize(256 << 20).
-		WithValueThreshold(128 << 10). // records (at most 64 KiB) stay in the LSM tree
+		WithValueLogFileSize(valueLogFileSize).
+		WithValueThreshold(valueThreshold).
 		// No block compression, and 1 MiB tables: a compaction then holds
 		// about half as much in memory, and a soft memory limit costs little
 		// time (package doc, Resources).
@@ -160,6 +184,9 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	err := s.db.Close()
+	if err == nil {
+		err = markClosed(s.dir)
+	}
 	if uerr := s.unlock(); err == nil && uerr != nil {
 		err = fmt.Errorf("badgerstore: release lock: %w", uerr)
 	}
@@ -254,4 +281,27 @@ func (b badgerLogger) log(level slog.Level, format string, args []any) {
 	}
 	msg := string(bytes.TrimSpace([]byte(fmt.Sprintf(format, args...))))
 	b.l.Log(ctx, level, msg, "source", "badger")
+}
+
+// ReclaimSpace rewrites, one after another, the value log files of which
+// at least half is values no longer in use (derived entries written over
+// since, blobs deleted), until none is, and returns how many it rewrote.
+// Records are written once and stay in use: a store that only gains
+// records has little to reclaim.
+func (s *Store) ReclaimSpace(ctx context.Context) (int, error) {
+	if err := s.begin(ctx); err != nil {
+		return 0, err
+	}
+	defer s.end()
+	n := 0
+	for ctx.Err() == nil {
+		switch err := s.db.RunValueLogGC(0.5); {
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+			return n, nil
+		case err != nil:
+			return n, fmt.Errorf("badgerstore: reclaim space: %w", err)
+		}
+		n++
+	}
+	return n, ctx.Err()
 }

@@ -24,7 +24,7 @@ func TestReadsCompressedTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := &Store{log: log, db: db, unlock: func() error { return nil }}
+	old := &Store{log: log, db: db, dir: dir, unlock: func() error { return nil }}
 	if err := old.checkFormat(); err != nil {
 		t.Fatal(err)
 	}

@@ -20,12 +20,19 @@ import (
 // new one into its place. Nothing is deleted: the old directory stays
 // whole beside the new one.
 //
+// A log file that badger's Open would cut short after damaged bytes is
+// mended first where the damage lies inside one entry (healLogs), the file
+// as it was kept beside it.
+//
 // Every table is read through once and written anew, so badger's tables
 // that fail their checksums go with the old directory; a damaged record
 // is copied as it reads (RepairRecord it first). A damaged block that
 // badger cannot step through ends the rebuild with an error, leaving the
 // store as it was.
 func Rebuild(ctx context.Context, dir string, logger *slog.Logger) (aside string, err error) {
+	if err := lockedHeal(dir, logger); err != nil {
+		return "", err
+	}
 	old, err := Open(dir, logger)
 	if err != nil {
 		return "", err
@@ -109,6 +116,26 @@ func copyStore(ctx context.Context, src, dst *badger.DB) (err error) {
 	}
 	if err := wb.Flush(); err != nil {
 		return errors.Join(errors.New("write the new store"), err)
+	}
+	return nil
+}
+
+// lockedHeal mends the log files of the store at dir (healLogs), holding
+// its lock.
+func lockedHeal(dir string, logger *slog.Logger) error {
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = unlock() }()
+	healed, err := healLogs(dir, closedCleanly(dir))
+	for _, f := range healed {
+		if logger != nil {
+			logger.Warn("store: a damaged log file was mended: the damaged record now shows as such, and the file as it was is kept beside it", "file", f, "kept", f+".damaged")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("badgerstore: rebuild %s: %w (the store is as it was: move the repo aside, commons init a fresh one and join the commons)", dir, err)
 	}
 	return nil
 }
