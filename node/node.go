@@ -238,9 +238,6 @@ func (n *Node) Start(ctx context.Context) error {
 		n.committer()
 	}()
 	n.goEvery(time.Second, func() { n.statusLog.flushDue(n.log, n.cfg.Now()) })
-	if r, ok := n.st.(spaceReclaimer); ok {
-		n.goEvery(reclaimInterval, func() { n.reclaimSpace(r) })
-	}
 	if !n.cfg.Offline {
 		n.startBackground()
 	}

@@ -45,11 +45,11 @@ func (a *app) repoRepairCmd() *cobra.Command {
  3. Check the new store, and exit 1 if anything is still wrong (a damaged
     record no file given held).
 
-A damaged log file (badger's value log or write-ahead log) stops the store
-from opening: the store would lose what was written after the damage. Then
-repair first mends that file, where the damage lies inside one entry (the
-file as it was is kept beside it, as NAME.damaged), and writes the store
-again; the damaged record then shows as such, for step 1 to write again.`,
+A damaged byte in the newest value log file stops the store from opening:
+badger would lose what was written after it. Then repair first mends that
+file, where the damage lies inside records (the file as it was is kept
+beside it, as NAME.damaged), and writes the store again; the damaged record
+then shows as such, for step 1 to write again.`,
 		Example: `  commons repo verify                      # names what is damaged
   commons --repo ~/peer export --commons ID --out peer.car   # on a peer
   commons repo repair --from peer.car`,

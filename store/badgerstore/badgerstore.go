@@ -61,8 +61,7 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	clean := closedCleanly(dir)
-	if err := checkLogs(dir, clean); err != nil {
+	if err := checkLogs(dir); err != nil {
 		_ = unlock()
 		return nil, fmt.Errorf("badgerstore: open store %s: %w (with the daemon stopped, commons repo repair mends it and writes the store again, keeping the damaged file beside it; then commons repo verify names the records damaged, and commons repo repair --from a file a peer exported writes them again)", dir, err)
 	}
@@ -109,11 +108,10 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 // nearly all smaller.
 const valueThreshold = 320
 
-// valueLogFileSize is the size of a value log file. Open reads the last
-// one through to find where it ends, and an append into its sparse,
-// memory-mapped tail needs room on the disk: both stay well inside what
-// a start and the disk margin allow.
-const valueLogFileSize = 32 << 20
+// valueLogFileSize is the size of a value log file, and so the largest
+// blob the store takes. Each Open starts a new one, which Open reads
+// through at the next start after a clean close (checkLogs).
+const valueLogFileSize = 256 << 20
 
 // options returns badger's options for a desktop daemon.
 func options(dir string, logger *slog.Logger) badger.Options {
@@ -281,27 +279,4 @@ func (b badgerLogger) log(level slog.Level, format string, args []any) {
 	}
 	msg := string(bytes.TrimSpace([]byte(fmt.Sprintf(format, args...))))
 	b.l.Log(ctx, level, msg, "source", "badger")
-}
-
-// ReclaimSpace rewrites, one after another, the value log files of which
-// at least half is values no longer in use (derived entries written over
-// since, blobs deleted), until none is, and returns how many it rewrote.
-// Records are written once and stay in use: a store that only gains
-// records has little to reclaim.
-func (s *Store) ReclaimSpace(ctx context.Context) (int, error) {
-	if err := s.begin(ctx); err != nil {
-		return 0, err
-	}
-	defer s.end()
-	n := 0
-	for ctx.Err() == nil {
-		switch err := s.db.RunValueLogGC(0.5); {
-		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
-			return n, nil
-		case err != nil:
-			return n, fmt.Errorf("badgerstore: reclaim space: %w", err)
-		}
-		n++
-	}
-	return n, ctx.Err()
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/commons-p2p/commons/store"
 )
 
-// PutBlob implements store.Store. Blobs of 128 KiB or more go to badger's
+// PutBlob implements store.Store. Blobs of 320 bytes or more go to badger's
 // value log; a blob may not exceed the value log file size (256 MiB).
 func (s *Store) PutBlob(ctx context.Context, data []byte) (cid.Cid, error) {
 	c := protocol.BlobCID(data)

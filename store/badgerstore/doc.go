@@ -72,7 +72,7 @@
 // # Resources
 //
 // Options are sized for a desktop daemon: 16 MiB memtables (at most 3)
-// and 32 MiB value log files, so the resident size
+// and 256 MiB value log files, so the resident size
 // stays in the tens of MiB rather than badger's default of several
 // hundred. Tables are 1 MiB at the first level and blocks are not
 // compressed: a compaction builds its tables in memory, several at once,
@@ -107,27 +107,32 @@
 // (contribution p99 9 ms instead of 138 ms), the tables being a fraction
 // of the size.
 //
-// Badger's Open reads the newest value log file and every memtable's
-// write-ahead log through, and cuts each at the end of the last whole
-// transaction before the first entry that fails its checksum. After a
-// crash that is a torn write, and right. After one damaged byte it would
-// be everything written to the file after it: in an earlier test, 841 and
-// 1,983 records of 2,000. So Open checks those files first (checkLogs)
-// and refuses, naming the file, a store whose files would lose more than
-// a torn write: after a clean close (Close leaves a mark, the next Open
-// takes it away) anything badger would not read, after a crash an entry
-// that fails its checksum with a whole transaction after it. Rebuild
-// mends such a file where the damage lies in entries' content, giving
-// each its checksum again (the file as it was is kept as NAME.damaged):
-// the damage then shows where it lies, as a record whose bytes do not
-// match its CID, for RepairRecord. Value log files are 32 MiB, and each
-// Open starts a new one, so the newest holds what was written since the
-// last start, up to that size. A damaged byte in an older value log file,
-// as in a table, damages one record, which Verify and every read name.
+// Badger's Open reads the newest value log file through, and cuts it at
+// the end of the last whole transaction before the first entry that fails
+// its checksum. After a crash that is a torn write, and right. After one
+// damaged byte it would be every record written to the file after it: in
+// an earlier test, 841 and 1,983 records of 2,000. Each Open starts a new
+// value log file, so the newest holds what was written since the last
+// start. Close leaves a mark naming that file and its size, which the
+// next Open takes away: when the mark still names the file as it is (and
+// no write-ahead log is left), nothing can be torn, and Open reads the file
+// first as badger will (checkLogs) and refuses it, naming it, if badger
+// would not read it through. Rebuild then mends a damaged record's entry
+// there, giving it its checksum again (the file as it was is kept as
+// NAME.damaged), so that the damage shows where it lies, as a record whose
+// bytes do not match its CID, for RepairRecord; it mends nothing else (a
+// blob is not checked against its CID as it is read). After a crash, Open
+// cannot tell a torn write from damage, and leaves the newest value log
+// file to badger, as it leaves the write-ahead logs, where the records of
+// the last moments lay before and still do. A damaged byte in an older
+// value log file, as in a table, damages one record, which Verify and
+// every read name.
 //
-// Derived values written over, and blobs deleted, leave space in the
-// value log that ReclaimSpace gives back (the node calls it every ten
-// minutes), rewriting the files mostly unused.
+// Values written over (a derived entry of 320 bytes or more, rare) or
+// deleted (a blob swept) leave their space in the value log: badger's
+// value log garbage collection is not run, since it reads a file with the
+// same cut at the first damaged entry and then deletes the whole file,
+// values still in use included, which later read as empty.
 //
 // Derived keys carry the commons' whole CID (39 bytes with its tag and
 // length). A 4-byte prefix instead was measured on an import of 300,000

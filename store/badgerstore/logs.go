@@ -19,16 +19,17 @@ import (
 	"github.com/commons-p2p/commons/store"
 )
 
-// Badger's Open reads its log files (the newest value log file, and the
-// write-ahead log of each memtable not yet flushed) entry by entry, and cuts
-// each at the end of the last whole transaction before the first entry that
-// fails its checksum. After a crash that is a torn tail: a transaction
-// written in part. After one damaged byte it is every entry written after
-// that byte, up to a file's size, which badger's Open truncates away.
-// checkLogs and healLogs stand between: Open refuses a store whose logs
-// would lose whole transactions, and Rebuild mends what it can first. The
-// format read here is that of badger v4's log files (its logFile.iterate
-// and safeRead.Entry); TestLogsFormat checks it against files badger wrote.
+// Badger's Open reads its newest value log file through, entry by entry,
+// and cuts it at the end of the last whole transaction before the first
+// entry that fails its checksum. After a crash that is a torn write. After
+// one damaged byte it is every record written to that file after that
+// byte, which badger's Open truncates away. So when the store was closed
+// cleanly, and nothing can be torn, Open first reads that file the same
+// way (checkLogs) and refuses it if badger would not read it through; and
+// Rebuild mends a damaged record there (healLogs). After a crash Open
+// cannot tell a torn write from damage, and leaves the file to badger, as
+// it does the write-ahead logs. The format read here is that of badger
+// v4's log files (its logFile.iterate and safeRead.Entry).
 
 // Badger's log file layout.
 const (
@@ -121,25 +122,8 @@ func replayLog(data []byte, off int) (validEnd, stop int) {
 	}
 }
 
-// wholeTxnFrom reports whether a whole transaction (or an entry outside
-// any) that badger would take starts at off.
-func wholeTxnFrom(data []byte, off int) bool {
-	e, ok := readLogEntry(data, off)
-	if !ok {
-		return false
-	}
-	if e.meta&(logBitTxn|logBitFinTxn) == 0 {
-		return true
-	}
-	if e.meta&logBitTxn == 0 {
-		return false
-	}
-	end, _ := replayLog(data, off)
-	return end > off
-}
-
-// logDamage is what checkLog found in one log file: the offset where
-// badger would cut it, and where what it would lose starts.
+// logDamage is what checkLog found in a log file: the offset where badger
+// would cut it, and the first entry it would not read.
 type logDamage struct {
 	path      string
 	cut, stop int
@@ -151,13 +135,9 @@ func (d *logDamage) Error() string {
 
 func (d *logDamage) Unwrap() error { return store.ErrCorrupt }
 
-// checkLog returns the damage of a log file's bytes, or nil if badger
-// would read them through, or cut only a torn write. After a clean close
-// nothing is torn: anything badger would not read is damage. After a
-// crash, an entry that fails its checksum is damage only if a whole
-// transaction follows it (a write is torn at its end, never in its
-// middle).
-func checkLog(path string, data []byte, clean bool) *logDamage {
+// checkLog returns the damage of the bytes of a log file closed cleanly:
+// anything badger would not read, before the zeros of its unused end.
+func checkLog(path string, data []byte) *logDamage {
 	if len(data) < logHeaderSize {
 		return nil
 	}
@@ -167,30 +147,30 @@ func checkLog(path string, data []byte, clean bool) *logDamage {
 		last--
 	}
 	if last <= stop {
-		return nil // zeros after the last entry: the file's unused end
+		return nil
 	}
-	d := &logDamage{path: path, cut: cut, stop: stop}
-	if clean {
-		return d
-	}
-	if next, ok := entryEnd(data, stop); ok && wholeTxnFrom(data, next) {
-		return d
-	}
-	for p := stop + 1; p < last; p++ {
-		if wholeTxnFrom(data, p) {
-			return d
-		}
-	}
-	return nil // a torn write, nothing whole after it
+	return &logDamage{path: path, cut: cut, stop: stop}
 }
 
-// mendEntry gives the entry at off, its lengths intact, the checksum of
-// its bytes as they are, in data; it reports whether badger then reads
-// further than before.
+// mendEntry gives the entry at off, a record's, its lengths intact, the
+// checksum of its bytes as they are, in data, and reports whether badger
+// then reads further than before. Only a record is mended: its bytes are
+// checked against its CID whenever it is read, so the damage then shows
+// there. (The key of a value log entry is the store's key and an 8-byte
+// version.)
 func mendEntry(data []byte, off int) bool {
 	end, ok := entryEnd(data, off)
 	if !ok {
 		return false
+	}
+	var h [3]uint64
+	p := off + 2
+	for i := range h {
+		x, n := binary.Uvarint(data[p:])
+		h[i], p = x, p+n
+	}
+	if data[off] != 0 || h[0] <= 8 || data[p] != tagRecord {
+		return false // not a plain record entry as the store writes them
 	}
 	at := end - crc32.Size
 	old := binary.BigEndian.Uint32(data[at:])
@@ -223,22 +203,22 @@ func entryEnd(data []byte, off int) (int, bool) {
 	return p + int(v[0]) + int(v[1]) + crc32.Size, true
 }
 
-// replayedLogs lists the log files badger's Open reads through: every
-// memtable's write-ahead log and the newest value log file.
-func replayedLogs(dir string) ([]string, error) {
+// newestValueLog returns the newest value log file of dir ("" if none)
+// and whether a memtable's write-ahead log is there (none is after a clean
+// close).
+func newestValueLog(dir string) (string, bool, error) {
 	mems, err := filepath.Glob(filepath.Join(dir, "*.mem"))
 	if err != nil {
-		return nil, err
+		return "", false, err
 	}
 	vlogs, err := filepath.Glob(filepath.Join(dir, "*.vlog"))
 	if err != nil {
-		return nil, err
+		return "", false, err
 	}
-	slices.SortFunc(vlogs, func(a, b string) int { return logFid(a) - logFid(b) })
-	if len(vlogs) > 0 {
-		mems = append(mems, vlogs[len(vlogs)-1])
+	if len(vlogs) == 0 {
+		return "", len(mems) > 0, nil
 	}
-	return mems, nil
+	return slices.MaxFunc(vlogs, func(a, b string) int { return logFid(a) - logFid(b) }), len(mems) > 0, nil
 }
 
 // logFid is the number a log file's name carries.
@@ -247,25 +227,44 @@ func logFid(path string) int {
 	return n
 }
 
-// checkLogs returns an error wrapping store.ErrCorrupt, naming the file,
-// if badger's Open would cut off one of the log files of dir what was not
-// a torn write; clean says the store was closed cleanly.
-func checkLogs(dir string, clean bool) error {
-	files, err := replayedLogs(dir)
+// closedMark is the file Close leaves in a store's directory once badger
+// has closed it, naming the newest value log file and its size then.
+const closedMark = "closed-cleanly"
+
+// cleanLog returns the newest value log file of dir if the store was
+// closed cleanly last and nothing has touched the file since: the mark
+// names it with its size, and no write-ahead log is there. Then it holds
+// no torn write. Else "".
+func cleanLog(dir string) string {
+	mark, err := os.ReadFile(filepath.Join(dir, closedMark))
 	if err != nil {
-		return err
+		return ""
 	}
-	for _, f := range files {
-		if err := checkLogFile(f, clean); err != nil {
-			return err
-		}
+	newest, mems, err := newestValueLog(dir)
+	if err != nil || mems || newest == "" {
+		return ""
 	}
-	return nil
+	fi, err := os.Stat(newest)
+	if err != nil || string(mark) != fmt.Sprintf("%s %d\n", filepath.Base(newest), fi.Size()) {
+		return ""
+	}
+	return newest
+}
+
+// checkLogs returns an error wrapping store.ErrCorrupt, naming the file,
+// if the store at dir was closed cleanly and badger's Open would cut its
+// newest value log file short.
+func checkLogs(dir string) error {
+	f := cleanLog(dir)
+	if f == "" {
+		return nil
+	}
+	return checkLogFile(f)
 }
 
 // checkLogFile is checkLog of one file, read through a read-only mapping
 // (the page cache holds it for badger's Open next).
-func checkLogFile(path string, clean bool) error {
+func checkLogFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
@@ -283,79 +282,71 @@ func checkLogFile(path string, clean bool) error {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
 	defer func() { _ = z.Munmap(data) }()
-	if d := checkLog(path, data, clean); d != nil {
+	if d := checkLog(path, data); d != nil {
 		return d
 	}
 	return nil
 }
 
-// healLogs mends the log files of dir that checkLogs refuses, where the
-// damage lies in entries' content: it gives each damaged entry the
-// checksum of its bytes as they are, keeping the file as it was beside it
-// (NAME.damaged), so that badger reads every transaction and the damage
-// shows where it lies, as a record whose bytes do not match its CID. It
-// returns the files mended, and an error for damage it cannot mend.
-func healLogs(dir string, clean bool) ([]string, error) {
-	files, err := replayedLogs(dir)
+// healLogs mends the newest value log file of dir if checkLogs refuses it
+// and the damage lies in records' entries: it gives each the checksum of
+// its bytes as they are, keeping the file as it was beside it
+// (NAME.damaged), so that badger reads it through and the damage shows
+// where it lies, as a record whose bytes do not match its CID. It returns
+// the file mended (or ""), and an error, the file untouched, for damage it
+// cannot mend.
+func healLogs(dir string) (string, error) {
+	f := cleanLog(dir)
+	if f == "" {
+		return "", nil
+	}
+	data, err := os.ReadFile(f)
 	if err != nil {
-		return nil, err
+		return "", fmt.Errorf("read %s: %w", f, err)
 	}
-	var healed []string
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return healed, fmt.Errorf("read %s: %w", f, err)
+	orig := slices.Clone(data)
+	for {
+		d := checkLog(f, data)
+		if d == nil {
+			break
 		}
-		orig := slices.Clone(data)
-		for {
-			d := checkLog(f, data, clean)
-			if d == nil {
-				break
-			}
-			if !mendEntry(data, d.stop) {
-				return healed, fmt.Errorf("%w (it cannot be mended: the damage is not inside one entry's content)", d)
-			}
+		if !mendEntry(data, d.stop) {
+			return "", fmt.Errorf("%w (it cannot be mended: the damage is not inside a record)", d)
 		}
-		if bytes.Equal(data, orig) {
-			continue
-		}
-		if err := os.WriteFile(f+".damaged", orig, 0o600); err != nil {
-			return healed, fmt.Errorf("keep a copy of %s: %w", f, err)
-		}
-		if err := writeSynced(f, data); err != nil {
-			return healed, err
-		}
-		healed = append(healed, f)
 	}
-	return healed, nil
+	if bytes.Equal(data, orig) {
+		return "", nil
+	}
+	if err := writeSynced(f+".damaged", orig, os.O_CREATE|os.O_TRUNC); err != nil {
+		return "", fmt.Errorf("keep a copy of %s: %w", f, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return "", err
+	}
+	if err := writeSynced(f, data, 0); err != nil {
+		return "", err
+	}
+	// The mark names the file with its size, unchanged: the next Open
+	// checks it again, mended.
+	return f, nil
 }
 
-// writeSynced writes data over the file at path and syncs it.
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+// writeSynced writes data at the start of the file at path (with flags
+// besides O_WRONLY) and syncs it.
+func writeSynced(path string, data []byte, flags int) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|flags, 0o600)
 	if err != nil {
 		return err
 	}
 	if _, err := f.WriteAt(data, 0); err != nil {
 		_ = f.Close()
-		return fmt.Errorf("mend %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
 		_ = f.Close()
-		return fmt.Errorf("mend %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return f.Close()
-}
-
-// closedMark is the file Close leaves in a store's directory once badger
-// has closed it: its log files end where their last transaction does.
-const closedMark = "closed-cleanly"
-
-// closedCleanly reports whether the store at dir was closed cleanly last
-// (not stopped by a crash): then its log files hold no torn write.
-func closedCleanly(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, closedMark))
-	return err == nil
 }
 
 // markOpen removes the mark of a clean close, durably: from now on a
@@ -371,24 +362,22 @@ func markOpen(dir string) error {
 	return syncDir(dir)
 }
 
-// markClosed leaves the mark of a clean close, durably.
+// markClosed leaves the mark of a clean close, durably, naming the newest
+// value log file and its size.
 func markClosed(dir string) error {
-	if err := writeNew(filepath.Join(dir, closedMark)); err != nil {
-		return err
+	newest, mems, err := newestValueLog(dir)
+	if err != nil || mems || newest == "" {
+		return err // no mark: the next Open checks nothing
 	}
-	return syncDir(dir)
-}
-
-func writeNew(path string) error {
-	f, err := os.Create(path)
+	fi, err := os.Stat(newest)
 	if err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
+	mark := fmt.Sprintf("%s %d\n", filepath.Base(newest), fi.Size())
+	if err := writeSynced(filepath.Join(dir, closedMark), []byte(mark), os.O_CREATE|os.O_TRUNC); err != nil {
 		return err
 	}
-	return f.Close()
+	return syncDir(dir)
 }
 
 func syncDir(dir string) error {

@@ -128,11 +128,9 @@ func lockedHeal(dir string, logger *slog.Logger) error {
 		return err
 	}
 	defer func() { _ = unlock() }()
-	healed, err := healLogs(dir, closedCleanly(dir))
-	for _, f := range healed {
-		if logger != nil {
-			logger.Warn("store: a damaged log file was mended: the damaged record now shows as such, and the file as it was is kept beside it", "file", f, "kept", f+".damaged")
-		}
+	healed, err := healLogs(dir)
+	if healed != "" && logger != nil {
+		logger.Warn("store: a damaged log file was mended: the damaged record now shows as such, and the file as it was is kept beside it", "file", healed, "kept", healed+".damaged")
 	}
 	if err != nil {
 		return fmt.Errorf("badgerstore: rebuild %s: %w (the store is as it was: move the repo aside, commons init a fresh one and join the commons)", dir, err)
