@@ -137,15 +137,7 @@ func TestValueLogDamagedLengths(t *testing.T) {
 	if err := os.WriteFile(f, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := badgerstore.Open(dir, nil); !errors.Is(err, store.ErrCorrupt) {
-		t.Fatalf("Open: %v; want ErrCorrupt", err)
-	}
-	if _, err := badgerstore.Rebuild(context.Background(), dir, nil); err == nil || !strings.Contains(err.Error(), "cannot be mended") {
-		t.Fatalf("Rebuild: %v; want it refused, the damage not mendable", err)
-	}
-	if now, err := os.ReadFile(f); err != nil || !bytes.Equal(now, b) {
-		t.Fatalf("the file was changed (%v)", err)
-	}
+	refusedUnmended(t, dir, f, b)
 }
 
 // Bytes after the last entry of the newest value log file, as a crash in
@@ -190,15 +182,7 @@ func TestValueLogDamagedBlob(t *testing.T) {
 	if err := os.WriteFile(f, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := badgerstore.Open(dir, nil); !errors.Is(err, store.ErrCorrupt) {
-		t.Fatalf("Open: %v; want ErrCorrupt", err)
-	}
-	if _, err := badgerstore.Rebuild(context.Background(), dir, nil); err == nil || !strings.Contains(err.Error(), "cannot be mended") {
-		t.Fatalf("Rebuild: %v; want it refused", err)
-	}
-	if now, err := os.ReadFile(f); err != nil || !bytes.Equal(now, b) {
-		t.Fatalf("the file was changed (%v)", err)
-	}
+	refusedUnmended(t, dir, f, b)
 }
 
 // The last record written, damaged after a clean close: nothing follows
@@ -228,5 +212,21 @@ func TestValueLogDamageLast(t *testing.T) {
 	}
 	if rep.Records != 299 || !strings.Contains(strings.Join(rep.Damaged, "\n"), victim.CID.String()) {
 		t.Errorf("Verify after the rebuild = %+v; want %s damaged, the rest whole", rep, victim.CID)
+	}
+}
+
+// refusedUnmended checks that Open refuses the store at dir, whose log
+// file f holds the damaged bytes b, and that Rebuild refuses to mend it,
+// leaving f as it was.
+func refusedUnmended(t *testing.T, dir, f string, b []byte) {
+	t.Helper()
+	if _, err := badgerstore.Open(dir, nil); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("Open: %v; want ErrCorrupt", err)
+	}
+	if _, err := badgerstore.Rebuild(context.Background(), dir, nil); err == nil || !strings.Contains(err.Error(), "cannot be mended") {
+		t.Fatalf("Rebuild: %v; want it refused, the damage not mendable", err)
+	}
+	if now, err := os.ReadFile(f); err != nil || !bytes.Equal(now, b) {
+		t.Fatalf("the file was changed (%v)", err)
 	}
 }
