@@ -20,6 +20,7 @@ const (
 	reasonPrevRejected     = "prev: a predecessor is rejected"
 	reasonSignersRevoked   = "signers: short of a predecessor's threshold without keys revoked by an accepted manifest that does not have this one in its past"
 	reasonRevoked          = "author: key is revoked"
+	reasonBanned           = "author: key is banned"
 	reasonUnderNotMan      = "under: not a manifest"
 	reasonTargetNotCon     = "target: not a contribution"
 	reasonUnderInert       = "under: manifest is not on the chain"
@@ -229,15 +230,19 @@ func (s *State) addCandidate(e *entry) {
 	for _, k := range mi.m.Revoked {
 		s.g.revokers[k] = append(s.g.revokers[k], ord)
 	}
+	for _, k := range mi.m.Banned {
+		s.banners[k] = append(s.banners[k], ord)
+	}
 	s.fresh = append(s.fresh, ord)
 }
 
 // relabel labels the candidates that arrived since the last labelling and
 // every candidate whose label may depend on theirs (graph.closure), and
 // carries every change through: the heads and the revoked keys when an
-// accepted or revoking candidate moved, and the contributions naming a
-// moved manifest as licence, the reviews naming it as Under, and the
-// reviews by a key whose revocation came or went.
+// accepted or revoking candidate moved, the banned keys when a banning one
+// did, and the contributions naming a moved manifest as licence, the
+// reviews naming it as Under, the reviews by a key whose revocation came or
+// went, and the contributions and reviews by a key whose ban came or went.
 func (s *State) relabel() {
 	g := &s.g
 	fresh := s.fresh
@@ -251,6 +256,7 @@ func (s *State) relabel() {
 	var changed []*entry
 	var touched []int                         // changed candidates and their predecessors: heads may move
 	keys := map[protocol.PublicKey]struct{}{} // keys revoked by changed candidates
+	bans := map[protocol.PublicKey]struct{}{} // keys banned by changed candidates
 	for k, i := range cl {
 		e := s.mans[i]
 		isNew := e.cls == clsWaiting // a fresh candidate, not labelled yet
@@ -272,10 +278,14 @@ func (s *State) relabel() {
 		for _, r := range e.man.m.Revoked {
 			keys[r] = struct{}{}
 		}
+		for _, k := range e.man.m.Banned {
+			bans[k] = struct{}{}
+		}
 		changed = append(changed, e)
 	}
 	s.resolveHeads(touched)
 	moved := s.resolveRevoked(keys)
+	moved = append(moved, s.resolveBanned(bans)...)
 	if s.quiet {
 		return // what rests on the chain is stored as it stands on it
 	}
@@ -293,7 +303,7 @@ func (s *State) relabel() {
 		each(groupKey(tagUnder, e.cid), s.reclassifyReview)
 	}
 	for _, k := range moved {
-		each(authorGroup(k), s.reclassifyReview)
+		each(authorGroup(k), s.reclassifyAuthored)
 	}
 	s.deferring = false
 	for t := range s.deferred {
@@ -333,6 +343,36 @@ func (s *State) resolvedFirst(a, b int) int {
 		return c
 	}
 	return compareCID(s.mans[a].cid, s.mans[b].cid)
+}
+
+// resolveBanned updates the banned keys (listed by accepted manifests) for
+// keys and returns those whose standing moved.
+func (s *State) resolveBanned(keys map[protocol.PublicKey]struct{}) []protocol.PublicKey {
+	var moved []protocol.PublicKey
+	for k := range keys {
+		b1 := slices.ContainsFunc(s.banners[k], func(i int) bool { return s.g.lab[i] == accepted })
+		if _, b0 := s.banned[k]; b0 == b1 {
+			continue
+		}
+		moved = append(moved, k)
+		if b1 {
+			s.banned[k] = struct{}{}
+		} else {
+			delete(s.banned, k)
+		}
+	}
+	return moved
+}
+
+// reclassifyAuthored re-derives the standing of a contribution or a review
+// listed under its author (authorGroup).
+func (s *State) reclassifyAuthored(e *entry) {
+	switch {
+	case e.con != nil:
+		s.reclassifyContribution(e)
+	case e.rev != nil:
+		s.reclassifyReview(e)
+	}
 }
 
 // resolveRevoked updates the revoked keys (listed by accepted manifests)

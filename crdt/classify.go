@@ -201,5 +201,6 @@ func (s *State) ClassifyDraft(b *protocol.Block) (Verdict, error) {
 // It grows whenever a change to the rules can classify a stored record
 // differently, so that a node can tell that its derived state was computed
 // under other rules. Version 1 resolved forks by version and revoked only in
-// a manifest's lineage; version 2 is the grounded labelling.
-const RulesVersion = 2
+// a manifest's lineage; version 2 is the grounded labelling; version 3
+// adds the banned keys.
+const RulesVersion = 3

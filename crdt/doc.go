@@ -46,6 +46,10 @@
 //   - The revoked keys are those listed by accepted manifests; their
 //     reviews count nowhere. Keys listed only by contested manifests are
 //     suspended ([State.Suspended]).
+//   - The banned keys are those listed in Banned by accepted manifests;
+//     their contributions and reviews are inert, whenever they were made
+//     ([State.Banned]). Keys banned only by contested or rejected manifests
+//     are not banned.
 //   - A contribution is live when its licence is accepted; a review is
 //     eligible when its Under is accepted, lists its author as a
 //     maintainer, and has the contribution's licence in its past; it is
@@ -81,8 +85,9 @@
 // carried through: the heads when an accepted candidate moved, the revoked
 // and suspended keys when a revoking one did, the contributions naming a
 // moved manifest as licence, the reviews naming it as Under, the reviews
-// of a contribution whose standing moved, and the reviews by a key whose
-// revocation came or went (reviews are indexed by author). Each
+// of a contribution whose standing moved, the reviews by a key whose
+// revocation came or went, and the contributions and reviews by a key whose
+// ban came or went (both are indexed by author). Each
 // contribution keeps, per maintainer, their eligible and suspended reviews
 // latest first.
 //

@@ -80,6 +80,19 @@ func (g *gen) body() *protocol.Manifest {
 	if rapid.IntRange(0, 3).Draw(g.t, "revokes") == 0 {
 		m.Revoked = pubs(g.keys("revoked", 1, 2)...)
 	}
+	if rapid.IntRange(0, 3).Draw(g.t, "bans") == 0 {
+		// Any key the manifest does not list (SPEC §5.1): contributors,
+		// maintainers of other versions, association keys of others.
+		var pool []int
+		for i := range nKeys {
+			if k := key(i).Public(); !m.IsAssociation(k) && !m.IsMaintainer(k) {
+				pool = append(pool, i)
+			}
+		}
+		if len(pool) > 0 {
+			m.Banned = pubs(rapid.SliceOfNDistinct(rapid.SampledFrom(pool), 1, 2, rapid.ID[int]).Draw(g.t, "banned")...)
+		}
+	}
 	return m
 }
 

@@ -67,7 +67,7 @@ const (
 var ErrDamaged = errors.New("crdt: the derived state is damaged")
 
 // entryFormat is the first byte of an encoded entry.
-const entryFormat = 1
+const entryFormat = 2
 
 func cidKey(tag byte, c cid.Cid) []byte { return append([]byte{tag}, c.Bytes()...) }
 
@@ -500,6 +500,7 @@ func (e *entry) encode() []byte {
 	case e.con != nil:
 		c := e.con
 		b = append(b, 'c')
+		b = append(b, c.author[:]...)
 		b = appendString(b, c.licence.KeyString())
 		b = append(b, byte(statusIndex(c.status)))
 		b = append(b, boolByte(c.held))
@@ -639,7 +640,8 @@ func decodeEntry(c cid.Cid, raw []byte) (*entry, error) {
 	}
 	switch d.byte() {
 	case 'c':
-		con := &conInfo{licence: d.cid()}
+		con := &conInfo{author: d.key()}
+		con.licence = d.cid()
 		if i := int(d.byte()); i < len(statuses) {
 			con.status = statuses[i]
 		} else {
@@ -672,7 +674,7 @@ var reasons = map[string]string{}
 
 func init() {
 	for _, r := range []string{reasonUnknownType, reasonGenesisSigners, reasonNoPrev, reasonPrev, reasonVersion,
-		reasonSigners, reasonPrevRejected, reasonSignersRevoked, reasonRevoked, reasonUnderNotMan,
+		reasonSigners, reasonPrevRejected, reasonSignersRevoked, reasonRevoked, reasonBanned, reasonUnderNotMan,
 		reasonTargetNotCon, reasonUnderInert, reasonUnderContested, reasonSuspended, reasonNotMaintainer,
 		reasonTargetInert, reasonUnderNotLater, reasonLicenceNotMan, reasonLicenceInert, reasonLicenceContested} {
 		reasons[r] = r

@@ -30,6 +30,7 @@ type snapshot struct {
 	ContestedCIDs []string            // ContestedCIDs(): by CID
 	Revoked       []string            // Revoked(): hex, by key bytes
 	Suspended     []string            // Suspended(): hex, by key bytes
+	Banned        []string            // Banned(): hex, by key bytes
 	Contributions []string            // Contributions(): by (time, CID), see contributionEntry
 	Reviews       map[string][]string // per contribution with reviews, its Reviews: by (time, CID), see reviewEntry
 	Status        map[string]Status
@@ -125,6 +126,9 @@ func snap(s *State) snapshot {
 	for _, k := range s.Suspended() {
 		out.Suspended = append(out.Suspended, k.Hex())
 	}
+	for _, k := range s.Banned() {
+		out.Banned = append(out.Banned, k.Hex())
+	}
 	cs, err := s.Contributions()
 	if err != nil {
 		panic(err) // a State made by New reads from memory
@@ -211,6 +215,7 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 	}
 	out.Revoked = refKeys(ch.revoked)
 	out.Suspended = refKeys(ch.suspended)
+	out.Banned = refKeys(ch.banned)
 	if len(ch.heads) > 0 {
 		out.Head = ch.heads[0].String()
 	}
@@ -329,6 +334,8 @@ func refContribution(set map[cid.Cid]*protocol.Block, ch refChainResult, b *prot
 	lic := b.Record.Contribution().Licence.Cid
 	l, ok := set[lic]
 	switch {
+	case ch.banned[b.Record.Author]:
+		return reasonBanned
 	case !ok:
 		return "wait"
 	case l.Record.Manifest() == nil:
@@ -396,6 +403,7 @@ type refChainResult struct {
 	past      map[cid.Cid]map[cid.Cid]bool
 	revoked   map[protocol.PublicKey]bool
 	suspended map[protocol.PublicKey]bool
+	banned    map[protocol.PublicKey]bool // SPEC §12.3: the union of banned over the accepted manifests
 	heads     []cid.Cid             // resolved first
 	attackers map[cid.Cid][]cid.Cid // per contested manifest, its accepted or contested attackers, by CID
 }
@@ -406,7 +414,7 @@ type refChainResult struct {
 // every undecided candidate until a whole pass changes nothing.
 func refChain(set map[cid.Cid]*protocol.Block) refChainResult {
 	res := refChainResult{state: map[cid.Cid]string{}, past: map[cid.Cid]map[cid.Cid]bool{},
-		revoked: map[protocol.PublicKey]bool{}, suspended: map[protocol.PublicKey]bool{}, attackers: map[cid.Cid][]cid.Cid{}}
+		revoked: map[protocol.PublicKey]bool{}, suspended: map[protocol.PublicKey]bool{}, banned: map[protocol.PublicKey]bool{}, attackers: map[cid.Cid][]cid.Cid{}}
 	signers := func(r *protocol.Record, assoc []protocol.PublicKey) []protocol.PublicKey {
 		var out []protocol.PublicKey
 		for _, k := range r.Signers() {
@@ -585,6 +593,9 @@ func refChain(set map[cid.Cid]*protocol.Block) refChainResult {
 			for _, k := range set[c].Record.Manifest().Revoked {
 				res.revoked[k] = true
 			}
+			for _, k := range set[c].Record.Manifest().Banned {
+				res.banned[k] = true
+			}
 		}
 	}
 	for c, st := range res.state {
@@ -633,6 +644,8 @@ func refReview(set map[cid.Cid]*protocol.Block, ch refChainResult, b *protocol.B
 	switch {
 	case ch.revoked[r.Author]:
 		return "inert", reasonRevoked
+	case ch.banned[r.Author]:
+		return "inert", reasonBanned
 	case hasUnder && under.Record.Manifest() == nil:
 		return "inert", reasonUnderNotMan
 	case hasTarget && target.Record.Contribution() == nil:

@@ -46,6 +46,9 @@ func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
 	if _, ok := s.revoked[v.author]; ok {
 		return clsInert, reasonRevoked, cid.Undef
 	}
+	if _, ok := s.banned[v.author]; ok {
+		return clsInert, reasonBanned, cid.Undef
+	}
 	u, t := s.mfs[v.under], s.entry(v.target)
 	if u == nil && s.entry(v.under) != nil {
 		return clsInert, reasonUnderNotMan, cid.Undef
@@ -219,8 +222,11 @@ func (s *State) reclassifyContribution(e *entry) {
 	s.touch(e)
 }
 
-// classifyContribution applies the licence rule to e.
+// classifyContribution applies the ban and licence rules to e.
 func (s *State) classifyContribution(e *entry) (class, string, cid.Cid) {
+	if _, ok := s.banned[e.con.author]; ok {
+		return clsInert, reasonBanned, cid.Undef
+	}
 	lic := e.con.licence
 	l := s.mfs[lic]
 	switch {

@@ -75,7 +75,7 @@ func newEntry(b *protocol.Block) *entry {
 	case *protocol.Manifest:
 		e.man = &manInfo{m: body, blk: b}
 	case *protocol.Contribution:
-		e.con = &conInfo{licence: body.Licence.Cid}
+		e.con = &conInfo{author: r.Author, licence: body.Licence.Cid}
 	case *protocol.Review:
 		e.rev = &revInfo{author: r.Author, target: body.Target.Cid, under: body.Under.Cid, decision: internDecision(body.Decision)}
 	}
@@ -127,6 +127,7 @@ type manInfo struct {
 }
 
 type conInfo struct {
+	author  protocol.PublicKey
 	licence cid.Cid // the manifest it assents to
 	status  Status
 	held    bool    // pending because undecided votes could go either way
@@ -174,6 +175,8 @@ type State struct {
 	deferred  map[*entry]struct{}             // contributions to recount then
 	revoked   map[protocol.PublicKey]struct{} // keys revoked by accepted manifests
 	suspended map[protocol.PublicKey]struct{} // keys revoked by contested manifests only
+	banned    map[protocol.PublicKey]struct{} // keys banned by accepted manifests
+	banners   map[protocol.PublicKey][]int    // the candidates banning each key
 
 	tx map[cid.Cid]Status // status before the current Add/AddBatch, "" for new
 
@@ -238,6 +241,8 @@ func newState(commons cid.Cid, kv KV, recs Records) *State {
 			nAccepted: map[protocol.PublicKey]int{}, nLive: map[protocol.PublicKey]int{}},
 		revoked:   make(map[protocol.PublicKey]struct{}),
 		suspended: make(map[protocol.PublicKey]struct{}),
+		banned:    make(map[protocol.PublicKey]struct{}),
+		banners:   make(map[protocol.PublicKey][]int),
 		tx:        make(map[cid.Cid]Status),
 	}
 	s.idx.st = indexStore{s}

@@ -140,6 +140,10 @@ func (s *State) versions(c class) []ManifestVersion {
 // their bytes.
 func (s *State) Revoked() []protocol.PublicKey { return sortedKeys(s.revoked) }
 
+// Banned returns the banned keys (listed by accepted manifests, SPEC
+// §12.3), sorted by their bytes: their contributions and reviews are inert.
+func (s *State) Banned() []protocol.PublicKey { return sortedKeys(s.banned) }
+
 // Suspended returns the suspended keys (listed by contested manifests and
 // by no accepted one), sorted by their bytes.
 func (s *State) Suspended() []protocol.PublicKey { return sortedKeys(s.suspended) }

@@ -17,7 +17,7 @@ const (
 	MaxSummaryLen    = 16 << 10
 	MaxKindLen       = 64
 	MaxRationaleLen  = 8 << 10
-	MaxKeys          = 256 // association, maintainers, revoked: each
+	MaxKeys          = 256 // association, maintainers, revoked, banned: each
 	MaxBootstrap     = 32
 	MaxMultiaddrLen  = 512
 	MaxPrev          = 16
@@ -62,6 +62,7 @@ type Manifest struct {
 	Quorum       uint64      `cbor:"quorum,omitempty"`
 	RejectQuorum uint64      `cbor:"reject_quorum,omitempty"`
 	Revoked      []PublicKey `cbor:"revoked,omitempty"`
+	Banned       []PublicKey `cbor:"banned,omitempty"`
 	Bootstrap    []string    `cbor:"bootstrap,omitempty"`
 	Policy       *Policy     `cbor:"policy,omitempty"`
 	Prev         []Link      `cbor:"prev,omitempty"`
@@ -117,7 +118,7 @@ func (m *Manifest) validate() error {
 	for _, f := range []struct {
 		name string
 		keys []PublicKey
-	}{{"body.association", m.Association}, {"body.maintainers", m.Maintainers}, {"body.revoked", m.Revoked}} {
+	}{{"body.association", m.Association}, {"body.maintainers", m.Maintainers}, {"body.revoked", m.Revoked}, {"body.banned", m.Banned}} {
 		if err := checkKeySet(f.name, f.keys); err != nil {
 			return err
 		}
@@ -138,6 +139,14 @@ func (m *Manifest) validate() error {
 		}
 		if m.RejectQuorum < 1 || m.RejectQuorum > uint64(len(m.Maintainers)) {
 			return fieldErr("body.reject_quorum", ErrInvalid, "%d, want 1..%d (the number of maintainers)", m.RejectQuorum, len(m.Maintainers))
+		}
+	}
+	for _, k := range m.Banned {
+		switch {
+		case m.IsAssociation(k):
+			return fieldErr("body.banned", ErrInvalid, "key %s is also an association key of this manifest", k)
+		case m.IsMaintainer(k):
+			return fieldErr("body.banned", ErrInvalid, "key %s is also a maintainer of this manifest", k)
 		}
 	}
 	if len(m.Bootstrap) > MaxBootstrap {

@@ -172,6 +172,18 @@ func buildVectors() (*vectorSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("contribution with work: %w", err)
 	}
+	// A later version that bans a key flooding the commons (§12.3).
+	flooder := NewPrivateKeyFromSeed(bytes.Repeat([]byte{0x06}, 32)).Public()
+	ban, err := mustBlock(&Record{Commons: commons, Time: HLCFromMillis(vectorTime+240_000, 0), Body: &Manifest{
+		Name: "Example commons", Licence: "CC-BY-SA-4.0 OR (MIT AND Apache-2.0 WITH LLVM-exception)",
+		Association: assoc, Threshold: 2,
+		Maintainers: []PublicKey{m.Public()}, Quorum: 1, RejectQuorum: 1,
+		Banned: []PublicKey{flooder},
+		Prev:   []Link{{vs.update.CID}}, Version: 2,
+	}}, a1, a2)
+	if err != nil {
+		return nil, fmt.Errorf("ban: %w", err)
+	}
 	withWork := recordVec("contribution-work", "contribution carrying the 12 bits of work its commons asks: SHA-256 of the signing bytes begins with 12 zero bits", seedContributor, workContribution)
 	withWork.Work = 12
 	vs.records = []recordVector{
@@ -181,6 +193,7 @@ func buildVectors() (*vectorSet, error) {
 		recordVec("manifest-update", "manifest update, version 1, signed by association key 1 and co-signed by key 2", seedAssoc1, vs.update, seedAssoc2),
 		recordVec("contribution", "paid contribution with sponsor and two payload blobs, under the update", seedContributor, vs.contribution),
 		recordVec("review", "maintainer accepts the contribution under the update", seedMaintainer, vs.review),
+		recordVec("manifest-ban", "manifest update, version 2, banning a key: its contributions and reviews are inert", seedAssoc1, ban, seedAssoc2),
 	}
 	return vs, nil
 }

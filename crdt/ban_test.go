@@ -1,0 +1,126 @@
+package crdt
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/ipfs/go-cid"
+)
+
+// Keys as in compromise_test.go: 0 the honest association member, 2 an
+// association key that gets stolen, 1 and 4 maintainers, 3 the thief's
+// maintainer, 5 a contributor who floods.
+
+// An accepted manifest bans a contributor and a maintainer it removes:
+// their contributions and reviews are inert whenever they were made, what
+// they decided is undone, and a later version that does not list them
+// keeps them banned.
+func TestBanMakesAuthorInert(t *testing.T) {
+	g := genesisBlock(t, manifest([]int{0}, 1, []int{1, 4}, 1, 1), 0)
+	junk := contribution(t, g.CID, g.CID, 10, 5, "before the ban")
+	acc := review(t, g.CID, junk.CID, g.CID, 11, 1, protocol.DecisionAccept)
+	other := contribution(t, g.CID, g.CID, 12, 3, "by someone else")
+	byBanned := review(t, g.CID, other.CID, g.CID, 13, 4, protocol.DecisionAccept)
+	bm := manifest([]int{0}, 1, []int{1}, 1, 1)
+	bm.Banned = pubs(4, 5)
+	ban := update(t, g.CID, 20, bm, 1, []cid.Cid{g.CID}, 0)
+	later := update(t, g.CID, 30, manifest([]int{0}, 1, []int{1}, 1, 1), 2, []cid.Cid{ban.CID}, 0)
+	after := contribution(t, g.CID, later.CID, 40, 5, "after the ban")
+	sc := scenario{g.CID, []*protocol.Block{g, junk, acc, other, byBanned, ban, later}}
+	sc.check(t, func(s *State) {
+		if got := s.Banned(); !slices.Equal(got, pubs(4, 5)) {
+			t.Fatalf("banned %v, want keys 4 and 5", got)
+		}
+		wantInert(t, s, junk.CID, reasonBanned)
+		wantStatus(t, s, junk, StatusPending)
+		wantInert(t, s, acc.CID, reasonTargetInert)
+		wantInert(t, s, byBanned.CID, reasonBanned)
+		wantStatus(t, s, other, StatusPending)
+		if v, err := s.Classify(after); err != nil || v.Class != ClassInert || v.Reason != reasonBanned {
+			t.Fatalf("a contribution by a banned key, before it is added: %+v, %v", v, err)
+		}
+		if _, accepted, _ := s.Counts(); accepted != 0 {
+			t.Fatalf("%d accepted: nothing is, once the only votes are undone", accepted)
+		}
+	})
+	// Without the ban, the same records decide both contributions.
+	sc = scenario{g.CID, []*protocol.Block{g, junk, acc, other, byBanned}}
+	sc.check(t, func(s *State) {
+		wantStatus(t, s, junk, StatusAccepted)
+		wantStatus(t, s, other, StatusAccepted)
+	})
+}
+
+// A thief holding an association key bans the maintainers' work: the ban
+// holds while the key is trusted, and lifts, with everything it undid,
+// once the association revokes the key in an update that leaves the
+// banning version out of its past.
+func TestStolenKeyBanLiftedByRevocation(t *testing.T) {
+	g := genesisBlock(t, manifest([]int{0, 2}, 1, []int{1}, 1, 1), 0)
+	c := contribution(t, g.CID, g.CID, 10, 5, "honest work")
+	acc := review(t, g.CID, c.CID, g.CID, 11, 1, protocol.DecisionAccept)
+	fm := manifest([]int{0, 2}, 1, []int{1}, 1, 1)
+	fm.Banned = pubs(5)
+	theft := update(t, g.CID, 20, fm, 1, []cid.Cid{g.CID}, 2)
+	sc := scenario{g.CID, []*protocol.Block{g, c, acc, theft}}
+	sc.check(t, func(s *State) {
+		if got := s.Banned(); !slices.Equal(got, pubs(5)) {
+			t.Fatalf("banned %v, want key 5 while the stolen key is trusted", got)
+		}
+		wantStatus(t, s, c, StatusPending)
+	})
+
+	rm := manifest([]int{0}, 1, []int{1}, 1, 1)
+	rm.Revoked = pubs(2)
+	revoke := update(t, g.CID, 30, rm, 1, []cid.Cid{g.CID}, 0)
+	sc = scenario{g.CID, []*protocol.Block{g, c, acc, theft, revoke}}
+	sc.check(t, func(s *State) {
+		wantInert(t, s, theft.CID, reasonSignersRevoked)
+		if got := s.Banned(); len(got) != 0 {
+			t.Fatalf("banned %v after the revocation, want none", got)
+		}
+		wantStatus(t, s, c, StatusAccepted)
+	})
+}
+
+// A ban in a contested manifest bans nobody: the thief who revokes the
+// honest key and bans the contributor gets a contest, and the
+// contributor's work keeps its status. A ban by keys short of the
+// threshold bans nobody either.
+func TestContestedOrForgedBanBansNobody(t *testing.T) {
+	g := genesisBlock(t, manifest([]int{0, 1, 2}, 1, []int{4}, 1, 1), 0)
+	c := contribution(t, g.CID, g.CID, 10, 5, "honest work")
+	acc := review(t, g.CID, c.CID, g.CID, 11, 4, protocol.DecisionAccept)
+	hm := manifest([]int{0, 1}, 1, []int{4}, 1, 1)
+	hm.Revoked = pubs(2)
+	h := update(t, g.CID, 20, hm, 1, []cid.Cid{g.CID}, 0)
+	am := manifest([]int{2}, 1, []int{3}, 1, 1)
+	am.Revoked, am.Banned = pubs(0), pubs(5)
+	a := update(t, g.CID, 21, am, 1, []cid.Cid{g.CID}, 2)
+	sc := scenario{g.CID, []*protocol.Block{g, c, acc, h, a}}
+	sc.check(t, func(s *State) {
+		if !s.Contested(a.CID) {
+			t.Fatalf("the thief's update is not contested: %v", s.ContestedManifests())
+		}
+		if got := s.Banned(); len(got) != 0 {
+			t.Fatalf("banned %v by a contested manifest, want none", got)
+		}
+		wantStatus(t, s, c, StatusAccepted)
+	})
+
+	g2 := genesisBlock(t, manifest([]int{0, 2}, 2, []int{4}, 1, 1), 0, 2)
+	c2 := contribution(t, g2.CID, g2.CID, 10, 5, "honest work")
+	acc2 := review(t, g2.CID, c2.CID, g2.CID, 11, 4, protocol.DecisionAccept)
+	fm := manifest([]int{0, 2}, 2, []int{4}, 1, 1)
+	fm.Banned = pubs(5)
+	forged := update(t, g2.CID, 20, fm, 1, []cid.Cid{g2.CID}, 2) // one of two signatures
+	sc = scenario{g2.CID, []*protocol.Block{g2, c2, acc2, forged}}
+	sc.check(t, func(s *State) {
+		wantInert(t, s, forged.CID, reasonSigners)
+		if got := s.Banned(); len(got) != 0 {
+			t.Fatalf("banned %v by a forged manifest, want none", got)
+		}
+		wantStatus(t, s, c2, StatusAccepted)
+	})
+}
