@@ -404,8 +404,8 @@ type refChainResult struct {
 	revoked   map[protocol.PublicKey]bool
 	suspended map[protocol.PublicKey]bool
 	banned    map[protocol.PublicKey]bool // SPEC §12.3: the union of banned over the accepted manifests
-	heads     []cid.Cid             // resolved first
-	attackers map[cid.Cid][]cid.Cid // per contested manifest, its accepted or contested attackers, by CID
+	heads     []cid.Cid                   // resolved first
+	attackers map[cid.Cid][]cid.Cid       // per contested manifest, its accepted or contested attackers, by CID
 }
 
 // refChain labels the manifests by SPEC §12.2, literally: candidates by

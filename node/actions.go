@@ -334,7 +334,7 @@ func (n *Node) buildUpdate(commons string, p api.ManifestParams, alone bool) (*p
 		return nil, badRequest("only a new commons' genesis sets the proof of work its records carry; it cannot change later (it is %d bits in commons %s)", rep.state.Genesis().WorkAsked(), commons)
 	}
 	m := *head
-	m.Prev, m.Version, m.Revoked = nil, 0, slices.Clone(head.Revoked)
+	m.Prev, m.Version, m.Revoked, m.Banned = nil, 0, slices.Clone(head.Revoked), nil
 	if head.Policy != nil { // the genesis's work is not carried on: it holds anyway
 		pol := *head.Policy
 		pol.Work = 0
@@ -360,7 +360,26 @@ func (n *Node) buildUpdate(commons string, p api.ManifestParams, alone bool) (*p
 	if err := dropRevoked(&m, head, p); err != nil {
 		return nil, err
 	}
+	if err := checkBans(&m, rep); err != nil {
+		return nil, err
+	}
 	return &protocol.Record{Commons: rep.id, Body: &m}, nil
+}
+
+// checkBans refuses an update whose bans would do nothing, or that bans a
+// key the update itself gives authority, naming what to do instead.
+func checkBans(m *protocol.Manifest, rep *replica) error {
+	for _, k := range m.Banned {
+		switch {
+		case m.IsAssociation(k):
+			return badRequest("%s is an association key of this update: an association key is revoked (--revoke), not banned", k)
+		case m.IsMaintainer(k):
+			return badRequest("%s is a maintainer in this update: take it off the maintainers (--maintainer lists them all), or revoke it (--revoke) if it was stolen", k)
+		case slices.Contains(rep.state.Banned(), k):
+			return badRequest("%s is banned already: a ban lasts for as long as the manifest that made it is accepted", k)
+		}
+	}
+	return nil
 }
 
 // vouchesForRevoked refuses an update that revokes a key and builds, by
@@ -585,6 +604,9 @@ func applyManifestParams(m *protocol.Manifest, p api.ManifestParams) {
 		m.Bootstrap = slices.Clone(p.Bootstrap)
 	}
 	m.Revoked = sortKeys(append(m.Revoked, p.Revoke...))
+	if p.Ban != nil {
+		m.Banned = sortKeys(p.Ban)
+	}
 	if p.MaxBlobBytes != nil {
 		if m.Policy == nil {
 			m.Policy = &protocol.Policy{}

@@ -10,19 +10,20 @@ import (
 )
 
 // authorityView is what the log says of a commons' authority when it
-// changes: the manifest head, the fork heads, the revoked keys and the
-// contested manifests.
+// changes: the manifest head, the fork heads, the revoked and banned keys
+// and the contested manifests.
 type authorityView struct {
 	head      cid.Cid
 	version   uint64
 	forks     []cid.Cid
 	revoked   []protocol.PublicKey
+	banned    []protocol.PublicKey
 	contested []cid.Cid
 }
 
 func viewAuthority(st *crdt.State) authorityView {
 	h, m := st.Head()
-	v := authorityView{head: h, forks: st.Forks(), revoked: st.Revoked(), contested: st.ContestedCIDs()}
+	v := authorityView{head: h, forks: st.Forks(), revoked: st.Revoked(), banned: st.Banned(), contested: st.ContestedCIDs()}
 	if m != nil {
 		v.version = m.Version
 	}
@@ -30,7 +31,8 @@ func viewAuthority(st *crdt.State) authorityView {
 }
 
 // logAuthority logs how a commons' authority changed from was to now:
-// a new head at Info; a fork, revocations and contests at Warn. Loop only.
+// a new head at Info; a fork, revocations, bans, lifted bans and contests
+// at Warn. Loop only.
 func (n *Node) logAuthority(id cid.Cid, was, now authorityView) {
 	if !now.head.Equals(was.head) {
 		n.log.Info("manifest head changed", "commons", id, "head", now.head, "version", now.version, "was", was.head)
@@ -40,6 +42,12 @@ func (n *Node) logAuthority(id cid.Cid, was, now authorityView) {
 	}
 	if added := newKeys(was.revoked, now.revoked); len(added) > 0 {
 		n.log.Warn("keys revoked", "commons", id, "keys", added)
+	}
+	if added := newKeys(was.banned, now.banned); len(added) > 0 {
+		n.log.Warn("keys banned: their contributions and reviews count for nothing", "commons", id, "keys", added)
+	}
+	if lifted := newKeys(now.banned, was.banned); len(lifted) > 0 {
+		n.log.Warn("bans lifted: the manifests that made them are no longer accepted", "commons", id, "keys", lifted)
 	}
 	if added := newCIDs(was.contested, now.contested); len(added) > 0 {
 		n.log.Warn("manifests contested: association keys revoke each other; see commons manifest show", "commons", id, "manifests", added)

@@ -24,13 +24,13 @@ func (a *app) manifestCmd() *cobra.Command {
 
 // manifestFlags are the settings shared by create and update.
 type manifestFlags struct {
-	name, licence                    string
-	maintainers, association, revoke []string
-	bootstrap                        []string
-	quorum, rejectQuorum, threshold  uint64
-	maxBlob, work                    uint64
-	force                            bool
-	on                               []string
+	name, licence                         string
+	maintainers, association, revoke, ban []string
+	bootstrap                             []string
+	quorum, rejectQuorum, threshold       uint64
+	maxBlob, work                         uint64
+	force                                 bool
+	on                                    []string
 }
 
 func (f *manifestFlags) register(fs *pflag.FlagSet, update bool) {
@@ -50,6 +50,7 @@ func (f *manifestFlags) register(fs *pflag.FlagSet, update bool) {
 	}
 	if update {
 		fs.StringArrayVar(&f.revoke, "revoke", nil, "compromised key (peer ID): its reviews count nowhere, its signature on any manifest this update does not build on counts for nothing, and it leaves the association and the maintainers; repeatable")
+		fs.StringArrayVar(&f.ban, "ban", nil, "key (peer ID) flooding the commons with junk: its contributions and reviews count for nothing, whenever they were made, for as long as this update is accepted; not for keys this update lists as association or maintainers; repeatable")
 		fs.BoolVar(&f.force, "force", false, "publish (or draft) the update even if the commons would hold it inert")
 		fs.StringArrayVar(&f.on, "on", nil, "build on this manifest version (CID) instead of the current heads, e.g. the last one before an update made with a stolen key; repeatable")
 	}
@@ -77,6 +78,11 @@ func (f *manifestFlags) params(fs *pflag.FlagSet) (api.ManifestParams, error) {
 	}
 	if fs.Changed("revoke") {
 		if p.Revoke, err = parseKeys("revoke", f.revoke); err != nil {
+			return p, err
+		}
+	}
+	if fs.Changed("ban") {
+		if p.Ban, err = parseKeys("ban", f.ban); err != nil {
 			return p, err
 		}
 	}
@@ -163,7 +169,10 @@ func (a *app) manifestUpdateCmd() *cobra.Command {
 		Short: "Publish a new manifest version; flags given replace the previous values",
 		Long: `Publish a new manifest version on top of the current one (and of every fork
 head, which the update merges). Flags given replace the previous values; the
-others are kept. --revoke adds to the revoked keys.
+others are kept. --revoke adds to the revoked keys. --ban bans keys that flood
+the commons with junk: their contributions and reviews count for nothing,
+whenever they were made, for as long as the update is accepted; the keys
+banned before stay banned.
 
 The node asks the commons how the update would stand before publishing it: one
 it would hold inert is refused with the reason (unless --force); one that
@@ -335,6 +344,9 @@ func (a *app) printManifest(info api.ManifestInfo) {
 	if len(info.Suspended) > 0 {
 		fmt.Fprintf(w, "suspended:     %s (revoked only by contested versions: their reviews count neither way)\n", keyList(info.Suspended))
 	}
+	if len(info.Banned) > 0 {
+		fmt.Fprintf(w, "banned:        %s (their contributions and reviews count for nothing)\n", keyList(info.Banned))
+	}
 	for _, b := range m.Bootstrap {
 		fmt.Fprintf(w, "bootstrap:     %s\n", b)
 	}
@@ -387,9 +399,9 @@ func (a *app) describeDraft(blk *protocol.Block) {
 	if !blk.Record.IsGenesis() {
 		what = fmt.Sprintf("version %d, building on %s", m.Version, plural(len(m.Prev), "earlier version"))
 	}
-	fmt.Fprintf(a.stderr, "manifest %s (%s): %q, licence %s, %s (threshold %d), %s (quorum %d), %s revoked\n",
+	fmt.Fprintf(a.stderr, "manifest %s (%s): %q, licence %s, %s (threshold %d), %s (quorum %d), %s revoked, %s banned\n",
 		blk.CID, what, m.Name, m.Licence, plural(len(m.Association), "association key"), m.Threshold,
-		plural(len(m.Maintainers), "maintainer"), m.Quorum, plural(len(m.Revoked), "key"))
+		plural(len(m.Maintainers), "maintainer"), m.Quorum, plural(len(m.Revoked), "key"), plural(len(m.Banned), "key"))
 }
 
 // writeFileAtomic replaces path with data: written beside it, then

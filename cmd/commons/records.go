@@ -195,6 +195,9 @@ func (a *app) printRecord(r api.RecordInfo) {
 		if len(m.Revoked) > 0 {
 			fmt.Fprintf(w, "revokes:  %s\n", keyList(m.Revoked))
 		}
+		if len(m.Banned) > 0 {
+			fmt.Fprintf(w, "bans:     %s\n", keyList(m.Banned))
+		}
 		if r.Contested {
 			fmt.Fprintf(w, "CONTESTED: keys that together meet a threshold act against each other (commons manifest show --commons %s)\n", r.Commons)
 		}

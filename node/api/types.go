@@ -126,7 +126,8 @@ type StatusInfo struct {
 
 // ManifestParams are a manifest's settings. In an update, a nil pointer or
 // nil slice keeps the previous version's value; a given value replaces it.
-// Revoke adds keys to the previous version's revoked list.
+// Revoke adds keys to the previous version's revoked list. Ban lists the
+// keys an update bans (SPEC §12.3): those banned before stay banned.
 type ManifestParams struct {
 	Name         *string              `json:"name"`
 	Licence      *string              `json:"licence"`
@@ -137,6 +138,7 @@ type ManifestParams struct {
 	RejectQuorum *uint64              `json:"reject_quorum"`
 	Bootstrap    []string             `json:"bootstrap"`
 	Revoke       []protocol.PublicKey `json:"revoke"`
+	Ban          []protocol.PublicKey `json:"ban"`
 	MaxBlobBytes *uint64              `json:"max_blob_bytes"`
 	// Work is the proof of work, in bits, every record of a new commons
 	// but its genesis must carry (SPEC §7.4): a genesis only.
@@ -173,7 +175,10 @@ type ManifestInfo struct {
 	// Suspended keys are revoked only by contested manifests: their
 	// reviews count neither way until the contest is decided.
 	Suspended []protocol.PublicKey `json:"suspended"`
-	History   []ManifestVersion    `json:"history"`
+	// Banned keys are banned by accepted manifests (SPEC §12.3): their
+	// contributions and reviews are inert.
+	Banned  []protocol.PublicKey `json:"banned"`
+	History []ManifestVersion    `json:"history"`
 	// Contested lists the contested manifests, each with the manifests
 	// it is contested with (SPEC §12.6).
 	Contested []ManifestVersion `json:"contested"`

@@ -1,0 +1,91 @@
+package node
+
+import (
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/node/api"
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store/memstore"
+)
+
+// The association bans a key that flooded the commons: the key's
+// contribution, accepted before, becomes inert and pending, the manifest
+// lists the key as banned, and the log says so. Bans that would do
+// nothing, or that would ban a key the update gives authority, are refused
+// with what to do instead.
+func TestBanByUpdate(t *testing.T) {
+	ctx := t.Context()
+	logs := &logBuffer{}
+	n, err := New(Config{Offline: true, Store: memstore.New(), Key: testKey(t), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	helper := strangerKey(12).Public()
+	id, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("b"), Licence: ptr("MIT"), Maintainers: []protocol.PublicKey{n.Self(), helper}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flooder := strangerKey(11)
+	junk := signedContribution(t, flooder, cid.MustParse(id), protocol.HLCFromMillis(n.nowMillis(), 0))
+	if _, err := n.Publish(ctx, junk.Raw, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Review(ctx, api.ReviewParams{Target: junk.CID.String(), Decision: protocol.DecisionAccept}); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := n.Show(ctx, junk.CID.String()); err != nil || info.Status != "accepted" {
+		t.Fatalf("before the ban: %+v, %v; want accepted", info, err)
+	}
+
+	ban := api.ManifestParams{Ban: []protocol.PublicKey{flooder.Public()}}
+	if _, err := n.UpdateManifest(ctx, id, ban); err != nil {
+		t.Fatal(err)
+	}
+	info, err := n.Show(ctx, junk.CID.String())
+	if err != nil || info.Status != "pending" || info.Inert != "author: key is banned" {
+		t.Fatalf("after the ban: status %q, inert %q, %v; want pending, banned", info.Status, info.Inert, err)
+	}
+	m, err := n.Manifest(ctx, id)
+	if err != nil || !slices.Equal(m.Banned, []protocol.PublicKey{flooder.Public()}) {
+		t.Fatalf("manifest banned %v, %v; want the flooder", m.Banned, err)
+	}
+	if out := logs.String(); !strings.Contains(out, "keys banned") || !strings.Contains(out, flooder.Public().String()) {
+		t.Fatalf("the ban is not logged with its key:\n%s", out)
+	}
+	// A later update that bans nobody keeps the ban.
+	if _, err := n.UpdateManifest(ctx, id, api.ManifestParams{Name: ptr("b, renamed")}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := n.Manifest(ctx, id); err != nil || len(m.Banned) != 1 {
+		t.Fatalf("after a later update: banned %v, %v; want the flooder still", m.Banned, err)
+	}
+
+	for _, c := range []struct {
+		name string
+		p    api.ManifestParams
+		want string
+	}{
+		{"again", ban, "banned already"},
+		{"a maintainer", api.ManifestParams{Ban: []protocol.PublicKey{helper}}, "take it off the maintainers"},
+		{"the association", api.ManifestParams{Ban: []protocol.PublicKey{n.Self()}}, "revoked (--revoke), not banned"},
+	} {
+		if _, err := n.UpdateManifest(ctx, id, c.p); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("banning %s: %v; want a bad request saying %q", c.name, err, c.want)
+		}
+	}
+	// Taken off the maintainers in the same update, a key can be banned.
+	p := api.ManifestParams{Maintainers: []protocol.PublicKey{n.Self()}, Ban: []protocol.PublicKey{helper}}
+	if _, err := n.UpdateManifest(ctx, id, p); err != nil {
+		t.Fatalf("banning a maintainer taken off in the same update: %v", err)
+	}
+}
