@@ -78,6 +78,7 @@ func blobBackoff(first time.Duration, failures int) time.Duration {
 type blobRetryState struct {
 	failures int
 	next     time.Time
+	author   protocol.PublicKey // whose record claimed the blob (fairQueue)
 }
 
 // ErrBlobTooLarge: a blob is larger than the policy of the commons that
@@ -133,22 +134,22 @@ func (bb *blobBounds) fill() {
 type blobState struct {
 	mu        sync.Mutex
 	bounds    blobBounds
-	queue     []cid.Cid                   // background fetches to run, at most bounds.queue
-	queued    map[cid.Cid]bool            // in queue or running
-	retry     map[cid.Cid]*blobRetryState // failed, to be queued again; at most bounds.retry
-	sweep     bool                        // a blob was left out of the retry map (or a sweep failed): sweep at a retry tick
-	sweepAt   time.Time                   // not before then (forgotten failures back off as a whole)
-	forgets   int                         // sweeps in a row after which failures were left out of the retry map
-	readFails int                         // sweeps in a row that could not read some commons' references
-	readRetry time.Time                   // when to sweep again for them, if readFails > 0
-	inflight  map[cid.Cid]*blobCall       // fetches running, for deduplication
-	serving   map[peer.ID]int             // streams served per peer (no zeros)
-	asking    map[peer.ID]int             // requests sent per peer (no zeros)
-	bad       map[peer.ID]int             // bad answers per peer, at most blobBadPeers
-	wake      chan struct{}               // the queue has work
-	freed     chan struct{}               // closed (and replaced) when a request to a peer ends
-	room      chan struct{}               // the queue has room (a sweep waits for it)
-	sweepNow  chan struct{}               // wakes the sweeper
+	queue     fairQueue                      // background fetches to run, at most bounds.queue
+	queued    map[cid.Cid]protocol.PublicKey // in queue or running, with the author it was queued for
+	retry     map[cid.Cid]*blobRetryState    // failed, to be queued again; at most bounds.retry
+	sweep     bool                           // a blob was left out of the retry map (or a sweep failed): sweep at a retry tick
+	sweepAt   time.Time                      // not before then (forgotten failures back off as a whole)
+	forgets   int                            // sweeps in a row after which failures were left out of the retry map
+	readFails int                            // sweeps in a row that could not read some commons' references
+	readRetry time.Time                      // when to sweep again for them, if readFails > 0
+	inflight  map[cid.Cid]*blobCall          // fetches running, for deduplication
+	serving   map[peer.ID]int                // streams served per peer (no zeros)
+	asking    map[peer.ID]int                // requests sent per peer (no zeros)
+	bad       map[peer.ID]int                // bad answers per peer, at most blobBadPeers
+	wake      chan struct{}                  // the queue has work
+	freed     chan struct{}                  // closed (and replaced) when a request to a peer ends
+	room      chan struct{}                  // the queue has room (a sweep waits for it)
+	sweepNow  chan struct{}                  // wakes the sweeper
 }
 
 type blobCall struct {
@@ -160,7 +161,7 @@ type blobCall struct {
 func (b *blobState) init(bounds blobBounds) {
 	bounds.fill()
 	b.bounds = bounds
-	b.queued = map[cid.Cid]bool{}
+	b.queued = map[cid.Cid]protocol.PublicKey{}
 	b.retry = map[cid.Cid]*blobRetryState{}
 	b.inflight = map[cid.Cid]*blobCall{}
 	b.serving = map[peer.ID]int{}
@@ -180,19 +181,26 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// enqueue queues c for a background fetch unless it is queued or running;
-// it reports false if the queue is full. b.mu held.
-func (b *blobState) enqueue(c cid.Cid) bool {
-	if b.queued[c] {
-		return true
+// enqueue queues c, claimed by a record of author a, for a background
+// fetch unless it is queued or running; ok is false if the queue is full
+// and a holds about as many places in it as any other author (fairQueue).
+// A blob that gave its place to c (evicted) is left to a sweep. b.mu held.
+func (b *blobState) enqueue(c cid.Cid, a protocol.PublicKey) (ok, evicted bool) {
+	if _, ok := b.queued[c]; ok {
+		return true, false
 	}
-	if len(b.queue) >= b.bounds.queue {
-		return false
+	if b.queue.len() >= b.bounds.queue {
+		out, ok := b.queue.makeRoom(a)
+		if !ok {
+			return false, false
+		}
+		delete(b.queued, out)
+		b.sweep, evicted = true, true
 	}
-	b.queued[c] = true
-	b.queue = append(b.queue, c)
+	b.queued[c] = a
+	b.queue.push(a, c)
 	signal(b.wake)
-	return true
+	return true, evicted
 }
 
 // noteBlobs queues for a background fetch the blobs that newly applied
@@ -208,8 +216,8 @@ func (n *Node) noteBlobs(blocks []*protocol.Block) {
 	defer b.mu.Unlock()
 	for _, blk := range blocks {
 		eachBlob(blk, func(c cid.Cid, _ uint64, _ bool) {
-			if !b.enqueue(c) {
-				n.sweepAfterSave = true
+			if ok, evicted := b.enqueue(c, blk.Record.Author); !ok || evicted {
+				n.sweepAfterSave = true // after the save, a sweep finds what was left out
 			}
 		})
 	}
@@ -243,9 +251,11 @@ func (n *Node) requeueBlobs() {
 	defer b.mu.Unlock()
 	now := n.cfg.Now()
 	for c, r := range b.retry {
-		if !now.Before(r.next) && !b.enqueue(c) {
-			break
+		if now.Before(r.next) {
+			continue
 		}
+		_, _ = b.enqueue(c, r.author) // if it has no room, it waits for the next tick
+
 	}
 	switch {
 	case !b.sweep:
@@ -278,13 +288,7 @@ func (n *Node) nextQueued() (cid.Cid, bool) {
 	b := &n.blobs
 	for {
 		b.mu.Lock()
-		if len(b.queue) > 0 {
-			c := b.queue[0]
-			b.queue[0] = cid.Undef
-			b.queue = b.queue[1:]
-			if len(b.queue) == 0 {
-				b.queue = nil // let the array go
-			}
+		if c, _, ok := b.queue.pop(); ok {
 			b.mu.Unlock()
 			signal(b.room)
 			return c, true
@@ -351,6 +355,7 @@ func (n *Node) fetched(c cid.Cid, err error) {
 	b := &n.blobs
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	author := b.queued[c]
 	delete(b.queued, c)
 	switch {
 	case err == nil || errors.Is(err, ErrBlobTooLarge) && !errors.Is(err, errBadBlob):
@@ -369,7 +374,7 @@ func (n *Node) fetched(c cid.Cid, err error) {
 				b.sweep = true
 				return
 			}
-			r = &blobRetryState{}
+			r = &blobRetryState{author: author}
 			b.retry[c] = r
 		}
 		r.failures++

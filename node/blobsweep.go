@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/protocol"
 )
 
 // Sweeps.
@@ -72,8 +74,8 @@ func (n *Node) sweepCommons(id cid.Cid) error {
 		if err != nil {
 			return err
 		}
-		for _, c := range chunk {
-			if err := n.sweepBlob(c); err != nil {
+		for _, ref := range chunk {
+			if err := n.sweepBlob(ref.blob, ref.record); err != nil {
 				return err
 			}
 		}
@@ -84,26 +86,35 @@ func (n *Node) sweepCommons(id cid.Cid) error {
 	}
 }
 
+// sweptRef is a blob a sweep found, and the first stored record that
+// references it.
+type sweptRef struct{ blob, record cid.Cid }
+
 // blobChunk returns up to bounds.chunk blobs of commons id's stored
 // references, from key from on (nil: the first), and the key to go on
 // from (nil: none is left).
-func (n *Node) blobChunk(id cid.Cid, from []byte) (chunk []cid.Cid, next []byte, err error) {
+func (n *Node) blobChunk(id cid.Cid, from []byte) (chunk []sweptRef, next []byte, err error) {
 	size := n.blobs.bounds.chunk
 	var bad []byte
 	err = n.st.ScanDerived(n.ctx, id, []byte{prefixBlob}, from, func(k, _ []byte) error {
-		_, c, err := cid.CidFromBytes(k[1:])
+		l, c, err := cid.CidFromBytes(k[1:])
 		if err != nil {
 			bad = slices.Clone(k)
 			return nil
 		}
-		if len(chunk) > 0 && chunk[len(chunk)-1].Equals(c) {
+		if len(chunk) > 0 && chunk[len(chunk)-1].blob.Equals(c) {
 			return nil // another reference to the same blob
 		}
 		if len(chunk) == size {
 			next = slices.Clone(k)
 			return errStop
 		}
-		chunk = append(chunk, c)
+		_, rec, err := cid.CidFromBytes(k[1+l:])
+		if err != nil {
+			bad = slices.Clone(k)
+			return nil
+		}
+		chunk = append(chunk, sweptRef{c, rec})
 		return nil
 	})
 	if bad != nil {
@@ -115,14 +126,15 @@ func (n *Node) blobChunk(id cid.Cid, from []byte) (chunk []cid.Cid, next []byte,
 	return chunk, next, err
 }
 
-// sweepBlob queues blob c for a background fetch if it is missing, not
-// queued and not waiting to be retried, waiting for room in the queue. It
-// fails only if the node stops.
-func (n *Node) sweepBlob(c cid.Cid) error {
+// sweepBlob queues blob c, which record rec references, for a background
+// fetch if it is missing, not queued and not waiting to be retried,
+// waiting for room in the queue. It fails only if the node stops.
+func (n *Node) sweepBlob(c, rec cid.Cid) error {
 	b := &n.blobs
 	b.mu.Lock()
 	r := b.retry[c]
-	skip := b.queued[c] || r != nil && n.cfg.Now().Before(r.next)
+	_, queued := b.queued[c]
+	skip := queued || r != nil && n.cfg.Now().Before(r.next)
 	b.mu.Unlock()
 	if skip {
 		return nil
@@ -131,9 +143,10 @@ func (n *Node) sweepBlob(c cid.Cid) error {
 	if err != nil || has {
 		return err
 	}
+	author := n.authorOf(rec)
 	for {
 		b.mu.Lock()
-		ok := b.enqueue(c)
+		ok, _ := b.enqueue(c, author)
 		b.mu.Unlock()
 		if ok {
 			return nil
@@ -144,4 +157,19 @@ func (n *Node) sweepBlob(c cid.Cid) error {
 			return n.ctx.Err()
 		}
 	}
+}
+
+// authorOf returns the author of stored record c, for the fair queue; a
+// record that cannot be read (damage is reported where records are read)
+// queues its blobs under the zero key.
+func (n *Node) authorOf(c cid.Cid) protocol.PublicKey {
+	raw, err := n.st.GetRecord(n.ctx, c)
+	if err != nil {
+		return protocol.PublicKey{}
+	}
+	b, err := protocol.Parse(raw)
+	if err != nil {
+		return protocol.PublicKey{}
+	}
+	return b.Record.Author
 }

@@ -37,7 +37,8 @@
 // after a clean stop. Online, it then sweeps the stored blob references
 // for the payloads it lacks, and fetches them in the background
 // (blobsweep.go); memory holds a bounded queue of them, never one entry
-// per record.
+// per record, served in turn by the authors of the records that claim them
+// (blobqueue.go), so that one key's flood of claims starves nobody else's.
 //
 // Records this node makes, or is given to publish, are first classified by
 // crdt (Classify) and refused if the commons would hold them inert: node/

@@ -25,7 +25,7 @@ func SetBlobBounds(cfg *Config, queue, retry, chunk int, attempted func(cid.Cid)
 // and blob references applied and not saved yet.
 func BlobMemory(n *Node) (queue, queued, retry, unsaved int) {
 	n.blobs.mu.Lock()
-	queue, queued, retry = len(n.blobs.queue), len(n.blobs.queued), len(n.blobs.retry)
+	queue, queued, retry = n.blobs.queue.len(), len(n.blobs.queued), len(n.blobs.retry)
 	n.blobs.mu.Unlock()
 	_ = n.do(context.Background(), func() {
 		for _, rep := range n.commons {
