@@ -13,9 +13,10 @@ import (
 // maintainer, 5 a contributor who floods.
 
 // An accepted manifest bans a contributor and a maintainer it removes:
-// their contributions and reviews are inert whenever they were made, what
-// they decided is undone, and a later version that does not list them
-// keeps them banned.
+// their contributions and reviews are inert whenever they were made, and
+// what they decided is undone. A later version that lists them keeps them
+// banned; one that leaves them out lifts the ban, and what they decided
+// stands again.
 func TestBanMakesAuthorInert(t *testing.T) {
 	g := genesisBlock(t, manifest([]int{0}, 1, []int{1, 4}, 1, 1), 0)
 	junk := contribution(t, g.CID, g.CID, 10, 5, "before the ban")
@@ -25,10 +26,12 @@ func TestBanMakesAuthorInert(t *testing.T) {
 	bm := manifest([]int{0}, 1, []int{1}, 1, 1)
 	bm.Banned = pubs(4, 5)
 	ban := update(t, g.CID, 20, bm, 1, []cid.Cid{g.CID}, 0)
-	later := update(t, g.CID, 30, manifest([]int{0}, 1, []int{1}, 1, 1), 2, []cid.Cid{ban.CID}, 0)
-	after := contribution(t, g.CID, later.CID, 40, 5, "after the ban")
-	sc := scenario{g.CID, []*protocol.Block{g, junk, acc, other, byBanned, ban, later}}
-	sc.check(t, func(s *State) {
+	km := manifest([]int{0}, 1, []int{1}, 1, 1)
+	km.Banned = pubs(4, 5)
+	keep := update(t, g.CID, 30, km, 2, []cid.Cid{ban.CID}, 0)
+	after := contribution(t, g.CID, keep.CID, 40, 5, "after the ban")
+	banned := func(s *State) {
+		t.Helper()
 		if got := s.Banned(); !slices.Equal(got, pubs(4, 5)) {
 			t.Fatalf("banned %v, want keys 4 and 5", got)
 		}
@@ -37,18 +40,29 @@ func TestBanMakesAuthorInert(t *testing.T) {
 		wantInert(t, s, acc.CID, reasonTargetInert)
 		wantInert(t, s, byBanned.CID, reasonBanned)
 		wantStatus(t, s, other, StatusPending)
-		if v, err := s.Classify(after); err != nil || v.Class != ClassInert || v.Reason != reasonBanned {
-			t.Fatalf("a contribution by a banned key, before it is added: %+v, %v", v, err)
-		}
 		if _, accepted, _ := s.Counts(); accepted != 0 {
 			t.Fatalf("%d accepted: nothing is, once the only votes are undone", accepted)
 		}
-	})
-	// Without the ban, the same records decide both contributions.
-	sc = scenario{g.CID, []*protocol.Block{g, junk, acc, other, byBanned}}
+	}
+	sc := scenario{g.CID, []*protocol.Block{g, junk, acc, other, byBanned, ban}}
+	sc.check(t, banned)
+	sc = scenario{g.CID, []*protocol.Block{g, junk, acc, ban, keep}}
 	sc.check(t, func(s *State) {
-		wantStatus(t, s, junk, StatusAccepted)
-		wantStatus(t, s, other, StatusAccepted)
+		if got := s.Banned(); !slices.Equal(got, pubs(4, 5)) {
+			t.Fatalf("banned %v under a version that lists them again, want keys 4 and 5", got)
+		}
+		wantInert(t, s, junk.CID, reasonBanned)
+		if v, err := s.Classify(after); err != nil || v.Class != ClassInert || v.Reason != reasonBanned {
+			t.Fatalf("a contribution by a banned key, before it is added: %+v, %v", v, err)
+		}
+	})
+	lift := update(t, g.CID, 30, manifest([]int{0}, 1, []int{1}, 1, 1), 2, []cid.Cid{ban.CID}, 0)
+	sc = scenario{g.CID, []*protocol.Block{g, other, byBanned, ban, lift}}
+	sc.check(t, func(s *State) {
+		if got := s.Banned(); len(got) != 0 {
+			t.Fatalf("banned %v after a version that leaves them out, want none", got)
+		}
+		wantStatus(t, s, other, StatusAccepted) // the lifted maintainer's accept counts again
 	})
 }
 
@@ -84,11 +98,12 @@ func TestStolenKeyBanLiftedByRevocation(t *testing.T) {
 	})
 }
 
-// A ban in a contested manifest bans nobody: the thief who revokes the
-// honest key and bans the contributor gets a contest, and the
-// contributor's work keeps its status. A ban by keys short of the
-// threshold bans nobody either.
-func TestContestedOrForgedBanBansNobody(t *testing.T) {
+// A ban in a contested manifest is suspended, as a contested revocation
+// is: the thief who revokes the honest key and bans the contributor gets a
+// contest, and the contributor's work is held pending, neither dropped nor
+// decided, until the contest is. A ban by keys short of the threshold bans
+// nobody.
+func TestContestedBanHoldsForgedBanBansNobody(t *testing.T) {
 	g := genesisBlock(t, manifest([]int{0, 1, 2}, 1, []int{4}, 1, 1), 0)
 	c := contribution(t, g.CID, g.CID, 10, 5, "honest work")
 	acc := review(t, g.CID, c.CID, g.CID, 11, 4, protocol.DecisionAccept)
@@ -105,6 +120,24 @@ func TestContestedOrForgedBanBansNobody(t *testing.T) {
 		}
 		if got := s.Banned(); len(got) != 0 {
 			t.Fatalf("banned %v by a contested manifest, want none", got)
+		}
+		if got := s.BanSuspended(); !slices.Equal(got, pubs(5)) {
+			t.Fatalf("ban-suspended %v, want the contributor", got)
+		}
+		wantInert(t, s, c.CID, reasonBanContested)
+		if v, _ := viewOf(t, s, c.CID); v.Status != StatusPending || !v.Held {
+			t.Fatalf("the contributor's work under a contested ban: %+v, want pending and held", v)
+		}
+	})
+	// Key 1, which the thief did not revoke, settles the contest: the ban
+	// goes with the thief's update, and the work stands again.
+	sm := manifest([]int{0, 1}, 1, []int{4}, 1, 1)
+	sm.Revoked = pubs(2)
+	settle := update(t, g.CID, 30, sm, 1, []cid.Cid{g.CID}, 1)
+	sc = scenario{g.CID, []*protocol.Block{g, c, acc, h, a, settle}}
+	sc.check(t, func(s *State) {
+		if len(s.Banned()) != 0 || len(s.BanSuspended()) != 0 {
+			t.Fatalf("banned %v, ban-suspended %v once the contest is settled", s.Banned(), s.BanSuspended())
 		}
 		wantStatus(t, s, c, StatusAccepted)
 	})

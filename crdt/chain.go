@@ -21,6 +21,7 @@ const (
 	reasonSignersRevoked   = "signers: short of a predecessor's threshold without keys revoked by an accepted manifest that does not have this one in its past"
 	reasonRevoked          = "author: key is revoked"
 	reasonBanned           = "author: key is banned"
+	reasonBanContested     = "author: key's ban is contested"
 	reasonUnderNotMan      = "under: not a manifest"
 	reasonTargetNotCon     = "target: not a contribution"
 	reasonUnderInert       = "under: manifest is not on the chain"
@@ -239,10 +240,11 @@ func (s *State) addCandidate(e *entry) {
 // relabel labels the candidates that arrived since the last labelling and
 // every candidate whose label may depend on theirs (graph.closure), and
 // carries every change through: the heads and the revoked keys when an
-// accepted or revoking candidate moved, the banned keys when a banning one
-// did, and the contributions naming a moved manifest as licence, the
-// reviews naming it as Under, the reviews by a key whose revocation came or
-// went, and the contributions and reviews by a key whose ban came or went.
+// accepted or revoking candidate moved, the banned keys when the heads or
+// a banning candidate did, and the contributions naming a moved manifest
+// as licence, the reviews naming it as Under, the reviews by a key whose
+// revocation came or went, and the contributions and reviews by a key
+// whose ban came, went or was contested.
 func (s *State) relabel() {
 	g := &s.g
 	fresh := s.fresh
@@ -256,7 +258,6 @@ func (s *State) relabel() {
 	var changed []*entry
 	var touched []int                         // changed candidates and their predecessors: heads may move
 	keys := map[protocol.PublicKey]struct{}{} // keys revoked by changed candidates
-	bans := map[protocol.PublicKey]struct{}{} // keys banned by changed candidates
 	for k, i := range cl {
 		e := s.mans[i]
 		isNew := e.cls == clsWaiting // a fresh candidate, not labelled yet
@@ -278,14 +279,17 @@ func (s *State) relabel() {
 		for _, r := range e.man.m.Revoked {
 			keys[r] = struct{}{}
 		}
-		for _, k := range e.man.m.Banned {
-			bans[k] = struct{}{}
-		}
 		changed = append(changed, e)
 	}
 	s.resolveHeads(touched)
 	moved := s.resolveRevoked(keys)
-	moved = append(moved, s.resolveBanned(bans)...)
+	bans := map[protocol.PublicKey]struct{}{} // keys banned by candidates whose label or headship may have moved
+	for _, i := range touched {
+		for _, k := range s.mans[i].man.m.Banned {
+			bans[k] = struct{}{}
+		}
+	}
+	banMoved := s.resolveBanned(bans)
 	if s.quiet {
 		return // what rests on the chain is stored as it stands on it
 	}
@@ -302,8 +306,13 @@ func (s *State) relabel() {
 		each(groupKey(tagLicence, e.cid), s.reclassifyContribution)
 		each(groupKey(tagUnder, e.cid), s.reclassifyReview)
 	}
-	for _, k := range moved {
+	for _, k := range banMoved {
 		each(authorGroup(k), s.reclassifyAuthored)
+	}
+	for _, k := range moved {
+		if !slices.Contains(banMoved, k) { // its reviews are classified again already
+			each(authorGroup(k), s.reclassifyReviewOnly)
+		}
 	}
 	s.deferring = false
 	for t := range s.deferred {
@@ -345,20 +354,31 @@ func (s *State) resolvedFirst(a, b int) int {
 	return compareCID(s.mans[a].cid, s.mans[b].cid)
 }
 
-// resolveBanned updates the banned keys (listed by accepted manifests) for
-// keys and returns those whose standing moved.
+// resolveBanned updates, for keys, the banned keys (listed by a head) and
+// the ban-suspended ones (listed by contested manifests and by no head),
+// and returns the keys whose standing moved.
 func (s *State) resolveBanned(keys map[protocol.PublicKey]struct{}) []protocol.PublicKey {
 	var moved []protocol.PublicKey
 	for k := range keys {
-		b1 := slices.ContainsFunc(s.banners[k], func(i int) bool { return s.g.lab[i] == accepted })
-		if _, b0 := s.banned[k]; b0 == b1 {
+		var b1, s1 bool
+		for _, i := range s.banners[k] {
+			b1 = b1 || s.heads[i]
+			s1 = s1 || s.g.lab[i] == undecided // contested: every candidate is labelled by now
+		}
+		s1 = s1 && !b1
+		_, b0 := s.banned[k]
+		_, s0 := s.banSusp[k]
+		if b0 == b1 && s0 == s1 {
 			continue
 		}
 		moved = append(moved, k)
+		delete(s.banned, k)
+		delete(s.banSusp, k)
 		if b1 {
 			s.banned[k] = struct{}{}
-		} else {
-			delete(s.banned, k)
+		}
+		if s1 {
+			s.banSusp[k] = struct{}{}
 		}
 	}
 	return moved
@@ -371,6 +391,15 @@ func (s *State) reclassifyAuthored(e *entry) {
 	case e.con != nil:
 		s.reclassifyContribution(e)
 	case e.rev != nil:
+		s.reclassifyReview(e)
+	}
+}
+
+// reclassifyReviewOnly re-derives the standing of a review listed under its
+// author, and leaves a contribution as it is (a revocation moves reviews
+// only).
+func (s *State) reclassifyReviewOnly(e *entry) {
+	if e.rev != nil {
 		s.reclassifyReview(e)
 	}
 }

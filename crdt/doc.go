@@ -46,9 +46,11 @@
 //   - The revoked keys are those listed by accepted manifests; their
 //     reviews count nowhere. Keys listed only by contested manifests are
 //     suspended ([State.Suspended]).
-//   - The banned keys are those listed in Banned by accepted manifests;
-//     their contributions and reviews are inert, whenever they were made
-//     ([State.Banned]). Keys banned only by contested or rejected manifests
+//   - The banned keys are those listed in Banned by the heads; their
+//     contributions and reviews are inert, whenever they were made
+//     ([State.Banned]). Keys banned by contested manifests and by no head
+//     are ban-suspended ([State.BanSuspended]): their contributions are
+//     held, their reviews suspended. Keys banned only by rejected manifests
 //     are not banned.
 //   - A contribution is live when its licence is accepted; a review is
 //     eligible when its Under is accepted, lists its author as a
@@ -87,7 +89,7 @@
 // moved manifest as licence, the reviews naming it as Under, the reviews
 // of a contribution whose standing moved, the reviews by a key whose
 // revocation came or went, and the contributions and reviews by a key whose
-// ban came or went (both are indexed by author). Each
+// ban came, went or was contested (both are indexed by author). Each
 // contribution keeps, per maintainer, their eligible and suspended reviews
 // latest first.
 //

@@ -674,7 +674,7 @@ var reasons = map[string]string{}
 
 func init() {
 	for _, r := range []string{reasonUnknownType, reasonGenesisSigners, reasonNoPrev, reasonPrev, reasonVersion,
-		reasonSigners, reasonPrevRejected, reasonSignersRevoked, reasonRevoked, reasonBanned, reasonUnderNotMan,
+		reasonSigners, reasonPrevRejected, reasonSignersRevoked, reasonRevoked, reasonBanned, reasonBanContested, reasonUnderNotMan,
 		reasonTargetNotCon, reasonUnderInert, reasonUnderContested, reasonSuspended, reasonNotMaintainer,
 		reasonTargetInert, reasonUnderNotLater, reasonLicenceNotMan, reasonLicenceInert, reasonLicenceContested} {
 		reasons[r] = r

@@ -31,6 +31,7 @@ type snapshot struct {
 	Revoked       []string            // Revoked(): hex, by key bytes
 	Suspended     []string            // Suspended(): hex, by key bytes
 	Banned        []string            // Banned(): hex, by key bytes
+	BanSuspended  []string            // BanSuspended(): hex, by key bytes
 	Contributions []string            // Contributions(): by (time, CID), see contributionEntry
 	Reviews       map[string][]string // per contribution with reviews, its Reviews: by (time, CID), see reviewEntry
 	Status        map[string]Status
@@ -129,6 +130,9 @@ func snap(s *State) snapshot {
 	for _, k := range s.Banned() {
 		out.Banned = append(out.Banned, k.Hex())
 	}
+	for _, k := range s.BanSuspended() {
+		out.BanSuspended = append(out.BanSuspended, k.Hex())
+	}
 	cs, err := s.Contributions()
 	if err != nil {
 		panic(err) // a State made by New reads from memory
@@ -216,6 +220,7 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 	out.Revoked = refKeys(ch.revoked)
 	out.Suspended = refKeys(ch.suspended)
 	out.Banned = refKeys(ch.banned)
+	out.BanSuspended = refKeys(ch.banSusp)
 	if len(ch.heads) > 0 {
 		out.Head = ch.heads[0].String()
 	}
@@ -265,7 +270,7 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 			out.Waiting++
 		default:
 			inert[c] = cs
-			if cs == reasonLicenceContested {
+			if cs == reasonLicenceContested || cs == reasonBanContested {
 				out.Held[c.String()] = true
 			}
 		}
@@ -336,6 +341,8 @@ func refContribution(set map[cid.Cid]*protocol.Block, ch refChainResult, b *prot
 	switch {
 	case ch.banned[b.Record.Author]:
 		return reasonBanned
+	case ch.banSusp[b.Record.Author]:
+		return reasonBanContested
 	case !ok:
 		return "wait"
 	case l.Record.Manifest() == nil:
@@ -403,7 +410,8 @@ type refChainResult struct {
 	past      map[cid.Cid]map[cid.Cid]bool
 	revoked   map[protocol.PublicKey]bool
 	suspended map[protocol.PublicKey]bool
-	banned    map[protocol.PublicKey]bool // SPEC §12.3: the union of banned over the accepted manifests
+	banned    map[protocol.PublicKey]bool // SPEC §12.3: the union of banned over the heads
+	banSusp   map[protocol.PublicKey]bool // banned by contested manifests, by no head
 	heads     []cid.Cid                   // resolved first
 	attackers map[cid.Cid][]cid.Cid       // per contested manifest, its accepted or contested attackers, by CID
 }
@@ -414,7 +422,7 @@ type refChainResult struct {
 // every undecided candidate until a whole pass changes nothing.
 func refChain(set map[cid.Cid]*protocol.Block) refChainResult {
 	res := refChainResult{state: map[cid.Cid]string{}, past: map[cid.Cid]map[cid.Cid]bool{},
-		revoked: map[protocol.PublicKey]bool{}, suspended: map[protocol.PublicKey]bool{}, banned: map[protocol.PublicKey]bool{}, attackers: map[cid.Cid][]cid.Cid{}}
+		revoked: map[protocol.PublicKey]bool{}, suspended: map[protocol.PublicKey]bool{}, banned: map[protocol.PublicKey]bool{}, banSusp: map[protocol.PublicKey]bool{}, attackers: map[cid.Cid][]cid.Cid{}}
 	signers := func(r *protocol.Record, assoc []protocol.PublicKey) []protocol.PublicKey {
 		var out []protocol.PublicKey
 		for _, k := range r.Signers() {
@@ -593,9 +601,6 @@ func refChain(set map[cid.Cid]*protocol.Block) refChainResult {
 			for _, k := range set[c].Record.Manifest().Revoked {
 				res.revoked[k] = true
 			}
-			for _, k := range set[c].Record.Manifest().Banned {
-				res.banned[k] = true
-			}
 		}
 	}
 	for c, st := range res.state {
@@ -621,6 +626,20 @@ func refChain(set map[cid.Cid]*protocol.Block) refChainResult {
 	for c, st := range res.state {
 		if st == "chain" && !named[c] {
 			res.heads = append(res.heads, c)
+		}
+	}
+	for _, h := range res.heads {
+		for _, k := range set[h].Record.Manifest().Banned {
+			res.banned[k] = true
+		}
+	}
+	for c, st := range res.state {
+		if st == "contested" {
+			for _, k := range set[c].Record.Manifest().Banned {
+				if !res.banned[k] {
+					res.banSusp[k] = true
+				}
+			}
 		}
 	}
 	sort.Slice(res.heads, func(i, j int) bool {
@@ -671,6 +690,8 @@ func refReview(set map[cid.Cid]*protocol.Block, ch refChainResult, b *protocol.B
 		return "suspended", reasonUnderContested
 	case ch.suspended[r.Author]:
 		return "suspended", reasonSuspended
+	case ch.banSusp[r.Author]:
+		return "suspended", reasonBanContested
 	}
 	return "ok", ""
 }

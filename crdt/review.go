@@ -78,6 +78,9 @@ func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
 	if _, ok := s.suspended[v.author]; ok {
 		return clsSuspended, reasonSuspended, cid.Undef
 	}
+	if _, ok := s.banSusp[v.author]; ok {
+		return clsSuspended, reasonBanContested, cid.Undef
+	}
 	return clsOK, "", cid.Undef
 }
 
@@ -227,6 +230,9 @@ func (s *State) classifyContribution(e *entry) (class, string, cid.Cid) {
 	if _, ok := s.banned[e.con.author]; ok {
 		return clsInert, reasonBanned, cid.Undef
 	}
+	if _, ok := s.banSusp[e.con.author]; ok {
+		return clsInert, reasonBanContested, cid.Undef
+	}
 	lic := e.con.licence
 	l := s.mfs[lic]
 	switch {
@@ -322,7 +328,7 @@ func (s *State) possible(con cid.Cid, v voter) []vote {
 // decide it.
 func (s *State) decide(t *entry) (st Status, held bool) {
 	if t.cls != clsOK {
-		return StatusPending, t.cls == clsInert && t.reason == reasonLicenceContested
+		return StatusPending, t.cls == clsInert && (t.reason == reasonLicenceContested || t.reason == reasonBanContested)
 	}
 	// The distinct votes are few (one per version and decision): a slice
 	// on the stack, searched linearly, costs less than a map.

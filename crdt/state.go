@@ -175,7 +175,8 @@ type State struct {
 	deferred  map[*entry]struct{}             // contributions to recount then
 	revoked   map[protocol.PublicKey]struct{} // keys revoked by accepted manifests
 	suspended map[protocol.PublicKey]struct{} // keys revoked by contested manifests only
-	banned    map[protocol.PublicKey]struct{} // keys banned by accepted manifests
+	banned    map[protocol.PublicKey]struct{} // keys banned by a head
+	banSusp   map[protocol.PublicKey]struct{} // keys banned by contested manifests and by no head
 	banners   map[protocol.PublicKey][]int    // the candidates banning each key
 
 	tx map[cid.Cid]Status // status before the current Add/AddBatch, "" for new
@@ -242,6 +243,7 @@ func newState(commons cid.Cid, kv KV, recs Records) *State {
 		revoked:   make(map[protocol.PublicKey]struct{}),
 		suspended: make(map[protocol.PublicKey]struct{}),
 		banned:    make(map[protocol.PublicKey]struct{}),
+		banSusp:   make(map[protocol.PublicKey]struct{}),
 		banners:   make(map[protocol.PublicKey][]int),
 		tx:        make(map[cid.Cid]Status),
 	}

@@ -140,9 +140,14 @@ func (s *State) versions(c class) []ManifestVersion {
 // their bytes.
 func (s *State) Revoked() []protocol.PublicKey { return sortedKeys(s.revoked) }
 
-// Banned returns the banned keys (listed by accepted manifests, SPEC
-// §12.3), sorted by their bytes: their contributions and reviews are inert.
+// Banned returns the banned keys (listed by a head, SPEC §12.3), sorted by
+// their bytes: their contributions and reviews are inert.
 func (s *State) Banned() []protocol.PublicKey { return sortedKeys(s.banned) }
+
+// BanSuspended returns the keys banned by contested manifests and by no
+// head, sorted by their bytes: their contributions are held pending and
+// their reviews count neither way until the contest is decided.
+func (s *State) BanSuspended() []protocol.PublicKey { return sortedKeys(s.banSusp) }
 
 // Suspended returns the suspended keys (listed by contested manifests and
 // by no accepted one), sorted by their bytes.

@@ -213,11 +213,17 @@ func (n *Node) genesis(p api.ManifestParams) (*protocol.Manifest, error) {
 	if p.Name == nil || p.Licence == nil {
 		return nil, badRequest("a manifest needs a name and a licence")
 	}
-	if len(p.Revoke) > 0 || len(p.On) > 0 {
-		return nil, badRequest("a new commons has no keys to revoke and no version to build on")
+	if len(p.Revoke) > 0 || len(p.On) > 0 || len(p.Ban) > 0 || len(p.Unban) > 0 {
+		return nil, badRequest("a new commons has no keys to revoke or ban and no version to build on")
 	}
 	m := &protocol.Manifest{Association: []protocol.PublicKey{n.self}, Threshold: 1}
 	applyManifestParams(m, p)
+	if p.Bans == nil || *p.Bans {
+		if m.Policy == nil {
+			m.Policy = &protocol.Policy{}
+		}
+		m.Policy.Bans = true
+	}
 	if !m.IsAssociation(n.self) {
 		return nil, badRequest("this node's key %s must be one of the association keys: it signs the genesis manifest", n.self)
 	}
@@ -333,13 +339,17 @@ func (n *Node) buildUpdate(commons string, p api.ManifestParams, alone bool) (*p
 	if p.Work != nil {
 		return nil, badRequest("only a new commons' genesis sets the proof of work its records carry; it cannot change later (it is %d bits in commons %s)", rep.state.Genesis().WorkAsked(), commons)
 	}
+	if p.Bans != nil {
+		return nil, badRequest("only a new commons' genesis says whether its manifests may ban keys, for the commons' life (commons %s: %v)", commons, rep.state.Genesis().BansAllowed())
+	}
 	m := *head
 	m.Prev, m.Version, m.Revoked, m.Banned = nil, 0, slices.Clone(head.Revoked), nil
-	if head.Policy != nil { // the genesis's work is not carried on: it holds anyway
+	if head.Policy != nil { // the genesis's work and bans are not carried on: they hold anyway
 		pol := *head.Policy
-		pol.Work = 0
+		pol.Work, pol.Bans = 0, false
 		m.Policy = &pol
 	}
+	var banned []protocol.PublicKey // by the versions the update builds on
 	for _, h := range heads {
 		hm := rep.state.Manifest(h).Record.Manifest()
 		if !hm.IsAssociation(n.self) {
@@ -351,6 +361,7 @@ func (n *Node) buildUpdate(commons string, p api.ManifestParams, alone bool) (*p
 		m.Prev = append(m.Prev, protocol.Link{Cid: h})
 		m.Version = max(m.Version, hm.Version+1)
 		m.Revoked = append(m.Revoked, hm.Revoked...)
+		banned = append(banned, hm.Banned...)
 	}
 	slices.SortFunc(m.Prev, func(a, b protocol.Link) int { return compareBytes(a.Bytes(), b.Bytes()) })
 	applyManifestParams(&m, p)
@@ -360,24 +371,52 @@ func (n *Node) buildUpdate(commons string, p api.ManifestParams, alone bool) (*p
 	if err := dropRevoked(&m, head, p); err != nil {
 		return nil, err
 	}
-	if err := checkBans(&m, rep); err != nil {
+	if err := setBans(&m, sortKeys(banned), p, rep.state.Genesis()); err != nil {
 		return nil, err
 	}
 	return &protocol.Record{Commons: rep.id, Body: &m}, nil
 }
 
-// checkBans refuses an update whose bans would do nothing, or that bans a
-// key the update itself gives authority, naming what to do instead.
-func checkBans(m *protocol.Manifest, rep *replica) error {
-	for _, k := range m.Banned {
+// setBans sets the keys update m bans: those the versions it builds on ban
+// (banned), with p.Ban and without p.Unban (SPEC §12.3). It refuses what
+// would do nothing (banning a key banned already, lifting one that is not,
+// any ban where the genesis allows none) and a banned key the update would
+// give authority, naming what to do instead.
+func setBans(m *protocol.Manifest, banned []protocol.PublicKey, p api.ManifestParams, genesis *protocol.Manifest) error {
+	if len(p.Ban) > 0 && !genesis.BansAllowed() {
+		return badRequest("this commons' genesis does not let its manifests ban keys: that is decided when a commons is founded (manifest create allows bans unless --bans=false)")
+	}
+	for _, k := range p.Unban {
+		if !slices.Contains(banned, k) {
+			return badRequest("%s is not banned by the versions this update builds on: nothing to lift", k)
+		}
+	}
+	m.Banned = slices.DeleteFunc(banned, func(k protocol.PublicKey) bool { return slices.Contains(p.Unban, k) })
+	for _, k := range p.Ban {
 		switch {
+		case slices.Contains(m.Banned, k):
+			return badRequest("%s is banned already by the versions this update builds on", k)
 		case m.IsAssociation(k):
 			return badRequest("%s is an association key of this update: an association key is revoked (--revoke), not banned", k)
 		case m.IsMaintainer(k):
 			return badRequest("%s is a maintainer in this update: take it off the maintainers (--maintainer lists them all), or revoke it (--revoke) if it was stolen", k)
-		case slices.Contains(rep.state.Banned(), k):
-			return badRequest("%s is banned already: a ban lasts for as long as the manifest that made it is accepted", k)
 		}
+		m.Banned = append(m.Banned, k)
+	}
+	m.Banned = sortKeys(m.Banned)
+	for _, k := range m.Banned {
+		switch {
+		case m.IsMaintainer(k):
+			return badRequest("%s is banned, so its reviews would count for nothing as a maintainer: lift the ban (--unban) or leave it off the maintainers", k)
+		case m.IsAssociation(k):
+			return badRequest("%s is banned: lift the ban (--unban) before making it an association key", k)
+		}
+	}
+	if len(m.Banned) > protocol.MaxKeys {
+		return badRequest("%d keys would be banned, at most %d at a time: lift some (--unban)", len(m.Banned), protocol.MaxKeys)
+	}
+	if len(m.Banned) == 0 {
+		m.Banned = nil
 	}
 	return nil
 }
@@ -604,9 +643,6 @@ func applyManifestParams(m *protocol.Manifest, p api.ManifestParams) {
 		m.Bootstrap = slices.Clone(p.Bootstrap)
 	}
 	m.Revoked = sortKeys(append(m.Revoked, p.Revoke...))
-	if p.Ban != nil {
-		m.Banned = sortKeys(p.Ban)
-	}
 	if p.MaxBlobBytes != nil {
 		if m.Policy == nil {
 			m.Policy = &protocol.Policy{}

@@ -18,7 +18,7 @@ import (
 // (ingest.go), which stores it and applies it to the commons' state.
 //
 // The proof of work a commons asks (SPEC §7.4) is checked with the rest,
-// before any signature, from the commons' genesis (workOf). A record of a
+// before any signature, from the commons' genesis (genesisOf). A record of a
 // commons whose genesis is not stored here, nor in the same batch, is
 // delayed (protocol.ErrNoGenesis): gossip ignores it, sync and import
 // look again once the batches before it are stored, and a later sync
@@ -44,7 +44,7 @@ func (n *Node) parse(raw []byte, claimed cid.Cid) (*protocol.Block, error) {
 // in one batch) for commons, when defined. It returns the admitted blocks
 // and calls refused with each other one and why, after counting it.
 func (n *Node) admit(blocks []*protocol.Block, commons cid.Cid, refused func(*protocol.Block, error)) []*protocol.Block {
-	return n.admitted(blocks, protocol.AdmitBatch(blocks, commons, n.nowMillis(), n.workOf), refused)
+	return n.admitted(blocks, protocol.AdmitBatch(blocks, commons, n.nowMillis(), n.genesisOf), refused)
 }
 
 // admitted is admit with protocol.AdmitBatch's verdicts given (errs),
@@ -64,35 +64,46 @@ func (n *Node) admitted(blocks []*protocol.Block, errs []error, refused func(*pr
 
 // admitRaw is parse and admit for one record's bytes.
 func (n *Node) admitRaw(raw []byte, commons cid.Cid) (*protocol.Block, error) {
-	b, err := protocol.Admit(raw, commons, n.nowMillis(), n.workOf)
+	b, err := protocol.Admit(raw, commons, n.nowMillis(), n.genesisOf)
 	if err != nil {
 		n.metrics.Rejected(err)
 	}
 	return b, err
 }
 
-// workOf returns the work the genesis of commons asks of its other
-// records (protocol.WorkFunc), read from the store once and remembered: a
-// genesis never changes. An error, when the genesis is not stored, delays
-// the records that asked.
-func (n *Node) workOf(commons cid.Cid) (int, error) {
-	if w, ok := n.works.Load(commons); ok {
-		return w.(int), nil
+// genesisOf returns the genesis manifest of commons
+// (protocol.GenesisFunc), whose policy decides the work its other records
+// carry and whether its manifests may ban keys; read from the store once
+// and remembered: a genesis never changes. An error, when the genesis is
+// not stored, delays the records that asked.
+func (n *Node) genesisOf(commons cid.Cid) (*protocol.Manifest, error) {
+	if g, ok := n.geneses.Load(commons); ok {
+		return g.(*protocol.Manifest), nil
 	}
 	raw, err := n.st.GetRecord(n.ctx, commons)
 	if err != nil {
-		return 0, fmt.Errorf("genesis %s: %w", commons, err)
+		return nil, fmt.Errorf("genesis %s: %w", commons, err)
 	}
 	b, err := protocol.Parse(raw)
 	if err != nil {
-		return 0, fmt.Errorf("genesis %s: %w", commons, err)
+		return nil, fmt.Errorf("genesis %s: %w", commons, err)
 	}
 	if !b.Record.IsGenesis() {
-		return 0, fmt.Errorf("record %s is a %s, not a genesis: no commons has that ID", commons, b.Record.Type())
+		return nil, fmt.Errorf("record %s is a %s, not a genesis: no commons has that ID", commons, b.Record.Type())
 	}
-	w := b.Record.Manifest().WorkAsked()
-	n.works.Store(commons, w)
-	return w, nil
+	g := b.Record.Manifest()
+	n.geneses.Store(commons, g)
+	return g, nil
+}
+
+// workOf returns the work the genesis of commons asks of its other records
+// (genesisOf).
+func (n *Node) workOf(commons cid.Cid) (int, error) {
+	g, err := n.genesisOf(commons)
+	if err != nil {
+		return 0, err
+	}
+	return g.WorkAsked(), nil
 }
 
 // errCIDMismatch: bytes delivered under a CID they do not hash to.

@@ -70,6 +70,20 @@ func TestBanByUpdate(t *testing.T) {
 		t.Fatalf("after a later update: banned %v, %v; want the flooder still", m.Banned, err)
 	}
 
+	// Lifting a ban: the contribution's accept counts again.
+	if _, err := n.UpdateManifest(ctx, id, api.ManifestParams{Unban: []protocol.PublicKey{flooder.Public()}}); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := n.Show(ctx, junk.CID.String()); err != nil || info.Status != "accepted" || info.Inert != "" {
+		t.Fatalf("after the ban is lifted: status %q, inert %q, %v; want accepted", info.Status, info.Inert, err)
+	}
+	if out := logs.String(); !strings.Contains(out, "bans lifted") {
+		t.Fatalf("the lifted ban is not logged:\n%s", out)
+	}
+	if _, err := n.UpdateManifest(ctx, id, ban); err != nil {
+		t.Fatal(err)
+	}
+
 	for _, c := range []struct {
 		name string
 		p    api.ManifestParams
@@ -78,14 +92,32 @@ func TestBanByUpdate(t *testing.T) {
 		{"again", ban, "banned already"},
 		{"a maintainer", api.ManifestParams{Ban: []protocol.PublicKey{helper}}, "take it off the maintainers"},
 		{"the association", api.ManifestParams{Ban: []protocol.PublicKey{n.Self()}}, "revoked (--revoke), not banned"},
+		{"a banned key made maintainer", api.ManifestParams{Maintainers: []protocol.PublicKey{n.Self(), flooder.Public()}}, "lift the ban (--unban) or leave it off the maintainers"},
+		{"lifting a ban that is not", api.ManifestParams{Unban: []protocol.PublicKey{helper}}, "nothing to lift"},
+		{"allowing bans in an update", api.ManifestParams{Bans: ptr(false)}, "only a new commons' genesis"},
 	} {
 		if _, err := n.UpdateManifest(ctx, id, c.p); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("banning %s: %v; want a bad request saying %q", c.name, err, c.want)
+			t.Errorf("%s: %v; want a bad request saying %q", c.name, err, c.want)
 		}
 	}
 	// Taken off the maintainers in the same update, a key can be banned.
 	p := api.ManifestParams{Maintainers: []protocol.PublicKey{n.Self()}, Ban: []protocol.PublicKey{helper}}
 	if _, err := n.UpdateManifest(ctx, id, p); err != nil {
 		t.Fatalf("banning a maintainer taken off in the same update: %v", err)
+	}
+	// Built on a version from before the ban, an update may ban again
+	// what it would otherwise drop.
+	again := api.ManifestParams{On: []string{id}, Ban: []protocol.PublicKey{flooder.Public()}}
+	if _, err := n.UpdateManifest(ctx, id, again); err != nil {
+		t.Fatalf("banning on the genesis, which bans nobody: %v", err)
+	}
+
+	// A commons founded without bans never bans.
+	plain, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("p"), Licence: ptr("MIT"), Bans: ptr(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.UpdateManifest(ctx, plain, ban); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "does not let its manifests ban") {
+		t.Errorf("a ban in a commons founded without bans: %v; want it refused", err)
 	}
 }

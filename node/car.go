@@ -141,36 +141,40 @@ func (im *importer) prepare(item *importItem, now int64) {
 			im.fresh.Store(true)
 		}
 	}
-	item.errs = protocol.AdmitBatch(item.blocks, cid.Undef, now, im.workOf(item))
+	item.errs = protocol.AdmitBatch(item.blocks, cid.Undef, now, im.genesisOf(item))
 	for i, b := range item.blocks {
 		if b.Record.IsGenesis() && item.errs[i] == nil { // a genesis refused vouches for nothing
 			im.genMu.Lock()
 			if g, ok := im.geneses[b.CID]; !ok || item.seq < g.seq {
-				im.geneses[b.CID] = readGenesis{item.seq, b.Record.Manifest().WorkAsked()}
+				im.geneses[b.CID] = readGenesis{item.seq, b.Record.Manifest()}
 			}
 			im.genMu.Unlock()
 		}
 	}
 }
 
-// readGenesis is a genesis an import read: in which batch, and the work
-// it asks.
-type readGenesis struct{ seq, work int }
+// readGenesis is a genesis an import read: in which batch, and the
+// manifest.
+type readGenesis struct {
+	seq     int
+	genesis *protocol.Manifest
+}
 
-// workOf is the work rule of an import for item's records (SPEC §7.4): a
-// genesis read before them in the file, or in the same batch, sets its
-// commons' work; the store the others' (Node.workOf). A genesis read
+// genesisOf is the genesis rule of an import for item's records (SPEC
+// §7.4, §7.5): a genesis read before them in the file, or in the same
+// batch, decides for its commons; the store for the others
+// (Node.genesisOf). A genesis read
 // later does not count, so that the outcome does not depend on which
 // batches were prepared first.
-func (im *importer) workOf(item *importItem) protocol.WorkFunc {
-	return func(commons cid.Cid) (int, error) {
+func (im *importer) genesisOf(item *importItem) protocol.GenesisFunc {
+	return func(commons cid.Cid) (*protocol.Manifest, error) {
 		im.genMu.Lock()
 		g, ok := im.geneses[commons]
 		im.genMu.Unlock()
 		if ok && g.seq <= item.seq {
-			return g.work, nil
+			return g.genesis, nil
 		}
-		return im.n.workOf(commons)
+		return im.n.genesisOf(commons)
 	}
 }
 
@@ -190,7 +194,7 @@ func (im *importer) recheck(item *importItem) {
 	if len(again) == 0 {
 		return
 	}
-	for j, err := range protocol.AdmitBatch(again, cid.Undef, im.n.nowMillis(), im.workOf(item)) {
+	for j, err := range protocol.AdmitBatch(again, cid.Undef, im.n.nowMillis(), im.genesisOf(item)) {
 		item.errs[idx[j]] = err
 	}
 }
@@ -236,7 +240,7 @@ type importer struct {
 	failed  bool        // store ended early
 	fresh   atomic.Bool // a batch held no record this node has: dropHeld is skipped
 	genMu   sync.Mutex
-	geneses map[cid.Cid]readGenesis // the geneses read in the file (workOf)
+	geneses map[cid.Cid]readGenesis // the geneses read in the file (genesisOf)
 }
 
 // rawBlock is a record as read from the file.

@@ -135,7 +135,7 @@ func (n *Node) finishLeave(c cid.Cid, l *leave, purge bool) (api.LeaveReport, er
 		return report, fmt.Errorf("node: leave %s: %w (leave --purge again to finish)", c, err)
 	}
 	dropped, err := n.st.DropRecords(ctx, c)
-	n.works.Delete(c) // its genesis is gone: records wait for it again
+	n.geneses.Delete(c) // its genesis is gone: records wait for it again
 	if err != nil {
 		return report, fmt.Errorf("node: leave %s: deleted %d of its records: %w (leave --purge again to finish)", c, dropped, err)
 	}

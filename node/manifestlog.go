@@ -18,12 +18,13 @@ type authorityView struct {
 	forks     []cid.Cid
 	revoked   []protocol.PublicKey
 	banned    []protocol.PublicKey
+	banSusp   []protocol.PublicKey
 	contested []cid.Cid
 }
 
 func viewAuthority(st *crdt.State) authorityView {
 	h, m := st.Head()
-	v := authorityView{head: h, forks: st.Forks(), revoked: st.Revoked(), banned: st.Banned(), contested: st.ContestedCIDs()}
+	v := authorityView{head: h, forks: st.Forks(), revoked: st.Revoked(), banned: st.Banned(), banSusp: st.BanSuspended(), contested: st.ContestedCIDs()}
 	if m != nil {
 		v.version = m.Version
 	}
@@ -47,7 +48,10 @@ func (n *Node) logAuthority(id cid.Cid, was, now authorityView) {
 		n.log.Warn("keys banned: their contributions and reviews count for nothing", "commons", id, "keys", added)
 	}
 	if lifted := newKeys(now.banned, was.banned); len(lifted) > 0 {
-		n.log.Warn("bans lifted: the manifests that made them are no longer accepted", "commons", id, "keys", lifted)
+		n.log.Warn("bans lifted: no manifest head bans these keys any more; their contributions and reviews count again", "commons", id, "keys", lifted)
+	}
+	if held := newKeys(was.banSusp, now.banSusp); len(held) > 0 {
+		n.log.Warn("bans contested: keys banned only by contested manifests; their work is held pending until the contest is decided", "commons", id, "keys", held)
 	}
 	if added := newCIDs(was.contested, now.contested); len(added) > 0 {
 		n.log.Warn("manifests contested: association keys revoke each other; see commons manifest show", "commons", id, "manifests", added)

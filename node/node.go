@@ -40,9 +40,9 @@ type Node struct {
 	self protocol.PublicKey
 	st   store.Store
 
-	disk  diskGuard // whether the store's disk has room (disk.go)
-	pen   penalties // banned peers, and sync strikes (penalty.go)
-	works sync.Map  // commons ID → the work its genesis asks (workOf)
+	disk    diskGuard // whether the store's disk has room (disk.go)
+	pen     penalties // banned peers, and sync strikes (penalty.go)
+	geneses sync.Map  // commons ID → its genesis manifest (genesisOf)
 
 	// statusLog logs contributions' status changes, summed up while many
 	// arrive.

@@ -22,16 +22,17 @@ func (b *Block) CommonsID() cid.Cid {
 
 // Admit checks raw bytes against every stateless rule a node applies before
 // it stores or forwards a record: Parse, the commons when commons is
-// defined, the proof of work its commons asks (work, §7.4; nil: none is
-// asked) before any signature is checked, the signatures (Verify) and the
+// defined, the rules its commons' genesis decides (genesis: the work, §7.4,
+// checked before any signature, and bans, §7.5; nil: no work is asked and
+// no ban allowed), the signatures (Verify) and the
 // clock at nowMillis (CheckTime). An error for which Permanent is false
 // (ErrFutureTime, ErrNoGenesis) only delays the record.
-func Admit(raw []byte, commons cid.Cid, nowMillis int64, work WorkFunc) (*Block, error) {
+func Admit(raw []byte, commons cid.Cid, nowMillis int64, genesis GenesisFunc) (*Block, error) {
 	b, err := Parse(raw)
 	if err != nil {
 		return nil, err
 	}
-	if err := AdmitBatch([]*Block{b}, commons, nowMillis, work)[0]; err != nil {
+	if err := AdmitBatch([]*Block{b}, commons, nowMillis, genesis)[0]; err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -41,7 +42,7 @@ func Admit(raw []byte, commons cid.Cid, nowMillis int64, work WorkFunc) (*Block,
 // verified together (VerifyBatch). A genesis in the batch that is itself
 // admitted sets the work its commons asks of the others. errs[i] is nil
 // when blocks[i] is admitted.
-func AdmitBatch(blocks []*Block, commons cid.Cid, nowMillis int64, work WorkFunc) (errs []error) {
+func AdmitBatch(blocks []*Block, commons cid.Cid, nowMillis int64, genesis GenesisFunc) (errs []error) {
 	var geneses, others []int
 	for i, b := range blocks {
 		if b.Record.IsGenesis() {
@@ -51,24 +52,24 @@ func AdmitBatch(blocks []*Block, commons cid.Cid, nowMillis int64, work WorkFunc
 		}
 	}
 	if len(geneses) == 0 {
-		return admitBatch(blocks, commons, nowMillis, work)
+		return admitBatch(blocks, commons, nowMillis, genesis)
 	}
 	errs = make([]error, len(blocks))
-	known := map[cid.Cid]int{}
+	known := map[cid.Cid]*Manifest{}
 	for j, err := range admitBatch(pick(blocks, geneses), commons, nowMillis, nil) {
 		i := geneses[j]
 		if errs[i] = err; err == nil {
-			known[blocks[i].CID] = blocks[i].Record.Manifest().WorkAsked()
+			known[blocks[i].CID] = blocks[i].Record.Manifest()
 		}
 	}
-	asked := func(c cid.Cid) (int, error) {
-		if w, ok := known[c]; ok {
-			return w, nil
+	asked := func(c cid.Cid) (*Manifest, error) {
+		if g, ok := known[c]; ok {
+			return g, nil
 		}
-		if work == nil {
-			return 0, nil
+		if genesis == nil {
+			return nil, nil
 		}
-		return work(c)
+		return genesis(c)
 	}
 	for j, err := range admitBatch(pick(blocks, others), commons, nowMillis, asked) {
 		errs[others[j]] = err
@@ -85,17 +86,17 @@ func pick(blocks []*Block, idx []int) []*Block {
 	return out
 }
 
-// admitBatch is AdmitBatch with work the whole rule for the blocks'
+// admitBatch is AdmitBatch with genesis the whole rule for the blocks'
 // commons.
-func admitBatch(blocks []*Block, commons cid.Cid, nowMillis int64, work WorkFunc) (errs []error) {
+func admitBatch(blocks []*Block, commons cid.Cid, nowMillis int64, genesis GenesisFunc) (errs []error) {
 	errs = make([]error, len(blocks))
 	signing := make([][]byte, len(blocks))
 	delayed := make([]error, len(blocks)) // the genesis is not at hand: checked last, to name a permanent fault first
-	asked := func(c cid.Cid) (int, error) {
-		if work == nil {
-			return 0, nil
+	asked := func(c cid.Cid) (*Manifest, error) {
+		if genesis == nil {
+			return nil, nil
 		}
-		return work(c)
+		return genesis(c)
 	}
 	for i, b := range blocks {
 		var err error
@@ -103,7 +104,7 @@ func admitBatch(blocks []*Block, commons cid.Cid, nowMillis int64, work WorkFunc
 			errs[i] = fieldErr("record", ErrMalformed, "%v", err)
 		} else if commons.Defined() && !b.CommonsID().Equals(commons) {
 			errs[i] = fieldErr("commons", ErrWrongCommons, "record %s belongs to commons %s, not %s", b.CID, b.CommonsID(), commons)
-		} else if err := checkWork(b, signing[i], asked); errors.Is(err, ErrNoGenesis) {
+		} else if err := checkGenesis(b, signing[i], asked); errors.Is(err, ErrNoGenesis) {
 			delayed[i] = err
 		} else {
 			errs[i] = err

@@ -46,6 +46,9 @@ type Policy struct {
 	// Work is the proof of work, in bits, every other record of the
 	// commons must carry (§7.4); 0 means none. Only a genesis sets it.
 	Work uint64 `cbor:"work,omitempty"`
+	// Bans lets the commons' manifests ban keys (§7.5, §12.3). Only a
+	// genesis sets it.
+	Bans bool `cbor:"bans,omitempty"`
 }
 
 // Manifest is the for-benefit association's licence manifest. The genesis
@@ -193,6 +196,9 @@ func (m *Manifest) validateEnvelope(r *Record) error {
 	}
 	if m.WorkAsked() != 0 {
 		return fieldErr("body.policy.work", ErrInvalid, "only a genesis sets the work its commons asks, for the commons' whole life")
+	}
+	if m.BansAllowed() {
+		return fieldErr("body.policy.bans", ErrInvalid, "only a genesis says whether its commons' manifests may ban keys, for the commons' whole life")
 	}
 	if len(m.Prev) == 0 {
 		return fieldErr("body.prev", ErrMissing, "a manifest update names its predecessors")

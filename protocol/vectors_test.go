@@ -172,15 +172,25 @@ func buildVectors() (*vectorSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("contribution with work: %w", err)
 	}
-	// A later version that bans a key flooding the commons (§12.3).
+	// A commons whose genesis lets its manifests ban keys (§7.5), and an
+	// update that bans a key flooding it (§12.3).
+	bansGenesis, err := mustBlock(&Record{Time: HLCFromMillis(vectorTime, 0), Body: &Manifest{
+		Name: "Example commons that can ban keys", Licence: "CC0-1.0",
+		Association: []PublicKey{a1.Public()}, Threshold: 1,
+		Maintainers: []PublicKey{m.Public()}, Quorum: 1, RejectQuorum: 1,
+		Policy: &Policy{Bans: true},
+	}}, a1)
+	if err != nil {
+		return nil, fmt.Errorf("genesis allowing bans: %w", err)
+	}
 	flooder := NewPrivateKeyFromSeed(bytes.Repeat([]byte{0x06}, 32)).Public()
-	ban, err := mustBlock(&Record{Commons: commons, Time: HLCFromMillis(vectorTime+240_000, 0), Body: &Manifest{
-		Name: "Example commons", Licence: "CC-BY-SA-4.0 OR (MIT AND Apache-2.0 WITH LLVM-exception)",
-		Association: assoc, Threshold: 2,
+	ban, err := mustBlock(&Record{Commons: bansGenesis.CID, Time: HLCFromMillis(vectorTime+60_000, 0), Body: &Manifest{
+		Name: "Example commons that can ban keys", Licence: "CC0-1.0",
+		Association: []PublicKey{a1.Public()}, Threshold: 1,
 		Maintainers: []PublicKey{m.Public()}, Quorum: 1, RejectQuorum: 1,
 		Banned: []PublicKey{flooder},
-		Prev:   []Link{{vs.update.CID}}, Version: 2,
-	}}, a1, a2)
+		Prev:   []Link{{bansGenesis.CID}}, Version: 1,
+	}}, a1)
 	if err != nil {
 		return nil, fmt.Errorf("ban: %w", err)
 	}
@@ -193,7 +203,8 @@ func buildVectors() (*vectorSet, error) {
 		recordVec("manifest-update", "manifest update, version 1, signed by association key 1 and co-signed by key 2", seedAssoc1, vs.update, seedAssoc2),
 		recordVec("contribution", "paid contribution with sponsor and two payload blobs, under the update", seedContributor, vs.contribution),
 		recordVec("review", "maintainer accepts the contribution under the update", seedMaintainer, vs.review),
-		recordVec("manifest-ban", "manifest update, version 2, banning a key: its contributions and reviews are inert", seedAssoc1, ban, seedAssoc2),
+		recordVec("genesis-bans", "genesis manifest letting the commons' manifests ban keys (policy.bans)", seedAssoc1, bansGenesis),
+		recordVec("manifest-ban", "manifest update of that commons banning a key: its contributions and reviews are inert while a head bans it", seedAssoc1, ban),
 	}
 	return vs, nil
 }

@@ -33,10 +33,15 @@ var (
 	ErrNoGenesis = errors.New("protocol: the commons' genesis has not arrived")
 )
 
-// WorkFunc returns the work the commons with ID commons asks of its
-// records (its genesis's WorkAsked), or an error wrapping ErrNoGenesis
-// when its genesis is not at hand.
-type WorkFunc func(commons cid.Cid) (int, error)
+// GenesisFunc returns the genesis manifest of the commons with ID
+// commons, whose policy decides what its other records must carry (work,
+// §7.4) and may hold (bans, §7.5), or an error wrapping ErrNoGenesis when
+// its genesis is not at hand.
+type GenesisFunc func(commons cid.Cid) (*Manifest, error)
+
+// BansAllowed reports whether a genesis lets its commons' manifests ban
+// keys (§7.5).
+func (m *Manifest) BansAllowed() bool { return m != nil && m.Policy != nil && m.Policy.Bans }
 
 // WorkAsked returns the work a genesis asks of the other records of its
 // commons: 0 for none.
@@ -63,16 +68,22 @@ func workOf(signing []byte) int {
 // Work returns the proof of work the block carries (§7.4).
 func (b *Block) Work() int { return workOf(b.SigningBytes()) }
 
-// checkWork checks that the block, with the given signing bytes, carries
-// the work its commons asks, from the genesis in batch or from work.
-func checkWork(b *Block, signing []byte, asked func(cid.Cid) (int, error)) error {
+// checkGenesis checks the block, with the given signing bytes, against
+// the rules its commons' genesis decides (from the batch or from genesis):
+// the work it carries (§7.4), and bans only where the genesis allows them
+// (§7.5).
+func checkGenesis(b *Block, signing []byte, genesis GenesisFunc) error {
 	if b.Record.IsGenesis() {
 		return nil
 	}
-	want, err := asked(b.Record.Commons)
+	g, err := genesis(b.Record.Commons)
 	if err != nil {
 		return fieldErr("commons", ErrNoGenesis, "%v", err)
 	}
+	if m := b.Record.Manifest(); m != nil && len(m.Banned) > 0 && !g.BansAllowed() {
+		return fieldErr("body.banned", ErrInvalid, "the genesis of commons %s does not let its manifests ban keys (policy.bans)", b.Record.Commons)
+	}
+	want := g.WorkAsked()
 	if want <= 0 {
 		return nil
 	}

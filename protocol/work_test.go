@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -117,11 +118,11 @@ func TestSolveWork(t *testing.T) {
 // same batch sets the rule for the others.
 func TestAdmitWork(t *testing.T) {
 	const asked = 10
-	rule := func(c cid.Cid) (int, error) {
+	rule := func(c cid.Cid) (*Manifest, error) {
 		if c.Equals(testCommons) {
-			return asked, nil
+			return &Manifest{Policy: &Policy{Work: asked}}, nil
 		}
-		return 0, fmt.Errorf("no genesis of %s here: %w", c, ErrNoGenesis)
+		return nil, fmt.Errorf("no genesis of %s here: %w", c, ErrNoGenesis)
 	}
 	enough := withWork(t, asked)
 	short := withWork(t, -asked)
@@ -256,5 +257,51 @@ func TestValidatePolicyWork(t *testing.T) {
 		if _, err := Parse(b.Raw); err != nil {
 			t.Errorf("%s: Parse: %v", c.name, err)
 		}
+	}
+}
+
+// Bans are the genesis's to allow (§7.5): a manifest update that bans keys
+// is refused for good in a commons whose genesis does not allow them, and
+// admitted in one whose genesis does, the genesis in the same batch
+// counting; an update cannot allow them itself.
+func TestAdmitBans(t *testing.T) {
+	k := testKey(4)
+	allowing := genesisRecord(k.Public())
+	allowing.Body.(*Manifest).Policy = &Policy{Bans: true}
+	allowingBlk := sealed(t, allowing, k)
+	plain := sealed(t, genesisRecord(k.Public()), k)
+	geneses := map[cid.Cid]*Manifest{allowingBlk.CID: allowingBlk.Record.Manifest(), plain.CID: plain.Record.Manifest()}
+	rule := func(c cid.Cid) (*Manifest, error) {
+		if g := geneses[c]; g != nil {
+			return g, nil
+		}
+		return nil, fmt.Errorf("no genesis of %s here: %w", c, ErrNoGenesis)
+	}
+	ban := func(g *Block) *Block {
+		u := updateRecord(k.Public())
+		u.Commons = g.CID
+		m := u.Body.(*Manifest)
+		m.Prev = []Link{{g.CID}}
+		m.Banned = []PublicKey{testKey(9).Public()}
+		return sealed(t, u, k)
+	}
+	if _, err := Admit(ban(allowingBlk).Raw, cid.Undef, vectorTime, rule); err != nil {
+		t.Errorf("a ban where the genesis allows bans: %v", err)
+	}
+	_, err := Admit(ban(plain).Raw, cid.Undef, vectorTime, rule)
+	if !errors.Is(err, ErrInvalid) || !Permanent(err) || !strings.Contains(err.Error(), "body.banned") || !strings.Contains(err.Error(), "policy.bans") {
+		t.Errorf("a ban where the genesis does not allow bans: %v; want it refused for good, naming body.banned and policy.bans", err)
+	}
+	if _, err := Admit(ban(plain).Raw, cid.Undef, vectorTime, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a ban with no genesis rule: %v; want it refused", err)
+	}
+	if errs := AdmitBatch([]*Block{ban(allowingBlk), allowingBlk}, cid.Undef, vectorTime, nil); errs[0] != nil || errs[1] != nil {
+		t.Errorf("a ban with its allowing genesis in the batch: %v", errs)
+	}
+	u := updateRecord(k.Public())
+	u.Body.(*Manifest).Policy = &Policy{Bans: true}
+	var fe *FieldError
+	if err := Sign(u, k); !errors.As(err, &fe) || fe.Field != "body.policy.bans" || !errors.Is(err, ErrInvalid) {
+		t.Errorf("an update allowing bans: %v; want it refused, naming body.policy.bans", err)
 	}
 }

@@ -24,13 +24,13 @@ func (a *app) manifestCmd() *cobra.Command {
 
 // manifestFlags are the settings shared by create and update.
 type manifestFlags struct {
-	name, licence                         string
-	maintainers, association, revoke, ban []string
-	bootstrap                             []string
-	quorum, rejectQuorum, threshold       uint64
-	maxBlob, work                         uint64
-	force                                 bool
-	on                                    []string
+	name, licence                                string
+	maintainers, association, revoke, ban, unban []string
+	bootstrap                                    []string
+	quorum, rejectQuorum, threshold              uint64
+	maxBlob, work                                uint64
+	force, bans                                  bool
+	on                                           []string
 }
 
 func (f *manifestFlags) register(fs *pflag.FlagSet, update bool) {
@@ -44,13 +44,16 @@ func (f *manifestFlags) register(fs *pflag.FlagSet, update bool) {
 	fs.StringArrayVar(&f.bootstrap, "bootstrap", nil, "bootstrap peer multiaddr (ending in /p2p/<peer-id>) for the commons; repeatable")
 	fs.Uint64Var(&f.maxBlob, "max-blob-bytes", 0, "largest payload file the commons accepts (default 64 MiB)")
 	fs.Uint64Var(&f.work, "work", 0, "proof of work, in bits (0 to 24), that every later record of the commons must carry: each bit doubles what a record costs its author, about 16 ms of one core at 16 bits and 0.25 s at 20, so that a flood of junk costs its sender far more than its receivers; set once, for the commons' life (default 0: none)")
+	fs.BoolVar(&f.bans, "bans", true, "let the commons' manifests ban keys that flood it (manifest update --ban); --bans=false founds a commons that can never ban, readable by nodes too old to know bans")
 	if update {
-		// Only a genesis sets it: given to an update, the node says so.
+		// Only a genesis sets them: given to an update, the node says so.
 		_ = fs.MarkHidden("work")
+		_ = fs.MarkHidden("bans")
 	}
 	if update {
 		fs.StringArrayVar(&f.revoke, "revoke", nil, "compromised key (peer ID): its reviews count nowhere, its signature on any manifest this update does not build on counts for nothing, and it leaves the association and the maintainers; repeatable")
-		fs.StringArrayVar(&f.ban, "ban", nil, "key (peer ID) flooding the commons with junk: its contributions and reviews count for nothing, whenever they were made, for as long as this update is accepted; not for keys this update lists as association or maintainers; repeatable")
+		fs.StringArrayVar(&f.ban, "ban", nil, "key (peer ID) flooding the commons with junk: its contributions and reviews count for nothing, whenever they were made, while a version bans it (later versions keep the ban unless --unban); not for keys this update lists as association or maintainers; repeatable")
+		fs.StringArrayVar(&f.unban, "unban", nil, "banned key (peer ID) whose ban this update lifts: its contributions and reviews count again; repeatable")
 		fs.BoolVar(&f.force, "force", false, "publish (or draft) the update even if the commons would hold it inert")
 		fs.StringArrayVar(&f.on, "on", nil, "build on this manifest version (CID) instead of the current heads, e.g. the last one before an update made with a stolen key; repeatable")
 	}
@@ -85,6 +88,14 @@ func (f *manifestFlags) params(fs *pflag.FlagSet) (api.ManifestParams, error) {
 		if p.Ban, err = parseKeys("ban", f.ban); err != nil {
 			return p, err
 		}
+	}
+	if fs.Changed("unban") {
+		if p.Unban, err = parseKeys("unban", f.unban); err != nil {
+			return p, err
+		}
+	}
+	if fs.Changed("bans") {
+		p.Bans = &f.bans
 	}
 	if fs.Changed("bootstrap") {
 		p.Bootstrap = []string{}
@@ -171,8 +182,8 @@ func (a *app) manifestUpdateCmd() *cobra.Command {
 head, which the update merges). Flags given replace the previous values; the
 others are kept. --revoke adds to the revoked keys. --ban bans keys that flood
 the commons with junk: their contributions and reviews count for nothing,
-whenever they were made, for as long as the update is accepted; the keys
-banned before stay banned.
+whenever they were made; the keys banned before stay banned, unless --unban
+lifts a ban.
 
 The node asks the commons how the update would stand before publishing it: one
 it would hold inert is refused with the reason (unless --force); one that
@@ -347,6 +358,9 @@ func (a *app) printManifest(info api.ManifestInfo) {
 	if len(info.Banned) > 0 {
 		fmt.Fprintf(w, "banned:        %s (their contributions and reviews count for nothing)\n", keyList(info.Banned))
 	}
+	if len(info.BanSuspended) > 0 {
+		fmt.Fprintf(w, "ban suspended: %s (banned only by contested versions: their work is held pending)\n", keyList(info.BanSuspended))
+	}
 	for _, b := range m.Bootstrap {
 		fmt.Fprintf(w, "bootstrap:     %s\n", b)
 	}
@@ -402,6 +416,9 @@ func (a *app) describeDraft(blk *protocol.Block) {
 	fmt.Fprintf(a.stderr, "manifest %s (%s): %q, licence %s, %s (threshold %d), %s (quorum %d), %s revoked, %s banned\n",
 		blk.CID, what, m.Name, m.Licence, plural(len(m.Association), "association key"), m.Threshold,
 		plural(len(m.Maintainers), "maintainer"), m.Quorum, plural(len(m.Revoked), "key"), plural(len(m.Banned), "key"))
+	if len(m.Banned) > 0 {
+		fmt.Fprintf(a.stderr, "banned: %s\n", keyList(m.Banned))
+	}
 }
 
 // writeFileAtomic replaces path with data: written beside it, then

@@ -126,8 +126,9 @@ type StatusInfo struct {
 
 // ManifestParams are a manifest's settings. In an update, a nil pointer or
 // nil slice keeps the previous version's value; a given value replaces it.
-// Revoke adds keys to the previous version's revoked list. Ban lists the
-// keys an update bans (SPEC §12.3): those banned before stay banned.
+// Revoke adds keys to the previous version's revoked list. Ban adds keys
+// to the banned ones of the versions an update builds on, Unban takes keys
+// out (SPEC §12.3).
 type ManifestParams struct {
 	Name         *string              `json:"name"`
 	Licence      *string              `json:"licence"`
@@ -139,7 +140,11 @@ type ManifestParams struct {
 	Bootstrap    []string             `json:"bootstrap"`
 	Revoke       []protocol.PublicKey `json:"revoke"`
 	Ban          []protocol.PublicKey `json:"ban"`
-	MaxBlobBytes *uint64              `json:"max_blob_bytes"`
+	Unban        []protocol.PublicKey `json:"unban"`
+	// Bans says whether a new commons' manifests may ban keys (SPEC
+	// §7.5): a genesis only, for the commons' life. Default: true.
+	Bans         *bool   `json:"bans"`
+	MaxBlobBytes *uint64 `json:"max_blob_bytes"`
 	// Work is the proof of work, in bits, every record of a new commons
 	// but its genesis must carry (SPEC §7.4): a genesis only.
 	Work *uint64 `json:"work"`
@@ -175,10 +180,14 @@ type ManifestInfo struct {
 	// Suspended keys are revoked only by contested manifests: their
 	// reviews count neither way until the contest is decided.
 	Suspended []protocol.PublicKey `json:"suspended"`
-	// Banned keys are banned by accepted manifests (SPEC §12.3): their
-	// contributions and reviews are inert.
-	Banned  []protocol.PublicKey `json:"banned"`
-	History []ManifestVersion    `json:"history"`
+	// Banned keys are banned by a head (SPEC §12.3): their contributions
+	// and reviews are inert.
+	Banned []protocol.PublicKey `json:"banned"`
+	// BanSuspended keys are banned only by contested manifests: their
+	// contributions are held pending and their reviews count neither way
+	// until the contest is decided.
+	BanSuspended []protocol.PublicKey `json:"ban_suspended"`
+	History      []ManifestVersion    `json:"history"`
 	// Contested lists the contested manifests, each with the manifests
 	// it is contested with (SPEC §12.6).
 	Contested []ManifestVersion `json:"contested"`
