@@ -340,7 +340,11 @@ func (n *Node) buildUpdate(commons string, p api.ManifestParams, alone bool) (*p
 		return nil, badRequest("only a new commons' genesis sets the proof of work its records carry; it cannot change later (it is %d bits in commons %s)", rep.state.Genesis().WorkAsked(), commons)
 	}
 	if p.Bans != nil {
-		return nil, badRequest("only a new commons' genesis says whether its manifests may ban keys, for the commons' life (commons %s: %v)", commons, rep.state.Genesis().BansAllowed())
+		allows := "does not allow them"
+		if rep.state.Genesis().BansAllowed() {
+			allows = "allows them"
+		}
+		return nil, badRequest("only a new commons' genesis says whether its manifests may ban keys, for the commons' life (that of %s %s)", commons, allows)
 	}
 	m := *head
 	m.Prev, m.Version, m.Revoked, m.Banned = nil, 0, slices.Clone(head.Revoked), nil

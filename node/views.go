@@ -126,7 +126,7 @@ func (n *Node) Manifest(ctx context.Context, commons string) (api.ManifestInfo, 
 		}
 		info = api.ManifestInfo{Commons: rep.id.String(), Head: h.String(), Manifest: m, Forks: cidStrings(rep.state.Forks()),
 			Revoked: rep.state.Revoked(), Suspended: rep.state.Suspended(), Banned: rep.state.Banned(), BanSuspended: rep.state.BanSuspended(), Contested: []api.ManifestVersion{},
-			Work: rep.state.Genesis().WorkAsked()}
+			Work: rep.state.Genesis().WorkAsked(), Bans: rep.state.Genesis().BansAllowed()}
 		for _, v := range rep.state.History() {
 			info.History = append(info.History, manifestVersion(v))
 		}

@@ -365,6 +365,11 @@ func (a *app) printManifest(info api.ManifestInfo) {
 		fmt.Fprintf(w, "bootstrap:     %s\n", b)
 	}
 	fmt.Fprintf(w, "blob limit:    %d bytes\n", m.BlobLimit())
+	if info.Bans {
+		fmt.Fprintln(w, "bans:          allowed (manifest update --ban; set by the genesis)")
+	} else {
+		fmt.Fprintln(w, "bans:          never (the genesis does not allow them)")
+	}
 	if info.Work > 0 {
 		fmt.Fprintf(w, "work:          %d bits of proof of work on every record (set by the genesis)\n", info.Work)
 	}

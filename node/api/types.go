@@ -194,6 +194,8 @@ type ManifestInfo struct {
 	// Work is the proof of work, in bits, the commons' genesis asks of
 	// every other record (SPEC §7.4); 0: none.
 	Work int `json:"work"`
+	// Bans: the commons' genesis lets its manifests ban keys (SPEC §7.5).
+	Bans bool `json:"bans"`
 }
 
 // ManifestVersion is one accepted (on-chain) or contested manifest version.
