@@ -78,29 +78,44 @@ func BenchmarkAttackSelfRevokingForks(b *testing.B) {
 }
 
 // BenchmarkAttackRejectedChildren: one fork by the revoked key 2 appoints a
-// fresh key, which signs N children of it: all rejected.
+// fresh key, which signs N children of it: all rejected. With bans, each
+// child also bans the same 256 keys (what a ban costs must not grow with
+// the candidates banning a key).
 func BenchmarkAttackRejectedChildren(b *testing.B) {
-	for _, n := range []int{5000, 10000, 20000} {
-		b.Run(fmt.Sprintf("children=%d", n), func(b *testing.B) {
-			benchAttack(b, func(b *testing.B) (*State, []*protocol.Block) {
-				g := genesisBlock(b, manifest([]int{0, 2}, 1, []int{1}, 1, 1), 0)
-				rm := manifest([]int{0}, 1, []int{1}, 1, 1)
-				rm.Revoked = pubs(2)
-				s := New(g.CID)
-				mustAdd(b, s, g, update(b, g.CID, 5, rm, 1, []cid.Cid{g.CID}, 0))
-				x := freshKey(1)
-				f := signedBy(b, &protocol.Record{Commons: g.CID, Time: 10, Body: &protocol.Manifest{
-					Name: "f", Licence: "MIT", Association: []protocol.PublicKey{x}, Threshold: 1, Prev: links(g.CID), Version: 1,
-				}}, key(2).Public())
-				bs := []*protocol.Block{f}
-				for i := range n {
-					bs = append(bs, signedBy(b, &protocol.Record{Commons: g.CID, Time: 10, Body: &protocol.Manifest{
-						Name: fmt.Sprint("c", i), Licence: "MIT", Association: []protocol.PublicKey{x}, Threshold: 1, Prev: links(f.CID), Version: 2,
-					}}, x))
-				}
-				return s, bs
+	var ks []protocol.PublicKey // with bans: the keys every child bans
+	for i := range protocol.MaxKeys {
+		ks = append(ks, freshKey(5000+i))
+	}
+	slices.SortFunc(ks, protocol.PublicKey.Compare)
+	for _, bans := range []bool{false, true} {
+		for _, n := range []int{5000, 10000, 20000} {
+			b.Run(fmt.Sprintf("bans=%v/children=%d", bans, n), func(b *testing.B) {
+				benchAttack(b, func(b *testing.B) (*State, []*protocol.Block) {
+					gm := manifest([]int{0, 2}, 1, []int{1}, 1, 1)
+					gm.Policy = &protocol.Policy{Bans: true}
+					g := genesisBlock(b, gm, 0)
+					rm := manifest([]int{0}, 1, []int{1}, 1, 1)
+					rm.Revoked = pubs(2)
+					s := New(g.CID)
+					mustAdd(b, s, g, update(b, g.CID, 5, rm, 1, []cid.Cid{g.CID}, 0))
+					x := freshKey(1)
+					f := signedBy(b, &protocol.Record{Commons: g.CID, Time: 10, Body: &protocol.Manifest{
+						Name: "f", Licence: "MIT", Association: []protocol.PublicKey{x}, Threshold: 1, Prev: links(g.CID), Version: 1,
+					}}, key(2).Public())
+					bs := []*protocol.Block{f}
+					for i := range n {
+						m := &protocol.Manifest{
+							Name: fmt.Sprint("c", i), Licence: "MIT", Association: []protocol.PublicKey{x}, Threshold: 1, Prev: links(f.CID), Version: 2,
+						}
+						if bans {
+							m.Banned = ks
+						}
+						bs = append(bs, signedBy(b, &protocol.Record{Commons: g.CID, Time: 10, Body: m}, x))
+					}
+					return s, bs
+				})
 			})
-		})
+		}
 	}
 }
 

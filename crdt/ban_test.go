@@ -12,13 +12,19 @@ import (
 // association key that gets stolen, 1 and 4 maintainers, 3 the thief's
 // maintainer, 5 a contributor who floods.
 
+// allowingBans returns m with a policy letting the commons ban keys.
+func allowingBans(m *protocol.Manifest) *protocol.Manifest {
+	m.Policy = &protocol.Policy{Bans: true}
+	return m
+}
+
 // An accepted manifest bans a contributor and a maintainer it removes:
 // their contributions and reviews are inert whenever they were made, and
 // what they decided is undone. A later version that lists them keeps them
 // banned; one that leaves them out lifts the ban, and what they decided
 // stands again.
 func TestBanMakesAuthorInert(t *testing.T) {
-	g := genesisBlock(t, manifest([]int{0}, 1, []int{1, 4}, 1, 1), 0)
+	g := genesisBlock(t, allowingBans(manifest([]int{0}, 1, []int{1, 4}, 1, 1)), 0)
 	junk := contribution(t, g.CID, g.CID, 10, 5, "before the ban")
 	acc := review(t, g.CID, junk.CID, g.CID, 11, 1, protocol.DecisionAccept)
 	other := contribution(t, g.CID, g.CID, 12, 3, "by someone else")
@@ -71,7 +77,7 @@ func TestBanMakesAuthorInert(t *testing.T) {
 // once the association revokes the key in an update that leaves the
 // banning version out of its past.
 func TestStolenKeyBanLiftedByRevocation(t *testing.T) {
-	g := genesisBlock(t, manifest([]int{0, 2}, 1, []int{1}, 1, 1), 0)
+	g := genesisBlock(t, allowingBans(manifest([]int{0, 2}, 1, []int{1}, 1, 1)), 0)
 	c := contribution(t, g.CID, g.CID, 10, 5, "honest work")
 	acc := review(t, g.CID, c.CID, g.CID, 11, 1, protocol.DecisionAccept)
 	fm := manifest([]int{0, 2}, 1, []int{1}, 1, 1)
@@ -104,7 +110,7 @@ func TestStolenKeyBanLiftedByRevocation(t *testing.T) {
 // decided, until the contest is. A ban by keys short of the threshold bans
 // nobody.
 func TestContestedBanHoldsForgedBanBansNobody(t *testing.T) {
-	g := genesisBlock(t, manifest([]int{0, 1, 2}, 1, []int{4}, 1, 1), 0)
+	g := genesisBlock(t, allowingBans(manifest([]int{0, 1, 2}, 1, []int{4}, 1, 1)), 0)
 	c := contribution(t, g.CID, g.CID, 10, 5, "honest work")
 	acc := review(t, g.CID, c.CID, g.CID, 11, 4, protocol.DecisionAccept)
 	hm := manifest([]int{0, 1}, 1, []int{4}, 1, 1)
@@ -142,7 +148,7 @@ func TestContestedBanHoldsForgedBanBansNobody(t *testing.T) {
 		wantStatus(t, s, c, StatusAccepted)
 	})
 
-	g2 := genesisBlock(t, manifest([]int{0, 2}, 2, []int{4}, 1, 1), 0, 2)
+	g2 := genesisBlock(t, allowingBans(manifest([]int{0, 2}, 2, []int{4}, 1, 1)), 0, 2)
 	c2 := contribution(t, g2.CID, g2.CID, 10, 5, "honest work")
 	acc2 := review(t, g2.CID, c2.CID, g2.CID, 11, 4, protocol.DecisionAccept)
 	fm := manifest([]int{0, 2}, 2, []int{4}, 1, 1)
@@ -155,5 +161,24 @@ func TestContestedBanHoldsForgedBanBansNobody(t *testing.T) {
 			t.Fatalf("banned %v by a forged manifest, want none", got)
 		}
 		wantStatus(t, s, c2, StatusAccepted)
+	})
+}
+
+// In a commons whose genesis does not allow bans (SPEC §7.5), nodes refuse
+// a banning update; a state given one all the same counts its bans for
+// nothing.
+func TestBanNeedsTheGenesis(t *testing.T) {
+	g := genesisBlock(t, manifest([]int{0}, 1, []int{1}, 1, 1), 0)
+	c := contribution(t, g.CID, g.CID, 10, 5, "work")
+	acc := review(t, g.CID, c.CID, g.CID, 11, 1, protocol.DecisionAccept)
+	bm := manifest([]int{0}, 1, []int{1}, 1, 1)
+	bm.Banned = pubs(5)
+	ban := update(t, g.CID, 20, bm, 1, []cid.Cid{g.CID}, 0)
+	sc := scenario{g.CID, []*protocol.Block{g, c, acc, ban}}
+	sc.check(t, func(s *State) {
+		if len(s.Banned()) != 0 {
+			t.Fatalf("banned %v where the genesis allows no ban", s.Banned())
+		}
+		wantStatus(t, s, c, StatusAccepted)
 	})
 }

@@ -231,9 +231,6 @@ func (s *State) addCandidate(e *entry) {
 	for _, k := range mi.m.Revoked {
 		s.g.revokers[k] = append(s.g.revokers[k], ord)
 	}
-	for _, k := range mi.m.Banned {
-		s.banners[k] = append(s.banners[k], ord)
-	}
 	s.fresh = append(s.fresh, ord)
 }
 
@@ -258,6 +255,7 @@ func (s *State) relabel() {
 	var changed []*entry
 	var touched []int                         // changed candidates and their predecessors: heads may move
 	keys := map[protocol.PublicKey]struct{}{} // keys revoked by changed candidates
+	bans := map[protocol.PublicKey]struct{}{} // keys whose banning heads or contested candidates were counted anew
 	for k, i := range cl {
 		e := s.mans[i]
 		isNew := e.cls == clsWaiting // a fresh candidate, not labelled yet
@@ -266,6 +264,9 @@ func (s *State) relabel() {
 				e.reason = g.rejectReason(i) // its cause may have moved
 			}
 			continue
+		}
+		if was, now := e.cls == clsContested, g.lab[i] == undecided; was != now {
+			s.countBans(i, s.nContBans, now, bans)
 		}
 		switch g.lab[i] {
 		case accepted:
@@ -281,14 +282,8 @@ func (s *State) relabel() {
 		}
 		changed = append(changed, e)
 	}
-	s.resolveHeads(touched)
+	s.resolveHeads(touched, bans)
 	moved := s.resolveRevoked(keys)
-	bans := map[protocol.PublicKey]struct{}{} // keys banned by candidates whose label or headship may have moved
-	for _, i := range touched {
-		for _, k := range s.mans[i].man.m.Banned {
-			bans[k] = struct{}{}
-		}
-	}
 	banMoved := s.resolveBanned(bans)
 	if s.quiet {
 		return // what rests on the chain is stored as it stands on it
@@ -324,12 +319,13 @@ func (s *State) relabel() {
 // resolveHeads updates the heads (accepted manifests no accepted manifest
 // names in Prev), resolved first, for the candidates whose label, or a
 // child's, may have moved.
-func (s *State) resolveHeads(touched []int) {
+func (s *State) resolveHeads(touched []int, bans map[protocol.PublicKey]struct{}) {
 	for _, i := range touched {
 		head := s.g.lab[i] == accepted && !slices.ContainsFunc(s.g.ms[i].children, func(c int) bool { return s.g.lab[c] == accepted })
 		if head == s.heads[i] {
 			continue
 		}
+		s.countBans(i, s.nHeadBans, head, bans)
 		j, found := slices.BinarySearchFunc(s.headOrder, i, s.resolvedFirst)
 		if head {
 			s.heads[i] = true
@@ -354,18 +350,33 @@ func (s *State) resolvedFirst(a, b int) int {
 	return compareCID(s.mans[a].cid, s.mans[b].cid)
 }
 
+// countBans counts candidate i's banned keys in (add) or out of n, the
+// heads or the contested candidates banning each key, and notes them in
+// keys. Only a commons whose genesis allows bans bans (SPEC §7.5): nodes
+// refuse banning manifests elsewhere, and the state counts none of them
+// should one be added all the same.
+func (s *State) countBans(i int, n map[protocol.PublicKey]int, add bool, keys map[protocol.PublicKey]struct{}) {
+	if !s.Genesis().BansAllowed() {
+		return
+	}
+	for _, k := range s.mans[i].man.m.Banned {
+		keys[k] = struct{}{}
+		if add {
+			n[k]++
+		} else if n[k]--; n[k] <= 0 {
+			delete(n, k)
+		}
+	}
+}
+
 // resolveBanned updates, for keys, the banned keys (listed by a head) and
 // the ban-suspended ones (listed by contested manifests and by no head),
-// and returns the keys whose standing moved.
+// from the counts, and returns the keys whose standing moved.
 func (s *State) resolveBanned(keys map[protocol.PublicKey]struct{}) []protocol.PublicKey {
 	var moved []protocol.PublicKey
 	for k := range keys {
-		var b1, s1 bool
-		for _, i := range s.banners[k] {
-			b1 = b1 || s.heads[i]
-			s1 = s1 || s.g.lab[i] == undecided // contested: every candidate is labelled by now
-		}
-		s1 = s1 && !b1
+		b1 := s.nHeadBans[k] > 0
+		s1 := !b1 && s.nContBans[k] > 0
 		_, b0 := s.banned[k]
 		_, s0 := s.banSusp[k]
 		if b0 == b1 && s0 == s1 {

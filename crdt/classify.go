@@ -201,6 +201,7 @@ func (s *State) ClassifyDraft(b *protocol.Block) (Verdict, error) {
 // It grows whenever a change to the rules can classify a stored record
 // differently, so that a node can tell that its derived state was computed
 // under other rules. Version 1 resolved forks by version and revoked only in
-// a manifest's lineage; version 2 is the grounded labelling; version 3
-// adds the banned keys.
-const RulesVersion = 3
+// a manifest's lineage; version 2 is the grounded labelling; version 4
+// adds the banned keys (version 3 had them the union over the accepted
+// manifests).
+const RulesVersion = 4

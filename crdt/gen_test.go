@@ -23,7 +23,16 @@ type gen struct {
 	n       int
 }
 
+// drawHistory draws a history of either kind: general (drawGeneral) or
+// rich in contests (drawContested).
 func drawHistory(t *rapid.T) (cid.Cid, []*protocol.Block) {
+	if rapid.IntRange(0, 2).Draw(t, "contested") == 0 {
+		return drawContested(t)
+	}
+	return drawGeneral(t)
+}
+
+func drawGeneral(t *rapid.T) (cid.Cid, []*protocol.Block) {
 	g := &gen{t: t}
 	g.genesis()
 	steps := rapid.IntRange(1, 30).Draw(t, "steps")
@@ -118,6 +127,11 @@ func (g *gen) signers(want []protocol.PublicKey) (int, []int) {
 
 func (g *gen) genesis() {
 	m := g.body()
+	if rapid.IntRange(0, 3).Draw(g.t, "bansAllowed") != 0 {
+		m.Policy = &protocol.Policy{Bans: true}
+	} else {
+		m.Banned = nil // a genesis bans only where it allows bans
+	}
 	author, co := g.signers(m.Association)
 	if !m.IsAssociation(key(author).Public()) {
 		author = keyIndex(m.Association[0])
@@ -193,4 +207,78 @@ func (g *gen) review() {
 	}
 	d := rapid.SampledFrom([]string{protocol.DecisionAccept, protocol.DecisionAccept, protocol.DecisionReject, protocol.DecisionRetract}).Draw(g.t, "decision")
 	g.maybeEmit(review(g.t, g.id, target, under.CID, g.time(), author, d))
+}
+
+// drawContested draws a history rich in contests that get settled, and in
+// bans on heads that stop being heads: an association {0, 1, 2} of
+// threshold 1, whose keys sign updates alone that often revoke the others
+// and often ban keys 3 to 5, which contribute and review. The records come
+// in a random order: in the order drawn, no contest is ever settled later.
+func drawContested(t *rapid.T) (cid.Cid, []*protocol.Block) {
+	g := &gen{t: t}
+	body := func() *protocol.Manifest {
+		maint := rapid.SliceOfNDistinct(rapid.IntRange(3, 5), 0, 2, rapid.ID[int]).Draw(t, "maint")
+		m := manifest([]int{0, 1, 2}, 1, maint, 0, 0)
+		if len(m.Maintainers) > 0 {
+			m.Quorum, m.RejectQuorum = 1, 1
+		}
+		if rapid.IntRange(0, 2).Draw(t, "bans") != 0 {
+			var pool []int
+			for i := 3; i < nKeys; i++ {
+				if !m.IsMaintainer(key(i).Public()) {
+					pool = append(pool, i)
+				}
+			}
+			if len(pool) > 0 {
+				m.Banned = pubs(rapid.SliceOfNDistinct(rapid.SampledFrom(pool), 1, 2, rapid.ID[int]).Draw(t, "banned")...)
+			}
+		}
+		return m
+	}
+	gm := body()
+	gm.Policy = &protocol.Policy{Bans: true}
+	gb := seal(t, &protocol.Record{Time: 1, Body: gm}, 0)
+	g.id = gb.CID
+	g.mans = append(g.mans, gb)
+	g.emit(gb)
+	for range rapid.IntRange(1, 25).Draw(t, "steps") {
+		switch k := rapid.IntRange(0, 9).Draw(t, "kind"); {
+		case k <= 4:
+			prev := rapid.SliceOfNDistinct(rapid.SampledFrom(g.mans), 1, 2, func(b *protocol.Block) string { return b.CID.KeyString() }).Draw(t, "prev")
+			var cs []cid.Cid
+			var maxV uint64
+			for _, p := range prev {
+				cs = append(cs, p.CID)
+				maxV = max(maxV, p.Record.Manifest().Version)
+			}
+			m := body()
+			signer := rapid.IntRange(0, 2).Draw(t, "signer")
+			if rapid.IntRange(0, 2).Draw(t, "revokes") != 0 {
+				others := slices.DeleteFunc([]int{0, 1, 2}, func(i int) bool { return i == signer })
+				rv := rapid.SliceOfNDistinct(rapid.SampledFrom(others), 1, 2, rapid.ID[int]).Draw(t, "revoked")
+				m.Revoked = pubs(rv...)
+				m.Association = pubs(slices.DeleteFunc([]int{0, 1, 2}, func(i int) bool { return slices.Contains(rv, i) })...)
+			}
+			b := update(t, g.id, g.time(), m, maxV+1, cs, signer)
+			g.mans = append(g.mans, b)
+			g.emit(b)
+		case k <= 6:
+			g.n++
+			lic := rapid.SampledFrom(g.mans).Draw(t, "licence").CID
+			b := contribution(t, g.id, lic, g.time(), rapid.IntRange(3, 5).Draw(t, "author"), fmt.Sprint("c", g.n))
+			g.cons = append(g.cons, b)
+			g.emit(b)
+		case k <= 8:
+			if len(g.cons) == 0 {
+				continue
+			}
+			target := rapid.SampledFrom(g.cons).Draw(t, "target").CID
+			under := rapid.SampledFrom(g.mans).Draw(t, "under").CID
+			d := rapid.SampledFrom([]string{protocol.DecisionAccept, protocol.DecisionReject}).Draw(t, "decision")
+			g.emit(review(t, g.id, target, under, g.time(), rapid.IntRange(3, 5).Draw(t, "reviewer"), d))
+		default:
+			g.emit(rapid.SampledFrom(g.emitted).Draw(t, "dup"))
+		}
+	}
+	return g.id, rapid.Permutation(g.emitted).Draw(t, "order")
 }

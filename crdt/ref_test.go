@@ -628,13 +628,21 @@ func refChain(set map[cid.Cid]*protocol.Block) refChainResult {
 			res.heads = append(res.heads, c)
 		}
 	}
+	bansAllowed := false // SPEC §7.5: by the genesis
+	for _, b := range set {
+		if b.Record.IsGenesis() {
+			bansAllowed = b.Record.Manifest().BansAllowed()
+		}
+	}
 	for _, h := range res.heads {
 		for _, k := range set[h].Record.Manifest().Banned {
-			res.banned[k] = true
+			if bansAllowed {
+				res.banned[k] = true
+			}
 		}
 	}
 	for c, st := range res.state {
-		if st == "contested" {
+		if st == "contested" && bansAllowed {
 			for _, k := range set[c].Record.Manifest().Banned {
 				if !res.banned[k] {
 					res.banSusp[k] = true

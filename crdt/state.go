@@ -177,7 +177,8 @@ type State struct {
 	suspended map[protocol.PublicKey]struct{} // keys revoked by contested manifests only
 	banned    map[protocol.PublicKey]struct{} // keys banned by a head
 	banSusp   map[protocol.PublicKey]struct{} // keys banned by contested manifests and by no head
-	banners   map[protocol.PublicKey][]int    // the candidates banning each key
+	nHeadBans map[protocol.PublicKey]int      // per key, the heads banning it
+	nContBans map[protocol.PublicKey]int      // per key, the contested candidates banning it
 
 	tx map[cid.Cid]Status // status before the current Add/AddBatch, "" for new
 
@@ -244,7 +245,8 @@ func newState(commons cid.Cid, kv KV, recs Records) *State {
 		suspended: make(map[protocol.PublicKey]struct{}),
 		banned:    make(map[protocol.PublicKey]struct{}),
 		banSusp:   make(map[protocol.PublicKey]struct{}),
-		banners:   make(map[protocol.PublicKey][]int),
+		nHeadBans: make(map[protocol.PublicKey]int),
+		nContBans: make(map[protocol.PublicKey]int),
 		tx:        make(map[cid.Cid]Status),
 	}
 	s.idx.st = indexStore{s}

@@ -145,22 +145,29 @@ func (n *Node) solveWork(ctx context.Context, rec *protocol.Record) error {
 	return fmt.Errorf("no time carries the %d bits of work commons %s asks, after %d tries", bits, rec.Commons, uint64(1)<<(bits+6))
 }
 
-// checkDraftWork refuses a drafted update short of the work its commons
-// asks (SPEC §7.4): signed as it is, it could never be published. The
-// genesis is the stored one, or one the draft carries (its CID is the
-// commons ID, so the bytes are the commons'); with neither, the rest of
-// the judging says what is missing.
+// checkDraftWork refuses a drafted update that breaks a rule its commons'
+// genesis decides (SPEC §7.4, §7.5): short of the work it asks, or banning
+// keys where it allows no ban; signed as it is, it could never be
+// published. The genesis is the stored one, or one the draft carries (its
+// CID is the commons ID, so the bytes are the commons'); with neither, the
+// rest of the judging says what is missing.
 func checkDraftWork(n *Node, blk *protocol.Block, carried []*protocol.Block) error {
-	want, err := n.workOf(blk.Record.Commons)
+	g, err := n.genesisOf(blk.Record.Commons)
 	if err != nil {
 		for _, c := range carried {
 			if c.CID.Equals(blk.Record.Commons) && c.Record.IsGenesis() {
-				want, err = c.Record.Manifest().WorkAsked(), nil
+				g, err = c.Record.Manifest(), nil
 			}
 		}
 	}
-	if err == nil && blk.Work() < want {
+	if err != nil {
+		return nil
+	}
+	if want := g.WorkAsked(); blk.Work() < want {
 		return badRequest("draft %s carries %d bits of proof of work; commons %s asks %d of every record, so it could never be published: draft the update again with a version of commons that knows proof of work", blk.CID, blk.Work(), blk.Record.Commons, want)
+	}
+	if m := blk.Record.Manifest(); m != nil && len(m.Banned) > 0 && !g.BansAllowed() {
+		return badRequest("draft %s bans keys, and the genesis of commons %s does not let its manifests ban keys, so it could never be published", blk.CID, blk.Record.Commons)
 	}
 	return nil
 }
@@ -353,7 +360,7 @@ func (n *Node) buildUpdate(commons string, p api.ManifestParams, alone bool) (*p
 		pol.Work, pol.Bans = 0, false
 		m.Policy = &pol
 	}
-	var banned []protocol.PublicKey // by the versions the update builds on
+	var banned [][]protocol.PublicKey // by each version the update builds on
 	for _, h := range heads {
 		hm := rep.state.Manifest(h).Record.Manifest()
 		if !hm.IsAssociation(n.self) {
@@ -365,7 +372,7 @@ func (n *Node) buildUpdate(commons string, p api.ManifestParams, alone bool) (*p
 		m.Prev = append(m.Prev, protocol.Link{Cid: h})
 		m.Version = max(m.Version, hm.Version+1)
 		m.Revoked = append(m.Revoked, hm.Revoked...)
-		banned = append(banned, hm.Banned...)
+		banned = append(banned, hm.Banned)
 	}
 	slices.SortFunc(m.Prev, func(a, b protocol.Link) int { return compareBytes(a.Bytes(), b.Bytes()) })
 	applyManifestParams(&m, p)
@@ -375,30 +382,54 @@ func (n *Node) buildUpdate(commons string, p api.ManifestParams, alone bool) (*p
 	if err := dropRevoked(&m, head, p); err != nil {
 		return nil, err
 	}
-	if err := setBans(&m, sortKeys(banned), p, rep.state.Genesis()); err != nil {
+	if err := setBans(&m, banned, p, rep.state.Genesis()); err != nil {
 		return nil, err
 	}
 	return &protocol.Record{Commons: rep.id, Body: &m}, nil
 }
 
 // setBans sets the keys update m bans: those the versions it builds on ban
-// (banned), with p.Ban and without p.Unban (SPEC §12.3). It refuses what
-// would do nothing (banning a key banned already, lifting one that is not,
-// any ban where the genesis allows none) and a banned key the update would
-// give authority, naming what to do instead.
-func setBans(m *protocol.Manifest, banned []protocol.PublicKey, p api.ManifestParams, genesis *protocol.Manifest) error {
+// (each of heads), with p.Ban and without p.Unban (SPEC §12.3). Where the
+// versions it merges disagree on a key (a ban made or lifted on one branch
+// only), it asks which is meant rather than let the union undo a lifted
+// ban. It refuses what would do nothing (banning a key banned already,
+// lifting one that is not, any ban where the genesis allows none) and a
+// banned key the update would give authority, naming what to do instead.
+func setBans(m *protocol.Manifest, heads [][]protocol.PublicKey, p api.ManifestParams, genesis *protocol.Manifest) error {
 	if len(p.Ban) > 0 && !genesis.BansAllowed() {
 		return badRequest("this commons' genesis does not let its manifests ban keys: that is decided when a commons is founded (manifest create allows bans unless --bans=false)")
 	}
-	for _, k := range p.Unban {
-		if !slices.Contains(banned, k) {
+	ban, unban := sortKeys(p.Ban), sortKeys(p.Unban)
+	var banned []protocol.PublicKey // by some of heads
+	for _, h := range heads {
+		banned = append(banned, h...)
+	}
+	banned = sortKeys(banned)
+	byAll := func(k protocol.PublicKey) bool {
+		for _, h := range heads {
+			if !slices.Contains(h, k) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, k := range banned {
+		if !byAll(k) && !slices.Contains(ban, k) && !slices.Contains(unban, k) {
+			return badRequest("the versions this update merges disagree on banning %s (one of them made or lifted the ban): say --ban %s to keep it banned, or --unban %s to lift it", k, k, k)
+		}
+	}
+	for _, k := range unban {
+		switch {
+		case slices.Contains(ban, k):
+			return badRequest("%s is both to be banned and to have its ban lifted: say one", k)
+		case !slices.Contains(banned, k):
 			return badRequest("%s is not banned by the versions this update builds on: nothing to lift", k)
 		}
 	}
-	m.Banned = slices.DeleteFunc(banned, func(k protocol.PublicKey) bool { return slices.Contains(p.Unban, k) })
-	for _, k := range p.Ban {
+	m.Banned = slices.DeleteFunc(banned, func(k protocol.PublicKey) bool { return slices.Contains(unban, k) })
+	for _, k := range ban {
 		switch {
-		case slices.Contains(m.Banned, k):
+		case byAll(k):
 			return badRequest("%s is banned already by the versions this update builds on", k)
 		case m.IsAssociation(k):
 			return badRequest("%s is an association key of this update: an association key is revoked (--revoke), not banned", k)

@@ -111,6 +111,25 @@ func TestBanByUpdate(t *testing.T) {
 	if _, err := n.UpdateManifest(ctx, id, again); err != nil {
 		t.Fatalf("banning on the genesis, which bans nobody: %v", err)
 	}
+	// The two heads now disagree on the helper's ban: a merge says which
+	// is meant rather than let one branch's ban undo the other's lifting.
+	if _, err := n.UpdateManifest(ctx, id, api.ManifestParams{Name: ptr("merged")}); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "disagree on banning "+helper.String()) {
+		t.Fatalf("a merge of heads that disagree on a ban: %v; want it to ask", err)
+	}
+	both := api.ManifestParams{Ban: []protocol.PublicKey{helper}, Unban: []protocol.PublicKey{helper}}
+	if _, err := n.UpdateManifest(ctx, id, both); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "say one") {
+		t.Fatalf("--ban and --unban of one key: %v; want it refused", err)
+	}
+	if _, err := n.UpdateManifest(ctx, id, api.ManifestParams{Unban: []protocol.PublicKey{helper}}); err != nil {
+		t.Fatalf("a merge lifting the disputed ban: %v", err)
+	}
+	if m, err := n.Manifest(ctx, id); err != nil || len(m.Forks) > 1 || !slices.Equal(m.Banned, []protocol.PublicKey{flooder.Public()}) {
+		t.Fatalf("after the merge: forks %v, banned %v, %v; want one head banning the flooder alone", m.Forks, m.Banned, err)
+	}
+	twice := api.ManifestParams{Ban: []protocol.PublicKey{helper, helper}, Maintainers: []protocol.PublicKey{n.Self()}}
+	if _, err := n.UpdateManifest(ctx, id, twice); err != nil {
+		t.Fatalf("a key given twice to --ban: %v", err)
+	}
 
 	// A commons founded without bans never bans.
 	plain, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("p"), Licence: ptr("MIT"), Bans: ptr(false)})

@@ -183,6 +183,9 @@ func (m *Manifest) validate() error {
 // validateEnvelope checks what ties a manifest body to its envelope.
 func (m *Manifest) validateEnvelope(r *Record) error {
 	if !r.Commons.Defined() {
+		if len(m.Banned) > 0 && !m.BansAllowed() {
+			return fieldErr("body.banned", ErrInvalid, "a genesis bans keys only when its policy.bans lets the commons' manifests ban them (§7.5)")
+		}
 		if len(m.Prev) != 0 {
 			return fieldErr("body.prev", ErrInvalid, "a genesis manifest (no commons) has no prev")
 		}

@@ -167,12 +167,13 @@ func TestValidateManifest(t *testing.T) {
 		{"maintainers over limit", g(func(m *Manifest) { m.Maintainers, m.Quorum, m.RejectQuorum = sortedKeys(MaxKeys+1), 1, 1 }), ErrTooLarge, "body.maintainers"},
 		{"revoked over limit", g(func(m *Manifest) { m.Revoked = sortedKeys(MaxKeys + 1) }), ErrTooLarge, "body.revoked"},
 		{"revoked duplicate", g(func(m *Manifest) { m.Revoked = []PublicKey{author, author} }), ErrInvalid, "body.revoked"},
-		{"banned", g(func(m *Manifest) { m.Banned = sortedKeys(3) }), nil, ""},
-		{"banned over limit", g(func(m *Manifest) { m.Banned = sortedKeys(MaxKeys + 1) }), ErrTooLarge, "body.banned"},
-		{"banned unsorted", g(func(m *Manifest) { m.Banned = []PublicKey{sortedKeys(2)[1], sortedKeys(2)[0]} }), ErrInvalid, "body.banned"},
-		{"banned association key", g(func(m *Manifest) { m.Banned = []PublicKey{author} }), ErrInvalid, "body.banned"},
+		{"banned without policy.bans", g(func(m *Manifest) { m.Banned = sortedKeys(3) }), ErrInvalid, "body.banned"},
+		{"banned", g(func(m *Manifest) { m.Banned, m.Policy = sortedKeys(3), &Policy{Bans: true} }), nil, ""},
+		{"banned over limit", g(func(m *Manifest) { m.Banned, m.Policy = sortedKeys(MaxKeys+1), &Policy{Bans: true} }), ErrTooLarge, "body.banned"},
+		{"banned unsorted", g(func(m *Manifest) { m.Banned, m.Policy = []PublicKey{sortedKeys(2)[1], sortedKeys(2)[0]}, &Policy{Bans: true} }), ErrInvalid, "body.banned"},
+		{"banned association key", g(func(m *Manifest) { m.Banned, m.Policy = []PublicKey{author}, &Policy{Bans: true} }), ErrInvalid, "body.banned"},
 		{"banned maintainer", g(func(m *Manifest) {
-			m.Maintainers, m.Quorum, m.RejectQuorum, m.Banned = sortedKeys(2), 1, 1, sortedKeys(2)[1:]
+			m.Maintainers, m.Quorum, m.RejectQuorum, m.Banned, m.Policy = sortedKeys(2), 1, 1, sortedKeys(2)[1:], &Policy{Bans: true}
 		}), ErrInvalid, "body.banned"},
 		{"threshold zero", g(func(m *Manifest) { m.Threshold = 0 }), ErrInvalid, "body.threshold"},
 		{"threshold above association", g(func(m *Manifest) { m.Threshold = 2 }), ErrInvalid, "body.threshold"},
