@@ -170,7 +170,9 @@ func TestValidateManifest(t *testing.T) {
 		{"banned without policy.bans", g(func(m *Manifest) { m.Banned = sortedKeys(3) }), ErrInvalid, "body.banned"},
 		{"banned", g(func(m *Manifest) { m.Banned, m.Policy = sortedKeys(3), &Policy{Bans: true} }), nil, ""},
 		{"banned over limit", g(func(m *Manifest) { m.Banned, m.Policy = sortedKeys(MaxKeys+1), &Policy{Bans: true} }), ErrTooLarge, "body.banned"},
-		{"banned unsorted", g(func(m *Manifest) { m.Banned, m.Policy = []PublicKey{sortedKeys(2)[1], sortedKeys(2)[0]}, &Policy{Bans: true} }), ErrInvalid, "body.banned"},
+		{"banned unsorted", g(func(m *Manifest) {
+			m.Banned, m.Policy = []PublicKey{sortedKeys(2)[1], sortedKeys(2)[0]}, &Policy{Bans: true}
+		}), ErrInvalid, "body.banned"},
 		{"banned association key", g(func(m *Manifest) { m.Banned, m.Policy = []PublicKey{author}, &Policy{Bans: true} }), ErrInvalid, "body.banned"},
 		{"banned maintainer", g(func(m *Manifest) {
 			m.Maintainers, m.Quorum, m.RejectQuorum, m.Banned, m.Policy = sortedKeys(2), 1, 1, sortedKeys(2)[1:], &Policy{Bans: true}
