@@ -552,7 +552,9 @@ func (n *Node) applyLive(fresh []*protocol.Block, cursors []uint64) {
 		n.metrics.Ingested(len(done))
 		n.logChanges(id, done)
 		if manifests {
-			n.logAuthority(id, was, viewAuthority(rep.state))
+			now := viewAuthority(rep.state)
+			n.logAuthority(id, was, now)
+			n.noteBans(id, now.banned)
 		}
 		if manifestIn(done) && n.ctx.Err() == nil {
 			n.dialManifestPeers(rep)
@@ -597,6 +599,7 @@ func (n *Node) addReplica(id cid.Cid) (*replica, error) {
 		return nil, err
 	}
 	rep := &replica{id: id, state: st, kv: kv, dials: map[string]bool{}}
+	n.noteBans(id, st.Banned())
 	rep.unsaved.applied = applied
 	if n.ps != nil {
 		if err := n.joinTopic(rep); err != nil {

@@ -136,6 +136,7 @@ func (n *Node) finishLeave(c cid.Cid, l *leave, purge bool) (api.LeaveReport, er
 	}
 	dropped, err := n.st.DropRecords(ctx, c)
 	n.geneses.Delete(c) // its genesis is gone: records wait for it again
+	n.banKeys.Delete(c)
 	if err != nil {
 		return report, fmt.Errorf("node: leave %s: deleted %d of its records: %w (leave --purge again to finish)", c, dropped, err)
 	}

@@ -24,6 +24,7 @@ type Metrics struct {
 	reg *prometheus.Registry
 
 	ingested        prometheus.Counter
+	bannedGossip    prometheus.Counter
 	rejected        *prometheus.CounterVec
 	validation      prometheus.Histogram
 	syncSessions    prometheus.Counter
@@ -49,6 +50,7 @@ func newMetrics(n *Node) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.ingested = prometheus.NewCounter(prometheus.CounterOpts{Name: "commons_records_ingested_total", Help: "Records newly stored and merged, from any source."})
+	m.bannedGossip = prometheus.NewCounter(prometheus.CounterOpts{Name: "commons_gossip_banned_total", Help: "Gossiped records by banned keys, neither taken nor forwarded (they come by sync, inert)."})
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commons_records_rejected_total", Help: "Records refused by validation, by reason (future_time: delayed, not rejected for good)."}, []string{"reason"})
 	m.validation = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "commons_gossip_validation_seconds", Help: "Time the gossip topic validator spends on one record.",
 		Buckets: []float64{10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3}})
@@ -68,6 +70,7 @@ func newMetrics(n *Node) *Metrics {
 	}
 	m.syncIn, m.syncOut = m.syncBytes.WithLabelValues("in"), m.syncBytes.WithLabelValues("out")
 	f(m.ingested)
+	f(m.bannedGossip)
 	f(m.rejected)
 	f(m.validation)
 	f(m.syncSessions)
@@ -99,6 +102,9 @@ func (m *Metrics) Handler() http.Handler {
 
 // Ingested counts records newly stored and merged.
 func (m *Metrics) Ingested(n int) { m.ingested.Add(float64(n)) }
+
+// BannedGossip counts a gossiped record by a banned key, held back.
+func (m *Metrics) BannedGossip() { m.bannedGossip.Inc() }
 
 // Rejected counts a record refused by validation, classified by err (a
 // protocol validation error).

@@ -198,9 +198,36 @@ func (n *Node) validator(id cid.Cid) pubsub.ValidatorEx {
 			n.log.Warn("gossip record rejected", "from", from, "err", err)
 			return pubsub.ValidationReject
 		}
+		if b.Record.Type() != protocol.TypeManifest && n.bannedIn(id, b.Record.Author) {
+			// Inert wherever the ban is known: not worth a hop, nor a
+			// place in the mesh. Not the sender's fault either (it may not
+			// know the ban yet): ignored, and the record comes by sync.
+			n.metrics.BannedGossip()
+			return pubsub.ValidationIgnore
+		}
 		msg.ValidatorData = b
 		return pubsub.ValidationAccept
 	}
+}
+
+// noteBans keeps the keys a commons' heads ban for the gossip validator,
+// which runs outside the loop. Loop only.
+func (n *Node) noteBans(id cid.Cid, banned []protocol.PublicKey) {
+	if len(banned) == 0 {
+		n.banKeys.Delete(id)
+		return
+	}
+	m := make(map[protocol.PublicKey]bool, len(banned))
+	for _, k := range banned {
+		m[k] = true
+	}
+	n.banKeys.Store(id, m)
+}
+
+// bannedIn reports whether a head of commons id bans key k.
+func (n *Node) bannedIn(id cid.Cid, k protocol.PublicKey) bool {
+	m, ok := n.banKeys.Load(id)
+	return ok && m.(map[protocol.PublicKey]bool)[k]
 }
 
 // publish sends a locally made record to a commons' topic.

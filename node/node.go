@@ -43,6 +43,7 @@ type Node struct {
 	disk    diskGuard // whether the store's disk has room (disk.go)
 	pen     penalties // banned peers, and sync strikes (penalty.go)
 	geneses sync.Map  // commons ID → its genesis manifest (genesisOf)
+	banKeys sync.Map  // commons ID → the keys its heads ban, map[protocol.PublicKey]bool (noteBans)
 
 	// statusLog logs contributions' status changes, summed up while many
 	// arrive.
