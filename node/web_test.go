@@ -141,6 +141,18 @@ func TestExplorerLive(t *testing.T) {
 	if dir := os.Getenv("COMMONS_SCREENSHOTS"); dir != "" {
 		screenshots(t, ctx, s.url, id, dir)
 	}
+
+	// A ban shows on the commons page.
+	flooder := strangerKey(21).Public()
+	must[api.Published](t)(c.UpdateManifest(actx, commons, api.ManifestParams{Ban: []protocol.PublicKey{flooder}}))
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash = "#/"`)); err != nil {
+		t.Fatal(err)
+	}
+	banned := `((document.querySelector("#banned-keys") || {}).textContent || "")`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](banned+`.includes("`+flooder.String()+`")`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		shown, _ := chromedp.Run(ctx, chromedp.Evaluate[string](banned))
+		t.Errorf("banned keys shown %q, want %s: %v", shown, flooder, err)
+	}
 }
 
 // TestExplorerDoesNotReplayHistory opens the explorer on a commons with

@@ -252,6 +252,8 @@ function manifestPanel(mi) {
     ...mi.contested.map((v) => h("div", { class: "mono", text: "v" + v.version + " " + short(v.cid) + " by " + v.author + ", contested with " + (v.contested_with || []).map((x) => short(x)).join(", ") }))));
   if (mi.revoked && mi.revoked.length) kids.push(h("div", { class: "warn", text: "Revoked keys: " + mi.revoked.join(", ") }));
   if (mi.suspended && mi.suspended.length) kids.push(h("div", { class: "warn", text: "Suspended keys (revoked only by contested versions; their reviews count neither way): " + mi.suspended.join(", ") }));
+  if (mi.banned && mi.banned.length) kids.push(h("div", { class: "warn", id: "banned-keys", text: "Banned keys (their contributions and reviews count for nothing): " + mi.banned.join(", ") }));
+  if (mi.ban_suspended && mi.ban_suspended.length) kids.push(h("div", { class: "warn", text: "Keys banned only by contested versions (their work is held pending): " + mi.ban_suspended.join(", ") }));
   return [...kids, dl];
 }
 
