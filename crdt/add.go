@@ -87,7 +87,7 @@ func (s *State) add(b *protocol.Block) {
 	case e.con != nil:
 		s.tx[b.CID] = ""
 		s.listAdd(groupKey(tagLicence, e.con.licence), b.CID)
-		s.listAdd(authorGroup(e.con.author), b.CID)
+		s.listAdd(ownerGroup(e.con.author), b.CID)
 	case e.rev != nil:
 		s.listAddFor(tagTarget, e.rev.target, b.CID)
 		s.listAdd(groupKey(tagUnder, e.rev.under), b.CID)

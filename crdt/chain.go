@@ -302,11 +302,13 @@ func (s *State) relabel() {
 		each(groupKey(tagUnder, e.cid), s.reclassifyReview)
 	}
 	for _, k := range banMoved {
-		each(authorGroup(k), s.reclassifyAuthored)
+		each(ownerGroup(k), s.reclassifyContribution)
 	}
-	for _, k := range moved {
-		if !slices.Contains(banMoved, k) { // its reviews are classified again already
-			each(authorGroup(k), s.reclassifyReviewOnly)
+	authors := map[protocol.PublicKey]bool{}
+	for _, k := range slices.Concat(moved, banMoved) {
+		if !authors[k] {
+			authors[k] = true
+			each(authorGroup(k), s.reclassifyReview)
 		}
 	}
 	s.deferring = false
@@ -393,26 +395,6 @@ func (s *State) resolveBanned(keys map[protocol.PublicKey]struct{}) []protocol.P
 		}
 	}
 	return moved
-}
-
-// reclassifyAuthored re-derives the standing of a contribution or a review
-// listed under its author (authorGroup).
-func (s *State) reclassifyAuthored(e *entry) {
-	switch {
-	case e.con != nil:
-		s.reclassifyContribution(e)
-	case e.rev != nil:
-		s.reclassifyReview(e)
-	}
-}
-
-// reclassifyReviewOnly re-derives the standing of a review listed under its
-// author, and leaves a contribution as it is (a revocation moves reviews
-// only).
-func (s *State) reclassifyReviewOnly(e *entry) {
-	if e.rev != nil {
-		s.reclassifyReview(e)
-	}
 }
 
 // resolveRevoked updates the revoked keys (listed by accepted manifests)

@@ -89,7 +89,7 @@
 // moved manifest as licence, the reviews naming it as Under, the reviews
 // of a contribution whose standing moved, the reviews by a key whose
 // revocation came or went, and the contributions and reviews by a key whose
-// ban came, went or was contested (both are indexed by author). Each
+// ban came, went or was contested (each kind is indexed by author). Each
 // contribution keeps, per maintainer, their eligible and suspended reviews
 // latest first.
 //

@@ -22,6 +22,7 @@ import (
 //	't' len target cid          a review, by its target
 //	'u' len under cid           a review, by the manifest it names
 //	'a' key cid                 a review, by its author
+//	'o' key cid                 a contribution, by its author (for bans)
 //	'w' len on cid              a record waiting for on
 //	'v' len con key ^time ^cid  a maintainer's eligible or suspended review of con (review.go)
 //	'i' time digest             a record of the set, for the reconciliation index (index.go)
@@ -53,6 +54,7 @@ const (
 	tagTarget   = 't'
 	tagUnder    = 'u'
 	tagAuthor   = 'a'
+	tagOwner    = 'o'
 	tagWait     = 'w'
 	tagVote     = 'v'
 	tagItem     = 'i'
@@ -79,6 +81,8 @@ func groupKey(tag byte, group cid.Cid) []byte {
 }
 
 func authorGroup(k protocol.PublicKey) []byte { return append([]byte{tagAuthor}, k[:]...) }
+
+func ownerGroup(k protocol.PublicKey) []byte { return append([]byte{tagOwner}, k[:]...) }
 
 // op is a pending write: a value, or a deletion.
 type op struct {
