@@ -54,16 +54,44 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("component", "badgerstore")
+	s, big, err := open(dir, logger)
+	if err != nil || !big {
+		return s, err
+	}
+	// Badger's Open reads the newest value log file through its mapping,
+	// and those pages stay in the process until the file is closed: after
+	// an import, up to valueLogFileSize. That file is closed once the store
+	// is, and each Open starts a new one: opened again, the store maps a
+	// file with nothing in it.
+	if err := s.Close(); err != nil {
+		return nil, err
+	}
+	s, _, err = open(dir, logger)
+	return s, err
+}
+
+// reopenAbove is the size of the newest value log file from which Open
+// opens the store a second time (see Open).
+const reopenAbove = 16 << 20
+
+// open is Open, once; big says that the newest value log file was larger
+// than reopenAbove.
+func open(dir string, logger *slog.Logger) (s *Store, big bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("badgerstore: create store directory: %w", err)
+		return nil, false, fmt.Errorf("badgerstore: create store directory: %w", err)
 	}
 	unlock, err := lockDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	if newest, _, err := newestValueLog(dir); err == nil && newest != "" {
+		if fi, err := os.Stat(newest); err == nil {
+			big = fi.Size() > reopenAbove
+		}
 	}
 	if err := checkLogs(dir); err != nil {
 		_ = unlock()
-		return nil, fmt.Errorf("badgerstore: open store %s: %w (with the daemon stopped, commons repo repair mends it and writes the store again, keeping the damaged file beside it; then commons repo verify names the records damaged, and commons repo repair --from a file a peer exported writes them again)", dir, err)
+		return nil, false, fmt.Errorf("badgerstore: open store %s: %w (with the daemon stopped, commons repo repair mends it and writes the store again, keeping the damaged file beside it; then commons repo verify names the records damaged, and commons repo repair --from a file a peer exported writes them again)", dir, err)
 	}
 	db, err := badger.Open(options(dir, logger))
 	if err != nil && strings.Contains(err.Error(), z.NewFile.Error()) {
@@ -77,28 +105,28 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if err != nil {
 		_ = unlock()
 		if strings.Contains(err.Error(), "acquire directory lock") {
-			return nil, fmt.Errorf("open store %s: %w: %w", dir, ErrLocked, err)
+			return nil, false, fmt.Errorf("open store %s: %w: %w", dir, ErrLocked, err)
 		}
-		return nil, fmt.Errorf("badgerstore: the store %s cannot be opened, and may be damaged (its records can be had again from peers: move the repo aside, commons init a fresh one and join the commons): %w", dir, err)
+		return nil, false, fmt.Errorf("badgerstore: the store %s cannot be opened, and may be damaged (its records can be had again from peers: move the repo aside, commons init a fresh one and join the commons): %w", dir, err)
 	}
 	if err := markOpen(dir); err != nil {
 		_ = db.Close()
 		_ = unlock()
-		return nil, fmt.Errorf("badgerstore: open store %s: %w", dir, err)
+		return nil, false, fmt.Errorf("badgerstore: open store %s: %w", dir, err)
 	}
-	s := &Store{log: logger, db: db, unlock: unlock, dir: dir}
+	s = &Store{log: logger, db: db, unlock: unlock, dir: dir}
 	if err := s.checkFormat(); err != nil {
 		_ = db.Close()
 		_ = unlock()
-		return nil, fmt.Errorf("badgerstore: open store %s: %w", dir, err)
+		return nil, false, fmt.Errorf("badgerstore: open store %s: %w", dir, err)
 	}
 	if err := s.recoverJournal(true); err != nil {
 		_ = db.Close()
 		_ = unlock()
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+		return nil, false, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	logger.Debug("store opened", "dir", dir)
-	return s, nil
+	return s, big, nil
 }
 
 // valueThreshold is the size from which a value is written to badger's

@@ -1,0 +1,84 @@
+package badgerstore
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
+)
+
+// rssFile returns the process's resident pages of mapped files, in bytes.
+func rssFile(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "RssFile:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no RssFile in /proc/self/status")
+	return 0
+}
+
+// After a clean close that left a large value log file, Open keeps none of
+// its pages in the process: badger reads the newest file through its
+// mapping, so Open opens the store a second time, on a new, empty file.
+// The records are all there.
+func TestOpenLeavesNoValueLogMapped(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commons := protocol.RecordCID([]byte("commons"))
+	var last cid.Cid
+	for b := range 100 {
+		var es []store.Entry
+		for i := range 256 {
+			raw := []byte(fmt.Sprintf("%0800d", b*1000+i))
+			es = append(es, store.Entry{CID: protocol.RecordCID(raw), Commons: commons, Raw: raw})
+		}
+		if _, err := s.PutRecords(context.Background(), es); err != nil {
+			t.Fatal(err)
+		}
+		last = es[len(es)-1].CID
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	newest, _, err := newestValueLog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(newest)
+	if err != nil || fi.Size() <= reopenAbove {
+		t.Fatalf("the newest value log %s: %v, %v; want more than %d bytes", filepath.Base(newest), fi, err, reopenAbove)
+	}
+	before := rssFile(t)
+	s, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if grew := rssFile(t) - before; grew > fi.Size()/4 {
+		t.Errorf("Open left %d bytes of mapped files resident, with a %d-byte value log file: its pages are kept", grew, fi.Size())
+	}
+	if raw, err := s.GetRecord(context.Background(), last); err != nil || !protocol.RecordCID(raw).Equals(last) {
+		t.Fatalf("the last record after the second open: %v", err)
+	}
+}
