@@ -375,26 +375,7 @@ func (s *State) countBans(i int, n map[protocol.PublicKey]int, add bool, keys ma
 // the ban-suspended ones (listed by contested manifests and by no head),
 // from the counts, and returns the keys whose standing moved.
 func (s *State) resolveBanned(keys map[protocol.PublicKey]struct{}) []protocol.PublicKey {
-	var moved []protocol.PublicKey
-	for k := range keys {
-		b1 := s.nHeadBans[k] > 0
-		s1 := !b1 && s.nContBans[k] > 0
-		_, b0 := s.banned[k]
-		_, s0 := s.banSusp[k]
-		if b0 == b1 && s0 == s1 {
-			continue
-		}
-		moved = append(moved, k)
-		delete(s.banned, k)
-		delete(s.banSusp, k)
-		if b1 {
-			s.banned[k] = struct{}{}
-		}
-		if s1 {
-			s.banSusp[k] = struct{}{}
-		}
-	}
-	return moved
+	return resolveKeys(keys, s.nHeadBans, s.nContBans, s.banned, s.banSusp)
 }
 
 // resolveRevoked updates the revoked keys (listed by accepted manifests)
@@ -402,23 +383,30 @@ func (s *State) resolveBanned(keys map[protocol.PublicKey]struct{}) []protocol.P
 // the per-key counts of the labelling, and returns the keys whose standing
 // moved.
 func (s *State) resolveRevoked(keys map[protocol.PublicKey]struct{}) []protocol.PublicKey {
+	return resolveKeys(keys, s.g.nAccepted, s.g.nLive, s.revoked, s.suspended)
+}
+
+// resolveKeys sets the standing of each of keys from two counts: in sure
+// when sureN counts it, else in held when heldN does, else in neither. It
+// returns the keys whose standing moved.
+func resolveKeys(keys map[protocol.PublicKey]struct{}, sureN, heldN map[protocol.PublicKey]int, sure, held map[protocol.PublicKey]struct{}) []protocol.PublicKey {
 	var moved []protocol.PublicKey
 	for k := range keys {
-		r1 := s.g.nAccepted[k] > 0
-		s1 := !r1 && s.g.nLive[k] > 0
-		_, r0 := s.revoked[k]
-		_, s0 := s.suspended[k]
-		if r0 == r1 && s0 == s1 {
+		s1 := sureN[k] > 0
+		h1 := !s1 && heldN[k] > 0
+		_, s0 := sure[k]
+		_, h0 := held[k]
+		if s0 == s1 && h0 == h1 {
 			continue
 		}
 		moved = append(moved, k)
-		delete(s.revoked, k)
-		delete(s.suspended, k)
-		if r1 {
-			s.revoked[k] = struct{}{}
-		}
+		delete(sure, k)
+		delete(held, k)
 		if s1 {
-			s.suspended[k] = struct{}{}
+			sure[k] = struct{}{}
+		}
+		if h1 {
+			held[k] = struct{}{}
 		}
 	}
 	return moved
