@@ -23,7 +23,8 @@ import (
 // blobs the records reference, blobrefs.go) lives in the store's derived
 // state of that commons, beside the records, under three prefixes:
 // prefixCRDT for the crdt.State's KV, prefixFeed for the feed's rows,
-// prefixBlob for the blob references. The loop applies a committed batch of records to the states, then
+// prefixBlob for the blob references (and prefixLeftOut for records left
+// out as damaged, leftout.go). The loop applies a committed batch of records to the states, then
 // hands what that implies to the committer, which commits it with the
 // cursor through which the commons' records are now reflected
 // (store.CommitDerived, all or nothing). So the derived state on disk is
@@ -101,11 +102,12 @@ type unsaved struct {
 	pending bool          // records were applied since the state's last Ready
 	rows    []store.Write
 	blobs   []store.Write // blob references (blobRows)
+	marks   []store.Write // records left out as damaged, and taken back (leftout.go)
 	applied uint64
 }
 
 func (u *unsaved) empty() bool {
-	return len(u.readies) == 0 && len(u.rows) == 0 && len(u.blobs) == 0 && !u.pending
+	return len(u.readies) == 0 && len(u.rows) == 0 && len(u.blobs) == 0 && len(u.marks) == 0 && !u.pending
 }
 
 // openState opens a commons' state from the store.
@@ -161,6 +163,7 @@ type saving struct {
 	state   []*crdt.Ready
 	feed    []store.Write
 	blobs   []store.Write
+	marks   []store.Write
 	counts  store.Write
 }
 
@@ -209,12 +212,12 @@ func (n *Node) saving(rep *replica) (saving, error) {
 		u.pending = false
 	}
 	return saving{rep: rep, applied: u.applied, state: slices.Clone(u.readies), feed: slices.Clone(u.rows),
-		blobs: slices.Clone(u.blobs), counts: n.feeds.CountsRow(rep.id)}, nil
+		blobs: slices.Clone(u.blobs), marks: slices.Clone(u.marks), counts: n.feeds.CountsRow(rep.id)}, nil
 }
 
 // derived returns what sv writes (committer only).
 func (sv *saving) derived() store.Derived {
-	n := len(sv.feed) + len(sv.blobs) + 2
+	n := len(sv.feed) + len(sv.blobs) + len(sv.marks) + 2
 	for _, r := range sv.state {
 		n += len(r.Writes)
 	}
@@ -233,6 +236,7 @@ func (sv *saving) derived() store.Derived {
 	for _, w := range sv.blobs {
 		d.Writes = append(d.Writes, prefixed(prefixBlob, w))
 	}
+	d.Writes = append(d.Writes, sv.marks...) // under their own prefix already
 	d.Writes = append(d.Writes, prefixed(prefixFeed, sv.counts), store.Write{Key: versionKey, Value: []byte(derivedVersion())})
 	return d
 }
@@ -265,6 +269,7 @@ func (n *Node) saved(b *batch) {
 		u.readies = slices.Delete(u.readies, 0, len(sv.state))
 		u.rows = slices.Delete(u.rows, 0, len(sv.feed))
 		u.blobs = slices.Delete(u.blobs, 0, len(sv.blobs))
+		u.marks = slices.Delete(u.marks, 0, len(sv.marks))
 		n.feeds.Saved(sv.rep.id, sv.applied)
 	}
 }

@@ -389,6 +389,7 @@ func (n *Node) finish(b *batch) {
 		n.commons[id].listed = true
 	}
 	var stored []*protocol.Block
+	unlocated := b.unlocated // records stored that the state may not hold
 	var cursors []uint64
 	for i, blk := range b.fresh {
 		switch {
@@ -396,9 +397,14 @@ func (n *Node) finish(b *batch) {
 			stored = append(stored, blk)
 			cursors = append(cursors, b.cursors[i])
 		case b.err == nil:
-			// Stored before, yet not in the state: only a failed commit
-			// whose records could not be found leaves that.
-			n.log.Error("record stored earlier but not applied; it is applied now without its feed event (a restart restores it)", "cid", blk.CID)
+			// Stored before, yet not in the state: a record left out as
+			// damaged, whose bytes the store has just written again from
+			// this copy (leftout.go), or one a failed commit stored but
+			// could not locate.
+			if rep := n.commons[blk.CommonsID()]; rep == nil || !n.takenBack(rep, blk.CID) {
+				n.log.Error("record stored earlier but not applied; it is applied now without its feed event (a restart restores it)", "cid", blk.CID)
+				unlocated = true
+			}
 			stored = append(stored, blk)
 			cursors = append(cursors, 0)
 		}
@@ -422,7 +428,7 @@ func (n *Node) finish(b *batch) {
 			req.done <- b.results[i]
 		}
 	}
-	if b.unlocated || b.err == nil && len(stored) > 0 && slices.Contains(cursors, 0) {
+	if unlocated {
 		// Records may be stored that the state does not hold, before
 		// records it does: a save now would say they are applied. Stop;
 		// the restart applies every record after the last save.

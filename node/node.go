@@ -147,6 +147,9 @@ type replica struct {
 	unsaved unsaved
 	kv      *storeKV // what state reads its derived state through
 	root    rootCache
+	// leftNow lists the records this start's replay left out as damaged
+	// (leftout.go), until the start has named them.
+	leftNow map[cid.Cid]bool
 }
 
 // New returns a node for cfg. It does no I/O.
@@ -299,6 +302,9 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := n.applyLeftOut(ctx, rep); err != nil {
+		return nil, err
+	}
 	n.log.Info("loaded commons", "commons", id, "records", rep.state.Len())
 	return rep, nil
 }
@@ -352,13 +358,25 @@ func (n *Node) replay(ctx context.Context, rep *replica, from, head uint64) erro
 		after := from
 		for {
 			stored, err := n.st.Feed(ctx, id, after, loadPageSize)
-			if err == nil && len(stored) == 0 {
+			var dmg *store.DamagedRecordError
+			if errors.As(err, &dmg) && dmg.Cursor > after && dmg.Cursor-after <= loadPageSize {
+				// The records before it; it is left out (leftout.go).
+				stored, err = n.st.Feed(ctx, id, after, int(dmg.Cursor-after-1))
+			} else {
+				dmg = nil
+			}
+			if err == nil && len(stored) == 0 && dmg == nil {
 				return
 			}
 			p := loadPage{err: err}
 			if err == nil {
 				p = parsePage(stored)
-				after = stored[len(stored)-1].Cursor
+				p.damaged = dmg
+				if dmg != nil {
+					after = dmg.Cursor
+				} else {
+					after = stored[len(stored)-1].Cursor
+				}
 			}
 			select {
 			case pages <- p:
@@ -377,17 +395,22 @@ func (n *Node) replay(ctx context.Context, rep *replica, from, head uint64) erro
 		if p.err != nil {
 			return fmt.Errorf("node: load commons %s: %w", id, p.err)
 		}
-		done, err := n.apply(rep, p.blocks, p.cursors, false)
-		if err != nil {
-			return fmt.Errorf("node: load commons %s: %w", id, err)
+		if len(p.blocks) > 0 {
+			done, err := n.apply(rep, p.blocks, p.cursors, false)
+			if err != nil {
+				return fmt.Errorf("node: load commons %s: %w", id, err)
+			}
+			n.feeds.Added(rep.id, done, false)
 		}
-		n.feeds.Added(rep.id, done, false)
+		if p.damaged != nil {
+			n.leaveOut(rep, p.damaged)
+		}
 		if err := n.saveNow(ctx, rep); err != nil {
 			return fmt.Errorf("node: load commons %s: %w", id, err)
 		}
 		if time.Since(last) >= 5*time.Second {
 			last = time.Now()
-			at := p.cursors[len(p.cursors)-1]
+			at := rep.unsaved.applied
 			say(what, "commons", id, "done", at-from, "of", head-from,
 				"per_second", int(float64(at-from)/time.Since(began).Seconds()))
 		}
@@ -407,6 +430,7 @@ const loadPageSize = 1024
 type loadPage struct {
 	blocks  []*protocol.Block
 	cursors []uint64
+	damaged *store.DamagedRecordError // the record after blocks, left out
 	err     error
 }
 

@@ -18,6 +18,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/ipfs/go-cid"
 )
@@ -29,6 +30,25 @@ var ErrNotFound = errors.New("store: not found")
 // damaged: a record whose bytes do not hash to its CID, a table whose
 // checksum fails.
 var ErrCorrupt = errors.New("store: damaged")
+
+// DamagedRecordError is the error of a read that finds a record's stored
+// bytes damaged: they do not hash to its CID. It wraps ErrCorrupt. A
+// PutRecords call given the record's bytes writes them again.
+type DamagedRecordError struct {
+	CID    cid.Cid
+	Cursor uint64 // its cursor in the feed log read (Feed), or 0
+	Advice string // what can be done, for the error's text
+}
+
+func (e *DamagedRecordError) Error() string {
+	s := fmt.Sprintf("%v: record %s: its bytes do not match its CID", ErrCorrupt, e.CID)
+	if e.Advice != "" {
+		s += " (" + e.Advice + ")"
+	}
+	return s
+}
+
+func (e *DamagedRecordError) Unwrap() error { return ErrCorrupt }
 
 // ErrClosed is returned by every method after Close.
 var ErrClosed = errors.New("store: closed")
@@ -59,7 +79,10 @@ type Store interface {
 	// lies). A call costs one sync however many entries it holds (group
 	// commit). Entries already stored, or repeated within the call, are
 	// skipped. The result has one cursor per entry: the feed position newly
-	// assigned in the entry's commons, or 0 if it was already stored.
+	// assigned in the entry's commons, or 0 if it was already stored. An
+	// entry stored already whose stored bytes are damaged (they do not hash
+	// to its CID) has them written again from the entry, if the entry's
+	// do: a whole copy from a peer mends the store.
 	// Cursors in a commons increase by one with each new record and are
 	// never reused. An entry with an undefined CID or commons fails the
 	// call before anything is stored. A call that fails may have stored a

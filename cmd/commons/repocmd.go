@@ -43,7 +43,9 @@ func (a *app) repoRepairCmd() *cobra.Command {
     computed again from the records at the next start. The old store is
     moved aside, whole, beside the new one (delete it once the repo works).
  3. Check the new store, and exit 1 if anything is still wrong (a damaged
-    record no file given held).
+    record no file given held). The daemon starts all the same: it leaves
+    the damaged records out of the commons' state, and the first peer that
+    holds them sends them again at its next sync, whole, in their place.
 
 A damaged byte in the newest value log file stops the store from opening:
 badger would lose what was written after it. Then repair first mends that
@@ -143,7 +145,7 @@ then shows as such, for step 1 to write again.`,
 					fmt.Fprintf(a.stdout, "written again: the old store is at %s (delete it once the repo works); the derived state is computed again at the next start\n", out.Rebuilt)
 				}
 			}
-			return a.reportDamage(out.Verify, asJSON, "still damaged", "repair --from a file that holds those records (a peer's commons export), or start a fresh repo that joins the commons")
+			return a.reportDamage(out.Verify, asJSON, "still damaged", "repair --from a file that holds those records (a peer's commons export), or start the daemon: it leaves them out of the commons' state, and a peer that holds them sends them again when they sync")
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "CAR file of the commons' records (a peer's commons export)")
@@ -189,8 +191,10 @@ it checked and each thing found wrong (the first 100), and exits 1 if anything
 is. Runs on a repo whose daemon is stopped.
 
 A damaged repo's records can be had again from peers: repo repair writes them
-again from a file a peer exported (commons export), or start a fresh repo,
-join the commons and let it sync.`,
+again from a file a peer exported (commons export). A daemon that finds a
+damaged record while it derives a commons' state (at the first start after
+repo repair, or of a version with other rules) leaves it out of the state,
+says so in its log, and takes it again from the first peer that syncs it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.checkRepoFlag(); err != nil {

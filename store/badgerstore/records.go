@@ -39,20 +39,27 @@ func (s *Store) PutRecords(ctx context.Context, entries []store.Entry) ([]uint64
 	defer s.writeMu.Unlock()
 
 	cursors := make([]uint64, len(entries))
-	fresh, err := s.assign(entries, cursors)
+	fresh, mend, err := s.assign(entries, cursors)
 	if err != nil {
 		return nil, fmt.Errorf("badgerstore: put records: %w", err)
 	}
 	if err := s.write(ctx, entries, cursors, fresh); err != nil {
 		return nil, fmt.Errorf("badgerstore: put records: %w", err)
 	}
+	if err := s.mend(entries, mend); err != nil {
+		return nil, fmt.Errorf("badgerstore: put records: write damaged records again: %w", err)
+	}
 	return cursors, nil
 }
 
 // assign sets cursors[i] for every entry not yet stored and not repeated
-// earlier in entries, and returns the indexes of those entries. The
-// caller holds writeMu, so the heads it reads cannot move.
-func (s *Store) assign(entries []store.Entry, cursors []uint64) (fresh []int, err error) {
+// earlier in entries, and returns the indexes of those entries, and of
+// those stored damaged that the entry's bytes can mend (their stored
+// bytes do not hash to the CID, and the entry's do). The caller holds
+// writeMu, so the heads it reads cannot move. Reading a stored record's
+// bytes costs little: a node offers PutRecords only records its state
+// does not hold, which are seldom stored.
+func (s *Store) assign(entries []store.Entry, cursors []uint64) (fresh, mend []int, err error) {
 	err = s.db.View(func(txn *badger.Txn) error {
 		seen := make(map[cid.Cid]bool, len(entries))
 		heads := make(map[cid.Cid]uint64)
@@ -61,8 +68,18 @@ func (s *Store) assign(entries []store.Entry, cursors []uint64) (fresh []int, er
 				continue
 			}
 			seen[e.CID] = true
-			_, err := txn.Get(recordKey(e.CID))
+			item, err := txn.Get(recordKey(e.CID))
 			if err == nil {
+				whole := false
+				if err := item.Value(func(v []byte) error {
+					whole = checkRecord(e.CID, v) == nil
+					return nil
+				}); err != nil {
+					return fmt.Errorf("read record %s: %w", e.CID, err)
+				}
+				if !whole && protocol.RecordCID(e.Raw).Equals(e.CID) {
+					mend = append(mend, i)
+				}
 				continue
 			}
 			if !errors.Is(err, badger.ErrKeyNotFound) {
@@ -80,7 +97,23 @@ func (s *Store) assign(entries []store.Entry, cursors []uint64) (fresh []int, er
 		}
 		return nil
 	})
-	return fresh, err
+	return fresh, mend, err
+}
+
+// mend writes the entries mend indexes in place of their stored, damaged
+// bytes, in one transaction (they are few).
+func (s *Store) mend(entries []store.Entry, mend []int) error {
+	if len(mend) == 0 {
+		return nil
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		for _, i := range mend {
+			if err := txn.Set(recordKey(entries[i].CID), entries[i].Raw); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // readHead returns a commons' head, 0 if it has none.
@@ -211,10 +244,13 @@ func (s *Store) GetRecord(ctx context.Context, c cid.Cid) ([]byte, error) {
 // record c names: the store is damaged.
 func checkRecord(c cid.Cid, raw []byte) error {
 	if !protocol.RecordCID(raw).Equals(c) {
-		return fmt.Errorf("%w: record %s: its bytes do not match its CID (with the daemon stopped, commons repo verify checks the whole store, and commons repo repair --from a file a peer exported writes damaged records again)", store.ErrCorrupt, c)
+		return &store.DamagedRecordError{CID: c, Advice: damagedAdvice}
 	}
 	return nil
 }
+
+// damagedAdvice is what a damaged record's error advises.
+const damagedAdvice = "with the daemon stopped, commons repo verify checks the whole store, and commons repo repair --from a file a peer exported writes damaged records again"
 
 // GetRecords implements store.Store. It reads from one snapshot, in key
 // order: an iterator steps from one wanted record to the next when they are
@@ -370,7 +406,7 @@ func readFeedItem(txn *badger.Txn, item *badger.Item, commons cid.Cid, prefixLen
 		return store.Stored{}, fmt.Errorf("record %s of feed entry %d: %w", c, cursor, err)
 	}
 	if err := checkRecord(c, raw); err != nil {
-		return store.Stored{}, err
+		return store.Stored{}, &store.DamagedRecordError{CID: c, Cursor: cursor, Advice: damagedAdvice}
 	}
 	return store.Stored{Cursor: cursor, CID: c, Commons: commons, Raw: raw}, nil
 }

@@ -65,21 +65,9 @@ func TestDamagedRecord(t *testing.T) {
 // not a record that reads whole, not one the store does not hold, not
 // bytes that are not the record's.
 func TestRepairRecord(t *testing.T) {
-	dir := t.TempDir()
 	ctx := context.Background()
-	s := open(t, dir)
-	a := storetest.CommonsID("a")
-	es := storetest.Entries(a, "repair", 500)
-	if _, err := s.PutRecords(ctx, es); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	s, a, es := damagedStore(t, "repair")
 	victim := es[123]
-	flipInTable(t, dir, victim.Raw)
-	s = open(t, dir)
-	defer s.Close()
 	if _, err := s.GetRecord(ctx, victim.CID); !errors.Is(err, store.ErrCorrupt) {
 		t.Fatalf("the damaged record reads: %v", err)
 	}
@@ -108,6 +96,60 @@ func TestRepairRecord(t *testing.T) {
 	if page, err := s.Feed(ctx, a, 0, 500); err != nil || len(page) != 500 {
 		t.Errorf("the feed after the repair: %d records, %v", len(page), err)
 	}
+}
+
+// A damaged record is named, with its cursor, by the feed page that holds
+// it; PutRecords given its bytes writes them again (the entry keeps its
+// cursor, and counts as stored already), and given bytes that are not its
+// own, leaves it be.
+func TestPutRecordsMendsDamaged(t *testing.T) {
+	ctx := context.Background()
+	s, a, es := damagedStore(t, "mend")
+	victim := es[123]
+	_, err := s.Feed(ctx, a, 100, 100)
+	var dmg *store.DamagedRecordError
+	if !errors.As(err, &dmg) || !dmg.CID.Equals(victim.CID) || dmg.Cursor != 124 || !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("the feed page with the damaged record: %v; want it named, at cursor 124", err)
+	}
+	forged := victim
+	forged.Raw = es[7].Raw
+	if cursors, err := s.PutRecords(ctx, []store.Entry{forged}); err != nil || cursors[0] != 0 {
+		t.Fatalf("PutRecords of other bytes under the damaged CID: %v, %v", cursors, err)
+	}
+	if _, err := s.GetRecord(ctx, victim.CID); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("after other bytes were offered, the damaged record reads: %v", err)
+	}
+	fresh := storetest.Entry(a, "after the damage")
+	cursors, err := s.PutRecords(ctx, []store.Entry{victim, fresh, es[7]})
+	if err != nil || cursors[0] != 0 || cursors[1] != 501 || cursors[2] != 0 {
+		t.Fatalf("PutRecords of the damaged record, a new one and a whole one: %v, %v; want 0, 501, 0", cursors, err)
+	}
+	if raw, err := s.GetRecord(ctx, victim.CID); err != nil || !bytes.Equal(raw, victim.Raw) {
+		t.Fatalf("the mended record: %v", err)
+	}
+	if page, err := s.Feed(ctx, a, 0, 1000); err != nil || len(page) != 501 || !page[123].CID.Equals(victim.CID) {
+		t.Fatalf("the feed after the mend: %d records, %v", len(page), err)
+	}
+}
+
+// damagedStore returns a store holding 500 records of commons a, the
+// 124th (es[123]) damaged in its table file. The test closes it.
+func damagedStore(t *testing.T, name string) (s *badgerstore.Store, a cid.Cid, es []store.Entry) {
+	t.Helper()
+	dir := t.TempDir()
+	s = open(t, dir)
+	a = storetest.CommonsID("a")
+	es = storetest.Entries(a, name, 500)
+	if _, err := s.PutRecords(context.Background(), es); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	flipInTable(t, dir, es[123].Raw)
+	s = open(t, dir)
+	t.Cleanup(func() { s.Close() })
+	return s, a, es
 }
 
 // flipInTable flips a bit of the last byte of raw in the table file of

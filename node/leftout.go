@@ -1,0 +1,129 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
+)
+
+// Records left out as damaged.
+//
+// Deriving a commons' state reads its records from the store (replay: at
+// the first start of a version with other rules, after a crash, or when
+// the derived state is found damaged). A record whose stored bytes no
+// longer hash to its CID cannot be applied; stopping there would keep the
+// node from starting at all. It is left out instead: the state is that of
+// the commons without it, and a mark in the derived state (prefixLeftOut,
+// committed with the cursor past it) remembers it. Being missing, it is
+// what the next sync with a peer that holds it asks for; the peer's copy
+// comes through ingest like any record, and PutRecords writes its bytes
+// in place of the damaged ones. A start reads the marks: a record mended
+// meanwhile (commons repo repair --from) is applied then, and those still
+// damaged are named in the log. A record taken back is applied without a
+// feed event (as cursor 0): the feed's events and rows follow the log's
+// order, which has passed it.
+const prefixLeftOut = 'l'
+
+func leftOutKey(c cid.Cid) []byte { return append([]byte{prefixLeftOut}, c.Bytes()...) }
+
+// leaveOut marks a record found damaged while rep's records were
+// replayed, and moves the state's cursor past it. Before the loop runs.
+func (n *Node) leaveOut(rep *replica, dmg *store.DamagedRecordError) {
+	n.log.Warn("a stored record is damaged: it is left out of the commons' state until a peer that holds it sends it again (or, with the daemon stopped, commons repo repair --from a file a peer exported)",
+		"commons", rep.id, "record", dmg.CID, "cursor", dmg.Cursor)
+	rep.unsaved.marks = append(rep.unsaved.marks, store.Write{Key: leftOutKey(dmg.CID), Value: binary.BigEndian.AppendUint64(nil, dmg.Cursor)})
+	rep.unsaved.applied = max(rep.unsaved.applied, dmg.Cursor)
+	if rep.leftNow == nil {
+		rep.leftNow = map[cid.Cid]bool{}
+	}
+	rep.leftNow[dmg.CID] = true
+}
+
+// leftOut is a record of rep left out as damaged.
+type leftOut struct {
+	c      cid.Cid
+	cursor uint64
+}
+
+// readLeftOut returns the records of rep left out as damaged.
+func (n *Node) readLeftOut(ctx context.Context, rep *replica) ([]leftOut, error) {
+	var out []leftOut
+	err := n.st.ScanDerived(ctx, rep.id, []byte{prefixLeftOut}, nil, func(k, v []byte) error {
+		c, err := cid.Cast(k[1:])
+		if err != nil || len(v) != 8 {
+			return fmt.Errorf("%w: the mark of a record left out as damaged (%x) does not decode", store.ErrCorrupt, k)
+		}
+		out = append(out, leftOut{c, binary.BigEndian.Uint64(v)})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: read the records of commons %s left out as damaged: %w", rep.id, err)
+	}
+	return out, nil
+}
+
+// applyLeftOut applies the records of rep left out as damaged that the
+// store now holds whole, drops the marks of those the state holds, and
+// names in the log those still damaged. At start, before the loop runs.
+func (n *Node) applyLeftOut(ctx context.Context, rep *replica) error {
+	defer func() { rep.leftNow = nil }()
+	marks, err := n.readLeftOut(ctx, rep)
+	if err != nil || len(marks) == 0 {
+		return err
+	}
+	var blocks []*protocol.Block
+	var damaged []string
+	for _, m := range marks {
+		if rep.state.Has(m.c) {
+			rep.unsaved.marks = append(rep.unsaved.marks, store.Write{Key: leftOutKey(m.c), Delete: true})
+			continue
+		}
+		raw, err := n.st.GetRecord(ctx, m.c)
+		if errors.Is(err, store.ErrCorrupt) {
+			if !rep.leftNow[m.c] { // named as this start left it out
+				damaged = append(damaged, m.c.String())
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("node: read record %s of commons %s, left out as damaged: %w", m.c, rep.id, err)
+		}
+		b, err := protocol.ParseStored(m.c, raw)
+		if err != nil {
+			return fmt.Errorf("node: record %s of commons %s, left out as damaged: %w", m.c, rep.id, err)
+		}
+		blocks = append(blocks, b)
+		rep.unsaved.marks = append(rep.unsaved.marks, store.Write{Key: leftOutKey(m.c), Delete: true})
+	}
+	if len(blocks) > 0 {
+		if _, err := n.apply(rep, blocks, make([]uint64, len(blocks)), false); err != nil {
+			return fmt.Errorf("node: load commons %s: %w", rep.id, err)
+		}
+		n.log.Info("records left out as damaged are whole again in the store: applied", "commons", rep.id, "records", len(blocks))
+	}
+	if len(damaged) > 0 {
+		n.log.Warn("stored records are damaged, and left out of the commons' state until a peer that holds them sends them again (or, with the daemon stopped, commons repo repair --from a file a peer exported)",
+			"commons", rep.id, "records", len(damaged), "first", damaged[0])
+	}
+	return n.saveNow(ctx, rep)
+}
+
+// takenBack is called for a record that was stored already yet not in
+// rep's state, about to be applied: if it was left out as damaged (the
+// store has just written this copy in place of the damaged bytes), it
+// drops the mark and reports true. Loop only.
+func (n *Node) takenBack(rep *replica, c cid.Cid) bool {
+	v, err := n.st.GetDerived(n.ctx, rep.id, leftOutKey(c))
+	if err != nil || v == nil {
+		return false
+	}
+	rep.unsaved.marks = append(rep.unsaved.marks, store.Write{Key: leftOutKey(c), Delete: true})
+	n.log.Info("a record left out as damaged came again, whole: the store holds it whole again, and it is applied", "commons", rep.id, "record", c)
+	return true
+}
