@@ -383,7 +383,9 @@ func (n *Node) fetched(c cid.Cid, err error) {
 }
 
 // GetBlob returns a blob: the stored one, or else one fetched from a peer,
-// if a record replicated here references it (SPEC.md §14).
+// if a record replicated here references it (SPEC.md §14). A blob stored
+// damaged (its bytes no longer hash to its CID) is fetched again, and the
+// store writes the peer's copy in its place.
 func (n *Node) GetBlob(ctx context.Context, c string) ([]byte, error) {
 	id, err := cid.Decode(c)
 	if err != nil {
@@ -393,8 +395,21 @@ func (n *Node) GetBlob(ctx context.Context, c string) ([]byte, error) {
 	if err == nil {
 		return data, nil
 	}
-	if !errors.Is(err, store.ErrNotFound) {
+	damaged := errors.Is(err, store.ErrCorrupt)
+	if !damaged && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("node: read blob: %w", err)
+	}
+	if damaged {
+		if n.host == nil || n.ctx == nil {
+			return nil, fmt.Errorf("node: %w; the node is offline, and cannot fetch it again from a peer", err)
+		}
+		n.log.Warn("a stored blob is damaged: fetching it again from peers", "blob", id, "err", err)
+		data, ferr := n.fetchBlob(ctx, id)
+		if ferr != nil {
+			return nil, fmt.Errorf("node: %w; fetching it again from peers failed: %v", err, ferr)
+		}
+		n.log.Info("a damaged blob was fetched again from a peer: the store holds it whole again", "blob", id)
+		return data, nil
 	}
 	if protocol.CheckBlobCID(id) != nil {
 		return nil, fmt.Errorf("%w: blob %s is not stored here (and is not a blob CID: CIDv1, raw, sha2-256)", api.ErrNotFound, c)
@@ -916,9 +931,13 @@ func (n *Node) serveBlobOn(s io.ReadWriter, busy bool) error {
 	if ok {
 		buf = make([]byte, blobServeChunk)
 		k, size, err = n.st.ReadBlob(n.ctx, req.CID.Cid, 0, buf)
-		if errors.Is(err, store.ErrNotFound) {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
 			ok = false
-		} else if err != nil {
+		case errors.Is(err, store.ErrCorrupt): // serve no damaged bytes
+			n.log.Debug("a peer asked for a blob stored damaged: answered missing (reading it through the API fetches it again)", "blob", req.CID.Cid, "err", err)
+			ok = false
+		case err != nil:
 			return err
 		}
 	}

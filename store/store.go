@@ -114,17 +114,21 @@ type Store interface {
 	FeedHead(ctx context.Context, commons cid.Cid) (uint64, error)
 
 	// PutBlob stores a payload blob under its CID (CIDv1, raw, sha2-256),
-	// durably, and returns the CID. Storing the same blob twice is a no-op.
+	// durably, and returns the CID. Storing the same blob twice is a no-op,
+	// unless the stored bytes are damaged: they are written again.
 	PutBlob(ctx context.Context, data []byte) (cid.Cid, error)
 
-	// GetBlob returns a blob, or ErrNotFound.
+	// GetBlob returns a blob, or ErrNotFound; an error wrapping ErrCorrupt
+	// if the stored bytes do not hash to c.
 	GetBlob(ctx context.Context, c cid.Cid) ([]byte, error)
 
 	// ReadBlob copies into p the bytes of a blob from offset off (as many
 	// as fit, fewer at its end), and returns how many, and the blob's size;
-	// ErrNotFound if it is not stored. A blob is served a piece at a time
-	// this way, so that serving it holds no copy of it in memory, and the
-	// store is held for no longer than a copy of p takes.
+	// ErrNotFound if it is not stored; read from offset 0, an error
+	// wrapping ErrCorrupt if the stored bytes do not hash to c. A blob is
+	// served a piece at a time this way, so that serving it holds no copy
+	// of it in memory, and the store is held for no longer than a copy of p
+	// takes.
 	ReadBlob(ctx context.Context, c cid.Cid, off int64, p []byte) (n int, size int64, err error)
 
 	// HasBlob reports whether a blob is stored.

@@ -1,6 +1,7 @@
 package testnet
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync/atomic"
@@ -22,6 +23,32 @@ type damagingStore struct {
 	victim  cid.Cid
 	damaged atomic.Bool
 	mended  atomic.Bool
+	// blob reads as damaged while blobDamaged, until PutBlob is given it.
+	blob        cid.Cid
+	blobDamaged atomic.Bool
+	blobMended  atomic.Bool
+}
+
+func (s *damagingStore) GetBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if s.blobDamaged.Load() && c.Equals(s.blob) {
+		return nil, fmt.Errorf("damagingStore: %w: blob %s", store.ErrCorrupt, c)
+	}
+	return s.Store.GetBlob(ctx, c)
+}
+
+func (s *damagingStore) ReadBlob(ctx context.Context, c cid.Cid, off int64, p []byte) (int, int64, error) {
+	if off == 0 && s.blobDamaged.Load() && c.Equals(s.blob) {
+		return 0, 0, fmt.Errorf("damagingStore: %w: blob %s", store.ErrCorrupt, c)
+	}
+	return s.Store.ReadBlob(ctx, c, off, p)
+}
+
+func (s *damagingStore) PutBlob(ctx context.Context, data []byte) (cid.Cid, error) {
+	c, err := s.Store.PutBlob(ctx, data)
+	if err == nil && c.Equals(s.blob) && s.blobDamaged.CompareAndSwap(true, false) {
+		s.blobMended.Store(true)
+	}
+	return c, err
 }
 
 func (s *damagingStore) damage(c cid.Cid) error {
@@ -117,5 +144,47 @@ func TestDamagedRecordComesBackBySync(t *testing.T) {
 			t.Errorf("after the sync: %d records, root %s; want %d, %s", got.Records, got.StateRoot, want.Records, want.StateRoot)
 		}
 		show(t, n, 1, cons[2])
+	})
+}
+
+// A blob stored damaged is neither served to a peer nor returned: reading
+// it fetches it again from a peer, whose copy the store writes in its
+// place, and then it is served.
+func TestDamagedBlobFetchedAgain(t *testing.T) {
+	ds := &damagingStore{}
+	opts := Options{Nodes: 3, ExchangeInterval: time.Hour, Configure: func(i int, cfg *node.Config) {
+		if i == 1 {
+			ds.Store = cfg.Store
+			cfg.Store = ds
+		}
+	}}
+	Run(t, opts, func(t *testing.T, n *Net) {
+		ctx := context.Background()
+		data := blobData(50_000, 3)
+		id := found(t, n, 0, nil, 0)
+		_, b := contributeBlob(t, n, 0, id, data)
+		copyRecords(t, n, 0, 1, id)
+		n.Connect(1, 0)
+		n.WaitFor("node 1 fetches the payload", func() bool { return hasBlob(n, 1, b, t) })
+		ds.blob = mustCID(t, b)
+		ds.blobDamaged.Store(true)
+
+		// Node 2 knows only node 1: the damaged bytes are not served.
+		copyRecords(t, n, 0, 2, id)
+		n.Connect(2, 1)
+		if _, err := n.Node(2).GetBlob(ctx, b); err == nil {
+			t.Fatal("node 2 got the payload from node 1, which holds it damaged")
+		}
+
+		got, err := n.Node(1).GetBlob(ctx, b)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("node 1: GetBlob of its damaged payload: %d bytes, %v; want it fetched again", len(got), err)
+		}
+		if !ds.blobMended.Load() {
+			t.Error("the peer's copy was not given to the store")
+		}
+		if got, err := n.Node(2).GetBlob(ctx, b); err != nil || !bytes.Equal(got, data) {
+			t.Errorf("node 2, once node 1 holds it whole: %d bytes, %v", len(got), err)
+		}
 	})
 }

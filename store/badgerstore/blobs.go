@@ -18,13 +18,14 @@ import (
 // value log; a blob may not exceed the value log file size (256 MiB).
 func (s *Store) PutBlob(ctx context.Context, data []byte) (cid.Cid, error) {
 	c := protocol.BlobCID(data)
-	ok, err := s.has(ctx, blobKey(c))
-	if err != nil || ok {
-		if err != nil {
-			return cid.Undef, err
-		}
+	_, _, err := s.ReadBlob(ctx, c, 0, nil) // checks what is stored, copies nothing
+	switch {
+	case err == nil:
 		return c, nil
+	case !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrCorrupt):
+		return cid.Undef, err
 	}
+	// Not stored, or stored damaged: write data (in place of the damage).
 	if err := s.begin(ctx); err != nil {
 		return cid.Undef, err
 	}
@@ -37,16 +38,30 @@ func (s *Store) PutBlob(ctx context.Context, data []byte) (cid.Cid, error) {
 	return c, nil
 }
 
-// GetBlob implements store.Store.
+// GetBlob implements store.Store. It checks the bytes against the CID.
 func (s *Store) GetBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
-	return s.getValue(ctx, blobKey(c))
+	data, err := s.getValue(ctx, blobKey(c))
+	if err != nil {
+		return nil, err
+	}
+	return data, checkBlob(c, data)
+}
+
+// checkBlob returns an error wrapping store.ErrCorrupt if data is not the
+// blob c names: the store is damaged.
+func checkBlob(c cid.Cid, data []byte) error {
+	if !protocol.BlobCID(data).Equals(c) {
+		return fmt.Errorf("%w: blob %s: its bytes do not match its CID (a peer that holds it can send it again)", store.ErrCorrupt, c)
+	}
+	return nil
 }
 
 // ReadBlob implements store.Store. It copies from where badger holds the
 // blob (its memory-mapped value log, or a table for a small one) within a
 // read transaction that lasts no longer than the copy: badger holds the
 // value log file's lock meanwhile, which its writer needs when it starts a
-// new file.
+// new file. A read from offset 0 checks the whole blob against its CID
+// first (a blob is served from its start: once per serving).
 func (s *Store) ReadBlob(ctx context.Context, c cid.Cid, off int64, p []byte) (int, int64, error) {
 	if err := s.begin(ctx); err != nil {
 		return 0, 0, err
@@ -66,6 +81,11 @@ func (s *Store) ReadBlob(ctx context.Context, c cid.Cid, off int64, p []byte) (i
 		// estimate.
 		return item.Value(func(v []byte) error {
 			size = int64(len(v))
+			if off == 0 {
+				if err := checkBlob(c, v); err != nil {
+					return err
+				}
+			}
 			if off >= 0 && off < size {
 				n = copy(p, v[off:])
 			}
@@ -75,6 +95,8 @@ func (s *Store) ReadBlob(ctx context.Context, c cid.Cid, off int64, p []byte) (i
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return 0, 0, store.ErrNotFound
+	case errors.Is(err, store.ErrCorrupt):
+		return 0, 0, err
 	case err != nil:
 		return 0, 0, fmt.Errorf("badgerstore: read blob %s: %w", c, err)
 	}

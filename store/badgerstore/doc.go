@@ -126,8 +126,8 @@
 // there, giving it its checksum again (the file as it was is kept as
 // NAME.damaged), so that the damage shows where it lies, as a record whose
 // bytes do not match its CID, for RepairRecord (or PutRecords, given the
-// record by a peer) to write again; it mends nothing else (a
-// blob is not checked against its CID as it is read). After a crash, Open
+// record by a peer) to write again, and likewise a blob's (PutBlob); it
+// mends nothing else. After a crash, Open
 // cannot tell a torn write from damage, and leaves the newest value log
 // file to badger, as it leaves the write-ahead logs, where the records of
 // the last moments lay before and still do. A damaged byte in an older

@@ -152,11 +152,11 @@ func checkLog(path string, data []byte) *logDamage {
 	return &logDamage{path: path, cut: cut, stop: stop}
 }
 
-// mendEntry gives the entry at off, a record's, its lengths intact, the
-// checksum of its bytes as they are, in data, and reports whether badger
-// then reads further than before. Only a record is mended: its bytes are
-// checked against its CID whenever it is read, so the damage then shows
-// there. (The key of a value log entry is the store's key and an 8-byte
+// mendEntry gives the entry at off, a record's or a blob's, its lengths
+// intact, the checksum of its bytes as they are, in data, and reports
+// whether badger then reads further than before. Only a record or a blob
+// is mended: its bytes are checked against its CID whenever it is read,
+// so the damage then shows there. (The key of a value log entry is the store's key and an 8-byte
 // version.)
 func mendEntry(data []byte, off int) bool {
 	end, ok := entryEnd(data, off)
@@ -169,8 +169,8 @@ func mendEntry(data []byte, off int) bool {
 		x, n := binary.Uvarint(data[p:])
 		h[i], p = x, p+n
 	}
-	if data[off] != 0 || h[0] <= 8 || data[p] != tagRecord {
-		return false // not a plain record entry as the store writes them
+	if data[off] != 0 || h[0] <= 8 || data[p] != tagRecord && data[p] != tagBlob {
+		return false // not a plain record or blob entry as the store writes them
 	}
 	at := end - crc32.Size
 	old := binary.BigEndian.Uint32(data[at:])
@@ -311,7 +311,7 @@ func healLogs(dir string) (string, error) {
 			break
 		}
 		if !mendEntry(data, d.stop) {
-			return "", fmt.Errorf("%w (it cannot be mended: the damage is not inside a record)", d)
+			return "", fmt.Errorf("%w (it cannot be mended: the damage is not inside a record or a blob)", d)
 		}
 	}
 	if bytes.Equal(data, orig) {

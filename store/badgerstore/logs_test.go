@@ -164,9 +164,9 @@ func TestValueLogTornTail(t *testing.T) {
 	}
 }
 
-// A blob damaged in the newest value log file: Open refuses, and Rebuild
-// does not mend it (a blob is not checked against its CID as it is read),
-// leaving the file as it was.
+// A blob damaged in the newest value log file: Open refuses; Rebuild mends
+// its entry, as a record's, so that the blob reads as damaged (a blob is
+// checked against its CID as it is read), and PutBlob writes it again.
 func TestValueLogDamagedBlob(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
 	s := open(t, dir)
@@ -182,7 +182,25 @@ func TestValueLogDamagedBlob(t *testing.T) {
 	if err := os.WriteFile(f, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	refusedUnmended(t, dir, f, b)
+	if _, err := badgerstore.Open(dir, nil); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("Open: %v; want ErrCorrupt", err)
+	}
+	if _, err := badgerstore.Rebuild(context.Background(), dir, nil); err != nil {
+		t.Fatalf("Rebuild: %v", err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	ctx := context.Background()
+	c := protocol.BlobCID(blob)
+	if _, err := s.GetBlob(ctx, c); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("GetBlob after the rebuild: %v; want the blob damaged", err)
+	}
+	if _, err := s.PutBlob(ctx, blob); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetBlob(ctx, c); err != nil || !bytes.Equal(got, blob) {
+		t.Fatalf("GetBlob after PutBlob: %v", err)
+	}
 }
 
 // The last record written, damaged after a clean close: nothing follows
@@ -228,5 +246,56 @@ func refusedUnmended(t *testing.T, dir, f string, b []byte) {
 	}
 	if now, err := os.ReadFile(f); err != nil || !bytes.Equal(now, b) {
 		t.Fatalf("the file was changed (%v)", err)
+	}
+}
+
+// A blob damaged in an older value log file (Open reads only the newest
+// through): GetBlob and a read from its start fail saying so, Verify names
+// it, and PutBlob given its bytes writes them in place of the damage.
+func TestDamagedBlobMended(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "store")
+	s := open(t, dir)
+	blob := bytes.Repeat([]byte("a payload "), 100)
+	other := bytes.Repeat([]byte("another payload "), 100)
+	c, err := s.PutBlob(ctx, blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutBlob(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	open(t, dir).Close() // a newer value log file
+	f, b, i := inValueLog(t, dir, blob)
+	b[i+500] ^= 0x01
+	if err := os.WriteFile(f, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	defer s.Close()
+	if _, err := s.GetBlob(ctx, c); !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), c.String()) {
+		t.Fatalf("GetBlob of the damaged blob: %v; want ErrCorrupt naming it", err)
+	}
+	if _, _, err := s.ReadBlob(ctx, c, 0, make([]byte, 64)); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("ReadBlob from the damaged blob's start: %v; want ErrCorrupt", err)
+	}
+	rep, err := s.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Blobs != 1 || rep.DamagedAll != 1 || !strings.Contains(rep.Damaged[0], "blob "+c.String()) {
+		t.Fatalf("Verify = %+v; want the damaged blob named, the other whole", rep)
+	}
+	if got, err := s.PutBlob(ctx, blob); err != nil || !got.Equals(c) {
+		t.Fatalf("PutBlob of the damaged blob's bytes: %v, %v", got, err)
+	}
+	if got, err := s.GetBlob(ctx, c); err != nil || !bytes.Equal(got, blob) {
+		t.Fatalf("the blob after PutBlob: %v", err)
+	}
+	if rep, err := s.Verify(ctx); err != nil || rep.Blobs != 2 || rep.DamagedAll != 0 {
+		t.Fatalf("Verify after the mend = %+v, %v", rep, err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 type VerifyReport struct {
 	Records     int      `json:"records"`      // records read whole
 	FeedEntries int      `json:"feed_entries"` // feed entries whose record is there
+	Blobs       int      `json:"blobs"`        // blobs read whole
 	Damaged     []string `json:"damaged"`      // what is wrong, one line each, the first maxDamaged
 	DamagedAll  int      `json:"damaged_total"`
 }
@@ -31,8 +32,8 @@ func (r *VerifyReport) damage(format string, args ...any) {
 }
 
 // Verify checks the whole store: every table block against its checksum
-// (naming the first damaged table file), every record against its CID,
-// and every commons' feed log against its head and its records. It reads
+// (naming the first damaged table file), every record and blob against
+// its CID, and every commons' feed log against its head and its records. It reads
 // everything once; the store stays usable meanwhile.
 func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	var rep VerifyReport
@@ -72,6 +73,9 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 		return nil
 	})
 	if err != nil {
+		return rep, err
+	}
+	if err := s.verifyBlobs(ctx, &rep); err != nil {
 		return rep, err
 	}
 	err = s.db.View(func(txn *badger.Txn) error {
@@ -121,6 +125,37 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 		rep.damage("the feed logs list %d records and the store holds %d: a table could not be read to its end", rep.FeedEntries, rep.Records)
 	}
 	return rep, err
+}
+
+// verifyBlobs checks every blob against its CID, hashing it where badger
+// holds it (no copy).
+func (s *Store) verifyBlobs(ctx context.Context, rep *VerifyReport) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tagBlob}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			c, err := cid.Cast(item.KeyCopy(nil)[1:])
+			if err != nil {
+				rep.damage("blob key %x: %v", item.Key(), err)
+				continue
+			}
+			var bad error
+			if err := item.Value(func(v []byte) error { bad = checkBlob(c, v); return nil }); err != nil {
+				rep.damage("blob %s: %v", c, err)
+				continue
+			}
+			if bad != nil {
+				rep.damage("blob %s: its bytes do not match its CID", c)
+				continue
+			}
+			rep.Blobs++
+		}
+		return nil
+	})
 }
 
 // RepairRecord writes raw, the bytes of record c, in place of the bytes
