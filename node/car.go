@@ -43,7 +43,7 @@ func (n *Node) Export(ctx context.Context, commons string, w io.Writer) error {
 	}
 	var after uint64
 	for {
-		page, err := n.st.Feed(ctx, id, after, 4096)
+		page, err := n.readFeed(ctx, id, after, 4096)
 		if err != nil {
 			return fmt.Errorf("node: read feed: %w", err)
 		}

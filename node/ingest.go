@@ -401,12 +401,16 @@ func (n *Node) finish(b *batch) {
 			// damaged, whose bytes the store has just written again from
 			// this copy (leftout.go), or one a failed commit stored but
 			// could not locate.
-			if rep := n.commons[blk.CommonsID()]; rep == nil || !n.takenBack(rep, blk.CID) {
+			cursor := uint64(0)
+			if rep := n.commons[blk.CommonsID()]; rep != nil {
+				cursor = n.takenBack(rep, blk.CID)
+			}
+			if cursor == 0 {
 				n.log.Error("record stored earlier but not applied; it is applied now without its feed event (a restart restores it)", "cid", blk.CID)
 				unlocated = true
 			}
 			stored = append(stored, blk)
-			cursors = append(cursors, 0)
+			cursors = append(cursors, cursor)
 		}
 	}
 	if len(stored) > 0 {

@@ -25,9 +25,11 @@ import (
 // comes through ingest like any record, and PutRecords writes its bytes
 // in place of the damaged ones. A start reads the marks: a record mended
 // meanwhile (commons repo repair --from) is applied then, and those still
-// damaged are named in the log. A record taken back is applied without a
-// feed event (as cursor 0): the feed's events and rows follow the log's
-// order, which has passed it.
+// damaged are named in the log. A record taken back is applied at its
+// place in the log: the feed counts it and stores its rows there, but
+// publishes no event, having passed that place. Reads of the feed log
+// (readFeed: the API's feed pages, subscriptions replaying, export) leave
+// out the records left out, rather than fail at them.
 const prefixLeftOut = 'l'
 
 func leftOutKey(c cid.Cid) []byte { return append([]byte{prefixLeftOut}, c.Bytes()...) }
@@ -35,7 +37,11 @@ func leftOutKey(c cid.Cid) []byte { return append([]byte{prefixLeftOut}, c.Bytes
 // leaveOut marks a record found damaged while rep's records were
 // replayed, and moves the state's cursor past it. Before the loop runs.
 func (n *Node) leaveOut(rep *replica, dmg *store.DamagedRecordError) {
-	n.log.Warn("a stored record is damaged: it is left out of the commons' state until a peer that holds it sends it again (or, with the daemon stopped, commons repo repair --from a file a peer exported)",
+	say := n.log.Debug
+	if len(rep.leftNow) < leftOutNamed {
+		say = n.log.Warn
+	}
+	say("a stored record is damaged: it is left out of the commons' state until a peer that holds it sends it again (or, with the daemon stopped, commons repo repair --from a file a peer exported)",
 		"commons", rep.id, "record", dmg.CID, "cursor", dmg.Cursor)
 	rep.unsaved.marks = append(rep.unsaved.marks, store.Write{Key: leftOutKey(dmg.CID), Value: binary.BigEndian.AppendUint64(nil, dmg.Cursor)})
 	rep.unsaved.applied = max(rep.unsaved.applied, dmg.Cursor)
@@ -44,6 +50,10 @@ func (n *Node) leaveOut(rep *replica, dmg *store.DamagedRecordError) {
 	}
 	rep.leftNow[dmg.CID] = true
 }
+
+// leftOutNamed is how many records left out a start names at Warn, one
+// line each; the rest are counted.
+const leftOutNamed = 10
 
 // leftOut is a record of rep left out as damaged.
 type leftOut struct {
@@ -78,6 +88,7 @@ func (n *Node) applyLeftOut(ctx context.Context, rep *replica) error {
 		return err
 	}
 	var blocks []*protocol.Block
+	var cursors []uint64
 	var damaged []string
 	for _, m := range marks {
 		if rep.state.Has(m.c) {
@@ -86,9 +97,7 @@ func (n *Node) applyLeftOut(ctx context.Context, rep *replica) error {
 		}
 		raw, err := n.st.GetRecord(ctx, m.c)
 		if errors.Is(err, store.ErrCorrupt) {
-			if !rep.leftNow[m.c] { // named as this start left it out
-				damaged = append(damaged, m.c.String())
-			}
+			damaged = append(damaged, m.c.String())
 			continue
 		}
 		if err != nil {
@@ -99,15 +108,18 @@ func (n *Node) applyLeftOut(ctx context.Context, rep *replica) error {
 			return fmt.Errorf("node: record %s of commons %s, left out as damaged: %w", m.c, rep.id, err)
 		}
 		blocks = append(blocks, b)
+		cursors = append(cursors, m.cursor)
 		rep.unsaved.marks = append(rep.unsaved.marks, store.Write{Key: leftOutKey(m.c), Delete: true})
 	}
 	if len(blocks) > 0 {
-		if _, err := n.apply(rep, blocks, make([]uint64, len(blocks)), false); err != nil {
+		done, err := n.apply(rep, blocks, cursors, false)
+		if err != nil {
 			return fmt.Errorf("node: load commons %s: %w", rep.id, err)
 		}
+		n.feeds.Added(rep.id, done, false)
 		n.log.Info("records left out as damaged are whole again in the store: applied", "commons", rep.id, "records", len(blocks))
 	}
-	if len(damaged) > 0 {
+	if len(damaged) > min(len(rep.leftNow), leftOutNamed) { // more than this start named
 		n.log.Warn("stored records are damaged, and left out of the commons' state until a peer that holds them sends them again (or, with the daemon stopped, commons repo repair --from a file a peer exported)",
 			"commons", rep.id, "records", len(damaged), "first", damaged[0])
 	}
@@ -117,13 +129,75 @@ func (n *Node) applyLeftOut(ctx context.Context, rep *replica) error {
 // takenBack is called for a record that was stored already yet not in
 // rep's state, about to be applied: if it was left out as damaged (the
 // store has just written this copy in place of the damaged bytes), it
-// drops the mark and reports true. Loop only.
-func (n *Node) takenBack(rep *replica, c cid.Cid) bool {
-	v, err := n.st.GetDerived(n.ctx, rep.id, leftOutKey(c))
-	if err != nil || v == nil {
-		return false
+// drops the mark and returns the record's cursor; otherwise 0. Loop only
+// (also while the node closes: it reads with a context of its own).
+func (n *Node) takenBack(rep *replica, c cid.Cid) uint64 {
+	v, err := n.st.GetDerived(context.Background(), rep.id, leftOutKey(c))
+	if err != nil || len(v) != 8 {
+		return 0
 	}
 	rep.unsaved.marks = append(rep.unsaved.marks, store.Write{Key: leftOutKey(c), Delete: true})
 	n.log.Info("a record left out as damaged came again, whole: the store holds it whole again, and it is applied", "commons", rep.id, "record", c)
-	return true
+	return binary.BigEndian.Uint64(v)
+}
+
+// readFeed is the store's Feed, less the records left out as damaged: a
+// page that reaches one holds the records before and after it. A damaged
+// record not left out (damaged since it was applied) fails the read, as
+// the store's does.
+func (n *Node) readFeed(ctx context.Context, id cid.Cid, after uint64, limit int) ([]store.Stored, error) {
+	var out []store.Stored
+	for len(out) < limit {
+		page, err := n.st.Feed(ctx, id, after, limit-len(out))
+		var dmg *store.DamagedRecordError
+		if !errors.As(err, &dmg) || dmg.Cursor <= after {
+			return append(out, page...), err
+		}
+		if v, merr := n.st.GetDerived(ctx, id, leftOutKey(dmg.CID)); merr != nil || v == nil {
+			return nil, err
+		}
+		before, err := n.st.Feed(ctx, id, after, int(dmg.Cursor-after-1))
+		if err != nil {
+			return nil, err
+		}
+		out, after = append(out, before...), dmg.Cursor
+	}
+	return out, nil
+}
+
+// replayPage reads up to limit records of commons id's feed log after
+// cursor after, for replay: the whole ones, the damaged ones among them
+// (to be left out), and the cursor it reached.
+func (n *Node) replayPage(ctx context.Context, id cid.Cid, after uint64, limit int) (whole []store.Stored, damaged []*store.DamagedRecordError, next uint64, err error) {
+	next = after
+	for len(whole)+len(damaged) < limit {
+		page, err := n.st.Feed(ctx, id, next, limit-len(whole)-len(damaged))
+		var dmg *store.DamagedRecordError
+		if !errors.As(err, &dmg) || dmg.Cursor <= next {
+			if err != nil {
+				return nil, nil, after, err
+			}
+			if len(page) == 0 {
+				break
+			}
+			return append(whole, page...), damaged, page[len(page)-1].Cursor, nil
+		}
+		before, err := n.st.Feed(ctx, id, next, int(dmg.Cursor-next-1))
+		if err != nil {
+			return nil, nil, after, err
+		}
+		whole, damaged, next = append(whole, before...), append(damaged, dmg), dmg.Cursor
+	}
+	return whole, damaged, next, nil
+}
+
+// feedLog is the feed hub's store: the node's, its feed log read through
+// readFeed.
+type feedLog struct {
+	store.Store
+	n *Node
+}
+
+func (l feedLog) Feed(ctx context.Context, id cid.Cid, after uint64, limit int) ([]store.Stored, error) {
+	return l.n.readFeed(ctx, id, after, limit)
 }

@@ -184,7 +184,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.blobs.init(cfg.blob)
 	n.metrics = newMetrics(n)
-	n.feeds = feed.New(cfg.FeedBuffer, cfg.Store, n.metrics.feedCounters)
+	n.feeds = feed.New(cfg.FeedBuffer, feedLog{cfg.Store, n}, n.metrics.feedCounters)
 	n.feeds.OnDamaged(n.damaged)
 	return n, nil
 }
@@ -357,26 +357,14 @@ func (n *Node) replay(ctx context.Context, rep *replica, from, head uint64) erro
 		defer close(pages)
 		after := from
 		for {
-			stored, err := n.st.Feed(ctx, id, after, loadPageSize)
-			var dmg *store.DamagedRecordError
-			if errors.As(err, &dmg) && dmg.Cursor > after && dmg.Cursor-after <= loadPageSize {
-				// The records before it; it is left out (leftout.go).
-				stored, err = n.st.Feed(ctx, id, after, int(dmg.Cursor-after-1))
-			} else {
-				dmg = nil
-			}
-			if err == nil && len(stored) == 0 && dmg == nil {
+			stored, damaged, next, err := n.replayPage(ctx, id, after, loadPageSize)
+			if err == nil && next == after {
 				return
 			}
 			p := loadPage{err: err}
 			if err == nil {
 				p = parsePage(stored)
-				p.damaged = dmg
-				if dmg != nil {
-					after = dmg.Cursor
-				} else {
-					after = stored[len(stored)-1].Cursor
-				}
+				p.damaged, after = damaged, next
 			}
 			select {
 			case pages <- p:
@@ -402,8 +390,8 @@ func (n *Node) replay(ctx context.Context, rep *replica, from, head uint64) erro
 			}
 			n.feeds.Added(rep.id, done, false)
 		}
-		if p.damaged != nil {
-			n.leaveOut(rep, p.damaged)
+		for _, dmg := range p.damaged {
+			n.leaveOut(rep, dmg)
 		}
 		if err := n.saveNow(ctx, rep); err != nil {
 			return fmt.Errorf("node: load commons %s: %w", id, err)
@@ -430,7 +418,7 @@ const loadPageSize = 1024
 type loadPage struct {
 	blocks  []*protocol.Block
 	cursors []uint64
-	damaged *store.DamagedRecordError // the record after blocks, left out
+	damaged []*store.DamagedRecordError // records among blocks' cursors stored damaged, left out
 	err     error
 }
 

@@ -335,7 +335,7 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q api.FeedQuery) ([]
 			if q.Status == "" {
 				size = min(size, q.Limit-len(items)) // every record read is kept
 			}
-			page, err := n.st.Feed(ctx, id, after, size)
+			page, err := n.readFeed(ctx, id, after, size)
 			if err != nil {
 				return nil, fmt.Errorf("node: read feed: %w", err)
 			}

@@ -447,9 +447,17 @@ func (h *Hub) add(f *commonsFeed, a Applied, live bool) {
 	if cursor == 0 {
 		return
 	}
+	f.mu.Lock()
+	if cursor <= f.head.Cursor {
+		// A record taken back at its place in the log, which the feed has
+		// passed (node/leftout.go): counted, its rows stored (Rows), no
+		// event.
+		f.counts[b.Record.Type()]++
+		f.mu.Unlock()
+		return
+	}
 	rec := RecordEvent(f.id, cursor, b)
 	var evs []*feedEvent
-	f.mu.Lock()
 	if live {
 		evs = append(evs, &feedEvent{pos: Pos{Cursor: cursor}, prev: f.head, ev: rec})
 	}

@@ -35,7 +35,8 @@
 // its write-ahead log (and value log, for values of ValueThreshold bytes
 // or more) is synced. Each PutRecords call writes all its new records,
 // their feed entries and the updated heads in one transaction, so it costs
-// one sync and is all-or-nothing. This was measured against SyncWrites
+// one sync and is all-or-nothing (a call that also writes a damaged
+// record's bytes again, from a whole copy, writes them in one more). This was measured against SyncWrites
 // off plus an explicit DB.Sync after the commit: the speed is the same
 // within noise (both pay the one fsync, about 0.2 ms on the test machine),
 // and DB.Sync only syncs the active memtable's log, so a memtable rotated
