@@ -402,3 +402,61 @@ func TestDamagedRecordRepairedWhileStopped(t *testing.T) {
 	}
 	checkViews(t, n, id, victims, true, "repaired while stopped")
 }
+
+// TestDamagedRecordsAfterACrash: the derived state was last saved before
+// the last records (a crash), and three of those are damaged: the start
+// that applies them again leaves those out and starts; their copies come,
+// and the save after them fails (the disk, or a crash again), so the marks
+// stay; the next start applies the records the store now holds whole, and
+// the commons is whole.
+func TestDamagedRecordsAfterACrash(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, cs := startRepo(t, dir, key, nil)
+	id, _ := fill(t, n, 9)
+	waitSaved(t, cs, id)
+	applied, err := cs.Applied(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.failDerived.Store(true)
+	more(t, n, id, 6)
+	feed, err := n.st.Feed(t.Context(), id, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := settledStatus(t, n, id)
+	var car bytes.Buffer
+	if err := n.Export(t.Context(), id.String(), &car); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err == nil {
+		t.Fatal("the derived state was saved at close; want the last records unsaved")
+	}
+	onRepo(t, dir, func(*badgerstore.Store) {})
+	victims := []store.Stored{feed[applied], feed[applied+1], feed[len(feed)-1]} // after the save: the first two, and the last
+	for _, v := range victims {
+		flipRecord(t, dir, v.Raw)
+	}
+
+	n, cs = startRepo(t, dir, key, nil)
+	if got := commonsStatus(t, n, id); got.Records != want.Records-len(victims) {
+		t.Errorf("after the crash: %d records; want %d, the damaged ones left out", got.Records, want.Records-len(victims))
+	}
+	cs.failDerived.Store(true)
+	if _, err := n.Import(t.Context(), bytes.NewReader(car.Bytes()), false); err != nil {
+		t.Fatal(err)
+	}
+	_ = n.Close() // the save fails
+
+	var log logBuffer
+	n, _ = startRepo(t, dir, key, &log)
+	defer closeNode(t, n)
+	if got := settledStatus(t, n, id); !reflect.DeepEqual(got, want) {
+		t.Errorf("after the failed save and a start: %+v; want %+v\n%s", got, want, log.String())
+	}
+	var cids []cid.Cid
+	for _, v := range victims {
+		cids = append(cids, v.CID)
+	}
+	checkViews(t, n, id, cids, true, "after the failed save and a start")
+}
