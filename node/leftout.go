@@ -146,49 +146,63 @@ func (n *Node) takenBack(rep *replica, c cid.Cid) uint64 {
 // record not left out (damaged since it was applied) fails the read, as
 // the store's does.
 func (n *Node) readFeed(ctx context.Context, id cid.Cid, after uint64, limit int) ([]store.Stored, error) {
-	var out []store.Stored
-	for len(out) < limit {
-		page, err := n.st.Feed(ctx, id, after, limit-len(out))
-		var dmg *store.DamagedRecordError
-		if !errors.As(err, &dmg) || dmg.Cursor <= after {
-			return append(out, page...), err
-		}
+	whole, _, err := n.feedPast(ctx, id, after, limit, func(dmg *store.DamagedRecordError, err error) error {
 		if v, merr := n.st.GetDerived(ctx, id, leftOutKey(dmg.CID)); merr != nil || v == nil {
-			return nil, err
+			return err
 		}
-		before, err := n.st.Feed(ctx, id, after, int(dmg.Cursor-after-1))
-		if err != nil {
-			return nil, err
-		}
-		out, after = append(out, before...), dmg.Cursor
-	}
-	return out, nil
+		return nil
+	})
+	return whole, err
 }
 
 // replayPage reads up to limit records of commons id's feed log after
 // cursor after, for replay: the whole ones, the damaged ones among them
 // (to be left out), and the cursor it reached.
 func (n *Node) replayPage(ctx context.Context, id cid.Cid, after uint64, limit int) (whole []store.Stored, damaged []*store.DamagedRecordError, next uint64, err error) {
-	next = after
-	for len(whole)+len(damaged) < limit {
-		page, err := n.st.Feed(ctx, id, next, limit-len(whole)-len(damaged))
-		var dmg *store.DamagedRecordError
-		if !errors.As(err, &dmg) || dmg.Cursor <= next {
-			if err != nil {
-				return nil, nil, after, err
-			}
-			if len(page) == 0 {
-				break
-			}
-			return append(whole, page...), damaged, page[len(page)-1].Cursor, nil
+	whole, next, err = n.feedPast(ctx, id, after, limit, func(dmg *store.DamagedRecordError, _ error) error {
+		damaged = append(damaged, dmg)
+		if len(damaged) == limit {
+			return errStop // a page of them
 		}
-		before, err := n.st.Feed(ctx, id, next, int(dmg.Cursor-next-1))
-		if err != nil {
-			return nil, nil, after, err
-		}
-		whole, damaged, next = append(whole, before...), append(damaged, dmg), dmg.Cursor
+		return nil
+	})
+	if err != nil {
+		return nil, nil, after, err
 	}
 	return whole, damaged, next, nil
+}
+
+// feedPast reads up to limit whole records of commons id's feed log after
+// cursor after, and returns them and the cursor it reached. It hands each
+// damaged record it meets to pass, with the store's error, and goes past
+// it if pass returns nil; it stops there if pass returns errStop, and
+// fails with any other error.
+func (n *Node) feedPast(ctx context.Context, id cid.Cid, after uint64, limit int, pass func(*store.DamagedRecordError, error) error) ([]store.Stored, uint64, error) {
+	var whole []store.Stored
+	for len(whole) < limit {
+		page, err := n.st.Feed(ctx, id, after, limit-len(whole))
+		var dmg *store.DamagedRecordError
+		if !errors.As(err, &dmg) || dmg.Cursor <= after {
+			if err != nil {
+				return nil, after, err
+			}
+			if len(page) > 0 {
+				whole, after = append(whole, page...), page[len(page)-1].Cursor
+			}
+			break
+		}
+		before, err2 := n.st.Feed(ctx, id, after, int(dmg.Cursor-after-1))
+		if err2 != nil {
+			return nil, after, err2
+		}
+		whole, after = append(whole, before...), dmg.Cursor
+		if err := pass(dmg, err); errors.Is(err, errStop) {
+			break
+		} else if err != nil {
+			return nil, after, err
+		}
+	}
+	return whole, after, nil
 }
 
 // feedLog is the feed hub's store: the node's, its feed log read through

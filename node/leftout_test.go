@@ -130,6 +130,24 @@ func checkViews(t *testing.T, n *Node, id cid.Cid, victims []cid.Cid, whole bool
 	if err != nil {
 		t.Fatalf("%s: the feed: %v", when, err)
 	}
+	var paged []api.FeedItem // a page of one at a time
+	for {
+		since := uint64(0)
+		if len(paged) > 0 {
+			since = paged[len(paged)-1].Cursor
+		}
+		page, err := n.Feed(ctx, api.FeedQuery{Commons: id.String(), Since: since, Limit: 1})
+		if err != nil {
+			t.Fatalf("%s: the feed, since %d: %v", when, since, err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		paged = append(paged, page...)
+	}
+	if len(paged) != len(items) {
+		t.Errorf("%s: the feed a record at a time has %d records; all at once, %d", when, len(paged), len(items))
+	}
 	var car bytes.Buffer
 	if err := n.Export(ctx, id.String(), &car); err != nil {
 		t.Fatalf("%s: export: %v", when, err)
