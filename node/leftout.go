@@ -119,6 +119,7 @@ func (n *Node) applyLeftOut(ctx context.Context, rep *replica) error {
 		n.feeds.Added(rep.id, done, false)
 		n.log.Info("records left out as damaged are whole again in the store: applied", "commons", rep.id, "records", len(blocks))
 	}
+	rep.leftOut = len(damaged)
 	if len(damaged) > min(len(rep.leftNow), leftOutNamed) { // more than this start named
 		n.log.Warn("stored records are damaged, and left out of the commons' state until a peer that holds them sends them again (or, with the daemon stopped, commons repo repair --from a file a peer exported)",
 			"commons", rep.id, "records", len(damaged), "first", damaged[0])
@@ -137,6 +138,7 @@ func (n *Node) takenBack(rep *replica, c cid.Cid) uint64 {
 		return 0
 	}
 	rep.unsaved.marks = append(rep.unsaved.marks, store.Write{Key: leftOutKey(c), Delete: true})
+	rep.leftOut = max(rep.leftOut-1, 0)
 	n.log.Info("a record left out as damaged came again, whole: the store holds it whole again, and it is applied", "commons", rep.id, "record", c)
 	return binary.BigEndian.Uint64(v)
 }

@@ -248,7 +248,7 @@ func TestDamagedRecordLeftOutThenMended(t *testing.T) {
 		t.Errorf("the start did not name the record left out:\n%s", log.String())
 	}
 	got := settledStatus(t, n, id)
-	if got.Records != want.Records-1 || got.Waiting != want.Waiting+1 || got.StateRoot == want.StateRoot {
+	if got.Records != want.Records-1 || got.Waiting != want.Waiting+1 || got.StateRoot == want.StateRoot || got.LeftOut != 1 {
 		t.Errorf("with the record left out: %+v; want one record fewer, its review waiting (before: %+v)", got, want)
 	}
 	checkViews(t, n, id, victims, false, "left out")
@@ -308,8 +308,8 @@ func TestDamagedRecordsWherever(t *testing.T) {
 			var log logBuffer
 			n, cs := startRepo(t, dir, key, &log)
 			defer func() { closeNode(t, n) }()
-			if got := commonsStatus(t, n, id); got.Records != want.Records-len(victims) {
-				t.Errorf("left out: %d records; want %d", got.Records, want.Records-len(victims))
+			if got := commonsStatus(t, n, id); got.Records != want.Records-len(victims) || got.LeftOut != len(victims) {
+				t.Errorf("left out: %d records, %d left out; want %d, %d", got.Records, got.LeftOut, want.Records-len(victims), len(victims))
 			}
 			for _, v := range victims {
 				if !strings.Contains(log.String(), v.String()) {

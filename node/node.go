@@ -150,6 +150,8 @@ type replica struct {
 	// leftNow lists the records this start's replay left out as damaged
 	// (leftout.go), until the start has named them.
 	leftNow map[cid.Cid]bool
+	// leftOut counts the records left out as damaged (leftout.go).
+	leftOut int
 }
 
 // New returns a node for cfg. It does no I/O.

@@ -87,7 +87,7 @@ func (n *Node) commonsStatus(rep *replica) api.CommonsStatus {
 	s := rep.state
 	root, of := rep.rootNow()
 	cs := api.CommonsStatus{ID: rep.id.String(), Records: s.Len(), StateRoot: root.String(), StateRootRecords: of,
-		Forks: cidStrings(s.Forks()), Contested: []string{}, Held: s.Held(), Inert: s.NumInert(), Waiting: s.Waiting()}
+		Forks: cidStrings(s.Forks()), Contested: []string{}, Held: s.Held(), Inert: s.NumInert(), Waiting: s.Waiting(), LeftOut: rep.leftOut}
 	for _, c := range s.ContestedCIDs() {
 		cs.Contested = append(cs.Contested, c.String())
 	}

@@ -107,6 +107,9 @@ func (a *app) printStatus(st api.StatusInfo) {
 			fmt.Fprintf(w, "  CONTESTED:     %s (keys that together meet a threshold revoke each other; commons manifest show)\n", strings.Join(c.Contested, ", "))
 			fmt.Fprintf(w, "  held:          %d contributions pending until the contest is decided\n", c.Held)
 		}
+		if c.LeftOut > 0 {
+			fmt.Fprintf(w, "  left out:      %d records stored damaged (the log names them), until a peer that holds them sends them again\n", c.LeftOut)
+		}
 		if c.Inert > 0 || c.Waiting > 0 {
 			fmt.Fprintf(w, "  inert:         %d (records claiming authority they lack)\n  waiting:       %d (for records not received yet)\n", c.Inert, c.Waiting)
 		}

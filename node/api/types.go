@@ -101,7 +101,10 @@ type CommonsStatus struct {
 	// together meet a threshold act against each other.
 	Contested []string `json:"contested"`
 	// Held counts the contributions a contest holds pending.
-	Held    int `json:"held"`
+	Held int `json:"held"`
+	// LeftOut counts the records stored damaged and left out of the
+	// state, until a peer that holds them sends them again.
+	LeftOut int `json:"left_out"`
 	Inert   int `json:"inert"`
 	Waiting int `json:"waiting"`
 	Peers   int `json:"peers"` // peers in the commons' gossip topic
