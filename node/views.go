@@ -339,6 +339,10 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q api.FeedQuery) ([]
 			if err != nil {
 				return nil, fmt.Errorf("node: read feed: %w", err)
 			}
+			// Reading past records left out as damaged can reach past the head.
+			for len(page) > 0 && page[len(page)-1].Cursor > applied {
+				page = page[:len(page)-1]
+			}
 			if len(page) == 0 {
 				break
 			}

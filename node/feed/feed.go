@@ -612,6 +612,13 @@ func (s *subscription) replay(ctx context.Context, max int, out [][]byte) ([][]b
 		page = page[:len(page)-1] // stored but not merged or published yet
 	}
 	f.mu.RUnlock()
+	if len(page) == 0 && s.pos.Cursor < pub {
+		// Nothing stored is left up to the last event published: the
+		// records there were left out as damaged (node/leftout.go), and
+		// have no events.
+		s.pos = Pos{Cursor: pub}
+		return out, nil
+	}
 	last := s.pos.Cursor
 	if len(page) > 0 {
 		last = page[len(page)-1].Cursor

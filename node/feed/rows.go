@@ -149,10 +149,9 @@ func (h *Hub) Saved(id cid.Cid, cursor uint64) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if cursor <= f.saved {
-		return
-	}
-	f.saved = cursor
+	// Trimmed even when cursor is not past f.saved: a record taken back
+	// at its place in the log (node/leftout.go) may lie there.
+	f.saved = max(f.saved, cursor)
 	i := sort.Search(len(f.tailStatus), func(i int) bool { return f.tailStatus[i].pos.Cursor > cursor })
 	f.tailStatus = slices.Delete(f.tailStatus, 0, i)
 	i = sort.Search(len(f.tailContribs), func(i int) bool { return f.tailContribs[i].cursor > cursor })
