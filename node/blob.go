@@ -2,7 +2,9 @@ package node
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -143,6 +145,7 @@ type blobState struct {
 	readFails int                            // sweeps in a row that could not read some commons' references
 	readRetry time.Time                      // when to sweep again for them, if readFails > 0
 	inflight  map[cid.Cid]*blobCall          // fetches running, for deduplication
+	damaged   map[cid.Cid]bool               // stored damaged: not served, fetched as if missing (at most maxDamagedBlobs)
 	serving   map[peer.ID]int                // streams served per peer (no zeros)
 	asking    map[peer.ID]int                // requests sent per peer (no zeros)
 	bad       map[peer.ID]int                // bad answers per peer, at most blobBadPeers
@@ -164,6 +167,7 @@ func (b *blobState) init(bounds blobBounds) {
 	b.queued = map[cid.Cid]protocol.PublicKey{}
 	b.retry = map[cid.Cid]*blobRetryState{}
 	b.inflight = map[cid.Cid]*blobCall{}
+	b.damaged = map[cid.Cid]bool{}
 	b.serving = map[peer.ID]int{}
 	b.asking = map[peer.ID]int{}
 	b.bad = map[peer.ID]int{}
@@ -174,6 +178,60 @@ func (b *blobState) init(bounds blobBounds) {
 }
 
 // signal wakes whoever waits on ch, if no wake-up is pending already.
+// maxDamagedBlobs bounds the blobs a node remembers as stored damaged. A
+// blob found damaged beyond it is not served, but is fetched again only
+// when it is read (GetBlob).
+const maxDamagedBlobs = 1024
+
+// blobDamaged notes that blob c is stored damaged (found so by a read, or
+// while serving it): from then on it is not served, and it is queued to be
+// fetched again from peers, as a missing blob is, until a whole copy is
+// stored. A restart forgets it, until it is found again.
+func (n *Node) blobDamaged(c cid.Cid, err error) {
+	b := &n.blobs
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.damaged[c] {
+		return
+	}
+	n.log.Warn("a stored blob is damaged: it is not served, and is fetched again from peers", "blob", c, "err", err)
+	if len(b.damaged) >= maxDamagedBlobs {
+		return
+	}
+	b.damaged[c] = true
+	if !n.cfg.Offline {
+		b.enqueue(c, protocol.PublicKey{}) // no room: a sweep queues it later
+	}
+}
+
+// stored reports whether blob c is stored whole, as far as the node knows
+// (HasBlob, less the blobs found damaged).
+func (n *Node) storedBlob(ctx context.Context, c cid.Cid) (bool, error) {
+	has, err := n.st.HasBlob(ctx, c)
+	if err != nil || !has {
+		return false, err
+	}
+	n.blobs.mu.Lock()
+	defer n.blobs.mu.Unlock()
+	return !n.blobs.damaged[c], nil
+}
+
+// putFetched stores a blob fetched from a peer, in place of a damaged
+// copy if there is one.
+func (n *Node) putFetched(ctx context.Context, data []byte) error {
+	c, err := n.st.PutBlob(ctx, data)
+	if err != nil {
+		return err
+	}
+	n.blobs.mu.Lock()
+	if n.blobs.damaged[c] {
+		delete(n.blobs.damaged, c)
+		n.log.Info("a damaged blob was fetched again from a peer: the store holds it whole again", "blob", c)
+	}
+	n.blobs.mu.Unlock()
+	return nil
+}
+
 func signal(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
@@ -310,7 +368,7 @@ func (n *Node) blobWorker() {
 		}
 		// Pass the wake-up on: there may be more work than one worker.
 		signal(n.blobs.wake)
-		has, err := n.st.HasBlob(n.ctx, c)
+		has, err := n.storedBlob(n.ctx, c)
 		if err == nil && !has {
 			err = n.fetchQueued(c)
 		}
@@ -400,15 +458,14 @@ func (n *Node) GetBlob(ctx context.Context, c string) ([]byte, error) {
 		return nil, fmt.Errorf("node: read blob: %w", err)
 	}
 	if damaged {
+		n.blobDamaged(id, err)
 		if n.host == nil || n.ctx == nil {
 			return nil, fmt.Errorf("node: %w; the node is offline, and cannot fetch it again from a peer", err)
 		}
-		n.log.Warn("a stored blob is damaged: fetching it again from peers", "blob", id, "err", err)
 		data, ferr := n.fetchBlob(ctx, id)
 		if ferr != nil {
 			return nil, fmt.Errorf("node: %w; fetching it again from peers failed: %v", err, ferr)
 		}
-		n.log.Info("a damaged blob was fetched again from a peer: the store holds it whole again", "blob", id)
 		return data, nil
 	}
 	if protocol.CheckBlobCID(id) != nil {
@@ -491,7 +548,7 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid) ([]byte, error) {
 	}
 	data, errs, full := n.askPeers(ctx, c, plan)
 	if data != nil {
-		if _, err := n.st.PutBlob(ctx, data); err != nil {
+		if err := n.putFetched(ctx, data); err != nil {
 			return nil, fmt.Errorf("node: store blob: %w", err)
 		}
 		return data, nil
@@ -624,7 +681,7 @@ func (n *Node) lateAnswers(c cid.Cid, count int, answers <-chan blobAnswer, done
 		}
 		done()
 		// Even as the node closes: the store closes after this returns.
-		if _, err := n.st.PutBlob(context.WithoutCancel(n.ctx), a.data); err != nil {
+		if err := n.putFetched(context.WithoutCancel(n.ctx), a.data); err != nil {
 			n.log.Warn("store a blob that came late", "cid", c, "peer", a.p, "err", err)
 		} else {
 			n.log.Debug("blob fetched late", "cid", c, "peer", a.p, "bytes", len(a.data))
@@ -887,7 +944,7 @@ func (n *Node) serveBlob(s network.Stream) {
 // here references it. The store is asked first: a request for a blob not
 // stored here costs no lookup of its references.
 func (n *Node) servable(c cid.Cid) (bool, error) {
-	has, err := n.st.HasBlob(n.ctx, c)
+	has, err := n.storedBlob(n.ctx, c)
 	if err != nil || !has {
 		return false, err
 	}
@@ -901,7 +958,10 @@ const blobServeChunk = 256 << 10
 // serveBlobOn answers one blob request on s. A blob is read from the store
 // a chunk at a time as it is written: what serving costs in memory does
 // not grow with the blobs' size, and the store is held for no longer than
-// a chunk's copy, however slowly the peer reads.
+// a chunk's copy, however slowly the peer reads. The chunks are hashed as
+// they go, and the last is written only if the blob hashes to its CID: a
+// blob stored damaged is answered missing if it fits one chunk, and ends
+// in a reset otherwise; either way it is noted damaged (blobDamaged).
 func (n *Node) serveBlobOn(s io.ReadWriter, busy bool) error {
 	msg, err := readFrame(bufio.NewReader(s), protocol.MaxBlobMessage)
 	if err != nil {
@@ -925,20 +985,30 @@ func (n *Node) serveBlobOn(s io.ReadWriter, busy bool) error {
 	if err != nil {
 		return err
 	}
+	c := req.CID.Cid
 	var buf []byte
 	var k int
 	var size int64
+	h := sha256.New()
+	// whole reports whether the blob hashes to c, once h holds all of it.
+	whole := func() bool {
+		if !bytes.Equal(h.Sum(nil), c.Hash()[len(c.Hash())-sha256.Size:]) {
+			n.blobDamaged(c, fmt.Errorf("%w: blob %s: its bytes do not match its CID (found while serving it)", store.ErrCorrupt, c))
+			return false
+		}
+		return true
+	}
 	if ok {
 		buf = make([]byte, blobServeChunk)
-		k, size, err = n.st.ReadBlob(n.ctx, req.CID.Cid, 0, buf)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
+		k, size, err = n.st.ReadBlob(n.ctx, c, 0, buf)
+		if errors.Is(err, store.ErrNotFound) {
 			ok = false
-		case errors.Is(err, store.ErrCorrupt): // serve no damaged bytes
-			n.log.Debug("a peer asked for a blob stored damaged: answered missing (reading it through the API fetches it again)", "blob", req.CID.Cid, "err", err)
-			ok = false
-		case err != nil:
+		} else if err != nil {
 			return err
+		}
+		h.Write(buf[:k])
+		if ok && int64(k) >= size && !whole() {
+			ok = false // serve no damaged bytes
 		}
 	}
 	if !ok {
@@ -956,11 +1026,15 @@ func (n *Node) serveBlobOn(s io.ReadWriter, busy bool) error {
 			return nil
 		}
 		var again int64
-		if k, again, err = n.st.ReadBlob(n.ctx, req.CID.Cid, off, buf); err != nil {
+		if k, again, err = n.st.ReadBlob(n.ctx, c, off, buf); err != nil {
 			return err
 		}
 		if again != size || k == 0 {
-			return fmt.Errorf("blob %s changed size in the store while served (%d bytes, now %d)", req.CID.Cid, size, again)
+			return fmt.Errorf("blob %s changed size in the store while served (%d bytes, now %d)", c, size, again)
+		}
+		h.Write(buf[:k])
+		if off+int64(k) >= size && !whole() {
+			return fmt.Errorf("blob %s is stored damaged: the stream is reset before its last bytes", c)
 		}
 	}
 }

@@ -139,7 +139,7 @@ func (n *Node) sweepBlob(c, rec cid.Cid) error {
 	if skip {
 		return nil
 	}
-	has, err := n.st.HasBlob(n.ctx, c)
+	has, err := n.storedBlob(n.ctx, c)
 	if err != nil || has {
 		return err
 	}

@@ -124,11 +124,10 @@ type Store interface {
 
 	// ReadBlob copies into p the bytes of a blob from offset off (as many
 	// as fit, fewer at its end), and returns how many, and the blob's size;
-	// ErrNotFound if it is not stored; read from offset 0, an error
-	// wrapping ErrCorrupt if the stored bytes do not hash to c. A blob is
-	// served a piece at a time this way, so that serving it holds no copy
-	// of it in memory, and the store is held for no longer than a copy of p
-	// takes.
+	// ErrNotFound if it is not stored. A blob is served a piece at a time
+	// this way, so that serving it holds no copy of it in memory, and the
+	// store is held for no longer than a copy of p takes. The pieces are
+	// not checked against c: the reader hashes them as it goes.
 	ReadBlob(ctx context.Context, c cid.Cid, off int64, p []byte) (n int, size int64, err error)
 
 	// HasBlob reports whether a blob is stored.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,30 +24,53 @@ type damagingStore struct {
 	victim  cid.Cid
 	damaged atomic.Bool
 	mended  atomic.Bool
-	// blob reads as damaged while blobDamaged, until PutBlob is given it.
-	blob        cid.Cid
-	blobDamaged atomic.Bool
-	blobMended  atomic.Bool
+	// blobs read as damaged (as badgerstore reads them: GetBlob fails,
+	// ReadBlob gives wrong bytes), until PutBlob is given them: then they
+	// are mended.
+	mu         sync.Mutex
+	blobs      map[cid.Cid]bool // damaged
+	blobMended map[cid.Cid]bool
+}
+
+func (s *damagingStore) damageBlob(c cid.Cid) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.blobs == nil {
+		s.blobs, s.blobMended = map[cid.Cid]bool{}, map[cid.Cid]bool{}
+	}
+	s.blobs[c] = true
+}
+
+func (s *damagingStore) blobState(c cid.Cid) (damaged, mended bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.blobs[c], s.blobMended[c]
 }
 
 func (s *damagingStore) GetBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
-	if s.blobDamaged.Load() && c.Equals(s.blob) {
+	if damaged, _ := s.blobState(c); damaged {
 		return nil, fmt.Errorf("damagingStore: %w: blob %s", store.ErrCorrupt, c)
 	}
 	return s.Store.GetBlob(ctx, c)
 }
 
 func (s *damagingStore) ReadBlob(ctx context.Context, c cid.Cid, off int64, p []byte) (int, int64, error) {
-	if off == 0 && s.blobDamaged.Load() && c.Equals(s.blob) {
-		return 0, 0, fmt.Errorf("damagingStore: %w: blob %s", store.ErrCorrupt, c)
+	n, size, err := s.Store.ReadBlob(ctx, c, off, p)
+	if damaged, _ := s.blobState(c); damaged && n > 0 {
+		p[0] ^= 0x01
 	}
-	return s.Store.ReadBlob(ctx, c, off, p)
+	return n, size, err
 }
 
 func (s *damagingStore) PutBlob(ctx context.Context, data []byte) (cid.Cid, error) {
 	c, err := s.Store.PutBlob(ctx, data)
-	if err == nil && c.Equals(s.blob) && s.blobDamaged.CompareAndSwap(true, false) {
-		s.blobMended.Store(true)
+	if err == nil {
+		s.mu.Lock()
+		if s.blobs[c] {
+			delete(s.blobs, c)
+			s.blobMended[c] = true
+		}
+		s.mu.Unlock()
 	}
 	return c, err
 }
@@ -147,9 +171,11 @@ func TestDamagedRecordComesBackBySync(t *testing.T) {
 	})
 }
 
-// A blob stored damaged is neither served to a peer nor returned: reading
-// it fetches it again from a peer, whose copy the store writes in its
-// place, and then it is served.
+// A blob stored damaged is not served: the node that holds it finds it
+// damaged as it serves it (a blob of one chunk: it answers that it lacks
+// it; of several: it resets the stream before the last), fetches it again
+// from another peer by itself, then serves it. A damaged blob read
+// through the API is fetched again at once.
 func TestDamagedBlobFetchedAgain(t *testing.T) {
 	ds := &damagingStore{}
 	opts := Options{Nodes: 3, ExchangeInterval: time.Hour, Configure: func(i int, cfg *node.Config) {
@@ -160,31 +186,47 @@ func TestDamagedBlobFetchedAgain(t *testing.T) {
 	}}
 	Run(t, opts, func(t *testing.T, n *Net) {
 		ctx := context.Background()
-		data := blobData(50_000, 3)
+		payloads := map[string][]byte{}
 		id := found(t, n, 0, nil, 0)
-		_, b := contributeBlob(t, n, 0, id, data)
+		var made []string
+		for k, size := range []int{50_000, 600_000, 70_000} {
+			data := blobData(size, byte(k))
+			_, b := contributeBlob(t, n, 0, id, data)
+			payloads[b] = data
+			made = append(made, b)
+		}
+		small, large, read := made[0], made[1], made[2] // served in one chunk, served in several, read
 		copyRecords(t, n, 0, 1, id)
 		n.Connect(1, 0)
-		n.WaitFor("node 1 fetches the payload", func() bool { return hasBlob(n, 1, b, t) })
-		ds.blob = mustCID(t, b)
-		ds.blobDamaged.Store(true)
-
-		// Node 2 knows only node 1: the damaged bytes are not served.
-		copyRecords(t, n, 0, 2, id)
-		n.Connect(2, 1)
-		if _, err := n.Node(2).GetBlob(ctx, b); err == nil {
-			t.Fatal("node 2 got the payload from node 1, which holds it damaged")
+		n.WaitFor("node 1 fetches the payloads", func() bool { return hasBlob(n, 1, small, t) && hasBlob(n, 1, large, t) && hasBlob(n, 1, read, t) })
+		for b := range payloads {
+			ds.damageBlob(mustCID(t, b))
 		}
 
-		got, err := n.Node(1).GetBlob(ctx, b)
-		if err != nil || !bytes.Equal(got, data) {
+		got, err := n.Node(1).GetBlob(ctx, read)
+		if err != nil || !bytes.Equal(got, payloads[read]) {
 			t.Fatalf("node 1: GetBlob of its damaged payload: %d bytes, %v; want it fetched again", len(got), err)
 		}
-		if !ds.blobMended.Load() {
+		if damaged, mended := ds.blobState(mustCID(t, read)); damaged || !mended {
 			t.Error("the peer's copy was not given to the store")
 		}
-		if got, err := n.Node(2).GetBlob(ctx, b); err != nil || !bytes.Equal(got, data) {
-			t.Errorf("node 2, once node 1 holds it whole: %d bytes, %v", len(got), err)
+
+		// Node 2 knows only node 1.
+		copyRecords(t, n, 0, 2, id)
+		n.Connect(2, 1)
+		for _, b := range []string{small, large} {
+			n.WaitFor("node 1 finds a payload damaged as it serves it, and fetches it again from node 0", func() bool {
+				_, mended := ds.blobState(mustCID(t, b))
+				return mended
+			})
+		}
+		n.WaitFor("node 2 gets every payload from node 1", func() bool {
+			return hasBlob(n, 2, small, t) && hasBlob(n, 2, large, t) && hasBlob(n, 2, read, t)
+		})
+		for b, data := range payloads {
+			if got, err := n.Store(2).GetBlob(ctx, mustCID(t, b)); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("node 2's copy of %s: %d bytes, %v", b, len(got), err)
+			}
 		}
 	})
 }

@@ -18,12 +18,11 @@ import (
 // value log; a blob may not exceed the value log file size (256 MiB).
 func (s *Store) PutBlob(ctx context.Context, data []byte) (cid.Cid, error) {
 	c := protocol.BlobCID(data)
-	_, _, err := s.ReadBlob(ctx, c, 0, nil) // checks what is stored, copies nothing
-	switch {
-	case err == nil:
-		return c, nil
-	case !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrCorrupt):
+	switch whole, err := s.blobWhole(ctx, c); {
+	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return cid.Undef, err
+	case whole:
+		return c, nil
 	}
 	// Not stored, or stored damaged: write data (in place of the damage).
 	if err := s.begin(ctx); err != nil {
@@ -47,6 +46,32 @@ func (s *Store) GetBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
 	return data, checkBlob(c, data)
 }
 
+// blobWhole reports whether blob c is stored and whole (its bytes hash to
+// c), hashing it where badger holds it; ErrNotFound if it is not stored.
+// It holds the value log file for as long as the hash takes: PutBlob of a
+// blob stored already is its only caller.
+func (s *Store) blobWhole(ctx context.Context, c cid.Cid) (bool, error) {
+	if err := s.begin(ctx); err != nil {
+		return false, err
+	}
+	defer s.end()
+	whole := false
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(blobKey(c))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			whole = checkBlob(c, v) == nil
+			return nil
+		})
+	})
+	return whole, err
+}
+
 // checkBlob returns an error wrapping store.ErrCorrupt if data is not the
 // blob c names: the store is damaged.
 func checkBlob(c cid.Cid, data []byte) error {
@@ -60,8 +85,8 @@ func checkBlob(c cid.Cid, data []byte) error {
 // blob (its memory-mapped value log, or a table for a small one) within a
 // read transaction that lasts no longer than the copy: badger holds the
 // value log file's lock meanwhile, which its writer needs when it starts a
-// new file. A read from offset 0 checks the whole blob against its CID
-// first (a blob is served from its start: once per serving).
+// new file. It does not check the blob against its CID: a reader of the
+// pieces hashes them as it goes.
 func (s *Store) ReadBlob(ctx context.Context, c cid.Cid, off int64, p []byte) (int, int64, error) {
 	if err := s.begin(ctx); err != nil {
 		return 0, 0, err
@@ -81,11 +106,6 @@ func (s *Store) ReadBlob(ctx context.Context, c cid.Cid, off int64, p []byte) (i
 		// estimate.
 		return item.Value(func(v []byte) error {
 			size = int64(len(v))
-			if off == 0 {
-				if err := checkBlob(c, v); err != nil {
-					return err
-				}
-			}
 			if off >= 0 && off < size {
 				n = copy(p, v[off:])
 			}
@@ -95,8 +115,6 @@ func (s *Store) ReadBlob(ctx context.Context, c cid.Cid, off int64, p []byte) (i
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return 0, 0, store.ErrNotFound
-	case errors.Is(err, store.ErrCorrupt):
-		return 0, 0, err
 	case err != nil:
 		return 0, 0, fmt.Errorf("badgerstore: read blob %s: %w", c, err)
 	}
