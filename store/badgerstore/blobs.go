@@ -50,12 +50,19 @@ func (s *Store) GetBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
 // c), hashing it where badger holds it; ErrNotFound if it is not stored.
 // It holds the value log file for as long as the hash takes: PutBlob of a
 // blob stored already is its only caller.
-func (s *Store) blobWhole(ctx context.Context, c cid.Cid) (bool, error) {
+func (s *Store) blobWhole(ctx context.Context, c cid.Cid) (whole bool, err error) {
+	err = s.viewBlob(ctx, c, func(v []byte) { whole = checkBlob(c, v) == nil })
+	return whole, err
+}
+
+// viewBlob calls fn with blob c's bytes where badger holds them (its
+// memory-mapped value log, or a table for a small one), within a read
+// transaction; ErrNotFound if it is not stored. fn must not keep them.
+func (s *Store) viewBlob(ctx context.Context, c cid.Cid, fn func(v []byte)) error {
 	if err := s.begin(ctx); err != nil {
-		return false, err
+		return err
 	}
 	defer s.end()
-	whole := false
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(blobKey(c))
 		if errors.Is(err, badger.ErrKeyNotFound) {
@@ -64,12 +71,15 @@ func (s *Store) blobWhole(ctx context.Context, c cid.Cid) (bool, error) {
 		if err != nil {
 			return err
 		}
-		return item.Value(func(v []byte) error {
-			whole = checkBlob(c, v) == nil
-			return nil
-		})
+		return item.Value(func(v []byte) error { fn(v); return nil })
 	})
-	return whole, err
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.ErrNotFound
+	case err != nil:
+		return fmt.Errorf("badgerstore: read blob %s: %w", c, err)
+	}
+	return nil
 }
 
 // checkBlob returns an error wrapping store.ErrCorrupt if data is not the
@@ -88,35 +98,18 @@ func checkBlob(c cid.Cid, data []byte) error {
 // new file. It does not check the blob against its CID: a reader of the
 // pieces hashes them as it goes.
 func (s *Store) ReadBlob(ctx context.Context, c cid.Cid, off int64, p []byte) (int, int64, error) {
-	if err := s.begin(ctx); err != nil {
-		return 0, 0, err
-	}
-	defer s.end()
 	var n int
 	var size int64
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(blobKey(c))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
+	err := s.viewBlob(ctx, c, func(v []byte) {
 		// Not item.ValueSize: for a value in the value log it is an
 		// estimate.
-		return item.Value(func(v []byte) error {
-			size = int64(len(v))
-			if off >= 0 && off < size {
-				n = copy(p, v[off:])
-			}
-			return nil
-		})
+		size = int64(len(v))
+		if off >= 0 && off < size {
+			n = copy(p, v[off:])
+		}
 	})
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return 0, 0, store.ErrNotFound
-	case err != nil:
-		return 0, 0, fmt.Errorf("badgerstore: read blob %s: %w", c, err)
+	if err != nil {
+		return 0, 0, err
 	}
 	return n, size, nil
 }
