@@ -767,11 +767,10 @@ func (n *Node) PutBlob(ctx context.Context, data []byte) (string, error) {
 	if err := n.diskOK(); err != nil {
 		return "", err
 	}
-	c, err := n.st.PutBlob(ctx, data)
-	if err != nil {
+	if err := n.putBlob(ctx, data); err != nil {
 		return "", fmt.Errorf("node: store blob: %w", err)
 	}
-	return c.String(), nil
+	return protocol.BlobCID(data).String(), nil
 }
 
 // Contribute publishes a contribution under the commons' current manifest.

@@ -194,10 +194,11 @@ func (n *Node) blobDamaged(c cid.Cid, err error) {
 	if b.damaged[c] {
 		return
 	}
-	n.log.Warn("a stored blob is damaged: it is not served, and is fetched again from peers", "blob", c, "err", err)
 	if len(b.damaged) >= maxDamagedBlobs {
+		n.log.Debug("a stored blob is damaged: it is not served", "blob", c, "err", err)
 		return
 	}
+	n.log.Warn("a stored blob is damaged: it is not served, and is fetched again from peers", "blob", c, "err", err)
 	b.damaged[c] = true
 	if !n.cfg.Offline {
 		b.enqueue(c, protocol.PublicKey{}) // no room: a sweep queues it later
@@ -216,9 +217,9 @@ func (n *Node) storedBlob(ctx context.Context, c cid.Cid) (bool, error) {
 	return !n.blobs.damaged[c], nil
 }
 
-// putFetched stores a blob fetched from a peer, in place of a damaged
-// copy if there is one.
-func (n *Node) putFetched(ctx context.Context, data []byte) error {
+// putBlob stores a blob (uploaded, or fetched from a peer), in place of a
+// damaged copy if there is one.
+func (n *Node) putBlob(ctx context.Context, data []byte) error {
 	c, err := n.st.PutBlob(ctx, data)
 	if err != nil {
 		return err
@@ -548,7 +549,7 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid) ([]byte, error) {
 	}
 	data, errs, full := n.askPeers(ctx, c, plan)
 	if data != nil {
-		if err := n.putFetched(ctx, data); err != nil {
+		if err := n.putBlob(ctx, data); err != nil {
 			return nil, fmt.Errorf("node: store blob: %w", err)
 		}
 		return data, nil
@@ -681,7 +682,7 @@ func (n *Node) lateAnswers(c cid.Cid, count int, answers <-chan blobAnswer, done
 		}
 		done()
 		// Even as the node closes: the store closes after this returns.
-		if err := n.putFetched(context.WithoutCancel(n.ctx), a.data); err != nil {
+		if err := n.putBlob(context.WithoutCancel(n.ctx), a.data); err != nil {
 			n.log.Warn("store a blob that came late", "cid", c, "peer", a.p, "err", err)
 		} else {
 			n.log.Debug("blob fetched late", "cid", c, "peer", a.p, "bytes", len(a.data))
