@@ -8,6 +8,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/commons-p2p/commons/crdt"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
 )
@@ -38,17 +39,14 @@ func leftOutKey(c cid.Cid) []byte { return append([]byte{prefixLeftOut}, c.Bytes
 // replayed, and moves the state's cursor past it. Before the loop runs.
 func (n *Node) leaveOut(rep *replica, dmg *store.DamagedRecordError) {
 	say := n.log.Debug
-	if len(rep.leftNow) < leftOutNamed {
+	if rep.leftNow < leftOutNamed {
 		say = n.log.Warn
 	}
 	say("a stored record is damaged: it is left out of the commons' state until a peer that holds it sends it again (or, with the daemon stopped, commons repo repair --from a file a peer exported)",
 		"commons", rep.id, "record", dmg.CID, "cursor", dmg.Cursor)
 	rep.unsaved.marks = append(rep.unsaved.marks, store.Write{Key: leftOutKey(dmg.CID), Value: binary.BigEndian.AppendUint64(nil, dmg.Cursor)})
 	rep.unsaved.applied = max(rep.unsaved.applied, dmg.Cursor)
-	if rep.leftNow == nil {
-		rep.leftNow = map[cid.Cid]bool{}
-	}
-	rep.leftNow[dmg.CID] = true
+	rep.leftNow++
 }
 
 // leftOutNamed is how many records left out a start names at Warn, one
@@ -67,7 +65,7 @@ func (n *Node) readLeftOut(ctx context.Context, rep *replica) ([]leftOut, error)
 	err := n.st.ScanDerived(ctx, rep.id, []byte{prefixLeftOut}, nil, func(k, v []byte) error {
 		c, err := cid.Cast(k[1:])
 		if err != nil || len(v) != 8 {
-			return fmt.Errorf("%w: the mark of a record left out as damaged (%x) does not decode", store.ErrCorrupt, k)
+			return fmt.Errorf("%w: the mark of a record left out as damaged (%x) does not decode", crdt.ErrDamaged, k)
 		}
 		out = append(out, leftOut{c, binary.BigEndian.Uint64(v)})
 		return nil
@@ -82,7 +80,7 @@ func (n *Node) readLeftOut(ctx context.Context, rep *replica) ([]leftOut, error)
 // store now holds whole, drops the marks of those the state holds, and
 // names in the log those still damaged. At start, before the loop runs.
 func (n *Node) applyLeftOut(ctx context.Context, rep *replica) error {
-	defer func() { rep.leftNow = nil }()
+	defer func() { rep.leftNow = 0 }()
 	marks, err := n.readLeftOut(ctx, rep)
 	if err != nil || len(marks) == 0 {
 		return err
@@ -120,7 +118,7 @@ func (n *Node) applyLeftOut(ctx context.Context, rep *replica) error {
 		n.log.Info("records left out as damaged are whole again in the store: applied", "commons", rep.id, "records", len(blocks))
 	}
 	rep.leftOut = len(damaged)
-	if len(damaged) > min(len(rep.leftNow), leftOutNamed) { // more than this start named
+	if len(damaged) > min(rep.leftNow, leftOutNamed) { // more than this start named
 		n.log.Warn("stored records are damaged, and left out of the commons' state until a peer that holds them sends them again (or, with the daemon stopped, commons repo repair --from a file a peer exported)",
 			"commons", rep.id, "records", len(damaged), "first", damaged[0])
 	}

@@ -478,3 +478,31 @@ func TestDamagedRecordsAfterACrash(t *testing.T) {
 	}
 	checkViews(t, n, id, cids, true, "after the failed save and a start")
 }
+
+// TestLeftOutMarkDamaged: a mark of a record left out that does not
+// decode is damage of the derived state, like any other: the start
+// derives the state again from the records.
+func TestLeftOutMarkDamaged(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, _ := startRepo(t, dir, key, nil)
+	id, _ := fill(t, n, 3)
+	want := settledStatus(t, n, id)
+	closeNode(t, n)
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		err := st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: uint64(want.Records), Writes: []store.Write{
+			{Key: leftOutKey(id), Value: []byte{1, 2, 3}},
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	var log logBuffer
+	n, _ = startRepo(t, dir, key, &log)
+	defer closeNode(t, n)
+	if !strings.Contains(log.String(), "deriving it again") {
+		t.Errorf("the start did not derive the state again:\n%s", log.String())
+	}
+	if got := settledStatus(t, n, id); !reflect.DeepEqual(got, want) {
+		t.Errorf("derived again: %+v; want %+v", got, want)
+	}
+}

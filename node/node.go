@@ -147,9 +147,9 @@ type replica struct {
 	unsaved unsaved
 	kv      *storeKV // what state reads its derived state through
 	root    rootCache
-	// leftNow lists the records this start's replay left out as damaged
+	// leftNow counts the records this start's replay left out as damaged
 	// (leftout.go), until the start has named them.
-	leftNow map[cid.Cid]bool
+	leftNow int
 	// leftOut counts the records left out as damaged (leftout.go).
 	leftOut int
 }
@@ -304,9 +304,6 @@ func (n *Node) loadReplica(ctx context.Context, id cid.Cid) (*replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := n.applyLeftOut(ctx, rep); err != nil {
-		return nil, err
-	}
 	n.log.Info("loaded commons", "commons", id, "records", rep.state.Len())
 	return rep, nil
 }
@@ -330,6 +327,9 @@ func (n *Node) openReplica(ctx context.Context, id cid.Cid, applied, head uint64
 		if err := n.replay(ctx, rep, applied, head); err != nil {
 			return nil, err
 		}
+	}
+	if err := n.applyLeftOut(ctx, rep); err != nil {
+		return nil, err
 	}
 	return rep, nil
 }
