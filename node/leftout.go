@@ -215,3 +215,49 @@ type feedLog struct {
 func (l feedLog) Feed(ctx context.Context, id cid.Cid, after uint64, limit int) ([]store.Stored, error) {
 	return l.n.readFeed(ctx, id, after, limit)
 }
+
+// wholeRecords reads records cs one at a time, for a sync to send: a
+// damaged one is left out (nil), and noted (recordDamaged). A peer
+// forgets what it wanted and did not get at the end of the turn (SPEC
+// §11.4), so a damaged record costs a session no more than its own
+// absence, and the peer takes it from another.
+func (n *Node) wholeRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) {
+	raws := make([][]byte, len(cs))
+	for i, c := range cs {
+		raw, err := n.st.GetRecord(ctx, c)
+		switch {
+		case errors.Is(err, store.ErrCorrupt):
+			n.recordDamaged(c, err)
+		case err != nil:
+			return nil, err
+		default:
+			raws[i] = raw
+		}
+	}
+	return raws, nil
+}
+
+// recordDamaged logs, at Warn the first time for each (of the last
+// maxDamagedRecords), that a record the state holds is stored damaged.
+// It is not sent to peers; commons repo repair drops the derived state,
+// and the next start leaves the record out and takes it again from a
+// peer.
+func (n *Node) recordDamaged(c cid.Cid, err error) {
+	n.damagedMu.Lock()
+	seen := n.damagedRecords[c]
+	if !seen {
+		if len(n.damagedRecords) >= maxDamagedRecords {
+			clear(n.damagedRecords)
+		}
+		n.damagedRecords[c] = true
+	}
+	n.damagedMu.Unlock()
+	say := n.log.Debug
+	if !seen {
+		say = n.log.Warn
+	}
+	say("a stored record is damaged: it is not sent to peers (with the daemon stopped, commons repo repair; the next start then takes it again from a peer)", "record", c, "err", err)
+}
+
+// maxDamagedRecords bounds the damaged records recordDamaged remembers.
+const maxDamagedRecords = 1024

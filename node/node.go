@@ -39,6 +39,10 @@ type Node struct {
 	key  protocol.PrivateKey
 	self protocol.PublicKey
 	st   store.Store
+	// damagedRecords are the records found damaged in the store while the
+	// state holds them (recordDamaged), at most maxDamagedRecords.
+	damagedMu      sync.Mutex
+	damagedRecords map[cid.Cid]bool
 
 	disk    diskGuard // whether the store's disk has room (disk.go)
 	pen     penalties // banned peers, and sync strikes (penalty.go)
@@ -164,25 +168,26 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n := &Node{
-		cfg:        cfg,
-		log:        cfg.Logger.With("component", "node"),
-		key:        key,
-		self:       key.Public(),
-		st:         cfg.Store,
-		work:       make(chan func()),
-		ingestCh:   make(chan *ingestReq, 1024),
-		toCommit:   make(chan *batch, maxInFlight+1), // and a save
-		committed:  make(chan *batch, maxInFlight+1),
-		inFlight:   make(map[cid.Cid]bool),
-		toHash:     make(map[*replica]bool),
-		leaving:    make(map[cid.Cid]*leave),
-		joining:    make(map[cid.Cid]int),
-		stopped:    make(chan struct{}),
-		exInFlight: make(map[string]*syncRun),
-		served:     make(map[string]int),
-		commons:    make(map[cid.Cid]*replica),
-		joined:     make(chan struct{}, 1),
-		rng:        rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		cfg:            cfg,
+		log:            cfg.Logger.With("component", "node"),
+		key:            key,
+		self:           key.Public(),
+		st:             cfg.Store,
+		work:           make(chan func()),
+		ingestCh:       make(chan *ingestReq, 1024),
+		toCommit:       make(chan *batch, maxInFlight+1), // and a save
+		committed:      make(chan *batch, maxInFlight+1),
+		inFlight:       make(map[cid.Cid]bool),
+		toHash:         make(map[*replica]bool),
+		leaving:        make(map[cid.Cid]*leave),
+		joining:        make(map[cid.Cid]int),
+		stopped:        make(chan struct{}),
+		exInFlight:     make(map[string]*syncRun),
+		served:         make(map[string]int),
+		commons:        make(map[cid.Cid]*replica),
+		damagedRecords: make(map[cid.Cid]bool),
+		joined:         make(chan struct{}, 1),
+		rng:            rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 	}
 	n.blobs.init(cfg.blob)
 	n.metrics = newMetrics(n)

@@ -621,6 +621,9 @@ func (sc *syncConn) writeTurn(ctx context.Context, commons *protocol.Link, turn 
 			cs[i] = d.CID()
 		}
 		raws, err := sc.n.st.GetRecords(ctx, cs)
+		if errors.Is(err, store.ErrCorrupt) {
+			raws, err = sc.n.wholeRecords(ctx, cs) // the damaged ones left out
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("node: sync: a record to send is in the state but not in the store: %w", err)
 		}
@@ -631,15 +634,19 @@ func (sc *syncConn) writeTurn(ctx context.Context, commons *protocol.Link, turn 
 			return err
 		}
 		for i, raw := range raws {
+			if raw == nil {
+				continue
+			}
 			if got := sha256.Sum256(raw); got != chunk[i] {
 				// Sent, it would cost this node the peer's trust, and spread.
-				return fmt.Errorf("node: sync: the store's bytes for record %s do not hash to its CID: the store is corrupt", cs[i])
+				sc.n.recordDamaged(cs[i], fmt.Errorf("%w: record %s: its bytes do not match its CID", store.ErrCorrupt, cs[i]))
+				continue
 			}
 			if err := writeKindFrame(sc.w, protocol.SyncFrameRecord, raw); err != nil {
 				return sc.ioErr("send record", err)
 			}
+			sc.rep.Sent++
 		}
-		sc.rep.Sent += len(chunk)
 	}
 	msg := turn.Msg()
 	msg.Commons = commons

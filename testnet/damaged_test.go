@@ -120,22 +120,21 @@ func (s *damagingStore) PutRecords(ctx context.Context, es []store.Entry) ([]uin
 	return cursors, err
 }
 
-// A node whose state is derived again while one of its records is
-// damaged on disk starts without it, and the next sync with a peer brings
-// it back: the peer's copy mends the store, and the two converge.
-func TestDamagedRecordComesBackBySync(t *testing.T) {
+// runDamaging runs fn on a Net of nodes members whose node 1 stores
+// through ds, after node 0 founded a commons with 5 contributions and node
+// 1 replicated it.
+func runDamaging(t *testing.T, nodes int, fn func(t *testing.T, n *Net, ds *damagingStore, id string, cons []string)) {
 	ds := &damagingStore{}
-	opts := Options{Nodes: 2, ExchangeInterval: 30 * time.Second, Configure: func(i int, cfg *node.Config) {
+	opts := Options{Nodes: nodes, ExchangeInterval: 30 * time.Second, Configure: func(i int, cfg *node.Config) {
 		if i == 1 {
 			ds.Store = cfg.Store
 			cfg.Store = ds
 		}
 	}}
 	Run(t, opts, func(t *testing.T, n *Net) {
-		ctx := context.Background()
 		n.Connect(0, 1)
 		id := found(t, n, 0, []int{0}, 1)
-		if err := n.Node(1).Join(ctx, id); err != nil {
+		if err := n.Node(1).Join(context.Background(), id); err != nil {
 			t.Fatal(err)
 		}
 		var cons []string
@@ -143,6 +142,16 @@ func TestDamagedRecordComesBackBySync(t *testing.T) {
 			cons = append(cons, contribute(t, n, 0, id, fmt.Sprintf("record %d", k)))
 		}
 		n.WaitConverged(id, 0, 1)
+		fn(t, n, ds, id, cons)
+	})
+}
+
+// A node whose state is derived again while one of its records is
+// damaged on disk starts without it, and the next sync with a peer brings
+// it back: the peer's copy mends the store, and the two converge.
+func TestDamagedRecordComesBackBySync(t *testing.T) {
+	runDamaging(t, 2, func(t *testing.T, n *Net, ds *damagingStore, id string, cons []string) {
+		ctx := context.Background()
 		want := n.MustCommons(1, id)
 
 		n.Stop(1)
@@ -228,5 +237,29 @@ func TestDamagedBlobFetchedAgain(t *testing.T) {
 				t.Fatalf("node 2's copy of %s: %d bytes, %v", b, len(got), err)
 			}
 		}
+	})
+}
+
+// A record the state holds but the store holds damaged is not sent by
+// sync, and costs the session no more than its own absence: a peer that
+// joins from that node alone gets every other record, and the damaged one
+// from another peer later.
+func TestDamagedRecordNotSent(t *testing.T) {
+	runDamaging(t, 3, func(t *testing.T, n *Net, ds *damagingStore, id string, cons []string) {
+		ctx := context.Background()
+		want := n.MustCommons(0, id)
+		ds.victim = mustCID(t, cons[2])
+		ds.damaged.Store(true)
+
+		n.Connect(2, 1)
+		if err := n.Node(2).Join(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		n.WaitRecords(id, want.Records-1, 2)
+		if ok, err := n.Store(2).HasRecord(ctx, ds.victim); ok || err != nil {
+			t.Fatalf("node 2 got the damaged record from node 1 (%v)", err)
+		}
+		n.Connect(2, 0)
+		n.WaitConverged(id, 0, 2)
 	})
 }
