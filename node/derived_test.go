@@ -180,6 +180,18 @@ func onRepo(t *testing.T, dir string, fn func(st *badgerstore.Store)) {
 	}
 }
 
+// writeDerived commits ws to the derived state of commons id in the
+// badger repo in dir (no node on it), as reflecting its records through
+// cursor applied.
+func writeDerived(t *testing.T, dir string, id cid.Cid, applied uint64, ws ...store.Write) {
+	t.Helper()
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		if err := st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: applied, Writes: ws}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 // closeNode closes n, failing t on an error.
 func closeNode(t *testing.T, n *Node) {
 	t.Helper()
@@ -295,15 +307,9 @@ func TestStartRederivesOtherVersion(t *testing.T) {
 	want := commonsView(t, n, id, cons)
 	closeNode(t, n)
 	// A stale layout, and a status that layout got wrong.
-	onRepo(t, dir, func(st *badgerstore.Store) {
-		err := st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: 100, Writes: []store.Write{
-			{Key: versionKey, Value: []byte("layout 0, rules 1")},
-			{Key: []byte{prefixCRDT, 's'}, Value: []byte{1, 1, 1, 1, 1, 1, 1}},
-		}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-	})
+	writeDerived(t, dir, id, 100,
+		store.Write{Key: versionKey, Value: []byte("layout 0, rules 1")},
+		store.Write{Key: []byte{prefixCRDT, 's'}, Value: []byte{1, 1, 1, 1, 1, 1, 1}})
 	var log logBuffer
 	n, cs = startRepo(t, dir, key, &log)
 	defer closeNode(t, n)

@@ -115,13 +115,7 @@ func TestTakenBackEventsOnce(t *testing.T) {
 	onRepo(t, dir, func(*badgerstore.Store) {})
 	last := feedLog[len(feedLog)-1]
 	flipRecord(t, dir, last.Raw)
-	onRepo(t, dir, func(st *badgerstore.Store) {
-		if err := st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: uint64(len(feedLog)), Writes: []store.Write{
-			{Key: versionKey, Value: []byte("layout 3, rules 3")},
-		}}}); err != nil {
-			t.Fatal(err)
-		}
-	})
+	writeDerived(t, dir, id, uint64(len(feedLog)), store.Write{Key: versionKey, Value: []byte("layout 3, rules 3")})
 	n, cs := startRepo(t, dir, key, nil)
 	defer closeNode(t, n)
 	if _, err := n.Import(t.Context(), bytes.NewReader(car.Bytes()), false); err != nil {

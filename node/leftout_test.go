@@ -50,14 +50,7 @@ func damagedRepo(t *testing.T, dir string, n *Node, pick func(feed []store.Store
 		flipRecord(t, dir, feed[i].Raw)
 		victims = append(victims, feed[i].CID)
 	}
-	onRepo(t, dir, func(st *badgerstore.Store) {
-		err := st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: uint64(want.Records), Writes: []store.Write{
-			{Key: versionKey, Value: []byte("layout 3, rules 3")},
-		}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-	})
+	writeDerived(t, dir, id, uint64(want.Records), store.Write{Key: versionKey, Value: []byte("layout 3, rules 3")})
 	return id, victims, want, car.Bytes()
 }
 
@@ -488,14 +481,7 @@ func TestLeftOutMarkDamaged(t *testing.T) {
 	id, _ := fill(t, n, 3)
 	want := settledStatus(t, n, id)
 	closeNode(t, n)
-	onRepo(t, dir, func(st *badgerstore.Store) {
-		err := st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: uint64(want.Records), Writes: []store.Write{
-			{Key: leftOutKey(id), Value: []byte{1, 2, 3}},
-		}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-	})
+	writeDerived(t, dir, id, uint64(want.Records), store.Write{Key: leftOutKey(id), Value: []byte{1, 2, 3}})
 	var log logBuffer
 	n, _ = startRepo(t, dir, key, &log)
 	defer closeNode(t, n)
