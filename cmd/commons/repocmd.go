@@ -216,7 +216,7 @@ says so in its log, and takes it again from the first peer that syncs it.`,
 			} else {
 				fmt.Fprintf(a.stdout, "records read whole: %d\nblobs read whole:   %d\nfeed entries:       %d\n", rep.Records, rep.Blobs, rep.FeedEntries)
 			}
-			return a.reportDamage(rep, asJSON, "damaged", "its records can be had again from peers (commons repo repair --from a file a peer exported), or in a fresh repo that joins the commons; the daemon fetches a damaged blob again from a peer when it is read or a peer asks for it")
+			return a.reportDamage(rep, asJSON, "damaged", "run commons repo repair: the daemon then takes damaged records again from its peers (commons repo repair --from a file a peer exported writes them at once); it fetches a damaged blob again from a peer when it is read or a peer asks for it")
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")

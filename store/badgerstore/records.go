@@ -250,7 +250,7 @@ func checkRecord(c cid.Cid, raw []byte) error {
 }
 
 // damagedAdvice is what a damaged record's error advises.
-const damagedAdvice = "with the daemon stopped, commons repo verify checks the whole store, and commons repo repair --from a file a peer exported writes damaged records again"
+const damagedAdvice = "with the daemon stopped, commons repo verify checks the whole store, and commons repo repair mends it: the daemon then takes damaged records again from its peers, and repair --from a file a peer exported writes them at once"
 
 // GetRecords implements store.Store. It reads from one snapshot, in key
 // order: an iterator steps from one wanted record to the next when they are
