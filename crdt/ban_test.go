@@ -46,6 +46,7 @@ func TestBanMakesAuthorInert(t *testing.T) {
 		wantInert(t, s, acc.CID, reasonTargetInert)
 		wantInert(t, s, byBanned.CID, reasonBanned)
 		wantStatus(t, s, other, StatusPending)
+		wantDisowned(t, s, map[cid.Cid]bool{junk.CID: true, byBanned.CID: true, acc.CID: false, other.CID: false, g.CID: false})
 		if _, accepted, _ := s.Counts(); accepted != 0 {
 			t.Fatalf("%d accepted: nothing is, once the only votes are undone", accepted)
 		}
@@ -68,6 +69,7 @@ func TestBanMakesAuthorInert(t *testing.T) {
 		if got := s.Banned(); len(got) != 0 {
 			t.Fatalf("banned %v after a version that leaves them out, want none", got)
 		}
+		wantDisowned(t, s, map[cid.Cid]bool{byBanned.CID: false, other.CID: false})
 		wantStatus(t, s, other, StatusAccepted) // the lifted maintainer's accept counts again
 	})
 }
@@ -131,6 +133,7 @@ func TestContestedBanHoldsForgedBanBansNobody(t *testing.T) {
 			t.Fatalf("ban-suspended %v, want the contributor", got)
 		}
 		wantInert(t, s, c.CID, reasonBanContested)
+		wantDisowned(t, s, map[cid.Cid]bool{c.CID: false})
 		if v, _ := viewOf(t, s, c.CID); v.Status != StatusPending || !v.Held {
 			t.Fatalf("the contributor's work under a contested ban: %+v, want pending and held", v)
 		}
@@ -181,4 +184,20 @@ func TestBanNeedsTheGenesis(t *testing.T) {
 		}
 		wantStatus(t, s, c, StatusAccepted)
 	})
+}
+
+// wantDisowned checks State.Disowned for each record of want: only the
+// records of banned keys are disowned, not those inert for another reason
+// (a review of a banned key's work), nor those of a key whose ban is
+// contested.
+func wantDisowned(t *testing.T, s *State, want map[cid.Cid]bool) {
+	t.Helper()
+	for c, w := range want {
+		if got := s.Disowned(c); got != w {
+			t.Errorf("record %s: disowned %v, want %v", c, got, w)
+		}
+	}
+	if s.Disowned(cid.Undef) {
+		t.Error("a record not in the set is disowned")
+	}
 }

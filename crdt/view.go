@@ -144,6 +144,16 @@ func (s *State) Revoked() []protocol.PublicKey { return sortedKeys(s.revoked) }
 // their bytes: their contributions and reviews are inert.
 func (s *State) Banned() []protocol.PublicKey { return sortedKeys(s.banned) }
 
+// Disowned reports whether record c is in the set and the commons has
+// disowned it: it is inert because its author is banned. A node need not
+// fetch, keep or serve the payloads that only disowned records claim
+// (SPEC §14). A record whose author's ban is contested is not disowned:
+// the contest may lift the ban.
+func (s *State) Disowned(c cid.Cid) bool {
+	e := s.entry(c)
+	return e != nil && e.cls == clsInert && e.reason == reasonBanned
+}
+
 // BanSuspended returns the keys banned by contested manifests and by no
 // head, sorted by their bytes: their contributions are held pending and
 // their reviews count neither way until the contest is decided.

@@ -91,6 +91,7 @@ var ErrBlobTooLarge = errors.New("node: blob over the commons' size limit")
 // blobRef is one record's reference to a blob (a row of blobrefs.go).
 type blobRef struct {
 	commons cid.Cid
+	record  cid.Cid // the referencing record (Undef if its key does not decode)
 	size    uint64
 	known   bool // size is stated (a payload); a licence text's is not
 }
@@ -274,6 +275,9 @@ func (n *Node) noteBlobs(blocks []*protocol.Block) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, blk := range blocks {
+		if rep := n.commons[blk.CommonsID()]; rep != nil && rep.state.Disowned(blk.CID) {
+			continue // its payloads are fetched if another record claims them
+		}
 		eachBlob(blk, func(c cid.Cid, _ uint64, _ bool) {
 			if ok, evicted := b.enqueue(c, blk.Record.Author); !ok || evicted {
 				n.sweepAfterSave = true // after the save, a sweep finds what was left out
@@ -417,10 +421,11 @@ func (n *Node) fetched(c cid.Cid, err error) {
 	author := b.queued[c]
 	delete(b.queued, c)
 	switch {
-	case err == nil || errors.Is(err, ErrBlobTooLarge) && !errors.Is(err, errBadBlob):
-		// Over the limit by what the records state: final. A peer that
-		// announced a size no record states (errBadBlob) is that peer's
-		// fault, not the blob's: it is tried again like any failure.
+	case err == nil || errors.Is(err, errDisowned) || errors.Is(err, ErrBlobTooLarge) && !errors.Is(err, errBadBlob):
+		// Disowned, or over the limit by what the records state: final
+		// (lifting a ban sweeps again). A peer that announced a size no
+		// record states (errBadBlob) is that peer's fault, not the blob's:
+		// it is tried again like any failure.
 		delete(b.retry, c)
 	case n.ctx.Err() == nil:
 		r := b.retry[c]
@@ -539,6 +544,12 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid) ([]byte, error) {
 	}
 	if len(sum.commons) == 0 {
 		return nil, fmt.Errorf("%w: blob %s is not stored here, and no record replicated here references it", api.ErrNotFound, c)
+	}
+	if _, disowned, err := n.claim(ctx, c); err != nil || disowned {
+		if err == nil {
+			err = fmt.Errorf("%w: blob %s is not stored here, and is not fetched: %w", api.ErrNotFound, c, errDisowned)
+		}
+		return nil, err
 	}
 	plan, err := n.planBlob(ctx, c, sum)
 	if err != nil {
@@ -942,14 +953,16 @@ func (n *Node) serveBlob(s network.Stream) {
 }
 
 // servable reports whether blob c is stored here and a record replicated
-// here references it. The store is asked first: a request for a blob not
-// stored here costs no lookup of its references.
+// here references it, other than only records the commons has disowned
+// (claim). The store is asked first: a request for a blob not stored here
+// costs no lookup of its references.
 func (n *Node) servable(c cid.Cid) (bool, error) {
 	has, err := n.storedBlob(n.ctx, c)
 	if err != nil || !has {
 		return false, err
 	}
-	return n.referenced(n.ctx, c)
+	referenced, disowned, err := n.claim(n.ctx, c)
+	return referenced && !disowned, err
 }
 
 // blobServeChunk is how much of a blob a served stream reads from the

@@ -102,6 +102,7 @@ func (n *Node) eachBlobRef(ctx context.Context, c cid.Cid, fn func(blobRef) bool
 			for _, w := range n.commons[id].unsaved.blobs {
 				if bytes.HasPrefix(w.Key, key) {
 					if r, err := decodeBlobRef(id, w.Value); err == nil {
+						r.record = refRecord(w.Key[len(key):])
 						mem = append(mem, r)
 					}
 				}
@@ -118,12 +119,13 @@ func (n *Node) eachBlobRef(ctx context.Context, c cid.Cid, fn func(blobRef) bool
 	prefix := append([]byte{prefixBlob}, key...)
 	for _, id := range ids {
 		var bad error
-		err := n.st.ScanDerived(ctx, id, prefix, nil, func(_, v []byte) error {
+		err := n.st.ScanDerived(ctx, id, prefix, nil, func(k, v []byte) error {
 			r, err := decodeBlobRef(id, v)
 			if err != nil {
 				bad = err
 				return nil
 			}
+			r.record = refRecord(k[len(prefix):])
 			if !fn(r) {
 				return errStop
 			}
@@ -142,14 +144,66 @@ func (n *Node) eachBlobRef(ctx context.Context, c cid.Cid, fn func(blobRef) bool
 	return nil
 }
 
-// referenced reports whether a record replicated here references blob c.
-func (n *Node) referenced(ctx context.Context, c cid.Cid) (bool, error) {
-	found := false
-	err := n.eachBlobRef(ctx, c, func(blobRef) bool {
-		found = true
-		return false
+// refRecord decodes the record CID that ends a blob row's key; Undef if
+// it does not decode.
+func refRecord(k []byte) cid.Cid {
+	l, c, err := cid.CidFromBytes(k)
+	if err != nil || l != len(k) {
+		return cid.Undef
+	}
+	return c
+}
+
+// Payloads the commons has disowned.
+//
+// A contribution by a banned key is inert for good, unless the ban is
+// lifted (crdt.State.Disowned). A blob that only such records claim is
+// not fetched (in the background or on demand) nor served: a flood's
+// payloads cost a node nothing once the association bans the flooder,
+// whatever the flooder's records still claim. A blob that any other
+// record claims (an honest contribution whose payload a flooder claims
+// too, a manifest's licence text) is fetched and served as before. Lifting
+// the ban sweeps the commons again (sweepAfterLift), which fetches them.
+// A disowned blob stored already stays stored: the store reclaims no space
+// from its value log (store/badgerstore, package doc).
+
+// maxDisownedRefs bounds the references to one blob that claim reads to
+// find it disowned: a blob that more records claim than that is taken to
+// be owned, and so fetched and served as before, rather than have a read
+// of its references grow with a flood of claims.
+const maxDisownedRefs = 256
+
+// errDisowned: every record that claims a blob is by a banned key.
+var errDisowned = errors.New("every record here that claims it is by a banned key, so the commons has disowned it")
+
+// claim reports whether a record replicated here references blob c, and
+// whether every one that does is disowned by its commons (a payload of a
+// banned key's contribution). Only a commons that bans keys costs more
+// than a read of the first reference.
+func (n *Node) claim(ctx context.Context, c cid.Cid) (referenced, disowned bool, err error) {
+	var check []blobRef
+	owned := false
+	err = n.eachBlobRef(ctx, c, func(r blobRef) bool {
+		referenced = true
+		if !r.known || !r.record.Defined() || !n.bansIn(r.commons) || len(check) == maxDisownedRefs {
+			owned = true
+			return false
+		}
+		check = append(check, r)
+		return true
 	})
-	return found, err
+	if err != nil || owned || !referenced {
+		return referenced, false, err
+	}
+	err = n.do(ctx, func() {
+		for _, r := range check {
+			if rep := n.commons[r.commons]; rep == nil || !rep.state.Disowned(r.record) {
+				owned = true
+				return
+			}
+		}
+	})
+	return true, err == nil && !owned, err
 }
 
 // maxStatedSizes bounds the distinct sizes a blobSummary keeps.

@@ -176,8 +176,8 @@ func TestStartDerivesBlobRefs(t *testing.T) {
 		t.Fatalf("after the start: %d blob references stored, want %d", k, len(payloads))
 	}
 	for _, p := range payloads {
-		if ok, err := n.referenced(t.Context(), p); !ok || err != nil {
-			t.Errorf("payload %s: referenced %v, %v", p, ok, err)
+		if ok, disowned, err := n.claim(t.Context(), p); !ok || disowned || err != nil {
+			t.Errorf("payload %s: referenced %v, disowned %v, %v", p, ok, disowned, err)
 		}
 	}
 }

@@ -19,9 +19,10 @@ import (
 // commons, a chunk of blobs at a time, and queues those not stored here,
 // not queued and not waiting to be retried, waiting for room in the queue
 // as the workers take from it. The sweeper sweeps once at start, after
-// the save that stores references left out of a full queue, and at a
-// retry tick after a failure was left out of the retry map (those back
-// off as a whole: fetched).
+// the save that stores references left out of a full queue, at a retry
+// tick after a failure was left out of the retry map (those back off as a
+// whole: fetched), and when a ban is lifted (the blobs only the banned
+// key's records claimed were not fetched: claim).
 
 // blobSweeper sweeps at start, and again whenever woken (sweepNow).
 func (n *Node) blobSweeper() {
@@ -142,6 +143,9 @@ func (n *Node) sweepBlob(c, rec cid.Cid) error {
 	has, err := n.storedBlob(n.ctx, c)
 	if err != nil || has {
 		return err
+	}
+	if _, disowned, err := n.claim(n.ctx, c); err != nil || disowned {
+		return err // disowned: not fetched (claim)
 	}
 	author := n.authorOf(rec)
 	for {

@@ -224,6 +224,12 @@ func (n *Node) noteBans(id cid.Cid, banned []protocol.PublicKey) {
 	n.banKeys.Store(id, m)
 }
 
+// bansIn reports whether a head of commons id bans some key.
+func (n *Node) bansIn(id cid.Cid) bool {
+	_, ok := n.banKeys.Load(id)
+	return ok
+}
+
 // bannedIn reports whether a head of commons id bans key k.
 func (n *Node) bannedIn(id cid.Cid, k protocol.PublicKey) bool {
 	m, ok := n.banKeys.Load(id)
