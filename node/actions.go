@@ -14,10 +14,29 @@ import (
 	"github.com/commons-p2p/commons/store"
 )
 
+// inertRule says what publishChecked does with a record the commons would
+// hold inert.
+type inertRule int
+
+const (
+	refuseInert   inertRule = iota // refuse it (the caller has no way to force it)
+	offerForce                     // refuse it, saying that forcing it publishes it anyway
+	publishForced                  // publish it all the same
+)
+
+// forceIf returns the rule of a caller that may force: publishForced if it
+// does.
+func forceIf(force bool) inertRule {
+	if force {
+		return publishForced
+	}
+	return offerForce
+}
+
 // create builds a record on the event loop (where the views and the clock
 // live), signs it, asks the commons how it would stand, and unless it would
-// be inert (or force is set) stores, merges and publishes it.
-func (n *Node) create(ctx context.Context, force bool, build func() (*protocol.Record, error)) (api.Published, error) {
+// be inert (and force does not publish it) stores, merges and publishes it.
+func (n *Node) create(ctx context.Context, force inertRule, build func() (*protocol.Record, error)) (api.Published, error) {
 	blk, err := n.sign(ctx, build)
 	if err != nil {
 		return api.Published{}, err
@@ -29,7 +48,7 @@ func (n *Node) create(ctx context.Context, force bool, build func() (*protocol.R
 // signatures), classifies it against its commons (crdt's Classify, or
 // ClassifyDraft with draft), refuses it with crdt's reason when it would be
 // inert unless force is set, and otherwise commits and publishes it.
-func (n *Node) publishChecked(ctx context.Context, blk *protocol.Block, force, draft bool) (api.Published, error) {
+func (n *Node) publishChecked(ctx context.Context, blk *protocol.Block, force inertRule, draft bool) (api.Published, error) {
 	if !draft {
 		var aerr error
 		n.admit([]*protocol.Block{blk}, cid.Undef, func(_ *protocol.Block, err error) { aerr = err })
@@ -42,9 +61,13 @@ func (n *Node) publishChecked(ctx context.Context, blk *protocol.Block, force, d
 		return api.Published{}, err
 	}
 	pub := api.Published{CID: blk.CID.String(), Class: string(v.Class), Reason: v.Reason}
-	if v.Class == crdt.ClassInert && !force {
-		return pub, fmt.Errorf("%w: the commons would hold %s %s inert (%s); nothing was published (force publishes it anyway)",
-			api.ErrForbidden, blk.Record.Type(), blk.CID, v.Reason)
+	if v.Class == crdt.ClassInert && force != publishForced {
+		hint := ""
+		if force == offerForce {
+			hint = " (force publishes it anyway)"
+		}
+		return pub, fmt.Errorf("%w: the commons would hold %s %s inert (%s); nothing was published%s",
+			api.ErrForbidden, blk.Record.Type(), blk.CID, v.Reason, hint)
 	}
 	if draft {
 		return pub, nil
@@ -205,7 +228,7 @@ func (n *Node) CreateManifest(ctx context.Context, p api.ManifestParams) (string
 	if m.Threshold > 1 {
 		return "", badRequest("a genesis with threshold %d needs that many signatures: draft it (manifest create --draft FILE), have it co-signed, then publish it", m.Threshold)
 	}
-	pub, err := n.create(ctx, false, func() (*protocol.Record, error) {
+	pub, err := n.create(ctx, refuseInert, func() (*protocol.Record, error) {
 		return &protocol.Record{Body: m}, nil
 	})
 	if err != nil {
@@ -259,7 +282,7 @@ func oneKeyWarning(m *protocol.Manifest) string {
 // it: one that would be inert is refused with the reason, unless p.Force.
 func (n *Node) UpdateManifest(ctx context.Context, commons string, p api.ManifestParams) (api.Published, error) {
 	var m *protocol.Manifest
-	pub, err := n.create(ctx, p.Force, func() (*protocol.Record, error) {
+	pub, err := n.create(ctx, forceIf(p.Force), func() (*protocol.Record, error) {
 		r, err := n.buildUpdate(commons, p, true)
 		if err == nil {
 			m = r.Manifest()
@@ -294,7 +317,7 @@ func (n *Node) DraftManifest(ctx context.Context, commons string, p api.Manifest
 	if err != nil {
 		return nil, err
 	}
-	if _, err := n.publishChecked(ctx, blk, p.Force, true); err != nil {
+	if _, err := n.publishChecked(ctx, blk, forceIf(p.Force), true); err != nil {
 		return nil, err
 	}
 	b := bundle{draft: blk}
@@ -640,7 +663,7 @@ func (n *Node) Publish(ctx context.Context, raw []byte, force bool) (api.Publish
 	if err != nil {
 		return api.Published{}, fmt.Errorf("%w: record: %w", api.ErrBadRequest, err)
 	}
-	return n.publishChecked(ctx, blk, force, false)
+	return n.publishChecked(ctx, blk, forceIf(force), false)
 }
 
 // applyManifestParams overwrites m's fields with those given in p.
@@ -791,7 +814,7 @@ func (n *Node) Contribute(ctx context.Context, p api.ContributeParams) (string, 
 		payload = append(payload, protocol.PayloadRef{CID: protocol.Link{Cid: c}, Name: f.Name, Size: uint64(size)})
 		sizes = append(sizes, uint64(size))
 	}
-	pub, err := n.create(ctx, false, func() (*protocol.Record, error) {
+	pub, err := n.create(ctx, refuseInert, func() (*protocol.Record, error) {
 		rep, err := n.replicaFor(p.Commons)
 		if err != nil {
 			return nil, err
@@ -841,7 +864,7 @@ func (n *Node) Review(ctx context.Context, p api.ReviewParams) (api.Published, e
 	if err != nil {
 		return api.Published{}, badRequest("%q is not a CID", p.Target)
 	}
-	return n.create(ctx, p.Force, func() (*protocol.Record, error) {
+	return n.create(ctx, forceIf(p.Force), func() (*protocol.Record, error) {
 		var rep *replica
 		for _, id := range n.order {
 			if n.commons[id].state.Has(target) {

@@ -140,3 +140,23 @@ func TestBanByUpdate(t *testing.T) {
 		t.Errorf("a ban in a commons founded without bans: %v; want it refused", err)
 	}
 }
+
+// A banned key's node refuses to publish a contribution, saying why, and
+// offers no force: there is none for a contribution, which nothing could
+// make count.
+func TestBannedKeyRefused(t *testing.T) {
+	ctx := t.Context()
+	a, b := startOffline(t), startOffline(t)
+	id, err := a.CreateManifest(ctx, api.ManifestParams{Name: ptr("b"), Licence: ptr("MIT"), Maintainers: []protocol.PublicKey{a.Self()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.UpdateManifest(ctx, id, api.ManifestParams{Ban: []protocol.PublicKey{b.Self()}}); err != nil {
+		t.Fatal(err)
+	}
+	copyCommons(t, a, b, id)
+	_, err = b.Contribute(ctx, api.ContributeParams{Commons: id, Title: "junk"})
+	if !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "key is banned") || strings.Contains(err.Error(), "force") {
+		t.Fatalf("a banned key's contribution: %v; want forbidden, naming the ban, offering no force", err)
+	}
+}

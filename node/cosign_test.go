@@ -43,7 +43,7 @@ func TestThresholdUpdateNeedsCosignatures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Publish(ctx, draft, false); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "signers: fewer than a predecessor's threshold") {
+	if _, err := a.Publish(ctx, draft, false); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "signers: fewer than a predecessor's threshold") || !strings.Contains(err.Error(), "force publishes it anyway") {
 		t.Fatalf("publish with one signature: %v", err)
 	}
 	if _, err := a.CosignManifest(ctx, draft, false); !errors.Is(err, api.ErrBadRequest) {
