@@ -36,6 +36,7 @@ func TestBanMakesAuthorInert(t *testing.T) {
 	km.Banned = pubs(4, 5)
 	keep := update(t, g.CID, 30, km, 2, []cid.Cid{ban.CID}, 0)
 	after := contribution(t, g.CID, keep.CID, 40, 5, "after the ban")
+	byFlooder := update(t, g.CID, 25, manifest([]int{5}, 1, nil, 0, 0), 1, []cid.Cid{g.CID}, 5) // inert: not the association's
 	banned := func(s *State) {
 		t.Helper()
 		if got := s.Banned(); !slices.Equal(got, pubs(4, 5)) {
@@ -46,12 +47,12 @@ func TestBanMakesAuthorInert(t *testing.T) {
 		wantInert(t, s, acc.CID, reasonTargetInert)
 		wantInert(t, s, byBanned.CID, reasonBanned)
 		wantStatus(t, s, other, StatusPending)
-		wantDisowned(t, s, map[cid.Cid]bool{junk.CID: true, byBanned.CID: true, acc.CID: false, other.CID: false, g.CID: false})
+		wantDisowned(t, s, map[cid.Cid]bool{junk.CID: true, byBanned.CID: true, byFlooder.CID: true, acc.CID: false, other.CID: false, g.CID: false, ban.CID: false})
 		if _, accepted, _ := s.Counts(); accepted != 0 {
 			t.Fatalf("%d accepted: nothing is, once the only votes are undone", accepted)
 		}
 	}
-	sc := scenario{g.CID, []*protocol.Block{g, junk, acc, other, byBanned, ban}}
+	sc := scenario{g.CID, []*protocol.Block{g, junk, acc, other, byBanned, ban, byFlooder}}
 	sc.check(t, banned)
 	sc = scenario{g.CID, []*protocol.Block{g, junk, acc, ban, keep}}
 	sc.check(t, func(s *State) {
@@ -187,9 +188,9 @@ func TestBanNeedsTheGenesis(t *testing.T) {
 }
 
 // wantDisowned checks State.Disowned for each record of want: only the
-// records of banned keys are disowned, not those inert for another reason
-// (a review of a banned key's work), nor those of a key whose ban is
-// contested.
+// records of banned keys are disowned (their manifests too), not those
+// inert for another reason (a review of a banned key's work), nor those of
+// a key whose ban is contested.
 func wantDisowned(t *testing.T, s *State, want map[cid.Cid]bool) {
 	t.Helper()
 	for c, w := range want {

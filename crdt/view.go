@@ -145,13 +145,28 @@ func (s *State) Revoked() []protocol.PublicKey { return sortedKeys(s.revoked) }
 func (s *State) Banned() []protocol.PublicKey { return sortedKeys(s.banned) }
 
 // Disowned reports whether record c is in the set and the commons has
-// disowned it: it is inert because its author is banned. A node need not
-// fetch, keep or serve the payloads that only disowned records claim
-// (SPEC §14). A record whose author's ban is contested is not disowned:
-// the contest may lift the ban.
+// disowned it: its author is banned (by a head, SPEC §12.3). A banned
+// key's contributions and reviews are inert, and its manifests never carry
+// the association's authority, so a node need not fetch, keep or serve the
+// blobs that only disowned records reference (SPEC §14.2). A record whose
+// author's ban is contested is not disowned: the contest may lift the ban.
 func (s *State) Disowned(c cid.Cid) bool {
 	e := s.entry(c)
-	return e != nil && e.cls == clsInert && e.reason == reasonBanned
+	var author protocol.PublicKey
+	switch {
+	case e == nil:
+		return false
+	case e.man != nil && e.man.blk != nil:
+		author = e.man.blk.Record.Author
+	case e.con != nil:
+		author = e.con.author
+	case e.rev != nil:
+		author = e.rev.author
+	default:
+		return false
+	}
+	_, banned := s.banned[author]
+	return banned
 }
 
 // BanSuspended returns the keys banned by contested manifests and by no

@@ -139,6 +139,7 @@ type blobState struct {
 	bounds    blobBounds
 	queue     fairQueue                      // background fetches to run, at most bounds.queue
 	queued    map[cid.Cid]protocol.PublicKey // in queue or running, with the author it was queued for
+	again     map[cid.Cid]bool               // queued blobs a record not disowned claimed since (fetched)
 	retry     map[cid.Cid]*blobRetryState    // failed, to be queued again; at most bounds.retry
 	sweep     bool                           // a blob was left out of the retry map (or a sweep failed): sweep at a retry tick
 	sweepAt   time.Time                      // not before then (forgotten failures back off as a whole)
@@ -166,6 +167,7 @@ func (b *blobState) init(bounds blobBounds) {
 	bounds.fill()
 	b.bounds = bounds
 	b.queued = map[cid.Cid]protocol.PublicKey{}
+	b.again = map[cid.Cid]bool{}
 	b.retry = map[cid.Cid]*blobRetryState{}
 	b.inflight = map[cid.Cid]*blobCall{}
 	b.damaged = map[cid.Cid]bool{}
@@ -255,6 +257,7 @@ func (b *blobState) enqueue(c cid.Cid, a protocol.PublicKey) (ok, evicted bool) 
 			return false, false
 		}
 		delete(b.queued, out)
+		delete(b.again, out)
 		b.sweep, evicted = true, true
 	}
 	b.queued[c] = a
@@ -271,14 +274,20 @@ func (n *Node) noteBlobs(blocks []*protocol.Block) {
 	if n.cfg.Offline {
 		return
 	}
+	claiming := make([]*protocol.Block, 0, len(blocks))
+	for _, blk := range blocks {
+		if rep := n.commons[blk.CommonsID()]; rep == nil || !rep.state.Disowned(blk.CID) {
+			claiming = append(claiming, blk) // a disowned one's payloads are fetched if another record claims them
+		}
+	}
 	b := &n.blobs
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, blk := range blocks {
-		if rep := n.commons[blk.CommonsID()]; rep != nil && rep.state.Disowned(blk.CID) {
-			continue // its payloads are fetched if another record claims them
-		}
+	for _, blk := range claiming {
 		eachBlob(blk, func(c cid.Cid, _ uint64, _ bool) {
+			if _, queued := b.queued[c]; queued {
+				b.again[c] = true // a fetch running may have found it disowned
+			}
 			if ok, evicted := b.enqueue(c, blk.Record.Author); !ok || evicted {
 				n.sweepAfterSave = true // after the save, a sweep finds what was left out
 			}
@@ -419,13 +428,16 @@ func (n *Node) fetched(c cid.Cid, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	author := b.queued[c]
+	again := b.again[c]
 	delete(b.queued, c)
+	delete(b.again, c)
 	switch {
-	case err == nil || errors.Is(err, errDisowned) || errors.Is(err, ErrBlobTooLarge) && !errors.Is(err, errBadBlob):
+	case err == nil || errors.Is(err, errDisowned) && !again || errors.Is(err, ErrBlobTooLarge) && !errors.Is(err, errBadBlob):
 		// Disowned, or over the limit by what the records state: final
-		// (lifting a ban sweeps again). A peer that announced a size no
-		// record states (errBadBlob) is that peer's fault, not the blob's:
-		// it is tried again like any failure.
+		// (lifting a ban sweeps again), unless a record not disowned
+		// claimed it after the fetch found it disowned. A peer that
+		// announced a size no record states (errBadBlob) is that peer's
+		// fault, not the blob's: it is tried again like any failure.
 		delete(b.retry, c)
 	case n.ctx.Err() == nil:
 		r := b.retry[c]
@@ -545,7 +557,7 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if len(sum.commons) == 0 {
 		return nil, fmt.Errorf("%w: blob %s is not stored here, and no record replicated here references it", api.ErrNotFound, c)
 	}
-	if _, disowned, err := n.claim(ctx, c); err != nil || disowned {
+	if _, disowned, err := n.claim(ctx, c, 0); err != nil || disowned {
 		if err == nil {
 			err = fmt.Errorf("%w: blob %s is not stored here, and is not fetched: %w", api.ErrNotFound, c, errDisowned)
 		}
@@ -954,14 +966,14 @@ func (n *Node) serveBlob(s network.Stream) {
 
 // servable reports whether blob c is stored here and a record replicated
 // here references it, other than only records the commons has disowned
-// (claim). The store is asked first: a request for a blob not stored here
+// (claim; a blob more than servedClaims records reference is served). The store is asked first: a request for a blob not stored here
 // costs no lookup of its references.
 func (n *Node) servable(c cid.Cid) (bool, error) {
 	has, err := n.storedBlob(n.ctx, c)
 	if err != nil || !has {
 		return false, err
 	}
-	referenced, disowned, err := n.claim(n.ctx, c)
+	referenced, disowned, err := n.claim(n.ctx, c, servedClaims)
 	return referenced && !disowned, err
 }
 

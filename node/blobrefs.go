@@ -87,12 +87,20 @@ func damagedBlobKey(id cid.Cid, k []byte) error {
 // errStop ends a scan early.
 var errStop = errors.New("stop")
 
-// eachBlobRef calls fn with every reference to blob c of the records of
-// the commons replicated here: those applied and not saved yet, then the
-// stored ones, commons by commons, until fn returns false. A reference may
-// come twice (saved between the two reads). fn must not call the store. A
-// row that does not decode is skipped, and its commons marked damaged.
-func (n *Node) eachBlobRef(ctx context.Context, c cid.Cid, fn func(blobRef) bool) error {
+// refChunk is the most references eachBlobRefs reads from the store
+// before it hands them on.
+const refChunk = 256
+
+// eachBlobRefs calls fn with every reference to blob c of the records of
+// the commons replicated here, a chunk at a time, until fn returns false:
+// those applied and not saved yet, then the stored ones, commons by
+// commons. The first stored chunk of each commons holds one reference, so
+// that a caller that decides on the first reads no more; later ones up to
+// refChunk. A reference may come twice (saved between the two reads). fn
+// runs outside any read of the store, so it may call the store or the
+// loop. A row that does not decode is skipped, and its commons marked
+// damaged.
+func (n *Node) eachBlobRefs(ctx context.Context, c cid.Cid, fn func([]blobRef) bool) error {
 	key := c.Bytes()
 	var ids []cid.Cid
 	var mem []blobRef
@@ -111,37 +119,60 @@ func (n *Node) eachBlobRef(ctx context.Context, c cid.Cid, fn func(blobRef) bool
 	}); err != nil {
 		return err
 	}
-	for _, r := range mem {
-		if !fn(r) {
+	for len(mem) > 0 {
+		k := min(len(mem), refChunk)
+		if !fn(mem[:k]) {
 			return nil
 		}
+		mem = mem[k:]
 	}
 	prefix := append([]byte{prefixBlob}, key...)
 	for _, id := range ids {
-		var bad error
-		err := n.st.ScanDerived(ctx, id, prefix, nil, func(k, v []byte) error {
-			r, err := decodeBlobRef(id, v)
-			if err != nil {
-				bad = err
+		size := 1
+		for from := prefix; from != nil; size = refChunk {
+			var chunk []blobRef
+			var next []byte
+			var bad error
+			err := n.st.ScanDerived(ctx, id, prefix, from, func(k, v []byte) error {
+				if len(chunk) == size {
+					next = slices.Clone(k)
+					return errStop
+				}
+				r, err := decodeBlobRef(id, v)
+				if err != nil {
+					bad = err
+					return nil
+				}
+				r.record = refRecord(k[len(prefix):])
+				chunk = append(chunk, r)
+				return nil
+			})
+			if bad != nil {
+				n.damaged(id, bad)
+			}
+			if err != nil && !errors.Is(err, errStop) {
+				return fmt.Errorf("node: read the references to blob %s of commons %s: %w", c, id, err)
+			}
+			if len(chunk) > 0 && !fn(chunk) {
 				return nil
 			}
-			r.record = refRecord(k[len(prefix):])
-			if !fn(r) {
-				return errStop
-			}
-			return nil
-		})
-		if bad != nil {
-			n.damaged(id, bad)
-		}
-		if errors.Is(err, errStop) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("node: read the references to blob %s of commons %s: %w", c, id, err)
+			from = next
 		}
 	}
 	return nil
+}
+
+// eachBlobRef calls fn with every reference to blob c, as eachBlobRefs
+// reads them, until fn returns false.
+func (n *Node) eachBlobRef(ctx context.Context, c cid.Cid, fn func(blobRef) bool) error {
+	return n.eachBlobRefs(ctx, c, func(rs []blobRef) bool {
+		for _, r := range rs {
+			if !fn(r) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // refRecord decodes the record CID that ends a blob row's key; Undef if
@@ -156,54 +187,57 @@ func refRecord(k []byte) cid.Cid {
 
 // Payloads the commons has disowned.
 //
-// A contribution by a banned key is inert for good, unless the ban is
-// lifted (crdt.State.Disowned). A blob that only such records claim is
-// not fetched (in the background or on demand) nor served: a flood's
-// payloads cost a node nothing once the association bans the flooder,
-// whatever the flooder's records still claim. A blob that any other
-// record claims (an honest contribution whose payload a flooder claims
-// too, a manifest's licence text) is fetched and served as before. Lifting
-// the ban sweeps the commons again (sweepAfterLift), which fetches them.
-// A disowned blob stored already stays stored: the store reclaims no space
+// A banned key's records are disowned (crdt.State.Disowned): its
+// contributions and reviews are inert, and its manifests carry no
+// authority. A blob that only disowned records reference is not fetched
+// (in the background or on demand) nor served, so a flood's payloads cost
+// a node nothing once the association bans the flooder, whatever its
+// records still claim. A blob that any other record references (an honest
+// contribution whose payload a flooder claims too) is fetched and served
+// as before. Lifting a ban sweeps again (applyLive), which fetches them. A
+// disowned blob stored already stays stored: the store reclaims no space
 // from its value log (store/badgerstore, package doc).
 
-// maxDisownedRefs bounds the references to one blob that claim reads to
-// find it disowned: a blob that more records claim than that is taken to
-// be owned, and so fetched and served as before, rather than have a read
-// of its references grow with a flood of claims.
-const maxDisownedRefs = 256
+// servedClaims bounds the references a request for a blob reads: a blob
+// that more records reference is served without reading the rest, so
+// that a peer's request costs a bounded read however many claims a
+// banned key made. A fetch reads them all (claim's limit 0), so such a
+// blob is not fetched.
+const servedClaims = refChunk
 
-// errDisowned: every record that claims a blob is by a banned key.
-var errDisowned = errors.New("every record here that claims it is by a banned key, so the commons has disowned it")
+// errDisowned: every record that references a blob is by a banned key.
+var errDisowned = errors.New("every record here that references it is by a banned key, so the commons has disowned it")
 
 // claim reports whether a record replicated here references blob c, and
-// whether every one that does is disowned by its commons (a payload of a
-// banned key's contribution). Only a commons that bans keys costs more
-// than a read of the first reference.
-func (n *Node) claim(ctx context.Context, c cid.Cid) (referenced, disowned bool, err error) {
-	var check []blobRef
-	owned := false
-	err = n.eachBlobRef(ctx, c, func(r blobRef) bool {
+// whether every one that does is disowned by its commons. In a commons
+// that bans no key, the first reference decides; otherwise the state is
+// asked about each, a chunk of references at a time. With limit > 0, a
+// blob that more than limit records reference is taken to be owned.
+func (n *Node) claim(ctx context.Context, c cid.Cid, limit int) (referenced, disowned bool, err error) {
+	owned, seen := false, 0
+	var doErr error
+	err = n.eachBlobRefs(ctx, c, func(rs []blobRef) bool {
 		referenced = true
-		if !r.known || !r.record.Defined() || !n.bansIn(r.commons) || len(check) == maxDisownedRefs {
+		seen += len(rs)
+		if limit > 0 && seen > limit || slices.ContainsFunc(rs, func(r blobRef) bool { return !n.bansIn(r.commons) }) {
 			owned = true
 			return false
 		}
-		check = append(check, r)
-		return true
+		doErr = n.do(ctx, func() {
+			owned = slices.ContainsFunc(rs, func(r blobRef) bool {
+				rep := n.commons[r.commons]
+				return rep == nil || !rep.state.Disowned(r.record)
+			})
+		})
+		return doErr == nil && !owned
 	})
-	if err != nil || owned || !referenced {
+	if err == nil {
+		err = doErr
+	}
+	if err != nil {
 		return referenced, false, err
 	}
-	err = n.do(ctx, func() {
-		for _, r := range check {
-			if rep := n.commons[r.commons]; rep == nil || !rep.state.Disowned(r.record) {
-				owned = true
-				return
-			}
-		}
-	})
-	return true, err == nil && !owned, err
+	return referenced, referenced && !owned, nil
 }
 
 // maxStatedSizes bounds the distinct sizes a blobSummary keeps.

@@ -176,7 +176,7 @@ func TestStartDerivesBlobRefs(t *testing.T) {
 		t.Fatalf("after the start: %d blob references stored, want %d", k, len(payloads))
 	}
 	for _, p := range payloads {
-		if ok, disowned, err := n.claim(t.Context(), p); !ok || disowned || err != nil {
+		if ok, disowned, err := n.claim(t.Context(), p, 0); !ok || disowned || err != nil {
 			t.Errorf("payload %s: referenced %v, disowned %v, %v", p, ok, disowned, err)
 		}
 	}

@@ -144,7 +144,7 @@ func (n *Node) sweepBlob(c, rec cid.Cid) error {
 	if err != nil || has {
 		return err
 	}
-	if _, disowned, err := n.claim(n.ctx, c); err != nil || disowned {
+	if _, disowned, err := n.claim(n.ctx, c, 0); err != nil || disowned {
 		return err // disowned: not fetched (claim)
 	}
 	author := n.authorOf(rec)

@@ -221,6 +221,7 @@ func (n *Node) Start(ctx context.Context) error {
 		if err := n.noteRules(ctx, rep); err != nil {
 			return err
 		}
+		n.noteBans(id, rep.state.Banned())
 		n.commons[id] = rep
 		n.order = append(n.order, id)
 	}

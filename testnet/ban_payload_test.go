@@ -94,6 +94,16 @@ func TestBannedPayloadsNotFetched(t *testing.T) {
 			t.Fatalf("node 3 asked %d times for the banned key's payload", asked.Load())
 		}
 
+		// Node 0 remembers the ban across a restart (its sweep at start
+		// finds the junk missing and leaves it).
+		n.Restart(0)
+		n.Connect(0, evil)
+		n.Connect(0, 2)
+		n.Settle(3 * time.Minute)
+		if asked.Load() != 0 {
+			t.Fatalf("after a restart, node 0 asked %d times for the banned key's payload", asked.Load())
+		}
+
 		// The flooder's own node, once it knows of the ban, serves its junk
 		// no more, and the honest payload still.
 		copyRecords(t, n, 0, 1, id)
