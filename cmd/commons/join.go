@@ -174,7 +174,8 @@ longer replicates it after a restart. Its records stay stored unless --purge is
 given, so that joining it again takes up where it was. With --purge, its records,
 its feed and everything derived from them are deleted (payload blobs stay: other
 commons may reference them); joined again, its feed cursors start again at 1. A
-live feed open on the commons ends.`,
+live feed open on the commons ends. The disk space they took is given back by
+"commons repo compact", run with the daemon stopped.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withAPI(cmd, func(d api.API) error {
@@ -184,7 +185,7 @@ live feed open on the commons ends.`,
 				}
 				switch {
 				case r.Purged:
-					fmt.Fprintf(a.stderr, "left %s and deleted its %s\n", r.Commons, plural(r.Records, "record"))
+					fmt.Fprintf(a.stderr, "left %s and deleted its %s; their disk space is given back by commons repo compact, with the daemon stopped\n", r.Commons, plural(r.Records, "record"))
 				case r.Records > 0:
 					fmt.Fprintf(a.stderr, "left %s; its records stay stored (%s; leave --purge deletes them)\n", r.Commons, plural(r.Records, "record"))
 				default:

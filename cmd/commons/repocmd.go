@@ -16,11 +16,71 @@ import (
 func (a *app) repoCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "repo",
-		Short: "Check the repo's store, and repair damaged records",
+		Short: "Check the repo's store, repair damaged records, give back the space of deleted ones",
 	}
-	cmd.AddCommand(a.repoVerifyCmd(), a.repoRepairCmd())
+	cmd.AddCommand(a.repoVerifyCmd(), a.repoRepairCmd(), a.repoCompactCmd())
 	return cmd
 }
+
+func (a *app) repoCompactCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "compact",
+		Short: "Give the disk space of deleted data back (after leave --purge), with the daemon stopped",
+		Long: `Give back the disk space of what the store no longer holds, with the repo's
+daemon stopped: the records of a commons left with leave --purge, and values
+written over. The store keeps them on disk until then, since it never
+rewrites a file that might hold the only copy of a record.
+
+compact writes the store again into a new directory beside it, with the
+newest value of every key (the commons' derived state included, so the next
+start is as quick as before), and once the copy is whole puts it in the old
+one's place and deletes the old one. It needs free space for that copy:
+about the size of what the store still holds. A copy that fails (damage the
+copy cannot read, a full disk) is deleted and the store left as it was;
+repo verify names damage, and repo repair mends it.`,
+		Example: `  commons leave COMMONS-ID --purge
+  # stop the daemon, then:
+  commons repo compact`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.checkRepoFlag(); err != nil {
+				return err
+			}
+			r, err := repo.OpenRepo(a.repoDir)
+			if err != nil {
+				return err
+			}
+			if err := daemonRuns(cmd.Context(), r); err != nil {
+				return fmt.Errorf("%w; compact writes the store itself", err)
+			}
+			log, err := a.logger(slog.LevelWarn)
+			if err != nil {
+				return err
+			}
+			if !asJSON {
+				fmt.Fprintln(a.stderr, "writing the store again (minutes for a large repo)")
+			}
+			before, after, err := badgerstore.Compact(cmd.Context(), r.StoreDir(), log)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return a.printJSON(struct {
+					Before int64 `json:"bytes_before"`
+					After  int64 `json:"bytes_after"`
+				}{before, after})
+			}
+			fmt.Fprintf(a.stdout, "store: %s before, %s now (%s given back)\n", mib(before), mib(after), mib(max(before-after, 0)))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the sizes as JSON")
+	return cmd
+}
+
+// mib formats a size in bytes as MiB, to one decimal.
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 func (a *app) repoRepairCmd() *cobra.Command {
 	var from string

@@ -180,3 +180,38 @@ func lastRecord(t *testing.T, car string) ([]byte, string) {
 	}
 	return raw, c
 }
+
+// repo compact gives back the space of a purged commons and keeps the
+// state of the repo as it was; leave --purge points to it; on a repo whose
+// daemon runs it refuses, naming the daemon.
+func TestRepoCompact(t *testing.T) {
+	o := newOfflineRepo(t)
+	want := statusJSON(t, o.dir).Commons[0]
+	other := cidOut(t, mustRun(t, o.dir, "manifest", "create", "--name", "Left", "--licence", "MIT"))
+	for i := range 50 {
+		mustRun(t, o.dir, "contribute", "--commons", other, "--title", strings.Repeat("long title ", 20)+string(rune('a'+i%26)))
+	}
+	r := mustRun(t, o.dir, "leave", other, "--purge")
+	if !strings.Contains(r.stderr, "repo compact") {
+		t.Errorf("leave --purge = %+v; want repo compact named", r)
+	}
+	r = mustRun(t, o.dir, "repo", "compact", "--json")
+	sizes := decodeJSON[struct {
+		Before int64 `json:"bytes_before"`
+		After  int64 `json:"bytes_after"`
+	}](t, r.stdout)
+	if sizes.After <= 0 || sizes.After >= sizes.Before {
+		t.Errorf("repo compact = %+v; want less on disk after", sizes)
+	}
+	if got := statusJSON(t, o.dir).Commons; len(got) != 1 || got[0].StateRoot != want.StateRoot || got[0].Records != want.Records {
+		t.Errorf("after repo compact: %+v; want %+v", got, want)
+	}
+	if r := mustRun(t, o.dir, "repo", "verify"); !strings.Contains(r.stderr, "the store is whole") {
+		t.Errorf("repo verify after repo compact = %+v", r)
+	}
+	startInProcess(t, o.dir, "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0")
+	r = runCLI(t, t.Context(), "--repo", o.dir, "repo", "compact")
+	if r.code != 1 || !strings.Contains(r.stderr, "a daemon already runs") {
+		t.Fatalf("repo compact while the daemon runs = %+v", r)
+	}
+}

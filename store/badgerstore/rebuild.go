@@ -50,7 +50,7 @@ func Rebuild(ctx context.Context, dir string, logger *slog.Logger) (aside string
 	if err != nil {
 		return "", err
 	}
-	if err := copyStore(ctx, old.db, fresh.db); err != nil {
+	if err := copyStore(ctx, old.db, fresh.db, false); err != nil {
 		_ = fresh.Close()
 		_ = os.RemoveAll(tmp)
 		return "", fmt.Errorf("badgerstore: rebuild %s: %w (the store is as it was)", dir, err)
@@ -76,9 +76,9 @@ func Rebuild(ctx context.Context, dir string, logger *slog.Logger) (aside string
 	return aside, nil
 }
 
-// copyStore copies the newest value of every key of src but the derived
-// state into dst.
-func copyStore(ctx context.Context, src, dst *badger.DB) (err error) {
+// copyStore copies the newest value of every key of src into dst: every
+// key but the derived state's, or with derived, every key.
+func copyStore(ctx context.Context, src, dst *badger.DB, derived bool) (err error) {
 	defer func() {
 		if r := recover(); r != nil { // badger panics on some damaged blocks
 			err = fmt.Errorf("a table could not be read through: %v", r)
@@ -99,7 +99,9 @@ func copyStore(ctx context.Context, src, dst *badger.DB) (err error) {
 			item := it.Item()
 			switch item.Key()[0] {
 			case tagDerived, tagApplied, tagJournal, tagJournalDone:
-				continue
+				if !derived {
+					continue
+				}
 			}
 			v, err := item.ValueCopy(nil)
 			if err != nil {
