@@ -139,7 +139,7 @@ type blobState struct {
 	bounds    blobBounds
 	queue     fairQueue                      // background fetches to run, at most bounds.queue
 	queued    map[cid.Cid]protocol.PublicKey // in queue or running, with the author it was queued for
-	again     map[cid.Cid]bool               // queued blobs a record not disowned claimed since (fetched)
+	again     map[cid.Cid]bool               // queued blobs a record not disowned claimed since, or a ban lifted since (fetched)
 	retry     map[cid.Cid]*blobRetryState    // failed, to be queued again; at most bounds.retry
 	sweep     bool                           // a blob was left out of the retry map (or a sweep failed): sweep at a retry tick
 	sweepAt   time.Time                      // not before then (forgotten failures back off as a whole)
@@ -293,6 +293,21 @@ func (n *Node) noteBlobs(blocks []*protocol.Block) {
 			}
 		})
 	}
+}
+
+// bansLifted fetches the payloads that a ban no longer in force disowned:
+// a sweep now finds those whose references are stored, one after the next
+// save those not saved yet, and a fetch running that found its blob
+// disowned tries it again (fetched). Loop only.
+func (n *Node) bansLifted() {
+	n.sweepAfterSave = true
+	b := &n.blobs
+	b.mu.Lock()
+	for c := range b.queued {
+		b.again[c] = true
+	}
+	b.mu.Unlock()
+	signal(b.sweepNow)
 }
 
 // startBlobs serves the blob protocol and starts the background fetchers

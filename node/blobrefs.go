@@ -213,6 +213,11 @@ var errDisowned = errors.New("every record here that references it is by a banne
 // that bans no key, the first reference decides; otherwise the state is
 // asked about each, a chunk of references at a time. With limit > 0, a
 // blob that more than limit records reference is taken to be owned.
+// Without a limit (a fetch, a sweep) it reads, for a blob that only a
+// banned key claims, every one of its claims, and asks the state about each
+// on the loop, a chunk at a time: a cost linear in the claims that key
+// made (about 2 µs each, measured with the store in the page cache), which
+// it paid for, each record signed and stored.
 func (n *Node) claim(ctx context.Context, c cid.Cid, limit int) (referenced, disowned bool, err error) {
 	owned, seen := false, 0
 	var doErr error

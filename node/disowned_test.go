@@ -134,7 +134,8 @@ func TestDisownedClaims(t *testing.T) {
 }
 
 // A fetch that found a blob disowned is final, unless a record not
-// disowned claimed the blob while the fetch ran: then it is tried again.
+// disowned claimed the blob, or a ban was lifted, while the fetch ran:
+// then it is tried again.
 func TestDisownedClaimedAgain(t *testing.T) {
 	n := startOffline(t)
 	c := protocol.BlobCID([]byte("claimed again"))
@@ -149,5 +150,15 @@ func TestDisownedClaimedAgain(t *testing.T) {
 	n.fetched(c, fmt.Errorf("wrapped: %w", errDisowned))
 	if b.retry[c] == nil || len(b.again) != 0 || len(b.queued) != 0 {
 		t.Fatalf("a blob claimed again while found disowned: retry %v, again %v, queued %v", b.retry[c], b.again, b.queued)
+	}
+	// A ban lifted while a fetch finds its blob disowned.
+	d := protocol.BlobCID([]byte("its ban lifted"))
+	b.queued[d] = protocol.PublicKey{}
+	if err := n.do(t.Context(), n.bansLifted); err != nil {
+		t.Fatal(err)
+	}
+	n.fetched(d, errDisowned)
+	if b.retry[d] == nil {
+		t.Fatal("a blob whose ban was lifted while it was fetched is not tried again")
 	}
 }

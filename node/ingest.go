@@ -566,7 +566,7 @@ func (n *Node) applyLive(fresh []*protocol.Block, cursors []uint64) {
 			n.logAuthority(id, was, now)
 			n.noteBans(id, now.banned)
 			if len(newKeys(now.banned, was.banned)) > 0 {
-				signal(n.blobs.sweepNow) // the payloads a lifted ban disowned are fetched now
+				n.bansLifted()
 			}
 		}
 		if manifestIn(done) && n.ctx.Err() == nil {

@@ -13,8 +13,10 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 
+	"github.com/commons-p2p/commons/node"
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
 	"github.com/commons-p2p/commons/testnet/sim"
 )
 
@@ -150,4 +152,53 @@ func askBlob(t *testing.T, n *Net, from, to int, c string) *protocol.BlobRespons
 		t.Fatal(err)
 	}
 	return resp
+}
+
+// heldSaves fails every save of the derived state while held is set, as a
+// disk that refuses writes for a while would: the references of records
+// applied meanwhile are not stored yet.
+type heldSaves struct {
+	store.Store
+	held *atomic.Bool
+}
+
+func (s heldSaves) CommitDerived(ctx context.Context, ds []store.Derived) error {
+	if s.held.Load() {
+		return errors.New("saves held by the test")
+	}
+	return s.Store.CommitDerived(ctx, ds)
+}
+
+// A ban lifted while the references of the banned key's claims are not
+// saved yet still fetches their payloads, once they are: a sweep follows
+// the next save.
+func TestLiftedBanFetchesUnsavedClaims(t *testing.T) {
+	var held atomic.Bool
+	opts := Options{Nodes: 2, Configure: func(i int, cfg *node.Config) {
+		if i == 0 {
+			cfg.Store = heldSaves{Store: cfg.Store, held: &held}
+		}
+	}}
+	Run(t, opts, func(t *testing.T, n *Net) {
+		ctx := context.Background()
+		id := found(t, n, 0, nil, 0)
+		copyRecords(t, n, 0, 1, id)
+		if _, err := n.Node(0).UpdateManifest(ctx, id, api.ManifestParams{Ban: []protocol.PublicKey{publicKey(n, 1)}}); err != nil {
+			t.Fatal(err)
+		}
+		_, junk := contributeBlob(t, n, 1, id, blobData(3_000, 7)) // node 1 has not heard of the ban
+		recs, err := sim.Records(ctx, n.Node(1), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held.Store(true)
+		deliver(t, n, 0, recs)
+		if _, err := n.Node(0).UpdateManifest(ctx, id, api.ManifestParams{Unban: []protocol.PublicKey{publicKey(n, 1)}}); err != nil {
+			t.Fatal(err)
+		}
+		n.Settle(time.Minute) // the sweep the lifted ban starts, which cannot see the claims
+		held.Store(false)
+		n.Connect(0, 1)
+		n.WaitFor("the payload of a lifted ban on node 0", func() bool { return hasBlob(n, 0, junk, t) })
+	})
 }
