@@ -300,3 +300,56 @@ func (n *Node) statesSize(ctx context.Context, c cid.Cid, size uint64) bool {
 	})
 	return err == nil && found
 }
+
+// DropDisowned deletes the stored blobs that only disowned records
+// reference (claim): the payloads of banned keys, in the commons that ban
+// keys. It is the operator's to ask for (commons repo compact --disowned):
+// a ban can be lifted, and a payload deleted everywhere then comes back
+// only from its author. The store gives the space back later
+// (badgerstore.Compact). It returns how many blobs it deleted, and their
+// bytes.
+func (n *Node) DropDisowned(ctx context.Context) (blobs int, size int64, err error) {
+	for _, id := range n.commonsIDs() {
+		if !n.bansIn(id) {
+			continue
+		}
+		var from []byte
+		for {
+			chunk, next, err := n.blobChunk(id, from)
+			if err != nil {
+				return blobs, size, err
+			}
+			for _, ref := range chunk {
+				if has, err := n.st.HasBlob(ctx, ref.blob); err != nil || !has {
+					if err != nil {
+						return blobs, size, err
+					}
+					continue
+				}
+				_, disowned, err := n.claim(ctx, ref.blob, 0)
+				if err != nil {
+					return blobs, size, err
+				}
+				if !disowned {
+					continue
+				}
+				_, sz, err := n.st.ReadBlob(ctx, ref.blob, 0, nil)
+				if err != nil {
+					return blobs, size, err
+				}
+				if err := n.st.DeleteBlob(ctx, ref.blob); err != nil {
+					return blobs, size, err
+				}
+				blobs, size = blobs+1, size+sz
+			}
+			if next == nil {
+				break
+			}
+			from = next
+		}
+	}
+	if blobs > 0 {
+		n.log.Info("deleted the payloads that only banned keys' records reference", "blobs", blobs, "bytes", size)
+	}
+	return blobs, size, nil
+}

@@ -162,3 +162,36 @@ func TestDisownedClaimedAgain(t *testing.T) {
 		t.Fatal("a blob whose ban was lifted while it was fetched is not tried again")
 	}
 }
+
+// DropDisowned deletes the payloads only a banned key claims, and nothing
+// an honest record claims too; a second call finds nothing more.
+func TestDropDisowned(t *testing.T) {
+	n := startOffline(t)
+	id := foundTestCommons(t, n, n.Self())
+	flooder := strangerKey(11)
+	junk, honest := []byte("junk of a flooder"), []byte("an honest payload the flooder claims too")
+	j, h := storeJunk(t, n, junk), storeJunk(t, n, honest)
+	if _, err := n.ingest(t.Context(), append(claims(t, n, flooder, id, j, uint64(len(junk)), 3), claims(t, n, flooder, id, h, uint64(len(honest)), 1)...), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Contribute(t.Context(), api.ContributeParams{Commons: id.String(), Title: "honest", Payload: []api.PayloadParam{{CID: h.String(), Name: "h"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if blobs, _, err := n.DropDisowned(t.Context()); blobs != 0 || err != nil {
+		t.Fatalf("before any ban: %d dropped, %v", blobs, err)
+	}
+	ban(t, n, id, flooder.Public())
+	blobs, size, err := n.DropDisowned(t.Context())
+	if blobs != 1 || size != int64(len(junk)) || err != nil {
+		t.Fatalf("DropDisowned = %d blobs, %d bytes, %v; want the junk alone (%d bytes)", blobs, size, err, len(junk))
+	}
+	if has, _ := n.st.HasBlob(t.Context(), j); has {
+		t.Error("the junk is still stored")
+	}
+	if has, _ := n.st.HasBlob(t.Context(), h); !has {
+		t.Error("the honest payload was deleted")
+	}
+	if blobs, _, err := n.DropDisowned(t.Context()); blobs != 0 || err != nil {
+		t.Fatalf("again: %d dropped, %v", blobs, err)
+	}
+}

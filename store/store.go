@@ -133,6 +133,11 @@ type Store interface {
 	// HasBlob reports whether a blob is stored.
 	HasBlob(ctx context.Context, c cid.Cid) (bool, error)
 
+	// DeleteBlob deletes a blob, durably; deleting one not stored is a
+	// no-op. (A store may give its disk space back only later: see
+	// badgerstore.Compact.)
+	DeleteBlob(ctx context.Context, c cid.Cid) error
+
 	// AddCommons records, durably, that this node replicates a commons.
 	// Adding one twice is a no-op.
 	AddCommons(ctx context.Context, commons cid.Cid) error

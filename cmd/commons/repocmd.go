@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/commons-p2p/commons/node"
 	"github.com/commons-p2p/commons/node/repo"
 	"github.com/commons-p2p/commons/store"
 	"github.com/commons-p2p/commons/store/badgerstore"
@@ -23,7 +24,7 @@ func (a *app) repoCmd() *cobra.Command {
 }
 
 func (a *app) repoCompactCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, disowned bool
 	cmd := &cobra.Command{
 		Use:   "compact",
 		Short: "Give the disk space of deleted data back (after leave --purge), with the daemon stopped",
@@ -38,10 +39,17 @@ start is as quick as before), and once the copy is whole puts it in the old
 one's place and deletes the old one. It needs free space for that copy:
 about the size of what the store still holds. A copy that fails (damage the
 copy cannot read, a full disk) is deleted and the store left as it was;
-repo verify names damage, and repo repair mends it.`,
+repo verify names damage, and repo repair mends it.
+
+With --disowned, it first deletes the payloads that only records of banned
+keys reference (manifest update --ban): the node neither fetches nor serves
+them once the key is banned, but keeps what it stored before. Mind that a
+ban can be lifted (a stolen association key's ban goes with the key): a
+payload deleted by every node then comes back only from its author.`,
 		Example: `  commons leave COMMONS-ID --purge
   # stop the daemon, then:
-  commons repo compact`,
+  commons repo compact
+  commons repo compact --disowned     # also the payloads of banned keys`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.checkRepoFlag(); err != nil {
@@ -58,29 +66,65 @@ repo verify names damage, and repo repair mends it.`,
 			if err != nil {
 				return err
 			}
+			var out struct {
+				Before        int64 `json:"bytes_before"`
+				After         int64 `json:"bytes_after"`
+				Disowned      int   `json:"disowned_blobs_deleted"`
+				DisownedBytes int64 `json:"disowned_bytes_deleted"`
+			}
+			if disowned {
+				if out.Disowned, out.DisownedBytes, err = a.dropDisowned(cmd); err != nil {
+					return err
+				}
+			}
 			if !asJSON {
 				fmt.Fprintln(a.stderr, "writing the store again (minutes for a large repo)")
 			}
-			before, after, err := badgerstore.Compact(cmd.Context(), r.StoreDir(), log)
-			if err != nil {
+			if out.Before, out.After, err = badgerstore.Compact(cmd.Context(), r.StoreDir(), log); err != nil {
 				return err
 			}
 			if asJSON {
-				return a.printJSON(struct {
-					Before int64 `json:"bytes_before"`
-					After  int64 `json:"bytes_after"`
-				}{before, after})
+				return a.printJSON(out)
 			}
-			fmt.Fprintf(a.stdout, "store: %s before, %s now (%s given back)\n", mib(before), mib(after), mib(max(before-after, 0)))
+			if disowned {
+				fmt.Fprintf(a.stdout, "deleted: %s that only banned keys' records reference (%s)\n", plural(out.Disowned, "payload"), sizeText(out.DisownedBytes))
+			}
+			fmt.Fprintf(a.stdout, "store: %s before, %s now (%s given back)\n", sizeText(out.Before), sizeText(out.After), sizeText(max(out.Before-out.After, 0)))
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the sizes as JSON")
+	cmd.Flags().BoolVar(&disowned, "disowned", false, "first delete the payloads that only banned keys' records reference")
 	return cmd
 }
 
-// mib formats a size in bytes as MiB, to one decimal.
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+// dropDisowned deletes the repo's disowned payloads (node.DropDisowned)
+// through a node opened on the repo, offline.
+func (a *app) dropDisowned(cmd *cobra.Command) (int, int64, error) {
+	d, done, err := a.connect(cmd.Context())
+	if err != nil {
+		return 0, 0, err
+	}
+	defer done()
+	n, ok := d.(*node.Node)
+	if !ok {
+		return 0, 0, errors.New("a daemon started on the repo meanwhile: stop it, and run repo compact again")
+	}
+	return n.DropDisowned(cmd.Context())
+}
+
+// sizeText formats a size in bytes in the largest of KiB, MiB and GiB it
+// makes at least 1 of (KiB below that), to one decimal.
+func sizeText(n int64) string {
+	f := float64(n)
+	switch {
+	case f >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", f/(1<<30))
+	case f >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", f/(1<<20))
+	}
+	return fmt.Sprintf("%.1f KiB", f/(1<<10))
+}
 
 func (a *app) repoRepairCmd() *cobra.Command {
 	var from string

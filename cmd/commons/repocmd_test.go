@@ -197,10 +197,12 @@ func TestRepoCompact(t *testing.T) {
 	}
 	r = mustRun(t, o.dir, "repo", "compact", "--json")
 	sizes := decodeJSON[struct {
-		Before int64 `json:"bytes_before"`
-		After  int64 `json:"bytes_after"`
+		Before        int64 `json:"bytes_before"`
+		After         int64 `json:"bytes_after"`
+		Disowned      int   `json:"disowned_blobs_deleted"`
+		DisownedBytes int64 `json:"disowned_bytes_deleted"`
 	}](t, r.stdout)
-	if sizes.After <= 0 || sizes.After >= sizes.Before {
+	if sizes.After <= 0 || sizes.After >= sizes.Before || sizes.Disowned != 0 {
 		t.Errorf("repo compact = %+v; want less on disk after", sizes)
 	}
 	if got := statusJSON(t, o.dir).Commons; len(got) != 1 || got[0].StateRoot != want.StateRoot || got[0].Records != want.Records {
@@ -208,6 +210,9 @@ func TestRepoCompact(t *testing.T) {
 	}
 	if r := mustRun(t, o.dir, "repo", "verify"); !strings.Contains(r.stderr, "the store is whole") {
 		t.Errorf("repo verify after repo compact = %+v", r)
+	}
+	if r := mustRun(t, o.dir, "repo", "compact", "--disowned"); !strings.Contains(r.stdout, "deleted: 0 payloads") || !strings.Contains(r.stdout, "given back") {
+		t.Errorf("repo compact --disowned with no key banned = %+v", r)
 	}
 	startInProcess(t, o.dir, "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0")
 	r = runCLI(t, t.Context(), "--repo", o.dir, "repo", "compact")

@@ -119,6 +119,19 @@ func (s *Store) HasBlob(ctx context.Context, c cid.Cid) (bool, error) {
 	return s.has(ctx, blobKey(c))
 }
 
+// DeleteBlob implements store.Store. Its space on disk comes back with
+// Compact.
+func (s *Store) DeleteBlob(ctx context.Context, c cid.Cid) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(blobKey(c)) }); err != nil {
+		return fmt.Errorf("badgerstore: delete blob %s: %w", c, err)
+	}
+	return nil
+}
+
 // AddCommons implements store.Store.
 func (s *Store) AddCommons(ctx context.Context, commons cid.Cid) error {
 	if !commons.Defined() {

@@ -202,6 +202,17 @@ func copyAt(p, data []byte, off int64) int {
 	return copy(p, data[off:])
 }
 
+// DeleteBlob implements store.Store.
+func (s *Store) DeleteBlob(ctx context.Context, c cid.Cid) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	delete(s.blobs, c)
+	return nil
+}
+
 // HasBlob implements store.Store.
 func (s *Store) HasBlob(ctx context.Context, c cid.Cid) (bool, error) {
 	s.mu.RLock()

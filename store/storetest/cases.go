@@ -327,6 +327,21 @@ func testBlobs(t *testing.T, s store.Store) {
 			t.Fatalf("HasRecord(blob CID) = %v, %v; want false", ok, err)
 		}
 	}
+	gone, err := s.PutBlob(bg, []byte("deleted"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second time, a blob not stored
+		if err := s.DeleteBlob(bg, gone); err != nil {
+			t.Fatalf("DeleteBlob: %v", err)
+		}
+		if ok, err := s.HasBlob(bg, gone); ok || err != nil {
+			t.Fatalf("HasBlob after DeleteBlob = %v, %v", ok, err)
+		}
+		if _, err := s.GetBlob(bg, gone); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("GetBlob after DeleteBlob = %v, want ErrNotFound", err)
+		}
+	}
 	if ok, err := s.HasBlob(bg, protocol.BlobCID([]byte("absent"))); ok || err != nil {
 		t.Fatalf("HasBlob(absent) = %v, %v", ok, err)
 	}
