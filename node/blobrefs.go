@@ -194,9 +194,9 @@ func refRecord(k []byte) cid.Cid {
 // a node nothing once the association bans the flooder, whatever its
 // records still claim. A blob that any other record references (an honest
 // contribution whose payload a flooder claims too) is fetched and served
-// as before. Lifting a ban sweeps again (applyLive), which fetches them. A
-// disowned blob stored already stays stored: the store reclaims no space
-// from its value log (store/badgerstore, package doc).
+// as before. Lifting a ban sweeps again (bansLifted), which fetches them. A
+// disowned blob stored already stays stored until the operator asks
+// (DropDisowned: commons repo compact --disowned).
 
 // servedClaims bounds the references a request for a blob reads: a blob
 // that more records reference is served without reading the rest, so
