@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/ipfs/go-cid"
 
@@ -308,8 +309,27 @@ func (n *Node) statesSize(ctx context.Context, c cid.Cid, size uint64) bool {
 // only from its author. The store gives the space back later
 // (badgerstore.Compact). It returns how many blobs it deleted, and their
 // bytes.
+//
+// It deletes nothing while the store holds records of a commons it does
+// not replicate (left without purge): their references are not read, and
+// one of them may be the only honest claim on a blob.
 func (n *Node) DropDisowned(ctx context.Context) (blobs int, size int64, err error) {
-	for _, id := range n.commonsIDs() {
+	ids := n.commonsIDs()
+	stored, err := n.st.StoredCommons(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	var left []string
+	for _, c := range stored {
+		if !slices.ContainsFunc(ids, c.Equals) {
+			left = append(left, c.String())
+		}
+	}
+	if len(left) > 0 {
+		slices.Sort(left)
+		return 0, 0, fmt.Errorf("the store holds records of commons this node left without deleting them (%s): the payloads they reference are not known, so nothing was deleted; join them again, or leave --purge them, and try again", strings.Join(left, ", "))
+	}
+	for _, id := range ids {
 		if !n.bansIn(id) {
 			continue
 		}

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -193,5 +194,43 @@ func TestDropDisowned(t *testing.T) {
 	}
 	if blobs, _, err := n.DropDisowned(t.Context()); blobs != 0 || err != nil {
 		t.Fatalf("again: %d dropped, %v", blobs, err)
+	}
+}
+
+// DropDisowned deletes nothing while a commons left without purge holds
+// records: one of them may be the only honest claim on a payload.
+func TestDropDisownedLeftCommons(t *testing.T) {
+	n := startOffline(t)
+	mine := foundTestCommons(t, n, n.Self())
+	data := []byte("my payload, which a flooder claims elsewhere")
+	p := storeJunk(t, n, data)
+	if _, err := n.Contribute(t.Context(), api.ContributeParams{Commons: mine.String(), Title: "mine", Payload: []api.PayloadParam{{CID: p.String(), Name: "p"}}}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := n.CreateManifest(t.Context(), api.ManifestParams{Name: ptr("other"), Licence: ptr("MIT")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cid.MustParse(other)
+	flooder := strangerKey(11)
+	if _, err := n.ingest(t.Context(), claims(t, n, flooder, id, p, uint64(len(data)), 1), false); err != nil {
+		t.Fatal(err)
+	}
+	ban(t, n, id, flooder.Public())
+	if _, err := n.Leave(t.Context(), mine.String(), false); err != nil {
+		t.Fatal(err)
+	}
+	blobs, _, err := n.DropDisowned(t.Context())
+	if err == nil || blobs != 0 || !strings.Contains(err.Error(), mine.String()) {
+		t.Fatalf("DropDisowned with a commons left, its records kept: %d deleted, %v; want it refused, naming the commons", blobs, err)
+	}
+	if has, _ := n.st.HasBlob(t.Context(), p); !has {
+		t.Fatal("the payload of a commons left was deleted")
+	}
+	if _, err := n.Leave(t.Context(), mine.String(), true); err != nil {
+		t.Fatal(err)
+	}
+	if blobs, _, err := n.DropDisowned(t.Context()); blobs != 1 || err != nil {
+		t.Fatalf("once the commons is purged: %d deleted, %v; want the payload", blobs, err)
 	}
 }

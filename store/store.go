@@ -109,6 +109,11 @@ type Store interface {
 	// gives an empty result.
 	Feed(ctx context.Context, commons cid.Cid, after uint64, limit int) ([]Stored, error)
 
+	// StoredCommons returns the commons some of whose records are stored,
+	// replicated or not (one left without its records deleted), in no
+	// particular order.
+	StoredCommons(ctx context.Context) ([]cid.Cid, error)
+
 	// FeedHead returns the highest cursor assigned in a commons (0 if none),
 	// which is also its number of records.
 	FeedHead(ctx context.Context, commons cid.Cid) (uint64, error)

@@ -36,10 +36,10 @@ rewrites a file that might hold the only copy of a record.
 compact writes the store again into a new directory beside it, with the
 newest value of every key (the commons' derived state included, so the next
 start is as quick as before), and once the copy is whole puts it in the old
-one's place and deletes the old one. It needs free space for that copy:
-about the size of what the store still holds. A copy that fails (damage the
-copy cannot read, a full disk) is deleted and the store left as it was;
-repo verify names damage, and repo repair mends it.
+one's place, in one step, and deletes the old one. It needs free space for
+the copy, and refuses to start on a disk with less free than the store
+takes. A copy that fails is deleted and the store left as it was; damage is
+copied as it reads, for repo verify to name and repo repair to mend.
 
 With --disowned, it first deletes the payloads that only records of banned
 keys reference (manifest update --ban): the node neither fetches nor serves
@@ -74,6 +74,9 @@ payload deleted by every node then comes back only from its author.`,
 			}
 			if disowned {
 				if out.Disowned, out.DisownedBytes, err = a.dropDisowned(cmd); err != nil {
+					if out.Disowned > 0 {
+						return fmt.Errorf("%w (%s deleted before; the store was not written again)", err, plural(out.Disowned, "payload"))
+					}
 					return err
 				}
 			}

@@ -203,24 +203,33 @@ func (s *Store) checkFormat() error {
 // Close closes the database and releases the directory. Later calls,
 // Close included, return store.ErrClosed. It waits for running calls.
 func (s *Store) Close() error {
+	unlock, err := s.closeLocked()
+	if unlock != nil {
+		if uerr := unlock(); err == nil && uerr != nil {
+			err = fmt.Errorf("badgerstore: close: release lock: %w", uerr)
+		}
+	}
+	return err
+}
+
+// closeLocked closes the database as Close does, but keeps the directory
+// locked: unlock releases it (nil if the store was closed already).
+func (s *Store) closeLocked() (unlock func() error, err error) {
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
 	if s.closed {
-		return store.ErrClosed
+		return nil, store.ErrClosed
 	}
 	s.closed = true
-	err := s.db.Close()
+	err = s.db.Close()
 	if err == nil {
 		err = markClosed(s.dir)
 	}
-	if uerr := s.unlock(); err == nil && uerr != nil {
-		err = fmt.Errorf("badgerstore: release lock: %w", uerr)
-	}
 	if err != nil {
-		return fmt.Errorf("badgerstore: close: %w", err)
+		return s.unlock, fmt.Errorf("badgerstore: close: %w", err)
 	}
 	s.log.Debug("store closed")
-	return nil
+	return s.unlock, nil
 }
 
 // begin takes the read side of closeMu and checks ctx. On success the

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
 )
 
 // Compact gives the disk space of what the store at dir no longer holds
@@ -16,17 +15,25 @@ import (
 // blobs deleted, the values written over. Badger keeps them in its value
 // log files until those are garbage collected, which this store never
 // lets badger do (package doc, Values); so Compact writes the store again,
-// as Rebuild does, into a new directory, now with every key's newest
-// value, the derived state included, and once the copy is whole puts it in
-// the old one's place and deletes the old one. The store must not be open.
+// as Rebuild does, into a new directory beside it (dir+".compact"), now
+// with every key's newest value, the derived state included. Once the
+// copy is whole it exchanges the two directories in one step (on Linux;
+// swapDirs) and deletes the old one. Both stay locked throughout, so no
+// other process opens either meanwhile. The store must not be open.
 //
-// A copy that fails (a damaged table or value log entry, a full disk, ctx
-// done) is deleted, and the store is left as it was: repo verify and repo
-// repair deal with damage. It returns the store's size on disk before and
-// after.
+// It refuses to start when the disk has less free space than the store
+// takes (the copy takes at most as much), since badger's memory-mapped
+// writes do not fail on a full disk but crash the process. A copy that
+// fails (a damaged table, ctx done) is deleted, and the store left as it
+// was; a crash leaves the store whole at dir, old or new, and the next
+// Compact deletes what is left beside it. It returns the store's size on
+// disk before and after.
 func Compact(ctx context.Context, dir string, logger *slog.Logger) (before, after int64, err error) {
 	if before, err = dirSize(dir); err != nil {
 		return 0, 0, fmt.Errorf("badgerstore: compact: %w", err)
+	}
+	if free, ok := freeSpace(filepath.Dir(dir)); ok && free < before+compactMargin {
+		return before, 0, fmt.Errorf("badgerstore: compact: the copy of the store needs up to %d MiB free beside it, and the disk has %d MiB: make room, or move the repo to a larger disk", (before+compactMargin)>>20, free>>20)
 	}
 	old, err := Open(dir, logger)
 	if err != nil {
@@ -38,7 +45,7 @@ func Compact(ctx context.Context, dir string, logger *slog.Logger) (before, afte
 		}
 	}()
 	tmp := dir + ".compact"
-	if err := os.RemoveAll(tmp); err != nil { // a compaction cut short: never in use
+	if err := os.RemoveAll(tmp); err != nil { // left by a compaction cut short: never in use
 		return before, 0, fmt.Errorf("badgerstore: compact: %w", err)
 	}
 	fresh, err := Open(tmp, logger)
@@ -50,35 +57,43 @@ func Compact(ctx context.Context, dir string, logger *slog.Logger) (before, afte
 		_ = os.RemoveAll(tmp)
 		return before, 0, fmt.Errorf("badgerstore: compact %s: %w (the store is as it was)", dir, err)
 	}
-	if err := fresh.Close(); err != nil {
+	unlockFresh, err := fresh.closeLocked()
+	if unlockFresh != nil {
+		defer func() { _ = unlockFresh() }()
+	}
+	if err != nil {
 		_ = os.RemoveAll(tmp)
 		return before, 0, fmt.Errorf("badgerstore: compact %s: %w (the store is as it was)", dir, err)
 	}
-	if err := old.Close(); err != nil {
-		_ = os.RemoveAll(tmp)
-		return before, 0, fmt.Errorf("badgerstore: compact %s: %w (the store is as it was)", dir, err)
-	}
+	unlockOld, err := old.closeLocked()
 	old = nil
-	aside := fmt.Sprintf("%s.compacted-%s", dir, time.Now().UTC().Format("20060102T150405"))
-	if err := os.Rename(dir, aside); err != nil {
-		_ = os.RemoveAll(tmp)
-		return before, 0, fmt.Errorf("badgerstore: compact: move the old store aside: %w (the store is as it was)", err)
+	if unlockOld != nil {
+		defer func() { _ = unlockOld() }()
 	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return before, 0, fmt.Errorf("badgerstore: compact: the old store is at %s, the new one at %s, and could not be moved to %s: %w", aside, tmp, dir, err)
+	if err != nil {
+		_ = os.RemoveAll(tmp)
+		return before, 0, fmt.Errorf("badgerstore: compact %s: %w (the store is as it was)", dir, err)
+	}
+	if err := swapDirs(dir, tmp); err != nil {
+		_ = os.RemoveAll(tmp)
+		return before, 0, fmt.Errorf("badgerstore: compact: put the new store in place: %w (the store is as it was)", err)
 	}
 	if d, err := os.Open(filepath.Dir(dir)); err == nil {
 		_ = d.Sync()
 		_ = d.Close()
 	}
-	if err := os.RemoveAll(aside); err != nil {
-		return before, 0, fmt.Errorf("badgerstore: compact: the new store is in place; the old one, at %s, could not be deleted: %w", aside, err)
+	if err := os.RemoveAll(tmp); err != nil {
+		return before, 0, fmt.Errorf("badgerstore: compact: the new store is in place; the old one, at %s, could not be deleted: %w", tmp, err)
 	}
 	if after, err = dirSize(dir); err != nil {
 		return before, 0, fmt.Errorf("badgerstore: compact: %w", err)
 	}
 	return before, after, nil
 }
+
+// compactMargin is the free space Compact asks for beyond the store's
+// size: badger's files for the copy's first writes.
+const compactMargin = 64 << 20
 
 // dirSize returns the bytes the files under dir take.
 func dirSize(dir string) (int64, error) {
@@ -100,3 +115,6 @@ func dirSize(dir string) (int64, error) {
 	})
 	return n, err
 }
+
+// freeSpace is freeBytes, or what a test says.
+var freeSpace = freeBytes

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/commons-p2p/commons/store"
@@ -56,6 +57,9 @@ func TestCompact(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if err := os.MkdirAll(dir+".compact", 0o700); err != nil { // as a compaction cut short leaves it
+		t.Fatal(err)
+	}
 	before, after, err := badgerstore.Compact(ctx, dir, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -180,5 +184,58 @@ func TestCompactKeepsDamageVisible(t *testing.T) {
 	defer s.Close()
 	if _, err := s.GetBlob(ctx, blob); !errors.Is(err, store.ErrCorrupt) {
 		t.Fatalf("the damaged blob after Compact: %v, want ErrCorrupt", err)
+	}
+}
+
+// Blobs are copied a bounded batch at a time: the copy's value log files
+// stay within their size, however much the blobs hold together (a single
+// batch of 300 MiB of blobs made one value log file of that size).
+func TestCompactManyBlobs(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	ctx := context.Background()
+	s := open(t, dir)
+	blob := make([]byte, 1<<20)
+	for i := range 300 {
+		blob[0], blob[1] = byte(i), byte(i>>8)
+		if _, err := s.PutBlob(ctx, blob); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := badgerstore.Compact(ctx, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	for _, f := range logs {
+		if fi, err := os.Stat(f); err != nil || fi.Size() > 300<<20 {
+			t.Errorf("value log file %s: %d bytes, %v", f, fi.Size(), err)
+		}
+	}
+}
+
+// Compact refuses, before it writes anything, a disk with less room than
+// the copy may take, saying how much it needs.
+func TestCompactNeedsRoom(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	s := open(t, dir)
+	if _, err := s.PutBlob(context.Background(), bytes.Repeat([]byte("x"), 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	was := listDir(t, dir)
+	defer badgerstore.SetFreeSpace(10 << 20)()
+	_, _, err := badgerstore.Compact(context.Background(), dir, nil)
+	if err == nil || !strings.Contains(err.Error(), "MiB free beside it") {
+		t.Fatalf("Compact on a full disk: %v; want it refused, naming the room it needs", err)
+	}
+	if now := listDir(t, dir); !maps.Equal(was, now) {
+		t.Errorf("the store's files changed: %v, then %v", was, now)
+	}
+	if left, _ := filepath.Glob(dir + ".*"); len(left) > 0 {
+		t.Errorf("left beside the store: %v", left)
 	}
 }

@@ -76,6 +76,9 @@ func Rebuild(ctx context.Context, dir string, logger *slog.Logger) (aside string
 	return aside, nil
 }
 
+// copyBatch is how many bytes of values copyStore writes in one batch.
+const copyBatch = 32 << 20
+
 // copyStore copies the newest value of every key of src into dst: every
 // key but the derived state's, or with derived, every key.
 func copyStore(ctx context.Context, src, dst *badger.DB, derived bool) (err error) {
@@ -85,7 +88,11 @@ func copyStore(ctx context.Context, src, dst *badger.DB, derived bool) (err erro
 		}
 	}()
 	wb := dst.NewWriteBatch()
-	defer wb.Cancel()
+	defer func() { wb.Cancel() }()
+	// Badger sizes a batch by the pointers of values bound for the value
+	// log, not by their bytes: flushed by the bytes taken, a batch holds
+	// copyBatch of them at most, whatever the size of the blobs.
+	taken := 0
 	err = src.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{})
 		defer it.Close()
@@ -109,6 +116,12 @@ func copyStore(ctx context.Context, src, dst *badger.DB, derived bool) (err erro
 			}
 			if err := wb.Set(item.KeyCopy(nil), v); err != nil {
 				return err
+			}
+			if taken += len(v); taken >= copyBatch {
+				if err := wb.Flush(); err != nil {
+					return errors.Join(errors.New("write the new store"), err)
+				}
+				wb, taken = dst.NewWriteBatch(), 0
 			}
 		}
 		return nil

@@ -333,6 +333,31 @@ func (s *Store) HasRecord(ctx context.Context, c cid.Cid) (bool, error) {
 	return s.has(ctx, recordKey(c))
 }
 
+// StoredCommons implements store.Store: the commons with a head key.
+func (s *Store) StoredCommons(ctx context.Context) ([]cid.Cid, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	var out []cid.Cid
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tagHead}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			c, err := cid.Cast(it.Item().Key()[1:])
+			if err != nil {
+				return fmt.Errorf("head key %x: %w", it.Item().Key(), err)
+			}
+			out = append(out, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("badgerstore: stored commons: %w", err)
+	}
+	return out, nil
+}
+
 // FeedHead implements store.Store.
 func (s *Store) FeedHead(ctx context.Context, commons cid.Cid) (uint64, error) {
 	if err := s.begin(ctx); err != nil {

@@ -270,6 +270,22 @@ func (s *Store) DropRecords(ctx context.Context, commons cid.Cid) (int, error) {
 	return len(log), nil
 }
 
+// StoredCommons implements store.Store.
+func (s *Store) StoredCommons(ctx context.Context) ([]cid.Cid, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	var out []cid.Cid
+	for c, log := range s.feeds {
+		if len(log) > 0 {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
 // Commons implements store.Store.
 func (s *Store) Commons(ctx context.Context) ([]cid.Cid, error) {
 	s.mu.RLock()

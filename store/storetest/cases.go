@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -249,8 +250,14 @@ func testDropRecords(t *testing.T, s store.Store) {
 	if err := s.CommitDerived(bg, []store.Derived{mark}); err != nil {
 		t.Fatal(err)
 	}
+	if got, err := s.StoredCommons(bg); err != nil || len(got) != 2 || !slices.ContainsFunc(got, a.Equals) || !slices.ContainsFunc(got, b.Equals) {
+		t.Fatalf("StoredCommons = %v, %v; want a and b", got, err)
+	}
 	if n, err := s.DropRecords(bg, a); n != len(ea) || err != nil {
 		t.Fatalf("DropRecords = %d, %v; want %d, nil", n, err, len(ea))
+	}
+	if got, err := s.StoredCommons(bg); err != nil || len(got) != 1 || !got[0].Equals(b) {
+		t.Fatalf("StoredCommons after DropRecords = %v, %v; want b", got, err)
 	}
 	if head, err := s.FeedHead(bg, a); head != 0 || err != nil {
 		t.Fatalf("FeedHead after DropRecords = %d, %v; want 0", head, err)
