@@ -36,7 +36,7 @@ rewrites a file that might hold the only copy of a record.
 compact writes the store again into a new directory beside it, with the
 newest value of every key (the commons' derived state included, so the next
 start is as quick as before), and once the copy is whole puts it in the old
-one's place, in one step, and deletes the old one. It needs free space for
+one's place (in one step, on Linux) and deletes the old one. It needs free space for
 the copy, and refuses to start on a disk with less free than the store
 takes. A copy that fails is deleted and the store left as it was; damage is
 copied as it reads, for repo verify to name and repo repair to mend.

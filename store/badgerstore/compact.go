@@ -17,23 +17,23 @@ import (
 // lets badger do (package doc, Values); so Compact writes the store again,
 // as Rebuild does, into a new directory beside it (dir+".compact"), now
 // with every key's newest value, the derived state included. Once the
-// copy is whole it exchanges the two directories in one step (on Linux;
-// swapDirs) and deletes the old one. Both stay locked throughout, so no
-// other process opens either meanwhile. The store must not be open.
+// copy is whole it exchanges the two directories and deletes the old one.
+// On Linux the exchange is one step, and both stores stay locked
+// throughout, so no other process opens either meanwhile; elsewhere it
+// takes three renames (swapDirs), and on systems without flock (lockDir)
+// the stores are unlocked between their close and the exchange. The store
+// must not be open.
 //
 // It refuses to start when the disk has less free space than the store
 // takes (the copy takes at most as much), since badger's memory-mapped
 // writes do not fail on a full disk but crash the process. A copy that
 // fails (a damaged table, ctx done) is deleted, and the store left as it
-// was; a crash leaves the store whole at dir, old or new, and the next
-// Compact deletes what is left beside it. It returns the store's size on
-// disk before and after.
+// was; on Linux a crash leaves the store whole at dir, old or new, and the
+// next Compact deletes what is left beside it. It returns the store's size
+// on disk before and after.
 func Compact(ctx context.Context, dir string, logger *slog.Logger) (before, after int64, err error) {
 	if before, err = dirSize(dir); err != nil {
 		return 0, 0, fmt.Errorf("badgerstore: compact: %w", err)
-	}
-	if free, ok := freeSpace(filepath.Dir(dir)); ok && free < before+compactMargin {
-		return before, 0, fmt.Errorf("badgerstore: compact: the copy of the store needs up to %d MiB free beside it, and the disk has %d MiB: make room, or move the repo to a larger disk", (before+compactMargin)>>20, free>>20)
 	}
 	old, err := Open(dir, logger)
 	if err != nil {
@@ -47,6 +47,12 @@ func Compact(ctx context.Context, dir string, logger *slog.Logger) (before, afte
 	tmp := dir + ".compact"
 	if err := os.RemoveAll(tmp); err != nil { // left by a compaction cut short: never in use
 		return before, 0, fmt.Errorf("badgerstore: compact: %w", err)
+	}
+	if free, ok := freeSpace(filepath.Dir(dir)); ok && free < before+compactMargin {
+		return before, 0, fmt.Errorf("badgerstore: compact: the copy of the store needs up to %d MiB free beside it, and the disk has %d MiB: make room, or move the repo to a larger disk", (before+compactMargin)>>20, free>>20)
+	}
+	if err := canSwap(dir); err != nil {
+		return before, 0, fmt.Errorf("badgerstore: compact: this file system cannot put a copy of the store in its place in one step, so compact does not run on it: %w", err)
 	}
 	fresh, err := Open(tmp, logger)
 	if err != nil {
@@ -75,6 +81,9 @@ func Compact(ctx context.Context, dir string, logger *slog.Logger) (before, afte
 		return before, 0, fmt.Errorf("badgerstore: compact %s: %w (the store is as it was)", dir, err)
 	}
 	if err := swapDirs(dir, tmp); err != nil {
+		if errors.Is(err, errSwapHalfDone) {
+			return before, 0, fmt.Errorf("badgerstore: compact: %w", err)
+		}
 		_ = os.RemoveAll(tmp)
 		return before, 0, fmt.Errorf("badgerstore: compact: put the new store in place: %w (the store is as it was)", err)
 	}
