@@ -43,8 +43,12 @@ func Rebuild(ctx context.Context, dir string, logger *slog.Logger) (aside string
 		}
 	}()
 	tmp := dir + ".rebuild"
-	if err := os.RemoveAll(tmp); err != nil { // a rebuild cut short: never in use
-		return "", fmt.Errorf("badgerstore: rebuild: %w", err)
+	// Left by a rebuild cut short: its copy, or, cut short after the
+	// exchange below, the old store. Kept aside, not deleted.
+	if _, err := os.Stat(tmp); err == nil {
+		if err := os.Rename(tmp, fmt.Sprintf("%s.left-%s", tmp, time.Now().UTC().Format("20060102T150405"))); err != nil {
+			return "", fmt.Errorf("badgerstore: rebuild: move aside what a rebuild cut short left: %w", err)
+		}
 	}
 	fresh, err := Open(tmp, logger)
 	if err != nil {
@@ -63,11 +67,16 @@ func Rebuild(ctx context.Context, dir string, logger *slog.Logger) (aside string
 	}
 	old = nil
 	aside = fmt.Sprintf("%s.damaged-%s", dir, time.Now().UTC().Format("20060102T150405"))
-	if err := os.Rename(dir, aside); err != nil {
-		return "", fmt.Errorf("badgerstore: rebuild: move the old store aside: %w (the store is as it was)", err)
+	// The new store takes the old one's place in one step on Linux
+	// (swapDirs): a crash never leaves the repo without a store.
+	if err := swapDirs(dir, tmp); err != nil {
+		if errors.Is(err, errSwapHalfDone) {
+			return "", fmt.Errorf("badgerstore: rebuild: %w", err)
+		}
+		return "", fmt.Errorf("badgerstore: rebuild: put the new store in place: %w (the store is as it was; the new one is at %s)", err, tmp)
 	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return aside, fmt.Errorf("badgerstore: rebuild: the old store is at %s, the new one at %s, and could not be moved to %s: %w", aside, tmp, dir, err)
+	if err := os.Rename(tmp, aside); err != nil {
+		return tmp, fmt.Errorf("badgerstore: rebuild: the new store is in place; the old one is at %s: %w", tmp, err)
 	}
 	if d, err := os.Open(filepath.Dir(dir)); err == nil {
 		_ = d.Sync()
