@@ -87,6 +87,11 @@ func openStoreWaiting(ctx context.Context, r *repo.Repo, log *slog.Logger) (stor
 	said := false
 	for {
 		st, err := r.OpenStore(log)
+		if err == nil {
+			for dir, size := range r.Beside() {
+				log.Warn("a copy of the store left beside it by repo compact or repo repair takes disk space: delete it once the repo works", "dir", dir, "MiB", size>>20)
+			}
+		}
 		if !errors.Is(err, badgerstore.ErrLocked) || !time.Now().Before(deadline) {
 			return st, err
 		}

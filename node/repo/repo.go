@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -114,6 +115,27 @@ func (r *Repo) Key() (crypto.PrivKey, error) {
 // process holds it).
 func (r *Repo) OpenStore(logger *slog.Logger) (store.Store, error) {
 	return badgerstore.Open(r.StoreDir(), logger)
+}
+
+// Beside returns the directories beside the repo's store that repo
+// compact or repo repair left (a copy cut short, the old store kept
+// aside), with the bytes each takes.
+func (r *Repo) Beside() map[string]int64 {
+	dirs, _ := filepath.Glob(r.StoreDir() + ".*")
+	out := map[string]int64{}
+	for _, d := range dirs {
+		var n int64
+		_ = filepath.WalkDir(d, func(_ string, e fs.DirEntry, err error) error {
+			if err == nil && e.Type().IsRegular() {
+				if fi, err := e.Info(); err == nil {
+					n += fi.Size()
+				}
+			}
+			return nil
+		})
+		out[d] = n
+	}
+	return out
 }
 
 // NewToken returns a fresh random API token.

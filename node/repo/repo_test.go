@@ -135,3 +135,25 @@ func TestRepoAPIFile(t *testing.T) {
 		}
 	}
 }
+
+// Beside names the directories that repo compact or repo repair left
+// beside the store, with their sizes, and nothing else.
+func TestBeside(t *testing.T) {
+	r, _, err := InitRepo(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Beside(); len(got) != 0 {
+		t.Fatalf("a fresh repo: %v", got)
+	}
+	left := r.StoreDir() + ".compact"
+	if err := os.MkdirAll(left, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(left, "000001.vlog"), make([]byte, 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Beside(); len(got) != 1 || got[left] != 1000 {
+		t.Fatalf("Beside = %v; want %s, 1000 bytes", got, left)
+	}
+}
