@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -124,16 +123,7 @@ func (r *Repo) Beside() map[string]int64 {
 	dirs, _ := filepath.Glob(r.StoreDir() + ".*")
 	out := map[string]int64{}
 	for _, d := range dirs {
-		var n int64
-		_ = filepath.WalkDir(d, func(_ string, e fs.DirEntry, err error) error {
-			if err == nil && e.Type().IsRegular() {
-				if fi, err := e.Info(); err == nil {
-					n += fi.Size()
-				}
-			}
-			return nil
-		})
-		out[d] = n
+		out[d], _ = badgerstore.DirSize(d)
 	}
 	return out
 }

@@ -32,7 +32,7 @@ import (
 // next Compact deletes what is left beside it. It returns the store's size
 // on disk before and after.
 func Compact(ctx context.Context, dir string, logger *slog.Logger) (before, after int64, err error) {
-	if before, err = dirSize(dir); err != nil {
+	if before, err = DirSize(dir); err != nil {
 		return 0, 0, fmt.Errorf("badgerstore: compact: %w", err)
 	}
 	old, err := Open(dir, logger)
@@ -94,7 +94,7 @@ func Compact(ctx context.Context, dir string, logger *slog.Logger) (before, afte
 	if err := os.RemoveAll(tmp); err != nil {
 		return before, 0, fmt.Errorf("badgerstore: compact: the new store is in place; the old one, at %s, could not be deleted: %w", tmp, err)
 	}
-	if after, err = dirSize(dir); err != nil {
+	if after, err = DirSize(dir); err != nil {
 		return before, 0, fmt.Errorf("badgerstore: compact: %w", err)
 	}
 	return before, after, nil
@@ -104,8 +104,8 @@ func Compact(ctx context.Context, dir string, logger *slog.Logger) (before, afte
 // size: badger's files for the copy's first writes.
 const compactMargin = 64 << 20
 
-// dirSize returns the bytes the files under dir take.
-func dirSize(dir string) (int64, error) {
+// DirSize returns the bytes the files under dir take.
+func DirSize(dir string) (int64, error) {
 	var n int64
 	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {

@@ -117,24 +117,7 @@ func TestCompactDamaged(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	logs, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
-	flipped := false
-	for _, f := range logs {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i := bytes.Index(data, payload); i >= 0 {
-			data[i+10] ^= 1
-			if err := os.WriteFile(f, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			flipped = true
-		}
-	}
-	if !flipped {
-		t.Fatal("the payload is in no value log file")
-	}
+	flipInValueLog(t, dir, payload)
 	was := listDir(t, dir)
 	if _, _, err := badgerstore.Compact(ctx, dir, nil); !errors.Is(err, store.ErrCorrupt) {
 		t.Fatalf("Compact of a damaged store: %v, want ErrCorrupt", err)
@@ -164,19 +147,7 @@ func TestCompactKeepsDamageVisible(t *testing.T) {
 	if err := open(t, dir).Close(); err != nil { // a newer value log file
 		t.Fatal(err)
 	}
-	logs, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
-	for _, f := range logs {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i := bytes.Index(data, payload); i >= 0 {
-			data[i+10] ^= 1
-			if err := os.WriteFile(f, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	flipInValueLog(t, dir, payload)
 	if _, _, err := badgerstore.Compact(ctx, dir, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -242,4 +213,25 @@ func TestCompactNeedsRoom(t *testing.T) {
 	if got, err := s.GetBlob(context.Background(), blob); err != nil || !bytes.Equal(got, payload) {
 		t.Fatalf("the blob after a refused Compact: %d bytes, %v", len(got), err)
 	}
+}
+
+// flipInValueLog flips a bit of payload's 11th byte in the value log file
+// of dir that holds it.
+func flipInValueLog(t *testing.T, dir string, payload []byte) {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	for _, f := range logs {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(data, payload); i >= 0 {
+			data[i+10] ^= 1
+			if err := os.WriteFile(f, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatal("the payload is in no value log file")
 }
