@@ -92,6 +92,11 @@ func (s *State) add(b *protocol.Block) {
 		s.listAddFor(tagTarget, e.rev.target, b.CID)
 		s.listAdd(groupKey(tagUnder, e.rev.under), b.CID)
 		s.listAdd(authorGroup(e.rev.author), b.CID)
+	case e.ext != nil:
+		s.listAdd(ownerGroup(e.ext.author), b.CID)
+		if e.typ == protocol.TypeProfile {
+			s.noteProfile(e)
+		}
 	}
 	if s.mem != nil {
 		s.mem[b.CID] = b
@@ -170,6 +175,8 @@ func (s *State) reclassify(e *entry) {
 		s.reclassifyContribution(e)
 	case e.rev != nil:
 		s.reclassifyReview(e)
+	case e.ext != nil:
+		s.reclassifyExt(e)
 	default:
 		s.setClass(e, clsInert, reasonUnknownType)
 	}

@@ -33,6 +33,7 @@ const (
 	reasonLicenceNotMan    = "licence: not a manifest"
 	reasonLicenceInert     = "licence: manifest is not on the chain"
 	reasonLicenceContested = "licence: manifest is contested"
+	// The coalition's reasons are in coalition.go.
 )
 
 // manState is how far a manifest's structural classification got.
@@ -302,7 +303,7 @@ func (s *State) relabel() {
 		each(groupKey(tagUnder, e.cid), s.reclassifyReview)
 	}
 	for _, k := range banMoved {
-		each(ownerGroup(k), s.reclassifyContribution)
+		each(ownerGroup(k), s.reclassify) // contributions, profiles, sponsorships
 	}
 	authors := map[protocol.PublicKey]bool{}
 	for _, k := range slices.Concat(moved, banMoved) {

@@ -78,6 +78,9 @@ func (s *State) Classify(b *protocol.Block) (Verdict, error) {
 	case e.rev != nil:
 		c, reason, _ := s.classifyReview(e)
 		return verdictOf(c, reason), nil
+	case e.ext != nil:
+		c, reason, _ := s.classifyExt(e)
+		return verdictOf(c, reason), nil
 	}
 	return verdictOf(clsInert, reasonUnknownType), nil
 }

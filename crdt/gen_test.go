@@ -37,13 +37,17 @@ func drawGeneral(t *rapid.T) (cid.Cid, []*protocol.Block) {
 	g.genesis()
 	steps := rapid.IntRange(1, 30).Draw(t, "steps")
 	for range steps {
-		switch k := rapid.IntRange(0, 9).Draw(t, "kind"); {
+		switch k := rapid.IntRange(0, 11).Draw(t, "kind"); {
 		case k <= 1:
 			g.update()
 		case k <= 4:
 			g.contribution()
 		case k <= 8:
 			g.review()
+		case k == 9:
+			g.profile()
+		case k == 10:
+			g.sponsorship()
 		default:
 			g.emit(rapid.SampledFrom(g.emitted).Draw(t, "dup"))
 		}
@@ -132,6 +136,12 @@ func (g *gen) genesis() {
 	} else {
 		m.Banned = nil // a genesis bans only where it allows bans
 	}
+	if rapid.IntRange(0, 3).Draw(g.t, "coalition") != 0 {
+		if m.Policy == nil {
+			m.Policy = &protocol.Policy{}
+		}
+		m.Policy.Coalition = 1
+	}
 	author, co := g.signers(m.Association)
 	if !m.IsAssociation(key(author).Public()) {
 		author = keyIndex(m.Association[0])
@@ -174,6 +184,9 @@ func (g *gen) contribution() {
 	g.n++
 	t, author, title := g.time(), rapid.IntRange(0, nKeys-1).Draw(g.t, "author"), fmt.Sprint("c", g.n)
 	b := contribution(g.t, g.id, lic, t, author, title)
+	if rapid.IntRange(0, 2).Draw(g.t, "paid") == 0 {
+		b = paid(g.t, g.id, lic, t, author, rapid.IntRange(0, nKeys-1).Draw(g.t, "sponsor"), title)
+	}
 	// Revises is no dependency: it may name a contribution (hidden ones
 	// included, so never arriving) or a manifest, and changes nothing.
 	switch rapid.IntRange(0, 5).Draw(g.t, "revises") {
@@ -186,6 +199,30 @@ func (g *gen) contribution() {
 	}
 	g.cons = append(g.cons, b)
 	g.maybeEmit(b)
+}
+
+// profile draws a profile by any key; a key often has several.
+func (g *gen) profile() {
+	g.n++
+	g.maybeEmit(profile(g.t, g.id, g.time(), rapid.IntRange(0, nKeys-1).Draw(g.t, "author"), fmt.Sprint("p", g.n)))
+}
+
+// sponsorship draws a sponsorship of a contribution, usually by the
+// sponsor it names if any, sometimes by another key or of a manifest.
+func (g *gen) sponsorship() {
+	if len(g.cons) == 0 {
+		g.contribution()
+	}
+	target := rapid.SampledFrom(g.cons).Draw(g.t, "target")
+	author := rapid.IntRange(0, nKeys-1).Draw(g.t, "author")
+	if c := target.Record.Contribution(); c.Sponsor != nil && rapid.IntRange(0, 3).Draw(g.t, "bySponsor") != 0 {
+		author = keyIndex(*c.Sponsor)
+	}
+	t := target.CID
+	if rapid.IntRange(0, 9).Draw(g.t, "targetMan") == 0 {
+		t = rapid.SampledFrom(g.mans).Draw(g.t, "man").CID
+	}
+	g.maybeEmit(sponsorship(g.t, g.id, t, g.time(), author))
 }
 
 func (g *gen) review() {

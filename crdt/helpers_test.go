@@ -120,6 +120,27 @@ func contribution(tb fataler, id, lic cid.Cid, t protocol.HLC, author int, title
 	}}, author)
 }
 
+// paid signs a paid contribution naming sponsor.
+func paid(tb fataler, id, lic cid.Cid, t protocol.HLC, author, sponsor int, title string) *protocol.Block {
+	tb.Helper()
+	k := key(sponsor).Public()
+	return seal(tb, &protocol.Record{Commons: id, Time: t, Body: &protocol.Contribution{
+		Title: title, Licence: protocol.Link{Cid: lic}, Provenance: protocol.ProvenancePaid, Sponsor: &k,
+	}}, author)
+}
+
+// profile signs a profile.
+func profile(tb fataler, id cid.Cid, t protocol.HLC, author int, name string) *protocol.Block {
+	tb.Helper()
+	return seal(tb, &protocol.Record{Commons: id, Time: t, Body: &protocol.Profile{Name: name}}, author)
+}
+
+// sponsorship signs a sponsorship of target.
+func sponsorship(tb fataler, id, target cid.Cid, t protocol.HLC, author int) *protocol.Block {
+	tb.Helper()
+	return seal(tb, &protocol.Record{Commons: id, Time: t, Body: &protocol.Sponsorship{Target: protocol.Link{Cid: target}}}, author)
+}
+
 // review signs a review of target under the manifest under.
 func review(tb fataler, id, target, under cid.Cid, t protocol.HLC, author int, decision string) *protocol.Block {
 	tb.Helper()

@@ -22,7 +22,9 @@ import (
 //	't' len target cid          a review, by its target
 //	'u' len under cid           a review, by the manifest it names
 //	'a' key cid                 a review, by its author
-//	'o' key cid                 a contribution, by its author (for bans)
+//	'o' key cid                 a contribution, profile or sponsorship, by its author (for bans)
+//	'p' key                     the key's latest profile: time, then CID (coalition.go)
+//	'y' len con cid             a sponsorship that names con and its sponsor, once it counted
 //	'w' len on cid              a record waiting for on
 //	'v' len con key ^time ^cid  a maintainer's eligible or suspended review of con (review.go)
 //	'i' time digest             a record of the set, for the reconciliation index (index.go)
@@ -47,21 +49,23 @@ import (
 // deleted and its children's are written; the inner nodes are in memory
 // only, rebuilt at Open from the 'k' keys.
 const (
-	tagEntry    = 'e'
-	tagManifest = 'm'
-	tagInert    = 'n'
-	tagLicence  = 'l'
-	tagTarget   = 't'
-	tagUnder    = 'u'
-	tagAuthor   = 'a'
-	tagOwner    = 'o'
-	tagWait     = 'w'
-	tagVote     = 'v'
-	tagItem     = 'i'
-	tagIdxLeaf  = 'j'
-	tagCounts   = 's'
-	tagRecord   = 'r'
-	tagTrieLeaf = 'k'
+	tagEntry     = 'e'
+	tagManifest  = 'm'
+	tagInert     = 'n'
+	tagLicence   = 'l'
+	tagTarget    = 't'
+	tagUnder     = 'u'
+	tagAuthor    = 'a'
+	tagOwner     = 'o'
+	tagProfile   = 'p'
+	tagSponsored = 'y'
+	tagWait      = 'w'
+	tagVote      = 'v'
+	tagItem      = 'i'
+	tagIdxLeaf   = 'j'
+	tagCounts    = 's'
+	tagRecord    = 'r'
+	tagTrieLeaf  = 'k'
 )
 
 // ErrDamaged is wrapped by the errors of reads that find the derived state
@@ -434,8 +438,8 @@ func (s *State) Ready() (*Ready, error) {
 	}
 	slices.SortFunc(ws, func(a, b Write) int { return bytes.Compare(a.Key, b.Key) })
 	for _, w := range ws {
-		if w.Key[0] != tagEntry {
-			continue // only entries are read by key; lists are scanned
+		if w.Key[0] != tagEntry && w.Key[0] != tagProfile {
+			continue // only entries and profiles are read by key; lists are scanned
 		}
 		if w.Delete {
 			s.remember(string(w.Key), nil)
@@ -521,6 +525,10 @@ func (e *entry) encode() []byte {
 		b = appendString(b, r.target.KeyString())
 		b = appendString(b, r.under.KeyString())
 		b = appendString(b, r.decision)
+	case e.ext != nil:
+		b = append(b, 'x')
+		b = append(b, e.ext.author[:]...)
+		b = appendString(b, e.ext.target.KeyString())
 	default:
 		b = append(b, '-')
 	}
@@ -658,6 +666,8 @@ func decodeEntry(c cid.Cid, raw []byte) (*entry, error) {
 		e.con = con
 	case 'r':
 		e.rev = &revInfo{author: d.key(), target: d.cid(), under: d.cid(), decision: internDecision(d.string())}
+	case 'x':
+		e.ext = &extInfo{author: d.key(), target: d.cid()}
 	case '-':
 	default:
 		if d.err == nil {
@@ -680,7 +690,8 @@ func init() {
 	for _, r := range []string{reasonUnknownType, reasonGenesisSigners, reasonNoPrev, reasonPrev, reasonVersion,
 		reasonSigners, reasonPrevRejected, reasonSignersRevoked, reasonRevoked, reasonBanned, reasonBanContested, reasonUnderNotMan,
 		reasonTargetNotCon, reasonUnderInert, reasonUnderContested, reasonSuspended, reasonNotMaintainer,
-		reasonTargetInert, reasonUnderNotLater, reasonLicenceNotMan, reasonLicenceInert, reasonLicenceContested} {
+		reasonTargetInert, reasonUnderNotLater, reasonLicenceNotMan, reasonLicenceInert, reasonLicenceContested,
+		reasonNoCoalition, reasonNotSponsor} {
 		reasons[r] = r
 	}
 }

@@ -41,6 +41,8 @@ type snapshot struct {
 	Inert         []string          // Inert(): "CID: reason", by CID
 	Waiting       int
 	Counts        [3]int
+	Profiles      map[string]string // per test key (hex) with a profile that counts, that profile
+	Sponsorships  map[string]string // per contribution whose sponsor countersigned, the sponsorship
 }
 
 // versionEntry renders one ManifestVersion (its CID, version, Head and
@@ -102,7 +104,13 @@ func (a snapshot) diff(b snapshot) string {
 // in the order the API returns it.
 func snap(s *State) snapshot {
 	out := snapshot{Root: s.Root().String(), Len: s.Len(), Reviews: map[string][]string{}, Status: map[string]Status{},
-		Held: map[string]bool{}, Counting: map[string]bool{}, Undecided: map[string]string{}, Waiting: s.Waiting()}
+		Held: map[string]bool{}, Counting: map[string]bool{}, Undecided: map[string]string{}, Waiting: s.Waiting(),
+		Profiles: map[string]string{}, Sponsorships: map[string]string{}}
+	for i := range nKeys {
+		if p, ok := s.Profile(key(i).Public()); ok {
+			out.Profiles[key(i).Public().Hex()] = p.String()
+		}
+	}
 	for _, c := range s.CIDs() {
 		out.CIDs = append(out.CIDs, c.String())
 	}
@@ -140,6 +148,9 @@ func snap(s *State) snapshot {
 	for _, c := range cs {
 		out.Contributions = append(out.Contributions, contributionEntry(c.CID, c.Inert))
 		out.Status[c.CID.String()] = c.Status
+		if c.Sponsorship.Defined() {
+			out.Sponsorships[c.CID.String()] = c.Sponsorship.String()
+		}
 		if c.Held {
 			out.Held[c.CID.String()] = true
 		}
@@ -176,7 +187,7 @@ func snap(s *State) snapshot {
 // from the records, not taken from the state.
 func reference(set map[cid.Cid]*protocol.Block) snapshot {
 	out := snapshot{Len: len(set), Reviews: map[string][]string{}, Status: map[string]Status{}, Held: map[string]bool{},
-		Counting: map[string]bool{}, Undecided: map[string]string{}}
+		Counting: map[string]bool{}, Undecided: map[string]string{}, Profiles: map[string]string{}, Sponsorships: map[string]string{}}
 	inert := map[cid.Cid]string{}
 	out.Root = refRoot(set)
 	var all []cid.Cid
@@ -277,6 +288,38 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 		out.Status[c.String()] = st
 		out.Counts[map[Status]int{StatusPending: 0, StatusAccepted: 1, StatusRejected: 2}[st]]++
 	}
+	// Profiles and sponsorships.
+	latest := map[protocol.PublicKey]cid.Cid{} // per key, its latest profile that counts
+	lowest := map[cid.Cid]cid.Cid{}            // per contribution, its lowest sponsorship that counts
+	for c, b := range set {
+		if b.Record.Profile() == nil && b.Record.Sponsorship() == nil {
+			continue
+		}
+		switch st := refCoalition(set, ch, b); st {
+		case "ok":
+			if sp := b.Record.Sponsorship(); sp != nil {
+				if old, ok := lowest[sp.Target.Cid]; !ok || bytes.Compare(c.Bytes(), old.Bytes()) < 0 {
+					lowest[sp.Target.Cid] = c
+				}
+				continue
+			}
+			a := b.Record.Author
+			if old, ok := latest[a]; !ok || b.Record.Time > set[old].Record.Time ||
+				b.Record.Time == set[old].Record.Time && bytes.Compare(c.Bytes(), old.Bytes()) > 0 {
+				latest[a] = c
+			}
+		case "wait":
+			out.Waiting++
+		default:
+			inert[c] = st
+		}
+	}
+	for k, c := range latest {
+		out.Profiles[k.Hex()] = c.String()
+	}
+	for t, c := range lowest {
+		out.Sponsorships[t.String()] = c.String()
+	}
 	// The lists, in order.
 	refSort(cons, refTime(set))
 	for _, c := range cons {
@@ -357,6 +400,40 @@ func refContribution(set map[cid.Cid]*protocol.Block, ch refChainResult, b *prot
 		return "ok"
 	}
 	return reasonLicenceInert
+}
+
+// refCoalition returns "ok", "wait" or an inert reason for a profile or a
+// sponsorship: banned authors' are inert; they wait for the genesis and
+// need its policy.coalition; a sponsorship waits for its target, which must
+// be a paid contribution naming the sponsorship's author as sponsor.
+func refCoalition(set map[cid.Cid]*protocol.Block, ch refChainResult, b *protocol.Block) string {
+	r := b.Record
+	switch {
+	case ch.banned[r.Author]:
+		return reasonBanned
+	case ch.banSusp[r.Author]:
+		return reasonBanContested
+	}
+	g, ok := set[r.Commons]
+	switch {
+	case !ok:
+		return "wait"
+	case g.Record.Manifest().Policy == nil || g.Record.Manifest().Policy.Coalition == 0:
+		return reasonNoCoalition
+	case r.Sponsorship() == nil:
+		return "ok"
+	}
+	t, ok := set[r.Sponsorship().Target.Cid]
+	switch {
+	case !ok:
+		return "wait"
+	case t.Record.Contribution() == nil:
+		return reasonTargetNotCon
+	}
+	if c := t.Record.Contribution(); c.Provenance != protocol.ProvenancePaid || c.Sponsor == nil || *c.Sponsor != r.Author {
+		return reasonNotSponsor
+	}
+	return "ok"
 }
 
 func refRoot(set map[cid.Cid]*protocol.Block) string {

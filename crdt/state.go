@@ -62,9 +62,10 @@ type entry struct {
 	man    *manInfo
 	con    *conInfo
 	rev    *revInfo
-	raw    []byte // the bytes it was read from, if it was
-	flags  uint8  // which of its lists have members (flagTargeted, flagWaited)
-	stub   bool   // not a record of the set: only flags, for lists naming it
+	ext    *extInfo // a profile or a sponsorship (coalition.go)
+	raw    []byte   // the bytes it was read from, if it was
+	flags  uint8    // which of its lists have members (flagTargeted, flagWaited)
+	stub   bool     // not a record of the set: only flags, for lists naming it
 }
 
 // newEntry returns the entry of a record not classified yet.
@@ -78,6 +79,10 @@ func newEntry(b *protocol.Block) *entry {
 		e.con = &conInfo{author: r.Author, licence: body.Licence.Cid}
 	case *protocol.Review:
 		e.rev = &revInfo{author: r.Author, target: body.Target.Cid, under: body.Under.Cid, decision: internDecision(body.Decision)}
+	case *protocol.Profile:
+		e.ext = &extInfo{author: r.Author}
+	case *protocol.Sponsorship:
+		e.ext = &extInfo{author: r.Author, target: body.Target.Cid}
 	}
 	return e
 }
@@ -85,7 +90,8 @@ func newEntry(b *protocol.Block) *entry {
 // internType returns t, sharing the constant's bytes when it is a known
 // type, so that an entry does not keep the decoded record's string alive.
 func internType(t protocol.Type) protocol.Type {
-	for _, k := range [...]protocol.Type{protocol.TypeManifest, protocol.TypeContribution, protocol.TypeReview} {
+	for _, k := range [...]protocol.Type{protocol.TypeManifest, protocol.TypeContribution, protocol.TypeReview,
+		protocol.TypeProfile, protocol.TypeSponsorship} {
 		if t == k {
 			return k
 		}

@@ -49,6 +49,10 @@ type ContributionView struct {
 	// Reviews lists every review of it in the set, whatever its standing
 	// (counting or not, suspended, inert, waiting), sorted by (time, CID).
 	Reviews []ReviewView
+	// Sponsorship is the sponsorship that confirms a paid contribution's
+	// sponsor (State.Sponsorship); undefined while the sponsor has not
+	// countersigned.
+	Sponsorship cid.Cid
 }
 
 // ReviewView is one review of a contribution.
@@ -162,6 +166,8 @@ func (s *State) Disowned(c cid.Cid) bool {
 		author = e.con.author
 	case e.rev != nil:
 		author = e.rev.author
+	case e.ext != nil:
+		author = e.ext.author
 	default:
 		return false
 	}
@@ -222,6 +228,7 @@ func (s *State) standing(e *entry) ContributionView {
 	if e.cls == clsInert {
 		v.Inert = e.reason
 	}
+	v.Sponsorship, _ = s.Sponsorship(e.cid)
 	var rs []*entry
 	for _, r := range s.listFor(tagTarget, e.cid) {
 		if x := s.entry(r); x != nil && x.rev != nil {

@@ -23,6 +23,9 @@ const (
 	MaxPrev          = 16
 	MaxPayload       = 64
 	MaxFileNameLen   = 255
+	MaxAboutLen      = 2048 // a profile's about, a sponsorship's note
+	MaxUses          = 16   // a profile's use declarations
+	MaxURLLen        = 512
 	DefaultBlobLimit = 64 << 20 // payload blob size when the manifest sets none
 )
 
@@ -49,7 +52,14 @@ type Policy struct {
 	// Bans lets the commons' manifests ban keys (§7.5, §12.3). Only a
 	// genesis sets it.
 	Bans bool `cbor:"bans,omitempty"`
+	// Coalition is the version of the entrepreneurial coalition's records
+	// the commons carries (§7.6): 0 none, 1 profiles and sponsorships. Only
+	// a genesis sets it.
+	Coalition uint64 `cbor:"coalition,omitempty"`
 }
+
+// CoalitionVersion is the highest policy.coalition this package knows.
+const CoalitionVersion = 1
 
 // Manifest is the for-benefit association's licence manifest. The genesis
 // manifest (no commons, no prev, version 0) founds a commons; its CID is the
@@ -166,6 +176,9 @@ func (m *Manifest) validate() error {
 	if m.Policy != nil && m.Policy.Work > MaxWork {
 		return fieldErr("body.policy.work", ErrInvalid, "%d bits, limit %d", m.Policy.Work, MaxWork)
 	}
+	if m.Policy != nil && m.Policy.Coalition > CoalitionVersion {
+		return fieldErr("body.policy.coalition", ErrInvalid, "version %d, this node knows versions up to %d: a newer node is needed", m.Policy.Coalition, CoalitionVersion)
+	}
 	if len(m.Prev) > MaxPrev {
 		return fieldErr("body.prev", ErrTooLarge, "%d predecessors, limit %d", len(m.Prev), MaxPrev)
 	}
@@ -202,6 +215,9 @@ func (m *Manifest) validateEnvelope(r *Record) error {
 	}
 	if m.BansAllowed() {
 		return fieldErr("body.policy.bans", ErrInvalid, "only a genesis says whether its commons' manifests may ban keys, for the commons' whole life")
+	}
+	if m.Coalition() != 0 {
+		return fieldErr("body.policy.coalition", ErrInvalid, "only a genesis says whether its commons carries the coalition's records, for the commons' whole life")
 	}
 	if len(m.Prev) == 0 {
 		return fieldErr("body.prev", ErrMissing, "a manifest update names its predecessors")
@@ -251,10 +267,8 @@ func (c *Contribution) validate() error {
 	if err := checkText("body.summary", c.Summary, MaxSummaryLen, false); err != nil {
 		return err
 	}
-	if len(c.Kind) > MaxKindLen || strings.IndexFunc(c.Kind, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
-	}) >= 0 {
-		return fieldErr("body.kind", ErrInvalid, "%q: use up to %d of a-z 0-9 - _ .", c.Kind, MaxKindLen)
+	if err := checkToken("body.kind", c.Kind); err != nil {
+		return err
 	}
 	if len(c.Payload) > MaxPayload {
 		return fieldErr("body.payload", ErrTooLarge, "%d blobs, limit %d", len(c.Payload), MaxPayload)
@@ -339,6 +353,107 @@ func (v *Review) validate() error {
 		return fieldErr("body.decision", ErrInvalid, "%q, want accept, reject or retract", v.Decision)
 	}
 	return checkText("body.rationale", v.Rationale, MaxRationaleLen, false)
+}
+
+// Profile is a participant's description of itself in one commons: a
+// display name and, for an entrepreneur, what it does with the commons.
+// The latest by (time, CID) of a key's profiles counts (§12.9).
+type Profile struct {
+	Name  string `cbor:"name"`
+	About string `cbor:"about,omitempty"`
+	Uses  []Use  `cbor:"uses,omitempty"`
+}
+
+// Use is a use declaration: a product or service built on the commons.
+type Use struct {
+	Kind string `cbor:"kind"`
+	Name string `cbor:"name"`
+	URL  string `cbor:"url,omitempty"`
+}
+
+// Type implements Body.
+func (*Profile) Type() Type { return TypeProfile }
+
+func (*Profile) links() []cid.Cid { return nil }
+
+func (p *Profile) validate() error {
+	if err := checkText("body.name", p.Name, MaxNameLen, true); err != nil {
+		return err
+	}
+	if err := checkText("body.about", p.About, MaxAboutLen, false); err != nil {
+		return err
+	}
+	if len(p.Uses) > MaxUses {
+		return fieldErr("body.uses", ErrTooLarge, "%d uses, limit %d", len(p.Uses), MaxUses)
+	}
+	for i, u := range p.Uses {
+		f := fmt.Sprintf("body.uses[%d]", i)
+		if u.Kind == "" {
+			return fieldErr(f+".kind", ErrMissing, "such as product, service or research")
+		}
+		if err := checkToken(f+".kind", u.Kind); err != nil {
+			return err
+		}
+		if err := checkText(f+".name", u.Name, MaxNameLen, true); err != nil {
+			return err
+		}
+		if err := checkURL(f+".url", u.URL); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Sponsorship is a sponsor's countersignature of a paid contribution that
+// names it as sponsor (§5.6, §12.9).
+type Sponsorship struct {
+	Target Link   `cbor:"target"`
+	Note   string `cbor:"note,omitempty"`
+}
+
+// Type implements Body.
+func (*Sponsorship) Type() Type { return TypeSponsorship }
+
+func (s *Sponsorship) links() []cid.Cid { return []cid.Cid{s.Target.Cid} }
+
+func (s *Sponsorship) validate() error {
+	if !s.Target.Defined() {
+		return fieldErr("body.target", ErrMissing, "the paid contribution sponsored")
+	}
+	if err := checkCID(s.Target.Cid, CodecDagCBOR); err != nil {
+		return fieldErr("body.target", ErrInvalid, "%v", err)
+	}
+	return checkText("body.note", s.Note, MaxAboutLen, false)
+}
+
+// checkToken accepts a kind: up to MaxKindLen of a-z 0-9 - _ .
+func checkToken(field, s string) error {
+	if len(s) > MaxKindLen || strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	}) >= 0 {
+		return fieldErr(field, ErrInvalid, "%q: use up to %d of a-z 0-9 - _ .", s, MaxKindLen)
+	}
+	return nil
+}
+
+// checkURL accepts an empty string or an http or https URL with a host,
+// without white space or control characters.
+func checkURL(field, s string) error {
+	if s == "" {
+		return nil
+	}
+	if len(s) > MaxURLLen {
+		return fieldErr(field, ErrTooLarge, "%d bytes, limit %d", len(s), MaxURLLen)
+	}
+	rest, ok := strings.CutPrefix(s, "https://")
+	if !ok {
+		rest, ok = strings.CutPrefix(s, "http://")
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	if !ok || host == "" || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return fieldErr(field, ErrInvalid, "%q is not an http or https URL", s)
+	}
+	return nil
 }
 
 func checkText(field, s string, max int, required bool) error {

@@ -21,9 +21,14 @@ const (
 	TypeManifest     Type = "manifest"
 	TypeContribution Type = "contribution"
 	TypeReview       Type = "review"
+	// The entrepreneurial coalition's records (§5.5, §5.6), in a commons
+	// whose genesis sets policy.coalition (§7.6).
+	TypeProfile     Type = "profile"
+	TypeSponsorship Type = "sponsorship"
 )
 
-// Body is the per-type part of a record: *Manifest, *Contribution or *Review.
+// Body is the per-type part of a record: *Manifest, *Contribution, *Review,
+// *Profile or *Sponsorship.
 type Body interface {
 	// Type returns the record type this body belongs to.
 	Type() Type
@@ -71,6 +76,12 @@ func (r *Record) Contribution() *Contribution { c, _ := r.Body.(*Contribution); 
 
 // Review returns the body as a review, or nil.
 func (r *Record) Review() *Review { v, _ := r.Body.(*Review); return v }
+
+// Profile returns the body if the record is a profile, else nil.
+func (r *Record) Profile() *Profile { v, _ := r.Body.(*Profile); return v }
+
+// Sponsorship returns the body if the record is a sponsorship, else nil.
+func (r *Record) Sponsorship() *Sponsorship { v, _ := r.Body.(*Sponsorship); return v }
 
 // wireRecord is the envelope as it is encoded.
 type wireRecord struct {
@@ -249,6 +260,10 @@ func fromWire(w *wireRecord) (*Record, []cid.Cid, error) {
 		r.Body = new(Contribution)
 	case TypeReview:
 		r.Body = new(Review)
+	case TypeProfile:
+		r.Body = new(Profile)
+	case TypeSponsorship:
+		r.Body = new(Sponsorship)
 	default:
 		return nil, nil, fieldErr("type", ErrUnknownType, "%q", w.Type)
 	}

@@ -43,6 +43,25 @@ type GenesisFunc func(commons cid.Cid) (*Manifest, error)
 // keys (§7.5).
 func (m *Manifest) BansAllowed() bool { return m != nil && m.Policy != nil && m.Policy.Bans }
 
+// Coalition returns the version of the coalition's records a genesis lets
+// its commons carry (§7.6): 0 for none.
+func (m *Manifest) Coalition() int {
+	if m == nil || m.Policy == nil {
+		return 0
+	}
+	return int(m.Policy.Coalition)
+}
+
+// CoalitionOf returns the policy.coalition version that introduced records
+// of type t, or 0 for the types every commons carries.
+func CoalitionOf(t Type) int {
+	switch t {
+	case TypeProfile, TypeSponsorship:
+		return 1
+	}
+	return 0
+}
+
 // WorkAsked returns the work a genesis asks of the other records of its
 // commons: 0 for none.
 func (m *Manifest) WorkAsked() int {
@@ -82,6 +101,9 @@ func checkGenesis(b *Block, signing []byte, genesis GenesisFunc) error {
 	}
 	if m := b.Record.Manifest(); m != nil && len(m.Banned) > 0 && !g.BansAllowed() {
 		return fieldErr("body.banned", ErrInvalid, "the genesis of commons %s does not let its manifests ban keys (policy.bans)", b.Record.Commons)
+	}
+	if v := CoalitionOf(b.Record.Type()); v > g.Coalition() {
+		return fieldErr("type", ErrInvalid, "the genesis of commons %s does not let it carry %s records (policy.coalition %d, they need %d)", b.Record.Commons, b.Record.Type(), g.Coalition(), v)
 	}
 	want := g.WorkAsked()
 	if want <= 0 {

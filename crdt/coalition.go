@@ -1,0 +1,159 @@
+package crdt
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/ipfs/go-cid"
+)
+
+// The entrepreneurial coalition's records (protocol/SPEC.md §12.9): a
+// profile counts for its author, a sponsorship confirms the paid
+// contribution it names when that contribution names its author as
+// sponsor. Neither carries authority over anything else, and how either
+// stands depends only on the records' contents, the genesis and the bans:
+//
+//   - a profile or sponsorship by a banned key is inert, as is one whose
+//     key's ban is contested;
+//   - without the genesis it waits; in a commons whose genesis does not
+//     set policy.coalition it is inert;
+//   - a sponsorship waits for its target, and is inert unless the target
+//     is a paid contribution naming the sponsorship's author as sponsor.
+//
+// So all of one key's profiles stand alike, and all of one contribution's
+// confirming sponsorships too (they share their author, its sponsor).
+
+const (
+	reasonNoCoalition = "type: the commons' genesis does not set policy.coalition"
+	reasonNotSponsor  = "target: the contribution does not name this key as its sponsor"
+)
+
+// extInfo is what the coalition's rules read of a profile or a sponsorship.
+type extInfo struct {
+	author protocol.PublicKey
+	target cid.Cid // a sponsorship's contribution; undefined for a profile
+}
+
+// profileKey is the 'p' key of a key's latest profile.
+func profileKey(k protocol.PublicKey) []byte { return append([]byte{tagProfile}, k[:]...) }
+
+// noteProfile keeps e as its author's latest profile if it is later, by
+// (time, CID), than the one kept.
+func (s *State) noteProfile(e *entry) {
+	k := profileKey(e.ext.author)
+	if old, ok := s.latestProfile(k); ok && compareRef(ref{cid: e.cid, time: e.time}, old) <= 0 {
+		return
+	}
+	v := binary.BigEndian.AppendUint64(nil, uint64(e.time))
+	s.ov.set([]byte{tagProfile}, k, op{v: append(v, e.cid.Bytes()...)})
+}
+
+// latestProfile reads the profile kept under k.
+func (s *State) latestProfile(k []byte) (ref, bool) {
+	v := s.getKey(k)
+	if v == nil {
+		return ref{}, false
+	}
+	d := &decoder{b: v}
+	t := protocol.HLC(d.u64())
+	c, err := cid.Cast(d.b)
+	if d.err != nil || err != nil {
+		s.fail(fmt.Errorf("%w: the latest profile under %x", ErrDamaged, k))
+		return ref{}, false
+	}
+	return ref{cid: c, time: t}, true
+}
+
+// compareRef orders records by (time, CID bytes).
+func compareRef(a, b ref) int {
+	switch {
+	case a.time < b.time:
+		return -1
+	case a.time > b.time:
+		return 1
+	}
+	return compareCID(a.cid, b.cid)
+}
+
+// reclassifyExt re-derives a profile's or a sponsorship's standing.
+func (s *State) reclassifyExt(e *entry) {
+	c, reason, on := s.classifyExt(e)
+	s.setClass(e, c, reason)
+	s.wait(e, on)
+	if c == clsOK && e.typ == protocol.TypeSponsorship {
+		s.listAdd(groupKey(tagSponsored, e.ext.target), e.cid)
+	}
+}
+
+// classifyExt applies the rules above to e.
+func (s *State) classifyExt(e *entry) (class, string, cid.Cid) {
+	if _, ok := s.banned[e.ext.author]; ok {
+		return clsInert, reasonBanned, cid.Undef
+	}
+	if _, ok := s.banSusp[e.ext.author]; ok {
+		return clsInert, reasonBanContested, cid.Undef
+	}
+	g := s.Genesis()
+	switch {
+	case g == nil:
+		return clsWaiting, "", s.id
+	case g.Coalition() < protocol.CoalitionOf(e.typ):
+		return clsInert, reasonNoCoalition, cid.Undef
+	case e.typ != protocol.TypeSponsorship:
+		return clsOK, "", cid.Undef
+	}
+	t := s.entry(e.ext.target)
+	switch {
+	case t == nil:
+		return clsWaiting, "", e.ext.target
+	case t.con == nil:
+		return clsInert, reasonTargetNotCon, cid.Undef
+	}
+	b, err := s.read(t.cid)
+	if err != nil {
+		s.fail(err)
+		return clsInert, reasonNotSponsor, cid.Undef
+	}
+	if c := b.Record.Contribution(); c == nil || c.Sponsor == nil || *c.Sponsor != e.ext.author || c.Provenance != protocol.ProvenancePaid {
+		return clsInert, reasonNotSponsor, cid.Undef
+	}
+	return clsOK, "", cid.Undef
+}
+
+// Profile returns the profile that counts for key k: the latest by (time,
+// CID) of its profiles, unless they are inert or waiting.
+func (s *State) Profile(k protocol.PublicKey) (cid.Cid, bool) {
+	r, ok := s.latestProfile(profileKey(k))
+	if !ok {
+		return cid.Undef, false
+	}
+	if e := s.entry(r.cid); e == nil || e.cls != clsOK {
+		return cid.Undef, false
+	}
+	return r.cid, true
+}
+
+// Sponsorship returns the sponsorship that confirms contribution c's paid
+// provenance: the one of lowest CID among those its sponsor signed for it,
+// unless they are inert (the sponsor is banned).
+func (s *State) Sponsorship(c cid.Cid) (cid.Cid, bool) {
+	prefix := groupKey(tagSponsored, c)
+	var first cid.Cid
+	s.walk(prefix, func(k []byte) bool {
+		x, err := cid.Cast(k[len(prefix):])
+		if err != nil {
+			s.fail(fmt.Errorf("%w: key %x", ErrDamaged, k))
+			return false
+		}
+		first = x
+		return false
+	})
+	if !first.Defined() {
+		return cid.Undef, false
+	}
+	if e := s.entry(first); e == nil || e.cls != clsOK {
+		return cid.Undef, false
+	}
+	return first, true
+}
