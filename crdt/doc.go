@@ -64,6 +64,14 @@
 //     met with the undecided rejects added, else pending; held
 //     ([ContributionView.Held]) when the undecided votes could decide it.
 //
+// The entrepreneurial coalition's records (SPEC §12.9) carry no
+// authority: a profile counts for its author, the latest by (time, CID)
+// ([State.Profile]); a sponsorship confirms the paid contribution that
+// names its author as sponsor ([State.Sponsorship]). Either is inert when
+// its author is banned or ban-suspended, or the genesis does not set
+// policy.coalition, and waits for the genesis (and a sponsorship for its
+// target); nothing else moves them (coalition.go).
+//
 // [State.Classify] answers, without adding anything, how a record would
 // stand if added now (what a node asks before it signs or publishes), and
 // [State.ReviewUnder] which manifest a maintainer's review must name to
