@@ -254,6 +254,12 @@ func (n *Node) genesis(p api.ManifestParams) (*protocol.Manifest, error) {
 		}
 		m.Policy.Bans = true
 	}
+	if p.Coalition == nil || *p.Coalition {
+		if m.Policy == nil {
+			m.Policy = &protocol.Policy{}
+		}
+		m.Policy.Coalition = protocol.CoalitionVersion
+	}
 	if !m.IsAssociation(n.self) {
 		return nil, badRequest("this node's key %s must be one of the association keys: it signs the genesis manifest", n.self)
 	}
@@ -376,11 +382,14 @@ func (n *Node) buildUpdate(commons string, p api.ManifestParams, alone bool) (*p
 		}
 		return nil, badRequest("only a new commons' genesis says whether its manifests may ban keys, for the commons' life (that of %s %s)", commons, allows)
 	}
+	if p.Coalition != nil {
+		return nil, badRequest("only a new commons' genesis says whether it carries profiles and sponsorships, for the commons' life (that of %s carries version %d: 0 is none)", commons, rep.state.Genesis().Coalition())
+	}
 	m := *head
 	m.Prev, m.Version, m.Revoked, m.Banned = nil, 0, slices.Clone(head.Revoked), nil
-	if head.Policy != nil { // the genesis's work and bans are not carried on: they hold anyway
+	if head.Policy != nil { // the genesis's work, bans and coalition are not carried on: they hold anyway
 		pol := *head.Policy
-		pol.Work, pol.Bans = 0, false
+		pol.Work, pol.Bans, pol.Coalition = 0, false, 0
 		m.Policy = &pol
 	}
 	var banned [][]protocol.PublicKey // by each version the update builds on

@@ -126,7 +126,7 @@ func (n *Node) Manifest(ctx context.Context, commons string) (api.ManifestInfo, 
 		}
 		info = api.ManifestInfo{Commons: rep.id.String(), Head: h.String(), Manifest: m, Forks: cidStrings(rep.state.Forks()),
 			Revoked: rep.state.Revoked(), Suspended: rep.state.Suspended(), Banned: rep.state.Banned(), BanSuspended: rep.state.BanSuspended(), Contested: []api.ManifestVersion{},
-			Work: rep.state.Genesis().WorkAsked(), Bans: rep.state.Genesis().BansAllowed()}
+			Work: rep.state.Genesis().WorkAsked(), Bans: rep.state.Genesis().BansAllowed(), Coalition: rep.state.Genesis().Coalition()}
 		for _, v := range rep.state.History() {
 			info.History = append(info.History, manifestVersion(v))
 		}
@@ -204,6 +204,9 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 			return api.RecordInfo{}, err
 		}
 		info.Status, info.Held, info.Inert = string(cv.Status), cv.Held, cv.Inert
+		if cv.Sponsorship.Defined() {
+			info.ConfirmedBy = cv.Sponsorship.String()
+		}
 		for _, r := range cv.Reviews {
 			info.Reviews = append(info.Reviews, api.ReviewInfo{
 				CID: r.CID.String(), Maintainer: r.Maintainer, Decision: r.Decision, Under: r.Under.String(),
@@ -224,6 +227,7 @@ func recordInfo(b *protocol.Block) api.RecordInfo {
 		CID: b.CID.String(), Type: string(r.Type()), Commons: b.CommonsID().String(), Author: r.Author,
 		Time: r.Time.Time(), HLC: uint64(r.Time), Links: cidStrings(r.Links()),
 		Manifest: r.Manifest(), Contribution: r.Contribution(), Review: r.Review(),
+		Profile: r.Profile(), Sponsorship: r.Sponsorship(),
 	}
 	for _, cs := range r.Cosigs {
 		info.Cosigners = append(info.Cosigners, cs.Key)

@@ -153,6 +153,13 @@ func (a *app) printRecord(r api.RecordInfo) {
 		if c.Sponsor != nil {
 			prov += ", sponsored by " + c.Sponsor.String()
 		}
+		if c.Sponsor != nil {
+			if r.ConfirmedBy != "" {
+				prov += " (confirmed: the sponsor countersigned it in " + r.ConfirmedBy + ")"
+			} else {
+				prov += " (not confirmed: the sponsor has not countersigned it; commons sponsor " + r.CID + ")"
+			}
+		}
 		fmt.Fprintf(w, "work:     %s\n", prov)
 		if c.Revises != nil {
 			fmt.Fprintf(w, "revises:  %s\n", c.Revises)
@@ -186,6 +193,13 @@ func (a *app) printRecord(r api.RecordInfo) {
 		fmt.Fprintf(w, "under:    %s\n", r.Review.Under)
 		if r.Review.Rationale != "" {
 			fmt.Fprintf(w, "rationale: %s\n", r.Review.Rationale)
+		}
+	case r.Profile != nil:
+		printProfile(w, r.Profile)
+	case r.Sponsorship != nil:
+		fmt.Fprintf(w, "sponsors: %s\n", r.Sponsorship.Target)
+		if r.Sponsorship.Note != "" {
+			fmt.Fprintf(w, "note:     %s\n", r.Sponsorship.Note)
 		}
 	case r.Manifest != nil:
 		m := r.Manifest

@@ -270,6 +270,26 @@ func (c *Client) Review(ctx context.Context, p ReviewParams) (Published, error) 
 	return out, err
 }
 
+// Sponsor implements API.
+func (c *Client) Sponsor(ctx context.Context, p SponsorParams) (Published, error) {
+	var out Published
+	err := c.postJSON(ctx, "/api/v1/sponsorships", p, &out)
+	return out, err
+}
+
+// SetProfile implements API.
+func (c *Client) SetProfile(ctx context.Context, p ProfileParams) (Published, error) {
+	var out Published
+	err := c.postJSON(ctx, "/api/v1/profiles", p, &out)
+	return out, err
+}
+
+// Profile implements API.
+func (c *Client) Profile(ctx context.Context, commons, key string) (ProfileInfo, error) {
+	var v ProfileInfo
+	return v, c.do(ctx, http.MethodGet, "/api/v1/commons/"+url.PathEscape(commons)+"/profiles/"+url.PathEscape(key), nil, "", &v)
+}
+
 // Show implements API.
 func (c *Client) Show(ctx context.Context, id string) (RecordInfo, error) {
 	var v RecordInfo

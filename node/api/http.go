@@ -54,6 +54,9 @@ func Handler(api API, token string) http.Handler {
 	mux.HandleFunc("GET /api/v1/blobs/{cid}", h.getBlob)
 	mux.HandleFunc("POST /api/v1/contributions", h.auth(h.contribute))
 	mux.HandleFunc("POST /api/v1/reviews", h.auth(h.review))
+	mux.HandleFunc("POST /api/v1/sponsorships", h.auth(h.sponsor))
+	mux.HandleFunc("POST /api/v1/profiles", h.auth(h.setProfile))
+	mux.HandleFunc("GET /api/v1/commons/{id}/profiles/{key}", h.profile)
 	mux.HandleFunc("GET /api/v1/records/{cid}", h.show)
 	mux.HandleFunc("GET /api/v1/feed", h.feed)
 	mux.HandleFunc("POST /api/v1/import", h.auth(h.importCAR))
@@ -378,6 +381,30 @@ func (h *handler) review(w http.ResponseWriter, r *http.Request) {
 	if decodeJSON(w, r, &p) {
 		pub, err := h.api.Review(r.Context(), p)
 		h.published(w, pub, err)
+	}
+}
+
+func (h *handler) sponsor(w http.ResponseWriter, r *http.Request) {
+	var p SponsorParams
+	if decodeJSON(w, r, &p) {
+		pub, err := h.api.Sponsor(r.Context(), p)
+		h.published(w, pub, err)
+	}
+}
+
+func (h *handler) setProfile(w http.ResponseWriter, r *http.Request) {
+	var p ProfileParams
+	if decodeJSON(w, r, &p) {
+		pub, err := h.api.SetProfile(r.Context(), p)
+		h.published(w, pub, err)
+	}
+}
+
+func (h *handler) profile(w http.ResponseWriter, r *http.Request) {
+	if v, err := h.api.Profile(r.Context(), r.PathValue("id"), r.PathValue("key")); err != nil {
+		fail(w, err)
+	} else {
+		writeJSON(w, http.StatusOK, v)
 	}
 }
 

@@ -27,6 +27,9 @@ type API interface {
 	GetBlob(ctx context.Context, c string) ([]byte, error)
 	Contribute(ctx context.Context, p ContributeParams) (string, error)
 	Review(ctx context.Context, p ReviewParams) (Published, error)
+	Sponsor(ctx context.Context, p SponsorParams) (Published, error)
+	SetProfile(ctx context.Context, p ProfileParams) (Published, error)
+	Profile(ctx context.Context, commons, key string) (ProfileInfo, error)
 	Show(ctx context.Context, c string) (RecordInfo, error)
 	Feed(ctx context.Context, q FeedQuery) ([]FeedItem, error)
 	Export(ctx context.Context, commons string, w io.Writer) error
@@ -146,7 +149,11 @@ type ManifestParams struct {
 	Unban        []protocol.PublicKey `json:"unban"`
 	// Bans says whether a new commons' manifests may ban keys (SPEC
 	// §7.5): a genesis only, for the commons' life. Default: true.
-	Bans         *bool   `json:"bans"`
+	Bans *bool `json:"bans"`
+	// Coalition says whether a new commons carries the entrepreneurial
+	// coalition's records, profiles and sponsorships (SPEC §7.6): a genesis
+	// only, for the commons' life. Default: true.
+	Coalition    *bool   `json:"coalition"`
 	MaxBlobBytes *uint64 `json:"max_blob_bytes"`
 	// Work is the proof of work, in bits, every record of a new commons
 	// but its genesis must carry (SPEC §7.4): a genesis only.
@@ -199,6 +206,10 @@ type ManifestInfo struct {
 	Work int `json:"work"`
 	// Bans: the commons' genesis lets its manifests ban keys (SPEC §7.5).
 	Bans bool `json:"bans"`
+	// Coalition is the version of the coalition's records (profiles,
+	// sponsorships) the commons' genesis lets it carry (SPEC §7.6); 0:
+	// none.
+	Coalition int `json:"coalition"`
 }
 
 // ManifestVersion is one accepted (on-chain) or contested manifest version.
@@ -244,6 +255,33 @@ type ReviewParams struct {
 	Force bool `json:"force,omitempty"`
 }
 
+// SponsorParams describe a sponsorship: the sponsor's countersignature of
+// a paid contribution that names this node's key as its sponsor (SPEC
+// §5.6).
+type SponsorParams struct {
+	Target string `json:"target"`
+	Note   string `json:"note,omitempty"`
+}
+
+// ProfileParams describe this node's profile in a commons (SPEC §5.5): it
+// replaces the one published before.
+type ProfileParams struct {
+	Commons string         `json:"commons"`
+	Name    string         `json:"name"`
+	About   string         `json:"about,omitempty"`
+	Uses    []protocol.Use `json:"uses,omitempty"`
+}
+
+// ProfileInfo is the profile that counts for a key in a commons: its
+// latest (SPEC §12.9).
+type ProfileInfo struct {
+	Commons string             `json:"commons"`
+	Key     protocol.PublicKey `json:"key"`
+	CID     string             `json:"cid"`
+	Time    time.Time          `json:"time"`
+	Profile *protocol.Profile  `json:"profile"`
+}
+
 // RecordInfo is a decoded record and, for a contribution, its status.
 type RecordInfo struct {
 	CID          string                 `json:"cid"`
@@ -256,8 +294,13 @@ type RecordInfo struct {
 	Manifest     *protocol.Manifest     `json:"manifest,omitempty"`
 	Contribution *protocol.Contribution `json:"contribution,omitempty"`
 	Review       *protocol.Review       `json:"review,omitempty"`
-	Cosigners    []protocol.PublicKey   `json:"cosigners,omitempty"`
-	Status       string                 `json:"status,omitempty"`
+	Profile      *protocol.Profile      `json:"profile,omitempty"`
+	Sponsorship  *protocol.Sponsorship  `json:"sponsorship,omitempty"`
+	// ConfirmedBy is, for a paid contribution, the sponsorship by which its
+	// sponsor countersigned it (SPEC §12.9); empty until it has.
+	ConfirmedBy string               `json:"confirmed_by,omitempty"`
+	Cosigners   []protocol.PublicKey `json:"cosigners,omitempty"`
+	Status      string               `json:"status,omitempty"`
 	// Held: a contribution a contest holds pending: its licence version is
 	// contested, or undecided votes could decide it (SPEC §12.5).
 	Held bool `json:"held,omitempty"`

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/commons-p2p/commons/node/api"
+	"github.com/commons-p2p/commons/protocol"
+)
+
+func (a *app) sponsorCmd() *cobra.Command {
+	var note string
+	cmd := &cobra.Command{
+		Use:   "sponsor CONTRIBUTION-CID",
+		Short: "Countersign, as its sponsor, a paid contribution that names this key; prints the sponsorship's CID",
+		Long: `Countersign, as its sponsor, a paid contribution that names this node's key as
+its sponsor (contribute --sponsor). The contribution's paid provenance is
+confirmed once both sides have signed it, and commons show then says so.
+
+Refused, with the reason, when the contribution does not name this key as its
+sponsor or is volunteer work, when this key has confirmed it already, and in a
+commons whose genesis does not carry sponsorships (manifest create
+--coalition).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withAPI(cmd, func(d api.API) error {
+				pub, err := d.Sponsor(cmd.Context(), api.SponsorParams{Target: args[0], Note: note})
+				if err == nil {
+					a.printPublished(pub)
+				}
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&note, "note", "", "a note for the record, such as the contract or the amount")
+	return cmd
+}
+
+func (a *app) profileCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "profile",
+		Short: "Publish or show a participant's profile: a name and what it does with the commons",
+		Long: `A profile is a participant's description of itself in one commons: a display
+name, a few words about it and, for an entrepreneur, its use declarations:
+the products and services it builds on the commons. The latest profile a key
+published is the one that counts.`,
+	}
+	cmd.AddCommand(a.profileSetCmd(), a.profileShowCmd())
+	return cmd
+}
+
+func (a *app) profileSetCmd() *cobra.Command {
+	var p api.ProfileParams
+	var uses []string
+	cmd := &cobra.Command{
+		Use:   "set --commons ID --name NAME [--about TEXT] [--use KIND=NAME[=URL]]...",
+		Short: "Publish this node's profile in a commons; prints its CID",
+		Long: `Publish this node's profile in a commons; it replaces the one published before,
+so give every field again. Each --use declares one use of the commons: its kind
+(product, service, hosting, research, ...: a-z 0-9 - _ .), its name and, if
+it has one, its address, as in
+
+  commons profile set --commons ID --name "Acme Co-op" \
+    --use "service=Acme Cloud=https://cloud.acme.example"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags("--commons", p.Commons, "--name", p.Name); err != nil {
+				return err
+			}
+			for _, u := range uses {
+				use, err := parseUse(u)
+				if err != nil {
+					return err
+				}
+				p.Uses = append(p.Uses, use)
+			}
+			return a.withAPI(cmd, func(d api.API) error {
+				pub, err := d.SetProfile(cmd.Context(), p)
+				if err == nil {
+					a.printPublished(pub)
+				}
+				return err
+			})
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&p.Commons, "commons", "", "commons ID")
+	fs.StringVar(&p.Name, "name", "", "display name")
+	fs.StringVar(&p.About, "about", "", "a few words about this participant")
+	fs.StringArrayVar(&uses, "use", nil, "use declaration KIND=NAME or KIND=NAME=URL; repeatable")
+	return cmd
+}
+
+// parseUse parses KIND=NAME[=URL].
+func parseUse(s string) (protocol.Use, error) {
+	kind, rest, ok := strings.Cut(s, "=")
+	if !ok || kind == "" || rest == "" {
+		return protocol.Use{}, fmt.Errorf("--use %q: give KIND=NAME or KIND=NAME=URL, such as product=Acme=https://acme.example", s)
+	}
+	name, url, _ := strings.Cut(rest, "=")
+	return protocol.Use{Kind: kind, Name: name, URL: url}, nil
+}
+
+func (a *app) profileShowCmd() *cobra.Command {
+	var commons string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show [PEER-ID] --commons ID",
+		Short: "Show the profile that counts for a key (default: this node's)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := requireFlags("--commons", commons); err != nil {
+				return err
+			}
+			key := ""
+			if len(args) == 1 {
+				key = args[0]
+			}
+			return a.withAPI(cmd, func(d api.API) error {
+				info, err := d.Profile(cmd.Context(), commons, key)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return a.printJSON(info)
+				}
+				w := a.stdout
+				fmt.Fprintf(w, "key:      %s\n", info.Key)
+				fmt.Fprintf(w, "profile:  %s\n", info.CID)
+				fmt.Fprintf(w, "time:     %s\n", info.Time.Format("2006-01-02 15:04:05.000Z"))
+				printProfile(w, info.Profile)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&commons, "commons", "", "commons ID")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func printProfile(w io.Writer, p *protocol.Profile) {
+	fmt.Fprintf(w, "name:     %s\n", p.Name)
+	if p.About != "" {
+		fmt.Fprintf(w, "about:    %s\n", p.About)
+	}
+	for _, u := range p.Uses {
+		line := u.Kind + ": " + u.Name
+		if u.URL != "" {
+			line += " <" + u.URL + ">"
+		}
+		fmt.Fprintf(w, "use:      %s\n", line)
+	}
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// The coalition's commands, as a user types them: a paid contribution
+// shows as not confirmed until its sponsor countersigns it, a second
+// countersignature is refused, and a profile is published and shown.
+func TestCoalitionCommands(t *testing.T) {
+	dir, self := initTestRepo(t)
+	commons := cidOut(t, mustRun(t, dir, "manifest", "create", "--name", "x", "--licence", "MIT"))
+	if out := mustRun(t, dir, "manifest", "show", "--commons", commons).stdout; !strings.Contains(out, "coalition:     profiles and sponsorships") {
+		t.Errorf("manifest show does not say the commons carries the coalition's records:\n%s", out)
+	}
+	work := cidOut(t, mustRun(t, dir, "contribute", "--commons", commons, "--title", "paid", "--sponsor", self))
+	if out := mustRun(t, dir, "show", work).stdout; !strings.Contains(out, "not confirmed: the sponsor has not countersigned it; commons sponsor "+work) {
+		t.Errorf("show before the sponsor signs:\n%s", out)
+	}
+	sp := cidOut(t, mustRun(t, dir, "sponsor", work, "--note", "invoice 7"))
+	if out := mustRun(t, dir, "show", work).stdout; !strings.Contains(out, "(confirmed: the sponsor countersigned it in "+sp+")") {
+		t.Errorf("show after the sponsor signs:\n%s", out)
+	}
+	if out := mustRun(t, dir, "show", sp).stdout; !strings.Contains(out, "sponsors: "+work) || !strings.Contains(out, "note:     invoice 7") {
+		t.Errorf("show of the sponsorship:\n%s", out)
+	}
+	if r := runCLI(t, t.Context(), "--repo", dir, "sponsor", work); r.code == 0 || !strings.Contains(r.stderr, "confirmed already, by sponsorship "+sp) {
+		t.Errorf("a second sponsorship: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	mustRun(t, dir, "profile", "set", "--commons", commons, "--name", "Acme", "--about", "a co-op",
+		"--use", "service=Acme Cloud=https://cloud.acme.example/path?a=b", "--use", "research=Notes")
+	out := mustRun(t, dir, "profile", "show", "--commons", commons).stdout
+	for _, want := range []string{"key:      " + self, "name:     Acme", "about:    a co-op",
+		"use:      service: Acme Cloud <https://cloud.acme.example/path?a=b>", "use:      research: Notes"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("profile show lacks %q:\n%s", want, out)
+		}
+	}
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--use", "service"}, "give KIND=NAME"},
+		{[]string{"--use", "Service=x"}, "body.uses[0].kind"},
+		{[]string{"--use", "service=x=ftp://x"}, "body.uses[0].url"},
+	} {
+		r := runCLI(t, t.Context(), append([]string{"--repo", dir, "profile", "set", "--commons", commons, "--name", "Acme"}, bad.args...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, bad.want) {
+			t.Errorf("profile set %v: exit %d, stderr %q; want it refused naming %q", bad.args, r.code, r.stderr, bad.want)
+		}
+	}
+	if r := runCLI(t, t.Context(), "--repo", dir, "profile", "show", "--commons", commons, "12D3KooWBFPaJptG8J4AzBPX361SuncdkCt7oL7uBK5oq5qGT1Zq"); r.code == 0 || !strings.Contains(r.stderr, "has no profile") {
+		t.Errorf("profile show of a key without one: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

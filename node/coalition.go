@@ -1,0 +1,133 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/node/api"
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// The entrepreneurial coalition's records (SPEC §5.5, §5.6, §12.9):
+// profiles and sponsorships, published and read here.
+
+// Sponsor signs this node's countersignature of a paid contribution that
+// names its key as sponsor. It is refused when the commons would hold it
+// inert (the contribution does not name this key, or is not paid), when
+// the commons does not carry sponsorships, and when this key has already
+// confirmed the contribution: a second sponsorship would change nothing.
+func (n *Node) Sponsor(ctx context.Context, p api.SponsorParams) (api.Published, error) {
+	target, err := cid.Decode(p.Target)
+	if err != nil {
+		return api.Published{}, badRequest("%q is not a CID", p.Target)
+	}
+	return n.create(ctx, refuseInert, func() (*protocol.Record, error) {
+		rep := n.holding(target)
+		if rep == nil {
+			return nil, fmt.Errorf("%w: no contribution %s here", api.ErrNotFound, p.Target)
+		}
+		if _, ok := rep.state.Status(target); !ok {
+			typ, _ := rep.state.Type(target)
+			return nil, badRequest("%s is a %s, not a contribution: only a paid contribution is sponsored", p.Target, typ)
+		}
+		if s, ok := rep.state.Sponsorship(target); ok {
+			return nil, badRequest("contribution %s is confirmed already, by sponsorship %s; nothing was published", target, s)
+		}
+		return &protocol.Record{Commons: rep.id, Body: &protocol.Sponsorship{
+			Target: protocol.Link{Cid: target}, Note: p.Note,
+		}}, nil
+	})
+}
+
+// SetProfile publishes this node's profile in a commons; it replaces the
+// one published before. A profile the same as the one that counts is
+// refused: publishing it would change nothing.
+func (n *Node) SetProfile(ctx context.Context, p api.ProfileParams) (api.Published, error) {
+	body := &protocol.Profile{Name: p.Name, About: p.About, Uses: p.Uses}
+	return n.create(ctx, refuseInert, func() (*protocol.Record, error) {
+		rep, err := n.replicaFor(p.Commons)
+		if err != nil {
+			return nil, err
+		}
+		if c, ok := rep.state.Profile(n.self); ok {
+			b, err := rep.state.Record(c)
+			if err != nil {
+				return nil, fmt.Errorf("node: read profile %s: %w", c, err)
+			}
+			if samePro(b.Record.Profile(), body) {
+				return nil, badRequest("profile %s says this already; nothing was published", c)
+			}
+		}
+		return &protocol.Record{Commons: rep.id, Body: body}, nil
+	})
+}
+
+func samePro(a, b *protocol.Profile) bool {
+	if a.Name != b.Name || a.About != b.About || len(a.Uses) != len(b.Uses) {
+		return false
+	}
+	for i := range a.Uses {
+		if a.Uses[i] != b.Uses[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Profile returns the profile that counts for key (a peer ID; "" for this
+// node's) in a commons.
+func (n *Node) Profile(ctx context.Context, commons, key string) (api.ProfileInfo, error) {
+	k := n.self
+	if key != "" {
+		var err error
+		if k, err = protocol.ParsePublicKey(key); err != nil {
+			return api.ProfileInfo{}, badRequest("key %q is not a peer ID", key)
+		}
+	}
+	var (
+		id   cid.Cid
+		c    cid.Cid
+		ok   bool
+		ierr error
+	)
+	if err := n.do(ctx, func() {
+		rep, err := n.replicaFor(commons)
+		if err != nil {
+			ierr = err
+			return
+		}
+		id = rep.id
+		c, ok = rep.state.Profile(k)
+		ierr = rep.state.Err()
+	}); err != nil {
+		return api.ProfileInfo{}, err
+	}
+	if ierr != nil {
+		return api.ProfileInfo{}, ierr
+	}
+	if !ok {
+		return api.ProfileInfo{}, fmt.Errorf("%w: key %s has no profile in commons %s", api.ErrNotFound, k, id)
+	}
+	raw, err := n.st.GetRecord(ctx, c)
+	if err != nil {
+		return api.ProfileInfo{}, fmt.Errorf("read profile %s: %w", c, err)
+	}
+	b, err := protocol.ParseStored(c, raw)
+	if err != nil {
+		return api.ProfileInfo{}, fmt.Errorf("stored profile %s: %w", c, err)
+	}
+	return api.ProfileInfo{Commons: id.String(), Key: k, CID: c.String(), Time: b.Record.Time.Time(), Profile: b.Record.Profile()}, nil
+}
+
+// holding returns the replica whose set holds record c, or nil; on the
+// event loop.
+func (n *Node) holding(c cid.Cid) *replica {
+	for _, id := range n.order {
+		if n.commons[id].state.Has(c) {
+			return n.commons[id]
+		}
+	}
+	return nil
+}

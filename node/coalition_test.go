@@ -1,0 +1,222 @@
+package node
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/node/api"
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// signed signs body as a record of commons by k at the node's clock.
+func signed(t *testing.T, n *Node, k protocol.PrivateKey, commons cid.Cid, body protocol.Body) *protocol.Block {
+	t.Helper()
+	r := &protocol.Record{Commons: commons, Time: protocol.HLCFromMillis(n.nowMillis(), 0), Body: body}
+	if err := protocol.Sign(r, k); err != nil {
+		t.Fatal(err)
+	}
+	b, err := protocol.NewBlock(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// paidBy is a paid contribution by k naming sponsor, under the licence lic.
+func paidBy(t *testing.T, n *Node, k protocol.PrivateKey, commons, lic cid.Cid, sponsor protocol.PublicKey) *protocol.Block {
+	return signed(t, n, k, commons, &protocol.Contribution{Title: "paid work", Licence: protocol.Link{Cid: lic},
+		Provenance: protocol.ProvenancePaid, Sponsor: &sponsor})
+}
+
+// The sponsor named by a paid contribution countersigns it, and show says
+// the contribution is confirmed; nobody else's countersignature confirms
+// it, a second one is refused, and so is a sponsorship of work that names
+// another sponsor or none.
+func TestSponsorship(t *testing.T) {
+	ctx := t.Context()
+	n := startOffline(t)
+	c, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("s"), Licence: ptr("MIT"), Maintainers: []protocol.PublicKey{n.Self()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cid.MustParse(c)
+	contributor, thief := strangerKey(21), strangerKey(22)
+	work := paidBy(t, n, contributor, id, id, n.Self())
+	if _, err := n.Publish(ctx, work.Raw, false); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := n.Show(ctx, work.CID.String()); err != nil || info.ConfirmedBy != "" {
+		t.Fatalf("before the sponsor signs: confirmed by %q, %v; want nobody", info.ConfirmedBy, err)
+	}
+
+	// A key the contribution does not name countersigns it: inert, and the
+	// contribution is not confirmed.
+	forged := signed(t, n, thief, id, &protocol.Sponsorship{Target: protocol.Link{Cid: work.CID}})
+	if _, err := n.Publish(ctx, forged.Raw, false); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "does not name this key as its sponsor") {
+		t.Fatalf("a stranger's sponsorship: %v; want it refused as inert, with the reason", err)
+	}
+	if pub, err := n.Publish(ctx, forged.Raw, true); err != nil || pub.Class != "inert" {
+		t.Fatalf("forced: %+v, %v", pub, err)
+	}
+	if info, _ := n.Show(ctx, work.CID.String()); info.ConfirmedBy != "" {
+		t.Fatalf("a stranger's sponsorship confirmed the work: %q", info.ConfirmedBy)
+	}
+
+	pub, err := n.Sponsor(ctx, api.SponsorParams{Target: work.CID.String(), Note: "invoice 7"})
+	if err != nil || pub.Class != "effective" {
+		t.Fatalf("Sponsor: %+v, %v", pub, err)
+	}
+	info, err := n.Show(ctx, work.CID.String())
+	if err != nil || info.ConfirmedBy != pub.CID {
+		t.Fatalf("confirmed by %q, %v; want %s", info.ConfirmedBy, err, pub.CID)
+	}
+	if sp, err := n.Show(ctx, pub.CID); err != nil || sp.Sponsorship == nil || sp.Sponsorship.Note != "invoice 7" || sp.Inert != "" {
+		t.Fatalf("show the sponsorship: %+v, %v", sp, err)
+	}
+	before := n.recordCount(t, id)
+	if _, err := n.Sponsor(ctx, api.SponsorParams{Target: work.CID.String()}); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "confirmed already") {
+		t.Fatalf("a second sponsorship: %v; want it refused", err)
+	}
+
+	// Work that names another sponsor, or none: refused, nothing stored.
+	other := paidBy(t, n, contributor, id, id, thief.Public())
+	volunteer := signedContribution(t, contributor, id, protocol.HLCFromMillis(n.nowMillis(), 1))
+	for _, b := range []*protocol.Block{other, volunteer} {
+		if _, err := n.Publish(ctx, b.Raw, false); err != nil {
+			t.Fatal(err)
+		}
+		before++
+		if _, err := n.Sponsor(ctx, api.SponsorParams{Target: b.CID.String()}); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "does not name this key as its sponsor") {
+			t.Fatalf("sponsoring %s: %v; want it refused with the reason", b.CID, err)
+		}
+	}
+	if _, err := n.Sponsor(ctx, api.SponsorParams{Target: c}); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "not a contribution") {
+		t.Fatalf("sponsoring the manifest: %v", err)
+	}
+	if _, err := n.Sponsor(ctx, api.SponsorParams{Target: forged.CID.String()[:20]}); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("sponsoring a bad CID: %v", err)
+	}
+	if after := n.recordCount(t, id); after != before {
+		t.Fatalf("%d records after the refusals, want %d: a refusal stored something", after, before)
+	}
+
+	// Banning the stranger: its sponsorship says why it is inert, and the
+	// sponsor's confirmation stands.
+	if _, err := n.UpdateManifest(ctx, c, api.ManifestParams{Ban: []protocol.PublicKey{thief.Public()}}); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := n.Show(ctx, forged.CID.String()); err != nil || f.Inert != "author: key is banned" {
+		t.Fatalf("the banned key's sponsorship: %q, %v", f.Inert, err)
+	}
+	if info, _ := n.Show(ctx, work.CID.String()); info.ConfirmedBy != pub.CID {
+		t.Fatalf("a ban of another key moved the confirmation: %q", info.ConfirmedBy)
+	}
+}
+
+// A participant's profile: the latest counts; publishing the same again is
+// refused; a banned key's profile counts for nothing.
+func TestProfile(t *testing.T) {
+	ctx := t.Context()
+	n := startOffline(t)
+	c, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("p"), Licence: ptr("MIT")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cid.MustParse(c)
+	if _, err := n.Profile(ctx, c, ""); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("no profile yet: %v", err)
+	}
+	uses := []protocol.Use{{Kind: "service", Name: "Acme Cloud", URL: "https://cloud.acme.example"}}
+	p1, err := n.SetProfile(ctx, api.ProfileParams{Commons: c, Name: "Acme", Uses: uses})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := n.Profile(ctx, c, n.Self().String())
+	if err != nil || got.CID != p1.CID || got.Profile.Name != "Acme" || len(got.Profile.Uses) != 1 {
+		t.Fatalf("Profile: %+v, %v", got, err)
+	}
+	if _, err := n.SetProfile(ctx, api.ProfileParams{Commons: c, Name: "Acme", Uses: uses}); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("the same profile again: %v; want it refused", err)
+	}
+	p2, err := n.SetProfile(ctx, api.ProfileParams{Commons: c, Name: "Acme Co-op", Uses: uses})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := n.Profile(ctx, c, ""); got.CID != p2.CID {
+		t.Fatalf("after an update the profile is %s, want %s", got.CID, p2.CID)
+	}
+	if _, err := n.SetProfile(ctx, api.ProfileParams{Commons: c, Name: "x", Uses: []protocol.Use{{Kind: "Bad Kind", Name: "n"}}}); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "body.uses[0].kind") {
+		t.Fatalf("a bad use: %v; want it refused naming the field", err)
+	}
+
+	// A flooder's profile, then its ban.
+	flooder := strangerKey(31)
+	fp := signed(t, n, flooder, id, &protocol.Profile{Name: "totally the association"})
+	if _, err := n.Publish(ctx, fp.Raw, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := n.Profile(ctx, c, flooder.Public().String()); err != nil || got.CID != fp.CID.String() {
+		t.Fatalf("the stranger's profile: %+v, %v", got, err)
+	}
+	if _, err := n.UpdateManifest(ctx, c, api.ManifestParams{Ban: []protocol.PublicKey{flooder.Public()}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Profile(ctx, c, flooder.Public().String()); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("a banned key's profile: %v; want none", err)
+	}
+	if _, err := n.Profile(ctx, c, "not-a-key"); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("a bad key: %v", err)
+	}
+}
+
+// A commons founded without the coalition's records refuses them, naming
+// the genesis rule; no update can change that.
+func TestNoCoalition(t *testing.T) {
+	ctx := t.Context()
+	n := startOffline(t)
+	c, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("n"), Licence: ptr("MIT"), Coalition: ptr(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := n.Manifest(ctx, c); err != nil || m.Coalition != 0 {
+		t.Fatalf("manifest: coalition %d, %v; want 0", m.Coalition, err)
+	}
+	if _, err := n.SetProfile(ctx, api.ProfileParams{Commons: c, Name: "Acme"}); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "policy.coalition") {
+		t.Fatalf("a profile: %v; want it refused naming policy.coalition", err)
+	}
+	work := paidBy(t, n, strangerKey(41), cid.MustParse(c), cid.MustParse(c), n.Self())
+	if _, err := n.Publish(ctx, work.Raw, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Sponsor(ctx, api.SponsorParams{Target: work.CID.String()}); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "policy.coalition") {
+		t.Fatalf("a sponsorship: %v; want it refused naming policy.coalition", err)
+	}
+	if _, err := n.UpdateManifest(ctx, c, api.ManifestParams{Coalition: ptr(true)}); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("an update turning it on: %v; want it refused", err)
+	}
+	// A commons that carries them takes updates as before: the genesis's
+	// policy is not carried into them.
+	c2, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("y"), Licence: ptr("MIT")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.UpdateManifest(ctx, c2, api.ManifestParams{Name: ptr("y2")}); err != nil {
+		t.Fatalf("an update of a coalition commons: %v", err)
+	}
+	if m, err := n.Manifest(ctx, c2); err != nil || m.Coalition != protocol.CoalitionVersion {
+		t.Fatalf("after the update: coalition %d, %v", m.Coalition, err)
+	}
+}
+
+// recordCount returns how many records the state of commons id holds.
+func (n *Node) recordCount(t *testing.T, id cid.Cid) int {
+	t.Helper()
+	var count int
+	if err := n.do(t.Context(), func() { count = n.commons[id].state.Len() }); err != nil {
+		t.Fatal(err)
+	}
+	return count
+}
