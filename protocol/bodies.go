@@ -449,7 +449,11 @@ func checkURL(field, s string) error {
 	if !ok {
 		rest, ok = strings.CutPrefix(s, "http://")
 	}
-	host, _, _ := strings.Cut(rest, "/")
+	host := rest[:strings.IndexFunc(rest+"/", func(r rune) bool { return r == '/' || r == '?' || r == '#' })]
+	host = host[strings.LastIndex(host, "@")+1:] // after any user information
+	if h, _, _ := strings.Cut(host, ":"); !strings.HasPrefix(host, "[") {
+		host = h // before any port
+	}
 	if !ok || host == "" || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
 		return fieldErr(field, ErrInvalid, "%q is not an http or https URL", s)
 	}

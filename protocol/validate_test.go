@@ -54,6 +54,18 @@ func reviewRecord() *Record {
 	}}
 }
 
+func profileRecord() *Record {
+	return &Record{Commons: testCommons, Author: testKey(9).Public(), Time: HLCFromMillis(vectorTime, 0), Body: &Profile{
+		Name: "Name", Uses: []Use{{Kind: "product", Name: "Product", URL: "https://example.org/product"}},
+	}}
+}
+
+func sponsorshipRecord() *Record {
+	return &Record{Commons: testCommons, Author: testKey(9).Public(), Time: HLCFromMillis(vectorTime, 0), Body: &Sponsorship{
+		Target: Link{testOther},
+	}}
+}
+
 type validationCase struct {
 	name   string
 	record func() *Record
@@ -195,6 +207,11 @@ func TestValidateManifest(t *testing.T) {
 		{"bootstrap address over limit", g(func(m *Manifest) { m.Bootstrap = []string{"/" + strings.Repeat("a", MaxMultiaddrLen)} }), ErrInvalid, "body.bootstrap[0]"},
 		{"policy empty", g(func(m *Manifest) { m.Policy = &Policy{} }), ErrInvalid, "body.policy"},
 		{"policy set", g(func(m *Manifest) { m.Policy = &Policy{MaxBlobBytes: 1} }), nil, ""},
+		{"policy coalition", g(func(m *Manifest) { m.Policy = &Policy{Coalition: CoalitionVersion} }), nil, ""},
+		{"policy coalition above the version known", g(func(m *Manifest) { m.Policy = &Policy{Coalition: CoalitionVersion + 1} }), ErrInvalid, "body.policy.coalition"},
+		{"policy coalition 2", g(func(m *Manifest) { m.Policy = &Policy{Coalition: 2} }), ErrInvalid, "body.policy.coalition"},
+		{"policy coalition huge", g(func(m *Manifest) { m.Policy = &Policy{Coalition: 1 << 63} }), ErrInvalid, "body.policy.coalition"},
+		{"policy coalition with work and bans", g(func(m *Manifest) { m.Policy = &Policy{Coalition: 1, Work: 1, Bans: true} }), nil, ""},
 		{"genesis with prev", g(func(m *Manifest) { m.Prev = []Link{{testOther}} }), ErrInvalid, "body.prev"},
 		{"genesis with version", g(func(m *Manifest) { m.Version = 1 }), ErrInvalid, "body.version"},
 		{"genesis by a non-member", func() *Record {
@@ -204,6 +221,9 @@ func TestValidateManifest(t *testing.T) {
 		}, ErrInvalid, "author"},
 		{"update without prev", u(func(m *Manifest) { m.Prev = nil }), ErrMissing, "body.prev"},
 		{"update with version 0", u(func(m *Manifest) { m.Version = 0 }), ErrInvalid, "body.version"},
+		{"update setting policy coalition", u(func(m *Manifest) { m.Policy = &Policy{Coalition: 1} }), ErrInvalid, "body.policy.coalition"},
+		{"update setting policy coalition 2", u(func(m *Manifest) { m.Policy = &Policy{Coalition: 2} }), ErrInvalid, "body.policy.coalition"},
+		{"update setting policy coalition beside a blob limit", u(func(m *Manifest) { m.Policy = &Policy{MaxBlobBytes: 1, Coalition: 1} }), ErrInvalid, "body.policy.coalition"},
 		{"update by a non-member", func() *Record {
 			r := updateRecord(author)
 			r.Manifest().Association = []PublicKey{testKey(2).Public()}
@@ -285,6 +305,191 @@ func TestValidateReview(t *testing.T) {
 	})
 }
 
+func TestValidateProfile(t *testing.T) {
+	p := func(f func(p *Profile)) func() *Record {
+		return func() *Record { r := profileRecord(); f(r.Profile()); return r }
+	}
+	uses := func(n int) []Use {
+		us := make([]Use, n)
+		for i := range us {
+			us[i] = Use{Kind: "service", Name: fmt.Sprintf("Service %d", i)}
+		}
+		return us
+	}
+	url := func(s string) func() *Record {
+		return p(func(p *Profile) { p.Uses = uses(3); p.Uses[2].URL = s })
+	}
+	runValidation(t, []validationCase{
+		{"ok", p(func(*Profile) {}), nil, ""},
+		{"name only", p(func(p *Profile) { p.Uses = nil }), nil, ""},
+		{"name empty", p(func(p *Profile) { p.Name = "" }), ErrMissing, "body.name"},
+		{"name blank", p(func(p *Profile) { p.Name = " \t\n" }), ErrMissing, "body.name"},
+		{"name at limit", p(func(p *Profile) { p.Name = strings.Repeat("n", MaxNameLen) }), nil, ""},
+		{"name over limit", p(func(p *Profile) { p.Name = strings.Repeat("n", MaxNameLen+1) }), ErrTooLarge, "body.name"},
+		{"name with control character", p(func(p *Profile) { p.Name = "a\x1bb" }), ErrInvalid, "body.name"},
+		{"name with NUL", p(func(p *Profile) { p.Name = "a\x00" }), ErrInvalid, "body.name"},
+		{"about at limit", p(func(p *Profile) { p.About = strings.Repeat("a", MaxAboutLen) }), nil, ""},
+		{"about over limit", p(func(p *Profile) { p.About = strings.Repeat("a", MaxAboutLen+1) }), ErrTooLarge, "body.about"},
+		{"about with tab and newline", p(func(p *Profile) { p.About = "a\tb\nc" }), nil, ""},
+		{"about with carriage return", p(func(p *Profile) { p.About = "a\r\nb" }), ErrInvalid, "body.about"},
+		{"about with C1 control", p(func(p *Profile) { p.About = "a\u0085b" }), ErrInvalid, "body.about"},
+		{"about blank", p(func(p *Profile) { p.About = " " }), nil, ""},
+		{"uses at limit", p(func(p *Profile) { p.Uses = uses(MaxUses) }), nil, ""},
+		{"uses over limit", p(func(p *Profile) { p.Uses = uses(MaxUses + 1) }), ErrTooLarge, "body.uses"},
+		{"17 uses", p(func(p *Profile) { p.Uses = uses(17) }), ErrTooLarge, "body.uses"},
+		{"use kind missing", p(func(p *Profile) { p.Uses[0].Kind = "" }), ErrMissing, "body.uses[0].kind"},
+		{"use kind upper case", p(func(p *Profile) { p.Uses[0].Kind = "Product" }), ErrInvalid, "body.uses[0].kind"},
+		{"use kind with space", p(func(p *Profile) { p.Uses = uses(2); p.Uses[1].Kind = "open source" }), ErrInvalid, "body.uses[1].kind"},
+		{"use kind with slash", p(func(p *Profile) { p.Uses[0].Kind = "a/b" }), ErrInvalid, "body.uses[0].kind"},
+		{"use kind not ASCII", p(func(p *Profile) { p.Uses[0].Kind = "produit-été" }), ErrInvalid, "body.uses[0].kind"},
+		{"use kind punctuation", p(func(p *Profile) { p.Uses[0].Kind = "a-b_c.d9" }), nil, ""},
+		{"use kind at limit", p(func(p *Profile) { p.Uses[0].Kind = strings.Repeat("k", MaxKindLen) }), nil, ""},
+		{"use kind over limit", p(func(p *Profile) { p.Uses[0].Kind = strings.Repeat("k", MaxKindLen+1) }), ErrInvalid, "body.uses[0].kind"},
+		{"use name missing", p(func(p *Profile) { p.Uses = uses(2); p.Uses[1].Name = "" }), ErrMissing, "body.uses[1].name"},
+		{"use name blank", p(func(p *Profile) { p.Uses[0].Name = "  " }), ErrMissing, "body.uses[0].name"},
+		{"use name at limit", p(func(p *Profile) { p.Uses[0].Name = strings.Repeat("n", MaxNameLen) }), nil, ""},
+		{"use name over limit", p(func(p *Profile) { p.Uses[0].Name = strings.Repeat("n", MaxNameLen+1) }), ErrTooLarge, "body.uses[0].name"},
+		{"use name with control character", p(func(p *Profile) { p.Uses[0].Name = "a\x07b" }), ErrInvalid, "body.uses[0].name"},
+		{"url absent", url(""), nil, ""},
+		{"url http", url("http://x"), nil, ""},
+		{"url https with path and query", url("https://example.org/a/b?c=d#e"), nil, ""},
+		{"url with port", url("https://example.org:8443/"), nil, ""},
+		{"url with user information", url("https://me@example.org"), nil, ""},
+		{"url with an IPv6 host", url("http://[::1]:8080/"), nil, ""},
+		{"url host then query", url("https://example.org?x"), nil, ""},
+		{"url ftp", url("ftp://x"), ErrInvalid, "body.uses[2].url"},
+		{"url without scheme", url("example.org"), ErrInvalid, "body.uses[2].url"},
+		{"url scheme only", url("https://"), ErrInvalid, "body.uses[2].url"},
+		{"url http scheme only", url("http://"), ErrInvalid, "body.uses[2].url"},
+		{"url without host", url("https:///path"), ErrInvalid, "body.uses[2].url"},
+		{"url with a query and no host", url("https://?q=1"), ErrInvalid, "body.uses[2].url"},
+		{"url with a fragment and no host", url("https://#frag"), ErrInvalid, "body.uses[2].url"},
+		{"url with a port and no host", url("https://:443/"), ErrInvalid, "body.uses[2].url"},
+		{"url with user information and no host", url("https://user@/"), ErrInvalid, "body.uses[2].url"},
+		{"url with an empty query and no host", url("http://?"), ErrInvalid, "body.uses[2].url"},
+		{"url with space", url("https:// x"), ErrInvalid, "body.uses[2].url"},
+		{"url with space in path", url("https://x/a b"), ErrInvalid, "body.uses[2].url"},
+		{"url with tab", url("https://x/\t"), ErrInvalid, "body.uses[2].url"},
+		{"url with newline", url("https://x\n"), ErrInvalid, "body.uses[2].url"},
+		{"url with no-break space", url("https://x/\u00a0"), ErrInvalid, "body.uses[2].url"},
+		{"url with NUL", url("https://x/\x00"), ErrInvalid, "body.uses[2].url"},
+		{"url with DEL", url("https://x/\x7f"), ErrInvalid, "body.uses[2].url"},
+		{"url javascript", url("javascript:alert(1)"), ErrInvalid, "body.uses[2].url"},
+		{"url at limit", url("https://x/" + strings.Repeat("p", MaxURLLen-len("https://x/"))), nil, ""},
+		{"url of 513 bytes", url("https://x/" + strings.Repeat("p", 513-len("https://x/"))), ErrTooLarge, "body.uses[2].url"},
+		{"url over limit, not a URL", url(strings.Repeat(" ", MaxURLLen+1)), ErrTooLarge, "body.uses[2].url"},
+		{"first bad use named", p(func(p *Profile) { p.Uses = uses(3); p.Uses[1].URL, p.Uses[2].Kind = "ftp://x", "" }), ErrInvalid, "body.uses[1].url"},
+		{"without commons", func() *Record { r := profileRecord(); r.Commons = cid.Undef; return r }, ErrMissing, "commons"},
+		{"commons is a raw CID", func() *Record { r := profileRecord(); r.Commons = testBlob; return r }, ErrInvalid, "commons"},
+		{"cosigs on a profile", func() *Record {
+			r := profileRecord()
+			r.Cosigs = []Cosig{{Key: testKey(2).Public()}}
+			return r
+		}, ErrInvalid, "cosigs"},
+	})
+	if ls := profileRecord().Links(); len(ls) != 0 {
+		t.Errorf("a profile links %v, want nothing", ls)
+	}
+}
+
+func TestValidateSponsorship(t *testing.T) {
+	s := func(f func(s *Sponsorship)) func() *Record {
+		return func() *Record { r := sponsorshipRecord(); f(r.Sponsorship()); return r }
+	}
+	runValidation(t, []validationCase{
+		{"ok", s(func(*Sponsorship) {}), nil, ""},
+		{"with note", s(func(s *Sponsorship) { s.Note = "Paid for by\tExample Ltd.\n" }), nil, ""},
+		{"target undefined", s(func(s *Sponsorship) { s.Target = Link{} }), ErrMissing, "body.target"},
+		{"target raw", s(func(s *Sponsorship) { s.Target = Link{testBlob} }), ErrInvalid, "body.target"},
+		{"target the commons", s(func(s *Sponsorship) { s.Target = Link{testCommons} }), nil, ""},
+		{"note at limit", s(func(s *Sponsorship) { s.Note = strings.Repeat("n", MaxAboutLen) }), nil, ""},
+		{"note over limit", s(func(s *Sponsorship) { s.Note = strings.Repeat("n", MaxAboutLen+1) }), ErrTooLarge, "body.note"},
+		{"note with control character", s(func(s *Sponsorship) { s.Note = "a\x1bb" }), ErrInvalid, "body.note"},
+		{"note with carriage return", s(func(s *Sponsorship) { s.Note = "a\rb" }), ErrInvalid, "body.note"},
+		{"target undefined and note over limit", s(func(s *Sponsorship) {
+			s.Target, s.Note = Link{}, strings.Repeat("n", MaxAboutLen+1)
+		}), ErrMissing, "body.target"},
+		{"without commons", func() *Record { r := sponsorshipRecord(); r.Commons = cid.Undef; return r }, ErrMissing, "commons"},
+		{"cosigs on a sponsorship", func() *Record {
+			r := sponsorshipRecord()
+			r.Cosigs = []Cosig{{Key: testKey(2).Public()}}
+			return r
+		}, ErrInvalid, "cosigs"},
+	})
+	if ls := sponsorshipRecord().Links(); len(ls) != 1 || !ls[0].Equals(testOther) {
+		t.Errorf("a sponsorship links %v, want [%s] (its target)", ls, testOther)
+	}
+}
+
+// TestParseCoalitionLinks checks, through Parse, that a sponsorship's links
+// must be exactly [target] and a profile's empty.
+func TestParseCoalitionLinks(t *testing.T) {
+	k := testKey(9)
+	seal := func(r *Record) cborMap {
+		t.Helper()
+		if err := Sign(r, k); err != nil {
+			t.Fatal(err)
+		}
+		raw, _, err := Encode(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(raw); err != nil {
+			t.Fatalf("Parse of the unedited record: %v", err)
+		}
+		return mustDecode(raw)
+	}
+	links := func(cs ...cid.Cid) []byte {
+		out := cborHead(4, uint64(len(cs)))
+		for _, c := range cs {
+			out = append(out, cborLink(c, true)...)
+		}
+		return out
+	}
+	spo, pro := seal(sponsorshipRecord()), seal(profileRecord())
+	for _, tc := range []struct {
+		name string
+		env  cborMap
+	}{
+		{"sponsorship without links", spo.del("links")},
+		{"sponsorship linking another record", spo.set("links", links(testCommons))},
+		{"sponsorship linking its target and another", spo.set("links", links(testCommons, testOther))},
+		{"sponsorship linking its target twice", spo.set("links", links(testOther, testOther))},
+		{"sponsorship linking its target as a raw CID", spo.set("links", links(cid.NewCidV1(cid.Raw, testOther.Hash())))},
+		{"profile with links", pro.set("links", links(testOther))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(tc.env.encode())
+			checkFieldErr(t, err, ErrInvalid, "links")
+		})
+	}
+}
+
+// TestParseCoalitionTypes checks that the coalition's type names are
+// matched exactly: a near miss is an unknown type, not a profile or a
+// sponsorship.
+func TestParseCoalitionTypes(t *testing.T) {
+	r := profileRecord()
+	if err := Sign(r, testKey(9)); err != nil {
+		t.Fatal(err)
+	}
+	raw, _, err := Encode(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := mustDecode(raw)
+	for _, typ := range []string{"Profile", "profiles", "profile ", "sponsor", "Sponsorship", "coalition"} {
+		t.Run(typ, func(t *testing.T) {
+			_, err := Parse(env.set("type", cborText(typ)).encode())
+			checkFieldErr(t, err, ErrUnknownType, "type")
+		})
+	}
+	// The same body under another known type is that type's business:
+	// a sponsorship has no name field.
+	_, err = Parse(env.set("type", cborText(string(TypeSponsorship))).encode())
+	checkFieldErr(t, err, ErrMalformed, "body")
+}
+
 // runValidation checks each case through Encode (the write path) and, for
 // valid records, through Sign, NewBlock and Validate (the read path).
 func runValidation(t *testing.T, cases []validationCase) {
@@ -316,12 +521,12 @@ func TestParseNamesBodyField(t *testing.T) {
 	}{
 		{"contribution without licence", "body.licence", mustEncode(t, map[string]any{"title": "t", "provenance": "paid"})},
 		{"review without target", "body.target", mustEncode(t, map[string]any{"decision": "accept", "under": Link{testCommons}})},
+		{"sponsorship without target", "body.target", mustEncode(t, map[string]any{"note": "n"})},
+		{"profile without name", "body.name", mustEncode(t, map[string]any{"about": "a"})},
+		{"profile with a use without kind", "body.uses[0].kind", mustEncode(t, map[string]any{"name": "n", "uses": []map[string]any{{"name": "n"}}})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			typ := "contribution"
-			if strings.HasPrefix(tc.name, "review") {
-				typ = "review"
-			}
+			typ, _, _ := strings.Cut(tc.name, " ")
 			env := cborMap{}.set("type", cborText(typ)).set("commons", cborLink(testCommons, true)).
 				set("author", cborBytes(make([]byte, 32))).set("time", []byte{0x01}).
 				set("body", tc.body).set("sig", cborBytes(make([]byte, 64)))

@@ -194,6 +194,44 @@ func buildVectors() (*vectorSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ban: %w", err)
 	}
+	// A commons whose genesis carries the entrepreneurial coalition's
+	// records (§7.6): a paid contribution naming the sponsor, the
+	// sponsor's profile declaring what it builds on the commons, and its
+	// sponsorship of that contribution (§5.5, §5.6).
+	sponsorKey := NewPrivateKeyFromSeed(seedSponsor)
+	coalitionGenesis, err := mustBlock(&Record{Time: HLCFromMillis(vectorTime, 0), Body: &Manifest{
+		Name: "Example commons with an entrepreneurial coalition", Licence: "CC-BY-SA-4.0",
+		Association: []PublicKey{a1.Public()}, Threshold: 1,
+		Maintainers: []PublicKey{m.Public()}, Quorum: 1, RejectQuorum: 1,
+		Policy: &Policy{Coalition: 1},
+	}}, a1)
+	if err != nil {
+		return nil, fmt.Errorf("genesis with the coalition: %w", err)
+	}
+	sponsored, err := mustBlock(&Record{Commons: coalitionGenesis.CID, Time: HLCFromMillis(vectorTime+60_000, 0), Body: &Contribution{
+		Title: "Add a Spanish translation", Kind: "translation",
+		Licence: Link{coalitionGenesis.CID}, Provenance: ProvenancePaid, Sponsor: &sponsor,
+		Payload: []PayloadRef{{CID: Link{BlobCID([]byte("Hola, mundo.\n"))}, Name: "guide.es.md", Size: 13}},
+	}}, c)
+	if err != nil {
+		return nil, fmt.Errorf("sponsored contribution: %w", err)
+	}
+	profile, err := mustBlock(&Record{Commons: coalitionGenesis.CID, Time: HLCFromMillis(vectorTime+120_000, 0), Body: &Profile{
+		Name: "Example Translations Ltd", About: "We translate the guide\nand sell printed copies.",
+		Uses: []Use{
+			{Kind: "product", Name: "Printed guide", URL: "https://translations.example.com/guide"},
+			{Kind: "service", Name: "Translation on demand"},
+		},
+	}}, sponsorKey)
+	if err != nil {
+		return nil, fmt.Errorf("profile: %w", err)
+	}
+	sponsorship, err := mustBlock(&Record{Commons: coalitionGenesis.CID, Time: HLCFromMillis(vectorTime+180_000, 0), Body: &Sponsorship{
+		Target: Link{sponsored.CID}, Note: "Paid under contract 2023-17.",
+	}}, sponsorKey)
+	if err != nil {
+		return nil, fmt.Errorf("sponsorship: %w", err)
+	}
 	withWork := recordVec("contribution-work", "contribution carrying the 12 bits of work its commons asks: SHA-256 of the signing bytes begins with 12 zero bits", seedContributor, workContribution)
 	withWork.Work = 12
 	vs.records = []recordVector{
@@ -205,6 +243,10 @@ func buildVectors() (*vectorSet, error) {
 		recordVec("review", "maintainer accepts the contribution under the update", seedMaintainer, vs.review),
 		recordVec("genesis-bans", "genesis manifest letting the commons' manifests ban keys (policy.bans)", seedAssoc1, bansGenesis),
 		recordVec("manifest-ban", "manifest update of that commons banning a key: its contributions and reviews are inert while a head bans it", seedAssoc1, ban),
+		recordVec("genesis-coalition", "genesis manifest letting the commons carry the entrepreneurial coalition's records, profiles and sponsorships (policy.coalition 1)", seedAssoc1, coalitionGenesis),
+		recordVec("contribution-sponsored", "paid contribution of that commons naming the sponsor key as its sponsor", seedContributor, sponsored),
+		recordVec("profile", "profile of the sponsor key in that commons: name, about and two use declarations, one with a URL", seedSponsor, profile),
+		recordVec("sponsorship", "sponsorship by the sponsor key of that paid contribution, with a note: links is [target]", seedSponsor, sponsorship),
 	}
 	return vs, nil
 }
@@ -349,6 +391,49 @@ func TestRecordVectors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCoalitionVectors checks that the coalition's stored vectors hold
+// together: the sponsorship's target is the paid contribution that names
+// its author as sponsor, all of one commons whose genesis sets
+// policy.coalition, and admitted with that genesis in the batch.
+func TestCoalitionVectors(t *testing.T) {
+	blocks := map[string]*Block{}
+	var batch []*Block
+	for _, name := range []string{"genesis-coalition", "contribution-sponsored", "profile", "sponsorship"} {
+		var v recordVector
+		readJSON(t, filepath.Join("testdata", "records", name+".json"), &v)
+		b, err := Validate(unhex(t, v.Record))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		blocks[name] = b
+		batch = append(batch, b)
+	}
+	g, con, pro, spo := blocks["genesis-coalition"], blocks["contribution-sponsored"], blocks["profile"], blocks["sponsorship"]
+	if g.Record.Manifest().Coalition() != 1 {
+		t.Errorf("genesis policy.coalition = %d, want 1", g.Record.Manifest().Coalition())
+	}
+	for _, b := range []*Block{con, pro, spo} {
+		if !b.CommonsID().Equals(g.CID) {
+			t.Errorf("%s of commons %s, want %s", b.Record.Type(), b.CommonsID(), g.CID)
+		}
+	}
+	c, s := con.Record.Contribution(), spo.Record.Sponsorship()
+	if c.Provenance != ProvenancePaid || c.Sponsor == nil || *c.Sponsor != spo.Record.Author || !s.Target.Equals(con.CID) {
+		t.Errorf("the sponsorship %s does not countersign a paid contribution naming its author", spo.CID)
+	}
+	if p := pro.Record.Profile(); p == nil || len(p.Uses) == 0 || pro.Record.Author != spo.Record.Author {
+		t.Errorf("profile %+v: want the sponsor's, with uses", p)
+	}
+	if ls := spo.Record.Links(); len(ls) != 1 || !ls[0].Equals(con.CID) {
+		t.Errorf("sponsorship links %v, want [%s]", ls, con.CID)
+	}
+	for i, err := range AdmitBatch(batch, g.CID, vectorTime+180_000, nil) {
+		if err != nil {
+			t.Errorf("%s: AdmitBatch with its genesis: %v", batch[i].Record.Type(), err)
+		}
 	}
 }
 

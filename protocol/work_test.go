@@ -305,3 +305,138 @@ func TestAdmitBans(t *testing.T) {
 		t.Errorf("an update allowing bans: %v; want it refused, naming body.policy.bans", err)
 	}
 }
+
+// The coalition's records are the genesis's to allow (§7.6): a profile or
+// a sponsorship is refused for good, naming its type, in a commons whose
+// genesis does not set policy.coalition, and admitted in one whose genesis
+// does, the genesis in the same batch counting; an update cannot set it.
+func TestAdmitCoalition(t *testing.T) {
+	k := testKey(4)
+	carrying := genesisRecord(k.Public())
+	carrying.Body.(*Manifest).Policy = &Policy{Coalition: 1}
+	carryingBlk := sealed(t, carrying, k)
+	plain := sealed(t, genesisRecord(k.Public()), k)
+	// A genesis that sets other policy, but not the coalition.
+	other := genesisRecord(k.Public())
+	other.Body.(*Manifest).Policy = &Policy{Bans: true, MaxBlobBytes: 1 << 20}
+	otherBlk := sealed(t, other, k)
+	geneses := map[cid.Cid]*Manifest{
+		carryingBlk.CID: carryingBlk.Record.Manifest(), plain.CID: plain.Record.Manifest(), otherBlk.CID: otherBlk.Record.Manifest(),
+	}
+	rule := func(c cid.Cid) (*Manifest, error) {
+		if g := geneses[c]; g != nil {
+			return g, nil
+		}
+		return nil, fmt.Errorf("no genesis of %s here: %w", c, ErrNoGenesis)
+	}
+	in := func(g *Block) (profile, sponsorship, contribution *Block) {
+		p := profileRecord()
+		p.Commons = g.CID
+		s := sponsorshipRecord()
+		s.Commons = g.CID
+		c := contributionRecord()
+		c.Commons, c.Body.(*Contribution).Licence = g.CID, Link{g.CID}
+		s.Body.(*Sponsorship).Target = Link{sealed(t, c, testKey(9)).CID}
+		return sealed(t, p, testKey(9)), sealed(t, s, testKey(9)), sealed(t, c, testKey(9))
+	}
+	refused := func(name string, err error) {
+		t.Helper()
+		var fe *FieldError
+		if !errors.Is(err, ErrInvalid) || !Permanent(err) || !errors.As(err, &fe) || fe.Field != "type" || !strings.Contains(err.Error(), "policy.coalition") {
+			t.Errorf("%s: %v; want it refused for good, naming field type and policy.coalition", name, err)
+		}
+	}
+
+	p, s, c := in(carryingBlk)
+	for _, b := range []*Block{p, s, c} {
+		if _, err := Admit(b.Raw, carryingBlk.CID, vectorTime, rule); err != nil {
+			t.Errorf("a %s where the genesis sets policy.coalition: %v", b.Record.Type(), err)
+		}
+	}
+	if errs := AdmitBatch([]*Block{p, carryingBlk, s, c}, carryingBlk.CID, vectorTime, nil); errs[0] != nil || errs[1] != nil || errs[2] != nil || errs[3] != nil {
+		t.Errorf("a profile and a sponsorship with their genesis in the batch: %v", errs)
+	}
+	// Without the genesis at hand, they wait.
+	for _, b := range []*Block{p, s} {
+		if _, err := Admit(b.Raw, cid.Undef, vectorTime, func(c cid.Cid) (*Manifest, error) {
+			return nil, fmt.Errorf("no genesis of %s here: %w", c, ErrNoGenesis)
+		}); !errors.Is(err, ErrNoGenesis) || Permanent(err) {
+			t.Errorf("a %s whose genesis is not at hand: %v; want a delay", b.Record.Type(), err)
+		}
+	}
+
+	for _, g := range []*Block{plain, otherBlk} {
+		p, s, c := in(g)
+		for _, b := range []*Block{p, s} {
+			_, err := Admit(b.Raw, g.CID, vectorTime, rule)
+			refused(fmt.Sprintf("a %s where the genesis does not set policy.coalition", b.Record.Type()), err)
+		}
+		// What every commons carries is not asked for the coalition.
+		if _, err := Admit(c.Raw, g.CID, vectorTime, rule); err != nil {
+			t.Errorf("a contribution where the genesis does not set policy.coalition: %v", err)
+		}
+		errs := AdmitBatch([]*Block{p, g, s, c}, g.CID, vectorTime, nil)
+		refused("a profile with its genesis, without policy.coalition, in the batch", errs[0])
+		refused("a sponsorship with its genesis, without policy.coalition, in the batch", errs[2])
+		if errs[1] != nil || errs[3] != nil {
+			t.Errorf("the genesis and a contribution in the batch: %v", errs)
+		}
+	}
+	// No rule (nil): no genesis lets the commons carry them.
+	pp, ps, _ := in(plain)
+	for _, b := range []*Block{pp, ps} {
+		_, err := Admit(b.Raw, cid.Undef, vectorTime, nil)
+		refused(fmt.Sprintf("a %s with no genesis rule", b.Record.Type()), err)
+	}
+	// The genesis of another commons in the batch vouches for nothing.
+	errs := AdmitBatch([]*Block{carryingBlk, pp, ps}, cid.Undef, vectorTime, rule)
+	if errs[0] != nil {
+		t.Errorf("genesis: %v", errs[0])
+	}
+	refused("a profile beside another commons' genesis", errs[1])
+	refused("a sponsorship beside another commons' genesis", errs[2])
+	// The rule is checked before signatures, as the work is: a forged
+	// profile where the genesis does not set policy.coalition is refused
+	// for its type, at the cost of no signature check.
+	forged := *pp.Record
+	forged.Sig[7] ^= 1
+	fb, err := NewBlock(&forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused("a forged profile where the genesis does not set policy.coalition", AdmitBatch([]*Block{fb}, cid.Undef, vectorTime, rule)[0])
+
+	u := updateRecord(k.Public())
+	u.Body.(*Manifest).Policy = &Policy{Coalition: 1}
+	var fe *FieldError
+	if err := Sign(u, k); !errors.As(err, &fe) || fe.Field != "body.policy.coalition" || !errors.Is(err, ErrInvalid) {
+		t.Errorf("an update setting policy.coalition: %v; want it refused, naming body.policy.coalition", err)
+	}
+}
+
+// CoalitionOf names the version that brought each type, and this package
+// knows every version it names.
+func TestCoalitionOf(t *testing.T) {
+	for _, c := range []struct {
+		t    Type
+		want int
+	}{
+		{TypeManifest, 0}, {TypeContribution, 0}, {TypeReview, 0},
+		{TypeProfile, 1}, {TypeSponsorship, 1}, {Type("pledge"), 0},
+	} {
+		if got := CoalitionOf(c.t); got != c.want || got > CoalitionVersion {
+			t.Errorf("CoalitionOf(%s) = %d, want %d (at most %d)", c.t, got, c.want, CoalitionVersion)
+		}
+	}
+	var nilManifest *Manifest
+	for _, c := range []struct {
+		m    *Manifest
+		want int
+	}{
+		{nilManifest, 0}, {&Manifest{}, 0}, {&Manifest{Policy: &Policy{Work: 3}}, 0}, {&Manifest{Policy: &Policy{Coalition: 1}}, 1},
+	} {
+		if got := c.m.Coalition(); got != c.want {
+			t.Errorf("%+v.Coalition() = %d, want %d", c.m, got, c.want)
+		}
+	}
+}
