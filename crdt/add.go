@@ -88,6 +88,10 @@ func (s *State) add(b *protocol.Block) {
 		s.tx[b.CID] = ""
 		s.listAdd(groupKey(tagLicence, e.con.licence), b.CID)
 		s.listAdd(ownerGroup(e.con.author), b.CID)
+		if sp := b.Record.Contribution().Sponsor; sp != nil {
+			// Under the overlay's 'q' group: Reciprocity walks them all.
+			s.ov.set([]byte{tagSponsor}, append(sponsorGroup(*sp), b.CID.Bytes()...), op{v: []byte{}})
+		}
 	case e.rev != nil:
 		s.listAddFor(tagTarget, e.rev.target, b.CID)
 		s.listAdd(groupKey(tagUnder, e.rev.under), b.CID)

@@ -70,7 +70,9 @@
 // names its author as sponsor ([State.Sponsorship]). Either is inert when
 // its author is banned or ban-suspended, or the genesis does not set
 // policy.coalition, and waits for the genesis (and a sponsorship for its
-// target); nothing else moves them (coalition.go).
+// target); nothing else moves them (coalition.go). [State.Reciprocity]
+// reports, for a period, who declared a use of the commons or confirmed
+// paid work, and what of that work was accepted (SPEC §12.10).
 //
 // [State.Classify] answers, without adding anything, how a record would
 // stand if added now (what a node asks before it signs or publishes), and

@@ -25,6 +25,7 @@ import (
 //	'o' key cid                 a contribution, profile or sponsorship, by its author (for bans)
 //	'p' key                     the key's latest profile: time, then CID (coalition.go)
 //	'y' len con cid             a sponsorship that names con and its sponsor, once it counted
+//	'q' key cid                 a paid contribution, by the sponsor it names (reciprocity.go)
 //	'w' len on cid              a record waiting for on
 //	'v' len con key ^time ^cid  a maintainer's eligible or suspended review of con (review.go)
 //	'i' time digest             a record of the set, for the reconciliation index (index.go)
@@ -59,6 +60,7 @@ const (
 	tagOwner     = 'o'
 	tagProfile   = 'p'
 	tagSponsored = 'y'
+	tagSponsor   = 'q'
 	tagWait      = 'w'
 	tagVote      = 'v'
 	tagItem      = 'i'

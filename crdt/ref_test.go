@@ -43,6 +43,27 @@ type snapshot struct {
 	Counts        [3]int
 	Profiles      map[string]string // per test key (hex) with a profile that counts, that profile
 	Sponsorships  map[string]string // per contribution whose sponsor countersigned, the sponsorship
+	Reciprocity   []string          // Reciprocity(since) for each of reportSince, see reciprocityLines
+}
+
+// reportSince are the periods the snapshots report on: the whole life, and
+// from the middle of the times the generator draws.
+var reportSince = []protocol.HLC{0, 7}
+
+// reciprocityLines renders a Reciprocity report.
+func reciprocityLines(r Reciprocity) []string {
+	out := []string{fmt.Sprintf("since %d: %d accepted", r.Since, r.Accepted)}
+	for _, p := range r.Participants {
+		l := fmt.Sprintf("  %s profile %s uses %d accepted %d", p.Key.Hex(), p.Profile, p.Uses, p.Accepted)
+		for _, sp := range p.Sponsored {
+			l += fmt.Sprintf(" sponsored %s@%d by %s %s", sp.Contribution, sp.Time, sp.Sponsorship, sp.Status)
+		}
+		for _, c := range p.Unconfirmed {
+			l += fmt.Sprintf(" unconfirmed %s", c)
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 // versionEntry renders one ManifestVersion (its CID, version, Head and
@@ -175,6 +196,13 @@ func snap(s *State) snapshot {
 		out.Inert = append(out.Inert, "(count)") // NumInert disagrees with Inert
 	}
 	out.Counts[0], out.Counts[1], out.Counts[2] = s.Counts()
+	for _, since := range reportSince {
+		r, err := s.Reciprocity(since)
+		if err != nil {
+			panic(err) // a State made by New reads from memory
+		}
+		out.Reciprocity = append(out.Reciprocity, reciprocityLines(r)...)
+	}
 	if s.Held() != len(out.Held) {
 		out.Held["(count)"] = true // Held() disagrees with the contributions' views
 	}
@@ -319,6 +347,63 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 	}
 	for t, c := range lowest {
 		out.Sponsorships[t.String()] = c.String()
+	}
+	// Reciprocity: a participant declared a use in the profile that counts
+	// for it, or countersigned paid work made in the period.
+	for _, since := range reportSince {
+		r := Reciprocity{Since: since}
+		parts := map[protocol.PublicKey]*Participant{}
+		part := func(k protocol.PublicKey) *Participant {
+			if parts[k] == nil {
+				parts[k] = &Participant{Key: k}
+			}
+			return parts[k]
+		}
+		for k, c := range latest {
+			if n := len(set[c].Record.Profile().Uses); n > 0 {
+				part(k).Profile, part(k).Uses = c, n
+			}
+		}
+		var paid []cid.Cid
+		for c, b := range set {
+			con := b.Record.Contribution()
+			if con == nil || b.Record.Time < since {
+				continue
+			}
+			if out.Status[c.String()] == StatusAccepted {
+				r.Accepted++
+			}
+			if con.Sponsor != nil {
+				paid = append(paid, c)
+			}
+		}
+		refSort(paid, refTime(set))
+		for _, c := range paid {
+			if sp, ok := lowest[c]; ok {
+				p := part(*set[c].Record.Contribution().Sponsor)
+				st := out.Status[c.String()]
+				p.Sponsored = append(p.Sponsored, Sponsored{Contribution: c, Time: set[c].Record.Time, Sponsorship: sp, Status: st})
+				if st == StatusAccepted {
+					p.Accepted++
+				}
+			}
+		}
+		for _, c := range paid {
+			if _, ok := lowest[c]; !ok {
+				if p := parts[*set[c].Record.Contribution().Sponsor]; p != nil {
+					p.Unconfirmed = append(p.Unconfirmed, c)
+				}
+			}
+		}
+		var ks []protocol.PublicKey
+		for k := range parts {
+			ks = append(ks, k)
+		}
+		sort.Slice(ks, func(i, j int) bool { return bytes.Compare(ks[i][:], ks[j][:]) < 0 })
+		for _, k := range ks {
+			r.Participants = append(r.Participants, *parts[k])
+		}
+		out.Reciprocity = append(out.Reciprocity, reciprocityLines(r)...)
 	}
 	// The lists, in order.
 	refSort(cons, refTime(set))

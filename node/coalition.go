@@ -3,9 +3,11 @@ package node
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/commons-p2p/commons/crdt"
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
@@ -130,4 +132,74 @@ func (n *Node) holding(c cid.Cid) *replica {
 		}
 	}
 	return nil
+}
+
+// Reciprocity returns the reciprocity report of a commons over the
+// contributions made at or after since (zero: the commons' whole life). A
+// commons whose genesis does not carry the coalition's records has no
+// report: nobody there can declare a use or countersign.
+func (n *Node) Reciprocity(ctx context.Context, commons string, since time.Time) (api.ReciprocityInfo, error) {
+	var (
+		id   cid.Cid
+		r    crdt.Reciprocity
+		ierr error
+	)
+	from := protocol.HLC(0)
+	if !since.IsZero() {
+		if since.UnixMilli() < 0 {
+			return api.ReciprocityInfo{}, badRequest("since %s is before 1970", since.Format(time.RFC3339))
+		}
+		from = protocol.HLCFromMillis(since.UnixMilli(), 0)
+	}
+	if err := n.do(ctx, func() {
+		rep, err := n.replicaFor(commons)
+		if err != nil {
+			ierr = err
+			return
+		}
+		id = rep.id
+		g := rep.state.Genesis()
+		if g == nil {
+			ierr = fmt.Errorf("%w: the genesis manifest of %s has not arrived yet", api.ErrUnknownCommons, commons)
+			return
+		}
+		if g.Coalition() == 0 {
+			ierr = badRequest("commons %s carries no profiles or sponsorships (its genesis does not set policy.coalition), so it has no reciprocity report", id)
+			return
+		}
+		r, ierr = rep.state.Reciprocity(from)
+	}); err != nil {
+		return api.ReciprocityInfo{}, err
+	}
+	if ierr != nil {
+		return api.ReciprocityInfo{}, ierr
+	}
+	out := api.ReciprocityInfo{Commons: id.String(), Accepted: r.Accepted, Participants: []api.ParticipantInfo{}}
+	if !since.IsZero() {
+		t := from.Time()
+		out.Since = &t
+	}
+	for _, p := range r.Participants {
+		pi := api.ParticipantInfo{Key: p.Key, Accepted: p.Accepted, Sponsored: []api.SponsoredInfo{}, Unconfirmed: cidStrings(p.Unconfirmed)}
+		if p.Profile.Defined() {
+			raw, err := n.st.GetRecord(ctx, p.Profile)
+			if err != nil {
+				return api.ReciprocityInfo{}, fmt.Errorf("read profile %s: %w", p.Profile, err)
+			}
+			b, err := protocol.ParseStored(p.Profile, raw)
+			if err != nil {
+				return api.ReciprocityInfo{}, fmt.Errorf("stored profile %s: %w", p.Profile, err)
+			}
+			pi.Profile, pi.Name, pi.Uses = p.Profile.String(), b.Record.Profile().Name, b.Record.Profile().Uses
+		}
+		for _, s := range p.Sponsored {
+			pi.Sponsored = append(pi.Sponsored, api.SponsoredInfo{Contribution: s.Contribution.String(), Time: s.Time.Time(),
+				Sponsorship: s.Sponsorship.String(), Status: string(s.Status)})
+		}
+		if r.Accepted > 0 {
+			pi.Share = float64(p.Accepted) / float64(r.Accepted)
+		}
+		out.Participants = append(out.Participants, pi)
+	}
+	return out, nil
 }

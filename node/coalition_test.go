@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -114,6 +115,31 @@ func TestSponsorship(t *testing.T) {
 	if info, _ := n.Show(ctx, work.CID.String()); info.ConfirmedBy != pub.CID {
 		t.Fatalf("a ban of another key moved the confirmation: %q", info.ConfirmedBy)
 	}
+
+	// The report: the sponsor (this node) sponsored one contribution, the
+	// stranger's claims confirm nothing and the stranger is no
+	// participant; the work naming the stranger is the stranger's
+	// contributors' word alone, and the stranger is not listed for it.
+	if _, err := n.SetProfile(ctx, api.ProfileParams{Commons: c, Name: "Sponsor", Uses: []protocol.Use{{Kind: "product", Name: "Thing"}}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := n.Reciprocity(ctx, c, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Participants) != 1 || r.Participants[0].Key != n.Self() || len(r.Participants[0].Sponsored) != 1 ||
+		r.Participants[0].Sponsored[0].Sponsorship != pub.CID || r.Participants[0].Name != "Sponsor" || r.Accepted != 0 {
+		t.Fatalf("report: %+v", r)
+	}
+	if _, err := n.Review(ctx, api.ReviewParams{Target: work.CID.String(), Decision: protocol.DecisionAccept}); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := n.Reciprocity(ctx, c, time.Time{}); r.Accepted != 1 || r.Participants[0].Accepted != 1 || r.Participants[0].Share != 1 {
+		t.Fatalf("after the accept: %+v", r)
+	}
+	if r, _ := n.Reciprocity(ctx, c, time.Now().Add(time.Hour)); r.Accepted != 0 || len(r.Participants) != 1 || len(r.Participants[0].Sponsored) != 0 {
+		t.Fatalf("a period after every contribution: %+v", r)
+	}
 }
 
 // A participant's profile: the latest counts; publishing the same again is
@@ -193,6 +219,9 @@ func TestNoCoalition(t *testing.T) {
 	}
 	if _, err := n.Sponsor(ctx, api.SponsorParams{Target: work.CID.String()}); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "policy.coalition") {
 		t.Fatalf("a sponsorship: %v; want it refused naming policy.coalition", err)
+	}
+	if _, err := n.Reciprocity(ctx, c, time.Time{}); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "no reciprocity report") {
+		t.Fatalf("the report: %v; want it refused", err)
 	}
 	if _, err := n.UpdateManifest(ctx, c, api.ManifestParams{Coalition: ptr(true)}); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("an update turning it on: %v; want it refused", err)

@@ -13,8 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/commons-p2p/commons/node/api"
+	"github.com/commons-p2p/commons/protocol"
 )
 
 // handlerRoutes finds every route Handler registers: the string literal
@@ -119,10 +121,30 @@ func TestOpenAPIRoutes(t *testing.T) {
 func TestOpenAPIResponses(t *testing.T) {
 	doc := loadOpenAPI(t)
 	w := newWorld(t)
+	// The coalition's records, through the client's routes.
+	ctx, c, str := t.Context(), w.c, must[string](t)
+	paid := str(c.Contribute(ctx, api.ContributeParams{Commons: w.commons, Title: "paid", Sponsor: &w.self}))
+	sponsorship := str(cidOf(c.Sponsor(ctx, api.SponsorParams{Target: paid, Note: "invoice 7"})))
+	profile := str(cidOf(c.SetProfile(ctx, api.ProfileParams{Commons: w.commons, Name: "Acme",
+		Uses: []protocol.Use{{Kind: "service", Name: "Acme Cloud", URL: "https://cloud.acme.example"}}})))
+	str(cidOf(c.Review(ctx, api.ReviewParams{Target: paid, Decision: protocol.DecisionAccept})))
+	rec := must[api.ReciprocityInfo](t)(c.Reciprocity(ctx, w.commons, time.Time{}))
+	if len(rec.Participants) != 1 || rec.Accepted != 2 || rec.Participants[0].Accepted != 1 || rec.Participants[0].Share != 0.5 ||
+		rec.Participants[0].Profile != profile || rec.Participants[0].Sponsored[0].Sponsorship != sponsorship {
+		t.Errorf("reciprocity through the client: %+v", rec)
+	}
 	tests := []struct {
 		path, schema string
 		code         int
 	}{
+		{"/api/v1/records/" + paid, "RecordInfo", 200},
+		{"/api/v1/records/" + sponsorship, "RecordInfo", 200},
+		{"/api/v1/records/" + profile, "RecordInfo", 200},
+		{"/api/v1/commons/" + w.commons + "/profiles/" + w.self.String(), "ProfileInfo", 200},
+		{"/api/v1/commons/" + w.commons + "/profiles/" + absentCID, "Error", 400},
+		{"/api/v1/commons/" + w.commons + "/reciprocity", "ReciprocityInfo", 200},
+		{"/api/v1/commons/" + w.commons + "/reciprocity?since=2000-01-01T00:00:00Z", "ReciprocityInfo", 200},
+		{"/api/v1/commons/" + w.commons + "/reciprocity?since=yesterday", "Error", 400},
 		{"/api/v1/id", "IDInfo", 200},
 		{"/api/v1/status", "StatusInfo", 200},
 		{"/api/v1/peers", "[PeerInfo]", 200},

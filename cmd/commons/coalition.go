@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -152,5 +153,98 @@ func printProfile(w io.Writer, p *protocol.Profile) {
 			line += " <" + u.URL + ">"
 		}
 		fmt.Fprintf(w, "use:      %s\n", line)
+	}
+}
+
+func (a *app) reciprocityCmd() *cobra.Command {
+	var commons, since string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "reciprocity --commons ID [--since DATE] [--json]",
+		Short: "Report who builds on the commons and what they give back, from signed records alone",
+		Long: `Report, for every participant that declared a use of the commons in its profile
+or countersigned paid work as its sponsor, what the signed records say it gives
+back: the paid contributions it sponsored (signed by both sides), how many of
+them were accepted, and their share of all accepted contributions. Paid work
+that names it as sponsor without its countersignature is listed apart: that is
+the contributors' word alone.
+
+The report states signals and the records behind each, never a verdict. It is
+the same on every node that holds the same records (--json byte for byte).
+--since limits it to contributions made from that date (2026-01-31, or a time
+such as 2026-01-31T12:00:00Z).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags("--commons", commons); err != nil {
+				return err
+			}
+			var from time.Time
+			if since != "" {
+				var err error
+				if from, err = time.Parse(time.RFC3339Nano, since); err != nil {
+					if from, err = time.Parse(time.DateOnly, since); err != nil {
+						return fmt.Errorf("--since %q: give a date such as 2026-01-31 or a time such as 2026-01-31T12:00:00Z", since)
+					}
+				}
+			}
+			return a.withAPI(cmd, func(d api.API) error {
+				r, err := d.Reciprocity(cmd.Context(), commons, from)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return a.printJSON(r)
+				}
+				a.printReciprocity(r)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&commons, "commons", "", "commons ID")
+	cmd.Flags().StringVar(&since, "since", "", "only contributions made from this date or time")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) printReciprocity(r api.ReciprocityInfo) {
+	w := a.stdout
+	fmt.Fprintf(w, "commons:  %s\n", r.Commons)
+	if r.Since != nil {
+		fmt.Fprintf(w, "period:   contributions made since %s\n", r.Since.Format("2006-01-02 15:04:05Z"))
+	} else {
+		fmt.Fprintln(w, "period:   the commons' whole life")
+	}
+	fmt.Fprintf(w, "accepted: %d contributions\n", r.Accepted)
+	if len(r.Participants) == 0 {
+		fmt.Fprintln(w, "\nNo participant has declared a use of the commons (commons profile set --use) or countersigned paid work (commons sponsor).")
+		return
+	}
+	for _, p := range r.Participants {
+		fmt.Fprintf(w, "\n%s", p.Key)
+		if p.Name != "" {
+			fmt.Fprintf(w, "  %s", p.Name)
+		}
+		fmt.Fprintln(w)
+		for _, u := range p.Uses {
+			line := u.Kind + ": " + u.Name
+			if u.URL != "" {
+				line += " <" + u.URL + ">"
+			}
+			fmt.Fprintf(w, "  uses:        %s\n", line)
+		}
+		if len(p.Uses) == 0 {
+			fmt.Fprintln(w, "  uses:        none declared")
+		}
+		fmt.Fprintf(w, "  sponsored:   %d paid contributions signed by both sides, %d accepted (%.0f%% of the accepted)\n",
+			len(p.Sponsored), p.Accepted, 100*p.Share)
+		for _, s := range p.Sponsored {
+			fmt.Fprintf(w, "    %s  %s  (sponsorship %s)\n", s.Contribution, s.Status, s.Sponsorship)
+		}
+		if len(p.Unconfirmed) > 0 {
+			fmt.Fprintf(w, "  unconfirmed: %d paid contributions name it as sponsor without its countersignature\n", len(p.Unconfirmed))
+			for _, c := range p.Unconfirmed {
+				fmt.Fprintf(w, "    %s\n", c)
+			}
+		}
 	}
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/commons-p2p/commons/node/api"
 )
 
 // The coalition's commands, as a user types them: a paid contribution
@@ -53,5 +55,20 @@ func TestCoalitionCommands(t *testing.T) {
 	}
 	if r := runCLI(t, t.Context(), "--repo", dir, "profile", "show", "--commons", commons, "12D3KooWBFPaJptG8J4AzBPX361SuncdkCt7oL7uBK5oq5qGT1Zq"); r.code == 0 || !strings.Contains(r.stderr, "has no profile") {
 		t.Errorf("profile show of a key without one: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	out = mustRun(t, dir, "reciprocity", "--commons", commons).stdout
+	for _, want := range []string{"period:   the commons' whole life", "\n" + self + "  Acme\n", "uses:        service: Acme Cloud",
+		"sponsored:   1 paid contributions signed by both sides, 0 accepted (0% of the accepted)", work + "  pending  (sponsorship " + sp + ")"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("reciprocity lacks %q:\n%s", want, out)
+		}
+	}
+	rj := decodeJSON[api.ReciprocityInfo](t, mustRun(t, dir, "reciprocity", "--commons", commons, "--json", "--since", "2000-01-01").stdout)
+	if rj.Since == nil || len(rj.Participants) != 1 || rj.Participants[0].Sponsored[0].Contribution != work {
+		t.Errorf("reciprocity --json: %+v", rj)
+	}
+	if r := runCLI(t, t.Context(), "--repo", dir, "reciprocity", "--commons", commons, "--since", "last week"); r.code == 0 || !strings.Contains(r.stderr, "give a date such as") {
+		t.Errorf("reciprocity --since last week: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

@@ -290,6 +290,16 @@ func (c *Client) Profile(ctx context.Context, commons, key string) (ProfileInfo,
 	return v, c.do(ctx, http.MethodGet, "/api/v1/commons/"+url.PathEscape(commons)+"/profiles/"+url.PathEscape(key), nil, "", &v)
 }
 
+// Reciprocity implements API.
+func (c *Client) Reciprocity(ctx context.Context, commons string, since time.Time) (ReciprocityInfo, error) {
+	var v ReciprocityInfo
+	path := "/api/v1/commons/" + url.PathEscape(commons) + "/reciprocity"
+	if !since.IsZero() {
+		path += "?since=" + url.QueryEscape(since.UTC().Format(time.RFC3339Nano))
+	}
+	return v, c.do(ctx, http.MethodGet, path, nil, "", &v)
+}
+
 // Show implements API.
 func (c *Client) Show(ctx context.Context, id string) (RecordInfo, error) {
 	var v RecordInfo

@@ -57,6 +57,7 @@ func Handler(api API, token string) http.Handler {
 	mux.HandleFunc("POST /api/v1/sponsorships", h.auth(h.sponsor))
 	mux.HandleFunc("POST /api/v1/profiles", h.auth(h.setProfile))
 	mux.HandleFunc("GET /api/v1/commons/{id}/profiles/{key}", h.profile)
+	mux.HandleFunc("GET /api/v1/commons/{id}/reciprocity", h.reciprocity)
 	mux.HandleFunc("GET /api/v1/records/{cid}", h.show)
 	mux.HandleFunc("GET /api/v1/feed", h.feed)
 	mux.HandleFunc("POST /api/v1/import", h.auth(h.importCAR))
@@ -402,6 +403,22 @@ func (h *handler) setProfile(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) profile(w http.ResponseWriter, r *http.Request) {
 	if v, err := h.api.Profile(r.Context(), r.PathValue("id"), r.PathValue("key")); err != nil {
+		fail(w, err)
+	} else {
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func (h *handler) reciprocity(w http.ResponseWriter, r *http.Request) {
+	var since time.Time
+	if s := r.URL.Query().Get("since"); s != "" {
+		var err error
+		if since, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("since %q is not a time such as 2026-01-31T00:00:00Z", s))
+			return
+		}
+	}
+	if v, err := h.api.Reciprocity(r.Context(), r.PathValue("id"), since); err != nil {
 		fail(w, err)
 	} else {
 		writeJSON(w, http.StatusOK, v)

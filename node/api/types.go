@@ -30,6 +30,7 @@ type API interface {
 	Sponsor(ctx context.Context, p SponsorParams) (Published, error)
 	SetProfile(ctx context.Context, p ProfileParams) (Published, error)
 	Profile(ctx context.Context, commons, key string) (ProfileInfo, error)
+	Reciprocity(ctx context.Context, commons string, since time.Time) (ReciprocityInfo, error)
 	Show(ctx context.Context, c string) (RecordInfo, error)
 	Feed(ctx context.Context, q FeedQuery) ([]FeedItem, error)
 	Export(ctx context.Context, commons string, w io.Writer) error
@@ -280,6 +281,48 @@ type ProfileInfo struct {
 	CID     string             `json:"cid"`
 	Time    time.Time          `json:"time"`
 	Profile *protocol.Profile  `json:"profile"`
+}
+
+// ReciprocityInfo is the reciprocity report of a commons (SPEC §12.10):
+// per participant that declared a use of the commons or sponsored work,
+// the signals the signed records give and the records behind each. It is
+// the same on every node that holds the same records.
+type ReciprocityInfo struct {
+	Commons string `json:"commons"`
+	// Since is the start of the period; absent: the commons' whole life.
+	Since *time.Time `json:"since,omitempty"`
+	// Accepted is how many contributions made in the period are accepted.
+	Accepted     int               `json:"accepted"`
+	Participants []ParticipantInfo `json:"participants"`
+}
+
+// ParticipantInfo is one participant's part in the reciprocity report.
+type ParticipantInfo struct {
+	Key protocol.PublicKey `json:"key"`
+	// Profile is the profile that counts for the key, if any, with its
+	// name and use declarations.
+	Profile string         `json:"profile,omitempty"`
+	Name    string         `json:"name,omitempty"`
+	Uses    []protocol.Use `json:"uses,omitempty"`
+	// Sponsored are the paid contributions made in the period that name
+	// the key as sponsor and that it countersigned.
+	Sponsored []SponsoredInfo `json:"sponsored"`
+	// Accepted is how many of them are accepted, and Share that number
+	// over the period's accepted contributions (0 when there are none).
+	Accepted int     `json:"accepted"`
+	Share    float64 `json:"share"`
+	// Unconfirmed are the paid contributions made in the period that name
+	// the key as sponsor without its countersignature: the contributors'
+	// word alone.
+	Unconfirmed []string `json:"unconfirmed"`
+}
+
+// SponsoredInfo is a paid contribution its sponsor countersigned.
+type SponsoredInfo struct {
+	Contribution string    `json:"contribution"`
+	Time         time.Time `json:"time"`
+	Sponsorship  string    `json:"sponsorship"`
+	Status       string    `json:"status"`
 }
 
 // RecordInfo is a decoded record and, for a contribution, its status.
