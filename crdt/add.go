@@ -98,8 +98,20 @@ func (s *State) add(b *protocol.Block) {
 		s.listAdd(authorGroup(e.rev.author), b.CID)
 	case e.ext != nil:
 		s.listAdd(ownerGroup(e.ext.author), b.CID)
-		if e.typ == protocol.TypeProfile {
+		switch e.typ {
+		case protocol.TypeProfile:
 			s.noteProfile(e)
+		case protocol.TypePledge:
+			// Under the overlay's 'g' group: Reciprocity walks them all.
+			s.ov.set([]byte{tagPledge}, append(append([]byte{tagPledge}, e.ext.author[:]...), b.CID.Bytes()...), op{v: []byte{}})
+		case protocol.TypeAcknowledgement:
+			s.listAdd(groupKey(tagAcks, e.ext.target), b.CID)
+			if e.ext.under.Defined() {
+				s.listAdd(groupKey(tagUnder, e.ext.under), b.CID)
+			}
+			for _, k := range append([]protocol.PublicKey{e.ext.author}, e.ext.cosigners...) {
+				s.listAdd(authorGroup(k), b.CID) // revocations move its count
+			}
 		}
 	}
 	if s.mem != nil {

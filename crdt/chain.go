@@ -300,7 +300,7 @@ func (s *State) relabel() {
 	}
 	for _, e := range changed {
 		each(groupKey(tagLicence, e.cid), s.reclassifyContribution)
-		each(groupKey(tagUnder, e.cid), s.reclassifyReview)
+		each(groupKey(tagUnder, e.cid), s.reclassify) // reviews, acknowledgements
 	}
 	for _, k := range banMoved {
 		each(ownerGroup(k), s.reclassify) // contributions, profiles, sponsorships
@@ -309,7 +309,7 @@ func (s *State) relabel() {
 	for _, k := range slices.Concat(moved, banMoved) {
 		if !authors[k] {
 			authors[k] = true
-			each(authorGroup(k), s.reclassifyReview)
+			each(authorGroup(k), s.reclassify) // reviews, acknowledgements
 		}
 	}
 	s.deferring = false

@@ -25,14 +25,24 @@ import (
 // confirming sponsorships too (they share their author, its sponsor).
 
 const (
-	reasonNoCoalition = "type: the commons' genesis does not set policy.coalition"
-	reasonNotSponsor  = "target: the contribution does not name this key as its sponsor"
+	reasonNoCoalition    = "type: the commons' genesis does not set policy.coalition"
+	reasonNotSponsor     = "target: the contribution does not name this key as its sponsor"
+	reasonNotPledge      = "pledge: not a pledge"
+	reasonAckAmount      = "amount: an infrastructure pledge is acknowledged whole, without an amount; money and hours by the part met"
+	reasonNotBeneficiary = "author: not the pledge's beneficiary"
+	reasonNoUnder        = "under: missing: the association acknowledges a pledge under a manifest"
+	reasonAckSigners     = "signers: fewer than the threshold of that manifest's association, revoked and suspended keys left out"
 )
 
-// extInfo is what the coalition's rules read of a profile or a sponsorship.
+// extInfo is what the coalition's rules read of a profile, a sponsorship, a
+// pledge or an acknowledgement.
 type extInfo struct {
 	author protocol.PublicKey
-	target cid.Cid // a sponsorship's contribution; undefined for a profile
+	target cid.Cid // a sponsorship's contribution, an acknowledgement's pledge
+	// An acknowledgement's:
+	under     cid.Cid              // the manifest its signers act under, if any
+	amount    uint64               // the part of the pledge met
+	cosigners []protocol.PublicKey // its co-signers, sorted
 }
 
 // profileKey is the 'p' key of a key's latest profile.
@@ -100,8 +110,10 @@ func (s *State) classifyExt(e *entry) (class, string, cid.Cid) {
 		return clsWaiting, "", s.id
 	case g.Coalition() < protocol.CoalitionOf(e.typ):
 		return clsInert, reasonNoCoalition, cid.Undef
+	case e.typ == protocol.TypeAcknowledgement:
+		return s.classifyAck(e)
 	case e.typ != protocol.TypeSponsorship:
-		return clsOK, "", cid.Undef
+		return clsOK, "", cid.Undef // a profile or a pledge
 	}
 	t := s.entry(e.ext.target)
 	switch {
@@ -117,6 +129,65 @@ func (s *State) classifyExt(e *entry) (class, string, cid.Cid) {
 	}
 	if c := b.Record.Contribution(); c == nil || c.Sponsor == nil || *c.Sponsor != e.ext.author || c.Provenance != protocol.ProvenancePaid {
 		return clsInert, reasonNotSponsor, cid.Undef
+	}
+	return clsOK, "", cid.Undef
+}
+
+// classifyAck applies the acknowledgement rules (SPEC §12.11) to e, whose
+// author's bans and genesis were checked.
+func (s *State) classifyAck(e *entry) (class, string, cid.Cid) {
+	p := s.entry(e.ext.target)
+	switch {
+	case p == nil:
+		return clsWaiting, "", e.ext.target
+	case p.typ != protocol.TypePledge:
+		return clsInert, reasonNotPledge, cid.Undef
+	}
+	b, err := s.read(p.cid)
+	if err != nil {
+		s.fail(err)
+		return clsInert, reasonNotPledge, cid.Undef
+	}
+	pl := b.Record.Pledge()
+	if (pl.Kind == protocol.PledgeInfrastructure) != (e.ext.amount == 0) {
+		return clsInert, reasonAckAmount, cid.Undef
+	}
+	if pl.Beneficiary != nil {
+		if *pl.Beneficiary != e.ext.author {
+			return clsInert, reasonNotBeneficiary, cid.Undef
+		}
+		return clsOK, "", cid.Undef
+	}
+	under := e.ext.under
+	if !under.Defined() {
+		return clsInert, reasonNoUnder, cid.Undef
+	}
+	u := s.mfs[under]
+	switch {
+	case u == nil && s.entry(under) != nil:
+		return clsInert, reasonUnderNotMan, cid.Undef
+	case u == nil:
+		return clsWaiting, "", under
+	case u.cls == clsInert:
+		return clsInert, reasonUnderInert, cid.Undef
+	case u.cls == clsContested:
+		return clsInert, reasonUnderContested, cid.Undef
+	case u.man.st == manPending:
+		return clsWaiting, "", under
+	case u.cls == clsWaiting:
+		return clsWaiting, "", cid.Undef // not labelled yet: re-examined through its 'u' list
+	}
+	m := u.man.m
+	n := 0
+	for _, k := range append([]protocol.PublicKey{e.ext.author}, e.ext.cosigners...) {
+		_, revoked := s.revoked[k]
+		_, suspended := s.suspended[k]
+		if m.IsAssociation(k) && !revoked && !suspended {
+			n++
+		}
+	}
+	if uint64(n) < m.Threshold {
+		return clsInert, reasonAckSigners, cid.Undef
 	}
 	return clsOK, "", cid.Undef
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/ipfs/go-cid"
 )
 
 // coalitionGenesis founds a commons with key 0 as association and key 1
@@ -29,5 +30,63 @@ func TestProfileLatestCounts(t *testing.T) {
 	}
 	if v, _ := s.Verdict(p1.CID); v.Class != ClassEffective {
 		t.Errorf("earlier profile: %+v", v)
+	}
+}
+
+// ack signs an acknowledgement of pledge by author and cosigners.
+func ack(t *testing.T, id, pledge cid.Cid, under *protocol.Link, amount uint64, tm protocol.HLC, author int, cosigners ...int) *protocol.Block {
+	t.Helper()
+	return seal(t, &protocol.Record{Commons: id, Time: tm, Body: &protocol.Acknowledgement{
+		Pledge: protocol.Link{Cid: pledge}, Amount: amount, Under: under}}, author, cosigners...)
+}
+
+// Who may acknowledge a pledge: the association's threshold under an
+// accepted manifest, without revoked keys, whenever they signed; or the
+// beneficiary the pledge names, and nobody else.
+func TestAcknowledgementAuthority(t *testing.T) {
+	m := manifest([]int{0, 1}, 2, nil, 0, 0)
+	m.Policy = &protocol.Policy{Coalition: 1}
+	g := genesisBlock(t, m, 0, 1)
+	under := &protocol.Link{Cid: g.CID}
+	s := New(g.CID)
+	hours := seal(t, &protocol.Record{Commons: g.CID, Time: 2, Body: &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 4, From: 1, Until: 9}}, 3)
+	ben := key(4).Public()
+	toBen := seal(t, &protocol.Record{Commons: g.CID, Time: 2, Body: &protocol.Pledge{Kind: protocol.PledgeMoney, Amount: 100, Currency: "EUR", From: 1, Until: 9, Beneficiary: &ben}}, 3)
+	alone := ack(t, g.CID, hours.CID, under, 2, 3, 0)
+	both := ack(t, g.CID, hours.CID, under, 2, 3, 0, 1)
+	stranger := ack(t, g.CID, hours.CID, under, 2, 3, 5, 2)
+	assocForBen := ack(t, g.CID, toBen.CID, under, 100, 3, 0, 1)
+	byBen := ack(t, g.CID, toBen.CID, nil, 60, 3, 4)
+	mustAdd(t, s, g, hours, toBen, alone, both, stranger, assocForBen, byBen)
+	want := map[cid.Cid]string{alone.CID: reasonAckSigners, both.CID: "", stranger.CID: reasonAckSigners, assocForBen.CID: reasonNotBeneficiary, byBen.CID: ""}
+	for c, reason := range want {
+		v, _ := s.Verdict(c)
+		if reason == "" && v.Class != ClassEffective || reason != "" && v.Reason != reason {
+			t.Errorf("%s: %+v, want %q", c, v, reason)
+		}
+	}
+	r, err := s.Reciprocity(0)
+	if err != nil || len(r.Participants) != 1 || len(r.Participants[0].Pledges) != 2 {
+		t.Fatalf("report: %+v, %v", r, err)
+	}
+	for _, p := range r.Participants[0].Pledges {
+		switch p.CID {
+		case hours.CID:
+			if p.Acknowledged != 2 || p.Met || len(p.Acks) != 1 {
+				t.Errorf("hours: %+v; want 2 of 4 acknowledged, by one", p)
+			}
+		case toBen.CID:
+			if p.Acknowledged != 60 || p.Met {
+				t.Errorf("money: %+v; want 60 of 100 acknowledged", p)
+			}
+		}
+	}
+	// Key 1 is revoked (it was stolen): its signature no longer counts, so
+	// the association's acknowledgement falls short.
+	m2 := manifest([]int{0, 2}, 1, nil, 0, 0)
+	m2.Revoked = pubs(1)
+	mustAdd(t, s, update(t, g.CID, 5, m2, 1, []cid.Cid{g.CID}, 0, 1))
+	if v, _ := s.Verdict(both.CID); v.Reason != reasonAckSigners {
+		t.Errorf("after key 1's revocation: %+v; want it short of the threshold", v)
 	}
 }

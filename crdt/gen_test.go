@@ -19,6 +19,7 @@ type gen struct {
 	id      cid.Cid
 	mans    []*protocol.Block // every manifest drawn, hidden ones included
 	cons    []*protocol.Block // every contribution drawn, hidden ones included
+	pledges []*protocol.Block // every pledge drawn, hidden ones included
 	emitted []*protocol.Block // in draw order, with duplicates
 	n       int
 }
@@ -37,7 +38,7 @@ func drawGeneral(t *rapid.T) (cid.Cid, []*protocol.Block) {
 	g.genesis()
 	steps := rapid.IntRange(1, 30).Draw(t, "steps")
 	for range steps {
-		switch k := rapid.IntRange(0, 11).Draw(t, "kind"); {
+		switch k := rapid.IntRange(0, 14).Draw(t, "kind"); {
 		case k <= 1:
 			g.update()
 		case k <= 4:
@@ -48,6 +49,10 @@ func drawGeneral(t *rapid.T) (cid.Cid, []*protocol.Block) {
 			g.profile()
 		case k == 10:
 			g.sponsorship()
+		case k == 11:
+			g.pledge()
+		case k <= 13:
+			g.acknowledgement()
 		default:
 			g.emit(rapid.SampledFrom(g.emitted).Draw(t, "dup"))
 		}
@@ -225,6 +230,67 @@ func (g *gen) sponsorship() {
 	g.maybeEmit(sponsorship(g.t, g.id, t, g.time(), author))
 }
 
+// pledge draws a pledge of any kind by any key, for the association or a
+// beneficiary, over a period among the times drawn.
+func (g *gen) pledge() {
+	p := &protocol.Pledge{Kind: rapid.SampledFrom([]string{protocol.PledgeMoney, protocol.PledgeHours, protocol.PledgeInfrastructure}).Draw(g.t, "pledgeKind")}
+	switch p.Kind {
+	case protocol.PledgeMoney:
+		p.Amount, p.Currency = rapid.Uint64Range(1, 5).Draw(g.t, "amount"), "EUR"
+	case protocol.PledgeHours:
+		p.Amount = rapid.Uint64Range(1, 5).Draw(g.t, "amount")
+	default:
+		p.Peer = key(rapid.IntRange(0, nKeys-1).Draw(g.t, "peer")).Public().String()
+	}
+	p.From = rapid.Uint64Range(1, 10).Draw(g.t, "from")
+	p.Until = p.From + rapid.Uint64Range(1, 5).Draw(g.t, "length")
+	if rapid.Bool().Draw(g.t, "beneficiary") {
+		k := key(rapid.IntRange(0, nKeys-1).Draw(g.t, "beneficiaryKey")).Public()
+		p.Beneficiary = &k
+	}
+	b := seal(g.t, &protocol.Record{Commons: g.id, Time: g.time(), Body: p}, rapid.IntRange(0, nKeys-1).Draw(g.t, "author"))
+	g.pledges = append(g.pledges, b)
+	g.maybeEmit(b)
+}
+
+// acknowledgement draws an acknowledgement of a pledge (or, rarely, of
+// another record): by its beneficiary or, for the association, under a
+// manifest by enough of its association, or by anyone, with the amount
+// its kind asks or not.
+func (g *gen) acknowledgement() {
+	if len(g.pledges) == 0 {
+		g.pledge()
+	}
+	target := rapid.SampledFrom(g.pledges).Draw(g.t, "pledge")
+	if rapid.IntRange(0, 9).Draw(g.t, "ackCon") == 0 && len(g.cons) > 0 {
+		target = rapid.SampledFrom(g.cons).Draw(g.t, "con")
+	}
+	a := &protocol.Acknowledgement{Pledge: protocol.Link{Cid: target.CID}}
+	author, co := rapid.IntRange(0, nKeys-1).Draw(g.t, "author"), []int(nil)
+	p := target.Record.Pledge()
+	if p != nil && p.Kind != protocol.PledgeInfrastructure || rapid.IntRange(0, 5).Draw(g.t, "wrongAmount") == 0 {
+		a.Amount = rapid.Uint64Range(1, 6).Draw(g.t, "met")
+	}
+	switch {
+	case p != nil && p.Beneficiary != nil && rapid.IntRange(0, 3).Draw(g.t, "byBeneficiary") != 0:
+		author = keyIndex(*p.Beneficiary)
+	case rapid.IntRange(0, 5).Draw(g.t, "noUnder") != 0:
+		under := rapid.SampledFrom(g.mans).Draw(g.t, "under")
+		if rapid.IntRange(0, 15).Draw(g.t, "underCon") == 0 && len(g.cons) > 0 {
+			under = rapid.SampledFrom(g.cons).Draw(g.t, "underConB")
+		}
+		a.Under = &protocol.Link{Cid: under.CID}
+		if m := under.Record.Manifest(); m != nil {
+			author, co = g.signers(m.Association)
+			if rapid.IntRange(0, 2).Draw(g.t, "alone") == 0 {
+				// One association key alone: short of a threshold above 1.
+				author, co = keyIndex(rapid.SampledFrom(m.Association).Draw(g.t, "alone"+"Key")), nil
+			}
+		}
+	}
+	g.maybeEmit(seal(g.t, &protocol.Record{Commons: g.id, Time: g.time(), Body: a}, author, co...))
+}
+
 func (g *gen) review() {
 	if len(g.cons) == 0 {
 		g.contribution()
@@ -273,13 +339,29 @@ func drawContested(t *rapid.T) (cid.Cid, []*protocol.Block) {
 		return m
 	}
 	gm := body()
-	gm.Policy = &protocol.Policy{Bans: true}
+	gm.Policy = &protocol.Policy{Bans: true, Coalition: 1}
 	gb := seal(t, &protocol.Record{Time: 1, Body: gm}, 0)
 	g.id = gb.CID
 	g.mans = append(g.mans, gb)
 	g.emit(gb)
 	for range rapid.IntRange(1, 25).Draw(t, "steps") {
-		switch k := rapid.IntRange(0, 9).Draw(t, "kind"); {
+		switch k := rapid.IntRange(0, 11).Draw(t, "kind"); {
+		case k == 10:
+			// A pledge to the association, by a key that may be banned.
+			g.n++
+			p := &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 2, From: 1, Until: uint64(2 + g.n)}
+			b := seal(t, &protocol.Record{Commons: g.id, Time: g.time(), Body: p}, rapid.IntRange(3, 5).Draw(t, "pledger"))
+			g.pledges = append(g.pledges, b)
+			g.emit(b)
+		case k == 11:
+			// Its acknowledgement by one association key, which an
+			// update may revoke, under any version.
+			if len(g.pledges) == 0 {
+				continue
+			}
+			a := &protocol.Acknowledgement{Pledge: protocol.Link{Cid: rapid.SampledFrom(g.pledges).Draw(t, "pledge").CID},
+				Amount: rapid.Uint64Range(1, 3).Draw(t, "met"), Under: &protocol.Link{Cid: rapid.SampledFrom(g.mans).Draw(t, "ackUnder").CID}}
+			g.emit(seal(t, &protocol.Record{Commons: g.id, Time: g.time(), Body: a}, rapid.IntRange(0, 2).Draw(t, "acker")))
 		case k <= 4:
 			prev := rapid.SliceOfNDistinct(rapid.SampledFrom(g.mans), 1, 2, func(b *protocol.Block) string { return b.CID.KeyString() }).Draw(t, "prev")
 			var cs []cid.Cid

@@ -20,12 +20,14 @@ import (
 //	'n' cid                     an inert record that is not a manifest
 //	'l' len licence cid         a contribution, by the manifest it assents to
 //	't' len target cid          a review, by its target
-//	'u' len under cid           a review, by the manifest it names
-//	'a' key cid                 a review, by its author
+//	'u' len under cid           a review or an acknowledgement, by the manifest it names
+//	'a' key cid                 a review, by its author; an acknowledgement, by each signer
 //	'o' key cid                 a contribution, profile or sponsorship, by its author (for bans)
 //	'p' key                     the key's latest profile: time, then CID (coalition.go)
 //	'y' len con cid             a sponsorship that names con and its sponsor, once it counted
 //	'q' key cid                 a paid contribution, by the sponsor it names (reciprocity.go)
+//	'g' key cid                 a pledge, by its author
+//	'f' len pledge cid          an acknowledgement, by the pledge it names
 //	'w' len on cid              a record waiting for on
 //	'v' len con key ^time ^cid  a maintainer's eligible or suspended review of con (review.go)
 //	'i' time digest             a record of the set, for the reconciliation index (index.go)
@@ -61,6 +63,8 @@ const (
 	tagProfile   = 'p'
 	tagSponsored = 'y'
 	tagSponsor   = 'q'
+	tagPledge    = 'g'
+	tagAcks      = 'f'
 	tagWait      = 'w'
 	tagVote      = 'v'
 	tagItem      = 'i'
@@ -528,9 +532,16 @@ func (e *entry) encode() []byte {
 		b = appendString(b, r.under.KeyString())
 		b = appendString(b, r.decision)
 	case e.ext != nil:
+		x := e.ext
 		b = append(b, 'x')
-		b = append(b, e.ext.author[:]...)
-		b = appendString(b, e.ext.target.KeyString())
+		b = append(b, x.author[:]...)
+		b = appendString(b, x.target.KeyString())
+		b = appendString(b, x.under.KeyString())
+		b = binary.AppendUvarint(b, x.amount)
+		b = binary.AppendUvarint(b, uint64(len(x.cosigners)))
+		for _, k := range x.cosigners {
+			b = append(b, k[:]...)
+		}
 	default:
 		b = append(b, '-')
 	}
@@ -669,7 +680,11 @@ func decodeEntry(c cid.Cid, raw []byte) (*entry, error) {
 	case 'r':
 		e.rev = &revInfo{author: d.key(), target: d.cid(), under: d.cid(), decision: internDecision(d.string())}
 	case 'x':
-		e.ext = &extInfo{author: d.key(), target: d.cid()}
+		x := &extInfo{author: d.key(), target: d.cid(), under: d.cid(), amount: d.uvarint()}
+		for n := d.uvarint(); n > 0 && d.err == nil; n-- {
+			x.cosigners = append(x.cosigners, d.key())
+		}
+		e.ext = x
 	case '-':
 	default:
 		if d.err == nil {
@@ -693,7 +708,7 @@ func init() {
 		reasonSigners, reasonPrevRejected, reasonSignersRevoked, reasonRevoked, reasonBanned, reasonBanContested, reasonUnderNotMan,
 		reasonTargetNotCon, reasonUnderInert, reasonUnderContested, reasonSuspended, reasonNotMaintainer,
 		reasonTargetInert, reasonUnderNotLater, reasonLicenceNotMan, reasonLicenceInert, reasonLicenceContested,
-		reasonNoCoalition, reasonNotSponsor} {
+		reasonNoCoalition, reasonNotSponsor, reasonNotPledge, reasonAckAmount, reasonNotBeneficiary, reasonNoUnder, reasonAckSigners} {
 		reasons[r] = r
 	}
 }

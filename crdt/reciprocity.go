@@ -12,8 +12,9 @@ import (
 
 // Reciprocity is what the signed records of a commons say of how the
 // participants who build on it give back (SPEC §12.10): per participant
-// that declared a use of the commons or sponsored work, the paid
-// contributions it countersigned and how many were accepted. It states
+// that declared a use of the commons, sponsored work or pledged, the paid
+// contributions it countersigned and how many were accepted, and its
+// pledges and what acknowledgements say was met. It states
 // signals and the records behind each, and no verdict.
 type Reciprocity struct {
 	// Since is the start of the period: only contributions made at or
@@ -42,6 +43,24 @@ type Participant struct {
 	// Key as sponsor and that Key has not countersigned, sorted by (time,
 	// CID): the contributors' word alone.
 	Unconfirmed []cid.Cid
+	// Pledges are Key's pledges that count, whose period ends at or after
+	// the report's start, sorted by (time, CID).
+	Pledges []PledgeView
+}
+
+// PledgeView is a pledge and what acknowledgements say of it.
+type PledgeView struct {
+	CID    cid.Cid
+	Time   protocol.HLC
+	Pledge *protocol.Pledge
+	// Acknowledged is the sum of the amounts its acknowledgements that
+	// count say were met, at most the pledge's Amount (0 for
+	// infrastructure); Met is true once it reaches Amount, or for
+	// infrastructure once one acknowledgement counts.
+	Acknowledged uint64
+	Met          bool
+	// Acks are its acknowledgements that count, sorted by CID.
+	Acks []cid.Cid
 }
 
 // Sponsored is a paid contribution confirmed by its sponsor.
@@ -56,9 +75,10 @@ type Sponsored struct {
 // naming k as sponsor.
 func sponsorGroup(k protocol.PublicKey) []byte { return append([]byte{tagSponsor}, k[:]...) }
 
-// Reciprocity reports on the contributions made at or after since. A
-// participant is a key whose profile declares a use, or that confirmed a
-// sponsorship in the period. It reads the profiles through Records, and the
+// Reciprocity reports on the contributions made at or after since, and on
+// the pledges whose period ends at or after it. A participant is a key
+// whose profile declares a use, that confirmed a sponsorship in the
+// period, or that made a pledge that counts for it. It reads the profiles through Records, and the
 // paid contributions' and the period's entries; it returns the error of a
 // read that fails.
 func (s *State) Reciprocity(since protocol.HLC) (Reciprocity, error) {
@@ -146,6 +166,56 @@ func (s *State) Reciprocity(since protocol.HLC) (Reciprocity, error) {
 			p.Unconfirmed = append(p.Unconfirmed, e.cid)
 		}
 	}
+	// Pledges whose period reaches the report's.
+	var pledges []struct {
+		k protocol.PublicKey
+		c cid.Cid
+	}
+	s.walk([]byte{tagPledge}, func(k []byte) bool {
+		if len(k) <= 1+protocol.PublicKeySize {
+			s.fail(fmt.Errorf("%w: key %x", ErrDamaged, k))
+			return false
+		}
+		c, err := cid.Cast(k[1+protocol.PublicKeySize:])
+		if err != nil {
+			s.fail(fmt.Errorf("%w: key %x: %w", ErrDamaged, k, err))
+			return false
+		}
+		var pk protocol.PublicKey
+		copy(pk[:], k[1:])
+		pledges = append(pledges, struct {
+			k protocol.PublicKey
+			c cid.Cid
+		}{pk, c})
+		return true
+	})
+	for _, pl := range pledges {
+		e := s.entry(pl.c)
+		if e == nil || e.cls != clsOK {
+			continue
+		}
+		b, err := s.read(pl.c)
+		if err != nil {
+			return out, err
+		}
+		body := b.Record.Pledge()
+		if body.Until < uint64(since.Millis()) {
+			continue
+		}
+		v := PledgeView{CID: pl.c, Time: e.time, Pledge: body}
+		for _, a := range s.list(groupKey(tagAcks, pl.c)) {
+			x := s.entry(a)
+			if x == nil || x.cls != clsOK {
+				continue
+			}
+			v.Acks = append(v.Acks, a)
+			if v.Acknowledged += x.ext.amount; v.Acknowledged < x.ext.amount || v.Acknowledged > body.Amount {
+				v.Acknowledged = body.Amount // no more than was pledged, and no overflow
+			}
+		}
+		v.Met = len(v.Acks) > 0 && v.Acknowledged == body.Amount
+		get(pl.k).Pledges = append(get(pl.k).Pledges, v)
+	}
 	// The period's accepted contributions.
 	from := s.idx.Below(protocol.Bound{Time: uint64(since)}).Count
 	s.idx.Range(from, s.idx.Len(), func(it *Item) bool {
@@ -155,6 +225,12 @@ func (s *State) Reciprocity(since protocol.HLC) (Reciprocity, error) {
 		return s.err == nil
 	})
 	for _, p := range byKey {
+		slices.SortFunc(p.Pledges, func(a, b PledgeView) int {
+			if a.Time != b.Time {
+				return cmp.Compare(a.Time, b.Time)
+			}
+			return compareCID(a.CID, b.CID)
+		})
 		slices.SortFunc(p.Sponsored, func(a, b Sponsored) int {
 			if a.Time != b.Time {
 				return cmp.Compare(a.Time, b.Time)

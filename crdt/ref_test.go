@@ -61,6 +61,9 @@ func reciprocityLines(r Reciprocity) []string {
 		for _, c := range p.Unconfirmed {
 			l += fmt.Sprintf(" unconfirmed %s", c)
 		}
+		for _, v := range p.Pledges {
+			l += fmt.Sprintf(" pledge %s@%d %s %d/%d met %v acks %v", v.CID, v.Time, v.Pledge.Kind, v.Acknowledged, v.Pledge.Amount, v.Met, v.Acks)
+		}
 		out = append(out, l)
 	}
 	return out
@@ -319,12 +322,22 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 	// Profiles and sponsorships.
 	latest := map[protocol.PublicKey]cid.Cid{} // per key, its latest profile that counts
 	lowest := map[cid.Cid]cid.Cid{}            // per contribution, its lowest sponsorship that counts
+	var okPledges []cid.Cid                    // the pledges that count
+	okAcks := map[cid.Cid][]cid.Cid{}          // per pledge, its acknowledgements that count
 	for c, b := range set {
-		if b.Record.Profile() == nil && b.Record.Sponsorship() == nil {
+		if b.Record.Profile() == nil && b.Record.Sponsorship() == nil && b.Record.Pledge() == nil && b.Record.Acknowledgement() == nil {
 			continue
 		}
 		switch st := refCoalition(set, ch, b); st {
 		case "ok":
+			if b.Record.Pledge() != nil {
+				okPledges = append(okPledges, c)
+				continue
+			}
+			if a := b.Record.Acknowledgement(); a != nil {
+				okAcks[a.Pledge.Cid] = append(okAcks[a.Pledge.Cid], c)
+				continue
+			}
 			if sp := b.Record.Sponsorship(); sp != nil {
 				if old, ok := lowest[sp.Target.Cid]; !ok || bytes.Compare(c.Bytes(), old.Bytes()) < 0 {
 					lowest[sp.Target.Cid] = c
@@ -394,6 +407,23 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 					p.Unconfirmed = append(p.Unconfirmed, c)
 				}
 			}
+		}
+		refSort(okPledges, refTime(set))
+		for _, c := range okPledges {
+			pl := set[c].Record.Pledge()
+			if pl.Until < uint64(since.Millis()) {
+				continue
+			}
+			v := PledgeView{CID: c, Time: set[c].Record.Time, Pledge: pl, Acks: slices.Clone(okAcks[c])}
+			refSort(v.Acks, nil)
+			var sum uint64
+			for _, a := range v.Acks {
+				sum += set[a].Record.Acknowledgement().Amount
+			}
+			v.Acknowledged = min(sum, pl.Amount)
+			v.Met = len(v.Acks) > 0 && sum >= pl.Amount
+			p := part(set[c].Record.Author)
+			p.Pledges = append(p.Pledges, v)
 		}
 		var ks []protocol.PublicKey
 		for k := range parts {
@@ -505,6 +535,8 @@ func refCoalition(set map[cid.Cid]*protocol.Block, ch refChainResult, b *protoco
 		return "wait"
 	case g.Record.Manifest().Policy == nil || g.Record.Manifest().Policy.Coalition == 0:
 		return reasonNoCoalition
+	case r.Acknowledgement() != nil:
+		return refAck(set, ch, b)
 	case r.Sponsorship() == nil:
 		return "ok"
 	}
@@ -517,6 +549,62 @@ func refCoalition(set map[cid.Cid]*protocol.Block, ch refChainResult, b *protoco
 	}
 	if c := t.Record.Contribution(); c.Provenance != protocol.ProvenancePaid || c.Sponsor == nil || *c.Sponsor != r.Author {
 		return reasonNotSponsor
+	}
+	return "ok"
+}
+
+// refAck returns "ok", "wait" or an inert reason for an acknowledgement of
+// a commons that carries them, by an author no head bans: it names a
+// pledge, with an amount unless the pledge is for infrastructure; it is by
+// the pledge's beneficiary when it names one, else under an accepted
+// manifest, signed by its association's threshold of keys neither revoked
+// nor suspended.
+func refAck(set map[cid.Cid]*protocol.Block, ch refChainResult, b *protocol.Block) string {
+	a := b.Record.Acknowledgement()
+	p, ok := set[a.Pledge.Cid]
+	switch {
+	case !ok:
+		return "wait"
+	case p.Record.Pledge() == nil:
+		return reasonNotPledge
+	}
+	pl := p.Record.Pledge()
+	if (pl.Kind == protocol.PledgeInfrastructure) == (a.Amount > 0) {
+		return reasonAckAmount
+	}
+	if pl.Beneficiary != nil {
+		if *pl.Beneficiary == b.Record.Author {
+			return "ok"
+		}
+		return reasonNotBeneficiary
+	}
+	if a.Under == nil {
+		return reasonNoUnder
+	}
+	u, ok := set[a.Under.Cid]
+	switch {
+	case !ok:
+		return "wait"
+	case u.Record.Manifest() == nil:
+		return reasonUnderNotMan
+	}
+	switch ch.state[a.Under.Cid] {
+	case "wait":
+		return "wait"
+	case "contested":
+		return reasonUnderContested
+	case "chain":
+	default:
+		return reasonUnderInert
+	}
+	m, n := u.Record.Manifest(), 0
+	for _, k := range b.Record.Signers() {
+		if slices.Contains(m.Association, k) && !ch.revoked[k] && !ch.suspended[k] {
+			n++
+		}
+	}
+	if uint64(n) < m.Threshold {
+		return reasonAckSigners
 	}
 	return "ok"
 }

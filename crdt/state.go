@@ -83,6 +83,16 @@ func newEntry(b *protocol.Block) *entry {
 		e.ext = &extInfo{author: r.Author}
 	case *protocol.Sponsorship:
 		e.ext = &extInfo{author: r.Author, target: body.Target.Cid}
+	case *protocol.Pledge:
+		e.ext = &extInfo{author: r.Author}
+	case *protocol.Acknowledgement:
+		e.ext = &extInfo{author: r.Author, target: body.Pledge.Cid, amount: body.Amount}
+		if body.Under != nil {
+			e.ext.under = body.Under.Cid
+		}
+		for _, c := range r.Cosigs {
+			e.ext.cosigners = append(e.ext.cosigners, c.Key)
+		}
 	}
 	return e
 }
@@ -91,7 +101,7 @@ func newEntry(b *protocol.Block) *entry {
 // type, so that an entry does not keep the decoded record's string alive.
 func internType(t protocol.Type) protocol.Type {
 	for _, k := range [...]protocol.Type{protocol.TypeManifest, protocol.TypeContribution, protocol.TypeReview,
-		protocol.TypeProfile, protocol.TypeSponsorship} {
+		protocol.TypeProfile, protocol.TypeSponsorship, protocol.TypePledge, protocol.TypeAcknowledgement} {
 		if t == k {
 			return k
 		}

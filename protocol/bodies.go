@@ -426,6 +426,117 @@ func (s *Sponsorship) validate() error {
 	return checkText("body.note", s.Note, MaxAboutLen, false)
 }
 
+// Pledge kinds.
+const (
+	PledgeMoney          = "money"
+	PledgeHours          = "hours"
+	PledgeInfrastructure = "infrastructure"
+)
+
+// Pledge is what a participant declares it gives back to the commons over
+// a period: money, hours of paid contribution, or infrastructure such as
+// a node it runs for the commons (§5.7). It is a claim; acknowledgements
+// make it count (§12.11).
+type Pledge struct {
+	Kind string `cbor:"kind"`
+	// Amount is money in the currency's smallest unit (cents), or whole
+	// hours; absent for infrastructure.
+	Amount   uint64 `cbor:"amount,omitempty"`
+	Currency string `cbor:"currency,omitempty"`
+	// Peer is the peer ID of the node an infrastructure pledge runs.
+	Peer string `cbor:"peer,omitempty"`
+	// From and Until bound the period, in Unix milliseconds.
+	From  uint64 `cbor:"from"`
+	Until uint64 `cbor:"until"`
+	// Beneficiary receives what is pledged and acknowledges it; absent: the
+	// association, under a manifest.
+	Beneficiary *PublicKey `cbor:"beneficiary,omitempty"`
+	Note        string     `cbor:"note,omitempty"`
+}
+
+// Type implements Body.
+func (*Pledge) Type() Type { return TypePledge }
+
+func (*Pledge) links() []cid.Cid { return nil }
+
+func (p *Pledge) validate() error {
+	switch p.Kind {
+	case PledgeMoney, PledgeHours:
+		if p.Amount == 0 {
+			return fieldErr("body.amount", ErrMissing, "a %s pledge says how much", p.Kind)
+		}
+		if p.Peer != "" {
+			return fieldErr("body.peer", ErrInvalid, "only an infrastructure pledge names a peer")
+		}
+	case PledgeInfrastructure:
+		if p.Amount != 0 {
+			return fieldErr("body.amount", ErrInvalid, "an infrastructure pledge has no amount")
+		}
+		if p.Peer == "" {
+			return fieldErr("body.peer", ErrMissing, "the peer ID of the node it runs")
+		}
+		if _, err := ParsePublicKey(p.Peer); err != nil || len(p.Peer) == 2*PublicKeySize {
+			return fieldErr("body.peer", ErrInvalid, "%q is not the peer ID of an ed25519 key", p.Peer)
+		}
+	case "":
+		return fieldErr("body.kind", ErrMissing, "money, hours or infrastructure")
+	default:
+		return fieldErr("body.kind", ErrInvalid, "%q, want money, hours or infrastructure", p.Kind)
+	}
+	if p.Kind == PledgeMoney {
+		if len(p.Currency) != 3 || strings.IndexFunc(p.Currency, func(r rune) bool { return r < 'A' || r > 'Z' }) >= 0 {
+			return fieldErr("body.currency", ErrInvalid, "%q: three capital letters (ISO 4217), such as EUR", p.Currency)
+		}
+	} else if p.Currency != "" {
+		return fieldErr("body.currency", ErrInvalid, "only a money pledge has a currency")
+	}
+	if p.From == 0 {
+		return fieldErr("body.from", ErrMissing, "")
+	}
+	if p.Until <= p.From {
+		return fieldErr("body.until", ErrInvalid, "the period ends (%d) after it starts (%d)", p.Until, p.From)
+	}
+	return checkText("body.note", p.Note, MaxAboutLen, false)
+}
+
+// Acknowledgement says that a pledge was met, in part (Amount) or in full
+// (§5.8): signed by the pledge's beneficiary, or by a threshold of the
+// association under a manifest (Under), co-signed as manifests are.
+type Acknowledgement struct {
+	Pledge Link `cbor:"pledge"`
+	// Amount is the part met, in the pledge's unit; absent for an
+	// infrastructure pledge.
+	Amount uint64 `cbor:"amount,omitempty"`
+	Under  *Link  `cbor:"under,omitempty"`
+	Note   string `cbor:"note,omitempty"`
+}
+
+// Type implements Body.
+func (*Acknowledgement) Type() Type { return TypeAcknowledgement }
+
+func (a *Acknowledgement) links() []cid.Cid {
+	out := []cid.Cid{a.Pledge.Cid}
+	if a.Under != nil {
+		out = append(out, a.Under.Cid)
+	}
+	return out
+}
+
+func (a *Acknowledgement) validate() error {
+	if !a.Pledge.Defined() {
+		return fieldErr("body.pledge", ErrMissing, "the pledge acknowledged")
+	}
+	if err := checkCID(a.Pledge.Cid, CodecDagCBOR); err != nil {
+		return fieldErr("body.pledge", ErrInvalid, "%v", err)
+	}
+	if a.Under != nil {
+		if err := checkCID(a.Under.Cid, CodecDagCBOR); err != nil {
+			return fieldErr("body.under", ErrInvalid, "%v", err)
+		}
+	}
+	return checkText("body.note", a.Note, MaxAboutLen, false)
+}
+
 // checkToken accepts a kind: up to MaxKindLen of a-z 0-9 - _ .
 func checkToken(field, s string) error {
 	if len(s) > MaxKindLen || strings.IndexFunc(s, func(r rune) bool {

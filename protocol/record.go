@@ -23,12 +23,19 @@ const (
 	TypeReview       Type = "review"
 	// The entrepreneurial coalition's records (§5.5, §5.6), in a commons
 	// whose genesis sets policy.coalition (§7.6).
-	TypeProfile     Type = "profile"
-	TypeSponsorship Type = "sponsorship"
+	TypeProfile         Type = "profile"
+	TypeSponsorship     Type = "sponsorship"
+	TypePledge          Type = "pledge"
+	TypeAcknowledgement Type = "acknowledgement"
 )
 
+// Cosigned reports whether records of type t may carry co-signatures:
+// manifests, and acknowledgements (which the association signs as it
+// signs manifests, §5.8).
+func Cosigned(t Type) bool { return t == TypeManifest || t == TypeAcknowledgement }
+
 // Body is the per-type part of a record: *Manifest, *Contribution, *Review,
-// *Profile or *Sponsorship.
+// *Profile, *Sponsorship, *Pledge or *Acknowledgement.
 type Body interface {
 	// Type returns the record type this body belongs to.
 	Type() Type
@@ -82,6 +89,13 @@ func (r *Record) Profile() *Profile { v, _ := r.Body.(*Profile); return v }
 
 // Sponsorship returns the body if the record is a sponsorship, else nil.
 func (r *Record) Sponsorship() *Sponsorship { v, _ := r.Body.(*Sponsorship); return v }
+
+// Pledge returns the body if the record is a pledge, else nil.
+func (r *Record) Pledge() *Pledge { v, _ := r.Body.(*Pledge); return v }
+
+// Acknowledgement returns the body if the record is an acknowledgement,
+// else nil.
+func (r *Record) Acknowledgement() *Acknowledgement { v, _ := r.Body.(*Acknowledgement); return v }
 
 // wireRecord is the envelope as it is encoded.
 type wireRecord struct {
@@ -264,6 +278,10 @@ func fromWire(w *wireRecord) (*Record, []cid.Cid, error) {
 		r.Body = new(Profile)
 	case TypeSponsorship:
 		r.Body = new(Sponsorship)
+	case TypePledge:
+		r.Body = new(Pledge)
+	case TypeAcknowledgement:
+		r.Body = new(Acknowledgement)
 	default:
 		return nil, nil, fieldErr("type", ErrUnknownType, "%q", w.Type)
 	}
@@ -298,8 +316,8 @@ func (r *Record) validate() error {
 	if len(r.Cosigs) > MaxKeys {
 		return fieldErr("cosigs", ErrTooLarge, "%d co-signatures, limit %d", len(r.Cosigs), MaxKeys)
 	}
-	if len(r.Cosigs) > 0 && r.Type() != TypeManifest {
-		return fieldErr("cosigs", ErrInvalid, "only manifests carry co-signatures")
+	if len(r.Cosigs) > 0 && !Cosigned(r.Type()) {
+		return fieldErr("cosigs", ErrInvalid, "only manifests and acknowledgements carry co-signatures")
 	}
 	for i, c := range r.Cosigs {
 		if c.Key == r.Author {

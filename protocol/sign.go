@@ -45,11 +45,12 @@ func Sign(r *Record, key PrivateKey) error {
 	return nil
 }
 
-// Cosign adds key's signature to a manifest signed by its author, keeping
-// cosigs sorted. It fails for the author's own key or one already present.
+// Cosign adds key's signature to a manifest or an acknowledgement signed
+// by its author, keeping cosigs sorted. It fails for the author's own key
+// or one already present.
 func Cosign(r *Record, key PrivateKey) error {
-	if r.Type() != TypeManifest {
-		return fieldErr("cosigs", ErrInvalid, "only manifests carry co-signatures")
+	if !Cosigned(r.Type()) {
+		return fieldErr("cosigs", ErrInvalid, "only manifests and acknowledgements carry co-signatures")
 	}
 	pub := key.Public()
 	if pub == r.Author {

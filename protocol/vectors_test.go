@@ -689,7 +689,7 @@ func buildMalformed(vs *vectorSet) ([]malformedVector, error) {
 	add("author as text string", gen.set("author", cborText(string(bytes.Repeat([]byte{'a'}, 32)))).encode(), "ErrMalformed", "record")
 	add("sig missing", gen.del("sig").encode(), "ErrMissing", "sig")
 	add("sig of 63 bytes", gen.set("sig", cborBytes(make([]byte, 63))).encode(), "ErrInvalid", "sig")
-	add("unknown type", gen.set("type", cborText("pledge")).encode(), "ErrUnknownType", "type")
+	add("unknown type", gen.set("type", cborText("bounty")).encode(), "ErrUnknownType", "type")
 	add("body missing", gen.del("body").encode(), "ErrMissing", "body")
 	add("links missing", con.del("links").encode(), "ErrInvalid", "links")
 	add("links with an extra CID", con.set("links", append(cborHead(4, 2), append(cborLink(vs.genesis.CID, true), cborLink(vs.update.CID, true)...)...)).encode(), "ErrInvalid", "links")

@@ -56,7 +56,7 @@ func (m *Manifest) Coalition() int {
 // of type t, or 0 for the types every commons carries.
 func CoalitionOf(t Type) int {
 	switch t {
-	case TypeProfile, TypeSponsorship:
+	case TypeProfile, TypeSponsorship, TypePledge, TypeAcknowledgement:
 		return 1
 	}
 	return 0

@@ -422,7 +422,7 @@ func TestCoalitionOf(t *testing.T) {
 		want int
 	}{
 		{TypeManifest, 0}, {TypeContribution, 0}, {TypeReview, 0},
-		{TypeProfile, 1}, {TypeSponsorship, 1}, {Type("pledge"), 0},
+		{TypeProfile, 1}, {TypeSponsorship, 1}, {TypePledge, 1}, {TypeAcknowledgement, 1}, {Type("bounty"), 0},
 	} {
 		if got := CoalitionOf(c.t); got != c.want || got > CoalitionVersion {
 			t.Errorf("CoalitionOf(%s) = %d, want %d (at most %d)", c.t, got, c.want, CoalitionVersion)
