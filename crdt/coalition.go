@@ -19,7 +19,8 @@ import (
 //   - without the genesis it waits; in a commons whose genesis does not
 //     set policy.coalition it is inert;
 //   - a sponsorship waits for its target, and is inert unless the target
-//     is a paid contribution naming the sponsorship's author as sponsor.
+//     is a paid contribution by another key naming the sponsorship's author
+//     as sponsor.
 //
 // So all of one key's profiles stand alike, and all of one contribution's
 // confirming sponsorships too (they share their author, its sponsor).
@@ -27,6 +28,7 @@ import (
 const (
 	reasonNoCoalition    = "type: the commons' genesis does not set policy.coalition"
 	reasonNotSponsor     = "target: the contribution does not name this key as its sponsor"
+	reasonSelfSponsor    = "target: the contribution is this key's own: nobody else signed it"
 	reasonNotPledge      = "pledge: not a pledge"
 	reasonAckAmount      = "amount: an infrastructure pledge is acknowledged whole, without an amount; money and hours by the part met"
 	reasonNotBeneficiary = "author: not the pledge's beneficiary"
@@ -130,6 +132,9 @@ func (s *State) classifyExt(e *entry) (class, string, cid.Cid) {
 	if c := b.Record.Contribution(); c == nil || c.Sponsor == nil || *c.Sponsor != e.ext.author || c.Provenance != protocol.ProvenancePaid {
 		return clsInert, reasonNotSponsor, cid.Undef
 	}
+	if b.Record.Author == e.ext.author {
+		return clsInert, reasonSelfSponsor, cid.Undef
+	}
 	return clsOK, "", cid.Undef
 }
 
@@ -203,6 +208,14 @@ func (s *State) Profile(k protocol.PublicKey) (cid.Cid, bool) {
 		return cid.Undef, false
 	}
 	return r.cid, true
+}
+
+// LatestProfile returns the latest by (time, CID) of k's profiles,
+// whatever its standing, and its time: a new profile of k counts only if
+// it is later.
+func (s *State) LatestProfile(k protocol.PublicKey) (cid.Cid, protocol.HLC, bool) {
+	r, ok := s.latestProfile(profileKey(k))
+	return r.cid, r.time, ok
 }
 
 // Sponsorship returns the sponsorship that confirms contribution c's paid

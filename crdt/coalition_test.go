@@ -90,3 +90,38 @@ func TestAcknowledgementAuthority(t *testing.T) {
 		t.Errorf("after key 1's revocation: %+v; want it short of the threshold", v)
 	}
 }
+
+// A flooder's paid contributions naming a victim as sponsor are listed as
+// unconfirmed until the association bans the flooder; then they say
+// nothing. A key cannot confirm its own paid work.
+func TestReciprocityFloodAndSelfSponsor(t *testing.T) {
+	m := manifest([]int{0}, 1, []int{1}, 1, 1)
+	m.Policy = &protocol.Policy{Bans: true, Coalition: 1}
+	g := genesisBlock(t, m, 0)
+	s := New(g.CID)
+	victim := profileWithUse(t, g.CID, 2, 3)
+	junk := paid(t, g.CID, g.CID, 3, 5, 3, "junk")
+	own := paid(t, g.CID, g.CID, 3, 3, 3, "own")
+	selfConfirm := sponsorship(t, g.CID, own.CID, 4, 3)
+	mustAdd(t, s, g, victim, junk, own, selfConfirm)
+	if v, _ := s.Verdict(selfConfirm.CID); v.Reason != reasonSelfSponsor {
+		t.Errorf("a sponsorship of the sponsor's own work: %+v", v)
+	}
+	r, err := s.Reciprocity(0)
+	if err != nil || len(r.Participants) != 1 || len(r.Participants[0].Unconfirmed) != 2 || len(r.Participants[0].Sponsored) != 0 {
+		t.Fatalf("before the ban: %+v, %v; want the two claims unconfirmed", r, err)
+	}
+	m2 := manifest([]int{0}, 1, []int{1}, 1, 1)
+	m2.Banned = pubs(5)
+	mustAdd(t, s, update(t, g.CID, 5, m2, 1, []cid.Cid{g.CID}, 0))
+	r, _ = s.Reciprocity(0)
+	if len(r.Participants) != 1 || len(r.Participants[0].Unconfirmed) != 1 || r.Participants[0].Unconfirmed[0] != own.CID {
+		t.Fatalf("after the flooder's ban: %+v; want only the key's own work unconfirmed", r)
+	}
+}
+
+// profileWithUse signs a profile that declares a use.
+func profileWithUse(t *testing.T, id cid.Cid, tm protocol.HLC, author int) *protocol.Block {
+	t.Helper()
+	return seal(t, &protocol.Record{Commons: id, Time: tm, Body: &protocol.Profile{Name: "p", Uses: []protocol.Use{{Kind: "product", Name: "x"}}}}, author)
+}

@@ -70,9 +70,15 @@
 // names its author as sponsor ([State.Sponsorship]). Either is inert when
 // its author is banned or ban-suspended, or the genesis does not set
 // policy.coalition, and waits for the genesis (and a sponsorship for its
-// target); nothing else moves them (coalition.go). [State.Reciprocity]
-// reports, for a period, who declared a use of the commons or confirmed
-// paid work, and what of that work was accepted (SPEC §12.10).
+// target); nothing else moves them (coalition.go). A pledge stands as a
+// profile does; an acknowledgement of one counts when its pledge's
+// beneficiary signed it, or, for a pledge to the association, when a
+// threshold of an accepted manifest's association keys, neither revoked
+// nor suspended, did (SPEC §12.11): it moves with that manifest's label
+// and with revocations, as a review does. [State.Reciprocity] reports, for
+// a period, who declared a use of the commons, confirmed paid work or
+// pledged, what of that work was accepted and what of those pledges was
+// acknowledged (SPEC §12.10).
 //
 // [State.Classify] answers, without adding anything, how a record would
 // stand if added now (what a node asks before it signs or publishes), and

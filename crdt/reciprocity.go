@@ -34,14 +34,15 @@ type Participant struct {
 	// how many uses of the commons it declares; undefined and 0 if none.
 	Profile cid.Cid
 	Uses    int
-	// Sponsored are the paid contributions made in the period that name
-	// Key as sponsor and that Key countersigned, sorted by (time, CID).
+	// Sponsored are the paid contributions made in the period, not inert,
+	// that name Key as sponsor and that Key countersigned, sorted by (time,
+	// CID).
 	Sponsored []Sponsored
 	// Accepted is how many of Sponsored are accepted.
 	Accepted int
-	// Unconfirmed are the paid contributions made in the period that name
-	// Key as sponsor and that Key has not countersigned, sorted by (time,
-	// CID): the contributors' word alone.
+	// Unconfirmed are the paid contributions made in the period, not
+	// inert, that name Key as sponsor and that Key has not countersigned,
+	// sorted by (time, CID): the contributors' word alone.
 	Unconfirmed []cid.Cid
 	// Pledges are Key's pledges that count, whose period ends at or after
 	// the report's start, sorted by (time, CID).
@@ -143,8 +144,8 @@ func (s *State) Reciprocity(since protocol.HLC) (Reciprocity, error) {
 	unconfirmed := map[protocol.PublicKey][]*entry{}
 	for _, n := range named {
 		e := s.entry(n.c)
-		if e == nil || e.con == nil || e.time < since {
-			continue
+		if e == nil || e.con == nil || e.time < since || e.cls == clsInert {
+			continue // an inert contribution (a banned key's) says nothing
 		}
 		if sp, ok := s.Sponsorship(n.c); ok {
 			p := get(n.k)
@@ -216,14 +217,19 @@ func (s *State) Reciprocity(since protocol.HLC) (Reciprocity, error) {
 		v.Met = len(v.Acks) > 0 && v.Acknowledged == body.Amount
 		get(pl.k).Pledges = append(get(pl.k).Pledges, v)
 	}
-	// The period's accepted contributions.
-	from := s.idx.Below(protocol.Bound{Time: uint64(since)}).Count
-	s.idx.Range(from, s.idx.Len(), func(it *Item) bool {
-		if e := s.entry(it.Digest.CID()); e != nil && e.con != nil && e.con.status == StatusAccepted {
-			out.Accepted++
-		}
-		return s.err == nil
-	})
+	// The period's accepted contributions: for the whole life, the count
+	// the state keeps.
+	if since == 0 {
+		out.Accepted = s.counts[statusIndex(StatusAccepted)]
+	} else {
+		from := s.idx.Below(protocol.Bound{Time: uint64(since)}).Count
+		s.idx.Range(from, s.idx.Len(), func(it *Item) bool {
+			if e := s.entry(it.Digest.CID()); e != nil && e.con != nil && e.con.status == StatusAccepted {
+				out.Accepted++
+			}
+			return s.err == nil
+		})
+	}
 	for _, p := range byKey {
 		slices.SortFunc(p.Pledges, func(a, b PledgeView) int {
 			if a.Time != b.Time {

@@ -386,7 +386,7 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 			if out.Status[c.String()] == StatusAccepted {
 				r.Accepted++
 			}
-			if con.Sponsor != nil {
+			if _, isInert := inert[c]; con.Sponsor != nil && !isInert {
 				paid = append(paid, c)
 			}
 		}
@@ -549,6 +549,9 @@ func refCoalition(set map[cid.Cid]*protocol.Block, ch refChainResult, b *protoco
 	}
 	if c := t.Record.Contribution(); c.Provenance != protocol.ProvenancePaid || c.Sponsor == nil || *c.Sponsor != r.Author {
 		return reasonNotSponsor
+	}
+	if t.Record.Author == r.Author {
+		return reasonSelfSponsor
 	}
 	return "ok"
 }

@@ -115,7 +115,9 @@ func (n *Node) sign(ctx context.Context, build func() (*protocol.Record, error))
 	var berr error
 	if err := n.do(ctx, func() {
 		if rec, berr = build(); berr == nil {
-			rec.Time = n.nextTime()
+			// A time build set is the least the record needs (a profile
+			// after one dated ahead, SetProfile).
+			rec.Time = max(rec.Time, n.nextTime())
 		}
 	}); err != nil {
 		return nil, err

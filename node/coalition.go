@@ -62,7 +62,14 @@ func (n *Node) SetProfile(ctx context.Context, p api.ProfileParams) (api.Publish
 				return nil, badRequest("profile %s says this already; nothing was published", c)
 			}
 		}
-		return &protocol.Record{Commons: rep.id, Body: body}, nil
+		r := &protocol.Record{Commons: rep.id, Body: body}
+		if _, t, ok := rep.state.LatestProfile(n.self); ok {
+			// This key's latest profile may be dated ahead of this node's
+			// clock (another device's, or a thief's): the new one must be
+			// later to count.
+			r.Time = t + 1
+		}
+		return r, nil
 	})
 }
 
@@ -110,7 +117,7 @@ func (n *Node) Profile(ctx context.Context, commons, key string) (api.ProfileInf
 		return api.ProfileInfo{}, ierr
 	}
 	if !ok {
-		return api.ProfileInfo{}, fmt.Errorf("%w: key %s has no profile in commons %s", api.ErrNotFound, k, id)
+		return api.ProfileInfo{}, fmt.Errorf("%w: key %s has no profile that counts in commons %s (none, or its key is banned)", api.ErrNotFound, k, id)
 	}
 	raw, err := n.st.GetRecord(ctx, c)
 	if err != nil {
@@ -180,7 +187,8 @@ func (n *Node) Reciprocity(ctx context.Context, commons string, since time.Time)
 		out.Since = &t
 	}
 	for _, p := range r.Participants {
-		pi := api.ParticipantInfo{Key: p.Key, Accepted: p.Accepted, Sponsored: []api.SponsoredInfo{}, Unconfirmed: cidStrings(p.Unconfirmed)}
+		pi := api.ParticipantInfo{Key: p.Key, Accepted: p.Accepted, Sponsored: []api.SponsoredInfo{},
+			Unconfirmed: cidStrings(p.Unconfirmed[:min(len(p.Unconfirmed), api.MaxUnconfirmed)]), UnconfirmedCount: len(p.Unconfirmed)}
 		if p.Profile.Defined() {
 			raw, err := n.st.GetRecord(ctx, p.Profile)
 			if err != nil {
@@ -199,7 +207,86 @@ func (n *Node) Reciprocity(ctx context.Context, commons string, since time.Time)
 		if r.Accepted > 0 {
 			pi.Share = float64(p.Accepted) / float64(r.Accepted)
 		}
+		pi.Pledges = []api.PledgeInfo{}
+		for _, v := range p.Pledges {
+			pl := v.Pledge
+			pi.Pledges = append(pi.Pledges, api.PledgeInfo{CID: v.CID.String(), Kind: pl.Kind, Amount: pl.Amount, Currency: pl.Currency,
+				Peer: pl.Peer, From: time.UnixMilli(int64(pl.From)).UTC(), Until: time.UnixMilli(int64(pl.Until)).UTC(),
+				Beneficiary: pl.Beneficiary, Acknowledged: v.Acknowledged, Met: v.Met, Acks: cidStrings(v.Acks)})
+		}
 		out.Participants = append(out.Participants, pi)
 	}
 	return out, nil
+}
+
+// Pledge publishes this node's pledge: what it gives back to the commons
+// over a period. The protocol checks its fields (a money pledge's currency,
+// an infrastructure pledge's peer, the period), naming any that is wrong.
+func (n *Node) Pledge(ctx context.Context, p api.PledgeParams) (api.Published, error) {
+	if p.From.IsZero() || p.Until.IsZero() {
+		return api.Published{}, badRequest("a pledge gives its period: from and until")
+	}
+	if p.From.UnixMilli() < 1 {
+		return api.Published{}, badRequest("a pledge's period starts after 1970")
+	}
+	body := &protocol.Pledge{Kind: p.Kind, Amount: p.Amount, Currency: p.Currency, Peer: p.Peer,
+		From: uint64(p.From.UnixMilli()), Until: uint64(p.Until.UnixMilli()), Beneficiary: p.Beneficiary, Note: p.Note}
+	return n.create(ctx, refuseInert, func() (*protocol.Record, error) {
+		rep, err := n.replicaFor(p.Commons)
+		if err != nil {
+			return nil, err
+		}
+		return &protocol.Record{Commons: rep.id, Body: body}, nil
+	})
+}
+
+// Acknowledge signs that a pledge was met, in part (p.Amount, in the
+// pledge's unit) or, for infrastructure, whole: as the pledge's
+// beneficiary, or, for a pledge to the association, as an association key
+// of the current manifest. An association whose threshold is above one
+// must co-sign, which this node cannot do alone: that is refused, as is
+// anything the commons would hold inert (with its reason).
+func (n *Node) Acknowledge(ctx context.Context, p api.AckParams) (api.Published, error) {
+	target, err := cid.Decode(p.Pledge)
+	if err != nil {
+		return api.Published{}, badRequest("%q is not a CID", p.Pledge)
+	}
+	return n.create(ctx, refuseInert, func() (*protocol.Record, error) {
+		rep := n.holding(target)
+		if rep == nil {
+			return nil, fmt.Errorf("%w: no pledge %s here", api.ErrNotFound, p.Pledge)
+		}
+		b, err := rep.state.Record(target)
+		if err != nil {
+			return nil, fmt.Errorf("node: read %s: %w", target, err)
+		}
+		pl := b.Record.Pledge()
+		if pl == nil {
+			return nil, badRequest("%s is a %s, not a pledge", target, b.Record.Type())
+		}
+		switch {
+		case pl.Kind == protocol.PledgeInfrastructure && p.Amount != 0:
+			return nil, badRequest("pledge %s is for infrastructure: it is acknowledged whole, without an amount", target)
+		case pl.Kind != protocol.PledgeInfrastructure && p.Amount == 0:
+			unit := "hours"
+			if pl.Kind == protocol.PledgeMoney {
+				unit = "the smallest unit of " + pl.Currency
+			}
+			return nil, badRequest("give the amount of pledge %s that was met, in %s (it pledged %d)", target, unit, pl.Amount)
+		}
+		ack := &protocol.Acknowledgement{Pledge: protocol.Link{Cid: target}, Amount: p.Amount, Note: p.Note}
+		if pl.Beneficiary == nil {
+			h, m := rep.state.Head()
+			switch {
+			case m == nil:
+				return nil, fmt.Errorf("%w: the manifest of %s has not arrived yet", api.ErrUnknownCommons, rep.id)
+			case !m.IsAssociation(n.self):
+				return nil, fmt.Errorf("%w: pledge %s is to the association, and this node's key %s is not an association key of the current manifest %s", api.ErrForbidden, target, n.self, h)
+			case m.Threshold > 1:
+				return nil, fmt.Errorf("%w: pledge %s is to the association, whose acknowledgement needs %d association signatures under manifest %s; this node signs alone", api.ErrForbidden, target, m.Threshold, h)
+			}
+			ack.Under = &protocol.Link{Cid: h}
+		}
+		return &protocol.Record{Commons: rep.id, Body: ack}, nil
+	})
 }

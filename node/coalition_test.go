@@ -249,3 +249,120 @@ func (n *Node) recordCount(t *testing.T, id cid.Cid) int {
 	}
 	return count
 }
+
+// Pledges and their acknowledgements: the association's key acknowledges a
+// pledge to the association, in parts; a pledge to a beneficiary is the
+// beneficiary's alone to acknowledge; bad pledges are refused naming the
+// field.
+func TestPledges(t *testing.T) {
+	ctx := t.Context()
+	n := startOffline(t)
+	c, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("g"), Licence: ptr("MIT")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cid.MustParse(c)
+	from, until := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	entrepreneur, beneficiary := strangerKey(61), strangerKey(62)
+	hours := signed(t, n, entrepreneur, id, &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 40,
+		From: uint64(from.UnixMilli()), Until: uint64(until.UnixMilli())})
+	ben := beneficiary.Public()
+	money := signed(t, n, entrepreneur, id, &protocol.Pledge{Kind: protocol.PledgeMoney, Amount: 50000, Currency: "EUR",
+		From: uint64(from.UnixMilli()), Until: uint64(until.UnixMilli()), Beneficiary: &ben})
+	for _, b := range []*protocol.Block{hours, money} {
+		if _, err := n.Publish(ctx, b.Raw, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := n.Acknowledge(ctx, api.AckParams{Pledge: hours.CID.String()}); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "give the amount") {
+		t.Fatalf("an acknowledgement without an amount: %v", err)
+	}
+	for _, amount := range []uint64{10, 50} {
+		if pub, err := n.Acknowledge(ctx, api.AckParams{Pledge: hours.CID.String(), Amount: amount}); err != nil || pub.Class != "effective" {
+			t.Fatalf("acknowledge %d hours: %+v, %v", amount, pub, err)
+		}
+	}
+	if _, err := n.Acknowledge(ctx, api.AckParams{Pledge: money.CID.String(), Amount: 100}); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "not the pledge's beneficiary") {
+		t.Fatalf("the association acknowledging a beneficiary's pledge: %v", err)
+	}
+	byBen := signed(t, n, beneficiary, id, &protocol.Acknowledgement{Pledge: protocol.Link{Cid: money.CID}, Amount: 20000})
+	if pub, err := n.Publish(ctx, byBen.Raw, false); err != nil || pub.Class != "effective" {
+		t.Fatalf("the beneficiary's acknowledgement: %+v, %v", pub, err)
+	}
+	forged := signed(t, n, entrepreneur, id, &protocol.Acknowledgement{Pledge: protocol.Link{Cid: money.CID}, Amount: 30000})
+	if _, err := n.Publish(ctx, forged.Raw, false); !errors.Is(err, api.ErrForbidden) {
+		t.Fatalf("the pledger acknowledging its own pledge: %v; want it refused as inert", err)
+	}
+	r, err := n.Reciprocity(ctx, c, time.Time{})
+	if err != nil || len(r.Participants) != 1 || len(r.Participants[0].Pledges) != 2 {
+		t.Fatalf("report: %+v, %v", r, err)
+	}
+	for _, p := range r.Participants[0].Pledges {
+		switch p.CID {
+		case hours.CID.String():
+			if p.Acknowledged != 40 || !p.Met || len(p.Acks) != 2 {
+				t.Errorf("hours: %+v; want 40 of 40 (10 + 50, capped), met", p)
+			}
+		case money.CID.String():
+			if p.Acknowledged != 20000 || p.Met || p.Beneficiary == nil || *p.Beneficiary != ben {
+				t.Errorf("money: %+v; want 20000 of 50000", p)
+			}
+		}
+	}
+	// A period after the pledges' leaves them out.
+	if r, _ := n.Reciprocity(ctx, c, until.Add(time.Hour)); len(r.Participants) != 0 {
+		t.Errorf("a later period: %+v; want nobody", r)
+	}
+	for _, bad := range []struct {
+		p     api.PledgeParams
+		field string
+	}{
+		{api.PledgeParams{Kind: "gold", Amount: 1}, "body.kind"},
+		{api.PledgeParams{Kind: protocol.PledgeMoney, Amount: 1, Currency: "euro"}, "body.currency"},
+		{api.PledgeParams{Kind: protocol.PledgeInfrastructure, Peer: "not-a-peer"}, "body.peer"},
+		{api.PledgeParams{Kind: protocol.PledgeHours, Amount: 1, Until: from.Add(-time.Hour)}, "body.until"},
+	} {
+		bad.p.Commons, bad.p.From = c, from
+		if bad.p.Until.IsZero() {
+			bad.p.Until = until
+		}
+		if _, err := n.Pledge(ctx, bad.p); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), bad.field) {
+			t.Errorf("pledge %+v: %v; want it refused naming %s", bad.p, err, bad.field)
+		}
+	}
+	if pub, err := n.Pledge(ctx, api.PledgeParams{Commons: c, Kind: protocol.PledgeInfrastructure, Peer: n.Self().String(), From: from, Until: until}); err != nil || pub.Class != "effective" {
+		t.Fatalf("an infrastructure pledge: %+v, %v", pub, err)
+	}
+	if _, err := n.Acknowledge(ctx, api.AckParams{Pledge: c}); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "not a pledge") {
+		t.Fatalf("acknowledging a manifest: %v", err)
+	}
+}
+
+// A profile published while this key's latest is dated ahead of the clock
+// (another device's, or a thief's) is dated after it, so that it counts.
+func TestProfileAfterOneDatedAhead(t *testing.T) {
+	ctx := t.Context()
+	n := startOffline(t)
+	c, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("f"), Licence: ptr("MIT")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ahead := &protocol.Record{Commons: cid.MustParse(c), Time: protocol.HLCFromMillis(n.nowMillis()+4*60*1000, 0), Body: &protocol.Profile{Name: "Not Acme"}}
+	if err := protocol.Sign(ahead, n.key); err != nil {
+		t.Fatal(err)
+	}
+	b, err := protocol.NewBlock(ahead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Publish(ctx, b.Raw, false); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := n.SetProfile(ctx, api.ProfileParams{Commons: c, Name: "Acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := n.Profile(ctx, c, ""); err != nil || got.CID != pub.CID {
+		t.Fatalf("the profile that counts is %s (%v), want the one just published, %s", got.CID, err, pub.CID)
+	}
+}

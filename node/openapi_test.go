@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/protocol"
 )
@@ -123,14 +125,20 @@ func TestOpenAPIResponses(t *testing.T) {
 	w := newWorld(t)
 	// The coalition's records, through the client's routes.
 	ctx, c, str := t.Context(), w.c, must[string](t)
-	paid := str(c.Contribute(ctx, api.ContributeParams{Commons: w.commons, Title: "paid", Sponsor: &w.self}))
+	id := cid.MustParse(w.commons)
+	work := paidBy(t, w.n, strangerKey(50), id, id, w.self)
+	paid := str(cidOf(c.Publish(ctx, work.Raw, false)))
 	sponsorship := str(cidOf(c.Sponsor(ctx, api.SponsorParams{Target: paid, Note: "invoice 7"})))
+	pledge := str(cidOf(c.Pledge(ctx, api.PledgeParams{Commons: w.commons, Kind: protocol.PledgeHours, Amount: 10,
+		From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)})))
+	ack := str(cidOf(c.Acknowledge(ctx, api.AckParams{Pledge: pledge, Amount: 4})))
 	profile := str(cidOf(c.SetProfile(ctx, api.ProfileParams{Commons: w.commons, Name: "Acme",
 		Uses: []protocol.Use{{Kind: "service", Name: "Acme Cloud", URL: "https://cloud.acme.example"}}})))
 	str(cidOf(c.Review(ctx, api.ReviewParams{Target: paid, Decision: protocol.DecisionAccept})))
 	rec := must[api.ReciprocityInfo](t)(c.Reciprocity(ctx, w.commons, time.Time{}))
 	if len(rec.Participants) != 1 || rec.Accepted != 2 || rec.Participants[0].Accepted != 1 || rec.Participants[0].Share != 0.5 ||
-		rec.Participants[0].Profile != profile || rec.Participants[0].Sponsored[0].Sponsorship != sponsorship {
+		rec.Participants[0].Profile != profile || rec.Participants[0].Sponsored[0].Sponsorship != sponsorship ||
+		len(rec.Participants[0].Pledges) != 1 || rec.Participants[0].Pledges[0].Acknowledged != 4 || rec.Participants[0].Pledges[0].Acks[0] != ack {
 		t.Errorf("reciprocity through the client: %+v", rec)
 	}
 	tests := []struct {
@@ -140,6 +148,8 @@ func TestOpenAPIResponses(t *testing.T) {
 		{"/api/v1/records/" + paid, "RecordInfo", 200},
 		{"/api/v1/records/" + sponsorship, "RecordInfo", 200},
 		{"/api/v1/records/" + profile, "RecordInfo", 200},
+		{"/api/v1/records/" + pledge, "RecordInfo", 200},
+		{"/api/v1/records/" + ack, "RecordInfo", 200},
 		{"/api/v1/commons/" + w.commons + "/profiles/" + w.self.String(), "ProfileInfo", 200},
 		{"/api/v1/commons/" + w.commons + "/profiles/" + absentCID, "Error", 400},
 		{"/api/v1/commons/" + w.commons + "/reciprocity", "ReciprocityInfo", 200},

@@ -227,7 +227,7 @@ func recordInfo(b *protocol.Block) api.RecordInfo {
 		CID: b.CID.String(), Type: string(r.Type()), Commons: b.CommonsID().String(), Author: r.Author,
 		Time: r.Time.Time(), HLC: uint64(r.Time), Links: cidStrings(r.Links()),
 		Manifest: r.Manifest(), Contribution: r.Contribution(), Review: r.Review(),
-		Profile: r.Profile(), Sponsorship: r.Sponsorship(),
+		Profile: r.Profile(), Sponsorship: r.Sponsorship(), Pledge: r.Pledge(), Ack: r.Acknowledgement(),
 	}
 	for _, cs := range r.Cosigs {
 		info.Cosigners = append(info.Cosigners, cs.Key)

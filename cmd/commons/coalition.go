@@ -121,6 +121,13 @@ func (a *app) profileShowCmd() *cobra.Command {
 				key = args[0]
 			}
 			return a.withAPI(cmd, func(d api.API) error {
+				if key == "" {
+					id, err := d.ID(cmd.Context())
+					if err != nil {
+						return err
+					}
+					key = id.PeerID
+				}
 				info, err := d.Profile(cmd.Context(), commons, key)
 				if err != nil {
 					return err
@@ -240,11 +247,146 @@ func (a *app) printReciprocity(r api.ReciprocityInfo) {
 		for _, s := range p.Sponsored {
 			fmt.Fprintf(w, "    %s  %s  (sponsorship %s)\n", s.Contribution, s.Status, s.Sponsorship)
 		}
-		if len(p.Unconfirmed) > 0 {
-			fmt.Fprintf(w, "  unconfirmed: %d paid contributions name it as sponsor without its countersignature\n", len(p.Unconfirmed))
+		if p.UnconfirmedCount > 0 {
+			fmt.Fprintf(w, "  unconfirmed: %d paid contributions name it as sponsor without its countersignature\n", p.UnconfirmedCount)
 			for _, c := range p.Unconfirmed {
 				fmt.Fprintf(w, "    %s\n", c)
 			}
+			if more := p.UnconfirmedCount - len(p.Unconfirmed); more > 0 {
+				fmt.Fprintf(w, "    and %d more (--json lists the first %d)\n", more, len(p.Unconfirmed))
+			}
+		}
+		for _, pl := range p.Pledges {
+			what := pl.Kind
+			switch pl.Kind {
+			case protocol.PledgeMoney:
+				what = fmt.Sprintf("%d %s (smallest unit)", pl.Amount, pl.Currency)
+			case protocol.PledgeHours:
+				what = fmt.Sprintf("%d hours", pl.Amount)
+			case protocol.PledgeInfrastructure:
+				what = "infrastructure: node " + pl.Peer
+			}
+			to := "the association"
+			if pl.Beneficiary != nil {
+				to = pl.Beneficiary.String()
+			}
+			met := fmt.Sprintf("%d acknowledged", pl.Acknowledged)
+			switch {
+			case pl.Met:
+				met = "met in full"
+			case pl.Kind == protocol.PledgeInfrastructure:
+				met = "not acknowledged"
+			}
+			fmt.Fprintf(w, "  pledged:     %s to %s, %s to %s: %s\n", what, to,
+				pl.From.Format(time.DateOnly), pl.Until.Format(time.DateOnly), met)
+			fmt.Fprintf(w, "    %s", pl.CID)
+			if len(pl.Acks) > 0 {
+				fmt.Fprintf(w, "  (acknowledged in %s)", strings.Join(pl.Acks, ", "))
+			}
+			fmt.Fprintln(w)
 		}
 	}
+}
+
+func (a *app) pledgeCmd() *cobra.Command {
+	var p api.PledgeParams
+	var from, until, to string
+	cmd := &cobra.Command{
+		Use:   "pledge --commons ID --kind money|hours|infrastructure --from DATE --until DATE [flags]",
+		Short: "Declare what this participant gives back to the commons over a period; prints the pledge's CID",
+		Long: `Declare what this participant gives back to the commons over a period: money
+(--amount in the currency's smallest unit, such as cents, and --currency),
+hours of paid contribution (--amount), or infrastructure, such as a bootstrap
+node it runs for the commons (--peer, that node's peer ID). It goes to the
+association, or to --to, a beneficiary's key.
+
+A pledge is a claim: it counts in the reciprocity report as pledged, and as
+met once the association (under its manifest) or the beneficiary acknowledges
+it (commons acknowledge).
+
+  commons pledge --commons ID --kind hours --amount 40 --from 2026-01-01 --until 2026-06-30
+  commons pledge --commons ID --kind money --amount 50000 --currency EUR --from 2026-01-01 --until 2026-12-31
+  commons pledge --commons ID --kind infrastructure --peer 12D3KooW... --from 2026-01-01 --until 2026-12-31`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags("--commons", p.Commons, "--kind", p.Kind, "--from", from, "--until", until); err != nil {
+				return err
+			}
+			var err error
+			if p.From, err = parseWhen("--from", from); err != nil {
+				return err
+			}
+			if p.Until, err = parseWhen("--until", until); err != nil {
+				return err
+			}
+			if to != "" {
+				k, err := protocol.ParsePublicKey(to)
+				if err != nil {
+					return fmt.Errorf("--to %q: not a peer ID", to)
+				}
+				p.Beneficiary = &k
+			}
+			return a.withAPI(cmd, func(d api.API) error {
+				pub, err := d.Pledge(cmd.Context(), p)
+				if err == nil {
+					a.printPublished(pub)
+				}
+				return err
+			})
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&p.Commons, "commons", "", "commons ID")
+	fs.StringVar(&p.Kind, "kind", "", "money, hours or infrastructure")
+	fs.Uint64Var(&p.Amount, "amount", 0, "money in the currency's smallest unit (50000 for 500.00 EUR), or whole hours")
+	fs.StringVar(&p.Currency, "currency", "", "ISO 4217 code of a money pledge, such as EUR")
+	fs.StringVar(&p.Peer, "peer", "", "peer ID of the node an infrastructure pledge runs")
+	fs.StringVar(&from, "from", "", "start of the period: a date (2026-01-31) or a time (2026-01-31T12:00:00Z)")
+	fs.StringVar(&until, "until", "", "end of the period, after --from")
+	fs.StringVar(&to, "to", "", "peer ID of the beneficiary, who acknowledges it (default: the association)")
+	fs.StringVar(&p.Note, "note", "", "a note for the record")
+	return cmd
+}
+
+// parseWhen parses a date or an RFC 3339 time given to flag.
+func parseWhen(flag, s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%s %q: give a date such as 2026-01-31 or a time such as 2026-01-31T12:00:00Z", flag, s)
+}
+
+func (a *app) acknowledgeCmd() *cobra.Command {
+	var p api.AckParams
+	cmd := &cobra.Command{
+		Use:   "acknowledge PLEDGE-CID [--amount N] [--note TEXT]",
+		Short: "Sign that a pledge was met, as its beneficiary or for the association; prints the acknowledgement's CID",
+		Long: `Sign that a pledge was met: in part or in full with --amount (in the pledge's
+unit: the currency's smallest unit, or hours), or whole for infrastructure
+(no --amount). Several acknowledgements of one pledge add up, to at most what
+was pledged.
+
+A pledge that names a beneficiary is acknowledged by that key alone. A pledge
+to the association is acknowledged under the current manifest by an
+association key; an association whose threshold is above 1 cannot acknowledge
+with one key, and this command refuses then. Revoking a key takes back what
+its acknowledgements counted.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p.Pledge = args[0]
+			return a.withAPI(cmd, func(d api.API) error {
+				pub, err := d.Acknowledge(cmd.Context(), p)
+				if err == nil {
+					a.printPublished(pub)
+				}
+				return err
+			})
+		},
+	}
+	cmd.Flags().Uint64Var(&p.Amount, "amount", 0, "the part met, in the pledge's unit; none for infrastructure")
+	cmd.Flags().StringVar(&p.Note, "note", "", "a note for the record, such as the payment's reference")
+	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,7 +17,14 @@ func TestCoalitionCommands(t *testing.T) {
 	if out := mustRun(t, dir, "manifest", "show", "--commons", commons).stdout; !strings.Contains(out, "coalition:     profiles and sponsorships") {
 		t.Errorf("manifest show does not say the commons carries the coalition's records:\n%s", out)
 	}
-	work := cidOut(t, mustRun(t, dir, "contribute", "--commons", commons, "--title", "paid", "--sponsor", self))
+	// The contributor, on a repo of its own, is paid by this one.
+	other, _ := initTestRepo(t)
+	car := filepath.Join(t.TempDir(), "c.car")
+	mustRun(t, dir, "export", "--commons", commons, "--out", car)
+	mustRun(t, other, "import", "--join", car)
+	work := cidOut(t, mustRun(t, other, "contribute", "--commons", commons, "--title", "paid", "--sponsor", self))
+	mustRun(t, other, "export", "--commons", commons, "--out", car)
+	mustRun(t, dir, "import", car)
 	if out := mustRun(t, dir, "show", work).stdout; !strings.Contains(out, "not confirmed: the sponsor has not countersigned it; commons sponsor "+work) {
 		t.Errorf("show before the sponsor signs:\n%s", out)
 	}
@@ -63,6 +71,18 @@ func TestCoalitionCommands(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("reciprocity lacks %q:\n%s", want, out)
 		}
+	}
+	pledge := cidOut(t, mustRun(t, dir, "pledge", "--commons", commons, "--kind", "hours", "--amount", "40", "--from", "2026-01-01", "--until", "2026-06-30"))
+	if r := runCLI(t, t.Context(), "--repo", dir, "acknowledge", pledge); r.code == 0 || !strings.Contains(r.stderr, "give the amount") {
+		t.Errorf("acknowledge without --amount: exit %d, stderr %q", r.code, r.stderr)
+	}
+	ackCID := cidOut(t, mustRun(t, dir, "acknowledge", pledge, "--amount", "15"))
+	if out := mustRun(t, dir, "reciprocity", "--commons", commons).stdout; !strings.Contains(out, "pledged:     40 hours to the association, 2026-01-01 to 2026-06-30: 15 acknowledged") ||
+		!strings.Contains(out, pledge+"  (acknowledged in "+ackCID+")") {
+		t.Errorf("reciprocity with a pledge:\n%s", out)
+	}
+	if r := runCLI(t, t.Context(), "--repo", dir, "pledge", "--commons", commons, "--kind", "money", "--amount", "5", "--currency", "eur", "--from", "2026-01-01", "--until", "2026-06-30"); r.code == 0 || !strings.Contains(r.stderr, "body.currency") {
+		t.Errorf("a pledge in eur: exit %d, stderr %q", r.code, r.stderr)
 	}
 	rj := decodeJSON[api.ReciprocityInfo](t, mustRun(t, dir, "reciprocity", "--commons", commons, "--json", "--since", "2000-01-01").stdout)
 	if rj.Since == nil || len(rj.Participants) != 1 || rj.Participants[0].Sponsored[0].Contribution != work {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -196,6 +197,40 @@ func (a *app) printRecord(r api.RecordInfo) {
 		}
 	case r.Profile != nil:
 		printProfile(w, r.Profile)
+	case r.Pledge != nil:
+		pl := r.Pledge
+		fmt.Fprintf(w, "pledge:   %s", pl.Kind)
+		switch pl.Kind {
+		case protocol.PledgeMoney:
+			fmt.Fprintf(w, ", %d %s (smallest unit)", pl.Amount, pl.Currency)
+		case protocol.PledgeHours:
+			fmt.Fprintf(w, ", %d hours", pl.Amount)
+		default:
+			fmt.Fprintf(w, ", node %s", pl.Peer)
+		}
+		fmt.Fprintf(w, "\nperiod:   %s to %s\n", time.UnixMilli(int64(pl.From)).UTC().Format(time.RFC3339), time.UnixMilli(int64(pl.Until)).UTC().Format(time.RFC3339))
+		if pl.Beneficiary != nil {
+			fmt.Fprintf(w, "to:       %s\n", pl.Beneficiary)
+		} else {
+			fmt.Fprintln(w, "to:       the association")
+		}
+		if pl.Note != "" {
+			fmt.Fprintf(w, "note:     %s\n", pl.Note)
+		}
+	case r.Ack != nil:
+		fmt.Fprintf(w, "acknowledges: %s\n", r.Ack.Pledge)
+		if r.Ack.Amount > 0 {
+			fmt.Fprintf(w, "amount:   %d\n", r.Ack.Amount)
+		}
+		if r.Ack.Under != nil {
+			fmt.Fprintf(w, "under:    %s\n", r.Ack.Under)
+		}
+		if len(r.Cosigners) > 0 {
+			fmt.Fprintf(w, "co-signed: %s\n", keyList(r.Cosigners))
+		}
+		if r.Ack.Note != "" {
+			fmt.Fprintf(w, "note:     %s\n", r.Ack.Note)
+		}
 	case r.Sponsorship != nil:
 		fmt.Fprintf(w, "sponsors: %s\n", r.Sponsorship.Target)
 		if r.Sponsorship.Note != "" {

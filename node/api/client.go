@@ -290,6 +290,20 @@ func (c *Client) Profile(ctx context.Context, commons, key string) (ProfileInfo,
 	return v, c.do(ctx, http.MethodGet, "/api/v1/commons/"+url.PathEscape(commons)+"/profiles/"+url.PathEscape(key), nil, "", &v)
 }
 
+// Pledge implements API.
+func (c *Client) Pledge(ctx context.Context, p PledgeParams) (Published, error) {
+	var out Published
+	err := c.postJSON(ctx, "/api/v1/pledges", p, &out)
+	return out, err
+}
+
+// Acknowledge implements API.
+func (c *Client) Acknowledge(ctx context.Context, p AckParams) (Published, error) {
+	var out Published
+	err := c.postJSON(ctx, "/api/v1/acknowledgements", p, &out)
+	return out, err
+}
+
 // Reciprocity implements API.
 func (c *Client) Reciprocity(ctx context.Context, commons string, since time.Time) (ReciprocityInfo, error) {
 	var v ReciprocityInfo

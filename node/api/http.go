@@ -58,6 +58,8 @@ func Handler(api API, token string) http.Handler {
 	mux.HandleFunc("POST /api/v1/profiles", h.auth(h.setProfile))
 	mux.HandleFunc("GET /api/v1/commons/{id}/profiles/{key}", h.profile)
 	mux.HandleFunc("GET /api/v1/commons/{id}/reciprocity", h.reciprocity)
+	mux.HandleFunc("POST /api/v1/pledges", h.auth(h.pledge))
+	mux.HandleFunc("POST /api/v1/acknowledgements", h.auth(h.acknowledge))
 	mux.HandleFunc("GET /api/v1/records/{cid}", h.show)
 	mux.HandleFunc("GET /api/v1/feed", h.feed)
 	mux.HandleFunc("POST /api/v1/import", h.auth(h.importCAR))
@@ -406,6 +408,22 @@ func (h *handler) profile(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 	} else {
 		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func (h *handler) pledge(w http.ResponseWriter, r *http.Request) {
+	var p PledgeParams
+	if decodeJSON(w, r, &p) {
+		pub, err := h.api.Pledge(r.Context(), p)
+		h.published(w, pub, err)
+	}
+}
+
+func (h *handler) acknowledge(w http.ResponseWriter, r *http.Request) {
+	var p AckParams
+	if decodeJSON(w, r, &p) {
+		pub, err := h.api.Acknowledge(r.Context(), p)
+		h.published(w, pub, err)
 	}
 }
 

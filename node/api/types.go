@@ -31,6 +31,8 @@ type API interface {
 	SetProfile(ctx context.Context, p ProfileParams) (Published, error)
 	Profile(ctx context.Context, commons, key string) (ProfileInfo, error)
 	Reciprocity(ctx context.Context, commons string, since time.Time) (ReciprocityInfo, error)
+	Pledge(ctx context.Context, p PledgeParams) (Published, error)
+	Acknowledge(ctx context.Context, p AckParams) (Published, error)
 	Show(ctx context.Context, c string) (RecordInfo, error)
 	Feed(ctx context.Context, q FeedQuery) ([]FeedItem, error)
 	Export(ctx context.Context, commons string, w io.Writer) error
@@ -283,6 +285,53 @@ type ProfileInfo struct {
 	Profile *protocol.Profile  `json:"profile"`
 }
 
+// PledgeParams describe a pledge by this node (SPEC §5.7): what it gives
+// back to the commons over a period.
+type PledgeParams struct {
+	Commons string `json:"commons"`
+	// Kind is money, hours or infrastructure.
+	Kind string `json:"kind"`
+	// Amount is money in the currency's smallest unit (cents), or whole
+	// hours; none for infrastructure.
+	Amount   uint64 `json:"amount,omitempty"`
+	Currency string `json:"currency,omitempty"`
+	// Peer is the peer ID of the node an infrastructure pledge runs.
+	Peer        string              `json:"peer,omitempty"`
+	From        time.Time           `json:"from"`
+	Until       time.Time           `json:"until"`
+	Beneficiary *protocol.PublicKey `json:"beneficiary,omitempty"`
+	Note        string              `json:"note,omitempty"`
+}
+
+// AckParams describe an acknowledgement by this node that a pledge was
+// met (SPEC §5.8): as the pledge's beneficiary, or for the association
+// under the current manifest.
+type AckParams struct {
+	Pledge string `json:"pledge"`
+	// Amount is the part met, in the pledge's unit; none for
+	// infrastructure.
+	Amount uint64 `json:"amount,omitempty"`
+	Note   string `json:"note,omitempty"`
+}
+
+// PledgeInfo is a pledge in the reciprocity report, with what its
+// acknowledgements say was met.
+type PledgeInfo struct {
+	CID         string              `json:"cid"`
+	Kind        string              `json:"kind"`
+	Amount      uint64              `json:"amount"`
+	Currency    string              `json:"currency,omitempty"`
+	Peer        string              `json:"peer,omitempty"`
+	From        time.Time           `json:"from"`
+	Until       time.Time           `json:"until"`
+	Beneficiary *protocol.PublicKey `json:"beneficiary,omitempty"`
+	// Acknowledged is the part acknowledged (at most Amount); Met: all of
+	// it, or for infrastructure, acknowledged at all.
+	Acknowledged uint64   `json:"acknowledged"`
+	Met          bool     `json:"met"`
+	Acks         []string `json:"acks"`
+}
+
 // ReciprocityInfo is the reciprocity report of a commons (SPEC §12.10):
 // per participant that declared a use of the commons or sponsored work,
 // the signals the signed records give and the records behind each. It is
@@ -313,9 +362,16 @@ type ParticipantInfo struct {
 	Share    float64 `json:"share"`
 	// Unconfirmed are the paid contributions made in the period that name
 	// the key as sponsor without its countersignature: the contributors'
-	// word alone.
-	Unconfirmed []string `json:"unconfirmed"`
+	// word alone. It lists the first MaxUnconfirmed of UnconfirmedCount.
+	Unconfirmed      []string `json:"unconfirmed"`
+	UnconfirmedCount int      `json:"unconfirmed_count"`
+	// Pledges are the key's pledges whose period reaches the report's.
+	Pledges []PledgeInfo `json:"pledges"`
 }
+
+// MaxUnconfirmed is the most unconfirmed contributions a participant's
+// part of the reciprocity report lists: anyone can name a key as sponsor.
+const MaxUnconfirmed = 100
 
 // SponsoredInfo is a paid contribution its sponsor countersigned.
 type SponsoredInfo struct {
@@ -327,18 +383,20 @@ type SponsoredInfo struct {
 
 // RecordInfo is a decoded record and, for a contribution, its status.
 type RecordInfo struct {
-	CID          string                 `json:"cid"`
-	Type         string                 `json:"type"`
-	Commons      string                 `json:"commons"`
-	Author       protocol.PublicKey     `json:"author"`
-	Time         time.Time              `json:"time"`
-	HLC          uint64                 `json:"hlc"`
-	Links        []string               `json:"links"`
-	Manifest     *protocol.Manifest     `json:"manifest,omitempty"`
-	Contribution *protocol.Contribution `json:"contribution,omitempty"`
-	Review       *protocol.Review       `json:"review,omitempty"`
-	Profile      *protocol.Profile      `json:"profile,omitempty"`
-	Sponsorship  *protocol.Sponsorship  `json:"sponsorship,omitempty"`
+	CID          string                    `json:"cid"`
+	Type         string                    `json:"type"`
+	Commons      string                    `json:"commons"`
+	Author       protocol.PublicKey        `json:"author"`
+	Time         time.Time                 `json:"time"`
+	HLC          uint64                    `json:"hlc"`
+	Links        []string                  `json:"links"`
+	Manifest     *protocol.Manifest        `json:"manifest,omitempty"`
+	Contribution *protocol.Contribution    `json:"contribution,omitempty"`
+	Review       *protocol.Review          `json:"review,omitempty"`
+	Profile      *protocol.Profile         `json:"profile,omitempty"`
+	Sponsorship  *protocol.Sponsorship     `json:"sponsorship,omitempty"`
+	Pledge       *protocol.Pledge          `json:"pledge,omitempty"`
+	Ack          *protocol.Acknowledgement `json:"acknowledgement,omitempty"`
 	// ConfirmedBy is, for a paid contribution, the sponsorship by which its
 	// sponsor countersigned it (SPEC §12.9); empty until it has.
 	ConfirmedBy string               `json:"confirmed_by,omitempty"`
