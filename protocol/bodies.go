@@ -475,8 +475,8 @@ func (p *Pledge) validate() error {
 		if p.Peer == "" {
 			return fieldErr("body.peer", ErrMissing, "the peer ID of the node it runs")
 		}
-		if _, err := ParsePublicKey(p.Peer); err != nil || len(p.Peer) == 2*PublicKeySize {
-			return fieldErr("body.peer", ErrInvalid, "%q is not the peer ID of an ed25519 key", p.Peer)
+		if k, err := ParsePublicKey(p.Peer); err != nil || k.String() != p.Peer {
+			return fieldErr("body.peer", ErrInvalid, "%q is not the peer ID (12D3KooW…) of an ed25519 key", p.Peer)
 		}
 	case "":
 		return fieldErr("body.kind", ErrMissing, "money, hours or infrastructure")

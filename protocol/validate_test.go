@@ -66,6 +66,25 @@ func sponsorshipRecord() *Record {
 	}}
 }
 
+func pledgeRecord() *Record {
+	return &Record{Commons: testCommons, Author: testKey(9).Public(), Time: HLCFromMillis(vectorTime, 0), Body: &Pledge{
+		Kind: PledgeMoney, Amount: 100, Currency: "EUR", From: vectorTime, Until: vectorTime + 1,
+	}}
+}
+
+// infrastructurePledgeRecord pledges a node whose peer ID is testKey(7)'s.
+func infrastructurePledgeRecord() *Record {
+	return &Record{Commons: testCommons, Author: testKey(9).Public(), Time: HLCFromMillis(vectorTime, 0), Body: &Pledge{
+		Kind: PledgeInfrastructure, Peer: testKey(7).Public().String(), From: vectorTime, Until: vectorTime + 1,
+	}}
+}
+
+func acknowledgementRecord() *Record {
+	return &Record{Commons: testCommons, Author: testKey(9).Public(), Time: HLCFromMillis(vectorTime, 0), Body: &Acknowledgement{
+		Pledge: Link{testOther},
+	}}
+}
+
 type validationCase struct {
 	name   string
 	record func() *Record
@@ -421,8 +440,187 @@ func TestValidateSponsorship(t *testing.T) {
 	}
 }
 
+func TestValidatePledge(t *testing.T) {
+	p := func(f func(p *Pledge)) func() *Record {
+		return func() *Record { r := pledgeRecord(); f(r.Pledge()); return r }
+	}
+	i := func(f func(p *Pledge)) func() *Record {
+		return func() *Record { r := infrastructurePledgeRecord(); f(r.Pledge()); return r }
+	}
+	hours := func(f func(p *Pledge)) func() *Record {
+		return p(func(p *Pledge) { p.Kind, p.Currency = PledgeHours, ""; f(p) })
+	}
+	peerID := testKey(7).Public()
+	secp, _, err := crypto.GenerateSecp256k1Key(bytes.NewReader(bytes.Repeat([]byte{1}, 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secpID, err := peer.IDFromPrivateKey(secp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	beneficiary := testKey(3).Public()
+	runValidation(t, []validationCase{
+		{"money ok", p(func(*Pledge) {}), nil, ""},
+		{"hours ok", hours(func(*Pledge) {}), nil, ""},
+		{"infrastructure ok", i(func(*Pledge) {}), nil, ""},
+		{"with beneficiary", p(func(p *Pledge) { p.Beneficiary = &beneficiary }), nil, ""},
+		{"with note", p(func(p *Pledge) { p.Note = "Ten per cent\tof sales.\n" }), nil, ""},
+		{"kind empty", p(func(p *Pledge) { p.Kind = "" }), ErrMissing, "body.kind"},
+		{"kind upper case", p(func(p *Pledge) { p.Kind = "Money" }), ErrInvalid, "body.kind"},
+		{"kind unknown", p(func(p *Pledge) { p.Kind = "time" }), ErrInvalid, "body.kind"},
+		{"kind with trailing space", p(func(p *Pledge) { p.Kind = "money " }), ErrInvalid, "body.kind"},
+		{"kind plural", hours(func(p *Pledge) { p.Kind = "hour" }), ErrInvalid, "body.kind"},
+		{"kind empty, nothing else set", p(func(p *Pledge) { *p = Pledge{} }), ErrMissing, "body.kind"},
+		{"kind empty and from zero", p(func(p *Pledge) { p.Kind, p.From = "", 0 }), ErrMissing, "body.kind"},
+		{"money amount zero", p(func(p *Pledge) { p.Amount = 0 }), ErrMissing, "body.amount"},
+		{"money amount 1", p(func(p *Pledge) { p.Amount = 1 }), nil, ""},
+		{"money amount max", p(func(p *Pledge) { p.Amount = 1<<64 - 1 }), nil, ""},
+		{"money with peer", p(func(p *Pledge) { p.Peer = peerID.String() }), ErrInvalid, "body.peer"},
+		{"money amount zero and peer", p(func(p *Pledge) { p.Amount, p.Peer = 0, peerID.String() }), ErrMissing, "body.amount"},
+		{"hours amount zero", hours(func(p *Pledge) { p.Amount = 0 }), ErrMissing, "body.amount"},
+		{"hours amount 1", hours(func(p *Pledge) { p.Amount = 1 }), nil, ""},
+		{"hours with peer", hours(func(p *Pledge) { p.Peer = peerID.String() }), ErrInvalid, "body.peer"},
+		{"infrastructure with amount", i(func(p *Pledge) { p.Amount = 1 }), ErrInvalid, "body.amount"},
+		{"infrastructure without peer", i(func(p *Pledge) { p.Peer = "" }), ErrMissing, "body.peer"},
+		{"infrastructure with amount and without peer", i(func(p *Pledge) { p.Amount, p.Peer = 1, "" }), ErrInvalid, "body.amount"},
+		{"infrastructure peer as hex", i(func(p *Pledge) { p.Peer = peerID.Hex() }), ErrInvalid, "body.peer"},
+		{"infrastructure peer as upper-case hex", i(func(p *Pledge) { p.Peer = strings.ToUpper(peerID.Hex()) }), ErrInvalid, "body.peer"},
+		{"infrastructure peer of 62 hex digits", i(func(p *Pledge) { p.Peer = peerID.Hex()[:62] }), ErrInvalid, "body.peer"},
+		{"infrastructure peer of a secp256k1 key", i(func(p *Pledge) { p.Peer = secpID.String() }), ErrInvalid, "body.peer"},
+		{"infrastructure peer as a sha2-256 ID", i(func(p *Pledge) { p.Peer = "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N" }), ErrInvalid, "body.peer"},
+		{"infrastructure peer in its CID form", i(func(p *Pledge) { p.Peer = peer.ToCid(testKey(7).Public().PeerID()).String() }), ErrInvalid, "body.peer"},
+		{"infrastructure peer prefix only", i(func(p *Pledge) { p.Peer = "12D3KooW" }), ErrInvalid, "body.peer"},
+		{"infrastructure peer truncated", i(func(p *Pledge) { p.Peer = peerID.String()[:len(peerID.String())-1] }), ErrInvalid, "body.peer"},
+		{"infrastructure peer with a trailing space", i(func(p *Pledge) { p.Peer = peerID.String() + " " }), ErrInvalid, "body.peer"},
+		{"infrastructure peer as a multiaddr", i(func(p *Pledge) { p.Peer = "/p2p/" + peerID.String() }), ErrInvalid, "body.peer"},
+		{"infrastructure peer not an ID", i(func(p *Pledge) { p.Peer = "node-1" }), ErrInvalid, "body.peer"},
+		{"money currency empty", p(func(p *Pledge) { p.Currency = "" }), ErrInvalid, "body.currency"},
+		{"money currency lower case", p(func(p *Pledge) { p.Currency = "eur" }), ErrInvalid, "body.currency"},
+		{"money currency mixed case", p(func(p *Pledge) { p.Currency = "Eur" }), ErrInvalid, "body.currency"},
+		{"money currency of two letters", p(func(p *Pledge) { p.Currency = "EU" }), ErrInvalid, "body.currency"},
+		{"money currency of four letters", p(func(p *Pledge) { p.Currency = "EURO" }), ErrInvalid, "body.currency"},
+		{"money currency with a digit", p(func(p *Pledge) { p.Currency = "EU1" }), ErrInvalid, "body.currency"},
+		{"money currency with a space", p(func(p *Pledge) { p.Currency = "EU " }), ErrInvalid, "body.currency"},
+		{"money currency a symbol of three bytes", p(func(p *Pledge) { p.Currency = "€" }), ErrInvalid, "body.currency"},
+		{"money currency with an accent", p(func(p *Pledge) { p.Currency = "ÉU" }), ErrInvalid, "body.currency"},
+		{"money currency AAA", p(func(p *Pledge) { p.Currency = "AAA" }), nil, ""},
+		{"money currency ZZZ", p(func(p *Pledge) { p.Currency = "ZZZ" }), nil, ""},
+		{"money currency with @ and [", p(func(p *Pledge) { p.Currency = "@[A" }), ErrInvalid, "body.currency"},
+		{"hours with currency", hours(func(p *Pledge) { p.Currency = "EUR" }), ErrInvalid, "body.currency"},
+		{"infrastructure with currency", i(func(p *Pledge) { p.Currency = "EUR" }), ErrInvalid, "body.currency"},
+		{"money currency bad and from zero", p(func(p *Pledge) { p.Currency, p.From = "eur", 0 }), ErrInvalid, "body.currency"},
+		{"from zero", p(func(p *Pledge) { p.From = 0 }), ErrMissing, "body.from"},
+		{"from zero, until zero", p(func(p *Pledge) { p.From, p.Until = 0, 0 }), ErrMissing, "body.from"},
+		{"from 1, until 2", p(func(p *Pledge) { p.From, p.Until = 1, 2 }), nil, ""},
+		{"until zero", p(func(p *Pledge) { p.Until = 0 }), ErrInvalid, "body.until"},
+		{"until equal to from", p(func(p *Pledge) { p.Until = p.From }), ErrInvalid, "body.until"},
+		{"until before from", p(func(p *Pledge) { p.Until = p.From - 1 }), ErrInvalid, "body.until"},
+		{"until max", p(func(p *Pledge) { p.Until = 1<<64 - 1 }), nil, ""},
+		{"from max", p(func(p *Pledge) { p.From, p.Until = 1<<64-1, 1<<64-1 }), ErrInvalid, "body.until"},
+		{"until before from and note over limit", p(func(p *Pledge) { p.Until, p.Note = 0, strings.Repeat("n", MaxAboutLen+1) }), ErrInvalid, "body.until"},
+		{"note at limit", p(func(p *Pledge) { p.Note = strings.Repeat("n", MaxAboutLen) }), nil, ""},
+		{"note over limit", p(func(p *Pledge) { p.Note = strings.Repeat("n", MaxAboutLen+1) }), ErrTooLarge, "body.note"},
+		{"note with control character", p(func(p *Pledge) { p.Note = "a\x1bb" }), ErrInvalid, "body.note"},
+		{"note with carriage return", i(func(p *Pledge) { p.Note = "a\rb" }), ErrInvalid, "body.note"},
+		{"note blank", p(func(p *Pledge) { p.Note = " " }), nil, ""},
+		{"without commons", func() *Record { r := pledgeRecord(); r.Commons = cid.Undef; return r }, ErrMissing, "commons"},
+		{"commons is a raw CID", func() *Record { r := pledgeRecord(); r.Commons = testBlob; return r }, ErrInvalid, "commons"},
+		{"cosigs on a pledge", func() *Record {
+			r := pledgeRecord()
+			r.Cosigs = []Cosig{{Key: testKey(2).Public()}}
+			return r
+		}, ErrInvalid, "cosigs"},
+	})
+	for _, r := range []*Record{pledgeRecord(), infrastructurePledgeRecord()} {
+		if ls := r.Links(); len(ls) != 0 {
+			t.Errorf("a %s pledge links %v, want nothing", r.Pledge().Kind, ls)
+		}
+	}
+}
+
+func TestValidateAcknowledgement(t *testing.T) {
+	a := func(f func(a *Acknowledgement)) func() *Record {
+		return func() *Record { r := acknowledgementRecord(); f(r.Acknowledgement()); return r }
+	}
+	cosigned := func(f func(r *Record)) func() *Record {
+		return func() *Record {
+			r := acknowledgementRecord()
+			r.Acknowledgement().Under = &Link{testCommons}
+			f(r)
+			return r
+		}
+	}
+	v0, err := cid.Decode("QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	author := testKey(9).Public()
+	runValidation(t, []validationCase{
+		{"ok", a(func(*Acknowledgement) {}), nil, ""},
+		{"with amount", a(func(a *Acknowledgement) { a.Amount = 1 }), nil, ""},
+		{"with amount max", a(func(a *Acknowledgement) { a.Amount = 1<<64 - 1 }), nil, ""},
+		{"under", a(func(a *Acknowledgement) { a.Under = &Link{testCommons} }), nil, ""},
+		{"under its pledge", a(func(a *Acknowledgement) { a.Under = &Link{testOther} }), nil, ""},
+		{"with note", a(func(a *Acknowledgement) { a.Note = "Received\twith thanks.\n" }), nil, ""},
+		{"pledge undefined", a(func(a *Acknowledgement) { a.Pledge = Link{} }), ErrMissing, "body.pledge"},
+		{"pledge raw", a(func(a *Acknowledgement) { a.Pledge = Link{testBlob} }), ErrInvalid, "body.pledge"},
+		{"pledge CIDv0", a(func(a *Acknowledgement) { a.Pledge = Link{v0} }), ErrInvalid, "body.pledge"},
+		{"pledge the commons", a(func(a *Acknowledgement) { a.Pledge = Link{testCommons} }), nil, ""},
+		{"under raw", a(func(a *Acknowledgement) { a.Under = &Link{testBlob} }), ErrInvalid, "body.under"},
+		{"under CIDv0", a(func(a *Acknowledgement) { a.Under = &Link{v0} }), ErrInvalid, "body.under"},
+		{"under present but undefined", a(func(a *Acknowledgement) { a.Under = &Link{} }), ErrInvalid, "body.under"},
+		{"pledge undefined and under raw", a(func(a *Acknowledgement) { a.Pledge, a.Under = Link{}, &Link{testBlob} }), ErrMissing, "body.pledge"},
+		{"pledge raw and under raw", a(func(a *Acknowledgement) { a.Pledge, a.Under = Link{testBlob}, &Link{testBlob} }), ErrInvalid, "body.pledge"},
+		{"under raw and note over limit", a(func(a *Acknowledgement) {
+			a.Under, a.Note = &Link{testBlob}, strings.Repeat("n", MaxAboutLen+1)
+		}), ErrInvalid, "body.under"},
+		{"note at limit", a(func(a *Acknowledgement) { a.Note = strings.Repeat("n", MaxAboutLen) }), nil, ""},
+		{"note over limit", a(func(a *Acknowledgement) { a.Note = strings.Repeat("n", MaxAboutLen+1) }), ErrTooLarge, "body.note"},
+		{"note with control character", a(func(a *Acknowledgement) { a.Note = "a\x1bb" }), ErrInvalid, "body.note"},
+		{"note with carriage return", a(func(a *Acknowledgement) { a.Note = "a\r\nb" }), ErrInvalid, "body.note"},
+		{"note with C1 control", a(func(a *Acknowledgement) { a.Note = "a\u0085b" }), ErrInvalid, "body.note"},
+		{"without commons", func() *Record { r := acknowledgementRecord(); r.Commons = cid.Undef; return r }, ErrMissing, "commons"},
+		{"commons is a raw CID", func() *Record { r := acknowledgementRecord(); r.Commons = testBlob; return r }, ErrInvalid, "commons"},
+		{"cosigs", cosigned(func(r *Record) { r.Cosigs = []Cosig{{Key: sortedKeys(2)[0]}, {Key: sortedKeys(2)[1]}} }), nil, ""},
+		{"cosigs without under", func() *Record {
+			r := acknowledgementRecord()
+			r.Cosigs = []Cosig{{Key: testKey(2).Public()}}
+			return r // whether its signers count is crdt's business
+		}, nil, ""},
+		{"cosig by the author", cosigned(func(r *Record) { r.Cosigs = []Cosig{{Key: sortedKeys(1)[0]}, {Key: author}} }), ErrInvalid, "cosigs[1].key"},
+		{"cosigs unsorted", cosigned(func(r *Record) { r.Cosigs = []Cosig{{Key: sortedKeys(3)[2]}, {Key: sortedKeys(3)[1]}} }), ErrInvalid, "cosigs"},
+		{"cosigs duplicate", cosigned(func(r *Record) { r.Cosigs = []Cosig{{Key: sortedKeys(2)[1]}, {Key: sortedKeys(2)[1]}} }), ErrInvalid, "cosigs"},
+		{"cosigs at the limit", cosigned(func(r *Record) {
+			for _, k := range sortedKeys(MaxKeys) {
+				r.Cosigs = append(r.Cosigs, Cosig{Key: k})
+			}
+		}), nil, ""},
+		{"cosigs over the limit", cosigned(func(r *Record) {
+			for _, k := range sortedKeys(MaxKeys + 1) {
+				r.Cosigs = append(r.Cosigs, Cosig{Key: k})
+			}
+		}), ErrTooLarge, "cosigs"},
+	})
+	if ls := acknowledgementRecord().Links(); len(ls) != 1 || !ls[0].Equals(testOther) {
+		t.Errorf("an acknowledgement links %v, want [%s] (its pledge)", ls, testOther)
+	}
+	r := acknowledgementRecord()
+	r.Acknowledgement().Under = &Link{testCommons}
+	want := []cid.Cid{testOther, testCommons}
+	slices.SortFunc(want, func(a, b cid.Cid) int { return bytes.Compare(a.Bytes(), b.Bytes()) })
+	if ls := r.Links(); !slices.EqualFunc(ls, want, cid.Cid.Equals) {
+		t.Errorf("an acknowledgement under a manifest links %v, want %v (pledge and under, sorted)", ls, want)
+	}
+	r.Acknowledgement().Under = &Link{testOther}
+	if ls := r.Links(); len(ls) != 1 || !ls[0].Equals(testOther) {
+		t.Errorf("an acknowledgement under its own pledge links %v, want [%s] once", ls, testOther)
+	}
+}
+
 // TestParseCoalitionLinks checks, through Parse, that a sponsorship's links
-// must be exactly [target] and a profile's empty.
+// must be exactly [target], an acknowledgement's [pledge] plus [under] when
+// it has one, sorted, and a profile's and a pledge's empty.
 func TestParseCoalitionLinks(t *testing.T) {
 	k := testKey(9)
 	seal := func(r *Record) cborMap {
@@ -447,6 +645,24 @@ func TestParseCoalitionLinks(t *testing.T) {
 		return out
 	}
 	spo, pro := seal(sponsorshipRecord()), seal(profileRecord())
+	ack, ple := seal(acknowledgementRecord()), seal(pledgeRecord())
+	under := acknowledgementRecord()
+	under.Acknowledgement().Under = &Link{testCommons}
+	ackUnder := seal(under)
+	// The acknowledgement's pledge and under, sorted by CID bytes.
+	lo, hi := testOther, testCommons
+	if bytes.Compare(lo.Bytes(), hi.Bytes()) > 0 {
+		lo, hi = hi, lo
+	}
+	if got := ackUnder.get("links"); !bytes.Equal(got, links(lo, hi)) {
+		t.Fatalf("acknowledgement under a manifest: links %x, want %x", got, links(lo, hi))
+	}
+	self := acknowledgementRecord()
+	self.Acknowledgement().Under = &Link{testOther}
+	ackSelf := seal(self)
+	if got := ackSelf.get("links"); !bytes.Equal(got, links(testOther)) {
+		t.Fatalf("acknowledgement under its own pledge: links %x, want %x", got, links(testOther))
+	}
 	for _, tc := range []struct {
 		name string
 		env  cborMap
@@ -457,6 +673,22 @@ func TestParseCoalitionLinks(t *testing.T) {
 		{"sponsorship linking its target twice", spo.set("links", links(testOther, testOther))},
 		{"sponsorship linking its target as a raw CID", spo.set("links", links(cid.NewCidV1(cid.Raw, testOther.Hash())))},
 		{"profile with links", pro.set("links", links(testOther))},
+		{"pledge with links", ple.set("links", links(testOther))},
+		{"acknowledgement without links", ack.del("links")},
+		{"acknowledgement with empty links", ack.set("links", links())},
+		{"acknowledgement linking another record", ack.set("links", links(testCommons))},
+		{"acknowledgement linking its pledge and another", ack.set("links", links(lo, hi))},
+		{"acknowledgement linking its pledge twice", ack.set("links", links(testOther, testOther))},
+		{"acknowledgement linking its pledge as a raw CID", ack.set("links", links(cid.NewCidV1(cid.Raw, testOther.Hash())))},
+		{"acknowledgement under a manifest without links", ackUnder.del("links")},
+		{"acknowledgement under a manifest linking its pledge only", ackUnder.set("links", links(testOther))},
+		{"acknowledgement under a manifest linking its under only", ackUnder.set("links", links(testCommons))},
+		{"acknowledgement under a manifest, links unsorted", ackUnder.set("links", links(hi, lo))},
+		{"acknowledgement under a manifest, links with an extra CID", ackUnder.set("links", links(lo, hi, testBlob))},
+		{"acknowledgement under a manifest, links with a third record", ackUnder.set("links", links(lo, hi, RecordCID([]byte("third"))))},
+		{"acknowledgement under a manifest, a link twice", ackUnder.set("links", links(lo, lo, hi))},
+		{"acknowledgement under its pledge linking it twice", ackSelf.set("links", links(testOther, testOther))},
+		{"acknowledgement under its pledge without links", ackSelf.del("links")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse(tc.env.encode())
@@ -478,7 +710,10 @@ func TestParseCoalitionTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := mustDecode(raw)
-	for _, typ := range []string{"Profile", "profiles", "profile ", "sponsor", "Sponsorship", "coalition"} {
+	for _, typ := range []string{
+		"Profile", "profiles", "profile ", "sponsor", "Sponsorship", "coalition",
+		"Pledge", "pledges", "pledge ", "acknowledgment", "Acknowledgement", "acknowledgements", "ack",
+	} {
 		t.Run(typ, func(t *testing.T) {
 			_, err := Parse(env.set("type", cborText(typ)).encode())
 			checkFieldErr(t, err, ErrUnknownType, "type")
@@ -524,6 +759,12 @@ func TestParseNamesBodyField(t *testing.T) {
 		{"sponsorship without target", "body.target", mustEncode(t, map[string]any{"note": "n"})},
 		{"profile without name", "body.name", mustEncode(t, map[string]any{"about": "a"})},
 		{"profile with a use without kind", "body.uses[0].kind", mustEncode(t, map[string]any{"name": "n", "uses": []map[string]any{{"name": "n"}}})},
+		{"pledge without kind", "body.kind", mustEncode(t, map[string]any{"amount": 1, "from": 1, "until": 2})},
+		{"pledge without amount", "body.amount", mustEncode(t, map[string]any{"kind": "hours", "from": 1, "until": 2})},
+		{"pledge without from", "body.from", mustEncode(t, map[string]any{"kind": "hours", "amount": 1, "until": 2})},
+		{"pledge without peer", "body.peer", mustEncode(t, map[string]any{"kind": "infrastructure", "from": 1, "until": 2})},
+		{"acknowledgement without pledge", "body.pledge", mustEncode(t, map[string]any{"note": "n"})},
+		{"acknowledgement under a manifest without pledge", "body.pledge", mustEncode(t, map[string]any{"under": Link{testCommons}})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			typ, _, _ := strings.Cut(tc.name, " ")
@@ -796,6 +1037,92 @@ func TestCosign(t *testing.T) {
 		t.Fatalf("VerifyBatch: %v", errs)
 	}
 	checkFieldErr(t, errs[1], ErrBadSignature, "cosigs[3].sig")
+}
+
+// TestCosignAcknowledgement checks that an acknowledgement is co-signed as
+// a manifest is, and that Cosign refuses the coalition's other records.
+func TestCosignAcknowledgement(t *testing.T) {
+	author, c1, c2 := testKey(40), testKey(41), testKey(42)
+	r := acknowledgementRecord()
+	r.Author = author.Public()
+	r.Acknowledgement().Under, r.Acknowledgement().Amount = &Link{testCommons}, 50
+	if err := Sign(r, author); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []PrivateKey{c2, c1} {
+		if err := Cosign(r, k); err != nil {
+			t.Fatalf("Cosign of an acknowledgement: %v", err)
+		}
+	}
+	if !slices.IsSortedFunc(r.Cosigs, func(a, b Cosig) int { return a.Key.Compare(b.Key) }) || len(r.Cosigs) != 2 {
+		t.Fatalf("cosigs not sorted: %v", r.Cosigs)
+	}
+	b, err := NewBlock(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := Validate(b.Raw)
+	if err != nil {
+		t.Fatalf("Validate of a co-signed acknowledgement: %v", err)
+	}
+	if got := pb.Record.Signers(); len(got) != 3 || got[0] != author.Public() || !slices.Contains(got, c1.Public()) || !slices.Contains(got, c2.Public()) {
+		t.Errorf("Signers = %v", got)
+	}
+	checkFieldErr(t, Cosign(r, c1), ErrInvalid, "cosigs")
+	checkFieldErr(t, Cosign(r, author), ErrInvalid, "cosigs")
+
+	// Neither a profile, a sponsorship nor a pledge is co-signed.
+	for _, o := range []*Record{profileRecord(), sponsorshipRecord(), pledgeRecord(), infrastructurePledgeRecord()} {
+		if err := Sign(o, testKey(9)); err != nil {
+			t.Fatal(err)
+		}
+		err := Cosign(o, c1)
+		checkFieldErr(t, err, ErrInvalid, "cosigs")
+		if o.Cosigs != nil {
+			t.Errorf("Cosign of a %s left cosigs %v", o.Type(), o.Cosigs)
+		}
+	}
+	// Nor do they take an acknowledgement's co-signatures at the CBOR level.
+	env := mustDecode(pb.Raw)
+	for _, o := range []*Record{profileRecord(), sponsorshipRecord(), pledgeRecord()} {
+		ob := sealed(t, o, testKey(9))
+		_, err := Parse(mustDecode(ob.Raw).set("cosigs", env.get("cosigs")).encode())
+		checkFieldErr(t, err, ErrInvalid, "cosigs")
+	}
+
+	// A co-signature over other bytes fails verification, named by index.
+	for i := range pb.Record.Cosigs {
+		bad := *pb.Record
+		bad.Cosigs = slices.Clone(pb.Record.Cosigs)
+		bad.Cosigs[i].Sig[9] ^= 1
+		bb, err := NewBlock(&bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		field := fmt.Sprintf("cosigs[%d].sig", i)
+		checkFieldErr(t, bb.Verify(), ErrBadSignature, field)
+		_, err = Validate(bb.Raw)
+		checkFieldErr(t, err, ErrBadSignature, field)
+		errs := VerifyBatch([]*Block{pb, bb, pb})
+		if errs[0] != nil || errs[2] != nil {
+			t.Fatalf("VerifyBatch: %v", errs)
+		}
+		checkFieldErr(t, errs[1], ErrBadSignature, field)
+	}
+	// A co-signature of the body before an edit: the amount changed after
+	// signing, the author re-signs, the stale cosig stays.
+	stale := *pb.Record
+	stale.Cosigs = slices.Clone(pb.Record.Cosigs)
+	stale.Body = &Acknowledgement{Pledge: Link{testOther}, Amount: 51, Under: &Link{testCommons}}
+	if err := Sign(&stale, author); err != nil || stale.Cosigs != nil {
+		t.Fatalf("Sign: %v, cosigs %v (re-signing must clear them)", err, stale.Cosigs)
+	}
+	stale.Cosigs = slices.Clone(pb.Record.Cosigs)
+	sb, err := NewBlock(&stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFieldErr(t, sb.Verify(), ErrBadSignature, "cosigs[0].sig")
 }
 
 func TestVerifyBatchSizes(t *testing.T) {

@@ -232,6 +232,33 @@ func buildVectors() (*vectorSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sponsorship: %w", err)
 	}
+	// The sponsor pledges money to the association's key 1, which
+	// acknowledges half of it, co-signed by key 2, under the genesis
+	// (§5.7, §5.8); and pledges a node it runs for the commons.
+	beneficiary := a1.Public()
+	pledge, err := mustBlock(&Record{Commons: coalitionGenesis.CID, Time: HLCFromMillis(vectorTime+240_000, 0), Body: &Pledge{
+		Kind: PledgeMoney, Amount: 50_000, Currency: "EUR",
+		From: vectorTime, Until: vectorTime + 365*24*3600*1000,
+		Beneficiary: &beneficiary, Note: "Ten per cent of the printed guide's sales, in cents.",
+	}}, sponsorKey)
+	if err != nil {
+		return nil, fmt.Errorf("pledge: %w", err)
+	}
+	node := NewPrivateKeyFromSeed(bytes.Repeat([]byte{0x07}, 32)).Public()
+	infraPledge, err := mustBlock(&Record{Commons: coalitionGenesis.CID, Time: HLCFromMillis(vectorTime+300_000, 0), Body: &Pledge{
+		Kind: PledgeInfrastructure, Peer: node.String(),
+		From: vectorTime, Until: vectorTime + 180*24*3600*1000,
+		Note: "A node that keeps the commons' records, for six months.",
+	}}, sponsorKey)
+	if err != nil {
+		return nil, fmt.Errorf("infrastructure pledge: %w", err)
+	}
+	ack, err := mustBlock(&Record{Commons: coalitionGenesis.CID, Time: HLCFromMillis(vectorTime+360_000, 0), Body: &Acknowledgement{
+		Pledge: Link{pledge.CID}, Amount: 25_000, Under: &Link{coalitionGenesis.CID}, Note: "First half received.",
+	}}, a1, a2)
+	if err != nil {
+		return nil, fmt.Errorf("acknowledgement: %w", err)
+	}
 	withWork := recordVec("contribution-work", "contribution carrying the 12 bits of work its commons asks: SHA-256 of the signing bytes begins with 12 zero bits", seedContributor, workContribution)
 	withWork.Work = 12
 	vs.records = []recordVector{
@@ -247,6 +274,9 @@ func buildVectors() (*vectorSet, error) {
 		recordVec("contribution-sponsored", "paid contribution of that commons naming the sponsor key as its sponsor", seedContributor, sponsored),
 		recordVec("profile", "profile of the sponsor key in that commons: name, about and two use declarations, one with a URL", seedSponsor, profile),
 		recordVec("sponsorship", "sponsorship by the sponsor key of that paid contribution, with a note: links is [target]", seedSponsor, sponsorship),
+		recordVec("pledge", "money pledge by the sponsor key in that commons: 50000 cents of EUR over a year, association key 1 its beneficiary; no links", seedSponsor, pledge),
+		recordVec("pledge-infrastructure", "infrastructure pledge by the sponsor key in that commons: the node whose peer ID is peer, for six months; no amount, no currency, no links", seedSponsor, infraPledge),
+		recordVec("acknowledgement", "acknowledgement of 25000 cents of the money pledge, signed by association key 1 (its beneficiary) and co-signed by key 2, under that genesis: links is [pledge, under] sorted", seedAssoc1, ack, seedAssoc2),
 	}
 	return vs, nil
 }
@@ -396,12 +426,18 @@ func TestRecordVectors(t *testing.T) {
 
 // TestCoalitionVectors checks that the coalition's stored vectors hold
 // together: the sponsorship's target is the paid contribution that names
-// its author as sponsor, all of one commons whose genesis sets
+// its author as sponsor; the pledges are the sponsor's; the
+// acknowledgement names the money pledge, is signed by its beneficiary
+// (an association key of the genesis, which it is under) and co-signed,
+// and acknowledges part of it; all of one commons whose genesis sets
 // policy.coalition, and admitted with that genesis in the batch.
 func TestCoalitionVectors(t *testing.T) {
 	blocks := map[string]*Block{}
 	var batch []*Block
-	for _, name := range []string{"genesis-coalition", "contribution-sponsored", "profile", "sponsorship"} {
+	for _, name := range []string{
+		"genesis-coalition", "contribution-sponsored", "profile", "sponsorship",
+		"pledge", "pledge-infrastructure", "acknowledgement",
+	} {
 		var v recordVector
 		readJSON(t, filepath.Join("testdata", "records", name+".json"), &v)
 		b, err := Validate(unhex(t, v.Record))
@@ -415,7 +451,8 @@ func TestCoalitionVectors(t *testing.T) {
 	if g.Record.Manifest().Coalition() != 1 {
 		t.Errorf("genesis policy.coalition = %d, want 1", g.Record.Manifest().Coalition())
 	}
-	for _, b := range []*Block{con, pro, spo} {
+	ple, inf, ack := blocks["pledge"], blocks["pledge-infrastructure"], blocks["acknowledgement"]
+	for _, b := range []*Block{con, pro, spo, ple, inf, ack} {
 		if !b.CommonsID().Equals(g.CID) {
 			t.Errorf("%s of commons %s, want %s", b.Record.Type(), b.CommonsID(), g.CID)
 		}
@@ -430,7 +467,46 @@ func TestCoalitionVectors(t *testing.T) {
 	if ls := spo.Record.Links(); len(ls) != 1 || !ls[0].Equals(con.CID) {
 		t.Errorf("sponsorship links %v, want [%s]", ls, con.CID)
 	}
-	for i, err := range AdmitBatch(batch, g.CID, vectorTime+180_000, nil) {
+
+	p, ip, a := ple.Record.Pledge(), inf.Record.Pledge(), ack.Record.Acknowledgement()
+	if p == nil || p.Kind != PledgeMoney || p.Amount == 0 || p.Currency != "EUR" || p.Peer != "" || p.Beneficiary == nil || p.Until <= p.From {
+		t.Errorf("pledge %+v: want money in EUR, with a beneficiary", p)
+	}
+	if ip == nil || ip.Kind != PledgeInfrastructure || ip.Amount != 0 || ip.Currency != "" || ip.Beneficiary != nil || ip.Until <= ip.From {
+		t.Errorf("infrastructure pledge %+v: want no amount, currency or beneficiary", ip)
+	} else if node, err := ParsePublicKey(ip.Peer); err != nil || node.String() != ip.Peer || node == inf.Record.Author {
+		t.Errorf("infrastructure pledge peer %q: %v; want the 12D3KooW peer ID of another key than its author's", ip.Peer, err)
+	}
+	for _, b := range []*Block{ple, inf} {
+		if b.Record.Author != spo.Record.Author || len(b.Record.Links()) != 0 || len(b.Record.Cosigs) != 0 {
+			t.Errorf("%s: want the sponsor's, without links or cosigs", b.CID)
+		}
+	}
+	if !a.Pledge.Equals(ple.CID) || a.Under == nil || !a.Under.Equals(g.CID) {
+		t.Errorf("acknowledgement of %s under %v, want of %s under %s", a.Pledge, a.Under, ple.CID, g.CID)
+	}
+	if a.Amount == 0 || a.Amount > p.Amount {
+		t.Errorf("acknowledgement amount %d, want a part of the pledge's %d", a.Amount, p.Amount)
+	}
+	if p.Beneficiary != nil && *p.Beneficiary != ack.Record.Author {
+		t.Errorf("acknowledgement by %s, want the pledge's beneficiary %s", ack.Record.Author, *p.Beneficiary)
+	}
+	if m := g.Record.Manifest(); !m.IsAssociation(ack.Record.Author) || m.Threshold != 1 {
+		t.Errorf("acknowledgement author %s: want an association key of the genesis, whose threshold is 1", ack.Record.Author)
+	}
+	signers := ack.Record.Signers()
+	if len(ack.Record.Cosigs) != 1 || len(signers) != 2 || signers[0] == signers[1] {
+		t.Errorf("acknowledgement signers %v: want its author and one co-signer", signers)
+	}
+	want := []cid.Cid{ple.CID, g.CID}
+	slices.SortFunc(want, func(x, y cid.Cid) int { return bytes.Compare(x.Bytes(), y.Bytes()) })
+	if ls := ack.Record.Links(); !slices.EqualFunc(ls, want, cid.Cid.Equals) {
+		t.Errorf("acknowledgement links %v, want %v", ls, want)
+	}
+	if ack.Record.Time <= ple.Record.Time || ple.Record.Time <= spo.Record.Time {
+		t.Errorf("times out of order: sponsorship %d, pledge %d, acknowledgement %d", spo.Record.Time, ple.Record.Time, ack.Record.Time)
+	}
+	for i, err := range AdmitBatch(batch, g.CID, ack.Record.Time.Millis(), nil) {
 		if err != nil {
 			t.Errorf("%s: AdmitBatch with its genesis: %v", batch[i].Record.Type(), err)
 		}

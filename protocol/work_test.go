@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -306,8 +307,9 @@ func TestAdmitBans(t *testing.T) {
 	}
 }
 
-// The coalition's records are the genesis's to allow (§7.6): a profile or
-// a sponsorship is refused for good, naming its type, in a commons whose
+// The coalition's records are the genesis's to allow (§7.6): a profile, a
+// sponsorship, a pledge or an acknowledgement is refused for good, naming
+// its type, in a commons whose
 // genesis does not set policy.coalition, and admitted in one whose genesis
 // does, the genesis in the same batch counting; an update cannot set it.
 func TestAdmitCoalition(t *testing.T) {
@@ -339,6 +341,26 @@ func TestAdmitCoalition(t *testing.T) {
 		s.Body.(*Sponsorship).Target = Link{sealed(t, c, testKey(9)).CID}
 		return sealed(t, p, testKey(9)), sealed(t, s, testKey(9)), sealed(t, c, testKey(9))
 	}
+	// A pledge, and its acknowledgement co-signed under the genesis.
+	pledges := func(g *Block) (pledge, ack *Block) {
+		p := pledgeRecord()
+		p.Commons = g.CID
+		pledge = sealed(t, p, testKey(9))
+		a := acknowledgementRecord()
+		a.Commons, a.Author = g.CID, k.Public()
+		a.Body.(*Acknowledgement).Pledge, a.Body.(*Acknowledgement).Under = Link{pledge.CID}, &Link{g.CID}
+		if err := Sign(a, k); err != nil {
+			t.Fatal(err)
+		}
+		if err := Cosign(a, testKey(5)); err != nil {
+			t.Fatal(err)
+		}
+		ack, err := NewBlock(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pledge, ack
+	}
 	refused := func(name string, err error) {
 		t.Helper()
 		var fe *FieldError
@@ -348,16 +370,20 @@ func TestAdmitCoalition(t *testing.T) {
 	}
 
 	p, s, c := in(carryingBlk)
-	for _, b := range []*Block{p, s, c} {
+	pl, ack := pledges(carryingBlk)
+	if len(ack.Record.Cosigs) != 1 {
+		t.Fatalf("acknowledgement cosigs %v, want one", ack.Record.Cosigs)
+	}
+	for _, b := range []*Block{p, s, c, pl, ack} {
 		if _, err := Admit(b.Raw, carryingBlk.CID, vectorTime, rule); err != nil {
 			t.Errorf("a %s where the genesis sets policy.coalition: %v", b.Record.Type(), err)
 		}
 	}
-	if errs := AdmitBatch([]*Block{p, carryingBlk, s, c}, carryingBlk.CID, vectorTime, nil); errs[0] != nil || errs[1] != nil || errs[2] != nil || errs[3] != nil {
-		t.Errorf("a profile and a sponsorship with their genesis in the batch: %v", errs)
+	if errs := AdmitBatch([]*Block{p, carryingBlk, s, c, pl, ack}, carryingBlk.CID, vectorTime, nil); slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
+		t.Errorf("a profile, a sponsorship, a pledge and an acknowledgement with their genesis in the batch: %v", errs)
 	}
 	// Without the genesis at hand, they wait.
-	for _, b := range []*Block{p, s} {
+	for _, b := range []*Block{p, s, pl, ack} {
 		if _, err := Admit(b.Raw, cid.Undef, vectorTime, func(c cid.Cid) (*Manifest, error) {
 			return nil, fmt.Errorf("no genesis of %s here: %w", c, ErrNoGenesis)
 		}); !errors.Is(err, ErrNoGenesis) || Permanent(err) {
@@ -367,7 +393,8 @@ func TestAdmitCoalition(t *testing.T) {
 
 	for _, g := range []*Block{plain, otherBlk} {
 		p, s, c := in(g)
-		for _, b := range []*Block{p, s} {
+		pl, ack := pledges(g)
+		for _, b := range []*Block{p, s, pl, ack} {
 			_, err := Admit(b.Raw, g.CID, vectorTime, rule)
 			refused(fmt.Sprintf("a %s where the genesis does not set policy.coalition", b.Record.Type()), err)
 		}
@@ -375,26 +402,31 @@ func TestAdmitCoalition(t *testing.T) {
 		if _, err := Admit(c.Raw, g.CID, vectorTime, rule); err != nil {
 			t.Errorf("a contribution where the genesis does not set policy.coalition: %v", err)
 		}
-		errs := AdmitBatch([]*Block{p, g, s, c}, g.CID, vectorTime, nil)
+		errs := AdmitBatch([]*Block{p, g, s, c, pl, ack}, g.CID, vectorTime, nil)
 		refused("a profile with its genesis, without policy.coalition, in the batch", errs[0])
 		refused("a sponsorship with its genesis, without policy.coalition, in the batch", errs[2])
+		refused("a pledge with its genesis, without policy.coalition, in the batch", errs[4])
+		refused("an acknowledgement with its genesis, without policy.coalition, in the batch", errs[5])
 		if errs[1] != nil || errs[3] != nil {
 			t.Errorf("the genesis and a contribution in the batch: %v", errs)
 		}
 	}
 	// No rule (nil): no genesis lets the commons carry them.
 	pp, ps, _ := in(plain)
-	for _, b := range []*Block{pp, ps} {
+	ppl, pack := pledges(plain)
+	for _, b := range []*Block{pp, ps, ppl, pack} {
 		_, err := Admit(b.Raw, cid.Undef, vectorTime, nil)
 		refused(fmt.Sprintf("a %s with no genesis rule", b.Record.Type()), err)
 	}
 	// The genesis of another commons in the batch vouches for nothing.
-	errs := AdmitBatch([]*Block{carryingBlk, pp, ps}, cid.Undef, vectorTime, rule)
+	errs := AdmitBatch([]*Block{carryingBlk, pp, ps, ppl, pack}, cid.Undef, vectorTime, rule)
 	if errs[0] != nil {
 		t.Errorf("genesis: %v", errs[0])
 	}
 	refused("a profile beside another commons' genesis", errs[1])
 	refused("a sponsorship beside another commons' genesis", errs[2])
+	refused("a pledge beside another commons' genesis", errs[3])
+	refused("an acknowledgement beside another commons' genesis", errs[4])
 	// The rule is checked before signatures, as the work is: a forged
 	// profile where the genesis does not set policy.coalition is refused
 	// for its type, at the cost of no signature check.
@@ -405,6 +437,24 @@ func TestAdmitCoalition(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused("a forged profile where the genesis does not set policy.coalition", AdmitBatch([]*Block{fb}, cid.Undef, vectorTime, rule)[0])
+	// So is an acknowledgement with a forged co-signature; where the
+	// genesis sets policy.coalition, the co-signature is what fails.
+	for _, g := range []*Block{plain, carryingBlk} {
+		_, a := pledges(g)
+		forgedAck := *a.Record
+		forgedAck.Cosigs = slices.Clone(a.Record.Cosigs)
+		forgedAck.Cosigs[0].Sig[7] ^= 1
+		fa, err := NewBlock(&forgedAck)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = AdmitBatch([]*Block{fa}, cid.Undef, vectorTime, rule)[0]
+		if g == plain {
+			refused("an acknowledgement with a forged co-signature where the genesis does not set policy.coalition", err)
+		} else {
+			checkFieldErr(t, err, ErrBadSignature, "cosigs[0].sig")
+		}
+	}
 
 	u := updateRecord(k.Public())
 	u.Body.(*Manifest).Policy = &Policy{Coalition: 1}
