@@ -94,7 +94,7 @@ func TestREADMEWalkthroughs(t *testing.T) {
 	}
 	vars := filepath.Join(home, "vars")
 	script = "set -euo pipefail\n" + script + "\n" +
-		`printf 'ID=%s\nID2=%s\nC=%s\n' "$ID" "$ID2" "$C" > ` + vars + "\n"
+		`printf 'ID=%s\nID2=%s\nC=%s\nE=%s\nP=%s\nG=%s\n' "$ID" "$ID2" "$C" "$E" "$P" "$G" > ` + vars + "\n"
 	out, err := os.Create(filepath.Join(home, "walkthrough.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -160,6 +160,32 @@ func TestREADMEWalkthroughs(t *testing.T) {
 		for _, r := range roots[1:] {
 			if r[strings.Index(r, ":"):] != roots[0][strings.Index(roots[0], ":"):] {
 				return fmt.Errorf("the nodes differ:\n%s", strings.Join(roots, "\n"))
+			}
+		}
+		return nil
+	})
+	// The entrepreneur's reciprocity report: the same bytes on every node,
+	// once each holds the sponsorship, the review and the acknowledgement.
+	eventually(t, "the same reciprocity report on every node", func() error {
+		var first string
+		for _, r := range []string{"foundation", "contributor", "maintainer", "entrepreneur"} {
+			o, e, code := cliCode(t, bin, repo(r), "reciprocity", "--commons", v["ID"], "--json")
+			if code != 0 {
+				return fmt.Errorf("reciprocity on %s: exit %d: %s", r, code, e)
+			}
+			var rep api.ReciprocityInfo
+			if err := json.Unmarshal([]byte(o), &rep); err != nil {
+				return err
+			}
+			if len(rep.Participants) != 1 || rep.Participants[0].Key.String() != v["E"] || len(rep.Participants[0].Sponsored) != 1 ||
+				rep.Participants[0].Sponsored[0].Contribution != v["P"] || rep.Participants[0].Accepted != 1 ||
+				len(rep.Participants[0].Pledges) != 1 || rep.Participants[0].Pledges[0].CID != v["G"] || rep.Participants[0].Pledges[0].Acknowledged != 30 {
+				return fmt.Errorf("reciprocity on %s is not there yet:\n%s", r, o)
+			}
+			if first == "" {
+				first = o
+			} else if o != first {
+				return fmt.Errorf("reciprocity on %s differs:\n%s\nfrom the foundation's:\n%s", r, o, first)
 			}
 		}
 		return nil
