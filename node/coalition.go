@@ -34,9 +34,16 @@ func (n *Node) Sponsor(ctx context.Context, p api.SponsorParams) (api.Published,
 			typ, _ := rep.state.Type(target)
 			return nil, badRequest("%s is a %s, not a contribution: only a paid contribution is sponsored", p.Target, typ)
 		}
-		if s, ok := rep.state.Sponsorship(target); ok {
-			return nil, badRequest("contribution %s is confirmed already, by sponsorship %s; nothing was published", target, s)
+		b, err := rep.state.Record(target)
+		if err != nil {
+			return nil, fmt.Errorf("node: read %s: %w", target, err)
 		}
+		if c := b.Record.Contribution(); c.Sponsor != nil && *c.Sponsor == n.self {
+			if s, ok := rep.state.Sponsorship(target); ok {
+				return nil, badRequest("contribution %s is confirmed already, by sponsorship %s; nothing was published", target, s)
+			}
+		} // else the commons would hold it inert, and says why
+
 		return &protocol.Record{Commons: rep.id, Body: &protocol.Sponsorship{
 			Target: protocol.Link{Cid: target}, Note: p.Note,
 		}}, nil

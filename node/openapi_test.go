@@ -135,6 +135,9 @@ func TestOpenAPIResponses(t *testing.T) {
 	profile := str(cidOf(c.SetProfile(ctx, api.ProfileParams{Commons: w.commons, Name: "Acme",
 		Uses: []protocol.Use{{Kind: "service", Name: "Acme Cloud", URL: "https://cloud.acme.example"}}})))
 	str(cidOf(c.Review(ctx, api.ReviewParams{Target: paid, Decision: protocol.DecisionAccept})))
+	if got := must[api.ProfileInfo](t)(c.Profile(ctx, w.commons, "")); got.CID != profile {
+		t.Errorf("this node's profile through the client: %+v", got)
+	}
 	rec := must[api.ReciprocityInfo](t)(c.Reciprocity(ctx, w.commons, time.Time{}))
 	if len(rec.Participants) != 1 || rec.Accepted != 2 || rec.Participants[0].Accepted != 1 || rec.Participants[0].Share != 0.5 ||
 		rec.Participants[0].Profile != profile || rec.Participants[0].Sponsored[0].Sponsorship != sponsorship ||

@@ -242,13 +242,13 @@ func (a *app) printReciprocity(r api.ReciprocityInfo) {
 		if len(p.Uses) == 0 {
 			fmt.Fprintln(w, "  uses:        none declared")
 		}
-		fmt.Fprintf(w, "  sponsored:   %d paid contributions signed by both sides, %d accepted (%.0f%% of the accepted)\n",
-			len(p.Sponsored), p.Accepted, 100*p.Share)
+		fmt.Fprintf(w, "  sponsored:   %s signed by both sides, %d accepted (%.0f%% of the accepted)\n",
+			plural(len(p.Sponsored), "paid contribution"), p.Accepted, 100*p.Share)
 		for _, s := range p.Sponsored {
 			fmt.Fprintf(w, "    %s  %s  (sponsorship %s)\n", s.Contribution, s.Status, s.Sponsorship)
 		}
 		if p.UnconfirmedCount > 0 {
-			fmt.Fprintf(w, "  unconfirmed: %d paid contributions name it as sponsor without its countersignature\n", p.UnconfirmedCount)
+			fmt.Fprintf(w, "  unconfirmed: %s name it as sponsor without its countersignature\n", plural(p.UnconfirmedCount, "paid contribution"))
 			for _, c := range p.Unconfirmed {
 				fmt.Fprintf(w, "    %s\n", c)
 			}
@@ -390,3 +390,4 @@ its acknowledgements counted.`,
 	cmd.Flags().StringVar(&p.Note, "note", "", "a note for the record, such as the payment's reference")
 	return cmd
 }
+

@@ -67,7 +67,7 @@ func TestCoalitionCommands(t *testing.T) {
 
 	out = mustRun(t, dir, "reciprocity", "--commons", commons).stdout
 	for _, want := range []string{"period:   the commons' whole life", "\n" + self + "  Acme\n", "uses:        service: Acme Cloud",
-		"sponsored:   1 paid contributions signed by both sides, 0 accepted (0% of the accepted)", work + "  pending  (sponsorship " + sp + ")"} {
+		"sponsored:   1 paid contribution signed by both sides, 0 accepted (0% of the accepted)", work + "  pending  (sponsorship " + sp + ")"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("reciprocity lacks %q:\n%s", want, out)
 		}

@@ -284,9 +284,16 @@ func (c *Client) SetProfile(ctx context.Context, p ProfileParams) (Published, er
 	return out, err
 }
 
-// Profile implements API.
+// Profile implements API; key "" is the node's own.
 func (c *Client) Profile(ctx context.Context, commons, key string) (ProfileInfo, error) {
 	var v ProfileInfo
+	if key == "" {
+		id, err := c.ID(ctx)
+		if err != nil {
+			return v, err
+		}
+		key = id.PeerID
+	}
 	return v, c.do(ctx, http.MethodGet, "/api/v1/commons/"+url.PathEscape(commons)+"/profiles/"+url.PathEscape(key), nil, "", &v)
 }
 
