@@ -390,4 +390,3 @@ its acknowledgements counted.`,
 	cmd.Flags().StringVar(&p.Note, "note", "", "a note for the record, such as the payment's reference")
 	return cmd
 }
-
