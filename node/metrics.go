@@ -158,7 +158,8 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	c.n.feeds.Counts(func(id cid.Cid, counts map[protocol.Type]uint64) {
-		for _, t := range []protocol.Type{protocol.TypeManifest, protocol.TypeContribution, protocol.TypeReview} {
+		for _, t := range []protocol.Type{protocol.TypeManifest, protocol.TypeContribution, protocol.TypeReview,
+			protocol.TypeProfile, protocol.TypeSponsorship, protocol.TypePledge, protocol.TypeAcknowledgement} {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[t]), id.String(), string(t))
 		}
 	})

@@ -581,3 +581,73 @@ func TestExplorerWindow(t *testing.T) {
 		t.Errorf("the list says %q, want it to say it covers the latest 1,000 records", note)
 	}
 }
+
+// TestExplorerReciprocity opens the explorer on a commons with an
+// entrepreneur's records: the reciprocity card starts empty, then shows,
+// live, the participant's declared use, its confirmed sponsorship and its
+// share of the accepted work, and its pledge with the part acknowledged,
+// each linked to its records.
+func TestExplorerReciprocity(t *testing.T) {
+	ctx := browser(t)
+	s := serve(t, startOffline(t))
+	c, self := s.c, s.n.Self()
+	actx := t.Context()
+	commons := must[string](t)(c.CreateManifest(actx, api.ManifestParams{Name: ptr("Open Seed Library"), Licence: ptr("CC-BY-SA-4.0"), Maintainers: []protocol.PublicKey{self}}))
+	id := cid.MustParse(commons)
+	work := paidBy(t, s.n, strangerKey(70), id, id, self)
+	must[api.Published](t)(c.Publish(actx, work.Raw, false))
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.url+"/"),
+		chromedp.WaitVisible(`#live.on`),
+		chromedp.WaitVisible(`#reciprocity-empty`),
+	); err != nil {
+		t.Fatalf("open explorer: %v", err)
+	}
+	sponsorship := must[api.Published](t)(c.Sponsor(actx, api.SponsorParams{Target: work.CID.String()})).CID
+	must[api.Published](t)(c.SetProfile(actx, api.ProfileParams{Commons: commons, Name: "Maizeworks",
+		Uses: []protocol.Use{{Kind: "service", Name: "Yield forecasts", URL: "https://forecasts.maizeworks.example"}}}))
+	pledge := must[api.Published](t)(c.Pledge(actx, api.PledgeParams{Commons: commons, Kind: protocol.PledgeHours, Amount: 10,
+		From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)})).CID
+	ack := must[api.Published](t)(c.Acknowledge(actx, api.AckParams{Pledge: pledge, Amount: 4})).CID
+	must[api.Published](t)(c.Review(actx, api.ReviewParams{Target: work.CID.String(), Decision: "accept"}))
+
+	p := `#reciprocity section[data-key="` + self.String() + `"]`
+	for _, sel := range []string{
+		p + ` .pledge[data-cid="` + pledge + `"][data-acknowledged="4"][data-met="false"]`,
+		p + ` .share[data-share="1"]`,
+		p + ` a[href="#/c/` + work.CID.String() + `"]`,
+		p + ` a[href="#/c/` + sponsorship + `"]`,
+		p + ` a[href="#/c/` + ack + `"]`,
+		p + ` a[href="https://forecasts.maizeworks.example"]`,
+	} {
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!document.querySelector(`+strconv.Quote(sel)+`)`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+			shown, _ := chromedp.Run(ctx, chromedp.Text(`#reciprocity`))
+			t.Fatalf("%s not shown: %v\nthe card says: %s", sel, err, shown)
+		}
+	}
+	text, err := chromedp.Run(ctx, chromedp.Text(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Maizeworks", "1 of 1 sponsored contribution accepted: 100% of the 1 accepted contribution in the commons", "10 hours", "4 of 10 acknowledged"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the participant's panel lacks %q:\n%s", want, text)
+		}
+	}
+	if dir := os.Getenv("COMMONS_SCREENSHOTS"); dir != "" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "reciprocity.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Its links open the records.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash = "#/c/`+sponsorship+`"`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(document.querySelector("#contribution h1")?.textContent || "").startsWith("sponsorship")`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Errorf("the sponsorship's page: %v", err)
+	}
+}

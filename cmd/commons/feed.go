@@ -118,6 +118,14 @@ func (a *app) printFeedItem(it api.FeedItem) {
 		what = it.Decision + " " + it.Target
 	case "manifest":
 		what = "manifest: " + it.Title
+	case "profile":
+		what = "profile: " + it.Title
+	case "sponsorship":
+		what = "sponsors " + it.Target
+	case "pledge":
+		what = "pledge: " + it.Title
+	case "acknowledgement":
+		what = "acknowledges " + it.Target
 	}
 	status := ""
 	if it.Status != "" {

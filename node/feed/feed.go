@@ -118,7 +118,7 @@ type Event struct {
 	ID      string             `json:"id"` // Pos as "C" or "C.k"
 	Cursor  uint64             `json:"cursor"`
 	Seq     int                `json:"seq,omitempty"`
-	Type    string             `json:"type"` // manifest, contribution, review or status
+	Type    string             `json:"type"` // a record's type (manifest, contribution, review, profile, sponsorship, pledge, acknowledgement) or status
 	CID     string             `json:"cid"`  // the record; for status, the contribution
 	Commons string             `json:"commons"`
 	Author  protocol.PublicKey `json:"author"` // for status, the contribution's author
@@ -138,7 +138,7 @@ type Event struct {
 
 // EventFilter selects events; empty fields match everything.
 type EventFilter struct {
-	Type   string // manifest, contribution, review, status
+	Type   string // a record type, or status
 	Status string // pending, accepted, rejected
 	Kind   string
 	Author string // peer ID or hex key
@@ -148,9 +148,10 @@ type EventFilter struct {
 // as a hex key).
 func (f EventFilter) Validate() (EventFilter, error) {
 	switch f.Type {
-	case "", string(protocol.TypeManifest), string(protocol.TypeContribution), string(protocol.TypeReview), EventStatus:
+	case "", string(protocol.TypeManifest), string(protocol.TypeContribution), string(protocol.TypeReview), EventStatus,
+		string(protocol.TypeProfile), string(protocol.TypeSponsorship), string(protocol.TypePledge), string(protocol.TypeAcknowledgement):
 	default:
-		return f, fmt.Errorf("type %q: want manifest, contribution, review or status", f.Type)
+		return f, fmt.Errorf("type %q: want manifest, contribution, review, status, profile, sponsorship, pledge or acknowledgement", f.Type)
 	}
 	switch crdt.Status(f.Status) {
 	case "", crdt.StatusPending, crdt.StatusAccepted, crdt.StatusRejected:
@@ -528,8 +529,28 @@ func RecordEvent(commons cid.Cid, cursor uint64, b *protocol.Block) Event {
 		e.Target, e.Decision = body.Target.String(), body.Decision
 	case *protocol.Manifest:
 		e.Title = body.Name
+	case *protocol.Profile:
+		e.Title = body.Name
+	case *protocol.Sponsorship:
+		e.Target = body.Target.String()
+	case *protocol.Pledge:
+		e.Title, e.Kind = PledgeSummary(body), body.Kind
+	case *protocol.Acknowledgement:
+		e.Target = body.Pledge.String()
 	}
 	return e
+}
+
+// PledgeSummary says what a pledge gives, in a few words: "40 hours",
+// "50000 EUR (smallest unit)", "infrastructure: node 12D3KooW…".
+func PledgeSummary(p *protocol.Pledge) string {
+	switch p.Kind {
+	case protocol.PledgeMoney:
+		return fmt.Sprintf("%d %s (smallest unit)", p.Amount, p.Currency)
+	case protocol.PledgeHours:
+		return fmt.Sprintf("%d hours", p.Amount)
+	}
+	return "infrastructure: node " + p.Peer
 }
 
 // statusEvent is the event of status change ch at p, caused by record

@@ -76,7 +76,7 @@ const S = {
   start: 0,            // the feed cursor the contributions are listed after (windowRecords)
   filter: "",
   manifestNames: new Map(),
-  es: null, lastId: "", queue: [], flushTimer: 0, renderPending: false, syncTimer: 0,
+  es: null, lastId: "", queue: [], flushTimer: 0, renderPending: false, syncTimer: 0, recTimer: 0,
   notices: { node: "", route: "" },
 };
 
@@ -214,7 +214,7 @@ async function openCommons(id) {
   } catch { /* the lists say what failed */ }
   if (gen !== S.gen) return;
   S.start = start;
-  await Promise.all([loadManifest(), loadContribs(gen, start), loadSync()]);
+  await Promise.all([loadManifest(), loadContribs(gen, start), loadSync(), loadReciprocity()]);
   if (gen === S.gen) follow(from);
 }
 
@@ -255,6 +255,68 @@ function manifestPanel(mi) {
   if (mi.banned && mi.banned.length) kids.push(h("div", { class: "warn", id: "banned-keys", text: "Banned keys (their contributions and reviews count for nothing): " + mi.banned.join(", ") }));
   if (mi.ban_suspended && mi.ban_suspended.length) kids.push(h("div", { class: "warn", text: "Keys banned only by contested versions (their work is held pending): " + mi.ban_suspended.join(", ") }));
   return [...kids, dl];
+}
+
+// The record types that move the reciprocity report, besides status
+// changes.
+const coalitionTypes = new Set(["profile", "sponsorship", "pledge", "acknowledgement"]);
+
+// reciprocitySoon loads the reciprocity report again, once, shortly.
+function reciprocitySoon() {
+  if (S.recTimer) return;
+  S.recTimer = setTimeout(() => { S.recTimer = 0; loadReciprocity(); }, 500);
+}
+
+// loadReciprocity shows the commons' reciprocity report, or hides its card
+// where the commons carries no coalition records.
+async function loadReciprocity() {
+  const id = S.commons, card = $("#reciprocity-card"), el = $("#reciprocity");
+  let r;
+  try { r = await api("/commons/" + id + "/reciprocity"); } catch (e) {
+    if (id !== S.commons) return;
+    card.hidden = e.status === 400 || e.status === 404; // no coalition records here, or no manifest yet
+    if (!card.hidden) el.replaceChildren(problem("Cannot read the reciprocity report: " + e.message));
+    return;
+  }
+  if (id !== S.commons) return;
+  card.hidden = false;
+  el.replaceChildren(...(r.participants.length ? r.participants.map((p) => participantPanel(p, r.accepted))
+    : [h("p", { class: "muted", id: "reciprocity-empty", text: "Nobody has declared a use of this commons (commons profile set --use), countersigned paid work (commons sponsor) or pledged (commons pledge) yet." })]));
+}
+
+// bar draws a horizontal bar filled to share (0 to 1).
+function bar(share, cls, label) {
+  const pct = Math.max(0, Math.min(1, share)) * 100;
+  return h("div", { class: "bar-track", role: "img", "aria-label": label, title: label },
+    h("div", { class: "bar-fill " + cls, style: "width:" + pct.toFixed(1) + "%" }));
+}
+
+function participantPanel(p, accepted) {
+  const links = (cids) => cids.map((c) => h("span", {}, cidLink(c), h("span", { text: " " })));
+  const uses = (p.uses || []).map((u) => h("li", {}, h("span", { class: "badge type", text: u.Kind }), h("span", { text: " " + u.Name + " " }),
+    u.URL ? h("a", { href: u.URL, rel: "noopener noreferrer nofollow", target: "_blank", text: u.URL }) : null));
+  const sponsored = p.sponsored.map((s) => h("li", {}, badge(s.status), h("span", { text: " " }), cidLink(s.contribution),
+    h("span", { class: "muted", text: " countersigned in " }), cidLink(s.sponsorship)));
+  const pledges = p.pledges.map((pl) => {
+    const what = pl.kind === "money" ? pl.amount + " " + pl.currency + " (smallest unit)" : pl.kind === "hours" ? pl.amount + " hours" : "infrastructure: node " + short(pl.peer, 14);
+    const share = pl.kind === "infrastructure" ? (pl.met ? 1 : 0) : pl.acknowledged / pl.amount;
+    const said = pl.kind === "infrastructure" ? (pl.met ? "acknowledged" : "not acknowledged") : pl.acknowledged + " of " + pl.amount + " acknowledged";
+    return h("li", { class: "pledge", "data-cid": pl.cid, "data-acknowledged": String(pl.acknowledged), "data-met": String(pl.met) },
+      h("div", {}, h("strong", { text: what }), h("span", { class: "muted", text: " · " + pl.from.slice(0, 10) + " to " + pl.until.slice(0, 10) + " · to " + (pl.beneficiary ? short(pl.beneficiary, 14) : "the association") + " · " }), cidLink(pl.cid)),
+      bar(share, pl.met ? "met" : "part", said),
+      h("div", { class: "muted" }, h("span", { text: said + (pl.acks.length ? " in " : "") }), ...links(pl.acks)));
+  });
+  const shareText = p.accepted + " of " + plural(p.sponsored.length, "sponsored contribution") + " accepted: " +
+    (accepted ? Math.round(p.share * 100) : 0) + "% of the " + plural(accepted, "accepted contribution") + " in the commons";
+  return h("section", { class: "participant", "data-key": p.key },
+    h("h3", {}, h("span", { text: (p.name || "no profile") + " " }), h("span", { class: "mono muted", text: p.key })),
+    uses.length ? h("ul", { class: "uses" }, ...uses) : h("p", { class: "muted", text: "No use of the commons declared." }),
+    h("h4", { text: "Sponsored work, signed by both sides" }),
+    bar(p.share, "share", shareText), h("p", { class: "muted share", "data-share": String(p.share), text: shareText }),
+    sponsored.length ? h("ul", { class: "links" }, ...sponsored) : null,
+    p.unconfirmed_count ? h("p", { class: "muted unconfirmed" }, h("span", { text: plural(p.unconfirmed_count, "paid contribution") + " name it as sponsor without its countersignature: " }), ...links(p.unconfirmed.slice(0, 10))) : null,
+    h("h4", { text: "Pledges" }),
+    pledges.length ? h("ul", { class: "links" }, ...pledges) : h("p", { class: "muted", text: "No pledge." }));
 }
 
 // loadContribs lists the contributions that arrived after cursor start
@@ -434,6 +496,7 @@ function flush() {
   }
   if (lists) scheduleRender();
   if (manifest) loadManifest();
+  if (events.some((e) => coalitionTypes.has(e.type) || e.type === "status")) reciprocitySoon();
   if (page) showRecord(shown);
   syncSoon();
 }
@@ -443,7 +506,9 @@ function feedRow(e, fresh) {
   if (e.type === "status") what = h("span", { class: "what" }, h("a", { href: "#/c/" + e.cid, text: e.title || short(e.cid) }), h("span", { text: ` ${e.from} → ` }), badge(e.status));
   else if (e.type === "review") what = h("span", { class: "what" }, h("span", { text: e.decision + " " }), cidLink(e.target));
   else if (e.type === "contribution") what = h("span", { class: "what" }, h("a", { href: "#/c/" + e.cid, text: e.title }), h("span", { text: " " }), badge(e.status));
-  else what = h("span", { class: "what" }, h("a", { href: "#/c/" + e.cid, text: "manifest: " + e.title }));
+  else if (e.type === "sponsorship") what = h("span", { class: "what" }, h("a", { href: "#/c/" + e.cid, text: "sponsors" }), h("span", { text: " " }), cidLink(e.target));
+  else if (e.type === "acknowledgement") what = h("span", { class: "what" }, h("a", { href: "#/c/" + e.cid, text: "acknowledges" }), h("span", { text: " " }), cidLink(e.target));
+  else what = h("span", { class: "what" }, h("a", { href: "#/c/" + e.cid, text: e.type + ": " + (e.title || short(e.cid)) }));
   return h("li", { "data-id": e.id, "data-cid": e.cid, class: fresh ? "fresh" : "" }, h("span", { class: "badge type", text: e.type }), what, h("span", { class: "when", text: when(e.time) }));
 }
 
