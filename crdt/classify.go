@@ -169,10 +169,26 @@ func (s *State) ReviewUnder(c cid.Cid, maintainer protocol.PublicKey) (cid.Cid, 
 // can ever take effect, whoever still has to sign. A draft that is inert
 // even so (it builds on a rejected version, its version is not above its
 // predecessors', a revocation here condemns it) should not be passed round
-// for signatures. Any other record is classified as by Classify.
+// for signatures. An acknowledgement of a pledge to the association is
+// classified as if every key of its Under's association had co-signed it.
+// Any other record is classified as by Classify.
 func (s *State) ClassifyDraft(b *protocol.Block) (Verdict, error) {
 	if err := s.check(b); err != nil {
 		return Verdict{}, err
+	}
+	if a := b.Record.Acknowledgement(); a != nil && a.Under != nil && !s.has(b.CID) {
+		// The association's acknowledgement, once every key of its
+		// manifest's association has co-signed it.
+		if u := s.mfs[a.Under.Cid]; u != nil {
+			r := *b.Record
+			r.Cosigs = slices.Clone(r.Cosigs)
+			for _, k := range u.man.m.Association {
+				if !slices.Contains(r.Signers(), k) {
+					r.Cosigs = append(r.Cosigs, protocol.Cosig{Key: k})
+				}
+			}
+			return s.Classify(&protocol.Block{CID: b.CID, Raw: b.Raw, Record: &r})
+		}
 	}
 	m := b.Record.Manifest()
 	if e := s.entry(b.CID); m == nil || e != nil && e.man != nil && e.man.st == manCand {

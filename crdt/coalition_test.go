@@ -125,3 +125,29 @@ func profileWithUse(t *testing.T, id cid.Cid, tm protocol.HLC, author int) *prot
 	t.Helper()
 	return seal(t, &protocol.Record{Commons: id, Time: tm, Body: &protocol.Profile{Name: "p", Uses: []protocol.Use{{Kind: "product", Name: "x"}}}}, author)
 }
+
+// A draft of the association's acknowledgement, signed by one key of a
+// threshold of two, could take effect once co-signed; one signed by a
+// stranger under a manifest that does not list it could too (the keys that
+// would co-sign are the association's), but not one of a pledge to a
+// beneficiary.
+func TestClassifyDraftAcknowledgement(t *testing.T) {
+	m := manifest([]int{0, 1}, 2, nil, 0, 0)
+	m.Policy = &protocol.Policy{Coalition: 1}
+	g := genesisBlock(t, m, 0, 1)
+	s := New(g.CID)
+	hours := seal(t, &protocol.Record{Commons: g.CID, Time: 2, Body: &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 4, From: 1, Until: 9}}, 3)
+	ben := key(4).Public()
+	toBen := seal(t, &protocol.Record{Commons: g.CID, Time: 2, Body: &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 4, From: 1, Until: 9, Beneficiary: &ben}}, 3)
+	mustAdd(t, s, g, hours, toBen)
+	draft := ack(t, g.CID, hours.CID, &protocol.Link{Cid: g.CID}, 2, 3, 0)
+	if v, _ := s.Classify(draft); v.Reason != reasonAckSigners {
+		t.Fatalf("the draft as it is: %+v; want it short of signers", v)
+	}
+	if v, err := s.ClassifyDraft(draft); err != nil || v.Class != ClassEffective {
+		t.Fatalf("the draft once co-signed: %+v, %v; want effective", v, err)
+	}
+	if v, _ := s.ClassifyDraft(ack(t, g.CID, toBen.CID, &protocol.Link{Cid: g.CID}, 2, 3, 0)); v.Reason != reasonNotBeneficiary {
+		t.Fatalf("a draft for a beneficiary's pledge: %+v", v)
+	}
+}

@@ -556,8 +556,8 @@ func dropRevoked(m, prev *protocol.Manifest, p api.ManifestParams) error {
 }
 
 // CosignManifest adds this node's association signature to a drafted
-// manifest: a bare record, or a draft bundle (bundle.go), returned in the
-// same form. The node judges the draft by its own state of the commons
+// manifest, or acknowledgement (cosignAck): a bare record, or a draft
+// bundle (bundle.go), returned in the same form. The node judges the draft by its own state of the commons
 // when that holds the draft's predecessors, else by the manifests the
 // bundle carries: this node's key must be an association key of each
 // predecessor, and a draft that could not take effect even with every
@@ -569,10 +569,17 @@ func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]by
 	}
 	blk := b.draft
 	m := blk.Record.Manifest()
-	if m == nil {
-		return nil, badRequest("draft %s is a %s, not a manifest", blk.CID, blk.Record.Type())
-	}
-	if blk.Record.IsGenesis() {
+	if a := blk.Record.Acknowledgement(); a != nil {
+		var cerr error
+		if err := n.do(ctx, func() { cerr = n.cosignAck(blk, force) }); err != nil {
+			return nil, err
+		}
+		if cerr != nil {
+			return nil, cerr
+		}
+	} else if m == nil {
+		return nil, badRequest("draft %s is a %s, not a manifest or an acknowledgement", blk.CID, blk.Record.Type())
+	} else if blk.Record.IsGenesis() {
 		if !m.IsAssociation(n.self) {
 			return nil, fmt.Errorf("%w: this node's key %s is not an association key of the drafted genesis %s", api.ErrForbidden, n.self, blk.CID)
 		}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -251,49 +252,125 @@ func (n *Node) Pledge(ctx context.Context, p api.PledgeParams) (api.Published, e
 // pledge's unit) or, for infrastructure, whole: as the pledge's
 // beneficiary, or, for a pledge to the association, as an association key
 // of the current manifest. An association whose threshold is above one
-// must co-sign, which this node cannot do alone: that is refused, as is
+// must co-sign (DraftAcknowledgement): that is refused here, as is
 // anything the commons would hold inert (with its reason).
 func (n *Node) Acknowledge(ctx context.Context, p api.AckParams) (api.Published, error) {
 	target, err := cid.Decode(p.Pledge)
 	if err != nil {
 		return api.Published{}, badRequest("%q is not a CID", p.Pledge)
 	}
-	return n.create(ctx, refuseInert, func() (*protocol.Record, error) {
-		rep := n.holding(target)
-		if rep == nil {
-			return nil, fmt.Errorf("%w: no pledge %s here", api.ErrNotFound, p.Pledge)
+	return n.create(ctx, refuseInert, func() (*protocol.Record, error) { return n.buildAck(target, p, false) })
+}
+
+// DraftAcknowledgement signs, for the association, an acknowledgement
+// that needs more of its members' signatures than this node's, and returns
+// it as a draft bundle (bundle.go) for them to co-sign (CosignManifest)
+// and publish. It is refused for a pledge to a beneficiary, which needs
+// only the beneficiary's signature, and when even every association
+// signature would leave it inert.
+func (n *Node) DraftAcknowledgement(ctx context.Context, p api.AckParams) ([]byte, error) {
+	target, err := cid.Decode(p.Pledge)
+	if err != nil {
+		return nil, badRequest("%q is not a CID", p.Pledge)
+	}
+	blk, err := n.sign(ctx, func() (*protocol.Record, error) { return n.buildAck(target, p, true) })
+	if err != nil {
+		return nil, err
+	}
+	if _, err := n.publishChecked(ctx, blk, refuseInert, true); err != nil {
+		return nil, err
+	}
+	b := bundle{draft: blk}
+	if err := n.do(ctx, func() {
+		if rep := n.commons[blk.Record.Commons]; rep != nil {
+			b.carried = authority(rep.state)
 		}
-		b, err := rep.state.Record(target)
-		if err != nil {
-			return nil, fmt.Errorf("node: read %s: %w", target, err)
+	}); err != nil {
+		return nil, err
+	}
+	return encodeBundle(b)
+}
+
+// buildAck makes this node's acknowledgement of pledge target; draft: for
+// co-signing by the association. Loop only.
+func (n *Node) buildAck(target cid.Cid, p api.AckParams, draft bool) (*protocol.Record, error) {
+	rep := n.holding(target)
+	if rep == nil {
+		return nil, fmt.Errorf("%w: no pledge %s here", api.ErrNotFound, target)
+	}
+	b, err := rep.state.Record(target)
+	if err != nil {
+		return nil, fmt.Errorf("node: read %s: %w", target, err)
+	}
+	pl := b.Record.Pledge()
+	if pl == nil {
+		return nil, badRequest("%s is a %s, not a pledge", target, b.Record.Type())
+	}
+	switch {
+	case pl.Kind == protocol.PledgeInfrastructure && p.Amount != 0:
+		return nil, badRequest("pledge %s is for infrastructure: it is acknowledged whole, without an amount", target)
+	case pl.Kind != protocol.PledgeInfrastructure && p.Amount == 0:
+		unit := "hours"
+		if pl.Kind == protocol.PledgeMoney {
+			unit = "the smallest unit of " + pl.Currency
 		}
-		pl := b.Record.Pledge()
-		if pl == nil {
-			return nil, badRequest("%s is a %s, not a pledge", target, b.Record.Type())
-		}
-		switch {
-		case pl.Kind == protocol.PledgeInfrastructure && p.Amount != 0:
-			return nil, badRequest("pledge %s is for infrastructure: it is acknowledged whole, without an amount", target)
-		case pl.Kind != protocol.PledgeInfrastructure && p.Amount == 0:
-			unit := "hours"
-			if pl.Kind == protocol.PledgeMoney {
-				unit = "the smallest unit of " + pl.Currency
-			}
-			return nil, badRequest("give the amount of pledge %s that was met, in %s (it pledged %d)", target, unit, pl.Amount)
-		}
-		ack := &protocol.Acknowledgement{Pledge: protocol.Link{Cid: target}, Amount: p.Amount, Note: p.Note}
-		if pl.Beneficiary == nil {
-			h, m := rep.state.Head()
-			switch {
-			case m == nil:
-				return nil, fmt.Errorf("%w: the manifest of %s has not arrived yet", api.ErrUnknownCommons, rep.id)
-			case !m.IsAssociation(n.self):
-				return nil, fmt.Errorf("%w: pledge %s is to the association, and this node's key %s is not an association key of the current manifest %s", api.ErrForbidden, target, n.self, h)
-			case m.Threshold > 1:
-				return nil, fmt.Errorf("%w: pledge %s is to the association, whose acknowledgement needs %d association signatures under manifest %s; this node signs alone", api.ErrForbidden, target, m.Threshold, h)
-			}
-			ack.Under = &protocol.Link{Cid: h}
+		return nil, badRequest("give the amount of pledge %s that was met, in %s (it pledged %d)", target, unit, pl.Amount)
+	}
+	ack := &protocol.Acknowledgement{Pledge: protocol.Link{Cid: target}, Amount: p.Amount, Note: p.Note}
+	if pl.Beneficiary != nil {
+		if draft {
+			return nil, badRequest("pledge %s names a beneficiary, %s, whose signature alone acknowledges it: no draft to co-sign", target, pl.Beneficiary)
 		}
 		return &protocol.Record{Commons: rep.id, Body: ack}, nil
-	})
+	}
+	h, m := rep.state.Head()
+	switch {
+	case m == nil:
+		return nil, fmt.Errorf("%w: the manifest of %s has not arrived yet", api.ErrUnknownCommons, rep.id)
+	case !m.IsAssociation(n.self):
+		return nil, fmt.Errorf("%w: pledge %s is to the association, and this node's key %s is not an association key of the current manifest %s", api.ErrForbidden, target, n.self, h)
+	case m.Threshold > 1 && !draft:
+		return nil, fmt.Errorf("%w: pledge %s is to the association, whose acknowledgement needs %d association signatures under manifest %s: draft it (acknowledge --draft FILE), have it co-signed (manifest cosign FILE), then publish it (manifest publish FILE)", api.ErrForbidden, target, m.Threshold, h)
+	case m.Threshold <= 1 && draft:
+		return nil, badRequest("manifest %s lets one association key acknowledge alone: publish it without --draft", h)
+	}
+	ack.Under = &protocol.Link{Cid: h}
+	return &protocol.Record{Commons: rep.id, Body: ack}, nil
+}
+
+// cosignAck adds this node's signature to a drafted acknowledgement of a
+// pledge to the association, judged by this node's state of the commons:
+// this key must be an association key of the manifest it is made under,
+// and the draft must be able to take effect once every member signed
+// (unless force). Loop only.
+func (n *Node) cosignAck(blk *protocol.Block, force bool) error {
+	rep := n.commons[blk.Record.Commons]
+	if rep == nil {
+		return fmt.Errorf("%w: commons %s is not replicated here: join it to co-sign its acknowledgements (commons join %s)", api.ErrUnknownCommons, blk.Record.Commons, blk.Record.Commons)
+	}
+	a := blk.Record.Acknowledgement()
+	if a.Under == nil {
+		return badRequest("acknowledgement %s names no manifest (under): only the association's acknowledgements are co-signed", blk.CID)
+	}
+	u := rep.state.Manifest(a.Under.Cid)
+	if u == nil {
+		return fmt.Errorf("%w: manifest %s, which acknowledgement %s is made under, has not arrived here", api.ErrUnknownCommons, a.Under.Cid, blk.CID)
+	}
+	if !u.Record.Manifest().IsAssociation(n.self) {
+		return fmt.Errorf("%w: this node's key %s is not an association key of manifest %s, which acknowledgement %s is made under", api.ErrForbidden, n.self, a.Under.Cid, blk.CID)
+	}
+	if slices.Contains(blk.Record.Signers(), n.self) {
+		return badRequest("this node's key %s has signed acknowledgement %s already", n.self, blk.CID)
+	}
+	if rep.state.Has(blk.CID) && !force {
+		return badRequest("acknowledgement %s is already published; co-signing it would make another record", blk.CID)
+	}
+	v, err := rep.state.ClassifyDraft(blk)
+	if err != nil {
+		return badRequest("draft %s: %w", blk.CID, err)
+	}
+	if v.Class == crdt.ClassInert && !force {
+		return fmt.Errorf("%w: the commons would hold acknowledgement %s inert even with every association signature (%s)", api.ErrForbidden, blk.CID, v.Reason)
+	}
+	return nil
 }

@@ -366,3 +366,55 @@ func TestProfileAfterOneDatedAhead(t *testing.T) {
 		t.Fatalf("the profile that counts is %s (%v), want the one just published, %s", got.CID, err, pub.CID)
 	}
 }
+
+// An association whose threshold is two acknowledges a pledge as it
+// updates its manifest: one member drafts, another co-signs, and the
+// published acknowledgement counts. One member alone is refused, saying
+// how; a stranger cannot co-sign.
+func TestCosignedAcknowledgement(t *testing.T) {
+	ctx := t.Context()
+	a, b, stranger := startOffline(t), startOffline(t), startOffline(t)
+	c, err := a.CreateManifest(ctx, api.ManifestParams{Name: ptr("T"), Licence: ptr("MIT"), Association: []protocol.PublicKey{a.Self(), b.Self()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.UpdateManifest(ctx, c, api.ManifestParams{Threshold: ptr(uint64(2))}); err != nil {
+		t.Fatal(err)
+	}
+	id := cid.MustParse(c)
+	pledge := signed(t, a, strangerKey(81), id, &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 40, From: 1, Until: 2e12})
+	if _, err := a.Publish(ctx, pledge.Raw, false); err != nil {
+		t.Fatal(err)
+	}
+	p := api.AckParams{Pledge: pledge.CID.String(), Amount: 25}
+	if _, err := a.Acknowledge(ctx, p); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "acknowledge --draft") {
+		t.Fatalf("one member alone: %v; want it refused, saying how to draft", err)
+	}
+	draft, err := a.DraftAcknowledgement(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Publish(ctx, draft, false); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "signers: fewer than the threshold") {
+		t.Fatalf("the draft published with one signature: %v", err)
+	}
+	copyCommons(t, a, b, c)
+	copyCommons(t, a, stranger, c)
+	if _, err := stranger.CosignManifest(ctx, draft, false); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "not an association key") {
+		t.Fatalf("a stranger co-signing: %v", err)
+	}
+	cosigned, err := b.CosignManifest(ctx, draft, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.CosignManifest(ctx, cosigned, false); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "signed acknowledgement") {
+		t.Fatalf("co-signing twice: %v", err)
+	}
+	pub, err := a.Publish(ctx, cosigned, false)
+	if err != nil || pub.Class != "effective" {
+		t.Fatalf("the co-signed acknowledgement: %+v, %v", pub, err)
+	}
+	r, err := a.Reciprocity(ctx, c, time.Time{})
+	if err != nil || len(r.Participants) != 1 || r.Participants[0].Pledges[0].Acknowledged != 25 {
+		t.Fatalf("report: %+v, %v", r, err)
+	}
+}

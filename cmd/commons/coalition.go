@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -361,6 +362,7 @@ func parseWhen(flag, s string) (time.Time, error) {
 
 func (a *app) acknowledgeCmd() *cobra.Command {
 	var p api.AckParams
+	var draft string
 	cmd := &cobra.Command{
 		Use:   "acknowledge PLEDGE-CID [--amount N] [--note TEXT]",
 		Short: "Sign that a pledge was met, as its beneficiary or for the association; prints the acknowledgement's CID",
@@ -371,12 +373,30 @@ was pledged.
 
 A pledge that names a beneficiary is acknowledged by that key alone. A pledge
 to the association is acknowledged under the current manifest by an
-association key; an association whose threshold is above 1 cannot acknowledge
-with one key, and this command refuses then. Revoking a key takes back what
-its acknowledgements counted.`,
+association key; when its threshold is above 1, one member drafts it, others
+co-sign the draft file, and any of them publishes it:
+
+  commons acknowledge PLEDGE --amount 30 --draft ack.car
+  commons manifest cosign ack.car          (by other association members)
+  commons manifest publish ack.car
+
+Revoking a key takes back what its acknowledgements counted.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p.Pledge = args[0]
+			if draft != "" {
+				return a.withAPI(cmd, func(d api.API) error {
+					raw, err := d.DraftAcknowledgement(cmd.Context(), p)
+					if err != nil {
+						return err
+					}
+					if err := os.WriteFile(draft, raw, 0o644); err != nil {
+						return fmt.Errorf("--draft: %w", err)
+					}
+					fmt.Fprintf(a.stderr, "acknowledgement draft written to %s: have it co-signed (commons manifest cosign %s) up to the association's threshold, then publish it (commons manifest publish %s)\n", draft, draft, draft)
+					return nil
+				})
+			}
 			return a.withAPI(cmd, func(d api.API) error {
 				pub, err := d.Acknowledge(cmd.Context(), p)
 				if err == nil {
@@ -388,5 +408,6 @@ its acknowledgements counted.`,
 	}
 	cmd.Flags().Uint64Var(&p.Amount, "amount", 0, "the part met, in the pledge's unit; none for infrastructure")
 	cmd.Flags().StringVar(&p.Note, "note", "", "a note for the record, such as the payment's reference")
+	cmd.Flags().StringVar(&draft, "draft", "", "write the signed acknowledgement to this file for the association's other members to co-sign, instead of publishing it")
 	return cmd
 }

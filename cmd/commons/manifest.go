@@ -242,9 +242,10 @@ func (a *app) manifestCosignCmd() *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "cosign DRAFT-FILE",
-		Short: "Add this node's association signature to a drafted manifest update (in place)",
+		Short: "Add this node's association signature to a drafted manifest update or acknowledgement (in place)",
 		Long: `Add this node's association signature to a drafted manifest (a genesis or an
-update), in place. The node judges the draft by its own copy of the commons when
+update), or to the association's drafted acknowledgement of a pledge (commons
+acknowledge --draft), in place. The node judges the draft by its own copy of the commons when
 that holds the versions the draft builds on, else by the manifests the draft file
 carries: this node's key must be an association key of each version the draft
 builds on, and a draft that could not take effect even with every association
@@ -420,6 +421,14 @@ func keyList(ks []protocol.PublicKey) string {
 
 // describeDraft says what a drafted manifest sets.
 func (a *app) describeDraft(blk *protocol.Block) {
+	if ack := blk.Record.Acknowledgement(); ack != nil {
+		fmt.Fprintf(a.stderr, "acknowledgement %s: pledge %s met", blk.CID, ack.Pledge)
+		if ack.Amount > 0 {
+			fmt.Fprintf(a.stderr, " by %d (in the pledge's unit)", ack.Amount)
+		}
+		fmt.Fprintf(a.stderr, ", signed by %s\n", keyList(blk.Record.Signers()))
+		return
+	}
 	m := blk.Record.Manifest()
 	if m == nil {
 		return

@@ -311,6 +311,15 @@ func (c *Client) Acknowledge(ctx context.Context, p AckParams) (Published, error
 	return out, err
 }
 
+// DraftAcknowledgement implements API.
+func (c *Client) DraftAcknowledgement(ctx context.Context, p AckParams) ([]byte, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("daemon API: encode request: %w", err)
+	}
+	return c.bytes(ctx, "/api/v1/acknowledgements/draft", bytes.NewReader(b), "application/json")
+}
+
 // Reciprocity implements API.
 func (c *Client) Reciprocity(ctx context.Context, commons string, since time.Time) (ReciprocityInfo, error) {
 	var v ReciprocityInfo

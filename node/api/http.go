@@ -60,6 +60,7 @@ func Handler(api API, token string) http.Handler {
 	mux.HandleFunc("GET /api/v1/commons/{id}/reciprocity", h.reciprocity)
 	mux.HandleFunc("POST /api/v1/pledges", h.auth(h.pledge))
 	mux.HandleFunc("POST /api/v1/acknowledgements", h.auth(h.acknowledge))
+	mux.HandleFunc("POST /api/v1/acknowledgements/draft", h.auth(h.draftAcknowledgement))
 	mux.HandleFunc("GET /api/v1/records/{cid}", h.show)
 	mux.HandleFunc("GET /api/v1/feed", h.feed)
 	mux.HandleFunc("POST /api/v1/import", h.auth(h.importCAR))
@@ -425,6 +426,19 @@ func (h *handler) acknowledge(w http.ResponseWriter, r *http.Request) {
 		pub, err := h.api.Acknowledge(r.Context(), p)
 		h.published(w, pub, err)
 	}
+}
+
+func (h *handler) draftAcknowledgement(w http.ResponseWriter, r *http.Request) {
+	var p AckParams
+	if !decodeJSON(w, r, &p) {
+		return
+	}
+	raw, err := h.api.DraftAcknowledgement(r.Context(), p)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeDraft(w, raw)
 }
 
 func (h *handler) reciprocity(w http.ResponseWriter, r *http.Request) {

@@ -33,6 +33,7 @@ type API interface {
 	Reciprocity(ctx context.Context, commons string, since time.Time) (ReciprocityInfo, error)
 	Pledge(ctx context.Context, p PledgeParams) (Published, error)
 	Acknowledge(ctx context.Context, p AckParams) (Published, error)
+	DraftAcknowledgement(ctx context.Context, p AckParams) ([]byte, error)
 	Show(ctx context.Context, c string) (RecordInfo, error)
 	Feed(ctx context.Context, q FeedQuery) ([]FeedItem, error)
 	Export(ctx context.Context, commons string, w io.Writer) error
