@@ -76,6 +76,34 @@ type Sponsored struct {
 // naming k as sponsor.
 func sponsorGroup(k protocol.PublicKey) []byte { return append([]byte{tagSponsor}, k[:]...) }
 
+// keyedCID is a member of a list keyed by a public key, then a CID.
+type keyedCID struct {
+	k protocol.PublicKey
+	c cid.Cid
+}
+
+// keyed returns the members of the list under tag ('q' or 'g'): tag, key,
+// CID.
+func (s *State) keyed(tag byte) []keyedCID {
+	var out []keyedCID
+	s.walk([]byte{tag}, func(k []byte) bool {
+		if len(k) <= 1+protocol.PublicKeySize {
+			s.fail(fmt.Errorf("%w: key %x", ErrDamaged, k))
+			return false
+		}
+		c, err := cid.Cast(k[1+protocol.PublicKeySize:])
+		if err != nil {
+			s.fail(fmt.Errorf("%w: key %x: %w", ErrDamaged, k, err))
+			return false
+		}
+		var pk protocol.PublicKey
+		copy(pk[:], k[1:])
+		out = append(out, keyedCID{pk, c})
+		return true
+	})
+	return out
+}
+
 // Reciprocity reports on the contributions made at or after since, and on
 // the pledges whose period ends at or after it. A participant is a key
 // whose profile declares a use, that confirmed a sponsorship in the
@@ -119,28 +147,7 @@ func (s *State) Reciprocity(since protocol.HLC) (Reciprocity, error) {
 		}
 	}
 	// Paid contributions, by the sponsor they name.
-	var named []struct {
-		k protocol.PublicKey
-		c cid.Cid
-	}
-	s.walk([]byte{tagSponsor}, func(k []byte) bool {
-		if len(k) <= 1+protocol.PublicKeySize {
-			s.fail(fmt.Errorf("%w: key %x", ErrDamaged, k))
-			return false
-		}
-		c, err := cid.Cast(k[1+protocol.PublicKeySize:])
-		if err != nil {
-			s.fail(fmt.Errorf("%w: key %x: %w", ErrDamaged, k, err))
-			return false
-		}
-		var pk protocol.PublicKey
-		copy(pk[:], k[1:])
-		named = append(named, struct {
-			k protocol.PublicKey
-			c cid.Cid
-		}{pk, c})
-		return true
-	})
+	named := s.keyed(tagSponsor)
 	unconfirmed := map[protocol.PublicKey][]*entry{}
 	for _, n := range named {
 		e := s.entry(n.c)
@@ -168,28 +175,7 @@ func (s *State) Reciprocity(since protocol.HLC) (Reciprocity, error) {
 		}
 	}
 	// Pledges whose period reaches the report's.
-	var pledges []struct {
-		k protocol.PublicKey
-		c cid.Cid
-	}
-	s.walk([]byte{tagPledge}, func(k []byte) bool {
-		if len(k) <= 1+protocol.PublicKeySize {
-			s.fail(fmt.Errorf("%w: key %x", ErrDamaged, k))
-			return false
-		}
-		c, err := cid.Cast(k[1+protocol.PublicKeySize:])
-		if err != nil {
-			s.fail(fmt.Errorf("%w: key %x: %w", ErrDamaged, k, err))
-			return false
-		}
-		var pk protocol.PublicKey
-		copy(pk[:], k[1:])
-		pledges = append(pledges, struct {
-			k protocol.PublicKey
-			c cid.Cid
-		}{pk, c})
-		return true
-	})
+	pledges := s.keyed(tagPledge)
 	for _, pl := range pledges {
 		e := s.entry(pl.c)
 		if e == nil || e.cls != clsOK {
