@@ -34,6 +34,9 @@ const (
 	reasonNotBeneficiary = "author: not the pledge's beneficiary"
 	reasonNoUnder        = "under: missing: the association acknowledges a pledge under a manifest"
 	reasonAckSigners     = "signers: fewer than the threshold of that manifest's association, revoked and suspended keys left out"
+	reasonAckOutsider    = "signers: one is not in that manifest's association"
+	reasonAckNotLater    = "under: neither the version the pledge was made under nor a later one"
+	reasonBenCosigned    = "cosigs: a beneficiary's acknowledgement carries none"
 )
 
 // extInfo is what the coalition's rules read of a profile, a sponsorship, a
@@ -158,8 +161,17 @@ func (s *State) classifyAck(e *entry) (class, string, cid.Cid) {
 		return clsInert, reasonAckAmount, cid.Undef
 	}
 	if pl.Beneficiary != nil {
-		if *pl.Beneficiary != e.ext.author {
+		_, revoked := s.revoked[e.ext.author]
+		_, suspended := s.suspended[e.ext.author]
+		switch {
+		case *pl.Beneficiary != e.ext.author:
 			return clsInert, reasonNotBeneficiary, cid.Undef
+		case len(e.ext.cosigners) > 0:
+			return clsInert, reasonBenCosigned, cid.Undef
+		case revoked:
+			return clsInert, reasonRevoked, cid.Undef
+		case suspended:
+			return clsInert, reasonSuspended, cid.Undef
 		}
 		return clsOK, "", cid.Undef
 	}
@@ -182,12 +194,19 @@ func (s *State) classifyAck(e *entry) (class, string, cid.Cid) {
 	case u.cls == clsWaiting:
 		return clsWaiting, "", cid.Undef // not labelled yet: re-examined through its 'u' list
 	}
+	if pu := s.mfs[pl.Under.Cid]; pu == nil || pu.man.st != manCand || !u.man.anc.has(pu.man.ord) {
+		// under's past is all here: a version not in it now never will be.
+		return clsInert, reasonAckNotLater, cid.Undef
+	}
 	m := u.man.m
 	n := 0
 	for _, k := range append([]protocol.PublicKey{e.ext.author}, e.ext.cosigners...) {
+		if !m.IsAssociation(k) {
+			return clsInert, reasonAckOutsider, cid.Undef
+		}
 		_, revoked := s.revoked[k]
 		_, suspended := s.suspended[k]
-		if m.IsAssociation(k) && !revoked && !suspended {
+		if !revoked && !suspended {
 			n++
 		}
 	}

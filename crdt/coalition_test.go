@@ -49,16 +49,16 @@ func TestAcknowledgementAuthority(t *testing.T) {
 	g := genesisBlock(t, m, 0, 1)
 	under := &protocol.Link{Cid: g.CID}
 	s := New(g.CID)
-	hours := seal(t, &protocol.Record{Commons: g.CID, Time: 2, Body: &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 4, From: 1, Until: 9}}, 3)
+	hours := seal(t, &protocol.Record{Commons: g.CID, Time: 2, Body: &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 4, From: 1, Until: 9, Under: protocol.Link{Cid: g.CID}}}, 3)
 	ben := key(4).Public()
-	toBen := seal(t, &protocol.Record{Commons: g.CID, Time: 2, Body: &protocol.Pledge{Kind: protocol.PledgeMoney, Amount: 100, Currency: "EUR", From: 1, Until: 9, Beneficiary: &ben}}, 3)
+	toBen := seal(t, &protocol.Record{Commons: g.CID, Time: 2, Body: &protocol.Pledge{Kind: protocol.PledgeMoney, Amount: 100, Currency: "EUR", From: 1, Until: 9, Beneficiary: &ben, Under: protocol.Link{Cid: g.CID}}}, 3)
 	alone := ack(t, g.CID, hours.CID, under, 2, 3, 0)
 	both := ack(t, g.CID, hours.CID, under, 2, 3, 0, 1)
 	stranger := ack(t, g.CID, hours.CID, under, 2, 3, 5, 2)
 	assocForBen := ack(t, g.CID, toBen.CID, under, 100, 3, 0, 1)
 	byBen := ack(t, g.CID, toBen.CID, nil, 60, 3, 4)
 	mustAdd(t, s, g, hours, toBen, alone, both, stranger, assocForBen, byBen)
-	want := map[cid.Cid]string{alone.CID: reasonAckSigners, both.CID: "", stranger.CID: reasonAckSigners, assocForBen.CID: reasonNotBeneficiary, byBen.CID: ""}
+	want := map[cid.Cid]string{alone.CID: reasonAckSigners, both.CID: "", stranger.CID: reasonAckOutsider, assocForBen.CID: reasonNotBeneficiary, byBen.CID: ""}
 	for c, reason := range want {
 		v, _ := s.Verdict(c)
 		if reason == "" && v.Class != ClassEffective || reason != "" && v.Reason != reason {
@@ -136,9 +136,9 @@ func TestClassifyDraftAcknowledgement(t *testing.T) {
 	m.Policy = &protocol.Policy{Coalition: 1}
 	g := genesisBlock(t, m, 0, 1)
 	s := New(g.CID)
-	hours := seal(t, &protocol.Record{Commons: g.CID, Time: 2, Body: &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 4, From: 1, Until: 9}}, 3)
+	hours := seal(t, &protocol.Record{Commons: g.CID, Time: 2, Body: &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 4, From: 1, Until: 9, Under: protocol.Link{Cid: g.CID}}}, 3)
 	ben := key(4).Public()
-	toBen := seal(t, &protocol.Record{Commons: g.CID, Time: 2, Body: &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 4, From: 1, Until: 9, Beneficiary: &ben}}, 3)
+	toBen := seal(t, &protocol.Record{Commons: g.CID, Time: 2, Body: &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 4, From: 1, Until: 9, Beneficiary: &ben, Under: protocol.Link{Cid: g.CID}}}, 3)
 	mustAdd(t, s, g, hours, toBen)
 	draft := ack(t, g.CID, hours.CID, &protocol.Link{Cid: g.CID}, 2, 3, 0)
 	if v, _ := s.Classify(draft); v.Reason != reasonAckSigners {

@@ -244,11 +244,16 @@ func (g *gen) pledge() {
 	}
 	p.From = rapid.Uint64Range(1, 10).Draw(g.t, "from")
 	p.Until = p.From + rapid.Uint64Range(1, 5).Draw(g.t, "length")
+	p.Under = protocol.Link{Cid: rapid.SampledFrom(g.mans).Draw(g.t, "pledgeUnder").CID}
+	author := rapid.IntRange(0, nKeys-1).Draw(g.t, "author")
 	if rapid.Bool().Draw(g.t, "beneficiary") {
 		k := key(rapid.IntRange(0, nKeys-1).Draw(g.t, "beneficiaryKey")).Public()
+		if k == key(author).Public() {
+			k = key((author + 1) % nKeys).Public() // a pledge to its own author is invalid
+		}
 		p.Beneficiary = &k
 	}
-	b := seal(g.t, &protocol.Record{Commons: g.id, Time: g.time(), Body: p}, rapid.IntRange(0, nKeys-1).Draw(g.t, "author"))
+	b := seal(g.t, &protocol.Record{Commons: g.id, Time: g.time(), Body: p}, author)
 	g.pledges = append(g.pledges, b)
 	g.maybeEmit(b)
 }
@@ -274,6 +279,9 @@ func (g *gen) acknowledgement() {
 	switch {
 	case p != nil && p.Beneficiary != nil && rapid.IntRange(0, 3).Draw(g.t, "byBeneficiary") != 0:
 		author = keyIndex(*p.Beneficiary)
+		if rapid.IntRange(0, 4).Draw(g.t, "benCosigned") == 0 {
+			co = []int{rapid.IntRange(0, nKeys-1).Draw(g.t, "benCosigner")}
+		}
 	case rapid.IntRange(0, 5).Draw(g.t, "noUnder") != 0:
 		under := rapid.SampledFrom(g.mans).Draw(g.t, "under")
 		if rapid.IntRange(0, 15).Draw(g.t, "underCon") == 0 && len(g.cons) > 0 {
@@ -288,7 +296,25 @@ func (g *gen) acknowledgement() {
 			}
 		}
 	}
-	g.maybeEmit(seal(g.t, &protocol.Record{Commons: g.id, Time: g.time(), Body: a}, author, co...))
+	b := seal(g.t, &protocol.Record{Commons: g.id, Time: g.time(), Body: a}, author, co...)
+	g.maybeEmit(b)
+	if rapid.IntRange(0, 3).Draw(g.t, "recosign") == 0 {
+		// The same acknowledgement with one more co-signature: another
+		// record, the same content.
+		r := *b.Record
+		r.Cosigs = slices.Clone(r.Cosigs)
+		extra := rapid.IntRange(0, nKeys-1).Draw(g.t, "extraCosigner")
+		if !slices.Contains(r.Signers(), key(extra).Public()) {
+			if err := protocol.Cosign(&r, key(extra)); err != nil {
+				g.t.Fatalf("cosign: %v", err)
+			}
+			c, err := protocol.NewBlock(&r)
+			if err != nil {
+				g.t.Fatalf("block: %v", err)
+			}
+			g.maybeEmit(c)
+		}
+	}
 }
 
 func (g *gen) review() {
@@ -349,7 +375,8 @@ func drawContested(t *rapid.T) (cid.Cid, []*protocol.Block) {
 		case k == 10:
 			// A pledge to the association, by a key that may be banned.
 			g.n++
-			p := &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 2, From: 1, Until: uint64(2 + g.n)}
+			p := &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 2, From: 1, Until: uint64(2 + g.n),
+				Under: protocol.Link{Cid: rapid.SampledFrom(g.mans).Draw(t, "pledgeUnder").CID}}
 			b := seal(t, &protocol.Record{Commons: g.id, Time: g.time(), Body: p}, rapid.IntRange(3, 5).Draw(t, "pledger"))
 			g.pledges = append(g.pledges, b)
 			g.emit(b)

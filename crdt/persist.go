@@ -708,7 +708,7 @@ func init() {
 		reasonSigners, reasonPrevRejected, reasonSignersRevoked, reasonRevoked, reasonBanned, reasonBanContested, reasonUnderNotMan,
 		reasonTargetNotCon, reasonUnderInert, reasonUnderContested, reasonSuspended, reasonNotMaintainer,
 		reasonTargetInert, reasonUnderNotLater, reasonLicenceNotMan, reasonLicenceInert, reasonLicenceContested,
-		reasonNoCoalition, reasonNotSponsor, reasonSelfSponsor, reasonNotPledge, reasonAckAmount, reasonNotBeneficiary, reasonNoUnder, reasonAckSigners} {
+		reasonNoCoalition, reasonNotSponsor, reasonSelfSponsor, reasonNotPledge, reasonAckAmount, reasonNotBeneficiary, reasonNoUnder, reasonAckSigners, reasonAckOutsider, reasonAckNotLater, reasonBenCosigned} {
 		reasons[r] = r
 	}
 }

@@ -60,7 +60,8 @@ type PledgeView struct {
 	// infrastructure once one acknowledgement counts.
 	Acknowledged uint64
 	Met          bool
-	// Acks are its acknowledgements that count, sorted by CID.
+	// Acks are its acknowledgements that count, sorted by CID; of copies
+	// that differ only in their signatures, the one of lowest CID.
 	Acks []cid.Cid
 }
 
@@ -190,11 +191,24 @@ func (s *State) Reciprocity(since protocol.HLC) (Reciprocity, error) {
 			continue
 		}
 		v := PledgeView{CID: pl.c, Time: e.time, Pledge: body}
+		same := map[[32]byte]bool{} // copies that differ only in signatures count once
 		for _, a := range s.list(groupKey(tagAcks, pl.c)) {
 			x := s.entry(a)
 			if x == nil || x.cls != clsOK {
 				continue
 			}
+			ab, err := s.read(a)
+			if err != nil {
+				return out, err
+			}
+			d, err := ab.Record.SigningDigest()
+			if err != nil {
+				return out, fmt.Errorf("crdt: acknowledgement %s: %w", a, err)
+			}
+			if same[d] {
+				continue
+			}
+			same[d] = true
 			v.Acks = append(v.Acks, a)
 			if v.Acknowledged += x.ext.amount; v.Acknowledged < x.ext.amount || v.Acknowledged > body.Amount {
 				v.Acknowledged = body.Amount // no more than was pledged, and no overflow

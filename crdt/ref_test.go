@@ -414,10 +414,23 @@ func reference(set map[cid.Cid]*protocol.Block) snapshot {
 			if pl.Until < uint64(since.Millis()) {
 				continue
 			}
-			v := PledgeView{CID: c, Time: set[c].Record.Time, Pledge: pl, Acks: slices.Clone(okAcks[c])}
-			refSort(v.Acks, nil)
+			v := PledgeView{CID: c, Time: set[c].Record.Time, Pledge: pl}
+			acks := slices.Clone(okAcks[c])
+			refSort(acks, nil)
 			var sum uint64
-			for _, a := range v.Acks {
+			content := map[string]bool{} // an acknowledgement's content: its record without signatures
+			for _, a := range acks {
+				r, ak := set[a].Record, set[a].Record.Acknowledgement()
+				under := ""
+				if ak.Under != nil {
+					under = ak.Under.String()
+				}
+				k := fmt.Sprint(r.Commons, r.Author.Hex(), r.Time, ak.Pledge, ak.Amount, under, ak.Note)
+				if content[k] {
+					continue
+				}
+				content[k] = true
+				v.Acks = append(v.Acks, a)
 				sum += set[a].Record.Acknowledgement().Amount
 			}
 			v.Acknowledged = min(sum, pl.Amount)
@@ -576,10 +589,17 @@ func refAck(set map[cid.Cid]*protocol.Block, ch refChainResult, b *protocol.Bloc
 		return reasonAckAmount
 	}
 	if pl.Beneficiary != nil {
-		if *pl.Beneficiary == b.Record.Author {
-			return "ok"
+		switch {
+		case *pl.Beneficiary != b.Record.Author:
+			return reasonNotBeneficiary
+		case len(b.Record.Cosigs) > 0:
+			return reasonBenCosigned
+		case ch.revoked[b.Record.Author]:
+			return reasonRevoked
+		case ch.suspended[b.Record.Author]:
+			return reasonSuspended
 		}
-		return reasonNotBeneficiary
+		return "ok"
 	}
 	if a.Under == nil {
 		return reasonNoUnder
@@ -600,9 +620,15 @@ func refAck(set map[cid.Cid]*protocol.Block, ch refChainResult, b *protocol.Bloc
 	default:
 		return reasonUnderInert
 	}
+	if !ch.past[a.Under.Cid][pl.Under.Cid] {
+		return reasonAckNotLater
+	}
 	m, n := u.Record.Manifest(), 0
 	for _, k := range b.Record.Signers() {
-		if slices.Contains(m.Association, k) && !ch.revoked[k] && !ch.suspended[k] {
+		if !slices.Contains(m.Association, k) {
+			return reasonAckOutsider
+		}
+		if !ch.revoked[k] && !ch.suspended[k] {
 			n++
 		}
 	}

@@ -220,7 +220,8 @@ func (n *Node) Reciprocity(ctx context.Context, commons string, since time.Time)
 			pl := v.Pledge
 			pi.Pledges = append(pi.Pledges, api.PledgeInfo{CID: v.CID.String(), Kind: pl.Kind, Amount: pl.Amount, Currency: pl.Currency,
 				Peer: pl.Peer, From: time.UnixMilli(int64(pl.From)).UTC(), Until: time.UnixMilli(int64(pl.Until)).UTC(),
-				Beneficiary: pl.Beneficiary, Acknowledged: v.Acknowledged, Met: v.Met, Acks: cidStrings(v.Acks)})
+				Beneficiary: pl.Beneficiary, Acknowledged: v.Acknowledged, Met: v.Met,
+				Acks: cidStrings(v.Acks[:min(len(v.Acks), api.MaxUnconfirmed)]), AcksCount: len(v.Acks)})
 		}
 		out.Participants = append(out.Participants, pi)
 	}
@@ -244,6 +245,11 @@ func (n *Node) Pledge(ctx context.Context, p api.PledgeParams) (api.Published, e
 		if err != nil {
 			return nil, err
 		}
+		h, m := rep.state.Head()
+		if m == nil {
+			return nil, fmt.Errorf("%w: the manifest of %s has not arrived yet", api.ErrUnknownCommons, p.Commons)
+		}
+		body.Under = protocol.Link{Cid: h}
 		return &protocol.Record{Commons: rep.id, Body: body}, nil
 	})
 }
@@ -351,6 +357,12 @@ func (n *Node) cosignAck(blk *protocol.Block, force bool) error {
 	a := blk.Record.Acknowledgement()
 	if a.Under == nil {
 		return badRequest("acknowledgement %s names no manifest (under): only the association's acknowledgements are co-signed", blk.CID)
+	}
+	if !rep.state.Has(a.Pledge.Cid) {
+		return fmt.Errorf("%w: pledge %s, which acknowledgement %s says was met, is not here: this node co-signs only what it can read (sync the commons, then co-sign)", api.ErrNotFound, a.Pledge.Cid, blk.CID)
+	}
+	if h, _ := rep.state.Head(); !h.Equals(a.Under.Cid) && !force {
+		return fmt.Errorf("%w: acknowledgement %s is made under manifest %s, not the current one, %s: draft it again (force co-signs it anyway)", api.ErrForbidden, blk.CID, a.Under.Cid, h)
 	}
 	u := rep.state.Manifest(a.Under.Cid)
 	if u == nil {

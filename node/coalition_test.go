@@ -265,10 +265,10 @@ func TestPledges(t *testing.T) {
 	from, until := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
 	entrepreneur, beneficiary := strangerKey(61), strangerKey(62)
 	hours := signed(t, n, entrepreneur, id, &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 40,
-		From: uint64(from.UnixMilli()), Until: uint64(until.UnixMilli())})
+		From: uint64(from.UnixMilli()), Until: uint64(until.UnixMilli()), Under: protocol.Link{Cid: id}})
 	ben := beneficiary.Public()
 	money := signed(t, n, entrepreneur, id, &protocol.Pledge{Kind: protocol.PledgeMoney, Amount: 50000, Currency: "EUR",
-		From: uint64(from.UnixMilli()), Until: uint64(until.UnixMilli()), Beneficiary: &ben})
+		From: uint64(from.UnixMilli()), Until: uint64(until.UnixMilli()), Beneficiary: &ben, Under: protocol.Link{Cid: id}})
 	for _, b := range []*protocol.Block{hours, money} {
 		if _, err := n.Publish(ctx, b.Raw, false); err != nil {
 			t.Fatal(err)
@@ -382,7 +382,9 @@ func TestCosignedAcknowledgement(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := cid.MustParse(c)
-	pledge := signed(t, a, strangerKey(81), id, &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 40, From: 1, Until: 2e12})
+	lagging := startOffline(t) // it has the commons, not the pledge
+	copyCommons(t, a, lagging, c)
+	pledge := signed(t, a, strangerKey(81), id, &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 40, From: 1, Until: 2e12, Under: protocol.Link{Cid: id}})
 	if _, err := a.Publish(ctx, pledge.Raw, false); err != nil {
 		t.Fatal(err)
 	}
@@ -396,6 +398,14 @@ func TestCosignedAcknowledgement(t *testing.T) {
 	}
 	if _, err := a.Publish(ctx, draft, false); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "signers: fewer than the threshold") {
 		t.Fatalf("the draft published with one signature: %v", err)
+	}
+	// A node that has not seen the pledge does not sign blind, nor one
+	// without the commons.
+	if _, err := lagging.CosignManifest(ctx, draft, false); !errors.Is(err, api.ErrNotFound) || !strings.Contains(err.Error(), "is not here") {
+		t.Fatalf("co-signing without the pledge: %v", err)
+	}
+	if _, err := b.CosignManifest(ctx, draft, false); !errors.Is(err, api.ErrUnknownCommons) {
+		t.Fatalf("co-signing on a node without the commons: %v", err)
 	}
 	copyCommons(t, a, b, c)
 	copyCommons(t, a, stranger, c)
@@ -416,5 +426,26 @@ func TestCosignedAcknowledgement(t *testing.T) {
 	r, err := a.Reciprocity(ctx, c, time.Time{})
 	if err != nil || len(r.Participants) != 1 || r.Participants[0].Pledges[0].Acknowledged != 25 {
 		t.Fatalf("report: %+v, %v", r, err)
+	}
+	// A draft made under a version the manifest has moved past is not
+	// co-signed: the current version's association decides.
+	stale, err := a.DraftAcknowledgement(ctx, api.AckParams{Pledge: pledge.CID.String(), Amount: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	update, err := a.DraftManifest(ctx, c, api.ManifestParams{Name: ptr("T, renamed")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyCommons(t, a, b, c)
+	if update, err = b.CosignManifest(ctx, update, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Publish(ctx, update, false); err != nil {
+		t.Fatal(err)
+	}
+	copyCommons(t, a, b, c)
+	if _, err := b.CosignManifest(ctx, stale, false); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "not the current one") {
+		t.Fatalf("co-signing a draft under an older version: %v", err)
 	}
 }

@@ -11,21 +11,27 @@ import (
 
 // Field limits. Counts are entries, lengths are bytes of UTF-8.
 const (
-	MaxNameLen       = 200
-	MaxLicenceLen    = 200
-	MaxTitleLen      = 300
-	MaxSummaryLen    = 16 << 10
-	MaxKindLen       = 64
-	MaxRationaleLen  = 8 << 10
-	MaxKeys          = 256 // association, maintainers, revoked, banned: each
-	MaxBootstrap     = 32
-	MaxMultiaddrLen  = 512
-	MaxPrev          = 16
-	MaxPayload       = 64
-	MaxFileNameLen   = 255
-	MaxAboutLen      = 2048 // a profile's about, a sponsorship's note
-	MaxUses          = 16   // a profile's use declarations
-	MaxURLLen        = 512
+	MaxNameLen      = 200
+	MaxLicenceLen   = 200
+	MaxTitleLen     = 300
+	MaxSummaryLen   = 16 << 10
+	MaxKindLen      = 64
+	MaxRationaleLen = 8 << 10
+	MaxKeys         = 256 // association, maintainers, revoked, banned: each
+	MaxBootstrap    = 32
+	MaxMultiaddrLen = 512
+	MaxPrev         = 16
+	MaxPayload      = 64
+	MaxFileNameLen  = 255
+	MaxAboutLen     = 2048 // a profile's about, a sponsorship's note
+	MaxUses         = 16   // a profile's use declarations
+	MaxURLLen       = 512
+	// MaxAmount bounds a pledge's and an acknowledgement's amount: 2^53 - 1,
+	// the largest integer every JSON reader holds exactly.
+	MaxAmount = 1<<53 - 1
+	// MaxMillis bounds a pledge's period: the last millisecond of the year
+	// 9999, the last a time's text form (RFC 3339) can write.
+	MaxMillis        = 253402300799999
 	DefaultBlobLimit = 64 << 20 // payload blob size when the manifest sets none
 )
 
@@ -377,10 +383,10 @@ func (*Profile) Type() Type { return TypeProfile }
 func (*Profile) links() []cid.Cid { return nil }
 
 func (p *Profile) validate() error {
-	if err := checkText("body.name", p.Name, MaxNameLen, true); err != nil {
+	if err := checkPlainText("body.name", p.Name, MaxNameLen, true); err != nil {
 		return err
 	}
-	if err := checkText("body.about", p.About, MaxAboutLen, false); err != nil {
+	if err := checkPlainText("body.about", p.About, MaxAboutLen, false); err != nil {
 		return err
 	}
 	if len(p.Uses) > MaxUses {
@@ -394,7 +400,7 @@ func (p *Profile) validate() error {
 		if err := checkToken(f+".kind", u.Kind); err != nil {
 			return err
 		}
-		if err := checkText(f+".name", u.Name, MaxNameLen, true); err != nil {
+		if err := checkPlainText(f+".name", u.Name, MaxNameLen, true); err != nil {
 			return err
 		}
 		if err := checkURL(f+".url", u.URL); err != nil {
@@ -423,7 +429,7 @@ func (s *Sponsorship) validate() error {
 	if err := checkCID(s.Target.Cid, CodecDagCBOR); err != nil {
 		return fieldErr("body.target", ErrInvalid, "%v", err)
 	}
-	return checkText("body.note", s.Note, MaxAboutLen, false)
+	return checkPlainText("body.note", s.Note, MaxAboutLen, false)
 }
 
 // Pledge kinds.
@@ -452,18 +458,24 @@ type Pledge struct {
 	// association, under a manifest.
 	Beneficiary *PublicKey `cbor:"beneficiary,omitempty"`
 	Note        string     `cbor:"note,omitempty"`
+	// Under is the manifest version current when the pledge was made: the
+	// association acknowledges it under that version or a later one.
+	Under Link `cbor:"under"`
 }
 
 // Type implements Body.
 func (*Pledge) Type() Type { return TypePledge }
 
-func (*Pledge) links() []cid.Cid { return nil }
+func (p *Pledge) links() []cid.Cid { return []cid.Cid{p.Under.Cid} }
 
 func (p *Pledge) validate() error {
 	switch p.Kind {
 	case PledgeMoney, PledgeHours:
 		if p.Amount == 0 {
 			return fieldErr("body.amount", ErrMissing, "a %s pledge says how much", p.Kind)
+		}
+		if p.Amount > MaxAmount {
+			return fieldErr("body.amount", ErrTooLarge, "%d, limit %d", p.Amount, uint64(MaxAmount))
 		}
 		if p.Peer != "" {
 			return fieldErr("body.peer", ErrInvalid, "only an infrastructure pledge names a peer")
@@ -496,7 +508,16 @@ func (p *Pledge) validate() error {
 	if p.Until <= p.From {
 		return fieldErr("body.until", ErrInvalid, "the period ends (%d) after it starts (%d)", p.Until, p.From)
 	}
-	return checkText("body.note", p.Note, MaxAboutLen, false)
+	if p.Until > MaxMillis {
+		return fieldErr("body.until", ErrInvalid, "%d ms is after the year 9999", p.Until)
+	}
+	if !p.Under.Defined() {
+		return fieldErr("body.under", ErrMissing, "the manifest version current when the pledge is made")
+	}
+	if err := checkCID(p.Under.Cid, CodecDagCBOR); err != nil {
+		return fieldErr("body.under", ErrInvalid, "%v", err)
+	}
+	return checkPlainText("body.note", p.Note, MaxAboutLen, false)
 }
 
 // Acknowledgement says that a pledge was met, in part (Amount) or in full
@@ -534,7 +555,10 @@ func (a *Acknowledgement) validate() error {
 			return fieldErr("body.under", ErrInvalid, "%v", err)
 		}
 	}
-	return checkText("body.note", a.Note, MaxAboutLen, false)
+	if a.Amount > MaxAmount {
+		return fieldErr("body.amount", ErrTooLarge, "%d, limit %d", a.Amount, uint64(MaxAmount))
+	}
+	return checkPlainText("body.note", a.Note, MaxAboutLen, false)
 }
 
 // checkToken accepts a kind: up to MaxKindLen of a-z 0-9 - _ .
@@ -565,8 +589,22 @@ func checkURL(field, s string) error {
 	if h, _, _ := strings.Cut(host, ":"); !strings.HasPrefix(host, "[") {
 		host = h // before any port
 	}
-	if !ok || host == "" || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+	if !ok || host == "" || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }) {
 		return fieldErr(field, ErrInvalid, "%q is not an http or https URL", s)
+	}
+	return nil
+}
+
+// checkPlainText is checkText for the coalition's records (§5.5–§5.8),
+// which also refuse format characters (Unicode category Cf: bidirectional
+// overrides, zero-width characters), so that a name cannot pose as
+// another's.
+func checkPlainText(field, s string, max int, required bool) error {
+	if err := checkText(field, s, max, required); err != nil {
+		return err
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) {
+		return fieldErr(field, ErrInvalid, "format characters (such as bidirectional overrides or zero-width spaces) are not allowed")
 	}
 	return nil
 }

@@ -335,6 +335,9 @@ func (r *Record) validate() error {
 			return err
 		}
 	}
+	if p := r.Pledge(); p != nil && p.Beneficiary != nil && *p.Beneficiary == r.Author {
+		return fieldErr("body.beneficiary", ErrInvalid, "a pledge's beneficiary is someone other than its author")
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"fmt"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
@@ -71,6 +72,17 @@ func Cosign(r *Record, key PrivateKey) error {
 	}
 	r.Cosigs = append(r.Cosigs[:i], append([]Cosig{c}, r.Cosigs[i:]...)...)
 	return nil
+}
+
+// SigningDigest returns the SHA-256 of r's signing bytes (§6.1): the same
+// for every copy of a record that differs only in its signatures, such as
+// two co-signings of one draft.
+func (r *Record) SigningDigest() ([sha256.Size]byte, error) {
+	msg, err := r.signingBytes()
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	return sha256.Sum256(msg), nil
 }
 
 // Signers returns every key that signed the block: the author, then the

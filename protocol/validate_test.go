@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -68,14 +69,14 @@ func sponsorshipRecord() *Record {
 
 func pledgeRecord() *Record {
 	return &Record{Commons: testCommons, Author: testKey(9).Public(), Time: HLCFromMillis(vectorTime, 0), Body: &Pledge{
-		Kind: PledgeMoney, Amount: 100, Currency: "EUR", From: vectorTime, Until: vectorTime + 1,
+		Kind: PledgeMoney, Amount: 100, Currency: "EUR", From: vectorTime, Until: vectorTime + 1, Under: Link{testCommons},
 	}}
 }
 
 // infrastructurePledgeRecord pledges a node whose peer ID is testKey(7)'s.
 func infrastructurePledgeRecord() *Record {
 	return &Record{Commons: testCommons, Author: testKey(9).Public(), Time: HLCFromMillis(vectorTime, 0), Body: &Pledge{
-		Kind: PledgeInfrastructure, Peer: testKey(7).Public().String(), From: vectorTime, Until: vectorTime + 1,
+		Kind: PledgeInfrastructure, Peer: testKey(7).Public().String(), From: vectorTime, Until: vectorTime + 1, Under: Link{testCommons},
 	}}
 }
 
@@ -274,6 +275,9 @@ func TestValidateContribution(t *testing.T) {
 		{"title at limit", c(func(c *Contribution) { c.Title = strings.Repeat("t", MaxTitleLen) }), nil, ""},
 		{"title over limit", c(func(c *Contribution) { c.Title = strings.Repeat("t", MaxTitleLen+1) }), ErrTooLarge, "body.title"},
 		{"title with NUL", c(func(c *Contribution) { c.Title = "a\x00" }), ErrInvalid, "body.title"},
+		// Only the coalition's records refuse format characters (Cf).
+		{"title with a zero-width space", c(func(c *Contribution) { c.Title = "a\u200bb" }), nil, ""},
+		{"summary with a right-to-left override", c(func(c *Contribution) { c.Summary = "a\u202eb" }), nil, ""},
 		{"summary at limit", c(func(c *Contribution) { c.Summary = strings.Repeat("s", MaxSummaryLen) }), nil, ""},
 		{"summary over limit", c(func(c *Contribution) { c.Summary = strings.Repeat("s", MaxSummaryLen+1) }), ErrTooLarge, "body.summary"},
 		{"summary with tab and newline", c(func(c *Contribution) { c.Summary = "a\tb\nc" }), nil, ""},
@@ -321,6 +325,7 @@ func TestValidateReview(t *testing.T) {
 		{"rationale at limit", v(func(v *Review) { v.Rationale = strings.Repeat("r", MaxRationaleLen) }), nil, ""},
 		{"rationale over limit", v(func(v *Review) { v.Rationale = strings.Repeat("r", MaxRationaleLen+1) }), ErrTooLarge, "body.rationale"},
 		{"same target and under", v(func(v *Review) { v.Target = v.Under }), nil, ""},
+		{"rationale with a zero-width space", v(func(v *Review) { v.Rationale = "a\u200bb" }), nil, ""},
 	})
 }
 
@@ -347,12 +352,26 @@ func TestValidateProfile(t *testing.T) {
 		{"name over limit", p(func(p *Profile) { p.Name = strings.Repeat("n", MaxNameLen+1) }), ErrTooLarge, "body.name"},
 		{"name with control character", p(func(p *Profile) { p.Name = "a\x1bb" }), ErrInvalid, "body.name"},
 		{"name with NUL", p(func(p *Profile) { p.Name = "a\x00" }), ErrInvalid, "body.name"},
+		{"name with a right-to-left override", p(func(p *Profile) { p.Name = "Example\u202eLtd" }), ErrInvalid, "body.name"},
+		{"name with a zero-width space", p(func(p *Profile) { p.Name = "Exa\u200bmple" }), ErrInvalid, "body.name"},
+		{"name with a zero-width joiner", p(func(p *Profile) { p.Name = "a\u200db" }), ErrInvalid, "body.name"},
+		{"name with a byte order mark", p(func(p *Profile) { p.Name = "\ufeffName" }), ErrInvalid, "body.name"},
+		{"name with a soft hyphen", p(func(p *Profile) { p.Name = "Ex\u00adample" }), ErrInvalid, "body.name"},
+		{"name with a tag character", p(func(p *Profile) { p.Name = "a\U000e0041" }), ErrInvalid, "body.name"},
+		{"name of a format character only", p(func(p *Profile) { p.Name = "\u200b" }), ErrInvalid, "body.name"},
+		{"name with accents and symbols", p(func(p *Profile) { p.Name = "Café Zoë — 5 € ✓ 日本" }), nil, ""},
+		{"name with a right-to-left script", p(func(p *Profile) { p.Name = "שלום" }), nil, ""},
+		{"name with a format character and about over limit", p(func(p *Profile) {
+			p.Name, p.About = "a\u202eb", strings.Repeat("a", MaxAboutLen+1)
+		}), ErrInvalid, "body.name"},
 		{"about at limit", p(func(p *Profile) { p.About = strings.Repeat("a", MaxAboutLen) }), nil, ""},
 		{"about over limit", p(func(p *Profile) { p.About = strings.Repeat("a", MaxAboutLen+1) }), ErrTooLarge, "body.about"},
 		{"about with tab and newline", p(func(p *Profile) { p.About = "a\tb\nc" }), nil, ""},
 		{"about with carriage return", p(func(p *Profile) { p.About = "a\r\nb" }), ErrInvalid, "body.about"},
 		{"about with C1 control", p(func(p *Profile) { p.About = "a\u0085b" }), ErrInvalid, "body.about"},
 		{"about blank", p(func(p *Profile) { p.About = " " }), nil, ""},
+		{"about with a zero-width space", p(func(p *Profile) { p.About = "a\u200bb" }), ErrInvalid, "body.about"},
+		{"about with a right-to-left override", p(func(p *Profile) { p.About = "a\n\u202eb" }), ErrInvalid, "body.about"},
 		{"uses at limit", p(func(p *Profile) { p.Uses = uses(MaxUses) }), nil, ""},
 		{"uses over limit", p(func(p *Profile) { p.Uses = uses(MaxUses + 1) }), ErrTooLarge, "body.uses"},
 		{"17 uses", p(func(p *Profile) { p.Uses = uses(17) }), ErrTooLarge, "body.uses"},
@@ -369,6 +388,8 @@ func TestValidateProfile(t *testing.T) {
 		{"use name at limit", p(func(p *Profile) { p.Uses[0].Name = strings.Repeat("n", MaxNameLen) }), nil, ""},
 		{"use name over limit", p(func(p *Profile) { p.Uses[0].Name = strings.Repeat("n", MaxNameLen+1) }), ErrTooLarge, "body.uses[0].name"},
 		{"use name with control character", p(func(p *Profile) { p.Uses[0].Name = "a\x07b" }), ErrInvalid, "body.uses[0].name"},
+		{"use name with a right-to-left override", p(func(p *Profile) { p.Uses = uses(2); p.Uses[1].Name = "a\u202eb" }), ErrInvalid, "body.uses[1].name"},
+		{"use name with a zero-width space", p(func(p *Profile) { p.Uses[0].Name = "\u200bProduct" }), ErrInvalid, "body.uses[0].name"},
 		{"url absent", url(""), nil, ""},
 		{"url http", url("http://x"), nil, ""},
 		{"url https with path and query", url("https://example.org/a/b?c=d#e"), nil, ""},
@@ -394,6 +415,12 @@ func TestValidateProfile(t *testing.T) {
 		{"url with NUL", url("https://x/\x00"), ErrInvalid, "body.uses[2].url"},
 		{"url with DEL", url("https://x/\x7f"), ErrInvalid, "body.uses[2].url"},
 		{"url javascript", url("javascript:alert(1)"), ErrInvalid, "body.uses[2].url"},
+		{"url with a right-to-left override", url("https://example.org/\u202egpj.exe"), ErrInvalid, "body.uses[2].url"},
+		{"url with a zero-width space in the host", url("https://exa\u200bmple.org/"), ErrInvalid, "body.uses[2].url"},
+		{"url with a byte order mark", url("https://example.org/\ufeff"), ErrInvalid, "body.uses[2].url"},
+		{"url with a soft hyphen", url("https://example.org/a\u00adb"), ErrInvalid, "body.uses[2].url"},
+		{"url with a zero-width joiner in the query", url("https://example.org/?q=a\u200db"), ErrInvalid, "body.uses[2].url"},
+		{"url with a non-ASCII path", url("https://example.org/café"), nil, ""},
 		{"url at limit", url("https://x/" + strings.Repeat("p", MaxURLLen-len("https://x/"))), nil, ""},
 		{"url of 513 bytes", url("https://x/" + strings.Repeat("p", 513-len("https://x/"))), ErrTooLarge, "body.uses[2].url"},
 		{"url over limit, not a URL", url(strings.Repeat(" ", MaxURLLen+1)), ErrTooLarge, "body.uses[2].url"},
@@ -425,6 +452,10 @@ func TestValidateSponsorship(t *testing.T) {
 		{"note over limit", s(func(s *Sponsorship) { s.Note = strings.Repeat("n", MaxAboutLen+1) }), ErrTooLarge, "body.note"},
 		{"note with control character", s(func(s *Sponsorship) { s.Note = "a\x1bb" }), ErrInvalid, "body.note"},
 		{"note with carriage return", s(func(s *Sponsorship) { s.Note = "a\rb" }), ErrInvalid, "body.note"},
+		{"note with a right-to-left override", s(func(s *Sponsorship) { s.Note = "a\u202eb" }), ErrInvalid, "body.note"},
+		{"note with a zero-width space", s(func(s *Sponsorship) { s.Note = "a\u200bb" }), ErrInvalid, "body.note"},
+		{"note with accents", s(func(s *Sponsorship) { s.Note = "Payé par Ünïcode SARL — 5 €." }), nil, ""},
+		{"target undefined and note with a format character", s(func(s *Sponsorship) { s.Target, s.Note = Link{}, "a\u200bb" }), ErrMissing, "body.target"},
 		{"target undefined and note over limit", s(func(s *Sponsorship) {
 			s.Target, s.Note = Link{}, strings.Repeat("n", MaxAboutLen+1)
 		}), ErrMissing, "body.target"},
@@ -459,12 +490,41 @@ func TestValidatePledge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	beneficiary := testKey(3).Public()
+	beneficiary, author := testKey(3).Public(), testKey(9).Public()
+	v0, err := cid.Decode("QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n")
+	if err != nil {
+		t.Fatal(err)
+	}
 	runValidation(t, []validationCase{
 		{"money ok", p(func(*Pledge) {}), nil, ""},
 		{"hours ok", hours(func(*Pledge) {}), nil, ""},
 		{"infrastructure ok", i(func(*Pledge) {}), nil, ""},
 		{"with beneficiary", p(func(p *Pledge) { p.Beneficiary = &beneficiary }), nil, ""},
+		{"beneficiary its author", p(func(p *Pledge) { p.Beneficiary = &author }), ErrInvalid, "body.beneficiary"},
+		{"hours, beneficiary its author", hours(func(p *Pledge) { p.Beneficiary = &author }), ErrInvalid, "body.beneficiary"},
+		{"infrastructure, beneficiary its author", i(func(p *Pledge) { p.Beneficiary = &author }), ErrInvalid, "body.beneficiary"},
+		{"beneficiary its author and note over limit", p(func(p *Pledge) {
+			p.Beneficiary, p.Note = &author, strings.Repeat("n", MaxAboutLen+1)
+		}), ErrTooLarge, "body.note"},
+		{"beneficiary its author, author another key", func() *Record {
+			r := pledgeRecord()
+			r.Author, r.Pledge().Beneficiary = beneficiary, &author
+			return r
+		}, nil, ""},
+		{"beneficiary its author, both another key", func() *Record {
+			r := pledgeRecord()
+			r.Author, r.Pledge().Beneficiary = beneficiary, &beneficiary
+			return r
+		}, ErrInvalid, "body.beneficiary"},
+		{"under undefined", p(func(p *Pledge) { p.Under = Link{} }), ErrMissing, "body.under"},
+		{"infrastructure under undefined", i(func(p *Pledge) { p.Under = Link{} }), ErrMissing, "body.under"},
+		{"under raw", p(func(p *Pledge) { p.Under = Link{testBlob} }), ErrInvalid, "body.under"},
+		{"under CIDv0", p(func(p *Pledge) { p.Under = Link{v0} }), ErrInvalid, "body.under"},
+		{"under another record", p(func(p *Pledge) { p.Under = Link{testOther} }), nil, ""},
+		{"under undefined and note over limit", p(func(p *Pledge) { p.Under, p.Note = Link{}, strings.Repeat("n", MaxAboutLen+1) }), ErrMissing, "body.under"},
+		{"under raw and note with a format character", p(func(p *Pledge) { p.Under, p.Note = Link{testBlob}, "a\u202eb" }), ErrInvalid, "body.under"},
+		{"until bad and under undefined", p(func(p *Pledge) { p.Until, p.Under = 0, Link{} }), ErrInvalid, "body.until"},
+		{"under undefined and beneficiary its author", p(func(p *Pledge) { p.Under, p.Beneficiary = Link{}, &author }), ErrMissing, "body.under"},
 		{"with note", p(func(p *Pledge) { p.Note = "Ten per cent\tof sales.\n" }), nil, ""},
 		{"kind empty", p(func(p *Pledge) { p.Kind = "" }), ErrMissing, "body.kind"},
 		{"kind upper case", p(func(p *Pledge) { p.Kind = "Money" }), ErrInvalid, "body.kind"},
@@ -475,7 +535,15 @@ func TestValidatePledge(t *testing.T) {
 		{"kind empty and from zero", p(func(p *Pledge) { p.Kind, p.From = "", 0 }), ErrMissing, "body.kind"},
 		{"money amount zero", p(func(p *Pledge) { p.Amount = 0 }), ErrMissing, "body.amount"},
 		{"money amount 1", p(func(p *Pledge) { p.Amount = 1 }), nil, ""},
-		{"money amount max", p(func(p *Pledge) { p.Amount = 1<<64 - 1 }), nil, ""},
+		{"money amount MaxAmount", p(func(p *Pledge) { p.Amount = MaxAmount }), nil, ""},
+		{"money amount 2^53-1", p(func(p *Pledge) { p.Amount = 9007199254740991 }), nil, ""},
+		{"money amount MaxAmount+1", p(func(p *Pledge) { p.Amount = MaxAmount + 1 }), ErrTooLarge, "body.amount"},
+		{"money amount 2^64-1", p(func(p *Pledge) { p.Amount = 1<<64 - 1 }), ErrTooLarge, "body.amount"},
+		{"money amount over max and currency bad", p(func(p *Pledge) { p.Amount, p.Currency = MaxAmount+1, "eur" }), ErrTooLarge, "body.amount"},
+		{"money amount over max and peer", p(func(p *Pledge) { p.Amount, p.Peer = MaxAmount+1, peerID.String() }), ErrTooLarge, "body.amount"},
+		{"hours amount MaxAmount", hours(func(p *Pledge) { p.Amount = MaxAmount }), nil, ""},
+		{"hours amount MaxAmount+1", hours(func(p *Pledge) { p.Amount = MaxAmount + 1 }), ErrTooLarge, "body.amount"},
+		{"infrastructure with amount MaxAmount+1", i(func(p *Pledge) { p.Amount = MaxAmount + 1 }), ErrInvalid, "body.amount"},
 		{"money with peer", p(func(p *Pledge) { p.Peer = peerID.String() }), ErrInvalid, "body.peer"},
 		{"money amount zero and peer", p(func(p *Pledge) { p.Amount, p.Peer = 0, peerID.String() }), ErrMissing, "body.amount"},
 		{"hours amount zero", hours(func(p *Pledge) { p.Amount = 0 }), ErrMissing, "body.amount"},
@@ -516,14 +584,26 @@ func TestValidatePledge(t *testing.T) {
 		{"until zero", p(func(p *Pledge) { p.Until = 0 }), ErrInvalid, "body.until"},
 		{"until equal to from", p(func(p *Pledge) { p.Until = p.From }), ErrInvalid, "body.until"},
 		{"until before from", p(func(p *Pledge) { p.Until = p.From - 1 }), ErrInvalid, "body.until"},
-		{"until max", p(func(p *Pledge) { p.Until = 1<<64 - 1 }), nil, ""},
+		{"until MaxMillis", p(func(p *Pledge) { p.Until = MaxMillis }), nil, ""},
+		{"until 9999-12-31T23:59:59.999Z", p(func(p *Pledge) { p.Until = 253402300799999 }), nil, ""},
+		{"until MaxMillis+1", p(func(p *Pledge) { p.Until = MaxMillis + 1 }), ErrInvalid, "body.until"},
+		{"infrastructure until MaxMillis+1", i(func(p *Pledge) { p.Until = MaxMillis + 1 }), ErrInvalid, "body.until"},
+		{"until 2^64-1", p(func(p *Pledge) { p.Until = 1<<64 - 1 }), ErrInvalid, "body.until"},
+		{"from MaxMillis-1, until MaxMillis", p(func(p *Pledge) { p.From, p.Until = MaxMillis-1, MaxMillis }), nil, ""},
+		{"from MaxMillis, until MaxMillis+1", p(func(p *Pledge) { p.From, p.Until = MaxMillis, MaxMillis+1 }), ErrInvalid, "body.until"},
+		{"from MaxMillis+1, until MaxMillis+2", p(func(p *Pledge) { p.From, p.Until = MaxMillis+1, MaxMillis+2 }), ErrInvalid, "body.until"},
 		{"from max", p(func(p *Pledge) { p.From, p.Until = 1<<64-1, 1<<64-1 }), ErrInvalid, "body.until"},
+		{"until over max and note over limit", p(func(p *Pledge) { p.Until, p.Note = MaxMillis+1, strings.Repeat("n", MaxAboutLen+1) }), ErrInvalid, "body.until"},
 		{"until before from and note over limit", p(func(p *Pledge) { p.Until, p.Note = 0, strings.Repeat("n", MaxAboutLen+1) }), ErrInvalid, "body.until"},
 		{"note at limit", p(func(p *Pledge) { p.Note = strings.Repeat("n", MaxAboutLen) }), nil, ""},
 		{"note over limit", p(func(p *Pledge) { p.Note = strings.Repeat("n", MaxAboutLen+1) }), ErrTooLarge, "body.note"},
 		{"note with control character", p(func(p *Pledge) { p.Note = "a\x1bb" }), ErrInvalid, "body.note"},
 		{"note with carriage return", i(func(p *Pledge) { p.Note = "a\rb" }), ErrInvalid, "body.note"},
 		{"note blank", p(func(p *Pledge) { p.Note = " " }), nil, ""},
+		{"note with a right-to-left override", p(func(p *Pledge) { p.Note = "a\u202eb" }), ErrInvalid, "body.note"},
+		{"note with a zero-width space", p(func(p *Pledge) { p.Note = "a\u200bb" }), ErrInvalid, "body.note"},
+		{"note with a byte order mark", i(func(p *Pledge) { p.Note = "\ufeffa" }), ErrInvalid, "body.note"},
+		{"note with accents and symbols", p(func(p *Pledge) { p.Note = "Dix pour cent des ventes — 5 €." }), nil, ""},
 		{"without commons", func() *Record { r := pledgeRecord(); r.Commons = cid.Undef; return r }, ErrMissing, "commons"},
 		{"commons is a raw CID", func() *Record { r := pledgeRecord(); r.Commons = testBlob; return r }, ErrInvalid, "commons"},
 		{"cosigs on a pledge", func() *Record {
@@ -533,10 +613,59 @@ func TestValidatePledge(t *testing.T) {
 		}, ErrInvalid, "cosigs"},
 	})
 	for _, r := range []*Record{pledgeRecord(), infrastructurePledgeRecord()} {
-		if ls := r.Links(); len(ls) != 0 {
-			t.Errorf("a %s pledge links %v, want nothing", r.Pledge().Kind, ls)
+		if ls := r.Links(); len(ls) != 1 || !ls[0].Equals(testCommons) {
+			t.Errorf("a %s pledge links %v, want [%s] (its under)", r.Pledge().Kind, ls, testCommons)
 		}
 	}
+	r := pledgeRecord()
+	r.Pledge().Under = Link{testOther}
+	if ls := r.Links(); len(ls) != 1 || !ls[0].Equals(testOther) {
+		t.Errorf("a pledge under %s links %v, want [%s]", testOther, ls, testOther)
+	}
+}
+
+// TestPledgeBeneficiaryAuthor checks that a pledge naming its own author as
+// beneficiary is refused on every path: Sign, Encode, and, for bytes
+// written by another implementation, Parse and Validate.
+func TestPledgeBeneficiaryAuthor(t *testing.T) {
+	k := testKey(9)
+	self := k.Public()
+	r := pledgeRecord()
+	r.Pledge().Beneficiary = &self
+	checkFieldErr(t, Sign(r, k), ErrInvalid, "body.beneficiary")
+	_, _, err := Encode(r)
+	checkFieldErr(t, err, ErrInvalid, "body.beneficiary")
+
+	// Bytes signed without validating, as another writer might: refused
+	// before the signature is looked at, though it is good.
+	raw := signUnchecked(t, r, k)
+	_, err = Parse(raw)
+	checkFieldErr(t, err, ErrInvalid, "body.beneficiary")
+	_, err = Validate(raw)
+	checkFieldErr(t, err, ErrInvalid, "body.beneficiary")
+	// The same record naming another beneficiary is a valid pledge.
+	other := testKey(3).Public()
+	r.Pledge().Beneficiary = &other
+	if _, err := Validate(signUnchecked(t, r, k)); err != nil {
+		t.Fatalf("Validate with another beneficiary: %v", err)
+	}
+}
+
+// signUnchecked signs r with k and encodes it, skipping the validation
+// Sign and Encode do.
+func signUnchecked(t *testing.T, r *Record, k PrivateKey) []byte {
+	t.Helper()
+	r.Author = k.Public()
+	msg, err := r.signingBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(r.Sig[:], ed25519.Sign(ed25519.PrivateKey(k), msg))
+	raw, err := r.encode(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
 
 func TestValidateAcknowledgement(t *testing.T) {
@@ -559,7 +688,13 @@ func TestValidateAcknowledgement(t *testing.T) {
 	runValidation(t, []validationCase{
 		{"ok", a(func(*Acknowledgement) {}), nil, ""},
 		{"with amount", a(func(a *Acknowledgement) { a.Amount = 1 }), nil, ""},
-		{"with amount max", a(func(a *Acknowledgement) { a.Amount = 1<<64 - 1 }), nil, ""},
+		{"with amount MaxAmount", a(func(a *Acknowledgement) { a.Amount = MaxAmount }), nil, ""},
+		{"with amount MaxAmount+1", a(func(a *Acknowledgement) { a.Amount = MaxAmount + 1 }), ErrTooLarge, "body.amount"},
+		{"with amount 2^64-1", a(func(a *Acknowledgement) { a.Amount = 1<<64 - 1 }), ErrTooLarge, "body.amount"},
+		{"under, amount MaxAmount+1", a(func(a *Acknowledgement) { a.Under, a.Amount = &Link{testCommons}, MaxAmount+1 }), ErrTooLarge, "body.amount"},
+		{"pledge undefined and amount over max", a(func(a *Acknowledgement) { a.Pledge, a.Amount = Link{}, MaxAmount+1 }), ErrMissing, "body.pledge"},
+		{"under raw and amount over max", a(func(a *Acknowledgement) { a.Under, a.Amount = &Link{testBlob}, MaxAmount+1 }), ErrInvalid, "body.under"},
+		{"amount over max and note over limit", a(func(a *Acknowledgement) { a.Amount, a.Note = MaxAmount+1, strings.Repeat("n", MaxAboutLen+1) }), ErrTooLarge, "body.amount"},
 		{"under", a(func(a *Acknowledgement) { a.Under = &Link{testCommons} }), nil, ""},
 		{"under its pledge", a(func(a *Acknowledgement) { a.Under = &Link{testOther} }), nil, ""},
 		{"with note", a(func(a *Acknowledgement) { a.Note = "Received\twith thanks.\n" }), nil, ""},
@@ -580,6 +715,10 @@ func TestValidateAcknowledgement(t *testing.T) {
 		{"note with control character", a(func(a *Acknowledgement) { a.Note = "a\x1bb" }), ErrInvalid, "body.note"},
 		{"note with carriage return", a(func(a *Acknowledgement) { a.Note = "a\r\nb" }), ErrInvalid, "body.note"},
 		{"note with C1 control", a(func(a *Acknowledgement) { a.Note = "a\u0085b" }), ErrInvalid, "body.note"},
+		{"note with a right-to-left override", a(func(a *Acknowledgement) { a.Note = "a\u202eb" }), ErrInvalid, "body.note"},
+		{"note with a zero-width space", a(func(a *Acknowledgement) { a.Note = "a\u200bb" }), ErrInvalid, "body.note"},
+		{"note with a left-to-right mark", a(func(a *Acknowledgement) { a.Note = "a\u200eb" }), ErrInvalid, "body.note"},
+		{"note with accents", a(func(a *Acknowledgement) { a.Note = "Reçu — merci." }), nil, ""},
 		{"without commons", func() *Record { r := acknowledgementRecord(); r.Commons = cid.Undef; return r }, ErrMissing, "commons"},
 		{"commons is a raw CID", func() *Record { r := acknowledgementRecord(); r.Commons = testBlob; return r }, ErrInvalid, "commons"},
 		{"cosigs", cosigned(func(r *Record) { r.Cosigs = []Cosig{{Key: sortedKeys(2)[0]}, {Key: sortedKeys(2)[1]}} }), nil, ""},
@@ -619,8 +758,8 @@ func TestValidateAcknowledgement(t *testing.T) {
 }
 
 // TestParseCoalitionLinks checks, through Parse, that a sponsorship's links
-// must be exactly [target], an acknowledgement's [pledge] plus [under] when
-// it has one, sorted, and a profile's and a pledge's empty.
+// must be exactly [target], a pledge's [under], an acknowledgement's
+// [pledge] plus [under] when it has one, sorted, and a profile's empty.
 func TestParseCoalitionLinks(t *testing.T) {
 	k := testKey(9)
 	seal := func(r *Record) cborMap {
@@ -649,6 +788,9 @@ func TestParseCoalitionLinks(t *testing.T) {
 	under := acknowledgementRecord()
 	under.Acknowledgement().Under = &Link{testCommons}
 	ackUnder := seal(under)
+	if got := ple.get("links"); !bytes.Equal(got, links(testCommons)) {
+		t.Fatalf("pledge: links %x, want %x (its under)", got, links(testCommons))
+	}
 	// The acknowledgement's pledge and under, sorted by CID bytes.
 	lo, hi := testOther, testCommons
 	if bytes.Compare(lo.Bytes(), hi.Bytes()) > 0 {
@@ -673,7 +815,12 @@ func TestParseCoalitionLinks(t *testing.T) {
 		{"sponsorship linking its target twice", spo.set("links", links(testOther, testOther))},
 		{"sponsorship linking its target as a raw CID", spo.set("links", links(cid.NewCidV1(cid.Raw, testOther.Hash())))},
 		{"profile with links", pro.set("links", links(testOther))},
-		{"pledge with links", ple.set("links", links(testOther))},
+		{"pledge linking another record", ple.set("links", links(testOther))},
+		{"pledge without links", ple.del("links")},
+		{"pledge with empty links", ple.set("links", links())},
+		{"pledge linking its under twice", ple.set("links", links(testCommons, testCommons))},
+		{"pledge linking its under and another", ple.set("links", links(lo, hi))},
+		{"pledge linking its under as a raw CID", ple.set("links", links(cid.NewCidV1(cid.Raw, testCommons.Hash())))},
 		{"acknowledgement without links", ack.del("links")},
 		{"acknowledgement with empty links", ack.set("links", links())},
 		{"acknowledgement linking another record", ack.set("links", links(testCommons))},
@@ -763,6 +910,7 @@ func TestParseNamesBodyField(t *testing.T) {
 		{"pledge without amount", "body.amount", mustEncode(t, map[string]any{"kind": "hours", "from": 1, "until": 2})},
 		{"pledge without from", "body.from", mustEncode(t, map[string]any{"kind": "hours", "amount": 1, "until": 2})},
 		{"pledge without peer", "body.peer", mustEncode(t, map[string]any{"kind": "infrastructure", "from": 1, "until": 2})},
+		{"pledge without under", "body.under", mustEncode(t, map[string]any{"kind": "hours", "amount": 1, "from": 1, "until": 2})},
 		{"acknowledgement without pledge", "body.pledge", mustEncode(t, map[string]any{"note": "n"})},
 		{"acknowledgement under a manifest without pledge", "body.pledge", mustEncode(t, map[string]any{"under": Link{testCommons}})},
 	} {

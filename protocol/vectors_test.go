@@ -240,6 +240,7 @@ func buildVectors() (*vectorSet, error) {
 		Kind: PledgeMoney, Amount: 50_000, Currency: "EUR",
 		From: vectorTime, Until: vectorTime + 365*24*3600*1000,
 		Beneficiary: &beneficiary, Note: "Ten per cent of the printed guide's sales, in cents.",
+		Under: Link{coalitionGenesis.CID},
 	}}, sponsorKey)
 	if err != nil {
 		return nil, fmt.Errorf("pledge: %w", err)
@@ -248,7 +249,8 @@ func buildVectors() (*vectorSet, error) {
 	infraPledge, err := mustBlock(&Record{Commons: coalitionGenesis.CID, Time: HLCFromMillis(vectorTime+300_000, 0), Body: &Pledge{
 		Kind: PledgeInfrastructure, Peer: node.String(),
 		From: vectorTime, Until: vectorTime + 180*24*3600*1000,
-		Note: "A node that keeps the commons' records, for six months.",
+		Note:  "A node that keeps the commons' records, for six months.",
+		Under: Link{coalitionGenesis.CID},
 	}}, sponsorKey)
 	if err != nil {
 		return nil, fmt.Errorf("infrastructure pledge: %w", err)
@@ -274,8 +276,8 @@ func buildVectors() (*vectorSet, error) {
 		recordVec("contribution-sponsored", "paid contribution of that commons naming the sponsor key as its sponsor", seedContributor, sponsored),
 		recordVec("profile", "profile of the sponsor key in that commons: name, about and two use declarations, one with a URL", seedSponsor, profile),
 		recordVec("sponsorship", "sponsorship by the sponsor key of that paid contribution, with a note: links is [target]", seedSponsor, sponsorship),
-		recordVec("pledge", "money pledge by the sponsor key in that commons: 50000 cents of EUR over a year, association key 1 its beneficiary; no links", seedSponsor, pledge),
-		recordVec("pledge-infrastructure", "infrastructure pledge by the sponsor key in that commons: the node whose peer ID is peer, for six months; no amount, no currency, no links", seedSponsor, infraPledge),
+		recordVec("pledge", "money pledge by the sponsor key in that commons: 50000 cents of EUR over a year, association key 1 its beneficiary, under that genesis: links is [under]", seedSponsor, pledge),
+		recordVec("pledge-infrastructure", "infrastructure pledge by the sponsor key in that commons: the node whose peer ID is peer, for six months, under that genesis; no amount, no currency; links is [under]", seedSponsor, infraPledge),
 		recordVec("acknowledgement", "acknowledgement of 25000 cents of the money pledge, signed by association key 1 (its beneficiary) and co-signed by key 2, under that genesis: links is [pledge, under] sorted", seedAssoc1, ack, seedAssoc2),
 	}
 	return vs, nil
@@ -478,9 +480,18 @@ func TestCoalitionVectors(t *testing.T) {
 		t.Errorf("infrastructure pledge peer %q: %v; want the 12D3KooW peer ID of another key than its author's", ip.Peer, err)
 	}
 	for _, b := range []*Block{ple, inf} {
-		if b.Record.Author != spo.Record.Author || len(b.Record.Links()) != 0 || len(b.Record.Cosigs) != 0 {
-			t.Errorf("%s: want the sponsor's, without links or cosigs", b.CID)
+		if b.Record.Author != spo.Record.Author || len(b.Record.Cosigs) != 0 {
+			t.Errorf("%s: want the sponsor's, without cosigs", b.CID)
 		}
+		if u := b.Record.Pledge().Under; !u.Equals(g.CID) {
+			t.Errorf("%s under %s, want under the genesis %s", b.CID, u, g.CID)
+		}
+		if ls := b.Record.Links(); len(ls) != 1 || !ls[0].Equals(g.CID) {
+			t.Errorf("%s links %v, want [%s] (its under)", b.CID, ls, g.CID)
+		}
+	}
+	if p != nil && p.Beneficiary != nil && *p.Beneficiary == ple.Record.Author {
+		t.Errorf("pledge beneficiary %s is its author", *p.Beneficiary)
 	}
 	if !a.Pledge.Equals(ple.CID) || a.Under == nil || !a.Under.Equals(g.CID) {
 		t.Errorf("acknowledgement of %s under %v, want of %s under %s", a.Pledge, a.Under, ple.CID, g.CID)

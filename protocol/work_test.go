@@ -344,7 +344,7 @@ func TestAdmitCoalition(t *testing.T) {
 	// A pledge, and its acknowledgement co-signed under the genesis.
 	pledges := func(g *Block) (pledge, ack *Block) {
 		p := pledgeRecord()
-		p.Commons = g.CID
+		p.Commons, p.Body.(*Pledge).Under = g.CID, Link{g.CID}
 		pledge = sealed(t, p, testKey(9))
 		a := acknowledgementRecord()
 		a.Commons, a.Author = g.CID, k.Public()

@@ -1,15 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/commons-p2p/commons/node/api"
+	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -258,12 +261,17 @@ signs.`,
 			if err != nil {
 				return err
 			}
+			var drafted *protocol.Block
 			if rec, err := api.DraftRecord(draft); err == nil {
 				if blk, err := protocol.Parse(rec); err == nil {
+					drafted = blk
 					a.describeDraft(blk) // what is about to be signed
 				}
 			}
 			return a.withAPI(cmd, func(d api.API) error {
+				if drafted != nil && drafted.Record.Acknowledgement() != nil {
+					a.describePledge(cmd.Context(), d, drafted.Record.Acknowledgement().Pledge.String()) // what it says was met
+				}
 				raw, err := d.CosignManifest(cmd.Context(), draft, force)
 				if err != nil {
 					return err
@@ -426,7 +434,13 @@ func (a *app) describeDraft(blk *protocol.Block) {
 		if ack.Amount > 0 {
 			fmt.Fprintf(a.stderr, " by %d (in the pledge's unit)", ack.Amount)
 		}
+		if ack.Under != nil {
+			fmt.Fprintf(a.stderr, ", under manifest %s", ack.Under)
+		}
 		fmt.Fprintf(a.stderr, ", signed by %s\n", keyList(blk.Record.Signers()))
+		if ack.Note != "" {
+			fmt.Fprintf(a.stderr, "note: %q\n", ack.Note)
+		}
 		return
 	}
 	m := blk.Record.Manifest()
@@ -443,6 +457,22 @@ func (a *app) describeDraft(blk *protocol.Block) {
 	if len(m.Banned) > 0 {
 		fmt.Fprintf(a.stderr, "banned: %s\n", keyList(m.Banned))
 	}
+}
+
+// describePledge says what pledge c is, as this node holds it, before an
+// acknowledgement of it is co-signed.
+func (a *app) describePledge(ctx context.Context, d api.API, c string) {
+	r, err := d.Show(ctx, c)
+	if err != nil || r.Pledge == nil {
+		return // the node refuses the co-signature, and says why
+	}
+	pl := r.Pledge
+	to := "the association"
+	if pl.Beneficiary != nil {
+		to = pl.Beneficiary.String()
+	}
+	fmt.Fprintf(a.stderr, "the pledge: %s by %s to %s, %s to %s\n", feed.PledgeSummary(pl), r.Author, to,
+		time.UnixMilli(int64(pl.From)).UTC().Format(time.DateOnly), time.UnixMilli(int64(pl.Until)).UTC().Format(time.DateOnly))
 }
 
 // writeFileAtomic replaces path with data: written beside it, then

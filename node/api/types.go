@@ -328,9 +328,12 @@ type PledgeInfo struct {
 	Beneficiary *protocol.PublicKey `json:"beneficiary,omitempty"`
 	// Acknowledged is the part acknowledged (at most Amount); Met: all of
 	// it, or for infrastructure, acknowledged at all.
-	Acknowledged uint64   `json:"acknowledged"`
-	Met          bool     `json:"met"`
-	Acks         []string `json:"acks"`
+	Acknowledged uint64 `json:"acknowledged"`
+	Met          bool   `json:"met"`
+	// Acks lists the first MaxUnconfirmed of its AcksCount
+	// acknowledgements that count.
+	Acks      []string `json:"acks"`
+	AcksCount int      `json:"acks_count"`
 }
 
 // ReciprocityInfo is the reciprocity report of a commons (SPEC §12.10):
@@ -371,7 +374,8 @@ type ParticipantInfo struct {
 }
 
 // MaxUnconfirmed is the most unconfirmed contributions a participant's
-// part of the reciprocity report lists: anyone can name a key as sponsor.
+// part of the reciprocity report lists (anyone can name a key as
+// sponsor), and the most acknowledgements a pledge lists.
 const MaxUnconfirmed = 100
 
 // SponsoredInfo is a paid contribution its sponsor countersigned.
