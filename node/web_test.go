@@ -643,11 +643,28 @@ func TestExplorerReciprocity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Its links open the records.
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash = "#/c/`+sponsorship+`"`)); err != nil {
-		t.Fatal(err)
+	// Its links open the records, each on a page of its own.
+	for _, page := range []struct{ cid, want string }{
+		{sponsorship, "sponsorship of "},
+		{pledge, "pledge 10 hours"},
+		{ack, "acknowledgement of "},
+		{work.CID.String(), "confirmed: the sponsor countersigned it in "},
+	} {
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash = "#/c/`+page.cid+`"`)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(document.querySelector("#contribution")?.textContent || "").includes(`+strconv.Quote(page.want)+`)`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+			shown, _ := chromedp.Run(ctx, chromedp.Text(`#contribution`))
+			t.Errorf("the page of %s lacks %q: %v\n%s", page.cid, page.want, err, shown)
+		}
 	}
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(document.querySelector("#contribution h1")?.textContent || "").startsWith("sponsorship")`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
-		t.Errorf("the sponsorship's page: %v", err)
+	if dir := os.Getenv("COMMONS_SCREENSHOTS"); dir != "" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, "sponsored.png"), png, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -572,8 +572,9 @@ async function showRecord(cid) {
   const r = JSON.parse(text);
   if (!current()) return r;
   const json = h("pre", { class: "mono json", id: "record-json", text: prettyJSON(text) });
-  if (r.type !== "contribution") el.replaceChildren(h("h1", { text: r.type + " " + short(cid) }), json);
-  else el.replaceChildren(...contributionPage(r), h("details", {}, h("summary", { text: "The record as JSON" }), json));
+  const page = r.type === "contribution" ? contributionPage(r) : coalitionPage(r);
+  if (!page) el.replaceChildren(h("h1", { text: r.type + " " + short(cid) }), json);
+  else el.replaceChildren(...page, h("details", {}, h("summary", { text: "The record as JSON" }), json));
   return r;
 }
 
@@ -589,7 +590,9 @@ function contributionPage(r) {
       h("dt", { text: "author" }), h("dd", { class: "mono", text: r.author }),
       h("dt", { text: "time" }), h("dd", { text: when(r.time) }),
       h("dt", { text: "kind" }), h("dd", { text: c.Kind || "—" }),
-      h("dt", { text: "provenance" }), h("dd", { text: c.Provenance + (c.Sponsor ? " · sponsor " + c.Sponsor : "") }),
+      h("dt", { text: "provenance" }), h("dd", {}, h("span", { text: c.Provenance + (c.Sponsor ? " · sponsor " + c.Sponsor : "") }),
+        c.Sponsor ? (r.confirmed_by ? h("span", { id: "sponsor-confirmed" }, h("span", { text: " · confirmed: the sponsor countersigned it in " }), cidLink(r.confirmed_by))
+          : h("span", { id: "sponsor-unconfirmed", class: "muted", text: " · not confirmed: the sponsor has not countersigned it" })) : null),
       h("dt", { text: "licence assent" }), h("dd", {}, h("span", { text: "contributed under manifest " + (S.manifestNames.get(lic) || "") + " " }), h("span", { class: "mono", text: short(lic) })),
       c.Revises ? h("dt", { text: "revises" }) : null, c.Revises ? h("dd", {}, cidLink(c.Revises["/"])) : null,
       h("dt", { text: "payload" }), h("dd", {}, ...((c.Payload && c.Payload.length) ? c.Payload.map((p) => h("div", {}, h("a", { href: "/api/v1/blobs/" + p.CID["/"], download: p.Name || "", text: p.Name || short(p.CID["/"]) }), h("span", { class: "muted", text: ` ${p.Size} bytes` }))) : [h("span", { class: "muted", text: "none" })])),
@@ -601,6 +604,46 @@ function contributionPage(r) {
       : h("p", { class: "muted", text: "No reviews yet." }),
     r.inert ? h("p", { class: "warn", text: "Inert: " + r.inert }) : null,
   ].filter((x) => x);
+}
+
+// coalitionPage shows a profile, a sponsorship, a pledge or an
+// acknowledgement; null for another type.
+function coalitionPage(r) {
+  const standing = r.inert ? h("p", { class: "warn", id: "record-inert", text: "Inert, it counts for nothing: " + r.inert }) : null;
+  const head = (title) => h("h1", {}, h("span", { class: "badge type", text: r.type }), h("span", { text: " " + title }));
+  const by = [h("dt", { text: "signed by" }), h("dd", { class: "mono", text: [r.author, ...(r.cosigners || [])].join(", ") }),
+    h("dt", { text: "time" }), h("dd", { text: when(r.time) })];
+  const day = (ms) => new Date(ms).toISOString().slice(0, 10);
+  if (r.profile) {
+    const p = r.profile;
+    return [head(p.Name), standing, p.About ? h("p", { text: p.About }) : null,
+      h("dl", {}, ...by, h("dt", { text: "uses" }), h("dd", {}, ...((p.Uses || []).length ? p.Uses.map((u) => h("div", {}, h("span", { class: "badge type", text: u.Kind }), h("span", { text: " " + u.Name + " " }),
+        u.URL ? h("a", { href: u.URL, rel: "noopener noreferrer nofollow", target: "_blank", text: u.URL }) : null)) : [h("span", { class: "muted", text: "none declared" })])))].filter((x) => x);
+  }
+  if (r.sponsorship) {
+    return [head("of " + short(r.sponsorship.Target["/"])), standing,
+      h("dl", {}, ...by, h("dt", { text: "sponsors" }), h("dd", {}, cidLink(r.sponsorship.Target["/"])),
+        r.sponsorship.Note ? h("dt", { text: "note" }) : null, r.sponsorship.Note ? h("dd", { text: r.sponsorship.Note }) : null)].filter((x) => x);
+  }
+  if (r.pledge) {
+    const p = r.pledge;
+    const what = p.Kind === "money" ? p.Amount + " " + p.Currency + " (smallest unit)" : p.Kind === "hours" ? p.Amount + " hours" : "infrastructure: node " + p.Peer;
+    return [head(what), standing,
+      h("dl", {}, ...by, h("dt", { text: "period" }), h("dd", { text: day(p.From) + " to " + day(p.Until) }),
+        h("dt", { text: "to" }), h("dd", { class: p.Beneficiary ? "mono" : "", text: p.Beneficiary || "the association" }),
+        h("dt", { text: "made under" }), h("dd", {}, cidLink(p.Under["/"])),
+        p.Note ? h("dt", { text: "note" }) : null, p.Note ? h("dd", { text: p.Note }) : null),
+      h("p", { class: "muted", text: "What was acknowledged of it is on the commons page, under who builds on the commons." })].filter((x) => x);
+  }
+  if (r.acknowledgement) {
+    const a = r.acknowledgement;
+    return [head("of " + short(a.Pledge["/"])), standing,
+      h("dl", {}, ...by, h("dt", { text: "pledge" }), h("dd", {}, cidLink(a.Pledge["/"])),
+        h("dt", { text: "met" }), h("dd", { text: a.Amount ? a.Amount + " (in the pledge's unit)" : "whole" }),
+        a.Under ? h("dt", { text: "under" }) : null, a.Under ? h("dd", {}, cidLink(a.Under["/"])) : null,
+        a.Note ? h("dt", { text: "note" }) : null, a.Note ? h("dd", { text: a.Note }) : null)].filter((x) => x);
+  }
+  return null;
 }
 
 init().catch((e) => notice("node", "The explorer could not start: " + e.message));
