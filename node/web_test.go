@@ -271,8 +271,10 @@ func TestExplorerContested(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(`#held`), chromedp.WaitVisible(`#detail-status .badge.pending`)); err != nil {
 		t.Fatalf("held contribution's page: %v", err)
 	}
-	reviews, err := chromedp.Run(ctx, chromedp.Text(`table.reviews`))
-	if err != nil || !strings.Contains(reviews, "undecided") {
+	// Polled, as above: a live update may draw the page again.
+	undecided := `((document.querySelector("table.reviews") || {}).textContent || "")`
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](undecided+`.includes("undecided")`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		reviews, _ := chromedp.Run(ctx, chromedp.Evaluate[string](undecided))
 		t.Errorf("reviews table %q, %v; want the review undecided", reviews, err)
 	}
 }
