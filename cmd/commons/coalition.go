@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -168,7 +170,7 @@ func (a *app) reciprocityCmd() *cobra.Command {
 	var commons, since string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "reciprocity --commons ID [--since DATE] [--json]",
+		Use:   "reciprocity [--commons ID] [--since DATE] [--json]",
 		Short: "Report who builds on the commons and what they give back, from signed records alone",
 		Long: `Report, for every participant that declared a use of the commons in its profile
 or countersigned paid work as its sponsor, what the signed records say it gives
@@ -180,12 +182,10 @@ the contributors' word alone.
 The report states signals and the records behind each, never a verdict. It is
 the same on every node that holds the same records (--json byte for byte).
 --since limits it to contributions made from that date (2026-01-31, or a time
-such as 2026-01-31T12:00:00Z).`,
+such as 2026-01-31T12:00:00Z). --commons may be left out when the node
+replicates one commons.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags("--commons", commons); err != nil {
-				return err
-			}
 			var from time.Time
 			if since != "" {
 				var err error
@@ -196,6 +196,12 @@ such as 2026-01-31T12:00:00Z).`,
 				}
 			}
 			return a.withAPI(cmd, func(d api.API) error {
+				if commons == "" {
+					var err error
+					if commons, err = onlyCommons(cmd.Context(), d); err != nil {
+						return err
+					}
+				}
 				r, err := d.Reciprocity(cmd.Context(), commons, from)
 				if err != nil {
 					return err
@@ -410,4 +416,24 @@ Revoking a key takes back what its acknowledgements counted.`,
 	cmd.Flags().StringVar(&p.Note, "note", "", "a note for the record, such as the payment's reference")
 	cmd.Flags().StringVar(&draft, "draft", "", "write the signed acknowledgement to this file for the association's other members to co-sign, instead of publishing it")
 	return cmd
+}
+
+// onlyCommons returns the commons the node replicates when it replicates
+// one; otherwise it says to choose with --commons.
+func onlyCommons(ctx context.Context, d api.API) (string, error) {
+	st, err := d.Status(ctx)
+	if err != nil {
+		return "", err
+	}
+	switch len(st.Commons) {
+	case 1:
+		return st.Commons[0].ID, nil
+	case 0:
+		return "", errors.New("this node replicates no commons: join one first (commons join ID)")
+	}
+	ids := make([]string, len(st.Commons))
+	for i, c := range st.Commons {
+		ids[i] = c.ID + " (" + c.Name + ")"
+	}
+	return "", fmt.Errorf("this node replicates %d commons: choose one with --commons: %s", len(ids), strings.Join(ids, ", "))
 }

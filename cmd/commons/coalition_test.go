@@ -84,6 +84,13 @@ func TestCoalitionCommands(t *testing.T) {
 	if r := runCLI(t, t.Context(), "--repo", dir, "pledge", "--commons", commons, "--kind", "money", "--amount", "5", "--currency", "eur", "--from", "2026-01-01", "--until", "2026-06-30"); r.code == 0 || !strings.Contains(r.stderr, "body.currency") {
 		t.Errorf("a pledge in eur: exit %d, stderr %q", r.code, r.stderr)
 	}
+	if r := mustRun(t, dir, "reciprocity"); r.stdout != mustRun(t, dir, "reciprocity", "--commons", commons).stdout {
+		t.Errorf("reciprocity without --commons, on a node of one commons:\n%s", r.stdout)
+	}
+	cidOut(t, mustRun(t, dir, "manifest", "create", "--name", "second", "--licence", "MIT"))
+	if r := runCLI(t, t.Context(), "--repo", dir, "reciprocity"); r.code == 0 || !strings.Contains(r.stderr, "choose one with --commons") || !strings.Contains(r.stderr, commons+" (x)") {
+		t.Errorf("reciprocity without --commons, on a node of two: exit %d, stderr %q", r.code, r.stderr)
+	}
 	rj := decodeJSON[api.ReciprocityInfo](t, mustRun(t, dir, "reciprocity", "--commons", commons, "--json", "--since", "2000-01-01").stdout)
 	if rj.Since == nil || len(rj.Participants) != 1 || rj.Participants[0].Sponsored[0].Contribution != work {
 		t.Errorf("reciprocity --json: %+v", rj)
