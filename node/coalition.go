@@ -182,7 +182,7 @@ func (n *Node) Reciprocity(ctx context.Context, commons string, since time.Time)
 			ierr = badRequest("commons %s carries no profiles or sponsorships (its genesis does not set policy.coalition), so it has no reciprocity report", id)
 			return
 		}
-		r, ierr = rep.state.Reciprocity(from)
+		r, ierr = rep.reciprocity(from)
 	}); err != nil {
 		return api.ReciprocityInfo{}, err
 	}
@@ -385,4 +385,27 @@ func (n *Node) cosignAck(blk *protocol.Block, force bool) error {
 		return fmt.Errorf("%w: the commons would hold acknowledgement %s inert even with every association signature (%s)", api.ErrForbidden, blk.CID, v.Reason)
 	}
 	return nil
+}
+
+// cachedReport is a reciprocity report and the state it was computed on.
+type cachedReport struct {
+	records int // the state's Len: every change to the state adds records
+	since   protocol.HLC
+	r       crdt.Reciprocity
+}
+
+// reciprocity returns the state's reciprocity report over the records made
+// since from, computed again only when records were added since the last
+// one for the same period: asking for it costs the event loop nothing
+// while the commons does not change. Loop only.
+func (rep *replica) reciprocity(from protocol.HLC) (crdt.Reciprocity, error) {
+	if c := rep.report; c != nil && c.records == rep.state.Len() && c.since == from {
+		return c.r, nil
+	}
+	r, err := rep.state.Reciprocity(from)
+	if err != nil {
+		return r, err
+	}
+	rep.report = &cachedReport{records: rep.state.Len(), since: from, r: r}
+	return r, nil
 }

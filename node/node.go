@@ -156,6 +156,8 @@ type replica struct {
 	leftNow int
 	// leftOut counts the records left out as damaged (leftout.go).
 	leftOut int
+	// report is the last reciprocity report computed (coalition.go).
+	report *cachedReport
 }
 
 // New returns a node for cfg. It does no I/O.
