@@ -179,21 +179,10 @@ func (s *State) classifyAck(e *entry) (class, string, cid.Cid) {
 	if !under.Defined() {
 		return clsInert, reasonNoUnder, cid.Undef
 	}
-	u := s.mfs[under]
-	switch {
-	case u == nil && s.entry(under) != nil:
-		return clsInert, reasonUnderNotMan, cid.Undef
-	case u == nil:
-		return clsWaiting, "", under
-	case u.cls == clsInert:
-		return clsInert, reasonUnderInert, cid.Undef
-	case u.cls == clsContested:
-		return clsInert, reasonUnderContested, cid.Undef
-	case u.man.st == manPending:
-		return clsWaiting, "", under
-	case u.cls == clsWaiting:
-		return clsWaiting, "", cid.Undef // not labelled yet: re-examined through its 'u' list
+	if c, reason, on := s.manifestStanding(under, reasonUnderNotMan, reasonUnderInert, reasonUnderContested); c != clsOK {
+		return c, reason, on
 	}
+	u := s.mfs[under]
 	if pu := s.mfs[pl.Under.Cid]; pu == nil || pu.man.st != manCand || !u.man.anc.has(pu.man.ord) {
 		// under's past is all here: a version not in it now never will be.
 		return clsInert, reasonAckNotLater, cid.Undef

@@ -233,21 +233,29 @@ func (s *State) classifyContribution(e *entry) (class, string, cid.Cid) {
 	if _, ok := s.banSusp[e.con.author]; ok {
 		return clsInert, reasonBanContested, cid.Undef
 	}
-	lic := e.con.licence
-	l := s.mfs[lic]
+	return s.manifestStanding(e.con.licence, reasonLicenceNotMan, reasonLicenceInert, reasonLicenceContested)
+}
+
+// manifestStanding is how a record that rests on manifest m stands for
+// m's sake: effective when m is on the chain; inert, with the reason
+// given, when m is not a manifest, is off the chain or is contested;
+// waiting while m is missing or not labelled yet (a record waiting for the
+// label is re-examined through the list that names m: 'l' or 'u').
+func (s *State) manifestStanding(m cid.Cid, notMan, inert, contested string) (class, string, cid.Cid) {
+	l := s.mfs[m]
 	switch {
-	case l == nil && s.entry(lic) != nil:
-		return clsInert, reasonLicenceNotMan, cid.Undef
+	case l == nil && s.entry(m) != nil:
+		return clsInert, notMan, cid.Undef
 	case l == nil:
-		return clsWaiting, "", lic
+		return clsWaiting, "", m
 	case l.cls == clsInert:
-		return clsInert, reasonLicenceInert, cid.Undef
+		return clsInert, inert, cid.Undef
 	case l.cls == clsContested:
-		return clsInert, reasonLicenceContested, cid.Undef
+		return clsInert, contested, cid.Undef
 	case l.man.st == manPending:
-		return clsWaiting, "", lic
+		return clsWaiting, "", m
 	case l.cls == clsWaiting:
-		return clsWaiting, "", cid.Undef // not labelled yet: re-examined through byLicence
+		return clsWaiting, "", cid.Undef
 	}
 	return clsOK, "", cid.Undef
 }
