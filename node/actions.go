@@ -328,15 +328,22 @@ func (n *Node) DraftManifest(ctx context.Context, commons string, p api.Manifest
 	if _, err := n.publishChecked(ctx, blk, forceIf(p.Force), true); err != nil {
 		return nil, err
 	}
+	if commons == "" {
+		return encodeBundle(bundle{draft: blk}) // a genesis: no manifests before it
+	}
+	return n.draftBundle(ctx, blk)
+}
+
+// draftBundle returns the draft bundle (bundle.go) of blk, a record of a
+// commons, carrying the commons' manifests that bear on who may sign.
+func (n *Node) draftBundle(ctx context.Context, blk *protocol.Block) ([]byte, error) {
 	b := bundle{draft: blk}
-	if commons != "" {
-		if err := n.do(ctx, func() {
-			if rep := n.commons[blk.Record.Commons]; rep != nil {
-				b.carried = authority(rep.state)
-			}
-		}); err != nil {
-			return nil, err
+	if err := n.do(ctx, func() {
+		if rep := n.commons[blk.Record.Commons]; rep != nil {
+			b.carried = authority(rep.state)
 		}
+	}); err != nil {
+		return nil, err
 	}
 	return encodeBundle(b)
 }

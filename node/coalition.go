@@ -286,15 +286,7 @@ func (n *Node) DraftAcknowledgement(ctx context.Context, p api.AckParams) ([]byt
 	if _, err := n.publishChecked(ctx, blk, refuseInert, true); err != nil {
 		return nil, err
 	}
-	b := bundle{draft: blk}
-	if err := n.do(ctx, func() {
-		if rep := n.commons[blk.Record.Commons]; rep != nil {
-			b.carried = authority(rep.state)
-		}
-	}); err != nil {
-		return nil, err
-	}
-	return encodeBundle(b)
+	return n.draftBundle(ctx, blk)
 }
 
 // buildAck makes this node's acknowledgement of pledge target; draft: for
