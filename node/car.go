@@ -241,6 +241,9 @@ type importer struct {
 	fresh   atomic.Bool // a batch held no record this node has: dropHeld is skipped
 	genMu   sync.Mutex
 	geneses map[cid.Cid]readGenesis // the geneses read in the file (genesisOf)
+	// preparing counts the prepare goroutines: finish waits for them, so
+	// that none outlives the import when store ends early.
+	preparing sync.WaitGroup
 }
 
 // rawBlock is a record as read from the file.
@@ -281,7 +284,8 @@ func (im *importer) send(item *importItem) bool {
 	default:
 	}
 	item.ready = make(chan struct{})
-	go im.prepare(item, im.n.nowMillis())
+	now := im.n.nowMillis()
+	im.preparing.Go(func() { im.prepare(item, now) })
 	select {
 	case im.queue <- item:
 		return true
@@ -295,7 +299,9 @@ func (im *importer) send(item *importItem) bool {
 // finish waits for store to take every queued batch.
 func (im *importer) finish() error {
 	close(im.queue)
-	return <-im.done
+	err := <-im.done
+	im.preparing.Wait()
+	return err
 }
 
 // submitted is a batch handed to the event loop, not yet answered.
