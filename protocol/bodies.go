@@ -62,6 +62,10 @@ type Policy struct {
 	// the commons carries (§7.6): 0 none, 1 profiles and sponsorships. Only
 	// a genesis sets it.
 	Coalition uint64 `cbor:"coalition,omitempty"`
+	// Association is the version of the for-benefit association's records
+	// the commons carries (§7.7): 0 none, 1 disputes, statements,
+	// resolutions, certificates and rotations. Only a genesis sets it.
+	Association uint64 `cbor:"association,omitempty"`
 }
 
 // CoalitionVersion is the highest policy.coalition this package knows.
@@ -185,6 +189,9 @@ func (m *Manifest) validate() error {
 	if m.Policy != nil && m.Policy.Coalition > CoalitionVersion {
 		return fieldErr("body.policy.coalition", ErrInvalid, "version %d, this node knows versions up to %d: a newer node is needed", m.Policy.Coalition, CoalitionVersion)
 	}
+	if m.Policy != nil && m.Policy.Association > AssociationVersion {
+		return fieldErr("body.policy.association", ErrInvalid, "version %d, this node knows versions up to %d: a newer node is needed", m.Policy.Association, AssociationVersion)
+	}
 	if len(m.Prev) > MaxPrev {
 		return fieldErr("body.prev", ErrTooLarge, "%d predecessors, limit %d", len(m.Prev), MaxPrev)
 	}
@@ -224,6 +231,9 @@ func (m *Manifest) validateEnvelope(r *Record) error {
 	}
 	if m.Coalition() != 0 {
 		return fieldErr("body.policy.coalition", ErrInvalid, "only a genesis says whether its commons carries the coalition's records, for the commons' whole life")
+	}
+	if m.AssociationRecords() != 0 {
+		return fieldErr("body.policy.association", ErrInvalid, "only a genesis says whether its commons carries the association's records, for the commons' whole life")
 	}
 	if len(m.Prev) == 0 {
 		return fieldErr("body.prev", ErrMissing, "a manifest update names its predecessors")

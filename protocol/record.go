@@ -27,15 +27,30 @@ const (
 	TypeSponsorship     Type = "sponsorship"
 	TypePledge          Type = "pledge"
 	TypeAcknowledgement Type = "acknowledgement"
+	// The for-benefit association's records (§5.9–§5.13), in a commons
+	// whose genesis sets policy.association (§7.7).
+	TypeDispute     Type = "dispute"
+	TypeStatement   Type = "statement"
+	TypeResolution  Type = "resolution"
+	TypeCertificate Type = "certificate"
+	TypeRotation    Type = "rotation"
 )
 
 // Cosigned reports whether records of type t may carry co-signatures:
-// manifests, and acknowledgements (which the association signs as it
-// signs manifests, §5.8).
-func Cosigned(t Type) bool { return t == TypeManifest || t == TypeAcknowledgement }
+// manifests, and the association's other acts (acknowledgements,
+// resolutions, certificates), which it signs as it signs manifests (§6.2);
+// and rotations, which their successor co-signs (§5.13).
+func Cosigned(t Type) bool {
+	switch t {
+	case TypeManifest, TypeAcknowledgement, TypeResolution, TypeCertificate, TypeRotation:
+		return true
+	}
+	return false
+}
 
 // Body is the per-type part of a record: *Manifest, *Contribution, *Review,
-// *Profile, *Sponsorship, *Pledge or *Acknowledgement.
+// *Profile, *Sponsorship, *Pledge, *Acknowledgement, *Dispute, *Statement,
+// *Resolution, *Certificate or *Rotation.
 type Body interface {
 	// Type returns the record type this body belongs to.
 	Type() Type
@@ -96,6 +111,21 @@ func (r *Record) Pledge() *Pledge { v, _ := r.Body.(*Pledge); return v }
 // Acknowledgement returns the body if the record is an acknowledgement,
 // else nil.
 func (r *Record) Acknowledgement() *Acknowledgement { v, _ := r.Body.(*Acknowledgement); return v }
+
+// Dispute returns the body if the record is a dispute, else nil.
+func (r *Record) Dispute() *Dispute { v, _ := r.Body.(*Dispute); return v }
+
+// Statement returns the body if the record is a statement, else nil.
+func (r *Record) Statement() *Statement { v, _ := r.Body.(*Statement); return v }
+
+// Resolution returns the body if the record is a resolution, else nil.
+func (r *Record) Resolution() *Resolution { v, _ := r.Body.(*Resolution); return v }
+
+// Certificate returns the body if the record is a certificate, else nil.
+func (r *Record) Certificate() *Certificate { v, _ := r.Body.(*Certificate); return v }
+
+// Rotation returns the body if the record is a rotation, else nil.
+func (r *Record) Rotation() *Rotation { v, _ := r.Body.(*Rotation); return v }
 
 // wireRecord is the envelope as it is encoded.
 type wireRecord struct {
@@ -210,6 +240,11 @@ func Parse(raw []byte) (*Block, error) {
 	if err := r.validate(); err != nil {
 		return nil, err
 	}
+	if x := r.Rotation(); x != nil {
+		if err := x.checkEnvelope(r, true); err != nil {
+			return nil, err
+		}
+	}
 	// Checked after validate, so that a body missing a link it must hold
 	// is reported under the body field, not as a links mismatch.
 	if want := r.Links(); !slices.EqualFunc(links, want, cid.Cid.Equals) {
@@ -282,6 +317,16 @@ func fromWire(w *wireRecord) (*Record, []cid.Cid, error) {
 		r.Body = new(Pledge)
 	case TypeAcknowledgement:
 		r.Body = new(Acknowledgement)
+	case TypeDispute:
+		r.Body = new(Dispute)
+	case TypeStatement:
+		r.Body = new(Statement)
+	case TypeResolution:
+		r.Body = new(Resolution)
+	case TypeCertificate:
+		r.Body = new(Certificate)
+	case TypeRotation:
+		r.Body = new(Rotation)
 	default:
 		return nil, nil, fieldErr("type", ErrUnknownType, "%q", w.Type)
 	}
@@ -317,7 +362,7 @@ func (r *Record) validate() error {
 		return fieldErr("cosigs", ErrTooLarge, "%d co-signatures, limit %d", len(r.Cosigs), MaxKeys)
 	}
 	if len(r.Cosigs) > 0 && !Cosigned(r.Type()) {
-		return fieldErr("cosigs", ErrInvalid, "only manifests and acknowledgements carry co-signatures")
+		return fieldErr("cosigs", ErrInvalid, "only manifests, acknowledgements, resolutions, certificates and rotations carry co-signatures")
 	}
 	for i, c := range r.Cosigs {
 		if c.Key == r.Author {
@@ -332,6 +377,11 @@ func (r *Record) validate() error {
 	}
 	if m := r.Manifest(); m != nil {
 		if err := m.validateEnvelope(r); err != nil {
+			return err
+		}
+	}
+	if x := r.Rotation(); x != nil {
+		if err := x.checkEnvelope(r, false); err != nil {
 			return err
 		}
 	}

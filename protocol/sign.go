@@ -46,12 +46,12 @@ func Sign(r *Record, key PrivateKey) error {
 	return nil
 }
 
-// Cosign adds key's signature to a manifest or an acknowledgement signed
-// by its author, keeping cosigs sorted. It fails for the author's own key
+// Cosign adds key's signature to a record of a co-signed type (Cosigned)
+// signed by its author, keeping cosigs sorted. It fails for the author's own key
 // or one already present.
 func Cosign(r *Record, key PrivateKey) error {
 	if !Cosigned(r.Type()) {
-		return fieldErr("cosigs", ErrInvalid, "only manifests and acknowledgements carry co-signatures")
+		return fieldErr("cosigs", ErrInvalid, "only manifests, acknowledgements, resolutions, certificates and rotations carry co-signatures")
 	}
 	pub := key.Public()
 	if pub == r.Author {

@@ -62,6 +62,25 @@ func CoalitionOf(t Type) int {
 	return 0
 }
 
+// AssociationRecords returns the version of the association's records a
+// genesis lets its commons carry (§7.7): 0 for none.
+func (m *Manifest) AssociationRecords() int {
+	if m == nil || m.Policy == nil {
+		return 0
+	}
+	return int(m.Policy.Association)
+}
+
+// AssociationOf returns the policy.association version that introduced
+// records of type t, or 0 for the types every commons carries.
+func AssociationOf(t Type) int {
+	switch t {
+	case TypeDispute, TypeStatement, TypeResolution, TypeCertificate, TypeRotation:
+		return 1
+	}
+	return 0
+}
+
 // WorkAsked returns the work a genesis asks of the other records of its
 // commons: 0 for none.
 func (m *Manifest) WorkAsked() int {
@@ -104,6 +123,9 @@ func checkGenesis(b *Block, signing []byte, genesis GenesisFunc) error {
 	}
 	if v := CoalitionOf(b.Record.Type()); v > g.Coalition() {
 		return fieldErr("type", ErrInvalid, "the genesis of commons %s does not let it carry %s records (policy.coalition %d, they need %d)", b.Record.Commons, b.Record.Type(), g.Coalition(), v)
+	}
+	if v := AssociationOf(b.Record.Type()); v > g.AssociationRecords() {
+		return fieldErr("type", ErrInvalid, "the genesis of commons %s does not let it carry %s records (policy.association %d, they need %d)", b.Record.Commons, b.Record.Type(), g.AssociationRecords(), v)
 	}
 	want := g.WorkAsked()
 	if want <= 0 {
