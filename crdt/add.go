@@ -112,6 +112,24 @@ func (s *State) add(b *protocol.Block) {
 			for _, k := range append([]protocol.PublicKey{e.ext.author}, e.ext.cosigners...) {
 				s.listAdd(authorGroup(k), b.CID) // revocations move its count
 			}
+		case protocol.TypeDispute:
+			s.ov.set(disputeGroup, cidKey(tagDispute, b.CID), op{v: []byte{}})
+			if e.ext.target.Defined() {
+				s.listAddFor(tagDisputed, e.ext.target, b.CID)
+			}
+		case protocol.TypeStatement:
+			s.listAdd(groupKey(tagResolved, e.ext.target), b.CID)
+		case protocol.TypeResolution, protocol.TypeCertificate:
+			if e.typ == protocol.TypeResolution {
+				s.listAdd(groupKey(tagResolved, e.ext.target), b.CID)
+			}
+			s.listAdd(groupKey(tagUnder, e.ext.under), b.CID)
+			for _, k := range append([]protocol.PublicKey{e.ext.author}, e.ext.cosigners...) {
+				s.listAdd(authorGroup(k), b.CID) // revocations move its count
+			}
+		case protocol.TypeRotation:
+			s.addRotation(e)
+			s.listAdd(authorGroup(e.ext.author), b.CID) // its revocation makes it inert
 		}
 	}
 	if s.mem != nil {
@@ -120,6 +138,9 @@ func (s *State) add(b *protocol.Block) {
 	s.nRecs++
 	s.index(b.CID, b.Record.Time)
 	s.reclassify(e)
+	if e.typ == protocol.TypeRotation {
+		s.rotationArrived(e)
+	}
 	s.arrived(b.CID)
 }
 

@@ -42,6 +42,9 @@ var ErrNoAuthority = errors.New("crdt: no authority")
 func verdictOf(c class, reason string) Verdict {
 	switch c {
 	case clsOK:
+		if reason != "" { // a review set aside: its vote is none
+			return Verdict{Class: ClassInert, Reason: reason}
+		}
 		return Verdict{Class: ClassEffective}
 	case clsInert:
 		return Verdict{Class: ClassInert, Reason: reason}
@@ -163,6 +166,23 @@ func (s *State) ReviewUnder(c cid.Cid, maintainer protocol.PublicKey) (cid.Cid, 
 	return best.cid, nil
 }
 
+// actUnder returns the manifest under which r, an act of the association
+// (an acknowledgement of a pledge to it, a resolution, a certificate), is
+// signed.
+func actUnder(r *protocol.Record) (cid.Cid, bool) {
+	switch body := r.Body.(type) {
+	case *protocol.Acknowledgement:
+		if body.Under != nil {
+			return body.Under.Cid, true
+		}
+	case *protocol.Resolution:
+		return body.Under.Cid, true
+	case *protocol.Certificate:
+		return body.Under.Cid, true
+	}
+	return cid.Undef, false
+}
+
 // ClassifyDraft classifies a manifest as Classify would once every key of
 // its predecessors' associations (for a genesis, of its own) had co-signed
 // it: whether a draft
@@ -170,16 +190,17 @@ func (s *State) ReviewUnder(c cid.Cid, maintainer protocol.PublicKey) (cid.Cid, 
 // even so (it builds on a rejected version, its version is not above its
 // predecessors', a revocation here condemns it) should not be passed round
 // for signatures. An acknowledgement of a pledge to the association is
-// classified as if every key of its Under's association had co-signed it.
+// classified as if every key of its Under's association had co-signed it,
+// and so are a resolution and a certificate.
 // Any other record is classified as by Classify.
 func (s *State) ClassifyDraft(b *protocol.Block) (Verdict, error) {
 	if err := s.check(b); err != nil {
 		return Verdict{}, err
 	}
-	if a := b.Record.Acknowledgement(); a != nil && a.Under != nil && !s.has(b.CID) {
-		// The association's acknowledgement, once every key of its
-		// manifest's association has co-signed it.
-		if u := s.mfs[a.Under.Cid]; u != nil {
+	if under, ok := actUnder(b.Record); ok && !s.has(b.CID) {
+		// The association's act, once every key of its manifest's
+		// association has co-signed it.
+		if u := s.mfs[under]; u != nil {
 			r := *b.Record
 			r.Cosigs = slices.Clone(r.Cosigs)
 			for _, k := range u.man.m.Association {

@@ -47,7 +47,11 @@ type extInfo struct {
 	// An acknowledgement's:
 	under     cid.Cid              // the manifest its signers act under, if any
 	amount    uint64               // the part of the pledge met
-	cosigners []protocol.PublicKey // its co-signers, sorted
+	cosigners []protocol.PublicKey // its co-signers, sorted (a rotation's: its successor)
+	// blk is the record itself while it is classified before it is added
+	// (State.Classify); nil for an entry of the set, whose record is read
+	// through Records when a rule needs more of it (extRecord).
+	blk *protocol.Block
 }
 
 // profileKey is the 'p' key of a key's latest profile.
@@ -93,11 +97,15 @@ func compareRef(a, b ref) int {
 
 // reclassifyExt re-derives a profile's or a sponsorship's standing.
 func (s *State) reclassifyExt(e *entry) {
+	was := e.cls
 	c, reason, on := s.classifyExt(e)
 	s.setClass(e, c, reason)
 	s.wait(e, on)
 	if c == clsOK && e.typ == protocol.TypeSponsorship {
 		s.listAdd(groupKey(tagSponsored, e.ext.target), e.cid)
+	}
+	if e.typ == protocol.TypeResolution && was != c {
+		s.resolutionMoved(e)
 	}
 }
 
@@ -115,6 +123,12 @@ func (s *State) classifyExt(e *entry) (class, string, cid.Cid) {
 		return clsWaiting, "", s.id
 	case g.Coalition() < protocol.CoalitionOf(e.typ):
 		return clsInert, reasonNoCoalition, cid.Undef
+	case g.AssociationRecords() < protocol.AssociationOf(e.typ):
+		return clsInert, reasonNoAssociation, cid.Undef
+	case e.typ == protocol.TypeRotation:
+		return s.classifyRotation(e)
+	case protocol.AssociationOf(e.typ) > 0:
+		return s.classifyAssoc(e)
 	case e.typ == protocol.TypeAcknowledgement:
 		return s.classifyAck(e)
 	case e.typ != protocol.TypeSponsorship:
@@ -137,6 +151,11 @@ func (s *State) classifyExt(e *entry) (class, string, cid.Cid) {
 	}
 	if b.Record.Author == e.ext.author {
 		return clsInert, reasonSelfSponsor, cid.Undef
+	}
+	if _, _, maybe := s.Effect(e.cid, protocol.EffectSetAside); maybe {
+		// A sponsorship that a contest could set aside confirms nothing
+		// meanwhile: the report states what surely stands.
+		return clsInert, reasonSetAside, cid.Undef
 	}
 	return clsOK, "", cid.Undef
 }
@@ -175,34 +194,10 @@ func (s *State) classifyAck(e *entry) (class, string, cid.Cid) {
 		}
 		return clsOK, "", cid.Undef
 	}
-	under := e.ext.under
-	if !under.Defined() {
+	if !e.ext.under.Defined() {
 		return clsInert, reasonNoUnder, cid.Undef
 	}
-	if c, reason, on := s.manifestStanding(under, reasonUnderNotMan, reasonUnderInert, reasonUnderContested); c != clsOK {
-		return c, reason, on
-	}
-	u := s.mfs[under]
-	if pu := s.mfs[pl.Under.Cid]; pu == nil || pu.man.st != manCand || !u.man.anc.has(pu.man.ord) {
-		// under's past is all here: a version not in it now never will be.
-		return clsInert, reasonAckNotLater, cid.Undef
-	}
-	m := u.man.m
-	n := 0
-	for _, k := range append([]protocol.PublicKey{e.ext.author}, e.ext.cosigners...) {
-		if !m.IsAssociation(k) {
-			return clsInert, reasonAckOutsider, cid.Undef
-		}
-		_, revoked := s.revoked[k]
-		_, suspended := s.suspended[k]
-		if !revoked && !suspended {
-			n++
-		}
-	}
-	if uint64(n) < m.Threshold {
-		return clsInert, reasonAckSigners, cid.Undef
-	}
-	return clsOK, "", cid.Undef
+	return s.associationActs(e, []cid.Cid{pl.Under.Cid}, reasonAckNotLater)
 }
 
 // Profile returns the profile that counts for key k: the latest by (time,

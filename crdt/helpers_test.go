@@ -17,12 +17,13 @@ type fataler interface {
 	Fatalf(format string, args ...any)
 }
 
-// nKeys is the size of the key pool tests draw identities from.
+// nKeys is the number of keys generators draw identities from; targeted
+// tests may use the pool's others too.
 const nKeys = 6
 
 var (
 	keysOnce sync.Once
-	keyPool  [nKeys]protocol.PrivateKey
+	keyPool  [10]protocol.PrivateKey
 )
 
 // key returns the i-th test key (deterministic seeds).
@@ -37,7 +38,7 @@ func key(i int) protocol.PrivateKey {
 
 // keyIndex returns the index of the test key whose public half is p.
 func keyIndex(p protocol.PublicKey) int {
-	for i := range nKeys {
+	for i := range len(keyPool) {
 		if key(i).Public() == p {
 			return i
 		}

@@ -20,14 +20,21 @@ import (
 //	'n' cid                     an inert record that is not a manifest
 //	'l' len licence cid         a contribution, by the manifest it assents to
 //	't' len target cid          a review, by its target
-//	'u' len under cid           a review or an acknowledgement, by the manifest it names
-//	'a' key cid                 a review, by its author; an acknowledgement, by each signer
+//	'u' len under cid           a review, an acknowledgement, a resolution or a certificate,
+//	                            by the manifest it names
+//	'a' key cid                 a review or a rotation, by its author; an acknowledgement,
+//	                            a resolution or a certificate, by each signer
 //	'o' key cid                 a contribution, profile or sponsorship, by its author (for bans)
 //	'p' key                     the key's latest profile: time, then CID (coalition.go)
 //	'y' len con cid             a sponsorship that names con and its sponsor, once it counted
 //	'q' key cid                 a paid contribution, by the sponsor it names (reciprocity.go)
 //	'g' key cid                 a pledge, by its author
 //	'f' len pledge cid          an acknowledgement, by the pledge it names
+//	'b' cid                     a dispute (association.go)
+//	'd' len subject cid         a dispute, by the record it names
+//	'z' len dispute cid         a statement or a resolution, by the dispute it names
+//	'h' 0 key cid               a rotation, by its author
+//	'h' 1 key cid               a rotation, by its successor
 //	'w' len on cid              a record waiting for on
 //	'v' len con key ^time ^cid  a maintainer's eligible or suspended review of con (review.go)
 //	'i' time digest             a record of the set, for the reconciliation index (index.go)
@@ -65,6 +72,10 @@ const (
 	tagSponsor   = 'q'
 	tagPledge    = 'g'
 	tagAcks      = 'f'
+	tagDispute   = 'b'
+	tagDisputed  = 'd'
+	tagResolved  = 'z'
+	tagRotation  = 'h'
 	tagWait      = 'w'
 	tagVote      = 'v'
 	tagItem      = 'i'
@@ -323,17 +334,21 @@ func (s *State) listAdd(prefix []byte, member cid.Cid) {
 const (
 	flagTargeted = 1 << iota // its 't' list: reviews naming it as target
 	flagWaited               // its 'w' list: records waiting for it
+	flagDisputed             // its 'd' list: disputes naming it
 )
 
 // flagOf is the flag of a list tag that entries carry.
 func flagOf(tag byte) uint8 {
-	if tag == tagTarget {
+	switch tag {
+	case tagTarget:
 		return flagTargeted
+	case tagDisputed:
+		return flagDisputed
 	}
 	return flagWaited
 }
 
-// listAddFor adds member to c's list tag ('t' or 'w'), and marks c's entry
+// listAddFor adds member to c's list tag ('t', 'w' or 'd'), and marks c's entry
 // (or a stub, if c is not in the set) as having one. A manifest's lists
 // are always read.
 func (s *State) listAddFor(tag byte, c, member cid.Cid) {
@@ -349,7 +364,7 @@ func (s *State) listAddFor(tag byte, c, member cid.Cid) {
 	e.flags |= flagOf(tag)
 }
 
-// listFor returns the members of c's list tag ('t' or 'w').
+// listFor returns the members of c's list tag ('t', 'w' or 'd').
 func (s *State) listFor(tag byte, c cid.Cid) []cid.Cid {
 	if s.mfs[c] == nil {
 		if e := s.lookup(c); e == nil || e.flags&flagOf(tag) == 0 {
@@ -482,11 +497,17 @@ func (s *State) encodeCounts() []byte {
 	for _, n := range []int{s.nRecs, s.counts[0], s.counts[1], s.counts[2], s.nWaiting, s.nHeld, s.nInert} {
 		b = binary.AppendUvarint(b, uint64(n))
 	}
+	if s.counts[3] > 0 { // withdrawals came later: a state without any reads as before
+		b = binary.AppendUvarint(b, uint64(s.counts[3]))
+	}
 	return b
 }
 
 func (s *State) decodeCounts(b []byte) error {
-	for _, p := range []*int{&s.nRecs, &s.counts[0], &s.counts[1], &s.counts[2], &s.nWaiting, &s.nHeld, &s.nInert} {
+	for i, p := range []*int{&s.nRecs, &s.counts[0], &s.counts[1], &s.counts[2], &s.nWaiting, &s.nHeld, &s.nInert, &s.counts[3]} {
+		if i == 7 && len(b) == 0 {
+			break // written before withdrawals: none
+		}
 		n, k := binary.Uvarint(b)
 		if k <= 0 {
 			return fmt.Errorf("%w: the counts do not decode", ErrDamaged)
@@ -560,7 +581,7 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-var statuses = [...]Status{StatusPending, StatusAccepted, StatusRejected}
+var statuses = [...]Status{StatusPending, StatusAccepted, StatusRejected, StatusWithdrawn}
 
 // decoder reads an encoded entry; the first error sticks.
 type decoder struct {
@@ -708,7 +729,9 @@ func init() {
 		reasonSigners, reasonPrevRejected, reasonSignersRevoked, reasonRevoked, reasonBanned, reasonBanContested, reasonUnderNotMan,
 		reasonTargetNotCon, reasonUnderInert, reasonUnderContested, reasonSuspended, reasonNotMaintainer,
 		reasonTargetInert, reasonUnderNotLater, reasonLicenceNotMan, reasonLicenceInert, reasonLicenceContested,
-		reasonNoCoalition, reasonNotSponsor, reasonSelfSponsor, reasonNotPledge, reasonAckAmount, reasonNotBeneficiary, reasonNoUnder, reasonAckSigners, reasonAckOutsider, reasonAckNotLater, reasonBenCosigned} {
+		reasonNoCoalition, reasonNotSponsor, reasonSelfSponsor, reasonNotPledge, reasonAckAmount, reasonNotBeneficiary, reasonNoUnder, reasonAckSigners, reasonAckOutsider, reasonAckNotLater, reasonBenCosigned,
+		reasonNoAssociation, reasonSubjectType, reasonNotDispute, reasonEffectKey, reasonEffectFit, reasonReplaces,
+		reasonResNotLater, reasonReleaseNotCon, reasonSetAside, reasonReplacesLater, reasonActSuspended, reasonSetAsideHeld, reasonRotatedTwice, reasonSuccessorTwice, reasonNoSuccessor} {
 		reasons[r] = r
 	}
 }

@@ -63,6 +63,10 @@ type PledgeView struct {
 	// Acks are its acknowledgements that count, sorted by CID; of copies
 	// that differ only in their signatures, the one of lowest CID.
 	Acks []cid.Cid
+	// Unmet is the resolution of an upheld dispute that marks the pledge
+	// unmet (SPEC §12.12), if one does or a contest could make one do:
+	// then no acknowledgement counts.
+	Unmet cid.Cid
 }
 
 // Sponsored is a paid contribution confirmed by its sponsor.
@@ -191,6 +195,11 @@ func (s *State) Reciprocity(since protocol.HLC) (Reciprocity, error) {
 			continue
 		}
 		v := PledgeView{CID: pl.c, Time: e.time, Pledge: body}
+		if by, _, maybe := s.Effect(pl.c, protocol.EffectUnmet); maybe {
+			v.Unmet = by
+			get(pl.k).Pledges = append(get(pl.k).Pledges, v)
+			continue
+		}
 		same := map[[32]byte]bool{} // copies that differ only in signatures count once
 		for _, a := range s.list(groupKey(tagAcks, pl.c)) {
 			x := s.entry(a)

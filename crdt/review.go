@@ -16,11 +16,11 @@ func votes(c class) bool { return c == clsOK || c == clsSuspended }
 // reclassifyReview re-derives a review's standing and, when that moved, its
 // target's latest reviews and status.
 func (s *State) reclassifyReview(e *entry) {
-	was := e.cls
+	was, wasReason := e.cls, e.reason
 	c, reason, on := s.classifyReview(e)
 	s.setClass(e, c, reason)
 	s.wait(e, on)
-	if was == c || !votes(was) && !votes(c) {
+	if was == c && (wasReason == reason || !votes(c)) || !votes(was) && !votes(c) {
 		return
 	}
 	t := s.entry(e.rev.target)
@@ -37,11 +37,30 @@ func (s *State) reclassifyReview(e *entry) {
 }
 
 // classifyReview applies the review rules (SPEC §12.4) to e, in their
+// order, then the resolutions that set it aside (SPEC §12.12): one set
+// aside for sure counts as its author's retraction (eligible, with
+// reasonSetAside, casting no vote); one a contest could set aside is
+// suspended (reasonSetAsideHeld: no vote is among its possible votes).
+func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
+	c, reason, on := s.classifyReviewRules(e)
+	if !votes(c) {
+		return c, reason, on
+	}
+	switch _, sure, maybe := s.Effect(e.cid, protocol.EffectSetAside); {
+	case sure && c == clsOK:
+		return clsOK, reasonSetAside, on
+	case maybe:
+		return clsSuspended, reasonSetAsideHeld, on
+	}
+	return c, reason, on
+}
+
+// classifyReviewRules applies the review rules (SPEC §12.4) to e, in their
 // order. The CID it returns is the Under manifest whenever that is missing
 // or pending, even for an inert review: Under's arrival may change the
 // reason. A review waiting for its target, its target's licence or an
 // unlabelled Under is re-examined through byTarget or byUnder instead.
-func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
+func (s *State) classifyReviewRules(e *entry) (class, string, cid.Cid) {
 	v := e.rev
 	if _, ok := s.revoked[v.author]; ok {
 		return clsInert, reasonRevoked, cid.Undef
@@ -296,7 +315,7 @@ func voteOf(r *entry) vote {
 	if v == nil {
 		return vote{}
 	}
-	if v.decision == protocol.DecisionRetract {
+	if v.decision == protocol.DecisionRetract || r.reason == reasonSetAside {
 		return vote{}
 	}
 	return vote{decision: v.decision, under: v.under}
@@ -318,6 +337,9 @@ func (s *State) possible(con cid.Cid, v voter) []vote {
 		if v := voteOf(r); !slices.Contains(out, v) {
 			out = append(out, v)
 		}
+		if r.reason == reasonSetAsideHeld && !slices.Contains(out, vote{}) {
+			out = append(out, vote{}) // set aside, it would be a retraction
+		}
 		eligible = r.cls == clsOK
 		return !eligible
 	})
@@ -337,6 +359,12 @@ func (s *State) possible(con cid.Cid, v voter) []vote {
 func (s *State) decide(t *entry) (st Status, held bool) {
 	if t.cls != clsOK {
 		return StatusPending, t.cls == clsInert && (t.reason == reasonLicenceContested || t.reason == reasonBanContested)
+	}
+	switch _, sure, maybe := s.Effect(t.cid, protocol.EffectWithdraw); {
+	case sure:
+		return StatusWithdrawn, false
+	case maybe:
+		return StatusPending, true
 	}
 	// The distinct votes are few (one per version and decision): a slice
 	// on the stack, searched linearly, costs less than a map.

@@ -90,6 +90,22 @@ func newEntry(b *protocol.Block) *entry {
 		if body.Under != nil {
 			e.ext.under = body.Under.Cid
 		}
+	case *protocol.Dispute:
+		e.ext = &extInfo{author: r.Author, under: body.Under.Cid}
+		if body.Subject != nil {
+			e.ext.target = body.Subject.Cid
+		}
+	case *protocol.Statement:
+		e.ext = &extInfo{author: r.Author, target: body.Dispute.Cid}
+	case *protocol.Resolution:
+		e.ext = &extInfo{author: r.Author, target: body.Dispute.Cid, under: body.Under.Cid}
+	case *protocol.Certificate:
+		e.ext = &extInfo{author: r.Author, under: body.Under.Cid}
+	case *protocol.Rotation:
+		e.ext = &extInfo{author: r.Author} // its co-signer is its successor
+	}
+	if e.ext != nil {
+		e.ext.blk = b
 		for _, c := range r.Cosigs {
 			e.ext.cosigners = append(e.ext.cosigners, c.Key)
 		}
@@ -101,7 +117,8 @@ func newEntry(b *protocol.Block) *entry {
 // type, so that an entry does not keep the decoded record's string alive.
 func internType(t protocol.Type) protocol.Type {
 	for _, k := range [...]protocol.Type{protocol.TypeManifest, protocol.TypeContribution, protocol.TypeReview,
-		protocol.TypeProfile, protocol.TypeSponsorship, protocol.TypePledge, protocol.TypeAcknowledgement} {
+		protocol.TypeProfile, protocol.TypeSponsorship, protocol.TypePledge, protocol.TypeAcknowledgement,
+		protocol.TypeDispute, protocol.TypeStatement, protocol.TypeResolution, protocol.TypeCertificate, protocol.TypeRotation} {
 		if t == k {
 			return k
 		}
@@ -175,7 +192,7 @@ type State struct {
 	nWaiting  int
 	nHeld     int // contributions a contest holds pending
 	nInert    int
-	counts    [3]int // pending, accepted, rejected
+	counts    [4]int // pending, accepted, rejected, withdrawn
 	countsRaw []byte // the counts as last written
 
 	manWaiting int                  // manifests waiting
@@ -415,6 +432,10 @@ func (s *State) Counts() (pending, accepted, rejected int) {
 	return s.counts[0], s.counts[1], s.counts[2]
 }
 
+// Withdrawn returns how many contributions are withdrawn by an upheld
+// dispute (SPEC §12.12).
+func (s *State) Withdrawn() int { return s.counts[3] }
+
 // Status returns the status of a contribution; false if c is not a
 // contribution in the set.
 func (s *State) Status(c cid.Cid) (Status, bool) {
@@ -570,6 +591,8 @@ func statusIndex(st Status) int {
 		return 1
 	case StatusRejected:
 		return 2
+	case StatusWithdrawn:
+		return 3
 	}
 	return 0
 }

@@ -1,0 +1,652 @@
+package crdt
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/ipfs/go-cid"
+)
+
+// The for-benefit association's records (protocol/SPEC.md §12.12–§12.14):
+// disputes and statements put a complaint and what participants say about
+// it on the record; a resolution, the association's act under a manifest,
+// decides a dispute and may withdraw a contribution, set a review or a
+// sponsorship aside, or mark a pledge unmet; a certificate attests a
+// participant's role or a release. Resolutions and certificates obey the
+// rule by which the association acts (associationActs), which
+// acknowledgements obey too.
+//
+// A record a dispute names carries flagDisputed, so that asking whether
+// an effect binds it costs nothing for the records nobody disputed.
+
+const (
+	reasonNoAssociation = "type: the commons' genesis does not set policy.association"
+	reasonSubjectType   = "subject: not a contribution, a review, a sponsorship or a pledge"
+	reasonNotDispute    = "dispute: not a dispute"
+	reasonEffectKey     = "effect: a dispute about a participant has none"
+	reasonEffectFit     = "effect: not one the disputed record can have (withdraw a contribution, set aside a review or a sponsorship, unmet a pledge)"
+	reasonReplaces      = "replaces: not a resolution of the same dispute"
+	reasonResNotLater   = "under: neither the version the dispute or its subject was made under nor a later one"
+	reasonReplacesLater = "replaces: a resolution made under a version not in this one's past"
+	reasonActSuspended  = "signers: the threshold is met only with suspended keys (their revocation is contested)"
+	reasonSetAsideHeld  = "a resolution that a contest holds could set it aside"
+	reasonReleaseNotCon = "release: names a record that is not a contribution"
+	reasonSetAside      = "set aside by a resolution: counts as its author's retraction"
+)
+
+// StatusWithdrawn is the status of a contribution an upheld dispute
+// withdrew (SPEC §12.12): neither pending, accepted nor rejected.
+const StatusWithdrawn Status = "withdrawn"
+
+// Outcomes of a dispute.
+const (
+	DisputeOpen      = "open"
+	DisputeDismissed = "dismissed"
+	DisputeUpheld    = "upheld"
+)
+
+// disputeGroup is the prefix of the 'b' list of every dispute.
+var disputeGroup = []byte{tagDispute}
+
+// extRecord returns the record of e: the block it was made from while it
+// is being classified before it is added, else read through Records.
+func (s *State) extRecord(e *entry) *protocol.Record {
+	if e.ext.blk != nil {
+		return e.ext.blk.Record
+	}
+	b, err := s.read(e.cid)
+	if err != nil {
+		s.fail(err)
+		return nil
+	}
+	return b.Record
+}
+
+// classifyAssoc applies the rules of §12.12 and §12.13 to a dispute, a
+// statement, a resolution or a certificate e, whose author's bans and
+// genesis were checked.
+func (s *State) classifyAssoc(e *entry) (class, string, cid.Cid) {
+	r := s.extRecord(e)
+	if r == nil {
+		return clsInert, reasonUnknownType, cid.Undef
+	}
+	switch body := r.Body.(type) {
+	case *protocol.Dispute:
+		if u := s.lookupRecord(body.Under.Cid); u == nil {
+			return clsWaiting, "", body.Under.Cid
+		} else if u.man == nil {
+			return clsInert, reasonUnderNotMan, cid.Undef
+		}
+		if body.Subject != nil {
+			x := s.entry(body.Subject.Cid)
+			switch {
+			case x == nil:
+				return clsWaiting, "", body.Subject.Cid
+			case !disputable(x.typ):
+				return clsInert, reasonSubjectType, cid.Undef
+			}
+		}
+		return clsOK, "", cid.Undef
+	case *protocol.Statement:
+		d := s.entry(body.Dispute.Cid)
+		switch {
+		case d == nil:
+			return clsWaiting, "", body.Dispute.Cid
+		case d.typ != protocol.TypeDispute:
+			return clsInert, reasonNotDispute, cid.Undef
+		}
+		return clsOK, "", cid.Undef
+	case *protocol.Resolution:
+		return s.classifyResolution(e, body)
+	case *protocol.Certificate:
+		if c, reason, on := s.actStanding(e); c != clsOK && c != clsSuspended {
+			return c, reason, on
+		}
+		if body.Release != nil {
+			for _, l := range body.Release.Contributions {
+				x := s.entry(l.Cid)
+				switch {
+				case x == nil:
+					return clsWaiting, "", l.Cid
+				case x.con == nil:
+					return clsInert, reasonReleaseNotCon, cid.Undef
+				}
+			}
+		}
+		return s.actStanding(e)
+	}
+	return clsInert, reasonUnknownType, cid.Undef
+}
+
+// lookupRecord returns the entry of record c, manifests included, or nil.
+func (s *State) lookupRecord(c cid.Cid) *entry {
+	if m := s.mfs[c]; m != nil {
+		return m
+	}
+	return s.entry(c)
+}
+
+// disputable reports whether a dispute may name a record of type t.
+func disputable(t protocol.Type) bool {
+	switch t {
+	case protocol.TypeContribution, protocol.TypeReview, protocol.TypeSponsorship, protocol.TypePledge:
+		return true
+	}
+	return false
+}
+
+// effectFits reports whether an upheld dispute about a record of type t
+// may have effect.
+func effectFits(effect string, t protocol.Type) bool {
+	switch effect {
+	case protocol.EffectWithdraw:
+		return t == protocol.TypeContribution
+	case protocol.EffectSetAside:
+		return t == protocol.TypeReview || t == protocol.TypeSponsorship
+	case protocol.EffectUnmet:
+		return t == protocol.TypePledge
+	}
+	return false
+}
+
+// classifyResolution applies the resolution rules (SPEC §12.12) to e, in
+// their order: its manifest and signers first, so that a record short of
+// the association's authority waits for nothing else.
+func (s *State) classifyResolution(e *entry, body *protocol.Resolution) (class, string, cid.Cid) {
+	act, why, on := s.actStanding(e)
+	if act != clsOK && act != clsSuspended {
+		return act, why, on
+	}
+	d := s.entry(body.Dispute.Cid)
+	switch {
+	case d == nil:
+		return clsWaiting, "", body.Dispute.Cid
+	case d.typ != protocol.TypeDispute:
+		return clsInert, reasonNotDispute, cid.Undef
+	}
+	db := s.extRecord(d)
+	if db == nil {
+		return clsInert, reasonNotDispute, cid.Undef
+	}
+	dis := db.Dispute()
+	basis := []cid.Cid{dis.Under.Cid}
+	if body.Effect != "" && dis.Participant != nil {
+		return clsInert, reasonEffectKey, cid.Undef
+	}
+	if dis.Subject != nil {
+		x := s.entry(dis.Subject.Cid)
+		if x == nil {
+			return clsWaiting, "", dis.Subject.Cid
+		}
+		if body.Effect != "" && !effectFits(body.Effect, x.typ) {
+			return clsInert, reasonEffectFit, cid.Undef
+		}
+		if v, ok := s.madeUnder(x); ok {
+			basis = append(basis, v)
+		}
+	}
+	if !s.inPast(e.ext.under, basis...) {
+		return clsInert, reasonResNotLater, cid.Undef
+	}
+	for _, l := range body.Replaces {
+		x := s.entry(l.Cid)
+		switch {
+		case x == nil:
+			return clsWaiting, "", l.Cid
+		case x.typ != protocol.TypeResolution || x.ext.target != body.Dispute.Cid:
+			return clsInert, reasonReplaces, cid.Undef
+		case !s.inPast(e.ext.under, x.ext.under):
+			return clsInert, reasonReplacesLater, cid.Undef
+		}
+	}
+	return act, why, cid.Undef
+}
+
+// madeUnder returns the manifest version a disputed record was made
+// under: a contribution's licence, a review's or a pledge's under.
+func (s *State) madeUnder(x *entry) (cid.Cid, bool) {
+	switch {
+	case x.con != nil:
+		return x.con.licence, true
+	case x.rev != nil:
+		return x.rev.under, true
+	case x.typ == protocol.TypePledge:
+		if r := s.extRecord(x); r != nil {
+			return r.Pledge().Under.Cid, true
+		}
+	}
+	return cid.Undef, false
+}
+
+// inPast reports whether every version vs is in the past of manifest
+// under, a candidate. Under's past is all here: a version not in it now
+// never will be.
+func (s *State) inPast(under cid.Cid, vs ...cid.Cid) bool {
+	u := s.mfs[under]
+	for _, v := range vs {
+		if pv := s.mfs[v]; pv == nil || pv.man.st != manCand || u == nil || !u.man.anc.has(pv.man.ord) {
+			return false
+		}
+	}
+	return true
+}
+
+// actStanding applies the rule by which the association acts under a
+// manifest (SPEC §12.11 step 3, §12.12, §12.13) to e, signed by its author
+// and co-signers under manifest e.ext.under: it waits for under and its
+// label; it is inert if under is not a manifest or is off the chain, if a
+// signer is not in under's association, or if fewer than under's
+// threshold of them are not revoked. It is suspended (clsSuspended, with
+// the reason) when under is contested, or when the threshold is met only
+// counting suspended keys: what it does then depends on a contest.
+func (s *State) actStanding(e *entry) (class, string, cid.Cid) {
+	under := e.ext.under
+	c, reason, on := s.manifestStanding(under, reasonUnderNotMan, reasonUnderInert, reasonUnderContested)
+	if c != clsOK && reason != reasonUnderContested {
+		return c, reason, on
+	}
+	m := s.mfs[under].man.m
+	sure, maybe := 0, 0
+	for _, k := range append([]protocol.PublicKey{e.ext.author}, e.ext.cosigners...) {
+		if !m.IsAssociation(k) {
+			return clsInert, reasonAckOutsider, cid.Undef
+		}
+		if _, revoked := s.revoked[k]; revoked {
+			continue
+		}
+		maybe++
+		if _, suspended := s.suspended[k]; !suspended {
+			sure++
+		}
+	}
+	switch {
+	case uint64(maybe) < m.Threshold:
+		return clsInert, reasonAckSigners, cid.Undef
+	case reason == reasonUnderContested:
+		return clsSuspended, reasonUnderContested, cid.Undef
+	case uint64(sure) < m.Threshold:
+		return clsSuspended, reasonActSuspended, cid.Undef
+	}
+	return clsOK, "", cid.Undef
+}
+
+// associationActs is actStanding for an act that a contest makes inert
+// rather than suspended (an acknowledgement, whose effect is a report's
+// figure), with every version of basis in under's past (else inert with
+// notLater), so that members an update removed, or a threshold it
+// raised, cannot be got round by naming an older version.
+func (s *State) associationActs(e *entry, basis []cid.Cid, notLater string) (class, string, cid.Cid) {
+	if c, reason, on := s.manifestStanding(e.ext.under, reasonUnderNotMan, reasonUnderInert, reasonUnderContested); c != clsOK {
+		return c, reason, on
+	}
+	if !s.inPast(e.ext.under, basis...) {
+		return clsInert, notLater, cid.Undef
+	}
+	switch c, reason, on := s.actStanding(e); c {
+	case clsSuspended:
+		return clsInert, reasonAckSigners, cid.Undef
+	default:
+		return c, reason, on
+	}
+}
+
+// resolutionMoved carries a resolution's change of standing to the record
+// its dispute names, whose effects may have moved.
+func (s *State) resolutionMoved(e *entry) {
+	d := s.entry(e.ext.target)
+	if d == nil || !d.ext.target.Defined() {
+		return
+	}
+	x := s.entry(d.ext.target)
+	switch {
+	case x == nil:
+	case x.con != nil:
+		s.reclassifyContribution(x)
+	case x.rev != nil:
+		s.reclassifyReview(x)
+	case x.typ == protocol.TypeSponsorship:
+		s.reclassifyExt(x)
+	}
+}
+
+// Resolution is one of a dispute's resolutions as its outcome reads it.
+type Resolution struct {
+	CID     cid.Cid
+	Under   cid.Cid
+	Outcome string
+	Effect  string
+	// Suspended is true when what it does depends on a contest: its
+	// manifest is contested, or its signers meet the threshold only with
+	// suspended keys.
+	Suspended bool
+	digest    [32]byte
+	replaces  []cid.Cid
+}
+
+// Outcome is how a dispute stands (SPEC §12.12).
+type Outcome struct {
+	// State is DisputeOpen, DisputeDismissed or DisputeUpheld: what the
+	// dispute's counting resolutions decide.
+	State string
+	// Effect is the effect of the counting resolutions that uphold it
+	// ("" for a finding without effect).
+	Effect string
+	// Held is true when a contest could change State: a suspended
+	// resolution could uphold it or set a counting one aside.
+	Held bool
+	// Counting are the resolutions that decide it, sorted by CID: those
+	// that stand, replaced and superseded by none that stands or could.
+	// Of copies that differ only in their signatures, one is listed.
+	Counting []Resolution
+}
+
+// DisputeOutcome returns how the dispute c stands; false if c is not a
+// dispute of the set.
+func (s *State) DisputeOutcome(c cid.Cid) (Outcome, bool) {
+	d := s.entry(c)
+	if d == nil || d.typ != protocol.TypeDispute {
+		return Outcome{}, false
+	}
+	rs := s.resolutions(c)
+	out := Outcome{State: DisputeOpen}
+	for _, r := range rs {
+		if r.Suspended {
+			continue
+		}
+		if s.overruled(r, rs, true) {
+			if r.Outcome == protocol.OutcomeUphold && !s.overruled(r, rs, false) {
+				out.Held = true
+			}
+			continue
+		}
+		out.Counting = append(out.Counting, r)
+		switch {
+		case r.Outcome == protocol.OutcomeUphold:
+			out.State = DisputeUpheld
+			if r.Effect != "" {
+				out.Effect = r.Effect
+			}
+		case out.State == DisputeOpen:
+			out.State = DisputeDismissed
+		}
+	}
+	for _, r := range rs {
+		if r.Suspended && !s.overruled(r, rs, false) && (r.Outcome == protocol.OutcomeUphold) != (out.State == DisputeUpheld) {
+			out.Held = true
+		}
+	}
+	return out, true
+}
+
+// resolutions returns the effective and suspended resolutions of dispute
+// d, one of each set of copies that differ only in their signatures (the
+// lowest CID, effective if any copy is), sorted by CID.
+func (s *State) resolutions(d cid.Cid) []Resolution {
+	var out []Resolution
+	seen := map[[32]byte]int{}
+	for _, x := range s.list(groupKey(tagResolved, d)) {
+		e := s.entry(x)
+		if e == nil || e.typ != protocol.TypeResolution || !votes(e.cls) {
+			continue
+		}
+		r := s.extRecord(e)
+		if r == nil {
+			return nil
+		}
+		dg, err := r.SigningDigest()
+		if err != nil {
+			s.fail(fmt.Errorf("%w: resolution %s: %w", ErrDamaged, x, err))
+			return nil
+		}
+		body := r.Resolution()
+		v := Resolution{CID: x, Under: body.Under.Cid, Outcome: body.Outcome, Effect: body.Effect, Suspended: e.cls == clsSuspended, digest: dg}
+		for _, l := range body.Replaces {
+			v.replaces = append(v.replaces, l.Cid)
+		}
+		if i, ok := seen[dg]; ok {
+			out[i].Suspended = out[i].Suspended && v.Suspended
+			continue
+		}
+		seen[dg] = len(out)
+		out = append(out, v)
+	}
+	return out
+}
+
+// overruled reports whether resolution r is replaced or superseded by
+// another of rs (SPEC §12.12): one that names a copy of r in replaces, or
+// one under a later version (r's under strictly in its past). With
+// maybe, suspended ones count too: r could be overruled; without, r is
+// overruled for sure.
+func (s *State) overruled(r Resolution, rs []Resolution, maybe bool) bool {
+	for _, o := range rs {
+		if o.digest == r.digest || o.Suspended && !maybe {
+			continue
+		}
+		if o.Under != r.Under && s.inPast(o.Under, r.Under) {
+			return true
+		}
+		for _, c := range o.replaces {
+			if x := s.entry(c); x != nil && s.sameAct(x, r.digest) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sameAct reports whether resolution entry x has signing digest dg.
+func (s *State) sameAct(x *entry, dg [32]byte) bool {
+	r := s.extRecord(x)
+	if r == nil {
+		return false
+	}
+	got, err := r.SigningDigest()
+	return err == nil && got == dg
+}
+
+// Effect says whether an effect binds record c (SPEC §12.12): sure when a
+// counting resolution of a dispute about c upholds it with that effect
+// whatever a contest decides, maybe when a contest could; by is the
+// resolution of lowest CID that does (or could).
+func (s *State) Effect(c cid.Cid, effect string) (by cid.Cid, sure, maybe bool) {
+	x := s.lookup(c)
+	if x == nil || x.flags&flagDisputed == 0 {
+		return cid.Undef, false, false
+	}
+	for _, d := range s.listFor(tagDisputed, c) {
+		o, ok := s.DisputeOutcome(d)
+		if !ok {
+			continue
+		}
+		rs := s.resolutions(d)
+		for _, r := range o.Counting {
+			if r.Outcome == protocol.OutcomeUphold && r.Effect == effect && (!sure || compareCID(r.CID, by) < 0) {
+				by, sure = r.CID, true
+			}
+		}
+		if sure {
+			continue
+		}
+		for _, r := range rs {
+			if r.Outcome == protocol.OutcomeUphold && r.Effect == effect && !s.overruled(r, rs, false) && (!maybe || compareCID(r.CID, by) < 0) {
+				by, maybe = r.CID, true
+			}
+		}
+	}
+	return by, sure, sure || maybe
+}
+
+// Disputes calls fn with every dispute of the set, effective or not, in
+// CID order, until fn returns false.
+func (s *State) Disputes(fn func(c cid.Cid) bool) {
+	s.walk(disputeGroup, func(k []byte) bool {
+		c, err := cid.Cast(k[len(disputeGroup):])
+		if err != nil {
+			s.fail(fmt.Errorf("%w: key %x", ErrDamaged, k))
+			return false
+		}
+		return fn(c)
+	})
+}
+
+// Replies returns the statements and resolutions that name dispute c,
+// whatever their standing, sorted by CID.
+func (s *State) Replies(c cid.Cid) []cid.Cid {
+	return slices.Clone(s.list(groupKey(tagResolved, c)))
+}
+
+const (
+	reasonRotatedTwice   = "author: rotated to more than one key"
+	reasonSuccessorTwice = "successor: named by more than one key"
+	reasonNoSuccessor    = "cosigs: the successor has not co-signed"
+)
+
+// rotationGroup is the prefix of the 'h' list of the rotations by key k
+// (side 0) or to successor k (side 1).
+func rotationGroup(side byte, k protocol.PublicKey) []byte {
+	return append([]byte{tagRotation, side}, k[:]...)
+}
+
+// successor returns a rotation's successor: its one co-signer.
+func successor(e *entry) (protocol.PublicKey, bool) {
+	if len(e.ext.cosigners) != 1 {
+		return protocol.PublicKey{}, false
+	}
+	return e.ext.cosigners[0], true
+}
+
+// classifyRotation applies the rotation rules (SPEC §12.14) to e, whose
+// author's bans and genesis were checked: inert if its author is revoked,
+// or if its author rotated to another key too, or another key rotated to
+// its successor too.
+func (s *State) classifyRotation(e *entry) (class, string, cid.Cid) {
+	if _, ok := s.revoked[e.ext.author]; ok {
+		return clsInert, reasonRevoked, cid.Undef
+	}
+	succ, ok := successor(e)
+	if !ok {
+		return clsInert, reasonNoSuccessor, cid.Undef
+	}
+	for _, c := range s.list(rotationGroup(0, e.ext.author)) {
+		if x := s.entry(c); x != nil {
+			if k, _ := successor(x); k != succ {
+				return clsInert, reasonRotatedTwice, cid.Undef
+			}
+		}
+	}
+	for _, c := range s.list(rotationGroup(1, succ)) {
+		if x := s.entry(c); x != nil && x.ext.author != e.ext.author {
+			return clsInert, reasonSuccessorTwice, cid.Undef
+		}
+	}
+	return clsOK, "", cid.Undef
+}
+
+// addRotation lists rotation e by its author and its successor, and
+// re-examines the rotations it may conflict with.
+func (s *State) addRotation(e *entry) {
+	succ, ok := successor(e)
+	if !ok {
+		return
+	}
+	s.listAdd(rotationGroup(0, e.ext.author), e.cid)
+	s.listAdd(rotationGroup(1, succ), e.cid)
+}
+
+// rotationArrived re-examines the rotations that share rotation e's
+// author or successor.
+func (s *State) rotationArrived(e *entry) {
+	succ, ok := successor(e)
+	if !ok {
+		return
+	}
+	for _, g := range [][]byte{rotationGroup(0, e.ext.author), rotationGroup(1, succ)} {
+		for _, c := range s.list(g) {
+			if x := s.entry(c); x != nil && c != e.cid {
+				s.reclassifyExt(x)
+			}
+		}
+	}
+}
+
+// CertificateCheck is whether a certificate holds at a moment, and why not
+// (SPEC §12.13).
+type CertificateCheck struct {
+	Certificate *protocol.Certificate
+	Under       cid.Cid
+	// Verdict is how the certificate stands in the state.
+	Verdict Verdict
+	// Signers are its signers; Revoked and Suspended those of them that
+	// are.
+	Signers, Revoked, Suspended []protocol.PublicKey
+	// Expired is true when its expiry is not after the moment asked.
+	Expired bool
+	// Vouched is true when a head of the chain has Under in its past and
+	// counts at least its threshold of the signers in its association,
+	// neither revoked nor suspended: the association of today stands by
+	// it.
+	Vouched bool
+	// Holds is true when it is effective, not expired and vouched for.
+	Holds bool
+	// Contributions are a release's contributions with their status now.
+	Contributions []ContributionStatus
+}
+
+// ContributionStatus is a contribution and its status.
+type ContributionStatus struct {
+	CID    cid.Cid
+	Status Status
+}
+
+// CheckCertificate says whether certificate c holds at nowMillis (Unix
+// milliseconds, the caller's clock); false if c is not a certificate of
+// the set.
+func (s *State) CheckCertificate(c cid.Cid, nowMillis uint64) (CertificateCheck, bool, error) {
+	e := s.entry(c)
+	if e == nil || e.typ != protocol.TypeCertificate {
+		return CertificateCheck{}, false, s.err
+	}
+	b, err := s.read(c)
+	if err != nil {
+		return CertificateCheck{}, false, err
+	}
+	body := b.Record.Certificate()
+	out := CertificateCheck{Certificate: body, Under: body.Under.Cid, Verdict: verdictOf(e.cls, e.reason), Signers: b.Record.Signers()}
+	for _, k := range out.Signers {
+		if _, ok := s.revoked[k]; ok {
+			out.Revoked = append(out.Revoked, k)
+		}
+		if _, ok := s.suspended[k]; ok {
+			out.Suspended = append(out.Suspended, k)
+		}
+	}
+	out.Expired = body.Expires <= nowMillis
+	for _, h := range s.headOrder {
+		hm := s.mans[h]
+		if !s.inPast(hm.cid, body.Under.Cid) {
+			continue
+		}
+		n := uint64(0)
+		for _, k := range out.Signers {
+			_, revoked := s.revoked[k]
+			_, suspended := s.suspended[k]
+			if hm.man.m.IsAssociation(k) && !revoked && !suspended {
+				n++
+			}
+		}
+		if n >= hm.man.m.Threshold {
+			out.Vouched = true
+			break
+		}
+	}
+	out.Holds = e.cls == clsOK && !out.Expired && out.Vouched
+	if body.Release != nil {
+		for _, l := range body.Release.Contributions {
+			st, _ := s.Status(l.Cid)
+			out.Contributions = append(out.Contributions, ContributionStatus{CID: l.Cid, Status: st})
+		}
+	}
+	return out, true, s.err
+}
