@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/ipfs/go-cid"
+	"github.com/oasisprotocol/curve25519-voi/curve"
 )
 
 // The for-benefit association's records (§5.9–§5.13), in a commons whose
@@ -16,7 +17,7 @@ const AssociationVersion = 1
 // Limits of the association's records.
 const (
 	MaxEvidence = 16   // a dispute's or a statement's evidence URLs
-	MaxRelease  = 1024 // a release certificate's contributions
+	MaxRelease  = 512  // a release certificate's contributions (each is in links too: 512 fit a record)
 )
 
 // Resolution outcomes and effects (§5.11, §12.12).
@@ -205,6 +206,9 @@ func (c *Certificate) validate() error {
 		if err := checkPlainText("body.release.name", c.Release.Name, MaxNameLen, true); err != nil {
 			return err
 		}
+		if len(c.Release.Root) == 0 {
+			return fieldErr("body.release.root", ErrMissing, "the state root the release was certified from")
+		}
 		if len(c.Release.Root) != 32 {
 			return fieldErr("body.release.root", ErrInvalid, "%d bytes, want a 32-byte state root", len(c.Release.Root))
 		}
@@ -243,8 +247,14 @@ func (*Rotation) validate() error { return nil }
 // checkEnvelope checks what ties a rotation's body to its envelope: the
 // successor is another key, and co-signs (once the record is whole).
 func (x *Rotation) checkEnvelope(r *Record, whole bool) error {
+	if x.Successor == (PublicKey{}) {
+		return fieldErr("body.successor", ErrMissing, "the key that takes this key's place")
+	}
 	if x.Successor == r.Author {
 		return fieldErr("body.successor", ErrInvalid, "a key's successor is another key")
+	}
+	if weakKey(x.Successor) {
+		return fieldErr("body.successor", ErrInvalid, "not a usable ed25519 key: it does not decode canonically, or it is of small order (anyone could sign for it)")
 	}
 	if len(r.Cosigs) > 1 || len(r.Cosigs) == 1 && r.Cosigs[0].Key != x.Successor {
 		return fieldErr("cosigs", ErrInvalid, "a rotation carries one co-signature, its successor's")
@@ -253,6 +263,21 @@ func (x *Rotation) checkEnvelope(r *Record, whole bool) error {
 		return fieldErr("cosigs", ErrMissing, "the successor co-signs a rotation: it accepts the identity")
 	}
 	return nil
+}
+
+// weakKey reports whether k is no key a single holder controls: it does
+// not decode as a canonical curve point, or the point is of small order,
+// so that under ZIP-215 anyone can make signatures that verify for it.
+func weakKey(k PublicKey) bool {
+	var y curve.CompressedEdwardsY
+	copy(y[:], k[:])
+	var p curve.EdwardsPoint
+	if _, err := p.SetCompressedY(&y); err != nil {
+		return true
+	}
+	var again curve.CompressedEdwardsY
+	again.SetEdwardsPoint(&p)
+	return again != y || p.IsSmallOrder()
 }
 
 // checkUnder accepts a defined link to a record.

@@ -57,6 +57,9 @@ func Cosign(r *Record, key PrivateKey) error {
 	if pub == r.Author {
 		return fieldErr("cosigs", ErrInvalid, "the author already signed")
 	}
+	if x := r.Rotation(); x != nil && x.Successor != pub {
+		return fieldErr("cosigs", ErrInvalid, "only the successor %s co-signs a rotation, not %s", x.Successor, pub)
+	}
 	msg, err := r.signingBytes()
 	if err != nil {
 		return fmt.Errorf("protocol: cosign: %w", err)

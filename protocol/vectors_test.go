@@ -83,6 +83,8 @@ var (
 	seedMaintainer  = bytes.Repeat([]byte{0x03}, 32)
 	seedContributor = bytes.Repeat([]byte{0x04}, 32)
 	seedSponsor     = bytes.Repeat([]byte{0x05}, 32)
+	// seedSuccessor is the key the contributor rotates to (§5.13).
+	seedSuccessor = bytes.Repeat([]byte{0x08}, 32)
 )
 
 // vectorTime is the fixed base time of the vectors: 2023-11-14T22:13:20Z.
@@ -261,6 +263,10 @@ func buildVectors() (*vectorSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("acknowledgement: %w", err)
 	}
+	assocRecords, err := buildAssociationVectors(a1, a2, m, c, sponsorKey)
+	if err != nil {
+		return nil, err
+	}
 	withWork := recordVec("contribution-work", "contribution carrying the 12 bits of work its commons asks: SHA-256 of the signing bytes begins with 12 zero bits", seedContributor, workContribution)
 	withWork.Work = 12
 	vs.records = []recordVector{
@@ -280,7 +286,107 @@ func buildVectors() (*vectorSet, error) {
 		recordVec("pledge-infrastructure", "infrastructure pledge by the sponsor key in that commons: the node whose peer ID is peer, for six months, under that genesis; no amount, no currency; links is [under]", seedSponsor, infraPledge),
 		recordVec("acknowledgement", "acknowledgement of 25000 cents of the money pledge, signed by association key 1 (its beneficiary) and co-signed by key 2, under that genesis: links is [pledge, under] sorted", seedAssoc1, ack, seedAssoc2),
 	}
+	vs.records = append(vs.records, assocRecords...)
 	return vs, nil
+}
+
+// associationRoot is the fixed 32 bytes the release certificate vector
+// gives as its state root (§5.12): the protocol package computes no state,
+// so it stands for one.
+var associationRoot = sha256.Sum256([]byte("Example commons with a for-benefit association: state root"))
+
+// buildAssociationVectors creates the vectors of a commons whose genesis
+// carries the for-benefit association's records (§7.7), with keys 1 and 2
+// as its association and a threshold of 2: a contribution; the
+// association's certificates of the maintainer's role and of a release
+// holding that contribution; a dispute about the contribution by the
+// sponsor key, the contributor's statement, and the association's
+// resolution upholding it; and the contributor's rotation to the 08×32 key
+// (§5.9–§5.13). Every act of the association is signed by key 1 and
+// co-signed by key 2, the genesis too (§12.2: its threshold counts).
+func buildAssociationVectors(a1, a2, m, c, sponsorKey PrivateKey) ([]recordVector, error) {
+	assoc := []PublicKey{a1.Public(), a2.Public()}
+	slices.SortFunc(assoc, PublicKey.Compare)
+	genesis, err := mustBlock(&Record{Time: HLCFromMillis(vectorTime, 0), Body: &Manifest{
+		Name: "Example commons with a for-benefit association", Licence: "CC-BY-SA-4.0",
+		Association: assoc, Threshold: 2,
+		Maintainers: []PublicKey{m.Public()}, Quorum: 1, RejectQuorum: 1,
+		Policy: &Policy{Association: 1},
+	}}, a1, a2)
+	if err != nil {
+		return nil, fmt.Errorf("genesis with the association: %w", err)
+	}
+	commons, under := genesis.CID, Link{genesis.CID}
+	contribution, err := mustBlock(&Record{Commons: commons, Time: HLCFromMillis(vectorTime+60_000, 0), Body: &Contribution{
+		Title: "Add a German translation", Kind: "translation",
+		Licence: under, Provenance: ProvenanceVolunteer,
+		Payload: []PayloadRef{{CID: Link{BlobCID([]byte("Hallo, Welt.\n"))}, Name: "guide.de.md", Size: 13}},
+	}}, c)
+	if err != nil {
+		return nil, fmt.Errorf("contribution of the association's commons: %w", err)
+	}
+	expires := uint64(vectorTime + 365*24*3600*1000)
+	maintainer := m.Public()
+	certificate, err := mustBlock(&Record{Commons: commons, Time: HLCFromMillis(vectorTime+120_000, 0), Body: &Certificate{
+		Participant: &maintainer, Role: "maintainer", Expires: expires,
+		Note: "Maintains the guide and its translations.", Under: under,
+	}}, a1, a2)
+	if err != nil {
+		return nil, fmt.Errorf("certificate: %w", err)
+	}
+	release, err := mustBlock(&Record{Commons: commons, Time: HLCFromMillis(vectorTime+180_000, 0), Body: &Certificate{
+		Release: &Release{Name: "2023.11", Root: associationRoot[:], Contributions: []Link{{contribution.CID}}},
+		Expires: expires, Under: under,
+	}}, a1, a2)
+	if err != nil {
+		return nil, fmt.Errorf("release certificate: %w", err)
+	}
+	subject := Link{contribution.CID}
+	dispute, err := mustBlock(&Record{Commons: commons, Time: HLCFromMillis(vectorTime+240_000, 0), Body: &Dispute{
+		Subject: &subject,
+		Reason:  "The German guide copies a translation\nwe published under a proprietary licence.",
+		Evidence: []string{
+			"https://translations.example.com/guide.de",
+			"http://archive.example.org/2023/guide.de.html",
+		},
+		Under: under,
+	}}, sponsorKey)
+	if err != nil {
+		return nil, fmt.Errorf("dispute: %w", err)
+	}
+	statement, err := mustBlock(&Record{Commons: commons, Time: HLCFromMillis(vectorTime+300_000, 0), Body: &Statement{
+		Dispute:  Link{dispute.CID},
+		Text:     "I translated it from the English guide; my drafts are public.",
+		Evidence: []string{"https://example.org/drafts/guide.de"},
+	}}, c)
+	if err != nil {
+		return nil, fmt.Errorf("statement: %w", err)
+	}
+	resolution, err := mustBlock(&Record{Commons: commons, Time: HLCFromMillis(vectorTime+360_000, 0), Body: &Resolution{
+		Dispute: Link{dispute.CID}, Outcome: OutcomeUphold, Effect: EffectWithdraw,
+		Reason: "The drafts postdate the published translation, which the contribution reproduces.",
+		Under:  under,
+	}}, a1, a2)
+	if err != nil {
+		return nil, fmt.Errorf("resolution: %w", err)
+	}
+	successor := NewPrivateKeyFromSeed(seedSuccessor)
+	rotation, err := mustBlock(&Record{Commons: commons, Time: HLCFromMillis(vectorTime+420_000, 0), Body: &Rotation{
+		Successor: successor.Public(),
+	}}, c, successor)
+	if err != nil {
+		return nil, fmt.Errorf("rotation: %w", err)
+	}
+	return []recordVector{
+		recordVec("genesis-association", "genesis manifest letting the commons carry the association's records, disputes, statements, resolutions, certificates and rotations (policy.association 1); association keys 1 and 2, threshold 2, so key 2 co-signs it", seedAssoc1, genesis, seedAssoc2),
+		recordVec("contribution-association", "volunteer contribution of that commons by the contributor key, under its genesis: the subject of the dispute and the contribution of the release", seedContributor, contribution),
+		recordVec("certificate", "certificate of the maintainer key's role (maintainer) until a year after the genesis, with a note, signed by association key 1 and co-signed by key 2 under that genesis: links is [under]", seedAssoc1, certificate, seedAssoc2),
+		recordVec("certificate-release", "certificate of release 2023.11 holding that contribution, at a fixed 32-byte root standing for a state root, signed by association key 1 and co-signed by key 2 under that genesis: links is [under, the contribution] sorted", seedAssoc1, release, seedAssoc2),
+		recordVec("dispute", "dispute by the sponsor key about that contribution (its subject), with two evidence URLs, under that genesis: links is [under, subject] sorted", seedSponsor, dispute),
+		recordVec("statement", "statement by the contributor key in that dispute, with one evidence URL: links is [dispute]", seedContributor, statement),
+		recordVec("resolution", "resolution upholding that dispute with the effect withdraw, signed by association key 1 and co-signed by key 2 under that genesis: links is [dispute, under] sorted", seedAssoc1, resolution, seedAssoc2),
+		recordVec("rotation", "rotation of the contributor key to the 08×32 key, its successor, which co-signs it: no links", seedContributor, rotation, seedSuccessor),
+	}, nil
 }
 
 func recordVec(name, desc string, seed []byte, b *Block, cosigners ...[]byte) recordVector {
@@ -520,6 +626,147 @@ func TestCoalitionVectors(t *testing.T) {
 	for i, err := range AdmitBatch(batch, g.CID, ack.Record.Time.Millis(), nil) {
 		if err != nil {
 			t.Errorf("%s: AdmitBatch with its genesis: %v", batch[i].Record.Type(), err)
+		}
+	}
+}
+
+// TestAssociationVectors checks that the association's stored vectors hold
+// together: one commons whose genesis sets policy.association, with keys 1
+// and 2 as its association and a threshold of 2, which every act of the
+// association meets (author and co-signer, both association keys, under the
+// genesis); the dispute is about the contribution, the statement and the
+// resolution about the dispute, whose effect fits a contribution; the
+// release holds the contribution; the contributor rotates to a successor
+// that co-signs; all admitted with the genesis in the batch, and refused
+// for their type where the genesis were one without policy.association.
+func TestAssociationVectors(t *testing.T) {
+	names := []string{
+		"genesis-association", "contribution-association", "certificate", "certificate-release",
+		"dispute", "statement", "resolution", "rotation",
+	}
+	blocks := map[string]*Block{}
+	var batch []*Block
+	for _, name := range names {
+		var v recordVector
+		readJSON(t, filepath.Join("testdata", "records", name+".json"), &v)
+		b, err := Validate(unhex(t, v.Record))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		blocks[name] = b
+		batch = append(batch, b)
+	}
+	g, con := blocks["genesis-association"], blocks["contribution-association"]
+	cer, rel := blocks["certificate"], blocks["certificate-release"]
+	dis, sta, res, rot := blocks["dispute"], blocks["statement"], blocks["resolution"], blocks["rotation"]
+	m := g.Record.Manifest()
+	if m == nil || !g.Record.IsGenesis() || m.AssociationRecords() != 1 || m.Coalition() != 0 || m.Threshold != 2 || len(m.Association) != 2 {
+		t.Fatalf("genesis %+v: want a genesis setting policy.association 1 only, two association keys, threshold 2", m)
+	}
+	// Every act of the association, the genesis too, is signed by two
+	// distinct association keys.
+	for _, b := range []*Block{g, cer, rel, res} {
+		signers := b.Record.Signers()
+		if len(signers) != 2 || signers[0] == signers[1] || !m.IsAssociation(signers[0]) || !m.IsAssociation(signers[1]) {
+			t.Errorf("%s %s signed by %v: want both association keys", b.Record.Type(), b.CID, signers)
+		}
+	}
+	for _, b := range batch[1:] {
+		if !b.CommonsID().Equals(g.CID) {
+			t.Errorf("%s of commons %s, want %s", b.Record.Type(), b.CommonsID(), g.CID)
+		}
+		if b.Record.Time <= g.Record.Time {
+			t.Errorf("%s at %d, not after the genesis", b.Record.Type(), b.Record.Time)
+		}
+	}
+	for i := 2; i < len(batch); i++ {
+		if batch[i].Record.Time <= batch[i-1].Record.Time {
+			t.Errorf("%s at %d, not after %s at %d", names[i], batch[i].Record.Time, names[i-1], batch[i-1].Record.Time)
+		}
+	}
+	links := func(b *Block, want ...cid.Cid) {
+		t.Helper()
+		slices.SortFunc(want, func(x, y cid.Cid) int { return bytes.Compare(x.Bytes(), y.Bytes()) })
+		if ls := b.Record.Links(); !slices.EqualFunc(ls, want, cid.Cid.Equals) {
+			t.Errorf("%s links %v, want %v", b.Record.Type(), ls, want)
+		}
+	}
+	if c := con.Record.Contribution(); c == nil || !c.Licence.Equals(g.CID) || m.IsAssociation(con.Record.Author) {
+		t.Errorf("contribution %+v: want one under the genesis, by a key outside the association", c)
+	}
+
+	c := cer.Record.Certificate()
+	if c == nil || c.Participant == nil || !m.IsMaintainer(*c.Participant) || c.Role != "maintainer" || c.Release != nil || !c.Under.Equals(g.CID) {
+		t.Errorf("certificate %+v: want the genesis' maintainer certified as one, under the genesis", c)
+	} else if c.Expires <= uint64(cer.Record.Time.Millis()) {
+		t.Errorf("certificate expires at %d, before it is made at %d", c.Expires, cer.Record.Time.Millis())
+	}
+	links(cer, g.CID)
+	r := rel.Record.Certificate()
+	if r == nil || r.Release == nil || r.Participant != nil || r.Role != "" || !r.Under.Equals(g.CID) {
+		t.Fatalf("release certificate %+v: want a release under the genesis", r)
+	}
+	if len(r.Release.Root) != 32 || len(r.Release.Contributions) != 1 || !r.Release.Contributions[0].Equals(con.CID) || r.Expires <= uint64(rel.Record.Time.Millis()) {
+		t.Errorf("release %+v: want a 32-byte root and the contribution, expiring after it is made", r.Release)
+	}
+	links(rel, g.CID, con.CID)
+
+	d := dis.Record.Dispute()
+	if d == nil || d.Subject == nil || !d.Subject.Equals(con.CID) || d.Participant != nil || !d.Under.Equals(g.CID) || len(d.Evidence) == 0 {
+		t.Errorf("dispute %+v: want one about the contribution, with evidence, under the genesis", d)
+	}
+	if dis.Record.Author == con.Record.Author || m.IsAssociation(dis.Record.Author) || len(dis.Record.Cosigs) != 0 {
+		t.Errorf("dispute by %s with %d cosigs: want a third key's, without cosigs", dis.Record.Author, len(dis.Record.Cosigs))
+	}
+	links(dis, g.CID, con.CID)
+	s := sta.Record.Statement()
+	if s == nil || !s.Dispute.Equals(dis.CID) || sta.Record.Author != con.Record.Author || len(sta.Record.Cosigs) != 0 {
+		t.Errorf("statement %+v by %s: want the contributor's, in the dispute, without cosigs", s, sta.Record.Author)
+	}
+	links(sta, dis.CID)
+	v := res.Record.Resolution()
+	if v == nil || !v.Dispute.Equals(dis.CID) || v.Outcome != OutcomeUphold || v.Effect != EffectWithdraw || !v.Under.Equals(g.CID) || len(v.Replaces) != 0 {
+		t.Errorf("resolution %+v: want the dispute upheld with withdraw (a contribution's effect), under the genesis", v)
+	}
+	links(res, dis.CID, g.CID)
+
+	x := rot.Record.Rotation()
+	if x == nil || rot.Record.Author != con.Record.Author || x.Successor == rot.Record.Author || len(rot.Record.Cosigs) != 1 || rot.Record.Cosigs[0].Key != x.Successor {
+		t.Errorf("rotation %+v with cosigs %v: want the contributor's, co-signed by its successor", x, rot.Record.Cosigs)
+	} else if x.Successor != NewPrivateKeyFromSeed(seedSuccessor).Public() || m.IsAssociation(x.Successor) || m.IsMaintainer(x.Successor) {
+		t.Errorf("rotation successor %s: want the 08×32 key, named by no manifest", x.Successor)
+	}
+	links(rot)
+
+	last := rot.Record.Time.Millis()
+	for i, err := range AdmitBatch(batch, g.CID, last, nil) {
+		if err != nil {
+			t.Errorf("%s: AdmitBatch with its genesis: %v", names[i], err)
+		}
+	}
+	rule := func(c cid.Cid) (*Manifest, error) {
+		if c.Equals(g.CID) {
+			return m, nil
+		}
+		return nil, fmt.Errorf("no genesis of %s here: %w", c, ErrNoGenesis)
+	}
+	without := func(c cid.Cid) (*Manifest, error) {
+		return &Manifest{Name: "Example commons", Licence: "CC-BY-SA-4.0", Association: m.Association, Threshold: 2}, nil
+	}
+	for _, b := range batch[1:] {
+		if _, err := Admit(b.Raw, g.CID, last, rule); err != nil {
+			t.Errorf("%s: Admit with its genesis: %v", b.Record.Type(), err)
+		}
+		_, err := Admit(b.Raw, g.CID, last, without)
+		if b == con {
+			if err != nil {
+				t.Errorf("contribution: Admit where the genesis does not set policy.association: %v", err)
+			}
+			continue
+		}
+		var fe *FieldError
+		if !errors.Is(err, ErrInvalid) || !errors.As(err, &fe) || fe.Field != "type" {
+			t.Errorf("%s: Admit where the genesis does not set policy.association: %v; want it refused naming type", b.Record.Type(), err)
 		}
 	}
 }
