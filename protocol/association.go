@@ -16,8 +16,8 @@ const AssociationVersion = 1
 
 // Limits of the association's records.
 const (
-	MaxEvidence = 16   // a dispute's or a statement's evidence URLs
-	MaxRelease  = 512  // a release certificate's contributions (each is in links too: 512 fit a record)
+	MaxEvidence = 16  // a dispute's or a statement's evidence URLs
+	MaxRelease  = 512 // a release certificate's contributions (each is in links too: 512 fit a record)
 )
 
 // Resolution outcomes and effects (§5.11, §12.12).
