@@ -83,7 +83,7 @@ func (s *State) classifyAssoc(e *entry) (class, string, cid.Cid) {
 			switch {
 			case x == nil:
 				return clsWaiting, "", body.Subject.Cid
-			case !disputable(x.typ):
+			case !protocol.Disputable(x.typ):
 				return clsInert, reasonSubjectType, cid.Undef
 			}
 		}
@@ -125,15 +125,6 @@ func (s *State) lookupRecord(c cid.Cid) *entry {
 		return m
 	}
 	return s.entry(c)
-}
-
-// disputable reports whether a dispute may name a record of type t.
-func disputable(t protocol.Type) bool {
-	switch t {
-	case protocol.TypeContribution, protocol.TypeReview, protocol.TypeSponsorship, protocol.TypePledge:
-		return true
-	}
-	return false
 }
 
 // effectFits reports whether an upheld dispute about a record of type t
@@ -295,7 +286,7 @@ func (s *State) associationActs(e *entry, basis []cid.Cid, notLater string) (cla
 // its dispute names, whose effects may have moved.
 func (s *State) resolutionMoved(e *entry) {
 	d := s.entry(e.ext.target)
-	if d == nil || !d.ext.target.Defined() {
+	if d == nil || d.typ != protocol.TypeDispute || !d.ext.target.Defined() {
 		return
 	}
 	x := s.entry(d.ext.target)

@@ -262,6 +262,12 @@ func (n *Node) genesis(p api.ManifestParams) (*protocol.Manifest, error) {
 		}
 		m.Policy.Coalition = protocol.CoalitionVersion
 	}
+	if p.AssociationRecords == nil || *p.AssociationRecords {
+		if m.Policy == nil {
+			m.Policy = &protocol.Policy{}
+		}
+		m.Policy.Association = protocol.AssociationVersion
+	}
 	if !m.IsAssociation(n.self) {
 		return nil, badRequest("this node's key %s must be one of the association keys: it signs the genesis manifest", n.self)
 	}
@@ -394,11 +400,14 @@ func (n *Node) buildUpdate(commons string, p api.ManifestParams, alone bool) (*p
 	if p.Coalition != nil {
 		return nil, badRequest("only a new commons' genesis says whether it carries profiles and sponsorships, for the commons' life (that of %s carries version %d: 0 is none)", commons, rep.state.Genesis().Coalition())
 	}
+	if p.AssociationRecords != nil {
+		return nil, badRequest("only a new commons' genesis says whether it carries disputes, certificates and rotations, for the commons' life (that of %s carries version %d: 0 is none)", commons, rep.state.Genesis().AssociationRecords())
+	}
 	m := *head
 	m.Prev, m.Version, m.Revoked, m.Banned = nil, 0, slices.Clone(head.Revoked), nil
 	if head.Policy != nil { // the genesis's work, bans and coalition are not carried on: they hold anyway
 		pol := *head.Policy
-		pol.Work, pol.Bans, pol.Coalition = 0, false, 0
+		pol.Work, pol.Bans, pol.Coalition, pol.Association = 0, false, 0, 0
 		m.Policy = &pol
 	}
 	var banned [][]protocol.PublicKey // by each version the update builds on
@@ -576,16 +585,16 @@ func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]by
 	}
 	blk := b.draft
 	m := blk.Record.Manifest()
-	if a := blk.Record.Acknowledgement(); a != nil {
+	if protocol.Cosigned(blk.Record.Type()) && m == nil && blk.Record.Rotation() == nil {
 		var cerr error
-		if err := n.do(ctx, func() { cerr = n.cosignAck(blk, force) }); err != nil {
+		if err := n.do(ctx, func() { cerr = n.cosignAct(blk, force) }); err != nil {
 			return nil, err
 		}
 		if cerr != nil {
 			return nil, cerr
 		}
 	} else if m == nil {
-		return nil, badRequest("draft %s is a %s, not a manifest or an acknowledgement", blk.CID, blk.Record.Type())
+		return nil, badRequest("draft %s is a %s, not a manifest or an act of the association (acknowledgement, resolution, certificate)", blk.CID, blk.Record.Type())
 	} else if blk.Record.IsGenesis() {
 		if !m.IsAssociation(n.self) {
 			return nil, fmt.Errorf("%w: this node's key %s is not an association key of the drafted genesis %s", api.ErrForbidden, n.self, blk.CID)

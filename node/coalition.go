@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -321,62 +320,12 @@ func (n *Node) buildAck(target cid.Cid, p api.AckParams, draft bool) (*protocol.
 		}
 		return &protocol.Record{Commons: rep.id, Body: ack}, nil
 	}
-	h, m := rep.state.Head()
-	switch {
-	case m == nil:
-		return nil, fmt.Errorf("%w: the manifest of %s has not arrived yet", api.ErrUnknownCommons, rep.id)
-	case !m.IsAssociation(n.self):
-		return nil, fmt.Errorf("%w: pledge %s is to the association, and this node's key %s is not an association key of the current manifest %s", api.ErrForbidden, target, n.self, h)
-	case m.Threshold > 1 && !draft:
-		return nil, fmt.Errorf("%w: pledge %s is to the association, whose acknowledgement needs %d association signatures under manifest %s: draft it (acknowledge --draft FILE), have it co-signed (manifest cosign FILE), then publish it (manifest publish FILE)", api.ErrForbidden, target, m.Threshold, h)
-	case m.Threshold <= 1 && draft:
-		return nil, badRequest("manifest %s lets one association key acknowledge alone: publish it without --draft", h)
+	h, err := n.actUnder(rep, fmt.Sprintf("pledge %s is to the association: its acknowledgement", target), draft, "acknowledge")
+	if err != nil {
+		return nil, err
 	}
 	ack.Under = &protocol.Link{Cid: h}
 	return &protocol.Record{Commons: rep.id, Body: ack}, nil
-}
-
-// cosignAck adds this node's signature to a drafted acknowledgement of a
-// pledge to the association, judged by this node's state of the commons:
-// this key must be an association key of the manifest it is made under,
-// and the draft must be able to take effect once every member signed
-// (unless force). Loop only.
-func (n *Node) cosignAck(blk *protocol.Block, force bool) error {
-	rep := n.commons[blk.Record.Commons]
-	if rep == nil {
-		return fmt.Errorf("%w: commons %s is not replicated here: join it to co-sign its acknowledgements (commons join %s)", api.ErrUnknownCommons, blk.Record.Commons, blk.Record.Commons)
-	}
-	a := blk.Record.Acknowledgement()
-	if a.Under == nil {
-		return badRequest("acknowledgement %s names no manifest (under): only the association's acknowledgements are co-signed", blk.CID)
-	}
-	if !rep.state.Has(a.Pledge.Cid) {
-		return fmt.Errorf("%w: pledge %s, which acknowledgement %s says was met, is not here: this node co-signs only what it can read (sync the commons, then co-sign)", api.ErrNotFound, a.Pledge.Cid, blk.CID)
-	}
-	if h, _ := rep.state.Head(); !h.Equals(a.Under.Cid) && !force {
-		return fmt.Errorf("%w: acknowledgement %s is made under manifest %s, not the current one, %s: draft it again (force co-signs it anyway)", api.ErrForbidden, blk.CID, a.Under.Cid, h)
-	}
-	u := rep.state.Manifest(a.Under.Cid)
-	if u == nil {
-		return fmt.Errorf("%w: manifest %s, which acknowledgement %s is made under, has not arrived here", api.ErrUnknownCommons, a.Under.Cid, blk.CID)
-	}
-	if !u.Record.Manifest().IsAssociation(n.self) {
-		return fmt.Errorf("%w: this node's key %s is not an association key of manifest %s, which acknowledgement %s is made under", api.ErrForbidden, n.self, a.Under.Cid, blk.CID)
-	}
-	if slices.Contains(blk.Record.Signers(), n.self) {
-		return badRequest("this node's key %s has signed acknowledgement %s already", n.self, blk.CID)
-	}
-	if rep.state.Has(blk.CID) && !force {
-		return badRequest("acknowledgement %s is already published; co-signing it would make another record", blk.CID)
-	}
-	v, err := rep.state.ClassifyDraft(blk)
-	if err != nil {
-		return badRequest("draft %s: %w", blk.CID, err)
-	}
-	if v.Class == crdt.ClassInert && !force {
-		return fmt.Errorf("%w: the commons would hold acknowledgement %s inert even with every association signature (%s)", api.ErrForbidden, blk.CID, v.Reason)
-	}
-	return nil
 }
 
 // cachedReport is a reciprocity report and the state it was computed on.

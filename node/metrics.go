@@ -159,7 +159,8 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	c.n.feeds.Counts(func(id cid.Cid, counts map[protocol.Type]uint64) {
 		for _, t := range []protocol.Type{protocol.TypeManifest, protocol.TypeContribution, protocol.TypeReview,
-			protocol.TypeProfile, protocol.TypeSponsorship, protocol.TypePledge, protocol.TypeAcknowledgement} {
+			protocol.TypeProfile, protocol.TypeSponsorship, protocol.TypePledge, protocol.TypeAcknowledgement,
+			protocol.TypeDispute, protocol.TypeStatement, protocol.TypeResolution, protocol.TypeCertificate, protocol.TypeRotation} {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(counts[t]), id.String(), string(t))
 		}
 	})

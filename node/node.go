@@ -158,6 +158,8 @@ type replica struct {
 	leftOut int
 	// report is the last reciprocity report computed (coalition.go).
 	report *cachedReport
+	// disputes is its count of open disputes (openDisputes).
+	disputes *cachedCount
 }
 
 // New returns a node for cfg. It does no I/O.

@@ -92,6 +92,8 @@ func (n *Node) commonsStatus(rep *replica) api.CommonsStatus {
 		cs.Contested = append(cs.Contested, c.String())
 	}
 	cs.Pending, cs.Accepted, cs.Rejected = s.Counts()
+	cs.Withdrawn = s.Withdrawn()
+	cs.OpenDisputes = rep.openDisputes()
 	if h, m := s.Head(); m != nil {
 		cs.Name, cs.ManifestHead = m.Name, h.String()
 	}
@@ -126,7 +128,8 @@ func (n *Node) Manifest(ctx context.Context, commons string) (api.ManifestInfo, 
 		}
 		info = api.ManifestInfo{Commons: rep.id.String(), Head: h.String(), Manifest: m, Forks: cidStrings(rep.state.Forks()),
 			Revoked: rep.state.Revoked(), Suspended: rep.state.Suspended(), Banned: rep.state.Banned(), BanSuspended: rep.state.BanSuspended(), Contested: []api.ManifestVersion{},
-			Work: rep.state.Genesis().WorkAsked(), Bans: rep.state.Genesis().BansAllowed(), Coalition: rep.state.Genesis().Coalition()}
+			Work: rep.state.Genesis().WorkAsked(), Bans: rep.state.Genesis().BansAllowed(), Coalition: rep.state.Genesis().Coalition(),
+			AssociationRecords: rep.state.Genesis().AssociationRecords()}
 		for _, v := range rep.state.History() {
 			info.History = append(info.History, manifestVersion(v))
 		}
@@ -162,6 +165,7 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 		cv           crdt.ContributionView
 		verdict      crdt.Verdict
 		contested    bool
+		withdrawnBy  string
 	)
 	var readErr error
 	err = n.do(ctx, func() {
@@ -172,6 +176,9 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 			}
 			manifest = rep.state.Manifest(id)
 			cv, isCon, readErr = rep.state.Standing(id)
+			if by, _, maybe := rep.state.Effect(id, protocol.EffectWithdraw); isCon && maybe {
+				withdrawnBy = by.String()
+			}
 			contested = rep.state.Contested(id)
 			if v, ok := rep.state.Verdict(id); ok {
 				verdict = v
@@ -204,6 +211,7 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 			return api.RecordInfo{}, err
 		}
 		info.Status, info.Held, info.Inert = string(cv.Status), cv.Held, cv.Inert
+		info.WithdrawnBy = withdrawnBy
 		if cv.Sponsorship.Defined() {
 			info.ConfirmedBy = cv.Sponsorship.String()
 		}
@@ -228,6 +236,7 @@ func recordInfo(b *protocol.Block) api.RecordInfo {
 		Time: r.Time.Time(), HLC: uint64(r.Time), Links: cidStrings(r.Links()),
 		Manifest: r.Manifest(), Contribution: r.Contribution(), Review: r.Review(),
 		Profile: r.Profile(), Sponsorship: r.Sponsorship(), Pledge: r.Pledge(), Ack: r.Acknowledgement(),
+		Dispute: r.Dispute(), Statement: r.Statement(), Resolution: r.Resolution(), Certificate: r.Certificate(), Rotation: r.Rotation(),
 	}
 	for _, cs := range r.Cosigs {
 		info.Cosigners = append(info.Cosigners, cs.Key)
@@ -243,10 +252,8 @@ func (n *Node) Feed(ctx context.Context, q api.FeedQuery) ([]api.FeedItem, error
 	if q.Limit > api.MaxFeedLimit {
 		return nil, badRequest("limit %d exceeds %d", q.Limit, api.MaxFeedLimit)
 	}
-	switch crdt.Status(q.Status) {
-	case "", crdt.StatusPending, crdt.StatusAccepted, crdt.StatusRejected:
-	default:
-		return nil, badRequest("status %q: want pending, accepted or rejected", q.Status)
+	if err := feed.CheckStatus(q.Status); err != nil {
+		return nil, badRequest("%v", err)
 	}
 	if q.Wait > api.MaxFeedWait {
 		q.Wait = api.MaxFeedWait

@@ -30,6 +30,16 @@ const (
 	EffectUnmet    = "unmet"     // a pledge
 )
 
+// Disputable reports whether a dispute may name a record of type t as its
+// subject (§12.12).
+func Disputable(t Type) bool {
+	switch t {
+	case TypeContribution, TypeReview, TypeSponsorship, TypePledge:
+		return true
+	}
+	return false
+}
+
 // Dispute is a participant's complaint about a record or about another
 // participant, for the association to resolve (§5.9).
 type Dispute struct {

@@ -27,10 +27,8 @@ dropped connection: records as they arrive and contributions' status changes
 running daemon.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch q.Status {
-			case "", "pending", "accepted", "rejected":
-			default:
-				return fmt.Errorf("--status %q: want pending, accepted or rejected", q.Status)
+			if err := feed.CheckStatus(q.Status); err != nil {
+				return fmt.Errorf("--%w", err)
 			}
 			return a.withAPI(cmd, func(d api.API) error {
 				return a.runFeed(cmd, d, q, follow, asJSON)
@@ -126,6 +124,19 @@ func (a *app) printFeedItem(it api.FeedItem) {
 		what = "pledge: " + it.Title
 	case "acknowledgement":
 		what = "acknowledges " + it.Target
+	case "dispute":
+		what = "disputes " + it.Target + ": " + it.Title
+	case "statement":
+		what = "on dispute " + it.Target + ": " + it.Title
+	case "resolution":
+		what = it.Decision + "s dispute " + it.Target + ": " + it.Title
+	case "certificate":
+		what = "certifies " + it.Title
+		if it.Target != "" {
+			what = "certifies " + it.Target + " as " + it.Title
+		}
+	case "rotation":
+		what = "hands its key on to " + it.Target
 	}
 	status := ""
 	if it.Status != "" {

@@ -32,7 +32,7 @@ type manifestFlags struct {
 	bootstrap                                    []string
 	quorum, rejectQuorum, threshold              uint64
 	maxBlob, work                                uint64
-	force, bans, coalition                       bool
+	force, bans, coalition, assocRecords         bool
 	on                                           []string
 }
 
@@ -49,11 +49,13 @@ func (f *manifestFlags) register(fs *pflag.FlagSet, update bool) {
 	fs.Uint64Var(&f.work, "work", 0, "proof of work, in bits (0 to 24), that every later record of the commons must carry: each bit doubles what a record costs its author, about 16 ms of one core at 16 bits and 0.25 s at 20, so that a flood of junk costs its sender far more than its receivers; set once, for the commons' life (default 0: none)")
 	fs.BoolVar(&f.bans, "bans", true, "let the commons' manifests ban keys that flood it (manifest update --ban); --bans=false founds a commons that can never ban, readable by nodes too old to know bans")
 	fs.BoolVar(&f.coalition, "coalition", true, "let the commons carry the entrepreneurial coalition's records: profiles (commons profile) and sponsors' countersignatures of paid work (commons sponsor); --coalition=false founds a commons readable by nodes too old to know them")
+	fs.BoolVar(&f.assocRecords, "association-records", true, "let the commons carry the association's records: disputes and their resolutions (commons dispute), certificates (commons certificate) and key rotations; --association-records=false founds a commons readable by nodes too old to know them")
 	if update {
 		// Only a genesis sets them: given to an update, the node says so.
 		_ = fs.MarkHidden("work")
 		_ = fs.MarkHidden("bans")
 		_ = fs.MarkHidden("coalition")
+		_ = fs.MarkHidden("association-records")
 	}
 	if update {
 		fs.StringArrayVar(&f.revoke, "revoke", nil, "compromised key (peer ID): its reviews count nowhere, its signature on any manifest this update does not build on counts for nothing, and it leaves the association and the maintainers; repeatable")
@@ -104,6 +106,9 @@ func (f *manifestFlags) params(fs *pflag.FlagSet) (api.ManifestParams, error) {
 	}
 	if fs.Changed("coalition") {
 		p.Coalition = &f.coalition
+	}
+	if fs.Changed("association-records") {
+		p.AssociationRecords = &f.assocRecords
 	}
 	if fs.Changed("bootstrap") {
 		p.Bootstrap = []string{}
@@ -388,6 +393,11 @@ func (a *app) printManifest(info api.ManifestInfo) {
 		fmt.Fprintln(w, "coalition:     profiles and sponsorships (commons profile, commons sponsor; set by the genesis)")
 	} else {
 		fmt.Fprintln(w, "coalition:     none (the genesis does not carry profiles or sponsorships)")
+	}
+	if info.AssociationRecords > 0 {
+		fmt.Fprintln(w, "association:   disputes, resolutions, certificates, rotations (commons dispute, commons certificate; set by the genesis)")
+	} else {
+		fmt.Fprintln(w, "association:   no disputes or certificates (the genesis does not carry them)")
 	}
 	if info.Work > 0 {
 		fmt.Fprintf(w, "work:          %d bits of proof of work on every record (set by the genesis)\n", info.Work)

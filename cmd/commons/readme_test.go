@@ -94,7 +94,7 @@ func TestREADMEWalkthroughs(t *testing.T) {
 	}
 	vars := filepath.Join(home, "vars")
 	script = "set -euo pipefail\n" + script + "\n" +
-		`printf 'ID=%s\nID2=%s\nC=%s\nE=%s\nP=%s\nG=%s\n' "$ID" "$ID2" "$C" "$E" "$P" "$G" > ` + vars + "\n"
+		`printf 'ID=%s\nID2=%s\nC=%s\nE=%s\nP=%s\nG=%s\nX=%s\nD=%s\nR=%s\n' "$ID" "$ID2" "$C" "$E" "$P" "$G" "$X" "$D" "$R" > ` + vars + "\n"
 	out, err := os.Create(filepath.Join(home, "walkthrough.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -190,6 +190,46 @@ func TestREADMEWalkthroughs(t *testing.T) {
 		}
 		return nil
 	})
+	// The upheld dispute withdrew the disputed contribution on every node,
+	// and every node tells the dispute's story the same way.
+	eventually(t, "the disputed contribution withdrawn on every node", func() error {
+		var first string
+		for _, r := range []string{"foundation", "contributor", "maintainer", "entrepreneur"} {
+			o, e, code := cliCode(t, bin, repo(r), "show", v["X"])
+			if code != 0 || !strings.Contains(o, "withdrawn") {
+				return fmt.Errorf("show %s on %s: exit %d\n%s%s", v["X"], r, code, o, e)
+			}
+			d, e, code := cliCode(t, bin, repo(r), "dispute", "show", v["D"], "--json")
+			if code != 0 {
+				return fmt.Errorf("dispute show on %s: exit %d: %s", r, code, e)
+			}
+			var info api.DisputeInfo
+			if err := json.Unmarshal([]byte(d), &info); err != nil {
+				return err
+			}
+			if info.Outcome != "upheld" || info.Effect != "withdraw" || len(info.Statements) != 1 || len(info.Resolutions) != 1 {
+				return fmt.Errorf("dispute on %s is not there yet:\n%s", r, d)
+			}
+			if first == "" {
+				first = d
+			} else if d != first {
+				return fmt.Errorf("the dispute on %s differs:\n%s\nfrom the foundation's:\n%s", r, d, first)
+			}
+		}
+		return nil
+	})
+	// The release certificate, checked offline from the bundle, holds; at
+	// a moment after its expiry it does not, and says why.
+	o, e, code := cliCode(t, bin, "", "certificate", "verify", "--car", filepath.Join(home, "release.car"), "--json")
+	var cert api.CertificateInfo
+	if err := json.Unmarshal([]byte(o), &cert); code != 0 || err != nil || !cert.Holds || cert.CID != v["R"] || cert.Release == nil ||
+		len(cert.Release.Contributions) != 1 || cert.Release.Contributions[0].CID != v["P"] {
+		t.Fatalf("certificate verify: exit %d, %v\n%s%s", code, err, o, e)
+	}
+	o, _, code = cliCode(t, bin, "", "certificate", "verify", "--car", filepath.Join(home, "release.car"), "--at", "2031-01-01")
+	if code == 0 || !strings.Contains(o, "DOES NOT HOLD") || !strings.Contains(o, "expired") {
+		t.Fatalf("certificate verify after its expiry: exit %d\n%s", code, o)
+	}
 	// The co-signed update is on the chain of the members' commons.
 	var info api.ManifestInfo
 	if err := json.Unmarshal([]byte(cli(t, bin, repo("member-a"), "manifest", "show", "--commons", v["ID2"], "--json")), &info); err != nil {

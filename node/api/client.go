@@ -205,7 +205,18 @@ func forceQuery(force bool) string {
 
 // bytes posts a body and returns the raw response body.
 func (c *Client) bytes(ctx context.Context, path string, body io.Reader, contentType string) ([]byte, error) {
-	resp, err := c.send(ctx, http.MethodPost, path, body, contentType)
+	return c.raw(ctx, http.MethodPost, path, body, contentType)
+}
+
+// get returns the raw body of a GET of path, at most MaxDraftSize bytes.
+func (c *Client) get(ctx context.Context, path string) ([]byte, error) {
+	return c.raw(ctx, http.MethodGet, path, nil, "")
+}
+
+// raw sends a request and returns the raw response body, at most
+// MaxDraftSize bytes.
+func (c *Client) raw(ctx context.Context, method, path string, body io.Reader, contentType string) ([]byte, error) {
+	resp, err := c.send(ctx, method, path, body, contentType)
 	if err != nil {
 		return nil, err
 	}
@@ -313,11 +324,7 @@ func (c *Client) Acknowledge(ctx context.Context, p AckParams) (Published, error
 
 // DraftAcknowledgement implements API.
 func (c *Client) DraftAcknowledgement(ctx context.Context, p AckParams) ([]byte, error) {
-	b, err := json.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("daemon API: encode request: %w", err)
-	}
-	return c.bytes(ctx, "/api/v1/acknowledgements/draft", bytes.NewReader(b), "application/json")
+	return c.draft(ctx, "/api/v1/acknowledgements/draft", p)
 }
 
 // Reciprocity implements API.

@@ -62,6 +62,16 @@ func Handler(api API, token string) http.Handler {
 	mux.HandleFunc("POST /api/v1/pledges", h.auth(h.pledge))
 	mux.HandleFunc("POST /api/v1/acknowledgements", h.auth(h.acknowledge))
 	mux.HandleFunc("POST /api/v1/acknowledgements/draft", h.auth(h.draftAcknowledgement))
+	mux.HandleFunc("POST /api/v1/disputes", h.auth(h.openDispute))
+	mux.HandleFunc("GET /api/v1/disputes/{cid}", h.dispute)
+	mux.HandleFunc("GET /api/v1/commons/{id}/disputes", h.disputes)
+	mux.HandleFunc("POST /api/v1/statements", h.auth(h.addStatement))
+	mux.HandleFunc("POST /api/v1/resolutions", h.auth(h.resolve))
+	mux.HandleFunc("POST /api/v1/resolutions/draft", h.auth(h.draftResolution))
+	mux.HandleFunc("POST /api/v1/certificates", h.auth(h.certify))
+	mux.HandleFunc("POST /api/v1/certificates/draft", h.auth(h.draftCertificate))
+	mux.HandleFunc("GET /api/v1/certificates/{cid}", h.certificate)
+	mux.HandleFunc("GET /api/v1/certificates/{cid}/car", h.certificateBundle)
 	mux.HandleFunc("GET /api/v1/records/{cid}", h.show)
 	mux.HandleFunc("GET /api/v1/feed", h.feed)
 	mux.HandleFunc("POST /api/v1/import", h.auth(h.importCAR))
@@ -542,4 +552,94 @@ func (h *handler) sync(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rep)
+}
+
+// postPublished decodes a request body into P and answers with what
+// publishing it gave.
+func postPublished[P any](h *handler, w http.ResponseWriter, r *http.Request, fn func(context.Context, P) (Published, error)) {
+	var p P
+	if decodeJSON(w, r, &p) {
+		pub, err := fn(r.Context(), p)
+		h.published(w, pub, err)
+	}
+}
+
+// postDraft decodes a request body into P and answers with the draft
+// bundle fn makes of it.
+func postDraft[P any](w http.ResponseWriter, r *http.Request, fn func(context.Context, P) ([]byte, error)) {
+	var p P
+	if !decodeJSON(w, r, &p) {
+		return
+	}
+	raw, err := fn(r.Context(), p)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeDraft(w, raw)
+}
+
+// answer writes v, or the error.
+func answer(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (h *handler) openDispute(w http.ResponseWriter, r *http.Request) {
+	postPublished(h, w, r, h.api.OpenDispute)
+}
+
+func (h *handler) addStatement(w http.ResponseWriter, r *http.Request) {
+	postPublished(h, w, r, h.api.AddStatement)
+}
+
+func (h *handler) resolve(w http.ResponseWriter, r *http.Request) {
+	postPublished(h, w, r, h.api.Resolve)
+}
+
+func (h *handler) draftResolution(w http.ResponseWriter, r *http.Request) {
+	postDraft(w, r, h.api.DraftResolution)
+}
+
+func (h *handler) certify(w http.ResponseWriter, r *http.Request) {
+	postPublished(h, w, r, h.api.Certify)
+}
+
+func (h *handler) draftCertificate(w http.ResponseWriter, r *http.Request) {
+	postDraft(w, r, h.api.DraftCertificate)
+}
+
+func (h *handler) disputes(w http.ResponseWriter, r *http.Request) {
+	v, err := h.api.Disputes(r.Context(), r.PathValue("id"))
+	answer(w, v, err)
+}
+
+func (h *handler) dispute(w http.ResponseWriter, r *http.Request) {
+	v, err := h.api.Dispute(r.Context(), r.PathValue("cid"))
+	answer(w, v, err)
+}
+
+func (h *handler) certificate(w http.ResponseWriter, r *http.Request) {
+	var at time.Time
+	if s := r.URL.Query().Get("at"); s != "" {
+		var err error
+		if at, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("at %q is not a time such as 2026-01-31T00:00:00Z", s))
+			return
+		}
+	}
+	v, err := h.api.Certificate(r.Context(), r.PathValue("cid"), at)
+	answer(w, v, err)
+}
+
+func (h *handler) certificateBundle(w http.ResponseWriter, r *http.Request) {
+	raw, err := h.api.CertificateBundle(r.Context(), r.PathValue("cid"))
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeDraft(w, raw)
 }

@@ -34,6 +34,16 @@ type API interface {
 	Pledge(ctx context.Context, p PledgeParams) (Published, error)
 	Acknowledge(ctx context.Context, p AckParams) (Published, error)
 	DraftAcknowledgement(ctx context.Context, p AckParams) ([]byte, error)
+	OpenDispute(ctx context.Context, p DisputeParams) (Published, error)
+	AddStatement(ctx context.Context, p StatementParams) (Published, error)
+	Resolve(ctx context.Context, p ResolveParams) (Published, error)
+	DraftResolution(ctx context.Context, p ResolveParams) ([]byte, error)
+	Certify(ctx context.Context, p CertifyParams) (Published, error)
+	DraftCertificate(ctx context.Context, p CertifyParams) ([]byte, error)
+	Disputes(ctx context.Context, commons string) (DisputeList, error)
+	Dispute(ctx context.Context, c string) (DisputeInfo, error)
+	Certificate(ctx context.Context, c string, at time.Time) (CertificateInfo, error)
+	CertificateBundle(ctx context.Context, c string) ([]byte, error)
 	Show(ctx context.Context, c string) (RecordInfo, error)
 	Feed(ctx context.Context, q FeedQuery) ([]FeedItem, error)
 	Export(ctx context.Context, commons string, w io.Writer) error
@@ -91,13 +101,17 @@ type LeaveReport struct {
 
 // CommonsStatus summarises one replicated commons.
 type CommonsStatus struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Records   int    `json:"records"`
-	Pending   int    `json:"pending"`
-	Accepted  int    `json:"accepted"`
-	Rejected  int    `json:"rejected"`
-	StateRoot string `json:"state_root"`
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Records  int    `json:"records"`
+	Pending  int    `json:"pending"`
+	Accepted int    `json:"accepted"`
+	Rejected int    `json:"rejected"`
+	// Withdrawn are the contributions an upheld dispute withdrew, and
+	// OpenDisputes the disputes no resolution decides yet (SPEC §12.12).
+	Withdrawn    int    `json:"withdrawn"`
+	OpenDisputes int    `json:"open_disputes"`
+	StateRoot    string `json:"state_root"`
 	// StateRootRecords is how many records StateRoot is the root of:
 	// Records, unless records are arriving faster than the node computes
 	// roots for status; then the root of the set when it held that many.
@@ -157,8 +171,13 @@ type ManifestParams struct {
 	// Coalition says whether a new commons carries the entrepreneurial
 	// coalition's records, profiles and sponsorships (SPEC §7.6): a genesis
 	// only, for the commons' life. Default: true.
-	Coalition    *bool   `json:"coalition"`
-	MaxBlobBytes *uint64 `json:"max_blob_bytes"`
+	Coalition *bool `json:"coalition"`
+	// AssociationRecords says whether a new commons carries the
+	// association's records: disputes, statements, resolutions,
+	// certificates, rotations (SPEC §7.7): a genesis only, for the
+	// commons' life. Default: true.
+	AssociationRecords *bool   `json:"association_records"`
+	MaxBlobBytes       *uint64 `json:"max_blob_bytes"`
 	// Work is the proof of work, in bits, every record of a new commons
 	// but its genesis must carry (SPEC §7.4): a genesis only.
 	Work *uint64 `json:"work"`
@@ -214,6 +233,10 @@ type ManifestInfo struct {
 	// sponsorships) the commons' genesis lets it carry (SPEC §7.6); 0:
 	// none.
 	Coalition int `json:"coalition"`
+	// AssociationRecords is the version of the association's records
+	// (disputes, resolutions, certificates, rotations) the commons'
+	// genesis lets it carry (SPEC §7.7); 0: none.
+	AssociationRecords int `json:"association_records"`
 }
 
 // ManifestVersion is one accepted (on-chain) or contested manifest version.
@@ -402,6 +425,14 @@ type RecordInfo struct {
 	Sponsorship  *protocol.Sponsorship     `json:"sponsorship,omitempty"`
 	Pledge       *protocol.Pledge          `json:"pledge,omitempty"`
 	Ack          *protocol.Acknowledgement `json:"acknowledgement,omitempty"`
+	Dispute      *protocol.Dispute         `json:"dispute,omitempty"`
+	Statement    *protocol.Statement       `json:"statement,omitempty"`
+	Resolution   *protocol.Resolution      `json:"resolution,omitempty"`
+	Certificate  *protocol.Certificate     `json:"certificate,omitempty"`
+	Rotation     *protocol.Rotation        `json:"rotation,omitempty"`
+	// WithdrawnBy is, for a withdrawn contribution (or one a contest
+	// could withdraw), the resolution that withdraws it.
+	WithdrawnBy string `json:"withdrawn_by,omitempty"`
 	// ConfirmedBy is, for a paid contribution, the sponsorship by which its
 	// sponsor countersigned it (SPEC §12.9); empty until it has.
 	ConfirmedBy string               `json:"confirmed_by,omitempty"`
@@ -528,3 +559,150 @@ type SyncSession struct {
 
 // MaxBlobSize is the largest blob a node stores, whatever a manifest allows.
 const MaxBlobSize = 1 << 30
+
+// DisputeParams describe this node's dispute (SPEC §5.9): about a record
+// (Subject, a CID: its commons is the record's) or about a key
+// (Participant, in Commons).
+type DisputeParams struct {
+	Commons     string              `json:"commons,omitempty"`
+	Subject     string              `json:"subject,omitempty"`
+	Participant *protocol.PublicKey `json:"participant,omitempty"`
+	Reason      string              `json:"reason"`
+	Evidence    []string            `json:"evidence,omitempty"`
+}
+
+// StatementParams describe this node's statement in a dispute.
+type StatementParams struct {
+	Dispute  string   `json:"dispute"`
+	Text     string   `json:"text"`
+	Evidence []string `json:"evidence,omitempty"`
+}
+
+// ResolveParams describe the association's resolution of a dispute (SPEC
+// §5.11), under the current manifest.
+type ResolveParams struct {
+	Dispute string `json:"dispute"`
+	// Outcome is dismiss or uphold; Effect, with uphold, withdraw,
+	// set-aside or unmet.
+	Outcome  string   `json:"outcome"`
+	Effect   string   `json:"effect,omitempty"`
+	Reason   string   `json:"reason"`
+	Replaces []string `json:"replaces,omitempty"`
+}
+
+// CertifyParams describe the association's certificate (SPEC §5.12): of a
+// participant's role, or of a release of contributions at the commons'
+// state root now.
+type CertifyParams struct {
+	Commons       string              `json:"commons"`
+	Participant   *protocol.PublicKey `json:"participant,omitempty"`
+	Role          string              `json:"role,omitempty"`
+	Release       string              `json:"release,omitempty"`
+	Contributions []string            `json:"contributions,omitempty"`
+	Expires       time.Time           `json:"expires"`
+	Note          string              `json:"note,omitempty"`
+}
+
+// MaxDisputes is the most disputes a DisputeList holds.
+const MaxDisputes = 1000
+
+// DisputeList is the disputes of a commons, open ones first, then the
+// latest first.
+type DisputeList struct {
+	Commons  string        `json:"commons"`
+	Disputes []DisputeInfo `json:"disputes"`
+	// More is true when the commons holds more than MaxDisputes.
+	More bool `json:"more,omitempty"`
+}
+
+// DisputeInfo is a dispute and how it stands (SPEC §12.12).
+type DisputeInfo struct {
+	CID     string             `json:"cid"`
+	Commons string             `json:"commons"`
+	Author  protocol.PublicKey `json:"author"`
+	Time    time.Time          `json:"time"`
+	// Subject is the record disputed, and SubjectType its type once here;
+	// Participant the key disputed.
+	Subject     string              `json:"subject,omitempty"`
+	SubjectType string              `json:"subject_type,omitempty"`
+	Participant *protocol.PublicKey `json:"participant,omitempty"`
+	Reason      string              `json:"reason"`
+	Evidence    []string            `json:"evidence,omitempty"`
+	Under       string              `json:"under"`
+	// Class is how the dispute stands (effective, waiting, inert), Inert
+	// why not.
+	Class string `json:"class"`
+	Inert string `json:"inert,omitempty"`
+	// Outcome is open, dismissed or upheld; Effect the effect that binds
+	// its subject when upheld with one; Held: a contest could change it.
+	Outcome string `json:"outcome"`
+	Effect  string `json:"effect,omitempty"`
+	Held    bool   `json:"held,omitempty"`
+	// Counting are the resolutions that decide it.
+	Counting []string `json:"counting,omitempty"`
+	// Statements and Resolutions are the records that answer it, oldest
+	// first (with a single dispute only).
+	Statements  []StatementInfo  `json:"statements,omitempty"`
+	Resolutions []ResolutionInfo `json:"resolutions,omitempty"`
+}
+
+// StatementInfo is a statement in a dispute.
+type StatementInfo struct {
+	CID      string             `json:"cid"`
+	Author   protocol.PublicKey `json:"author"`
+	Time     time.Time          `json:"time"`
+	Text     string             `json:"text"`
+	Evidence []string           `json:"evidence,omitempty"`
+	Class    string             `json:"class"`
+	Inert    string             `json:"inert,omitempty"`
+}
+
+// ResolutionInfo is a resolution of a dispute and how it stands.
+type ResolutionInfo struct {
+	CID      string               `json:"cid"`
+	Signers  []protocol.PublicKey `json:"signers"`
+	Time     time.Time            `json:"time"`
+	Outcome  string               `json:"outcome"`
+	Effect   string               `json:"effect,omitempty"`
+	Reason   string               `json:"reason"`
+	Replaces []string             `json:"replaces,omitempty"`
+	Under    string               `json:"under"`
+	Class    string               `json:"class"`
+	Inert    string               `json:"inert,omitempty"`
+	// Counting: it decides the dispute (effective, and overruled by none).
+	Counting bool `json:"counting"`
+}
+
+// CertificateInfo says whether a certificate holds at a moment (SPEC
+// §12.13), and why not.
+type CertificateInfo struct {
+	CID         string               `json:"cid"`
+	Commons     string               `json:"commons"`
+	Participant *protocol.PublicKey  `json:"participant,omitempty"`
+	Role        string               `json:"role,omitempty"`
+	Release     *ReleaseInfo         `json:"release,omitempty"`
+	Expires     time.Time            `json:"expires"`
+	Note        string               `json:"note,omitempty"`
+	Under       string               `json:"under"`
+	Signers     []protocol.PublicKey `json:"signers"`
+	Class       string               `json:"class"`
+	Inert       string               `json:"inert,omitempty"`
+	// At is the moment asked about; Holds whether it holds then, and
+	// Problems why not, in words.
+	At       time.Time `json:"at"`
+	Holds    bool      `json:"holds"`
+	Problems []string  `json:"problems,omitempty"`
+}
+
+// ReleaseInfo is a certified release, with each contribution's status now.
+type ReleaseInfo struct {
+	Name          string               `json:"name"`
+	Root          string               `json:"root"`
+	Contributions []ContributionStatus `json:"contributions"`
+}
+
+// ContributionStatus is a contribution and its status.
+type ContributionStatus struct {
+	CID    string `json:"cid"`
+	Status string `json:"status"`
+}

@@ -149,14 +149,13 @@ type EventFilter struct {
 func (f EventFilter) Validate() (EventFilter, error) {
 	switch f.Type {
 	case "", string(protocol.TypeManifest), string(protocol.TypeContribution), string(protocol.TypeReview), EventStatus,
-		string(protocol.TypeProfile), string(protocol.TypeSponsorship), string(protocol.TypePledge), string(protocol.TypeAcknowledgement):
+		string(protocol.TypeProfile), string(protocol.TypeSponsorship), string(protocol.TypePledge), string(protocol.TypeAcknowledgement),
+		string(protocol.TypeDispute), string(protocol.TypeStatement), string(protocol.TypeResolution), string(protocol.TypeCertificate), string(protocol.TypeRotation):
 	default:
-		return f, fmt.Errorf("type %q: want manifest, contribution, review, status, profile, sponsorship, pledge or acknowledgement", f.Type)
+		return f, fmt.Errorf("type %q: want manifest, contribution, review, status, profile, sponsorship, pledge, acknowledgement, dispute, statement, resolution, certificate or rotation", f.Type)
 	}
-	switch crdt.Status(f.Status) {
-	case "", crdt.StatusPending, crdt.StatusAccepted, crdt.StatusRejected:
-	default:
-		return f, fmt.Errorf("status %q: want pending, accepted or rejected", f.Status)
+	if err := CheckStatus(f.Status); err != nil {
+		return f, err
 	}
 	if f.Author != "" {
 		k, err := protocol.ParsePublicKey(f.Author)
@@ -231,7 +230,17 @@ type statusChange struct {
 	from, to uint8 // statusCode
 }
 
-var statuses = [...]crdt.Status{"", crdt.StatusPending, crdt.StatusAccepted, crdt.StatusRejected}
+// statuses are the status codes kept in the feed log: append only.
+var statuses = [...]crdt.Status{"", crdt.StatusPending, crdt.StatusAccepted, crdt.StatusRejected, crdt.StatusWithdrawn}
+
+// CheckStatus accepts a contribution status to filter by, or "" for any.
+func CheckStatus(s string) error {
+	switch crdt.Status(s) {
+	case "", crdt.StatusPending, crdt.StatusAccepted, crdt.StatusRejected, crdt.StatusWithdrawn:
+		return nil
+	}
+	return fmt.Errorf("status %q: want pending, accepted, rejected or withdrawn", s)
+}
 
 func statusCode(st crdt.Status) uint8 {
 	for i, x := range statuses {
@@ -537,9 +546,35 @@ func RecordEvent(commons cid.Cid, cursor uint64, b *protocol.Block) Event {
 		e.Title, e.Kind = PledgeSummary(body), body.Kind
 	case *protocol.Acknowledgement:
 		e.Target = body.Pledge.String()
+	case *protocol.Dispute:
+		e.Title = body.Reason
+		if body.Subject != nil {
+			e.Target = body.Subject.String()
+		} else {
+			e.Target = body.Participant.String()
+		}
+	case *protocol.Statement:
+		e.Target, e.Title = body.Dispute.String(), body.Text
+	case *protocol.Resolution:
+		e.Target, e.Decision, e.Kind, e.Title = body.Dispute.String(), body.Outcome, body.Effect, body.Reason
+	case *protocol.Certificate:
+		if body.Release != nil {
+			e.Title = "release " + body.Release.Name
+		} else {
+			e.Title, e.Target = body.Role, body.Participant.String()
+		}
+	case *protocol.Rotation:
+		e.Target = body.Successor.String()
+	}
+	if len(e.Title) > maxEventTitle {
+		e.Title = e.Title[:maxEventTitle] + "…"
 	}
 	return e
 }
+
+// maxEventTitle bounds an event's title: a dispute's reason or a
+// statement's text is cut there.
+const maxEventTitle = 300
 
 // PledgeSummary says what a pledge gives, in a few words: "40 hours",
 // "50000 EUR (smallest unit)", "infrastructure: node 12D3KooW…".

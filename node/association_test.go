@@ -1,0 +1,202 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/crdt"
+	"github.com/commons-p2p/commons/node/api"
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// A contribution disputed for its licence is withdrawn when the
+// association upholds the dispute: its status says so, and the dispute's
+// page lists the statement and the resolution. A stranger cannot resolve,
+// and a resolution whose effect does not fit its subject is refused.
+func TestDisputeWithdraws(t *testing.T) {
+	ctx := t.Context()
+	n := startOffline(t)
+	c, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("d"), Licence: ptr("MIT"), Maintainers: []protocol.PublicKey{n.Self()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cid.MustParse(c)
+	work := signed(t, n, strangerKey(31), id, &protocol.Contribution{Title: "copied", Licence: protocol.Link{Cid: id}, Provenance: protocol.ProvenanceVolunteer})
+	if _, err := n.Publish(ctx, work.Raw, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Review(ctx, api.ReviewParams{Target: work.CID.String(), Decision: protocol.DecisionAccept}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.OpenDispute(ctx, api.DisputeParams{Subject: id.String(), Reason: "x"}); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "is a manifest") {
+		t.Fatalf("a dispute about a manifest: %v", err)
+	}
+	d, err := n.OpenDispute(ctx, api.DisputeParams{Subject: work.CID.String(), Reason: "copies a GPL work without its licence", Evidence: []string{"https://example.org/original"}})
+	if err != nil || d.Class != "effective" {
+		t.Fatalf("OpenDispute: %+v, %v", d, err)
+	}
+	st, err := n.AddStatement(ctx, api.StatementParams{Dispute: d.CID, Text: "the original is mine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Resolve(ctx, api.ResolveParams{Dispute: d.CID, Outcome: protocol.OutcomeUphold, Effect: protocol.EffectUnmet, Reason: "r"}); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "effect") {
+		t.Fatalf("an effect that does not fit: %v", err)
+	}
+	// A stranger's resolution is inert, and refused.
+	forged := signed(t, n, strangerKey(32), id, &protocol.Resolution{Dispute: protocol.Link{Cid: cid.MustParse(d.CID)}, Outcome: protocol.OutcomeUphold,
+		Effect: protocol.EffectWithdraw, Reason: "mine", Under: protocol.Link{Cid: id}})
+	if _, err := n.Publish(ctx, forged.Raw, false); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "not in that manifest's association") {
+		t.Fatalf("a stranger's resolution: %v", err)
+	}
+	res, err := n.Resolve(ctx, api.ResolveParams{Dispute: d.CID, Outcome: protocol.OutcomeUphold, Effect: protocol.EffectWithdraw, Reason: "the licence was not kept"})
+	if err != nil || res.Class != "effective" {
+		t.Fatalf("Resolve: %+v, %v", res, err)
+	}
+	info, err := n.Show(ctx, work.CID.String())
+	if err != nil || info.Status != string(crdt.StatusWithdrawn) {
+		t.Fatalf("status %q, %v; want withdrawn", info.Status, err)
+	}
+	v, err := n.Dispute(ctx, d.CID)
+	if err != nil || v.Outcome != crdt.DisputeUpheld || v.Effect != protocol.EffectWithdraw || len(v.Statements) != 1 || v.Statements[0].CID != st.CID ||
+		len(v.Resolutions) != 1 || !v.Resolutions[0].Counting || v.SubjectType != "contribution" {
+		t.Fatalf("Dispute: %+v, %v", v, err)
+	}
+	// The association reconsiders: a dismissal that replaces the uphold.
+	if _, err := n.Resolve(ctx, api.ResolveParams{Dispute: d.CID, Outcome: protocol.OutcomeDismiss, Reason: "licence added", Replaces: []string{res.CID}}); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := n.Show(ctx, work.CID.String()); info.Status != string(crdt.StatusAccepted) {
+		t.Fatalf("after the replacing dismissal: %q, want accepted again", info.Status)
+	}
+	list, err := n.Disputes(ctx, c)
+	if err != nil || len(list.Disputes) != 1 || list.Disputes[0].Outcome != crdt.DisputeDismissed {
+		t.Fatalf("Disputes: %+v, %v", list, err)
+	}
+}
+
+// A resolution of an association of threshold 2 is drafted by one member
+// and co-signed by another; one member alone is refused, saying how.
+func TestCosignedResolution(t *testing.T) {
+	ctx := t.Context()
+	a, b := startOffline(t), startOffline(t)
+	c, err := a.CreateManifest(ctx, api.ManifestParams{Name: ptr("T"), Licence: ptr("MIT"), Association: []protocol.PublicKey{a.Self(), b.Self()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.UpdateManifest(ctx, c, api.ManifestParams{Threshold: ptr(uint64(2))}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := a.OpenDispute(ctx, api.DisputeParams{Commons: c, Participant: ptr(strangerKey(41).Public()), Reason: "harasses contributors"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := api.ResolveParams{Dispute: d.CID, Outcome: protocol.OutcomeUphold, Reason: "found so"}
+	if _, err := a.Resolve(ctx, p); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "dispute resolve --draft") {
+		t.Fatalf("one member alone: %v", err)
+	}
+	draft, err := a.DraftResolution(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyCommons(t, a, b, c)
+	cosigned, err := b.CosignManifest(ctx, draft, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := a.Publish(ctx, cosigned, false)
+	if err != nil || pub.Class != "effective" {
+		t.Fatalf("the co-signed resolution: %+v, %v", pub, err)
+	}
+	if v, _ := a.Dispute(ctx, d.CID); v.Outcome != crdt.DisputeUpheld || v.Effect != "" {
+		t.Fatalf("outcome %+v; want upheld without effect", v)
+	}
+}
+
+// A release certificate holds, and a node that never saw the commons
+// verifies it from the bundle alone; at a moment after its expiry it does
+// not hold, and says so. A bundle whose genesis is missing names the
+// unknown commons.
+func TestCertificateVerifiedOffline(t *testing.T) {
+	ctx := t.Context()
+	n := startOffline(t)
+	c, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("r"), Licence: ptr("MIT"), Maintainers: []protocol.PublicKey{n.Self()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cid.MustParse(c)
+	work := signed(t, n, strangerKey(51), id, &protocol.Contribution{Title: "w", Licence: protocol.Link{Cid: id}, Provenance: protocol.ProvenanceVolunteer})
+	if _, err := n.Publish(ctx, work.Raw, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Review(ctx, api.ReviewParams{Target: work.CID.String(), Decision: protocol.DecisionAccept}); err != nil {
+		t.Fatal(err)
+	}
+	expires := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Millisecond)
+	if _, err := n.Certify(ctx, api.CertifyParams{Commons: c, Release: "1.0", Contributions: []string{id.String()}, Expires: expires}); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("a release naming a manifest: %v", err)
+	}
+	pub, err := n.Certify(ctx, api.CertifyParams{Commons: c, Release: "1.0", Contributions: []string{work.CID.String()}, Expires: expires})
+	if err != nil || pub.Class != "effective" {
+		t.Fatalf("Certify: %+v, %v", pub, err)
+	}
+	got, err := n.Certificate(ctx, pub.CID, time.Time{})
+	if err != nil || !got.Holds || got.Release == nil || got.Release.Contributions[0].Status != "accepted" {
+		t.Fatalf("Certificate: %+v, %v", got, err)
+	}
+	raw, err := n.CertificateBundle(ctx, pub.CID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := VerifyCertificate(bytes.NewReader(raw), cid.Undef, time.Now())
+	if err != nil || !off.Holds || off.Release.Contributions[0].Status != "accepted" || off.CID != pub.CID {
+		t.Fatalf("offline: %+v, %v", off, err)
+	}
+	late, err := VerifyCertificate(bytes.NewReader(raw), cid.Undef, expires.Add(time.Millisecond))
+	if err != nil || late.Holds || len(late.Problems) != 1 || !strings.Contains(late.Problems[0], "expired") {
+		t.Fatalf("after expiry: %+v, %v", late, err)
+	}
+	// The certificate alone, without its commons' manifests.
+	root, err := api.DraftRecord(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certBlk, err := protocol.Validate(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone, err := encodeBundle(bundle{draft: certBlk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyCertificate(bytes.NewReader(alone), cid.Undef, time.Now()); !errors.Is(err, api.ErrUnknownCommons) || !strings.Contains(err.Error(), "unknown commons") {
+		t.Fatalf("without the genesis: %v", err)
+	}
+	// A forged signature anywhere in the file is refused.
+	bad := bytes.Clone(raw)
+	bad[len(bad)-10] ^= 1
+	if _, err := VerifyCertificate(bytes.NewReader(bad), cid.Undef, time.Now()); err == nil {
+		t.Fatal("a damaged bundle verified")
+	}
+}
+
+// Commons founded without the association's records refuse disputes, with
+// the reason.
+func TestNoAssociationRecords(t *testing.T) {
+	ctx := t.Context()
+	n := startOffline(t)
+	c, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("n"), Licence: ptr("MIT"), AssociationRecords: ptr(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.OpenDispute(ctx, api.DisputeParams{Commons: c, Participant: ptr(strangerKey(61).Public()), Reason: "x"}); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "policy.association") {
+		t.Fatalf("a dispute where the genesis carries none: %v", err)
+	}
+	if _, err := n.UpdateManifest(ctx, c, api.ManifestParams{AssociationRecords: ptr(true)}); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("an update setting it: %v", err)
+	}
+}
