@@ -363,7 +363,17 @@ func (s *State) DisputeOutcome(c cid.Cid) (Outcome, bool) {
 		}
 	}
 	for _, r := range rs {
-		if r.Suspended && !s.overruled(r, rs, false) && (r.Outcome == protocol.OutcomeUphold) != (out.State == DisputeUpheld) {
+		if !r.Suspended || s.overruled(r, rs, false) {
+			continue
+		}
+		// Were the contest to make r stand, would the outcome move? It
+		// would if r upholds where the dispute is not upheld, or adds an
+		// effect; if it dismisses an open dispute; or if it overrules a
+		// resolution that counts.
+		switch {
+		case r.Outcome == protocol.OutcomeUphold && (out.State != DisputeUpheld || r.Effect != "" && r.Effect != out.Effect),
+			r.Outcome == protocol.OutcomeDismiss && out.State == DisputeOpen,
+			slices.ContainsFunc(out.Counting, func(c Resolution) bool { return s.overruled(c, []Resolution{r}, true) }):
 			out.Held = true
 		}
 	}
@@ -640,4 +650,79 @@ func (s *State) CheckCertificate(c cid.Cid, nowMillis uint64) (CertificateCheck,
 		}
 	}
 	return out, true, s.err
+}
+
+// maxRotations bounds the rotations followed from a key to the key it
+// stands for (SPEC §12.14).
+const maxRotations = 16
+
+// predecessor returns the key k stands for through one effective
+// rotation, if any.
+func (s *State) predecessor(k protocol.PublicKey) (protocol.PublicKey, bool) {
+	for _, c := range s.list(rotationGroup(1, k)) {
+		if x := s.entry(c); x != nil && x.cls == clsOK {
+			return x.ext.author, true
+		}
+	}
+	return protocol.PublicKey{}, false
+}
+
+// successorOf returns the key that stands for k through one effective
+// rotation, if any.
+func (s *State) successorOf(k protocol.PublicKey) (protocol.PublicKey, bool) {
+	for _, c := range s.list(rotationGroup(0, k)) {
+		if x := s.entry(c); x != nil && x.cls == clsOK {
+			return successor(x)
+		}
+	}
+	return protocol.PublicKey{}, false
+}
+
+// standsFor returns the keys k stands for, nearest first, at most
+// maxRotations of them, stopping before a key repeats.
+func (s *State) standsFor(k protocol.PublicKey) []protocol.PublicKey {
+	var out []protocol.PublicKey
+	for cur := k; len(out) < maxRotations; {
+		p, ok := s.predecessor(cur)
+		if !ok || p == k || slices.Contains(out, p) {
+			break
+		}
+		out = append(out, p)
+		cur = p
+	}
+	return out
+}
+
+// slotIn returns the maintainer of m whose vote a review by author casts
+// (SPEC §12.14): the author if m lists it, else the nearest key it stands
+// for that m lists; and the keys from the slot to the author. False if
+// there is none.
+func (s *State) slotIn(m *protocol.Manifest, author protocol.PublicKey) (protocol.PublicKey, []protocol.PublicKey, bool) {
+	path := []protocol.PublicKey{author}
+	if m.IsMaintainer(author) {
+		return author, path, true
+	}
+	for _, k := range s.standsFor(author) {
+		path = append(path, k)
+		if m.IsMaintainer(k) {
+			return k, path, true
+		}
+	}
+	return author, nil, false
+}
+
+// rotationMoved re-examines what the keys that stand for rotation e's
+// author sign, whose slots and standing may have moved with e's.
+func (s *State) rotationMoved(e *entry) {
+	succ, ok := successor(e)
+	seen := map[protocol.PublicKey]bool{e.ext.author: true}
+	for n := 0; ok && n < maxRotations && !seen[succ]; n++ {
+		seen[succ] = true
+		for _, c := range s.list(authorGroup(succ)) {
+			if x := s.entry(c); x != nil && x.typ != protocol.TypeRotation {
+				s.reclassify(x)
+			}
+		}
+		succ, ok = s.successorOf(succ)
+	}
 }

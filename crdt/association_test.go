@@ -320,3 +320,57 @@ func TestCertificateHolds(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A maintainer that rotates to a new key: the new key's reviews count in
+// the old key's slot, as its latest vote, until an update names the new
+// key itself; revoking the old key voids the rotation and with it what the
+// new key counted for; a thief's conflicting rotation voids it too.
+func TestRotatedMaintainerReviews(t *testing.T) {
+	g := assocGenesis(t) // maintainers 2 and 3, quorum 1, reject quorum 1
+	s := New(g.CID)
+	c := contribution(t, g.CID, g.CID, 2, 5, "work")
+	rot := rotation(t, g.CID, 3, 2, 7) // maintainer 2 hands on to key 7
+	byNew := review(t, g.CID, c.CID, g.CID, 4, 7, protocol.DecisionAccept)
+	mustAdd(t, s, g, c, byNew)
+	wantVerdict(t, s, byNew.CID, reasonNotMaintainer)
+	wantStatus(t, s, c, StatusPending)
+	mustAdd(t, s, rot)
+	wantVerdict(t, s, byNew.CID, "")
+	wantStatus(t, s, c, StatusAccepted)
+	// The old key's later review is the slot's latest vote: one vote per
+	// slot, not two.
+	old := review(t, g.CID, c.CID, g.CID, 5, 2, protocol.DecisionRetract)
+	mustAdd(t, s, old)
+	wantStatus(t, s, c, StatusPending)
+	again := review(t, g.CID, c.CID, g.CID, 6, 7, protocol.DecisionAccept)
+	mustAdd(t, s, again)
+	wantStatus(t, s, c, StatusAccepted)
+	if v, _ := viewOf(t, s, c.CID); len(v.Reviews) != 3 || v.Reviews[2].For != key(2).Public() || !v.Reviews[2].Counts {
+		t.Errorf("reviews %+v; want the new key's latest counting for key 2", v.Reviews)
+	}
+	// A conflicting rotation by the old key (a thief's) voids both.
+	thief := rotation(t, g.CID, 7, 2, 8)
+	mustAdd(t, s, thief)
+	wantVerdict(t, s, rot.CID, reasonRotatedTwice)
+	wantVerdict(t, s, again.CID, reasonNotMaintainer)
+	wantStatus(t, s, c, StatusPending)
+}
+
+// The same records in the other order give the same state.
+func TestRotatedMaintainerOrder(t *testing.T) {
+	g := assocGenesis(t)
+	c := contribution(t, g.CID, g.CID, 2, 5, "work")
+	rot := rotation(t, g.CID, 3, 2, 7)
+	byNew := review(t, g.CID, c.CID, g.CID, 4, 7, protocol.DecisionReject)
+	m2 := manifest([]int{0, 1}, 2, []int{2, 3}, 1, 1)
+	m2.Revoked = pubs(2)
+	rev := update(t, g.CID, 8, m2, 1, []cid.Cid{g.CID}, 0, 1)
+	a, b := New(g.CID), New(g.CID)
+	mustAdd(t, a, g, c, rot, byNew)
+	wantStatus(t, a, c, StatusRejected)
+	mustAdd(t, a, rev) // revoking the old key voids its rotation
+	wantStatus(t, a, c, StatusPending)
+	mustAdd(t, b, rev, byNew, c, rot, g)
+	wantStatus(t, b, c, StatusPending)
+	wantVerdict(t, b, rot.CID, reasonRevoked)
+}

@@ -146,7 +146,11 @@ func (s *State) ReviewUnder(c cid.Cid, maintainer protocol.PublicKey) (cid.Cid, 
 	lic := t.con.licence
 	lord := s.mfs[lic].man.ord
 	fits := func(e *entry) bool {
-		return e.cls == clsOK && e.man.anc.has(lord) && e.man.m.IsMaintainer(maintainer)
+		if e.cls != clsOK || !e.man.anc.has(lord) {
+			return false
+		}
+		_, _, ok := s.slotIn(e.man.m, maintainer)
+		return ok
 	}
 	for _, h := range s.headOrder {
 		if e := s.mans[h]; fits(e) {
@@ -161,7 +165,7 @@ func (s *State) ReviewUnder(c cid.Cid, maintainer protocol.PublicKey) (cid.Cid, 
 		}
 	}
 	if best == nil {
-		return cid.Undef, fmt.Errorf("%w: key %s is not a maintainer in manifest %s, which contribution %s assented to, nor in any later accepted version", ErrNoAuthority, maintainer, lic, c)
+		return cid.Undef, fmt.Errorf("%w: key %s is not a maintainer (nor stands for one through a rotation) in manifest %s, which contribution %s assented to, nor in any later accepted version", ErrNoAuthority, maintainer, lic, c)
 	}
 	return best.cid, nil
 }
@@ -191,7 +195,8 @@ func actUnder(r *protocol.Record) (cid.Cid, bool) {
 // predecessors', a revocation here condemns it) should not be passed round
 // for signatures. An acknowledgement of a pledge to the association is
 // classified as if every key of its Under's association had co-signed it,
-// and so are a resolution and a certificate.
+// and so are a resolution and a certificate; a rotation as if its
+// successor had.
 // Any other record is classified as by Classify.
 func (s *State) ClassifyDraft(b *protocol.Block) (Verdict, error) {
 	if err := s.check(b); err != nil {
@@ -210,6 +215,12 @@ func (s *State) ClassifyDraft(b *protocol.Block) (Verdict, error) {
 			}
 			return s.Classify(&protocol.Block{CID: b.CID, Raw: b.Raw, Record: &r})
 		}
+	}
+	if x := b.Record.Rotation(); x != nil && len(b.Record.Cosigs) == 0 && !s.has(b.CID) {
+		// A rotation, once its successor has co-signed it.
+		r := *b.Record
+		r.Cosigs = []protocol.Cosig{{Key: x.Successor}}
+		return s.Classify(&protocol.Block{CID: b.CID, Raw: b.Raw, Record: &r})
 	}
 	m := b.Record.Manifest()
 	if e := s.entry(b.CID); m == nil || e != nil && e.man != nil && e.man.st == manCand {

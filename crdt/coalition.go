@@ -3,6 +3,7 @@ package crdt
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/ipfs/go-cid"
@@ -107,6 +108,11 @@ func (s *State) reclassifyExt(e *entry) {
 	if e.typ == protocol.TypeResolution && was != c {
 		s.resolutionMoved(e)
 	}
+	if e.typ == protocol.TypeRotation {
+		// Always: a key on the way may have been suspended or restored
+		// without this rotation's class moving.
+		s.rotationMoved(e)
+	}
 }
 
 // classifyExt applies the rules above to e.
@@ -182,9 +188,22 @@ func (s *State) classifyAck(e *entry) (class, string, cid.Cid) {
 	if pl.Beneficiary != nil {
 		_, revoked := s.revoked[e.ext.author]
 		_, suspended := s.suspended[e.ext.author]
+		path := []protocol.PublicKey{e.ext.author}
+		if *pl.Beneficiary != e.ext.author {
+			// A key that stands for the beneficiary (SPEC §12.14).
+			via := s.standsFor(e.ext.author)
+			i := slices.Index(via, *pl.Beneficiary)
+			if i < 0 {
+				return clsInert, reasonNotBeneficiary, cid.Undef
+			}
+			path = append(path, via[:i+1]...)
+		}
+		for _, k := range path[1:] {
+			if _, ok := s.suspended[k]; ok {
+				suspended = true
+			}
+		}
 		switch {
-		case *pl.Beneficiary != e.ext.author:
-			return clsInert, reasonNotBeneficiary, cid.Undef
 		case len(e.ext.cosigners) > 0:
 			return clsInert, reasonBenCosigned, cid.Undef
 		case revoked:
@@ -201,8 +220,22 @@ func (s *State) classifyAck(e *entry) (class, string, cid.Cid) {
 }
 
 // Profile returns the profile that counts for key k: the latest by (time,
-// CID) of its profiles, unless they are inert or waiting.
+// CID) of its profiles, unless they are inert or waiting; if it has none,
+// that of the nearest key it stands for through rotations.
 func (s *State) Profile(k protocol.PublicKey) (cid.Cid, bool) {
+	if c, ok := s.ownProfile(k); ok {
+		return c, true
+	}
+	for _, p := range s.standsFor(k) { // the nearest key k stands for (SPEC §12.14)
+		if c, ok := s.ownProfile(p); ok {
+			return c, true
+		}
+	}
+	return cid.Undef, false
+}
+
+// ownProfile returns k's own profile that counts.
+func (s *State) ownProfile(k protocol.PublicKey) (cid.Cid, bool) {
 	r, ok := s.latestProfile(profileKey(k))
 	if !ok {
 		return cid.Undef, false
@@ -233,14 +266,11 @@ func (s *State) Sponsorship(c cid.Cid) (cid.Cid, bool) {
 			s.fail(fmt.Errorf("%w: key %x", ErrDamaged, k))
 			return false
 		}
-		first = x
-		return false
+		if e := s.entry(x); e != nil && e.cls == clsOK {
+			first = x // the lowest CID that counts: one set aside does not
+			return false
+		}
+		return true
 	})
-	if !first.Defined() {
-		return cid.Undef, false
-	}
-	if e := s.entry(first); e == nil || e.cls != clsOK {
-		return cid.Undef, false
-	}
-	return first, true
+	return first, first.Defined()
 }

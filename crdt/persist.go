@@ -552,6 +552,9 @@ func (e *entry) encode() []byte {
 		b = appendString(b, r.target.KeyString())
 		b = appendString(b, r.under.KeyString())
 		b = appendString(b, r.decision)
+		if r.slot != r.author { // written only for a review cast through a rotation
+			b = append(b, r.slot[:]...)
+		}
 	case e.ext != nil:
 		x := e.ext
 		b = append(b, 'x')
@@ -700,6 +703,10 @@ func decodeEntry(c cid.Cid, raw []byte) (*entry, error) {
 		e.con = con
 	case 'r':
 		e.rev = &revInfo{author: d.key(), target: d.cid(), under: d.cid(), decision: internDecision(d.string())}
+		e.rev.slot = e.rev.author
+		if len(d.b) > 0 {
+			e.rev.slot = d.key()
+		}
 	case 'x':
 		x := &extInfo{author: d.key(), target: d.cid(), under: d.cid(), amount: d.uvarint()}
 		for n := d.uvarint(); n > 0 && d.err == nil; n-- {

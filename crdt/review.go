@@ -16,22 +16,27 @@ func votes(c class) bool { return c == clsOK || c == clsSuspended }
 // reclassifyReview re-derives a review's standing and, when that moved, its
 // target's latest reviews and status.
 func (s *State) reclassifyReview(e *entry) {
-	was, wasReason := e.cls, e.reason
-	c, reason, on := s.classifyReview(e)
+	was, wasReason, wasSlot := e.cls, e.reason, e.rev.slot
+	c, reason, on, slot := s.classifyReviewSlot(e)
 	s.setClass(e, c, reason)
 	s.wait(e, on)
-	if was == c && (wasReason == reason || !votes(c)) || !votes(was) && !votes(c) {
+	if !votes(c) {
+		slot = e.rev.author
+	}
+	if was == c && slot == wasSlot && (wasReason == reason || !votes(c)) || !votes(was) && !votes(c) {
+		e.rev.slot = slot
 		return
 	}
 	t := s.entry(e.rev.target)
 	if t == nil || t.con == nil {
 		return // unreachable: a review votes only on a contribution here
 	}
-	switch {
-	case votes(c) && !votes(was):
+	if votes(was) && (!votes(c) || slot != wasSlot) {
+		s.drop(t, e) // under the slot it voted in
+	}
+	e.rev.slot = slot
+	if votes(c) && (!votes(was) || slot != wasSlot) {
 		s.offer(t, e)
-	case !votes(c) && votes(was):
-		s.drop(t, e)
 	}
 	s.touch(t)
 }
@@ -42,65 +47,80 @@ func (s *State) reclassifyReview(e *entry) {
 // reasonSetAside, casting no vote); one a contest could set aside is
 // suspended (reasonSetAsideHeld: no vote is among its possible votes).
 func (s *State) classifyReview(e *entry) (class, string, cid.Cid) {
-	c, reason, on := s.classifyReviewRules(e)
-	if !votes(c) {
-		return c, reason, on
-	}
-	switch _, sure, maybe := s.Effect(e.cid, protocol.EffectSetAside); {
-	case sure && c == clsOK:
-		return clsOK, reasonSetAside, on
-	case maybe:
-		return clsSuspended, reasonSetAsideHeld, on
-	}
+	c, reason, on, _ := s.classifyReviewSlot(e)
 	return c, reason, on
 }
 
-// classifyReviewRules applies the review rules (SPEC §12.4) to e, in their
-// order. The CID it returns is the Under manifest whenever that is missing
+// classifyReviewSlot is classifyReview, with the slot the review votes in
+// (SPEC §12.14).
+func (s *State) classifyReviewSlot(e *entry) (class, string, cid.Cid, protocol.PublicKey) {
+	c, reason, on, slot := s.classifyReviewRules(e)
+	if !votes(c) {
+		return c, reason, on, slot
+	}
+	switch _, sure, maybe := s.Effect(e.cid, protocol.EffectSetAside); {
+	case sure:
+		// A retraction: no vote if it stands; if a contest leaves it
+		// inert, the maintainer's earlier review votes (possible).
+		return c, reasonSetAside, on, slot
+	case maybe:
+		return clsSuspended, reasonSetAsideHeld, on, slot
+	}
+	return c, reason, on, slot
+}
+
+// classifyReviewRules applies the review rules (SPEC §12.4, with the
+// slots of §12.14) to e, in their order, and returns the slot it votes in. The CID it returns is the Under manifest whenever that is missing
 // or pending, even for an inert review: Under's arrival may change the
 // reason. A review waiting for its target, its target's licence or an
 // unlabelled Under is re-examined through byTarget or byUnder instead.
-func (s *State) classifyReviewRules(e *entry) (class, string, cid.Cid) {
+func (s *State) classifyReviewRules(e *entry) (class, string, cid.Cid, protocol.PublicKey) {
 	v := e.rev
 	if _, ok := s.revoked[v.author]; ok {
-		return clsInert, reasonRevoked, cid.Undef
+		return clsInert, reasonRevoked, cid.Undef, v.author
 	}
 	if _, ok := s.banned[v.author]; ok {
-		return clsInert, reasonBanned, cid.Undef
+		return clsInert, reasonBanned, cid.Undef, v.author
 	}
 	u, t := s.mfs[v.under], s.entry(v.target)
 	if u == nil && s.entry(v.under) != nil {
-		return clsInert, reasonUnderNotMan, cid.Undef
+		return clsInert, reasonUnderNotMan, cid.Undef, v.author
 	}
 	var on cid.Cid
 	if u == nil || u.man != nil && u.man.st == manPending {
 		on = v.under
 	}
+	slot, path, hasSlot := v.author, []protocol.PublicKey{v.author}, true
+	if u != nil && (u.cls == clsOK || u.cls == clsContested) {
+		slot, path, hasSlot = s.slotIn(u.man.m, v.author)
+	}
 	switch {
 	case u != nil && u.man == nil:
-		return clsInert, reasonUnderNotMan, cid.Undef
+		return clsInert, reasonUnderNotMan, cid.Undef, slot
 	case t != nil && t.con == nil:
-		return clsInert, reasonTargetNotCon, on
+		return clsInert, reasonTargetNotCon, on, slot
 	case u != nil && u.cls == clsInert:
-		return clsInert, reasonUnderInert, cid.Undef
-	case u != nil && (u.cls == clsOK || u.cls == clsContested) && !u.man.m.IsMaintainer(v.author):
-		return clsInert, reasonNotMaintainer, cid.Undef
+		return clsInert, reasonUnderInert, cid.Undef, slot
+	case !hasSlot:
+		return clsInert, reasonNotMaintainer, cid.Undef, slot
 	case u == nil || u.cls == clsWaiting || t == nil || t.cls == clsWaiting:
-		return clsWaiting, "", on
+		return clsWaiting, "", on, slot
 	case t.cls != clsOK:
-		return clsInert, reasonTargetInert, cid.Undef
+		return clsInert, reasonTargetInert, cid.Undef, slot
 	case !u.man.anc.has(s.mfs[t.con.licence].man.ord):
-		return clsInert, reasonUnderNotLater, cid.Undef
+		return clsInert, reasonUnderNotLater, cid.Undef, slot
 	case u.cls == clsContested:
-		return clsSuspended, reasonUnderContested, cid.Undef
+		return clsSuspended, reasonUnderContested, cid.Undef, slot
 	}
-	if _, ok := s.suspended[v.author]; ok {
-		return clsSuspended, reasonSuspended, cid.Undef
+	for _, k := range path {
+		if _, ok := s.suspended[k]; ok {
+			return clsSuspended, reasonSuspended, cid.Undef, slot
+		}
+		if _, ok := s.banSusp[k]; ok {
+			return clsSuspended, reasonBanContested, cid.Undef, slot
+		}
 	}
-	if _, ok := s.banSusp[v.author]; ok {
-		return clsSuspended, reasonBanContested, cid.Undef
-	}
-	return clsOK, "", cid.Undef
+	return clsOK, "", cid.Undef, slot
 }
 
 // ref names one review among a maintainer's votes on a contribution.
@@ -167,7 +187,7 @@ func (c *conInfo) voter(author protocol.PublicKey) (int, bool) {
 // offer adds e, now eligible or suspended, to its maintainer's votes on
 // t.
 func (s *State) offer(t, e *entry) {
-	author, r := e.rev.author, ref{cid: e.cid, time: e.time}
+	author, r := e.rev.slot, ref{cid: e.cid, time: e.time}
 	p := votePrefix(t.cid, author)
 	s.ov.set(p, voteKey(p, r), op{v: []byte{}})
 	t.con.voters = slices.Clone(t.con.voters)
@@ -182,7 +202,7 @@ func (s *State) offer(t, e *entry) {
 // drop removes e, neither eligible nor suspended any more, from its
 // maintainer's votes on t.
 func (s *State) drop(t, e *entry) {
-	author := e.rev.author
+	author := e.rev.slot
 	p := votePrefix(t.cid, author)
 	s.ov.set(p, voteKey(p, ref{cid: e.cid, time: e.time}), op{del: true})
 	i, found := t.con.voter(author)
@@ -223,7 +243,7 @@ func (s *State) latestVote(con cid.Cid, author protocol.PublicKey) (ref, bool) {
 // latest reports whether e is its maintainer's latest eligible or
 // suspended review of t.
 func (s *State) latest(t, e *entry) bool {
-	i, found := t.con.voter(e.rev.author)
+	i, found := t.con.voter(e.rev.slot)
 	return found && t.con.voters[i].latest.cid == e.cid
 }
 

@@ -78,7 +78,7 @@ func newEntry(b *protocol.Block) *entry {
 	case *protocol.Contribution:
 		e.con = &conInfo{author: r.Author, licence: body.Licence.Cid}
 	case *protocol.Review:
-		e.rev = &revInfo{author: r.Author, target: body.Target.Cid, under: body.Under.Cid, decision: internDecision(body.Decision)}
+		e.rev = &revInfo{author: r.Author, target: body.Target.Cid, under: body.Under.Cid, decision: internDecision(body.Decision), slot: r.Author}
 	case *protocol.Profile:
 		e.ext = &extInfo{author: r.Author}
 	case *protocol.Sponsorship:
@@ -142,6 +142,10 @@ type revInfo struct {
 	author        protocol.PublicKey
 	target, under cid.Cid
 	decision      string
+	// slot is the maintainer whose vote it casts: its author, or a key
+	// its author stands for through rotations (SPEC §12.14), once it
+	// counts; the author until then.
+	slot protocol.PublicKey
 }
 
 type manInfo struct {
@@ -496,6 +500,10 @@ func (s *State) Forks() []cid.Cid {
 // lists.
 func (s *State) setClass(e *entry, c class, reason string) {
 	man := e.man != nil
+	// A review set aside for sure (clsOK with a reason: it counts as a
+	// retraction) is shown, listed and counted inert.
+	listed := func(c class, reason string) bool { return c == clsInert || c == clsOK && reason != "" }
+	wasListed := listed(e.cls, e.reason)
 	switch e.cls {
 	case clsWaiting:
 		if man {
@@ -506,12 +514,12 @@ func (s *State) setClass(e *entry, c class, reason string) {
 	case clsInert:
 		if man {
 			delete(s.manInert, e.cid)
-		} else if c != clsInert {
-			s.ov.set([]byte{tagInert}, cidKey(tagInert, e.cid), op{del: true})
-			s.nInert--
 		}
 	}
-	was := e.cls
+	if !man && wasListed && !listed(c, reason) {
+		s.ov.set([]byte{tagInert}, cidKey(tagInert, e.cid), op{del: true})
+		s.nInert--
+	}
 	e.cls, e.reason = c, reason
 	switch c {
 	case clsWaiting:
@@ -523,10 +531,11 @@ func (s *State) setClass(e *entry, c class, reason string) {
 	case clsInert:
 		if man {
 			s.manInert[e.cid] = struct{}{}
-		} else if was != clsInert {
-			s.ov.set([]byte{tagInert}, cidKey(tagInert, e.cid), op{v: []byte{}})
-			s.nInert++
 		}
+	}
+	if !man && !wasListed && listed(c, reason) {
+		s.ov.set([]byte{tagInert}, cidKey(tagInert, e.cid), op{v: []byte{}})
+		s.nInert++
 	}
 }
 

@@ -59,6 +59,9 @@ type ContributionView struct {
 type ReviewView struct {
 	CID        cid.Cid
 	Maintainer protocol.PublicKey // the review's author
+	// For is the maintainer key the review votes for, when its author
+	// stands for it through rotations (SPEC §12.14); zero otherwise.
+	For protocol.PublicKey
 	Decision   string
 	Under      cid.Cid
 	Time       protocol.HLC
@@ -238,11 +241,16 @@ func (s *State) standing(e *entry) ContributionView {
 	slices.SortFunc(rs, byTimeCID)
 	for _, x := range rs {
 		rv := ReviewView{CID: x.cid, Maintainer: x.rev.author, Decision: x.rev.decision, Under: x.rev.under, Time: x.time}
-		rv.Counts = x.cls == clsOK && s.latest(e, x)
-		switch x.cls {
-		case clsInert:
+		if x.rev.slot != x.rev.author {
+			rv.For = x.rev.slot
+		}
+		rv.Counts = x.cls == clsOK && s.latest(e, x) && x.reason == ""
+		switch {
+		case x.reason == reasonSetAside:
+			rv.Inert = x.reason // it counts as a retraction, its decision as nothing
+		case x.cls == clsInert:
 			rv.Inert = x.reason
-		case clsSuspended:
+		case x.cls == clsSuspended:
 			rv.Suspended = x.reason
 		}
 		v.Reviews = append(v.Reviews, rv)

@@ -585,9 +585,15 @@ func (n *Node) CosignManifest(ctx context.Context, raw []byte, force bool) ([]by
 	}
 	blk := b.draft
 	m := blk.Record.Manifest()
-	if protocol.Cosigned(blk.Record.Type()) && m == nil && blk.Record.Rotation() == nil {
+	if protocol.Cosigned(blk.Record.Type()) && m == nil {
 		var cerr error
-		if err := n.do(ctx, func() { cerr = n.cosignAct(blk, force) }); err != nil {
+		if err := n.do(ctx, func() {
+			if blk.Record.Rotation() != nil {
+				cerr = n.cosignRotation(blk, force)
+			} else {
+				cerr = n.cosignAct(blk, force)
+			}
+		}); err != nil {
 			return nil, err
 		}
 		if cerr != nil {

@@ -641,3 +641,50 @@ func (rep *replica) openDisputes() int {
 	rep.disputes = &cachedCount{records: rep.state.Len(), n: n}
 	return n
 }
+
+// DraftRotation signs this node's rotation to a successor key in a
+// commons (SPEC §5.13, §12.14) and returns it as a draft bundle: the
+// successor co-signs it (CosignManifest, on the successor's node), and
+// either publishes it. Refused when the commons would hold it inert even
+// once co-signed (this key is revoked or banned, or rotated to another key
+// already).
+func (n *Node) DraftRotation(ctx context.Context, p api.RotateParams) ([]byte, error) {
+	if p.Successor == n.self {
+		return nil, badRequest("the successor is this node's own key: name the new key (the peer ID that commons id prints on the new node)")
+	}
+	return n.draftAct(ctx, func() (*protocol.Record, error) {
+		rep, err := n.replicaFor(p.Commons)
+		if err != nil {
+			return nil, err
+		}
+		if err := carriesAssociation(rep, "rotations"); err != nil {
+			return nil, err
+		}
+		return &protocol.Record{Commons: rep.id, Body: &protocol.Rotation{Successor: p.Successor}}, nil
+	})
+}
+
+// cosignRotation checks that this node may co-sign a drafted rotation: its
+// key is the successor the rotation names, and the commons would not hold
+// the rotation inert once co-signed (unless force). Loop only.
+func (n *Node) cosignRotation(blk *protocol.Block, force bool) error {
+	x := blk.Record.Rotation()
+	if x.Successor != n.self {
+		return fmt.Errorf("%w: rotation %s hands key %s on to %s, not to this node's key %s: the successor co-signs it", api.ErrForbidden, blk.CID, blk.Record.Author, x.Successor, n.self)
+	}
+	if len(blk.Record.Cosigs) > 0 {
+		return badRequest("rotation %s is co-signed already: publish it (manifest publish)", blk.CID)
+	}
+	rep := n.commons[blk.Record.Commons]
+	if rep == nil {
+		return fmt.Errorf("%w: commons %s is not replicated here: join it to co-sign a rotation in it (commons join %s)", api.ErrUnknownCommons, blk.Record.Commons, blk.Record.Commons)
+	}
+	v, err := rep.state.ClassifyDraft(blk)
+	if err != nil {
+		return badRequest("draft %s: %w", blk.CID, err)
+	}
+	if v.Class == crdt.ClassInert && !force {
+		return fmt.Errorf("%w: the commons would hold rotation %s inert even once co-signed (%s)", api.ErrForbidden, blk.CID, v.Reason)
+	}
+	return nil
+}

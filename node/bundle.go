@@ -80,7 +80,7 @@ func isCAR(raw []byte) bool { return len(raw) > 0 && raw[0]>>5 != 5 }
 // commons. A bare record is a bundle that carries nothing.
 func decodeBundle(raw []byte) (bundle, error) {
 	if !isCAR(raw) {
-		blk, err := protocol.Validate(raw)
+		blk, err := protocol.ValidateDraft(raw)
 		if err != nil {
 			return bundle{}, badRequest("draft: %w", err)
 		}
@@ -105,7 +105,11 @@ func decodeBundle(raw []byte) (bundle, error) {
 		if n == maxBundle {
 			return bundle{}, badRequest("draft: more than %d records", maxBundle)
 		}
-		r, err := protocol.Validate(blk.RawData())
+		validate := protocol.Validate
+		if n == 0 {
+			validate = protocol.ValidateDraft // its signers have not finished
+		}
+		r, err := validate(blk.RawData())
 		if err != nil {
 			return bundle{}, badRequest("draft: record %d: %w", n, err)
 		}

@@ -670,3 +670,64 @@ func TestExplorerReciprocity(t *testing.T) {
 		}
 	}
 }
+
+// The explorer lists a commons' disputes, open ones first, and follows one
+// live: opened, answered, upheld with a withdrawal; the dispute's page
+// shows its statement and resolution, the contribution's page says it is
+// withdrawn and by which resolution, and a certificate's page says whether
+// it holds.
+func TestExplorerDisputes(t *testing.T) {
+	ctx := browser(t)
+	s := serve(t, startOffline(t))
+	c, self := s.c, s.n.Self()
+	actx := t.Context()
+	commons := must[string](t)(c.CreateManifest(actx, api.ManifestParams{Name: ptr("Open Seed Library"), Licence: ptr("CC-BY-SA-4.0"), Maintainers: []protocol.PublicKey{self}}))
+	id := cid.MustParse(commons)
+	work := signed(t, s.n, strangerKey(71), id, &protocol.Contribution{Title: "copied table", Licence: protocol.Link{Cid: id}, Provenance: protocol.ProvenanceVolunteer})
+	must[api.Published](t)(c.Publish(actx, work.Raw, false))
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(s.url+"/"),
+		chromedp.WaitVisible(`#live.on`),
+		chromedp.WaitVisible(`#disputes-empty`),
+	); err != nil {
+		t.Fatalf("open explorer: %v", err)
+	}
+	d := must[api.Published](t)(c.OpenDispute(actx, api.DisputeParams{Subject: work.CID.String(), Reason: "copied from a non-commercial paper", Evidence: []string{"https://journal.example/t2"}})).CID
+	poll := func(what, js string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+			shown, _ := chromedp.Run(ctx, chromedp.Text(`#main`))
+			t.Fatalf("%s: %v\nthe page says: %s", what, err, shown)
+		}
+	}
+	poll("the open dispute listed", `!!document.querySelector('#disputes li.dispute[data-cid="`+d+`"][data-outcome="open"]')`)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash = "#/c/`+d+`"`)); err != nil {
+		t.Fatal(err)
+	}
+	poll("the dispute's page", `(document.querySelector("#contribution")?.textContent || "").includes("Not resolved yet")`)
+	st := must[api.Published](t)(c.AddStatement(actx, api.StatementParams{Dispute: d, Text: "my own trials"})).CID
+	res := must[api.Published](t)(c.Resolve(actx, api.ResolveParams{Dispute: d, Outcome: protocol.OutcomeUphold, Effect: protocol.EffectWithdraw, Reason: "matches table 2"})).CID
+	poll("the statement and the resolution, live", `!!document.querySelector('#contribution li.statement[data-cid="`+st+`"]') && !!document.querySelector('#contribution li.resolution[data-cid="`+res+`"][data-counting="true"]') && !!document.querySelector('#dispute-outcome [data-outcome="upheld"]')`)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash = "#/c/`+work.CID.String()+`"`)); err != nil {
+		t.Fatal(err)
+	}
+	poll("the contribution withdrawn", `!!document.querySelector('#detail-status [data-status="withdrawn"]') && !!document.querySelector('#withdrawn a[href="#/c/`+res+`"]')`)
+	cert := must[api.Published](t)(c.Certify(actx, api.CertifyParams{Commons: commons, Participant: ptr(self), Role: "maintainer", Expires: time.Now().Add(time.Hour)})).CID
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash = "#/c/`+cert+`"`)); err != nil {
+		t.Fatal(err)
+	}
+	poll("the certificate holds", `!!document.querySelector('#certificate-holds[data-holds="true"]')`)
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.hash = "#/"`)); err != nil {
+		t.Fatal(err)
+	}
+	poll("the dispute upheld in the list", `!!document.querySelector('#disputes li.dispute[data-cid="`+d+`"][data-outcome="upheld"]')`)
+	if dir := os.Getenv("COMMONS_SCREENSHOTS"); dir != "" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, "disputes.png"), png, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}

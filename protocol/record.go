@@ -225,7 +225,13 @@ type Block struct {
 // Parse decodes raw into a record and checks everything that does not need a
 // signature check or a clock: size, DAG-CBOR shape and canonical form, type,
 // required fields and field limits. It computes the CID.
-func Parse(raw []byte) (*Block, error) {
+func Parse(raw []byte) (*Block, error) { return parse(raw, true) }
+
+// ParseDraft is Parse for a record its signers have not finished: a
+// rotation its successor has not co-signed yet passes.
+func ParseDraft(raw []byte) (*Block, error) { return parse(raw, false) }
+
+func parse(raw []byte, whole bool) (*Block, error) {
 	if len(raw) > MaxRecordSize {
 		return nil, fieldErr("record", ErrTooLarge, "%d bytes, limit %d", len(raw), MaxRecordSize)
 	}
@@ -241,7 +247,7 @@ func Parse(raw []byte) (*Block, error) {
 		return nil, err
 	}
 	if x := r.Rotation(); x != nil {
-		if err := x.checkEnvelope(r, true); err != nil {
+		if err := x.checkEnvelope(r, whole); err != nil {
 			return nil, err
 		}
 	}

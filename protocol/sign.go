@@ -207,6 +207,19 @@ func Validate(raw []byte) (*Block, error) {
 	return b, nil
 }
 
+// ValidateDraft is Validate for a record its signers have not finished
+// (ParseDraft): the signatures it carries are checked.
+func ValidateDraft(raw []byte) (*Block, error) {
+	b, err := ParseDraft(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Verify(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
 // NewBlock encodes a signed record into a block.
 func NewBlock(r *Record) (*Block, error) {
 	raw, c, err := Encode(r)

@@ -520,3 +520,58 @@ func (a *app) reportCertificate(v api.CertificateInfo, asJSON bool) error {
 	}
 	return nil
 }
+
+func (a *app) rotateCmd() *cobra.Command {
+	var p api.RotateParams
+	var to, draft string
+	cmd := &cobra.Command{
+		Use:   "rotate --to PEER-ID --draft FILE [--commons ID]",
+		Short: "Hand this key's identity in a commons on to a new key, which co-signs it",
+		Long: `Hand this node's key's identity in a commons on to a successor key: the new
+key of a new machine, say. Its reviews, acknowledgements (as a pledge's
+beneficiary) and profile then count where manifests name the old key, until the
+association names the new key itself. The old key signs the rotation, the new
+key co-signs it, and either publishes it:
+
+  commons init --repo ~/new                        (prints the new key's peer ID)
+  commons rotate --commons ID --to NEW-PEER-ID --draft rotation.car
+  commons --repo ~/new join ID
+  commons --repo ~/new manifest cosign rotation.car
+  commons --repo ~/new manifest publish rotation.car
+
+A key rotates once: a second rotation to another key, or two keys rotating to
+one, makes every rotation involved count for nothing, on every node. A rotation
+by a key later revoked stops counting too.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags("--to", to, "--draft", draft); err != nil {
+				return err
+			}
+			k, err := protocol.ParsePublicKey(to)
+			if err != nil {
+				return fmt.Errorf("--to %q: not a peer ID", to)
+			}
+			p.Successor = k
+			return a.withAPI(cmd, func(d api.API) error {
+				if p.Commons == "" {
+					if p.Commons, err = onlyCommons(cmd.Context(), d); err != nil {
+						return err
+					}
+				}
+				raw, err := d.DraftRotation(cmd.Context(), p)
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(draft, raw, 0o644); err != nil {
+					return fmt.Errorf("--draft: %w", err)
+				}
+				fmt.Fprintf(a.stderr, "rotation draft written to %s: the new key co-signs it (commons manifest cosign %s, on its node), then either node publishes it (commons manifest publish %s)\n", draft, draft, draft)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&p.Commons, "commons", "", "commons ID (default: the node's only commons)")
+	cmd.Flags().StringVar(&to, "to", "", "peer ID of the successor key")
+	cmd.Flags().StringVar(&draft, "draft", "", "the file to write the signed rotation to, for the successor to co-sign")
+	return cmd
+}

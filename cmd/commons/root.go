@@ -55,7 +55,7 @@ daemon runs, act on the repo directly).`,
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "log level: debug, info, warn, error (default info for the daemon, warn otherwise)")
 	root.AddCommand(
 		a.initCmd(), a.daemonCmd(), a.idCmd(), a.manifestCmd(), a.joinCmd(), a.leaveCmd(), a.repoCmd(),
-		a.contributeCmd(), a.reviewCmd(), a.sponsorCmd(), a.profileCmd(), a.reciprocityCmd(), a.pledgeCmd(), a.acknowledgeCmd(), a.disputeCmd(), a.certificateCmd(), a.showCmd(), a.feedCmd(), a.statusCmd(),
+		a.contributeCmd(), a.reviewCmd(), a.sponsorCmd(), a.profileCmd(), a.reciprocityCmd(), a.pledgeCmd(), a.acknowledgeCmd(), a.disputeCmd(), a.certificateCmd(), a.rotateCmd(), a.showCmd(), a.feedCmd(), a.statusCmd(),
 		a.peersCmd(), a.exportCmd(), a.importCmd(),
 	)
 	root.AddCommand(a.getCmd())

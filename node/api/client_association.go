@@ -81,3 +81,8 @@ func (c *Client) Certificate(ctx context.Context, id string, at time.Time) (Cert
 func (c *Client) CertificateBundle(ctx context.Context, id string) ([]byte, error) {
 	return c.get(ctx, "/api/v1/certificates/"+url.PathEscape(id)+"/car")
 }
+
+// DraftRotation implements API.
+func (c *Client) DraftRotation(ctx context.Context, p RotateParams) ([]byte, error) {
+	return c.draft(ctx, "/api/v1/rotations/draft", p)
+}

@@ -72,6 +72,7 @@ func Handler(api API, token string) http.Handler {
 	mux.HandleFunc("POST /api/v1/certificates/draft", h.auth(h.draftCertificate))
 	mux.HandleFunc("GET /api/v1/certificates/{cid}", h.certificate)
 	mux.HandleFunc("GET /api/v1/certificates/{cid}/car", h.certificateBundle)
+	mux.HandleFunc("POST /api/v1/rotations/draft", h.auth(h.draftRotation))
 	mux.HandleFunc("GET /api/v1/records/{cid}", h.show)
 	mux.HandleFunc("GET /api/v1/feed", h.feed)
 	mux.HandleFunc("POST /api/v1/import", h.auth(h.importCAR))
@@ -642,4 +643,8 @@ func (h *handler) certificateBundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeDraft(w, raw)
+}
+
+func (h *handler) draftRotation(w http.ResponseWriter, r *http.Request) {
+	postDraft(w, r, h.api.DraftRotation)
 }

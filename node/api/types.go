@@ -44,6 +44,7 @@ type API interface {
 	Dispute(ctx context.Context, c string) (DisputeInfo, error)
 	Certificate(ctx context.Context, c string, at time.Time) (CertificateInfo, error)
 	CertificateBundle(ctx context.Context, c string) ([]byte, error)
+	DraftRotation(ctx context.Context, p RotateParams) ([]byte, error)
 	Show(ctx context.Context, c string) (RecordInfo, error)
 	Feed(ctx context.Context, q FeedQuery) ([]FeedItem, error)
 	Export(ctx context.Context, commons string, w io.Writer) error
@@ -601,6 +602,13 @@ type CertifyParams struct {
 	Contributions []string            `json:"contributions,omitempty"`
 	Expires       time.Time           `json:"expires"`
 	Note          string              `json:"note,omitempty"`
+}
+
+// RotateParams describe this node's rotation to a successor key in a
+// commons (SPEC §5.13): the successor co-signs it.
+type RotateParams struct {
+	Commons   string             `json:"commons"`
+	Successor protocol.PublicKey `json:"successor"`
 }
 
 // MaxDisputes is the most disputes a DisputeList holds.

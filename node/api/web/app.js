@@ -214,7 +214,7 @@ async function openCommons(id) {
   } catch { /* the lists say what failed */ }
   if (gen !== S.gen) return;
   S.start = start;
-  await Promise.all([loadManifest(), loadContribs(gen, start), loadSync(), loadReciprocity()]);
+  await Promise.all([loadManifest(), loadContribs(gen, start), loadSync(), loadReciprocity(), loadDisputes()]);
   if (gen === S.gen) follow(from);
 }
 
@@ -317,6 +317,42 @@ function participantPanel(p, accepted) {
     p.unconfirmed_count ? h("p", { class: "muted unconfirmed" }, h("span", { text: plural(p.unconfirmed_count, "paid contribution") + " name it as sponsor without its countersignature: " }), ...links(p.unconfirmed.slice(0, 10))) : null,
     h("h4", { text: "Pledges" }),
     pledges.length ? h("ul", { class: "links" }, ...pledges) : h("p", { class: "muted", text: "No pledge." }));
+}
+
+// The record types that move the disputes card.
+const disputeTypes = new Set(["dispute", "statement", "resolution"]);
+
+// disputesSoon loads the disputes card again, once, shortly.
+function disputesSoon() {
+  if (S.disTimer) return;
+  S.disTimer = setTimeout(() => { S.disTimer = 0; loadDisputes(); }, 500);
+}
+
+// outcomeBadge shows how a dispute stands.
+function outcomeBadge(d) {
+  const text = d.outcome + (d.effect ? ": " + d.effect : "") + (d.held ? " (held)" : "");
+  return h("span", { class: "badge outcome-" + d.outcome, text, "data-outcome": d.outcome });
+}
+
+// loadDisputes shows the commons' disputes, open ones first, or hides the
+// card where the commons carries no association records.
+async function loadDisputes() {
+  const id = S.commons, card = $("#disputes-card"), el = $("#disputes");
+  let r, mi;
+  try { [r, mi] = await Promise.all([api("/commons/" + id + "/disputes"), api("/commons/" + id + "/manifest")]); } catch (e) {
+    if (id !== S.commons) return;
+    card.hidden = e.status === 404; // no manifest here yet
+    if (!card.hidden) el.replaceChildren(problem("Cannot read the disputes: " + e.message));
+    return;
+  }
+  if (id !== S.commons) return;
+  card.hidden = !(mi.association_records > 0) && !r.disputes.length; // a commons whose genesis carries none
+  el.replaceChildren(...(r.disputes.length ? [h("ul", { class: "rows" }, ...r.disputes.map((d) => h("li", { class: "dispute", "data-cid": d.cid, "data-outcome": d.outcome },
+    outcomeBadge(d), h("span", { text: " " }), h("a", { href: "#/c/" + d.cid, text: short(d.reason, 80) }),
+    h("span", { class: "muted", text: " · about " + (d.subject ? (d.subject_type || "record") + " " : "participant ") }),
+    d.subject ? cidLink(d.subject) : h("span", { class: "mono muted", text: short(d.participant, 14) }),
+    h("span", { class: "when", text: when(d.time) }))))]
+    : [h("p", { class: "muted", id: "disputes-empty", text: "No disputes. Anyone can open one about a contribution, a review, a sponsorship, a pledge or a participant (commons dispute open); the association resolves it (commons dispute resolve)." })]));
 }
 
 // loadContribs lists the contributions that arrived after cursor start
@@ -497,6 +533,8 @@ function flush() {
   if (lists) scheduleRender();
   if (manifest) loadManifest();
   if (events.some((e) => coalitionTypes.has(e.type) || e.type === "status")) reciprocitySoon();
+  if (events.some((e) => disputeTypes.has(e.type))) disputesSoon();
+  if (kind === "c" && events.some((e) => disputeTypes.has(e.type))) page = true;
   if (page) showRecord(shown);
   syncSoon();
 }
@@ -572,7 +610,8 @@ async function showRecord(cid) {
   const r = JSON.parse(text);
   if (!current()) return r;
   const json = h("pre", { class: "mono json", id: "record-json", text: prettyJSON(text) });
-  const page = r.type === "contribution" ? contributionPage(r) : coalitionPage(r);
+  const page = r.type === "contribution" ? contributionPage(r) : r.dispute ? await disputePage(r) : r.certificate ? await certificatePage(r) : coalitionPage(r);
+  if (!current()) return r;
   if (!page) el.replaceChildren(h("h1", { text: r.type + " " + short(cid) }), json);
   else el.replaceChildren(...page, h("details", {}, h("summary", { text: "The record as JSON" }), json));
   return r;
@@ -584,6 +623,7 @@ function contributionPage(r) {
   const reviews = r.reviews || [];
   return [
     h("h1", {}, h("span", { text: c.Title + " " }), h("span", { id: "detail-status" }, badge(r.status))),
+    r.withdrawn_by ? h("p", { class: "warn", id: "withdrawn" }, h("span", { text: r.status === "withdrawn" ? "Withdrawn by the association, upholding a dispute: it can no longer be accepted. The resolution: " : "A resolution that a contest holds could withdraw it: " }), cidLink(r.withdrawn_by)) : null,
     r.held ? h("p", { class: "warn", id: "held", text: "Held: a contest over the association's keys holds this contribution pending (its licence version is contested, or votes the contest leaves undecided could decide it) until the contest is decided." }) : null,
     c.Summary ? h("p", { text: c.Summary }) : null,
     h("dl", {},
@@ -603,6 +643,56 @@ function contributionPage(r) {
       ...reviews.map((v) => h("tr", {}, h("td", { class: "mono", text: v.maintainer }), h("td", { text: v.decision }), h("td", { text: v.counts ? "yes" : v.suspended ? "undecided (" + v.suspended + ")" : "no" + (v.inert ? " (" + v.inert + ")" : "") }), h("td", { text: v.rationale || "" }))))
       : h("p", { class: "muted", text: "No reviews yet." }),
     r.inert ? h("p", { class: "warn", text: "Inert: " + r.inert }) : null,
+  ].filter((x) => x);
+}
+
+// evidence lists a dispute's or a statement's evidence URLs.
+function evidence(urls) {
+  if (!urls || !urls.length) return [];
+  return [h("dt", { text: "evidence" }), h("dd", {}, ...urls.map((u) => h("div", {}, h("a", { href: u, rel: "noopener noreferrer nofollow", target: "_blank", text: u }))))];
+}
+
+// disputePage shows a dispute with its statements and resolutions.
+async function disputePage(r) {
+  let d;
+  try { d = await api("/disputes/" + encodeURIComponent(r.cid)); } catch (e) { return [h("h1", { text: "dispute " + short(r.cid) }), problem("Cannot read the dispute: " + e.message)]; }
+  const about = d.subject ? [h("span", { text: (d.subject_type || "record") + " " }), cidLink(d.subject)] : [h("span", { text: "participant " }), h("span", { class: "mono", text: d.participant })];
+  const statements = d.statements.map((s) => h("li", { class: "statement", "data-cid": s.cid },
+    h("div", {}, h("span", { class: "mono muted", text: short(s.author, 14) + " · " + when(s.time) + " · " }), cidLink(s.cid), s.inert ? h("span", { class: "warn", text: " inert: " + s.inert }) : null),
+    h("p", { text: s.text }), ...(s.evidence || []).map((u) => h("div", {}, h("a", { href: u, rel: "noopener noreferrer nofollow", target: "_blank", text: u })))));
+  const resolutions = d.resolutions.map((x) => h("li", { class: "resolution", "data-cid": x.cid, "data-counting": String(x.counting) },
+    h("div", {}, h("strong", { text: x.outcome + (x.effect ? " (" + x.effect + ")" : "") }),
+      h("span", { class: "muted", text: " · " + (x.counting ? "counts" : x.class + (x.inert ? ": " + x.inert : x.class === "effective" ? ": overruled by a later resolution" : "")) + " · " + when(x.time) + " · " }), cidLink(x.cid)),
+    h("p", { text: x.reason }), h("div", { class: "muted mono", text: "signed by " + x.signers.join(", ") })));
+  return [
+    h("h1", {}, h("span", { class: "badge type", text: "dispute" }), h("span", { text: " " }), h("span", { id: "dispute-outcome" }, outcomeBadge(d))),
+    d.inert ? h("p", { class: "warn", text: "Inert: " + d.inert }) : null,
+    d.held ? h("p", { class: "warn", text: "Held: a resolution that a contest over the association's keys holds undecided could change this outcome." }) : null,
+    h("p", { text: d.reason }),
+    h("dl", {}, h("dt", { text: "about" }), h("dd", {}, ...about), h("dt", { text: "opened by" }), h("dd", { class: "mono", text: d.author }),
+      h("dt", { text: "time" }), h("dd", { text: when(d.time) }), ...evidence(d.evidence)),
+    h("h2", { text: "Statements" }), statements.length ? h("ul", { class: "links" }, ...statements) : h("p", { class: "muted", text: "No statements yet (commons dispute state)." }),
+    h("h2", { text: "Resolutions" }), resolutions.length ? h("ul", { class: "links" }, ...resolutions) : h("p", { class: "muted", text: "Not resolved yet: the association resolves it (commons dispute resolve)." }),
+  ].filter((x) => x);
+}
+
+// certificatePage shows a certificate, whether it holds now, and why not.
+async function certificatePage(r) {
+  let c;
+  try { c = await api("/certificates/" + encodeURIComponent(r.cid)); } catch (e) { return [h("h1", { text: "certificate " + short(r.cid) }), problem("Cannot check the certificate: " + e.message)]; }
+  const what = c.release ? "release " + c.release.name : c.role + " " + short(c.participant, 14);
+  return [
+    h("h1", {}, h("span", { class: "badge type", text: "certificate" }), h("span", { text: " " + what + " " }),
+      h("span", { id: "certificate-holds", class: "badge " + (c.holds ? "accepted" : "rejected"), "data-holds": String(c.holds), text: c.holds ? "holds" : "does not hold" })),
+    ...(c.problems || []).map((p) => h("p", { class: "warn", text: p })),
+    h("dl", {}, h("dt", { text: "signed by" }), h("dd", { class: "mono", text: c.signers.join(", ") }),
+      h("dt", { text: "under" }), h("dd", {}, cidLink(c.under)), h("dt", { text: "expires" }), h("dd", { text: when(c.expires) }),
+      c.participant ? h("dt", { text: "participant" }) : null, c.participant ? h("dd", { class: "mono", text: c.participant }) : null,
+      c.release ? h("dt", { text: "state root" }) : null, c.release ? h("dd", { class: "mono", text: c.release.root }) : null,
+      c.note ? h("dt", { text: "note" }) : null, c.note ? h("dd", { text: c.note }) : null),
+    c.release ? h("h2", { text: "Contributions" }) : null,
+    c.release ? h("ul", { class: "links" }, ...c.release.contributions.map((x) => h("li", {}, badge(x.status || "waiting"), h("span", { text: " " }), cidLink(x.cid)))) : null,
+    h("p", { class: "muted", text: "Anyone can check it offline: commons certificate show " + r.cid + " --bundle cert.car, then commons certificate verify --car cert.car." }),
   ].filter((x) => x);
 }
 
@@ -634,6 +724,21 @@ function coalitionPage(r) {
         h("dt", { text: "made under" }), h("dd", {}, cidLink(p.Under["/"])),
         p.Note ? h("dt", { text: "note" }) : null, p.Note ? h("dd", { text: p.Note }) : null),
       h("p", { class: "muted", text: "What was acknowledged of it is on the commons page, under who builds on the commons." })].filter((x) => x);
+  }
+  if (r.statement) {
+    return [head("in dispute " + short(r.statement.Dispute["/"])), standing, h("p", { text: r.statement.Text }),
+      h("dl", {}, ...by, h("dt", { text: "dispute" }), h("dd", {}, cidLink(r.statement.Dispute["/"])), ...evidence(r.statement.Evidence))].filter((x) => x);
+  }
+  if (r.resolution) {
+    const x = r.resolution;
+    return [head(x.Outcome + (x.Effect ? " (" + x.Effect + ")" : "") + " of dispute " + short(x.Dispute["/"])), standing, h("p", { text: x.Reason }),
+      h("dl", {}, ...by, h("dt", { text: "dispute" }), h("dd", {}, cidLink(x.Dispute["/"])), h("dt", { text: "under" }), h("dd", {}, cidLink(x.Under["/"])),
+        ...((x.Replaces || []).length ? [h("dt", { text: "replaces" }), h("dd", {}, ...x.Replaces.map((l) => h("div", {}, cidLink(l["/"]))))] : []))].filter((x) => x);
+  }
+  if (r.rotation) {
+    return [head("to " + short(r.rotation.Successor, 14)), standing,
+      h("dl", {}, ...by, h("dt", { text: "successor" }), h("dd", { class: "mono", text: r.rotation.Successor })),
+      h("p", { class: "muted", text: "The successor's reviews, acknowledgements and profile count for the same participant where manifests name the old key, until the association names the successor itself." })].filter((x) => x);
   }
   if (r.acknowledgement) {
     const a = r.acknowledgement;
