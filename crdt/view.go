@@ -61,11 +61,11 @@ type ReviewView struct {
 	Maintainer protocol.PublicKey // the review's author
 	// For is the maintainer key the review votes for, when its author
 	// stands for it through rotations (SPEC §12.14); zero otherwise.
-	For protocol.PublicKey
-	Decision   string
-	Under      cid.Cid
-	Time       protocol.HLC
-	Rationale  string
+	For       protocol.PublicKey
+	Decision  string
+	Under     cid.Cid
+	Time      protocol.HLC
+	Rationale string
 	// Counts is true when this is its maintainer's latest review of the
 	// contribution and it is eligible: a definite vote (a latest retract
 	// counts but casts no vote).

@@ -469,7 +469,7 @@ function syncPanel(st, c, peers) {
   return h("dl", {},
     h("dt", { text: "this node" }), h("dd", { class: "mono", text: st.peer_id }),
     h("dt", { text: "network" }), h("dd", { text: st.online ? "online · " + plural(st.peers, "peer") + " connected" : "offline" }),
-    h("dt", { text: "records" }), h("dd", { id: "records", text: `${c.records ?? 0} (${c.accepted ?? 0} accepted, ${c.pending ?? 0} pending, ${c.rejected ?? 0} rejected)` }),
+    h("dt", { text: "records" }), h("dd", { id: "records", text: `${c.records ?? 0} (${c.accepted ?? 0} accepted, ${c.pending ?? 0} pending, ${c.rejected ?? 0} rejected${c.withdrawn ? ", " + c.withdrawn + " withdrawn" : ""})` + (c.open_disputes ? ` · ${plural(c.open_disputes, "open dispute")}` : "") }),
     h("dt", { text: "gossip" }), h("dd", { text: plural(c.peers ?? 0, "peer") + " in this commons' topic" }),
     h("dt", { text: "waiting" }), h("dd", { text: `${c.waiting ?? 0} record(s) wait for what they depend on; ${c.inert ?? 0} inert` }),
     ...(c.contested && c.contested.length ? [h("dt", { text: "contested" }), h("dd", { class: "warn", id: "status-contested", text: `${c.contested.length} manifest version(s) contested; ${c.held ?? 0} contribution(s) held pending` })] : []),
@@ -657,10 +657,10 @@ async function disputePage(r) {
   let d;
   try { d = await api("/disputes/" + encodeURIComponent(r.cid)); } catch (e) { return [h("h1", { text: "dispute " + short(r.cid) }), problem("Cannot read the dispute: " + e.message)]; }
   const about = d.subject ? [h("span", { text: (d.subject_type || "record") + " " }), cidLink(d.subject)] : [h("span", { text: "participant " }), h("span", { class: "mono", text: d.participant })];
-  const statements = d.statements.map((s) => h("li", { class: "statement", "data-cid": s.cid },
+  const statements = (d.statements || []).map((s) => h("li", { class: "statement", "data-cid": s.cid },
     h("div", {}, h("span", { class: "mono muted", text: short(s.author, 14) + " · " + when(s.time) + " · " }), cidLink(s.cid), s.inert ? h("span", { class: "warn", text: " inert: " + s.inert }) : null),
     h("p", { text: s.text }), ...(s.evidence || []).map((u) => h("div", {}, h("a", { href: u, rel: "noopener noreferrer nofollow", target: "_blank", text: u })))));
-  const resolutions = d.resolutions.map((x) => h("li", { class: "resolution", "data-cid": x.cid, "data-counting": String(x.counting) },
+  const resolutions = (d.resolutions || []).map((x) => h("li", { class: "resolution", "data-cid": x.cid, "data-counting": String(x.counting) },
     h("div", {}, h("strong", { text: x.outcome + (x.effect ? " (" + x.effect + ")" : "") }),
       h("span", { class: "muted", text: " · " + (x.counting ? "counts" : x.class + (x.inert ? ": " + x.inert : x.class === "effective" ? ": overruled by a later resolution" : "")) + " · " + when(x.time) + " · " }), cidLink(x.cid)),
     h("p", { text: x.reason }), h("div", { class: "muted mono", text: "signed by " + x.signers.join(", ") })));
