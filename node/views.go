@@ -216,10 +216,14 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 			info.ConfirmedBy = cv.Sponsorship.String()
 		}
 		for _, r := range cv.Reviews {
-			info.Reviews = append(info.Reviews, api.ReviewInfo{
+			ri := api.ReviewInfo{
 				CID: r.CID.String(), Maintainer: r.Maintainer, Decision: r.Decision, Under: r.Under.String(),
 				Time: r.Time.Time(), Rationale: r.Rationale, Counts: r.Counts, Suspended: r.Suspended, Inert: r.Inert,
-			})
+			}
+			if r.For != (protocol.PublicKey{}) {
+				ri.For = &r.For
+			}
+			info.Reviews = append(info.Reviews, ri)
 		}
 	}
 	if verdict.Class == crdt.ClassInert {

@@ -250,10 +250,12 @@ func (a *app) manifestCosignCmd() *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "cosign DRAFT-FILE",
-		Short: "Add this node's association signature to a drafted manifest update or acknowledgement (in place)",
+		Short: "Add this node's signature to a drafted manifest, act of the association or rotation (in place)",
 		Long: `Add this node's association signature to a drafted manifest (a genesis or an
-update), or to the association's drafted acknowledgement of a pledge (commons
-acknowledge --draft), in place. The node judges the draft by its own copy of the commons when
+update), or to another drafted act of the association (commons acknowledge
+--draft, dispute resolve --draft, certificate issue --draft), in place; or, on
+the successor's node, the successor's signature to a drafted rotation (commons
+rotate). The node judges the draft by its own copy of the commons when
 that holds the versions the draft builds on, else by the manifests the draft file
 carries: this node's key must be an association key of each version the draft
 builds on, and a draft that could not take effect even with every association
@@ -268,7 +270,7 @@ signs.`,
 			}
 			var drafted *protocol.Block
 			if rec, err := api.DraftRecord(draft); err == nil {
-				if blk, err := protocol.Parse(rec); err == nil {
+				if blk, err := protocol.ParseDraft(rec); err == nil {
 					drafted = blk
 					a.describeDraft(blk) // what is about to be signed
 				}
@@ -439,6 +441,30 @@ func keyList(ks []protocol.PublicKey) string {
 
 // describeDraft says what a drafted manifest sets.
 func (a *app) describeDraft(blk *protocol.Block) {
+	r := blk.Record
+	switch {
+	case r.Resolution() != nil:
+		x := r.Resolution()
+		what := x.Outcome
+		if x.Effect != "" {
+			what += " with effect " + x.Effect
+		}
+		fmt.Fprintf(a.stderr, "resolution %s: %s dispute %s (commons dispute show %s), under manifest %s, signed by %s\nreason: %q\n",
+			blk.CID, what, x.Dispute, x.Dispute, x.Under, keyList(r.Signers()), x.Reason)
+		return
+	case r.Certificate() != nil:
+		c := r.Certificate()
+		what := fmt.Sprintf("%s as %s", c.Participant, c.Role)
+		if c.Release != nil {
+			what = fmt.Sprintf("release %q of %s", c.Release.Name, plural(len(c.Release.Contributions), "contribution"))
+		}
+		fmt.Fprintf(a.stderr, "certificate %s: %s, until %s, under manifest %s, signed by %s\n",
+			blk.CID, what, time.UnixMilli(int64(c.Expires)).UTC().Format(time.RFC3339), c.Under, keyList(r.Signers()))
+		return
+	case r.Rotation() != nil:
+		fmt.Fprintf(a.stderr, "rotation %s: key %s hands its identity in commons %s on to %s\n", blk.CID, r.Author, r.Commons, r.Rotation().Successor)
+		return
+	}
 	if ack := blk.Record.Acknowledgement(); ack != nil {
 		fmt.Fprintf(a.stderr, "acknowledgement %s: pledge %s met", blk.CID, ack.Pledge)
 		if ack.Amount > 0 {

@@ -89,12 +89,12 @@ func TestREADMEWalkthroughs(t *testing.T) {
 	bin := buildBinary(t)
 	home := t.TempDir()
 	script := strings.Join(blocks, "\n")
-	for i, p := range freePorts(t, 4) {
+	for i, p := range freePorts(t, 5) {
 		script = strings.ReplaceAll(script, fmt.Sprintf("tcp/%d", 4040+i), fmt.Sprintf("tcp/%d", p))
 	}
 	vars := filepath.Join(home, "vars")
 	script = "set -euo pipefail\n" + script + "\n" +
-		`printf 'ID=%s\nID2=%s\nC=%s\nE=%s\nP=%s\nG=%s\nX=%s\nD=%s\nR=%s\n' "$ID" "$ID2" "$C" "$E" "$P" "$G" "$X" "$D" "$R" > ` + vars + "\n"
+		`printf 'ID=%s\nID2=%s\nC=%s\nE=%s\nP=%s\nG=%s\nX=%s\nD=%s\nR=%s\nY=%s\nM=%s\nM2=%s\n' "$ID" "$ID2" "$C" "$E" "$P" "$G" "$X" "$D" "$R" "$Y" "$M" "$M2" > ` + vars + "\n"
 	out, err := os.Create(filepath.Join(home, "walkthrough.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -214,6 +214,25 @@ func TestREADMEWalkthroughs(t *testing.T) {
 				first = d
 			} else if d != first {
 				return fmt.Errorf("the dispute on %s differs:\n%s\nfrom the foundation's:\n%s", r, d, first)
+			}
+		}
+		return nil
+	})
+	// The rotated maintainer's review accepts the new contribution on
+	// every node, counting for the old key.
+	eventually(t, "the new key's review counting for the maintainer on every node", func() error {
+		for _, r := range []string{"foundation", "contributor", "maintainer", "entrepreneur", "maintainer-laptop"} {
+			var info api.RecordInfo
+			o, e, code := cliCode(t, bin, repo(r), "show", v["Y"], "--json")
+			if code != 0 {
+				return fmt.Errorf("show %s on %s: exit %d: %s", v["Y"], r, code, e)
+			}
+			if err := json.Unmarshal([]byte(o), &info); err != nil {
+				return err
+			}
+			if info.Status != "accepted" || len(info.Reviews) != 1 || info.Reviews[0].Maintainer.String() != v["M2"] ||
+				info.Reviews[0].For == nil || info.Reviews[0].For.String() != v["M"] || !info.Reviews[0].Counts {
+				return fmt.Errorf("on %s it is not there yet:\n%s", r, o)
 			}
 		}
 		return nil

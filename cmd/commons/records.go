@@ -172,6 +172,13 @@ func (a *app) printRecord(r api.RecordInfo) {
 		if r.Held {
 			status += " (held by a contest over the association's keys: its licence version is contested, or votes the contest leaves undecided could decide it; see commons manifest show)"
 		}
+		if r.WithdrawnBy != "" {
+			if r.Status == "withdrawn" {
+				status += " (by the association, upholding a dispute: resolution " + r.WithdrawnBy + ")"
+			} else {
+				status += " (a resolution a contest holds could withdraw it: " + r.WithdrawnBy + ")"
+			}
+		}
 		fmt.Fprintf(w, "status:   %s\n", status)
 		for _, v := range r.Reviews {
 			note := ""
@@ -182,6 +189,9 @@ func (a *app) printRecord(r api.RecordInfo) {
 				note = " (undecided while contested: " + v.Suspended + ")"
 			case !v.Counts:
 				note = " (superseded)"
+			}
+			if v.For != nil {
+				note = " for " + v.For.String() + " (through a rotation)" + note
 			}
 			fmt.Fprintf(w, "review:   %s by %s%s\n", v.Decision, v.Maintainer, note)
 			if v.Rationale != "" {
@@ -231,6 +241,33 @@ func (a *app) printRecord(r api.RecordInfo) {
 		if r.Ack.Note != "" {
 			fmt.Fprintf(w, "note:     %s\n", r.Ack.Note)
 		}
+	case r.Dispute != nil:
+		if r.Dispute.Subject != nil {
+			fmt.Fprintf(w, "disputes: %s\n", r.Dispute.Subject)
+		} else {
+			fmt.Fprintf(w, "disputes: participant %s\n", r.Dispute.Participant)
+		}
+		fmt.Fprintf(w, "reason:   %s\n", r.Dispute.Reason)
+		for _, e := range r.Dispute.Evidence {
+			fmt.Fprintf(w, "evidence: %s\n", e)
+		}
+		fmt.Fprintf(w, "(commons dispute show %s: its statements, resolutions and outcome)\n", r.CID)
+	case r.Statement != nil:
+		fmt.Fprintf(w, "in dispute: %s\n%s\n", r.Statement.Dispute, r.Statement.Text)
+	case r.Resolution != nil:
+		x := r.Resolution
+		what := x.Outcome
+		if x.Effect != "" {
+			what += " (" + x.Effect + ")"
+		}
+		fmt.Fprintf(w, "resolves: %s: %s\nunder:    %s\nreason:   %s\n", x.Dispute, what, x.Under, x.Reason)
+		if len(r.Cosigners) > 0 {
+			fmt.Fprintf(w, "co-signed: %s\n", keyList(r.Cosigners))
+		}
+	case r.Certificate != nil:
+		fmt.Fprintf(w, "(commons certificate show %s: whether it holds, and why not)\n", r.CID)
+	case r.Rotation != nil:
+		fmt.Fprintf(w, "hands on to: %s\n", r.Rotation.Successor)
 	case r.Sponsorship != nil:
 		fmt.Fprintf(w, "sponsors: %s\n", r.Sponsorship.Target)
 		if r.Sponsorship.Note != "" {

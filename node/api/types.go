@@ -452,11 +452,14 @@ type RecordInfo struct {
 type ReviewInfo struct {
 	CID        string             `json:"cid"`
 	Maintainer protocol.PublicKey `json:"maintainer"`
-	Decision   string             `json:"decision"`
-	Under      string             `json:"under"`
-	Time       time.Time          `json:"time"`
-	Rationale  string             `json:"rationale,omitempty"`
-	Counts     bool               `json:"counts"`
+	// For is the maintainer key it votes for, when its author stands for
+	// that key through rotations (SPEC §12.14).
+	For       *protocol.PublicKey `json:"for,omitempty"`
+	Decision  string              `json:"decision"`
+	Under     string              `json:"under"`
+	Time      time.Time           `json:"time"`
+	Rationale string              `json:"rationale,omitempty"`
+	Counts    bool                `json:"counts"`
 	// Suspended says why a contest holds this review's vote undecided.
 	Suspended string `json:"suspended,omitempty"`
 	Inert     string `json:"inert,omitempty"`
