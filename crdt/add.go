@@ -83,6 +83,7 @@ func (s *State) add(b *protocol.Block) {
 		e.flags, e.raw = stub.flags, stub.raw
 	}
 	s.ents[b.CID] = e
+	var conflicts [][]byte // rotation lists a rotation put in conflict
 	switch {
 	case e.con != nil:
 		s.tx[b.CID] = ""
@@ -128,7 +129,7 @@ func (s *State) add(b *protocol.Block) {
 				s.listAdd(authorGroup(k), b.CID) // revocations move its count
 			}
 		case protocol.TypeRotation:
-			s.addRotation(e)
+			conflicts = s.addRotation(e)
 			s.listAdd(authorGroup(e.ext.author), b.CID) // its revocation makes it inert
 		}
 	}
@@ -139,7 +140,7 @@ func (s *State) add(b *protocol.Block) {
 	s.index(b.CID, b.Record.Time)
 	s.reclassify(e)
 	if e.typ == protocol.TypeRotation {
-		s.rotationArrived(e)
+		s.rotationArrived(e, conflicts)
 	}
 	s.arrived(b.CID)
 }

@@ -518,6 +518,41 @@ func successor(e *entry) (protocol.PublicKey, bool) {
 	return e.ext.cosigners[0], true
 }
 
+// rotationSummary is the 'h' key holding the first two distinct keys
+// seen on the other side of key k's rotations: its successors (side 2) or
+// its predecessors (side 3). Two of them mean a conflict, whatever else
+// arrives, so classifying a rotation reads two keys, not every rotation
+// of a key that rotated many times.
+func rotationSummary(side byte, k protocol.PublicKey) []byte {
+	return append([]byte{tagRotation, side}, k[:]...)
+}
+
+// summaryKeys reads a rotation summary.
+func (s *State) summaryKeys(key []byte) []protocol.PublicKey {
+	v := s.getKey(key)
+	var out []protocol.PublicKey
+	for len(v) >= protocol.PublicKeySize {
+		out = append(out, protocol.PublicKey(v[:protocol.PublicKeySize]))
+		v = v[protocol.PublicKeySize:]
+	}
+	return out
+}
+
+// noteSummary adds other to the summary under key unless it holds it or
+// two keys already; it reports whether the summary now first holds two.
+func (s *State) noteSummary(key []byte, other protocol.PublicKey) bool {
+	ks := s.summaryKeys(key)
+	if len(ks) >= 2 || slices.Contains(ks, other) {
+		return false
+	}
+	v := make([]byte, 0, 2*protocol.PublicKeySize)
+	for _, k := range append(ks, other) {
+		v = append(v, k[:]...)
+	}
+	s.ov.set([]byte{tagRotation}, key, op{v: v})
+	return len(ks) == 1
+}
+
 // classifyRotation applies the rotation rules (SPEC §12.14) to e, whose
 // author's bans and genesis were checked: inert if its author is revoked,
 // or if its author rotated to another key too, or another key rotated to
@@ -530,42 +565,42 @@ func (s *State) classifyRotation(e *entry) (class, string, cid.Cid) {
 	if !ok {
 		return clsInert, reasonNoSuccessor, cid.Undef
 	}
-	for _, c := range s.list(rotationGroup(0, e.ext.author)) {
-		if x := s.entry(c); x != nil {
-			if k, _ := successor(x); k != succ {
-				return clsInert, reasonRotatedTwice, cid.Undef
-			}
-		}
+	if ks := s.summaryKeys(rotationSummary(2, e.ext.author)); len(ks) > 1 || len(ks) == 1 && ks[0] != succ {
+		return clsInert, reasonRotatedTwice, cid.Undef
 	}
-	for _, c := range s.list(rotationGroup(1, succ)) {
-		if x := s.entry(c); x != nil && x.ext.author != e.ext.author {
-			return clsInert, reasonSuccessorTwice, cid.Undef
-		}
+	if ks := s.summaryKeys(rotationSummary(3, succ)); len(ks) > 1 || len(ks) == 1 && ks[0] != e.ext.author {
+		return clsInert, reasonSuccessorTwice, cid.Undef
 	}
 	return clsOK, "", cid.Undef
 }
 
-// addRotation lists rotation e by its author and its successor, and
-// re-examines the rotations it may conflict with.
-func (s *State) addRotation(e *entry) {
+// addRotation lists rotation e by its author and its successor, and notes
+// both in the summaries; the lists whose summary first holds two keys
+// now are returned, for their rotations to be re-examined.
+func (s *State) addRotation(e *entry) [][]byte {
 	succ, ok := successor(e)
 	if !ok {
-		return
+		return nil
 	}
 	s.listAdd(rotationGroup(0, e.ext.author), e.cid)
 	s.listAdd(rotationGroup(1, succ), e.cid)
+	var conflicts [][]byte
+	if s.noteSummary(rotationSummary(2, e.ext.author), succ) {
+		conflicts = append(conflicts, rotationGroup(0, e.ext.author))
+	}
+	if s.noteSummary(rotationSummary(3, succ), e.ext.author) {
+		conflicts = append(conflicts, rotationGroup(1, succ))
+	}
+	return conflicts
 }
 
-// rotationArrived re-examines the rotations that share rotation e's
-// author or successor.
-func (s *State) rotationArrived(e *entry) {
-	succ, ok := successor(e)
-	if !ok {
-		return
-	}
-	for _, g := range [][]byte{rotationGroup(0, e.ext.author), rotationGroup(1, succ)} {
+// rotationArrived re-examines the rotations of the lists a new rotation
+// put in conflict: once, when a key first has two successors or two
+// predecessors.
+func (s *State) rotationArrived(e *entry, conflicts [][]byte) {
+	for _, g := range conflicts {
 		for _, c := range s.list(g) {
-			if x := s.entry(c); x != nil && c != e.cid {
+			if x := s.entry(c); x != nil && c != e.cid && x.cls != clsInert {
 				s.reclassifyExt(x)
 			}
 		}

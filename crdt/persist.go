@@ -35,6 +35,7 @@ import (
 //	'z' len dispute cid         a statement or a resolution, by the dispute it names
 //	'h' 0 key cid               a rotation, by its author
 //	'h' 1 key cid               a rotation, by its successor
+//	'h' 2 key / 'h' 3 key       the first two distinct successors / predecessors of key
 //	'w' len on cid              a record waiting for on
 //	'v' len con key ^time ^cid  a maintainer's eligible or suspended review of con (review.go)
 //	'i' time digest             a record of the set, for the reconciliation index (index.go)
@@ -459,8 +460,8 @@ func (s *State) Ready() (*Ready, error) {
 	}
 	slices.SortFunc(ws, func(a, b Write) int { return bytes.Compare(a.Key, b.Key) })
 	for _, w := range ws {
-		if w.Key[0] != tagEntry && w.Key[0] != tagProfile {
-			continue // only entries and profiles are read by key; lists are scanned
+		if w.Key[0] != tagEntry && w.Key[0] != tagProfile && !(w.Key[0] == tagRotation && len(w.Key) > 1 && w.Key[1] >= 2) {
+			continue // only entries, profiles and rotation summaries are read by key; lists are scanned
 		}
 		if w.Delete {
 			s.remember(string(w.Key), nil)
