@@ -80,6 +80,30 @@
 // pledged, what of that work was accepted and what of those pledges was
 // acknowledged (SPEC §12.10).
 //
+// The for-benefit association's records (SPEC §12.12–§12.14;
+// association.go): a dispute and a statement carry no authority. A
+// resolution and a certificate are the association's acts: their signers
+// must be in the association of an accepted manifest they name, at least
+// its threshold of them not revoked (suspended when only suspended keys
+// make the threshold, or the manifest is contested). A dispute's outcome
+// ([State.DisputeOutcome]) is decided by its counting resolutions: those
+// that stand and that no resolution replaces (naming a copy of it) or
+// supersedes (under a later version); upholding wins among the rest. An
+// upheld dispute's effect ([State.Effect]) binds its record for sure, or
+// could bind it when a contest holds a resolution: a contribution is
+// withdrawn ([StatusWithdrawn]) or held pending, a review counts as its
+// maintainer's retraction or is suspended, a sponsorship confirms
+// nothing, a pledge is reported unmet. A resolution's change of standing
+// re-examines its dispute's record, which a flag on the record's entry
+// marks as disputed, so that records nobody disputed pay nothing.
+// Rotations hand a key's identity on (two summary keys per key hold its
+// first two successors and predecessors, so a conflict is found in O(1));
+// a review votes in the slot of the nearest key its author stands for that
+// the version it names lists ([revInfo.slot], kept with the review's
+// entry), and a rotation's change of standing re-examines what the keys
+// after it signed. [State.CheckCertificate] says whether a certificate
+// holds at a moment the caller gives.
+//
 // [State.Classify] answers, without adding anything, how a record would
 // stand if added now (what a node asks before it signs or publishes), and
 // [State.ReviewUnder] which manifest a maintainer's review must name to
