@@ -565,11 +565,11 @@ func (n *Node) CertificateBundle(ctx context.Context, c string) ([]byte, error) 
 func VerifyCertificate(r io.Reader, c cid.Cid, at time.Time) (api.CertificateInfo, error) {
 	br, err := carv2.NewBlockReader(r, carv2.MaxAllowedSectionSize(protocol.MaxRecordSize+128))
 	if err != nil {
-		return api.CertificateInfo{}, badRequest("not a CAR file: %w", err)
+		return api.CertificateInfo{}, fmt.Errorf("not a CAR file: %w", err)
 	}
 	if !c.Defined() {
 		if len(br.Roots) != 1 {
-			return api.CertificateInfo{}, badRequest("the file has %d roots: name the certificate to check", len(br.Roots))
+			return api.CertificateInfo{}, fmt.Errorf("the file has %d roots: name the certificate to check", len(br.Roots))
 		}
 		c = br.Roots[0]
 	}
@@ -581,14 +581,14 @@ func VerifyCertificate(r io.Reader, c cid.Cid, at time.Time) (api.CertificateInf
 			break
 		}
 		if err != nil {
-			return api.CertificateInfo{}, badRequest("the file is damaged after %d records: %w", n, err)
+			return api.CertificateInfo{}, fmt.Errorf("the file is damaged after %d records: %w", n, err)
 		}
 		b, err := protocol.Validate(blk.RawData())
 		if err != nil {
-			return api.CertificateInfo{}, badRequest("record %d (%s): %w", n, blk.Cid(), err)
+			return api.CertificateInfo{}, fmt.Errorf("record %d (%s): %w", n, blk.Cid(), err)
 		}
 		if !b.CID.Equals(blk.Cid()) {
-			return api.CertificateInfo{}, badRequest("record %d is %s, not %s as the file says", n, b.CID, blk.Cid())
+			return api.CertificateInfo{}, fmt.Errorf("record %d is %s, not %s as the file says", n, b.CID, blk.Cid())
 		}
 		if b.CID.Equals(c) {
 			cert = b

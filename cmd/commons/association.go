@@ -474,7 +474,7 @@ signer, no longer vouched for by the current association, an unknown commons.`,
 			defer f.Close()
 			v, err := node.VerifyCertificate(f, c, when)
 			if err != nil {
-				return err
+				return fmt.Errorf("%s: %w", car, err)
 			}
 			return a.reportCertificate(v, asJSON)
 		},

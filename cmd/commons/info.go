@@ -93,7 +93,14 @@ func (a *app) printStatus(st api.StatusInfo) {
 		fmt.Fprintf(w, "\ncommons %s\n", c.ID)
 		fmt.Fprintf(w, "  name:          %s\n", name)
 		fmt.Fprintf(w, "  records:       %d\n", c.Records)
-		fmt.Fprintf(w, "  contributions: %d pending, %d accepted, %d rejected\n", c.Pending, c.Accepted, c.Rejected)
+		fmt.Fprintf(w, "  contributions: %d pending, %d accepted, %d rejected", c.Pending, c.Accepted, c.Rejected)
+		if c.Withdrawn > 0 {
+			fmt.Fprintf(w, ", %d withdrawn (by upheld disputes)", c.Withdrawn)
+		}
+		fmt.Fprintln(w)
+		if c.OpenDisputes > 0 {
+			fmt.Fprintf(w, "  disputes:      %d open (commons dispute list --commons %s)\n", c.OpenDisputes, c.ID)
+		}
 		if c.StateRootRecords > 0 && c.StateRootRecords != c.Records { // 0: a daemon that does not say
 			fmt.Fprintf(w, "  state_root:    %s (of the first %d records held: records are arriving, and the root is computed again shortly)\n", c.StateRoot, c.StateRootRecords)
 		} else {
