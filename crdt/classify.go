@@ -165,7 +165,7 @@ func (s *State) ReviewUnder(c cid.Cid, maintainer protocol.PublicKey) (cid.Cid, 
 		}
 	}
 	if best == nil {
-		return cid.Undef, fmt.Errorf("%w: key %s is not a maintainer (nor stands for one through a rotation) in manifest %s, which contribution %s assented to, nor in any later accepted version", ErrNoAuthority, maintainer, lic, c)
+		return cid.Undef, fmt.Errorf("%w: key %s is not a maintainer in manifest %s, which contribution %s assented to, nor in any later accepted version (nor does it stand for one there through a rotation)", ErrNoAuthority, maintainer, lic, c)
 	}
 	return best.cid, nil
 }
