@@ -200,3 +200,37 @@ func TestNoAssociationRecords(t *testing.T) {
 		t.Fatalf("an update setting it: %v", err)
 	}
 }
+
+// A pledge the association marks unmet shows so in the report, naming the
+// resolution, and its acknowledgements stop counting.
+func TestPledgeMarkedUnmet(t *testing.T) {
+	ctx := t.Context()
+	n := startOffline(t)
+	c, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("u"), Licence: ptr("MIT")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cid.MustParse(c)
+	pledge := signed(t, n, strangerKey(91), id, &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 40, From: 1, Until: 2e12, Under: protocol.Link{Cid: id}})
+	if _, err := n.Publish(ctx, pledge.Raw, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Acknowledge(ctx, api.AckParams{Pledge: pledge.CID.String(), Amount: 40}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := n.OpenDispute(ctx, api.DisputeParams{Subject: pledge.CID.String(), Reason: "the hours were never given"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := n.Resolve(ctx, api.ResolveParams{Dispute: d.CID, Outcome: protocol.OutcomeUphold, Effect: protocol.EffectUnmet, Reason: "the acknowledgement was a mistake"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := n.Reciprocity(ctx, c, time.Time{})
+	if err != nil || len(r.Participants) != 1 {
+		t.Fatalf("report: %+v, %v", r, err)
+	}
+	if p := r.Participants[0].Pledges[0]; p.Unmet != res.CID || p.Met || p.Acknowledged != 0 {
+		t.Fatalf("pledge %+v; want unmet by %s, nothing acknowledged", p, res.CID)
+	}
+}

@@ -217,10 +217,14 @@ func (n *Node) Reciprocity(ctx context.Context, commons string, since time.Time)
 		pi.Pledges = []api.PledgeInfo{}
 		for _, v := range p.Pledges {
 			pl := v.Pledge
-			pi.Pledges = append(pi.Pledges, api.PledgeInfo{CID: v.CID.String(), Kind: pl.Kind, Amount: pl.Amount, Currency: pl.Currency,
+			info := api.PledgeInfo{CID: v.CID.String(), Kind: pl.Kind, Amount: pl.Amount, Currency: pl.Currency,
 				Peer: pl.Peer, From: time.UnixMilli(int64(pl.From)).UTC(), Until: time.UnixMilli(int64(pl.Until)).UTC(),
 				Beneficiary: pl.Beneficiary, Acknowledged: v.Acknowledged, Met: v.Met,
-				Acks: cidStrings(v.Acks[:min(len(v.Acks), api.MaxUnconfirmed)]), AcksCount: len(v.Acks)})
+				Acks: cidStrings(v.Acks[:min(len(v.Acks), api.MaxUnconfirmed)]), AcksCount: len(v.Acks)}
+			if v.Unmet.Defined() {
+				info.Unmet = v.Unmet.String()
+			}
+			pi.Pledges = append(pi.Pledges, info)
 		}
 		out.Participants = append(out.Participants, pi)
 	}

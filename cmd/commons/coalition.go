@@ -284,6 +284,9 @@ func (a *app) printReciprocity(r api.ReciprocityInfo) {
 			case pl.Kind == protocol.PledgeInfrastructure:
 				met = "not acknowledged"
 			}
+			if pl.Unmet != "" {
+				met = "marked unmet by the association, upholding a dispute (resolution " + pl.Unmet + ")"
+			}
 			fmt.Fprintf(w, "  pledged:     %s to %s, %s to %s: %s\n", what, to,
 				pl.From.Format(time.DateOnly), pl.Until.Format(time.DateOnly), met)
 			fmt.Fprintf(w, "    %s", pl.CID)

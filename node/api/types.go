@@ -358,6 +358,9 @@ type PledgeInfo struct {
 	// acknowledgements that count.
 	Acks      []string `json:"acks"`
 	AcksCount int      `json:"acks_count"`
+	// Unmet is the resolution of an upheld dispute that marks the pledge
+	// unmet (SPEC §12.12): then no acknowledgement counts.
+	Unmet string `json:"unmet,omitempty"`
 }
 
 // ReciprocityInfo is the reciprocity report of a commons (SPEC §12.10):

@@ -300,11 +300,11 @@ function participantPanel(p, accepted) {
   const pledges = p.pledges.map((pl) => {
     const what = pl.kind === "money" ? pl.amount + " " + pl.currency + " (smallest unit)" : pl.kind === "hours" ? pl.amount + " hours" : "infrastructure: node " + short(pl.peer, 14);
     const share = pl.kind === "infrastructure" ? (pl.met ? 1 : 0) : pl.acknowledged / pl.amount;
-    const said = pl.kind === "infrastructure" ? (pl.met ? "acknowledged" : "not acknowledged") : pl.acknowledged + " of " + pl.amount + " acknowledged";
+    const said = pl.unmet ? "marked unmet by the association, upholding a dispute" : pl.kind === "infrastructure" ? (pl.met ? "acknowledged" : "not acknowledged") : pl.acknowledged + " of " + pl.amount + " acknowledged";
     return h("li", { class: "pledge", "data-cid": pl.cid, "data-acknowledged": String(pl.acknowledged), "data-met": String(pl.met) },
       h("div", {}, h("strong", { text: what }), h("span", { class: "muted", text: " · " + pl.from.slice(0, 10) + " to " + pl.until.slice(0, 10) + " · to " + (pl.beneficiary ? short(pl.beneficiary, 14) : "the association") + " · " }), cidLink(pl.cid)),
       bar(share, pl.met ? "met" : "part", said),
-      h("div", { class: "muted" }, h("span", { text: said + (pl.acks.length ? " in " : "") }), ...links(pl.acks)));
+      h("div", { class: "muted" }, h("span", { text: said + (pl.acks.length ? " in " : pl.unmet ? " in " : "") }), ...links(pl.unmet ? [pl.unmet] : pl.acks)));
   });
   const shareText = p.accepted + " of " + plural(p.sponsored.length, "sponsored contribution") + " accepted: " +
     (accepted ? Math.round(p.share * 100) : 0) + "% of the " + plural(accepted, "accepted contribution") + " in the commons";
