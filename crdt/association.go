@@ -600,8 +600,8 @@ func (s *State) addRotation(e *entry) [][]byte {
 func (s *State) rotationArrived(e *entry, conflicts [][]byte) {
 	for _, g := range conflicts {
 		for _, c := range s.list(g) {
-			if x := s.entry(c); x != nil && c != e.cid && x.cls != clsInert {
-				s.reclassifyExt(x)
+			if x := s.entry(c); x != nil && c != e.cid {
+				s.reclassifyExt(x) // inert ones too: their reason may change
 			}
 		}
 	}

@@ -123,6 +123,9 @@ func (s *State) classifyExt(e *entry) (class, string, cid.Cid) {
 	if _, ok := s.banSusp[e.ext.author]; ok {
 		return clsInert, reasonBanContested, cid.Undef
 	}
+	if _, ok := s.revoked[e.ext.author]; ok && e.typ == protocol.TypeRotation {
+		return clsInert, reasonRevoked, cid.Undef // SPEC §12.14: before the genesis
+	}
 	g := s.Genesis()
 	switch {
 	case g == nil:
