@@ -84,6 +84,7 @@ func (s *State) add(b *protocol.Block) {
 	}
 	s.ents[b.CID] = e
 	var conflicts [][]byte // rotation lists a rotation put in conflict
+	firstOfPair := false
 	switch {
 	case e.con != nil:
 		s.tx[b.CID] = ""
@@ -119,17 +120,17 @@ func (s *State) add(b *protocol.Block) {
 				s.listAddFor(tagDisputed, e.ext.target, b.CID)
 			}
 		case protocol.TypeStatement:
-			s.listAdd(groupKey(tagResolved, e.ext.target), b.CID)
+			s.listAdd(groupKey(tagReplies, e.ext.target), b.CID)
 		case protocol.TypeResolution, protocol.TypeCertificate:
 			if e.typ == protocol.TypeResolution {
-				s.listAdd(groupKey(tagResolved, e.ext.target), b.CID)
+				s.listAdd(groupKey(tagReplies, e.ext.target), b.CID)
 			}
 			s.listAdd(groupKey(tagUnder, e.ext.under), b.CID)
 			for _, k := range append([]protocol.PublicKey{e.ext.author}, e.ext.cosigners...) {
 				s.listAdd(authorGroup(k), b.CID) // revocations move its count
 			}
 		case protocol.TypeRotation:
-			conflicts = s.addRotation(e)
+			conflicts, firstOfPair = s.addRotation(e)
 			s.listAdd(authorGroup(e.ext.author), b.CID) // its revocation makes it inert
 		}
 	}
@@ -141,6 +142,9 @@ func (s *State) add(b *protocol.Block) {
 	s.reclassify(e)
 	if e.typ == protocol.TypeRotation {
 		s.rotationArrived(e, conflicts)
+		if firstOfPair && e.cls == clsOK {
+			s.rotationMoved(e)
+		}
 	}
 	s.arrived(b.CID)
 }

@@ -312,7 +312,7 @@ type Resolution struct {
 	// suspended keys.
 	Suspended bool
 	digest    [32]byte
-	replaces  []cid.Cid
+	replaces  map[[32]byte]bool // the signing digests of the resolutions it replaces
 }
 
 // Outcome is how a dispute stands (SPEC §12.12).
@@ -402,8 +402,17 @@ func (s *State) resolutions(d cid.Cid) []Resolution {
 		}
 		body := r.Resolution()
 		v := Resolution{CID: x, Under: body.Under.Cid, Outcome: body.Outcome, Effect: body.Effect, Suspended: e.cls == clsSuspended, digest: dg}
-		for _, l := range body.Replaces {
-			v.replaces = append(v.replaces, l.Cid)
+		for _, l := range body.Replaces { // at most MaxPrev: read once here, not per pair
+			if y := s.entry(l.Cid); y != nil && y.typ == protocol.TypeResolution {
+				if yr := s.extRecord(y); yr != nil {
+					if yd, err := yr.SigningDigest(); err == nil {
+						if v.replaces == nil {
+							v.replaces = map[[32]byte]bool{}
+						}
+						v.replaces[yd] = true
+					}
+				}
+			}
 		}
 		if i, ok := seen[dg]; ok {
 			out[i].Suspended = out[i].Suspended && v.Suspended
@@ -425,26 +434,11 @@ func (s *State) overruled(r Resolution, rs []Resolution, maybe bool) bool {
 		if o.digest == r.digest || o.Suspended && !maybe {
 			continue
 		}
-		if o.Under != r.Under && s.inPast(o.Under, r.Under) {
+		if o.Under != r.Under && s.inPast(o.Under, r.Under) || o.replaces[r.digest] {
 			return true
-		}
-		for _, c := range o.replaces {
-			if x := s.entry(c); x != nil && s.sameAct(x, r.digest) {
-				return true
-			}
 		}
 	}
 	return false
-}
-
-// sameAct reports whether resolution entry x has signing digest dg.
-func (s *State) sameAct(x *entry, dg [32]byte) bool {
-	r := s.extRecord(x)
-	if r == nil {
-		return false
-	}
-	got, err := r.SigningDigest()
-	return err == nil && got == dg
 }
 
 // Effect says whether an effect binds record c (SPEC §12.12): sure when a
@@ -495,7 +489,7 @@ func (s *State) Disputes(fn func(c cid.Cid) bool) {
 // Replies returns the statements and resolutions that name dispute c,
 // whatever their standing, sorted by CID.
 func (s *State) Replies(c cid.Cid) []cid.Cid {
-	return slices.Clone(s.list(groupKey(tagResolved, c)))
+	return slices.Clone(s.list(groupKey(tagReplies, c)))
 }
 
 const (
@@ -575,23 +569,26 @@ func (s *State) classifyRotation(e *entry) (class, string, cid.Cid) {
 }
 
 // addRotation lists rotation e by its author and its successor, and notes
-// both in the summaries; the lists whose summary first holds two keys
-// now are returned, for their rotations to be re-examined.
-func (s *State) addRotation(e *entry) [][]byte {
+// both in the summaries. It returns the lists whose summary first holds
+// two keys now, for their rotations to be re-examined, and whether e is
+// the first of its pair (author, successor): a later one of the pair
+// changes nothing.
+func (s *State) addRotation(e *entry) (conflicts [][]byte, first bool) {
 	succ, ok := successor(e)
 	if !ok {
-		return nil
+		return nil, false
 	}
+	first = !slices.Contains(s.summaryKeys(rotationSummary(2, e.ext.author)), succ) ||
+		!slices.Contains(s.summaryKeys(rotationSummary(3, succ)), e.ext.author)
 	s.listAdd(rotationGroup(0, e.ext.author), e.cid)
 	s.listAdd(rotationGroup(1, succ), e.cid)
-	var conflicts [][]byte
 	if s.noteSummary(rotationSummary(2, e.ext.author), succ) {
 		conflicts = append(conflicts, rotationGroup(0, e.ext.author))
 	}
 	if s.noteSummary(rotationSummary(3, succ), e.ext.author) {
 		conflicts = append(conflicts, rotationGroup(1, succ))
 	}
-	return conflicts
+	return conflicts, first
 }
 
 // rotationArrived re-examines the rotations of the lists a new rotation
@@ -691,24 +688,37 @@ func (s *State) CheckCertificate(c cid.Cid, nowMillis uint64) (CertificateCheck,
 // stands for (SPEC §12.14).
 const maxRotations = 16
 
-// predecessor returns the key k stands for through one effective
-// rotation, if any.
-func (s *State) predecessor(k protocol.PublicKey) (protocol.PublicKey, bool) {
-	for _, c := range s.list(rotationGroup(1, k)) {
-		if x := s.entry(c); x != nil && x.cls == clsOK {
-			return x.ext.author, true
+// pairStands reports whether author's rotations to succ stand: every
+// rotation of one pair is classified alike (classifyRotation), from the
+// author's standing and the two summaries, so this reads no rotation.
+func (s *State) pairStands(author, succ protocol.PublicKey) bool {
+	g := s.Genesis()
+	if g == nil || g.AssociationRecords() < protocol.AssociationOf(protocol.TypeRotation) {
+		return false
+	}
+	for _, set := range []map[protocol.PublicKey]struct{}{s.revoked, s.banned, s.banSusp} {
+		if _, ok := set[author]; ok {
+			return false
 		}
+	}
+	a, b := s.summaryKeys(rotationSummary(2, author)), s.summaryKeys(rotationSummary(3, succ))
+	return len(a) == 1 && a[0] == succ && len(b) == 1 && b[0] == author
+}
+
+// predecessor returns the key k stands for through one effective
+// rotation, if any, in O(1).
+func (s *State) predecessor(k protocol.PublicKey) (protocol.PublicKey, bool) {
+	if ks := s.summaryKeys(rotationSummary(3, k)); len(ks) == 1 && s.pairStands(ks[0], k) {
+		return ks[0], true
 	}
 	return protocol.PublicKey{}, false
 }
 
 // successorOf returns the key that stands for k through one effective
-// rotation, if any.
+// rotation, if any, in O(1).
 func (s *State) successorOf(k protocol.PublicKey) (protocol.PublicKey, bool) {
-	for _, c := range s.list(rotationGroup(0, k)) {
-		if x := s.entry(c); x != nil && x.cls == clsOK {
-			return successor(x)
-		}
+	if ks := s.summaryKeys(rotationSummary(2, k)); len(ks) == 1 && s.pairStands(k, ks[0]) {
+		return ks[0], true
 	}
 	return protocol.PublicKey{}, false
 }
@@ -750,7 +760,21 @@ func (s *State) slotIn(m *protocol.Manifest, author protocol.PublicKey) (protoco
 // author sign, whose slots and standing may have moved with e's.
 func (s *State) rotationMoved(e *entry) {
 	succ, ok := successor(e)
-	seen := map[protocol.PublicKey]bool{e.ext.author: true}
+	s.downstream(e.ext.author, succ, ok)
+}
+
+// afterKey re-examines what the keys that stand for k sign: k's standing
+// (revoked, suspended, banned) moved, and with it their slots.
+func (s *State) afterKey(k protocol.PublicKey) {
+	if ks := s.summaryKeys(rotationSummary(2, k)); len(ks) > 0 {
+		s.downstream(k, ks[0], true)
+	}
+}
+
+// downstream re-examines what succ and the keys after it sign (not their
+// rotations), at most maxRotations keys from author.
+func (s *State) downstream(author, succ protocol.PublicKey, ok bool) {
+	seen := map[protocol.PublicKey]bool{author: true}
 	for n := 0; ok && n < maxRotations && !seen[succ]; n++ {
 		seen[succ] = true
 		for _, c := range s.list(authorGroup(succ)) {

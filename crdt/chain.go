@@ -309,7 +309,8 @@ func (s *State) relabel() {
 	for _, k := range slices.Concat(moved, banMoved) {
 		if !authors[k] {
 			authors[k] = true
-			each(authorGroup(k), s.reclassify) // reviews, acknowledgements
+			each(authorGroup(k), s.reclassify) // reviews, acknowledgements, rotations
+			s.afterKey(k)                      // what the keys standing for k sign
 		}
 	}
 	s.deferring = false

@@ -105,12 +105,21 @@ func (s *State) reclassifyExt(e *entry) {
 	if c == clsOK && e.typ == protocol.TypeSponsorship {
 		s.listAdd(groupKey(tagSponsored, e.ext.target), e.cid)
 	}
-	if e.typ == protocol.TypeResolution && was != c {
+	if e.typ == protocol.TypeResolution && votes(was) != votes(c) {
+		// Only resolutions that stand or are suspended are listed by their
+		// dispute: junk by keys outside the association costs its outcome
+		// nothing.
+		p := groupKey(tagResolved, e.ext.target)
+		w := op{v: []byte{}}
+		if !votes(c) {
+			w = op{del: true}
+		}
+		s.ov.set(p, append(slices.Clip(p), e.cid.Bytes()...), w)
+	}
+	if e.typ == protocol.TypeResolution && was != c && (votes(was) || votes(c)) {
 		s.resolutionMoved(e)
 	}
-	if e.typ == protocol.TypeRotation {
-		// Always: a key on the way may have been suspended or restored
-		// without this rotation's class moving.
+	if e.typ == protocol.TypeRotation && was != clsNone && was != c {
 		s.rotationMoved(e)
 	}
 }

@@ -32,7 +32,8 @@ import (
 //	'f' len pledge cid          an acknowledgement, by the pledge it names
 //	'b' cid                     a dispute (association.go)
 //	'd' len subject cid         a dispute, by the record it names
-//	'z' len dispute cid         a statement or a resolution, by the dispute it names
+//	'x' len dispute cid         a statement or a resolution, by the dispute it names
+//	'z' len dispute cid         a resolution that stands or is suspended, by its dispute
 //	'h' 0 key cid               a rotation, by its author
 //	'h' 1 key cid               a rotation, by its successor
 //	'h' 2 key / 'h' 3 key       the first two distinct successors / predecessors of key
@@ -76,6 +77,7 @@ const (
 	tagDispute   = 'b'
 	tagDisputed  = 'd'
 	tagResolved  = 'z'
+	tagReplies   = 'x'
 	tagRotation  = 'h'
 	tagWait      = 'w'
 	tagVote      = 'v'
