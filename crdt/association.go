@@ -785,3 +785,30 @@ func (s *State) downstream(author, succ protocol.PublicKey, ok bool) {
 		succ, ok = s.successorOf(succ)
 	}
 }
+
+// DisputesAbout returns the disputes that name record c, in CID order.
+func (s *State) DisputesAbout(c cid.Cid) []cid.Cid {
+	return slices.Clone(s.listFor(tagDisputed, c))
+}
+
+// RotationPath returns, for key k, one effective rotation of each step
+// from the nearest key k stands for back along the chain (SPEC §12.14):
+// the records that make k's reviews count in an older key's slot.
+func (s *State) RotationPath(k protocol.PublicKey) []cid.Cid {
+	var out []cid.Cid
+	cur := k
+	for _, p := range s.standsFor(k) {
+		for _, c := range s.list(rotationGroup(1, cur)) {
+			if x := s.entry(c); x != nil && x.cls == clsOK && x.ext.author == p {
+				out = append(out, c)
+				break
+			}
+		}
+		cur = p
+	}
+	return out
+}
+
+// ReasonSetAside is the reason a review set aside for sure shows
+// (ReviewView.Inert): it counts as its maintainer's retraction.
+const ReasonSetAside = reasonSetAside

@@ -463,7 +463,8 @@ func CheckCertificate(s *crdt.State, c cid.Cid, at time.Time) (api.CertificateIn
 		return api.CertificateInfo{}, badRequest("%s is a %s, not a certificate", c, typ)
 	}
 	cert := ch.Certificate
-	out := api.CertificateInfo{CID: c.String(), Commons: s.ID().String(), Participant: cert.Participant, Role: cert.Role,
+	head, _ := s.Head()
+	out := api.CertificateInfo{CID: c.String(), Commons: s.ID().String(), Participant: cert.Participant, Role: cert.Role, Head: head.String(),
 		Expires: time.UnixMilli(int64(cert.Expires)).UTC(), Note: cert.Note, Under: ch.Under.String(), Signers: ch.Signers,
 		Class: string(ch.Verdict.Class), Inert: ch.Verdict.Reason, Holds: ch.Holds, At: at.UTC()}
 	if cert.Release != nil {
@@ -535,11 +536,31 @@ func (n *Node) CertificateBundle(ctx context.Context, c string) ([]byte, error) 
 				ierr = fmt.Errorf("%w: contribution %s of release %q is not here: the certificate waits for it, and a bundle without it could not be checked", api.ErrNotFound, l.Cid, cert.Release.Name)
 				return
 			}
+			// The contribution, the reviews that can count (not inert ones:
+			// anyone can make those), the rotations that make a review
+			// count in an older key's slot, and the disputes about any of
+			// them with their resolutions: what its status rests on.
 			ids := []cid.Cid{l.Cid}
 			for _, r := range v.Reviews {
+				if r.Inert != "" && r.Inert != crdt.ReasonSetAside {
+					continue
+				}
 				ids = append(ids, r.CID)
+				ids = append(ids, rep.state.RotationPath(r.Maintainer)...)
 			}
-			for _, id := range ids {
+			for _, x := range slices.Clone(ids) {
+				for _, d := range rep.state.DisputesAbout(x) {
+					ids = append(ids, d)
+					for _, y := range rep.state.Replies(d) {
+						typ, _ := rep.state.Type(y)
+						if v, _ := rep.state.Verdict(y); typ == protocol.TypeResolution && (v.Class == crdt.ClassEffective || v.Class == crdt.ClassSuspended) {
+							ids = append(ids, y)
+						}
+					}
+				}
+			}
+			slices.SortFunc(ids, func(a, b cid.Cid) int { return bytes.Compare(a.Bytes(), b.Bytes()) })
+			for _, id := range slices.CompactFunc(ids, cid.Cid.Equals) {
 				rb, err := rep.state.Record(id)
 				if err != nil {
 					ierr = err

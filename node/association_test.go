@@ -176,6 +176,22 @@ func TestCertificateVerifiedOffline(t *testing.T) {
 	if _, err := VerifyCertificate(bytes.NewReader(alone), cid.Undef, time.Now()); !errors.Is(err, api.ErrUnknownCommons) || !strings.Contains(err.Error(), "unknown commons") {
 		t.Fatalf("without the genesis: %v", err)
 	}
+	// The association withdraws the contribution: a bundle made now says
+	// so offline too, for it carries the dispute and its resolution.
+	d, err := n.OpenDispute(ctx, api.DisputeParams{Subject: work.CID.String(), Reason: "copied"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Resolve(ctx, api.ResolveParams{Dispute: d.CID, Outcome: protocol.OutcomeUphold, Effect: protocol.EffectWithdraw, Reason: "so it is"}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := n.CertificateBundle(ctx, pub.CID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off, err := VerifyCertificate(bytes.NewReader(again), cid.Undef, time.Now()); err != nil || off.Release.Contributions[0].Status != "withdrawn" {
+		t.Fatalf("offline after the withdrawal: %+v, %v", off, err)
+	}
 	// A forged signature anywhere in the file is refused.
 	bad := bytes.Clone(raw)
 	bad[len(bad)-10] ^= 1

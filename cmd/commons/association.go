@@ -425,7 +425,7 @@ func (a *app) certificateShowCmd() *cobra.Command {
 					}
 					fmt.Fprintf(a.stderr, "certificate bundle written to %s: anyone can check it offline (commons certificate verify --car %s)\n", bundle, bundle)
 				}
-				return a.reportCertificate(v, asJSON)
+				return a.reportCertificate(v, asJSON, false)
 			})
 		},
 	}
@@ -445,9 +445,12 @@ func (a *app) certificateVerifyCmd() *cobra.Command {
 would: a certificate bundle (certificate show --bundle), whose root is the
 certificate, or a commons' export (commons export), naming the certificate.
 Every record's signatures are checked, and the state is built from the file's
-records: no repo, daemon or network is used. It says exactly why a
-certificate does not hold: expired, signers short of the threshold, a revoked
-signer, no longer vouched for by the current association, an unknown commons.`,
+records: no repo, daemon or network is used. It says why a certificate does
+not hold: expired, signers short of the threshold, a revoked signer, no longer
+vouched for by the current association, an unknown commons. It sees only what
+the file holds: a later manifest that revokes a signer, left out of the file,
+is not seen, so it names the newest manifest the file holds; a node of the
+commons (certificate show) sees the commons as it is.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlags("--car", car); err != nil {
@@ -476,7 +479,7 @@ signer, no longer vouched for by the current association, an unknown commons.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", car, err)
 			}
-			return a.reportCertificate(v, asJSON)
+			return a.reportCertificate(v, asJSON, true)
 		},
 	}
 	cmd.Flags().StringVar(&car, "car", "", "the CAR file holding the certificate and its commons' manifests")
@@ -490,7 +493,7 @@ var errDoesNotHold = errors.New("the certificate does not hold")
 
 // reportCertificate prints whether a certificate holds, and fails when it
 // does not.
-func (a *app) reportCertificate(v api.CertificateInfo, asJSON bool) error {
+func (a *app) reportCertificate(v api.CertificateInfo, asJSON, offline bool) error {
 	if asJSON {
 		if err := a.printJSON(v); err != nil {
 			return err
@@ -508,6 +511,9 @@ func (a *app) reportCertificate(v api.CertificateInfo, asJSON bool) error {
 			v.CID, verdict, v.At.Format(time.RFC3339), what, v.Commons, v.Under, keyList(v.Signers), v.Expires.Format(time.RFC3339))
 		for _, p := range v.Problems {
 			fmt.Fprintf(a.stdout, "  - %s\n", p)
+		}
+		if offline {
+			fmt.Fprintf(a.stdout, "  as of manifest %s, the newest the file holds: a revocation the file does not hold is not seen (check it with a node of the commons: commons certificate show %s)\n", v.Head, v.CID)
 		}
 		if v.Release != nil {
 			for _, c := range v.Release.Contributions {

@@ -701,6 +701,9 @@ type CertificateInfo struct {
 	Signers     []protocol.PublicKey `json:"signers"`
 	Class       string               `json:"class"`
 	Inert       string               `json:"inert,omitempty"`
+	// Head is the manifest head of the state it was checked in: a
+	// revocation after it, which that state does not hold, is not seen.
+	Head string `json:"head"`
 	// At is the moment asked about; Holds whether it holds then, and
 	// Problems why not, in words.
 	At       time.Time `json:"at"`
