@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/ipfs/go-cid"
 
@@ -296,17 +297,55 @@ func oneKeyWarning(m *protocol.Manifest) string {
 // it: one that would be inert is refused with the reason, unless p.Force.
 func (n *Node) UpdateManifest(ctx context.Context, commons string, p api.ManifestParams) (api.Published, error) {
 	var m *protocol.Manifest
+	var removed []protocol.PublicKey
 	pub, err := n.create(ctx, forceIf(p.Force), func() (*protocol.Record, error) {
 		r, err := n.buildUpdate(commons, p, true)
 		if err == nil {
 			m = r.Manifest()
+			removed = n.removedUnrevoked(r)
 		}
 		return r, err
 	})
 	if err == nil && oneKeyActs(m) {
 		pub.Warnings = append(pub.Warnings, oneKeyWarning(m))
 	}
+	if err == nil && len(removed) > 0 {
+		pub.Warnings = append(pub.Warnings, fmt.Sprintf("%s left the association without being revoked: keys that met the threshold of a version they served in can still sign a version forked from it, which the commons cannot tell from the association's own (SPEC §12.1); revoke them (--revoke) unless they are trusted", keyNames(removed)))
+	}
 	return pub, err
+}
+
+// removedUnrevoked returns the keys of the association of update r's
+// predecessors that r neither keeps nor revokes, and that no accepted
+// manifest has revoked. Loop only.
+func (n *Node) removedUnrevoked(r *protocol.Record) []protocol.PublicKey {
+	rep := n.commons[r.Commons]
+	m := r.Manifest()
+	if rep == nil || m == nil {
+		return nil
+	}
+	revoked := rep.state.Revoked()
+	var out []protocol.PublicKey
+	for _, p := range m.Prev {
+		pb := rep.state.Manifest(p.Cid)
+		if pb == nil {
+			continue
+		}
+		for _, k := range pb.Record.Manifest().Association {
+			if !m.IsAssociation(k) && !slices.Contains(m.Revoked, k) && !slices.Contains(revoked, k) && !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+func keyNames(ks []protocol.PublicKey) string {
+	s := make([]string, len(ks))
+	for i, k := range ks {
+		s[i] = k.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 // DraftManifest is UpdateManifest without publishing: it returns the new

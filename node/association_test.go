@@ -250,3 +250,23 @@ func TestPledgeMarkedUnmet(t *testing.T) {
 		t.Fatalf("pledge %+v; want unmet by %s, nothing acknowledged", p, res.CID)
 	}
 }
+
+// An update that drops association keys without revoking them says what
+// power they keep.
+func TestRemovedKeysWarning(t *testing.T) {
+	ctx := t.Context()
+	n := startOffline(t)
+	other := strangerKey(95).Public()
+	c, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("w"), Licence: ptr("MIT"), Association: []protocol.PublicKey{n.Self(), other}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := n.UpdateManifest(ctx, c, api.ManifestParams{Association: []protocol.PublicKey{n.Self()}})
+	if err != nil || len(pub.Warnings) == 0 || !strings.Contains(strings.Join(pub.Warnings, "\n"), other.String()+" left the association without being revoked") {
+		t.Fatalf("dropping a key: %+v, %v", pub, err)
+	}
+	pub, err = n.UpdateManifest(ctx, c, api.ManifestParams{Name: ptr("renamed")})
+	if err != nil || strings.Contains(strings.Join(pub.Warnings, "\n"), "left the association") {
+		t.Fatalf("an update that drops nobody: %+v, %v", pub, err)
+	}
+}
