@@ -131,6 +131,13 @@ func TestSpecDisputeHeld(t *testing.T) {
 	replacing := resolution(t, g.CID, d.CID, g.CID, protocol.OutcomeDismiss, "", []cid.Cid{by4.CID}, 6, 1)
 	finding := resolution(t, g.CID, d.CID, g.CID, protocol.OutcomeUphold, "", nil, 5, 4)
 	withdraw := resolution(t, g.CID, d.CID, g.CID, protocol.OutcomeUphold, protocol.EffectWithdraw, nil, 5, 1)
+	// An upholding resolution by key 4, replaced by a suspended dismissal
+	// by key 1, itself replaced by a dismissal by key 4: dismissed now;
+	// upheld too if the contest voids key 1's (the upholding one counts
+	// again beside the last dismissal, and upholding wins).
+	upBy4 := resolution(t, g.CID, d.CID, g.CID, protocol.OutcomeUphold, "", nil, 5, 4)
+	middle := resolution(t, g.CID, d.CID, g.CID, protocol.OutcomeDismiss, "", []cid.Cid{upBy4.CID}, 6, 1)
+	last := resolution(t, g.CID, d.CID, g.CID, protocol.OutcomeDismiss, "", []cid.Cid{middle.CID}, 7, 4)
 	for _, tc := range []struct {
 		name  string
 		recs  []*protocol.Block
@@ -139,6 +146,7 @@ func TestSpecDisputeHeld(t *testing.T) {
 		{"a suspended dismissal alone", []*protocol.Block{by1}, DisputeOpen},
 		{"a suspended dismissal replacing an effective one", []*protocol.Block{by4, replacing}, DisputeOpen},
 		{"a suspended withdrawal beside a finding", []*protocol.Block{finding, withdraw}, DisputeUpheld},
+		{"a suspended replacement, replaced", []*protocol.Block{upBy4, middle, last}, DisputeDismissed},
 	} {
 		s := New(g.CID)
 		mustAdd(t, s, append([]*protocol.Block{g, a, b, c, d}, tc.recs...)...)
@@ -229,9 +237,7 @@ func TestSpecSetAsideSuspendedReview(t *testing.T) {
 // two keys' rotations to one successor (`successor: named by more than one
 // key`). Since bd4ca15 (summary keys), a rotation that is both gets one
 // reason or the other depending on the order the records arrived in: the
-// state is no longer a function of the set.
-// refKnown: "rotation-conflict-order" (the generator then draws no
-// rotation that would conflict both ways).
+// state is no longer a function of the set. Fixed in 0bf3ae1.
 func TestSpecRotationConflictOrder(t *testing.T) {
 	g := assocGenesis(t)
 	ab := rotation(t, g.CID, 2, 2, 5) // key 2 to 5
@@ -263,9 +269,8 @@ func TestSpecRotationConflictOrder(t *testing.T) {
 // policy.association is not set" (SPEC §12.14): a revoked author's
 // rotation in a commons without policy.association reads `author: key is
 // revoked`, as a banned author's reads `author: key is banned`. The
-// implementation checks the policy before the revocation. Only the
-// reason differs.
-// refKnown: "rotation-revoked-first".
+// implementation checked the policy before the revocation (only the
+// reason differed). Fixed in 0bf3ae1.
 func TestSpecRotationRevokedFirst(t *testing.T) {
 	m := manifest([]int{0, 1}, 2, []int{2, 3}, 1, 1)
 	m.Revoked = pubs(4) // the genesis revokes key 4
