@@ -335,20 +335,23 @@ type Outcome struct {
 // DisputeOutcome returns how the dispute c stands; false if c is not a
 // dispute of the set.
 func (s *State) DisputeOutcome(c cid.Cid) (Outcome, bool) {
+	out, rs, ok := s.outcome(c)
+	if ok {
+		out.Held = s.contestCould(rs, out)
+	}
+	return out, ok
+}
+
+// outcome is DisputeOutcome without Held, with the dispute's resolutions.
+func (s *State) outcome(c cid.Cid) (Outcome, []Resolution, bool) {
 	d := s.entry(c)
 	if d == nil || d.typ != protocol.TypeDispute {
-		return Outcome{}, false
+		return Outcome{}, nil, false
 	}
 	rs := s.resolutions(c)
 	out := Outcome{State: DisputeOpen}
 	for _, r := range rs {
-		if r.Suspended {
-			continue
-		}
-		if s.overruled(r, rs, true) {
-			if r.Outcome == protocol.OutcomeUphold && !s.overruled(r, rs, false) {
-				out.Held = true
-			}
+		if r.Suspended || s.overruled(r, rs, true) {
 			continue
 		}
 		out.Counting = append(out.Counting, r)
@@ -362,22 +365,107 @@ func (s *State) DisputeOutcome(c cid.Cid) (Outcome, bool) {
 			out.State = DisputeDismissed
 		}
 	}
-	for _, r := range rs {
-		if !r.Suspended || s.overruled(r, rs, false) {
-			continue
-		}
-		// Were the contest to make r stand, would the outcome move? It
-		// would if r upholds where the dispute is not upheld, or adds an
-		// effect; if it dismisses an open dispute; or if it overrules a
-		// resolution that counts.
-		switch {
-		case r.Outcome == protocol.OutcomeUphold && (out.State != DisputeUpheld || r.Effect != "" && r.Effect != out.Effect),
-			r.Outcome == protocol.OutcomeDismiss && out.State == DisputeOpen,
-			slices.ContainsFunc(out.Counting, func(c Resolution) bool { return s.overruled(c, []Resolution{r}, true) }):
-			out.Held = true
+	return out, rs, true
+}
+
+// maxHeldExact bounds the resolutions of a dispute for which
+// contestCould weighs every way the contest could turn out; past it, a
+// dispute with a suspended resolution that nothing overrules for sure is
+// shown held.
+const maxHeldExact = 32
+
+// contestCould reports whether some way the suspended resolutions of rs
+// could turn out (each effective, or gone) gives an outcome other than
+// out's (SPEC §12.12: "shown held when a contest could change its
+// outcome").
+//
+// A world is the effective resolutions plus a subset W of the suspended
+// ones; in it, a resolution counts when none of the world overrules it.
+// Whether some world lets a resolution m count while none of those
+// forbid names counts is decided without trying every W: the worlds
+// that qualify are closed under union (a forbidden resolution overruled
+// in each is overruled in their union), so the greatest candidate, every
+// suspended resolution but m's overrulers, is pruned of the forbidden
+// suspended ones nothing in it overrules until none is left, and the
+// world qualifies if every forbidden effective one is then overruled.
+// Each outcome other than out's is tried that way: upheld with an effect
+// (one resolution carrying it counts), upheld without (a plain upholding
+// one counts, none carrying an effect), dismissed (a dismissal counts,
+// no upholding one) and open (none counts).
+func (s *State) contestCould(rs []Resolution, out Outcome) bool {
+	n := len(rs)
+	if !slices.ContainsFunc(rs, func(r Resolution) bool { return r.Suspended }) {
+		return false
+	}
+	if n > maxHeldExact {
+		return slices.ContainsFunc(rs, func(r Resolution) bool { return r.Suspended && !s.overruled(r, rs, false) })
+	}
+	over := make([][]bool, n) // over[o][r]: rs[o] overrules rs[r]
+	for o := range rs {
+		over[o] = make([]bool, n)
+		for r := range rs {
+			over[o][r] = s.overruled(rs[r], rs[o:o+1], true)
 		}
 	}
-	return out, true
+	in := make([]bool, n)
+	overruledIn := func(r int) bool {
+		for o := range rs {
+			if in[o] && over[o][r] {
+				return true
+			}
+		}
+		return false
+	}
+	// world reports whether some world lets rs[must] count (none when
+	// must < 0) while none of those forbid names counts.
+	world := func(must int, forbid func(Resolution) bool) bool {
+		for i := range in {
+			in[i] = true
+		}
+		if must >= 0 {
+			for o := range rs {
+				if over[o][must] {
+					if !rs[o].Suspended {
+						return false
+					}
+					in[o] = false
+				}
+			}
+		}
+		for pruned := true; pruned; {
+			pruned = false
+			for i, r := range rs {
+				if in[i] && r.Suspended && forbid(r) && !overruledIn(i) {
+					in[i], pruned = false, true
+				}
+			}
+		}
+		for i, r := range rs {
+			if !r.Suspended && forbid(r) && !overruledIn(i) {
+				return false
+			}
+		}
+		return true
+	}
+	some := func(keep func(Resolution) bool, forbid func(Resolution) bool) bool {
+		for i, r := range rs {
+			if keep(r) && world(i, forbid) {
+				return true
+			}
+		}
+		return false
+	}
+	uphold := func(r Resolution) bool { return r.Outcome == protocol.OutcomeUphold }
+	withEffect := func(r Resolution) bool { return uphold(r) && r.Effect != "" }
+	plain := func(r Resolution) bool { return uphold(r) && r.Effect == "" }
+	dismiss := func(r Resolution) bool { return r.Outcome == protocol.OutcomeDismiss }
+	none := func(Resolution) bool { return false }
+	all := func(Resolution) bool { return true }
+	upheld := out.State == DisputeUpheld
+	return (!upheld || out.Effect == "") && some(withEffect, none) ||
+		(!upheld || out.Effect != "") && some(plain, withEffect) ||
+		out.State != DisputeDismissed && some(dismiss, uphold) ||
+		out.State != DisputeOpen && world(-1, all)
 }
 
 // resolutions returns the effective and suspended resolutions of dispute
@@ -451,11 +539,10 @@ func (s *State) Effect(c cid.Cid, effect string) (by cid.Cid, sure, maybe bool) 
 		return cid.Undef, false, false
 	}
 	for _, d := range s.listFor(tagDisputed, c) {
-		o, ok := s.DisputeOutcome(d)
+		o, rs, ok := s.outcome(d)
 		if !ok {
 			continue
 		}
-		rs := s.resolutions(d)
 		for _, r := range o.Counting {
 			if r.Outcome == protocol.OutcomeUphold && r.Effect == effect && (!sure || compareCID(r.CID, by) < 0) {
 				by, sure = r.CID, true

@@ -374,3 +374,30 @@ func TestRotatedMaintainerOrder(t *testing.T) {
 	wantStatus(t, b, c, StatusPending)
 	wantVerdict(t, b, rot.CID, reasonRevoked)
 }
+
+// A dispute is shown held only when some end of the contest changes its
+// outcome (SPEC §12.12): a suspended dismissal that replaces a finding
+// without effect leaves the dispute upheld, with its withdrawal, however
+// the contest ends, as a second finding that withdraws still counts.
+func TestDisputeNotHeldWhenNoEndChangesIt(t *testing.T) {
+	g, a, b := contestGenesis(t) // association {0, 1, 4} of threshold 1; keys 0 and 1 suspended
+	c := contribution(t, g.CID, g.CID, 2, 5, "work")
+	d := dispute(t, g.CID, g.CID, c.CID, 4, 5)
+	finding := resolution(t, g.CID, d.CID, g.CID, protocol.OutcomeUphold, "", nil, 5, 4)
+	withdraw := resolution(t, g.CID, d.CID, g.CID, protocol.OutcomeUphold, protocol.EffectWithdraw, nil, 6, 4)
+	back := resolution(t, g.CID, d.CID, g.CID, protocol.OutcomeDismiss, "", []cid.Cid{finding.CID}, 7, 1)
+	s := New(g.CID)
+	mustAdd(t, s, g, a, b, c, d, finding, withdraw, back)
+	wantVerdict(t, s, back.CID, reasonActSuspended)
+	if o, _ := s.DisputeOutcome(d.CID); o.State != DisputeUpheld || o.Effect != protocol.EffectWithdraw || o.Held {
+		t.Errorf("%+v; want upheld with withdraw, not held", o)
+	}
+	wantStatus(t, s, c, StatusWithdrawn)
+	// Without the withdrawing finding, the same suspended dismissal could
+	// leave the dispute dismissed: held.
+	s = New(g.CID)
+	mustAdd(t, s, g, a, b, c, d, finding, back)
+	if o, _ := s.DisputeOutcome(d.CID); o.State != DisputeOpen || !o.Held {
+		t.Errorf("without the withdrawal: %+v; want open (the finding could be replaced), held", o)
+	}
+}

@@ -229,6 +229,24 @@ func TestSpecSetAsideSuspendedReview(t *testing.T) {
 	if v, _ := viewOf(t, s, c.CID); v.Status != StatusAccepted || v.Held {
 		t.Errorf("after the resolution: %s, held %v (review %+v); want accepted: the reject set aside for sure casts no vote", v.Status, v.Held, v.Reviews)
 	}
+	// Still suspended by §12.4's rules, the reject is shown so everywhere:
+	// its verdict, the inert list (which omits it) and its contribution's
+	// view agree, with the reason that it casts no vote.
+	wantVerdict(t, s, rej.CID, reasonSetAside)
+	if v, _ := s.Verdict(rej.CID); v.Class != ClassSuspended {
+		t.Errorf("verdict %+v; want suspended", v)
+	}
+	for _, x := range inertOf(t, s) {
+		if x.CID == rej.CID {
+			t.Errorf("the suspended reject is listed inert: %+v", x)
+		}
+	}
+	v, _ := viewOf(t, s, c.CID)
+	for _, r := range v.Reviews {
+		if r.CID == rej.CID && (r.For != (protocol.PublicKey{}) || r.Suspended != reasonSetAside || r.Inert != "" || r.Counts) {
+			t.Errorf("the reject's view %+v; want suspended, set aside, not counting", r)
+		}
+	}
 }
 
 // How a rotation stands is decided "among all the rotations in the set"

@@ -246,12 +246,14 @@ func (s *State) standing(e *entry) ContributionView {
 		}
 		rv.Counts = x.cls == clsOK && s.latest(e, x) && x.reason == ""
 		switch {
+		case x.cls == clsSuspended:
+			// Set aside for sure or not, a contest holds it (§12.4): its
+			// Verdict and Inert() say so too.
+			rv.Suspended = x.reason
 		case x.reason == reasonSetAside:
 			rv.Inert = x.reason // it counts as a retraction, its decision as nothing
 		case x.cls == clsInert:
 			rv.Inert = x.reason
-		case x.cls == clsSuspended:
-			rv.Suspended = x.reason
 		}
 		v.Reviews = append(v.Reviews, rv)
 	}
