@@ -401,3 +401,69 @@ func TestDisputeNotHeldWhenNoEndChangesIt(t *testing.T) {
 		t.Errorf("without the withdrawal: %+v; want open (the finding could be replaced), held", o)
 	}
 }
+
+// A release names contributions: one naming another kind of record is
+// inert, whatever signs it.
+func TestReleaseNamesContributions(t *testing.T) {
+	g := assocGenesis(t) // association {0, 1}, threshold 2
+	c := contribution(t, g.CID, g.CID, 2, 5, "work")
+	p := profile(t, g.CID, 2, 5, "someone")
+	rel := func(tm protocol.HLC, cs ...cid.Cid) *protocol.Block {
+		return seal(t, &protocol.Record{Commons: g.CID, Time: tm, Body: &protocol.Certificate{
+			Release: &protocol.Release{Name: "r1", Root: make([]byte, 32), Contributions: links(cs...)}, Expires: 1000, Under: protocol.Link{Cid: g.CID}}}, 0, 1)
+	}
+	good, bad := rel(3, c.CID), rel(4, c.CID, p.CID)
+	s := New(g.CID)
+	mustAdd(t, s, g, c, p, good, bad)
+	wantVerdict(t, s, good.CID, "")
+	wantVerdict(t, s, bad.CID, reasonReleaseNotCon)
+	if ch, _, _ := s.CheckCertificate(bad.CID, 10); ch.Holds {
+		t.Errorf("a release naming a profile holds")
+	}
+}
+
+// A sponsorship or a pledge that a contest could set aside or mark unmet
+// is treated as if it were (SPEC §12.12: "also while the effect could
+// bind it"): the report states what surely stands.
+func TestSponsorshipAndPledgeWhileHeld(t *testing.T) {
+	g, a, b := contestGenesis(t) // keys 0 and 1 suspended; key 4 not
+	c := paid(t, g.CID, g.CID, 2, 5, 3, "paid work")
+	sp := sponsorship(t, g.CID, c.CID, 3, 3)
+	pl := seal(t, &protocol.Record{Commons: g.CID, Time: 2, Body: &protocol.Pledge{Kind: protocol.PledgeHours, Amount: 4, From: 1, Until: 9, Under: protocol.Link{Cid: g.CID}}}, 3)
+	met := ack(t, g.CID, pl.CID, &protocol.Link{Cid: g.CID}, 4, 3, 4)
+	ds, dp := dispute(t, g.CID, g.CID, sp.CID, 4, 6), dispute(t, g.CID, g.CID, pl.CID, 4, 6)
+	s := New(g.CID)
+	mustAdd(t, s, g, c, sp, pl, met, ds, dp)
+	wantVerdict(t, s, sp.CID, "")
+	pledge := func() PledgeView {
+		r, err := s.Reciprocity(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range r.Participants {
+			for _, v := range p.Pledges {
+				if v.CID == pl.CID {
+					return v
+				}
+			}
+		}
+		t.Fatalf("the pledge is not in the report: %+v", r)
+		return PledgeView{}
+	}
+	if v := pledge(); !v.Met || v.Unmet.Defined() {
+		t.Fatalf("before any resolution: %+v; want met", v)
+	}
+	// Resolutions by key 1: effective now, suspended once keys 0 and 1
+	// revoke each other.
+	setAside := resolution(t, g.CID, ds.CID, g.CID, protocol.OutcomeUphold, protocol.EffectSetAside, nil, 7, 1)
+	unmet := resolution(t, g.CID, dp.CID, g.CID, protocol.OutcomeUphold, protocol.EffectUnmet, nil, 7, 1)
+	mustAdd(t, s, setAside, unmet, a, b)
+	wantVerdict(t, s, setAside.CID, reasonActSuspended)
+	wantVerdict(t, s, sp.CID, reasonSetAside)
+	if got, ok := s.Sponsorship(c.CID); ok {
+		t.Errorf("a sponsorship a contest could set aside confirms: %s", got)
+	}
+	if v := pledge(); v.Met || v.Unmet != unmet.CID || len(v.Acks) != 0 {
+		t.Errorf("a pledge a contest could mark unmet: %+v; want unmet by %s, no acknowledgement counting", v, unmet.CID)
+	}
+}
