@@ -560,6 +560,13 @@ func (s *State) Effect(c cid.Cid, effect string) (by cid.Cid, sure, maybe bool) 
 	return by, sure, sure || maybe
 }
 
+// DisputeGeneration changes whenever a dispute or a resolution is
+// classified, which is whenever a dispute's standing or outcome
+// (DisputeOutcome) may have moved: what is derived from the disputes at
+// one generation holds while it stays. It is counted in memory, from 0
+// for each State.
+func (s *State) DisputeGeneration() uint64 { return s.disputeGen }
+
 // Disputes calls fn with every dispute of the set, effective or not, in
 // CID order, until fn returns false.
 func (s *State) Disputes(fn func(c cid.Cid) bool) {

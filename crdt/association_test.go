@@ -1,10 +1,13 @@
 package crdt
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/ipfs/go-cid"
+	"pgregory.net/rapid"
 )
 
 // assocGenesis founds a commons with keys 0 and 1 as association of
@@ -466,4 +469,41 @@ func TestSponsorshipAndPledgeWhileHeld(t *testing.T) {
 	if v := pledge(); v.Met || v.Unmet != unmet.CID || len(v.Acks) != 0 {
 		t.Errorf("a pledge a contest could mark unmet: %+v; want unmet by %s, no acknowledgement counting", v, unmet.CID)
 	}
+}
+
+// What is derived from the disputes at one DisputeGeneration holds while
+// it stays: records added in any order never move a dispute's verdict or
+// outcome without moving the generation.
+func TestDisputeGeneration(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		draw := rapid.SampledFrom([]func(*rapid.T) (cid.Cid, []*protocol.Block){drawDisputes, drawAssociation}).Draw(t, "history")
+		id, bs := draw(t)
+		s := New(id)
+		var disputes []cid.Cid
+		for _, b := range bs {
+			if b.Record.Dispute() != nil {
+				disputes = append(disputes, b.CID)
+			}
+		}
+		seen := func() []string {
+			var out []string
+			for _, d := range disputes {
+				v, _ := s.Verdict(d)
+				o, _ := s.DisputeOutcome(d)
+				out = append(out, fmt.Sprint(v, outcomeEntry(o.State, o.Effect, o.Held, nil), len(o.Counting)))
+			}
+			return out
+		}
+		for len(bs) > 0 {
+			n := rapid.IntRange(1, len(bs)).Draw(t, "batch")
+			gen, was := s.DisputeGeneration(), seen()
+			if _, err := s.AddBatch(bs[:n]); err != nil {
+				t.Fatal(err)
+			}
+			bs = bs[n:]
+			if now := seen(); s.DisputeGeneration() == gen && !slices.Equal(now, was) {
+				t.Fatalf("the disputes moved, the generation did not:\nbefore %v\nafter  %v", was, now)
+			}
+		}
+	})
 }

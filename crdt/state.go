@@ -192,12 +192,13 @@ type State struct {
 	queue []cid.Cid // CIDs that arrived or resolved, whose waiters to re-examine
 
 	// Counts of the records that are not manifests, kept in the KV.
-	nRecs     int
-	nWaiting  int
-	nHeld     int // contributions a contest holds pending
-	nInert    int
-	counts    [4]int // pending, accepted, rejected, withdrawn
-	countsRaw []byte // the counts as last written
+	nRecs      int
+	nWaiting   int
+	nHeld      int // contributions a contest holds pending
+	nInert     int
+	counts     [4]int // pending, accepted, rejected, withdrawn
+	disputeGen uint64 // moves with every dispute's or resolution's standing: see DisputeGeneration
+	countsRaw  []byte // the counts as last written
 
 	manWaiting int                  // manifests waiting
 	manInert   map[cid.Cid]struct{} // inert manifests
@@ -519,6 +520,9 @@ func (s *State) setClass(e *entry, c class, reason string) {
 	if !man && wasListed && !listed(c, reason) {
 		s.ov.set([]byte{tagInert}, cidKey(tagInert, e.cid), op{del: true})
 		s.nInert--
+	}
+	if e.typ == protocol.TypeDispute || e.typ == protocol.TypeResolution {
+		s.disputeGen++
 	}
 	e.cls, e.reason = c, reason
 	switch c {

@@ -640,14 +640,16 @@ func VerifyCertificate(r io.Reader, c cid.Cid, at time.Time) (api.CertificateInf
 
 // cachedCount is a count and the state it was computed on.
 type cachedCount struct {
-	records int // the state's Len: every change to the state adds records
-	n       int
+	state *crdt.State
+	gen   uint64 // the state's DisputeGeneration
+	n     int
 }
 
 // openDisputes returns how many disputes of the commons no resolution
-// decides, counted again only when records were added since. Loop only.
+// decides, counted again only when a dispute or a resolution moved since:
+// other records, a flood of them included, cost it nothing. Loop only.
 func (rep *replica) openDisputes() int {
-	if c := rep.disputes; c != nil && c.records == rep.state.Len() {
+	if c := rep.disputes; c != nil && c.state == rep.state && c.gen == rep.state.DisputeGeneration() {
 		return c.n
 	}
 	n := 0
@@ -659,7 +661,7 @@ func (rep *replica) openDisputes() int {
 		}
 		return true
 	})
-	rep.disputes = &cachedCount{records: rep.state.Len(), n: n}
+	rep.disputes = &cachedCount{state: rep.state, gen: rep.state.DisputeGeneration(), n: n}
 	return n
 }
 
