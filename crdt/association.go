@@ -567,10 +567,15 @@ func (s *State) Effect(c cid.Cid, effect string) (by cid.Cid, sure, maybe bool) 
 // for each State.
 func (s *State) DisputeGeneration() uint64 { return s.disputeGen }
 
-// Disputes calls fn with every dispute of the set, effective or not, in
-// CID order, until fn returns false.
-func (s *State) Disputes(fn func(c cid.Cid) bool) {
-	s.walk(disputeGroup, func(k []byte) bool {
+// Disputes calls fn with the disputes of the set after the CID after
+// (all of them when it is undefined), effective or not, in CID order,
+// until fn returns false. It reads the store only as far as fn asks.
+func (s *State) Disputes(after cid.Cid, fn func(c cid.Cid) bool) {
+	var from []byte
+	if after.Defined() {
+		from = append(cidKey(tagDispute, after), 0) // the first key past after's
+	}
+	s.walkFrom(disputeGroup, from, func(k []byte) bool {
 		c, err := cid.Cast(k[len(disputeGroup):])
 		if err != nil {
 			s.fail(fmt.Errorf("%w: key %x", ErrDamaged, k))

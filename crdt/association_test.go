@@ -504,6 +504,16 @@ func TestDisputeGeneration(t *testing.T) {
 			if now := seen(); s.DisputeGeneration() == gen && !slices.Equal(now, was) {
 				t.Fatalf("the disputes moved, the generation did not:\nbefore %v\nafter  %v", was, now)
 			}
+			var all []cid.Cid
+			s.Disputes(cid.Undef, func(c cid.Cid) bool { all = append(all, c); return true })
+			if len(all) > 0 {
+				i := rapid.IntRange(0, len(all)-1).Draw(t, "after")
+				var tail []cid.Cid
+				s.Disputes(all[i], func(c cid.Cid) bool { tail = append(tail, c); return true })
+				if !slices.Equal(tail, all[i+1:]) {
+					t.Fatalf("the disputes after %s: %v; want %v", all[i], tail, all[i+1:])
+				}
+			}
 		}
 	})
 }

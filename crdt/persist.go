@@ -266,7 +266,10 @@ func (s *State) scanGroup(prefix []byte) []string {
 // walk calls fn with the keys under prefix in ascending order, with what
 // is pending or in flight applied, until fn returns false; it reads the
 // KV only that far. fn must not keep the key.
-func (s *State) walk(prefix []byte, fn func(key []byte) bool) {
+func (s *State) walk(prefix []byte, fn func(key []byte) bool) { s.walkFrom(prefix, nil, fn) }
+
+// walkFrom is walk from the first key not below from.
+func (s *State) walkFrom(prefix, from []byte, fn func(key []byte) bool) {
 	pend := map[string]bool{} // pending keys under prefix: true if deleted
 	for _, r := range s.flight {
 		r.scan(prefix, func(w *Write) { pend[string(w.Key)] = w.Delete })
@@ -276,12 +279,14 @@ func (s *State) walk(prefix []byte, fn func(key []byte) bool) {
 	}
 	keys := make([]string, 0, len(pend))
 	for k := range pend {
-		keys = append(keys, k)
+		if k >= string(from) {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
 	i, stopped := 0, false
 	errStop := errors.New("stop")
-	err := s.kv.Scan(prefix, nil, func(k, _ []byte) error {
+	err := s.kv.Scan(prefix, from, func(k, _ []byte) error {
 		ks := string(k)
 		for ; i < len(keys) && keys[i] < ks; i++ {
 			if !pend[keys[i]] && !fn([]byte(keys[i])) {

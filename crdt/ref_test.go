@@ -231,7 +231,7 @@ func snap(s *State) snapshot {
 		}
 	}
 	var disputes []cid.Cid
-	s.Disputes(func(c cid.Cid) bool { disputes = append(disputes, c); return true })
+	s.Disputes(cid.Undef, func(c cid.Cid) bool { disputes = append(disputes, c); return true })
 	for _, d := range disputes {
 		out.Disputes = append(out.Disputes, d.String())
 		if o, ok := s.DisputeOutcome(d); ok {

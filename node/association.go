@@ -304,10 +304,18 @@ func (n *Node) cosignAct(blk *protocol.Block, force bool) error {
 	return nil
 }
 
-// Disputes returns the disputes of a commons, with how each stands,
+// Disputes returns a page of the disputes of a commons, those of CID
+// after the cursor after ("" for the first page), with how each stands,
 // those still open first.
-func (n *Node) Disputes(ctx context.Context, commons string) (api.DisputeList, error) {
+func (n *Node) Disputes(ctx context.Context, commons, after string) (api.DisputeList, error) {
 	var out api.DisputeList
+	var from cid.Cid
+	if after != "" {
+		var err error
+		if from, err = cid.Decode(after); err != nil {
+			return out, badRequest("after %q is not a CID: pass the cursor a page names as next (%v)", after, err)
+		}
+	}
 	var ierr error
 	if err := n.do(ctx, func() {
 		rep, err := n.replicaFor(commons)
@@ -317,11 +325,13 @@ func (n *Node) Disputes(ctx context.Context, commons string) (api.DisputeList, e
 		}
 		out.Commons = rep.id.String()
 		out.Disputes = []api.DisputeInfo{}
-		rep.state.Disputes(func(c cid.Cid) bool {
+		var last cid.Cid
+		rep.state.Disputes(from, func(c cid.Cid) bool {
 			if len(out.Disputes) >= api.MaxDisputes {
-				out.More = true
+				out.More, out.Next = true, last.String()
 				return false
 			}
+			last = c
 			d, err := n.disputeInfo(rep, c, false)
 			if err != nil {
 				ierr = err
@@ -653,7 +663,7 @@ func (rep *replica) openDisputes() int {
 		return c.n
 	}
 	n := 0
-	rep.state.Disputes(func(c cid.Cid) bool {
+	rep.state.Disputes(cid.Undef, func(c cid.Cid) bool {
 		if o, ok := rep.state.DisputeOutcome(c); ok && o.State == crdt.DisputeOpen {
 			if v, _ := rep.state.Verdict(c); v.Class == crdt.ClassEffective {
 				n++

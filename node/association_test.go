@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +74,7 @@ func TestDisputeWithdraws(t *testing.T) {
 	if info, _ := n.Show(ctx, work.CID.String()); info.Status != string(crdt.StatusAccepted) {
 		t.Fatalf("after the replacing dismissal: %q, want accepted again", info.Status)
 	}
-	list, err := n.Disputes(ctx, c)
+	list, err := n.Disputes(ctx, c, "")
 	if err != nil || len(list.Disputes) != 1 || list.Disputes[0].Outcome != crdt.DisputeDismissed {
 		t.Fatalf("Disputes: %+v, %v", list, err)
 	}
@@ -268,5 +269,40 @@ func TestRemovedKeysWarning(t *testing.T) {
 	pub, err = n.UpdateManifest(ctx, c, api.ManifestParams{Name: ptr("renamed")})
 	if err != nil || strings.Contains(strings.Join(pub.Warnings, "\n"), "left the association") {
 		t.Fatalf("an update that drops nobody: %+v, %v", pub, err)
+	}
+}
+
+// A commons with more disputes than a page holds lists them in pages that
+// follow one another by their cursor, each dispute once; a cursor that is
+// not a CID is refused.
+func TestDisputePages(t *testing.T) {
+	ctx := t.Context()
+	n := startOffline(t)
+	c, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("T"), Licence: ptr("MIT")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range api.MaxDisputes + 1 {
+		if _, err := n.OpenDispute(ctx, api.DisputeParams{Commons: c, Participant: ptr(strangerKey(41).Public()), Reason: fmt.Sprint("complaint ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := n.Disputes(ctx, c, "")
+	if err != nil || len(first.Disputes) != api.MaxDisputes || !first.More || first.Next == "" {
+		t.Fatalf("first page: %d disputes, more %v, next %q, %v", len(first.Disputes), first.More, first.Next, err)
+	}
+	second, err := n.Disputes(ctx, c, first.Next)
+	if err != nil || len(second.Disputes) != 1 || second.More || second.Next != "" {
+		t.Fatalf("second page: %+v, %v", second, err)
+	}
+	seen := map[string]bool{}
+	for _, d := range append(first.Disputes, second.Disputes...) {
+		if seen[d.CID] {
+			t.Fatalf("dispute %s listed twice", d.CID)
+		}
+		seen[d.CID] = true
+	}
+	if _, err := n.Disputes(ctx, c, "page-2"); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "not a CID") {
+		t.Fatalf("a cursor that is not a CID: %v", err)
 	}
 }

@@ -264,11 +264,15 @@ func inertNote(reason string) string {
 func indent(s string) string { return strings.ReplaceAll(s, "\n", "\n  ") }
 
 func (a *app) disputeListCmd() *cobra.Command {
-	var commons string
+	var commons, after string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "list [--commons ID] [--json]",
+		Use:   "list [--commons ID] [--after CID] [--json]",
 		Short: "List a commons' disputes, open ones first",
+		Long: fmt.Sprintf(`List a commons' disputes, %d at most, open ones first, then the latest.
+
+A commons with more disputes lists them in pages: the first page says which
+--after gives the next.`, api.MaxDisputes),
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withAPI(cmd, func(d api.API) error {
@@ -278,7 +282,7 @@ func (a *app) disputeListCmd() *cobra.Command {
 						return err
 					}
 				}
-				v, err := d.Disputes(cmd.Context(), commons)
+				v, err := d.Disputes(cmd.Context(), commons, after)
 				if err != nil || asJSON {
 					if err == nil {
 						err = a.printJSON(v)
@@ -295,13 +299,14 @@ func (a *app) disputeListCmd() *cobra.Command {
 					a.printDispute(a.stdout, x)
 				}
 				if v.More {
-					fmt.Fprintf(a.stdout, "\n(the first %d disputes only)\n", len(v.Disputes))
+					fmt.Fprintf(a.stdout, "\n(%d disputes; more: commons dispute list --commons %s --after %s)\n", len(v.Disputes), v.Commons, v.Next)
 				}
 				return nil
 			})
 		},
 	}
 	cmd.Flags().StringVar(&commons, "commons", "", "commons ID (default: the node's only commons)")
+	cmd.Flags().StringVar(&after, "after", "", "list the disputes after this cursor (the next page's, as a page with more names it)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -56,9 +56,13 @@ func (c *Client) draft(ctx context.Context, path string, p any) ([]byte, error) 
 }
 
 // Disputes implements API.
-func (c *Client) Disputes(ctx context.Context, commons string) (DisputeList, error) {
+func (c *Client) Disputes(ctx context.Context, commons, after string) (DisputeList, error) {
 	var v DisputeList
-	return v, c.do(ctx, http.MethodGet, "/api/v1/commons/"+url.PathEscape(commons)+"/disputes", nil, "", &v)
+	path := "/api/v1/commons/" + url.PathEscape(commons) + "/disputes"
+	if after != "" {
+		path += "?after=" + url.QueryEscape(after)
+	}
+	return v, c.do(ctx, http.MethodGet, path, nil, "", &v)
 }
 
 // Dispute implements API.

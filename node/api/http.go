@@ -614,7 +614,7 @@ func (h *handler) draftCertificate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) disputes(w http.ResponseWriter, r *http.Request) {
-	v, err := h.api.Disputes(r.Context(), r.PathValue("id"))
+	v, err := h.api.Disputes(r.Context(), r.PathValue("id"), r.URL.Query().Get("after"))
 	answer(w, v, err)
 }
 

@@ -40,7 +40,7 @@ type API interface {
 	DraftResolution(ctx context.Context, p ResolveParams) ([]byte, error)
 	Certify(ctx context.Context, p CertifyParams) (Published, error)
 	DraftCertificate(ctx context.Context, p CertifyParams) ([]byte, error)
-	Disputes(ctx context.Context, commons string) (DisputeList, error)
+	Disputes(ctx context.Context, commons, after string) (DisputeList, error)
 	Dispute(ctx context.Context, c string) (DisputeInfo, error)
 	Certificate(ctx context.Context, c string, at time.Time) (CertificateInfo, error)
 	CertificateBundle(ctx context.Context, c string) ([]byte, error)
@@ -620,13 +620,16 @@ type RotateParams struct {
 // MaxDisputes is the most disputes a DisputeList holds.
 const MaxDisputes = 1000
 
-// DisputeList is the disputes of a commons, open ones first, then the
-// latest first.
+// DisputeList is a page of the disputes of a commons: at most
+// MaxDisputes, taken in CID order after a cursor, then shown open ones
+// first, then the latest first.
 type DisputeList struct {
 	Commons  string        `json:"commons"`
 	Disputes []DisputeInfo `json:"disputes"`
-	// More is true when the commons holds more than MaxDisputes.
-	More bool `json:"more,omitempty"`
+	// More is true when the commons holds disputes past this page; Next is
+	// then the cursor (after) that asks for the next page.
+	More bool   `json:"more,omitempty"`
+	Next string `json:"next,omitempty"`
 }
 
 // DisputeInfo is a dispute and how it stands (SPEC §12.12).
