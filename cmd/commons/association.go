@@ -273,7 +273,7 @@ func (a *app) disputeListCmd() *cobra.Command {
 
 A commons with more disputes lists them in pages: the first page says which
 --after gives the next.`, api.MaxDisputes),
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withAPI(cmd, func(d api.API) error {
 				if commons == "" {
