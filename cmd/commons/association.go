@@ -506,7 +506,7 @@ func (a *app) reportCertificate(v api.CertificateInfo, asJSON, offline bool) err
 	} else {
 		what := fmt.Sprintf("%s as %s", v.Participant, v.Role)
 		if v.Release != nil {
-			what = fmt.Sprintf("release %q (%d contributions, state root %s)", v.Release.Name, len(v.Release.Contributions), v.Release.Root)
+			what = fmt.Sprintf("release %q (%s, state root %s)", v.Release.Name, plural(len(v.Release.Contributions), "contribution"), v.Release.Root)
 		}
 		verdict := "HOLDS"
 		if !v.Holds {
