@@ -323,8 +323,9 @@ type Outcome struct {
 	// Effect is the effect of the counting resolutions that uphold it
 	// ("" for a finding without effect).
 	Effect string
-	// Held is true when a contest could change State: a suspended
-	// resolution could uphold it or set a counting one aside.
+	// Held is true when a contest could change State or Effect: some way
+	// the suspended resolutions could turn out (each effective, or gone)
+	// decides otherwise.
 	Held bool
 	// Counting are the resolutions that decide it, sorted by CID: those
 	// that stand, replaced and superseded by none that stands or could.
@@ -369,9 +370,11 @@ func (s *State) outcome(c cid.Cid) (Outcome, []Resolution, bool) {
 }
 
 // maxHeldExact bounds the resolutions of a dispute for which
-// contestCould weighs every way the contest could turn out; past it, a
-// dispute with a suspended resolution that nothing overrules for sure is
-// shown held.
+// contestCould weighs every way the contest could turn out. Past it, a
+// dispute is shown held when a suspended resolution is overruled by no
+// effective one, or an effective one is overruled by suspended ones only:
+// otherwise every way the contest could turn out counts the same
+// resolutions as now.
 const maxHeldExact = 32
 
 // contestCould reports whether some way the suspended resolutions of rs
@@ -398,7 +401,10 @@ func (s *State) contestCould(rs []Resolution, out Outcome) bool {
 		return false
 	}
 	if n > maxHeldExact {
-		return slices.ContainsFunc(rs, func(r Resolution) bool { return r.Suspended && !s.overruled(r, rs, false) })
+		return slices.ContainsFunc(rs, func(r Resolution) bool {
+			sure := s.overruled(r, rs, false)
+			return r.Suspended && !sure || !r.Suspended && !sure && s.overruled(r, rs, true)
+		})
 	}
 	over := make([][]bool, n) // over[o][r]: rs[o] overrules rs[r]
 	for o := range rs {

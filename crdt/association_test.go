@@ -517,3 +517,38 @@ func TestDisputeGeneration(t *testing.T) {
 		}
 	})
 }
+
+// Past maxHeldExact resolutions, contestCould answers without weighing
+// every end of the contest, but never less cautiously: an effective
+// upholding resolution replaced only by a suspended one (itself replaced
+// for sure) could count again, so the dispute is held however many other
+// resolutions it has.
+func TestHeldPastExactBound(t *testing.T) {
+	s := New(cid.Undef)
+	under := cid.NewCidV1(cid.Raw, []byte{0})
+	res := func(i int, suspended bool, outcome string, replaces ...int) Resolution {
+		r := Resolution{Under: under, Outcome: outcome, Suspended: suspended}
+		r.digest[0] = byte(i + 1)
+		for _, j := range replaces {
+			var d [32]byte
+			d[0] = byte(j + 1)
+			r.replaces = map[[32]byte]bool{d: true}
+		}
+		return r
+	}
+	rs := []Resolution{
+		res(0, false, protocol.OutcomeUphold),     // counts unless the next one stands
+		res(1, true, protocol.OutcomeDismiss, 0),  // suspended: replaces the first
+		res(2, false, protocol.OutcomeDismiss, 1), // replaces the second for sure
+	}
+	out := Outcome{State: DisputeDismissed}
+	if !s.contestCould(rs, out) {
+		t.Fatal("3 resolutions: not held, yet the contest voiding the suspended one upholds the dispute")
+	}
+	for i := len(rs); len(rs) <= maxHeldExact; i++ {
+		rs = append(rs, res(i, false, protocol.OutcomeDismiss))
+	}
+	if !s.contestCould(rs, out) {
+		t.Errorf("%d resolutions: not held, yet the contest voiding the suspended one upholds the dispute", len(rs))
+	}
+}

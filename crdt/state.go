@@ -521,7 +521,9 @@ func (s *State) setClass(e *entry, c class, reason string) {
 		s.ov.set([]byte{tagInert}, cidKey(tagInert, e.cid), op{del: true})
 		s.nInert--
 	}
-	if e.typ == protocol.TypeDispute || e.typ == protocol.TypeResolution {
+	switch {
+	case e.typ == protocol.TypeDispute && (e.cls != c || e.reason != reason),
+		e.typ == protocol.TypeResolution && e.cls != c && (votes(e.cls) || votes(c)): // an outcome reads only these
 		s.disputeGen++
 	}
 	e.cls, e.reason = c, reason
