@@ -351,8 +351,9 @@ func (s *State) outcome(c cid.Cid) (Outcome, []Resolution, bool) {
 	}
 	rs := s.resolutions(c)
 	out := Outcome{State: DisputeOpen}
+	over := s.newOverruling(rs)
 	for _, r := range rs {
-		if r.Suspended || s.overruled(r, rs, true) {
+		if r.Suspended || over.overruled(r, true) {
 			continue
 		}
 		out.Counting = append(out.Counting, r)
@@ -401,9 +402,10 @@ func (s *State) contestCould(rs []Resolution, out Outcome) bool {
 		return false
 	}
 	if n > maxHeldExact {
+		x := s.newOverruling(rs)
 		return slices.ContainsFunc(rs, func(r Resolution) bool {
-			sure := s.overruled(r, rs, false)
-			return r.Suspended && !sure || !r.Suspended && !sure && s.overruled(r, rs, true)
+			sure := x.overruled(r, false)
+			return r.Suspended && !sure || !r.Suspended && !sure && x.overruled(r, true)
 		})
 	}
 	over := make([][]bool, n) // over[o][r]: rs[o] overrules rs[r]
@@ -474,6 +476,78 @@ func (s *State) contestCould(rs []Resolution, out Outcome) bool {
 		out.State != DisputeOpen && world(-1, all)
 }
 
+// resFacts is what a dispute's outcome reads of one of its resolutions
+// that stands or is suspended: its body's fields, its signing digest and
+// those of the resolutions it replaces (all of them in the set, or it
+// would wait). A record never changes, so neither do they.
+type resFacts struct {
+	digest   [32]byte
+	outcome  string
+	effect   string
+	under    cid.Cid
+	replaces map[[32]byte]bool
+}
+
+// resFactsMax bounds the resolutions whose facts memory keeps: the
+// resolutions of the disputes being decided, which would otherwise be read
+// and encoded again at every decision (keys whose revocation is contested
+// can sign them by the thousand).
+const resFactsMax = 8192
+
+// factsOf returns the facts of resolution e, nil if its record cannot be
+// read (the State has failed).
+func (s *State) factsOf(e *entry) *resFacts {
+	if f := s.resFacts[e.cid]; f != nil {
+		return f
+	}
+	digestOf := func(x *entry) ([32]byte, bool) {
+		if f := s.resFacts[x.cid]; f != nil {
+			return f.digest, true
+		}
+		r := s.extRecord(x)
+		if r == nil {
+			return [32]byte{}, false
+		}
+		d, err := r.SigningDigest()
+		if err != nil {
+			s.fail(fmt.Errorf("%w: resolution %s: %w", ErrDamaged, x.cid, err))
+			return [32]byte{}, false
+		}
+		return d, true
+	}
+	r := s.extRecord(e)
+	if r == nil {
+		return nil
+	}
+	dg, ok := digestOf(e)
+	if !ok {
+		return nil
+	}
+	body := r.Resolution()
+	f := &resFacts{digest: dg, outcome: body.Outcome, effect: body.Effect, under: body.Under.Cid}
+	for _, l := range body.Replaces { // at most MaxPrev
+		if y := s.entry(l.Cid); y != nil && y.typ == protocol.TypeResolution {
+			if yd, ok := digestOf(y); ok {
+				if f.replaces == nil {
+					f.replaces = map[[32]byte]bool{}
+				}
+				f.replaces[yd] = true
+			}
+		}
+	}
+	if s.err != nil {
+		return nil
+	}
+	if len(s.resFacts) >= resFactsMax {
+		clear(s.resFacts)
+	}
+	if s.resFacts == nil {
+		s.resFacts = map[cid.Cid]*resFacts{}
+	}
+	s.resFacts[e.cid] = f
+	return f
+}
+
 // resolutions returns the effective and suspended resolutions of dispute
 // d, one of each set of copies that differ only in their signatures (the
 // lowest CID, effective if any copy is), sorted by CID.
@@ -485,34 +559,16 @@ func (s *State) resolutions(d cid.Cid) []Resolution {
 		if e == nil || e.typ != protocol.TypeResolution || !votes(e.cls) {
 			continue
 		}
-		r := s.extRecord(e)
-		if r == nil {
+		f := s.factsOf(e)
+		if f == nil {
 			return nil
 		}
-		dg, err := r.SigningDigest()
-		if err != nil {
-			s.fail(fmt.Errorf("%w: resolution %s: %w", ErrDamaged, x, err))
-			return nil
-		}
-		body := r.Resolution()
-		v := Resolution{CID: x, Under: body.Under.Cid, Outcome: body.Outcome, Effect: body.Effect, Suspended: e.cls == clsSuspended, digest: dg}
-		for _, l := range body.Replaces { // at most MaxPrev: read once here, not per pair
-			if y := s.entry(l.Cid); y != nil && y.typ == protocol.TypeResolution {
-				if yr := s.extRecord(y); yr != nil {
-					if yd, err := yr.SigningDigest(); err == nil {
-						if v.replaces == nil {
-							v.replaces = map[[32]byte]bool{}
-						}
-						v.replaces[yd] = true
-					}
-				}
-			}
-		}
-		if i, ok := seen[dg]; ok {
+		v := Resolution{CID: x, Under: f.under, Outcome: f.outcome, Effect: f.effect, Suspended: e.cls == clsSuspended, digest: f.digest, replaces: f.replaces}
+		if i, ok := seen[f.digest]; ok {
 			out[i].Suspended = out[i].Suspended && v.Suspended
 			continue
 		}
-		seen[dg] = len(out)
+		seen[f.digest] = len(out)
 		out = append(out, v)
 	}
 	return out
@@ -529,6 +585,53 @@ func (s *State) overruled(r Resolution, rs []Resolution, maybe bool) bool {
 			continue
 		}
 		if o.Under != r.Under && s.inPast(o.Under, r.Under) || o.replaces[r.digest] {
+			return true
+		}
+	}
+	return false
+}
+
+// overruling answers overruled for every resolution of one dispute at
+// the cost of the versions they are made under, not of the resolutions:
+// suspended ones, which keys whose revocation is contested can sign by
+// the thousand, would otherwise cost each other quadratically.
+type overruling struct {
+	s        *State
+	replaced [2]map[[32]byte]bool // [0]: by effective ones; [1]: by any
+	unders   [2][]cid.Cid         // the versions they are made under, likewise
+}
+
+func (s *State) newOverruling(rs []Resolution) *overruling {
+	x := &overruling{s: s, replaced: [2]map[[32]byte]bool{{}, {}}}
+	for _, o := range rs {
+		for i := range 2 {
+			if i == 0 && o.Suspended {
+				continue
+			}
+			for d := range o.replaces {
+				x.replaced[i][d] = true
+			}
+			if !slices.Contains(x.unders[i], o.Under) {
+				x.unders[i] = append(x.unders[i], o.Under)
+			}
+		}
+	}
+	return x
+}
+
+// overruled is State.overruled(r, rs, maybe) for the rs x was made from.
+// A copy of r (the same signing digest) is made under r's version and
+// cannot name r, so it overrules r no more here than there.
+func (x *overruling) overruled(r Resolution, maybe bool) bool {
+	i := 0
+	if maybe {
+		i = 1
+	}
+	if x.replaced[i][r.digest] {
+		return true
+	}
+	for _, u := range x.unders[i] {
+		if u != r.Under && x.s.inPast(u, r.Under) {
 			return true
 		}
 	}
@@ -557,8 +660,9 @@ func (s *State) Effect(c cid.Cid, effect string) (by cid.Cid, sure, maybe bool) 
 		if sure {
 			continue
 		}
+		over := s.newOverruling(rs)
 		for _, r := range rs {
-			if r.Outcome == protocol.OutcomeUphold && r.Effect == effect && !s.overruled(r, rs, false) && (!maybe || compareCID(r.CID, by) < 0) {
+			if r.Outcome == protocol.OutcomeUphold && r.Effect == effect && !over.overruled(r, false) && (!maybe || compareCID(r.CID, by) < 0) {
 				by, maybe = r.CID, true
 			}
 		}

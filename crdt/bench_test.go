@@ -178,3 +178,39 @@ func BenchmarkTrieMemory(b *testing.B) {
 		runtime.KeepAlive(s)
 	}
 }
+
+// BenchmarkDisputeManySuspended asks how a dispute stands, and whether its
+// withdrawal binds its contribution, when keys whose revocation is
+// contested (keys 0 and 1 revoke each other) signed 2,000 resolutions of
+// it, each replacing the one before: what a thief holding such keys can
+// make every reclassification of the contribution pay.
+func BenchmarkDisputeManySuspended(b *testing.B) {
+	m := manifest([]int{0, 1, 4}, 1, []int{2, 3}, 1, 1)
+	m.Policy = &protocol.Policy{Association: 1}
+	g := genesisBlock(b, m, 0)
+	ma := manifest([]int{0, 4}, 1, []int{2, 3}, 1, 1)
+	ma.Revoked = pubs(1)
+	mb := manifest([]int{1, 4}, 1, []int{2, 3}, 1, 1)
+	mb.Revoked = pubs(0)
+	c := contribution(b, g.CID, g.CID, 2, 5, "work")
+	d := seal(b, &protocol.Record{Commons: g.CID, Time: 3, Body: &protocol.Dispute{
+		Subject: &protocol.Link{Cid: c.CID}, Reason: "infringes", Under: protocol.Link{Cid: g.CID}}}, 4)
+	recs := []*protocol.Block{g, update(b, g.CID, 7, ma, 1, []cid.Cid{g.CID}, 0), update(b, g.CID, 7, mb, 1, []cid.Cid{g.CID}, 1), c, d}
+	var prev []cid.Cid
+	for i := range 2000 {
+		r := seal(b, &protocol.Record{Commons: g.CID, Time: protocol.HLC(8 + i), Body: &protocol.Resolution{
+			Dispute: protocol.Link{Cid: d.CID}, Outcome: protocol.OutcomeUphold, Effect: protocol.EffectWithdraw,
+			Reason: fmt.Sprint("decided ", i), Replaces: links(prev...), Under: protocol.Link{Cid: g.CID}}}, 1)
+		recs, prev = append(recs, r), []cid.Cid{r.CID}
+	}
+	s := New(g.CID)
+	mustAdd(b, s, recs...)
+	if o, _ := s.DisputeOutcome(d.CID); !o.Held {
+		b.Fatalf("%+v; want held", o)
+	}
+	b.ResetTimer()
+	for range b.N {
+		s.DisputeOutcome(d.CID)
+		s.Effect(c.CID, protocol.EffectWithdraw)
+	}
+}

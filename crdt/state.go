@@ -178,16 +178,17 @@ type State struct {
 	id cid.Cid
 
 	kv        KV
-	mkv       *MemKV             // the KV of a State made by New or NewWith, written at the end of each Add
-	ents      map[cid.Cid]*entry // the entries read or made since the last Ready (not manifests)
-	mfs       map[cid.Cid]*entry // the manifests of the set
-	ov        overlay            // the other writes since the last Ready
-	flight    []*Ready           // writes handed out and not Advanced yet, oldest first
-	err       error              // the first failed read
-	cache     map[string]cached  // KV values read or written, bounded (cacheMax)
-	cacheSize int                // bytes of the cache's keys and values
-	adding    bool               // records are being added: entries read stay in ents
-	quiet     bool               // Open is labelling the stored manifests: derive nothing else
+	mkv       *MemKV                // the KV of a State made by New or NewWith, written at the end of each Add
+	ents      map[cid.Cid]*entry    // the entries read or made since the last Ready (not manifests)
+	mfs       map[cid.Cid]*entry    // the manifests of the set
+	ov        overlay               // the other writes since the last Ready
+	flight    []*Ready              // writes handed out and not Advanced yet, oldest first
+	err       error                 // the first failed read
+	cache     map[string]cached     // KV values read or written, bounded (cacheMax)
+	resFacts  map[cid.Cid]*resFacts // what outcomes read of resolutions, bounded (resFactsMax)
+	cacheSize int                   // bytes of the cache's keys and values
+	adding    bool                  // records are being added: entries read stay in ents
+	quiet     bool                  // Open is labelling the stored manifests: derive nothing else
 
 	queue []cid.Cid // CIDs that arrived or resolved, whose waiters to re-examine
 
