@@ -697,8 +697,40 @@ func (s *State) Disputes(after cid.Cid, fn func(c cid.Cid) bool) {
 
 // Replies returns the statements and resolutions that name dispute c,
 // whatever their standing, sorted by CID.
-func (s *State) Replies(c cid.Cid) []cid.Cid {
-	return slices.Clone(s.list(groupKey(tagReplies, c)))
+//
+// It reads at most limit of them (all when limit ≤ 0), in CID order; more
+// is true when there are others.
+func (s *State) Replies(c cid.Cid, limit int) (out []cid.Cid, more bool) {
+	p := groupKey(tagReplies, c)
+	s.walk(p, func(k []byte) bool {
+		if len(k) <= len(p) {
+			return true
+		}
+		if limit > 0 && len(out) == limit {
+			more = true
+			return false
+		}
+		x, err := cid.Cast(k[len(p):])
+		if err != nil {
+			s.fail(fmt.Errorf("%w: key %x: %w", ErrDamaged, k, err))
+			return false
+		}
+		out = append(out, x)
+		return true
+	})
+	return out, more
+}
+
+// Resolutions returns the resolutions of dispute d that stand or are
+// suspended, copies included, in CID order: those its outcome weighs.
+func (s *State) Resolutions(d cid.Cid) []cid.Cid {
+	var out []cid.Cid
+	for _, x := range s.list(groupKey(tagResolved, d)) {
+		if e := s.entry(x); e != nil && e.typ == protocol.TypeResolution && votes(e.cls) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 const (

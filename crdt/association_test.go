@@ -506,6 +506,23 @@ func TestDisputeGeneration(t *testing.T) {
 			}
 			var all []cid.Cid
 			s.Disputes(cid.Undef, func(c cid.Cid) bool { all = append(all, c); return true })
+			for _, d := range all {
+				replies, more := s.Replies(d, 0)
+				k := rapid.IntRange(1, len(replies)+1).Draw(t, "limit")
+				page, pmore := s.Replies(d, k)
+				if more || pmore != (k < len(replies)) || !slices.Equal(page, replies[:min(k, len(replies))]) {
+					t.Fatalf("replies of %s: %v (more %v) at most %d: %v (more %v)", d, replies, more, k, page, pmore)
+				}
+				var standing []cid.Cid
+				for _, r := range replies {
+					if v, _ := s.Verdict(r); recordOf(t, s, r).Record.Resolution() != nil && (v.Class == ClassEffective || v.Class == ClassSuspended) {
+						standing = append(standing, r)
+					}
+				}
+				if got := s.Resolutions(d); !slices.Equal(got, standing) {
+					t.Fatalf("resolutions of %s: %v; want those that stand or are suspended, %v", d, got, standing)
+				}
+			}
 			if len(all) > 0 {
 				i := rapid.IntRange(0, len(all)-1).Draw(t, "after")
 				var tail []cid.Cid

@@ -241,7 +241,8 @@ func snap(s *State) snapshot {
 			}
 			out.Outcomes[d.String()] = outcomeEntry(o.State, o.Effect, o.Held, cs)
 		}
-		for _, r := range s.Replies(d) {
+		replies, _ := s.Replies(d, 0)
+		for _, r := range replies {
 			out.Replies[d.String()] = append(out.Replies[d.String()], r.String())
 		}
 		b, err := s.Record(d)

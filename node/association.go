@@ -408,7 +408,16 @@ func (n *Node) disputeInfo(rep *replica, d cid.Cid, replies bool) (api.DisputeIn
 		return out, nil
 	}
 	out.Statements = []api.StatementInfo{}
-	for _, c := range rep.state.Replies(d) {
+	answers, more := rep.state.Replies(d, api.MaxReplies)
+	out.More = more
+	if more { // a flood of replies: those that decide it come all the same
+		for _, c := range rep.state.Resolutions(d) {
+			if !slices.ContainsFunc(answers, c.Equals) {
+				answers = append(answers, c)
+			}
+		}
+	}
+	for _, c := range answers {
 		rb, err := rep.state.Record(c)
 		if err != nil {
 			return api.DisputeInfo{}, fmt.Errorf("node: read %s: %w", c, err)
@@ -561,12 +570,7 @@ func (n *Node) CertificateBundle(ctx context.Context, c string) ([]byte, error) 
 			for _, x := range slices.Clone(ids) {
 				for _, d := range rep.state.DisputesAbout(x) {
 					ids = append(ids, d)
-					for _, y := range rep.state.Replies(d) {
-						typ, _ := rep.state.Type(y)
-						if v, _ := rep.state.Verdict(y); typ == protocol.TypeResolution && (v.Class == crdt.ClassEffective || v.Class == crdt.ClassSuspended) {
-							ids = append(ids, y)
-						}
-					}
+					ids = append(ids, rep.state.Resolutions(d)...)
 				}
 			}
 			slices.SortFunc(ids, func(a, b cid.Cid) int { return bytes.Compare(a.Bytes(), b.Bytes()) })

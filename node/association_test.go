@@ -306,3 +306,49 @@ func TestDisputePages(t *testing.T) {
 		t.Fatalf("a cursor that is not a CID: %v", err)
 	}
 }
+
+// A dispute flooded with statements shows the first page of them, says
+// there are more, and still lists every resolution that decides it, even
+// one whose CID comes after the page.
+func TestDisputeRepliesBounded(t *testing.T) {
+	ctx := t.Context()
+	n := startOffline(t)
+	member := strangerKey(50)
+	c, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("T"), Licence: ptr("MIT"), Association: []protocol.PublicKey{n.Self(), member.Public()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cid.MustParse(c)
+	d, err := n.OpenDispute(ctx, api.DisputeParams{Commons: c, Participant: ptr(strangerKey(41).Public()), Reason: "harasses contributors"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := cid.MustParse(d.CID)
+	// The member's resolution, with a CID high enough for a page of
+	// statements to come before it.
+	var res *protocol.Block
+	for i := 0; res == nil || res.CID.Bytes()[len(res.CID.Bytes())-32] < 0xf0; i++ {
+		res = signed(t, n, member, id, &protocol.Resolution{Dispute: protocol.Link{Cid: dc}, Outcome: protocol.OutcomeUphold,
+			Reason: fmt.Sprint("found so, ", i), Under: protocol.Link{Cid: id}})
+	}
+	if _, err := n.Publish(ctx, res.Raw, false); err != nil {
+		t.Fatal(err)
+	}
+	for i, below := 0, 0; below <= api.MaxReplies; i++ {
+		st := signed(t, n, strangerKey(100+i%50), id, &protocol.Statement{Dispute: protocol.Link{Cid: dc}, Text: fmt.Sprint("me too ", i)})
+		if bytes.Compare(st.CID.Bytes(), res.CID.Bytes()) < 0 {
+			below++
+		}
+		if _, err := n.Publish(ctx, st.Raw, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := n.Dispute(ctx, d.CID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.More || len(v.Statements) != api.MaxReplies || len(v.Resolutions) != 1 || v.Resolutions[0].CID != res.CID.String() || !v.Resolutions[0].Counting || v.Outcome != crdt.DisputeUpheld {
+		t.Fatalf("more %v, %d statements, resolutions %+v, outcome %s; want more, %d statements, the member's resolution counting, upheld",
+			v.More, len(v.Statements), v.Resolutions, v.Outcome, api.MaxReplies)
+	}
+}

@@ -224,6 +224,9 @@ func (a *app) disputeShowCmd() *cobra.Command {
 						fmt.Fprintf(a.stdout, "  replaces %s\n", strings.Join(r.Replaces, ", "))
 					}
 				}
+				if v.More {
+					fmt.Fprintf(a.stdout, "\n(the first %d statements and resolutions by CID only, and every resolution that stands: %s has more)\n", api.MaxReplies, v.CID)
+				}
 				return nil
 			})
 		},

@@ -620,6 +620,10 @@ type RotateParams struct {
 // MaxDisputes is the most disputes a DisputeList holds.
 const MaxDisputes = 1000
 
+// MaxReplies is the most statements and resolutions a DisputeInfo reads
+// past those that stand or are suspended, which it always lists.
+const MaxReplies = 1000
+
 // DisputeList is a page of the disputes of a commons: at most
 // MaxDisputes, taken in CID order after a cursor, then shown open ones
 // first, then the latest first.
@@ -658,9 +662,12 @@ type DisputeInfo struct {
 	// Counting are the resolutions that decide it.
 	Counting []string `json:"counting,omitempty"`
 	// Statements and Resolutions are the records that answer it, oldest
-	// first (with a single dispute only).
+	// first (with a single dispute only): every resolution that stands or
+	// is suspended, and the first MaxReplies of the others and of the
+	// statements, by CID. More is true when there are others.
 	Statements  []StatementInfo  `json:"statements,omitempty"`
 	Resolutions []ResolutionInfo `json:"resolutions,omitempty"`
+	More        bool             `json:"more,omitempty"`
 }
 
 // StatementInfo is a statement in a dispute.
