@@ -352,7 +352,8 @@ async function loadDisputes() {
     h("span", { class: "muted", text: " · about " + (d.subject ? (d.subject_type || "record") + " " : "participant ") }),
     d.subject ? cidLink(d.subject) : h("span", { class: "mono muted", text: short(d.participant, 14) }),
     h("span", { class: "when", text: when(d.time) }))))]
-    : [h("p", { class: "muted", id: "disputes-empty", text: "No disputes. Anyone can open one about a contribution, a review, a sponsorship, a pledge or a participant (commons dispute open); the association resolves it (commons dispute resolve)." })]));
+    : [h("p", { class: "muted", id: "disputes-empty", text: "No disputes. Anyone can open one about a contribution, a review, a sponsorship, a pledge or a participant (commons dispute open); the association resolves it (commons dispute resolve)." })]),
+    ...(r.more ? [h("p", { class: "muted", id: "disputes-more", text: "The first " + r.disputes.length + " disputes by CID only; for the next ones: commons dispute list --commons " + id + " --after " + r.next }) ] : []));
 }
 
 // loadContribs lists the contributions that arrived after cursor start
@@ -673,6 +674,7 @@ async function disputePage(r) {
       h("dt", { text: "time" }), h("dd", { text: when(d.time) }), ...evidence(d.evidence)),
     h("h2", { text: "Statements" }), statements.length ? h("ul", { class: "links" }, ...statements) : h("p", { class: "muted", text: "No statements yet (commons dispute state)." }),
     h("h2", { text: "Resolutions" }), resolutions.length ? h("ul", { class: "links" }, ...resolutions) : h("p", { class: "muted", text: "Not resolved yet: the association resolves it (commons dispute resolve)." }),
+    d.more ? h("p", { class: "muted", id: "dispute-more", text: "Only the first 1,000 statements and resolutions by CID are shown, with every resolution that stands or is suspended: this dispute has more." }) : null,
   ].filter((x) => x);
 }
 
