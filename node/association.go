@@ -45,6 +45,9 @@ func (n *Node) OpenDispute(ctx context.Context, p api.DisputeParams) (api.Publis
 			if rep = n.holding(subject); rep == nil {
 				return nil, fmt.Errorf("%w: no record %s here to dispute", api.ErrNotFound, subject)
 			}
+			if c, err := cid.Decode(p.Commons); p.Commons != "" && (err != nil || !c.Equals(rep.id)) {
+				return nil, badRequest("%s is a record of commons %s, not of %s: a dispute is opened in its subject's commons (leave commons out)", subject, rep.id, p.Commons)
+			}
 			if typ, _ := rep.state.Type(subject); !protocol.Disputable(typ) {
 				return nil, badRequest("%s is a %s: a dispute is about a contribution, a review, a sponsorship or a pledge (or a key, with participant)", subject, typ)
 			}
@@ -71,7 +74,7 @@ func carriesAssociation(rep *replica, what string) error {
 		return fmt.Errorf("%w: the manifest of %s has not arrived yet", api.ErrUnknownCommons, rep.id)
 	}
 	if g.AssociationRecords() == 0 {
-		return badRequest("commons %s carries no %s: its genesis does not set policy.association (manifest create sets it unless --association=false)", rep.id, what)
+		return badRequest("commons %s carries no %s: its genesis does not set policy.association (manifest create sets it unless --association-records=false)", rep.id, what)
 	}
 	if h, _ := rep.state.Head(); !h.Defined() {
 		return fmt.Errorf("%w: no manifest of %s is on the chain yet", api.ErrUnknownCommons, rep.id)
@@ -184,6 +187,22 @@ func (n *Node) buildResolution(p api.ResolveParams, draft bool) (*protocol.Recor
 	}
 	slices.SortFunc(body.Replaces, func(a, b protocol.Link) int { return bytes.Compare(a.Bytes(), b.Bytes()) })
 	body.Replaces = slices.CompactFunc(body.Replaces, func(a, b protocol.Link) bool { return a.Equals(b.Cid) })
+	for _, l := range body.Replaces { // else it would wait, or be inert, for good
+		typ, ok := rep.state.Type(l.Cid)
+		if !ok {
+			return nil, fmt.Errorf("%w: replaces: no record %s in commons %s (dispute show %s lists its resolutions)", api.ErrNotFound, l.Cid, rep.id, d)
+		}
+		if typ != protocol.TypeResolution {
+			return nil, badRequest("replaces: %s is a %s, not a resolution (dispute show %s lists its resolutions)", l.Cid, typ, d)
+		}
+		b, err := rep.state.Record(l.Cid)
+		if err != nil {
+			return nil, fmt.Errorf("node: read %s: %w", l.Cid, err)
+		}
+		if o := b.Record.Resolution().Dispute.Cid; !o.Equals(d) {
+			return nil, badRequest("replaces: %s resolves dispute %s, not %s: a resolution replaces only resolutions of its own dispute", l.Cid, o, d)
+		}
+	}
 	h, err := n.actUnder(rep, "the resolution of dispute "+d.String(), draft, "dispute resolve")
 	if err != nil {
 		return nil, err
@@ -203,8 +222,11 @@ func (n *Node) buildCertificate(p api.CertifyParams, draft bool) (*protocol.Reco
 	if err := carriesAssociation(rep, "certificates"); err != nil {
 		return nil, err
 	}
-	if p.Expires.UnixMilli() < 1 {
-		return nil, badRequest("a certificate says when it expires")
+	switch ms := p.Expires.UnixMilli(); {
+	case ms < 1:
+		return nil, badRequest("a certificate says when it expires (expires)")
+	case ms <= n.nowMillis():
+		return nil, badRequest("it would expire at %s, which has passed: a certificate that never holds attests nothing", p.Expires.UTC().Format(time.RFC3339Nano))
 	}
 	body := &protocol.Certificate{Participant: p.Participant, Role: p.Role, Expires: uint64(p.Expires.UnixMilli()), Note: p.Note}
 	what := "a certificate"
@@ -219,8 +241,12 @@ func (n *Node) buildCertificate(p api.CertifyParams, draft bool) (*protocol.Reco
 			if err != nil {
 				return nil, badRequest("contributions: %q is not a CID", s)
 			}
-			if _, ok := rep.state.Status(c); !ok {
+			st, ok := rep.state.Status(c)
+			if !ok {
 				return nil, badRequest("release %q: %s is not a contribution of commons %s", p.Release, c, rep.id)
+			}
+			if st != crdt.StatusAccepted {
+				return nil, badRequest("release %q: contribution %s is %s: a release names accepted contributions", p.Release, c, st)
 			}
 			body.Release.Contributions = append(body.Release.Contributions, protocol.Link{Cid: c})
 		}
@@ -306,7 +332,7 @@ func (n *Node) cosignAct(blk *protocol.Block, force bool) error {
 
 // Disputes returns a page of the disputes of a commons, those of CID
 // after the cursor after ("" for the first page), with how each stands,
-// those still open first.
+// the page's open ones first.
 func (n *Node) Disputes(ctx context.Context, commons, after string) (api.DisputeList, error) {
 	var out api.DisputeList
 	var from cid.Cid
@@ -325,6 +351,10 @@ func (n *Node) Disputes(ctx context.Context, commons, after string) (api.Dispute
 		}
 		out.Commons = rep.id.String()
 		out.Disputes = []api.DisputeInfo{}
+		if typ, _ := rep.state.Type(from); from.Defined() && typ != protocol.TypeDispute {
+			ierr = badRequest("after: %s is not a dispute of commons %s: pass the cursor a page names as next", from, rep.id)
+			return
+		}
 		var last cid.Cid
 		rep.state.Disputes(from, func(c cid.Cid) bool {
 			if len(out.Disputes) >= api.MaxDisputes {

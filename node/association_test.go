@@ -54,6 +54,26 @@ func TestDisputeWithdraws(t *testing.T) {
 	if _, err := n.Publish(ctx, forged.Raw, false); !errors.Is(err, api.ErrForbidden) || !strings.Contains(err.Error(), "not in that manifest's association") {
 		t.Fatalf("a stranger's resolution: %v", err)
 	}
+	// A resolution replaces resolutions of its own dispute: anything else
+	// is refused (it would wait, or be inert, for good).
+	for _, tc := range []struct{ replaces, want string }{
+		{work.CID.String(), "is a contribution, not a resolution"},
+		{st.CID, "is a statement, not a resolution"},
+		{strangerKey(60).Public().String(), "is not a CID"},
+		{"bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "no record"},
+	} {
+		if _, err := n.Resolve(ctx, api.ResolveParams{Dispute: d.CID, Outcome: protocol.OutcomeUphold, Reason: "r", Replaces: []string{tc.replaces}}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("replaces %s: %v; want %q", tc.replaces, err, tc.want)
+		}
+	}
+	// A dispute is opened in its subject's commons, whatever commons says.
+	other, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("other"), Licence: ptr("MIT")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.OpenDispute(ctx, api.DisputeParams{Commons: other, Subject: work.CID.String(), Reason: "x"}); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "a dispute is opened in its subject's commons") {
+		t.Errorf("a subject of another commons than the one named: %v", err)
+	}
 	res, err := n.Resolve(ctx, api.ResolveParams{Dispute: d.CID, Outcome: protocol.OutcomeUphold, Effect: protocol.EffectWithdraw, Reason: "the licence was not kept"})
 	if err != nil || res.Class != "effective" {
 		t.Fatalf("Resolve: %+v, %v", res, err)
@@ -140,6 +160,16 @@ func TestCertificateVerifiedOffline(t *testing.T) {
 	expires := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Millisecond)
 	if _, err := n.Certify(ctx, api.CertifyParams{Commons: c, Release: "1.0", Contributions: []string{id.String()}, Expires: expires}); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("a release naming a manifest: %v", err)
+	}
+	pending := signed(t, n, strangerKey(52), id, &protocol.Contribution{Title: "p", Licence: protocol.Link{Cid: id}, Provenance: protocol.ProvenanceVolunteer})
+	if _, err := n.Publish(ctx, pending.Raw, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Certify(ctx, api.CertifyParams{Commons: c, Release: "1.0", Contributions: []string{work.CID.String(), pending.CID.String()}, Expires: expires}); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "is pending") {
+		t.Fatalf("a release naming a pending contribution: %v", err)
+	}
+	if _, err := n.Certify(ctx, api.CertifyParams{Commons: c, Release: "1.0", Contributions: []string{work.CID.String()}, Expires: time.Now().Add(-time.Hour)}); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "has passed") {
+		t.Fatalf("a certificate expired when issued: %v", err)
 	}
 	pub, err := n.Certify(ctx, api.CertifyParams{Commons: c, Release: "1.0", Contributions: []string{work.CID.String()}, Expires: expires})
 	if err != nil || pub.Class != "effective" {
@@ -304,6 +334,9 @@ func TestDisputePages(t *testing.T) {
 	}
 	if _, err := n.Disputes(ctx, c, "page-2"); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "not a CID") {
 		t.Fatalf("a cursor that is not a CID: %v", err)
+	}
+	if _, err := n.Disputes(ctx, c, c); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "not a dispute of commons") {
+		t.Fatalf("a cursor that is no dispute: %v", err)
 	}
 }
 

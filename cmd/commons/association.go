@@ -39,7 +39,7 @@ Upholding can withdraw a contribution (it can no longer be accepted), set a
 review or a sponsorship aside (it stops counting), or mark a pledge unmet;
 every node applies it the same way (SPEC §12.12). The commons' genesis must
 carry the association's records (manifest create sets it unless
---association=false).`,
+--association-records=false).`,
 	}
 	cmd.AddCommand(a.disputeOpenCmd(), a.disputeStateCmd(), a.disputeResolveCmd(), a.disputeShowCmd(), a.disputeListCmd())
 	return cmd
@@ -139,7 +139,9 @@ co-sign the draft file, and any of them publishes it:
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
-			case dismiss == uphold:
+			case dismiss && uphold:
+				return errors.New("--dismiss and --uphold: give one, not both")
+			case !dismiss && !uphold:
 				return errors.New("say how it is resolved: --dismiss or --uphold")
 			case dismiss && p.Effect != "":
 				return errors.New("--effect goes with --uphold: a dismissal has no effect")
@@ -216,10 +218,13 @@ func (a *app) disputeShowCmd() *cobra.Command {
 						what += " (" + r.Effect + ")"
 					}
 					stand := r.Class
-					if r.Counting {
+					switch {
+					case r.Counting:
 						stand = "counts"
+					case r.Inert != "":
+						stand += ": " + r.Inert
 					}
-					fmt.Fprintf(a.stdout, "\nresolution %s: %s, under %s, %s%s\n  signed by %s\n  %s\n", r.CID, what, r.Under, stand, inertNote(r.Inert), keyList(r.Signers), indent(r.Reason))
+					fmt.Fprintf(a.stdout, "\nresolution %s: %s, under %s, %s\n  signed by %s\n  %s\n", r.CID, what, r.Under, stand, keyList(r.Signers), indent(r.Reason))
 					if len(r.Replaces) > 0 {
 						fmt.Fprintf(a.stdout, "  replaces %s\n", strings.Join(r.Replaces, ", "))
 					}
@@ -272,10 +277,11 @@ func (a *app) disputeListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list [--commons ID] [--after CID] [--json]",
 		Short: "List a commons' disputes, open ones first",
-		Long: fmt.Sprintf(`List a commons' disputes, %d at most, open ones first, then the latest.
+		Long: fmt.Sprintf(`List a commons' disputes, open ones first, then the latest.
 
-A commons with more disputes lists them in pages: the first page says which
---after gives the next.`, api.MaxDisputes),
+A commons with more than %d disputes lists them in pages taken in CID
+order, each shown open ones first: a page says which --after gives the
+next. status counts the open ones of all pages.`, api.MaxDisputes),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withAPI(cmd, func(d api.API) error {
@@ -293,7 +299,11 @@ A commons with more disputes lists them in pages: the first page says which
 					return err
 				}
 				if len(v.Disputes) == 0 {
-					fmt.Fprintf(a.stdout, "no disputes in commons %s\n", v.Commons)
+					if after != "" {
+						fmt.Fprintf(a.stdout, "no disputes after %s in commons %s\n", after, v.Commons)
+					} else {
+						fmt.Fprintf(a.stdout, "no disputes in commons %s\n", v.Commons)
+					}
 				}
 				for i, x := range v.Disputes {
 					if i > 0 {

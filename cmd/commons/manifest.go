@@ -255,12 +255,15 @@ func (a *app) manifestCosignCmd() *cobra.Command {
 update), or to another drafted act of the association (commons acknowledge
 --draft, dispute resolve --draft, certificate issue --draft), in place; or, on
 the successor's node, the successor's signature to a drafted rotation (commons
-rotate). The node judges the draft by its own copy of the commons when
-that holds the versions the draft builds on, else by the manifests the draft file
-carries: this node's key must be an association key of each version the draft
-builds on, and a draft that could not take effect even with every association
-signature (it builds on a rejected version, or a revocation condemns it) is
-refused with the reason, unless --force. It says what the draft sets before it
+rotate). The node judges a drafted manifest by its own copy of the commons
+when that holds the versions the draft builds on, else by the manifests the
+draft file carries: this node's key must be an association key of each version
+the draft builds on, and a draft that could not take effect even with every
+association signature (it builds on a rejected version, or a revocation
+condemns it) is refused with the reason, unless --force. Any other act (an
+acknowledgement, a resolution, a certificate, a rotation) it judges by its own
+copy of the commons only, so that it knows what it signs: the node must
+replicate the commons (commons join ID). It says what the draft sets before it
 signs.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

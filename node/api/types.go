@@ -626,7 +626,7 @@ const MaxReplies = 1000
 
 // DisputeList is a page of the disputes of a commons: at most
 // MaxDisputes, taken in CID order after a cursor, then shown open ones
-// first, then the latest first.
+// first, then the latest first (open ones first within the page only).
 type DisputeList struct {
 	Commons  string        `json:"commons"`
 	Disputes []DisputeInfo `json:"disputes"`
