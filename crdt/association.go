@@ -849,14 +849,16 @@ func (s *State) rotationArrived(e *entry, conflicts [][]byte) {
 // (SPEC §12.13).
 type CertificateCheck struct {
 	Certificate *protocol.Certificate
+	Time        protocol.HLC // when it was made
 	Under       cid.Cid
 	// Verdict is how the certificate stands in the state.
 	Verdict Verdict
 	// Signers are its signers; Revoked and Suspended those of them that
 	// are.
 	Signers, Revoked, Suspended []protocol.PublicKey
-	// Expired is true when its expiry is not after the moment asked.
-	Expired bool
+	// Expired is true when its expiry is not after the moment asked;
+	// Early when the moment is before the certificate was made (its time).
+	Expired, Early bool
 	// Vouched is true when a head of the chain has Under in its past and
 	// counts at least its threshold of the signers in its association,
 	// neither revoked nor suspended: the association of today stands by
@@ -887,7 +889,7 @@ func (s *State) CheckCertificate(c cid.Cid, nowMillis uint64) (CertificateCheck,
 		return CertificateCheck{}, false, err
 	}
 	body := b.Record.Certificate()
-	out := CertificateCheck{Certificate: body, Under: body.Under.Cid, Verdict: verdictOf(e.cls, e.reason), Signers: b.Record.Signers()}
+	out := CertificateCheck{Certificate: body, Time: b.Record.Time, Under: body.Under.Cid, Verdict: verdictOf(e.cls, e.reason), Signers: b.Record.Signers()}
 	for _, k := range out.Signers {
 		if _, ok := s.revoked[k]; ok {
 			out.Revoked = append(out.Revoked, k)
@@ -897,6 +899,7 @@ func (s *State) CheckCertificate(c cid.Cid, nowMillis uint64) (CertificateCheck,
 		}
 	}
 	out.Expired = body.Expires <= nowMillis
+	out.Early = uint64(b.Record.Time.Millis()) > nowMillis
 	for _, h := range s.headOrder {
 		hm := s.mans[h]
 		if !s.inPast(hm.cid, body.Under.Cid) {
@@ -915,7 +918,7 @@ func (s *State) CheckCertificate(c cid.Cid, nowMillis uint64) (CertificateCheck,
 			break
 		}
 	}
-	out.Holds = e.cls == clsOK && !out.Expired && out.Vouched
+	out.Holds = e.cls == clsOK && !out.Expired && !out.Early && out.Vouched
 	if body.Release != nil {
 		for _, l := range body.Release.Contributions {
 			st, _ := s.Status(l.Cid)

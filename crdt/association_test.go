@@ -569,3 +569,21 @@ func TestHeldPastExactBound(t *testing.T) {
 		t.Errorf("%d resolutions: not held, yet the contest voiding the suspended one upholds the dispute", len(rs))
 	}
 }
+
+// A certificate holds at no moment before it was made (SPEC §12.13).
+func TestCertificateNotBeforeItWasMade(t *testing.T) {
+	g := assocGenesis(t) // association {0, 1}, threshold 2
+	cert := seal(t, &protocol.Record{Commons: g.CID, Time: protocol.HLCFromMillis(5000, 0), Body: &protocol.Certificate{
+		Participant: ptr(key(2).Public()), Role: "maintainer", Expires: 9000, Under: protocol.Link{Cid: g.CID}}}, 0, 1)
+	s := New(g.CID)
+	mustAdd(t, s, g, cert)
+	for _, tc := range []struct {
+		at           uint64
+		holds, early bool
+	}{{4999, false, true}, {5000, true, false}, {8999, true, false}, {9000, false, false}} {
+		ch, ok, err := s.CheckCertificate(cert.CID, tc.at)
+		if !ok || err != nil || ch.Holds != tc.holds || ch.Early != tc.early {
+			t.Errorf("at %d: holds %v, early %v (%v, %v); want holds %v, early %v", tc.at, ch.Holds, ch.Early, ok, err, tc.holds, tc.early)
+		}
+	}
+}

@@ -514,7 +514,7 @@ func CheckCertificate(s *crdt.State, c cid.Cid, at time.Time) (api.CertificateIn
 	cert := ch.Certificate
 	head, _ := s.Head()
 	out := api.CertificateInfo{CID: c.String(), Commons: s.ID().String(), Participant: cert.Participant, Role: cert.Role, Head: head.String(),
-		Expires: time.UnixMilli(int64(cert.Expires)).UTC(), Note: cert.Note, Under: ch.Under.String(), Signers: ch.Signers,
+		Time: ch.Time.Time(), Expires: time.UnixMilli(int64(cert.Expires)).UTC(), Note: cert.Note, Under: ch.Under.String(), Signers: ch.Signers,
 		Class: string(ch.Verdict.Class), Inert: ch.Verdict.Reason, Holds: ch.Holds, At: at.UTC()}
 	if cert.Release != nil {
 		out.Release = &api.ReleaseInfo{Name: cert.Release.Name, Root: fmt.Sprintf("%x", cert.Release.Root), Contributions: []api.ContributionStatus{}}
@@ -537,6 +537,9 @@ func CheckCertificate(s *crdt.State, c cid.Cid, at time.Time) (api.CertificateIn
 	}
 	if ch.Expired {
 		out.Problems = append(out.Problems, fmt.Sprintf("it expired at %s", out.Expires.Format(time.RFC3339)))
+	}
+	if ch.Early {
+		out.Problems = append(out.Problems, fmt.Sprintf("it was made at %s, after that moment", out.Time.Format(time.RFC3339Nano)))
 	}
 	if !ch.Vouched && ch.Verdict.Class == crdt.ClassEffective {
 		out.Problems = append(out.Problems, "the association of the current manifest no longer counts its signers (members were removed or replaced since): the association reissues what it stands by")

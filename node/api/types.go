@@ -705,6 +705,7 @@ type CertificateInfo struct {
 	Participant *protocol.PublicKey  `json:"participant,omitempty"`
 	Role        string               `json:"role,omitempty"`
 	Release     *ReleaseInfo         `json:"release,omitempty"`
+	Time        time.Time            `json:"time"` // when it was made
 	Expires     time.Time            `json:"expires"`
 	Note        string               `json:"note,omitempty"`
 	Under       string               `json:"under"`
