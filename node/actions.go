@@ -943,7 +943,7 @@ func (n *Node) Review(ctx context.Context, p api.ReviewParams) (api.Published, e
 	if err != nil {
 		return api.Published{}, badRequest("%q is not a CID", p.Target)
 	}
-	return n.create(ctx, forceIf(p.Force), func() (*protocol.Record, error) {
+	pub, err := n.create(ctx, forceIf(p.Force), func() (*protocol.Record, error) {
 		var rep *replica
 		for _, id := range n.order {
 			if n.commons[id].state.Has(target) {
@@ -969,4 +969,10 @@ func (n *Node) Review(ctx context.Context, p api.ReviewParams) (api.Published, e
 			Target: protocol.Link{Cid: target}, Decision: p.Decision, Rationale: p.Rationale, Under: protocol.Link{Cid: under},
 		}}, nil
 	})
+	if err == nil {
+		if info, serr := n.Show(ctx, p.Target); serr == nil && info.Status == string(crdt.StatusWithdrawn) {
+			pub.Warnings = append(pub.Warnings, fmt.Sprintf("contribution %s is withdrawn by the association (resolution %s): no review decides it while the withdrawal binds", p.Target, info.WithdrawnBy))
+		}
+	}
+	return pub, err
 }

@@ -82,6 +82,9 @@ func TestDisputeWithdraws(t *testing.T) {
 	if err != nil || info.Status != string(crdt.StatusWithdrawn) {
 		t.Fatalf("status %q, %v; want withdrawn", info.Status, err)
 	}
+	if pub, err := n.Review(ctx, api.ReviewParams{Target: work.CID.String(), Decision: protocol.DecisionAccept, Rationale: "again"}); err != nil || len(pub.Warnings) != 1 || !strings.Contains(pub.Warnings[0], "is withdrawn") {
+		t.Fatalf("a review of a withdrawn contribution: %+v, %v; want a warning that it decides nothing", pub, err)
+	}
 	v, err := n.Dispute(ctx, d.CID)
 	if err != nil || v.Outcome != crdt.DisputeUpheld || v.Effect != protocol.EffectWithdraw || len(v.Statements) != 1 || v.Statements[0].CID != st.CID ||
 		len(v.Resolutions) != 1 || !v.Resolutions[0].Counting || v.SubjectType != "contribution" {
