@@ -200,7 +200,19 @@ func checkResult(t *testing.T, res *bench.Result, clock string) {
 		want["distinct state roots among honest nodes"] = 1
 		want["forged records stored (node × record)"] = 0
 	case "flood":
-		for _, label := range []string{"no work", "16 bits of work"} {
+		// Every honest record reaches every node where junk costs work.
+		// Where it costs nothing, a flood on a loaded machine (CI runs
+		// this beside other packages, under -race, on two cores) can fill
+		// the nodes' gossip validation queues, so that an honest record
+		// arrives only by the next sync, after the round's deadline: that
+		// is what the commons that asks no work risks, and the figures
+		// show it. Virtual time, which does not depend on the machine,
+		// still asks it of both.
+		labels := []string{"no work", "16 bits of work"}
+		if clock == "real time" {
+			labels = labels[1:]
+		}
+		for _, label := range labels {
 			want[clock+": "+label+": deliveries missed"] = 0
 		}
 		want[clock+": 16 bits of work: junk records stored (node × record)"] = 0
