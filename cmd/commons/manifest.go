@@ -297,7 +297,8 @@ signs.`,
 				if err := writeFileAtomic(args[0], raw); err != nil {
 					return err
 				}
-				fmt.Fprintf(a.stderr, "co-signed: %d signatures (%s)\n", len(blk.Record.Signers()), keyList(blk.Record.Signers()))
+				fmt.Fprintf(a.stderr, "co-signed: %d signatures (%s); its CID is now %s (a CID covers the signatures: manifest publish prints the one it is published under)\n",
+					len(blk.Record.Signers()), keyList(blk.Record.Signers()), blk.CID)
 				return nil
 			})
 		},
