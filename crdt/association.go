@@ -698,11 +698,16 @@ func (s *State) Disputes(after cid.Cid, fn func(c cid.Cid) bool) {
 // Replies returns the statements and resolutions that name dispute c,
 // whatever their standing, sorted by CID.
 //
-// It reads at most limit of them (all when limit ≤ 0), in CID order; more
-// is true when there are others.
-func (s *State) Replies(c cid.Cid, limit int) (out []cid.Cid, more bool) {
+// It reads at most limit of them (all when limit ≤ 0), in CID order,
+// from the first after the CID after (the first of all when it is
+// undefined); more is true when there are others.
+func (s *State) Replies(c, after cid.Cid, limit int) (out []cid.Cid, more bool) {
 	p := groupKey(tagReplies, c)
-	s.walk(p, func(k []byte) bool {
+	var from []byte
+	if after.Defined() {
+		from = append(append(slices.Clip(p), after.Bytes()...), 0) // the first key past after's
+	}
+	s.walkFrom(p, from, func(k []byte) bool {
 		if len(k) <= len(p) {
 			return true
 		}

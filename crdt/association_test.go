@@ -507,11 +507,17 @@ func TestDisputeGeneration(t *testing.T) {
 			var all []cid.Cid
 			s.Disputes(cid.Undef, func(c cid.Cid) bool { all = append(all, c); return true })
 			for _, d := range all {
-				replies, more := s.Replies(d, 0)
+				replies, more := s.Replies(d, cid.Undef, 0)
 				k := rapid.IntRange(1, len(replies)+1).Draw(t, "limit")
-				page, pmore := s.Replies(d, k)
+				page, pmore := s.Replies(d, cid.Undef, k)
 				if more || pmore != (k < len(replies)) || !slices.Equal(page, replies[:min(k, len(replies))]) {
 					t.Fatalf("replies of %s: %v (more %v) at most %d: %v (more %v)", d, replies, more, k, page, pmore)
+				}
+				if len(replies) > 0 {
+					i := rapid.IntRange(0, len(replies)-1).Draw(t, "afterReply")
+					if tail, _ := s.Replies(d, replies[i], 0); !slices.Equal(tail, replies[i+1:]) {
+						t.Fatalf("replies of %s after %s: %v; want %v", d, replies[i], tail, replies[i+1:])
+					}
 				}
 				var standing []cid.Cid
 				for _, r := range replies {

@@ -241,7 +241,7 @@ func snap(s *State) snapshot {
 			}
 			out.Outcomes[d.String()] = outcomeEntry(o.State, o.Effect, o.Held, cs)
 		}
-		replies, _ := s.Replies(d, 0)
+		replies, _ := s.Replies(d, cid.Undef, 0)
 		for _, r := range replies {
 			out.Replies[d.String()] = append(out.Replies[d.String()], r.String())
 		}

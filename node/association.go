@@ -362,7 +362,7 @@ func (n *Node) Disputes(ctx context.Context, commons, after string) (api.Dispute
 				return false
 			}
 			last = c
-			d, err := n.disputeInfo(rep, c, false)
+			d, err := n.disputeInfo(rep, c, false, cid.Undef)
 			if err != nil {
 				ierr = err
 				return false
@@ -390,10 +390,16 @@ func (n *Node) Disputes(ctx context.Context, commons, after string) (api.Dispute
 }
 
 // Dispute returns a dispute with its statements and resolutions.
-func (n *Node) Dispute(ctx context.Context, c string) (api.DisputeInfo, error) {
+func (n *Node) Dispute(ctx context.Context, c, after string) (api.DisputeInfo, error) {
 	d, err := cid.Decode(c)
 	if err != nil {
 		return api.DisputeInfo{}, badRequest("%q is not a CID", c)
+	}
+	var from cid.Cid
+	if after != "" {
+		if from, err = cid.Decode(after); err != nil {
+			return api.DisputeInfo{}, badRequest("after %q is not a CID: pass the cursor a page names as next (%v)", after, err)
+		}
 	}
 	var out api.DisputeInfo
 	var ierr error
@@ -403,7 +409,11 @@ func (n *Node) Dispute(ctx context.Context, c string) (api.DisputeInfo, error) {
 			ierr = err
 			return
 		}
-		out, ierr = n.disputeInfo(rep, d, true)
+		if from.Defined() && !repliesTo(rep, from, d) {
+			ierr = badRequest("after: %s is no statement or resolution of dispute %s: pass the cursor a page names as next", from, d)
+			return
+		}
+		out, ierr = n.disputeInfo(rep, d, true, from)
 	}); err != nil {
 		return api.DisputeInfo{}, err
 	}
@@ -412,7 +422,26 @@ func (n *Node) Dispute(ctx context.Context, c string) (api.DisputeInfo, error) {
 
 // disputeInfo describes dispute d of rep; with replies, its statements and
 // resolutions too. Loop only.
-func (n *Node) disputeInfo(rep *replica, d cid.Cid, replies bool) (api.DisputeInfo, error) {
+// repliesTo reports whether record x of the commons is a statement or a
+// resolution of dispute d. Loop only.
+func repliesTo(rep *replica, x, d cid.Cid) bool {
+	if !rep.state.Has(x) {
+		return false
+	}
+	b, err := rep.state.Record(x)
+	if err != nil {
+		return false
+	}
+	switch body := b.Record.Body.(type) {
+	case *protocol.Statement:
+		return body.Dispute.Cid.Equals(d)
+	case *protocol.Resolution:
+		return body.Dispute.Cid.Equals(d)
+	}
+	return false
+}
+
+func (n *Node) disputeInfo(rep *replica, d cid.Cid, replies bool, after cid.Cid) (api.DisputeInfo, error) {
 	b, err := rep.state.Record(d)
 	if err != nil {
 		return api.DisputeInfo{}, fmt.Errorf("node: read dispute %s: %w", d, err)
@@ -438,8 +467,10 @@ func (n *Node) disputeInfo(rep *replica, d cid.Cid, replies bool) (api.DisputeIn
 		return out, nil
 	}
 	out.Statements = []api.StatementInfo{}
-	answers, more := rep.state.Replies(d, api.MaxReplies)
-	out.More = more
+	answers, more := rep.state.Replies(d, after, api.MaxReplies)
+	if out.More = more; more {
+		out.Next = answers[len(answers)-1].String()
+	}
 	if more { // a flood of replies: those that decide it come all the same
 		for _, c := range rep.state.Resolutions(d) {
 			if !slices.ContainsFunc(answers, c.Equals) {

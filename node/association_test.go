@@ -85,7 +85,7 @@ func TestDisputeWithdraws(t *testing.T) {
 	if pub, err := n.Review(ctx, api.ReviewParams{Target: work.CID.String(), Decision: protocol.DecisionAccept, Rationale: "again"}); err != nil || len(pub.Warnings) != 1 || !strings.Contains(pub.Warnings[0], "is withdrawn") {
 		t.Fatalf("a review of a withdrawn contribution: %+v, %v; want a warning that it decides nothing", pub, err)
 	}
-	v, err := n.Dispute(ctx, d.CID)
+	v, err := n.Dispute(ctx, d.CID, "")
 	if err != nil || v.Outcome != crdt.DisputeUpheld || v.Effect != protocol.EffectWithdraw || len(v.Statements) != 1 || v.Statements[0].CID != st.CID ||
 		len(v.Resolutions) != 1 || !v.Resolutions[0].Counting || v.SubjectType != "contribution" {
 		t.Fatalf("Dispute: %+v, %v", v, err)
@@ -136,7 +136,7 @@ func TestCosignedResolution(t *testing.T) {
 	if err != nil || pub.Class != "effective" {
 		t.Fatalf("the co-signed resolution: %+v, %v", pub, err)
 	}
-	if v, _ := a.Dispute(ctx, d.CID); v.Outcome != crdt.DisputeUpheld || v.Effect != "" {
+	if v, _ := a.Dispute(ctx, d.CID, ""); v.Outcome != crdt.DisputeUpheld || v.Effect != "" {
 		t.Fatalf("outcome %+v; want upheld without effect", v)
 	}
 }
@@ -370,7 +370,9 @@ func TestDisputeRepliesBounded(t *testing.T) {
 	if _, err := n.Publish(ctx, res.Raw, false); err != nil {
 		t.Fatal(err)
 	}
+	statements := 0
 	for i, below := 0, 0; below <= api.MaxReplies; i++ {
+		statements++
 		st := signed(t, n, strangerKey(100+i%50), id, &protocol.Statement{Dispute: protocol.Link{Cid: dc}, Text: fmt.Sprint("me too ", i)})
 		if bytes.Compare(st.CID.Bytes(), res.CID.Bytes()) < 0 {
 			below++
@@ -379,12 +381,37 @@ func TestDisputeRepliesBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	v, err := n.Dispute(ctx, d.CID)
+	v, err := n.Dispute(ctx, d.CID, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !v.More || len(v.Statements) != api.MaxReplies || len(v.Resolutions) != 1 || v.Resolutions[0].CID != res.CID.String() || !v.Resolutions[0].Counting || v.Outcome != crdt.DisputeUpheld {
-		t.Fatalf("more %v, %d statements, resolutions %+v, outcome %s; want more, %d statements, the member's resolution counting, upheld",
-			v.More, len(v.Statements), v.Resolutions, v.Outcome, api.MaxReplies)
+	if !v.More || v.Next == "" || len(v.Statements) != api.MaxReplies || len(v.Resolutions) != 1 || v.Resolutions[0].CID != res.CID.String() || !v.Resolutions[0].Counting || v.Outcome != crdt.DisputeUpheld {
+		t.Fatalf("more %v (next %q), %d statements, resolutions %+v, outcome %s; want more, %d statements, the member's resolution counting, upheld",
+			v.More, v.Next, len(v.Statements), v.Resolutions, v.Outcome, api.MaxReplies)
+	}
+	// The next pages hold the other statements, each once, and the
+	// resolution again.
+	seen := map[string]bool{}
+	for _, s := range v.Statements {
+		seen[s.CID] = true
+	}
+	for next := v.Next; next != ""; {
+		w, err := n.Dispute(ctx, d.CID, next)
+		if err != nil || len(w.Resolutions) != 1 {
+			t.Fatalf("page after %s: %d resolutions, %v", next, len(w.Resolutions), err)
+		}
+		for _, s := range w.Statements {
+			if seen[s.CID] {
+				t.Fatalf("statement %s on two pages", s.CID)
+			}
+			seen[s.CID] = true
+		}
+		next = w.Next
+	}
+	if len(seen) != statements {
+		t.Errorf("%d statements in all pages, want %d", len(seen), statements)
+	}
+	if _, err := n.Dispute(ctx, d.CID, d.CID); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "no statement or resolution of dispute") {
+		t.Errorf("a cursor that answers no dispute: %v", err)
 	}
 }

@@ -192,13 +192,14 @@ func (a *app) writeDraft(path string, raw []byte, what string) error {
 
 func (a *app) disputeShowCmd() *cobra.Command {
 	var asJSON bool
+	var after string
 	cmd := &cobra.Command{
-		Use:   "show DISPUTE-CID [--json]",
+		Use:   "show DISPUTE-CID [--after CID] [--json]",
 		Short: "Show a dispute, its statements and resolutions, and how it stands",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withAPI(cmd, func(d api.API) error {
-				v, err := d.Dispute(cmd.Context(), args[0])
+				v, err := d.Dispute(cmd.Context(), args[0], after)
 				if err != nil || asJSON {
 					if err == nil {
 						err = a.printJSON(v)
@@ -230,12 +231,13 @@ func (a *app) disputeShowCmd() *cobra.Command {
 					}
 				}
 				if v.More {
-					fmt.Fprintf(a.stdout, "\n(the first %d statements and resolutions by CID only, and every resolution that stands: %s has more)\n", api.MaxReplies, v.CID)
+					fmt.Fprintf(a.stdout, "\n(%d statements and resolutions by CID, and every resolution that stands or is suspended; more: commons dispute show %s --after %s)\n", api.MaxReplies, v.CID, v.Next)
 				}
 				return nil
 			})
 		},
 	}
+	cmd.Flags().StringVar(&after, "after", "", "show the statements and resolutions after this cursor (the next page's, as a page with more names it)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

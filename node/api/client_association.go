@@ -66,9 +66,13 @@ func (c *Client) Disputes(ctx context.Context, commons, after string) (DisputeLi
 }
 
 // Dispute implements API.
-func (c *Client) Dispute(ctx context.Context, id string) (DisputeInfo, error) {
+func (c *Client) Dispute(ctx context.Context, id, after string) (DisputeInfo, error) {
 	var v DisputeInfo
-	return v, c.do(ctx, http.MethodGet, "/api/v1/disputes/"+url.PathEscape(id), nil, "", &v)
+	path := "/api/v1/disputes/" + url.PathEscape(id)
+	if after != "" {
+		path += "?after=" + url.QueryEscape(after)
+	}
+	return v, c.do(ctx, http.MethodGet, path, nil, "", &v)
 }
 
 // Certificate implements API.

@@ -619,7 +619,7 @@ func (h *handler) disputes(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) dispute(w http.ResponseWriter, r *http.Request) {
-	v, err := h.api.Dispute(r.Context(), r.PathValue("cid"))
+	v, err := h.api.Dispute(r.Context(), r.PathValue("cid"), r.URL.Query().Get("after"))
 	answer(w, v, err)
 }
 

@@ -41,7 +41,7 @@ type API interface {
 	Certify(ctx context.Context, p CertifyParams) (Published, error)
 	DraftCertificate(ctx context.Context, p CertifyParams) ([]byte, error)
 	Disputes(ctx context.Context, commons, after string) (DisputeList, error)
-	Dispute(ctx context.Context, c string) (DisputeInfo, error)
+	Dispute(ctx context.Context, c, after string) (DisputeInfo, error)
 	Certificate(ctx context.Context, c string, at time.Time) (CertificateInfo, error)
 	CertificateBundle(ctx context.Context, c string) ([]byte, error)
 	DraftRotation(ctx context.Context, p RotateParams) ([]byte, error)
@@ -663,11 +663,13 @@ type DisputeInfo struct {
 	Counting []string `json:"counting,omitempty"`
 	// Statements and Resolutions are the records that answer it, oldest
 	// first (with a single dispute only): every resolution that stands or
-	// is suspended, and the first MaxReplies of the others and of the
-	// statements, by CID. More is true when there are others.
+	// is suspended, and a page of MaxReplies of the others and of the
+	// statements, taken by CID after a cursor. More is true when there are
+	// others, and Next is then the cursor of the next page.
 	Statements  []StatementInfo  `json:"statements,omitempty"`
 	Resolutions []ResolutionInfo `json:"resolutions,omitempty"`
 	More        bool             `json:"more,omitempty"`
+	Next        string           `json:"next,omitempty"`
 }
 
 // StatementInfo is a statement in a dispute.
