@@ -420,8 +420,6 @@ func (n *Node) Dispute(ctx context.Context, c, after string) (api.DisputeInfo, e
 	return out, ierr
 }
 
-// disputeInfo describes dispute d of rep; with replies, its statements and
-// resolutions too. Loop only.
 // repliesTo reports whether record x of the commons is a statement or a
 // resolution of dispute d. Loop only.
 func repliesTo(rep *replica, x, d cid.Cid) bool {
@@ -441,6 +439,9 @@ func repliesTo(rep *replica, x, d cid.Cid) bool {
 	return false
 }
 
+// disputeInfo describes dispute d of rep; with replies, its statements and
+// resolutions too: a page of them after the cursor after, and every
+// resolution that stands or is suspended. Loop only.
 func (n *Node) disputeInfo(rep *replica, d cid.Cid, replies bool, after cid.Cid) (api.DisputeInfo, error) {
 	b, err := rep.state.Record(d)
 	if err != nil {
@@ -468,10 +469,10 @@ func (n *Node) disputeInfo(rep *replica, d cid.Cid, replies bool, after cid.Cid)
 	}
 	out.Statements = []api.StatementInfo{}
 	answers, more := rep.state.Replies(d, after, api.MaxReplies)
-	if out.More = more; more {
-		out.Next = answers[len(answers)-1].String()
-	}
-	if more { // a flood of replies: those that decide it come all the same
+	if more || after.Defined() { // a page of a flood: those that decide it come all the same
+		if more {
+			out.More, out.Next = true, answers[len(answers)-1].String()
+		}
 		for _, c := range rep.state.Resolutions(d) {
 			if !slices.ContainsFunc(answers, c.Equals) {
 				answers = append(answers, c)
