@@ -670,11 +670,12 @@ func (s *State) Effect(c cid.Cid, effect string) (by cid.Cid, sure, maybe bool) 
 	return by, sure, sure || maybe
 }
 
-// DisputeGeneration changes whenever a dispute or a resolution is
-// classified, which is whenever a dispute's standing or outcome
-// (DisputeOutcome) may have moved: what is derived from the disputes at
-// one generation holds while it stays. It is counted in memory, from 0
-// for each State.
+// DisputeGeneration changes whenever a dispute's standing or outcome
+// (DisputeOutcome) may have moved: a dispute's class or reason changes, or
+// a resolution's class changes to or from one that stands or is
+// suspended, the only ones an outcome weighs. What is derived from the
+// disputes at one generation holds while it stays. It is counted in
+// memory, from 0 for each State.
 func (s *State) DisputeGeneration() uint64 { return s.disputeGen }
 
 // Disputes calls fn with the disputes of the set after the CID after
