@@ -15,9 +15,11 @@ var (
 	// ErrBadRequest: the request's parameters are invalid; the message says
 	// which.
 	ErrBadRequest = errors.New("api: bad request")
-	// ErrForbidden: this node's key lacks the authority the action needs
-	// (a review by a non-maintainer, a manifest update by a non-member).
-	ErrForbidden = errors.New("api: not authorised")
+	// ErrForbidden: the commons' rules refuse the action: this node's key
+	// lacks the authority it needs (a review by a non-maintainer, a
+	// manifest update by a non-member), or what it would publish would have
+	// no effect (the commons would hold it inert); the message says which.
+	ErrForbidden = errors.New("api: refused")
 	// ErrDiskFull: the disk holding the repo has less free space than
 	// the node keeps in reserve; nothing was written.
 	ErrDiskFull = errors.New("api: disk full")
