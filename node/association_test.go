@@ -415,3 +415,29 @@ func TestDisputeRepliesBounded(t *testing.T) {
 		t.Errorf("a cursor that answers no dispute: %v", err)
 	}
 }
+
+// A commons export is no draft: publishing or co-signing it is refused,
+// saying what it is, rather than publishing its first record.
+func TestPublishExportRefused(t *testing.T) {
+	ctx := t.Context()
+	n := startOffline(t)
+	c, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("T"), Licence: ptr("MIT")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cid.MustParse(c)
+	work := signed(t, n, strangerKey(53), id, &protocol.Contribution{Title: "w", Licence: protocol.Link{Cid: id}, Provenance: protocol.ProvenanceVolunteer})
+	if _, err := n.Publish(ctx, work.Raw, false); err != nil {
+		t.Fatal(err)
+	}
+	var car bytes.Buffer
+	if err := n.Export(ctx, c, &car); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Publish(ctx, car.Bytes(), false); !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "commons import") {
+		t.Errorf("publishing an export: %v", err)
+	}
+	if _, err := n.CosignManifest(ctx, car.Bytes(), false); err == nil || !strings.Contains(err.Error(), "commons import") {
+		t.Errorf("co-signing an export: %v", err)
+	}
+}

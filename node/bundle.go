@@ -123,7 +123,10 @@ func decodeBundle(raw []byte) (bundle, error) {
 			b.draft = r
 			continue
 		}
-		if r.Record.Manifest() == nil || !r.CommonsID().Equals(b.draft.CommonsID()) {
+		if r.Record.Manifest() == nil {
+			return bundle{}, badRequest("draft: record %s is a %s, not a manifest: a draft carries only manifests after its first record; a commons export is read with commons import", r.CID, r.Record.Type())
+		}
+		if !r.CommonsID().Equals(b.draft.CommonsID()) {
 			return bundle{}, badRequest("draft: record %s is not a manifest of commons %s", r.CID, b.draft.CommonsID())
 		}
 		b.carried = append(b.carried, r)
