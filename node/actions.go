@@ -731,12 +731,12 @@ func (n *Node) judgeDraft(st *crdt.State, blk *protocol.Block, force bool) error
 // update short of signatures, a review by a revoked key) is refused with
 // the reason, unless force.
 func (n *Node) Publish(ctx context.Context, raw []byte, force bool) (api.Published, error) {
-	if isCAR(raw) { // a draft bundle: its draft, the root
-		root, err := api.DraftRecord(raw)
+	if isCAR(raw) { // a draft bundle: its draft, the root, and manifests only
+		b, err := decodeBundle(raw)
 		if err != nil {
-			return api.Published{}, badRequest("%w", err)
+			return api.Published{}, err
 		}
-		raw = root
+		raw = b.draft.Raw
 	}
 	blk, err := n.parse(raw, cid.Undef)
 	if err != nil {

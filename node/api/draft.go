@@ -29,10 +29,8 @@ func draftType(raw []byte) string {
 
 // DraftRecord returns the drafted record of a draft file: the file itself
 // if it is a bare record, else the root of the draft bundle, which comes
-// first. It reads the whole bundle, so that a file cut short fails, and
-// refuses one that carries anything but manifests after its draft (a
-// commons export, say); it checks no signature (the node validates what
-// it is given).
+// first. It reads the whole bundle, so that a file cut short fails; it
+// checks no signature (the node validates what it is given).
 func DraftRecord(file []byte) ([]byte, error) {
 	if draftType(file) == MediaTypeCBOR {
 		return file, nil
@@ -52,14 +50,6 @@ func DraftRecord(file []byte) ([]byte, error) {
 		}
 		if n == 0 {
 			root = blk.RawData()
-			continue
-		}
-		if b, err := protocol.Parse(blk.RawData()); err != nil || b.Record.Manifest() == nil {
-			what := "a record that does not parse"
-			if err == nil {
-				what = "a " + string(b.Record.Type())
-			}
-			return nil, fmt.Errorf("draft: the file holds %s after its first record: a draft carries only manifests after it; a commons export is read with commons import", what)
 		}
 	}
 	if root == nil {
