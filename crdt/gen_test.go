@@ -669,21 +669,12 @@ func (g *gen) drawn(c cid.Cid) *protocol.Block {
 	return nil
 }
 
-// madeUnder returns the version a disputed record was made under: a
-// contribution's licence, a review's or a pledge's under.
+// madeUnder is refMadeUnder for a record that may not have been drawn.
 func madeUnder(b *protocol.Block) (cid.Cid, bool) {
 	if b == nil {
 		return cid.Undef, false
 	}
-	switch body := b.Record.Body.(type) {
-	case *protocol.Contribution:
-		return body.Licence.Cid, true
-	case *protocol.Review:
-		return body.Under.Cid, true
-	case *protocol.Pledge:
-		return body.Under.Cid, true
-	}
-	return cid.Undef, false
+	return refMadeUnder(b)
 }
 
 // fitting returns the effect an upheld dispute about b can have; "" for
