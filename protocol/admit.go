@@ -100,7 +100,7 @@ func admitBatch(blocks []*Block, commons cid.Cid, nowMillis int64, genesis Genes
 	}
 	for i, b := range blocks {
 		var err error
-		if signing[i], err = b.Record.signingBytes(); err != nil {
+		if signing[i], err = b.signing(); err != nil {
 			errs[i] = fieldErr("record", ErrMalformed, "%v", err)
 		} else if commons.Defined() && !b.CommonsID().Equals(commons) {
 			errs[i] = fieldErr("commons", ErrWrongCommons, "record %s belongs to commons %s, not %s", b.CID, b.CommonsID(), commons)

@@ -106,7 +106,7 @@ func VerifySignature(key PublicKey, msg []byte, sig Signature) bool {
 
 // Verify checks every signature on the block (author and co-signers).
 func (b *Block) Verify() error {
-	signing, err := b.Record.signingBytes()
+	signing, err := b.signing()
 	if err != nil {
 		return fieldErr("record", ErrMalformed, "%v", err)
 	}
@@ -127,10 +127,10 @@ func verifyWith(b *Block, signing []byte) error {
 }
 
 // SigningBytes returns the exact bytes the block's signatures cover,
-// derived from the record each time (nil if it cannot be encoded, which a
-// parsed record always can).
+// derived each time (nil if the record cannot be encoded, which a parsed
+// record always can).
 func (b *Block) SigningBytes() []byte {
-	signing, err := b.Record.signingBytes()
+	signing, err := b.signing()
 	if err != nil {
 		return nil
 	}
@@ -146,7 +146,7 @@ func VerifyBatch(blocks []*Block) []error {
 	signing := make([][]byte, len(blocks))
 	for i, b := range blocks {
 		var err error
-		if signing[i], err = b.Record.signingBytes(); err != nil {
+		if signing[i], err = b.signing(); err != nil {
 			errs[i] = fieldErr("record", ErrMalformed, "%v", err)
 		}
 	}
