@@ -33,6 +33,11 @@ func benchOptions(tb testing.TB, name string) bench.Options {
 	if testing.Short() {
 		o = tiny[name]
 	}
+	// COMMONS_INGEST_RECORDS sizes the ingest scenario, to profile or
+	// trace an import of a given size in one process.
+	if n, err := strconv.Atoi(os.Getenv("COMMONS_INGEST_RECORDS")); err == nil && name == "ingest" {
+		o.Records = n
+	}
 	if name == "scale" {
 		// COMMONS_SCALE_BINARY measures another build (an older one, side
 		// by side with this one).
