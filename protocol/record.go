@@ -216,6 +216,13 @@ func Encode(r *Record) ([]byte, cid.Cid, error) {
 // Block is a record together with its exact bytes and CID. It holds no
 // more: the bytes its signatures cover are derived when they are checked
 // (SigningBytes), not kept, since a node holds many blocks.
+//
+// Raw is the record's canonical encoding (Parse checks it), and the
+// signatures are checked over bytes cut out of Raw, not over Record
+// encoded again; the two agree only while Raw is the canonical encoding of
+// Record (its cosigs aside, which no signature covers). So a Block is
+// built by Parse, ParseDraft, ParseStored (bytes Parse accepted before) or
+// NewBlock, not by hand from bytes and a record never checked together.
 type Block struct {
 	CID    cid.Cid
 	Raw    []byte
@@ -271,6 +278,10 @@ func parse(raw []byte, whole bool) (*Block, error) {
 // hashes to c, so bytes changed since (a corrupt disk) are refused, and
 // skips what raw's hash already vouches for: re-encoding it to check its
 // canonical form, which costs about a third of Parse.
+//
+// It is only for bytes Parse accepted before: a record's signatures are
+// checked over bytes cut out of raw, which match the record only if raw is
+// canonical. Bytes from a peer, a file or a client go through Parse.
 func ParseStored(c cid.Cid, raw []byte) (*Block, error) {
 	if got := RecordCID(raw); !got.Equals(c) {
 		return nil, fieldErr("record", ErrInvalid, "stored bytes hash to %s, not to %s: they changed since they were stored", got, c)

@@ -127,8 +127,9 @@ func verifyWith(b *Block, signing []byte) error {
 }
 
 // SigningBytes returns the exact bytes the block's signatures cover,
-// derived each time (nil if the record cannot be encoded, which a parsed
-// record always can).
+// derived each time: cut out of b.Raw, or, when b.Raw is not of a
+// record's shape, the record encoded again (nil if it cannot be encoded,
+// which a parsed record always can).
 func (b *Block) SigningBytes() []byte {
 	signing, err := b.signing()
 	if err != nil {

@@ -16,8 +16,12 @@ func (b *Block) signing() ([]byte, error) {
 
 // signingFromRaw returns SigningPrefix, typ and a newline, then raw's
 // top-level map without its "sig" and "cosigs" entries; ok is false when
-// raw is not a definite-length map of fewer than 24 text-keyed entries
-// whose items it can walk, taking up exactly raw.
+// raw is not a definite-length map of fewer than 24 entries, keyed by text
+// of fewer than 24 bytes, whose items it can walk, taking up exactly raw.
+//
+// It is not a validator: it walks items only to find their ends, and
+// trusts raw to be canonical, which Parse checked. Given bytes Parse did
+// not accept, its result may differ from the record encoded again.
 //
 // Dropping entries of a canonical map leaves a canonical map: the others
 // keep their order, and the header's count is the only byte that changes
