@@ -27,6 +27,13 @@ func (s *Sum) add(d *protocol.Digest) {
 	}
 }
 
+func (s *Sum) sub(d *protocol.Digest) {
+	var b uint64
+	for i := range 4 {
+		s[i], b = bits.Sub64(s[i], binary.LittleEndian.Uint64(d[8*i:]), b)
+	}
+}
+
 func (s *Sum) addSum(o *Sum) {
 	var c uint64
 	for i := range 4 {
@@ -50,6 +57,7 @@ type Agg struct {
 func (a *Agg) addAgg(o *Agg)    { a.Count += o.Count; a.Sum.addSum(&o.Sum) }
 func (a *Agg) subAgg(o *Agg)    { a.Count -= o.Count; a.Sum.subSum(&o.Sum) }
 func (a *Agg) addItem(it *Item) { a.Count++; a.Sum.add(&it.Digest) }
+func (a *Agg) subItem(it *Item) { a.Count--; a.Sum.sub(&it.Digest) }
 
 // Fingerprint returns the set's check (SPEC.md §11.3): the first
 // protocol.CheckSize bytes of sha256(sum as 32 little-endian bytes || count
@@ -150,8 +158,10 @@ func (it *Item) less(o *Item) bool {
 // Index is the set of a commons' records ordered by (time, digest), a
 // B+tree whose inner nodes cache each child's count and digest sum, so
 // that the count and sum of any range, the rank of a bound and the item at
-// a rank cost O(log n). It only grows. The zero value is empty and ready,
-// and keeps every item in memory.
+// a rank cost O(log n). Items are added and, rarely, removed (a ban's
+// records leaving the set): a leaf left empty keeps its place and its range
+// for the items to come. The zero value is empty and ready, and keeps every
+// item in memory.
 //
 // An Index made with a store (a State's: keys 'i' and 'j', persist.go)
 // keeps its leaves' items there: memory holds the inner nodes and each
@@ -194,9 +204,11 @@ type leafStore interface {
 	// items calls fn with the stored items not below lo and below hi (hi
 	// nil: to the end), in order.
 	items(lo Item, hi *Item, fn func(Item)) error
-	// putItem and putLeaf note the writes of an item added and of a
-	// leaf's bound, count and sum, to be stored with the next batch.
+	// putItem, delItem and putLeaf note the writes of an item added or
+	// removed and of a leaf's bound, count and sum, to be stored with the
+	// next batch.
 	putItem(it Item)
+	delItem(it Item)
 	putLeaf(lo Item, a Agg)
 	// seqs returns the number of the batch of writes being gathered, and
 	// the oldest that is not stored yet (the first if all are).
@@ -482,6 +494,38 @@ func (x *Index) insert(nd *inode, it Item, edge bool) (bool, *inode) {
 	clear(nd.kids[h:])
 	nd.kids, nd.aggs, nd.mins = nd.kids[:h], nd.aggs[:h], nd.mins[:h]
 	return true, right
+}
+
+// Remove takes out the item with it's key; false if there is none.
+func (x *Index) Remove(it Item) bool {
+	if x.root == nil || !x.remove(x.root, &it) {
+		return false
+	}
+	x.n--
+	return true
+}
+
+func (x *Index) remove(nd *inode, it *Item) bool {
+	if nd.leaf() {
+		items := x.items(nd)
+		i, found := searchItems(items, it)
+		if !found {
+			return false // absent, or the read failed
+		}
+		nd.items = slices.Delete(nd.items, i, i+1)
+		nd.a.subItem(it)
+		if x.st != nil {
+			x.st.delItem(*it)
+		}
+		x.changed(nd)
+		return true
+	}
+	i := nd.childFor(it)
+	if !x.remove(nd.kids[i], it) {
+		return false
+	}
+	nd.aggs[i].subItem(it)
+	return true
 }
 
 func insertAt[T any](s []T, i int, v T) []T {

@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"testing"
 
@@ -26,6 +27,10 @@ func (l *testLeaves) items(lo Item, hi *Item, fn func(Item)) error {
 
 func (l *testLeaves) putItem(it Item) {
 	l.pend = append(l.pend, Write{Key: itemKey(tagItem, &it), Value: []byte{}})
+}
+
+func (l *testLeaves) delItem(it Item) {
+	l.pend = append(l.pend, Write{Key: itemKey(tagItem, &it), Delete: true})
 }
 
 func (l *testLeaves) putLeaf(lo Item, a Agg) {
@@ -102,6 +107,90 @@ func TestStoredIndex(t *testing.T) {
 		checkIndex(t, x, sorted)
 		if st.err != nil {
 			t.Fatal(st.err)
+		}
+	})
+}
+
+// TestStoredIndexRemove: an index whose items are added and removed
+// (whole runs of them, as when a ban takes a key's records out of the set,
+// and some put back, as when it is lifted), its writes stored later and
+// in batches and reopened from the KV when all are stored, answers every
+// rank, prefix, bound and range as the items left say, with its leaves
+// emptied and filled again. Removing an absent item changes nothing.
+func TestStoredIndexRemove(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		seed := rapid.Uint64().Draw(t, "seed")
+		spread := rapid.SampledFrom([]uint64{1, 5, 1 << 40}).Draw(t, "spread")
+		st := &testLeaves{}
+		x := &Index{st: st, cap: rapid.IntRange(1, 3).Draw(t, "cache")}
+		in := map[Item]bool{}
+		next := 0
+		steps := rapid.IntRange(1, 60).Draw(t, "steps")
+		for range steps {
+			switch rapid.IntRange(0, 5).Draw(t, "op") {
+			case 0, 1: // a run of new items
+				for range rapid.IntRange(1, 400).Draw(t, "add") {
+					it := synthItem(seed, next, spread)
+					next++
+					if !x.Insert(it) {
+						t.Fatalf("item %d not new", next-1)
+					}
+					in[it] = true
+				}
+			case 2: // some leave: a few, most or all
+				frac := rapid.SampledFrom([]float64{0.05, 0.5, 0.95, 1}).Draw(t, "frac")
+				for i := range next {
+					it := synthItem(seed, i, spread)
+					if rapid.Float64Range(0, 1).Draw(t, "r") >= frac {
+						continue
+					}
+					if got := x.Remove(it); got != in[it] {
+						t.Fatalf("Remove of item %d: %v, want %v", i, got, in[it])
+					}
+					delete(in, it)
+				}
+			case 3: // some that left come back
+				for i := range next {
+					it := synthItem(seed, i, spread)
+					if !in[it] && rapid.Bool().Draw(t, "back") {
+						if !x.Insert(it) {
+							t.Fatalf("item %d, removed, not inserted again", i)
+						}
+						in[it] = true
+					}
+				}
+			case 4:
+				st.ready()
+				if rapid.Bool().Draw(t, "store") {
+					st.store()
+				}
+			case 5: // everything stored, and the index opened again
+				st.ready()
+				for len(st.flight) > 0 {
+					st.store()
+				}
+				leaves, m, err := readLeaves(&st.kv)
+				if err != nil || m != len(in) {
+					t.Fatalf("reopen: %d items, %v; want %d", m, err, len(in))
+				}
+				x = &Index{cap: x.cap}
+				x.open(st, leaves)
+			}
+			if st.err != nil {
+				t.Fatal(st.err)
+			}
+			items := slices.SortedFunc(maps.Keys(in), func(a, b Item) int { return a.compare(&b) })
+			checkIndex(t, x, items)
+			var all Agg
+			for i := range items {
+				all.addItem(&items[i])
+			}
+			if x.All() != all {
+				t.Fatalf("All %v, want %v", x.All(), all)
+			}
+			if st.err != nil {
+				t.Fatal(st.err)
+			}
 		}
 	})
 }

@@ -798,6 +798,10 @@ func (x indexStore) putItem(it Item) {
 	x.s.ov.set([]byte{tagItem}, itemKey(tagItem, &it), op{v: []byte{}})
 }
 
+func (x indexStore) delItem(it Item) {
+	x.s.ov.set([]byte{tagItem}, itemKey(tagItem, &it), op{del: true})
+}
+
 func (x indexStore) putLeaf(lo Item, a Agg) {
 	x.s.ov.set([]byte{tagIdxLeaf}, itemKey(tagIdxLeaf, &lo), op{v: a.put(nil)})
 }
@@ -838,7 +842,8 @@ func readLeaves(kv KV) ([]*inode, int, error) {
 		if ok {
 			a, ok = parseAgg(v)
 		}
-		if !ok || a.Count < 1 || a.Count > leafMax || len(leaves) == 0 && lo != (Item{}) {
+		// A leaf may be empty: its items were removed.
+		if !ok || a.Count < 0 || a.Count > leafMax || len(leaves) == 0 && lo != (Item{}) {
 			return fmt.Errorf("%w: index leaf %x: %x", ErrDamaged, k, v)
 		}
 		leaves = append(leaves, &inode{lo: lo, a: a})

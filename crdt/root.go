@@ -66,13 +66,15 @@ type rootCache struct {
 	topKnown bool       // topHash is the top leaf's hash
 	topHash  [sha256.Size]byte
 
-	// Per leaf key ('k' key), the digests added under it since the last
-	// Ready: they are pending in the overlay too, but a leaf's reads find
-	// them here without filtering every pending digest.
-	pend map[string][]protocol.Digest
+	// Per leaf key ('k' key), the digests added (true) or removed (false)
+	// under it since the last Ready: they are pending in the overlay too,
+	// but a leaf's reads find them here without filtering every pending
+	// digest.
+	pend map[string]map[protocol.Digest]bool
 	// The leaf keys whose summary changed since the last Ready: a leaf
-	// that grew, got its hash, was made by a split, or split (its key is
-	// deleted then). Ready writes their summaries from the trie.
+	// that grew or shrank, got its hash, was made by a split or a merge,
+	// or split or merged into another (its key is deleted then). Ready
+	// writes their summaries from the trie.
 	changed map[string]struct{}
 }
 
@@ -164,10 +166,7 @@ func (s *State) addDigest(d protocol.Digest) {
 		depth++
 	}
 	key := leafKey(depth, &d)
-	if rc.pend == nil {
-		rc.pend = map[string][]protocol.Digest{}
-	}
-	rc.pend[key] = append(rc.pend[key], d)
+	rc.pending(key, d, true)
 	rc.note(key)
 	var count int
 	if p == nil {
@@ -208,9 +207,98 @@ func (s *State) split(p *trieInner, depth int, d *protocol.Digest, key string, c
 	}
 	pend := rc.pend[key]
 	delete(rc.pend, key)
-	for _, x := range pend { // still pending: under the leaves they are in now
-		k := rc.leafOf(&x)
-		rc.pend[k] = append(rc.pend[k], x)
+	for x, in := range pend { // still pending: under the leaves they are in now
+		rc.pending(rc.leafOf(&x), x, in)
+	}
+}
+
+// pending notes that d was added to (in) or removed from the leaf whose
+// key is key since the last Ready.
+func (rc *rootCache) pending(key string, d protocol.Digest, in bool) {
+	if rc.pend == nil {
+		rc.pend = map[string]map[protocol.Digest]bool{}
+	}
+	m := rc.pend[key]
+	if m == nil {
+		m = map[protocol.Digest]bool{}
+		rc.pend[key] = m
+	}
+	m[d] = in
+}
+
+// removeDigest takes a digest in the set out of the root trie: its 'r'
+// key, and its count from the nodes on its path. An inner node left with
+// trieLeafMax digests or fewer becomes a leaf again, holding every digest
+// under it: the highest such node on the path, as the shape depends on the
+// set alone.
+func (s *State) removeDigest(d protocol.Digest) {
+	rc := &s.root
+	s.ov.set([]byte{tagRecord}, recordKey(&d), op{del: true})
+	var p *trieInner // the leaf's parent; nil: the leaf is the top
+	var m, mp *trieInner
+	mdepth, depth := 0, 0
+	for n := rc.top; n != nil; {
+		n.count--
+		n.dirty = true
+		if m == nil && n.count <= trieLeafMax {
+			m, mp, mdepth = n, p, depth
+		}
+		p, n = n, n.kids[nibble(&d, depth)]
+		depth++
+	}
+	key := leafKey(depth, &d)
+	rc.pending(key, d, false)
+	rc.note(key)
+	if p == nil {
+		rc.topN--
+		rc.topKnown = false
+	} else {
+		i := nibble(&d, depth-1)
+		p.n[i]--
+		p.known &^= 1 << i
+	}
+	if m != nil {
+		rc.merge(mp, m, mdepth, &d)
+	}
+}
+
+// merge turns the inner node m at depth on d's path (a child of p, or the
+// top), which holds trieLeafMax digests or fewer, into a leaf: the
+// summaries of the leaves under it are deleted with the next Ready, and
+// what is pending under them is pending under it.
+func (rc *rootCache) merge(p, m *trieInner, depth int, d *protocol.Digest) {
+	key := leafKey(depth, d)
+	rc.absorb(m, depth, *d, key)
+	if p == nil {
+		rc.top, rc.topN, rc.topKnown = nil, m.count, false
+	} else {
+		i := nibble(d, depth-1)
+		p.kids[i], p.n[i] = nil, uint8(m.count)
+		p.known &^= 1 << i
+	}
+	rc.note(key)
+}
+
+// absorb notes the leaves under n, the inner node at depth whose prefix
+// is path's, as gone, and moves what is pending under them to the leaf
+// whose key is into.
+func (rc *rootCache) absorb(n *trieInner, depth int, path protocol.Digest, into string) {
+	for k := range 16 {
+		setNibble(&path, depth, k)
+		if n.kids[k] != nil {
+			rc.absorb(n.kids[k], depth+1, path, into)
+			continue
+		}
+		key := leafKey(depth+1, &path)
+		if n.n[k] > 0 {
+			rc.note(key)
+		}
+		if pend, ok := rc.pend[key]; ok {
+			delete(rc.pend, key)
+			for x, in := range pend {
+				rc.pending(into, x, in)
+			}
+		}
 	}
 }
 
@@ -264,6 +352,9 @@ func (s *State) leafDigests(depth int, d *protocol.Digest, key string) []protoco
 	var out []protocol.Digest
 	var bad []byte
 	in := func(k []byte) bool { return !odd || k[1+nb]&0xf0 == hi }
+	// Removals are rare (a ban's): the KV's digests are changed by what
+	// is in flight and pending through a set only when some are removed.
+	var set map[protocol.Digest]bool
 	err := s.kv.Scan(prefix, from, func(k, _ []byte) error {
 		if len(k) != 1+protocol.DigestSize {
 			bad = bytes.Clone(k)
@@ -283,16 +374,37 @@ func (s *State) leafDigests(depth int, d *protocol.Digest, key string) []protoco
 		s.fail(fmt.Errorf("%w: key %x", ErrDamaged, bad))
 		return nil
 	}
+	change := func(d protocol.Digest, added bool) {
+		if set == nil && !added {
+			set = make(map[protocol.Digest]bool, len(out))
+			for _, x := range out {
+				set[x] = true
+			}
+		}
+		if set != nil {
+			set[d] = added
+		} else {
+			out = append(out, d)
+		}
+	}
 	for _, r := range s.flight {
 		ws := r.Writes
 		i := sort.Search(len(ws), func(i int) bool { return bytes.Compare(ws[i].Key, from) >= 0 })
 		for ; i < len(ws) && bytes.HasPrefix(ws[i].Key, prefix) && len(ws[i].Key) == 1+protocol.DigestSize && in(ws[i].Key); i++ {
-			if !ws[i].Delete {
-				out = append(out, protocol.Digest(ws[i].Key[1:]))
+			change(protocol.Digest(ws[i].Key[1:]), !ws[i].Delete)
+		}
+	}
+	for d, added := range s.root.pend[key] {
+		change(d, added)
+	}
+	if set != nil {
+		out = out[:0]
+		for d, in := range set {
+			if in {
+				out = append(out, d)
 			}
 		}
 	}
-	out = append(out, s.root.pend[key]...)
 	slices.SortFunc(out, compareDigest)
 	return slices.Compact(out)
 }

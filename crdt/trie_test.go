@@ -65,8 +65,10 @@ func digestCIDs(set map[protocol.Digest]bool) []cid.Cid {
 // is asked for at random moments (which hashes leaves, and writes their
 // hashes with the next Ready), or not; and the process may crash at any
 // moment: the Readies not applied are lost, the trie is opened again from
-// the KV, and the lost digests may be added again. After every step, the
-// root (when asked) and the CIDs must be those of the set.
+// the KV, and the lost digests may be added again. Digests are removed
+// too (a ban's records leaving the set), some of them added back later,
+// so that inner nodes merge into leaves again at every depth. After every
+// step, the root (when asked) and the CIDs must be those of the set.
 func TestTrieOnDisk(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		bases := drawDigests(t, []protocol.Digest{{}}, 3)
@@ -74,18 +76,33 @@ func TestTrieOnDisk(t *testing.T) {
 		s := openTrie(t, kv, 0)
 		set := map[protocol.Digest]bool{}     // in s
 		applied := map[protocol.Digest]bool{} // in kv
+		type change struct {
+			d     protocol.Digest
+			added bool
+		}
 		type saved struct {
 			r  *Ready
-			ds []protocol.Digest
+			cs []change
 		}
 		var flight []saved
-		var unsaved []protocol.Digest
+		var unsaved []change
+		var removed []protocol.Digest // once in the set, to add back
 		add := func(ds []protocol.Digest) {
 			for _, d := range ds {
 				if !set[d] {
 					set[d] = true
 					s.addDigest(d)
-					unsaved = append(unsaved, d)
+					unsaved = append(unsaved, change{d, true})
+				}
+			}
+		}
+		remove := func(frac float64) {
+			for _, d := range slices.SortedFunc(maps.Keys(set), compareDigest) {
+				if rapid.Float64Range(0, 1).Draw(t, "r") < frac {
+					delete(set, d)
+					s.removeDigest(d)
+					unsaved = append(unsaved, change{d, false})
+					removed = append(removed, d)
 				}
 			}
 		}
@@ -100,7 +117,13 @@ func TestTrieOnDisk(t *testing.T) {
 		}
 		steps := rapid.IntRange(1, 40).Draw(t, "steps")
 		for range steps {
-			switch rapid.IntRange(0, 6).Draw(t, "op") {
+			switch rapid.IntRange(0, 8).Draw(t, "op") {
+			case 7: // some digests leave the set: a few, most or all
+				remove([]float64{0.05, 0.5, 0.9, 1}[rapid.IntRange(0, 3).Draw(t, "frac")])
+			case 8: // some that left come back
+				if len(removed) > 0 {
+					add(removed[:rapid.IntRange(0, len(removed)).Draw(t, "back")])
+				}
 			case 0, 1: // a batch
 				add(drawDigests(t, bases, rapid.IntRange(1, 150).Draw(t, "n")))
 			case 2: // the root
@@ -118,8 +141,12 @@ func TestTrieOnDisk(t *testing.T) {
 				n := rapid.IntRange(0, len(flight)).Draw(t, "apply")
 				for _, f := range flight[:n] {
 					kv.Apply(f.r.Writes)
-					for _, d := range f.ds {
-						applied[d] = true
+					for _, c := range f.cs {
+						if c.added {
+							applied[c.d] = true
+						} else {
+							delete(applied, c.d)
+						}
 					}
 				}
 				for _, f := range flight[:n] {
@@ -128,10 +155,13 @@ func TestTrieOnDisk(t *testing.T) {
 				flight = flight[n:]
 			case 5: // a crash
 				var lost []protocol.Digest
-				for _, f := range flight {
-					lost = append(lost, f.ds...)
+				for _, f := range append(flight, saved{cs: unsaved}) {
+					for _, c := range f.cs {
+						if c.added {
+							lost = append(lost, c.d)
+						}
+					}
 				}
-				lost = append(lost, unsaved...)
 				flight, unsaved = nil, nil
 				s = openTrie(t, kv, len(applied))
 				set = maps.Clone(applied)
