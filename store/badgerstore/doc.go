@@ -85,7 +85,7 @@
 // readable (each table records its compression) until compactions
 // rewrite them. Against 1 MiB tables, importing 1,000,000 records (two
 // runs each, alternately, 2 cores) took the same time (154 and 156 s),
-// with a peak of 211 and 214 MB of heap and mapped anonymous memory
+// with a peak of 211 and 214 MB of anonymous memory
 // instead of 248 and 251, and the daemon started with 100 MB resident
 // instead of 113: each table costs Open a file, a mapping and its index,
 // and a compaction its bookkeeping. Level 0 holds up to 8 tables before they are compacted
