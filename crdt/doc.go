@@ -177,6 +177,23 @@
 // its hash is needed and not known: it grew since, or it was written
 // before its hash was computed.
 //
+// # Shrinking the set
+//
+// The root trie and the reconciliation index can take records out as well
+// as in (removeDigest, Index.Remove): an inner node left with 64 digests or
+// fewer merges back into one leaf, so the shape stays that of the set
+// alone, and the index keeps an emptied leaf for the items to come. The
+// State never calls them: the set only grows. They are there for a root
+// that would leave out a banned key's records, so that nodes that know the
+// ban need not sync them. That needs more than the two structures: every
+// rule must then treat those records as absent, on a node that holds them
+// as on one that never had them. A rule that only asks whether a record is
+// there (a resolution whose dispute a banned key filed, a review or a
+// sponsorship naming a banned key's contribution, an update whose prev
+// names one) would otherwise decide differently on the two nodes while
+// their roots agree, and the records that name a left-out record would
+// wait for it for good on a node that never had it.
+//
 // # Cost
 //
 // Adding a contribution or review touches only that contribution's status.

@@ -158,10 +158,10 @@ func (it *Item) less(o *Item) bool {
 // Index is the set of a commons' records ordered by (time, digest), a
 // B+tree whose inner nodes cache each child's count and digest sum, so
 // that the count and sum of any range, the rank of a bound and the item at
-// a rank cost O(log n). Items are added and, rarely, removed (a ban's
-// records leaving the set): a leaf left empty keeps its place and its range
-// for the items to come. The zero value is empty and ready, and keeps every
-// item in memory.
+// a rank cost O(log n). Items are added, and can be removed (Remove,
+// which the State does not call: see "Shrinking the set" in doc.go): a
+// leaf left empty keeps its place and its range for the items to come.
+// The zero value is empty and ready, and keeps every item in memory.
 //
 // An Index made with a store (a State's: keys 'i' and 'j', persist.go)
 // keeps its leaves' items there: memory holds the inner nodes and each

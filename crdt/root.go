@@ -226,8 +226,9 @@ func (rc *rootCache) pending(key string, d protocol.Digest, in bool) {
 	m[d] = in
 }
 
-// removeDigest takes a digest in the set out of the root trie: its 'r'
-// key, and its count from the nodes on its path. An inner node left with
+// removeDigest takes a digest in the set out of the root trie (doc.go,
+// "Shrinking the set"): its 'r' key, and its count from the nodes on its
+// path. An inner node left with
 // trieLeafMax digests or fewer becomes a leaf again, holding every digest
 // under it: the highest such node on the path, as the shape depends on the
 // set alone.

@@ -66,7 +66,7 @@ func digestCIDs(set map[protocol.Digest]bool) []cid.Cid {
 // hashes with the next Ready), or not; and the process may crash at any
 // moment: the Readies not applied are lost, the trie is opened again from
 // the KV, and the lost digests may be added again. Digests are removed
-// too (a ban's records leaving the set), some of them added back later,
+// too (doc.go, "Shrinking the set"), some of them added back later,
 // so that inner nodes merge into leaves again at every depth. After every
 // step, the root (when asked) and the CIDs must be those of the set.
 func TestTrieOnDisk(t *testing.T) {
