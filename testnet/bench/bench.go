@@ -58,6 +58,10 @@ type Options struct {
 	// Rate is the junk records a second flood's flooders send in all
 	// (default 1000).
 	Rate int
+	// Keep keeps what scale wrote (the CAR, the imported repo and the
+	// joining one) rather than remove it, to look into or profile; a note
+	// of the result says where.
+	Keep bool
 	// NoJoin leaves out scale's last step, the join, which takes about as
 	// long as the import and, at millions of records, is often not wanted.
 	NoJoin bool

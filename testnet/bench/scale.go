@@ -46,7 +46,15 @@ func Scale(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer cleanup()
+	if o.Keep {
+		kept := "the CAR (commons.car), the imported repo (a) and the joining one (b)"
+		if o.NoJoin {
+			kept = "the CAR (commons.car) and the imported repo (a)"
+		}
+		res.Notes = append(res.Notes, fmt.Sprintf("kept in %s: %s", dir, kept))
+	} else {
+		defer cleanup()
+	}
 	s := &scale{o: o, res: res, dir: dir, car: filepath.Join(dir, "commons.car")}
 	defer s.stop()
 	steps := []func(context.Context) error{s.generate, s.verifyBaseline, s.importCAR, s.serve, s.query, s.join}
