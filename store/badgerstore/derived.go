@@ -26,6 +26,11 @@ func journalKey(i uint64) []byte { return binary.BigEndian.AppendUint64([]byte{t
 
 func journalDoneKey() []byte { return []byte{tagJournalDone} }
 
+// journalOpenKey marks that journal entries may exist: written before the
+// first, deleted after the last, so that Open looks for a journal only
+// when one may have been left.
+func journalOpenKey() []byte { return []byte{tagJournalOpen} }
+
 // kv is one write of a CommitDerived call, under its store key.
 type kv struct {
 	key, value []byte
@@ -122,10 +127,28 @@ func (s *Store) apply(ws []kv, lim limits) error {
 	return txn.Commit()
 }
 
-// journal commits ws, too many for one transaction, atomically.
+// journal commits ws, too many for one transaction, atomically: a crash
+// after writeJournal returns leaves a journal that Open applies.
 func (s *Store) journal(ws []kv, lim limits) error {
+	if err := s.writeJournal(ws, lim); err != nil {
+		return err
+	}
+	if err := s.apply(ws, lim); err != nil {
+		return fmt.Errorf("apply the journal (it is applied again at the next open): %w", err)
+	}
+	return s.dropJournal()
+}
+
+// writeJournal writes ws to the journal and marks it complete.
+func (s *Store) writeJournal(ws []kv, lim limits) error {
+	// Entries left by a version that wrote no open mark are found only
+	// here: dropped, or those beyond this journal's end would be applied
+	// with it.
 	if err := s.dropJournal(); err != nil {
 		return err
+	}
+	if err := s.apply([]kv{{key: journalOpenKey(), value: []byte{}}}, lim); err != nil {
+		return fmt.Errorf("mark the journal open: %w", err)
 	}
 	entries := make([]kv, len(ws))
 	for i, w := range ws {
@@ -137,14 +160,12 @@ func (s *Store) journal(ws []kv, lim limits) error {
 	if err := s.apply([]kv{{key: journalDoneKey(), value: []byte{}}}, lim); err != nil {
 		return fmt.Errorf("mark the journal complete: %w", err)
 	}
-	if err := s.apply(ws, lim); err != nil {
-		return fmt.Errorf("apply the journal (it is applied again at the next open): %w", err)
-	}
-	return s.dropJournal()
+	return nil
 }
 
 // dropJournal removes the journal: its completion mark first, so that a
-// crash halfway leaves an incomplete journal, which is dropped.
+// crash halfway leaves an incomplete journal, which is dropped; its open
+// mark last.
 func (s *Store) dropJournal() error {
 	var ws []kv
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -162,10 +183,9 @@ func (s *Store) dropJournal() error {
 	if err := s.apply([]kv{{key: journalDoneKey(), del: true}}, lim); err != nil {
 		return fmt.Errorf("drop the journal: %w", err)
 	}
-	if len(ws) > 0 {
-		if err := s.apply(ws, lim); err != nil {
-			return fmt.Errorf("drop the journal: %w", err)
-		}
+	ws = append(ws, kv{key: journalOpenKey(), del: true})
+	if err := s.apply(ws, lim); err != nil {
+		return fmt.Errorf("drop the journal: %w", err)
 	}
 	return nil
 }
@@ -173,17 +193,24 @@ func (s *Store) dropJournal() error {
 // recoverJournal applies a complete journal a crash (or a failed call)
 // left, and drops it; and an incomplete one if dropIncomplete. Open calls
 // it before anything else reads the store, and CommitDerived before it
-// writes.
+// writes. Without an open mark or a completion mark there is nothing to
+// do: it reads two keys, not the journal's range, which holds the
+// deletions of every journal since badger last compacted it.
 func (s *Store) recoverJournal(dropIncomplete bool) error {
-	var done bool
+	var done, open bool
 	var ws []kv
 	err := s.db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(journalDoneKey())
-		switch {
-		case err == nil:
-			done = true
-		case !errors.Is(err, badger.ErrKeyNotFound):
-			return err
+		for _, m := range []struct {
+			key []byte
+			set *bool
+		}{{journalDoneKey(), &done}, {journalOpenKey(), &open}} {
+			_, err := txn.Get(m.key)
+			switch {
+			case err == nil:
+				*m.set = true
+			case !errors.Is(err, badger.ErrKeyNotFound):
+				return err
+			}
 		}
 		if !done {
 			return nil
@@ -206,7 +233,7 @@ func (s *Store) recoverJournal(dropIncomplete bool) error {
 	if err != nil {
 		return fmt.Errorf("badgerstore: read the journal of derived state: %w", err)
 	}
-	if !done && !dropIncomplete {
+	if !done && (!dropIncomplete || !open) {
 		return nil // an incomplete journal is dropped by the next journal, or Open
 	}
 	if done {

@@ -19,6 +19,7 @@
 //	'a' commons                  → cursor          (the cursor its derived state reflects)
 //	'j' index                    → write           (a CommitDerived too large for one transaction)
 //	'J'                          → ""              (that journal is complete)
+//	'o'                          → ""              (journal entries may exist)
 //
 // The feed log maps cursors to CIDs and Feed looks the bytes up under 'r':
 // records are written once, not twice. Measured with 512-byte records on a
@@ -66,7 +67,9 @@
 // one; a larger one (a manifest update can restate many records at once)
 // is first written whole to the journal ('j', several transactions), then
 // marked complete ('J', one), then applied to its keys, then the journal is
-// dropped, mark first. Open applies a complete journal left by a crash,
+// dropped, mark first. An open mark ('o') is written before the journal's
+// first entry and deleted after its last, so that Open reads two keys, not
+// the journal's range, when no journal was left. Open applies a complete journal left by a crash,
 // which is safe to apply twice, and drops an incomplete one, so the
 // derived state is always that of a whole number of calls.
 //

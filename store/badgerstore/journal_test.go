@@ -41,7 +41,7 @@ func TestJournalAfterCrash(t *testing.T) {
 			if err := s.CommitDerived(ctx, []store.Derived{old}); err != nil {
 				t.Fatal(err)
 			}
-			ws := leaveJournal(t, s, c, n, "new", tc.complete)
+			ws := leaveJournal(t, s, c, n, "new", tc.complete, true)
 			lim := s.limits()
 			if err := s.apply(ws[:tc.applied], lim); err != nil {
 				t.Fatal(err)
@@ -79,9 +79,10 @@ func TestJournalAfterCrash(t *testing.T) {
 				for it.Rewind(); it.Valid(); it.Next() {
 					left++
 				}
-				_, err := txn.Get(journalDoneKey())
-				if err == nil {
-					left++
+				for _, k := range [][]byte{journalDoneKey(), journalOpenKey()} {
+					if _, err := txn.Get(k); err == nil {
+						left++
+					}
 				}
 				return nil
 			})
@@ -109,7 +110,7 @@ func TestJournalLeftByFailedCall(t *testing.T) {
 	}
 	// What journal() leaves when its apply phase fails halfway.
 	const n = 5000
-	ws := leaveJournal(t, s, c, n, "first", true)
+	ws := leaveJournal(t, s, c, n, "first", true, true)
 	lim := s.limits()
 	if err := s.apply(ws[:n/2], lim); err != nil {
 		t.Fatal(err)
@@ -141,12 +142,76 @@ func TestJournalLeftByFailedCall(t *testing.T) {
 	}
 }
 
+// TestJournalLeftUnmarked: a version before the open mark left an
+// incomplete journal, which Open, finding no mark, leaves in place. The
+// next journal, shorter than it, must drop it before writing its own: a
+// crash once that is complete would otherwise apply the old entries
+// beyond its end with it.
+func TestJournalLeftUnmarked(t *testing.T) {
+	ctx := context.Background()
+	h, _ := mh.Sum([]byte("journal"), mh.SHA2_256, -1)
+	c := cid.NewCidV1(cid.DagCBOR, h)
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5000
+	leaveJournal(t, s, c, n, "stale", false, false)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A journal of fewer writes, then a crash before it is applied.
+	const m = n / 2
+	p := derivedPrefix(c)
+	var ws []kv
+	for i := range m {
+		ws = append(ws, kv{key: append(p[:len(p):len(p)], fmt.Sprintf("k%05d", i)...), value: []byte("fresh")})
+	}
+	ws = append(ws, kv{key: appliedKey(c), value: encodeUint(5)})
+	if err := s.writeJournal(ws, s.limits()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var stale, fresh int
+	if err := s.ScanDerived(ctx, c, []byte("k"), nil, func(_, v []byte) error {
+		switch string(v) {
+		case "fresh":
+			fresh++
+		default:
+			stale++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	applied, _ := s.Applied(ctx, c)
+	if stale != 0 || fresh != m || applied != 5 {
+		t.Fatalf("after the crash and Open: %d keys of the old journal, %d of the new, applied %d; want 0, %d and 5", stale, fresh, applied, m)
+	}
+}
+
 // leaveJournal writes the journal of a call setting n keys of commons c's
-// derived state to value and its applied cursor to 2, marked complete if
+// derived state to value and its applied cursor to 2, with its open mark
+// if marked (a version before the mark wrote none), and marked complete if
 // complete, as a crash inside CommitDerived leaves it; it returns the
 // call's writes.
-func leaveJournal(t *testing.T, s *Store, c cid.Cid, n int, value string, complete bool) []kv {
+func leaveJournal(t *testing.T, s *Store, c cid.Cid, n int, value string, complete, marked bool) []kv {
 	t.Helper()
+	if marked {
+		if err := s.apply([]kv{{key: journalOpenKey(), value: []byte{}}}, s.limits()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	p := derivedPrefix(c)
 	var ws, entries []kv
 	for i := range n {

@@ -20,6 +20,7 @@ const (
 	tagApplied     = 'a'
 	tagJournal     = 'j'
 	tagJournalDone = 'J'
+	tagJournalOpen = 'o'
 )
 
 func versionKey() []byte { return []byte{tagVersion} }

@@ -114,7 +114,7 @@ func copyStore(ctx context.Context, src, dst *badger.DB, derived bool) (err erro
 			}
 			item := it.Item()
 			switch item.Key()[0] {
-			case tagDerived, tagApplied, tagJournal, tagJournalDone:
+			case tagDerived, tagApplied, tagJournal, tagJournalDone, tagJournalOpen:
 				if !derived {
 					continue
 				}
