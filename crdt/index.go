@@ -312,6 +312,17 @@ func (x *Index) build(leaves []*inode) {
 	x.root = level[0]
 }
 
+// eachLeaf calls fn with every leaf, in order.
+func (x *Index) eachLeaf(fn func(*inode)) {
+	l := x.root
+	for l != nil && l.kids != nil {
+		l = l.kids[0]
+	}
+	for ; l != nil; l = l.next {
+		fn(l)
+	}
+}
+
 // open fills an empty index from its store's leaves (lo and count and
 // sum each, in order), whose items stay in the store until read.
 func (x *Index) open(st leafStore, leaves []*inode) {

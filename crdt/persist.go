@@ -45,6 +45,7 @@ import (
 //	's'                         the counts
 //	'r' digest                  a record of the set (any kind), by its 32-byte digest
 //	'k' depth prefix            a leaf of the root trie: uvarint(count), then its hash if known
+//	'S' index                   a chunk of the start snapshot (snapshot.go)
 //
 // len is the length of the CID after it, as a uvarint. The 't' and 'w'
 // lists of a CID that is not a manifest are read only when its entry (or
@@ -59,7 +60,7 @@ import (
 // 32-byte hash once known (a value of only the count: not hashed yet). Its
 // digests are the 'r' keys with its prefix. When a leaf splits, its key is
 // deleted and its children's are written; the inner nodes are in memory
-// only, rebuilt at Open from the 'k' keys.
+// only, rebuilt at Open from the 'k' keys, or read from a start snapshot.
 const (
 	tagEntry     = 'e'
 	tagManifest  = 'm'
@@ -465,7 +466,13 @@ func (s *State) Ready() (*Ready, error) {
 	if len(ws) == 0 {
 		return nil, nil
 	}
-	slices.SortFunc(ws, func(a, b Write) int { return bytes.Compare(a.Key, b.Key) })
+	// The KV changes: a start snapshot there is of the state before
+	// (snapshot.go).
+	for _, k := range s.snapKeys {
+		ws = append(ws, Write{Key: k, Delete: true})
+	}
+	s.snapKeys, s.snapHeld = nil, false
+	sortWrites(ws)
 	for _, w := range ws {
 		if w.Key[0] != tagEntry && w.Key[0] != tagProfile && !(w.Key[0] == tagRotation && len(w.Key) > 1 && w.Key[1] >= 2) {
 			continue // only entries, profiles and rotation summaries are read by key; lists are scanned
@@ -480,6 +487,11 @@ func (s *State) Ready() (*Ready, error) {
 	r := &Ready{Writes: ws, seq: s.readySeq}
 	s.flight = append(s.flight, r)
 	return r, nil
+}
+
+func sortWrites(ws []Write) []Write {
+	slices.SortFunc(ws, func(a, b Write) int { return bytes.Compare(a.Key, b.Key) })
+	return ws
 }
 
 // Advance tells the State that r's writes are in its KV.

@@ -190,7 +190,8 @@ func open(t *rapid.T, id cid.Cid, kv KV, recs Records) *State {
 
 // commit takes the writes of the batch just added, and applies those in
 // flight to kv, oldest first, now or after later batches; then it may open
-// the state anew from kv (having applied everything first).
+// the state anew from kv (having applied everything first, and written a
+// start snapshot or not).
 func commit(t *rapid.T, s *State, id cid.Cid, kv *MemKV, recs Records, flight []*Ready) (*State, []*Ready) {
 	r, err := s.Ready()
 	if err != nil {
@@ -210,7 +211,23 @@ func commit(t *rapid.T, s *State, id cid.Cid, kv *MemKV, recs Records, flight []
 	}
 	flight = flight[n:]
 	if reopen {
+		// A clean stop writes a start snapshot (snapshot.go), which the
+		// next Open must take; after a crash there is none, or an old one.
+		snapped := rapid.Bool().Draw(t, "snapshot")
+		if snapped {
+			r, err := s.Snapshot()
+			if err != nil {
+				t.Fatalf("snapshot: %v", err)
+			}
+			if r != nil {
+				kv.Apply(r.Writes)
+				s.Advance(r)
+			}
+		}
 		s = open(t, id, kv, recs)
+		if snapped && s.Len() > 0 && !s.snapHeld {
+			t.Fatalf("Open did not take the snapshot written just before")
+		}
 	}
 	return s, flight
 }

@@ -225,6 +225,11 @@ type State struct {
 	idx      Index  // the records by (time, digest), for set reconciliation
 	readySeq uint64 // Readies handed out
 
+	// The start snapshot's keys in the KV (snapshot.go), for the next
+	// writes to delete; snapHeld: they hold a snapshot of this state.
+	snapKeys [][]byte
+	snapHeld bool
+
 	src Records    // where views read records
 	mem memRecords // the records, for a State made by New; nil otherwise
 }
@@ -330,11 +335,17 @@ func Open(commons cid.Cid, kv KV, recs Records) (*State, error) {
 	s.ov = overlay{}
 	clear(s.ents)
 	clear(s.tx)
-	if err := s.openRoot(s.Len()); err != nil {
+	took, err := s.openSnapshot()
+	if err != nil {
 		return nil, err
 	}
-	if err := s.openIndex(); err != nil {
-		return nil, err
+	if !took {
+		if err := s.openRoot(s.Len()); err != nil {
+			return nil, err
+		}
+		if err := s.openIndex(); err != nil {
+			return nil, err
+		}
 	}
 	if s.err != nil {
 		return nil, s.err

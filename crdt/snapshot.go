@@ -1,0 +1,341 @@
+package crdt
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// The start snapshot.
+//
+// Open rebuilds what memory holds of the root trie and the reconciliation
+// index from their leaves' summaries: one 'k' key per 40 or so records,
+// one 'j' key per 100 or so. At 10,000,000 records that is 350,000 keys
+// and most of a second. A State about to be closed can instead write what
+// memory holds of both, in a few large values (Snapshot), which the next
+// Open reads in their place. The snapshot is only ever of the state in the
+// KV beside it: the first Ready with writes after it deletes it, in the
+// same writes, so that a State that goes on adding records and then
+// crashes leaves none; and Open takes it only if it decodes whole, its
+// checksum holds, and it names the counts ('s') in the KV, which change
+// with every record added, so that a snapshot left by a version that
+// wrote the counts without deleting it is not taken either. One that is
+// not taken is deleted with the next writes, like a used one.
+//
+// Keys: 'S' and a 4-byte big-endian index. 'S' 0 holds the number of
+// chunks after it and the CRC-32C of their concatenation; the chunks,
+// each at most snapChunk bytes, hold:
+//
+//	version (1)
+//	uvarint len, the counts' value ('s') the snapshot is of
+//	the root trie: 0, uvarint count, 0 or 1 and the hash (the top is a leaf)
+//	            or 1, the top inner node
+//	  an inner node: per nibble 0..15, 0 (nothing under it), 1 and an inner
+//	  node, 2 and a count byte (a leaf, not hashed), 3, a count byte and
+//	  the hash (a leaf)
+//	uvarint leaves, then per leaf of the index in order: uvarint time, the
+//	  32-byte digest of its bound, and its summary as the 'j' key holds it
+const (
+	tagSnapshot     = 'S'
+	snapshotVersion = 1
+)
+
+// snapChunk is the most bytes of a snapshot's chunk (a variable for tests).
+var snapChunk = 1 << 20
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+func snapshotKey(i uint32) []byte { return binary.BigEndian.AppendUint32([]byte{tagSnapshot}, i) }
+
+// Snapshot returns the writes of a start snapshot of the State, for the
+// next Open to read instead of the trie's and the index's leaves (see
+// above); nil if the KV already holds one of this state, or the set is
+// empty. Call it when the State is about to be closed, after Ready has
+// taken everything added, with the Readies before it applied first: it
+// fails if anything is pending.
+func (s *State) Snapshot() (*Ready, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	if len(s.ov.ops) > 0 || len(s.ents) > 0 || len(s.root.changed) > 0 || string(s.encodeCounts()) != string(s.countsRaw) {
+		return nil, errors.New("crdt: a snapshot with writes pending: call Ready first")
+	}
+	if s.snapHeld || s.Len() == 0 {
+		return nil, nil
+	}
+	var leaves []*inode
+	s.idx.eachLeaf(func(l *inode) { leaves = append(leaves, l) })
+	b := encodeSnapshot(s.countsRaw, &s.root, leaves)
+
+	var ws []Write
+	for _, k := range s.snapKeys { // a snapshot not taken at Open
+		ws = append(ws, Write{Key: k, Delete: true})
+	}
+	n := uint32((len(b) + snapChunk - 1) / snapChunk)
+	head := binary.AppendUvarint(nil, uint64(n))
+	head = binary.BigEndian.AppendUint32(head, crc32.Checksum(b, crcTable))
+	written := map[string]bool{}
+	put := func(i uint32, v []byte) {
+		k := snapshotKey(i)
+		written[string(k)] = true
+		ws = append(ws, Write{Key: k, Value: v})
+	}
+	put(0, head)
+	for i := uint32(0); i < n; i++ {
+		put(i+1, b[int(i)*snapChunk:min(len(b), int(i+1)*snapChunk)])
+	}
+	kept := ws[:0]
+	var keys [][]byte
+	for _, w := range ws { // a deletion of a key written again is no deletion
+		if w.Delete && written[string(w.Key)] {
+			continue
+		}
+		kept = append(kept, w)
+		if !w.Delete {
+			keys = append(keys, w.Key)
+		}
+	}
+	s.snapKeys, s.snapHeld = keys, true
+	s.readySeq++
+	r := &Ready{Writes: sortWrites(kept), seq: s.readySeq}
+	s.flight = append(s.flight, r)
+	return r, nil
+}
+
+// encodeSnapshot returns the bytes of a snapshot of the counts counts,
+// the root trie rc and the index leaves leaves.
+func encodeSnapshot(counts []byte, rc *rootCache, leaves []*inode) []byte {
+	b := []byte{snapshotVersion}
+	b = binary.AppendUvarint(b, uint64(len(counts)))
+	b = append(b, counts...)
+	if rc.top == nil {
+		b = append(b, 0)
+		b = binary.AppendUvarint(b, uint64(rc.topN))
+		if rc.topKnown {
+			b = append(b, 1)
+			b = append(b, rc.topHash[:]...)
+		} else {
+			b = append(b, 0)
+		}
+	} else {
+		b = append(b, 1)
+		b = appendInner(b, rc.top)
+	}
+	b = binary.AppendUvarint(b, uint64(len(leaves)))
+	for _, l := range leaves {
+		b = binary.AppendUvarint(b, l.lo.Time)
+		b = append(b, l.lo.Digest[:]...)
+		b = l.a.put(b)
+	}
+	return b
+}
+
+// appendInner appends the encoding of the inner node n.
+func appendInner(b []byte, n *trieInner) []byte {
+	for k := range 16 {
+		switch {
+		case n.kids[k] != nil:
+			b = append(b, 1)
+			b = appendInner(b, n.kids[k])
+		case n.n[k] == 0:
+			b = append(b, 0)
+		case n.known&(1<<k) != 0:
+			b = append(b, 3, n.n[k])
+			b = append(b, n.hashes[k][:]...)
+		default:
+			b = append(b, 2, n.n[k])
+		}
+	}
+	return b
+}
+
+// openSnapshot reads a start snapshot into the root trie and the index,
+// and reports whether it did; it notes the snapshot's keys for the next
+// writes to delete, taken or not.
+func (s *State) openSnapshot() (bool, error) {
+	var chunks [][]byte
+	var keys [][]byte
+	err := s.kv.Scan([]byte{tagSnapshot}, nil, func(k, v []byte) error {
+		keys = append(keys, append([]byte(nil), k...))
+		chunks = append(chunks, append([]byte(nil), v...))
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("crdt: reading the start snapshot: %w", err)
+	}
+	s.snapKeys = keys
+	if len(keys) == 0 {
+		return false, nil
+	}
+	b, ok := joinSnapshot(keys, chunks)
+	if !ok {
+		return false, nil
+	}
+	var root rootCache
+	var leaves []*inode
+	if !decodeSnapshot(b, s.countsRaw, &root, &leaves) {
+		return false, nil
+	}
+	if root.top == nil && root.topN > trieLeafMax || root.top != nil && countInner(root.top) != nil || root.count() != s.Len() {
+		return false, nil
+	}
+	n := 0
+	for i, l := range leaves {
+		if l.a.Count < 0 || l.a.Count > leafMax || i == 0 && l.lo != (Item{}) || i > 0 && !leaves[i-1].lo.less(&l.lo) {
+			return false, nil
+		}
+		n += l.a.Count
+	}
+	if n != s.Len() || len(leaves) == 0 {
+		return false, nil
+	}
+	s.root.top, s.root.topN, s.root.topKnown, s.root.topHash = root.top, root.topN, root.topKnown, root.topHash
+	s.idx.open(indexStore{s}, leaves)
+	s.snapHeld = true
+	return true, nil
+}
+
+// joinSnapshot checks the snapshot's keys and checksum and returns its
+// chunks' concatenation.
+func joinSnapshot(keys, chunks [][]byte) ([]byte, bool) {
+	if string(keys[0]) != string(snapshotKey(0)) {
+		return nil, false
+	}
+	n, w := binary.Uvarint(chunks[0])
+	if w <= 0 || len(chunks[0]) != w+4 || n != uint64(len(keys)-1) {
+		return nil, false
+	}
+	var b []byte
+	for i := uint32(1); i < uint32(len(keys)); i++ {
+		if string(keys[i]) != string(snapshotKey(i)) {
+			return nil, false
+		}
+		b = append(b, chunks[i]...)
+	}
+	if crc32.Checksum(b, crcTable) != binary.BigEndian.Uint32(chunks[0][w:]) {
+		return nil, false
+	}
+	return b, true
+}
+
+// decodeSnapshot decodes a snapshot's bytes, which must be of the counts
+// counts, into rc and leaves.
+func decodeSnapshot(b, counts []byte, rc *rootCache, leaves *[]*inode) bool {
+	d := snapDecoder{b: b}
+	if d.byte() != snapshotVersion {
+		return false
+	}
+	if c := d.bytes(int(d.uvarint())); d.bad || string(c) != string(counts) {
+		return false
+	}
+	switch d.byte() {
+	case 0:
+		rc.topN = int(d.uvarint())
+		if d.byte() == 1 {
+			rc.topKnown = true
+			copy(rc.topHash[:], d.bytes(sha256.Size))
+		}
+	case 1:
+		rc.top = d.inner(0)
+	default:
+		return false
+	}
+	nl := d.uvarint()
+	if nl > uint64(len(d.b)) { // each leaf takes more than a byte
+		return false
+	}
+	for range nl {
+		l := &inode{}
+		l.lo.Time = d.uvarint()
+		copy(l.lo.Digest[:], d.bytes(protocol.DigestSize))
+		sum := d.bytes(32)
+		cnt := d.uvarint()
+		if d.bad {
+			return false
+		}
+		a, ok := parseAgg(binary.AppendUvarint(append([]byte(nil), sum...), cnt))
+		if !ok {
+			return false
+		}
+		l.a = a
+		*leaves = append(*leaves, l)
+	}
+	return !d.bad && len(d.b) == 0
+}
+
+type snapDecoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *snapDecoder) byte() byte {
+	if len(d.b) < 1 {
+		d.bad = true
+		return 0xff
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *snapDecoder) bytes(n int) []byte {
+	if n < 0 || len(d.b) < n {
+		d.bad = true
+		return nil
+	}
+	c := d.b[:n]
+	d.b = d.b[n:]
+	return c
+}
+
+func (d *snapDecoder) uvarint() uint64 {
+	v, w := binary.Uvarint(d.b)
+	if w <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.b = d.b[w:]
+	return v
+}
+
+// inner decodes an inner node at depth.
+func (d *snapDecoder) inner(depth int) *trieInner {
+	n := &trieInner{dirty: true}
+	for k := range 16 {
+		if d.bad {
+			return n
+		}
+		switch tag := d.byte(); tag {
+		case 0:
+		case 1:
+			if depth+1 >= trieMaxDepth {
+				d.bad = true
+				return n
+			}
+			n.kids[k] = d.inner(depth + 1)
+		case 2, 3:
+			cnt := d.byte()
+			most := byte(trieLeafMax)
+			if depth+1 == trieMaxDepth {
+				most = 16
+			}
+			if cnt == 0 || cnt > most {
+				d.bad = true
+				return n
+			}
+			n.n[k] = cnt
+			if tag == 3 {
+				copy(n.hashes[k][:], d.bytes(sha256.Size))
+				n.known |= 1 << k
+			}
+		default:
+			d.bad = true
+			return n
+		}
+	}
+	return n
+}

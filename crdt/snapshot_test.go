@@ -1,0 +1,391 @@
+package crdt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"pgregory.net/rapid"
+
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// tagKV counts the keys of each tag that Scan and Get read.
+type tagKV struct {
+	KV
+	read map[byte]int
+}
+
+func (c *tagKV) Get(key []byte) ([]byte, error) {
+	c.read[key[0]]++
+	return c.KV.Get(key)
+}
+
+func (c *tagKV) Scan(prefix, from []byte, fn func(k, v []byte) error) error {
+	return c.KV.Scan(prefix, from, func(k, v []byte) error {
+		c.read[k[0]]++
+		return fn(k, v)
+	})
+}
+
+// snapshotKeys returns the 'S' keys of kv.
+func snapshotKeys(kv *MemKV) [][]byte {
+	var out [][]byte
+	_ = kv.Scan([]byte{tagSnapshot}, nil, func(k, _ []byte) error {
+		out = append(out, bytes.Clone(k))
+		return nil
+	})
+	return out
+}
+
+// indexLeaves returns the bounds and summaries of an index's leaves.
+func indexLeaves(x *Index) string {
+	var b bytes.Buffer
+	x.eachLeaf(func(l *inode) { fmt.Fprintf(&b, "%d/%x %d %x\n", l.lo.Time, l.lo.Digest, l.a.Count, l.a.Sum) })
+	return b.String()
+}
+
+// checkAgainstScan checks that s, opened from a snapshot, holds what a
+// State opened from the same KV without it holds: the same root (and the
+// reference trie's), the same index leaves, items and sums.
+func checkAgainstScan(t *testing.T, s *State, kv *MemKV, id cid.Cid, recs Records) {
+	t.Helper()
+	plain := &MemKV{}
+	_ = kv.Scan(nil, nil, func(k, v []byte) error {
+		if k[0] != tagSnapshot {
+			plain.Apply([]Write{{Key: bytes.Clone(k), Value: bytes.Clone(v)}})
+		}
+		return nil
+	})
+	p, err := Open(id, plain, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.snapHeld {
+		t.Fatal("a State opened without a snapshot says it took one")
+	}
+	ref := &memTrie{}
+	for _, c := range p.CIDs() {
+		d, _ := protocol.RecordDigest(c)
+		ref.insert(d, 0)
+	}
+	if s.Root() != p.Root() || s.Root() != ref.root() {
+		t.Fatalf("roots: from the snapshot %s, from the leaves %s, reference %s", s.Root(), p.Root(), ref.root())
+	}
+	if a, b := indexLeaves(&s.idx), indexLeaves(&p.idx); a != b {
+		t.Fatalf("index leaves differ:\nfrom the snapshot:\n%s\nfrom the KV:\n%s", a, b)
+	}
+	if s.idx.Len() != p.idx.Len() || s.idx.All() != p.idx.All() {
+		t.Fatalf("index: %d items, %v; from the KV %d, %v", s.idx.Len(), s.idx.All(), p.idx.Len(), p.idx.All())
+	}
+	for r := 0; r < p.idx.Len(); r += 37 {
+		if *s.idx.At(r) != *p.idx.At(r) || s.idx.Prefix(r) != p.idx.Prefix(r) {
+			t.Fatalf("index rank %d: %v %v; from the KV %v %v", r, s.idx.At(r), s.idx.Prefix(r), p.idx.At(r), p.idx.Prefix(r))
+		}
+	}
+}
+
+// TestSnapshot: a State written out by Snapshot opens from it without
+// reading a leaf of the root trie or of the index, and holds what a State
+// opened from those leaves holds; the first writes after it delete it,
+// and the State opened after them reads the leaves again and holds the
+// same.
+func TestSnapshot(t *testing.T) {
+	defer func(n int) { snapChunk = n }(snapChunk)
+	snapChunk = 4096 // several chunks
+	for _, hashed := range []bool{false, true} {
+		t.Run(fmt.Sprint("hashed ", hashed), func(t *testing.T) {
+			id, kv, recs := trieKV(t, 3000, hashed)
+			s, err := Open(id, kv, recs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.root.top == nil || s.idx.root.kids == nil {
+				t.Fatal("want inner nodes in the trie and the index")
+			}
+			r, err := s.Snapshot()
+			if err != nil || r == nil {
+				t.Fatalf("snapshot: %v, %v", r, err)
+			}
+			kv.Apply(r.Writes)
+			s.Advance(r)
+			if r, err := s.Snapshot(); r != nil || err != nil {
+				t.Fatalf("a second snapshot of the same state: %v, %v; want none", r, err)
+			}
+
+			counting := &tagKV{KV: kv, read: map[byte]int{}}
+			s, err = Open(id, counting, recs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !s.snapHeld || counting.read[tagTrieLeaf] != 0 || counting.read[tagIdxLeaf] != 0 {
+				t.Fatalf("open: snapshot taken %v, %d trie leaves and %d index leaves read; want true, 0, 0", s.snapHeld, counting.read[tagTrieLeaf], counting.read[tagIdxLeaf])
+			}
+			checkAgainstScan(t, s, kv, id, recs)
+
+			// More records: the writes delete the snapshot.
+			var more []*protocol.Block
+			for i := range 200 {
+				r := &protocol.Record{Commons: id, Time: protocol.HLC(90000 + i), Body: &protocol.Contribution{
+					Title: fmt.Sprint("more ", i), Licence: protocol.Link{Cid: id}, Provenance: protocol.ProvenanceVolunteer,
+				}}
+				r.Author = key(4).Public()
+				blk, err := protocol.NewBlock(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				recs[blk.CID] = blk
+				more = append(more, blk)
+			}
+			mustAdd(t, s, more...)
+			r, err = s.Ready()
+			if err != nil {
+				t.Fatal(err)
+			}
+			kv.Apply(r.Writes)
+			s.Advance(r)
+			if ks := snapshotKeys(kv); len(ks) != 0 {
+				t.Fatalf("%d snapshot keys left after the writes of new records", len(ks))
+			}
+			root := s.Root()
+			s, err = Open(id, kv, recs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.snapHeld || s.Root() != root || s.Len() != 3201 {
+				t.Fatalf("reopened: snapshot %v, root %s (%d records); want none, %s (3201)", s.snapHeld, s.Root(), s.Len(), root)
+			}
+		})
+	}
+}
+
+// TestSnapshotNotTaken: Open must not take a snapshot that is not of the
+// state in the KV beside it (a version that knew nothing of snapshots
+// added records after it was written), or that is damaged: a chunk
+// missing, added or changed, or bytes whose checksum holds but which say
+// what the KV does not. It reads the leaves instead, and the next writes
+// delete the snapshot's keys.
+func TestSnapshotNotTaken(t *testing.T) {
+	defer func(n int) { snapChunk = n }(snapChunk)
+	snapChunk = 4096 // several chunks
+	id, kv0, recs := trieKV(t, 3000, true)
+	s, err := Open(id, kv0, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapWrites := r.Writes
+	if len(snapWrites) < 3 {
+		t.Fatalf("want a snapshot of several chunks (chunk size lowered?), have %d keys", len(snapWrites))
+	}
+	payload := func() []byte {
+		var b []byte
+		for _, w := range snapWrites[1:] {
+			b = append(b, w.Value...)
+		}
+		return b
+	}
+	// rechunk returns a snapshot of payload b with a good checksum.
+	rechunk := func(b []byte) []Write {
+		head := binary.AppendUvarint(nil, 1)
+		head = binary.BigEndian.AppendUint32(head, crc32.Checksum(b, crcTable))
+		return []Write{{Key: snapshotKey(0), Value: head}, {Key: snapshotKey(1), Value: b}}
+	}
+	with := func(ws []Write, f func(w []Write) []Write) []Write {
+		c := make([]Write, len(ws))
+		for i, w := range ws {
+			c[i] = Write{Key: bytes.Clone(w.Key), Value: bytes.Clone(w.Value)}
+		}
+		return f(c)
+	}
+	good := payload()
+	countsAt := 1 + 1 // version, length of the counts
+	if b := alter(t, good, func(*rootCache, []*inode) {}); !bytes.Equal(b, good) {
+		t.Fatal("a snapshot decoded and encoded again is not the same bytes")
+	}
+	cases := map[string][]Write{
+		"a chunk missing":  with(snapWrites, func(w []Write) []Write { return append(w[:1], w[2:]...) }),
+		"a chunk too many": with(snapWrites, func(w []Write) []Write { return append(w, Write{Key: snapshotKey(uint32(len(w))), Value: []byte{1}}) }),
+		"a flipped byte": with(snapWrites, func(w []Write) []Write {
+			w[1].Value[len(w[1].Value)/2] ^= 0x10
+			return w
+		}),
+		"no head":         with(snapWrites, func(w []Write) []Write { return w[1:] }),
+		"a short head":    with(snapWrites, func(w []Write) []Write { w[0].Value = w[0].Value[:2]; return w }),
+		"other counts":    rechunk(func() []byte { b := bytes.Clone(good); b[countsAt]++; return b }()),
+		"a version 2":     rechunk(func() []byte { b := bytes.Clone(good); b[0] = 2; return b }()),
+		"truncated":       rechunk(good[:len(good)-5]),
+		"a byte too many": rechunk(append(bytes.Clone(good), 0)),
+		"a trie leaf's count": rechunk(alter(t, good, func(rc *rootCache, _ []*inode) {
+			n := rc.top
+			for n.kids[0] != nil {
+				n = n.kids[0]
+			}
+			for k := range 16 {
+				if n.n[k] > 1 {
+					n.n[k]--
+					n.known &^= 1 << k
+					break
+				}
+			}
+		})),
+		"an index leaf out of order": rechunk(alter(t, good, func(_ *rootCache, ls []*inode) {
+			ls[1].lo, ls[2].lo = ls[2].lo, ls[1].lo
+		})),
+		"an index leaf's count": rechunk(alter(t, good, func(_ *rootCache, ls []*inode) {
+			ls[1].a.Count--
+		})),
+		"an index leaf's bound not zero": rechunk(alter(t, good, func(_ *rootCache, ls []*inode) {
+			ls[0].lo.Time = 1
+		})),
+		"no index leaves": rechunk(alter(t, good, func(_ *rootCache, ls []*inode) {
+			clear(ls)
+		})),
+	}
+	// The case a version without snapshots leaves: the snapshot, then
+	// the writes of more records, which do not delete it.
+	stale := &MemKV{}
+	kv0.Scan(nil, nil, func(k, v []byte) error {
+		stale.Apply([]Write{{Key: bytes.Clone(k), Value: bytes.Clone(v)}})
+		return nil
+	})
+	s2, err := Open(id, stale, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk := contribution(t, id, id, 99999, 4, "after the snapshot")
+	recs[blk.CID] = blk
+	mustAdd(t, s2, blk)
+	r2, err := s2.Ready()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.Apply(r2.Writes)
+	stale.Apply(snapWrites)
+
+	for name, ws := range cases {
+		t.Run(name, func(t *testing.T) {
+			kv := &MemKV{}
+			kv0.Scan(nil, nil, func(k, v []byte) error {
+				kv.Apply([]Write{{Key: bytes.Clone(k), Value: bytes.Clone(v)}})
+				return nil
+			})
+			kv.Apply(ws)
+			check(t, kv, id, recs)
+		})
+	}
+	t.Run("left by a version without snapshots", func(t *testing.T) { check(t, stale, id, recs) })
+}
+
+// alter decodes the snapshot bytes b, lets f change them, and encodes
+// them again (the index leaves f sets to nil are left out).
+func alter(t *testing.T, b []byte, f func(rc *rootCache, leaves []*inode)) []byte {
+	t.Helper()
+	var rc rootCache
+	var leaves []*inode
+	d := snapDecoder{b: b}
+	d.byte()
+	counts := d.bytes(int(d.uvarint()))
+	if !decodeSnapshot(b, counts, &rc, &leaves) || rc.top == nil || len(leaves) < 3 {
+		t.Fatalf("the snapshot does not decode, or has no inner trie node or fewer than 3 index leaves")
+	}
+	f(&rc, leaves)
+	var kept []*inode
+	for _, l := range leaves {
+		if l != nil {
+			kept = append(kept, l)
+		}
+	}
+	return encodeSnapshot(counts, &rc, kept)
+}
+
+// check opens kv, whose snapshot must not be taken, and checks the State
+// and that the next writes delete the snapshot's keys.
+func check(t *testing.T, kv *MemKV, id cid.Cid, recs memRecords) {
+	t.Helper()
+	s, err := Open(id, kv, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.snapHeld {
+		t.Fatal("the snapshot was taken")
+	}
+	checkAgainstScan(t, s, kv, id, recs)
+	blk := contribution(t, id, id, 123456, 5, "after the open")
+	recs[blk.CID] = blk
+	mustAdd(t, s, blk)
+	r, err := s.Ready()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv.Apply(r.Writes)
+	if ks := snapshotKeys(kv); len(ks) != 0 {
+		t.Fatalf("%d snapshot keys left after the next writes", len(ks))
+	}
+}
+
+// TestSnapshotTrie: the root trie, built by adding and removing digests
+// that share long prefixes (inner nodes down to the deepest level, leaves
+// hashed or not), comes back from its encoding node for node.
+func TestSnapshotTrie(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		bases := drawDigests(t, []protocol.Digest{{}}, 3)
+		s := openTrie(t, &MemKV{}, 0)
+		in := map[protocol.Digest]bool{}
+		for range rapid.IntRange(1, 4).Draw(t, "batches") {
+			for _, d := range drawDigests(t, bases, rapid.IntRange(1, 1000).Draw(t, "n")) {
+				if !in[d] {
+					in[d] = true
+					s.addDigest(d)
+				}
+			}
+		}
+		frac := rapid.Float64Range(0, 1).Draw(t, "remove")
+		for _, d := range slices.SortedFunc(maps.Keys(in), compareDigest) {
+			if rapid.Float64Range(0, 1).Draw(t, "r") < frac {
+				s.removeDigest(d)
+			}
+		}
+		if rapid.Bool().Draw(t, "hash") {
+			_ = s.Root()
+		}
+		if s.root.top == nil {
+			return
+		}
+		b := appendInner(nil, s.root.top)
+		d := snapDecoder{b: b}
+		n := d.inner(0)
+		if d.bad || len(d.b) != 0 {
+			t.Fatalf("decoding: bad %v, %d bytes left", d.bad, len(d.b))
+		}
+		if err := countInner(n); err != nil {
+			t.Fatal(err)
+		}
+		var same func(a, b *trieInner, depth int)
+		same = func(a, b *trieInner, depth int) {
+			if a.count != b.count || a.n != b.n || a.known != b.known {
+				t.Fatalf("depth %d: count %d/%d, leaves %v/%v, known %x/%x", depth, a.count, b.count, a.n, b.n, a.known, b.known)
+			}
+			for k := range 16 {
+				if a.known&(1<<k) != 0 && a.hashes[k] != b.hashes[k] {
+					t.Fatalf("depth %d nibble %d: hash %x/%x", depth, k, a.hashes[k], b.hashes[k])
+				}
+				if (a.kids[k] == nil) != (b.kids[k] == nil) {
+					t.Fatalf("depth %d nibble %d: inner %v/%v", depth, k, a.kids[k] != nil, b.kids[k] != nil)
+				}
+				if a.kids[k] != nil {
+					same(a.kids[k], b.kids[k], depth+1)
+				}
+			}
+		}
+		same(s.root.top, n, 0)
+	})
+}
