@@ -106,6 +106,10 @@ func (s *State) Snapshot() (*Ready, error) {
 	return r, nil
 }
 
+// FromSnapshot reports whether Open read the root trie and the index
+// from a start snapshot, rather than from their leaves.
+func (s *State) FromSnapshot() bool { return s.snapTaken }
+
 // encodeSnapshot returns the bytes of a snapshot of the counts counts,
 // the root trie rc and the index leaves leaves.
 func encodeSnapshot(counts []byte, rc *rootCache, leaves []*inode) []byte {
@@ -195,7 +199,7 @@ func (s *State) openSnapshot() (bool, error) {
 	}
 	s.root.top, s.root.topN, s.root.topKnown, s.root.topHash = root.top, root.topN, root.topKnown, root.topHash
 	s.idx.open(indexStore{s}, leaves)
-	s.snapHeld = true
+	s.snapHeld, s.snapTaken = true, true
 	return true, nil
 }
 

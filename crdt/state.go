@@ -226,9 +226,11 @@ type State struct {
 	readySeq uint64 // Readies handed out
 
 	// The start snapshot's keys in the KV (snapshot.go), for the next
-	// writes to delete; snapHeld: they hold a snapshot of this state.
-	snapKeys [][]byte
-	snapHeld bool
+	// writes to delete; snapHeld: they hold a snapshot of this state;
+	// snapTaken: Open took one.
+	snapKeys  [][]byte
+	snapHeld  bool
+	snapTaken bool
 
 	src Records    // where views read records
 	mem memRecords // the records, for a State made by New; nil otherwise

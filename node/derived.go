@@ -115,10 +115,12 @@ func (n *Node) openState(id cid.Cid) (*crdt.State, *storeKV, error) {
 	kv := &storeKV{st: n.st, id: id, prefix: prefixCRDT}
 	kv.begin()
 	defer kv.end()
+	start := time.Now()
 	s, err := crdt.Open(id, kv, storeRecords{n.st})
 	if err != nil {
 		return nil, nil, fmt.Errorf("node: open the derived state of commons %s: %w", id, err)
 	}
+	n.log.Debug("derived state opened", "commons", id, "records", s.Len(), "from_snapshot", s.FromSnapshot(), "took", time.Since(start))
 	return s, kv, nil
 }
 
@@ -337,6 +339,50 @@ func (n *Node) saveNow(ctx context.Context, loading ...*replica) error {
 	n.commitSave(b)
 	n.saved(b)
 	return b.err
+}
+
+// snapshotStates stores a start snapshot of each state whose derived
+// state is all stored (crdt's Snapshot): the next start reads it instead
+// of every leaf of the root trie and the reconciliation index. Without it
+// a start is slower, not wrong: a failure is logged, not returned. Close
+// only, after the last save.
+func (n *Node) snapshotStates() {
+	var ds []store.Derived
+	var taken []*replica
+	var readies []*crdt.Ready
+	for _, id := range n.order {
+		rep := n.commons[id]
+		if rep == nil || !rep.unsaved.empty() {
+			continue
+		}
+		r, err := rep.state.Snapshot()
+		if err != nil {
+			n.log.Warn("no start snapshot of the commons' state: the next start reads its trie and index", "commons", id, "err", err)
+			continue
+		}
+		if r == nil {
+			continue // the store holds one of this state
+		}
+		d := store.Derived{Commons: id, Applied: rep.unsaved.applied}
+		for _, w := range r.Writes {
+			d.Writes = append(d.Writes, store.Write{Key: append([]byte{prefixCRDT}, w.Key...), Value: w.Value, Delete: w.Delete})
+		}
+		ds, taken, readies = append(ds, d), append(taken, rep), append(readies, r)
+	}
+	if len(ds) == 0 {
+		return
+	}
+	err := n.diskOK()
+	if err == nil {
+		err = n.st.CommitDerived(context.Background(), ds)
+	}
+	if err != nil {
+		n.log.Warn("no start snapshot stored: the next start reads the trie and index of each commons", "err", err)
+		return
+	}
+	for i, rep := range taken {
+		rep.state.Advance(readies[i])
+	}
 }
 
 // derivedLayout numbers the layout of the derived state this version

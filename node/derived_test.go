@@ -635,6 +635,75 @@ func TestCloseStoresTrieHashes(t *testing.T) {
 	}
 }
 
+// TestCloseStoresStartSnapshot: a node closed cleanly stores a start
+// snapshot of each state, which the next start reads instead of the
+// leaves of the trie and the index; the first records saved after it
+// delete it (a crash then leaves none to mislead the next start), and the
+// next clean close stores a new one. Each start gives the root the
+// records give.
+func TestCloseStoresStartSnapshot(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, _ := startRepo(t, dir, key, nil)
+	id, _ := fill(t, n, 40)
+	closeNode(t, n)
+	check := func(n *Node, wantSnapshot bool) string {
+		t.Helper()
+		var from bool
+		var root string
+		if err := n.do(t.Context(), func() {
+			rep := n.commons[id]
+			from, root = rep.state.FromSnapshot(), rep.state.Root().String()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if from != wantSnapshot {
+			t.Fatalf("started from a snapshot: %v; want %v", from, wantSnapshot)
+		}
+		return root
+	}
+	snapshotHead := append([]byte{prefixCRDT, 'S'}, 0, 0, 0, 0)
+	held := func(cs *countingStore) bool {
+		v, err := cs.GetDerived(t.Context(), id, snapshotHead)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v != nil
+	}
+	n, cs := startRepo(t, dir, key, nil)
+	root := check(n, true)
+	if !held(cs) {
+		t.Fatal("no snapshot in the store after a clean close")
+	}
+	more(t, n, id, 3)
+	waitSaved(t, cs, id)
+	if held(cs) {
+		t.Fatal("the snapshot is still in the store after new records were saved")
+	}
+	root2 := check(n, true)
+	closeNode(t, n)
+	n, _ = startRepo(t, dir, key, nil)
+	if got := check(n, true); got != root2 || got == root {
+		t.Fatalf("root from the second snapshot %s; before the close %s (and before the new records %s)", got, root2, root)
+	}
+	closeNode(t, n)
+	// The root the records give, derived again from them.
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		applied, err := st.Applied(t.Context(), id)
+		if err == nil {
+			err = st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: applied,
+				Writes: []store.Write{{Key: versionKey, Value: fmt.Appendf(nil, "layout 1, rules %d", crdt.RulesVersion)}}}})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	n, _ = startRepo(t, dir, key, nil)
+	defer closeNode(t, n)
+	if got := check(n, false); got != root2 {
+		t.Fatalf("root derived again from the records %s; from the snapshot %s", got, root2)
+	}
+}
+
 // TestIdleNodeStoresTrieHashes: once the node is idle it hashes the root
 // trie's leaves that changed and stores their hashes, so that the first
 // status after a restart reads no leaf's records.

@@ -504,6 +504,8 @@ func (n *Node) Close() error {
 	}
 	if err := n.saveNow(context.Background()); err != nil {
 		errs = append(errs, err)
+	} else {
+		n.snapshotStates()
 	}
 	for _, rep := range n.commons {
 		if err := n.recordDerived(context.Background(), rep); err != nil {
