@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -161,22 +162,35 @@ func appendInner(b []byte, n *trieInner) []byte {
 // and reports whether it did; it notes the snapshot's keys for the next
 // writes to delete, taken or not.
 func (s *State) openSnapshot() (bool, error) {
-	var chunks [][]byte
 	var keys [][]byte
+	var b []byte  // the chunks after the head, joined
+	whole := true // the keys are 'S' 0, 1, 2... and the head decodes
+	var chunks uint64
+	var sum uint32
 	err := s.kv.Scan([]byte{tagSnapshot}, nil, func(k, v []byte) error {
-		keys = append(keys, append([]byte(nil), k...))
-		chunks = append(chunks, append([]byte(nil), v...))
+		i := uint32(len(keys))
+		keys = append(keys, bytes.Clone(k))
+		switch {
+		case !whole:
+		case !bytes.Equal(k, snapshotKey(i)):
+			whole = false
+		case i == 0:
+			var w int
+			chunks, w = binary.Uvarint(v)
+			if whole = w > 0 && len(v) == w+4 && chunks < 1<<20; whole {
+				sum = binary.BigEndian.Uint32(v[w:])
+				b = make([]byte, 0, min(chunks, 16)*uint64(snapChunk)) // no more than a damaged head says
+			}
+		default:
+			b = append(b, v...)
+		}
 		return nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("crdt: reading the start snapshot: %w", err)
 	}
 	s.snapKeys = keys
-	if len(keys) == 0 {
-		return false, nil
-	}
-	b, ok := joinSnapshot(keys, chunks)
-	if !ok {
+	if len(keys) == 0 || !whole || uint64(len(keys)) != chunks+1 || crc32.Checksum(b, crcTable) != sum {
 		return false, nil
 	}
 	var root rootCache
@@ -201,29 +215,6 @@ func (s *State) openSnapshot() (bool, error) {
 	s.idx.open(indexStore{s}, leaves)
 	s.snapHeld, s.snapTaken = true, true
 	return true, nil
-}
-
-// joinSnapshot checks the snapshot's keys and checksum and returns its
-// chunks' concatenation.
-func joinSnapshot(keys, chunks [][]byte) ([]byte, bool) {
-	if string(keys[0]) != string(snapshotKey(0)) {
-		return nil, false
-	}
-	n, w := binary.Uvarint(chunks[0])
-	if w <= 0 || len(chunks[0]) != w+4 || n != uint64(len(keys)-1) {
-		return nil, false
-	}
-	var b []byte
-	for i := uint32(1); i < uint32(len(keys)); i++ {
-		if string(keys[i]) != string(snapshotKey(i)) {
-			return nil, false
-		}
-		b = append(b, chunks[i]...)
-	}
-	if crc32.Checksum(b, crcTable) != binary.BigEndian.Uint32(chunks[0][w:]) {
-		return nil, false
-	}
-	return b, true
 }
 
 // decodeSnapshot decodes a snapshot's bytes, which must be of the counts

@@ -218,8 +218,12 @@ func TestSnapshotNotTaken(t *testing.T) {
 			w[1].Value[len(w[1].Value)/2] ^= 0x10
 			return w
 		}),
-		"no head":         with(snapWrites, func(w []Write) []Write { return w[1:] }),
-		"a short head":    with(snapWrites, func(w []Write) []Write { w[0].Value = w[0].Value[:2]; return w }),
+		"no head":      with(snapWrites, func(w []Write) []Write { return w[1:] }),
+		"a short head": with(snapWrites, func(w []Write) []Write { w[0].Value = w[0].Value[:2]; return w }),
+		"a head claiming more chunks": with(snapWrites, func(w []Write) []Write {
+			w[0].Value = binary.BigEndian.AppendUint32(binary.AppendUvarint(nil, 1<<19), binary.BigEndian.Uint32(w[0].Value[len(w[0].Value)-4:]))
+			return w
+		}),
 		"other counts":    rechunk(func() []byte { b := bytes.Clone(good); b[countsAt]++; return b }()),
 		"a version 2":     rechunk(func() []byte { b := bytes.Clone(good); b[0] = 2; return b }()),
 		"truncated":       rechunk(good[:len(good)-5]),
