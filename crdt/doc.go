@@ -280,7 +280,11 @@
 // State is its KV's only writer, so the cache stays true), the inner nodes
 // of the state root's trie (its leaves are in the KV) and the
 // reconciliation index's inner nodes and leaf summaries. Open reads the
-// manifests and the two structures' leaf keys, not every record's. Views
+// manifests and the two structures' leaf keys, not every record's; or,
+// after a clean stop, a start snapshot of those two structures in their
+// place ([State.Snapshot]: a few large values instead of a key per 40 to
+// 100 records), which the first writes after it delete, and which Open
+// takes only if it is whole and of the counts beside it. Views
 // that show a record's content
 // ([State.Contribution], [State.Record]) read the record through the
 // [Records] the State was made with: the node's store, which holds every
