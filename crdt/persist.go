@@ -468,10 +468,10 @@ func (s *State) Ready() (*Ready, error) {
 	}
 	// The KV changes: a start snapshot there is of the state before
 	// (snapshot.go).
-	for _, k := range s.snapKeys {
-		ws = append(ws, Write{Key: k, Delete: true})
+	if s.snapHead {
+		ws = append(ws, Write{Key: snapshotKey(0), Delete: true})
 	}
-	s.snapKeys, s.snapHeld = nil, false
+	s.snapHead, s.snapHeld = false, false
 	sortWrites(ws)
 	for _, w := range ws {
 		if w.Key[0] != tagEntry && w.Key[0] != tagProfile && !(w.Key[0] == tagRotation && len(w.Key) > 1 && w.Key[1] >= 2) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 
 	"github.com/commons-p2p/commons/protocol"
 )
@@ -17,19 +18,23 @@ import (
 // index from their leaves' summaries: one 'k' key per 40 or so records,
 // one 'j' key per 100 or so. At 10,000,000 records that is 350,000 keys
 // and most of a second. A State about to be closed can instead write what
-// memory holds of both, in a few large values (Snapshot), which the next
-// Open reads in their place. The snapshot is only ever of the state in the
-// KV beside it: the first Ready with writes after it deletes it, in the
-// same writes, so that a State that goes on adding records and then
-// crashes leaves none; and Open takes it only if it decodes whole, its
-// checksum holds, and it names the counts ('s') in the KV, which change
-// with every record added, so that a snapshot left by a version that
-// wrote the counts without deleting it is not taken either. One that is
-// not taken is deleted with the next writes, like a used one.
+// memory holds of both (Snapshot), which the next Open reads in their
+// place: a head and chunks of snapChunk bytes, several times fewer keys
+// than the leaves', read as one run. The snapshot is only ever of the state
+// in the KV beside it: the first Ready with writes after it deletes its
+// head, in the same writes, so that a State that goes on adding records
+// and then crashes leaves no snapshot to take (its chunks stay until the
+// next Snapshot writes over them or deletes them). Open takes a snapshot
+// only if its head is there and decodes, every chunk it counts is there
+// and no other, its checksum holds, it decodes whole, and it names the
+// counts ('s') in the KV, which change with every record added: a
+// snapshot left by a version that wrote the counts without deleting the
+// head is not taken either. A snapshot not taken is deleted like a used
+// one.
 //
-// Keys: 'S' and a 4-byte big-endian index. 'S' 0 holds the number of
-// chunks after it and the CRC-32C of their concatenation; the chunks,
-// each at most snapChunk bytes, hold:
+// Keys: 'S' and a 4-byte big-endian index. 'S' 0, the head, holds the
+// number of chunks after it and the CRC-32C of their concatenation; the
+// chunks hold:
 //
 //	version (1)
 //	uvarint len, the counts' value ('s') the snapshot is of
@@ -45,8 +50,12 @@ const (
 	snapshotVersion = 1
 )
 
-// snapChunk is the most bytes of a snapshot's chunk (a variable for tests).
-var snapChunk = 1 << 20
+// snapChunk is the most bytes of a snapshot's chunk: small, like the rest
+// of the derived state's values, so that a store that keeps large values
+// apart from its keys (badger's value log, from 320 bytes, which is not
+// compacted) keeps these with the keys it rewrites and compacts, and the
+// space of a snapshot written over comes back.
+const snapChunk = 256
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -72,37 +81,26 @@ func (s *State) Snapshot() (*Ready, error) {
 	s.idx.eachLeaf(func(l *inode) { leaves = append(leaves, l) })
 	b := encodeSnapshot(s.countsRaw, &s.root, leaves)
 
-	var ws []Write
-	for _, k := range s.snapKeys { // a snapshot not taken at Open
-		ws = append(ws, Write{Key: k, Delete: true})
-	}
 	n := uint32((len(b) + snapChunk - 1) / snapChunk)
 	head := binary.AppendUvarint(nil, uint64(n))
 	head = binary.BigEndian.AppendUint32(head, crc32.Checksum(b, crcTable))
-	written := map[string]bool{}
-	put := func(i uint32, v []byte) {
-		k := snapshotKey(i)
-		written[string(k)] = true
-		ws = append(ws, Write{Key: k, Value: v})
-	}
-	put(0, head)
+	ws := make([]Write, 0, 1+int(n)+len(s.snapOdd)+int(max(s.snapEnd, n+1)-(n+1)))
+	ws = append(ws, Write{Key: snapshotKey(0), Value: head})
 	for i := uint32(0); i < n; i++ {
-		put(i+1, b[int(i)*snapChunk:min(len(b), int(i+1)*snapChunk)])
+		ws = append(ws, Write{Key: snapshotKey(i + 1), Value: b[int(i)*snapChunk : min(len(b), int(i+1)*snapChunk)]})
 	}
-	kept := ws[:0]
-	var keys [][]byte
-	for _, w := range ws { // a deletion of a key written again is no deletion
-		if w.Delete && written[string(w.Key)] {
-			continue
-		}
-		kept = append(kept, w)
-		if !w.Delete {
-			keys = append(keys, w.Key)
-		}
+	for i := n + 1; i < s.snapEnd; i++ { // an earlier snapshot's, beyond this one's
+		ws = append(ws, Write{Key: snapshotKey(i), Delete: true})
 	}
-	s.snapKeys, s.snapHeld = keys, true
+	for _, k := range s.snapOdd {
+		if len(k) == 5 && binary.BigEndian.Uint32(k[1:]) <= n {
+			continue // written above (a Ready holds each key once)
+		}
+		ws = append(ws, Write{Key: k, Delete: true})
+	}
+	s.snapEnd, s.snapOdd, s.snapHead, s.snapHeld = n+1, nil, true, true
 	s.readySeq++
-	r := &Ready{Writes: sortWrites(kept), seq: s.readySeq}
+	r := &Ready{Writes: sortWrites(ws), seq: s.readySeq}
 	s.flight = append(s.flight, r)
 	return r, nil
 }
@@ -159,38 +157,49 @@ func appendInner(b []byte, n *trieInner) []byte {
 }
 
 // openSnapshot reads a start snapshot into the root trie and the index,
-// and reports whether it did; it notes the snapshot's keys for the next
-// writes to delete, taken or not.
+// and reports whether it did; it notes where the snapshot's keys are, for
+// the next writes to delete its head and the next Snapshot the rest,
+// taken or not.
 func (s *State) openSnapshot() (bool, error) {
-	var keys [][]byte
 	var b []byte  // the chunks after the head, joined
 	whole := true // the keys are 'S' 0, 1, 2... and the head decodes
 	var chunks uint64
 	var sum uint32
+	i := uint32(0) // keys in the run from the first
 	err := s.kv.Scan([]byte{tagSnapshot}, nil, func(k, v []byte) error {
-		i := uint32(len(keys))
-		keys = append(keys, bytes.Clone(k))
+		var at uint32
+		if len(k) == 5 {
+			at = binary.BigEndian.Uint32(k[1:])
+		}
+		if len(k) != 5 || at == math.MaxUint32 || i > 0 && at != s.snapEnd {
+			// Not in the run: damage, noted one by one.
+			s.snapOdd = append(s.snapOdd, bytes.Clone(k))
+			whole = false
+			return nil
+		}
+		s.snapEnd = at + 1
+		s.snapHead = s.snapHead || at == 0
 		switch {
 		case !whole:
-		case !bytes.Equal(k, snapshotKey(i)):
-			whole = false
+		case at != i:
+			whole = false // no head
 		case i == 0:
 			var w int
 			chunks, w = binary.Uvarint(v)
-			if whole = w > 0 && len(v) == w+4 && chunks < 1<<20; whole {
+			if whole = w > 0 && len(v) == w+4 && chunks < math.MaxUint32; whole {
 				sum = binary.BigEndian.Uint32(v[w:])
-				b = make([]byte, 0, min(chunks, 16)*uint64(snapChunk)) // no more than a damaged head says
+				b = make([]byte, 0, min(chunks, 1<<16)*snapChunk) // no more than a damaged head says
 			}
 		default:
 			b = append(b, v...)
 		}
+		i++
 		return nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("crdt: reading the start snapshot: %w", err)
 	}
-	s.snapKeys = keys
-	if len(keys) == 0 || !whole || uint64(len(keys)) != chunks+1 || crc32.Checksum(b, crcTable) != sum {
+	if i == 0 || !whole || uint64(i) != chunks+1 || crc32.Checksum(b, crcTable) != sum {
 		return false, nil
 	}
 	var root rootCache

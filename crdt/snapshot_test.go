@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"maps"
+	"math"
 	"slices"
 	"testing"
 
@@ -96,8 +97,6 @@ func checkAgainstScan(t *testing.T, s *State, kv *MemKV, id cid.Cid, recs Record
 // and the State opened after them reads the leaves again and holds the
 // same.
 func TestSnapshot(t *testing.T) {
-	defer func(n int) { snapChunk = n }(snapChunk)
-	snapChunk = 4096 // several chunks
 	for _, hashed := range []bool{false, true} {
 		t.Run(fmt.Sprint("hashed ", hashed), func(t *testing.T) {
 			id, kv, recs := trieKV(t, 3000, hashed)
@@ -149,8 +148,8 @@ func TestSnapshot(t *testing.T) {
 			}
 			kv.Apply(r.Writes)
 			s.Advance(r)
-			if ks := snapshotKeys(kv); len(ks) != 0 {
-				t.Fatalf("%d snapshot keys left after the writes of new records", len(ks))
+			if v, _ := kv.Get(snapshotKey(0)); v != nil {
+				t.Fatal("the snapshot's head is left after the writes of new records")
 			}
 			root := s.Root()
 			s, err = Open(id, kv, recs)
@@ -171,8 +170,6 @@ func TestSnapshot(t *testing.T) {
 // what the KV does not. It reads the leaves instead, and the next writes
 // delete the snapshot's keys.
 func TestSnapshotNotTaken(t *testing.T) {
-	defer func(n int) { snapChunk = n }(snapChunk)
-	snapChunk = 4096 // several chunks
 	id, kv0, recs := trieKV(t, 3000, true)
 	s, err := Open(id, kv0, recs)
 	if err != nil {
@@ -220,6 +217,13 @@ func TestSnapshotNotTaken(t *testing.T) {
 		}),
 		"no head":      with(snapWrites, func(w []Write) []Write { return w[1:] }),
 		"a short head": with(snapWrites, func(w []Write) []Write { w[0].Value = w[0].Value[:2]; return w }),
+		"a key far beyond": with(snapWrites, func(w []Write) []Write {
+			return append(w, Write{Key: snapshotKey(1 << 31), Value: []byte{1}}, Write{Key: snapshotKey(math.MaxUint32), Value: []byte{1}})
+		}),
+		"a key of another length": with(snapWrites, func(w []Write) []Write {
+			return append(w, Write{Key: []byte{tagSnapshot, 1, 2}, Value: []byte{1}})
+		}),
+		"no head, the chunks left": with(snapWrites, func(w []Write) []Write { return w[1:] }),
 		"a head claiming more chunks": with(snapWrites, func(w []Write) []Write {
 			w[0].Value = binary.BigEndian.AppendUint32(binary.AppendUvarint(nil, 1<<19), binary.BigEndian.Uint32(w[0].Value[len(w[0].Value)-4:]))
 			return w
@@ -331,8 +335,29 @@ func check(t *testing.T, kv *MemKV, id cid.Cid, recs memRecords) {
 		t.Fatal(err)
 	}
 	kv.Apply(r.Writes)
-	if ks := snapshotKeys(kv); len(ks) != 0 {
-		t.Fatalf("%d snapshot keys left after the next writes", len(ks))
+	s.Advance(r)
+	if v, _ := kv.Get(snapshotKey(0)); v != nil {
+		t.Fatal("the snapshot's head is left after the next writes")
+	}
+	// The next snapshot takes the place of every key the old one left.
+	r, err = s.Snapshot()
+	if err != nil || r == nil {
+		t.Fatalf("snapshot: %v, %v", r, err)
+	}
+	for i := 1; i < len(r.Writes); i++ {
+		if bytes.Compare(r.Writes[i-1].Key, r.Writes[i].Key) >= 0 {
+			t.Fatalf("the snapshot's writes are not in strictly ascending key order at %d: %x, %x", i, r.Writes[i-1].Key, r.Writes[i].Key)
+		}
+	}
+	kv.Apply(r.Writes)
+	ks := snapshotKeys(kv)
+	for i, k := range ks {
+		if !bytes.Equal(k, snapshotKey(uint32(i))) {
+			t.Fatalf("after a new snapshot, snapshot key %d is %x", i, k)
+		}
+	}
+	if s, err = Open(id, kv, recs); err != nil || !s.snapHeld {
+		t.Fatalf("the new snapshot (%d keys) was not taken: %v", len(ks), err)
 	}
 }
 

@@ -225,10 +225,14 @@ type State struct {
 	idx      Index  // the records by (time, digest), for set reconciliation
 	readySeq uint64 // Readies handed out
 
-	// The start snapshot's keys in the KV (snapshot.go), for the next
-	// writes to delete; snapHeld: they hold a snapshot of this state;
-	// snapTaken: Open took one.
-	snapKeys  [][]byte
+	// The start snapshot's keys in the KV (snapshot.go): the chunk
+	// indexes below snapEnd, and snapOdd, keys under its tag of another
+	// length; snapHead: its head is there, for the next writes to delete;
+	// snapHeld: they hold a snapshot of this state; snapTaken: Open took
+	// one.
+	snapEnd   uint32
+	snapOdd   [][]byte
+	snapHead  bool
 	snapHeld  bool
 	snapTaken bool
 
