@@ -679,7 +679,10 @@ func TestCloseStoresStartSnapshot(t *testing.T) {
 	if held(cs) {
 		t.Fatal("the snapshot is still in the store after new records were saved")
 	}
-	root2 := check(n, true)
+	var root2 string
+	if err := n.do(t.Context(), func() { root2 = n.commons[id].state.Root().String() }); err != nil {
+		t.Fatal(err)
+	}
 	closeNode(t, n)
 	n, _ = startRepo(t, dir, key, nil)
 	if got := check(n, true); got != root2 || got == root {
@@ -701,6 +704,62 @@ func TestCloseStoresStartSnapshot(t *testing.T) {
 	defer closeNode(t, n)
 	if got := check(n, false); got != root2 {
 		t.Fatalf("root derived again from the records %s; from the snapshot %s", got, root2)
+	}
+}
+
+// TestCloseAfterStatusStoresStartSnapshot: after a crash the trie leaves
+// saved since the last pause have no hash stored, and there is no start
+// snapshot. A start, a status (which hashes those leaves) and a clean
+// stop with no new record store both.
+func TestCloseAfterStatusStoresStartSnapshot(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, _ := startRepo(t, dir, key, nil)
+	id, _ := fill(t, n, 40)
+	closeNode(t, n)
+	snapshotHead := append([]byte{prefixCRDT, 'S'}, 0, 0, 0, 0)
+	onRepo(t, dir, func(st *badgerstore.Store) { // what the crash leaves
+		var ws []store.Write
+		err := st.ScanDerived(t.Context(), id, []byte{prefixCRDT}, nil, func(k, v []byte) error {
+			switch k[1] {
+			case 'k':
+				count, _ := binary.Uvarint(v)
+				ws = append(ws, store.Write{Key: bytes.Clone(k), Value: binary.AppendUvarint(nil, count)})
+			case 'S':
+				ws = append(ws, store.Write{Key: bytes.Clone(k), Delete: true})
+			}
+			return nil
+		})
+		applied, err2 := st.Applied(t.Context(), id)
+		if err == nil {
+			err = err2
+		}
+		if err == nil {
+			err = st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: applied, Writes: ws}})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	var log logBuffer
+	n, _ = startRepo(t, dir, key, &log)
+	if _, err := n.Status(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	closeNode(t, n)
+	n, cs := startRepo(t, dir, key, nil)
+	defer closeNode(t, n)
+	var from bool
+	if err := n.do(t.Context(), func() { from = n.commons[id].state.FromSnapshot() }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Status(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !from || cs.trieScans.Load() != 0 || strings.Contains(log.String(), "no start snapshot") {
+		t.Fatalf("after a status and a clean stop: started from a snapshot %v, %d trie leaves read for the root; want true and 0\n%s", from, cs.trieScans.Load(), log.String())
+	}
+	if v, err := cs.GetDerived(t.Context(), id, snapshotHead); err != nil || v == nil {
+		t.Fatalf("no snapshot head in the store: %v", err)
 	}
 }
 

@@ -493,13 +493,20 @@ func (n *Node) Close() error {
 		}
 	}
 	// The loop has stopped: the states are ours to read. Hash what changed
-	// since the last pause (hashIdle), so that a start finds the hashes.
+	// since the last pause (hashIdle), so that a start finds the hashes;
+	// save too the hashes a status computed since (after a crash, or once
+	// the state was derived again, the leaves' hashes are not stored), so
+	// that nothing is pending for the snapshot.
 	for _, id := range n.order {
-		if rep := n.commons[id]; rep != nil && (n.toHash[rep] || !rep.unsaved.empty()) {
+		rep := n.commons[id]
+		if rep == nil {
+			continue
+		}
+		if n.toHash[rep] || !rep.unsaved.empty() {
 			rep.hashRoot()
-			if rep.state.TrieUnsaved() {
-				rep.unsaved.pending = true
-			}
+		}
+		if rep.state.TrieUnsaved() {
+			rep.unsaved.pending = true
 		}
 	}
 	if err := n.saveNow(context.Background()); err != nil {
