@@ -188,7 +188,7 @@ func (s *State) openSnapshot() (bool, error) {
 			chunks, w = binary.Uvarint(v)
 			if whole = w > 0 && len(v) == w+4 && chunks < math.MaxUint32; whole {
 				sum = binary.BigEndian.Uint32(v[w:])
-				b = make([]byte, 0, min(chunks, 1<<16)*snapChunk) // no more than a damaged head says
+				b = make([]byte, 0, min(chunks, 4096)*snapChunk) // no more than a damaged head says
 			}
 		default:
 			b = append(b, v...)

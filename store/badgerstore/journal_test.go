@@ -164,6 +164,20 @@ func TestJournalLeftUnmarked(t *testing.T) {
 	if s, err = Open(dir, nil); err != nil {
 		t.Fatal(err)
 	}
+	// Open, finding no open mark, did not look at the journal's range:
+	// the entries are still there.
+	var left int
+	_ = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tagJournal}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			left++
+		}
+		return nil
+	})
+	if left != n+1 {
+		t.Fatalf("after Open, %d journal entries of the %d an older version left", left, n+1)
+	}
 	// A journal of fewer writes, then a crash before it is applied.
 	const m = n / 2
 	p := derivedPrefix(c)
