@@ -478,8 +478,8 @@ func TestSnapshotCrash(t *testing.T) {
 			}
 			checkAgainstScan(t, s, kv, id, recs)
 		}
-		for range rapid.IntRange(1, 12).Draw(t, "steps") {
-			n := rapid.IntRange(1, 600).Draw(t, "batch")
+		for range rapid.IntRange(1, 8).Draw(t, "steps") {
+			n := rapid.IntRange(1, 400).Draw(t, "batch")
 			var bs []*protocol.Block
 			for range n {
 				r := &protocol.Record{Commons: id, Time: protocol.HLC(1000 + next), Body: &protocol.Contribution{
