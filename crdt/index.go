@@ -300,7 +300,7 @@ func (x *Index) build(leaves []*inode) {
 		var up []*inode
 		for i := 0; i < len(level); i += loadFill {
 			kids := slices.Clone(level[i:min(i+loadFill, len(level))])
-			nd := &inode{kids: kids}
+			nd := &inode{kids: kids, aggs: make([]Agg, 0, len(kids)), mins: make([]Item, 0, len(kids))}
 			for _, k := range kids {
 				nd.aggs = append(nd.aggs, k.agg())
 				nd.mins = append(nd.mins, k.min())
