@@ -46,15 +46,27 @@ func (r Root) String() string { return hex.EncodeToString(r[:]) }
 // (persist.go), from which Open rebuilds the inner nodes without reading
 // the digests. A leaf's digests are read (one scan of its 'r' keys, with
 // what is pending or in flight) only when its hash is needed and unknown,
-// or when it splits.
+// or when it splits. A node opened from a start snapshot with its own hash
+// knows none of its leaves' hashes, and holds no room for them, until a
+// digest under it makes it dirty: at 10,000,000 records, that is most of
+// the trie's memory after a start.
 type trieInner struct {
-	count  int               // digests under the node
-	hash   [sha256.Size]byte // its hash, unless dirty
-	dirty  bool              // a digest was added under it since hash
-	known  uint16            // the leaf children whose hash is in hashes, one bit each
-	n      [16]uint8         // the leaf children's counts (0: an inner child, or none)
-	kids   [16]*trieInner    // the inner children
-	hashes [16][sha256.Size]byte
+	count  int                    // digests under the node
+	hash   [sha256.Size]byte      // its hash, unless dirty
+	dirty  bool                   // a digest was added under it since hash
+	known  uint16                 // the leaf children whose hash is in hashes, one bit each
+	n      [16]uint8              // the leaf children's counts (0: an inner child, or none)
+	kids   [16]*trieInner         // the inner children
+	hashes *[16][sha256.Size]byte // nil while known is 0
+}
+
+// setLeaf notes h as the hash of the leaf child k.
+func (n *trieInner) setLeaf(k int, h *[sha256.Size]byte) {
+	if n.hashes == nil {
+		n.hashes = new([16][sha256.Size]byte)
+	}
+	n.hashes[k] = *h
+	n.known |= 1 << k
 }
 
 // rootCache is the root trie: its inner nodes, or its top leaf's summary
@@ -318,8 +330,8 @@ func (rc *rootCache) build(ds []protocol.Digest, depth int) *trieInner {
 			n.kids[k] = rc.build(g, depth+1)
 		} else {
 			n.n[k] = uint8(len(g))
-			n.hashes[k] = leafHash(g)
-			n.known |= 1 << k
+			h := leafHash(g)
+			n.setLeaf(k, &h)
 			rc.note(leafKey(depth+1, &g[0]))
 		}
 		i = j
@@ -483,8 +495,8 @@ func (s *State) sumInner(n *trieInner, depth int, path protocol.Digest) [sha256.
 				if s.err != nil {
 					return zero
 				}
-				n.hashes[k] = leafHash(ds)
-				n.known |= 1 << k
+				h := leafHash(ds)
+				n.setLeaf(k, &h)
 				s.root.note(key)
 			}
 			h.Write(n.hashes[k][:])
@@ -619,8 +631,7 @@ func (s *State) openRoot(total int) error {
 		}
 		n.n[i] = uint8(count)
 		if len(hash) != 0 {
-			copy(n.hashes[i][:], hash)
-			n.known |= 1 << i
+			n.setLeaf(i, (*[sha256.Size]byte)(hash))
 		}
 		return nil
 	})

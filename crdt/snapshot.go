@@ -41,14 +41,16 @@ import (
 //	uvarint len, the counts' value ('s') the snapshot is of
 //	the root trie: 0, uvarint count, 0 or 1 and the hash (the top is a leaf)
 //	            or 1, the top inner node
-//	  an inner node: per nibble 0..15, 0 (nothing under it), 1 and an inner
-//	  node, 2 and a count byte (a leaf, not hashed), 3, a count byte and
-//	  the hash (a leaf)
+//	  an inner node: 0 (its hash is not known) or 1 and its hash; then per
+//	  nibble 0..15, 0 (nothing under it), 1 and an inner node, 2 and a
+//	  count byte (a leaf, not hashed), 3, a count byte and the hash (a
+//	  leaf: only under a node whose hash is not known, as the leaves'
+//	  hashes are needed only to hash it)
 //	uvarint leaves, then per leaf of the index in order: uvarint time, the
 //	  32-byte digest of its bound, and its summary as the 'j' key holds it
 const (
 	tagSnapshot     = 'S'
-	snapshotVersion = 1
+	snapshotVersion = 2
 )
 
 // snapChunk is the most bytes of a snapshot's chunk: small, like the rest
@@ -140,6 +142,12 @@ func encodeSnapshot(counts []byte, rc *rootCache, leaves []*inode) []byte {
 
 // appendInner appends the encoding of the inner node n.
 func appendInner(b []byte, n *trieInner) []byte {
+	if n.dirty {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = append(b, n.hash[:]...)
+	}
 	for k := range 16 {
 		switch {
 		case n.kids[k] != nil:
@@ -147,7 +155,7 @@ func appendInner(b []byte, n *trieInner) []byte {
 			b = appendInner(b, n.kids[k])
 		case n.n[k] == 0:
 			b = append(b, 0)
-		case n.known&(1<<k) != 0:
+		case n.dirty && n.known&(1<<k) != 0:
 			b = append(b, 3, n.n[k])
 			b = append(b, n.hashes[k][:]...)
 		default:
@@ -326,6 +334,15 @@ func (d *snapDecoder) uvarint() uint64 {
 // inner decodes an inner node at depth.
 func (d *snapDecoder) inner(depth int) *trieInner {
 	n := &trieInner{dirty: true}
+	switch d.byte() {
+	case 0:
+	case 1:
+		copy(n.hash[:], d.bytes(sha256.Size))
+		n.dirty = false
+	default:
+		d.bad = true
+		return n
+	}
 	for k := range 16 {
 		if d.bad {
 			return n
@@ -350,8 +367,15 @@ func (d *snapDecoder) inner(depth int) *trieInner {
 			}
 			n.n[k] = cnt
 			if tag == 3 {
-				copy(n.hashes[k][:], d.bytes(sha256.Size))
-				n.known |= 1 << k
+				if !n.dirty {
+					d.bad = true // not written: a hash the node's makes useless
+					return n
+				}
+				h := d.bytes(sha256.Size)
+				if d.bad {
+					return n
+				}
+				n.setLeaf(k, (*[sha256.Size]byte)(h))
 			}
 		default:
 			d.bad = true

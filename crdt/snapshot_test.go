@@ -96,9 +96,14 @@ func checkAgainstScan(t fataler, s *State, kv *MemKV, id cid.Cid, recs Records) 
 // opened from those leaves holds; the first writes after it delete it,
 // and the State opened after them reads the leaves again and holds the
 // same.
+//
+// A State whose root was computed before its snapshot opens with the
+// hashes of its inner nodes, and no room for its leaves' hashes: its root
+// then costs no read.
 func TestSnapshot(t *testing.T) {
-	for _, hashed := range []bool{false, true} {
-		t.Run(fmt.Sprint("hashed ", hashed), func(t *testing.T) {
+	for _, c := range []struct{ hashed, rooted bool }{{false, false}, {true, false}, {false, true}} {
+		hashed := c.hashed
+		t.Run(fmt.Sprintf("hashed %v rooted %v", hashed, c.rooted), func(t *testing.T) {
 			id, kv, recs := trieKV(t, 3000, hashed)
 			s, err := Open(id, kv, recs)
 			if err != nil {
@@ -106,6 +111,18 @@ func TestSnapshot(t *testing.T) {
 			}
 			if s.root.top == nil || s.idx.root.kids == nil {
 				t.Fatal("want inner nodes in the trie and the index")
+			}
+			var want Root
+			if c.rooted {
+				want = s.Root()
+				if s.TrieUnsaved() {
+					r, err := s.Ready()
+					if err != nil {
+						t.Fatal(err)
+					}
+					kv.Apply(r.Writes)
+					s.Advance(r)
+				}
 			}
 			r, err := s.Snapshot()
 			if err != nil || r == nil {
@@ -124,6 +141,23 @@ func TestSnapshot(t *testing.T) {
 			}
 			if !s.snapHeld || counting.read[tagTrieLeaf] != 0 || counting.read[tagIdxLeaf] != 0 {
 				t.Fatalf("open: snapshot taken %v, %d trie leaves and %d index leaves read; want true, 0, 0", s.snapHeld, counting.read[tagTrieLeaf], counting.read[tagIdxLeaf])
+			}
+			if c.rooted {
+				var walk func(n *trieInner)
+				walk = func(n *trieInner) {
+					if n.dirty || n.hashes != nil || n.known != 0 {
+						t.Fatalf("an inner node opened dirty %v, with room for leaf hashes %v, known %x; want clean, none, 0", n.dirty, n.hashes != nil, n.known)
+					}
+					for _, k := range n.kids {
+						if k != nil {
+							walk(k)
+						}
+					}
+				}
+				walk(s.root.top)
+				if got := s.Root(); got != want || counting.read[tagRecord] != 0 {
+					t.Fatalf("root %s after reading %d digests; want %s after none", got, counting.read[tagRecord], want)
+				}
 			}
 			checkAgainstScan(t, s, kv, id, recs)
 
@@ -229,7 +263,8 @@ func TestSnapshotNotTaken(t *testing.T) {
 			return w
 		}),
 		"other counts":    rechunk(func() []byte { b := bytes.Clone(good); b[countsAt]++; return b }()),
-		"a version 2":     rechunk(func() []byte { b := bytes.Clone(good); b[0] = 2; return b }()),
+		"a later version": rechunk(func() []byte { b := bytes.Clone(good); b[0] = snapshotVersion + 1; return b }()),
+		"version 1":       rechunk(func() []byte { b := bytes.Clone(good); b[0] = 1; return b }()),
 		"truncated":       rechunk(good[:len(good)-5]),
 		"a byte too many": rechunk(append(bytes.Clone(good), 0)),
 		"a trie leaf's count": rechunk(alter(t, good, func(rc *rootCache, _ []*inode) {
@@ -400,11 +435,20 @@ func TestSnapshotTrie(t *testing.T) {
 		}
 		var same func(a, b *trieInner, depth int)
 		same = func(a, b *trieInner, depth int) {
-			if a.count != b.count || a.n != b.n || a.known != b.known {
-				t.Fatalf("depth %d: count %d/%d, leaves %v/%v, known %x/%x", depth, a.count, b.count, a.n, b.n, a.known, b.known)
+			// A node's own hash, when known, takes its leaves' hashes'
+			// place: they are needed only to hash it.
+			want := a.known
+			if !a.dirty {
+				want = 0
+			}
+			if a.count != b.count || a.n != b.n || b.known != want || a.dirty != b.dirty || !a.dirty && a.hash != b.hash {
+				t.Fatalf("depth %d: count %d/%d, leaves %v/%v, known %x/%x (want %x), dirty %v/%v, hash %x/%x", depth, a.count, b.count, a.n, b.n, a.known, b.known, want, a.dirty, b.dirty, a.hash, b.hash)
+			}
+			if (b.known == 0) != (b.hashes == nil) {
+				t.Fatalf("depth %d: room for leaf hashes %v, known %x", depth, b.hashes != nil, b.known)
 			}
 			for k := range 16 {
-				if a.known&(1<<k) != 0 && a.hashes[k] != b.hashes[k] {
+				if b.known&(1<<k) != 0 && a.hashes[k] != b.hashes[k] {
 					t.Fatalf("depth %d nibble %d: hash %x/%x", depth, k, a.hashes[k], b.hashes[k])
 				}
 				if (a.kids[k] == nil) != (b.kids[k] == nil) {
@@ -524,4 +568,37 @@ func TestSnapshotCrash(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestSnapshotInnerBytes: an inner node's bytes decode only in the forms
+// Snapshot writes: a node's own hash or its leaves' hashes, never both.
+func TestSnapshotInnerBytes(t *testing.T) {
+	h := bytes.Repeat([]byte{7}, 32)
+	node := func(head []byte, first ...byte) []byte {
+		b := append(bytes.Clone(head), first...)
+		return append(b, make([]byte, 15)...) // nibbles 1..15: nothing
+	}
+	clean := append([]byte{1}, h...)
+	for _, c := range []struct {
+		name string
+		b    []byte
+		ok   bool
+	}{
+		{"clean, a leaf's count", node(clean, 2, 5), true},
+		{"dirty, a leaf's count and hash", node([]byte{0}, append([]byte{3, 5}, h...)...), true},
+		{"clean, a leaf's hash", node(clean, append([]byte{3, 5}, h...)...), false},
+		{"a node's mark neither 0 nor 1", node([]byte{2}, 2, 5), false},
+		{"a node's hash cut short", []byte{1, 7, 7}, false},
+		{"a leaf's hash cut short", []byte{0, 3, 5, 7}, false},
+	} {
+		d := snapDecoder{b: c.b}
+		n := d.inner(0)
+		if ok := !d.bad && len(d.b) == 0; ok != c.ok {
+			t.Errorf("%s: decoded %v, want %v", c.name, ok, c.ok)
+			continue
+		}
+		if c.ok && (n.n[0] != 5 || n.dirty == (c.b[0] == 1) || (n.known != 0) != (n.hashes != nil)) {
+			t.Errorf("%s: count %d, dirty %v, known %x, room for hashes %v", c.name, n.n[0], n.dirty, n.known, n.hashes != nil)
+		}
+	}
 }

@@ -493,18 +493,19 @@ func (n *Node) Close() error {
 		}
 	}
 	// The loop has stopped: the states are ours to read. Hash what changed
-	// since the last pause (hashIdle), so that a start finds the hashes;
-	// save too the hashes a status computed since (after a crash, or once
-	// the state was derived again, the leaves' hashes are not stored), so
-	// that nothing is pending for the snapshot.
+	// since the last pause (hashIdle), or since the start, so that a start
+	// finds the hashes, and the snapshot holds the trie's inner nodes'
+	// hashes rather than their leaves' (crdt's Snapshot); save too the
+	// hashes a status computed since (after a crash, or once the state was
+	// derived again, the leaves' hashes are not stored), so that nothing
+	// is pending for the snapshot. Hashing a trie with nothing new costs
+	// nothing.
 	for _, id := range n.order {
 		rep := n.commons[id]
 		if rep == nil {
 			continue
 		}
-		if n.toHash[rep] || !rep.unsaved.empty() {
-			rep.hashRoot()
-		}
+		rep.hashRoot()
 		if rep.state.TrieUnsaved() {
 			rep.unsaved.pending = true
 		}
