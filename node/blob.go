@@ -153,6 +153,7 @@ type blobState struct {
 	bad       map[peer.ID]int                // bad answers per peer, at most blobBadPeers
 	wake      chan struct{}                  // the queue has work
 	freed     chan struct{}                  // closed (and replaced) when a request to a peer ends
+	joined    chan struct{}                  // closed (and replaced) when a peer connects
 	room      chan struct{}                  // the queue has room (a sweep waits for it)
 	sweepNow  chan struct{}                  // wakes the sweeper
 }
@@ -176,6 +177,7 @@ func (b *blobState) init(bounds blobBounds) {
 	b.bad = map[peer.ID]int{}
 	b.wake = make(chan struct{}, 1)
 	b.freed = make(chan struct{})
+	b.joined = make(chan struct{})
 	b.room = make(chan struct{}, 1)
 	b.sweepNow = make(chan struct{}, 1)
 }
@@ -412,20 +414,41 @@ func (n *Node) blobWorker() {
 // most requests running, it waits for one of them to end and tries again:
 // that is no failure of the blob, and counting it one would let the first
 // blobs a sweep queues take every request while the others only fail.
+// Nor is having no peer at all: it waits for one to connect, and so do the
+// sweeps, on a full queue. A node started alone on a commons with many
+// payloads missing would otherwise read every record claiming one, at
+// each sweep, to fail at once: at 1,000,000 records, hundreds of
+// megabytes of the store's pages within seconds of a start.
 func (n *Node) fetchQueued(c cid.Cid) error {
-	if f := n.blobs.bounds.attempted; f != nil {
-		f(c)
-	}
+	tried := false
 	for {
 		n.blobs.mu.Lock()
-		freed := n.blobs.freed
+		freed, joined := n.blobs.freed, n.blobs.joined
 		n.blobs.mu.Unlock()
+		if !n.anyConnected() {
+			select {
+			case <-joined:
+				continue
+			case <-n.ctx.Done():
+				return n.ctx.Err()
+			}
+		}
+		if f := n.blobs.bounds.attempted; f != nil && !tried {
+			f(c)
+		}
+		tried = true
 		_, err := n.fetchBlob(n.ctx, c)
-		if !errors.Is(err, errNoSlot) {
+		var wait chan struct{}
+		switch {
+		case errors.Is(err, errNoSlot):
+			wait = freed
+		case errors.Is(err, errNoPeer):
+			wait = joined // the peers left since
+		default:
 			return err
 		}
 		select {
-		case <-freed:
+		case <-wait:
 		case <-n.ctx.Done():
 			return err
 		}
@@ -583,7 +606,7 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid) ([]byte, error) {
 		return nil, err
 	}
 	if len(plan.peers) == 0 {
-		return nil, fmt.Errorf("%w: blob %s is not stored here, and no peer is connected", api.ErrNotFound, c)
+		return nil, fmt.Errorf("%w: blob %s is not stored here, and %w", api.ErrNotFound, c, errNoPeer)
 	}
 	data, errs, full := n.askPeers(ctx, c, plan)
 	if data != nil {
@@ -811,6 +834,29 @@ var errMaxAsking = fmt.Errorf("%w: %d of our requests to it are running", errBus
 // requests running already. A background fetch waits for one to end
 // (fetchQueued) rather than count it a failure.
 var errNoSlot = errors.New("no peer asked")
+
+// errNoPeer is the failure of a fetch with no peer connected to ask.
+var errNoPeer = errors.New("no peer is connected")
+
+// anyConnected reports whether a peer is connected that a fetch could ask
+// (planBlob): a connection limited by a relay does not count.
+func (n *Node) anyConnected() bool {
+	nw := n.host.Network()
+	for _, p := range nw.Peers() {
+		if nw.Connectedness(p) == network.Connected {
+			return true
+		}
+	}
+	return false
+}
+
+// peerJoined wakes the background fetches waiting for a peer.
+func (b *blobState) peerJoined() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	close(b.joined)
+	b.joined = make(chan struct{})
+}
 
 // fetchFrom asks one peer for a blob and verifies what it sends.
 func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, plan blobPlan) ([]byte, error) {

@@ -3,12 +3,15 @@ package node_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/commons-p2p/commons/node"
 	"github.com/commons-p2p/commons/node/api"
+	"github.com/commons-p2p/commons/store"
 	"github.com/commons-p2p/commons/testnet"
 	"github.com/commons-p2p/commons/testnet/sim"
 )
@@ -17,7 +20,8 @@ import (
 // it cannot fetch than its blob exchange's caps keeps its queue and retry
 // map within them, holds no reference in memory once saved, and still
 // tries every payload, again and again, through sweeps of the stored
-// references; those a peer has later arrive.
+// references, while it has a peer that lacks them; those the peer has
+// later arrive.
 func TestBlobMemoryBounded(t *testing.T) {
 	const (
 		queueCap, retryCap, chunk = 4, 8, 3
@@ -37,8 +41,9 @@ func TestBlobMemoryBounded(t *testing.T) {
 	}}
 	testnet.Run(t, opts, func(t *testing.T, n *testnet.Net) {
 		ctx := context.Background()
-		// Node 1 contributes the payloads; node 0 gets the records while
-		// alone, so that no peer has them for it.
+		// Node 1 contributes the payloads; node 0 gets the records with
+		// node 2 for a peer, which has none of them.
+		n.Connect(0, 2)
 		id, err := n.Node(1).CreateManifest(ctx, api.ManifestParams{Name: ptr("bounded"), Licence: ptr("MIT")})
 		if err != nil {
 			t.Fatal(err)
@@ -89,8 +94,7 @@ func TestBlobMemoryBounded(t *testing.T) {
 			return unsaved == 0
 		})
 
-		// Node 2 gets the records and some of the payloads, and node 0 a
-		// peer: those arrive.
+		// Node 2 gets the records and some of the payloads: those arrive.
 		if _, err := sim.Deliver(ctx, n.Node(2), raws...); err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +104,6 @@ func TestBlobMemoryBounded(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		n.Connect(0, 2)
 		n.WaitFor("the payloads a peer has fetched", func() bool {
 			within()
 			for _, b := range some {
@@ -117,3 +120,96 @@ func TestBlobMemoryBounded(t *testing.T) {
 func payload(i int) []byte { return []byte{byte(i), byte(i >> 8), 'p'} }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestBlobFetchWaitsForAPeer: a node with no peer neither tries a payload
+// nor sweeps for them, however many its records claim (it would otherwise
+// read the record claiming each, at each sweep, to fail at once); once a
+// peer connects, it tries them all, and those the peer has arrive.
+func TestBlobFetchWaitsForAPeer(t *testing.T) {
+	const (
+		queueCap, retryCap, chunk = 4, 8, 3
+		blobs                     = 60
+		given                     = 5
+	)
+	var mu sync.Mutex
+	attempts := map[cid.Cid]int{}
+	var reads atomic.Int64
+	opts := testnet.Options{Nodes: 2, Configure: func(i int, cfg *node.Config) {
+		if i == 0 {
+			node.SetBlobBounds(cfg, queueCap, retryCap, chunk, func(c cid.Cid) {
+				mu.Lock()
+				attempts[c]++
+				mu.Unlock()
+			})
+			cfg.Store = readCountingStore{Store: cfg.Store, reads: &reads}
+		}
+	}}
+	testnet.Run(t, opts, func(t *testing.T, n *testnet.Net) {
+		ctx := context.Background()
+		id, err := n.Node(1).CreateManifest(ctx, api.ManifestParams{Name: ptr("alone"), Licence: ptr("MIT")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for i := range blobs {
+			b, err := n.Node(1).PutBlob(ctx, payload(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := n.Node(1).Contribute(ctx, api.ContributeParams{Commons: id, Title: "payload", Payload: []api.PayloadParam{{CID: b}}}); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, b)
+		}
+		raws, err := sim.Records(ctx, n.Node(1), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := reads.Load()
+		if _, err := sim.Deliver(ctx, n.Node(0), raws...); err != nil {
+			t.Fatal(err)
+		}
+		n.Settle(time.Hour) // retry ticks and sweeps, had anything failed
+		mu.Lock()
+		tried := len(attempts)
+		mu.Unlock()
+		queue, queued, retry, _ := node.BlobMemory(n.Node(0))
+		if read := reads.Load() - before; tried != 0 || read != 0 || queued > queueCap+node.BlobWorkers || retry != 0 {
+			t.Fatalf("alone for an hour: %d payloads tried, %d records read, %d queued (%d or running), %d to retry; want 0, 0, at most %d, 0",
+				tried, read, queue, queued, retry, queueCap+node.BlobWorkers)
+		}
+
+		// Node 1, which holds the first payloads only, connects.
+		for i := given; i < blobs; i++ {
+			c := cid.MustParse(want[i])
+			if err := n.Store(1).DeleteBlob(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n.Connect(0, 1)
+		n.WaitFor("every payload tried", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(attempts) == blobs
+		})
+		n.WaitFor("the payloads the peer has fetched", func() bool {
+			for _, b := range want[:given] {
+				if ok, err := n.Store(0).HasBlob(ctx, cid.MustParse(b)); err != nil || !ok {
+					return false
+				}
+			}
+			return true
+		})
+	})
+}
+
+// readCountingStore counts the records read from it.
+type readCountingStore struct {
+	store.Store
+	reads *atomic.Int64
+}
+
+func (s readCountingStore) GetRecord(ctx context.Context, c cid.Cid) ([]byte, error) {
+	s.reads.Add(1)
+	return s.Store.GetRecord(ctx, c)
+}

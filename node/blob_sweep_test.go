@@ -145,14 +145,17 @@ func (s scanFailingStore) ScanDerived(ctx context.Context, c cid.Cid, prefix, fr
 // and logs a warning).
 func TestBlobSweepReadErrorsBackOff(t *testing.T) {
 	var scans atomic.Int64
-	opts := testnet.Options{Nodes: 1, Configure: func(i int, cfg *node.Config) {
-		cfg.Store = scanFailingStore{Store: cfg.Store, scans: &scans}
+	opts := testnet.Options{Nodes: 2, Configure: func(i int, cfg *node.Config) {
+		if i == 0 {
+			cfg.Store = scanFailingStore{Store: cfg.Store, scans: &scans}
+		}
 	}}
 	testnet.Run(t, opts, func(t *testing.T, n *testnet.Net) {
 		if _, err := n.Node(0).CreateManifest(context.Background(), api.ManifestParams{Name: ptr("unreadable"), Licence: ptr("MIT")}); err != nil {
 			t.Fatal(err)
 		}
-		n.Restart(0) // it sweeps at start: the commons is there now
+		n.Restart(0) // it sweeps at start, with a peer: the commons is there now
+		n.Connect(0, 1)
 		time.Sleep(time.Second)
 		start := scans.Load()
 		if start == 0 {

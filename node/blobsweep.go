@@ -22,11 +22,26 @@ import (
 // the save that stores references left out of a full queue, at a retry
 // tick after a failure was left out of the retry map (those back off as a
 // whole: fetched), and when a ban is lifted (the blobs only the banned
-// key's records claimed were not fetched: claim).
+// key's records claimed were not fetched: claim); those of a node with no
+// peer wait for one.
 
-// blobSweeper sweeps at start, and again whenever woken (sweepNow).
+// blobSweeper sweeps at start, and again whenever woken (sweepNow); but
+// only with a peer connected to fetch from: a sweep reads the record of
+// each blob it queues (its author, for the fair queue), and a node alone
+// would read a queue's worth of them for nothing.
 func (n *Node) blobSweeper() {
 	for {
+		n.blobs.mu.Lock()
+		joined := n.blobs.joined
+		n.blobs.mu.Unlock()
+		if !n.anyConnected() {
+			select {
+			case <-joined:
+				continue
+			case <-n.ctx.Done():
+				return
+			}
+		}
 		n.blobs.mu.Lock()
 		n.blobs.sweep = false
 		n.blobs.mu.Unlock()

@@ -76,6 +76,7 @@ func (n *Node) startBackground() {
 				go func() { _ = c.Close() }()
 				return
 			}
+			n.blobs.peerJoined()
 			// A relayed connection is limited in time and bytes: it
 			// serves hole punching, not sync. The direct connection
 			// that follows starts the sync.
