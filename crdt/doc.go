@@ -282,9 +282,14 @@
 // reconciliation index's inner nodes and leaf summaries. Open reads the
 // manifests and the two structures' leaf keys, not every record's; or,
 // after a clean stop, a start snapshot of those two structures in their
-// place ([State.Snapshot]: a few large values instead of a key per 40 to
-// 100 records), which the first writes after it delete, and which Open
-// takes only if it is whole and of the counts beside it. Views
+// place ([State.Snapshot]: 256-byte chunks, a few bytes a record, instead
+// of a key per 40 to 100 records), which the first writes after it
+// delete, and which Open takes only if it is whole and of the counts
+// beside it. A snapshot holds the hash of each trie node hashed before
+// it, and then not its leaves' hashes, which memory holds again only for
+// the nodes that records reach after the start (their leaves' records
+// are read to hash them): at 10,000,000 records, the trie's inner nodes
+// take about 15 MB after a start rather than 50. Views
 // that show a record's content
 // ([State.Contribution], [State.Record]) read the record through the
 // [Records] the State was made with: the node's store, which holds every

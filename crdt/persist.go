@@ -172,7 +172,9 @@ func (s *State) fail(err error) {
 func (s *State) Err() error { return s.err }
 
 // getKey returns the value of key: pending, in flight (Ready not Advanced
-// yet) or in the KV; nil if none.
+// yet) or in the KV; nil if none. Only keys whose writes Ready remembers
+// are read through the cache (and kept in it): getKey reads others too,
+// the trie leaves' summaries, which Ready does not remember.
 func (s *State) getKey(key []byte) []byte {
 	if w, ok := s.ov.ops[string(key)]; ok {
 		if w.del {
@@ -188,7 +190,8 @@ func (s *State) getKey(key []byte) []byte {
 			return w.Value
 		}
 	}
-	if c, ok := s.cache[string(key)]; ok {
+	cache := remembered(key)
+	if c, ok := s.cache[string(key)]; ok && cache {
 		return c.v
 	}
 	v, err := s.kv.Get(key)
@@ -196,7 +199,9 @@ func (s *State) getKey(key []byte) []byte {
 		s.fail(err)
 		return nil
 	}
-	s.remember(string(key), v)
+	if cache {
+		s.remember(string(key), v)
+	}
 	return v
 }
 
@@ -474,8 +479,8 @@ func (s *State) Ready() (*Ready, error) {
 	s.snapHead, s.snapHeld = false, false
 	sortWrites(ws)
 	for _, w := range ws {
-		if w.Key[0] != tagEntry && w.Key[0] != tagProfile && !(w.Key[0] == tagRotation && len(w.Key) > 1 && w.Key[1] >= 2) {
-			continue // only entries, profiles and rotation summaries are read by key; lists are scanned
+		if !remembered(w.Key) {
+			continue
 		}
 		if w.Delete {
 			s.remember(string(w.Key), nil)
@@ -487,6 +492,14 @@ func (s *State) Ready() (*Ready, error) {
 	r := &Ready{Writes: ws, seq: s.readySeq}
 	s.flight = append(s.flight, r)
 	return r, nil
+}
+
+// remembered reports whether the cache holds key's value once read or
+// written: entries, profiles and rotation summaries, which are read by key
+// (lists are scanned, and the trie leaves' summaries are read by key
+// seldom: once a node that Open took from a snapshot changes).
+func remembered(key []byte) bool {
+	return key[0] == tagEntry || key[0] == tagProfile || key[0] == tagRotation && len(key) > 1 && key[1] >= 2
 }
 
 func sortWrites(ws []Write) []Write {

@@ -488,6 +488,12 @@ func (s *State) sumInner(n *trieInner, depth int, path protocol.Digest) [sha256.
 		case n.n[k] > 0:
 			if n.known&(1<<k) == 0 {
 				key := leafKey(depth+1, &path)
+				if h := s.storedLeafHash(key, int(n.n[k])); h != nil {
+					n.setLeaf(k, h)
+				}
+			}
+			if n.known&(1<<k) == 0 {
+				key := leafKey(depth+1, &path)
 				ds := s.leafDigests(depth+1, &path, key)
 				if s.err == nil && len(ds) != int(n.n[k]) {
 					s.fail(fmt.Errorf("%w: the trie leaf %x holds %d records, its summary says %d", ErrDamaged, key, len(ds), n.n[k]))
@@ -507,6 +513,57 @@ func (s *State) sumInner(n *trieInner, depth int, path protocol.Digest) [sha256.
 	h.Sum(n.hash[:0])
 	n.dirty = false
 	return n.hash
+}
+
+// RootLeaves returns the number of leaves whose hash the next Root looks
+// up (in their stored summaries, or their records): those it has not
+// hashed since they changed, or since Open, under a node whose own hash
+// is not known. A State opened from a start snapshot that holds its
+// nodes' hashes looks up none until records come.
+func (s *State) RootLeaves() int {
+	rc := &s.root
+	if rc.top == nil {
+		if rc.topN > 0 && !rc.topKnown {
+			return 1
+		}
+		return 0
+	}
+	var count func(n *trieInner) int
+	count = func(n *trieInner) int {
+		if !n.dirty {
+			return 0
+		}
+		c := 0
+		for k := range 16 {
+			switch {
+			case n.kids[k] != nil:
+				c += count(n.kids[k])
+			case n.n[k] > 0 && n.known&(1<<k) == 0:
+				c++
+			}
+		}
+		return c
+	}
+	return count(rc.top)
+}
+
+// storedLeafHash returns the hash the summary of the leaf whose key is
+// key holds, in flight or in the KV, if the leaf has not changed since it
+// was written (it is not in changed) and the summary counts count digests;
+// nil if not, or if the summary holds no hash. A node opened from a start
+// snapshot with its own hash knows none of its leaves' hashes: when a
+// record under it comes, its other leaves' hashes are read so, one key
+// each, rather than their digests.
+func (s *State) storedLeafHash(key string, count int) *[sha256.Size]byte {
+	if _, changed := s.root.changed[key]; changed {
+		return nil
+	}
+	v := s.getKey([]byte(key))
+	c, w := binary.Uvarint(v)
+	if w <= 0 || c != uint64(count) || len(v) != w+sha256.Size {
+		return nil // the digests are read, and checked against the count
+	}
+	return (*[sha256.Size]byte)(v[w:])
 }
 
 // rootWrites appends the summaries of the leaves that changed since the

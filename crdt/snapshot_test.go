@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"maps"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -600,5 +601,188 @@ func TestSnapshotInnerBytes(t *testing.T) {
 		if c.ok && (n.n[0] != 5 || n.dirty == (c.b[0] == 1) || (n.known != 0) != (n.hashes != nil)) {
 			t.Errorf("%s: count %d, dirty %v, known %x, room for hashes %v", c.name, n.n[0], n.dirty, n.known, n.hashes != nil)
 		}
+	}
+}
+
+// trieFromSnapshot returns a State over kv whose root trie is s's, through
+// the snapshot's encoding of it (the rest of a snapshot is tested above).
+func trieFromSnapshot(t fataler, kv KV, s *State) *State {
+	ns := newState(s.id, kv, nil)
+	rc := &s.root
+	if rc.top == nil {
+		ns.root.topN, ns.root.topKnown, ns.root.topHash = rc.topN, rc.topKnown, rc.topHash
+		return ns
+	}
+	d := snapDecoder{b: appendInner(nil, rc.top)}
+	n := d.inner(0)
+	if d.bad || len(d.b) != 0 {
+		t.Fatalf("the trie's snapshot does not decode")
+	}
+	if err := countInner(n); err != nil {
+		t.Fatalf("%v", err)
+	}
+	ns.root.top = n
+	return ns
+}
+
+// TestSnapshotTrieChanges: a trie taken from a snapshot, which knows its
+// nodes' hashes and not their leaves', has the reference's root through
+// any digests added, removed and added again, with Readies in flight (not
+// yet in the KV) or applied, and stops with or without a snapshot, hashed
+// or not: the leaves' hashes it reads from their stored summaries are
+// never those of a leaf changed since.
+func TestSnapshotTrieChanges(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		bases := drawDigests(t, []protocol.Digest{{}}, 3)
+		kv := &MemKV{}
+		s := openTrie(t, kv, 0)
+		set := map[protocol.Digest]bool{}
+		var gone []protocol.Digest
+		var flight []*Ready
+		apply := func(all bool) {
+			n := len(flight)
+			if !all {
+				n = rapid.IntRange(0, n).Draw(t, "apply")
+			}
+			for _, r := range flight[:n] {
+				kv.Apply(r.Writes)
+				s.Advance(r)
+			}
+			flight = flight[n:]
+		}
+		take := func() {
+			r, err := s.Ready()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r != nil {
+				flight = append(flight, r)
+			}
+		}
+		check := func(when string) {
+			ref := &memTrie{}
+			for _, d := range slices.SortedFunc(maps.Keys(set), compareDigest) {
+				ref.insert(d, 0)
+			}
+			if got, want := s.Root(), ref.root(); got != want {
+				t.Fatalf("%s, %d digests: root %s, reference %s (err %v)", when, len(set), got, want, s.err)
+			}
+		}
+		for range rapid.IntRange(1, 30).Draw(t, "steps") {
+			switch rapid.IntRange(0, 7).Draw(t, "op") {
+			case 0, 1: // new digests
+				for _, d := range drawDigests(t, bases, rapid.IntRange(1, 300).Draw(t, "n")) {
+					if !set[d] {
+						set[d] = true
+						s.addDigest(d)
+					}
+				}
+			case 2: // some go (a ban's), as many added: leaves of the same count
+				for _, d := range slices.SortedFunc(maps.Keys(set), compareDigest) {
+					if rapid.IntRange(0, 9).Draw(t, "remove") == 0 {
+						delete(set, d)
+						s.removeDigest(d)
+						gone = append(gone, d)
+					}
+				}
+			case 3: // some come back
+				for _, d := range gone[:rapid.IntRange(0, len(gone)).Draw(t, "back")] {
+					if !set[d] {
+						set[d] = true
+						s.addDigest(d)
+					}
+				}
+			case 4:
+				check("live")
+			case 5:
+				take()
+				apply(false)
+			case 6: // a clean stop with a snapshot, hashed first or not
+				if rapid.Bool().Draw(t, "hash") {
+					_ = s.Root()
+				}
+				take()
+				apply(true)
+				s = trieFromSnapshot(t, kv, s)
+			case 7: // a clean stop without one
+				take()
+				apply(true)
+				s = openTrie(t, kv, len(set))
+			}
+		}
+		check("at the end")
+		take()
+		apply(true)
+		s = openTrie(t, kv, len(set))
+		check("opened from the leaves")
+	})
+}
+
+// TestSnapshotTrieReads: a record under a node taken from a snapshot costs
+// the next root about the reads it costs a trie opened from its leaves
+// (each other leaf's hash is read from its summary, one key, not from its
+// digests), and no more writes.
+func TestSnapshotTrieReads(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	digest := func() (d protocol.Digest) {
+		for j := 0; j < len(d); j += 8 {
+			binary.LittleEndian.PutUint64(d[j:], rng.Uint64())
+		}
+		return d
+	}
+	base := &MemKV{}
+	s := openTrie(t, base, 0)
+	const n = 50_000
+	for range n {
+		s.addDigest(digest())
+	}
+	_ = s.Root()
+	r, err := s.Ready()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base.Apply(r.Writes)
+	s.Advance(r)
+	var more []protocol.Digest
+	for range 200 {
+		more = append(more, digest())
+	}
+	type cost struct{ digests, writes int }
+	costs := map[bool]cost{}
+	for _, snap := range []bool{false, true} {
+		kv := &tagKV{KV: &MemKV{}, read: map[byte]int{}}
+		_ = base.Scan(nil, nil, func(k, v []byte) error {
+			kv.KV.(*MemKV).Apply([]Write{{Key: bytes.Clone(k), Value: bytes.Clone(v)}})
+			return nil
+		})
+		var ns *State
+		if snap {
+			ns = trieFromSnapshot(t, kv, s)
+		} else {
+			ns = openTrie(t, kv, n)
+		}
+		if got := ns.RootLeaves(); snap && got != 0 {
+			t.Fatalf("from a snapshot of a hashed trie: %d leaves to look up for a root; want 0", got)
+		}
+		clear(kv.read)
+		for _, d := range more {
+			ns.addDigest(d)
+		}
+		if got := ns.RootLeaves(); got == 0 {
+			t.Fatalf("snapshot %v: records added, and no leaf to look up for a root", snap)
+		}
+		_ = ns.Root()
+		if got := ns.RootLeaves(); got != 0 {
+			t.Fatalf("snapshot %v: %d leaves to look up after a root; want 0", snap, got)
+		}
+		r, err := ns.Ready()
+		if err != nil {
+			t.Fatal(err)
+		}
+		costs[snap] = cost{kv.read[tagRecord], len(r.Writes)}
+	}
+	t.Logf("200 digests added to %d: from the leaves, %+v; from a snapshot, %+v", n, costs[false], costs[true])
+	if a, b := costs[true], costs[false]; a.digests > b.digests*3/2 || a.writes > b.writes {
+		t.Errorf("from a snapshot: %d digests read, %d writes; from the leaves %d and %d", a.digests, a.writes, b.digests, b.writes)
 	}
 }
