@@ -37,6 +37,11 @@ func (n *Node) blobSweeper() {
 		if !n.anyConnected() {
 			select {
 			case <-joined:
+				// The sweep comes now: wake-ups while alone are spent.
+				select {
+				case <-n.blobs.sweepNow:
+				default:
+				}
 				continue
 			case <-n.ctx.Done():
 				return

@@ -69,7 +69,8 @@ func (n *Node) startNetwork(ctx context.Context) error {
 // startBackground starts the goroutines that keep the node connected and in
 // sync: sync on every new connection, periodic sync, bootstrap.
 func (n *Node) startBackground() {
-	n.startBlobs()
+	// The notifiee first: the blob workers and the sweeper wait for a peer
+	// to connect, and one connecting before would not wake them.
 	n.host.Network().Notify(&network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) {
 			if n.banned(c.RemotePeer()) {
@@ -85,6 +86,7 @@ func (n *Node) startBackground() {
 			}
 		},
 	})
+	n.startBlobs()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()

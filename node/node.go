@@ -132,6 +132,13 @@ func (r storeRecords) Record(c cid.Cid) (*protocol.Block, error) {
 	return protocol.ParseStored(c, raw)
 }
 
+// closeHashLeaves is the most trie leaves whose hashes Close looks up to
+// hash a state's trie that nothing else asked to hash (a leaf whose hash
+// is not stored costs a read of its records: at 10,000,000 records, a
+// trie derived again after a crash has a million leaves, and a stop is
+// not to take a minute).
+const closeHashLeaves = 4096
+
 // replica is one replicated commons.
 type replica struct {
 	id    cid.Cid
@@ -493,19 +500,23 @@ func (n *Node) Close() error {
 		}
 	}
 	// The loop has stopped: the states are ours to read. Hash what changed
-	// since the last pause (hashIdle), or since the start, so that a start
-	// finds the hashes, and the snapshot holds the trie's inner nodes'
-	// hashes rather than their leaves' (crdt's Snapshot); save too the
-	// hashes a status computed since (after a crash, or once the state was
-	// derived again, the leaves' hashes are not stored), so that nothing
-	// is pending for the snapshot. Hashing a trie with nothing new costs
-	// nothing.
+	// since the last pause (hashIdle), so that a start finds the hashes;
+	// and the trie since the start, when that reads at most
+	// closeHashLeaves leaves, so that the snapshot holds the trie's inner
+	// nodes' hashes rather than their leaves' (crdt's Snapshot), a third
+	// of its size and of the memory it takes after the next start (a trie
+	// opened from its leaves, with their hashes stored, is hashed without
+	// a read). Save too the hashes a status computed since (after a
+	// crash, or once the state was derived again, the leaves' hashes are
+	// not stored), so that nothing is pending for the snapshot.
 	for _, id := range n.order {
 		rep := n.commons[id]
 		if rep == nil {
 			continue
 		}
-		rep.hashRoot()
+		if n.toHash[rep] || !rep.unsaved.empty() || rep.state.RootLeaves() <= closeHashLeaves {
+			rep.hashRoot()
+		}
 		if rep.state.TrieUnsaved() {
 			rep.unsaved.pending = true
 		}
