@@ -154,6 +154,7 @@ go test -run '^$' -bench 'Propagate|Partition|Byzantine|Flood' -benchtime 1x -v 
 	fs.StringVar(&o.Dir, "dir", "", "directory for the badger stores (default: a temporary one)")
 	fs.StringVar(&o.CAR, "car", "", "scale: import this commons (a CAR from testnet gen or export) instead of generating one; --records is ignored")
 	fs.BoolVar(&o.NoJoin, "no-join", false, "scale: leave out the join")
+	fs.StringVar(&o.Imported, "imported", "", "scale: start and query this repo, into which the records of --car were imported already (as --keep leaves it: its directory a), instead of importing them into a fresh one")
 	fs.BoolVar(&o.Keep, "keep", false, "scale: keep the CAR and the repos (in --dir, or a temporary directory) and say where, to look into or profile them")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd

@@ -65,6 +65,12 @@ type Options struct {
 	// NoJoin leaves out scale's last step, the join, which takes about as
 	// long as the import and, at millions of records, is often not wanted.
 	NoJoin bool
+	// Imported is a repo holding CAR's records already (one Keep kept), which
+	// scale starts and queries in place instead of importing CAR into a
+	// fresh one: a start and its queries measured again, without an import
+	// of hours. It needs CAR, for the records' bytes and the contributions
+	// looked up.
+	Imported string
 }
 
 func (o *Options) fill(records, nodes int) {

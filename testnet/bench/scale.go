@@ -55,10 +55,19 @@ func Scale(ctx context.Context, o Options) (*Result, error) {
 	} else {
 		defer cleanup()
 	}
-	s := &scale{o: o, res: res, dir: dir, car: filepath.Join(dir, "commons.car")}
+	s := &scale{o: o, res: res, dir: dir, car: filepath.Join(dir, "commons.car"), repo: filepath.Join(dir, "a")}
 	defer s.stop()
 	steps := []func(context.Context) error{s.generate, s.verifyBaseline, s.importCAR, s.serve, s.query, s.join}
-	if o.CAR != "" {
+	switch {
+	case o.Imported != "" && o.CAR == "":
+		return nil, errors.New("scale: --imported needs --car, the CAR whose records the repo holds (for their bytes and the contributions looked up)")
+	case o.Imported != "":
+		if _, err := os.Stat(filepath.Join(o.Imported, "store")); err != nil {
+			return nil, fmt.Errorf("scale: --imported %s: not a repo with a store: %w", o.Imported, err)
+		}
+		s.car, s.repo = o.CAR, o.Imported
+		steps = []func(context.Context) error{s.verifyBaseline, s.serve, s.query, s.join}
+	case o.CAR != "":
 		s.car = o.CAR
 		steps = steps[1:]
 	}
@@ -79,6 +88,7 @@ type scale struct {
 	res      *Result
 	dir      string
 	car      string
+	repo     string    // the repo imported into, and started
 	id       string    // the commons ID
 	bytes    int64     // the records' bytes
 	sample   []cid.Cid // contributions to look up
@@ -209,7 +219,7 @@ func verifyParallel(blocks []*protocol.Block) error {
 // importCAR imports the CAR into a fresh repo with "commons import", no
 // daemon running.
 func (s *scale) importCAR(ctx context.Context) error {
-	r := filepath.Join(s.dir, "a")
+	r := s.repo
 	if _, err := s.run(ctx, r, "init"); err != nil {
 		return err
 	}
@@ -234,7 +244,7 @@ func (s *scale) importCAR(ctx context.Context) error {
 
 // serve starts a daemon on the imported repo and times its start.
 func (s *scale) serve(ctx context.Context) error {
-	d, err := s.startDaemon(ctx, filepath.Join(s.dir, "a"))
+	d, err := s.startDaemon(ctx, s.repo)
 	if err != nil {
 		return err
 	}
@@ -318,8 +328,13 @@ func (s *scale) join(ctx context.Context) error {
 	if err := b.client.Join(ctx, s.id); err != nil {
 		return err
 	}
-	// As long as an import of the records, ten times over, and a minute.
-	deadline := start.Add(10*s.imported + time.Minute)
+	// As long as an import of the records, ten times over, and a minute;
+	// with no import measured (--imported), 10 ms a record.
+	limit := 10 * s.imported
+	if limit == 0 {
+		limit = time.Duration(s.o.Records) * 10 * time.Millisecond
+	}
+	deadline := start.Add(limit + time.Minute)
 	var anon float64 // the joining daemon's peak anonymous memory, sampled
 	for {
 		anon = max(anon, b.memory().anon)
@@ -346,7 +361,9 @@ func (s *scale) join(ctx context.Context) error {
 	}
 	took := time.Since(start)
 	s.res.add("join", took.Seconds(), "s")
-	s.res.add("join/import", took.Seconds()/s.imported.Seconds(), "x")
+	if s.imported > 0 {
+		s.res.add("join/import", took.Seconds()/s.imported.Seconds(), "x")
+	}
 	peak := b.memory().peak
 	s.res.add("join peak RSS", peak, "MB")
 	s.res.add("join peak RSS, anonymous", anon, "MB")
