@@ -717,7 +717,35 @@ func TestCloseAfterStatusStoresStartSnapshot(t *testing.T) {
 	id, _ := fill(t, n, 40)
 	closeNode(t, n)
 	snapshotHead := append([]byte{prefixCRDT, 'S'}, 0, 0, 0, 0)
-	onRepo(t, dir, func(st *badgerstore.Store) { // what the crash leaves
+	crashed(t, dir, id)
+	var log logBuffer
+	n, _ = startRepo(t, dir, key, &log)
+	if _, err := n.Status(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	closeNode(t, n)
+	n, cs := startRepo(t, dir, key, nil)
+	defer closeNode(t, n)
+	var from bool
+	if err := n.do(t.Context(), func() { from = n.commons[id].state.FromSnapshot() }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Status(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if !from || cs.trieScans.Load() != 0 || strings.Contains(log.String(), "no start snapshot") {
+		t.Fatalf("after a status and a clean stop: started from a snapshot %v, %d trie leaves read for the root; want true and 0\n%s", from, cs.trieScans.Load(), log.String())
+	}
+	if v, err := cs.GetDerived(t.Context(), id, snapshotHead); err != nil || v == nil {
+		t.Fatalf("no snapshot head in the store: %v", err)
+	}
+}
+
+// crashed leaves the repo in dir as a crash can: the trie leaves of
+// commons id with no hash stored, and no start snapshot.
+func crashed(t *testing.T, dir string, id cid.Cid) {
+	t.Helper()
+	onRepo(t, dir, func(st *badgerstore.Store) {
 		var ws []store.Write
 		err := st.ScanDerived(t.Context(), id, []byte{prefixCRDT}, nil, func(k, v []byte) error {
 			switch k[1] {
@@ -740,26 +768,36 @@ func TestCloseAfterStatusStoresStartSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	var log logBuffer
-	n, _ = startRepo(t, dir, key, &log)
-	if _, err := n.Status(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	closeNode(t, n)
-	n, cs := startRepo(t, dir, key, nil)
-	defer closeNode(t, n)
-	var from bool
-	if err := n.do(t.Context(), func() { from = n.commons[id].state.FromSnapshot() }); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.Status(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if !from || cs.trieScans.Load() != 0 || strings.Contains(log.String(), "no start snapshot") {
-		t.Fatalf("after a status and a clean stop: started from a snapshot %v, %d trie leaves read for the root; want true and 0\n%s", from, cs.trieScans.Load(), log.String())
-	}
-	if v, err := cs.GetDerived(t.Context(), id, snapshotHead); err != nil || v == nil {
-		t.Fatalf("no snapshot head in the store: %v", err)
+}
+
+// TestCloseHashesTrieWithinBound: a clean stop with no status since a
+// crash hashes the trie for the snapshot when that reads at most
+// closeHashLeaves leaves (the next start's status then reads none), and
+// leaves it be when it would read more (a stop is not made to read the
+// leaves of millions of records; the next status reads them).
+func TestCloseHashesTrieWithinBound(t *testing.T) {
+	defer func(n int) { closeHashLeaves = n }(closeHashLeaves)
+	for _, bound := range []int{4096, 0} {
+		t.Run(fmt.Sprint("bound ", bound), func(t *testing.T) {
+			closeHashLeaves = bound
+			dir, key := t.TempDir(), testKey(t)
+			n, _ := startRepo(t, dir, key, nil)
+			id, _ := fill(t, n, 40)
+			closeNode(t, n)
+			crashed(t, dir, id)
+			n, cs := startRepo(t, dir, key, nil)
+			closeNode(t, n)
+			atClose := cs.trieScans.Load()
+			n, cs = startRepo(t, dir, key, nil)
+			defer closeNode(t, n)
+			if _, err := n.Status(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			afterStart := cs.trieScans.Load()
+			if hashed := bound > 0; hashed != (atClose > 0) || hashed != (afterStart == 0) {
+				t.Fatalf("bound %d: %d trie leaves read at the stop, %d by the next start's status; want the stop to read them: %v", bound, atClose, afterStart, hashed)
+			}
+		})
 	}
 }
 

@@ -137,7 +137,7 @@ func (r storeRecords) Record(c cid.Cid) (*protocol.Block, error) {
 // is not stored costs a read of its records: at 10,000,000 records, a
 // trie derived again after a crash has a million leaves, and a stop is
 // not to take a minute).
-const closeHashLeaves = 4096
+var closeHashLeaves = 4096 // a variable for tests
 
 // replica is one replicated commons.
 type replica struct {
