@@ -34,9 +34,9 @@
 //
 // A start opens each commons' derived state and feed from the store and
 // applies only the records stored after the cursor they reflect: none
-// after a clean stop. Online, it then sweeps the stored blob references
-// for the payloads it lacks, and fetches them in the background
-// (blobsweep.go); memory holds a bounded queue of them, never one entry
+// after a clean stop. Online, once a peer is connected, it then sweeps the
+// stored blob references for the payloads it lacks, and fetches them in
+// the background (blobsweep.go); memory holds a bounded queue of them, never one entry
 // per record, served in turn by the authors of the records that claim them
 // (blobqueue.go), so that one key's flood of claims starves nobody else's.
 //
