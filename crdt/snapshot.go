@@ -165,6 +165,12 @@ func appendInner(b []byte, n *trieInner) []byte {
 	return b
 }
 
+// snapMaxChunks is the most chunks a snapshot of n records takes: a record
+// adds at most a trie leaf (34 bytes), an index leaf (76) and a share of
+// an inner node's (its 49 bytes for more than 64 records), under 128
+// bytes; and a few chunks for the version and the counts.
+func snapMaxChunks(n int) uint64 { return uint64(n)/2 + 16 }
+
 // openSnapshot reads a start snapshot into the root trie and the index,
 // and reports whether it did; it notes where the snapshot's keys are, for
 // the next writes to delete its head and the next Snapshot the rest,
@@ -173,12 +179,13 @@ func (s *State) openSnapshot() (bool, error) {
 	// The buffer for the chunks is made whole before the scan, so that
 	// joining them copies each byte once: growing it chunk by chunk copied
 	// tens of megabytes over and over at 10,000,000 records, most of a
-	// second. A head is believed only as far as its last chunk is there: a
-	// damaged one claiming more allocates nothing.
+	// second. A head is believed only as far as its last chunk is there,
+	// and only as far as a snapshot of the records counted can take
+	// (snapMaxChunks): a damaged one claiming more allocates nothing.
 	var b []byte // the chunks after the head, joined
 	if v, err := s.kv.Get(snapshotKey(0)); err != nil {
 		return false, fmt.Errorf("crdt: reading the start snapshot: %w", err)
-	} else if n, w := binary.Uvarint(v); w > 0 && n > 0 && n < math.MaxUint32 {
+	} else if n, w := binary.Uvarint(v); w > 0 && n > 0 && n <= snapMaxChunks(s.Len()) {
 		last, err := s.kv.Get(snapshotKey(uint32(n)))
 		if err != nil {
 			return false, fmt.Errorf("crdt: reading the start snapshot: %w", err)
@@ -223,7 +230,7 @@ func (s *State) openSnapshot() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("crdt: reading the start snapshot: %w", err)
 	}
-	if i == 0 || !whole || uint64(i) != chunks+1 || crc32.Checksum(b, crcTable) != sum {
+	if i == 0 || !whole || uint64(i) != chunks+1 || chunks > snapMaxChunks(s.Len()) || crc32.Checksum(b, crcTable) != sum {
 		return false, nil
 	}
 	var root rootCache
@@ -273,7 +280,7 @@ func decodeSnapshot(b, counts []byte, rc *rootCache, leaves *[]*inode) bool {
 		return false
 	}
 	nl := d.uvarint()
-	if nl > uint64(len(d.b)) { // each leaf takes more than a byte
+	if nl > uint64(len(d.b))/(2+protocol.DigestSize+32) { // a leaf's bytes at the least
 		return false
 	}
 	*leaves = slices.Grow(*leaves, int(nl))

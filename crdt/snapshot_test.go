@@ -263,6 +263,10 @@ func TestSnapshotNotTaken(t *testing.T) {
 			w[0].Value = binary.BigEndian.AppendUint32(binary.AppendUvarint(nil, 1<<19), binary.BigEndian.Uint32(w[0].Value[len(w[0].Value)-4:]))
 			return w
 		}),
+		"a head claiming more chunks than records, the last there": with(snapWrites, func(w []Write) []Write {
+			w[0].Value = binary.BigEndian.AppendUint32(binary.AppendUvarint(nil, 1<<30), binary.BigEndian.Uint32(w[0].Value[len(w[0].Value)-4:]))
+			return append(w, Write{Key: snapshotKey(1 << 30), Value: []byte{1}}) // 256 GiB, were it believed
+		}),
 		"other counts":    rechunk(func() []byte { b := bytes.Clone(good); b[countsAt]++; return b }()),
 		"a later version": rechunk(func() []byte { b := bytes.Clone(good); b[0] = snapshotVersion + 1; return b }()),
 		"version 1":       rechunk(func() []byte { b := bytes.Clone(good); b[0] = 1; return b }()),
