@@ -380,6 +380,9 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q api.FeedQuery) ([]
 			if err := n.do(ctx, func() {
 				st := n.commons[id].state
 				for i := range batch {
+					if blocks[i].Record.Type() != protocol.TypeContribution {
+						continue // only a contribution has a status: no entry to read
+					}
 					if s, ok := st.Status(blocks[i].CID); ok {
 						batch[i].Status = string(s)
 					}
