@@ -44,25 +44,7 @@ func TestBlobMemoryBounded(t *testing.T) {
 		// Node 1 contributes the payloads; node 0 gets the records with
 		// node 2 for a peer, which has none of them.
 		n.Connect(0, 2)
-		id, err := n.Node(1).CreateManifest(ctx, api.ManifestParams{Name: ptr("bounded"), Licence: ptr("MIT")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var want []string
-		for i := range blobs {
-			b, err := n.Node(1).PutBlob(ctx, payload(i))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := n.Node(1).Contribute(ctx, api.ContributeParams{Commons: id, Title: "payload", Payload: []api.PayloadParam{{CID: b}}}); err != nil {
-				t.Fatal(err)
-			}
-			want = append(want, b)
-		}
-		raws, err := sim.Records(ctx, n.Node(1), id)
-		if err != nil {
-			t.Fatal(err)
-		}
+		want, raws := payloadCommons(t, n.Node(1), "bounded", blobs)
 		if _, err := sim.Deliver(ctx, n.Node(0), raws...); err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +98,34 @@ func TestBlobMemoryBounded(t *testing.T) {
 	})
 }
 
-// payload is the i-th payload of TestBlobMemoryBounded.
+// payloadCommons founds commons name on node a with count contributions,
+// each claiming a payload of its own that a stores, and returns the
+// payloads' CIDs and the commons' records.
+func payloadCommons(t *testing.T, a *node.Node, name string, count int) (payloads []string, records [][]byte) {
+	t.Helper()
+	ctx := context.Background()
+	id, err := a.CreateManifest(ctx, api.ManifestParams{Name: ptr(name), Licence: ptr("MIT")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range count {
+		b, err := a.PutBlob(ctx, payload(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Contribute(ctx, api.ContributeParams{Commons: id, Title: "payload", Payload: []api.PayloadParam{{CID: b}}}); err != nil {
+			t.Fatal(err)
+		}
+		payloads = append(payloads, b)
+	}
+	records, err = sim.Records(ctx, a, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return payloads, records
+}
+
+// payload is the i-th payload of payloadCommons.
 func payload(i int) []byte { return []byte{byte(i), byte(i >> 8), 'p'} }
 
 func ptr[T any](v T) *T { return &v }
@@ -146,25 +155,7 @@ func TestBlobFetchWaitsForAPeer(t *testing.T) {
 	}}
 	testnet.Run(t, opts, func(t *testing.T, n *testnet.Net) {
 		ctx := context.Background()
-		id, err := n.Node(1).CreateManifest(ctx, api.ManifestParams{Name: ptr("alone"), Licence: ptr("MIT")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var want []string
-		for i := range blobs {
-			b, err := n.Node(1).PutBlob(ctx, payload(i))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := n.Node(1).Contribute(ctx, api.ContributeParams{Commons: id, Title: "payload", Payload: []api.PayloadParam{{CID: b}}}); err != nil {
-				t.Fatal(err)
-			}
-			want = append(want, b)
-		}
-		raws, err := sim.Records(ctx, n.Node(1), id)
-		if err != nil {
-			t.Fatal(err)
-		}
+		want, raws := payloadCommons(t, n.Node(1), "alone", blobs)
 		before := reads.Load()
 		if _, err := sim.Deliver(ctx, n.Node(0), raws...); err != nil {
 			t.Fatal(err)
