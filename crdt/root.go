@@ -488,12 +488,11 @@ func (s *State) sumInner(n *trieInner, depth int, path protocol.Digest) [sha256.
 		case n.n[k] > 0:
 			if n.known&(1<<k) == 0 {
 				key := leafKey(depth+1, &path)
-				if h := s.storedLeafHash(key, int(n.n[k])); h != nil {
-					n.setLeaf(k, h)
+				if stored := s.storedLeafHash(key, int(n.n[k])); stored != nil {
+					n.setLeaf(k, stored)
+					h.Write(stored[:])
+					continue
 				}
-			}
-			if n.known&(1<<k) == 0 {
-				key := leafKey(depth+1, &path)
 				ds := s.leafDigests(depth+1, &path, key)
 				if s.err == nil && len(ds) != int(n.n[k]) {
 					s.fail(fmt.Errorf("%w: the trie leaf %x holds %d records, its summary says %d", ErrDamaged, key, len(ds), n.n[k]))

@@ -414,8 +414,8 @@ func (n *Node) blobWorker() {
 // most requests running, it waits for one of them to end and tries again:
 // that is no failure of the blob, and counting it one would let the first
 // blobs a sweep queues take every request while the others only fail.
-// Nor is having no peer at all: it waits for one to connect, and so do the
-// sweeps, on a full queue. A node started alone on a commons with many
+// Nor is having no peer at all: it waits for one to connect, as the
+// sweeper does (blobSweeper). A node started alone on a commons with many
 // payloads missing would otherwise read every record claiming one, at
 // each sweep, to fail at once: at 1,000,000 records, hundreds of
 // megabytes of the store's pages within seconds of a start.
