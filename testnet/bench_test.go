@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -247,6 +248,45 @@ func checkResult(t *testing.T, res *bench.Result, clock string) {
 	for name, v := range want {
 		if got, ok := res.Get(name); !ok || got != v {
 			t.Errorf("%s = %v (present %v), want %v", name, got, ok, v)
+		}
+	}
+}
+
+// TestBenchScaleImported: scale measures a repo it kept (--keep) again,
+// started and queried in place with the records' CAR (--imported), with
+// no import; and refuses --imported without a CAR, or with a directory
+// that holds no repo.
+func TestBenchScaleImported(t *testing.T) {
+	o := tiny["scale"]
+	o.Dir, o.Binary, o.Keep, o.NoJoin = t.TempDir(), commonsBinary(t), true, true
+	if _, err := bench.Scale(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	repos, err := filepath.Glob(filepath.Join(o.Dir, "*", "a"))
+	if err != nil || len(repos) != 1 {
+		t.Fatalf("the kept repo: %v, %v", repos, err)
+	}
+	kept := filepath.Dir(repos[0])
+	again := bench.Options{Binary: o.Binary, Dir: t.TempDir(), NoJoin: true, Imported: repos[0], CAR: filepath.Join(kept, "commons.car")}
+	res, err := bench.Scale(context.Background(), again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logResult(t, res)
+	for _, name := range []string{"start", "status p99", "contribution p99", "feed page p99"} {
+		if v, ok := res.Get(name); !ok || v <= 0 {
+			t.Errorf("%s = %v (present %v), want a positive figure", name, v, ok)
+		}
+	}
+	if v, ok := res.Get("import rate"); ok {
+		t.Errorf("import rate = %v: the repo was imported into again", v)
+	}
+	for _, bad := range []bench.Options{
+		{Binary: o.Binary, Dir: t.TempDir(), Imported: repos[0]},
+		{Binary: o.Binary, Dir: t.TempDir(), Imported: t.TempDir(), CAR: again.CAR},
+	} {
+		if _, err := bench.Scale(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "--imported") {
+			t.Errorf("scale with --imported %s and --car %q: %v; want an error naming --imported", bad.Imported, bad.CAR, err)
 		}
 	}
 }
