@@ -63,6 +63,20 @@ const (
 	// (each reads them from the disk): after sweeps whose failures did not
 	// fit the retry map, or that could not read them.
 	blobSweepRetry = 30 * time.Second
+	// blobLackMisses is how many blobs in a row a peer may answer
+	// "missing" before the payloads of old records (those a sweep finds,
+	// or whose records are older than blobFreshFor) are no longer asked of
+	// it for a while: blobLackWait the first time, twice as long each time
+	// after, up to blobRetryMax, until it serves a blob. A node that
+	// replicates a commons whose payloads its peers lack would otherwise
+	// ask them for each one at every sweep, thousands of requests a second
+	// answered "missing", each reading the record that claims the blob.
+	blobLackMisses = 32
+	blobLackWait   = time.Minute
+	// blobFreshFor: the payloads of a record dated less than this long
+	// ago are spreading as it does, and are asked of every connected peer,
+	// those that lacked others included.
+	blobFreshFor = 10 * time.Minute
 )
 
 // blobBackoff is the wait before the next attempt after failures failed
@@ -80,6 +94,8 @@ func blobBackoff(first time.Duration, failures int) time.Duration {
 type blobRetryState struct {
 	failures int
 	next     time.Time
+	fresh    bool // queued as fresh (blobState.fresh)
+	lacked   bool // its last attempt asked no peer: all lacked payloads lately (errLacking)
 	author   protocol.PublicKey // whose record claimed the blob (fairQueue)
 }
 
@@ -151,6 +167,8 @@ type blobState struct {
 	serving   map[peer.ID]int                // streams served per peer (no zeros)
 	asking    map[peer.ID]int                // requests sent per peer (no zeros)
 	bad       map[peer.ID]int                // bad answers per peer, at most blobBadPeers
+	lacking   map[peer.ID]*lackState         // peers that answered "missing" lately, at most blobBadPeers
+	fresh     map[cid.Cid]bool               // queued blobs a record dated within blobFreshFor claimed as it came (noteBlobs)
 	wake      chan struct{}                  // the queue has work
 	freed     chan struct{}                  // closed (and replaced) when a request to a peer ends
 	joined    chan struct{}                  // closed (and replaced) when a peer connects
@@ -175,6 +193,8 @@ func (b *blobState) init(bounds blobBounds) {
 	b.serving = map[peer.ID]int{}
 	b.asking = map[peer.ID]int{}
 	b.bad = map[peer.ID]int{}
+	b.lacking = map[peer.ID]*lackState{}
+	b.fresh = map[cid.Cid]bool{}
 	b.wake = make(chan struct{}, 1)
 	b.freed = make(chan struct{})
 	b.joined = make(chan struct{})
@@ -260,6 +280,7 @@ func (b *blobState) enqueue(c cid.Cid, a protocol.PublicKey) (ok, evicted bool) 
 		}
 		delete(b.queued, out)
 		delete(b.again, out)
+		delete(b.fresh, out)
 		b.sweep, evicted = true, true
 	}
 	b.queued[c] = a
@@ -285,13 +306,19 @@ func (n *Node) noteBlobs(blocks []*protocol.Block) {
 	b := &n.blobs
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	recent := n.nowMillis() - blobFreshFor.Milliseconds()
 	for _, blk := range claiming {
+		fresh := blk.Record.Time.Millis() >= recent
 		eachBlob(blk, func(c cid.Cid, _ uint64, _ bool) {
 			if _, queued := b.queued[c]; queued {
 				b.again[c] = true // a fetch running may have found it disowned
 			}
-			if ok, evicted := b.enqueue(c, blk.Record.Author); !ok || evicted {
+			ok, evicted := b.enqueue(c, blk.Record.Author)
+			if !ok || evicted {
 				n.sweepAfterSave = true // after the save, a sweep finds what was left out
+			}
+			if ok && fresh {
+				b.fresh[c] = true
 			}
 		})
 	}
@@ -343,8 +370,9 @@ func (n *Node) requeueBlobs() {
 		if now.Before(r.next) {
 			continue
 		}
-		_, _ = b.enqueue(c, r.author) // if it has no room, it waits for the next tick
-
+		if ok, _ := b.enqueue(c, r.author); ok && r.fresh { // if it has no room, it waits for the next tick
+			b.fresh[c] = true
+		}
 	}
 	switch {
 	case !b.sweep:
@@ -437,7 +465,10 @@ func (n *Node) fetchQueued(c cid.Cid) error {
 			f(c)
 		}
 		tried = true
-		_, err := n.fetchBlob(n.ctx, c)
+		n.blobs.mu.Lock()
+		fresh := n.blobs.fresh[c]
+		n.blobs.mu.Unlock()
+		_, err := n.fetchBlob(n.ctx, c, fresh)
 		var wait chan struct{}
 		switch {
 		case errors.Is(err, errNoSlot):
@@ -466,9 +497,10 @@ func (n *Node) fetched(c cid.Cid, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	author := b.queued[c]
-	again := b.again[c]
+	again, fresh := b.again[c], b.fresh[c]
 	delete(b.queued, c)
 	delete(b.again, c)
+	delete(b.fresh, c)
 	switch {
 	case err == nil || errors.Is(err, errDisowned) && !again || errors.Is(err, ErrBlobTooLarge) && !errors.Is(err, errBadBlob):
 		// Disowned, or over the limit by what the records state: final
@@ -478,10 +510,15 @@ func (n *Node) fetched(c cid.Cid, err error) {
 		// fault, not the blob's: it is tried again like any failure.
 		delete(b.retry, c)
 	case n.ctx.Err() == nil:
+		// An attempt that asked no peer, every one lacking payloads
+		// lately, is no failure of the blob: it is tried again when a
+		// peer connects (peerJoined), or once one of them may be asked
+		// again, without a longer wait for it.
+		lacked := errors.Is(err, errLacking)
 		r := b.retry[c]
 		if r == nil {
 			if len(b.retry) >= b.bounds.retry {
-				if !b.sweep {
+				if !b.sweep && !lacked {
 					b.forgets++
 					b.sweepAt = n.cfg.Now().Add(blobBackoff(blobSweepRetry, b.forgets))
 				}
@@ -490,6 +527,12 @@ func (n *Node) fetched(c cid.Cid, err error) {
 			}
 			r = &blobRetryState{author: author}
 			b.retry[c] = r
+		}
+		r.fresh = r.fresh || fresh
+		r.lacked = lacked
+		if lacked {
+			r.next = n.cfg.Now().Add(blobLackWait)
+			return
 		}
 		r.failures++
 		r.next = n.cfg.Now().Add(blobBackoff(blobRetry, r.failures))
@@ -518,7 +561,7 @@ func (n *Node) GetBlob(ctx context.Context, c string) ([]byte, error) {
 		if n.host == nil || n.ctx == nil {
 			return nil, fmt.Errorf("node: %w; the node is offline, and cannot fetch it again from a peer", err)
 		}
-		data, ferr := n.fetchBlob(ctx, id)
+		data, ferr := n.fetchBlob(ctx, id, true)
 		if ferr != nil {
 			return nil, fmt.Errorf("node: %w; fetching it again from peers failed: %v", err, ferr)
 		}
@@ -530,18 +573,27 @@ func (n *Node) GetBlob(ctx context.Context, c string) ([]byte, error) {
 	if n.host == nil || n.ctx == nil {
 		return nil, fmt.Errorf("%w: blob %s is not stored here, and the node is offline", api.ErrNotFound, c)
 	}
-	return n.fetchBlob(ctx, id)
+	return n.fetchBlob(ctx, id, true)
 }
 
-// fetchBlob fetches a referenced blob from peers, verifies and stores it.
-// Concurrent fetches of one blob share one attempt.
-func (n *Node) fetchBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
+// fetchBlob fetches a referenced blob from peers, verifies and stores it;
+// askAll asks the peers that lack payloads lately too (lacking), last.
+// Concurrent fetches of one blob share one attempt, but one that asks
+// every peer does not settle for one that asked none for that reason.
+func (n *Node) fetchBlob(ctx context.Context, c cid.Cid, askAll bool) ([]byte, error) {
 	b := &n.blobs
-	b.mu.Lock()
-	if call := b.inflight[c]; call != nil {
+	for {
+		b.mu.Lock()
+		call := b.inflight[c]
+		if call == nil {
+			break
+		}
 		b.mu.Unlock()
 		select {
 		case <-call.done:
+			if askAll && errors.Is(call.err, errLacking) {
+				continue
+			}
 			return call.data, call.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -551,7 +603,7 @@ func (n *Node) fetchBlob(ctx context.Context, c cid.Cid) ([]byte, error) {
 	b.inflight[c] = call
 	b.mu.Unlock()
 
-	call.data, call.err = n.fetchFromPeers(ctx, c)
+	call.data, call.err = n.fetchFromPeers(ctx, c, askAll)
 	b.mu.Lock()
 	delete(b.inflight, c)
 	b.mu.Unlock()
@@ -574,6 +626,9 @@ type blobPlan struct {
 	// sending, if set, counts the peers sending the blob now (a size
 	// announced, the bytes not all read).
 	sending *atomic.Int32
+	// lacking counts the connected peers left out because they lack
+	// payloads lately (blobState.lacking).
+	lacking int
 }
 
 // accepts reports whether a peer may announce size.
@@ -587,7 +642,7 @@ func (p *blobPlan) accepts(size uint64) bool {
 	return p.stated != nil && p.stated(size)
 }
 
-func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid) ([]byte, error) {
+func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid, askAll bool) ([]byte, error) {
 	sum, err := n.summarize(ctx, c)
 	if err != nil {
 		return nil, err
@@ -601,11 +656,14 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid) ([]byte, error) {
 		}
 		return nil, err
 	}
-	plan, err := n.planBlob(ctx, c, sum)
+	plan, err := n.planBlob(ctx, c, sum, askAll)
 	if err != nil {
 		return nil, err
 	}
-	if len(plan.peers) == 0 {
+	switch {
+	case len(plan.peers) == 0 && plan.lacking > 0:
+		return nil, fmt.Errorf("%w: blob %s is not stored here, and %w (%d connected)", api.ErrNotFound, c, errLacking, plan.lacking)
+	case len(plan.peers) == 0:
 		return nil, fmt.Errorf("%w: blob %s is not stored here, and %w", api.ErrNotFound, c, errNoPeer)
 	}
 	data, errs, full := n.askPeers(ctx, c, plan)
@@ -757,8 +815,9 @@ var errNodeClosing = errors.New("the node is closing")
 // planBlob works out the sizes and limit a fetch accepts (from the records
 // and the commons' current manifests) and the peers to ask, in order:
 // peers in the commons' topics, then other connected peers; peers that
-// served bad data last.
-func (n *Node) planBlob(ctx context.Context, c cid.Cid, sum blobSummary) (blobPlan, error) {
+// served bad data, or lack payloads lately, last. Unless askAll, those
+// that lack payloads lately are left out.
+func (n *Node) planBlob(ctx context.Context, c cid.Cid, sum blobSummary, askAll bool) (blobPlan, error) {
 	plan := blobPlan{unknown: sum.unknown}
 	var topicPeers []peer.ID
 	err := n.do(ctx, func() {
@@ -810,11 +869,15 @@ func (n *Node) planBlob(ctx context.Context, c cid.Cid, sum blobSummary) (blobPl
 			first = append(first, p)
 		}
 	}
+	now := n.cfg.Now()
 	n.blobs.mu.Lock()
 	for _, p := range first {
-		if n.blobs.bad[p] == 0 {
+		switch {
+		case n.blobs.lacks(p, now) && !askAll:
+			plan.lacking++
+		case n.blobs.bad[p] == 0 && !n.blobs.lacks(p, now):
 			plan.peers = append(plan.peers, p)
-		} else {
+		default:
 			rest = append(rest, p)
 		}
 	}
@@ -838,6 +901,13 @@ var errNoSlot = errors.New("no peer asked")
 // errNoPeer is the failure of a fetch with no peer connected to ask.
 var errNoPeer = errors.New("no peer is connected")
 
+// errLacking is the failure of a background fetch of an old payload when
+// every connected peer lacks payloads lately (blobState.lacking).
+var errLacking = errors.New("every connected peer lacked the payloads asked of it lately")
+
+// errMissing: the peer answered that it does not have the blob.
+var errMissing = errors.New("peer does not have it")
+
 // anyConnected reports whether a peer is connected that a fetch could ask
 // (planBlob): a connection limited by a relay does not count.
 func (n *Node) anyConnected() bool {
@@ -850,12 +920,19 @@ func (n *Node) anyConnected() bool {
 	return false
 }
 
-// peerJoined wakes the background fetches waiting for a peer.
+// peerJoined wakes the background fetches waiting for a peer, and makes
+// those that asked no peer for lack of one worth asking (lacked) due at
+// the next retry tick.
 func (b *blobState) peerJoined() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	close(b.joined)
 	b.joined = make(chan struct{})
+	for _, r := range b.retry {
+		if r.lacked {
+			r.next = time.Time{}
+		}
+	}
 }
 
 // fetchFrom asks one peer for a blob and verifies what it sends.
@@ -887,6 +964,20 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, plan blobPla
 	_ = s.SetDeadline(time.Now().Add(blobTimeout))
 	_ = s.SetReadDeadline(time.Now().Add(blobAnswerWait))
 	data, err := n.fetchOn(&stallStream{Stream: s}, c, plan)
+	switch {
+	case err == nil:
+		b.mu.Lock()
+		delete(b.lacking, p) // it has payloads after all
+		b.mu.Unlock()
+	case errors.Is(err, errMissing):
+		b.mu.Lock()
+		wait := b.missed(p, n.cfg.Now())
+		b.mu.Unlock()
+		if wait > 0 {
+			n.metrics.BlobPeerFailed("lacking")
+			n.log.Info("peer lacks the payloads asked of it: old ones are not asked of it for a while", "peer", p, "missing", blobLackMisses, "for", wait)
+		}
+	}
 	if err != nil {
 		_ = s.Reset()
 		if ctx.Err() != nil {
@@ -973,7 +1064,7 @@ func (n *Node) fetchOn(s io.ReadWriter, c cid.Cid, plan blobPlan) ([]byte, error
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", errBadBlob, err)
 	case resp.Missing:
-		return nil, errors.New("peer does not have it")
+		return nil, errMissing
 	case resp.Busy:
 		return nil, errBusy
 	}
@@ -1160,6 +1251,77 @@ func (b *blobState) markBad(p peer.ID) {
 		delete(b.bad, least)
 	}
 	b.bad[p]++
+}
+
+// lackState is what a node remembers of a peer's "missing" answers.
+type lackState struct {
+	misses int       // "missing" answers since it last served a blob, or was set aside
+	times  int       // times it was set aside since it last served a blob
+	until  time.Time // set aside until then
+}
+
+// lacks reports whether peer p is set aside at now for lacking payloads.
+// Caller holds b.mu.
+func (b *blobState) lacks(p peer.ID, now time.Time) bool {
+	l := b.lacking[p]
+	return l != nil && now.Before(l.until)
+}
+
+// missed counts a "missing" answer from p, and returns how long p is set
+// aside from now, if that answer made blobLackMisses in a row (0 if not).
+// When blobBadPeers are remembered already, it forgets the one set aside
+// the least long. Caller holds b.mu.
+func (b *blobState) missed(p peer.ID, now time.Time) time.Duration {
+	l := b.lacking[p]
+	if l == nil {
+		if len(b.lacking) >= blobBadPeers {
+			var least peer.ID
+			var soonest *lackState
+			for q, m := range b.lacking {
+				if soonest == nil || m.until.Before(soonest.until) {
+					least, soonest = q, m
+				}
+			}
+			delete(b.lacking, least)
+		}
+		l = &lackState{}
+		b.lacking[p] = l
+	}
+	if now.Before(l.until) {
+		return 0 // asked all the same (a fresh payload, or by a user)
+	}
+	l.misses++
+	if l.misses < blobLackMisses {
+		return 0
+	}
+	l.misses = 0
+	l.times++
+	wait := blobBackoff(blobLackWait, l.times)
+	l.until = now.Add(wait)
+	return wait
+}
+
+// askable reports whether a connected peer is not set aside for lacking
+// payloads, and if not, when the first one set aside stops being so.
+func (n *Node) askable() (bool, time.Time) {
+	nw := n.host.Network()
+	now := n.cfg.Now()
+	var next time.Time
+	b := &n.blobs
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range nw.Peers() {
+		if nw.Connectedness(p) != network.Connected {
+			continue
+		}
+		if !b.lacks(p, now) {
+			return true, time.Time{}
+		}
+		if u := b.lacking[p].until; next.IsZero() || u.Before(next) {
+			next = u
+		}
+	}
+	return false, next
 }
 
 // dec decrements m[p], removing it at zero: a map of per-peer counts

@@ -20,17 +20,18 @@ import (
 // it cannot fetch than its blob exchange's caps keeps its queue and retry
 // map within them, holds no reference in memory once saved, and still
 // tries every payload, again and again, through sweeps of the stored
-// references, while it has a peer that lacks them; those the peer has
-// later arrive.
+// references, while it has a peer that lacks them (at the pace such a
+// peer is asked: BlobLackMisses payloads, then a wait that doubles, from
+// a minute); those the peer has later arrive.
 func TestBlobMemoryBounded(t *testing.T) {
 	const (
 		queueCap, retryCap, chunk = 4, 8, 3
-		blobs                     = 120
+		blobs                     = 40
 		given                     = 5 // payloads a peer has later
 	)
 	var mu sync.Mutex
 	attempts := map[cid.Cid]int{}
-	opts := testnet.Options{Nodes: 3, Configure: func(i int, cfg *node.Config) {
+	opts := testnet.Options{Nodes: 3, Timeout: time.Hour, Configure: func(i int, cfg *node.Config) {
 		if i == 0 {
 			node.SetBlobBounds(cfg, queueCap, retryCap, chunk, func(c cid.Cid) {
 				mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -100,5 +101,43 @@ func TestReadBlob(t *testing.T) {
 	}
 	if got, err := readBlob(bytes.NewReader(nil), 0); err != nil || len(got) != 0 {
 		t.Errorf("an empty blob: %d bytes, %v", len(got), err)
+	}
+}
+
+// A peer is set aside for lacking payloads after blobLackMisses
+// "missing" answers in a row, for blobLackWait, then twice as long each
+// time; "missing" answers while it is set aside (to fresh payloads, or to
+// a user's fetch) do not count; and the peers remembered are bounded.
+func TestBlobLackingPeers(t *testing.T) {
+	var b blobState
+	b.init(blobBounds{})
+	p := peer.ID("lacking peer")
+	now := time.Unix(1_700_000_000, 0)
+	for round, want := range []time.Duration{blobLackWait, 2 * blobLackWait, 4 * blobLackWait} {
+		for i := range blobLackMisses - 1 {
+			if d := b.missed(p, now); d != 0 || b.lacks(p, now) {
+				t.Fatalf("round %d: set aside after %d misses, want %d", round, i+1, blobLackMisses)
+			}
+		}
+		if d := b.missed(p, now); d != want || !b.lacks(p, now) {
+			t.Fatalf("round %d: after %d misses set aside for %v (lacks: %v), want %v", round, blobLackMisses, d, b.lacks(p, now), want)
+		}
+		for range 3 * blobLackMisses {
+			if d := b.missed(p, now.Add(want-time.Second)); d != 0 {
+				t.Fatalf("round %d: a miss while set aside set it aside again, for %v", round, d)
+			}
+		}
+		now = now.Add(want)
+		if b.lacks(p, now) {
+			t.Fatalf("round %d: still set aside after %v", round, want)
+		}
+	}
+	for i := range 3 * blobBadPeers {
+		for range blobLackMisses {
+			b.missed(peer.ID(fmt.Sprint("peer ", i)), now)
+		}
+	}
+	if len(b.lacking) > blobBadPeers {
+		t.Errorf("%d peers remembered for lacking payloads, at most %d wanted", len(b.lacking), blobBadPeers)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/commons-p2p/commons/node"
 	"github.com/commons-p2p/commons/node/api"
+	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
 	"github.com/commons-p2p/commons/testnet"
 	"github.com/commons-p2p/commons/testnet/sim"
@@ -167,5 +168,109 @@ func TestBlobSweepReadErrorsBackOff(t *testing.T) {
 		if got := scans.Load() - start; got > 10 {
 			t.Errorf("%d sweeps of unreadable references in an hour; want a back-off (at most 10)", got)
 		}
+	})
+}
+
+// blobAskCountingStore counts the blobs looked up in it: on a node that
+// replicates no record claiming them, the requests its peers sent for
+// them.
+type blobAskCountingStore struct {
+	store.Store
+	asked *atomic.Int64
+}
+
+func (s blobAskCountingStore) HasBlob(ctx context.Context, c cid.Cid) (bool, error) {
+	s.asked.Add(1)
+	return s.Store.HasBlob(ctx, c)
+}
+
+// TestBlobSweepSparesPeersLackingPayloads: a node whose records claim
+// many old payloads that its only peer lacks does not ask that peer for
+// each of them at every sweep, but it still asks the peer for a fresh
+// payload, which it has, and fetches the old ones as soon as a peer that
+// has them connects.
+func TestBlobSweepSparesPeersLackingPayloads(t *testing.T) {
+	const (
+		queueCap, retryCap, chunk = 8, 8, 16
+		blobs                     = 400
+	)
+	var asked atomic.Int64
+	opts := testnet.Options{Nodes: 3, Configure: func(i int, cfg *node.Config) {
+		switch i {
+		case 0:
+			node.SetBlobBounds(cfg, queueCap, retryCap, chunk, nil)
+		case 1:
+			cfg.Store = blobAskCountingStore{Store: cfg.Store, asked: &asked}
+		}
+	}}
+	testnet.Run(t, opts, func(t *testing.T, n *testnet.Net) {
+		ctx := context.Background()
+		// Node 2 holds the payloads and is nobody's peer yet. Its records
+		// reach node 0 once they are old: their payloads are not spreading
+		// with them.
+		want, raws := payloadCommons(t, n.Node(2), "lacked", blobs)
+		time.Sleep(time.Hour)
+		n.Connect(0, 1)
+		if _, err := sim.Deliver(ctx, n.Node(0), raws...); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Hour)
+		// Without the rule, each sweep asks for every payload: the first
+		// at once, then after 30 s, 1, 2, 4, 8, 16 and 32 minutes (the
+		// failures left out of the retry map back off as a whole). With
+		// it, the peer is asked blobLackMisses of them, then set aside for
+		// 1, 2, 4, 8, 16 and 32 minutes in turn: 6 times in the hour, and
+		// one for slack.
+		limit := int64(7 * node.BlobLackMisses)
+		t.Logf("the peer lacking the payloads was asked for %d of them in the hour", asked.Load())
+		if got := asked.Load(); got == 0 || got > limit {
+			t.Fatalf("a peer lacking every old payload was asked for %d of them in an hour; want some, at most %d (%d payloads)", got, limit, blobs)
+		}
+
+		// A fresh payload, which the set-aside peer has, is asked of it.
+		fresh, err := n.Node(2).PutBlob(ctx, []byte("fresh payload"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		genesis, err := protocol.Parse(raws[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := genesis.CommonsID().String()
+		if _, err := n.Node(2).Contribute(ctx, api.ContributeParams{Commons: id, Title: "fresh", Payload: []api.PayloadParam{{CID: fresh}}}); err != nil {
+			t.Fatal(err)
+		}
+		all, err := sim.Records(ctx, n.Node(2), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sim.Deliver(ctx, n.Node(1), all...); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Node(1).PutBlob(ctx, []byte("fresh payload")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sim.Deliver(ctx, n.Node(0), all[len(all)-1]); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		n.WaitFor("the fresh payload fetched from the peer that lacked the old ones", func() bool {
+			ok, err := n.Store(0).HasBlob(ctx, cid.MustParse(fresh))
+			return err == nil && ok
+		})
+		if took := time.Since(start); took > time.Minute {
+			t.Errorf("the fresh payload took %v; want it fetched within a minute", took)
+		}
+
+		// A peer that has the old payloads connects: they all arrive.
+		n.Connect(0, 2)
+		n.WaitFor("every old payload fetched from the new peer", func() bool {
+			for _, b := range want {
+				if ok, err := n.Store(0).HasBlob(ctx, cid.MustParse(b)); err != nil || !ok {
+					return false
+				}
+			}
+			return true
+		})
 	})
 }

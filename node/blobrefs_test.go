@@ -115,7 +115,7 @@ func TestBlobRefsServedAfterRestart(t *testing.T) {
 			t.Errorf("%s was served", name)
 		}
 	}
-	if _, err := n.fetchFromPeers(t.Context(), protocol.BlobCID(other)); err == nil || !strings.Contains(err.Error(), "no record replicated here references it") {
+	if _, err := n.fetchFromPeers(t.Context(), protocol.BlobCID(other), true); err == nil || !strings.Contains(err.Error(), "no record replicated here references it") {
 		t.Errorf("fetch of a blob only a commons not replicated here references: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -160,6 +161,9 @@ func (n *Node) sweepBlob(c, rec cid.Cid) error {
 	if skip {
 		return nil
 	}
+	if err := n.awaitAskable(); err != nil {
+		return err
+	}
 	has, err := n.storedBlob(n.ctx, c)
 	if err != nil || has {
 		return err
@@ -180,6 +184,35 @@ func (n *Node) sweepBlob(c, rec cid.Cid) error {
 		case <-n.ctx.Done():
 			return n.ctx.Err()
 		}
+	}
+}
+
+// awaitAskable waits until a connected peer is not set aside for lacking
+// payloads (blobState.lacking): a sweep queues old payloads only, which
+// such a peer is not asked for, and each blob queued costs a read of the
+// record that claims it. It fails only if the node stops.
+func (n *Node) awaitAskable() error {
+	for {
+		n.blobs.mu.Lock()
+		joined := n.blobs.joined
+		n.blobs.mu.Unlock()
+		ok, next := n.askable()
+		if ok {
+			return nil
+		}
+		wait := blobLackWait // no peer at all: until one connects, looking again now and then
+		if !next.IsZero() {
+			wait = min(max(next.Sub(n.cfg.Now()), blobRetry), blobLackWait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-joined:
+		case <-t.C:
+		case <-n.ctx.Done():
+			t.Stop()
+			return n.ctx.Err()
+		}
+		t.Stop()
 	}
 }
 

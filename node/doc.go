@@ -39,6 +39,9 @@
 // the background (blobsweep.go); memory holds a bounded queue of them, never one entry
 // per record, served in turn by the authors of the records that claim them
 // (blobqueue.go), so that one key's flood of claims starves nobody else's.
+// A sweep pauses while every connected peer has lately lacked the payloads
+// asked of it (blob.go: lackState), rather than read each claiming record
+// to ask them in vain.
 //
 // Records this node makes, or is given to publish, are first classified by
 // crdt (Classify) and refused if the commons would hold them inert: node/

@@ -12,6 +12,10 @@ import (
 // BlobWorkers is how many background blob fetches run at once.
 const BlobWorkers = blobWorkers
 
+// BlobLackMisses is how many blobs in a row a peer may lack before old
+// payloads are not asked of it for a while.
+const BlobLackMisses = blobLackMisses
+
 // SetBlobBounds makes the blob exchange of a node built from cfg keep at
 // most queue fetches waiting and retry failures waiting to be retried,
 // sweep chunk blobs at a time, and call attempted before each background
