@@ -94,8 +94,8 @@ func blobBackoff(first time.Duration, failures int) time.Duration {
 type blobRetryState struct {
 	failures int
 	next     time.Time
-	fresh    bool // queued as fresh (blobState.fresh)
-	lacked   bool // its last attempt asked no peer: all lacked payloads lately (errLacking)
+	fresh    bool               // queued as fresh (blobState.fresh)
+	lacked   bool               // its last attempt asked no peer: all lacked payloads lately (errLacking)
 	author   protocol.PublicKey // whose record claimed the blob (fairQueue)
 }
 
