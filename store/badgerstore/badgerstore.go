@@ -148,7 +148,7 @@ func options(dir string, logger *slog.Logger) badger.Options {
 		WithSyncWrites(true).
 		WithDetectConflicts(false). // writers are serialised by Store's mutexes
 		WithMetricsEnabled(false).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(8 << 20). // package doc, Resources
 		WithNumMemtables(3).
 		WithNumLevelZeroTables(8).       // fewer, larger compactions out of level 0,
 		WithNumLevelZeroTablesStall(16). // and a larger first level below it: an
