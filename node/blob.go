@@ -75,7 +75,8 @@ const (
 	blobLackWait   = time.Minute
 	// blobFreshFor: the payloads of a record dated less than this long
 	// ago are spreading as it does, and are asked of every connected peer,
-	// those that lacked others included.
+	// those that lacked others included. One left out of a full queue is
+	// found again by a sweep, and is then an old one.
 	blobFreshFor = 10 * time.Minute
 )
 
@@ -159,6 +160,7 @@ type blobState struct {
 	retry     map[cid.Cid]*blobRetryState    // failed, to be queued again; at most bounds.retry
 	sweep     bool                           // a blob was left out of the retry map (or a sweep failed): sweep at a retry tick
 	sweepAt   time.Time                      // not before then (forgotten failures back off as a whole)
+	joinSweep time.Time                      // when a peer's connecting last made the retries and the sweep due (peerJoined)
 	forgets   int                            // sweeps in a row after which failures were left out of the retry map
 	readFails int                            // sweeps in a row that could not read some commons' references
 	readRetry time.Time                      // when to sweep again for them, if readFails > 0
@@ -510,10 +512,11 @@ func (n *Node) fetched(c cid.Cid, err error) {
 		// fault, not the blob's: it is tried again like any failure.
 		delete(b.retry, c)
 	case n.ctx.Err() == nil:
-		// An attempt that asked no peer, every one lacking payloads
-		// lately, is no failure of the blob: it is tried again when a
-		// peer connects (peerJoined), or once one of them may be asked
-		// again, without a longer wait for it.
+		// An attempt that left out peers set aside for lacking payloads
+		// (errLacking) is no failure of the blob: it is tried again when
+		// the first set aside may be asked again (lackEnds), or when a
+		// peer not set aside connects (peerJoined), with no longer wait
+		// for it.
 		lacked := errors.Is(err, errLacking)
 		r := b.retry[c]
 		if r == nil {
@@ -531,7 +534,7 @@ func (n *Node) fetched(c cid.Cid, err error) {
 		r.fresh = r.fresh || fresh
 		r.lacked = lacked
 		if lacked {
-			r.next = n.cfg.Now().Add(blobLackWait)
+			r.next = b.lackEnds(n.cfg.Now())
 			return
 		}
 		r.failures++
@@ -579,7 +582,8 @@ func (n *Node) GetBlob(ctx context.Context, c string) ([]byte, error) {
 // fetchBlob fetches a referenced blob from peers, verifies and stores it;
 // askAll asks the peers that lack payloads lately too (lacking), last.
 // Concurrent fetches of one blob share one attempt, but one that asks
-// every peer does not settle for one that asked none for that reason.
+// every peer does not settle for the failure of one that left some out
+// (errLacking).
 func (n *Node) fetchBlob(ctx context.Context, c cid.Cid, askAll bool) ([]byte, error) {
 	b := &n.blobs
 	for {
@@ -626,9 +630,12 @@ type blobPlan struct {
 	// sending, if set, counts the peers sending the blob now (a size
 	// announced, the bytes not all read).
 	sending *atomic.Int32
-	// lacking counts the connected peers left out because they lack
-	// payloads lately (blobState.lacking).
-	lacking int
+	// askAll: the fetch asks peers set aside for lacking payloads too
+	// (blobState.lacking); their "missing" answers are not counted.
+	askAll bool
+	// setAside are the connected peers left out because they lack
+	// payloads lately (not askAll).
+	setAside []peer.ID
 }
 
 // accepts reports whether a peer may announce size.
@@ -661,12 +668,27 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid, askAll bool) ([]by
 		return nil, err
 	}
 	switch {
-	case len(plan.peers) == 0 && plan.lacking > 0:
-		return nil, fmt.Errorf("%w: blob %s is not stored here, and %w (%d connected)", api.ErrNotFound, c, errLacking, plan.lacking)
+	case len(plan.peers) == 0 && len(plan.setAside) > 0:
+		return nil, fmt.Errorf("%w: blob %s is not stored here, and %w (%d connected)", api.ErrNotFound, c, errLacking, len(plan.setAside))
 	case len(plan.peers) == 0:
 		return nil, fmt.Errorf("%w: blob %s is not stored here, and %w", api.ErrNotFound, c, errNoPeer)
 	}
 	data, errs, full := n.askPeers(ctx, c, plan)
+	asked := len(plan.peers)
+	if data == nil && ctx.Err() == nil && len(plan.setAside) > 0 && full < asked && !slices.ContainsFunc(errs, func(err error) bool { return errors.Is(err, errMissing) }) {
+		// No peer asked said it lacks the blob, and some failed (busy,
+		// silent, refused) other than by having our most requests running
+		// already (that one is waited for: errNoSlot). Those set aside
+		// are asked after all, as they were before they were set aside: a
+		// peer that never answers "missing" must not keep the blob from
+		// one that has it.
+		plan.peers, plan.askAll = plan.setAside, true
+		var more []error
+		var busy int
+		data, more, busy = n.askPeers(ctx, c, plan)
+		errs, full = append(errs, more...), full+busy
+		plan.setAside = nil
+	}
 	if data != nil {
 		if err := n.putBlob(ctx, data); err != nil {
 			return nil, fmt.Errorf("node: store blob: %w", err)
@@ -676,8 +698,11 @@ func (n *Node) fetchFromPeers(ctx context.Context, c cid.Cid, askAll bool) ([]by
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if full == len(plan.peers) {
-		errs = append(errs, errNoSlot)
+	if full > 0 {
+		errs = append(errs, errNoSlot) // that peer may have it: not a failure
+	}
+	if len(plan.setAside) > 0 {
+		errs = append(errs, fmt.Errorf("%w (%d not asked)", errLacking, len(plan.setAside)))
 	}
 	return nil, fmt.Errorf("%w: blob %s: no connected peer served it: %w", api.ErrNotFound, c, errors.Join(errs...))
 }
@@ -818,7 +843,7 @@ var errNodeClosing = errors.New("the node is closing")
 // served bad data, or lack payloads lately, last. Unless askAll, those
 // that lack payloads lately are left out.
 func (n *Node) planBlob(ctx context.Context, c cid.Cid, sum blobSummary, askAll bool) (blobPlan, error) {
-	plan := blobPlan{unknown: sum.unknown}
+	plan := blobPlan{unknown: sum.unknown, askAll: askAll}
 	var topicPeers []peer.ID
 	err := n.do(ctx, func() {
 		for _, id := range sum.commons {
@@ -874,7 +899,7 @@ func (n *Node) planBlob(ctx context.Context, c cid.Cid, sum blobSummary, askAll 
 	for _, p := range first {
 		switch {
 		case n.blobs.lacks(p, now) && !askAll:
-			plan.lacking++
+			plan.setAside = append(plan.setAside, p)
 		case n.blobs.bad[p] == 0 && !n.blobs.lacks(p, now):
 			plan.peers = append(plan.peers, p)
 		default:
@@ -893,17 +918,20 @@ var errBusy = errors.New("peer busy")
 // already; it was not asked.
 var errMaxAsking = fmt.Errorf("%w: %d of our requests to it are running", errBusy, blobFetchPerPeer)
 
-// errNoSlot: every peer a fetch could ask has blobFetchPerPeer of our
-// requests running already. A background fetch waits for one to end
-// (fetchQueued) rather than count it a failure.
+// errNoSlot: a peer a fetch could ask had blobFetchPerPeer of our requests
+// running already, and was not asked. A background fetch waits for one to
+// end (fetchQueued) rather than count it a failure: the others' answers
+// ("missing", or busy) say nothing of what that peer has, and a peer that
+// is always busy would otherwise make every fetch fail while the requests
+// to one that serves are all running.
 var errNoSlot = errors.New("no peer asked")
 
 // errNoPeer is the failure of a fetch with no peer connected to ask.
 var errNoPeer = errors.New("no peer is connected")
 
-// errLacking is the failure of a background fetch of an old payload when
-// every connected peer lacks payloads lately (blobState.lacking).
-var errLacking = errors.New("every connected peer lacked the payloads asked of it lately")
+// errLacking is the failure of a background fetch of an old payload that
+// left out peers set aside for lacking payloads lately (blobState.lacking).
+var errLacking = errors.New("the other connected peers lacked the payloads asked of them lately")
 
 // errMissing: the peer answered that it does not have the blob.
 var errMissing = errors.New("peer does not have it")
@@ -920,18 +948,26 @@ func (n *Node) anyConnected() bool {
 	return false
 }
 
-// peerJoined wakes the background fetches waiting for a peer, and makes
-// those that asked no peer for lack of one worth asking (lacked) due at
-// the next retry tick.
-func (b *blobState) peerJoined() {
+// peerJoined wakes the background fetches waiting for a peer. When p is
+// not set aside for lacking payloads, it may have those the others
+// lacked: the failed fetches waiting to be tried again are due at the next
+// retry tick, and a sweep for those left out of the retry map (backing off
+// as a whole) is due at once; but not more often than every
+// blobSweepRetry, however many peers connect.
+func (b *blobState) peerJoined(p peer.ID, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	close(b.joined)
 	b.joined = make(chan struct{})
+	if b.lacks(p, now) || now.Before(b.joinSweep.Add(blobSweepRetry)) {
+		return
+	}
+	b.joinSweep = now
 	for _, r := range b.retry {
-		if r.lacked {
-			r.next = time.Time{}
-		}
+		r.next = time.Time{}
+	}
+	if b.sweep && now.Before(b.sweepAt) {
+		b.sweepAt = now
 	}
 }
 
@@ -969,7 +1005,9 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, plan blobPla
 		b.mu.Lock()
 		delete(b.lacking, p) // it has payloads after all
 		b.mu.Unlock()
-	case errors.Is(err, errMissing):
+	case errors.Is(err, errMissing) && !plan.askAll:
+		// Only old payloads count: a fresh one may well be on its way to
+		// the peer, and a user's fetch is not the node's to learn from.
 		b.mu.Lock()
 		wait := b.missed(p, n.cfg.Now())
 		b.mu.Unlock()
@@ -1299,6 +1337,22 @@ func (b *blobState) missed(p peer.ID, now time.Time) time.Duration {
 	wait := blobBackoff(blobLackWait, l.times)
 	l.until = now.Add(wait)
 	return wait
+}
+
+// lackEnds returns when the first peer set aside for lacking payloads may
+// be asked again, after now (at least blobRetry, at most blobRetryMax from
+// now; blobLackWait if none is set aside). Caller holds b.mu.
+func (b *blobState) lackEnds(now time.Time) time.Time {
+	var first time.Time
+	for _, l := range b.lacking {
+		if now.Before(l.until) && (first.IsZero() || l.until.Before(first)) {
+			first = l.until
+		}
+	}
+	if first.IsZero() {
+		return now.Add(blobLackWait)
+	}
+	return now.Add(min(max(first.Sub(now), blobRetry), blobRetryMax))
 }
 
 // askable reports whether a connected peer is not set aside for lacking

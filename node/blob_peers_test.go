@@ -132,6 +132,11 @@ func TestBlobLackingPeers(t *testing.T) {
 			t.Fatalf("round %d: still set aside after %v", round, want)
 		}
 	}
+	// Set aside a fourth time, for 8 minutes: the many new IDs, each set
+	// aside for a minute, do not wash it out.
+	for range blobLackMisses {
+		b.missed(p, now)
+	}
 	for i := range 3 * blobBadPeers {
 		for range blobLackMisses {
 			b.missed(peer.ID(fmt.Sprint("peer ", i)), now)
@@ -139,5 +144,11 @@ func TestBlobLackingPeers(t *testing.T) {
 	}
 	if len(b.lacking) > blobBadPeers {
 		t.Errorf("%d peers remembered for lacking payloads, at most %d wanted", len(b.lacking), blobBadPeers)
+	}
+	if !b.lacks(p, now.Add(7*time.Minute)) {
+		t.Error("the peer set aside longest was forgotten for new IDs set aside a minute")
+	}
+	if got, want := b.lackEnds(now), now.Add(blobLackWait); !got.Equal(want) {
+		t.Errorf("retries that left set-aside peers out are due at %v, want %v (the first set aside may be asked then)", got, want)
 	}
 }

@@ -1,14 +1,18 @@
 package node_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/commons-p2p/commons/node"
 	"github.com/commons-p2p/commons/node/api"
@@ -262,15 +266,116 @@ func TestBlobSweepSparesPeersLackingPayloads(t *testing.T) {
 			t.Errorf("the fresh payload took %v; want it fetched within a minute", took)
 		}
 
-		// A peer that has the old payloads connects: they all arrive.
-		n.Connect(0, 2)
-		n.WaitFor("every old payload fetched from the new peer", func() bool {
-			for _, b := range want {
-				if ok, err := n.Store(0).HasBlob(ctx, cid.MustParse(b)); err != nil || !ok {
-					return false
-				}
-			}
-			return true
+		// A peer that has the old payloads connects: they all arrive,
+		// without waiting for the set-aside peer's turn.
+		n.WaitFor("the peer lacking the old payloads set aside again", func() bool {
+			return node.SetAside(n.Node(0), n.ID(1)) > 0
 		})
+		start = time.Now()
+		n.Connect(0, 2)
+		n.WaitFor("every old payload fetched from the new peer", func() bool { return allStored(t, n.Store(0), want) })
+		if took := time.Since(start); took > time.Minute {
+			t.Errorf("the old payloads took %v to come from a peer that has them; want them within a minute", took)
+		}
+	})
+}
+
+// allStored reports whether st holds every blob of want.
+func allStored(t *testing.T, st store.Store, want []string) bool {
+	t.Helper()
+	for _, b := range want {
+		if ok, err := st.HasBlob(context.Background(), cid.MustParse(b)); err != nil || !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// TestBlobSetAsidePeerAskedWhenOthersFail: a peer set aside for lacking
+// old payloads is asked for them all the same when the other peers fail
+// otherwise than by lacking them (here a peer that is always busy): a peer
+// that never answers "missing" must not keep the node from one that has
+// the payloads until the set-aside ends.
+func TestBlobSetAsidePeerAskedWhenOthersFail(t *testing.T) {
+	const blobs = 100
+	opts := testnet.Options{Nodes: 3, Configure: func(i int, cfg *node.Config) {
+		if i == 0 {
+			node.SetBlobBounds(cfg, 8, 8, 16, nil)
+		}
+	}}
+	testnet.Run(t, opts, func(t *testing.T, n *testnet.Net) {
+		ctx := context.Background()
+		want, raws := payloadCommons(t, n.Node(2), "refused", blobs)
+		time.Sleep(time.Hour) // old records, by the time they arrive
+		if _, err := sim.Deliver(ctx, n.Node(1), raws...); err != nil {
+			t.Fatal(err)
+		}
+		n.Connect(0, 1)
+		if _, err := sim.Deliver(ctx, n.Node(0), raws...); err != nil {
+			t.Fatal(err)
+		}
+		n.WaitFor("node 1, lacking the payloads, set aside", func() bool {
+			return node.SetAside(n.Node(0), n.ID(1)) > 0
+		})
+		for i := range blobs {
+			if _, err := n.Node(1).PutBlob(ctx, payload(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		aside := node.SetAside(n.Node(0), n.ID(1))
+		busy := n.AddHost()
+		n.Host(busy).SetStreamHandler(protocol.BlobProtocol, func(s network.Stream) {
+			defer s.Close()
+			r := bufio.NewReader(s)
+			size, err := binary.ReadUvarint(r)
+			if err != nil || size > protocol.MaxBlobMessage {
+				return
+			}
+			if _, err := io.CopyN(io.Discard, r, int64(size)); err != nil {
+				return
+			}
+			resp, err := protocol.EncodeBlobResponse(&protocol.BlobResponse{Busy: true})
+			if err != nil {
+				return
+			}
+			_, _ = s.Write(append(binary.AppendUvarint(nil, uint64(len(resp))), resp...))
+		})
+		n.Connect(0, busy)
+		start := time.Now()
+		n.WaitFor("every payload fetched from the set-aside peer", func() bool { return allStored(t, n.Store(0), want) })
+		if took := time.Since(start); took >= aside {
+			t.Errorf("the payloads took %v, as long as node 1 was set aside (%v): it was not asked while a peer that refuses blob requests was there", took, aside)
+		}
+	})
+}
+
+// TestBlobFetchesComeDueWhenAPeerJoins: payloads that failed for long,
+// their retries and sweeps backing off towards an hour, are tried again
+// soon after a peer connects, which may have them.
+func TestBlobFetchesComeDueWhenAPeerJoins(t *testing.T) {
+	const blobs = node.BlobLackMisses / 2 // too few for the peer to be set aside
+	opts := testnet.Options{Nodes: 3, Configure: func(i int, cfg *node.Config) {
+		if i == 0 {
+			node.SetBlobBounds(cfg, 2, 2, 4, nil)
+		}
+	}}
+	testnet.Run(t, opts, func(t *testing.T, n *testnet.Net) {
+		ctx := context.Background()
+		want, raws := payloadCommons(t, n.Node(2), "backed off", blobs)
+		time.Sleep(time.Hour) // old records, by the time they arrive
+		n.Connect(0, 1)
+		if _, err := sim.Deliver(ctx, n.Node(0), raws...); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Hour) // the retries and the sweeps back off
+		if node.SetAside(n.Node(0), n.ID(1)) > 0 {
+			t.Fatal("node 1 set aside: the test needs it asked")
+		}
+		start := time.Now()
+		n.Connect(0, 2)
+		n.WaitFor("every payload fetched from the new peer", func() bool { return allStored(t, n.Store(0), want) })
+		if took := time.Since(start); took > time.Minute {
+			t.Errorf("the payloads took %v to come from a peer that connected with them; want them within a minute", took)
+		}
 	})
 }

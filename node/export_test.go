@@ -2,6 +2,9 @@ package node
 
 import (
 	"context"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/ipfs/go-cid"
 )
@@ -11,6 +14,17 @@ import (
 
 // BlobWorkers is how many background blob fetches run at once.
 const BlobWorkers = blobWorkers
+
+// SetAside returns how much longer n leaves peer p out of fetches of old
+// payloads for lacking them (0: it does not).
+func SetAside(n *Node, p peer.ID) time.Duration {
+	n.blobs.mu.Lock()
+	defer n.blobs.mu.Unlock()
+	if l := n.blobs.lacking[p]; l != nil && n.cfg.Now().Before(l.until) {
+		return l.until.Sub(n.cfg.Now())
+	}
+	return 0
+}
 
 // BlobLackMisses is how many blobs in a row a peer may lack before old
 // payloads are not asked of it for a while.

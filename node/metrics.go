@@ -56,7 +56,7 @@ func newMetrics(n *Node) *Metrics {
 		Buckets: []float64{10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3}})
 	m.syncSessions = prometheus.NewCounter(prometheus.CounterOpts{Name: "commons_sync_sessions_total", Help: "Sync sessions with peers (either side)."})
 	m.syncRounds = prometheus.NewCounter(prometheus.CounterOpts{Name: "commons_sync_rounds_total", Help: "Sync round trips."})
-	m.blobPeers = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commons_blob_peer_failures_total", Help: "Blob requests a peer failed so that it is asked last from then on, by reason (bad: a wrong answer or bytes, or a stall while sending; silent: no answer in time; lacking: the last of 32 blobs in a row it did not have, after which old payloads are not asked of it for a while)."}, []string{"reason"})
+	m.blobPeers = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "commons_blob_peer_failures_total", Help: "Blob requests a peer failed so that it is asked last from then on (lacking: left out for a while), by reason (bad: a wrong answer or bytes, or a stall while sending; silent: no answer in time; lacking: the last of 32 old payloads in a row it did not have, after which old payloads are not asked of it for a while, unless the other peers fail otherwise)."}, []string{"reason"})
 	m.blobPeers.WithLabelValues("bad")
 	m.blobPeers.WithLabelValues("silent")
 	m.blobPeers.WithLabelValues("lacking")

@@ -77,7 +77,7 @@ func (n *Node) startBackground() {
 				go func() { _ = c.Close() }()
 				return
 			}
-			n.blobs.peerJoined()
+			n.blobs.peerJoined(c.RemotePeer(), n.cfg.Now())
 			// A relayed connection is limited in time and bytes: it
 			// serves hole punching, not sync. The direct connection
 			// that follows starts the sync.
