@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -74,8 +75,29 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 // opens the store a second time (see Open).
 const reopenAbove = 16 << 20
 
-// open is Open, once; big says that the newest value log file was larger
-// than reopenAbove.
+// memTableSize is the size of badger's memtables (package doc, Resources).
+const memTableSize = 8 << 20
+
+// walMemTableSize returns the memtable size that the memtables' write-ahead
+// logs left in dir need, if one needs more than memTableSize (0 if none
+// does). Badger makes each log twice its memtable's size.
+func walMemTableSize(dir string) int64 {
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
+	var most int64
+	for _, l := range logs {
+		if fi, err := os.Stat(l); err == nil {
+			most = max(most, fi.Size()/2)
+		}
+	}
+	if most > memTableSize {
+		return most
+	}
+	return 0
+}
+
+// open is Open, once; big says that the store is to be opened again: the
+// newest value log file was larger than reopenAbove, or a crash left a
+// memtable larger than memTableSize.
 func open(dir string, logger *slog.Logger) (s *Store, big bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, false, fmt.Errorf("badgerstore: create store directory: %w", err)
@@ -89,18 +111,29 @@ func open(dir string, logger *slog.Logger) (s *Store, big bool, err error) {
 			big = fi.Size() > reopenAbove
 		}
 	}
+	opts := options(dir, logger)
+	if size := walMemTableSize(dir); size > 0 {
+		// A crash left the write-ahead log of a memtable larger than this
+		// version's (a store last run with 16 MiB memtables): badger
+		// replays it into a memtable of the configured size, and fails
+		// outright when it does not fit. This Open takes memtables of its
+		// size, and the next (Open opens twice) the configured size, once
+		// closing has flushed it into a table.
+		logger.Info("store: a crash left a memtable larger than this version's: opening with memtables of its size, then again", "memtable_bytes", size)
+		opts, big = opts.WithMemTableSize(size), true
+	}
 	if err := checkLogs(dir); err != nil {
 		_ = unlock()
 		return nil, false, fmt.Errorf("badgerstore: open store %s: %w (with the daemon stopped, commons repo repair mends it and writes the store again, keeping the damaged file beside it; then commons repo verify names the records damaged, and commons repo repair --from a file a peer exported writes them again)", dir, err)
 	}
-	db, err := badger.Open(options(dir, logger))
+	db, err := badger.Open(opts)
 	if err != nil && strings.Contains(err.Error(), z.NewFile.Error()) {
 		// A process killed just after it created a memtable file leaves
 		// it empty, and badger's next Open fails on it, having sized it
 		// (dgraph-io/badger#2207); it holds nothing, and the Open after
 		// that reads it as an empty memtable.
 		logger.Info("store: an empty memtable file was left by a crash: opening again", "err", err)
-		db, err = badger.Open(options(dir, logger))
+		db, err = badger.Open(opts)
 	}
 	if err != nil {
 		_ = unlock()
@@ -148,7 +181,7 @@ func options(dir string, logger *slog.Logger) badger.Options {
 		WithSyncWrites(true).
 		WithDetectConflicts(false). // writers are serialised by Store's mutexes
 		WithMetricsEnabled(false).
-		WithMemTableSize(8 << 20). // package doc, Resources
+		WithMemTableSize(memTableSize).
 		WithNumMemtables(3).
 		WithNumLevelZeroTables(8).       // fewer, larger compactions out of level 0,
 		WithNumLevelZeroTablesStall(16). // and a larger first level below it: an

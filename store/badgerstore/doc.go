@@ -85,7 +85,10 @@
 // 16 MiB memtables, importing 1,000,000 records (2 cores, two runs each)
 // took 144 and 160 s instead of 192 and 201 s, with a peak of 249 MB of
 // anonymous memory instead of 217; 4 MiB ones were slower again (300,000
-// records in 65 s instead of 37).
+// records in 65 s instead of 37). A memtable's log that a crash left from
+// larger memtables (a store last run by a version with 16 MiB ones) does
+// not fit one of 8 MiB, and badger would exit the process replaying it:
+// Open then opens the store with memtables of that log's size, and again.
 //
 // Tables are 4 MiB at the first level (twice that a level
 // down, and so on) and blocks are not compressed: a compaction builds its
