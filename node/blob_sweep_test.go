@@ -344,7 +344,7 @@ func TestBlobSetAsidePeerAskedWhenOthersFail(t *testing.T) {
 		start := time.Now()
 		n.WaitFor("every payload fetched from the set-aside peer", func() bool { return allStored(t, n.Store(0), want) })
 		if took := time.Since(start); took >= aside {
-			t.Errorf("the payloads took %v, as long as node 1 was set aside (%v): it was not asked while a peer that refuses blob requests was there", took, aside)
+			t.Errorf("the payloads took %v, as long as node 1 was set aside (%v): it was not asked while a peer that is always busy was there", took, aside)
 		}
 	})
 }
