@@ -161,6 +161,7 @@ type blobState struct {
 	sweep     bool                           // a blob was left out of the retry map (or a sweep failed): sweep at a retry tick
 	sweepAt   time.Time                      // not before then (forgotten failures back off as a whole)
 	joinSweep time.Time                      // when a peer's connecting last made the retries and the sweep due (peerJoined)
+	joins     int                            // times it did since a background fetch last succeeded
 	forgets   int                            // sweeps in a row after which failures were left out of the retry map
 	readFails int                            // sweeps in a row that could not read some commons' references
 	readRetry time.Time                      // when to sweep again for them, if readFails > 0
@@ -503,6 +504,9 @@ func (n *Node) fetched(c cid.Cid, err error) {
 	delete(b.queued, c)
 	delete(b.again, c)
 	delete(b.fresh, c)
+	if err == nil {
+		b.joins = 0
+	}
 	switch {
 	case err == nil || errors.Is(err, errDisowned) && !again || errors.Is(err, ErrBlobTooLarge) && !errors.Is(err, errBadBlob):
 		// Disowned, or over the limit by what the records state: final
@@ -952,17 +956,20 @@ func (n *Node) anyConnected() bool {
 // not set aside for lacking payloads, it may have those the others
 // lacked: the failed fetches waiting to be tried again are due at the next
 // retry tick, and a sweep for those left out of the retry map (backing off
-// as a whole) is due at once; but not more often than every
-// blobSweepRetry, however many peers connect.
+// as a whole) is due at once. It does so at most every blobSweepRetry,
+// and twice as seldom each time it did with no background fetch served
+// since (up to blobRetryMax): peers that keep connecting do not undo the
+// back-off of payloads nobody has.
 func (b *blobState) peerJoined(p peer.ID, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	close(b.joined)
 	b.joined = make(chan struct{})
-	if b.lacks(p, now) || now.Before(b.joinSweep.Add(blobSweepRetry)) {
+	if b.lacks(p, now) || now.Before(b.joinSweep.Add(blobBackoff(blobSweepRetry, b.joins))) {
 		return
 	}
 	b.joinSweep = now
+	b.joins++
 	for _, r := range b.retry {
 		r.next = time.Time{}
 	}

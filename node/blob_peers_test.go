@@ -10,6 +10,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/commons-p2p/commons/protocol"
@@ -150,5 +151,38 @@ func TestBlobLackingPeers(t *testing.T) {
 	}
 	if got, want := b.lackEnds(now), now.Add(blobLackWait); !got.Equal(want) {
 		t.Errorf("retries that left set-aside peers out are due at %v, want %v (the first set aside may be asked then)", got, want)
+	}
+}
+
+// Peers that keep connecting make the failed fetches due again at most
+// every blobSweepRetry, then twice as seldom each time while no background
+// fetch succeeds; a peer set aside for lacking payloads does not at all.
+func TestBlobPeerJoinsBackOff(t *testing.T) {
+	var b blobState
+	b.init(blobBounds{})
+	now := time.Unix(1_700_000_000, 0)
+	r := &blobRetryState{failures: 10}
+	b.retry[cid.Undef] = r
+	due := 0
+	for s := range 3600 { // a new peer every second for an hour
+		r.next = now.Add(time.Hour)
+		b.peerJoined(peer.ID(fmt.Sprint("peer ", s)), now.Add(time.Duration(s)*time.Second))
+		if r.next.IsZero() {
+			due++
+		}
+	}
+	// At 0, 30 s, then 1, 2, 4, 8, 16 and 32 minutes after the one before.
+	if due < 2 || due > 8 {
+		t.Errorf("an hour of peers connecting made the failed fetches due %d times; want 2 to 8", due)
+	}
+	lacking := peer.ID("lacking")
+	for range blobLackMisses {
+		b.missed(lacking, now)
+	}
+	b.joinSweep, b.joins = time.Time{}, 0
+	r.next = now.Add(time.Hour)
+	b.peerJoined(lacking, now)
+	if r.next.IsZero() {
+		t.Error("a peer set aside for lacking payloads made the failed fetches due")
 	}
 }
