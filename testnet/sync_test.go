@@ -160,7 +160,7 @@ func TestSyncInterruptedResumes(t *testing.T) {
 	opts := Options{Nodes: 3, ExchangeInterval: time.Hour, Bandwidth: 1 << 20}
 	Run(t, opts, func(t *testing.T, n *Net) {
 		ctx := context.Background()
-		id, raws := source(t, n, 0, 400)
+		id, raws := source(t, n, 0, 2500) // more than two of the batches a session stores at once
 		deliver(t, n, 2, raws)
 		deliver(t, n, 1, raws[:1])
 		n.Connect(1, 2)
