@@ -423,6 +423,7 @@ func (n *Node) nextQueued() (cid.Cid, bool) {
 }
 
 func (n *Node) blobWorker() {
+	putBack := map[cid.Cid]bool{} // blobs this worker put back since it last waited for a slot
 	for {
 		c, ok := n.nextQueued()
 		if !ok {
@@ -432,7 +433,10 @@ func (n *Node) blobWorker() {
 		signal(n.blobs.wake)
 		has, err := n.storedBlob(n.ctx, c)
 		if err == nil && !has {
-			err = n.fetchQueued(c)
+			err = n.fetchQueued(c, putBack)
+		}
+		if errors.Is(err, errPutBack) {
+			continue
 		}
 		n.fetched(c, err)
 		if err != nil && n.ctx.Err() == nil {
@@ -450,7 +454,15 @@ func (n *Node) blobWorker() {
 // payloads missing would otherwise read every record claiming one, at
 // each sweep, to fail at once: at 1,000,000 records, hundreds of
 // megabytes of the store's pages within seconds of a start.
-func (n *Node) fetchQueued(c cid.Cid) error {
+//
+// Before it waits for a slot, it puts the blob back in the queue
+// (errPutBack) and takes the next, if others are queued, up to
+// blobPutBacks blobs between two waits (putBack lists those): the next
+// may be another author's, asked of other peers. Otherwise one author's
+// claims of payloads that peers announce and then stall on would hold
+// every worker waiting for those peers, and another author's blob, which
+// an honest peer holds, would wait behind them.
+func (n *Node) fetchQueued(c cid.Cid, putBack map[cid.Cid]bool) error {
 	tried := false
 	for {
 		n.blobs.mu.Lock()
@@ -475,6 +487,11 @@ func (n *Node) fetchQueued(c cid.Cid) error {
 		var wait chan struct{}
 		switch {
 		case errors.Is(err, errNoSlot):
+			if !putBack[c] && len(putBack) < blobPutBacks && n.blobs.putBack(c) {
+				putBack[c] = true
+				return errPutBack
+			}
+			clear(putBack)
 			wait = freed
 		case errors.Is(err, errNoPeer):
 			wait = joined // the peers left since
@@ -929,6 +946,28 @@ var errMaxAsking = fmt.Errorf("%w: %d of our requests to it are running", errBus
 // is always busy would otherwise make every fetch fail while the requests
 // to one that serves are all running.
 var errNoSlot = errors.New("no peer asked")
+
+// errPutBack: a queued fetch that found no peer to ask was put back in the
+// queue (fetchQueued).
+var errPutBack = errors.New("put back in the queue")
+
+// blobPutBacks is how many queued blobs a worker puts back, for want of a
+// peer to ask, before it waits for one (fetchQueued).
+const blobPutBacks = 8
+
+// putBack queues c again, behind its author's other blobs, if another
+// blob is queued; it reports whether it did. c is still listed in queued.
+func (b *blobState) putBack(c cid.Cid) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	author, ok := b.queued[c]
+	if !ok || b.queue.len() == 0 {
+		return false
+	}
+	b.queue.push(author, c)
+	signal(b.wake)
+	return true
+}
 
 // errNoPeer is the failure of a fetch with no peer connected to ask.
 var errNoPeer = errors.New("no peer is connected")

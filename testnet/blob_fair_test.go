@@ -20,7 +20,9 @@ import (
 // those claims are queued first; an honest contribution's payload, which
 // an honest peer holds, still arrives in the background within about one
 // stall of the flood, not after the flood's 200 stalls (50 rounds of the
-// node's four fetchers, 20 s each).
+// node's four fetchers, 20 s each), nor after the stalls of the claims
+// that wait for a stalled peer (a fetcher waiting for one puts its claim
+// back and takes the next).
 func TestBlobFloodClaimsDoNotStarve(t *testing.T) {
 	const junk = 200
 	Run(t, Options{Nodes: 3}, func(t *testing.T, n *Net) {
@@ -72,7 +74,7 @@ func TestBlobFloodClaimsDoNotStarve(t *testing.T) {
 		n.WaitFor("the honest payload on node 0", func() bool { return hasBlob(n, 0, honest, t) })
 		took := time.Since(start)
 		t.Logf("the honest payload arrived %v after its record, behind %d claims that stall", took, junk)
-		if took > time.Minute {
+		if took > 30*time.Second {
 			t.Fatalf("the honest payload took %v: a flood of claims starved it", took)
 		}
 		if got, err := n.Node(0).GetBlob(ctx, honest); err != nil || string(got) != string(honestData) {
