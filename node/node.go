@@ -86,6 +86,10 @@ type Node struct {
 	servedBy   map[peer.ID]int        // sessions served, by peer (guarded by exMu)
 	overShare  map[peer.ID]*overShare // refusals over a peer's share (guarded by exMu)
 	syncAgain  map[string]bool        // sessions asked for while one ran: run another after it
+	syncEnded  chan struct{}          // closed, and replaced, whenever a session ends (guarded by exMu)
+	// syncWaiting adds up, for each Sync waiting on a peer and commons,
+	// the sessions over them that end (guarded by exMu).
+	syncWaiting map[string][]*api.SyncSession
 
 	// Owned by the event loop.
 	commons  map[cid.Cid]*replica
@@ -195,6 +199,7 @@ func New(cfg Config) (*Node, error) {
 		stopped:        make(chan struct{}),
 		exInFlight:     make(map[string]*syncRun),
 		served:         make(map[string]int),
+		syncEnded:      make(chan struct{}),
 		commons:        make(map[cid.Cid]*replica),
 		damagedRecords: make(map[cid.Cid]bool),
 		joined:         make(chan struct{}, 1),

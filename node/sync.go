@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -98,7 +99,7 @@ func (n *Node) Sync(ctx context.Context, peerID string, commons ...string) (api.
 	var rep api.SyncReport
 	for _, p := range peers {
 		for _, id := range ids {
-			s, err := n.syncWith(ctx, p, id)
+			s, err := n.syncNow(ctx, p, id)
 			if err != nil {
 				s.Error = err.Error()
 			}
@@ -152,11 +153,15 @@ func (n *Node) periodicSync() {
 // session is already running.
 func (n *Node) goSync(p peer.ID, id cid.Cid) { n.startSync(p, id, false) }
 
-// syncRun is a sync session in the background.
+// syncRun is a sync session this node started, as initiator.
 type syncRun struct {
-	peer   peer.ID
-	cancel context.CancelFunc
+	peer    peer.ID
+	cancel  context.CancelFunc
+	crossed bool // ended for p's session that crossed it (serving; guarded by exMu)
 }
+
+// syncKey names the sessions with p over commons id.
+func syncKey(p peer.ID, id cid.Cid) string { return p.String() + "/" + id.String() }
 
 // startSync runs a session with p over commons id in the background, unless
 // one is already running; with replace, a running one is cancelled and
@@ -166,7 +171,7 @@ func (n *Node) startSync(p peer.ID, id cid.Cid, replace bool) {
 	if n.banned(p) {
 		return
 	}
-	key := p.String() + "/" + id.String()
+	key := syncKey(p, id)
 	ctx, cancel := context.WithCancel(n.ctx)
 	run := &syncRun{peer: p, cancel: cancel}
 	n.exMu.Lock()
@@ -198,29 +203,123 @@ func (n *Node) startSync(p peer.ID, id cid.Cid, replace bool) {
 	n.exMu.Unlock()
 	go func() {
 		defer n.wg.Done()
-		defer func() {
-			cancel()
-			n.exMu.Lock()
-			if n.exInFlight[key] == run {
-				delete(n.exInFlight, key)
-			}
-			again := n.takeAgain(key)
-			n.exMu.Unlock()
-			if again {
-				n.goSync(p, id)
-			}
-		}()
-		s, err := n.syncWith(ctx, p, id)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			n.log.Debug("sync failed", "peer", p, "commons", id, "err", err)
-		case s.Received > 0 || s.Sent > 0:
-			n.log.Info("sync", "peer", p, "commons", id, "received", s.Received, "sent", s.Sent, "round_trips", s.RoundTrips)
+		_, _ = n.runSession(ctx, key, run, p, id)
+	}()
+}
+
+// syncNow runs a session with p over commons id for Sync, once no other
+// session over them runs: two at once, one in the background beside one
+// asked for, would carry the same records twice (a join from the command
+// line did, and took twice as long). Meanwhile this one is listed, so that
+// none starts in the background beside it; when p's session crosses it
+// (serving), it waits for that one instead. The report adds up every
+// session over p and id that ended while it waited or ran, started by
+// either side.
+func (n *Node) syncNow(ctx context.Context, p peer.ID, id cid.Cid) (api.SyncSession, error) {
+	key := syncKey(p, id)
+	got := &api.SyncSession{Peer: p.String(), Commons: id.String()}
+	n.exMu.Lock()
+	if n.syncWaiting == nil {
+		n.syncWaiting = map[string][]*api.SyncSession{}
+	}
+	n.syncWaiting[key] = append(n.syncWaiting[key], got)
+	n.exMu.Unlock()
+	report := func(err error) (api.SyncSession, error) {
+		n.exMu.Lock()
+		defer n.exMu.Unlock()
+		w := n.syncWaiting[key]
+		if i := slices.Index(w, got); i >= 0 {
+			w = slices.Delete(w, i, i+1)
 		}
-		if s.Received > 0 {
-			n.spread(p, id)
+		if len(w) == 0 {
+			delete(n.syncWaiting, key)
+		} else {
+			n.syncWaiting[key] = w
+		}
+		return *got, err
+	}
+	var run *syncRun
+	var err error
+	for run == nil {
+		n.exMu.Lock()
+		if n.exInFlight[key] == nil && n.served[key] == 0 {
+			rctx, cancel := context.WithCancel(ctx)
+			run = &syncRun{peer: p, cancel: cancel}
+			n.exInFlight[key] = run
+			n.exMu.Unlock()
+			_, err = n.runSession(rctx, key, run, p, id)
+			break
+		}
+		ended := n.syncEnded
+		n.exMu.Unlock()
+		select {
+		case <-ended:
+		case <-ctx.Done():
+			return report(ctx.Err())
+		}
+	}
+	for {
+		n.exMu.Lock()
+		crossed := run.crossed && n.served[key] > 0
+		ended := n.syncEnded
+		n.exMu.Unlock()
+		if !crossed {
+			break
+		}
+		err = nil // the crossing session does the work
+		select {
+		case <-ended:
+		case <-ctx.Done():
+			return report(ctx.Err())
+		}
+	}
+	return report(err)
+}
+
+// runSession runs run, listed in exInFlight under key, as initiator with
+// p over commons id, and ends it: it takes run off the list, counts it for
+// those waiting (syncNow), wakes them, and runs one more if another was
+// asked for meanwhile.
+func (n *Node) runSession(ctx context.Context, key string, run *syncRun, p peer.ID, id cid.Cid) (s api.SyncSession, err error) {
+	defer func() {
+		run.cancel()
+		n.exMu.Lock()
+		if n.exInFlight[key] == run {
+			delete(n.exInFlight, key)
+		}
+		again := n.takeAgain(key)
+		n.endedSession(key, s)
+		n.exMu.Unlock()
+		if again {
+			n.goSync(p, id)
 		}
 	}()
+	s, err = n.syncWith(ctx, p, id)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		n.log.Debug("sync failed", "peer", p, "commons", id, "err", err)
+	case s.Received > 0 || s.Sent > 0:
+		n.log.Info("sync", "peer", p, "commons", id, "received", s.Received, "sent", s.Sent, "round_trips", s.RoundTrips)
+	}
+	if s.Received > 0 {
+		n.spread(p, id)
+	}
+	return s, err
+}
+
+// endedSession counts a session over key that ended (s) for those waiting
+// for sessions over it (syncNow), and wakes every waiter. exMu held.
+func (n *Node) endedSession(key string, s api.SyncSession) {
+	for _, w := range n.syncWaiting[key] {
+		w.Received += s.Received
+		w.Sent += s.Sent
+		w.Turns += s.Turns
+		w.RoundTrips += s.RoundTrips
+		w.BytesSent += s.BytesSent
+		w.BytesReceived += s.BytesReceived
+	}
+	close(n.syncEnded)
+	n.syncEnded = make(chan struct{})
 }
 
 // spread syncs a commons with every other peer of its topic after a
@@ -248,11 +347,21 @@ func (n *Node) spread(from peer.ID, id cid.Cid) {
 
 // serving records that a session from p over commons id is being served,
 // so that this node starts none of its own with p meanwhile; the result
-// ends the record.
-func (n *Node) serving(p peer.ID, id cid.Cid) func() {
-	key := p.String() + "/" + id.String()
+// ends the record, once rep tells what the session did.
+//
+// Both ends may start a session at once (each on noticing the other in
+// the commons' topic, or one as it joins the commons), and two would carry
+// every record twice: of two that cross, the one the lower peer ID started
+// goes on, and the other is cancelled by its initiator, here, as it serves
+// the other.
+func (n *Node) serving(p peer.ID, id cid.Cid, rep *api.SyncSession) func() {
+	key := syncKey(p, id)
 	n.exMu.Lock()
 	n.served[key]++
+	if run := n.exInFlight[key]; run != nil && p < n.host.ID() {
+		run.crossed = true
+		run.cancel()
+	}
 	n.exMu.Unlock()
 	return func() {
 		n.exMu.Lock()
@@ -261,6 +370,7 @@ func (n *Node) serving(p peer.ID, id cid.Cid) func() {
 			delete(n.served, key)
 			again = n.takeAgain(key)
 		}
+		n.endedSession(key, *rep)
 		n.exMu.Unlock()
 		if again {
 			n.goSync(p, id)
@@ -410,7 +520,7 @@ func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *a
 			return err
 		}
 		id = first.Commons.Cid
-		defer n.serving(s.Conn().RemotePeer(), id)()
+		defer n.serving(s.Conn().RemotePeer(), id, rep)()
 	}
 	turn, known, err := sc.begin(ctx, id, first == nil)
 	if err != nil {

@@ -75,6 +75,9 @@ func TestSyncRepairBothWays(t *testing.T) {
 		if st := n.MustCommons(2, id); st.Records != 241 {
 			t.Errorf("%d records, want 241", st.Records)
 		}
+		// Node 2 may still be ending the session it served: a sync
+		// that waits for one counts what it did.
+		n.Settle(time.Second)
 		again := syncOnce(t, n, 2, 1)
 		if again.Received != 0 || again.Sent != 0 || again.RoundTrips != 1 {
 			t.Errorf("second sync: %+v; want nothing moved, in one round trip", again)
@@ -222,4 +225,82 @@ func TestHealSpreadsBySync(t *testing.T) {
 			t.Errorf("heal took %v: the far ends waited for a periodic sync", took)
 		}
 	})
+}
+
+// A join from the command line asks for a sync at once, while the session
+// the join started in the background runs: the two do not run side by
+// side, each carrying every record (which made such a join take twice as
+// long), but one after the other, and the records cross the wire once.
+// The sync's report counts the background session it waited for.
+func TestSyncBesideJoinCarriesRecordsOnce(t *testing.T) {
+	Run(t, Options{Nodes: 3, ExchangeInterval: time.Hour}, func(t *testing.T, n *Net) {
+		ctx := context.Background()
+		id, raws := source(t, n, 0, 1500)
+		size := 0
+		for _, r := range raws {
+			size += len(r)
+		}
+		deliver(t, n, 1, raws)
+		n.Connect(1, 2)
+		n.Settle(time.Second) // node 2 replicates nothing yet
+		before := metric(t, n, 1, `commons_sync_bytes_total{direction="out"}`)
+		if err := n.Node(2).Join(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := n.Node(2).Sync(ctx, n.ID(1).String(), id)
+		if err != nil || len(rep.Sessions) != 1 || rep.Sessions[0].Error != "" {
+			t.Fatalf("sync beside the join: %+v, %v", rep, err)
+		}
+		if got := n.MustCommons(2, id).Records; got != len(raws) {
+			t.Errorf("after the sync returned: %d records, want %d", got, len(raws))
+		}
+		if s := rep.Sessions[0]; s.Received != len(raws) {
+			t.Errorf("the sync reports %d records received, want %d (those of the session it waited for too)", s.Received, len(raws))
+		}
+		n.Settle(time.Second)
+		out := metric(t, n, 1, `commons_sync_bytes_total{direction="out"}`) - before
+		t.Logf("%d records of %d bytes; node 1 sent %.0f bytes by sync", len(raws), size, out)
+		if out < float64(size) || out > 1.25*float64(size) {
+			t.Errorf("node 1 sent %.0f bytes by sync for %d bytes of records, want them sent once", out, size)
+		}
+	})
+}
+
+// A node that joins a commons starts a session with each connected peer,
+// and a peer that replicates the commons starts one as it sees the node
+// in the commons' topic: the two cross, and the records would cross the
+// wire twice. Of two crossing sessions the one started by the lower peer
+// ID goes on and the other ends. Run with each of the two nodes joining,
+// so that the joining one has the lower ID in one run and the higher in
+// the other.
+func TestJoinCrossingSessionsCarryRecordsOnce(t *testing.T) {
+	for _, holder := range []int{1, 2} {
+		joiner := 3 - holder
+		t.Run(fmt.Sprintf("node%djoins", joiner), func(t *testing.T) {
+			Run(t, Options{Nodes: 3, ExchangeInterval: time.Hour}, func(t *testing.T, n *Net) {
+				id, raws := source(t, n, 0, 1500)
+				size := 0
+				for _, r := range raws {
+					size += len(r)
+				}
+				deliver(t, n, holder, raws)
+				n.Connect(1, 2)
+				n.Settle(time.Second)
+				before := metric(t, n, holder, `commons_sync_bytes_total{direction="out"}`)
+				if err := n.Node(joiner).Join(context.Background(), id); err != nil {
+					t.Fatal(err)
+				}
+				n.WaitFor("the joining node holds every record", func() bool {
+					st, ok := n.Commons(joiner, id)
+					return ok && st.Records == len(raws)
+				})
+				n.Settle(time.Second)
+				out := metric(t, n, holder, `commons_sync_bytes_total{direction="out"}`) - before
+				t.Logf("joining node's ID lower: %v; %d bytes of records, %.0f sent by sync", n.ID(joiner) < n.ID(holder), size, out)
+				if out < float64(size) || out > 1.25*float64(size) {
+					t.Errorf("node %d sent %.0f bytes by sync for %d bytes of records, want them sent once", holder, out, size)
+				}
+			})
+		})
+	}
 }
