@@ -80,13 +80,13 @@ type Node struct {
 	metrics *Metrics  // Prometheus metrics (metrics.go)
 
 	exMu       sync.Mutex
-	exInFlight map[string]*syncRun    // sync sessions running, by peer and commons
-	served     map[string]int         // sessions being served, by peer and commons
-	syncSem    chan struct{}          // sessions served (guarded by exMu)
-	servedBy   map[peer.ID]int        // sessions served, by peer (guarded by exMu)
-	overShare  map[peer.ID]*overShare // refusals over a peer's share (guarded by exMu)
-	syncAgain  map[string]bool        // sessions asked for while one ran: run another after it
-	syncEnded  chan struct{}          // closed, and replaced, whenever a session ends (guarded by exMu)
+	exInFlight map[string]*syncRun     // sync sessions running, by peer and commons
+	served     map[string][]*servedRun // sessions being served, by peer and commons
+	syncSem    chan struct{}           // sessions served (guarded by exMu)
+	servedBy   map[peer.ID]int         // sessions served, by peer (guarded by exMu)
+	overShare  map[peer.ID]*overShare  // refusals over a peer's share (guarded by exMu)
+	syncAgain  map[string]bool         // sessions asked for while one ran: run another after it
+	syncEnded  chan struct{}           // closed, and replaced, whenever a session ends (guarded by exMu)
 	// syncWaiting adds up, for each Sync waiting on a peer and commons,
 	// the sessions over them that end (guarded by exMu).
 	syncWaiting map[string][]*api.SyncSession
@@ -198,7 +198,7 @@ func New(cfg Config) (*Node, error) {
 		joining:        make(map[cid.Cid]int),
 		stopped:        make(chan struct{}),
 		exInFlight:     make(map[string]*syncRun),
-		served:         make(map[string]int),
+		served:         make(map[string][]*servedRun),
 		syncEnded:      make(chan struct{}),
 		commons:        make(map[cid.Cid]*replica),
 		damagedRecords: make(map[cid.Cid]bool),

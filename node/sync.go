@@ -157,7 +157,13 @@ func (n *Node) goSync(p peer.ID, id cid.Cid) { n.startSync(p, id, false) }
 type syncRun struct {
 	peer    peer.ID
 	cancel  context.CancelFunc
-	crossed bool // ended for p's session that crossed it (serving; guarded by exMu)
+	asked   bool       // run for Sync (syncNow)
+	crossed *servedRun // the session of the peer's that crossed it, which ended it (serving; guarded by exMu)
+}
+
+// servedRun is a session this node serves.
+type servedRun struct {
+	ended bool // guarded by exMu
 }
 
 // syncKey names the sessions with p over commons id.
@@ -175,13 +181,23 @@ func (n *Node) startSync(p peer.ID, id cid.Cid, replace bool) {
 	ctx, cancel := context.WithCancel(n.ctx)
 	run := &syncRun{peer: p, cancel: cancel}
 	n.exMu.Lock()
-	if old := n.exInFlight[key]; old != nil || n.served[key] > 0 {
+	if old := n.exInFlight[key]; old != nil || len(n.served[key]) > 0 {
 		// A session with p over this commons runs already, started by
 		// either side: one carries records both ways.
 		if !replace {
 			// The running session may have started before what
 			// prompted this one (records that came since): run
 			// another once it ends.
+			if n.syncAgain == nil {
+				n.syncAgain = map[string]bool{}
+			}
+			n.syncAgain[key] = true
+			n.exMu.Unlock()
+			cancel()
+			return
+		}
+		if old != nil && old.asked {
+			// Sync's session is not cut short: one more follows it.
 			if n.syncAgain == nil {
 				n.syncAgain = map[string]bool{}
 			}
@@ -207,14 +223,16 @@ func (n *Node) startSync(p peer.ID, id cid.Cid, replace bool) {
 	}()
 }
 
-// syncNow runs a session with p over commons id for Sync, once no other
-// session over them runs: two at once, one in the background beside one
-// asked for, would carry the same records twice (a join from the command
-// line did, and took twice as long). Meanwhile this one is listed, so that
-// none starts in the background beside it; when p's session crosses it
-// (serving), it waits for that one instead. The report adds up every
-// session over p and id that ended while it waited or ran, started by
-// either side.
+// syncNow runs a session with p over commons id for Sync, once the
+// sessions over them that run already have ended: two at once, one in the
+// background beside one asked for, would carry the same records twice (a
+// join from the command line did, and took twice as long). It waits for
+// every session this node started, and for those it serves that began
+// before the call: a peer that keeps opening sessions cannot hold it. Its
+// own is listed while it runs, so that none starts in the background
+// beside it; when the peer's session crosses it (serving), it waits for
+// that one instead. The report adds up the sessions over p and id that
+// ended while it waited or ran.
 func (n *Node) syncNow(ctx context.Context, p peer.ID, id cid.Cid) (api.SyncSession, error) {
 	key := syncKey(p, id)
 	got := &api.SyncSession{Peer: p.String(), Commons: id.String()}
@@ -223,6 +241,7 @@ func (n *Node) syncNow(ctx context.Context, p peer.ID, id cid.Cid) (api.SyncSess
 		n.syncWaiting = map[string][]*api.SyncSession{}
 	}
 	n.syncWaiting[key] = append(n.syncWaiting[key], got)
+	before := slices.Clone(n.served[key])
 	n.exMu.Unlock()
 	report := func(err error) (api.SyncSession, error) {
 		n.exMu.Lock()
@@ -238,40 +257,42 @@ func (n *Node) syncNow(ctx context.Context, p peer.ID, id cid.Cid) (api.SyncSess
 		}
 		return *got, err
 	}
-	var run *syncRun
-	var err error
-	for run == nil {
-		n.exMu.Lock()
-		if n.exInFlight[key] == nil && n.served[key] == 0 {
-			rctx, cancel := context.WithCancel(ctx)
-			run = &syncRun{peer: p, cancel: cancel}
-			n.exInFlight[key] = run
+	// wait waits until done, checked under exMu, reports true.
+	wait := func(done func() bool) error {
+		for {
+			n.exMu.Lock()
+			ok, ended := done(), n.syncEnded
 			n.exMu.Unlock()
-			_, err = n.runSession(rctx, key, run, p, id)
-			break
-		}
-		ended := n.syncEnded
-		n.exMu.Unlock()
-		select {
-		case <-ended:
-		case <-ctx.Done():
-			return report(ctx.Err())
+			if ok {
+				return nil
+			}
+			select {
+			case <-ended:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 	}
-	for {
-		n.exMu.Lock()
-		crossed := run.crossed && n.served[key] > 0
-		ended := n.syncEnded
-		n.exMu.Unlock()
-		if !crossed {
-			break
+	rctx, cancel := context.WithCancel(ctx)
+	run := &syncRun{peer: p, cancel: cancel, asked: true}
+	err := wait(func() bool {
+		if n.exInFlight[key] != nil || slices.ContainsFunc(before, func(r *servedRun) bool { return !r.ended }) {
+			return false
 		}
-		err = nil // the crossing session does the work
-		select {
-		case <-ended:
-		case <-ctx.Done():
-			return report(ctx.Err())
-		}
+		n.exInFlight[key] = run
+		return true
+	})
+	if err != nil {
+		cancel()
+		return report(err)
+	}
+	_, err = n.runSession(rctx, key, run, p, id)
+	n.exMu.Lock()
+	crossed := run.crossed
+	n.exMu.Unlock()
+	if crossed != nil {
+		// Ended for the peer's, which does the work.
+		err = wait(func() bool { return crossed.ended })
 	}
 	return report(err)
 }
@@ -356,19 +377,23 @@ func (n *Node) spread(from peer.ID, id cid.Cid) {
 // the other.
 func (n *Node) serving(p peer.ID, id cid.Cid, rep *api.SyncSession) func() {
 	key := syncKey(p, id)
+	sr := &servedRun{}
 	n.exMu.Lock()
-	n.served[key]++
+	n.served[key] = append(n.served[key], sr)
 	if run := n.exInFlight[key]; run != nil && p < n.host.ID() {
-		run.crossed = true
+		run.crossed = sr
 		run.cancel()
 	}
 	n.exMu.Unlock()
 	return func() {
 		n.exMu.Lock()
+		sr.ended = true
 		again := false
-		if n.served[key]--; n.served[key] <= 0 {
+		if rest := slices.DeleteFunc(n.served[key], func(r *servedRun) bool { return r == sr }); len(rest) == 0 {
 			delete(n.served, key)
 			again = n.takeAgain(key)
+		} else {
+			n.served[key] = rest
 		}
 		n.endedSession(key, *rep)
 		n.exMu.Unlock()
@@ -381,7 +406,7 @@ func (n *Node) serving(p peer.ID, id cid.Cid, rep *api.SyncSession) func() {
 // takeAgain reports and clears a session asked for while key's ran; only
 // when no session over key runs any more. exMu held.
 func (n *Node) takeAgain(key string) bool {
-	if !n.syncAgain[key] || n.exInFlight[key] != nil || n.served[key] > 0 {
+	if !n.syncAgain[key] || n.exInFlight[key] != nil || len(n.served[key]) > 0 {
 		return false
 	}
 	delete(n.syncAgain, key)
@@ -513,14 +538,18 @@ func (n *Node) runSync(ctx context.Context, s network.Stream, id cid.Cid, rep *a
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 	sc := n.openSync(s, rep)
-	defer func() { err = sc.close(ctx, err) }()
+	served := func() {}
+	defer func() {
+		err = sc.close(ctx, err)
+		served() // after close, which completes rep
+	}()
 	var first *protocol.SyncMsg // the peer's opening frame, when responding
 	if !id.Defined() {
 		if first, err = sc.readOpening(); err != nil {
 			return err
 		}
 		id = first.Commons.Cid
-		defer n.serving(s.Conn().RemotePeer(), id, rep)()
+		served = n.serving(s.Conn().RemotePeer(), id, rep)
 	}
 	turn, known, err := sc.begin(ctx, id, first == nil)
 	if err != nil {

@@ -203,3 +203,41 @@ func TestSyncTurnBoundedAsRead(t *testing.T) {
 		}
 	})
 }
+
+// A peer that keeps opening sessions over a commons, each idle until the
+// node ends it, does not hold an explicit sync with it: the sync waits for
+// the sessions that ran when it was asked for, not for those opened after.
+func TestSyncNotHeldByOpenedSessions(t *testing.T) {
+	Run(t, Options{Nodes: 2, ExchangeInterval: time.Hour}, func(t *testing.T, n *Net) {
+		id := found(t, n, 0, []int{0}, 1)
+		evil := n.AddHost()
+		n.Connect(evil, 0)
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				if s, err := n.Host(evil).NewStream(context.Background(), n.ID(0), protocol.SyncProtocol); err == nil {
+					_ = controlFrame(t, s, &protocol.SyncMsg{Commons: &protocol.Link{Cid: cid.MustParse(id)}, Salt: make([]byte, protocol.SaltSize)})
+					go func() { _, _ = io.Copy(io.Discard, s); _ = s.Reset() }()
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(10 * time.Second):
+				}
+			}
+		}()
+		time.Sleep(time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		defer cancel()
+		start := time.Now()
+		rep, err := n.Node(0).Sync(ctx, n.ID(evil).String(), id)
+		took := time.Since(start)
+		close(stop)
+		<-done
+		t.Logf("sync beside sessions opened every 10 s: %v, %+v, %v", took, rep, err)
+		if took > 3*time.Minute {
+			t.Errorf("the sync was held %v", took)
+		}
+	})
+}
