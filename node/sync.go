@@ -183,21 +183,12 @@ func (n *Node) startSync(p peer.ID, id cid.Cid, replace bool) {
 	n.exMu.Lock()
 	if old := n.exInFlight[key]; old != nil || len(n.served[key]) > 0 {
 		// A session with p over this commons runs already, started by
-		// either side: one carries records both ways.
-		if !replace {
-			// The running session may have started before what
-			// prompted this one (records that came since): run
-			// another once it ends.
-			if n.syncAgain == nil {
-				n.syncAgain = map[string]bool{}
-			}
-			n.syncAgain[key] = true
-			n.exMu.Unlock()
-			cancel()
-			return
-		}
-		if old != nil && old.asked {
-			// Sync's session is not cut short: one more follows it.
+		// either side: one carries records both ways. The running
+		// session may have started before what prompted this one
+		// (records that came since): run another once it ends. With
+		// replace, a session this node started in the background is
+		// cancelled instead, but Sync's is not cut short.
+		if !replace || old != nil && old.asked {
 			if n.syncAgain == nil {
 				n.syncAgain = map[string]bool{}
 			}

@@ -33,6 +33,15 @@ func source(t *testing.T, n *Net, i, k int) (string, [][]byte) {
 	return id, raws
 }
 
+// bytesOf is the records' size.
+func bytesOf(raws [][]byte) int {
+	size := 0
+	for _, r := range raws {
+		size += len(r)
+	}
+	return size
+}
+
 func deliver(t *testing.T, n *Net, i int, raws [][]byte) {
 	t.Helper()
 	if _, err := sim.Deliver(context.Background(), n.Node(i), raws...); err != nil {
@@ -91,10 +100,7 @@ func TestSyncJoin(t *testing.T) {
 	Run(t, Options{Nodes: 3, ExchangeInterval: time.Hour}, func(t *testing.T, n *Net) {
 		ctx := context.Background()
 		id, raws := source(t, n, 0, 300)
-		size := 0
-		for _, r := range raws {
-			size += len(r)
-		}
+		size := bytesOf(raws)
 		deliver(t, n, 1, raws)
 		if err := n.Node(2).Join(ctx, id); err != nil {
 			t.Fatal(err)
@@ -236,10 +242,7 @@ func TestSyncBesideJoinCarriesRecordsOnce(t *testing.T) {
 	Run(t, Options{Nodes: 3, ExchangeInterval: time.Hour}, func(t *testing.T, n *Net) {
 		ctx := context.Background()
 		id, raws := source(t, n, 0, 1500)
-		size := 0
-		for _, r := range raws {
-			size += len(r)
-		}
+		size := bytesOf(raws)
 		deliver(t, n, 1, raws)
 		n.Connect(1, 2)
 		n.Settle(time.Second) // node 2 replicates nothing yet
@@ -279,10 +282,7 @@ func TestJoinCrossingSessionsCarryRecordsOnce(t *testing.T) {
 		t.Run(fmt.Sprintf("node%djoins", joiner), func(t *testing.T) {
 			Run(t, Options{Nodes: 3, ExchangeInterval: time.Hour}, func(t *testing.T, n *Net) {
 				id, raws := source(t, n, 0, 1500)
-				size := 0
-				for _, r := range raws {
-					size += len(r)
-				}
+				size := bytesOf(raws)
 				deliver(t, n, holder, raws)
 				n.Connect(1, 2)
 				n.Settle(time.Second)
