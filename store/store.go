@@ -50,6 +50,25 @@ func (e *DamagedRecordError) Error() string {
 
 func (e *DamagedRecordError) Unwrap() error { return ErrCorrupt }
 
+// ErrDropped is wrapped by the errors of reads of a record whose bytes this
+// node dropped (DropRecordBytes): the commons disowned it.
+var ErrDropped = errors.New("store: dropped")
+
+// DroppedRecordError is the error of a read that finds a record dropped:
+// its bytes were deleted by DropRecordBytes, and a tombstone keeps its
+// place. It wraps ErrDropped. A PutRecords call given the record's bytes
+// writes them again.
+type DroppedRecordError struct {
+	CID    cid.Cid
+	Cursor uint64 // its cursor in the feed log read (Feed), or 0
+}
+
+func (e *DroppedRecordError) Error() string {
+	return fmt.Sprintf("%v: record %s: this node dropped its bytes, its author's key being banned (commons repo compact --disowned); a peer that kept it can serve it", ErrDropped, e.CID)
+}
+
+func (e *DroppedRecordError) Unwrap() error { return ErrDropped }
+
 // ErrClosed is returned by every method after Close.
 var ErrClosed = errors.New("store: closed")
 
@@ -84,29 +103,42 @@ type Store interface {
 	// to its CID) has them written again from the entry, if the entry's
 	// do: a whole copy from a peer mends the store.
 	// Cursors in a commons increase by one with each new record and are
-	// never reused. An entry with an undefined CID or commons fails the
-	// call before anything is stored. A call that fails may have stored a
+	// never reused. An entry with an undefined CID or commons, or no bytes
+	// (no record is empty), fails the call before anything is stored. A call that fails may have stored a
 	// prefix of its new entries, each at the cursor it would have had (see
 	// the implementation's doc); calling again with the same entries is
 	// always safe.
 	PutRecords(ctx context.Context, entries []Entry) ([]uint64, error)
 
-	// GetRecord returns a record's bytes, or ErrNotFound.
+	// GetRecord returns a record's bytes, or ErrNotFound; a
+	// *DroppedRecordError if its bytes were dropped.
 	GetRecord(ctx context.Context, c cid.Cid) ([]byte, error)
 
 	// GetRecords returns the bytes of the records cs, in their order, read
 	// together (cheaper than a GetRecord each). A record that is not stored
-	// fails the call with an error that wraps ErrNotFound and names it.
+	// fails the call with an error that wraps ErrNotFound and names it; one
+	// dropped, with a *DroppedRecordError.
 	GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error)
 
-	// HasRecord reports whether a record is stored.
+	// HasRecord reports whether a record is stored (its bytes, or the
+	// tombstone of its dropped bytes).
 	HasRecord(ctx context.Context, c cid.Cid) (bool, error)
+
+	// DropRecordBytes deletes, durably and at once, the bytes of the
+	// records cs, leaving a tombstone in their place: the feed log keeps
+	// their cursors, and reads of them fail with a *DroppedRecordError
+	// (Feed's names the cursor) until PutRecords is given their bytes
+	// again. Records not stored, or dropped already, are skipped; it
+	// returns how many it dropped and the bytes they held.
+	DropRecordBytes(ctx context.Context, cs []cid.Cid) (int, int64, error)
 
 	// Feed returns up to limit records of a commons with cursors greater
 	// than after, in cursor order. Resuming from the last cursor returned
 	// never skips or repeats a record. An empty result means the caller is
 	// up to date. A commons with no records, or a limit of zero or less,
-	// gives an empty result.
+	// gives an empty result. A record dropped (DropRecordBytes) fails the
+	// call with a *DroppedRecordError naming its cursor, after which the
+	// caller may read on.
 	Feed(ctx context.Context, commons cid.Cid, after uint64, limit int) ([]Stored, error)
 
 	// StoredCommons returns the commons some of whose records are stored,

@@ -27,6 +27,9 @@ func (s *Store) PutRecords(ctx context.Context, entries []store.Entry) ([]uint64
 		if !e.CID.Defined() || !e.Commons.Defined() {
 			return nil, fmt.Errorf("badgerstore: entry %d: undefined CID or commons", i)
 		}
+		if len(e.Raw) == 0 {
+			return nil, fmt.Errorf("badgerstore: entry %d: no bytes", i)
+		}
 		if len(e.Commons.Bytes()) > 255 {
 			return nil, fmt.Errorf("badgerstore: entry %d: commons CID longer than 255 bytes", i)
 		}
@@ -241,8 +244,12 @@ func (s *Store) GetRecord(ctx context.Context, c cid.Cid) ([]byte, error) {
 }
 
 // checkRecord returns an error wrapping store.ErrCorrupt if raw is not the
-// record c names: the store is damaged.
+// record c names: the store is damaged; a *store.DroppedRecordError if raw
+// is a tombstone (DropRecordBytes).
 func checkRecord(c cid.Cid, raw []byte) error {
+	if len(raw) == 0 {
+		return &store.DroppedRecordError{CID: c}
+	}
 	if !protocol.RecordCID(raw).Equals(c) {
 		return &store.DamagedRecordError{CID: c, Advice: damagedAdvice}
 	}
@@ -311,7 +318,7 @@ func (s *Store) GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) 
 		}
 		return nil
 	})
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrCorrupt) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrCorrupt) || errors.Is(err, store.ErrDropped) {
 		return nil, err
 	}
 	if err != nil {
@@ -327,6 +334,61 @@ func (s *Store) GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) 
 // before seeking, so the distance it steps is halved each time stepping
 // fails, down to 1, and doubled each time it works.
 const nearRecords = 16
+
+// DropRecordBytes implements store.Store: a tombstone is an empty value
+// under the record's key (a record is never empty), written dropChunk
+// records a transaction; each record's drop is whole.
+func (s *Store) DropRecordBytes(ctx context.Context, cs []cid.Cid) (int, int64, error) {
+	if err := s.begin(ctx); err != nil {
+		return 0, 0, err
+	}
+	defer s.end()
+	dropped, size := 0, int64(0)
+	for len(cs) > 0 {
+		if err := ctx.Err(); err != nil {
+			return dropped, size, fmt.Errorf("badgerstore: drop records' bytes: %w", err)
+		}
+		chunk := cs[:min(len(cs), dropChunk)]
+		cs = cs[len(chunk):]
+		n, b, err := s.dropBytes(chunk)
+		if err != nil {
+			return dropped, size, fmt.Errorf("badgerstore: drop records' bytes: %w", err)
+		}
+		dropped, size = dropped+n, size+b
+	}
+	return dropped, size, nil
+}
+
+// dropBytes writes the tombstones of the records cs that the store holds
+// whole, in one transaction, and returns how many and the bytes they held.
+func (s *Store) dropBytes(cs []cid.Cid) (int, int64, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	n, size := 0, int64(0)
+	err := s.db.Update(func(txn *badger.Txn) error {
+		for _, c := range cs {
+			item, err := txn.Get(recordKey(c))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if item.ValueSize() == 0 {
+				continue // dropped already
+			}
+			if err := txn.Set(recordKey(c), []byte{}); err != nil {
+				return err
+			}
+			n, size = n+1, size+item.ValueSize()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return n, size, nil
+}
 
 // HasRecord implements store.Store.
 func (s *Store) HasRecord(ctx context.Context, c cid.Cid) (bool, error) {
@@ -430,7 +492,9 @@ func readFeedItem(txn *badger.Txn, item *badger.Item, commons cid.Cid, prefixLen
 	if err != nil {
 		return store.Stored{}, fmt.Errorf("record %s of feed entry %d: %w", c, cursor, err)
 	}
-	if err := checkRecord(c, raw); err != nil {
+	if err := checkRecord(c, raw); errors.Is(err, store.ErrDropped) {
+		return store.Stored{}, &store.DroppedRecordError{CID: c, Cursor: cursor}
+	} else if err != nil {
 		return store.Stored{}, &store.DamagedRecordError{CID: c, Cursor: cursor, Advice: damagedAdvice}
 	}
 	return store.Stored{Cursor: cursor, CID: c, Commons: commons, Raw: raw}, nil

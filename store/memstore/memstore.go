@@ -57,6 +57,9 @@ func (s *Store) PutRecords(ctx context.Context, entries []store.Entry) ([]uint64
 		if !e.CID.Defined() || !e.Commons.Defined() {
 			return nil, fmt.Errorf("memstore: entry %d: undefined CID or commons", i)
 		}
+		if len(e.Raw) == 0 {
+			return nil, fmt.Errorf("memstore: entry %d: no bytes", i)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -65,7 +68,10 @@ func (s *Store) PutRecords(ctx context.Context, entries []store.Entry) ([]uint64
 	}
 	cursors := make([]uint64, len(entries))
 	for i, e := range entries {
-		if _, ok := s.records[e.CID]; ok {
+		if raw, ok := s.records[e.CID]; ok {
+			if len(raw) == 0 && protocol.RecordCID(e.Raw).Equals(e.CID) {
+				s.records[e.CID] = slices.Clone(e.Raw) // dropped: taken back
+			}
 			continue
 		}
 		s.records[e.CID] = slices.Clone(e.Raw)
@@ -88,6 +94,9 @@ func (s *Store) GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) 
 		if !ok {
 			return nil, fmt.Errorf("record %s: %w", c, store.ErrNotFound)
 		}
+		if len(raw) == 0 {
+			return nil, &store.DroppedRecordError{CID: c}
+		}
 		out[i] = slices.Clone(raw)
 	}
 	return out, nil
@@ -104,7 +113,27 @@ func (s *Store) GetRecord(ctx context.Context, c cid.Cid) ([]byte, error) {
 	if !ok {
 		return nil, store.ErrNotFound
 	}
+	if len(raw) == 0 {
+		return nil, &store.DroppedRecordError{CID: c}
+	}
 	return slices.Clone(raw), nil
+}
+
+// DropRecordBytes implements store.Store: a tombstone is an empty record.
+func (s *Store) DropRecordBytes(ctx context.Context, cs []cid.Cid) (int, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin(ctx); err != nil {
+		return 0, 0, err
+	}
+	n, size := 0, int64(0)
+	for _, c := range cs {
+		if raw, ok := s.records[c]; ok && len(raw) > 0 {
+			s.records[c] = []byte{}
+			n, size = n+1, size+int64(len(raw))
+		}
+	}
+	return n, size, nil
 }
 
 // HasRecord implements store.Store.
@@ -137,6 +166,9 @@ func (s *Store) Feed(ctx context.Context, commons cid.Cid, after uint64, limit i
 	out := make([]store.Stored, 0, end-after)
 	for cur := after + 1; cur <= end; cur++ {
 		c := log[cur-1]
+		if len(s.records[c]) == 0 {
+			return nil, &store.DroppedRecordError{CID: c, Cursor: cur}
+		}
 		out = append(out, store.Stored{Cursor: cur, CID: c, Commons: commons, Raw: slices.Clone(s.records[c])})
 	}
 	return out, nil

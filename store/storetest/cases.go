@@ -99,13 +99,6 @@ func testEmptyPut(t *testing.T, s store.Store) {
 			t.Fatalf("PutRecords(%v) = %v, %v; want empty, nil", es, cursors, err)
 		}
 	}
-	// An empty record body is still a record.
-	raw := []byte{}
-	e := store.Entry{CID: protocol.RecordCID(raw), Commons: CommonsID("a"), Raw: raw}
-	wantCursors(t, put(t, s, []store.Entry{e}), 1)
-	if got, err := s.GetRecord(bg, e.CID); err != nil || len(got) != 0 {
-		t.Fatalf("GetRecord(empty) = %q, %v", got, err)
-	}
 }
 
 func testInvalidEntry(t *testing.T, s store.Store) {
@@ -114,6 +107,7 @@ func testInvalidEntry(t *testing.T, s store.Store) {
 	for name, bad := range map[string]store.Entry{
 		"undefined CID":     {Commons: a, Raw: []byte("x")},
 		"undefined commons": {CID: protocol.RecordCID([]byte("x")), Raw: []byte("x")},
+		"no bytes":          {CID: protocol.RecordCID(nil), Commons: a}, // an empty value is a tombstone
 	} {
 		if _, err := s.PutRecords(bg, []store.Entry{good, bad}); err == nil {
 			t.Errorf("PutRecords with %s: no error", name)
@@ -287,6 +281,74 @@ func testDropRecords(t *testing.T, s store.Store) {
 	// Stored again, the records get cursors from 1.
 	wantCursors(t, put(t, s, ea[:2]), 1, 2)
 	checkFeed(t, feedAll(t, s, a, 100), ea[:2])
+}
+
+// testDropRecordBytes drops the bytes of some records of a commons and
+// checks that every read names them dropped, that the feed log keeps their
+// cursors (the records around them read whole), and that their bytes given
+// again take them back at their cursors.
+func testDropRecordBytes(t *testing.T, s store.Store) {
+	a := CommonsID("a")
+	es := Entries(a, "tomb", 10)
+	put(t, s, es)
+	gone := []cid.Cid{es[0].CID, es[4].CID, es[9].CID}
+	missing := Entry(a, "never stored").CID
+	n, size, err := s.DropRecordBytes(bg, append(slices.Clone(gone), missing, es[4].CID))
+	if err != nil || n != 3 || size != int64(len(es[0].Raw)+len(es[4].Raw)+len(es[9].Raw)) {
+		t.Fatalf("DropRecordBytes = %d, %d, %v; want 3, the records' bytes, nil", n, size, err)
+	}
+	if n, _, err := s.DropRecordBytes(bg, gone); n != 0 || err != nil {
+		t.Fatalf("DropRecordBytes again = %d, %v; want 0, nil", n, err)
+	}
+	isDropped := func(what string, err error, c cid.Cid, cursor uint64) {
+		t.Helper()
+		var d *store.DroppedRecordError
+		if !errors.As(err, &d) || !errors.Is(err, store.ErrDropped) || !d.CID.Equals(c) || d.Cursor != cursor {
+			t.Fatalf("%s: err = %v; want a DroppedRecordError naming %s at cursor %d", what, err, c, cursor)
+		}
+		if errors.Is(err, store.ErrCorrupt) || errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("%s: err = %v says damaged or not found", what, err)
+		}
+	}
+	for i, e := range es {
+		raw, err := s.GetRecord(bg, e.CID)
+		if slices.Contains(gone, e.CID) {
+			isDropped("GetRecord", err, e.CID, 0)
+		} else if err != nil || !bytes.Equal(raw, e.Raw) {
+			t.Fatalf("GetRecord(%d) = %q, %v", i, raw, err)
+		}
+		if ok, err := s.HasRecord(bg, e.CID); !ok || err != nil {
+			t.Fatalf("HasRecord(%d) = %v, %v; want true: a tombstone keeps its place", i, ok, err)
+		}
+	}
+	_, err = s.GetRecords(bg, []cid.Cid{es[1].CID, es[4].CID})
+	isDropped("GetRecords", err, es[4].CID, 0)
+	if raws, err := s.GetRecords(bg, []cid.Cid{es[1].CID, es[5].CID}); err != nil || !bytes.Equal(raws[1], es[5].Raw) {
+		t.Fatalf("GetRecords of whole records = %v", err)
+	}
+	_, err = s.Feed(bg, a, 0, 10)
+	isDropped("Feed from 0", err, es[0].CID, 1)
+	page, err := s.Feed(bg, a, 1, 3)
+	if err != nil || len(page) != 3 || page[0].Cursor != 2 || page[2].Cursor != 4 {
+		t.Fatalf("Feed(1, 3) = %v, %v; want cursors 2 to 4", page, err)
+	}
+	_, err = s.Feed(bg, a, 3, 10)
+	isDropped("Feed from 3", err, es[4].CID, 5)
+	if head, err := s.FeedHead(bg, a); head != 10 || err != nil {
+		t.Fatalf("FeedHead = %d, %v; want 10", head, err)
+	}
+	// Bytes that are not the record's do not take its place.
+	forged := store.Entry{CID: es[4].CID, Commons: a, Raw: []byte("not it")}
+	if _, err := s.PutRecords(bg, []store.Entry{forged}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetRecord(bg, es[4].CID)
+	isDropped("GetRecord after forged bytes", err, es[4].CID, 0)
+	// The record's bytes take it back at its cursor; nothing is added.
+	if cursors := put(t, s, []store.Entry{es[4], es[0], es[9]}); !slices.Equal(cursors, []uint64{0, 0, 0}) {
+		t.Fatalf("PutRecords of dropped records = %v; want no new cursors", cursors)
+	}
+	checkFeed(t, feedAll(t, s, a, 4), es)
 }
 
 func testBlobs(t *testing.T, s store.Store) {

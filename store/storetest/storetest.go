@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"FeedEdges", testFeedEdges},
 		{"FeedHead", testFeedHead},
 		{"DropRecords", testDropRecords},
+		{"DropRecordBytes", testDropRecordBytes},
 		{"Blobs", testBlobs},
 		{"Commons", testCommons},
 		{"Meta", testMeta},
