@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -160,6 +161,11 @@ func (s *State) classifyExt(e *entry) (class, string, cid.Cid) {
 		return clsInert, reasonTargetNotCon, cid.Undef
 	}
 	b, err := s.read(t.cid)
+	if errors.Is(err, ErrDropped) {
+		// Droppable drops no contribution that names a sponsor and is
+		// paid: its bytes would say what they say of every other.
+		return clsInert, reasonNotSponsor, cid.Undef
+	}
 	if err != nil {
 		s.fail(err)
 		return clsInert, reasonNotSponsor, cid.Undef

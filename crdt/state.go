@@ -246,9 +246,16 @@ type State struct {
 // store, which holds every record before it is added (NewWith); New keeps
 // the records in memory.
 type Records interface {
-	// Record returns the record c, which the set holds.
+	// Record returns the record c, which the set holds; an error wrapping
+	// ErrDropped if its holder dropped its bytes (State.Droppable).
 	Record(c cid.Cid) (*protocol.Block, error)
 }
+
+// ErrDropped is wrapped by the errors of Records for a record whose bytes
+// its holder dropped, as State.Droppable allows: the rules never need them
+// (the one rule that reads such a record, a sponsorship's, decides the same
+// without it), and views go without them.
+var ErrDropped = errors.New("crdt: the record's bytes were dropped here")
 
 // memRecords is the Records of a State made by New.
 type memRecords map[cid.Cid]*protocol.Block

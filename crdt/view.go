@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -76,6 +77,9 @@ type ReviewView struct {
 	// Inert says why the review carries no authority; "" if it does or
 	// is still waiting.
 	Inert string
+	// Dropped says that its holder dropped its bytes (Droppable): its
+	// Rationale is not known here.
+	Dropped bool
 }
 
 // InertRecord is a record that stays in the set but carries no authority.
@@ -178,6 +182,31 @@ func (s *State) Disowned(c cid.Cid) bool {
 	return banned
 }
 
+// Droppable reports whether a node may drop the bytes of record b, which
+// the set holds, and keep only its place (its entry, its digest in the
+// root and the index): the commons disowned it (Disowned), and no rule
+// will read it again, whatever arrives and whichever bans come or go. The
+// rules read no review's bytes once it is added, and of a contribution's
+// only whether it names a sponsor as paid work (a sponsorship's rule,
+// which finds the same in every contribution that does not); so those
+// two kinds qualify, less the contributions that name a paid sponsor.
+// Everything else a banned key signs is kept: the rules read manifests at
+// every Open, and profiles, pledges and the association's records as
+// others arrive. A ban lifted later makes such a record count again,
+// and its dropped bytes are then missing from its views.
+func (s *State) Droppable(b *protocol.Block) bool {
+	if !s.Disowned(b.CID) {
+		return false
+	}
+	switch body := b.Record.Body.(type) {
+	case *protocol.Review:
+		return true
+	case *protocol.Contribution:
+		return body.Sponsor == nil || body.Provenance != protocol.ProvenancePaid
+	}
+	return false
+}
+
 // BanSuspended returns the keys banned by contested manifests and by no
 // head, sorted by their bytes: their contributions are held pending and
 // their reviews count neither way until the contest is decided.
@@ -271,6 +300,10 @@ func (v *ContributionView) Fill(recs Records) error {
 	v.Author, v.Body = b.Record.Author, b.Record.Contribution()
 	for i := range v.Reviews {
 		r, err := readRecord(recs, v.Reviews[i].CID)
+		if errors.Is(err, ErrDropped) {
+			v.Reviews[i].Dropped = true
+			continue
+		}
 		if err != nil {
 			return err
 		}
