@@ -507,7 +507,7 @@ func (n *Node) apply(rep *replica, blocks []*protocol.Block, cursors []uint64, l
 			if live && ch.From != "" {
 				// The record is only for the event's title, kind and author:
 				// a failed read leaves them out and applies the rest.
-				if a.Changes[j].Subject, err = rep.state.Record(ch.Contribution); err != nil {
+				if a.Changes[j].Subject, err = rep.state.Record(ch.Contribution); err != nil && !errors.Is(err, crdt.ErrDropped) {
 					n.log.Warn("status event without its contribution's title", "contribution", ch.Contribution, "err", err)
 				}
 			}

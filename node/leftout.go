@@ -35,17 +35,45 @@ const prefixLeftOut = 'l'
 
 func leftOutKey(c cid.Cid) []byte { return append([]byte{prefixLeftOut}, c.Bytes()...) }
 
-// leaveOut marks a record found damaged while rep's records were
-// replayed, and moves the state's cursor past it. Before the loop runs.
-func (n *Node) leaveOut(rep *replica, dmg *store.DamagedRecordError) {
+// unreadable is a record of a feed log that a read could not give whole:
+// stored damaged, or dropped (DropRecordBytes: the commons disowned it).
+type unreadable struct {
+	c       cid.Cid
+	cursor  uint64
+	dropped bool
+}
+
+// unreadableIn returns the record err says a feed read could not give
+// whole, if it says so.
+func unreadableIn(err error) (unreadable, bool) {
+	var dmg *store.DamagedRecordError
+	if errors.As(err, &dmg) {
+		return unreadable{c: dmg.CID, cursor: dmg.Cursor}, true
+	}
+	var d *store.DroppedRecordError
+	if errors.As(err, &d) {
+		return unreadable{c: d.CID, cursor: d.Cursor, dropped: true}, true
+	}
+	return unreadable{}, false
+}
+
+// leaveOut marks a record found damaged or dropped while rep's records
+// were replayed, and moves the state's cursor past it. Before the loop
+// runs. A dropped record is left out as a damaged one is, and taken back
+// the same way: the state derived again lacks it, and so its next sync
+// with a peer that kept it takes it again.
+func (n *Node) leaveOut(rep *replica, u unreadable) {
 	say := n.log.Debug
 	if rep.leftNow < leftOutNamed {
 		say = n.log.Warn
 	}
-	say("a stored record is damaged: it is left out of the commons' state until a peer that holds it sends it again (or, with the daemon stopped, commons repo repair --from a file a peer exported)",
-		"commons", rep.id, "record", dmg.CID, "cursor", dmg.Cursor)
-	rep.unsaved.marks = append(rep.unsaved.marks, store.Write{Key: leftOutKey(dmg.CID), Value: binary.BigEndian.AppendUint64(nil, dmg.Cursor)})
-	rep.unsaved.applied = max(rep.unsaved.applied, dmg.Cursor)
+	what := "a stored record is damaged: it is left out of the commons' state until a peer that holds it sends it again (or, with the daemon stopped, commons repo repair --from a file a peer exported)"
+	if u.dropped {
+		what = "a record whose bytes were dropped (its author's key banned) cannot be derived again: it is left out of the commons' state until a peer that kept it sends it again"
+	}
+	say(what, "commons", rep.id, "record", u.c, "cursor", u.cursor)
+	rep.unsaved.marks = append(rep.unsaved.marks, store.Write{Key: leftOutKey(u.c), Value: binary.BigEndian.AppendUint64(nil, u.cursor)})
+	rep.unsaved.applied = max(rep.unsaved.applied, u.cursor)
 	rep.leftNow++
 }
 
@@ -94,7 +122,7 @@ func (n *Node) applyLeftOut(ctx context.Context, rep *replica) error {
 			continue
 		}
 		raw, err := n.st.GetRecord(ctx, m.c)
-		if errors.Is(err, store.ErrCorrupt) {
+		if errors.Is(err, store.ErrCorrupt) || errors.Is(err, store.ErrDropped) {
 			damaged = append(damaged, m.c.String())
 			continue
 		}
@@ -119,7 +147,7 @@ func (n *Node) applyLeftOut(ctx context.Context, rep *replica) error {
 	}
 	rep.leftOut = len(damaged)
 	if len(damaged) > min(rep.leftNow, leftOutNamed) { // more than this start named
-		n.log.Warn("stored records are damaged, and left out of the commons' state until a peer that holds them sends them again (or, with the daemon stopped, commons repo repair --from a file a peer exported)",
+		n.log.Warn("stored records are damaged or dropped, and left out of the commons' state until a peer that holds them sends them again (or, with the daemon stopped, commons repo repair --from a file a peer exported)",
 			"commons", rep.id, "records", len(damaged), "first", damaged[0])
 	}
 	return n.saveNow(ctx, rep)
@@ -141,13 +169,16 @@ func (n *Node) takenBack(rep *replica, c cid.Cid) uint64 {
 	return binary.BigEndian.Uint64(v)
 }
 
-// readFeed is the store's Feed, less the records left out as damaged: a
-// page that reaches one holds the records before and after it. A damaged
-// record not left out (damaged since it was applied) fails the read, as
-// the store's does.
+// readFeed is the store's Feed, less the records left out as damaged and
+// those dropped (the commons disowned them): a page that reaches one holds
+// the records before and after it. A damaged record not left out (damaged
+// since it was applied) fails the read, as the store's does.
 func (n *Node) readFeed(ctx context.Context, id cid.Cid, after uint64, limit int) ([]store.Stored, error) {
-	whole, _, err := n.feedPast(ctx, id, after, limit, func(dmg *store.DamagedRecordError, err error) error {
-		if v, merr := n.st.GetDerived(ctx, id, leftOutKey(dmg.CID)); merr != nil || v == nil {
+	whole, _, err := n.feedPast(ctx, id, after, limit, func(u unreadable, err error) error {
+		if u.dropped {
+			return nil
+		}
+		if v, merr := n.st.GetDerived(ctx, id, leftOutKey(u.c)); merr != nil || v == nil {
 			return err
 		}
 		return nil
@@ -156,11 +187,11 @@ func (n *Node) readFeed(ctx context.Context, id cid.Cid, after uint64, limit int
 }
 
 // replayPage reads up to limit records of commons id's feed log after
-// cursor after, for replay: the whole ones, the damaged ones among them
-// (to be left out), and the cursor it reached.
-func (n *Node) replayPage(ctx context.Context, id cid.Cid, after uint64, limit int) (whole []store.Stored, damaged []*store.DamagedRecordError, next uint64, err error) {
-	whole, next, err = n.feedPast(ctx, id, after, limit, func(dmg *store.DamagedRecordError, _ error) error {
-		damaged = append(damaged, dmg)
+// cursor after, for replay: the whole ones, the damaged and dropped ones
+// among them (to be left out), and the cursor it reached.
+func (n *Node) replayPage(ctx context.Context, id cid.Cid, after uint64, limit int) (whole []store.Stored, damaged []unreadable, next uint64, err error) {
+	whole, next, err = n.feedPast(ctx, id, after, limit, func(u unreadable, _ error) error {
+		damaged = append(damaged, u)
 		if len(damaged) == limit {
 			return errStop // a page of them
 		}
@@ -174,15 +205,15 @@ func (n *Node) replayPage(ctx context.Context, id cid.Cid, after uint64, limit i
 
 // feedPast reads up to limit whole records of commons id's feed log after
 // cursor after, and returns them and the cursor it reached. It hands each
-// damaged record it meets to pass, with the store's error, and goes past
-// it if pass returns nil; it stops there if pass returns errStop, and
-// fails with any other error.
-func (n *Node) feedPast(ctx context.Context, id cid.Cid, after uint64, limit int, pass func(*store.DamagedRecordError, error) error) ([]store.Stored, uint64, error) {
+// damaged or dropped record it meets to pass, with the store's error, and
+// goes past it if pass returns nil; it stops there if pass returns
+// errStop, and fails with any other error.
+func (n *Node) feedPast(ctx context.Context, id cid.Cid, after uint64, limit int, pass func(unreadable, error) error) ([]store.Stored, uint64, error) {
 	var whole []store.Stored
 	for len(whole) < limit {
 		page, err := n.st.Feed(ctx, id, after, limit-len(whole))
-		var dmg *store.DamagedRecordError
-		if !errors.As(err, &dmg) || dmg.Cursor <= after {
+		dmg, ok := unreadableIn(err)
+		if !ok || dmg.cursor <= after {
 			if err != nil {
 				return nil, after, err
 			}
@@ -191,11 +222,11 @@ func (n *Node) feedPast(ctx context.Context, id cid.Cid, after uint64, limit int
 			}
 			break
 		}
-		before, err2 := n.st.Feed(ctx, id, after, int(dmg.Cursor-after-1))
+		before, err2 := n.st.Feed(ctx, id, after, int(dmg.cursor-after-1))
 		if err2 != nil {
 			return nil, after, err2
 		}
-		whole, after = append(whole, before...), dmg.Cursor
+		whole, after = append(whole, before...), dmg.cursor
 		if err := pass(dmg, err); errors.Is(err, errStop) {
 			break
 		} else if err != nil {
@@ -226,6 +257,8 @@ func (n *Node) wholeRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error)
 	for i, c := range cs {
 		raw, err := n.st.GetRecord(ctx, c)
 		switch {
+		case errors.Is(err, store.ErrDropped):
+			// Not sent: the commons disowned it.
 		case errors.Is(err, store.ErrCorrupt):
 			n.recordDamaged(c, err)
 		case err != nil:

@@ -130,6 +130,9 @@ type storeRecords struct{ st store.Store }
 
 func (r storeRecords) Record(c cid.Cid) (*protocol.Block, error) {
 	raw, err := r.st.GetRecord(context.Background(), c)
+	if errors.Is(err, store.ErrDropped) {
+		return nil, fmt.Errorf("%w: %w", crdt.ErrDropped, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -442,7 +445,7 @@ const loadPageSize = 1024
 type loadPage struct {
 	blocks  []*protocol.Block
 	cursors []uint64
-	damaged []*store.DamagedRecordError // records among blocks' cursors stored damaged, left out
+	damaged []unreadable // records among blocks' cursors stored damaged or dropped, left out
 	err     error
 }
 

@@ -753,8 +753,8 @@ func (sc *syncConn) writeTurn(ctx context.Context, commons *protocol.Link, turn 
 			cs[i] = d.CID()
 		}
 		raws, err := sc.n.st.GetRecords(ctx, cs)
-		if errors.Is(err, store.ErrCorrupt) {
-			raws, err = sc.n.wholeRecords(ctx, cs) // the damaged ones left out
+		if errors.Is(err, store.ErrCorrupt) || errors.Is(err, store.ErrDropped) {
+			raws, err = sc.n.wholeRecords(ctx, cs) // the damaged and dropped ones left out
 		}
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("node: sync: a record to send is in the state but not in the store: %w", err)

@@ -199,7 +199,7 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 	if b == nil {
 		raw, err := n.st.GetRecord(ctx, id)
 		if err != nil {
-			return api.RecordInfo{}, fmt.Errorf("read %s %s: %w", typ, c, err)
+			return api.RecordInfo{}, fmt.Errorf("read %s %s: %w", typ, c, notHeld(err))
 		}
 		if b, err = protocol.ParseStored(id, raw); err != nil {
 			return api.RecordInfo{}, fmt.Errorf("stored record %s: %w", c, err)
@@ -219,6 +219,7 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 			ri := api.ReviewInfo{
 				CID: r.CID.String(), Maintainer: r.Maintainer, Decision: r.Decision, Under: r.Under.String(),
 				Time: r.Time.Time(), Rationale: r.Rationale, Counts: r.Counts, Suspended: r.Suspended, Inert: r.Inert,
+				Dropped: r.Dropped,
 			}
 			if r.For != (protocol.PublicKey{}) {
 				ri.For = &r.For
@@ -482,6 +483,15 @@ func (n *Node) Contributions(ctx context.Context, q api.ContributionQuery) (api.
 // at once.
 const contributionsRead = 512
 
+// notHeld returns err, a read's, as one of the API's not-found errors if
+// it says the record's bytes were dropped here (the commons disowned it).
+func notHeld(err error) error {
+	if errors.Is(err, store.ErrDropped) {
+		return fmt.Errorf("%w: %w", api.ErrNotFound, err)
+	}
+	return err
+}
+
 // contributionRecord reads the stored contribution c (a CID string the
 // node made).
 func (n *Node) contributionRecord(ctx context.Context, c string) (*protocol.Block, error) {
@@ -491,7 +501,7 @@ func (n *Node) contributionRecord(ctx context.Context, c string) (*protocol.Bloc
 	}
 	raw, err := n.st.GetRecord(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("read record %s: %w", c, err)
+		return nil, fmt.Errorf("read record %s: %w", c, notHeld(err))
 	}
 	b, err := protocol.ParseStored(id, raw)
 	if err != nil {
@@ -532,7 +542,7 @@ func (n *Node) RawRecord(ctx context.Context, c string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: no record %s here", api.ErrNotFound, c)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("node: read record: %w", err)
+		return nil, fmt.Errorf("node: read record: %w", notHeld(err))
 	}
 	return raw, nil
 }

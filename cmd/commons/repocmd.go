@@ -41,15 +41,23 @@ the copy, and refuses to start on a disk with less free than the store
 takes. A copy that fails is deleted and the store left as it was; damage is
 copied as it reads, for repo verify to name and repo repair to mend.
 
-With --disowned, it first deletes the payloads that only records of banned
-keys reference (manifest update --ban): the node neither fetches nor serves
-them once the key is banned, but keeps what it stored before. Mind that a
-ban can be lifted (a stolen association key's ban goes with the key): a
-payload deleted by every node then comes back only from its author.`,
+With --disowned, it first deletes what the commons disowned, in the commons
+that ban keys (manifest update --ban): the payloads that only records of
+banned keys reference, which the node neither fetches nor serves once the
+key is banned, but keeps what it stored before; and the bytes of the banned
+keys' contributions and reviews. Those records keep their place in the
+commons' state (the state root does not change), so syncs with peers that
+hold them carry nothing, and they are not stored again when they come
+again; peers that lack them cannot have them from this node. Kept: a
+banned key's paid work that names a sponsor, its profiles, manifests and
+other records, which the rules read again as records arrive. Mind that a
+ban can be lifted (a stolen association key's ban goes with the key): what
+every node deleted then comes back only from its author (and repo repair
+--from a peer's export writes dropped records back).`,
 		Example: `  commons leave COMMONS-ID --purge
   # stop the daemon, then:
   commons repo compact
-  commons repo compact --disowned     # also the payloads of banned keys`,
+  commons repo compact --disowned     # also what banned keys published`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := a.checkRepoFlag(); err != nil {
@@ -71,11 +79,16 @@ payload deleted by every node then comes back only from its author.`,
 				After         int64 `json:"bytes_after"`
 				Disowned      int   `json:"disowned_blobs_deleted"`
 				DisownedBytes int64 `json:"disowned_bytes_deleted"`
+				Records       int   `json:"disowned_records_dropped"`
+				RecordBytes   int64 `json:"disowned_record_bytes_dropped"`
 			}
 			if disowned {
-				if out.Disowned, out.DisownedBytes, err = a.dropDisowned(cmd); err != nil {
-					if out.Disowned > 0 {
-						return fmt.Errorf("%w (%s deleted before; the store was not written again)", err, plural(out.Disowned, "payload"))
+				var d disownedDropped
+				err := a.dropDisowned(cmd, &d)
+				out.Disowned, out.DisownedBytes, out.Records, out.RecordBytes = d.blobs, d.blobBytes, d.records, d.recordBytes
+				if err != nil {
+					if d.blobs > 0 || d.records > 0 {
+						return fmt.Errorf("%w (%s and %s dropped before; the store was not written again)", err, plural(d.blobs, "payload"), plural(d.records, "record"))
 					}
 					return err
 				}
@@ -91,29 +104,42 @@ payload deleted by every node then comes back only from its author.`,
 			}
 			if disowned {
 				fmt.Fprintf(a.stdout, "deleted: %s that only banned keys' records reference (%s)\n", plural(out.Disowned, "payload"), sizeText(out.DisownedBytes))
+				fmt.Fprintf(a.stdout, "dropped: the bytes of %s of banned keys (%s); the commons' state keeps their place\n", plural(out.Records, "record"), sizeText(out.RecordBytes))
 			}
 			fmt.Fprintf(a.stdout, "store: %s before, %s now (%s given back)\n", sizeText(out.Before), sizeText(out.After), sizeText(max(out.Before-out.After, 0)))
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the sizes as JSON")
-	cmd.Flags().BoolVar(&disowned, "disowned", false, "first delete the payloads that only banned keys' records reference")
+	cmd.Flags().BoolVar(&disowned, "disowned", false, "first delete the payloads that only banned keys' records reference, and the bytes of those keys' contributions and reviews")
 	return cmd
 }
 
-// dropDisowned deletes the repo's disowned payloads (node.DropDisowned)
-// through a node opened on the repo, offline.
-func (a *app) dropDisowned(cmd *cobra.Command) (int, int64, error) {
+// disownedDropped is what dropDisowned deleted.
+type disownedDropped struct {
+	blobs, records         int
+	blobBytes, recordBytes int64
+}
+
+// dropDisowned deletes the repo's disowned payloads (node.DropDisowned),
+// then drops the bytes of its disowned records (node.DropDisownedRecords),
+// through a node opened on the repo, offline; it counts in out what it
+// deleted, also when it fails part way.
+func (a *app) dropDisowned(cmd *cobra.Command, out *disownedDropped) error {
 	d, done, err := a.connect(cmd.Context())
 	if err != nil {
-		return 0, 0, err
+		return err
 	}
 	defer done()
 	n, ok := d.(*node.Node)
 	if !ok {
-		return 0, 0, errors.New("a daemon started on the repo meanwhile: stop it, and run repo compact again")
+		return errors.New("a daemon started on the repo meanwhile: stop it, and run repo compact again")
 	}
-	return n.DropDisowned(cmd.Context())
+	if out.blobs, out.blobBytes, err = n.DropDisowned(cmd.Context()); err != nil {
+		return err
+	}
+	out.records, out.recordBytes, err = n.DropDisownedRecords(cmd.Context())
+	return err
 }
 
 // sizeText formats a size in bytes in the largest of KiB, MiB and GiB it
@@ -322,6 +348,9 @@ says so in its log, and takes it again from the first peer that syncs it.`,
 				}
 			} else {
 				fmt.Fprintf(a.stdout, "records read whole: %d\nblobs read whole:   %d\nfeed entries:       %d\n", rep.Records, rep.Blobs, rep.FeedEntries)
+				if rep.Dropped > 0 {
+					fmt.Fprintf(a.stdout, "records dropped:    %d (banned keys', by repo compact --disowned)\n", rep.Dropped)
+				}
 			}
 			return a.reportDamage(rep, asJSON, "damaged", "run commons repo repair: the daemon then takes damaged records again from its peers (commons repo repair --from a file a peer exported writes them at once); it fetches a damaged blob again from a peer when it is read or a peer asks for it")
 		},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -201,6 +202,8 @@ func TestRepoCompact(t *testing.T) {
 		After         int64 `json:"bytes_after"`
 		Disowned      int   `json:"disowned_blobs_deleted"`
 		DisownedBytes int64 `json:"disowned_bytes_deleted"`
+		Records       int   `json:"disowned_records_dropped"`
+		RecordBytes   int64 `json:"disowned_record_bytes_dropped"`
 	}](t, r.stdout)
 	if sizes.After <= 0 || sizes.After >= sizes.Before || sizes.Disowned != 0 {
 		t.Errorf("repo compact = %+v; want less on disk after", sizes)
@@ -218,5 +221,56 @@ func TestRepoCompact(t *testing.T) {
 	r = runCLI(t, t.Context(), "--repo", o.dir, "repo", "compact")
 	if r.code != 1 || !strings.Contains(r.stderr, "a daemon already runs") {
 		t.Fatalf("repo compact while the daemon runs = %+v", r)
+	}
+}
+
+// repo compact --disowned drops the bytes of a banned key's contributions
+// and reviews: the commons' state root and record count stay, repo verify
+// counts them dropped, show says so, export leaves them out, and importing
+// them again stores nothing.
+func TestRepoCompactDropsDisownedRecords(t *testing.T) {
+	o := newOfflineRepo(t)
+	car := filepath.Join(t.TempDir(), "commons.car")
+	mustRun(t, o.dir, "export", "--commons", o.commons, "--out", car)
+	flooder, flooderID := initTestRepo(t)
+	mustRun(t, flooder, "import", "--join", car)
+	var junk []string
+	for i := range 3 {
+		junk = append(junk, cidOut(t, mustRun(t, flooder, "contribute", "--commons", o.commons, "--title", fmt.Sprintf("junk %d", i))))
+	}
+	theirs := filepath.Join(t.TempDir(), "flooder.car")
+	mustRun(t, flooder, "export", "--commons", o.commons, "--out", theirs)
+	mustRun(t, o.dir, "import", theirs)
+	mustRun(t, o.dir, "manifest", "update", "--commons", o.commons, "--ban", flooderID)
+	want := statusJSON(t, o.dir).Commons[0]
+
+	r := mustRun(t, o.dir, "repo", "compact", "--disowned")
+	if !strings.Contains(r.stdout, "dropped: the bytes of 3 records of banned keys") {
+		t.Errorf("repo compact --disowned = %+v; want 3 records dropped", r)
+	}
+	if got := statusJSON(t, o.dir).Commons[0]; got.StateRoot != want.StateRoot || got.Records != want.Records {
+		t.Errorf("after the drop: %+v; want the state as before, %+v", got, want)
+	}
+	if r := mustRun(t, o.dir, "repo", "verify"); !strings.Contains(r.stdout, "records dropped:    3") || !strings.Contains(r.stderr, "the store is whole") {
+		t.Errorf("repo verify after the drop = %+v", r)
+	}
+	r = runCLI(t, t.Context(), "--repo", o.dir, "show", junk[0])
+	if r.code != 1 || !strings.Contains(r.stderr, "dropped its bytes") {
+		t.Errorf("show of a dropped record = %+v; want exit 1, saying its bytes were dropped", r)
+	}
+	mustRun(t, o.dir, "show", o.accepted)
+	out := filepath.Join(t.TempDir(), "after.car")
+	mustRun(t, o.dir, "export", "--commons", o.commons, "--out", out)
+	fresh, _ := initTestRepo(t)
+	if r := mustRun(t, fresh, "import", "--join", out); !strings.Contains(r.stderr, fmt.Sprintf("imported %d records", want.Records-3)) {
+		t.Errorf("import of an export taken after the drop = %+v; want %d records, the dropped ones left out", r, want.Records-3)
+	}
+	mustRun(t, o.dir, "import", theirs)
+	r = runCLI(t, t.Context(), "--repo", o.dir, "show", junk[1])
+	if r.code != 1 || !strings.Contains(r.stderr, "dropped its bytes") {
+		t.Errorf("show of a dropped record imported again = %+v; want it still dropped", r)
+	}
+	if r := mustRun(t, o.dir, "repo", "compact", "--disowned"); !strings.Contains(r.stdout, "dropped: the bytes of 0 records") {
+		t.Errorf("repo compact --disowned again = %+v; want nothing more dropped", r)
 	}
 }

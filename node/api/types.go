@@ -466,6 +466,10 @@ type ReviewInfo struct {
 	// Suspended says why a contest holds this review's vote undecided.
 	Suspended string `json:"suspended,omitempty"`
 	Inert     string `json:"inert,omitempty"`
+	// Dropped says that this node dropped the review's bytes, its author's
+	// key being banned (commons repo compact --disowned): its rationale is
+	// not known here.
+	Dropped bool `json:"dropped,omitempty"`
 }
 
 // FeedQuery selects feed entries. Commons "" means every replicated commons;

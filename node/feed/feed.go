@@ -748,13 +748,18 @@ func (s *subscription) replayStatus(ctx context.Context, cause *protocol.Block, 
 			changes, s.pos = changes[1:], sc.pos
 			continue // filtered out whatever the contribution: not read
 		}
+		var subject *protocol.Block
 		raw, err := s.h.log.GetRecord(ctx, c)
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrDropped):
+			// Its bytes were dropped here (the commons disowned it): the
+			// event goes without its title, kind and author.
+		case err != nil:
 			return out, changes, fmt.Errorf("feed: read contribution %s: %w", c, err)
-		}
-		subject, err := protocol.ParseStored(c, raw)
-		if err != nil {
-			return out, changes, fmt.Errorf("feed: stored record %s: %w", c, err)
+		default:
+			if subject, err = protocol.ParseStored(c, raw); err != nil {
+				return out, changes, fmt.Errorf("feed: stored record %s: %w", c, err)
+			}
 		}
 		changes, s.pos = changes[1:], sc.pos
 		ev := statusEvent(s.f.id, sc.pos, cause, ch, subject)
