@@ -249,7 +249,7 @@ func TestDamagedRecordLeftOutThenMended(t *testing.T) {
 
 	log = logBuffer{}
 	n, cs := startRepo(t, dir, key, &log)
-	if !strings.Contains(log.String(), "stored records are damaged, and left out") || !strings.Contains(log.String(), victim.String()) {
+	if !strings.Contains(log.String(), "stored records are damaged or dropped, and left out") || !strings.Contains(log.String(), victim.String()) {
 		t.Errorf("the next start did not name the record still left out:\n%s", log.String())
 	}
 	rep, err := n.Import(t.Context(), bytes.NewReader(peer), false)
