@@ -273,4 +273,12 @@ func TestRepoCompactDropsDisownedRecords(t *testing.T) {
 	if r := mustRun(t, o.dir, "repo", "compact", "--disowned"); !strings.Contains(r.stdout, "dropped: the bytes of 0 records") {
 		t.Errorf("repo compact --disowned again = %+v; want nothing more dropped", r)
 	}
+	// A peer's export written back by repair: the records are whole again.
+	if r := mustRun(t, o.dir, "repo", "repair", "--from", theirs); !strings.Contains(r.stdout, "repaired:              3") {
+		t.Errorf("repo repair --from the flooder's export = %+v; want the 3 records written back", r)
+	}
+	mustRun(t, o.dir, "show", junk[2])
+	if got := statusJSON(t, o.dir).Commons[0]; got.StateRoot != want.StateRoot || got.Records != want.Records {
+		t.Errorf("after the repair: %+v; want %+v", got, want)
+	}
 }
