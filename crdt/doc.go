@@ -194,6 +194,15 @@
 // their roots agree, and the records that name a left-out record would
 // wait for it for good on a node that never had it.
 //
+// What a node may drop instead is a disowned record's bytes, keeping its
+// place: its entry, its digest in the root and the index. Droppable names
+// the records whose bytes no rule reads again, whatever arrives later and
+// whichever bans come or go: a banned key's reviews, and its contributions
+// that name no paid sponsor (a sponsorship's rule reads a contribution's
+// sponsor, and finds none in those). Records then reports them with
+// ErrDropped, and the rules, the root and every node's decisions are the
+// same as with the bytes (drop_test.go).
+//
 // # Cost
 //
 // Adding a contribution or review touches only that contribution's status.

@@ -641,6 +641,10 @@ func (n *Node) CertificateBundle(ctx context.Context, c string) ([]byte, error) 
 			slices.SortFunc(ids, func(a, b cid.Cid) int { return bytes.Compare(a.Bytes(), b.Bytes()) })
 			for _, id := range slices.CompactFunc(ids, cid.Cid.Equals) {
 				rb, err := rep.state.Record(id)
+				if errors.Is(err, crdt.ErrDropped) {
+					ierr = fmt.Errorf("%w: record %s, which the certificate rests on, was dropped here, its author's key being banned (commons repo compact --disowned): make the bundle on a node that kept it", api.ErrNotFound, id)
+					return
+				}
 				if err != nil {
 					ierr = err
 					return

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -35,6 +36,9 @@ func (n *Node) Sponsor(ctx context.Context, p api.SponsorParams) (api.Published,
 			return nil, badRequest("%s is a %s, not a contribution: only a paid contribution is sponsored", p.Target, typ)
 		}
 		b, err := rep.state.Record(target)
+		if errors.Is(err, crdt.ErrDropped) {
+			return nil, badRequest("contribution %s is disowned (its author's key is banned), and this node dropped its bytes: it names no sponsor, so a sponsorship of it would be inert; nothing was published", target)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("node: read %s: %w", target, err)
 		}

@@ -43,20 +43,6 @@ type unreadable struct {
 	dropped bool
 }
 
-// unreadableIn returns the record err says a feed read could not give
-// whole, if it says so.
-func unreadableIn(err error) (unreadable, bool) {
-	var dmg *store.DamagedRecordError
-	if errors.As(err, &dmg) {
-		return unreadable{c: dmg.CID, cursor: dmg.Cursor}, true
-	}
-	var d *store.DroppedRecordError
-	if errors.As(err, &d) {
-		return unreadable{c: d.CID, cursor: d.Cursor, dropped: true}, true
-	}
-	return unreadable{}, false
-}
-
 // leaveOut marks a record found damaged or dropped while rep's records
 // were replayed, and moves the state's cursor past it. Before the loop
 // runs. A dropped record is left out as a damaged one is, and taken back
@@ -174,8 +160,17 @@ func (n *Node) takenBack(rep *replica, c cid.Cid) uint64 {
 // the records before and after it. A damaged record not left out (damaged
 // since it was applied) fails the read, as the store's does.
 func (n *Node) readFeed(ctx context.Context, id cid.Cid, after uint64, limit int) ([]store.Stored, error) {
+	return n.readFeedKeeping(ctx, id, after, limit, false)
+}
+
+// readFeedKeeping is readFeed, keeping the dropped records in its pages,
+// marked, if keep is set.
+func (n *Node) readFeedKeeping(ctx context.Context, id cid.Cid, after uint64, limit int, keep bool) ([]store.Stored, error) {
 	whole, _, err := n.feedPast(ctx, id, after, limit, func(u unreadable, err error) error {
 		if u.dropped {
+			if keep {
+				return errKeep
+			}
 			return nil
 		}
 		if v, merr := n.st.GetDerived(ctx, id, leftOutKey(u.c)); merr != nil || v == nil {
@@ -203,48 +198,84 @@ func (n *Node) replayPage(ctx context.Context, id cid.Cid, after uint64, limit i
 	return whole, damaged, next, nil
 }
 
+// errKeep, returned by feedPast's pass for a dropped record, keeps it in
+// the page, marked.
+var errKeep = errors.New("keep")
+
+// feedPage is the fewest entries feedPast reads from the store at once,
+// so that a long run of dropped records costs few reads.
+const feedPage = 256
+
 // feedPast reads up to limit whole records of commons id's feed log after
 // cursor after, and returns them and the cursor it reached. It hands each
 // damaged or dropped record it meets to pass, with the store's error, and
-// goes past it if pass returns nil; it stops there if pass returns
-// errStop, and fails with any other error.
+// goes past it if pass returns nil, or keeps it (a dropped one) if pass
+// returns errKeep; it stops there if pass returns errStop, and fails with
+// any other error.
 func (n *Node) feedPast(ctx context.Context, id cid.Cid, after uint64, limit int, pass func(unreadable, error) error) ([]store.Stored, uint64, error) {
 	var whole []store.Stored
 	for len(whole) < limit {
-		page, err := n.st.Feed(ctx, id, after, limit-len(whole))
-		dmg, ok := unreadableIn(err)
-		if !ok || dmg.cursor <= after {
-			if err != nil {
+		want := max(limit-len(whole), feedPage)
+		page, err := n.st.Feed(ctx, id, after, want)
+		var dmg *store.DamagedRecordError
+		if errors.As(err, &dmg) && dmg.Cursor > after {
+			// The records before the damaged one, then the damaged one.
+			if page, err = n.st.Feed(ctx, id, after, int(dmg.Cursor-after-1)); err != nil {
 				return nil, after, err
 			}
-			if len(page) > 0 {
-				whole, after = append(whole, page...), page[len(page)-1].Cursor
-			}
-			break
-		}
-		before, err2 := n.st.Feed(ctx, id, after, int(dmg.cursor-after-1))
-		if err2 != nil {
-			return nil, after, err2
-		}
-		whole, after = append(whole, before...), dmg.cursor
-		if err := pass(dmg, err); errors.Is(err, errStop) {
-			break
 		} else if err != nil {
 			return nil, after, err
+		} else {
+			dmg = nil
+		}
+		for _, s := range page {
+			if len(whole) == limit {
+				return whole, after, nil
+			}
+			if !s.Dropped {
+				whole, after = append(whole, s), s.Cursor
+				continue
+			}
+			err := pass(unreadable{c: s.CID, cursor: s.Cursor, dropped: true}, &store.DroppedRecordError{CID: s.CID})
+			switch {
+			case errors.Is(err, errKeep):
+				whole = append(whole, s)
+			case errors.Is(err, errStop):
+				return whole, s.Cursor, nil
+			case err != nil:
+				return nil, after, err
+			}
+			after = s.Cursor
+		}
+		if dmg != nil {
+			if len(whole) == limit {
+				break
+			}
+			after = dmg.Cursor
+			if err := pass(unreadable{c: dmg.CID, cursor: dmg.Cursor}, dmg); errors.Is(err, errStop) {
+				break
+			} else if err != nil {
+				return nil, after, err
+			}
+			continue
+		}
+		if len(page) < want {
+			break // the end of the log
 		}
 	}
 	return whole, after, nil
 }
 
 // feedLog is the feed hub's store: the node's, its feed log read through
-// readFeed.
+// readFeed, keeping the dropped records marked (the feed's rows name
+// them).
 type feedLog struct {
 	store.Store
 	n *Node
 }
 
 func (l feedLog) Feed(ctx context.Context, id cid.Cid, after uint64, limit int) ([]store.Stored, error) {
-	return l.n.readFeed(ctx, id, after, limit)
+	return l.n.readFeedKeeping(ctx, id, after, limit, true)
 }
 
 // wholeRecords reads records cs one at a time, for a sync to send: a

@@ -471,6 +471,10 @@ func (n *Node) Contributions(ctx context.Context, q api.ContributionQuery) (api.
 	for i := range page.Contributions {
 		it := &page.Contributions[i]
 		b, err := n.contributionRecord(ctx, it.CID)
+		if errors.Is(err, store.ErrDropped) {
+			it.Dropped = true
+			continue
+		}
 		if err != nil {
 			return page, err
 		}

@@ -59,8 +59,7 @@ var ErrDropped = errors.New("store: dropped")
 // place. It wraps ErrDropped. A PutRecords call given the record's bytes
 // writes them again.
 type DroppedRecordError struct {
-	CID    cid.Cid
-	Cursor uint64 // its cursor in the feed log read (Feed), or 0
+	CID cid.Cid
 }
 
 func (e *DroppedRecordError) Error() string {
@@ -87,7 +86,10 @@ type Stored struct {
 	Cursor  uint64 // position in its commons' feed log, from 1
 	CID     cid.Cid
 	Commons cid.Cid
-	Raw     []byte
+	Raw     []byte // nil if Dropped
+	// Dropped says that the record's bytes were dropped (DropRecordBytes):
+	// the feed log keeps its place.
+	Dropped bool
 }
 
 // Store persists records, blobs and the feed log. Implementations are safe
@@ -124,10 +126,10 @@ type Store interface {
 	// tombstone of its dropped bytes).
 	HasRecord(ctx context.Context, c cid.Cid) (bool, error)
 
-	// DropRecordBytes deletes, durably and at once, the bytes of the
-	// records cs, leaving a tombstone in their place: the feed log keeps
-	// their cursors, and reads of them fail with a *DroppedRecordError
-	// (Feed's names the cursor) until PutRecords is given their bytes
+	// DropRecordBytes deletes, durably, the bytes of the records cs,
+	// leaving a tombstone in their place: the feed log keeps their
+	// cursors (Feed returns them marked Dropped), and reads of them fail
+	// with a *DroppedRecordError until PutRecords is given their bytes
 	// again. Records not stored, or dropped already, are skipped; it
 	// returns how many it dropped and the bytes they held.
 	DropRecordBytes(ctx context.Context, cs []cid.Cid) (int, int64, error)
@@ -136,9 +138,8 @@ type Store interface {
 	// than after, in cursor order. Resuming from the last cursor returned
 	// never skips or repeats a record. An empty result means the caller is
 	// up to date. A commons with no records, or a limit of zero or less,
-	// gives an empty result. A record dropped (DropRecordBytes) fails the
-	// call with a *DroppedRecordError naming its cursor, after which the
-	// caller may read on.
+	// gives an empty result. A record dropped (DropRecordBytes) is
+	// returned marked Dropped, without its bytes.
 	Feed(ctx context.Context, commons cid.Cid, after uint64, limit int) ([]Stored, error)
 
 	// StoredCommons returns the commons some of whose records are stored,

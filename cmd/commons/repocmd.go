@@ -53,7 +53,11 @@ banned key's paid work that names a sponsor, its profiles, manifests and
 other records, which the rules read again as records arrive. Mind that a
 ban can be lifted (a stolen association key's ban goes with the key): what
 every node deleted then comes back only from its author (and repo repair
---from a peer's export writes dropped records back).`,
+--from a peer's export writes dropped records back). And a node that
+derives a commons' state again from its records (the first start of a
+version with other rules, or after repo repair) cannot derive the dropped
+ones: it leaves them out until a peer that kept them syncs, and records
+that name them wait meanwhile.`,
 		Example: `  commons leave COMMONS-ID --purge
   # stop the daemon, then:
   commons repo compact

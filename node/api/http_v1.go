@@ -47,6 +47,10 @@ type ContributionItem struct {
 	Author protocol.PublicKey `json:"author"`
 	Time   time.Time          `json:"time"`
 	Status string             `json:"status"`
+	// Dropped says that this node dropped the contribution's bytes, its
+	// author's key being banned (commons repo compact --disowned): its
+	// title is not known here.
+	Dropped bool `json:"dropped,omitempty"`
 }
 
 // ContributionPage is a page of contributions. Next, when not 0, is the

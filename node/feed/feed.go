@@ -589,10 +589,14 @@ func PledgeSummary(p *protocol.Pledge) string {
 }
 
 // statusEvent is the event of status change ch at p, caused by record
-// cause; subject is the contribution's record, if known.
+// cause; subject is the contribution's record, if known. A cause whose
+// bytes were dropped (its Record nil) gives the event no time.
 func statusEvent(commons cid.Cid, p Pos, cause *protocol.Block, ch crdt.Change, subject *protocol.Block) Event {
 	e := Event{ID: p.String(), Cursor: p.Cursor, Seq: p.Seq, Type: EventStatus, CID: ch.Contribution.String(), Commons: commons.String(),
-		Time: cause.Record.Time.Time(), Status: string(ch.To), From: string(ch.From), Cause: cause.CID.String()}
+		Status: string(ch.To), From: string(ch.From), Cause: cause.CID.String()}
+	if cause.Record != nil {
+		e.Time = cause.Record.Time.Time()
+	}
 	if cb := subject; cb != nil {
 		e.Author = cb.Record.Author
 		if c := cb.Record.Contribution(); c != nil {
@@ -705,18 +709,27 @@ func (s *subscription) replay(ctx context.Context, max int, out [][]byte) ([][]b
 		if len(at) != 1 || at[0].Cursor != s.pos.Cursor {
 			return out, fmt.Errorf("feed: the feed log has no record at cursor %d", s.pos.Cursor)
 		}
-		cause, err := protocol.ParseStored(at[0].CID, at[0].Raw)
+		cause, err := storedCause(at[0])
 		if err != nil {
-			return out, fmt.Errorf("feed: stored record %s: %w", at[0].CID, err)
+			return out, err
 		}
 		if out, changes, err = s.replayStatus(ctx, cause, s.pos.Cursor, changes, out); err != nil {
 			return out, err
 		}
 	}
 	for k, st := range page {
-		b, err := protocol.ParseStored(st.CID, st.Raw)
+		b, err := storedCause(st)
 		if err != nil {
-			return out, fmt.Errorf("feed: stored record %s: %w", st.CID, err)
+			return out, err
+		}
+		if st.Dropped {
+			// Its bytes were dropped here (the commons disowned it): no
+			// event of its own, but those of the changes it caused.
+			s.pos = Pos{Cursor: st.Cursor}
+			if out, changes, err = s.replayStatus(ctx, b, st.Cursor, changes, out); err != nil {
+				return out, err
+			}
+			continue
 		}
 		ev := RecordEvent(f.id, st.Cursor, b)
 		if b.Record.Type() == protocol.TypeContribution {
@@ -732,6 +745,20 @@ func (s *subscription) replay(ctx context.Context, max int, out [][]byte) ([][]b
 		}
 	}
 	return out, nil
+}
+
+// storedCause returns the record st of the feed log, parsed; of a record
+// whose bytes were dropped, a block with its CID alone, for the events of
+// the changes it caused.
+func storedCause(st store.Stored) (*protocol.Block, error) {
+	if st.Dropped {
+		return &protocol.Block{CID: st.CID}, nil
+	}
+	b, err := protocol.ParseStored(st.CID, st.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("feed: stored record %s: %w", st.CID, err)
+	}
+	return b, nil
 }
 
 // replayStatus appends the events of the status changes at the head of

@@ -493,7 +493,7 @@ func readFeedItem(txn *badger.Txn, item *badger.Item, commons cid.Cid, prefixLen
 		return store.Stored{}, fmt.Errorf("record %s of feed entry %d: %w", c, cursor, err)
 	}
 	if err := checkRecord(c, raw); errors.Is(err, store.ErrDropped) {
-		return store.Stored{}, &store.DroppedRecordError{CID: c, Cursor: cursor}
+		return store.Stored{Cursor: cursor, CID: c, Commons: commons, Dropped: true}, nil
 	} else if err != nil {
 		return store.Stored{}, &store.DamagedRecordError{CID: c, Cursor: cursor, Advice: damagedAdvice}
 	}

@@ -112,9 +112,6 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 				}
 				want = cur + 1
 				st, err := readFeedItem(txn, it.Item(), commons, len(prefix))
-				if errors.Is(err, store.ErrDropped) {
-					err = nil // its tombstone
-				}
 				if err != nil {
 					rep.damage("feed of %s, entry %d: %v", commons, cur, err)
 					continue

@@ -167,7 +167,8 @@ func (s *Store) Feed(ctx context.Context, commons cid.Cid, after uint64, limit i
 	for cur := after + 1; cur <= end; cur++ {
 		c := log[cur-1]
 		if len(s.records[c]) == 0 {
-			return nil, &store.DroppedRecordError{CID: c, Cursor: cur}
+			out = append(out, store.Stored{Cursor: cur, CID: c, Commons: commons, Dropped: true})
+			continue
 		}
 		out = append(out, store.Stored{Cursor: cur, CID: c, Commons: commons, Raw: slices.Clone(s.records[c])})
 	}
