@@ -455,7 +455,8 @@ func (n *Node) blobWorker() {
 // each sweep, to fail at once: at 1,000,000 records, hundreds of
 // megabytes of the store's pages within seconds of a start.
 //
-// Before it waits for a slot, it puts the blob back in the queue
+// A fetch that runs past blobTurn is put back in the queue as well, if
+// others are queued. Before it waits for a slot, it puts the blob back in the queue
 // (errPutBack) and takes the next, if others are queued, up to
 // blobPutBacks blobs between two waits (putBack lists those): the next
 // may be another author's, asked of other peers. Otherwise one author's
@@ -483,7 +484,13 @@ func (n *Node) fetchQueued(c cid.Cid, putBack map[cid.Cid]bool) error {
 		n.blobs.mu.Lock()
 		fresh := n.blobs.fresh[c]
 		n.blobs.mu.Unlock()
-		_, err := n.fetchBlob(n.ctx, c, fresh)
+		ctx, cancel := context.WithTimeout(n.ctx, blobTurn)
+		_, err := n.fetchBlob(ctx, c, fresh)
+		turnOver := ctx.Err() != nil && n.ctx.Err() == nil
+		cancel()
+		if turnOver && n.blobs.putBack(c) {
+			return errPutBack // its requests run on, and store what they get
+		}
 		var wait chan struct{}
 		switch {
 		case errors.Is(err, errNoSlot):
@@ -950,6 +957,14 @@ var errNoSlot = errors.New("no peer asked")
 // errPutBack: a queued fetch that found no peer to ask was put back in the
 // queue (fetchQueued).
 var errPutBack = errors.New("put back in the queue")
+
+// blobTurn is how long a background fetch keeps its worker while other
+// blobs are queued: a stall and a hedge. A fetch whose first peer stalled
+// and whose next is stalling too is put back in the queue (fetchQueued),
+// its requests left to run: otherwise the peers that announce a flood's
+// payloads and stall on each could hold a worker for a stall each, and
+// another author's blob would wait behind as many.
+const blobTurn = blobStall + blobHedge
 
 // blobPutBacks is how many queued blobs a worker puts back, for want of a
 // peer to ask, before it waits for one (fetchQueued).
