@@ -101,6 +101,22 @@ func TestDropDisownedRecords(t *testing.T) {
 		if err != nil || len(items) != want.Records-len(dropped) {
 			t.Errorf("%s: the feed: %d items, %v; want %d", when, len(items), err, want.Records-len(dropped))
 		}
+		for i, since := 0, uint64(0); ; i++ { // a page of one at a time goes past the dropped ones
+			page, err := n.Feed(ctx, api.FeedQuery{Commons: id.String(), Since: since, Limit: 1})
+			if err != nil {
+				t.Fatalf("%s: the feed since %d: %v", when, since, err)
+			}
+			if len(page) == 0 {
+				if i != len(items) {
+					t.Errorf("%s: the feed a record at a time ends after %d; want %d", when, i, len(items))
+				}
+				break
+			}
+			if i >= len(items) || page[0].CID != items[i].CID {
+				t.Fatalf("%s: the feed a record at a time, record %d: %+v", when, i, page[0])
+			}
+			since = page[0].Cursor
+		}
 		var car bytes.Buffer
 		if err := n.Export(ctx, id.String(), &car); err != nil {
 			t.Fatalf("%s: export: %v", when, err)

@@ -202,8 +202,9 @@ func (n *Node) replayPage(ctx context.Context, id cid.Cid, after uint64, limit i
 // the page, marked.
 var errKeep = errors.New("keep")
 
-// feedPage is the fewest entries feedPast reads from the store at once,
-// so that a long run of dropped records costs few reads.
+// feedPage is the fewest entries feedPast reads from the store at once
+// once it has met dropped records, so that a long run of them costs few
+// reads.
 const feedPage = 256
 
 // feedPast reads up to limit whole records of commons id's feed log after
@@ -214,8 +215,12 @@ const feedPage = 256
 // any other error.
 func (n *Node) feedPast(ctx context.Context, id cid.Cid, after uint64, limit int, pass func(unreadable, error) error) ([]store.Stored, uint64, error) {
 	var whole []store.Stored
+	passed := false // met a dropped record it left out
 	for len(whole) < limit {
-		want := max(limit-len(whole), feedPage)
+		want := limit - len(whole)
+		if passed {
+			want = max(want, feedPage)
+		}
 		page, err := n.st.Feed(ctx, id, after, want)
 		var dmg *store.DamagedRecordError
 		if errors.As(err, &dmg) && dmg.Cursor > after {
@@ -240,6 +245,8 @@ func (n *Node) feedPast(ctx context.Context, id cid.Cid, after uint64, limit int
 			switch {
 			case errors.Is(err, errKeep):
 				whole = append(whole, s)
+			case err == nil:
+				passed = true
 			case errors.Is(err, errStop):
 				return whole, s.Cursor, nil
 			case err != nil:
