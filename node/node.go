@@ -64,6 +64,7 @@ type Node struct {
 	stopped   chan struct{}
 	ctx       context.Context
 	cancel    context.CancelFunc
+	stopPages func() // stops the release of the store's pages (pages.go)
 	wg        sync.WaitGroup
 	// lifeMu guards closing, which Close sets before it waits for wg:
 	// goroutines the node did not start (stream handlers, the host's
@@ -228,6 +229,16 @@ func (n *Node) Start(ctx context.Context) error {
 		return err
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.stopPages = n.startReleasingPages()
+	if err := n.start(ctx); err != nil {
+		n.stopPages()
+		return err
+	}
+	return nil
+}
+
+// start is Start once the node's context is made.
+func (n *Node) start(ctx context.Context) error {
 	ids, err := n.st.Commons(ctx)
 	if err != nil {
 		return fmt.Errorf("node: list commons: %w", err)
@@ -539,6 +550,7 @@ func (n *Node) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	n.stopPages()
 	errs = append(errs, n.st.Close())
 	return errors.Join(errs...)
 }

@@ -42,6 +42,8 @@ type Store struct {
 	writeMu   sync.Mutex // serialises PutRecords: cursor assignment
 	commonsMu sync.Mutex // serialises AddCommons: sequence assignment
 	nextSeq   uint64     // next 'c' sequence number; 0 means not loaded yet
+
+	res resident // ReleasePages
 }
 
 // Open opens, creating it if needed, the store in directory dir. logger

@@ -117,6 +117,24 @@
 // a few more steps of binary search inside it. Badger's own log goes to
 // the slog logger given to Open: errors at Warn, everything else at Debug.
 //
+// Badger reads and writes its value log and its tables through shared
+// memory mappings, and every page of them the process touches stays in
+// its resident memory until the kernel is short of memory: an import of
+// 1,000,000 records held 1.36 GB of them at its peak, about what it
+// wrote, and a daemon answering queries as much as they read. On Linux,
+// ReleasePages (the node calls it four times a second, with a budget of
+// 48 MiB) asks the kernel to reclaim them once they have grown by the
+// budget since it last did (madvise MADV_PAGEOUT): all of the value log
+// files' pages, and the tables' up to their indexes, which every read
+// needs. It finds the mappings in /proc/self/maps, and a range mapped
+// anew between that read and the call is only paged out, never lost:
+// MADV_PAGEOUT reclaims what it can and writes back what is dirty, where
+// MADV_DONTNEED would discard private memory mapped there since. A page
+// read again is read from the file. Measured on 300,000 records, two
+// imports each, alternately (2 cores): a peak of 385 and 402 MB resident
+// instead of 730 and 738 (of it file pages: 130 and 146 MB instead of 493
+// and 480), in 1.07 and 1.06 times the time.
+//
 // # Values
 //
 // Values of 320 bytes or more (valueThreshold) go to badger's value log,

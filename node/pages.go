@@ -1,0 +1,61 @@
+package node
+
+import (
+	"context"
+	"time"
+)
+
+// pageReleaser is a store that can hand back the pages of its files that
+// the process holds mapped (badgerstore.Store.ReleasePages).
+type pageReleaser interface {
+	ReleasePages(ctx context.Context, budget int64) (before, after int64, released bool, err error)
+}
+
+// The store's mapped file pages are checked every pageCheck, and released
+// once they have grown by pageBudget since they last were: the process
+// holds about pageBudget more than what it holds for good (the tables'
+// indexes, the memtables), and what an import or a scan touches in a
+// pageCheck.
+const (
+	pageCheck  = 250 * time.Millisecond
+	pageBudget = 48 << 20
+)
+
+// startReleasingPages checks the store's mapped pages every pageCheck,
+// if the store can release them, from the start of the node's Start
+// (which may read the whole history: a migration) to the end of its Close
+// (which may hash the whole root trie), until stop is called. stop waits
+// for the goroutine to end.
+func (n *Node) startReleasingPages() (stop func()) {
+	r, ok := n.st.(pageReleaser)
+	if !ok {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(pageCheck)
+		defer t.Stop()
+		failed := false
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			before, after, released, err := r.ReleasePages(ctx, pageBudget)
+			switch {
+			case err != nil && ctx.Err() == nil && !failed:
+				failed = true // once: it would say the same every time
+				n.log.Warn("store: cannot release the pages of its files held in memory", "err", err)
+			case released:
+				n.log.Debug("store: released the pages of its files held in memory", "held_mib", before>>20, "now_mib", after>>20)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}

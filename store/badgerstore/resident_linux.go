@@ -1,0 +1,220 @@
+package badgerstore
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// resident is what ReleasePages keeps between calls.
+type resident struct {
+	mu    sync.Mutex
+	dir   string           // the store's directory, as /proc/self/maps names it
+	data  map[string]int64 // a table file's bytes before its index
+	floor int64            // file pages held right after the last release
+	off   bool             // the kernel refused MADV_PAGEOUT
+}
+
+// ReleasePages hands back to the kernel the pages of the store's value
+// log and tables that the process holds mapped, once they have grown by
+// more than budget bytes since it last did (package doc, Resources). It
+// returns the file pages the process held before and after, in bytes;
+// released is false when it held no more than that and released nothing.
+//
+// Badger reads and writes its files through memory mappings, and every
+// page the process touches stays counted in its resident memory until the
+// kernel needs the memory back: an import held as much of them as it
+// wrote. ReleasePages asks the kernel to reclaim those pages now
+// (madvise MADV_PAGEOUT): pages written and synced are dropped, the others
+// once written back, and a page read again is read from the file. It
+// leaves the tables' indexes and bloom filters, which every read touches,
+// and badger's memtables, which are bounded. Nothing is lost: the pages
+// are the files'. Any goroutine.
+func (s *Store) ReleasePages(ctx context.Context, budget int64) (before, after int64, released bool, err error) {
+	if err := s.begin(ctx); err != nil {
+		return 0, 0, false, err
+	}
+	defer s.end()
+	r := &s.res
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.off {
+		return 0, 0, false, nil
+	}
+	before, err = fileResident()
+	if err != nil {
+		return 0, 0, false, err
+	}
+	if before < r.floor {
+		r.floor = before
+	}
+	if before <= r.floor+budget {
+		return before, before, false, nil
+	}
+	if r.dir == "" {
+		d, err := filepath.Abs(s.dir)
+		if err == nil {
+			d, err = filepath.EvalSymlinks(d)
+		}
+		if err != nil {
+			return before, before, false, fmt.Errorf("badgerstore: release pages: %w", err)
+		}
+		r.dir = d + string(filepath.Separator)
+		r.data = map[string]int64{}
+	}
+	if err := r.release(); err != nil {
+		return before, before, false, err
+	}
+	after, err = fileResident()
+	if err != nil {
+		return before, before, true, err
+	}
+	r.floor = after
+	return before, after, true, nil
+}
+
+// release pages out the store's mapped value log files, and its mapped
+// tables up to their indexes.
+func (r *resident) release() error {
+	f, err := os.Open("/proc/self/maps")
+	if err != nil {
+		return fmt.Errorf("badgerstore: release pages: %w", err)
+	}
+	defer f.Close()
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		// start-end perms offset dev inode path
+		fields := strings.Fields(sc.Text())
+		if len(fields) != 6 || fields[3] == "" || !strings.HasPrefix(fields[5], r.dir) {
+			continue
+		}
+		path := fields[5]
+		if fields[2] != "00000000" {
+			continue // badger maps its files whole, from their start
+		}
+		lo, hi, ok := strings.Cut(fields[0], "-")
+		if !ok {
+			continue
+		}
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 != nil || err2 != nil || end <= start {
+			continue
+		}
+		length := end - start
+		switch filepath.Ext(path) {
+		case ".vlog":
+		case ".sst":
+			seen[path] = true
+			n, ok := r.data[path]
+			if !ok {
+				n = tableDataLen(path)
+				r.data[path] = n
+			}
+			length = min(length, uint64(n)) &^ uint64(os.Getpagesize()-1)
+		default:
+			continue
+		}
+		if length == 0 {
+			continue
+		}
+		// The range was read from the maps a moment ago; a file unmapped
+		// meanwhile gives ENOMEM, and memory mapped there since is only
+		// paged out, never lost, whatever it holds.
+		_, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(length), unix.MADV_PAGEOUT)
+		switch errno {
+		case 0, unix.ENOMEM:
+		case unix.EINVAL:
+			r.off = true // a kernel before 5.4
+			return nil
+		default:
+			return fmt.Errorf("badgerstore: release pages of %s: %w", filepath.Base(path), errno)
+		}
+	}
+	for p := range r.data {
+		if !seen[p] {
+			delete(r.data, p)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("badgerstore: release pages: read /proc/self/maps: %w", err)
+	}
+	return nil
+}
+
+// tableDataLen returns the bytes of the table file at path before its
+// index, which badger's table format gives at its end: the index, its
+// length (4 bytes), its checksum and the checksum's length (4 bytes). It
+// returns 0, releasing nothing of the file, if it cannot tell.
+func tableDataLen(path string) int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	size := fi.Size()
+	u32 := func(at int64) (int64, bool) {
+		var b [4]byte
+		if at < 0 {
+			return 0, false
+		}
+		if _, err := f.ReadAt(b[:], at); err != nil {
+			return 0, false
+		}
+		return int64(binary.BigEndian.Uint32(b[:])), true
+	}
+	sumLen, ok := u32(size - 4)
+	if !ok {
+		return 0
+	}
+	idxLen, ok := u32(size - 8 - sumLen)
+	if !ok {
+		return 0
+	}
+	data := size - 8 - sumLen - idxLen
+	if data <= 0 || data > size {
+		return 0
+	}
+	return data
+}
+
+// fileResident returns the bytes of file pages the process holds mapped
+// (RssFile in /proc/self/status).
+func fileResident() (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("badgerstore: release pages: %w", err)
+	}
+	for line := range bytes.Lines(b) {
+		rest, ok := bytes.CutPrefix(line, []byte("RssFile:"))
+		if !ok {
+			continue
+		}
+		f := strings.Fields(string(rest))
+		if len(f) != 2 || f[1] != "kB" {
+			break
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			break
+		}
+		return kb << 10, nil
+	}
+	return 0, errors.New("badgerstore: release pages: /proc/self/status gives no RssFile")
+}

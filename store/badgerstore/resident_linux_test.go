@@ -1,0 +1,140 @@
+package badgerstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
+)
+
+// ReleasePages hands back the pages of the value log and of the tables
+// that reads left resident, once they pass the budget; the records read
+// back the same afterwards, and the tables' indexes are left out of it.
+func TestReleasePages(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commons := protocol.RecordCID([]byte("commons"))
+	var all []store.Entry
+	for b := range 100 {
+		var es []store.Entry
+		for i := range 256 {
+			raw := []byte(fmt.Sprintf("%0800d", b*1000+i))
+			es = append(es, store.Entry{CID: protocol.RecordCID(raw), Commons: commons, Raw: raw})
+		}
+		if _, err := s.PutRecords(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, es...)
+	}
+	// Closed and opened again, the store's keys are in tables, its
+	// records in a value log file no write has touched in this process.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	readAll := func() {
+		t.Helper()
+		for _, e := range all {
+			raw, err := s.GetRecord(ctx, e.CID)
+			if err != nil || !bytes.Equal(raw, e.Raw) {
+				t.Fatalf("record %s: %v (%d bytes, want %d)", e.CID, err, len(raw), len(e.Raw))
+			}
+		}
+	}
+	readAll()
+	const recordBytes = 100 * 256 * 800
+	if _, _, released, err := s.ReleasePages(ctx, 1<<40); err != nil || released {
+		t.Fatalf("with a budget no store reaches: released %v, %v", released, err)
+	}
+	before, after, released, err := s.ReleasePages(ctx, 0)
+	if err != nil || !released {
+		t.Fatalf("with no budget: released %v, %v", released, err)
+	}
+	if before-after < recordBytes/2 {
+		t.Fatalf("released %d bytes of file pages (from %d to %d), having read %d bytes of records", before-after, before, after, recordBytes)
+	}
+	if now := rssFile(t); now > before-recordBytes/2 {
+		t.Fatalf("the process holds %d bytes of file pages after the release, %d before", now, before)
+	}
+	// Nothing grew since the last release: nothing to do.
+	if _, _, released, err := s.ReleasePages(ctx, 8<<20); err != nil || released {
+		t.Fatalf("below the budget since the last release: released %v, %v", released, err)
+	}
+	if n := tablePagesHeld(t, dir); n == 0 {
+		t.Error("no page of the tables is held after a release: their indexes, which every read needs, were released too")
+	}
+	readAll()
+
+	tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if len(tables) == 0 {
+		t.Fatal("no table files")
+	}
+	for _, p := range tables {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := tableDataLen(p); n <= 0 || n >= fi.Size() {
+			t.Errorf("%s: %d bytes before its index, of %d", filepath.Base(p), n, fi.Size())
+		}
+	}
+	junk := filepath.Join(t.TempDir(), "junk.sst")
+	if err := os.WriteFile(junk, []byte{0, 0, 0, 9, 1, 2, 3, 0xff, 0xff, 0xff, 0xff}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n := tableDataLen(junk); n != 0 {
+		t.Errorf("a file that is not a table: %d bytes before its index, want 0 (release none of it)", n)
+	}
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := s.ReleasePages(ctx, 0); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("after Close: %v, want store.ErrClosed", err)
+	}
+}
+
+// tablePagesHeld returns the bytes of the table files in dir that the
+// process holds mapped (/proc/self/smaps).
+func tablePagesHeld(t *testing.T, dir string) int64 {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held int64
+	table := false
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			table = len(f) == 6 && strings.HasPrefix(f[5], dir) && strings.HasSuffix(f[5], ".sst")
+		case table && len(f) == 3 && f[0] == "Rss:":
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			held += kb << 10
+		}
+	}
+	return held
+}
