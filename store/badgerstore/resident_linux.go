@@ -95,12 +95,10 @@ func (r *resident) release() error {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
-		// start-end perms offset dev inode path
-		fields := strings.Fields(sc.Text())
-		if len(fields) != 6 || fields[3] == "" || !strings.HasPrefix(fields[5], r.dir) {
+		fields, path, ok := mapsLine(sc.Text())
+		if !ok || !strings.HasPrefix(path, r.dir) || strings.HasSuffix(path, " (deleted)") {
 			continue
 		}
-		path := fields[5]
 		if fields[2] != "00000000" {
 			continue // badger maps its files whole, from their start
 		}
@@ -152,6 +150,23 @@ func (r *resident) release() error {
 		return fmt.Errorf("badgerstore: release pages: read /proc/self/maps: %w", err)
 	}
 	return nil
+}
+
+// mapsLine splits a line of /proc/self/maps into its first five fields
+// (range, permissions, offset, device, inode) and the path after them,
+// which may hold spaces; ok is false if the line has no path.
+func mapsLine(line string) (fields [5]string, path string, ok bool) {
+	rest := line
+	for i := range fields {
+		rest = strings.TrimLeft(rest, " ")
+		f, after, found := strings.Cut(rest, " ")
+		if !found {
+			return fields, "", false
+		}
+		fields[i], rest = f, after
+	}
+	path = strings.TrimLeft(rest, " ")
+	return fields, path, path != ""
 }
 
 // tableDataLen returns the bytes of the table file at path before its

@@ -20,7 +20,7 @@ import (
 // back the same afterwards, and the tables' indexes are left out of it.
 func TestReleasePages(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "a repo with spaces")
 	s, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +127,7 @@ func tablePagesHeld(t *testing.T, dir string) int64 {
 		f := strings.Fields(l)
 		switch {
 		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
-			table = len(f) == 6 && strings.HasPrefix(f[5], dir) && strings.HasSuffix(f[5], ".sst")
+			table = strings.Contains(l, " "+dir+"/") && strings.HasSuffix(l, ".sst")
 		case table && len(f) == 3 && f[0] == "Rss:":
 			kb, err := strconv.ParseInt(f[1], 10, 64)
 			if err != nil {
@@ -137,4 +137,23 @@ func tablePagesHeld(t *testing.T, dir string) int64 {
 		}
 	}
 	return held
+}
+
+// A line of /proc/self/maps gives its path whole, spaces and all.
+func TestMapsLine(t *testing.T) {
+	for _, c := range []struct{ line, path string }{
+		{"7f12a4000000-7f12a4400000 rw-s 00000000 fd:01 1234                       /home/a b/repo/store/000001.vlog", "/home/a b/repo/store/000001.vlog"},
+		{"7f12a4000000-7f12a4400000 r--s 00000000 fd:01 99 /srv/store/000007.sst (deleted)", "/srv/store/000007.sst (deleted)"},
+		{"7ffd1c5e1000-7ffd1c602000 rw-p 00000000 00:00 0                          [stack]", "[stack]"},
+		{"7f12a4000000-7f12a4400000 rw-p 00000000 00:00 0 ", ""},
+		{"7f12a4000000-7f12a4400000 rw-p 00000000 00:00 0", ""},
+	} {
+		f, path, ok := mapsLine(c.line)
+		if path != c.path || ok != (c.path != "") {
+			t.Errorf("%q: path %q (%v), want %q", c.line, path, ok, c.path)
+		}
+		if ok && (f[0] != "7f12a4000000-7f12a4400000" && f[0] != "7ffd1c5e1000-7ffd1c602000" || f[2] != "00000000") {
+			t.Errorf("%q: fields %q", c.line, f)
+		}
+	}
 }
