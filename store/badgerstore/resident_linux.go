@@ -45,6 +45,11 @@ func (s *Store) ReleasePages(ctx context.Context, budget int64) (before, after i
 		return 0, 0, false, err
 	}
 	defer s.end()
+	return s.releasePages(budget)
+}
+
+// releasePages is ReleasePages for a caller that holds closeMu.
+func (s *Store) releasePages(budget int64) (before, after int64, released bool, err error) {
 	r := &s.res
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -157,3 +157,45 @@ func TestMapsLine(t *testing.T) {
 		}
 	}
 }
+
+// Verify, reading every record once, does not keep the pages it read. (A
+// read of a page released maps more than that page: the kernel reads
+// around it, here up to 8 MiB. The records come to 100 MiB.)
+func TestVerifyReleasesPages(t *testing.T) {
+	defer func(b int64) { verifyPageBudget = b }(verifyPageBudget)
+	verifyPageBudget = 1 << 20
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commons := protocol.RecordCID([]byte("commons"))
+	const batches, size = 100, 4000
+	for b := range batches {
+		var es []store.Entry
+		for i := range 256 {
+			raw := []byte(fmt.Sprintf("%0*d", size, b*1000+i))
+			es = append(es, store.Entry{CID: protocol.RecordCID(raw), Commons: commons, Raw: raw})
+		}
+		if _, err := s.PutRecords(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before := rssFile(t)
+	rep, err := s.Verify(ctx)
+	if err != nil || len(rep.Damaged) != 0 || rep.Records != batches*256 {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
+	const read = batches * 256 * size
+	if grew := rssFile(t) - before; grew > read/2 {
+		t.Fatalf("verify read %d bytes of records and kept %d bytes of file pages", read, grew)
+	}
+}

@@ -32,6 +32,10 @@ func (r *VerifyReport) damage(format string, args ...any) {
 	}
 }
 
+// verifyPageBudget is the budget with which Verify releases the pages of
+// the store's files it read (ReleasePages).
+var verifyPageBudget int64 = 48 << 20
+
 // Verify checks the whole store: every table block against its checksum
 // (naming the first damaged table file), every record and blob against
 // its CID, and every commons' feed log against its head and its records. It reads
@@ -53,6 +57,9 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
+				// Every record is read once: what was read need not
+				// stay in the process (see ReleasePages).
+				_, _, _, _ = s.releasePages(verifyPageBudget)
 			}
 			item := it.Item()
 			c, err := cid.Cast(item.KeyCopy(nil)[1:])
@@ -111,6 +118,9 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 					rep.damage("feed of %s: entries %d to %d are missing", commons, want, cur-1)
 				}
 				want = cur + 1
+				if cur%4096 == 0 {
+					_, _, _, _ = s.releasePages(verifyPageBudget)
+				}
 				st, err := readFeedItem(txn, it.Item(), commons, len(prefix))
 				if err != nil {
 					rep.damage("feed of %s, entry %d: %v", commons, cur, err)
@@ -142,6 +152,7 @@ func (s *Store) verifyBlobs(ctx context.Context, rep *VerifyReport) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			_, _, _, _ = s.releasePages(verifyPageBudget)
 			item := it.Item()
 			c, err := cid.Cast(item.KeyCopy(nil)[1:])
 			if err != nil {
