@@ -26,20 +26,25 @@ type resident struct {
 }
 
 // ReleasePages hands back to the kernel the pages of the store's value
-// log and tables that the process holds mapped, once they have grown by
-// more than budget bytes since it last did (package doc, Resources). It
-// returns the file pages the process held before and after, in bytes;
-// released is false when it held no more than that and released nothing.
+// log and tables that the process holds mapped, once the file pages it
+// holds (all of them: the binary's, the memtables', the tables' indexes)
+// have grown by more than budget bytes since it last did (package doc,
+// Resources). It returns the file pages the process held before and
+// after, in bytes; released is false when it released nothing. On a
+// kernel that does not reclaim pages on request it says so once, with an
+// error, and then does nothing.
 //
 // Badger reads and writes its files through memory mappings, and every
 // page the process touches stays counted in its resident memory until the
 // kernel needs the memory back: an import held as much of them as it
 // wrote. ReleasePages asks the kernel to reclaim those pages now
-// (madvise MADV_PAGEOUT): pages written and synced are dropped, the others
-// once written back, and a page read again is read from the file. It
-// leaves the tables' indexes and bloom filters, which every read touches,
-// and badger's memtables, which are bounded. Nothing is lost: the pages
-// are the files'. Any goroutine.
+// (madvise MADV_PAGEOUT): clean pages leave the process and the page
+// cache, and are read from the file if read again; dirty ones leave the
+// process and stay in the page cache until the kernel writes them, as it
+// would have. It leaves the tables' indexes and bloom filters, which every
+// read touches, tables not yet written whole, and badger's memtables,
+// which are bounded. Nothing is lost: the pages are the files'. Any
+// goroutine.
 func (s *Store) ReleasePages(ctx context.Context, budget int64) (before, after int64, released bool, err error) {
 	if err := s.begin(ctx); err != nil {
 		return 0, 0, false, err
@@ -67,6 +72,10 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 		return before, before, false, nil
 	}
 	if r.dir == "" {
+		if err := pageoutWorks(); err != nil {
+			r.off = true
+			return before, before, false, err
+		}
 		d, err := filepath.Abs(s.dir)
 		if err == nil {
 			d, err = filepath.EvalSymlinks(d)
@@ -77,7 +86,7 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 		r.dir = d + string(filepath.Separator)
 		r.data = map[string]int64{}
 	}
-	if err := r.release(); err != nil {
+	if err := r.release(s.tableIndexes()); err != nil {
 		return before, before, false, err
 	}
 	after, err = fileResident()
@@ -88,9 +97,22 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 	return before, after, true, nil
 }
 
+// tableIndexes returns the size of the index of each table in badger's
+// levels, by its file's name. Badger lists a table only once it has
+// written it whole: a table being written is mapped before its footer is.
+func (s *Store) tableIndexes() map[string]int64 {
+	ts := s.db.Tables()
+	m := make(map[string]int64, len(ts))
+	for _, t := range ts {
+		m[fmt.Sprintf("%06d.sst", t.ID)] = int64(t.IndexSz)
+	}
+	return m
+}
+
 // release pages out the store's mapped value log files, and its mapped
-// tables up to their indexes.
-func (r *resident) release() error {
+// tables (those in indexes, a table's index size by its file's name) up to
+// their indexes.
+func (r *resident) release(indexes map[string]int64) error {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
 		return fmt.Errorf("badgerstore: release pages: %w", err)
@@ -120,10 +142,14 @@ func (r *resident) release() error {
 		switch filepath.Ext(path) {
 		case ".vlog":
 		case ".sst":
+			idx, ok := indexes[filepath.Base(path)]
+			if !ok {
+				continue // not written whole yet, or no longer in use
+			}
 			seen[path] = true
 			n, ok := r.data[path]
 			if !ok {
-				n = tableDataLen(path)
+				n = tableDataLen(path, idx)
 				r.data[path] = n
 			}
 			length = min(length, uint64(n)) &^ uint64(os.Getpagesize()-1)
@@ -135,13 +161,12 @@ func (r *resident) release() error {
 		}
 		// The range was read from the maps a moment ago; a file unmapped
 		// meanwhile gives ENOMEM, and memory mapped there since is only
-		// paged out, never lost, whatever it holds.
+		// paged out, as the kernel's reclaim would (anonymous memory to
+		// swap, or nowhere without it), never lost, whatever it holds;
+		// memory locked there gives EINVAL.
 		_, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(length), unix.MADV_PAGEOUT)
 		switch errno {
-		case 0, unix.ENOMEM:
-		case unix.EINVAL:
-			r.off = true // a kernel before 5.4
-			return nil
+		case 0, unix.ENOMEM, unix.EINVAL:
 		default:
 			return fmt.Errorf("badgerstore: release pages of %s: %w", filepath.Base(path), errno)
 		}
@@ -153,6 +178,21 @@ func (r *resident) release() error {
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("badgerstore: release pages: read /proc/self/maps: %w", err)
+	}
+	return nil
+}
+
+// pageoutWorks returns nil if the kernel takes MADV_PAGEOUT (Linux 5.4
+// and later), trying it on a page of its own.
+func pageoutWorks() error {
+	b, err := unix.Mmap(-1, 0, os.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	if err != nil {
+		return fmt.Errorf("badgerstore: release pages: %w", err)
+	}
+	defer unix.Munmap(b)
+	b[0] = 1
+	if err := unix.Madvise(b, unix.MADV_PAGEOUT); err != nil {
+		return fmt.Errorf("badgerstore: the kernel does not reclaim pages on request (madvise MADV_PAGEOUT, Linux 5.4 and later): %w; the pages of the store's files stay in the process until the kernel needs the memory", err)
 	}
 	return nil
 }
@@ -177,8 +217,9 @@ func mapsLine(line string) (fields [5]string, path string, ok bool) {
 // tableDataLen returns the bytes of the table file at path before its
 // index, which badger's table format gives at its end: the index, its
 // length (4 bytes), its checksum and the checksum's length (4 bytes). It
-// returns 0, releasing nothing of the file, if it cannot tell.
-func tableDataLen(path string) int64 {
+// returns 0, releasing nothing of the file, if it cannot tell, or if the
+// index's length there is not index, the length badger gives.
+func tableDataLen(path string, index int64) int64 {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0
@@ -208,7 +249,7 @@ func tableDataLen(path string) int64 {
 		return 0
 	}
 	data := size - 8 - sumLen - idxLen
-	if data <= 0 || data > size {
+	if idxLen <= 0 || sumLen <= 0 || idxLen != index || data <= 0 || data > size {
 		return 0
 	}
 	return data

@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
@@ -75,30 +78,57 @@ func TestReleasePages(t *testing.T) {
 	if _, _, released, err := s.ReleasePages(ctx, 8<<20); err != nil || released {
 		t.Fatalf("below the budget since the last release: released %v, %v", released, err)
 	}
-	if n := tablePagesHeld(t, dir); n == 0 {
+	held := tablePagesHeld(t, dir)
+	if held == 0 {
 		t.Error("no page of the tables is held after a release: their indexes, which every read needs, were released too")
 	}
-	readAll()
-
-	tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+	// Every table's bloom filter was read: its index has pages in the
+	// page cache still, where a released page would have left it.
+	tables := s.db.Tables()
 	if len(tables) == 0 {
-		t.Fatal("no table files")
+		t.Fatal("no tables")
 	}
-	for _, p := range tables {
+	var indexPages int64 // the most a table's index and footer can span
+	for _, ti := range tables {
+		p := filepath.Join(dir, fmt.Sprintf("%06d.sst", ti.ID))
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := tableDataLen(p); n <= 0 || n >= fi.Size() {
-			t.Errorf("%s: %d bytes before its index, of %d", filepath.Base(p), n, fi.Size())
+		page := int64(os.Getpagesize())
+		indexPages += (int64(ti.IndexSz)+8+64)/page*page + 2*page
+		n := tableDataLen(p, int64(ti.IndexSz))
+		if n <= 0 || n+int64(ti.IndexSz)+8 > fi.Size() || fi.Size()-n-int64(ti.IndexSz) > 8+64 {
+			t.Errorf("%s: %d bytes before its index of %d, of %d", filepath.Base(p), n, ti.IndexSz, fi.Size())
+			continue
+		}
+		if cached := pagesCached(t, p, n, fi.Size()); cached == 0 {
+			t.Errorf("%s: none of its index's pages is cached after a release: it was released", filepath.Base(p))
+		}
+		if m := tableDataLen(p, int64(ti.IndexSz)+1); m != 0 {
+			t.Errorf("%s, told a wrong index size: %d bytes before its index, want 0", filepath.Base(p), m)
 		}
 	}
+	if held > indexPages {
+		t.Errorf("%d bytes of the tables held after a release, more than their indexes' %d: their data was kept", held, indexPages)
+	}
+	readAll()
+
 	junk := filepath.Join(t.TempDir(), "junk.sst")
 	if err := os.WriteFile(junk, []byte{0, 0, 0, 9, 1, 2, 3, 0xff, 0xff, 0xff, 0xff}, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if n := tableDataLen(junk); n != 0 {
+	if n := tableDataLen(junk, 9); n != 0 {
 		t.Errorf("a file that is not a table: %d bytes before its index, want 0 (release none of it)", n)
+	}
+	// A table being written is mapped at its size, zeros, before its
+	// footer is written.
+	zeros := filepath.Join(t.TempDir(), "000099.sst")
+	if err := os.WriteFile(zeros, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n := tableDataLen(zeros, 0); n != 0 {
+		t.Errorf("a table not written yet: %d bytes before its index, want 0 (release none of it)", n)
 	}
 
 	if err := s.Close(); err != nil {
@@ -198,4 +228,32 @@ func TestVerifyReleasesPages(t *testing.T) {
 	if grew := rssFile(t) - before; grew > read/2 {
 		t.Fatalf("verify read %d bytes of records and kept %d bytes of file pages", read, grew)
 	}
+}
+
+// pagesCached returns how many pages of the file at path, from byte from
+// to byte to, are in the page cache (mincore over a mapping of its own,
+// which touches none of them).
+func pagesCached(t *testing.T, path string, from, to int64) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := unix.Mmap(int(f.Fd()), 0, int(to), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(b)
+	page := int64(os.Getpagesize())
+	from &^= page - 1
+	vec := make([]byte, (to-from+page-1)/page)
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&b[from])), uintptr(to-from), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Fatal(errno)
+	}
+	n := 0
+	for _, v := range vec {
+		n += int(v & 1)
+	}
+	return n
 }
