@@ -24,32 +24,7 @@ import (
 func TestReleasePages(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "a repo with spaces")
-	s, err := Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	commons := protocol.RecordCID([]byte("commons"))
-	var all []store.Entry
-	for b := range 100 {
-		var es []store.Entry
-		for i := range 256 {
-			raw := []byte(fmt.Sprintf("%0800d", b*1000+i))
-			es = append(es, store.Entry{CID: protocol.RecordCID(raw), Commons: commons, Raw: raw})
-		}
-		if _, err := s.PutRecords(ctx, es); err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, es...)
-	}
-	// Closed and opened again, the store's keys are in tables, its
-	// records in a value log file no write has touched in this process.
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if s, err = Open(dir, nil); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, all := reopenedStore(t, dir, 100*256, 800)
 	readAll := func() {
 		t.Helper()
 		for _, e := range all {
@@ -188,29 +163,29 @@ func TestMapsLine(t *testing.T) {
 	}
 }
 
-// Verify, reading every record once, does not keep the pages it read. (A
-// read of a page released maps more than that page: the kernel reads
-// around it, here up to 8 MiB. The records come to 100 MiB.)
-func TestVerifyReleasesPages(t *testing.T) {
-	defer func(b int64) { verifyPageBudget = b }(verifyPageBudget)
-	verifyPageBudget = 1 << 20
+// reopenedStore opens a store in dir, puts n records of size bytes in
+// it, in batches of 256, and opens it again, closing it at the end of the
+// test: its keys are then in tables, its records in a value log file no
+// write has touched in this process.
+func reopenedStore(t *testing.T, dir string, n, size int) (*Store, []store.Entry) {
+	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
 	s, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	commons := protocol.RecordCID([]byte("commons"))
-	const batches, size = 100, 4000
-	for b := range batches {
+	var all []store.Entry
+	for len(all) < n {
 		var es []store.Entry
-		for i := range 256 {
-			raw := []byte(fmt.Sprintf("%0*d", size, b*1000+i))
+		for i := 0; i < 256 && len(all)+len(es) < n; i++ {
+			raw := []byte(fmt.Sprintf("%0*d", size, len(all)+len(es)))
 			es = append(es, store.Entry{CID: protocol.RecordCID(raw), Commons: commons, Raw: raw})
 		}
 		if _, err := s.PutRecords(ctx, es); err != nil {
 			t.Fatal(err)
 		}
+		all = append(all, es...)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -218,13 +193,25 @@ func TestVerifyReleasesPages(t *testing.T) {
 	if s, err = Open(dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { _ = s.Close() })
+	return s, all
+}
+
+// Verify, reading every record once, does not keep the pages it read. (A
+// read of a page released maps more than that page: the kernel reads
+// around it, here up to 8 MiB. The records come to 100 MiB.)
+func TestVerifyReleasesPages(t *testing.T) {
+	defer func(b int64) { verifyPageBudget = b }(verifyPageBudget)
+	verifyPageBudget = 1 << 20
+	ctx := context.Background()
+	const records, size = 100 * 256, 4000
+	s, _ := reopenedStore(t, t.TempDir(), records, size)
 	before := rssFile(t)
 	rep, err := s.Verify(ctx)
-	if err != nil || len(rep.Damaged) != 0 || rep.Records != batches*256 {
+	if err != nil || len(rep.Damaged) != 0 || rep.Records != records {
 		t.Fatalf("verify: %+v, %v", rep, err)
 	}
-	const read = batches * 256 * size
+	const read = records * size
 	if grew := rssFile(t) - before; grew > read/2 {
 		t.Fatalf("verify read %d bytes of records and kept %d bytes of file pages", read, grew)
 	}
