@@ -17,7 +17,7 @@ type pageReleaser interface {
 // indexes, the memtables), and what an import or a scan touches in a
 // pageCheck.
 const (
-	pageCheck  = 250 * time.Millisecond
+	pageCheck  = 50 * time.Millisecond
 	pageBudget = 48 << 20
 )
 

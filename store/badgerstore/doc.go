@@ -122,18 +122,20 @@
 // its resident memory until the kernel is short of memory: an import of
 // 1,000,000 records held 1.36 GB of them at its peak, about what it
 // wrote, and a daemon answering queries as much as they read. On Linux,
-// ReleasePages (the node calls it four times a second, with a budget of
+// ReleasePages (the node calls it twenty times a second, with a budget of
 // 48 MiB) asks the kernel to reclaim them once the process's file pages
 // have grown by the budget since it last did (madvise MADV_PAGEOUT): all
 // of the value log files' pages, and the tables' up to their indexes,
-// which every read needs. It finds the mappings in /proc/self/maps, and a
+// which every read needs, those a compaction is writing included (badger
+// lists them only once it has written all of them, which can be hundreds
+// of megabytes) as soon as their footers are written. It finds the mappings in /proc/self/maps, and a
 // range mapped anew between that read and the call is only paged out, as
 // the kernel's own reclaim would, never lost, where MADV_DONTNEED would
 // discard private memory mapped there since. Clean pages leave the page
 // cache too, dirty ones stay there until written: a clean page read again
 // is read from the file, and the price is that reads which the cache would
-// have served go to the disk. A daemon whose reads touch more than the
-// budget four times a second reads them from the disk each time. Measured
+// have served go to the disk. A daemon whose queries read more than the
+// budget over and over reads it from the disk each time. Measured
 // with and without it, one after the other, on 1,000,000 records (2
 // cores, `commons testnet bench scale --no-join`): an import's peak of
 // 447 MB resident instead of 1,585 (251 and 252 MB of it anonymous), in

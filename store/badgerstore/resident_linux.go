@@ -142,15 +142,20 @@ func (r *resident) release(indexes map[string]int64) error {
 		switch filepath.Ext(path) {
 		case ".vlog":
 		case ".sst":
-			idx, ok := indexes[filepath.Base(path)]
-			if !ok {
-				continue // not written whole yet, or no longer in use
-			}
-			seen[path] = true
-			n, ok := r.data[path]
-			if !ok {
-				n = tableDataLen(path, idx)
-				r.data[path] = n
+			var n int64
+			if idx, listed := indexes[filepath.Base(path)]; listed {
+				seen[path] = true
+				var ok bool
+				if n, ok = r.data[path]; !ok {
+					n = tableDataLen(path, idx)
+					r.data[path] = n
+				}
+			} else {
+				// A table a compaction wrote, which badger lists once the
+				// compaction has written all of its tables (one can write
+				// hundreds of megabytes of them), or one being written:
+				// read its footer again at each release until it is listed.
+				n = tableDataLen(path, -1)
 			}
 			length = min(length, uint64(n)) &^ uint64(os.Getpagesize()-1)
 		default:
@@ -164,11 +169,8 @@ func (r *resident) release(indexes map[string]int64) error {
 		// paged out, as the kernel's reclaim would (anonymous memory to
 		// swap, or nowhere without it), never lost, whatever it holds;
 		// memory locked there gives EINVAL.
-		_, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(length), unix.MADV_PAGEOUT)
-		switch errno {
-		case 0, unix.ENOMEM, unix.EINVAL:
-		default:
-			return fmt.Errorf("badgerstore: release pages of %s: %w", filepath.Base(path), errno)
+		if err := pageout(uintptr(start), uintptr(length)); err != nil {
+			return fmt.Errorf("badgerstore: release pages of %s: %w", filepath.Base(path), err)
 		}
 	}
 	for p := range r.data {
@@ -180,6 +182,18 @@ func (r *resident) release(indexes map[string]int64) error {
 		return fmt.Errorf("badgerstore: release pages: read /proc/self/maps: %w", err)
 	}
 	return nil
+}
+
+// pageout asks the kernel to reclaim the pages from start, for length
+// bytes. A range unmapped meanwhile (ENOMEM), or locked (EINVAL), is
+// skipped.
+func pageout(start, length uintptr) error {
+	_, _, errno := unix.Syscall(unix.SYS_MADVISE, start, length, unix.MADV_PAGEOUT)
+	switch errno {
+	case 0, unix.ENOMEM, unix.EINVAL:
+		return nil
+	}
+	return errno
 }
 
 // pageoutWorks returns nil if the kernel takes MADV_PAGEOUT (Linux 5.4
@@ -218,7 +232,12 @@ func mapsLine(line string) (fields [5]string, path string, ok bool) {
 // index, which badger's table format gives at its end: the index, its
 // length (4 bytes), its checksum and the checksum's length (4 bytes). It
 // returns 0, releasing nothing of the file, if it cannot tell, or if the
-// index's length there is not index, the length badger gives.
+// index's length there is not index, the length badger gives; an index
+// below 0 is a table badger does not list yet, whose footer is taken when
+// it looks whole. Badger maps a new table at its size, zeros, and writes
+// it in order, footer last: a footer whose last bytes are not zero was
+// written whole, and one that is not is not taken (its checksum's length
+// would be 0).
 func tableDataLen(path string, index int64) int64 {
 	f, err := os.Open(path)
 	if err != nil {
@@ -249,11 +268,19 @@ func tableDataLen(path string, index int64) int64 {
 		return 0
 	}
 	data := size - 8 - sumLen - idxLen
-	if idxLen <= 0 || sumLen <= 0 || idxLen != index || data <= 0 || data > size {
+	if idxLen <= 0 || sumLen <= 0 || data <= 0 || data > size {
+		return 0
+	}
+	if index >= 0 && idxLen != index || index < 0 && sumLen > maxChecksumLen {
 		return 0
 	}
 	return data
 }
+
+// maxChecksumLen bounds the length of a table's checksum (a protobuf of
+// an algorithm and a 64-bit sum: 13 bytes at most) in a footer read
+// before badger lists the table.
+const maxChecksumLen = 64
 
 // fileResident returns the bytes of file pages the process holds mapped
 // (RssFile in /proc/self/status).

@@ -3,6 +3,7 @@ package badgerstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -243,4 +244,102 @@ func pagesCached(t *testing.T, path string, from, to int64) int {
 		n += int(v & 1)
 	}
 	return n
+}
+
+// A compaction maps each table it writes, and badger lists them only once
+// it has written them all: ReleasePages releases such a table's data once
+// its footer is written, keeping its index, and leaves one whose footer is
+// still zeros alone.
+func TestReleasePagesOfTablesNotListed(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, _ := reopenedStore(t, dir, 40*256, 800)
+	tables := s.db.Tables()
+	if len(tables) == 0 {
+		t.Fatal("no tables")
+	}
+	var src string
+	var index, size int64
+	for _, ti := range tables {
+		p := filepath.Join(dir, fmt.Sprintf("%06d.sst", ti.ID))
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > size {
+			src, index, size = p, int64(ti.IndexSz), fi.Size()
+		}
+	}
+	data := tableDataLen(src, index)
+	if data <= 0 {
+		t.Fatalf("%s: %d bytes before its index", src, data)
+	}
+	if n := tableDataLen(src, -1); n != data {
+		t.Fatalf("%s read as a table not listed: %d bytes before its index, want %d", src, n, data)
+	}
+	raw, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Copies badger does not list: one written whole, one whose footer is
+	// not written yet, and one whose checksum's length is absurd.
+	whole := filepath.Join(dir, "999990.sst")
+	unwritten := filepath.Join(dir, "999991.sst")
+	absurd := filepath.Join(dir, "999992.sst")
+	bad := bytes.Clone(raw)
+	binary.BigEndian.PutUint32(bad[len(bad)-4:], 1000)
+	for p, b := range map[string][]byte{whole: raw, unwritten: append(bytes.Clone(raw[:len(raw)-8]), make([]byte, 8)...), absurd: bad} {
+		m := writeAsBadger(t, p, b)
+		t.Cleanup(func() { _ = unix.Munmap(m); _ = os.Remove(p) })
+		sum := 0 // touch every page, as badger's reads would
+		for i := 0; i < len(m); i += os.Getpagesize() {
+			sum += int(m[i])
+		}
+		_ = sum
+	}
+	page := int64(os.Getpagesize())
+	pages := int((data + page - 1) / page)
+	for _, p := range []string{whole, unwritten, absurd} {
+		if n := pagesCached(t, p, 0, data); n < pages*9/10 {
+			t.Fatalf("%s: %d of its %d data pages cached after reading it all", filepath.Base(p), n, pages)
+		}
+	}
+	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
+		t.Fatalf("released %v, %v", released, err)
+	}
+	if n := pagesCached(t, whole, 0, data&^(page-1)); n > pages/10 {
+		t.Errorf("a table written whole and not listed yet: %d of its %d data pages still cached after a release", n, pages)
+	}
+	if n := pagesCached(t, whole, data, size); n == 0 {
+		t.Error("a table written whole and not listed yet: its index was released too")
+	}
+	for _, p := range []string{unwritten, absurd} {
+		if n := pagesCached(t, p, 0, data); n < pages*9/10 {
+			t.Errorf("%s, whose footer is not a table's: %d of its %d data pages left cached after a release, want them all", filepath.Base(p), n, pages)
+		}
+	}
+}
+
+// writeAsBadger writes b to a new file at path as badger writes a table:
+// through a shared mapping of the file at its size, synced; it returns the
+// mapping.
+func writeAsBadger(t *testing.T, path string, b []byte) []byte {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(int64(len(b))); err != nil {
+		t.Fatal(err)
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, len(b), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(m, b)
+	if err := unix.Msync(m, unix.MS_SYNC); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
