@@ -76,15 +76,16 @@ func (a *app) importCmd() *cobra.Command {
 		Long: `Read a CAR file of records (as commons export writes), validate every record
 (CID, canonical encoding, the proof of work its commons asks, signatures), and
 store the valid ones of the commons this node replicates. A record is checked
-against its commons' genesis, so one that comes before that genesis in the file
-(export writes the genesis first), when this node does not hold it, is refused
-as delayed; importing the file again stores it. With --join, it replicates the commons the file's records
-belong to (as commons join does) and stores them all; without, the records of
-other commons are skipped and counted, and an import that stores nothing for
-that reason fails. Every rejected record is counted, and the first 1,000 are
-named with the reason. Exits non-zero if any record was rejected, or if the file is no
-CAR or is damaged (then the records before the damage are kept). On a
-terminal, a progress line counts the records read.`,
+against its commons' genesis, so one that comes before that genesis in the
+file (export writes the genesis first), when this node does not hold it, is
+refused as delayed; importing the file again stores it. With --join, it
+replicates the commons the file's records belong to (as commons join does) and
+stores them all; without, the records of other commons are skipped and
+counted, and an import that stores nothing for that reason fails. Every
+rejected record is counted, and the first 1,000 are named with the reason.
+Exits non-zero if any record was rejected, or if the file is no CAR or is
+damaged (then the records before the damage are kept). On a terminal, a
+progress line counts the records read.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := os.Open(args[0])
