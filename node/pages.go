@@ -11,21 +11,25 @@ type pageReleaser interface {
 	ReleasePages(ctx context.Context, budget int64) (before, after int64, released bool, err error)
 }
 
-// The store's mapped file pages are checked every pageCheck, and released
-// once they have grown by pageBudget since they last were: the process
-// holds about pageBudget more than what it holds for good (the tables'
-// indexes, the memtables), and what an import or a scan touches in a
-// pageCheck.
+// The store's mapped file pages are checked every pageCheck while they
+// grow, and released once they have grown by pageBudget since they last
+// were: the process holds about pageBudget more than what it holds for
+// good (the tables' indexes, the memtables), and what an import or a scan
+// touches in a pageCheck. While they grow by less than pageBudget/16 from
+// one check to the next, the checks space out, each twice as long after
+// the one before, up to pageIdle apart: an idle daemon wakes once a second
+// for them, not twenty times.
 const (
 	pageCheck  = 50 * time.Millisecond
+	pageIdle   = time.Second
 	pageBudget = 48 << 20
 )
 
-// startReleasingPages checks the store's mapped pages every pageCheck,
-// if the store can release them, from the start of the node's Start
-// (which may read the whole history: a migration) to the end of its Close
-// (which may hash the whole root trie), until stop is called. stop waits
-// for the goroutine to end.
+// startReleasingPages checks the store's mapped pages (every pageCheck to
+// pageIdle), if the store can release them, from the start of the node's
+// Start (which may read the whole history: a migration) to the end of its
+// Close (which may hash the whole root trie), until stop is called. stop
+// waits for the goroutine to end.
 func (n *Node) startReleasingPages() (stop func()) {
 	r, ok := n.st.(pageReleaser)
 	if !ok {
@@ -35,9 +39,11 @@ func (n *Node) startReleasingPages() (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(pageCheck)
+		wait := pageCheck
+		t := time.NewTimer(wait)
 		defer t.Stop()
 		failed := false
+		var last int64 // the file pages held after the last check
 		for {
 			select {
 			case <-ctx.Done():
@@ -52,6 +58,15 @@ func (n *Node) startReleasingPages() (stop func()) {
 			case released:
 				n.log.Debug("store: released the pages of its files held in memory", "held_mib", before>>20, "now_mib", after>>20)
 			}
+			if err == nil && (released || before-last >= pageBudget/16) {
+				wait = pageCheck
+			} else {
+				wait = min(2*wait, pageIdle)
+			}
+			if err == nil {
+				last = after
+			}
+			t.Reset(wait)
 		}
 	}()
 	return func() {

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -11,11 +12,16 @@ import (
 	"github.com/commons-p2p/commons/store/memstore"
 )
 
-// releasingStore is a memstore that records the calls of ReleasePages.
+// releasingStore is a memstore that records the calls of ReleasePages,
+// and holds grow more bytes of file pages at each, released past the
+// budget.
 type releasingStore struct {
 	*memstore.Store
 	mu      sync.Mutex
 	budgets []int64
+	at      []time.Time
+	held    int64
+	grow    int64
 	fail    bool
 }
 
@@ -23,10 +29,23 @@ func (s *releasingStore) ReleasePages(ctx context.Context, budget int64) (int64,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.budgets = append(s.budgets, budget)
+	s.at = append(s.at, time.Now())
 	if s.fail {
 		return 0, 0, false, errors.New("no /proc here")
 	}
-	return 2 * budget, budget / 2, true, nil
+	s.held += s.grow
+	if s.held > budget {
+		before := s.held
+		s.held = 0
+		return before, 0, true, nil
+	}
+	return s.held, s.held, false, nil
+}
+
+func (s *releasingStore) setGrow(n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.grow = n
 }
 
 func (s *releasingStore) calls() []int64 {
@@ -35,14 +54,41 @@ func (s *releasingStore) calls() []int64 {
 	return append([]int64(nil), s.budgets...)
 }
 
+// gapsSince returns the time between each two calls that came at or after
+// t.
+func (s *releasingStore) gapsSince(t time.Time) []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var gaps []time.Duration
+	for i := 1; i < len(s.at); i++ {
+		if !s.at[i-1].Before(t) {
+			gaps = append(gaps, s.at[i].Sub(s.at[i-1]))
+		}
+	}
+	return gaps
+}
+
+// callsSince returns how many calls came at or after t.
+func (s *releasingStore) callsSince(t time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, at := range s.at {
+		if !at.Before(t) {
+			n++
+		}
+	}
+	return n
+}
+
 // A running node asks a store that can release the pages of its files to
-// do so every pageCheck with pageBudget, an offline one (an import) as
-// well, and stops asking once it stops; a store that cannot is still
-// asked, and the node keeps running.
+// do so every pageCheck with pageBudget while its pages grow, an offline
+// one (an import) as well, and stops asking once it stops; a store that
+// cannot is still asked, and the node keeps running.
 func TestNodeReleasesStorePages(t *testing.T) {
 	for _, fail := range []bool{false, true} {
 		synctest.Test(t, func(t *testing.T) {
-			st := &releasingStore{Store: memstore.New(), fail: fail}
+			st := &releasingStore{Store: memstore.New(), fail: fail, grow: pageBudget / 4}
 			n, err := New(Config{Offline: true, Store: st, Key: testKey(t)})
 			if err != nil {
 				t.Fatal(err)
@@ -52,21 +98,65 @@ func TestNodeReleasesStorePages(t *testing.T) {
 			}
 			time.Sleep(10*pageCheck + pageCheck/2)
 			got := st.calls()
-			if len(got) != 10 {
-				t.Errorf("fail=%v: %d calls in %v, want 10 (one every %v)", fail, len(got), 10*pageCheck+pageCheck/2, pageCheck)
+			if !fail && len(got) != 10 {
+				t.Errorf("%d calls in %v, want 10 (one every %v while the pages grow)", len(got), 10*pageCheck+pageCheck/2, pageCheck)
+			}
+			if fail && len(got) < 3 { // at 50, 100 and 200 ms, spacing out
+				t.Errorf("failing: %d calls in %v, want 3", len(got), 10*pageCheck+pageCheck/2)
 			}
 			for _, b := range got {
 				if b != pageBudget {
 					t.Fatalf("fail=%v: budget %d, want %d", fail, b, pageBudget)
 				}
 			}
+			time.Sleep(20 * pageIdle)
+			if c := len(st.calls()); c < 20 {
+				t.Errorf("fail=%v: %d calls in %v, want one at least every %v", fail, c, 20*pageIdle, pageIdle)
+			}
 			if err := n.Close(); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(10 * pageCheck)
+			got = st.calls()
+			time.Sleep(10 * pageIdle)
 			if after := st.calls(); len(after) != len(got) {
 				t.Errorf("fail=%v: %d calls after Close", fail, len(after)-len(got))
 			}
 		})
 	}
+}
+
+// While the pages do not grow, the checks space out to one every
+// pageIdle, and come every pageCheck again once the pages grow.
+func TestNodeChecksPagesLessWhenIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &releasingStore{Store: memstore.New()}
+		n, err := New(Config{Offline: true, Store: st, Key: testKey(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+		time.Sleep(5 * pageIdle) // spaced out by now
+		idle := time.Now()
+		time.Sleep(10 * pageIdle)
+		if c := st.callsSince(idle); c < 9 || c > 11 {
+			t.Errorf("idle: %d checks in %v, want one every %v", c, 10*pageIdle, pageIdle)
+		}
+		st.setGrow(pageBudget / 8)
+		time.Sleep(pageIdle) // the next check sees the growth
+		busy := time.Now()
+		time.Sleep(20*pageCheck + pageCheck/2)
+		if gaps := st.gapsSince(busy); len(gaps) < 19 || slices.ContainsFunc(gaps, func(d time.Duration) bool { return d != pageCheck }) {
+			t.Errorf("growing again: checks %v apart in %v, want 20, one every %v", gaps, 20*pageCheck+pageCheck/2, pageCheck)
+		}
+		st.setGrow(pageBudget / 64) // below a sixteenth: idle again
+		time.Sleep(5 * pageIdle)
+		slow := time.Now()
+		time.Sleep(10 * pageIdle)
+		if c := st.callsSince(slow); c < 9 || c > 11 {
+			t.Errorf("growing slowly: %d checks in %v, want one every %v", c, 10*pageIdle, pageIdle)
+		}
+	})
 }

@@ -122,8 +122,8 @@
 // its resident memory until the kernel is short of memory: an import of
 // 1,000,000 records held 1.36 GB of them at its peak, about what it
 // wrote, and a daemon answering queries as much as they read. On Linux,
-// ReleasePages (the node calls it twenty times a second, with a budget of
-// 48 MiB) asks the kernel to reclaim them once the process's file pages
+// ReleasePages (the node calls it twenty times a second while they grow,
+// once a second when they do not, with a budget of 48 MiB) asks the kernel to reclaim them once the process's file pages
 // have grown by the budget since it last did (madvise MADV_PAGEOUT): all
 // of the value log files' pages, and the tables' up to their indexes,
 // which every read needs, those a compaction is writing included (badger
