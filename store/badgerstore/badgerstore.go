@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 	boptions "github.com/dgraph-io/badger/v4/options"
@@ -66,7 +67,7 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	// an import, up to valueLogFileSize. That file is closed once the store
 	// is, and each Open starts a new one: opened again, the store maps a
 	// file with nothing in it.
-	if err := s.Close(); err != nil {
+	if err := s.close(false); err != nil {
 		return nil, err
 	}
 	s, _, err = open(dir, logger)
@@ -108,11 +109,7 @@ func open(dir string, logger *slog.Logger) (s *Store, big bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if newest, _, err := newestValueLog(dir); err == nil && newest != "" {
-		if fi, err := os.Stat(newest); err == nil {
-			big = fi.Size() > reopenAbove
-		}
-	}
+	big = newestAbove(dir, reopenAbove)
 	opts := options(dir, logger)
 	if size := walMemTableSize(dir); size > 0 {
 		// A crash left the write-ahead log of a memtable larger than this
@@ -247,14 +244,48 @@ func (s *Store) checkFormat() error {
 
 // Close closes the database and releases the directory. Later calls,
 // Close included, return store.ErrClosed. It waits for running calls.
-func (s *Store) Close() error {
+// After large writes it opens the store again and closes it (close).
+func (s *Store) Close() error { return s.close(true) }
+
+// close is Close; rotate says to open the store again and close it when
+// the newest value log file is larger than reopenAbove (this Open's
+// writes: an import's, a join's), so that it is no longer the newest and
+// the next Open, which reads the newest through, opens the store once
+// rather than twice (Open): the process that wrote the file pays for it,
+// rather than the next start. Failing that, Close still succeeds: the
+// store is closed, and the next Open opens it twice.
+func (s *Store) close(rotate bool) error {
 	unlock, err := s.closeLocked()
 	if unlock != nil {
 		if uerr := unlock(); err == nil && uerr != nil {
 			err = fmt.Errorf("badgerstore: close: release lock: %w", uerr)
 		}
 	}
-	return err
+	if err != nil || !rotate || !newestAbove(s.dir, reopenAbove) {
+		return err
+	}
+	start := time.Now()
+	again, _, err := open(s.dir, s.log)
+	if err == nil {
+		err = again.close(false)
+	}
+	if err != nil {
+		s.log.Warn("store: closed, but not opened again on a new value log file: the next start opens it twice", "err", err)
+		return nil
+	}
+	s.log.Debug("store opened again and closed, on a new value log file", "took", time.Since(start))
+	return nil
+}
+
+// newestAbove reports whether the newest value log file in dir is larger
+// than size bytes.
+func newestAbove(dir string, size int64) bool {
+	newest, _, err := newestValueLog(dir)
+	if err != nil || newest == "" {
+		return false
+	}
+	fi, err := os.Stat(newest)
+	return err == nil && fi.Size() > size
 }
 
 // closeLocked closes the database as Close does, but keeps the directory

@@ -178,7 +178,15 @@
 // valueLogFileSize of them. So when that file is larger than reopenAbove,
 // Open opens the store a second time, on the new, empty file (100,000
 // records imported: 51 MB resident after the daemon's start instead of 98
-// MB; `commons testnet bench scale --records 100000 --no-join`). Close leaves a mark naming that file and its size, which the
+// MB; `commons testnet bench scale --records 100000 --no-join`). Close
+// does the same after it, when this Open wrote more than reopenAbove into
+// the value log (an import, a join): the process that wrote the file
+// reads it through again, once more than it would have, and the next
+// start finds a small newest file and opens the store once, reading
+// every table's index once rather than twice. Importing 1,000,000
+// records, one run each, one after the other (2 cores, `commons import
+// g1m.car --join`): 162.4 s against 162.0 s; the first daemon start
+// after it 0.17 s against 0.43 s, the next 0.17 s and 0.19 s. Close leaves a mark naming that file and its size, which the
 // next Open takes away: when the mark still names the file as it is (and
 // no write-ahead log is left), nothing can be torn, and Open reads the file
 // first as badger will (checkLogs) and refuses it, naming it, if badger

@@ -35,16 +35,10 @@ func rssFile(t *testing.T) int64 {
 	return 0
 }
 
-// After a clean close that left a large value log file, Open keeps none of
-// its pages in the process: badger reads the newest file through its
-// mapping, so Open opens the store a second time, on a new, empty file.
-// The records are all there.
-func TestOpenLeavesNoValueLogMapped(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+// writeLarge writes more than reopenAbove bytes of records into s, and
+// returns the last record's CID.
+func writeLarge(t *testing.T, s *Store) cid.Cid {
+	t.Helper()
 	commons := protocol.RecordCID([]byte("commons"))
 	var last cid.Cid
 	for b := range 100 {
@@ -58,7 +52,36 @@ func TestOpenLeavesNoValueLogMapped(t *testing.T) {
 		}
 		last = es[len(es)-1].CID
 	}
-	if err := s.Close(); err != nil {
+	return last
+}
+
+// newestSize returns the size of the newest value log file in dir.
+func newestSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	newest, _, err := newestValueLog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// After a clean close that left a large value log file (as a version
+// before Close opened the store again did, or a crash), Open keeps none
+// of its pages in the process: badger reads the newest file through its
+// mapping, so Open opens the store a second time, on a new, empty file.
+// The records are all there.
+func TestOpenLeavesNoValueLogMapped(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := writeLarge(t, s)
+	if err := s.close(false); err != nil {
 		t.Fatal(err)
 	}
 	newest, _, err := newestValueLog(dir)
@@ -80,5 +103,35 @@ func TestOpenLeavesNoValueLogMapped(t *testing.T) {
 	}
 	if raw, err := s.GetRecord(context.Background(), last); err != nil || !protocol.RecordCID(raw).Equals(last) {
 		t.Fatalf("the last record after the second open: %v", err)
+	}
+}
+
+// A store that wrote more than reopenAbove bytes since it was opened (an
+// import) is opened again by its Close, on a new value log file, so that
+// the next Open finds a small newest file, reads it through quickly and
+// opens the store once. The records are all there after it.
+func TestCloseLeavesASmallNewestValueLog(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := writeLarge(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if size := newestSize(t, dir); size > reopenAbove {
+		t.Fatalf("after a Close, the newest value log holds %d bytes: want at most %d, for the next Open to open the store once", size, reopenAbove)
+	}
+	if cleanLog(dir) == "" {
+		t.Fatal("the store opened again by Close was not left marked as closed cleanly")
+	}
+	s, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if raw, err := s.GetRecord(context.Background(), last); err != nil || !protocol.RecordCID(raw).Equals(last) {
+		t.Fatalf("the last record after the store was opened again: %v", err)
 	}
 }
