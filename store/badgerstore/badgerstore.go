@@ -253,7 +253,9 @@ func (s *Store) Close() error { return s.close(true) }
 // the next Open, which reads the newest through, opens the store once
 // rather than twice (Open): the process that wrote the file pays for it,
 // rather than the next start. Failing that, Close still succeeds: the
-// store is closed, and the next Open opens it twice.
+// store is closed, and the next Open opens it twice; unless the store,
+// opened again, is refused as damaged (checkLogs), which Close returns,
+// since the next Open would refuse it too.
 func (s *Store) close(rotate bool) error {
 	unlock, err := s.closeLocked()
 	if unlock != nil {
@@ -268,6 +270,11 @@ func (s *Store) close(rotate bool) error {
 	again, _, err := open(s.dir, s.log)
 	if err == nil {
 		err = again.close(false)
+	}
+	if errors.Is(err, store.ErrCorrupt) {
+		// The file this process wrote reads back damaged: the next
+		// start refuses the store as this Open did, and says so now.
+		return fmt.Errorf("badgerstore: the store was closed, and opened again it is refused: %w", err)
 	}
 	if err != nil {
 		s.log.Warn("store: closed, but not opened again on a new value log file: the next start opens it twice", "err", err)

@@ -59,7 +59,7 @@ func Compact(ctx context.Context, dir string, logger *slog.Logger) (before, afte
 		return before, 0, err
 	}
 	if err := copyStore(ctx, old.db, fresh.db, true); err != nil {
-		_ = fresh.Close()
+		_ = fresh.close(false) // deleted next: not opened again
 		_ = os.RemoveAll(tmp)
 		return before, 0, fmt.Errorf("badgerstore: compact %s: %w (the store is as it was)", dir, err)
 	}

@@ -55,7 +55,7 @@ func Rebuild(ctx context.Context, dir string, logger *slog.Logger) (aside string
 		return "", err
 	}
 	if err := copyStore(ctx, old.db, fresh.db, false); err != nil {
-		_ = fresh.Close()
+		_ = fresh.close(false) // deleted next: not opened again
 		_ = os.RemoveAll(tmp)
 		return "", fmt.Errorf("badgerstore: rebuild %s: %w (the store is as it was)", dir, err)
 	}

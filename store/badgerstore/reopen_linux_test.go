@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -133,5 +134,43 @@ func TestCloseLeavesASmallNewestValueLog(t *testing.T) {
 	defer s.Close()
 	if raw, err := s.GetRecord(context.Background(), last); err != nil || !protocol.RecordCID(raw).Equals(last) {
 		t.Fatalf("the last record after the store was opened again: %v", err)
+	}
+}
+
+// A Close that opens the store again and finds the value log it wrote
+// damaged says so, rather than succeed silently: the next Open refuses
+// the store as well. The directory is released all the same.
+func TestCloseReportsADamagedNewestValueLog(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeLarge(t, s)
+	newest, _, err := newestValueLog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(newest, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	const at = 1 << 20 // within what was written: the file is made larger, and cut at Close
+	if _, err := f.ReadAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x04
+	if _, err := f.WriteAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("Close after the newest value log was damaged: %v; want an error wrapping store.ErrCorrupt", err)
+	}
+	if _, err := Open(dir, nil); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("Open after that Close: %v; want the damage named again, not a held lock", err)
 	}
 }
