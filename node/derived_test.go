@@ -75,6 +75,12 @@ func (l *logBuffer) String() string {
 // countingStore, logging to log if it is not nil.
 func startRepo(t *testing.T, dir string, key crypto.PrivKey, log *logBuffer) (*Node, *countingStore) {
 	t.Helper()
+	return startRepoWith(t, dir, key, log, nil)
+}
+
+// startRepoWith is startRepo, with the config changed by set (if not nil).
+func startRepoWith(t *testing.T, dir string, key crypto.PrivKey, log *logBuffer, set func(*Config)) (*Node, *countingStore) {
+	t.Helper()
 	st, err := badgerstore.Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +89,9 @@ func startRepo(t *testing.T, dir string, key crypto.PrivKey, log *logBuffer) (*N
 	cfg := Config{Offline: true, Store: cs, Key: key}
 	if log != nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(log, nil))
+	}
+	if set != nil {
+		set(&cfg)
 	}
 	n, err := New(cfg)
 	if err != nil {
@@ -265,6 +274,83 @@ func TestStartAppliesRecordsAfterDerivedState(t *testing.T) {
 	if got := commonsView(t, n, id, cons); got != want {
 		t.Fatalf("after restart: %s", viewDiff(got, want))
 	}
+}
+
+// TestStartOnAFullDiskAppliesRecordsAfterDerivedState: when the disk
+// filled between a batch's records and its derived state, a start on the
+// still full disk applies those records, holding what they imply in memory,
+// and answers reads (a command run on the repo); once the disk has room it
+// saves it. A full derivation on a full disk is refused instead: it would
+// hold the whole commons in memory.
+func TestStartOnAFullDiskAppliesRecordsAfterDerivedState(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, cs := startRepo(t, dir, key, nil)
+	id, cons := fill(t, n, 12)
+	waitSaved(t, cs, id)
+	cs.failDerived.Store(true)
+	cons = append(cons, more(t, n, id, 12)...)
+	want := commonsView(t, n, id, cons)
+	if err := n.Close(); err == nil {
+		t.Fatal("close with the derived state unsaved: no error")
+	}
+	var free atomic.Uint64
+	free.Store(1 << 20)
+	full := func(c *Config) {
+		c.FreeSpace = func() (uint64, error) { return free.Load(), nil }
+		c.DiskMargin = 64 << 20
+	}
+	n, cs = startRepoWith(t, dir, key, nil, full)
+	if got := commonsView(t, n, id, cons); got != want {
+		t.Fatalf("started on a full disk: %s", viewDiff(got, want))
+	}
+	var applied, head uint64
+	applied, _ = cs.Applied(t.Context(), id)
+	head, _ = cs.FeedHead(t.Context(), id)
+	if applied >= head {
+		t.Fatalf("derived state stored through %d of %d records on a full disk: the test checks nothing", applied, head)
+	}
+	free.Store(1 << 30)
+	if err := n.Close(); err != nil {
+		t.Fatalf("close once the disk has room: %v", err)
+	}
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		applied, _ = st.Applied(t.Context(), id)
+	})
+	if applied != head {
+		t.Fatalf("after the disk had room: derived state through %d of %d records", applied, head)
+	}
+
+	// A derived state of an earlier version, derived again on a full
+	// disk: held in memory while it stays under the bound, refused,
+	// saying why, above it.
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		if err := st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: head, Writes: []store.Write{{Key: versionKey, Value: []byte("layout 1, rules 1")}}}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	free.Store(1 << 20)
+	n, _ = startRepoWith(t, dir, key, nil, full)
+	if got := commonsView(t, n, id, cons); got != want {
+		t.Fatalf("derived again on a full disk: %s", viewDiff(got, want))
+	}
+	if err := n.Close(); !errors.Is(err, api.ErrDiskFull) {
+		t.Fatalf("close on a full disk, the state derived again unsaved: %v; want ErrDiskFull", err)
+	}
+	defer func(was uint64) { replayUnsavedMax = was }(replayUnsavedMax)
+	replayUnsavedMax = head / 2
+	st, err := badgerstore.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Offline: true, Store: st, Key: key}
+	full(&cfg)
+	if n, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(t.Context()); !errors.Is(err, api.ErrDiskFull) {
+		t.Fatalf("a derivation of %d records on a full disk, holding at most %d: %v; want ErrDiskFull", head, replayUnsavedMax, err)
+	}
+	_ = n.Close()
 }
 
 // TestStartDerivesRepoWithoutDerivedState: a repo written before the

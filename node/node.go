@@ -416,7 +416,7 @@ func (n *Node) replay(ctx context.Context, rep *replica, from, head uint64) erro
 	}()
 	defer wg.Wait()
 	defer cancel()
-	last := time.Now()
+	last, saved := time.Now(), from
 	for p := range pages {
 		if p.err != nil {
 			return fmt.Errorf("node: load commons %s: %w", id, p.err)
@@ -431,7 +431,15 @@ func (n *Node) replay(ctx context.Context, rep *replica, from, head uint64) erro
 		for _, dmg := range p.damaged {
 			n.leaveOut(rep, dmg)
 		}
-		if err := n.saveNow(ctx, rep); err != nil {
+		switch err := n.saveNow(ctx, rep); {
+		case err == nil:
+			saved = rep.unsaved.applied
+		case errors.Is(err, api.ErrDiskFull) && rep.unsaved.applied-saved <= replayUnsavedMax:
+			// The disk filled: what these records imply stays in memory,
+			// saved once there is room, or derived again at the next start,
+			// so that reads go on. Records stored just before the disk
+			// filled are few; a whole derivation would hold the commons.
+		default:
 			return fmt.Errorf("node: load commons %s: %w", id, err)
 		}
 		if time.Since(last) >= 5*time.Second {
@@ -447,6 +455,10 @@ func (n *Node) replay(ctx context.Context, rep *replica, from, head uint64) erro
 	}
 	return nil
 }
+
+// replayUnsavedMax is how many records' derived state replay holds in
+// memory, unsaved, while the disk is full.
+var replayUnsavedMax = uint64(16 * loadPageSize)
 
 // loadPageSize is how many records start reads and parses at once: at most
 // three pages are in memory (one merging, one waiting, one being parsed).
