@@ -25,8 +25,9 @@ var _ store.Store = (*Store)(nil)
 // process has the directory open.
 var ErrLocked = errors.New("badgerstore: repo is in use by another commons process (is a daemon running?)")
 
-// formatVersion is the value of the 'v' key; Open refuses any other.
-const formatVersion = "commons-store/1"
+// formatVersion is the value of the 'v' key. Open moves a store of
+// formatVersion1 to it (migrate.go) and refuses any other.
+const formatVersion = "commons-store/2"
 
 // Store is a store.Store kept in a badger database. It is safe for
 // concurrent use. PutRecords calls run one at a time; reads run in
@@ -43,6 +44,8 @@ type Store struct {
 	writeMu   sync.Mutex // serialises PutRecords: cursor assignment
 	commonsMu sync.Mutex // serialises AddCommons: sequence assignment
 	nextSeq   uint64     // next 'c' sequence number; 0 means not loaded yet
+
+	ids ids // the commons' short IDs
 
 	res resident // ReleasePages
 }
@@ -147,15 +150,23 @@ func open(dir string, logger *slog.Logger) (s *Store, big bool, err error) {
 		return nil, false, fmt.Errorf("badgerstore: open store %s: %w", dir, err)
 	}
 	s = &Store{log: logger, db: db, unlock: unlock, dir: dir}
-	if err := s.checkFormat(); err != nil {
+	v1, err := s.checkFormat()
+	if err != nil {
 		_ = db.Close()
 		_ = unlock()
 		return nil, false, fmt.Errorf("badgerstore: open store %s: %w", dir, err)
 	}
+	// A journal holds the keys of the format that wrote it: applied
+	// before the store moves to this format.
 	if err := s.recoverJournal(true); err != nil {
 		_ = db.Close()
 		_ = unlock()
 		return nil, false, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if err := s.upgrade(v1); err != nil {
+		_ = db.Close()
+		_ = unlock()
+		return nil, false, fmt.Errorf("badgerstore: open store %s: %w", dir, err)
 	}
 	logger.Debug("store opened", "dir", dir)
 	return s, big, nil
@@ -214,19 +225,24 @@ func options(dir string, logger *slog.Logger) badger.Options {
 }
 
 // checkFormat writes the format version into an empty database and
-// refuses a database with another version, or with data but no version.
-func (s *Store) checkFormat() error {
-	return s.db.Update(func(txn *badger.Txn) error {
+// refuses a database with another version than this one or format 1
+// (which it reports), or with data but no version.
+func (s *Store) checkFormat() (v1 bool, err error) {
+	err = s.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(versionKey())
 		if err == nil {
 			v, err := item.ValueCopy(nil)
 			if err != nil {
 				return fmt.Errorf("read format version: %w", err)
 			}
-			if string(v) != formatVersion {
-				return fmt.Errorf("unsupported format version %q (want %q)", v, formatVersion)
+			switch string(v) {
+			case formatVersion:
+				return nil
+			case formatVersion1:
+				v1 = true
+				return nil
 			}
-			return nil
+			return fmt.Errorf("unsupported format version %q (this version of commons reads %q, and moves %q to it): written by a newer version of commons? run that version on this repo", v, formatVersion, formatVersion1)
 		}
 		if !errors.Is(err, badger.ErrKeyNotFound) {
 			return fmt.Errorf("read format version: %w", err)
@@ -240,6 +256,7 @@ func (s *Store) checkFormat() error {
 		}
 		return txn.Set(versionKey(), []byte(formatVersion))
 	})
+	return v1, err
 }
 
 // Close closes the database and releases the directory. Later calls,

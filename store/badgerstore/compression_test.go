@@ -25,7 +25,10 @@ func TestReadsCompressedTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := &Store{log: log, db: db, dir: dir, unlock: func() error { return nil }}
-	if err := old.checkFormat(); err != nil {
+	if _, err := old.checkFormat(); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.upgrade(false); err != nil {
 		t.Fatal(err)
 	}
 	id := storetest.CommonsID("snappy")

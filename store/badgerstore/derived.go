@@ -13,13 +13,6 @@ import (
 	"github.com/commons-p2p/commons/store"
 )
 
-// derivedPrefix returns 'd', the length of the commons CID, and the CID.
-func derivedPrefix(commons cid.Cid) []byte {
-	b := commons.Bytes()
-	k := make([]byte, 0, 2+len(b)+64)
-	return append(append(k, tagDerived, byte(len(b))), b...)
-}
-
 func appliedKey(c cid.Cid) []byte { return cidKey(tagApplied, c) }
 
 func journalKey(i uint64) []byte { return binary.BigEndian.AppendUint64([]byte{tagJournal}, i) }
@@ -43,12 +36,22 @@ type kv struct {
 // then applied, then the journal is removed; Open applies a complete
 // journal that a crash left, and drops an incomplete one.
 func (s *Store) CommitDerived(ctx context.Context, ds []store.Derived) error {
-	var ws []kv
 	for i, d := range ds {
 		if !d.Commons.Defined() || len(d.Commons.Bytes()) > 255 {
 			return fmt.Errorf("badgerstore: derived state %d: undefined or overlong commons CID", i)
 		}
-		p := derivedPrefix(d.Commons)
+	}
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	var ws []kv
+	for _, d := range ds {
+		id, err := s.giveID(d.Commons)
+		if err != nil {
+			return fmt.Errorf("badgerstore: commit derived state: %w", err)
+		}
+		p := commonsPrefix(tagDerived, id)
 		for _, w := range d.Writes {
 			ws = append(ws, kv{key: append(p[:len(p):len(p)], w.Key...), value: w.Value, del: w.Delete})
 		}
@@ -57,10 +60,6 @@ func (s *Store) CommitDerived(ctx context.Context, ds []store.Derived) error {
 	if len(ws) == 0 {
 		return nil
 	}
-	if err := s.begin(ctx); err != nil {
-		return err
-	}
-	defer s.end()
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	// A journal that an earlier call completed but failed to apply (it
@@ -289,7 +288,7 @@ func (s *Store) Applied(ctx context.Context, commons cid.Cid) (uint64, error) {
 
 // GetDerived implements store.Store.
 func (s *Store) GetDerived(ctx context.Context, commons cid.Cid, key []byte) ([]byte, error) {
-	v, err := s.getValue(ctx, append(derivedPrefix(commons), key...))
+	v, err := s.getValue(ctx, append(s.derivedPrefix(commons), key...))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -310,7 +309,7 @@ func (s *Store) ScanDerived(ctx context.Context, commons cid.Cid, prefix, from [
 	defer s.end()
 	var err error
 	_ = s.db.View(func(txn *badger.Txn) error {
-		err = scanDerived(txn, derivedPrefix(commons), prefix, from, fn)
+		err = scanDerived(txn, s.derivedPrefix(commons), prefix, from, fn)
 		return nil
 	})
 	return err
@@ -347,7 +346,7 @@ func (s *Store) ReadDerived(ctx context.Context, commons cid.Cid) (store.Derived
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
-	return &derivedView{s: s, txn: s.db.NewTransaction(false), prefix: derivedPrefix(commons)}, nil
+	return &derivedView{s: s, txn: s.db.NewTransaction(false), prefix: s.derivedPrefix(commons)}, nil
 }
 
 type derivedView struct {

@@ -180,7 +180,7 @@ func TestJournalLeftUnmarked(t *testing.T) {
 	}
 	// A journal of fewer writes, then a crash before it is applied.
 	const m = n / 2
-	p := derivedPrefix(c)
+	p := givenDerivedPrefix(t, s, c)
 	var ws []kv
 	for i := range m {
 		ws = append(ws, kv{key: append(p[:len(p):len(p)], fmt.Sprintf("k%05d", i)...), value: []byte("fresh")})
@@ -226,7 +226,7 @@ func leaveJournal(t *testing.T, s *Store, c cid.Cid, n int, value string, comple
 			t.Fatal(err)
 		}
 	}
-	p := derivedPrefix(c)
+	p := givenDerivedPrefix(t, s, c)
 	var ws, entries []kv
 	for i := range n {
 		ws = append(ws, kv{key: append(p[:len(p):len(p)], fmt.Sprintf("k%05d", i)...), value: []byte(value)})
@@ -245,4 +245,15 @@ func leaveJournal(t *testing.T, s *Store, c cid.Cid, n int, value string, comple
 		}
 	}
 	return ws
+}
+
+// givenDerivedPrefix returns the prefix of c's derived state, giving c an
+// ID if it has none.
+func givenDerivedPrefix(t *testing.T, s *Store, c cid.Cid) []byte {
+	t.Helper()
+	id, err := s.giveID(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return commonsPrefix(tagDerived, id)
 }

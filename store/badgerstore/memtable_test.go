@@ -39,6 +39,12 @@ func TestOpenAfterACrashWithLargerMemtables(t *testing.T) {
 	}
 	defer db.Close()
 	old := &Store{log: log, db: db, unlock: func() error { return nil }, dir: dir}
+	if _, err := old.checkFormat(); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.loadIDs(); err != nil {
+		t.Fatal(err)
+	}
 	c := storetest.CommonsID("a")
 	value := make([]byte, 200)
 	const writes = 50_000

@@ -13,7 +13,7 @@ import (
 )
 
 // Rebuild writes the closed store at dir again, into a new directory: the
-// newest value of every key, except the derived state (the 'd', 'a', 'j',
+// newest value of every key, except the derived state (the 'D', 'a', 'j',
 // 'J' and 'o' tables), which its user computes again from the records (node/
 // replays the feed log into an empty derived state at its next start).
 // Then it moves the old directory aside, to the name it returns, and the

@@ -142,10 +142,22 @@ func (s *Store) write(ctx context.Context, entries []store.Entry, cursors []uint
 		count:     int64(float64(s.db.MaxBatchCount()) * txnFill),
 		threshold: s.db.Opts().ValueThreshold,
 	}
+	prefixes := make(map[cid.Cid][]byte)
+	for _, i := range fresh {
+		c := entries[i].Commons
+		if _, ok := prefixes[c]; !ok {
+			id, err := s.giveID(c)
+			if err != nil {
+				return err
+			}
+			prefixes[c] = commonsPrefix(tagFeed, id)
+		}
+	}
 	var ch chunk
 	for n, i := range fresh {
 		e := entries[i]
-		size, count := ch.cost(e, cursors[i], lim.threshold)
+		feed := feedKey(prefixes[e.Commons], cursors[i])
+		size, count := ch.cost(e, feed, lim.threshold)
 		if ch.txn != nil && (ch.size+size > lim.size || ch.count+count > lim.count) {
 			if err := ch.commit(); err != nil {
 				return err
@@ -154,12 +166,12 @@ func (s *Store) write(ctx context.Context, entries []store.Entry, cursors []uint
 				return fmt.Errorf("stored %d of %d new records: %w", n, len(fresh), err)
 			}
 			ch = chunk{}
-			size, count = ch.cost(e, cursors[i], lim.threshold)
+			size, count = ch.cost(e, feed, lim.threshold)
 		}
 		if ch.txn == nil {
 			ch = chunk{txn: s.db.NewTransaction(true), heads: make(map[cid.Cid]uint64)}
 		}
-		if err := ch.add(e, cursors[i], size, count); err != nil {
+		if err := ch.add(e, feed, cursors[i], size, count); err != nil {
 			return err
 		}
 	}
@@ -181,11 +193,12 @@ type chunk struct {
 	size, count int64              // estimated as badger does
 }
 
-// cost estimates what adding e to the chunk costs, as badger's
-// Txn.checkSize counts it, including e's head if its commons is new here.
-func (ch *chunk) cost(e store.Entry, cursor uint64, threshold int64) (size, count int64) {
+// cost estimates what adding e, with its feed key, to the chunk costs, as
+// badger's Txn.checkSize counts it, including e's head if its commons is
+// new here.
+func (ch *chunk) cost(e store.Entry, feed []byte, threshold int64) (size, count int64) {
 	size = entrySize(recordKey(e.CID), len(e.Raw), threshold) +
-		entrySize(feedKey(e.Commons, cursor), len(e.CID.Bytes()), threshold)
+		entrySize(feed, len(e.CID.Bytes()), threshold)
 	count = 2
 	if _, ok := ch.heads[e.Commons]; !ok {
 		size += entrySize(headKey(e.Commons), 8, threshold)
@@ -194,13 +207,14 @@ func (ch *chunk) cost(e store.Entry, cursor uint64, threshold int64) (size, coun
 	return size, count
 }
 
-// add stages a record and its feed entry. On error it discards the txn.
-func (ch *chunk) add(e store.Entry, cursor uint64, size, count int64) error {
+// add stages a record and its feed entry, under the feed key given. On
+// error it discards the txn.
+func (ch *chunk) add(e store.Entry, feed []byte, cursor uint64, size, count int64) error {
 	if err := ch.txn.Set(recordKey(e.CID), e.Raw); err != nil {
 		ch.txn.Discard()
 		return fmt.Errorf("stage record: %w", err)
 	}
-	if err := ch.txn.Set(feedKey(e.Commons, cursor), e.CID.Bytes()); err != nil {
+	if err := ch.txn.Set(feed, e.CID.Bytes()); err != nil {
 		ch.txn.Discard()
 		return fmt.Errorf("stage feed entry: %w", err)
 	}
@@ -450,10 +464,10 @@ func (s *Store) Feed(ctx context.Context, commons cid.Cid, after uint64, limit i
 	}
 	var out []store.Stored
 	err := s.db.View(func(txn *badger.Txn) error {
-		prefix := feedPrefix(commons)
+		prefix := s.feedPrefix(commons)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
-		for it.Seek(feedKey(commons, after+1)); it.Valid() && len(out) < limit; it.Next() {
+		for it.Seek(feedKey(prefix, after+1)); it.Valid() && len(out) < limit; it.Next() {
 			if len(out)%256 == 255 {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -540,8 +554,9 @@ func (s *Store) dropNewest(commons cid.Cid) (int, error) {
 		return 0, err
 	}
 	low := head - min(head, dropChunk) // the new head
+	prefix := s.feedPrefix(commons)
 	for cur := head; cur > low; cur-- {
-		k := feedKey(commons, cur)
+		k := feedKey(prefix, cur)
 		v, err := get(txn, k)
 		if err != nil {
 			return 0, fmt.Errorf("read feed entry %d: %w", cur, err)

@@ -104,7 +104,7 @@ func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 				rep.damage("feed head of %s: %v", commons, err)
 				continue
 			}
-			prefix := feedPrefix(commons)
+			prefix := s.feedPrefix(commons)
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 			want := uint64(1)
 			for it.Rewind(); it.Valid(); it.Next() {
