@@ -241,12 +241,12 @@ func TestStartReadsDerivedState(t *testing.T) {
 	}
 }
 
-// TestStartAppliesRecordsAfterDerivedState: records stored whose derived
-// state was not (the disk filled, or the process died, between the two
-// commits) are applied at the next start, and the commons is as if the
-// derived state had been stored all along.
-func TestStartAppliesRecordsAfterDerivedState(t *testing.T) {
-	dir, key := t.TempDir(), testKey(t)
+// unsavedRepo fills a repo in dir with records of a commons whose derived
+// state is stored for the first of them only, as when the disk filled or
+// the process died between a batch's two commits, and returns the
+// commons, its contributions and what a user saw of it before it closed.
+func unsavedRepo(t *testing.T, dir string, key crypto.PrivKey) (cid.Cid, []string, string) {
+	t.Helper()
 	n, cs := startRepo(t, dir, key, nil)
 	id, cons := fill(t, n, 12)
 	waitSaved(t, cs, id)
@@ -256,6 +256,16 @@ func TestStartAppliesRecordsAfterDerivedState(t *testing.T) {
 	if err := n.Close(); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("close with the derived state unsaved: %v; want the save's error", err)
 	}
+	return id, cons, want
+}
+
+// TestStartAppliesRecordsAfterDerivedState: records stored whose derived
+// state was not (the disk filled, or the process died, between the two
+// commits) are applied at the next start, and the commons is as if the
+// derived state had been stored all along.
+func TestStartAppliesRecordsAfterDerivedState(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	id, cons, want := unsavedRepo(t, dir, key)
 	var applied, head uint64
 	onRepo(t, dir, func(st *badgerstore.Store) {
 		applied, _ = st.Applied(t.Context(), id)
@@ -266,7 +276,7 @@ func TestStartAppliesRecordsAfterDerivedState(t *testing.T) {
 	}
 
 	var log logBuffer
-	n, _ = startRepo(t, dir, key, &log)
+	n, _ := startRepo(t, dir, key, &log)
 	defer closeNode(t, n)
 	if !strings.Contains(log.String(), "applying the records stored after the derived state") {
 		t.Errorf("start did not say it applied the records after the derived state:\n%s", log.String())
@@ -284,22 +294,14 @@ func TestStartAppliesRecordsAfterDerivedState(t *testing.T) {
 // hold the whole commons in memory.
 func TestStartOnAFullDiskAppliesRecordsAfterDerivedState(t *testing.T) {
 	dir, key := t.TempDir(), testKey(t)
-	n, cs := startRepo(t, dir, key, nil)
-	id, cons := fill(t, n, 12)
-	waitSaved(t, cs, id)
-	cs.failDerived.Store(true)
-	cons = append(cons, more(t, n, id, 12)...)
-	want := commonsView(t, n, id, cons)
-	if err := n.Close(); err == nil {
-		t.Fatal("close with the derived state unsaved: no error")
-	}
+	id, cons, want := unsavedRepo(t, dir, key)
 	var free atomic.Uint64
 	free.Store(1 << 20)
 	full := func(c *Config) {
 		c.FreeSpace = func() (uint64, error) { return free.Load(), nil }
 		c.DiskMargin = 64 << 20
 	}
-	n, cs = startRepoWith(t, dir, key, nil, full)
+	n, cs := startRepoWith(t, dir, key, nil, full)
 	if got := commonsView(t, n, id, cons); got != want {
 		t.Fatalf("started on a full disk: %s", viewDiff(got, want))
 	}
