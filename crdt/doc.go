@@ -292,9 +292,10 @@
 // manifests and the two structures' leaf keys, not every record's; or,
 // after a clean stop, a start snapshot of those two structures in their
 // place ([State.Snapshot]: 256-byte chunks, a few bytes a record, instead
-// of a key per 40 to 100 records), which the first writes after it
-// delete, and which Open takes only if it is whole and of the counts
-// beside it. A snapshot holds the hash of each trie node hashed before
+// of a key per 40 to 100 records), encoded as it is written and handed to
+// the caller a megabyte at a time with its head last (at 10,000,000
+// records it is about 11 MB), which the first writes after it delete, and
+// which Open takes only if it is whole and of the counts beside it. A snapshot holds the hash of each trie node hashed before
 // it, and then not its leaves' hashes, which memory holds again only for
 // the nodes that records reach after the start (their leaves' records
 // are read to hash them): at 10,000,000 records, the trie's inner nodes

@@ -215,14 +215,7 @@ func commit(t *rapid.T, s *State, id cid.Cid, kv *MemKV, recs Records, flight []
 		// next Open must take; after a crash there is none, or an old one.
 		snapped := rapid.Bool().Draw(t, "snapshot")
 		if snapped {
-			r, err := s.Snapshot()
-			if err != nil {
-				t.Fatalf("snapshot: %v", err)
-			}
-			if r != nil {
-				kv.Apply(r.Writes)
-				s.Advance(r)
-			}
+			writeSnapshot(t, s, kv)
 		}
 		s = open(t, id, kv, recs)
 		if snapped && s.Len() > 0 && !s.snapHeld {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"math"
 	"slices"
@@ -64,105 +65,209 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 func snapshotKey(i uint32) []byte { return binary.BigEndian.AppendUint32([]byte{tagSnapshot}, i) }
 
-// Snapshot returns the writes of a start snapshot of the State, for the
-// next Open to read instead of the trie's and the index's leaves (see
-// above); nil if the KV already holds one of this state, or the set is
-// empty. Call it when the State is about to be closed, after Ready has
-// taken everything added, with the Readies before it applied first: it
-// fails if anything is pending.
-func (s *State) Snapshot() (*Ready, error) {
+// snapPiece is about the most bytes of chunks Snapshot hands its commit
+// at once: what memory holds of a snapshot while it is written, whatever
+// the commons' size. A variable for tests.
+var snapPiece = 1 << 20
+
+// Snapshot writes a start snapshot of the State (see above) through
+// commit, for the next Open to read instead of the trie's and the index's
+// leaves, and reports whether it wrote one: not if the KV already holds
+// one of this state, or the set is empty. Call it when the State is about
+// to be closed, after Ready has taken everything added and its writes are
+// in the KV: it fails if anything is pending.
+//
+// The snapshot is encoded as it is written, and handed to commit in
+// pieces of at most snapPiece bytes, each of which must be in the KV when
+// commit returns nil: first the deletion of an earlier snapshot's head,
+// if there is one, with the first chunks; then the rest of the chunks,
+// and the deletion of an earlier snapshot's keys beyond them; the head
+// last. A snapshot cut short (commit failed, or the process stopped) has
+// no head, and is not taken: the next Open reads the leaves, and the next
+// Snapshot writes over its chunks or deletes them. Snapshot returns
+// commit's error.
+func (s *State) Snapshot(commit func([]Write) error) (bool, error) {
 	if s.err != nil {
-		return nil, s.err
+		return false, s.err
 	}
-	if len(s.ov.ops) > 0 || len(s.ents) > 0 || len(s.root.changed) > 0 || string(s.encodeCounts()) != string(s.countsRaw) {
-		return nil, errors.New("crdt: a snapshot with writes pending: call Ready first")
+	if len(s.ov.ops) > 0 || len(s.ents) > 0 || len(s.root.changed) > 0 || string(s.encodeCounts()) != string(s.countsRaw) || len(s.flight) > 0 {
+		return false, errors.New("crdt: a snapshot with writes pending: call Ready, and apply its writes, first")
 	}
 	if s.snapHeld || s.Len() == 0 {
-		return nil, nil
+		return false, nil
 	}
-	var leaves []*inode
-	s.idx.eachLeaf(func(l *inode) { leaves = append(leaves, l) })
-	b := encodeSnapshot(s.countsRaw, &s.root, leaves)
-
-	n := uint32((len(b) + snapChunk - 1) / snapChunk)
-	head := binary.AppendUvarint(nil, uint64(n))
-	head = binary.BigEndian.AppendUint32(head, crc32.Checksum(b, crcTable))
-	ws := make([]Write, 0, 1+int(n)+len(s.snapOdd)+int(max(s.snapEnd, n+1)-(n+1)))
-	ws = append(ws, Write{Key: snapshotKey(0), Value: head})
-	for i := uint32(0); i < n; i++ {
-		ws = append(ws, Write{Key: snapshotKey(i + 1), Value: b[int(i)*snapChunk : min(len(b), int(i+1)*snapChunk)]})
+	w := &snapWriter{commit: commit, crc: crc32.New(crcTable)}
+	if s.snapHead {
+		w.ws = append(w.ws, Write{Key: snapshotKey(0), Delete: true})
 	}
+	e := snapEncoder{w: w}
+	nl := 0
+	s.idx.eachLeaf(func(*inode) { nl++ })
+	e.encode(s.countsRaw, &s.root, nl, s.idx.eachLeaf)
+	w.chunk(e.b, true)
+	n := w.next - 1
 	for i := n + 1; i < s.snapEnd; i++ { // an earlier snapshot's, beyond this one's
-		ws = append(ws, Write{Key: snapshotKey(i), Delete: true})
+		w.add(Write{Key: snapshotKey(i), Delete: true})
 	}
 	for _, k := range s.snapOdd {
 		if len(k) == 5 && binary.BigEndian.Uint32(k[1:]) <= n {
-			continue // written above (a Ready holds each key once)
+			continue // written over above
 		}
-		ws = append(ws, Write{Key: k, Delete: true})
+		w.add(Write{Key: k, Delete: true})
+	}
+	w.flush()
+	if w.err == nil {
+		head := binary.AppendUvarint(nil, uint64(n))
+		head = binary.BigEndian.AppendUint32(head, w.crc.Sum32())
+		w.add(Write{Key: snapshotKey(0), Value: head})
+		w.flush()
+	}
+	if w.err != nil {
+		// What commit wrote is left for the next Snapshot to write over
+		// or delete; the head was deleted, if at all, only with it.
+		s.snapEnd = max(s.snapEnd, w.next)
+		return false, w.err
 	}
 	s.snapEnd, s.snapOdd, s.snapHead, s.snapHeld = n+1, nil, true, true
-	s.readySeq++
-	r := &Ready{Writes: sortWrites(ws), seq: s.readySeq}
-	s.flight = append(s.flight, r)
-	return r, nil
+	return true, nil
+}
+
+// snapWriter cuts a snapshot's bytes into chunks under keys 1, 2..., and
+// hands them to commit a piece at a time.
+type snapWriter struct {
+	commit func([]Write) error
+	ws     []Write // not yet handed to commit
+	size   int     // the bytes of ws's values
+	next   uint32  // the key of the next chunk
+	crc    hash.Hash32
+	err    error // commit's: nothing more is handed to it
+}
+
+// chunk takes the whole chunks at the front of b, and the rest too if
+// last, and returns what is left.
+func (w *snapWriter) chunk(b []byte, last bool) []byte {
+	if w.next == 0 {
+		w.next = 1
+	}
+	for len(b) >= snapChunk || last && len(b) > 0 {
+		c := bytes.Clone(b[:min(len(b), snapChunk)])
+		w.crc.Write(c)
+		w.add(Write{Key: snapshotKey(w.next), Value: c})
+		w.next++
+		b = b[len(c):]
+	}
+	return b
+}
+
+// add queues a write, and hands the queue to commit once it is a piece.
+func (w *snapWriter) add(x Write) {
+	w.ws = append(w.ws, x)
+	w.size += len(x.Value)
+	if w.size >= snapPiece {
+		w.flush()
+	}
+}
+
+// flush hands the queued writes to commit.
+func (w *snapWriter) flush() {
+	if len(w.ws) > 0 && w.err == nil {
+		w.err = w.commit(w.ws)
+	}
+	w.ws, w.size = nil, 0
 }
 
 // FromSnapshot reports whether Open read the root trie and the index
 // from a start snapshot, rather than from their leaves.
 func (s *State) FromSnapshot() bool { return s.snapTaken }
 
+// snapEncoder appends a snapshot's bytes to b, and hands the whole chunks
+// in it to w as it grows past snapSpill (all of them at the end, if w is
+// nil).
+type snapEncoder struct {
+	b []byte
+	w *snapWriter
+}
+
+const snapSpill = 64 << 10
+
+func (e *snapEncoder) spill() {
+	if e.w == nil || len(e.b) < snapSpill {
+		return
+	}
+	rest := e.w.chunk(e.b, false)
+	e.b = append(e.b[:0], rest...)
+}
+
 // encodeSnapshot returns the bytes of a snapshot of the counts counts,
 // the root trie rc and the index leaves leaves.
 func encodeSnapshot(counts []byte, rc *rootCache, leaves []*inode) []byte {
-	b := []byte{snapshotVersion}
-	b = binary.AppendUvarint(b, uint64(len(counts)))
-	b = append(b, counts...)
-	if rc.top == nil {
-		b = append(b, 0)
-		b = binary.AppendUvarint(b, uint64(rc.topN))
-		if rc.topKnown {
-			b = append(b, 1)
-			b = append(b, rc.topHash[:]...)
-		} else {
-			b = append(b, 0)
+	var e snapEncoder
+	e.encode(counts, rc, len(leaves), func(fn func(*inode)) {
+		for _, l := range leaves {
+			fn(l)
 		}
-	} else {
-		b = append(b, 1)
-		b = appendInner(b, rc.top)
-	}
-	b = binary.AppendUvarint(b, uint64(len(leaves)))
-	for _, l := range leaves {
-		b = binary.AppendUvarint(b, l.lo.Time)
-		b = append(b, l.lo.Digest[:]...)
-		b = l.a.put(b)
-	}
-	return b
+	})
+	return e.b
 }
 
-// appendInner appends the encoding of the inner node n.
-func appendInner(b []byte, n *trieInner) []byte {
-	if n.dirty {
-		b = append(b, 0)
+// encode appends a snapshot of the counts counts, the root trie rc and
+// the index's nl leaves, which each calls fn with in order.
+func (e *snapEncoder) encode(counts []byte, rc *rootCache, nl int, each func(fn func(*inode))) {
+	e.b = append(e.b, snapshotVersion)
+	e.b = binary.AppendUvarint(e.b, uint64(len(counts)))
+	e.b = append(e.b, counts...)
+	if rc.top == nil {
+		e.b = append(e.b, 0)
+		e.b = binary.AppendUvarint(e.b, uint64(rc.topN))
+		if rc.topKnown {
+			e.b = append(e.b, 1)
+			e.b = append(e.b, rc.topHash[:]...)
+		} else {
+			e.b = append(e.b, 0)
+		}
 	} else {
-		b = append(b, 1)
-		b = append(b, n.hash[:]...)
+		e.b = append(e.b, 1)
+		e.inner(rc.top)
+	}
+	e.b = binary.AppendUvarint(e.b, uint64(nl))
+	each(func(l *inode) {
+		e.b = binary.AppendUvarint(e.b, l.lo.Time)
+		e.b = append(e.b, l.lo.Digest[:]...)
+		e.b = l.a.put(e.b)
+		e.spill()
+	})
+}
+
+// appendInner appends the encoding of the inner node n to b.
+func appendInner(b []byte, n *trieInner) []byte {
+	e := snapEncoder{b: b}
+	e.inner(n)
+	return e.b
+}
+
+// inner appends the encoding of the inner node n.
+func (e *snapEncoder) inner(n *trieInner) {
+	if n.dirty {
+		e.b = append(e.b, 0)
+	} else {
+		e.b = append(e.b, 1)
+		e.b = append(e.b, n.hash[:]...)
 	}
 	for k := range 16 {
 		switch {
 		case n.kids[k] != nil:
-			b = append(b, 1)
-			b = appendInner(b, n.kids[k])
+			e.b = append(e.b, 1)
+			e.inner(n.kids[k])
 		case n.n[k] == 0:
-			b = append(b, 0)
+			e.b = append(e.b, 0)
 		case n.dirty && n.known&(1<<k) != 0:
-			b = append(b, 3, n.n[k])
-			b = append(b, n.hashes[k][:]...)
+			e.b = append(e.b, 3, n.n[k])
+			e.b = append(e.b, n.hashes[k][:]...)
 		default:
-			b = append(b, 2, n.n[k])
+			e.b = append(e.b, 2, n.n[k])
 		}
 	}
-	return b
+	e.spill()
 }
 
 // snapMaxChunks is the most chunks a snapshot of n records takes: a record

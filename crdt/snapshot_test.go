@@ -3,6 +3,7 @@ package crdt
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"maps"
@@ -43,6 +44,20 @@ func snapshotKeys(kv *MemKV) [][]byte {
 		return nil
 	})
 	return out
+}
+
+// writeSnapshot has s write a start snapshot into kv, and returns the pieces
+// it handed over, in order; it fails the test if Snapshot fails.
+func writeSnapshot(t fataler, s *State, kv *MemKV) (pieces [][]Write) {
+	t.Helper()
+	if _, err := s.Snapshot(func(ws []Write) error {
+		kv.Apply(ws)
+		pieces = append(pieces, ws)
+		return nil
+	}); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	return pieces
 }
 
 // indexLeaves returns the bounds and summaries of an index's leaves.
@@ -125,14 +140,11 @@ func TestSnapshot(t *testing.T) {
 					s.Advance(r)
 				}
 			}
-			r, err := s.Snapshot()
-			if err != nil || r == nil {
-				t.Fatalf("snapshot: %v, %v", r, err)
+			if len(writeSnapshot(t, s, kv)) == 0 {
+				t.Fatal("no snapshot written")
 			}
-			kv.Apply(r.Writes)
-			s.Advance(r)
-			if r, err := s.Snapshot(); r != nil || err != nil {
-				t.Fatalf("a second snapshot of the same state: %v, %v; want none", r, err)
+			if wrote, err := s.Snapshot(func([]Write) error { t.Fatal("a write"); return nil }); wrote || err != nil {
+				t.Fatalf("a second snapshot of the same state: %v, %v; want none", wrote, err)
 			}
 
 			counting := &tagKV{KV: kv, read: map[byte]int{}}
@@ -177,7 +189,7 @@ func TestSnapshot(t *testing.T) {
 				more = append(more, blk)
 			}
 			mustAdd(t, s, more...)
-			r, err = s.Ready()
+			r, err := s.Ready()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -210,11 +222,11 @@ func TestSnapshotNotTaken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := s.Snapshot()
-	if err != nil {
-		t.Fatal(err)
+	var snapWrites []Write // head first, then the chunks in order
+	for _, p := range writeSnapshot(t, s, &MemKV{}) {
+		snapWrites = append(snapWrites, p...)
 	}
-	snapWrites := r.Writes
+	sortWrites(snapWrites)
 	if len(snapWrites) < 3 {
 		t.Fatalf("want a snapshot of several chunks (chunk size lowered?), have %d keys", len(snapWrites))
 	}
@@ -380,16 +392,19 @@ func check(t *testing.T, kv *MemKV, id cid.Cid, recs memRecords) {
 		t.Fatal("the snapshot's head is left after the next writes")
 	}
 	// The next snapshot takes the place of every key the old one left.
-	r, err = s.Snapshot()
-	if err != nil || r == nil {
-		t.Fatalf("snapshot: %v, %v", r, err)
+	pieces := writeSnapshot(t, s, kv)
+	if last := pieces[len(pieces)-1]; len(last) != 1 || !bytes.Equal(last[0].Key, snapshotKey(0)) || last[0].Delete {
+		t.Fatalf("the last piece of the snapshot is %d writes, the first to %x; want the head alone", len(last), last[0].Key)
 	}
-	for i := 1; i < len(r.Writes); i++ {
-		if bytes.Compare(r.Writes[i-1].Key, r.Writes[i].Key) >= 0 {
-			t.Fatalf("the snapshot's writes are not in strictly ascending key order at %d: %x, %x", i, r.Writes[i-1].Key, r.Writes[i].Key)
+	for _, p := range pieces {
+		seen := map[string]bool{}
+		for _, w := range p {
+			if seen[string(w.Key)] {
+				t.Fatalf("key %x twice in one piece", w.Key)
+			}
+			seen[string(w.Key)] = true
 		}
 	}
-	kv.Apply(r.Writes)
 	ks := snapshotKeys(kv)
 	for i, k := range ks {
 		if !bytes.Equal(k, snapshotKey(uint32(i))) {
@@ -558,14 +573,7 @@ func TestSnapshotCrash(t *testing.T) {
 				reopen(false)
 			case 3: // a clean stop with a snapshot
 				save()
-				r, err := s.Snapshot()
-				if err != nil {
-					t.Fatalf("snapshot: %v", err)
-				}
-				if r != nil {
-					kv.Apply(r.Writes)
-					s.Advance(r)
-				}
+				writeSnapshot(t, s, kv)
 				reopen(true)
 			case 4: // a clean stop without one
 				save()
@@ -695,5 +703,146 @@ func TestSnapshotTrieReads(t *testing.T) {
 	t.Logf("200 digests added to %d: from the leaves, %+v; from a snapshot, %+v", n, costs[false], costs[true])
 	if a, b := costs[true], costs[false]; a.digests > b.digests*3/2 || a.writes > b.writes {
 		t.Errorf("from a snapshot: %d digests read, %d writes; from the leaves %d and %d", a.digests, a.writes, b.digests, b.writes)
+	}
+}
+
+// cloneKV returns a copy of kv.
+func cloneKV(kv *MemKV) *MemKV {
+	var ws []Write
+	_ = kv.Scan(nil, nil, func(k, v []byte) error {
+		ws = append(ws, Write{Key: bytes.Clone(k), Value: bytes.Clone(v)})
+		return nil
+	})
+	c := &MemKV{}
+	c.Apply(ws)
+	return c
+}
+
+// settle applies s's pending writes to kv, and reports whether there were
+// any.
+func settle(t *testing.T, s *State, kv *MemKV) bool {
+	t.Helper()
+	r, err := s.Ready()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r != nil {
+		kv.Apply(r.Writes)
+		s.Advance(r)
+	}
+	return r != nil
+}
+
+// TestSnapshotCutShort: a snapshot is handed over in pieces of bounded
+// size, its head alone and last. One cut short at any piece (the commit
+// failed, or the process stopped) is not taken by the next Open, which
+// reads the leaves and holds the same state; and the next snapshot, by the
+// same State or by one opened after, leaves exactly its own keys, and is
+// taken.
+func TestSnapshotCutShort(t *testing.T) {
+	defer func(p int) { snapPiece = p }(snapPiece)
+	snapPiece = 4 * snapChunk
+	id, kv0, recs := trieKV(t, 3000, true)
+	var more []*protocol.Block
+	for i := range 300 {
+		blk := contribution(t, id, id, protocol.HLC(200000+i), 6, fmt.Sprint("more ", i))
+		recs[blk.CID] = blk
+		more = append(more, blk)
+	}
+	// open opens kv and adds more records, whose writes (with the hashes
+	// of the trie leaves they change, under inner nodes not hashed) it
+	// applies: a snapshot of it is longer than once its root is hashed.
+	open := func(t *testing.T, kv *MemKV) *State {
+		t.Helper()
+		s, err := Open(id, kv, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustAdd(t, s, more...)
+		r, err := s.Ready()
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv.Apply(r.Writes)
+		s.Advance(r)
+		return s
+	}
+	pieces := writeSnapshot(t, open(t, cloneKV(kv0)), &MemKV{})
+	if len(pieces) < 4 {
+		t.Fatalf("%d pieces; want at least 4 (piece size raised?)", len(pieces))
+	}
+	for i, p := range pieces {
+		size := 0
+		for _, w := range p {
+			size += len(w.Value)
+		}
+		if size >= snapPiece+snapChunk {
+			t.Fatalf("piece %d holds %d bytes; want under %d", i, size, snapPiece+snapChunk)
+		}
+	}
+	exactly := func(t *testing.T, kv *MemKV) {
+		t.Helper()
+		ks := snapshotKeys(kv)
+		for i, k := range ks {
+			if !bytes.Equal(k, snapshotKey(uint32(i))) {
+				t.Fatalf("snapshot key %d of %d is %x", i, len(ks), k)
+			}
+		}
+		s, err := Open(id, kv, recs)
+		if err != nil || !s.snapHeld {
+			t.Fatalf("the snapshot (%d keys) was not taken: %v", len(ks), err)
+		}
+		checkAgainstScan(t, s, kv, id, recs)
+	}
+	stop := errors.New("disk full")
+	shorter := false // a second snapshot shorter than what the first wrote
+	defer func() {
+		if !shorter && !t.Failed() {
+			t.Error("no snapshot after one cut short was shorter than the part written: the test lost its point")
+		}
+	}()
+	for cut := range pieces {
+		t.Run(fmt.Sprint("cut at piece ", cut), func(t *testing.T) {
+			kv := cloneKV(kv0)
+			s := open(t, kv)
+			n := 0
+			wrote, err := s.Snapshot(func(ws []Write) error {
+				if n == cut {
+					return stop
+				}
+				n++
+				kv.Apply(ws)
+				return nil
+			})
+			if wrote || !errors.Is(err, stop) {
+				t.Fatalf("Snapshot cut short: %v, %v; want false, %v", wrote, err, stop)
+			}
+			if v, _ := kv.Get(snapshotKey(0)); v != nil {
+				t.Fatal("a head was written before the last piece")
+			}
+			reopened, err := Open(id, kv, recs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if reopened.snapHeld {
+				t.Fatal("a snapshot cut short was taken")
+			}
+			checkAgainstScan(t, reopened, kv, id, recs)
+
+			again := cloneKV(kv)
+			// The State whose snapshot was cut short hashes its trie (a
+			// snapshot of it is shorter: no leaf hashes), and writes one.
+			_ = s.Root()
+			if !settle(t, s, kv) {
+				t.Fatal("no writes of the root's hashes")
+			}
+			if p := writeSnapshot(t, s, kv); len(p) >= cut && cut > 0 {
+				shorter = true
+			}
+			exactly(t, kv)
+			settle(t, reopened, again)        // the hashes its check computed
+			writeSnapshot(t, reopened, again) // a State opened after
+			exactly(t, again)
+		})
 	}
 }

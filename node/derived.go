@@ -343,45 +343,32 @@ func (n *Node) saveNow(ctx context.Context, loading ...*replica) error {
 
 // snapshotStates stores a start snapshot of each state whose derived
 // state is all stored (crdt's Snapshot): the next start reads it instead
-// of every leaf of the root trie and the reconciliation index. Without it
-// a start is slower, not wrong: a failure is logged, not returned. Close
-// only, after the last save.
+// of every leaf of the root trie and the reconciliation index. The
+// snapshot is committed a piece at a time, its head last, so that what it
+// holds in memory does not grow with the commons. Without it a start is
+// slower, not wrong: a failure is logged, not returned. Close only, after
+// the last save.
 func (n *Node) snapshotStates() {
-	var ds []store.Derived
-	var taken []*replica
-	var readies []*crdt.Ready
 	for _, id := range n.order {
 		rep := n.commons[id]
 		if rep == nil || !rep.unsaved.empty() {
 			continue
 		}
-		r, err := rep.state.Snapshot()
+		pieces := 0
+		_, err := rep.state.Snapshot(func(ws []crdt.Write) error {
+			if err := n.diskOK(); err != nil {
+				return err
+			}
+			d := store.Derived{Commons: id, Applied: rep.unsaved.applied, Writes: make([]store.Write, len(ws))}
+			for i, w := range ws {
+				d.Writes[i] = store.Write{Key: append([]byte{prefixCRDT}, w.Key...), Value: w.Value, Delete: w.Delete}
+			}
+			pieces++
+			return n.st.CommitDerived(context.Background(), []store.Derived{d})
+		})
 		if err != nil {
-			n.log.Warn("no start snapshot of the commons' state: the next start reads its trie and index", "commons", id, "err", err)
-			continue
+			n.log.Warn("no start snapshot of the commons' state stored: the next start reads its trie and index", "commons", id, "pieces_stored", pieces, "err", err)
 		}
-		if r == nil {
-			continue // the store holds one of this state
-		}
-		d := store.Derived{Commons: id, Applied: rep.unsaved.applied}
-		for _, w := range r.Writes {
-			d.Writes = append(d.Writes, store.Write{Key: append([]byte{prefixCRDT}, w.Key...), Value: w.Value, Delete: w.Delete})
-		}
-		ds, taken, readies = append(ds, d), append(taken, rep), append(readies, r)
-	}
-	if len(ds) == 0 {
-		return
-	}
-	err := n.diskOK()
-	if err == nil {
-		err = n.st.CommitDerived(context.Background(), ds)
-	}
-	if err != nil {
-		n.log.Warn("no start snapshot stored: the next start reads the trie and index of each commons", "err", err)
-		return
-	}
-	for i, rep := range taken {
-		rep.state.Advance(readies[i])
 	}
 }
 
