@@ -110,8 +110,8 @@ func (s *State) Snapshot(commit func([]Write) error) (bool, error) {
 		w.add(Write{Key: snapshotKey(i), Delete: true})
 	}
 	for _, k := range s.snapOdd {
-		if len(k) == 5 && binary.BigEndian.Uint32(k[1:]) <= n {
-			continue // written over above
+		if len(k) == 5 && (binary.BigEndian.Uint32(k[1:]) <= n || binary.BigEndian.Uint32(k[1:]) < s.snapEnd) {
+			continue // written over, or deleted, above
 		}
 		w.add(Write{Key: k, Delete: true})
 	}
@@ -124,8 +124,9 @@ func (s *State) Snapshot(commit func([]Write) error) (bool, error) {
 	}
 	if w.err != nil {
 		// What commit wrote is left for the next Snapshot to write over
-		// or delete; the head was deleted, if at all, only with it.
-		s.snapEnd = max(s.snapEnd, w.next)
+		// or delete. A head is taken to be there: if the last commit
+		// failed after its writes lasted, the next writes delete it.
+		s.snapEnd, s.snapHead = max(s.snapEnd, w.next), true
 		return false, w.err
 	}
 	s.snapEnd, s.snapOdd, s.snapHead, s.snapHeld = n+1, nil, true, true
@@ -137,7 +138,7 @@ func (s *State) Snapshot(commit func([]Write) error) (bool, error) {
 type snapWriter struct {
 	commit func([]Write) error
 	ws     []Write // not yet handed to commit
-	size   int     // the bytes of ws's values
+	size   int     // about the bytes of ws
 	next   uint32  // the key of the next chunk
 	crc    hash.Hash32
 	err    error // commit's: nothing more is handed to it
@@ -159,10 +160,11 @@ func (w *snapWriter) chunk(b []byte, last bool) []byte {
 	return b
 }
 
-// add queues a write, and hands the queue to commit once it is a piece.
+// add queues a write, and hands the queue to commit once it is a piece
+// (a deletion counts as its key and a little more).
 func (w *snapWriter) add(x Write) {
 	w.ws = append(w.ws, x)
-	w.size += len(x.Value)
+	w.size += len(x.Key) + len(x.Value) + 16
 	if w.size >= snapPiece {
 		w.flush()
 	}
@@ -308,8 +310,11 @@ func (s *State) openSnapshot() (bool, error) {
 		if len(k) == 5 {
 			at = binary.BigEndian.Uint32(k[1:])
 		}
-		if len(k) != 5 || at == math.MaxUint32 || i > 0 && at != s.snapEnd {
-			// Not in the run: damage, noted one by one.
+		if len(k) != 5 || at == math.MaxUint32 || i > 0 && at != s.snapEnd || i == 0 && at > 1 {
+			// Not in the run, which starts at the head or, if a snapshot
+			// was cut short before its head, at its first chunk: damage,
+			// noted one by one (so that the keys the next Snapshot
+			// deletes are at most those there).
 			s.snapOdd = append(s.snapOdd, bytes.Clone(k))
 			whole = false
 			return nil

@@ -738,7 +738,8 @@ func settle(t *testing.T, s *State, kv *MemKV) bool {
 // failed, or the process stopped) is not taken by the next Open, which
 // reads the leaves and holds the same state; and the next snapshot, by the
 // same State or by one opened after, leaves exactly its own keys, and is
-// taken.
+// taken. Both from a KV with no snapshot and from one holding a damaged
+// one (whose head the first piece deletes) and a stray key far beyond.
 func TestSnapshotCutShort(t *testing.T) {
 	defer func(p int) { snapPiece = p }(snapPiece)
 	snapPiece = 4 * snapChunk
@@ -749,100 +750,169 @@ func TestSnapshotCutShort(t *testing.T) {
 		recs[blk.CID] = blk
 		more = append(more, blk)
 	}
-	// open opens kv and adds more records, whose writes (with the hashes
+	// grown opens kv and adds more records, whose writes (with the hashes
 	// of the trie leaves they change, under inner nodes not hashed) it
 	// applies: a snapshot of it is longer than once its root is hashed.
-	open := func(t *testing.T, kv *MemKV) *State {
+	grown := func(t *testing.T, kv *MemKV) *State {
 		t.Helper()
 		s, err := Open(id, kv, recs)
 		if err != nil {
 			t.Fatal(err)
 		}
 		mustAdd(t, s, more...)
-		r, err := s.Ready()
-		if err != nil {
-			t.Fatal(err)
-		}
-		kv.Apply(r.Writes)
-		s.Advance(r)
+		settle(t, s, kv)
 		return s
 	}
-	pieces := writeSnapshot(t, open(t, cloneKV(kv0)), &MemKV{})
-	if len(pieces) < 4 {
-		t.Fatalf("%d pieces; want at least 4 (piece size raised?)", len(pieces))
-	}
-	for i, p := range pieces {
-		size := 0
-		for _, w := range p {
-			size += len(w.Value)
-		}
-		if size >= snapPiece+snapChunk {
-			t.Fatalf("piece %d holds %d bytes; want under %d", i, size, snapPiece+snapChunk)
-		}
-	}
-	exactly := func(t *testing.T, kv *MemKV) {
-		t.Helper()
-		ks := snapshotKeys(kv)
-		for i, k := range ks {
-			if !bytes.Equal(k, snapshotKey(uint32(i))) {
-				t.Fatalf("snapshot key %d of %d is %x", i, len(ks), k)
-			}
-		}
-		s, err := Open(id, kv, recs)
-		if err != nil || !s.snapHeld {
-			t.Fatalf("the snapshot (%d keys) was not taken: %v", len(ks), err)
-		}
-		checkAgainstScan(t, s, kv, id, recs)
-	}
+	// damaged holds kv0's state and a snapshot that Open does not take:
+	// its head's checksum is wrong.
+	damaged := cloneKV(kv0)
+	damagedHead := binary.BigEndian.AppendUint32(binary.AppendUvarint(nil, 3), 12345)
+	damaged.Apply([]Write{
+		{Key: snapshotKey(0), Value: damagedHead},
+		{Key: snapshotKey(1), Value: []byte{1}}, {Key: snapshotKey(2), Value: []byte{2}}, {Key: snapshotKey(3), Value: []byte{3}},
+		{Key: snapshotKey(1 << 30), Value: []byte{4}}, // were the keys up to it deleted one by one...
+	})
 	stop := errors.New("disk full")
-	shorter := false // a second snapshot shorter than what the first wrote
-	defer func() {
-		if !shorter && !t.Failed() {
-			t.Error("no snapshot after one cut short was shorter than the part written: the test lost its point")
-		}
-	}()
-	for cut := range pieces {
-		t.Run(fmt.Sprint("cut at piece ", cut), func(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		open func(t *testing.T) (*State, *MemKV)
+	}{
+		{"no snapshot before", func(t *testing.T) (*State, *MemKV) { kv := cloneKV(kv0); return grown(t, kv), kv }},
+		{"a damaged snapshot before", func(t *testing.T) (*State, *MemKV) {
+			kv := cloneKV(damaged)
+			s, err := Open(id, kv, recs)
+			if err != nil || s.snapHeld || !s.snapHead {
+				t.Fatalf("open: snapshot taken %v, head noted %v, %v; want false, true, nil", s.snapHeld, s.snapHead, err)
+			}
+			return s, kv
+		}},
+		{"a stray key alone", func(t *testing.T) (*State, *MemKV) {
 			kv := cloneKV(kv0)
-			s := open(t, kv)
-			n := 0
-			wrote, err := s.Snapshot(func(ws []Write) error {
-				if n == cut {
-					return stop
+			kv.Apply([]Write{{Key: snapshotKey(1 << 22), Value: []byte{1}}})
+			return grown(t, kv), kv
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, kv := c.open(t)
+			pieces := writeSnapshot(t, s, kv)
+			if len(pieces) < 4 {
+				t.Fatalf("%d pieces; want at least 4 (piece size raised?)", len(pieces))
+			}
+			chunks := 0
+			for i, p := range pieces {
+				size := 0
+				for _, w := range p {
+					size += len(w.Value)
+					if !w.Delete && len(w.Key) == 5 && binary.BigEndian.Uint32(w.Key[1:]) > 0 {
+						chunks++
+					}
 				}
-				n++
-				kv.Apply(ws)
-				return nil
-			})
-			if wrote || !errors.Is(err, stop) {
-				t.Fatalf("Snapshot cut short: %v, %v; want false, %v", wrote, err, stop)
+				if size >= snapPiece+snapChunk || len(p) > snapPiece/16+1 {
+					t.Fatalf("piece %d: %d writes of %d bytes; want under %d bytes and at most %d writes", i, len(p), size, snapPiece+snapChunk, snapPiece/16+1)
+				}
 			}
-			if v, _ := kv.Get(snapshotKey(0)); v != nil {
-				t.Fatal("a head was written before the last piece")
+			if all := len(slices.Concat(pieces...)); all > chunks+8 {
+				t.Fatalf("%d writes for a snapshot of %d chunks and a few stray keys", all, chunks)
 			}
-			reopened, err := Open(id, kv, recs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if reopened.snapHeld {
-				t.Fatal("a snapshot cut short was taken")
-			}
-			checkAgainstScan(t, reopened, kv, id, recs)
+			exactly(t, id, kv, recs)
+			shorter := false // a second snapshot shorter than what the first wrote
+			for cut := range pieces {
+				t.Run(fmt.Sprint("cut at piece ", cut), func(t *testing.T) {
+					s, kv := c.open(t)
+					n, wrote := 0, uint32(0)
+					ok, err := s.Snapshot(func(ws []Write) error {
+						if n == cut {
+							return stop
+						}
+						n++
+						for _, w := range ws {
+							if !w.Delete && len(w.Key) == 5 {
+								wrote = max(wrote, binary.BigEndian.Uint32(w.Key[1:]))
+							}
+						}
+						kv.Apply(ws)
+						return nil
+					})
+					if ok || !errors.Is(err, stop) {
+						t.Fatalf("Snapshot cut short: %v, %v; want false, %v", ok, err, stop)
+					}
+					if v, _ := kv.Get(snapshotKey(0)); v != nil && (cut > 0 || !bytes.Equal(v, damagedHead)) {
+						t.Fatalf("a head %x after a snapshot cut at piece %d", v, cut)
+					}
+					again := cloneKV(kv)
+					reopened, err := Open(id, again, recs)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if reopened.snapHeld {
+						t.Fatal("a snapshot cut short was taken")
+					}
+					checkAgainstScan(t, reopened, again, id, recs)
 
-			again := cloneKV(kv)
-			// The State whose snapshot was cut short hashes its trie (a
-			// snapshot of it is shorter: no leaf hashes), and writes one.
-			_ = s.Root()
-			if !settle(t, s, kv) {
-				t.Fatal("no writes of the root's hashes")
+					// The State whose snapshot was cut short hashes its
+					// trie (a snapshot of it is shorter: no leaf hashes),
+					// and writes one.
+					_ = s.Root()
+					settle(t, s, kv)
+					writeSnapshot(t, s, kv)
+					if len(snapshotKeys(kv))-1 < int(wrote) {
+						shorter = true
+					}
+					exactly(t, id, kv, recs)
+					settle(t, reopened, again) // the hashes its check computed
+					writeSnapshot(t, reopened, again)
+					exactly(t, id, again, recs)
+				})
 			}
-			if p := writeSnapshot(t, s, kv); len(p) >= cut && cut > 0 {
-				shorter = true
+			if c.name == "no snapshot before" && !shorter && !t.Failed() {
+				t.Error("no snapshot after one cut short was shorter than the part written: the test lost its point")
 			}
-			exactly(t, kv)
-			settle(t, reopened, again)        // the hashes its check computed
-			writeSnapshot(t, reopened, again) // a State opened after
-			exactly(t, again)
 		})
 	}
+}
+
+// TestSnapshotHeadCommitFailed: a commit can fail after its writes
+// lasted. If that was the head's, the State, used on, must delete it with
+// its next writes, as after any snapshot.
+func TestSnapshotHeadCommitFailed(t *testing.T) {
+	id, kv, recs := trieKV(t, 3000, true)
+	s, err := Open(id, kv, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := errors.New("disk full")
+	ok, err := s.Snapshot(func(ws []Write) error {
+		kv.Apply(ws)
+		if len(ws) == 1 && bytes.Equal(ws[0].Key, snapshotKey(0)) {
+			return stop
+		}
+		return nil
+	})
+	if ok || !errors.Is(err, stop) {
+		t.Fatalf("Snapshot: %v, %v; want false, %v", ok, err, stop)
+	}
+	blk := contribution(t, id, id, 300000, 6, "after")
+	recs[blk.CID] = blk
+	mustAdd(t, s, blk)
+	settle(t, s, kv)
+	if v, _ := kv.Get(snapshotKey(0)); v != nil {
+		t.Fatal("the head of a snapshot is left after the writes of a record added after it")
+	}
+}
+
+// exactly checks that kv holds the keys of one snapshot, 'S' 0 to n, and
+// that Open takes it.
+func exactly(t *testing.T, id cid.Cid, kv *MemKV, recs memRecords) {
+	t.Helper()
+	ks := snapshotKeys(kv)
+	for i, k := range ks {
+		if !bytes.Equal(k, snapshotKey(uint32(i))) {
+			t.Fatalf("snapshot key %d of %d is %x", i, len(ks), k)
+		}
+	}
+	s, err := Open(id, kv, recs)
+	if err != nil || !s.snapHeld {
+		t.Fatalf("the snapshot (%d keys) was not taken: %v", len(ks), err)
+	}
+	checkAgainstScan(t, s, kv, id, recs)
 }

@@ -363,8 +363,11 @@ func (n *Node) snapshotStates() {
 			for i, w := range ws {
 				d.Writes[i] = store.Write{Key: append([]byte{prefixCRDT}, w.Key...), Value: w.Value, Delete: w.Delete}
 			}
+			if err := n.st.CommitDerived(context.Background(), []store.Derived{d}); err != nil {
+				return err
+			}
 			pieces++
-			return n.st.CommitDerived(context.Background(), []store.Derived{d})
+			return nil
 		})
 		if err != nil {
 			n.log.Warn("no start snapshot of the commons' state stored: the next start reads its trie and index", "commons", id, "pieces_stored", pieces, "err", err)
