@@ -154,20 +154,36 @@
 // 1,000,000 records held 1.36 GB of them at its peak, about what it
 // wrote, and a daemon answering queries as much as they read. On Linux,
 // ReleasePages (the node calls it twenty times a second while they grow,
-// once a second when they do not, with a budget of 48 MiB) asks the kernel to reclaim them once the process's file pages
-// have grown by the budget since it last did (madvise MADV_PAGEOUT): all
-// of the value log files' pages, and the tables' up to their indexes,
-// which every read needs, those a compaction is writing included (badger
-// lists them only once it has written all of them, which can be hundreds
-// of megabytes) as soon as their footers are written. It finds the mappings in /proc/self/maps, and a
-// range mapped anew between that read and the call is only paged out, as
-// the kernel's own reclaim would, never lost, where MADV_DONTNEED would
-// discard private memory mapped there since. Clean pages leave the page
-// cache too, dirty ones stay there until written: a clean page read again
-// is read from the file, and the price is that reads which the cache would
-// have served go to the disk. A daemon whose queries read more than the
-// budget over and over reads it from the disk each time. Measured
-// with and without it, one after the other, on 1,000,000 records (2
+// once a second when they do not, with a budget of 16 MiB) takes them out
+// of the process once its file pages have grown by the budget since it
+// last did: all of the value log files' pages, and the tables' up to their
+// indexes, which every read needs, those a compaction is writing included
+// (badger lists them only once it has written all of them, which can be
+// hundreds of megabytes) as soon as their footers are written. It finds
+// the mappings in /proc/self/maps.
+//
+// The tables badger lists, it unmaps (madvise MADV_DONTNEED), with every
+// one of them pinned meanwhile by an iterator (which holds a reference to
+// each table listed when it is made; badger unmaps a table only once none
+// is left): their pages stay in the page cache, which the kernel keeps or
+// reclaims as it does any file's, and a read of them again maps them
+// without reading the disk. Everything else (the value log files, which
+// badger remaps as it writes them, and the tables not listed yet), it
+// asks the kernel to reclaim (MADV_PAGEOUT): a range mapped anew between
+// the read of the maps and the call is then only paged out, as the
+// kernel's own reclaim would, never lost, where MADV_DONTNEED would
+// discard private memory mapped there since. Clean pages paged out leave
+// the page cache too, dirty ones stay there until written: a clean page
+// read again is read from the file. Paging the tables out as well, as
+// this package did before, had an import read again from the disk,
+// around each page it faulted in (the kernel reads around a fault, here
+// up to 8 MiB), what a compaction or a lookup read: importing 1,000,000
+// records (2 cores, runs one after the other) read 13.9 to 14.6 GB from
+// the disk and took 176, 152 and 162 s, with peaks of 453, 454 and 482 MB
+// resident; unmapping the tables, with a budget of 48 MiB, 3.3 and 3.5 GB,
+// 146 and 145 s, 521 and 527 MB; with 16 MiB, 4.0 GB, 134 and 143 s, 464
+// and 501 MB. Measured with and without releasing pages at all, one
+// after the other, on 1,000,000 records (2
 // cores, `commons testnet bench scale --no-join`): an import's peak of
 // 447 MB resident instead of 1,585 (251 and 252 MB of it anonymous), in
 // 1.02 times the time; a daemon's 178 MB after 600 queries instead of 968;

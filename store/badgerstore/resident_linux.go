@@ -7,12 +7,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 
+	badger "github.com/dgraph-io/badger/v4"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,14 +39,19 @@ type resident struct {
 // Badger reads and writes its files through memory mappings, and every
 // page the process touches stays counted in its resident memory until the
 // kernel needs the memory back: an import held as much of them as it
-// wrote. ReleasePages asks the kernel to reclaim those pages now
-// (madvise MADV_PAGEOUT): clean pages leave the process and the page
-// cache, and are read from the file if read again; dirty ones leave the
-// process and stay in the page cache until the kernel writes them, as it
-// would have. It leaves the tables' indexes and bloom filters, which every
-// read touches, tables not yet written whole, and badger's memtables,
-// which are bounded. Nothing is lost: the pages are the files'. Any
-// goroutine.
+// wrote. ReleasePages takes those pages out of the process now. The
+// tables badger lists, pinned meanwhile, it unmaps (madvise
+// MADV_DONTNEED): their pages stay in the page cache, for the kernel to
+// keep or reclaim as it keeps or reclaims any file's, and a read of them
+// again maps them without reading the disk. The value log files and the
+// tables not listed yet, which badger may unmap meanwhile, it asks the
+// kernel to reclaim (MADV_PAGEOUT): clean pages leave the process and the
+// page cache, and are read from the file if read again; dirty ones leave
+// the process and stay in the page cache until the kernel writes them, as
+// it would have. It leaves the tables' indexes and bloom filters, which
+// every read touches, tables not yet written whole, and badger's
+// memtables, which are bounded. Nothing is lost: the pages are the
+// files'. Any goroutine.
 func (s *Store) ReleasePages(ctx context.Context, budget int64) (before, after int64, released bool, err error) {
 	if err := s.begin(ctx); err != nil {
 		return 0, 0, false, err
@@ -86,7 +93,21 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 		r.dir = d + string(filepath.Separator)
 		r.data = map[string]int64{}
 	}
-	if err := r.release(s.tableIndexes()); err != nil {
+	// Every table in badger's levels is pinned while its pages are
+	// released: an iterator holds a reference to each table listed when it
+	// is made, and badger unmaps a table only once no reference is left.
+	// Tables listed both before and after it was made were listed when it
+	// was, so none of them is unmapped, nor its range mapped to anything
+	// else, until the iterator is closed.
+	listed := s.tableIndexes()
+	txn := s.db.NewTransaction(false)
+	it := txn.NewIterator(badger.IteratorOptions{})
+	pinned := s.tableIndexes()
+	maps.DeleteFunc(pinned, func(name string, _ int64) bool { _, ok := listed[name]; return !ok })
+	err = r.release(pinned)
+	it.Close()
+	txn.Discard()
+	if err != nil {
 		return before, before, false, err
 	}
 	after, err = fileResident()
@@ -109,10 +130,12 @@ func (s *Store) tableIndexes() map[string]int64 {
 	return m
 }
 
-// release pages out the store's mapped value log files, and its mapped
-// tables (those in indexes, a table's index size by its file's name) up to
-// their indexes.
-func (r *resident) release(indexes map[string]int64) error {
+// release hands back the pages of the store's mapped value log files and
+// tables, up to their indexes: of the tables in pinned (a table's index
+// size by its file's name), which badger does not unmap meanwhile, by
+// unmapping them from the process, which leaves them in the page cache; of
+// the others, and the value log files, by paging them out (see pageout).
+func (r *resident) release(pinned map[string]int64) error {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
 		return fmt.Errorf("badgerstore: release pages: %w", err)
@@ -139,11 +162,13 @@ func (r *resident) release(indexes map[string]int64) error {
 			continue
 		}
 		length := end - start
+		advice := unix.MADV_PAGEOUT
 		switch filepath.Ext(path) {
 		case ".vlog":
 		case ".sst":
 			var n int64
-			if idx, listed := indexes[filepath.Base(path)]; listed {
+			if idx, listed := pinned[filepath.Base(path)]; listed {
+				advice = unix.MADV_DONTNEED
 				seen[path] = true
 				var ok bool
 				if n, ok = r.data[path]; !ok {
@@ -164,12 +189,15 @@ func (r *resident) release(indexes map[string]int64) error {
 		if length == 0 {
 			continue
 		}
-		// The range was read from the maps a moment ago; a file unmapped
-		// meanwhile gives ENOMEM, and memory mapped there since is only
-		// paged out, as the kernel's reclaim would (anonymous memory to
-		// swap, or nowhere without it), never lost, whatever it holds;
-		// memory locked there gives EINVAL.
-		if err := pageout(uintptr(start), uintptr(length)); err != nil {
+		// The range was read from the maps a moment ago. A pinned table's
+		// is its table's still, so unmapping its pages loses nothing (a
+		// shared mapping's pages are the file's). Any other may have been
+		// unmapped since (ENOMEM) and memory mapped there, which paging
+		// out only sends where the kernel's reclaim would (anonymous
+		// memory to swap, or nowhere without it), never lost, whatever it
+		// holds, where MADV_DONTNEED would discard it; memory locked there
+		// gives EINVAL.
+		if err := madvise(uintptr(start), uintptr(length), advice); err != nil {
 			return fmt.Errorf("badgerstore: release pages of %s: %w", filepath.Base(path), err)
 		}
 	}
@@ -184,11 +212,13 @@ func (r *resident) release(indexes map[string]int64) error {
 	return nil
 }
 
-// pageout asks the kernel to reclaim the pages from start, for length
-// bytes. A range unmapped meanwhile (ENOMEM), or locked (EINVAL), is
+// madvise gives the kernel advice about the pages from start, for length
+// bytes: MADV_PAGEOUT, reclaim them; MADV_DONTNEED, unmap them (only for
+// a range that cannot have been mapped to anything else since it was
+// read). A range unmapped meanwhile (ENOMEM), or locked (EINVAL), is
 // skipped.
-func pageout(start, length uintptr) error {
-	_, _, errno := unix.Syscall(unix.SYS_MADVISE, start, length, unix.MADV_PAGEOUT)
+func madvise(start, length uintptr, advice int) error {
+	_, _, errno := unix.Syscall(unix.SYS_MADVISE, start, length, uintptr(advice))
 	switch errno {
 	case 0, unix.ENOMEM, unix.EINVAL:
 		return nil

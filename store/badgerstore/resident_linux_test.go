@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -36,6 +37,20 @@ func TestReleasePages(t *testing.T) {
 		}
 	}
 	readAll()
+	// The pages of the tables' data that the reads left in the page cache.
+	tableData := func() (cached int) {
+		for _, ti := range s.db.Tables() {
+			p := filepath.Join(dir, fmt.Sprintf("%06d.sst", ti.ID))
+			if n := tableDataLen(p, int64(ti.IndexSz)); n > 0 {
+				cached += pagesCached(t, p, 0, n&^int64(os.Getpagesize()-1))
+			}
+		}
+		return cached
+	}
+	dataCached := tableData()
+	if dataCached == 0 {
+		t.Fatal("no page of the tables' data cached after reading every record")
+	}
 	const recordBytes = 100 * 256 * 800
 	if _, _, released, err := s.ReleasePages(ctx, 1<<40); err != nil || released {
 		t.Fatalf("with a budget no store reaches: released %v, %v", released, err)
@@ -87,6 +102,11 @@ func TestReleasePages(t *testing.T) {
 	}
 	if held > indexPages {
 		t.Errorf("%d bytes of the tables held after a release, more than their indexes' %d: their data was kept", held, indexPages)
+	}
+	// The tables' pages leave the process, not the page cache: the next
+	// read of them is not one from the disk.
+	if n := tableData(); n < dataCached*9/10 {
+		t.Errorf("%d of the %d pages of the tables' data cached before the release are cached after it: it evicted them", n, dataCached)
 	}
 	readAll()
 
@@ -342,4 +362,92 @@ func writeAsBadger(t *testing.T, path string, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// ReleasePages unmaps the tables badger lists while an iterator pins them:
+// run over and over while writes flush memtables and compactions replace
+// and delete tables, it must neither fail nor disturb what is read back.
+func TestReleasePagesDuringCompactions(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	commons := protocol.RecordCID([]byte("commons"))
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	releases := 0
+	go func() {
+		tick := time.NewTicker(2 * time.Millisecond) // a node checks every 50 ms
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			case <-tick.C:
+			}
+			if _, _, released, err := s.ReleasePages(ctx, 0); err != nil {
+				done <- err
+				return
+			} else if released {
+				releases++
+			}
+		}
+	}()
+	const keys, rounds = 5000, 8
+	value := func(round, i int) []byte { return []byte(fmt.Sprintf("%d %d %0250d", round, i, round*i)) }
+	first := map[uint64]bool{}
+	for _, ti := range s.db.Tables() {
+		first[ti.ID] = true
+	}
+	seen := map[uint64]bool{} // tables listed at some point
+	// Each commit writes the state of a second commons too, in the same
+	// tables, which are rewritten (and the old ones deleted) when that
+	// state is dropped.
+	junk := protocol.RecordCID([]byte("junk"))
+	for round := range rounds {
+		for from := 0; from < keys; from += 2500 {
+			d := store.Derived{Commons: commons, Applied: uint64(round)}
+			j := store.Derived{Commons: junk, Applied: uint64(round)}
+			for i := from; i < from+2500; i++ {
+				d.Writes = append(d.Writes, store.Write{Key: []byte(fmt.Sprintf("k%06d", i)), Value: value(round, i)})
+				j.Writes = append(j.Writes, store.Write{Key: []byte(fmt.Sprintf("k%06d", i)), Value: value(round, i)})
+			}
+			if err := s.CommitDerived(ctx, []store.Derived{d, j}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, ti := range s.db.Tables() {
+			seen[ti.ID] = true
+		}
+	}
+	if err := s.db.DropPrefix(commonsPrefix(tagDerived, s.id(junk))); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatalf("release pages: %v", err)
+	}
+	now := map[uint64]bool{}
+	for _, ti := range s.db.Tables() {
+		now[ti.ID] = true
+	}
+	gone := 0
+	for id := range seen {
+		if !now[id] {
+			gone++
+		}
+	}
+	t.Logf("%d releases; %d tables listed at some point, %d of them deleted since", releases, len(seen), gone)
+	if gone == 0 || releases == 0 {
+		t.Fatalf("%d tables deleted, %d releases: the test did not run releases beside compactions", gone, releases)
+	}
+	for i := range keys {
+		v, err := s.GetDerived(ctx, commons, []byte(fmt.Sprintf("k%06d", i)))
+		if err != nil || !bytes.Equal(v, value(rounds-1, i)) {
+			t.Fatalf("key %d: %q, %v; want %q", i, v, err, value(rounds-1, i))
+		}
+	}
 }
