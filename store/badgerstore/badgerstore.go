@@ -128,6 +128,7 @@ func open(dir string, logger *slog.Logger) (s *Store, big bool, err error) {
 		_ = unlock()
 		return nil, false, fmt.Errorf("badgerstore: open store %s: %w (with the daemon stopped, commons repo repair mends it and writes the store again, keeping the damaged file beside it; then commons repo verify names the records damaged, and commons repo repair --from a file a peer exported writes them again)", dir, err)
 	}
+	readTableEnds(dir)
 	db, err := badger.Open(opts)
 	if err != nil && strings.Contains(err.Error(), z.NewFile.Error()) {
 		// A process killed just after it created a memtable file leaves

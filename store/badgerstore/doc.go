@@ -145,8 +145,15 @@
 // came to 4.2 MB instead of 10.5 MB (14 bytes a record instead of 35,
 // 140 MB instead of 350 MB at 10 million records); blocks are read
 // from the mapped files uncompressed, so a larger one costs a lookup only
-// a few more steps of binary search inside it. Badger's own log goes to
-// the slog logger given to Open: errors at Warn, everything else at Debug.
+// a few more steps of binary search inside it. Before badger opens the
+// tables, Open asks the kernel to read the end of each (its last block,
+// index and footer, what badger reads), so that badger's faults on them
+// find the pages cached rather than each reading around it as far as the
+// device reads ahead (readTableEnds): opening the 2,213 tables of
+// 10,000,000 records with nothing cached read 571 MB from the disk in
+// 0.33 s, against 6.7 GB in 3.7 s, on a machine that reads 8 MiB ahead.
+// Badger's own log goes to the slog logger given to Open: errors at Warn,
+// everything else at Debug.
 //
 // Badger reads and writes its value log and its tables through shared
 // memory mappings, and every page of them the process touches stays in

@@ -279,32 +279,48 @@ func tableDataLen(path string, index int64) int64 {
 		return 0
 	}
 	size := fi.Size()
-	u32 := func(at int64) (int64, bool) {
-		var b [4]byte
-		if at < 0 {
-			return 0, false
-		}
-		if _, err := f.ReadAt(b[:], at); err != nil {
-			return 0, false
-		}
-		return int64(binary.BigEndian.Uint32(b[:])), true
-	}
-	sumLen, ok := u32(size - 4)
+	data, ok := tableFooter(f, size)
 	if !ok {
 		return 0
 	}
-	idxLen, ok := u32(size - 8 - sumLen)
-	if !ok {
-		return 0
-	}
-	data := size - 8 - sumLen - idxLen
-	if idxLen <= 0 || sumLen <= 0 || data <= 0 || data > size {
-		return 0
-	}
+	sumLen, _ := readU32(f, size-4)
+	idxLen := size - 8 - sumLen - data
 	if index >= 0 && idxLen != index || index < 0 && sumLen > maxChecksumLen {
 		return 0
 	}
 	return data
+}
+
+// tableFooter returns the bytes before the index of the table f, of size
+// bytes, as its footer gives them: the index, its length (4 bytes), its
+// checksum and the checksum's length (4 bytes). ok is false if the footer
+// does not say.
+func tableFooter(f *os.File, size int64) (data int64, ok bool) {
+	sumLen, ok := readU32(f, size-4)
+	if !ok {
+		return 0, false
+	}
+	idxLen, ok := readU32(f, size-8-sumLen)
+	if !ok {
+		return 0, false
+	}
+	data = size - 8 - sumLen - idxLen
+	if idxLen <= 0 || sumLen <= 0 || data <= 0 || data > size {
+		return 0, false
+	}
+	return data, true
+}
+
+// readU32 reads the big-endian uint32 at byte at of f.
+func readU32(f *os.File, at int64) (int64, bool) {
+	var b [4]byte
+	if at < 0 {
+		return 0, false
+	}
+	if _, err := f.ReadAt(b[:], at); err != nil {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint32(b[:])), true
 }
 
 // maxChecksumLen bounds the length of a table's checksum (a protobuf of

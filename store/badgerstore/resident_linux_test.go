@@ -451,3 +451,74 @@ func TestReleasePagesDuringCompactions(t *testing.T) {
 		}
 	}
 }
+
+// Before badger opens the tables, Open has the kernel read the end of
+// each (its last block, index and footer), which badger's Open reads
+// through its mappings, and no more of it: a fault there would read
+// around it as much as the device reads ahead.
+func TestOpenReadsTableEnds(t *testing.T) {
+	dir := t.TempDir()
+	s, all := reopenedStore(t, dir, 40*256, 800)
+	var tables []string
+	for _, ti := range s.db.Tables() {
+		tables = append(tables, filepath.Join(dir, fmt.Sprintf("%06d.sst", ti.ID)))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	page := int64(os.Getpagesize())
+	type span struct{ from, end, size int64 }
+	spans := map[string]span{}
+	for _, p := range tables {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, ok := tableFooter(f, fi.Size())
+		if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if !ok {
+			t.Fatalf("%s: no footer", p)
+		}
+		if data-tableEndSlack > 4*page {
+			spans[p] = span{(data - tableEndSlack) &^ (page - 1), data, fi.Size()}
+		}
+		if n := pagesCached(t, p, 0, fi.Size()); n > 0 {
+			t.Fatalf("%s: %d pages cached after asking the kernel to drop them (a file system that keeps every page, such as tmpfs?)", p, n)
+		}
+	}
+	if len(spans) == 0 {
+		t.Fatalf("no table of the %d longer than the end read (want tables larger than %d bytes)", len(tables), tableEndSlack)
+	}
+	readTableEnds(dir)
+	for p, sp := range spans {
+		// The reads are the kernel's, on their way: awaited, up to a
+		// bound, by asking which pages are there.
+		want := int((sp.size - sp.end) / page)
+		for i := 0; pagesCached(t, p, sp.end, sp.size) < want && i < 1000; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := pagesCached(t, p, sp.end, sp.size); n < want {
+			t.Errorf("%s: %d of the %d pages of its index cached", filepath.Base(p), n, want)
+		}
+		if n := pagesCached(t, p, 0, sp.from); n > 0 {
+			t.Errorf("%s: %d of the %d pages before its last block cached: read, where only its end was asked for", filepath.Base(p), n, sp.from/page)
+		}
+	}
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, e := range all[:100] {
+		if raw, err := s.GetRecord(context.Background(), e.CID); err != nil || !bytes.Equal(raw, e.Raw) {
+			t.Fatalf("record %s after the open: %v", e.CID, err)
+		}
+	}
+}
