@@ -114,6 +114,9 @@ func open(dir string, logger *slog.Logger) (s *Store, big bool, err error) {
 	}
 	big = newestAbove(dir, reopenAbove)
 	opts := options(dir, logger)
+	if testOptions != nil {
+		opts = testOptions(opts)
+	}
 	if size := walMemTableSize(dir); size > 0 {
 		// A crash left the write-ahead log of a memtable larger than this
 		// version's (a store last run with 16 MiB memtables): badger
@@ -184,6 +187,10 @@ const valueThreshold = 320
 // blob the store takes. Each Open starts a new one, which Open reads
 // through at the next start after a clean close (checkLogs).
 const valueLogFileSize = 256 << 20
+
+// testOptions, if set, changes the options of every store opened after:
+// for tests that need badger to compact with little data.
+var testOptions func(badger.Options) badger.Options
 
 // options returns badger's options for a desktop daemon.
 func options(dir string, logger *slog.Logger) badger.Options {

@@ -169,10 +169,12 @@
 // hundreds of megabytes) as soon as their footers are written. It finds
 // the mappings in /proc/self/maps.
 //
-// The tables badger lists, it unmaps (madvise MADV_DONTNEED), with every
-// one of them pinned meanwhile by an iterator (which holds a reference to
-// each table listed when it is made; badger unmaps a table only once none
-// is left): their pages stay in the page cache, which the kernel keeps or
+// From the tables badger lists, it drops the pages (madvise MADV_DONTNEED:
+// the mapping stays), with every one of them pinned meanwhile by an
+// iterator (which holds a reference to each table listed when it is made;
+// badger unmaps a table only once none is left, or as the database
+// closes, which the store keeps out meanwhile): their pages stay in the
+// page cache, which the kernel keeps or
 // reclaims as it does any file's, and a read of them again maps them
 // without reading the disk. Everything else (the value log files, which
 // badger remaps as it writes them, and the tables not listed yet), it
@@ -187,7 +189,7 @@
 // up to 8 MiB), what a compaction or a lookup read: importing 1,000,000
 // records (2 cores, runs one after the other) read 13.9 to 14.6 GB from
 // the disk and took 176, 152 and 162 s, with peaks of 453, 454 and 482 MB
-// resident; unmapping the tables, with a budget of 48 MiB, 3.3 and 3.5 GB,
+// resident; dropping the tables' pages instead, with a budget of 48 MiB, 3.3 and 3.5 GB,
 // 146 and 145 s, 521 and 527 MB; with 16 MiB, 4.0 GB, 134 and 143 s, 464
 // and 501 MB. Measured with and without releasing pages at all, one
 // after the other, on 1,000,000 records (2

@@ -39,9 +39,9 @@ type resident struct {
 // Badger reads and writes its files through memory mappings, and every
 // page the process touches stays counted in its resident memory until the
 // kernel needs the memory back: an import held as much of them as it
-// wrote. ReleasePages takes those pages out of the process now. The
-// tables badger lists, pinned meanwhile, it unmaps (madvise
-// MADV_DONTNEED): their pages stay in the page cache, for the kernel to
+// wrote. ReleasePages takes those pages out of the process now. From the
+// tables badger lists, pinned meanwhile, it drops them (madvise
+// MADV_DONTNEED: the mapping stays): their pages stay in the page cache, for the kernel to
 // keep or reclaim as it keeps or reclaims any file's, and a read of them
 // again maps them without reading the disk. The value log files and the
 // tables not listed yet, which badger may unmap meanwhile, it asks the
@@ -95,10 +95,16 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 	}
 	// Every table in badger's levels is pinned while its pages are
 	// released: an iterator holds a reference to each table listed when it
-	// is made, and badger unmaps a table only once no reference is left.
-	// Tables listed both before and after it was made were listed when it
-	// was, so none of them is unmapped, nor its range mapped to anything
-	// else, until the iterator is closed.
+	// is made, and badger unmaps a table only once no reference is left,
+	// or as the database closes, which closeMu (held by the caller) keeps
+	// out. Tables listed both before and after it was made were listed
+	// when it was (a table leaves the levels once, and its ID is never
+	// given again: the store never calls badger's DropAll, which starts the
+	// IDs over), so none of them is unmapped, nor its range mapped to
+	// anything else, until the iterator is closed. Making it waits for the
+	// commits in flight to be applied, and for a DropPrefix to end: a
+	// release comes that much later. Closing it deletes the tables
+	// compacted away meanwhile, as the last reader of a table does.
 	listed := s.tableIndexes()
 	txn := s.db.NewTransaction(false)
 	it := txn.NewIterator(badger.IteratorOptions{})
@@ -133,8 +139,9 @@ func (s *Store) tableIndexes() map[string]int64 {
 // release hands back the pages of the store's mapped value log files and
 // tables, up to their indexes: of the tables in pinned (a table's index
 // size by its file's name), which badger does not unmap meanwhile, by
-// unmapping them from the process, which leaves them in the page cache; of
-// the others, and the value log files, by paging them out (see pageout).
+// dropping them from the process (MADV_DONTNEED: the mapping stays), which
+// leaves them in the page cache; of the others, and the value log files,
+// by paging them out (see madvise).
 func (r *resident) release(pinned map[string]int64) error {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
