@@ -14,8 +14,8 @@ type pageReleaser interface {
 // The store's mapped file pages are checked every pageCheck while they
 // grow, and released once they have grown by pageBudget since they last
 // were: the process holds about pageBudget more than what it holds for
-// good (the tables' indexes, the memtables), and what an import or a scan
-// touches in a pageCheck. While they grow by less than pageBudget/16 from
+// good (the binary, the memtables), and what an import or a scan touches
+// in a pageCheck. While they grow by less than pageBudget/16 from
 // one check to the next, the checks space out, each twice as long after
 // the one before, up to pageIdle apart: an idle daemon wakes once a second
 // for them, not twenty times. The tables' pages, most of what is

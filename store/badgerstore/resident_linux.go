@@ -21,37 +21,36 @@ import (
 // resident is what ReleasePages keeps between calls.
 type resident struct {
 	mu    sync.Mutex
-	dir   string           // the store's directory, as /proc/self/maps names it
-	data  map[string]int64 // a table file's bytes before its index
-	floor int64            // file pages held right after the last release
-	off   bool             // the kernel refused MADV_PAGEOUT
+	dir   string // the store's directory, as /proc/self/maps names it
+	floor int64  // file pages held right after the last release
+	off   bool   // the kernel refused MADV_PAGEOUT
 }
 
-// ReleasePages hands back to the kernel the pages of the store's value
-// log and tables that the process holds mapped, once the file pages it
-// holds (all of them: the binary's, the memtables', the tables' indexes)
-// have grown by more than budget bytes since it last did (package doc,
-// Resources). It returns the file pages the process held before and
-// after, in bytes; released is false when it released nothing. On a
-// kernel that does not reclaim pages on request it says so once, with an
-// error, and then does nothing.
+// ReleasePages hands back to the kernel the pages of the store's value log
+// and tables that the process holds mapped, once the file pages it holds
+// (all of them: the binary's and the memtables' too) have grown by more
+// than budget bytes since it last did (package doc, Resources). It returns
+// the file pages the process held before and after, in bytes; released is
+// false when it released nothing. On a kernel that does not reclaim pages
+// on request it says so once, with an error, and then does nothing.
 //
 // Badger reads and writes its files through memory mappings, and every
 // page the process touches stays counted in its resident memory until the
 // kernel needs the memory back: an import held as much of them as it
 // wrote. ReleasePages takes those pages out of the process now. From the
-// tables badger lists, pinned meanwhile, it drops them (madvise
-// MADV_DONTNEED: the mapping stays): their pages stay in the page cache, for the kernel to
-// keep or reclaim as it keeps or reclaims any file's, and a read of them
-// again maps them without reading the disk. The value log files and the
-// tables not listed yet, which badger may unmap meanwhile, it asks the
-// kernel to reclaim (MADV_PAGEOUT): clean pages leave the process and the
-// page cache, and are read from the file if read again; dirty ones leave
-// the process and stay in the page cache until the kernel writes them, as
-// it would have. It leaves the tables' indexes and bloom filters, which
-// every read touches, tables not yet written whole, and badger's
-// memtables, which are bounded. Nothing is lost: the pages are the
-// files'. Any goroutine.
+// tables badger lists, pinned meanwhile, it drops them all, indexes and
+// bloom filters included (madvise MADV_DONTNEED: the mapping stays): their
+// pages stay in the page cache, for the kernel to keep or reclaim as it
+// keeps or reclaims any file's, and a read of them again maps them without
+// reading the disk. The value log files and the tables not listed yet,
+// which badger may unmap meanwhile, it asks the kernel to reclaim
+// (MADV_PAGEOUT): clean pages leave the process and the page cache, and
+// are read from the file if read again; dirty ones leave the process and
+// stay in the page cache until the kernel writes them, as it would have;
+// of those tables, it leaves the indexes and bloom filters, which every
+// read touches, and tables not yet written whole. It leaves badger's
+// memtables, which are bounded. Nothing is lost: the pages are the files'.
+// Any goroutine.
 func (s *Store) ReleasePages(ctx context.Context, budget int64) (before, after int64, released bool, err error) {
 	if err := s.begin(ctx); err != nil {
 		return 0, 0, false, err
@@ -91,7 +90,6 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 			return before, before, false, fmt.Errorf("badgerstore: release pages: %w", err)
 		}
 		r.dir = d + string(filepath.Separator)
-		r.data = map[string]int64{}
 	}
 	// Every table in badger's levels is pinned while its pages are
 	// released: an iterator holds a reference to each table listed when it
@@ -105,11 +103,11 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 	// commits in flight to be applied, and for a DropPrefix to end: a
 	// release comes that much later. Closing it deletes the tables
 	// compacted away meanwhile, as the last reader of a table does.
-	listed := s.tableIndexes()
+	listed := s.tableNames()
 	txn := s.db.NewTransaction(false)
 	it := txn.NewIterator(badger.IteratorOptions{})
-	pinned := s.tableIndexes()
-	maps.DeleteFunc(pinned, func(name string, _ int64) bool { _, ok := listed[name]; return !ok })
+	pinned := s.tableNames()
+	maps.DeleteFunc(pinned, func(name string, _ bool) bool { return !listed[name] })
 	err = r.release(pinned)
 	it.Close()
 	txn.Discard()
@@ -124,31 +122,30 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 	return before, after, true, nil
 }
 
-// tableIndexes returns the size of the index of each table in badger's
-// levels, by its file's name. Badger lists a table only once it has
-// written it whole: a table being written is mapped before its footer is.
-func (s *Store) tableIndexes() map[string]int64 {
+// tableNames returns the file names of the tables in badger's levels.
+// Badger lists a table only once it has written it whole: a table being
+// written is mapped before its footer is.
+func (s *Store) tableNames() map[string]bool {
 	ts := s.db.Tables()
-	m := make(map[string]int64, len(ts))
+	m := make(map[string]bool, len(ts))
 	for _, t := range ts {
-		m[fmt.Sprintf("%06d.sst", t.ID)] = int64(t.IndexSz)
+		m[fmt.Sprintf("%06d.sst", t.ID)] = true
 	}
 	return m
 }
 
 // release hands back the pages of the store's mapped value log files and
-// tables, up to their indexes: of the tables in pinned (a table's index
-// size by its file's name), which badger does not unmap meanwhile, by
-// dropping them from the process (MADV_DONTNEED: the mapping stays), which
-// leaves them in the page cache; of the others, and the value log files,
-// by paging them out (see madvise).
-func (r *resident) release(pinned map[string]int64) error {
+// tables: of the tables in pinned (by file name), which badger does not
+// unmap meanwhile, all of them, by dropping them from the process
+// (MADV_DONTNEED: the mapping stays), which leaves them in the page cache;
+// of the others, up to their indexes, and of the value log files, by
+// paging them out (see madvise).
+func (r *resident) release(pinned map[string]bool) error {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
 		return fmt.Errorf("badgerstore: release pages: %w", err)
 	}
 	defer f.Close()
-	seen := map[string]bool{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
@@ -173,23 +170,20 @@ func (r *resident) release(pinned map[string]int64) error {
 		switch filepath.Ext(path) {
 		case ".vlog":
 		case ".sst":
-			var n int64
-			if idx, listed := pinned[filepath.Base(path)]; listed {
+			if pinned[filepath.Base(path)] {
+				// The whole table, its index and bloom filter too: they
+				// stay in the page cache, and the next read that needs
+				// them maps them again without reading the disk.
 				advice = unix.MADV_DONTNEED
-				seen[path] = true
-				var ok bool
-				if n, ok = r.data[path]; !ok {
-					n = tableDataLen(path, idx)
-					r.data[path] = n
-				}
-			} else {
-				// A table a compaction wrote, which badger lists once the
-				// compaction has written all of its tables (one can write
-				// hundreds of megabytes of them), or one being written:
-				// read its footer again at each release until it is listed.
-				n = tableDataLen(path, -1)
+				break
 			}
-			length = min(length, uint64(n)) &^ uint64(os.Getpagesize()-1)
+			// A table a compaction wrote, which badger lists once the
+			// compaction has written all of its tables (one can write
+			// hundreds of megabytes of them), or one being written: its
+			// data, once its footer is written, read again at each release
+			// until it is listed. Its index, which paging out would take
+			// out of the page cache too, stays.
+			length = min(length, uint64(tableDataLen(path))) &^ uint64(os.Getpagesize()-1)
 		default:
 			continue
 		}
@@ -206,11 +200,6 @@ func (r *resident) release(pinned map[string]int64) error {
 		// gives EINVAL.
 		if err := madvise(uintptr(start), uintptr(length), advice); err != nil {
 			return fmt.Errorf("badgerstore: release pages of %s: %w", filepath.Base(path), err)
-		}
-	}
-	for p := range r.data {
-		if !seen[p] {
-			delete(r.data, p)
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -268,14 +257,13 @@ func mapsLine(line string) (fields [5]string, path string, ok bool) {
 // tableDataLen returns the bytes of the table file at path before its
 // index, which badger's table format gives at its end: the index, its
 // length (4 bytes), its checksum and the checksum's length (4 bytes). It
-// returns 0, releasing nothing of the file, if it cannot tell, or if the
-// index's length there is not index, the length badger gives; an index
-// below 0 is a table badger does not list yet, whose footer is taken when
-// it looks whole. Badger maps a new table at its size, zeros, and writes
-// it in order, footer last: a footer whose last bytes are not zero was
+// returns 0, releasing nothing of the file, if it cannot tell. It is
+// asked of tables badger does not list yet, whose footer is taken when it
+// looks whole: badger maps a new table at its size, zeros, and writes it
+// in order, footer last; a footer whose last bytes are not zero was
 // written whole, and one that is not is not taken (its checksum's length
-// would be 0).
-func tableDataLen(path string, index int64) int64 {
+// would be 0), nor one whose checksum is longer than a checksum can be.
+func tableDataLen(path string) int64 {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0
@@ -290,9 +278,7 @@ func tableDataLen(path string, index int64) int64 {
 	if !ok {
 		return 0
 	}
-	sumLen, _ := readU32(f, size-4)
-	idxLen := size - 8 - sumLen - data
-	if index >= 0 && idxLen != index || index < 0 && sumLen > maxChecksumLen {
+	if sumLen, _ := readU32(f, size-4); sumLen > maxChecksumLen {
 		return 0
 	}
 	return data
