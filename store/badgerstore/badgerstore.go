@@ -214,8 +214,8 @@ func options(dir string, logger *slog.Logger) badger.Options {
 		WithCompression(boptions.None).
 		WithBaseTableSize(4 << 20).
 		// 16 KiB blocks: a table's index names each block by its first key,
-		// and badger reads every table's index at Open and keeps its pages
-		// (package doc, Resources).
+		// and badger reads every table's index at Open (package doc,
+		// Resources).
 		WithBlockSize(16 << 10)
 	// Tables of the base size at every level, not twice the size of the
 	// level above's (badger's default): a compaction builds each table in

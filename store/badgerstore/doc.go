@@ -141,7 +141,8 @@
 // filter. Blocks are 16 KiB (badger's default: 4 KiB): a table's index
 // holds each block's first key (derived keys are long, 50 to 90 bytes)
 // and the table's bloom filter, and Open reads the index of every table
-// (whose pages ReleasePages then takes out of the process, below). Measured on 300,000 records, the indexes
+// (whose pages ReleasePages then takes out of the process, below).
+// Measured on 300,000 records, the indexes
 // came to 4.2 MB instead of 10.5 MB (14 bytes a record instead of 35,
 // 140 MB instead of 350 MB at 10 million records); blocks are read
 // from the mapped files uncompressed, so a larger one costs a lookup only
@@ -164,7 +165,8 @@
 // once a second when they do not, with a budget of 16 MiB) takes them out
 // of the process once its file pages have grown by the budget since it
 // last did: all of the value log files' pages, all of the pages of the
-// tables badger lists, their indexes and bloom filters included, and
+// tables badger lists, their indexes and bloom filters included but for
+// the head of each index (which badger's list of its tables reads), and
 // those of the tables a compaction is writing up to their indexes (badger
 // lists them only once it has written all of them, which can be hundreds
 // of megabytes) as soon as their footers are written. It finds the
