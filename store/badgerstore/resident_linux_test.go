@@ -531,3 +531,71 @@ func TestOpenReadsTableEnds(t *testing.T) {
 		}
 	}
 }
+
+// Only a shared mapping's pages are the file's: a private mapping of a
+// listed table, written to, keeps what was written across a release (its
+// dropped pages would be read again from the file). And a release touches
+// only the store's own files: not one of the same name in a directory
+// below the store's.
+func TestReleasePagesKeepsPrivateMappings(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, _ := reopenedStore(t, dir, 40*256, 800)
+	tables := s.db.Tables()
+	if len(tables) == 0 {
+		t.Fatal("no tables")
+	}
+	name := fmt.Sprintf("%06d.sst", tables[0].ID)
+	raw, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapFile := func(p string, flags int) []byte {
+		t.Helper()
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		prot := unix.PROT_READ
+		if flags == unix.MAP_PRIVATE {
+			prot |= unix.PROT_WRITE
+		}
+		m, err := unix.Mmap(int(f.Fd()), 0, len(raw), prot, flags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = unix.Munmap(m) })
+		return m
+	}
+	private := mapFile(filepath.Join(dir, name), unix.MAP_PRIVATE)
+	for i := range private[:len(private)/2] {
+		private[i] = ^raw[i]
+	}
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sub, name), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shared := mapFile(filepath.Join(sub, name), unix.MAP_SHARED)
+	if !bytes.Equal(shared, raw) {
+		t.Fatal("the copy reads back otherwise")
+	}
+	held := tablePagesHeld(t, sub)[name]
+	if held < int64(len(raw))/2 {
+		t.Fatalf("%d bytes of the copy's %d held after reading it whole", held, len(raw))
+	}
+	if _, _, released, err := s.ReleasePages(ctx, -1<<40); err != nil || !released {
+		t.Fatalf("released %v, %v", released, err)
+	}
+	for i := range private[:len(private)/2] {
+		if private[i] != ^raw[i] {
+			t.Fatalf("a listed table mapped privately and written: byte %d is %#x after a release, want %#x (what was written)", i, private[i], ^raw[i])
+		}
+	}
+	if now := tablePagesHeld(t, sub)[name]; now != held {
+		t.Errorf("a file named as a listed table, in a directory below the store's: %d bytes held after a release, %d before", now, held)
+	}
+}
