@@ -231,6 +231,18 @@ func reopenedStore(t *testing.T, dir string, n, size int) (*Store, []store.Entry
 	return s, all
 }
 
+// storeWithTables is reopenedStore with 10,240 records of 800 bytes,
+// and the tables badger lists in it, of which there must be some.
+func storeWithTables(t *testing.T, dir string) (*Store, []badger.TableInfo) {
+	t.Helper()
+	s, _ := reopenedStore(t, dir, 40*256, 800)
+	tables := s.db.Tables()
+	if len(tables) == 0 {
+		t.Fatal("no tables")
+	}
+	return s, tables
+}
+
 // Verify, reading every record once, does not keep the pages it read. (A
 // read of a page released maps more than that page: the kernel reads
 // around it, here up to 8 MiB. The records come to 100 MiB.)
@@ -286,11 +298,7 @@ func pagesCached(t *testing.T, path string, from, to int64) int {
 func TestReleasePagesOfTablesNotListed(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, _ := reopenedStore(t, dir, 40*256, 800)
-	tables := s.db.Tables()
-	if len(tables) == 0 {
-		t.Fatal("no tables")
-	}
+	s, tables := storeWithTables(t, dir)
 	var src string
 	var index, size int64
 	for _, ti := range tables {
@@ -540,11 +548,7 @@ func TestOpenReadsTableEnds(t *testing.T) {
 func TestReleasePagesKeepsPrivateMappings(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, _ := reopenedStore(t, dir, 40*256, 800)
-	tables := s.db.Tables()
-	if len(tables) == 0 {
-		t.Fatal("no tables")
-	}
+	s, tables := storeWithTables(t, dir)
 	name := fmt.Sprintf("%06d.sst", tables[0].ID)
 	raw, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
