@@ -227,9 +227,9 @@ func options(dir string, logger *slog.Logger) badger.Options {
 	opts.TableSizeMultiplier = 1
 	// Each level four times the size of the one above, not ten (badger's
 	// default): a table compacted into the level below is merged with
-	// about as many bytes there as the ratio, so each level writes a
-	// record's keys about five times rather than eleven, over a level or
-	// two more (package doc, Resources).
+	// about as many times its bytes there as the ratio, so each level
+	// writes a key about five times rather than eleven, for a level more
+	// (package doc, Resources).
 	opts.LevelSizeMultiplier = 4
 	// Table blocks are not checked against their checksums as they are
 	// read: a compaction that met a damaged block would drop the rest of its

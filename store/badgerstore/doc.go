@@ -148,7 +148,8 @@
 // records in 121 and 125 s against 135 and 139 s, 5.5 GB written against
 // 6.6 and 6.9, peak 381 and 385 MB resident against 497 and 574;
 // 3,000,000 in 520 s against 573, 25.5 GB written against 30.4, peak 534
-// MB against 643. Ratios of 3 and 5 took about as long as 4 at 1,000,000. Blocks are 16 KiB (badger's default: 4 KiB): a table's index
+// MB against 643. Ratios of 3 and 5 took about as long as 4 at 1,000,000.
+// Blocks are 16 KiB (badger's default: 4 KiB): a table's index
 // holds each block's first key (derived keys are long, 50 to 90 bytes)
 // and the table's bloom filter, and Open reads the index of every table
 // (whose pages ReleasePages then takes out of the process, below).
