@@ -51,13 +51,14 @@ func (r Root) String() string { return hex.EncodeToString(r[:]) }
 // digest under it makes it dirty: at 10,000,000 records, that is most of
 // the trie's memory after a start.
 type trieInner struct {
-	count  int                    // digests under the node
-	hash   [sha256.Size]byte      // its hash, unless dirty
-	dirty  bool                   // a digest was added under it since hash
-	known  uint16                 // the leaf children whose hash is in hashes, one bit each
-	n      [16]uint8              // the leaf children's counts (0: an inner child, or none)
-	kids   [16]*trieInner         // the inner children
-	hashes *[16][sha256.Size]byte // nil while known is 0
+	count   int                    // digests under the node
+	hash    [sha256.Size]byte      // its hash, unless dirty
+	dirty   bool                   // a digest was added under it since hash
+	known   uint16                 // the leaf children whose hash is in hashes, one bit each
+	unsaved uint16                 // of those, the ones Root hashed whose summary in the KV lacks it
+	n       [16]uint8              // the leaf children's counts (0: an inner child, or none)
+	kids    [16]*trieInner         // the inner children
+	hashes  *[16][sha256.Size]byte // nil while known is 0
 }
 
 // setLeaf notes h as the hash of the leaf child k.
@@ -68,6 +69,29 @@ func (n *trieInner) setLeaf(k int, h *[sha256.Size]byte) {
 	n.hashes[k] = *h
 	n.known |= 1 << k
 }
+
+// unknown forgets the hash of n's child k, which changed (or is an inner
+// node now, or none), and that it was to be saved.
+func (rc *rootCache) unknown(n *trieInner, k int) {
+	n.known &^= 1 << k
+	rc.saved(n, k)
+}
+
+// saved notes that the summary of n's leaf child k need not be written
+// for its hash (it is, or it changed and goes with changed).
+func (rc *rootCache) saved(n *trieInner, k int) {
+	if n.unsaved&(1<<k) != 0 {
+		n.unsaved &^= 1 << k
+		rc.nUnsaved--
+	}
+}
+
+// trieSaveMax is the most leaf summaries a Ready writes for the hashes
+// Root computed (beyond those of the leaves that changed, which go with
+// the records that changed them): after a large import, Root hashes
+// every leaf, a million at 10,000,000 records, and the node stores their
+// hashes over as many saves as it takes, each bounded so.
+var trieSaveMax = 16384
 
 // rootCache is the root trie: its inner nodes, or its top leaf's summary
 // while the set holds at most trieLeafMax digests, and what changed since
@@ -84,10 +108,14 @@ type rootCache struct {
 	// digest.
 	pend map[string]map[protocol.Digest]bool
 	// The leaf keys whose summary changed since the last Ready: a leaf
-	// that grew or shrank, got its hash, was made by a split or a merge,
-	// or split or merged into another (its key is deleted then). Ready
-	// writes their summaries from the trie.
-	changed map[string]struct{}
+	// that grew or shrank, was made by a split or a merge, or split or
+	// merged into another (its key is deleted then), and the top leaf
+	// once hashed. Ready writes their summaries from the trie. The leaves
+	// under inner nodes that Root hashed are not here: they are marked in
+	// their parents (trieInner.unsaved), nUnsaved of them, and Ready
+	// writes at most trieSaveMax of them at a time.
+	changed  map[string]struct{}
+	nUnsaved int
 }
 
 func nibble(d *protocol.Digest, depth int) int {
@@ -188,7 +216,7 @@ func (s *State) addDigest(d protocol.Digest) {
 	} else {
 		i := nibble(&d, depth-1)
 		p.n[i]++
-		p.known &^= 1 << i
+		rc.unknown(p, i)
 		count = int(p.n[i])
 	}
 	if count > trieLeafMax && depth < trieMaxDepth {
@@ -215,7 +243,7 @@ func (s *State) split(p *trieInner, depth int, d *protocol.Digest, key string, c
 	} else {
 		i := nibble(d, depth-1)
 		p.kids[i], p.n[i] = n, 0
-		p.known &^= 1 << i
+		rc.unknown(p, i)
 	}
 	pend := rc.pend[key]
 	delete(rc.pend, key)
@@ -268,7 +296,7 @@ func (s *State) removeDigest(d protocol.Digest) {
 	} else {
 		i := nibble(&d, depth-1)
 		p.n[i]--
-		p.known &^= 1 << i
+		rc.unknown(p, i)
 	}
 	if m != nil {
 		rc.merge(mp, m, mdepth, &d)
@@ -287,7 +315,7 @@ func (rc *rootCache) merge(p, m *trieInner, depth int, d *protocol.Digest) {
 	} else {
 		i := nibble(d, depth-1)
 		p.kids[i], p.n[i] = nil, uint8(m.count)
-		p.known &^= 1 << i
+		rc.unknown(p, i)
 	}
 	rc.note(key)
 }
@@ -305,6 +333,7 @@ func (rc *rootCache) absorb(n *trieInner, depth int, path protocol.Digest, into 
 		key := leafKey(depth+1, &path)
 		if n.n[k] > 0 {
 			rc.note(key)
+			rc.saved(n, k)
 		}
 		if pend, ok := rc.pend[key]; ok {
 			delete(rc.pend, key)
@@ -426,7 +455,7 @@ func (s *State) leafDigests(depth int, d *protocol.Digest, key string) []protoco
 // root trie's leaves: ones that grew or split, or whose hash Root computed
 // since. A caller that stores them after Root keeps the next Open from
 // hashing those leaves again.
-func (s *State) TrieUnsaved() bool { return len(s.root.changed) > 0 }
+func (s *State) TrieUnsaved() bool { return len(s.root.changed) > 0 || s.root.nUnsaved > 0 }
 
 // Root returns the state root. It costs time in proportion to the records
 // added since the last call, not to the size of the set: it hashes the
@@ -502,7 +531,10 @@ func (s *State) sumInner(n *trieInner, depth int, path protocol.Digest) [sha256.
 				}
 				h := leafHash(ds)
 				n.setLeaf(k, &h)
-				s.root.note(key)
+				if _, changed := s.root.changed[key]; !changed && n.unsaved&(1<<k) == 0 {
+					n.unsaved |= 1 << k
+					s.root.nUnsaved++
+				}
 			}
 			h.Write(n.hashes[k][:])
 		default:
@@ -565,9 +597,10 @@ func (s *State) storedLeafHash(key string, count int) *[sha256.Size]byte {
 	return (*[sha256.Size]byte)(v[w:])
 }
 
-// rootWrites appends the summaries of the leaves that changed since the
-// last Ready to ws, deleting the keys of those that split, and forgets
-// the pending digests, which are in flight with ws.
+// rootWrites appends to ws the summaries of the leaves that changed since
+// the last Ready, deleting the keys of those that split, and of at most
+// trieSaveMax leaves whose hash Root computed since; it forgets the
+// pending digests, which are in flight with ws.
 func (rc *rootCache) rootWrites(ws []Write) []Write {
 	for key := range rc.changed {
 		count, hash, ok := rc.summary(key)
@@ -575,14 +608,49 @@ func (rc *rootCache) rootWrites(ws []Write) []Write {
 			ws = append(ws, Write{Key: []byte(key), Delete: true})
 			continue
 		}
-		v := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+sha256.Size), uint64(count))
-		if hash != nil {
-			v = append(v, hash[:]...)
-		}
-		ws = append(ws, Write{Key: []byte(key), Value: v})
+		ws = append(ws, Write{Key: []byte(key), Value: leafSummary(count, hash)})
 	}
 	rc.changed, rc.pend = nil, nil
+	if rc.nUnsaved > 0 && rc.top != nil {
+		budget := trieSaveMax
+		var path protocol.Digest
+		ws = rc.unsavedWrites(ws, rc.top, 0, &path, &budget)
+		if budget > 0 {
+			rc.nUnsaved = 0 // the walk met every marked leaf
+		}
+	}
+	if rc.top == nil {
+		rc.nUnsaved = 0 // no inner node to mark a leaf in
+	}
 	return ws
+}
+
+// unsavedWrites appends the summaries of the leaves under n (the inner
+// node at depth on path) whose hash is not saved, while budget lasts.
+func (rc *rootCache) unsavedWrites(ws []Write, n *trieInner, depth int, path *protocol.Digest, budget *int) []Write {
+	for k := 0; k < 16 && *budget > 0 && rc.nUnsaved > 0; k++ {
+		switch {
+		case n.kids[k] != nil:
+			setNibble(path, depth, k)
+			ws = rc.unsavedWrites(ws, n.kids[k], depth+1, path, budget)
+		case n.unsaved&(1<<k) != 0:
+			setNibble(path, depth, k)
+			ws = append(ws, Write{Key: []byte(leafKey(depth+1, path)), Value: leafSummary(int(n.n[k]), &n.hashes[k])})
+			rc.saved(n, k)
+			*budget--
+		}
+	}
+	return ws
+}
+
+// leafSummary returns the value of a leaf's 'k' key: its count, and its
+// hash if known.
+func leafSummary(count int, hash *[sha256.Size]byte) []byte {
+	v := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+sha256.Size), uint64(count))
+	if hash != nil {
+		v = append(v, hash[:]...)
+	}
+	return v
 }
 
 // summary returns the count of the leaf whose key is key, and its hash if

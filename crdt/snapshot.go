@@ -90,7 +90,7 @@ func (s *State) Snapshot(commit func([]Write) error) (bool, error) {
 	if s.err != nil {
 		return false, s.err
 	}
-	if len(s.ov.ops) > 0 || len(s.ents) > 0 || len(s.root.changed) > 0 || string(s.encodeCounts()) != string(s.countsRaw) || len(s.flight) > 0 {
+	if len(s.ov.ops) > 0 || len(s.ents) > 0 || s.TrieUnsaved() || string(s.encodeCounts()) != string(s.countsRaw) || len(s.flight) > 0 {
 		return false, errors.New("crdt: a snapshot with writes pending: call Ready, and apply its writes, first")
 	}
 	if s.snapHeld || s.Len() == 0 {

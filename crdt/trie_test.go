@@ -72,9 +72,14 @@ func digestCIDs(set map[protocol.Digest]bool) []cid.Cid {
 // of the nodes hashed before it and not their leaves': the leaves' hashes
 // it then reads from their stored summaries must never be those of a leaf
 // changed since. After every step, the root (when asked) and the CIDs must
-// be those of the set.
+// be those of the set. A Ready writes the hashes Root computed a few at a
+// time (trieSaveMax, drawn small): a clean stop takes Readies until none
+// is left, and the leaves marked to save must be those Root hashed and
+// nothing changed since, as many as the trie counts.
 func TestTrieOnDisk(t *testing.T) {
+	defer func(m int) { trieSaveMax = m }(trieSaveMax)
 	rapid.Check(t, func(t *rapid.T) {
+		trieSaveMax = rapid.SampledFrom([]int{1, 3, 16384}).Draw(t, "saveMax")
 		bases := drawDigests(t, []protocol.Digest{{}}, 3)
 		kv := &MemKV{}
 		s := openTrie(t, kv, 0)
@@ -119,6 +124,28 @@ func TestTrieOnDisk(t *testing.T) {
 				t.Fatalf("%s, %d digests: root %s, reference %s (err %v)", when, len(set), got, want, s.err)
 			}
 		}
+		// drain takes Readies until the trie has nothing left to save,
+		// each with at most trieSaveMax leaves that did not change.
+		drain := func() []*Ready {
+			var rs []*Ready
+			for first := true; first || s.TrieUnsaved(); first = false {
+				before := s.root.nUnsaved
+				r, err := s.Ready()
+				if err != nil {
+					t.Fatalf("ready: %v", err)
+				}
+				if r == nil {
+					continue
+				}
+				if !first {
+					if k := countTag(r.Writes, tagTrieLeaf); k == 0 || k > trieSaveMax || k != before-s.root.nUnsaved {
+						t.Fatalf("a Ready of hashes only: %d leaf summaries, %d marked before, %d after (at most %d a Ready)", k, before, s.root.nUnsaved, trieSaveMax)
+					}
+				}
+				rs = append(rs, r)
+			}
+			return rs
+		}
 		steps := rapid.IntRange(1, 40).Draw(t, "steps")
 		for range steps {
 			switch rapid.IntRange(0, 9).Draw(t, "op") {
@@ -126,12 +153,12 @@ func TestTrieOnDisk(t *testing.T) {
 				if rapid.Bool().Draw(t, "hash") {
 					_ = s.Root()
 				}
-				r, err := s.Ready()
-				if err != nil {
-					t.Fatalf("ready: %v", err)
-				}
-				if r != nil {
-					flight = append(flight, saved{r, unsaved})
+				for i, r := range drain() {
+					if i == 0 {
+						flight = append(flight, saved{r, unsaved})
+					} else {
+						flight = append(flight, saved{r: r})
+					}
 				}
 				for _, f := range flight {
 					kv.Apply(f.r.Writes)
@@ -195,17 +222,15 @@ func TestTrieOnDisk(t *testing.T) {
 					t.Fatalf("CIDs: %d, want %d", len(got), len(want))
 				}
 			}
+			checkUnsaved(t, &s.root)
 		}
 		check("end")
 		// A clean stop: everything applied, opened again.
-		r, err := s.Ready()
-		if err != nil {
-			t.Fatalf("ready: %v", err)
-		}
+		rs := drain()
 		for _, f := range flight {
 			kv.Apply(f.r.Writes)
 		}
-		if r != nil {
+		for _, r := range rs {
 			kv.Apply(r.Writes)
 		}
 		s = openTrie(t, kv, len(set))
@@ -393,4 +418,51 @@ func (c *countKV) Scan(prefix, from []byte, fn func(k, v []byte) error) error {
 		}
 		return fn(k, v)
 	})
+}
+
+// countTag returns how many of ws have a key with tag.
+func countTag(ws []Write, tag byte) int {
+	n := 0
+	for _, w := range ws {
+		if w.Key[0] == tag {
+			n++
+		}
+	}
+	return n
+}
+
+// checkUnsaved fails t unless the leaves marked to save (trieInner.unsaved)
+// are as many as rc counts, each with its hash known, none of them changed
+// since the last Ready.
+func checkUnsaved(t fataler, rc *rootCache) {
+	n := 0
+	var walk func(x *trieInner, depth int, path protocol.Digest)
+	walk = func(x *trieInner, depth int, path protocol.Digest) {
+		for k := range 16 {
+			setNibble(&path, depth, k)
+			if x.kids[k] != nil {
+				if x.unsaved&(1<<k) != 0 {
+					t.Fatalf("an inner node marked as a leaf to save")
+				}
+				walk(x.kids[k], depth+1, path)
+				continue
+			}
+			if x.unsaved&(1<<k) == 0 {
+				continue
+			}
+			n++
+			if x.known&(1<<k) == 0 || x.n[k] == 0 {
+				t.Fatalf("a leaf marked to save without a hash, or empty")
+			}
+			if _, ok := rc.changed[leafKey(depth+1, &path)]; ok {
+				t.Fatalf("a changed leaf marked to save")
+			}
+		}
+	}
+	if rc.top != nil {
+		walk(rc.top, 0, protocol.Digest{})
+	}
+	if n != rc.nUnsaved {
+		t.Fatalf("%d leaves marked to save, the trie counts %d", n, rc.nUnsaved)
+	}
 }

@@ -273,6 +273,12 @@ func (n *Node) saved(b *batch) {
 		u.blobs = slices.Delete(u.blobs, 0, len(sv.blobs))
 		u.marks = slices.Delete(u.marks, 0, len(sv.marks))
 		n.feeds.Saved(sv.rep.id, sv.applied)
+		// A Ready writes a bounded number of the trie's leaf hashes that
+		// Root computed (crdt's trieSaveMax): the rest go with the next
+		// saves, which the loop makes after this one, and saveNow at once.
+		if sv.rep.state.TrieUnsaved() {
+			u.pending = true
+		}
 	}
 }
 
@@ -330,15 +336,20 @@ func (n *Node) commitSave(b *batch) {
 }
 
 // saveNow commits every replica's unsaved derived state, and loading's,
-// and waits (before the loop runs, or after it stopped).
+// and waits (before the loop runs, or after it stopped): as many saves as
+// that takes (saved), each bounded.
 func (n *Node) saveNow(ctx context.Context, loading ...*replica) error {
-	b := n.saveBatch(loading...)
-	if b == nil {
-		return nil
+	for {
+		b := n.saveBatch(loading...)
+		if b == nil {
+			return nil
+		}
+		n.commitSave(b)
+		n.saved(b)
+		if b.err != nil {
+			return b.err
+		}
 	}
-	n.commitSave(b)
-	n.saved(b)
-	return b.err
 }
 
 // snapshotStates stores a start snapshot of each state whose derived
