@@ -175,7 +175,11 @@
 // the digests. Open rebuilds the inner nodes from the leaves' keys alone.
 // A leaf's digests are read back (one scan) only when it splits or when
 // its hash is needed and not known: it grew since, or it was written
-// before its hash was computed.
+// before its hash was computed. A leaf's hash that Root computed goes to
+// the KV with a later Ready: the summaries of the leaves that changed go
+// with the records that changed them, and of those only hashed since, at
+// most 16,384 a Ready (after a large import Root hashes every leaf, about
+// a million at 10,000,000 records); TrieUnsaved says whether any is left.
 //
 // # Shrinking the set
 //
