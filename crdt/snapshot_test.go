@@ -916,3 +916,54 @@ func exactly(t *testing.T, id cid.Cid, kv *MemKV, recs memRecords) {
 	}
 	checkAgainstScan(t, s, kv, id, recs)
 }
+
+// TestLeafHashesInPieces: after a root of a state opened without its
+// leaves' hashes, the Readies write those hashes a bounded number at a
+// time; a snapshot waits until all are written (it would otherwise leave
+// them out of the KV, where the nodes it holds the hashes of read them
+// once a record comes); and a state opened again finds every leaf's hash
+// stored: its root reads no record key.
+func TestLeafHashesInPieces(t *testing.T) {
+	defer func(m int) { trieSaveMax = m }(trieSaveMax)
+	trieSaveMax = 7
+	id, kv, recs := trieKV(t, 3000, false)
+	s, err := Open(id, kv, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := s.Root()
+	leaves := s.root.nUnsaved
+	if leaves <= 2*trieSaveMax {
+		t.Fatalf("%d leaves hashed; want more than two Readies' worth", leaves)
+	}
+	readies := 0
+	for s.TrieUnsaved() {
+		if _, err := s.Snapshot(func([]Write) error { t.Fatal("a snapshot with leaf hashes to write"); return nil }); err == nil {
+			t.Fatalf("a snapshot taken with %d leaf hashes not written", s.root.nUnsaved)
+		}
+		r, err := s.Ready()
+		if err != nil || r == nil {
+			t.Fatalf("ready: %v, %v, with %d leaf hashes to write", r, err, s.root.nUnsaved)
+		}
+		if k := countTag(r.Writes, tagTrieLeaf); k > trieSaveMax || k != len(r.Writes) {
+			t.Fatalf("a Ready of %d writes, %d of them leaf summaries; want only those, at most %d", len(r.Writes), k, trieSaveMax)
+		}
+		kv.Apply(r.Writes)
+		s.Advance(r)
+		readies++
+	}
+	if wantN := (leaves + trieSaveMax - 1) / trieSaveMax; readies != wantN {
+		t.Fatalf("%d Readies for %d leaves; want %d", readies, leaves, wantN)
+	}
+	if len(writeSnapshot(t, s, kv)) == 0 {
+		t.Fatal("no snapshot written once the hashes were")
+	}
+	counting := &tagKV{KV: kv, read: map[byte]int{}}
+	ns := openTrie(t, counting, s.Len())
+	if got := ns.Root(); got != want {
+		t.Fatalf("root opened again %s, want %s", got, want)
+	}
+	if n := counting.read[tagRecord]; n != 0 {
+		t.Fatalf("the root opened again read %d record keys; want none: every leaf's hash stored", n)
+	}
+}

@@ -135,6 +135,9 @@ func TestTrieOnDisk(t *testing.T) {
 					t.Fatalf("ready: %v", err)
 				}
 				if r == nil {
+					if !first {
+						t.Fatalf("no writes from a Ready, and %d leaves to save", s.root.nUnsaved)
+					}
 					continue
 				}
 				if !first {

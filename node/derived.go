@@ -337,7 +337,8 @@ func (n *Node) commitSave(b *batch) {
 
 // saveNow commits every replica's unsaved derived state, and loading's,
 // and waits (before the loop runs, or after it stopped): as many saves as
-// that takes (saved), each bounded.
+// that takes (saved), each bounded, while each carries some of the
+// states' writes.
 func (n *Node) saveNow(ctx context.Context, loading ...*replica) error {
 	for {
 		b := n.saveBatch(loading...)
@@ -346,7 +347,7 @@ func (n *Node) saveNow(ctx context.Context, loading ...*replica) error {
 		}
 		n.commitSave(b)
 		n.saved(b)
-		if b.err != nil {
+		if b.err != nil || !slices.ContainsFunc(b.saves, func(sv saving) bool { return len(sv.state) > 0 }) {
 			return b.err
 		}
 	}
