@@ -294,7 +294,9 @@ func (n *Node) hashIdle() {
 		if n.commons[rep.id] != rep {
 			continue // dropped since
 		}
+		leaves := rep.state.RootLeaves()
 		rep.hashRoot()
+		n.log.Debug("state root hashed while idle", "commons", rep.id, "records", rep.root.records, "leaves_looked_up", leaves, "took", rep.root.took)
 		if rep.state.TrieUnsaved() {
 			rep.unsaved.pending = true
 		}
