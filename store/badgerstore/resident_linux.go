@@ -24,6 +24,7 @@ type resident struct {
 	dir   string           // the store's directory, as /proc/self/maps names it
 	data  map[string]int64 // a listed table file's bytes before its index
 	floor int64            // file pages held right after the last release
+	whole int64            // file pages held right after the last release of indexes too
 	off   bool             // the kernel refused MADV_PAGEOUT
 }
 
@@ -39,12 +40,15 @@ type resident struct {
 // page the process touches stays counted in its resident memory until the
 // kernel needs the memory back: an import held as much of them as it
 // wrote. ReleasePages takes those pages out of the process now. From the
-// tables badger lists, pinned meanwhile, it drops them all but the head of
-// each index, which badger's list of its tables reads (madvise
-// MADV_DONTNEED: the mapping stays): their pages stay in the page cache,
-// for the kernel to keep or reclaim as it keeps or reclaims any file's,
-// and a read of them again maps them without reading the disk. The value
-// log files and the tables not listed yet, which badger may unmap
+// tables badger lists, pinned meanwhile, it drops them all but their
+// indexes, and those too but the head of each, which badger's list of its
+// tables reads, once the pages held after a release have grown by
+// indexBudget since the indexes last went (madvise MADV_DONTNEED: the
+// mapping stays); it drops all of the value log files but the newest:
+// their pages stay in the page cache, for the kernel to keep or reclaim as
+// it keeps or reclaims any file's, and a read of them again maps them
+// without reading the disk. The newest value log file and the tables not
+// listed yet, which badger may unmap
 // meanwhile, it asks the kernel to reclaim (MADV_PAGEOUT): clean pages
 // leave the process and the page cache, and are read from the file if read
 // again; dirty ones leave the process and stay in the page cache until the
@@ -75,6 +79,9 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 	}
 	if before < r.floor {
 		r.floor = before
+	}
+	if before < r.whole {
+		r.whole = before
 	}
 	if before <= r.floor+budget {
 		return before, before, false, nil
@@ -111,18 +118,60 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 	it := txn.NewIterator(badger.IteratorOptions{})
 	pinned := s.tableIndexes()
 	maps.DeleteFunc(pinned, func(name string, _ int64) bool { _, ok := listed[name]; return !ok })
-	err = r.release(pinned)
-	it.Close()
-	txn.Discard()
-	if err != nil {
-		return before, before, false, err
+	defer func() {
+		it.Close()
+		txn.Discard()
+	}()
+	// The indexes stay while what is held after a release has grown by
+	// less than indexBudget since they last went too.
+	whole := r.whole == 0
+	for {
+		if err := r.release(pinned, s.newestLog(), whole); err != nil {
+			return before, before, false, err
+		}
+		after, err = fileResident()
+		if err != nil {
+			return before, before, true, err
+		}
+		if whole || after <= r.whole+indexBudget {
+			break
+		}
+		whole = true
 	}
-	after, err = fileResident()
-	if err != nil {
-		return before, before, true, err
+	if whole {
+		r.whole = after
 	}
 	r.floor = after
 	return before, after, true, nil
+}
+
+// newestLog returns the ID of the newest value log file in the store's
+// directory, 0 if it lists none. Every older one was written whole, and
+// its mapping cut to its size (badger does that before it creates the next
+// file), before the directory was read.
+func (s *Store) newestLog() uint32 {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return 0
+	}
+	var newest uint32
+	for _, e := range ents {
+		if id, ok := logID(e.Name()); ok {
+			newest = max(newest, id)
+		}
+	}
+	return newest
+}
+
+// logID returns the ID of the value log file name, ok false if it is not
+// one ("000042.vlog").
+func logID(name string) (uint32, bool) {
+	base, ok := strings.CutSuffix(name, ".vlog")
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(base, 10, 32)
+	return uint32(id), err == nil
 }
 
 // tableIndexes returns the size of the index of each table in badger's
@@ -150,14 +199,26 @@ func (s *Store) tableIndexes() map[string]int64 {
 // of the 2,213 tables' 125 MB of indexes.
 const indexHead = 256
 
+// indexBudget is how much the pages held right after a release may grow,
+// from what was held after the last release of the tables' indexes, before
+// a release takes the indexes (bloom filters included) too. A read of a
+// key reads a table's bloom filter at each level, and its index where the
+// filter lets it through: dropped at every release, they were mapped again
+// by the next reads, thousands of faults a release, and the node releases
+// its pages every 16 MiB they grow. At 1,000,000 records the tables'
+// indexes come to 11 MB, at 10,000,000 to 125 MB: up to that budget of
+// them stays.
+var indexBudget int64 = 64 << 20 // a variable for tests
+
 // release hands back the pages of the store's mapped value log files and
 // tables: of the tables in pinned (a table's index size by its file's
-// name), which badger does not unmap meanwhile, all of them but the head
-// of the index, by dropping them from the process (MADV_DONTNEED: the
-// mapping stays), which leaves them in the page cache; of the others, up
-// to their indexes, and of the value log files, by paging them out (see
-// madvise).
-func (r *resident) release(pinned map[string]int64) error {
+// name), which badger does not unmap meanwhile, all of them but the index
+// (all of them but the head of the index, if indexes), and of the value
+// log files older than newestLog, all of them, by dropping them from the
+// process (MADV_DONTNEED: the mapping stays), which leaves them in the
+// page cache; of the other tables, up to their indexes, and of the other
+// value log files, by paging them out (see madvise).
+func (r *resident) release(pinned map[string]int64, newestLog uint32, indexes bool) error {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
 		return fmt.Errorf("badgerstore: release pages: %w", err)
@@ -188,6 +249,14 @@ func (r *resident) release(pinned map[string]int64) error {
 		advice := unix.MADV_PAGEOUT
 		switch filepath.Ext(path) {
 		case ".vlog":
+			if id, ok := logID(filepath.Base(path)); ok && id < newestLog && strings.HasSuffix(fields[1], "s") {
+				// A value log file written whole before the directory was
+				// read (newestLog), which badger neither maps again nor,
+				// the iterator pinning it, deletes and unmaps meanwhile
+				// (the store never runs its garbage collection): its pages
+				// are dropped from the process and stay in the page cache.
+				advice = unix.MADV_DONTNEED
+			}
 		case ".sst":
 			idx, listed := pinned[filepath.Base(path)]
 			if listed && strings.HasSuffix(fields[1], "s") {
@@ -209,6 +278,9 @@ func (r *resident) release(pinned map[string]int64) error {
 				head := uint64(n) &^ (page - 1)
 				if err := madvise(uintptr(start), uintptr(head), advice); err != nil {
 					return fmt.Errorf("badgerstore: release pages of %s: %w", filepath.Base(path), err)
+				}
+				if !indexes {
+					continue // its index stays (indexBudget)
 				}
 				rest := min((uint64(n)+indexHead+page-1)&^(page-1), length)
 				start, length = start+rest, length-rest

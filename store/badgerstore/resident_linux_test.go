@@ -145,9 +145,131 @@ func TestReleasePages(t *testing.T) {
 	}
 }
 
+// A release keeps the tables' indexes while what it leaves held has grown
+// by less than indexBudget since they last went, and then takes them too;
+// the value log files but the newest leave the process and stay in the
+// page cache; the newest is paged out; a value log file mapped privately
+// is not touched.
+func TestReleasePagesKeepsIndexes(t *testing.T) {
+	defer func(b int64) { indexBudget = b }(indexBudget)
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, all := reopenedStore(t, dir, 100*256, 800)
+	readAll := func() {
+		t.Helper()
+		for _, e := range all {
+			if raw, err := s.GetRecord(ctx, e.CID); err != nil || !bytes.Equal(raw, e.Raw) {
+				t.Fatalf("record %s: %v", e.CID, err)
+			}
+		}
+	}
+	page := int64(os.Getpagesize())
+	type table struct{ index, size int64 } // the first byte of its index, the file's size
+	tables := map[string]table{}
+	for _, ti := range s.db.Tables() {
+		name := fmt.Sprintf("%06d.sst", ti.ID)
+		p := filepath.Join(dir, name)
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tables[name] = table{tableDataLen(p, int64(ti.IndexSz)), fi.Size()}
+	}
+	logs, err := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	if err != nil || len(logs) < 2 {
+		t.Fatalf("value log files %v, %v: want two at least, one of each Open", logs, err)
+	}
+	old, newest := logs[0], logs[len(logs)-1]
+	fi, err := os.Stat(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldSize := fi.Size()
+	if id, ok := logID(filepath.Base(newest)); !ok || s.newestLog() != id {
+		t.Fatalf("newest value log %d, want that of %s", s.newestLog(), newest)
+	}
+	// Written privately, a mapping of the old value log file is the
+	// process's own memory, which no release may drop.
+	f, err := os.Open(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	private, err := unix.Mmap(int(f.Fd()), 0, int(oldSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(private)
+	for i := range private {
+		private[i] = ^private[i]
+	}
+	want := bytes.Clone(private)
+
+	readAll()
+	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
+		t.Fatalf("the first release: %v, %v", released, err)
+	}
+	readAll()
+	oldCached := pagesCached(t, old, 0, oldSize)
+	if oldCached < int(oldSize/page)/2 {
+		t.Fatalf("%d of the %d pages of %s cached after reading every record", oldCached, oldSize/page, filepath.Base(old))
+	}
+	// Below the budget: the indexes stay, the data goes.
+	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
+		t.Fatalf("a release within the index budget: %v, %v", released, err)
+	}
+	held := filePagesHeld(t, dir, ".sst")
+	kept := int64(0)
+	for name, tb := range tables {
+		index := (tb.size - tb.index&^(page-1) + page - 1) &^ (page - 1)
+		if h := held[name]; h > index {
+			t.Errorf("%s: %d bytes held after a release within the index budget, more than its index's %d", name, h, index)
+		}
+		kept += held[name]
+	}
+	if kept <= 2*page*int64(len(tables)) {
+		t.Errorf("%d bytes of the %d tables held after a release within the index budget: their indexes were dropped", kept, len(tables))
+	}
+	logHeld := filePagesHeld(t, dir, ".vlog")
+	if h := logHeld[filepath.Base(old)]; h != 0 {
+		t.Errorf("%s: %d bytes held after a release, want none", filepath.Base(old), h)
+	}
+	if n := pagesCached(t, old, 0, oldSize); n < oldCached*9/10 {
+		t.Errorf("%s: %d of its %d pages cached before a release are cached after it: it was paged out", filepath.Base(old), n, oldCached)
+	}
+	if !bytes.Equal(private, want) {
+		t.Fatal("a private mapping of a value log file, written, changed by a release")
+	}
+
+	// Past the budget: the indexes go too.
+	indexBudget = 0
+	readAll()
+	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
+		t.Fatalf("a release past the index budget: %v, %v", released, err)
+	}
+	held = filePagesHeld(t, dir, ".sst")
+	for name := range tables {
+		if h := held[name]; h > 2*page {
+			t.Errorf("%s: %d bytes held after a release past the index budget, want the head of its index (a page or two)", name, h)
+		}
+	}
+	if !bytes.Equal(private, want) {
+		t.Fatal("a private mapping of a value log file, written, changed by a release")
+	}
+	readAll()
+}
+
 // tablePagesHeld returns the bytes of each table file in dir (by name)
 // that the process holds mapped (/proc/self/smaps).
 func tablePagesHeld(t *testing.T, dir string) map[string]int64 {
+	t.Helper()
+	return filePagesHeld(t, dir, ".sst")
+}
+
+// filePagesHeld returns the bytes of each file in dir whose name ends in
+// ext (by name) that the process holds through its shared mappings
+// (/proc/self/smaps).
+func filePagesHeld(t *testing.T, dir, ext string) map[string]int64 {
 	t.Helper()
 	dir, err := filepath.EvalSymlinks(dir)
 	if err != nil {
@@ -164,7 +286,7 @@ func tablePagesHeld(t *testing.T, dir string) map[string]int64 {
 		switch {
 		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
 			table = ""
-			if strings.Contains(l, " "+dir+"/") && strings.HasSuffix(l, ".sst") {
+			if strings.Contains(l, " "+dir+"/") && strings.HasSuffix(l, ext) && strings.HasSuffix(f[1], "s") {
 				table = filepath.Base(l)
 			}
 		case table != "" && len(f) == 3 && f[0] == "Rss:":
