@@ -185,13 +185,14 @@
 // leaves has grown by indexBudget (64 MiB) since they last went: dropped
 // at every release, they were mapped again by the next reads. Measured
 // on 3,000,000 records (2 cores, `commons daemon`, 500 feed pages of 100
-// at random cursors, two runs each, alternately), that and leaving the
-// value log files in the page cache (below) took the daemon's page faults
-// from 134,505 and 139,140 to 107,633 and 110,609, its system time from
-// 5.1 and 5.5 s to 4.3 and 4.0 s, and the pages from 7.9 and 8.8 s to 7.6
-// and 7.9 s; importing 1,000,000 records took about as long (114 and 110
-// s against 121 and 107 s) with about the same peaks (403 and 442 MB
-// against 396 and 355 MB). It finds the mappings in /proc/self/maps.
+// at random cursors, two runs each, alternately, with an import running
+// beside them), that and leaving the value log files in the page cache
+// (below) took the daemon's page faults from 162,199 and 155,624 to
+// 111,913 and 113,942, its system time from 8.0 and 6.5 s to 3.9 and 4.9
+// s, and the pages from 17.6 and 15.3 s to 11.0 and 13.6 s; importing 1,000,000 records took about as long (121 and 107
+// s against 114 and 110 s), with peaks of 396 and 355 MB against 403 and
+// 442 MB (the kept indexes may add up to indexBudget to a peak, and runs
+// here differ by more). It finds the mappings in /proc/self/maps.
 //
 // From the tables badger lists, it drops the pages (madvise MADV_DONTNEED:
 // the mapping stays), with every one of them pinned meanwhile by an
@@ -200,11 +201,13 @@
 // closes, which the store keeps out meanwhile): their pages stay in the
 // page cache, which the kernel keeps or
 // reclaims as it does any file's, and a read of them again maps them
-// without reading the disk. The same for the value log files but the
-// newest, which badger has cut to their size, and maps again only when it
-// deletes them (the store never has it collect their garbage), which the
-// iterator keeps out too. Everything else (the newest value log file,
-// which badger maps again as it finishes it, and the tables not listed yet), it
+// without reading the disk. The same for the value log files two IDs or
+// more below the newest in the directory, which badger has cut to their
+// size, and neither maps again nor unmaps while the store is open (it
+// unmaps them only to delete them, in its garbage collection or DropAll,
+// which the store never calls, or as it closes). Everything else (the two
+// newest value log files, the one badger writes, which it maps again as
+// it finishes it, and the tables not listed yet), it
 // asks the kernel to reclaim (MADV_PAGEOUT): a range mapped anew between
 // the read of the maps and the call is then only paged out, as the
 // kernel's own reclaim would, never lost, where MADV_DONTNEED would

@@ -24,7 +24,7 @@ type resident struct {
 	dir   string           // the store's directory, as /proc/self/maps names it
 	data  map[string]int64 // a listed table file's bytes before its index
 	floor int64            // file pages held right after the last release
-	whole int64            // file pages held right after the last release of indexes too
+	whole int64            // file pages held right after the last release of indexes too, or since, if fewer
 	off   bool             // the kernel refused MADV_PAGEOUT
 }
 
@@ -101,32 +101,14 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 		r.dir = d + string(filepath.Separator)
 		r.data = map[string]int64{}
 	}
-	// Every table in badger's levels is pinned while its pages are
-	// released: an iterator holds a reference to each table listed when it
-	// is made, and badger unmaps a table only once no reference is left,
-	// or as the database closes, which closeMu (held by the caller) keeps
-	// out. Tables listed both before and after it was made were listed
-	// when it was (a table leaves the levels once, and its ID is never
-	// given again: the store never calls badger's DropAll, which starts the
-	// IDs over), so none of them is unmapped, nor its range mapped to
-	// anything else, until the iterator is closed. Making it waits for the
-	// commits in flight to be applied, and for a DropPrefix to end: a
-	// release comes that much later. Closing it deletes the tables
-	// compacted away meanwhile, as the last reader of a table does.
-	listed := s.tableIndexes()
-	txn := s.db.NewTransaction(false)
-	it := txn.NewIterator(badger.IteratorOptions{})
-	pinned := s.tableIndexes()
-	maps.DeleteFunc(pinned, func(name string, _ int64) bool { _, ok := listed[name]; return !ok })
-	defer func() {
-		it.Close()
-		txn.Discard()
-	}()
 	// The indexes stay while what is held after a release has grown by
 	// less than indexBudget since they last went too.
 	whole := r.whole == 0
 	for {
-		if err := r.release(pinned, s.newestLog(), whole); err != nil {
+		if err := s.releasePinned(whole); err != nil {
+			if after > 0 { // the first pass released, the second failed
+				return before, after, true, err
+			}
 			return before, before, false, err
 		}
 		after, err = fileResident()
@@ -145,12 +127,46 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 	return before, after, true, nil
 }
 
+// releasePinned is release, with the tables pinned meanwhile, and the
+// indexes too if indexes.
+func (s *Store) releasePinned(indexes bool) error {
+	r := &s.res
+	newest := r.newestLog()
+	// Every table in badger's levels is pinned while its pages are
+	// released: an iterator holds a reference to each table listed when it
+	// is made, and badger unmaps a table only once no reference is left,
+	// or as the database closes, which closeMu (held by the caller) keeps
+	// out. Tables listed both before and after it was made were listed
+	// when it was (a table leaves the levels once, and its ID is never
+	// given again: the store never calls badger's DropAll, which starts the
+	// IDs over), so none of them is unmapped, nor its range mapped to
+	// anything else, until the iterator is closed. Making it waits for the
+	// commits in flight to be applied, and for a DropPrefix to end: a
+	// release comes that much later. Closing it deletes the tables
+	// compacted away meanwhile, as the last reader of a table does.
+	listed := s.tableIndexes()
+	txn := s.db.NewTransaction(false)
+	it := txn.NewIterator(badger.IteratorOptions{})
+	pinned := s.tableIndexes()
+	maps.DeleteFunc(pinned, func(name string, _ int64) bool { _, ok := listed[name]; return !ok })
+	err := r.release(pinned, newest, indexes)
+	it.Close()
+	txn.Discard()
+	return err
+}
+
 // newestLog returns the ID of the newest value log file in the store's
-// directory, 0 if it lists none. Every older one was written whole, and
-// its mapping cut to its size (badger does that before it creates the next
-// file), before the directory was read.
-func (s *Store) newestLog() uint32 {
-	ents, err := os.ReadDir(s.dir)
+// directory, 0 if it lists none. Badger writes one value log file at a
+// time, the one of the highest ID it made. It creates the next on disk
+// before it maps it, and goes on writing the last one if that fails, each
+// write then mapping it again, larger, elsewhere; so only the files two
+// IDs or more below the newest listed are done with: written whole, their
+// mappings cut to their size (badger does that before it creates the next
+// file), before the directory was read. Badger unmaps them only to delete
+// them, in its garbage collection or DropAll, which the store never calls
+// (TestNoValueLogGC), or as it closes, which closeMu keeps out.
+func (r *resident) newestLog() uint32 {
+	ents, err := os.ReadDir(r.dir)
 	if err != nil {
 		return 0
 	}
@@ -214,7 +230,7 @@ var indexBudget int64 = 64 << 20 // a variable for tests
 // tables: of the tables in pinned (a table's index size by its file's
 // name), which badger does not unmap meanwhile, all of them but the index
 // (all of them but the head of the index, if indexes), and of the value
-// log files older than newestLog, all of them, by dropping them from the
+// log files two IDs or more older than newestLog, all of them, by dropping them from the
 // process (MADV_DONTNEED: the mapping stays), which leaves them in the
 // page cache; of the other tables, up to their indexes, and of the other
 // value log files, by paging them out (see madvise).
@@ -249,12 +265,11 @@ func (r *resident) release(pinned map[string]int64, newestLog uint32, indexes bo
 		advice := unix.MADV_PAGEOUT
 		switch filepath.Ext(path) {
 		case ".vlog":
-			if id, ok := logID(filepath.Base(path)); ok && id < newestLog && strings.HasSuffix(fields[1], "s") {
+			if id, ok := logID(filepath.Base(path)); ok && id+1 < newestLog && strings.HasSuffix(fields[1], "s") {
 				// A value log file written whole before the directory was
-				// read (newestLog), which badger neither maps again nor,
-				// the iterator pinning it, deletes and unmaps meanwhile
-				// (the store never runs its garbage collection): its pages
-				// are dropped from the process and stay in the page cache.
+				// read (newestLog), which badger neither maps again nor
+				// unmaps while the store is open: its pages are dropped
+				// from the process and stay in the page cache.
 				advice = unix.MADV_DONTNEED
 			}
 		case ".sst":

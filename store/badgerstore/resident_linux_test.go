@@ -22,10 +22,10 @@ import (
 )
 
 // ReleasePages hands back the pages of the value log and of the tables
-// that reads left resident, once they pass the budget, the tables' indexes
-// too but for their heads, which badger's list of its tables reads; the
-// tables' pages stay in the page cache, and the records read back the same
-// afterwards.
+// that reads left resident, once they pass the budget, at the first release
+// the tables' indexes too but for their heads, which badger's list of its
+// tables reads; the tables' pages stay in the page cache, and the records
+// read back the same afterwards.
 func TestReleasePages(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "a repo with spaces")
@@ -147,14 +147,25 @@ func TestReleasePages(t *testing.T) {
 
 // A release keeps the tables' indexes while what it leaves held has grown
 // by less than indexBudget since they last went, and then takes them too;
-// the value log files but the newest leave the process and stay in the
-// page cache; the newest is paged out; a value log file mapped privately
-// is not touched.
+// the value log files two IDs or more below the newest leave the process
+// and stay in the page cache; the newest is paged out; a value log file
+// mapped privately and written keeps what was written.
 func TestReleasePagesKeepsIndexes(t *testing.T) {
 	defer func(b int64) { indexBudget = b }(indexBudget)
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, all := reopenedStore(t, dir, 100*256, 800)
+	// Records written since the reopen go to the newest value log file.
+	commons := protocol.RecordCID([]byte("commons"))
+	var fresh []store.Entry
+	for i := range 256 {
+		raw := []byte(fmt.Sprintf("%0800d", 1_000_000+i))
+		fresh = append(fresh, store.Entry{CID: protocol.RecordCID(raw), Commons: commons, Raw: raw})
+	}
+	if _, err := s.PutRecords(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, fresh...)
 	readAll := func() {
 		t.Helper()
 		for _, e := range all {
@@ -176,20 +187,26 @@ func TestReleasePagesKeepsIndexes(t *testing.T) {
 		tables[name] = table{tableDataLen(p, int64(ti.IndexSz)), fi.Size()}
 	}
 	logs, err := filepath.Glob(filepath.Join(dir, "*.vlog"))
-	if err != nil || len(logs) < 2 {
-		t.Fatalf("value log files %v, %v: want two at least, one of each Open", logs, err)
+	if err != nil || len(logs) < 3 {
+		t.Fatalf("value log files %v, %v: want three at least (each Open starts one, and so does each Close)", logs, err)
 	}
 	old, newest := logs[0], logs[len(logs)-1]
-	fi, err := os.Stat(old)
-	if err != nil {
-		t.Fatal(err)
+	oldID, _ := logID(filepath.Base(old))
+	newestID, ok := logID(filepath.Base(newest))
+	if !ok || oldID+1 >= newestID {
+		t.Fatalf("value log files %v: want the newest two above the oldest at least", logs)
 	}
-	oldSize := fi.Size()
-	if id, ok := logID(filepath.Base(newest)); !ok || s.newestLog() != id {
-		t.Fatalf("newest value log %d, want that of %s", s.newestLog(), newest)
+	size := func(p string) int64 {
+		t.Helper()
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
 	}
-	// Written privately, a mapping of the old value log file is the
-	// process's own memory, which no release may drop.
+	oldSize := size(old)
+	// Written privately, a page of a mapping of the old value log file is
+	// the process's own memory, which no release may drop.
 	f, err := os.Open(old)
 	if err != nil {
 		t.Fatal(err)
@@ -200,19 +217,26 @@ func TestReleasePagesKeepsIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Munmap(private)
-	for i := range private {
+	for i := range page {
 		private[i] = ^private[i]
 	}
-	want := bytes.Clone(private)
+	want := bytes.Clone(private[:page])
 
 	readAll()
 	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
 		t.Fatalf("the first release: %v, %v", released, err)
 	}
+	if id := s.res.newestLog(); id != newestID {
+		t.Fatalf("newest value log file %d, want %d (%s)", id, newestID, filepath.Base(newest))
+	}
 	readAll()
+	if h := filePagesHeld(t, dir, ".vlog")[filepath.Base(old)]; h < oldSize/2 {
+		t.Fatalf("%s: %d of its %d bytes held after reading every record", filepath.Base(old), h, oldSize)
+	}
 	oldCached := pagesCached(t, old, 0, oldSize)
-	if oldCached < int(oldSize/page)/2 {
-		t.Fatalf("%d of the %d pages of %s cached after reading every record", oldCached, oldSize/page, filepath.Base(old))
+	newestCached := pagesCached(t, newest, 0, size(newest))
+	if newestCached == 0 {
+		t.Fatalf("%s: no page cached after reading the records written to it", filepath.Base(newest))
 	}
 	// Below the budget: the indexes stay, the data goes.
 	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
@@ -230,14 +254,18 @@ func TestReleasePagesKeepsIndexes(t *testing.T) {
 	if kept <= 2*page*int64(len(tables)) {
 		t.Errorf("%d bytes of the %d tables held after a release within the index budget: their indexes were dropped", kept, len(tables))
 	}
-	logHeld := filePagesHeld(t, dir, ".vlog")
-	if h := logHeld[filepath.Base(old)]; h != 0 {
-		t.Errorf("%s: %d bytes held after a release, want none", filepath.Base(old), h)
+	for name, h := range filePagesHeld(t, dir, ".vlog") {
+		if h != 0 {
+			t.Errorf("%s: %d bytes held after a release, want none", name, h)
+		}
 	}
 	if n := pagesCached(t, old, 0, oldSize); n < oldCached*9/10 {
 		t.Errorf("%s: %d of its %d pages cached before a release are cached after it: it was paged out", filepath.Base(old), n, oldCached)
 	}
-	if !bytes.Equal(private, want) {
+	if n := pagesCached(t, newest, 0, size(newest)); n >= newestCached {
+		t.Errorf("%s, the newest value log file: %d of its pages cached after a release, %d before: it was not paged out", filepath.Base(newest), n, newestCached)
+	}
+	if !bytes.Equal(private[:page], want) {
 		t.Fatal("a private mapping of a value log file, written, changed by a release")
 	}
 
@@ -253,10 +281,35 @@ func TestReleasePagesKeepsIndexes(t *testing.T) {
 			t.Errorf("%s: %d bytes held after a release past the index budget, want the head of its index (a page or two)", name, h)
 		}
 	}
-	if !bytes.Equal(private, want) {
+	if !bytes.Equal(private[:page], want) {
 		t.Fatal("a private mapping of a value log file, written, changed by a release")
 	}
 	readAll()
+}
+
+// The page release drops the pages of the value log files but the newest
+// two (MADV_DONTNEED), which is safe only while badger neither unmaps nor
+// deletes them: it does both in its value log garbage collection and in
+// DropAll, which the store must therefore never call.
+func TestNoValueLogGC(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("the package's files: %v, %v", files, err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, call := range []string{".RunValueLogGC(", ".DropAll("} {
+			if bytes.Contains(b, []byte(call)) {
+				t.Errorf("%s calls %s): the page release (resident_linux.go) would drop pages of value log files badger may unmap", f, call)
+			}
+		}
+	}
 }
 
 // tablePagesHeld returns the bytes of each table file in dir (by name)
