@@ -44,11 +44,11 @@ type resident struct {
 // indexes, and those too but the head of each, which badger's list of its
 // tables reads, once the pages held after a release have grown by
 // indexBudget since the indexes last went (madvise MADV_DONTNEED: the
-// mapping stays); it drops all of the value log files but the newest:
-// their pages stay in the page cache, for the kernel to keep or reclaim as
-// it keeps or reclaims any file's, and a read of them again maps them
-// without reading the disk. The newest value log file and the tables not
-// listed yet, which badger may unmap
+// mapping stays); it drops all of the value log files but the newest two
+// (newestLog): their pages stay in the page cache, for the kernel to keep
+// or reclaim as it keeps or reclaims any file's, and a read of them again
+// maps them without reading the disk. The newest two value log files and
+// the tables not listed yet, which badger may unmap
 // meanwhile, it asks the kernel to reclaim (MADV_PAGEOUT): clean pages
 // leave the process and the page cache, and are read from the file if read
 // again; dirty ones leave the process and stay in the page cache until the
@@ -230,10 +230,10 @@ var indexBudget int64 = 64 << 20 // a variable for tests
 // tables: of the tables in pinned (a table's index size by its file's
 // name), which badger does not unmap meanwhile, all of them but the index
 // (all of them but the head of the index, if indexes), and of the value
-// log files two IDs or more older than newestLog, all of them, by dropping them from the
-// process (MADV_DONTNEED: the mapping stays), which leaves them in the
-// page cache; of the other tables, up to their indexes, and of the other
-// value log files, by paging them out (see madvise).
+// log files two IDs or more older than newestLog, all of them, by
+// dropping them from the process (MADV_DONTNEED: the mapping stays), which
+// leaves them in the page cache; of the other tables, up to their indexes,
+// and of the other value log files, by paging them out (see madvise).
 func (r *resident) release(pinned map[string]int64, newestLog uint32, indexes bool) error {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
