@@ -126,7 +126,8 @@ func TestNodeReleasesStorePages(t *testing.T) {
 }
 
 // While the pages do not grow, the checks space out to one every
-// pageIdle, and come every pageCheck again once the pages grow.
+// pageIdle, and come every pageCheck again once the pages grow, or shrink
+// (badger unmapping the tables a compaction replaced, while it maps more).
 func TestNodeChecksPagesLessWhenIdle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := &releasingStore{Store: memstore.New()}
@@ -150,6 +151,13 @@ func TestNodeChecksPagesLessWhenIdle(t *testing.T) {
 		time.Sleep(20*pageCheck + pageCheck/2)
 		if gaps := st.gapsSince(busy); len(gaps) < 19 || slices.ContainsFunc(gaps, func(d time.Duration) bool { return d != pageCheck }) {
 			t.Errorf("growing again: checks %v apart in %v, want 20, one every %v", gaps, 20*pageCheck+pageCheck/2, pageCheck)
+		}
+		st.setGrow(-pageBudget / 8) // shrinking as much: as busy
+		time.Sleep(pageIdle)
+		shrinking := time.Now()
+		time.Sleep(20*pageCheck + pageCheck/2)
+		if gaps := st.gapsSince(shrinking); len(gaps) < 19 || slices.ContainsFunc(gaps, func(d time.Duration) bool { return d != pageCheck }) {
+			t.Errorf("shrinking: checks %v apart in %v, want 20, one every %v", gaps, 20*pageCheck+pageCheck/2, pageCheck)
 		}
 		st.setGrow(pageBudget / 64) // below a sixteenth: idle again
 		time.Sleep(5 * pageIdle)
