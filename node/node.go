@@ -506,7 +506,7 @@ func parsePage(stored []store.Stored) loadPage {
 // the host if the node built it, and then closes the store.
 func (n *Node) Close() error {
 	if n.cancel == nil {
-		return n.st.Close()
+		return n.closeStore()
 	}
 	if !n.ownHost && n.host != nil {
 		// The caller's host outlives the node: it stops handing the
@@ -563,7 +563,7 @@ func (n *Node) Close() error {
 		}
 	}
 	n.stopPages()
-	errs = append(errs, n.st.Close())
+	errs = append(errs, n.closeStore())
 	return errors.Join(errs...)
 }
 

@@ -11,6 +11,12 @@ type pageReleaser interface {
 	ReleasePages(ctx context.Context, budget int64) (before, after int64, released bool, err error)
 }
 
+// pageOuter is a store that can page out the pages of its files while it
+// closes (badgerstore.Store.PageOut).
+type pageOuter interface {
+	PageOut(budget int64) (before, after int64, released bool, err error)
+}
+
 // The store's mapped file pages are checked every pageCheck while they
 // grow, and released once they have grown by pageBudget since they last
 // were: the process holds about pageBudget more than what it holds for
@@ -92,4 +98,38 @@ func abs(n int64) int64 {
 		return -n
 	}
 	return n
+}
+
+// closeStore closes the store, and meanwhile, if it can, pages out the
+// pages of its files every pageCheck once they have grown by pageBudget:
+// closing, the store may open itself again, which reads the value log
+// file an import or a join wrote through its mapping (badgerstore's
+// PageOut), after the releases of startReleasingPages have stopped.
+func (n *Node) closeStore() error {
+	p, ok := n.st.(pageOuter)
+	if !ok {
+		return n.st.Close()
+	}
+	done := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		t := time.NewTicker(pageCheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			if _, _, _, err := p.PageOut(pageBudget); err != nil {
+				n.log.Debug("store: cannot page out the pages of its files while it closes", "err", err)
+				return
+			}
+		}
+	}()
+	err := n.st.Close()
+	close(done)
+	<-ended
+	return err
 }

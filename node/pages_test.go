@@ -23,6 +23,28 @@ type releasingStore struct {
 	held    int64
 	grow    int64
 	fail    bool
+	// PageOut's calls, by their budgets and times; Close takes closeTakes,
+	// and ends at closedAt.
+	pageOuts   []int64
+	pageOutAt  []time.Time
+	closeTakes time.Duration
+	closedAt   time.Time
+}
+
+func (s *releasingStore) PageOut(budget int64) (int64, int64, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pageOuts = append(s.pageOuts, budget)
+	s.pageOutAt = append(s.pageOutAt, time.Now())
+	return 0, 0, false, nil
+}
+
+func (s *releasingStore) Close() error {
+	time.Sleep(s.closeTakes)
+	s.mu.Lock()
+	s.closedAt = time.Now()
+	s.mu.Unlock()
+	return s.Store.Close()
 }
 
 func (s *releasingStore) ReleasePages(ctx context.Context, budget int64) (int64, int64, bool, error) {
@@ -165,6 +187,44 @@ func TestNodeChecksPagesLessWhenIdle(t *testing.T) {
 		time.Sleep(10 * pageIdle)
 		if c := st.callsSince(slow); c < 9 || c > 11 {
 			t.Errorf("growing slowly: %d checks in %v, want one every %v", c, 10*pageIdle, pageIdle)
+		}
+	})
+}
+
+// While the store closes (which may open it again, and read the value log
+// file an import wrote), its pages are paged out every pageCheck, with
+// pageBudget: not before Close, since the releases do that, nor after.
+func TestNodePagesOutWhileStoreCloses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &releasingStore{Store: memstore.New(), closeTakes: 10*pageCheck + pageCheck/2}
+		n, err := New(Config{Offline: true, Store: st, Key: testKey(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * pageIdle)
+		st.mu.Lock()
+		early := len(st.pageOuts)
+		st.mu.Unlock()
+		if early != 0 {
+			t.Errorf("%d page-outs before Close", early)
+		}
+		closing := time.Now()
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * pageIdle)
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if len(st.pageOuts) != 10 {
+			t.Errorf("%d page-outs while the store took %v to close, want 10 (one every %v)", len(st.pageOuts), st.closeTakes, pageCheck)
+		}
+		for i, at := range st.pageOutAt {
+			if st.pageOuts[i] != pageBudget || at.Before(closing) || !at.Before(st.closedAt) {
+				t.Errorf("page-out %d: budget %d at %v after Close began, the store closed at %v", i, st.pageOuts[i], at.Sub(closing), st.closedAt.Sub(closing))
+			}
 		}
 	})
 }

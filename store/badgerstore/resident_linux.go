@@ -86,20 +86,8 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 	if before <= r.floor+budget {
 		return before, before, false, nil
 	}
-	if r.dir == "" {
-		if err := pageoutWorks(); err != nil {
-			r.off = true
-			return before, before, false, err
-		}
-		d, err := filepath.Abs(s.dir)
-		if err == nil {
-			d, err = filepath.EvalSymlinks(d)
-		}
-		if err != nil {
-			return before, before, false, fmt.Errorf("badgerstore: release pages: %w", err)
-		}
-		r.dir = d + string(filepath.Separator)
-		r.data = map[string]int64{}
+	if err := r.prepare(s.dir); err != nil {
+		return before, before, false, err
 	}
 	// The indexes stay while what is held after a release has grown by
 	// less than indexBudget since they last went too.
@@ -125,6 +113,72 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 	}
 	r.floor = after
 	return before, after, true, nil
+}
+
+// PageOut is ReleasePages for a store that Close may be closing, or has
+// closed: it takes no lock of the store's and reads nothing of badger's,
+// and pages out (MADV_PAGEOUT) what it releases, which needs no table
+// pinned. Close opens the store again once an import or a join has
+// written a value log file larger than reopenAbove (close), and that Open
+// reads the file through, by its mapping, to find where its writes end:
+// up to valueLogFileSize of pages, with no release to take them back, at
+// the end of every large import. Once the file pages the process holds
+// have grown by more than budget since the last release, PageOut pages
+// out those of every value log file mapped from the store's directory
+// (whichever Store mapped them), and of every table but its index: they
+// leave the process and the page cache, and nothing is lost, whatever has
+// been mapped there since (release). Any goroutine.
+func (s *Store) PageOut(budget int64) (before, after int64, released bool, err error) {
+	r := &s.res
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.off {
+		return 0, 0, false, nil
+	}
+	before, err = fileResident()
+	if err != nil {
+		return 0, 0, false, err
+	}
+	if before < r.floor {
+		r.floor = before
+	}
+	if before <= r.floor+budget {
+		return before, before, false, nil
+	}
+	if err := r.prepare(s.dir); err != nil {
+		return before, before, false, err
+	}
+	if err := r.release(nil, 0, false); err != nil {
+		return before, before, false, err
+	}
+	if after, err = fileResident(); err != nil {
+		return before, before, true, err
+	}
+	r.floor = after
+	return before, after, true, nil
+}
+
+// prepare readies r for its first release, of the pages of the files in
+// the store's directory dir; it turns r off, and says why, if the kernel
+// does not reclaim pages on request. r.mu is held.
+func (r *resident) prepare(dir string) error {
+	if r.dir != "" {
+		return nil
+	}
+	if err := pageoutWorks(); err != nil {
+		r.off = true
+		return err
+	}
+	d, err := filepath.Abs(dir)
+	if err == nil {
+		d, err = filepath.EvalSymlinks(d)
+	}
+	if err != nil {
+		return fmt.Errorf("badgerstore: release pages: %w", err)
+	}
+	r.dir = d + string(filepath.Separator)
+	r.data = map[string]int64{}
+	return nil
 }
 
 // releasePinned is release, with the tables pinned meanwhile, and the

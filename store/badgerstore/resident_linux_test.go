@@ -778,3 +778,62 @@ func TestReleasePagesKeepsPrivateMappings(t *testing.T) {
 		t.Errorf("a file named as a listed table, in a directory below the store's: %d bytes held after a release, %d before", now, held)
 	}
 }
+
+// PageOut, on a store that has been closed, pages out the pages of the
+// value log files and tables of its directory that the process holds, as
+// another Store opened on it mapped them (Close opens the store again, and
+// that Open reads the newest value log file through), but the tables'
+// indexes; only past its budget; and the records read back the same.
+func TestPageOutWhileClosing(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "a repo")
+	s, all := reopenedStore(t, dir, 100*256, 800)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	readAll := func() {
+		t.Helper()
+		for _, e := range all {
+			if raw, err := again.GetRecord(ctx, e.CID); err != nil || !bytes.Equal(raw, e.Raw) {
+				t.Fatalf("record %s: %v", e.CID, err)
+			}
+		}
+	}
+	readAll()
+	sum := func(m map[string]int64) (n int64) {
+		for _, b := range m {
+			n += b
+		}
+		return n
+	}
+	var indexes int64
+	for _, ti := range again.db.Tables() {
+		indexes += int64(ti.IndexSz) + 2*int64(os.Getpagesize()) // and the pages it begins and ends in
+	}
+	logs, tables := sum(filePagesHeld(t, dir, ".vlog")), sum(tablePagesHeld(t, dir))
+	if logs < 10<<20 || tables <= indexes {
+		t.Fatalf("before: %d bytes of value log files held, %d of tables (indexes %d): want the 20 MB of records read, and more than the indexes", logs, tables, indexes)
+	}
+	if _, _, released, err := s.PageOut(1 << 40); err != nil || released {
+		t.Fatalf("within its budget: released %v, %v", released, err)
+	}
+	if now := sum(filePagesHeld(t, dir, ".vlog")); now < logs*9/10 {
+		t.Fatalf("within its budget: %d bytes of value log files held, %d before", now, logs)
+	}
+	before, after, released, err := s.PageOut(0)
+	if err != nil || !released || after >= before {
+		t.Fatalf("PageOut(0): released %v, %v; file pages %d, then %d", released, err, before, after)
+	}
+	if now := sum(filePagesHeld(t, dir, ".vlog")); now > 1<<20 {
+		t.Errorf("after: %d bytes of value log files held, %d before", now, logs)
+	}
+	if now := sum(tablePagesHeld(t, dir)); now > indexes {
+		t.Errorf("after: %d bytes of tables held, more than their indexes' %d (%d before)", now, indexes, tables)
+	}
+	readAll()
+}
