@@ -100,11 +100,11 @@ func abs(n int64) int64 {
 	return n
 }
 
-// closeStore closes the store, and meanwhile, if it can, pages out the
-// pages of its files every pageCheck once they have grown by pageBudget:
-// closing, the store may open itself again, which reads the value log
-// file an import or a join wrote through its mapping (badgerstore's
-// PageOut), after the releases of startReleasingPages have stopped.
+// closeStore closes the store, and meanwhile, if it can, checks the
+// pages of its files every pageCheck and pages them out once they have
+// grown by pageBudget: closing, the store may open itself again, which
+// reads the value log file an import or a join wrote through its mapping
+// (badgerstore's PageOut), once startReleasingPages has stopped.
 func (n *Node) closeStore() error {
 	p, ok := n.st.(pageOuter)
 	if !ok {
@@ -122,14 +122,20 @@ func (n *Node) closeStore() error {
 				return
 			case <-t.C:
 			}
+			select {
+			case <-done: // closed at the same tick
+				return
+			default:
+			}
 			if _, _, _, err := p.PageOut(pageBudget); err != nil {
 				n.log.Debug("store: cannot page out the pages of its files while it closes", "err", err)
 				return
 			}
 		}
 	}()
-	err := n.st.Close()
-	close(done)
-	<-ended
-	return err
+	defer func() {
+		close(done)
+		<-ended
+	}()
+	return n.st.Close()
 }

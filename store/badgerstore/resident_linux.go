@@ -116,18 +116,22 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 }
 
 // PageOut is ReleasePages for a store that Close may be closing, or has
-// closed: it takes no lock of the store's and reads nothing of badger's,
-// and pages out (MADV_PAGEOUT) what it releases, which needs no table
-// pinned. Close opens the store again once an import or a join has
-// written a value log file larger than reopenAbove (close), and that Open
-// reads the file through, by its mapping, to find where its writes end:
-// up to valueLogFileSize of pages, with no release to take them back, at
-// the end of every large import. Once the file pages the process holds
-// have grown by more than budget since the last release, PageOut pages
-// out those of every value log file mapped from the store's directory
-// (whichever Store mapped them), and of every table but its index: they
-// leave the process and the page cache, and nothing is lost, whatever has
-// been mapped there since (release). Any goroutine.
+// closed, and for its value log files alone: it takes no lock of the
+// store's and reads nothing of badger's. Close opens the store again once
+// an import or a join has written a value log file larger than
+// reopenAbove (close), and that Open reads the file through, by its
+// mapping, to find where its writes end: up to valueLogFileSize of pages,
+// with no release to take them back, at the end of every large import.
+// Once the file pages the process holds have grown by more than budget
+// since the last release, PageOut pages out (MADV_PAGEOUT) those of every
+// value log file mapped from the store's directory, whichever Store mapped
+// them: they leave the process and the page cache, and nothing is lost,
+// whatever has been mapped there since (release). It leaves the tables,
+// of which that Open reads little (their indexes, and the last block of
+// each): the other releases drop their pages from the process and keep
+// them in the page cache, which needs the tables pinned. Any goroutine.
+// An Open that opens the store twice (after a crash, see Open) reads the
+// file through before anything can call PageOut.
 func (s *Store) PageOut(budget int64) (before, after int64, released bool, err error) {
 	r := &s.res
 	r.mu.Lock()
@@ -148,7 +152,7 @@ func (s *Store) PageOut(budget int64) (before, after int64, released bool, err e
 	if err := r.prepare(s.dir); err != nil {
 		return before, before, false, err
 	}
-	if err := r.release(nil, 0, false); err != nil {
+	if err := r.release(nil, 0, false, true); err != nil {
 		return before, before, false, err
 	}
 	if after, err = fileResident(); err != nil {
@@ -203,7 +207,7 @@ func (s *Store) releasePinned(indexes bool) error {
 	it := txn.NewIterator(badger.IteratorOptions{})
 	pinned := s.tableIndexes()
 	maps.DeleteFunc(pinned, func(name string, _ int64) bool { _, ok := listed[name]; return !ok })
-	err := r.release(pinned, newest, indexes)
+	err := r.release(pinned, newest, indexes, false)
 	it.Close()
 	txn.Discard()
 	return err
@@ -288,7 +292,11 @@ var indexBudget int64 = 64 << 20 // a variable for tests
 // dropping them from the process (MADV_DONTNEED: the mapping stays), which
 // leaves them in the page cache; of the other tables, up to their indexes,
 // and of the other value log files, by paging them out (see madvise).
-func (r *resident) release(pinned map[string]int64, newestLog uint32, indexes bool) error {
+// With logsOnly, it pages out the pages of every value log file, and
+// leaves the tables: whatever has been mapped where it read a file's
+// range, that advice loses nothing (see the end of the loop), and it needs
+// no table pinned; it gives no other.
+func (r *resident) release(pinned map[string]int64, newestLog uint32, indexes, logsOnly bool) error {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
 		return fmt.Errorf("badgerstore: release pages: %w", err)
@@ -319,7 +327,7 @@ func (r *resident) release(pinned map[string]int64, newestLog uint32, indexes bo
 		advice := unix.MADV_PAGEOUT
 		switch filepath.Ext(path) {
 		case ".vlog":
-			if id, ok := logID(filepath.Base(path)); ok && id+1 < newestLog && strings.HasSuffix(fields[1], "s") {
+			if id, ok := logID(filepath.Base(path)); ok && !logsOnly && id+1 < newestLog && strings.HasSuffix(fields[1], "s") {
 				// A value log file written whole before the directory was
 				// read (newestLog), which badger neither maps again nor
 				// unmaps while the store is open: its pages are dropped
@@ -327,6 +335,9 @@ func (r *resident) release(pinned map[string]int64, newestLog uint32, indexes bo
 				advice = unix.MADV_DONTNEED
 			}
 		case ".sst":
+			if logsOnly {
+				continue
+			}
 			idx, listed := pinned[filepath.Base(path)]
 			if listed && strings.HasSuffix(fields[1], "s") {
 				// All of the table, its index and bloom filter too, but
@@ -368,6 +379,9 @@ func (r *resident) release(pinned map[string]int64, newestLog uint32, indexes bo
 		if length == 0 {
 			continue
 		}
+		if logsOnly && advice != unix.MADV_PAGEOUT {
+			return fmt.Errorf("badgerstore: release pages of %s: advice %d, where only paging out is safe", filepath.Base(path), advice)
+		}
 		// The range was read from the maps a moment ago. A pinned table's
 		// is its table's still, so unmapping its pages loses nothing (a
 		// shared mapping's pages are the file's). Any other may have been
@@ -381,7 +395,7 @@ func (r *resident) release(pinned map[string]int64, newestLog uint32, indexes bo
 		}
 	}
 	for p := range r.data {
-		if !seen[p] {
+		if !seen[p] && !logsOnly {
 			delete(r.data, p)
 		}
 	}
@@ -391,12 +405,16 @@ func (r *resident) release(pinned map[string]int64, newestLog uint32, indexes bo
 	return nil
 }
 
-// madvise gives the kernel advice about the pages from start, for length
+// madvise is sysMadvise, or what a test puts in its place to see the
+// advice given.
+var madvise = sysMadvise
+
+// sysMadvise gives the kernel advice about the pages from start, for length
 // bytes: MADV_PAGEOUT, reclaim them; MADV_DONTNEED, unmap them (only for
 // a range that cannot have been mapped to anything else since it was
 // read). A range unmapped meanwhile (ENOMEM), or locked (EINVAL), is
 // skipped.
-func madvise(start, length uintptr, advice int) error {
+func sysMadvise(start, length uintptr, advice int) error {
 	_, _, errno := unix.Syscall(unix.SYS_MADVISE, start, length, uintptr(advice))
 	switch errno {
 	case 0, unix.ENOMEM, unix.EINVAL:

@@ -20,8 +20,3 @@ func (s *Store) ReleasePages(ctx context.Context, budget int64) (before, after i
 func (s *Store) releasePages(budget int64) (before, after int64, released bool, err error) {
 	return 0, 0, false, nil
 }
-
-// PageOut pages out nothing on this system (see ReleasePages).
-func (s *Store) PageOut(budget int64) (before, after int64, released bool, err error) {
-	return 0, 0, false, nil
-}
