@@ -41,9 +41,12 @@ type Store struct {
 	closeMu sync.RWMutex // held for reading by every operation, for writing by Close
 	closed  bool
 
-	writeMu   sync.Mutex // serialises PutRecords: cursor assignment
-	commonsMu sync.Mutex // serialises AddCommons: sequence assignment
-	nextSeq   uint64     // next 'c' sequence number; 0 means not loaded yet
+	writeMu sync.Mutex // serialises PutRecords: cursor assignment
+	// journalEmpty: the journal's range holds no entry (writeJournal),
+	// under writeMu.
+	journalEmpty bool
+	commonsMu    sync.Mutex // serialises AddCommons: sequence assignment
+	nextSeq      uint64     // next 'c' sequence number; 0 means not loaded yet
 
 	ids ids // the commons' short IDs
 

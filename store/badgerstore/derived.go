@@ -135,17 +135,26 @@ func (s *Store) journal(ws []kv, lim limits) error {
 	if err := s.apply(ws, lim); err != nil {
 		return fmt.Errorf("apply the journal (it is applied again at the next open): %w", err)
 	}
-	return s.dropJournal()
+	return s.dropJournalOf(len(ws))
 }
 
 // writeJournal writes ws to the journal and marks it complete.
 func (s *Store) writeJournal(ws []kv, lim limits) error {
-	// Entries left by a version that wrote no open mark are found only
-	// here: dropped, or those beyond this journal's end would be applied
-	// with it.
-	if err := s.dropJournal(); err != nil {
-		return err
+	// Entries left by a version that wrote no open mark, or by a journal
+	// this one's call did not drop, are found only here: dropped, or those
+	// beyond this journal's end would be applied with it. Once dropped,
+	// nothing but this Store writes the journal while it is open, and it
+	// drops its own by their keys (dropJournalOf): listing the journal's
+	// range steps over the deletions of every journal since badger last
+	// compacted it, which a 10,000,000-record join found slower at each
+	// save, and at its end most of its time.
+	if !s.journalEmpty {
+		if err := s.dropJournal(); err != nil {
+			return err
+		}
+		s.journalEmpty = true
 	}
+	s.journalEmpty = false // until this one is dropped
 	if err := s.apply([]kv{{key: journalOpenKey(), value: []byte{}}}, lim); err != nil {
 		return fmt.Errorf("mark the journal open: %w", err)
 	}
@@ -166,16 +175,37 @@ func (s *Store) writeJournal(ws []kv, lim limits) error {
 // crash halfway leaves an incomplete journal, which is dropped; its open
 // mark last.
 func (s *Store) dropJournal() error {
+	return s.dropJournalKeys(-1)
+}
+
+// dropJournalOf drops the journal writeJournal wrote for n writes, by its
+// keys: it holds those n entries and no other, since writeJournal dropped
+// the journal before it wrote them.
+func (s *Store) dropJournalOf(n int) error {
+	if err := s.dropJournalKeys(n); err != nil {
+		return err
+	}
+	s.journalEmpty = true
+	return nil
+}
+
+// dropJournalKeys is dropJournal, for the journal's first n entries
+// rather than those a listing of its range finds, if n is not negative.
+func (s *Store) dropJournalKeys(n int) error {
 	var ws []kv
-	err := s.db.View(func(txn *badger.Txn) error {
+	if n >= 0 {
+		ws = make([]kv, n, n+1)
+		for i := range ws {
+			ws[i] = kv{key: journalKey(uint64(i)), del: true}
+		}
+	} else if err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tagJournal}})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			ws = append(ws, kv{key: it.Item().KeyCopy(nil), del: true})
 		}
 		return nil
-	})
-	if err != nil {
+	}); err != nil {
 		return fmt.Errorf("list the journal: %w", err)
 	}
 	lim := s.limits()

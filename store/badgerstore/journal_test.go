@@ -257,3 +257,66 @@ func givenDerivedPrefix(t *testing.T, s *Store, c cid.Cid) []byte {
 	}
 	return commonsPrefix(tagDerived, id)
 }
+
+// Once a Store has dropped what it found in the journal's range, it drops
+// each journal it writes by its keys, without listing the range: after
+// each journaled commit the range holds nothing, though an older version
+// left more entries there than the commits write, and the writes are
+// applied.
+func TestJournalDroppedByItsKeys(t *testing.T) {
+	ctx := context.Background()
+	h, _ := mh.Sum([]byte("journal"), mh.SHA2_256, -1)
+	c := cid.NewCidV1(cid.DagCBOR, h)
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 5000
+	leaveJournal(t, s, c, n, "stale", false, false)
+	left := func() (entries int, marks []string) {
+		t.Helper()
+		if err := s.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tagJournal}})
+			defer it.Close()
+			for it.Rewind(); it.Valid(); it.Next() {
+				entries++
+			}
+			for _, k := range [][]byte{journalDoneKey(), journalOpenKey()} {
+				if _, err := txn.Get(k); err == nil {
+					marks = append(marks, string(k))
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return entries, marks
+	}
+	p := givenDerivedPrefix(t, s, c)
+	for round, m := range []int{n / 2, n / 5, n / 3} {
+		value := fmt.Sprintf("round %d", round)
+		var ws []kv
+		for i := range m {
+			ws = append(ws, kv{key: append(p[:len(p):len(p)], fmt.Sprintf("k%05d", i)...), value: []byte(value)})
+		}
+		if err := s.journal(ws, s.limits()); err != nil {
+			t.Fatal(err)
+		}
+		if entries, marks := left(); entries != 0 || len(marks) != 0 || !s.journalEmpty {
+			t.Fatalf("round %d: %d journal entries and marks %q left (empty %v)", round, entries, marks, s.journalEmpty)
+		}
+		got := 0
+		if err := s.ScanDerived(ctx, c, []byte("k"), nil, func(_, v []byte) error {
+			if string(v) == value {
+				got++
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got != m {
+			t.Fatalf("round %d: %d keys hold its value, want %d", round, got, m)
+		}
+	}
+}
