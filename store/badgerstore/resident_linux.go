@@ -73,12 +73,9 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 	if r.off {
 		return 0, 0, false, nil
 	}
-	before, err = fileResident()
+	before, err = r.held()
 	if err != nil {
 		return 0, 0, false, err
-	}
-	if before < r.floor {
-		r.floor = before
 	}
 	if before < r.whole {
 		r.whole = before
@@ -139,12 +136,9 @@ func (s *Store) PageOut(budget int64) (before, after int64, released bool, err e
 	if r.off {
 		return 0, 0, false, nil
 	}
-	before, err = fileResident()
+	before, err = r.held()
 	if err != nil {
 		return 0, 0, false, err
-	}
-	if before < r.floor {
-		r.floor = before
 	}
 	if before <= r.floor+budget {
 		return before, before, false, nil
@@ -160,6 +154,17 @@ func (s *Store) PageOut(budget int64) (before, after int64, released bool, err e
 	}
 	r.floor = after
 	return before, after, true, nil
+}
+
+// held returns the file pages the process holds (fileResident), and
+// lowers r.floor to them if they are fewer. r.mu is held.
+func (r *resident) held() (int64, error) {
+	n, err := fileResident()
+	if err != nil {
+		return 0, err
+	}
+	r.floor = min(r.floor, n)
+	return n, nil
 }
 
 // prepare readies r for its first release, of the pages of the files in
