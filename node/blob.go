@@ -402,30 +402,39 @@ func (b *blobState) overflowed(now time.Time) {
 	}
 }
 
-// nextQueued pops a queued blob, or waits for one. ok is false once the
-// node stops.
-func (n *Node) nextQueued() (cid.Cid, bool) {
+// nextQueued pops a queued blob, and the author it was queued for, or
+// waits for one. ok is false once the node stops. The caller calls
+// endQueued when done with it.
+func (n *Node) nextQueued() (cid.Cid, protocol.PublicKey, bool) {
 	b := &n.blobs
 	for {
 		b.mu.Lock()
-		if c, _, ok := b.queue.pop(); ok {
+		if c, a, ok := b.queue.pop(); ok {
 			b.mu.Unlock()
 			signal(b.room)
-			return c, true
+			return c, a, true
 		}
 		b.mu.Unlock()
 		select {
 		case <-b.wake:
 		case <-n.ctx.Done():
-			return cid.Undef, false
+			return cid.Undef, protocol.PublicKey{}, false
 		}
 	}
+}
+
+// endQueued ends a fetch of a blob of a's that nextQueued returned, done
+// or put back in the queue (fairQueue counts the fetches running).
+func (b *blobState) endQueued(a protocol.PublicKey) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.queue.done(a)
 }
 
 func (n *Node) blobWorker() {
 	putBack := map[cid.Cid]bool{} // blobs this worker put back since it last waited for a slot
 	for {
-		c, ok := n.nextQueued()
+		c, a, ok := n.nextQueued()
 		if !ok {
 			return
 		}
@@ -435,6 +444,7 @@ func (n *Node) blobWorker() {
 		if err == nil && !has {
 			err = n.fetchQueued(c, putBack)
 		}
+		n.blobs.endQueued(a)
 		if errors.Is(err, errPutBack) {
 			continue
 		}
@@ -459,7 +469,12 @@ func (n *Node) blobWorker() {
 // others are queued. Before it waits for a slot, it puts the blob back in the queue
 // (errPutBack) and takes the next, if others are queued, up to
 // blobPutBacks blobs between two waits (putBack lists those): the next
-// may be another author's, asked of other peers. Otherwise one author's
+// may be another author's, asked of other peers. The queue serves an
+// author with fewer fetches running first, so the blob put back is taken
+// again at once, and waits for its slot, when its author has no other
+// fetch running and the others' authors have: a blob whose only holder
+// was answering our other requests for an instant does not wait behind
+// the stalls of another author's flood. Otherwise one author's
 // claims of payloads that peers announce and then stall on would hold
 // every worker waiting for those peers, and another author's blob, which
 // an honest peer holds, would wait behind them.

@@ -12,7 +12,12 @@ import (
 // of the records that claim the blobs, served in turn. However many
 // payloads one key claims (a flood of validly signed records naming blobs
 // nobody has), another author's blob waits for at most one fetch of each
-// author ahead of it, not for all of the flood's. When the queue is full,
+// author ahead of it, not for all of the flood's. Of the authors with
+// blobs queued, the next served is one with the fewest fetches running
+// (in turn among those with as few): a worker freed while the others are
+// held by one author's fetches (peers that stall on a flood's payloads)
+// takes another author's blob, one it put back included, before the
+// flood's next. When the queue is full,
 // a blob of an author holding fewer places than another takes the last
 // place of the author holding most (the one it takes is left to a sweep),
 // so that the places are shared out evenly among the authors that want
@@ -20,7 +25,8 @@ import (
 // the first such record stored); a blob claimed by several is queued once.
 type fairQueue struct {
 	byAuthor map[protocol.PublicKey][]cid.Cid
-	turn     []protocol.PublicKey // the authors with blobs queued, next served first
+	turn     []protocol.PublicKey       // the authors with blobs queued, next served first
+	running  map[protocol.PublicKey]int // fetches popped and not yet done, per author (no zeros)
 	n        int
 }
 
@@ -39,14 +45,21 @@ func (q *fairQueue) push(a protocol.PublicKey, c cid.Cid) {
 	q.n++
 }
 
-// pop takes the first blob of the author whose turn it is, and moves that
-// author to the back of the turn.
+// pop takes the first blob of the first author in turn of those with the
+// fewest fetches running, and moves that author to the back of the turn.
+// The fetch counts as running until done is called for its author.
 func (q *fairQueue) pop() (cid.Cid, protocol.PublicKey, bool) {
 	if q.n == 0 {
 		return cid.Undef, protocol.PublicKey{}, false
 	}
-	a := q.turn[0]
-	q.turn = slices.Delete(q.turn, 0, 1)
+	i := 0
+	for j, k := range q.turn {
+		if q.running[k] < q.running[q.turn[i]] {
+			i = j
+		}
+	}
+	a := q.turn[i]
+	q.turn = slices.Delete(q.turn, i, i+1)
 	cs := q.byAuthor[a]
 	c := cs[0]
 	if len(cs) == 1 {
@@ -60,7 +73,20 @@ func (q *fairQueue) pop() (cid.Cid, protocol.PublicKey, bool) {
 	if q.n == 0 {
 		q.turn = nil // let the arrays go
 	}
+	if q.running == nil {
+		q.running = map[protocol.PublicKey]int{}
+	}
+	q.running[a]++
 	return c, a, true
+}
+
+// done ends a fetch of a blob of a's that pop returned.
+func (q *fairQueue) done(a protocol.PublicKey) {
+	if q.running[a] <= 1 {
+		delete(q.running, a)
+		return
+	}
+	q.running[a]--
 }
 
 // makeRoom takes the last place of the author holding most, if that is

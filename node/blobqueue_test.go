@@ -59,12 +59,14 @@ func TestFairQueueFlood(t *testing.T) {
 	}
 }
 
-// The fair queue, driven by any sequence of queueing and fetching: every
-// blob queued is fetched once or given up (only to make room for an author
-// holding fewer), each author's blobs in the order they were queued, and
-// no author waits more than one turn of the others: between two fetches of
-// one author, every other author with blobs queued the whole time is
-// served at least once... and no more than once.
+// The fair queue, driven by any sequence of queueing, fetching and ending
+// fetches: every blob queued is fetched once or given up (only to make
+// room for an author holding fewer), each author's blobs in the order they
+// were queued; an author is never served while another with blobs queued
+// has fewer fetches running; and no author waits more than one turn of
+// those with as many fetches running or more: between two fetches of one
+// author, another with blobs queued the whole time is served before it
+// is served twice while the other has as few fetches running.
 func TestFairQueueProperties(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		b := &blobState{}
@@ -74,8 +76,27 @@ func TestFairQueueProperties(t *testing.T) {
 		queuedFor := map[cid.Cid]protocol.PublicKey{}
 		order := map[protocol.PublicKey][]cid.Cid{} // each author's blobs queued and not yet fetched or evicted
 		servedSince := map[protocol.PublicKey]map[protocol.PublicKey]int{}
+		var running []protocol.PublicKey // the authors of the fetches popped and not yet ended
+		runs := func(a protocol.PublicKey) int {
+			n := 0
+			for _, k := range running {
+				if k == a {
+					n++
+				}
+			}
+			return n
+		}
 		for range rapid.IntRange(1, 200).Draw(t, "steps") {
-			if rapid.IntRange(0, 2).Draw(t, "op") > 0 {
+			op := rapid.IntRange(0, 4).Draw(t, "op")
+			if op == 4 {
+				if len(running) > 0 {
+					i := rapid.IntRange(0, len(running)-1).Draw(t, "ended")
+					b.queue.done(running[i])
+					running = slices.Delete(running, i, i+1)
+				}
+				continue
+			}
+			if op > 1 {
 				a := queueKey(rapid.IntRange(0, 4).Draw(t, "author"))
 				c := queueCID(next)
 				next++
@@ -133,14 +154,21 @@ func TestFairQueueProperties(t *testing.T) {
 				order[a] = order[a][1:]
 				delete(b.queued, c)
 				for k := range servedSince {
-					if k != a && len(order[k]) > 0 {
+					if k == a || len(order[k]) == 0 {
+						continue
+					}
+					if runs(k) < runs(a) {
+						t.Fatalf("author %s served with %d fetches running while %s waited with %d", a, runs(a), k, runs(k))
+					}
+					if runs(k) <= runs(a) {
 						servedSince[k][a]++
 						if servedSince[k][a] > 1 {
-							t.Fatalf("author %s served twice while %s waited with blobs queued", a, k)
+							t.Fatalf("author %s served twice while %s waited with blobs queued and as few fetches running", a, k)
 						}
 					}
 				}
 				servedSince[a] = map[protocol.PublicKey]int{}
+				running = append(running, a)
 			}
 			total := 0
 			for _, cs := range order {
