@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -42,19 +43,34 @@ const (
 )
 
 // startReleasingPages checks the store's mapped pages (every pageCheck to
-// pageIdle), if the store can release them, from the start of the node's
-// Start (which may read the whole history: a migration) to the end of its
-// Close (which may hash the whole root trie), until stop is called. stop
-// waits for the goroutine to end.
-func (n *Node) startReleasingPages() (stop func()) {
+// pageIdle), if the store can release them, until stop is called: from
+// when begin is called to the end of Close (which may hash the whole root
+// trie). Start calls begin once it has started, or as soon as loading
+// does more than open the stored states (a replay of records, or a drop
+// of a state: a migration may read the whole history). Opening the store
+// maps the tables' indexes, about 200 MB of them at 10,000,000 records:
+// released while Start opens the states, they took 0.7 s of the start's
+// two cores (each madvise flushes the other core's mappings too), and the
+// API answered in 1.24 to 1.36 s, against 0.86 to 0.89 s releasing them
+// a pageCheck after it (resident memory a second after the start: 101 MB
+// either way). begin may be called more than once; stop waits for the
+// goroutine to end.
+func (n *Node) startReleasingPages() (begin, stop func()) {
 	r, ok := n.st.(pageReleaser)
 	if !ok {
-		return func() {}
+		return func() {}, func() {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	began := make(chan struct{})
+	var once sync.Once
 	go func() {
 		defer close(done)
+		select {
+		case <-ctx.Done():
+			return
+		case <-began:
+		}
 		wait := pageCheck
 		t := time.NewTimer(wait)
 		defer t.Stop()
@@ -86,9 +102,17 @@ func (n *Node) startReleasingPages() (stop func()) {
 			t.Reset(wait)
 		}
 	}()
-	return func() {
+	return func() { once.Do(func() { close(began) }) }, func() {
 		cancel()
 		<-done
+	}
+}
+
+// releasePagesNow begins the release of the store's pages, if Start has
+// made the goroutine that releases them (startReleasingPages).
+func (n *Node) releasePagesNow() {
+	if n.beginPages != nil {
+		n.beginPages()
 	}
 }
 

@@ -9,6 +9,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/store"
 	"github.com/commons-p2p/commons/store/memstore"
 )
 
@@ -29,6 +32,30 @@ type releasingStore struct {
 	pageOutAt  []time.Time
 	closeTakes time.Duration
 	closedAt   time.Time
+	// keep: Close leaves the memstore open, for the next node to start
+	// on; readTakes is how long each read of a commons' applied cursor and
+	// of a feed-log page takes.
+	keep      bool
+	readTakes time.Duration
+	// failDerived fails CommitDerived.
+	failDerived bool
+}
+
+func (s *releasingStore) CommitDerived(ctx context.Context, ds []store.Derived) error {
+	if s.failDerived {
+		return errors.New("disk full (test)")
+	}
+	return s.Store.CommitDerived(ctx, ds)
+}
+
+func (s *releasingStore) Applied(ctx context.Context, c cid.Cid) (uint64, error) {
+	time.Sleep(s.readTakes)
+	return s.Store.Applied(ctx, c)
+}
+
+func (s *releasingStore) Feed(ctx context.Context, c cid.Cid, after uint64, limit int) ([]store.Stored, error) {
+	time.Sleep(s.readTakes)
+	return s.Store.Feed(ctx, c, after, limit)
 }
 
 func (s *releasingStore) PageOut(budget int64) (int64, int64, bool, error) {
@@ -43,7 +70,11 @@ func (s *releasingStore) Close() error {
 	time.Sleep(s.closeTakes)
 	s.mu.Lock()
 	s.closedAt = time.Now()
+	keep := s.keep
 	s.mu.Unlock()
+	if keep {
+		return nil
+	}
 	return s.Store.Close()
 }
 
@@ -225,6 +256,72 @@ func TestNodePagesOutWhileStoreCloses(t *testing.T) {
 			if st.pageOuts[i] != pageBudget || at.Before(closing) || !at.Before(st.closedAt) {
 				t.Errorf("page-out %d: budget %d at %v after Close began, the store closed at %v", i, st.pageOuts[i], at.Sub(closing), st.closedAt.Sub(closing))
 			}
+		}
+	})
+}
+
+// Start releases no page while it opens the stored states of the commons
+// (their reads are what the start waits for, and the pages they map are
+// the tables' indexes, released a pageCheck after it); it does while it
+// applies records again (a migration may read the whole history), or
+// drops a state to derive it again.
+func TestStartReleasesPagesOnlyWhenItReplays(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		key := testKey(t)
+		st := &releasingStore{Store: memstore.New(), grow: 2 * pageBudget, keep: true}
+		start := func() (n *Node, during, after int) {
+			t.Helper()
+			n, err := New(Config{Offline: true, Store: st, Key: key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls, began := len(st.calls()), time.Now()
+			if err := n.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(began); took < st.readTakes {
+				t.Fatalf("Start took %v, want %v at least (the store's reads)", took, st.readTakes)
+			}
+			started := len(st.calls())
+			time.Sleep(2 * pageCheck)
+			return n, started - calls, len(st.calls()) - started
+		}
+		n, _, _ := start()
+		id, _ := fill(t, n, 6)
+		closeNode(t, n)
+
+		// Each read of the applied cursor and of a feed-log page takes
+		// four checks' time: Start takes that long at least.
+		st.readTakes = 4 * pageCheck
+		n, during, after := start()
+		if during != 0 {
+			t.Errorf("%d releases while Start opened the stored state, want none", during)
+		}
+		if after == 0 {
+			t.Errorf("no release within %v of Start's end", 2*pageCheck)
+		}
+		// Records whose derived state was not stored (the disk filled):
+		// the next start applies them again, and releases meanwhile.
+		st.failDerived = true
+		more(t, n, id, 3)
+		if err := n.Close(); err == nil {
+			t.Fatal("Close stored the derived state on a full disk")
+		}
+		st.failDerived = false
+		n, during, _ = start()
+		if during == 0 {
+			t.Error("no release while Start applied the records stored after the derived state")
+		}
+		closeNode(t, n)
+		// The derived state dropped: the start derives it again from the
+		// records, and releases meanwhile.
+		if err := (&Node{st: st.Store}).dropDerived(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		n, during, _ = start()
+		defer closeNode(t, n)
+		if during == 0 {
+			t.Error("no release while Start derived the state again")
 		}
 	})
 }
