@@ -11,13 +11,14 @@ import (
 // fairQueue is the queue of background blob fetches: one queue per author
 // of the records that claim the blobs, served in turn. However many
 // payloads one key claims (a flood of validly signed records naming blobs
-// nobody has), another author's blob waits for at most one fetch of each
-// author ahead of it, not for all of the flood's. Of the authors with
-// blobs queued, the next served is one with the fewest fetches running
-// (in turn among those with as few): a worker freed while the others are
-// held by one author's fetches (peers that stall on a flood's payloads)
-// takes another author's blob, one it put back included, before the
-// flood's next. When the queue is full,
+// nobody has), another author's blob is not served after all of the
+// flood's: of the authors with blobs queued, the next served is one with
+// the fewest fetches running, in turn among those with as few: a blob is
+// served before those of any author with more fetches running, after at
+// most one of each author with as many, and after those of an author with
+// fewer only until that author has as many running. A worker freed while the others are held by one author's fetches (peers
+// that stall on a flood's payloads) takes another author's blob, one it
+// put back included, before the flood's next. When the queue is full,
 // a blob of an author holding fewer places than another takes the last
 // place of the author holding most (the one it takes is left to a sweep),
 // so that the places are shared out evenly among the authors that want

@@ -59,8 +59,8 @@ func TestFairQueueFlood(t *testing.T) {
 	}
 }
 
-// The fair queue, driven by any sequence of queueing, fetching and ending
-// fetches: every blob queued is fetched once or given up (only to make
+// The fair queue, driven by any sequence of queueing, fetching, putting
+// back and ending fetches: every blob queued is fetched once or given up (only to make
 // room for an author holding fewer), each author's blobs in the order they
 // were queued; an author is never served while another with blobs queued
 // has fewer fetches running; and no author waits more than one turn of
@@ -76,24 +76,41 @@ func TestFairQueueProperties(t *testing.T) {
 		queuedFor := map[cid.Cid]protocol.PublicKey{}
 		order := map[protocol.PublicKey][]cid.Cid{} // each author's blobs queued and not yet fetched or evicted
 		servedSince := map[protocol.PublicKey]map[protocol.PublicKey]int{}
-		var running []protocol.PublicKey // the authors of the fetches popped and not yet ended
+		type fetch struct {
+			a protocol.PublicKey
+			c cid.Cid
+		}
+		var running []fetch // the fetches popped and not yet ended
+		putBacks := 0
 		runs := func(a protocol.PublicKey) int {
 			n := 0
-			for _, k := range running {
-				if k == a {
+			for _, f := range running {
+				if f.a == a {
 					n++
 				}
 			}
 			return n
 		}
 		for range rapid.IntRange(1, 200).Draw(t, "steps") {
-			op := rapid.IntRange(0, 4).Draw(t, "op")
-			if op == 4 {
-				if len(running) > 0 {
-					i := rapid.IntRange(0, len(running)-1).Draw(t, "ended")
-					b.queue.done(running[i])
-					running = slices.Delete(running, i, i+1)
+			op := rapid.IntRange(0, 5).Draw(t, "op")
+			if op >= 4 && len(running) > 0 {
+				i := rapid.IntRange(0, len(running)-1).Draw(t, "ended")
+				f := running[i]
+				if op == 5 && b.queue.len() > 0 {
+					// Put back in the queue (blobState.putBack) while it
+					// still counts as running, then ended.
+					b.queued[f.c] = f.a
+					b.queue.push(f.a, f.c)
+					order[f.a] = append(order[f.a], f.c)
+					putBacks++
 				}
+				b.queue.done(f.a)
+				running = slices.Delete(running, i, i+1)
+			}
+			if len(running) == 0 && len(b.queue.running) != 0 {
+				t.Fatalf("no fetch running, the queue counts %v", b.queue.running)
+			}
+			if op >= 4 {
 				continue
 			}
 			if op > 1 {
@@ -168,14 +185,14 @@ func TestFairQueueProperties(t *testing.T) {
 					}
 				}
 				servedSince[a] = map[protocol.PublicKey]int{}
-				running = append(running, a)
+				running = append(running, fetch{a, c})
 			}
 			total := 0
 			for _, cs := range order {
 				total += len(cs)
 			}
-			if total != b.queue.len() || total > capacity {
-				t.Fatalf("%d blobs held, the queue says %d (cap %d)", total, b.queue.len(), capacity)
+			if total != b.queue.len() || total > capacity+putBacks {
+				t.Fatalf("%d blobs held, the queue says %d (cap %d, %d put back)", total, b.queue.len(), capacity, putBacks)
 			}
 		}
 	})
