@@ -99,6 +99,7 @@ func (n *Node) applyLeftOut(ctx context.Context, rep *replica) error {
 	if err != nil || len(marks) == 0 {
 		return err
 	}
+	n.releasePagesNow() // each mark reads its record: a repair may have mended many
 	var blocks []*protocol.Block
 	var cursors []uint64
 	var damaged []string

@@ -46,8 +46,10 @@ const (
 // pageIdle), if the store can release them, until stop is called: from
 // when begin is called to the end of Close (which may hash the whole root
 // trie). Start calls begin once it has started, or as soon as loading
-// does more than open the stored states (a replay of records, or a drop
-// of a state: a migration may read the whole history). Opening the store
+// does more than open the stored states: a replay of records, a drop of
+// a state (a migration may read the whole history), or a read of the
+// records left out as damaged (a repair may have mended many). Opening
+// the store
 // maps the tables' indexes, about 200 MB of them at 10,000,000 records:
 // released while Start opens the states, they took 0.7 s of the start's
 // two cores (each madvise flushes the other core's mappings too), and the

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"slices"
 	"sync"
@@ -34,7 +35,7 @@ type releasingStore struct {
 	closedAt   time.Time
 	// keep: Close leaves the memstore open, for the next node to start
 	// on; readTakes is how long each read of a commons' applied cursor and
-	// of a feed-log page takes.
+	// of a feed-log page takes, and each commit of derived state.
 	keep      bool
 	readTakes time.Duration
 	// failDerived fails CommitDerived.
@@ -42,6 +43,7 @@ type releasingStore struct {
 }
 
 func (s *releasingStore) CommitDerived(ctx context.Context, ds []store.Derived) error {
+	time.Sleep(s.readTakes)
 	if s.failDerived {
 		return errors.New("disk full (test)")
 	}
@@ -263,7 +265,8 @@ func TestNodePagesOutWhileStoreCloses(t *testing.T) {
 // Start releases no page while it opens the stored states of the commons
 // (their reads are what the start waits for, and the pages they map are
 // the tables' indexes, released a pageCheck after it); it does while it
-// applies records again (a migration may read the whole history), or
+// applies records again (a migration may read the whole history), reads
+// the records left out as damaged (a repair may have mended many), or
 // drops a state to derive it again.
 func TestStartReleasesPagesOnlyWhenItReplays(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -287,7 +290,7 @@ func TestStartReleasesPagesOnlyWhenItReplays(t *testing.T) {
 			return n, started - calls, len(st.calls()) - started
 		}
 		n, _, _ := start()
-		id, _ := fill(t, n, 6)
+		id, cons := fill(t, n, 6)
 		closeNode(t, n)
 
 		// Each read of the applied cursor and of a feed-log page takes
@@ -311,6 +314,23 @@ func TestStartReleasesPagesOnlyWhenItReplays(t *testing.T) {
 		n, during, _ = start()
 		if during == 0 {
 			t.Error("no release while Start applied the records stored after the derived state")
+		}
+		closeNode(t, n)
+		// A record marked as left out as damaged: the start reads it
+		// again (here the state holds it, and the mark goes), and
+		// releases meanwhile.
+		applied, err := st.Store.Applied(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cid.MustParse(cons[0])
+		mark := store.Write{Key: leftOutKey(c), Value: binary.BigEndian.AppendUint64(nil, 1)}
+		if err := st.Store.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: applied, Writes: []store.Write{mark}}}); err != nil {
+			t.Fatal(err)
+		}
+		n, during, _ = start()
+		if during == 0 {
+			t.Error("no release while Start read the records left out as damaged")
 		}
 		closeNode(t, n)
 		// The derived state dropped: the start derives it again from the
