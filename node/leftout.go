@@ -73,10 +73,22 @@ type leftOut struct {
 	cursor uint64
 }
 
-// readLeftOut returns the records of rep left out as damaged.
-func (n *Node) readLeftOut(ctx context.Context, rep *replica) ([]leftOut, error) {
+// leftOutChunk is how many marks of records left out as damaged a start
+// reads, and how many of their records it holds, at once: a repair may
+// have mended any number of them.
+var leftOutChunk = 1024 // a variable for tests
+
+// readLeftOut returns up to limit of the records of rep left out as
+// damaged, from the mark whose key is from on (nil: the first), and the
+// key to read the next from (nil once it read the last).
+func (n *Node) readLeftOut(ctx context.Context, rep *replica, from []byte, limit int) ([]leftOut, []byte, error) {
 	var out []leftOut
-	err := n.st.ScanDerived(ctx, rep.id, []byte{prefixLeftOut}, nil, func(k, v []byte) error {
+	var next []byte
+	err := n.st.ScanDerived(ctx, rep.id, []byte{prefixLeftOut}, from, func(k, v []byte) error {
+		if len(out) == limit {
+			next = append([]byte(nil), k...)
+			return errFull
+		}
 		c, err := cid.Cast(k[1:])
 		if err != nil || len(v) != 8 {
 			return fmt.Errorf("%w: the mark of a record left out as damaged (%x) does not decode", crdt.ErrDamaged, k)
@@ -84,58 +96,84 @@ func (n *Node) readLeftOut(ctx context.Context, rep *replica) ([]leftOut, error)
 		out = append(out, leftOut{c, binary.BigEndian.Uint64(v)})
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("node: read the records of commons %s left out as damaged: %w", rep.id, err)
+	if err != nil && !errors.Is(err, errFull) {
+		return nil, nil, fmt.Errorf("node: read the records of commons %s left out as damaged: %w", rep.id, err)
 	}
-	return out, nil
+	return out, next, nil
 }
+
+// errFull stops a scan that has read as much as it was asked.
+var errFull = errors.New("read as much as asked")
 
 // applyLeftOut applies the records of rep left out as damaged that the
 // store now holds whole, drops the marks of those the state holds, and
-// names in the log those still damaged. At start, before the loop runs.
+// names in the log those still damaged; leftOutChunk marks at a time,
+// each chunk saved before the next is read. At start, before the loop
+// runs.
 func (n *Node) applyLeftOut(ctx context.Context, rep *replica) error {
 	defer func() { rep.leftNow = 0 }()
-	marks, err := n.readLeftOut(ctx, rep)
-	if err != nil || len(marks) == 0 {
-		return err
-	}
-	n.releasePagesNow() // each mark reads its record: a repair may have mended many
-	var blocks []*protocol.Block
-	var cursors []uint64
-	var damaged []string
-	for _, m := range marks {
-		if rep.state.Has(m.c) {
+	var from []byte
+	applied, damaged, first := 0, 0, ""
+	for {
+		marks, next, err := n.readLeftOut(ctx, rep, from, leftOutChunk)
+		if err != nil {
+			return err
+		}
+		if len(marks) == 0 {
+			if from == nil {
+				return nil // none at all: nothing to save
+			}
+			break
+		}
+		n.releasePagesNow() // each mark reads its record: a repair may have mended many
+		var blocks []*protocol.Block
+		var cursors []uint64
+		for _, m := range marks {
+			if rep.state.Has(m.c) {
+				rep.unsaved.marks = append(rep.unsaved.marks, store.Write{Key: leftOutKey(m.c), Delete: true})
+				continue
+			}
+			raw, err := n.st.GetRecord(ctx, m.c)
+			if errors.Is(err, store.ErrCorrupt) || errors.Is(err, store.ErrDropped) {
+				if damaged++; first == "" {
+					first = m.c.String()
+				}
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("node: read record %s of commons %s, left out as damaged: %w", m.c, rep.id, err)
+			}
+			b, err := protocol.ParseStored(m.c, raw)
+			if err != nil {
+				return fmt.Errorf("node: record %s of commons %s, left out as damaged: %w", m.c, rep.id, err)
+			}
+			blocks = append(blocks, b)
+			cursors = append(cursors, m.cursor)
 			rep.unsaved.marks = append(rep.unsaved.marks, store.Write{Key: leftOutKey(m.c), Delete: true})
-			continue
 		}
-		raw, err := n.st.GetRecord(ctx, m.c)
-		if errors.Is(err, store.ErrCorrupt) || errors.Is(err, store.ErrDropped) {
-			damaged = append(damaged, m.c.String())
-			continue
+		if len(blocks) > 0 {
+			done, err := n.apply(rep, blocks, cursors, false)
+			if err != nil {
+				return fmt.Errorf("node: load commons %s: %w", rep.id, err)
+			}
+			n.feeds.Added(rep.id, done, false)
+			applied += len(blocks)
 		}
-		if err != nil {
-			return fmt.Errorf("node: read record %s of commons %s, left out as damaged: %w", m.c, rep.id, err)
+		if next == nil {
+			break
 		}
-		b, err := protocol.ParseStored(m.c, raw)
-		if err != nil {
-			return fmt.Errorf("node: record %s of commons %s, left out as damaged: %w", m.c, rep.id, err)
+		if err := n.saveNow(ctx, rep); err != nil {
+			return err
 		}
-		blocks = append(blocks, b)
-		cursors = append(cursors, m.cursor)
-		rep.unsaved.marks = append(rep.unsaved.marks, store.Write{Key: leftOutKey(m.c), Delete: true})
+		from = next
 	}
-	if len(blocks) > 0 {
-		done, err := n.apply(rep, blocks, cursors, false)
-		if err != nil {
-			return fmt.Errorf("node: load commons %s: %w", rep.id, err)
-		}
-		n.feeds.Added(rep.id, done, false)
-		n.log.Info("records left out as damaged are whole again in the store: applied", "commons", rep.id, "records", len(blocks))
+	if applied > 0 {
+		n.log.Info("records left out as damaged are whole again in the store: applied", "commons", rep.id, "records", applied)
 	}
-	rep.leftOut = len(damaged)
-	if len(damaged) > min(rep.leftNow, leftOutNamed) { // more than this start named
+	rep.leftOut = damaged
+	if damaged > min(rep.leftNow, leftOutNamed) { // more than this start named
 		n.log.Warn("stored records are damaged or dropped, and left out of the commons' state until a peer that holds them sends them again (or, with the daemon stopped, commons repo repair --from a file a peer exported)",
-			"commons", rep.id, "records", len(damaged), "first", damaged[0])
+			"commons", rep.id, "records", damaged, "first", first)
 	}
 	return n.saveNow(ctx, rep)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -491,4 +492,48 @@ func TestLeftOutMarkDamaged(t *testing.T) {
 	if got := settledStatus(t, n, id); !reflect.DeepEqual(got, want) {
 		t.Errorf("derived again: %+v; want %+v", got, want)
 	}
+}
+
+// TestManyRepairedRecordsAppliedInChunks: a start reads the marks of the
+// records left out, and applies those mended, a chunk at a time
+// (leftOutChunk), saving each before it reads the next: with chunks of
+// two, four records repaired while the node was stopped are applied, the
+// commons is whole, and no mark is left.
+func TestManyRepairedRecordsAppliedInChunks(t *testing.T) {
+	defer func(was int) { leftOutChunk = was }(leftOutChunk)
+	leftOutChunk = 2
+	dir, key := t.TempDir(), testKey(t)
+	n, _ := startRepo(t, dir, key, nil)
+	pick := func(f []store.Stored) []int { return []int{1, 2, 3, len(f) - 1} }
+	id, victims, want, peer := damagedRepo(t, dir, n, pick)
+	n, _ = startRepo(t, dir, key, nil)
+	if got := commonsStatus(t, n, id); got.LeftOut != len(victims) {
+		t.Fatalf("%d records left out, want %d", got.LeftOut, len(victims))
+	}
+	closeNode(t, n)
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		rep, err := repo.Repair(t.Context(), st, bytes.NewReader(peer))
+		if err != nil || rep.RepairedTotal != len(victims) {
+			t.Fatalf("repair from the peer's copy: %+v, %v", rep, err)
+		}
+	})
+	var log logBuffer
+	n, _ = startRepo(t, dir, key, &log)
+	if !strings.Contains(log.String(), fmt.Sprintf("whole again in the store: applied\" component=node commons=%s records=%d", id, len(victims))) {
+		t.Errorf("the start did not say it applied the %d repaired records:\n%s", len(victims), log.String())
+	}
+	if got := settledStatus(t, n, id); !reflect.DeepEqual(got, want) {
+		t.Errorf("after the repair: %+v; want %+v", got, want)
+	}
+	checkViews(t, n, id, victims, true, "repaired while stopped")
+	closeNode(t, n)
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		marks := 0
+		if err := st.ScanDerived(t.Context(), id, []byte{prefixLeftOut}, nil, func(k, v []byte) error { marks++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if marks != 0 {
+			t.Errorf("%d marks left after the records were applied", marks)
+		}
+	})
 }
