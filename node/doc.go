@@ -37,8 +37,9 @@
 // after a clean stop. Online, once a peer is connected, it then sweeps the
 // stored blob references for the payloads it lacks, and fetches them in
 // the background (blobsweep.go); memory holds a bounded queue of them, never one entry
-// per record, served in turn by the authors of the records that claim them
-// (blobqueue.go), so that one key's flood of claims starves nobody else's.
+// per record, served in turn by the authors of the records that claim them,
+// first to those with the fewest fetches running (blobqueue.go), so that
+// one key's flood of claims starves nobody else's.
 // A sweep pauses while every connected peer has lately lacked the payloads
 // asked of it (blob.go: lackState), rather than read each claiming record
 // to ask them in vain.
