@@ -239,7 +239,7 @@ func checkResult(t *testing.T, res *bench.Result, clock string) {
 	case "scale":
 		// Every step ran: the join figure comes last, once the second
 		// daemon holds every record.
-		for _, name := range []string{"import rate", "start", "status p99", "contribution p99", "feed page p99", "join"} {
+		for _, name := range []string{"import rate", "start", "status p99", "contribution p99", "feed page p99", "join", "join peak Go heap in use"} {
 			if v, ok := res.Get(name); !ok || v <= 0 {
 				t.Errorf("%s = %v (present %v), want a positive figure", name, v, ok)
 			}

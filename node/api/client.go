@@ -37,6 +37,11 @@ func (c *Client) Ping(ctx context.Context) error {
 	return err
 }
 
+// Metrics returns the daemon's Prometheus metrics, in the text format.
+func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
+	return c.get(ctx, "/metrics")
+}
+
 // do sends a request and decodes a JSON answer into out (unless nil).
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
 	resp, err := c.send(ctx, method, path, body, contentType)

@@ -347,8 +347,19 @@ func (s *scale) join(ctx context.Context) error {
 	}
 	deadline := start.Add(limit + time.Minute)
 	var anon float64 // the joining daemon's peak anonymous memory, sampled
+	// and its Go heap in use, sampled every second: what of the anonymous
+	// memory is the heap's, and what is not (stacks, the heap's pages
+	// freed and not yet returned).
+	var heap float64
+	var heapAt time.Time
 	for {
 		anon = max(anon, b.memory().anon)
+		if time.Since(heapAt) >= time.Second {
+			heapAt = time.Now()
+			if h, ok := heapInUse(ctx, b.client); ok {
+				heap = max(heap, h)
+			}
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("scale: the joining daemon did not get every record within %v", deadline.Sub(start).Round(time.Second))
 		}
@@ -378,7 +389,29 @@ func (s *scale) join(ctx context.Context) error {
 	peak := b.memory().peak
 	s.res.add("join peak RSS", peak, "MB")
 	s.res.add("join peak RSS, anonymous", anon, "MB")
+	if heap > 0 {
+		s.res.add("join peak Go heap in use", heap, "MB")
+	}
 	return nil
+}
+
+// heapInUse returns the Go heap in use of the daemon c talks to, in MB,
+// from its metrics (go_memstats_heap_inuse_bytes); ok is false if they
+// cannot be read.
+func heapInUse(ctx context.Context, c *api.Client) (float64, bool) {
+	b, err := c.Metrics(ctx)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		return f / (1 << 20), err == nil
+	}
+	return 0, false
 }
 
 // proc is a finished process of the commons binary.
