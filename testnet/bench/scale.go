@@ -46,13 +46,7 @@ func Scale(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Keep {
-		kept := "the CAR (commons.car), the imported repo (a) and the joining one (b)"
-		if o.NoJoin {
-			kept = "the CAR (commons.car) and the imported repo (a)"
-		}
-		res.Notes = append(res.Notes, fmt.Sprintf("kept in %s: %s", dir, kept))
-	} else {
+	if !o.Keep {
 		defer cleanup()
 	}
 	s := &scale{o: o, res: res, dir: dir, car: filepath.Join(dir, "commons.car"), repo: filepath.Join(dir, "a")}
@@ -70,6 +64,15 @@ func Scale(ctx context.Context, o Options) (*Result, error) {
 	case o.CAR != "":
 		s.car = o.CAR
 		steps = steps[1:]
+	}
+	if o.Keep {
+		// What is kept where: with --car, the CAR is the one given; with
+		// --imported, the repo too.
+		kept := fmt.Sprintf("the CAR (%s), the imported repo (%s)", s.car, s.repo)
+		if !o.NoJoin {
+			kept += fmt.Sprintf(" and the joining one (%s)", filepath.Join(dir, "b"))
+		}
+		res.Notes = append(res.Notes, "kept: "+kept)
 	}
 	if o.NoJoin {
 		steps = steps[:len(steps)-1]
