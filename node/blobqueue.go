@@ -16,10 +16,11 @@ import (
 // the fewest fetches running, in turn among those with as few: a blob is
 // served before those of any author with more fetches running, after at
 // most one of each author with as many, and after those of an author with
-// fewer only until that author has as many running. A worker freed while the others are held by one author's fetches (peers
-// that stall on a flood's payloads) takes another author's blob, one it
-// put back included, before the flood's next. When the queue is full,
-// a blob of an author holding fewer places than another takes the last
+// fewer only until that author has as many running. A worker freed
+// while the others are held by one author's fetches (peers that stall on
+// a flood's payloads) takes another author's blob, one it put back
+// included, before the flood's next. When the queue is full, a blob of an
+// author holding fewer places than another takes the last
 // place of the author holding most (the one it takes is left to a sweep),
 // so that the places are shared out evenly among the authors that want
 // them. The author is who signed the record naming the blob (for a sweep,
