@@ -275,9 +275,12 @@ const damagedAdvice = "with the daemon stopped, commons repo verify checks the w
 
 // GetRecords implements store.Store. It reads from one snapshot, in key
 // order: an iterator steps from one wanted record to the next when they are
-// close (as when most of a commons is read, for a peer that lacks it), about
-// 2 µs a record where a lookup each costs 10-15 µs in a large store, and
-// seeks when they are far apart.
+// close (as when most of a small commons is read, for a peer that lacks
+// it), about 2 µs a record where a lookup each costs 10-15 µs in a large
+// store. When they are far apart (a sync turn's records, in time order,
+// are spread over the whole key space), it looks each up instead: a
+// lookup reads one table of a level, the one its bloom filter does not
+// rule out, where an iterator's seek reads a block of every level.
 func (s *Store) GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
@@ -294,6 +297,7 @@ func (s *Store) GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) 
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tagRecord}})
 		defer it.Close()
 		steps := nearRecords // how far to step before seeking: halved when that fails, doubled when it works
+		far := false         // stepping failed at its shortest: look the rest up
 		for n, i := range order {
 			if n%256 == 255 {
 				if err := ctx.Err(); err != nil {
@@ -301,27 +305,39 @@ func (s *Store) GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) 
 				}
 			}
 			k := keys[i]
-			if n == 0 {
-				it.Seek(k)
-			}
-			sought := false
-			for step := 0; it.Valid() && bytes.Compare(it.Item().Key(), k) < 0; step++ {
-				if step == steps {
-					it.Seek(k)
-					sought = true
-					break
+			var item *badger.Item
+			if far {
+				var err error
+				if item, err = txn.Get(k); errors.Is(err, badger.ErrKeyNotFound) {
+					return fmt.Errorf("record %s: %w", cs[i], store.ErrNotFound)
+				} else if err != nil {
+					return fmt.Errorf("record %s: %w", cs[i], err)
 				}
-				it.Next()
-			}
-			if sought {
-				steps = max(1, steps/2)
 			} else {
-				steps = min(nearRecords, steps*2)
+				if n == 0 {
+					it.Seek(k)
+				}
+				sought := false
+				for step := 0; it.Valid() && bytes.Compare(it.Item().Key(), k) < 0; step++ {
+					if step == steps {
+						it.Seek(k)
+						sought = true
+						break
+					}
+					it.Next()
+				}
+				if sought {
+					far = steps == 1
+					steps = max(1, steps/2)
+				} else {
+					steps = min(nearRecords, steps*2)
+				}
+				if !it.Valid() || !bytes.Equal(it.Item().Key(), k) {
+					return fmt.Errorf("record %s: %w", cs[i], store.ErrNotFound)
+				}
+				item = it.Item()
 			}
-			if !it.Valid() || !bytes.Equal(it.Item().Key(), k) {
-				return fmt.Errorf("record %s: %w", cs[i], store.ErrNotFound)
-			}
-			v, err := it.Item().ValueCopy(nil)
+			v, err := item.ValueCopy(nil)
 			if err != nil {
 				return fmt.Errorf("record %s: %w", cs[i], err)
 			}
@@ -346,7 +362,8 @@ func (s *Store) GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) 
 // for are close together in key order (most of the store asked for: a
 // join). When they are far apart, each lookup would step that far in vain
 // before seeking, so the distance it steps is halved each time stepping
-// fails, down to 1, and doubled each time it works.
+// fails, down to 1, and doubled each time it works; once it fails at 1,
+// the rest are looked up one by one.
 const nearRecords = 16
 
 // DropRecordBytes implements store.Store: a tombstone is an empty value

@@ -90,6 +90,57 @@ func testGetRecords(t *testing.T, s store.Store) {
 	if !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), other.CID.String()) {
 		t.Fatalf("GetRecords with an unstored record: %v; want ErrNotFound naming %s", err, other.CID)
 	}
+	testGetRecordsFarApart(t, s, a)
+}
+
+// testGetRecordsFarApart reads records far apart in key order, as a sync
+// turn over a large store does (a store may look those up one by one):
+// every 50th of 2,000 in key order, in no order, one of them twice; then
+// with a record never stored, and with one dropped, each far into the
+// list in key order.
+func testGetRecordsFarApart(t *testing.T, s store.Store, a cid.Cid) {
+	t.Helper()
+	byKey := func(x, y store.Entry) int { return bytes.Compare(x.CID.Bytes(), y.CID.Bytes()) }
+	spread := Entries(a, "grs-spread", 2000)
+	put(t, s, spread)
+	slices.SortFunc(spread, byKey)
+	var want []store.Entry
+	for i := 0; i < len(spread); i += 50 {
+		want = append(want, spread[i])
+	}
+	want = append(want, want[25])
+	rand.New(rand.NewPCG(3, 4)).Shuffle(len(want), func(i, j int) { want[i], want[j] = want[j], want[i] })
+	cs := make([]cid.Cid, len(want))
+	for i, e := range want {
+		cs[i] = e.CID
+	}
+	got, err := s.GetRecords(bg, cs)
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("GetRecords of %d far apart = %d records, %v", len(want), len(got), err)
+	}
+	for i, e := range want {
+		if !bytes.Equal(got[i], e.Raw) {
+			t.Fatalf("GetRecords far apart [%d] = %q, want %q", i, got[i], e.Raw)
+		}
+	}
+	// A record never stored whose key is above the 30th asked for.
+	late := spread[30*50]
+	var other store.Entry
+	for i := 0; ; i++ {
+		if other = Entry(a, fmt.Sprint("never stored, far ", i)); byKey(other, late) > 0 {
+			break
+		}
+	}
+	if _, err := s.GetRecords(bg, append(slices.Clone(cs), other.CID)); !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), other.CID.String()) {
+		t.Fatalf("GetRecords far apart with an unstored record: %v; want ErrNotFound naming %s", err, other.CID)
+	}
+	if n, _, err := s.DropRecordBytes(bg, []cid.Cid{late.CID}); n != 1 || err != nil {
+		t.Fatalf("DropRecordBytes = %d, %v", n, err)
+	}
+	var d *store.DroppedRecordError
+	if _, err := s.GetRecords(bg, cs); !errors.As(err, &d) || !d.CID.Equals(late.CID) {
+		t.Fatalf("GetRecords far apart with a dropped record: %v; want a DroppedRecordError naming %s", err, late.CID)
+	}
 }
 
 func testEmptyPut(t *testing.T, s store.Store) {
