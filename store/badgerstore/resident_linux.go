@@ -20,12 +20,13 @@ import (
 
 // resident is what ReleasePages keeps between calls.
 type resident struct {
-	mu    sync.Mutex
-	dir   string           // the store's directory, as /proc/self/maps names it
-	data  map[string]int64 // a listed table file's bytes before its index
-	floor int64            // file pages held right after the last release
-	whole int64            // file pages held right after the last release of indexes too, or since, if fewer
-	off   bool             // the kernel refused MADV_PAGEOUT
+	mu     sync.Mutex
+	dir    string           // the store's directory, as /proc/self/maps names it
+	data   map[string]int64 // a listed table file's bytes before its index
+	floor  int64            // file pages held right after the last release
+	tables int64            // file pages held right after the last release of the tables' data too, or since, if fewer
+	whole  int64            // file pages held right after the last release of indexes too, or since, if fewer
+	off    bool             // the kernel refused MADV_PAGEOUT
 }
 
 // ReleasePages hands back to the kernel the pages of the store's value log
@@ -41,10 +42,11 @@ type resident struct {
 // kernel needs the memory back: an import held as much of them as it
 // wrote. ReleasePages takes those pages out of the process now. From the
 // tables badger lists, pinned meanwhile, it drops them all but their
-// indexes, and those too but the head of each, which badger's list of its
-// tables reads, once the pages held after a release have grown by
-// indexBudget since the indexes last went (madvise MADV_DONTNEED: the
-// mapping stays); it drops all of the value log files but the newest two
+// indexes once the pages held after a release have grown by tableBudget
+// since those last went, and the indexes too but the head of each, which
+// badger's list of its tables reads, once they have grown by indexBudget
+// since the indexes last went (madvise MADV_DONTNEED: the mapping stays);
+// it drops all of the value log files but the newest two
 // (newestLog): their pages stay in the page cache, for the kernel to keep
 // or reclaim as it keeps or reclaims any file's, and a read of them again
 // maps them without reading the disk. The newest two value log files and
@@ -77,21 +79,24 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 	if err != nil {
 		return 0, 0, false, err
 	}
-	if before < r.whole {
-		r.whole = before
-	}
+	r.tables, r.whole = min(r.tables, before), min(r.whole, before)
 	if before <= r.floor+budget {
 		return before, before, false, nil
 	}
 	if err := r.prepare(s.dir); err != nil {
 		return before, before, false, err
 	}
-	// The indexes stay while what is held after a release has grown by
-	// less than indexBudget since they last went too.
-	whole := r.whole == 0
+	// The listed tables' pages stay while what is held after a release has
+	// grown by less than tableBudget since they last went, and their
+	// indexes while it has grown by less than indexBudget since those last
+	// went; the first release takes everything.
+	part := tablesKept
+	if r.whole == 0 {
+		part = tablesWhole
+	}
 	for {
-		if err := s.releasePinned(whole); err != nil {
-			if after > 0 { // the first pass released, the second failed
+		if err := s.releasePinned(part); err != nil {
+			if after > 0 { // a pass released, the next failed
 				return before, after, true, err
 			}
 			return before, before, false, err
@@ -100,17 +105,30 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 		if err != nil {
 			return before, before, true, err
 		}
-		if whole || after <= r.whole+indexBudget {
+		if part == tablesWhole || part == tablesKept && after <= r.tables+tableBudget || part == tablesData && after <= r.whole+indexBudget {
 			break
 		}
-		whole = true
+		part++
 	}
-	if whole {
+	if part >= tablesData {
+		r.tables = after
+	}
+	if part == tablesWhole {
 		r.whole = after
 	}
 	r.floor = after
 	return before, after, true, nil
 }
+
+// tablePart is how much of the pages of the tables badger lists a release
+// takes.
+type tablePart int
+
+const (
+	tablesKept  tablePart = iota // none
+	tablesData                   // all but their indexes
+	tablesWhole                  // all but the head of each index (indexHead)
+)
 
 // PageOut is ReleasePages for a store that Close may be closing, or has
 // closed, and for its value log files alone: it takes no lock of the
@@ -146,7 +164,7 @@ func (s *Store) PageOut(budget int64) (before, after int64, released bool, err e
 	if err := r.prepare(s.dir); err != nil {
 		return before, before, false, err
 	}
-	if err := r.release(nil, 0, false, true); err != nil {
+	if err := r.release(nil, 0, tablesKept, true); err != nil {
 		return before, before, false, err
 	}
 	if after, err = fileResident(); err != nil {
@@ -190,9 +208,9 @@ func (r *resident) prepare(dir string) error {
 	return nil
 }
 
-// releasePinned is release, with the tables pinned meanwhile, and the
-// indexes too if indexes.
-func (s *Store) releasePinned(indexes bool) error {
+// releasePinned is release, with the tables pinned meanwhile, taking part
+// of the listed tables' pages.
+func (s *Store) releasePinned(part tablePart) error {
 	r := &s.res
 	newest := r.newestLog()
 	// Every table in badger's levels is pinned while its pages are
@@ -212,7 +230,7 @@ func (s *Store) releasePinned(indexes bool) error {
 	it := txn.NewIterator(badger.IteratorOptions{})
 	pinned := s.tableIndexes()
 	maps.DeleteFunc(pinned, func(name string, _ int64) bool { _, ok := listed[name]; return !ok })
-	err := r.release(pinned, newest, indexes, false)
+	err := r.release(pinned, newest, part, false)
 	it.Close()
 	txn.Discard()
 	return err
@@ -289,10 +307,24 @@ const indexHead = 256
 // them stays.
 var indexBudget int64 = 64 << 20 // a variable for tests
 
+// tableBudget is how much the pages held right after a release may grow,
+// from what was held after the last release of the listed tables' pages,
+// before a release takes those too: until then it takes the value log
+// files' pages and those of the tables a compaction is writing. A value
+// log file's pages are mostly read or written once (a sync session reads
+// the records it sends in the order they were stored, an import writes
+// them), where a table's blocks are read again by every lookup that lands
+// in them: dropped at each release (every 16 MiB that the pages held
+// grow, most of them the value log's), they were mapped again, a fault a
+// block, and the daemon serving a join of 1,000,000 records spent half of
+// its time on those faults and releases.
+var tableBudget int64 = 64 << 20 // a variable for tests
+
 // release hands back the pages of the store's mapped value log files and
 // tables: of the tables in pinned (a table's index size by its file's
 // name), which badger does not unmap meanwhile, all of them but the index
-// (all of them but the head of the index, if indexes), and of the value
+// (none of them with tablesKept; all of them but the head of the index
+// with tablesWhole), and of the value
 // log files two IDs or more older than newestLog, all of them, by
 // dropping them from the process (MADV_DONTNEED: the mapping stays), which
 // leaves them in the page cache; of the other tables, up to their indexes,
@@ -301,7 +333,7 @@ var indexBudget int64 = 64 << 20 // a variable for tests
 // leaves the tables: whatever has been mapped where it read a file's
 // range, that advice loses nothing (see the end of the loop), and it needs
 // no table pinned; it gives no other.
-func (r *resident) release(pinned map[string]int64, newestLog uint32, indexes, logsOnly bool) error {
+func (r *resident) release(pinned map[string]int64, newestLog uint32, part tablePart, logsOnly bool) error {
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
 		return fmt.Errorf("badgerstore: release pages: %w", err)
@@ -344,6 +376,10 @@ func (r *resident) release(pinned map[string]int64, newestLog uint32, indexes, l
 				continue
 			}
 			idx, listed := pinned[filepath.Base(path)]
+			if listed && strings.HasSuffix(fields[1], "s") && part == tablesKept {
+				seen[path] = true
+				continue
+			}
 			if listed && strings.HasSuffix(fields[1], "s") {
 				// All of the table, its index and bloom filter too, but
 				// the index's head: they stay in the page cache, and the
@@ -364,7 +400,7 @@ func (r *resident) release(pinned map[string]int64, newestLog uint32, indexes, l
 				if err := madvise(uintptr(start), uintptr(head), advice); err != nil {
 					return fmt.Errorf("badgerstore: release pages of %s: %w", filepath.Base(path), err)
 				}
-				if !indexes {
+				if part != tablesWhole {
 					continue // its index stays (indexBudget)
 				}
 				rest := min((uint64(n)+indexHead+page-1)&^(page-1), length)

@@ -147,13 +147,14 @@ func TestReleasePages(t *testing.T) {
 	}
 }
 
-// A release keeps the tables' indexes while what it leaves held has grown
-// by less than indexBudget since they last went, and then takes them too;
-// the value log files two IDs or more below the newest leave the process
-// and stay in the page cache; the newest is paged out; a value log file
-// mapped privately and written keeps what was written.
+// A release keeps the tables' pages while what it leaves held has grown by
+// less than tableBudget since they last went, and their indexes while it
+// has grown by less than indexBudget since those last went, and then takes
+// them too; the value log files two IDs or more below the newest leave the
+// process and stay in the page cache; the newest is paged out; a value log
+// file mapped privately and written keeps what was written.
 func TestReleasePagesKeepsIndexes(t *testing.T) {
-	defer func(b int64) { indexBudget = b }(indexBudget)
+	defer func(i, t int64) { indexBudget, tableBudget = i, t }(indexBudget, tableBudget)
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, all := reopenedStore(t, dir, 100*256, 800)
@@ -232,6 +233,31 @@ func TestReleasePagesKeepsIndexes(t *testing.T) {
 		t.Fatalf("newest value log file %d, want %d (%s)", id, newestID, filepath.Base(newest))
 	}
 	readAll()
+	// Within the table budget: the tables' pages stay, the value log
+	// files' go.
+	tableBudget = 1 << 40
+	heldBefore := filePagesHeld(t, dir, ".sst")
+	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
+		t.Fatalf("a release within the table budget: %v, %v", released, err)
+	}
+	data := false // a table held more than its index
+	for name, tb := range tables {
+		index := (tb.size - tb.index&^(page-1) + page - 1) &^ (page - 1)
+		data = data || heldBefore[name] > index
+		if h := filePagesHeld(t, dir, ".sst")[name]; h < heldBefore[name] {
+			t.Errorf("%s: %d bytes held after a release within the table budget, %d before", name, h, heldBefore[name])
+		}
+	}
+	if !data {
+		t.Fatal("no table held more than its index after every record was read")
+	}
+	// The old value log file's pages are dropped from the process
+	// (MADV_DONTNEED), which always takes them.
+	if h := filePagesHeld(t, dir, ".vlog")[filepath.Base(old)]; h != 0 {
+		t.Errorf("%s: %d bytes held after a release within the table budget, want none", filepath.Base(old), h)
+	}
+	tableBudget = -1 << 40 // past it, whatever the pages held: the tables' data goes
+	readAll()
 	if h := filePagesHeld(t, dir, ".vlog")[filepath.Base(old)]; h < oldSize/2 {
 		t.Fatalf("%s: %d of its %d bytes held after reading every record", filepath.Base(old), h, oldSize)
 	}
@@ -241,6 +267,7 @@ func TestReleasePagesKeepsIndexes(t *testing.T) {
 		t.Fatalf("%s: no page cached after reading the records written to it", filepath.Base(newest))
 	}
 	// Below the budget: the indexes stay, the data goes.
+	logsBefore := filePagesHeld(t, dir, ".vlog")
 	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
 		t.Fatalf("a release within the index budget: %v, %v", released, err)
 	}
@@ -256,9 +283,12 @@ func TestReleasePagesKeepsIndexes(t *testing.T) {
 	if kept <= 2*page*int64(len(tables)) {
 		t.Errorf("%d bytes of the %d tables held after a release within the index budget: their indexes were dropped", kept, len(tables))
 	}
+	// The old value log file's pages are dropped (MADV_DONTNEED), which
+	// takes them all; the newest's paged out, which the kernel may refuse
+	// for some of them (as its reclaim would).
 	for name, h := range filePagesHeld(t, dir, ".vlog") {
-		if h != 0 {
-			t.Errorf("%s: %d bytes held after a release, want none", name, h)
+		if name == filepath.Base(old) && h != 0 || h > 0 && h >= logsBefore[name] {
+			t.Errorf("%s: %d bytes held after a release, %d before", name, h, logsBefore[name])
 		}
 	}
 	if n := pagesCached(t, old, 0, oldSize); n < oldCached*9/10 {
@@ -271,16 +301,31 @@ func TestReleasePagesKeepsIndexes(t *testing.T) {
 		t.Fatal("a private mapping of a value log file, written, changed by a release")
 	}
 
-	// Past the budget: the indexes go too.
-	indexBudget = 0
+	// Past the budget: the indexes go too, but for the head of each. What
+	// the process holds of them afterwards cannot show it: the release's
+	// own listing of the tables reads each head, and the kernel maps what
+	// lies around that read in the page cache (fault-around, 64 KiB by
+	// default), a small index whole. The advice given shows it.
+	indexBudget = -1 << 40
 	readAll()
+	advised := recordRanges(t)
 	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
 		t.Fatalf("a release past the index budget: %v, %v", released, err)
 	}
-	held = filePagesHeld(t, dir, ".sst")
-	for name := range tables {
-		if h := held[name]; h > 2*page {
-			t.Errorf("%s: %d bytes held after a release past the index budget, want the head of its index (a page or two)", name, h)
+	mapped := sharedMappings(t, dir, ".sst")
+	for name, tb := range tables {
+		m, ok := mapped[name]
+		if !ok {
+			t.Fatalf("%s: not mapped", name)
+		}
+		from := m[0] + uintptr((tb.index+indexHead+page-1)&^(page-1))
+		if from >= m[1] {
+			continue // an index no larger than its head
+		}
+		if !slices.ContainsFunc(advised(), func(a advice) bool {
+			return a.advice == unix.MADV_DONTNEED && a.start <= from && a.start+a.length >= m[1]
+		}) {
+			t.Errorf("%s: its index past its head (%#x to %#x) not dropped by a release past the index budget", name, from, m[1])
 		}
 	}
 	if !bytes.Equal(private[:page], want) {
@@ -906,6 +951,61 @@ func TestPageOutDuringClose(t *testing.T) {
 			t.Fatalf("record %s: %v", e.CID, err)
 		}
 	}
+}
+
+// advice is a call of madvise.
+type advice struct {
+	start, length uintptr
+	advice        int
+}
+
+// recordRanges has madvise record the calls it takes, until the end of the
+// test, and returns what it has recorded so far.
+func recordRanges(t *testing.T) func() []advice {
+	t.Helper()
+	var mu sync.Mutex
+	var got []advice
+	madvise = func(start, length uintptr, a int) error {
+		mu.Lock()
+		got = append(got, advice{start, length, a})
+		mu.Unlock()
+		return sysMadvise(start, length, a)
+	}
+	t.Cleanup(func() { madvise = sysMadvise })
+	return func() []advice {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+}
+
+// sharedMappings returns where the process maps each file in dir whose
+// name ends in ext (by name), shared: its first and its last address + 1.
+func sharedMappings(t *testing.T, dir, ext string) map[string][2]uintptr {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string][2]uintptr{}
+	for line := range strings.Lines(string(b)) {
+		fields, path, ok := mapsLine(strings.TrimSuffix(line, "\n"))
+		if !ok || filepath.Dir(path) != dir || !strings.HasSuffix(path, ext) || !strings.HasSuffix(fields[1], "s") {
+			continue
+		}
+		lo, hi, _ := strings.Cut(fields[0], "-")
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("/proc/self/maps: %q", line)
+		}
+		m[filepath.Base(path)] = [2]uintptr{uintptr(start), uintptr(end)}
+	}
+	return m
 }
 
 // recordAdvice has madvise record the advice it gives, until the end of
