@@ -79,21 +79,13 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 	if err != nil {
 		return 0, 0, false, err
 	}
-	r.tables, r.whole = min(r.tables, before), min(r.whole, before)
 	if before <= r.floor+budget {
 		return before, before, false, nil
 	}
 	if err := r.prepare(s.dir); err != nil {
 		return before, before, false, err
 	}
-	// The listed tables' pages stay while what is held after a release has
-	// grown by less than tableBudget since they last went, and their
-	// indexes while it has grown by less than indexBudget since those last
-	// went; the first release takes everything.
-	part := tablesKept
-	if r.whole == 0 {
-		part = tablesWhole
-	}
+	part := r.first()
 	for {
 		if err := s.releasePinned(part); err != nil {
 			if after > 0 { // a pass released, the next failed
@@ -105,11 +97,40 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 		if err != nil {
 			return before, before, true, err
 		}
-		if part == tablesWhole || part == tablesKept && after <= r.tables+tableBudget || part == tablesData && after <= r.whole+indexBudget {
+		if r.enough(part, after) {
 			break
 		}
 		part++
 	}
+	r.released(part, after)
+	return before, after, true, nil
+}
+
+// The listed tables' pages stay while what is held after a release has
+// grown by less than tableBudget since they last went, and their indexes
+// while it has grown by less than indexBudget since those last went; the
+// first release takes everything. A release takes the least (first), and
+// more while what it leaves is past those budgets (enough); released
+// notes what it left. r.mu is held.
+
+func (r *resident) first() tablePart {
+	if r.whole == 0 {
+		return tablesWhole
+	}
+	return tablesKept
+}
+
+func (r *resident) enough(part tablePart, after int64) bool {
+	switch part {
+	case tablesKept:
+		return after <= r.tables+tableBudget
+	case tablesData:
+		return after <= r.whole+indexBudget
+	}
+	return true
+}
+
+func (r *resident) released(part tablePart, after int64) {
 	if part >= tablesData {
 		r.tables = after
 	}
@@ -117,7 +138,6 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 		r.whole = after
 	}
 	r.floor = after
-	return before, after, true, nil
 }
 
 // tablePart is how much of the pages of the tables badger lists a release
@@ -175,14 +195,20 @@ func (s *Store) PageOut(budget int64) (before, after int64, released bool, err e
 }
 
 // held returns the file pages the process holds (fileResident), and
-// lowers r.floor to them if they are fewer. r.mu is held.
+// lowers r.floor, r.tables and r.whole to them if they are fewer (lower).
+// r.mu is held.
 func (r *resident) held() (int64, error) {
 	n, err := fileResident()
 	if err != nil {
 		return 0, err
 	}
-	r.floor = min(r.floor, n)
+	r.lower(n)
 	return n, nil
+}
+
+// lower notes that the process holds n bytes of file pages. r.mu is held.
+func (r *resident) lower(n int64) {
+	r.floor, r.tables, r.whole = min(r.floor, n), min(r.tables, n), min(r.whole, n)
 }
 
 // prepare readies r for its first release, of the pages of the files in

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -241,7 +242,11 @@ func TestReleasePagesKeepsIndexes(t *testing.T) {
 		t.Fatalf("a release within the table budget: %v, %v", released, err)
 	}
 	data := false // a table held more than its index
+	listed := s.tableIndexes()
 	for name, tb := range tables {
+		if _, ok := listed[name]; !ok {
+			continue // compacted away meanwhile
+		}
 		index := (tb.size - tb.index&^(page-1) + page - 1) &^ (page - 1)
 		data = data || heldBefore[name] > index
 		if h := filePagesHeld(t, dir, ".sst")[name]; h < heldBefore[name] {
@@ -313,10 +318,14 @@ func TestReleasePagesKeepsIndexes(t *testing.T) {
 		t.Fatalf("a release past the index budget: %v, %v", released, err)
 	}
 	mapped := sharedMappings(t, dir, ".sst")
+	listed = s.tableIndexes()
 	for name, tb := range tables {
 		m, ok := mapped[name]
+		if _, still := listed[name]; !still {
+			continue // compacted away meanwhile
+		}
 		if !ok {
-			t.Fatalf("%s: not mapped", name)
+			t.Fatalf("%s: listed, not mapped", name)
 		}
 		from := m[0] + uintptr((tb.index+indexHead+page-1)&^(page-1))
 		if from >= m[1] {
@@ -1025,5 +1034,68 @@ func recordAdvice(t *testing.T) func() []int {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Clone(got)
+	}
+}
+
+// The budgets of a release, on a model of the file pages a process holds:
+// base (the binary, the memtables: what a release of everything leaves),
+// the value log files', the listed tables' data and their indexes. A
+// release always takes the value log's; the tables' data too once the
+// pages left have grown by tableBudget since the data last went (indexes
+// and data both count); and the indexes too once they have grown by
+// indexBudget since those last went. The first takes everything. Whatever
+// grows between releases, a release leaves at most base + indexBudget +
+// tableBudget, and never more than it found.
+func TestReleaseBudgets(t *testing.T) {
+	const mib = 1 << 20
+	const base = 40 * mib
+	var r resident
+	var logs, data, index int64
+	held := func() int64 { return base + logs + data + index }
+	release := func() tablePart {
+		r.lower(held())
+		part := r.first()
+		for {
+			logs = 0
+			if part >= tablesData {
+				data = 0
+			}
+			if part == tablesWhole {
+				index = 0
+			}
+			if r.enough(part, held()) {
+				break
+			}
+			part++
+		}
+		r.released(part, held())
+		return part
+	}
+	for i, step := range []struct {
+		logs, data, index int64 // MiB grown since the release before
+		want              tablePart
+	}{
+		{100, 50, 20, tablesWhole}, // the first release
+		{20, 10, 5, tablesKept},    // tables 15 MiB past what the first left
+		{20, 50, 0, tablesData},    // 65: the data goes, the indexes (5) stay
+		{20, 0, 62, tablesKept},    // 67, 62 past what the data's release left
+		{20, 0, 10, tablesWhole},   // 77: past both budgets
+		{300, 30, 30, tablesKept},  // 60: the value log's growth does not count
+	} {
+		logs, data, index = logs+step.logs*mib, data+step.data*mib, index+step.index*mib
+		if got := release(); got != step.want {
+			t.Fatalf("release %d: took part %d of the tables, want %d (data %d MiB, indexes %d MiB left)", i, got, step.want, data/mib, index/mib)
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 10_000 {
+		logs += rng.Int64N(32 * mib)
+		data += rng.Int64N(24 * mib)
+		index += rng.Int64N(8 * mib)
+		before := held()
+		release()
+		if now := held(); now > base+indexBudget+tableBudget || now > before || logs != 0 {
+			t.Fatalf("release %d: %d MiB held after it, %d before (%d of the value log); base %d MiB", i, now/mib, before/mib, logs/mib, base/mib)
+		}
 	}
 }
