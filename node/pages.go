@@ -20,9 +20,10 @@ type pageOuter interface {
 
 // The store's mapped file pages are checked every pageCheck while they
 // grow, and released once they have grown by pageBudget since they last
-// were: the process holds about pageBudget more than what it holds for
-// good (the binary, the memtables), and what an import or a scan touches
-// in a pageCheck and while a release runs (a 1,000,000-record import
+// were: the process holds up to pageBudget more than what a release
+// leaves (the binary, the memtables, and the tables' pages and indexes
+// that badgerstore keeps up to its own budgets), and what an import or a
+// scan touches in a pageCheck and while a release runs (a 1,000,000-record import
 // beside other work on two cores: releases of 46 ms at the median, 224 at
 // the 90th percentile, 757 at the 99th; the debug log gives each one's).
 // While they change by less than pageBudget/16 from one check to the
@@ -31,9 +32,9 @@ type pageOuter interface {
 // twenty times. Pages that shrink count as pages that grow: badger unmaps
 // the tables a compaction replaced while it goes on writing the next ones,
 // so that during an import the pages held may fall from one check to the
-// next and then grow fast. The tables' pages, most of what is released,
-// stay in the page cache (badgerstore's ReleasePages), so a small budget
-// costs a read of them again little: importing 1,000,000 records, with 16
+// next and then grow fast. The tables' pages stay in the page cache
+// (badgerstore's ReleasePages), so a small budget costs a read of them
+// again little: importing 1,000,000 records, with 16
 // MiB, took 134 and 143 s with peaks of 464 and 501 MB resident; with 48
 // MiB, 146 and 145 s, with peaks of 521 and 527 MB.
 const (

@@ -176,7 +176,8 @@
 // once a second when they do not, with a budget of 16 MiB) takes them out
 // of the process once its file pages have grown by the budget since it
 // last did: all of the value log files' pages, all of the pages of the
-// tables badger lists but their indexes and bloom filters, and those of
+// tables badger lists but their indexes and bloom filters (once they have
+// grown by tableBudget, below), and those of
 // the tables a compaction is writing up to their indexes (badger lists
 // them only once it has written all of them, which can be hundreds of
 // megabytes) as soon as their footers are written. The indexes, which
@@ -192,7 +193,7 @@
 // s, and the pages from 17.6 and 15.3 s to 11.0 and 13.6 s; importing 1,000,000 records took about as long (121 and 107
 // s against 114 and 110 s), with peaks of 396 and 355 MB against 403 and
 // 442 MB (the kept indexes may add up to indexBudget to a peak, and runs
-// here differ by more). It finds the mappings in /proc/self/maps.
+// here differ by more; the kept tables' data, since, up to tableBudget). It finds the mappings in /proc/self/maps.
 //
 // From the tables badger lists, it drops the pages (madvise MADV_DONTNEED:
 // the mapping stays), with every one of them pinned meanwhile by an
@@ -241,9 +242,10 @@
 // daemon spent about half of its time faulting them in and releasing
 // them; with the budget (2 cores, `commons testnet bench scale --imported`
 // on the same repo, one run after the other) the join took 135.1 s
-// against 159.7 and 163.5 s, and the joining daemon's peak was 439 MB
-// against 366 and 382 MB; an import of those records (`commons import`)
-// took 119.6 s against 137.4 s, with a peak of 433 MB against 364 MB.
+// against 158.0 s, the joining daemon's peak was 439 MB against 367 MB,
+// and the serving daemon's 219 MB against 278 MB; an import of those
+// records (`commons import`) took 119.6 s against 137.4 s, with a peak of
+// 433 MB against 364 MB.
 //
 // # Values
 //

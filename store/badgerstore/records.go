@@ -277,10 +277,11 @@ const damagedAdvice = "with the daemon stopped, commons repo verify checks the w
 // order: an iterator steps from one wanted record to the next when they are
 // close (as when most of a small commons is read, for a peer that lacks
 // it), about 2 µs a record where a lookup each costs 10-15 µs in a large
-// store. When they are far apart (a sync turn's records, in time order,
-// are spread over the whole key space), it looks each up instead: a
-// lookup reads one table of a level, the one its bloom filter does not
-// rule out, where an iterator's seek reads a block of every level.
+// store. Once stepping fails at its shortest (a sync turn's records, in
+// time order, are spread over the whole key space), it looks up each of
+// the rest of the call instead: a lookup reads one table of a level, the
+// one its bloom filter does not rule out, where an iterator's seek reads a
+// block of every level.
 func (s *Store) GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
