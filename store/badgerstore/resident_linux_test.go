@@ -1021,19 +1021,13 @@ func sharedMappings(t *testing.T, dir, ext string) map[string][2]uintptr {
 // the test, and returns what it has recorded so far.
 func recordAdvice(t *testing.T) func() []int {
 	t.Helper()
-	var mu sync.Mutex
-	var got []int
-	madvise = func(start, length uintptr, advice int) error {
-		mu.Lock()
-		got = append(got, advice)
-		mu.Unlock()
-		return sysMadvise(start, length, advice)
-	}
-	t.Cleanup(func() { madvise = sysMadvise })
+	calls := recordRanges(t)
 	return func() []int {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(got)
+		var got []int
+		for _, a := range calls() {
+			got = append(got, a.advice)
+		}
+		return got
 	}
 }
 
