@@ -111,8 +111,9 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 // while it has grown by less than indexBudget since those last went; the
 // first release takes everything. A release takes the least (first), and
 // more while what it leaves is past those budgets (enough); released
-// notes what it left. r.mu is held.
+// notes what it left. r.mu is held for each.
 
+// first returns how much of the tables a release takes at first.
 func (r *resident) first() tablePart {
 	if r.whole == 0 {
 		return tablesWhole
@@ -120,6 +121,8 @@ func (r *resident) first() tablePart {
 	return tablesKept
 }
 
+// enough reports whether a release that took part of the tables, leaving
+// after bytes of file pages held, may stop there.
 func (r *resident) enough(part tablePart, after int64) bool {
 	switch part {
 	case tablesKept:
@@ -130,6 +133,8 @@ func (r *resident) enough(part tablePart, after int64) bool {
 	return true
 }
 
+// released notes that a release took part of the tables, leaving after
+// bytes of file pages held.
 func (r *resident) released(part tablePart, after int64) {
 	if part >= tablesData {
 		r.tables = after
