@@ -186,6 +186,17 @@ func open(dir string, logger *slog.Logger) (s *Store, big bool, err error) {
 // nearly all smaller.
 const valueThreshold = 320
 
+// bloomFalsePositive is the false positive rate asked of the tables'
+// bloom filters. Badger sizes a filter at as many bits a key as the
+// number of probes that rate would take (badger's y.BloomBitsPerKey): its
+// default, 0.01, gets 7 bits a key, and about 5% of the absent keys pass
+// it (1.5% for this setting's 10 bits: TestBloomFilterBits). A lookup of
+// a key the store lacks (two for each record that an import or a join
+// adds: the node's state and the store each look for it) checks the
+// filter of every table of level 0 and of one table at each level below,
+// and seeks in each table whose filter it passes.
+const bloomFalsePositive = 0.001
+
 // valueLogFileSize is the size of a value log file, and so the largest
 // blob the store takes. Each Open starts a new one, which Open reads
 // through at the next start after a clean close (checkLogs).
@@ -219,7 +230,9 @@ func options(dir string, logger *slog.Logger) badger.Options {
 		// 16 KiB blocks: a table's index names each block by its first key,
 		// and badger reads every table's index at Open (package doc,
 		// Resources).
-		WithBlockSize(16 << 10)
+		WithBlockSize(16 << 10).
+		// Bloom filters of 10 bits a key, not 7 (package doc, Resources).
+		WithBloomFalsePositive(bloomFalsePositive)
 	// Tables of the base size at every level, not twice the size of the
 	// level above's (badger's default): a compaction builds each table in
 	// memory, in an allocation twice its size, up to eight at once, and
