@@ -238,8 +238,21 @@ func TestReleasePagesKeepsIndexes(t *testing.T) {
 	// files' go.
 	tableBudget = 1 << 40
 	heldBefore := filePagesHeld(t, dir, ".sst")
+	advisedKept := recordRanges(t)
 	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
 		t.Fatalf("a release within the table budget: %v, %v", released, err)
+	}
+	// That release took the value log files' pages alone: no table is
+	// being written, and it gave the listed ones no advice.
+	for name, m := range sharedMappings(t, dir, ".sst") {
+		for _, a := range advisedKept() {
+			if a.start < m[1] && a.start+a.length > m[0] {
+				t.Errorf("%s: advice %d given for its pages by a release within the table budget", name, a.advice)
+			}
+		}
+	}
+	if len(advisedKept()) == 0 {
+		t.Error("a release within the table budget gave no advice: the value log files' pages stayed")
 	}
 	data := false // a table held more than its index
 	listed := s.tableIndexes()
@@ -273,8 +286,12 @@ func TestReleasePagesKeepsIndexes(t *testing.T) {
 	}
 	// Below the budget: the indexes stay, the data goes.
 	logsBefore := filePagesHeld(t, dir, ".vlog")
+	pins := s.res.pins
 	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
 		t.Fatalf("a release within the index budget: %v, %v", released, err)
+	}
+	if s.res.pins != pins+1 {
+		t.Errorf("a release past the table budget pinned the tables %d times, want once", s.res.pins-pins)
 	}
 	held := filePagesHeld(t, dir, ".sst")
 	kept := int64(0)
