@@ -189,8 +189,9 @@ const valueThreshold = 320
 // bloomFalsePositive is the false positive rate asked of the tables'
 // bloom filters. Badger sizes a filter at as many bits a key as the
 // number of probes that rate would take (badger's y.BloomBitsPerKey): its
-// default, 0.01, gets 7 bits a key, and about 5% of the absent keys pass
-// it (1.5% for this setting's 10 bits: TestBloomFilterBits). A lookup of
+// default, 0.01, gets 7 bits a key, and 4 to 6% of the absent keys pass
+// it (1 to 1.5% for this setting's 10 bits, in filters of 40,000 to
+// 200,000 keys; TestBloomFilterBits). A lookup of
 // a key the store lacks (two for each record that an import or a join
 // adds: the node's state and the store each look for it) checks the
 // filter of every table of level 0 and of one table at each level below,

@@ -151,19 +151,21 @@
 // MB against 643. Ratios of 3 and 5 took about as long as 4 at 1,000,000.
 // The tables' bloom filters hold 10 bits a key rather than 7: badger
 // sizes a filter at as many bits a key as the probes its false positive
-// rate would take, so its default rate, 0.01, lets about 5% of the keys a
-// table lacks through, and 0.001 about 1.5% (bloomFalsePositive). Each
+// rate would take, so its default rate, 0.01, lets 4 to 6% of the keys a
+// table lacks through, and 0.001 1 to 1.5% (bloomFalsePositive). Each
 // record an import or a join adds is looked for twice before it is stored
 // (by the node's state and by the store), and each such lookup checks
 // every table of level 0 and one at each level below, seeking in those
-// whose filter it passes: a seek read a block, and such lookups took a
+// whose filter it passes: a seek reads a block, and such lookups took a
 // tenth of an import's CPU. Joining the 1,000,000 records of the kept repo
 // (two runs each, alternately, 2 cores) took 120.6 and 124.4 s against
 // 130.0 and 131.1 s; importing them, 109.8 and 107.0 s against 106.5 and
 // 114.5 s. The filters are 10/7 the size: the 2,118 tables of an import
 // of 10,000,000 records held 89.7 million keys, and filters of 74 MB
 // (indexes of 106 MB in all) that now come to about 107 MB, pages that
-// reads keep mapped (below).
+// reads keep mapped (below), and which Open reads through, as it checks
+// each index against its checksum. A store keeps the filters its tables
+// were written with until compactions write them again.
 // Blocks are 16 KiB (badger's default: 4 KiB): a table's index
 // holds each block's first key (derived keys are long, 50 to 90 bytes)
 // and the table's bloom filter, and Open reads the index of every table

@@ -235,9 +235,10 @@ func (r *resident) prepare(dir string) error {
 // says that what the last pass left is too much. It returns the part it
 // took last, the file pages held after the last pass that measured them
 // (0 if none did), and whether a pass released. The tables stay pinned
-// from the first pass to the last, and are listed once: listing them
-// reads every table's index (tableIndexes), at 10,000,000 records a
-// quarter of a release's time.
+// from the first pass to the last, and are listed twice a release rather
+// than twice a pass: listing them reads every table's index
+// (tableIndexes), at 10,000,000 records more than a quarter of a
+// release's CPU.
 func (s *Store) releasePinned(part tablePart, enough func(part tablePart, after int64) bool) (last tablePart, after int64, released bool, err error) {
 	r := &s.res
 	newest := r.newestLog()
@@ -346,8 +347,9 @@ const indexHead = 256
 // filter lets it through: dropped at every release, they were mapped again
 // by the next reads, thousands of faults a release, and the node releases
 // its pages every 16 MiB they grow. At 1,000,000 records the tables'
-// indexes come to 11 MB, at 10,000,000 to 125 MB: up to that budget of
-// them stays.
+// indexes come to 13 MB (filters of 10 bits a key), at 10,000,000 to 106
+// MB with filters of 7 bits (2,118 tables), about 140 MB with 10: up to
+// that budget of them stays.
 var indexBudget int64 = 64 << 20 // a variable for tests
 
 // tableBudget is how much the pages held right after a release may grow,
