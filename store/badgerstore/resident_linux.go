@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -562,52 +563,47 @@ func tableDataLen(path string, index int64) int64 {
 		return 0
 	}
 	size := fi.Size()
-	data, ok := tableFooter(f, size)
-	if !ok {
-		return 0
-	}
-	sumLen, _ := readU32(f, size-4)
-	if index >= 0 && size-8-sumLen-data != index || index < 0 && sumLen > maxChecksumLen {
+	data, sumLen, ok := tableFooter(f, size)
+	if !ok || index >= 0 && size-8-sumLen-data != index {
 		return 0
 	}
 	return data
 }
 
-// tableFooter returns the bytes before the index of the table f, of size
-// bytes, as its footer gives them: the index, its length (4 bytes), its
-// checksum and the checksum's length (4 bytes). ok is false if the footer
-// does not say.
-func tableFooter(f *os.File, size int64) (data int64, ok bool) {
-	sumLen, ok := readU32(f, size-4)
-	if !ok {
-		return 0, false
+// tableFooter returns the bytes before the index of the table r, of size
+// bytes, as its footer gives them (the index, its length in 4 bytes, its
+// checksum, and the checksum's length in 4 bytes), and the checksum's
+// length. It reads the footer in one read of its last footerTail bytes;
+// ok is false if the footer does not say, or gives a checksum longer than
+// a checksum can be.
+func tableFooter(r io.ReaderAt, size int64) (data, sumLen int64, ok bool) {
+	var buf [footerTail]byte
+	n := min(size, footerTail)
+	if n < 8 {
+		return 0, 0, false
 	}
-	idxLen, ok := readU32(f, size-8-sumLen)
-	if !ok {
-		return 0, false
+	b := buf[:n]
+	if _, err := r.ReadAt(b, size-n); err != nil {
+		return 0, 0, false
 	}
+	sumLen = int64(binary.BigEndian.Uint32(b[n-4:]))
+	if sumLen <= 0 || sumLen > maxChecksumLen || 8+sumLen > n {
+		return 0, 0, false
+	}
+	idxLen := int64(binary.BigEndian.Uint32(b[n-8-sumLen:]))
 	data = size - 8 - sumLen - idxLen
-	if idxLen <= 0 || sumLen <= 0 || data <= 0 || data > size {
-		return 0, false
+	if idxLen <= 0 || data <= 0 {
+		return 0, 0, false
 	}
-	return data, true
+	return data, sumLen, true
 }
 
-// readU32 reads the big-endian uint32 at byte at of f.
-func readU32(f *os.File, at int64) (int64, bool) {
-	var b [4]byte
-	if at < 0 {
-		return 0, false
-	}
-	if _, err := f.ReadAt(b[:], at); err != nil {
-		return 0, false
-	}
-	return int64(binary.BigEndian.Uint32(b[:])), true
-}
+// footerTail is how much of a table's end tableFooter reads: the index's
+// length, the longest checksum, and the checksum's length.
+const footerTail = 8 + maxChecksumLen
 
-// maxChecksumLen bounds the length of a table's checksum (a protobuf of
-// an algorithm and a 64-bit sum: 13 bytes at most) in a footer read
-// before badger lists the table.
+// maxChecksumLen bounds the length of a table's checksum in its footer
+// (a protobuf of an algorithm and a 64-bit sum: 13 bytes at most).
 const maxChecksumLen = 64
 
 // fileResident returns the bytes of file pages the process holds mapped

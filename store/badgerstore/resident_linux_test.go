@@ -751,7 +751,7 @@ func TestOpenReadsTableEnds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		data, ok := tableFooter(f, fi.Size())
+		data, _, ok := tableFooter(f, fi.Size())
 		if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
 			t.Fatal(err)
 		}
@@ -1115,6 +1115,56 @@ func TestReleaseBudgets(t *testing.T) {
 		release()
 		if now := held(); now > base+indexBudget+tableBudget || now > before || logs != 0 {
 			t.Fatalf("release %d: %d MiB held after it, %d before (%d of the value log); base %d MiB", i, now/mib, before/mib, logs/mib, base/mib)
+		}
+	}
+}
+
+// TestTableFooter checks the footer reader that releases and the start's
+// read of the tables' ends rely on, against footers built by hand: it
+// reads a good one in one read of the file's tail, through a file or a
+// bare descriptor, and refuses each way a footer can be wrong.
+func TestTableFooter(t *testing.T) {
+	footer := func(data, index int, sum []byte) []byte {
+		b := make([]byte, data+index)
+		for i := range b {
+			b[i] = byte(i)
+		}
+		b = binary.BigEndian.AppendUint32(b, uint32(index))
+		b = append(b, sum...)
+		return binary.BigEndian.AppendUint32(b, uint32(len(sum)))
+	}
+	sum13 := bytes.Repeat([]byte{7}, 13)
+	cases := []struct {
+		name         string
+		file         []byte
+		data, sumLen int64 // 0: refused
+	}{
+		{"good", footer(5000, 300, sum13), 5000, 13},
+		{"a checksum of the longest length", footer(100, 20, bytes.Repeat([]byte{1}, maxChecksumLen)), 100, maxChecksumLen},
+		{"a checksum longer than a checksum can be", footer(100, 20, bytes.Repeat([]byte{1}, maxChecksumLen+1)), 0, 0},
+		{"no checksum", footer(100, 20, nil), 0, 0},
+		{"no index", footer(100, 0, sum13), 0, 0},
+		{"an index longer than the file", append(binary.BigEndian.AppendUint32(make([]byte, 10), 1000), append(sum13, 0, 0, 0, 13)...), 0, 0},
+		{"shorter than a footer", []byte{0, 0, 0, 1, 0, 0, 1}, 0, 0},
+		{"zeros (a table not written yet)", make([]byte, 4096), 0, 0},
+	}
+	for _, c := range cases {
+		p := filepath.Join(t.TempDir(), "000001.sst")
+		if err := os.WriteFile(p, c.file, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, sumLen, ok := tableFooter(f, int64(len(c.file)))
+		fdData, _, fdOK := tableFooter(fdReader(f.Fd()), int64(len(c.file)))
+		f.Close()
+		if ok != (c.data > 0) || data != c.data || sumLen != c.sumLen {
+			t.Errorf("%s: %d bytes before the index, checksum of %d, ok %v; want %d, %d", c.name, data, sumLen, ok, c.data, c.sumLen)
+		}
+		if fdOK != ok || fdData != data {
+			t.Errorf("%s: through a descriptor %d, %v; through a file %d, %v", c.name, fdData, fdOK, data, ok)
 		}
 	}
 }

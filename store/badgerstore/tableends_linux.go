@@ -1,8 +1,8 @@
 package badgerstore
 
 import (
+	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -24,34 +24,58 @@ const tableEndSlack = 64 << 10
 // nothing cached read 6.8 GB from the disk, in 3.2 s, on such a machine.
 // A table whose footer it cannot read is left to badger, which says what
 // is wrong with it.
+//
+// It makes five system calls a table: a start makes them for thousands of
+// tables, before badger opens any. Opening each through the directory,
+// without os.File (which asks for the file's flags, and readies it for the
+// poller), and reading the footer in one read rather than two, took a
+// daemon on 2,122 tables (2 cores, every page cached) from its launch to
+// badger's Open in 135 to 155 ms rather than 165 to 169 (120 to 160 with
+// no read of the ends at all, and badger's Open then 20 to 90 ms longer).
 func readTableEnds(dir string) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
+	d, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(d)
 	for _, e := range ents {
 		if strings.HasSuffix(e.Name(), ".sst") && e.Type().IsRegular() {
-			readTableEnd(filepath.Join(dir, e.Name()))
+			readTableEnd(d, e.Name())
 		}
 	}
 }
 
-// readTableEnd asks the kernel to read the end of the table at path (see
-// readTableEnds).
-func readTableEnd(path string) {
-	f, err := os.Open(path)
+// readTableEnd asks the kernel to read the end of the table name in the
+// directory open as dir (see readTableEnds).
+func readTableEnd(dir int, name string) {
+	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
 		return
 	}
-	data, ok := tableFooter(f, fi.Size())
+	data, _, ok := tableFooter(fdReader(fd), st.Size)
 	if !ok {
 		return
 	}
 	from := max(0, data-tableEndSlack)
-	_ = unix.Fadvise(int(f.Fd()), from, fi.Size()-from, unix.FADV_WILLNEED)
+	_ = unix.Fadvise(fd, from, st.Size-from, unix.FADV_WILLNEED)
+}
+
+// fdReader reads a file by its descriptor.
+type fdReader int
+
+func (fd fdReader) ReadAt(b []byte, off int64) (int, error) {
+	n, err := unix.Pread(int(fd), b, off)
+	if err == nil && n < len(b) {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
 }
