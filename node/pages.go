@@ -37,6 +37,14 @@ type pageOuter interface {
 // again little: importing 1,000,000 records, with 16
 // MiB, took 134 and 143 s with peaks of 464 and 501 MB resident; with 48
 // MiB, 146 and 145 s, with peaks of 521 and 527 MB.
+// A release at 10,000,000 records takes tens of milliseconds, and more
+// beside an import (importing 1,000,000 records into such a store: 761
+// releases, 69 ms at the median, 459 at the 90th percentile, 135 s in
+// all of the import's 267). Checking after a release only once four
+// times its length had passed (up to pageIdle) made them 332 releases and
+// 78 s, but the import no faster (264 s), and a daemon serving feed pages from
+// that store then held up to 522 and 575 MB resident, against 323 MB with
+// a check every pageCheck.
 const (
 	pageCheck  = 50 * time.Millisecond
 	pageIdle   = time.Second
