@@ -545,13 +545,12 @@ func mapsLine(line string) (fields [5]string, path string, ok bool) {
 // tableDataLen returns the bytes of the table file at path before its
 // index, which badger's table format gives at its end: the index, its
 // length (4 bytes), its checksum and the checksum's length (4 bytes). It
-// returns 0 if it cannot tell, or if the index's length there is not
-// index, the length badger gives. An index below 0 is a table badger does
-// not list yet, whose footer is taken when it looks whole: badger maps a
-// new table at its size, zeros, and writes it in order, footer last; a
-// footer whose last bytes are not zero was written whole, and one that is
-// not is not taken (its checksum's length would be 0), nor one whose
-// checksum is longer than a checksum can be.
+// returns 0 if it cannot tell (tableFooter), or if the index's length
+// there is not index, the length badger gives. An index below 0 is a table
+// badger does not list yet, whose footer is taken when it looks whole:
+// badger maps a new table at its size, zeros, and writes it in order,
+// footer last; a footer whose last bytes are not zero was written whole,
+// and one that is not is not taken (its checksum's length would be 0).
 func tableDataLen(path string, index int64) int64 {
 	f, err := os.Open(path)
 	if err != nil {

@@ -1121,8 +1121,9 @@ func TestReleaseBudgets(t *testing.T) {
 
 // TestTableFooter checks the footer reader that releases and the start's
 // read of the tables' ends rely on, against footers built by hand: it
-// reads a good one in one read of the file's tail, through a file or a
-// bare descriptor, and refuses each way a footer can be wrong.
+// reads a good one, through a file or a bare descriptor, and refuses each
+// way a footer can be wrong, without reading outside what it read of the
+// file's tail (a damaged table must not stop a start).
 func TestTableFooter(t *testing.T) {
 	footer := func(data, index int, sum []byte) []byte {
 		b := make([]byte, data+index)
@@ -1146,6 +1147,10 @@ func TestTableFooter(t *testing.T) {
 		{"no index", footer(100, 0, sum13), 0, 0},
 		{"an index longer than the file", append(binary.BigEndian.AppendUint32(make([]byte, 10), 1000), append(sum13, 0, 0, 0, 13)...), 0, 0},
 		{"shorter than a footer", []byte{0, 0, 0, 1, 0, 0, 1}, 0, 0},
+		{"empty", nil, 0, 0},
+		{"three bytes", []byte{0, 0, 1}, 0, 0},
+		{"a checksum longer than the file", []byte{0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 13}, 0, 0},
+		{"an index up to the file's start", footer(0, 20, sum13), 0, 0},
 		{"zeros (a table not written yet)", make([]byte, 4096), 0, 0},
 	}
 	for _, c := range cases {

@@ -52,7 +52,9 @@ func readTableEnds(dir string) {
 // readTableEnd asks the kernel to read the end of the table name in the
 // directory open as dir (see readTableEnds).
 func readTableEnd(dir int, name string) {
-	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	// Not through a link, nor waiting on a file that is not a regular
+	// one put in the table's place since the directory was read.
+	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return
 	}
@@ -77,5 +79,5 @@ func (fd fdReader) ReadAt(b []byte, off int64) (int, error) {
 	if err == nil && n < len(b) {
 		err = io.ErrUnexpectedEOF
 	}
-	return n, err
+	return max(n, 0), err
 }
