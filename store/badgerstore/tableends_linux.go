@@ -29,9 +29,10 @@ const tableEndSlack = 64 << 10
 // tables, before badger opens any. Opening each through the directory,
 // without os.File (which asks for the file's flags, and readies it for the
 // poller), and reading the footer in one read rather than two, took a
-// daemon on 2,122 tables (2 cores, every page cached) from its launch to
-// badger's Open in 135 to 155 ms rather than 165 to 169 (120 to 160 with
-// no read of the ends at all, and badger's Open then 20 to 90 ms longer).
+// daemon on 2,122 tables (2 cores, every page cached, five starts of each
+// build) from its launch to badger's Open in 125 to 146 ms rather than 166
+// to 179 (116 to 160 with no read of the ends at all, in three starts, and
+// badger's Open then 20 to 90 ms longer).
 func readTableEnds(dir string) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
