@@ -1233,3 +1233,78 @@ func TestMadviseRanges(t *testing.T) {
 		t.Fatal("advice other than MADV_DONTNEED and MADV_PAGEOUT given")
 	}
 }
+
+// A release that keeps the tables' pages (within tableBudget) neither
+// pins nor lists the tables while badger's levels stay as they were, and
+// lists them again once they change; unpinned, it gives no table's pages
+// MADV_DONTNEED, which is safe only for a table pinned: it pages out only
+// the tables badger had not listed, which is safe for any range.
+func TestKeptReleaseListsOnlyOnChange(t *testing.T) {
+	defer func(i, t int64) { indexBudget, tableBudget = i, t }(indexBudget, tableBudget)
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, all := reopenedStore(t, dir, 100*256, 800)
+	readAll := func() {
+		t.Helper()
+		for _, e := range all {
+			if raw, err := s.GetRecord(ctx, e.CID); err != nil || !bytes.Equal(raw, e.Raw) {
+				t.Fatalf("record %s: %v", e.CID, err)
+			}
+		}
+	}
+	readAll()
+	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
+		t.Fatalf("the first release: %v, %v", released, err)
+	}
+	tableBudget, indexBudget = 1<<40, 1<<40
+	release := func() (advised func() []advice) {
+		t.Helper()
+		readAll()
+		advised = recordRanges(t)
+		if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
+			t.Fatalf("a release: %v, %v", released, err)
+		}
+		if tableBudget < 0 {
+			return advised
+		}
+		for name, m := range sharedMappings(t, dir, ".sst") {
+			for _, a := range advised() {
+				if a.start < m[1] && a.start+a.length > m[0] && a.advice != unix.MADV_PAGEOUT {
+					t.Errorf("%s: advice %d given for its pages by a release that did not pin the tables", name, a.advice)
+				}
+			}
+		}
+		return advised
+	}
+	pins, lists := s.res.pins, s.res.lists
+	for range 3 {
+		release()
+	}
+	if s.res.pins != pins || s.res.lists != lists {
+		t.Errorf("three releases within the table budget, the levels unchanged: %d pins and %d listings, want none", s.res.pins-pins, s.res.lists-lists)
+	}
+	s.res.levels[0].tables++ // as if a compaction had changed level 0
+	release()
+	if s.res.pins != pins || s.res.lists != lists+1 {
+		t.Errorf("a release within the table budget, the levels changed: %d pins and %d listings, want none and one", s.res.pins-pins, s.res.lists-lists)
+	}
+	if want := s.levelSizes(); !slices.Equal(s.res.levels, want) {
+		t.Errorf("levels noted %v, want %v", s.res.levels, want)
+	}
+	tableBudget = -1 << 40
+	advised := release()
+	if s.res.pins != pins+1 || s.res.lists != lists+3 {
+		t.Errorf("a release past the table budget: %d pins and %d listings, want one and two", s.res.pins-pins, s.res.lists-lists-1)
+	}
+	dropped := 0
+	for _, m := range sharedMappings(t, dir, ".sst") {
+		if slices.ContainsFunc(advised(), func(a advice) bool {
+			return a.advice == unix.MADV_DONTNEED && a.start < m[1] && a.start+a.length > m[0]
+		}) {
+			dropped++
+		}
+	}
+	if dropped == 0 {
+		t.Error("a release past the table budget, pinning the tables, gave none of their pages MADV_DONTNEED")
+	}
+}
