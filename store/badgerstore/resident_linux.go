@@ -31,15 +31,9 @@ type resident struct {
 	whole  int64            // file pages held right after the last release of indexes too, or since, if fewer
 	off    bool             // the kernel refused MADV_PAGEOUT
 	pins   int              // releases that pinned and listed the tables
-	lists  int              // listings of the tables by releases
-	listed map[string]int64 // the tables badger listed last (tableIndexes)
-	levels []levelSize      // badger's levels just before it listed them
-}
-
-// levelSize is how many tables a level of badger's holds, and their bytes.
-type levelSize struct {
-	tables int
-	size   int64
+	// pinning is set while releasePinned holds the tables pinned, from
+	// when it has listed them.
+	pinning bool
 }
 
 // ReleasePages hands back to the kernel the pages of the store's value log
@@ -98,66 +92,15 @@ func (s *Store) releasePages(budget int64) (before, after int64, released bool, 
 	if err := r.prepare(s.dir); err != nil {
 		return before, before, false, err
 	}
-	part, kept := r.first(), int64(0) // kept: what the pass that kept the tables left
-	if part == tablesKept {
-		// Of the tables, this pass pages out only those badger had not
-		// listed when it last listed them (a table a compaction is
-		// writing), which is safe for any range (release), pinned or not:
-		// it needs neither the tables pinned nor listed again, unless
-		// badger's levels have changed since (listedTables).
-		if err := r.release(s.listedTables(), r.newestLog(), tablesKept, false); err != nil {
-			return before, before, false, err
-		}
-		if after, err = fileResident(); err != nil {
-			return before, before, true, err
-		}
-		if r.enough(tablesKept, after) {
-			r.released(tablesKept, after)
-			return before, after, true, nil
-		}
-		part, kept = tablesData, after
-	}
-	part, after, released, err = s.releasePinned(part, r.enough)
+	part, after, released, err := s.releasePinned(r.first(), r.enough)
 	if err != nil {
 		if after > 0 { // a pass released, the next failed
 			return before, after, true, err
-		}
-		if kept > 0 {
-			return before, kept, true, err
 		}
 		return before, before, released, err
 	}
 	r.released(part, after)
 	return before, after, true, nil
-}
-
-// listedTables returns the tables badger listed when it last listed them
-// (tableIndexes), listing them again first if its levels have changed
-// since, in number of tables or bytes: listing them reads a field at the
-// head of every table's index, where a daemon serving reads, its
-// compactions done, lists the same tables at every release. A compaction
-// that left every level with the tables and bytes it had would go
-// unseen; a table it listed would then have its data paged out, as if it
-// were being written (release), and be read again from the file if read
-// again. r.mu is held.
-func (s *Store) listedTables() map[string]int64 {
-	r := &s.res
-	if levels := s.levelSizes(); r.listed == nil || !slices.Equal(levels, r.levels) {
-		r.listed, r.levels = s.tableIndexes(), levels
-		r.lists++
-	}
-	return r.listed
-}
-
-// levelSizes returns the tables and bytes of each of badger's levels,
-// which badger keeps counted: no table is read.
-func (s *Store) levelSizes() []levelSize {
-	ls := s.db.Levels()
-	out := make([]levelSize, len(ls))
-	for i, l := range ls {
-		out[i] = levelSize{l.NumTables, l.Size}
-	}
-	return out
 }
 
 // The listed tables' pages stay while what is held after a release has
@@ -301,12 +244,12 @@ func (r *resident) prepare(dir string) error {
 // from the first pass to the last, and are listed twice a release rather
 // than twice a pass: listing them reads every table's index
 // (tableIndexes), at 10,000,000 records more than a quarter of a
-// release's CPU. A release that keeps the tables' pages needs neither
-// (releasePages): at 10,000,000 records (2 cores), a daemon serving 600
-// feed pages released its pages about 240 times, two in three keeping the
-// tables', and those took 6 to 8 ms each, against 20 to 49 pinning and
-// listing the tables; 22 ms at the mean against 23.3, 5.2 s in all
-// against 5.8 to 6.0.
+// release's CPU. A release that kept the tables' pages without pinning
+// or listing them again (while badger's levels kept their tables and
+// bytes) took 6 to 8 ms at 10,000,000 records rather than 20 to 49, and
+// the releases of a daemon serving feed pages 22 ms at the mean rather
+// than 23.3; but releases then came more often, and importing 1,000,000
+// records into that store took 282 and 292 s against 254 and 263.
 func (s *Store) releasePinned(part tablePart, enough func(part tablePart, after int64) bool) (last tablePart, after int64, released bool, err error) {
 	r := &s.res
 	newest := r.newestLog()
@@ -323,8 +266,6 @@ func (s *Store) releasePinned(part tablePart, enough func(part tablePart, after 
 	// release comes that much later. Closing it deletes the tables
 	// compacted away meanwhile, as the last reader of a table does.
 	r.pins++
-	r.lists += 2
-	levels := s.levelSizes()
 	listed := s.tableIndexes()
 	txn := s.db.NewTransaction(false)
 	it := txn.NewIterator(badger.IteratorOptions{})
@@ -332,9 +273,10 @@ func (s *Store) releasePinned(part tablePart, enough func(part tablePart, after 
 		it.Close()
 		txn.Discard()
 	}()
+	r.pinning = true
+	defer func() { r.pinning = false }()
 	pinned := s.tableIndexes()
 	maps.DeleteFunc(pinned, func(name string, _ int64) bool { _, ok := listed[name]; return !ok })
-	r.listed, r.levels = pinned, levels
 	for {
 		if err := r.release(pinned, newest, part, false); err != nil {
 			return part, after, released, err
@@ -448,8 +390,12 @@ var tableBudget int64 = 64 << 20 // a variable for tests
 // With logsOnly, it pages out the pages of every value log file, and
 // leaves the tables: whatever has been mapped where it read a file's
 // range, that advice loses nothing (see the end of the loop), and it needs
-// no table pinned; it gives no other.
+// no table pinned; it gives no other. Any part but tablesKept needs the
+// tables in pinned pinned (r.pinning), and is refused without.
 func (r *resident) release(pinned map[string]int64, newestLog uint32, part tablePart, logsOnly bool) error {
+	if part != tablesKept && !r.pinning {
+		return fmt.Errorf("badgerstore: release pages: the tables' pages dropped (part %d) with the tables not pinned", part)
+	}
 	f, err := os.Open("/proc/self/maps")
 	if err != nil {
 		return fmt.Errorf("badgerstore: release pages: %w", err)
@@ -583,14 +529,14 @@ var madvise = sysMadvise
 // unmapped meanwhile (ENOMEM), or locked (EINVAL), is skipped.
 //
 // Where the kernel takes them (vectorAdvice), the ranges of each advice
-// go to it a thousand at a time (process_madvise, for the process
+// go to it adviceBatch at a time (process_madvise, for the process
 // itself), which flushes the TLBs of every core the process runs on once
-// for them all rather than once a range (Linux 6.16 and later). At
+// a call rather than once a range (Linux 6.16 and later). At
 // 10,000,000 records (2 cores, 2,122 tables, Linux 6.18), the release
 // that takes the tables' indexes once the daemon has started, about 4,000
 // ranges, took 547 to 792 ms with a madvise a range, and 128 to 143 ms
-// so; the releases of a daemon serving feed pages, 36 to 41 ms at the
-// mean against 25 to 28.
+// so (in batches of 1,024); the releases of a daemon serving feed pages,
+// 36 to 41 ms at the mean against 25 to 28.
 func sysMadvise(rs []advice) error {
 	for _, r := range rs {
 		if r.advice != unix.MADV_DONTNEED && r.advice != unix.MADV_PAGEOUT {
@@ -633,19 +579,28 @@ func madviseRange(r advice) error {
 	return fmt.Errorf("madvise %#x (%d bytes): %w", r.start, r.length, errno)
 }
 
-// uioMaxIOV is the most ranges the kernel takes in one process_madvise.
-const uioMaxIOV = 1024
+// adviceBatch is how many ranges sysMadvise gives in one process_madvise
+// (the kernel takes up to 1,024): the kernel holds the process's memory
+// map for reading meanwhile, and whatever maps or unmaps memory (badger
+// mapping a table, the Go runtime growing its heap) waits for it. At
+// 10,000,000 records, the release after the start (about 4,000 ranges)
+// took 103 to 123 ms in batches of 128, and 99 to 118 ms in batches of
+// 1,024 (three starts of each, alternately): batches of 128 keep each
+// wait to a few milliseconds, for 32 TLB flushes rather than 4.
+const adviceBatch = 128
 
 // madviseRanges gives advice a to the ranges rs of the process whose
-// pidfd is pidfd (the process itself), uioMaxIOV ranges a call. The
+// pidfd is pidfd (the process itself), adviceBatch ranges a call. The
 // kernel gives the advice range by range, and stops at one it refuses,
 // returning the bytes of the ranges before it: the next call starts at
-// that range, and the kernel's refusal of it alone says why.
+// that range, and the kernel's refusal of it alone says why. A refusal
+// that is not about a range (ENOMEM or EINVAL are) has the ranges left
+// given one madvise each.
 func madviseRanges(pidfd int, rs []advice, a int) error {
 	rs = slices.DeleteFunc(slices.Clone(rs), func(r advice) bool { return r.length == 0 })
-	iov := make([]uintptr, 0, 2*min(len(rs), uioMaxIOV)) // struct iovec: a base and a length
+	iov := make([]uintptr, 0, 2*min(len(rs), adviceBatch)) // struct iovec: a base and a length
 	for len(rs) > 0 {
-		k := min(len(rs), uioMaxIOV)
+		k := min(len(rs), adviceBatch)
 		iov = iov[:0]
 		for _, r := range rs[:k] {
 			iov = append(iov, r.start, r.length)
@@ -656,8 +611,13 @@ func madviseRanges(pidfd int, rs []advice, a int) error {
 		case unix.ENOMEM, unix.EINVAL: // the first range: skipped
 			rs = rs[1:]
 			continue
-		default:
-			return fmt.Errorf("process_madvise %#x (%d bytes): %w", rs[0].start, rs[0].length, errno)
+		default: // not about a range (the pidfd, a filter of system calls): one at a time
+			for _, r := range rs {
+				if err := madviseRange(r); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 		done := 0
 		for done < k && n >= rs[done].length {

@@ -1169,38 +1169,17 @@ func TestTableFooter(t *testing.T) {
 }
 
 // sysMadvise gives each range its advice, however many there are, and
-// skips those the kernel refuses (a range unmapped meanwhile) without
-// stopping: of 1,500 one-page private mappings, every fifth unmapped
-// before the advice, every other one is unmapped from the process by
-// MADV_DONTNEED (a private page then reads as zeros), and the advice
-// given to the pages of a file shared mapping leaves the file as it was.
+// skips those the kernel refuses (a range not mapped, one not aligned to
+// a page) without stopping: of 1,500 one-page private mappings, given
+// with 300 ranges not mapped among them, every seventh given from its
+// second byte, every other one is unmapped from the process by
+// MADV_DONTNEED (a private page then reads as zeros), and the
+// advice given to the pages of a file shared mapping leaves the file as
+// it was. So for both ways of giving it: process_madvise, adviceBatch
+// ranges a call, where the kernel takes it (vectorAdvice), and one
+// madvise a range, where it refuses the pidfd.
 func TestMadviseRanges(t *testing.T) {
 	page := os.Getpagesize()
-	const n = 1500 // more than one process_madvise takes
-	maps := make([][]byte, n)
-	var rs []advice
-	for i := range maps {
-		b, err := unix.Mmap(-1, 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b[0], b[page-1] = 1, 2
-		maps[i] = b
-		rs = append(rs, advice{uintptr(unsafe.Pointer(&b[0])), uintptr(page), unix.MADV_DONTNEED})
-	}
-	t.Cleanup(func() {
-		for _, b := range maps {
-			if b != nil {
-				unix.Munmap(b)
-			}
-		}
-	})
-	for i := 3; i < n; i += 5 {
-		if err := unix.Munmap(maps[i]); err != nil {
-			t.Fatal(err)
-		}
-		maps[i] = nil
-	}
 	f, err := os.Create(filepath.Join(t.TempDir(), "file"))
 	if err != nil {
 		t.Fatal(err)
@@ -1210,40 +1189,93 @@ func TestMadviseRanges(t *testing.T) {
 	if _, err := f.Write(want); err != nil {
 		t.Fatal(err)
 	}
-	shared, err := unix.Mmap(int(f.Fd()), 0, page, unix.PROT_READ, unix.MAP_SHARED)
+	pidfd := vectorAdvice() // its probe maps a page of its own: before the holes
+	t.Logf("process_madvise for the process itself: %v", pidfd >= 0)
+	const n = 1500 // more than one process_madvise takes
+	check := func(name string, give func(rs []advice) error) {
+		t.Helper()
+		shared, err := unix.Mmap(int(f.Fd()), 0, page, unix.PROT_READ, unix.MAP_SHARED)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Munmap(shared)
+		_ = shared[0]
+		maps := make([][]byte, n)
+		var rs []advice
+		for i := range maps {
+			b, err := unix.Mmap(-1, 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[0], b[page-1] = 1, 2
+			maps[i] = b
+			start := uintptr(unsafe.Pointer(&b[0]))
+			if i%5 == 3 {
+				// The first page, which nothing can map (mmap_min_addr
+				// is a page at least): no memory is there to be lost.
+				rs = append(rs, advice{0, uintptr(page), unix.MADV_DONTNEED})
+			}
+			if i%7 == 6 {
+				rs = append(rs, advice{start + 1, uintptr(page - 1), unix.MADV_DONTNEED})
+				continue
+			}
+			rs = append(rs, advice{start, uintptr(page), unix.MADV_DONTNEED}, advice{start, 0, unix.MADV_DONTNEED})
+		}
+		defer func() {
+			for _, b := range maps {
+				unix.Munmap(b)
+			}
+		}()
+		rs = append(rs, advice{uintptr(unsafe.Pointer(&shared[0])), uintptr(page), unix.MADV_PAGEOUT})
+		if err := give(rs); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for i, b := range maps {
+			switch {
+			case i%7 == 6:
+				if b[0] != 1 || b[page-1] != 2 {
+					t.Fatalf("%s: mapping %d of %d, advised from its second byte: changed (reads %d, %d)", name, i, n, b[0], b[page-1])
+				}
+			case b[0] != 0 || b[page-1] != 0:
+				t.Fatalf("%s: mapping %d of %d: not unmapped from the process (reads %d, %d)", name, i, n, b[0], b[page-1])
+			}
+		}
+		if !bytes.Equal(shared, want) {
+			t.Fatalf("%s: a shared mapping of a file reads otherwise once paged out", name)
+		}
+	}
+	check("sysMadvise", sysMadvise)
+	byAdvice := func(pidfd int) func(rs []advice) error {
+		return func(rs []advice) error {
+			for _, a := range []int{unix.MADV_DONTNEED, unix.MADV_PAGEOUT} {
+				if err := madviseRanges(pidfd, slices.DeleteFunc(slices.Clone(rs), func(r advice) bool { return r.advice != a }), a); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	check("one madvise a range, the pidfd refused", byAdvice(-1))
+	if pidfd >= 0 {
+		check("process_madvise", byAdvice(pidfd))
+	}
+	b, err := unix.Mmap(-1, 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Munmap(shared)
-	_ = shared[0]
-	rs = append(rs, advice{uintptr(unsafe.Pointer(&shared[0])), uintptr(page), unix.MADV_PAGEOUT})
-	t.Logf("process_madvise for the process itself: %v", vectorAdvice() >= 0)
-	if err := sysMadvise(rs); err != nil {
-		t.Fatal(err)
-	}
-	for i, b := range maps {
-		if b != nil && (b[0] != 0 || b[page-1] != 0) {
-			t.Fatalf("mapping %d of %d: not unmapped from the process (reads %d, %d)", i, n, b[0], b[page-1])
-		}
-	}
-	if !bytes.Equal(shared, want) {
-		t.Fatal("a shared mapping of a file reads otherwise once paged out")
-	}
-	if err := sysMadvise([]advice{{rs[0].start, uintptr(page), unix.MADV_FREE}}); err == nil {
+	defer unix.Munmap(b)
+	if err := sysMadvise([]advice{{uintptr(unsafe.Pointer(&b[0])), uintptr(page), unix.MADV_FREE}}); err == nil {
 		t.Fatal("advice other than MADV_DONTNEED and MADV_PAGEOUT given")
 	}
 }
 
-// A release that keeps the tables' pages (within tableBudget) neither
-// pins nor lists the tables while badger's levels stay as they were, and
-// lists them again once they change; unpinned, it gives no table's pages
-// MADV_DONTNEED, which is safe only for a table pinned: it pages out only
-// the tables badger had not listed, which is safe for any range.
-func TestKeptReleaseListsOnlyOnChange(t *testing.T) {
+// A release that would drop the tables' pages (any part but tablesKept)
+// with the tables not pinned is refused: badger may unmap a table that is
+// not, and memory mapped there since would be lost. Pinned, it is done.
+func TestReleaseRefusedUnpinned(t *testing.T) {
 	defer func(i, t int64) { indexBudget, tableBudget = i, t }(indexBudget, tableBudget)
 	ctx := context.Background()
-	dir := t.TempDir()
-	s, all := reopenedStore(t, dir, 100*256, 800)
+	s, all := reopenedStore(t, t.TempDir(), 100*256, 800)
 	readAll := func() {
 		t.Helper()
 		for _, e := range all {
@@ -1256,55 +1288,22 @@ func TestKeptReleaseListsOnlyOnChange(t *testing.T) {
 	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
 		t.Fatalf("the first release: %v, %v", released, err)
 	}
-	tableBudget, indexBudget = 1<<40, 1<<40
-	release := func() (advised func() []advice) {
-		t.Helper()
-		readAll()
-		advised = recordRanges(t)
-		if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
-			t.Fatalf("a release: %v, %v", released, err)
-		}
-		if tableBudget < 0 {
-			return advised
-		}
-		for name, m := range sharedMappings(t, dir, ".sst") {
-			for _, a := range advised() {
-				if a.start < m[1] && a.start+a.length > m[0] && a.advice != unix.MADV_PAGEOUT {
-					t.Errorf("%s: advice %d given for its pages by a release that did not pin the tables", name, a.advice)
-				}
-			}
-		}
-		return advised
-	}
-	pins, lists := s.res.pins, s.res.lists
-	for range 3 {
-		release()
-	}
-	if s.res.pins != pins || s.res.lists != lists {
-		t.Errorf("three releases within the table budget, the levels unchanged: %d pins and %d listings, want none", s.res.pins-pins, s.res.lists-lists)
-	}
-	s.res.levels[0].tables++ // as if a compaction had changed level 0
-	release()
-	if s.res.pins != pins || s.res.lists != lists+1 {
-		t.Errorf("a release within the table budget, the levels changed: %d pins and %d listings, want none and one", s.res.pins-pins, s.res.lists-lists)
-	}
-	if want := s.levelSizes(); !slices.Equal(s.res.levels, want) {
-		t.Errorf("levels noted %v, want %v", s.res.levels, want)
-	}
-	tableBudget = -1 << 40
-	advised := release()
-	if s.res.pins != pins+1 || s.res.lists != lists+3 {
-		t.Errorf("a release past the table budget: %d pins and %d listings, want one and two", s.res.pins-pins, s.res.lists-lists-1)
-	}
-	dropped := 0
-	for _, m := range sharedMappings(t, dir, ".sst") {
-		if slices.ContainsFunc(advised(), func(a advice) bool {
-			return a.advice == unix.MADV_DONTNEED && a.start < m[1] && a.start+a.length > m[0]
-		}) {
-			dropped++
+	advised := recordRanges(t)
+	for _, part := range []tablePart{tablesData, tablesWhole} {
+		if err := s.res.release(s.tableIndexes(), s.res.newestLog(), part, false); err == nil {
+			t.Errorf("a release of part %d, the tables not pinned, done", part)
 		}
 	}
-	if dropped == 0 {
-		t.Error("a release past the table budget, pinning the tables, gave none of their pages MADV_DONTNEED")
+	if a := advised(); len(a) != 0 {
+		t.Errorf("releases refused gave advice: %v", a)
+	}
+	if err := s.res.release(s.tableIndexes(), s.res.newestLog(), tablesKept, false); err != nil {
+		t.Errorf("a release keeping the tables, not pinned: %v", err)
+	}
+	tableBudget, indexBudget = -1<<40, -1<<40
+	readAll()
+	pins := s.res.pins
+	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released || s.res.pins != pins+1 {
+		t.Fatalf("a release past the budgets: %v, %v, pinned %d times", released, err, s.res.pins-pins)
 	}
 }
