@@ -472,7 +472,6 @@ func (n *Node) derivedCurrent(ctx context.Context, id cid.Cid) (bool, error) {
 // It marks the state damaged (damagedKey) first and unmarks it last: a
 // start that finds the mark, after a crash part way, drops the rest.
 func (n *Node) dropDerived(ctx context.Context, id cid.Cid) error {
-	n.releasePagesNow()
 	mark := store.Write{Key: damagedKey, Value: []byte("being dropped, to be derived again from the records")}
 	err := n.st.CommitDerived(ctx, []store.Derived{{Commons: id, Writes: []store.Write{mark}}})
 	var from []byte

@@ -125,7 +125,6 @@ func (n *Node) applyLeftOut(ctx context.Context, rep *replica) error {
 			}
 			break
 		}
-		n.releasePagesNow() // each mark reads its record: a repair may have mended many
 		var blocks []*protocol.Block
 		var cursors []uint64
 		for _, m := range marks {

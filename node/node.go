@@ -57,16 +57,15 @@ type Node struct {
 	ownHost bool
 	ps      *pubsub.PubSub
 
-	work       chan func()
-	ingestCh   chan *ingestReq
-	toCommit   chan *batch // loop → committer
-	committed  chan *batch // committer → loop
-	stopped    chan struct{}
-	ctx        context.Context
-	cancel     context.CancelFunc
-	stopPages  func() // stops the release of the store's pages (pages.go)
-	beginPages func() // starts it, once Start has loaded the commons or loads more than their states
-	wg         sync.WaitGroup
+	work      chan func()
+	ingestCh  chan *ingestReq
+	toCommit  chan *batch // loop → committer
+	committed chan *batch // committer → loop
+	stopped   chan struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+	stopPages func() // stops the release of the store's pages (pages.go)
+	wg        sync.WaitGroup
 	// lifeMu guards closing, which Close sets before it waits for wg:
 	// goroutines the node did not start (stream handlers, the host's
 	// notifications) count themselves in wg through track, never after.
@@ -230,12 +229,11 @@ func (n *Node) Start(ctx context.Context) error {
 		return err
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.beginPages, n.stopPages = n.startReleasingPages()
+	n.stopPages = n.startReleasingPages()
 	if err := n.start(ctx); err != nil {
 		n.stopPages()
 		return err
 	}
-	n.releasePagesNow()
 	return nil
 }
 
@@ -387,7 +385,6 @@ func (n *Node) replay(ctx context.Context, rep *replica, from, head uint64) erro
 		say = n.log.Warn
 	}
 	say(what, "commons", id, "records", head-from)
-	n.releasePagesNow()
 	began := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	pages := make(chan loadPage, 1)

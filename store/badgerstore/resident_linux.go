@@ -536,7 +536,7 @@ var madvise = sysMadvise
 // that takes the tables' indexes once the daemon has started, about 4,000
 // ranges, took 547 to 792 ms with a madvise a range, and 128 to 143 ms
 // so (in batches of 1,024); the releases of a daemon serving feed pages,
-// 36 to 41 ms at the mean against 25 to 28.
+// 35 to 41 ms at the mean against 23 to 28.
 func sysMadvise(rs []advice) error {
 	for _, r := range rs {
 		if r.advice != unix.MADV_DONTNEED && r.advice != unix.MADV_PAGEOUT {
