@@ -386,10 +386,10 @@ var tableBudget int64 = 64 << 20 // a variable for tests
 // log files two IDs or more older than newestLog, all of them, by
 // dropping them from the process (MADV_DONTNEED: the mapping stays), which
 // leaves them in the page cache; of the other tables, up to their indexes,
-// and of the other value log files, by paging them out (see madvise).
+// and of the other value log files, by paging them out (see sysMadvise).
 // With logsOnly, it pages out the pages of every value log file, and
 // leaves the tables: whatever has been mapped where it read a file's
-// range, that advice loses nothing (see the end of the loop), and it needs
+// range, that advice loses nothing (see the call of madvise, after the loop), and it needs
 // no table pinned; it gives no other. Any part but tablesKept needs the
 // tables in pinned pinned (r.pinning), and is refused without.
 func (r *resident) release(pinned map[string]int64, newestLog uint32, part tablePart, logsOnly bool) error {

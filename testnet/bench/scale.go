@@ -257,8 +257,8 @@ func (s *scale) serve(ctx context.Context) error {
 	s.res.add("daemon RSS after start, anonymous", m.anon, "MB")
 	s.res.add("daemon RSS after start, file pages", m.rss-m.anon, "MB")
 	// The node releases the pages that opening the store mapped (the
-	// tables' indexes) once it has started, not while it opens: a second
-	// later, they are gone.
+	// tables' indexes) from the beginning of its start, and goes on
+	// checking them: a second later, it holds what it holds settled.
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
