@@ -35,12 +35,7 @@ func TestReleasePages(t *testing.T) {
 	s, all := reopenedStore(t, dir, 100*256, 800)
 	readAll := func() {
 		t.Helper()
-		for _, e := range all {
-			raw, err := s.GetRecord(ctx, e.CID)
-			if err != nil || !bytes.Equal(raw, e.Raw) {
-				t.Fatalf("record %s: %v (%d bytes, want %d)", e.CID, err, len(raw), len(e.Raw))
-			}
-		}
+		readRecords(t, s, all)
 	}
 	readAll()
 	// The tables, listed once: listing them reads their indexes' heads,
@@ -172,11 +167,7 @@ func TestReleasePagesKeepsIndexes(t *testing.T) {
 	all = append(all, fresh...)
 	readAll := func() {
 		t.Helper()
-		for _, e := range all {
-			if raw, err := s.GetRecord(ctx, e.CID); err != nil || !bytes.Equal(raw, e.Raw) {
-				t.Fatalf("record %s: %v", e.CID, err)
-			}
-		}
+		readRecords(t, s, all)
 	}
 	page := int64(os.Getpagesize())
 	type table struct{ index, size int64 } // the first byte of its index, the file's size
@@ -867,7 +858,6 @@ func TestReleasePagesKeepsPrivateMappings(t *testing.T) {
 // and with no other advice than MADV_PAGEOUT; it leaves the tables; and
 // the records read back the same.
 func TestPageOutWhileClosing(t *testing.T) {
-	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "a repo")
 	s, all := reopenedStore(t, dir, 100*256, 800)
 	if err := s.Close(); err != nil {
@@ -880,11 +870,7 @@ func TestPageOutWhileClosing(t *testing.T) {
 	defer again.Close()
 	readAll := func() {
 		t.Helper()
-		for _, e := range all {
-			if raw, err := again.GetRecord(ctx, e.CID); err != nil || !bytes.Equal(raw, e.Raw) {
-				t.Fatalf("record %s: %v", e.CID, err)
-			}
-		}
+		readRecords(t, again, all)
 	}
 	readAll()
 	advice := recordAdvice(t)
@@ -1278,11 +1264,7 @@ func TestReleaseRefusedUnpinned(t *testing.T) {
 	s, all := reopenedStore(t, t.TempDir(), 100*256, 800)
 	readAll := func() {
 		t.Helper()
-		for _, e := range all {
-			if raw, err := s.GetRecord(ctx, e.CID); err != nil || !bytes.Equal(raw, e.Raw) {
-				t.Fatalf("record %s: %v", e.CID, err)
-			}
-		}
+		readRecords(t, s, all)
 	}
 	readAll()
 	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
@@ -1305,5 +1287,18 @@ func TestReleaseRefusedUnpinned(t *testing.T) {
 	pins := s.res.pins
 	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released || s.res.pins != pins+1 {
 		t.Fatalf("a release past the budgets: %v, %v, pinned %d times", released, err, s.res.pins-pins)
+	}
+}
+
+// readRecords reads every record of all from s, and fails the test if
+// one cannot be read or reads otherwise.
+func readRecords(t *testing.T, s *Store, all []store.Entry) {
+	t.Helper()
+	ctx := context.Background()
+	for _, e := range all {
+		raw, err := s.GetRecord(ctx, e.CID)
+		if err != nil || !bytes.Equal(raw, e.Raw) {
+			t.Fatalf("record %s: %v (%d bytes, want %d)", e.CID, err, len(raw), len(e.Raw))
+		}
 	}
 }
