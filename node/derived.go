@@ -167,6 +167,9 @@ type saving struct {
 	blobs   []store.Write
 	marks   []store.Write
 	counts  store.Write
+	// summaries is the feed's row that says which records have summary
+	// rows.
+	summaries store.Write
 }
 
 // saveBatch returns a batch that commits every replica's unsaved derived
@@ -214,12 +217,13 @@ func (n *Node) saving(rep *replica) (saving, error) {
 		u.pending = false
 	}
 	return saving{rep: rep, applied: u.applied, state: slices.Clone(u.readies), feed: slices.Clone(u.rows),
-		blobs: slices.Clone(u.blobs), marks: slices.Clone(u.marks), counts: n.feeds.CountsRow(rep.id)}, nil
+		blobs: slices.Clone(u.blobs), marks: slices.Clone(u.marks), counts: n.feeds.CountsRow(rep.id),
+		summaries: n.feeds.SummariesRow(rep.id, u.applied)}, nil
 }
 
 // derived returns what sv writes (committer only).
 func (sv *saving) derived() store.Derived {
-	n := len(sv.feed) + len(sv.blobs) + len(sv.marks) + 2
+	n := len(sv.feed) + len(sv.blobs) + len(sv.marks) + 3
 	for _, r := range sv.state {
 		n += len(r.Writes)
 	}
@@ -239,7 +243,7 @@ func (sv *saving) derived() store.Derived {
 		d.Writes = append(d.Writes, prefixed(prefixBlob, w))
 	}
 	d.Writes = append(d.Writes, sv.marks...) // under their own prefix already
-	d.Writes = append(d.Writes, prefixed(prefixFeed, sv.counts), store.Write{Key: versionKey, Value: []byte(derivedVersion())})
+	d.Writes = append(d.Writes, prefixed(prefixFeed, sv.counts), prefixed(prefixFeed, sv.summaries), store.Write{Key: versionKey, Value: []byte(derivedVersion())})
 	return d
 }
 

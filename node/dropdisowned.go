@@ -3,9 +3,11 @@ package node
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
 	"github.com/commons-p2p/commons/store"
 )
@@ -52,6 +54,9 @@ func (n *Node) DropDisownedRecords(ctx context.Context) (records int, size int64
 			if err != nil {
 				return records, size, err
 			}
+			if err := n.dropSummaries(ctx, id, page, drop); err != nil {
+				return records, size, err
+			}
 			k, sz, err := n.st.DropRecordBytes(ctx, drop)
 			records, size = records+k, size+sz
 			if err != nil {
@@ -63,6 +68,55 @@ func (n *Node) DropDisownedRecords(ctx context.Context) (records int, size int64
 		n.log.Info("dropped the bytes of records the commons disowned (banned keys' contributions and reviews)", "records", records, "bytes", size)
 	}
 	return records, size, nil
+}
+
+// dropSummaries deletes the feed's summary rows of records drop, among
+// page, before their bytes go: a feed page leaves a dropped record out,
+// as it does reading the records whole. A run stopped between the two
+// leaves records whole with no summary, which the next run drops. It
+// commits on the loop, between saves, keeping the state's cursor as it
+// stands: a save in flight could store another.
+func (n *Node) dropSummaries(ctx context.Context, id cid.Cid, page []store.Stored, drop []cid.Cid) error {
+	if len(drop) == 0 {
+		return nil
+	}
+	cursors := make(map[cid.Cid]uint64, len(page))
+	for _, s := range page {
+		cursors[s.CID] = s.Cursor
+	}
+	ws := make([]store.Write, 0, len(drop))
+	for _, c := range drop {
+		ws = append(ws, store.Write{Key: append([]byte{prefixFeed}, feed.SummaryKey(cursors[c])...), Delete: true})
+	}
+	for {
+		done := false
+		var err error
+		if derr := n.do(ctx, func() {
+			if n.savingNow {
+				return
+			}
+			done = true
+			var applied uint64
+			if applied, err = n.st.Applied(ctx, id); err == nil {
+				err = n.st.CommitDerived(ctx, []store.Derived{{Commons: id, Writes: ws, Applied: applied}})
+			}
+		}); derr != nil {
+			return derr
+		}
+		if err != nil {
+			return fmt.Errorf("node: drop the feed summaries of records of commons %s: %w", id, err)
+		}
+		if done {
+			return nil
+		}
+		t := time.NewTimer(10 * time.Millisecond) // for the save to end
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // dropPage is how many records DropDisownedRecords reads at once.

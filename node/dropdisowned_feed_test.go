@@ -44,8 +44,9 @@ func eventIDs(t *testing.T, n *Node, id cid.Cid, from string, filter feed.EventF
 // subscription replaying the commons from the store passes every event it
 // passed before but the dropped records' own (the status changes they
 // caused included, and every one after them), also from a position at a
-// dropped record and filtered by status; the list of contributions marks
-// the dropped ones, without their titles.
+// dropped record and filtered by status; a feed page shows what it showed
+// but the dropped records; the list of contributions marks the dropped
+// ones, without their titles.
 func TestDroppedRecordsInFeedAndLists(t *testing.T) {
 	dir, key := t.TempDir(), testKey(t)
 	n, cs := startRepo(t, dir, key, nil)
@@ -86,6 +87,10 @@ func TestDroppedRecordsInFeedAndLists(t *testing.T) {
 		i := slices.IndexFunc(feedPage, func(s store.Stored) bool { return s.CID == b.CID })
 		dropped[strconv.FormatUint(feedPage[i].Cursor, 10)] = true
 	}
+	pageBefore, err := n.Feed(ctx, api.FeedQuery{Commons: id.String(), Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if k, _, err := n.DropDisownedRecords(ctx); k != len(dropped) || err != nil {
 		t.Fatalf("DropDisownedRecords = %d, %v; want %d", k, err, len(dropped))
 	}
@@ -107,6 +112,16 @@ func TestDroppedRecordsInFeedAndLists(t *testing.T) {
 			t.Errorf("replayed from dropped record %s:\n%v\nwant\n%v", at, got, want)
 		}
 	}
+
+	got, err := n.Feed(ctx, api.FeedQuery{Commons: id.String(), Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := slices.DeleteFunc(pageBefore, func(it api.FeedItem) bool { return dropped[strconv.FormatUint(it.Cursor, 10)] })
+	if !slices.EqualFunc(got, want, sameItem) {
+		t.Errorf("feed page after the drop:\n%s\nwant the page before without the dropped records:\n%s", itemsText(got), itemsText(want))
+	}
+	checkFeedPages(t, n, id)
 
 	page, err := n.Contributions(ctx, api.ContributionQuery{Commons: id.String(), Limit: 100})
 	if err != nil {

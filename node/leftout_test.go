@@ -321,6 +321,7 @@ func TestDamagedRecordsWherever(t *testing.T) {
 			}
 			awaitRows(t, n, cs, id, victims)
 			checkViews(t, n, id, victims, true, "taken back")
+			checkFeedPages(t, n, id)
 			closeNode(t, n)
 			log = logBuffer{}
 			n, _ = startRepo(t, dir, key, &log)

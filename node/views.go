@@ -351,57 +351,85 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q api.FeedQuery) ([]
 			if q.Status == "" {
 				size = min(size, q.Limit-len(items)) // every record read is kept
 			}
-			page, err := n.readFeed(ctx, id, after, size)
+			ss, next, err := n.feedSummaries(ctx, id, after, applied, size)
 			if err != nil {
-				return nil, fmt.Errorf("node: read feed: %w", err)
+				return nil, err
 			}
-			// Reading past records left out as damaged can reach past the head.
-			for len(page) > 0 && page[len(page)-1].Cursor > applied {
-				page = page[:len(page)-1]
-			}
-			if len(page) == 0 {
+			if next == after {
 				break
 			}
-			var batch []api.FeedItem
-			var blocks []*protocol.Block
-			for _, s := range page {
-				after = s.Cursor
-				b, err := protocol.ParseStored(s.CID, s.Raw)
-				if err != nil {
-					return nil, fmt.Errorf("node: stored record %s: %w", s.CID, err)
-				}
-				if q.Status != "" && b.Record.Type() != protocol.TypeContribution {
-					continue
-				}
-				e := feed.RecordEvent(id, s.Cursor, b)
-				batch = append(batch, api.FeedItem{Cursor: e.Cursor, CID: e.CID, Type: e.Type, Author: e.Author, Commons: e.Commons, Time: e.Time,
-					Title: e.Title, Target: e.Target, Decision: e.Decision})
-				blocks = append(blocks, b)
+			after = next
+			if q.Status != "" {
+				ss = slices.DeleteFunc(ss, func(s feed.Summary) bool { return s.Type != protocol.TypeContribution })
 			}
+			statuses := make([]string, len(ss))
 			if err := n.do(ctx, func() {
 				st := n.commons[id].state
-				for i := range batch {
-					if blocks[i].Record.Type() != protocol.TypeContribution {
+				for i, s := range ss {
+					if s.Type != protocol.TypeContribution {
 						continue // only a contribution has a status: no entry to read
 					}
-					if s, ok := st.Status(blocks[i].CID); ok {
-						batch[i].Status = string(s)
+					if s, ok := st.Status(s.CID); ok {
+						statuses[i] = string(s)
 					}
 				}
 			}); err != nil {
 				return nil, err
 			}
-			for _, it := range batch {
-				if q.Status == "" || it.Status == q.Status {
-					items = append(items, it)
-					if len(items) == q.Limit {
-						break
-					}
+			for i, s := range ss {
+				if q.Status != "" && statuses[i] != q.Status {
+					continue
+				}
+				items = append(items, api.FeedItem{Cursor: s.Cursor, CID: s.CID.String(), Type: string(s.Type), Author: s.Author, Commons: id.String(),
+					Time: s.Time.Time(), Title: s.Title, Status: statuses[i], Target: s.Target, Decision: s.Decision})
+				if len(items) == q.Limit {
+					break
 				}
 			}
 		}
 	}
 	return items, nil
+}
+
+// feedSummaries returns the summaries of up to size of commons id's
+// records after cursor after, through cursor applied, and the cursor it
+// read through (after, if there are none). It reads the feed's summary
+// rows of the records that have them, and the other records (a repo made
+// by a version that kept none) whole.
+func (n *Node) feedSummaries(ctx context.Context, id cid.Cid, after, applied uint64, size int) ([]feed.Summary, uint64, error) {
+	if from, ok := n.feeds.SummariesFrom(id); ok && after >= from {
+		ss, err := n.feeds.Summaries(ctx, id, after, applied, size)
+		if err != nil {
+			return nil, after, fmt.Errorf("node: read feed: %w", err)
+		}
+		if len(ss) < size {
+			return ss, applied, nil // none left through applied
+		}
+		return ss, ss[len(ss)-1].Cursor, nil
+	} else if ok {
+		applied = min(applied, from) // the records after from have rows
+	}
+	page, err := n.readFeed(ctx, id, after, size)
+	if err != nil {
+		return nil, after, fmt.Errorf("node: read feed: %w", err)
+	}
+	// Reading past records left out as damaged can reach past applied.
+	full := len(page) == size
+	for len(page) > 0 && page[len(page)-1].Cursor > applied {
+		page, full = page[:len(page)-1], false
+	}
+	ss := make([]feed.Summary, 0, len(page))
+	for _, s := range page {
+		b, err := protocol.ParseStored(s.CID, s.Raw)
+		if err != nil {
+			return nil, after, fmt.Errorf("node: stored record %s: %w", s.CID, err)
+		}
+		ss = append(ss, feed.SummaryOf(s.Cursor, b))
+	}
+	if !full {
+		return ss, applied, nil // none left through applied
+	}
+	return ss, page[len(page)-1].Cursor, nil
 }
 
 // Contributions lists a commons' contributions that match q.

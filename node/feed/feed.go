@@ -52,6 +52,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -260,12 +261,16 @@ type commonsFeed struct {
 	// saved is the cursor through which the commons' rows are in the
 	// store (Saved); the tail holds the status changes and contributions
 	// of the records after it, in position order.
-	saved        uint64
-	tailStatus   []statusChange
-	tailContribs []contrib
-	ring         []*feedEvent // the latest events, oldest first, at most cap
-	ringCap      int
-	counts       map[protocol.Type]uint64 // records by type
+	saved         uint64
+	tailStatus    []statusChange
+	tailContribs  []contrib
+	tailSummaries []Summary
+	// summariesFrom is the cursor after which the commons' records have
+	// summary rows (Summaries).
+	summariesFrom uint64
+	ring          []*feedEvent // the latest events, oldest first, at most cap
+	ringCap       int
+	counts        map[protocol.Type]uint64 // records by type
 
 	// Written by the notifier (publish.go) under mu.
 	pub  Pos        // last event published to subscribers
@@ -461,8 +466,10 @@ func (h *Hub) add(f *commonsFeed, a Applied, live bool) {
 	if cursor <= f.head.Cursor {
 		// A record taken back at its place in the log, which the feed has
 		// passed (node/leftout.go): counted, its rows stored (Rows), no
-		// event.
+		// event; its summary is in the tail meanwhile, in cursor order.
 		f.counts[b.Record.Type()]++
+		i := sort.Search(len(f.tailSummaries), func(i int) bool { return f.tailSummaries[i].Cursor >= cursor })
+		f.tailSummaries = slices.Insert(f.tailSummaries, i, SummaryOf(cursor, b))
 		f.mu.Unlock()
 		return
 	}
@@ -497,6 +504,7 @@ func (h *Hub) add(f *commonsFeed, a Applied, live bool) {
 		f.tailContribs = append(f.tailContribs, contrib{cursor: cursor, con: d, author: b.Record.Author, time: b.Record.Time,
 			kind: c.Kind, arrival: statusCode(arrival)})
 	}
+	f.tailSummaries = append(f.tailSummaries, SummaryOf(cursor, b))
 	f.head = Pos{Cursor: cursor, Seq: k}
 	if live {
 		f.ring = append(f.ring, evs...)
@@ -531,45 +539,53 @@ func (f *commonsFeed) ringWindow() []*feedEvent {
 func RecordEvent(commons cid.Cid, cursor uint64, b *protocol.Block) Event {
 	r := b.Record
 	e := Event{ID: strconv.FormatUint(cursor, 10), Cursor: cursor, Type: string(r.Type()), CID: b.CID.String(), Commons: commons.String(), Author: r.Author, Time: r.Time.Time()}
+	e.Title, e.Kind, e.Target, e.Decision = describe(r)
+	return e
+}
+
+// describe returns what an event says of record r besides its type,
+// author and time: its title (cut at maxEventTitle), kind, target and
+// decision, each empty where the record has none.
+func describe(r *protocol.Record) (title, kind, target, decision string) {
 	switch body := r.Body.(type) {
 	case *protocol.Contribution:
-		e.Title, e.Kind = body.Title, body.Kind
+		title, kind = body.Title, body.Kind
 	case *protocol.Review:
-		e.Target, e.Decision = body.Target.String(), body.Decision
+		target, decision = body.Target.String(), body.Decision
 	case *protocol.Manifest:
-		e.Title = body.Name
+		title = body.Name
 	case *protocol.Profile:
-		e.Title = body.Name
+		title = body.Name
 	case *protocol.Sponsorship:
-		e.Target = body.Target.String()
+		target = body.Target.String()
 	case *protocol.Pledge:
-		e.Title, e.Kind = PledgeSummary(body), body.Kind
+		title, kind = PledgeSummary(body), body.Kind
 	case *protocol.Acknowledgement:
-		e.Target = body.Pledge.String()
+		target = body.Pledge.String()
 	case *protocol.Dispute:
-		e.Title = body.Reason
+		title = body.Reason
 		if body.Subject != nil {
-			e.Target = body.Subject.String()
+			target = body.Subject.String()
 		} else {
-			e.Target = body.Participant.String()
+			target = body.Participant.String()
 		}
 	case *protocol.Statement:
-		e.Target, e.Title = body.Dispute.String(), body.Text
+		target, title = body.Dispute.String(), body.Text
 	case *protocol.Resolution:
-		e.Target, e.Decision, e.Kind, e.Title = body.Dispute.String(), body.Outcome, body.Effect, body.Reason
+		target, decision, kind, title = body.Dispute.String(), body.Outcome, body.Effect, body.Reason
 	case *protocol.Certificate:
 		if body.Release != nil {
-			e.Title = "release " + body.Release.Name
+			title = "release " + body.Release.Name
 		} else {
-			e.Title, e.Target = body.Role, body.Participant.String()
+			title, target = body.Role, body.Participant.String()
 		}
 	case *protocol.Rotation:
-		e.Target = body.Successor.String()
+		target = body.Successor.String()
 	}
-	if len(e.Title) > maxEventTitle {
-		e.Title = e.Title[:maxEventTitle] + "…"
+	if len(title) > maxEventTitle {
+		title = title[:maxEventTitle] + "…"
 	}
-	return e
+	return title, kind, target, decision
 }
 
 // maxEventTitle bounds an event's title: a dispute's reason or a

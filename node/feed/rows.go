@@ -16,21 +16,31 @@ import (
 
 // What a feed keeps in the store, so that a node starts without merging
 // its records again and memory does not grow with the commons: per
-// commons, one row per status change and per contribution, and the counts
-// by type. The node stores the rows with the commons' derived state
+// commons, one row per status change, per contribution and per record,
+// and the counts by type. The node stores the rows with the commons' derived state
 // (store.CommitDerived), in the same commit as the state they come from,
 // under RowPrefix, and then says so (Saved); replays and contribution
 // lists read them from there, Load reads the counts back.
 //
 //	's' cursor seq   → contribution digest, from, to (status codes)
 //	'c' cursor       → contribution digest, author, time, arrival status, kind
+//	'e' cursor       → the record's summary: digest, author, time, type, title, target, decision
+//	'b'              → from, through: the cursors whose records have 'e' rows
 //	'n'              → the counts of records by type
 //
 // Cursors are 8 bytes and seqs 4, big-endian, so rows sort by position.
+// A feed page reads the summaries of its records in one scan of 'e' rows
+// rather than each record's bytes (a lookup of its key, then of its
+// value in badger's value log): at 10,000,000 records, where the
+// process keeps few of the store's pages mapped, each lookup costs page
+// faults. The records of a repo made before 'e' rows were (from, in the
+// 'b' row, says where they begin) are read whole as before.
 const (
-	rowStatus  = 's'
-	rowContrib = 'c'
-	rowCounts  = 'n'
+	rowStatus    = 's'
+	rowContrib   = 'c'
+	rowSummary   = 'e'
+	rowSummaries = 'b'
+	rowCounts    = 'n'
 )
 
 // RowPrefix begins the keys of the feed's rows in a commons' derived
@@ -43,6 +53,67 @@ func statusKey(p Pos) []byte {
 
 func contribKey(cursor uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{RowPrefix, rowContrib}, cursor)
+}
+
+// SummaryKey returns the key, without RowPrefix, of the summary row of the
+// record at cursor.
+func SummaryKey(cursor uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{rowSummary}, cursor)
+}
+
+// Summary is what a feed page shows of a record, but for its status.
+type Summary struct {
+	Cursor                  uint64
+	CID                     cid.Cid
+	Type                    protocol.Type
+	Author                  protocol.PublicKey
+	Time                    protocol.HLC
+	Title, Target, Decision string
+}
+
+// SummaryOf returns the summary of record b, merged at cursor.
+func SummaryOf(cursor uint64, b *protocol.Block) Summary {
+	title, _, target, decision := describe(b.Record)
+	return Summary{Cursor: cursor, CID: b.CID, Type: b.Record.Type(), Author: b.Record.Author, Time: b.Record.Time,
+		Title: title, Target: target, Decision: decision}
+}
+
+// encodeSummary returns the value of summary s's row: the record's
+// digest, author and time, then its type, title, target and decision,
+// each after its length (uvarint).
+func encodeSummary(s Summary) []byte {
+	d, _ := protocol.RecordDigest(s.CID)
+	v := make([]byte, 0, 72+4+len(s.Type)+len(s.Title)+len(s.Target)+len(s.Decision))
+	v = append(append(v, d[:]...), s.Author[:]...)
+	v = binary.BigEndian.AppendUint64(v, uint64(s.Time))
+	for _, f := range []string{string(s.Type), s.Title, s.Target, s.Decision} {
+		v = binary.AppendUvarint(v, uint64(len(f)))
+		v = append(v, f...)
+	}
+	return v
+}
+
+// decodeSummary decodes a summary row (key with RowPrefix).
+func decodeSummary(k, v []byte) (Summary, bool) {
+	if len(k) != 10 || len(v) < 72 {
+		return Summary{}, false
+	}
+	s := Summary{Cursor: binary.BigEndian.Uint64(k[2:]), CID: protocol.Digest(v[:32]).CID(), Author: protocol.PublicKey(v[32:64]),
+		Time: protocol.HLC(binary.BigEndian.Uint64(v[64:72]))}
+	v = v[72:]
+	var fs [4]string
+	for i := range fs {
+		n, w := binary.Uvarint(v)
+		if w <= 0 || uint64(len(v)-w) < n {
+			return Summary{}, false
+		}
+		fs[i], v = string(v[w:w+int(n)]), v[w+int(n):]
+	}
+	if len(v) != 0 || fs[0] == "" {
+		return Summary{}, false
+	}
+	s.Type, s.Title, s.Target, s.Decision = protocol.Type(fs[0]), fs[1], fs[2], fs[3]
+	return s, true
 }
 
 // decodeStatus decodes a status row (key with RowPrefix).
@@ -127,6 +198,78 @@ func (h *Hub) contribs(ctx context.Context, f *commonsFeed, after, last uint64, 
 	return out[:min(len(out), limit)], nil
 }
 
+// Summaries returns up to limit summaries of commons id's records after
+// cursor after, through cursor last, in cursor order, read from the
+// store's rows (and the tail): those of the records after SummariesFrom.
+// A record left out of the commons' state (damaged, node/leftout.go) has
+// none, and one whose bytes were dropped has none once the drop deleted
+// it (node/dropdisowned.go).
+func (h *Hub) Summaries(ctx context.Context, id cid.Cid, after, last uint64, limit int) ([]Summary, error) {
+	f := h.lookup(id)
+	if f == nil || limit <= 0 {
+		return nil, nil
+	}
+	f.mu.RLock()
+	saved := f.saved
+	i := sort.Search(len(f.tailSummaries), func(i int) bool { return f.tailSummaries[i].Cursor > after })
+	j := i + sort.Search(len(f.tailSummaries)-i, func(j int) bool { return f.tailSummaries[i+j].Cursor > last })
+	tail := slices.Clone(f.tailSummaries[i:min(j, i+limit)])
+	f.mu.RUnlock()
+	var out []Summary
+	if upto := min(saved, last); after < upto {
+		err := h.log.ScanDerived(ctx, f.id, []byte{RowPrefix, rowSummary}, append([]byte{RowPrefix}, SummaryKey(after+1)...), func(k, v []byte) error {
+			s, ok := decodeSummary(k, v)
+			if !ok {
+				return fmt.Errorf("%w: commons %s: summary row %x", ErrDamaged, f.id, k[1:])
+			}
+			if s.Cursor > upto || len(out) == limit {
+				return errDone
+			}
+			out = append(out, s)
+			return nil
+		})
+		if err != nil && !errors.Is(err, errDone) {
+			return nil, h.rowsErr(f, "record summaries", err)
+		}
+	}
+	// The tail may hold records taken back at their place (add), before
+	// saved: merged in cursor order, and once only.
+	merged := make([]Summary, 0, min(len(out)+len(tail), limit))
+	for len(merged) < limit && (len(out) > 0 || len(tail) > 0) {
+		switch {
+		case len(tail) == 0 || len(out) > 0 && out[0].Cursor < tail[0].Cursor:
+			merged, out = append(merged, out[0]), out[1:]
+		case len(out) > 0 && out[0].Cursor == tail[0].Cursor:
+			merged, out, tail = append(merged, tail[0]), out[1:], tail[1:]
+		default:
+			merged, tail = append(merged, tail[0]), tail[1:]
+		}
+	}
+	return merged, nil
+}
+
+// SummariesFrom returns the cursor after which commons id's records have
+// summaries (Summaries): 0, unless the repo was made by a version that
+// kept none, or ok false if the hub does not hold the commons.
+func (h *Hub) SummariesFrom(id cid.Cid) (from uint64, ok bool) {
+	f := h.lookup(id)
+	if f == nil {
+		return 0, false
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.summariesFrom, true
+}
+
+// SummariesRow returns the row that says which of commons id's records
+// have summary rows, for a save that stores its rows through cursor
+// through.
+func (h *Hub) SummariesRow(id cid.Cid, through uint64) store.Write {
+	from, _ := h.SummariesFrom(id)
+	v := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, from), through)
+	return store.Write{Key: []byte{rowSummaries}, Value: v}
+}
+
 // OnDamaged sets fn to be called, from any goroutine, when a read finds a
 // stored row of commons id that does not decode (err wraps ErrDamaged).
 // Call it before the hub is used.
@@ -156,6 +299,8 @@ func (h *Hub) Saved(id cid.Cid, cursor uint64) {
 	f.tailStatus = slices.Delete(f.tailStatus, 0, i)
 	i = sort.Search(len(f.tailContribs), func(i int) bool { return f.tailContribs[i].cursor > cursor })
 	f.tailContribs = slices.Delete(f.tailContribs, 0, i)
+	i = sort.Search(len(f.tailSummaries), func(i int) bool { return f.tailSummaries[i].Cursor > cursor })
+	f.tailSummaries = slices.Delete(f.tailSummaries, 0, i)
 }
 
 // Rows returns the rows the records just applied add (see Load).
@@ -188,6 +333,7 @@ func Rows(done []Applied) []store.Write {
 			v = append(append(v, arrival), c.Kind...)
 			ws = append(ws, store.Write{Key: binary.BigEndian.AppendUint64([]byte{rowContrib}, a.Cursor), Value: v})
 		}
+		ws = append(ws, store.Write{Key: SummaryKey(a.Cursor), Value: encodeSummary(SummaryOf(a.Cursor, a.Block))})
 	}
 	return ws
 }
@@ -270,6 +416,21 @@ func (h *Hub) Load(ctx context.Context, id cid.Cid, head uint64) error {
 				}
 				v = v[w:]
 				f.counts[t] = c
+			}
+			return nil
+		})
+	}
+	// The summary rows begin after the head of a repo made by a version
+	// that kept none, and after the head too when one such version saved
+	// records since (they hold none): through is not the head then.
+	f.summariesFrom = head
+	if err == nil {
+		err = h.log.ScanDerived(ctx, id, []byte{RowPrefix, rowSummaries}, nil, func(k, v []byte) error {
+			if len(k) != 2 || len(v) != 16 {
+				return bad("summaries", k)
+			}
+			if from, through := binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]); through == head && from <= head {
+				f.summariesFrom = from
 			}
 			return nil
 		})
