@@ -168,8 +168,9 @@ type saving struct {
 	marks   []store.Write
 	counts  store.Write
 	// summaries is the feed's row that says which records have summary
-	// rows.
+	// rows; mark, what the save carries of the feed's tail (feed.Hub.Mark).
 	summaries store.Write
+	mark      uint64
 }
 
 // saveBatch returns a batch that commits every replica's unsaved derived
@@ -218,7 +219,7 @@ func (n *Node) saving(rep *replica) (saving, error) {
 	}
 	return saving{rep: rep, applied: u.applied, state: slices.Clone(u.readies), feed: slices.Clone(u.rows),
 		blobs: slices.Clone(u.blobs), marks: slices.Clone(u.marks), counts: n.feeds.CountsRow(rep.id),
-		summaries: n.feeds.SummariesRow(rep.id, u.applied)}, nil
+		summaries: n.feeds.SummariesRow(rep.id, u.applied), mark: n.feeds.Mark(rep.id)}, nil
 }
 
 // derived returns what sv writes (committer only).
@@ -276,7 +277,7 @@ func (n *Node) saved(b *batch) {
 		u.rows = slices.Delete(u.rows, 0, len(sv.feed))
 		u.blobs = slices.Delete(u.blobs, 0, len(sv.blobs))
 		u.marks = slices.Delete(u.marks, 0, len(sv.marks))
-		n.feeds.Saved(sv.rep.id, sv.applied)
+		n.feeds.Saved(sv.rep.id, sv.applied, sv.mark)
 		// A Ready writes a bounded number of the trie's leaf hashes that
 		// Root computed (crdt's trieSaveMax): the rest go with the next
 		// saves, which the loop makes after this one, and saveNow at once.
@@ -447,7 +448,25 @@ func (n *Node) damaged(id cid.Cid, err error) {
 }
 
 func derivedVersion() string {
+	return fmt.Sprintf("layout %d, rules %d, feed summaries", derivedLayout, crdt.RulesVersion)
+}
+
+// derivedVersionBefore is the version the same layout and rules were
+// written under before the feed kept its records' summaries (feed.Summaries):
+// this version reads such a state as its own, the feed reading whole the
+// records it has no summary rows of. A version before that reads this
+// version's as an earlier one's (it parses the layout and rules alone, and
+// they differ in nothing else), and derives it again: what it changed
+// without moving the state's cursor (records dropped, or taken back at
+// their place) would otherwise leave the summary rows stale.
+func derivedVersionBefore() string {
 	return fmt.Sprintf("layout %d, rules %d", derivedLayout, crdt.RulesVersion)
+}
+
+// summariesRowKey is the derived-state key of the feed's row that says
+// which records have summary rows.
+func summariesRowKey() []byte {
+	return append([]byte{prefixFeed}, feed.SummariesRowKey()...)
 }
 
 // derivedCurrent reports whether a commons' stored derived state was
@@ -458,6 +477,19 @@ func (n *Node) derivedCurrent(ctx context.Context, id cid.Cid) (bool, error) {
 		return false, fmt.Errorf("node: read the derived state of commons %s: %w", id, err)
 	}
 	if string(v) == derivedVersion() {
+		return true, nil
+	}
+	if string(v) == derivedVersionBefore() {
+		// Its summaries row, if this version wrote one before that version
+		// ran on the repo, is not to be trusted: without it, the feed
+		// reads whole the records up to the state's cursor.
+		applied, err := n.st.Applied(ctx, id)
+		if err == nil {
+			err = n.st.CommitDerived(ctx, []store.Derived{{Commons: id, Applied: applied, Writes: []store.Write{{Key: summariesRowKey(), Delete: true}}}})
+		}
+		if err != nil {
+			return false, fmt.Errorf("node: read the derived state of commons %s: %w", id, err)
+		}
 		return true, nil
 	}
 	var layout, rules int

@@ -138,8 +138,8 @@ func TestFeedPagesFromSummaries(t *testing.T) {
 // TestFeedPagesOfARepoWithoutSummaries: a repo made by a version that kept
 // no summary rows shows the same pages: its records are read whole, and
 // those that come after have rows. A version that kept none, run on the
-// repo after, leaves records without rows: the next start reads those
-// whole too.
+// repo after, may change records without moving the state's cursor (drop
+// a record's bytes): the next start reads every record up to there whole.
 func TestFeedPagesOfARepoWithoutSummaries(t *testing.T) {
 	dir, key := t.TempDir(), testKey(t)
 	n, cs := startRepo(t, dir, key, nil)
@@ -195,8 +195,37 @@ func TestFeedPagesOfARepoWithoutSummaries(t *testing.T) {
 	head := n.feeds.Head(id).Cursor
 	closeNode(t, n)
 
-	// An older version saves its state through head, and leaves the
-	// summaries row as it was: through an earlier cursor.
+	// A version that kept no summaries runs on the repo: it saves its
+	// state through head (its version string with it), and drops the
+	// bytes of a record, which moves no cursor. The summaries row it
+	// leaves says through head still: not to be trusted.
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		page, err := st.Feed(t.Context(), id, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var victim cid.Cid
+		for _, s := range page {
+			if b, err := protocol.ParseStored(s.CID, s.Raw); err == nil && b.Record.Type() == protocol.TypeContribution {
+				victim = s.CID
+			}
+		}
+		if _, _, err := st.DropRecordBytes(t.Context(), []cid.Cid{victim}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: head, Writes: []store.Write{{Key: versionKey, Value: []byte(derivedVersionBefore())}}}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	n, _ = startRepo(t, dir, key, nil)
+	if from, _ := n.feeds.SummariesFrom(id); from != head {
+		t.Errorf("summaries from %d after a version that kept none saved through %d; want from %d", from, head, head)
+	}
+	checkFeedPages(t, n, id)
+	closeNode(t, n)
+
+	// The summaries row of an older version's save through an earlier
+	// cursor than the state's is not trusted either.
 	writeDerived(t, dir, id, head, store.Write{Key: summariesKey, Value: append(make([]byte, 15), byte(old))})
 	n, _ = startRepo(t, dir, key, nil)
 	defer func() { closeNode(t, n) }()

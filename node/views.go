@@ -369,8 +369,8 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q api.FeedQuery) ([]
 					if s.Type != protocol.TypeContribution {
 						continue // only a contribution has a status: no entry to read
 					}
-					if s, ok := st.Status(s.CID); ok {
-						statuses[i] = string(s)
+					if status, ok := st.Status(s.CID); ok {
+						statuses[i] = string(status)
 					}
 				}
 			}); err != nil {

@@ -264,7 +264,8 @@ type commonsFeed struct {
 	saved         uint64
 	tailStatus    []statusChange
 	tailContribs  []contrib
-	tailSummaries []Summary
+	tailSummaries []tailSummary
+	added         uint64 // summaries added to the tail so far (tailSummary.n)
 	// summariesFrom is the cursor after which the commons' records have
 	// summary rows (Summaries).
 	summariesFrom uint64
@@ -469,7 +470,8 @@ func (h *Hub) add(f *commonsFeed, a Applied, live bool) {
 		// event; its summary is in the tail meanwhile, in cursor order.
 		f.counts[b.Record.Type()]++
 		i := sort.Search(len(f.tailSummaries), func(i int) bool { return f.tailSummaries[i].Cursor >= cursor })
-		f.tailSummaries = slices.Insert(f.tailSummaries, i, SummaryOf(cursor, b))
+		f.added++
+		f.tailSummaries = slices.Insert(f.tailSummaries, i, tailSummary{SummaryOf(cursor, b), f.added})
 		f.mu.Unlock()
 		return
 	}
@@ -504,7 +506,8 @@ func (h *Hub) add(f *commonsFeed, a Applied, live bool) {
 		f.tailContribs = append(f.tailContribs, contrib{cursor: cursor, con: d, author: b.Record.Author, time: b.Record.Time,
 			kind: c.Kind, arrival: statusCode(arrival)})
 	}
-	f.tailSummaries = append(f.tailSummaries, SummaryOf(cursor, b))
+	f.added++
+	f.tailSummaries = append(f.tailSummaries, tailSummary{SummaryOf(cursor, b), f.added})
 	f.head = Pos{Cursor: cursor, Seq: k}
 	if live {
 		f.ring = append(f.ring, evs...)

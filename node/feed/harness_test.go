@@ -179,7 +179,11 @@ func (c *testCommons) save(n int) {
 		c.log.rows[string(append([]byte{RowPrefix}, w.Key...))] = w.Value
 	}
 	c.log.mu.Unlock()
-	c.h.Saved(id, done[n-1].Cursor)
+	var mark uint64 // the tail's summaries stay unless every record is saved
+	if n == len(c.unsaved) {
+		mark = c.h.Mark(id)
+	}
+	c.h.Saved(id, done[n-1].Cursor, mark)
 	c.unsaved = slices.Delete(c.unsaved, 0, n)
 }
 

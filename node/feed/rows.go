@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/ipfs/go-cid"
 
@@ -71,11 +72,12 @@ type Summary struct {
 	Title, Target, Decision string
 }
 
-// SummaryOf returns the summary of record b, merged at cursor.
+// SummaryOf returns the summary of record b, merged at cursor. Its
+// strings are copies: a summary held in the tail does not hold the record.
 func SummaryOf(cursor uint64, b *protocol.Block) Summary {
 	title, _, target, decision := describe(b.Record)
 	return Summary{Cursor: cursor, CID: b.CID, Type: b.Record.Type(), Author: b.Record.Author, Time: b.Record.Time,
-		Title: title, Target: target, Decision: decision}
+		Title: strings.Clone(title), Target: strings.Clone(target), Decision: strings.Clone(decision)}
 }
 
 // encodeSummary returns the value of summary s's row: the record's
@@ -213,7 +215,10 @@ func (h *Hub) Summaries(ctx context.Context, id cid.Cid, after, last uint64, lim
 	saved := f.saved
 	i := sort.Search(len(f.tailSummaries), func(i int) bool { return f.tailSummaries[i].Cursor > after })
 	j := i + sort.Search(len(f.tailSummaries)-i, func(j int) bool { return f.tailSummaries[i+j].Cursor > last })
-	tail := slices.Clone(f.tailSummaries[i:min(j, i+limit)])
+	tail := make([]Summary, 0, min(j, i+limit)-i)
+	for _, t := range f.tailSummaries[i:min(j, i+limit)] {
+		tail = append(tail, t.Summary)
+	}
 	f.mu.RUnlock()
 	var out []Summary
 	if upto := min(saved, last); after < upto {
@@ -263,12 +268,18 @@ func (h *Hub) SummariesFrom(id cid.Cid) (from uint64, ok bool) {
 
 // SummariesRow returns the row that says which of commons id's records
 // have summary rows, for a save that stores its rows through cursor
-// through.
+// through: those after through, if the hub does not hold the commons.
 func (h *Hub) SummariesRow(id cid.Cid, through uint64) store.Write {
-	from, _ := h.SummariesFrom(id)
+	from, ok := h.SummariesFrom(id)
+	if !ok {
+		from = through
+	}
 	v := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, from), through)
-	return store.Write{Key: []byte{rowSummaries}, Value: v}
+	return store.Write{Key: SummariesRowKey(), Value: v}
 }
+
+// SummariesRowKey is the key, without RowPrefix, of SummariesRow's row.
+func SummariesRowKey() []byte { return []byte{rowSummaries} }
 
 // OnDamaged sets fn to be called, from any goroutine, when a read finds a
 // stored row of commons id that does not decode (err wraps ErrDamaged).
@@ -284,8 +295,11 @@ func (h *Hub) rowsErr(f *commonsFeed, what string, err error) error {
 }
 
 // Saved tells the hub that commons id's rows through cursor are in the
-// store: it stops holding them. The node calls it after each save.
-func (h *Hub) Saved(id cid.Cid, cursor uint64) {
+// store, and the summaries of its tail up to mark (Mark, when the save
+// gathered its rows): it stops holding them. The node calls it after each
+// save. (A record taken back at its place, before cursor, after the save
+// gathered its rows, is not in it: its summary stays in the tail.)
+func (h *Hub) Saved(id cid.Cid, cursor, mark uint64) {
 	f := h.lookup(id)
 	if f == nil {
 		return
@@ -299,8 +313,26 @@ func (h *Hub) Saved(id cid.Cid, cursor uint64) {
 	f.tailStatus = slices.Delete(f.tailStatus, 0, i)
 	i = sort.Search(len(f.tailContribs), func(i int) bool { return f.tailContribs[i].cursor > cursor })
 	f.tailContribs = slices.Delete(f.tailContribs, 0, i)
-	i = sort.Search(len(f.tailSummaries), func(i int) bool { return f.tailSummaries[i].Cursor > cursor })
-	f.tailSummaries = slices.Delete(f.tailSummaries, 0, i)
+	f.tailSummaries = slices.DeleteFunc(f.tailSummaries, func(t tailSummary) bool { return t.n <= mark })
+}
+
+// tailSummary is a summary in the tail, the nth added.
+type tailSummary struct {
+	Summary
+	n uint64
+}
+
+// Mark returns what a save of commons id's rows, gathered now, carries of
+// its tail of summaries, for Saved. One writer at a time (the node's
+// event loop, as Added).
+func (h *Hub) Mark(id cid.Cid) uint64 {
+	f := h.lookup(id)
+	if f == nil {
+		return 0
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.added
 }
 
 // Rows returns the rows the records just applied add (see Load).

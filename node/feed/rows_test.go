@@ -1,0 +1,105 @@
+package feed
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/commons-p2p/commons/protocol"
+)
+
+// TestSummariesKeepATakenBackRecordUntilSaved: a record taken back at its
+// place in the log (left out as damaged, then whole again) after a save
+// gathered the rows of those around it is not in that save: once it is
+// done, the record's summary is still read, from the tail, and in cursor
+// order, until a save that carries it.
+func TestSummariesKeepATakenBackRecordUntilSaved(t *testing.T) {
+	c := newTestCommons(t, 100)
+	for i := range 4 {
+		c.contribute(fmt.Sprintf("c%d", i), "code")
+	}
+	var applied []Applied
+	for _, s := range c.log.recs {
+		b, err := protocol.ParseStored(s.CID, s.Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		applied = append(applied, Applied{Cursor: s.Cursor, Block: b})
+	}
+	log := &memLog{recs: c.log.recs}
+	h := New(100, log, Counters{
+		Events:      prometheus.NewCounter(prometheus.CounterOpts{Name: "events"}),
+		Overflows:   prometheus.NewCounter(prometheus.CounterOpts{Name: "overflows"}),
+		Subscribers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "subscribers"}),
+	})
+	taken := applied[2] // cursor 3, left out at first
+	rest := slices.Delete(slices.Clone(applied), 2, 3)
+	h.Added(c.id, rest, false)
+	mark := h.Mark(c.id) // a save gathers the rows of rest
+	h.Added(c.id, []Applied{taken}, false)
+	log.rows = map[string][]byte{}
+	for _, w := range Rows(rest) {
+		log.rows[string(append([]byte{RowPrefix}, w.Key...))] = w.Value
+	}
+	h.Saved(c.id, 5, mark)
+	cursors := func() []uint64 {
+		ss, err := h.Summaries(context.Background(), c.id, 0, 5, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []uint64
+		for _, s := range ss {
+			out = append(out, s.Cursor)
+		}
+		return out
+	}
+	if got := cursors(); !slices.Equal(got, []uint64{1, 2, 3, 4, 5}) {
+		t.Errorf("summaries after a save without the record taken back: cursors %v; want 1 to 5", got)
+	}
+	for _, w := range Rows([]Applied{taken}) {
+		log.rows[string(append([]byte{RowPrefix}, w.Key...))] = w.Value
+	}
+	if got := cursors(); !slices.Equal(got, []uint64{1, 2, 3, 4, 5}) {
+		t.Errorf("summaries with the record's row stored, before Saved: cursors %v; want 1 to 5, once each", got)
+	}
+	h.Saved(c.id, 5, h.Mark(c.id))
+	if got := cursors(); !slices.Equal(got, []uint64{1, 2, 3, 4, 5}) {
+		t.Errorf("summaries once the record's row is saved: cursors %v; want 1 to 5", got)
+	}
+}
+
+// TestSummaryRows: a summary's row gives it back whole, for every field
+// at its longest and in any script; a row cut short or with bytes after
+// its last field is refused.
+func TestSummaryRows(t *testing.T) {
+	c := newTestCommons(t, 100)
+	long := strings.Repeat("ü漢", 60) // a title at its longest, 300 bytes
+	con := c.contribute(long, "code")
+	c.review(con, "accept")
+	for _, s := range c.log.recs {
+		b, err := protocol.ParseStored(s.CID, s.Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := SummaryOf(s.Cursor, b)
+		e := RecordEvent(c.id, s.Cursor, b)
+		if want.Title != e.Title || want.Target != e.Target || want.Decision != e.Decision || string(want.Type) != e.Type || want.CID.String() != e.CID {
+			t.Errorf("summary %+v of record %d says other than its event %+v", want, s.Cursor, e)
+		}
+		k, v := append([]byte{RowPrefix}, SummaryKey(s.Cursor)...), encodeSummary(want)
+		got, ok := decodeSummary(k, v)
+		if !ok || !reflect.DeepEqual(got, want) {
+			t.Errorf("record %d: summary row decodes to %+v, %v; want %+v", s.Cursor, got, ok, want)
+		}
+		for _, bad := range [][]byte{v[:len(v)-1], append(slices.Clone(v), 0), v[:71]} {
+			if _, ok := decodeSummary(k, bad); ok {
+				t.Errorf("record %d: a summary row of %d bytes, of %d, decodes", s.Cursor, len(bad), len(v))
+			}
+		}
+	}
+}
