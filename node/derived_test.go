@@ -439,6 +439,12 @@ func TestDamagedDerivedStateDerivedAgain(t *testing.T) {
 				_, err = sub.Next(t.Context(), 100)
 				return err
 			}},
+		{"feed summary row", func(cid.Cid) []byte { return append([]byte{prefixFeed}, feed.SummaryKey(2)...) },
+			func(cid.Cid) string { return "summary row 650000000000000002" },
+			func(n *Node, id, _ cid.Cid) error {
+				_, err := n.Feed(t.Context(), api.FeedQuery{Commons: id.String(), Limit: 10})
+				return err
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, key := t.TempDir(), testKey(t)

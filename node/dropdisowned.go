@@ -73,7 +73,9 @@ func (n *Node) DropDisownedRecords(ctx context.Context) (records int, size int64
 // dropSummaries deletes the feed's summary rows of records drop, among
 // page, before their bytes go: a feed page leaves a dropped record out,
 // as it does reading the records whole. A run stopped between the two
-// leaves records whole with no summary, which the next run drops. It
+// leaves records whole with no summary, which the next run drops (should
+// their keys be unbanned meanwhile, they stay out of the feed pages until
+// the state is derived again). It
 // commits on the loop, between saves, keeping the state's cursor as it
 // stands: a save in flight could store another.
 func (n *Node) dropSummaries(ctx context.Context, id cid.Cid, page []store.Stored, drop []cid.Cid) error {
