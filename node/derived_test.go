@@ -445,6 +445,12 @@ func TestDamagedDerivedStateDerivedAgain(t *testing.T) {
 				_, err := n.Feed(t.Context(), api.FeedQuery{Commons: id.String(), Limit: 10})
 				return err
 			}},
+		{"contribution row of a feed page", func(cid.Cid) []byte { return binary.BigEndian.AppendUint64([]byte{prefixFeed, 'c'}, 2) },
+			func(cid.Cid) string { return "contribution row 630000000000000002" },
+			func(n *Node, id, _ cid.Cid) error {
+				_, err := n.Feed(t.Context(), api.FeedQuery{Commons: id.String(), Limit: 10})
+				return err
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, key := t.TempDir(), testKey(t)

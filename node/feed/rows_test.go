@@ -2,6 +2,7 @@ package feed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -71,11 +72,19 @@ func TestSummariesKeepATakenBackRecordUntilSaved(t *testing.T) {
 	if got := cursors(); !slices.Equal(got, []uint64{1, 2, 3, 4, 5}) {
 		t.Errorf("summaries once the record's row is saved: cursors %v; want 1 to 5", got)
 	}
+
+	// A contribution's summary row without its contribution row, which
+	// holds the rest of its summary, is damage.
+	delete(log.rows, string(contribKey(4)))
+	if _, err := h.Summaries(context.Background(), c.id, 0, 5, 10); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "without its contribution row") {
+		t.Errorf("summaries with a contribution row missing: %v; want ErrDamaged, saying so", err)
+	}
 }
 
-// TestSummaryRows: a summary's row gives it back whole, for every field
-// at its longest and in any script; a row cut short or with bytes after
-// its last field is refused.
+// TestSummaryRows: a summary's row gives it back whole (a contribution's
+// with its contribution row), a title at its longest and in any script; a
+// row cut short, with bytes after its last field, or of an unknown form
+// is refused.
 func TestSummaryRows(t *testing.T) {
 	c := newTestCommons(t, 100)
 	long := strings.Repeat("ü漢", 60) // a title at its longest, 300 bytes
@@ -92,13 +101,21 @@ func TestSummaryRows(t *testing.T) {
 			t.Errorf("summary %+v of record %d says other than its event %+v", want, s.Cursor, e)
 		}
 		k, v := append([]byte{RowPrefix}, SummaryKey(s.Cursor)...), encodeSummary(want)
-		got, ok := decodeSummary(k, v)
+		got, isContrib, ok := decodeSummary(k, v)
+		if isContrib != (b.Record.Type() == protocol.TypeContribution) {
+			t.Errorf("record %d, a %s: its summary row says contribution %v", s.Cursor, b.Record.Type(), isContrib)
+		}
+		if isContrib {
+			// The rest is in its contribution row.
+			d, _ := protocol.RecordDigest(b.CID)
+			got = withContrib(got, contrib{cursor: s.Cursor, con: d, author: b.Record.Author, time: b.Record.Time})
+		}
 		if !ok || !reflect.DeepEqual(got, want) {
 			t.Errorf("record %d: summary row decodes to %+v, %v; want %+v", s.Cursor, got, ok, want)
 		}
-		for _, bad := range [][]byte{v[:len(v)-1], append(slices.Clone(v), 0), v[:71]} {
-			if _, ok := decodeSummary(k, bad); ok {
-				t.Errorf("record %d: a summary row of %d bytes, of %d, decodes", s.Cursor, len(bad), len(v))
+		for _, bad := range [][]byte{v[:len(v)-1], append(slices.Clone(v), 0), v[:1], append([]byte{9}, v[1:]...)} {
+			if _, _, ok := decodeSummary(k, bad); ok {
+				t.Errorf("record %d: a summary row of %d bytes (form %d), of %d, decodes", s.Cursor, len(bad), bad[0], len(v))
 			}
 		}
 	}
