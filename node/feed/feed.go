@@ -259,8 +259,10 @@ type commonsFeed struct {
 	mu   sync.RWMutex
 	head Pos // last event appended
 	// saved is the cursor through which the commons' rows are in the
-	// store (Saved); the tail holds the status changes and contributions
-	// of the records after it, in position order.
+	// store (Saved); the tail holds the status changes, contributions and
+	// summaries of the records after it, in position order, and the
+	// summaries of records taken back at their place before it until a
+	// save carries them (Mark).
 	saved         uint64
 	tailStatus    []statusChange
 	tailContribs  []contrib
