@@ -54,13 +54,10 @@ func (n *Node) DropDisownedRecords(ctx context.Context) (records int, size int64
 			if err != nil {
 				return records, size, err
 			}
-			if err := n.dropSummaries(ctx, id, page, drop); err != nil {
-				return records, size, err
-			}
-			k, sz, err := n.st.DropRecordBytes(ctx, drop)
+			k, sz, err := n.dropBytes(ctx, id, page, drop)
 			records, size = records+k, size+sz
 			if err != nil {
-				return records, size, fmt.Errorf("node: drop records of commons %s: %w", id, err)
+				return records, size, err
 			}
 		}
 	}
@@ -68,6 +65,22 @@ func (n *Node) DropDisownedRecords(ctx context.Context) (records int, size int64
 		n.log.Info("dropped the bytes of records the commons disowned (banned keys' contributions and reviews)", "records", records, "bytes", size)
 	}
 	return records, size, nil
+}
+
+// dropBytes drops the bytes of records drop, among page, and their
+// summary rows first (dropSummaries); the backfill of summary rows
+// (backfill.go) waits meanwhile, lest it give them rows again.
+func (n *Node) dropBytes(ctx context.Context, id cid.Cid, page []store.Stored, drop []cid.Cid) (int, int64, error) {
+	n.rowsMu.Lock()
+	defer n.rowsMu.Unlock()
+	if err := n.dropSummaries(ctx, id, page, drop); err != nil {
+		return 0, 0, err
+	}
+	k, sz, err := n.st.DropRecordBytes(ctx, drop)
+	if err != nil {
+		return k, sz, fmt.Errorf("node: drop records of commons %s: %w", id, err)
+	}
+	return k, sz, nil
 }
 
 // dropSummaries deletes the feed's summary rows of records drop, among

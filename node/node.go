@@ -66,6 +66,13 @@ type Node struct {
 	cancel    context.CancelFunc
 	stopPages func() // stops the release of the store's pages (pages.go)
 	wg        sync.WaitGroup
+	// rowsMu is held while the feed's summary rows of saved records are
+	// written or deleted (backfill.go, dropdisowned.go): each reads the
+	// records, then commits.
+	rowsMu sync.Mutex
+	// backfilled is closed when the backfill of summary rows ends (a
+	// daemon's; nil offline).
+	backfilled chan struct{}
 	// lifeMu guards closing, which Close sets before it waits for wg:
 	// goroutines the node did not start (stream handlers, the host's
 	// notifications) count themselves in wg through track, never after.
@@ -282,6 +289,12 @@ func (n *Node) start(ctx context.Context) error {
 	n.goEvery(time.Second, func() { n.statusLog.flushDue(n.log, n.cfg.Now()) })
 	if !n.cfg.Offline {
 		n.startBackground()
+		n.backfilled = make(chan struct{})
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.backfill()
+		}()
 	}
 	return nil
 }

@@ -96,16 +96,24 @@ const (
 
 // encodeSummary returns the value of summary s's row.
 func encodeSummary(s Summary) []byte {
-	str := func(v []byte, f string) []byte { return append(binary.AppendUvarint(v, uint64(len(f))), f...) }
 	if s.Type == protocol.TypeContribution && s.Target == "" && s.Decision == "" {
-		return str(append(make([]byte, 0, 4+len(s.Title)), summaryContrib), s.Title)
+		return appendField(append(make([]byte, 0, 4+len(s.Title)), summaryContrib), s.Title)
 	}
+	return encodeWhole(s)
+}
+
+func appendField(v []byte, f string) []byte {
+	return append(binary.AppendUvarint(v, uint64(len(f))), f...)
+}
+
+// encodeWhole returns the value of summary s's row in the whole form.
+func encodeWhole(s Summary) []byte {
 	d, _ := protocol.RecordDigest(s.CID)
 	v := make([]byte, 0, 73+4+len(s.Type)+len(s.Title)+len(s.Target)+len(s.Decision))
 	v = append(append(append(v, summaryWhole), d[:]...), s.Author[:]...)
 	v = binary.BigEndian.AppendUint64(v, uint64(s.Time))
 	for _, f := range []string{string(s.Type), s.Title, s.Target, s.Decision} {
-		v = str(v, f)
+		v = appendField(v, f)
 	}
 	return v
 }
@@ -355,8 +363,71 @@ func (h *Hub) SummariesRow(id cid.Cid, through uint64) store.Write {
 	if !ok {
 		from = through
 	}
+	return summariesRow(from, through)
+}
+
+// summariesRow is the row that says the records after cursor from have
+// summary rows, in a state saved through cursor through.
+func summariesRow(from, through uint64) store.Write {
 	v := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, from), through)
 	return store.Write{Key: SummariesRowKey(), Value: v}
+}
+
+// BackfillRows returns the summary rows of the records of commons id in
+// done, all at or before SummariesFrom: a repo made by a version that kept
+// none reads them whole until then. Each was applied, so a contribution's
+// contribution row is stored: its summary row then holds its title alone,
+// as Rows writes it; one without (its digest differs) gets a whole row.
+// The node commits them as a save would, with BackfilledRow, and then
+// says so (Backfilled).
+func (h *Hub) BackfillRows(ctx context.Context, id cid.Cid, done []Applied) ([]store.Write, error) {
+	f := h.lookup(id)
+	if f == nil {
+		return nil, fmt.Errorf("feed: commons %s is not held", id)
+	}
+	stored := make(map[uint64]protocol.Digest)
+	if len(done) > 0 {
+		last := done[len(done)-1].Cursor
+		err := h.log.ScanDerived(ctx, id, []byte{RowPrefix, rowContrib}, contribKey(done[0].Cursor), func(k, v []byte) error {
+			c, ok := decodeContrib(k, v)
+			if !ok {
+				return fmt.Errorf("%w: commons %s: contribution row %x", ErrDamaged, id, k[1:])
+			}
+			if c.cursor > last {
+				return errDone
+			}
+			stored[c.cursor] = c.con
+			return nil
+		})
+		if err != nil && !errors.Is(err, errDone) {
+			return nil, h.rowsErr(f, "contributions", err)
+		}
+	}
+	ws := make([]store.Write, 0, len(done))
+	for _, a := range done {
+		s := SummaryOf(a.Cursor, a.Block)
+		v := encodeSummary(s)
+		if d, _ := protocol.RecordDigest(a.Block.CID); v[0] == summaryContrib && stored[a.Cursor] != d {
+			v = encodeWhole(s)
+		}
+		ws = append(ws, store.Write{Key: SummaryKey(a.Cursor), Value: v})
+	}
+	return ws, nil
+}
+
+// BackfilledRow returns the row that says the records after cursor from
+// have summary rows, committed with BackfillRows' rows of the records
+// after from, in a state saved through cursor through.
+func BackfilledRow(from, through uint64) store.Write { return summariesRow(from, through) }
+
+// Backfilled tells the hub that the rows BackfillRows gave, from cursor
+// from, are stored: the records after from have summary rows.
+func (h *Hub) Backfilled(id cid.Cid, from uint64) {
+	if f := h.lookup(id); f != nil {
+		f.mu.Lock()
+		f.summariesFrom = min(f.summariesFrom, from)
+		f.mu.Unlock()
+	}
 }
 
 // SummariesRowKey is the key, without RowPrefix, of SummariesRow's row.

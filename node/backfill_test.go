@@ -1,0 +1,286 @@
+package node
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/commons-p2p/commons/node/api"
+	"github.com/commons-p2p/commons/node/feed"
+	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
+	"github.com/commons-p2p/commons/store/badgerstore"
+)
+
+// summaryRows returns commons id's stored summary rows, by key.
+func summaryRows(t *testing.T, st store.Store, id cid.Cid) map[string][]byte {
+	t.Helper()
+	rows := map[string][]byte{}
+	prefix := append([]byte{prefixFeed}, feed.SummaryKey(0)[:1]...)
+	if err := st.ScanDerived(t.Context(), id, prefix, nil, func(k, v []byte) error {
+		rows[string(k)] = slices.Clone(v)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// forgetSummaries deletes the summary rows of commons id in the badger
+// repo in dir, and the row that says which records have them, and writes
+// the version string of a version that kept none, as that version made
+// the repo: it returns the rows, and the state's cursor.
+func forgetSummaries(t *testing.T, dir string, id cid.Cid) (rows map[string][]byte, applied uint64) {
+	t.Helper()
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		var err error
+		if applied, err = st.Applied(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		rows = summaryRows(t, st, id)
+		if len(rows) < int(applied) {
+			t.Fatalf("%d summary rows of %d records", len(rows), applied)
+		}
+		ws := []store.Write{{Key: summariesRowKey(), Delete: true}, {Key: versionKey, Value: []byte(derivedVersionBefore())}}
+		for k := range rows {
+			ws = append(ws, store.Write{Key: []byte(k), Delete: true})
+		}
+		if err := st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: applied, Writes: ws}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return rows, applied
+}
+
+// TestBackfillSummaries: the summary rows of a repo made by a version that
+// kept none are written, a few records at a time, from the newest back.
+// After each step every page is what the records say, and a page of the
+// records that have rows reads none whole; the rows written are those a
+// save writes; records that come meanwhile, and a save failing, change
+// nothing of that; the next start trusts them; a contribution whose
+// contribution row is missing gets a whole row; a record whose bytes were
+// dropped gets none.
+func TestBackfillSummaries(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, cs := startRepo(t, dir, key, nil)
+	id, _ := fill(t, n, 8)
+	waitSaved(t, cs, id)
+	closeNode(t, n)
+	want, old := forgetSummaries(t, dir, id)
+
+	n, cs = startRepo(t, dir, key, nil)
+	if from, _ := n.feeds.SummariesFrom(id); from != old {
+		t.Fatalf("summaries from %d in a repo without them; want %d", from, old)
+	}
+	steps := 0
+	for {
+		from, _ := n.feeds.SummariesFrom(id)
+		left, err := n.backfillStep(t.Context(), id, 3)
+		if err != nil {
+			t.Fatalf("step %d: %v", steps, err)
+		}
+		now, _ := n.feeds.SummariesFrom(id)
+		if !left {
+			if from != 0 || now != 0 {
+				t.Fatalf("the backfill ended with summaries from %d", now)
+			}
+			break
+		}
+		if steps++; now != from-min(from, 3) {
+			t.Fatalf("step %d: summaries from %d after %d; want %d", steps, now, from, from-min(from, 3))
+		}
+		checkFeedPages(t, n, id)
+		if r := feedReadsFor(cs, func() {
+			if _, err := n.Feed(t.Context(), api.FeedQuery{Commons: id.String(), Since: now, Limit: 100}); err != nil {
+				t.Fatal(err)
+			}
+		}); r != 0 {
+			t.Fatalf("step %d: a page of the records after %d read the feed log %d times; want their summaries read", steps, now, r)
+		}
+		switch steps {
+		case 2:
+			more(t, n, id, 2) // records come meanwhile, and are saved
+			waitSaved(t, cs, id)
+		case 3:
+			cs.failDerived.Store(true) // the steps' commits fail too
+			if _, err := n.backfillStep(t.Context(), id, 3); err == nil {
+				t.Fatal("a step whose commit failed reports none")
+			}
+			if again, _ := n.feeds.SummariesFrom(id); again != now {
+				t.Fatalf("a step whose commit failed moved the summaries to %d from %d", again, now)
+			}
+			cs.failDerived.Store(false)
+		}
+	}
+	if want := (old + 2) / 3; uint64(steps) != want {
+		t.Errorf("%d steps of 3 for %d records; want %d", steps, old, want)
+	}
+	checkFeedPages(t, n, id)
+	if r := feedReadsFor(cs, func() {
+		if _, err := n.Feed(t.Context(), api.FeedQuery{Commons: id.String(), Limit: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}); r != 0 {
+		t.Errorf("a feed page read the feed log %d times after the backfill; want none", r)
+	}
+	got := summaryRows(t, cs, id)
+	for k, v := range want {
+		if !bytes.Equal(got[k], v) {
+			t.Errorf("summary row %x: backfilled %x; a save wrote %x", k, got[k], v)
+		}
+	}
+	closeNode(t, n)
+
+	n, _ = startRepo(t, dir, key, nil)
+	if from, _ := n.feeds.SummariesFrom(id); from != 0 {
+		t.Errorf("summaries from %d after a restart; want 0", from)
+	}
+	checkFeedPages(t, n, id)
+	closeNode(t, n)
+
+	// A contribution without its contribution row gets a whole row, and
+	// a record whose bytes were dropped none.
+	rows, applied := forgetSummaries(t, dir, id)
+	var contrib, dropped store.Stored
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		page, err := st.Feed(t.Context(), id, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range page {
+			b, err := protocol.ParseStored(s.CID, s.Raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case b.Record.Type() != protocol.TypeContribution:
+			case contrib.Cursor == 0:
+				contrib = s
+			case dropped.Cursor == 0:
+				dropped = s
+			}
+		}
+		ck := append([]byte{prefixFeed}, binary.BigEndian.AppendUint64([]byte{'c'}, contrib.Cursor)...)
+		if err := st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: applied, Writes: []store.Write{{Key: ck, Delete: true}}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := st.DropRecordBytes(t.Context(), []cid.Cid{dropped.CID}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	n, cs = startRepo(t, dir, key, nil)
+	defer func() { closeNode(t, n) }()
+	for {
+		left, err := n.backfillStep(t.Context(), id, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !left {
+			break
+		}
+	}
+	got = summaryRows(t, cs, id)
+	ck := string(append([]byte{prefixFeed}, feed.SummaryKey(contrib.Cursor)...))
+	dk := string(append([]byte{prefixFeed}, feed.SummaryKey(dropped.Cursor)...))
+	if v := got[ck]; len(v) == 0 || v[0] != 0 || bytes.Equal(v, rows[ck]) {
+		t.Errorf("the row of a contribution without its contribution row is %x; want a whole row", v)
+	}
+	if v, ok := got[dk]; ok {
+		t.Errorf("a record whose bytes were dropped has a summary row, %x", v)
+	}
+	delete(rows, ck)
+	delete(rows, dk)
+	delete(got, ck)
+	if !maps.EqualFunc(got, rows, bytes.Equal) {
+		t.Errorf("the backfilled rows differ from those a save wrote:\n%x\nwant\n%x", got, rows)
+	}
+	// Pages read the whole row of the contribution; its status comes from
+	// the state.
+	q := api.FeedQuery{Commons: id.String(), Since: contrib.Cursor - 1, Limit: 1}
+	page, err := n.Feed(t.Context(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantPage := feedFromRecords(t, n, id, q); !slices.EqualFunc(page, wantPage, sameItem) {
+		t.Errorf("page %+v:\n%s\nwant\n%s", q, itemsText(page), itemsText(wantPage))
+	}
+}
+
+// TestBackfillStopsAtDamage: a record damaged on disk, not left out,
+// stops the backfill with an error that names it; nothing is committed,
+// and the records after it keep their rows.
+func TestBackfillStopsAtDamage(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, cs := startRepo(t, dir, key, nil)
+	id, _ := fill(t, n, 6)
+	waitSaved(t, cs, id)
+	page, err := n.st.Feed(t.Context(), id, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeNode(t, n)
+	_, old := forgetSummaries(t, dir, id)
+	onRepo(t, dir, func(*badgerstore.Store) {}) // the records' value log is not the newest
+	victim := page[2]
+	flipRecord(t, dir, victim.Raw)
+
+	n, _ = startRepo(t, dir, key, nil)
+	defer func() { closeNode(t, n) }()
+	var stepErr error
+	for steps := 0; stepErr == nil; steps++ {
+		if steps > int(old) {
+			t.Fatalf("%d steps of 2 records, of %d records", steps, old)
+		}
+		var left bool
+		if left, stepErr = n.backfillStep(t.Context(), id, 2); !left && stepErr == nil {
+			t.Fatal("the backfill went past a damaged record")
+		}
+	}
+	var dmg *store.DamagedRecordError
+	if !errors.As(stepErr, &dmg) || !strings.Contains(stepErr.Error(), victim.CID.String()) {
+		t.Errorf("the backfill stopped with %v; want the damaged record %s named", stepErr, victim.CID)
+	}
+	from, _ := n.feeds.SummariesFrom(id)
+	if from >= old || from < victim.Cursor {
+		t.Errorf("summaries from %d, of %d records, the damaged at %d: want the rows after it, not before", from, old, victim.Cursor)
+	}
+}
+
+// TestDaemonBackfills: a daemon writes the summary rows in the
+// background, and says so.
+func TestDaemonBackfills(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, cs := startRepo(t, dir, key, nil)
+	id, _ := fill(t, n, 5)
+	waitSaved(t, cs, id)
+	closeNode(t, n)
+	want, _ := forgetSummaries(t, dir, id)
+
+	var log logBuffer
+	n, cs = startRepoWith(t, dir, key, &log, func(c *Config) {
+		c.Offline = false
+		c.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	})
+	defer func() { closeNode(t, n) }()
+	<-n.backfilled
+	if from, _ := n.feeds.SummariesFrom(id); from != 0 {
+		t.Errorf("summaries from %d once the daemon's backfill ended; want 0", from)
+	}
+	if got := summaryRows(t, cs, id); !maps.EqualFunc(got, want, bytes.Equal) {
+		t.Errorf("the daemon wrote %d summary rows; want the %d a save wrote", len(got), len(want))
+	}
+	if !strings.Contains(log.String(), "summary rows written") {
+		t.Errorf("the daemon's log does not say the rows were written:\n%s", log.String())
+	}
+	closeNode(t, n)
+	n, _ = startRepo(t, dir, key, nil)
+	if from, _ := n.feeds.SummariesFrom(id); from != 0 {
+		t.Errorf("summaries from %d after a restart; want 0", from)
+	}
+}
