@@ -43,6 +43,9 @@ func (n *Node) backfill() {
 		}
 		start := time.Now()
 		n.log.Info("feed: writing the summary rows an earlier version did not keep, in the background (until then, feed pages read those records whole)", "commons", id, "records", from)
+		// A line at each tenth of the way, for the operator.
+		tenth := max(from/10, 1)
+		next := from - min(from, tenth)
 		for {
 			step := time.Now()
 			more, err := n.backfillStep(n.ctx, id, backfillChunk)
@@ -56,6 +59,12 @@ func (n *Node) backfill() {
 			if !more {
 				n.log.Info("feed: summary rows written", "commons", id, "records", from, "took", time.Since(start).Round(time.Millisecond))
 				break
+			}
+			if left, _ := n.feeds.SummariesFrom(id); left <= next && left > 0 {
+				n.log.Info("feed: writing summary rows", "commons", id, "records_left", left, "of", from)
+				if next = left - left%tenth; next == left {
+					next -= min(next, tenth)
+				}
 			}
 			t := time.NewTimer(min(time.Since(step), backfillPause))
 			select {
