@@ -3,25 +3,26 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
-	"github.com/commons-p2p/commons/store"
 )
 
 // The feed of a repo made by a version that kept no summary rows reads
 // its older records whole (feed.Hub.Summaries): a feed page then costs a
 // lookup of each record's key and value, which grows with the store. The
 // daemon writes their rows in the background, from the newest record
-// back, backfillChunk records at a time, each chunk committed as a save
-// is: a feed page reads rows from the first chunk on, and a daemon
-// stopped halfway goes on at its next start where it stopped.
+// back, backfillChunk records at a time, each chunk's rows stored by a
+// save of the commons' derived state, with the row that says which
+// records have rows: a feed page reads rows from the first chunk on, and
+// a daemon stopped halfway goes on at its next start where it stopped.
 
 // backfillChunk is how many records a step of the backfill reads and
-// gives rows to, in one commit.
+// gives rows to, in one save (fewer if their summaries are large).
 const backfillChunk = 4096
 
 // backfillPause is the longest the backfill rests between two steps: it
@@ -79,9 +80,10 @@ func (n *Node) backfill() {
 
 // backfillStep gives summary rows to up to chunk of commons id's records
 // that lack them, the newest of those, and reports whether any lack them
-// still. It reads the records and commits their rows on the loop, between
-// saves, keeping the state's cursor; if the feed changed meanwhile (the
-// state was derived again, the commons left), it does nothing.
+// still. It reads the records, hands their rows to the loop, and waits
+// until a save stored them (the loop's next: a save checks the disk's
+// margin, and one that fails leaves them for the one after). If the feed
+// changed meanwhile (the commons left), it does nothing.
 func (n *Node) backfillStep(ctx context.Context, id cid.Cid, chunk int) (more bool, err error) {
 	n.rowsMu.Lock()
 	defer n.rowsMu.Unlock()
@@ -90,72 +92,84 @@ func (n *Node) backfillStep(ctx context.Context, id cid.Cid, chunk int) (more bo
 		return false, nil
 	}
 	lo := from - min(from, uint64(chunk))
-	// At most from-lo records lie in (lo, from]: a page that long holds
-	// them all, and may reach past from where some are left out.
-	page, err := n.readFeed(ctx, id, lo, int(from-lo))
-	if err != nil {
-		return false, fmt.Errorf("node: read the records of commons %s: %w", id, err)
-	}
-	done := make([]feed.Applied, 0, len(page))
-	for _, s := range page {
-		if s.Cursor > from {
-			break
-		}
-		b, err := protocol.ParseStored(s.CID, s.Raw)
-		if err != nil {
-			return false, fmt.Errorf("node: stored record %s: %w", s.CID, err)
-		}
-		done = append(done, feed.Applied{Cursor: s.Cursor, Block: b})
-	}
-	rows, err := n.feeds.BackfillRows(ctx, id, done)
+	ss, lo, err := n.backfillSummaries(ctx, id, lo, from)
 	if err != nil {
 		return false, err
 	}
-	ws := make([]store.Write, 0, len(rows)+2)
-	for _, w := range rows {
-		ws = append(ws, store.Write{Key: append([]byte{prefixFeed}, w.Key...), Value: w.Value})
+	rows, err := n.feeds.BackfillRows(ctx, id, ss)
+	if err != nil {
+		return false, err
 	}
-	// The state was read as this version's (derivedCurrent): with this
-	// version's string, the next start trusts the summaries row.
-	ws = append(ws, store.Write{Key: versionKey, Value: []byte(derivedVersion())})
-	for {
-		saving := false
-		if derr := n.do(ctx, func() {
-			if n.savingNow {
-				saving = true
-				return
-			}
-			if now, ok := n.feeds.SummariesFrom(id); !ok || now != from {
-				return // changed meanwhile: the next step reads it again
-			}
-			var applied uint64
-			if applied, err = n.st.Applied(ctx, id); err != nil {
-				return
-			}
-			if applied < from {
-				err = fmt.Errorf("the state's cursor, %d, is before the records' without summary rows, %d", applied, from)
-				return
-			}
-			b := feed.BackfilledRow(lo, applied)
-			ws := append(ws, store.Write{Key: append([]byte{prefixFeed}, b.Key...), Value: b.Value})
-			if err = n.st.CommitDerived(ctx, []store.Derived{{Commons: id, Writes: ws, Applied: applied}}); err == nil {
-				n.feeds.Backfilled(id, lo)
-			}
-		}); derr != nil {
-			return false, derr
+	var stored chan struct{}
+	if err := n.do(ctx, func() {
+		rep := n.commons[id]
+		if rep == nil || rep.unsaved.backfilled != nil {
+			return
 		}
-		if err != nil {
-			return false, fmt.Errorf("node: write the feed's summary rows of commons %s: %w", id, err)
+		if now, ok := n.feeds.SummariesFrom(id); !ok || now != from {
+			return
 		}
-		if !saving {
-			return true, nil
-		}
-		t := time.NewTimer(10 * time.Millisecond) // for the save to end
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false, ctx.Err()
-		case <-t.C:
-		}
+		stored = make(chan struct{})
+		rep.unsaved.backfill, rep.unsaved.backfillFrom, rep.unsaved.backfilled = rows, lo, stored
+		n.save()
+	}); err != nil {
+		return false, err
+	}
+	if stored == nil {
+		return true, nil // changed meanwhile: the next step looks again
+	}
+	select {
+	case <-stored:
+		return true, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
 	}
 }
+
+// backfillBytes bounds what the summaries of one step of the backfill
+// hold: a record's title, target and decision can take most of its 64
+// KiB. A variable for tests.
+var backfillBytes = 8 << 20
+
+// backfillSummaries returns the summaries of commons id's records after
+// cursor lo through cursor from, read whole, up to backfillBytes of them
+// (the newest), and the cursor after which they are all there: lo, or a
+// later one if some were left for the next step.
+func (n *Node) backfillSummaries(ctx context.Context, id cid.Cid, lo, from uint64) ([]feed.Summary, uint64, error) {
+	var ss []feed.Summary
+	size := 0
+	for after := lo; after < from; {
+		page, err := n.readFeed(ctx, id, after, min(backfillPage, int(from-after)))
+		if err != nil {
+			return nil, lo, fmt.Errorf("node: read the records of commons %s: %w", id, err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, s := range page {
+			if s.Cursor > from {
+				break
+			}
+			b, err := protocol.ParseStored(s.CID, s.Raw)
+			if err != nil {
+				return nil, lo, fmt.Errorf("node: stored record %s: %w", s.CID, err)
+			}
+			sum := feed.SummaryOf(s.Cursor, b)
+			ss, size = append(ss, sum), size+summarySize(sum)
+		}
+		after = page[len(page)-1].Cursor
+		// Past the budget, the oldest go to the next step.
+		k := 0
+		for ; size > backfillBytes && k < len(ss)-1; k++ {
+			size, lo = size-summarySize(ss[k]), ss[k].Cursor
+		}
+		ss = slices.Delete(ss, 0, k)
+	}
+	return ss, lo, nil
+}
+
+// backfillPage is how many records backfillSummaries reads at once.
+const backfillPage = 256
+
+// summarySize is about what summary s holds.
+func summarySize(s feed.Summary) int { return 128 + len(s.Title) + len(s.Target) + len(s.Decision) }

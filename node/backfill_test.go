@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -67,6 +68,8 @@ func forgetSummaries(t *testing.T, dir string, id cid.Cid) (rows map[string][]by
 // contribution row is missing gets a whole row; a record whose bytes were
 // dropped gets none.
 func TestBackfillSummaries(t *testing.T) {
+	defer func(d time.Duration) { saveRetryDelay = d }(saveRetryDelay)
+	saveRetryDelay = 20 * time.Millisecond
 	dir, key := t.TempDir(), testKey(t)
 	n, cs := startRepo(t, dir, key, nil)
 	id, _ := fill(t, n, 8)
@@ -108,14 +111,35 @@ func TestBackfillSummaries(t *testing.T) {
 			more(t, n, id, 2) // records come meanwhile, and are saved
 			waitSaved(t, cs, id)
 		case 3:
-			cs.failDerived.Store(true) // the steps' commits fail too
-			if _, err := n.backfillStep(t.Context(), id, 3); err == nil {
-				t.Fatal("a step whose commit failed reports none")
+			// Saves failing (a full disk), a step waits for one that
+			// stores its rows; feed pages read the records whole
+			// meanwhile.
+			for len(cs.saves) > 0 {
+				<-cs.saves // the outcomes of the saves before
+			}
+			cs.failDerived.Store(true)
+			stepped := make(chan error, 1)
+			go func() {
+				_, err := n.backfillStep(t.Context(), id, 3)
+				stepped <- err
+			}()
+			for range 2 {
+				if err := <-cs.saves; err == nil {
+					t.Fatal("a save succeeded while saves fail")
+				}
 			}
 			if again, _ := n.feeds.SummariesFrom(id); again != now {
-				t.Fatalf("a step whose commit failed moved the summaries to %d from %d", again, now)
+				t.Fatalf("a step whose save failed moved the summaries to %d from %d", again, now)
 			}
+			checkFeedPages(t, n, id)
 			cs.failDerived.Store(false)
+			if err := <-stepped; err != nil {
+				t.Fatalf("the step once saves succeed: %v", err)
+			}
+			if again, _ := n.feeds.SummariesFrom(id); again != now-min(now, 3) {
+				t.Fatalf("summaries from %d once saves succeed; want %d", again, now-min(now, 3))
+			}
+			steps++
 		}
 	}
 	if want := (old + 2) / 3; uint64(steps) != want {
@@ -174,12 +198,19 @@ func TestBackfillSummaries(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	// Steps of 1,000 records, whose summaries hold more than a step may:
+	// the oldest go to the next step.
+	defer func(b int) { backfillBytes = b }(backfillBytes)
+	backfillBytes = 4 * 140
 	n, cs = startRepo(t, dir, key, nil)
 	defer func() { closeNode(t, n) }()
-	for {
+	for steps := 0; ; steps++ {
 		left, err := n.backfillStep(t.Context(), id, 1000)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if from, _ := n.feeds.SummariesFrom(id); steps == 0 && (from == 0 || from > applied-3) {
+			t.Fatalf("summaries from %d after a step of 1,000 of %d records, with room for the summaries of 4; want a few of them written, not all", from, applied)
 		}
 		if !left {
 			break

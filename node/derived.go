@@ -104,10 +104,16 @@ type unsaved struct {
 	blobs   []store.Write // blob references (blobRows)
 	marks   []store.Write // records left out as damaged, and taken back (leftout.go)
 	applied uint64
+	// backfill holds the summary rows of records saved before any were
+	// kept, those after cursor backfillFrom (backfill.go), for the next
+	// save; backfilled is closed once a save stored them (nil: none).
+	backfill     []store.Write
+	backfillFrom uint64
+	backfilled   chan struct{}
 }
 
 func (u *unsaved) empty() bool {
-	return len(u.readies) == 0 && len(u.rows) == 0 && len(u.blobs) == 0 && len(u.marks) == 0 && !u.pending
+	return len(u.readies) == 0 && len(u.rows) == 0 && len(u.blobs) == 0 && len(u.marks) == 0 && !u.pending && u.backfilled == nil
 }
 
 // openState opens a commons' state from the store.
@@ -171,6 +177,10 @@ type saving struct {
 	// rows; mark, what the save carries of the feed's tail (feed.Hub.Mark).
 	summaries store.Write
 	mark      uint64
+	// The summary rows of older records (unsaved.backfill), if any.
+	backfill     []store.Write
+	backfillFrom uint64
+	backfilled   chan struct{}
 }
 
 // saveBatch returns a batch that commits every replica's unsaved derived
@@ -217,14 +227,19 @@ func (n *Node) saving(rep *replica) (saving, error) {
 		}
 		u.pending = false
 	}
-	return saving{rep: rep, applied: u.applied, state: slices.Clone(u.readies), feed: slices.Clone(u.rows),
+	sv := saving{rep: rep, applied: u.applied, state: slices.Clone(u.readies), feed: slices.Clone(u.rows),
 		blobs: slices.Clone(u.blobs), marks: slices.Clone(u.marks), counts: n.feeds.CountsRow(rep.id),
-		summaries: n.feeds.SummariesRow(rep.id, u.applied), mark: n.feeds.Mark(rep.id)}, nil
+		summaries: n.feeds.SummariesRow(rep.id, u.applied), mark: n.feeds.Mark(rep.id)}
+	if u.backfilled != nil {
+		sv.backfill, sv.backfillFrom, sv.backfilled = u.backfill, u.backfillFrom, u.backfilled
+		sv.summaries = feed.BackfilledRow(u.backfillFrom, u.applied)
+	}
+	return sv, nil
 }
 
 // derived returns what sv writes (committer only).
 func (sv *saving) derived() store.Derived {
-	n := len(sv.feed) + len(sv.blobs) + len(sv.marks) + 3
+	n := len(sv.feed) + len(sv.backfill) + len(sv.blobs) + len(sv.marks) + 3
 	for _, r := range sv.state {
 		n += len(r.Writes)
 	}
@@ -238,6 +253,9 @@ func (sv *saving) derived() store.Derived {
 		}
 	}
 	for _, w := range sv.feed {
+		d.Writes = append(d.Writes, prefixed(prefixFeed, w))
+	}
+	for _, w := range sv.backfill {
 		d.Writes = append(d.Writes, prefixed(prefixFeed, w))
 	}
 	for _, w := range sv.blobs {
@@ -278,6 +296,11 @@ func (n *Node) saved(b *batch) {
 		u.blobs = slices.Delete(u.blobs, 0, len(sv.blobs))
 		u.marks = slices.Delete(u.marks, 0, len(sv.marks))
 		n.feeds.Saved(sv.rep.id, sv.applied, sv.mark)
+		if sv.backfilled != nil && u.backfilled == sv.backfilled {
+			n.feeds.Backfilled(sv.rep.id, sv.backfillFrom)
+			u.backfill, u.backfilled = nil, nil
+			close(sv.backfilled)
+		}
 		// A Ready writes a bounded number of the trie's leaf hashes that
 		// Root computed (crdt's trieSaveMax): the rest go with the next
 		// saves, which the loop makes after this one, and saveNow at once.

@@ -373,22 +373,22 @@ func summariesRow(from, through uint64) store.Write {
 	return store.Write{Key: SummariesRowKey(), Value: v}
 }
 
-// BackfillRows returns the summary rows of the records of commons id in
-// done, all at or before SummariesFrom: a repo made by a version that kept
-// none reads them whole until then. Each was applied, so a contribution's
-// contribution row is stored: its summary row then holds its title alone,
-// as Rows writes it; one without (its digest differs) gets a whole row.
-// The node commits them as a save would, with BackfilledRow, and then
-// says so (Backfilled).
-func (h *Hub) BackfillRows(ctx context.Context, id cid.Cid, done []Applied) ([]store.Write, error) {
+// BackfillRows returns the summary rows of summaries ss, in cursor order,
+// of commons id's records at or before SummariesFrom: a repo made by a
+// version that kept none reads them whole until then. Each record was
+// applied, so a contribution's contribution row is stored: its summary
+// row then holds its title alone, as Rows writes it; one without (its
+// digest differs) gets a whole row. The node saves them with
+// BackfilledRow, and then says so (Backfilled).
+func (h *Hub) BackfillRows(ctx context.Context, id cid.Cid, ss []Summary) ([]store.Write, error) {
 	f := h.lookup(id)
 	if f == nil {
 		return nil, fmt.Errorf("feed: commons %s is not held", id)
 	}
 	stored := make(map[uint64]protocol.Digest)
-	if len(done) > 0 {
-		last := done[len(done)-1].Cursor
-		err := h.log.ScanDerived(ctx, id, []byte{RowPrefix, rowContrib}, contribKey(done[0].Cursor), func(k, v []byte) error {
+	if len(ss) > 0 {
+		last := ss[len(ss)-1].Cursor
+		err := h.log.ScanDerived(ctx, id, []byte{RowPrefix, rowContrib}, contribKey(ss[0].Cursor), func(k, v []byte) error {
 			c, ok := decodeContrib(k, v)
 			if !ok {
 				return fmt.Errorf("%w: commons %s: contribution row %x", ErrDamaged, id, k[1:])
@@ -403,14 +403,13 @@ func (h *Hub) BackfillRows(ctx context.Context, id cid.Cid, done []Applied) ([]s
 			return nil, h.rowsErr(f, "contributions", err)
 		}
 	}
-	ws := make([]store.Write, 0, len(done))
-	for _, a := range done {
-		s := SummaryOf(a.Cursor, a.Block)
+	ws := make([]store.Write, 0, len(ss))
+	for _, s := range ss {
 		v := encodeSummary(s)
-		if d, _ := protocol.RecordDigest(a.Block.CID); v[0] == summaryContrib && stored[a.Cursor] != d {
+		if d, _ := protocol.RecordDigest(s.CID); v[0] == summaryContrib && stored[s.Cursor] != d {
 			v = encodeWhole(s)
 		}
-		ws = append(ws, store.Write{Key: SummaryKey(a.Cursor), Value: v})
+		ws = append(ws, store.Write{Key: SummaryKey(s.Cursor), Value: v})
 	}
 	return ws, nil
 }
