@@ -58,7 +58,9 @@ func (n *Node) backfill() {
 				break
 			}
 			if !more {
-				n.log.Info("feed: summary rows written", "commons", id, "records", from, "took", time.Since(start).Round(time.Millisecond))
+				if _, held := n.feeds.SummariesFrom(id); held {
+					n.log.Info("feed: summary rows written", "commons", id, "records", from, "took", time.Since(start).Round(time.Millisecond))
+				}
 				break
 			}
 			if left, _ := n.feeds.SummariesFrom(id); left <= next && left > 0 {
