@@ -36,7 +36,8 @@ import (
 // value in badger's value log): at 10,000,000 records, where the
 // process keeps few of the store's pages mapped, each lookup costs page
 // faults. The records of a repo made before 'e' rows were (from, in the
-// 'b' row, says where they begin) are read whole as before.
+// 'b' row, says where they begin) are read whole as before, until the
+// daemon has written their rows (BackfillRows, node/backfill.go).
 const (
 	rowStatus    = 's'
 	rowContrib   = 'c'
