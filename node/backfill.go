@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -53,14 +54,15 @@ func (n *Node) backfill() {
 			if n.ctx.Err() != nil {
 				return
 			}
+			if errors.Is(err, errBackfillGone) {
+				break
+			}
 			if err != nil {
 				n.log.Warn("feed: writing the summary rows of older records stopped: feed pages read them whole; the next start goes on", "commons", id, "err", err)
 				break
 			}
 			if !more {
-				if _, held := n.feeds.SummariesFrom(id); held {
-					n.log.Info("feed: summary rows written", "commons", id, "records", from, "took", time.Since(start).Round(time.Millisecond))
-				}
+				n.log.Info("feed: summary rows written", "commons", id, "records", from, "took", time.Since(start).Round(time.Millisecond))
 				break
 			}
 			if left, _ := n.feeds.SummariesFrom(id); left <= next && left > 0 {
@@ -84,13 +86,16 @@ func (n *Node) backfill() {
 // that lack them, the newest of those, and reports whether any lack them
 // still. It reads the records, hands their rows to the loop, and waits
 // until a save stored them (the loop's next: a save checks the disk's
-// margin, and one that fails leaves them for the one after). If the feed
-// changed meanwhile (the commons left), it does nothing.
+// margin, and one that fails leaves them for the one after). If the
+// commons is left, or being left, it returns errBackfillGone.
 func (n *Node) backfillStep(ctx context.Context, id cid.Cid, chunk int) (more bool, err error) {
 	n.rowsMu.Lock()
 	defer n.rowsMu.Unlock()
 	from, ok := n.feeds.SummariesFrom(id)
-	if !ok || from == 0 {
+	if !ok {
+		return false, errBackfillGone
+	}
+	if from == 0 {
 		return false, nil
 	}
 	lo := from - min(from, uint64(chunk))
@@ -103,9 +108,10 @@ func (n *Node) backfillStep(ctx context.Context, id cid.Cid, chunk int) (more bo
 		return false, err
 	}
 	var stored chan struct{}
+	gone := false
 	if err := n.do(ctx, func() {
 		rep := n.commons[id]
-		if rep == nil || rep.unsaved.backfilled != nil {
+		if gone = rep == nil || n.leaving[id] != nil; gone || rep.unsaved.backfilled != nil {
 			return
 		}
 		if now, ok := n.feeds.SummariesFrom(id); !ok || now != from {
@@ -117,16 +123,22 @@ func (n *Node) backfillStep(ctx context.Context, id cid.Cid, chunk int) (more bo
 	}); err != nil {
 		return false, err
 	}
+	if gone {
+		return false, errBackfillGone
+	}
 	if stored == nil {
 		return true, nil // changed meanwhile: the next step looks again
 	}
 	select {
 	case <-stored:
-		return true, nil
+		return lo > 0, nil
 	case <-ctx.Done():
 		return false, ctx.Err()
 	}
 }
+
+// errBackfillGone stops the backfill of a commons left.
+var errBackfillGone = errors.New("node: the commons is left")
 
 // backfillBytes bounds what the summaries of one step of the backfill
 // hold: a record's title, target and decision can take most of its 64

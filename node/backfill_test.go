@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"maps"
@@ -89,14 +90,14 @@ func TestBackfillSummaries(t *testing.T) {
 			t.Fatalf("step %d: %v", steps, err)
 		}
 		now, _ := n.feeds.SummariesFrom(id)
-		if !left {
-			if from != 0 || now != 0 {
-				t.Fatalf("the backfill ended with summaries from %d", now)
-			}
-			break
-		}
 		if steps++; now != from-min(from, 3) {
 			t.Fatalf("step %d: summaries from %d after %d; want %d", steps, now, from, from-min(from, 3))
+		}
+		if left != (now > 0) {
+			t.Fatalf("step %d: records without summaries left: %v, with summaries from %d", steps, left, now)
+		}
+		if !left {
+			break
 		}
 		checkFeedPages(t, n, id)
 		if r := feedReadsFor(cs, func() {
@@ -313,5 +314,45 @@ func TestDaemonBackfills(t *testing.T) {
 	n, _ = startRepo(t, dir, key, nil)
 	if from, _ := n.feeds.SummariesFrom(id); from != 0 {
 		t.Errorf("summaries from %d after a restart; want 0", from)
+	}
+}
+
+// TestLeaveDuringBackfill: a commons left while the summary rows of its
+// older records wait for a save that fails (a full disk) is left all the
+// same, and the backfill of it ends with no error.
+func TestLeaveDuringBackfill(t *testing.T) {
+	defer func(d time.Duration) { saveRetryDelay = d }(saveRetryDelay)
+	saveRetryDelay = 20 * time.Millisecond
+	dir, key := t.TempDir(), testKey(t)
+	n, cs := startRepo(t, dir, key, nil)
+	id, _ := fill(t, n, 4)
+	waitSaved(t, cs, id)
+	closeNode(t, n)
+	forgetSummaries(t, dir, id)
+
+	n, cs = startRepo(t, dir, key, nil)
+	defer func() { closeNode(t, n) }()
+	cs.failDerived.Store(true)
+	stepped := make(chan error, 1)
+	go func() {
+		_, err := n.backfillStep(t.Context(), id, 3)
+		stepped <- err
+	}()
+	for len(cs.saves) > 0 {
+		<-cs.saves
+	}
+	if err := <-cs.saves; err == nil {
+		t.Fatal("a save succeeded while saves fail")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a bound, should the leave wait for the disk
+	defer cancel()
+	if _, err := n.Leave(ctx, id.String(), false); err != nil {
+		t.Fatalf("leave, with the backfill's rows waiting for a save: %v", err)
+	}
+	if err := <-stepped; err != nil {
+		t.Fatalf("the step of a commons left: %v", err)
+	}
+	if _, err := n.backfillStep(t.Context(), id, 3); !errors.Is(err, errBackfillGone) {
+		t.Errorf("a step after the leave: %v; want %v", err, errBackfillGone)
 	}
 }

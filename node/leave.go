@@ -153,6 +153,12 @@ func (n *Node) tryLeave(l *leave) {
 	if rep.batches > 0 || n.savingNow {
 		return
 	}
+	if u := &rep.unsaved; u.backfilled != nil {
+		// The summary rows of older records (backfill.go) of a commons
+		// going away: not to be saved, lest a full disk hold the leave.
+		close(u.backfilled)
+		u.backfill, u.backfilled = nil, nil
+	}
 	if !rep.unsaved.empty() {
 		n.save() // unless a failed save waits for saveRetry: the retry calls back
 		return

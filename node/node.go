@@ -68,7 +68,7 @@ type Node struct {
 	wg        sync.WaitGroup
 	// rowsMu is held while the feed's summary rows of saved records are
 	// written or deleted (backfill.go, dropdisowned.go): each reads the
-	// records, then commits.
+	// records, then stores or deletes their rows.
 	rowsMu sync.Mutex
 	// backfilled is closed when the backfill of summary rows ends (a
 	// daemon's; nil offline).
