@@ -48,9 +48,11 @@ func (n *Node) backfill() {
 		// A line at each tenth of the way, for the operator.
 		tenth := max(from/10, 1)
 		next := from - min(from, tenth)
+		chunk := backfillChunk
 		for {
 			step := time.Now()
-			more, err := n.backfillStep(n.ctx, id, backfillChunk)
+			before, _ := n.feeds.SummariesFrom(id)
+			more, err := n.backfillStep(n.ctx, id, chunk)
 			if n.ctx.Err() != nil {
 				return
 			}
@@ -65,7 +67,9 @@ func (n *Node) backfill() {
 				n.log.Info("feed: summary rows written", "commons", id, "records", from, "took", time.Since(start).Round(time.Millisecond))
 				break
 			}
-			if left, _ := n.feeds.SummariesFrom(id); left <= next && left > 0 {
+			left, _ := n.feeds.SummariesFrom(id)
+			chunk = nextChunk(chunk, before-min(before, left))
+			if left <= next && left > 0 {
 				n.log.Info("feed: writing summary rows", "commons", id, "records_left", left, "of", from)
 				if next = left - left%tenth; next == left {
 					next -= min(next, tenth)
@@ -136,6 +140,24 @@ func (n *Node) backfillStep(ctx context.Context, id cid.Cid, chunk int) (more bo
 		return false, ctx.Err()
 	}
 }
+
+// nextChunk returns how many records the step after one that asked for
+// chunk and gave rows to covered should read: as many as the last could
+// hold within backfillBytes, and twice as many after a step that held
+// them all, up to backfillChunk; at least minChunk. A step whose records
+// carry large summaries then reads few more than it keeps.
+func nextChunk(chunk int, covered uint64) int {
+	switch {
+	case covered == 0:
+		return chunk // nothing done (the feed changed meanwhile): as before
+	case covered < uint64(chunk):
+		return max(int(covered), minChunk)
+	}
+	return min(2*chunk, backfillChunk)
+}
+
+// minChunk is the fewest records a step of the backfill reads.
+const minChunk = 16
 
 // errBackfillGone stops the backfill of a commons left.
 var errBackfillGone = errors.New("node: the commons is left")

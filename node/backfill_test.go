@@ -356,3 +356,25 @@ func TestLeaveDuringBackfill(t *testing.T) {
 		t.Errorf("a step after the leave: %v; want %v", err, errBackfillGone)
 	}
 }
+
+// TestNextChunk: a step whose summaries overran their bound makes the next
+// read about what it kept; steps that keep all they read grow back.
+func TestNextChunk(t *testing.T) {
+	for _, c := range []struct {
+		chunk   int
+		covered uint64
+		want    int
+	}{
+		{backfillChunk, backfillChunk, backfillChunk},
+		{backfillChunk, 128, 128},
+		{backfillChunk, 3, minChunk},
+		{128, 128, 256},
+		{2048, 2048, backfillChunk},
+		{3000, 3000, backfillChunk},
+		{128, 0, 128},
+	} {
+		if got := nextChunk(c.chunk, c.covered); got != c.want {
+			t.Errorf("nextChunk(%d, %d) = %d; want %d", c.chunk, c.covered, got, c.want)
+		}
+	}
+}
