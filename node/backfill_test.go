@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/node/feed"
@@ -60,6 +61,19 @@ func forgetSummaries(t *testing.T, dir string, id cid.Cid) (rows map[string][]by
 	return rows, applied
 }
 
+// savedRepo makes a badger repo, fills a commons in it with rounds of
+// contributions and reviews, and closes it once its derived state is
+// saved.
+func savedRepo(t *testing.T, rounds int) (dir string, key crypto.PrivKey, id cid.Cid) {
+	t.Helper()
+	dir, key = t.TempDir(), testKey(t)
+	n, cs := startRepo(t, dir, key, nil)
+	id, _ = fill(t, n, rounds)
+	waitSaved(t, cs, id)
+	closeNode(t, n)
+	return dir, key, id
+}
+
 // TestBackfillSummaries: the summary rows of a repo made by a version that
 // kept none are written, a few records at a time, from the newest back.
 // After each step every page is what the records say, and a page of the
@@ -71,14 +85,10 @@ func forgetSummaries(t *testing.T, dir string, id cid.Cid) (rows map[string][]by
 func TestBackfillSummaries(t *testing.T) {
 	defer func(d time.Duration) { saveRetryDelay = d }(saveRetryDelay)
 	saveRetryDelay = 20 * time.Millisecond
-	dir, key := t.TempDir(), testKey(t)
-	n, cs := startRepo(t, dir, key, nil)
-	id, _ := fill(t, n, 8)
-	waitSaved(t, cs, id)
-	closeNode(t, n)
+	dir, key, id := savedRepo(t, 8)
 	want, old := forgetSummaries(t, dir, id)
 
-	n, cs = startRepo(t, dir, key, nil)
+	n, cs := startRepo(t, dir, key, nil)
 	if from, _ := n.feeds.SummariesFrom(id); from != old {
 		t.Fatalf("summaries from %d in a repo without them; want %d", from, old)
 	}
@@ -248,21 +258,20 @@ func TestBackfillSummaries(t *testing.T) {
 // stops the backfill with an error that names it; nothing is committed,
 // and the records after it keep their rows.
 func TestBackfillStopsAtDamage(t *testing.T) {
-	dir, key := t.TempDir(), testKey(t)
-	n, cs := startRepo(t, dir, key, nil)
-	id, _ := fill(t, n, 6)
-	waitSaved(t, cs, id)
-	page, err := n.st.Feed(t.Context(), id, 0, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeNode(t, n)
+	dir, key, id := savedRepo(t, 6)
 	_, old := forgetSummaries(t, dir, id)
+	var page []store.Stored
+	onRepo(t, dir, func(st *badgerstore.Store) {
+		var err error
+		if page, err = st.Feed(t.Context(), id, 0, 100); err != nil {
+			t.Fatal(err)
+		}
+	})
 	onRepo(t, dir, func(*badgerstore.Store) {}) // the records' value log is not the newest
 	victim := page[2]
 	flipRecord(t, dir, victim.Raw)
 
-	n, _ = startRepo(t, dir, key, nil)
+	n, _ := startRepo(t, dir, key, nil)
 	defer func() { closeNode(t, n) }()
 	var stepErr error
 	for steps := 0; stepErr == nil; steps++ {
@@ -287,15 +296,11 @@ func TestBackfillStopsAtDamage(t *testing.T) {
 // TestDaemonBackfills: a daemon writes the summary rows in the
 // background, and says so.
 func TestDaemonBackfills(t *testing.T) {
-	dir, key := t.TempDir(), testKey(t)
-	n, cs := startRepo(t, dir, key, nil)
-	id, _ := fill(t, n, 5)
-	waitSaved(t, cs, id)
-	closeNode(t, n)
+	dir, key, id := savedRepo(t, 5)
 	want, _ := forgetSummaries(t, dir, id)
 
 	var log logBuffer
-	n, cs = startRepoWith(t, dir, key, &log, func(c *Config) {
+	n, cs := startRepoWith(t, dir, key, &log, func(c *Config) {
 		c.Offline = false
 		c.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	})
@@ -323,14 +328,10 @@ func TestDaemonBackfills(t *testing.T) {
 func TestLeaveDuringBackfill(t *testing.T) {
 	defer func(d time.Duration) { saveRetryDelay = d }(saveRetryDelay)
 	saveRetryDelay = 20 * time.Millisecond
-	dir, key := t.TempDir(), testKey(t)
-	n, cs := startRepo(t, dir, key, nil)
-	id, _ := fill(t, n, 4)
-	waitSaved(t, cs, id)
-	closeNode(t, n)
+	dir, key, id := savedRepo(t, 4)
 	forgetSummaries(t, dir, id)
 
-	n, cs = startRepo(t, dir, key, nil)
+	n, cs := startRepo(t, dir, key, nil)
 	defer func() { closeNode(t, n) }()
 	cs.failDerived.Store(true)
 	stepped := make(chan error, 1)
