@@ -388,20 +388,13 @@ func (h *Hub) BackfillRows(ctx context.Context, id cid.Cid, ss []Summary) ([]sto
 	}
 	stored := make(map[uint64]protocol.Digest)
 	if len(ss) > 0 {
-		last := ss[len(ss)-1].Cursor
-		err := h.log.ScanDerived(ctx, id, []byte{RowPrefix, rowContrib}, contribKey(ss[0].Cursor), func(k, v []byte) error {
-			c, ok := decodeContrib(k, v)
-			if !ok {
-				return fmt.Errorf("%w: commons %s: contribution row %x", ErrDamaged, id, k[1:])
-			}
-			if c.cursor > last {
-				return errDone
-			}
+		first, last := ss[0].Cursor, ss[len(ss)-1].Cursor
+		cs, err := h.contribs(ctx, f, first-1, last, int(last-first+1))
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cs {
 			stored[c.cursor] = c.con
-			return nil
-		})
-		if err != nil && !errors.Is(err, errDone) {
-			return nil, h.rowsErr(f, "contributions", err)
 		}
 	}
 	ws := make([]store.Write, 0, len(ss))
