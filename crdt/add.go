@@ -19,6 +19,18 @@ func (s *State) Add(b *protocol.Block) ([]Change, error) {
 	return s.AddBatch([]*protocol.Block{b})
 }
 
+// AddAt adds b as Add does, at the caller's place pos (a position in a
+// log of its own, not 0). A contribution keeps its place, and every
+// Change of its status gives it back (Change.Pos): the caller can keep
+// what it derives of statuses under its own positions, and find it again
+// from a change. The place is not part of the set: the state's root and
+// every view are as Add leaves them.
+func (s *State) AddAt(b *protocol.Block, pos uint64) ([]Change, error) {
+	s.pos = pos
+	defer func() { s.pos = 0 }()
+	return s.AddBatch([]*protocol.Block{b})
+}
+
 // AddBatch adds every block as Add does and returns the net changes: From is
 // a contribution's status before the batch, To after it, and contributions
 // whose status ended where it started are omitted (new contributions are
@@ -87,6 +99,7 @@ func (s *State) add(b *protocol.Block) {
 	firstOfPair := false
 	switch {
 	case e.con != nil:
+		e.con.pos = s.pos
 		s.tx[b.CID] = ""
 		s.listAdd(groupKey(tagLicence, e.con.licence), b.CID)
 		s.listAdd(ownerGroup(e.con.author), b.CID)
@@ -231,9 +244,9 @@ func (s *State) changes() []Change {
 	}
 	var out []Change
 	for c, from := range s.tx {
-		to := s.entry(c).con.status
-		if from == "" || from != to {
-			out = append(out, Change{Contribution: c, From: from, To: to})
+		con := s.entry(c).con
+		if from == "" || from != con.status {
+			out = append(out, Change{Contribution: c, From: from, To: con.status, Pos: con.pos})
 		}
 	}
 	clear(s.tx)

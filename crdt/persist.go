@@ -578,6 +578,9 @@ func (e *entry) encode() []byte {
 			b = appendString(b, v.latest.cid.KeyString())
 			b = binary.BigEndian.AppendUint64(b, uint64(v.latest.time))
 		}
+		if c.pos != 0 { // written only for a contribution added with a place (AddAt)
+			b = binary.AppendUvarint(b, c.pos)
+		}
 	case e.rev != nil:
 		r := e.rev
 		b = append(b, 'r')
@@ -732,6 +735,11 @@ func decodeEntry(c cid.Cid, raw []byte) (*entry, error) {
 		con.held = d.byte() == 1
 		for n := d.uvarint(); n > 0 && d.err == nil; n-- {
 			con.voters = append(con.voters, voter{author: d.key(), latest: ref{cid: d.cid(), time: protocol.HLC(d.u64())}})
+		}
+		if len(d.b) > 0 {
+			if con.pos = d.uvarint(); con.pos == 0 && d.err == nil {
+				d.err = errors.New("place 0")
+			}
 		}
 		e.con = con
 	case 'r':

@@ -177,7 +177,7 @@ func TestRules(t *testing.T) {
 				t.Fatalf("waiting %d", f.s.Waiting())
 			}
 			ch, err := f.s.Add(c)
-			if err != nil || len(ch) != 1 || ch[0] != (Change{c.CID, "", StatusAccepted}) {
+			if err != nil || len(ch) != 1 || ch[0] != (Change{Contribution: c.CID, To: StatusAccepted}) {
 				t.Fatalf("changes %v, %v", ch, err)
 			}
 			if f.s.Waiting() != 0 {
@@ -288,7 +288,7 @@ func TestAddBatchNetChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := f.con("c")
-	want := []Change{{b.CID, StatusPending, StatusRejected}, {c.CID, "", StatusPending}}
+	want := []Change{{Contribution: b.CID, From: StatusPending, To: StatusRejected}, {Contribution: c.CID, To: StatusPending}}
 	slices.SortFunc(want, func(x, y Change) int { return compareCID(x.Contribution, y.Contribution) })
 	if !slices.Equal(ch, want) {
 		t.Fatalf("changes %v, want %v", ch, want)

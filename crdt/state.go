@@ -33,6 +33,9 @@ var ErrNilBlock = errors.New("crdt: nil block or record")
 type Change struct {
 	Contribution cid.Cid
 	From, To     Status
+	// Pos is the place the caller gave the contribution when it added it
+	// (AddAt), 0 if none.
+	Pos uint64
 }
 
 // class is where a record stands in the derivation.
@@ -168,6 +171,7 @@ type conInfo struct {
 	licence cid.Cid // the manifest it assents to
 	status  Status
 	held    bool    // pending because undecided votes could go either way
+	pos     uint64  // the caller's place of it (AddAt), 0 if none
 	voters  []voter // the maintainers with eligible or suspended reviews of it ('v' keys), by key, with their latest
 }
 
@@ -220,6 +224,8 @@ type State struct {
 	nContBans map[protocol.PublicKey]int      // per key, the contested candidates banning it
 
 	tx map[cid.Cid]Status // status before the current Add/AddBatch, "" for new
+	// pos is the place AddAt gives the record being added.
+	pos uint64
 
 	root     rootCache
 	idx      Index  // the records by (time, digest), for set reconciliation

@@ -231,7 +231,7 @@ func TestRevises(t *testing.T) {
 	s := New(f.id)
 	mustAdd(t, s, sc.recs...)
 	ch, err := s.Add(missing)
-	if err != nil || !slices.Equal(ch, []Change{{missing.CID, "", StatusPending}}) {
+	if err != nil || !slices.Equal(ch, []Change{{Contribution: missing.CID, To: StatusPending}}) {
 		t.Fatalf("adding the revised record: changes %v, %v", ch, err)
 	}
 	wantStatus(t, s, ofMissing, StatusAccepted)
