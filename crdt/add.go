@@ -20,7 +20,7 @@ func (s *State) Add(b *protocol.Block) ([]Change, error) {
 }
 
 // AddAt adds b as Add does, at the caller's place pos (a position in a
-// log of its own, not 0). A contribution keeps its place, and every
+// log of its own; 0 for none, as Add). A contribution keeps its place, and every
 // Change of its status gives it back (Change.Pos): the caller can keep
 // what it derives of statuses under its own positions, and find it again
 // from a change. The place is not part of the set: the state's root and

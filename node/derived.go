@@ -173,10 +173,11 @@ type saving struct {
 	blobs   []store.Write
 	marks   []store.Write
 	counts  store.Write
-	// summaries is the feed's row that says which records have summary
-	// rows; mark, what the save carries of the feed's tail (feed.Hub.Mark).
-	summaries store.Write
-	mark      uint64
+	// summaries and statuses are the feed's rows that say which records
+	// have summary rows and which contributions status rows; mark, what
+	// the save carries of the feed's tail (feed.Hub.Mark).
+	summaries, statuses store.Write
+	mark                uint64
 	// The summary rows of older records (unsaved.backfill), if any.
 	backfill     []store.Write
 	backfillFrom uint64
@@ -229,7 +230,7 @@ func (n *Node) saving(rep *replica) (saving, error) {
 	}
 	sv := saving{rep: rep, applied: u.applied, state: slices.Clone(u.readies), feed: slices.Clone(u.rows),
 		blobs: slices.Clone(u.blobs), marks: slices.Clone(u.marks), counts: n.feeds.CountsRow(rep.id),
-		summaries: n.feeds.SummariesRow(rep.id, u.applied), mark: n.feeds.Mark(rep.id)}
+		summaries: n.feeds.SummariesRow(rep.id, u.applied), statuses: n.feeds.StatusesRow(rep.id, u.applied), mark: n.feeds.Mark(rep.id)}
 	if u.backfilled != nil {
 		sv.backfill, sv.backfillFrom, sv.backfilled = u.backfill, u.backfillFrom, u.backfilled
 		sv.summaries = feed.BackfilledRow(u.backfillFrom, u.applied)
@@ -239,7 +240,7 @@ func (n *Node) saving(rep *replica) (saving, error) {
 
 // derived returns what sv writes (committer only).
 func (sv *saving) derived() store.Derived {
-	n := len(sv.feed) + len(sv.backfill) + len(sv.blobs) + len(sv.marks) + 3
+	n := len(sv.feed) + len(sv.backfill) + len(sv.blobs) + len(sv.marks) + 4
 	for _, r := range sv.state {
 		n += len(r.Writes)
 	}
@@ -262,7 +263,7 @@ func (sv *saving) derived() store.Derived {
 		d.Writes = append(d.Writes, prefixed(prefixBlob, w))
 	}
 	d.Writes = append(d.Writes, sv.marks...) // under their own prefix already
-	d.Writes = append(d.Writes, prefixed(prefixFeed, sv.counts), prefixed(prefixFeed, sv.summaries), store.Write{Key: versionKey, Value: []byte(derivedVersion())})
+	d.Writes = append(d.Writes, prefixed(prefixFeed, sv.counts), prefixed(prefixFeed, sv.summaries), prefixed(prefixFeed, sv.statuses), store.Write{Key: versionKey, Value: []byte(derivedVersion())})
 	return d
 }
 
@@ -471,25 +472,38 @@ func (n *Node) damaged(id cid.Cid, err error) {
 }
 
 func derivedVersion() string {
-	return fmt.Sprintf("layout %d, rules %d, feed summaries", derivedLayout, crdt.RulesVersion)
+	return fmt.Sprintf("layout %d, rules %d, feed summaries, feed statuses", derivedLayout, crdt.RulesVersion)
 }
 
 // derivedVersionBefore is the version the same layout and rules were
-// written under before the feed kept its records' summaries (feed.Summaries):
-// this version reads such a state as its own, the feed reading whole the
-// records it has no summary rows of. A version before that reads this
-// version's as an earlier one's (it parses the layout and rules alone, and
-// they differ in nothing else), and derives it again: what it changed
-// without moving the state's cursor (records dropped, or taken back at
-// their place) would otherwise leave the summary rows stale.
+// written under before the feed kept its records' summaries (feed.Summaries),
+// and derivedVersionSummaries the one before it kept its contributions'
+// statuses (feed.Statuses). This version reads a state of either as its
+// own, the feed reading whole the records it has no summary rows of and
+// asking the state for the statuses it has no rows of. A version before
+// reads this version's as an earlier one's (it parses the layout and
+// rules alone, and they differ in nothing else), and derives it again:
+// what it changed without moving the state's cursor (records dropped, or
+// taken back at their place) would otherwise leave the rows stale, and
+// its state's entries do not read a contribution's cursor
+// (crdt.State.AddAt).
 func derivedVersionBefore() string {
 	return fmt.Sprintf("layout %d, rules %d", derivedLayout, crdt.RulesVersion)
 }
 
-// summariesRowKey is the derived-state key of the feed's row that says
-// which records have summary rows.
+func derivedVersionSummaries() string {
+	return fmt.Sprintf("layout %d, rules %d, feed summaries", derivedLayout, crdt.RulesVersion)
+}
+
+// summariesRowKey and statusesRowKey are the derived-state keys of the
+// feed's rows that say which records have summary rows and which
+// contributions status rows.
 func summariesRowKey() []byte {
 	return append([]byte{prefixFeed}, feed.SummariesRowKey()...)
+}
+
+func statusesRowKey() []byte {
+	return append([]byte{prefixFeed}, feed.StatusesRowKey()...)
 }
 
 // derivedCurrent reports whether a commons' stored derived state was
@@ -499,16 +513,23 @@ func (n *Node) derivedCurrent(ctx context.Context, id cid.Cid) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("node: read the derived state of commons %s: %w", id, err)
 	}
-	if string(v) == derivedVersion() {
+	var stale []store.Write
+	switch string(v) {
+	case derivedVersion():
 		return true, nil
+	case derivedVersionBefore():
+		stale = []store.Write{{Key: summariesRowKey(), Delete: true}, {Key: statusesRowKey(), Delete: true}}
+	case derivedVersionSummaries():
+		stale = []store.Write{{Key: statusesRowKey(), Delete: true}}
 	}
-	if string(v) == derivedVersionBefore() {
-		// Its summaries row, if this version wrote one before that version
-		// ran on the repo, is not to be trusted: without it, the feed
-		// reads whole the records up to the state's cursor.
+	if stale != nil {
+		// Its rows that say which records have summary or status rows, if
+		// this version wrote them before that version ran on the repo, are
+		// not to be trusted: without them, the feed reads whole the records
+		// up to the state's cursor, and asks the state for their statuses.
 		applied, err := n.st.Applied(ctx, id)
 		if err == nil {
-			err = n.st.CommitDerived(ctx, []store.Derived{{Commons: id, Applied: applied, Writes: []store.Write{{Key: summariesRowKey(), Delete: true}}}})
+			err = n.st.CommitDerived(ctx, []store.Derived{{Commons: id, Applied: applied, Writes: stale}})
 		}
 		if err != nil {
 			return false, fmt.Errorf("node: read the derived state of commons %s: %w", id, err)

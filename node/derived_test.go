@@ -31,7 +31,8 @@ type countingStore struct {
 	feedReads   atomic.Int64
 	trieScans   atomic.Int64 // scans of the root trie's record keys
 	failDerived atomic.Bool
-	saves       chan error // the saves' outcomes, for a test to wait on
+	entryGets   atomic.Int64 // reads, one by one, of the state's entries
+	saves       chan error   // the saves' outcomes, for a test to wait on
 }
 
 func (s *countingStore) Feed(ctx context.Context, c cid.Cid, after uint64, limit int) ([]store.Stored, error) {
@@ -44,6 +45,13 @@ func (s *countingStore) ScanDerived(ctx context.Context, c cid.Cid, prefix, from
 		s.trieScans.Add(1)
 	}
 	return s.Store.ScanDerived(ctx, c, prefix, from, fn)
+}
+
+func (s *countingStore) GetDerived(ctx context.Context, c cid.Cid, key []byte) ([]byte, error) {
+	if bytes.HasPrefix(key, []byte{prefixCRDT, 'e'}) {
+		s.entryGets.Add(1)
+	}
+	return s.Store.GetDerived(ctx, c, key)
 }
 
 func (s *countingStore) CommitDerived(ctx context.Context, ds []store.Derived) error {
@@ -447,6 +455,12 @@ func TestDamagedDerivedStateDerivedAgain(t *testing.T) {
 			}},
 		{"contribution row of a feed page", func(cid.Cid) []byte { return binary.BigEndian.AppendUint64([]byte{prefixFeed, 'c'}, 2) },
 			func(cid.Cid) string { return "contribution row 630000000000000002" },
+			func(n *Node, id, _ cid.Cid) error {
+				_, err := n.Feed(t.Context(), api.FeedQuery{Commons: id.String(), Limit: 10})
+				return err
+			}},
+		{"status row of a feed page", func(cid.Cid) []byte { return binary.BigEndian.AppendUint64([]byte{prefixFeed, 't'}, 2) },
+			func(cid.Cid) string { return "status row 740000000000000002" },
 			func(n *Node, id, _ cid.Cid) error {
 				_, err := n.Feed(t.Context(), api.FeedQuery{Commons: id.String(), Limit: 10})
 				return err

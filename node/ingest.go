@@ -497,7 +497,7 @@ func (n *Node) apply(rep *replica, blocks []*protocol.Block, cursors []uint64, l
 	rep.kv.begin()
 	defer rep.kv.end()
 	for i, b := range blocks {
-		changes, err := rep.state.Add(b)
+		changes, err := rep.state.AddAt(b, cursors[i])
 		if err != nil {
 			return out, err
 		}

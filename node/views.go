@@ -362,18 +362,8 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q api.FeedQuery) ([]
 			if q.Status != "" {
 				ss = slices.DeleteFunc(ss, func(s feed.Summary) bool { return s.Type != protocol.TypeContribution })
 			}
-			statuses := make([]string, len(ss))
-			if err := n.do(ctx, func() {
-				st := n.commons[id].state
-				for i, s := range ss {
-					if s.Type != protocol.TypeContribution {
-						continue // only a contribution has a status: no entry to read
-					}
-					if status, ok := st.Status(s.CID); ok {
-						statuses[i] = string(status)
-					}
-				}
-			}); err != nil {
+			statuses, err := n.feedStatuses(ctx, id, ss)
+			if err != nil {
 				return nil, err
 			}
 			for i, s := range ss {
@@ -389,6 +379,49 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q api.FeedQuery) ([]
 		}
 	}
 	return items, nil
+}
+
+// feedStatuses returns the status now of each contribution in ss, ""
+// for the other records: from the feed's rows, read in order beside the
+// summaries, and from the state for those the rows do not give (a repo
+// made by a version that kept no status rows).
+func (n *Node) feedStatuses(ctx context.Context, id cid.Cid, ss []feed.Summary) ([]string, error) {
+	statuses := make([]string, len(ss))
+	var at []int // the contributions in ss
+	var cursors []uint64
+	for i, s := range ss {
+		if s.Type == protocol.TypeContribution {
+			at, cursors = append(at, i), append(cursors, s.Cursor)
+		}
+	}
+	if len(at) == 0 {
+		return statuses, nil
+	}
+	now, err := n.feeds.Statuses(ctx, id, cursors)
+	if err != nil {
+		return nil, fmt.Errorf("node: read feed: %w", err)
+	}
+	var ask []int
+	for j, i := range at {
+		if statuses[i] = string(now[j]); now[j] == "" {
+			ask = append(ask, i)
+		}
+	}
+	if len(ask) == 0 {
+		return statuses, nil
+	}
+	err = n.do(ctx, func() {
+		rep := n.commons[id]
+		if rep == nil {
+			return // left meanwhile: no statuses
+		}
+		for _, i := range ask {
+			if status, ok := rep.state.Status(ss[i].CID); ok {
+				statuses[i] = string(status)
+			}
+		}
+	})
+	return statuses, err
 }
 
 // feedSummaries returns the summaries of up to size of commons id's

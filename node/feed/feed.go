@@ -231,6 +231,15 @@ type statusChange struct {
 	from, to uint8 // statusCode
 }
 
+// nowChange is a status a change set (Statuses), in the tail until a save
+// carries it: of the contribution at cursor at, the nth record added to
+// the tail (tailSummary.n) caused it.
+type nowChange struct {
+	at uint64
+	to uint8 // statusCode
+	n  uint64
+}
+
 // statuses are the status codes kept in the feed log: append only.
 var statuses = [...]crdt.Status{"", crdt.StatusPending, crdt.StatusAccepted, crdt.StatusRejected, crdt.StatusWithdrawn}
 
@@ -271,9 +280,16 @@ type commonsFeed struct {
 	// summariesFrom is the cursor after which the commons' records have
 	// summary rows (Summaries).
 	summariesFrom uint64
-	ring          []*feedEvent // the latest events, oldest first, at most cap
-	ringCap       int
-	counts        map[protocol.Type]uint64 // records by type
+	// statusesFrom is the cursor after which the commons' contributions
+	// have their status in the rows (Statuses); tailNow holds the statuses
+	// changes set that no save carried yet, in the order they were set;
+	// gathered counts the saves that gathered rows (Mark).
+	statusesFrom uint64
+	tailNow      []nowChange
+	gathered     uint64
+	ring         []*feedEvent // the latest events, oldest first, at most cap
+	ringCap      int
+	counts       map[protocol.Type]uint64 // records by type
 
 	// Written by the notifier (publish.go) under mu.
 	pub  Pos        // last event published to subscribers
@@ -466,6 +482,13 @@ func (h *Hub) add(f *commonsFeed, a Applied, live bool) {
 		return
 	}
 	f.mu.Lock()
+	// The statuses its changes set: kept with its summary, until a save
+	// carries them (Mark), whether or not it is taken back at its place.
+	for _, ch := range a.Changes {
+		if nowRow(a, ch) {
+			f.tailNow = append(f.tailNow, nowChange{at: ch.Pos, to: statusCode(ch.To), n: f.added + 1})
+		}
+	}
 	if cursor <= f.head.Cursor {
 		// A record taken back at its place in the log, which the feed has
 		// passed (node/leftout.go): counted, its rows stored (Rows), no

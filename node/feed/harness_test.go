@@ -42,9 +42,14 @@ type memLog struct {
 	mu   sync.Mutex
 	recs []store.Stored
 	rows map[string][]byte // saved rows, with RowPrefix
+	// onScan, if set, is called at the start of each ScanDerived.
+	onScan func(prefix []byte)
 }
 
 func (l *memLog) ScanDerived(_ context.Context, _ cid.Cid, prefix, from []byte, fn func(key, value []byte) error) error {
+	if l.onScan != nil {
+		l.onScan(prefix)
+	}
 	l.mu.Lock()
 	var keys []string
 	for k := range l.rows {
@@ -137,14 +142,14 @@ func (c *testCommons) add(rec *protocol.Record) string {
 	if c.state == nil {
 		c.state = crdt.New(b.CID)
 	}
-	changes, err := c.state.Add(b)
-	if err != nil {
-		c.t.Fatal(err)
-	}
 	c.log.mu.Lock()
 	cursor := uint64(len(c.log.recs) + 1)
 	c.log.recs = append(c.log.recs, store.Stored{Cursor: cursor, CID: b.CID, Commons: b.CommonsID(), Raw: b.Raw})
 	c.log.mu.Unlock()
+	changes, err := c.state.AddAt(b, cursor)
+	if err != nil {
+		c.t.Fatal(err)
+	}
 	a := Applied{Cursor: cursor, Block: b}
 	for _, ch := range changes {
 		fc := Change{Change: ch}

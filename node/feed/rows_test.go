@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/commons-p2p/commons/crdt"
 	"github.com/commons-p2p/commons/protocol"
 )
 
@@ -118,5 +119,38 @@ func TestSummaryRows(t *testing.T) {
 				t.Errorf("record %d: a summary row of %d bytes (form %d), of %d, decodes", s.Cursor, len(bad), bad[0], len(v))
 			}
 		}
+	}
+}
+
+// TestStatusesWithASaveMeanwhile: Statuses reads the tail of statuses not
+// saved yet, then the stored rows. A save that gathers rows in between,
+// carrying a status set after the tail was read, stores a status newer
+// than the tail's: the tail's older status must not win over it.
+func TestStatusesWithASaveMeanwhile(t *testing.T) {
+	c := newTestCommons(t, 100)
+	a := c.contribute("a", "code")
+	c.review(a, protocol.DecisionReject) // saved: a 't' row, rejected
+	c.lag = 10
+	c.review(a, protocol.DecisionAccept) // in the tail: accepted
+	at := uint64(2)
+	once := false
+	c.log.onScan = func(prefix []byte) {
+		if string(prefix) != string([]byte{RowPrefix, rowNow}) || once {
+			return
+		}
+		once = true
+		c.lag = 0
+		c.review(a, protocol.DecisionRetract) // set and saved meanwhile: pending
+	}
+	got, err := c.h.Statuses(context.Background(), c.id, []uint64{at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !once {
+		t.Fatal("Statuses read no status row")
+	}
+	want, _ := c.state.Status(c.mustCID(a))
+	if want != crdt.StatusPending || !slices.Equal(got, []crdt.Status{want}) {
+		t.Errorf("statuses %v with a save meanwhile; want [%s], as the state says (%s)", got, crdt.StatusPending, want)
 	}
 }
