@@ -3,20 +3,23 @@ package crdt
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/ipfs/go-cid"
 )
 
 // TestAddAtKeepsPlace: a contribution added at a place (AddAt) gives that
 // place back with every change of its status, the one it arrives with and
 // those a review causes later, also from a state opened again from its
-// KV; a review's own place is not the contribution's; one added by Add
-// gives 0. Places change nothing else: the root and the statuses are
-// those of the same records added by Add.
+// KV, and those a manifest causes; a review's own place is not the
+// contribution's; one added by Add gives 0. Places change nothing else:
+// the root, the statuses and the contributions' views are those of the
+// same records added by Add.
 func TestAddAtKeepsPlace(t *testing.T) {
-	g := genesisBlock(t, manifest([]int{0}, 1, []int{1, 2, 3}, 2, 2), 0)
+	g := genesisBlock(t, allowingBans(manifest([]int{0}, 1, []int{1, 2, 3}, 2, 2)), 0)
 	kv, recs := &MemKV{}, memRecords{}
 	s, err := Open(g.CID, kv, recs)
 	if err != nil {
@@ -65,8 +68,20 @@ func TestAddAtKeepsPlace(t *testing.T) {
 	want(add(review(t, g.CID, b.CID, g.CID, 11, 1, protocol.DecisionReject), 5))
 	want(add(review(t, g.CID, b.CID, g.CID, 11, 2, protocol.DecisionReject), 6), Change{Contribution: b.CID, From: StatusPending, To: StatusRejected})
 	want(add(review(t, g.CID, a.CID, g.CID, 12, 2, protocol.DecisionRetract), 7), Change{Contribution: a.CID, From: StatusAccepted, To: StatusPending, Pos: 2})
+	// Changes a manifest causes (it bans the contributions' author, whose
+	// contributions fall back to pending) give the contributions' places
+	// too.
+	want(add(review(t, g.CID, a.CID, g.CID, 13, 2, protocol.DecisionAccept), 8), Change{Contribution: a.CID, From: StatusPending, To: StatusAccepted, Pos: 2})
+	bm := manifest([]int{0}, 1, []int{1, 2, 3}, 2, 2)
+	bm.Banned = pubs(4)
+	ws := []Change{{Contribution: a.CID, From: StatusAccepted, To: StatusPending, Pos: 2}, {Contribution: b.CID, From: StatusRejected, To: StatusPending}}
+	slices.SortFunc(ws, func(x, y Change) int { return compareCID(x.Contribution, y.Contribution) })
+	want(add(update(t, g.CID, 20, bm, 1, []cid.Cid{g.CID}, 0), 9), ws...)
 	if s.Root() != plain.Root() {
 		t.Fatalf("root %x with places, %x without", s.Root(), plain.Root())
+	}
+	if got, w := viewsOf(t, s), viewsOf(t, plain); len(got) != 2 || !reflect.DeepEqual(got, w) {
+		t.Fatalf("views with places:\n%+v\nwithout:\n%+v", got, w)
 	}
 	for _, c := range []*protocol.Block{a, b} {
 		got, ok := s.Status(c.CID)

@@ -485,8 +485,8 @@ func derivedVersion() string {
 // rules alone, and they differ in nothing else), and derives it again:
 // what it changed without moving the state's cursor (records dropped, or
 // taken back at their place) would otherwise leave the rows stale, and
-// its state's entries do not read a contribution's cursor
-// (crdt.State.AddAt).
+// it would find damaged the state's entries that keep a contribution's
+// cursor (crdt.State.AddAt).
 func derivedVersionBefore() string {
 	return fmt.Sprintf("layout %d, rules %d", derivedLayout, crdt.RulesVersion)
 }

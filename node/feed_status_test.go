@@ -39,6 +39,37 @@ func entryGetsFor(t *testing.T, n *Node, cs *countingStore, id cid.Cid, since ui
 	return cs.entryGets.Load() - before
 }
 
+// checkRowStatuses checks that the feed's rows give the status of each of
+// commons id's contributions after StatusesFrom, as the state gives it:
+// that a page needs not ask the state.
+func checkRowStatuses(t *testing.T, n *Node, id cid.Cid) {
+	t.Helper()
+	from, _ := n.feeds.StatusesFrom(id)
+	items, err := n.Feed(t.Context(), api.FeedQuery{Commons: id.String(), Since: from, Limit: api.MaxFeedLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cursors []uint64
+	var cons []string
+	for _, it := range items {
+		if it.Type == "contribution" {
+			cursors, cons = append(cursors, it.Cursor), append(cons, it.CID)
+		}
+	}
+	if len(cons) == 0 {
+		t.Fatal("no contribution to read the status of")
+	}
+	got, err := n.feeds.Statuses(t.Context(), id, cursors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cons {
+		if want := statusOf(t, n, id, c); got[i] != want {
+			t.Errorf("the rows give contribution %s (cursor %d) status %q; the state, %q", c, cursors[i], got[i], want)
+		}
+	}
+}
+
 // TestFeedStatusesFromRows: a feed page gives each contribution's status
 // now, as the state gives it, from the feed's rows: as reviews move the
 // statuses of earlier contributions again and again, before and after a
@@ -57,8 +88,10 @@ func TestFeedStatusesFromRows(t *testing.T) {
 		}
 	}
 	checkFeedPages(t, n, id)
+	checkRowStatuses(t, n, id)
 	waitSaved(t, cs, id)
 	checkFeedPages(t, n, id)
+	checkRowStatuses(t, n, id)
 
 	cs.failDerived.Store(true)
 	reviewAs(t, n, cons[0], "accept")
@@ -69,9 +102,11 @@ func TestFeedStatusesFromRows(t *testing.T) {
 		t.Fatalf("contribution 2 is %s, want pending", got)
 	}
 	checkFeedPages(t, n, id)
+	checkRowStatuses(t, n, id) // the tail's statuses over the saved rows'
 	cs.failDerived.Store(false)
 	waitSaved(t, cs, id)
 	checkFeedPages(t, n, id)
+	checkRowStatuses(t, n, id)
 	closeNode(t, n)
 
 	n, cs = startRepo(t, dir, key, nil)
@@ -83,16 +118,21 @@ func TestFeedStatusesFromRows(t *testing.T) {
 }
 
 // TestFeedStatusesOfARepoWithoutThem: a repo made by a version that kept
-// no status rows shows the same pages: the statuses of its contributions
-// come from the state, those of the contributions that came after from
-// the rows, also after a restart. The row that says where they begin is
-// trusted only if it was saved with the state as it stands.
+// no status rows, and no cursor of a contribution in the state, shows the
+// same pages: the statuses of its contributions come from the state (its
+// later changes have no cursor to write a row by), those of the
+// contributions that came after from the rows, also after a restart. The
+// row that says where they begin is trusted only if it was saved with the
+// state as it stands.
 func TestFeedStatusesOfARepoWithoutThem(t *testing.T) {
 	dir, key := t.TempDir(), testKey(t)
+	keepPlaces = false
+	t.Cleanup(func() { keepPlaces = true })
 	n, cs := startRepo(t, dir, key, nil)
 	id, cons := fill(t, n, 6)
 	waitSaved(t, cs, id)
 	closeNode(t, n)
+	keepPlaces = true
 	var old uint64
 	onRepo(t, dir, func(st *badgerstore.Store) {
 		applied, err := st.Applied(t.Context(), id)
@@ -107,8 +147,8 @@ func TestFeedStatusesOfARepoWithoutThem(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if len(ws) < 3 {
-			t.Fatal("the repo has no status rows to take away")
+		if len(ws) != 2 {
+			t.Fatalf("the repo has %d status rows; without the contributions' cursors in the state, want none", len(ws)-2)
 		}
 		if err := st.CommitDerived(t.Context(), []store.Derived{{Commons: id, Applied: applied, Writes: ws}}); err != nil {
 			t.Fatal(err)
@@ -128,6 +168,7 @@ func TestFeedStatusesOfARepoWithoutThem(t *testing.T) {
 	reviewAs(t, n, cons[5], "accept")
 	waitSaved(t, cs, id)
 	checkFeedPages(t, n, id)
+	checkRowStatuses(t, n, id)
 	closeNode(t, n)
 
 	n, cs = startRepo(t, dir, key, nil)
@@ -146,7 +187,7 @@ func TestFeedStatusesOfARepoWithoutThem(t *testing.T) {
 	n, _ = startRepo(t, dir, key, nil)
 	defer func() { closeNode(t, n) }()
 	if from, _ := n.feeds.StatusesFrom(id); from != head {
-		t.Errorf("statuses from %d after a save through %d; want from %d", from, old, head)
+		t.Errorf("statuses from %d after a row saved through %d, with the state through %d; want from %d", from, old, head, head)
 	}
 	checkFeedPages(t, n, id)
 }

@@ -175,7 +175,12 @@ func (c *testCommons) save(n int) {
 	}
 	done := c.unsaved[:n]
 	id := done[0].Block.CommonsID()
-	ws := append(Rows(done), c.h.CountsRow(id))
+	// As the node: the save is gathered (Mark), then stored, then Saved.
+	mark := c.h.Mark(id)
+	if n < len(c.unsaved) {
+		mark = 0 // the tail's summaries stay unless every record is saved
+	}
+	ws := append(Rows(done), c.h.CountsRow(id), c.h.StatusesRow(id, done[n-1].Cursor))
 	c.log.mu.Lock()
 	if c.log.rows == nil {
 		c.log.rows = map[string][]byte{}
@@ -184,10 +189,6 @@ func (c *testCommons) save(n int) {
 		c.log.rows[string(append([]byte{RowPrefix}, w.Key...))] = w.Value
 	}
 	c.log.mu.Unlock()
-	var mark uint64 // the tail's summaries stay unless every record is saved
-	if n == len(c.unsaved) {
-		mark = c.h.Mark(id)
-	}
 	c.h.Saved(id, done[n-1].Cursor, mark)
 	c.unsaved = slices.Delete(c.unsaved, 0, n)
 }

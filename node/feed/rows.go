@@ -482,15 +482,16 @@ func StatusesRowKey() []byte { return []byte{rowStatuses} }
 // caller asks the state for those.
 func (h *Hub) Statuses(ctx context.Context, id cid.Cid, cursors []uint64) ([]crdt.Status, error) {
 	out := make([]crdt.Status, len(cursors))
-	f := h.lookup(id)
-	if f == nil {
-		return out, nil
-	}
 	// The store's rows are those of the saves gathered before the tail
 	// was taken, and the tail the statuses set since, if no save gathered
-	// rows meanwhile (it may be stored before the tail lets them go): read
-	// again if one did.
+	// rows meanwhile (it may be stored before the tail lets them go) and
+	// the feed was not loaded again: read again if one was. Saves come
+	// every second or so at most, a read takes milliseconds.
 	for range statusReads {
+		f := h.lookup(id)
+		if f == nil {
+			return out, nil
+		}
 		f.mu.RLock()
 		skip := sort.Search(len(cursors), func(i int) bool { return cursors[i] > f.statusesFrom })
 		cs := cursors[skip:]
@@ -513,7 +514,7 @@ func (h *Hub) Statuses(ctx context.Context, id cid.Cid, cursors []uint64) ([]crd
 		f.mu.RLock()
 		same := f.gathered == gathered
 		f.mu.RUnlock()
-		if same {
+		if same && h.lookup(id) == f { // and not loaded again meanwhile (a leave, a join)
 			copy(out[skip:], now)
 			return out, nil
 		}

@@ -154,3 +154,75 @@ func TestStatusesWithASaveMeanwhile(t *testing.T) {
 		t.Errorf("statuses %v with a save meanwhile; want [%s], as the state says (%s)", got, crdt.StatusPending, want)
 	}
 }
+
+// TestStatusesWithTheFeedLoadedAgain: a commons left and joined again
+// while Statuses reads has a new feed, whose saves the old one does not
+// count: the read must not take the old feed's tail over the rows the new
+// one saved.
+func TestStatusesWithTheFeedLoadedAgain(t *testing.T) {
+	c := newTestCommons(t, 100)
+	a := c.contribute("a", "code")
+	c.review(a, protocol.DecisionReject) // saved: rejected
+	c.lag = 10
+	c.review(a, protocol.DecisionAccept) // in the tail: accepted
+	mark := c.h.Mark(c.id)               // a save gathered before the read
+	once := false
+	c.log.onScan = func(prefix []byte) {
+		if string(prefix) != string([]byte{RowPrefix, rowNow}) || once {
+			return
+		}
+		once = true
+		// That save is stored, the commons left (its feed unloaded) and
+		// joined again (loaded from its rows), and a review saved.
+		c.log.mu.Lock()
+		for _, w := range append(Rows(c.unsaved), c.h.StatusesRow(c.id, uint64(len(c.log.recs)))) {
+			c.log.rows[string(append([]byte{RowPrefix}, w.Key...))] = w.Value
+		}
+		c.log.mu.Unlock()
+		c.h.Saved(c.id, uint64(len(c.log.recs)), mark)
+		c.unsaved = nil
+		c.h.Unload(c.id)
+		if err := c.h.Load(context.Background(), c.id, uint64(len(c.log.recs))); err != nil {
+			t.Fatal(err)
+		}
+		c.lag = 0
+		c.review(a, protocol.DecisionRetract) // pending
+	}
+	got, err := c.h.Statuses(context.Background(), c.id, []uint64{2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !once {
+		t.Fatal("Statuses read no status row")
+	}
+	if want, _ := c.state.Status(c.mustCID(a)); want != crdt.StatusPending || !slices.Equal(got, []crdt.Status{want}) {
+		t.Errorf("statuses %v with the feed loaded again meanwhile; want [%s], as the state says (%s)", got, crdt.StatusPending, want)
+	}
+}
+
+// TestStatusesWithSavesAllTheTime: when a save gathers rows during each of
+// Statuses' reads, it leaves the statuses to the caller ("") rather than
+// give one it cannot vouch for.
+func TestStatusesWithSavesAllTheTime(t *testing.T) {
+	c := newTestCommons(t, 100)
+	a := c.contribute("a", "code")
+	c.review(a, protocol.DecisionAccept)
+	scans := 0
+	c.log.onScan = func(prefix []byte) {
+		if string(prefix) == string([]byte{RowPrefix, rowNow}) {
+			scans++
+			c.h.Mark(c.id) // a save gathered meanwhile
+		}
+	}
+	got, err := c.h.Statuses(context.Background(), c.id, []uint64{2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []crdt.Status{""}) || scans != statusReads {
+		t.Errorf("statuses %v after %d reads, each with a save; want [\"\"] after %d", got, scans, statusReads)
+	}
+	c.log.onScan = nil
+	if got, _ := c.h.Statuses(context.Background(), c.id, []uint64{2}); !slices.Equal(got, []crdt.Status{crdt.StatusAccepted}) {
+		t.Errorf("statuses %v with no save meanwhile; want [accepted]", got)
+	}
+}
