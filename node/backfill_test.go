@@ -379,3 +379,44 @@ func TestNextChunk(t *testing.T) {
 		}
 	}
 }
+
+// TestBackfillHashesNoRoot: a save that carries the backfill's rows alone
+// changes no state root, and leaves none to hash.
+func TestBackfillHashesNoRoot(t *testing.T) {
+	defer func(d, m time.Duration) { idleHashDelay, hashDeferMax = d, m }(idleHashDelay, hashDeferMax)
+	idleHashDelay, hashDeferMax = time.Hour, time.Hour // no hashing meanwhile
+	dir, key, id := savedRepo(t, 4)
+	forgetSummaries(t, dir, id)
+	n, _ := startRepo(t, dir, key, nil)
+	defer closeNode(t, n)
+	toHash := func() int {
+		var k int
+		if err := n.do(t.Context(), func() { k = len(n.toHash) }); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	if k := toHash(); k != 0 {
+		t.Fatalf("%d commons to hash after the start; want none", k)
+	}
+	before, _ := n.feeds.SummariesFrom(id)
+	if _, err := n.backfillStep(t.Context(), id, 3); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := n.feeds.SummariesFrom(id); after >= before {
+		t.Fatalf("summaries from %d after a step, from %d before: the step saved no rows", after, before)
+	}
+	if k := toHash(); k != 0 {
+		t.Errorf("%d commons to hash after a save of the backfill's rows alone; want none", k)
+	}
+	more(t, n, id, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for toHash() == 0 && time.Now().Before(deadline) {
+		if err := n.do(t.Context(), func() {}); err != nil { // a turn of the loop: the save commits
+			t.Fatal(err)
+		}
+	}
+	if k := toHash(); k != 1 {
+		t.Errorf("%d commons to hash after records were saved; want 1", k)
+	}
+}

@@ -636,11 +636,12 @@ func (n *Node) committedBatch(b *batch) {
 	if b.save {
 		n.saved(b)
 		if b.err == nil {
-			if len(n.toHash) == 0 && len(b.saves) > 0 {
-				n.hashDue = time.Now().Add(hashDeferMax)
-			}
 			for _, sv := range b.saves {
-				if n.commons[sv.rep.id] == sv.rep {
+				// A save of the backfill's rows alone changes no root.
+				if n.commons[sv.rep.id] == sv.rep && len(sv.state) > 0 {
+					if len(n.toHash) == 0 {
+						n.hashDue = time.Now().Add(hashDeferMax)
+					}
 					n.toHash[sv.rep] = true
 				}
 			}
