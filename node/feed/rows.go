@@ -384,14 +384,33 @@ func (h *Hub) SummariesRow(id cid.Cid, through uint64) store.Write {
 	if !ok {
 		from = through
 	}
-	return summariesRow(from, through)
+	return fromRow(SummariesRowKey(), from, through)
 }
 
-// summariesRow is the row that says the records after cursor from have
-// summary rows, in a state saved through cursor through.
-func summariesRow(from, through uint64) store.Write {
+// fromRow is a row under key that says the records (or contributions)
+// after cursor from have rows of a kind, in a state saved through cursor
+// through ('b' and 'm' rows; Load reads them with readFrom).
+func fromRow(key []byte, from, through uint64) store.Write {
 	v := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, from), through)
-	return store.Write{Key: SummariesRowKey(), Value: v}
+	return store.Write{Key: key, Value: v}
+}
+
+// readFrom returns the cursor fromRow's row of commons id under key gives
+// in a state saved through cursor head, or head if there is no such row
+// or it was saved through another cursor (by a version that kept no rows
+// of its kind, which saved records since that have none).
+func (h *Hub) readFrom(ctx context.Context, id cid.Cid, key []byte, what string, head uint64) (uint64, error) {
+	from := head
+	err := h.log.ScanDerived(ctx, id, append([]byte{RowPrefix}, key...), nil, func(k, v []byte) error {
+		if len(k) != 1+len(key) || len(v) != 16 {
+			return fmt.Errorf("%w: commons %s: %s row %x", ErrDamaged, id, what, k[1:])
+		}
+		if f, through := binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]); through == head && f <= head {
+			from = f
+		}
+		return nil
+	})
+	return from, err
 }
 
 // BackfillRows returns the summary rows of summaries ss, in cursor order,
@@ -431,7 +450,9 @@ func (h *Hub) BackfillRows(ctx context.Context, id cid.Cid, ss []Summary) ([]sto
 // BackfilledRow returns the row that says the records after cursor from
 // have summary rows, committed with BackfillRows' rows of the records
 // after from, in a state saved through cursor through.
-func BackfilledRow(from, through uint64) store.Write { return summariesRow(from, through) }
+func BackfilledRow(from, through uint64) store.Write {
+	return fromRow(SummariesRowKey(), from, through)
+}
 
 // Backfilled tells the hub that the rows BackfillRows gave, from cursor
 // from, are stored: the records after from have summary rows.
@@ -466,8 +487,7 @@ func (h *Hub) StatusesRow(id cid.Cid, through uint64) store.Write {
 	if !ok {
 		from = through
 	}
-	v := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, from), through)
-	return store.Write{Key: StatusesRowKey(), Value: v}
+	return fromRow(StatusesRowKey(), from, through)
 }
 
 // StatusesRowKey is the key, without RowPrefix, of StatusesRow's row.
@@ -762,32 +782,16 @@ func (h *Hub) Load(ctx context.Context, id cid.Cid, head uint64) error {
 			return nil
 		})
 	}
-	// The summary rows begin after the head of a repo made by a version
-	// that kept none, and after the head too when one such version saved
-	// records since (they hold none): through is not the head then.
-	f.summariesFrom = head
+	// The summary and status rows begin after the head of a repo made by
+	// a version that kept none, and after the head too when one such
+	// version saved records since (they hold none): through is not the
+	// head then.
+	f.summariesFrom, f.statusesFrom = head, head
 	if err == nil {
-		err = h.log.ScanDerived(ctx, id, []byte{RowPrefix, rowSummaries}, nil, func(k, v []byte) error {
-			if len(k) != 2 || len(v) != 16 {
-				return bad("summaries", k)
-			}
-			if from, through := binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]); through == head && from <= head {
-				f.summariesFrom = from
-			}
-			return nil
-		})
+		f.summariesFrom, err = h.readFrom(ctx, id, SummariesRowKey(), "summaries", head)
 	}
-	f.statusesFrom = head
 	if err == nil {
-		err = h.log.ScanDerived(ctx, id, []byte{RowPrefix, rowStatuses}, nil, func(k, v []byte) error {
-			if len(k) != 2 || len(v) != 16 {
-				return bad("statuses", k)
-			}
-			if from, through := binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]); through == head && from <= head {
-				f.statusesFrom = from
-			}
-			return nil
-		})
+		f.statusesFrom, err = h.readFrom(ctx, id, StatusesRowKey(), "statuses", head)
 	}
 	if err != nil {
 		f.head = Pos{}
