@@ -367,24 +367,37 @@ func (h *Hub) completeContribs(ctx context.Context, f *commonsFeed, out []Summar
 // summaries (Summaries): 0, unless the repo was made by a version that
 // kept none, or ok false if the hub does not hold the commons.
 func (h *Hub) SummariesFrom(id cid.Cid) (from uint64, ok bool) {
-	f := h.lookup(id)
-	if f == nil {
-		return 0, false
-	}
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.summariesFrom, true
+	return h.from(id, func(f *commonsFeed) uint64 { return f.summariesFrom })
 }
 
 // SummariesRow returns the row that says which of commons id's records
 // have summary rows, for a save that stores its rows through cursor
 // through: those after through, if the hub does not hold the commons.
 func (h *Hub) SummariesRow(id cid.Cid, through uint64) store.Write {
-	from, ok := h.SummariesFrom(id)
+	return h.savedFromRow(id, SummariesRowKey(), through, func(f *commonsFeed) uint64 { return f.summariesFrom })
+}
+
+// from returns what of commons id's feed field reads, under its lock; ok
+// false if the hub does not hold the commons.
+func (h *Hub) from(id cid.Cid, field func(f *commonsFeed) uint64) (uint64, bool) {
+	f := h.lookup(id)
+	if f == nil {
+		return 0, false
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return field(f), true
+}
+
+// savedFromRow returns fromRow's row under key of the cursor field reads
+// of commons id's feed, for a save through cursor through: through itself
+// if the hub does not hold the commons.
+func (h *Hub) savedFromRow(id cid.Cid, key []byte, through uint64, field func(f *commonsFeed) uint64) store.Write {
+	from, ok := h.from(id, field)
 	if !ok {
 		from = through
 	}
-	return fromRow(SummariesRowKey(), from, through)
+	return fromRow(key, from, through)
 }
 
 // fromRow is a row under key that says the records (or contributions)
@@ -469,13 +482,7 @@ func (h *Hub) Backfilled(id cid.Cid, from uint64) {
 // by a version that kept none; ok false if the hub does not hold the
 // commons.
 func (h *Hub) StatusesFrom(id cid.Cid) (from uint64, ok bool) {
-	f := h.lookup(id)
-	if f == nil {
-		return 0, false
-	}
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.statusesFrom, true
+	return h.from(id, func(f *commonsFeed) uint64 { return f.statusesFrom })
 }
 
 // StatusesRow returns the row that says which of commons id's
@@ -483,11 +490,7 @@ func (h *Hub) StatusesFrom(id cid.Cid) (from uint64, ok bool) {
 // stores its rows through cursor through: those after through, if the hub
 // does not hold the commons.
 func (h *Hub) StatusesRow(id cid.Cid, through uint64) store.Write {
-	from, ok := h.StatusesFrom(id)
-	if !ok {
-		from = through
-	}
-	return fromRow(StatusesRowKey(), from, through)
+	return h.savedFromRow(id, StatusesRowKey(), through, func(f *commonsFeed) uint64 { return f.statusesFrom })
 }
 
 // StatusesRowKey is the key, without RowPrefix, of StatusesRow's row.
