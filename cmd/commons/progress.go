@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -234,4 +235,18 @@ func (p *progress) count(n int64) {
 		secs := max(elapsed.Seconds(), 0.001)
 		return fmt.Sprintf("%s: %s records, %s records/s", p.verb, thousands(n), thousands(int64(float64(n)/secs)))
 	})
+}
+
+// stopWriter passes bytes on to w until ctx is done, and fails after: a
+// long write (testnet gen) then ends at an interrupt.
+type stopWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (w stopWriter) Write(b []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return w.w.Write(b)
 }

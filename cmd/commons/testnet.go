@@ -27,6 +27,7 @@ func (a *app) testnetCmd() *cobra.Command {
 func (a *app) testnetGenCmd() *cobra.Command {
 	var o gen.Options
 	var out string
+	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "gen --records N --authors K [--maintainers M] [--seed S] --out FILE.car",
 		Short: "Write a valid, realistic synthetic commons to a CAR file",
@@ -49,10 +50,16 @@ options give the same bytes. Import it with "commons import FILE.car".`,
 				return fmt.Errorf("--out: %w", err)
 			}
 			defer os.Remove(tmp.Name())
-			w := bufio.NewWriterSize(tmp, 1<<20)
+			p := a.newProgress(quiet, "generating "+out, 0)
+			w := bufio.NewWriterSize(p.writer(stopWriter{cmd.Context(), tmp}), 1<<20)
 			g, err := gen.WriteCAR(o, w) // streams: memory does not grow with --records
 			if err == nil {
 				err = w.Flush()
+			}
+			p.end()
+			if cerr := cmd.Context().Err(); cerr != nil {
+				tmp.Close()
+				return fmt.Errorf("interrupted: %s not written", out)
 			}
 			if err == nil {
 				err = tmp.Chmod(0o644)
@@ -79,6 +86,7 @@ options give the same bytes. Import it with "commons import FILE.car".`,
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed: the same seed gives the same bytes")
 	fs.BoolVar(&o.NoPayloads, "no-payloads", false, "leave payload references out (their blobs do not exist)")
 	fs.StringVar(&out, "out", "", "CAR file to write")
+	fs.BoolVarP(&quiet, "quiet", "q", false, "no progress line")
 	return cmd
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,5 +64,32 @@ func TestTestnetGen(t *testing.T) {
 	}
 	if r := runCLI(t, t.Context(), "testnet", "bench", "nosuch"); r.code == 0 || !strings.Contains(r.stderr, "ingest") {
 		t.Errorf("bench nosuch: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// An interrupted gen stops, says so, and leaves no file behind, neither
+// under --out nor a temporary one beside it.
+func TestTestnetGenInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	r := runCLI(t, ctx, "testnet", "gen", "--records", "3000", "--out", filepath.Join(dir, "a.car"))
+	if r.code == 0 || !strings.Contains(r.stderr, "interrupted: "+filepath.Join(dir, "a.car")+" not written") {
+		t.Fatalf("gen with the context done: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("gen left %v", left)
+	}
+
+	// Part way: the writes after the interrupt fail.
+	ctx, cancel = context.WithCancel(t.Context())
+	var got bytes.Buffer
+	w := stopWriter{ctx, &got}
+	if _, err := w.Write([]byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if n, err := w.Write([]byte("two")); n != 0 || !errors.Is(err, context.Canceled) || got.String() != "one" {
+		t.Errorf("write after the interrupt: %d, %v; wrote %q", n, err, got.String())
 	}
 }
