@@ -31,6 +31,37 @@ func (s *State) AddAt(b *protocol.Block, pos uint64) ([]Change, error) {
 	return s.AddBatch([]*protocol.Block{b})
 }
 
+// Place gives contribution c the caller's place pos, as AddAt would have,
+// if it has none (added by Add, or read from a state written before places
+// were kept), and returns its status now and the place it keeps: pos, or
+// the place it had already. ok is false, and nothing changes, if c is no
+// contribution of the set. Its later changes give the place back
+// (Change.Pos); the root and the views stay as they were. The next Ready
+// writes the place.
+func (s *State) Place(c cid.Cid, pos uint64) (status Status, at uint64, ok bool, err error) {
+	if s.err != nil {
+		return "", 0, false, s.err
+	}
+	if pos == 0 {
+		return "", 0, false, fmt.Errorf("crdt: place 0 is no place")
+	}
+	s.adding = true // the entry read stays in ents, where the place changes
+	e := s.entry(c)
+	s.adding = false
+	if e == nil || e.con == nil {
+		return "", 0, false, s.err
+	}
+	if e.con.pos == 0 {
+		e.con.pos = pos
+	}
+	if s.mkv != nil {
+		if err := s.flushMem(); err != nil {
+			return "", 0, false, err
+		}
+	}
+	return e.con.status, e.con.pos, true, s.err
+}
+
 // AddBatch adds every block as Add does and returns the net changes: From is
 // a contribution's status before the batch, To after it, and contributions
 // whose status ended where it started are omitted (new contributions are
