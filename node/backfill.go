@@ -32,56 +32,82 @@ const backfillChunk = 4096
 const backfillPause = time.Second
 
 // backfill gives summary rows to the records of every commons that lacks
+// them, and then places and status rows to the contributions that lack
 // them (a repo made by a version that kept none), step by step, until
-// none lacks them or the node stops. It logs what it does, and stops at
-// the first error (the records it did not reach are read whole still, and
-// the next start goes on).
+// none lacks them or the node stops. It logs what it does, and stops a
+// kind at the first error (the records it did not reach are read whole
+// still, or their statuses looked up in the state, and the next start
+// goes on).
 func (n *Node) backfill() {
 	defer close(n.backfilled)
-	for _, id := range n.commonsIDs() {
-		from, ok := n.feeds.SummariesFrom(id)
-		if !ok || from == 0 {
-			continue
+	kinds := []rowsBackfill{
+		{"summary rows", "feed pages read those records whole", n.feeds.SummariesFrom, n.backfillStep},
+		{"status rows", "feed pages look their contributions' statuses up in the state", n.feeds.StatusesFrom, n.placeStep},
+	}
+	for _, k := range kinds {
+		for _, id := range n.commonsIDs() {
+			if !n.backfillRows(id, k) {
+				return
+			}
 		}
-		start := time.Now()
-		n.log.Info("feed: writing the summary rows an earlier version did not keep, in the background (until then, feed pages read those records whole)", "commons", id, "records", from)
-		// A line at each tenth of the way, for the operator.
-		tenth := max(from/10, 1)
-		next := from - min(from, tenth)
-		chunk := backfillChunk
-		for {
-			step := time.Now()
-			before, _ := n.feeds.SummariesFrom(id)
-			more, err := n.backfillStep(n.ctx, id, chunk)
-			if n.ctx.Err() != nil {
-				return
+	}
+}
+
+// rowsBackfill is a kind of rows the backfill writes: what they are, what
+// feed pages do until they are written, the cursor through which commons
+// lack them, and a step (backfillStep, placeStep).
+type rowsBackfill struct {
+	what, until string
+	from        func(id cid.Cid) (uint64, bool)
+	step        func(ctx context.Context, id cid.Cid, chunk int) (more bool, err error)
+}
+
+// backfillRows writes rows of kind k for commons id's records through the
+// cursor k.from gives, newest first, and reports whether to go on (false
+// once the node stops).
+func (n *Node) backfillRows(id cid.Cid, k rowsBackfill) bool {
+	from, ok := k.from(id)
+	if !ok || from == 0 {
+		return true
+	}
+	start := time.Now()
+	n.log.Info("feed: writing the "+k.what+" an earlier version did not keep, in the background (until then, "+k.until+")", "commons", id, "records", from)
+	// A line at each tenth of the way, for the operator.
+	tenth := max(from/10, 1)
+	next := from - min(from, tenth)
+	chunk := backfillChunk
+	for {
+		step := time.Now()
+		before, _ := k.from(id)
+		more, err := k.step(n.ctx, id, chunk)
+		if n.ctx.Err() != nil {
+			return false
+		}
+		if errors.Is(err, errBackfillGone) {
+			return true
+		}
+		if err != nil {
+			n.log.Warn("feed: writing the "+k.what+" of older records stopped ("+k.until+"); the next start goes on", "commons", id, "err", err)
+			return true
+		}
+		if !more {
+			n.log.Info("feed: "+k.what+" written", "commons", id, "records", from, "took", time.Since(start).Round(time.Millisecond))
+			return true
+		}
+		left, _ := k.from(id)
+		chunk = nextChunk(chunk, before-min(before, left))
+		if left <= next && left > 0 {
+			n.log.Info("feed: writing "+k.what, "commons", id, "records_left", left, "of", from)
+			if next = left - left%tenth; next == left {
+				next -= min(next, tenth)
 			}
-			if errors.Is(err, errBackfillGone) {
-				break
-			}
-			if err != nil {
-				n.log.Warn("feed: writing the summary rows of older records stopped: feed pages read them whole; the next start goes on", "commons", id, "err", err)
-				break
-			}
-			if !more {
-				n.log.Info("feed: summary rows written", "commons", id, "records", from, "took", time.Since(start).Round(time.Millisecond))
-				break
-			}
-			left, _ := n.feeds.SummariesFrom(id)
-			chunk = nextChunk(chunk, before-min(before, left))
-			if left <= next && left > 0 {
-				n.log.Info("feed: writing summary rows", "commons", id, "records_left", left, "of", from)
-				if next = left - left%tenth; next == left {
-					next -= min(next, tenth)
-				}
-			}
-			t := time.NewTimer(min(time.Since(step), backfillPause))
-			select {
-			case <-n.ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
+		}
+		t := time.NewTimer(min(time.Since(step), backfillPause))
+		select {
+		case <-n.ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
 		}
 	}
 }
@@ -140,6 +166,81 @@ func (n *Node) backfillStep(ctx context.Context, id cid.Cid, chunk int) (more bo
 		return false, ctx.Err()
 	}
 }
+
+// placeStep gives their places (crdt.State.Place) to the contributions
+// among up to chunk (at most placeChunk) of commons id's records that have
+// none, the newest of those, with a status row for each whose status
+// moved since it arrived, and reports whether any lack them still. It
+// reads their contribution rows, places them on the loop, and waits until
+// a save stored them: a change of a contribution's status from then on
+// writes its row as it would for a contribution placed at its arrival. If
+// the commons is left, or being left, it returns errBackfillGone.
+func (n *Node) placeStep(ctx context.Context, id cid.Cid, chunk int) (more bool, err error) {
+	from, ok := n.feeds.StatusesFrom(id)
+	if !ok {
+		return false, errBackfillGone
+	}
+	if from == 0 {
+		return false, nil
+	}
+	lo := from - min(from, uint64(min(chunk, placeChunk)))
+	older, err := n.feeds.OlderContributions(ctx, id, lo, from)
+	if err != nil {
+		return false, err
+	}
+	var stored chan struct{}
+	gone := false
+	var placeErr error
+	if err := n.do(ctx, func() {
+		rep := n.commons[id]
+		if gone = rep == nil || n.leaving[id] != nil; gone || rep.unsaved.placed != nil {
+			return
+		}
+		if now, ok := n.feeds.StatusesFrom(id); !ok || now != from {
+			return
+		}
+		rep.kv.begin() // the entries below read through one view
+		defer rep.kv.end()
+		u := &rep.unsaved
+		for _, c := range older {
+			now, at, ok, err := rep.state.Place(c.CID, c.Cursor)
+			if err != nil {
+				placeErr = fmt.Errorf("node: place contribution %s of commons %s: %w", c.CID, id, err)
+				return
+			}
+			// Written before any change the loop applies after: a change
+			// saved with it writes over it.
+			if ok && at == c.Cursor && now != c.Arrival {
+				u.rows = append(u.rows, feed.NowRow(c.Cursor, now))
+			}
+		}
+		u.pending = true
+		stored = make(chan struct{})
+		u.placedFrom, u.placed = lo, stored
+		n.save()
+	}); err != nil {
+		return false, err
+	}
+	if placeErr != nil {
+		return false, placeErr
+	}
+	if gone {
+		return false, errBackfillGone
+	}
+	if stored == nil {
+		return true, nil // changed meanwhile: the next step looks again
+	}
+	select {
+	case <-stored:
+		return lo > 0, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// placeChunk is the most records a step of placeStep covers: each of
+// their contributions costs a read of its state entry on the loop.
+const placeChunk = 1024
 
 // nextChunk returns how many records the step after one that asked for
 // chunk and gave rows to covered should read: as many as the last could

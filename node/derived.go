@@ -110,10 +110,16 @@ type unsaved struct {
 	backfill     []store.Write
 	backfillFrom uint64
 	backfilled   chan struct{}
+	// placed is closed once a save stored the places given to the
+	// contributions after cursor placedFrom that a version before kept
+	// none for, and their status rows (in rows), with the row that says
+	// so (backfill.go; nil: none).
+	placedFrom uint64
+	placed     chan struct{}
 }
 
 func (u *unsaved) empty() bool {
-	return len(u.readies) == 0 && len(u.rows) == 0 && len(u.blobs) == 0 && len(u.marks) == 0 && !u.pending && u.backfilled == nil
+	return len(u.readies) == 0 && len(u.rows) == 0 && len(u.blobs) == 0 && len(u.marks) == 0 && !u.pending && u.backfilled == nil && u.placed == nil
 }
 
 // openState opens a commons' state from the store.
@@ -182,6 +188,9 @@ type saving struct {
 	backfill     []store.Write
 	backfillFrom uint64
 	backfilled   chan struct{}
+	// The places of older contributions (unsaved.placed), if any.
+	placedFrom uint64
+	placed     chan struct{}
 }
 
 // saveBatch returns a batch that commits every replica's unsaved derived
@@ -234,6 +243,10 @@ func (n *Node) saving(rep *replica) (saving, error) {
 	if u.backfilled != nil {
 		sv.backfill, sv.backfillFrom, sv.backfilled = u.backfill, u.backfillFrom, u.backfilled
 		sv.summaries = feed.BackfilledRow(u.backfillFrom, u.applied)
+	}
+	if u.placed != nil {
+		sv.placedFrom, sv.placed = u.placedFrom, u.placed
+		sv.statuses = feed.StatusesBackfilledRow(u.placedFrom, u.applied)
 	}
 	return sv, nil
 }
@@ -301,6 +314,11 @@ func (n *Node) saved(b *batch) {
 			n.feeds.Backfilled(sv.rep.id, sv.backfillFrom)
 			u.backfill, u.backfilled = nil, nil
 			close(sv.backfilled)
+		}
+		if sv.placed != nil && u.placed == sv.placed {
+			n.feeds.StatusesBackfilled(sv.rep.id, sv.placedFrom)
+			u.placed = nil
+			close(sv.placed)
 		}
 		// A Ready writes a bounded number of the trie's leaf hashes that
 		// Root computed (crdt's trieSaveMax): the rest go with the next

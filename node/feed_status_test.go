@@ -1,9 +1,14 @@
 package node
 
 import (
+	"context"
+	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/commons-p2p/commons/crdt"
 	"github.com/commons-p2p/commons/node/api"
@@ -117,23 +122,20 @@ func TestFeedStatusesFromRows(t *testing.T) {
 	checkFeedPages(t, n, id)
 }
 
-// TestFeedStatusesOfARepoWithoutThem: a repo made by a version that kept
-// no status rows, and no cursor of a contribution in the state, shows the
-// same pages: the statuses of its contributions come from the state (its
-// later changes have no cursor to write a row by), those of the
-// contributions that came after from the rows, also after a restart. The
-// row that says where they begin is trusted only if it was saved with the
-// state as it stands.
-func TestFeedStatusesOfARepoWithoutThem(t *testing.T) {
-	dir, key := t.TempDir(), testKey(t)
+// repoWithoutStatusRows makes a repo as a version that kept no status
+// rows, and no cursor of a contribution in the state, left it: its
+// commons, whose contributions' statuses its reviews moved, the
+// contributions, and the cursor its state was saved through.
+func repoWithoutStatusRows(t *testing.T, rounds int) (dir string, key crypto.PrivKey, id cid.Cid, cons []string, old uint64) {
+	t.Helper()
+	dir, key = t.TempDir(), testKey(t)
 	keepPlaces = false
 	t.Cleanup(func() { keepPlaces = true })
 	n, cs := startRepo(t, dir, key, nil)
-	id, cons := fill(t, n, 6)
+	id, cons = fill(t, n, rounds)
 	waitSaved(t, cs, id)
 	closeNode(t, n)
 	keepPlaces = true
-	var old uint64
 	onRepo(t, dir, func(st *badgerstore.Store) {
 		applied, err := st.Applied(t.Context(), id)
 		if err != nil {
@@ -154,8 +156,19 @@ func TestFeedStatusesOfARepoWithoutThem(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	return dir, key, id, cons, old
+}
 
-	n, cs = startRepo(t, dir, key, nil)
+// TestFeedStatusesOfARepoWithoutThem: a repo made by a version that kept
+// no status rows, and no cursor of a contribution in the state, shows the
+// same pages: the statuses of its contributions come from the state (its
+// later changes have no cursor to write a row by), those of the
+// contributions that came after from the rows, also after a restart. The
+// row that says where they begin is trusted only if it was saved with the
+// state as it stands.
+func TestFeedStatusesOfARepoWithoutThem(t *testing.T) {
+	dir, key, id, cons, old := repoWithoutStatusRows(t, 6)
+	n, cs := startRepo(t, dir, key, nil)
 	if from, ok := n.feeds.StatusesFrom(id); !ok || from != old {
 		t.Fatalf("statuses from %d (%v) in a repo without them, of %d records; want from %d", from, ok, old, old)
 	}
@@ -190,4 +203,233 @@ func TestFeedStatusesOfARepoWithoutThem(t *testing.T) {
 		t.Errorf("statuses from %d after a row saved through %d, with the state through %d; want from %d", from, old, head, head)
 	}
 	checkFeedPages(t, n, id)
+}
+
+// checkStatusesFrom checks what the feed's rows give of the status of
+// each of commons id's contributions: the state's for those after
+// StatusesFrom, nothing (the state is asked) for the others.
+func checkStatusesFrom(t *testing.T, n *Node, id cid.Cid) {
+	t.Helper()
+	from, _ := n.feeds.StatusesFrom(id)
+	items, err := n.Feed(t.Context(), api.FeedQuery{Commons: id.String(), Limit: api.MaxFeedLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cursors []uint64
+	var cons []string
+	for _, it := range items {
+		if it.Type == "contribution" {
+			cursors, cons = append(cursors, it.Cursor), append(cons, it.CID)
+		}
+	}
+	got, err := n.feeds.Statuses(t.Context(), id, cursors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cons {
+		want := statusOf(t, n, id, c)
+		if cursors[i] <= from {
+			want = ""
+		}
+		if got[i] != want {
+			t.Errorf("statuses from %d: the rows give contribution %s (cursor %d) status %q; want %q", from, c, cursors[i], got[i], want)
+		}
+	}
+}
+
+// cursorOf returns the feed cursor of record c of commons id.
+func cursorOf(t *testing.T, n *Node, id cid.Cid, c string) uint64 {
+	t.Helper()
+	items, err := n.Feed(t.Context(), api.FeedQuery{Commons: id.String(), Limit: api.MaxFeedLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items {
+		if it.CID == c {
+			return it.Cursor
+		}
+	}
+	t.Fatalf("record %s is not in the feed", c)
+	return 0
+}
+
+// moveStatus has n review contribution c so that its status changes.
+func moveStatus(t *testing.T, n *Node, id cid.Cid, c string) crdt.Status {
+	t.Helper()
+	before := statusOf(t, n, id, c)
+	d := "accept"
+	if before == crdt.StatusAccepted {
+		d = "reject"
+	}
+	reviewAs(t, n, c, d)
+	after := statusOf(t, n, id, c)
+	if after == before {
+		t.Fatalf("a review %s of contribution %s left it %s", d, c, before)
+	}
+	return after
+}
+
+// TestPlacesForOlderContributions: the contributions of a repo made by a
+// version that kept no status rows get their cursors in the state and
+// their status rows, a few records a step, from the newest back. After
+// each step the rows give the status of each contribution after the
+// cursor the steps reached, and every page is what the records say. A
+// contribution whose status a review moves after its step placed it, but
+// before the step's save (which fails, and is tried again) is stored,
+// keeps the review's status over the step's row. Once every step is done,
+// a page reads no entry of the state, also after a restart, and a review
+// of an older contribution writes its row as for any other.
+func TestPlacesForOlderContributions(t *testing.T) {
+	defer func(d time.Duration) { saveRetryDelay = d }(saveRetryDelay)
+	saveRetryDelay = 20 * time.Millisecond
+	dir, key, id, cons, old := repoWithoutStatusRows(t, 9)
+	n, cs := startRepo(t, dir, key, nil)
+	defer func() { closeNode(t, n) }()
+	if gets := entryGetsFor(t, n, cs, id, 0); gets == 0 {
+		t.Fatal("a feed page of a repo without status rows read no entry of the state: nothing to place")
+	}
+	checkStatusesFrom(t, n, id)
+	step := func(chunk int) bool {
+		t.Helper()
+		before, _ := n.feeds.StatusesFrom(id)
+		more, err := n.placeStep(t.Context(), id, chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if from, _ := n.feeds.StatusesFrom(id); from != before-min(before, uint64(chunk)) || more != (from > 0) {
+			t.Fatalf("a step of %d from %d: from %d, more %v", chunk, before, from, more)
+		}
+		checkStatusesFrom(t, n, id)
+		checkFeedPages(t, n, id)
+		return more
+	}
+	step(4)
+	step(4)
+
+	// A step whose save fails, and a review of one of its contributions
+	// before it is tried again.
+	x := cons[2]
+	cx := cursorOf(t, n, id, x)
+	from, _ := n.feeds.StatusesFrom(id)
+	if cx >= from {
+		t.Fatalf("contribution %s at %d, steps at %d: the test does not place it in the step it means to", x, cx, from)
+	}
+	cs.failDerived.Store(true)
+	stepped := make(chan error, 1)
+	go func() {
+		_, err := n.placeStep(t.Context(), id, int(from-cx+1))
+		stepped <- err
+	}()
+	for len(cs.saves) > 0 {
+		<-cs.saves
+	}
+	if err := <-cs.saves; err == nil {
+		t.Fatal("a save succeeded while saves fail")
+	}
+	want := moveStatus(t, n, id, x)
+	if now, _ := n.feeds.StatusesFrom(id); now != from {
+		t.Fatalf("statuses from %d before the step's save is stored; want %d still", now, from)
+	}
+	checkStatusesFrom(t, n, id)
+	checkFeedPages(t, n, id)
+	cs.failDerived.Store(false)
+	if err := <-stepped; err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := n.feeds.StatusesFrom(id); now != cx-1 {
+		t.Fatalf("statuses from %d after the step's save; want %d", now, cx-1)
+	}
+	if got, err := n.feeds.Statuses(t.Context(), id, []uint64{cx}); err != nil || got[0] != want {
+		t.Fatalf("the rows give contribution %s status %q (%v) after the step and a review; want %q", x, got[0], err, want)
+	}
+	checkStatusesFrom(t, n, id)
+	checkFeedPages(t, n, id)
+
+	for step(3) {
+	}
+	if gets := entryGetsFor(t, n, cs, id, 0); gets != 0 {
+		t.Errorf("a feed page read %d entries of the state once every contribution is placed; want none", gets)
+	}
+	moveStatus(t, n, id, cons[0])
+	waitSaved(t, cs, id)
+	checkStatusesFrom(t, n, id)
+	closeNode(t, n)
+
+	n, cs = startRepo(t, dir, key, nil)
+	if from, _ := n.feeds.StatusesFrom(id); from != 0 {
+		t.Errorf("statuses from %d after a restart; want 0", from)
+	}
+	if gets := entryGetsFor(t, n, cs, id, 0); gets != 0 {
+		t.Errorf("a feed page read %d entries of the state after a restart; want none", gets)
+	}
+	checkStatusesFrom(t, n, id)
+	checkFeedPages(t, n, id)
+	if old == 0 {
+		t.Fatal("the repo had no records")
+	}
+}
+
+// TestDaemonPlacesOlderContributions: a daemon places the contributions of
+// a repo made by a version that kept no status rows in the background,
+// after the summary rows, and says so.
+func TestDaemonPlacesOlderContributions(t *testing.T) {
+	dir, key, id, _, _ := repoWithoutStatusRows(t, 5)
+	var log logBuffer
+	n, cs := startRepoWith(t, dir, key, &log, func(c *Config) {
+		c.Offline = false
+		c.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	})
+	defer func() { closeNode(t, n) }()
+	<-n.backfilled
+	if from, _ := n.feeds.StatusesFrom(id); from != 0 {
+		t.Errorf("statuses from %d once the daemon's backfill ended; want 0", from)
+	}
+	if gets := entryGetsFor(t, n, cs, id, 0); gets != 0 {
+		t.Errorf("a feed page read %d entries of the state once the daemon's backfill ended; want none", gets)
+	}
+	checkStatusesFrom(t, n, id)
+	if !strings.Contains(log.String(), "status rows written") {
+		t.Errorf("the daemon's log does not say the rows were written:\n%s", log.String())
+	}
+}
+
+// TestLeaveWhilePlacing: a commons left while the places of its older
+// contributions wait for a save that fails (a full disk) is left once a
+// save can be stored, as with any state not saved yet; the step then ends
+// with no error, and a step after the leave finds the commons gone.
+func TestLeaveWhilePlacing(t *testing.T) {
+	defer func(d time.Duration) { saveRetryDelay = d }(saveRetryDelay)
+	saveRetryDelay = 20 * time.Millisecond
+	dir, key, id, _, _ := repoWithoutStatusRows(t, 4)
+	n, cs := startRepo(t, dir, key, nil)
+	defer func() { closeNode(t, n) }()
+	cs.failDerived.Store(true)
+	stepped := make(chan error, 1)
+	go func() {
+		_, err := n.placeStep(t.Context(), id, 3)
+		stepped <- err
+	}()
+	for len(cs.saves) > 0 {
+		<-cs.saves
+	}
+	if err := <-cs.saves; err == nil {
+		t.Fatal("a save succeeded while saves fail")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := n.Leave(ctx, id.String(), false); err == nil {
+		t.Fatal("a leave with the state not saved, and saves failing, ended at once")
+	}
+	var l *leave
+	if err := n.do(t.Context(), func() { l = n.leaving[id] }); err != nil || l == nil {
+		t.Fatalf("the leave is not under way: %v", err)
+	}
+	cs.failDerived.Store(false)
+	if err := <-stepped; err != nil {
+		t.Fatalf("the step of a commons being left: %v", err)
+	}
+	<-l.out
+	if _, err := n.placeStep(t.Context(), id, 3); !errors.Is(err, errBackfillGone) {
+		t.Errorf("a step after the leave: %v; want %v", err, errBackfillGone)
+	}
 }

@@ -159,6 +159,12 @@ func (n *Node) tryLeave(l *leave) {
 		close(u.backfilled)
 		u.backfill, u.backfilled = nil, nil
 	}
+	if u := &rep.unsaved; u.placed != nil {
+		// Places of older contributions: saved with the state if it is
+		// kept, not said to be.
+		close(u.placed)
+		u.placed = nil
+	}
 	if !rep.unsaved.empty() {
 		n.save() // unless a failed save waits for saveRetry: the retry calls back
 		return

@@ -51,7 +51,9 @@ import (
 // 10,000,000 records costs 100 point reads at random places of the
 // store, most of its time. The contributions of a repo made before 't'
 // rows were (from, in the 'm' row, says where they begin) have no
-// cursor in the state: their statuses are looked up there, as before.
+// cursor in the state: their statuses are looked up there, as before,
+// until the daemon has given them their cursors and rows
+// (OlderContributions, node/backfill.go).
 const (
 	rowStatus    = 's'
 	rowContrib   = 'c'
@@ -493,6 +495,64 @@ func (h *Hub) StatusesRow(id cid.Cid, through uint64) store.Write {
 	return h.savedFromRow(id, StatusesRowKey(), through, func(f *commonsFeed) uint64 { return f.statusesFrom })
 }
 
+// Older is a contribution of a repo made by a version that kept no 't'
+// rows, as OlderContributions reads it from its contribution row.
+type Older struct {
+	Cursor  uint64
+	CID     cid.Cid
+	Arrival crdt.Status // the status it arrived with ("" if the row does not say)
+}
+
+// OlderContributions returns commons id's contributions after cursor
+// after through cursor last, in cursor order, from their contribution
+// rows: those through StatusesFrom have no 't' row, and their status is
+// looked up in the state until the node has placed them (crdt.State.Place)
+// and saved a NowRow for each whose status moved, with
+// StatusesBackfilledRow.
+func (h *Hub) OlderContributions(ctx context.Context, id cid.Cid, after, last uint64) ([]Older, error) {
+	f := h.lookup(id)
+	if f == nil {
+		return nil, fmt.Errorf("feed: commons %s is not held", id)
+	}
+	if last <= after {
+		return nil, nil
+	}
+	cs, err := h.contribs(ctx, f, after, last, int(last-after))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Older, len(cs))
+	for i, c := range cs {
+		out[i] = Older{Cursor: c.cursor, CID: c.con.CID(), Arrival: statuses[c.arrival]}
+	}
+	return out, nil
+}
+
+// NowRow returns the 't' row, without RowPrefix, that says the
+// contribution at cursor has status now.
+func NowRow(cursor uint64, now crdt.Status) store.Write {
+	return store.Write{Key: nowKey(cursor)[1:], Value: []byte{statusCode(now)}}
+}
+
+// StatusesBackfilledRow returns the row that says the contributions after
+// cursor from have their statuses in the rows, committed with the places
+// and NowRows of those after from that OlderContributions gave, in a
+// state saved through cursor through.
+func StatusesBackfilledRow(from, through uint64) store.Write {
+	return fromRow(StatusesRowKey(), from, through)
+}
+
+// StatusesBackfilled tells the hub that the rows of StatusesBackfilledRow
+// for cursor from are stored: the contributions after from have their
+// statuses in the rows.
+func (h *Hub) StatusesBackfilled(id cid.Cid, from uint64) {
+	if f := h.lookup(id); f != nil {
+		f.mu.Lock()
+		f.statusesFrom = min(f.statusesFrom, from)
+		f.mu.Unlock()
+	}
+}
+
 // StatusesRowKey is the key, without RowPrefix, of StatusesRow's row.
 func StatusesRowKey() []byte { return []byte{rowStatuses} }
 
@@ -687,7 +747,7 @@ func Rows(done []Applied) []store.Write {
 			if nowRow(a, ch) {
 				// A later change of the same contribution, in this call or a
 				// later one of the same save, writes over it.
-				ws = append(ws, store.Write{Key: nowKey(ch.Pos)[1:], Value: []byte{statusCode(ch.To)}})
+				ws = append(ws, NowRow(ch.Pos, ch.To))
 			}
 		}
 		if c := a.Block.Record.Contribution(); c != nil {
