@@ -172,6 +172,11 @@ func TestPlaceGivesAPlaceLater(t *testing.T) {
 		if err != nil || st != tc.status || at != tc.at || ok != tc.ok {
 			t.Fatalf("Place(%s, %d) = %q, %d, %v, %v; want %q, %d, %v", tc.c, tc.pos, st, at, ok, err, tc.status, tc.at, tc.ok)
 		}
+		if !tc.ok || tc.at != tc.pos { // nothing to write
+			if r, err := s.Ready(); r != nil || err != nil {
+				t.Fatalf("Place(%s, %d), which changes nothing, left writes %v (%v)", tc.c, tc.pos, r, err)
+			}
+		}
 		save()
 	}
 	if _, _, _, err := s.Place(a.CID, 0); err == nil {

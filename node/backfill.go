@@ -11,6 +11,7 @@ import (
 
 	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/protocol"
+	"github.com/commons-p2p/commons/store"
 )
 
 // The feed of a repo made by a version that kept no summary rows reads
@@ -171,10 +172,11 @@ func (n *Node) backfillStep(ctx context.Context, id cid.Cid, chunk int) (more bo
 // among up to chunk (at most placeChunk) of commons id's records that have
 // none, the newest of those, with a status row for each whose status
 // moved since it arrived, and reports whether any lack them still. It
-// reads their contribution rows, places them on the loop, and waits until
-// a save stored them: a change of a contribution's status from then on
-// writes its row as it would for a contribution placed at its arrival. If
-// the commons is left, or being left, it returns errBackfillGone.
+// reads their contribution rows, places them on the loop, placeBatch at
+// a time, and waits until a save stored them: a change of a
+// contribution's status from its place on writes its row as it would for
+// a contribution placed at its arrival, after the step's row. If the
+// commons is left, or being left, it returns errBackfillGone.
 func (n *Node) placeStep(ctx context.Context, id cid.Cid, chunk int) (more bool, err error) {
 	from, ok := n.feeds.StatusesFrom(id)
 	if !ok {
@@ -189,58 +191,85 @@ func (n *Node) placeStep(ctx context.Context, id cid.Cid, chunk int) (more bool,
 		return false, err
 	}
 	var stored chan struct{}
-	gone := false
-	var placeErr error
-	if err := n.do(ctx, func() {
-		rep := n.commons[id]
-		if gone = rep == nil || n.leaving[id] != nil; gone || rep.unsaved.placed != nil {
-			return
-		}
-		if now, ok := n.feeds.StatusesFrom(id); !ok || now != from {
-			return
-		}
-		rep.kv.begin() // the entries below read through one view
-		defer rep.kv.end()
-		u := &rep.unsaved
-		for _, c := range older {
-			now, at, ok, err := rep.state.Place(c.CID, c.Cursor)
-			if err != nil {
-				placeErr = fmt.Errorf("node: place contribution %s of commons %s: %w", c.CID, id, err)
+	for len(older) > 0 || stored == nil {
+		batch := older[:min(len(older), placeBatch)]
+		older = older[len(batch):]
+		last := len(older) == 0
+		gone, changed := false, false
+		var placeErr error
+		if err := n.do(ctx, func() {
+			rep := n.commons[id]
+			if gone = rep == nil || n.leaving[id] != nil; gone {
 				return
 			}
-			// Written before any change the loop applies after: a change
-			// saved with it writes over it.
-			if ok && at == c.Cursor && now != c.Arrival {
-				u.rows = append(u.rows, feed.NowRow(c.Cursor, now))
+			if now, ok := n.feeds.StatusesFrom(id); !ok || now != from || rep.unsaved.placed != nil {
+				changed = true
+				return
 			}
+			u := &rep.unsaved
+			if len(batch) > 0 {
+				rep.kv.begin() // the entries below read through one view
+				defer rep.kv.end()
+			}
+			var rows []store.Write
+			for _, c := range batch {
+				now, at, ok, err := rep.state.Place(c.CID, c.Cursor)
+				if err != nil {
+					// The state is unreadable (checkStates): no row goes
+					// without its place.
+					placeErr = fmt.Errorf("node: place contribution %s of commons %s: %w", c.CID, id, err)
+					return
+				}
+				if ok && at == c.Cursor && now != c.Arrival {
+					rows = append(rows, feed.NowRow(c.Cursor, now))
+				}
+			}
+			// Before the rows of any change the loop applies after: a
+			// change saved with them writes over them. The places go with
+			// the same save (pending: the state's next Ready).
+			u.rows = append(u.rows, rows...)
+			u.pending = u.pending || len(batch) > 0
+			if last {
+				stored = make(chan struct{})
+				u.placedFrom, u.placed = lo, stored
+				n.save()
+			}
+		}); err != nil {
+			return false, err
 		}
-		u.pending = true
-		stored = make(chan struct{})
-		u.placedFrom, u.placed = lo, stored
-		n.save()
-	}); err != nil {
-		return false, err
-	}
-	if placeErr != nil {
-		return false, placeErr
-	}
-	if gone {
-		return false, errBackfillGone
-	}
-	if stored == nil {
-		return true, nil // changed meanwhile: the next step looks again
+		switch {
+		case placeErr != nil:
+			return false, placeErr
+		case gone:
+			return false, errBackfillGone
+		case changed:
+			// The next step looks again; the places given so far are kept,
+			// and given again harmlessly.
+			return true, nil
+		}
 	}
 	select {
 	case <-stored:
-		return lo > 0, nil
 	case <-ctx.Done():
 		return false, ctx.Err()
 	}
+	switch now, ok := n.feeds.StatusesFrom(id); {
+	case !ok:
+		return false, errBackfillGone
+	case now > lo:
+		return true, nil // let go by a leave, not stored: the next step looks again
+	}
+	return lo > 0, nil
 }
 
-// placeChunk is the most records a step of placeStep covers: each of
-// their contributions costs a read of its state entry on the loop.
-const placeChunk = 1024
+// placeChunk is the most records a step of placeStep covers, and
+// placeBatch the most contributions it places at once on the event loop:
+// each costs a read of its entry in the state, and the loop serves the
+// API meanwhile.
+const (
+	placeChunk = 1024
+	placeBatch = 64
+)
 
 // nextChunk returns how many records the step after one that asked for
 // chunk and gave rows to covered should read: as many as the last could

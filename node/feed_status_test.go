@@ -1,8 +1,10 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/commons-p2p/commons/crdt"
 	"github.com/commons-p2p/commons/node/api"
+	"github.com/commons-p2p/commons/node/feed"
 	"github.com/commons-p2p/commons/store"
 	"github.com/commons-p2p/commons/store/badgerstore"
 )
@@ -308,7 +311,7 @@ func TestPlacesForOlderContributions(t *testing.T) {
 
 	// A step whose save fails, and a review of one of its contributions
 	// before it is tried again.
-	x := cons[2]
+	x := cons[3] // accepted: its step writes a row
 	cx := cursorOf(t, n, id, x)
 	from, _ := n.feeds.StatusesFrom(id)
 	if cx >= from {
@@ -325,6 +328,20 @@ func TestPlacesForOlderContributions(t *testing.T) {
 	}
 	if err := <-cs.saves; err == nil {
 		t.Fatal("a save succeeded while saves fail")
+	}
+	placedAs := statusOf(t, n, id, x)
+	if placedAs == crdt.StatusPending {
+		t.Fatalf("contribution %s is pending, the status it arrived with: its step writes no row for the review to write over", x)
+	}
+	var rows []store.Write
+	if err := n.do(t.Context(), func() { rows = slices.Clone(n.commons[id].unsaved.rows) }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(rows, func(w store.Write) bool {
+		r := feed.NowRow(cx, placedAs)
+		return bytes.Equal(w.Key, r.Key) && bytes.Equal(w.Value, r.Value)
+	}) {
+		t.Fatalf("the step's rows waiting for a save have no row of contribution %s (cursor %d) %s", x, cx, placedAs)
 	}
 	want := moveStatus(t, n, id, x)
 	if now, _ := n.feeds.StatusesFrom(id); now != from {
@@ -350,11 +367,22 @@ func TestPlacesForOlderContributions(t *testing.T) {
 	if gets := entryGetsFor(t, n, cs, id, 0); gets != 0 {
 		t.Errorf("a feed page read %d entries of the state once every contribution is placed; want none", gets)
 	}
-	moveStatus(t, n, id, cons[0])
-	waitSaved(t, cs, id)
-	checkStatusesFrom(t, n, id)
+	// The store holds each place, stored with its step, before any later
+	// save or a clean stop (a crash now loses none): a state opened from it
+	// keeps the place it holds over a new one.
+	stored, _, err := n.openState(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cons {
+		if _, at, ok, err := stored.Place(must[cid.Cid](t)(cid.Decode(c)), 1<<40); err != nil || !ok || at != cursorOf(t, n, id, c) {
+			t.Errorf("the stored state has contribution %s at %d (%v, %v); want its cursor %d", c, at, ok, err, cursorOf(t, n, id, c))
+		}
+	}
 	closeNode(t, n)
 
+	// The places were stored with the steps: after a restart, a review of
+	// the oldest contribution writes its row.
 	n, cs = startRepo(t, dir, key, nil)
 	if from, _ := n.feeds.StatusesFrom(id); from != 0 {
 		t.Errorf("statuses from %d after a restart; want 0", from)
@@ -362,6 +390,9 @@ func TestPlacesForOlderContributions(t *testing.T) {
 	if gets := entryGetsFor(t, n, cs, id, 0); gets != 0 {
 		t.Errorf("a feed page read %d entries of the state after a restart; want none", gets)
 	}
+	checkStatusesFrom(t, n, id)
+	moveStatus(t, n, id, cons[0])
+	waitSaved(t, cs, id)
 	checkStatusesFrom(t, n, id)
 	checkFeedPages(t, n, id)
 	if old == 0 {
@@ -425,7 +456,9 @@ func TestLeaveWhilePlacing(t *testing.T) {
 		t.Fatalf("the leave is not under way: %v", err)
 	}
 	cs.failDerived.Store(false)
-	if err := <-stepped; err != nil {
+	// The step ends with the leave: as one to look at again, or as one
+	// whose commons is gone.
+	if err := <-stepped; err != nil && !errors.Is(err, errBackfillGone) {
 		t.Fatalf("the step of a commons being left: %v", err)
 	}
 	<-l.out
