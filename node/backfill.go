@@ -22,6 +22,14 @@ import (
 // save of the commons' derived state, with the row that says which
 // records have rows: a feed page reads rows from the first chunk on, and
 // a daemon stopped halfway goes on at its next start where it stopped.
+//
+// Likewise, a repo made by a version that kept no status rows looks the
+// statuses of its older contributions up in the state (feed.Hub.Statuses
+// leaves them to the caller), a point read each at a random place of the
+// store. Once the summary rows are written, the daemon gives those
+// contributions their cursors in the state and their status rows
+// (placeStep), from the newest back, and says from where they have them
+// in the same saves.
 
 // backfillChunk is how many records a step of the backfill reads and
 // gives rows to, in one save (fewer if their summaries are large).
