@@ -472,9 +472,16 @@ func BackfilledRow(from, through uint64) store.Write {
 // Backfilled tells the hub that the rows BackfillRows gave, from cursor
 // from, are stored: the records after from have summary rows.
 func (h *Hub) Backfilled(id cid.Cid, from uint64) {
+	h.lower(id, func(f *commonsFeed) *uint64 { return &f.summariesFrom }, from)
+}
+
+// lower lowers the cursor field gives of commons id's feed to from, under
+// its lock, if the hub holds the commons and from is lower.
+func (h *Hub) lower(id cid.Cid, field func(f *commonsFeed) *uint64, from uint64) {
 	if f := h.lookup(id); f != nil {
 		f.mu.Lock()
-		f.summariesFrom = min(f.summariesFrom, from)
+		p := field(f)
+		*p = min(*p, from)
 		f.mu.Unlock()
 	}
 }
@@ -546,11 +553,7 @@ func StatusesBackfilledRow(from, through uint64) store.Write {
 // for cursor from are stored: the contributions after from have their
 // statuses in the rows.
 func (h *Hub) StatusesBackfilled(id cid.Cid, from uint64) {
-	if f := h.lookup(id); f != nil {
-		f.mu.Lock()
-		f.statusesFrom = min(f.statusesFrom, from)
-		f.mu.Unlock()
-	}
+	h.lower(id, func(f *commonsFeed) *uint64 { return &f.statusesFrom }, from)
 }
 
 // StatusesRowKey is the key, without RowPrefix, of StatusesRow's row.
