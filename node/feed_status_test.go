@@ -53,17 +53,7 @@ func entryGetsFor(t *testing.T, n *Node, cs *countingStore, id cid.Cid, since ui
 func checkRowStatuses(t *testing.T, n *Node, id cid.Cid) {
 	t.Helper()
 	from, _ := n.feeds.StatusesFrom(id)
-	items, err := n.Feed(t.Context(), api.FeedQuery{Commons: id.String(), Since: from, Limit: api.MaxFeedLimit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cursors []uint64
-	var cons []string
-	for _, it := range items {
-		if it.Type == "contribution" {
-			cursors, cons = append(cursors, it.Cursor), append(cons, it.CID)
-		}
-	}
+	cursors, cons := feedContributions(t, n, id, from)
 	if len(cons) == 0 {
 		t.Fatal("no contribution to read the status of")
 	}
@@ -214,17 +204,7 @@ func TestFeedStatusesOfARepoWithoutThem(t *testing.T) {
 func checkStatusesFrom(t *testing.T, n *Node, id cid.Cid) {
 	t.Helper()
 	from, _ := n.feeds.StatusesFrom(id)
-	items, err := n.Feed(t.Context(), api.FeedQuery{Commons: id.String(), Limit: api.MaxFeedLimit})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cursors []uint64
-	var cons []string
-	for _, it := range items {
-		if it.Type == "contribution" {
-			cursors, cons = append(cursors, it.Cursor), append(cons, it.CID)
-		}
-	}
+	cursors, cons := feedContributions(t, n, id, 0)
 	got, err := n.feeds.Statuses(t.Context(), id, cursors)
 	if err != nil {
 		t.Fatal(err)
@@ -240,19 +220,32 @@ func checkStatusesFrom(t *testing.T, n *Node, id cid.Cid) {
 	}
 }
 
-// cursorOf returns the feed cursor of record c of commons id.
-func cursorOf(t *testing.T, n *Node, id cid.Cid, c string) uint64 {
+// feedContributions returns the cursors and CIDs of commons id's
+// contributions after cursor since, from a feed page.
+func feedContributions(t *testing.T, n *Node, id cid.Cid, since uint64) ([]uint64, []string) {
 	t.Helper()
-	items, err := n.Feed(t.Context(), api.FeedQuery{Commons: id.String(), Limit: api.MaxFeedLimit})
+	items, err := n.Feed(t.Context(), api.FeedQuery{Commons: id.String(), Since: since, Limit: api.MaxFeedLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var cursors []uint64
+	var cons []string
 	for _, it := range items {
-		if it.CID == c {
-			return it.Cursor
+		if it.Type == "contribution" {
+			cursors, cons = append(cursors, it.Cursor), append(cons, it.CID)
 		}
 	}
-	t.Fatalf("record %s is not in the feed", c)
+	return cursors, cons
+}
+
+// cursorOf returns the feed cursor of contribution c of commons id.
+func cursorOf(t *testing.T, n *Node, id cid.Cid, c string) uint64 {
+	t.Helper()
+	cursors, cons := feedContributions(t, n, id, 0)
+	if i := slices.Index(cons, c); i >= 0 {
+		return cursors[i]
+	}
+	t.Fatalf("contribution %s is not in the feed", c)
 	return 0
 }
 
