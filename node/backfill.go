@@ -43,12 +43,39 @@ const backfillPause = time.Second
 // backfill gives summary rows to the records of every commons that lacks
 // them, and then places and status rows to the contributions that lack
 // them (a repo made by a version that kept none), step by step, until
-// none lacks them or the node stops. It logs what it does, and stops a
-// kind at the first error (the records it did not reach are read whole
-// still, or their statuses looked up in the state, and the next start
-// goes on).
+// none lacks them or the node stops; and again each time a commons left
+// before they were all written is joined again. It logs what it does, and
+// stops a kind at the first error (the records it did not reach are read
+// whole still, or their statuses looked up in the state, and the next
+// start goes on).
 func (n *Node) backfill() {
-	defer close(n.backfilled)
+	passed := n.backfilled
+	defer func() {
+		if passed != nil {
+			close(passed)
+		}
+	}()
+	for n.backfillPass() {
+		if passed != nil {
+			close(passed)
+			passed = nil
+		} else {
+			select {
+			case n.backfillPassed <- struct{}{}:
+			default:
+			}
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.rejoined:
+		}
+	}
+}
+
+// backfillPass runs the backfill once over the commons replicated, and
+// reports whether to go on (false once the node stops).
+func (n *Node) backfillPass() bool {
 	kinds := []rowsBackfill{
 		{"summary rows", "feed pages read those records whole", n.feeds.SummariesFrom, n.backfillStep},
 		{"status rows", "feed pages look their contributions' statuses up in the state", n.feeds.StatusesFrom, n.placeStep},
@@ -56,9 +83,27 @@ func (n *Node) backfill() {
 	for _, k := range kinds {
 		for _, id := range n.commonsIDs() {
 			if !n.backfillRows(id, k) {
-				return
+				return false
 			}
 		}
+	}
+	return true
+}
+
+// wakeBackfill wakes the daemon's backfill for commons id, joined again,
+// if some of its records lack their rows. Loop only.
+func (n *Node) wakeBackfill(id cid.Cid) {
+	if n.rejoined == nil {
+		return
+	}
+	summaries, _ := n.feeds.SummariesFrom(id)
+	statuses, _ := n.feeds.StatusesFrom(id)
+	if summaries == 0 && statuses == 0 {
+		return
+	}
+	select {
+	case n.rejoined <- struct{}{}:
+	default: // a pass is due already, and reaches id
 	}
 }
 

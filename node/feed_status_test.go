@@ -459,3 +459,38 @@ func TestLeaveWhilePlacing(t *testing.T) {
 		t.Errorf("a step after the leave: %v; want %v", err, errBackfillGone)
 	}
 }
+
+// A commons left before its rows were all written, and joined again while
+// the daemon runs, gets them then, not at the next start.
+func TestRejoinedCommonsGetsItsRows(t *testing.T) {
+	dir, key, id, _, _ := repoWithoutStatusRows(t, 5)
+	n, _ := startRepo(t, dir, key, nil)
+	if _, err := n.Leave(t.Context(), id.String(), false); err != nil {
+		t.Fatal(err)
+	}
+	closeNode(t, n)
+	n, cs := startRepoWith(t, dir, key, nil, func(c *Config) {
+		c.Offline = false
+		c.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	})
+	defer func() { closeNode(t, n) }()
+	<-n.backfilled
+	if err := n.Join(t.Context(), id.String()); err != nil {
+		t.Fatal(err)
+	}
+	if from, ok := n.feeds.StatusesFrom(id); !ok || from == 0 {
+		t.Fatalf("statuses from %d (%v) on joining again; the test needs a commons whose contributions lack them", from, ok)
+	}
+	select {
+	case <-n.backfillPassed:
+	case <-time.After(time.Minute):
+		t.Fatal("no backfill ran in the minute after the join")
+	}
+	if from, _ := n.feeds.StatusesFrom(id); from != 0 {
+		t.Errorf("statuses from %d once the backfill after the join ended; want 0", from)
+	}
+	if gets := entryGetsFor(t, n, cs, id, 0); gets != 0 {
+		t.Errorf("a feed page read %d entries of the state once the backfill after the join ended; want none", gets)
+	}
+	checkStatusesFrom(t, n, id)
+}

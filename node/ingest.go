@@ -631,6 +631,9 @@ func (n *Node) addReplica(id cid.Cid) (*replica, error) {
 	n.commons[id] = rep
 	n.order = append(n.order, id)
 	n.log.Info("replicating commons", "commons", id)
+	if applied > 0 {
+		n.wakeBackfill(id)
+	}
 	select {
 	case n.joined <- struct{}{}:
 	default:

@@ -70,9 +70,11 @@ type Node struct {
 	// written or deleted (backfill.go, dropdisowned.go): each reads the
 	// records, then stores or deletes their rows.
 	rowsMu sync.Mutex
-	// backfilled is closed when the backfill of summary rows ends (a
-	// daemon's; nil offline).
-	backfilled chan struct{}
+	// backfilled is closed when the daemon's first pass of the backfill
+	// ends (nil offline); rejoined wakes it for a commons joined again
+	// whose rows are not all written, and backfillPassed takes a word at
+	// the end of each later pass (backfill.go).
+	backfilled, rejoined, backfillPassed chan struct{}
 	// lifeMu guards closing, which Close sets before it waits for wg:
 	// goroutines the node did not start (stream handlers, the host's
 	// notifications) count themselves in wg through track, never after.
@@ -290,6 +292,7 @@ func (n *Node) start(ctx context.Context) error {
 	if !n.cfg.Offline {
 		n.startBackground()
 		n.backfilled = make(chan struct{})
+		n.rejoined, n.backfillPassed = make(chan struct{}, 1), make(chan struct{}, 1)
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
