@@ -46,8 +46,8 @@ const backfillPause = time.Second
 // none lacks them or the node stops; and again each time a commons left
 // before they were all written is joined again. It logs what it does, and
 // stops a kind at the first error (the records it did not reach are read
-// whole still, or their statuses looked up in the state, and the next
-// start goes on).
+// whole still, or their statuses looked up in the state, until the next
+// pass: the next start, or a pass woken by such a join).
 func (n *Node) backfill() {
 	passed := n.backfilled
 	defer func() {

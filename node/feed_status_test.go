@@ -465,6 +465,9 @@ func TestLeaveWhilePlacing(t *testing.T) {
 func TestRejoinedCommonsGetsItsRows(t *testing.T) {
 	dir, key, id, _, _ := repoWithoutStatusRows(t, 5)
 	n, _ := startRepo(t, dir, key, nil)
+	if from, ok := n.feeds.StatusesFrom(id); !ok || from == 0 {
+		t.Fatalf("statuses from %d (%v); the test needs a commons whose contributions lack them", from, ok)
+	}
 	if _, err := n.Leave(t.Context(), id.String(), false); err != nil {
 		t.Fatal(err)
 	}
@@ -477,9 +480,6 @@ func TestRejoinedCommonsGetsItsRows(t *testing.T) {
 	<-n.backfilled
 	if err := n.Join(t.Context(), id.String()); err != nil {
 		t.Fatal(err)
-	}
-	if from, ok := n.feeds.StatusesFrom(id); !ok || from == 0 {
-		t.Fatalf("statuses from %d (%v) on joining again; the test needs a commons whose contributions lack them", from, ok)
 	}
 	select {
 	case <-n.backfillPassed:

@@ -72,8 +72,8 @@ type Node struct {
 	rowsMu sync.Mutex
 	// backfilled is closed when the daemon's first pass of the backfill
 	// ends (nil offline); rejoined wakes it for a commons joined again
-	// whose rows are not all written, and backfillPassed takes a word at
-	// the end of each later pass (backfill.go).
+	// whose rows are not all written; and backfillPassed takes a word at
+	// the end of each later pass, for tests to wait on (backfill.go).
 	backfilled, rejoined, backfillPassed chan struct{}
 	// lifeMu guards closing, which Close sets before it waits for wg:
 	// goroutines the node did not start (stream handlers, the host's
@@ -274,6 +274,9 @@ func (n *Node) start(ctx context.Context) error {
 			n.cancel()
 			return err
 		}
+		// Before the loop, which wakes the backfill (wakeBackfill).
+		n.backfilled = make(chan struct{})
+		n.rejoined, n.backfillPassed = make(chan struct{}, 1), make(chan struct{}, 1)
 	}
 	n.wg.Add(3)
 	go func() {
@@ -291,8 +294,6 @@ func (n *Node) start(ctx context.Context) error {
 	n.goEvery(time.Second, func() { n.statusLog.flushDue(n.log, n.cfg.Now()) })
 	if !n.cfg.Offline {
 		n.startBackground()
-		n.backfilled = make(chan struct{})
-		n.rejoined, n.backfillPassed = make(chan struct{}, 1), make(chan struct{}, 1)
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
