@@ -65,6 +65,15 @@ const (
 // holding 292 MB with the release after the start. On a kernel that
 // takes one range a call (before Linux 6.13), the start takes about 0.4
 // s longer at 10,000,000 records.
+//
+// At 10,000,000 records a release takes 10 to 36 ms, and on two cores a
+// lookup that met one waited for it: a daemon's releases after the first
+// run at the lowest priority (lowestPriority), and 600 random lookups of
+// contributions there, the store in the page cache, took 1.55 to 2.97 ms
+// at p99 against 2.35 to 9.28 (three rounds of two runs, alternately),
+// holding as much memory after them. An import's kept its priority: at
+// the lowest, importing 1,000,000 records peaked at 450 and 458 MB
+// against 416 and 447, in as long.
 func (n *Node) startReleasingPages() (stop func()) {
 	r, ok := n.st.(pageReleaser)
 	if !ok {
@@ -74,6 +83,12 @@ func (n *Node) startReleasingPages() (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		// After the first release (of the indexes the store's Open
+		// mapped, while Start runs), a daemon's run at the lowest
+		// priority: they run beside its API (above). An offline node (a
+		// command's, such as an import) keeps its priority: there,
+		// releases keep pace with its writes.
+		lower := !n.cfg.Offline
 		wait := pageCheck
 		t := time.NewTimer(wait)
 		defer t.Stop()
@@ -101,6 +116,12 @@ func (n *Node) startReleasingPages() (stop func()) {
 			}
 			if err == nil {
 				last = after
+			}
+			if lower {
+				lower = false
+				if err := lowestPriority(); err != nil {
+					n.log.Debug("store: cannot lower the priority of the pages' release", "err", err)
+				}
 			}
 			t.Reset(wait)
 		}
