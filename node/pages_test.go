@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -343,4 +344,34 @@ func TestStartReleasesPagesFromItsBeginning(t *testing.T) {
 			t.Error("no release while Start derived the state again")
 		}
 	})
+}
+
+// A daemon's releases run at the lowest priority from after its first
+// check; an offline node's (an import's) keep theirs.
+func TestDaemonReleasesAtLowestPriority(t *testing.T) {
+	defer func(f func() error) { releasePriority = f }(releasePriority)
+	for _, offline := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			st := &releasingStore{Store: memstore.New(), grow: pageBudget / 4}
+			var lowered []int // the checks made before each lowering
+			releasePriority = func() error {
+				lowered = append(lowered, len(st.calls()))
+				return nil
+			}
+			n := &Node{cfg: Config{Offline: offline}, st: st, log: slog.New(slog.DiscardHandler)}
+			stop := n.startReleasingPages()
+			time.Sleep(5*pageCheck + pageCheck/2)
+			stop()
+			if checks := len(st.calls()); checks < 5 {
+				t.Fatalf("offline=%v: %d checks; the test needs several", offline, checks)
+			}
+			want := []int{1}
+			if offline {
+				want = nil
+			}
+			if !slices.Equal(lowered, want) {
+				t.Errorf("offline=%v: lowered after checks %v; want %v", offline, lowered, want)
+			}
+		})
+	}
 }
