@@ -133,8 +133,10 @@ func BenchmarkIndexMemory(b *testing.B) {
 
 // BenchmarkTrieMemory adds 500,000 random digests to a root trie whose
 // leaves are in a MemKV, applying its writes every 10,000, and reports the
-// heap the State holds per digest beyond its KV (trie-B/digest: its inner
-// nodes and their leaf summaries), and the time of a root after Open.
+// heap the State holds per digest beyond its KV: first as an import
+// leaves it, having computed no root (trie-import-B/digest), then opened
+// again once a root was computed every 10,000 (trie-B/digest: its inner
+// nodes and their leaf summaries); and the time of a root after Open.
 //
 //	go test -run '^$' -bench TrieMemory -benchtime 1x ./crdt
 func BenchmarkTrieMemory(b *testing.B) {
@@ -152,13 +154,13 @@ func BenchmarkTrieMemory(b *testing.B) {
 		runtime.ReadMemStats(&m)
 		return m.HeapAlloc
 	}
-	for range b.N {
-		kv := &MemKV{}
-		s := openTrie(b, kv, 0)
+	add := func(s *State, kv *MemKV, root bool) {
 		for i := range ds {
 			s.addDigest(ds[i])
 			if i%10_000 == 9_999 || i == n-1 {
-				_ = s.Root()
+				if root {
+					_ = s.Root()
+				}
 				r, err := s.Ready()
 				if err != nil {
 					b.Fatal(err)
@@ -167,10 +169,25 @@ func BenchmarkTrieMemory(b *testing.B) {
 				s.Advance(r)
 			}
 		}
+	}
+	for range b.N {
+		kv := &MemKV{}
+		s := openTrie(b, kv, 0)
+		add(s, kv, false)
+		with := heap()
+		runtime.KeepAlive(s)
 		s = nil
 		without := heap()
+		runtime.KeepAlive(kv)
+		b.ReportMetric((float64(with)-float64(without))/n, "trie-import-B/digest")
+
+		kv = &MemKV{}
+		s = openTrie(b, kv, 0)
+		add(s, kv, true)
+		s = nil
+		without = heap()
 		s = openTrie(b, kv, n)
-		with := heap()
+		with = heap()
 		start := time.Now()
 		_ = s.Root()
 		b.ReportMetric(float64(time.Since(start).Microseconds()), "root-after-open-µs")

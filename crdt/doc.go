@@ -257,8 +257,12 @@
 // save still held), the index's part of memory was 52 MB, about 6 bytes a
 // record, before leaves split at the edge kept 7/8, and the root trie's inner nodes 56 MB: the trie's grow in steps,
 // a level at a time (about 70,000 nodes from 4.2M records to 67M), and
-// each holds its leaf children's hashes, 512 bytes, which the KV holds
-// too. A
+// each held its leaf children's hashes, 512 bytes, which the KV holds
+// too. A node made by a split now holds none until a root is computed
+// under it (an import computes none until it ends), and gives them up
+// once records have come under all of its leaves: an import's trie holds
+// 1.8 bytes a record at 500,000 records, against 6.3
+// (BenchmarkTrieMemory). A
 // [Session] runs one side of range-based set reconciliation over it
 // (protocol/SPEC.md §11): it answers the peer's turns of fingerprinted
 // ranges and ID lists, names by digest the records of ours the peer lacks,

@@ -469,3 +469,78 @@ func checkUnsaved(t fataler, rc *rootCache) {
 		t.Fatalf("%d leaves marked to save, the trie counts %d", n, rc.nUnsaved)
 	}
 }
+
+// TestTrieImportHoldsNoLeafHashes: a trie that grows with no root computed
+// (an import) holds no room for its leaves' hashes in any inner node,
+// however many splits it went through; a root computed then gives the
+// nodes it hashed their leaves' hashes, the same root as the reference's;
+// and a node gives them up once records came under all of its leaves.
+func TestTrieImportHoldsNoLeafHashes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	digest := func() protocol.Digest {
+		var d protocol.Digest
+		for j := 0; j < len(d); j += 8 {
+			binary.LittleEndian.PutUint64(d[j:], rng.Uint64())
+		}
+		return d
+	}
+	kv := &MemKV{}
+	s := openTrie(t, kv, 0)
+	ref := &memTrie{}
+	add := func(n int) {
+		for i := range n {
+			d := digest()
+			s.addDigest(d)
+			ref.insert(d, 0)
+			if i%1000 == 999 {
+				r, err := s.Ready()
+				if err != nil {
+					t.Fatal(err)
+				}
+				kv.Apply(r.Writes)
+				s.Advance(r)
+			}
+		}
+	}
+	// holding counts the inner nodes, and those that hold room for their
+	// leaves' hashes.
+	holding := func() (nodes, with int) {
+		var walk func(x *trieInner)
+		walk = func(x *trieInner) {
+			nodes++
+			if x.hashes != nil {
+				with++
+			}
+			if (x.hashes == nil) != (x.known == 0) {
+				t.Fatalf("an inner node knows leaf hashes %016b with room %v", x.known, x.hashes != nil)
+			}
+			for _, k := range x.kids {
+				if k != nil {
+					walk(k)
+				}
+			}
+		}
+		if s.root.top != nil {
+			walk(s.root.top)
+		}
+		return nodes, with
+	}
+	add(30_000) // splits at the top, then at depth 1 and 2 (about 17,000 records)
+	if nodes, with := holding(); nodes < 1+16+256 || with != 0 {
+		t.Fatalf("after an import of 30,000: %d inner nodes, %d of them with room for leaf hashes; want at least 273, none", nodes, with)
+	}
+	if got, want := s.Root(), ref.root(); got != want {
+		t.Fatalf("root %s, reference %s", got, want)
+	}
+	if nodes, with := holding(); with == 0 || with > nodes {
+		t.Fatalf("after a root: %d of %d inner nodes with room for leaf hashes; want some", with, nodes)
+	}
+	add(30_000) // records under nearly every leaf, and more splits
+	nodes, with := holding()
+	if with*4 > nodes {
+		t.Fatalf("after 30,000 more: %d of %d inner nodes still with room for leaf hashes", with, nodes)
+	}
+	if got, want := s.Root(), ref.root(); got != want {
+		t.Fatalf("root %s, reference %s", got, want)
+	}
+}
