@@ -257,9 +257,9 @@ func (e *snapEncoder) inner(n *trieInner) {
 	}
 	for k := range 16 {
 		switch {
-		case n.kids[k] != nil:
+		case n.kid(k) != nil:
 			e.b = append(e.b, 1)
-			e.inner(n.kids[k])
+			e.inner(n.kid(k))
 		case n.n[k] == 0:
 			e.b = append(e.b, 0)
 		case n.dirty && n.known&(1<<k) != 0:
@@ -474,7 +474,7 @@ func (d *snapDecoder) inner(depth int) *trieInner {
 				d.bad = true
 				return n
 			}
-			n.kids[k] = d.inner(depth + 1)
+			n.setKid(k, d.inner(depth+1))
 		case 2, 3:
 			cnt := d.byte()
 			most := byte(trieLeafMax)

@@ -161,9 +161,9 @@ func TestSnapshot(t *testing.T) {
 					if n.dirty || n.hashes != nil || n.known != 0 {
 						t.Fatalf("an inner node opened dirty %v, with room for leaf hashes %v, known %x; want clean, none, 0", n.dirty, n.hashes != nil, n.known)
 					}
-					for _, k := range n.kids {
-						if k != nil {
-							walk(k)
+					for k := range 16 {
+						if c := n.kid(k); c != nil {
+							walk(c)
 						}
 					}
 				}
@@ -286,8 +286,8 @@ func TestSnapshotNotTaken(t *testing.T) {
 		"a byte too many": rechunk(append(bytes.Clone(good), 0)),
 		"a trie leaf's count": rechunk(alter(t, good, func(rc *rootCache, _ []*inode) {
 			n := rc.top
-			for n.kids[0] != nil {
-				n = n.kids[0]
+			for n.kid(0) != nil {
+				n = n.kid(0)
 			}
 			for k := range 16 {
 				if n.n[k] > 1 {
@@ -471,11 +471,11 @@ func TestSnapshotTrie(t *testing.T) {
 				if b.known&(1<<k) != 0 && a.hashes[k] != b.hashes[k] {
 					t.Fatalf("depth %d nibble %d: hash %x/%x", depth, k, a.hashes[k], b.hashes[k])
 				}
-				if (a.kids[k] == nil) != (b.kids[k] == nil) {
-					t.Fatalf("depth %d nibble %d: inner %v/%v", depth, k, a.kids[k] != nil, b.kids[k] != nil)
+				if (a.kid(k) == nil) != (b.kid(k) == nil) {
+					t.Fatalf("depth %d nibble %d: inner %v/%v", depth, k, a.kid(k) != nil, b.kid(k) != nil)
 				}
-				if a.kids[k] != nil {
-					same(a.kids[k], b.kids[k], depth+1)
+				if a.kid(k) != nil {
+					same(a.kid(k), b.kid(k), depth+1)
 				}
 			}
 		}

@@ -443,11 +443,11 @@ func checkUnsaved(t fataler, rc *rootCache) {
 	walk = func(x *trieInner, depth int, path protocol.Digest) {
 		for k := range 16 {
 			setNibble(&path, depth, k)
-			if x.kids[k] != nil {
+			if x.kid(k) != nil {
 				if x.unsaved&(1<<k) != 0 {
 					t.Fatalf("an inner node marked as a leaf to save")
 				}
-				walk(x.kids[k], depth+1, path)
+				walk(x.kid(k), depth+1, path)
 				continue
 			}
 			if x.unsaved&(1<<k) == 0 {
@@ -514,9 +514,9 @@ func TestTrieImportHoldsNoLeafHashes(t *testing.T) {
 			if (x.hashes == nil) != (x.known == 0) {
 				t.Fatalf("an inner node knows leaf hashes %016b with room %v", x.known, x.hashes != nil)
 			}
-			for _, k := range x.kids {
-				if k != nil {
-					walk(k)
+			for k := range 16 {
+				if c := x.kid(k); c != nil {
+					walk(c)
 				}
 			}
 		}
