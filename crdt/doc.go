@@ -239,12 +239,14 @@
 // The index lives in the KV: one key per record (its time and digest) and
 // one per leaf of up to 128 of them (its lower bound, count and sum).
 // Memory holds the inner nodes and each leaf's bound, count and sum, about
-// 360 bytes per leaf, and the items of the 1,024 leaves read or changed
-// last (5 MB). Records arrive mostly in time order (an import, a join,
-// gossip), so a leaf that splits as the newest record arrives keeps 7/8
-// of its items rather than half: leaves filled in time order hold 112
-// records, not 64, and the index's part of memory that grows is 3.2 bytes
-// a record, not 6.8 (BenchmarkStoredIndexMemory; 4.4 in random order); a leaf changed since its writes were last
+// 250 bytes per leaf (a leaf not in memory holds no room for items or
+// children: 360 bytes when it did), and the items of the 1,024 leaves
+// read or changed last (5 MB). Records arrive mostly in time order (an
+// import, a join, gossip), so a leaf that splits as the newest record
+// arrives keeps 7/8 of its items rather than half: leaves filled in time
+// order hold 112 records, not 64, and the index's part of memory that
+// grows is 2.3 bytes a record, not 6.8 (BenchmarkStoredIndexMemory; 3.2 in
+// random order); a leaf changed since its writes were last
 // stored stays in memory until they are. Open reads the leaves' keys, not
 // the records'. Kept whole in memory instead, the index held 65 bytes per
 // record (BenchmarkIndexMemory): 650 MB at 10,000,000 records, beyond what

@@ -165,8 +165,8 @@ func (it *Item) less(o *Item) bool {
 //
 // An Index made with a store (a State's: keys 'i' and 'j', persist.go)
 // keeps its leaves' items there: memory holds the inner nodes and each
-// leaf's bounds, count and sum (about 360 bytes per leaf of up to leafMax
-// items, 3.2 bytes per item with leaves filled in time order:
+// leaf's bounds, count and sum (about 250 bytes per leaf of up to leafMax
+// items, 2.3 bytes per item with leaves filled in time order:
 // BenchmarkStoredIndexMemory), and the items of at most leafCache leaves
 // read or changed lately. A leaf changed since its writes were last stored stays in
 // memory until they are, so a leaf read from the store is never missing a
@@ -217,24 +217,35 @@ type leafStore interface {
 	fail(err error)
 }
 
+// An inode is a leaf or an inner node of an Index. A leaf whose items are
+// not in memory holds its bounds, count and sum alone (112 bytes, with
+// the room for the rest): most of them, with a store.
 type inode struct {
 	// leaf
-	lo     Item   // every item of the leaf is not below lo; the first leaf's is the zero Item
-	a      Agg    // the leaf's count and sum
-	items  []Item // when loaded (always without a store)
-	loaded bool
-	next   *inode // the next leaf in order
-	touch  uint64 // the batch of writes that carries the leaf's latest change
-	older  *inode // the loaded leaves' list (Index.lru)
-	newer  *inode
+	lo      Item   // every item of the leaf is not below lo; the first leaf's is the zero Item
+	a       Agg    // the leaf's count and sum
+	next    *inode // the next leaf in order
+	*loaded        // a leaf's items, while in memory (always without a store); else nil
 
-	// inner
+	*inner // an inner node's children; nil for a leaf
+}
+
+// loaded is a leaf's items in memory.
+type loaded struct {
+	items []Item
+	touch uint64 // the batch of writes that carries the leaf's latest change
+	older *inode // the loaded leaves' list (Index.lru)
+	newer *inode
+}
+
+// inner is an inner node's children.
+type inner struct {
 	kids []*inode
 	aggs []Agg  // per kid
 	mins []Item // per kid: its lower bound
 }
 
-func (nd *inode) leaf() bool { return nd.kids == nil }
+func (nd *inode) leaf() bool { return nd.inner == nil }
 
 func (nd *inode) agg() Agg {
 	if nd.leaf() {
@@ -273,7 +284,7 @@ const loadFill = nodeMax * 3 / 4
 func (x *Index) load(items []Item) {
 	var leaves []*inode
 	for i := 0; i < len(items); i += loadFill {
-		nd := &inode{items: slices.Clone(items[i:min(i+loadFill, len(items))]), loaded: true, lo: items[i]}
+		nd := &inode{loaded: &loaded{items: slices.Clone(items[i:min(i+loadFill, len(items))])}, lo: items[i]}
 		for k := range nd.items {
 			nd.a.addItem(&nd.items[k])
 		}
@@ -300,7 +311,7 @@ func (x *Index) build(leaves []*inode) {
 		var up []*inode
 		for i := 0; i < len(level); i += loadFill {
 			kids := slices.Clone(level[i:min(i+loadFill, len(level))])
-			nd := &inode{kids: kids, aggs: make([]Agg, 0, len(kids)), mins: make([]Item, 0, len(kids))}
+			nd := &inode{inner: &inner{kids: kids, aggs: make([]Agg, 0, len(kids)), mins: make([]Item, 0, len(kids))}}
 			for _, k := range kids {
 				nd.aggs = append(nd.aggs, k.agg())
 				nd.mins = append(nd.mins, k.min())
@@ -315,7 +326,7 @@ func (x *Index) build(leaves []*inode) {
 // eachLeaf calls fn with every leaf, in order.
 func (x *Index) eachLeaf(fn func(*inode)) {
 	l := x.root
-	for l != nil && l.kids != nil {
+	for l != nil && !l.leaf() {
 		l = l.kids[0]
 	}
 	for ; l != nil; l = l.next {
@@ -333,7 +344,7 @@ func (x *Index) open(st leafStore, leaves []*inode) {
 // items returns leaf's items, reading them from the store if they are not
 // in memory; nil if the read fails (the store's owner is then unusable).
 func (x *Index) items(leaf *inode) []Item {
-	if leaf.loaded {
+	if leaf.loaded != nil {
 		x.use(leaf)
 		return leaf.items
 	}
@@ -350,7 +361,7 @@ func (x *Index) items(leaf *inode) []Item {
 		x.st.fail(err)
 		return nil
 	}
-	leaf.items, leaf.loaded = items, true
+	leaf.loaded = &loaded{items: items}
 	x.loaded++
 	x.use(leaf)
 	x.evict()
@@ -362,7 +373,8 @@ func (x *Index) use(leaf *inode) {
 	if x.st == nil {
 		return
 	}
-	if x.lru.newer == nil {
+	if x.lru.loaded == nil {
+		x.lru.loaded = &loaded{}
 		x.lru.newer, x.lru.older = &x.lru, &x.lru
 	}
 	if leaf.newer != nil { // unlink
@@ -386,8 +398,7 @@ func (x *Index) evict() {
 		next := l.newer
 		if l.touch < unstored {
 			l.newer.older, l.older.newer = l.older, l.newer
-			l.newer, l.older = nil, nil
-			l.items, l.loaded = nil, false
+			l.loaded = nil
 			x.loaded--
 		}
 		l = next
@@ -397,7 +408,7 @@ func (x *Index) evict() {
 // Insert adds it; false if an item with its key is present already.
 func (x *Index) Insert(it Item) bool {
 	if x.root == nil {
-		x.root = &inode{items: []Item{it}, loaded: true}
+		x.root = &inode{loaded: &loaded{items: []Item{it}}}
 		x.root.a.addItem(&it)
 		x.n = 1
 		x.changed(x.root)
@@ -414,11 +425,11 @@ func (x *Index) Insert(it Item) bool {
 	}
 	if sib != nil {
 		old := x.root
-		x.root = &inode{
+		x.root = &inode{inner: &inner{
 			kids: []*inode{old, sib},
 			aggs: []Agg{old.agg(), sib.agg()},
 			mins: []Item{old.min(), sib.min()},
-		}
+		}}
 	}
 	return added
 }
@@ -438,7 +449,7 @@ func (x *Index) changed(leaf *inode) {
 func (x *Index) insert(nd *inode, it Item, edge bool) (bool, *inode) {
 	if nd.leaf() {
 		items := x.items(nd)
-		if items == nil && nd.a.Count > 0 {
+		if nd.loaded == nil {
 			return false, nil // the read failed
 		}
 		i, found := searchItems(items, &it)
@@ -459,7 +470,7 @@ func (x *Index) insert(nd *inode, it Item, edge bool) (bool, *inode) {
 		if last {
 			h = leafMax - leafEdgeSlack
 		}
-		sib := &inode{items: append(make([]Item, 0, leafMax+1), nd.items[h:]...), lo: nd.items[h], loaded: true, next: nd.next}
+		sib := &inode{loaded: &loaded{items: append(make([]Item, 0, leafMax+1), nd.items[h:]...)}, lo: nd.items[h], next: nd.next}
 		for k := range sib.items {
 			sib.a.addItem(&sib.items[k])
 		}
@@ -497,11 +508,11 @@ func (x *Index) insert(nd *inode, it Item, edge bool) (bool, *inode) {
 	if edge {
 		h = nodeMax - nodeEdgeSlack
 	}
-	right := &inode{
+	right := &inode{inner: &inner{
 		kids: append(make([]*inode, 0, nodeMax+1), nd.kids[h:]...),
 		aggs: append(make([]Agg, 0, nodeMax+1), nd.aggs[h:]...),
 		mins: append(make([]Item, 0, nodeMax+1), nd.mins[h:]...),
-	}
+	}}
 	clear(nd.kids[h:])
 	nd.kids, nd.aggs, nd.mins = nd.kids[:h], nd.aggs[:h], nd.mins[:h]
 	return true, right

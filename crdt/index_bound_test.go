@@ -126,7 +126,9 @@ func BenchmarkStoredIndexMemory(b *testing.B) {
 				}
 				for l := first; l != nil; l = l.next {
 					leaves++
-					loaded += cap(l.items) * int(unsafe.Sizeof(Item{}))
+					if l.loaded != nil {
+						loaded += cap(l.items) * int(unsafe.Sizeof(Item{}))
+					}
 				}
 				x = nil
 				without := heap()

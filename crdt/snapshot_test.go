@@ -125,7 +125,7 @@ func TestSnapshot(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.root.top == nil || s.idx.root.kids == nil {
+			if s.root.top == nil || s.idx.root.leaf() {
 				t.Fatal("want inner nodes in the trie and the index")
 			}
 			var want Root
