@@ -324,3 +324,77 @@ func BenchmarkSessionStoredIndex(b *testing.B) {
 		})
 	}
 }
+
+// failingLeaves is a leaf store whose reads fail.
+type failingLeaves struct{ *testLeaves }
+
+func (l failingLeaves) items(Item, *Item, func(Item)) error {
+	return errors.New("disk on fire")
+}
+
+// TestIndexFailedLeafRead: an index whose store fails to read a leaf not
+// in memory (one holding items, and one left empty) reports the failure
+// and answers without a panic: Insert and Remove add and take nothing, and
+// no leaf comes into memory.
+func TestIndexFailedLeafRead(t *testing.T) {
+	var items []Item
+	for i := range 3 * leafMax {
+		items = append(items, synthItem(3, i, 1<<30))
+	}
+	slices.SortFunc(items, func(a, b Item) int { return a.compare(&b) })
+	st := &testLeaves{}
+	x := &Index{st: st}
+	for _, it := range items {
+		x.Insert(it)
+	}
+	// Empty the first leaf: it keeps its place.
+	var first *inode
+	x.eachLeaf(func(l *inode) {
+		if first == nil {
+			first = l
+		}
+	})
+	for x.items(first) != nil && first.a.Count > 0 {
+		x.Remove(first.items[0])
+	}
+	st.ready()
+	st.store()
+	for name, probe := range map[string]Item{
+		"a leaf holding items": items[len(items)-1],
+		"an empty leaf":        {}, // below every item: the first leaf's
+	} {
+		leaves, _, err := readLeaves(&st.kv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leaves[0].a.Count != 0 || len(leaves) < 3 {
+			t.Fatalf("%d leaves, the first holding %d items; want 3 or more, the first empty", len(leaves), leaves[0].a.Count)
+		}
+		fail := failingLeaves{&testLeaves{kv: st.kv}}
+		y := &Index{}
+		y.open(fail, leaves)
+		n := y.Len()
+		if y.Insert(probe) || fail.err == nil {
+			t.Errorf("%s: Insert added an item to a leaf it could not read, or did not report the failure (%v)", name, fail.err)
+		}
+		fail.err = nil
+		if y.Remove(items[len(items)-1]) || fail.err == nil {
+			t.Errorf("%s: Remove took an item from a leaf it could not read, or did not report the failure (%v)", name, fail.err)
+		}
+		fail.err = nil
+		_ = y.At(n - 1)
+		_ = y.Below(protocol.Bound{Time: 1 << 62})
+		y.Range(0, n, func(*Item) bool { return true })
+		if fail.err == nil {
+			t.Errorf("%s: the failed reads of At, Below and Range were not reported", name)
+		}
+		if y.Len() != n || y.loaded != 0 {
+			t.Errorf("%s: %d items and %d leaves in memory; want %d and none", name, y.Len(), y.loaded, n)
+		}
+		y.eachLeaf(func(l *inode) {
+			if l.loaded != nil {
+				t.Errorf("%s: a leaf in memory after failed reads", name)
+			}
+		})
+	}
+}

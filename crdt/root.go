@@ -46,7 +46,8 @@ func (r Root) String() string { return hex.EncodeToString(r[:]) }
 // (persist.go), from which Open rebuilds the inner nodes without reading
 // the digests. A leaf's digests are read (one scan of its 'r' keys, with
 // what is pending or in flight) only when its hash is needed and unknown,
-// or when it splits. A node opened from a start snapshot with its own hash
+// or when it splits (the leaves a split makes are read again when their
+// hash is needed: see build). A node opened from a start snapshot with its own hash
 // knows none of its leaves' hashes, and holds no room for them, until a
 // digest under it makes it dirty: at 10,000,000 records, that is most of
 // the trie's memory after a start.
@@ -69,7 +70,8 @@ func (n *trieInner) kid(k int) *trieInner {
 	return n.kids[k]
 }
 
-// setKid makes c n's inner child k (nil: none).
+// setKid makes c n's inner child k (nil: none), and gives up n's room for
+// inner children once it has none.
 func (n *trieInner) setKid(k int, c *trieInner) {
 	if n.kids == nil {
 		if c == nil {
@@ -78,6 +80,9 @@ func (n *trieInner) setKid(k int, c *trieInner) {
 		n.kids = new([16]*trieInner)
 	}
 	n.kids[k] = c
+	if c == nil && *n.kids == [16]*trieInner{} {
+		n.kids = nil
+	}
 }
 
 // setLeaf notes h as the hash of the leaf child k.

@@ -441,6 +441,9 @@ func checkUnsaved(t fataler, rc *rootCache) {
 	n := 0
 	var walk func(x *trieInner, depth int, path protocol.Digest)
 	walk = func(x *trieInner, depth int, path protocol.Digest) {
+		if x.kids != nil && *x.kids == [16]*trieInner{} {
+			t.Fatalf("an inner node holds room for inner children, and has none")
+		}
 		for k := range 16 {
 			setNibble(&path, depth, k)
 			if x.kid(k) != nil {
