@@ -311,7 +311,10 @@
 // it, and then not its leaves' hashes, which memory holds again only for
 // the nodes that records reach after the start (their leaves' records
 // are read to hash them): at 10,000,000 records, the trie's inner nodes
-// take about 15 MB after a start rather than 50. Views
+// took about 15 MB after a start rather than 50, before a node held room
+// for inner children only once it had one (a daemon started on such a
+// repo now holds 40 MB of anonymous memory, against 56, with the index's
+// smaller leaves). Views
 // that show a record's content
 // ([State.Contribution], [State.Record]) read the record through the
 // [Records] the State was made with: the node's store, which holds every
