@@ -231,3 +231,78 @@ func BenchmarkDisputeManySuspended(b *testing.B) {
 		s.Effect(c.CID, protocol.EffectWithdraw)
 	}
 }
+
+// BenchmarkTrieDaemonMemory measures the root trie of 5,000,000 digests
+// as a daemon keeps it: opened from its leaves' summaries (which give
+// every inner node its leaves' hashes), its root computed and saved, then
+// 20,000 digests more, one at a time, the root computed and the trie's
+// writes saved after each, as when records arrive by gossip. It reports
+// the trie's heap then, and how many inner nodes hold their leaves'
+// hashes (at most trieHashesMax after a save).
+func BenchmarkTrieDaemonMemory(b *testing.B) {
+	const n = 5_000_000
+	rng := rand.New(rand.NewPCG(3, 4))
+	digest := func() (d protocol.Digest) {
+		for j := 0; j < len(d); j += 8 {
+			binary.LittleEndian.PutUint64(d[j:], rng.Uint64())
+		}
+		return d
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	for range b.N {
+		kv := &MemKV{}
+		s := openTrie(b, kv, 0)
+		save := func() {
+			for first := true; first || s.TrieUnsaved(); first = false {
+				r, err := s.Ready()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if r != nil {
+					kv.Apply(r.Writes)
+					s.Advance(r)
+				}
+			}
+		}
+		for range n {
+			s.addDigest(digest())
+		}
+		_ = s.Root()
+		save()
+		s = openTrie(b, kv, n)
+		_ = s.Root()
+		save()
+		for range 20_000 {
+			s.addDigest(digest())
+			_ = s.Root()
+			save()
+		}
+		held, nodes := 0, 0
+		var walk func(x *trieInner)
+		walk = func(x *trieInner) {
+			nodes++
+			if x.hashes != nil {
+				held++
+			}
+			for k := range 16 {
+				if c := x.kid(k); c != nil {
+					walk(c)
+				}
+			}
+		}
+		walk(s.root.top)
+		b.ReportMetric(float64(nodes), "inner-nodes")
+		b.ReportMetric(float64(held), "nodes-with-leaf-hashes")
+		with := heap()
+		runtime.KeepAlive(s)
+		s = nil
+		without := heap()
+		runtime.KeepAlive(kv)
+		b.ReportMetric(float64(with-without)/(1<<20), "trie-MiB")
+	}
+}

@@ -266,7 +266,17 @@
 // under all of its leaves; a node with no inner child (most of them:
 // those of the deepest level) holds no room for them. An import's trie
 // holds 0.77 bytes a record at 500,000 records, against 6.3, and a trie
-// opened from its leaves' summaries 5.0, against 6.0 (BenchmarkTrieMemory). A
+// opened from its leaves' summaries 5.0, against 6.0 (BenchmarkTrieMemory).
+// Once more than trieHashesMax (4,096) nodes hold them, a save takes the
+// leaves' hashes from the nodes whose own hash is known and whose leaves'
+// summaries in the KV hold them; a record that comes under such a node
+// later has its leaves' hashes read back, one key each, by the next root.
+// Before, a daemon kept them for every node a record had come under since
+// it started. A trie of 5,000,000 digests opened from its leaves'
+// summaries, then given 20,000 digests one at a time, each followed by a
+// root and a save (BenchmarkTrieDaemonMemory): 558 of its 64,621 inner
+// nodes hold leaf hashes, and the trie takes 5.7 MiB, against 63,284 nodes
+// and 36.4 MiB. A
 // [Session] runs one side of range-based set reconciliation over it
 // (protocol/SPEC.md §11): it answers the peer's turns of fingerprinted
 // ranges and ID lists, names by digest the records of ours the peer lacks,
@@ -309,8 +319,9 @@
 // records it is about 11 MB), which the first writes after it delete, and
 // which Open takes only if it is whole and of the counts beside it. A snapshot holds the hash of each trie node hashed before
 // it, and then not its leaves' hashes, which memory holds again only for
-// the nodes that records reach after the start (their leaves' records
-// are read to hash them): at 10,000,000 records, the trie's inner nodes
+// the nodes that records reach after the start (their leaves' summaries
+// or records are read to hash them), and, once saved, for at most
+// trieHashesMax of them: at 10,000,000 records, the trie's inner nodes
 // took about 15 MB after a start rather than 50, before a node held room
 // for inner children only once it had one (a daemon started on such a
 // repo now holds 40 MB of anonymous memory, against 56, with the index's

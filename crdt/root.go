@@ -85,13 +85,23 @@ func (n *trieInner) setKid(k int, c *trieInner) {
 	}
 }
 
-// setLeaf notes h as the hash of the leaf child k.
-func (n *trieInner) setLeaf(k int, h *[sha256.Size]byte) {
+// setLeaf notes h as the hash of the leaf child k; grew reports that n
+// took room for its leaves' hashes.
+func (n *trieInner) setLeaf(k int, h *[sha256.Size]byte) (grew bool) {
 	if n.hashes == nil {
 		n.hashes = new([16][sha256.Size]byte)
+		grew = true
 	}
 	n.hashes[k] = *h
 	n.known |= 1 << k
+	return grew
+}
+
+// setLeaf is trieInner.setLeaf, counting the nodes that hold leaf hashes.
+func (rc *rootCache) setLeaf(n *trieInner, k int, h *[sha256.Size]byte) {
+	if n.setLeaf(k, h) {
+		rc.holding++
+	}
 }
 
 // unknown forgets the hash of n's child k, which changed (or is an inner
@@ -100,8 +110,9 @@ func (n *trieInner) setLeaf(k int, h *[sha256.Size]byte) {
 func (rc *rootCache) unknown(n *trieInner, k int) {
 	n.known &^= 1 << k
 	rc.saved(n, k)
-	if n.known == 0 {
+	if n.known == 0 && n.hashes != nil {
 		n.hashes = nil
+		rc.holding--
 	}
 }
 
@@ -120,6 +131,15 @@ func (rc *rootCache) saved(n *trieInner, k int) {
 // every leaf, a million at 10,000,000 records, and the node stores their
 // hashes over as many saves as it takes, each bounded so.
 var trieSaveMax = 16384
+
+// trieHashesMax is how many inner nodes may hold their leaves' hashes
+// (512 bytes each) before a Ready takes them from those that need them no
+// more: nodes whose own hash is known, and whose leaves' summaries in the
+// KV (or in flight) hold those hashes. Such a node's leaves' hashes are
+// read again, one key each, once a record comes under it. Without this, a
+// daemon kept them for every node a record came under since its start:
+// most of the trie (65,536 nodes, 32 MiB, at 10,000,000 records).
+var trieHashesMax = 4096
 
 // rootCache is the root trie: its inner nodes, or its top leaf's summary
 // while the set holds at most trieLeafMax digests, and what changed since
@@ -144,6 +164,14 @@ type rootCache struct {
 	// writes at most trieSaveMax of them at a time.
 	changed  map[string]struct{}
 	nUnsaved int
+
+	// holding counts the inner nodes that hold room for their leaves'
+	// hashes (trieInner.hashes), or more: a node merged into a leaf is
+	// counted until the next drop, which counts them again. A Ready drops
+	// the hashes no longer needed once holding passes dropAt, and sets
+	// dropAt to twice what that leaves (trieHashesMax at least), so that
+	// the walks cost, together, about as much as the hashes they drop.
+	holding, dropAt int
 }
 
 func nibble(d *protocol.Digest, depth int) int {
@@ -553,7 +581,7 @@ func (s *State) sumInner(n *trieInner, depth int, path protocol.Digest) [sha256.
 			if n.known&(1<<k) == 0 {
 				key := leafKey(depth+1, &path)
 				if stored := s.storedLeafHash(key, int(n.n[k])); stored != nil {
-					n.setLeaf(k, stored)
+					s.root.setLeaf(n, k, stored)
 					h.Write(stored[:])
 					continue
 				}
@@ -565,7 +593,7 @@ func (s *State) sumInner(n *trieInner, depth int, path protocol.Digest) [sha256.
 					return zero
 				}
 				h := leafHash(ds)
-				n.setLeaf(k, &h)
+				s.root.setLeaf(n, k, &h)
 				if _, changed := s.root.changed[key]; !changed && n.unsaved&(1<<k) == 0 {
 					n.unsaved |= 1 << k
 					s.root.nUnsaved++
@@ -657,7 +685,38 @@ func (rc *rootCache) rootWrites(ws []Write) []Write {
 	if rc.top == nil {
 		rc.nUnsaved = 0 // no inner node to mark a leaf in
 	}
+	if rc.holding > max(rc.dropAt, trieHashesMax) {
+		rc.dropHashes()
+	}
 	return ws
+}
+
+// dropHashes takes the leaves' hashes from the inner nodes whose own hash
+// is known and whose leaves' summaries hold them (none is unsaved), and
+// counts the nodes that keep theirs.
+func (rc *rootCache) dropHashes() {
+	rc.holding = 0
+	var walk func(n *trieInner)
+	walk = func(n *trieInner) {
+		if n.hashes != nil {
+			if !n.dirty && n.unsaved == 0 {
+				n.hashes, n.known = nil, 0
+			} else {
+				rc.holding++
+			}
+		}
+		if n.kids != nil {
+			for _, c := range n.kids {
+				if c != nil {
+					walk(c)
+				}
+			}
+		}
+	}
+	if rc.top != nil {
+		walk(rc.top)
+	}
+	rc.dropAt = 2 * rc.holding
 }
 
 // unsavedWrites appends the summaries of the leaves under n (the inner
@@ -790,7 +849,7 @@ func (s *State) openRoot(total int) error {
 		}
 		n.n[i] = uint8(count)
 		if len(hash) != 0 {
-			n.setLeaf(i, (*[sha256.Size]byte)(hash))
+			rc.setLeaf(n, i, (*[sha256.Size]byte)(hash))
 		}
 		return nil
 	})

@@ -362,6 +362,7 @@ func (s *State) openSnapshot() (bool, error) {
 		return false, nil
 	}
 	s.root.top, s.root.topN, s.root.topKnown, s.root.topHash = root.top, root.topN, root.topKnown, root.topHash
+	s.root.holding = root.holding
 	s.idx.open(indexStore{s}, leaves)
 	s.snapHeld, s.snapTaken = true, true
 	return true, nil
@@ -386,6 +387,7 @@ func decodeSnapshot(b, counts []byte, rc *rootCache, leaves *[]*inode) bool {
 		}
 	case 1:
 		rc.top = d.inner(0)
+		rc.holding = d.holding
 	default:
 		return false
 	}
@@ -417,8 +419,9 @@ func decodeSnapshot(b, counts []byte, rc *rootCache, leaves *[]*inode) bool {
 }
 
 type snapDecoder struct {
-	b   []byte
-	bad bool
+	b       []byte
+	bad     bool
+	holding int // inner nodes decoded with their leaves' hashes
 }
 
 func (d *snapDecoder) byte() byte {
@@ -495,7 +498,9 @@ func (d *snapDecoder) inner(depth int) *trieInner {
 				if d.bad {
 					return n
 				}
-				n.setLeaf(k, (*[sha256.Size]byte)(h))
+				if n.setLeaf(k, (*[sha256.Size]byte)(h)) {
+					d.holding++
+				}
 			}
 		default:
 			d.bad = true

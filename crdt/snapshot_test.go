@@ -633,7 +633,7 @@ func trieFromSnapshot(t fataler, kv KV, s *State) *State {
 	if err := countInner(n); err != nil {
 		t.Fatalf("%v", err)
 	}
-	ns.root.top = n
+	ns.root.top, ns.root.holding = n, d.holding
 	return ns
 }
 

@@ -77,9 +77,10 @@ func digestCIDs(set map[protocol.Digest]bool) []cid.Cid {
 // is left, and the leaves marked to save must be those Root hashed and
 // nothing changed since, as many as the trie counts.
 func TestTrieOnDisk(t *testing.T) {
-	defer func(m int) { trieSaveMax = m }(trieSaveMax)
+	defer func(m, h int) { trieSaveMax, trieHashesMax = m, h }(trieSaveMax, trieHashesMax)
 	rapid.Check(t, func(t *rapid.T) {
 		trieSaveMax = rapid.SampledFrom([]int{1, 3, 16384}).Draw(t, "saveMax")
+		trieHashesMax = rapid.SampledFrom([]int{0, 2, 4096}).Draw(t, "hashesMax")
 		bases := drawDigests(t, []protocol.Digest{{}}, 3)
 		kv := &MemKV{}
 		s := openTrie(t, kv, 0)
@@ -436,13 +437,20 @@ func countTag(ws []Write, tag byte) int {
 
 // checkUnsaved fails t unless the leaves marked to save (trieInner.unsaved)
 // are as many as rc counts, each with its hash known, none of them changed
-// since the last Ready.
+// since the last Ready; and unless the nodes that hold room for their
+// leaves' hashes know some, and are no more than rc counts.
 func checkUnsaved(t fataler, rc *rootCache) {
-	n := 0
+	n, holding := 0, 0
 	var walk func(x *trieInner, depth int, path protocol.Digest)
 	walk = func(x *trieInner, depth int, path protocol.Digest) {
 		if x.kids != nil && *x.kids == [16]*trieInner{} {
 			t.Fatalf("an inner node holds room for inner children, and has none")
+		}
+		if (x.hashes == nil) != (x.known == 0) {
+			t.Fatalf("an inner node knows leaf hashes %016b with room %v", x.known, x.hashes != nil)
+		}
+		if x.hashes != nil {
+			holding++
 		}
 		for k := range 16 {
 			setNibble(&path, depth, k)
@@ -470,6 +478,9 @@ func checkUnsaved(t fataler, rc *rootCache) {
 	}
 	if n != rc.nUnsaved {
 		t.Fatalf("%d leaves marked to save, the trie counts %d", n, rc.nUnsaved)
+	}
+	if holding > rc.holding {
+		t.Fatalf("%d inner nodes hold leaf hashes, the trie counts %d", holding, rc.holding)
 	}
 }
 
@@ -545,5 +556,96 @@ func TestTrieImportHoldsNoLeafHashes(t *testing.T) {
 	}
 	if got, want := s.Root(), ref.root(); got != want {
 		t.Fatalf("root %s, reference %s", got, want)
+	}
+}
+
+// TestTrieDaemonHoldsFewLeafHashes: a daemon's trie, records coming one at
+// a time with a root computed and a save after each, holds the leaves'
+// hashes of at most trieHashesMax inner nodes after each save, however
+// many nodes records came under since it started (opened from the leaves'
+// summaries, which give every node its leaves' hashes); its roots are the
+// reference trie's all along, and after a reopen.
+func TestTrieDaemonHoldsFewLeafHashes(t *testing.T) {
+	defer func(h int) { trieHashesMax = h }(trieHashesMax)
+	trieHashesMax = 16
+	rng := rand.New(rand.NewPCG(9, 10))
+	digest := func() protocol.Digest {
+		var d protocol.Digest
+		for j := 0; j < len(d); j += 8 {
+			binary.LittleEndian.PutUint64(d[j:], rng.Uint64())
+		}
+		return d
+	}
+	kv := &MemKV{}
+	ref := &memTrie{}
+	s := openTrie(t, kv, 0)
+	save := func() {
+		for first := true; first || s.TrieUnsaved(); first = false {
+			r, err := s.Ready()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r != nil {
+				kv.Apply(r.Writes)
+				s.Advance(r)
+			}
+		}
+	}
+	const total = 40_000
+	for range total {
+		d := digest()
+		s.addDigest(d)
+		ref.insert(d, 0)
+	}
+	if got, want := s.Root(), ref.root(); got != want {
+		t.Fatalf("root %s, reference %s", got, want)
+	}
+	save()
+	// holding counts the inner nodes, and those that hold leaf hashes.
+	holding := func() (nodes, with int) {
+		var walk func(x *trieInner)
+		walk = func(x *trieInner) {
+			nodes++
+			if x.hashes != nil {
+				with++
+			}
+			for k := range 16 {
+				if c := x.kid(k); c != nil {
+					walk(c)
+				}
+			}
+		}
+		walk(s.root.top)
+		return nodes, with
+	}
+	for _, start := range []string{"after the import", "opened from the leaves' summaries"} {
+		if start != "after the import" {
+			s = openTrie(t, kv, ref.count)
+			if _, with := holding(); with <= trieHashesMax {
+				t.Fatalf("%s: %d inner nodes hold leaf hashes before a root; want every node", start, with)
+			}
+		}
+		touched := map[*trieInner]bool{}
+		for i := range 3000 {
+			d := digest()
+			s.addDigest(d)
+			ref.insert(d, 0)
+			n := s.root.top
+			for depth := 0; n.kid(nibble(&d, depth)) != nil; depth++ {
+				n = n.kid(nibble(&d, depth))
+			}
+			touched[n] = true
+			if got, want := s.Root(), ref.root(); got != want {
+				t.Fatalf("%s, record %d: root %s, reference %s", start, i, got, want)
+			}
+			save()
+			checkUnsaved(t, &s.root)
+			if _, with := holding(); with > trieHashesMax {
+				t.Fatalf("%s, record %d: %d inner nodes hold leaf hashes, more than %d", start, i, with, trieHashesMax)
+			}
+		}
+		if len(touched) <= 4*trieHashesMax {
+			t.Fatalf("%s: records came under %d inner nodes; want more than %d for the test to mean anything", start, len(touched), 4*trieHashesMax)
+		}
 	}
 }
