@@ -101,6 +101,7 @@ func (n *trieInner) setLeaf(k int, h *[sha256.Size]byte) (grew bool) {
 func (rc *rootCache) setLeaf(n *trieInner, k int, h *[sha256.Size]byte) {
 	if n.setLeaf(k, h) {
 		rc.holding++
+		rc.freed++
 	}
 }
 
@@ -167,11 +168,13 @@ type rootCache struct {
 
 	// holding counts the inner nodes that hold room for their leaves'
 	// hashes (trieInner.hashes), or more: a node merged into a leaf is
-	// counted until the next drop, which counts them again. A Ready drops
-	// the hashes no longer needed once holding passes dropAt, and sets
-	// dropAt to twice what that leaves (trieHashesMax at least), so that
-	// the walks cost, together, about as much as the hashes they drop.
-	holding, dropAt int
+	// counted until the next drop, which counts them again. kept is how
+	// many the last drop left (dirty, or with a leaf to save), and freed
+	// counts what may have let go of some since: rooms taken, nodes
+	// hashed, leaves' summaries saved. A Ready drops the hashes no longer
+	// needed while holding passes trieHashesMax, once freed is half of
+	// kept: each walk of the trie follows work of about its size.
+	holding, kept, freed int
 }
 
 func nibble(d *protocol.Digest, depth int) int {
@@ -606,6 +609,7 @@ func (s *State) sumInner(n *trieInner, depth int, path protocol.Digest) [sha256.
 	}
 	h.Sum(n.hash[:0])
 	n.dirty = false
+	s.root.freed++
 	return n.hash
 }
 
@@ -685,7 +689,7 @@ func (rc *rootCache) rootWrites(ws []Write) []Write {
 	if rc.top == nil {
 		rc.nUnsaved = 0 // no inner node to mark a leaf in
 	}
-	if rc.holding > max(rc.dropAt, trieHashesMax) {
+	if rc.holding > trieHashesMax && 2*rc.freed >= rc.kept {
 		rc.dropHashes()
 	}
 	return ws
@@ -716,7 +720,7 @@ func (rc *rootCache) dropHashes() {
 	if rc.top != nil {
 		walk(rc.top)
 	}
-	rc.dropAt = 2 * rc.holding
+	rc.kept, rc.freed = rc.holding, 0
 }
 
 // unsavedWrites appends the summaries of the leaves under n (the inner
@@ -731,6 +735,7 @@ func (rc *rootCache) unsavedWrites(ws []Write, n *trieInner, depth int, path *pr
 			setNibble(path, depth, k)
 			ws = append(ws, Write{Key: []byte(leafKey(depth+1, path)), Value: leafSummary(int(n.n[k]), &n.hashes[k])})
 			rc.saved(n, k)
+			rc.freed++
 			*budget--
 		}
 	}

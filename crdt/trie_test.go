@@ -409,10 +409,18 @@ func TestTrieReopenRoot(t *testing.T) {
 	}
 }
 
-// countKV counts the 'r' keys scanned.
+// countKV counts the 'r' keys scanned and the leaf summaries ('k' keys)
+// read by Get.
 type countKV struct {
 	KV
-	records int
+	records, summaries int
+}
+
+func (c *countKV) Get(key []byte) ([]byte, error) {
+	if len(key) > 0 && key[0] == tagTrieLeaf {
+		c.summaries++
+	}
+	return c.KV.Get(key)
 }
 
 func (c *countKV) Scan(prefix, from []byte, fn func(k, v []byte) error) error {
@@ -559,14 +567,18 @@ func TestTrieImportHoldsNoLeafHashes(t *testing.T) {
 	}
 }
 
-// TestTrieDaemonHoldsFewLeafHashes: a daemon's trie, records coming one at
-// a time with a root computed and a save after each, holds the leaves'
-// hashes of at most trieHashesMax inner nodes after each save, however
-// many nodes records came under since it started (opened from the leaves'
-// summaries, which give every node its leaves' hashes); its roots are the
-// reference trie's all along, and after a reopen.
+// TestTrieDaemonHoldsFewLeafHashes: a daemon's trie holds the leaves'
+// hashes of at most trieHashesMax inner nodes once its roots are computed
+// and saved, however many nodes records came under since it started, and
+// counts them exactly; its roots are the reference trie's all along. Four
+// ways there: records coming one at a time, a root and a save after each,
+// after an import and after a start from the leaves' summaries (which give
+// every node its leaves' hashes); a save before the first root after such
+// a start, which keeps the hashes of the nodes it has yet to hash (the
+// root then reads the summaries of the records' leaves alone); and an import whose leaves' hashes go
+// to the KV a few at a time.
 func TestTrieDaemonHoldsFewLeafHashes(t *testing.T) {
-	defer func(h int) { trieHashesMax = h }(trieHashesMax)
+	defer func(h, m int) { trieHashesMax, trieSaveMax = h, m }(trieHashesMax, trieSaveMax)
 	trieHashesMax = 16
 	rng := rand.New(rand.NewPCG(9, 10))
 	digest := func() protocol.Digest {
@@ -576,9 +588,11 @@ func TestTrieDaemonHoldsFewLeafHashes(t *testing.T) {
 		}
 		return d
 	}
-	kv := &MemKV{}
-	ref := &memTrie{}
-	s := openTrie(t, kv, 0)
+	var (
+		kv  *MemKV
+		ref *memTrie
+		s   *State
+	)
 	save := func() {
 		for first := true; first || s.TrieUnsaved(); first = false {
 			r, err := s.Ready()
@@ -591,21 +605,26 @@ func TestTrieDaemonHoldsFewLeafHashes(t *testing.T) {
 			}
 		}
 	}
-	const total = 40_000
-	for range total {
-		d := digest()
-		s.addDigest(d)
-		ref.insert(d, 0)
+	add := func(n int) {
+		for range n {
+			d := digest()
+			s.addDigest(d)
+			ref.insert(d, 0)
+		}
 	}
-	if got, want := s.Root(), ref.root(); got != want {
-		t.Fatalf("root %s, reference %s", got, want)
+	checkRoot := func(when string) {
+		t.Helper()
+		if got, want := s.Root(), ref.root(); got != want {
+			t.Fatalf("%s: root %s, reference %s", when, got, want)
+		}
 	}
-	save()
-	// holding counts the inner nodes, and those that hold leaf hashes.
-	holding := func() (nodes, with int) {
+	// holding returns how many inner nodes hold leaf hashes, and fails t
+	// unless the trie counts as many.
+	holding := func(when string) int {
+		t.Helper()
+		with := 0
 		var walk func(x *trieInner)
 		walk = func(x *trieInner) {
-			nodes++
 			if x.hashes != nil {
 				with++
 			}
@@ -616,15 +635,24 @@ func TestTrieDaemonHoldsFewLeafHashes(t *testing.T) {
 			}
 		}
 		walk(s.root.top)
-		return nodes, with
-	}
-	for _, start := range []string{"after the import", "opened from the leaves' summaries"} {
-		if start != "after the import" {
-			s = openTrie(t, kv, ref.count)
-			if _, with := holding(); with <= trieHashesMax {
-				t.Fatalf("%s: %d inner nodes hold leaf hashes before a root; want every node", start, with)
-			}
+		if with != s.root.holding {
+			t.Fatalf("%s: %d inner nodes hold leaf hashes, the trie counts %d", when, with, s.root.holding)
 		}
+		return with
+	}
+	imported := func(saveMax int) {
+		trieSaveMax = saveMax
+		kv, ref = &MemKV{}, &memTrie{}
+		s = openTrie(t, kv, 0)
+		add(40_000)
+		checkRoot("after the import")
+		save()
+		checkUnsaved(t, &s.root)
+		if with := holding("after the import's saves"); with > trieHashesMax {
+			t.Fatalf("after the import's saves (%d leaves a save): %d inner nodes hold leaf hashes, more than %d", saveMax, with, trieHashesMax)
+		}
+	}
+	oneAtATime := func(start string) {
 		touched := map[*trieInner]bool{}
 		for i := range 3000 {
 			d := digest()
@@ -635,12 +663,10 @@ func TestTrieDaemonHoldsFewLeafHashes(t *testing.T) {
 				n = n.kid(nibble(&d, depth))
 			}
 			touched[n] = true
-			if got, want := s.Root(), ref.root(); got != want {
-				t.Fatalf("%s, record %d: root %s, reference %s", start, i, got, want)
-			}
+			checkRoot(fmt.Sprintf("%s, record %d", start, i))
 			save()
 			checkUnsaved(t, &s.root)
-			if _, with := holding(); with > trieHashesMax {
+			if with := holding(start); with > trieHashesMax {
 				t.Fatalf("%s, record %d: %d inner nodes hold leaf hashes, more than %d", start, i, with, trieHashesMax)
 			}
 		}
@@ -648,4 +674,36 @@ func TestTrieDaemonHoldsFewLeafHashes(t *testing.T) {
 			t.Fatalf("%s: records came under %d inner nodes; want more than %d for the test to mean anything", start, len(touched), 4*trieHashesMax)
 		}
 	}
+	reopen := func() {
+		s = openTrie(t, kv, ref.count)
+		if with := holding("opened"); with <= 4*trieHashesMax {
+			t.Fatalf("opened from the leaves' summaries: %d inner nodes hold leaf hashes; want every node with leaves", with)
+		}
+	}
+
+	imported(16384)
+	oneAtATime("after the import")
+	reopen()
+	oneAtATime("opened from the leaves' summaries")
+
+	reopen()
+	add(100)
+	save() // before the first root
+	if with := holding("a save before the first root"); with <= 4*trieHashesMax {
+		t.Fatalf("a save before the first root after a start: %d inner nodes hold leaf hashes; want those of every node it has yet to hash", with)
+	}
+	counting := &countKV{KV: kv}
+	s.kv = counting
+	checkRoot("the first root after a start and a save")
+	if counting.summaries > 100 {
+		t.Fatalf("the first root after a start and a save read %d leaf summaries; want at most those of the 100 records' leaves, the others' hashes held", counting.summaries)
+	}
+	s.kv = kv
+	save()
+	if with := holding("after the first root and a save"); with > trieHashesMax {
+		t.Fatalf("after the first root and a save: %d inner nodes hold leaf hashes, more than %d", with, trieHashesMax)
+	}
+
+	imported(64)
+	oneAtATime("after an import saved 64 leaves a save")
 }
