@@ -296,6 +296,7 @@ func (n *Node) commitBatch(b *batch) {
 		cursors, err := n.st.PutRecords(ctx, b.entries)
 		if err == nil {
 			b.cursors = cursors
+			n.stored.Add(int64(len(b.entries)))
 		} else {
 			b.err = fmt.Errorf("node: store records: %w", err)
 			n.storedAnyway(ctx, b, heads)

@@ -112,6 +112,9 @@ func TestCommitOffTheLoop(t *testing.T) {
 		if err != nil || len(st.Commons) != 1 || st.Commons[0].Records != 1 {
 			t.Fatalf("after the commit: %+v, %v; want the genesis applied", st, err)
 		}
+		if got := n.stored.Load(); got != 1 {
+			t.Fatalf("the node counts %d records stored; want 1 (a daemon's releases read it)", got)
+		}
 
 		// A failed commit is an error for its requests, and nothing of it
 		// is applied.
@@ -125,6 +128,9 @@ func TestCommitOffTheLoop(t *testing.T) {
 		st, err = n.Status(ctx)
 		if err != nil || st.Commons[0].Records != 1 {
 			t.Fatalf("after a failed commit: %+v, %v; want only the genesis", st, err)
+		}
+		if got := n.stored.Load(); got != 1 {
+			t.Fatalf("after a failed commit, the node counts %d records stored; want 1", got)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -65,7 +66,10 @@ type Node struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	stopPages func() // stops the release of the store's pages (pages.go)
-	wg        sync.WaitGroup
+	// stored counts the records the committer has stored (pages.go reads
+	// it: while it grows fast, a daemon's releases keep their priority).
+	stored atomic.Int64
+	wg     sync.WaitGroup
 	// rowsMu is held while the feed's summary rows of saved records are
 	// written or deleted (backfill.go, dropdisowned.go): each reads the
 	// records, then stores or deletes their rows.

@@ -375,3 +375,38 @@ func TestDaemonReleasesAtLowestPriority(t *testing.T) {
 		})
 	}
 }
+
+// A daemon that stores records fast (a join, a sync that catches up)
+// keeps its releases at its own priority, as an offline node does; once
+// it stops storing them, its releases go to the lowest priority.
+func TestDaemonReleasesAtItsPriorityWhileStoring(t *testing.T) {
+	defer func(f func() error) { releasePriority = f }(releasePriority)
+	synctest.Test(t, func(t *testing.T) {
+		st := &releasingStore{Store: memstore.New(), grow: pageBudget / 4}
+		var lowered []int // the checks made before each lowering
+		releasePriority = func() error {
+			lowered = append(lowered, len(st.calls()))
+			return nil
+		}
+		n := &Node{st: st, log: slog.New(slog.DiscardHandler)}
+		stop := n.startReleasingPages()
+		defer stop()
+		// 100 records every 10 ms: 10,000 a second, past busyRate.
+		for range 30 {
+			n.stored.Add(100)
+			time.Sleep(10 * time.Millisecond)
+		}
+		busy := len(st.calls())
+		if busy < 5 {
+			t.Fatalf("%d checks while storing; the test needs several", busy)
+		}
+		if len(lowered) != 0 {
+			t.Fatalf("releases lowered after %v checks, while the node stored %d records a second", lowered, 10_000)
+		}
+		time.Sleep(5*pageCheck + pageCheck/2)
+		stop()
+		if len(lowered) != 1 || lowered[0] < busy {
+			t.Errorf("lowered after checks %v; want once, after the %d made while storing", lowered, busy)
+		}
+	})
+}
