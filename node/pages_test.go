@@ -383,10 +383,18 @@ func TestDaemonReleasesAtItsPriorityWhileStoring(t *testing.T) {
 	defer func(f func() error) { releasePriority = f }(releasePriority)
 	synctest.Test(t, func(t *testing.T) {
 		st := &releasingStore{Store: memstore.New(), grow: pageBudget / 4}
+		var mu sync.Mutex // the releases' thread writes lowered, the test reads it meanwhile
 		var lowered []int // the checks made before each lowering
 		releasePriority = func() error {
+			mu.Lock()
+			defer mu.Unlock()
 			lowered = append(lowered, len(st.calls()))
 			return nil
+		}
+		loweredSoFar := func() []int {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(lowered)
 		}
 		n := &Node{st: st, log: slog.New(slog.DiscardHandler)}
 		stop := n.startReleasingPages()
@@ -400,13 +408,13 @@ func TestDaemonReleasesAtItsPriorityWhileStoring(t *testing.T) {
 		if busy < 5 {
 			t.Fatalf("%d checks while storing; the test needs several", busy)
 		}
-		if len(lowered) != 0 {
-			t.Fatalf("releases lowered after %v checks, while the node stored %d records a second", lowered, 10_000)
+		if l := loweredSoFar(); len(l) != 0 {
+			t.Fatalf("releases lowered after %v checks, while the node stored %d records a second", l, 10_000)
 		}
 		time.Sleep(5*pageCheck + pageCheck/2)
 		stop()
-		if len(lowered) != 1 || lowered[0] < busy {
-			t.Errorf("lowered after checks %v; want once, after the %d made while storing", lowered, busy)
+		if l := loweredSoFar(); len(l) != 1 || l[0] < busy {
+			t.Errorf("lowered after checks %v; want once, after the %d made while storing", l, busy)
 		}
 	})
 }
