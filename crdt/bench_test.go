@@ -242,12 +242,7 @@ func BenchmarkDisputeManySuspended(b *testing.B) {
 func BenchmarkTrieDaemonMemory(b *testing.B) {
 	const n = 5_000_000
 	rng := rand.New(rand.NewPCG(3, 4))
-	digest := func() (d protocol.Digest) {
-		for j := 0; j < len(d); j += 8 {
-			binary.LittleEndian.PutUint64(d[j:], rng.Uint64())
-		}
-		return d
-	}
+	digest := func() protocol.Digest { return randDigest(rng) }
 	heap := func() uint64 {
 		runtime.GC()
 		var m runtime.MemStats
@@ -257,18 +252,7 @@ func BenchmarkTrieDaemonMemory(b *testing.B) {
 	for range b.N {
 		kv := &MemKV{}
 		s := openTrie(b, kv, 0)
-		save := func() {
-			for first := true; first || s.TrieUnsaved(); first = false {
-				r, err := s.Ready()
-				if err != nil {
-					b.Fatal(err)
-				}
-				if r != nil {
-					kv.Apply(r.Writes)
-					s.Advance(r)
-				}
-			}
-		}
+		save := func() { settleAll(b, s, kv) }
 		for range n {
 			s.addDigest(digest())
 		}
@@ -282,20 +266,7 @@ func BenchmarkTrieDaemonMemory(b *testing.B) {
 			_ = s.Root()
 			save()
 		}
-		held, nodes := 0, 0
-		var walk func(x *trieInner)
-		walk = func(x *trieInner) {
-			nodes++
-			if x.hashes != nil {
-				held++
-			}
-			for k := range 16 {
-				if c := x.kid(k); c != nil {
-					walk(c)
-				}
-			}
-		}
-		walk(s.root.top)
+		nodes, held := innerNodes(s.root.top)
 		b.ReportMetric(float64(nodes), "inner-nodes")
 		b.ReportMetric(float64(held), "nodes-with-leaf-hashes")
 		with := heap()

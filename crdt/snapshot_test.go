@@ -720,17 +720,27 @@ func cloneKV(kv *MemKV) *MemKV {
 
 // settle applies s's pending writes to kv, and reports whether there were
 // any.
-func settle(t *testing.T, s *State, kv *MemKV) bool {
+func settle(t fataler, s *State, kv *MemKV) bool {
 	t.Helper()
 	r, err := s.Ready()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("ready: %v", err)
 	}
 	if r != nil {
 		kv.Apply(r.Writes)
 		s.Advance(r)
 	}
 	return r != nil
+}
+
+// settleAll settles s, then again while the trie has leaves' hashes to
+// save (at most trieSaveMax a Ready).
+func settleAll(t fataler, s *State, kv *MemKV) {
+	t.Helper()
+	settle(t, s, kv)
+	for s.TrieUnsaved() {
+		settle(t, s, kv)
+	}
 }
 
 // TestSnapshotCutShort: a snapshot is handed over in pieces of bounded

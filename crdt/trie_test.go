@@ -499,13 +499,7 @@ func checkUnsaved(t fataler, rc *rootCache) {
 // and a node gives them up once records came under all of its leaves.
 func TestTrieImportHoldsNoLeafHashes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	digest := func() protocol.Digest {
-		var d protocol.Digest
-		for j := 0; j < len(d); j += 8 {
-			binary.LittleEndian.PutUint64(d[j:], rng.Uint64())
-		}
-		return d
-	}
+	digest := func() protocol.Digest { return randDigest(rng) }
 	kv := &MemKV{}
 	s := openTrie(t, kv, 0)
 	ref := &memTrie{}
@@ -581,30 +575,13 @@ func TestTrieDaemonHoldsFewLeafHashes(t *testing.T) {
 	defer func(h, m int) { trieHashesMax, trieSaveMax = h, m }(trieHashesMax, trieSaveMax)
 	trieHashesMax = 16
 	rng := rand.New(rand.NewPCG(9, 10))
-	digest := func() protocol.Digest {
-		var d protocol.Digest
-		for j := 0; j < len(d); j += 8 {
-			binary.LittleEndian.PutUint64(d[j:], rng.Uint64())
-		}
-		return d
-	}
+	digest := func() protocol.Digest { return randDigest(rng) }
 	var (
 		kv  *MemKV
 		ref *memTrie
 		s   *State
 	)
-	save := func() {
-		for first := true; first || s.TrieUnsaved(); first = false {
-			r, err := s.Ready()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r != nil {
-				kv.Apply(r.Writes)
-				s.Advance(r)
-			}
-		}
-	}
+	save := func() { settleAll(t, s, kv) }
 	add := func(n int) {
 		for range n {
 			d := digest()
@@ -622,19 +599,7 @@ func TestTrieDaemonHoldsFewLeafHashes(t *testing.T) {
 	// unless the trie counts as many.
 	holding := func(when string) int {
 		t.Helper()
-		with := 0
-		var walk func(x *trieInner)
-		walk = func(x *trieInner) {
-			if x.hashes != nil {
-				with++
-			}
-			for k := range 16 {
-				if c := x.kid(k); c != nil {
-					walk(c)
-				}
-			}
-		}
-		walk(s.root.top)
+		_, with := innerNodes(s.root.top)
 		if with != s.root.holding {
 			t.Fatalf("%s: %d inner nodes hold leaf hashes, the trie counts %d", when, with, s.root.holding)
 		}
@@ -706,4 +671,30 @@ func TestTrieDaemonHoldsFewLeafHashes(t *testing.T) {
 
 	imported(64)
 	oneAtATime("after an import saved 64 leaves a save")
+}
+
+// innerNodes returns the number of inner nodes under n (n included), and
+// of those that hold room for their leaves' hashes.
+func innerNodes(n *trieInner) (nodes, withHashes int) {
+	if n == nil {
+		return 0, 0
+	}
+	nodes = 1
+	if n.hashes != nil {
+		withHashes = 1
+	}
+	for k := range 16 {
+		a, b := innerNodes(n.kid(k))
+		nodes, withHashes = nodes+a, withHashes+b
+	}
+	return nodes, withHashes
+}
+
+// randDigest returns a digest drawn from rng.
+func randDigest(rng *rand.Rand) protocol.Digest {
+	var d protocol.Digest
+	for j := 0; j < len(d); j += 8 {
+		binary.LittleEndian.PutUint64(d[j:], rng.Uint64())
+	}
+	return d
 }
