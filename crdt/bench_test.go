@@ -148,12 +148,7 @@ func BenchmarkTrieMemory(b *testing.B) {
 			binary.LittleEndian.PutUint64(ds[i][j:], rng.Uint64())
 		}
 	}
-	heap := func() uint64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
-	}
+	heap := liveHeap
 	add := func(s *State, kv *MemKV, root bool) {
 		for i := range ds {
 			s.addDigest(ds[i])
@@ -243,12 +238,7 @@ func BenchmarkTrieDaemonMemory(b *testing.B) {
 	const n = 5_000_000
 	rng := rand.New(rand.NewPCG(3, 4))
 	digest := func() protocol.Digest { return randDigest(rng) }
-	heap := func() uint64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
-	}
+	heap := liveHeap
 	for range b.N {
 		kv := &MemKV{}
 		s := openTrie(b, kv, 0)

@@ -3,6 +3,7 @@ package crdt
 import (
 	"bytes"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -222,4 +223,12 @@ func inertOf(t fataler, s *State) []InertRecord {
 		t.Fatalf("Inert: %v", err)
 	}
 	return out
+}
+
+// liveHeap returns the bytes of heap in use after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }

@@ -90,12 +90,7 @@ func TestIndexLoadedLeavesBounded(t *testing.T) {
 //	go test -run '^$' -bench StoredIndexMemory -benchtime 1x ./crdt
 func BenchmarkStoredIndexMemory(b *testing.B) {
 	const n = 1_000_000
-	heap := func() uint64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
-	}
+	heap := liveHeap
 	for _, order := range []string{"ordered", "random"} {
 		b.Run(order, func(b *testing.B) {
 			items := make([]Item, n)
