@@ -362,6 +362,7 @@ func (n *Node) backfillSummaries(ctx context.Context, id cid.Cid, lo, from uint6
 		if err != nil {
 			return nil, lo, fmt.Errorf("node: read the records of commons %s: %w", id, err)
 		}
+		n.streamed.Add(int64(len(page)))
 		if len(page) == 0 {
 			break
 		}

@@ -47,6 +47,7 @@ func (n *Node) Export(ctx context.Context, commons string, w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("node: read feed: %w", err)
 		}
+		n.streamed.Add(int64(len(page)))
 		if len(page) == 0 {
 			break
 		}

@@ -233,6 +233,7 @@ func (n *Node) replayPage(ctx context.Context, id cid.Cid, after uint64, limit i
 	if err != nil {
 		return nil, nil, after, err
 	}
+	n.streamed.Add(int64(len(whole) + len(damaged)))
 	return whole, damaged, next, nil
 }
 

@@ -66,10 +66,13 @@ type Node struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	stopPages func() // stops the release of the store's pages (pages.go)
-	// stored counts the records the committer has stored (pages.go reads
-	// it: while it grows fast, a daemon's releases keep their priority).
-	stored atomic.Int64
-	wg     sync.WaitGroup
+	// stored counts the records the committer has stored, and streamed
+	// those read in bulk (sent by sync, exported, replayed, backfilled).
+	// pages.go reads them: while they grow fast, a daemon's releases keep
+	// their priority, and its store's files are read ahead.
+	stored   atomic.Int64
+	streamed atomic.Int64
+	wg       sync.WaitGroup
 	// rowsMu is held while the feed's summary rows of saved records are
 	// written or deleted (backfill.go, dropdisowned.go): each reads the
 	// records, then stores or deletes their rows.

@@ -11,6 +11,12 @@ type pageReleaser interface {
 	ReleasePages(ctx context.Context, budget int64) (before, after int64, released bool, err error)
 }
 
+// readAdviser is a store that can have the kernel read its files a page
+// at a time, or around each page read (badgerstore.Store.ReadRandomly).
+type readAdviser interface {
+	ReadRandomly(ctx context.Context, random bool) error
+}
+
 // pageOuter is a store that can page out the pages of its files while it
 // closes (badgerstore.Store.PageOut).
 type pageOuter interface {
@@ -109,8 +115,22 @@ func (n *Node) startReleasingPages() (stop func()) {
 			go n.lowReleases(reqs)
 			low = reqs
 		}
+		// A daemon has its store's files read a page at a time while
+		// it stores and reads records slowly (badgerstore's
+		// ReadRandomly): its lookups then read what they need, not the
+		// device's read-ahead around it. While it stores or reads them
+		// at busyRate or faster, and for readQuiet after, they are read
+		// around: a table a compaction merges, the records a sync sends
+		// or an export writes, are read in order. An offline node's are
+		// read around throughout: an import, an export.
+		adv, _ := n.st.(readAdviser)
+		if n.cfg.Offline {
+			adv = nil
+		}
+		var busyAt time.Time // the last check that found the node busy
+		advFailed := false
 		first := true
-		stored, at := n.stored.Load(), time.Now()
+		stored, at := n.stored.Load()+n.streamed.Load(), time.Now()
 		wait := pageCheck
 		t := time.NewTimer(wait)
 		defer t.Stop()
@@ -123,9 +143,19 @@ func (n *Node) startReleasingPages() (stop func()) {
 			case <-t.C:
 			}
 			start := time.Now()
-			now := n.stored.Load()
+			now := n.stored.Load() + n.streamed.Load()
 			busy := float64(now-stored) >= busyRate*start.Sub(at).Seconds()
 			stored, at = now, start
+			if busy {
+				busyAt = start
+			}
+			if adv != nil {
+				random := !busy && (busyAt.IsZero() || start.Sub(busyAt) >= readQuiet)
+				if err := adv.ReadRandomly(ctx, random); err != nil && ctx.Err() == nil && !advFailed {
+					advFailed = true // once, as for the releases
+					n.log.Warn("store: cannot advise the kernel how to read its files", "err", err)
+				}
+			}
 			var (
 				before, after int64
 				released      bool
@@ -164,9 +194,14 @@ func (n *Node) startReleasingPages() (stop func()) {
 	}
 }
 
-// busyRate is the rate of records stored (a second) from which a
-// daemon's releases keep their priority.
-const busyRate = 500
+// busyRate is the rate of records stored or read in bulk (a second) from
+// which a daemon's releases keep their priority, and its store's files
+// are read around each page read; readQuiet is how long after that a
+// daemon's files are read a page at a time again.
+const (
+	busyRate  = 500
+	readQuiet = time.Second
+)
 
 // lowReleases runs the releases it is handed, at the lowest priority
 // (releasePriority, set on its thread before the first), until reqs is

@@ -4,15 +4,19 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/commons-p2p/commons/node/api"
 	"github.com/commons-p2p/commons/store"
 	"github.com/commons-p2p/commons/store/memstore"
 )
@@ -41,6 +45,8 @@ type releasingStore struct {
 	readTakes time.Duration
 	// failDerived fails CommitDerived.
 	failDerived bool
+	// advised lists the calls of ReadRandomly.
+	advised []advised
 }
 
 func (s *releasingStore) CommitDerived(ctx context.Context, ds []store.Derived) error {
@@ -96,6 +102,32 @@ func (s *releasingStore) ReleasePages(ctx context.Context, budget int64) (int64,
 		return before, 0, true, nil
 	}
 	return s.held, s.held, false, nil
+}
+
+func (s *releasingStore) ReadRandomly(ctx context.Context, random bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advised = append(s.advised, advised{time.Now(), random})
+	return nil
+}
+
+// advisedSince returns the calls of ReadRandomly that came at or after t.
+func (s *releasingStore) advisedSince(t time.Time) []advised {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var got []advised
+	for _, a := range s.advised {
+		if !a.at.Before(t) {
+			got = append(got, a)
+		}
+	}
+	return got
+}
+
+// advised is a call of ReadRandomly.
+type advised struct {
+	at     time.Time
+	random bool
 }
 
 func (s *releasingStore) setGrow(n int64) {
@@ -417,4 +449,101 @@ func TestDaemonReleasesAtItsPriorityWhileStoring(t *testing.T) {
 			t.Errorf("lowered after checks %v; want once, after the %d made while storing", l, busy)
 		}
 	})
+}
+
+// A daemon's store reads its files a page at a time while the daemon
+// stores and reads records slowly; around each page read while it stores
+// them fast or reads them in bulk (a sync's sends, an export), and for
+// readQuiet after. An offline node's store reads around throughout.
+func TestReadRandomlyWhileQuiet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &releasingStore{Store: memstore.New(), grow: pageBudget / 4}
+		n := &Node{st: st, log: slog.New(slog.DiscardHandler)}
+		stop := n.startReleasingPages()
+		defer stop()
+		begun := time.Now()
+		time.Sleep(3 * pageCheck)
+		if a := st.advisedSince(begun); len(a) == 0 || !a[0].random || !a[len(a)-1].random {
+			t.Fatalf("a daemon at rest advised %v; want random from the first check", a)
+		}
+		for _, c := range []struct {
+			what  string
+			count *atomic.Int64
+		}{{"storing", &n.stored}, {"sending", &n.streamed}} {
+			// 100 records every 10 ms: 10,000 a second, past busyRate.
+			from := time.Now()
+			for range 30 {
+				c.count.Add(100)
+				time.Sleep(10 * time.Millisecond)
+			}
+			busy := st.advisedSince(from.Add(2 * pageCheck))
+			if len(busy) < 3 {
+				t.Fatalf("%s: %d checks; the test needs several", c.what, len(busy))
+			}
+			for _, a := range busy {
+				if a.random {
+					t.Errorf("%s 10,000 records a second: advised random at %v", c.what, a.at.Sub(from))
+				}
+			}
+			end := time.Now()
+			time.Sleep(readQuiet - 2*pageCheck)
+			for _, a := range st.advisedSince(end) {
+				if a.random {
+					t.Errorf("%s ended %v before: advised random, within readQuiet", c.what, a.at.Sub(end))
+				}
+			}
+			time.Sleep(4 * pageCheck)
+			if a := st.advisedSince(end); len(a) == 0 || !a[len(a)-1].random {
+				t.Errorf("%s ended %v before: advised %v; want random again", c.what, time.Since(end), a)
+			}
+			// Slowly, 50 records a second, far below busyRate even in a
+			// check's 50 ms: random throughout.
+			from = time.Now()
+			for range 10 {
+				c.count.Add(5)
+				time.Sleep(100 * time.Millisecond)
+			}
+			for _, a := range st.advisedSince(from) {
+				if !a.random {
+					t.Errorf("%s 50 records a second: advised reading around at %v", c.what, a.at.Sub(from))
+				}
+			}
+		}
+		stop()
+
+		off := &releasingStore{Store: memstore.New(), grow: pageBudget / 4}
+		n = &Node{cfg: Config{Offline: true}, st: off, log: slog.New(slog.DiscardHandler)}
+		stop = n.startReleasingPages()
+		time.Sleep(2 * time.Second)
+		stop()
+		if len(off.calls()) == 0 {
+			t.Fatal("an offline node made no check")
+		}
+		if a := off.advisedSince(time.Time{}); len(a) != 0 {
+			t.Errorf("an offline node advised %v; want none (read around)", a)
+		}
+	})
+}
+
+// An export counts the records it reads as read in bulk (streamed), which
+// has a daemon's store read its files around each page read meanwhile.
+func TestExportCountsAsBulk(t *testing.T) {
+	ctx := context.Background()
+	n := startOffline(t)
+	id, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("T"), Licence: ptr("MIT")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := n.Contribute(ctx, api.ContributeParams{Commons: id, Title: fmt.Sprintf("c%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := n.streamed.Load()
+	if err := n.Export(ctx, id, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.streamed.Load() - before; got != 6 {
+		t.Errorf("an export of 6 records (the genesis and 5 contributions) counted %d read in bulk", got)
+	}
 }

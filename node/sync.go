@@ -762,6 +762,7 @@ func (sc *syncConn) writeTurn(ctx context.Context, commons *protocol.Link, turn 
 		if err != nil {
 			return fmt.Errorf("read records to send: %w", err)
 		}
+		sc.n.streamed.Add(int64(len(raws)))
 		if err := sc.deadline(true); err != nil {
 			return err
 		}

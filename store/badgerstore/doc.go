@@ -181,6 +181,12 @@
 // device reads ahead (readTableEnds): opening the 2,213 tables of
 // 10,000,000 records with nothing cached read 571 MB from the disk in
 // 0.33 s, against 6.7 GB in 3.7 s, on a machine that reads 8 MiB ahead.
+// The same read-around costs a lookup once the page cache no longer holds
+// the store: a fault on a page of a table or a value log file reads as
+// far around it as the device reads ahead. ReadRandomly has the kernel
+// read the faulting page alone; a daemon asks for it while it stores and
+// reads records slowly, and takes it back while it imports, syncs or
+// exports, whose reads run in order (its doc gives the figures).
 // Badger's own log goes to the slog logger given to Open: errors at Warn,
 // everything else at Debug.
 //

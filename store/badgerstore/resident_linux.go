@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -34,6 +35,11 @@ type resident struct {
 	// pinning is set while releasePinned holds the tables pinned, from
 	// when it has listed them.
 	pinning bool
+	// random says that the store's mappings are read a page at a time
+	// (ReadRandomly), those made before the directory last changed at
+	// randomAt.
+	random   bool
+	randomAt time.Time
 }
 
 // ReleasePages hands back to the kernel the pages of the store's value log

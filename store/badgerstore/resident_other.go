@@ -20,3 +20,13 @@ func (s *Store) ReleasePages(ctx context.Context, budget int64) (before, after i
 func (s *Store) releasePages(budget int64) (before, after int64, released bool, err error) {
 	return 0, 0, false, nil
 }
+
+// ReadRandomly does nothing here: the pages of the store's files are read
+// as the system reads any mapped file's (see the Linux version).
+func (s *Store) ReadRandomly(ctx context.Context, random bool) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	s.end()
+	return nil
+}

@@ -1,0 +1,129 @@
+package badgerstore
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ReadRandomly says how the kernel is to read the store's files (its
+// tables and value log files, which badger reads through memory
+// mappings) when a read finds a page that is not in memory. With random,
+// it reads that page alone (madvise MADV_RANDOM); without, it reads
+// around it as for any mapped file, as far as the device reads ahead
+// (MADV_NORMAL), the default.
+//
+// The kernel reads around a page that a mapping faults in, by as much as
+// the device reads ahead, a whole 4 MiB table where it reads 8 MiB ahead
+// (as some virtual disks do; 128 KiB is common). A lookup of a key or a
+// record reads a block of 16 KiB of a table, or a record of the value
+// log, in a few pages: on a store that the page cache does not hold, each
+// read far from the last read the whole table around it. A daemon on a
+// commons of 10,000,000 records, started with nothing cached (2 cores, 8
+// MiB read ahead), answered 200 lookups of contributions in 15.3 and 9.3
+// ms at the median and 57 and 34 ms at p99 reading around; 1.05 ms and
+// 6.6 ms reading the pages alone (its tables and value log files), and
+// pages of the feed in 5.3 ms at p99 rather than 20.6 and 17.9. Reads in
+// order through large ranges (badger's compactions, which read each table
+// they merge from its start to its end, a node's import, its export, the
+// records a sync sends) take the opposite: importing 1,000,000 records
+// into a fresh store, each page read alone, took 105.6 and 111.2 s
+// against 81.8 and 78.0 s. The node reads randomly only while it stores
+// and reads records slowly (node's pages.go).
+//
+// The advice holds for a mapping: while random, each call finds the
+// mappings made since the last (new tables, value log files) if the
+// store's directory has changed since, and advises them too. The advice
+// changes only how pages are read, never what they hold: a range that
+// badger has unmapped meanwhile, and that now maps something else, is
+// read as that advice says, nothing more. Any goroutine.
+func (s *Store) ReadRandomly(ctx context.Context, random bool) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	r := &s.res
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var changed time.Time
+	if random {
+		// Stated before the maps are read: a file made after the
+		// statement changes the directory again.
+		fi, err := os.Stat(s.dir)
+		if err != nil {
+			return fmt.Errorf("badgerstore: read randomly: %w", err)
+		}
+		changed = fi.ModTime()
+		if r.random && changed.Equal(r.randomAt) {
+			return nil
+		}
+	} else if !r.random {
+		return nil // a mapping is read around unless advised otherwise
+	}
+	advice := unix.MADV_NORMAL
+	if random {
+		advice = unix.MADV_RANDOM
+	}
+	if err := adviseMappings(s.dir, advice); err != nil {
+		return fmt.Errorf("badgerstore: read randomly: %w", err)
+	}
+	r.random, r.randomAt = random, changed
+	return nil
+}
+
+// adviseMappings gives advice (MADV_RANDOM or MADV_NORMAL) for each shared
+// mapping of a table or value log file in dir. A range unmapped since
+// /proc/self/maps listed it (ENOMEM) is skipped.
+func adviseMappings(dir string, advice int) error {
+	d, err := filepath.Abs(dir)
+	if err == nil {
+		d, err = filepath.EvalSymlinks(d)
+	}
+	if err != nil {
+		return err
+	}
+	f, err := os.Open("/proc/self/maps")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var ranges [][2]uintptr
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		fields, path, ok := mapsLine(sc.Text())
+		if !ok || filepath.Dir(path) != d || !strings.HasSuffix(fields[1], "s") {
+			continue
+		}
+		if ext := filepath.Ext(path); ext != ".sst" && ext != ".vlog" {
+			continue // not one of badger's mapped files, or deleted
+		}
+		lo, hi, ok := strings.Cut(fields[0], "-")
+		if !ok {
+			continue
+		}
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 != nil || err2 != nil || end <= start {
+			continue
+		}
+		ranges = append(ranges, [2]uintptr{uintptr(start), uintptr(end - start)})
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read /proc/self/maps: %w", err)
+	}
+	for _, rg := range ranges {
+		_, _, errno := unix.Syscall(unix.SYS_MADVISE, rg[0], rg[1], uintptr(advice))
+		if errno != 0 && errno != unix.ENOMEM {
+			return fmt.Errorf("madvise %#x (%d bytes): %w", rg[0], rg[1], errno)
+		}
+	}
+	return nil
+}
