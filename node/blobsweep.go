@@ -96,6 +96,7 @@ func (n *Node) sweepCommons(id cid.Cid) error {
 		if err != nil {
 			return err
 		}
+		n.streamed.Add(int64(len(chunk))) // references read in bulk
 		for _, ref := range chunk {
 			if err := n.sweepBlob(ref.blob, ref.record); err != nil {
 				return err

@@ -591,6 +591,7 @@ func (n *Node) dropDerived(ctx context.Context, id cid.Cid) error {
 		}
 		if err == nil && len(ws) > 0 {
 			err = n.st.CommitDerived(ctx, []store.Derived{{Commons: id, Writes: ws}})
+			n.streamed.Add(int64(len(ws))) // keys read in bulk
 		}
 		if err == nil && next == nil {
 			break

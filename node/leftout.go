@@ -321,7 +321,9 @@ type feedLog struct {
 }
 
 func (l feedLog) Feed(ctx context.Context, id cid.Cid, after uint64, limit int) ([]store.Stored, error) {
-	return l.n.readFeedKeeping(ctx, id, after, limit, true)
+	page, err := l.n.readFeedKeeping(ctx, id, after, limit, true)
+	l.n.streamed.Add(int64(len(page))) // a live feed's replay, read in bulk
+	return page, err
 }
 
 // wholeRecords reads records cs one at a time, for a sync to send: a

@@ -72,7 +72,10 @@ type Node struct {
 	// their priority, and its store's files are read ahead.
 	stored   atomic.Int64
 	streamed atomic.Int64
-	wg       sync.WaitGroup
+	// loaded is set once Start has opened the replicated commons' states,
+	// which reads each one's stored state in order.
+	loaded atomic.Bool
+	wg     sync.WaitGroup
 	// rowsMu is held while the feed's summary rows of saved records are
 	// written or deleted (backfill.go, dropdisowned.go): each reads the
 	// records, then stores or deletes their rows.
@@ -276,6 +279,7 @@ func (n *Node) start(ctx context.Context) error {
 		// back to the system now, not minutes later.
 		debug.FreeOSMemory()
 	}
+	n.loaded.Store(true)
 	if !n.cfg.Offline {
 		if err := n.startNetwork(ctx); err != nil {
 			n.cancel()

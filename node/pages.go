@@ -115,14 +115,15 @@ func (n *Node) startReleasingPages() (stop func()) {
 			go n.lowReleases(reqs)
 			low = reqs
 		}
-		// A daemon has its store's files read a page at a time while
-		// it stores and reads records slowly (badgerstore's
-		// ReadRandomly): its lookups then read what they need, not the
-		// device's read-ahead around it. While it stores or reads them
-		// at busyRate or faster, and for readQuiet after, they are read
-		// around: a table a compaction merges, the records a sync sends
-		// or an export writes, are read in order. An offline node's are
-		// read around throughout: an import, an export.
+		// A daemon has its store's files read a page at a time once it
+		// has loaded the commons' states, while it stores and reads
+		// records slowly (badgerstore's ReadRandomly): its lookups then
+		// read what they need, not the device's read-ahead around it.
+		// While it loads them, while it stores or reads records at
+		// busyRate or faster, and for readQuiet after, they are read
+		// around: the states loaded, the records a sync sends or an
+		// export writes, are read in order. An offline node's are read
+		// around throughout: an import, an export.
 		adv, _ := n.st.(readAdviser)
 		if n.cfg.Offline {
 			adv = nil
@@ -150,7 +151,7 @@ func (n *Node) startReleasingPages() (stop func()) {
 				busyAt = start
 			}
 			if adv != nil {
-				random := !busy && (busyAt.IsZero() || start.Sub(busyAt) >= readQuiet)
+				random := n.loaded.Load() && !busy && (busyAt.IsZero() || start.Sub(busyAt) >= readQuiet)
 				if err := adv.ReadRandomly(ctx, random); err != nil && ctx.Err() == nil && !advFailed {
 					advFailed = true // once, as for the releases
 					n.log.Warn("store: cannot advise the kernel how to read its files", "err", err)

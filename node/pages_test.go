@@ -451,8 +451,8 @@ func TestDaemonReleasesAtItsPriorityWhileStoring(t *testing.T) {
 	})
 }
 
-// A daemon's store reads its files a page at a time while the daemon
-// stores and reads records slowly; around each page read while it stores
+// A daemon's store reads its files a page at a time once the daemon has
+// loaded the states, while it stores and reads records slowly; around each page read while it stores
 // them fast or reads them in bulk (a sync's sends, an export), and for
 // readQuiet after. An offline node's store reads around throughout.
 func TestReadRandomlyWhileQuiet(t *testing.T) {
@@ -461,10 +461,21 @@ func TestReadRandomlyWhileQuiet(t *testing.T) {
 		n := &Node{st: st, log: slog.New(slog.DiscardHandler)}
 		stop := n.startReleasingPages()
 		defer stop()
+		time.Sleep(3*pageCheck + pageCheck/2) // between two checks
+		loading := st.advisedSince(time.Time{})
+		if len(loading) == 0 {
+			t.Fatal("no check while the states load")
+		}
+		for _, a := range loading {
+			if a.random {
+				t.Fatalf("advised random at %v, while the states load", a.at)
+			}
+		}
+		n.loaded.Store(true)
 		begun := time.Now()
 		time.Sleep(3 * pageCheck)
 		if a := st.advisedSince(begun); len(a) == 0 || !a[0].random || !a[len(a)-1].random {
-			t.Fatalf("a daemon at rest advised %v; want random from the first check", a)
+			t.Fatalf("a daemon at rest advised %v; want random from the first check after the states loaded", a)
 		}
 		for _, c := range []struct {
 			what  string
@@ -513,6 +524,7 @@ func TestReadRandomlyWhileQuiet(t *testing.T) {
 
 		off := &releasingStore{Store: memstore.New(), grow: pageBudget / 4}
 		n = &Node{cfg: Config{Offline: true}, st: off, log: slog.New(slog.DiscardHandler)}
+		n.loaded.Store(true)
 		stop = n.startReleasingPages()
 		time.Sleep(2 * time.Second)
 		stop()
@@ -530,6 +542,9 @@ func TestReadRandomlyWhileQuiet(t *testing.T) {
 func TestExportCountsAsBulk(t *testing.T) {
 	ctx := context.Background()
 	n := startOffline(t)
+	if !n.loaded.Load() {
+		t.Fatal("Start returned with the states not counted as loaded: a daemon would never read a page at a time")
+	}
 	id, err := n.CreateManifest(ctx, api.ManifestParams{Name: ptr("T"), Licence: ptr("MIT")})
 	if err != nil {
 		t.Fatal(err)

@@ -121,11 +121,16 @@ func TestWriteTurnSendsStoredRecords(t *testing.T) {
 		s := &bufStream{}
 		sc := n.openSync(s, &api.SyncSession{})
 		sc.sess = sess
+		streamed := n.streamed.Load()
 		if err := sc.writeTurn(ctx, nil, turn, given); err != nil {
 			t.Fatal(err)
 		}
 		if sc.rep.Sent != len(push) {
 			t.Errorf("reported %d records sent, want %d", sc.rep.Sent, len(push))
+		}
+		// Read in bulk, for the daemon's reads ahead (pages.go).
+		if got := n.streamed.Load() - streamed; got != int64(len(push)) {
+			t.Errorf("%d records counted as read in bulk, want the %d sent", got, len(push))
 		}
 		r := bufio.NewReader(&s.buf)
 		for i := range want {

@@ -105,7 +105,9 @@ func (s *Store) ReadBlob(ctx context.Context, c cid.Cid, off int64, p []byte) (i
 		// estimate.
 		size = int64(len(v))
 		if off >= 0 && off < size {
-			n = copy(p, v[off:])
+			chunk := v[off:min(size, off+int64(len(p)))]
+			willNeed(chunk)
+			n = copy(p, chunk)
 		}
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,12 +39,18 @@ import (
 // against 81.8 and 78.0 s. The node reads randomly only while it stores
 // and reads records slowly (node's pages.go).
 //
-// The advice holds for a mapping: while random, each call finds the
-// mappings made since the last (new tables, value log files) if the
-// store's directory has changed since, and advises them too. The advice
-// changes only how pages are read, never what they hold: a range that
-// badger has unmapped meanwhile, and that now maps something else, is
-// read as that advice says, nothing more. Any goroutine.
+// Badger's compactions in a daemon that stores records slowly run with
+// the pages read alone, and take longer. On Linux 6.3 and later the
+// advice also has reclaim, under memory pressure, take the pages of those
+// mappings without regard to how recently they were read.
+//
+// The advice holds for a mapping: while random, a call advises the
+// mappings made since the last (new tables, value log files), if the
+// store's directory has changed since or had changed less than
+// dirSettled before the last call looked. It changes only how pages are
+// read and reclaimed, never what they hold: a range that badger has
+// unmapped meanwhile, and that now maps something else, is read as that
+// advice says, nothing more. Any goroutine.
 func (s *Store) ReadRandomly(ctx context.Context, random bool) error {
 	if err := s.begin(ctx); err != nil {
 		return err
@@ -64,24 +71,41 @@ func (s *Store) ReadRandomly(ctx context.Context, random bool) error {
 		if r.random && changed.Equal(r.randomAt) {
 			return nil
 		}
+		if time.Since(changed) < dirSettled {
+			// A file made just before the statement may be mapped only
+			// after the maps are read, and a change within the clock's
+			// tick leaves the time as it was: look again next time.
+			changed = time.Time{}
+		}
 	} else if !r.random {
 		return nil // a mapping is read around unless advised otherwise
 	}
-	advice := unix.MADV_NORMAL
-	if random {
-		advice = unix.MADV_RANDOM
+	if r.advised == nil {
+		r.advised = map[[2]uintptr]bool{}
 	}
-	if err := adviseMappings(s.dir, advice); err != nil {
+	err := adviseMappings(s.dir, random, r.advised)
+	// After a failure some mappings may be advised: taken back by the
+	// next call without random, looked at again by the next with it.
+	r.random, r.randomAt = random || (err != nil && r.random), changed
+	if err != nil {
+		r.randomAt = time.Time{}
 		return fmt.Errorf("badgerstore: read randomly: %w", err)
 	}
-	r.random, r.randomAt = random, changed
 	return nil
 }
 
-// adviseMappings gives advice (MADV_RANDOM or MADV_NORMAL) for each shared
-// mapping of a table or value log file in dir. A range unmapped since
-// /proc/self/maps listed it (ENOMEM) is skipped.
-func adviseMappings(dir string, advice int) error {
+// dirSettled is how long before ReadRandomly looks at the mappings the
+// store's directory must have last changed for it not to look again until
+// the directory changes: a directory's time comes from a clock that ticks
+// every few milliseconds, and every second or two on some file systems.
+const dirSettled = 2 * time.Second
+
+// adviseMappings gives each shared mapping of a table or value log file
+// in dir MADV_RANDOM (random) or MADV_NORMAL. advised holds the ranges
+// given MADV_RANDOM (start and length), which are not given it again; it
+// is left holding those mapped still, or none without random. A range
+// unmapped since /proc/self/maps listed it (ENOMEM) is skipped.
+func adviseMappings(dir string, random bool, advised map[[2]uintptr]bool) error {
 	d, err := filepath.Abs(dir)
 	if err == nil {
 		d, err = filepath.EvalSymlinks(d)
@@ -119,11 +143,46 @@ func adviseMappings(dir string, advice int) error {
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read /proc/self/maps: %w", err)
 	}
+	advice := unix.MADV_NORMAL
+	if random {
+		advice = unix.MADV_RANDOM
+	}
+	mapped := make(map[[2]uintptr]bool, len(ranges))
 	for _, rg := range ranges {
+		mapped[rg] = true
+		if random && advised[rg] {
+			continue
+		}
 		_, _, errno := unix.Syscall(unix.SYS_MADVISE, rg[0], rg[1], uintptr(advice))
 		if errno != 0 && errno != unix.ENOMEM {
 			return fmt.Errorf("madvise %#x (%d bytes): %w", rg[0], rg[1], errno)
 		}
+		if random {
+			advised[rg] = true
+		} else {
+			delete(advised, rg)
+		}
+	}
+	for rg := range advised {
+		if !random || !mapped[rg] {
+			delete(advised, rg)
+		}
 	}
 	return nil
+}
+
+// willNeed asks the kernel to read b's pages at once, b being memory that
+// badger maps from a file (a blob it holds in its value log): a reader of
+// a large range then waits for the disk once, not once a page, when the
+// store's files are read a page at a time (ReadRandomly). It does nothing
+// for pages cached already, and anything else is left as it is.
+func willNeed(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	page := uintptr(os.Getpagesize())
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	end := start + uintptr(len(b))
+	start &^= page - 1
+	_, _, _ = unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_WILLNEED)
 }

@@ -37,9 +37,10 @@ type resident struct {
 	pinning bool
 	// random says that the store's mappings are read a page at a time
 	// (ReadRandomly), those made before the directory last changed at
-	// randomAt.
+	// randomAt (zero: look again), the ranges in advised.
 	random   bool
 	randomAt time.Time
+	advised  map[[2]uintptr]bool
 }
 
 // ReleasePages hands back to the kernel the pages of the store's value log
