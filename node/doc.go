@@ -8,7 +8,8 @@
 //     blobrefs.go: which blobs the records reference, stored as derived
 //     state; blobsweep.go: finding the missing ones), CAR import and
 //     export (car.go), local actions (actions.go), views (views.go),
-//     metrics.
+//     metrics, and the store's mapped pages (pages.go: when they are
+//     handed back, and whether the kernel reads them a page at a time).
 //   - node/feed: the live feed: events, positions, subscribers, SSE.
 //   - node/api: the API interface and types, HTTP handlers, client,
 //     OpenAPI document and the explorer's files.
