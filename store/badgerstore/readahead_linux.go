@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -129,16 +128,9 @@ func adviseMappings(dir string, random bool, advised map[[2]uintptr]bool) error 
 		if ext := filepath.Ext(path); ext != ".sst" && ext != ".vlog" {
 			continue // not one of badger's mapped files, or deleted
 		}
-		lo, hi, ok := strings.Cut(fields[0], "-")
-		if !ok {
-			continue
+		if start, end, ok := mapRange(fields[0]); ok {
+			ranges = append(ranges, [2]uintptr{uintptr(start), uintptr(end - start)})
 		}
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || end <= start {
-			continue
-		}
-		ranges = append(ranges, [2]uintptr{uintptr(start), uintptr(end - start)})
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read /proc/self/maps: %w", err)

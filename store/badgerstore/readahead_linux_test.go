@@ -3,7 +3,6 @@ package badgerstore
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -105,17 +104,10 @@ func fileExt(key string) string {
 // time (/proc/self/smaps: "rr" among its VmFlags).
 func randomReads(t *testing.T, dir string) map[string]bool {
 	t.Helper()
-	dir, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, smaps := procSelf(t, dir, "smaps")
 	m := map[string]bool{}
 	name := ""
-	for l := range strings.Lines(string(b)) {
+	for l := range strings.Lines(smaps) {
 		l = strings.TrimSuffix(l, "\n")
 		if fields, path, ok := mapsLine(l); ok && strings.Contains(fields[0], "-") {
 			name = ""

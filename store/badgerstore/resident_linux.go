@@ -424,13 +424,8 @@ func (r *resident) release(pinned map[string]int64, newestLog uint32, part table
 		if fields[2] != "00000000" {
 			continue // badger maps its files whole, from their start
 		}
-		lo, hi, ok := strings.Cut(fields[0], "-")
+		start, end, ok := mapRange(fields[0])
 		if !ok {
-			continue
-		}
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
 		length := end - start
@@ -698,6 +693,19 @@ func mapsLine(line string) (fields [5]string, path string, ok bool) {
 	}
 	path = strings.TrimLeft(rest, " ")
 	return fields, path, path != ""
+}
+
+// mapRange returns the first address of the range a line of
+// /proc/self/maps gives in its first field ("start-end", in hexadecimal),
+// and the last + 1; ok is false if the field is not such a range.
+func mapRange(field string) (start, end uint64, ok bool) {
+	lo, hi, ok := strings.Cut(field, "-")
+	if !ok {
+		return 0, 0, false
+	}
+	start, err1 := strconv.ParseUint(lo, 16, 64)
+	end, err2 := strconv.ParseUint(hi, 16, 64)
+	return start, end, err1 == nil && err2 == nil && end > start
 }
 
 // tableDataLen returns the bytes of the table file at path before its

@@ -396,17 +396,10 @@ func tablePagesHeld(t *testing.T, dir string) map[string]int64 {
 // (/proc/self/smaps).
 func filePagesHeld(t *testing.T, dir, ext string) map[string]int64 {
 	t.Helper()
-	dir, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, smaps := procSelf(t, dir, "smaps")
 	held := map[string]int64{}
 	table := ""
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(smaps, "\n") {
 		f := strings.Fields(l)
 		switch {
 		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
@@ -997,29 +990,35 @@ func recordRanges(t *testing.T) func() []advice {
 // name ends in ext (by name), shared: its first and its last address + 1.
 func sharedMappings(t *testing.T, dir, ext string) map[string][2]uintptr {
 	t.Helper()
-	dir, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, maps := procSelf(t, dir, "maps")
 	m := map[string][2]uintptr{}
-	for line := range strings.Lines(string(b)) {
+	for line := range strings.Lines(maps) {
 		fields, path, ok := mapsLine(strings.TrimSuffix(line, "\n"))
 		if !ok || filepath.Dir(path) != dir || !strings.HasSuffix(path, ext) || !strings.HasSuffix(fields[1], "s") {
 			continue
 		}
-		lo, hi, _ := strings.Cut(fields[0], "-")
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil {
+		start, end, ok := mapRange(fields[0])
+		if !ok {
 			t.Fatalf("/proc/self/maps: %q", line)
 		}
 		m[filepath.Base(path)] = [2]uintptr{uintptr(start), uintptr(end)}
 	}
 	return m
+}
+
+// procSelf returns dir with its symbolic links resolved, as /proc names
+// it, and the text of /proc/self/name.
+func procSelf(t *testing.T, dir, name string) (string, string) {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/self/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, string(b)
 }
 
 // recordAdvice has madvise record the advice it gives, until the end of
