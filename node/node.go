@@ -67,9 +67,11 @@ type Node struct {
 	cancel    context.CancelFunc
 	stopPages func() // stops the release of the store's pages (pages.go)
 	// stored counts the records the committer has stored, and streamed
-	// those read in bulk (sent by sync, exported, replayed, backfilled).
-	// pages.go reads them: while they grow fast, a daemon's releases keep
-	// their priority, and its store's files are read ahead.
+	// the records and keys read in bulk (sent by sync, exported, replayed
+	// at a start or to a live feed, backfilled, a blob sweep's references,
+	// a dropped state's keys). pages.go reads them: while they grow fast,
+	// a daemon's releases keep their priority, and its store's files are
+	// read around each page read.
 	stored   atomic.Int64
 	streamed atomic.Int64
 	// loaded is set once Start has opened the replicated commons' states,
