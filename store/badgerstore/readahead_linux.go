@@ -80,7 +80,7 @@ func (s *Store) ReadRandomly(ctx context.Context, random bool) error {
 		return nil // a mapping is read around unless advised otherwise
 	}
 	if r.advised == nil {
-		r.advised = map[[2]uintptr]bool{}
+		r.advised = map[mapping]bool{}
 	}
 	err := adviseMappings(s.dir, random, r.advised)
 	// After a failure some mappings may be advised: taken back by the
@@ -99,12 +99,19 @@ func (s *Store) ReadRandomly(ctx context.Context, random bool) error {
 // every few milliseconds, and every second or two on some file systems.
 const dirSettled = 2 * time.Second
 
+// mapping is a range of the process's memory that maps a file whole.
+type mapping struct {
+	start, length uintptr
+	file          string // as /proc/self/maps names it
+}
+
 // adviseMappings gives each shared mapping of a table or value log file
-// in dir MADV_RANDOM (random) or MADV_NORMAL. advised holds the ranges
-// given MADV_RANDOM (start and length), which are not given it again; it
-// is left holding those mapped still, or none without random. A range
-// unmapped since /proc/self/maps listed it (ENOMEM) is skipped.
-func adviseMappings(dir string, random bool, advised map[[2]uintptr]bool) error {
+// in dir MADV_RANDOM (random) or MADV_NORMAL. advised holds the mappings
+// given MADV_RANDOM, which are not given it again (a file mapped where
+// another was is another mapping); it is left holding those mapped still,
+// or none without random. A range unmapped since /proc/self/maps listed
+// it (ENOMEM) is skipped.
+func adviseMappings(dir string, random bool, advised map[mapping]bool) error {
 	d, err := filepath.Abs(dir)
 	if err == nil {
 		d, err = filepath.EvalSymlinks(d)
@@ -117,7 +124,7 @@ func adviseMappings(dir string, random bool, advised map[[2]uintptr]bool) error 
 		return err
 	}
 	defer f.Close()
-	var ranges [][2]uintptr
+	var ranges []mapping
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 4096), 1<<20)
 	for sc.Scan() {
@@ -129,7 +136,7 @@ func adviseMappings(dir string, random bool, advised map[[2]uintptr]bool) error 
 			continue // not one of badger's mapped files, or deleted
 		}
 		if start, end, ok := mapRange(fields[0]); ok {
-			ranges = append(ranges, [2]uintptr{uintptr(start), uintptr(end - start)})
+			ranges = append(ranges, mapping{uintptr(start), uintptr(end - start), path})
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -139,15 +146,15 @@ func adviseMappings(dir string, random bool, advised map[[2]uintptr]bool) error 
 	if random {
 		advice = unix.MADV_RANDOM
 	}
-	mapped := make(map[[2]uintptr]bool, len(ranges))
+	mapped := make(map[mapping]bool, len(ranges))
 	for _, rg := range ranges {
 		mapped[rg] = true
 		if random && advised[rg] {
 			continue
 		}
-		_, _, errno := unix.Syscall(unix.SYS_MADVISE, rg[0], rg[1], uintptr(advice))
+		_, _, errno := unix.Syscall(unix.SYS_MADVISE, rg.start, rg.length, uintptr(advice))
 		if errno != 0 && errno != unix.ENOMEM {
-			return fmt.Errorf("madvise %#x (%d bytes): %w", rg[0], rg[1], errno)
+			return fmt.Errorf("madvise %#x (%d bytes, %s): %w", rg.start, rg.length, filepath.Base(rg.file), errno)
 		}
 		if random {
 			advised[rg] = true

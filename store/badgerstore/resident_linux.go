@@ -40,7 +40,7 @@ type resident struct {
 	// randomAt (zero: look again), the ranges in advised.
 	random   bool
 	randomAt time.Time
-	advised  map[[2]uintptr]bool
+	advised  map[mapping]bool
 }
 
 // ReleasePages hands back to the kernel the pages of the store's value log
