@@ -29,6 +29,17 @@ type KV interface {
 	Scan(prefix, from []byte, fn func(key, value []byte) error) error
 }
 
+// ManyKV is a KV that reads several keys faster at once than one after
+// another: a store on a disk reads them side by side. A State reads
+// through GetMany where it needs several keys it can name before reading
+// any (the reviews of a contribution, in Standing).
+type ManyKV interface {
+	KV
+	// GetMany returns the values stored under keys, in their order: nil
+	// where there is none, as Get.
+	GetMany(keys [][]byte) ([][]byte, error)
+}
+
 // Write is one change to a KV: Value stored under Key, or Key deleted.
 type Write struct {
 	Key    []byte

@@ -176,33 +176,81 @@ func (s *State) Err() error { return s.err }
 // are read through the cache (and kept in it): getKey reads others too,
 // the trie leaves' summaries, which Ready does not remember.
 func (s *State) getKey(key []byte) []byte {
-	if w, ok := s.ov.ops[string(key)]; ok {
-		if w.del {
-			return nil
-		}
-		return w.v
-	}
-	for i := len(s.flight) - 1; i >= 0; i-- {
-		if w, ok := s.flight[i].get(key); ok {
-			if w.Delete {
-				return nil
-			}
-			return w.Value
-		}
-	}
-	cache := remembered(key)
-	if c, ok := s.cache[string(key)]; ok && cache {
-		return c.v
+	if v, ok := s.held(key); ok {
+		return v
 	}
 	v, err := s.kv.Get(key)
 	if err != nil {
 		s.fail(err)
 		return nil
 	}
-	if cache {
+	if remembered(key) {
 		s.remember(string(key), v)
 	}
 	return v
+}
+
+// held returns the value of key if the State has it without reading the
+// KV: pending, in flight, or cached (nil if it is deleted or absent).
+func (s *State) held(key []byte) (v []byte, ok bool) {
+	if w, ok := s.ov.ops[string(key)]; ok {
+		if w.del {
+			return nil, true
+		}
+		return w.v, true
+	}
+	for i := len(s.flight) - 1; i >= 0; i-- {
+		if w, ok := s.flight[i].get(key); ok {
+			if w.Delete {
+				return nil, true
+			}
+			return w.Value, true
+		}
+	}
+	if c, ok := s.cache[string(key)]; ok && remembered(key) {
+		return c.v, true
+	}
+	return nil, false
+}
+
+// getKeys is getKey of each key, in their order; those the State does not
+// hold it reads with one GetMany, when the KV is a ManyKV.
+func (s *State) getKeys(keys [][]byte) [][]byte {
+	out := make([][]byte, len(keys))
+	var miss []int
+	for i, k := range keys {
+		if v, ok := s.held(k); ok {
+			out[i] = v
+		} else {
+			miss = append(miss, i)
+		}
+	}
+	many, ok := s.kv.(ManyKV)
+	if !ok || len(miss) < 2 {
+		for _, i := range miss {
+			out[i] = s.getKey(keys[i])
+		}
+		return out
+	}
+	ask := make([][]byte, len(miss))
+	for j, i := range miss {
+		ask[j] = keys[i]
+	}
+	vs, err := many.GetMany(ask)
+	if err == nil && len(vs) != len(ask) {
+		err = fmt.Errorf("asked for %d keys, got %d values", len(ask), len(vs))
+	}
+	if err != nil {
+		s.fail(err)
+		return make([][]byte, len(keys))
+	}
+	for j, i := range miss {
+		out[i] = vs[j]
+		if remembered(keys[i]) {
+			s.remember(string(keys[i]), vs[j])
+		}
+	}
+	return out
 }
 
 // cached is a KV value as the State last read or wrote it; nil if absent.
@@ -442,6 +490,45 @@ func (s *State) lookup(c cid.Cid) *entry {
 		s.ents[c] = e
 	}
 	return e
+}
+
+// entries is entry of each of cs, in their order, reading those the State
+// does not hold side by side (getKeys).
+func (s *State) entries(cs []cid.Cid) []*entry {
+	out := make([]*entry, len(cs))
+	var miss []int
+	var keys [][]byte
+	for i, c := range cs {
+		if e := s.mfs[c]; e != nil {
+			out[i] = e
+		} else if e := s.ents[c]; e != nil {
+			out[i] = e
+		} else {
+			miss = append(miss, i)
+			keys = append(keys, cidKey(tagEntry, c))
+		}
+	}
+	for j, raw := range s.getKeys(keys) {
+		if raw == nil {
+			continue
+		}
+		c := cs[miss[j]]
+		e, err := decodeEntry(c, raw)
+		if err != nil {
+			s.fail(err)
+			return make([]*entry, len(cs))
+		}
+		if s.adding {
+			s.ents[c] = e
+		}
+		out[miss[j]] = e
+	}
+	for i, e := range out {
+		if e != nil && e.stub {
+			out[i] = nil
+		}
+	}
+	return out
 }
 
 // Ready returns the writes the records added since the previous Ready

@@ -1,6 +1,8 @@
 package crdt
 
 import (
+	"reflect"
+	"sync/atomic"
 	"testing"
 
 	"github.com/commons-p2p/commons/protocol"
@@ -37,18 +39,26 @@ func build(t *rapid.T, id cid.Cid, bs []*protocol.Block) *State {
 // from a node's store (NewWith), or keeps its derived state in a KV as a
 // node does (Open): it applies the writes of each batch some batches later,
 // and opens the state again from the KV now and then.
+//
+// A State in a KV reads it key by key, or through GetMany (a ManyKV).
 func TestReference(t *testing.T) {
+	var manyCalls, manyKeys atomic.Int64
 	rapid.Check(t, func(t *rapid.T) {
 		id, bs := drawHistory(t)
 		s, raw := New(id), rawRecords{}
 		var kv *MemKV
+		var wrap func(*MemKV) KV
 		var flight []*Ready
-		switch rapid.IntRange(0, 2).Draw(t, "mode") {
+		mode := rapid.IntRange(0, 3).Draw(t, "mode")
+		switch mode {
 		case 1:
 			s = NewWith(id, raw)
 		case 2:
-			kv = &MemKV{}
+			kv, wrap = &MemKV{}, func(kv *MemKV) KV { return kv }
 			s = open(t, id, kv, raw)
+		case 3:
+			kv, wrap = &MemKV{}, func(kv *MemKV) KV { return manyKV{KV: kv, calls: &manyCalls, keys: &manyKeys} }
+			s = open(t, id, wrap(kv), raw)
 		}
 		set := map[cid.Cid]*protocol.Block{}
 		shadow := map[string]Status{}
@@ -70,12 +80,15 @@ func TestReference(t *testing.T) {
 				t.Fatalf("add: %v", err)
 			}
 			if kv != nil {
-				s, flight = commit(t, s, id, kv, raw, flight)
+				s, flight = commit(t, s, id, kv, wrap, raw, flight)
 			}
 			for _, b := range chunk {
 				set[b.CID] = b
 			}
 			checkChanges(t, shadow, changes)
+			if mode == 3 {
+				checkStandingAtOnce(t, s, set)
+			}
 			want, got := reference(set), snap(s)
 			if d := got.diff(want); d != "" {
 				t.Fatalf("after %d records, fast != reference:\n%s", len(set), d)
@@ -90,6 +103,42 @@ func TestReference(t *testing.T) {
 			}
 		}
 	})
+	if manyCalls.Load() == 0 {
+		t.Fatalf("no State read through GetMany")
+	}
+	t.Logf("GetMany: %d calls, %d keys", manyCalls.Load(), manyKeys.Load())
+}
+
+// checkStandingAtOnce checks that each contribution's view, read with the
+// State's cache emptied (its reviews' entries through GetMany), is the
+// one Contributions gives, which the reference checks.
+func checkStandingAtOnce(t *rapid.T, s *State, set map[cid.Cid]*protocol.Block) {
+	s.cache = nil
+	views := map[cid.Cid]ContributionView{}
+	for c, b := range set {
+		if b.Record.Contribution() == nil {
+			continue
+		}
+		v, ok, err := s.Contribution(c)
+		if err != nil {
+			t.Fatalf("contribution %s: %v", c, err)
+		}
+		if ok {
+			views[c] = v
+		}
+	}
+	cs, err := s.Contributions()
+	if err != nil {
+		t.Fatalf("contributions: %v", err)
+	}
+	if len(cs) != len(views) {
+		t.Fatalf("%d contributions, %d views read one by one", len(cs), len(views))
+	}
+	for _, want := range cs {
+		if got := views[want.CID]; !reflect.DeepEqual(got, want) {
+			t.Fatalf("contribution %s read alone:\n%+v\nin Contributions:\n%+v", want.CID, got, want)
+		}
+	}
 }
 
 // checkChanges applies changes to shadow, checking each From and the order.
@@ -190,9 +239,9 @@ func open(t *rapid.T, id cid.Cid, kv KV, recs Records) *State {
 
 // commit takes the writes of the batch just added, and applies those in
 // flight to kv, oldest first, now or after later batches; then it may open
-// the state anew from kv (having applied everything first, and written a
-// start snapshot or not).
-func commit(t *rapid.T, s *State, id cid.Cid, kv *MemKV, recs Records, flight []*Ready) (*State, []*Ready) {
+// the state anew from kv as wrap gives it (having applied everything first,
+// and written a start snapshot or not).
+func commit(t *rapid.T, s *State, id cid.Cid, kv *MemKV, wrap func(*MemKV) KV, recs Records, flight []*Ready) (*State, []*Ready) {
 	r, err := s.Ready()
 	if err != nil {
 		t.Fatalf("ready: %v", err)
@@ -217,7 +266,7 @@ func commit(t *rapid.T, s *State, id cid.Cid, kv *MemKV, recs Records, flight []
 		if snapped {
 			writeSnapshot(t, s, kv)
 		}
-		s = open(t, id, kv, recs)
+		s = open(t, id, wrap(kv), recs)
 		if snapped && s.Len() > 0 && !s.snapHeld {
 			t.Fatalf("Open did not take the snapshot written just before")
 		}

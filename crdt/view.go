@@ -262,8 +262,8 @@ func (s *State) standing(e *entry) ContributionView {
 	}
 	v.Sponsorship, _ = s.Sponsorship(e.cid)
 	var rs []*entry
-	for _, r := range s.listFor(tagTarget, e.cid) {
-		if x := s.entry(r); x != nil && x.rev != nil {
+	for _, x := range s.entries(s.listFor(tagTarget, e.cid)) {
+		if x != nil && x.rev != nil {
 			rs = append(rs, x)
 		}
 	}

@@ -161,6 +161,43 @@ func (r storeRecords) Record(c cid.Cid) (*protocol.Block, error) {
 	return protocol.ParseStored(c, raw)
 }
 
+// readRecords reads the records cs side by side (sideBySide) and returns
+// them, with the blocks in have, as the Records of a view's Fill, which
+// reads any other from st.
+func readRecords(st store.Store, cs []cid.Cid, have ...*protocol.Block) crdt.Records {
+	reads := make([]recordRead, len(cs))
+	sideBySide(len(cs), func(i int) {
+		reads[i].b, reads[i].err = storeRecords{st}.Record(cs[i])
+	})
+	got := readAhead{st: st, reads: make(map[cid.Cid]recordRead, len(cs)+len(have))}
+	for i, c := range cs {
+		got.reads[c] = reads[i]
+	}
+	for _, b := range have {
+		got.reads[b.CID] = recordRead{b: b}
+	}
+	return got
+}
+
+// readAhead is the Records readRecords returns.
+type readAhead struct {
+	st    store.Store
+	reads map[cid.Cid]recordRead
+}
+
+// recordRead is a record read, or the error of its read.
+type recordRead struct {
+	b   *protocol.Block
+	err error
+}
+
+func (r readAhead) Record(c cid.Cid) (*protocol.Block, error) {
+	if x, ok := r.reads[c]; ok {
+		return x.b, x.err
+	}
+	return storeRecords{r.st}.Record(c)
+}
+
 // closeHashLeaves is the most trie leaves whose hashes Close looks up to
 // hash a state's trie that nothing else asked to hash (a leaf whose hash
 // is not stored costs a read of its records: at 10,000,000 records, a

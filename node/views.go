@@ -168,6 +168,17 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 		withdrawnBy  string
 	)
 	var readErr error
+	// The record is read while the loop looks it up: of the records the
+	// states know, they hold a manifest's alone.
+	type read struct {
+		raw []byte
+		err error
+	}
+	reading := make(chan read, 1)
+	go func() {
+		raw, err := n.st.GetRecord(ctx, id)
+		reading <- read{raw, err}
+	}()
 	err = n.do(ctx, func() {
 		for _, c := range n.order {
 			rep := n.commons[c]
@@ -197,17 +208,21 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 	}
 	b := manifest
 	if b == nil {
-		raw, err := n.st.GetRecord(ctx, id)
-		if err != nil {
-			return api.RecordInfo{}, fmt.Errorf("read %s %s: %w", typ, c, notHeld(err))
+		r := <-reading
+		if r.err != nil {
+			return api.RecordInfo{}, fmt.Errorf("read %s %s: %w", typ, c, notHeld(r.err))
 		}
-		if b, err = protocol.ParseStored(id, raw); err != nil {
+		if b, err = protocol.ParseStored(id, r.raw); err != nil {
 			return api.RecordInfo{}, fmt.Errorf("stored record %s: %w", c, err)
 		}
 	}
 	info := recordInfo(b)
 	if isCon {
-		if err := cv.Fill(storeRecords{n.st}); err != nil {
+		reviews := make([]cid.Cid, len(cv.Reviews))
+		for i, r := range cv.Reviews {
+			reviews[i] = r.CID
+		}
+		if err := cv.Fill(readRecords(n.st, reviews, b)); err != nil {
 			return api.RecordInfo{}, err
 		}
 		info.Status, info.Held, info.Inert = string(cv.Status), cv.Held, cv.Inert
