@@ -304,6 +304,11 @@
 // is the shape of etcd's raft: a pure state machine that says what to
 // persist. A read that fails makes the State unusable (Add and Ready
 // return the error), since what it would derive next could rest on it.
+// Where it needs several keys it can name before reading any (the entries
+// of a contribution's reviews, for [State.Standing]), it asks a KV that
+// is a [ManyKV] for them at once: a store on a disk the page cache does
+// not hold serves them side by side (package node's does), in about the
+// time of one.
 //
 // Memory holds the manifests (the chain is labelled from them, in memory,
 // again at each [Open]; they are few), the entries read or changed since

@@ -161,6 +161,11 @@ func (r storeRecords) Record(c cid.Cid) (*protocol.Block, error) {
 	return protocol.ParseStored(c, raw)
 }
 
+// readAheadMax is the most records a lookup reads side by side before
+// it needs them (readRecords): with records of up to 64 KiB, at most
+// 4 MiB held at once.
+const readAheadMax = 64
+
 // readRecords reads the records cs side by side (sideBySide) and returns
 // them, with the blocks in have, as the Records of a view's Fill, which
 // reads any other from st.

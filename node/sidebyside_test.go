@@ -210,3 +210,29 @@ func TestShowReadsReviewsSideBySide(t *testing.T) {
 		}
 	}
 }
+
+// A contribution with more reviews than a lookup reads ahead shows every
+// one, with its rationale, in order.
+func TestShowManyReviews(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, _ := startRepo(t, dir, key, nil)
+	ctx := t.Context()
+	id := foundTestCommons(t, n, n.Self())
+	c := must[string](t)(n.Contribute(ctx, api.ContributeParams{Commons: id.String(), Title: "much reviewed"}))
+	const reviews = readAheadMax + 6
+	for i := range reviews {
+		must[api.Published](t)(n.Review(ctx, api.ReviewParams{Target: c, Decision: "accept", Rationale: fmt.Sprint("take ", i)}))
+	}
+	closeNode(t, n)
+	n, _ = startRepo(t, dir, key, nil)
+	defer closeNode(t, n)
+	info := must[api.RecordInfo](t)(n.Show(ctx, c))
+	if len(info.Reviews) != reviews {
+		t.Fatalf("%d reviews shown, want %d", len(info.Reviews), reviews)
+	}
+	for i, r := range info.Reviews {
+		if r.Rationale != fmt.Sprint("take ", i) || r.Counts != (i == reviews-1) {
+			t.Fatalf("review %d: rationale %q, counts %v", i, r.Rationale, r.Counts)
+		}
+	}
+}

@@ -218,9 +218,12 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 	}
 	info := recordInfo(b)
 	if isCon {
-		reviews := make([]cid.Cid, len(cv.Reviews))
-		for i, r := range cv.Reviews {
-			reviews[i] = r.CID
+		// The reviews' records are read side by side, readAheadMax at
+		// most (any after are read one by one): a record may be 64 KiB,
+		// and a contribution may have thousands of reviews.
+		reviews := make([]cid.Cid, 0, min(len(cv.Reviews), readAheadMax))
+		for _, r := range cv.Reviews[:min(len(cv.Reviews), readAheadMax)] {
+			reviews = append(reviews, r.CID)
 		}
 		if err := cv.Fill(readRecords(n.st, reviews, b)); err != nil {
 			return api.RecordInfo{}, err
