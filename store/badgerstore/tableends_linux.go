@@ -25,14 +25,16 @@ const tableEndSlack = 64 << 10
 // A table whose footer it cannot read is left to badger, which says what
 // is wrong with it.
 //
-// It makes five system calls a table: a start makes them for thousands of
+// It makes nine system calls a table (four to ask for its footer, five to
+// read it and ask for the rest): a start makes them for thousands of
 // tables, before badger opens any. Opening each through the directory,
 // without os.File (which asks for the file's flags, and readies it for the
 // poller), and reading the footer in one read rather than two, took a
 // daemon on 2,122 tables (2 cores, every page cached, five starts of each
 // build) from its launch to badger's Open in 125 to 146 ms rather than 166
 // to 179 (116 to 160 with no read of the ends at all, in three starts, and
-// badger's Open then 20 to 90 ms longer).
+// badger's Open then 20 to 90 ms longer), when each table was read in one
+// pass.
 func readTableEnds(dir string) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -43,11 +45,41 @@ func readTableEnds(dir string) {
 		return
 	}
 	defer unix.Close(d)
+	var tables []string
 	for _, e := range ents {
 		if strings.HasSuffix(e.Name(), ".sst") && e.Type().IsRegular() {
-			readTableEnd(d, e.Name())
+			tables = append(tables, e.Name())
 		}
 	}
+	// First every table's footer, which says where its index starts, is
+	// asked for at once: the disk reads them side by side, where reading
+	// each before asking for the next waited on the disk for each in turn.
+	// With nothing cached, a daemon on 1,561 tables (10,000,000 records, 2
+	// cores) spent 193 to 214 ms here rather than 285 to 334, and answered
+	// 0.71 to 0.79 s after its launch rather than 0.79 to 1.00 (six starts
+	// of each build, alternately).
+	for _, name := range tables {
+		askTableEnd(d, name, footerTail)
+	}
+	for _, name := range tables {
+		readTableEnd(d, name)
+	}
+}
+
+// askTableEnd asks the kernel to read the last n bytes of the table name
+// in the directory open as dir, and returns without waiting for them.
+func askTableEnd(dir int, name string, n int64) {
+	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Size <= 0 {
+		return
+	}
+	from := max(0, st.Size-n)
+	_ = unix.Fadvise(fd, from, st.Size-from, unix.FADV_WILLNEED)
 }
 
 // readTableEnd asks the kernel to read the end of the table name in the
