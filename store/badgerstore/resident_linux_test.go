@@ -753,7 +753,47 @@ func TestOpenReadsTableEnds(t *testing.T) {
 	if len(spans) == 0 {
 		t.Fatalf("no table of the %d longer than the end read (want tables larger than %d bytes)", len(tables), tableEndSlack)
 	}
+	// And the first page of each value log file, which badger's Open
+	// reads, and no more of it.
+	logs, err := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	if err != nil || len(logs) == 0 {
+		t.Fatalf("no value log file: %v", err)
+	}
+	logSizes := map[string]int64{}
+	for _, p := range logs {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() < 64*page {
+			continue
+		}
+		logSizes[p] = min(fi.Size(), 1024*page)
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(logSizes) == 0 {
+		t.Fatalf("no value log file of %d pages or more", 64)
+	}
 	readTableEnds(dir)
+	for p, size := range logSizes {
+		for i := 0; pagesCached(t, p, 0, page) < 1 && i < 1000; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if pagesCached(t, p, 0, page) != 1 {
+			t.Errorf("%s: its first page not cached", filepath.Base(p))
+		}
+		if n := pagesCached(t, p, page, size); n > 0 {
+			t.Errorf("%s: %d pages after its first cached: read, where only its head was asked for", filepath.Base(p), n)
+		}
+	}
 	for p, sp := range spans {
 		// The reads are the kernel's, on their way: awaited, up to a
 		// bound, by asking which pages are there.
@@ -768,7 +808,7 @@ func TestOpenReadsTableEnds(t *testing.T) {
 			t.Errorf("%s: %d of the %d pages before its last block cached: read, where only its end was asked for", filepath.Base(p), n, sp.from/page)
 		}
 	}
-	s, err := Open(dir, nil)
+	s, err = Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

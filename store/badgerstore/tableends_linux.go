@@ -15,7 +15,8 @@ const tableEndSlack = 64 << 10
 
 // readTableEnds has the kernel read into the page cache the end of each
 // table in dir (its last block, its index and its footer): what badger's
-// Open reads of it, through a mapping of the file. A fault on a page of a
+// Open reads of it, through a mapping of the file; and the head of each
+// value log file. A fault on a page of a
 // mapping that the page cache does not hold reads around it, as much as
 // the device's read-ahead (8 MiB on some machines: the whole table, where
 // the index is a few kilobytes); asked for ahead (POSIX_FADV_WILLNEED),
@@ -23,7 +24,12 @@ const tableEndSlack = 64 << 10
 // way. Opening 2,213 tables of a commons of 10,000,000 records with
 // nothing cached read 6.8 GB from the disk, in 3.2 s, on such a machine.
 // A table whose footer it cannot read is left to badger, which says what
-// is wrong with it.
+// is wrong with it. It asks for the first page of each value log file too,
+// its header, which badger's Open reads through a mapping as well: with
+// nothing cached, a daemon on 1,562 tables and 24 value log files
+// (10,000,000 records, 2 cores) made 48 or 49 faults that read from the
+// disk rather than 63 to 66, and answered 0.61 to 0.68 s after its launch
+// rather than 0.78 to 0.81 (five starts of each build, alternately).
 //
 // It makes nine system calls a table (four to ask for its footer, five to
 // read it and ask for the rest): a start makes them for thousands of
@@ -47,8 +53,15 @@ func readTableEnds(dir string) {
 	defer unix.Close(d)
 	var tables []string
 	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".sst") && e.Type().IsRegular() {
+		switch {
+		case !e.Type().IsRegular():
+		case strings.HasSuffix(e.Name(), ".sst"):
 			tables = append(tables, e.Name())
+		case strings.HasSuffix(e.Name(), ".vlog"):
+			// badger's Open reads a value log file's header through its
+			// mapping: its first page, asked for here, and not the
+			// device's read-ahead around it.
+			askHead(d, e.Name())
 		}
 	}
 	// First every table's footer, which says where its index starts, is
@@ -64,6 +77,17 @@ func readTableEnds(dir string) {
 	for _, name := range tables {
 		readTableEnd(d, name)
 	}
+}
+
+// askHead asks the kernel to read the first page of the file name in the
+// directory open as dir, and returns without waiting for it.
+func askHead(dir int, name string) {
+	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	_ = unix.Fadvise(fd, 0, int64(os.Getpagesize()), unix.FADV_WILLNEED)
 }
 
 // askTableEnd asks the kernel to read the last n bytes of the table name
