@@ -42,7 +42,7 @@ func build(t *rapid.T, id cid.Cid, bs []*protocol.Block) *State {
 //
 // A State in a KV reads it key by key, or through GetMany (a ManyKV).
 func TestReference(t *testing.T) {
-	var manyCalls, manyKeys atomic.Int64
+	var manyCalls, manyKeys, manyRuns atomic.Int64
 	rapid.Check(t, func(t *rapid.T) {
 		id, bs := drawHistory(t)
 		s, raw := New(id), rawRecords{}
@@ -57,6 +57,7 @@ func TestReference(t *testing.T) {
 			kv, wrap = &MemKV{}, func(kv *MemKV) KV { return kv }
 			s = open(t, id, kv, raw)
 		case 3:
+			manyRuns.Add(1)
 			kv, wrap = &MemKV{}, func(kv *MemKV) KV { return manyKV{KV: kv, calls: &manyCalls, keys: &manyKeys} }
 			s = open(t, id, wrap(kv), raw)
 		}
@@ -103,8 +104,10 @@ func TestReference(t *testing.T) {
 			}
 		}
 	})
-	if manyCalls.Load() == 0 {
-		t.Fatalf("no State read through GetMany")
+	// With the default number of checks, about 25 histories are read
+	// through GetMany; a replay of one seed may draw none.
+	if manyRuns.Load() >= 10 && manyCalls.Load() == 0 {
+		t.Fatalf("%d histories read through a ManyKV, and no State called GetMany", manyRuns.Load())
 	}
 	t.Logf("GetMany: %d calls, %d keys", manyCalls.Load(), manyKeys.Load())
 }

@@ -93,9 +93,18 @@ func (kv *storeKV) GetMany(keys [][]byte) ([][]byte, error) {
 		return out, nil
 	}
 	errs := make([]error, len(keys))
+	var failed atomic.Bool
 	sideBySide(len(keys), func(i int) {
-		k := append([]byte{kv.prefix}, keys[i]...)
-		out[i], errs[i] = kv.st.GetDerived(context.Background(), kv.id, k)
+		if failed.Load() {
+			return // the first error is the answer
+		}
+		errs[i] = guard(func() (err error) {
+			out[i], err = kv.st.GetDerived(context.Background(), kv.id, append([]byte{kv.prefix}, keys[i]...))
+			return err
+		})
+		if errs[i] != nil {
+			failed.Store(true)
+		}
 	})
 	for _, err := range errs {
 		if err != nil {

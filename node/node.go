@@ -151,7 +151,13 @@ type Node struct {
 type storeRecords struct{ st store.Store }
 
 func (r storeRecords) Record(c cid.Cid) (*protocol.Block, error) {
-	raw, err := r.st.GetRecord(context.Background(), c)
+	return readRecord(context.Background(), r.st, c)
+}
+
+// readRecord reads and parses the record c from st, its error wrapping
+// crdt.ErrDropped if st dropped its bytes.
+func readRecord(ctx context.Context, st store.Store, c cid.Cid) (*protocol.Block, error) {
+	raw, err := st.GetRecord(ctx, c)
 	if errors.Is(err, store.ErrDropped) {
 		return nil, fmt.Errorf("%w: %w", crdt.ErrDropped, err)
 	}
@@ -162,21 +168,33 @@ func (r storeRecords) Record(c cid.Cid) (*protocol.Block, error) {
 }
 
 // readAheadMax is the most records a lookup reads side by side before
-// it needs them (readRecords): with records of up to 64 KiB, at most
-// 4 MiB held at once.
+// it needs them (readRecords): with records of up to 64 KiB, each held
+// with what was decoded of it, at most about 8 MiB at once.
 const readAheadMax = 64
 
 // readRecords reads the records cs side by side (sideBySide) and returns
 // them, with the blocks in have, as the Records of a view's Fill, which
 // reads any other from st.
-func readRecords(st store.Store, cs []cid.Cid, have ...*protocol.Block) crdt.Records {
+func readRecords(ctx context.Context, st store.Store, cs []cid.Cid, have ...*protocol.Block) crdt.Records {
 	reads := make([]recordRead, len(cs))
+	var failed atomic.Bool
 	sideBySide(len(cs), func(i int) {
-		reads[i].b, reads[i].err = storeRecords{st}.Record(cs[i])
+		if failed.Load() {
+			return // Fill stops at the first error, and reads the rest again
+		}
+		reads[i].err = guard(func() (err error) {
+			reads[i].b, err = readRecord(ctx, st, cs[i])
+			return err
+		})
+		if reads[i].err != nil && !errors.Is(reads[i].err, crdt.ErrDropped) {
+			failed.Store(true)
+		}
 	})
 	got := readAhead{st: st, reads: make(map[cid.Cid]recordRead, len(cs)+len(have))}
 	for i, c := range cs {
-		got.reads[c] = reads[i]
+		if reads[i].b != nil || reads[i].err != nil {
+			got.reads[c] = reads[i]
+		}
 	}
 	for _, b := range have {
 		got.reads[b.CID] = recordRead{b: b}
@@ -184,7 +202,8 @@ func readRecords(st store.Store, cs []cid.Cid, have ...*protocol.Block) crdt.Rec
 	return got
 }
 
-// readAhead is the Records readRecords returns.
+// readAhead is the Records readRecords returns. It hands each record out
+// once, and forgets it.
 type readAhead struct {
 	st    store.Store
 	reads map[cid.Cid]recordRead
@@ -198,9 +217,23 @@ type recordRead struct {
 
 func (r readAhead) Record(c cid.Cid) (*protocol.Block, error) {
 	if x, ok := r.reads[c]; ok {
+		delete(r.reads, c)
 		return x.b, x.err
 	}
 	return storeRecords{r.st}.Record(c)
+}
+
+// guard calls f, and returns its error, or the panic of a read that
+// panicked (badger panics on some damaged blocks) as an error: in a
+// goroutine of its own, it would stop the daemon, where a request's
+// handler fails alone.
+func guard(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("node: a read of the store failed: %v", p)
+		}
+	}()
+	return f()
 }
 
 // closeHashLeaves is the most trie leaves whose hashes Close looks up to

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -104,6 +105,67 @@ func TestStoreKVGetMany(t *testing.T) {
 	st.armed.Store(true)
 	if got, err := kv.GetMany(keys); !errors.Is(err, errEIO) || got != nil {
 		t.Fatalf("GetMany on a failing disk: %d values, %v; want %v", len(got), err, errEIO)
+	}
+	st.armed.Store(false)
+
+	// A read that panics (badger does, on some damaged blocks) is an
+	// error, not the end of the daemon.
+	kv.st = panicStore{st}
+	if got, err := kv.GetMany(keys); err == nil || !strings.Contains(err.Error(), "damaged block") || got != nil {
+		t.Fatalf("GetMany on a store that panics: %d values, %v", len(got), err)
+	}
+}
+
+// panicStore panics on every read of a derived key or a record, as badger
+// does on some damaged blocks.
+type panicStore struct{ store.Store }
+
+func (panicStore) GetDerived(context.Context, cid.Cid, []byte) ([]byte, error) {
+	panic("damaged block (test)")
+}
+
+func (panicStore) GetRecord(context.Context, cid.Cid) ([]byte, error) {
+	panic("damaged block (test)")
+}
+
+// readRecords hands out each record it read ahead once, reads any other
+// from the store, and turns a read that panics into an error.
+func TestReadRecords(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, _ := startRepo(t, dir, key, nil)
+	defer closeNode(t, n)
+	ctx := t.Context()
+	id := foundTestCommons(t, n, n.Self())
+	var cs []cid.Cid
+	for i := range 3 {
+		c, err := cid.Decode(must[string](t)(n.Contribute(ctx, api.ContributeParams{Commons: id.String(), Title: fmt.Sprint("c", i)})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	recs := readRecords(ctx, n.st, cs[:2]).(readAhead)
+	if len(recs.reads) != 2 {
+		t.Fatalf("%d records read ahead, want 2", len(recs.reads))
+	}
+	for _, c := range cs {
+		b, err := recs.Record(c)
+		if err != nil || b.CID != c || b.Record.Contribution() == nil {
+			t.Fatalf("record %s: %v", c, err)
+		}
+	}
+	if len(recs.reads) != 0 {
+		t.Fatalf("%d records held after they were handed out", len(recs.reads))
+	}
+
+	recs = readRecords(ctx, panicStore{n.st}, cs).(readAhead)
+	for _, c := range cs {
+		if x, ok := recs.reads[c]; ok && (x.err == nil || !strings.Contains(x.err.Error(), "damaged block")) {
+			t.Fatalf("record %s from a store that panics: %v", c, x.err)
+		}
+	}
+	if len(recs.reads) == 0 {
+		t.Fatalf("no read of a store that panics gave its error")
 	}
 }
 

@@ -168,24 +168,30 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 		withdrawnBy  string
 	)
 	var readErr error
-	// The record is read while the loop looks it up: of the records the
-	// states know, they hold a manifest's alone.
+	// The record is read while the loop goes on looking it up, once a
+	// state knows it (and the store holds it): of the records the states
+	// know, they hold a manifest's alone.
 	type read struct {
 		raw []byte
 		err error
 	}
 	reading := make(chan read, 1)
-	go func() {
-		raw, err := n.st.GetRecord(ctx, id)
-		reading <- read{raw, err}
-	}()
 	err = n.do(ctx, func() {
 		for _, c := range n.order {
 			rep := n.commons[c]
 			if typ, found = rep.state.Type(id); !found {
 				continue
 			}
-			manifest = rep.state.Manifest(id)
+			if manifest = rep.state.Manifest(id); manifest == nil {
+				go func() {
+					var r read
+					r.err = guard(func() (err error) {
+						r.raw, err = n.st.GetRecord(ctx, id)
+						return err
+					})
+					reading <- r
+				}()
+			}
 			cv, isCon, readErr = rep.state.Standing(id)
 			if by, _, maybe := rep.state.Effect(id, protocol.EffectWithdraw); isCon && maybe {
 				withdrawnBy = by.String()
@@ -225,7 +231,7 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 		for _, r := range cv.Reviews[:min(len(cv.Reviews), readAheadMax)] {
 			reviews = append(reviews, r.CID)
 		}
-		if err := cv.Fill(readRecords(n.st, reviews, b)); err != nil {
+		if err := cv.Fill(readRecords(ctx, n.st, reviews, b)); err != nil {
 			return api.RecordInfo{}, err
 		}
 		info.Status, info.Held, info.Inert = string(cv.Status), cv.Held, cv.Inert

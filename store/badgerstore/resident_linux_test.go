@@ -778,6 +778,9 @@ func TestOpenReadsTableEnds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if n := pagesCached(t, p, 0, logSizes[p]); n > 0 {
+			t.Fatalf("%s: %d pages cached after asking the kernel to drop them", p, n)
+		}
 	}
 	if len(logSizes) == 0 {
 		t.Fatalf("no value log file of %d pages or more", 64)
