@@ -298,3 +298,47 @@ func TestShowManyReviews(t *testing.T) {
 		}
 	}
 }
+
+// lateStore answers the first read of the record late as the store did
+// before the record arrived: not found.
+type lateStore struct {
+	store.Store
+	late  string // CID bytes
+	asked atomic.Int64
+}
+
+func (s *lateStore) GetRecord(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if string(c.Bytes()) == s.late && s.asked.Add(1) == 1 {
+		return nil, store.ErrNotFound
+	}
+	return s.Store.GetRecord(ctx, c)
+}
+
+// A lookup reads the record while the loop looks it up: if the record
+// arrived between that read and the lookup, so that the state knows a
+// record the read did not find, it reads it again.
+func TestShowRecordArrivingMeanwhile(t *testing.T) {
+	dir, key := t.TempDir(), testKey(t)
+	n, _ := startRepo(t, dir, key, nil)
+	ctx := t.Context()
+	id := foundTestCommons(t, n, n.Self())
+	c := must[string](t)(n.Contribute(ctx, api.ContributeParams{Commons: id.String(), Title: "just arrived"}))
+	closeNode(t, n)
+	cc, err := cid.Decode(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var late *lateStore
+	n, _ = startRepoWith(t, dir, key, nil, func(cfg *Config) {
+		late = &lateStore{Store: cfg.Store, late: string(cc.Bytes())}
+		cfg.Store = late
+	})
+	defer closeNode(t, n)
+	info, err := n.Show(ctx, c)
+	if err != nil || info.Contribution == nil || info.Contribution.Title != "just arrived" {
+		t.Fatalf("Show: %+v, %v", info, err)
+	}
+	if late.asked.Load() < 2 {
+		t.Fatalf("the record read %d times: the test did not make the first read miss it", late.asked.Load())
+	}
+}

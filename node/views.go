@@ -168,30 +168,29 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 		withdrawnBy  string
 	)
 	var readErr error
-	// The record is read while the loop goes on looking it up, once a
-	// state knows it (and the store holds it): of the records the states
-	// know, they hold a manifest's alone.
+	// The record is read while the loop looks it up: of the records the
+	// states know, they hold a manifest's alone. (A read of a CID no store
+	// holds costs little: badger's bloom filters answer it.)
 	type read struct {
 		raw []byte
 		err error
 	}
 	reading := make(chan read, 1)
+	go func() {
+		var r read
+		r.err = guard(func() (err error) {
+			r.raw, err = n.st.GetRecord(ctx, id)
+			return err
+		})
+		reading <- r
+	}()
 	err = n.do(ctx, func() {
 		for _, c := range n.order {
 			rep := n.commons[c]
 			if typ, found = rep.state.Type(id); !found {
 				continue
 			}
-			if manifest = rep.state.Manifest(id); manifest == nil {
-				go func() {
-					var r read
-					r.err = guard(func() (err error) {
-						r.raw, err = n.st.GetRecord(ctx, id)
-						return err
-					})
-					reading <- r
-				}()
-			}
+			manifest = rep.state.Manifest(id)
 			cv, isCon, readErr = rep.state.Standing(id)
 			if by, _, maybe := rep.state.Effect(id, protocol.EffectWithdraw); isCon && maybe {
 				withdrawnBy = by.String()
@@ -215,6 +214,12 @@ func (n *Node) Show(ctx context.Context, c string) (api.RecordInfo, error) {
 	b := manifest
 	if b == nil {
 		r := <-reading
+		if r.err != nil {
+			// Stored and added between the read and the loop's lookup,
+			// or a read that failed: read again, now that a state knows
+			// the record.
+			r.raw, r.err = n.st.GetRecord(ctx, id)
+		}
 		if r.err != nil {
 			return api.RecordInfo{}, fmt.Errorf("read %s %s: %w", typ, c, notHeld(r.err))
 		}
