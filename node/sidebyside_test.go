@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/commons-p2p/commons/crdt"
 	"github.com/commons-p2p/commons/node/api"
@@ -227,11 +228,8 @@ func (s *overlapStore) GetRecord(ctx context.Context, c cid.Cid) ([]byte, error)
 // read yet) reads its reviews' entries side by side, then their records
 // side by side, and shows what it showed before the restart.
 func TestShowReadsReviewsSideBySide(t *testing.T) {
-	dir, key := t.TempDir(), testKey(t)
-	n, _ := startRepo(t, dir, key, nil)
+	dir, key, n, c := contributedRepo(t, "reviewed thrice")
 	ctx := t.Context()
-	id := foundTestCommons(t, n, n.Self())
-	c := must[string](t)(n.Contribute(ctx, api.ContributeParams{Commons: id.String(), Title: "reviewed thrice"}))
 	gated := map[string]bool{}
 	for i, d := range []string{"accept", "reject", "accept"} {
 		p := must[api.Published](t)(n.Review(ctx, api.ReviewParams{Target: c, Decision: d, Rationale: fmt.Sprint("take ", i)}))
@@ -276,11 +274,8 @@ func TestShowReadsReviewsSideBySide(t *testing.T) {
 // A contribution with more reviews than a lookup reads ahead shows every
 // one, with its rationale, in order.
 func TestShowManyReviews(t *testing.T) {
-	dir, key := t.TempDir(), testKey(t)
-	n, _ := startRepo(t, dir, key, nil)
+	dir, key, n, c := contributedRepo(t, "much reviewed")
 	ctx := t.Context()
-	id := foundTestCommons(t, n, n.Self())
-	c := must[string](t)(n.Contribute(ctx, api.ContributeParams{Commons: id.String(), Title: "much reviewed"}))
 	const reviews = readAheadMax + 6
 	for i := range reviews {
 		must[api.Published](t)(n.Review(ctx, api.ReviewParams{Target: c, Decision: "accept", Rationale: fmt.Sprint("take ", i)}))
@@ -318,11 +313,8 @@ func (s *lateStore) GetRecord(ctx context.Context, c cid.Cid) ([]byte, error) {
 // arrived between that read and the lookup, so that the state knows a
 // record the read did not find, it reads it again.
 func TestShowRecordArrivingMeanwhile(t *testing.T) {
-	dir, key := t.TempDir(), testKey(t)
-	n, _ := startRepo(t, dir, key, nil)
+	dir, key, n, c := contributedRepo(t, "just arrived")
 	ctx := t.Context()
-	id := foundTestCommons(t, n, n.Self())
-	c := must[string](t)(n.Contribute(ctx, api.ContributeParams{Commons: id.String(), Title: "just arrived"}))
 	closeNode(t, n)
 	cc, err := cid.Decode(c)
 	if err != nil {
@@ -341,4 +333,16 @@ func TestShowRecordArrivingMeanwhile(t *testing.T) {
 	if late.asked.Load() < 2 {
 		t.Fatalf("the record read %d times: the test did not make the first read miss it", late.asked.Load())
 	}
+}
+
+// contributedRepo starts a node on a fresh badger repo, founds a commons
+// with the node as its maintainer, and contributes to it: the repo's
+// directory and key, the node, and the contribution's CID.
+func contributedRepo(t *testing.T, title string) (dir string, key crypto.PrivKey, n *Node, c string) {
+	t.Helper()
+	dir, key = t.TempDir(), testKey(t)
+	n, _ = startRepo(t, dir, key, nil)
+	id := foundTestCommons(t, n, n.Self())
+	c = must[string](t)(n.Contribute(t.Context(), api.ContributeParams{Commons: id.String(), Title: title}))
+	return dir, key, n, c
 }
