@@ -57,7 +57,7 @@ func checkRowStatuses(t *testing.T, n *Node, id cid.Cid) {
 	if len(cons) == 0 {
 		t.Fatal("no contribution to read the status of")
 	}
-	got, err := n.feeds.Statuses(t.Context(), id, cursors)
+	got, err := n.feeds.Statuses(t.Context(), id, cursors, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func checkStatusesFrom(t *testing.T, n *Node, id cid.Cid) {
 	t.Helper()
 	from, _ := n.feeds.StatusesFrom(id)
 	cursors, cons := feedContributions(t, n, id, 0)
-	got, err := n.feeds.Statuses(t.Context(), id, cursors)
+	got, err := n.feeds.Statuses(t.Context(), id, cursors, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +349,7 @@ func TestPlacesForOlderContributions(t *testing.T) {
 	if now, _ := n.feeds.StatusesFrom(id); now != cx-1 {
 		t.Fatalf("statuses from %d after the step's save; want %d", now, cx-1)
 	}
-	if got, err := n.feeds.Statuses(t.Context(), id, []uint64{cx}); err != nil || got[0] != want {
+	if got, err := n.feeds.Statuses(t.Context(), id, []uint64{cx}, nil); err != nil || got[0] != want {
 		t.Fatalf("the rows give contribution %s status %q (%v) after the step and a review; want %q", x, got[0], err, want)
 	}
 	checkStatusesFrom(t, n, id)

@@ -380,18 +380,25 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q api.FeedQuery) ([]
 			if q.Status == "" {
 				size = min(size, q.Limit-len(items)) // every record read is kept
 			}
-			ss, next, err := n.feedSummaries(ctx, id, after, applied, size)
+			// The contributions' rows and their statuses' rows of the
+			// records a page of size would hold are read while their
+			// summaries are (feed.Ahead).
+			ahead := n.feeds.ReadAhead(ctx, id, after, min(after+uint64(size), applied))
+			ss, next, err := n.feedSummaries(ctx, id, after, applied, size, ahead)
 			if err != nil {
+				ahead.Close()
 				return nil, err
 			}
 			if next == after {
+				ahead.Close()
 				break
 			}
 			after = next
 			if q.Status != "" {
 				ss = slices.DeleteFunc(ss, func(s feed.Summary) bool { return s.Type != protocol.TypeContribution })
 			}
-			statuses, err := n.feedStatuses(ctx, id, ss)
+			statuses, err := n.feedStatuses(ctx, id, ss, ahead)
+			ahead.Close()
 			if err != nil {
 				return nil, err
 			}
@@ -414,7 +421,7 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q api.FeedQuery) ([]
 // for the other records: from the feed's rows, read in order beside the
 // summaries, and from the state for those the rows do not give (a repo
 // made by a version that kept no status rows).
-func (n *Node) feedStatuses(ctx context.Context, id cid.Cid, ss []feed.Summary) ([]string, error) {
+func (n *Node) feedStatuses(ctx context.Context, id cid.Cid, ss []feed.Summary, ahead *feed.Ahead) ([]string, error) {
 	statuses := make([]string, len(ss))
 	var at []int // the contributions in ss
 	var cursors []uint64
@@ -426,7 +433,7 @@ func (n *Node) feedStatuses(ctx context.Context, id cid.Cid, ss []feed.Summary) 
 	if len(at) == 0 {
 		return statuses, nil
 	}
-	now, err := n.feeds.Statuses(ctx, id, cursors)
+	now, err := n.feeds.Statuses(ctx, id, cursors, ahead)
 	if err != nil {
 		return nil, fmt.Errorf("node: read feed: %w", err)
 	}
@@ -458,9 +465,9 @@ func (n *Node) feedStatuses(ctx context.Context, id cid.Cid, ss []feed.Summary) 
 // read through (after, if there are none). It reads the feed's summary
 // rows of the records that have them, and the other records (a repo made
 // by a version that kept none) whole.
-func (n *Node) feedSummaries(ctx context.Context, id cid.Cid, after, applied uint64, size int) ([]feed.Summary, uint64, error) {
+func (n *Node) feedSummaries(ctx context.Context, id cid.Cid, after, applied uint64, size int, ahead *feed.Ahead) ([]feed.Summary, uint64, error) {
 	if from, ok := n.feeds.SummariesFrom(id); ok && after >= from {
-		ss, err := n.feeds.Summaries(ctx, id, after, applied, size)
+		ss, err := n.feeds.Summaries(ctx, id, after, applied, size, ahead)
 		if err != nil {
 			return nil, after, fmt.Errorf("node: read feed: %w", err)
 		}

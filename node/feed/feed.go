@@ -287,9 +287,14 @@ type commonsFeed struct {
 	statusesFrom uint64
 	tailNow      []nowChange
 	gathered     uint64
-	ring         []*feedEvent // the latest events, oldest first, at most cap
-	ringCap      int
-	counts       map[protocol.Type]uint64 // records by type
+	// epoch counts the changes to what the store's rows and the tail
+	// hold between them (Saved, Mark, a backfill's lower): rows read
+	// ahead (Ahead) are taken only while it stays what it was when their
+	// reads began.
+	epoch   uint64
+	ring    []*feedEvent // the latest events, oldest first, at most cap
+	ringCap int
+	counts  map[protocol.Type]uint64 // records by type
 
 	// Written by the notifier (publish.go) under mu.
 	pub  Pos        // last event published to subscribers
@@ -413,7 +418,7 @@ func (h *Hub) Contributions(ctx context.Context, id cid.Cid, after uint64, limit
 	if f == nil {
 		return nil, nil
 	}
-	cs, err := h.contribs(ctx, f, after, math.MaxUint64, limit)
+	cs, err := h.contribs(ctx, f, after, math.MaxUint64, limit, nil)
 	out := make([]Contribution, len(cs))
 	for i, c := range cs {
 		out[i] = Contribution{Cursor: c.cursor, CID: c.con.CID(), Author: c.author, Time: c.time, Kind: c.kind}
@@ -733,7 +738,7 @@ func (s *subscription) replay(ctx context.Context, max int, out [][]byte) ([][]b
 	}
 	arrival := make([]uint8, len(page))
 	if len(page) > 0 {
-		cs, err := s.h.contribs(ctx, f, page[0].Cursor-1, last, len(page))
+		cs, err := s.h.contribs(ctx, f, page[0].Cursor-1, last, len(page), nil)
 		if err != nil {
 			return out, err
 		}

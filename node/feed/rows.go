@@ -53,7 +53,10 @@ import (
 // rows were (from, in the 'm' row, says where they begin) have no
 // cursor in the state: their statuses are looked up there, as before,
 // until the daemon has given them their cursors and rows
-// (OlderContributions, node/backfill.go).
+// (OlderContributions, node/backfill.go). A node reads a page's
+// contribution rows and 't' rows while it reads its summary rows (Ahead):
+// three scans side by side, where one after another each waited on the
+// disk in turn.
 const (
 	rowStatus    = 's'
 	rowContrib   = 'c'
@@ -243,32 +246,48 @@ func (h *Hub) statusChanges(ctx context.Context, f *commonsFeed, from Pos, last 
 // contribs returns up to limit of commons f's contributions after cursor
 // after, through cursor last, in cursor order: the stored rows (through
 // the saved cursor), then the tail.
-func (h *Hub) contribs(ctx context.Context, f *commonsFeed, after, last uint64, limit int) ([]contrib, error) {
+func (h *Hub) contribs(ctx context.Context, f *commonsFeed, after, last uint64, limit int, a *Ahead) ([]contrib, error) {
 	f.mu.RLock()
 	saved := f.saved
 	i := sort.Search(len(f.tailContribs), func(i int) bool { return f.tailContribs[i].cursor > after })
 	j := i + sort.Search(len(f.tailContribs)-i, func(j int) bool { return f.tailContribs[i+j].cursor > last })
 	tail := slices.Clone(f.tailContribs[i:min(j, i+limit)])
+	epoch := f.epoch
 	f.mu.RUnlock()
 	var out []contrib
 	if upto := min(saved, last); after < upto {
-		err := h.log.ScanDerived(ctx, f.id, []byte{RowPrefix, rowContrib}, contribKey(after+1), func(k, v []byte) error {
-			c, ok := decodeContrib(k, v)
-			if !ok {
-				return fmt.Errorf("%w: commons %s: contribution row %x", ErrDamaged, f.id, k[1:])
+		var ok bool
+		if out, ok = a.contribRows(ctx, f, epoch, after, upto, limit); !ok {
+			var err error
+			if out, err = h.scanContribs(ctx, f, after, upto, limit); err != nil {
+				return nil, h.rowsErr(f, "contributions", err)
 			}
-			if c.cursor > upto || len(out) == limit {
-				return errDone
-			}
-			out = append(out, c)
-			return nil
-		})
-		if err != nil && !errors.Is(err, errDone) {
-			return nil, h.rowsErr(f, "contributions", err)
 		}
 	}
 	out = append(out, tail...)
 	return out[:min(len(out), limit)], nil
+}
+
+// scanContribs returns up to limit of commons f's stored contribution
+// rows after cursor after, through cursor upto, in cursor order, read in
+// one scan.
+func (h *Hub) scanContribs(ctx context.Context, f *commonsFeed, after, upto uint64, limit int) ([]contrib, error) {
+	var out []contrib
+	err := h.log.ScanDerived(ctx, f.id, []byte{RowPrefix, rowContrib}, contribKey(after+1), func(k, v []byte) error {
+		c, ok := decodeContrib(k, v)
+		if !ok {
+			return fmt.Errorf("%w: commons %s: contribution row %x", ErrDamaged, f.id, k[1:])
+		}
+		if c.cursor > upto || len(out) == limit {
+			return errDone
+		}
+		out = append(out, c)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errDone) {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Summaries returns up to limit summaries of commons id's records after
@@ -277,13 +296,13 @@ func (h *Hub) contribs(ctx context.Context, f *commonsFeed, after, last uint64, 
 // A record left out of the commons' state (damaged, node/leftout.go) has
 // none, and one whose bytes were dropped has none once the drop deleted
 // it (node/dropdisowned.go).
-func (h *Hub) Summaries(ctx context.Context, id cid.Cid, after, last uint64, limit int) ([]Summary, error) {
+func (h *Hub) Summaries(ctx context.Context, id cid.Cid, after, last uint64, limit int, a *Ahead) ([]Summary, error) {
 	f := h.lookup(id)
 	if f == nil || limit <= 0 {
 		return nil, nil
 	}
 	f.mu.RLock()
-	saved := f.saved
+	saved, epoch := f.saved, f.epoch
 	i := sort.Search(len(f.tailSummaries), func(i int) bool { return f.tailSummaries[i].Cursor > after })
 	j := i + sort.Search(len(f.tailSummaries)-i, func(j int) bool { return f.tailSummaries[i+j].Cursor > last })
 	tail := make([]Summary, 0, min(j, i+limit)-i)
@@ -309,7 +328,7 @@ func (h *Hub) Summaries(ctx context.Context, id cid.Cid, after, last uint64, lim
 			return nil
 		})
 		if err == nil || errors.Is(err, errDone) {
-			err = h.completeContribs(ctx, f, out, contribs)
+			err = h.completeContribs(ctx, f, epoch, out, contribs, a)
 		}
 		if err != nil && !errors.Is(err, errDone) {
 			return nil, h.rowsErr(f, "record summaries", err)
@@ -332,32 +351,29 @@ func (h *Hub) Summaries(ctx context.Context, id cid.Cid, after, last uint64, lim
 }
 
 // completeContribs completes the contributions' summaries out[i], i in
-// contribs (in cursor order), from their contribution rows, read in one
-// scan.
-func (h *Hub) completeContribs(ctx context.Context, f *commonsFeed, out []Summary, contribs []int) error {
+// contribs (in cursor order, through commons f's saved cursor, with the
+// rows and the tail as they were at f's epoch), from their contribution
+// rows, read ahead (a) or in one scan.
+func (h *Hub) completeContribs(ctx context.Context, f *commonsFeed, epoch uint64, out []Summary, contribs []int, a *Ahead) error {
 	if len(contribs) == 0 {
 		return nil
 	}
-	last := out[contribs[len(contribs)-1]].Cursor
+	first, last := out[contribs[0]].Cursor, out[contribs[len(contribs)-1]].Cursor
+	rows, ok := a.contribRows(ctx, f, epoch, first-1, last, int(last-first+1))
+	if !ok {
+		var err error
+		if rows, err = h.scanContribs(ctx, f, first-1, last, int(last-first+1)); err != nil {
+			return err
+		}
+	}
 	next := 0
-	err := h.log.ScanDerived(ctx, f.id, []byte{RowPrefix, rowContrib}, contribKey(out[contribs[0]].Cursor), func(k, v []byte) error {
-		c, ok := decodeContrib(k, v)
-		if !ok {
-			return fmt.Errorf("%w: commons %s: contribution row %x", ErrDamaged, f.id, k[1:])
-		}
-		if c.cursor > last {
-			return errDone
-		}
+	for _, c := range rows {
 		if i := contribs[next]; c.cursor == out[i].Cursor {
 			out[i] = withContrib(out[i], c)
 			if next++; next == len(contribs) {
-				return errDone
+				break
 			}
 		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errDone) {
-		return err
 	}
 	if next < len(contribs) {
 		return fmt.Errorf("%w: commons %s: summary row %x of a contribution without its contribution row", ErrDamaged, f.id, SummaryKey(out[contribs[next]].Cursor))
@@ -443,7 +459,7 @@ func (h *Hub) BackfillRows(ctx context.Context, id cid.Cid, ss []Summary) ([]sto
 	stored := make(map[uint64]protocol.Digest)
 	if len(ss) > 0 {
 		first, last := ss[0].Cursor, ss[len(ss)-1].Cursor
-		cs, err := h.contribs(ctx, f, first-1, last, int(last-first+1))
+		cs, err := h.contribs(ctx, f, first-1, last, int(last-first+1), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -482,6 +498,7 @@ func (h *Hub) lower(id cid.Cid, field func(f *commonsFeed) *uint64, from uint64)
 		f.mu.Lock()
 		p := field(f)
 		*p = min(*p, from)
+		f.epoch++
 		f.mu.Unlock()
 	}
 }
@@ -524,7 +541,7 @@ func (h *Hub) OlderContributions(ctx context.Context, id cid.Cid, after, last ui
 	if last <= after {
 		return nil, nil
 	}
-	cs, err := h.contribs(ctx, f, after, last, int(last-after))
+	cs, err := h.contribs(ctx, f, after, last, int(last-after), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -566,7 +583,7 @@ func StatusesRowKey() []byte { return []byte{rowStatuses} }
 // at or before the cursor the 'm' row gives (a repo made by a version
 // that kept no 't' rows), or one without its contribution row. The
 // caller asks the state for those.
-func (h *Hub) Statuses(ctx context.Context, id cid.Cid, cursors []uint64) ([]crdt.Status, error) {
+func (h *Hub) Statuses(ctx context.Context, id cid.Cid, cursors []uint64, a *Ahead) ([]crdt.Status, error) {
 	out := make([]crdt.Status, len(cursors))
 	// The store's rows are those of the saves gathered before the tail
 	// was taken, and the tail the statuses set since, if no save gathered
@@ -591,9 +608,9 @@ func (h *Hub) Statuses(ctx context.Context, id cid.Cid, cursors []uint64) ([]crd
 				tail = append(tail, c)
 			}
 		}
-		gathered := f.gathered
+		gathered, epoch := f.gathered, f.epoch
 		f.mu.RUnlock()
-		now, err := h.statuses(ctx, f, cs, tail)
+		now, err := h.statuses(ctx, f, cs, tail, epoch, a)
 		if err != nil {
 			return nil, err
 		}
@@ -613,13 +630,13 @@ func (h *Hub) Statuses(ctx context.Context, id cid.Cid, cursors []uint64) ([]crd
 const statusReads = 3
 
 // statuses returns the statuses of commons f's contributions at cursors
-// (ascending), from the stored rows and then the tail's statuses, or ""
-// where they do not say.
-func (h *Hub) statuses(ctx context.Context, f *commonsFeed, cursors []uint64, tail []nowChange) ([]crdt.Status, error) {
+// (ascending), from the stored rows (read ahead, a, or scanned) and then
+// the tail's statuses, taken at f's epoch, or "" where they do not say.
+func (h *Hub) statuses(ctx context.Context, f *commonsFeed, cursors []uint64, tail []nowChange, epoch uint64, a *Ahead) ([]crdt.Status, error) {
 	first, last := cursors[0], cursors[len(cursors)-1]
 	codes := make([]uint8, len(cursors))
 	known := make([]bool, len(cursors))
-	cs, err := h.contribs(ctx, f, first-1, last, int(last-first+1))
+	cs, err := h.contribs(ctx, f, first-1, last, int(last-first+1), a)
 	if err != nil {
 		return nil, err
 	}
@@ -628,21 +645,16 @@ func (h *Hub) statuses(ctx context.Context, f *commonsFeed, cursors []uint64, ta
 			codes[j], known[j] = c.arrival, true
 		}
 	}
-	err = h.log.ScanDerived(ctx, f.id, []byte{RowPrefix, rowNow}, nowKey(first), func(k, v []byte) error {
-		if len(k) != 10 || len(v) != 1 || v[0] == 0 || v[0] >= uint8(len(statuses)) {
-			return fmt.Errorf("%w: commons %s: status row %x", ErrDamaged, f.id, k[1:])
+	now, ok := a.nowRows(ctx, f, epoch, first, last)
+	if !ok {
+		if now, err = h.scanNow(ctx, f, first, last); err != nil {
+			return nil, h.rowsErr(f, "statuses", err)
 		}
-		c := binary.BigEndian.Uint64(k[2:])
-		if c > last {
-			return errDone
+	}
+	for _, r := range now {
+		if j, ok := slices.BinarySearch(cursors, r.cursor); ok && known[j] {
+			codes[j] = r.code
 		}
-		if j, ok := slices.BinarySearch(cursors, c); ok && known[j] {
-			codes[j] = v[0]
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errDone) {
-		return nil, h.rowsErr(f, "statuses", err)
 	}
 	for _, c := range tail {
 		if j, ok := slices.BinarySearch(cursors, c.at); ok && known[j] {
@@ -689,6 +701,7 @@ func (h *Hub) Saved(id cid.Cid, cursor, mark uint64) {
 	// Trimmed even when cursor is not past f.saved: a record taken back
 	// at its place in the log (node/leftout.go) may lie there.
 	f.saved = max(f.saved, cursor)
+	f.epoch++
 	i := sort.Search(len(f.tailStatus), func(i int) bool { return f.tailStatus[i].pos.Cursor > cursor })
 	f.tailStatus = slices.Delete(f.tailStatus, 0, i)
 	i = sort.Search(len(f.tailContribs), func(i int) bool { return f.tailContribs[i].cursor > cursor })
@@ -714,6 +727,7 @@ func (h *Hub) Mark(id cid.Cid) uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gathered++
+	f.epoch++
 	return f.added
 }
 

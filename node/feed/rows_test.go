@@ -50,7 +50,7 @@ func TestSummariesKeepATakenBackRecordUntilSaved(t *testing.T) {
 	}
 	h.Saved(c.id, 5, mark)
 	cursors := func() []uint64 {
-		ss, err := h.Summaries(context.Background(), c.id, 0, 5, 10)
+		ss, err := h.Summaries(context.Background(), c.id, 0, 5, 10, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +77,7 @@ func TestSummariesKeepATakenBackRecordUntilSaved(t *testing.T) {
 	// A contribution's summary row without its contribution row, which
 	// holds the rest of its summary, is damage.
 	delete(log.rows, string(contribKey(4)))
-	if _, err := h.Summaries(context.Background(), c.id, 0, 5, 10); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "without its contribution row") {
+	if _, err := h.Summaries(context.Background(), c.id, 0, 5, 10, nil); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "without its contribution row") {
 		t.Errorf("summaries with a contribution row missing: %v; want ErrDamaged, saying so", err)
 	}
 }
@@ -142,7 +142,7 @@ func TestStatusesWithASaveMeanwhile(t *testing.T) {
 		c.lag = 0
 		c.review(a, protocol.DecisionRetract) // set and saved meanwhile: pending
 	}
-	got, err := c.h.Statuses(context.Background(), c.id, []uint64{at})
+	got, err := c.h.Statuses(context.Background(), c.id, []uint64{at}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestStatusesWithTheFeedLoadedAgain(t *testing.T) {
 		c.lag = 0
 		c.review(a, protocol.DecisionRetract) // pending
 	}
-	got, err := c.h.Statuses(context.Background(), c.id, []uint64{2})
+	got, err := c.h.Statuses(context.Background(), c.id, []uint64{2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestStatusesWithSavesAllTheTime(t *testing.T) {
 			c.h.Mark(c.id) // a save gathered meanwhile
 		}
 	}
-	got, err := c.h.Statuses(context.Background(), c.id, []uint64{2})
+	got, err := c.h.Statuses(context.Background(), c.id, []uint64{2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestStatusesWithSavesAllTheTime(t *testing.T) {
 		t.Errorf("statuses %v after %d reads, each with a save; want [\"\"] after %d", got, scans, statusReads)
 	}
 	c.log.onScan = nil
-	if got, _ := c.h.Statuses(context.Background(), c.id, []uint64{2}); !slices.Equal(got, []crdt.Status{crdt.StatusAccepted}) {
+	if got, _ := c.h.Statuses(context.Background(), c.id, []uint64{2}, nil); !slices.Equal(got, []crdt.Status{crdt.StatusAccepted}) {
 		t.Errorf("statuses %v with no save meanwhile; want [accepted]", got)
 	}
 }
