@@ -380,28 +380,14 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q api.FeedQuery) ([]
 			if q.Status == "" {
 				size = min(size, q.Limit-len(items)) // every record read is kept
 			}
-			// The contributions' rows and their statuses' rows of the
-			// records a page of size would hold are read while their
-			// summaries are (feed.Ahead).
-			ahead := n.feeds.ReadAhead(ctx, id, after, min(after+uint64(size), applied))
-			ss, next, err := n.feedSummaries(ctx, id, after, applied, size, ahead)
+			ss, statuses, next, err := n.feedRead(ctx, id, after, applied, size, q.Status != "")
 			if err != nil {
-				ahead.Close()
 				return nil, err
 			}
 			if next == after {
-				ahead.Close()
 				break
 			}
 			after = next
-			if q.Status != "" {
-				ss = slices.DeleteFunc(ss, func(s feed.Summary) bool { return s.Type != protocol.TypeContribution })
-			}
-			statuses, err := n.feedStatuses(ctx, id, ss, ahead)
-			ahead.Close()
-			if err != nil {
-				return nil, err
-			}
 			for i, s := range ss {
 				if q.Status != "" && statuses[i] != q.Status {
 					continue
@@ -415,6 +401,29 @@ func (n *Node) feedPage(ctx context.Context, ids []cid.Cid, q api.FeedQuery) ([]
 		}
 	}
 	return items, nil
+}
+
+// feedRead returns the summaries of up to size of commons id's records
+// after cursor after, through cursor applied (only the contributions',
+// with contribs), the status now of each, and the cursor it read through
+// (feedSummaries). The contributions' rows and their statuses' rows of
+// the records a page of size would hold are read while their summaries
+// are (feed.Ahead), where the summaries are read from their rows.
+func (n *Node) feedRead(ctx context.Context, id cid.Cid, after, applied uint64, size int, contribs bool) ([]feed.Summary, []string, uint64, error) {
+	var ahead *feed.Ahead
+	if from, ok := n.feeds.SummariesFrom(id); ok && after >= from {
+		ahead = n.feeds.ReadAhead(ctx, id, after, min(after+uint64(size), applied))
+		defer ahead.Close()
+	}
+	ss, next, err := n.feedSummaries(ctx, id, after, applied, size, ahead)
+	if err != nil || next == after {
+		return nil, nil, next, err
+	}
+	if contribs {
+		ss = slices.DeleteFunc(ss, func(s feed.Summary) bool { return s.Type != protocol.TypeContribution })
+	}
+	statuses, err := n.feedStatuses(ctx, id, ss, ahead)
+	return ss, statuses, next, err
 }
 
 // feedStatuses returns the status now of each contribution in ss, ""

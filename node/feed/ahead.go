@@ -21,13 +21,15 @@ import (
 // page cache does not hold each seek waits on the disk: four such waits a
 // page, one after the other, where the rows read ahead make it one.
 //
-// The rows read ahead are taken only with a tail taken while nothing has
-// changed what the store's rows and the tail hold between them since the
-// reads began (no save gathered rows or was stored, no backfill: the
-// commons' epoch): a save stored after a read ahead passed its rows, and
-// then let go of them from the tail, would be in neither. Otherwise, or if
-// a read ahead failed, the rows are scanned as without it, and that scan
-// reports what is wrong.
+// The rows read ahead are taken only with a tail taken before any save
+// was Saved since the reads began (the commons' epoch, which Saved and a
+// backfill move on): a save stored after a read ahead passed its place,
+// and then let go of from the tail, would be in neither. A save stored
+// meanwhile but not Saved is in the tail still, which a page takes over
+// the rows. A summary row stored meanwhile may have its contribution row
+// stored after the read ahead passed its place: Summaries then scans
+// those rows. Otherwise, or if a read ahead failed, the rows are scanned
+// as without it, and that scan reports what is wrong.
 type Ahead struct {
 	f            *commonsFeed
 	after, last  uint64 // the range of cursors, after excluded
@@ -67,18 +69,31 @@ func (h *Hub) ReadAhead(ctx context.Context, id cid.Cid, after, last uint64) *Ah
 		cancel: cancel, cdone: make(chan struct{}), ndone: make(chan struct{})}
 	go func() {
 		defer close(a.cdone)
+		defer recovered(&a.cerr)
 		if upto := min(saved, last); after < upto {
 			a.contribs, a.cerr = h.scanContribs(ctx, f, after, upto, int(upto-after))
 		}
 	}()
 	go func() {
 		defer close(a.ndone)
+		defer recovered(&a.nerr)
 		a.now, a.nerr = h.scanNow(ctx, f, after+1, last)
 	}()
 	return a
 }
 
-// Close stops the reads if they are under way, and waits for them to end.
+// recovered, deferred, makes a panic of the read ahead's goroutine (a
+// store's read may panic on a damaged page) its error: the rows are then
+// scanned on the caller's goroutine, where the request's handler answers
+// for it.
+func recovered(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("feed: read ahead: panic: %v", r)
+	}
+}
+
+// Close cancels the reads' context (a store may finish a scan under way)
+// and waits for them to end.
 func (a *Ahead) Close() {
 	if a == nil {
 		return

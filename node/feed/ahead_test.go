@@ -3,6 +3,7 @@ package feed
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -225,8 +226,10 @@ func TestAheadSideBySide(t *testing.T) {
 				return
 			}
 			mu.Lock()
-			if begun[prefix[1]] = true; len(begun) == 3 {
-				close(all)
+			if !begun[prefix[1]] {
+				if begun[prefix[1]] = true; len(begun) == 3 {
+					close(all)
+				}
 			}
 			mu.Unlock()
 			select {
@@ -279,5 +282,77 @@ func TestAheadFailedRead(t *testing.T) {
 	}
 	if len(damaged) != 1 {
 		t.Errorf("%d damaged rows reported, want 1", len(damaged))
+	}
+}
+
+// TestAheadThenATakenBackRecordStored: a record taken back at its place
+// in the log (before the saved cursor) has its rows stored by a save
+// that is not Saved yet. Stored after the contribution rows were read
+// ahead, and before the summaries are scanned, its summary row is found
+// and its contribution row is not among those read ahead: the page must
+// scan the contribution rows again, not call the row damaged.
+func TestAheadThenATakenBackRecordStored(t *testing.T) {
+	c := newTestCommons(t, 100)
+	for range 3 {
+		c.contribute("a", "code") // cursors 2 to 4, saved
+	}
+	const at = 3
+	rows := map[string][]byte{}
+	c.log.mu.Lock()
+	for _, k := range []string{string(append([]byte{RowPrefix}, SummaryKey(at)...)), string(contribKey(at))} {
+		if rows[k] = c.log.rows[k]; rows[k] == nil {
+			c.log.mu.Unlock()
+			t.Fatalf("no row %x", k)
+		}
+		delete(c.log.rows, k) // not stored yet
+	}
+	c.log.mu.Unlock()
+	var damaged []error
+	c.h.OnDamaged(func(_ cid.Cid, err error) { damaged = append(damaged, err) })
+	ctx := context.Background()
+	ahead := c.h.ReadAhead(ctx, c.id, 1, 4)
+	defer ahead.Close()
+	<-ahead.cdone
+	if len(ahead.contribs) != 2 {
+		t.Fatalf("%d contribution rows read ahead, want 2", len(ahead.contribs))
+	}
+	c.log.mu.Lock()
+	maps.Copy(c.log.rows, rows) // stored now, not Saved
+	c.log.mu.Unlock()
+	ss, err := c.h.Summaries(ctx, c.id, 1, 4, 3, ahead)
+	if err != nil {
+		t.Fatalf("summaries with a record stored after its rows were read ahead: %v", err)
+	}
+	if len(ss) != 3 || ss[1].Cursor != at || ss[1].CID != c.log.recs[at-1].CID {
+		t.Errorf("summaries %v, want the three contributions, the record at %d with its CID", ss, at)
+	}
+	if len(damaged) != 0 {
+		t.Errorf("damaged rows reported: %v", damaged)
+	}
+}
+
+// TestAheadReadPanics: a read ahead whose store read panics (badger does
+// on some damaged pages) fails, rather than stopping the process, and the
+// rows are scanned on the caller's goroutine.
+func TestAheadReadPanics(t *testing.T) {
+	c := newTestCommons(t, 100)
+	a := c.contribute("a", "code")       // cursor 2
+	c.review(a, protocol.DecisionReject) // a 't' row
+	var once sync.Once
+	c.log.onScan = func(prefix []byte) {
+		if len(prefix) == 2 && prefix[1] == rowNow {
+			once.Do(func() { panic("a damaged page") })
+		}
+	}
+	ctx := context.Background()
+	ahead := c.h.ReadAhead(ctx, c.id, 0, 3)
+	defer ahead.Close()
+	<-ahead.ndone
+	if ahead.nerr == nil || !strings.Contains(ahead.nerr.Error(), "a damaged page") {
+		t.Fatalf("read ahead: %v, want the panic as its error", ahead.nerr)
+	}
+	got, err := c.h.Statuses(ctx, c.id, []uint64{2}, ahead)
+	if err != nil || !slices.Equal(got, []crdt.Status{crdt.StatusRejected}) {
+		t.Errorf("statuses %v (%v) after a read ahead that panicked, want [rejected]", got, err)
 	}
 }

@@ -287,10 +287,9 @@ type commonsFeed struct {
 	statusesFrom uint64
 	tailNow      []nowChange
 	gathered     uint64
-	// epoch counts the changes to what the store's rows and the tail
-	// hold between them (Saved, Mark, a backfill's lower): rows read
-	// ahead (Ahead) are taken only while it stays what it was when their
-	// reads began.
+	// epoch counts the saves Saved (and the backfills' lower): rows
+	// read ahead (Ahead) are taken only while it stays what it was when
+	// their reads began.
 	epoch   uint64
 	ring    []*feedEvent // the latest events, oldest first, at most cap
 	ringCap int

@@ -359,8 +359,15 @@ func (h *Hub) completeContribs(ctx context.Context, f *commonsFeed, epoch uint64
 		return nil
 	}
 	first, last := out[contribs[0]].Cursor, out[contribs[len(contribs)-1]].Cursor
-	rows, ok := a.contribRows(ctx, f, epoch, first-1, last, int(last-first+1))
-	if !ok {
+	rows, ahead := a.contribRows(ctx, f, epoch, first-1, last, int(last-first+1))
+	if ahead && !completes(out, contribs, rows) {
+		// A commit since the rows were read ahead stored a summary row
+		// the scan of summaries saw, and its contribution row after the
+		// read ahead passed its place (a record taken back at its place,
+		// carried by a save not yet Saved): a scan says.
+		ahead = false
+	}
+	if !ahead {
 		var err error
 		if rows, err = h.scanContribs(ctx, f, first-1, last, int(last-first+1)); err != nil {
 			return err
@@ -379,6 +386,18 @@ func (h *Hub) completeContribs(ctx context.Context, f *commonsFeed, epoch uint64
 		return fmt.Errorf("%w: commons %s: summary row %x of a contribution without its contribution row", ErrDamaged, f.id, SummaryKey(out[contribs[next]].Cursor))
 	}
 	return nil
+}
+
+// completes reports whether rows (in cursor order) hold the contribution
+// row of each of the summaries out[i], i in contribs (in cursor order).
+func completes(out []Summary, contribs []int, rows []contrib) bool {
+	next := 0
+	for _, c := range rows {
+		if next < len(contribs) && c.cursor == out[contribs[next]].Cursor {
+			next++
+		}
+	}
+	return next == len(contribs)
 }
 
 // SummariesFrom returns the cursor after which commons id's records have
@@ -727,7 +746,6 @@ func (h *Hub) Mark(id cid.Cid) uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gathered++
-	f.epoch++
 	return f.added
 }
 
