@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"os"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -69,10 +70,25 @@ func TestConfigCommands(t *testing.T) {
 }
 
 // TestMemoryLimit: a command that opens the repo sets the Go runtime's soft
-// memory limit to the memory_limit setting, unless $GOMEMLIMIT is set.
+// memory limit to the memory_limit setting, unless $GOMEMLIMIT is set, and
+// the collector's growth percent to gcPercent, unless $GOGC is set.
 func TestMemoryLimit(t *testing.T) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	if v, ok := os.LookupEnv("GOGC"); ok {
+		os.Unsetenv("GOGC")
+		defer os.Setenv("GOGC", v)
+	}
 	dir, _ := initTestRepo(t)
+	mustRun(t, dir, "status")
+	if got := debug.SetGCPercent(100); got != gcPercent {
+		t.Errorf("after status, the collector's percent is %d, want %d", got, gcPercent)
+	}
+	t.Setenv("GOGC", "100")
+	mustRun(t, dir, "status")
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with $GOGC set, status changed the collector's percent to %d", got)
+	}
 	mustRun(t, dir, "config", "set", "memory_limit", "300")
 	mustRun(t, dir, "status")
 	if got := debug.SetMemoryLimit(-1); got != 300<<20 {

@@ -229,10 +229,27 @@ func parseKeys(flag string, vals []string) ([]protocol.PublicKey, error) {
 }
 
 // limitMemory sets the Go runtime's soft memory limit to the memory_limit
-// setting, unless $GOMEMLIMIT sets one (the runtime read it at start).
+// setting, unless $GOMEMLIMIT sets one (the runtime read it at start), and
+// has the garbage collector run once the heap has grown by half of what
+// was live after the last run, not by all of it (gcPercent), unless $GOGC
+// says otherwise.
 func limitMemory(s repo.Settings) {
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(gcPercent)
+	}
 	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok || s.MemoryLimit == 0 {
 		return
 	}
 	debug.SetMemoryLimit(int64(s.MemoryLimit) << 20)
 }
+
+// gcPercent is the growth of the heap, in percent of what was live after
+// the last collection, that starts the next: the runtime's default is
+// 100. Most of what an import or a join allocates is garbage within the
+// batch (records parsed, keys built, badger's writes): importing 1,000,000
+// records (2 cores, four runs each, alternately) held at most 197 to 214
+// MB of anonymous memory against 222 to 231 MB, in 79 to 95 s against 80
+// to 95 s (the collector took 2% of the CPU at the runtime's default).
+// The peaks of resident memory, 381 to 434 MB against 401 to 473, differ
+// less than the file pages of badger's compactions do from run to run.
+const gcPercent = 50
