@@ -103,21 +103,37 @@ func (a *Ahead) Close() {
 	<-a.ndone
 }
 
+// covers reports whether a read ahead of commons f at epoch its rows from
+// cursor first through cursor last: of the stored rows alone (those
+// through the saved cursor), with stored.
+func (a *Ahead) covers(f *commonsFeed, epoch, first, last uint64, stored bool) bool {
+	if a == nil || a.f != f || a.epoch != epoch || first <= a.after {
+		return false
+	}
+	if stored {
+		return last <= min(a.saved, a.last)
+	}
+	return last <= a.last
+}
+
+// read waits until done is closed, and reports whether the read it ends
+// succeeded (*err nil); false if ctx ended first.
+func read(ctx context.Context, done <-chan struct{}, err *error) bool {
+	select {
+	case <-done:
+		return *err == nil
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // contribRows returns commons f's stored contribution rows after cursor
 // after, through cursor upto, up to limit of them, as read ahead; ok false
 // if they were not (another commons or range, a save since, a failed
 // read), or ctx ended first. epoch is f's, taken with the tail the rows go
 // with.
 func (a *Ahead) contribRows(ctx context.Context, f *commonsFeed, epoch, after, upto uint64, limit int) (rows []contrib, ok bool) {
-	if a == nil || a.f != f || a.epoch != epoch || after < a.after || upto > min(a.saved, a.last) {
-		return nil, false
-	}
-	select {
-	case <-a.cdone:
-	case <-ctx.Done():
-		return nil, false
-	}
-	if a.cerr != nil {
+	if !a.covers(f, epoch, after+1, upto, true) || !read(ctx, a.cdone, &a.cerr) {
 		return nil, false
 	}
 	for _, c := range a.contribs {
@@ -136,15 +152,7 @@ func (a *Ahead) contribRows(ctx context.Context, f *commonsFeed, epoch, after, u
 // range, a save since, a failed read), or ctx ended first. epoch is f's,
 // taken with the tail the rows go with.
 func (a *Ahead) nowRows(ctx context.Context, f *commonsFeed, epoch, first, last uint64) (rows []nowCode, ok bool) {
-	if a == nil || a.f != f || a.epoch != epoch || first <= a.after || last > a.last {
-		return nil, false
-	}
-	select {
-	case <-a.ndone:
-	case <-ctx.Done():
-		return nil, false
-	}
-	if a.nerr != nil {
+	if !a.covers(f, epoch, first, last, false) || !read(ctx, a.ndone, &a.nerr) {
 		return nil, false
 	}
 	for _, r := range a.now {

@@ -190,13 +190,7 @@ func TestAheadThenASaveStored(t *testing.T) {
 		t.Fatalf("rows read ahead %v, want the stored rejection", ahead.now)
 	}
 	// The save is stored, and the tail lets go of what it carried.
-	c.log.mu.Lock()
-	for _, w := range append(Rows(c.unsaved), c.h.StatusesRow(c.id, uint64(len(c.log.recs)))) {
-		c.log.rows[string(append([]byte{RowPrefix}, w.Key...))] = w.Value
-	}
-	c.log.mu.Unlock()
-	c.h.Saved(c.id, uint64(len(c.log.recs)), mark)
-	c.unsaved = nil
+	c.storeGathered(mark)
 	got, err := c.h.Statuses(ctx, c.id, []uint64{2}, ahead)
 	if err != nil {
 		t.Fatal(err)

@@ -193,6 +193,18 @@ func (c *testCommons) save(n int) {
 	c.unsaved = slices.Delete(c.unsaved, 0, n)
 }
 
+// storeGathered stores the rows of every record applied since the last
+// save, as a save gathered with Mark (mark) does, and tells the hub.
+func (c *testCommons) storeGathered(mark uint64) {
+	c.log.mu.Lock()
+	for _, w := range append(Rows(c.unsaved), c.h.StatusesRow(c.id, uint64(len(c.log.recs)))) {
+		c.log.rows[string(append([]byte{RowPrefix}, w.Key...))] = w.Value
+	}
+	c.log.mu.Unlock()
+	c.h.Saved(c.id, uint64(len(c.log.recs)), mark)
+	c.unsaved = nil
+}
+
 func (c *testCommons) contribute(title, kind string) string {
 	return c.add(&protocol.Record{Body: &protocol.Contribution{Title: title, Kind: kind,
 		Licence: protocol.Link{Cid: c.id}, Provenance: protocol.ProvenanceVolunteer}})

@@ -174,13 +174,7 @@ func TestStatusesWithTheFeedLoadedAgain(t *testing.T) {
 		once = true
 		// That save is stored, the commons left (its feed unloaded) and
 		// joined again (loaded from its rows), and a review saved.
-		c.log.mu.Lock()
-		for _, w := range append(Rows(c.unsaved), c.h.StatusesRow(c.id, uint64(len(c.log.recs)))) {
-			c.log.rows[string(append([]byte{RowPrefix}, w.Key...))] = w.Value
-		}
-		c.log.mu.Unlock()
-		c.h.Saved(c.id, uint64(len(c.log.recs)), mark)
-		c.unsaved = nil
+		c.storeGathered(mark)
 		c.h.Unload(c.id)
 		if err := c.h.Load(context.Background(), c.id, uint64(len(c.log.recs))); err != nil {
 			t.Fatal(err)
