@@ -104,16 +104,11 @@ func (a *Ahead) Close() {
 }
 
 // covers reports whether a read ahead of commons f at epoch its rows from
-// cursor first through cursor last: of the stored rows alone (those
-// through the saved cursor), with stored.
-func (a *Ahead) covers(f *commonsFeed, epoch, first, last uint64, stored bool) bool {
-	if a == nil || a.f != f || a.epoch != epoch || first <= a.after {
-		return false
-	}
-	if stored {
-		return last <= min(a.saved, a.last)
-	}
-	return last <= a.last
+// cursor first through cursor last. (At the same epoch, the saved cursor
+// is the same: the stored contribution rows a caller asks for end where
+// those read ahead do.)
+func (a *Ahead) covers(f *commonsFeed, epoch, first, last uint64) bool {
+	return a != nil && a.f == f && a.epoch == epoch && first > a.after && last <= a.last
 }
 
 // read waits until done is closed, and reports whether the read it ends
@@ -133,7 +128,7 @@ func read(ctx context.Context, done <-chan struct{}, err *error) bool {
 // read), or ctx ended first. epoch is f's, taken with the tail the rows go
 // with.
 func (a *Ahead) contribRows(ctx context.Context, f *commonsFeed, epoch, after, upto uint64, limit int) (rows []contrib, ok bool) {
-	if !a.covers(f, epoch, after+1, upto, true) || !read(ctx, a.cdone, &a.cerr) {
+	if !a.covers(f, epoch, after+1, upto) || !read(ctx, a.cdone, &a.cerr) {
 		return nil, false
 	}
 	for _, c := range a.contribs {
@@ -152,7 +147,7 @@ func (a *Ahead) contribRows(ctx context.Context, f *commonsFeed, epoch, after, u
 // range, a save since, a failed read), or ctx ended first. epoch is f's,
 // taken with the tail the rows go with.
 func (a *Ahead) nowRows(ctx context.Context, f *commonsFeed, epoch, first, last uint64) (rows []nowCode, ok bool) {
-	if !a.covers(f, epoch, first, last, false) || !read(ctx, a.ndone, &a.nerr) {
+	if !a.covers(f, epoch, first, last) || !read(ctx, a.ndone, &a.nerr) {
 		return nil, false
 	}
 	for _, r := range a.now {
