@@ -31,15 +31,15 @@ import (
 // those rows. Otherwise, or if a read ahead failed, the rows are scanned
 // as without it, and that scan reports what is wrong.
 type Ahead struct {
-	f            *commonsFeed
-	after, last  uint64 // the range of cursors, after excluded
-	saved, epoch uint64 // f's, when the reads began
+	f           *commonsFeed
+	after, last uint64 // the range of cursors, after excluded
+	epoch       uint64 // f's, when the reads began
 
 	cancel context.CancelFunc
 	cdone  chan struct{} // closed once contribs and cerr are set
 	ndone  chan struct{} // closed once now and nerr are set
 
-	contribs []contrib // the stored contribution rows after after, through min(saved, last)
+	contribs []contrib // the stored contribution rows after after, through min(f's saved cursor then, last)
 	cerr     error
 	now      []nowCode // the 't' rows after after, through last
 	nerr     error
@@ -65,7 +65,7 @@ func (h *Hub) ReadAhead(ctx context.Context, id cid.Cid, after, last uint64) *Ah
 	saved, epoch := f.saved, f.epoch
 	f.mu.RUnlock()
 	ctx, cancel := context.WithCancel(ctx)
-	a := &Ahead{f: f, after: after, last: last, saved: saved, epoch: epoch,
+	a := &Ahead{f: f, after: after, last: last, epoch: epoch,
 		cancel: cancel, cdone: make(chan struct{}), ndone: make(chan struct{})}
 	go func() {
 		defer close(a.cdone)
