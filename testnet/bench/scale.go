@@ -42,6 +42,11 @@ func Scale(ctx context.Context, o Options) (*Result, error) {
 		o.Binary = exe
 	}
 	res := newResult("scale", o.Records)
+	if o.CAR == "" {
+		res.note("seed %d: it draws the commons generated, and the contributions and feed pages queried (--seed)", o.Seed)
+	} else {
+		res.note("seed %d: it draws the contributions and feed pages queried (--seed)", o.Seed)
+	}
 	dir, cleanup, err := o.tempDir()
 	if err != nil {
 		return nil, err
