@@ -261,8 +261,7 @@ func TestAheadFailedRead(t *testing.T) {
 	}
 	c.log.rows[k] = []byte{0xff} // no status
 	c.log.mu.Unlock()
-	var damaged []error
-	c.h.OnDamaged(func(_ cid.Cid, err error) { damaged = append(damaged, err) })
+	damaged := c.damagedRows()
 	ctx := context.Background()
 	ahead := c.h.ReadAhead(ctx, c.id, 0, 3)
 	defer ahead.Close()
@@ -274,8 +273,8 @@ func TestAheadFailedRead(t *testing.T) {
 	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "read the statuses") {
 		t.Errorf("Statuses after a failed read ahead: %v, want the damaged row named", err)
 	}
-	if len(damaged) != 1 {
-		t.Errorf("%d damaged rows reported, want 1", len(damaged))
+	if len(*damaged) != 1 {
+		t.Errorf("%d damaged rows reported, want 1", len(*damaged))
 	}
 }
 
@@ -301,8 +300,7 @@ func TestAheadThenATakenBackRecordStored(t *testing.T) {
 		delete(c.log.rows, k) // not stored yet
 	}
 	c.log.mu.Unlock()
-	var damaged []error
-	c.h.OnDamaged(func(_ cid.Cid, err error) { damaged = append(damaged, err) })
+	damaged := c.damagedRows()
 	ctx := context.Background()
 	ahead := c.h.ReadAhead(ctx, c.id, 1, 4)
 	defer ahead.Close()
@@ -320,8 +318,8 @@ func TestAheadThenATakenBackRecordStored(t *testing.T) {
 	if len(ss) != 3 || ss[1].Cursor != at || ss[1].CID != c.log.recs[at-1].CID {
 		t.Errorf("summaries %v, want the three contributions, the record at %d with its CID", ss, at)
 	}
-	if len(damaged) != 0 {
-		t.Errorf("damaged rows reported: %v", damaged)
+	if len(*damaged) != 0 {
+		t.Errorf("damaged rows reported: %v", *damaged)
 	}
 }
 
@@ -349,4 +347,12 @@ func TestAheadReadPanics(t *testing.T) {
 	if err != nil || !slices.Equal(got, []crdt.Status{crdt.StatusRejected}) {
 		t.Errorf("statuses %v (%v) after a read ahead that panicked, want [rejected]", got, err)
 	}
+}
+
+// damagedRows returns the errors of the damaged rows the hub reports from
+// now on (OnDamaged), as they come.
+func (c *testCommons) damagedRows() *[]error {
+	var damaged []error
+	c.h.OnDamaged(func(_ cid.Cid, err error) { damaged = append(damaged, err) })
+	return &damaged
 }
