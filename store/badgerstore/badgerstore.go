@@ -50,7 +50,8 @@ type Store struct {
 
 	ids ids // the commons' short IDs
 
-	res resident // ReleasePages
+	res    resident // ReleasePages
+	blocks blocks   // askBlocks
 }
 
 // Open opens, creating it if needed, the store in directory dir. logger
@@ -417,6 +418,7 @@ func (s *Store) getValue(ctx context.Context, key []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer s.end()
+	s.askBlocks(key, nil, false)
 	var v []byte
 	err := s.db.View(func(txn *badger.Txn) (err error) {
 		v, err = get(txn, key)

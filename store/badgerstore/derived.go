@@ -339,19 +339,20 @@ func (s *Store) ScanDerived(ctx context.Context, commons cid.Cid, prefix, from [
 	defer s.end()
 	var err error
 	_ = s.db.View(func(txn *badger.Txn) error {
-		err = scanDerived(txn, s.derivedPrefix(commons), prefix, from, fn)
+		err = s.scanDerived(txn, s.derivedPrefix(commons), prefix, from, fn)
 		return nil
 	})
 	return err
 }
 
 // scanDerived is ScanDerived in txn, under base: the commons' prefix.
-func scanDerived(txn *badger.Txn, base, prefix, from []byte, fn func(key, value []byte) error) error {
+func (s *Store) scanDerived(txn *badger.Txn, base, prefix, from []byte, fn func(key, value []byte) error) error {
 	p := append(base[:len(base):len(base)], prefix...)
 	start := append(base[:len(base):len(base)], from...)
 	if bytes.Compare(start, p) < 0 {
 		start = p
 	}
+	s.askBlocks(start, p, true)
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
 	defer it.Close()
 	var fnErr error
@@ -388,6 +389,7 @@ type derivedView struct {
 
 func (v *derivedView) Get(key []byte) ([]byte, error) {
 	v.key = append(append(v.key[:0], v.prefix...), key...)
+	v.s.askBlocks(v.key, nil, false)
 	item, err := v.txn.Get(v.key)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, nil
@@ -406,7 +408,7 @@ func (v *derivedView) Get(key []byte) ([]byte, error) {
 }
 
 func (v *derivedView) Scan(prefix, from []byte, fn func(key, value []byte) error) error {
-	return scanDerived(v.txn, v.prefix, prefix, from, fn)
+	return v.s.scanDerived(v.txn, v.prefix, prefix, from, fn)
 }
 
 func (v *derivedView) Close() {

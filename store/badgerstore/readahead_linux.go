@@ -38,6 +38,10 @@ import (
 // against 81.8 and 78.0 s. The node reads randomly only while it stores
 // and reads records slowly (node's pages.go).
 //
+// Read a page at a time, a block of a table (16 KiB) that a lookup
+// searches took three or four reads of the disk one after another; the
+// store asks for each block whole before badger reads it (blocks).
+//
 // Badger's compactions in a daemon that stores records slowly run with
 // the pages read alone, and take longer. On Linux 6.3 and later the
 // advice also has reclaim, under memory pressure, take the pages of those
@@ -86,6 +90,7 @@ func (s *Store) ReadRandomly(ctx context.Context, random bool) error {
 	// After a failure some mappings may be advised: taken back by the
 	// next call without random, looked at again by the next with it.
 	r.random, r.randomAt = random || (err != nil && r.random), changed
+	r.randomNow.Store(r.random)
 	if err != nil {
 		r.randomAt = time.Time{}
 		return fmt.Errorf("badgerstore: read randomly: %w", err)

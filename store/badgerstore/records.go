@@ -273,6 +273,9 @@ func checkRecord(c cid.Cid, raw []byte) error {
 // damagedAdvice is what a damaged record's error advises.
 const damagedAdvice = "with the daemon stopped, commons repo verify checks the whole store, and commons repo repair mends it: the daemon then takes damaged records again from its peers, and repair --from a file a peer exported writes them at once"
 
+// recordsPrefix is the prefix of every record's key.
+var recordsPrefix = []byte{tagRecord}
+
 // GetRecords implements store.Store. It reads from one snapshot, in key
 // order: an iterator steps from one wanted record to the next when they are
 // close (as when most of a small commons is read, for a peer that lacks
@@ -295,7 +298,7 @@ func (s *Store) GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) 
 	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
 	out := make([][]byte, len(cs))
 	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tagRecord}})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: recordsPrefix})
 		defer it.Close()
 		steps := nearRecords // how far to step before seeking: halved when that fails, doubled when it works
 		far := false         // stepping failed at its shortest: look the rest up
@@ -309,6 +312,7 @@ func (s *Store) GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) 
 			var item *badger.Item
 			if far {
 				var err error
+				s.askBlocks(k, nil, false)
 				if item, err = txn.Get(k); errors.Is(err, badger.ErrKeyNotFound) {
 					return fmt.Errorf("record %s: %w", cs[i], store.ErrNotFound)
 				} else if err != nil {
@@ -316,11 +320,13 @@ func (s *Store) GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) 
 				}
 			} else {
 				if n == 0 {
+					s.askBlocks(k, recordsPrefix, true)
 					it.Seek(k)
 				}
 				sought := false
 				for step := 0; it.Valid() && bytes.Compare(it.Item().Key(), k) < 0; step++ {
 					if step == steps {
+						s.askBlocks(k, recordsPrefix, true)
 						it.Seek(k)
 						sought = true
 						break

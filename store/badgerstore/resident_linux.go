@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -40,7 +41,9 @@ type resident struct {
 	// randomAt (zero: look again), the ranges in advised.
 	random   bool
 	randomAt time.Time
-	advised  map[mapping]bool
+	// randomNow is random, read without mu (askBlocks).
+	randomNow atomic.Bool
+	advised   map[mapping]bool
 }
 
 // ReleasePages hands back to the kernel the pages of the store's value log

@@ -1,0 +1,441 @@
+package badgerstore
+
+import (
+	"bytes"
+	"container/list"
+	"encoding/binary"
+	"math"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/table"
+	"github.com/dgraph-io/badger/v4/y"
+	"golang.org/x/sys/unix"
+)
+
+// blocks asks the kernel, before a read of a key or a seek, for the block
+// of each table that badger will read, all at once. A block of 16 KiB is
+// four pages, and badger's search in it reads three or four of them, one
+// after another; while the store's files are read a page at a time
+// (ReadRandomly), a page not in memory is read alone when it is touched.
+// A block the disk holds took three or four reads in turn, and a seek
+// (which reads a block of every level) a dozen and more. Asked for first,
+// each block is one read, and the blocks of a seek's levels are read side
+// by side.
+//
+// It asks only while the store reads randomly and the process has read
+// pages from the disk (major faults) in the last faultWindow: on a store
+// the page cache holds, a read costs one more system call, not a search
+// of the tables' indexes. It finds a block as badger does, in the table's
+// index (its bloom filter, then its blocks' first keys), which it reads
+// from the table's file a page at a time as the search needs them (the
+// page cache holds them: Open reads them, and so does every lookup),
+// keeping up to indexPages of them. It asks with
+// posix_fadvise(POSIX_FADV_WILLNEED), which starts the reads and returns.
+// It changes only when pages are read, never what a read returns: a table
+// that a compaction replaced since the list was read, or an index that
+// does not parse, is asked for in vain or not at all.
+type blocks struct {
+	mu      sync.Mutex
+	faults  int64     // the process's major faults at the last look
+	faultAt time.Time // when a look last found them grown
+	listed  time.Time // when levels was read
+	levels  [][]badger.TableInfo
+	tables  map[uint64]tableIndex // by ID: where each index lies
+	pages   map[indexPage]*list.Element
+	used    list.List // of *cachedPage, most recently used first
+}
+
+// tableIndex says where a table's index lies in its file.
+type tableIndex struct {
+	start, n int64 // the index's first byte in the file, and its length
+}
+
+// indexPage names a page of a table's file.
+type indexPage struct {
+	id   uint64
+	page int64
+}
+
+type cachedPage struct {
+	at   indexPage
+	data []byte
+}
+
+const (
+	// faultWindow is how long after the process last read a page from
+	// the disk blocks are asked for.
+	faultWindow = time.Second
+	// listAge is how old the list of tables may be.
+	listAge = time.Second
+	// indexPages bounds the pages of the tables' indexes kept (4 MiB).
+	indexPages = 1024
+	// keptTables bounds the tables whose index's place is kept.
+	keptTables = 1 << 14
+)
+
+// askBlocks asks for the blocks that a read of key (a Get) or a seek to it
+// (seek, through an iterator of prefix) reads.
+func (s *Store) askBlocks(key, prefix []byte, seek bool) {
+	if !s.res.randomNow.Load() {
+		return
+	}
+	b := &s.blocks
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	if !b.cold(now) {
+		return
+	}
+	if b.levels == nil || now.Sub(b.listed) > listAge {
+		b.list(s.db)
+		b.listed = now
+	}
+	k := y.KeyWithTs(key, math.MaxUint64)
+	hash := y.Hash(key)
+	for _, lv := range b.levels {
+		for _, t := range candidates(lv, k, prefix, seek) {
+			b.ask(s.dir, t.ID, k, hash, seek)
+		}
+	}
+}
+
+// cold reports whether the process has read pages from the disk in the
+// last faultWindow.
+func (b *blocks) cold(now time.Time) bool {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return false
+	}
+	if ru.Majflt != b.faults {
+		b.faults, b.faultAt = ru.Majflt, now
+	}
+	return !b.faultAt.IsZero() && now.Sub(b.faultAt) < faultWindow
+}
+
+// list reads badger's tables, by level, those of each level below the
+// first by their keys.
+func (b *blocks) list(db *badger.DB) {
+	b.levels = b.levels[:0]
+	for _, t := range db.Tables() {
+		for len(b.levels) <= t.Level {
+			b.levels = append(b.levels, nil)
+		}
+		b.levels[t.Level] = append(b.levels[t.Level], t)
+	}
+	for l := 1; l < len(b.levels); l++ {
+		slices.SortFunc(b.levels[l], func(a, c badger.TableInfo) int { return y.CompareKeys(a.Right, c.Right) })
+	}
+}
+
+// candidates returns the tables of a level that badger reads for k: for
+// a Get, each of level 0 whose range holds k, and below it the one whose
+// range holds k; for a seek through an iterator of prefix, each of level 0
+// whose range meets prefix's, and below it the first whose largest key is
+// not below k, if its range meets prefix's.
+func candidates(lv []badger.TableInfo, k, prefix []byte, seek bool) []badger.TableInfo {
+	if len(lv) == 0 {
+		return nil
+	}
+	// Keys are compared without their versions: k's is the lowest, and a
+	// table whose smallest key is k's key, at any version, holds it.
+	user := y.ParseKey(k)
+	meets := func(t badger.TableInfo) bool {
+		if seek {
+			return prefixCmp(t.Left, prefix) <= 0 && prefixCmp(t.Right, prefix) >= 0
+		}
+		return bytes.Compare(y.ParseKey(t.Left), user) <= 0 && bytes.Compare(y.ParseKey(t.Right), user) >= 0
+	}
+	if lv[0].Level == 0 {
+		var out []badger.TableInfo
+		for _, t := range lv {
+			if meets(t) {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	i, _ := slices.BinarySearchFunc(lv, k, func(t badger.TableInfo, k []byte) int { return y.CompareKeys(t.Right, k) })
+	if i == len(lv) || !meets(lv[i]) {
+		return nil
+	}
+	return lv[i : i+1]
+}
+
+// prefixCmp compares a table's key, without its version, cut to prefix's
+// length, with prefix, as badger's iterators do to pick tables.
+func prefixCmp(key, prefix []byte) int {
+	key = y.ParseKey(key)
+	if len(key) > len(prefix) {
+		key = key[:len(prefix)]
+	}
+	return bytes.Compare(key, prefix)
+}
+
+// ask asks for the block of table id in dir that badger reads for k (for
+// a Get, only if the table's bloom filter does not rule out the key whose
+// hash is hash).
+func (b *blocks) ask(dir string, id uint64, k []byte, hash uint32, seek bool) {
+	fd, err := unix.Open(dir+"/"+table.IDToFilename(id), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	r := &indexReader{b: b, fd: fd, id: id}
+	if !b.locate(r) {
+		return
+	}
+	off, n, ok := r.block(k, hash, seek)
+	if !ok {
+		return
+	}
+	adviseBlock(id, fd, off, n)
+}
+
+// adviseBlock asks the kernel to read n bytes at off of table id, open as
+// fd; a variable for tests.
+var adviseBlock = func(id uint64, fd int, off, n int64) {
+	_ = unix.Fadvise(fd, off, n, unix.FADV_WILLNEED)
+}
+
+// locate sets where r's table's index lies, from its footer, reporting
+// whether it could tell.
+func (b *blocks) locate(r *indexReader) bool {
+	if t, ok := b.tables[r.id]; ok {
+		r.start, r.n = t.start, t.n
+		return true
+	}
+	var st unix.Stat_t
+	if unix.Fstat(r.fd, &st) != nil {
+		return false
+	}
+	data, sumLen, ok := tableFooter(fdReader(r.fd), st.Size)
+	if !ok {
+		return false
+	}
+	r.start, r.n = data, st.Size-8-sumLen-data
+	if b.tables == nil || len(b.tables) >= keptTables {
+		b.tables = make(map[uint64]tableIndex)
+	}
+	b.tables[r.id] = tableIndex{start: r.start, n: r.n}
+	return true
+}
+
+// indexReader reads a table's index (a flatbuffer: badger's fb.TableIndex)
+// from its file a page at a time, through the pages blocks keeps. A read
+// outside the index, or that the file cannot give, sets bad.
+type indexReader struct {
+	b        *blocks
+	fd       int
+	id       uint64
+	start, n int64
+	bad      bool
+}
+
+// bytes returns n bytes at off in the index, within one page of the
+// file, or nil (setting bad).
+func (r *indexReader) bytes(off, n int64) []byte {
+	if r.bad || off < 0 || n < 0 || off+n > r.n {
+		r.bad = true
+		return nil
+	}
+	size := int64(os.Getpagesize())
+	at := r.start + off
+	page := at / size
+	if (at+n-1)/size != page && n > 0 {
+		// Straddles two pages: read it whole.
+		buf := make([]byte, n)
+		if _, err := fdReader(r.fd).ReadAt(buf, at); err != nil {
+			r.bad = true
+			return nil
+		}
+		return buf
+	}
+	data := r.b.page(r.fd, indexPage{r.id, page}, size)
+	if data == nil || at-page*size+n > int64(len(data)) {
+		r.bad = true
+		return nil
+	}
+	return data[at-page*size : at-page*size+n]
+}
+
+func (r *indexReader) u32(off int64) int64 {
+	b := r.bytes(off, 4)
+	if b == nil {
+		return 0
+	}
+	return int64(binary.LittleEndian.Uint32(b))
+}
+
+func (r *indexReader) u16(off int64) int64 {
+	b := r.bytes(off, 2)
+	if b == nil {
+		return 0
+	}
+	return int64(binary.LittleEndian.Uint16(b))
+}
+
+// field returns the position of a flatbuffer table's field at slot (4
+// for the first, 6 for the second, ...), or 0 if the table lacks it.
+func (r *indexReader) field(tab, slot int64) int64 {
+	vt := tab - int64(int32(uint32(r.u32(tab))))
+	if slot+2 > r.u16(vt) {
+		return 0
+	}
+	o := r.u16(vt + slot)
+	if o == 0 {
+		return 0
+	}
+	return tab + o
+}
+
+// vector returns the first element's position and the length of the
+// vector that the field at pos refers to.
+func (r *indexReader) vector(pos int64) (at, n int64) {
+	v := pos + r.u32(pos)
+	return v + 4, r.u32(v)
+}
+
+// block returns the offset and length of the block of the table that
+// badger reads for k, the key whose hash is hash: for a seek, the last
+// whose first key is not above k (the first if none); for a Get, the
+// same, unless the table's bloom filter rules the key out (ok false).
+func (r *indexReader) block(k []byte, hash uint32, seek bool) (off, n int64, ok bool) {
+	root := r.u32(0)
+	offs, blooms := r.field(root, 4), r.field(root, 6)
+	if offs == 0 || r.bad {
+		return 0, 0, false
+	}
+	if !seek && blooms != 0 && !r.mayContain(blooms, hash) {
+		return 0, 0, false
+	}
+	first, count := r.vector(offs)
+	if count == 0 || r.bad {
+		return 0, 0, false
+	}
+	// The block to read is the one before the first whose first key is
+	// above k (badger's table iterator's seek).
+	lo, hi := int64(0), count
+	for lo < hi && !r.bad {
+		m := int64(uint64(lo+hi) >> 1)
+		key := r.blockKey(first, m)
+		if r.bad {
+			break
+		}
+		if y.CompareKeys(key, k) > 0 {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	i := max(lo-1, 0)
+	off, n = r.blockAt(first, i)
+	if lo < count && bytes.Equal(y.ParseKey(r.blockKey(first, lo)), y.ParseKey(k)) {
+		// The next block begins with k's key: badger's seek finds it
+		// there, once it has searched this one.
+		o, l := r.blockAt(first, lo)
+		n = o + l - off
+	}
+	return off, n, !r.bad && n > 0
+}
+
+// blockAt returns the offset and length of block i, whose entry in the
+// offsets vector starting at first refers to its BlockOffset table.
+func (r *indexReader) blockAt(first, i int64) (off, n int64) {
+	tab := first + 4*i
+	tab += r.u32(tab)
+	// A field at its default, 0, is left out of the buffer: the first
+	// block's offset.
+	if o := r.field(tab, 6); o != 0 {
+		off = r.u32(o)
+	}
+	if l := r.field(tab, 8); l != 0 {
+		n = r.u32(l)
+	}
+	return off, n
+}
+
+// blockKey returns the first key of block i, whose entry in the offsets
+// vector starting at first refers to its BlockOffset table; a key that
+// cannot be read compares as the largest.
+func (r *indexReader) blockKey(first, i int64) []byte {
+	tab := first + 4*i
+	tab += r.u32(tab)
+	f := r.field(tab, 4)
+	if f == 0 {
+		r.bad = true
+		return nil
+	}
+	at, n := r.vector(f)
+	if n < 8 || n > 1<<16 {
+		r.bad = true
+		return nil
+	}
+	key := make([]byte, 0, n)
+	for n > 0 && !r.bad {
+		// A key may straddle pages: read it a page at a time.
+		size := int64(os.Getpagesize())
+		in := min(n, size-(r.start+at)%size)
+		key = append(key, r.bytes(at, in)...)
+		at, n = at+in, n-in
+	}
+	return key
+}
+
+// mayContain reports whether the bloom filter that the field at pos
+// refers to may hold the key whose hash is h (badger's y.Filter).
+func (r *indexReader) mayContain(pos int64, h uint32) bool {
+	at, n := r.vector(pos)
+	if n < 2 || r.bad {
+		return true
+	}
+	k := r.bytes(at+n-1, 1)
+	if k == nil || k[0] > 30 {
+		return true
+	}
+	bits := uint32(8 * (n - 1))
+	delta := h>>17 | h<<15
+	for range k[0] {
+		pos := h % bits
+		c := r.bytes(at+int64(pos/8), 1)
+		if c == nil {
+			return true
+		}
+		if c[0]&(1<<(pos%8)) == 0 {
+			return false
+		}
+		h += delta
+	}
+	return true
+}
+
+// page returns page at of its table's file, open as fd, read if not
+// kept; nil if it cannot be read.
+func (b *blocks) page(fd int, at indexPage, size int64) []byte {
+	if e, ok := b.pages[at]; ok {
+		b.used.MoveToFront(e)
+		return e.Value.(*cachedPage).data
+	}
+	var buf []byte
+	if b.used.Len() >= indexPages {
+		e := b.used.Back()
+		old := e.Value.(*cachedPage)
+		b.used.Remove(e)
+		delete(b.pages, old.at)
+		buf = old.data[:cap(old.data)]
+	} else {
+		buf = make([]byte, size)
+	}
+	n, err := unix.Pread(fd, buf, at.page*size)
+	if err != nil || n <= 0 {
+		return nil
+	}
+	if b.pages == nil {
+		b.pages = make(map[indexPage]*list.Element)
+	}
+	b.pages[at] = b.used.PushFront(&cachedPage{at: at, data: buf[:n]})
+	return buf[:n]
+}
