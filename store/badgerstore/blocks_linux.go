@@ -26,18 +26,20 @@ import (
 // each block is one read, and the blocks of a seek's levels are read side
 // by side.
 //
-// It asks only while the store reads randomly and the process has read
-// pages from the disk (major faults) in the last faultWindow: on a store
-// the page cache holds, a read costs one more system call, not a search
-// of the tables' indexes. It finds a block as badger does, in the table's
+// It asks only while the store reads randomly and a call in the last
+// faultWindow found that the process had read pages from the disk (major
+// faults) since the call before: on a store the page cache holds, a read
+// costs one more system call, not a search of the tables' indexes. It finds a block as badger does, in the table's
 // index (its bloom filter, then its blocks' first keys), which it reads
 // from the table's file a page at a time as the search needs them (the
 // page cache holds them: Open reads them, and so does every lookup),
 // keeping up to indexPages of them. It asks with
 // posix_fadvise(POSIX_FADV_WILLNEED), which starts the reads and returns.
 // It changes only when pages are read, never what a read returns: a table
-// that a compaction replaced since the list was read, or an index that
-// does not parse, is asked for in vain or not at all.
+// that a compaction replaced since the list was read is asked for in
+// vain, and an index that does not parse, or that is not the one badger
+// read (its length), or that names a block outside the table's data, has
+// nothing asked for. A read of the tables' indexes holds no lock.
 type blocks struct {
 	mu      sync.Mutex
 	faults  int64     // the process's major faults at the last look
@@ -46,7 +48,7 @@ type blocks struct {
 	levels  [][]badger.TableInfo
 	tables  map[uint64]tableIndex // by ID: where each index lies
 	pages   map[indexPage]*list.Element
-	used    list.List // of *cachedPage, most recently used first
+	used    list.List // of *cachedPage, most recently used first; a page's bytes never change
 }
 
 // tableIndex says where a table's index lies in its file.
@@ -71,8 +73,14 @@ const (
 	faultWindow = time.Second
 	// listAge is how old the list of tables may be.
 	listAge = time.Second
-	// indexPages bounds the pages of the tables' indexes kept (4 MiB).
-	indexPages = 1024
+	// indexBytes bounds the pages of the tables' indexes kept.
+	indexBytes = 4 << 20
+	// maxBlock bounds the bytes asked for at once: a few blocks.
+	maxBlock = 1 << 20
+	// sameKeyBlocks bounds the blocks after the one a seek lands in that
+	// are asked for because they begin with the key sought (its older
+	// versions).
+	sameKeyBlocks = 4
 	// keptTables bounds the tables whose index's place is kept.
 	keptTables = 1 << 14
 )
@@ -84,27 +92,35 @@ func (s *Store) askBlocks(key, prefix []byte, seek bool) {
 		return
 	}
 	b := &s.blocks
+	k := y.KeyWithTs(key, math.MaxUint64)
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	now := time.Now()
 	if !b.cold(now) {
+		b.mu.Unlock()
 		return
 	}
 	if b.levels == nil || now.Sub(b.listed) > listAge {
 		b.list(s.db)
 		b.listed = now
 	}
-	k := y.KeyWithTs(key, math.MaxUint64)
-	hash := y.Hash(key)
+	var tables []badger.TableInfo
 	for _, lv := range b.levels {
-		for _, t := range candidates(lv, k, prefix, seek) {
-			b.ask(s.dir, t.ID, k, hash, seek)
-		}
+		tables = append(tables, candidates(lv, k, prefix, seek)...)
+	}
+	b.mu.Unlock()
+	defer func() {
+		// Only a hint: a table that makes the search fail in a way not
+		// foreseen has nothing asked for, and the read goes on.
+		_ = recover()
+	}()
+	hash := y.Hash(key)
+	for _, t := range tables {
+		b.ask(s.dir, t, k, hash, seek)
 	}
 }
 
-// cold reports whether the process has read pages from the disk in the
-// last faultWindow.
+// cold reports whether a call in the last faultWindow found that the
+// process had read pages from the disk since the call before.
 func (b *blocks) cold(now time.Time) bool {
 	var ru unix.Rusage
 	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
@@ -175,24 +191,24 @@ func prefixCmp(key, prefix []byte) int {
 	return bytes.Compare(key, prefix)
 }
 
-// ask asks for the block of table id in dir that badger reads for k (for
-// a Get, only if the table's bloom filter does not rule out the key whose
+// ask asks for the block of table t in dir that badger reads for k (for a
+// Get, only if the table's bloom filter does not rule out the key whose
 // hash is hash).
-func (b *blocks) ask(dir string, id uint64, k []byte, hash uint32, seek bool) {
-	fd, err := unix.Open(dir+"/"+table.IDToFilename(id), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+func (b *blocks) ask(dir string, t badger.TableInfo, k []byte, hash uint32, seek bool) {
+	fd, err := unix.Open(dir+"/"+table.IDToFilename(t.ID), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return
 	}
 	defer unix.Close(fd)
-	r := &indexReader{b: b, fd: fd, id: id}
-	if !b.locate(r) {
-		return
+	r := &indexReader{b: b, fd: fd, id: t.ID, bloom: int64(t.BloomFilterSize)}
+	if !b.locate(r) || r.n != int64(t.IndexSz) {
+		return // not the index badger read
 	}
 	off, n, ok := r.block(k, hash, seek)
-	if !ok {
+	if !ok || off < 0 || n <= 0 || n > maxBlock || off+n > r.start {
 		return
 	}
-	adviseBlock(id, fd, off, n)
+	adviseBlock(t.ID, fd, off, n)
 }
 
 // adviseBlock asks the kernel to read n bytes at off of table id, open as
@@ -204,7 +220,10 @@ var adviseBlock = func(id uint64, fd int, off, n int64) {
 // locate sets where r's table's index lies, from its footer, reporting
 // whether it could tell.
 func (b *blocks) locate(r *indexReader) bool {
-	if t, ok := b.tables[r.id]; ok {
+	b.mu.Lock()
+	t, ok := b.tables[r.id]
+	b.mu.Unlock()
+	if ok {
 		r.start, r.n = t.start, t.n
 		return true
 	}
@@ -217,6 +236,8 @@ func (b *blocks) locate(r *indexReader) bool {
 		return false
 	}
 	r.start, r.n = data, st.Size-8-sumLen-data
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.tables == nil || len(b.tables) >= keptTables {
 		b.tables = make(map[uint64]tableIndex)
 	}
@@ -231,6 +252,7 @@ type indexReader struct {
 	b        *blocks
 	fd       int
 	id       uint64
+	bloom    int64 // the bloom filter's length, as badger read it
 	start, n int64
 	bad      bool
 }
@@ -333,10 +355,16 @@ func (r *indexReader) block(k []byte, hash uint32, seek bool) (off, n int64, ok 
 	}
 	i := max(lo-1, 0)
 	off, n = r.blockAt(first, i)
-	if lo < count && bytes.Equal(y.ParseKey(r.blockKey(first, lo)), y.ParseKey(k)) {
-		// The next block begins with k's key: badger's seek finds it
-		// there, once it has searched this one.
-		o, l := r.blockAt(first, lo)
+	// Badger's seek goes on to the next block when this one holds no key
+	// at or after k: for a Get, when the next begins with k's key (its
+	// older versions; and the one after, if that does too); for a seek,
+	// as often as not for a key the table lacks, and the next block is
+	// read anyway by a scan that goes on.
+	for j := lo; j < count && j < lo+sameKeyBlocks && !r.bad; j++ {
+		if !(seek && j == lo) && !bytes.Equal(y.ParseKey(r.blockKey(first, j)), y.ParseKey(k)) {
+			break
+		}
+		o, l := r.blockAt(first, j)
 		n = o + l - off
 	}
 	return off, n, !r.bad && n > 0
@@ -389,8 +417,12 @@ func (r *indexReader) blockKey(first, i int64) []byte {
 // refers to may hold the key whose hash is h (badger's y.Filter).
 func (r *indexReader) mayContain(pos int64, h uint32) bool {
 	at, n := r.vector(pos)
-	if n < 2 || r.bad {
+	if r.bad || n != r.bloom || n-1 > math.MaxUint32/8 {
+		r.bad = true // not the filter badger read
 		return true
+	}
+	if n < 2 {
+		return false // as badger has it
 	}
 	k := r.bytes(at+n-1, 1)
 	if k == nil || k[0] > 30 {
@@ -412,30 +444,35 @@ func (r *indexReader) mayContain(pos int64, h uint32) bool {
 	return true
 }
 
-// page returns page at of its table's file, open as fd, read if not
-// kept; nil if it cannot be read.
+// page returns page at of its table's file, open as fd, read (without
+// the lock held) if not kept; nil if it cannot be read.
 func (b *blocks) page(fd int, at indexPage, size int64) []byte {
+	b.mu.Lock()
 	if e, ok := b.pages[at]; ok {
 		b.used.MoveToFront(e)
+		b.mu.Unlock()
 		return e.Value.(*cachedPage).data
 	}
-	var buf []byte
-	if b.used.Len() >= indexPages {
-		e := b.used.Back()
-		old := e.Value.(*cachedPage)
-		b.used.Remove(e)
-		delete(b.pages, old.at)
-		buf = old.data[:cap(old.data)]
-	} else {
-		buf = make([]byte, size)
-	}
+	b.mu.Unlock()
+	buf := make([]byte, size)
 	n, err := unix.Pread(fd, buf, at.page*size)
 	if err != nil || n <= 0 {
 		return nil
 	}
+	buf = buf[:n]
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.pages[at]; ok {
+		return buf // read meanwhile by another call
+	}
 	if b.pages == nil {
 		b.pages = make(map[indexPage]*list.Element)
 	}
-	b.pages[at] = b.used.PushFront(&cachedPage{at: at, data: buf[:n]})
-	return buf[:n]
+	for b.used.Len() > 0 && int64(b.used.Len()+1)*size > indexBytes {
+		e := b.used.Back()
+		b.used.Remove(e)
+		delete(b.pages, e.Value.(*cachedPage).at)
+	}
+	b.pages[at] = b.used.PushFront(&cachedPage{at: at, data: buf})
+	return buf
 }

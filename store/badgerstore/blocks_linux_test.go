@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,52 +114,69 @@ func TestIndexReaderBlock(t *testing.T) {
 	for _, ti := range tables {
 		idx := fbIndex(t, s.dir, ti.ID)
 		var ko fb.BlockOffset
-		want := func(k []byte) (off, n int64) {
-			i := 0
+		first := func(j int) []byte {
+			idx.Offsets(&ko, j)
+			return ko.KeyBytes()
+		}
+		// want walks the blocks: the last whose first key is not above
+		// k, and after it, for a seek the next, and for both, up to four
+		// more that begin with k's key; the first alone if none is.
+		want := func(k []byte, seek bool) (off, n int64) {
+			i, below := 0, false
 			for j := range idx.OffsetsLength() {
-				idx.Offsets(&ko, j)
-				if y.CompareKeys(ko.KeyBytes(), k) <= 0 {
-					i = j
+				if y.CompareKeys(first(j), k) <= 0 {
+					i, below = j, true
 				}
+			}
+			last := i
+			for j := i + 1; below && j < idx.OffsetsLength() && j <= i+4; j++ {
+				if (!seek || j > i+1) && !bytes.Equal(y.ParseKey(first(j)), y.ParseKey(k)) {
+					break
+				}
+				last = j
 			}
 			idx.Offsets(&ko, i)
-			off, n = int64(ko.Offset()), int64(ko.Len())
-			if i+1 < idx.OffsetsLength() {
-				// The next block beginning with k's key is read too.
-				idx.Offsets(&ko, i+1)
-				if bytes.Equal(y.ParseKey(ko.KeyBytes()), y.ParseKey(k)) {
-					n = int64(ko.Offset()+ko.Len()) - off
-				}
-			}
-			return off, n
+			off = int64(ko.Offset())
+			idx.Offsets(&ko, last)
+			return off, int64(ko.Offset()+ko.Len()) - off
+		}
+		// Every block's first key, and one just after it, beside keys
+		// drawn at random.
+		var users [][]byte
+		for j := range idx.OffsetsLength() {
+			u := bytes.Clone(y.ParseKey(first(j)))
+			users = append(users, u, append(bytes.Clone(u), 0))
 		}
 		fd, err := unix.Open(filepath.Join(s.dir, table.IDToFilename(ti.ID)), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for range 200 {
+		for c := range 200 + len(users) {
 			var user []byte
-			switch rng.IntN(3) {
-			case 0: // a key the store holds
+			switch {
+			case c < len(users):
+				user = users[c]
+			case c%3 == 0: // a key the store holds
 				user = append(bytes.Clone(base), keys[rng.IntN(len(keys))]...)
-			case 1: // one it does not
+			case c%3 == 1: // one it does not
 				user = append(bytes.Clone(base), keys[rng.IntN(len(keys))]...)
 				user[len(user)-1] ^= 0x55
 			default: // before or after every key
 				user = []byte{byte(rng.IntN(256))}
 			}
 			k := y.KeyWithTs(user, math.MaxUint64)
-			r := &indexReader{b: &b, fd: fd, id: ti.ID}
+			r := &indexReader{b: &b, fd: fd, id: ti.ID, bloom: int64(ti.BloomFilterSize)}
 			if !b.locate(r) {
 				t.Fatalf("table %d: index not found", ti.ID)
 			}
 			off, n, ok := r.block(k, y.Hash(user), true)
-			wo, wn := want(k)
+			wo, wn := want(k, true)
 			if !ok || off != wo || n != wn {
 				t.Fatalf("table %d, key %x: seek's block %d+%d (%v), want %d+%d", ti.ID, user, off, n, ok, wo, wn)
 			}
 			off, n, ok = r.block(k, y.Hash(user), false)
 			may := y.Filter(idx.BloomFilterBytes()).MayContain(y.Hash(user))
+			wo, wn = want(k, false)
 			if ok != may || ok && (off != wo || n != wn) {
 				t.Fatalf("table %d, key %x: get's block %d+%d (%v), want %d+%d (bloom filter: %v)", ti.ID, user, off, n, ok, wo, wn, may)
 			}
@@ -280,5 +298,140 @@ func TestAskBlocks(t *testing.T) {
 	}
 	if found != 100 {
 		t.Errorf("%d of 100 scans asked for the block holding their first key", found)
+	}
+}
+
+// A table whose index is damaged (bytes changed at random in it, the
+// footer whole) never makes a search panic, and has nothing asked for
+// outside its data, nor more than maxBlock at once.
+func TestAskBlocksDamagedIndex(t *testing.T) {
+	s, keys := blockStore(t)
+	base := s.derivedPrefix(protocol.RecordCID([]byte("commons")))
+	got := asks(t)
+	rng := rand.New(rand.NewPCG(uint64(len(keys)), 2))
+	tables := s.db.Tables()
+	dir := t.TempDir()
+	var b blocks
+	asked := 0
+	for trial := range 3000 {
+		ti := tables[rng.IntN(len(tables))]
+		raw, err := os.ReadFile(filepath.Join(s.dir, table.IDToFilename(ti.ID)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := int64(len(raw))
+		sumLen := int64(binary.BigEndian.Uint32(raw[n-4:]))
+		start := n - 8 - sumLen - int64(ti.IndexSz)
+		for range 1 + rng.IntN(8) {
+			at := start + rng.Int64N(int64(ti.IndexSz))
+			switch rng.IntN(3) {
+			case 0:
+				raw[at] ^= byte(1 + rng.IntN(255))
+			case 1:
+				raw[at] = 0xff
+			default:
+				raw[at] = 0
+			}
+		}
+		// A table of its own each trial: the pages kept are by ID.
+		ti.ID = uint64(1_000_000 + trial)
+		if err := os.WriteFile(filepath.Join(dir, table.IDToFilename(ti.ID)), raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		user := append(bytes.Clone(base), keys[rng.IntN(len(keys))]...)
+		*got = nil
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Fatalf("trial %d: a damaged index of table %d panics: %v", trial, ti.ID, p)
+				}
+			}()
+			b.ask(dir, ti, y.KeyWithTs(user, math.MaxUint64), y.Hash(user), rng.IntN(2) == 0)
+		}()
+		for _, a := range *got {
+			asked++
+			if a[1] < 0 || a[2] <= 0 || a[2] > maxBlock || a[1]+a[2] > start {
+				t.Fatalf("trial %d: asked for %d bytes at %d of a table whose data ends at %d", trial, a[2], a[1], start)
+			}
+		}
+		_ = os.Remove(filepath.Join(dir, table.IDToFilename(ti.ID)))
+	}
+	if asked == 0 {
+		t.Fatal("nothing asked for in any trial: the test needs damage that leaves the search going")
+	}
+}
+
+// A bloom filter whose length, as a count of bits, overflows 32 bits is
+// not searched (badger's own search of it divides by zero).
+func TestBloomFilterTooLong(t *testing.T) {
+	const n = 1<<29 + 1
+	f, err := os.Create(filepath.Join(t.TempDir(), "index"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	head := binary.LittleEndian.AppendUint32(nil, 4) // the filter's vector, 4 bytes on
+	head = binary.LittleEndian.AppendUint32(head, n)
+	if _, err := f.WriteAt(head, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{7}, 8+n-1); err != nil { // 7 probes (sparse before)
+		t.Fatal(err)
+	}
+	r := &indexReader{b: &blocks{}, fd: int(f.Fd()), id: 1, bloom: n, n: 8 + n}
+	if !r.mayContain(0, 12345) || !r.bad {
+		t.Fatal("a filter too long to search was searched")
+	}
+	r = &indexReader{b: &blocks{}, fd: int(f.Fd()), id: 2, bloom: n - 1, n: 8 + n}
+	if !r.mayContain(0, 12345) || !r.bad {
+		t.Fatal("a filter of another length than badger read was searched")
+	}
+}
+
+// Reads side by side ask for their blocks side by side (go test -race),
+// each the block that holds its key.
+func TestAskBlocksConcurrently(t *testing.T) {
+	s, keys := blockStore(t)
+	ctx := context.Background()
+	commons := protocol.RecordCID([]byte("commons"))
+	if err := s.ReadRandomly(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got [][3]int64
+	defer func(f func(uint64, int, int64, int64)) { adviseBlock = f }(adviseBlock)
+	adviseBlock = func(id uint64, fd int, off, n int64) {
+		mu.Lock()
+		got = append(got, [3]int64{int64(id), off, n})
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				s.blocks.mu.Lock()
+				s.blocks.faultAt = time.Now()
+				var ru unix.Rusage
+				_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
+				s.blocks.faults = ru.Majflt
+				s.blocks.mu.Unlock()
+				k := keys[(g*50+i)*len(keys)/400]
+				if v, err := s.GetDerived(ctx, commons, k); err != nil || string(v) != "value" {
+					t.Errorf("GetDerived(%x) = %q, %v", k, v, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	found := 0
+	for g := range 8 {
+		for i := range 50 {
+			if holds(t, s.dir, got, keys[(g*50+i)*len(keys)/400]) {
+				found++
+			}
+		}
+	}
+	if found != 400 {
+		t.Errorf("%d of 400 keys read side by side had their block asked for", found)
 	}
 }
