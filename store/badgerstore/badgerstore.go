@@ -418,12 +418,13 @@ func (s *Store) getValue(ctx context.Context, key []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer s.end()
-	s.askBlocks(key, nil, false)
+	at := s.askBlocks(key, nil, false)
 	var v []byte
 	err := s.db.View(func(txn *badger.Txn) (err error) {
 		v, err = get(txn, key)
 		return err
 	})
+	s.readDone(at)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, store.ErrNotFound
 	}

@@ -27,7 +27,7 @@ import (
 // tags 'p' and 'q', each 'p' or 'q' and 24 random bytes, in tables of
 // three levels or more (none in a memtable), and the keys. The seed is
 // logged.
-func blockStore(t *testing.T) (*Store, [][]byte) {
+func blockStore(t testing.TB) (*Store, [][]byte) {
 	t.Helper()
 	defer func(f func(badger.Options) badger.Options) { testOptions = f }(testOptions)
 	testOptions = func(o badger.Options) badger.Options {
@@ -119,8 +119,8 @@ func TestIndexReaderBlock(t *testing.T) {
 			return ko.KeyBytes()
 		}
 		// want walks the blocks: the last whose first key is not above
-		// k, and after it, for a seek the next, and for both, up to four
-		// more that begin with k's key; the first alone if none is.
+		// k, and after it up to four that begin with k's key; the first
+		// alone if none is.
 		want := func(k []byte, seek bool) (off, n int64) {
 			i, below := 0, false
 			for j := range idx.OffsetsLength() {
@@ -130,7 +130,7 @@ func TestIndexReaderBlock(t *testing.T) {
 			}
 			last := i
 			for j := i + 1; below && j < idx.OffsetsLength() && j <= i+4; j++ {
-				if (!seek || j > i+1) && !bytes.Equal(y.ParseKey(first(j)), y.ParseKey(k)) {
+				if !bytes.Equal(y.ParseKey(first(j)), y.ParseKey(k)) {
 					break
 				}
 				last = j
@@ -165,7 +165,7 @@ func TestIndexReaderBlock(t *testing.T) {
 				user = []byte{byte(rng.IntN(256))}
 			}
 			k := y.KeyWithTs(user, math.MaxUint64)
-			r := &indexReader{b: &b, fd: fd, id: ti.ID, bloom: int64(ti.BloomFilterSize)}
+			r := &indexReader{b: &b, fd: fd, id: ti.ID, bloom: int64(ti.BloomFilterSize)} // not closed: fd is the test's
 			if !b.locate(r) {
 				t.Fatalf("table %d: index not found", ti.ID)
 			}
@@ -225,12 +225,8 @@ func TestAskBlocks(t *testing.T) {
 	ctx := context.Background()
 	commons := protocol.RecordCID([]byte("commons"))
 	got := asks(t)
-	cold := func() { // as if a page had just been read from the disk
-		s.blocks.mu.Lock()
-		var ru unix.Rusage
-		_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
-		s.blocks.faults, s.blocks.faultAt = ru.Majflt, time.Now()
-		s.blocks.mu.Unlock()
+	cold := func() { // as if every recent read had waited on the disk
+		s.blocks.slow.Store(65536)
 	}
 	get := func(k []byte) {
 		t.Helper()
@@ -248,12 +244,40 @@ func TestAskBlocks(t *testing.T) {
 	if err := s.ReadRandomly(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	s.blocks.mu.Lock()
-	s.blocks.faultAt = time.Time{}
-	s.blocks.mu.Unlock()
+	s.blocks.slow.Store(0)
+	get(keys[0]) // from the page cache
+	if len(*got) != 0 {
+		t.Fatalf("no read waited on the disk: asked for %v", *got)
+	}
+	if s.blocks.slow.Load() != 0 {
+		t.Fatal("a read from the page cache counted as one that waited on the disk")
+	}
+	// One slow read in twenty: nothing asked for.
+	for i := range 200 {
+		start := time.Now()
+		if i%20 == 0 {
+			start = start.Add(-slowRead)
+		}
+		s.readDone(start)
+		if s.blocks.slow.Load() >= slowShare {
+			t.Fatalf("one slow read in twenty: the share of slow reads is %d/65536 after %d", s.blocks.slow.Load(), i+1)
+		}
+	}
+	// Slow reads in a row: asked for from the second.
+	s.readDone(time.Now().Add(-slowRead))
+	s.readDone(time.Now().Add(-slowRead))
+	get(keys[0])
+	if len(*got) == 0 {
+		t.Fatal("two slow reads in a row: nothing asked for after them")
+	}
+	// Reads from the page cache again: nothing asked for after a few.
+	s.blocks.slow.Store(2 * 65536 / 16)
+	for range 4 {
+		s.readDone(time.Now())
+	}
 	get(keys[0])
 	if len(*got) != 0 {
-		t.Fatalf("no page read from the disk: asked for %v", *got)
+		t.Fatalf("four fast reads after two slow ones: asked for %v", *got)
 	}
 	found, many := 0, 0
 	for i := range 300 {
@@ -378,7 +402,7 @@ func TestBloomFilterTooLong(t *testing.T) {
 	if _, err := f.WriteAt([]byte{7}, 8+n-1); err != nil { // 7 probes (sparse before)
 		t.Fatal(err)
 	}
-	r := &indexReader{b: &blocks{}, fd: int(f.Fd()), id: 1, bloom: n, n: 8 + n}
+	r := &indexReader{b: &blocks{}, fd: int(f.Fd()), id: 1, bloom: n, n: 8 + n} // not closed: f is the test's
 	if !r.mayContain(0, 12345) || !r.bad {
 		t.Fatal("a filter too long to search was searched")
 	}
@@ -409,12 +433,7 @@ func TestAskBlocksConcurrently(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 50 {
-				s.blocks.mu.Lock()
-				s.blocks.faultAt = time.Now()
-				var ru unix.Rusage
-				_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
-				s.blocks.faults = ru.Majflt
-				s.blocks.mu.Unlock()
+				s.blocks.slow.Store(65536)
 				k := keys[(g*50+i)*len(keys)/400]
 				if v, err := s.GetDerived(ctx, commons, k); err != nil || string(v) != "value" {
 					t.Errorf("GetDerived(%x) = %q, %v", k, v, err)
@@ -433,5 +452,37 @@ func TestAskBlocksConcurrently(t *testing.T) {
 	}
 	if found != 400 {
 		t.Errorf("%d of 400 keys read side by side had their block asked for", found)
+	}
+}
+
+// The cost of a read of a key from the page cache while blocks are asked
+// for (as if the recent reads had waited on the disk), against that of one
+// while they are not.
+func BenchmarkGetDerivedAsking(b *testing.B) {
+	s, keys := blockStore(b)
+	ctx := context.Background()
+	commons := protocol.RecordCID([]byte("commons"))
+	if err := s.ReadRandomly(ctx, true); err != nil {
+		b.Fatal(err)
+	}
+	for _, ask := range []bool{false, true} {
+		name := "without"
+		if ask {
+			name = "with"
+		}
+		b.Run(name, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				if ask {
+					s.blocks.slow.Store(65536)
+				} else {
+					s.blocks.slow.Store(0)
+				}
+				if _, err := s.GetDerived(ctx, commons, keys[i%len(keys)]); err != nil {
+					b.Fatal(err)
+				}
+				i += 7919
+			}
+		})
 	}
 }

@@ -352,11 +352,13 @@ func (s *Store) scanDerived(txn *badger.Txn, base, prefix, from []byte, fn func(
 	if bytes.Compare(start, p) < 0 {
 		start = p
 	}
-	s.askBlocks(start, p, true)
+	at := s.askBlocks(start, p, true)
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
 	defer it.Close()
+	it.Seek(start)
+	s.readDone(at)
 	var fnErr error
-	for it.Seek(start); it.Valid(); it.Next() {
+	for ; it.Valid(); it.Next() {
 		item := it.Item()
 		err := item.Value(func(val []byte) error {
 			fnErr = fn(item.Key()[len(base):], val)
@@ -389,8 +391,9 @@ type derivedView struct {
 
 func (v *derivedView) Get(key []byte) ([]byte, error) {
 	v.key = append(append(v.key[:0], v.prefix...), key...)
-	v.s.askBlocks(v.key, nil, false)
+	at := v.s.askBlocks(v.key, nil, false)
 	item, err := v.txn.Get(v.key)
+	v.s.readDone(at)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return nil, nil
 	}

@@ -312,22 +312,26 @@ func (s *Store) GetRecords(ctx context.Context, cs []cid.Cid) ([][]byte, error) 
 			var item *badger.Item
 			if far {
 				var err error
-				s.askBlocks(k, nil, false)
-				if item, err = txn.Get(k); errors.Is(err, badger.ErrKeyNotFound) {
+				at := s.askBlocks(k, nil, false)
+				item, err = txn.Get(k)
+				s.readDone(at)
+				if errors.Is(err, badger.ErrKeyNotFound) {
 					return fmt.Errorf("record %s: %w", cs[i], store.ErrNotFound)
 				} else if err != nil {
 					return fmt.Errorf("record %s: %w", cs[i], err)
 				}
 			} else {
 				if n == 0 {
-					s.askBlocks(k, recordsPrefix, true)
+					at := s.askBlocks(k, recordsPrefix, true)
 					it.Seek(k)
+					s.readDone(at)
 				}
 				sought := false
 				for step := 0; it.Valid() && bytes.Compare(it.Item().Key(), k) < 0; step++ {
 					if step == steps {
-						s.askBlocks(k, recordsPrefix, true)
+						at := s.askBlocks(k, recordsPrefix, true)
 						it.Seek(k)
+						s.readDone(at)
 						sought = true
 						break
 					}
