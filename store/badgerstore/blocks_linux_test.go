@@ -86,6 +86,16 @@ func blockStore(t testing.TB) (*Store, [][]byte) {
 	return s, keys
 }
 
+// randomBlockStore is blockStore, reading its files a page at a time.
+func randomBlockStore(tb testing.TB) (*Store, [][]byte) {
+	tb.Helper()
+	s, keys := blockStore(tb)
+	if err := s.ReadRandomly(context.Background(), true); err != nil {
+		tb.Fatal(err)
+	}
+	return s, keys
+}
+
 // fbIndex reads table id's index through badger's own flatbuffer code.
 func fbIndex(t *testing.T, dir string, id uint64) *fb.TableIndex {
 	t.Helper()
@@ -415,12 +425,9 @@ func TestBloomFilterTooLong(t *testing.T) {
 // Reads side by side ask for their blocks side by side (go test -race),
 // each the block that holds its key.
 func TestAskBlocksConcurrently(t *testing.T) {
-	s, keys := blockStore(t)
+	s, keys := randomBlockStore(t)
 	ctx := context.Background()
 	commons := protocol.RecordCID([]byte("commons"))
-	if err := s.ReadRandomly(ctx, true); err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	var got [][3]int64
 	defer func(f func(uint64, int, int64, int64)) { adviseBlock = f }(adviseBlock)
@@ -459,12 +466,9 @@ func TestAskBlocksConcurrently(t *testing.T) {
 // for (as if the recent reads had waited on the disk), against that of one
 // while they are not.
 func BenchmarkGetDerivedAsking(b *testing.B) {
-	s, keys := blockStore(b)
+	s, keys := randomBlockStore(b)
 	ctx := context.Background()
 	commons := protocol.RecordCID([]byte("commons"))
-	if err := s.ReadRandomly(ctx, true); err != nil {
-		b.Fatal(err)
-	}
 	for _, ask := range []bool{false, true} {
 		name := "without"
 		if ask {
