@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -242,6 +243,18 @@ func checkResult(t *testing.T, res *bench.Result, clock string) {
 		for _, name := range []string{"import rate", "start", "status p99", "contribution p99", "feed page p99", "join", "join peak Go heap in use"} {
 			if v, ok := res.Get(name); !ok || v <= 0 {
 				t.Errorf("%s = %v (present %v), want a positive figure", name, v, ok)
+			}
+		}
+		// What the daemon read from the disk for each kind of call, from
+		// /proc (Linux only).
+		for _, call := range []string{"status", "contribution", "feed page"} {
+			if runtime.GOOS != "linux" {
+				break
+			}
+			for _, name := range []string{call + ": daemon's page faults that read the disk, a call", call + ": daemon's reads from the disk, a call"} {
+				if v, ok := res.Get(name); !ok || v < 0 {
+					t.Errorf("%s = %v (present %v), want a figure of zero or more", name, v, ok)
+				}
 			}
 		}
 	}

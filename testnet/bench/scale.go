@@ -280,8 +280,10 @@ func (s *scale) query(ctx context.Context) error {
 	c := s.daemons[0].client
 	rng := rand.New(rand.NewPCG(s.o.Seed, 7))
 	const calls = 200
+	pid := s.daemons[0].cmd.Process.Pid
 	timed := func(name string, call func(i int) error) error {
 		lat := make([]time.Duration, 0, calls)
+		before, beforeErr := procDisk(pid)
 		for i := range calls {
 			start := time.Now()
 			if err := call(i); err != nil {
@@ -289,9 +291,18 @@ func (s *scale) query(ctx context.Context) error {
 			}
 			lat = append(lat, time.Since(start))
 		}
+		after, afterErr := procDisk(pid)
 		slices.Sort(lat)
 		s.res.add(name+" p50", ms(lat[calls/2]), "ms")
 		s.res.add(name+" p99", ms(lat[calls*99/100]), "ms")
+		if err := errors.Join(beforeErr, afterErr); err != nil {
+			if runtime.GOOS == "linux" {
+				return fmt.Errorf("scale: %s: the daemon's reads from the disk: %w", name, err)
+			}
+			return nil // /proc is Linux's
+		}
+		s.res.add(name+": daemon's page faults that read the disk, a call", float64(after.faults-before.faults)/calls, "")
+		s.res.add(name+": daemon's reads from the disk, a call", float64(after.bytes-before.bytes)/calls/1024, "KiB")
 		return nil
 	}
 	if err := timed("status", func(int) error { _, err := c.Status(ctx); return err }); err != nil {
@@ -554,6 +565,68 @@ func procStatus(pid int) (m procMemory) {
 		}
 	}
 	return m
+}
+
+// diskReads is what a process has read from the disk: its page faults
+// that read a page from a file on it (major faults: badger reads its
+// tables and value log through memory mappings), and the bytes it had the
+// storage device read (read ahead, and the blocks the store asks for,
+// included).
+type diskReads struct{ faults, bytes uint64 }
+
+// procDisk returns process pid's reads from the disk (Linux: /proc), or an
+// error if /proc does not give them.
+func procDisk(pid int) (diskReads, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return diskReads{}, err
+	}
+	pio, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return diskReads{}, err
+	}
+	faults, err := majorFaults(string(stat))
+	if err != nil {
+		return diskReads{}, err
+	}
+	bytes, err := readBytes(string(pio))
+	if err != nil {
+		return diskReads{}, err
+	}
+	return diskReads{faults, bytes}, nil
+}
+
+// majorFaults returns the major faults a /proc/PID/stat line counts: its
+// 12th field, the 10th after the command's name, which is in parentheses
+// and may hold spaces and parentheses itself (proc_pid_stat(5)).
+func majorFaults(stat string) (uint64, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/PID/stat: no command name in %.40q", stat)
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 10 {
+		return 0, fmt.Errorf("/proc/PID/stat: %d fields after the command name, want 10 or more", len(f))
+	}
+	n, err := strconv.ParseUint(f[9], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/PID/stat: major faults: %w", err)
+	}
+	return n, nil
+}
+
+// readBytes returns the read_bytes that /proc/PID/io gives.
+func readBytes(pio string) (uint64, error) {
+	for _, line := range strings.Split(pio, "\n") {
+		if v, ok := strings.CutPrefix(line, "read_bytes:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/PID/io: read_bytes: %w", err)
+			}
+			return n, nil
+		}
+	}
+	return 0, errors.New("/proc/PID/io: no read_bytes")
 }
 
 // stop stops the daemons and waits for them.
