@@ -532,10 +532,13 @@ func pagesCached(t *testing.T, path string, from, to int64) int {
 }
 
 // A compaction maps each table it writes, and badger lists them only once
-// it has written them all: ReleasePages releases such a table's data once
-// its footer is written, keeping its index, and leaves one whose footer is
-// still zeros alone.
+// it has written them all: past unlistedBudget, ReleasePages pages out such
+// a table's data once its footer is written, keeping its index, and leaves
+// one whose footer is still zeros alone; within it, the newest tables
+// first, it leaves them mapped and cached.
 func TestReleasePagesOfTablesNotListed(t *testing.T) {
+	defer func(b int64) { unlistedBudget = b }(unlistedBudget)
+	unlistedBudget = 0
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, tables := storeWithTables(t, dir)
@@ -569,8 +572,12 @@ func TestReleasePagesOfTablesNotListed(t *testing.T) {
 	absurd := filepath.Join(dir, "999992.sst")
 	bad := bytes.Clone(raw)
 	binary.BigEndian.PutUint32(bad[len(bad)-4:], 1000)
+	var wholeMap []byte
 	for p, b := range map[string][]byte{whole: raw, unwritten: append(bytes.Clone(raw[:len(raw)-8]), make([]byte, 8)...), absurd: bad} {
 		m := writeAsBadger(t, p, b)
+		if p == whole {
+			wholeMap = m
+		}
 		t.Cleanup(func() { _ = unix.Munmap(m); _ = os.Remove(p) })
 		sum := 0 // touch every page, as badger's reads would
 		for i := 0; i < len(m); i += os.Getpagesize() {
@@ -597,6 +604,40 @@ func TestReleasePagesOfTablesNotListed(t *testing.T) {
 	for _, p := range []string{unwritten, absurd} {
 		if n := pagesCached(t, p, 0, data); n < pages*9/10 {
 			t.Errorf("%s, whose footer is not a table's: %d of its %d data pages left cached after a release, want them all", filepath.Base(p), n, pages)
+		}
+	}
+
+	// Within the budget, which takes one table's data: the newest table
+	// not listed stays mapped and cached, the older ones are paged out.
+	unlistedBudget = data &^ (page - 1)
+	older := filepath.Join(dir, "999993.sst")
+	newer := filepath.Join(dir, "999994.sst")
+	for _, p := range []string{whole, older, newer} {
+		m := wholeMap
+		if p != whole {
+			m = writeAsBadger(t, p, raw)
+			t.Cleanup(func() { _ = unix.Munmap(m); _ = os.Remove(p) })
+		}
+		sum := 0
+		for i := 0; i < len(m); i += os.Getpagesize() {
+			sum += int(m[i])
+		}
+		_ = sum
+	}
+	heldBefore := filePagesHeld(t, dir, ".sst")
+	if _, _, released, err := s.ReleasePages(ctx, 0); err != nil || !released {
+		t.Fatalf("released %v, %v", released, err)
+	}
+	held := filePagesHeld(t, dir, ".sst")
+	if n := pagesCached(t, newer, 0, data&^(page-1)); n < pages*9/10 {
+		t.Errorf("the newest table not listed, within the budget: %d of its %d data pages cached after a release", n, pages)
+	}
+	if h := held[filepath.Base(newer)]; h < heldBefore[filepath.Base(newer)]*9/10 {
+		t.Errorf("the newest table not listed, within the budget: %d bytes held after a release, %d before", h, heldBefore[filepath.Base(newer)])
+	}
+	for _, p := range []string{whole, older} {
+		if n := pagesCached(t, p, 0, data&^(page-1)); n > pages/10 {
+			t.Errorf("%s, a table not listed past the budget: %d of its %d data pages still cached after a release", filepath.Base(p), n, pages)
 		}
 	}
 }
