@@ -123,7 +123,8 @@ measured in the same run:
              N records, import them (time, rate vs a batch-verify of the
              same signatures on every core, peak memory, disk use), start a
              daemon (time, memory), query it (status, contribution, feed
-             page: p50, p99), and join them from a second daemon over
+             page: p50, p99, and on Linux what the daemon read from the
+             disk a call), and join them from a second daemon over
              loopback (time vs the import, peak memory)
 
 propagate, partition, byzantine and flood run in real time here, where CPU
