@@ -296,10 +296,10 @@ func (s *scale) query(ctx context.Context) error {
 		s.res.add(name+" p50", ms(lat[calls/2]), "ms")
 		s.res.add(name+" p99", ms(lat[calls*99/100]), "ms")
 		if err := errors.Join(beforeErr, afterErr); err != nil {
-			if runtime.GOOS == "linux" {
-				return fmt.Errorf("scale: %s: the daemon's reads from the disk: %w", name, err)
+			if runtime.GOOS == "linux" { // elsewhere, no /proc to read
+				s.res.note("%s: the daemon's reads from the disk not counted: %v", name, err)
 			}
-			return nil // /proc is Linux's
+			return nil
 		}
 		s.res.add(name+": daemon's page faults that read the disk, a call", float64(after.faults-before.faults)/calls, "")
 		s.res.add(name+": daemon's reads from the disk, a call", float64(after.bytes-before.bytes)/calls/1024, "KiB")
