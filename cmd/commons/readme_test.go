@@ -89,9 +89,13 @@ func TestREADMEWalkthroughs(t *testing.T) {
 	bin := buildBinary(t)
 	home := t.TempDir()
 	script := strings.Join(blocks, "\n")
+	// One pass: replaced one after another, a free port such as 40411
+	// put in for 4040 would have its head replaced as 4041 next.
+	var ports []string
 	for i, p := range freePorts(t, 5) {
-		script = strings.ReplaceAll(script, fmt.Sprintf("tcp/%d", 4040+i), fmt.Sprintf("tcp/%d", p))
+		ports = append(ports, fmt.Sprintf("tcp/%d", 4040+i), fmt.Sprintf("tcp/%d", p))
 	}
+	script = strings.NewReplacer(ports...).Replace(script)
 	vars := filepath.Join(home, "vars")
 	script = "set -euo pipefail\n" + script + "\n" +
 		`printf 'ID=%s\nID2=%s\nC=%s\nE=%s\nP=%s\nG=%s\nX=%s\nD=%s\nR=%s\nY=%s\nM=%s\nM2=%s\n' "$ID" "$ID2" "$C" "$E" "$P" "$G" "$X" "$D" "$R" "$Y" "$M" "$M2" > ` + vars + "\n"
