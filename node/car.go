@@ -268,7 +268,13 @@ type importItem struct {
 
 // importInFlight is how many batches an import has with the event loop
 // at once: while one is committed, the next is applied, and those waiting
-// together are committed together.
+// together are committed together. More is not faster: the derived state
+// the loop saves after a commit then covers more records, and a save too
+// large for one badger transaction goes through the store's journal,
+// which writes it twice over. Importing 1,000,000 records (2 cores) took
+// 113 and 115 s with one batch in flight, 104 and 105 s with four, and
+// 159 s with eight, where the journal took 4% of the import's CPU time
+// and saves twice as much of it a record.
 const importInFlight = 4
 
 // send starts preparing item and queues it for store; it returns false

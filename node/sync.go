@@ -869,6 +869,16 @@ func (sc *syncConn) readFrame(batches *syncBatches) (m *protocol.SyncMsg, err er
 // in the background while the next are read and parsed: batches are
 // verified side by side, on every core, and stored one after another in
 // the order they came; finish waits for every one.
+//
+// A batch is handed to the event loop once the one before it is stored
+// and applied, not as soon as that one is handed over, as an import's
+// are (importInFlight): the batches handed over together are committed
+// together, the derived state saved after them covers them all, and in
+// a profile such saves, too large for one badger transaction, went
+// through the store's journal. A fresh daemon joining 1,000,000 records over loopback (2
+// cores) took 125 and 130 s this way, and 148 to 163 s handing batches
+// over early (batches of 1,024 or 256 records, four or eight
+// outstanding), the journal taking 3% of its CPU time rather than 0.2%.
 type syncBatches struct {
 	sc      *syncConn
 	ctx     context.Context
